@@ -1,0 +1,136 @@
+//! Manager configuration: capacities, limits, timeouts and policies.
+
+use std::time::Duration;
+
+use crate::error::LiveError;
+use crate::models::connection::{EVENT_CHANNEL_CAPACITY, NOTIFICATION_CHANNEL_CAPACITY};
+use crate::query::FilterLimits;
+
+/// What to do when a subscriber's channel is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SlowConsumerPolicy {
+    /// Drop the delivery, count it, and tell the subscriber with a gap notice carrying the
+    /// last SeqId it got and how many deliveries it missed.
+    #[default]
+    GapNotice,
+    /// Drop the delivery, count it, and raise [`ConnectionEvent::SlowConsumer`] so the host
+    /// closes the connection; its receiver then reports the end of the stream.
+    ///
+    /// [`ConnectionEvent::SlowConsumer`]: crate::ConnectionEvent::SlowConsumer
+    Disconnect,
+}
+
+/// Configuration of a [`ConnectionsManager`](crate::ConnectionsManager).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManagerConfig {
+    /// Most connections registered at once.
+    pub max_connections: usize,
+    /// Most subscriptions one connection may hold.
+    pub max_subscriptions_per_connection: usize,
+    /// Capacity of each connection's notification channel.
+    pub notification_channel_capacity: usize,
+    /// Capacity of each connection's event channel.
+    pub event_channel_capacity: usize,
+    /// Most changes buffered behind one subscription's gate during its initial load; one
+    /// more closes the subscription with `ResyncRequired`.
+    pub gate_buffer_capacity: usize,
+    /// Largest snapshot batch a subscription may ask for.
+    pub max_snapshot_batch_size: usize,
+    /// A connection that has not started authenticating this long after registering gets
+    /// `AuthTimeout`.
+    pub auth_timeout: Duration,
+    /// How often an idle authenticated connection gets `SendPing`.
+    pub ping_interval: Duration,
+    /// A connection with no heartbeat for this long gets `HeartbeatTimeout`.
+    pub heartbeat_timeout: Duration,
+    /// What to do when a subscriber's channel is full.
+    pub slow_consumer_policy: SlowConsumerPolicy,
+    /// Limits on filters.
+    pub filter_limits: FilterLimits,
+    /// Keep a manager-wide queue of connections that have something to read, for hosts
+    /// that serve many connections from one thread.
+    pub ready_queue: bool,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 100_000,
+            max_subscriptions_per_connection: 100,
+            notification_channel_capacity: NOTIFICATION_CHANNEL_CAPACITY,
+            event_channel_capacity: EVENT_CHANNEL_CAPACITY,
+            gate_buffer_capacity: 10_000,
+            max_snapshot_batch_size: 10_000,
+            auth_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(30),
+            heartbeat_timeout: Duration::from_secs(90),
+            slow_consumer_policy: SlowConsumerPolicy::GapNotice,
+            filter_limits: FilterLimits::default(),
+            ready_queue: false,
+        }
+    }
+}
+
+impl ManagerConfig {
+    /// Checks that every value is usable.
+    pub fn validate(&self) -> Result<(), LiveError> {
+        let positive = [
+            ("max_connections", self.max_connections),
+            (
+                "max_subscriptions_per_connection",
+                self.max_subscriptions_per_connection,
+            ),
+            (
+                "notification_channel_capacity",
+                self.notification_channel_capacity,
+            ),
+            ("event_channel_capacity", self.event_channel_capacity),
+            ("gate_buffer_capacity", self.gate_buffer_capacity),
+            ("max_snapshot_batch_size", self.max_snapshot_batch_size),
+            ("filter_limits.max_depth", self.filter_limits.max_depth),
+            ("filter_limits.max_nodes", self.filter_limits.max_nodes),
+            ("filter_limits.max_in_list", self.filter_limits.max_in_list),
+            (
+                "filter_limits.max_like_pattern",
+                self.filter_limits.max_like_pattern,
+            ),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(LiveError::InvalidConfig(format!(
+                "{name} must be at least 1"
+            )));
+        }
+        if self.heartbeat_timeout <= self.ping_interval {
+            return Err(LiveError::InvalidConfig(
+                "heartbeat_timeout must be longer than ping_interval".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid_and_zeroes_are_refused() {
+        assert!(ManagerConfig::default().validate().is_ok());
+        let config = ManagerConfig {
+            notification_channel_capacity: 0,
+            ..ManagerConfig::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(LiveError::InvalidConfig(_))
+        ));
+        let config = ManagerConfig {
+            heartbeat_timeout: Duration::from_secs(1),
+            ..ManagerConfig::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(LiveError::InvalidConfig(_))
+        ));
+    }
+}

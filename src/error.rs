@@ -1,0 +1,202 @@
+//! The one error type of the library. Every refusal is a variant with the facts needed to
+//! act on it; nothing is reported as a bare `None` or `false`.
+
+use std::fmt;
+
+use crate::models::ids::{ConnectionId, SubscriptionId, TableId};
+
+/// Everything livecore can refuse or fail at.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum LiveError {
+    /// The manager already holds its configured maximum of connections.
+    ConnectionLimitReached {
+        /// The configured maximum.
+        max: usize,
+    },
+    /// The connection already holds its configured maximum of subscriptions.
+    SubscriptionLimitReached {
+        /// The connection that asked.
+        connection_id: ConnectionId,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// The manager is shutting down and accepts no new connections or subscriptions.
+    ShuttingDown,
+    /// No connection with this id is registered (never was, or already unregistered).
+    UnknownConnection(ConnectionId),
+    /// The connection has not authenticated, so it may not subscribe.
+    NotAuthenticated(ConnectionId),
+    /// The connection is already authenticated as another user.
+    AlreadyAuthenticated(ConnectionId),
+    /// No table with this id is registered.
+    UnknownTable(String),
+    /// A table schema was refused.
+    InvalidSchema {
+        /// The table, as `namespace.name`.
+        table: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A filter or projection names a column the table does not have.
+    UnknownColumn {
+        /// The table, as `namespace.name`.
+        table: String,
+        /// The column as written.
+        column: String,
+    },
+    /// A filter nests deeper than the configured limit.
+    FilterTooDeep {
+        /// The filter's depth.
+        depth: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// A filter has more nodes than the configured limit.
+    FilterTooLarge {
+        /// The filter's node count.
+        nodes: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// An IN list is longer than the configured limit.
+    InListTooLong {
+        /// The list's length.
+        len: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// A LIKE pattern is longer (in bytes) than the configured limit.
+    LikePatternTooLong {
+        /// The pattern's length in bytes.
+        len: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// A filter is malformed in a way the SQL grammar allows but livecore cannot evaluate.
+    InvalidFilter(String),
+    /// The subscription SQL could not be parsed or uses an unsupported construct.
+    Sql {
+        /// What is wrong, naming the construct.
+        message: String,
+        /// 1-based line of the offending construct, 0 when unknown.
+        line: u64,
+        /// 1-based column of the offending construct, 0 when unknown.
+        column: u64,
+    },
+    /// No subscription with this id exists (never did, or already ended).
+    UnknownSubscription(SubscriptionId),
+    /// The operation does not fit the subscription's current state.
+    InvalidState {
+        /// The subscription.
+        subscription_id: SubscriptionId,
+        /// What the state is and why the operation does not fit it.
+        reason: &'static str,
+    },
+    /// The connection's channel is full: nothing beyond `consumed` items was taken; retry
+    /// with the rest once the receiver has drained.
+    WouldBlock {
+        /// How many of the given items were taken before the channel filled.
+        consumed: usize,
+    },
+    /// A change to a user-scoped table did not name the user that owns the row.
+    MissingOwner(TableId),
+    /// A row's length does not match the table's column count.
+    RowArity {
+        /// The table, as `namespace.name`.
+        table: String,
+        /// The schema's column count.
+        expected: usize,
+        /// The row's length.
+        got: usize,
+    },
+    /// An update or delete came without the old row it needs.
+    MissingOldRow(TableId),
+    /// A configuration value is out of range.
+    InvalidConfig(String),
+}
+
+impl fmt::Display for LiveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LiveError::ConnectionLimitReached { max } => {
+                write!(f, "connection limit reached ({max} connections)")
+            }
+            LiveError::SubscriptionLimitReached { connection_id, max } => write!(
+                f,
+                "connection {connection_id} reached its subscription limit ({max})"
+            ),
+            LiveError::ShuttingDown => f.write_str("the manager is shutting down"),
+            LiveError::UnknownConnection(id) => write!(f, "unknown connection {id}"),
+            LiveError::NotAuthenticated(id) => {
+                write!(f, "connection {id} must authenticate before subscribing")
+            }
+            LiveError::AlreadyAuthenticated(id) => {
+                write!(
+                    f,
+                    "connection {id} is already authenticated as another user"
+                )
+            }
+            LiveError::UnknownTable(table) => write!(f, "unknown table {table}"),
+            LiveError::InvalidSchema { table, reason } => {
+                write!(f, "invalid schema for {table}: {reason}")
+            }
+            LiveError::UnknownColumn { table, column } => {
+                write!(f, "table {table} has no column '{column}'")
+            }
+            LiveError::FilterTooDeep { depth, max } => {
+                write!(f, "filter nests {depth} levels deep; the limit is {max}")
+            }
+            LiveError::FilterTooLarge { nodes, max } => {
+                write!(f, "filter has {nodes} nodes; the limit is {max}")
+            }
+            LiveError::InListTooLong { len, max } => {
+                write!(f, "IN list has {len} items; the limit is {max}")
+            }
+            LiveError::LikePatternTooLong { len, max } => {
+                write!(f, "LIKE pattern is {len} bytes; the limit is {max}")
+            }
+            LiveError::InvalidFilter(reason) => write!(f, "invalid filter: {reason}"),
+            LiveError::Sql {
+                message,
+                line,
+                column,
+            } => {
+                if *line > 0 {
+                    write!(f, "{message} (at line {line}, column {column})")
+                } else {
+                    f.write_str(message)
+                }
+            }
+            LiveError::UnknownSubscription(id) => write!(f, "unknown subscription {id}"),
+            LiveError::InvalidState {
+                subscription_id,
+                reason,
+            } => write!(f, "subscription {subscription_id}: {reason}"),
+            LiveError::WouldBlock { consumed } => write!(
+                f,
+                "the connection's channel is full; {consumed} items were taken, retry the rest"
+            ),
+            LiveError::MissingOwner(table) => {
+                write!(f, "a change to user table {table} must name its owner")
+            }
+            LiveError::RowArity {
+                table,
+                expected,
+                got,
+            } => write!(
+                f,
+                "table {table} has {expected} columns but the row has {got}"
+            ),
+            LiveError::MissingOldRow(table) => {
+                write!(f, "an update or delete on {table} needs the old row")
+            }
+            LiveError::InvalidConfig(reason) => write!(f, "invalid configuration: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for LiveError {}
+
+/// Results of livecore's fallible operations.
+pub type LiveResult<T> = Result<T, LiveError>;

@@ -1,0 +1,336 @@
+//! Snapshot gating and ordered buffering for one subscription.
+//!
+//! A subscription created with an initial load starts GATED. While gated, a published change
+//! at or below the snapshot boundary is dropped (the snapshot holds it) and a later one is
+//! buffered in SeqId order; completing the load flushes the buffer and only then marks the
+//! gate LIVE, all under the gate's lock. A publisher that saw GATED re-checks the state under
+//! the same lock, so a change can neither be stranded in a buffer that was already flushed
+//! nor overtake the flush. Once live, passing the gate costs one atomic load and no lock.
+
+use std::collections::VecDeque;
+
+use crate::models::change::Commit;
+use crate::models::ids::SeqId;
+use crate::models::notification::Matches;
+use crate::sync::{lock, AtomicU8, DataArc, Mutex, Ordering};
+
+const LIVE: u8 = 0;
+const GATED: u8 = 1;
+const CLOSED: u8 = 2;
+
+/// A change held back while the subscription's snapshot loads, with its commit's SeqId for
+/// ordering.
+pub struct BufferedNotification {
+    pub(crate) seq: SeqId,
+    pub(crate) commit: DataArc<Commit>,
+    pub(crate) matches: Matches,
+}
+
+/// The gate of one subscription: GATED while its initial load runs, LIVE after, CLOSED once
+/// it has ended.
+pub struct SubscriptionFlowControl {
+    state: AtomicU8,
+    gate: Mutex<Option<Box<GateBuffer>>>,
+}
+
+struct GateBuffer {
+    boundary: Option<SeqId>,
+    buffered: VecDeque<BufferedNotification>,
+    capacity: usize,
+    /// How many changes the boundary dropped, for the load's statistics.
+    covered_by_snapshot: u64,
+}
+
+/// What the gate decided for one change.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum GateDecision {
+    /// The subscription is live: send the change now.
+    SendNow,
+    /// Held in the buffer until the load completes.
+    Buffered,
+    /// At or below the snapshot boundary: the snapshot already holds it.
+    CoveredBySnapshot,
+    /// The buffer was full: the subscription is now closed and must resync.
+    Overflowed,
+    /// The subscription has ended.
+    Closed,
+}
+
+/// Why a gate operation was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum GateError {
+    /// The initial load has already completed.
+    AlreadyLive,
+    /// The subscription has ended.
+    Closed,
+}
+
+impl SubscriptionFlowControl {
+    /// A gate that is live from the start (no initial load).
+    pub(crate) fn live() -> Self {
+        Self {
+            state: AtomicU8::new(LIVE),
+            gate: Mutex::new(None),
+        }
+    }
+
+    /// A gate held closed until the initial load completes, buffering up to `capacity`
+    /// changes. `boundary` is known up front when resuming from a client's last SeqId.
+    pub(crate) fn gated(capacity: usize, boundary: Option<SeqId>) -> Self {
+        Self {
+            state: AtomicU8::new(GATED),
+            gate: Mutex::new(Some(Box::new(GateBuffer {
+                boundary,
+                buffered: VecDeque::new(),
+                capacity,
+                covered_by_snapshot: 0,
+            }))),
+        }
+    }
+
+    /// True once the initial load has completed and the subscription has not ended.
+    #[inline]
+    pub(crate) fn is_live(&self) -> bool {
+        self.state.load(Ordering::Acquire) == LIVE
+    }
+
+    /// True once the subscription has ended; its remaining deliveries are skipped.
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Acquire) == CLOSED
+    }
+
+    /// True while the initial load runs.
+    pub(crate) fn is_gated(&self) -> bool {
+        self.state.load(Ordering::Acquire) == GATED
+    }
+
+    /// Passes one change through the gate. The fast path (live) is one atomic load; `buffer`
+    /// builds the buffered form only when the change is actually held.
+    #[inline]
+    pub(crate) fn admit(
+        &self,
+        seq: SeqId,
+        buffer: impl FnOnce() -> BufferedNotification,
+    ) -> GateDecision {
+        match self.state.load(Ordering::Acquire) {
+            LIVE => GateDecision::SendNow,
+            CLOSED => GateDecision::Closed,
+            _ => self.admit_gated(seq, buffer),
+        }
+    }
+
+    #[cold]
+    fn admit_gated(
+        &self,
+        seq: SeqId,
+        buffer: impl FnOnce() -> BufferedNotification,
+    ) -> GateDecision {
+        let mut gate = lock(&self.gate);
+        // Re-check under the lock: the load may have completed (or the subscription ended)
+        // since the state was read. Reading GATED again here means the completer has not
+        // flushed yet, so what is buffered now will be flushed.
+        #[cfg(not(livecore_mutant = "gate_no_recheck"))]
+        match self.state.load(Ordering::Acquire) {
+            LIVE => return GateDecision::SendNow,
+            CLOSED => return GateDecision::Closed,
+            _ => {}
+        }
+        let Some(gate_buffer) = gate.as_mut() else {
+            return GateDecision::Closed;
+        };
+        if gate_buffer.boundary.is_some_and(|boundary| seq <= boundary) {
+            gate_buffer.covered_by_snapshot += 1;
+            return GateDecision::CoveredBySnapshot;
+        }
+        if gate_buffer.buffered.len() >= gate_buffer.capacity {
+            *gate = None;
+            self.state.store(CLOSED, Ordering::Release);
+            return GateDecision::Overflowed;
+        }
+        gate_buffer.insert_in_order(buffer());
+        GateDecision::Buffered
+    }
+
+    /// Sets the snapshot boundary: buffered changes at or below it are dropped, and so are
+    /// later arrivals at or below it.
+    pub(crate) fn set_boundary(&self, boundary: SeqId) -> Result<u64, GateError> {
+        let mut gate = lock(&self.gate);
+        let gate_buffer = self.gated_buffer(&mut gate)?;
+        gate_buffer.boundary = Some(boundary);
+        let before = gate_buffer.buffered.len();
+        gate_buffer.buffered.retain(|held| held.seq > boundary);
+        let dropped = (before - gate_buffer.buffered.len()) as u64;
+        gate_buffer.covered_by_snapshot += dropped;
+        Ok(dropped)
+    }
+
+    /// The boundary, if set.
+    pub(crate) fn boundary(&self) -> Option<SeqId> {
+        lock(&self.gate).as_ref().and_then(|gate| gate.boundary)
+    }
+
+    /// Adds a replayed change (resume) in SeqId order, unless the same commit is already
+    /// held. Returns false when it was a duplicate or at or below the boundary.
+    pub(crate) fn replay(&self, held: BufferedNotification) -> Result<bool, GateError> {
+        let mut gate = lock(&self.gate);
+        let gate_buffer = self.gated_buffer(&mut gate)?;
+        if gate_buffer
+            .boundary
+            .is_some_and(|boundary| held.seq <= boundary)
+            || gate_buffer
+                .buffered
+                .iter()
+                .any(|other| other.seq == held.seq)
+        {
+            return Ok(false);
+        }
+        if gate_buffer.buffered.len() >= gate_buffer.capacity {
+            *gate = None;
+            self.state.store(CLOSED, Ordering::Release);
+            return Err(GateError::Closed);
+        }
+        gate_buffer.insert_in_order(held);
+        Ok(true)
+    }
+
+    /// Completes the initial load: hands every buffered change, in order, to `flush` and
+    /// then marks the gate live, all under the lock so no publisher slips between.
+    pub(crate) fn complete(
+        &self,
+        mut flush: impl FnMut(BufferedNotification),
+    ) -> Result<CompletedLoad, GateError> {
+        let mut gate = lock(&self.gate);
+        let gate_buffer = self.gated_buffer(&mut gate)?;
+        let covered_by_snapshot = gate_buffer.covered_by_snapshot;
+        let boundary = gate_buffer.boundary;
+        let mut flushed = 0;
+        #[cfg(livecore_mutant = "gate_live_before_flush")]
+        self.state.store(LIVE, Ordering::Release);
+        while let Some(held) = gate_buffer.buffered.pop_front() {
+            flush(held);
+            flushed += 1;
+        }
+        *gate = None;
+        self.state.store(LIVE, Ordering::Release);
+        Ok(CompletedLoad {
+            flushed,
+            covered_by_snapshot,
+            boundary,
+        })
+    }
+
+    /// Ends the subscription: publishers skip it from now on and receivers drop what is
+    /// still queued for it. Returns false if it had already ended.
+    pub(crate) fn close(&self) -> bool {
+        let mut gate = lock(&self.gate);
+        *gate = None;
+        self.state.swap(CLOSED, Ordering::AcqRel) != CLOSED
+    }
+
+    /// How many changes are buffered now.
+    pub(crate) fn buffered_len(&self) -> usize {
+        lock(&self.gate)
+            .as_ref()
+            .map_or(0, |gate| gate.buffered.len())
+    }
+
+    fn gated_buffer<'a>(
+        &self,
+        gate: &'a mut Option<Box<GateBuffer>>,
+    ) -> Result<&'a mut GateBuffer, GateError> {
+        match (self.state.load(Ordering::Acquire), gate.as_mut()) {
+            (GATED, Some(gate_buffer)) => Ok(gate_buffer),
+            (LIVE, _) => Err(GateError::AlreadyLive),
+            _ => Err(GateError::Closed),
+        }
+    }
+}
+
+/// What completing a load did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CompletedLoad {
+    pub(crate) flushed: u64,
+    pub(crate) covered_by_snapshot: u64,
+    pub(crate) boundary: Option<SeqId>,
+}
+
+impl GateBuffer {
+    fn insert_in_order(&mut self, held: BufferedNotification) {
+        // Live changes arrive in order, so this is a push to the back; replayed (older)
+        // commits are placed before later ones.
+        let index = self.buffered.partition_point(|other| other.seq <= held.seq);
+        self.buffered.insert(index, held);
+    }
+}
+
+impl std::fmt::Debug for SubscriptionFlowControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state.load(Ordering::Acquire) {
+            LIVE => "live",
+            GATED => "gated",
+            _ => "closed",
+        };
+        f.debug_struct("SubscriptionFlowControl")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+#[cfg(all(test, not(livecore_loom)))]
+mod tests {
+    use super::*;
+
+    fn held(seq: u64) -> BufferedNotification {
+        BufferedNotification {
+            seq: SeqId(seq),
+            commit: DataArc::new(Commit::new(SeqId(seq), Vec::new())),
+            matches: Matches::new(),
+        }
+    }
+
+    fn flushed_seqs(gate: &SubscriptionFlowControl) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        gate.complete(|held| seqs.push(held.seq.0)).unwrap();
+        seqs
+    }
+
+    #[test]
+    fn boundary_drops_covered_changes_and_keeps_later_ones_in_order() {
+        let gate = SubscriptionFlowControl::gated(10, None);
+        for seq in [3, 5, 8] {
+            assert_eq!(gate.admit(SeqId(seq), || held(seq)), GateDecision::Buffered);
+        }
+        assert_eq!(gate.set_boundary(SeqId(5)), Ok(2));
+        assert_eq!(
+            gate.admit(SeqId(4), || held(4)),
+            GateDecision::CoveredBySnapshot
+        );
+        assert_eq!(gate.admit(SeqId(9), || held(9)), GateDecision::Buffered);
+        assert_eq!(flushed_seqs(&gate), vec![8, 9]);
+        assert!(gate.is_live());
+        assert_eq!(gate.admit(SeqId(10), || held(10)), GateDecision::SendNow);
+        assert_eq!(gate.set_boundary(SeqId(1)), Err(GateError::AlreadyLive));
+    }
+
+    #[test]
+    fn replay_interleaves_older_commits_and_skips_duplicates() {
+        let gate = SubscriptionFlowControl::gated(10, Some(SeqId(2)));
+        assert_eq!(gate.admit(SeqId(6), || held(6)), GateDecision::Buffered);
+        assert_eq!(gate.replay(held(4)), Ok(true));
+        assert_eq!(gate.replay(held(6)), Ok(false));
+        assert_eq!(gate.replay(held(2)), Ok(false));
+        assert_eq!(gate.replay(held(5)), Ok(true));
+        assert_eq!(flushed_seqs(&gate), vec![4, 5, 6]);
+    }
+
+    #[test]
+    fn overflow_closes_the_gate() {
+        let gate = SubscriptionFlowControl::gated(1, None);
+        assert_eq!(gate.admit(SeqId(1), || held(1)), GateDecision::Buffered);
+        assert_eq!(gate.admit(SeqId(2), || held(2)), GateDecision::Overflowed);
+        assert!(gate.is_closed());
+        assert_eq!(gate.admit(SeqId(3), || held(3)), GateDecision::Closed);
+        assert!(gate.complete(|_| {}).is_err());
+    }
+}

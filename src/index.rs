@@ -1,0 +1,464 @@
+//! The routing index: for a change to (table, owner), the subscriptions that may match.
+//!
+//! Every structure here is read through arc-swap, so publishing takes no lock and allocates
+//! nothing. Per table:
+//!
+//! - `scan`: shared-table subscriptions without a pinned column, walked one by one;
+//! - `eq`: a hash multimap from a routing key to subscriptions. A subscription whose filter
+//!   pins a column to constants (`room = 7`, `room IN (7, 8)`) is stored under one key per
+//!   constant, derived from (owner, column, value); a user-scoped subscription without a pin
+//!   is stored under a key of its owner alone. A publish looks up the keys of the changed
+//!   row's values (for updates, old and new), so its cost follows the number of matching
+//!   subscriptions, not the number registered. Many subscriptions on one key are moved into
+//!   a nested table, so adding the 100,001st watcher of `room = 7` stays O(1).
+//!
+//! Writers (subscribe, unsubscribe) take the table's writer lock and copy one small bucket;
+//! the table directory is replaced by compare-and-swap, so concurrent table registrations
+//! never lose one another.
+
+use std::collections::HashMap;
+
+use crate::cow_table::CowTable;
+use crate::models::ids::{SubscriptionId, TableId, TableKey, UserId, UserKey};
+use crate::models::schema::TableSchema;
+use crate::models::subscription::SubscriptionHandle;
+use crate::models::value::Value;
+use crate::query::CompiledProjection;
+use crate::sync::{lock, Arc, ArcSwap, AtomicU32, AtomicUsize, DataArc, Guard, Mutex, Ordering};
+
+/// Subscriptions on one key above which they move into a nested table.
+const NESTED_AT: usize = 64;
+/// Subscriptions in a nested table below which they move back into the bucket.
+const UNNEST_BELOW: usize = 16;
+
+/// Hashes values and (owner, column, value) triples into routing keys. Seeded randomly per
+/// manager, so clients cannot aim many keys at one bucket.
+pub(crate) struct RouteHasher {
+    state: ahash::RandomState,
+}
+
+impl RouteHasher {
+    fn new() -> Self {
+        Self {
+            state: ahash::RandomState::new(),
+        }
+    }
+
+    /// The key of a value; SQL-equal values share it. NULL has none.
+    #[inline]
+    pub(crate) fn value_key(&self, value: &Value) -> Option<u64> {
+        value.route_key(&self.state)
+    }
+
+    /// The routing key of subscriptions of `owner` pinned to `value_key` on `column`, or of
+    /// `owner`'s unpinned subscriptions when `column` is `None`.
+    #[inline]
+    pub(crate) fn bucket_key(
+        &self,
+        owner: Option<UserKey>,
+        column: Option<u16>,
+        value_key: u64,
+    ) -> u64 {
+        self.state
+            .hash_one((owner.map(|key| key.0), column, value_key))
+    }
+
+    fn user_key(&self, user: &UserId) -> u64 {
+        self.state.hash_one(user.as_str())
+    }
+}
+
+/// A value in the `eq` multimap: one subscription, or a nested table of many on one key.
+#[derive(Clone)]
+pub(crate) enum EqEntry {
+    One(SubscriptionHandle),
+    Many(Arc<CowTable<SubscriptionHandle>>),
+}
+
+/// One table's routes, for one version of its schema. A schema change builds a new route
+/// and retires this one.
+pub(crate) struct TableRoute {
+    pub(crate) key: TableKey,
+    pub(crate) schema: DataArc<TableSchema>,
+    /// Serializes subscribe and unsubscribe on this table.
+    pub(crate) writer: Mutex<()>,
+    scan: CowTable<SubscriptionHandle>,
+    eq: CowTable<EqEntry>,
+    /// Columns that some subscription pins, with how many pin each.
+    pinned_columns: ArcSwap<Vec<(u16, usize)>>,
+    subscriptions: AtomicUsize,
+    projections: Mutex<Vec<DataArc<CompiledProjection>>>,
+}
+
+impl TableRoute {
+    pub(crate) fn new(key: TableKey, schema: DataArc<TableSchema>) -> Self {
+        Self {
+            key,
+            schema,
+            writer: Mutex::new(()),
+            scan: CowTable::new(),
+            eq: CowTable::new(),
+            pinned_columns: ArcSwap::from_pointee(Vec::new()),
+            subscriptions: AtomicUsize::new(0),
+            projections: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Number of subscriptions routed through this table.
+    pub(crate) fn subscription_count(&self) -> usize {
+        self.subscriptions.load(Ordering::Acquire)
+    }
+
+    /// The shared copy of an equal projection, so JSON is rendered once per commit for all
+    /// subscriptions that project alike.
+    pub(crate) fn intern_projection(
+        &self,
+        projection: CompiledProjection,
+    ) -> DataArc<CompiledProjection> {
+        let mut projections = lock(&self.projections);
+        if let Some(existing) = projections
+            .iter()
+            .find(|existing| ***existing == projection)
+        {
+            return existing.clone();
+        }
+        let projection = DataArc::new(projection);
+        projections.push(projection.clone());
+        projection
+    }
+
+    /// Where a subscription is stored: its `eq` keys, or `None` for the scan list.
+    fn eq_keys(&self, handle: &SubscriptionHandle, hasher: &RouteHasher) -> Option<Vec<u64>> {
+        let core = &handle.core;
+        match (&core.query.pin, core.owner) {
+            (Some(pin), owner) => Some(
+                pin.value_keys
+                    .iter()
+                    .map(|value_key| hasher.bucket_key(owner, Some(pin.column), *value_key))
+                    .collect(),
+            ),
+            (None, Some(owner)) => Some(vec![hasher.bucket_key(Some(owner), None, 0)]),
+            (None, None) => None,
+        }
+    }
+
+    /// Writer (caller holds `writer`): routes a subscription.
+    pub(crate) fn insert(&self, handle: SubscriptionHandle, hasher: &RouteHasher) {
+        match self.eq_keys(&handle, hasher) {
+            None => self.scan.insert(handle.core.id.0, handle),
+            Some(keys) => {
+                for key in keys {
+                    self.eq_insert(key, handle.clone());
+                }
+                if let Some(pin) = &handle.core.query.pin {
+                    self.adjust_pinned_column(pin.column, true);
+                }
+            }
+        }
+        self.subscriptions.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Writer (caller holds `writer`): removes a subscription's routes; true if it was here.
+    pub(crate) fn remove(&self, handle: &SubscriptionHandle, hasher: &RouteHasher) -> bool {
+        let id = handle.core.id;
+        let found = match self.eq_keys(handle, hasher) {
+            None => self
+                .scan
+                .remove(id.0, |other| other.core.id == id)
+                .is_some(),
+            Some(keys) => {
+                let mut found = false;
+                for key in keys {
+                    found |= self.eq_remove(key, id);
+                }
+                if found {
+                    if let Some(pin) = &handle.core.query.pin {
+                        self.adjust_pinned_column(pin.column, false);
+                    }
+                }
+                found
+            }
+        };
+        if found {
+            self.subscriptions.fetch_sub(1, Ordering::AcqRel);
+        }
+        found
+    }
+
+    /// Every subscription routed here (for schema changes, revocation and records).
+    pub(crate) fn for_each_subscription(&self, mut visit: impl FnMut(&SubscriptionHandle)) {
+        self.scan.for_each(&mut visit);
+        self.eq.for_each(|entry| match entry {
+            EqEntry::One(handle) => visit(handle),
+            EqEntry::Many(nested) => nested.for_each(&mut visit),
+        });
+    }
+
+    fn eq_insert(&self, key: u64, handle: SubscriptionHandle) {
+        self.eq.modify(key, |entries| {
+            let nested = entries.iter().find_map(|(entry_key, entry)| match entry {
+                EqEntry::Many(nested) if *entry_key == key => Some(nested.clone()),
+                _ => None,
+            });
+            if let Some(nested) = nested {
+                nested.insert(handle.core.id.0, handle);
+                return false;
+            }
+            let on_key = entries
+                .iter()
+                .filter(|(entry_key, _)| *entry_key == key)
+                .count();
+            if on_key + 1 < NESTED_AT {
+                entries.push((key, EqEntry::One(handle)));
+                return true;
+            }
+            let nested = CowTable::new();
+            entries.retain(|(entry_key, entry)| {
+                if *entry_key != key {
+                    return true;
+                }
+                if let EqEntry::One(existing) = entry {
+                    nested.insert(existing.core.id.0, existing.clone());
+                }
+                false
+            });
+            nested.insert(handle.core.id.0, handle);
+            entries.push((key, EqEntry::Many(Arc::new(nested))));
+            true
+        });
+    }
+
+    fn eq_remove(&self, key: u64, id: SubscriptionId) -> bool {
+        let mut found = false;
+        self.eq.modify(key, |entries| {
+            if let Some(index) = entries.iter().position(|(entry_key, entry)| {
+                *entry_key == key && matches!(entry, EqEntry::One(handle) if handle.core.id == id)
+            }) {
+                entries.remove(index);
+                found = true;
+                return true;
+            }
+            let Some(index) = entries.iter().position(|(entry_key, entry)| {
+                *entry_key == key && matches!(entry, EqEntry::Many(_))
+            }) else {
+                return false;
+            };
+            let EqEntry::Many(nested) = entries[index].1.clone() else {
+                return false;
+            };
+            found = nested.remove(id.0, |handle| handle.core.id == id).is_some();
+            if nested.len() >= UNNEST_BELOW {
+                return false;
+            }
+            // Few enough again: move them back into the bucket, replacing it whole.
+            entries.remove(index);
+            nested.for_each(|handle| entries.push((key, EqEntry::One(handle.clone()))));
+            true
+        });
+        found
+    }
+
+    fn adjust_pinned_column(&self, column: u16, add: bool) {
+        let mut columns: Vec<(u16, usize)> = self.pinned_columns.load().as_ref().clone();
+        match columns.iter().position(|(pinned, _)| *pinned == column) {
+            Some(index) if add => columns[index].1 += 1,
+            Some(index) => {
+                columns[index].1 -= 1;
+                if columns[index].1 == 0 {
+                    columns.remove(index);
+                }
+            }
+            None if add => columns.push((column, 1)),
+            None => {}
+        }
+        self.pinned_columns.store(Arc::new(columns));
+    }
+
+    // ---- readers (publish) ----
+
+    /// Calls `visit` with every subscription in the scan list.
+    #[inline]
+    pub(crate) fn for_each_scanned(&self, mut visit: impl FnMut(&SubscriptionHandle)) {
+        if self.scan.is_empty() {
+            return;
+        }
+        self.scan.for_each_bucket(|bucket| {
+            bucket
+                .entries()
+                .iter()
+                .for_each(|(_, handle)| visit(handle))
+        });
+    }
+
+    /// Calls `visit` with every subscription stored under `key`.
+    #[inline]
+    pub(crate) fn for_each_at(&self, key: u64, mut visit: impl FnMut(&SubscriptionHandle)) {
+        self.eq.for_each_at(key, |entry| match entry {
+            EqEntry::One(handle) => visit(handle),
+            EqEntry::Many(nested) => nested.for_each(&mut visit),
+        });
+    }
+
+    /// Calls `visit` with each pinned column.
+    #[inline]
+    pub(crate) fn for_each_pinned_column(&self, mut visit: impl FnMut(u16)) {
+        let columns = self.pinned_columns.load();
+        for (column, _) in columns.iter() {
+            visit(*column);
+        }
+    }
+
+    /// True when some subscription is keyed by owner alone or pinned: `eq` lookups needed.
+    #[inline]
+    pub(crate) fn has_eq_routes(&self) -> bool {
+        !self.eq.is_empty()
+    }
+}
+
+/// Tables by key and by id. Replaced whole (by compare-and-swap) when a table is added or
+/// its schema changes.
+#[derive(Clone, Default)]
+pub(crate) struct Directory {
+    routes: Vec<Arc<TableRoute>>,
+    by_id: HashMap<TableId, TableKey>,
+}
+
+impl Directory {
+    #[inline]
+    pub(crate) fn route(&self, key: TableKey) -> Option<&Arc<TableRoute>> {
+        self.routes.get(key.0 as usize)
+    }
+
+    #[inline]
+    pub(crate) fn route_by_id(&self, table_id: &TableId) -> Option<&Arc<TableRoute>> {
+        self.by_id.get(table_id).and_then(|key| self.route(*key))
+    }
+}
+
+/// The outcome of [`RoutingIndex::install_new_route`].
+pub(crate) enum Installed {
+    Added(Arc<TableRoute>),
+    AlreadyPresent,
+}
+
+impl Installed {
+    fn unwrap_either(result: Result<Installed, Installed>) -> Installed {
+        match result {
+            Ok(installed) | Err(installed) => installed,
+        }
+    }
+}
+
+/// The routing index of one manager.
+pub(crate) struct RoutingIndex {
+    pub(crate) hasher: RouteHasher,
+    directory: ArcSwap<Directory>,
+    users: CowTable<(UserId, UserKey)>,
+    users_writer: Mutex<()>,
+    next_user: AtomicU32,
+}
+
+impl RoutingIndex {
+    pub(crate) fn new() -> Self {
+        Self {
+            hasher: RouteHasher::new(),
+            directory: ArcSwap::from_pointee(Directory::default()),
+            users: CowTable::new(),
+            users_writer: Mutex::new(()),
+            next_user: AtomicU32::new(0),
+        }
+    }
+
+    /// Runs `visit` with the current directory without taking a reference count.
+    #[inline]
+    pub(crate) fn with_directory<R>(&self, visit: impl FnOnce(&Directory) -> R) -> R {
+        let directory = self.directory.load();
+        visit(&directory)
+    }
+
+    /// Adds a route for a table not yet in the directory, built by `build` for the key it
+    /// gets. If another writer added the table first, returns that route instead.
+    pub(crate) fn install_new_route(
+        &self,
+        table_id: &TableId,
+        build: impl Fn(TableKey) -> Arc<TableRoute>,
+    ) -> Installed {
+        Installed::unwrap_either(self.update_directory(|directory| {
+            if directory.route_by_id(table_id).is_some() {
+                return Err(Installed::AlreadyPresent);
+            }
+            let key = TableKey(directory.routes.len() as u32);
+            let route = build(key);
+            let mut next = directory.clone();
+            next.routes.push(route.clone());
+            next.by_id.insert(table_id.clone(), key);
+            Ok((next, Installed::Added(route)))
+        }))
+    }
+
+    /// Replaces a table's route (schema change) with `route`, which has the same key.
+    pub(crate) fn replace_route(&self, route: Arc<TableRoute>) {
+        self.update_directory(|directory| {
+            let mut next = directory.clone();
+            next.routes[route.key.0 as usize] = route.clone();
+            Ok::<_, ()>((next, ()))
+        })
+        .unwrap_or(());
+    }
+
+    /// Read-copy-update of the directory with a compare-and-swap retry loop, so writers
+    /// that race (registering different tables) never lose each other's change.
+    fn update_directory<T, E>(
+        &self,
+        mut change: impl FnMut(&Directory) -> Result<(Directory, T), E>,
+    ) -> Result<T, E> {
+        let mut current = self.directory.load_full();
+        loop {
+            let (next, outcome) = change(&current)?;
+            let next = Arc::new(next);
+            #[cfg(not(livecore_mutant = "directory_blind_store"))]
+            {
+                let previous = self.directory.compare_and_swap(&current, next);
+                if Arc::ptr_eq(&previous, &current) {
+                    return Ok(outcome);
+                }
+                current = Guard::into_inner(previous);
+            }
+            #[cfg(livecore_mutant = "directory_blind_store")]
+            {
+                // Mutant: a blind store loses a concurrent writer's table.
+                let _ = &mut current;
+                self.directory.store(next);
+                return Ok(outcome);
+            }
+        }
+    }
+
+    /// The key of a known user (lock-free), or `None` if the user never authenticated.
+    #[inline]
+    pub(crate) fn user_key(&self, user: &UserId) -> Option<UserKey> {
+        let mut found = None;
+        self.users
+            .for_each_at(self.hasher.user_key(user), |(known, key)| {
+                if known == user {
+                    found = Some(*key);
+                }
+            });
+        found
+    }
+
+    /// The key of a user, interning it on first sight.
+    pub(crate) fn intern_user(&self, user: &UserId) -> UserKey {
+        if let Some(key) = self.user_key(user) {
+            return key;
+        }
+        let _writer = lock(&self.users_writer);
+        if let Some(key) = self.user_key(user) {
+            return key;
+        }
+        let key = UserKey(self.next_user.fetch_add(1, Ordering::AcqRel));
+        self.users
+            .insert(self.hasher.user_key(user), (user.clone(), key));
+        key
+    }
+}

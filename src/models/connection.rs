@@ -1,0 +1,387 @@
+//! Connection models: identity, authentication, heartbeat, the connection's two channels,
+//! and the side paths that make sure nothing is lost when a channel is full.
+
+use std::collections::HashMap;
+
+use crate::models::ids::{ConnectionId, SubscriptionId, UserId, UserKey};
+use crate::models::notification::{CloseReason, Delivery};
+use crate::models::subscription::{SubscriptionCore, SubscriptionState};
+use crate::receiver::{EventReceiver, NotificationReceiver};
+use crate::stats::StatsCounters;
+use crate::sync::{channel, lock, Arc, AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering};
+
+/// Default capacity of a connection's notification channel (a [`ManagerConfig`] can
+/// override it).
+///
+/// [`ManagerConfig`]: crate::ManagerConfig
+pub const NOTIFICATION_CHANNEL_CAPACITY: usize = 1024;
+
+/// Default capacity of a connection's event channel. Events are never lost to a full
+/// channel: an event that does not fit is kept as a pending flag and delivered when the
+/// receiver drains.
+pub const EVENT_CHANNEL_CAPACITY: usize = 16;
+
+/// The sending side of a connection's notification channel (held inside livecore).
+pub type NotificationSender = channel::Sender<Delivery>;
+/// The sending side of a connection's event channel (held inside livecore).
+pub type EventSender = channel::Sender<ConnectionEvent>;
+/// A connection's state, shared between the manager and its subscriptions.
+pub type SharedConnectionState = Arc<ConnectionState>;
+
+/// Connection-level events for the host, on the connection's event channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ConnectionEvent {
+    /// Time to send the client a ping.
+    SendPing = 1,
+    /// The client did not start authenticating in time: close it.
+    AuthTimeout = 2,
+    /// The client stopped answering heartbeats: close it.
+    HeartbeatTimeout = 4,
+    /// The manager is shutting down: close the connection.
+    Shutdown = 8,
+    /// The client reads too slowly and the slow-consumer policy is to disconnect: close it.
+    SlowConsumer = 16,
+}
+
+impl ConnectionEvent {
+    /// Every event, in the order a receiver reports pending ones.
+    pub const ALL: [ConnectionEvent; 5] = [
+        ConnectionEvent::Shutdown,
+        ConnectionEvent::SlowConsumer,
+        ConnectionEvent::AuthTimeout,
+        ConnectionEvent::HeartbeatTimeout,
+        ConnectionEvent::SendPing,
+    ];
+
+    pub(crate) fn bit(self) -> u8 {
+        self as u8
+    }
+
+    /// The snake-case name used in JSON and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionEvent::SendPing => "send_ping",
+            ConnectionEvent::AuthTimeout => "auth_timeout",
+            ConnectionEvent::HeartbeatTimeout => "heartbeat_timeout",
+            ConnectionEvent::Shutdown => "shutdown",
+            ConnectionEvent::SlowConsumer => "slow_consumer",
+        }
+    }
+}
+
+/// What a new connection gets: its id and the receiving ends of its two channels.
+pub struct ConnectionRegistration {
+    /// The connection's id.
+    pub connection_id: ConnectionId,
+    /// Notifications for the connection's subscriptions. One consumer at a time.
+    pub notifications: NotificationReceiver,
+    /// Connection-level events. One consumer at a time.
+    pub events: EventReceiver,
+}
+
+/// Who the connection authenticated as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthenticatedUser {
+    /// The user, as the host names it.
+    pub user_id: UserId,
+    /// The interned key of the user.
+    pub user_key: UserKey,
+    /// The role the host granted, if any.
+    pub role: Option<String>,
+}
+
+#[derive(Default)]
+struct AuthState {
+    started: bool,
+    user: Option<AuthenticatedUser>,
+}
+
+/// Something a connection's notification receiver must report that did not travel through
+/// the channel: a gap (deliveries dropped on a full channel) or a subscription that ended.
+pub(crate) enum AttentionItem {
+    Gap(Arc<SubscriptionCore>),
+    Notice(Arc<SubscriptionCore>, SubscriptionNotice),
+}
+
+/// A terminal notice for a subscription.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum SubscriptionNotice {
+    ResyncRequired,
+    ResumeUnavailable,
+    Closed(CloseReason),
+}
+
+pub(crate) const ATTENTION_GAP: u8 = 1;
+pub(crate) const ATTENTION_NOTICE: u8 = 2;
+
+/// One connection: identity, authentication, heartbeat, its subscriptions, and its channels.
+pub struct ConnectionState {
+    pub(crate) id: ConnectionId,
+    pub(crate) registered_at_ms: u64,
+    pub(crate) notification_tx: NotificationSender,
+    pub(crate) event_tx: EventSender,
+    pub(crate) stats: Arc<StatsCounters>,
+    auth: Mutex<AuthState>,
+    last_heartbeat_ms: AtomicU64,
+    last_ping_ms: AtomicU64,
+    /// Set once a timeout event has been raised, so it is raised once.
+    timed_out: AtomicBool,
+    /// Set by unregister; the receivers then report the end of the stream.
+    closed: AtomicBool,
+    /// Set when the slow-consumer policy disconnected the connection.
+    disconnecting: AtomicBool,
+    pub(crate) subscriptions: Mutex<HashMap<SubscriptionId, SubscriptionState>>,
+    attention: Mutex<Vec<AttentionItem>>,
+    attention_flags: AtomicU8,
+    pending_events: AtomicU8,
+    ready: Option<ReadyHook>,
+}
+
+/// The manager-wide ready queue, as one connection sees it.
+pub(crate) struct ReadyHook {
+    pub(crate) queue: channel::Sender<ConnectionId>,
+    /// True while the connection's consumer waits for "something is ready".
+    pub(crate) armed: AtomicBool,
+}
+
+impl ConnectionState {
+    pub(crate) fn new(
+        id: ConnectionId,
+        now_ms: u64,
+        notification_tx: NotificationSender,
+        event_tx: EventSender,
+        stats: Arc<StatsCounters>,
+        ready_queue: Option<channel::Sender<ConnectionId>>,
+    ) -> Self {
+        Self {
+            id,
+            registered_at_ms: now_ms,
+            notification_tx,
+            event_tx,
+            stats,
+            auth: Mutex::new(AuthState::default()),
+            last_heartbeat_ms: AtomicU64::new(now_ms),
+            last_ping_ms: AtomicU64::new(now_ms),
+            timed_out: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            disconnecting: AtomicBool::new(false),
+            subscriptions: Mutex::new(HashMap::new()),
+            attention: Mutex::new(Vec::new()),
+            attention_flags: AtomicU8::new(0),
+            pending_events: AtomicU8::new(0),
+            ready: ready_queue.map(|queue| ReadyHook {
+                queue,
+                armed: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> ConnectionId {
+        self.id
+    }
+
+    /// When the connection registered, in the manager clock's milliseconds.
+    pub fn registered_at_ms(&self) -> u64 {
+        self.registered_at_ms
+    }
+
+    /// The authenticated user, if any.
+    pub fn user(&self) -> Option<AuthenticatedUser> {
+        lock(&self.auth).user.clone()
+    }
+
+    /// True once authentication has started (or completed).
+    pub fn auth_started(&self) -> bool {
+        lock(&self.auth).started
+    }
+
+    /// The last heartbeat, in the manager clock's milliseconds.
+    pub fn last_heartbeat_ms(&self) -> u64 {
+        self.last_heartbeat_ms.load(Ordering::Acquire)
+    }
+
+    /// Number of live subscriptions.
+    pub fn subscription_count(&self) -> usize {
+        lock(&self.subscriptions).len()
+    }
+
+    /// True once the connection has been unregistered.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn mark_auth_started(&self) {
+        lock(&self.auth).started = true;
+    }
+
+    /// Records the user; refuses a second, different user.
+    pub(crate) fn set_user(&self, user: AuthenticatedUser) -> bool {
+        let mut auth = lock(&self.auth);
+        match &auth.user {
+            Some(existing) if existing.user_key != user.user_key => false,
+            _ => {
+                auth.started = true;
+                auth.user = Some(user);
+                true
+            }
+        }
+    }
+
+    pub(crate) fn user_key(&self) -> Option<UserKey> {
+        lock(&self.auth).user.as_ref().map(|user| user.user_key)
+    }
+
+    pub(crate) fn record_heartbeat(&self, now_ms: u64) {
+        self.last_heartbeat_ms.fetch_max(now_ms, Ordering::AcqRel);
+        self.timed_out.store(false, Ordering::Release);
+    }
+
+    /// Decides which event, if any, the connection is due at `now_ms`.
+    pub(crate) fn due_event(
+        &self,
+        now_ms: u64,
+        auth_timeout_ms: u64,
+        ping_interval_ms: u64,
+        heartbeat_timeout_ms: u64,
+    ) -> Option<ConnectionEvent> {
+        if self.timed_out.load(Ordering::Acquire) {
+            return None;
+        }
+        if !self.auth_started() {
+            if now_ms.saturating_sub(self.registered_at_ms) >= auth_timeout_ms {
+                self.timed_out.store(true, Ordering::Release);
+                return Some(ConnectionEvent::AuthTimeout);
+            }
+            return None;
+        }
+        let since_heartbeat = now_ms.saturating_sub(self.last_heartbeat_ms());
+        if since_heartbeat >= heartbeat_timeout_ms {
+            self.timed_out.store(true, Ordering::Release);
+            return Some(ConnectionEvent::HeartbeatTimeout);
+        }
+        let last_ping = self.last_ping_ms.load(Ordering::Acquire);
+        if now_ms.saturating_sub(last_ping) >= ping_interval_ms {
+            self.last_ping_ms.store(now_ms, Ordering::Release);
+            return Some(ConnectionEvent::SendPing);
+        }
+        None
+    }
+
+    /// Raises an event. It is kept as a pending flag first, so a full event channel delays
+    /// it but never loses it; the channel message only wakes the receiver.
+    pub(crate) fn raise_event(&self, event: ConnectionEvent) {
+        self.pending_events.fetch_or(event.bit(), Ordering::SeqCst);
+        let _ = self.event_tx.try_send(event);
+        self.notify_ready();
+    }
+
+    /// Takes a pending event's flag; true if it was pending.
+    pub(crate) fn take_event(&self, event: ConnectionEvent) -> bool {
+        self.pending_events
+            .fetch_and(!event.bit(), Ordering::SeqCst)
+            & event.bit()
+            != 0
+    }
+
+    /// Takes the most urgent pending event, if any.
+    pub(crate) fn take_any_event(&self) -> Option<ConnectionEvent> {
+        if self.pending_events.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
+        ConnectionEvent::ALL
+            .into_iter()
+            .find(|event| self.take_event(*event))
+    }
+
+    pub(crate) fn has_pending_events(&self) -> bool {
+        self.pending_events.load(Ordering::SeqCst) != 0
+    }
+
+    /// Marks the connection closed and wakes its receivers.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let _ = self.notification_tx.try_send(Delivery::wake());
+        self.notify_ready();
+    }
+
+    /// Applies the disconnect policy once; true the first time.
+    pub(crate) fn begin_disconnect(&self) -> bool {
+        !self.disconnecting.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) fn is_disconnecting(&self) -> bool {
+        self.disconnecting.load(Ordering::Acquire)
+    }
+
+    /// Records that `handle` lost deliveries to a full channel; the receiver reports the gap.
+    pub(crate) fn flag_gap(&self, handle: &Arc<SubscriptionCore>) {
+        if handle.take_attention_slot() {
+            lock(&self.attention).push(AttentionItem::Gap(handle.clone()));
+        }
+        self.attention_flags
+            .fetch_or(ATTENTION_GAP, Ordering::SeqCst);
+        // Wake a receiver that drained the channel before the flag was set.
+        let _ = self.notification_tx.try_send(Delivery::wake());
+        self.notify_ready();
+    }
+
+    /// Queues a terminal notice for `handle`; the receiver reports it on its next call.
+    pub(crate) fn post_notice(&self, handle: &Arc<SubscriptionCore>, notice: SubscriptionNotice) {
+        lock(&self.attention).push(AttentionItem::Notice(handle.clone(), notice));
+        self.attention_flags
+            .fetch_or(ATTENTION_NOTICE, Ordering::SeqCst);
+        let _ = self.notification_tx.try_send(Delivery::wake());
+        self.notify_ready();
+    }
+
+    pub(crate) fn attention_flags(&self) -> u8 {
+        self.attention_flags.load(Ordering::SeqCst)
+    }
+
+    /// Takes the queued items of the kinds in `flags`, clearing those flags first so that
+    /// anything flagged afterwards is seen by the next call.
+    pub(crate) fn take_attention(&self, flags: u8) -> Vec<AttentionItem> {
+        self.attention_flags.fetch_and(!flags, Ordering::SeqCst);
+        let mut attention = lock(&self.attention);
+        let (taken, kept): (Vec<_>, Vec<_>) = attention.drain(..).partition(|item| match item {
+            AttentionItem::Gap(_) => flags & ATTENTION_GAP != 0,
+            AttentionItem::Notice(..) => flags & ATTENTION_NOTICE != 0,
+        });
+        *attention = kept;
+        taken
+    }
+
+    /// Tells the manager-wide ready queue, once per arming, that this connection has
+    /// something for its consumer.
+    #[inline]
+    pub(crate) fn notify_ready(&self) {
+        if let Some(ready) = &self.ready {
+            if ready.armed.load(Ordering::SeqCst) && ready.armed.swap(false, Ordering::SeqCst) {
+                let _ = ready.queue.try_send(self.id);
+            }
+        }
+    }
+
+    /// Arms the ready notification: the next delivery or event puts this connection on the
+    /// ready queue. If something is already waiting, it is queued at once.
+    pub(crate) fn arm_ready(&self, has_pending: impl Fn() -> bool) {
+        if let Some(ready) = &self.ready {
+            ready.armed.store(true, Ordering::SeqCst);
+            if has_pending() && ready.armed.swap(false, Ordering::SeqCst) {
+                let _ = ready.queue.try_send(self.id);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for ConnectionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionState")
+            .field("id", &self.id)
+            .field("user", &self.user())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,455 @@
+//! What travels through a connection's channel (deliveries) and what its receiver hands the
+//! host (notifications), with projected views of the rows and their JSON form.
+
+use std::fmt;
+
+use smallvec::SmallVec;
+
+use crate::json;
+use crate::models::change::{ChangeType, Commit, JsonPieceKey};
+use crate::models::ids::{LiveQueryId, SeqId};
+use crate::models::subscription::SubscriptionCore;
+use crate::models::value::{Row, Value};
+use crate::query::CompiledProjection;
+use crate::sync::{Arc, DataArc};
+
+/// The changes of one commit that matched one subscription: each is its position in the
+/// commit and the change type delivered (`position << 2 | type`).
+pub(crate) type Matches = SmallVec<[u32; 2]>;
+
+/// Packs a match.
+#[inline]
+pub(crate) fn encode_match(position: usize, change_type: ChangeType) -> u32 {
+    ((position as u32) << 2) | change_type as u32
+}
+
+/// The most changes one commit may carry (positions are packed into 30 bits).
+pub const MAX_COMMIT_CHANGES: usize = 1 << 30;
+
+/// One item in a connection's notification channel. Opaque: the connection's
+/// [`NotificationReceiver`](crate::NotificationReceiver) turns it into a [`Notification`].
+pub struct Delivery(pub(crate) DeliveryKind);
+
+pub(crate) enum DeliveryKind {
+    Changes {
+        core: Arc<SubscriptionCore>,
+        commit: DataArc<Commit>,
+        number: u64,
+        matches: Matches,
+    },
+    Snapshot {
+        core: Arc<SubscriptionCore>,
+        batch: u32,
+        rows: DataArc<[Row]>,
+    },
+    LoadComplete {
+        core: Arc<SubscriptionCore>,
+        boundary: Option<SeqId>,
+        batches: u32,
+        rows: u64,
+    },
+    /// Wakes a blocked receiver so it looks at the connection's attention flags.
+    Wake,
+}
+
+impl Delivery {
+    pub(crate) fn wake() -> Self {
+        Delivery(DeliveryKind::Wake)
+    }
+}
+
+/// Why livecore ended a subscription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The table was re-registered without a column the query uses.
+    SchemaChanged {
+        /// The missing column.
+        column: String,
+    },
+    /// The table was dropped.
+    TableDropped,
+    /// The host revoked it (token expired, permission withdrawn).
+    Revoked {
+        /// The host's reason.
+        reason: String,
+    },
+}
+
+impl CloseReason {
+    /// A short machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CloseReason::SchemaChanged { .. } => "schema_changed",
+            CloseReason::TableDropped => "table_dropped",
+            CloseReason::Revoked { .. } => "revoked",
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::SchemaChanged { column } => {
+                write!(f, "the table no longer has column '{column}'")
+            }
+            CloseReason::TableDropped => f.write_str("the table was dropped"),
+            CloseReason::Revoked { reason } => write!(f, "revoked: {reason}"),
+        }
+    }
+}
+
+/// What a connection's notification receiver hands the host.
+#[derive(Clone)]
+pub enum Notification {
+    /// The changes of one commit that matched one subscription, never split.
+    Changes(ChangeSet),
+    /// A batch of the subscription's initial snapshot, filtered and projected.
+    Snapshot(SnapshotBatch),
+    /// The initial load (or resume replay) completed; live changes follow.
+    InitialLoadComplete {
+        /// The subscription.
+        live_query_id: LiveQueryId,
+        /// The snapshot boundary, if one was set.
+        boundary: Option<SeqId>,
+        /// Snapshot batches delivered through livecore.
+        batches: u32,
+        /// Snapshot rows delivered through livecore.
+        rows: u64,
+    },
+    /// Deliveries were lost to a full channel. Resume from `last_seq`.
+    Gap {
+        /// The subscription.
+        live_query_id: LiveQueryId,
+        /// The last SeqId the consumer got before the gap, if any.
+        last_seq: Option<SeqId>,
+        /// How many deliveries were lost.
+        missed: u64,
+    },
+    /// The gate buffer overflowed during the initial load: resubscribe with a new snapshot.
+    /// The subscription has ended.
+    ResyncRequired {
+        /// The subscription.
+        live_query_id: LiveQueryId,
+    },
+    /// The engine cannot replay from the requested SeqId: resubscribe with a snapshot.
+    /// The subscription has ended.
+    ResumeUnavailable {
+        /// The subscription.
+        live_query_id: LiveQueryId,
+    },
+    /// livecore ended the subscription.
+    Closed {
+        /// The subscription.
+        live_query_id: LiveQueryId,
+        /// Why.
+        reason: CloseReason,
+    },
+}
+
+impl Notification {
+    /// The subscription the notification belongs to.
+    pub fn live_query_id(&self) -> LiveQueryId {
+        match self {
+            Notification::Changes(changes) => changes.live_query_id(),
+            Notification::Snapshot(batch) => batch.live_query_id(),
+            Notification::InitialLoadComplete { live_query_id, .. }
+            | Notification::Gap { live_query_id, .. }
+            | Notification::ResyncRequired { live_query_id }
+            | Notification::ResumeUnavailable { live_query_id }
+            | Notification::Closed { live_query_id, .. } => *live_query_id,
+        }
+    }
+
+    /// The short type name used in JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Notification::Changes(_) => "changes",
+            Notification::Snapshot(_) => "snapshot",
+            Notification::InitialLoadComplete { .. } => "load_complete",
+            Notification::Gap { .. } => "gap",
+            Notification::ResyncRequired { .. } => "resync_required",
+            Notification::ResumeUnavailable { .. } => "resume_unavailable",
+            Notification::Closed { .. } => "closed",
+        }
+    }
+
+    /// The notification as one JSON object (see the crate documentation for the format).
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::with_capacity(128);
+        self.write_json(&mut out);
+        String::from_utf8(out).expect("the JSON writer emits UTF-8")
+    }
+
+    /// Appends the notification's JSON to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"type\":");
+        json::write_string(out, self.kind());
+        out.extend_from_slice(b",\"live_query_id\":");
+        json::write_string(out, &self.live_query_id().to_string());
+        match self {
+            Notification::Changes(changes) => changes.write_json_fields(out),
+            Notification::Snapshot(batch) => batch.write_json_fields(out),
+            Notification::InitialLoadComplete {
+                boundary,
+                batches,
+                rows,
+                ..
+            } => {
+                out.extend_from_slice(b",\"boundary\":");
+                write_seq(out, *boundary);
+                out.extend_from_slice(format!(",\"batches\":{batches},\"rows\":{rows}").as_bytes());
+            }
+            Notification::Gap {
+                last_seq, missed, ..
+            } => {
+                out.extend_from_slice(b",\"last_seq\":");
+                write_seq(out, *last_seq);
+                out.extend_from_slice(format!(",\"missed\":{missed}").as_bytes());
+            }
+            Notification::ResyncRequired { .. } | Notification::ResumeUnavailable { .. } => {}
+            Notification::Closed { reason, .. } => {
+                out.extend_from_slice(b",\"reason\":");
+                json::write_string(out, reason.code());
+                out.extend_from_slice(b",\"detail\":");
+                json::write_string(out, &reason.to_string());
+            }
+        }
+        out.push(b'}');
+    }
+}
+
+impl fmt::Debug for Notification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_json())
+    }
+}
+
+fn write_seq(out: &mut Vec<u8>, seq: Option<SeqId>) {
+    match seq {
+        Some(seq) => write_u64(out, seq.0),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// A u64 by the JSON integer rule: a number up to 2^53, a string beyond.
+fn write_u64(out: &mut Vec<u8>, value: u64) {
+    if value <= 1 << 53 {
+        out.extend_from_slice(value.to_string().as_bytes());
+    } else {
+        out.extend_from_slice(format!("\"{value}\"").as_bytes());
+    }
+}
+
+/// The changes of one commit that matched one subscription.
+#[derive(Clone)]
+pub struct ChangeSet {
+    pub(crate) core: Arc<SubscriptionCore>,
+    pub(crate) commit: DataArc<Commit>,
+    pub(crate) matches: Matches,
+}
+
+impl ChangeSet {
+    /// The subscription.
+    pub fn live_query_id(&self) -> LiveQueryId {
+        self.core.live_query_id()
+    }
+
+    /// The commit's SeqId.
+    pub fn seq(&self) -> SeqId {
+        self.commit.seq
+    }
+
+    /// Number of changes.
+    pub fn len(&self) -> usize {
+        self.matches.len()
+    }
+
+    /// True when there are no changes (never, for a delivered set).
+    pub fn is_empty(&self) -> bool {
+        self.matches.is_empty()
+    }
+
+    /// The projected column names.
+    pub fn column_names(&self) -> &[DataArc<str>] {
+        self.core.query.projection.column_names()
+    }
+
+    /// The changes, in commit order, as the subscriber sees them.
+    pub fn changes(&self) -> impl Iterator<Item = DeliveredChange<'_>> + '_ {
+        self.matches
+            .iter()
+            .map(move |&packed| self.delivered(packed))
+    }
+
+    fn delivered(&self, packed: u32) -> DeliveredChange<'_> {
+        let position = (packed >> 2) as usize;
+        let change_type = ChangeType::from_bits(packed);
+        let change = &self.commit.changes[position];
+        let projection = &*self.core.query.projection;
+        let (row, old_row) = match change_type {
+            ChangeType::Insert => (change.new_row().unwrap_or(&change.row), None),
+            ChangeType::Update => (&change.row, change.old_row.as_ref()),
+            ChangeType::Delete => (change.previous_row().unwrap_or(&change.row), None),
+        };
+        DeliveredChange {
+            position,
+            change_type,
+            row: ProjectedRow { row, projection },
+            old_row: old_row.map(|row| ProjectedRow { row, projection }),
+        }
+    }
+
+    fn write_json_fields(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b",\"seq\":");
+        write_u64(out, self.commit.seq.0);
+        out.extend_from_slice(b",\"changes\":[");
+        let projection_key = DataArc::as_ptr(&self.core.query.projection) as usize;
+        for (index, change) in self.changes().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            let key = JsonPieceKey {
+                position: change.position as u32,
+                projection: projection_key,
+                change_type: change.change_type,
+            };
+            let piece = self.commit.json_piece(key, || change.to_json());
+            out.extend_from_slice(piece.as_bytes());
+        }
+        out.push(b']');
+    }
+}
+
+/// One change as a subscriber receives it.
+pub struct DeliveredChange<'a> {
+    position: usize,
+    /// The type delivered: an update whose row entered the filter arrives as an insert, one
+    /// whose row left it as a delete.
+    pub change_type: ChangeType,
+    /// The row after the change (insert, update) or as it was (delete), projected.
+    pub row: ProjectedRow<'a>,
+    /// The row before an update, projected.
+    pub old_row: Option<ProjectedRow<'a>>,
+}
+
+impl DeliveredChange<'_> {
+    /// The change's position in its commit.
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
+    /// `{"op":..,"row":{..}[,"old":{..}]}`
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(b"{\"op\":");
+        json::write_string(&mut out, self.change_type.as_str());
+        out.extend_from_slice(b",\"row\":");
+        self.row.write_json(&mut out);
+        if let Some(old_row) = &self.old_row {
+            out.extend_from_slice(b",\"old\":");
+            old_row.write_json(&mut out);
+        }
+        out.push(b'}');
+        String::from_utf8(out).expect("the JSON writer emits UTF-8")
+    }
+}
+
+/// A row seen through a projection, without copying it.
+#[derive(Clone, Copy)]
+pub struct ProjectedRow<'a> {
+    row: &'a Row,
+    projection: &'a CompiledProjection,
+}
+
+impl<'a> ProjectedRow<'a> {
+    /// Number of projected columns.
+    pub fn len(&self) -> usize {
+        self.projection.len()
+    }
+
+    /// True when no column is projected (never).
+    pub fn is_empty(&self) -> bool {
+        self.projection.is_empty()
+    }
+
+    /// The `index`-th projected value.
+    pub fn value(&self, index: usize) -> &'a Value {
+        self.projection.value(self.row, index)
+    }
+
+    /// The value of a projected column by name (ASCII case-insensitive).
+    pub fn get(&self, column: &str) -> Option<&'a Value> {
+        self.projection
+            .column_names()
+            .iter()
+            .position(|name| name.eq_ignore_ascii_case(column))
+            .map(|index| self.value(index))
+    }
+
+    /// `(column name, value)` pairs in projection order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
+        let (row, projection) = (self.row, self.projection);
+        projection
+            .column_names()
+            .iter()
+            .enumerate()
+            .map(move |(index, name)| (&**name, projection.value(row, index)))
+    }
+
+    /// The projected values as an owned row.
+    pub fn to_row(&self) -> Row {
+        self.projection.apply(self.row)
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) {
+        json::write_object(out, self.iter());
+    }
+}
+
+/// One batch of a subscription's initial snapshot.
+#[derive(Clone)]
+pub struct SnapshotBatch {
+    pub(crate) core: Arc<SubscriptionCore>,
+    pub(crate) batch: u32,
+    pub(crate) rows: DataArc<[Row]>,
+}
+
+impl SnapshotBatch {
+    /// The subscription.
+    pub fn live_query_id(&self) -> LiveQueryId {
+        self.core.live_query_id()
+    }
+
+    /// The batch's number, from 0.
+    pub fn batch_number(&self) -> u32 {
+        self.batch
+    }
+
+    /// The projected rows.
+    pub fn rows(&self) -> &[Row] {
+        &self.rows
+    }
+
+    /// The projected column names.
+    pub fn column_names(&self) -> &[DataArc<str>] {
+        self.core.query.projection.column_names()
+    }
+
+    fn write_json_fields(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(format!(",\"batch\":{},\"rows\":[", self.batch).as_bytes());
+        let names = self.column_names();
+        for (index, row) in self.rows.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            json::write_object(
+                out,
+                names
+                    .iter()
+                    .zip(row.values())
+                    .map(|(name, value)| (&**name, value)),
+            );
+        }
+        out.push(b']');
+    }
+}

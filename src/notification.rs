@@ -1,0 +1,438 @@
+//! Publishing: route -> filter -> gate -> channel.
+//!
+//! One publish reads the clock once, loads the table directory once (arc-swap, no lock),
+//! finds candidates through the routing index, evaluates each candidate's compiled filter
+//! on the row in place, passes the gate (one atomic load once live) and makes one
+//! `try_send` per (commit, subscription) into the connection's flume channel. Deliveries
+//! share the commit through an `Arc`; no row is copied. Shared counters are bumped once per
+//! publish.
+
+use std::cell::RefCell;
+
+use smallvec::SmallVec;
+
+use crate::config::SlowConsumerPolicy;
+use crate::connections_manager::ConnectionsManager;
+use crate::error::{LiveError, LiveResult};
+use crate::flow_control::{BufferedNotification, GateDecision};
+use crate::index::TableRoute;
+use crate::models::change::{ChangeNotification, ChangeType, Commit};
+use crate::models::connection::{ConnectionEvent, SubscriptionNotice};
+use crate::models::ids::{SeqId, UserKey};
+use crate::models::notification::{
+    encode_match, Delivery, DeliveryKind, Matches, MAX_COMMIT_CHANGES,
+};
+use crate::models::schema::TableScope;
+use crate::models::subscription::SubscriptionHandle;
+use crate::query::filter::Predicate;
+use crate::stats::StatsCounters;
+use crate::sync::{channel::TrySendError, Arc, DataArc};
+
+/// What one publish did, so the engine can see back-pressure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PublishSummary {
+    /// Subscriptions that matched at least one change of the commit.
+    pub matched: usize,
+    /// Deliveries enqueued into channels (one per matched live subscription).
+    pub enqueued: usize,
+    /// Deliveries dropped: channel full or receiver gone.
+    pub dropped: usize,
+    /// Deliveries held behind a gate while a snapshot loads.
+    pub buffered: usize,
+    /// Deliveries dropped at a gate because the subscriber's snapshot already holds them.
+    pub covered_by_snapshot: usize,
+    /// Filter evaluations made (an update's old and new row count as two).
+    pub evaluated: usize,
+}
+
+/// Whose rows a change touches, as the index keys them.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Owner {
+    Shared,
+    User(UserKey),
+    /// A user no subscription was ever opened for: nothing to route.
+    Unknown,
+}
+
+impl Owner {
+    fn key(self) -> Option<UserKey> {
+        match self {
+            Owner::User(key) => Some(key),
+            _ => None,
+        }
+    }
+}
+
+thread_local! {
+    /// Candidates of multi-change commits, reused across publishes on this thread.
+    static CANDIDATES: RefCell<Vec<SubscriptionHandle>> = const { RefCell::new(Vec::new()) };
+}
+
+impl ConnectionsManager {
+    /// Publishes one change as its own commit. See [`publish_commit`](Self::publish_commit).
+    pub fn publish(&self, seq: SeqId, change: ChangeNotification) -> LiveResult<PublishSummary> {
+        self.publish_commit(seq, vec![change])
+    }
+
+    /// Publishes the changes of one commit, numbered `seq`.
+    ///
+    /// The engine publishes each table's commits in ascending SeqId order, one at a time;
+    /// livecore does not reorder them. Every change is validated first (known table, row
+    /// lengths, an owner on user-scoped tables, an old row on updates): an invalid commit
+    /// is refused whole and nothing is delivered. Each matching subscription then receives
+    /// one delivery holding all the commit's changes it matched, in commit order.
+    pub fn publish_commit(
+        &self,
+        seq: SeqId,
+        changes: Vec<ChangeNotification>,
+    ) -> LiveResult<PublishSummary> {
+        if changes.is_empty() {
+            return Ok(PublishSummary::default());
+        }
+        if changes.len() > MAX_COMMIT_CHANGES {
+            return Err(LiveError::InvalidFilter(format!(
+                "a commit may carry at most {MAX_COMMIT_CHANGES} changes"
+            )));
+        }
+        let change_count = changes.len() as u64;
+        let now_ms = self.clock.now_ms();
+        let summary = self.index.with_directory(|directory| {
+            let mut resolved: SmallVec<[(&Arc<TableRoute>, Owner); 4]> =
+                SmallVec::with_capacity(changes.len());
+            for change in &changes {
+                let route = directory
+                    .route_by_id(&change.table_id)
+                    .ok_or_else(|| LiveError::UnknownTable(change.table_id.to_string()))?;
+                validate_change(route, change)?;
+                let owner = match route.schema.scope {
+                    TableScope::Shared => Owner::Shared,
+                    TableScope::User => {
+                        let owner = change
+                            .owner
+                            .as_ref()
+                            .ok_or_else(|| LiveError::MissingOwner(change.table_id.clone()))?;
+                        self.index
+                            .user_key(owner)
+                            .map_or(Owner::Unknown, Owner::User)
+                    }
+                };
+                resolved.push((route, owner));
+            }
+            let commit = DataArc::new(Commit::new(seq, changes));
+            let mut dispatch = Dispatch {
+                manager: self,
+                commit: &commit,
+                now_ms,
+                summary: PublishSummary::default(),
+            };
+            if resolved.len() == 1 {
+                let (route, owner) = resolved[0];
+                dispatch.route_single(route, owner);
+            } else {
+                let mut order: SmallVec<[usize; 8]> = (0..resolved.len()).collect();
+                order.sort_by_key(|&position| {
+                    let (route, owner) = resolved[position];
+                    (route.key, owner, position)
+                });
+                for group in order.chunk_by(|&a, &b| {
+                    Arc::ptr_eq(resolved[a].0, resolved[b].0) && resolved[a].1 == resolved[b].1
+                }) {
+                    let (route, owner) = resolved[group[0]];
+                    dispatch.route_group(route, owner, group);
+                }
+            }
+            Ok::<_, LiveError>(dispatch.summary)
+        })?;
+        let stats = &self.stats;
+        StatsCounters::add(&stats.published, 1);
+        StatsCounters::add(&stats.published_changes, change_count);
+        StatsCounters::add(&stats.delivered, summary.enqueued as u64);
+        StatsCounters::add(&stats.buffered, summary.buffered as u64);
+        StatsCounters::add(
+            &stats.covered_by_snapshot,
+            summary.covered_by_snapshot as u64,
+        );
+        StatsCounters::add(&stats.filter_evaluations, summary.evaluated as u64);
+        Ok(summary)
+    }
+}
+
+fn validate_change(route: &TableRoute, change: &ChangeNotification) -> LiveResult<()> {
+    let expected = route.schema.columns.len();
+    let check = |row_len: usize| {
+        if row_len == expected {
+            Ok(())
+        } else {
+            Err(LiveError::RowArity {
+                table: change.table_id.to_string(),
+                expected,
+                got: row_len,
+            })
+        }
+    };
+    check(change.row.len())?;
+    match (&change.change_type, &change.old_row) {
+        (ChangeType::Update, None) => Err(LiveError::MissingOldRow(change.table_id.clone())),
+        (ChangeType::Update, Some(old_row)) => check(old_row.len()),
+        _ => Ok(()),
+    }
+}
+
+/// How a change looks to one filter: the change type delivered, if any.
+#[inline]
+pub(crate) fn match_change(
+    filter: Option<&Predicate>,
+    change: &ChangeNotification,
+    evaluated: &mut usize,
+) -> Option<ChangeType> {
+    let Some(filter) = filter else {
+        return Some(change.change_type);
+    };
+    match change.change_type {
+        ChangeType::Insert | ChangeType::Delete => {
+            *evaluated += 1;
+            filter.matches(&change.row).then_some(change.change_type)
+        }
+        ChangeType::Update => {
+            *evaluated += 2;
+            let old_row = change
+                .old_row
+                .as_ref()
+                .expect("validated: updates carry the old row");
+            match (filter.matches(old_row), filter.matches(&change.row)) {
+                (true, true) => Some(ChangeType::Update),
+                (false, true) => Some(ChangeType::Insert),
+                (true, false) => Some(ChangeType::Delete),
+                (false, false) => None,
+            }
+        }
+    }
+}
+
+/// One publish in progress.
+pub(crate) struct Dispatch<'a> {
+    pub(crate) manager: &'a ConnectionsManager,
+    pub(crate) commit: &'a DataArc<Commit>,
+    pub(crate) now_ms: u64,
+    pub(crate) summary: PublishSummary,
+}
+
+impl Dispatch<'_> {
+    /// A commit of one change: candidates come from the scan list and the index keys of the
+    /// row's values; an update whose pinned value moved looks up both values and skips, on
+    /// the second lookup, subscriptions the first already found.
+    fn route_single(&mut self, route: &TableRoute, owner: Owner) {
+        if owner == Owner::Unknown {
+            return;
+        }
+        let change = &self.commit.changes[0];
+        route.for_each_scanned(|handle| self.consider_single(handle, owner, change));
+        if !route.has_eq_routes() {
+            return;
+        }
+        let hasher = &self.manager.index.hasher;
+        if let Owner::User(user) = owner {
+            let key = hasher.bucket_key(Some(user), None, 0);
+            route.for_each_at(key, |handle| self.consider_single(handle, owner, change));
+        }
+        route.for_each_pinned_column(|column| {
+            let position = usize::from(column);
+            let new_key = hasher
+                .value_key(change.row.value(position))
+                .map(|value_key| hasher.bucket_key(owner.key(), Some(column), value_key));
+            let old_key = change.old_row.as_ref().and_then(|old_row| {
+                hasher
+                    .value_key(old_row.value(position))
+                    .map(|value_key| hasher.bucket_key(owner.key(), Some(column), value_key))
+            });
+            if let Some(old_key) = old_key {
+                route.for_each_at(old_key, |handle| {
+                    self.consider_single(handle, owner, change)
+                });
+            }
+            if let Some(new_key) = new_key.filter(|key| Some(*key) != old_key) {
+                route.for_each_at(new_key, |handle| {
+                    let seen_under_old =
+                        old_key.is_some_and(|old_key| stored_under(handle, old_key, self.manager));
+                    if !seen_under_old {
+                        self.consider_single(handle, owner, change);
+                    }
+                });
+            }
+        });
+    }
+
+    #[inline]
+    fn consider_single(
+        &mut self,
+        handle: &SubscriptionHandle,
+        owner: Owner,
+        change: &ChangeNotification,
+    ) {
+        let core = &handle.core;
+        if core.owner != owner.key() {
+            // A routing-key collision with another user's key: never deliver across tenants.
+            return;
+        }
+        let Some(change_type) = match_change(
+            core.query.filter.as_ref(),
+            change,
+            &mut self.summary.evaluated,
+        ) else {
+            return;
+        };
+        self.summary.matched += 1;
+        let mut matches = Matches::new();
+        matches.push(encode_match(0, change_type));
+        self.deliver(handle, matches);
+    }
+
+    /// A commit with several changes for one (table, owner): each candidate is found once
+    /// and sees all the group's changes, so it gets one delivery with everything it matched.
+    fn route_group(&mut self, route: &TableRoute, owner: Owner, positions: &[usize]) {
+        if owner == Owner::Unknown {
+            return;
+        }
+        route.for_each_scanned(|handle| self.consider_group(handle, owner, positions));
+        if !route.has_eq_routes() {
+            return;
+        }
+        let mut candidates = CANDIDATES.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+        let hasher = &self.manager.index.hasher;
+        let mut collect =
+            |key: u64| route.for_each_at(key, |handle| candidates.push(handle.clone()));
+        if let Some(user) = owner.key() {
+            collect(hasher.bucket_key(Some(user), None, 0));
+        }
+        route.for_each_pinned_column(|column| {
+            for &position in positions {
+                let change = &self.commit.changes[position];
+                let rows = std::iter::once(&change.row).chain(change.old_row.as_ref());
+                for row in rows {
+                    if let Some(value_key) = hasher.value_key(row.value(usize::from(column))) {
+                        collect(hasher.bucket_key(owner.key(), Some(column), value_key));
+                    }
+                }
+            }
+        });
+        candidates.sort_unstable_by_key(|handle| Arc::as_ptr(&handle.core) as usize);
+        candidates.dedup_by(|a, b| Arc::ptr_eq(&a.core, &b.core));
+        for handle in &candidates {
+            self.consider_group(handle, owner, positions);
+        }
+        candidates.clear();
+        CANDIDATES.with(|cell| *cell.borrow_mut() = candidates);
+    }
+
+    fn consider_group(&mut self, handle: &SubscriptionHandle, owner: Owner, positions: &[usize]) {
+        let core = &handle.core;
+        if core.owner != owner.key() {
+            return;
+        }
+        let filter = core.query.filter.as_ref();
+        let mut matches = Matches::new();
+        for &position in positions {
+            let change = &self.commit.changes[position];
+            if let Some(change_type) = match_change(filter, change, &mut self.summary.evaluated) {
+                matches.push(encode_match(position, change_type));
+            }
+        }
+        if !matches.is_empty() {
+            self.summary.matched += 1;
+            self.deliver(handle, matches);
+        }
+    }
+
+    /// Passes the gate and sends (or buffers) one delivery.
+    #[inline]
+    pub(crate) fn deliver(&mut self, handle: &SubscriptionHandle, matches: Matches) {
+        let core = &handle.core;
+        let seq = self.commit.seq;
+        let mut matches = Some(matches);
+        let decision = core.flow.admit(seq, || BufferedNotification {
+            seq,
+            commit: self.commit.clone(),
+            matches: matches.take().expect("the gate buffers a change once"),
+        });
+        match decision {
+            GateDecision::SendNow => {
+                let matches = matches.take().expect("not buffered");
+                send_change(
+                    handle,
+                    self.commit.clone(),
+                    matches,
+                    self.now_ms,
+                    self.manager,
+                    &mut self.summary,
+                );
+            }
+            GateDecision::Buffered => self.summary.buffered += 1,
+            GateDecision::CoveredBySnapshot => self.summary.covered_by_snapshot += 1,
+            GateDecision::Overflowed => {
+                StatsCounters::add(&self.manager.stats.resyncs, 1);
+                handle
+                    .connection
+                    .post_notice(&handle.core, SubscriptionNotice::ResyncRequired);
+                crate::sync::lock(&self.manager.reap).push(handle.core.live_query_id());
+            }
+            GateDecision::Closed => {}
+        }
+    }
+}
+
+/// True when `handle` is stored under `key` (it was found by that lookup already).
+fn stored_under(handle: &SubscriptionHandle, key: u64, manager: &ConnectionsManager) -> bool {
+    let core = &handle.core;
+    let hasher = &manager.index.hasher;
+    core.query.pin.as_ref().is_some_and(|pin| {
+        pin.value_keys
+            .iter()
+            .any(|value_key| hasher.bucket_key(core.owner, Some(pin.column), *value_key) == key)
+    })
+}
+
+/// Sends one change delivery into the subscription's connection channel, numbering it, and
+/// accounts for the outcome. Used by publish and by the gate's flush.
+pub(crate) fn send_change(
+    handle: &SubscriptionHandle,
+    commit: DataArc<Commit>,
+    matches: Matches,
+    now_ms: u64,
+    manager: &ConnectionsManager,
+    summary: &mut PublishSummary,
+) {
+    let core = &handle.core;
+    let connection = &handle.connection;
+    let number = core.next_attempt();
+    let delivery = Delivery(DeliveryKind::Changes {
+        core: core.clone(),
+        commit,
+        number,
+        matches,
+    });
+    match connection.notification_tx.try_send(delivery) {
+        Ok(()) => {
+            core.record_delivered(now_ms);
+            connection.notify_ready();
+            summary.enqueued += 1;
+        }
+        Err(TrySendError::Full(_)) => {
+            core.record_dropped(number);
+            summary.dropped += 1;
+            StatsCounters::add(&manager.stats.dropped, 1);
+            match manager.config.slow_consumer_policy {
+                SlowConsumerPolicy::GapNotice => connection.flag_gap(core),
+                SlowConsumerPolicy::Disconnect => {
+                    if connection.begin_disconnect() {
+                        connection.raise_event(ConnectionEvent::SlowConsumer);
+                    }
+                }
+            }
+        }
+        Err(TrySendError::Disconnected(_)) => {
+            core.record_dropped(number);
+            summary.dropped += 1;
+            StatsCounters::add(&manager.stats.dropped_closed, 1);
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! The filter expression tree, built in Rust or by the SQL front end, before it is compiled
+//! against a table schema.
+
+use std::fmt;
+
+use crate::models::value::Value;
+
+/// A comparison operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CompareOp {
+    /// `=`
+    Eq,
+    /// `<>` or `!=`
+    NotEq,
+    /// `<`
+    Lt,
+    /// `<=`
+    LtEq,
+    /// `>`
+    Gt,
+    /// `>=`
+    GtEq,
+}
+
+impl CompareOp {
+    /// The operator with its operands swapped (`a < b` is `b > a`).
+    pub fn flipped(self) -> CompareOp {
+        match self {
+            CompareOp::Lt => CompareOp::Gt,
+            CompareOp::LtEq => CompareOp::GtEq,
+            CompareOp::Gt => CompareOp::Lt,
+            CompareOp::GtEq => CompareOp::LtEq,
+            other => other,
+        }
+    }
+
+    /// The SQL spelling.
+    pub fn as_sql(self) -> &'static str {
+        match self {
+            CompareOp::Eq => "=",
+            CompareOp::NotEq => "<>",
+            CompareOp::Lt => "<",
+            CompareOp::LtEq => "<=",
+            CompareOp::Gt => ">",
+            CompareOp::GtEq => ">=",
+        }
+    }
+}
+
+/// A filter expression over one table's columns. Evaluation follows SQL: three-valued logic
+/// with NULL, and a row matches only when the whole filter is TRUE.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    /// A column, by name.
+    Column(String),
+    /// A constant.
+    Literal(Value),
+    /// `left op right`; each side is a column or a literal.
+    Compare {
+        /// The operator.
+        op: CompareOp,
+        /// Left operand.
+        left: Box<Expr>,
+        /// Right operand.
+        right: Box<Expr>,
+    },
+    /// All of the operands (SQL AND).
+    And(Vec<Expr>),
+    /// Any of the operands (SQL OR).
+    Or(Vec<Expr>),
+    /// SQL NOT.
+    Not(Box<Expr>),
+    /// `expr [NOT] IN (list)`; every list item is a literal.
+    InList {
+        /// The tested operand (a column or a literal).
+        expr: Box<Expr>,
+        /// The literal items.
+        list: Vec<Expr>,
+        /// True for NOT IN.
+        negated: bool,
+    },
+    /// `expr IS [NOT] NULL`.
+    IsNull {
+        /// The tested operand.
+        expr: Box<Expr>,
+        /// True for IS NOT NULL.
+        negated: bool,
+    },
+    /// `expr [NOT] BETWEEN low AND high`.
+    Between {
+        /// The tested operand.
+        expr: Box<Expr>,
+        /// Lower bound, inclusive.
+        low: Box<Expr>,
+        /// Upper bound, inclusive.
+        high: Box<Expr>,
+        /// True for NOT BETWEEN.
+        negated: bool,
+    },
+    /// `expr [NOT] LIKE pattern [ESCAPE c]` or ILIKE: `%` matches any run of characters,
+    /// `_` exactly one; LIKE is case-sensitive, ILIKE is not.
+    Like {
+        /// The tested operand.
+        expr: Box<Expr>,
+        /// The pattern: a text literal (or NULL).
+        pattern: Box<Expr>,
+        /// The escape character, if any.
+        escape: Option<char>,
+        /// True for ILIKE.
+        case_insensitive: bool,
+        /// True for NOT LIKE / NOT ILIKE.
+        negated: bool,
+    },
+}
+
+impl Expr {
+    /// A column reference.
+    pub fn col(name: impl Into<String>) -> Expr {
+        Expr::Column(name.into())
+    }
+
+    /// A literal value.
+    pub fn lit(value: impl Into<Value>) -> Expr {
+        Expr::Literal(value.into())
+    }
+
+    /// `self op other`.
+    pub fn compare(self, op: CompareOp, other: Expr) -> Expr {
+        Expr::Compare {
+            op,
+            left: Box::new(self),
+            right: Box::new(other),
+        }
+    }
+
+    /// `self = other`.
+    pub fn eq(self, other: Expr) -> Expr {
+        self.compare(CompareOp::Eq, other)
+    }
+
+    /// `self <> other`.
+    pub fn not_eq(self, other: Expr) -> Expr {
+        self.compare(CompareOp::NotEq, other)
+    }
+
+    /// `self < other`.
+    pub fn lt(self, other: Expr) -> Expr {
+        self.compare(CompareOp::Lt, other)
+    }
+
+    /// `self <= other`.
+    pub fn lt_eq(self, other: Expr) -> Expr {
+        self.compare(CompareOp::LtEq, other)
+    }
+
+    /// `self > other`.
+    pub fn gt(self, other: Expr) -> Expr {
+        self.compare(CompareOp::Gt, other)
+    }
+
+    /// `self >= other`.
+    pub fn gt_eq(self, other: Expr) -> Expr {
+        self.compare(CompareOp::GtEq, other)
+    }
+
+    /// `self AND other`.
+    pub fn and(self, other: Expr) -> Expr {
+        Expr::And(vec![self, other])
+    }
+
+    /// `self OR other`.
+    pub fn or(self, other: Expr) -> Expr {
+        Expr::Or(vec![self, other])
+    }
+
+    /// `NOT self`. (Named like SQL; this is not `std::ops::Not`.)
+    #[allow(clippy::should_implement_trait)]
+    pub fn not(self) -> Expr {
+        Expr::Not(Box::new(self))
+    }
+
+    /// `self IN (values)`.
+    pub fn in_list<I, V>(self, values: I) -> Expr
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<Value>,
+    {
+        Expr::InList {
+            expr: Box::new(self),
+            list: values.into_iter().map(Expr::lit).collect(),
+            negated: false,
+        }
+    }
+
+    /// `self IS NULL`.
+    pub fn is_null(self) -> Expr {
+        Expr::IsNull {
+            expr: Box::new(self),
+            negated: false,
+        }
+    }
+
+    /// `self IS NOT NULL`.
+    pub fn is_not_null(self) -> Expr {
+        Expr::IsNull {
+            expr: Box::new(self),
+            negated: true,
+        }
+    }
+
+    /// `self BETWEEN low AND high`.
+    pub fn between(self, low: Expr, high: Expr) -> Expr {
+        Expr::Between {
+            expr: Box::new(self),
+            low: Box::new(low),
+            high: Box::new(high),
+            negated: false,
+        }
+    }
+
+    /// `self LIKE pattern` (case-sensitive, no escape character).
+    pub fn like(self, pattern: &str) -> Expr {
+        Expr::Like {
+            expr: Box::new(self),
+            pattern: Box::new(Expr::lit(pattern)),
+            escape: None,
+            case_insensitive: false,
+            negated: false,
+        }
+    }
+
+    /// Depth of the tree: a leaf has depth 1.
+    pub fn depth(&self) -> usize {
+        1 + self.children().map(Expr::depth).max().unwrap_or(0)
+    }
+
+    /// Number of nodes in the tree.
+    pub fn node_count(&self) -> usize {
+        1 + self.children().map(Expr::node_count).sum::<usize>()
+    }
+
+    /// Calls `visit` with every column name the expression references.
+    pub fn for_each_column<'a>(&'a self, visit: &mut dyn FnMut(&'a str)) {
+        if let Expr::Column(name) = self {
+            visit(name);
+        }
+        for child in self.children() {
+            child.for_each_column(visit);
+        }
+    }
+
+    fn children(&self) -> Box<dyn Iterator<Item = &Expr> + '_> {
+        match self {
+            Expr::Column(_) | Expr::Literal(_) => Box::new(std::iter::empty()),
+            Expr::Compare { left, right, .. } => Box::new([&**left, &**right].into_iter()),
+            Expr::And(items) | Expr::Or(items) => Box::new(items.iter()),
+            Expr::Not(inner) | Expr::IsNull { expr: inner, .. } => {
+                Box::new(std::iter::once(&**inner))
+            }
+            Expr::InList { expr, list, .. } => Box::new(std::iter::once(&**expr).chain(list)),
+            Expr::Between {
+                expr, low, high, ..
+            } => Box::new([&**expr, &**low, &**high].into_iter()),
+            Expr::Like { expr, pattern, .. } => Box::new([&**expr, &**pattern].into_iter()),
+        }
+    }
+}
+
+impl fmt::Display for Expr {
+    /// Renders the expression as SQL (fully parenthesised), for records and messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let not = |negated: bool| if negated { "NOT " } else { "" };
+        match self {
+            Expr::Column(name) => write!(f, "\"{}\"", name.replace('"', "\"\"")),
+            Expr::Literal(value) => write!(f, "{value}"),
+            Expr::Compare { op, left, right } => write!(f, "({left} {} {right})", op.as_sql()),
+            Expr::And(items) | Expr::Or(items) => {
+                let joiner = if matches!(self, Expr::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                f.write_str("(")?;
+                for (index, item) in items.iter().enumerate() {
+                    if index > 0 {
+                        f.write_str(joiner)?;
+                    }
+                    write!(f, "{item}")?;
+                }
+                f.write_str(")")
+            }
+            Expr::Not(inner) => write!(f, "(NOT {inner})"),
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => {
+                write!(f, "({expr} {}IN (", not(*negated))?;
+                for (index, item) in list.iter().enumerate() {
+                    if index > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{item}")?;
+                }
+                f.write_str("))")
+            }
+            Expr::IsNull { expr, negated } => write!(f, "({expr} IS {}NULL)", not(*negated)),
+            Expr::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => write!(f, "({expr} {}BETWEEN {low} AND {high})", not(*negated)),
+            Expr::Like {
+                expr,
+                pattern,
+                escape,
+                case_insensitive,
+                negated,
+            } => {
+                let keyword = if *case_insensitive { "ILIKE" } else { "LIKE" };
+                write!(f, "({expr} {}{keyword} {pattern}", not(*negated))?;
+                if let Some(escape) = escape {
+                    write!(f, " ESCAPE '{}'", escape.to_string().replace('\'', "''"))?;
+                }
+                f.write_str(")")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_and_node_count() {
+        let filter = Expr::col("a")
+            .eq(Expr::lit(1))
+            .and(Expr::col("b").in_list([1, 2]).not());
+        assert_eq!(filter.node_count(), 9);
+        assert_eq!(filter.depth(), 4);
+    }
+
+    #[test]
+    fn renders_as_sql() {
+        let filter = Expr::col("room")
+            .eq(Expr::lit(7))
+            .and(Expr::col("body").like("it's%"));
+        assert_eq!(
+            filter.to_string(),
+            "((\"room\" = 7) AND (\"body\" LIKE 'it''s%'))"
+        );
+    }
+}

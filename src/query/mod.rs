@@ -1,0 +1,131 @@
+//! Subscription queries: the filter tree, its compiled form, projections.
+
+pub mod expr;
+pub(crate) mod filter;
+pub(crate) mod like;
+pub mod projection;
+
+use crate::error::LiveError;
+use crate::index::RouteHasher;
+use crate::models::ids::{TableId, TableKey};
+use crate::models::schema::TableSchema;
+use crate::sync::DataArc;
+
+pub use expr::{CompareOp, Expr};
+pub use filter::FilterLimits;
+pub use projection::{CompiledProjection, Projection};
+
+use filter::Predicate;
+
+/// What a subscription asks for: a table, an optional filter and a projection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuerySpec {
+    /// The table.
+    pub table_id: TableId,
+    /// Rows must make this TRUE to be delivered; `None` delivers every row.
+    pub filter: Option<Expr>,
+    /// The columns delivered.
+    pub projection: Projection,
+}
+
+impl QuerySpec {
+    /// Every row and column of `table_id`.
+    pub fn table(table_id: TableId) -> Self {
+        Self {
+            table_id,
+            filter: None,
+            projection: Projection::All,
+        }
+    }
+
+    /// Adds a filter.
+    pub fn filter(mut self, filter: Expr) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// Sets the projection.
+    pub fn project(mut self, projection: Projection) -> Self {
+        self.projection = projection;
+        self
+    }
+
+    /// The query as SQL, for records and messages.
+    pub fn to_sql(&self) -> String {
+        let columns = match &self.projection {
+            Projection::All => "*".to_string(),
+            Projection::Columns(names) => names
+                .iter()
+                .map(|name| format!("\"{}\"", name.replace('"', "\"\"")))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let mut sql = format!("SELECT {columns} FROM {}", self.table_id);
+        if let Some(filter) = &self.filter {
+            sql.push_str(&format!(" WHERE {filter}"));
+        }
+        sql
+    }
+}
+
+/// A column pinned to constants, with the routing keys of those constants.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct RoutePin {
+    pub(crate) column: u16,
+    pub(crate) value_keys: Box<[u64]>,
+}
+
+/// A query compiled against one version of its table's schema. Shared by every
+/// subscription with the same query on the same table.
+#[derive(Debug)]
+pub(crate) struct CompiledQuery {
+    pub(crate) spec: QuerySpec,
+    pub(crate) text: DataArc<str>,
+    pub(crate) table_key: TableKey,
+    pub(crate) schema: DataArc<TableSchema>,
+    pub(crate) filter: Option<Predicate>,
+    pub(crate) pin: Option<RoutePin>,
+    pub(crate) projection: DataArc<CompiledProjection>,
+}
+
+impl CompiledQuery {
+    pub(crate) fn compile(
+        spec: QuerySpec,
+        text: Option<DataArc<str>>,
+        table_key: TableKey,
+        schema: DataArc<TableSchema>,
+        limits: &FilterLimits,
+        hasher: &RouteHasher,
+        intern_projection: impl FnOnce(CompiledProjection) -> DataArc<CompiledProjection>,
+    ) -> Result<Self, LiveError> {
+        let filter = spec
+            .filter
+            .as_ref()
+            .map(|expr| Predicate::compile(expr, &schema, limits))
+            .transpose()?;
+        let projection = intern_projection(CompiledProjection::compile(&spec.projection, &schema)?);
+        let pin = filter.as_ref().and_then(Predicate::pin).map(|pin| {
+            let mut value_keys: Vec<u64> = pin
+                .values
+                .iter()
+                .filter_map(|value| hasher.value_key(value))
+                .collect();
+            value_keys.sort_unstable();
+            value_keys.dedup();
+            RoutePin {
+                column: pin.column,
+                value_keys: value_keys.into_boxed_slice(),
+            }
+        });
+        let text = text.unwrap_or_else(|| DataArc::from(spec.to_sql()));
+        Ok(Self {
+            spec,
+            text,
+            table_key,
+            schema,
+            filter,
+            pin,
+            projection,
+        })
+    }
+}

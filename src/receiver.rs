@@ -1,0 +1,412 @@
+//! The receiving ends handed to the host: livecore's own types over flume.
+//!
+//! A [`NotificationReceiver`] turns deliveries into [`Notification`]s. It skips deliveries
+//! of subscriptions that ended after the send (so nothing arrives after `unsubscribe`
+//! returns, with no lock on the publish path), reports gaps — in place, when a later
+//! delivery's number shows some were dropped, and at the end of the queue when nothing
+//! followed — and reports subscriptions that livecore ended. An [`EventReceiver`] reports
+//! connection events, which are kept as pending flags so a full event channel never loses
+//! one. Both offer blocking, timed, non-blocking and async receives, and each has one
+//! consumer at a time (`&mut self`).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::models::connection::{
+    AttentionItem, ConnectionEvent, SharedConnectionState, SubscriptionNotice, ATTENTION_GAP,
+    ATTENTION_NOTICE,
+};
+use crate::models::ids::ConnectionId;
+use crate::models::notification::{ChangeSet, Delivery, DeliveryKind, Notification, SnapshotBatch};
+use crate::models::subscription::SubscriptionCore;
+use crate::stats::StatsCounters;
+use crate::sync::{channel, Arc};
+
+/// Why a receive returned nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReceiveError {
+    /// Nothing is waiting (non-blocking receive).
+    Empty,
+    /// Nothing arrived before the timeout.
+    Timeout,
+    /// The connection was unregistered (or disconnected as a slow consumer) and everything
+    /// queued for it has been handed out.
+    Closed,
+}
+
+impl std::fmt::Display for ReceiveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ReceiveError::Empty => "nothing to receive",
+            ReceiveError::Timeout => "timed out waiting",
+            ReceiveError::Closed => "the connection is closed",
+        })
+    }
+}
+
+impl std::error::Error for ReceiveError {}
+
+#[derive(Clone, Copy)]
+enum Wait {
+    No,
+    Forever,
+    Until(Instant),
+}
+
+/// Receives a connection's notifications. One consumer at a time.
+pub struct NotificationReceiver {
+    rx: channel::Receiver<Delivery>,
+    connection: SharedConnectionState,
+    /// Notifications produced ahead of the next delivery (a gap before a change).
+    ready: VecDeque<Notification>,
+}
+
+impl NotificationReceiver {
+    pub(crate) fn new(rx: channel::Receiver<Delivery>, connection: SharedConnectionState) -> Self {
+        Self {
+            rx,
+            connection,
+            ready: VecDeque::new(),
+        }
+    }
+
+    /// The connection this receiver belongs to.
+    pub fn connection_id(&self) -> ConnectionId {
+        self.connection.id
+    }
+
+    /// Waits for the next notification.
+    pub fn recv(&mut self) -> Result<Notification, ReceiveError> {
+        self.next(Wait::Forever)
+    }
+
+    /// Returns the next notification if one is waiting.
+    pub fn try_recv(&mut self) -> Result<Notification, ReceiveError> {
+        self.next(Wait::No)
+    }
+
+    /// Waits up to `timeout` for the next notification.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Notification, ReceiveError> {
+        self.next(Wait::Until(Instant::now() + timeout))
+    }
+
+    /// Waits for the next notification without blocking a thread.
+    #[cfg(not(livecore_loom))]
+    pub async fn recv_async(&mut self) -> Result<Notification, ReceiveError> {
+        loop {
+            match self.next(Wait::No) {
+                Err(ReceiveError::Empty) => {}
+                other => return other,
+            }
+            match self.rx.recv_async().await {
+                Ok(delivery) => {
+                    if let Some(notification) = self.process(delivery) {
+                        return Ok(notification);
+                    }
+                }
+                Err(_) => return self.next(Wait::No).map_err(|_| ReceiveError::Closed),
+            }
+        }
+    }
+
+    /// Deliveries queued in the channel (including ones that will be skipped).
+    pub fn queued(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// For hosts using the manager's ready queue: asks to have this connection put on the
+    /// queue when it next has something to read. Call it after draining the receivers; if
+    /// something is already waiting, the connection is queued at once.
+    pub fn arm_ready(&self) {
+        let connection = &self.connection;
+        connection.arm_ready(|| {
+            !self.ready.is_empty()
+                || !self.rx.is_empty()
+                || connection.attention_flags() != 0
+                || connection.has_pending_events()
+                || connection.is_closed()
+        });
+    }
+
+    fn next(&mut self, wait: Wait) -> Result<Notification, ReceiveError> {
+        loop {
+            if let Some(notification) = self.ready.pop_front() {
+                return Ok(notification);
+            }
+            if self.connection.attention_flags() & ATTENTION_NOTICE != 0 {
+                self.collect_notices();
+                continue;
+            }
+            if self.connection.is_disconnecting() {
+                return Err(ReceiveError::Closed);
+            }
+            match self.rx.try_recv() {
+                Ok(delivery) => {
+                    if let Some(notification) = self.process(delivery) {
+                        return Ok(notification);
+                    }
+                    continue;
+                }
+                Err(channel::TryRecvError::Disconnected) => return Err(ReceiveError::Closed),
+                Err(channel::TryRecvError::Empty) => {}
+            }
+            // The channel is empty: now is the time to report gaps at the end of the queue.
+            if self.connection.attention_flags() & ATTENTION_GAP != 0 {
+                self.collect_gaps();
+                if !self.ready.is_empty() {
+                    continue;
+                }
+            }
+            if self.connection.is_closed() {
+                return Err(ReceiveError::Closed);
+            }
+            let delivery = match wait {
+                Wait::No => return Err(ReceiveError::Empty),
+                Wait::Forever => self.rx.recv().map_err(|_| ReceiveError::Closed)?,
+                Wait::Until(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(ReceiveError::Timeout);
+                    }
+                    match self.rx.recv_timeout(left) {
+                        Ok(delivery) => delivery,
+                        Err(channel::RecvTimeoutError::Timeout) => continue,
+                        Err(channel::RecvTimeoutError::Disconnected) => {
+                            return Err(ReceiveError::Closed)
+                        }
+                    }
+                }
+            };
+            if let Some(notification) = self.process(delivery) {
+                return Ok(notification);
+            }
+        }
+    }
+
+    /// Turns a delivery into a notification, or `None` when it is skipped.
+    fn process(&mut self, delivery: Delivery) -> Option<Notification> {
+        match delivery.0 {
+            DeliveryKind::Changes {
+                core,
+                commit,
+                number,
+                matches,
+            } => {
+                if core.flow.is_closed() {
+                    return None;
+                }
+                let last = core.received_number();
+                let seq = commit.seq;
+                let changes = Notification::Changes(ChangeSet {
+                    core: core.clone(),
+                    commit,
+                    matches,
+                });
+                if number > last + 1 {
+                    let gap = self.gap(&core, number - last - 1);
+                    core.mark_received(number, Some(seq));
+                    self.ready.push_back(changes);
+                    return Some(gap);
+                }
+                core.mark_received(number.max(last), Some(seq));
+                Some(changes)
+            }
+            DeliveryKind::Snapshot { core, batch, rows } => (!core.flow.is_closed())
+                .then(|| Notification::Snapshot(SnapshotBatch { core, batch, rows })),
+            DeliveryKind::LoadComplete {
+                core,
+                boundary,
+                batches,
+                rows,
+            } => (!core.flow.is_closed()).then(|| Notification::InitialLoadComplete {
+                live_query_id: core.live_query_id(),
+                boundary,
+                batches,
+                rows,
+            }),
+            DeliveryKind::Wake => None,
+        }
+    }
+
+    fn gap(&self, core: &SubscriptionCore, missed: u64) -> Notification {
+        StatsCounters::add(&self.connection.stats.gaps, 1);
+        Notification::Gap {
+            live_query_id: core.live_query_id(),
+            last_seq: core.received_seq(),
+            missed,
+        }
+    }
+
+    fn collect_notices(&mut self) {
+        for item in self.connection.take_attention(ATTENTION_NOTICE) {
+            let AttentionItem::Notice(core, notice) = item else {
+                continue;
+            };
+            if core.is_removed() {
+                continue;
+            }
+            let live_query_id = core.live_query_id();
+            self.ready.push_back(match notice {
+                SubscriptionNotice::ResyncRequired => {
+                    Notification::ResyncRequired { live_query_id }
+                }
+                SubscriptionNotice::ResumeUnavailable => {
+                    Notification::ResumeUnavailable { live_query_id }
+                }
+                SubscriptionNotice::Closed(reason) => Notification::Closed {
+                    live_query_id,
+                    reason,
+                },
+            });
+        }
+    }
+
+    /// Reports deliveries dropped with nothing after them. Valid only while the channel is
+    /// empty: every attempt up to the highest dropped one was then either handed out or
+    /// dropped (attempts of one subscription are serialized). If the channel filled again
+    /// meanwhile, the gap waits for the next empty moment.
+    fn collect_gaps(&mut self) {
+        for item in self.connection.take_attention(ATTENTION_GAP) {
+            let AttentionItem::Gap(core) = item else {
+                continue;
+            };
+            core.release_attention_slot();
+            if core.flow.is_closed() {
+                continue;
+            }
+            let dropped_upto = core.dropped_upto();
+            if !self.rx.is_empty() {
+                self.connection.flag_gap(&core);
+                continue;
+            }
+            let last = core.received_number();
+            if dropped_upto > last {
+                let gap = self.gap(&core, dropped_upto - last);
+                core.mark_received(dropped_upto, None);
+                self.ready.push_back(gap);
+            }
+        }
+    }
+}
+
+impl Drop for NotificationReceiver {
+    fn drop(&mut self) {
+        // Release what is queued now rather than when the last sender goes away.
+        while self.rx.try_recv().is_ok() {}
+    }
+}
+
+/// Receives a connection's events. One consumer at a time.
+pub struct EventReceiver {
+    rx: channel::Receiver<ConnectionEvent>,
+    connection: SharedConnectionState,
+}
+
+impl EventReceiver {
+    pub(crate) fn new(
+        rx: channel::Receiver<ConnectionEvent>,
+        connection: SharedConnectionState,
+    ) -> Self {
+        Self { rx, connection }
+    }
+
+    /// Waits for the next event.
+    pub fn recv(&mut self) -> Result<ConnectionEvent, ReceiveError> {
+        self.next(Wait::Forever)
+    }
+
+    /// Returns the next event if one is pending.
+    pub fn try_recv(&mut self) -> Result<ConnectionEvent, ReceiveError> {
+        self.next(Wait::No)
+    }
+
+    /// Waits up to `timeout` for the next event.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ConnectionEvent, ReceiveError> {
+        self.next(Wait::Until(Instant::now() + timeout))
+    }
+
+    /// Waits for the next event without blocking a thread.
+    #[cfg(not(livecore_loom))]
+    pub async fn recv_async(&mut self) -> Result<ConnectionEvent, ReceiveError> {
+        loop {
+            match self.next(Wait::No) {
+                Err(ReceiveError::Empty) => {}
+                other => return other,
+            }
+            match self.rx.recv_async().await {
+                Ok(event) if self.connection.take_event(event) => return Ok(event),
+                Ok(_) => {}
+                Err(_) => return self.next(Wait::No).map_err(|_| ReceiveError::Closed),
+            }
+        }
+    }
+
+    fn next(&mut self, wait: Wait) -> Result<ConnectionEvent, ReceiveError> {
+        loop {
+            // A message is only a wake-up: the pending flag is the event. A message whose
+            // flag was already taken is skipped.
+            match self.rx.try_recv() {
+                Ok(event) if self.connection.take_event(event) => return Ok(event),
+                Ok(_) => continue,
+                Err(channel::TryRecvError::Disconnected) => {}
+                Err(channel::TryRecvError::Empty) => {}
+            }
+            if let Some(event) = self.connection.take_any_event() {
+                return Ok(event);
+            }
+            if self.connection.is_closed() {
+                return Err(ReceiveError::Closed);
+            }
+            let event = match wait {
+                Wait::No => return Err(ReceiveError::Empty),
+                Wait::Forever => self.rx.recv().map_err(|_| ReceiveError::Closed)?,
+                Wait::Until(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(ReceiveError::Timeout);
+                    }
+                    match self.rx.recv_timeout(left) {
+                        Ok(event) => event,
+                        Err(channel::RecvTimeoutError::Timeout) => continue,
+                        Err(channel::RecvTimeoutError::Disconnected) => {
+                            return Err(ReceiveError::Closed)
+                        }
+                    }
+                }
+            };
+            if self.connection.take_event(event) {
+                return Ok(event);
+            }
+        }
+    }
+}
+
+/// The manager-wide ready queue: connections that have something to read. A host serving
+/// many connections from one thread waits here, drains the named connection's receivers,
+/// then calls [`NotificationReceiver::arm_ready`] on it.
+#[derive(Clone)]
+pub struct ReadyConnections {
+    pub(crate) rx: channel::Receiver<ConnectionId>,
+}
+
+impl ReadyConnections {
+    /// Waits up to `timeout` for a connection with something to read.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<ConnectionId, ReceiveError> {
+        self.rx.recv_timeout(timeout).map_err(|error| match error {
+            channel::RecvTimeoutError::Timeout => ReceiveError::Timeout,
+            channel::RecvTimeoutError::Disconnected => ReceiveError::Closed,
+        })
+    }
+
+    /// Returns a ready connection if one is queued.
+    pub fn try_recv(&self) -> Result<ConnectionId, ReceiveError> {
+        self.rx.try_recv().map_err(|error| match error {
+            channel::TryRecvError::Empty => ReceiveError::Empty,
+            channel::TryRecvError::Disconnected => ReceiveError::Closed,
+        })
+    }
+}
+
+// Keep the Arc import meaningful for loom builds where SharedConnectionState is loom's Arc.
+#[allow(dead_code)]
+type _SharedCore = Arc<SubscriptionCore>;

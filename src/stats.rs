@@ -1,0 +1,50 @@
+//! Manager-wide counters. Publishers add to them once per publish (not once per delivery);
+//! receivers add the gaps they report.
+
+use crate::models::subscription::RegistryStats;
+use crate::sync::{AtomicU64, Ordering};
+
+/// The live counters behind [`RegistryStats`].
+#[derive(Default)]
+pub(crate) struct StatsCounters {
+    pub(crate) published: AtomicU64,
+    pub(crate) published_changes: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) dropped_closed: AtomicU64,
+    pub(crate) buffered: AtomicU64,
+    pub(crate) covered_by_snapshot: AtomicU64,
+    pub(crate) gaps: AtomicU64,
+    pub(crate) resyncs: AtomicU64,
+    pub(crate) snapshot_batches: AtomicU64,
+    pub(crate) filter_evaluations: AtomicU64,
+}
+
+impl StatsCounters {
+    #[inline]
+    pub(crate) fn add(counter: &AtomicU64, amount: u64) {
+        if amount > 0 {
+            counter.fetch_add(amount, Ordering::Relaxed);
+        }
+    }
+
+    /// A snapshot of the counters; the caller fills in the gauges.
+    pub(crate) fn snapshot(&self, connections: usize, subscriptions: usize) -> RegistryStats {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        RegistryStats {
+            connections,
+            subscriptions,
+            published: read(&self.published),
+            published_changes: read(&self.published_changes),
+            delivered: read(&self.delivered),
+            dropped: read(&self.dropped),
+            dropped_closed: read(&self.dropped_closed),
+            buffered: read(&self.buffered),
+            covered_by_snapshot: read(&self.covered_by_snapshot),
+            gaps: read(&self.gaps),
+            resyncs: read(&self.resyncs),
+            snapshot_batches: read(&self.snapshot_batches),
+            filter_evaluations: read(&self.filter_evaluations),
+        }
+    }
+}

@@ -1,0 +1,644 @@
+//! Subscribe, unsubscribe, and the initial-load protocol.
+//!
+//! The protocol for a subscription with initial data, in order:
+//!
+//! 1. `subscribe` with `initial_load`: the subscription is indexed (so every later commit
+//!    reaches its gate) before the call returns, and starts gated.
+//! 2. The engine reads its snapshot SeqId and calls `set_snapshot_boundary`. Commits
+//!    published meanwhile were buffered; those at or below the boundary are dropped.
+//! 3. The engine sends the snapshot: itself, or through `push_snapshot_rows`, which filters
+//!    and projects the rows and delivers them as snapshot batches ahead of live changes.
+//! 4. `complete_initial_load` flushes the buffered changes above the boundary, in order,
+//!    and makes the subscription live. Every change reaches the subscriber exactly once
+//!    across the boundary, also when publishing races the completion.
+//!
+//! Resuming from a client's last SeqId replaces steps 2-3 with `replay_commit` for each
+//! missed commit (or `resume_unavailable` when the engine cannot).
+
+use std::collections::HashMap;
+
+use crate::connections_manager::ConnectionsManager;
+use crate::error::{LiveError, LiveResult};
+use crate::flow_control::{BufferedNotification, GateError, SubscriptionFlowControl};
+use crate::index::TableRoute;
+use crate::models::change::{ChangeNotification, ChangeType, Commit};
+use crate::models::connection::{SharedConnectionState, SubscriptionNotice};
+use crate::models::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableKey};
+use crate::models::notification::{
+    encode_match, CloseReason, Delivery, DeliveryKind, Matches, MAX_COMMIT_CHANGES,
+};
+use crate::models::schema::{TableSchema, TableScope};
+use crate::models::subscription::{
+    RegisteredSubscription, SubscriptionCore, SubscriptionHandle, SubscriptionOptions,
+    SubscriptionResult, SubscriptionState,
+};
+use crate::models::value::Row;
+use crate::notification::{send_change, PublishSummary};
+use crate::query::{CompiledQuery, QuerySpec};
+use crate::stats::StatsCounters;
+use crate::sync::{channel::TrySendError, lock, read, Arc, DataArc, Ordering};
+
+/// What one `push_snapshot_rows` call delivered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotProgress {
+    /// Rows taken from the input (delivered or filtered out).
+    pub consumed: usize,
+    /// Batches sent.
+    pub batches: u32,
+    /// Rows delivered (those passing the filter).
+    pub rows: u64,
+}
+
+/// What completing an initial load did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InitialLoadReport {
+    /// The snapshot boundary, if one was set.
+    pub boundary: Option<SeqId>,
+    /// Buffered changes flushed to the subscriber.
+    pub flushed: u64,
+    /// Changes dropped because the snapshot held them.
+    pub covered_by_snapshot: u64,
+    /// Snapshot batches delivered through livecore.
+    pub batches: u32,
+    /// Snapshot rows delivered through livecore.
+    pub rows: u64,
+}
+
+impl ConnectionsManager {
+    /// Opens a subscription for an authenticated connection: compiles the filter and
+    /// projection against the table's schema (an unknown column is an error now, not at
+    /// publish time) and indexes it before returning.
+    pub fn subscribe(
+        &self,
+        connection_id: ConnectionId,
+        spec: QuerySpec,
+        options: SubscriptionOptions,
+    ) -> LiveResult<SubscriptionResult> {
+        self.subscribe_with_text(connection_id, spec, None, options)
+    }
+
+    pub(crate) fn subscribe_with_text(
+        &self,
+        connection_id: ConnectionId,
+        spec: QuerySpec,
+        text: Option<DataArc<str>>,
+        options: SubscriptionOptions,
+    ) -> LiveResult<SubscriptionResult> {
+        if self.is_shutting_down() {
+            return Err(LiveError::ShuttingDown);
+        }
+        self.reap_closed_subscriptions();
+        let connection = self.connection(connection_id)?;
+        let user_key = connection
+            .user_key()
+            .ok_or(LiveError::NotAuthenticated(connection_id))?;
+        if options.batch_size == 0 || options.batch_size > self.config.max_snapshot_batch_size {
+            return Err(LiveError::InvalidConfig(format!(
+                "batch_size must be between 1 and {}",
+                self.config.max_snapshot_batch_size
+            )));
+        }
+        let _lifecycle = read(&self.lifecycle);
+        let route = self
+            .index
+            .with_directory(|directory| directory.route_by_id(&spec.table_id).cloned())
+            .ok_or_else(|| LiveError::UnknownTable(spec.table_id.to_string()))?;
+        let query = self.compile_query(spec, text, &route)?;
+        let owner = match route.schema.scope {
+            TableScope::User => Some(user_key),
+            TableScope::Shared => None,
+        };
+        let mut subscriptions = lock(&connection.subscriptions);
+        if connection.is_closed() {
+            return Err(LiveError::UnknownConnection(connection_id));
+        }
+        if subscriptions.len() >= self.config.max_subscriptions_per_connection {
+            return Err(LiveError::SubscriptionLimitReached {
+                connection_id,
+                max: self.config.max_subscriptions_per_connection,
+            });
+        }
+        let id = SubscriptionId(self.next_subscription.fetch_add(1, Ordering::Relaxed));
+        let flow = if options.starts_gated() {
+            SubscriptionFlowControl::gated(self.config.gate_buffer_capacity, options.resume_from)
+        } else {
+            SubscriptionFlowControl::live()
+        };
+        let now_ms = self.clock.now_ms();
+        let core = Arc::new(SubscriptionCore::new(
+            id,
+            connection_id,
+            query,
+            owner,
+            flow,
+            now_ms,
+        ));
+        let result = SubscriptionResult {
+            live_query_id: core.live_query_id(),
+            columns: core
+                .query
+                .projection
+                .column_names()
+                .iter()
+                .map(|name| name.to_string())
+                .collect(),
+            gated: options.starts_gated(),
+            resume_from: options.resume_from,
+        };
+        {
+            let _writer = lock(&route.writer);
+            route.insert(
+                SubscriptionHandle {
+                    core: core.clone(),
+                    connection: connection.clone(),
+                },
+                &self.index.hasher,
+            );
+        }
+        subscriptions.insert(
+            id,
+            SubscriptionState {
+                core,
+                options,
+                created_at_ms: now_ms,
+                snapshot_batches: 0,
+                snapshot_rows: 0,
+            },
+        );
+        Ok(result)
+    }
+
+    fn compile_query(
+        &self,
+        spec: QuerySpec,
+        text: Option<DataArc<str>>,
+        route: &TableRoute,
+    ) -> LiveResult<DataArc<CompiledQuery>> {
+        CompiledQuery::compile(
+            spec,
+            text,
+            route.key,
+            route.schema.clone(),
+            &self.config.filter_limits,
+            &self.index.hasher,
+            |projection| route.intern_projection(projection),
+        )
+        .map(DataArc::new)
+    }
+
+    /// Ends a subscription. When this returns it has left the routing index, and the
+    /// connection's receiver hands out nothing more of it, even what was already queued.
+    pub fn unsubscribe(&self, live_query_id: LiveQueryId) -> LiveResult<()> {
+        let connection = self.connection(live_query_id.connection_id)?;
+        let _lifecycle = read(&self.lifecycle);
+        let state = lock(&connection.subscriptions)
+            .remove(&live_query_id.subscription_id)
+            .ok_or(LiveError::UnknownSubscription(
+                live_query_id.subscription_id,
+            ))?;
+        self.unroute(&state.core, &connection);
+        Ok(())
+    }
+
+    /// Removes a subscription from the index and closes it so receivers skip what is left.
+    /// The caller holds `lifecycle` shared.
+    pub(crate) fn unroute(&self, core: &Arc<SubscriptionCore>, connection: &SharedConnectionState) {
+        core.remove();
+        let route = self
+            .index
+            .with_directory(|directory| directory.route(core.query.table_key).cloned());
+        if let Some(route) = route {
+            let _writer = lock(&route.writer);
+            route.remove(
+                &SubscriptionHandle {
+                    core: core.clone(),
+                    connection: connection.clone(),
+                },
+                &self.index.hasher,
+            );
+        }
+    }
+
+    /// The subscriptions of one connection.
+    pub fn subscriptions_of(
+        &self,
+        connection_id: ConnectionId,
+    ) -> LiveResult<Vec<RegisteredSubscription>> {
+        let connection = self.connection(connection_id)?;
+        let subscriptions = lock(&connection.subscriptions);
+        let mut listed: Vec<_> = subscriptions
+            .values()
+            .map(|state| state.registered(&connection))
+            .collect();
+        listed.sort_by_key(|registered| registered.live_query_id);
+        Ok(listed)
+    }
+
+    /// One subscription, by its id.
+    pub fn subscription(&self, live_query_id: LiveQueryId) -> LiveResult<RegisteredSubscription> {
+        self.with_state(live_query_id, |connection, state| {
+            Ok(state.registered(connection))
+        })
+    }
+
+    /// Step 2 of the load protocol: the SeqId of the engine's snapshot. Buffered changes
+    /// at or below it are dropped (the snapshot holds them), and so are later arrivals.
+    pub fn set_snapshot_boundary(
+        &self,
+        live_query_id: LiveQueryId,
+        boundary: SeqId,
+    ) -> LiveResult<()> {
+        self.with_state(live_query_id, |_, state| {
+            let covered = state
+                .core
+                .flow
+                .set_boundary(boundary)
+                .map_err(|error| gate_error(live_query_id, error))?;
+            StatsCounters::add(&self.stats.covered_by_snapshot, covered);
+            Ok(())
+        })
+    }
+
+    /// Step 3, when livecore delivers the snapshot: filters and projects `rows` and sends
+    /// them in batches of the subscription's batch size, ahead of any live change. When the
+    /// channel fills, returns [`LiveError::WouldBlock`] with how many rows were taken;
+    /// call again with the rest once the receiver has drained.
+    pub fn push_snapshot_rows(
+        &self,
+        live_query_id: LiveQueryId,
+        rows: &[Row],
+    ) -> LiveResult<SnapshotProgress> {
+        self.with_state_mut(live_query_id, |connection, state| {
+            let core = state.core.clone();
+            if !core.flow.is_gated() {
+                return Err(LiveError::InvalidState {
+                    subscription_id: live_query_id.subscription_id,
+                    reason: "snapshot rows are only accepted during the initial load",
+                });
+            }
+            let expected = core.query.schema.columns.len();
+            if let Some(row) = rows.iter().find(|row| row.len() != expected) {
+                return Err(LiveError::RowArity {
+                    table: core.query.schema.table_id.to_string(),
+                    expected,
+                    got: row.len(),
+                });
+            }
+            let mut progress = SnapshotProgress::default();
+            for chunk in rows.chunks(state.options.batch_size) {
+                let batch: Vec<Row> = chunk
+                    .iter()
+                    .filter(|row| {
+                        core.query
+                            .filter
+                            .as_ref()
+                            .is_none_or(|filter| filter.matches(row))
+                    })
+                    .map(|row| core.query.projection.apply(row))
+                    .collect();
+                if !batch.is_empty() {
+                    let delivered = batch.len() as u64;
+                    let delivery = Delivery(DeliveryKind::Snapshot {
+                        core: core.clone(),
+                        batch: state.snapshot_batches,
+                        rows: DataArc::from(batch),
+                    });
+                    match connection.notification_tx.try_send(delivery) {
+                        Ok(()) => connection.notify_ready(),
+                        Err(TrySendError::Full(_)) => {
+                            return Err(LiveError::WouldBlock {
+                                consumed: progress.consumed,
+                            })
+                        }
+                        Err(TrySendError::Disconnected(_)) => {
+                            return Err(LiveError::UnknownConnection(connection.id))
+                        }
+                    }
+                    state.snapshot_batches += 1;
+                    state.snapshot_rows += delivered;
+                    progress.batches += 1;
+                    progress.rows += delivered;
+                    StatsCounters::add(&self.stats.snapshot_batches, 1);
+                }
+                progress.consumed += chunk.len();
+            }
+            Ok(progress)
+        })
+    }
+
+    /// Step 4: flushes the changes buffered above the boundary, in order, and makes the
+    /// subscription live. The subscriber first gets `InitialLoadComplete`; if its channel
+    /// has no room for it, returns [`LiveError::WouldBlock`] and nothing changes.
+    pub fn complete_initial_load(
+        &self,
+        live_query_id: LiveQueryId,
+    ) -> LiveResult<InitialLoadReport> {
+        self.with_state(live_query_id, |connection, state| {
+            let core = &state.core;
+            if !core.flow.is_gated() {
+                return Err(gate_error(
+                    live_query_id,
+                    if core.flow.is_live() {
+                        GateError::AlreadyLive
+                    } else {
+                        GateError::Closed
+                    },
+                ));
+            }
+            let marker = Delivery(DeliveryKind::LoadComplete {
+                core: core.clone(),
+                boundary: core.flow.boundary(),
+                batches: state.snapshot_batches,
+                rows: state.snapshot_rows,
+            });
+            match connection.notification_tx.try_send(marker) {
+                Ok(()) => connection.notify_ready(),
+                Err(TrySendError::Full(_)) => return Err(LiveError::WouldBlock { consumed: 0 }),
+                Err(TrySendError::Disconnected(_)) => {
+                    return Err(LiveError::UnknownConnection(connection.id))
+                }
+            }
+            let handle = SubscriptionHandle {
+                core: core.clone(),
+                connection: connection.clone(),
+            };
+            let now_ms = self.clock.now_ms();
+            let mut summary = PublishSummary::default();
+            let completed = core
+                .flow
+                .complete(|held| {
+                    send_change(
+                        &handle,
+                        held.commit,
+                        held.matches,
+                        now_ms,
+                        self,
+                        &mut summary,
+                    )
+                })
+                .map_err(|error| gate_error(live_query_id, error))?;
+            StatsCounters::add(&self.stats.delivered, summary.enqueued as u64);
+            Ok(InitialLoadReport {
+                boundary: completed.boundary,
+                flushed: completed.flushed,
+                covered_by_snapshot: completed.covered_by_snapshot,
+                batches: state.snapshot_batches,
+                rows: state.snapshot_rows,
+            })
+        })
+    }
+
+    /// Resume: hands one commit the client missed to a gated subscription. Its changes are
+    /// filtered for this subscription alone and held in SeqId order with live changes that
+    /// arrived meanwhile (a commit already held is not held twice). Returns whether any
+    /// change matched and was held. On user-scoped tables, other users' rows are ignored.
+    pub fn replay_commit(
+        &self,
+        live_query_id: LiveQueryId,
+        seq: SeqId,
+        changes: Vec<ChangeNotification>,
+    ) -> LiveResult<bool> {
+        if changes.len() > MAX_COMMIT_CHANGES {
+            return Err(LiveError::InvalidFilter(format!(
+                "a commit may carry at most {MAX_COMMIT_CHANGES} changes"
+            )));
+        }
+        self.with_state(live_query_id, |connection, state| {
+            let core = &state.core;
+            let schema = &core.query.schema;
+            let owner_id = connection.user().map(|user| user.user_id);
+            let filter = core.query.filter.as_ref();
+            let mut matches = Matches::new();
+            for (position, change) in changes.iter().enumerate() {
+                if change.table_id != schema.table_id {
+                    continue;
+                }
+                validate_row_lengths(schema, change)?;
+                if schema.scope == TableScope::User && change.owner != owner_id {
+                    continue;
+                }
+                let delivered = match filter {
+                    None => Some(change.change_type),
+                    Some(filter) => replay_match(filter, change),
+                };
+                if let Some(change_type) = delivered {
+                    matches.push(encode_match(position, change_type));
+                }
+            }
+            if matches.is_empty() {
+                return Ok(false);
+            }
+            let held = BufferedNotification {
+                seq,
+                commit: DataArc::new(Commit::new(seq, changes)),
+                matches,
+            };
+            match core.flow.replay(held) {
+                Ok(held) => Ok(held),
+                Err(GateError::Closed) if !core.flow.is_live() => {
+                    // The buffer overflowed: the subscriber must resync.
+                    StatsCounters::add(&self.stats.resyncs, 1);
+                    connection.post_notice(core, SubscriptionNotice::ResyncRequired);
+                    lock(&self.reap).push(live_query_id);
+                    Err(gate_error(live_query_id, GateError::Closed))
+                }
+                Err(error) => Err(gate_error(live_query_id, error)),
+            }
+        })
+    }
+
+    /// Resume: the engine cannot replay from the subscription's SeqId. The subscriber gets
+    /// `ResumeUnavailable` and the subscription ends.
+    pub fn resume_unavailable(&self, live_query_id: LiveQueryId) -> LiveResult<()> {
+        let connection = self.connection(live_query_id.connection_id)?;
+        let _lifecycle = read(&self.lifecycle);
+        let state = lock(&connection.subscriptions)
+            .remove(&live_query_id.subscription_id)
+            .ok_or(LiveError::UnknownSubscription(
+                live_query_id.subscription_id,
+            ))?;
+        let core = &state.core;
+        core.flow.close();
+        connection.post_notice(core, SubscriptionNotice::ResumeUnavailable);
+        let route = self
+            .index
+            .with_directory(|directory| directory.route(core.query.table_key).cloned());
+        if let Some(route) = route {
+            let _writer = lock(&route.writer);
+            route.remove(
+                &SubscriptionHandle {
+                    core: core.clone(),
+                    connection: connection.clone(),
+                },
+                &self.index.hasher,
+            );
+        }
+        Ok(())
+    }
+
+    /// Unroutes subscriptions that livecore ended on the publish path (gate overflow).
+    pub(crate) fn reap_closed_subscriptions(&self) {
+        let ended: Vec<LiveQueryId> = std::mem::take(&mut *lock(&self.reap));
+        if ended.is_empty() {
+            return;
+        }
+        let _lifecycle = read(&self.lifecycle);
+        for live_query_id in ended {
+            let Ok(connection) = self.connection(live_query_id.connection_id) else {
+                continue;
+            };
+            let state = {
+                let mut subscriptions = lock(&connection.subscriptions);
+                match subscriptions.get(&live_query_id.subscription_id) {
+                    Some(state) if state.core.flow.is_closed() => {
+                        subscriptions.remove(&live_query_id.subscription_id)
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(state) = state {
+                let route = self.index.with_directory(|directory| {
+                    directory.route(state.core.query.table_key).cloned()
+                });
+                if let Some(route) = route {
+                    let _writer = lock(&route.writer);
+                    route.remove(
+                        &SubscriptionHandle {
+                            core: state.core.clone(),
+                            connection: connection.clone(),
+                        },
+                        &self.index.hasher,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Rebuilds a table's routes for a new schema (the caller holds `lifecycle`
+    /// exclusively): recompiles each distinct query once, moves each subscription to a
+    /// successor core, and ends those that no longer compile or are still loading.
+    pub(crate) fn replace_schema(
+        &self,
+        old_route: &Arc<TableRoute>,
+        schema: DataArc<TableSchema>,
+    ) -> TableKey {
+        let new_route = Arc::new(TableRoute::new(old_route.key, schema.clone()));
+        let mut handles = Vec::with_capacity(old_route.subscription_count());
+        old_route.for_each_subscription(|handle| handles.push(handle.clone()));
+        let mut recompiled: HashMap<usize, LiveResult<DataArc<CompiledQuery>>> = HashMap::new();
+        for handle in handles {
+            let core = &handle.core;
+            if core.flow.is_closed() {
+                continue;
+            }
+            let query = recompiled
+                .entry(DataArc::as_ptr(&core.query) as usize)
+                .or_insert_with(|| {
+                    self.compile_query(
+                        core.query.spec.clone(),
+                        Some(core.query.text.clone()),
+                        &new_route,
+                    )
+                })
+                .clone();
+            let connection = &handle.connection;
+            let mut subscriptions = lock(&connection.subscriptions);
+            match query {
+                Ok(query) if !core.flow.is_gated() => {
+                    let successor = Arc::new(core.successor(query));
+                    new_route.insert(
+                        SubscriptionHandle {
+                            core: successor.clone(),
+                            connection: connection.clone(),
+                        },
+                        &self.index.hasher,
+                    );
+                    if let Some(state) = subscriptions.get_mut(&core.id) {
+                        state.core = successor;
+                    }
+                }
+                Ok(_) => {
+                    core.flow.close();
+                    subscriptions.remove(&core.id);
+                    StatsCounters::add(&self.stats.resyncs, 1);
+                    connection.post_notice(core, SubscriptionNotice::ResyncRequired);
+                }
+                Err(error) => {
+                    core.flow.close();
+                    subscriptions.remove(&core.id);
+                    let column = match error {
+                        LiveError::UnknownColumn { column, .. } => column,
+                        other => other.to_string(),
+                    };
+                    connection.post_notice(
+                        core,
+                        SubscriptionNotice::Closed(CloseReason::SchemaChanged { column }),
+                    );
+                }
+            }
+        }
+        self.index.replace_route(new_route);
+        old_route.key
+    }
+
+    fn with_state<T>(
+        &self,
+        live_query_id: LiveQueryId,
+        visit: impl FnOnce(&SharedConnectionState, &SubscriptionState) -> LiveResult<T>,
+    ) -> LiveResult<T> {
+        self.with_state_mut(live_query_id, |connection, state| visit(connection, state))
+    }
+
+    fn with_state_mut<T>(
+        &self,
+        live_query_id: LiveQueryId,
+        visit: impl FnOnce(&SharedConnectionState, &mut SubscriptionState) -> LiveResult<T>,
+    ) -> LiveResult<T> {
+        let connection = self.connection(live_query_id.connection_id)?;
+        let _lifecycle = read(&self.lifecycle);
+        let mut subscriptions = lock(&connection.subscriptions);
+        let state = subscriptions
+            .get_mut(&live_query_id.subscription_id)
+            .ok_or(LiveError::UnknownSubscription(
+                live_query_id.subscription_id,
+            ))?;
+        visit(&connection, state)
+    }
+}
+
+fn gate_error(live_query_id: LiveQueryId, error: GateError) -> LiveError {
+    LiveError::InvalidState {
+        subscription_id: live_query_id.subscription_id,
+        reason: match error {
+            GateError::AlreadyLive => "the initial load has already completed",
+            GateError::Closed => "the subscription has ended",
+        },
+    }
+}
+
+fn validate_row_lengths(schema: &TableSchema, change: &ChangeNotification) -> LiveResult<()> {
+    let expected = schema.columns.len();
+    let lengths =
+        std::iter::once(change.row.len()).chain(change.old_row.as_ref().map(|row| row.len()));
+    for got in lengths {
+        if got != expected {
+            return Err(LiveError::RowArity {
+                table: schema.table_id.to_string(),
+                expected,
+                got,
+            });
+        }
+    }
+    if change.change_type == ChangeType::Update && change.old_row.is_none() {
+        return Err(LiveError::MissingOldRow(change.table_id.clone()));
+    }
+    Ok(())
+}
+
+fn replay_match(
+    filter: &crate::query::filter::Predicate,
+    change: &ChangeNotification,
+) -> Option<ChangeType> {
+    let mut evaluated = 0;
+    crate::notification::match_change(Some(filter), change, &mut evaluated)
+}

@@ -1,0 +1,349 @@
+//! The one place that chooses between std and loom.
+//!
+//! Every atomic, `Arc`, `Mutex`, arc-swap cell and channel the library uses comes from here.
+//! A normal build gets std, arc-swap and flume. A build with `--cfg livecore_loom` (used only
+//! by the `loom-tests` crate, with its own target directory) gets loom's types and small
+//! loom-modelled stand-ins for arc-swap and flume with the same interface, so the protocols
+//! built on top are what loom explores.
+//!
+//! The module also keeps a per-thread count of the locks livecore itself takes, so tests can
+//! show by counting that publishing to live subscriptions takes none.
+
+use std::cell::Cell;
+
+#[cfg(not(livecore_loom))]
+pub(crate) use std::sync::{
+    atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering},
+    Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
+
+#[cfg(livecore_loom)]
+pub(crate) use loom::sync::{
+    atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering},
+    Arc, Condvar, Mutex, MutexGuard,
+};
+
+/// Reference counting for immutable data (strings, rows, compiled filters) that is shared
+/// read-only and takes part in no synchronization protocol, so loom need not model it. It is
+/// std's `Arc` in every build, which also lets unsized values (`str`, slices) use it.
+pub type DataArc<T> = std::sync::Arc<T>;
+
+#[cfg(not(livecore_loom))]
+pub(crate) use arc_swap::{ArcSwap, ArcSwapOption, Guard};
+
+#[cfg(livecore_loom)]
+pub(crate) use loom_stand_ins::{ArcSwap, ArcSwapOption, Guard};
+
+/// Threads: `std::thread` normally, `loom::thread` in a model.
+#[cfg(not(livecore_loom))]
+pub(crate) use std::thread;
+
+#[cfg(livecore_loom)]
+pub(crate) use loom::thread;
+
+/// Bounded multi-producer channels: flume normally, a loom-modelled queue in a model.
+pub(crate) mod channel {
+    #[cfg(not(livecore_loom))]
+    pub use flume::{
+        bounded, unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError,
+    };
+
+    #[cfg(livecore_loom)]
+    pub use super::loom_stand_ins::channel::{
+        bounded, unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError,
+    };
+}
+
+thread_local! {
+    static LOCKS_TAKEN: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Locks a livecore mutex, ignoring poisoning (every critical section leaves its data
+/// consistent before anything can panic), and counts the acquisition for this thread.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    LOCKS_TAKEN.with(|count| count.set(count.get() + 1));
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Takes a read lock (shared), ignoring poisoning, and counts it.
+pub(crate) fn read<T>(rw: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    LOCKS_TAKEN.with(|count| count.set(count.get() + 1));
+    match rw.read() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Takes a write lock (exclusive), ignoring poisoning, and counts it.
+pub(crate) fn write<T>(rw: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    LOCKS_TAKEN.with(|count| count.set(count.get() + 1));
+    match rw.write() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// How many livecore locks the calling thread has taken so far. Used by the cost tests.
+#[doc(hidden)]
+pub fn locks_taken_by_this_thread() -> u64 {
+    LOCKS_TAKEN.with(Cell::get)
+}
+
+#[cfg(livecore_loom)]
+mod loom_stand_ins {
+    //! Loom-modelled stand-ins for arc-swap and flume, with the subset of their interface
+    //! that livecore uses. They are deliberately simple (a loom mutex around the value):
+    //! what loom must explore is livecore's protocol on top, and every lock acquisition here
+    //! is a point where loom can switch threads.
+
+    use loom::sync::{Arc, Mutex};
+    use std::ops::Deref;
+
+    /// A loaded value; derefs like arc-swap's guard.
+    pub struct Guard<T>(T);
+
+    impl<T> Deref for Guard<T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            &self.0
+        }
+    }
+
+    /// Stand-in for `arc_swap::ArcSwap`.
+    pub struct ArcSwap<T> {
+        cell: Mutex<Arc<T>>,
+    }
+
+    impl<T> ArcSwap<T> {
+        pub fn new(value: Arc<T>) -> Self {
+            Self {
+                cell: Mutex::new(value),
+            }
+        }
+        pub fn from_pointee(value: T) -> Self {
+            Self::new(Arc::new(value))
+        }
+        pub fn load(&self) -> Guard<Arc<T>> {
+            Guard(self.load_full())
+        }
+        pub fn load_full(&self) -> Arc<T> {
+            self.cell.lock().unwrap().clone()
+        }
+        pub fn store(&self, value: Arc<T>) {
+            *self.cell.lock().unwrap() = value;
+        }
+        pub fn swap(&self, value: Arc<T>) -> Arc<T> {
+            std::mem::replace(&mut *self.cell.lock().unwrap(), value)
+        }
+        /// Replaces the value only if it is still `current` (compared by pointer), and
+        /// returns what was there before, like arc-swap.
+        pub fn compare_and_swap<C: Deref<Target = Arc<T>>>(
+            &self,
+            current: C,
+            new: Arc<T>,
+        ) -> Guard<Arc<T>> {
+            let mut cell = self.cell.lock().unwrap();
+            let previous = cell.clone();
+            if Arc::ptr_eq(&previous, &current) {
+                *cell = new;
+            }
+            Guard(previous)
+        }
+        /// Read-copy-update with a compare-and-swap retry loop, as arc-swap's `rcu`.
+        pub fn rcu<F: FnMut(&Arc<T>) -> Arc<T>>(&self, mut update: F) -> Arc<T> {
+            let mut current = self.load_full();
+            loop {
+                let new = update(&current);
+                let previous = self.compare_and_swap(&current, new);
+                if Arc::ptr_eq(&previous, &current) {
+                    return current;
+                }
+                current = Guard::into_inner(previous);
+            }
+        }
+    }
+
+    impl<T> Guard<T> {
+        pub fn into_inner(guard: Self) -> T {
+            guard.0
+        }
+    }
+
+    /// Stand-in for `arc_swap::ArcSwapOption`.
+    pub struct ArcSwapOption<T> {
+        cell: Mutex<Option<Arc<T>>>,
+    }
+
+    impl<T> ArcSwapOption<T> {
+        pub fn new(value: Option<Arc<T>>) -> Self {
+            Self {
+                cell: Mutex::new(value),
+            }
+        }
+        pub fn empty() -> Self {
+            Self::new(None)
+        }
+        pub fn load(&self) -> Guard<Option<Arc<T>>> {
+            Guard(self.load_full())
+        }
+        pub fn load_full(&self) -> Option<Arc<T>> {
+            self.cell.lock().unwrap().clone()
+        }
+        pub fn store(&self, value: Option<Arc<T>>) {
+            *self.cell.lock().unwrap() = value;
+        }
+    }
+
+    impl<T> Default for ArcSwapOption<T> {
+        fn default() -> Self {
+            Self::empty()
+        }
+    }
+
+    pub mod channel {
+        //! Stand-in for a bounded flume channel: a loom mutex around a queue, a condvar for
+        //! blocking receives, and sender/receiver counts for disconnection.
+
+        use loom::sync::atomic::{AtomicUsize, Ordering};
+        use loom::sync::{Arc, Condvar, Mutex};
+        use std::collections::VecDeque;
+        use std::time::Duration;
+
+        struct Shared<T> {
+            queue: Mutex<VecDeque<T>>,
+            ready: Condvar,
+            capacity: usize,
+            senders: AtomicUsize,
+            receivers: AtomicUsize,
+        }
+
+        pub struct Sender<T>(Arc<Shared<T>>);
+        pub struct Receiver<T>(Arc<Shared<T>>);
+
+        #[derive(Debug, PartialEq, Eq)]
+        pub enum TrySendError<T> {
+            Full(T),
+            Disconnected(T),
+        }
+        #[derive(Debug, PartialEq, Eq)]
+        pub enum TryRecvError {
+            Empty,
+            Disconnected,
+        }
+        #[derive(Debug, PartialEq, Eq)]
+        pub enum RecvError {
+            Disconnected,
+        }
+        #[derive(Debug, PartialEq, Eq)]
+        pub enum RecvTimeoutError {
+            Timeout,
+            Disconnected,
+        }
+
+        pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
+            bounded(usize::MAX)
+        }
+
+        pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+            let shared = Arc::new(Shared {
+                queue: Mutex::new(VecDeque::new()),
+                ready: Condvar::new(),
+                capacity,
+                senders: AtomicUsize::new(1),
+                receivers: AtomicUsize::new(1),
+            });
+            (Sender(shared.clone()), Receiver(shared))
+        }
+
+        impl<T> Sender<T> {
+            pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+                if self.0.receivers.load(Ordering::SeqCst) == 0 {
+                    return Err(TrySendError::Disconnected(value));
+                }
+                let mut queue = self.0.queue.lock().unwrap();
+                if queue.len() >= self.0.capacity {
+                    return Err(TrySendError::Full(value));
+                }
+                queue.push_back(value);
+                drop(queue);
+                self.0.ready.notify_all();
+                Ok(())
+            }
+            pub fn len(&self) -> usize {
+                self.0.queue.lock().unwrap().len()
+            }
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+            pub fn is_disconnected(&self) -> bool {
+                self.0.receivers.load(Ordering::SeqCst) == 0
+            }
+            pub fn capacity(&self) -> Option<usize> {
+                Some(self.0.capacity)
+            }
+        }
+
+        impl<T> Clone for Sender<T> {
+            fn clone(&self) -> Self {
+                self.0.senders.fetch_add(1, Ordering::SeqCst);
+                Sender(self.0.clone())
+            }
+        }
+
+        impl<T> Drop for Sender<T> {
+            fn drop(&mut self) {
+                if self.0.senders.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    let _queue = self.0.queue.lock().unwrap();
+                    self.0.ready.notify_all();
+                }
+            }
+        }
+
+        impl<T> Receiver<T> {
+            pub fn try_recv(&self) -> Result<T, TryRecvError> {
+                let mut queue = self.0.queue.lock().unwrap();
+                match queue.pop_front() {
+                    Some(value) => Ok(value),
+                    None if self.0.senders.load(Ordering::SeqCst) == 0 => {
+                        Err(TryRecvError::Disconnected)
+                    }
+                    None => Err(TryRecvError::Empty),
+                }
+            }
+            pub fn recv(&self) -> Result<T, RecvError> {
+                let mut queue = self.0.queue.lock().unwrap();
+                loop {
+                    if let Some(value) = queue.pop_front() {
+                        return Ok(value);
+                    }
+                    if self.0.senders.load(Ordering::SeqCst) == 0 {
+                        return Err(RecvError::Disconnected);
+                    }
+                    queue = self.0.ready.wait(queue).unwrap();
+                }
+            }
+            /// Loom has no clock: a model never waits for time, so this is a `try_recv`.
+            pub fn recv_timeout(&self, _timeout: Duration) -> Result<T, RecvTimeoutError> {
+                self.try_recv().map_err(|error| match error {
+                    TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                })
+            }
+            pub fn len(&self) -> usize {
+                self.0.queue.lock().unwrap().len()
+            }
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+        }
+
+        impl<T> Drop for Receiver<T> {
+            fn drop(&mut self) {
+                self.0.receivers.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
