@@ -5,18 +5,23 @@
 //! buffered in SeqId order; completing the load flushes the buffer and only then marks the
 //! gate LIVE, all under the gate's lock. A publisher that saw GATED re-checks the state under
 //! the same lock, so a change can neither be stranded in a buffer that was already flushed
-//! nor overtake the flush. Once live, passing the gate costs one atomic load and no lock.
+//! nor overtake the flush. Once live, passing the gate costs one atomic load and no lock:
+//! the gate word holds the boundary itself, so a straggler at or below the boundary (a
+//! commit in the snapshot whose publish raced the completion) is still dropped.
 
 use std::collections::VecDeque;
 
 use crate::models::change::Commit;
 use crate::models::ids::SeqId;
 use crate::models::notification::Matches;
-use crate::sync::{lock, AtomicU8, DataArc, Mutex, Ordering};
+use crate::sync::{lock, AtomicU64, DataArc, Mutex, Ordering};
 
-const LIVE: u8 = 0;
-const GATED: u8 = 1;
-const CLOSED: u8 = 2;
+/// Gate word: GATED, CLOSED, or any smaller value, which means LIVE with that boundary
+/// (0 when there was none: every SeqId is above it).
+const GATED: u64 = u64::MAX - 1;
+const CLOSED: u64 = u64::MAX;
+/// The largest SeqId usable as a snapshot boundary.
+pub const MAX_BOUNDARY: u64 = u64::MAX - 2;
 
 /// A change held back while the subscription's snapshot loads, with its commit's SeqId for
 /// ordering.
@@ -29,7 +34,7 @@ pub struct BufferedNotification {
 /// The gate of one subscription: GATED while its initial load runs, LIVE after, CLOSED once
 /// it has ended.
 pub struct SubscriptionFlowControl {
-    state: AtomicU8,
+    state: AtomicU64,
     gate: Mutex<Option<Box<GateBuffer>>>,
 }
 
@@ -69,7 +74,17 @@ impl SubscriptionFlowControl {
     /// A gate that is live from the start (no initial load).
     pub(crate) fn live() -> Self {
         Self {
-            state: AtomicU8::new(LIVE),
+            state: AtomicU64::new(0),
+            gate: Mutex::new(None),
+        }
+    }
+
+    /// A live gate with the same boundary as this one (for a subscription recompiled after
+    /// a schema change).
+    pub(crate) fn live_successor(&self) -> Self {
+        let word = self.state.load(Ordering::Acquire);
+        Self {
+            state: AtomicU64::new(if word < GATED { word } else { 0 }),
             gate: Mutex::new(None),
         }
     }
@@ -78,9 +93,9 @@ impl SubscriptionFlowControl {
     /// changes. `boundary` is known up front when resuming from a client's last SeqId.
     pub(crate) fn gated(capacity: usize, boundary: Option<SeqId>) -> Self {
         Self {
-            state: AtomicU8::new(GATED),
+            state: AtomicU64::new(GATED),
             gate: Mutex::new(Some(Box::new(GateBuffer {
-                boundary,
+                boundary: boundary.map(|boundary| SeqId(boundary.0.min(MAX_BOUNDARY))),
                 buffered: VecDeque::new(),
                 capacity,
                 covered_by_snapshot: 0,
@@ -91,7 +106,7 @@ impl SubscriptionFlowControl {
     /// True once the initial load has completed and the subscription has not ended.
     #[inline]
     pub(crate) fn is_live(&self) -> bool {
-        self.state.load(Ordering::Acquire) == LIVE
+        self.state.load(Ordering::Acquire) < GATED
     }
 
     /// True once the subscription has ended; its remaining deliveries are skipped.
@@ -114,7 +129,7 @@ impl SubscriptionFlowControl {
         buffer: impl FnOnce() -> BufferedNotification,
     ) -> GateDecision {
         match self.state.load(Ordering::Acquire) {
-            LIVE => GateDecision::SendNow,
+            boundary if boundary < GATED => live_decision(seq, boundary),
             CLOSED => GateDecision::Closed,
             _ => self.admit_gated(seq, buffer),
         }
@@ -132,7 +147,7 @@ impl SubscriptionFlowControl {
         // flushed yet, so what is buffered now will be flushed.
         #[cfg(not(livecore_mutant = "gate_no_recheck"))]
         match self.state.load(Ordering::Acquire) {
-            LIVE => return GateDecision::SendNow,
+            boundary if boundary < GATED => return live_decision(seq, boundary),
             CLOSED => return GateDecision::Closed,
             _ => {}
         }
@@ -155,6 +170,7 @@ impl SubscriptionFlowControl {
     /// Sets the snapshot boundary: buffered changes at or below it are dropped, and so are
     /// later arrivals at or below it.
     pub(crate) fn set_boundary(&self, boundary: SeqId) -> Result<u64, GateError> {
+        let boundary = SeqId(boundary.0.min(MAX_BOUNDARY));
         let mut gate = lock(&self.gate);
         let gate_buffer = self.gated_buffer(&mut gate)?;
         gate_buffer.boundary = Some(boundary);
@@ -205,14 +221,15 @@ impl SubscriptionFlowControl {
         let covered_by_snapshot = gate_buffer.covered_by_snapshot;
         let boundary = gate_buffer.boundary;
         let mut flushed = 0;
+        let live = boundary.map_or(0, |boundary| boundary.0);
         #[cfg(livecore_mutant = "gate_live_before_flush")]
-        self.state.store(LIVE, Ordering::Release);
+        self.state.store(live, Ordering::Release);
         while let Some(held) = gate_buffer.buffered.pop_front() {
             flush(held);
             flushed += 1;
         }
         *gate = None;
-        self.state.store(LIVE, Ordering::Release);
+        self.state.store(live, Ordering::Release);
         Ok(CompletedLoad {
             flushed,
             covered_by_snapshot,
@@ -241,9 +258,19 @@ impl SubscriptionFlowControl {
     ) -> Result<&'a mut GateBuffer, GateError> {
         match (self.state.load(Ordering::Acquire), gate.as_mut()) {
             (GATED, Some(gate_buffer)) => Ok(gate_buffer),
-            (LIVE, _) => Err(GateError::AlreadyLive),
-            _ => Err(GateError::Closed),
+            (CLOSED, _) | (GATED, None) => Err(GateError::Closed),
+            _ => Err(GateError::AlreadyLive),
         }
+    }
+}
+
+/// A live gate passes changes above its boundary; those at or below it are in the snapshot.
+#[inline]
+fn live_decision(seq: SeqId, boundary: u64) -> GateDecision {
+    if seq.0 > boundary {
+        GateDecision::SendNow
+    } else {
+        GateDecision::CoveredBySnapshot
     }
 }
 
@@ -267,9 +294,9 @@ impl GateBuffer {
 impl std::fmt::Debug for SubscriptionFlowControl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match self.state.load(Ordering::Acquire) {
-            LIVE => "live",
             GATED => "gated",
-            _ => "closed",
+            CLOSED => "closed",
+            _ => "live",
         };
         f.debug_struct("SubscriptionFlowControl")
             .field("state", &state)
@@ -310,6 +337,11 @@ mod tests {
         assert_eq!(flushed_seqs(&gate), vec![8, 9]);
         assert!(gate.is_live());
         assert_eq!(gate.admit(SeqId(10), || held(10)), GateDecision::SendNow);
+        // A straggler in the snapshot whose publish raced the completion is still dropped.
+        assert_eq!(
+            gate.admit(SeqId(5), || held(5)),
+            GateDecision::CoveredBySnapshot
+        );
         assert_eq!(gate.set_boundary(SeqId(1)), Err(GateError::AlreadyLive));
     }
 

@@ -71,7 +71,7 @@ impl SubscriptionCore {
             self.connection_id,
             query,
             self.owner,
-            SubscriptionFlowControl::live(),
+            self.flow.live_successor(),
             self.last_update_ms.load(Ordering::Relaxed),
         );
         successor.attempted.store(attempted, Ordering::SeqCst);

@@ -1,0 +1,765 @@
+//! Publishing and delivery: filters, rows entering and leaving, projections, whole commits,
+//! tenant isolation, slow consumers and gaps, closed receivers, races with unsubscribe and
+//! unregister, statistics, JSON, the ready queue and async receives.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use livecore::*;
+
+#[test]
+fn filtered_subscription_sees_rows_enter_stay_and_leave() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    manager
+        .subscribe(
+            connection.connection_id,
+            in_room(7),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    let t = messages;
+    manager
+        .publish(
+            SeqId(1),
+            ChangeNotification::insert(t(), message(1, 7, "in")),
+        )
+        .unwrap();
+    manager
+        .publish(
+            SeqId(2),
+            ChangeNotification::insert(t(), message(2, 8, "out")),
+        )
+        .unwrap();
+    manager
+        .publish(
+            SeqId(3),
+            ChangeNotification::update(t(), message(1, 7, "in"), message(1, 7, "edit")),
+        )
+        .unwrap();
+    manager
+        .publish(
+            SeqId(4),
+            ChangeNotification::update(t(), message(1, 7, "edit"), message(1, 8, "moved")),
+        )
+        .unwrap();
+    manager
+        .publish(
+            SeqId(5),
+            ChangeNotification::update(t(), message(2, 8, "out"), message(2, 7.0 as i64, "came")),
+        )
+        .unwrap();
+    manager
+        .publish(
+            SeqId(6),
+            ChangeNotification::update(t(), message(3, 8, "x"), message(3, 9, "y")),
+        )
+        .unwrap();
+    manager
+        .publish(
+            SeqId(7),
+            ChangeNotification::delete(t(), message(2, 7, "came")),
+        )
+        .unwrap();
+    let received = drain(&mut connection.notifications);
+    assert_eq!(
+        changes_of(&received),
+        vec![
+            (ChangeType::Insert, 1),
+            (ChangeType::Update, 1),
+            (ChangeType::Delete, 1),
+            (ChangeType::Insert, 2),
+            (ChangeType::Delete, 2),
+        ]
+    );
+    // A row leaving is delivered as it was; an update carries the old row too.
+    let Notification::Changes(left) = &received[2] else {
+        panic!("expected changes")
+    };
+    let change = left.changes().next().unwrap();
+    assert_eq!(change.row.get("body"), Some(&Value::text("edit")));
+    let Notification::Changes(updated) = &received[1] else {
+        panic!("expected changes")
+    };
+    let change = updated.changes().next().unwrap();
+    assert_eq!(
+        change.old_row.unwrap().get("body"),
+        Some(&Value::text("in"))
+    );
+    assert_eq!(updated.seq(), SeqId(3));
+}
+
+#[test]
+fn float_and_integer_constants_meet_in_the_index() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    let spec = QuerySpec::table(messages()).filter(Expr::col("room").eq(Expr::lit(7.0)));
+    manager
+        .subscribe(
+            connection.connection_id,
+            spec,
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    let in_list = QuerySpec::table(messages()).filter(Expr::col("room").in_list([3, 7]));
+    manager
+        .subscribe(
+            connection.connection_id,
+            in_list,
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    let summary = manager
+        .publish(
+            SeqId(1),
+            ChangeNotification::insert(messages(), message(1, 7, "")),
+        )
+        .unwrap();
+    assert_eq!(summary.matched, 2);
+    assert_eq!(
+        summary.evaluated, 2,
+        "only the two pinned candidates are evaluated"
+    );
+    // A row moving between two values of one IN list is one update, not two deliveries.
+    let summary = manager
+        .publish(
+            SeqId(2),
+            ChangeNotification::update(messages(), message(1, 3, ""), message(1, 7, "")),
+        )
+        .unwrap();
+    assert_eq!(summary.matched, 2);
+    let received = drain(&mut connection.notifications);
+    assert_eq!(received.len(), 4);
+}
+
+#[test]
+fn projection_limits_columns_and_is_reported() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    let spec = QuerySpec::table(messages()).project(Projection::columns(["body", "id"]));
+    let result = manager
+        .subscribe(
+            connection.connection_id,
+            spec,
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(result.columns, vec!["body".to_string(), "id".to_string()]);
+    manager
+        .publish(
+            SeqId(1),
+            ChangeNotification::insert(messages(), message(5, 1, "hello")),
+        )
+        .unwrap();
+    let Notification::Changes(set) = connection.notifications.try_recv().unwrap() else {
+        panic!("expected changes")
+    };
+    let change = set.changes().next().unwrap();
+    assert_eq!(change.row.len(), 2);
+    assert_eq!(
+        change.row.to_row(),
+        Row::new(vec![Value::text("hello"), Value::Int(5)])
+    );
+    assert_eq!(change.row.get("room"), None);
+}
+
+#[test]
+fn a_commit_reaches_each_subscriber_whole_and_in_order() {
+    let (manager, _) = manager();
+    let mut all = connect(&manager, "alice");
+    let mut room_one = connect(&manager, "bob");
+    let mut alice_notes = connect(&manager, "alice");
+    manager
+        .subscribe(
+            all.connection_id,
+            QuerySpec::table(messages()),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    manager
+        .subscribe(
+            room_one.connection_id,
+            in_room(1),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    manager
+        .subscribe(
+            alice_notes.connection_id,
+            QuerySpec::table(notes()),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    let commit = vec![
+        ChangeNotification::insert(messages(), message(1, 1, "a")),
+        ChangeNotification::insert(notes(), note(10, "n", 1)).owned_by("alice"),
+        ChangeNotification::insert(messages(), message(2, 2, "b")),
+        ChangeNotification::update(messages(), message(3, 2, "c"), message(3, 1, "c")),
+        ChangeNotification::insert(notes(), note(11, "m", 1)).owned_by("bob"),
+        ChangeNotification::delete(messages(), message(4, 1, "d")),
+    ];
+    let summary = manager.publish_commit(SeqId(9), commit).unwrap();
+    assert_eq!(summary.matched, 3);
+    assert_eq!(summary.enqueued, 3);
+
+    let received = drain(&mut all.notifications);
+    assert_eq!(received.len(), 1, "one delivery per commit");
+    assert_eq!(
+        changes_of(&received),
+        vec![
+            (ChangeType::Insert, 1),
+            (ChangeType::Insert, 2),
+            (ChangeType::Update, 3),
+            (ChangeType::Delete, 4)
+        ]
+    );
+    let Notification::Changes(set) = &received[0] else {
+        panic!()
+    };
+    let positions: Vec<usize> = set.changes().map(|change| change.position()).collect();
+    assert_eq!(positions, vec![0, 2, 3, 5]);
+
+    let received = drain(&mut room_one.notifications);
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        changes_of(&received),
+        vec![
+            (ChangeType::Insert, 1),
+            (ChangeType::Insert, 3),
+            (ChangeType::Delete, 4)
+        ]
+    );
+    let received = drain(&mut alice_notes.notifications);
+    assert_eq!(changes_of(&received), vec![(ChangeType::Insert, 10)]);
+}
+
+#[test]
+fn tenant_isolation_over_100k_random_changes() {
+    let (manager, _) = manager_with(ManagerConfig {
+        notification_channel_capacity: 200_000,
+        ..ManagerConfig::default()
+    });
+    let users: Vec<String> = (0..20).map(|i| format!("user{i}")).collect();
+    let mut receivers: Vec<ConnectionRegistration> = Vec::new();
+    for user in &users {
+        let registration = connect(&manager, user);
+        // Half unfiltered, half pinned by a column, so both index paths are exercised.
+        let spec = if receivers.len() % 2 == 0 {
+            QuerySpec::table(notes())
+        } else {
+            QuerySpec::table(notes()).filter(Expr::col("amount").in_list([0, 1, 2]))
+        };
+        manager
+            .subscribe(
+                registration.connection_id,
+                spec,
+                SubscriptionOptions::default(),
+            )
+            .unwrap();
+        receivers.push(registration);
+    }
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut expected: HashMap<usize, u64> = HashMap::new();
+    for seq in 1..=100_000u64 {
+        let owner = (next() % 25) as usize; // users 20..24 have no subscription
+        let amount = (next() % 4) as i64;
+        let owner_name = format!("user{owner}");
+        let change = ChangeNotification::insert(notes(), note(seq as i64, &owner_name, amount))
+            .owned_by(owner_name.as_str());
+        manager.publish(SeqId(seq), change).unwrap();
+        if owner < 20 && (owner % 2 == 0 || amount <= 2) {
+            *expected.entry(owner).or_default() += 1;
+        }
+    }
+    for (index, registration) in receivers.iter_mut().enumerate() {
+        let mut count = 0u64;
+        for notification in drain(&mut registration.notifications) {
+            let Notification::Changes(set) = notification else {
+                panic!("unexpected {notification:?}")
+            };
+            for change in set.changes() {
+                assert_eq!(
+                    change.row.get("title"),
+                    Some(&Value::text(&users[index])),
+                    "a row of another user leaked"
+                );
+                count += 1;
+            }
+        }
+        assert_eq!(
+            count,
+            expected.get(&index).copied().unwrap_or(0),
+            "user{index} missed rows"
+        );
+    }
+}
+
+#[test]
+fn slow_consumer_gets_an_exact_gap_and_others_are_unaffected() {
+    let (manager, _) = manager_with(ManagerConfig {
+        notification_channel_capacity: 4,
+        ..ManagerConfig::default()
+    });
+    let mut slow = connect(&manager, "slow");
+    let mut other = connect(&manager, "other");
+    let slow_sub = manager
+        .subscribe(
+            slow.connection_id,
+            in_room(1),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    manager
+        .subscribe(
+            other.connection_id,
+            in_room(1),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    for seq in 1..=10 {
+        manager
+            .publish(
+                SeqId(seq),
+                ChangeNotification::insert(messages(), message(seq as i64, 1, "")),
+            )
+            .unwrap();
+        // The other subscriber keeps up.
+        assert_eq!(changes_of(&drain(&mut other.notifications)).len(), 1);
+    }
+    // No further change is published: the receiver itself produces the gap notice.
+    let received = drain(&mut slow.notifications);
+    assert_eq!(changes_of(&received).len(), 4);
+    match &received[4] {
+        Notification::Gap {
+            live_query_id,
+            last_seq,
+            missed,
+        } => {
+            assert_eq!(*live_query_id, slow_sub.live_query_id);
+            assert_eq!(*last_seq, Some(SeqId(4)));
+            assert_eq!(*missed, 6);
+        }
+        other => panic!("expected a gap, got {other:?}"),
+    }
+    assert_eq!(received.len(), 5);
+
+    // A gap in the middle of the stream is reported in place.
+    for seq in 11..=16 {
+        manager
+            .publish(
+                SeqId(seq),
+                ChangeNotification::insert(messages(), message(seq as i64, 1, "")),
+            )
+            .unwrap();
+        assert_eq!(changes_of(&drain(&mut other.notifications)).len(), 1);
+    }
+    let first_two: Vec<_> = (0..2)
+        .map(|_| slow.notifications.try_recv().unwrap())
+        .collect();
+    assert_eq!(
+        changes_of(&first_two),
+        vec![(ChangeType::Insert, 11), (ChangeType::Insert, 12)]
+    );
+    manager
+        .publish(
+            SeqId(17),
+            ChangeNotification::insert(messages(), message(17, 1, "")),
+        )
+        .unwrap();
+    assert_eq!(changes_of(&drain(&mut other.notifications)).len(), 1);
+    let rest = drain(&mut slow.notifications);
+    let kinds: Vec<&str> = rest.iter().map(Notification::kind).collect();
+    assert_eq!(kinds, vec!["changes", "changes", "gap", "changes"]);
+    assert!(matches!(
+        rest[2],
+        Notification::Gap {
+            last_seq: Some(SeqId(14)),
+            missed: 2,
+            ..
+        }
+    ));
+
+    let stats = manager.stats();
+    assert_eq!(stats.dropped, 8);
+    assert_eq!(stats.gaps, 2);
+    let sub_stats = manager.subscription(slow_sub.live_query_id).unwrap().stats;
+    assert_eq!(sub_stats.dropped, 8);
+    assert_eq!(sub_stats.delivered, 9);
+}
+
+#[test]
+fn disconnect_policy_raises_an_event_and_ends_the_stream() {
+    let (manager, _) = manager_with(ManagerConfig {
+        notification_channel_capacity: 2,
+        slow_consumer_policy: SlowConsumerPolicy::Disconnect,
+        ..ManagerConfig::default()
+    });
+    let mut slow = connect(&manager, "slow");
+    manager
+        .subscribe(
+            slow.connection_id,
+            in_room(1),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    for seq in 1..=3 {
+        manager
+            .publish(
+                SeqId(seq),
+                ChangeNotification::insert(messages(), message(seq as i64, 1, "")),
+            )
+            .unwrap();
+    }
+    assert_eq!(slow.events.try_recv(), Ok(ConnectionEvent::SlowConsumer));
+    assert_eq!(
+        slow.notifications.try_recv().err(),
+        Some(ReceiveError::Closed)
+    );
+    assert_eq!(manager.stats().dropped, 1);
+}
+
+#[test]
+fn a_dropped_receiver_is_counted_not_silent() {
+    let (manager, _) = manager();
+    let connection = connect(&manager, "alice");
+    let sub = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    drop(connection.notifications);
+    let summary = manager
+        .publish(
+            SeqId(1),
+            ChangeNotification::insert(messages(), message(1, 1, "")),
+        )
+        .unwrap();
+    assert_eq!(summary.dropped, 1);
+    assert_eq!(manager.stats().dropped_closed, 1);
+    assert_eq!(
+        manager
+            .subscription(sub.live_query_id)
+            .unwrap()
+            .stats
+            .dropped,
+        1
+    );
+}
+
+#[test]
+fn statistics_count_what_happened() {
+    let (manager, clock) = manager();
+    let mut connection = connect(&manager, "alice");
+    let sub = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    clock.set(2_000_000);
+    manager
+        .publish_commit(
+            SeqId(1),
+            vec![
+                ChangeNotification::insert(messages(), message(1, 1, "")),
+                ChangeNotification::insert(messages(), message(2, 2, "")),
+            ],
+        )
+        .unwrap();
+    let stats = manager.stats();
+    assert_eq!(stats.connections, 1);
+    assert_eq!(stats.subscriptions, 1);
+    assert_eq!(stats.published, 1);
+    assert_eq!(stats.published_changes, 2);
+    assert_eq!(stats.delivered, 1);
+    let registered = manager.subscription(sub.live_query_id).unwrap();
+    assert_eq!(registered.stats.delivered, 1);
+    assert_eq!(registered.stats.last_update_ms, 2_000_000);
+    assert_eq!(registered.state, SubscriptionPhase::Live);
+    assert!(
+        registered.query.contains("\"room\" = 1"),
+        "{}",
+        registered.query
+    );
+    drain(&mut connection.notifications);
+    assert_eq!(
+        manager
+            .subscription(sub.live_query_id)
+            .unwrap()
+            .stats
+            .last_received_seq,
+        Some(SeqId(1))
+    );
+    assert_eq!(
+        manager
+            .subscriptions_of(connection.connection_id)
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn json_of_a_change_set() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    let sub = manager
+        .subscribe(
+            connection.connection_id,
+            QuerySpec::table(messages()),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    manager
+        .publish(
+            SeqId(3),
+            ChangeNotification::update(messages(), message(1, 1, "a"), message(1, 2, "b\"q")),
+        )
+        .unwrap();
+    let json = connection.notifications.try_recv().unwrap().to_json();
+    let expected = format!(
+        r#"{{"type":"changes","live_query_id":"{}","seq":3,"changes":[{{"op":"update","row":{{"id":1,"room":2,"body":"b\"q"}},"old":{{"id":1,"room":1,"body":"a"}}}}]}}"#,
+        sub.live_query_id
+    );
+    assert_eq!(json, expected);
+    let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed["changes"][0]["row"]["body"], "b\"q");
+}
+
+#[test]
+fn nothing_arrives_after_unsubscribe_returns_even_while_publishing() {
+    let (manager, _) = manager_with(ManagerConfig {
+        notification_channel_capacity: 1_000_000,
+        ..ManagerConfig::default()
+    });
+    for round in 0..20 {
+        let mut connection = connect(&manager, "alice");
+        let sub = manager
+            .subscribe(
+                connection.connection_id,
+                in_room(1),
+                SubscriptionOptions::default(),
+            )
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let seq = Arc::new(AtomicU64::new(round * 1_000_000));
+        let publisher = {
+            let (manager, stop, seq) = (manager.clone(), stop.clone(), seq.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let seq = seq.fetch_add(1, Ordering::Relaxed) + 1;
+                    manager
+                        .publish(
+                            SeqId(seq),
+                            ChangeNotification::insert(messages(), message(seq as i64, 1, "")),
+                        )
+                        .unwrap();
+                }
+            })
+        };
+        // Let some deliveries through, then unsubscribe while the publisher runs.
+        while connection.notifications.queued() < 50 {
+            std::thread::yield_now();
+        }
+        manager.unsubscribe(sub.live_query_id).unwrap();
+        let after: Vec<_> = drain(&mut connection.notifications);
+        stop.store(true, Ordering::Relaxed);
+        publisher.join().unwrap();
+        assert!(
+            after.is_empty(),
+            "round {round}: {} notifications after unsubscribe returned",
+            after.len()
+        );
+        manager
+            .unregister_connection(connection.connection_id)
+            .unwrap();
+    }
+}
+
+#[test]
+fn nothing_arrives_after_unregister_returns_even_while_publishing() {
+    let (manager, _) = manager_with(ManagerConfig {
+        notification_channel_capacity: 1_000_000,
+        ..ManagerConfig::default()
+    });
+    for round in 0..20 {
+        let mut connection = connect(&manager, "alice");
+        manager
+            .subscribe(
+                connection.connection_id,
+                in_room(1),
+                SubscriptionOptions::default(),
+            )
+            .unwrap();
+        manager
+            .subscribe(
+                connection.connection_id,
+                QuerySpec::table(messages()),
+                SubscriptionOptions::default(),
+            )
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let publisher = {
+            let (manager, stop) = (manager.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut seq = round * 1_000_000;
+                while !stop.load(Ordering::Relaxed) {
+                    seq += 1;
+                    manager
+                        .publish(
+                            SeqId(seq),
+                            ChangeNotification::insert(messages(), message(seq as i64, 1, "")),
+                        )
+                        .unwrap();
+                }
+            })
+        };
+        while connection.notifications.queued() < 50 {
+            std::thread::yield_now();
+        }
+        manager
+            .unregister_connection(connection.connection_id)
+            .unwrap();
+        assert_eq!(manager.stats().subscriptions, 0);
+        let after = connection.notifications.try_recv();
+        stop.store(true, Ordering::Relaxed);
+        publisher.join().unwrap();
+        assert_eq!(after.err(), Some(ReceiveError::Closed), "round {round}");
+    }
+}
+
+#[test]
+fn ready_queue_names_connections_with_something_to_read() {
+    let (manager, _) = manager_with(ManagerConfig {
+        ready_queue: true,
+        ..ManagerConfig::default()
+    });
+    let ready = manager.ready_connections().expect("enabled");
+    let mut first = connect(&manager, "a");
+    let second = connect(&manager, "b");
+    manager
+        .subscribe(
+            first.connection_id,
+            in_room(1),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    manager
+        .subscribe(
+            second.connection_id,
+            in_room(2),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    first.notifications.arm_ready();
+    second.notifications.arm_ready();
+    assert_eq!(ready.try_recv(), Err(ReceiveError::Empty));
+    manager
+        .publish(
+            SeqId(1),
+            ChangeNotification::insert(messages(), message(1, 1, "")),
+        )
+        .unwrap();
+    manager
+        .publish(
+            SeqId(2),
+            ChangeNotification::insert(messages(), message(2, 1, "")),
+        )
+        .unwrap();
+    assert_eq!(
+        ready.recv_timeout(Duration::from_secs(1)),
+        Ok(first.connection_id)
+    );
+    assert_eq!(
+        ready.try_recv(),
+        Err(ReceiveError::Empty),
+        "queued once per arming"
+    );
+    assert_eq!(drain(&mut first.notifications).len(), 2);
+    // Arming with something already waiting queues the connection at once.
+    manager
+        .publish(
+            SeqId(3),
+            ChangeNotification::insert(messages(), message(3, 1, "")),
+        )
+        .unwrap();
+    first.notifications.arm_ready();
+    assert_eq!(ready.try_recv(), Ok(first.connection_id));
+    // Events count too.
+    manager.shutdown(Duration::ZERO);
+    assert_eq!(ready.try_recv(), Ok(second.connection_id));
+}
+
+#[test]
+fn async_receivers_work_without_a_runtime() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    let (received_tx, received_rx) = std::sync::mpsc::channel::<()>();
+    let publisher = {
+        let manager = manager.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            manager
+                .publish(
+                    SeqId(1),
+                    ChangeNotification::insert(messages(), message(1, 1, "")),
+                )
+                .unwrap();
+            received_rx.recv().unwrap();
+            manager.shutdown(Duration::ZERO);
+        })
+    };
+    let notification = block_on(connection.notifications.recv_async()).unwrap();
+    received_tx.send(()).unwrap();
+    assert_eq!(changes_of(&[notification]), vec![(ChangeType::Insert, 1)]);
+    assert_eq!(
+        block_on(connection.events.recv_async()),
+        Ok(ConnectionEvent::Shutdown)
+    );
+    assert_eq!(
+        block_on(connection.notifications.recv_async()).err(),
+        Some(ReceiveError::Closed)
+    );
+    publisher.join().unwrap();
+}
+
+/// A minimal executor: polls the future, parking the thread until woken.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut context) {
+            Poll::Ready(output) => return output,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}

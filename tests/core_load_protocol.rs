@@ -1,0 +1,313 @@
+//! The snapshot/live protocol: gating, the boundary, snapshot batches through livecore,
+//! completion, buffer overflow (ResyncRequired), and resume (replay, ResumeUnavailable).
+
+mod common;
+
+use common::*;
+use livecore::*;
+
+fn insert(seq: u64, room: i64) -> ChangeNotification {
+    ChangeNotification::insert(messages(), message(seq as i64, room, ""))
+}
+
+fn seqs(notifications: &[Notification]) -> Vec<u64> {
+    notifications
+        .iter()
+        .filter_map(|notification| match notification {
+            Notification::Changes(set) => Some(set.seq().0),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn initial_load_delivers_each_change_once_across_the_boundary() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    let sub = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::with_initial_load(),
+        )
+        .unwrap();
+    assert!(sub.gated);
+    for seq in 1..=5 {
+        manager.publish(SeqId(seq), insert(seq, 1)).unwrap();
+    }
+    assert!(
+        drain(&mut connection.notifications).is_empty(),
+        "gated: nothing yet"
+    );
+    // The engine's snapshot holds commits up to 3.
+    manager
+        .set_snapshot_boundary(sub.live_query_id, SeqId(3))
+        .unwrap();
+    manager.publish(SeqId(6), insert(6, 1)).unwrap();
+    manager.publish(SeqId(7), insert(7, 2)).unwrap();
+    let report = manager.complete_initial_load(sub.live_query_id).unwrap();
+    assert_eq!(report.flushed, 3);
+    assert_eq!(report.covered_by_snapshot, 3);
+    assert_eq!(report.boundary, Some(SeqId(3)));
+    manager.publish(SeqId(8), insert(8, 1)).unwrap();
+    let received = drain(&mut connection.notifications);
+    assert_eq!(received[0].kind(), "load_complete");
+    assert_eq!(seqs(&received), vec![4, 5, 6, 8]);
+    assert_eq!(
+        manager.complete_initial_load(sub.live_query_id).err(),
+        Some(LiveError::InvalidState {
+            subscription_id: sub.live_query_id.subscription_id,
+            reason: "the initial load has already completed"
+        })
+    );
+    assert!(manager
+        .set_snapshot_boundary(sub.live_query_id, SeqId(9))
+        .is_err());
+}
+
+#[test]
+fn snapshot_rows_through_livecore_are_filtered_projected_batched_and_first() {
+    let (manager, _) = manager_with(ManagerConfig {
+        notification_channel_capacity: 3,
+        ..ManagerConfig::default()
+    });
+    let mut connection = connect(&manager, "alice");
+    let spec = in_room(1).project(Projection::columns(["id"]));
+    let options = SubscriptionOptions {
+        batch_size: 2,
+        ..SubscriptionOptions::with_initial_load()
+    };
+    let sub = manager
+        .subscribe(connection.connection_id, spec, options)
+        .unwrap();
+    let id = sub.live_query_id;
+    manager.set_snapshot_boundary(id, SeqId(10)).unwrap();
+    manager.publish(SeqId(11), insert(11, 1)).unwrap();
+    let rows: Vec<Row> = (0..10).map(|i| message(i, 1 + i % 2, "")).collect();
+    // Batches of two input rows; only room 1 (even i) passes the filter: one row each.
+    // Three batches fit in the channel, then it is full.
+    let error = manager.push_snapshot_rows(id, &rows).unwrap_err();
+    assert_eq!(error, LiveError::WouldBlock { consumed: 6 });
+    let first = drain(&mut connection.notifications);
+    assert_eq!(first.len(), 3);
+    let progress = manager.push_snapshot_rows(id, &rows[6..]).unwrap();
+    assert_eq!(
+        progress,
+        SnapshotProgress {
+            consumed: 4,
+            batches: 2,
+            rows: 2
+        }
+    );
+    let second = drain(&mut connection.notifications);
+    let all: Vec<&Notification> = first.iter().chain(&second).collect();
+    let mut snapshot_ids = Vec::new();
+    for (index, notification) in all.iter().enumerate() {
+        let Notification::Snapshot(batch) = notification else {
+            panic!("expected a batch")
+        };
+        assert_eq!(batch.batch_number(), index as u32);
+        assert_eq!(batch.column_names().len(), 1);
+        snapshot_ids.extend(batch.rows().iter().map(|row| row.value(0).clone()));
+    }
+    assert_eq!(
+        snapshot_ids,
+        (0..10).step_by(2).map(Value::Int).collect::<Vec<_>>()
+    );
+    let report = manager.complete_initial_load(id).unwrap();
+    assert_eq!((report.batches, report.rows, report.flushed), (5, 5, 1));
+    let tail = drain(&mut connection.notifications);
+    assert!(matches!(
+        tail[0],
+        Notification::InitialLoadComplete {
+            batches: 5,
+            rows: 5,
+            ..
+        }
+    ));
+    assert_eq!(seqs(&tail), vec![11]);
+    assert!(tail[0].to_json().contains(r#""boundary":10"#));
+    // Snapshot rows after the load are refused.
+    assert!(matches!(
+        manager.push_snapshot_rows(id, &rows),
+        Err(LiveError::InvalidState { .. })
+    ));
+}
+
+#[test]
+fn completion_waits_for_room_for_its_marker() {
+    let (manager, _) = manager_with(ManagerConfig {
+        notification_channel_capacity: 1,
+        ..ManagerConfig::default()
+    });
+    let mut connection = connect(&manager, "alice");
+    let sub = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::with_initial_load(),
+        )
+        .unwrap();
+    manager
+        .push_snapshot_rows(sub.live_query_id, &[message(1, 1, "")])
+        .unwrap();
+    assert_eq!(
+        manager.complete_initial_load(sub.live_query_id).err(),
+        Some(LiveError::WouldBlock { consumed: 0 })
+    );
+    assert_eq!(
+        manager.subscription(sub.live_query_id).unwrap().state,
+        SubscriptionPhase::Loading
+    );
+    assert_eq!(drain(&mut connection.notifications).len(), 1);
+    manager.complete_initial_load(sub.live_query_id).unwrap();
+    assert_eq!(
+        manager.subscription(sub.live_query_id).unwrap().state,
+        SubscriptionPhase::Live
+    );
+}
+
+#[test]
+fn gate_overflow_requires_a_resync() {
+    let (manager, _) = manager_with(ManagerConfig {
+        gate_buffer_capacity: 3,
+        ..ManagerConfig::default()
+    });
+    let mut connection = connect(&manager, "alice");
+    let sub = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::with_initial_load(),
+        )
+        .unwrap();
+    for seq in 1..=4 {
+        manager.publish(SeqId(seq), insert(seq, 1)).unwrap();
+    }
+    let received = drain(&mut connection.notifications);
+    assert_eq!(received.len(), 1);
+    assert!(
+        matches!(received[0], Notification::ResyncRequired { live_query_id } if live_query_id == sub.live_query_id)
+    );
+    assert!(manager.complete_initial_load(sub.live_query_id).is_err());
+    assert_eq!(manager.stats().resyncs, 1);
+    // The ended subscription is removed on the next writer call.
+    manager.check_connections_now();
+    assert_eq!(
+        manager.subscription(sub.live_query_id).err(),
+        Some(LiveError::UnknownSubscription(
+            sub.live_query_id.subscription_id
+        ))
+    );
+    manager.publish(SeqId(5), insert(5, 1)).unwrap();
+    assert!(drain(&mut connection.notifications).is_empty());
+}
+
+#[test]
+fn resume_replays_missed_commits_in_order_exactly_once() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    // The client last saw commit 10.
+    let sub = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::resume_from(SeqId(10)),
+        )
+        .unwrap();
+    assert_eq!(sub.resume_from, Some(SeqId(10)));
+    // Live commits arrive while the engine replays.
+    manager.publish(SeqId(13), insert(13, 1)).unwrap();
+    manager.publish(SeqId(14), insert(14, 1)).unwrap();
+    let id = sub.live_query_id;
+    assert!(
+        !manager
+            .replay_commit(id, SeqId(9), vec![insert(9, 1)])
+            .unwrap(),
+        "at or below the resume point"
+    );
+    assert!(manager
+        .replay_commit(id, SeqId(11), vec![insert(11, 1)])
+        .unwrap());
+    assert!(
+        !manager
+            .replay_commit(id, SeqId(12), vec![insert(12, 2)])
+            .unwrap(),
+        "filtered out"
+    );
+    let update = ChangeNotification::update(messages(), message(12, 1, ""), message(12, 2, ""));
+    let delete = ChangeNotification::delete(messages(), message(5, 1, ""));
+    assert!(manager
+        .replay_commit(id, SeqId(12), vec![update, delete])
+        .unwrap());
+    assert!(
+        !manager
+            .replay_commit(id, SeqId(13), vec![insert(13, 1)])
+            .unwrap(),
+        "already held"
+    );
+    manager.complete_initial_load(id).unwrap();
+    let received = drain(&mut connection.notifications);
+    assert_eq!(seqs(&received), vec![11, 12, 13, 14]);
+    assert_eq!(
+        changes_of(&received),
+        vec![
+            (ChangeType::Insert, 11),
+            (ChangeType::Delete, 12),
+            (ChangeType::Delete, 5),
+            (ChangeType::Insert, 13),
+            (ChangeType::Insert, 14),
+        ]
+    );
+}
+
+#[test]
+fn resume_unavailable_is_typed_and_ends_the_subscription() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    let sub = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::resume_from(SeqId(3)),
+        )
+        .unwrap();
+    manager.publish(SeqId(4), insert(4, 1)).unwrap();
+    manager.resume_unavailable(sub.live_query_id).unwrap();
+    manager.publish(SeqId(5), insert(5, 1)).unwrap();
+    let received = drain(&mut connection.notifications);
+    assert_eq!(received.len(), 1);
+    assert!(
+        matches!(received[0], Notification::ResumeUnavailable { live_query_id } if live_query_id == sub.live_query_id)
+    );
+    assert!(received[0]
+        .to_json()
+        .contains(r#""type":"resume_unavailable""#));
+    assert!(manager.subscription(sub.live_query_id).is_err());
+    assert_eq!(manager.stats().subscriptions, 0);
+}
+
+#[test]
+fn replay_on_a_user_table_ignores_other_users_rows() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    let sub = manager
+        .subscribe(
+            connection.connection_id,
+            QuerySpec::table(notes()),
+            SubscriptionOptions::resume_from(SeqId(0)),
+        )
+        .unwrap();
+    let commit = vec![
+        ChangeNotification::insert(notes(), note(1, "mine", 1)).owned_by("alice"),
+        ChangeNotification::insert(notes(), note(2, "theirs", 1)).owned_by("bob"),
+    ];
+    assert!(manager
+        .replay_commit(sub.live_query_id, SeqId(1), commit)
+        .unwrap());
+    manager.complete_initial_load(sub.live_query_id).unwrap();
+    assert_eq!(
+        changes_of(&drain(&mut connection.notifications)),
+        vec![(ChangeType::Insert, 1)]
+    );
+}

@@ -1,0 +1,207 @@
+//! Versioned schemas: re-registering a table recompiles its subscriptions, or closes those
+//! that use a dropped column with a typed notice.
+
+mod common;
+
+use common::*;
+use livecore::*;
+
+#[test]
+fn alter_table_recompiles_filters_and_projections() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    let spec = in_room(1).project(Projection::columns(["body"]));
+    let sub = manager
+        .subscribe(
+            connection.connection_id,
+            spec,
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    manager
+        .publish(
+            SeqId(1),
+            ChangeNotification::insert(messages(), message(1, 1, "old")),
+        )
+        .unwrap();
+
+    // ALTER TABLE: a new column first, the rest reordered.
+    let altered = TableSchema::new(
+        messages(),
+        TableScope::Shared,
+        ["edited", "body", "room", "id"],
+    );
+    manager.register_table(altered).unwrap();
+    let new_row = |id: i64, room: i64, body: &str| {
+        Row::new(vec![
+            Value::Bool(false),
+            Value::text(body),
+            Value::Int(room),
+            Value::Int(id),
+        ])
+    };
+    manager
+        .publish(
+            SeqId(2),
+            ChangeNotification::insert(messages(), new_row(2, 1, "new")),
+        )
+        .unwrap();
+    manager
+        .publish(
+            SeqId(3),
+            ChangeNotification::insert(messages(), new_row(3, 2, "other room")),
+        )
+        .unwrap();
+
+    let received = drain(&mut connection.notifications);
+    let bodies: Vec<Value> = received
+        .iter()
+        .map(|notification| {
+            let Notification::Changes(set) = notification else {
+                panic!("{notification:?}")
+            };
+            let change = set.changes().next().unwrap();
+            assert_eq!(change.row.len(), 1);
+            change.row.value(0).clone()
+        })
+        .collect();
+    // The delivery queued before the change keeps rendering with the old schema.
+    assert_eq!(bodies, vec![Value::text("old"), Value::text("new")]);
+    // Numbering continued: no gap was reported.
+    assert!(received
+        .iter()
+        .all(|notification| notification.kind() == "changes"));
+    assert_eq!(
+        manager
+            .subscription(sub.live_query_id)
+            .unwrap()
+            .stats
+            .delivered,
+        2
+    );
+}
+
+#[test]
+fn alter_table_dropping_a_used_column_closes_with_a_typed_notice() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    let by_room = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    let everything = manager
+        .subscribe(
+            connection.connection_id,
+            QuerySpec::table(messages()).project(Projection::columns(["id"])),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    manager
+        .register_table(TableSchema::new(
+            messages(),
+            TableScope::Shared,
+            ["id", "body"],
+        ))
+        .unwrap();
+    let received = drain(&mut connection.notifications);
+    assert_eq!(received.len(), 1);
+    match &received[0] {
+        Notification::Closed {
+            live_query_id,
+            reason,
+        } => {
+            assert_eq!(*live_query_id, by_room.live_query_id);
+            assert_eq!(
+                *reason,
+                CloseReason::SchemaChanged {
+                    column: "room".into()
+                }
+            );
+        }
+        other => panic!("expected closed, got {other:?}"),
+    }
+    assert!(received[0]
+        .to_json()
+        .contains(r#""reason":"schema_changed""#));
+    assert!(manager.subscription(by_room.live_query_id).is_err());
+    // The other subscription lives on against the new schema.
+    manager
+        .publish(
+            SeqId(1),
+            ChangeNotification::insert(messages(), Row::new(vec![Value::Int(9), Value::text("x")])),
+        )
+        .unwrap();
+    let received = drain(&mut connection.notifications);
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].live_query_id(), everything.live_query_id);
+}
+
+#[test]
+fn alter_table_during_an_initial_load_requires_a_resync() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    let sub = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::with_initial_load(),
+        )
+        .unwrap();
+    manager
+        .register_table(TableSchema::new(
+            messages(),
+            TableScope::Shared,
+            ["id", "room", "body", "extra"],
+        ))
+        .unwrap();
+    let received = drain(&mut connection.notifications);
+    assert!(
+        matches!(received.as_slice(), [Notification::ResyncRequired { live_query_id }] if *live_query_id == sub.live_query_id)
+    );
+}
+
+#[test]
+fn re_registering_the_same_schema_changes_nothing() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    let key = manager
+        .register_table(TableSchema::new(
+            messages(),
+            TableScope::Shared,
+            ["id", "room", "body"],
+        ))
+        .unwrap();
+    let again = manager
+        .register_table(TableSchema::new(
+            messages(),
+            TableScope::Shared,
+            ["id", "room", "body"],
+        ))
+        .unwrap();
+    assert_eq!(key, again);
+    manager
+        .publish(
+            SeqId(1),
+            ChangeNotification::insert(messages(), message(1, 1, "")),
+        )
+        .unwrap();
+    assert_eq!(drain(&mut connection.notifications).len(), 1);
+    assert!(matches!(
+        manager.register_table(TableSchema::new(
+            messages(),
+            TableScope::Shared,
+            ["id", "ID"]
+        )),
+        Err(LiveError::InvalidSchema { .. })
+    ));
+}

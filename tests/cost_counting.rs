@@ -1,0 +1,180 @@
+//! Cost claims checked by counting, which noisy machines cannot blur: a counting allocator
+//! and livecore's lock counter show that publishing allocates and locks the same for 10 and
+//! 10k subscribers, and that subscribing on a table of 100k subscriptions allocates a
+//! bounded number of bytes.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use common::*;
+use livecore::*;
+
+/// Counts this thread's allocations (other test threads do not disturb the counts).
+struct CountingAllocator;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static BYTES: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: delegates every call to the system allocator unchanged; the thread-local
+// counters are const-initialised, so touching them never allocates.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|count| count.set(count.get() + 1));
+        BYTES.with(|bytes| bytes.set(bytes.get() + layout.size() as u64));
+        // SAFETY: the caller upholds `alloc`'s contract, which we pass on as is.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by `System` with this layout (see `alloc`).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|count| count.set(count.get() + 1));
+        BYTES.with(|bytes| bytes.set(bytes.get() + new_size as u64));
+        // SAFETY: the caller upholds `realloc`'s contract, which we pass on as is.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// Allocations, bytes and livecore locks that `work` caused on this thread.
+fn counted<T>(work: impl FnOnce() -> T) -> (T, u64, u64, u64) {
+    let allocations = ALLOCATIONS.with(Cell::get);
+    let bytes = BYTES.with(Cell::get);
+    let locks = livecore::sync::locks_taken_by_this_thread();
+    let result = work();
+    (
+        result,
+        ALLOCATIONS.with(Cell::get) - allocations,
+        BYTES.with(Cell::get) - bytes,
+        livecore::sync::locks_taken_by_this_thread() - locks,
+    )
+}
+
+/// Publishes to `subscribers` matching live subscriptions and returns the allocations and
+/// locks of one publish (after a warm-up publish, so channels have their buffers).
+fn publish_cost(subscribers: usize, filtered: bool) -> (u64, u64) {
+    let (manager, _) = manager();
+    let mut receivers = Vec::with_capacity(subscribers);
+    for i in 0..subscribers {
+        let registration = connect(&manager, &format!("user{}", i % 50));
+        let spec = if filtered {
+            in_room(7)
+        } else {
+            QuerySpec::table(messages())
+        };
+        manager
+            .subscribe(
+                registration.connection_id,
+                spec,
+                SubscriptionOptions::default(),
+            )
+            .unwrap();
+        receivers.push(registration);
+    }
+    let mut seq = 0;
+    let mut publish_once = || {
+        seq += 1;
+        let change = ChangeNotification::insert(messages(), message(seq, 7, "hello"));
+        let (summary, allocations, _, locks) =
+            counted(|| manager.publish(SeqId(seq as u64), change).unwrap());
+        assert_eq!(summary.enqueued, subscribers);
+        (allocations, locks)
+    };
+    publish_once();
+    for receiver in &mut receivers {
+        drain(&mut receiver.notifications);
+    }
+    let cost = publish_once();
+    for receiver in &mut receivers {
+        assert_eq!(drain(&mut receiver.notifications).len(), 1);
+    }
+    cost
+}
+
+#[test]
+fn publish_allocates_and_locks_the_same_for_10_and_10k_subscribers() {
+    for filtered in [false, true] {
+        let (allocations_10, locks_10) = publish_cost(10, filtered);
+        let (allocations_10k, locks_10k) = publish_cost(10_000, filtered);
+        println!("publish (filtered: {filtered}): {allocations_10} allocations and {locks_10} locks at 10 subscribers, {allocations_10k} and {locks_10k} at 10k");
+        assert_eq!(allocations_10, allocations_10k, "filtered: {filtered}");
+        assert_eq!(locks_10, locks_10k, "filtered: {filtered}");
+        assert_eq!(
+            locks_10k, 0,
+            "publishing to live subscriptions takes no livecore lock"
+        );
+        assert!(
+            allocations_10k <= 2,
+            "one commit, not one per subscriber: {allocations_10k}"
+        );
+    }
+}
+
+#[test]
+fn subscribe_on_a_table_of_100k_allocates_a_bounded_number_of_bytes() {
+    let (manager, _) = manager_with(ManagerConfig {
+        max_subscriptions_per_connection: 1_000,
+        ..ManagerConfig::default()
+    });
+    let connections: Vec<_> = (0..200)
+        .map(|i| connect(&manager, &format!("u{i}")))
+        .collect();
+    let subscribe = |n: usize| {
+        let connection = &connections[n % connections.len()];
+        // Distinct constants (indexed) and unfiltered (scan list) subscriptions alike.
+        let spec = if n % 2 == 0 {
+            in_room(n as i64)
+        } else {
+            QuerySpec::table(messages())
+        };
+        manager
+            .subscribe(
+                connection.connection_id,
+                spec,
+                SubscriptionOptions::default(),
+            )
+            .unwrap()
+    };
+    let mut worst_small = 0;
+    for n in 0..1_000 {
+        let (_, _, bytes, _) = counted(|| subscribe(n));
+        worst_small = worst_small.max(bytes);
+    }
+    for n in 1_000..100_000 {
+        subscribe(n);
+    }
+    // The index tables double at 2^17 entries; 100k..100.1k holds no resize, so every
+    // subscribe here is the steady-state cost.
+    let mut worst_large = 0;
+    let mut total = 0;
+    for n in 100_000..100_100 {
+        let (result, _, bytes, _) = counted(|| subscribe(n));
+        worst_large = worst_large.max(bytes);
+        total += bytes;
+        let (_, _, unsubscribe_bytes, _) =
+            counted(|| manager.unsubscribe(result.live_query_id).unwrap());
+        assert!(
+            unsubscribe_bytes < 4_096,
+            "unsubscribe allocated {unsubscribe_bytes} bytes"
+        );
+    }
+    println!("subscribe: at most {worst_small} bytes on a table of <1k, at most {worst_large} (mean {}) on 100k", total / 100);
+    assert!(
+        worst_large < 4_096,
+        "a subscribe on 100k allocated {worst_large} bytes"
+    );
+    assert!(
+        total / 100 <= worst_small.max(1_024) * 2,
+        "subscribe cost grew with the table: {} bytes at 100k vs at most {worst_small} at 1k",
+        total / 100
+    );
+}
