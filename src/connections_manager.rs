@@ -22,9 +22,12 @@ use crate::models::subscription::RegistryStats;
 use crate::receiver::{EventReceiver, NotificationReceiver, ReadyConnections};
 use crate::stats::StatsCounters;
 use crate::sync::{
-    channel, lock, read, thread, write, Arc, AtomicBool, AtomicU64, Condvar, DataArc, Mutex,
-    Ordering, RwLock,
+    channel, lock, read, write, Arc, AtomicBool, AtomicU64, Condvar, DataArc, Mutex, Ordering,
+    RwLock,
 };
+
+#[cfg(not(livecore_loom))]
+use crate::sync::thread;
 
 /// The notification core of one database node: connections, subscriptions, the routing
 /// index and publishing. Share it between threads with an `Arc`.

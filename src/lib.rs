@@ -30,6 +30,10 @@
 
 #![warn(missing_docs)]
 
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 mod clock;
 mod config;
 mod connections_manager;

@@ -19,8 +19,8 @@ pub(crate) use std::sync::{
 
 #[cfg(livecore_loom)]
 pub(crate) use loom::sync::{
-    atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering},
-    Arc, Condvar, Mutex, MutexGuard,
+    atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering},
+    Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
 
 /// Reference counting for immutable data (strings, rows, compiled filters) that is shared
@@ -34,12 +34,9 @@ pub(crate) use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 #[cfg(livecore_loom)]
 pub(crate) use loom_stand_ins::{ArcSwap, ArcSwapOption, Guard};
 
-/// Threads: `std::thread` normally, `loom::thread` in a model.
+/// Threads, for the optional background checker (which loom builds leave out).
 #[cfg(not(livecore_loom))]
 pub(crate) use std::thread;
-
-#[cfg(livecore_loom)]
-pub(crate) use loom::thread;
 
 /// Bounded multi-producer channels: flume normally, a loom-modelled queue in a model.
 pub(crate) mod channel {
@@ -135,9 +132,6 @@ mod loom_stand_ins {
         pub fn store(&self, value: Arc<T>) {
             *self.cell.lock().unwrap() = value;
         }
-        pub fn swap(&self, value: Arc<T>) -> Arc<T> {
-            std::mem::replace(&mut *self.cell.lock().unwrap(), value)
-        }
         /// Replaces the value only if it is still `current` (compared by pointer), and
         /// returns what was there before, like arc-swap.
         pub fn compare_and_swap<C: Deref<Target = Arc<T>>>(
@@ -151,18 +145,6 @@ mod loom_stand_ins {
                 *cell = new;
             }
             Guard(previous)
-        }
-        /// Read-copy-update with a compare-and-swap retry loop, as arc-swap's `rcu`.
-        pub fn rcu<F: FnMut(&Arc<T>) -> Arc<T>>(&self, mut update: F) -> Arc<T> {
-            let mut current = self.load_full();
-            loop {
-                let new = update(&current);
-                let previous = self.compare_and_swap(&current, new);
-                if Arc::ptr_eq(&previous, &current) {
-                    return current;
-                }
-                current = Guard::into_inner(previous);
-            }
         }
     }
 
@@ -337,6 +319,13 @@ mod loom_stand_ins {
             }
             pub fn is_empty(&self) -> bool {
                 self.len() == 0
+            }
+        }
+
+        impl<T> Clone for Receiver<T> {
+            fn clone(&self) -> Self {
+                self.0.receivers.fetch_add(1, Ordering::SeqCst);
+                Receiver(self.0.clone())
             }
         }
 
