@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::error::LiveError;
 use crate::models::connection::{EVENT_CHANNEL_CAPACITY, NOTIFICATION_CHANNEL_CAPACITY};
+use crate::models::ids::NodeId;
 use crate::query::FilterLimits;
 
 /// What to do when a subscriber's channel is full.
@@ -23,6 +24,8 @@ pub enum SlowConsumerPolicy {
 /// Configuration of a [`ConnectionsManager`](crate::ConnectionsManager).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManagerConfig {
+    /// The node this manager runs on, recorded in its live-query records.
+    pub node_id: NodeId,
     /// Most connections registered at once.
     pub max_connections: usize,
     /// Most subscriptions one connection may hold.
@@ -55,6 +58,7 @@ pub struct ManagerConfig {
 impl Default for ManagerConfig {
     fn default() -> Self {
         Self {
+            node_id: NodeId(1),
             max_connections: 100_000,
             max_subscriptions_per_connection: 100,
             notification_channel_capacity: NOTIFICATION_CHANNEL_CAPACITY,

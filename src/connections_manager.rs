@@ -208,7 +208,7 @@ impl ConnectionsManager {
 
     fn close_connection(&self, connection: &SharedConnectionState) {
         let _lifecycle = read(&self.lifecycle);
-        let states: Vec<_> = lock(&connection.subscriptions).drain().collect();
+        let states = std::mem::take(&mut *lock(&connection.subscriptions));
         for (_, state) in states {
             self.unroute(&state.core, connection);
         }
