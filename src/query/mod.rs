@@ -3,7 +3,9 @@
 pub mod expr;
 pub(crate) mod filter;
 pub(crate) mod like;
+pub mod parser;
 pub mod projection;
+pub(crate) mod sql_text;
 
 use crate::error::LiveError;
 use crate::index::RouteHasher;
@@ -13,6 +15,7 @@ use crate::sync::DataArc;
 
 pub use expr::{CompareOp, Expr};
 pub use filter::FilterLimits;
+pub use parser::{parse_subscription_sql, ParsedQuery, MAX_SUBSCRIPTION_SQL_LEN};
 pub use projection::{CompiledProjection, Projection};
 
 use filter::Predicate;
