@@ -7,8 +7,10 @@
 //!   when a shorter form reads back to the same float, always with a fraction or an exponent:
 //!   `7.0`, `0.1`, `1.0e+20`, `1.5e-07`, `Inf`).
 //! - Booleans read as `1` and `0`.
-//! - Bytes read as UTF-8; a malformed sequence reads as one U+FFFD per lead byte and the
-//!   continuation bytes after it, a stray continuation byte as the character of its value.
+//! - Bytes read as UTF-8; a malformed sequence reads as SQLite's reader reads it: a lead byte
+//!   takes every continuation byte after it as one character (U+FFFD when the result is an
+//!   overlong ASCII form, a surrogate, or beyond U+10FFFF), and a stray continuation byte is
+//!   the character of its value.
 //! - As a condition, text and bytes are true when the number they start with (after ASCII
 //!   white space) is non-zero: `'12abc'` is true, `'abc'` and `'0.0e5'` are false.
 //!
@@ -257,7 +259,9 @@ pub(crate) fn bytes_text(bytes: &[u8]) -> Cow<'_, str> {
                 .wrapping_add(u32::from(bytes[index] & 0x3f));
             index += 1;
         }
-        let decoded = if code < 0x80 || code & 0xffff_fffe == 0xfffe {
+        // Overlong forms of ASCII and surrogates read as U+FFFD, as in SQLite; so does a
+        // code beyond U+10FFFF, which SQLite keeps as a number no character equals.
+        let decoded = if code < 0x80 {
             None
         } else {
             char::from_u32(code)
