@@ -42,6 +42,7 @@ pub mod models;
 mod notification;
 pub mod query;
 mod receiver;
+mod sql_subscribe;
 mod stats;
 mod subscription;
 #[doc(hidden)]
@@ -64,6 +65,6 @@ pub use models::{
     EVENT_CHANNEL_CAPACITY, MAX_COLUMNS, MAX_COMMIT_CHANGES, NOTIFICATION_CHANNEL_CAPACITY,
 };
 pub use notification::PublishSummary;
-pub use query::{CompareOp, Expr, FilterLimits, Projection, QuerySpec};
+pub use query::{CompareOp, Expr, FilterLimits, Projection, QueryCacheStats, QuerySpec};
 pub use receiver::{EventReceiver, NotificationReceiver, ReadyConnections, ReceiveError};
 pub use subscription::{InitialLoadReport, SnapshotProgress};

@@ -1,5 +1,6 @@
 //! Subscription queries: the filter tree, its compiled form, projections.
 
+pub(crate) mod cache;
 pub mod expr;
 pub(crate) mod filter;
 pub(crate) mod like;
@@ -14,6 +15,7 @@ use crate::models::schema::TableSchema;
 use crate::models::value::Row;
 use crate::sync::DataArc;
 
+pub use cache::QueryCacheStats;
 pub use expr::{CompareOp, Expr};
 pub use filter::FilterLimits;
 pub use parser::{parse_subscription_sql, ParsedQuery, MAX_SUBSCRIPTION_SQL_LEN};

@@ -258,6 +258,44 @@ impl Context<'_> {
             .unwrap_or_else(|| ("this statement".into(), Location { line: 0, column: 0 }))
     }
 
+    /// Where an expression starts. sqlparser's spans of keyword-led constructs (CAST(..),
+    /// CASE, EXISTS, unary operators) start at their first operand; this moves back to the
+    /// keyword or operator token in front of it.
+    fn start_of(&self, expr: &sql::Expr) -> Location {
+        use sql::Expr as E;
+        let start = expr.span().start;
+        let leading = |token: &Token| match (expr, token) {
+            (E::Cast { .. }, Token::Word(word)) => {
+                matches!(
+                    word.keyword,
+                    Keyword::CAST | Keyword::TRY_CAST | Keyword::SAFE_CAST
+                )
+            }
+            (E::Case { .. }, Token::Word(word)) => word.keyword == Keyword::CASE,
+            (E::Exists { .. }, Token::Word(word)) => word.keyword == Keyword::EXISTS,
+            (E::Extract { .. }, Token::Word(word)) => word.keyword == Keyword::EXTRACT,
+            (E::UnaryOp { op, .. }, token) => match op {
+                UnaryOperator::Minus => *token == Token::Minus,
+                UnaryOperator::Plus => *token == Token::Plus,
+                UnaryOperator::Not => {
+                    matches!(token, Token::Word(word) if word.keyword == Keyword::NOT)
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        let before = |token: &TokenWithSpan| {
+            (token.span.start.line, token.span.start.column) <= (start.line, start.column)
+        };
+        self.tokens
+            .iter()
+            .rev()
+            .filter(|token| before(token))
+            .find(|token| leading(&token.token))
+            .map(|token| token.span.start)
+            .unwrap_or(start)
+    }
+
     /// An error for an unsupported clause introduced by `keyword`.
     fn clause(&self, construct: &str, keyword: Keyword) -> LiveError {
         at(
@@ -447,6 +485,7 @@ fn convert_select(
     let filter = selection
         .map(|selection| {
             let mut converter = Converter {
+                context,
                 limits,
                 nodes: 0,
                 table: &table,
@@ -646,7 +685,9 @@ fn convert_projection(
                 }
                 wildcard = Some(name.span().start);
             }
-            SelectItem::UnnamedExpr(expr) => columns.push(column_name(&expr, table, "select")?),
+            SelectItem::UnnamedExpr(expr) => {
+                columns.push(column_name(context, &expr, table, "select")?)
+            }
             SelectItem::ExprWithAlias { alias, .. } => {
                 return Err(at(
                     "column aliases (AS) are not supported in a subscription".into(),
@@ -676,7 +717,12 @@ fn convert_projection(
 }
 
 /// The column a select-list item or an operand names; anything else is refused.
-fn column_name(expr: &sql::Expr, table: &TableName, place: &str) -> Result<String, LiveError> {
+fn column_name(
+    context: &Context<'_>,
+    expr: &sql::Expr,
+    table: &TableName,
+    place: &str,
+) -> Result<String, LiveError> {
     match expr {
         sql::Expr::Identifier(ident) => Ok(ident.value.clone()),
         sql::Expr::CompoundIdentifier(parts) => {
@@ -693,19 +739,20 @@ fn column_name(expr: &sql::Expr, table: &TableName, place: &str) -> Result<Strin
                 ))
             }
         }
-        sql::Expr::Nested(inner) if place == "select" => column_name(inner, table, place),
+        sql::Expr::Nested(inner) if place == "select" => column_name(context, inner, table, place),
         other => Err(at(
             format!(
                 "{} in the select list is not supported: select columns or *",
                 describe(other)
             ),
-            start_of(other),
+            context.start_of(other),
         )),
     }
 }
 
 /// Converts the WHERE clause, counting nodes and levels as it goes.
 struct Converter<'a> {
+    context: &'a Context<'a>,
     limits: &'a FilterLimits,
     nodes: usize,
     table: &'a TableName,
@@ -772,7 +819,7 @@ impl Converter<'_> {
                 let Some(op) = compare_op(op) else {
                     return Err(at(
                         format!("the operator {op} is not supported in a filter"),
-                        start_of(expr),
+                        self.context.start_of(expr),
                     ));
                 };
                 self.node(level)?;
@@ -810,11 +857,14 @@ impl Converter<'_> {
                     };
                     return Err(at(
                         format!("{construct} is not supported: list the values"),
-                        start_of(expr),
+                        self.context.start_of(expr),
                     ));
                 };
                 if *global {
-                    return Err(at("GLOBAL IN is not supported".into(), start_of(expr)));
+                    return Err(at(
+                        "GLOBAL IN is not supported".into(),
+                        self.context.start_of(expr),
+                    ));
                 }
                 self.in_list(tested, list, *negated, level)
             }
@@ -851,7 +901,7 @@ impl Converter<'_> {
                 if *any {
                     return Err(at(
                         format!("{keyword} ANY is not supported"),
-                        start_of(expr),
+                        self.context.start_of(expr),
                     ));
                 }
                 self.like(
@@ -866,7 +916,7 @@ impl Converter<'_> {
             E::Identifier(_) | E::CompoundIdentifier(_) | E::Value(_) | E::UnaryOp { .. } => {
                 self.operand(expr, level, "a condition")
             }
-            other => Err(unsupported(other)),
+            other => Err(unsupported(self.context, other)),
         }
     }
 
@@ -877,10 +927,15 @@ impl Converter<'_> {
             E::Nested(inner) => self.operand(inner, level, place),
             E::Identifier(_) | E::CompoundIdentifier(_) => {
                 self.node(level)?;
-                Ok(Expr::Column(column_name(expr, self.table, "filter")?))
+                Ok(Expr::Column(column_name(
+                    self.context,
+                    expr,
+                    self.table,
+                    "filter",
+                )?))
             }
             E::Value(_) | E::UnaryOp { .. } => {
-                let value = literal(expr)?;
+                let value = literal(self.context, expr)?;
                 self.node(level)?;
                 Ok(Expr::Literal(value))
             }
@@ -889,9 +944,9 @@ impl Converter<'_> {
                     "{place} takes a column or a literal here, not a condition; \
                      comparing the results of conditions is not supported"
                 ),
-                start_of(expr),
+                self.context.start_of(expr),
             )),
-            other => Err(unsupported_operand(other, place)),
+            other => Err(unsupported_operand(self.context, other, place)),
         }
     }
 
@@ -908,7 +963,7 @@ impl Converter<'_> {
                 max: self.limits.max_in_list,
             });
         }
-        let is_literal = |item: &sql::Expr| literal(item).is_ok();
+        let is_literal = |item: &sql::Expr| literal(self.context, item).is_ok();
         if list.iter().all(is_literal) {
             self.node(level)?;
             let tested = self.operand(tested, level + 1, "IN")?;
@@ -974,10 +1029,10 @@ impl Converter<'_> {
         let keyword = if case_insensitive { "ILIKE" } else { "LIKE" };
         self.node(level)?;
         let tested = self.operand(tested, level + 1, keyword)?;
-        let pattern_value = literal(pattern).map_err(|_| {
+        let pattern_value = literal(self.context, pattern).map_err(|_| {
             at(
                 format!("a {keyword} pattern must be a literal"),
-                start_of(pattern),
+                self.context.start_of(pattern),
             )
         })?;
         let pattern_len = crate::query::sql_text::with_text(&pattern_value, str::len).unwrap_or(0);
@@ -990,7 +1045,7 @@ impl Converter<'_> {
         self.node(level + 1)?;
         let escape = match escape {
             None => None,
-            Some(escape_expr) => match literal(escape_expr) {
+            Some(escape_expr) => match literal(self.context, escape_expr) {
                 Ok(Value::Null) => {
                     // `x LIKE p ESCAPE NULL` is NULL whatever x and p are.
                     return Ok(Expr::Literal(Value::Null));
@@ -999,7 +1054,7 @@ impl Converter<'_> {
                 _ => {
                     return Err(at(
                         "the ESCAPE of LIKE must be a single character in quotes".into(),
-                        start_of(escape_expr),
+                        self.context.start_of(escape_expr),
                     ))
                 }
             },
@@ -1008,7 +1063,7 @@ impl Converter<'_> {
             if ends_with_lone_escape(text, escape) {
                 return Err(at(
                     format!("the {keyword} pattern ends with its ESCAPE character"),
-                    start_of(pattern),
+                    self.context.start_of(pattern),
                 ));
             }
         }
@@ -1052,10 +1107,10 @@ fn is_logical(op: &BinaryOperator) -> bool {
 
 /// A literal, with unary minus and plus folded in (as SQLite folds them: `-9223372036854775808`
 /// is the smallest integer; an integer literal beyond 64 bits is a float).
-fn literal(expr: &sql::Expr) -> Result<Value, LiveError> {
+fn literal(context: &Context<'_>, expr: &sql::Expr) -> Result<Value, LiveError> {
     use sql::Expr as E;
     match expr {
-        E::Nested(inner) => literal(inner),
+        E::Nested(inner) => literal(context, inner),
         E::Value(value) => literal_value(&value.value, value.span),
         E::UnaryOp {
             op: op @ (UnaryOperator::Minus | UnaryOperator::Plus),
@@ -1071,12 +1126,23 @@ fn literal(expr: &sql::Expr) -> Result<Value, LiveError> {
                     return number(&format!("-{digits}"), inner.span());
                 }
             }
-            let value = literal(inner)?;
+            if !matches!(&**inner, E::Value(_) | E::Nested(_) | E::UnaryOp { .. }) {
+                return Err(at(
+                    format!(
+                        "the unary operator {op} applies to numeric literals only, not to {} \
+                         (arithmetic is not supported)",
+                        describe(inner)
+                    ),
+                    context.start_of(expr),
+                ));
+            }
+            let value = literal(context, inner)?;
             if !negate {
                 return match value {
-                    Value::Text(_) | Value::Bytes(_) => {
-                        Err(at("unary + applies to numbers only".into(), start_of(expr)))
-                    }
+                    Value::Text(_) | Value::Bytes(_) => Err(at(
+                        "unary + applies to numbers only".into(),
+                        context.start_of(expr),
+                    )),
                     other => Ok(other),
                 };
             }
@@ -1087,12 +1153,13 @@ fn literal(expr: &sql::Expr) -> Result<Value, LiveError> {
                     .checked_neg()
                     .map_or(Value::Float(-(i as f64)), Value::Int)),
                 Value::Float(f) => Ok(Value::Float(-f)),
-                Value::Text(_) | Value::Bytes(_) => {
-                    Err(at("unary - applies to numbers only".into(), start_of(expr)))
-                }
+                Value::Text(_) | Value::Bytes(_) => Err(at(
+                    "unary - applies to numbers only".into(),
+                    context.start_of(expr),
+                )),
             }
         }
-        other => Err(unsupported_operand(other, "a literal")),
+        other => Err(unsupported_operand(context, other, "a literal")),
     }
 }
 
@@ -1157,10 +1224,6 @@ fn number(digits: &str, span: Span) -> Result<Value, LiveError> {
         .map_err(|_| at(format!("'{digits}' is not a number"), span.start))
 }
 
-fn start_of(expr: &sql::Expr) -> Location {
-    expr.span().start
-}
-
 /// Names an expression construct for messages.
 fn describe(expr: &sql::Expr) -> String {
     use sql::Expr as E;
@@ -1213,7 +1276,7 @@ fn describe(expr: &sql::Expr) -> String {
     }
 }
 
-fn unsupported(expr: &sql::Expr) -> LiveError {
+fn unsupported(context: &Context<'_>, expr: &sql::Expr) -> LiveError {
     let verb = if matches!(
         expr,
         sql::Expr::Function(_) | sql::Expr::Subquery(_) | sql::Expr::Exists { .. }
@@ -1234,20 +1297,20 @@ fn unsupported(expr: &sql::Expr) -> LiveError {
         }
         other => format!("{} {verb} not supported in a filter", describe(other)),
     };
-    at(what, start_of(expr))
+    at(what, context.start_of(expr))
 }
 
-fn unsupported_operand(expr: &sql::Expr, place: &str) -> LiveError {
+fn unsupported_operand(context: &Context<'_>, expr: &sql::Expr, place: &str) -> LiveError {
     match expr {
         sql::Expr::Function(_) | sql::Expr::Subquery(_) | sql::Expr::Exists { .. } => {
-            unsupported(expr)
+            unsupported(context, expr)
         }
         other => at(
             format!(
                 "{} is not supported in {place}: use a column or a literal",
                 describe(other)
             ),
-            start_of(other),
+            context.start_of(other),
         ),
     }
 }
