@@ -49,6 +49,7 @@ pub mod query;
 mod receiver;
 mod records;
 mod revocation;
+mod sql_subscribe;
 mod stats;
 mod subscription;
 #[doc(hidden)]
@@ -72,7 +73,7 @@ pub use models::{
     EVENT_CHANNEL_CAPACITY, MAX_COLUMNS, MAX_COMMIT_CHANGES, NOTIFICATION_CHANNEL_CAPACITY,
 };
 pub use notification::PublishSummary;
-pub use query::{CompareOp, Expr, FilterLimits, Projection, QuerySpec};
+pub use query::{CompareOp, Expr, FilterLimits, Projection, QueryCacheStats, QuerySpec};
 pub use receiver::{EventReceiver, NotificationReceiver, ReadyConnections, ReceiveError};
 pub use records::LiveQueryRecord;
 pub use subscription::{InitialLoadReport, SnapshotProgress};

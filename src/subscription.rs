@@ -173,16 +173,8 @@ impl ConnectionsManager {
         text: Option<DataArc<str>>,
         route: &TableRoute,
     ) -> LiveResult<DataArc<CompiledQuery>> {
-        CompiledQuery::compile(
-            spec,
-            text,
-            route.key,
-            route.schema.clone(),
-            &self.config.filter_limits,
-            &self.index.hasher,
-            |projection| route.intern_projection(projection),
-        )
-        .map(DataArc::new)
+        // Identical queries on one table and schema version share one compiled form.
+        self.shared_compiled_query(spec, text, route)
     }
 
     /// Ends a subscription. When this returns it has left the routing index, and the
