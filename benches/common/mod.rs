@@ -479,3 +479,57 @@ pub fn criterion_config() -> criterion::Criterion {
         .measurement_time(Duration::from_secs(2))
         .configure_from_args()
 }
+
+/// A cheap, well-spread sequence over `0..n` (Knuth's multiplicative hash), so lookups land
+/// on different buckets and connections as a real stream of changes would.
+pub fn spread(i: u64, n: u64) -> u64 {
+    i.wrapping_mul(2_654_435_761) % n.max(1)
+}
+
+/// Drains only the receivers at `touched` (then clears it): after a chunk that reached a
+/// few known connections, draining all of them would dominate the bench's wall time.
+pub fn drain_live_touched(receivers: &mut [NotificationReceiver], touched: &mut Vec<usize>) {
+    touched.sort_unstable();
+    touched.dedup();
+    for &index in touched.iter() {
+        drain_live(&mut receivers[index..index + 1]);
+    }
+    touched.clear();
+}
+
+/// The seed's counterpart of [`drain_live_touched`].
+pub fn drain_seed_touched(receivers: &mut [seed::NotificationReceiver], touched: &mut Vec<usize>) {
+    touched.sort_unstable();
+    touched.dedup();
+    for &index in touched.iter() {
+        drain_seed(&mut receivers[index..index + 1]);
+    }
+    touched.clear();
+}
+
+/// Equality-filtered subscriptions `id = k` for `k in 0..count` on the bench table, `per
+/// connection` to a connection (subscription k on connection k % connections), for livecore.
+pub fn live_equality(name: &str, count: usize, per_connection: usize) -> LiveBench {
+    let mut live = LiveBench::new(name, TableScope::Shared);
+    let connections = count.div_ceil(per_connection).max(1);
+    live.connect_many(connections, |_| READER.to_string());
+    for k in 0..count {
+        let spec = live
+            .spec()
+            .filter(livecore::Expr::col("id").eq(livecore::Expr::lit(k as i64)));
+        live.subscribe(k % connections, spec);
+    }
+    live
+}
+
+/// The seed's counterpart of [`live_equality`]: each WHERE clause parsed once with sqlparser.
+pub fn seed_equality(name: &str, count: usize, per_connection: usize) -> SeedBench {
+    let mut seed = SeedBench::new(name);
+    let connections = count.div_ceil(per_connection).max(1);
+    seed.connect_many(connections, |_| READER.to_string());
+    for k in 0..count {
+        let query = seed.parse("*", Some(&format!("id = {k}")));
+        seed.subscribe(k % connections, &query);
+    }
+    seed
+}
