@@ -279,6 +279,19 @@ impl LiveBench {
         }
     }
 
+    /// Wraps a manager whose table `table` was registered by the caller.
+    pub fn adopt(manager: Arc<ConnectionsManager>, table: TableId) -> Self {
+        Self {
+            manager,
+            table,
+            connections: Vec::new(),
+            receivers: Vec::new(),
+            events: Vec::new(),
+            live_ids: Vec::new(),
+            next_seq: 0,
+        }
+    }
+
     /// Registers and authenticates a connection as `user`; returns its index.
     pub fn connect(&mut self, user: &str) -> usize {
         let registration = self
