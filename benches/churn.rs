@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use livecore::{
     ChangeNotification, ConnectionId, ConnectionsManager, Expr, QuerySpec, SeqId, TableId,
 };
@@ -316,4 +316,6 @@ criterion_group! {
     config = criterion_config();
     targets = churn_pairs, churn_publish_latency
 }
-criterion_main!(benches);
+fn main() {
+    common::bench_main("churn", &[benches]);
+}

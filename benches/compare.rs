@@ -561,7 +561,7 @@ fn churn_scenarios() -> f64 {
         };
         (
             churn_pairs(8192, parse, pair, None),
-            churn_pairs(64, parse, pair, Some(&publisher)),
+            churn_pairs(512, parse, pair, Some(&publisher)),
         )
     };
 

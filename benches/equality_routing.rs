@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use livecore::{ChangeNotification, SeqId};
 
 mod common;
@@ -120,4 +120,6 @@ criterion_group! {
     config = criterion_config();
     targets = equality_routing
 }
-criterion_main!(benches);
+fn main() {
+    common::bench_main("equality_routing", &[benches]);
+}

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use livecore::{SeqId, TableScope};
 
 mod common;
@@ -227,4 +227,6 @@ criterion_group! {
     config = criterion_config();
     targets = fanout_publisher, fanout_end_to_end
 }
-criterion_main!(benches);
+fn main() {
+    common::bench_main("fanout", &[benches]);
+}

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use livecore::{ChangeNotification, Expr, SeqId, TableScope};
 
 mod common;
@@ -137,4 +137,6 @@ criterion_group! {
     config = criterion_config();
     targets = filter_eval
 }
-criterion_main!(benches);
+fn main() {
+    common::bench_main("filter_eval", &[benches]);
+}

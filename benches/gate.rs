@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use livecore::{ChangeNotification, SeqId, SubscriptionOptions, TableScope};
 
 mod common;
@@ -155,4 +155,6 @@ criterion_group! {
     config = criterion_config();
     targets = gate_live, gate_covered
 }
-criterion_main!(benches);
+fn main() {
+    common::bench_main("gate", &[benches]);
+}

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use livecore::{ChangeNotification, Notification, Projection, SeqId, TableScope};
 
 mod common;
@@ -110,4 +110,6 @@ criterion_group! {
     config = criterion_config();
     targets = json_per_group
 }
-criterion_main!(benches);
+fn main() {
+    common::bench_main("json", &[benches]);
+}

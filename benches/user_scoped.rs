@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use livecore::{ChangeNotification, SeqId, TableScope};
 
 mod common;
@@ -124,4 +124,6 @@ criterion_group! {
     config = criterion_config();
     targets = user_scoped
 }
-criterion_main!(benches);
+fn main() {
+    common::bench_main("user_scoped", &[benches]);
+}

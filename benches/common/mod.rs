@@ -546,3 +546,20 @@ pub fn seed_equality(name: &str, count: usize, per_connection: usize) -> SeedBen
     }
     seed
 }
+
+/// The entry point of every bench binary. `cargo bench` passes `--bench`; `cargo test
+/// --all-targets` (the project's test command) runs bench binaries without it, and there
+/// they only need to have compiled: their fixtures hold up to a million subscriptions, far
+/// too slow for an unoptimised test build, so they stop here.
+pub fn bench_main(name: &str, groups: &[fn()]) {
+    if !std::env::args().skip(1).any(|arg| arg == "--bench") {
+        eprintln!("{name}: compiled; measure with `cargo bench --bench {name}`");
+        return;
+    }
+    for group in groups {
+        group();
+    }
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+}
