@@ -120,6 +120,28 @@ fn median_ns(mut run: impl FnMut() -> (Duration, u64)) -> f64 {
     samples[REPS / 2]
 }
 
+/// Medians of `REPS` runs of each side, the two sides taking turns so both sample the
+/// same moments of a shared, noisy machine.
+fn paired(
+    mut livecore: impl FnMut() -> (Duration, u64),
+    mut baseline: impl FnMut() -> (Duration, u64),
+) -> (f64, f64) {
+    let mut live_samples = Vec::with_capacity(REPS);
+    let mut base_samples = Vec::with_capacity(REPS);
+    for _ in 0..REPS {
+        let one = |run: &mut dyn FnMut() -> (Duration, u64)| {
+            let (elapsed, ops) = run();
+            elapsed.as_nanos() as f64 / ops.max(1) as f64
+        };
+        live_samples.push(one(&mut livecore));
+        base_samples.push(one(&mut baseline));
+    }
+    for samples in [&mut live_samples, &mut base_samples] {
+        samples.sort_by(f64::total_cmp);
+    }
+    (live_samples[REPS / 2], base_samples[REPS / 2])
+}
+
 /// Prints, per `unit`, the net allocations of the last `counted` call by size.
 fn print_breakdown(what: &str, units: usize) {
     eprintln!("  breakdown of {what}: net allocations per unit, by allocation size");
@@ -154,7 +176,7 @@ fn publisher_fanout(
     let manager = Arc::clone(&live.manager);
     let table = live.table.clone();
     let mut seq = 1_000_000;
-    let live_ns = median_ns(|| {
+    let live_run = || {
         let elapsed = timed_in_chunks(
             commits,
             chunk,
@@ -173,19 +195,19 @@ fn publisher_fanout(
             },
         );
         (elapsed, commits * subscribers)
-    });
+    };
     let user = seed_shared_user();
     let seed_table = seed.table.clone();
-    let mut seq = 1_000_000;
-    let seed_ns = median_ns(|| {
+    let mut seed_seq = 1_000_000;
+    let seed_run = || {
         let registry = &seed.registry;
         let receivers = &mut seed.receivers;
         let elapsed = timed_in_chunks(
             commits,
             chunk,
             |i| {
-                seq += 1;
-                seed_insert(&seed_table, i as i64, seq)
+                seed_seq += 1;
+                seed_insert(&seed_table, i as i64, seed_seq)
             },
             |change| {
                 registry.notify_table_change(&user, &change, Dispatch::Shared);
@@ -195,8 +217,8 @@ fn publisher_fanout(
             },
         );
         (elapsed, commits * subscribers)
-    });
-    (live_ns, seed_ns)
+    };
+    paired(live_run, seed_run)
 }
 
 fn unfiltered_live(subscribers: usize, options: impl Fn() -> SubscriptionOptions) -> LiveBench {
@@ -247,7 +269,7 @@ fn fanout_scenarios() {
     let manager = Arc::clone(&live.manager);
     let table = live.table.clone();
     let mut seq = 2_000_000;
-    let live_ns = median_ns(|| {
+    let live_run = || {
         let start = Instant::now();
         for i in 0..commits {
             seq += 1;
@@ -262,15 +284,15 @@ fn fanout_scenarios() {
             }
         }
         (start.elapsed(), commits as u64 * fanout)
-    });
+    };
     let user = seed_shared_user();
-    let mut seq = 2_000_000;
-    let commits = 2;
-    let seed_ns = median_ns(|| {
+    let mut seed_seq = 2_000_000;
+    let seed_commits = 2;
+    let seed_run = || {
         let start = Instant::now();
-        for i in 0..commits {
-            seq += 1;
-            let change = seed_insert(&seed.table, i, seq);
+        for i in 0..seed_commits {
+            seed_seq += 1;
+            let change = seed_insert(&seed.table, i, seed_seq);
             seed.registry
                 .notify_table_change(&user, &change, Dispatch::JsonPerSubscriber);
             for rx in seed.receivers.iter_mut() {
@@ -279,8 +301,9 @@ fn fanout_scenarios() {
                 }
             }
         }
-        (start.elapsed(), commits as u64 * fanout)
-    });
+        (start.elapsed(), seed_commits as u64 * fanout)
+    };
+    let (live_ns, seed_ns) = paired(live_run, seed_run);
     result(
         "fanout_10k_json",
         "delivery, publish to JSON text",
@@ -358,18 +381,19 @@ fn gate_scenario() {
     );
 }
 
-/// Publishes `commits` inserts of spread ids in `0..count` (one match each) on `live`.
-fn live_equality_publish(
+/// One repetition: publishes `commits` inserts of spread ids in `0..count` (one match
+/// each) on `live`.
+fn live_equality_run(
     live: &mut LiveBench,
     count: usize,
     connections: usize,
     commits: u64,
-) -> f64 {
+) -> impl FnMut() -> (Duration, u64) + '_ {
     let manager = Arc::clone(&live.manager);
     let table = live.table.clone();
     let mut touched = Vec::new();
     let mut seq = 10_000_000;
-    median_ns(|| {
+    move || {
         let targets = RefCell::new(Vec::new());
         let elapsed = timed_in_chunks(
             commits,
@@ -392,20 +416,31 @@ fn live_equality_publish(
             },
         );
         (elapsed, commits)
-    })
+    }
 }
 
-fn seed_equality_publish(
-    seed: &mut SeedBench,
+/// The median of [`live_equality_run`].
+fn live_equality_publish(
+    live: &mut LiveBench,
     count: usize,
     connections: usize,
     commits: u64,
 ) -> f64 {
+    median_ns(live_equality_run(live, count, connections, commits))
+}
+
+/// The seed's counterpart of [`live_equality_run`].
+fn seed_equality_run(
+    seed: &mut SeedBench,
+    count: usize,
+    connections: usize,
+    commits: u64,
+) -> impl FnMut() -> (Duration, u64) + '_ {
     let user = seed_shared_user();
     let table = seed.table.clone();
     let mut touched = Vec::new();
     let mut seq = 10_000_000;
-    median_ns(|| {
+    move || {
         let targets = RefCell::new(Vec::new());
         let registry = &seed.registry;
         let receivers = &mut seed.receivers;
@@ -427,7 +462,7 @@ fn seed_equality_publish(
             },
         );
         (elapsed, commits)
-    })
+    }
 }
 
 const PER_CONNECTION: usize = 10;
@@ -440,10 +475,11 @@ fn seed_commits(count: usize) -> u64 {
 fn equality_scenario(count: usize, name: &str) {
     let connections = count.div_ceil(PER_CONNECTION);
     let mut live = live_equality("items", count, PER_CONNECTION);
-    let live_ns = live_equality_publish(&mut live, count, connections, 4096);
-    drop(live);
     let mut seed = seed_equality("items", count, PER_CONNECTION);
-    let seed_ns = seed_equality_publish(&mut seed, count, connections, seed_commits(count));
+    let (live_ns, seed_ns) = paired(
+        live_equality_run(&mut live, count, connections, 4096),
+        seed_equality_run(&mut seed, count, connections, seed_commits(count)),
+    );
     result(
         name,
         "publish matching 1 subscription",
@@ -538,7 +574,12 @@ fn churn_scenarios() -> f64 {
     let mut seed = seed_equality("items", COUNT, PER_CONNECTION);
     let churner = seed.connect(READER);
     let churn_connection = seed.connections[churner].clone();
-    let seed_eq_ns = seed_equality_publish(&mut seed, COUNT, connections, seed_commits(COUNT));
+    let seed_eq_ns = median_ns(seed_equality_run(
+        &mut seed,
+        COUNT,
+        connections,
+        seed_commits(COUNT),
+    ));
 
     let (seed_idle_ns, seed_publishing_ns) = {
         let seed = &seed;
@@ -667,7 +708,7 @@ fn user_scoped_scenario() {
     let commits = 4096;
     let mut touched = Vec::new();
     let mut seq = 0;
-    let live_ns = median_ns(|| {
+    let live_run = || {
         let targets = RefCell::new(Vec::new());
         let elapsed = timed_in_chunks(
             commits,
@@ -689,8 +730,7 @@ fn user_scoped_scenario() {
             },
         );
         (elapsed, commits)
-    });
-    drop(live);
+    };
 
     let mut seed = SeedBench::new("inbox");
     seed.connect_many(USERS, user_name);
@@ -700,7 +740,8 @@ fn user_scoped_scenario() {
     }
     let table = seed.table.clone();
     let mut seq = 0;
-    let seed_ns = median_ns(|| {
+    let mut seed_touched = Vec::new();
+    let seed_run = || {
         let targets = RefCell::new(Vec::new());
         let registry = &seed.registry;
         let users = &seed.users;
@@ -718,12 +759,13 @@ fn user_scoped_scenario() {
                 registry.notify_table_change(&users[user], &change, Dispatch::Shared);
             },
             || {
-                touched.append(&mut targets.borrow_mut());
-                drain_seed_touched(receivers, &mut touched);
+                seed_touched.append(&mut targets.borrow_mut());
+                drain_seed_touched(receivers, &mut seed_touched);
             },
         );
         (elapsed, commits)
-    });
+    };
+    let (live_ns, seed_ns) = paired(live_run, seed_run);
     result(
         "user_scoped_100k",
         "publish owned by 1 of 100k users",
@@ -751,7 +793,7 @@ fn filter_eval_scenario() {
     let table = live.table.clone();
     let commits = 512;
     let mut seq = 0;
-    let live_ns = median_ns(|| {
+    let live_run = || {
         let elapsed = timed_in_chunks(
             commits,
             commits,
@@ -769,8 +811,7 @@ fn filter_eval_scenario() {
             || {},
         );
         (elapsed, commits * FILTERS as u64)
-    });
-    drop(live);
+    };
     let mut seed = SeedBench::new("items");
     seed.connect_many(connections, |_| READER.to_string());
     for k in 0..FILTERS as i64 {
@@ -785,7 +826,7 @@ fn filter_eval_scenario() {
     let user = seed_shared_user();
     let commits = 64;
     let mut seq = 0;
-    let seed_ns = median_ns(|| {
+    let seed_run = || {
         let start = Instant::now();
         for i in 0..commits {
             seq += 1;
@@ -794,7 +835,8 @@ fn filter_eval_scenario() {
                 .notify_table_change(&user, &change, Dispatch::Shared);
         }
         (start.elapsed(), commits * FILTERS as u64)
-    });
+    };
+    let (live_ns, seed_ns) = paired(live_run, seed_run);
     result(
         "filter_eval_and3",
         "filter evaluation (3-term AND, via publish)",
@@ -827,7 +869,7 @@ fn json_groups_scenario() {
     let table = live.table.clone();
     let commits = 32;
     let mut seq = 0;
-    let live_ns = median_ns(|| {
+    let live_run = || {
         let start = Instant::now();
         for i in 0..commits {
             seq += 1;
@@ -842,8 +884,7 @@ fn json_groups_scenario() {
             }
         }
         (start.elapsed(), commits * SUBSCRIBERS as u64)
-    });
-    drop(live);
+    };
     let mut seed = SeedBench::new("items");
     seed.connect_many(SUBSCRIBERS, |_| READER.to_string());
     for subscriber in 0..SUBSCRIBERS {
@@ -852,7 +893,7 @@ fn json_groups_scenario() {
     }
     let user = seed_shared_user();
     let mut seq = 0;
-    let seed_ns = median_ns(|| {
+    let seed_run = || {
         let start = Instant::now();
         for i in 0..commits {
             seq += 1;
@@ -866,7 +907,8 @@ fn json_groups_scenario() {
             }
         }
         (start.elapsed(), commits * SUBSCRIBERS as u64)
-    });
+    };
+    let (live_ns, seed_ns) = paired(live_run, seed_run);
     result(
         "json_10_groups",
         "delivery, publish to JSON text, 1000 subscribers in 10 projection groups",
