@@ -41,12 +41,17 @@ struct CountingAllocator;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCATED: AtomicIsize = AtomicIsize::new(0);
+/// Allocation calls (alloc, alloc_zeroed, realloc) while counting.
+static CALLS: AtomicIsize = AtomicIsize::new(0);
 /// Net live allocations by exact size (the last slot gathers larger ones), for the
 /// breakdown printed when `LIVECORE_COMPARE_BREAKDOWN` is set.
 const SIZE_SLOTS: usize = 4097;
 static BY_SIZE: [AtomicIsize; SIZE_SLOTS] = [const { AtomicIsize::new(0) }; SIZE_SLOTS];
 
 fn note(size: usize, delta: isize) {
+    if delta > 0 {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+    }
     ALLOCATED.fetch_add(size as isize * delta, Ordering::Relaxed);
     BY_SIZE[size.min(SIZE_SLOTS - 1)].fetch_add(delta, Ordering::Relaxed);
 }
@@ -96,6 +101,7 @@ static GLOBAL: CountingAllocator = CountingAllocator;
 /// Net bytes allocated by `work` (memory freed by it counts against it).
 fn counted<T>(work: impl FnOnce() -> T) -> (T, isize) {
     ALLOCATED.store(0, Ordering::SeqCst);
+    CALLS.store(0, Ordering::SeqCst);
     for slot in &BY_SIZE {
         slot.store(0, Ordering::Relaxed);
     }
@@ -262,6 +268,18 @@ fn fanout_scenarios() {
         seed_ns,
         "seed design, one shared notification per change",
     );
+
+    if std::env::var_os("LIVECORE_COMPARE_BREAKDOWN").is_some() {
+        let change = live.insert(1);
+        let seq = live.next_seq();
+        let (summary, _) = counted(|| live.manager.publish(seq, change).expect("publish"));
+        eprintln!(
+            "  publish to {} subscribers: {} allocation calls",
+            summary.enqueued,
+            CALLS.load(Ordering::SeqCst)
+        );
+        live.drain();
+    }
 
     // JSON: livecore renders on the receiving side, once per (commit, projection); the seed
     // built a JSON map and notification per subscriber and serialized each on the way out.
@@ -975,6 +993,43 @@ fn memory_and_million(seed_100k_ns: f64) {
         "  memory: {SUBSCRIPTIONS} subscriptions (id = k) on {CONNECTIONS} never-used connections; \
          subscribe took {subscribe_ns:.0} ns each; ids held by the host ({live_id_bytes} bytes) not counted"
     );
+
+    if breakdown {
+        // Allocation calls behind the churn and publish figures, on this 1M manager.
+        let connection = registrations[0].connection_id;
+        let pairs = 10_000;
+        let ((), pair_bytes) = counted(|| {
+            for j in 0..pairs {
+                let spec = QuerySpec::table(table.clone())
+                    .filter(Expr::col("id").eq(Expr::lit(-1 - j as i64)));
+                let id = manager
+                    .subscribe(connection, spec, SubscriptionOptions::default())
+                    .expect("subscribe")
+                    .live_query_id;
+                manager.unsubscribe(id).expect("unsubscribe");
+            }
+        });
+        eprintln!(
+            "  subscribe+unsubscribe pair: {:.1} allocation calls (spec included), net {} bytes",
+            CALLS.load(Ordering::SeqCst) as f64 / pairs as f64,
+            pair_bytes / pairs as isize
+        );
+        let publishes = 10_000u64;
+        let changes: Vec<_> = (0..publishes)
+            .map(|k| ChangeNotification::insert(table.clone(), live_row(-1 - k as i64)))
+            .collect();
+        let ((), _) = counted(|| {
+            for (k, change) in changes.into_iter().enumerate() {
+                manager
+                    .publish(SeqId(1 + k as u64), change)
+                    .expect("publish");
+            }
+        });
+        eprintln!(
+            "  publish matching nothing: {:.1} allocation calls each",
+            CALLS.load(Ordering::SeqCst) as f64 / publishes as f64
+        );
+    }
 
     // 1M on the same manager: publishes matching one subscription each.
     let mut live = LiveBench::from_parts(Arc::new(manager), table, registrations);
