@@ -387,7 +387,13 @@ mod tests {
             deep = deep.not();
         }
         let size = deep.measure(1_000, 32);
-        assert_eq!(size, ExprSize { nodes: 33, depth: 33 });
+        assert_eq!(
+            size,
+            ExprSize {
+                nodes: 33,
+                depth: 33
+            }
+        );
         assert_eq!(deep.node_count(), 200_001);
         // Dropping a tree this deep would recurse; leak it in the test instead.
         std::mem::forget(deep);
