@@ -208,8 +208,7 @@ impl ConnectionsManager {
 
     fn close_connection(&self, connection: &SharedConnectionState) {
         let _lifecycle = read(&self.lifecycle);
-        let states: Vec<_> = lock(&connection.subscriptions).drain().collect();
-        for (_, state) in states {
+        for state in connection.begin_close() {
             self.unroute(&state.core, connection);
         }
         connection.close();

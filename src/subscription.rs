@@ -109,7 +109,9 @@ impl ConnectionsManager {
             TableScope::Shared => None,
         };
         let mut subscriptions = lock(&connection.subscriptions);
-        if connection.is_closed() {
+        // Checked under the subscription map's lock, which unregistering takes to set the
+        // flag and empty the map: this subscription is either refused here or unrouted by it.
+        if connection.is_closing() {
             return Err(LiveError::UnknownConnection(connection_id));
         }
         if subscriptions.len() >= self.config.max_subscriptions_per_connection {

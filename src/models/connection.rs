@@ -127,7 +127,11 @@ pub struct ConnectionState {
     last_ping_ms: AtomicU64,
     /// Set once a timeout event has been raised, so it is raised once.
     timed_out: AtomicBool,
-    /// Set by unregister; the receivers then report the end of the stream.
+    /// Set by unregister, under the subscription map's lock, before it takes the map's
+    /// subscriptions: from then on no subscription may be added.
+    closing: AtomicBool,
+    /// Set by unregister once every subscription is unrouted; the receivers then report the
+    /// end of the stream.
     closed: AtomicBool,
     /// Set when the slow-consumer policy disconnected the connection.
     disconnecting: AtomicBool,
@@ -164,6 +168,7 @@ impl ConnectionState {
             last_heartbeat_ms: AtomicU64::new(now_ms),
             last_ping_ms: AtomicU64::new(now_ms),
             timed_out: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             disconnecting: AtomicBool::new(false),
             subscriptions: Mutex::new(HashMap::new()),
@@ -299,7 +304,22 @@ impl ConnectionState {
         self.pending_events.load(Ordering::SeqCst) != 0
     }
 
-    /// Marks the connection closed and wakes its receivers.
+    /// First step of unregistering: refuses new subscriptions and takes the current ones.
+    /// Both happen under the subscription map's lock, which `subscribe` holds while it
+    /// checks [`is_closing`](Self::is_closing) and routes, so a racing subscribe is either
+    /// refused or among those taken here (to be unrouted by the caller).
+    pub(crate) fn begin_close(&self) -> Vec<SubscriptionState> {
+        let mut subscriptions = lock(&self.subscriptions);
+        self.closing.store(true, Ordering::Release);
+        subscriptions.drain().map(|(_, state)| state).collect()
+    }
+
+    /// True once unregistering has begun: no subscription may be added.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Last step of unregistering: marks the connection closed and wakes its receivers.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         let _ = self.notification_tx.try_send(Delivery::wake());
