@@ -126,7 +126,11 @@ impl SubscriptionCore {
     }
 
     pub(crate) fn release_attention_slot(&self) {
-        self.in_attention.store(false, Ordering::SeqCst);
+        // A swap rather than a store: the same on hardware (this is the cold gap path), but
+        // it makes loom order the release after the publisher's latest take of the slot.
+        // Loom does not carry read-modify-write atomicity into its modification order, so
+        // against a plain store it explores a stale `true` that C11 rules out.
+        self.in_attention.swap(false, Ordering::SeqCst);
     }
 
     pub(crate) fn dropped_upto(&self) -> u64 {
