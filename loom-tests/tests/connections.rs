@@ -56,7 +56,11 @@ fn shutdown_racing_register() {
         };
         let report = manager.shutdown(Duration::ZERO);
         let registration = registrar.join().unwrap();
-        assert_eq!(manager.connection_count(), 0, "a connection outlived shutdown");
+        assert_eq!(
+            manager.connection_count(),
+            0,
+            "a connection outlived shutdown"
+        );
         match registration {
             Err(error) => {
                 assert_eq!(error, LiveError::ShuttingDown);
@@ -110,7 +114,10 @@ fn check_connections_racing_heartbeat() {
             (0, 1) => ConnectionEvent::SendPing,
             other => panic!("expected exactly one event, the check raised {other:?}"),
         };
-        assert_eq!(event, raised, "the consumer got another event than was raised");
+        assert_eq!(
+            event, raised,
+            "the consumer got another event than was raised"
+        );
         assert_eq!(after, Err(ReceiveError::Empty), "the event arrived twice");
     });
 }

@@ -60,7 +60,10 @@ fn gap_notice_when_channel_fills_and_drains() {
         assert_eq!(accounted, COMMITS, "counted more than was published");
         publisher.join().unwrap();
         let (rest, end) = drain(&mut registration.notifications);
-        assert!(rest.is_empty(), "more after everything was accounted: {rest:?}");
+        assert!(
+            rest.is_empty(),
+            "more after everything was accounted: {rest:?}"
+        );
         assert_eq!(end, ReceiveError::Empty);
     });
 }
@@ -95,7 +98,11 @@ fn receiver_dropped_mid_publish() {
         assert_eq!(stats.delivered as usize, enqueued);
         assert_eq!(stats.dropped_closed as usize, dropped);
         let after = manager.publish(SeqId(3), insert(3)).unwrap();
-        assert_eq!((after.enqueued, after.dropped), (0, 1), "the receiver is gone");
+        assert_eq!(
+            (after.enqueued, after.dropped),
+            (0, 1),
+            "the receiver is gone"
+        );
     });
 }
 

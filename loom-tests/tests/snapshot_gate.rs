@@ -36,8 +36,16 @@ fn publish_racing_complete_initial_load() {
         manager.complete_initial_load(sub).unwrap();
         publisher.join().unwrap();
         let (seen, _) = drain(&mut registration.notifications);
-        assert_eq!(seen.first(), Some(&Seen::LoadComplete), "marker first: {seen:?}");
-        assert_eq!(change_ids(&seen), vec![1, 2, 3], "every change once, in order");
+        assert_eq!(
+            seen.first(),
+            Some(&Seen::LoadComplete),
+            "marker first: {seen:?}"
+        );
+        assert_eq!(
+            change_ids(&seen),
+            vec![1, 2, 3],
+            "every change once, in order"
+        );
         assert_eq!(seen.len(), 4, "nothing else: {seen:?}");
     });
 }
@@ -68,7 +76,11 @@ fn publish_racing_snapshot_boundary() {
         manager.complete_initial_load(sub).unwrap();
         publisher.join().unwrap();
         let (seen, _) = drain(&mut registration.notifications);
-        assert_eq!(change_ids(&seen), vec![2], "only what the snapshot lacks: {seen:?}");
+        assert_eq!(
+            change_ids(&seen),
+            vec![2],
+            "only what the snapshot lacks: {seen:?}"
+        );
     });
 }
 
@@ -107,7 +119,12 @@ fn commit_batches_never_split() {
             .filter(|seen| matches!(seen, Seen::Changes { .. }))
             .collect();
         assert!(
-            changes.is_empty() || changes == [&Seen::Changes { seq: 1, ids: vec![1, 2] }],
+            changes.is_empty()
+                || changes
+                    == [&Seen::Changes {
+                        seq: 1,
+                        ids: vec![1, 2]
+                    }],
             "the commit was split or repeated: {seen:?}"
         );
     });
@@ -169,8 +186,14 @@ fn snapshot_batches_would_block() {
         assert_eq!(
             seen,
             vec![
-                Seen::Snapshot { batch: 0, ids: vec![1] },
-                Seen::Snapshot { batch: 1, ids: vec![2] },
+                Seen::Snapshot {
+                    batch: 0,
+                    ids: vec![1]
+                },
+                Seen::Snapshot {
+                    batch: 1,
+                    ids: vec![2]
+                },
                 Seen::LoadComplete,
             ]
         );

@@ -32,7 +32,10 @@ fn publish_racing_subscribe() {
             let was_indexed = indexed.load(Ordering::SeqCst);
             let summary = manager.publish(SeqId(seq), insert(seq as i64)).unwrap();
             if was_indexed {
-                assert_eq!(summary.enqueued, 1, "commit {seq} missed an indexed subscription");
+                assert_eq!(
+                    summary.enqueued, 1,
+                    "commit {seq} missed an indexed subscription"
+                );
             }
         }
         subscriber.join().unwrap();
@@ -65,10 +68,16 @@ fn publish_racing_unsubscribe() {
         };
         manager.unsubscribe(sub).unwrap();
         let (seen, _) = drain(&mut registration.notifications);
-        assert!(seen.is_empty(), "received {seen:?} after unsubscribe returned");
+        assert!(
+            seen.is_empty(),
+            "received {seen:?} after unsubscribe returned"
+        );
         publisher.join().unwrap();
         let (seen, _) = drain(&mut registration.notifications);
-        assert!(seen.is_empty(), "received {seen:?} after unsubscribe returned");
+        assert!(
+            seen.is_empty(),
+            "received {seen:?} after unsubscribe returned"
+        );
     });
 }
 
@@ -96,11 +105,17 @@ fn publish_racing_unregister() {
             .unregister_connection(registration.connection_id)
             .unwrap();
         let (seen, end) = drain(&mut registration.notifications);
-        assert!(seen.is_empty(), "received {seen:?} after unregister returned");
+        assert!(
+            seen.is_empty(),
+            "received {seen:?} after unregister returned"
+        );
         assert_eq!(end, ReceiveError::Closed);
         publisher.join().unwrap();
         let (seen, end) = drain(&mut registration.notifications);
-        assert!(seen.is_empty(), "received {seen:?} after unregister returned");
+        assert!(
+            seen.is_empty(),
+            "received {seen:?} after unregister returned"
+        );
         assert_eq!(end, ReceiveError::Closed);
     });
 }
@@ -135,7 +150,10 @@ fn subscribe_racing_unregister() {
              (subscribe returned ok: {subscribed})"
         );
         let (seen, end) = drain(&mut registration.notifications);
-        assert!(seen.is_empty(), "received {seen:?} after unregister returned");
+        assert!(
+            seen.is_empty(),
+            "received {seen:?} after unregister returned"
+        );
         assert_eq!(end, ReceiveError::Closed);
     });
 }

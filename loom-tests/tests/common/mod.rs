@@ -64,11 +64,20 @@ pub fn subscribe(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Seen {
     /// A delivery: its commit's SeqId and the ids of the rows it carries, in commit order.
-    Changes { seq: u64, ids: Vec<i64> },
+    Changes {
+        seq: u64,
+        ids: Vec<i64>,
+    },
     /// A snapshot batch: its number and the ids of its rows.
-    Snapshot { batch: u32, ids: Vec<i64> },
+    Snapshot {
+        batch: u32,
+        ids: Vec<i64>,
+    },
     LoadComplete,
-    Gap { missed: u64, last_seq: Option<u64> },
+    Gap {
+        missed: u64,
+        last_seq: Option<u64>,
+    },
     Other(&'static str),
 }
 
@@ -83,7 +92,10 @@ pub fn seen(notification: Notification) -> Seen {
     match notification {
         Notification::Changes(set) => Seen::Changes {
             seq: set.seq().0,
-            ids: set.changes().map(|change| id_of(change.row.value(0))).collect(),
+            ids: set
+                .changes()
+                .map(|change| id_of(change.row.value(0)))
+                .collect(),
         },
         Notification::Snapshot(batch) => Seen::Snapshot {
             batch: batch.batch_number(),
