@@ -20,7 +20,9 @@ fn main() {
         return;
     }
     assert!(
-        mutant.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+        mutant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_'),
         "LIVECORE_MUTANT must be a mutant name (letters, digits, underscores), got {mutant:?}"
     );
     println!("cargo::rustc-cfg=livecore_mutant=\"{mutant}\"");

@@ -144,7 +144,8 @@ impl SubscriptionFlowControl {
         let mut gate = lock(&self.gate);
         // Re-check under the lock: the load may have completed (or the subscription ended)
         // since the state was read. Reading GATED again here means the completer has not
-        // flushed yet, so what is buffered now will be flushed.
+        // flushed yet, so what is buffered now will be flushed. (Mutant: without the
+        // re-check, a change buffered after the flush is stranded, never delivered.)
         #[cfg(not(livecore_mutant = "gate_no_recheck"))]
         match self.state.load(Ordering::Acquire) {
             boundary if boundary < GATED => return live_decision(seq, boundary),
@@ -221,7 +222,14 @@ impl SubscriptionFlowControl {
         let covered_by_snapshot = gate_buffer.covered_by_snapshot;
         let boundary = gate_buffer.boundary;
         let mut flushed = 0;
+        #[cfg(not(livecore_mutant = "live_gate_forgets_boundary"))]
         let live = boundary.map_or(0, |boundary| boundary.0);
+        // Mutant: the live gate passes every SeqId, so a commit in the snapshot whose publish
+        // raced the completion is delivered as well (twice for the client).
+        #[cfg(livecore_mutant = "live_gate_forgets_boundary")]
+        let live = 0;
+        // Mutant: marking the gate live before the flush lets a racing publisher take the
+        // lock-free path and send ahead of the buffered changes (out of order).
         #[cfg(livecore_mutant = "gate_live_before_flush")]
         self.state.store(live, Ordering::Release);
         while let Some(held) = gate_buffer.buffered.pop_front() {

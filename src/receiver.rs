@@ -192,6 +192,9 @@ impl NotificationReceiver {
                 number,
                 matches,
             } => {
+                // Mutant: trusting the index alone; what was queued before unsubscribe (or
+                // unregister) returned is still handed out after it.
+                #[cfg(not(livecore_mutant = "receiver_keeps_ended"))]
                 if core.flow.is_closed() {
                     return None;
                 }

@@ -277,7 +277,12 @@ impl ConnectionState {
     /// Raises an event. It is kept as a pending flag first, so a full event channel delays
     /// it but never loses it; the channel message only wakes the receiver.
     pub(crate) fn raise_event(&self, event: ConnectionEvent) {
+        // Mutant: the message goes out before the flag is set; a receiver that takes the
+        // message first finds no flag, skips it and blocks: the event is lost to it.
+        #[cfg(livecore_mutant = "event_sent_before_flag")]
+        let _ = self.event_tx.try_send(event);
         self.pending_events.fetch_or(event.bit(), Ordering::SeqCst);
+        #[cfg(not(livecore_mutant = "event_sent_before_flag"))]
         let _ = self.event_tx.try_send(event);
         self.notify_ready();
     }
@@ -310,8 +315,17 @@ impl ConnectionState {
     /// refused or among those taken here (to be unrouted by the caller).
     pub(crate) fn begin_close(&self) -> Vec<SubscriptionState> {
         let mut subscriptions = lock(&self.subscriptions);
+        #[cfg(not(livecore_mutant = "closing_flag_after_drain"))]
         self.closing.store(true, Ordering::Release);
-        subscriptions.drain().map(|(_, state)| state).collect()
+        let taken = subscriptions.drain().map(|(_, state)| state).collect();
+        // Mutant (the bug this method fixed): the flag lands after the map's lock is
+        // released, so a racing subscribe can route a subscription nobody will unroute.
+        #[cfg(livecore_mutant = "closing_flag_after_drain")]
+        {
+            drop(subscriptions);
+            self.closing.store(true, Ordering::Release);
+        }
+        taken
     }
 
     /// True once unregistering has begun: no subscription may be added.
@@ -340,9 +354,14 @@ impl ConnectionState {
         if handle.take_attention_slot() {
             lock(&self.attention).push(AttentionItem::Gap(handle.clone()));
         }
+        // Mutant: the wake-up goes out before the flag is set; a receiver that consumes it
+        // and looks before the flag lands blocks with the tail gap never reported.
+        #[cfg(livecore_mutant = "gap_wake_before_flag")]
+        let _ = self.notification_tx.try_send(Delivery::wake());
         self.attention_flags
             .fetch_or(ATTENTION_GAP, Ordering::SeqCst);
         // Wake a receiver that drained the channel before the flag was set.
+        #[cfg(not(livecore_mutant = "gap_wake_before_flag"))]
         let _ = self.notification_tx.try_send(Delivery::wake());
         self.notify_ready();
     }
@@ -388,8 +407,14 @@ impl ConnectionState {
     /// ready queue. If something is already waiting, it is queued at once.
     pub(crate) fn arm_ready(&self, has_pending: impl Fn() -> bool) {
         if let Some(ready) = &self.ready {
+            // Mutant: arming after the check; a delivery landing between the check and the
+            // arming sees the connection unarmed, and the wake-up is lost.
+            #[cfg(livecore_mutant = "ready_armed_after_check")]
+            let pending = has_pending();
             ready.armed.store(true, Ordering::SeqCst);
-            if has_pending() && ready.armed.swap(false, Ordering::SeqCst) {
+            #[cfg(not(livecore_mutant = "ready_armed_after_check"))]
+            let pending = has_pending();
+            if pending && ready.armed.swap(false, Ordering::SeqCst) {
                 let _ = ready.queue.try_send(self.id);
             }
         }
