@@ -157,3 +157,42 @@ fn subscribe_racing_unregister() {
         assert_eq!(end, ReceiveError::Closed);
     });
 }
+
+/// Invariant: a schema change does not let a subscription outlive its unsubscribe. A
+/// publish still routing through the table's previous route (loaded before the change)
+/// reaches the subscription's previous core; once `unsubscribe` returned, the receiver must
+/// hand out nothing of the subscription, whichever core a delivery went through.
+#[test]
+fn publish_racing_schema_change_and_unsubscribe() {
+    loom::model(|| {
+        let manager = manager(ManagerConfig::default());
+        let mut registration = connect(&manager);
+        let sub = subscribe(
+            &manager,
+            registration.connection_id,
+            SubscriptionOptions::default(),
+        );
+        let publisher = {
+            let manager = manager.clone();
+            thread::spawn(move || {
+                manager.publish(SeqId(1), insert(1)).unwrap();
+            })
+        };
+        // ALTER TABLE: the column is renamed; the subscription (all columns) recompiles.
+        manager
+            .register_table(TableSchema::new(table(), TableScope::Shared, ["ident"]))
+            .unwrap();
+        manager.unsubscribe(sub).unwrap();
+        let (seen, _) = drain(&mut registration.notifications);
+        assert!(
+            seen.is_empty(),
+            "received {seen:?} after unsubscribe returned"
+        );
+        publisher.join().unwrap();
+        let (seen, _) = drain(&mut registration.notifications);
+        assert!(
+            seen.is_empty(),
+            "received {seen:?} after unsubscribe returned"
+        );
+    });
+}

@@ -28,8 +28,10 @@ pub(crate) struct SubscriptionCore {
     /// True while the connection's attention list holds this subscription for a gap.
     in_attention: AtomicBool,
     /// Set when the host unsubscribed it: nothing more of it, not even a notice, reaches
-    /// the consumer.
-    removed: AtomicBool,
+    /// the consumer. Shared with the cores it succeeded after schema changes, whose
+    /// deliveries may still be queued (or in flight from a publish that loaded the previous
+    /// route), so removing the subscription ends them too.
+    removed: Arc<AtomicBool>,
 }
 
 /// "No SeqId delivered yet", stored in `rx_seq`.
@@ -57,7 +59,7 @@ impl SubscriptionCore {
             rx_number: AtomicU64::new(0),
             rx_seq: AtomicU64::new(NO_SEQ),
             in_attention: AtomicBool::new(false),
-            removed: AtomicBool::new(false),
+            removed: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -66,7 +68,7 @@ impl SubscriptionCore {
     /// live for deliveries already queued, which it renders with the old projection.
     pub(crate) fn successor(&self, query: DataArc<CompiledQuery>) -> Self {
         let attempted = self.attempted.load(Ordering::SeqCst);
-        let successor = Self::new(
+        let mut successor = Self::new(
             self.id,
             self.connection_id,
             query,
@@ -74,6 +76,7 @@ impl SubscriptionCore {
             self.flow.live_successor(),
             self.last_update_ms.load(Ordering::Relaxed),
         );
+        successor.removed = self.removed.clone();
         successor.attempted.store(attempted, Ordering::SeqCst);
         successor
             .dropped
@@ -92,9 +95,16 @@ impl SubscriptionCore {
         self.flow.close();
     }
 
-    /// True once the host removed it.
+    /// True once the host removed it (or the subscription that succeeded it).
     pub(crate) fn is_removed(&self) -> bool {
         self.removed.load(Ordering::Acquire)
+    }
+
+    /// True once the subscription has ended, by livecore (its gate closed) or by the host:
+    /// the receiver skips whatever of it is still queued.
+    #[inline]
+    pub(crate) fn is_ended(&self) -> bool {
+        self.flow.is_closed() || self.is_removed()
     }
 
     pub(crate) fn live_query_id(&self) -> LiveQueryId {
