@@ -46,6 +46,7 @@ mutants=(
     live_gate_forgets_boundary
     directory_blind_store
     closing_flag_after_drain
+    successor_own_removed_flag
     receiver_keeps_ended
     gap_wake_before_flag
     ready_armed_after_check

@@ -65,18 +65,24 @@ impl SubscriptionCore {
 
     /// The same subscription recompiled for a new schema version: it keeps its id and
     /// counters, and numbering continues, so the receiver sees no gap. The old core stays
-    /// live for deliveries already queued, which it renders with the old projection.
+    /// live for deliveries already queued, which it renders with the old projection; it
+    /// shares the removed flag, so removing the subscription ends both.
     pub(crate) fn successor(&self, query: DataArc<CompiledQuery>) -> Self {
         let attempted = self.attempted.load(Ordering::SeqCst);
-        let mut successor = Self::new(
-            self.id,
-            self.connection_id,
-            query,
-            self.owner,
-            self.flow.live_successor(),
-            self.last_update_ms.load(Ordering::Relaxed),
-        );
-        successor.removed = self.removed.clone();
+        let successor = Self {
+            // Mutant: a fresh flag; unsubscribing ends the new core only, and what the old
+            // one queued (or a publish still on the old route sends) arrives afterwards.
+            #[cfg(not(livecore_mutant = "successor_own_removed_flag"))]
+            removed: self.removed.clone(),
+            ..Self::new(
+                self.id,
+                self.connection_id,
+                query,
+                self.owner,
+                self.flow.live_successor(),
+                self.last_update_ms.load(Ordering::Relaxed),
+            )
+        };
         successor.attempted.store(attempted, Ordering::SeqCst);
         successor
             .dropped
