@@ -392,8 +392,11 @@ impl ConnectionsManager {
 
     /// Resume: hands one commit the client missed to a gated subscription. Its changes are
     /// filtered for this subscription alone and held in SeqId order with live changes that
-    /// arrived meanwhile (a commit already held is not held twice). Returns whether any
-    /// change matched and was held. On user-scoped tables, other users' rows are ignored.
+    /// arrived meanwhile (a commit already held is not held twice). Replay in log order:
+    /// a live publish at or below the highest replayed SeqId is taken for a commit the
+    /// replay already delivered and dropped, before and after the load completes. Returns
+    /// whether any change matched and was held. On user-scoped tables, other users' rows
+    /// are ignored.
     pub fn replay_commit(
         &self,
         live_query_id: LiveQueryId,

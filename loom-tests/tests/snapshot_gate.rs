@@ -84,6 +84,35 @@ fn publish_racing_snapshot_boundary() {
     });
 }
 
+/// Invariant: resuming, a commit the engine replays and also publishes live (its log
+/// already held it when the replay read it, and its live publish raced the replay) is
+/// delivered exactly once, whichever of the two reaches the gate first.
+#[test]
+fn replay_racing_live_publish() {
+    loom::model(|| {
+        let manager = manager(ManagerConfig::default());
+        let mut registration = connect(&manager);
+        let sub = subscribe(
+            &manager,
+            registration.connection_id,
+            SubscriptionOptions::resume_from(SeqId(0)),
+        );
+        let publisher = {
+            let manager = manager.clone();
+            thread::spawn(move || {
+                manager.publish(SeqId(1), insert(1)).unwrap();
+            })
+        };
+        manager
+            .replay_commit(sub, SeqId(1), vec![insert(1)])
+            .unwrap();
+        manager.complete_initial_load(sub).unwrap();
+        publisher.join().unwrap();
+        let (seen, _) = drain(&mut registration.notifications);
+        assert_eq!(change_ids(&seen), vec![1], "commit 1 once: {seen:?}");
+    });
+}
+
 /// Invariant: a commit is delivered whole or not at all: one delivery per (commit,
 /// subscription) carrying all the changes it matched, in commit order, also when the
 /// subscription (pinned to two values, so found through two index keys) is being created
