@@ -44,6 +44,7 @@ mutants=(
     gate_no_recheck
     gate_live_before_flush
     live_gate_forgets_boundary
+    replay_not_remembered
     directory_blind_store
     closing_flag_after_drain
     successor_own_removed_flag

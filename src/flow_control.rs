@@ -204,7 +204,12 @@ impl SubscriptionFlowControl {
         {
             return Ok(false);
         }
-        gate_buffer.replayed_upto = gate_buffer.replayed_upto.max(Some(held.seq));
+        // Mutant (the bug this fixed): without it, a live publish of a commit already
+        // replayed is held again, or sent once live, and the client gets it twice.
+        #[cfg(not(livecore_mutant = "replay_not_remembered"))]
+        {
+            gate_buffer.replayed_upto = gate_buffer.replayed_upto.max(Some(held.seq));
+        }
         if gate_buffer
             .buffered
             .iter()
