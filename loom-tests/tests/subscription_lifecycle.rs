@@ -1,6 +1,6 @@
 //! Loom models of a subscription's life racing the publish path: subscribe, unsubscribe,
-//! and the unregistering of its connection. Without `--cfg livecore_loom` this file
-//! compiles to nothing.
+//! schema changes (ALTER TABLE recompiling it), and the unregistering of its connection.
+//! Without `--cfg livecore_loom` this file compiles to nothing.
 #![cfg(livecore_loom)]
 
 mod common;
