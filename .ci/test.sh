@@ -37,28 +37,31 @@ loom_test target/loom
 echo "loom models: passed ($((SECONDS - loom_started)) s so far)"
 
 # Every mutant is a deliberate bug behind cfg(livecore_mutant = "<name>") in src/ (selected
-# by LIVECORE_MUTANT through src/build.rs, which recompiles only livecore and the models).
-# Each must make a model fail: the build must succeed, a model must panic (a failed
-# assertion, or loom reporting a deadlock or leak), and the run must fail.
+# by LIVECORE_MUTANT through src/build.rs, which recompiles only livecore and the models),
+# listed with the model file that must catch it (only that file is built and run for it).
+# The build must succeed, a model must panic (a failed assertion, or loom reporting a
+# deadlock or leak), and the run must fail.
 mutants=(
-    gate_no_recheck
-    gate_live_before_flush
-    live_gate_forgets_boundary
-    replay_not_remembered
-    directory_blind_store
-    closing_flag_after_drain
-    successor_own_removed_flag
-    receiver_keeps_ended
-    gap_wake_before_flag
-    ready_armed_after_check
-    register_unlocked_shutdown_check
-    event_sent_before_flag
+    gate_no_recheck:snapshot_gate
+    gate_live_before_flush:snapshot_gate
+    live_gate_forgets_boundary:snapshot_gate
+    replay_not_remembered:snapshot_gate
+    closing_flag_after_drain:subscription_lifecycle
+    successor_own_removed_flag:subscription_lifecycle
+    receiver_keeps_ended:subscription_lifecycle
+    gap_wake_before_flag:receivers
+    ready_armed_after_check:receivers
+    directory_blind_store:connections
+    register_unlocked_shutdown_check:connections
+    event_sent_before_flag:connections
 )
 mkdir -p target
-for mutant in "${mutants[@]}"; do
+for entry in "${mutants[@]}"; do
+    mutant=${entry%%:*}
+    models=${entry#*:}
     log="target/mutant-$mutant.log"
-    if LIVECORE_MUTANT="$mutant" loom_test target/loom-mutant >"$log" 2>&1; then
-        echo "mutant $mutant survived: the loom models did not catch it"
+    if LIVECORE_MUTANT="$mutant" loom_test target/loom-mutant --test "$models" >"$log" 2>&1; then
+        echo "mutant $mutant survived: the models in $models did not catch it"
         exit 1
     fi
     if ! grep -q "^ *Running tests/" "$log" || ! grep -q "panicked at" "$log"; then
@@ -67,7 +70,7 @@ for mutant in "${mutants[@]}"; do
         exit 1
     fi
     caught_by=$(grep -m1 -o "thread '[a-z0-9_]*' ([0-9]*) panicked" "$log" | cut -d"'" -f2)
-    echo "mutant $mutant: caught by ${caught_by:-a model}"
+    echo "mutant $mutant: caught by $models::${caught_by:-?}"
 done
 echo "loom: models and ${#mutants[@]} mutants in $((SECONDS - loom_started)) s"
 ok
