@@ -15,7 +15,7 @@ use crate::config::SlowConsumerPolicy;
 use crate::connections_manager::ConnectionsManager;
 use crate::error::{LiveError, LiveResult};
 use crate::flow_control::{BufferedNotification, GateDecision};
-use crate::index::TableRoute;
+use crate::index::{placement, Placement, TableRoute};
 use crate::models::change::{ChangeNotification, ChangeType, Commit};
 use crate::models::connection::{ConnectionEvent, SubscriptionNotice};
 use crate::models::ids::{SeqId, UserKey};
@@ -24,6 +24,7 @@ use crate::models::notification::{
 };
 use crate::models::schema::TableScope;
 use crate::models::subscription::SubscriptionHandle;
+use crate::models::value::Value;
 use crate::query::filter::Predicate;
 use crate::stats::StatsCounters;
 use crate::sync::{channel::TrySendError, Arc, DataArc};
@@ -183,6 +184,7 @@ fn validate_change(route: &TableRoute, change: &ChangeNotification) -> LiveResul
 #[inline]
 pub(crate) fn match_change(
     filter: Option<&Predicate>,
+    params: &[Value],
     change: &ChangeNotification,
     evaluated: &mut usize,
 ) -> Option<ChangeType> {
@@ -192,7 +194,9 @@ pub(crate) fn match_change(
     match change.change_type {
         ChangeType::Insert | ChangeType::Delete => {
             *evaluated += 1;
-            filter.matches(&change.row).then_some(change.change_type)
+            filter
+                .matches(&change.row, params)
+                .then_some(change.change_type)
         }
         ChangeType::Update => {
             *evaluated += 2;
@@ -200,7 +204,10 @@ pub(crate) fn match_change(
                 .old_row
                 .as_ref()
                 .expect("validated: updates carry the old row");
-            match (filter.matches(old_row), filter.matches(&change.row)) {
+            match (
+                filter.matches(old_row, params),
+                filter.matches(&change.row, params),
+            ) {
                 (true, true) => Some(ChangeType::Update),
                 (false, true) => Some(ChangeType::Insert),
                 (true, false) => Some(ChangeType::Delete),
@@ -277,6 +284,7 @@ impl Dispatch<'_> {
         }
         let Some(change_type) = match_change(
             core.query.filter.as_ref(),
+            &core.params,
             change,
             &mut self.summary.evaluated,
         ) else {
@@ -334,7 +342,9 @@ impl Dispatch<'_> {
         let mut matches = Matches::new();
         for &position in positions {
             let change = &self.commit.changes[position];
-            if let Some(change_type) = match_change(filter, change, &mut self.summary.evaluated) {
+            if let Some(change_type) =
+                match_change(filter, &core.params, change, &mut self.summary.evaluated)
+            {
                 matches.push(encode_match(position, change_type));
             }
         }
@@ -383,13 +393,11 @@ impl Dispatch<'_> {
 
 /// True when `handle` is stored under `key` (it was found by that lookup already).
 fn stored_under(handle: &SubscriptionHandle, key: u64, manager: &ConnectionsManager) -> bool {
-    let core = &handle.core;
-    let hasher = &manager.index.hasher;
-    core.query.pin.as_ref().is_some_and(|pin| {
-        pin.value_keys
-            .iter()
-            .any(|value_key| hasher.bucket_key(core.owner, Some(pin.column), *value_key) == key)
-    })
+    match placement(handle, &manager.index.hasher) {
+        Placement::Pinned(_, keys) => keys.contains(&key),
+        Placement::Owner(owner_key) => owner_key == key,
+        Placement::Scan => false,
+    }
 }
 
 /// Sends one change delivery into the subscription's connection channel, numbering it, and

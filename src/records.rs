@@ -57,7 +57,7 @@ impl ConnectionsManager {
                         subscription_id: core.id,
                         table_id: core.query.schema.table_id.clone(),
                         user_id: handle.connection.user_id(),
-                        query: core.query.text.clone(),
+                        query: core.sql_text(),
                         options: core.options.clone(),
                         node_id,
                         status: core.phase(),

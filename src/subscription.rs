@@ -29,12 +29,12 @@ use crate::models::notification::{
 };
 use crate::models::schema::{TableSchema, TableScope};
 use crate::models::subscription::{
-    RegisteredSubscription, SubscriptionCore, SubscriptionHandle, SubscriptionOptions,
-    SubscriptionResult, SubscriptionState,
+    NewSubscription, RegisteredSubscription, SubscriptionCore, SubscriptionHandle,
+    SubscriptionOptions, SubscriptionResult, SubscriptionState,
 };
-use crate::models::value::Row;
+use crate::models::value::{Row, Value};
 use crate::notification::{send_change, PublishSummary};
-use crate::query::{CompiledQuery, QuerySpec};
+use crate::query::{CompiledQuery, Params, QuerySpec};
 use crate::stats::StatsCounters;
 use crate::sync::{channel::TrySendError, lock, read, Arc, DataArc, Ordering};
 
@@ -74,14 +74,15 @@ impl ConnectionsManager {
         spec: QuerySpec,
         options: SubscriptionOptions,
     ) -> LiveResult<SubscriptionResult> {
-        self.subscribe_with_text(connection_id, spec, None, options)
+        self.subscribe_query(connection_id, spec, None, options)
     }
 
-    pub(crate) fn subscribe_with_text(
+    /// Subscribes with `spec`, recording `sql` when the client wrote the query as SQL.
+    pub(crate) fn subscribe_query(
         &self,
         connection_id: ConnectionId,
         spec: QuerySpec,
-        text: Option<DataArc<str>>,
+        sql: Option<DataArc<str>>,
         options: SubscriptionOptions,
     ) -> LiveResult<SubscriptionResult> {
         if self.is_shutting_down() {
@@ -103,7 +104,7 @@ impl ConnectionsManager {
             .index
             .with_directory(|directory| directory.route_by_id(&spec.table_id).cloned())
             .ok_or_else(|| LiveError::UnknownTable(spec.table_id.to_string()))?;
-        let query = self.compile_query(spec, text, &route)?;
+        let (query, params) = self.compile_query(spec, &route)?;
         let owner = match route.schema.scope {
             TableScope::User => Some(user_key),
             TableScope::Shared => None,
@@ -127,15 +128,17 @@ impl ConnectionsManager {
             SubscriptionFlowControl::live()
         };
         let now_ms = self.clock.now_ms();
-        let core = Arc::new(SubscriptionCore::new(
+        let core = Arc::new(SubscriptionCore::new(NewSubscription {
             id,
             connection_id,
             query,
+            params,
+            sql,
             owner,
             flow,
-            options.clone(),
+            options: options.clone(),
             now_ms,
-        ));
+        }));
         let result = SubscriptionResult {
             live_query_id: core.live_query_id(),
             columns: core
@@ -169,14 +172,17 @@ impl ConnectionsManager {
         Ok(result)
     }
 
+    /// The compiled template of `spec` on `route`'s schema (shared by every subscription
+    /// whose query differs at most in its compared-against constants) and this
+    /// subscription's own constants.
     fn compile_query(
         &self,
         spec: QuerySpec,
-        text: Option<DataArc<str>>,
         route: &TableRoute,
-    ) -> LiveResult<DataArc<CompiledQuery>> {
-        // Identical queries on one table and schema version share one compiled form.
-        self.shared_compiled_query(spec, text, route)
+    ) -> LiveResult<(DataArc<CompiledQuery>, Params)> {
+        let (shape, params) = spec.template();
+        let query = self.shared_compiled_query(spec, DataArc::from(shape), route)?;
+        Ok((query, params))
     }
 
     /// Ends a subscription. When this returns it has left the routing index, and the
@@ -308,7 +314,7 @@ impl ConnectionsManager {
                         core.query
                             .filter
                             .as_ref()
-                            .is_none_or(|filter| filter.matches(row))
+                            .is_none_or(|filter| filter.matches(row, &core.params))
                     })
                     .map(|row| core.query.projection.apply(row))
                     .collect();
@@ -439,7 +445,7 @@ impl ConnectionsManager {
                 }
                 let delivered = match filter {
                     None => Some(change.change_type),
-                    Some(filter) => replay_match(filter, change),
+                    Some(filter) => replay_match(filter, &core.params, change),
                 };
                 if let Some(change_type) = delivered {
                     matches.push(encode_match(position, change_type));
@@ -531,9 +537,10 @@ impl ConnectionsManager {
             let query = recompiled
                 .entry(DataArc::as_ptr(&core.query) as usize)
                 .or_insert_with(|| {
-                    self.compile_query(
+                    // The template recompiles once; each subscription keeps its constants.
+                    self.shared_compiled_query(
                         core.query.spec.clone(),
-                        Some(core.query.text.clone()),
+                        core.query.shape.clone(),
                         &new_route,
                     )
                 })
@@ -634,8 +641,9 @@ fn validate_row_lengths(schema: &TableSchema, change: &ChangeNotification) -> Li
 
 fn replay_match(
     filter: &crate::query::filter::Predicate,
+    params: &[Value],
     change: &ChangeNotification,
 ) -> Option<ChangeType> {
     let mut evaluated = 0;
-    crate::notification::match_change(Some(filter), change, &mut evaluated)
+    crate::notification::match_change(Some(filter), params, change, &mut evaluated)
 }

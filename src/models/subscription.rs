@@ -4,7 +4,7 @@
 use crate::flow_control::SubscriptionFlowControl;
 use crate::models::connection::SharedConnectionState;
 use crate::models::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableId, UserKey};
-use crate::query::CompiledQuery;
+use crate::query::{CompiledQuery, Params};
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicU8, DataArc, Ordering};
 
 /// The part of a subscription every delivery shares: identity, compiled query, gate and
@@ -14,6 +14,10 @@ pub(crate) struct SubscriptionCore {
     pub(crate) id: SubscriptionId,
     pub(crate) connection_id: ConnectionId,
     pub(crate) query: DataArc<CompiledQuery>,
+    /// The subscription's own constants for its shared query's parameters.
+    pub(crate) params: Params,
+    /// The SQL as the client wrote it, when it subscribed with SQL text.
+    pub(crate) sql: Option<DataArc<str>>,
     pub(crate) owner: Option<UserKey>,
     pub(crate) flow: SubscriptionFlowControl,
     pub(crate) options: SubscriptionOptions,
@@ -47,20 +51,38 @@ const REMOVED: u8 = 2;
 /// "No SeqId delivered yet", stored in `rx_seq`.
 const NO_SEQ: u64 = u64::MAX;
 
+/// What a new subscription is made of.
+pub(crate) struct NewSubscription {
+    pub(crate) id: SubscriptionId,
+    pub(crate) connection_id: ConnectionId,
+    pub(crate) query: DataArc<CompiledQuery>,
+    pub(crate) params: Params,
+    pub(crate) sql: Option<DataArc<str>>,
+    pub(crate) owner: Option<UserKey>,
+    pub(crate) flow: SubscriptionFlowControl,
+    pub(crate) options: SubscriptionOptions,
+    pub(crate) now_ms: u64,
+}
+
 impl SubscriptionCore {
-    pub(crate) fn new(
-        id: SubscriptionId,
-        connection_id: ConnectionId,
-        query: DataArc<CompiledQuery>,
-        owner: Option<UserKey>,
-        flow: SubscriptionFlowControl,
-        options: SubscriptionOptions,
-        now_ms: u64,
-    ) -> Self {
+    pub(crate) fn new(parts: NewSubscription) -> Self {
+        let NewSubscription {
+            id,
+            connection_id,
+            query,
+            params,
+            sql,
+            owner,
+            flow,
+            options,
+            now_ms,
+        } = parts;
         Self {
             id,
             connection_id,
             query,
+            params,
+            sql,
             owner,
             flow,
             options,
@@ -87,15 +109,17 @@ impl SubscriptionCore {
             // one queued (or a publish still on the old route sends) arrives afterwards.
             #[cfg(not(livecore_mutant = "successor_own_removed_flag"))]
             ended: self.ended.clone(),
-            ..Self::new(
-                self.id,
-                self.connection_id,
+            ..Self::new(NewSubscription {
+                id: self.id,
+                connection_id: self.connection_id,
                 query,
-                self.owner,
-                self.flow.live_successor(),
-                self.options.clone(),
-                self.last_update_ms.load(Ordering::Relaxed),
-            )
+                params: self.params.clone(),
+                sql: self.sql.clone(),
+                owner: self.owner,
+                flow: self.flow.live_successor(),
+                options: self.options.clone(),
+                now_ms: self.last_update_ms.load(Ordering::Relaxed),
+            })
         };
         successor.created_at_ms = self.created_at_ms;
         successor.attempted.store(attempted, Ordering::SeqCst);
@@ -107,6 +131,14 @@ impl SubscriptionCore {
             .rx_seq
             .store(self.rx_seq.load(Ordering::Acquire), Ordering::Release);
         successor
+    }
+
+    /// The query's SQL: as the client wrote it, or rendered from the query spec.
+    pub(crate) fn sql_text(&self) -> DataArc<str> {
+        match &self.sql {
+            Some(sql) => sql.clone(),
+            None => DataArc::from(self.query.text(&self.params)),
+        }
     }
 
     /// Ends the subscription at the host's request: the gate closes and the receiver drops
@@ -307,7 +339,7 @@ impl SubscriptionState {
         RegisteredSubscription {
             live_query_id: core.live_query_id(),
             table_id: core.query.schema.table_id.clone(),
-            query: core.query.text.to_string(),
+            query: core.sql_text().to_string(),
             user: connection.user().map(|user| user.user_id.to_string()),
             options: core.options.clone(),
             created_at_ms: core.created_at_ms,
