@@ -45,6 +45,8 @@ impl StatsCounters {
             resyncs: read(&self.resyncs),
             snapshot_batches: read(&self.snapshot_batches),
             filter_evaluations: read(&self.filter_evaluations),
+            topic_messages: 0,
+            topic_write_failures: 0,
         }
     }
 }
