@@ -414,6 +414,7 @@ impl ConnectionsManager {
         let mut stats = self.stats.snapshot(connections.len(), subscriptions);
         stats.topic_messages = self.topics.totals.appended.load(Ordering::Relaxed);
         stats.topic_write_failures = self.topics.totals.write_failures.load(Ordering::Relaxed);
+        stats.consume_parks = self.topics.totals.parks.load(Ordering::Relaxed);
         stats
     }
 }

@@ -47,6 +47,7 @@ impl StatsCounters {
             filter_evaluations: read(&self.filter_evaluations),
             topic_messages: 0,
             topic_write_failures: 0,
+            consume_parks: 0,
         }
     }
 }

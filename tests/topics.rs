@@ -1699,3 +1699,46 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
         }
     }
 }
+
+#[test]
+fn consuming_is_a_heartbeat_and_a_silent_consumer_times_out() {
+    let (manager, clock) = manager();
+    manager.create_topic("h", TopicConfig::default()).unwrap();
+    manager
+        // A lease far longer than the test: only the heartbeat timeout frees the partition.
+        .create_consumer_group(
+            "h",
+            "g",
+            GroupConfig::default().lease(Duration::from_secs(600)),
+        )
+        .unwrap();
+    publish_bytes(&manager, "h", 1, "m");
+    let mut active = connect(&manager, "active");
+    let mut silent = connect(&manager, "silent");
+    assert_eq!(
+        manager
+            .consume(silent.connection_id, "h", "g", 10, Duration::ZERO)
+            .unwrap()
+            .len(),
+        1
+    );
+    for _ in 0..3 {
+        clock.advance(40_000);
+        manager
+            .consume(active.connection_id, "h", "g", 10, Duration::ZERO)
+            .unwrap();
+        manager.check_connections_now();
+    }
+    // 120 s without a sign of life: the silent consumer timed out, the active one did not.
+    let events = |registration: &mut ConnectionRegistration| {
+        std::iter::from_fn(|| registration.events.try_recv().ok()).collect::<Vec<_>>()
+    };
+    assert!(events(&mut silent).contains(&ConnectionEvent::HeartbeatTimeout));
+    assert!(!events(&mut active).contains(&ConnectionEvent::HeartbeatTimeout));
+    // The host closes it; its uncommitted message goes to the active consumer.
+    manager.unregister_connection(silent.connection_id).unwrap();
+    let batch = manager
+        .consume(active.connection_id, "h", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(offsets(&batch), [(0, 0)]);
+}

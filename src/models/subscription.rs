@@ -373,4 +373,6 @@ pub struct RegistryStats {
     pub topic_messages: u64,
     /// Topic messages that could not be written (store errors, broken routes).
     pub topic_write_failures: u64,
+    /// Times a topic consume parked, waiting for a message.
+    pub consume_parks: u64,
 }

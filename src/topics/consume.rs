@@ -158,6 +158,7 @@ impl ConnectionsManager {
                 return Ok(self.batch(&call, Vec::new()));
             }
             if self.ready_to_park(&mut call) {
+                self.topics.totals.parks.fetch_add(1, Ordering::Relaxed);
                 call.session.parker.park(left);
             }
         }
@@ -184,6 +185,7 @@ impl ConnectionsManager {
                 Pass::Nothing => {}
             }
             if self.ready_to_park(&mut call) {
+                self.topics.totals.parks.fetch_add(1, Ordering::Relaxed);
                 call.session.parker.park_async().await;
             }
         }
@@ -394,9 +396,9 @@ impl ConnectionsManager {
         }
         // The re-check: an append that raced the registration is seen here.
         !call.leases.iter().any(|(partition, lease)| {
-            lease
-                .next
-                .is_some_and(|next| call.topic.signals[*partition as usize].end() > next)
+            lease.next.is_some_and(|next| {
+                call.topic.signals[*partition as usize].end_after_registering() > next
+            })
         })
     }
 

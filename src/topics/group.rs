@@ -165,6 +165,14 @@ pub(crate) enum ParkDecision {
     Park(Vec<channel::Sender<()>>),
 }
 
+/// A commit: who, where, what, when.
+pub(crate) struct CommitRequest {
+    pub(crate) me: ConnectionId,
+    pub(crate) partition: u32,
+    pub(crate) offset: u64,
+    pub(crate) now_ms: u64,
+}
+
 /// A result of applying a read that met the retained range's edge.
 pub(crate) enum OutOfRangeOutcome {
     /// The lease's position moved (policy); the range skipped, if any.
@@ -479,19 +487,23 @@ impl Group {
     }
 
     /// Commits `offset` (the next offset not finished) on `partition` for the lease holder
-    /// `me`, persisting it through `persist` first; renews the session's leases.
+    /// `me`, persisting it through `persist` first; renews the session's leases. Leases
+    /// found expired end on the way; they are added to `freed` whatever the outcome.
     pub(crate) fn commit(
         &self,
         topic: &str,
-        me: ConnectionId,
-        partition: u32,
-        offset: u64,
-        now_ms: u64,
+        request: CommitRequest,
+        freed: &mut Vec<(u32, ConnectionId)>,
         persist: impl FnOnce() -> Result<(), TopicLogError>,
-    ) -> LiveResult<Vec<(u32, ConnectionId)>> {
+    ) -> LiveResult<()> {
+        let CommitRequest {
+            me,
+            partition,
+            offset,
+            now_ms,
+        } = request;
         let mut state = lock(&self.state);
-        let mut freed = Vec::new();
-        self.expire(&mut state, now_ms, &mut freed);
+        self.expire(&mut state, now_ms, freed);
         let not_holder = |holder: Option<ConnectionId>| LiveError::NotLeaseHolder {
             topic: topic.to_string(),
             group: self.name.to_string(),
@@ -536,7 +548,7 @@ impl Group {
                 lease.expires_at_ms = expires_at_ms;
             }
         }
-        Ok(freed)
+        Ok(())
     }
 
     /// Positions `partition` at `offset` (an administrative reset, which may move the
@@ -776,21 +788,18 @@ impl ConnectionsManager {
         let group_state = topic.group(group)?;
         let now_ms = self.clock.now_ms();
         connection.record_heartbeat(now_ms);
-        let freed = group_state.commit(
-            &topic.name,
-            connection_id,
+        let mut freed = Vec::new();
+        let request = CommitRequest {
+            me: connection_id,
             partition,
             offset,
             now_ms,
-            || topic.log.commit_offset(group, partition, offset),
-        );
-        match freed {
-            Ok(freed) => {
-                topic.partitions_freed(&group_state, &freed);
-                Ok(())
-            }
-            Err(error) => Err(error),
-        }
+        };
+        let result = group_state.commit(&topic.name, request, &mut freed, || {
+            topic.log.commit_offset(group, partition, offset)
+        });
+        topic.partitions_freed(&group_state, &freed);
+        result
     }
 
     /// Positions `group` on `partition` at `offset` (an administrative reset: it may move

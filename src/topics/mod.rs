@@ -272,6 +272,7 @@ pub(crate) struct Topic {
 pub(crate) struct TopicTotals {
     pub(crate) appended: AtomicU64,
     pub(crate) write_failures: AtomicU64,
+    pub(crate) parks: AtomicU64,
 }
 
 impl Topic {

@@ -7,11 +7,15 @@
 //! partition's wait list and puts a token into each registered channel.
 //!
 //! Why no wake-up is lost: the consumer writes its registration (`waiting`) and then reads
-//! `end`; the publisher writes `end` and then reads `waiting`; all four are sequentially
-//! consistent, so at least one side sees the other's write — either the consumer sees the
-//! message and does not park, or the publisher sees the registration and leaves a token,
-//! which a later park consumes at once. A token left behind by an earlier wake-up costs one
-//! extra pass of the consume loop, never a spin: each token is one event.
+//! `end` with a read-modify-write; the publisher raises `end` with a read-modify-write and
+//! then reads `waiting`. Read-modify-writes of `end` are totally ordered and each reads the
+//! latest value. If the consumer's comes first, the publisher's reads from it and so
+//! (release/acquire) sees the registration, and leaves a token, which a later park consumes
+//! at once; if the publisher's comes first, the consumer reads the new `end` and does not
+//! park. This holds with acquire/release alone — it does not lean on sequentially
+//! consistent loads (a store-load "Dekker" handshake), which is also what lets loom check
+//! it. A token left behind by an earlier wake-up costs one extra pass of the consume loop,
+//! never a spin: each token is one event.
 
 use std::collections::HashMap;
 
@@ -127,8 +131,19 @@ impl PartitionSignal {
     }
 
     /// Offsets below this have been appended (and are readable unless retention took them).
+    /// A plain load: a hint, for skipping partitions with nothing new.
     pub(crate) fn end(&self) -> u64 {
         self.end.load(Ordering::SeqCst)
+    }
+
+    /// `end`, read by a read-modify-write: the consumer's re-check after registering, which
+    /// is ordered with every publisher's raise of `end` (see the module documentation).
+    pub(crate) fn end_after_registering(&self) -> u64 {
+        #[cfg(not(livecore_mutant = "topic_recheck_load"))]
+        return self.end.fetch_add(0, Ordering::SeqCst);
+        // Mutant: a plain load, the store-load handshake loom must catch losing a wake-up.
+        #[cfg(livecore_mutant = "topic_recheck_load")]
+        return self.end.load(Ordering::SeqCst);
     }
 
     /// Publisher side, after an append returned: raises `end` and wakes the waiting.
