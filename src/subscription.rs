@@ -413,9 +413,10 @@ impl ConnectionsManager {
         changes: Vec<ChangeNotification>,
     ) -> LiveResult<bool> {
         if changes.len() > MAX_COMMIT_CHANGES {
-            return Err(LiveError::InvalidFilter(format!(
-                "a commit may carry at most {MAX_COMMIT_CHANGES} changes"
-            )));
+            return Err(LiveError::CommitTooLarge {
+                changes: changes.len(),
+                max: MAX_COMMIT_CHANGES,
+            });
         }
         self.with_state(live_query_id, |connection, state| {
             let core = &state.core;

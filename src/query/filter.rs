@@ -107,17 +107,18 @@ impl Predicate {
         schema: &TableSchema,
         limits: &FilterLimits,
     ) -> Result<Predicate, LiveError> {
-        let nodes = expr.node_count();
-        if nodes > limits.max_nodes {
+        // Measured without recursion, stopping at the limits, before the (recursive)
+        // compiler runs.
+        let size = expr.measure(limits.max_nodes, limits.max_depth);
+        if size.nodes > limits.max_nodes {
             return Err(LiveError::FilterTooLarge {
-                nodes,
+                nodes: size.nodes,
                 max: limits.max_nodes,
             });
         }
-        let depth = expr.depth();
-        if depth > limits.max_depth {
+        if size.depth > limits.max_depth {
             return Err(LiveError::FilterTooDeep {
-                depth,
+                depth: size.depth,
                 max: limits.max_depth,
             });
         }
@@ -517,7 +518,7 @@ mod tests {
                     .eq(Expr::lit(1))
                     .and(Expr::col("b").eq(Expr::lit(2)))
             ),
-            Err(LiveError::FilterTooLarge { nodes: 7, max: 5 })
+            Err(LiveError::FilterTooLarge { nodes: 6, max: 5 })
         ));
     }
 
