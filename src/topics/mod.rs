@@ -10,14 +10,48 @@
 //! **Consumer groups** keep a committed offset per partition; within a group each
 //! partition is leased to one consumer session at a time, and a lease that is not renewed
 //! expires (the visibility timeout): what was handed out and not committed is handed out
-//! again from the committed offset (at-least-once). See [`group`](self::group) for the
-//! rules.
+//! again from the committed offset (at-least-once). See [`group`] for the rules.
 //!
 //! **Consumers** are registered connections (`register_connection`, then
 //! `authenticate`): connection limits, heartbeats, `check_connections` timeouts and
 //! shutdown apply to them. `consume` is a real long poll: it returns at once when messages
 //! are waiting, and otherwise parks (no busy loop) until a message arrives or the timeout
 //! passes.
+//!
+//! ```
+//! use std::time::Duration;
+//! use livecore::*;
+//!
+//! let manager = ConnectionsManager::new(ManagerConfig::default())?;
+//! let messages = TableId::new("chat", "messages");
+//! manager.register_table(TableSchema::new(messages.clone(), TableScope::Shared, ["id", "room", "body"]))?;
+//!
+//! // A topic of 4 partitions fed with the new messages of room 7, keyed by id.
+//! manager.create_topic("room7", TopicConfig::partitions(4))?;
+//! manager.add_topic_route(
+//!     TopicRouteSpec::new("room7", messages.clone())
+//!         .filter_sql("room = 7")
+//!         .project(Projection::columns(["id", "body"]))
+//!         .change_types(ChangeTypes::of(&[ChangeType::Insert]))
+//!         .key_column("id"),
+//! )?;
+//! manager.create_consumer_group("room7", "indexer", GroupConfig::default())?;
+//!
+//! // The engine publishes as usual; the matching change becomes a message.
+//! let row = Row::new(vec![Value::Int(1), Value::Int(7), Value::text("hi")]);
+//! let summary = manager.publish(SeqId(42), ChangeNotification::insert(messages, row))?;
+//! assert_eq!(summary.topic_messages, 1);
+//!
+//! // A consumer is a registered, authenticated connection; consume is a long poll.
+//! let consumer = manager.register_connection()?;
+//! manager.authenticate(consumer.connection_id, UserId::from("indexer"), None)?;
+//! let batch = manager.consume(consumer.connection_id, "room7", "indexer", 100, Duration::from_secs(5))?;
+//! assert_eq!(batch.messages[0].seq, SeqId(42));
+//! assert!(batch.messages[0].to_json().contains(r#""row":{"id":1,"body":"hi"}"#));
+//! // Done with the batch: commit, or it is handed out again when the lease expires.
+//! manager.commit_batch(consumer.connection_id, &batch)?;
+//! # Ok::<(), LiveError>(())
+//! ```
 //!
 //! Lock order (after the manager's own: the connection map, then `lifecycle`): the topic
 //! map, the route writer, a topic's group map, a group's state, then the leaf locks (wait
