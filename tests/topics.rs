@@ -497,6 +497,9 @@ fn long_poll_returns_waiting_messages_at_once_and_parks_otherwise() {
 fn consume_async_completes_when_a_message_arrives() {
     let (manager, _) = with_topic();
     let me = consumer(&manager, "worker");
+    // Usable on multi-threaded runtimes.
+    fn assert_send<T: Send>(_: &T) {}
+    assert_send(&manager.consume_async(me, "events", "g", 5));
     let publisher = {
         let manager = manager.clone();
         std::thread::spawn(move || {

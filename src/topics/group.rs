@@ -455,6 +455,15 @@ impl Group {
         }) else {
             return Ok(OutOfRangeOutcome::Stale);
         };
+        if (bounds.start..=bounds.end).contains(&offset) {
+            return Err(LiveError::TopicStore {
+                topic: topic.to_string(),
+                reason: format!(
+                    "the store refused offset {offset} of partition {partition} as out of range, yet holds {}..{}",
+                    bounds.start, bounds.end
+                ),
+            });
+        }
         let target = match self.config.reset {
             _ if offset > bounds.end => None,
             ResetPolicy::Earliest => Some(bounds.start),

@@ -53,10 +53,13 @@
 //! # Ok::<(), LiveError>(())
 //! ```
 //!
-//! Lock order (after the manager's own: the connection map, then `lifecycle`): the topic
-//! map, the route writer, a topic's group map, a group's state, then the leaf locks (wait
-//! lists, a session's group list, the log's partitions). No topic lock is held while the
-//! connection map is taken.
+//! Lock order: topic locks come after the manager's own (`lifecycle`, the connection map,
+//! a connection's subscriptions), which may be held when they are taken (unregistering
+//! ends a consumer session under `lifecycle`; shutdown wakes sessions under the connection
+//! map), and no topic lock is held while one of those is taken. Among topic locks: the
+//! route writer, then a group's state, then the leaf locks (the topic map, a topic's group
+//! map, the session map, wait lists, a session's group list, the log's partitions and
+//! offsets), none of which is held while another lock is taken.
 
 pub mod consume;
 pub mod group;
