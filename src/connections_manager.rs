@@ -132,9 +132,16 @@ impl ConnectionsManager {
     /// Registers a connection and returns its receivers. Refused when the manager is
     /// shutting down or full.
     pub fn register_connection(&self) -> LiveResult<ConnectionRegistration> {
+        // Mutant: the flag checked before the lock; shutdown can set it and walk the map
+        // in between, and the registration lands in a map nobody will walk again.
+        #[cfg(livecore_mutant = "register_unlocked_shutdown_check")]
+        if self.shutting_down.load(Ordering::Acquire) {
+            return Err(LiveError::ShuttingDown);
+        }
         let mut connections = lock(&self.connections);
         // Checked under the connection map's lock, which shutdown takes after setting the
         // flag: a registration either is refused or is in the map shutdown walks.
+        #[cfg(not(livecore_mutant = "register_unlocked_shutdown_check"))]
         if self.shutting_down.load(Ordering::Acquire) {
             return Err(LiveError::ShuttingDown);
         }
@@ -223,8 +230,7 @@ impl ConnectionsManager {
 
     fn close_connection(&self, connection: &SharedConnectionState) {
         let _lifecycle = read(&self.lifecycle);
-        let states = std::mem::take(&mut *lock(&connection.subscriptions));
-        for (_, state) in states {
+        for state in connection.begin_close() {
             self.unroute(&state.core, connection);
         }
         connection.close();

@@ -454,20 +454,21 @@ impl RoutingIndex {
             let (next, outcome) = change(&current)?;
             let next = Arc::new(next);
             #[cfg(not(livecore_mutant = "directory_blind_store"))]
-            {
-                let previous = self.directory.compare_and_swap(&current, next);
-                if Arc::ptr_eq(&previous, &current) {
-                    return Ok(outcome);
-                }
-                current = Guard::into_inner(previous);
-            }
+            let previous = self.directory.compare_and_swap(&current, next);
+            // Mutant: check, then store blindly. A writer that swaps its directory in
+            // between is overwritten, and its table lost.
             #[cfg(livecore_mutant = "directory_blind_store")]
-            {
-                // Mutant: a blind store loses a concurrent writer's table.
-                let _ = &mut current;
-                self.directory.store(next);
+            let previous = {
+                let previous = self.directory.load();
+                if Arc::ptr_eq(&previous, &current) {
+                    self.directory.store(next);
+                }
+                previous
+            };
+            if Arc::ptr_eq(&previous, &current) {
                 return Ok(outcome);
             }
+            current = Guard::into_inner(previous);
         }
     }
 

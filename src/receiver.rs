@@ -192,7 +192,10 @@ impl NotificationReceiver {
                 number,
                 matches,
             } => {
-                if core.flow.is_closed() {
+                // Mutant: trusting the index alone; what was queued before unsubscribe (or
+                // unregister) returned is still handed out after it.
+                #[cfg(not(livecore_mutant = "receiver_keeps_ended"))]
+                if core.is_ended() {
                     return None;
                 }
                 let last = core.received_number();
@@ -211,14 +214,14 @@ impl NotificationReceiver {
                 core.mark_received(number.max(last), Some(seq));
                 Some(changes)
             }
-            DeliveryKind::Snapshot { core, batch, rows } => (!core.flow.is_closed())
+            DeliveryKind::Snapshot { core, batch, rows } => (!core.is_ended())
                 .then(|| Notification::Snapshot(SnapshotBatch { core, batch, rows })),
             DeliveryKind::LoadComplete {
                 core,
                 boundary,
                 batches,
                 rows,
-            } => (!core.flow.is_closed()).then(|| Notification::InitialLoadComplete {
+            } => (!core.is_ended()).then(|| Notification::InitialLoadComplete {
                 live_query_id: core.live_query_id(),
                 boundary,
                 batches,
@@ -271,7 +274,7 @@ impl NotificationReceiver {
                 continue;
             };
             core.release_attention_slot();
-            if core.flow.is_closed() {
+            if core.is_ended() {
                 continue;
             }
             let dropped_upto = core.dropped_upto();

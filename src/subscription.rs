@@ -109,7 +109,9 @@ impl ConnectionsManager {
             TableScope::Shared => None,
         };
         let mut subscriptions = lock(&connection.subscriptions);
-        if connection.is_closed() {
+        // Checked under the subscription map's lock, which unregistering takes to set the
+        // flag and empty the map: this subscription is either refused here or unrouted by it.
+        if connection.is_closing() {
             return Err(LiveError::UnknownConnection(connection_id));
         }
         if subscriptions.len() >= self.config.max_subscriptions_per_connection {
@@ -207,7 +209,7 @@ impl ConnectionsManager {
         connection: &SharedConnectionState,
         notice: SubscriptionNotice,
     ) {
-        core.flow.close();
+        core.end();
         connection.post_notice(core, notice);
         self.remove_from_index(core, connection);
     }
@@ -404,8 +406,11 @@ impl ConnectionsManager {
 
     /// Resume: hands one commit the client missed to a gated subscription. Its changes are
     /// filtered for this subscription alone and held in SeqId order with live changes that
-    /// arrived meanwhile (a commit already held is not held twice). Returns whether any
-    /// change matched and was held. On user-scoped tables, other users' rows are ignored.
+    /// arrived meanwhile (a commit already held is not held twice). Replay in log order:
+    /// a live publish at or below the highest replayed SeqId is taken for a commit the
+    /// replay already delivered and dropped, before and after the load completes. Returns
+    /// whether any change matched and was held. On user-scoped tables, other users' rows
+    /// are ignored.
     pub fn replay_commit(
         &self,
         live_query_id: LiveQueryId,
@@ -550,13 +555,13 @@ impl ConnectionsManager {
                     }
                 }
                 Ok(_) => {
-                    core.flow.close();
+                    core.end();
                     subscriptions.remove(&core.id);
                     StatsCounters::add(&self.stats.resyncs, 1);
                     connection.post_notice(core, SubscriptionNotice::ResyncRequired);
                 }
                 Err(error) => {
-                    core.flow.close();
+                    core.end();
                     subscriptions.remove(&core.id);
                     let column = match error {
                         LiveError::UnknownColumn { column, .. } => column,

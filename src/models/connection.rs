@@ -127,7 +127,11 @@ pub struct ConnectionState {
     last_ping_ms: AtomicU64,
     /// Set once a timeout event has been raised, so it is raised once.
     timed_out: AtomicBool,
-    /// Set by unregister; the receivers then report the end of the stream.
+    /// Set by unregister, under the subscription map's lock, before it takes the map's
+    /// subscriptions: from then on no subscription may be added.
+    closing: AtomicBool,
+    /// Set by unregister once every subscription is unrouted; the receivers then report the
+    /// end of the stream.
     closed: AtomicBool,
     /// Set when the slow-consumer policy disconnected the connection.
     disconnecting: AtomicBool,
@@ -166,6 +170,7 @@ impl ConnectionState {
             last_heartbeat_ms: AtomicU64::new(now_ms),
             last_ping_ms: AtomicU64::new(now_ms),
             timed_out: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             disconnecting: AtomicBool::new(false),
             subscriptions: Mutex::new(BTreeMap::new()),
@@ -280,7 +285,12 @@ impl ConnectionState {
     /// Raises an event. It is kept as a pending flag first, so a full event channel delays
     /// it but never loses it; the channel message only wakes the receiver.
     pub(crate) fn raise_event(&self, event: ConnectionEvent) {
+        // Mutant: the message goes out before the flag is set; a receiver that takes the
+        // message first finds no flag, skips it and blocks: the event is lost to it.
+        #[cfg(livecore_mutant = "event_sent_before_flag")]
+        let _ = self.event_tx.try_send(event);
         self.pending_events.fetch_or(event.bit(), Ordering::SeqCst);
+        #[cfg(not(livecore_mutant = "event_sent_before_flag"))]
         let _ = self.event_tx.try_send(event);
         self.notify_ready();
     }
@@ -307,7 +317,31 @@ impl ConnectionState {
         self.pending_events.load(Ordering::SeqCst) != 0
     }
 
-    /// Marks the connection closed and wakes its receivers.
+    /// First step of unregistering: refuses new subscriptions and takes the current ones.
+    /// Both happen under the subscription map's lock, which `subscribe` holds while it
+    /// checks [`is_closing`](Self::is_closing) and routes, so a racing subscribe is either
+    /// refused or among those taken here (to be unrouted by the caller).
+    pub(crate) fn begin_close(&self) -> Vec<SubscriptionState> {
+        let mut subscriptions = lock(&self.subscriptions);
+        #[cfg(not(livecore_mutant = "closing_flag_after_drain"))]
+        self.closing.store(true, Ordering::Release);
+        let taken = std::mem::take(&mut *subscriptions).into_values().collect();
+        // Mutant (the bug this method fixed): the flag lands after the map's lock is
+        // released, so a racing subscribe can route a subscription nobody will unroute.
+        #[cfg(livecore_mutant = "closing_flag_after_drain")]
+        {
+            drop(subscriptions);
+            self.closing.store(true, Ordering::Release);
+        }
+        taken
+    }
+
+    /// True once unregistering has begun: no subscription may be added.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Last step of unregistering: marks the connection closed and wakes its receivers.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         let _ = self.notification_tx.try_send(Delivery::wake());
@@ -328,9 +362,14 @@ impl ConnectionState {
         if handle.take_attention_slot() {
             lock(&self.attention).push(AttentionItem::Gap(handle.clone()));
         }
+        // Mutant: the wake-up goes out before the flag is set; a receiver that consumes it
+        // and looks before the flag lands blocks with the tail gap never reported.
+        #[cfg(livecore_mutant = "gap_wake_before_flag")]
+        let _ = self.notification_tx.try_send(Delivery::wake());
         self.attention_flags
             .fetch_or(ATTENTION_GAP, Ordering::SeqCst);
         // Wake a receiver that drained the channel before the flag was set.
+        #[cfg(not(livecore_mutant = "gap_wake_before_flag"))]
         let _ = self.notification_tx.try_send(Delivery::wake());
         self.notify_ready();
     }
@@ -376,8 +415,14 @@ impl ConnectionState {
     /// ready queue. If something is already waiting, it is queued at once.
     pub(crate) fn arm_ready(&self, has_pending: impl Fn() -> bool) {
         if let Some(ready) = &self.ready {
+            // Mutant: arming after the check; a delivery landing between the check and the
+            // arming sees the connection unarmed, and the wake-up is lost.
+            #[cfg(livecore_mutant = "ready_armed_after_check")]
+            let pending = has_pending();
             ready.armed.store(true, Ordering::SeqCst);
-            if has_pending() && ready.armed.swap(false, Ordering::SeqCst) {
+            #[cfg(not(livecore_mutant = "ready_armed_after_check"))]
+            let pending = has_pending();
+            if pending && ready.armed.swap(false, Ordering::SeqCst) {
                 let _ = ready.queue.try_send(self.id);
             }
         }

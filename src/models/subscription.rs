@@ -5,7 +5,7 @@ use crate::flow_control::SubscriptionFlowControl;
 use crate::models::connection::SharedConnectionState;
 use crate::models::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableId, UserKey};
 use crate::query::CompiledQuery;
-use crate::sync::{Arc, AtomicBool, AtomicU64, DataArc, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicU8, DataArc, Ordering};
 
 /// The part of a subscription every delivery shares: identity, compiled query, gate and
 /// counters. It holds no reference to the connection or its channel, so a queued delivery
@@ -29,10 +29,20 @@ pub(crate) struct SubscriptionCore {
     rx_seq: AtomicU64,
     /// True while the connection's attention list holds this subscription for a gap.
     in_attention: AtomicBool,
-    /// Set when the host unsubscribed it: nothing more of it, not even a notice, reaches
-    /// the consumer.
-    removed: AtomicBool,
+    /// How the subscription ended, if it did ([`ACTIVE`], [`ENDED`], [`REMOVED`]). Shared
+    /// with the cores it succeeded after schema changes, whose deliveries may still be
+    /// queued (or in flight from a publish that loaded the previous route), so ending the
+    /// subscription ends them too.
+    ended: Arc<AtomicU8>,
 }
+
+/// The subscription is active.
+const ACTIVE: u8 = 0;
+/// livecore ended it (revoked, resume unavailable, ...): its data is skipped, its closing
+/// notice still reaches the consumer.
+const ENDED: u8 = 1;
+/// The host removed it (unsubscribe, unregister): nothing more of it reaches the consumer.
+const REMOVED: u8 = 2;
 
 /// "No SeqId delivered yet", stored in `rx_seq`.
 const NO_SEQ: u64 = u64::MAX;
@@ -62,25 +72,31 @@ impl SubscriptionCore {
             rx_number: AtomicU64::new(0),
             rx_seq: AtomicU64::new(NO_SEQ),
             in_attention: AtomicBool::new(false),
-            removed: AtomicBool::new(false),
+            ended: Arc::new(AtomicU8::new(ACTIVE)),
         }
     }
 
     /// The same subscription recompiled for a new schema version: it keeps its id and
     /// counters, and numbering continues, so the receiver sees no gap. The old core stays
-    /// live for deliveries already queued, which it renders with the old projection.
+    /// live for deliveries already queued, which it renders with the old projection; it
+    /// shares the removed flag, so removing the subscription ends both.
     pub(crate) fn successor(&self, query: DataArc<CompiledQuery>) -> Self {
         let attempted = self.attempted.load(Ordering::SeqCst);
-        let successor = Self::new(
-            self.id,
-            self.connection_id,
-            query,
-            self.owner,
-            self.flow.live_successor(),
-            self.options.clone(),
-            self.last_update_ms.load(Ordering::Relaxed),
-        );
-        let mut successor = successor;
+        let mut successor = Self {
+            // Mutant: a fresh flag; unsubscribing ends the new core only, and what the old
+            // one queued (or a publish still on the old route sends) arrives afterwards.
+            #[cfg(not(livecore_mutant = "successor_own_removed_flag"))]
+            ended: self.ended.clone(),
+            ..Self::new(
+                self.id,
+                self.connection_id,
+                query,
+                self.owner,
+                self.flow.live_successor(),
+                self.options.clone(),
+                self.last_update_ms.load(Ordering::Relaxed),
+            )
+        };
         successor.created_at_ms = self.created_at_ms;
         successor.attempted.store(attempted, Ordering::SeqCst);
         successor
@@ -96,13 +112,30 @@ impl SubscriptionCore {
     /// Ends the subscription at the host's request: the gate closes and the receiver drops
     /// whatever is still queued for it, notices included.
     pub(crate) fn remove(&self) {
-        self.removed.store(true, Ordering::Release);
+        self.ended.store(REMOVED, Ordering::Release);
         self.flow.close();
     }
 
-    /// True once the host removed it.
+    /// Ends the subscription on livecore's initiative: the gate closes and the receiver
+    /// drops what is still queued for it (of this core and of the cores it succeeded), but
+    /// hands out its closing notice.
+    pub(crate) fn end(&self) {
+        let _ = self
+            .ended
+            .compare_exchange(ACTIVE, ENDED, Ordering::AcqRel, Ordering::Acquire);
+        self.flow.close();
+    }
+
+    /// True once the host removed it (or the subscription that succeeded it).
     pub(crate) fn is_removed(&self) -> bool {
-        self.removed.load(Ordering::Acquire)
+        self.ended.load(Ordering::Acquire) == REMOVED
+    }
+
+    /// True once the subscription has ended, by livecore or by the host: the receiver
+    /// skips whatever of it is still queued.
+    #[inline]
+    pub(crate) fn is_ended(&self) -> bool {
+        self.flow.is_closed() || self.ended.load(Ordering::Acquire) != ACTIVE
     }
 
     pub(crate) fn live_query_id(&self) -> LiveQueryId {
@@ -134,7 +167,11 @@ impl SubscriptionCore {
     }
 
     pub(crate) fn release_attention_slot(&self) {
-        self.in_attention.store(false, Ordering::SeqCst);
+        // A swap rather than a store: the same on hardware (this is the cold gap path), but
+        // it makes loom order the release after the publisher's latest take of the slot.
+        // Loom does not carry read-modify-write atomicity into its modification order, so
+        // against a plain store it explores a stale `true` that C11 rules out.
+        self.in_attention.swap(false, Ordering::SeqCst);
     }
 
     pub(crate) fn dropped_upto(&self) -> u64 {
