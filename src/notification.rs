@@ -42,8 +42,16 @@ pub struct PublishSummary {
     pub buffered: usize,
     /// Deliveries dropped at a gate because the subscriber's snapshot already holds them.
     pub covered_by_snapshot: usize,
-    /// Filter evaluations made (an update's old and new row count as two).
+    /// Filter evaluations made (an update's old and new row count as two); topic route
+    /// filters included.
     pub evaluated: usize,
+    /// Messages appended to topics by topic routes.
+    pub topic_messages: usize,
+    /// Topic messages that could not be written: the topic's store failed, or a route no
+    /// longer compiles against its table. The live deliveries above are unaffected; each
+    /// failure is also counted in the topic's [`TopicInfo`](crate::TopicInfo) (with the
+    /// error) and in [`RegistryStats`](crate::RegistryStats).
+    pub topic_write_failures: usize,
 }
 
 /// Whose rows a change touches, as the index keys them.
@@ -82,6 +90,12 @@ impl ConnectionsManager {
     /// lengths, an owner on user-scoped tables, an old row on updates): an invalid commit
     /// is refused whole and nothing is delivered. Each matching subscription then receives
     /// one delivery holding all the commit's changes it matched, in commit order.
+    ///
+    /// Changes that match a topic route are appended to its topic (one message per change,
+    /// each carrying `seq`). A failed topic write does not fail the publish — the live
+    /// deliveries are made either way — but it is never silent: it is counted in the
+    /// summary's `topic_write_failures`, in the topic's counters with its error, and in
+    /// [`RegistryStats`](crate::RegistryStats).
     pub fn publish_commit(
         &self,
         seq: SeqId,
@@ -142,6 +156,10 @@ impl ConnectionsManager {
                     let (route, owner) = resolved[group[0]];
                     dispatch.route_group(route, owner, group);
                 }
+            }
+            if self.topics.is_routed() {
+                let tables = resolved.iter().map(|(route, _)| &***route);
+                self.feed_topics(&commit, tables, now_ms, &mut dispatch.summary);
             }
             Ok::<_, LiveError>(dispatch.summary)
         })?;

@@ -438,4 +438,10 @@ pub struct RegistryStats {
     pub snapshot_batches: u64,
     /// Filter evaluations made while publishing.
     pub filter_evaluations: u64,
+    /// Messages appended to topics (from routes and direct publishes).
+    pub topic_messages: u64,
+    /// Topic messages that could not be written (store errors, broken routes).
+    pub topic_write_failures: u64,
+    /// Times a topic consume parked, waiting for a message.
+    pub consume_parks: u64,
 }
