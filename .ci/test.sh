@@ -58,6 +58,7 @@ mutants=(
     directory_blind_store:connections
     register_unlocked_shutdown_check:connections
     event_sent_before_flag:connections
+    topic_recheck_load:topic_models
 )
 mkdir -p target
 for entry in "${mutants[@]}"; do

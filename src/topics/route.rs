@@ -31,7 +31,7 @@ use crate::notification::{match_change, PublishSummary};
 use crate::query::expr::Expr;
 use crate::query::parser::parse_subscription_sql;
 use crate::query::projection::Projection;
-use crate::query::{CompiledQuery, QuerySpec};
+use crate::query::{CompiledQuery, Params, QuerySpec};
 use crate::sync::{lock, read, Arc, ArcSwap, AtomicU64, DataArc, Ordering};
 use crate::topics::log::{RowChange, TopicPayload, TopicRecord};
 use crate::topics::Topic;
@@ -196,6 +196,8 @@ struct RouteVersion {
 
 struct Compiled {
     query: DataArc<CompiledQuery>,
+    /// The route's constants for its query template's parameters.
+    params: Params,
     key_position: Option<usize>,
     columns: DataArc<[DataArc<str>]>,
 }
@@ -499,9 +501,10 @@ impl ConnectionsManager {
         partitioning: &Partitioning,
         table: &TableRoute,
     ) -> LiveResult<Compiled> {
+        let (shape, params) = query.template();
         let compiled = CompiledQuery::compile(
             query.clone(),
-            None,
+            DataArc::from(shape),
             table.key,
             table.schema.clone(),
             &self.config.filter_limits,
@@ -522,6 +525,7 @@ impl ConnectionsManager {
         let columns = compiled.projection.column_names().iter().cloned().collect();
         Ok(Compiled {
             query: DataArc::new(compiled),
+            params,
             key_position,
             columns,
         })
@@ -574,6 +578,7 @@ impl ConnectionsManager {
                 };
                 let Some(change_type) = match_change(
                     compiled.query.filter.as_ref(),
+                    &compiled.params,
                     change,
                     &mut summary.evaluated,
                 ) else {
