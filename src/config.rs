@@ -117,6 +117,11 @@ impl ManagerConfig {
                 "{name} must be at least 1"
             )));
         }
+        if u32::try_from(self.max_snapshot_batch_size).is_err() {
+            return Err(LiveError::InvalidConfig(
+                "max_snapshot_batch_size must fit in 32 bits".into(),
+            ));
+        }
         if self.heartbeat_timeout <= self.ping_interval {
             return Err(LiveError::InvalidConfig(
                 "heartbeat_timeout must be longer than ping_interval".into(),

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 use smallvec::SmallVec;
 
-use crate::cow_table::CowTable;
+use crate::cow_table::{CowTable, SCANNED_LOAD};
 use crate::models::ids::{SubscriptionId, TableId, TableKey, UserId, UserKey};
 use crate::models::schema::TableSchema;
 use crate::models::subscription::SubscriptionHandle;
@@ -133,7 +133,7 @@ impl TableRoute {
             key,
             schema,
             writer: Mutex::new(()),
-            scan: CowTable::new(),
+            scan: CowTable::with_load(SCANNED_LOAD),
             eq: CowTable::new(),
             pinned_columns: ArcSwap::from_pointee(Vec::new()),
             pin_counts,
@@ -325,10 +325,15 @@ impl TableRoute {
             return;
         }
         self.scan.for_each_bucket(|bucket| {
-            bucket
-                .entries()
-                .iter()
-                .for_each(|(_, handle)| visit(handle))
+            for chunk in bucket.entries().chunks(8) {
+                // Touch every candidate's hot line first: these loads are independent, so
+                // their cache misses overlap instead of queueing behind each delivery.
+                let warm = chunk
+                    .iter()
+                    .fold(0, |warm, (_, handle)| warm ^ handle.warm());
+                std::hint::black_box(warm);
+                chunk.iter().for_each(|(_, handle)| visit(handle));
+            }
         });
     }
 

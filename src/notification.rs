@@ -20,7 +20,7 @@ use crate::models::change::{ChangeNotification, ChangeType, Commit};
 use crate::models::connection::{ConnectionEvent, SubscriptionNotice};
 use crate::models::ids::{SeqId, UserKey};
 use crate::models::notification::{
-    encode_match, Delivery, DeliveryKind, Matches, MAX_COMMIT_CHANGES,
+    encode_match, Delivery, DeliveryKind, MatchBuilder, Matches, MAX_COMMIT_CHANGES,
 };
 use crate::models::schema::TableScope;
 use crate::models::subscription::SubscriptionHandle;
@@ -309,9 +309,7 @@ impl Dispatch<'_> {
             return;
         };
         self.summary.matched += 1;
-        let mut matches = Matches::new();
-        matches.push(encode_match(0, change_type));
-        self.deliver(handle, matches);
+        self.deliver(handle, Matches::one(encode_match(0, change_type)));
     }
 
     /// A commit with several changes for one (table, owner): each candidate is found once
@@ -357,7 +355,7 @@ impl Dispatch<'_> {
             return;
         }
         let filter = core.query.filter.as_ref();
-        let mut matches = Matches::new();
+        let mut matches = MatchBuilder::new();
         for &position in positions {
             let change = &self.commit.changes[position];
             if let Some(change_type) =
@@ -368,7 +366,7 @@ impl Dispatch<'_> {
         }
         if !matches.is_empty() {
             self.summary.matched += 1;
-            self.deliver(handle, matches);
+            self.deliver(handle, Matches::from_slice(&matches));
         }
     }
 
@@ -434,7 +432,8 @@ pub(crate) fn send_change(
     let delivery = Delivery(DeliveryKind::Changes {
         core: core.clone(),
         commit,
-        number,
+        // The channel carries the low bits; the receiver restores the number.
+        number: number as u32,
         matches,
     });
     match connection.notification_tx.try_send(delivery) {

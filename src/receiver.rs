@@ -16,8 +16,10 @@ use crate::models::connection::{
     AttentionItem, ConnectionEvent, SharedConnectionState, SubscriptionNotice, ATTENTION_GAP,
     ATTENTION_NOTICE,
 };
-use crate::models::ids::ConnectionId;
-use crate::models::notification::{ChangeSet, Delivery, DeliveryKind, Notification, SnapshotBatch};
+use crate::models::ids::{ConnectionId, SeqId};
+use crate::models::notification::{
+    ChangeSet, Delivery, DeliveryKind, Notification, SnapshotBatch, NO_BOUNDARY,
+};
 use crate::models::subscription::SubscriptionCore;
 use crate::stats::StatsCounters;
 use crate::sync::{channel, Arc};
@@ -199,6 +201,9 @@ impl NotificationReceiver {
                     return None;
                 }
                 let last = core.received_number();
+                // The channel carries the number's low 32 bits; numbers of one
+                // subscription arrive in order, so the distance from the last is exact.
+                let number = last + u64::from(number.wrapping_sub(last as u32));
                 let seq = commit.seq;
                 let changes = Notification::Changes(ChangeSet {
                     core: core.clone(),
@@ -223,7 +228,7 @@ impl NotificationReceiver {
                 rows,
             } => (!core.is_ended()).then(|| Notification::InitialLoadComplete {
                 live_query_id: core.live_query_id(),
-                boundary,
+                boundary: (boundary != NO_BOUNDARY).then_some(SeqId(boundary)),
                 batches,
                 rows,
             }),

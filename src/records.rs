@@ -58,7 +58,7 @@ impl ConnectionsManager {
                         table_id: core.query.schema.table_id.clone(),
                         user_id: handle.connection.user_id(),
                         query: core.sql_text(),
-                        options: core.options.clone(),
+                        options: core.options.unpack(),
                         node_id,
                         status: core.phase(),
                         created_at_ms: core.created_at_ms,

@@ -25,7 +25,8 @@ use crate::models::change::{ChangeNotification, ChangeType, Commit};
 use crate::models::connection::{SharedConnectionState, SubscriptionNotice};
 use crate::models::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableKey};
 use crate::models::notification::{
-    encode_match, CloseReason, Delivery, DeliveryKind, Matches, MAX_COMMIT_CHANGES,
+    encode_match, CloseReason, Delivery, DeliveryKind, MatchBuilder, Matches, MAX_COMMIT_CHANGES,
+    NO_BOUNDARY,
 };
 use crate::models::schema::{TableSchema, TableScope};
 use crate::models::subscription::{
@@ -307,7 +308,7 @@ impl ConnectionsManager {
                 });
             }
             let mut progress = SnapshotProgress::default();
-            for chunk in rows.chunks(core.options.batch_size) {
+            for chunk in rows.chunks(core.options.batch_size()) {
                 let batch: Vec<Row> = chunk
                     .iter()
                     .filter(|row| {
@@ -369,7 +370,10 @@ impl ConnectionsManager {
             }
             let marker = Delivery(DeliveryKind::LoadComplete {
                 core: core.clone(),
-                boundary: core.flow.boundary(),
+                boundary: core
+                    .flow
+                    .boundary()
+                    .map_or(NO_BOUNDARY, |boundary| boundary.0),
                 batches: state.snapshot_batches,
                 rows: state.snapshot_rows,
             });
@@ -434,7 +438,7 @@ impl ConnectionsManager {
             let schema = &core.query.schema;
             let owner_id = connection.user().map(|user| user.user_id);
             let filter = core.query.filter.as_ref();
-            let mut matches = Matches::new();
+            let mut matches = MatchBuilder::new();
             for (position, change) in changes.iter().enumerate() {
                 if change.table_id != schema.table_id {
                     continue;
@@ -457,7 +461,7 @@ impl ConnectionsManager {
             let held = BufferedNotification {
                 seq,
                 commit: DataArc::new(Commit::new(seq, changes)),
-                matches,
+                matches: Matches::from_slice(&matches),
             };
             match core.flow.replay(held) {
                 Ok(held) => Ok(held),

@@ -112,41 +112,39 @@ pub(crate) const ATTENTION_GAP: u8 = 1;
 pub(crate) const ATTENTION_NOTICE: u8 = 2;
 
 /// One connection: identity, authentication, heartbeat, its subscriptions, and its channels.
+// Laid out in declaration order: what every delivery touches (the channel, the ready
+// queue) shares the first cache line with the reference count.
+#[repr(C)]
 pub struct ConnectionState {
-    pub(crate) id: ConnectionId,
-    pub(crate) registered_at_ms: u64,
     pub(crate) notification_tx: NotificationSender,
-    pub(crate) event_tx: EventSender,
-    pub(crate) stats: Arc<StatsCounters>,
-    /// Set once authentication starts; the user is set once it completes (lock-free reads).
-    auth_started: AtomicBool,
-    user: ArcSwapOption<AuthenticatedUser>,
-    /// Serializes the rare writes of `user`.
-    auth_writer: Mutex<()>,
-    last_heartbeat_ms: AtomicU64,
-    last_ping_ms: AtomicU64,
-    /// Set once a timeout event has been raised, so it is raised once.
-    timed_out: AtomicBool,
-    /// Set by unregister, under the subscription map's lock, before it takes the map's
-    /// subscriptions: from then on no subscription may be added.
-    closing: AtomicBool,
+    /// The manager-wide ready queue, when enabled.
+    ready: Option<channel::Sender<ConnectionId>>,
+    /// True while the connection's consumer waits for "something is ready".
+    ready_armed: AtomicBool,
+    /// Set when the slow-consumer policy disconnected the connection.
+    disconnecting: AtomicBool,
     /// Set by unregister once every subscription is unrouted; the receivers then report the
     /// end of the stream.
     closed: AtomicBool,
-    /// Set when the slow-consumer policy disconnected the connection.
-    disconnecting: AtomicBool,
-    pub(crate) subscriptions: Mutex<BTreeMap<SubscriptionId, SubscriptionState>>,
-    attention: Mutex<Vec<AttentionItem>>,
+    /// Set by unregister, under the subscription map's lock, before it takes the map's
+    /// subscriptions: from then on no subscription may be added.
+    closing: AtomicBool,
+    /// Set once authentication starts; the user is set once it completes (lock-free reads;
+    /// writes take the subscription map's lock).
+    auth_started: AtomicBool,
+    /// Set once a timeout event has been raised, so it is raised once.
+    timed_out: AtomicBool,
     attention_flags: AtomicU8,
     pending_events: AtomicU8,
-    ready: Option<ReadyHook>,
-}
-
-/// The manager-wide ready queue, as one connection sees it.
-pub(crate) struct ReadyHook {
-    pub(crate) queue: channel::Sender<ConnectionId>,
-    /// True while the connection's consumer waits for "something is ready".
-    pub(crate) armed: AtomicBool,
+    pub(crate) id: ConnectionId,
+    pub(crate) registered_at_ms: u64,
+    pub(crate) event_tx: EventSender,
+    pub(crate) stats: Arc<StatsCounters>,
+    user: ArcSwapOption<AuthenticatedUser>,
+    last_heartbeat_ms: AtomicU64,
+    last_ping_ms: AtomicU64,
+    pub(crate) subscriptions: Mutex<BTreeMap<SubscriptionId, SubscriptionState>>,
+    attention: Mutex<Vec<AttentionItem>>,
 }
 
 impl ConnectionState {
@@ -159,14 +157,15 @@ impl ConnectionState {
         ready_queue: Option<channel::Sender<ConnectionId>>,
     ) -> Self {
         Self {
+            notification_tx,
+            ready: ready_queue,
+            ready_armed: AtomicBool::new(false),
             id,
             registered_at_ms: now_ms,
-            notification_tx,
             event_tx,
             stats,
             auth_started: AtomicBool::new(false),
             user: ArcSwapOption::empty(),
-            auth_writer: Mutex::new(()),
             last_heartbeat_ms: AtomicU64::new(now_ms),
             last_ping_ms: AtomicU64::new(now_ms),
             timed_out: AtomicBool::new(false),
@@ -177,10 +176,6 @@ impl ConnectionState {
             attention: Mutex::new(Vec::new()),
             attention_flags: AtomicU8::new(0),
             pending_events: AtomicU8::new(0),
-            ready: ready_queue.map(|queue| ReadyHook {
-                queue,
-                armed: AtomicBool::new(false),
-            }),
         }
     }
 
@@ -225,7 +220,7 @@ impl ConnectionState {
 
     /// Records the user; refuses a second, different user.
     pub(crate) fn set_user(&self, user: AuthenticatedUser) -> bool {
-        let _writer = lock(&self.auth_writer);
+        let _writer = lock(&self.subscriptions);
         if let Some(existing) = self.user.load_full() {
             if existing.user_key != user.user_key {
                 return false;
@@ -404,9 +399,11 @@ impl ConnectionState {
     /// something for its consumer.
     #[inline]
     pub(crate) fn notify_ready(&self) {
-        if let Some(ready) = &self.ready {
-            if ready.armed.load(Ordering::SeqCst) && ready.armed.swap(false, Ordering::SeqCst) {
-                let _ = ready.queue.try_send(self.id);
+        if let Some(queue) = &self.ready {
+            if self.ready_armed.load(Ordering::SeqCst)
+                && self.ready_armed.swap(false, Ordering::SeqCst)
+            {
+                let _ = queue.try_send(self.id);
             }
         }
     }
@@ -414,16 +411,16 @@ impl ConnectionState {
     /// Arms the ready notification: the next delivery or event puts this connection on the
     /// ready queue. If something is already waiting, it is queued at once.
     pub(crate) fn arm_ready(&self, has_pending: impl Fn() -> bool) {
-        if let Some(ready) = &self.ready {
+        if let Some(queue) = &self.ready {
             // Mutant: arming after the check; a delivery landing between the check and the
             // arming sees the connection unarmed, and the wake-up is lost.
             #[cfg(livecore_mutant = "ready_armed_after_check")]
             let pending = has_pending();
-            ready.armed.store(true, Ordering::SeqCst);
+            self.ready_armed.store(true, Ordering::SeqCst);
             #[cfg(not(livecore_mutant = "ready_armed_after_check"))]
             let pending = has_pending();
-            if pending && ready.armed.swap(false, Ordering::SeqCst) {
-                let _ = ready.queue.try_send(self.id);
+            if pending && self.ready_armed.swap(false, Ordering::SeqCst) {
+                let _ = queue.try_send(self.id);
             }
         }
     }

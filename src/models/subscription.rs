@@ -10,24 +10,28 @@ use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicU8, DataArc, Ordering};
 /// The part of a subscription every delivery shares: identity, compiled query, gate and
 /// counters. It holds no reference to the connection or its channel, so a queued delivery
 /// never keeps a channel alive.
+// Laid out in declaration order: what publishing reads and writes for every candidate
+// shares the first cache line with the reference count; the next line holds the rest of
+// the per-delivery work; the receiver's fields and the cold ones follow.
+#[repr(C)]
 pub(crate) struct SubscriptionCore {
-    pub(crate) id: SubscriptionId,
-    pub(crate) connection_id: ConnectionId,
-    pub(crate) query: DataArc<CompiledQuery>,
-    /// The subscription's own constants for its shared query's parameters.
-    pub(crate) params: Params,
-    /// The SQL as the client wrote it, when it subscribed with SQL text.
-    pub(crate) sql: Option<DataArc<str>>,
-    pub(crate) owner: Option<UserKey>,
     pub(crate) flow: SubscriptionFlowControl,
-    pub(crate) options: SubscriptionOptions,
-    pub(crate) created_at_ms: u64,
     /// Deliveries attempted (sent or dropped); the number of the latest attempt.
     attempted: AtomicU64,
+    pub(crate) owner: Option<UserKey>,
+    pub(crate) query: DataArc<CompiledQuery>,
+    last_update_ms: AtomicU64,
+    /// The subscription's own constants for its shared query's parameters.
+    pub(crate) params: Params,
+    pub(crate) id: SubscriptionId,
+    pub(crate) connection_id: ConnectionId,
+    /// The SQL as the client wrote it, when it subscribed with SQL text.
+    pub(crate) sql: Option<DataArc<str>>,
+    pub(crate) options: PackedOptions,
+    pub(crate) created_at_ms: u64,
     dropped: AtomicU64,
     /// The highest attempt number that was dropped.
     dropped_upto: AtomicU64,
-    last_update_ms: AtomicU64,
     /// Receiver side: the last delivery number and SeqId handed to the consumer.
     rx_number: AtomicU64,
     rx_seq: AtomicU64,
@@ -85,7 +89,7 @@ impl SubscriptionCore {
             sql,
             owner,
             flow,
-            options,
+            options: PackedOptions::pack(&options),
             created_at_ms: now_ms,
             attempted: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -117,7 +121,7 @@ impl SubscriptionCore {
                 sql: self.sql.clone(),
                 owner: self.owner,
                 flow: self.flow.live_successor(),
-                options: self.options.clone(),
+                options: self.options.unpack(),
                 now_ms: self.last_update_ms.load(Ordering::Relaxed),
             })
         };
@@ -179,7 +183,11 @@ impl SubscriptionCore {
     /// the flush), so numbers reach the channel in order.
     #[inline]
     pub(crate) fn next_attempt(&self) -> u64 {
-        self.attempted.fetch_add(1, Ordering::Relaxed) + 1
+        // A load and a store rather than a read-modify-write: the attempts of one
+        // subscription never run concurrently (see above), and this is on every delivery.
+        let number = self.attempted.load(Ordering::Relaxed) + 1;
+        self.attempted.store(number, Ordering::Relaxed);
+        number
     }
 
     #[inline]
@@ -273,9 +281,50 @@ pub struct SubscriptionHandle {
 }
 
 impl SubscriptionHandle {
+    /// Reads the first cache line of the subscription and of its connection, so a caller
+    /// about to deliver to many handles can have their misses overlap.
+    #[inline]
+    pub(crate) fn warm(&self) -> u64 {
+        self.core.flow.warm() ^ self.connection.id.0
+    }
+
     /// The live query this handle routes to.
     pub fn live_query_id(&self) -> LiveQueryId {
         self.core.live_query_id()
+    }
+}
+
+/// [`SubscriptionOptions`] in sixteen bytes, as each subscription's shared core keeps them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PackedOptions {
+    /// The SeqId to resume after, or `u64::MAX` for none.
+    resume_from: u64,
+    batch_size: u32,
+    initial_load: bool,
+}
+
+impl PackedOptions {
+    /// Packs validated options (a batch size that fits in 32 bits).
+    pub(crate) fn pack(options: &SubscriptionOptions) -> Self {
+        Self {
+            resume_from: options
+                .resume_from
+                .map_or(u64::MAX, |seq| seq.0.min(u64::MAX - 1)),
+            batch_size: u32::try_from(options.batch_size).unwrap_or(u32::MAX),
+            initial_load: options.initial_load,
+        }
+    }
+
+    pub(crate) fn unpack(&self) -> SubscriptionOptions {
+        SubscriptionOptions {
+            initial_load: self.initial_load,
+            batch_size: self.batch_size as usize,
+            resume_from: (self.resume_from != u64::MAX).then_some(SeqId(self.resume_from)),
+        }
+    }
+
+    pub(crate) fn batch_size(&self) -> usize {
+        self.batch_size as usize
     }
 }
 
@@ -341,7 +390,7 @@ impl SubscriptionState {
             table_id: core.query.schema.table_id.clone(),
             query: core.sql_text().to_string(),
             user: connection.user().map(|user| user.user_id.to_string()),
-            options: core.options.clone(),
+            options: core.options.unpack(),
             created_at_ms: core.created_at_ms,
             state: core.phase(),
             stats: core.stats(),
