@@ -18,6 +18,9 @@ pub(crate) const SCANNED_LOAD: usize = 8;
 /// Average entries per bucket below which (1 in 8 slots used) the slot array halves.
 const SHRINK_BELOW_SLOTS_PER_ENTRY: usize = 8;
 
+/// A bucket's entries while a writer edits them.
+pub(crate) type BucketEntries<V> = smallvec::SmallVec<[(u64, V); 8]>;
+
 /// The multimap: keys are 64-bit hashes chosen by the caller; one key may hold many values.
 pub(crate) struct CowTable<V> {
     slots: ArcSwap<Slots<V>>,
@@ -165,13 +168,14 @@ impl<V: Clone> CowTable<V> {
     /// Writer: lets `change` edit the bucket that holds `key` (it sees every entry of that
     /// bucket, whatever their keys) and returns whether it changed anything. The bucket is
     /// replaced whole, so readers see either all of the change or none of it.
-    pub(crate) fn modify(&self, key: u64, change: impl FnOnce(&mut Vec<(u64, V)>) -> bool) {
+    pub(crate) fn modify(&self, key: u64, change: impl FnOnce(&mut BucketEntries<V>) -> bool) {
         let slots = self.slots.load_full();
         let cell = slots.cell(key);
         let current = cell.load_full();
-        let mut entries: Vec<(u64, V)> = current
+        // Staged on the stack, so the new bucket costs one exact allocation (plus its Arc).
+        let mut entries: BucketEntries<V> = current
             .as_ref()
-            .map(|bucket| bucket.entries.to_vec())
+            .map(|bucket| bucket.entries.iter().cloned().collect())
             .unwrap_or_default();
         let before = entries.len();
         if !change(&mut entries) {
@@ -182,7 +186,7 @@ impl<V: Clone> CowTable<V> {
             None
         } else {
             Some(Arc::new(Bucket {
-                entries: entries.into_boxed_slice(),
+                entries: entries.into_vec().into_boxed_slice(),
             }))
         });
         let len = self.len.load(Ordering::Relaxed) + after - before;
@@ -274,7 +278,7 @@ mod tests {
         let table = CowTable::new();
         table.insert(1, 10u32);
         table.modify(1, |entries| {
-            assert_eq!(entries, &vec![(1, 10)]);
+            assert_eq!(entries.as_slice(), &[(1, 10)]);
             false
         });
         assert_eq!(values_at(&table, 1), vec![10]);

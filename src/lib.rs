@@ -74,7 +74,9 @@ pub use models::{
     EVENT_CHANNEL_CAPACITY, MAX_COLUMNS, MAX_COMMIT_CHANGES, NOTIFICATION_CHANNEL_CAPACITY,
 };
 pub use notification::PublishSummary;
-pub use query::{CompareOp, Expr, FilterLimits, Projection, QueryCacheStats, QuerySpec};
+pub use query::{
+    ColumnNames, CompareOp, Expr, FilterLimits, Projection, QueryCacheStats, QuerySpec,
+};
 pub use receiver::{EventReceiver, NotificationReceiver, ReadyConnections, ReceiveError};
 pub use records::LiveQueryRecord;
 pub use subscription::{InitialLoadReport, SnapshotProgress};

@@ -65,20 +65,18 @@ impl ConnectionsManager {
             ))
     }
 
-    /// The compiled template `shape` (see [`QuerySpec::template`]) on `route`'s schema,
-    /// shared with every subscription of the same template on the same table and schema
-    /// version; `spec` is compiled only when no such template exists yet.
+    /// The compiled template of `spec` on `route`'s schema, shared with every subscription
+    /// of the same template (queries that differ at most in the constants they compare
+    /// against) on the same table and schema version; compiled only when none exists yet.
     pub(crate) fn shared_compiled_query(
         &self,
         spec: QuerySpec,
-        shape: DataArc<str>,
         route: &TableRoute,
     ) -> LiveResult<DataArc<CompiledQuery>> {
         self.queries
-            .compiled(route.key, &route.schema, spec, &shape, |spec| {
+            .compiled(route.key, &route.schema, spec, |spec| {
                 CompiledQuery::compile(
                     spec,
-                    shape.clone(),
                     route.key,
                     route.schema.clone(),
                     &self.config().filter_limits,

@@ -142,13 +142,7 @@ impl ConnectionsManager {
         }));
         let result = SubscriptionResult {
             live_query_id: core.live_query_id(),
-            columns: core
-                .query
-                .projection
-                .column_names()
-                .iter()
-                .map(|name| name.to_string())
-                .collect(),
+            columns: core.query.projection.shared_column_names(),
             gated: options.starts_gated(),
             resume_from: options.resume_from,
         };
@@ -181,8 +175,8 @@ impl ConnectionsManager {
         spec: QuerySpec,
         route: &TableRoute,
     ) -> LiveResult<(DataArc<CompiledQuery>, Params)> {
-        let (shape, params) = spec.template();
-        let query = self.shared_compiled_query(spec, DataArc::from(shape), route)?;
+        let params = spec.params();
+        let query = self.shared_compiled_query(spec, route)?;
         Ok((query, params))
     }
 
@@ -542,11 +536,7 @@ impl ConnectionsManager {
                 .entry(DataArc::as_ptr(&core.query) as usize)
                 .or_insert_with(|| {
                     // The template recompiles once; each subscription keeps its constants.
-                    self.shared_compiled_query(
-                        core.query.spec.clone(),
-                        core.query.shape.clone(),
-                        &new_route,
-                    )
+                    self.shared_compiled_query(core.query.spec.clone(), &new_route)
                 })
                 .clone();
             let connection = &handle.connection;

@@ -4,6 +4,7 @@
 use crate::flow_control::SubscriptionFlowControl;
 use crate::models::connection::SharedConnectionState;
 use crate::models::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableId, UserKey};
+use crate::query::projection::ColumnNames;
 use crate::query::{CompiledQuery, Params};
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicU8, DataArc, Ordering};
 
@@ -430,7 +431,7 @@ pub struct SubscriptionResult {
     /// The new live query's id.
     pub live_query_id: LiveQueryId,
     /// The projected schema: the column names each delivered row carries, in order.
-    pub columns: Vec<String>,
+    pub columns: ColumnNames,
     /// True when the subscription starts gated and waits for its load to complete.
     pub gated: bool,
     /// The SeqId it resumes after, when resuming.

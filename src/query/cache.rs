@@ -96,7 +96,8 @@ impl<K: std::hash::Hash + Eq + Clone, T> Bounded<K, T> {
 
 struct State {
     parsed: Bounded<DataArc<str>, QuerySpec>,
-    compiled: Bounded<(TableKey, DataArc<str>), DataArc<CompiledQuery>>,
+    /// Keyed by table and template hash; a hit is confirmed by comparing templates.
+    compiled: Bounded<(TableKey, u64), DataArc<CompiledQuery>>,
     /// A logical clock for recency.
     now: u64,
     stats: QueryCacheStats,
@@ -158,18 +159,17 @@ impl QueryCache {
         Ok((spec, text))
     }
 
-    /// The compiled query for `spec` (written as `text`) on a table whose current schema is
-    /// `schema`: the cached one if it was compiled for this schema and an equal spec,
-    /// otherwise the result of `compile`, which is then cached.
+    /// The compiled template for `spec` on a table whose current schema is `schema`: the
+    /// cached one if it was compiled for this schema and the same template, otherwise the
+    /// result of `compile`, which is then cached.
     pub(crate) fn compiled(
         &self,
         table_key: TableKey,
         schema: &DataArc<TableSchema>,
         spec: QuerySpec,
-        text: &DataArc<str>,
         compile: impl FnOnce(QuerySpec) -> Result<DataArc<CompiledQuery>, LiveError>,
     ) -> Result<DataArc<CompiledQuery>, LiveError> {
-        let key = (table_key, text.clone());
+        let key = (table_key, spec.template_hash());
         {
             let mut state = lock(&self.state);
             state.now += 1;
@@ -177,7 +177,9 @@ impl QueryCache {
             let reusable = state
                 .compiled
                 .get(&key, now)
-                .filter(|query| DataArc::ptr_eq(&query.schema, schema))
+                .filter(|query| {
+                    DataArc::ptr_eq(&query.schema, schema) && query.spec.same_template(&spec)
+                })
                 .cloned();
             if let Some(query) = reusable {
                 state.stats.compile_hits += 1;

@@ -2,6 +2,7 @@
 //! against a table schema.
 
 use std::fmt::{self, Write as _};
+use std::hash::Hasher;
 
 use crate::models::value::Value;
 
@@ -407,6 +408,246 @@ impl Expr {
                 }
                 out.push(')');
             }
+        }
+    }
+}
+
+/// Visits the parts of an expression that define a query template: everything but the
+/// constants compared against, which [`Expr::for_each_compared`] yields in parameter order.
+impl Expr {
+    /// Calls `visit` with each constant compared against (an operand of a comparison or a
+    /// BETWEEN), in the order a template numbers its parameters.
+    pub(crate) fn for_each_compared(&self, visit: &mut dyn FnMut(&Value)) {
+        let operand = |expr: &Expr, visit: &mut dyn FnMut(&Value)| match expr {
+            Expr::Literal(value) => visit(value),
+            other => other.for_each_compared(visit),
+        };
+        match self {
+            Expr::Compare { left, right, .. } => {
+                operand(left, visit);
+                operand(right, visit);
+            }
+            Expr::Between {
+                expr, low, high, ..
+            } => {
+                operand(expr, visit);
+                operand(low, visit);
+                operand(high, visit);
+            }
+            other => other.for_each_child(|child| child.for_each_compared(visit)),
+        }
+    }
+
+    /// Hashes the expression's template: its structure and every constant except those
+    /// compared against.
+    pub(crate) fn hash_template(&self, state: &mut dyn Hasher) {
+        self.hash_template_at(state, false);
+    }
+
+    fn hash_template_at(&self, state: &mut dyn Hasher, compared: bool) {
+        state.write_u8(self.kind());
+        match self {
+            Expr::Column(name) => state.write(name.as_bytes()),
+            Expr::Literal(_) if compared => {}
+            Expr::Literal(value) => hash_value(value, state),
+            Expr::Compare { op, left, right } => {
+                state.write_u8(*op as u8);
+                left.hash_template_at(state, true);
+                right.hash_template_at(state, true);
+            }
+            Expr::And(items) | Expr::Or(items) => {
+                state.write_usize(items.len());
+                items
+                    .iter()
+                    .for_each(|item| item.hash_template_at(state, false));
+            }
+            Expr::Not(inner) => inner.hash_template_at(state, false),
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => {
+                state.write_u8(u8::from(*negated));
+                state.write_usize(list.len());
+                expr.hash_template_at(state, false);
+                list.iter()
+                    .for_each(|item| item.hash_template_at(state, false));
+            }
+            Expr::IsNull { expr, negated } => {
+                state.write_u8(u8::from(*negated));
+                expr.hash_template_at(state, false);
+            }
+            Expr::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => {
+                state.write_u8(u8::from(*negated));
+                for part in [expr, low, high] {
+                    part.hash_template_at(state, true);
+                }
+            }
+            Expr::Like {
+                expr,
+                pattern,
+                escape,
+                case_insensitive,
+                negated,
+            } => {
+                state.write_u8(u8::from(*negated) | u8::from(*case_insensitive) << 1);
+                state.write_u32(escape.map_or(u32::MAX, u32::from));
+                expr.hash_template_at(state, false);
+                pattern.hash_template_at(state, false);
+            }
+        }
+    }
+
+    /// True when both expressions have the same template (they differ at most in the
+    /// constants they compare against).
+    pub(crate) fn same_template(&self, other: &Expr) -> bool {
+        self.same_template_at(other, false)
+    }
+
+    fn same_template_at(&self, other: &Expr, compared: bool) -> bool {
+        let all_same = |a: &[Expr], b: &[Expr], compared: bool| {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(a, b)| a.same_template_at(b, compared))
+        };
+        match (self, other) {
+            (Expr::Column(a), Expr::Column(b)) => a == b,
+            (Expr::Literal(_), Expr::Literal(_)) if compared => true,
+            (Expr::Literal(a), Expr::Literal(b)) => a == b,
+            (
+                Expr::Compare {
+                    op: op_a,
+                    left: left_a,
+                    right: right_a,
+                },
+                Expr::Compare {
+                    op: op_b,
+                    left: left_b,
+                    right: right_b,
+                },
+            ) => {
+                op_a == op_b
+                    && left_a.same_template_at(left_b, true)
+                    && right_a.same_template_at(right_b, true)
+            }
+            (Expr::And(a), Expr::And(b)) | (Expr::Or(a), Expr::Or(b)) => all_same(a, b, false),
+            (Expr::Not(a), Expr::Not(b)) => a.same_template_at(b, false),
+            (
+                Expr::InList {
+                    expr: expr_a,
+                    list: list_a,
+                    negated: negated_a,
+                },
+                Expr::InList {
+                    expr: expr_b,
+                    list: list_b,
+                    negated: negated_b,
+                },
+            ) => {
+                negated_a == negated_b
+                    && expr_a.same_template_at(expr_b, false)
+                    && all_same(list_a, list_b, false)
+            }
+            (
+                Expr::IsNull {
+                    expr: expr_a,
+                    negated: negated_a,
+                },
+                Expr::IsNull {
+                    expr: expr_b,
+                    negated: negated_b,
+                },
+            ) => negated_a == negated_b && expr_a.same_template_at(expr_b, false),
+            (
+                Expr::Between {
+                    expr: expr_a,
+                    low: low_a,
+                    high: high_a,
+                    negated: negated_a,
+                },
+                Expr::Between {
+                    expr: expr_b,
+                    low: low_b,
+                    high: high_b,
+                    negated: negated_b,
+                },
+            ) => {
+                negated_a == negated_b
+                    && expr_a.same_template_at(expr_b, true)
+                    && low_a.same_template_at(low_b, true)
+                    && high_a.same_template_at(high_b, true)
+            }
+            (
+                Expr::Like {
+                    expr: expr_a,
+                    pattern: pattern_a,
+                    escape: escape_a,
+                    case_insensitive: insensitive_a,
+                    negated: negated_a,
+                },
+                Expr::Like {
+                    expr: expr_b,
+                    pattern: pattern_b,
+                    escape: escape_b,
+                    case_insensitive: insensitive_b,
+                    negated: negated_b,
+                },
+            ) => {
+                escape_a == escape_b
+                    && insensitive_a == insensitive_b
+                    && negated_a == negated_b
+                    && expr_a.same_template_at(expr_b, false)
+                    && pattern_a.same_template_at(pattern_b, false)
+            }
+            _ => false,
+        }
+    }
+
+    /// A number for each kind of node, for hashing.
+    fn kind(&self) -> u8 {
+        match self {
+            Expr::Column(_) => 0,
+            Expr::Literal(_) => 1,
+            Expr::Compare { .. } => 2,
+            Expr::And(_) => 3,
+            Expr::Or(_) => 4,
+            Expr::Not(_) => 5,
+            Expr::InList { .. } => 6,
+            Expr::IsNull { .. } => 7,
+            Expr::Between { .. } => 8,
+            Expr::Like { .. } => 9,
+        }
+    }
+}
+
+/// Hashes a constant exactly (floats by their bits), consistently with `Value`'s `==`.
+fn hash_value(value: &Value, state: &mut dyn Hasher) {
+    match value {
+        Value::Null => state.write_u8(0),
+        Value::Bool(b) => state.write_u8(2 + u8::from(*b)),
+        Value::Int(i) => {
+            state.write_u8(4);
+            state.write_i64(*i);
+        }
+        Value::Float(f) => {
+            state.write_u8(5);
+            state.write_u64(f.to_bits());
+        }
+        Value::Text(text) => {
+            state.write_u8(6);
+            state.write(text.as_bytes());
+            state.write_u8(0xff);
+        }
+        Value::Bytes(bytes) => {
+            state.write_u8(7);
+            state.write_usize(bytes.len());
+            state.write(bytes);
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod projection;
 pub(crate) mod sql_text;
 
 use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
 
 use crate::error::LiveError;
 use crate::index::RouteHasher;
@@ -21,7 +22,7 @@ pub use cache::QueryCacheStats;
 pub use expr::{CompareOp, Expr};
 pub use filter::FilterLimits;
 pub use parser::{parse_subscription_sql, ParsedQuery, MAX_SUBSCRIPTION_SQL_LEN};
-pub use projection::{CompiledProjection, Projection};
+pub use projection::{ColumnNames, CompiledProjection, Projection};
 
 use filter::{PinValues, Predicate};
 use smallvec::SmallVec;
@@ -85,16 +86,38 @@ impl QuerySpec {
         sql
     }
 
-    /// The query's template: its SQL with every compared-against constant replaced by `?`
-    /// (the key under which subscriptions share one compiled query), and those constants,
-    /// in order (each subscription's own parameters).
-    pub(crate) fn template(&self) -> (String, Params) {
+    /// The constants the query compares against, in order: a subscription's own
+    /// parameters for its query's shared template.
+    pub(crate) fn params(&self) -> Params {
         let mut params = Params::new();
-        let shape = self.write_sql(&mut |value, out| {
-            params.push(value.clone());
-            out.push('?');
-        });
-        (shape, params)
+        if let Some(filter) = &self.filter {
+            filter.for_each_compared(&mut |value| params.push(value.clone()));
+        }
+        params
+    }
+
+    /// A hash of the query's template (everything but its compared-against constants):
+    /// queries with the same template hash alike.
+    pub(crate) fn template_hash(&self) -> u64 {
+        let mut state = std::collections::hash_map::DefaultHasher::new();
+        self.table_id.hash(&mut state);
+        self.projection.hash(&mut state);
+        if let Some(filter) = &self.filter {
+            filter.hash_template(&mut state);
+        }
+        state.finish()
+    }
+
+    /// True when both queries have the same template: they differ at most in the constants
+    /// they compare against, so one compiled query serves both.
+    pub(crate) fn same_template(&self, other: &QuerySpec) -> bool {
+        self.table_id == other.table_id
+            && self.projection == other.projection
+            && match (&self.filter, &other.filter) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.same_template(b),
+                _ => false,
+            }
     }
 
     /// The query as SQL with `params` in place of its compared-against constants: how a
@@ -165,8 +188,6 @@ pub(crate) struct RoutePin {
 pub(crate) struct CompiledQuery {
     /// The first subscriber's spec: its compared-against constants are placeholders.
     pub(crate) spec: QuerySpec,
-    /// The template's SQL, with `?` for each parameter: its key in the query cache.
-    pub(crate) shape: DataArc<str>,
     pub(crate) table_key: TableKey,
     pub(crate) schema: DataArc<TableSchema>,
     pub(crate) filter: Option<Predicate>,
@@ -177,7 +198,6 @@ pub(crate) struct CompiledQuery {
 impl CompiledQuery {
     pub(crate) fn compile(
         spec: QuerySpec,
-        shape: DataArc<str>,
         table_key: TableKey,
         schema: DataArc<TableSchema>,
         limits: &FilterLimits,
@@ -210,7 +230,6 @@ impl CompiledQuery {
             });
         Ok(Self {
             spec,
-            shape,
             table_key,
             schema,
             filter,

@@ -26,11 +26,43 @@ impl Projection {
     }
 }
 
+/// The names of a projection's columns, in order: shared, so reporting them allocates
+/// nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColumnNames(DataArc<[DataArc<str>]>);
+
+impl std::ops::Deref for ColumnNames {
+    type Target = [DataArc<str>];
+    fn deref(&self) -> &[DataArc<str>] {
+        &self.0
+    }
+}
+
+impl<const N: usize> PartialEq<[&str; N]> for ColumnNames {
+    fn eq(&self, other: &[&str; N]) -> bool {
+        self.len() == N
+            && self
+                .iter()
+                .zip(other)
+                .all(|(name, other)| **name == **other)
+    }
+}
+
+impl PartialEq<Vec<String>> for ColumnNames {
+    fn eq(&self, other: &Vec<String>) -> bool {
+        self.len() == other.len()
+            && self
+                .iter()
+                .zip(other)
+                .all(|(name, other)| **name == **other)
+    }
+}
+
 /// A projection resolved against a schema: positions and the names reported to clients.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompiledProjection {
     positions: Box<[u16]>,
-    names: Box<[DataArc<str>]>,
+    names: ColumnNames,
 }
 
 impl CompiledProjection {
@@ -59,10 +91,12 @@ impl CompiledProjection {
             ));
         }
         Ok(Self {
-            names: positions
-                .iter()
-                .map(|&position| schema.columns[position].name.clone())
-                .collect(),
+            names: ColumnNames(
+                positions
+                    .iter()
+                    .map(|&position| schema.columns[position].name.clone())
+                    .collect(),
+            ),
             positions: positions
                 .into_iter()
                 .map(|position| {
@@ -75,6 +109,11 @@ impl CompiledProjection {
     /// The selected columns' names, in order: the projected schema.
     pub fn column_names(&self) -> &[DataArc<str>] {
         &self.names
+    }
+
+    /// The names, shared.
+    pub fn shared_column_names(&self) -> ColumnNames {
+        self.names.clone()
     }
 
     /// Number of selected columns.

@@ -501,10 +501,9 @@ impl ConnectionsManager {
         partitioning: &Partitioning,
         table: &TableRoute,
     ) -> LiveResult<Compiled> {
-        let (shape, params) = query.template();
+        let params = query.params();
         let compiled = CompiledQuery::compile(
             query.clone(),
-            DataArc::from(shape),
             table.key,
             table.schema.clone(),
             &self.config.filter_limits,
