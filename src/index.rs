@@ -25,7 +25,7 @@ use crate::models::ids::{SubscriptionId, TableId, TableKey, UserId, UserKey};
 use crate::models::schema::TableSchema;
 use crate::models::subscription::SubscriptionHandle;
 use crate::models::value::Value;
-use crate::query::CompiledProjection;
+use crate::query::{CompiledProjection, RouteValues};
 use crate::sync::{lock, Arc, ArcSwap, AtomicU32, AtomicUsize, DataArc, Guard, Mutex, Ordering};
 
 /// Subscriptions on one key above which they move into a nested table.
@@ -215,14 +215,21 @@ impl TableRoute {
         mut visit: impl FnMut(&SubscriptionHandle),
     ) {
         self.scan.for_each(&mut visit);
-        let mut visit_once = |key: u64, handle: &SubscriptionHandle| match placement(handle, hasher)
-        {
-            Placement::Pinned(_, keys) if keys.len() > 1 => {
+        let mut visit_once = |key: u64, handle: &SubscriptionHandle| {
+            // Only a pin to several constants of the query itself stores a subscription
+            // under several keys; everything else is visited where it is found.
+            let several = matches!(
+                handle.core.query.pin.as_ref().map(|pin| &pin.values),
+                Some(RouteValues::Keys(keys)) if keys.len() > 1
+            );
+            if !several {
+                return visit(handle);
+            }
+            if let Placement::Pinned(_, keys) = placement(handle, hasher) {
                 if keys[0] == key {
                     visit(handle);
                 }
             }
-            _ => visit(handle),
         };
         self.eq.for_each_entry(|key, entry| match entry {
             EqEntry::One(handle) => visit_once(key, handle),

@@ -78,7 +78,7 @@ pub use query::{
     ColumnNames, CompareOp, Expr, FilterLimits, Projection, QueryCacheStats, QuerySpec,
 };
 pub use receiver::{EventReceiver, NotificationReceiver, ReadyConnections, ReceiveError};
-pub use records::LiveQueryRecord;
+pub use records::{LiveQueryRecord, QueryText};
 pub use subscription::{InitialLoadReport, SnapshotProgress};
 pub use topics::log::{
     MemoryLog, PartitionBounds, Retention, RowChange, TopicLog, TopicLogError, TopicMessage,

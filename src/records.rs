@@ -7,7 +7,66 @@
 use crate::connections_manager::ConnectionsManager;
 use crate::models::ids::{ConnectionId, LiveQueryId, NodeId, SubscriptionId, TableId, UserId};
 use crate::models::subscription::{SubscriptionOptions, SubscriptionPhase};
+use std::fmt;
+
+use crate::query::{CompiledQuery, Params};
 use crate::sync::DataArc;
+
+/// A live query's SQL, rendered when asked: the text the client wrote, or the query's
+/// shared template with the subscription's own constants.
+#[derive(Clone)]
+pub struct QueryText(QueryTextKind);
+
+#[derive(Clone)]
+enum QueryTextKind {
+    Written(DataArc<str>),
+    Template {
+        query: DataArc<CompiledQuery>,
+        params: Params,
+    },
+}
+
+impl QueryText {
+    pub(crate) fn written(sql: DataArc<str>) -> Self {
+        Self(QueryTextKind::Written(sql))
+    }
+
+    pub(crate) fn template(query: DataArc<CompiledQuery>, params: Params) -> Self {
+        Self(QueryTextKind::Template { query, params })
+    }
+
+    /// The SQL.
+    pub fn to_sql(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for QueryText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            QueryTextKind::Written(sql) => f.write_str(sql),
+            QueryTextKind::Template { query, params } => f.write_str(&query.text(params)),
+        }
+    }
+}
+
+impl fmt::Debug for QueryText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.to_string())
+    }
+}
+
+impl PartialEq for QueryText {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl From<&str> for QueryText {
+    fn from(sql: &str) -> Self {
+        Self::written(DataArc::from(sql))
+    }
+}
 
 /// One live query, as a host records it.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,8 +81,8 @@ pub struct LiveQueryRecord {
     pub table_id: TableId,
     /// The connection's user.
     pub user_id: Option<UserId>,
-    /// The query, as SQL.
-    pub query: DataArc<str>,
+    /// The query; renders as SQL (kept unrendered so taking records stays cheap).
+    pub query: QueryText,
     /// How it was opened.
     pub options: SubscriptionOptions,
     /// The node whose livecore holds it.
@@ -57,7 +116,7 @@ impl ConnectionsManager {
                         subscription_id: core.id,
                         table_id: core.query.schema.table_id.clone(),
                         user_id: handle.connection.user_id(),
-                        query: core.sql_text(),
+                        query: core.query_text(),
                         options: core.options.unpack(),
                         node_id,
                         status: core.phase(),
@@ -74,7 +133,15 @@ impl ConnectionsManager {
     /// Every live query as a record, sorted by id. See
     /// [`for_each_live_query`](Self::for_each_live_query).
     pub fn live_query_records(&self) -> Vec<LiveQueryRecord> {
-        let mut records = Vec::new();
+        let expected = self.index.with_directory(|directory| {
+            directory
+                .routes()
+                .iter()
+                .map(|route| route.subscription_count())
+                .sum::<usize>()
+        });
+        // A little headroom for subscriptions added during the walk.
+        let mut records = Vec::with_capacity(expected + expected / 16);
         self.for_each_live_query(|record| records.push(record));
         records.sort_by_key(|record| record.live_query_id);
         records

@@ -50,7 +50,11 @@ fn records_describe_each_live_query_once() {
     assert_eq!(first.node_id, NodeId(7));
     assert_eq!(first.status, SubscriptionPhase::Live);
     assert_eq!(first.changes_delivered, 1);
-    assert!(first.query.contains("IN (1, 2, 3)"), "{}", first.query);
+    assert!(
+        first.query.to_sql().contains("IN (1, 2, 3)"),
+        "{}",
+        first.query
+    );
     let second = &records[1];
     assert_eq!(second.live_query_id, b.live_query_id);
     assert_eq!(second.status, SubscriptionPhase::Loading);

@@ -6,6 +6,7 @@ use crate::models::connection::SharedConnectionState;
 use crate::models::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableId, UserKey};
 use crate::query::projection::ColumnNames;
 use crate::query::{CompiledQuery, Params};
+use crate::records::QueryText;
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicU8, DataArc, Ordering};
 
 /// The part of a subscription every delivery shares: identity, compiled query, gate and
@@ -139,10 +140,15 @@ impl SubscriptionCore {
     }
 
     /// The query's SQL: as the client wrote it, or rendered from the query spec.
-    pub(crate) fn sql_text(&self) -> DataArc<str> {
+    pub(crate) fn sql_text(&self) -> String {
+        self.query_text().to_string()
+    }
+
+    /// The query's SQL, unrendered until asked.
+    pub(crate) fn query_text(&self) -> QueryText {
         match &self.sql {
-            Some(sql) => sql.clone(),
-            None => DataArc::from(self.query.text(&self.params)),
+            Some(sql) => QueryText::written(sql.clone()),
+            None => QueryText::template(self.query.clone(), self.params.clone()),
         }
     }
 
@@ -389,7 +395,7 @@ impl SubscriptionState {
         RegisteredSubscription {
             live_query_id: core.live_query_id(),
             table_id: core.query.schema.table_id.clone(),
-            query: core.sql_text().to_string(),
+            query: core.sql_text(),
             user: connection.user().map(|user| user.user_id.to_string()),
             options: core.options.unpack(),
             created_at_ms: core.created_at_ms,
