@@ -39,6 +39,8 @@ mod config;
 mod connections_manager;
 mod cow_table;
 mod error;
+#[cfg(not(livecore_loom))]
+pub mod ffi;
 mod flow_control;
 mod index;
 pub mod json;

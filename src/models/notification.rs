@@ -281,6 +281,13 @@ impl ChangeSet {
             .map(move |&packed| self.delivered(packed))
     }
 
+    /// The `index`-th change (in commit order), without walking the ones before it.
+    pub fn change(&self, index: usize) -> Option<DeliveredChange<'_>> {
+        self.matches
+            .get(index)
+            .map(|&packed| self.delivered(packed))
+    }
+
     fn delivered(&self, packed: u32) -> DeliveredChange<'_> {
         let position = (packed >> 2) as usize;
         let change_type = ChangeType::from_bits(packed);
