@@ -327,6 +327,7 @@ fn one_thread_serves_many_connections_through_the_ready_queue() {
         unsafe { lc_manager_wait_ready(manager, 0, ids.as_mut_ptr(), 8, &mut count) },
         LC_EMPTY
     );
+    // SAFETY: as above.
     assert_status!(
         unsafe { lc_manager_wait_ready(manager, 20, ids.as_mut_ptr(), 8, &mut count) },
         LC_TIMEOUT
