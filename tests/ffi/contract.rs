@@ -1624,3 +1624,53 @@ fn header_status_numbers_are_the_ones_the_library_returns() {
     }
     assert_eq!(count, 36);
 }
+
+#[test]
+fn every_header_function_states_its_thread_safety() {
+    let header = header();
+    let mut checked = 0;
+    let mut comment = String::new();
+    for line in header.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("/**") {
+            comment.clear();
+        }
+        if trimmed.starts_with('*') || trimmed.starts_with("/**") {
+            comment.push_str(trimmed);
+            comment.push('\n');
+        }
+        if let Some(rest) = line.strip_prefix("lc_status ") {
+            let name = rest.split('(').next().unwrap();
+            assert!(
+                comment.contains("Thread safety:"),
+                "the header comment of {name} does not state its thread safety"
+            );
+            checked += 1;
+            comment.clear();
+        }
+    }
+    assert_eq!(checked, header_functions().len());
+}
+
+#[test]
+fn every_extern_function_runs_inside_the_panic_boundary() {
+    // Each `extern "C" fn NAME` in src/ffi/ passes its body to `boundary("NAME", ..)`.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/ffi");
+    let mut names = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let source = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let mut rest = source.as_str();
+        while let Some(at) = rest.find("extern \"C\" fn ") {
+            rest = &rest[at + "extern \"C\" fn ".len()..];
+            let name = &rest[..rest.find('(').unwrap()];
+            let body_end = rest.find("\n}\n").unwrap();
+            let body = &rest[..body_end];
+            assert!(
+                body.contains(&format!("boundary(\"{name}\"")),
+                "{name} does not run its body inside boundary(\"{name}\", ..)"
+            );
+            names.insert(name.to_string());
+        }
+    }
+    assert_eq!(names, header_functions(), "the extern functions are the header's functions");
+}
