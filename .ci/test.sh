@@ -45,6 +45,10 @@ step "snapshot boundary race (release with debug assertions)"
 cargo test --profile race --test race_snapshot_boundary -- --nocapture
 ok
 
+step "filter evaluations flat from 1k to 1M subscriptions (release with debug assertions)"
+cargo test --profile race --test sql_routing -- --ignored --nocapture
+ok
+
 step "loom models (LOOM_MAX_PREEMPTIONS=2, release, own target directory)"
 RUSTFLAGS="--cfg livecore_loom" CARGO_TARGET_DIR=target/loom LOOM_MAX_PREEMPTIONS=2 \
     cargo test --release -p livecore-loom-tests

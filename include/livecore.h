@@ -254,6 +254,10 @@ enum lc_status
      */
     LC_ERR_INVALID_CONFIG = 220,
     /**
+     * A commit carries more changes than livecore can address.
+     */
+    LC_ERR_COMMIT_TOO_LARGE = 221,
+    /**
      * A Rust panic was caught at the boundary; the message is in `lc_last_error`. The
      * library stays usable, but the call may have been half done.
      */
@@ -640,6 +644,19 @@ typedef struct lc_config {
      * When not 0, a background thread runs `lc_check_connections` this often (ms).
      */
     uint64_t checker_interval_ms;
+    /**
+     * The node this manager runs on, recorded in its live-query records.
+     */
+    uint64_t node_id;
+    /**
+     * Most entries in each query cache (parsed SQL texts, shared compiled queries).
+     */
+    uint64_t query_cache_capacity;
+    /**
+     * The namespace of a table that subscription SQL names without one, NUL-terminated
+     * UTF-8; NULL means "default". Only read during `lc_manager_new`.
+     */
+    const char *default_namespace;
 } lc_config;
 
 /**
@@ -1177,6 +1194,147 @@ typedef struct lc_change_info {
     uint64_t position;
 } lc_change_info;
 
+/**
+ * A list of live-query records (`lc_live_query_records`). Opaque. Freed by
+ * `lc_records_free`; the strings of the records read from it stay valid until then.
+ */
+typedef struct lc_records {
+    /**
+     * Opaque.
+     */
+    uint64_t id;
+} lc_records;
+
+/**
+ * One live query as a host records it: for a `system.live_queries`-style view, and
+ * replicated across nodes for failover. Strings are UTF-8, `len` bytes, not
+ * NUL-terminated. As output they point into the handle they were read from; as input
+ * (`lc_failover_run`) they are only read during the call.
+ */
+typedef struct lc_live_query_record {
+    /**
+     * `sizeof(lc_live_query_record)`; on output, the bytes written.
+     */
+    uint32_t struct_size;
+    /**
+     * An `lc_subscription_phase`.
+     */
+    uint32_t status;
+    /**
+     * The live query.
+     */
+    struct lc_live_query_id live_query;
+    /**
+     * The node whose livecore holds it.
+     */
+    uint64_t node_id;
+    /**
+     * Its table's namespace.
+     */
+    const char *table_namespace;
+    /**
+     * Bytes at `table_namespace`.
+     */
+    size_t table_namespace_len;
+    /**
+     * Its table's name.
+     */
+    const char *table_name;
+    /**
+     * Bytes at `table_name`.
+     */
+    size_t table_name_len;
+    /**
+     * The connection's user; NULL when it has none.
+     */
+    const char *user_id;
+    /**
+     * Bytes at `user_id`.
+     */
+    size_t user_id_len;
+    /**
+     * The query, as SQL.
+     */
+    const char *query;
+    /**
+     * Bytes at `query`.
+     */
+    size_t query_len;
+    /**
+     * The `LC_SUBSCRIBE_*` bits it was opened with.
+     */
+    uint32_t options_flags;
+    /**
+     * Zero.
+     */
+    uint32_t reserved;
+    /**
+     * Its snapshot batch size.
+     */
+    uint64_t batch_size;
+    /**
+     * With `LC_SUBSCRIBE_RESUME`: the SeqId it resumed after.
+     */
+    uint64_t resume_from;
+    /**
+     * When it was created (ms, its node's clock).
+     */
+    uint64_t created_at_ms;
+    /**
+     * The publish that last delivered to it (ms, its node's clock).
+     */
+    uint64_t last_update_ms;
+    /**
+     * Its connection's last sign of life (ms, its node's clock).
+     */
+    uint64_t last_heartbeat_ms;
+    /**
+     * Deliveries enqueued to it.
+     */
+    uint64_t changes_delivered;
+} lc_live_query_record;
+
+/**
+ * What one failover pass found and did (`lc_failover_run`). Opaque. Freed by
+ * `lc_failover_report_free`; strings read from it stay valid until then.
+ */
+typedef struct lc_failover_report {
+    /**
+     * Opaque.
+     */
+    uint64_t id;
+} lc_failover_report;
+
+/**
+ * The sizes of a failover report's lists (`lc_failover_report_get_info`).
+ */
+typedef struct lc_failover_info {
+    /**
+     * Set by the caller to `sizeof(lc_failover_info)`; on return, the bytes written.
+     */
+    uint32_t struct_size;
+    /**
+     * Zero.
+     */
+    uint32_t reserved;
+    /**
+     * Records of nodes that are not active.
+     */
+    uint64_t orphaned;
+    /**
+     * Stale records on active nodes.
+     */
+    uint64_t stale;
+    /**
+     * Local stale live queries removed from this node.
+     */
+    uint64_t removed;
+    /**
+     * Local removals that failed.
+     */
+    uint64_t failed;
+} lc_failover_info;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1254,7 +1412,8 @@ lc_status lc_config_init(struct lc_config *config);
  *
  * # Safety
  * `config` is NULL or points at an `lc_config` whose first `struct_size` bytes are
- * readable; `out_manager` is NULL or writable.
+ * readable, with `default_namespace` NULL or a NUL-terminated string; `out_manager` is
+ * NULL or writable.
  */
 lc_status lc_manager_new(const struct lc_config *config,
                          struct lc_manager *out_manager);
@@ -1385,6 +1544,56 @@ lc_status lc_register_table(struct lc_manager manager,
                             const char *const *columns,
                             size_t column_count,
                             uint32_t *out_table_key);
+
+/**
+ * Drops a table (its key from `lc_register_table`): every subscription on it ends with a
+ * closed notification (`LC_CLOSE_TABLE_DROPPED`) and the table is unregistered, so its key
+ * is refused from now on (`LC_ERR_UNKNOWN_TABLE`); registering the table again gives it a
+ * key anew. `*out_ended` (may be NULL) receives how many subscriptions ended.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `out_ended` is NULL or valid for writing a `size_t`.
+ */
+lc_status lc_drop_table(struct lc_manager manager,
+                        uint32_t table,
+                        size_t *out_ended);
+
+/**
+ * Ends every subscription of every connection authenticated as `user_id` (a token
+ * expired, a permission was withdrawn): each subscriber gets a closed notification
+ * (`LC_CLOSE_REVOKED`) carrying `reason` (NUL-terminated UTF-8), and nothing more of those
+ * subscriptions is delivered once this returns. The connections stay registered.
+ * `*out_ended` (may be NULL) receives how many subscriptions ended.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `user_id` and `reason` are NULL or NUL-terminated strings; `out_ended` is NULL or
+ * valid for writing a `size_t`.
+ */
+lc_status lc_revoke_user(struct lc_manager manager,
+                         const char *user_id,
+                         const char *reason,
+                         size_t *out_ended);
+
+/**
+ * Ends every subscription on a table (its key from `lc_register_table`), which stays
+ * registered: each subscriber gets a closed notification (`LC_CLOSE_REVOKED`) carrying
+ * `reason` (NUL-terminated UTF-8). `*out_ended` (may be NULL) receives how many
+ * subscriptions ended.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `reason` is NULL or a NUL-terminated string; `out_ended` is NULL or valid for writing a
+ * `size_t`.
+ */
+lc_status lc_revoke_table(struct lc_manager manager,
+                          uint32_t table,
+                          const char *reason,
+                          size_t *out_ended);
 
 /**
  * Registers a connection. `*out_connection_id` receives its id (never reused by this
@@ -1521,7 +1730,9 @@ lc_status lc_subscribe_options_init(struct lc_subscribe_options *options);
 
 /**
  * Opens a live query for an authenticated connection: `sql` is
- * `SELECT cols|* FROM namespace.table [WHERE ...]` (NUL-terminated UTF-8). The filter and
+ * `SELECT cols|* FROM [namespace.]table [WHERE ...]` (NUL-terminated UTF-8; a table without
+ * a namespace is in the config's `default_namespace`). Unsupported SQL is
+ * `LC_ERR_SQL`, whose message names the construct and its position. The filter and
  * projection are checked against the table's schema now, and the subscription is in the
  * routing index when this returns. With `LC_SUBSCRIBE_INITIAL_LOAD` or
  * `LC_SUBSCRIBE_RESUME` it starts gated: read the snapshot SeqId only after this returns,
@@ -1790,6 +2001,139 @@ lc_status lc_notification_value(struct lc_notification notification,
  * borrowed from it.
  */
 lc_status lc_notification_free(struct lc_notification notification);
+
+/**
+ * Takes a record of every live query of the manager, sorted by id, without stalling
+ * publishers (the walk reads the routing index as publishing does). `*out_records`
+ * receives a list handle: read it with `lc_records_count` and `lc_records_get`, free it
+ * with `lc_records_free`.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `out_records` is NULL or valid for writing an `lc_records`.
+ */
+lc_status lc_live_query_records(struct lc_manager manager,
+                                struct lc_records *out_records);
+
+/**
+ * Gives the number of records in a list.
+ *
+ * Thread safety: any thread; a list may be read from several threads at once.
+ *
+ * # Safety
+ * `out_count` is NULL or valid for writing a `size_t`.
+ */
+lc_status lc_records_count(struct lc_records records,
+                           size_t *out_count);
+
+/**
+ * Reads record `index` of a list. Its strings point into the list and stay valid until
+ * `lc_records_free`.
+ *
+ * Thread safety: any thread; a list may be read from several threads at once.
+ *
+ * # Safety
+ * `out_record` is NULL or points at an `lc_live_query_record` whose first `struct_size`
+ * bytes are writable.
+ */
+lc_status lc_records_get(struct lc_records records,
+                         size_t index,
+                         struct lc_live_query_record *out_record);
+
+/**
+ * Frees a record list. A second free is `LC_ERR_INVALID_HANDLE`.
+ *
+ * Thread safety: any thread, once no other thread uses the list or a string read from it.
+ */
+lc_status lc_records_free(struct lc_records records);
+
+/**
+ * Runs one failover pass on this manager's node: given every node's live-query records
+ * (`record_count` of them, replicated by the host; only read during the call), the ids of
+ * the nodes that are active (this node always counts as active) and a staleness bound,
+ * it reports the records of nodes that are gone (delete them), the records whose
+ * connection was silent longer than `stale_after_ms` at the manager clock's reading, and
+ * unsubscribes the stale ones of this node. `*out_report` receives a report handle; free
+ * it with `lc_failover_report_free`.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `records` is NULL or points at `record_count` records (each with the same
+ * `struct_size`, strings readable for their lengths); `active_nodes` is NULL or points at
+ * `active_count` ids; `out_report` is NULL or writable.
+ */
+lc_status lc_failover_run(struct lc_manager manager,
+                          const struct lc_live_query_record *records,
+                          size_t record_count,
+                          const uint64_t *active_nodes,
+                          size_t active_count,
+                          uint64_t stale_after_ms,
+                          struct lc_failover_report *out_report);
+
+/**
+ * Reads the sizes of a failover report's lists.
+ *
+ * Thread safety: any thread; a report may be read from several threads at once.
+ *
+ * # Safety
+ * `out_info` is NULL or points at an `lc_failover_info` whose first `struct_size` bytes
+ * are writable.
+ */
+lc_status lc_failover_report_get_info(struct lc_failover_report report,
+                                      struct lc_failover_info *out_info);
+
+/**
+ * Reads record `index` of a report's orphaned or stale list (`list` is an
+ * `lc_failover_list`). Its strings stay valid until `lc_failover_report_free`.
+ *
+ * Thread safety: any thread; a report may be read from several threads at once.
+ *
+ * # Safety
+ * `out_record` is NULL or points at an `lc_live_query_record` whose first `struct_size`
+ * bytes are writable.
+ */
+lc_status lc_failover_report_record(struct lc_failover_report report,
+                                    uint32_t list,
+                                    size_t index,
+                                    struct lc_live_query_record *out_record);
+
+/**
+ * Reads entry `index` of a report's list of local live queries it removed.
+ *
+ * Thread safety: any thread; a report may be read from several threads at once.
+ *
+ * # Safety
+ * `out_live_query` is NULL or valid for writing an `lc_live_query_id`.
+ */
+lc_status lc_failover_report_removed(struct lc_failover_report report,
+                                     size_t index,
+                                     struct lc_live_query_id *out_live_query);
+
+/**
+ * Reads entry `index` of a report's list of local removals that failed: the live query
+ * and why (`*out_reason`: `*out_len` bytes of UTF-8, not NUL-terminated, valid until
+ * `lc_failover_report_free`).
+ *
+ * Thread safety: any thread; a report may be read from several threads at once.
+ *
+ * # Safety
+ * `out_live_query`, `out_reason` and `out_len` are NULL or writable.
+ */
+lc_status lc_failover_report_failed(struct lc_failover_report report,
+                                    size_t index,
+                                    struct lc_live_query_id *out_live_query,
+                                    const char **out_reason,
+                                    size_t *out_len);
+
+/**
+ * Frees a failover report. A second free is `LC_ERR_INVALID_HANDLE`.
+ *
+ * Thread safety: any thread, once no other thread uses the report or a string read from
+ * it.
+ */
+lc_status lc_failover_report_free(struct lc_failover_report report);
 
 #ifdef __cplusplus
 }  // extern "C"

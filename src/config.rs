@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::error::LiveError;
 use crate::models::connection::{EVENT_CHANNEL_CAPACITY, NOTIFICATION_CHANNEL_CAPACITY};
+use crate::models::ids::NodeId;
 use crate::query::FilterLimits;
 
 /// What to do when a subscriber's channel is full.
@@ -23,6 +24,8 @@ pub enum SlowConsumerPolicy {
 /// Configuration of a [`ConnectionsManager`](crate::ConnectionsManager).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManagerConfig {
+    /// The node this manager runs on, recorded in its live-query records.
+    pub node_id: NodeId,
     /// Most connections registered at once.
     pub max_connections: usize,
     /// Most subscriptions one connection may hold.
@@ -50,11 +53,18 @@ pub struct ManagerConfig {
     /// Keep a manager-wide queue of connections that have something to read, for hosts
     /// that serve many connections from one thread.
     pub ready_queue: bool,
+    /// The namespace of a table that subscription SQL names without one
+    /// (`SELECT * FROM messages` reads `<default_namespace>.messages`).
+    pub default_namespace: String,
+    /// Most entries in each of the query caches (parsed SQL texts, and compiled queries
+    /// shared by identical subscriptions); the least recently used are evicted beyond it.
+    pub query_cache_capacity: usize,
 }
 
 impl Default for ManagerConfig {
     fn default() -> Self {
         Self {
+            node_id: NodeId(1),
             max_connections: 100_000,
             max_subscriptions_per_connection: 100,
             notification_channel_capacity: NOTIFICATION_CHANNEL_CAPACITY,
@@ -67,6 +77,8 @@ impl Default for ManagerConfig {
             slow_consumer_policy: SlowConsumerPolicy::GapNotice,
             filter_limits: FilterLimits::default(),
             ready_queue: false,
+            default_namespace: "default".to_string(),
+            query_cache_capacity: 4096,
         }
     }
 }
@@ -87,6 +99,7 @@ impl ManagerConfig {
             ("event_channel_capacity", self.event_channel_capacity),
             ("gate_buffer_capacity", self.gate_buffer_capacity),
             ("max_snapshot_batch_size", self.max_snapshot_batch_size),
+            ("query_cache_capacity", self.query_cache_capacity),
             ("filter_limits.max_depth", self.filter_limits.max_depth),
             ("filter_limits.max_nodes", self.filter_limits.max_nodes),
             ("filter_limits.max_in_list", self.filter_limits.max_in_list),

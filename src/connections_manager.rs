@@ -19,6 +19,7 @@ use crate::models::connection::{
 use crate::models::ids::{ConnectionId, LiveQueryId, TableId, TableKey, UserId, UserKey};
 use crate::models::schema::TableSchema;
 use crate::models::subscription::RegistryStats;
+use crate::query::cache::QueryCache;
 use crate::receiver::{EventReceiver, NotificationReceiver, ReadyConnections};
 use crate::stats::StatsCounters;
 use crate::sync::{
@@ -48,6 +49,8 @@ pub struct ConnectionsManager {
     pub(crate) lifecycle: RwLock<()>,
     /// Subscriptions livecore ended on the publish path, to unroute on the next writer call.
     pub(crate) reap: Mutex<Vec<LiveQueryId>>,
+    /// Parse and compiled-query caches shared by identical subscriptions.
+    pub(crate) queries: QueryCache,
     ready: Option<(
         channel::Sender<ConnectionId>,
         channel::Receiver<ConnectionId>,
@@ -91,6 +94,7 @@ impl ConnectionsManager {
         config.validate()?;
         let ready = config.ready_queue.then(channel::unbounded);
         Ok(Self {
+            queries: QueryCache::new(config.query_cache_capacity),
             config,
             clock: Box::new(clock),
             index: RoutingIndex::new(),
@@ -208,7 +212,7 @@ impl ConnectionsManager {
 
     fn close_connection(&self, connection: &SharedConnectionState) {
         let _lifecycle = read(&self.lifecycle);
-        let states: Vec<_> = lock(&connection.subscriptions).drain().collect();
+        let states = std::mem::take(&mut *lock(&connection.subscriptions));
         for (_, state) in states {
             self.unroute(&state.core, connection);
         }

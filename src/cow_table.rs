@@ -114,6 +114,16 @@ impl<V: Clone> CowTable<V> {
         self.for_each_bucket(|bucket| bucket.entries.iter().for_each(|(_, value)| visit(value)));
     }
 
+    /// Calls `visit` with every entry's key and value.
+    pub(crate) fn for_each_entry(&self, mut visit: impl FnMut(u64, &V)) {
+        self.for_each_bucket(|bucket| {
+            bucket
+                .entries
+                .iter()
+                .for_each(|(key, value)| visit(*key, value))
+        });
+    }
+
     /// Writer: adds a value under `key`.
     pub(crate) fn insert(&self, key: u64, value: V) {
         self.modify(key, |entries| {

@@ -47,14 +47,14 @@ pub enum LiveError {
     },
     /// A filter nests deeper than the configured limit.
     FilterTooDeep {
-        /// The filter's depth.
+        /// The depth reached when measuring stopped (one past the limit at most).
         depth: usize,
         /// The configured maximum.
         max: usize,
     },
     /// A filter has more nodes than the configured limit.
     FilterTooLarge {
-        /// The filter's node count.
+        /// The nodes counted when measuring stopped (one past the limit at most).
         nodes: usize,
         /// The configured maximum.
         max: usize,
@@ -112,6 +112,13 @@ pub enum LiveError {
     },
     /// An update or delete came without the old row it needs.
     MissingOldRow(TableId),
+    /// A commit carries more changes than livecore can address.
+    CommitTooLarge {
+        /// The commit's change count.
+        changes: usize,
+        /// The most one commit may carry.
+        max: usize,
+    },
     /// A configuration value is out of range.
     InvalidConfig(String),
 }
@@ -190,6 +197,9 @@ impl fmt::Display for LiveError {
             ),
             LiveError::MissingOldRow(table) => {
                 write!(f, "an update or delete on {table} needs the old row")
+            }
+            LiveError::CommitTooLarge { changes, max } => {
+                write!(f, "a commit carries {changes} changes; the most is {max}")
             }
             LiveError::InvalidConfig(reason) => write!(f, "invalid configuration: {reason}"),
         }

@@ -185,12 +185,29 @@ impl TableRoute {
         found
     }
 
-    /// Every subscription routed here (for schema changes, revocation and records).
-    pub(crate) fn for_each_subscription(&self, mut visit: impl FnMut(&SubscriptionHandle)) {
+    /// Every subscription routed here, once each (for schema changes, revocation and
+    /// records). Lock-free; a subscription pinned to several constants is stored under each
+    /// of their keys and reported under the first only.
+    pub(crate) fn for_each_subscription(
+        &self,
+        hasher: &RouteHasher,
+        mut visit: impl FnMut(&SubscriptionHandle),
+    ) {
         self.scan.for_each(&mut visit);
-        self.eq.for_each(|entry| match entry {
-            EqEntry::One(handle) => visit(handle),
-            EqEntry::Many(nested) => nested.for_each(&mut visit),
+        let mut visit_once = |key: u64, handle: &SubscriptionHandle| {
+            let core = &handle.core;
+            match &core.query.pin {
+                Some(pin) if pin.value_keys.len() > 1 => {
+                    if hasher.bucket_key(core.owner, Some(pin.column), pin.value_keys[0]) == key {
+                        visit(handle);
+                    }
+                }
+                _ => visit(handle),
+            }
+        };
+        self.eq.for_each_entry(|key, entry| match entry {
+            EqEntry::One(handle) => visit_once(key, handle),
+            EqEntry::Many(nested) => nested.for_each(|handle| visit_once(key, handle)),
         });
     }
 
@@ -333,6 +350,11 @@ impl Directory {
     pub(crate) fn route_by_id(&self, table_id: &TableId) -> Option<&Arc<TableRoute>> {
         self.by_id.get(table_id).and_then(|key| self.route(*key))
     }
+
+    /// Every table's current route (dropped tables keep an empty one).
+    pub(crate) fn routes(&self) -> &[Arc<TableRoute>] {
+        &self.routes
+    }
 }
 
 /// The outcome of [`RoutingIndex::install_new_route`].
@@ -404,6 +426,21 @@ impl RoutingIndex {
             Ok::<_, ()>((next, ()))
         })
         .unwrap_or(());
+    }
+
+    /// Unregisters a table: its id no longer resolves, and its slot holds an empty route so
+    /// the old routes (and what they reference) are released.
+    pub(crate) fn remove_table(&self, table_id: &TableId) {
+        let _ = self.update_directory(|directory| {
+            let Some(key) = directory.by_id.get(table_id).copied() else {
+                return Err(());
+            };
+            let schema = directory.routes[key.0 as usize].schema.clone();
+            let mut next = directory.clone();
+            next.by_id.remove(table_id);
+            next.routes[key.0 as usize] = Arc::new(TableRoute::new(key, schema));
+            Ok((next, ()))
+        });
     }
 
     /// Read-copy-update of the directory with a compare-and-swap retry loop, so writers

@@ -39,6 +39,7 @@ mod config;
 mod connections_manager;
 mod cow_table;
 mod error;
+mod failover;
 #[cfg(not(livecore_loom))]
 pub mod ffi;
 mod flow_control;
@@ -48,6 +49,9 @@ pub mod models;
 mod notification;
 pub mod query;
 mod receiver;
+mod records;
+mod revocation;
+mod sql_subscribe;
 mod stats;
 mod subscription;
 #[doc(hidden)]
@@ -59,10 +63,11 @@ pub use config::{ManagerConfig, SlowConsumerPolicy};
 pub use connections_manager::CheckerHandle;
 pub use connections_manager::{CheckReport, ConnectionsManager, ShutdownReport};
 pub use error::{LiveError, LiveResult};
+pub use failover::{FailoverHandler, FailoverReport};
 pub use models::{
     AuthenticatedUser, BufferedNotification, ChangeNotification, ChangeSet, ChangeType,
     CloseReason, ColumnDef, ConnectionEvent, ConnectionId, ConnectionRegistration, ConnectionState,
-    DeliveredChange, Delivery, EventSender, LiveQueryId, Notification, NotificationSender,
+    DeliveredChange, Delivery, EventSender, LiveQueryId, NodeId, Notification, NotificationSender,
     ProjectedRow, RegisteredSubscription, RegistryStats, Row, SeqId, SharedConnectionState,
     SnapshotBatch, SubscriptionFlowControl, SubscriptionHandle, SubscriptionId,
     SubscriptionOptions, SubscriptionPhase, SubscriptionResult, SubscriptionState,
@@ -70,6 +75,7 @@ pub use models::{
     EVENT_CHANNEL_CAPACITY, MAX_COLUMNS, MAX_COMMIT_CHANGES, NOTIFICATION_CHANNEL_CAPACITY,
 };
 pub use notification::PublishSummary;
-pub use query::{CompareOp, Expr, FilterLimits, Projection, QuerySpec};
+pub use query::{CompareOp, Expr, FilterLimits, Projection, QueryCacheStats, QuerySpec};
 pub use receiver::{EventReceiver, NotificationReceiver, ReadyConnections, ReceiveError};
+pub use records::LiveQueryRecord;
 pub use subscription::{InitialLoadReport, SnapshotProgress};

@@ -90,9 +90,10 @@ impl ConnectionsManager {
             return Ok(PublishSummary::default());
         }
         if changes.len() > MAX_COMMIT_CHANGES {
-            return Err(LiveError::InvalidFilter(format!(
-                "a commit may carry at most {MAX_COMMIT_CHANGES} changes"
-            )));
+            return Err(LiveError::CommitTooLarge {
+                changes: changes.len(),
+                max: MAX_COMMIT_CHANGES,
+            });
         }
         let change_count = changes.len() as u64;
         let now_ms = self.clock.now_ms();

@@ -131,6 +131,7 @@ impl ConnectionsManager {
             query,
             owner,
             flow,
+            options.clone(),
             now_ms,
         ));
         let result = SubscriptionResult {
@@ -159,8 +160,6 @@ impl ConnectionsManager {
             id,
             SubscriptionState {
                 core,
-                options,
-                created_at_ms: now_ms,
                 snapshot_batches: 0,
                 snapshot_rows: 0,
             },
@@ -174,16 +173,8 @@ impl ConnectionsManager {
         text: Option<DataArc<str>>,
         route: &TableRoute,
     ) -> LiveResult<DataArc<CompiledQuery>> {
-        CompiledQuery::compile(
-            spec,
-            text,
-            route.key,
-            route.schema.clone(),
-            &self.config.filter_limits,
-            &self.index.hasher,
-            |projection| route.intern_projection(projection),
-        )
-        .map(DataArc::new)
+        // Identical queries on one table and schema version share one compiled form.
+        self.shared_compiled_query(spec, text, route)
     }
 
     /// Ends a subscription. When this returns it has left the routing index, and the
@@ -204,6 +195,29 @@ impl ConnectionsManager {
     /// The caller holds `lifecycle` shared.
     pub(crate) fn unroute(&self, core: &Arc<SubscriptionCore>, connection: &SharedConnectionState) {
         core.remove();
+        self.remove_from_index(core, connection);
+    }
+
+    /// Ends a subscription on livecore's initiative: its gate closes (receivers skip what
+    /// is queued), the subscriber gets `notice`, and it leaves the index. The caller holds
+    /// `lifecycle` and has already taken it out of its connection's map.
+    pub(crate) fn end_with_notice(
+        &self,
+        core: &Arc<SubscriptionCore>,
+        connection: &SharedConnectionState,
+        notice: SubscriptionNotice,
+    ) {
+        core.flow.close();
+        connection.post_notice(core, notice);
+        self.remove_from_index(core, connection);
+    }
+
+    /// Takes a subscription out of its table's routes. The caller holds `lifecycle`.
+    pub(crate) fn remove_from_index(
+        &self,
+        core: &Arc<SubscriptionCore>,
+        connection: &SharedConnectionState,
+    ) {
         let route = self
             .index
             .with_directory(|directory| directory.route(core.query.table_key).cloned());
@@ -285,7 +299,7 @@ impl ConnectionsManager {
                 });
             }
             let mut progress = SnapshotProgress::default();
-            for chunk in rows.chunks(state.options.batch_size) {
+            for chunk in rows.chunks(core.options.batch_size) {
                 let batch: Vec<Row> = chunk
                     .iter()
                     .filter(|row| {
@@ -399,9 +413,10 @@ impl ConnectionsManager {
         changes: Vec<ChangeNotification>,
     ) -> LiveResult<bool> {
         if changes.len() > MAX_COMMIT_CHANGES {
-            return Err(LiveError::InvalidFilter(format!(
-                "a commit may carry at most {MAX_COMMIT_CHANGES} changes"
-            )));
+            return Err(LiveError::CommitTooLarge {
+                changes: changes.len(),
+                max: MAX_COMMIT_CHANGES,
+            });
         }
         self.with_state(live_query_id, |connection, state| {
             let core = &state.core;
@@ -457,22 +472,11 @@ impl ConnectionsManager {
             .ok_or(LiveError::UnknownSubscription(
                 live_query_id.subscription_id,
             ))?;
-        let core = &state.core;
-        core.flow.close();
-        connection.post_notice(core, SubscriptionNotice::ResumeUnavailable);
-        let route = self
-            .index
-            .with_directory(|directory| directory.route(core.query.table_key).cloned());
-        if let Some(route) = route {
-            let _writer = lock(&route.writer);
-            route.remove(
-                &SubscriptionHandle {
-                    core: core.clone(),
-                    connection: connection.clone(),
-                },
-                &self.index.hasher,
-            );
-        }
+        self.end_with_notice(
+            &state.core,
+            &connection,
+            SubscriptionNotice::ResumeUnavailable,
+        );
         Ok(())
     }
 
@@ -497,19 +501,7 @@ impl ConnectionsManager {
                 }
             };
             if let Some(state) = state {
-                let route = self.index.with_directory(|directory| {
-                    directory.route(state.core.query.table_key).cloned()
-                });
-                if let Some(route) = route {
-                    let _writer = lock(&route.writer);
-                    route.remove(
-                        &SubscriptionHandle {
-                            core: state.core.clone(),
-                            connection: connection.clone(),
-                        },
-                        &self.index.hasher,
-                    );
-                }
+                self.remove_from_index(&state.core, &connection);
             }
         }
     }
@@ -524,7 +516,7 @@ impl ConnectionsManager {
     ) -> TableKey {
         let new_route = Arc::new(TableRoute::new(old_route.key, schema.clone()));
         let mut handles = Vec::with_capacity(old_route.subscription_count());
-        old_route.for_each_subscription(|handle| handles.push(handle.clone()));
+        old_route.for_each_subscription(&self.index.hasher, |handle| handles.push(handle.clone()));
         let mut recompiled: HashMap<usize, LiveResult<DataArc<CompiledQuery>>> = HashMap::new();
         for handle in handles {
             let core = &handle.core;

@@ -25,6 +25,8 @@ pub(crate) enum HandleKind {
     Manager = 1,
     Notification = 2,
     SubscriptionResult = 3,
+    Records = 4,
+    FailoverReport = 5,
 }
 
 impl HandleKind {
@@ -33,6 +35,8 @@ impl HandleKind {
             HandleKind::Manager => "lc_manager",
             HandleKind::Notification => "lc_notification",
             HandleKind::SubscriptionResult => "lc_subscription_result",
+            HandleKind::Records => "lc_records",
+            HandleKind::FailoverReport => "lc_failover_report",
         }
     }
 
@@ -41,6 +45,8 @@ impl HandleKind {
             1 => Some(HandleKind::Manager),
             2 => Some(HandleKind::Notification),
             3 => Some(HandleKind::SubscriptionResult),
+            4 => Some(HandleKind::Records),
+            5 => Some(HandleKind::FailoverReport),
             _ => None,
         }
     }

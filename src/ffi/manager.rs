@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use crate::config::{ManagerConfig, SlowConsumerPolicy};
 use crate::connections_manager::ConnectionsManager;
-use crate::ffi::ptr::{c_str, read_sized, slice, Out, OutSlice, SizedOut};
+use crate::ffi::ptr::{c_str, optional_c_str, read_sized, slice, Out, OutSlice, SizedOut};
 use crate::ffi::state::{receive_status, ManagerEntry, MANAGERS, WAIT_SLICE};
 use crate::ffi::status::{boundary, last_error_ptr, lc_status, FfiError};
 use crate::ffi::types::*;
-use crate::models::ids::TableId;
+use crate::models::ids::{NodeId, TableId, UserId};
 use crate::models::schema::{TableSchema, TableScope};
 use crate::query::FilterLimits;
 use crate::receiver::ReceiveError;
@@ -93,10 +93,17 @@ fn default_config() -> lc_config {
         filter_max_like_pattern: defaults.filter_limits.max_like_pattern as u64,
         manual_clock_start_ms: 0,
         checker_interval_ms: 0,
+        node_id: defaults.node_id.0,
+        query_cache_capacity: defaults.query_cache_capacity as u64,
+        default_namespace: std::ptr::null(),
     }
 }
 
-fn config_from_c(config: &lc_config) -> Result<ManagerConfig, FfiError> {
+/// The manager configuration a C config describes.
+///
+/// # Safety
+/// `config.default_namespace` is NULL or a NUL-terminated string.
+unsafe fn config_from_c(config: &lc_config) -> Result<ManagerConfig, FfiError> {
     let known = LC_CONFIG_READY_QUEUE | LC_CONFIG_MANUAL_CLOCK;
     if config.flags & !known != 0 {
         return Err(FfiError::invalid(format!(
@@ -136,6 +143,14 @@ fn config_from_c(config: &lc_config) -> Result<ManagerConfig, FfiError> {
             max_like_pattern: size(config.filter_max_like_pattern, "filter_max_like_pattern")?,
         },
         ready_queue: flag(config.flags, LC_CONFIG_READY_QUEUE),
+        node_id: NodeId(config.node_id),
+        // SAFETY: the caller promised NULL or a NUL-terminated string.
+        default_namespace: unsafe {
+            optional_c_str(config.default_namespace, "config->default_namespace")
+        }?
+        .unwrap_or("default")
+        .to_string(),
+        query_cache_capacity: size(config.query_cache_capacity, "query_cache_capacity")?,
     })
 }
 
@@ -247,7 +262,8 @@ pub unsafe extern "C" fn lc_config_init(config: *mut lc_config) -> lc_status {
 ///
 /// # Safety
 /// `config` is NULL or points at an `lc_config` whose first `struct_size` bytes are
-/// readable; `out_manager` is NULL or writable.
+/// readable, with `default_namespace` NULL or a NUL-terminated string; `out_manager` is
+/// NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn lc_manager_new(
     config: *const lc_config,
@@ -261,7 +277,8 @@ pub unsafe extern "C" fn lc_manager_new(
         let manual = flag(config.flags, LC_CONFIG_MANUAL_CLOCK);
         let checker = (config.checker_interval_ms > 0)
             .then(|| Duration::from_millis(config.checker_interval_ms));
-        let core_config = config_from_c(&config)?;
+        // SAFETY: the caller promised `default_namespace` is NULL or a NUL-terminated string.
+        let core_config = unsafe { config_from_c(&config) }?;
         let (manager, clock) = if manual {
             let clock = Arc::new(ManualClock::new(config.manual_clock_start_ms));
             (
@@ -567,6 +584,102 @@ pub unsafe extern "C" fn lc_register_table(
         write(&entry.tables).insert(key.0, table_id);
         if let Some(out) = out {
             out.write(key.0);
+        }
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Drops a table (its key from `lc_register_table`): every subscription on it ends with a
+/// closed notification (`LC_CLOSE_TABLE_DROPPED`) and the table is unregistered, so its key
+/// is refused from now on (`LC_ERR_UNKNOWN_TABLE`); registering the table again gives it a
+/// key anew. `*out_ended` (may be NULL) receives how many subscriptions ended.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `out_ended` is NULL or valid for writing a `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn lc_drop_table(
+    manager: lc_manager,
+    table: u32,
+    out_ended: *mut usize,
+) -> lc_status {
+    boundary("lc_drop_table", || {
+        // SAFETY: the caller promised `out_ended` is NULL or writable.
+        let out = unsafe { Out::optional(out_ended, "out_ended") }?;
+        let entry = manager_entry(manager)?;
+        let table_id = entry.table_id(table)?;
+        let ended = entry.manager.drop_table(&table_id)?;
+        write(&entry.tables).remove(&table);
+        if let Some(out) = out {
+            out.write(ended);
+        }
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Ends every subscription of every connection authenticated as `user_id` (a token
+/// expired, a permission was withdrawn): each subscriber gets a closed notification
+/// (`LC_CLOSE_REVOKED`) carrying `reason` (NUL-terminated UTF-8), and nothing more of those
+/// subscriptions is delivered once this returns. The connections stay registered.
+/// `*out_ended` (may be NULL) receives how many subscriptions ended.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `user_id` and `reason` are NULL or NUL-terminated strings; `out_ended` is NULL or
+/// valid for writing a `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn lc_revoke_user(
+    manager: lc_manager,
+    user_id: *const c_char,
+    reason: *const c_char,
+    out_ended: *mut usize,
+) -> lc_status {
+    boundary("lc_revoke_user", || {
+        // SAFETY: the caller promised NULL or a NUL-terminated string.
+        let user = unsafe { c_str(user_id, "user_id") }?;
+        // SAFETY: as above.
+        let reason = unsafe { c_str(reason, "reason") }?;
+        // SAFETY: the caller promised `out_ended` is NULL or writable.
+        let out = unsafe { Out::optional(out_ended, "out_ended") }?;
+        let ended = manager_entry(manager)?
+            .manager
+            .revoke_user(&UserId::from(user), reason);
+        if let Some(out) = out {
+            out.write(ended);
+        }
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Ends every subscription on a table (its key from `lc_register_table`), which stays
+/// registered: each subscriber gets a closed notification (`LC_CLOSE_REVOKED`) carrying
+/// `reason` (NUL-terminated UTF-8). `*out_ended` (may be NULL) receives how many
+/// subscriptions ended.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `reason` is NULL or a NUL-terminated string; `out_ended` is NULL or valid for writing a
+/// `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn lc_revoke_table(
+    manager: lc_manager,
+    table: u32,
+    reason: *const c_char,
+    out_ended: *mut usize,
+) -> lc_status {
+    boundary("lc_revoke_table", || {
+        // SAFETY: the caller promised NULL or a NUL-terminated string.
+        let reason = unsafe { c_str(reason, "reason") }?;
+        // SAFETY: the caller promised `out_ended` is NULL or writable.
+        let out = unsafe { Out::optional(out_ended, "out_ended") }?;
+        let entry = manager_entry(manager)?;
+        let table_id = entry.table_id(table)?;
+        let ended = entry.manager.revoke_table(&table_id, reason)?;
+        if let Some(out) = out {
+            out.write(ended);
         }
         Ok(lc_status::LC_OK)
     })

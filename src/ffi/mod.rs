@@ -38,9 +38,11 @@ pub mod publish;
 
 pub mod notification;
 
+// Live-query records and failover.
+pub mod records;
+
 pub(crate) mod handles;
 pub(crate) mod ptr;
-mod sql;
 pub(crate) mod state;
 pub(crate) mod values;
 
@@ -48,17 +50,20 @@ pub use connection::*;
 pub use manager::*;
 pub use notification::*;
 pub use publish::*;
+pub use records::*;
 pub use status::{inject_panic_on_next_call, lc_status};
 pub use subscription::*;
 pub use types::*;
 
-/// Live handles of each kind (managers, notifications, subscription results), for tests
-/// that check nothing leaks. Not part of the C ABI.
+/// Live handles of each kind (managers, notifications, subscription results, records,
+/// failover reports), for tests that check nothing leaks. Not part of the C ABI.
 #[doc(hidden)]
-pub fn live_handle_counts() -> [usize; 3] {
+pub fn live_handle_counts() -> [usize; 5] {
     [
         state::MANAGERS.len(),
         state::NOTIFICATIONS.len(),
         state::SUBSCRIPTION_RESULTS.len(),
+        state::RECORDS.len(),
+        state::FAILOVER_REPORTS.len(),
     ]
 }

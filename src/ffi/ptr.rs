@@ -185,16 +185,22 @@ pub(crate) unsafe fn optional_c_str<'a>(
 ///
 /// # Safety
 /// Implementors are `#[repr(C)]`, begin with a `u32` holding the size, and contain only
-/// integers, floats and structs of those, so any bytes are a valid value.
+/// integers, floats, raw pointers and structs of those, so any bytes are a valid value.
 pub(crate) unsafe trait SizedStruct: Copy {
     /// The size of the struct's first published version: the smallest a caller may pass.
     const MIN_SIZE: usize;
+
+    /// The value of the leading `struct_size` field.
+    fn struct_size_of(&self) -> usize {
+        // SAFETY: every SizedStruct begins with its u32 struct_size (trait contract).
+        unsafe { (self as *const Self).cast::<u32>().read() as usize }
+    }
 }
 
 macro_rules! sized_structs {
     ($($ty:ty),* $(,)?) => {$(
         // SAFETY: each of these is #[repr(C)] in types.rs, begins with `struct_size: u32`,
-        // and holds only integers and structs of integers.
+        // and holds only integers, floats, raw pointers and structs of those.
         unsafe impl SizedStruct for $ty {
             const MIN_SIZE: usize = size_of::<$ty>();
         }
@@ -214,6 +220,8 @@ sized_structs!(
     lc_check_report,
     lc_shutdown_report,
     lc_stats,
+    lc_live_query_record,
+    lc_failover_info,
 );
 
 fn checked_size<T: SizedStruct>(size: u32, name: &str) -> Result<usize, FfiError> {
@@ -307,4 +315,54 @@ impl<T: SizedStruct> SizedOut<T> {
             self.ptr.as_ptr().cast::<u32>().write(self.size as u32);
         }
     }
+}
+
+/// Reads an array of sized input structs. The first element's `struct_size` is the stride
+/// (the size of the struct in the header the caller was built with), and every element
+/// must declare the same size.
+///
+/// # Safety
+/// `ptr` is NULL (only when `count` is 0) or points at `count` structs of the size the
+/// first one declares, all readable.
+pub(crate) unsafe fn read_sized_array<T: SizedStruct>(
+    ptr: *const T,
+    count: usize,
+    defaults: T,
+    name: &str,
+) -> Result<Vec<T>, FfiError> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    // SAFETY: the caller promised the first element is readable (or ptr is NULL).
+    let first = unsafe { read_sized(ptr, defaults, name) }?;
+    let stride = first.struct_size_of();
+    if count
+        .checked_mul(stride)
+        .is_none_or(|bytes| bytes > isize::MAX as usize)
+    {
+        return Err(FfiError::invalid(format!(
+            "the length of `{name}` ({count}) is impossibly large"
+        )));
+    }
+    let mut items = Vec::with_capacity(count.min(1 << 16));
+    items.push(first);
+    for index in 1..count {
+        // SAFETY: `count` elements of `stride` bytes are readable (caller's promise) and
+        // the total fits in isize (checked above); SizedStruct alignment holds for every
+        // stride a valid header size produces (sizes are multiples of the alignment).
+        let element = unsafe { ptr.cast::<u8>().add(index * stride).cast::<T>() };
+        if !element.is_aligned() {
+            return Err(misaligned(name));
+        }
+        // SAFETY: as above.
+        let item = unsafe { read_sized(element, defaults, name) }?;
+        if item.struct_size_of() != stride {
+            return Err(FfiError::new(
+                lc_status::LC_ERR_STRUCT_SIZE,
+                format!("`{name}[{index}].struct_size` differs from `{name}[0].struct_size`"),
+            ));
+        }
+        items.push(item);
+    }
+    Ok(items)
 }

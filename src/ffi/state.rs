@@ -26,6 +26,13 @@ pub(crate) static NOTIFICATIONS: LazyLock<HandleTable<NotificationEntry>> =
 pub(crate) static SUBSCRIPTION_RESULTS: LazyLock<HandleTable<SubscriptionResultEntry>> =
     LazyLock::new(|| HandleTable::new(HandleKind::SubscriptionResult));
 
+/// Live record lists.
+pub(crate) static RECORDS: LazyLock<HandleTable<Vec<crate::LiveQueryRecord>>> =
+    LazyLock::new(|| HandleTable::new(HandleKind::Records));
+/// Live failover reports.
+pub(crate) static FAILOVER_REPORTS: LazyLock<HandleTable<crate::FailoverReport>> =
+    LazyLock::new(|| HandleTable::new(HandleKind::FailoverReport));
+
 /// How long a "forever" wait sleeps between checks that its manager or connection is
 /// still there: a freed manager or an unregistered connection ends the wait within this.
 pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(100);

@@ -90,13 +90,15 @@ pub enum lc_status {
     LC_ERR_MISSING_OLD_ROW = 219,
     /// A configuration value is out of range.
     LC_ERR_INVALID_CONFIG = 220,
+    /// A commit carries more changes than livecore can address.
+    LC_ERR_COMMIT_TOO_LARGE = 221,
     /// A Rust panic was caught at the boundary; the message is in `lc_last_error`. The
     /// library stays usable, but the call may have been half done.
     LC_ERR_PANIC = 900,
 }
 
 /// Every status, for lookups by number.
-const ALL_STATUSES: [lc_status; 36] = [
+const ALL_STATUSES: [lc_status; 37] = [
     lc_status::LC_OK,
     lc_status::LC_EMPTY,
     lc_status::LC_TIMEOUT,
@@ -132,6 +134,7 @@ const ALL_STATUSES: [lc_status; 36] = [
     lc_status::LC_ERR_ROW_ARITY,
     lc_status::LC_ERR_MISSING_OLD_ROW,
     lc_status::LC_ERR_INVALID_CONFIG,
+    lc_status::LC_ERR_COMMIT_TOO_LARGE,
     lc_status::LC_ERR_PANIC,
 ];
 
@@ -182,6 +185,7 @@ impl lc_status {
             lc_status::LC_ERR_ROW_ARITY => c"LC_ERR_ROW_ARITY",
             lc_status::LC_ERR_MISSING_OLD_ROW => c"LC_ERR_MISSING_OLD_ROW",
             lc_status::LC_ERR_INVALID_CONFIG => c"LC_ERR_INVALID_CONFIG",
+            lc_status::LC_ERR_COMMIT_TOO_LARGE => c"LC_ERR_COMMIT_TOO_LARGE",
             lc_status::LC_ERR_PANIC => c"LC_ERR_PANIC",
         }
     }
@@ -255,6 +259,7 @@ impl From<LiveError> for FfiError {
             LiveError::MissingOwner(_) => LC_ERR_MISSING_OWNER,
             LiveError::RowArity { .. } => LC_ERR_ROW_ARITY,
             LiveError::MissingOldRow(_) => LC_ERR_MISSING_OLD_ROW,
+            LiveError::CommitTooLarge { .. } => LC_ERR_COMMIT_TOO_LARGE,
             LiveError::InvalidConfig(_) => LC_ERR_INVALID_CONFIG,
         };
         Self::new(status, error.to_string())

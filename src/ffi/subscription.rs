@@ -4,7 +4,6 @@ use std::ffi::c_char;
 
 use crate::ffi::manager::manager_entry;
 use crate::ffi::ptr::{c_str, read_sized, slice, Out, SizedOut};
-use crate::ffi::sql::subscribe_sql;
 use crate::ffi::state::{SubscriptionResultEntry, SUBSCRIPTION_RESULTS};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
@@ -70,7 +69,9 @@ pub unsafe extern "C" fn lc_subscribe_options_init(
 }
 
 /// Opens a live query for an authenticated connection: `sql` is
-/// `SELECT cols|* FROM namespace.table [WHERE ...]` (NUL-terminated UTF-8). The filter and
+/// `SELECT cols|* FROM [namespace.]table [WHERE ...]` (NUL-terminated UTF-8; a table without
+/// a namespace is in the config's `default_namespace`). Unsupported SQL is
+/// `LC_ERR_SQL`, whose message names the construct and its position. The filter and
 /// projection are checked against the table's schema now, and the subscription is in the
 /// routing index when this returns. With `LC_SUBSCRIBE_INITIAL_LOAD` or
 /// `LC_SUBSCRIBE_RESUME` it starts gated: read the snapshot SeqId only after this returns,
@@ -101,7 +102,9 @@ pub unsafe extern "C" fn lc_subscribe_sql(
         let out = unsafe { Out::new(out_result, "out_result") }?;
         let options = options_from_c(&options)?;
         let entry = manager_entry(manager)?;
-        let result = subscribe_sql(&entry.manager, ConnectionId(connection_id), sql, options)?;
+        let result = entry
+            .manager
+            .subscribe_sql(ConnectionId(connection_id), sql, options)?;
         let id = SUBSCRIPTION_RESULTS.insert(SubscriptionResultEntry { result });
         out.write(lc_subscription_result { id });
         Ok(lc_status::LC_OK)

@@ -205,6 +205,13 @@ pub struct lc_config {
     pub manual_clock_start_ms: u64,
     /// When not 0, a background thread runs `lc_check_connections` this often (ms).
     pub checker_interval_ms: u64,
+    /// The node this manager runs on, recorded in its live-query records.
+    pub node_id: u64,
+    /// Most entries in each query cache (parsed SQL texts, shared compiled queries).
+    pub query_cache_capacity: u64,
+    /// The namespace of a table that subscription SQL names without one, NUL-terminated
+    /// UTF-8; NULL means "default". Only read during `lc_manager_new`.
+    pub default_namespace: *const c_char,
 }
 
 /// `lc_subscribe_options.flags`: start gated for an initial load (set the snapshot
@@ -540,4 +547,100 @@ pub struct lc_stats {
     pub snapshot_batches: u64,
     /// Filter evaluations made while publishing.
     pub filter_evaluations: u64,
+}
+
+/// A list of live-query records (`lc_live_query_records`). Opaque. Freed by
+/// `lc_records_free`; the strings of the records read from it stay valid until then.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct lc_records {
+    /// Opaque.
+    pub id: u64,
+}
+
+/// What one failover pass found and did (`lc_failover_run`). Opaque. Freed by
+/// `lc_failover_report_free`; strings read from it stay valid until then.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct lc_failover_report {
+    /// Opaque.
+    pub id: u64,
+}
+
+/// One live query as a host records it: for a `system.live_queries`-style view, and
+/// replicated across nodes for failover. Strings are UTF-8, `len` bytes, not
+/// NUL-terminated. As output they point into the handle they were read from; as input
+/// (`lc_failover_run`) they are only read during the call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_live_query_record {
+    /// `sizeof(lc_live_query_record)`; on output, the bytes written.
+    pub struct_size: u32,
+    /// An `lc_subscription_phase`.
+    pub status: u32,
+    /// The live query.
+    pub live_query: lc_live_query_id,
+    /// The node whose livecore holds it.
+    pub node_id: u64,
+    /// Its table's namespace.
+    pub table_namespace: *const c_char,
+    /// Bytes at `table_namespace`.
+    pub table_namespace_len: usize,
+    /// Its table's name.
+    pub table_name: *const c_char,
+    /// Bytes at `table_name`.
+    pub table_name_len: usize,
+    /// The connection's user; NULL when it has none.
+    pub user_id: *const c_char,
+    /// Bytes at `user_id`.
+    pub user_id_len: usize,
+    /// The query, as SQL.
+    pub query: *const c_char,
+    /// Bytes at `query`.
+    pub query_len: usize,
+    /// The `LC_SUBSCRIBE_*` bits it was opened with.
+    pub options_flags: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Its snapshot batch size.
+    pub batch_size: u64,
+    /// With `LC_SUBSCRIBE_RESUME`: the SeqId it resumed after.
+    pub resume_from: u64,
+    /// When it was created (ms, its node's clock).
+    pub created_at_ms: u64,
+    /// The publish that last delivered to it (ms, its node's clock).
+    pub last_update_ms: u64,
+    /// Its connection's last sign of life (ms, its node's clock).
+    pub last_heartbeat_ms: u64,
+    /// Deliveries enqueued to it.
+    pub changes_delivered: u64,
+}
+
+/// The lists of a failover report that hold records (passed as `uint32_t`, checked).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum lc_failover_list {
+    /// Live queries of nodes that are not active: delete their records.
+    LC_FAILOVER_ORPHANED = 0,
+    /// Live queries on active nodes whose connection was silent longer than the bound
+    /// (those of this node were removed, or failed to be: see the removed and failed lists).
+    LC_FAILOVER_STALE = 1,
+}
+
+/// The sizes of a failover report's lists (`lc_failover_report_get_info`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_failover_info {
+    /// Set by the caller to `sizeof(lc_failover_info)`; on return, the bytes written.
+    pub struct_size: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Records of nodes that are not active.
+    pub orphaned: u64,
+    /// Stale records on active nodes.
+    pub stale: u64,
+    /// Local stale live queries removed from this node.
+    pub removed: u64,
+    /// Local removals that failed.
+    pub failed: u64,
 }

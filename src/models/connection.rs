@@ -1,14 +1,16 @@
 //! Connection models: identity, authentication, heartbeat, the connection's two channels,
 //! and the side paths that make sure nothing is lost when a channel is full.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use crate::models::ids::{ConnectionId, SubscriptionId, UserId, UserKey};
 use crate::models::notification::{CloseReason, Delivery};
 use crate::models::subscription::{SubscriptionCore, SubscriptionState};
 use crate::receiver::{EventReceiver, NotificationReceiver};
 use crate::stats::StatsCounters;
-use crate::sync::{channel, lock, Arc, AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering};
+use crate::sync::{
+    channel, lock, Arc, ArcSwapOption, AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering,
+};
 
 /// Default capacity of a connection's notification channel (a [`ManagerConfig`] can
 /// override it).
@@ -91,12 +93,6 @@ pub struct AuthenticatedUser {
     pub role: Option<String>,
 }
 
-#[derive(Default)]
-struct AuthState {
-    started: bool,
-    user: Option<AuthenticatedUser>,
-}
-
 /// Something a connection's notification receiver must report that did not travel through
 /// the channel: a gap (deliveries dropped on a full channel) or a subscription that ended.
 pub(crate) enum AttentionItem {
@@ -122,7 +118,11 @@ pub struct ConnectionState {
     pub(crate) notification_tx: NotificationSender,
     pub(crate) event_tx: EventSender,
     pub(crate) stats: Arc<StatsCounters>,
-    auth: Mutex<AuthState>,
+    /// Set once authentication starts; the user is set once it completes (lock-free reads).
+    auth_started: AtomicBool,
+    user: ArcSwapOption<AuthenticatedUser>,
+    /// Serializes the rare writes of `user`.
+    auth_writer: Mutex<()>,
     last_heartbeat_ms: AtomicU64,
     last_ping_ms: AtomicU64,
     /// Set once a timeout event has been raised, so it is raised once.
@@ -131,7 +131,7 @@ pub struct ConnectionState {
     closed: AtomicBool,
     /// Set when the slow-consumer policy disconnected the connection.
     disconnecting: AtomicBool,
-    pub(crate) subscriptions: Mutex<HashMap<SubscriptionId, SubscriptionState>>,
+    pub(crate) subscriptions: Mutex<BTreeMap<SubscriptionId, SubscriptionState>>,
     attention: Mutex<Vec<AttentionItem>>,
     attention_flags: AtomicU8,
     pending_events: AtomicU8,
@@ -160,13 +160,15 @@ impl ConnectionState {
             notification_tx,
             event_tx,
             stats,
-            auth: Mutex::new(AuthState::default()),
+            auth_started: AtomicBool::new(false),
+            user: ArcSwapOption::empty(),
+            auth_writer: Mutex::new(()),
             last_heartbeat_ms: AtomicU64::new(now_ms),
             last_ping_ms: AtomicU64::new(now_ms),
             timed_out: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             disconnecting: AtomicBool::new(false),
-            subscriptions: Mutex::new(HashMap::new()),
+            subscriptions: Mutex::new(BTreeMap::new()),
             attention: Mutex::new(Vec::new()),
             attention_flags: AtomicU8::new(0),
             pending_events: AtomicU8::new(0),
@@ -189,12 +191,12 @@ impl ConnectionState {
 
     /// The authenticated user, if any.
     pub fn user(&self) -> Option<AuthenticatedUser> {
-        lock(&self.auth).user.clone()
+        self.user.load_full().map(|user| (*user).clone())
     }
 
     /// True once authentication has started (or completed).
     pub fn auth_started(&self) -> bool {
-        lock(&self.auth).started
+        self.auth_started.load(Ordering::Acquire)
     }
 
     /// The last heartbeat, in the manager clock's milliseconds.
@@ -213,24 +215,30 @@ impl ConnectionState {
     }
 
     pub(crate) fn mark_auth_started(&self) {
-        lock(&self.auth).started = true;
+        self.auth_started.store(true, Ordering::Release);
     }
 
     /// Records the user; refuses a second, different user.
     pub(crate) fn set_user(&self, user: AuthenticatedUser) -> bool {
-        let mut auth = lock(&self.auth);
-        match &auth.user {
-            Some(existing) if existing.user_key != user.user_key => false,
-            _ => {
-                auth.started = true;
-                auth.user = Some(user);
-                true
+        let _writer = lock(&self.auth_writer);
+        if let Some(existing) = self.user.load_full() {
+            if existing.user_key != user.user_key {
+                return false;
             }
         }
+        self.auth_started.store(true, Ordering::Release);
+        self.user.store(Some(Arc::new(user)));
+        true
     }
 
+    /// The authenticated user's key (lock-free).
     pub(crate) fn user_key(&self) -> Option<UserKey> {
-        lock(&self.auth).user.as_ref().map(|user| user.user_key)
+        self.user.load().as_ref().map(|user| user.user_key)
+    }
+
+    /// The authenticated user's id (lock-free).
+    pub(crate) fn user_id(&self) -> Option<UserId> {
+        self.user.load().as_ref().map(|user| user.user_id.clone())
     }
 
     pub(crate) fn record_heartbeat(&self, now_ms: u64) {

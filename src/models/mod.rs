@@ -16,7 +16,7 @@ pub use connection::{
     NOTIFICATION_CHANNEL_CAPACITY,
 };
 pub use ids::{
-    ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableId, TableKey, UserId, UserKey,
+    ConnectionId, LiveQueryId, NodeId, SeqId, SubscriptionId, TableId, TableKey, UserId, UserKey,
 };
 pub use notification::{
     ChangeSet, CloseReason, DeliveredChange, Delivery, Notification, ProjectedRow, SnapshotBatch,

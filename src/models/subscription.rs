@@ -16,6 +16,8 @@ pub(crate) struct SubscriptionCore {
     pub(crate) query: DataArc<CompiledQuery>,
     pub(crate) owner: Option<UserKey>,
     pub(crate) flow: SubscriptionFlowControl,
+    pub(crate) options: SubscriptionOptions,
+    pub(crate) created_at_ms: u64,
     /// Deliveries attempted (sent or dropped); the number of the latest attempt.
     attempted: AtomicU64,
     dropped: AtomicU64,
@@ -42,6 +44,7 @@ impl SubscriptionCore {
         query: DataArc<CompiledQuery>,
         owner: Option<UserKey>,
         flow: SubscriptionFlowControl,
+        options: SubscriptionOptions,
         now_ms: u64,
     ) -> Self {
         Self {
@@ -50,6 +53,8 @@ impl SubscriptionCore {
             query,
             owner,
             flow,
+            options,
+            created_at_ms: now_ms,
             attempted: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             dropped_upto: AtomicU64::new(0),
@@ -72,8 +77,11 @@ impl SubscriptionCore {
             query,
             self.owner,
             self.flow.live_successor(),
+            self.options.clone(),
             self.last_update_ms.load(Ordering::Relaxed),
         );
+        let mut successor = successor;
+        successor.created_at_ms = self.created_at_ms;
         successor.attempted.store(attempted, Ordering::SeqCst);
         successor
             .dropped
@@ -154,13 +162,33 @@ impl SubscriptionCore {
         }
     }
 
-    pub(crate) fn stats(&self) -> SubscriptionStats {
+    /// Deliveries enqueued (attempted minus dropped).
+    pub(crate) fn delivered(&self) -> u64 {
         let attempted = self.attempted.load(Ordering::Relaxed);
-        let dropped = self.dropped.load(Ordering::Relaxed);
+        attempted.saturating_sub(self.dropped.load(Ordering::Relaxed))
+    }
+
+    /// The clock reading of the publish that last delivered to it.
+    pub(crate) fn last_update_ms(&self) -> u64 {
+        self.last_update_ms.load(Ordering::Relaxed)
+    }
+
+    /// Where the subscription is in its life.
+    pub(crate) fn phase(&self) -> SubscriptionPhase {
+        if self.flow.is_closed() {
+            SubscriptionPhase::Closed
+        } else if self.flow.is_live() {
+            SubscriptionPhase::Live
+        } else {
+            SubscriptionPhase::Loading
+        }
+    }
+
+    pub(crate) fn stats(&self) -> SubscriptionStats {
         SubscriptionStats {
-            delivered: attempted.saturating_sub(dropped),
-            dropped,
-            last_update_ms: self.last_update_ms.load(Ordering::Relaxed),
+            delivered: self.delivered(),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            last_update_ms: self.last_update_ms(),
             last_received_seq: self.received_seq(),
             buffered: self.flow.buffered_len(),
         }
@@ -231,8 +259,6 @@ impl SubscriptionOptions {
 /// The full state of one subscription, kept by its connection.
 pub struct SubscriptionState {
     pub(crate) core: Arc<SubscriptionCore>,
-    pub(crate) options: SubscriptionOptions,
-    pub(crate) created_at_ms: u64,
     /// Snapshot batches and rows delivered through livecore so far.
     pub(crate) snapshot_batches: u32,
     pub(crate) snapshot_rows: u64,
@@ -246,15 +272,9 @@ impl SubscriptionState {
             table_id: core.query.schema.table_id.clone(),
             query: core.query.text.to_string(),
             user: connection.user().map(|user| user.user_id.to_string()),
-            options: self.options.clone(),
-            created_at_ms: self.created_at_ms,
-            state: if core.flow.is_closed() {
-                SubscriptionPhase::Closed
-            } else if core.flow.is_live() {
-                SubscriptionPhase::Live
-            } else {
-                SubscriptionPhase::Loading
-            },
+            options: core.options.clone(),
+            created_at_ms: core.created_at_ms,
+            state: core.phase(),
             stats: core.stats(),
         }
     }

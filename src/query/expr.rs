@@ -47,6 +47,15 @@ impl CompareOp {
     }
 }
 
+/// The size of an expression tree, from [`Expr::measure`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExprSize {
+    /// Nodes counted.
+    pub nodes: usize,
+    /// Deepest level reached (a leaf alone has depth 1).
+    pub depth: usize,
+}
+
 /// A filter expression over one table's columns. Evaluation follows SQL: three-valued logic
 /// with NULL, and a row matches only when the whole filter is TRUE.
 #[derive(Clone, Debug, PartialEq)]
@@ -231,37 +240,66 @@ impl Expr {
 
     /// Depth of the tree: a leaf has depth 1.
     pub fn depth(&self) -> usize {
-        1 + self.children().map(Expr::depth).max().unwrap_or(0)
+        self.measure(usize::MAX, usize::MAX).depth
     }
 
     /// Number of nodes in the tree.
     pub fn node_count(&self) -> usize {
-        1 + self.children().map(Expr::node_count).sum::<usize>()
+        self.measure(usize::MAX, usize::MAX).nodes
+    }
+
+    /// Nodes and depth, walked without recursion (so a hostile, deeply nested tree cannot
+    /// overflow the stack) and stopping as soon as either passes its limit: the result is
+    /// then one past that limit.
+    pub fn measure(&self, max_nodes: usize, max_depth: usize) -> ExprSize {
+        let mut size = ExprSize { nodes: 0, depth: 0 };
+        let mut pending = vec![(self, 1usize)];
+        while let Some((expr, depth)) = pending.pop() {
+            size.nodes += 1;
+            size.depth = size.depth.max(depth);
+            if size.nodes > max_nodes || size.depth > max_depth {
+                break;
+            }
+            expr.for_each_child(|child| pending.push((child, depth + 1)));
+        }
+        size
     }
 
     /// Calls `visit` with every column name the expression references.
     pub fn for_each_column<'a>(&'a self, visit: &mut dyn FnMut(&'a str)) {
-        if let Expr::Column(name) = self {
-            visit(name);
-        }
-        for child in self.children() {
-            child.for_each_column(visit);
+        let mut pending = vec![self];
+        while let Some(expr) = pending.pop() {
+            if let Expr::Column(name) = expr {
+                visit(name);
+            }
+            expr.for_each_child(|child| pending.push(child));
         }
     }
 
-    fn children(&self) -> Box<dyn Iterator<Item = &Expr> + '_> {
+    fn for_each_child<'a>(&'a self, mut visit: impl FnMut(&'a Expr)) {
         match self {
-            Expr::Column(_) | Expr::Literal(_) => Box::new(std::iter::empty()),
-            Expr::Compare { left, right, .. } => Box::new([&**left, &**right].into_iter()),
-            Expr::And(items) | Expr::Or(items) => Box::new(items.iter()),
-            Expr::Not(inner) | Expr::IsNull { expr: inner, .. } => {
-                Box::new(std::iter::once(&**inner))
+            Expr::Column(_) | Expr::Literal(_) => {}
+            Expr::Compare { left, right, .. } => {
+                visit(left);
+                visit(right);
             }
-            Expr::InList { expr, list, .. } => Box::new(std::iter::once(&**expr).chain(list)),
+            Expr::And(items) | Expr::Or(items) => items.iter().for_each(visit),
+            Expr::Not(inner) | Expr::IsNull { expr: inner, .. } => visit(inner),
+            Expr::InList { expr, list, .. } => {
+                visit(expr);
+                list.iter().for_each(visit);
+            }
             Expr::Between {
                 expr, low, high, ..
-            } => Box::new([&**expr, &**low, &**high].into_iter()),
-            Expr::Like { expr, pattern, .. } => Box::new([&**expr, &**pattern].into_iter()),
+            } => {
+                visit(expr);
+                visit(low);
+                visit(high);
+            }
+            Expr::Like { expr, pattern, .. } => {
+                visit(expr);
+                visit(pattern);
+            }
         }
     }
 }
@@ -340,6 +378,25 @@ mod tests {
             .and(Expr::col("b").in_list([1, 2]).not());
         assert_eq!(filter.node_count(), 9);
         assert_eq!(filter.depth(), 4);
+    }
+
+    #[test]
+    fn measuring_a_hostile_tree_neither_recurses_nor_walks_it_all() {
+        let mut deep = Expr::col("a");
+        for _ in 0..200_000 {
+            deep = deep.not();
+        }
+        let size = deep.measure(1_000, 32);
+        assert_eq!(
+            size,
+            ExprSize {
+                nodes: 33,
+                depth: 33
+            }
+        );
+        assert_eq!(deep.node_count(), 200_001);
+        // Dropping a tree this deep would recurse; leak it in the test instead.
+        std::mem::forget(deep);
     }
 
     #[test]

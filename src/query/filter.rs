@@ -1,8 +1,8 @@
 //! Filters compiled against a schema: column names resolved to positions, LIKE patterns
-//! compiled, IN lists sorted. Evaluation reads the row in place and allocates nothing (except
-//! to render a non-text value as text for LIKE).
+//! compiled, IN lists sorted. Evaluation reads the row in place and allocates nothing (a
+//! number under LIKE renders into a stack buffer; only bytes that are not well-formed UTF-8
+//! are decoded into a new string).
 
-use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use crate::error::LiveError;
@@ -10,6 +10,7 @@ use crate::models::schema::TableSchema;
 use crate::models::value::{Row, Value};
 use crate::query::expr::{CompareOp, Expr};
 use crate::query::like::LikePattern;
+use crate::query::sql_text::{truth, with_text};
 
 /// Limits that hold against hostile filters. Each refusal is its own typed error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,17 +107,18 @@ impl Predicate {
         schema: &TableSchema,
         limits: &FilterLimits,
     ) -> Result<Predicate, LiveError> {
-        let nodes = expr.node_count();
-        if nodes > limits.max_nodes {
+        // Measured without recursion, stopping at the limits, before the (recursive)
+        // compiler runs.
+        let size = expr.measure(limits.max_nodes, limits.max_depth);
+        if size.nodes > limits.max_nodes {
             return Err(LiveError::FilterTooLarge {
-                nodes,
+                nodes: size.nodes,
                 max: limits.max_nodes,
             });
         }
-        let depth = expr.depth();
-        if depth > limits.max_depth {
+        if size.depth > limits.max_depth {
             return Err(LiveError::FilterTooDeep {
-                depth,
+                depth: size.depth,
                 max: limits.max_depth,
             });
         }
@@ -212,7 +214,7 @@ impl Predicate {
                 operand,
                 pattern,
                 negated,
-            } => value_as_text(operand.value(row)).map(|text| pattern.matches(&text) != *negated),
+            } => with_text(operand.value(row), |text| pattern.matches(text) != *negated),
             Predicate::Truth(operand) => truth(operand.value(row)),
             Predicate::Constant(value) => *value,
         }
@@ -290,83 +292,6 @@ fn compare_holds(op: CompareOp, ordering: Ordering) -> bool {
         CompareOp::Gt => ordering == Ordering::Greater,
         CompareOp::GtEq => ordering != Ordering::Less,
     }
-}
-
-/// A value as a condition, as SQLite reads it: numbers are true when non-zero; text and bytes
-/// are read as the number they start with (so `'12abc'` is true and `'abc'` is false).
-fn truth(value: &Value) -> Option<bool> {
-    match value {
-        Value::Null => None,
-        Value::Bool(b) => Some(*b),
-        Value::Int(i) => Some(*i != 0),
-        Value::Float(f) => Some(*f != 0.0),
-        Value::Text(text) => Some(leading_number(text.as_bytes()) != 0.0),
-        Value::Bytes(bytes) => Some(leading_number(bytes) != 0.0),
-    }
-}
-
-/// The number a string starts with (after leading spaces), or 0.
-fn leading_number(bytes: &[u8]) -> f64 {
-    let text = String::from_utf8_lossy(bytes);
-    let trimmed = text.trim_start();
-    let mut end = 0;
-    let mut seen_digit = false;
-    let mut seen_dot = false;
-    let mut seen_exponent = false;
-    let chars: Vec<char> = trimmed.chars().collect();
-    while end < chars.len() {
-        let c = chars[end];
-        let accept = match c {
-            '0'..='9' => {
-                seen_digit = true;
-                true
-            }
-            '+' | '-' => end == 0 || matches!(chars[end - 1], 'e' | 'E'),
-            '.' if !seen_dot && !seen_exponent => {
-                seen_dot = true;
-                true
-            }
-            'e' | 'E' if seen_digit && !seen_exponent => {
-                seen_exponent = true;
-                true
-            }
-            _ => false,
-        };
-        if !accept {
-            break;
-        }
-        end += 1;
-    }
-    // Back off a dangling exponent or sign that has no digits after it.
-    let mut candidate: String = chars[..end].iter().collect();
-    while !candidate.is_empty() && candidate.parse::<f64>().is_err() {
-        candidate.pop();
-    }
-    candidate.parse::<f64>().unwrap_or(0.0)
-}
-
-/// A value as LIKE reads it: text as is, numbers in their decimal form, bytes as UTF-8.
-fn value_as_text(value: &Value) -> Option<Cow<'_, str>> {
-    match value {
-        Value::Null => None,
-        Value::Text(text) => Some(Cow::Borrowed(text)),
-        Value::Bool(b) => Some(Cow::Borrowed(if *b { "1" } else { "0" })),
-        Value::Int(i) => Some(Cow::Owned(i.to_string())),
-        Value::Float(f) => Some(Cow::Owned(float_as_text(*f))),
-        Value::Bytes(bytes) => Some(String::from_utf8_lossy(bytes)),
-    }
-}
-
-/// A float as SQL text: the shortest form that reads back exactly, always with a fraction or
-/// an exponent so it stays recognisably a float.
-pub(crate) fn float_as_text(value: f64) -> String {
-    if value.is_nan() {
-        return "NaN".into();
-    }
-    if value.is_infinite() {
-        return if value > 0.0 { "Inf" } else { "-Inf" }.into();
-    }
-    format!("{value:?}")
 }
 
 struct Compiler<'a> {
@@ -464,9 +389,7 @@ impl Compiler<'_> {
                 let operand = self.operand(expr)?;
                 let pattern_text = match &**pattern {
                     Expr::Literal(Value::Null) => return Ok(Predicate::Constant(None)),
-                    Expr::Literal(value) => value_as_text(value)
-                        .map(Cow::into_owned)
-                        .unwrap_or_default(),
+                    Expr::Literal(value) => with_text(value, str::to_owned).unwrap_or_default(),
                     other => {
                         return Err(LiveError::InvalidFilter(format!(
                             "a LIKE pattern must be a literal, not {other}"
@@ -595,7 +518,7 @@ mod tests {
                     .eq(Expr::lit(1))
                     .and(Expr::col("b").eq(Expr::lit(2)))
             ),
-            Err(LiveError::FilterTooLarge { nodes: 7, max: 5 })
+            Err(LiveError::FilterTooLarge { nodes: 6, max: 5 })
         ));
     }
 

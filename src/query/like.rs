@@ -1,11 +1,16 @@
-//! LIKE and ILIKE patterns, compiled once and matched without backtracking.
+//! LIKE and ILIKE patterns, compiled once and matched in time linear in the input.
 //!
 //! A pattern splits at `%` into segments of fixed length (in characters: `_` matches exactly
 //! one). The first segment is anchored at the start, the last at the end, and every segment
 //! between is placed at its leftmost match: since segments have fixed lengths, the leftmost
 //! placement never rules out a match that a later one would allow, so no backtracking is
-//! needed. Matching costs at most (input length x pattern length) character comparisons and
-//! allocates nothing.
+//! needed. The leftmost match of a middle segment is found with the bit-parallel Shift-And
+//! algorithm, which reads each input character once and updates one bit per segment
+//! character (a machine word per 64), so matching costs O(input length x (1 + segment
+//! length / 64)) whatever the pattern, and allocates nothing for segments up to 1024
+//! characters.
+
+use smallvec::{smallvec, SmallVec};
 
 use crate::error::LiveError;
 
@@ -15,11 +20,74 @@ enum Token {
     AnyOne,
 }
 
+/// One `%`-free run of the pattern, with its Shift-And tables.
+#[derive(Clone, Debug, PartialEq)]
+struct Segment {
+    tokens: Vec<Token>,
+    /// Bits of the positions holding `_`, which every character matches.
+    any_mask: Box<[u64]>,
+    /// For each distinct literal character (sorted), the bits of the positions it matches
+    /// (its own and every `_`).
+    char_masks: Vec<(char, Box<[u64]>)>,
+}
+
+impl Segment {
+    fn new(tokens: Vec<Token>) -> Self {
+        let words = tokens.len().div_ceil(64).max(1);
+        let mut any_mask = vec![0u64; words].into_boxed_slice();
+        for (index, token) in tokens.iter().enumerate() {
+            if *token == Token::AnyOne {
+                any_mask[index / 64] |= 1 << (index % 64);
+            }
+        }
+        let mut chars: Vec<char> = tokens
+            .iter()
+            .filter_map(|token| match token {
+                Token::Char(c) => Some(*c),
+                Token::AnyOne => None,
+            })
+            .collect();
+        chars.sort_unstable();
+        chars.dedup();
+        let char_masks = chars
+            .into_iter()
+            .map(|c| {
+                let mut mask = any_mask.clone();
+                for (index, token) in tokens.iter().enumerate() {
+                    if *token == Token::Char(c) {
+                        mask[index / 64] |= 1 << (index % 64);
+                    }
+                }
+                (c, mask)
+            })
+            .collect();
+        Self {
+            tokens,
+            any_mask,
+            char_masks,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    fn mask(&self, c: char) -> &[u64] {
+        match self
+            .char_masks
+            .binary_search_by(|(candidate, _)| candidate.cmp(&c))
+        {
+            Ok(index) => &self.char_masks[index].1,
+            Err(_) => &self.any_mask,
+        }
+    }
+}
+
 /// A compiled LIKE / ILIKE pattern.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct LikePattern {
     /// Segments between `%`s; `segments.len() == 1` means the pattern has no `%`.
-    segments: Vec<Vec<Token>>,
+    segments: Vec<Segment>,
     case_insensitive: bool,
 }
 
@@ -61,7 +129,7 @@ impl LikePattern {
                 .push(token);
         }
         Ok(Self {
-            segments,
+            segments: segments.into_iter().map(Segment::new).collect(),
             case_insensitive,
         })
     }
@@ -69,7 +137,7 @@ impl LikePattern {
     /// True when `input` matches the whole pattern.
     pub(crate) fn matches(&self, input: &str) -> bool {
         let (first, rest) = self.segments.split_first().expect("at least one segment");
-        let Some(mut position) = self.match_at(input, 0, first) else {
+        let Some(mut position) = self.match_at(input, 0, &first.tokens) else {
             return false;
         };
         let Some((last, middle)) = rest.split_last() else {
@@ -86,7 +154,16 @@ impl LikePattern {
         let Some(start) = start_of_last_chars(input, last.len()) else {
             return false;
         };
-        start >= position && self.match_at(input, start, last).is_some()
+        start >= position && self.match_at(input, start, &last.tokens).is_some()
+    }
+
+    #[inline]
+    fn fold_if_needed(&self, c: char) -> char {
+        if self.case_insensitive {
+            fold(c)
+        } else {
+            c
+        }
     }
 
     /// Matches `segment` at byte offset `start`; returns the byte offset after it.
@@ -95,8 +172,7 @@ impl LikePattern {
         for token in segment {
             let (_, c) = chars.next()?;
             if let Token::Char(expected) = token {
-                let c = if self.case_insensitive { fold(c) } else { c };
-                if c != *expected {
+                if self.fold_if_needed(c) != *expected {
                     return None;
                 }
             }
@@ -108,13 +184,30 @@ impl LikePattern {
         )
     }
 
-    fn find_leftmost(&self, input: &str, from: usize, segment: &[Token]) -> Option<usize> {
-        if segment.is_empty() {
+    /// The byte offset just after the leftmost match of `segment` at or after `from`
+    /// (Shift-And: bit `j` of `state` is set when the last `j + 1` characters read match
+    /// the segment's first `j + 1` tokens).
+    fn find_leftmost(&self, input: &str, from: usize, segment: &Segment) -> Option<usize> {
+        let len = segment.len();
+        if len == 0 {
             return Some(from);
         }
-        input[from..]
-            .char_indices()
-            .find_map(|(offset, _)| self.match_at(input, from + offset, segment))
+        let words = segment.any_mask.len();
+        let (last_word, last_bit) = ((len - 1) / 64, (len - 1) % 64);
+        let mut state: SmallVec<[u64; 16]> = smallvec![0; words];
+        for (offset, c) in input[from..].char_indices() {
+            let mask = segment.mask(self.fold_if_needed(c));
+            let mut carry = 1u64;
+            for (word, bits) in state.iter_mut().zip(mask) {
+                let next_carry = *word >> 63;
+                *word = ((*word << 1) | carry) & bits;
+                carry = next_carry;
+            }
+            if (state[last_word] >> last_bit) & 1 == 1 {
+                return Some(from + offset + c.len_utf8());
+            }
+        }
+        None
     }
 }
 
@@ -190,5 +283,26 @@ mod tests {
         let input = "a".repeat(20_000);
         let pattern = format!("{}b", "%a".repeat(50));
         assert!(!like(&input, &pattern));
+        // A long middle segment that almost matches everywhere: Shift-And reads each input
+        // character once instead of re-comparing the segment at every offset.
+        let input = "a".repeat(200_000);
+        let pattern = format!("%{}b%", "a".repeat(1000));
+        let started = std::time::Instant::now();
+        assert!(!like(&input, &pattern));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn long_segments_span_several_words() {
+        let segment: String = (0..150)
+            .map(|i| if i % 7 == 0 { '_' } else { 'x' })
+            .collect();
+        let input = format!("yy{}zz", "x".repeat(150));
+        assert!(like(&input, &format!("%{segment}%")));
+        assert!(like(&input, &format!("yy%{segment}%zz")));
+        assert!(!like(&input, &format!("%{segment}y%")));
+        let ilike = LikePattern::compile(&format!("%{}%", "Ab_".repeat(40)), None, true).unwrap();
+        assert!(ilike.matches(&format!("--{}--", "aBc".repeat(40))));
+        assert!(!ilike.matches(&format!("--{}--", "aBc".repeat(39))));
     }
 }

@@ -1,18 +1,24 @@
 //! Subscription queries: the filter tree, its compiled form, projections.
 
+pub(crate) mod cache;
 pub mod expr;
 pub(crate) mod filter;
 pub(crate) mod like;
+pub mod parser;
 pub mod projection;
+pub(crate) mod sql_text;
 
 use crate::error::LiveError;
 use crate::index::RouteHasher;
 use crate::models::ids::{TableId, TableKey};
 use crate::models::schema::TableSchema;
+use crate::models::value::Row;
 use crate::sync::DataArc;
 
+pub use cache::QueryCacheStats;
 pub use expr::{CompareOp, Expr};
 pub use filter::FilterLimits;
+pub use parser::{parse_subscription_sql, ParsedQuery, MAX_SUBSCRIPTION_SQL_LEN};
 pub use projection::{CompiledProjection, Projection};
 
 use filter::Predicate;
@@ -65,6 +71,37 @@ impl QuerySpec {
             sql.push_str(&format!(" WHERE {filter}"));
         }
         sql
+    }
+}
+
+/// A filter compiled against a table schema, for evaluating rows outside the publish path
+/// (checking snapshot rows, tests). Evaluation follows SQL: `eval` gives TRUE, FALSE, or
+/// `None` for UNKNOWN, and a row matches only when the filter is TRUE.
+#[derive(Clone, Debug)]
+pub struct Filter {
+    predicate: Predicate,
+}
+
+impl Filter {
+    /// Compiles `expr` against `schema`: column names resolve to positions now (an unknown
+    /// column is an error), and `limits` hold.
+    pub fn compile(
+        expr: &Expr,
+        schema: &TableSchema,
+        limits: &FilterLimits,
+    ) -> Result<Self, LiveError> {
+        Predicate::compile(expr, schema, limits).map(|predicate| Self { predicate })
+    }
+
+    /// The filter's three-valued result on `row`: `Some(true)`, `Some(false)`, or `None`
+    /// for UNKNOWN.
+    pub fn eval(&self, row: &Row) -> Option<bool> {
+        self.predicate.eval(row)
+    }
+
+    /// True when the filter is TRUE on `row`.
+    pub fn matches(&self, row: &Row) -> bool {
+        self.predicate.matches(row)
     }
 }
 

@@ -1489,6 +1489,452 @@ fn case_lc_notification_free() {
     );
 }
 
+fn case_lc_drop_table() {
+    let f = Fixture::new();
+    let mut ended = 77;
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(
+            lc_drop_table(f.manager, 999, &mut ended),
+            LC_ERR_UNKNOWN_TABLE
+        );
+        assert_status!(
+            lc_drop_table(f.stale_manager, f.messages, &mut ended),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_eq!(ended, 77, "a refused call writes nothing");
+        assert_status!(lc_drop_table(f.manager, f.notes, null_mut()), LC_OK);
+        assert_status!(
+            lc_drop_table(f.manager, f.notes, &mut ended),
+            LC_ERR_UNKNOWN_TABLE
+        );
+    }
+}
+
+fn case_lc_revoke_user() {
+    let f = Fixture::new();
+    let (alice, why) = (c("alice"), c("token expired"));
+    let mut ended = 77;
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(
+            lc_revoke_user(f.manager, null(), why.as_ptr(), &mut ended),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_revoke_user(f.manager, alice.as_ptr(), null(), &mut ended),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_revoke_user(f.manager, bad_utf8(), why.as_ptr(), &mut ended),
+            LC_ERR_INVALID_UTF8
+        );
+        assert_status!(
+            lc_revoke_user(f.stale_manager, alice.as_ptr(), why.as_ptr(), &mut ended),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_eq!(ended, 77, "a refused call writes nothing");
+        assert_eq!(
+            stats(f.manager).subscriptions,
+            1,
+            "refused revocations ended nothing"
+        );
+    }
+}
+
+fn case_lc_revoke_table() {
+    let f = Fixture::new();
+    let why = c("withdrawn");
+    let mut ended = 77;
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(
+            lc_revoke_table(f.manager, f.messages, null(), &mut ended),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_revoke_table(f.manager, f.messages, bad_utf8(), &mut ended),
+            LC_ERR_INVALID_UTF8
+        );
+        assert_status!(
+            lc_revoke_table(f.manager, 999, why.as_ptr(), &mut ended),
+            LC_ERR_UNKNOWN_TABLE
+        );
+        assert_status!(
+            lc_revoke_table(f.stale_manager, f.messages, why.as_ptr(), &mut ended),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_eq!(ended, 77, "a refused call writes nothing");
+        assert_status!(
+            lc_revoke_table(f.manager, f.notes, why.as_ptr(), &mut ended),
+            LC_OK
+        );
+    }
+    assert_eq!(ended, 0);
+}
+
+/// A record list of the fixture's manager (one live query).
+fn records_of(f: &Fixture) -> lc_records {
+    let mut records = lc_records::default();
+    // SAFETY: `records` is a live local.
+    assert_status!(
+        unsafe { lc_live_query_records(f.manager, &mut records) },
+        LC_OK
+    );
+    records
+}
+
+fn stale_records(f: &Fixture) -> lc_records {
+    let records = records_of(f);
+    assert_eq!(lc_records_free(records), LC_OK);
+    records
+}
+
+fn case_lc_live_query_records() {
+    let f = Fixture::new();
+    let mut records = lc_records::default();
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(
+            lc_live_query_records(f.manager, null_mut()),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_live_query_records(f.stale_manager, &mut records),
+            LC_ERR_INVALID_HANDLE
+        );
+    }
+    assert_eq!(
+        records,
+        lc_records::default(),
+        "a refused call writes nothing"
+    );
+}
+
+fn case_lc_records_count() {
+    let f = Fixture::new();
+    let records = records_of(&f);
+    let mut count = 0;
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(lc_records_count(records, null_mut()), LC_ERR_NULL_ARGUMENT);
+        assert_status!(
+            lc_records_count(stale_records(&f), &mut count),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_status!(
+            lc_records_count(
+                lc_records {
+                    id: f.notification.id
+                },
+                &mut count
+            ),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_status!(lc_records_count(records, &mut count), LC_OK);
+    }
+    assert_eq!(count, 1);
+    assert_eq!(lc_records_free(records), LC_OK);
+}
+
+fn case_lc_records_get() {
+    let f = Fixture::new();
+    let records = records_of(&f);
+    let mut record: lc_live_query_record = full();
+    let mut bad: lc_live_query_record = sized(4);
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(lc_records_get(records, 0, null_mut()), LC_ERR_NULL_ARGUMENT);
+        assert_status!(lc_records_get(records, 0, &mut bad), LC_ERR_STRUCT_SIZE);
+        assert_status!(
+            lc_records_get(records, 1, &mut record),
+            LC_ERR_INDEX_OUT_OF_RANGE
+        );
+        assert_status!(
+            lc_records_get(stale_records(&f), 0, &mut record),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_status!(lc_records_get(records, 0, &mut record), LC_OK);
+        let query = std::slice::from_raw_parts(record.query.cast::<u8>(), record.query_len);
+        assert_eq!(query, b"SELECT * FROM chat.messages WHERE room = 7");
+    }
+    assert_eq!(record.live_query, f.live);
+    assert_eq!(lc_records_free(records), LC_OK);
+}
+
+fn case_lc_records_free() {
+    let f = Fixture::new();
+    assert_status!(
+        lc_records_free(lc_records::default()),
+        LC_ERR_INVALID_HANDLE
+    );
+    assert_status!(lc_records_free(stale_records(&f)), LC_ERR_INVALID_HANDLE);
+    assert_status!(
+        lc_records_free(lc_records { id: f.manager.id }),
+        LC_ERR_INVALID_HANDLE
+    );
+}
+
+/// A failover report over the fixture's own records, with node 9 gone.
+fn report_of(f: &Fixture) -> lc_failover_report {
+    let records = records_of(f);
+    let mut record: lc_live_query_record = full();
+    // SAFETY: `record` is a live local; it borrows strings from `records`, freed after use.
+    let report = unsafe {
+        assert_status!(lc_records_get(records, 0, &mut record), LC_OK);
+        let mut orphan = record;
+        orphan.node_id = 9;
+        let given = [record, orphan];
+        let mut report = lc_failover_report::default();
+        assert_status!(
+            lc_failover_run(f.manager, given.as_ptr(), 2, null(), 0, 60_000, &mut report),
+            LC_OK
+        );
+        report
+    };
+    assert_eq!(lc_records_free(records), LC_OK);
+    report
+}
+
+fn case_lc_failover_run() {
+    let f = Fixture::new();
+    let records = records_of(&f);
+    let mut record: lc_live_query_record = full();
+    let mut report = lc_failover_report::default();
+    let nodes = [1u64];
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(lc_records_get(records, 0, &mut record), LC_OK);
+        let run = |given: &[lc_live_query_record], report: *mut lc_failover_report| {
+            lc_failover_run(
+                f.manager,
+                given.as_ptr(),
+                given.len(),
+                nodes.as_ptr(),
+                1,
+                1000,
+                report,
+            )
+        };
+        assert_status!(run(&[record], null_mut()), LC_ERR_NULL_ARGUMENT);
+        assert_status!(
+            lc_failover_run(f.manager, null(), 1, null(), 0, 1000, &mut report),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_failover_run(f.manager, &record, 1, null(), 1, 1000, &mut report),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            run(
+                &[lc_live_query_record {
+                    struct_size: 8,
+                    ..record
+                }],
+                &mut report
+            ),
+            LC_ERR_STRUCT_SIZE
+        );
+        assert_status!(
+            run(
+                &[
+                    record,
+                    lc_live_query_record {
+                        struct_size: 200,
+                        ..record
+                    }
+                ],
+                &mut report
+            ),
+            LC_ERR_STRUCT_SIZE
+        );
+        assert_status!(
+            run(
+                &[lc_live_query_record {
+                    status: 3,
+                    ..record
+                }],
+                &mut report
+            ),
+            LC_ERR_INVALID_TAG
+        );
+        assert_status!(
+            run(
+                &[lc_live_query_record {
+                    options_flags: 8,
+                    ..record
+                }],
+                &mut report
+            ),
+            LC_ERR_INVALID_ARGUMENT
+        );
+        assert_status!(
+            run(
+                &[lc_live_query_record {
+                    query: null(),
+                    ..record
+                }],
+                &mut report
+            ),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            run(
+                &[lc_live_query_record {
+                    query: bad_utf8(),
+                    query_len: 2,
+                    ..record
+                }],
+                &mut report
+            ),
+            LC_ERR_INVALID_UTF8
+        );
+        assert_status!(
+            lc_failover_run(f.stale_manager, &record, 1, null(), 0, 1000, &mut report),
+            LC_ERR_INVALID_HANDLE
+        );
+    }
+    assert_eq!(
+        report,
+        lc_failover_report::default(),
+        "a refused call writes nothing"
+    );
+    assert_eq!(
+        stats(f.manager).subscriptions,
+        1,
+        "refused runs removed nothing"
+    );
+    assert_eq!(lc_records_free(records), LC_OK);
+}
+
+fn case_lc_failover_report_get_info() {
+    let f = Fixture::new();
+    let report = report_of(&f);
+    let mut info: lc_failover_info = full();
+    let mut bad: lc_failover_info = sized(0);
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(
+            lc_failover_report_get_info(report, null_mut()),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_failover_report_get_info(report, &mut bad),
+            LC_ERR_STRUCT_SIZE
+        );
+        assert_status!(
+            lc_failover_report_get_info(lc_failover_report { id: f.result.id }, &mut info),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_status!(lc_failover_report_get_info(report, &mut info), LC_OK);
+    }
+    assert_eq!(
+        (info.orphaned, info.stale, info.removed, info.failed),
+        (1, 0, 0, 0)
+    );
+    assert_eq!(lc_failover_report_free(report), LC_OK);
+}
+
+fn case_lc_failover_report_record() {
+    let f = Fixture::new();
+    let report = report_of(&f);
+    let mut record: lc_live_query_record = full();
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(
+            lc_failover_report_record(report, 0, 0, null_mut()),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_failover_report_record(report, 2, 0, &mut record),
+            LC_ERR_INVALID_TAG
+        );
+        assert_status!(
+            lc_failover_report_record(report, 1, 0, &mut record),
+            LC_ERR_INDEX_OUT_OF_RANGE
+        );
+        assert_status!(lc_failover_report_record(report, 0, 0, &mut record), LC_OK);
+    }
+    assert_eq!((record.node_id, record.live_query), (9, f.live));
+    assert_eq!(lc_failover_report_free(report), LC_OK);
+    // SAFETY: see above.
+    assert_status!(
+        unsafe { lc_failover_report_record(report, 0, 0, &mut record) },
+        LC_ERR_INVALID_HANDLE
+    );
+}
+
+fn case_lc_failover_report_removed() {
+    let f = Fixture::new();
+    let report = report_of(&f);
+    let mut id = lc_live_query_id::default();
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(
+            lc_failover_report_removed(report, 0, null_mut()),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_failover_report_removed(report, 0, &mut id),
+            LC_ERR_INDEX_OUT_OF_RANGE
+        );
+        assert_status!(
+            lc_failover_report_removed(lc_failover_report::default(), 0, &mut id),
+            LC_ERR_INVALID_HANDLE
+        );
+    }
+    assert_eq!(lc_failover_report_free(report), LC_OK);
+}
+
+fn case_lc_failover_report_failed() {
+    let f = Fixture::new();
+    let report = report_of(&f);
+    let mut id = lc_live_query_id::default();
+    let mut reason: *const c_char = null();
+    let mut len = 0;
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(
+            lc_failover_report_failed(report, 0, null_mut(), &mut reason, &mut len),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_failover_report_failed(report, 0, &mut id, null_mut(), &mut len),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_failover_report_failed(report, 0, &mut id, &mut reason, null_mut()),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_failover_report_failed(report, 0, &mut id, &mut reason, &mut len),
+            LC_ERR_INDEX_OUT_OF_RANGE
+        );
+        assert_status!(
+            lc_failover_report_failed(
+                lc_failover_report { id: f.manager.id },
+                0,
+                &mut id,
+                &mut reason,
+                &mut len
+            ),
+            LC_ERR_INVALID_HANDLE
+        );
+    }
+    assert_eq!(lc_failover_report_free(report), LC_OK);
+}
+
+fn case_lc_failover_report_free() {
+    let f = Fixture::new();
+    let report = report_of(&f);
+    assert_status!(
+        lc_failover_report_free(lc_failover_report::default()),
+        LC_ERR_INVALID_HANDLE
+    );
+    assert_status!(lc_failover_report_free(report), LC_OK);
+    assert_status!(lc_failover_report_free(report), LC_ERR_INVALID_HANDLE);
+}
+
 /// Every function of the header, with its case.
 const CASES: &[(&str, fn())] = &[
     ("lc_version", case_lc_version),
@@ -1552,6 +1998,25 @@ const CASES: &[(&str, fn())] = &[
     ("lc_notification_change", case_lc_notification_change),
     ("lc_notification_value", case_lc_notification_value),
     ("lc_notification_free", case_lc_notification_free),
+    ("lc_drop_table", case_lc_drop_table),
+    ("lc_revoke_user", case_lc_revoke_user),
+    ("lc_revoke_table", case_lc_revoke_table),
+    ("lc_live_query_records", case_lc_live_query_records),
+    ("lc_records_count", case_lc_records_count),
+    ("lc_records_get", case_lc_records_get),
+    ("lc_records_free", case_lc_records_free),
+    ("lc_failover_run", case_lc_failover_run),
+    (
+        "lc_failover_report_get_info",
+        case_lc_failover_report_get_info,
+    ),
+    ("lc_failover_report_record", case_lc_failover_report_record),
+    (
+        "lc_failover_report_removed",
+        case_lc_failover_report_removed,
+    ),
+    ("lc_failover_report_failed", case_lc_failover_report_failed),
+    ("lc_failover_report_free", case_lc_failover_report_free),
 ];
 
 fn header() -> String {
@@ -1622,7 +2087,7 @@ fn header_status_numbers_are_the_ones_the_library_returns() {
         }
         count += 1;
     }
-    assert_eq!(count, 36);
+    assert_eq!(count, 37);
 }
 
 #[test]
@@ -1672,5 +2137,9 @@ fn every_extern_function_runs_inside_the_panic_boundary() {
             names.insert(name.to_string());
         }
     }
-    assert_eq!(names, header_functions(), "the extern functions are the header's functions");
+    assert_eq!(
+        names,
+        header_functions(),
+        "the extern functions are the header's functions"
+    );
 }

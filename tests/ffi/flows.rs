@@ -711,3 +711,232 @@ fn user_scoped_tables_deliver_only_the_owners_rows() {
     let _ = null::<u8>();
     assert_eq!(lc_manager_free(manager), LC_OK);
 }
+
+fn records(manager: lc_manager) -> (lc_records, Vec<lc_live_query_record>) {
+    let mut list = lc_records::default();
+    let mut count = 0;
+    // SAFETY: every out-pointer is a live local; the records borrow from `list`, which the
+    // caller frees after using them.
+    unsafe {
+        assert_status!(lc_live_query_records(manager, &mut list), LC_OK);
+        assert_status!(lc_records_count(list, &mut count), LC_OK);
+    }
+    let items = (0..count)
+        .map(|index| {
+            let mut record = lc_live_query_record {
+                struct_size: std::mem::size_of::<lc_live_query_record>() as u32,
+                ..empty_record()
+            };
+            // SAFETY: `record` is a live local with its struct_size set.
+            assert_status!(unsafe { lc_records_get(list, index, &mut record) }, LC_OK);
+            record
+        })
+        .collect();
+    (list, items)
+}
+
+fn empty_record() -> lc_live_query_record {
+    lc_live_query_record {
+        struct_size: 0,
+        status: 0,
+        live_query: lc_live_query_id::default(),
+        node_id: 0,
+        table_namespace: null(),
+        table_namespace_len: 0,
+        table_name: null(),
+        table_name_len: 0,
+        user_id: null(),
+        user_id_len: 0,
+        query: null(),
+        query_len: 0,
+        options_flags: 0,
+        reserved: 0,
+        batch_size: 0,
+        resume_from: 0,
+        created_at_ms: 0,
+        last_update_ms: 0,
+        last_heartbeat_ms: 0,
+        changes_delivered: 0,
+    }
+}
+
+fn text_at(ptr: *const std::ffi::c_char, len: usize) -> String {
+    // SAFETY: record strings point at `len` bytes owned by a live handle.
+    String::from_utf8(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }.to_vec())
+        .unwrap()
+}
+
+#[test]
+fn revocation_drop_records_and_failover_through_the_c_api() {
+    let _serial = serial();
+    let mut config = config();
+    config.flags = LC_CONFIG_MANUAL_CLOCK;
+    config.manual_clock_start_ms = 5_000;
+    config.node_id = 4;
+    let namespace = c("chat");
+    config.default_namespace = namespace.as_ptr();
+    let manager = manager_with(&config);
+    let messages = register_table(
+        manager,
+        "chat",
+        "messages",
+        LC_SCOPE_SHARED_TAG,
+        &["id", "room"],
+    );
+    let alice = connect(manager, "alice");
+    let bob = connect(manager, "bob");
+    // The default namespace lets SQL name the table alone.
+    let alice_live = subscribe(manager, alice, "SELECT id FROM messages", &options(0));
+    let bob_live = subscribe(
+        manager,
+        bob,
+        "SELECT id FROM chat.messages WHERE room = 1",
+        &options(0),
+    );
+
+    let (list, items) = records(manager);
+    assert_eq!(items.len(), 2);
+    let first = &items[0];
+    assert_eq!(
+        (first.live_query, first.node_id, first.status),
+        (alice_live, 4, lc_subscription_phase::LC_PHASE_LIVE as u32)
+    );
+    assert_eq!(
+        text_at(first.table_namespace, first.table_namespace_len),
+        "chat"
+    );
+    assert_eq!(text_at(first.user_id, first.user_id_len), "alice");
+    assert_eq!(
+        text_at(first.query, first.query_len),
+        "SELECT id FROM messages"
+    );
+    assert_eq!(first.last_heartbeat_ms, 5_000);
+
+    // Failover an hour later: node 7's records are orphaned, this node's stale ones go.
+    assert_status!(lc_manager_set_clock(manager, 5_000 + 3_600_000), LC_OK);
+    let mut given = items.clone();
+    let mut remote = items[1];
+    remote.node_id = 7;
+    remote.live_query.subscription_id = 99;
+    given.push(remote);
+    let mut report = lc_failover_report::default();
+    let active = [4u64];
+    // SAFETY: `given` holds records whose strings `list` still owns; the rest are locals.
+    assert_status!(
+        unsafe {
+            lc_failover_run(
+                manager,
+                given.as_ptr(),
+                given.len(),
+                active.as_ptr(),
+                1,
+                60_000,
+                &mut report,
+            )
+        },
+        LC_OK
+    );
+    assert_eq!(lc_records_free(list), LC_OK);
+    let mut info = lc_failover_info {
+        struct_size: std::mem::size_of::<lc_failover_info>() as u32,
+        reserved: 0,
+        orphaned: 0,
+        stale: 0,
+        removed: 0,
+        failed: 0,
+    };
+    // SAFETY: `info` is a live local.
+    assert_status!(
+        unsafe { lc_failover_report_get_info(report, &mut info) },
+        LC_OK
+    );
+    assert_eq!(
+        (info.orphaned, info.stale, info.removed, info.failed),
+        (1, 2, 2, 0)
+    );
+    let mut removed = lc_live_query_id::default();
+    // SAFETY: `removed` is a live local.
+    assert_status!(
+        unsafe { lc_failover_report_removed(report, 1, &mut removed) },
+        LC_OK
+    );
+    assert_eq!(removed, bob_live);
+    let mut orphan = empty_record();
+    orphan.struct_size = std::mem::size_of::<lc_live_query_record>() as u32;
+    // SAFETY: `orphan` is a live local with its struct_size set.
+    assert_status!(
+        unsafe {
+            lc_failover_report_record(
+                report,
+                lc_failover_list::LC_FAILOVER_ORPHANED as u32,
+                0,
+                &mut orphan,
+            )
+        },
+        LC_OK
+    );
+    // The report owns copies of the strings the input records pointed at.
+    assert_eq!(
+        (orphan.node_id, text_at(orphan.user_id, orphan.user_id_len)),
+        (7, "bob".to_string())
+    );
+    assert_eq!(lc_failover_report_free(report), LC_OK);
+    assert_eq!(stats(manager).subscriptions, 0);
+
+    // Revocation: alice's subscriptions end with a closed notification carrying the reason.
+    let alice_live = subscribe(manager, alice, "SELECT id FROM messages", &options(0));
+    subscribe(manager, bob, "SELECT id FROM messages", &options(0));
+    let (user, why) = (c("alice"), c("token expired"));
+    let mut ended = 0;
+    // SAFETY: both strings are live; `ended` is a live local.
+    assert_status!(
+        unsafe { lc_revoke_user(manager, user.as_ptr(), why.as_ptr(), &mut ended) },
+        LC_OK
+    );
+    assert_eq!(ended, 1);
+    let lq = format!(
+        "c{}-s{}",
+        alice_live.connection_id, alice_live.subscription_id
+    );
+    assert_eq!(
+        recv_json(manager, alice),
+        format!(
+            r#"{{"type":"closed","live_query_id":"{lq}","reason":"revoked","detail":"revoked: token expired"}}"#
+        )
+    );
+    // Revoking a table ends bob's; dropping it makes its key unknown.
+    let table_why = c("withdrawn");
+    // SAFETY: as above.
+    assert_status!(
+        unsafe { lc_revoke_table(manager, messages, table_why.as_ptr(), &mut ended) },
+        LC_OK
+    );
+    assert_eq!(ended, 1);
+    let closed = recv(manager, bob);
+    assert_eq!(
+        notification_info(closed).close_reason,
+        lc_close_reason::LC_CLOSE_REVOKED as u32
+    );
+    assert_eq!(lc_notification_free(closed), LC_OK);
+    subscribe(manager, bob, "SELECT id FROM messages", &options(0));
+    // SAFETY: as above.
+    assert_status!(
+        unsafe { lc_drop_table(manager, messages, &mut ended) },
+        LC_OK
+    );
+    assert_eq!(ended, 1);
+    let closed = recv(manager, bob);
+    assert_eq!(
+        notification_info(closed).close_reason,
+        lc_close_reason::LC_CLOSE_TABLE_DROPPED as u32
+    );
+    assert_eq!(lc_notification_free(closed), LC_OK);
+    let row = [int(1), int(1)];
+    let insert = change(messages, LC_CHANGE_INSERT, &row, None);
+    // SAFETY: `insert` borrows `row`; the summary may be NULL.
+    assert_status!(
+        unsafe { lc_publish(manager, 1, &insert, null_mut()) },
+        LC_ERR_UNKNOWN_TABLE
+    );
+    assert_eq!(lc_manager_free(manager), LC_OK);
+}

@@ -1,0 +1,112 @@
+//! Failover: cleaning up after nodes that went away.
+//!
+//! In a cluster each node runs its own livecore, and the host keeps a replicated record of
+//! every live query ([`LiveQueryRecord`]). Given those records, the set of active nodes
+//! and a staleness bound, the [`FailoverHandler`] reports which live queries belong to
+//! offline nodes (the host deletes their records), which are stale on active nodes (no sign
+//! of life from their connection within the bound), and removes the stale ones that are
+//! local to this node. It is pure and deterministic given its inputs and the clock reading
+//! it is handed; removal goes through a callback, so its failures are reported too.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::connections_manager::ConnectionsManager;
+use crate::error::LiveError;
+use crate::models::ids::{LiveQueryId, NodeId};
+use crate::records::LiveQueryRecord;
+
+/// Decides what to clean up after node failures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailoverHandler {
+    local_node: NodeId,
+    stale_after_ms: u64,
+}
+
+/// What a failover pass found and did. Every list is sorted by live query id.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FailoverReport {
+    /// Live queries of nodes that are not active: delete their records.
+    pub orphaned: Vec<LiveQueryRecord>,
+    /// Live queries on active nodes whose connection showed no sign of life within the
+    /// bound. Those of other nodes are left to those nodes; local ones are removed.
+    pub stale: Vec<LiveQueryRecord>,
+    /// Local stale live queries removed from this node.
+    pub removed: Vec<LiveQueryId>,
+    /// Local removals that failed, with why.
+    pub failed: Vec<(LiveQueryId, String)>,
+}
+
+impl FailoverHandler {
+    /// A handler for `local_node` that calls a live query stale when its connection has
+    /// been silent longer than `stale_after`.
+    pub fn new(local_node: NodeId, stale_after: Duration) -> Self {
+        Self {
+            local_node,
+            stale_after_ms: stale_after.as_millis() as u64,
+        }
+    }
+
+    /// Classifies `records` at `now_ms` and removes local stale ones with `remove`. This
+    /// node always counts as active. A record is stale when `now_ms - last_heartbeat_ms`
+    /// exceeds the bound (record clocks are each node's own, so keep node clocks roughly
+    /// in step or choose the bound generously).
+    pub fn run(
+        &self,
+        records: &[LiveQueryRecord],
+        active_nodes: &[NodeId],
+        now_ms: u64,
+        mut remove: impl FnMut(&LiveQueryRecord) -> Result<(), String>,
+    ) -> FailoverReport {
+        let active: BTreeSet<NodeId> = active_nodes
+            .iter()
+            .copied()
+            .chain(std::iter::once(self.local_node))
+            .collect();
+        let mut sorted: Vec<&LiveQueryRecord> = records.iter().collect();
+        sorted.sort_by_key(|record| (record.node_id, record.live_query_id));
+        let mut report = FailoverReport::default();
+        for record in sorted {
+            if !active.contains(&record.node_id) {
+                report.orphaned.push(record.clone());
+                continue;
+            }
+            if now_ms.saturating_sub(record.last_heartbeat_ms) <= self.stale_after_ms {
+                continue;
+            }
+            report.stale.push(record.clone());
+            if record.node_id == self.local_node {
+                match remove(record) {
+                    Ok(()) => report.removed.push(record.live_query_id),
+                    Err(reason) => report.failed.push((record.live_query_id, reason)),
+                }
+            }
+        }
+        report.orphaned.sort_by_key(|record| record.live_query_id);
+        report.stale.sort_by_key(|record| record.live_query_id);
+        report.removed.sort();
+        report.failed.sort_by_key(|(id, _)| *id);
+        report
+    }
+
+    /// [`run`](Self::run) against this node's manager, at its clock's reading: local stale
+    /// live queries are unsubscribed (one already gone counts as removed).
+    pub fn run_on(
+        &self,
+        manager: &ConnectionsManager,
+        records: &[LiveQueryRecord],
+        active_nodes: &[NodeId],
+    ) -> FailoverReport {
+        self.run(
+            records,
+            active_nodes,
+            manager.now_ms(),
+            |record| match manager.unsubscribe(record.live_query_id) {
+                Ok(())
+                | Err(LiveError::UnknownSubscription(_))
+                | Err(LiveError::UnknownConnection(_)) => Ok(()),
+                Err(error) => Err(error.to_string()),
+            },
+        )
+    }
+}

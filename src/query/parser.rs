@@ -1,0 +1,1362 @@
+//! Subscription SQL: `SELECT col, ... | * FROM [namespace.]table [WHERE expr]`, parsed with
+//! the `sqlparser` crate into livecore's filter tree and projection.
+//!
+//! The WHERE clause may use comparisons (`= != <> < <= > >=`) between columns and literals,
+//! `AND`, `OR`, `NOT`, parentheses, `[NOT] IN (...)`, `IS [NOT] NULL`, `[NOT] BETWEEN`,
+//! `[NOT] LIKE` (with `%`, `_` and `ESCAPE`, case-sensitive), `[NOT] ILIKE`
+//! (case-insensitive), and literals of every value type: integers, floats, `'text'`,
+//! `X'0a1b'` bytes, `TRUE`, `FALSE` and `NULL`, with unary minus or plus on numbers. A bare
+//! column or literal is a condition (true when it is a non-zero number). Columns may be
+//! qualified with the table's name (`messages.room`, `chat.messages.room`).
+//!
+//! Everything else — joins, subqueries, function calls, arithmetic, CASE, CAST, aliases,
+//! DISTINCT, GROUP BY, HAVING, ORDER BY, LIMIT, set operations, several statements — is
+//! refused with [`LiveError::Sql`], whose message names the construct and whose line and
+//! column point at it (both 0, and the message says so, where the parser keeps no position).
+//!
+//! Limits hold while parsing, before anything is built: the text is at most
+//! [`MAX_SUBSCRIPTION_SQL_LEN`] bytes, the parser's nesting is bounded in proportion to
+//! [`FilterLimits::max_depth`], and the filter's depth, node count, IN-list lengths and LIKE
+//! pattern lengths are checked as it is converted, each with its own typed error.
+
+use sqlparser::ast::{
+    self as sql, BinaryOperator, GroupByExpr, ObjectNamePart, SelectFlavor, SelectItem,
+    SelectItemQualifiedWildcardKind, SetExpr, Spanned, Statement, TableFactor, UnaryOperator,
+    WildcardAdditionalOptions,
+};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::keywords::Keyword;
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer};
+
+use crate::error::LiveError;
+use crate::models::ids::TableId;
+use crate::models::value::Value;
+use crate::query::expr::{CompareOp, Expr};
+use crate::query::filter::FilterLimits;
+use crate::query::projection::Projection;
+use crate::query::QuerySpec;
+
+/// The longest subscription SQL text accepted, in bytes.
+pub const MAX_SUBSCRIPTION_SQL_LEN: usize = 1 << 20;
+
+/// A parsed subscription query, not yet bound to a registered table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParsedQuery {
+    /// The namespace as written (`chat` in `chat.messages`), or `None` when the query names
+    /// the table alone.
+    pub namespace: Option<String>,
+    /// The table's name as written.
+    pub table: String,
+    /// The WHERE clause, if any.
+    pub filter: Option<Expr>,
+    /// The selected columns.
+    pub projection: Projection,
+}
+
+impl ParsedQuery {
+    /// The table, with `default_namespace` when the query names no namespace.
+    pub fn table_id(&self, default_namespace: &str) -> TableId {
+        TableId::new(
+            self.namespace.as_deref().unwrap_or(default_namespace),
+            self.table.as_str(),
+        )
+    }
+
+    /// The query as a [`QuerySpec`], with `default_namespace` when the query names no
+    /// namespace.
+    pub fn into_spec(self, default_namespace: &str) -> QuerySpec {
+        QuerySpec {
+            table_id: self.table_id(default_namespace),
+            filter: self.filter,
+            projection: self.projection,
+        }
+    }
+}
+
+/// Parses subscription SQL (see the module documentation), enforcing `limits`.
+pub fn parse_subscription_sql(sql: &str, limits: &FilterLimits) -> Result<ParsedQuery, LiveError> {
+    if sql.len() > MAX_SUBSCRIPTION_SQL_LEN {
+        return Err(unplaced(format!(
+            "the query is {} bytes long; the limit is {MAX_SUBSCRIPTION_SQL_LEN}",
+            sql.len()
+        )));
+    }
+    let dialect = GenericDialect {};
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|error| LiveError::Sql {
+            message: error.message,
+            line: error.location.line,
+            column: error.location.column,
+        })?;
+    check_operator_count(&tokens, limits)?;
+    let recursion_limit = limits.max_depth.saturating_mul(3).saturating_add(16);
+    let statements = Parser::new(&dialect)
+        .with_recursion_limit(recursion_limit)
+        .with_tokens_with_locations(tokens.clone())
+        .parse_statements()
+        .map_err(|error| parser_error(error, limits))?;
+    let context = Context { tokens: &tokens };
+    let mut statements = statements.into_iter();
+    let Some(statement) = statements.next() else {
+        return Err(unplaced(
+            "the query is empty: expected SELECT ... FROM table".into(),
+        ));
+    };
+    if let Some(second) = statements.next() {
+        return Err(at(
+            "several statements are not supported: send one SELECT".into(),
+            second.span().start,
+        ));
+    }
+    let Statement::Query(query) = statement else {
+        let (keyword, location) = context.first_word();
+        return Err(at(
+            format!("only SELECT is supported, not {keyword}"),
+            location,
+        ));
+    };
+    convert_query(&context, *query, limits)
+}
+
+/// Every binary or postfix operator of a supported filter is at least one node, so a query
+/// with more operators than the node limit is refused before it is parsed. This also bounds
+/// the length of left-nested operator chains, which the parser builds without recursion but
+/// which recursive code (dropping, spans) would walk.
+fn check_operator_count(tokens: &[TokenWithSpan], limits: &FilterLimits) -> Result<(), LiveError> {
+    let operators = tokens
+        .iter()
+        .filter(|token| match &token.token {
+            Token::Word(word) => {
+                matches!(
+                    word.keyword,
+                    Keyword::AND
+                        | Keyword::OR
+                        | Keyword::NOT
+                        | Keyword::XOR
+                        | Keyword::IS
+                        | Keyword::LIKE
+                        | Keyword::ILIKE
+                        | Keyword::BETWEEN
+                        | Keyword::IN
+                        | Keyword::SIMILAR
+                        | Keyword::REGEXP
+                        | Keyword::RLIKE
+                        | Keyword::DIV
+                        | Keyword::MOD
+                        | Keyword::COLLATE
+                        | Keyword::AT
+                        | Keyword::ESCAPE
+                ) && word.quote_style.is_none()
+            }
+            Token::Whitespace(_)
+            | Token::Number(..)
+            | Token::Char(_)
+            | Token::SingleQuotedString(_)
+            | Token::DoubleQuotedString(_)
+            | Token::NationalStringLiteral(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::HexStringLiteral(_)
+            | Token::Comma
+            | Token::LParen
+            | Token::RParen
+            | Token::Period
+            | Token::SemiColon
+            | Token::EOF => false,
+            _ => true,
+        })
+        .count();
+    if operators > limits.max_nodes {
+        return Err(LiveError::FilterTooLarge {
+            nodes: operators + 1,
+            max: limits.max_nodes,
+        });
+    }
+    Ok(())
+}
+
+fn parser_error(error: ParserError, limits: &FilterLimits) -> LiveError {
+    match error {
+        ParserError::RecursionLimitExceeded => unplaced(format!(
+            "the query nests too deeply for the parser (the filter depth limit is {})",
+            limits.max_depth
+        )),
+        ParserError::TokenizerError(message) | ParserError::ParserError(message) => {
+            // sqlparser appends " at Line: L, Column: C" to positioned messages.
+            match message.rsplit_once(" at Line: ") {
+                Some((text, position)) => {
+                    let mut numbers = position
+                        .split(", Column: ")
+                        .map(|part| part.trim().parse::<u64>().unwrap_or(0));
+                    let line = numbers.next().unwrap_or(0);
+                    let column = numbers.next().unwrap_or(0);
+                    LiveError::Sql {
+                        message: format!("syntax error: {text}"),
+                        line,
+                        column,
+                    }
+                }
+                None => unplaced(format!("syntax error: {message} (position unknown)")),
+            }
+        }
+    }
+}
+
+/// An error at a known place.
+fn at(message: String, location: Location) -> LiveError {
+    if location.line == 0 {
+        return unplaced(message);
+    }
+    LiveError::Sql {
+        message,
+        line: location.line,
+        column: location.column,
+    }
+}
+
+/// An error for which the parser kept no position; the message says so.
+fn unplaced(message: String) -> LiveError {
+    LiveError::Sql {
+        message: if message.ends_with("(position unknown)") {
+            message
+        } else {
+            format!("{message} (position unknown)")
+        },
+        line: 0,
+        column: 0,
+    }
+}
+
+/// What the converter can look up in the query's tokens.
+struct Context<'a> {
+    tokens: &'a [TokenWithSpan],
+}
+
+impl Context<'_> {
+    /// The first unquoted occurrence of `keyword`, if any.
+    fn keyword(&self, keyword: Keyword) -> Location {
+        self.tokens
+            .iter()
+            .find_map(|token| match &token.token {
+                Token::Word(word) if word.keyword == keyword && word.quote_style.is_none() => {
+                    Some(token.span.start)
+                }
+                _ => None,
+            })
+            .unwrap_or(Location { line: 0, column: 0 })
+    }
+
+    /// The first word of the query, upper-cased, and where it is.
+    fn first_word(&self) -> (String, Location) {
+        self.tokens
+            .iter()
+            .find_map(|token| match &token.token {
+                Token::Word(word) => Some((word.value.to_uppercase(), token.span.start)),
+                _ => None,
+            })
+            .unwrap_or_else(|| ("this statement".into(), Location { line: 0, column: 0 }))
+    }
+
+    /// Where an expression starts. sqlparser's spans of keyword-led constructs (CAST(..),
+    /// CASE, EXISTS, unary operators) start at their first operand; this moves back to the
+    /// keyword or operator token in front of it.
+    fn start_of(&self, expr: &sql::Expr) -> Location {
+        use sql::Expr as E;
+        let start = expr.span().start;
+        let leading = |token: &Token| match (expr, token) {
+            (E::Cast { .. }, Token::Word(word)) => {
+                matches!(
+                    word.keyword,
+                    Keyword::CAST | Keyword::TRY_CAST | Keyword::SAFE_CAST
+                )
+            }
+            (E::Case { .. }, Token::Word(word)) => word.keyword == Keyword::CASE,
+            (E::Exists { .. }, Token::Word(word)) => word.keyword == Keyword::EXISTS,
+            (E::Extract { .. }, Token::Word(word)) => word.keyword == Keyword::EXTRACT,
+            (E::UnaryOp { op, .. }, token) => match op {
+                UnaryOperator::Minus => *token == Token::Minus,
+                UnaryOperator::Plus => *token == Token::Plus,
+                UnaryOperator::Not => {
+                    matches!(token, Token::Word(word) if word.keyword == Keyword::NOT)
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        let before = |token: &TokenWithSpan| {
+            (token.span.start.line, token.span.start.column) <= (start.line, start.column)
+        };
+        self.tokens
+            .iter()
+            .rev()
+            .filter(|token| before(token))
+            .find(|token| leading(&token.token))
+            .map(|token| token.span.start)
+            .unwrap_or(start)
+    }
+
+    /// An error for an unsupported clause introduced by `keyword`.
+    fn clause(&self, construct: &str, keyword: Keyword) -> LiveError {
+        at(
+            format!("{construct} is not supported in a subscription"),
+            self.keyword(keyword),
+        )
+    }
+}
+
+fn convert_query(
+    context: &Context<'_>,
+    query: sql::Query,
+    limits: &FilterLimits,
+) -> Result<ParsedQuery, LiveError> {
+    let sql::Query {
+        with,
+        body,
+        order_by,
+        limit_clause,
+        fetch,
+        locks,
+        for_clause,
+        settings,
+        format_clause,
+        pipe_operators,
+    } = query;
+    if with.is_some() {
+        return Err(context.clause("WITH (a common table expression)", Keyword::WITH));
+    }
+    if order_by.is_some() {
+        return Err(context.clause("ORDER BY", Keyword::ORDER));
+    }
+    if limit_clause.is_some() {
+        let keyword = match context.keyword(Keyword::LIMIT) {
+            Location { line: 0, .. } => Keyword::OFFSET,
+            _ => Keyword::LIMIT,
+        };
+        return Err(context.clause("LIMIT / OFFSET", keyword));
+    }
+    if fetch.is_some() {
+        return Err(context.clause("FETCH", Keyword::FETCH));
+    }
+    if !locks.is_empty() || for_clause.is_some() {
+        return Err(context.clause("FOR UPDATE / FOR ...", Keyword::FOR));
+    }
+    if settings.is_some() {
+        return Err(context.clause("SETTINGS", Keyword::SETTINGS));
+    }
+    if format_clause.is_some() {
+        return Err(context.clause("FORMAT", Keyword::FORMAT));
+    }
+    if !pipe_operators.is_empty() {
+        return Err(unplaced(
+            "pipe operators (|>) are not supported in a subscription".into(),
+        ));
+    }
+    let select = match *body {
+        SetExpr::Select(select) => select,
+        SetExpr::SetOperation { op, .. } => {
+            let keyword = match op {
+                sql::SetOperator::Union => Keyword::UNION,
+                sql::SetOperator::Except => Keyword::EXCEPT,
+                sql::SetOperator::Intersect => Keyword::INTERSECT,
+                sql::SetOperator::Minus => Keyword::MINUS,
+            };
+            return Err(context.clause(&format!("{op} (a set operation)"), keyword));
+        }
+        SetExpr::Query(inner) => {
+            return Err(at(
+                "a parenthesized query is not supported: write SELECT ... FROM table".into(),
+                inner.span().start,
+            ))
+        }
+        SetExpr::Values(_) => return Err(context.clause("VALUES", Keyword::VALUES)),
+        SetExpr::Table(_) => return Err(context.clause("TABLE (as a query)", Keyword::TABLE)),
+        SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_) => {
+            let (keyword, location) = context.first_word();
+            return Err(at(
+                format!("only SELECT is supported, not {keyword}"),
+                location,
+            ));
+        }
+    };
+    convert_select(context, *select, limits)
+}
+
+fn convert_select(
+    context: &Context<'_>,
+    select: sql::Select,
+    limits: &FilterLimits,
+) -> Result<ParsedQuery, LiveError> {
+    // Every field is named, so a new sqlparser field cannot slip through unchecked.
+    let sql::Select {
+        select_token: _,
+        optimizer_hints,
+        distinct,
+        select_modifiers,
+        top,
+        top_before_distinct: _,
+        projection,
+        exclude,
+        into,
+        from,
+        lateral_views,
+        prewhere,
+        selection,
+        connect_by,
+        group_by,
+        cluster_by,
+        distribute_by,
+        sort_by,
+        having,
+        named_window,
+        qualify,
+        window_before_qualify: _,
+        value_table_mode,
+        flavor,
+    } = select;
+    if !optimizer_hints.is_empty() {
+        return Err(unplaced(
+            "optimizer hints are not supported in a subscription".into(),
+        ));
+    }
+    if distinct.is_some() {
+        return Err(context.clause("DISTINCT", Keyword::DISTINCT));
+    }
+    if select_modifiers.is_some() {
+        return Err(unplaced(
+            "SELECT modifiers are not supported in a subscription".into(),
+        ));
+    }
+    if top.is_some() {
+        return Err(context.clause("TOP", Keyword::TOP));
+    }
+    if exclude.is_some() {
+        return Err(context.clause("EXCLUDE", Keyword::EXCLUDE));
+    }
+    if into.is_some() {
+        return Err(context.clause("SELECT INTO", Keyword::INTO));
+    }
+    if !lateral_views.is_empty() {
+        return Err(context.clause("LATERAL VIEW", Keyword::LATERAL));
+    }
+    if prewhere.is_some() {
+        return Err(context.clause("PREWHERE", Keyword::PREWHERE));
+    }
+    if !connect_by.is_empty() {
+        return Err(context.clause("CONNECT BY", Keyword::CONNECT));
+    }
+    let grouped = match &group_by {
+        GroupByExpr::All(_) => true,
+        GroupByExpr::Expressions(expressions, modifiers) => {
+            !expressions.is_empty() || !modifiers.is_empty()
+        }
+    };
+    if grouped {
+        return Err(context.clause("GROUP BY", Keyword::GROUP));
+    }
+    if !cluster_by.is_empty() {
+        return Err(context.clause("CLUSTER BY", Keyword::CLUSTER));
+    }
+    if !distribute_by.is_empty() {
+        return Err(context.clause("DISTRIBUTE BY", Keyword::DISTRIBUTE));
+    }
+    if !sort_by.is_empty() {
+        return Err(context.clause("SORT BY", Keyword::SORT));
+    }
+    if having.is_some() {
+        return Err(context.clause("HAVING", Keyword::HAVING));
+    }
+    if !named_window.is_empty() {
+        return Err(context.clause("WINDOW", Keyword::WINDOW));
+    }
+    if qualify.is_some() {
+        return Err(context.clause("QUALIFY", Keyword::QUALIFY));
+    }
+    if value_table_mode.is_some() {
+        return Err(unplaced(
+            "SELECT AS VALUE / STRUCT is not supported in a subscription".into(),
+        ));
+    }
+    if flavor != SelectFlavor::Standard {
+        return Err(context.clause("FROM-first SELECT syntax", Keyword::FROM));
+    }
+    let table = convert_from(context, from)?;
+    let projection = convert_projection(context, projection, &table)?;
+    let filter = selection
+        .map(|selection| {
+            let mut converter = Converter {
+                context,
+                limits,
+                nodes: 0,
+                table: &table,
+            };
+            converter.condition(&selection, 1)
+        })
+        .transpose()?;
+    Ok(ParsedQuery {
+        namespace: table.namespace,
+        table: table.name,
+        filter,
+        projection,
+    })
+}
+
+/// The table a query reads, as written.
+struct TableName {
+    namespace: Option<String>,
+    name: String,
+}
+
+impl TableName {
+    /// True when `qualifier` (the parts before a column name) names this table.
+    fn is_named_by(&self, qualifier: &[&sql::Ident]) -> bool {
+        let same = |ident: &sql::Ident, name: &str| ident.value.eq_ignore_ascii_case(name);
+        match qualifier {
+            [table] => same(table, &self.name),
+            [namespace, table] => {
+                same(table, &self.name)
+                    && self
+                        .namespace
+                        .as_deref()
+                        .is_some_and(|expected| same(namespace, expected))
+            }
+            _ => false,
+        }
+    }
+}
+
+fn convert_from(
+    context: &Context<'_>,
+    from: Vec<sql::TableWithJoins>,
+) -> Result<TableName, LiveError> {
+    let mut tables = from.into_iter();
+    let Some(first) = tables.next() else {
+        let select = context.keyword(Keyword::SELECT);
+        return Err(at("a subscription needs FROM table".into(), select));
+    };
+    if let Some(second) = tables.next() {
+        return Err(at(
+            "several tables in FROM (a join) are not supported".into(),
+            second.relation.span().start,
+        ));
+    }
+    if !first.joins.is_empty() {
+        return Err(context.clause("JOIN", Keyword::JOIN));
+    }
+    let relation_start = first.relation.span().start;
+    let TableFactor::Table {
+        name,
+        alias,
+        args,
+        with_hints,
+        version,
+        with_ordinality,
+        partitions,
+        json_path,
+        sample,
+        index_directives,
+        inheritance,
+    } = first.relation
+    else {
+        let construct = match &first.relation {
+            TableFactor::Derived { .. } => "a subquery in FROM",
+            TableFactor::TableFunction { .. } | TableFactor::Function { .. } => {
+                "a table function in FROM"
+            }
+            TableFactor::NestedJoin { .. } => "a join",
+            _ => "this kind of FROM item",
+        };
+        return Err(at(
+            format!("{construct} is not supported: name one table"),
+            relation_start,
+        ));
+    };
+    if let Some(alias) = alias {
+        return Err(at(
+            "a table alias is not supported in a subscription".into(),
+            alias.name.span.start,
+        ));
+    }
+    if args.is_some() {
+        return Err(at(
+            "a table function is not supported: name one table".into(),
+            relation_start,
+        ));
+    }
+    if !with_hints.is_empty()
+        || version.is_some()
+        || with_ordinality
+        || !partitions.is_empty()
+        || json_path.is_some()
+        || sample.is_some()
+        || !index_directives.is_empty()
+        || inheritance.is_some()
+    {
+        return Err(at(
+            "table modifiers (hints, versions, partitions, samples) are not supported".into(),
+            relation_start,
+        ));
+    }
+    let mut parts = Vec::with_capacity(name.0.len());
+    for part in name.0 {
+        match part {
+            ObjectNamePart::Identifier(ident) => parts.push(ident),
+            ObjectNamePart::Function(_) => {
+                return Err(at(
+                    "a computed table name is not supported".into(),
+                    relation_start,
+                ))
+            }
+        }
+    }
+    match parts.len() {
+        1 => Ok(TableName {
+            namespace: None,
+            name: parts.remove(0).value,
+        }),
+        2 => {
+            let table = parts.remove(1).value;
+            Ok(TableName {
+                namespace: Some(parts.remove(0).value),
+                name: table,
+            })
+        }
+        _ => Err(at(
+            "a table is named as [namespace.]table".into(),
+            relation_start,
+        )),
+    }
+}
+
+fn convert_projection(
+    context: &Context<'_>,
+    items: Vec<SelectItem>,
+    table: &TableName,
+) -> Result<Projection, LiveError> {
+    let check_wildcard = |options: &WildcardAdditionalOptions| {
+        let WildcardAdditionalOptions {
+            wildcard_token,
+            opt_ilike,
+            opt_exclude,
+            opt_except,
+            opt_replace,
+            opt_rename,
+            opt_alias,
+        } = options;
+        if opt_ilike.is_some()
+            || opt_exclude.is_some()
+            || opt_except.is_some()
+            || opt_replace.is_some()
+            || opt_rename.is_some()
+            || opt_alias.is_some()
+        {
+            return Err(at(
+                "options after * (EXCLUDE, EXCEPT, REPLACE, RENAME, ILIKE, AS) are not supported"
+                    .into(),
+                wildcard_token.0.span.start,
+            ));
+        }
+        Ok(())
+    };
+    let mut columns = Vec::with_capacity(items.len());
+    let mut wildcard = None;
+    let count = items.len();
+    for item in items {
+        match item {
+            SelectItem::Wildcard(options) => {
+                check_wildcard(&options)?;
+                wildcard = Some(options.wildcard_token.0.span.start);
+            }
+            SelectItem::QualifiedWildcard(kind, options) => {
+                check_wildcard(&options)?;
+                let SelectItemQualifiedWildcardKind::ObjectName(name) = &kind else {
+                    return Err(at(
+                        "expr.* is not supported: select columns or *".into(),
+                        kind.span().start,
+                    ));
+                };
+                let qualifier: Vec<&sql::Ident> =
+                    name.0.iter().filter_map(ObjectNamePart::as_ident).collect();
+                if qualifier.len() != name.0.len() || !table.is_named_by(&qualifier) {
+                    return Err(at(
+                        format!("{name}.* does not name the subscribed table"),
+                        name.span().start,
+                    ));
+                }
+                wildcard = Some(name.span().start);
+            }
+            SelectItem::UnnamedExpr(expr) => {
+                columns.push(column_name(context, &expr, table, "select")?)
+            }
+            SelectItem::ExprWithAlias { alias, .. } => {
+                return Err(at(
+                    "column aliases (AS) are not supported in a subscription".into(),
+                    alias.span.start,
+                ))
+            }
+            SelectItem::ExprWithAliases { expr, .. } => {
+                return Err(at(
+                    "column aliases (AS) are not supported in a subscription".into(),
+                    expr.span().start,
+                ))
+            }
+        }
+    }
+    match wildcard {
+        Some(_) if count == 1 => Ok(Projection::All),
+        Some(location) => Err(at(
+            "* cannot be combined with other columns in a subscription".into(),
+            location,
+        )),
+        None if columns.is_empty() => Err(at(
+            "a subscription selects * or at least one column".into(),
+            context.keyword(Keyword::SELECT),
+        )),
+        None => Ok(Projection::Columns(columns)),
+    }
+}
+
+/// The column a select-list item or an operand names; anything else is refused.
+fn column_name(
+    context: &Context<'_>,
+    expr: &sql::Expr,
+    table: &TableName,
+    place: &str,
+) -> Result<String, LiveError> {
+    match expr {
+        sql::Expr::Identifier(ident) => Ok(ident.value.clone()),
+        sql::Expr::CompoundIdentifier(parts) => {
+            let (column, qualifier) = parts.split_last().expect("compound names have parts");
+            let qualifier: Vec<&sql::Ident> = qualifier.iter().collect();
+            if table.is_named_by(&qualifier) {
+                Ok(column.value.clone())
+            } else {
+                let written: Vec<&str> =
+                    qualifier.iter().map(|ident| ident.value.as_str()).collect();
+                Err(at(
+                    format!("'{}' does not name the subscribed table", written.join(".")),
+                    expr.span().start,
+                ))
+            }
+        }
+        sql::Expr::Nested(inner) if place == "select" => column_name(context, inner, table, place),
+        other => Err(at(
+            format!(
+                "{} in the select list is not supported: select columns or *",
+                describe(other)
+            ),
+            context.start_of(other),
+        )),
+    }
+}
+
+/// Converts the WHERE clause, counting nodes and levels as it goes.
+struct Converter<'a> {
+    context: &'a Context<'a>,
+    limits: &'a FilterLimits,
+    nodes: usize,
+    table: &'a TableName,
+}
+
+impl Converter<'_> {
+    /// Accounts for one node at `level` (the root is level 1).
+    fn node(&mut self, level: usize) -> Result<(), LiveError> {
+        if level > self.limits.max_depth {
+            return Err(LiveError::FilterTooDeep {
+                depth: level,
+                max: self.limits.max_depth,
+            });
+        }
+        self.nodes += 1;
+        if self.nodes > self.limits.max_nodes {
+            return Err(LiveError::FilterTooLarge {
+                nodes: self.nodes,
+                max: self.limits.max_nodes,
+            });
+        }
+        Ok(())
+    }
+
+    /// A condition: anything that is TRUE, FALSE or UNKNOWN.
+    fn condition(&mut self, expr: &sql::Expr, level: usize) -> Result<Expr, LiveError> {
+        use sql::Expr as E;
+        match expr {
+            E::Nested(inner) => self.condition(inner, level),
+            E::BinaryOp { op, .. } if matches!(op, BinaryOperator::And | BinaryOperator::Or) => {
+                self.node(level)?;
+                let is_and = *op == BinaryOperator::And;
+                // Walk the left-nested chain `a AND b AND c` without recursion.
+                let mut operands = Vec::new();
+                let mut current = expr;
+                loop {
+                    match current {
+                        E::BinaryOp {
+                            left,
+                            op: chained,
+                            right,
+                        } if chained == op => {
+                            operands.push(&**right);
+                            current = left;
+                        }
+                        _ => {
+                            operands.push(current);
+                            break;
+                        }
+                    }
+                }
+                operands.reverse();
+                let items = operands
+                    .into_iter()
+                    .map(|operand| self.condition(operand, level + 1))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(if is_and {
+                    Expr::And(items)
+                } else {
+                    Expr::Or(items)
+                })
+            }
+            E::BinaryOp { left, op, right } => {
+                let Some(op) = compare_op(op) else {
+                    return Err(at(
+                        format!("the operator {op} is not supported in a filter"),
+                        self.context.start_of(expr),
+                    ));
+                };
+                self.node(level)?;
+                Ok(Expr::Compare {
+                    op,
+                    left: Box::new(self.operand(left, level + 1, "a comparison")?),
+                    right: Box::new(self.operand(right, level + 1, "a comparison")?),
+                })
+            }
+            E::UnaryOp {
+                op: UnaryOperator::Not,
+                expr: inner,
+            } => {
+                self.node(level)?;
+                Ok(Expr::Not(Box::new(self.condition(inner, level + 1)?)))
+            }
+            E::IsNull(inner) | E::IsNotNull(inner) => {
+                self.node(level)?;
+                Ok(Expr::IsNull {
+                    expr: Box::new(self.operand(inner, level + 1, "IS NULL")?),
+                    negated: matches!(expr, E::IsNotNull(_)),
+                })
+            }
+            E::In {
+                expr: tested,
+                target,
+                negated,
+                global,
+            } => {
+                let sql::InTarget::List(list) = target else {
+                    let construct = match target {
+                        sql::InTarget::Subquery(_) => "IN (subquery)",
+                        sql::InTarget::Unnest(_) => "IN UNNEST(...)",
+                        _ => "IN table",
+                    };
+                    return Err(at(
+                        format!("{construct} is not supported: list the values"),
+                        self.context.start_of(expr),
+                    ));
+                };
+                if *global {
+                    return Err(at(
+                        "GLOBAL IN is not supported".into(),
+                        self.context.start_of(expr),
+                    ));
+                }
+                self.in_list(tested, list, *negated, level)
+            }
+            E::Between {
+                expr: tested,
+                negated,
+                low,
+                high,
+            } => {
+                self.node(level)?;
+                Ok(Expr::Between {
+                    expr: Box::new(self.operand(tested, level + 1, "BETWEEN")?),
+                    low: Box::new(self.operand(low, level + 1, "BETWEEN")?),
+                    high: Box::new(self.operand(high, level + 1, "BETWEEN")?),
+                    negated: *negated,
+                })
+            }
+            E::Like {
+                negated,
+                any,
+                expr: tested,
+                pattern,
+                escape_char,
+            }
+            | E::ILike {
+                negated,
+                any,
+                expr: tested,
+                pattern,
+                escape_char,
+            } => {
+                let case_insensitive = matches!(expr, E::ILike { .. });
+                let keyword = if case_insensitive { "ILIKE" } else { "LIKE" };
+                if *any {
+                    return Err(at(
+                        format!("{keyword} ANY is not supported"),
+                        self.context.start_of(expr),
+                    ));
+                }
+                self.like(
+                    tested,
+                    pattern,
+                    escape_char.as_deref(),
+                    *negated,
+                    case_insensitive,
+                    level,
+                )
+            }
+            E::Identifier(_) | E::CompoundIdentifier(_) | E::Value(_) | E::UnaryOp { .. } => {
+                self.operand(expr, level, "a condition")
+            }
+            other => Err(unsupported(self.context, other)),
+        }
+    }
+
+    /// An operand: a column, or a literal (with unary minus or plus folded in).
+    fn operand(&mut self, expr: &sql::Expr, level: usize, place: &str) -> Result<Expr, LiveError> {
+        use sql::Expr as E;
+        match expr {
+            E::Nested(inner) => self.operand(inner, level, place),
+            E::Identifier(_) | E::CompoundIdentifier(_) => {
+                self.node(level)?;
+                Ok(Expr::Column(column_name(
+                    self.context,
+                    expr,
+                    self.table,
+                    "filter",
+                )?))
+            }
+            E::Value(_) | E::UnaryOp { .. } => {
+                let value = literal(self.context, expr)?;
+                self.node(level)?;
+                Ok(Expr::Literal(value))
+            }
+            E::BinaryOp { op, .. } if compare_op(op).is_some() || is_logical(op) => Err(at(
+                format!(
+                    "{place} takes a column or a literal here, not a condition; \
+                     comparing the results of conditions is not supported"
+                ),
+                self.context.start_of(expr),
+            )),
+            other => Err(unsupported_operand(self.context, other, place)),
+        }
+    }
+
+    fn in_list(
+        &mut self,
+        tested: &sql::Expr,
+        list: &[sql::Expr],
+        negated: bool,
+        level: usize,
+    ) -> Result<Expr, LiveError> {
+        if list.len() > self.limits.max_in_list {
+            return Err(LiveError::InListTooLong {
+                len: list.len(),
+                max: self.limits.max_in_list,
+            });
+        }
+        let is_literal = |item: &sql::Expr| literal(self.context, item).is_ok();
+        if list.iter().all(is_literal) {
+            self.node(level)?;
+            let tested = self.operand(tested, level + 1, "IN")?;
+            let items = list
+                .iter()
+                .map(|item| self.operand(item, level + 1, "an IN list"))
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(Expr::InList {
+                expr: Box::new(tested),
+                list: items,
+                negated,
+            });
+        }
+        // Columns in the list: `x IN (1, 2, c)` is `x IN (1, 2) OR x = c`, in three-valued
+        // logic too; NOT IN is the negation of that.
+        let mut level = level;
+        if negated {
+            self.node(level)?;
+            level += 1;
+        }
+        self.node(level)?;
+        let (literals, columns): (Vec<&sql::Expr>, Vec<&sql::Expr>) =
+            list.iter().partition(|item| is_literal(item));
+        let mut alternatives = Vec::with_capacity(columns.len() + 1);
+        if !literals.is_empty() {
+            self.node(level + 1)?;
+            let tested = self.operand(tested, level + 2, "IN")?;
+            let items = literals
+                .into_iter()
+                .map(|item| self.operand(item, level + 2, "an IN list"))
+                .collect::<Result<Vec<_>, _>>()?;
+            alternatives.push(Expr::InList {
+                expr: Box::new(tested),
+                list: items,
+                negated: false,
+            });
+        }
+        for column in columns {
+            self.node(level + 1)?;
+            alternatives.push(Expr::Compare {
+                op: CompareOp::Eq,
+                left: Box::new(self.operand(tested, level + 2, "IN")?),
+                right: Box::new(self.operand(column, level + 2, "an IN list")?),
+            });
+        }
+        let any = Expr::Or(alternatives);
+        Ok(if negated {
+            Expr::Not(Box::new(any))
+        } else {
+            any
+        })
+    }
+
+    fn like(
+        &mut self,
+        tested: &sql::Expr,
+        pattern: &sql::Expr,
+        escape: Option<&sql::Expr>,
+        negated: bool,
+        case_insensitive: bool,
+        level: usize,
+    ) -> Result<Expr, LiveError> {
+        let keyword = if case_insensitive { "ILIKE" } else { "LIKE" };
+        self.node(level)?;
+        let tested = self.operand(tested, level + 1, keyword)?;
+        let pattern_value = literal(self.context, pattern).map_err(|_| {
+            at(
+                format!("a {keyword} pattern must be a literal"),
+                self.context.start_of(pattern),
+            )
+        })?;
+        let pattern_len = crate::query::sql_text::with_text(&pattern_value, str::len).unwrap_or(0);
+        if pattern_len > self.limits.max_like_pattern {
+            return Err(LiveError::LikePatternTooLong {
+                len: pattern_len,
+                max: self.limits.max_like_pattern,
+            });
+        }
+        self.node(level + 1)?;
+        let escape = match escape {
+            None => None,
+            Some(escape_expr) => match literal(self.context, escape_expr) {
+                Ok(Value::Null) => {
+                    // `x LIKE p ESCAPE NULL` is NULL whatever x and p are.
+                    return Ok(Expr::Literal(Value::Null));
+                }
+                Ok(Value::Text(text)) if text.chars().count() == 1 => text.chars().next(),
+                _ => {
+                    return Err(at(
+                        "the ESCAPE of LIKE must be a single character in quotes".into(),
+                        self.context.start_of(escape_expr),
+                    ))
+                }
+            },
+        };
+        if let (Some(escape), Value::Text(text)) = (escape, &pattern_value) {
+            if ends_with_lone_escape(text, escape) {
+                return Err(at(
+                    format!("the {keyword} pattern ends with its ESCAPE character"),
+                    self.context.start_of(pattern),
+                ));
+            }
+        }
+        Ok(Expr::Like {
+            expr: Box::new(tested),
+            pattern: Box::new(Expr::Literal(pattern_value)),
+            escape,
+            case_insensitive,
+            negated,
+        })
+    }
+}
+
+/// True when `pattern` ends with an escape character that escapes nothing.
+fn ends_with_lone_escape(pattern: &str, escape: char) -> bool {
+    let mut chars = pattern.chars();
+    let mut lone = false;
+    while let Some(c) = chars.next() {
+        if c == escape {
+            lone = chars.next().is_none();
+        }
+    }
+    lone
+}
+
+fn compare_op(op: &BinaryOperator) -> Option<CompareOp> {
+    Some(match op {
+        BinaryOperator::Eq => CompareOp::Eq,
+        BinaryOperator::NotEq => CompareOp::NotEq,
+        BinaryOperator::Lt => CompareOp::Lt,
+        BinaryOperator::LtEq => CompareOp::LtEq,
+        BinaryOperator::Gt => CompareOp::Gt,
+        BinaryOperator::GtEq => CompareOp::GtEq,
+        _ => return None,
+    })
+}
+
+fn is_logical(op: &BinaryOperator) -> bool {
+    matches!(op, BinaryOperator::And | BinaryOperator::Or)
+}
+
+/// A literal, with unary minus and plus folded in (as SQLite folds them: `-9223372036854775808`
+/// is the smallest integer; an integer literal beyond 64 bits is a float).
+fn literal(context: &Context<'_>, expr: &sql::Expr) -> Result<Value, LiveError> {
+    use sql::Expr as E;
+    match expr {
+        E::Nested(inner) => literal(context, inner),
+        E::Value(value) => literal_value(&value.value, value.span),
+        E::UnaryOp {
+            op: op @ (UnaryOperator::Minus | UnaryOperator::Plus),
+            expr: inner,
+        } => {
+            let negate = *op == UnaryOperator::Minus;
+            if negate {
+                if let E::Value(sql::ValueWithSpan {
+                    value: sql::Value::Number(digits, false),
+                    ..
+                }) = &**inner
+                {
+                    return number(&format!("-{digits}"), inner.span());
+                }
+            }
+            if !matches!(&**inner, E::Value(_) | E::Nested(_) | E::UnaryOp { .. }) {
+                return Err(at(
+                    format!(
+                        "the unary operator {op} applies to numeric literals only, not to {} \
+                         (arithmetic is not supported)",
+                        describe(inner)
+                    ),
+                    context.start_of(expr),
+                ));
+            }
+            let value = literal(context, inner)?;
+            if !negate {
+                return match value {
+                    Value::Text(_) | Value::Bytes(_) => Err(at(
+                        "unary + applies to numbers only".into(),
+                        context.start_of(expr),
+                    )),
+                    other => Ok(other),
+                };
+            }
+            match value {
+                Value::Null => Ok(Value::Null),
+                Value::Bool(b) => Ok(Value::Int(-i64::from(b))),
+                Value::Int(i) => Ok(i
+                    .checked_neg()
+                    .map_or(Value::Float(-(i as f64)), Value::Int)),
+                Value::Float(f) => Ok(Value::Float(-f)),
+                Value::Text(_) | Value::Bytes(_) => Err(at(
+                    "unary - applies to numbers only".into(),
+                    context.start_of(expr),
+                )),
+            }
+        }
+        other => Err(unsupported_operand(context, other, "a literal")),
+    }
+}
+
+fn literal_value(value: &sql::Value, span: Span) -> Result<Value, LiveError> {
+    use sql::Value as V;
+    match value {
+        V::Number(digits, false) => number(digits, span),
+        V::SingleQuotedString(text) => Ok(Value::text(text)),
+        V::HexStringLiteral(hex) => {
+            let bytes = hex.as_bytes();
+            if bytes.len() % 2 != 0 {
+                return Err(at(
+                    "a bytes literal X'..' needs an even number of hex digits".into(),
+                    span.start,
+                ));
+            }
+            bytes
+                .chunks(2)
+                .map(|pair| {
+                    std::str::from_utf8(pair)
+                        .ok()
+                        .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                })
+                .collect::<Option<Vec<u8>>>()
+                .map(Value::from)
+                .ok_or_else(|| {
+                    at(
+                        "a bytes literal X'..' holds hex digits only".into(),
+                        span.start,
+                    )
+                })
+        }
+        V::Boolean(b) => Ok(Value::Bool(*b)),
+        V::Null => Ok(Value::Null),
+        V::Placeholder(name) => Err(at(
+            format!("placeholders ({name}) are not supported: write the value"),
+            span.start,
+        )),
+        V::DoubleQuotedString(_) => Err(at(
+            "a double-quoted string is an identifier; write text in single quotes".into(),
+            span.start,
+        )),
+        other => Err(at(
+            format!("this literal form ({other}) is not supported; use 'text', numbers, X'..', TRUE, FALSE or NULL"),
+            span.start,
+        )),
+    }
+}
+
+/// A numeric literal: an integer when it has no fraction or exponent and fits in 64 bits,
+/// otherwise a float.
+fn number(digits: &str, span: Span) -> Result<Value, LiveError> {
+    let unsigned = digits.trim_start_matches(['-', '+']);
+    if !unsigned.is_empty() && unsigned.bytes().all(|byte| byte.is_ascii_digit()) {
+        if let Ok(int) = digits.parse::<i64>() {
+            return Ok(Value::Int(int));
+        }
+    }
+    digits
+        .parse::<f64>()
+        .map(Value::Float)
+        .map_err(|_| at(format!("'{digits}' is not a number"), span.start))
+}
+
+/// Names an expression construct for messages.
+fn describe(expr: &sql::Expr) -> String {
+    use sql::Expr as E;
+    match expr {
+        E::Function(function) => format!("the function call {}()", function.name),
+        E::Subquery(_) => "a subquery".into(),
+        E::Exists { .. } => "EXISTS (subquery)".into(),
+        E::Case { .. } => "CASE".into(),
+        E::Cast { .. } => "CAST".into(),
+        E::Convert { .. } => "CONVERT".into(),
+        E::Extract { .. } => "EXTRACT".into(),
+        E::Substring { .. } => "SUBSTRING".into(),
+        E::Trim { .. } => "TRIM".into(),
+        E::Position { .. } => "POSITION".into(),
+        E::Overlay { .. } => "OVERLAY".into(),
+        E::Ceil { .. } => "CEIL".into(),
+        E::Floor { .. } => "FLOOR".into(),
+        E::Collate { .. } => "COLLATE".into(),
+        E::AtTimeZone { .. } => "AT TIME ZONE".into(),
+        E::IsTrue(_) => "IS TRUE".into(),
+        E::IsNotTrue(_) => "IS NOT TRUE".into(),
+        E::IsFalse(_) => "IS FALSE".into(),
+        E::IsNotFalse(_) => "IS NOT FALSE".into(),
+        E::IsUnknown(_) => "IS UNKNOWN".into(),
+        E::IsNotUnknown(_) => "IS NOT UNKNOWN".into(),
+        E::IsDistinctFrom(..) => "IS DISTINCT FROM".into(),
+        E::IsNotDistinctFrom(..) => "IS NOT DISTINCT FROM".into(),
+        E::SimilarTo { .. } => "SIMILAR TO".into(),
+        E::RLike { .. } => "REGEXP / RLIKE".into(),
+        E::AnyOp { .. } => "ANY (...)".into(),
+        E::AllOp { .. } => "ALL (...)".into(),
+        E::Tuple(_) => "a row value (a, b, ...)".into(),
+        E::TypedString { .. } => "a typed literal".into(),
+        E::Interval(_) => "INTERVAL".into(),
+        E::Array(_) => "an array".into(),
+        E::BinaryOp { op, .. } => format!("the operator {op}"),
+        E::UnaryOp { op, .. } => format!("the unary operator {op}"),
+        E::Wildcard(_) | E::QualifiedWildcard(..) => "*".into(),
+        E::Value(_) => "a literal".into(),
+        E::Identifier(_) | E::CompoundIdentifier(_) => "a column".into(),
+        other => {
+            let text = other.to_string();
+            let short: String = text.chars().take(40).collect();
+            if short.len() < text.len() {
+                format!("the expression '{short}...'")
+            } else {
+                format!("the expression '{short}'")
+            }
+        }
+    }
+}
+
+fn unsupported(context: &Context<'_>, expr: &sql::Expr) -> LiveError {
+    let verb = if matches!(
+        expr,
+        sql::Expr::Function(_) | sql::Expr::Subquery(_) | sql::Expr::Exists { .. }
+    ) {
+        "are"
+    } else {
+        "is"
+    };
+    let what = match expr {
+        sql::Expr::Function(function) => {
+            format!(
+                "function calls ({}()) {verb} not supported in a filter",
+                function.name
+            )
+        }
+        sql::Expr::Subquery(_) | sql::Expr::Exists { .. } => {
+            format!("subqueries {verb} not supported in a filter")
+        }
+        other => format!("{} {verb} not supported in a filter", describe(other)),
+    };
+    at(what, context.start_of(expr))
+}
+
+fn unsupported_operand(context: &Context<'_>, expr: &sql::Expr, place: &str) -> LiveError {
+    match expr {
+        sql::Expr::Function(_) | sql::Expr::Subquery(_) | sql::Expr::Exists { .. } => {
+            unsupported(context, expr)
+        }
+        other => at(
+            format!(
+                "{} is not supported in {place}: use a column or a literal",
+                describe(other)
+            ),
+            context.start_of(other),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(sql: &str) -> Result<ParsedQuery, LiveError> {
+        parse_subscription_sql(sql, &FilterLimits::default())
+    }
+
+    #[test]
+    fn plain_select() {
+        let parsed = parse("SELECT * FROM chat.messages WHERE room = 7").unwrap();
+        assert_eq!(parsed.namespace.as_deref(), Some("chat"));
+        assert_eq!(parsed.table, "messages");
+        assert_eq!(parsed.projection, Projection::All);
+        assert_eq!(parsed.filter, Some(Expr::col("room").eq(Expr::lit(7))));
+        assert_eq!(parsed.table_id("default"), TableId::new("chat", "messages"));
+    }
+
+    #[test]
+    fn numbers_follow_sqlite() {
+        let value = |sql: &str| match parse(&format!("SELECT * FROM t WHERE a = {sql}"))
+            .unwrap()
+            .filter
+        {
+            Some(Expr::Compare { right, .. }) => match *right {
+                Expr::Literal(value) => value,
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(value("7"), Value::Int(7));
+        assert_eq!(value("-9223372036854775808"), Value::Int(i64::MIN));
+        assert_eq!(
+            value("9223372036854775808"),
+            Value::Float(9_223_372_036_854_775_808.0)
+        );
+        assert_eq!(value("- -3"), Value::Int(3));
+        assert_eq!(value("7.5"), Value::Float(7.5));
+        assert_eq!(value("1e3"), Value::Float(1000.0));
+        assert_eq!(value("X'0aFF'"), Value::bytes(&[0x0a, 0xff]));
+        assert_eq!(value("TRUE"), Value::Bool(true));
+        assert_eq!(value("NULL"), Value::Null);
+        assert_eq!(value("'it''s'"), Value::text("it's"));
+    }
+}

@@ -1,0 +1,82 @@
+//! Live-query records: the manager's live queries as plain values, for a host's
+//! `system.live_queries`-style view and for failover across nodes.
+//!
+//! The walk reads the routing index the way publishing does (arc-swap loads, no lock), so
+//! taking records never stalls publishers or writers, with any number of subscriptions.
+
+use crate::connections_manager::ConnectionsManager;
+use crate::models::ids::{ConnectionId, LiveQueryId, NodeId, SubscriptionId, TableId, UserId};
+use crate::models::subscription::{SubscriptionOptions, SubscriptionPhase};
+use crate::sync::DataArc;
+
+/// One live query, as a host records it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveQueryRecord {
+    /// The live query.
+    pub live_query_id: LiveQueryId,
+    /// Its connection.
+    pub connection_id: ConnectionId,
+    /// Its subscription number.
+    pub subscription_id: SubscriptionId,
+    /// Its table.
+    pub table_id: TableId,
+    /// The connection's user.
+    pub user_id: Option<UserId>,
+    /// The query, as SQL.
+    pub query: DataArc<str>,
+    /// How it was opened.
+    pub options: SubscriptionOptions,
+    /// The node whose livecore holds it.
+    pub node_id: NodeId,
+    /// Where it is in its life.
+    pub status: SubscriptionPhase,
+    /// When it was created (ms, manager clock).
+    pub created_at_ms: u64,
+    /// The publish that last delivered to it (ms, manager clock).
+    pub last_update_ms: u64,
+    /// The connection's last sign of life (ms, manager clock): for staleness checks.
+    pub last_heartbeat_ms: u64,
+    /// Deliveries enqueued to it.
+    pub changes_delivered: u64,
+}
+
+impl ConnectionsManager {
+    /// Calls `visit` with a record of every live query, without taking any lock: the walk
+    /// reads the routing index through arc-swap, like publishing. Subscriptions added or
+    /// removed during the walk may or may not appear.
+    pub fn for_each_live_query(&self, mut visit: impl FnMut(LiveQueryRecord)) {
+        let node_id = self.config.node_id;
+        let hasher = &self.index.hasher;
+        self.index.with_directory(|directory| {
+            for route in directory.routes() {
+                route.for_each_subscription(hasher, |handle| {
+                    let core = &handle.core;
+                    visit(LiveQueryRecord {
+                        live_query_id: core.live_query_id(),
+                        connection_id: core.connection_id,
+                        subscription_id: core.id,
+                        table_id: core.query.schema.table_id.clone(),
+                        user_id: handle.connection.user_id(),
+                        query: core.query.text.clone(),
+                        options: core.options.clone(),
+                        node_id,
+                        status: core.phase(),
+                        created_at_ms: core.created_at_ms,
+                        last_update_ms: core.last_update_ms(),
+                        last_heartbeat_ms: handle.connection.last_heartbeat_ms(),
+                        changes_delivered: core.delivered(),
+                    });
+                });
+            }
+        });
+    }
+
+    /// Every live query as a record, sorted by id. See
+    /// [`for_each_live_query`](Self::for_each_live_query).
+    pub fn live_query_records(&self) -> Vec<LiveQueryRecord> {
+        let mut records = Vec::new();
+        self.for_each_live_query(|record| records.push(record));
+        records.sort_by_key(|record| record.live_query_id);
+        records
+    }
+}

@@ -1,0 +1,94 @@
+//! Revocation: ending every subscription of a user or of a table in one call. The affected
+//! subscribers get a typed `Closed` notification with the reason, and nothing of theirs is
+//! delivered after the call returns (their gates are closed before it does).
+
+use crate::connections_manager::ConnectionsManager;
+use crate::error::{LiveError, LiveResult};
+use crate::models::connection::SubscriptionNotice;
+use crate::models::ids::{TableId, UserId};
+use crate::models::notification::CloseReason;
+use crate::models::subscription::SubscriptionHandle;
+use crate::sync::{lock, read, write, Arc};
+
+impl ConnectionsManager {
+    /// Ends every subscription of every connection authenticated as `user` (token expired,
+    /// permission revoked). Each subscriber gets `Closed { reason: Revoked }`. Returns how
+    /// many subscriptions ended. The connections stay registered.
+    pub fn revoke_user(&self, user: &UserId, reason: &str) -> usize {
+        let _lifecycle = read(&self.lifecycle);
+        let mut ended = 0;
+        for connection in self.all_connections() {
+            if connection.user_id().as_ref() != Some(user) {
+                continue;
+            }
+            let states = std::mem::take(&mut *lock(&connection.subscriptions));
+            for state in states.into_values() {
+                let notice = SubscriptionNotice::Closed(CloseReason::Revoked {
+                    reason: reason.to_string(),
+                });
+                self.end_with_notice(&state.core, &connection, notice);
+                ended += 1;
+            }
+        }
+        ended
+    }
+
+    /// Ends every subscription on `table` (permission on the table withdrawn); the table
+    /// stays registered. Each subscriber gets `Closed { reason: Revoked }`. Returns how
+    /// many subscriptions ended.
+    pub fn revoke_table(&self, table_id: &TableId, reason: &str) -> LiveResult<usize> {
+        let _lifecycle = read(&self.lifecycle);
+        let reason = CloseReason::Revoked {
+            reason: reason.to_string(),
+        };
+        self.end_table_subscriptions(table_id, &reason)
+    }
+
+    /// Drops a table: every subscription on it ends with `Closed { reason: TableDropped }`,
+    /// and the table is unregistered (publishing to it, or subscribing, is then
+    /// `UnknownTable`; registering it again starts afresh). Returns how many subscriptions
+    /// ended.
+    pub fn drop_table(&self, table_id: &TableId) -> LiveResult<usize> {
+        // Exclusive, so no subscription to the table can slip in while it is dropped.
+        let _lifecycle = write(&self.lifecycle);
+        let ended = self.end_table_subscriptions(table_id, &CloseReason::TableDropped)?;
+        self.index.remove_table(table_id);
+        Ok(ended)
+    }
+
+    /// Ends the subscriptions on a table; the caller holds `lifecycle`.
+    fn end_table_subscriptions(
+        &self,
+        table_id: &TableId,
+        reason: &CloseReason,
+    ) -> LiveResult<usize> {
+        let route = self
+            .index
+            .with_directory(|directory| directory.route_by_id(table_id).cloned())
+            .ok_or_else(|| LiveError::UnknownTable(table_id.to_string()))?;
+        let mut handles: Vec<SubscriptionHandle> = Vec::with_capacity(route.subscription_count());
+        route.for_each_subscription(&self.index.hasher, |handle| handles.push(handle.clone()));
+        let mut ended = 0;
+        for handle in handles {
+            let connection = &handle.connection;
+            let state = {
+                let mut subscriptions = lock(&connection.subscriptions);
+                match subscriptions.get(&handle.core.id) {
+                    Some(state) if Arc::ptr_eq(&state.core, &handle.core) => {
+                        subscriptions.remove(&handle.core.id)
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(state) = state {
+                self.end_with_notice(
+                    &state.core,
+                    connection,
+                    SubscriptionNotice::Closed(reason.clone()),
+                );
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+}

@@ -1,0 +1,91 @@
+//! Subscribing with SQL text, and the sharing of compiled queries between subscriptions.
+//!
+//! `subscribe_sql` parses `SELECT col, ... | * FROM [namespace.]table [WHERE expr]` (see
+//! [`crate::query::parser`]); a table named without a namespace is looked up in
+//! [`ManagerConfig::default_namespace`](crate::ManagerConfig::default_namespace). Identical
+//! texts are parsed once, and identical queries on one table (same text, same schema version)
+//! share one compiled filter and projection, through the manager's bounded query caches.
+
+use crate::connections_manager::ConnectionsManager;
+use crate::error::{LiveError, LiveResult};
+use crate::index::TableRoute;
+use crate::models::ids::{ConnectionId, LiveQueryId};
+use crate::models::subscription::{SubscriptionOptions, SubscriptionResult};
+use crate::query::parser::parse_subscription_sql;
+use crate::query::{CompiledQuery, QueryCacheStats, QuerySpec};
+use crate::sync::{lock, DataArc};
+
+impl ConnectionsManager {
+    /// Opens a subscription from SQL text, as clients send it:
+    /// `SELECT col, ... | * FROM [namespace.]table [WHERE expr]`.
+    ///
+    /// The text is parsed (or found in the parse cache), the filter and projection are
+    /// compiled against the table's schema (or an identical query's compiled form is
+    /// shared), and the subscription is indexed before this returns, exactly as
+    /// [`subscribe`](Self::subscribe) does. Unsupported SQL is refused with
+    /// [`LiveError::Sql`] naming the construct and its position; oversized filters with
+    /// the typed limit errors. A connection must be authenticated before its SQL is parsed.
+    pub fn subscribe_sql(
+        &self,
+        connection_id: ConnectionId,
+        sql: &str,
+        options: SubscriptionOptions,
+    ) -> LiveResult<SubscriptionResult> {
+        if self.is_shutting_down() {
+            return Err(LiveError::ShuttingDown);
+        }
+        let connection = self.connection(connection_id)?;
+        if connection.user_key().is_none() {
+            return Err(LiveError::NotAuthenticated(connection_id));
+        }
+        let limits = self.config().filter_limits;
+        let (spec, text) = self.queries.parsed(sql, || {
+            parse_subscription_sql(sql, &limits)
+                .map(|parsed| parsed.into_spec(&self.config().default_namespace))
+        })?;
+        self.subscribe_with_text(connection_id, spec, Some(text), options)
+    }
+
+    /// Sizes and hit counts of the parse and compiled-query caches.
+    pub fn query_cache_stats(&self) -> QueryCacheStats {
+        self.queries.stats()
+    }
+
+    /// The address of the compiled query a subscription uses: equal for subscriptions that
+    /// share one. For tests of sharing; not a stable identifier.
+    #[doc(hidden)]
+    pub fn compiled_query_id(&self, live_query_id: LiveQueryId) -> LiveResult<usize> {
+        let connection = self.connection(live_query_id.connection_id)?;
+        let subscriptions = lock(&connection.subscriptions);
+        subscriptions
+            .get(&live_query_id.subscription_id)
+            .map(|state| DataArc::as_ptr(&state.core.query) as *const u8 as usize)
+            .ok_or(LiveError::UnknownSubscription(
+                live_query_id.subscription_id,
+            ))
+    }
+
+    /// The compiled form of `spec` on `route`'s schema, shared with every subscription that
+    /// asked for the same query text on the same table and schema version.
+    pub(crate) fn shared_compiled_query(
+        &self,
+        spec: QuerySpec,
+        text: Option<DataArc<str>>,
+        route: &TableRoute,
+    ) -> LiveResult<DataArc<CompiledQuery>> {
+        let text = text.unwrap_or_else(|| DataArc::from(spec.to_sql()));
+        self.queries
+            .compiled(route.key, &route.schema, spec, &text, |spec| {
+                CompiledQuery::compile(
+                    spec,
+                    Some(text.clone()),
+                    route.key,
+                    route.schema.clone(),
+                    &self.config().filter_limits,
+                    &self.index.hasher,
+                    |projection| route.intern_projection(projection),
+                )
+                .map(DataArc::new)
+            })
+    }
+}

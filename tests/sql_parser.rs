@@ -1,0 +1,481 @@
+//! The subscription SQL parser: every supported construct, every refusal with its message
+//! and position, and the limits against hostile filters.
+
+use livecore::query::{parse_subscription_sql, ParsedQuery, MAX_SUBSCRIPTION_SQL_LEN};
+use livecore::{CompareOp, Expr, FilterLimits, LiveError, Projection, Value};
+
+fn parse(sql: &str) -> Result<ParsedQuery, LiveError> {
+    parse_subscription_sql(sql, &FilterLimits::default())
+}
+
+fn filter(where_clause: &str) -> Expr {
+    parse(&format!("SELECT * FROM t WHERE {where_clause}"))
+        .unwrap_or_else(|error| panic!("{where_clause}: {error}"))
+        .filter
+        .expect("a filter")
+}
+
+fn col(name: &str) -> Expr {
+    Expr::col(name)
+}
+
+fn lit(value: impl Into<Value>) -> Expr {
+    Expr::lit(value)
+}
+
+/// Asserts a refusal: `LiveError::Sql` whose message contains `needle`, at (line, column).
+#[track_caller]
+fn refused(sql: &str, needle: &str, line: u64, column: u64) {
+    match parse(sql) {
+        Err(LiveError::Sql {
+            message,
+            line: got_line,
+            column: got_column,
+        }) => {
+            assert!(
+                message.contains(needle),
+                "{sql}: message {message:?} does not name {needle:?}"
+            );
+            assert_eq!((got_line, got_column), (line, column), "{sql}: {message}");
+            if line == 0 {
+                assert!(message.contains("position unknown"), "{message}");
+            }
+        }
+        other => panic!("{sql}: expected a refusal naming {needle:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn table_namespace_and_projection() {
+    let parsed = parse("SELECT * FROM messages").unwrap();
+    assert_eq!(parsed.namespace, None);
+    assert_eq!(parsed.table, "messages");
+    assert_eq!(parsed.filter, None);
+    assert_eq!(parsed.projection, Projection::All);
+    assert_eq!(
+        parsed.clone().into_spec("app").table_id.to_string(),
+        "app.messages"
+    );
+
+    let parsed = parse("select id, \"Body\" from chat.messages;").unwrap();
+    assert_eq!(parsed.namespace.as_deref(), Some("chat"));
+    assert_eq!(parsed.projection, Projection::columns(["id", "Body"]));
+
+    let parsed = parse("SELECT messages.id, chat.messages.body FROM chat.messages").unwrap();
+    assert_eq!(parsed.projection, Projection::columns(["id", "body"]));
+    assert_eq!(
+        parse("SELECT messages.* FROM chat.messages")
+            .unwrap()
+            .projection,
+        Projection::All
+    );
+    assert_eq!(
+        parse("SELECT chat.messages.* FROM chat.messages")
+            .unwrap()
+            .projection,
+        Projection::All
+    );
+}
+
+#[test]
+fn comparisons_between_columns_and_literals() {
+    for (sql, op) in [
+        ("=", CompareOp::Eq),
+        ("!=", CompareOp::NotEq),
+        ("<>", CompareOp::NotEq),
+        ("<", CompareOp::Lt),
+        ("<=", CompareOp::LtEq),
+        (">", CompareOp::Gt),
+        (">=", CompareOp::GtEq),
+    ] {
+        assert_eq!(filter(&format!("a {sql} 1")), col("a").compare(op, lit(1)));
+        assert_eq!(filter(&format!("1 {sql} a")), lit(1).compare(op, col("a")));
+        assert_eq!(
+            filter(&format!("a {sql} b")),
+            col("a").compare(op, col("b"))
+        );
+    }
+    assert_eq!(filter("t.a = \"B\""), col("a").eq(col("B")));
+}
+
+#[test]
+fn logic_and_parentheses() {
+    let (a, b, c) = (
+        col("a").eq(lit(1)),
+        col("b").eq(lit(2)),
+        col("c").eq(lit(3)),
+    );
+    // AND binds tighter than OR; chains flatten.
+    assert_eq!(
+        filter("a = 1 OR b = 2 AND c = 3"),
+        Expr::Or(vec![a.clone(), Expr::And(vec![b.clone(), c.clone()])])
+    );
+    assert_eq!(
+        filter("(a = 1 OR b = 2) AND c = 3"),
+        Expr::And(vec![Expr::Or(vec![a.clone(), b.clone()]), c.clone()])
+    );
+    assert_eq!(
+        filter("a = 1 AND b = 2 AND c = 3"),
+        Expr::And(vec![a.clone(), b.clone(), c.clone()])
+    );
+    assert_eq!(filter("NOT a = 1"), a.clone().not());
+    assert_eq!(filter("NOT (a = 1 OR b = 2)"), Expr::Or(vec![a, b]).not());
+    // Bare values are conditions.
+    assert_eq!(filter("flag"), col("flag"));
+    assert_eq!(
+        filter("NOT flag AND 1"),
+        Expr::And(vec![col("flag").not(), lit(1)])
+    );
+    assert_eq!(filter("((((flag))))"), col("flag"));
+}
+
+#[test]
+fn in_lists() {
+    assert_eq!(
+        filter("a IN (1, 'x', NULL)"),
+        Expr::InList {
+            expr: Box::new(col("a")),
+            list: vec![lit(1), lit("x"), lit(Value::Null)],
+            negated: false,
+        }
+    );
+    assert_eq!(
+        filter("a NOT IN (2)"),
+        Expr::InList {
+            expr: Box::new(col("a")),
+            list: vec![lit(2)],
+            negated: true,
+        }
+    );
+    // Columns in the list: `a IN (1, b)` is `a IN (1) OR a = b`.
+    assert_eq!(
+        filter("a IN (1, b)"),
+        Expr::Or(vec![col("a").in_list([1]), col("a").eq(col("b"))])
+    );
+    assert_eq!(
+        filter("a NOT IN (b, c)"),
+        Expr::Or(vec![col("a").eq(col("b")), col("a").eq(col("c"))]).not()
+    );
+}
+
+#[test]
+fn null_tests_between_like_ilike() {
+    assert_eq!(filter("a IS NULL"), col("a").is_null());
+    assert_eq!(filter("a IS NOT NULL"), col("a").is_not_null());
+    assert_eq!(
+        filter("a BETWEEN 1 AND b"),
+        col("a").between(lit(1), col("b"))
+    );
+    assert_eq!(
+        filter("a NOT BETWEEN -1 AND 2.5"),
+        Expr::Between {
+            expr: Box::new(col("a")),
+            low: Box::new(lit(-1)),
+            high: Box::new(lit(2.5)),
+            negated: true,
+        }
+    );
+    assert_eq!(filter("a LIKE 'h%_'"), col("a").like("h%_"));
+    let like =
+        |pattern: &str, escape: Option<char>, case_insensitive: bool, negated: bool| Expr::Like {
+            expr: Box::new(col("a")),
+            pattern: Box::new(lit(pattern)),
+            escape,
+            case_insensitive,
+            negated,
+        };
+    assert_eq!(
+        filter(r"a NOT LIKE '50\%' ESCAPE '\'"),
+        like(r"50\%", Some('\\'), false, true)
+    );
+    assert_eq!(filter("a ILIKE 'H%'"), like("H%", None, true, false));
+    assert_eq!(
+        filter("a NOT ILIKE 'x!_' ESCAPE '!'"),
+        like("x!_", Some('!'), true, true)
+    );
+    // A numeric pattern is read as text, as SQL does.
+    assert!(matches!(filter("a LIKE 12"), Expr::Like { .. }));
+    // ESCAPE NULL makes the whole LIKE NULL.
+    assert_eq!(filter("a LIKE 'x' ESCAPE NULL"), lit(Value::Null));
+}
+
+#[test]
+fn literals_of_every_type() {
+    let value = |sql: &str| match filter(&format!("a = {sql}")) {
+        Expr::Compare { right, .. } => match *right {
+            Expr::Literal(value) => value,
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(value("42"), Value::Int(42));
+    assert_eq!(value("-42"), Value::Int(-42));
+    assert_eq!(value("+42"), Value::Int(42));
+    assert_eq!(value("-(-42)"), Value::Int(42));
+    assert_eq!(value("9223372036854775807"), Value::Int(i64::MAX));
+    assert_eq!(value("-9223372036854775808"), Value::Int(i64::MIN));
+    // Beyond 64 bits an integer literal is a float, as in SQLite.
+    assert_eq!(
+        value("9223372036854775808"),
+        Value::Float(9.223_372_036_854_776e18)
+    );
+    assert_eq!(value("7.0"), Value::Float(7.0));
+    assert_eq!(value(".5"), Value::Float(0.5));
+    assert_eq!(value("1e3"), Value::Float(1000.0));
+    assert_eq!(value("-2.5E-3"), Value::Float(-0.0025));
+    assert_eq!(value("1e999"), Value::Float(f64::INFINITY));
+    assert_eq!(value("'it''s'"), Value::text("it's"));
+    assert_eq!(value("''"), Value::text(""));
+    assert_eq!(value("'é€'"), Value::text("é€"));
+    assert_eq!(value("X'00fF'"), Value::bytes(&[0, 255]));
+    assert_eq!(value("x''"), Value::bytes(&[]));
+    assert_eq!(value("TRUE"), Value::Bool(true));
+    assert_eq!(value("false"), Value::Bool(false));
+    assert_eq!(value("NULL"), Value::Null);
+    assert_eq!(value("-NULL"), Value::Null);
+    assert_eq!(value("-TRUE"), Value::Int(-1));
+}
+
+#[test]
+fn unsupported_clauses_are_named_with_their_position() {
+    refused("SELECT * FROM a JOIN b ON a.x = b.x", "JOIN", 1, 17);
+    refused("SELECT * FROM a LEFT JOIN b ON a.x = b.x", "JOIN", 1, 22);
+    refused("SELECT * FROM a, b", "several tables", 1, 18);
+    refused("SELECT * FROM (SELECT * FROM t)", "subquery in FROM", 1, 16);
+    refused("SELECT * FROM t AS x", "alias", 1, 20);
+    refused("SELECT * FROM t GROUP BY a", "GROUP BY", 1, 17);
+    refused("SELECT * FROM t WHERE a = 1 ORDER BY a", "ORDER BY", 1, 29);
+    refused("SELECT * FROM t LIMIT 5", "LIMIT", 1, 17);
+    refused("SELECT a FROM t GROUP BY a HAVING a > 1", "GROUP BY", 1, 17);
+    refused("SELECT DISTINCT a FROM t", "DISTINCT", 1, 8);
+    refused("WITH x AS (SELECT 1) SELECT * FROM x", "WITH", 1, 1);
+    refused("SELECT * FROM t UNION SELECT * FROM u", "UNION", 1, 17);
+    refused(
+        "SELECT * FROM t; SELECT * FROM u",
+        "several statements",
+        1,
+        18,
+    );
+    refused("INSERT INTO t VALUES (1)", "only SELECT", 1, 1);
+    refused("DELETE FROM t", "not DELETE", 1, 1);
+    refused("SELECT 1", "FROM", 1, 1);
+    refused(
+        "SELECT *\nFROM t\nWHERE a = 1\nORDER BY a",
+        "ORDER BY",
+        4,
+        1,
+    );
+    refused("", "empty", 0, 0);
+}
+
+#[test]
+fn unsupported_expressions_are_named_with_their_position() {
+    refused("SELECT * FROM t WHERE lower(a) = 'x'", "lower()", 1, 23);
+    refused("SELECT * FROM t WHERE coalesce(a, 1)", "coalesce()", 1, 23);
+    refused(
+        "SELECT * FROM t WHERE a IN (SELECT x FROM u)",
+        "IN (subquery)",
+        1,
+        23,
+    );
+    refused("SELECT * FROM t WHERE a = (SELECT 1)", "subqueries", 1, 28);
+    refused(
+        "SELECT * FROM t WHERE EXISTS (SELECT 1)",
+        "subqueries",
+        1,
+        23,
+    );
+    refused("SELECT * FROM t WHERE a + 1 = 2", "operator +", 1, 23);
+    refused("SELECT * FROM t WHERE a || 'x' = 'y'", "operator ||", 1, 23);
+    refused("SELECT * FROM t WHERE -a = 1", "unary operator -", 1, 23);
+    refused(
+        "SELECT * FROM t WHERE CASE WHEN a THEN 1 END",
+        "CASE",
+        1,
+        23,
+    );
+    refused("SELECT * FROM t WHERE CAST(a AS INT) = 1", "CAST", 1, 23);
+    refused("SELECT * FROM t WHERE a IS TRUE", "IS TRUE", 1, 23);
+    refused(
+        "SELECT * FROM t WHERE a IS DISTINCT FROM b",
+        "IS DISTINCT FROM",
+        1,
+        23,
+    );
+    refused(
+        "SELECT * FROM t WHERE (a = 1) = (b = 2)",
+        "not a condition",
+        1,
+        24,
+    );
+    refused(
+        "SELECT * FROM t WHERE a LIKE b",
+        "pattern must be a literal",
+        1,
+        30,
+    );
+    refused(
+        "SELECT * FROM t WHERE a LIKE 'x' ESCAPE '!!'",
+        "single character",
+        1,
+        41,
+    );
+    refused(
+        "SELECT * FROM t WHERE a LIKE 'x!' ESCAPE '!'",
+        "ends with its ESCAPE",
+        1,
+        30,
+    );
+    refused("SELECT * FROM t WHERE a = $1", "placeholders", 1, 27);
+    refused("SELECT * FROM t WHERE a = ?", "placeholders", 1, 27);
+    refused("SELECT * FROM t WHERE u.a = 1", "'u' does not name", 1, 23);
+    refused("SELECT * FROM t WHERE a = X'ABC'", "even number", 1, 27);
+    refused("SELECT * FROM t WHERE a = -'x'", "numbers only", 1, 27);
+    refused("SELECT a AS b FROM t", "aliases", 1, 13);
+    refused("SELECT a + 1 FROM t", "select list", 1, 8);
+    refused("SELECT count(*) FROM t", "select list", 1, 8);
+    refused("SELECT *, a FROM t", "combined", 1, 8);
+    refused("SELECT u.* FROM t", "does not name", 1, 8);
+}
+
+#[test]
+fn syntax_errors_never_become_no_filter() {
+    for sql in [
+        "SELECT * FROM t WHERE",
+        "SELECT * FROM t WHERE a = ",
+        "SELECT * FROM t WHERE a = 1 garbage",
+        "SELECT * FROM t WHERE (a = 1",
+        "SELECT * FROM t WHERE 'unterminated",
+        "SELECT * FROM",
+        "SELEC * FROM t",
+    ] {
+        match parse(sql) {
+            Err(LiveError::Sql { message, line, .. }) => {
+                assert!(!message.is_empty());
+                assert!(line <= 1, "{sql}: {message}");
+            }
+            other => panic!("{sql}: expected a syntax error, got {other:?}"),
+        }
+    }
+    match parse("SELECT * FROM t WHERE a = 1 garbage") {
+        Err(LiveError::Sql {
+            message,
+            line,
+            column,
+        }) => {
+            assert!(message.starts_with("syntax error"), "{message}");
+            assert_eq!((line, column), (1, 29), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn limits_are_typed_errors() {
+    let limits = FilterLimits::default();
+    // Depth: 40 nested NOTs.
+    let deep = format!("SELECT * FROM t WHERE {}a", "NOT ".repeat(40));
+    assert_eq!(
+        parse(&deep),
+        Err(LiveError::FilterTooDeep {
+            depth: limits.max_depth + 1,
+            max: limits.max_depth
+        })
+    );
+    // Exactly at the limit is fine: 31 NOTs over a column is 32 levels.
+    let at_limit = format!("SELECT * FROM t WHERE {}a", "NOT ".repeat(31));
+    assert_eq!(parse(&at_limit).unwrap().filter.unwrap().depth(), 32);
+    // Nodes.
+    let wide = (0..600)
+        .map(|index| format!("a = {index}"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    assert!(matches!(
+        parse(&format!("SELECT * FROM t WHERE {wide}")),
+        Err(LiveError::FilterTooLarge { max: 1024, .. })
+    ));
+    // IN-list length.
+    let list = (0..1025)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    assert_eq!(
+        parse(&format!("SELECT * FROM t WHERE a IN ({list})")),
+        Err(LiveError::InListTooLong {
+            len: 1025,
+            max: 1024
+        })
+    );
+    // LIKE pattern length, in bytes.
+    let pattern = "é".repeat(513);
+    assert_eq!(
+        parse(&format!("SELECT * FROM t WHERE a LIKE '{pattern}'")),
+        Err(LiveError::LikePatternTooLong {
+            len: 1026,
+            max: 1024
+        })
+    );
+    // Tighter limits apply as configured.
+    let tight = FilterLimits {
+        max_depth: 3,
+        max_nodes: 5,
+        max_in_list: 2,
+        max_like_pattern: 3,
+    };
+    let parse_tight = |sql: &str| parse_subscription_sql(sql, &tight);
+    assert!(parse_tight("SELECT * FROM t WHERE a = 1 AND b = 2").is_err());
+    assert!(parse_tight("SELECT * FROM t WHERE NOT a = 1").is_ok());
+    assert!(matches!(
+        parse_tight("SELECT * FROM t WHERE NOT NOT a = 1"),
+        Err(LiveError::FilterTooDeep { depth: 4, max: 3 })
+    ));
+    assert!(matches!(
+        parse_tight("SELECT * FROM t WHERE a IN (1, 2, 3)"),
+        Err(LiveError::InListTooLong { len: 3, max: 2 })
+    ));
+    assert!(matches!(
+        parse_tight("SELECT * FROM t WHERE a LIKE 'abcd'"),
+        Err(LiveError::LikePatternTooLong { len: 4, max: 3 })
+    ));
+}
+
+#[test]
+fn hostile_inputs_fail_fast_without_overflowing_the_stack() {
+    // Ten thousand nested parentheses: the parser's recursion limit refuses them.
+    let parens = format!(
+        "SELECT * FROM t WHERE {}a = 1{}",
+        "(".repeat(10_000),
+        ")".repeat(10_000)
+    );
+    match parse(&parens) {
+        Err(LiveError::Sql { message, .. }) => assert!(message.contains("nests too deeply")),
+        other => panic!("{other:?}"),
+    }
+    // A hundred thousand ORed comparisons: refused by counting operators before parsing.
+    let chain = (0..100_000)
+        .map(|_| "a = 1")
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    assert!(matches!(
+        parse(&format!("SELECT * FROM t WHERE {chain}")),
+        Err(LiveError::FilterTooLarge { .. })
+    ));
+    // A long arithmetic chain (never a valid filter) is bounded the same way.
+    let sum = format!(
+        "SELECT * FROM t WHERE a = {}",
+        vec!["1"; 100_000].join(" + ")
+    );
+    assert!(matches!(parse(&sum), Err(LiveError::FilterTooLarge { .. })));
+    // Deep NOT chains stop at the depth limit.
+    let nots = format!("SELECT * FROM t WHERE {}a", "NOT ".repeat(5_000));
+    assert!(parse(&nots).is_err());
+    // Oversized text is refused before tokenizing.
+    let huge = format!(
+        "SELECT * FROM t WHERE a = '{}'",
+        "x".repeat(MAX_SUBSCRIPTION_SQL_LEN)
+    );
+    match parse(&huge) {
+        Err(LiveError::Sql { message, .. }) => assert!(message.contains("bytes long")),
+        other => panic!("{other:?}"),
+    }
+}
