@@ -71,11 +71,11 @@ step "demo (small)"
 cargo run --release --bin demo -- --connections 300 --commits 2000
 ok
 
-step "C ABI: the C and C++ examples (sanitizers and valgrind), the Rust FFI tests under valgrind"
-bash ffi-examples/run.sh
+step "C ABI: the Rust FFI tests under valgrind, the C and C++ examples (sanitizers and valgrind)"
 ffi_tests=$(cargo test --test ffi --no-run 2>&1 | sed -n 's|.*Executable tests/ffi/main.rs (\(.*\))|\1|p')
 [ -n "$ffi_tests" ] || { echo "could not find the ffi test binary"; exit 1; }
 valgrind --error-exitcode=1 --leak-check=full --suppressions=ffi-examples/valgrind.supp -q "$ffi_tests" -q
+bash ffi-examples/run.sh
 ok
 
 echo
