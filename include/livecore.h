@@ -103,7 +103,8 @@
  * receive, a timeout, a closed connection, a full channel); they leave the last error
  * alone. Codes from 100 up are failures: the calling thread's last error
  * (`lc_last_error`) then says what went wrong. Ranges: 100-199 bad arguments and handles,
- * 200-299 refusals of the live-query core, 300-399 reserved for topics, 900-999 internal.
+ * 200-299 refusals of the live-query core, 300-399 topics and consumer groups, 900-999
+ * internal.
  */
 enum lc_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -257,6 +258,62 @@ enum lc_status
      * A commit carries more changes than livecore can address.
      */
     LC_ERR_COMMIT_TOO_LARGE = 221,
+    /**
+     * A value a client or host controls is outside its allowed bounds (a limit).
+     */
+    LC_ERR_OUT_OF_BOUNDS = 222,
+    /**
+     * A topic or consumer group name is not acceptable.
+     */
+    LC_ERR_INVALID_NAME = 300,
+    /**
+     * No topic with this name exists.
+     */
+    LC_ERR_UNKNOWN_TOPIC = 301,
+    /**
+     * A topic with this name already exists.
+     */
+    LC_ERR_TOPIC_EXISTS = 302,
+    /**
+     * The topic has no partition with this number.
+     */
+    LC_ERR_UNKNOWN_PARTITION = 303,
+    /**
+     * No topic route with this id exists.
+     */
+    LC_ERR_UNKNOWN_TOPIC_ROUTE = 304,
+    /**
+     * The topic has no consumer group with this name.
+     */
+    LC_ERR_UNKNOWN_GROUP = 305,
+    /**
+     * The topic already has a consumer group with this name.
+     */
+    LC_ERR_GROUP_EXISTS = 306,
+    /**
+     * An offset is outside the partition's retained range.
+     */
+    LC_ERR_OFFSET_OUT_OF_RANGE = 307,
+    /**
+     * The group has no committed offset for the partition and no reset policy.
+     */
+    LC_ERR_NO_COMMITTED_OFFSET = 308,
+    /**
+     * The consumer does not hold the partition's lease in the group.
+     */
+    LC_ERR_NOT_LEASE_HOLDER = 309,
+    /**
+     * A commit would move the group's committed offset backwards.
+     */
+    LC_ERR_COMMIT_BEHIND = 310,
+    /**
+     * A commit names an offset beyond what the lease handed out.
+     */
+    LC_ERR_COMMIT_AHEAD = 311,
+    /**
+     * The topic's storage (a host-provided log) failed.
+     */
+    LC_ERR_TOPIC_STORE = 312,
     /**
      * A Rust panic was caught at the boundary; the message is in `lc_last_error`. The
      * library stays usable, but the call may have been half done.

@@ -6,6 +6,7 @@ use crate::error::LiveError;
 use crate::models::connection::{EVENT_CHANNEL_CAPACITY, NOTIFICATION_CHANNEL_CAPACITY};
 use crate::models::ids::NodeId;
 use crate::query::FilterLimits;
+use crate::topics::TopicLimits;
 
 /// What to do when a subscriber's channel is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -59,6 +60,8 @@ pub struct ManagerConfig {
     /// Most entries in each of the query caches (parsed SQL texts, and compiled queries
     /// shared by identical subscriptions); the least recently used are evicted beyond it.
     pub query_cache_capacity: usize,
+    /// Limits on topics, routes, consumer groups and long polls.
+    pub topics: TopicLimits,
 }
 
 impl Default for ManagerConfig {
@@ -79,6 +82,7 @@ impl Default for ManagerConfig {
             ready_queue: false,
             default_namespace: "default".to_string(),
             query_cache_capacity: 4096,
+            topics: TopicLimits::default(),
         }
     }
 }
@@ -113,12 +117,17 @@ impl ManagerConfig {
                 "{name} must be at least 1"
             )));
         }
+        if u32::try_from(self.max_snapshot_batch_size).is_err() {
+            return Err(LiveError::InvalidConfig(
+                "max_snapshot_batch_size must fit in 32 bits".into(),
+            ));
+        }
         if self.heartbeat_timeout <= self.ping_interval {
             return Err(LiveError::InvalidConfig(
                 "heartbeat_timeout must be longer than ping_interval".into(),
             ));
         }
-        Ok(())
+        self.topics.validate()
     }
 }
 

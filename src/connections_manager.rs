@@ -3,7 +3,9 @@
 //! WebSocket live-query connections and long-poll topic consumers.
 //!
 //! Lock order, where more than one is held: the connection map, then a connection's
-//! subscription map, then a table route's writer lock. Publishing takes none of them.
+//! subscription map, then a table route's writer lock; topic locks come after all of these
+//! (see [`crate::topics`]). Publishing takes none of them (a topic append takes the
+//! partition's lock in the topic's log).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -26,6 +28,7 @@ use crate::sync::{
     channel, lock, read, write, Arc, AtomicBool, AtomicU64, Condvar, DataArc, Mutex, Ordering,
     RwLock,
 };
+use crate::topics::Topics;
 
 #[cfg(not(livecore_loom))]
 use crate::sync::thread;
@@ -51,6 +54,8 @@ pub struct ConnectionsManager {
     pub(crate) reap: Mutex<Vec<LiveQueryId>>,
     /// Parse and compiled-query caches shared by identical subscriptions.
     pub(crate) queries: QueryCache,
+    /// Topics, their routes, consumer groups and consumer sessions.
+    pub(crate) topics: Topics,
     ready: Option<(
         channel::Sender<ConnectionId>,
         channel::Receiver<ConnectionId>,
@@ -68,6 +73,9 @@ pub struct CheckReport {
     pub auth_timeouts: usize,
     /// `HeartbeatTimeout` events raised.
     pub heartbeat_timeouts: usize,
+    /// Topic partition leases that expired (their partitions are free for other consumers,
+    /// from the committed offset).
+    pub leases_expired: usize,
 }
 
 /// What a shutdown did.
@@ -106,6 +114,7 @@ impl ConnectionsManager {
             shutting_down: AtomicBool::new(false),
             lifecycle: RwLock::new(()),
             reap: Mutex::new(Vec::new()),
+            topics: Topics::new(),
             ready,
         })
     }
@@ -123,9 +132,16 @@ impl ConnectionsManager {
     /// Registers a connection and returns its receivers. Refused when the manager is
     /// shutting down or full.
     pub fn register_connection(&self) -> LiveResult<ConnectionRegistration> {
+        // Mutant: the flag checked before the lock; shutdown can set it and walk the map
+        // in between, and the registration lands in a map nobody will walk again.
+        #[cfg(livecore_mutant = "register_unlocked_shutdown_check")]
+        if self.shutting_down.load(Ordering::Acquire) {
+            return Err(LiveError::ShuttingDown);
+        }
         let mut connections = lock(&self.connections);
         // Checked under the connection map's lock, which shutdown takes after setting the
         // flag: a registration either is refused or is in the map shutdown walks.
+        #[cfg(not(livecore_mutant = "register_unlocked_shutdown_check"))]
         if self.shutting_down.load(Ordering::Acquire) {
             return Err(LiveError::ShuttingDown);
         }
@@ -200,7 +216,9 @@ impl ConnectionsManager {
 
     /// Unregisters a connection. Every subscription of it has left the routing index when
     /// this returns, and its receivers hand out nothing more of them; once drained they
-    /// report [`ReceiveError::Closed`](crate::ReceiveError::Closed).
+    /// report [`ReceiveError::Closed`](crate::ReceiveError::Closed). If it is a topic
+    /// consumer, its leases end (what it did not commit is handed out again) and a consume
+    /// it has parked returns [`LiveError::UnknownConnection`].
     pub fn unregister_connection(&self, connection_id: ConnectionId) -> LiveResult<()> {
         let connection = lock(&self.connections)
             .remove(&connection_id)
@@ -212,11 +230,12 @@ impl ConnectionsManager {
 
     fn close_connection(&self, connection: &SharedConnectionState) {
         let _lifecycle = read(&self.lifecycle);
-        let states = std::mem::take(&mut *lock(&connection.subscriptions));
-        for (_, state) in states {
+        for state in connection.begin_close() {
             self.unroute(&state.core, connection);
         }
         connection.close();
+        // After `close`: a consumer session created concurrently sees the connection closed.
+        self.end_consumer_session(connection.id());
     }
 
     /// Number of registered connections.
@@ -231,7 +250,8 @@ impl ConnectionsManager {
     /// Checks every connection's timers at `now_ms` and raises, through each connection's
     /// event channel: `AuthTimeout` for a connection that never started authenticating,
     /// `HeartbeatTimeout` for one whose client went quiet, `SendPing` when a ping is due.
-    /// A timeout is raised once.
+    /// A timeout is raised once. It also expires topic partition leases not renewed in
+    /// time, waking consumers waiting for those partitions.
     pub fn check_connections(&self, now_ms: u64) -> CheckReport {
         self.reap_closed_subscriptions();
         let millis = |duration: Duration| duration.as_millis() as u64;
@@ -240,7 +260,10 @@ impl ConnectionsManager {
             millis(self.config.ping_interval),
             millis(self.config.heartbeat_timeout),
         );
-        let mut report = CheckReport::default();
+        let mut report = CheckReport {
+            leases_expired: self.sweep_topic_leases(now_ms),
+            ..CheckReport::default()
+        };
         for connection in self.all_connections() {
             report.checked += 1;
             let Some(event) = connection.due_event(now_ms, auth, ping, heartbeat) else {
@@ -290,7 +313,8 @@ impl ConnectionsManager {
 
     /// Shuts down: new connections and subscriptions are refused, every connection gets
     /// `Shutdown`, and the host has until `timeout` to unregister them; any still
-    /// registered then are unregistered by livecore.
+    /// registered then are unregistered by livecore. Every parked topic consume wakes at
+    /// once and returns [`LiveError::ShuttingDown`], as does any consume called afterwards.
     pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
         let deadline = Instant::now() + timeout;
         let mut report = ShutdownReport::default();
@@ -300,6 +324,7 @@ impl ConnectionsManager {
             connection.raise_event(ConnectionEvent::Shutdown);
             report.notified += 1;
         }
+        self.wake_consumer_sessions();
         while !connections.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -392,7 +417,11 @@ impl ConnectionsManager {
             .iter()
             .map(|connection| connection.subscription_count())
             .sum();
-        self.stats.snapshot(connections.len(), subscriptions)
+        let mut stats = self.stats.snapshot(connections.len(), subscriptions);
+        stats.topic_messages = self.topics.totals.appended.load(Ordering::Relaxed);
+        stats.topic_write_failures = self.topics.totals.write_failures.load(Ordering::Relaxed);
+        stats.consume_parks = self.topics.totals.parks.load(Ordering::Relaxed);
+        stats
     }
 }
 

@@ -10,8 +10,11 @@
 
 use crate::sync::{Arc, ArcSwap, ArcSwapOption, AtomicUsize, Ordering};
 
-/// Average entries per bucket above which the slot array doubles.
-const GROW_AT_LOAD: usize = 2;
+/// Average entries per bucket above which the slot array doubles, for tables read by key.
+pub(crate) const KEYED_LOAD: usize = 2;
+/// The same for tables read whole: bigger buckets mean fewer loads per entry read, for a
+/// few more entries copied per write.
+pub(crate) const SCANNED_LOAD: usize = 8;
 /// Average entries per bucket below which (1 in 8 slots used) the slot array halves.
 const SHRINK_BELOW_SLOTS_PER_ENTRY: usize = 8;
 
@@ -19,6 +22,7 @@ const SHRINK_BELOW_SLOTS_PER_ENTRY: usize = 8;
 pub(crate) struct CowTable<V> {
     slots: ArcSwap<Slots<V>>,
     len: AtomicUsize,
+    grow_at_load: usize,
 }
 
 struct Slots<V> {
@@ -66,10 +70,18 @@ fn slot_of(key: u64, bits: u32) -> usize {
 }
 
 impl<V: Clone> CowTable<V> {
+    /// A table read by key.
     pub(crate) fn new() -> Self {
+        Self::with_load(KEYED_LOAD)
+    }
+
+    /// A table whose slot array doubles when it holds more than `grow_at_load` entries per
+    /// slot on average.
+    pub(crate) fn with_load(grow_at_load: usize) -> Self {
         Self {
             slots: ArcSwap::from_pointee(Slots::with_bits(0)),
             len: AtomicUsize::new(0),
+            grow_at_load: grow_at_load.max(1),
         }
     }
 
@@ -180,7 +192,7 @@ impl<V: Clone> CowTable<V> {
 
     fn resize_if_needed(&self, slots: &Slots<V>, len: usize) {
         let slot_count = slots.cells.len();
-        let bits = if len > slot_count * GROW_AT_LOAD {
+        let bits = if len > slot_count * self.grow_at_load {
             slots.bits + 1
         } else if slots.bits > 0 && len * SHRINK_BELOW_SLOTS_PER_ENTRY < slot_count {
             slots.bits - 1

@@ -121,6 +121,117 @@ pub enum LiveError {
     },
     /// A configuration value is out of range.
     InvalidConfig(String),
+    /// A value a client or host controls is outside its allowed bounds (a limit).
+    OutOfBounds {
+        /// What was bounded, with its unit (for example `"max_messages"`, `"lease (ms)"`).
+        what: &'static str,
+        /// The value given (or the count it would have reached).
+        value: u64,
+        /// The smallest allowed value.
+        min: u64,
+        /// The largest allowed value.
+        max: u64,
+    },
+    /// A topic or consumer group name is not acceptable.
+    InvalidName {
+        /// What was being named (`"topic"`, `"consumer group"`).
+        what: &'static str,
+        /// The name as given (cut to 64 bytes).
+        name: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// No topic with this name exists (never did, or it was deleted).
+    UnknownTopic(String),
+    /// A topic with this name already exists.
+    TopicExists(String),
+    /// The topic has no partition with this number.
+    UnknownPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: u32,
+        /// The topic's number of partitions (valid partitions are `0..partitions`).
+        partitions: u32,
+    },
+    /// No topic route with this id exists (never did, or it was removed).
+    UnknownTopicRoute(u64),
+    /// The topic has no consumer group with this name.
+    UnknownGroup {
+        /// The topic.
+        topic: String,
+        /// The group asked for.
+        group: String,
+    },
+    /// The topic already has a consumer group with this name.
+    GroupExists {
+        /// The topic.
+        topic: String,
+        /// The group.
+        group: String,
+    },
+    /// An offset is outside the partition's retained range `start..=end` (`end` is the
+    /// offset the next message will get).
+    OffsetOutOfRange {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The offset asked for.
+        offset: u64,
+        /// The oldest retained offset.
+        start: u64,
+        /// The offset the next appended message will get.
+        end: u64,
+    },
+    /// The group has no committed offset for the partition and its reset policy is
+    /// `None`: position it with `seek_group` first.
+    NoCommittedOffset {
+        /// The topic.
+        topic: String,
+        /// The group.
+        group: String,
+        /// The partition.
+        partition: u32,
+    },
+    /// The consumer does not hold the partition's lease in the group (it never did, or the
+    /// lease expired or was handed to another consumer).
+    NotLeaseHolder {
+        /// The topic.
+        topic: String,
+        /// The group.
+        group: String,
+        /// The partition.
+        partition: u32,
+        /// The consumer session that holds the lease now, if any.
+        holder: Option<ConnectionId>,
+    },
+    /// A commit would move the group's committed offset backwards; commits only move
+    /// forward.
+    CommitBehind {
+        /// The partition.
+        partition: u32,
+        /// The offset given.
+        offset: u64,
+        /// The offset already committed.
+        committed: u64,
+    },
+    /// A commit names an offset beyond what this lease has handed out.
+    CommitAhead {
+        /// The partition.
+        partition: u32,
+        /// The offset given.
+        offset: u64,
+        /// One past the last offset handed out under the lease.
+        delivered: u64,
+    },
+    /// The topic's storage (a host-provided `TopicLog`) failed.
+    TopicStore {
+        /// The topic.
+        topic: String,
+        /// The store's error.
+        reason: String,
+    },
 }
 
 impl fmt::Display for LiveError {
@@ -202,6 +313,84 @@ impl fmt::Display for LiveError {
                 write!(f, "a commit carries {changes} changes; the most is {max}")
             }
             LiveError::InvalidConfig(reason) => write!(f, "invalid configuration: {reason}"),
+            LiveError::OutOfBounds {
+                what,
+                value,
+                min,
+                max,
+            } => write!(f, "{what} is {value}; it must be between {min} and {max}"),
+            LiveError::InvalidName { what, name, reason } => {
+                write!(f, "invalid {what} name '{name}': {reason}")
+            }
+            LiveError::UnknownTopic(topic) => write!(f, "unknown topic {topic}"),
+            LiveError::TopicExists(topic) => write!(f, "topic {topic} already exists"),
+            LiveError::UnknownPartition {
+                topic,
+                partition,
+                partitions,
+            } => write!(
+                f,
+                "topic {topic} has no partition {partition} (it has {partitions})"
+            ),
+            LiveError::UnknownTopicRoute(id) => write!(f, "unknown topic route {id}"),
+            LiveError::UnknownGroup { topic, group } => {
+                write!(f, "topic {topic} has no consumer group {group}")
+            }
+            LiveError::GroupExists { topic, group } => {
+                write!(f, "topic {topic} already has a consumer group {group}")
+            }
+            LiveError::OffsetOutOfRange {
+                topic,
+                partition,
+                offset,
+                start,
+                end,
+            } => write!(
+                f,
+                "offset {offset} is out of range for {topic}/{partition}: retained offsets are {start}..{end}"
+            ),
+            LiveError::NoCommittedOffset {
+                topic,
+                group,
+                partition,
+            } => write!(
+                f,
+                "group {group} has no committed offset on {topic}/{partition} and its reset policy is none"
+            ),
+            LiveError::NotLeaseHolder {
+                topic,
+                group,
+                partition,
+                holder,
+            } => match holder {
+                Some(holder) => write!(
+                    f,
+                    "{topic}/{partition} in group {group} is leased to consumer {holder}"
+                ),
+                None => write!(
+                    f,
+                    "{topic}/{partition} in group {group} is not leased to this consumer (the lease expired or was released)"
+                ),
+            },
+            LiveError::CommitBehind {
+                partition,
+                offset,
+                committed,
+            } => write!(
+                f,
+                "commit of offset {offset} on partition {partition} is behind the committed offset {committed}; commits only move forward"
+            ),
+            LiveError::CommitAhead {
+                partition,
+                offset,
+                delivered,
+            } => write!(
+                f,
+                "commit of offset {offset} on partition {partition} is beyond what was handed out (up to {delivered})"
+            ),
+            LiveError::TopicStore { topic, reason } => {
+                write!(f, "the store of topic {topic} failed: {reason}")
+            }
         }
     }
 }

@@ -33,13 +33,20 @@ pub struct BufferedNotification {
 
 /// The gate of one subscription: GATED while its initial load runs, LIVE after, CLOSED once
 /// it has ended.
+#[repr(C)]
 pub struct SubscriptionFlowControl {
+    /// First, so the gate check shares a cache line with the subscription's hot fields.
     state: AtomicU64,
     gate: Mutex<Option<Box<GateBuffer>>>,
 }
 
 struct GateBuffer {
     boundary: Option<SeqId>,
+    /// The highest SeqId replayed so far (resume). The engine replays the commits the
+    /// client missed in log order, so a live publish at or below it is a commit the replay
+    /// already delivered (its publish raced the replay's read of the log): like the
+    /// snapshot boundary, it is dropped, while gated and once live.
+    replayed_upto: Option<SeqId>,
     buffered: VecDeque<BufferedNotification>,
     capacity: usize,
     /// How many changes the boundary dropped, for the load's statistics.
@@ -96,11 +103,18 @@ impl SubscriptionFlowControl {
             state: AtomicU64::new(GATED),
             gate: Mutex::new(Some(Box::new(GateBuffer {
                 boundary: boundary.map(|boundary| SeqId(boundary.0.min(MAX_BOUNDARY))),
+                replayed_upto: None,
                 buffered: VecDeque::new(),
                 capacity,
                 covered_by_snapshot: 0,
             }))),
         }
+    }
+
+    /// The gate word, read only to bring it into the cache.
+    #[inline]
+    pub(crate) fn warm(&self) -> u64 {
+        self.state.load(Ordering::Relaxed)
     }
 
     /// True once the initial load has completed and the subscription has not ended.
@@ -144,7 +158,8 @@ impl SubscriptionFlowControl {
         let mut gate = lock(&self.gate);
         // Re-check under the lock: the load may have completed (or the subscription ended)
         // since the state was read. Reading GATED again here means the completer has not
-        // flushed yet, so what is buffered now will be flushed.
+        // flushed yet, so what is buffered now will be flushed. (Mutant: without the
+        // re-check, a change buffered after the flush is stranded, never delivered.)
         #[cfg(not(livecore_mutant = "gate_no_recheck"))]
         match self.state.load(Ordering::Acquire) {
             boundary if boundary < GATED => return live_decision(seq, boundary),
@@ -154,7 +169,7 @@ impl SubscriptionFlowControl {
         let Some(gate_buffer) = gate.as_mut() else {
             return GateDecision::Closed;
         };
-        if gate_buffer.boundary.is_some_and(|boundary| seq <= boundary) {
+        if gate_buffer.covers(seq) {
             gate_buffer.covered_by_snapshot += 1;
             return GateDecision::CoveredBySnapshot;
         }
@@ -194,10 +209,19 @@ impl SubscriptionFlowControl {
         if gate_buffer
             .boundary
             .is_some_and(|boundary| held.seq <= boundary)
-            || gate_buffer
-                .buffered
-                .iter()
-                .any(|other| other.seq == held.seq)
+        {
+            return Ok(false);
+        }
+        // Mutant (the bug this fixed): without it, a live publish of a commit already
+        // replayed is held again, or sent once live, and the client gets it twice.
+        #[cfg(not(livecore_mutant = "replay_not_remembered"))]
+        {
+            gate_buffer.replayed_upto = gate_buffer.replayed_upto.max(Some(held.seq));
+        }
+        if gate_buffer
+            .buffered
+            .iter()
+            .any(|other| other.seq == held.seq)
         {
             return Ok(false);
         }
@@ -221,7 +245,16 @@ impl SubscriptionFlowControl {
         let covered_by_snapshot = gate_buffer.covered_by_snapshot;
         let boundary = gate_buffer.boundary;
         let mut flushed = 0;
-        let live = boundary.map_or(0, |boundary| boundary.0);
+        #[cfg(not(livecore_mutant = "live_gate_forgets_boundary"))]
+        let live = boundary
+            .max(gate_buffer.replayed_upto)
+            .map_or(0, |covered| covered.0.min(MAX_BOUNDARY));
+        // Mutant: the live gate passes every SeqId, so a commit in the snapshot whose publish
+        // raced the completion is delivered as well (twice for the client).
+        #[cfg(livecore_mutant = "live_gate_forgets_boundary")]
+        let live = 0;
+        // Mutant: marking the gate live before the flush lets a racing publisher take the
+        // lock-free path and send ahead of the buffered changes (out of order).
         #[cfg(livecore_mutant = "gate_live_before_flush")]
         self.state.store(live, Ordering::Release);
         while let Some(held) = gate_buffer.buffered.pop_front() {
@@ -283,6 +316,11 @@ pub(crate) struct CompletedLoad {
 }
 
 impl GateBuffer {
+    /// True when `seq` is already held by the snapshot or was replayed.
+    fn covers(&self, seq: SeqId) -> bool {
+        self.boundary.max(self.replayed_upto) >= Some(seq)
+    }
+
     fn insert_in_order(&mut self, held: BufferedNotification) {
         // Live changes arrive in order, so this is a push to the back; replayed (older)
         // commits are placed before later ones.
@@ -312,7 +350,7 @@ mod tests {
         BufferedNotification {
             seq: SeqId(seq),
             commit: DataArc::new(Commit::new(SeqId(seq), Vec::new())),
-            matches: Matches::new(),
+            matches: Matches::one(0),
         }
     }
 
@@ -354,6 +392,26 @@ mod tests {
         assert_eq!(gate.replay(held(2)), Ok(false));
         assert_eq!(gate.replay(held(5)), Ok(true));
         assert_eq!(flushed_seqs(&gate), vec![4, 5, 6]);
+    }
+
+    #[test]
+    fn live_publishes_of_replayed_commits_are_dropped_before_and_after_completion() {
+        // Regression: a commit the engine replayed and then also published live (its
+        // publish raced the replay's read of the log) was held, or sent, twice.
+        let gate = SubscriptionFlowControl::gated(10, Some(SeqId(2)));
+        assert_eq!(gate.replay(held(3)), Ok(true));
+        assert_eq!(gate.replay(held(4)), Ok(true));
+        assert_eq!(
+            gate.admit(SeqId(3), || held(3)),
+            GateDecision::CoveredBySnapshot
+        );
+        assert_eq!(gate.admit(SeqId(5), || held(5)), GateDecision::Buffered);
+        assert_eq!(flushed_seqs(&gate), vec![3, 4, 5]);
+        assert_eq!(
+            gate.admit(SeqId(4), || held(4)),
+            GateDecision::CoveredBySnapshot
+        );
+        assert_eq!(gate.admit(SeqId(6), || held(6)), GateDecision::SendNow);
     }
 
     #[test]

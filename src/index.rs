@@ -18,7 +18,9 @@
 
 use std::collections::HashMap;
 
-use crate::cow_table::CowTable;
+use smallvec::SmallVec;
+
+use crate::cow_table::{CowTable, SCANNED_LOAD};
 use crate::models::ids::{SubscriptionId, TableId, TableKey, UserId, UserKey};
 use crate::models::schema::TableSchema;
 use crate::models::subscription::SubscriptionHandle;
@@ -68,6 +70,36 @@ impl RouteHasher {
     }
 }
 
+/// Where a subscription is stored in its table's routes.
+pub(crate) enum Placement {
+    /// The scan list (a shared-table subscription without a usable pin).
+    Scan,
+    /// Under its owner's key (a user-scoped subscription without a usable pin).
+    Owner(u64),
+    /// Under one key per constant of its pinned column.
+    Pinned(u16, SmallVec<[u64; 4]>),
+}
+
+/// Where `handle` is stored. A pin whose constant is NULL (a filter never TRUE) is not a
+/// usable pin: the subscription is then stored as if unpinned.
+pub(crate) fn placement(handle: &SubscriptionHandle, hasher: &RouteHasher) -> Placement {
+    let core = &handle.core;
+    if let Some(pin) = &core.query.pin {
+        let value_keys = core.query.pin_value_keys(&core.params, hasher);
+        if !value_keys.is_empty() {
+            let keys = value_keys
+                .iter()
+                .map(|value_key| hasher.bucket_key(core.owner, Some(pin.column), *value_key))
+                .collect();
+            return Placement::Pinned(pin.column, keys);
+        }
+    }
+    match core.owner {
+        Some(owner) => Placement::Owner(hasher.bucket_key(Some(owner), None, 0)),
+        None => Placement::Scan,
+    }
+}
+
 /// A value in the `eq` multimap: one subscription, or a nested table of many on one key.
 #[derive(Clone)]
 pub(crate) enum EqEntry {
@@ -84,21 +116,27 @@ pub(crate) struct TableRoute {
     pub(crate) writer: Mutex<()>,
     scan: CowTable<SubscriptionHandle>,
     eq: CowTable<EqEntry>,
-    /// Columns that some subscription pins, with how many pin each.
-    pinned_columns: ArcSwap<Vec<(u16, usize)>>,
+    /// Columns that some subscription pins (what publishers look up)...
+    pinned_columns: ArcSwap<Vec<u16>>,
+    /// ...and how many pin each column (writers only).
+    pin_counts: Box<[AtomicU32]>,
     subscriptions: AtomicUsize,
     projections: Mutex<Vec<DataArc<CompiledProjection>>>,
 }
 
 impl TableRoute {
     pub(crate) fn new(key: TableKey, schema: DataArc<TableSchema>) -> Self {
+        let pin_counts = (0..schema.columns.len())
+            .map(|_| AtomicU32::new(0))
+            .collect();
         Self {
             key,
             schema,
             writer: Mutex::new(()),
-            scan: CowTable::new(),
+            scan: CowTable::with_load(SCANNED_LOAD),
             eq: CowTable::new(),
             pinned_columns: ArcSwap::from_pointee(Vec::new()),
+            pin_counts,
             subscriptions: AtomicUsize::new(0),
             projections: Mutex::new(Vec::new()),
         }
@@ -127,32 +165,16 @@ impl TableRoute {
         projection
     }
 
-    /// Where a subscription is stored: its `eq` keys, or `None` for the scan list.
-    fn eq_keys(&self, handle: &SubscriptionHandle, hasher: &RouteHasher) -> Option<Vec<u64>> {
-        let core = &handle.core;
-        match (&core.query.pin, core.owner) {
-            (Some(pin), owner) => Some(
-                pin.value_keys
-                    .iter()
-                    .map(|value_key| hasher.bucket_key(owner, Some(pin.column), *value_key))
-                    .collect(),
-            ),
-            (None, Some(owner)) => Some(vec![hasher.bucket_key(Some(owner), None, 0)]),
-            (None, None) => None,
-        }
-    }
-
     /// Writer (caller holds `writer`): routes a subscription.
     pub(crate) fn insert(&self, handle: SubscriptionHandle, hasher: &RouteHasher) {
-        match self.eq_keys(&handle, hasher) {
-            None => self.scan.insert(handle.core.id.0, handle),
-            Some(keys) => {
+        match placement(&handle, hasher) {
+            Placement::Scan => self.scan.insert(handle.core.id.0, handle),
+            Placement::Owner(key) => self.eq_insert(key, handle),
+            Placement::Pinned(column, keys) => {
                 for key in keys {
                     self.eq_insert(key, handle.clone());
                 }
-                if let Some(pin) = &handle.core.query.pin {
-                    self.adjust_pinned_column(pin.column, true);
-                }
+                self.adjust_pinned_column(column, true);
             }
         }
         self.subscriptions.fetch_add(1, Ordering::AcqRel);
@@ -161,20 +183,19 @@ impl TableRoute {
     /// Writer (caller holds `writer`): removes a subscription's routes; true if it was here.
     pub(crate) fn remove(&self, handle: &SubscriptionHandle, hasher: &RouteHasher) -> bool {
         let id = handle.core.id;
-        let found = match self.eq_keys(handle, hasher) {
-            None => self
+        let found = match placement(handle, hasher) {
+            Placement::Scan => self
                 .scan
                 .remove(id.0, |other| other.core.id == id)
                 .is_some(),
-            Some(keys) => {
+            Placement::Owner(key) => self.eq_remove(key, id),
+            Placement::Pinned(column, keys) => {
                 let mut found = false;
                 for key in keys {
                     found |= self.eq_remove(key, id);
                 }
                 if found {
-                    if let Some(pin) = &handle.core.query.pin {
-                        self.adjust_pinned_column(pin.column, false);
-                    }
+                    self.adjust_pinned_column(column, false);
                 }
                 found
             }
@@ -194,16 +215,14 @@ impl TableRoute {
         mut visit: impl FnMut(&SubscriptionHandle),
     ) {
         self.scan.for_each(&mut visit);
-        let mut visit_once = |key: u64, handle: &SubscriptionHandle| {
-            let core = &handle.core;
-            match &core.query.pin {
-                Some(pin) if pin.value_keys.len() > 1 => {
-                    if hasher.bucket_key(core.owner, Some(pin.column), pin.value_keys[0]) == key {
-                        visit(handle);
-                    }
+        let mut visit_once = |key: u64, handle: &SubscriptionHandle| match placement(handle, hasher)
+        {
+            Placement::Pinned(_, keys) if keys.len() > 1 => {
+                if keys[0] == key {
+                    visit(handle);
                 }
-                _ => visit(handle),
             }
+            _ => visit(handle),
         };
         self.eq.for_each_entry(|key, entry| match entry {
             EqEntry::One(handle) => visit_once(key, handle),
@@ -275,20 +294,26 @@ impl TableRoute {
         found
     }
 
+    /// Counts a subscription pinning `column` in or out; the list publishers read changes
+    /// only when a column gains its first or loses its last pinning subscription.
     fn adjust_pinned_column(&self, column: u16, add: bool) {
-        let mut columns: Vec<(u16, usize)> = self.pinned_columns.load().as_ref().clone();
-        match columns.iter().position(|(pinned, _)| *pinned == column) {
-            Some(index) if add => columns[index].1 += 1,
-            Some(index) => {
-                columns[index].1 -= 1;
-                if columns[index].1 == 0 {
-                    columns.remove(index);
-                }
+        let count = &self.pin_counts[usize::from(column)];
+        let before = count.load(Ordering::Acquire);
+        let after = if add {
+            before + 1
+        } else {
+            before.saturating_sub(1)
+        };
+        count.store(after, Ordering::Release);
+        if (before == 0) != (after == 0) {
+            let mut columns: Vec<u16> = self.pinned_columns.load().as_ref().clone();
+            if add {
+                columns.push(column);
+            } else {
+                columns.retain(|pinned| *pinned != column);
             }
-            None if add => columns.push((column, 1)),
-            None => {}
+            self.pinned_columns.store(Arc::new(columns));
         }
-        self.pinned_columns.store(Arc::new(columns));
     }
 
     // ---- readers (publish) ----
@@ -300,10 +325,15 @@ impl TableRoute {
             return;
         }
         self.scan.for_each_bucket(|bucket| {
-            bucket
-                .entries()
-                .iter()
-                .for_each(|(_, handle)| visit(handle))
+            for chunk in bucket.entries().chunks(8) {
+                // Touch every candidate's hot line first: these loads are independent, so
+                // their cache misses overlap instead of queueing behind each delivery.
+                let warm = chunk
+                    .iter()
+                    .fold(0, |warm, (_, handle)| warm ^ handle.warm());
+                std::hint::black_box(warm);
+                chunk.iter().for_each(|(_, handle)| visit(handle));
+            }
         });
     }
 
@@ -320,7 +350,7 @@ impl TableRoute {
     #[inline]
     pub(crate) fn for_each_pinned_column(&self, mut visit: impl FnMut(u16)) {
         let columns = self.pinned_columns.load();
-        for (column, _) in columns.iter() {
+        for column in columns.iter() {
             visit(*column);
         }
     }
@@ -454,20 +484,21 @@ impl RoutingIndex {
             let (next, outcome) = change(&current)?;
             let next = Arc::new(next);
             #[cfg(not(livecore_mutant = "directory_blind_store"))]
-            {
-                let previous = self.directory.compare_and_swap(&current, next);
-                if Arc::ptr_eq(&previous, &current) {
-                    return Ok(outcome);
-                }
-                current = Guard::into_inner(previous);
-            }
+            let previous = self.directory.compare_and_swap(&current, next);
+            // Mutant: check, then store blindly. A writer that swaps its directory in
+            // between is overwritten, and its table lost.
             #[cfg(livecore_mutant = "directory_blind_store")]
-            {
-                // Mutant: a blind store loses a concurrent writer's table.
-                let _ = &mut current;
-                self.directory.store(next);
+            let previous = {
+                let previous = self.directory.load();
+                if Arc::ptr_eq(&previous, &current) {
+                    self.directory.store(next);
+                }
+                previous
+            };
+            if Arc::ptr_eq(&previous, &current) {
                 return Ok(outcome);
             }
+            current = Guard::into_inner(previous);
         }
     }
 

@@ -56,6 +56,7 @@ mod stats;
 mod subscription;
 #[doc(hidden)]
 pub mod sync;
+pub mod topics;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ManagerConfig, SlowConsumerPolicy};
@@ -79,3 +80,12 @@ pub use query::{CompareOp, Expr, FilterLimits, Projection, QueryCacheStats, Quer
 pub use receiver::{EventReceiver, NotificationReceiver, ReadyConnections, ReceiveError};
 pub use records::LiveQueryRecord;
 pub use subscription::{InitialLoadReport, SnapshotProgress};
+pub use topics::log::{
+    MemoryLog, PartitionBounds, Retention, RowChange, TopicLog, TopicLogError, TopicMessage,
+    TopicPayload, TopicRecord,
+};
+pub use topics::{
+    ChangeTypes, ConsumeBatch, DirectMessage, GroupConfig, GroupPartition, GroupStats,
+    MessagePosition, PartitionPosition, Partitioning, ResetPolicy, RetentionSkip, RouteFilter,
+    TopicConfig, TopicInfo, TopicLimits, TopicRouteId, TopicRouteInfo, TopicRouteSpec,
+};

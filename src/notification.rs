@@ -15,15 +15,16 @@ use crate::config::SlowConsumerPolicy;
 use crate::connections_manager::ConnectionsManager;
 use crate::error::{LiveError, LiveResult};
 use crate::flow_control::{BufferedNotification, GateDecision};
-use crate::index::TableRoute;
+use crate::index::{placement, Placement, TableRoute};
 use crate::models::change::{ChangeNotification, ChangeType, Commit};
 use crate::models::connection::{ConnectionEvent, SubscriptionNotice};
 use crate::models::ids::{SeqId, UserKey};
 use crate::models::notification::{
-    encode_match, Delivery, DeliveryKind, Matches, MAX_COMMIT_CHANGES,
+    encode_match, Delivery, DeliveryKind, MatchBuilder, Matches, MAX_COMMIT_CHANGES,
 };
 use crate::models::schema::TableScope;
 use crate::models::subscription::SubscriptionHandle;
+use crate::models::value::Value;
 use crate::query::filter::Predicate;
 use crate::stats::StatsCounters;
 use crate::sync::{channel::TrySendError, Arc, DataArc};
@@ -41,8 +42,16 @@ pub struct PublishSummary {
     pub buffered: usize,
     /// Deliveries dropped at a gate because the subscriber's snapshot already holds them.
     pub covered_by_snapshot: usize,
-    /// Filter evaluations made (an update's old and new row count as two).
+    /// Filter evaluations made (an update's old and new row count as two); topic route
+    /// filters included.
     pub evaluated: usize,
+    /// Messages appended to topics by topic routes.
+    pub topic_messages: usize,
+    /// Topic messages that could not be written: the topic's store failed, or a route no
+    /// longer compiles against its table. The live deliveries above are unaffected; each
+    /// failure is also counted in the topic's [`TopicInfo`](crate::TopicInfo) (with the
+    /// error) and in [`RegistryStats`](crate::RegistryStats).
+    pub topic_write_failures: usize,
 }
 
 /// Whose rows a change touches, as the index keys them.
@@ -81,6 +90,12 @@ impl ConnectionsManager {
     /// lengths, an owner on user-scoped tables, an old row on updates): an invalid commit
     /// is refused whole and nothing is delivered. Each matching subscription then receives
     /// one delivery holding all the commit's changes it matched, in commit order.
+    ///
+    /// Changes that match a topic route are appended to its topic (one message per change,
+    /// each carrying `seq`). A failed topic write does not fail the publish — the live
+    /// deliveries are made either way — but it is never silent: it is counted in the
+    /// summary's `topic_write_failures`, in the topic's counters with its error, and in
+    /// [`RegistryStats`](crate::RegistryStats).
     pub fn publish_commit(
         &self,
         seq: SeqId,
@@ -142,6 +157,10 @@ impl ConnectionsManager {
                     dispatch.route_group(route, owner, group);
                 }
             }
+            if self.topics.is_routed() {
+                let tables = resolved.iter().map(|(route, _)| &***route);
+                self.feed_topics(&commit, tables, now_ms, &mut dispatch.summary);
+            }
             Ok::<_, LiveError>(dispatch.summary)
         })?;
         let stats = &self.stats;
@@ -183,6 +202,7 @@ fn validate_change(route: &TableRoute, change: &ChangeNotification) -> LiveResul
 #[inline]
 pub(crate) fn match_change(
     filter: Option<&Predicate>,
+    params: &[Value],
     change: &ChangeNotification,
     evaluated: &mut usize,
 ) -> Option<ChangeType> {
@@ -192,7 +212,9 @@ pub(crate) fn match_change(
     match change.change_type {
         ChangeType::Insert | ChangeType::Delete => {
             *evaluated += 1;
-            filter.matches(&change.row).then_some(change.change_type)
+            filter
+                .matches(&change.row, params)
+                .then_some(change.change_type)
         }
         ChangeType::Update => {
             *evaluated += 2;
@@ -200,7 +222,10 @@ pub(crate) fn match_change(
                 .old_row
                 .as_ref()
                 .expect("validated: updates carry the old row");
-            match (filter.matches(old_row), filter.matches(&change.row)) {
+            match (
+                filter.matches(old_row, params),
+                filter.matches(&change.row, params),
+            ) {
                 (true, true) => Some(ChangeType::Update),
                 (false, true) => Some(ChangeType::Insert),
                 (true, false) => Some(ChangeType::Delete),
@@ -277,15 +302,14 @@ impl Dispatch<'_> {
         }
         let Some(change_type) = match_change(
             core.query.filter.as_ref(),
+            &core.params,
             change,
             &mut self.summary.evaluated,
         ) else {
             return;
         };
         self.summary.matched += 1;
-        let mut matches = Matches::new();
-        matches.push(encode_match(0, change_type));
-        self.deliver(handle, matches);
+        self.deliver(handle, Matches::one(encode_match(0, change_type)));
     }
 
     /// A commit with several changes for one (table, owner): each candidate is found once
@@ -331,16 +355,18 @@ impl Dispatch<'_> {
             return;
         }
         let filter = core.query.filter.as_ref();
-        let mut matches = Matches::new();
+        let mut matches = MatchBuilder::new();
         for &position in positions {
             let change = &self.commit.changes[position];
-            if let Some(change_type) = match_change(filter, change, &mut self.summary.evaluated) {
+            if let Some(change_type) =
+                match_change(filter, &core.params, change, &mut self.summary.evaluated)
+            {
                 matches.push(encode_match(position, change_type));
             }
         }
         if !matches.is_empty() {
             self.summary.matched += 1;
-            self.deliver(handle, matches);
+            self.deliver(handle, Matches::from_slice(&matches));
         }
     }
 
@@ -383,13 +409,11 @@ impl Dispatch<'_> {
 
 /// True when `handle` is stored under `key` (it was found by that lookup already).
 fn stored_under(handle: &SubscriptionHandle, key: u64, manager: &ConnectionsManager) -> bool {
-    let core = &handle.core;
-    let hasher = &manager.index.hasher;
-    core.query.pin.as_ref().is_some_and(|pin| {
-        pin.value_keys
-            .iter()
-            .any(|value_key| hasher.bucket_key(core.owner, Some(pin.column), *value_key) == key)
-    })
+    match placement(handle, &manager.index.hasher) {
+        Placement::Pinned(_, keys) => keys.contains(&key),
+        Placement::Owner(owner_key) => owner_key == key,
+        Placement::Scan => false,
+    }
 }
 
 /// Sends one change delivery into the subscription's connection channel, numbering it, and
@@ -408,7 +432,8 @@ pub(crate) fn send_change(
     let delivery = Delivery(DeliveryKind::Changes {
         core: core.clone(),
         commit,
-        number,
+        // The channel carries the low bits; the receiver restores the number.
+        number: number as u32,
         matches,
     });
     match connection.notification_tx.try_send(delivery) {

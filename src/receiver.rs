@@ -16,8 +16,10 @@ use crate::models::connection::{
     AttentionItem, ConnectionEvent, SharedConnectionState, SubscriptionNotice, ATTENTION_GAP,
     ATTENTION_NOTICE,
 };
-use crate::models::ids::ConnectionId;
-use crate::models::notification::{ChangeSet, Delivery, DeliveryKind, Notification, SnapshotBatch};
+use crate::models::ids::{ConnectionId, SeqId};
+use crate::models::notification::{
+    ChangeSet, Delivery, DeliveryKind, Notification, SnapshotBatch, NO_BOUNDARY,
+};
 use crate::models::subscription::SubscriptionCore;
 use crate::stats::StatsCounters;
 use crate::sync::{channel, Arc};
@@ -192,10 +194,16 @@ impl NotificationReceiver {
                 number,
                 matches,
             } => {
-                if core.flow.is_closed() {
+                // Mutant: trusting the index alone; what was queued before unsubscribe (or
+                // unregister) returned is still handed out after it.
+                #[cfg(not(livecore_mutant = "receiver_keeps_ended"))]
+                if core.is_ended() {
                     return None;
                 }
                 let last = core.received_number();
+                // The channel carries the number's low 32 bits; numbers of one
+                // subscription arrive in order, so the distance from the last is exact.
+                let number = last + u64::from(number.wrapping_sub(last as u32));
                 let seq = commit.seq;
                 let changes = Notification::Changes(ChangeSet {
                     core: core.clone(),
@@ -211,16 +219,16 @@ impl NotificationReceiver {
                 core.mark_received(number.max(last), Some(seq));
                 Some(changes)
             }
-            DeliveryKind::Snapshot { core, batch, rows } => (!core.flow.is_closed())
+            DeliveryKind::Snapshot { core, batch, rows } => (!core.is_ended())
                 .then(|| Notification::Snapshot(SnapshotBatch { core, batch, rows })),
             DeliveryKind::LoadComplete {
                 core,
                 boundary,
                 batches,
                 rows,
-            } => (!core.flow.is_closed()).then(|| Notification::InitialLoadComplete {
+            } => (!core.is_ended()).then(|| Notification::InitialLoadComplete {
                 live_query_id: core.live_query_id(),
-                boundary,
+                boundary: (boundary != NO_BOUNDARY).then_some(SeqId(boundary)),
                 batches,
                 rows,
             }),
@@ -271,7 +279,7 @@ impl NotificationReceiver {
                 continue;
             };
             core.release_attention_slot();
-            if core.flow.is_closed() {
+            if core.is_ended() {
                 continue;
             }
             let dropped_upto = core.dropped_upto();

@@ -45,13 +45,14 @@ impl ConnectionsManager {
     }
 
     /// Drops a table: every subscription on it ends with `Closed { reason: TableDropped }`,
-    /// and the table is unregistered (publishing to it, or subscribing, is then
-    /// `UnknownTable`; registering it again starts afresh). Returns how many subscriptions
-    /// ended.
+    /// its topic routes are removed, and the table is unregistered (publishing to it, or
+    /// subscribing, is then `UnknownTable`; registering it again starts afresh). Returns
+    /// how many subscriptions ended.
     pub fn drop_table(&self, table_id: &TableId) -> LiveResult<usize> {
         // Exclusive, so no subscription to the table can slip in while it is dropped.
         let _lifecycle = write(&self.lifecycle);
         let ended = self.end_table_subscriptions(table_id, &CloseReason::TableDropped)?;
+        self.drop_topic_routes_of(table_id);
         self.index.remove_table(table_id);
         Ok(ended)
     }

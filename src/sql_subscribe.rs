@@ -43,7 +43,7 @@ impl ConnectionsManager {
             parse_subscription_sql(sql, &limits)
                 .map(|parsed| parsed.into_spec(&self.config().default_namespace))
         })?;
-        self.subscribe_with_text(connection_id, spec, Some(text), options)
+        self.subscribe_query(connection_id, spec, Some(text), options)
     }
 
     /// Sizes and hit counts of the parse and compiled-query caches.
@@ -65,20 +65,20 @@ impl ConnectionsManager {
             ))
     }
 
-    /// The compiled form of `spec` on `route`'s schema, shared with every subscription that
-    /// asked for the same query text on the same table and schema version.
+    /// The compiled template `shape` (see [`QuerySpec::template`]) on `route`'s schema,
+    /// shared with every subscription of the same template on the same table and schema
+    /// version; `spec` is compiled only when no such template exists yet.
     pub(crate) fn shared_compiled_query(
         &self,
         spec: QuerySpec,
-        text: Option<DataArc<str>>,
+        shape: DataArc<str>,
         route: &TableRoute,
     ) -> LiveResult<DataArc<CompiledQuery>> {
-        let text = text.unwrap_or_else(|| DataArc::from(spec.to_sql()));
         self.queries
-            .compiled(route.key, &route.schema, spec, &text, |spec| {
+            .compiled(route.key, &route.schema, spec, &shape, |spec| {
                 CompiledQuery::compile(
                     spec,
-                    Some(text.clone()),
+                    shape.clone(),
                     route.key,
                     route.schema.clone(),
                     &self.config().filter_limits,

@@ -45,6 +45,9 @@ impl StatsCounters {
             resyncs: read(&self.resyncs),
             snapshot_batches: read(&self.snapshot_batches),
             filter_evaluations: read(&self.filter_evaluations),
+            topic_messages: 0,
+            topic_write_failures: 0,
+            consume_parks: 0,
         }
     }
 }

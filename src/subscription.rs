@@ -25,16 +25,17 @@ use crate::models::change::{ChangeNotification, ChangeType, Commit};
 use crate::models::connection::{SharedConnectionState, SubscriptionNotice};
 use crate::models::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableKey};
 use crate::models::notification::{
-    encode_match, CloseReason, Delivery, DeliveryKind, Matches, MAX_COMMIT_CHANGES,
+    encode_match, CloseReason, Delivery, DeliveryKind, MatchBuilder, Matches, MAX_COMMIT_CHANGES,
+    NO_BOUNDARY,
 };
 use crate::models::schema::{TableSchema, TableScope};
 use crate::models::subscription::{
-    RegisteredSubscription, SubscriptionCore, SubscriptionHandle, SubscriptionOptions,
-    SubscriptionResult, SubscriptionState,
+    NewSubscription, RegisteredSubscription, SubscriptionCore, SubscriptionHandle,
+    SubscriptionOptions, SubscriptionResult, SubscriptionState,
 };
-use crate::models::value::Row;
+use crate::models::value::{Row, Value};
 use crate::notification::{send_change, PublishSummary};
-use crate::query::{CompiledQuery, QuerySpec};
+use crate::query::{CompiledQuery, Params, QuerySpec};
 use crate::stats::StatsCounters;
 use crate::sync::{channel::TrySendError, lock, read, Arc, DataArc, Ordering};
 
@@ -74,14 +75,15 @@ impl ConnectionsManager {
         spec: QuerySpec,
         options: SubscriptionOptions,
     ) -> LiveResult<SubscriptionResult> {
-        self.subscribe_with_text(connection_id, spec, None, options)
+        self.subscribe_query(connection_id, spec, None, options)
     }
 
-    pub(crate) fn subscribe_with_text(
+    /// Subscribes with `spec`, recording `sql` when the client wrote the query as SQL.
+    pub(crate) fn subscribe_query(
         &self,
         connection_id: ConnectionId,
         spec: QuerySpec,
-        text: Option<DataArc<str>>,
+        sql: Option<DataArc<str>>,
         options: SubscriptionOptions,
     ) -> LiveResult<SubscriptionResult> {
         if self.is_shutting_down() {
@@ -103,13 +105,15 @@ impl ConnectionsManager {
             .index
             .with_directory(|directory| directory.route_by_id(&spec.table_id).cloned())
             .ok_or_else(|| LiveError::UnknownTable(spec.table_id.to_string()))?;
-        let query = self.compile_query(spec, text, &route)?;
+        let (query, params) = self.compile_query(spec, &route)?;
         let owner = match route.schema.scope {
             TableScope::User => Some(user_key),
             TableScope::Shared => None,
         };
         let mut subscriptions = lock(&connection.subscriptions);
-        if connection.is_closed() {
+        // Checked under the subscription map's lock, which unregistering takes to set the
+        // flag and empty the map: this subscription is either refused here or unrouted by it.
+        if connection.is_closing() {
             return Err(LiveError::UnknownConnection(connection_id));
         }
         if subscriptions.len() >= self.config.max_subscriptions_per_connection {
@@ -125,15 +129,17 @@ impl ConnectionsManager {
             SubscriptionFlowControl::live()
         };
         let now_ms = self.clock.now_ms();
-        let core = Arc::new(SubscriptionCore::new(
+        let core = Arc::new(SubscriptionCore::new(NewSubscription {
             id,
             connection_id,
             query,
+            params,
+            sql,
             owner,
             flow,
-            options.clone(),
+            options: options.clone(),
             now_ms,
-        ));
+        }));
         let result = SubscriptionResult {
             live_query_id: core.live_query_id(),
             columns: core
@@ -167,14 +173,17 @@ impl ConnectionsManager {
         Ok(result)
     }
 
+    /// The compiled template of `spec` on `route`'s schema (shared by every subscription
+    /// whose query differs at most in its compared-against constants) and this
+    /// subscription's own constants.
     fn compile_query(
         &self,
         spec: QuerySpec,
-        text: Option<DataArc<str>>,
         route: &TableRoute,
-    ) -> LiveResult<DataArc<CompiledQuery>> {
-        // Identical queries on one table and schema version share one compiled form.
-        self.shared_compiled_query(spec, text, route)
+    ) -> LiveResult<(DataArc<CompiledQuery>, Params)> {
+        let (shape, params) = spec.template();
+        let query = self.shared_compiled_query(spec, DataArc::from(shape), route)?;
+        Ok((query, params))
     }
 
     /// Ends a subscription. When this returns it has left the routing index, and the
@@ -207,7 +216,7 @@ impl ConnectionsManager {
         connection: &SharedConnectionState,
         notice: SubscriptionNotice,
     ) {
-        core.flow.close();
+        core.end();
         connection.post_notice(core, notice);
         self.remove_from_index(core, connection);
     }
@@ -299,14 +308,14 @@ impl ConnectionsManager {
                 });
             }
             let mut progress = SnapshotProgress::default();
-            for chunk in rows.chunks(core.options.batch_size) {
+            for chunk in rows.chunks(core.options.batch_size()) {
                 let batch: Vec<Row> = chunk
                     .iter()
                     .filter(|row| {
                         core.query
                             .filter
                             .as_ref()
-                            .is_none_or(|filter| filter.matches(row))
+                            .is_none_or(|filter| filter.matches(row, &core.params))
                     })
                     .map(|row| core.query.projection.apply(row))
                     .collect();
@@ -361,7 +370,10 @@ impl ConnectionsManager {
             }
             let marker = Delivery(DeliveryKind::LoadComplete {
                 core: core.clone(),
-                boundary: core.flow.boundary(),
+                boundary: core
+                    .flow
+                    .boundary()
+                    .map_or(NO_BOUNDARY, |boundary| boundary.0),
                 batches: state.snapshot_batches,
                 rows: state.snapshot_rows,
             });
@@ -404,8 +416,11 @@ impl ConnectionsManager {
 
     /// Resume: hands one commit the client missed to a gated subscription. Its changes are
     /// filtered for this subscription alone and held in SeqId order with live changes that
-    /// arrived meanwhile (a commit already held is not held twice). Returns whether any
-    /// change matched and was held. On user-scoped tables, other users' rows are ignored.
+    /// arrived meanwhile (a commit already held is not held twice). Replay in log order:
+    /// a live publish at or below the highest replayed SeqId is taken for a commit the
+    /// replay already delivered and dropped, before and after the load completes. Returns
+    /// whether any change matched and was held. On user-scoped tables, other users' rows
+    /// are ignored.
     pub fn replay_commit(
         &self,
         live_query_id: LiveQueryId,
@@ -423,7 +438,7 @@ impl ConnectionsManager {
             let schema = &core.query.schema;
             let owner_id = connection.user().map(|user| user.user_id);
             let filter = core.query.filter.as_ref();
-            let mut matches = Matches::new();
+            let mut matches = MatchBuilder::new();
             for (position, change) in changes.iter().enumerate() {
                 if change.table_id != schema.table_id {
                     continue;
@@ -434,7 +449,7 @@ impl ConnectionsManager {
                 }
                 let delivered = match filter {
                     None => Some(change.change_type),
-                    Some(filter) => replay_match(filter, change),
+                    Some(filter) => replay_match(filter, &core.params, change),
                 };
                 if let Some(change_type) = delivered {
                     matches.push(encode_match(position, change_type));
@@ -446,7 +461,7 @@ impl ConnectionsManager {
             let held = BufferedNotification {
                 seq,
                 commit: DataArc::new(Commit::new(seq, changes)),
-                matches,
+                matches: Matches::from_slice(&matches),
             };
             match core.flow.replay(held) {
                 Ok(held) => Ok(held),
@@ -526,9 +541,10 @@ impl ConnectionsManager {
             let query = recompiled
                 .entry(DataArc::as_ptr(&core.query) as usize)
                 .or_insert_with(|| {
-                    self.compile_query(
+                    // The template recompiles once; each subscription keeps its constants.
+                    self.shared_compiled_query(
                         core.query.spec.clone(),
-                        Some(core.query.text.clone()),
+                        core.query.shape.clone(),
                         &new_route,
                     )
                 })
@@ -550,13 +566,13 @@ impl ConnectionsManager {
                     }
                 }
                 Ok(_) => {
-                    core.flow.close();
+                    core.end();
                     subscriptions.remove(&core.id);
                     StatsCounters::add(&self.stats.resyncs, 1);
                     connection.post_notice(core, SubscriptionNotice::ResyncRequired);
                 }
                 Err(error) => {
-                    core.flow.close();
+                    core.end();
                     subscriptions.remove(&core.id);
                     let column = match error {
                         LiveError::UnknownColumn { column, .. } => column,
@@ -629,8 +645,9 @@ fn validate_row_lengths(schema: &TableSchema, change: &ChangeNotification) -> Li
 
 fn replay_match(
     filter: &crate::query::filter::Predicate,
+    params: &[Value],
     change: &ChangeNotification,
 ) -> Option<ChangeType> {
     let mut evaluated = 0;
-    crate::notification::match_change(Some(filter), change, &mut evaluated)
+    crate::notification::match_change(Some(filter), params, change, &mut evaluated)
 }

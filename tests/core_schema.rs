@@ -205,3 +205,60 @@ fn re_registering_the_same_schema_changes_nothing() {
         Err(LiveError::InvalidSchema { .. })
     ));
 }
+
+/// Regression: a delivery queued before a schema change travels with the subscription's
+/// previous version; unsubscribing must end that version too, so nothing of the
+/// subscription is handed out after `unsubscribe` returns.
+#[test]
+fn unsubscribe_after_a_schema_change_skips_what_the_previous_version_queued() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    let sub = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    manager
+        .publish(
+            SeqId(1),
+            ChangeNotification::insert(messages(), message(1, 1, "queued")),
+        )
+        .unwrap();
+    let altered = TableSchema::new(messages(), TableScope::Shared, ["id", "room", "text"]);
+    manager.register_table(altered).unwrap();
+    manager.unsubscribe(sub.live_query_id).unwrap();
+    let received = drain(&mut connection.notifications);
+    assert!(received.is_empty(), "{received:?}");
+}
+
+#[test]
+fn revoking_after_alter_table_ends_what_the_previous_version_queued() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    manager
+        .publish(
+            SeqId(1),
+            ChangeNotification::insert(messages(), message(1, 1, "queued")),
+        )
+        .unwrap();
+    manager
+        .register_table(TableSchema::new(
+            messages(),
+            TableScope::Shared,
+            ["id", "room", "body", "extra"],
+        ))
+        .unwrap();
+    assert_eq!(manager.revoke_user(&UserId::from("alice"), "expired"), 1);
+    let received = drain(&mut connection.notifications);
+    assert_eq!(received.len(), 1, "only the close notice: {received:?}");
+    assert_eq!(received[0].kind(), "closed");
+}

@@ -151,6 +151,8 @@ unsafe fn config_from_c(config: &lc_config) -> Result<ManagerConfig, FfiError> {
         .unwrap_or("default")
         .to_string(),
         query_cache_capacity: size(config.query_cache_capacity, "query_cache_capacity")?,
+        // Topic limits join lc_config with the C functions for topics.
+        topics: ManagerConfig::default().topics,
     })
 }
 

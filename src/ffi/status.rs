@@ -13,7 +13,8 @@ use crate::error::LiveError;
 /// receive, a timeout, a closed connection, a full channel); they leave the last error
 /// alone. Codes from 100 up are failures: the calling thread's last error
 /// (`lc_last_error`) then says what went wrong. Ranges: 100-199 bad arguments and handles,
-/// 200-299 refusals of the live-query core, 300-399 reserved for topics, 900-999 internal.
+/// 200-299 refusals of the live-query core, 300-399 topics and consumer groups, 900-999
+/// internal.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum lc_status {
@@ -92,13 +93,43 @@ pub enum lc_status {
     LC_ERR_INVALID_CONFIG = 220,
     /// A commit carries more changes than livecore can address.
     LC_ERR_COMMIT_TOO_LARGE = 221,
+    /// A value a client or host controls is outside its allowed bounds (a limit).
+    LC_ERR_OUT_OF_BOUNDS = 222,
+    // 300-399: topics and consumer groups. The C functions for topics come with their
+    // own change; their refusals already have their numbers.
+    /// A topic or consumer group name is not acceptable.
+    LC_ERR_INVALID_NAME = 300,
+    /// No topic with this name exists.
+    LC_ERR_UNKNOWN_TOPIC = 301,
+    /// A topic with this name already exists.
+    LC_ERR_TOPIC_EXISTS = 302,
+    /// The topic has no partition with this number.
+    LC_ERR_UNKNOWN_PARTITION = 303,
+    /// No topic route with this id exists.
+    LC_ERR_UNKNOWN_TOPIC_ROUTE = 304,
+    /// The topic has no consumer group with this name.
+    LC_ERR_UNKNOWN_GROUP = 305,
+    /// The topic already has a consumer group with this name.
+    LC_ERR_GROUP_EXISTS = 306,
+    /// An offset is outside the partition's retained range.
+    LC_ERR_OFFSET_OUT_OF_RANGE = 307,
+    /// The group has no committed offset for the partition and no reset policy.
+    LC_ERR_NO_COMMITTED_OFFSET = 308,
+    /// The consumer does not hold the partition's lease in the group.
+    LC_ERR_NOT_LEASE_HOLDER = 309,
+    /// A commit would move the group's committed offset backwards.
+    LC_ERR_COMMIT_BEHIND = 310,
+    /// A commit names an offset beyond what the lease handed out.
+    LC_ERR_COMMIT_AHEAD = 311,
+    /// The topic's storage (a host-provided log) failed.
+    LC_ERR_TOPIC_STORE = 312,
     /// A Rust panic was caught at the boundary; the message is in `lc_last_error`. The
     /// library stays usable, but the call may have been half done.
     LC_ERR_PANIC = 900,
 }
 
 /// Every status, for lookups by number.
-const ALL_STATUSES: [lc_status; 37] = [
+const ALL_STATUSES: [lc_status; 51] = [
     lc_status::LC_OK,
     lc_status::LC_EMPTY,
     lc_status::LC_TIMEOUT,
@@ -135,6 +166,20 @@ const ALL_STATUSES: [lc_status; 37] = [
     lc_status::LC_ERR_MISSING_OLD_ROW,
     lc_status::LC_ERR_INVALID_CONFIG,
     lc_status::LC_ERR_COMMIT_TOO_LARGE,
+    lc_status::LC_ERR_OUT_OF_BOUNDS,
+    lc_status::LC_ERR_INVALID_NAME,
+    lc_status::LC_ERR_UNKNOWN_TOPIC,
+    lc_status::LC_ERR_TOPIC_EXISTS,
+    lc_status::LC_ERR_UNKNOWN_PARTITION,
+    lc_status::LC_ERR_UNKNOWN_TOPIC_ROUTE,
+    lc_status::LC_ERR_UNKNOWN_GROUP,
+    lc_status::LC_ERR_GROUP_EXISTS,
+    lc_status::LC_ERR_OFFSET_OUT_OF_RANGE,
+    lc_status::LC_ERR_NO_COMMITTED_OFFSET,
+    lc_status::LC_ERR_NOT_LEASE_HOLDER,
+    lc_status::LC_ERR_COMMIT_BEHIND,
+    lc_status::LC_ERR_COMMIT_AHEAD,
+    lc_status::LC_ERR_TOPIC_STORE,
     lc_status::LC_ERR_PANIC,
 ];
 
@@ -186,6 +231,20 @@ impl lc_status {
             lc_status::LC_ERR_MISSING_OLD_ROW => c"LC_ERR_MISSING_OLD_ROW",
             lc_status::LC_ERR_INVALID_CONFIG => c"LC_ERR_INVALID_CONFIG",
             lc_status::LC_ERR_COMMIT_TOO_LARGE => c"LC_ERR_COMMIT_TOO_LARGE",
+            lc_status::LC_ERR_OUT_OF_BOUNDS => c"LC_ERR_OUT_OF_BOUNDS",
+            lc_status::LC_ERR_INVALID_NAME => c"LC_ERR_INVALID_NAME",
+            lc_status::LC_ERR_UNKNOWN_TOPIC => c"LC_ERR_UNKNOWN_TOPIC",
+            lc_status::LC_ERR_TOPIC_EXISTS => c"LC_ERR_TOPIC_EXISTS",
+            lc_status::LC_ERR_UNKNOWN_PARTITION => c"LC_ERR_UNKNOWN_PARTITION",
+            lc_status::LC_ERR_UNKNOWN_TOPIC_ROUTE => c"LC_ERR_UNKNOWN_TOPIC_ROUTE",
+            lc_status::LC_ERR_UNKNOWN_GROUP => c"LC_ERR_UNKNOWN_GROUP",
+            lc_status::LC_ERR_GROUP_EXISTS => c"LC_ERR_GROUP_EXISTS",
+            lc_status::LC_ERR_OFFSET_OUT_OF_RANGE => c"LC_ERR_OFFSET_OUT_OF_RANGE",
+            lc_status::LC_ERR_NO_COMMITTED_OFFSET => c"LC_ERR_NO_COMMITTED_OFFSET",
+            lc_status::LC_ERR_NOT_LEASE_HOLDER => c"LC_ERR_NOT_LEASE_HOLDER",
+            lc_status::LC_ERR_COMMIT_BEHIND => c"LC_ERR_COMMIT_BEHIND",
+            lc_status::LC_ERR_COMMIT_AHEAD => c"LC_ERR_COMMIT_AHEAD",
+            lc_status::LC_ERR_TOPIC_STORE => c"LC_ERR_TOPIC_STORE",
             lc_status::LC_ERR_PANIC => c"LC_ERR_PANIC",
         }
     }
@@ -260,6 +319,20 @@ impl From<LiveError> for FfiError {
             LiveError::RowArity { .. } => LC_ERR_ROW_ARITY,
             LiveError::MissingOldRow(_) => LC_ERR_MISSING_OLD_ROW,
             LiveError::CommitTooLarge { .. } => LC_ERR_COMMIT_TOO_LARGE,
+            LiveError::OutOfBounds { .. } => LC_ERR_OUT_OF_BOUNDS,
+            LiveError::InvalidName { .. } => LC_ERR_INVALID_NAME,
+            LiveError::UnknownTopic(_) => LC_ERR_UNKNOWN_TOPIC,
+            LiveError::TopicExists(_) => LC_ERR_TOPIC_EXISTS,
+            LiveError::UnknownPartition { .. } => LC_ERR_UNKNOWN_PARTITION,
+            LiveError::UnknownTopicRoute(_) => LC_ERR_UNKNOWN_TOPIC_ROUTE,
+            LiveError::UnknownGroup { .. } => LC_ERR_UNKNOWN_GROUP,
+            LiveError::GroupExists { .. } => LC_ERR_GROUP_EXISTS,
+            LiveError::OffsetOutOfRange { .. } => LC_ERR_OFFSET_OUT_OF_RANGE,
+            LiveError::NoCommittedOffset { .. } => LC_ERR_NO_COMMITTED_OFFSET,
+            LiveError::NotLeaseHolder { .. } => LC_ERR_NOT_LEASE_HOLDER,
+            LiveError::CommitBehind { .. } => LC_ERR_COMMIT_BEHIND,
+            LiveError::CommitAhead { .. } => LC_ERR_COMMIT_AHEAD,
+            LiveError::TopicStore { .. } => LC_ERR_TOPIC_STORE,
             LiveError::InvalidConfig(_) => LC_ERR_INVALID_CONFIG,
         };
         Self::new(status, error.to_string())

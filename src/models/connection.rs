@@ -112,37 +112,39 @@ pub(crate) const ATTENTION_GAP: u8 = 1;
 pub(crate) const ATTENTION_NOTICE: u8 = 2;
 
 /// One connection: identity, authentication, heartbeat, its subscriptions, and its channels.
+// Laid out in declaration order: what every delivery touches (the channel, the ready
+// queue) shares the first cache line with the reference count.
+#[repr(C)]
 pub struct ConnectionState {
-    pub(crate) id: ConnectionId,
-    pub(crate) registered_at_ms: u64,
     pub(crate) notification_tx: NotificationSender,
-    pub(crate) event_tx: EventSender,
-    pub(crate) stats: Arc<StatsCounters>,
-    /// Set once authentication starts; the user is set once it completes (lock-free reads).
-    auth_started: AtomicBool,
-    user: ArcSwapOption<AuthenticatedUser>,
-    /// Serializes the rare writes of `user`.
-    auth_writer: Mutex<()>,
-    last_heartbeat_ms: AtomicU64,
-    last_ping_ms: AtomicU64,
-    /// Set once a timeout event has been raised, so it is raised once.
-    timed_out: AtomicBool,
-    /// Set by unregister; the receivers then report the end of the stream.
-    closed: AtomicBool,
+    /// The manager-wide ready queue, when enabled.
+    ready: Option<channel::Sender<ConnectionId>>,
+    /// True while the connection's consumer waits for "something is ready".
+    ready_armed: AtomicBool,
     /// Set when the slow-consumer policy disconnected the connection.
     disconnecting: AtomicBool,
-    pub(crate) subscriptions: Mutex<BTreeMap<SubscriptionId, SubscriptionState>>,
-    attention: Mutex<Vec<AttentionItem>>,
+    /// Set by unregister once every subscription is unrouted; the receivers then report the
+    /// end of the stream.
+    closed: AtomicBool,
+    /// Set by unregister, under the subscription map's lock, before it takes the map's
+    /// subscriptions: from then on no subscription may be added.
+    closing: AtomicBool,
+    /// Set once authentication starts; the user is set once it completes (lock-free reads;
+    /// writes take the subscription map's lock).
+    auth_started: AtomicBool,
+    /// Set once a timeout event has been raised, so it is raised once.
+    timed_out: AtomicBool,
     attention_flags: AtomicU8,
     pending_events: AtomicU8,
-    ready: Option<ReadyHook>,
-}
-
-/// The manager-wide ready queue, as one connection sees it.
-pub(crate) struct ReadyHook {
-    pub(crate) queue: channel::Sender<ConnectionId>,
-    /// True while the connection's consumer waits for "something is ready".
-    pub(crate) armed: AtomicBool,
+    pub(crate) id: ConnectionId,
+    pub(crate) registered_at_ms: u64,
+    pub(crate) event_tx: EventSender,
+    pub(crate) stats: Arc<StatsCounters>,
+    user: ArcSwapOption<AuthenticatedUser>,
+    last_heartbeat_ms: AtomicU64,
+    last_ping_ms: AtomicU64,
+    pub(crate) subscriptions: Mutex<BTreeMap<SubscriptionId, SubscriptionState>>,
+    attention: Mutex<Vec<AttentionItem>>,
 }
 
 impl ConnectionState {
@@ -155,27 +157,25 @@ impl ConnectionState {
         ready_queue: Option<channel::Sender<ConnectionId>>,
     ) -> Self {
         Self {
+            notification_tx,
+            ready: ready_queue,
+            ready_armed: AtomicBool::new(false),
             id,
             registered_at_ms: now_ms,
-            notification_tx,
             event_tx,
             stats,
             auth_started: AtomicBool::new(false),
             user: ArcSwapOption::empty(),
-            auth_writer: Mutex::new(()),
             last_heartbeat_ms: AtomicU64::new(now_ms),
             last_ping_ms: AtomicU64::new(now_ms),
             timed_out: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             disconnecting: AtomicBool::new(false),
             subscriptions: Mutex::new(BTreeMap::new()),
             attention: Mutex::new(Vec::new()),
             attention_flags: AtomicU8::new(0),
             pending_events: AtomicU8::new(0),
-            ready: ready_queue.map(|queue| ReadyHook {
-                queue,
-                armed: AtomicBool::new(false),
-            }),
         }
     }
 
@@ -220,7 +220,7 @@ impl ConnectionState {
 
     /// Records the user; refuses a second, different user.
     pub(crate) fn set_user(&self, user: AuthenticatedUser) -> bool {
-        let _writer = lock(&self.auth_writer);
+        let _writer = lock(&self.subscriptions);
         if let Some(existing) = self.user.load_full() {
             if existing.user_key != user.user_key {
                 return false;
@@ -280,7 +280,12 @@ impl ConnectionState {
     /// Raises an event. It is kept as a pending flag first, so a full event channel delays
     /// it but never loses it; the channel message only wakes the receiver.
     pub(crate) fn raise_event(&self, event: ConnectionEvent) {
+        // Mutant: the message goes out before the flag is set; a receiver that takes the
+        // message first finds no flag, skips it and blocks: the event is lost to it.
+        #[cfg(livecore_mutant = "event_sent_before_flag")]
+        let _ = self.event_tx.try_send(event);
         self.pending_events.fetch_or(event.bit(), Ordering::SeqCst);
+        #[cfg(not(livecore_mutant = "event_sent_before_flag"))]
         let _ = self.event_tx.try_send(event);
         self.notify_ready();
     }
@@ -307,7 +312,31 @@ impl ConnectionState {
         self.pending_events.load(Ordering::SeqCst) != 0
     }
 
-    /// Marks the connection closed and wakes its receivers.
+    /// First step of unregistering: refuses new subscriptions and takes the current ones.
+    /// Both happen under the subscription map's lock, which `subscribe` holds while it
+    /// checks [`is_closing`](Self::is_closing) and routes, so a racing subscribe is either
+    /// refused or among those taken here (to be unrouted by the caller).
+    pub(crate) fn begin_close(&self) -> Vec<SubscriptionState> {
+        let mut subscriptions = lock(&self.subscriptions);
+        #[cfg(not(livecore_mutant = "closing_flag_after_drain"))]
+        self.closing.store(true, Ordering::Release);
+        let taken = std::mem::take(&mut *subscriptions).into_values().collect();
+        // Mutant (the bug this method fixed): the flag lands after the map's lock is
+        // released, so a racing subscribe can route a subscription nobody will unroute.
+        #[cfg(livecore_mutant = "closing_flag_after_drain")]
+        {
+            drop(subscriptions);
+            self.closing.store(true, Ordering::Release);
+        }
+        taken
+    }
+
+    /// True once unregistering has begun: no subscription may be added.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Last step of unregistering: marks the connection closed and wakes its receivers.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         let _ = self.notification_tx.try_send(Delivery::wake());
@@ -328,9 +357,14 @@ impl ConnectionState {
         if handle.take_attention_slot() {
             lock(&self.attention).push(AttentionItem::Gap(handle.clone()));
         }
+        // Mutant: the wake-up goes out before the flag is set; a receiver that consumes it
+        // and looks before the flag lands blocks with the tail gap never reported.
+        #[cfg(livecore_mutant = "gap_wake_before_flag")]
+        let _ = self.notification_tx.try_send(Delivery::wake());
         self.attention_flags
             .fetch_or(ATTENTION_GAP, Ordering::SeqCst);
         // Wake a receiver that drained the channel before the flag was set.
+        #[cfg(not(livecore_mutant = "gap_wake_before_flag"))]
         let _ = self.notification_tx.try_send(Delivery::wake());
         self.notify_ready();
     }
@@ -365,9 +399,11 @@ impl ConnectionState {
     /// something for its consumer.
     #[inline]
     pub(crate) fn notify_ready(&self) {
-        if let Some(ready) = &self.ready {
-            if ready.armed.load(Ordering::SeqCst) && ready.armed.swap(false, Ordering::SeqCst) {
-                let _ = ready.queue.try_send(self.id);
+        if let Some(queue) = &self.ready {
+            if self.ready_armed.load(Ordering::SeqCst)
+                && self.ready_armed.swap(false, Ordering::SeqCst)
+            {
+                let _ = queue.try_send(self.id);
             }
         }
     }
@@ -375,10 +411,16 @@ impl ConnectionState {
     /// Arms the ready notification: the next delivery or event puts this connection on the
     /// ready queue. If something is already waiting, it is queued at once.
     pub(crate) fn arm_ready(&self, has_pending: impl Fn() -> bool) {
-        if let Some(ready) = &self.ready {
-            ready.armed.store(true, Ordering::SeqCst);
-            if has_pending() && ready.armed.swap(false, Ordering::SeqCst) {
-                let _ = ready.queue.try_send(self.id);
+        if let Some(queue) = &self.ready {
+            // Mutant: arming after the check; a delivery landing between the check and the
+            // arming sees the connection unarmed, and the wake-up is lost.
+            #[cfg(livecore_mutant = "ready_armed_after_check")]
+            let pending = has_pending();
+            self.ready_armed.store(true, Ordering::SeqCst);
+            #[cfg(not(livecore_mutant = "ready_armed_after_check"))]
+            let pending = has_pending();
+            if pending && self.ready_armed.swap(false, Ordering::SeqCst) {
+                let _ = queue.try_send(self.id);
             }
         }
     }

@@ -13,9 +13,54 @@ use crate::models::value::{Row, Value};
 use crate::query::CompiledProjection;
 use crate::sync::{Arc, DataArc};
 
-/// The changes of one commit that matched one subscription: each is its position in the
-/// commit and the change type delivered (`position << 2 | type`).
-pub(crate) type Matches = SmallVec<[u32; 2]>;
+/// The changes of one commit that matched one subscription, in commit order: each is its
+/// position in the commit and the change type delivered (`position << 2 | type`). Sixteen
+/// bytes, and no allocation for the common single match, so a delivery stays small.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Matches {
+    first: u32,
+    /// A thin box, so the whole stays sixteen bytes.
+    #[allow(clippy::box_collection)]
+    rest: Option<Box<Vec<u32>>>,
+}
+
+impl Matches {
+    /// One match.
+    pub(crate) fn one(packed: u32) -> Self {
+        Self {
+            first: packed,
+            rest: None,
+        }
+    }
+
+    /// The matches gathered in `packed`, which must not be empty.
+    pub(crate) fn from_slice(packed: &[u32]) -> Self {
+        let (first, rest) = packed.split_first().expect("a delivery carries a match");
+        Self {
+            first: *first,
+            rest: (!rest.is_empty()).then(|| Box::new(rest.to_vec())),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        1 + self.rest.as_ref().map_or(0, |rest| rest.len())
+    }
+
+    /// The `index`-th match.
+    pub(crate) fn get(&self, index: usize) -> Option<u32> {
+        match index {
+            0 => Some(self.first),
+            _ => self.rest.as_ref()?.get(index - 1).copied(),
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        std::iter::once(self.first).chain(self.rest.iter().flat_map(|rest| rest.iter().copied()))
+    }
+}
+
+/// Gathers matches before they become a [`Matches`].
+pub(crate) type MatchBuilder = SmallVec<[u32; 4]>;
 
 /// Packs a match.
 #[inline]
@@ -34,7 +79,8 @@ pub(crate) enum DeliveryKind {
     Changes {
         core: Arc<SubscriptionCore>,
         commit: DataArc<Commit>,
-        number: u64,
+        /// The low 32 bits of the delivery's number (the receiver restores the rest).
+        number: u32,
         matches: Matches,
     },
     Snapshot {
@@ -44,13 +90,17 @@ pub(crate) enum DeliveryKind {
     },
     LoadComplete {
         core: Arc<SubscriptionCore>,
-        boundary: Option<SeqId>,
+        /// The boundary's SeqId, or [`NO_BOUNDARY`].
+        boundary: u64,
         batches: u32,
         rows: u64,
     },
     /// Wakes a blocked receiver so it looks at the connection's attention flags.
     Wake,
 }
+
+/// "No boundary was set", in a load-complete delivery.
+pub(crate) const NO_BOUNDARY: u64 = u64::MAX;
 
 impl Delivery {
     pub(crate) fn wake() -> Self {
@@ -264,9 +314,9 @@ impl ChangeSet {
         self.matches.len()
     }
 
-    /// True when there are no changes (never, for a delivered set).
+    /// True when there are no changes (never: a delivered set holds at least one).
     pub fn is_empty(&self) -> bool {
-        self.matches.is_empty()
+        false
     }
 
     /// The projected column names.
@@ -278,14 +328,12 @@ impl ChangeSet {
     pub fn changes(&self) -> impl Iterator<Item = DeliveredChange<'_>> + '_ {
         self.matches
             .iter()
-            .map(move |&packed| self.delivered(packed))
+            .map(move |packed| self.delivered(packed))
     }
 
     /// The `index`-th change (in commit order), without walking the ones before it.
     pub fn change(&self, index: usize) -> Option<DeliveredChange<'_>> {
-        self.matches
-            .get(index)
-            .map(|&packed| self.delivered(packed))
+        self.matches.get(index).map(|packed| self.delivered(packed))
     }
 
     fn delivered(&self, packed: u32) -> DeliveredChange<'_> {

@@ -4,56 +4,92 @@
 use crate::flow_control::SubscriptionFlowControl;
 use crate::models::connection::SharedConnectionState;
 use crate::models::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableId, UserKey};
-use crate::query::CompiledQuery;
-use crate::sync::{Arc, AtomicBool, AtomicU64, DataArc, Ordering};
+use crate::query::{CompiledQuery, Params};
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicU8, DataArc, Ordering};
 
 /// The part of a subscription every delivery shares: identity, compiled query, gate and
 /// counters. It holds no reference to the connection or its channel, so a queued delivery
 /// never keeps a channel alive.
+// Laid out in declaration order: what publishing reads and writes for every candidate
+// shares the first cache line with the reference count; the next line holds the rest of
+// the per-delivery work; the receiver's fields and the cold ones follow.
+#[repr(C)]
 pub(crate) struct SubscriptionCore {
-    pub(crate) id: SubscriptionId,
-    pub(crate) connection_id: ConnectionId,
-    pub(crate) query: DataArc<CompiledQuery>,
-    pub(crate) owner: Option<UserKey>,
     pub(crate) flow: SubscriptionFlowControl,
-    pub(crate) options: SubscriptionOptions,
-    pub(crate) created_at_ms: u64,
     /// Deliveries attempted (sent or dropped); the number of the latest attempt.
     attempted: AtomicU64,
+    pub(crate) owner: Option<UserKey>,
+    pub(crate) query: DataArc<CompiledQuery>,
+    last_update_ms: AtomicU64,
+    /// The subscription's own constants for its shared query's parameters.
+    pub(crate) params: Params,
+    pub(crate) id: SubscriptionId,
+    pub(crate) connection_id: ConnectionId,
+    /// The SQL as the client wrote it, when it subscribed with SQL text.
+    pub(crate) sql: Option<DataArc<str>>,
+    pub(crate) options: PackedOptions,
+    pub(crate) created_at_ms: u64,
     dropped: AtomicU64,
     /// The highest attempt number that was dropped.
     dropped_upto: AtomicU64,
-    last_update_ms: AtomicU64,
     /// Receiver side: the last delivery number and SeqId handed to the consumer.
     rx_number: AtomicU64,
     rx_seq: AtomicU64,
     /// True while the connection's attention list holds this subscription for a gap.
     in_attention: AtomicBool,
-    /// Set when the host unsubscribed it: nothing more of it, not even a notice, reaches
-    /// the consumer.
-    removed: AtomicBool,
+    /// How the subscription ended, if it did ([`ACTIVE`], [`ENDED`], [`REMOVED`]). Shared
+    /// with the cores it succeeded after schema changes, whose deliveries may still be
+    /// queued (or in flight from a publish that loaded the previous route), so ending the
+    /// subscription ends them too.
+    ended: Arc<AtomicU8>,
 }
+
+/// The subscription is active.
+const ACTIVE: u8 = 0;
+/// livecore ended it (revoked, resume unavailable, ...): its data is skipped, its closing
+/// notice still reaches the consumer.
+const ENDED: u8 = 1;
+/// The host removed it (unsubscribe, unregister): nothing more of it reaches the consumer.
+const REMOVED: u8 = 2;
 
 /// "No SeqId delivered yet", stored in `rx_seq`.
 const NO_SEQ: u64 = u64::MAX;
 
+/// What a new subscription is made of.
+pub(crate) struct NewSubscription {
+    pub(crate) id: SubscriptionId,
+    pub(crate) connection_id: ConnectionId,
+    pub(crate) query: DataArc<CompiledQuery>,
+    pub(crate) params: Params,
+    pub(crate) sql: Option<DataArc<str>>,
+    pub(crate) owner: Option<UserKey>,
+    pub(crate) flow: SubscriptionFlowControl,
+    pub(crate) options: SubscriptionOptions,
+    pub(crate) now_ms: u64,
+}
+
 impl SubscriptionCore {
-    pub(crate) fn new(
-        id: SubscriptionId,
-        connection_id: ConnectionId,
-        query: DataArc<CompiledQuery>,
-        owner: Option<UserKey>,
-        flow: SubscriptionFlowControl,
-        options: SubscriptionOptions,
-        now_ms: u64,
-    ) -> Self {
+    pub(crate) fn new(parts: NewSubscription) -> Self {
+        let NewSubscription {
+            id,
+            connection_id,
+            query,
+            params,
+            sql,
+            owner,
+            flow,
+            options,
+            now_ms,
+        } = parts;
         Self {
             id,
             connection_id,
             query,
+            params,
+            sql,
             owner,
             flow,
-            options,
+            options: PackedOptions::pack(&options),
             created_at_ms: now_ms,
             attempted: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -62,25 +98,33 @@ impl SubscriptionCore {
             rx_number: AtomicU64::new(0),
             rx_seq: AtomicU64::new(NO_SEQ),
             in_attention: AtomicBool::new(false),
-            removed: AtomicBool::new(false),
+            ended: Arc::new(AtomicU8::new(ACTIVE)),
         }
     }
 
     /// The same subscription recompiled for a new schema version: it keeps its id and
     /// counters, and numbering continues, so the receiver sees no gap. The old core stays
-    /// live for deliveries already queued, which it renders with the old projection.
+    /// live for deliveries already queued, which it renders with the old projection; it
+    /// shares the removed flag, so removing the subscription ends both.
     pub(crate) fn successor(&self, query: DataArc<CompiledQuery>) -> Self {
         let attempted = self.attempted.load(Ordering::SeqCst);
-        let successor = Self::new(
-            self.id,
-            self.connection_id,
-            query,
-            self.owner,
-            self.flow.live_successor(),
-            self.options.clone(),
-            self.last_update_ms.load(Ordering::Relaxed),
-        );
-        let mut successor = successor;
+        let mut successor = Self {
+            // Mutant: a fresh flag; unsubscribing ends the new core only, and what the old
+            // one queued (or a publish still on the old route sends) arrives afterwards.
+            #[cfg(not(livecore_mutant = "successor_own_removed_flag"))]
+            ended: self.ended.clone(),
+            ..Self::new(NewSubscription {
+                id: self.id,
+                connection_id: self.connection_id,
+                query,
+                params: self.params.clone(),
+                sql: self.sql.clone(),
+                owner: self.owner,
+                flow: self.flow.live_successor(),
+                options: self.options.unpack(),
+                now_ms: self.last_update_ms.load(Ordering::Relaxed),
+            })
+        };
         successor.created_at_ms = self.created_at_ms;
         successor.attempted.store(attempted, Ordering::SeqCst);
         successor
@@ -93,16 +137,41 @@ impl SubscriptionCore {
         successor
     }
 
+    /// The query's SQL: as the client wrote it, or rendered from the query spec.
+    pub(crate) fn sql_text(&self) -> DataArc<str> {
+        match &self.sql {
+            Some(sql) => sql.clone(),
+            None => DataArc::from(self.query.text(&self.params)),
+        }
+    }
+
     /// Ends the subscription at the host's request: the gate closes and the receiver drops
     /// whatever is still queued for it, notices included.
     pub(crate) fn remove(&self) {
-        self.removed.store(true, Ordering::Release);
+        self.ended.store(REMOVED, Ordering::Release);
         self.flow.close();
     }
 
-    /// True once the host removed it.
+    /// Ends the subscription on livecore's initiative: the gate closes and the receiver
+    /// drops what is still queued for it (of this core and of the cores it succeeded), but
+    /// hands out its closing notice.
+    pub(crate) fn end(&self) {
+        let _ = self
+            .ended
+            .compare_exchange(ACTIVE, ENDED, Ordering::AcqRel, Ordering::Acquire);
+        self.flow.close();
+    }
+
+    /// True once the host removed it (or the subscription that succeeded it).
     pub(crate) fn is_removed(&self) -> bool {
-        self.removed.load(Ordering::Acquire)
+        self.ended.load(Ordering::Acquire) == REMOVED
+    }
+
+    /// True once the subscription has ended, by livecore or by the host: the receiver
+    /// skips whatever of it is still queued.
+    #[inline]
+    pub(crate) fn is_ended(&self) -> bool {
+        self.flow.is_closed() || self.ended.load(Ordering::Acquire) != ACTIVE
     }
 
     pub(crate) fn live_query_id(&self) -> LiveQueryId {
@@ -114,7 +183,11 @@ impl SubscriptionCore {
     /// the flush), so numbers reach the channel in order.
     #[inline]
     pub(crate) fn next_attempt(&self) -> u64 {
-        self.attempted.fetch_add(1, Ordering::Relaxed) + 1
+        // A load and a store rather than a read-modify-write: the attempts of one
+        // subscription never run concurrently (see above), and this is on every delivery.
+        let number = self.attempted.load(Ordering::Relaxed) + 1;
+        self.attempted.store(number, Ordering::Relaxed);
+        number
     }
 
     #[inline]
@@ -134,7 +207,11 @@ impl SubscriptionCore {
     }
 
     pub(crate) fn release_attention_slot(&self) {
-        self.in_attention.store(false, Ordering::SeqCst);
+        // A swap rather than a store: the same on hardware (this is the cold gap path), but
+        // it makes loom order the release after the publisher's latest take of the slot.
+        // Loom does not carry read-modify-write atomicity into its modification order, so
+        // against a plain store it explores a stale `true` that C11 rules out.
+        self.in_attention.swap(false, Ordering::SeqCst);
     }
 
     pub(crate) fn dropped_upto(&self) -> u64 {
@@ -204,9 +281,50 @@ pub struct SubscriptionHandle {
 }
 
 impl SubscriptionHandle {
+    /// Reads the first cache line of the subscription and of its connection, so a caller
+    /// about to deliver to many handles can have their misses overlap.
+    #[inline]
+    pub(crate) fn warm(&self) -> u64 {
+        self.core.flow.warm() ^ self.connection.id.0
+    }
+
     /// The live query this handle routes to.
     pub fn live_query_id(&self) -> LiveQueryId {
         self.core.live_query_id()
+    }
+}
+
+/// [`SubscriptionOptions`] in sixteen bytes, as each subscription's shared core keeps them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PackedOptions {
+    /// The SeqId to resume after, or `u64::MAX` for none.
+    resume_from: u64,
+    batch_size: u32,
+    initial_load: bool,
+}
+
+impl PackedOptions {
+    /// Packs validated options (a batch size that fits in 32 bits).
+    pub(crate) fn pack(options: &SubscriptionOptions) -> Self {
+        Self {
+            resume_from: options
+                .resume_from
+                .map_or(u64::MAX, |seq| seq.0.min(u64::MAX - 1)),
+            batch_size: u32::try_from(options.batch_size).unwrap_or(u32::MAX),
+            initial_load: options.initial_load,
+        }
+    }
+
+    pub(crate) fn unpack(&self) -> SubscriptionOptions {
+        SubscriptionOptions {
+            initial_load: self.initial_load,
+            batch_size: self.batch_size as usize,
+            resume_from: (self.resume_from != u64::MAX).then_some(SeqId(self.resume_from)),
+        }
+    }
+
+    pub(crate) fn batch_size(&self) -> usize {
+        self.batch_size as usize
     }
 }
 
@@ -270,9 +388,9 @@ impl SubscriptionState {
         RegisteredSubscription {
             live_query_id: core.live_query_id(),
             table_id: core.query.schema.table_id.clone(),
-            query: core.query.text.to_string(),
+            query: core.sql_text().to_string(),
             user: connection.user().map(|user| user.user_id.to_string()),
-            options: core.options.clone(),
+            options: core.options.unpack(),
             created_at_ms: core.created_at_ms,
             state: core.phase(),
             stats: core.stats(),
@@ -369,4 +487,10 @@ pub struct RegistryStats {
     pub snapshot_batches: u64,
     /// Filter evaluations made while publishing.
     pub filter_evaluations: u64,
+    /// Messages appended to topics (from routes and direct publishes).
+    pub topic_messages: u64,
+    /// Topic messages that could not be written (store errors, broken routes).
+    pub topic_write_failures: u64,
+    /// Times a topic consume parked, waiting for a message.
+    pub consume_parks: u64,
 }

@@ -131,7 +131,7 @@ fn hash_int(state: &mut impl Hasher, value: i64) {
 }
 
 /// The integer a float equals exactly, if any (-0.0 counts as 0).
-fn exact_int(value: f64) -> Option<i64> {
+pub(crate) fn exact_int(value: f64) -> Option<i64> {
     // 2^63 as a float: every float in [-2^63, 2^63) with no fraction is an exact i64.
     const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
     if value.fract() == 0.0 && (-TWO_POW_63..TWO_POW_63).contains(&value) {

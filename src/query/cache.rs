@@ -177,7 +177,7 @@ impl QueryCache {
             let reusable = state
                 .compiled
                 .get(&key, now)
-                .filter(|query| DataArc::ptr_eq(&query.schema, schema) && query.spec == spec)
+                .filter(|query| DataArc::ptr_eq(&query.schema, schema))
                 .cloned();
             if let Some(query) = reusable {
                 state.stats.compile_hits += 1;

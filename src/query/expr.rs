@@ -1,7 +1,7 @@
 //! The filter expression tree, built in Rust or by the SQL front end, before it is compiled
 //! against a table schema.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use crate::models::value::Value;
 
@@ -304,51 +304,92 @@ impl Expr {
     }
 }
 
-impl fmt::Display for Expr {
-    /// Renders the expression as SQL (fully parenthesised), for records and messages.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Expr {
+    /// Appends the expression as SQL (fully parenthesised). `compared` writes each literal
+    /// that is compared against (an operand of a comparison or BETWEEN): a template's
+    /// parameters are exactly those literals, in this order.
+    pub(crate) fn write_sql(
+        &self,
+        out: &mut String,
+        compared: &mut dyn FnMut(&Value, &mut String),
+    ) {
         let not = |negated: bool| if negated { "NOT " } else { "" };
+        let operand =
+            |expr: &Expr, out: &mut String, compared: &mut dyn FnMut(&Value, &mut String)| {
+                match expr {
+                    Expr::Literal(value) => compared(value, out),
+                    other => other.write_sql(out, compared),
+                }
+            };
         match self {
-            Expr::Column(name) => write!(f, "\"{}\"", name.replace('"', "\"\"")),
-            Expr::Literal(value) => write!(f, "{value}"),
-            Expr::Compare { op, left, right } => write!(f, "({left} {} {right})", op.as_sql()),
+            Expr::Column(name) => {
+                let _ = write!(out, "\"{}\"", name.replace('"', "\"\""));
+            }
+            Expr::Literal(value) => {
+                let _ = write!(out, "{value}");
+            }
+            Expr::Compare { op, left, right } => {
+                out.push('(');
+                operand(left, out, compared);
+                let _ = write!(out, " {} ", op.as_sql());
+                operand(right, out, compared);
+                out.push(')');
+            }
             Expr::And(items) | Expr::Or(items) => {
                 let joiner = if matches!(self, Expr::And(_)) {
                     " AND "
                 } else {
                     " OR "
                 };
-                f.write_str("(")?;
+                out.push('(');
                 for (index, item) in items.iter().enumerate() {
                     if index > 0 {
-                        f.write_str(joiner)?;
+                        out.push_str(joiner);
                     }
-                    write!(f, "{item}")?;
+                    item.write_sql(out, compared);
                 }
-                f.write_str(")")
+                out.push(')');
             }
-            Expr::Not(inner) => write!(f, "(NOT {inner})"),
+            Expr::Not(inner) => {
+                out.push_str("(NOT ");
+                inner.write_sql(out, compared);
+                out.push(')');
+            }
             Expr::InList {
                 expr,
                 list,
                 negated,
             } => {
-                write!(f, "({expr} {}IN (", not(*negated))?;
+                out.push('(');
+                expr.write_sql(out, compared);
+                let _ = write!(out, " {}IN (", not(*negated));
                 for (index, item) in list.iter().enumerate() {
                     if index > 0 {
-                        f.write_str(", ")?;
+                        out.push_str(", ");
                     }
-                    write!(f, "{item}")?;
+                    item.write_sql(out, compared);
                 }
-                f.write_str("))")
+                out.push_str("))");
             }
-            Expr::IsNull { expr, negated } => write!(f, "({expr} IS {}NULL)", not(*negated)),
+            Expr::IsNull { expr, negated } => {
+                out.push('(');
+                expr.write_sql(out, compared);
+                let _ = write!(out, " IS {}NULL)", not(*negated));
+            }
             Expr::Between {
                 expr,
                 low,
                 high,
                 negated,
-            } => write!(f, "({expr} {}BETWEEN {low} AND {high})", not(*negated)),
+            } => {
+                out.push('(');
+                operand(expr, out, compared);
+                let _ = write!(out, " {}BETWEEN ", not(*negated));
+                operand(low, out, compared);
+                out.push_str(" AND ");
+                operand(high, out, compared);
+                out.push(')');
+            }
             Expr::Like {
                 expr,
                 pattern,
@@ -357,13 +398,27 @@ impl fmt::Display for Expr {
                 negated,
             } => {
                 let keyword = if *case_insensitive { "ILIKE" } else { "LIKE" };
-                write!(f, "({expr} {}{keyword} {pattern}", not(*negated))?;
+                out.push('(');
+                expr.write_sql(out, compared);
+                let _ = write!(out, " {}{keyword} ", not(*negated));
+                pattern.write_sql(out, compared);
                 if let Some(escape) = escape {
-                    write!(f, " ESCAPE '{}'", escape.to_string().replace('\'', "''"))?;
+                    let _ = write!(out, " ESCAPE '{}'", escape.to_string().replace('\'', "''"));
                 }
-                f.write_str(")")
+                out.push(')');
             }
         }
+    }
+}
+
+impl fmt::Display for Expr {
+    /// Renders the expression as SQL (fully parenthesised), for records and messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::new();
+        self.write_sql(&mut out, &mut |value, out| {
+            let _ = write!(out, "{value}");
+        });
+        f.write_str(&out)
     }
 }
 

@@ -3,6 +3,7 @@
 //! number under LIKE renders into a stack buffer; only bytes that are not well-formed UTF-8
 //! are decoded into a new string).
 
+use std::cell::Cell;
 use std::cmp::Ordering;
 
 use crate::error::LiveError;
@@ -36,19 +37,41 @@ impl Default for FilterLimits {
     }
 }
 
-/// A compared operand: a column position or a constant.
+/// A compared operand: a column position, a constant, or a parameter (a constant that
+/// belongs to the subscription rather than to the shared compiled query).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Operand {
     Column(u16),
     Literal(Value),
+    Param(u16),
 }
 
 impl Operand {
     #[inline]
-    fn value<'a>(&'a self, row: &'a Row) -> &'a Value {
+    fn value<'a>(&'a self, row: &'a Row, params: &'a [Value]) -> &'a Value {
+        const NULL: Value = Value::Null;
         match self {
             Operand::Column(position) => row.value(usize::from(*position)),
             Operand::Literal(value) => value,
+            Operand::Param(index) => params.get(usize::from(*index)).unwrap_or(&NULL),
+        }
+    }
+}
+
+/// Where a pinned column's constants come from.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum PinValues {
+    /// Constants of the compiled query itself (an IN list).
+    Literals(Vec<Value>),
+    /// One parameter of each subscription.
+    Param(u16),
+}
+
+impl PinValues {
+    fn len(&self) -> usize {
+        match self {
+            PinValues::Literals(values) => values.len(),
+            PinValues::Param(_) => 1,
         }
     }
 }
@@ -97,15 +120,37 @@ pub(crate) enum Predicate {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Pin {
     pub(crate) column: u16,
-    pub(crate) values: Vec<Value>,
+    pub(crate) values: PinValues,
 }
 
 impl Predicate {
-    /// Compiles `expr` against `schema`, enforcing `limits`.
+    /// Compiles `expr` against `schema`, enforcing `limits`, with every constant kept in
+    /// the predicate.
     pub(crate) fn compile(
         expr: &Expr,
         schema: &TableSchema,
         limits: &FilterLimits,
+    ) -> Result<Predicate, LiveError> {
+        Self::compile_with(expr, schema, limits, false)
+    }
+
+    /// Compiles `expr` as a template: the constants compared against (the operands of
+    /// comparisons and BETWEEN bounds) become parameters 0, 1, ... in the order
+    /// [`collect_params`] finds them, so subscriptions that differ only in those constants
+    /// share one compiled predicate and each keeps its own values.
+    pub(crate) fn compile_template(
+        expr: &Expr,
+        schema: &TableSchema,
+        limits: &FilterLimits,
+    ) -> Result<Predicate, LiveError> {
+        Self::compile_with(expr, schema, limits, true)
+    }
+
+    fn compile_with(
+        expr: &Expr,
+        schema: &TableSchema,
+        limits: &FilterLimits,
+        parameterize: bool,
     ) -> Result<Predicate, LiveError> {
         // Measured without recursion, stopping at the limits, before the (recursive)
         // compiler runs.
@@ -122,20 +167,26 @@ impl Predicate {
                 max: limits.max_depth,
             });
         }
-        Compiler { schema, limits }.predicate(expr)
+        Compiler {
+            schema,
+            limits,
+            parameterize,
+            next_param: Cell::new(0),
+        }
+        .predicate(expr)
     }
 
     /// Evaluates the predicate on a row: `Some(true)` only when the filter is TRUE.
-    pub(crate) fn eval(&self, row: &Row) -> Option<bool> {
+    pub(crate) fn eval(&self, row: &Row, params: &[Value]) -> Option<bool> {
         match self {
             Predicate::Compare { op, left, right } => left
-                .value(row)
-                .sql_cmp(right.value(row))
+                .value(row, params)
+                .sql_cmp(right.value(row, params))
                 .map(|ordering| compare_holds(*op, ordering)),
             Predicate::And(items) => {
                 let mut unknown = false;
                 for item in items.iter() {
-                    match item.eval(row) {
+                    match item.eval(row, params) {
                         Some(false) => return Some(false),
                         None => unknown = true,
                         Some(true) => {}
@@ -150,7 +201,7 @@ impl Predicate {
             Predicate::Or(items) => {
                 let mut unknown = false;
                 for item in items.iter() {
-                    match item.eval(row) {
+                    match item.eval(row, params) {
                         Some(true) => return Some(true),
                         None => unknown = true,
                         Some(false) => {}
@@ -162,14 +213,14 @@ impl Predicate {
                     Some(false)
                 }
             }
-            Predicate::Not(inner) => inner.eval(row).map(|value| !value),
+            Predicate::Not(inner) => inner.eval(row, params).map(|value| !value),
             Predicate::In {
                 operand,
                 items,
                 has_null,
                 negated,
             } => {
-                let value = operand.value(row);
+                let value = operand.value(row, params);
                 let found = if items.is_empty() && !has_null {
                     // `x IN ()` is FALSE even for a NULL x.
                     Some(false)
@@ -188,7 +239,7 @@ impl Predicate {
                 found.map(|found| found != *negated)
             }
             Predicate::IsNull { operand, negated } => {
-                Some(operand.value(row).is_null() != *negated)
+                Some(operand.value(row, params).is_null() != *negated)
             }
             Predicate::Between {
                 operand,
@@ -196,12 +247,12 @@ impl Predicate {
                 high,
                 negated,
             } => {
-                let value = operand.value(row);
+                let value = operand.value(row, params);
                 let above_low = value
-                    .sql_cmp(low.value(row))
+                    .sql_cmp(low.value(row, params))
                     .map(|ordering| ordering != Ordering::Less);
                 let below_high = value
-                    .sql_cmp(high.value(row))
+                    .sql_cmp(high.value(row, params))
                     .map(|ordering| ordering != Ordering::Greater);
                 let inside = match (above_low, below_high) {
                     (Some(false), _) | (_, Some(false)) => Some(false),
@@ -214,16 +265,18 @@ impl Predicate {
                 operand,
                 pattern,
                 negated,
-            } => with_text(operand.value(row), |text| pattern.matches(text) != *negated),
-            Predicate::Truth(operand) => truth(operand.value(row)),
+            } => with_text(operand.value(row, params), |text| {
+                pattern.matches(text) != *negated
+            }),
+            Predicate::Truth(operand) => truth(operand.value(row, params)),
             Predicate::Constant(value) => *value,
         }
     }
 
     /// True when the filter holds (is TRUE, not FALSE or UNKNOWN) for the row.
     #[inline]
-    pub(crate) fn matches(&self, row: &Row) -> bool {
-        self.eval(row) == Some(true)
+    pub(crate) fn matches(&self, row: &Row, params: &[Value]) -> bool {
+        self.eval(row, params) == Some(true)
     }
 
     /// The column pinned to the fewest constants through a top-level AND, if any.
@@ -260,9 +313,14 @@ impl Predicate {
                 {
                     Some(Pin {
                         column: *column,
-                        values: vec![value.clone()],
+                        values: PinValues::Literals(vec![value.clone()]),
                     })
                 }
+                (Operand::Column(column), Operand::Param(index))
+                | (Operand::Param(index), Operand::Column(column)) => Some(Pin {
+                    column: *column,
+                    values: PinValues::Param(*index),
+                }),
                 _ => None,
             },
             Predicate::In {
@@ -272,7 +330,7 @@ impl Predicate {
                 ..
             } if !items.is_empty() => Some(Pin {
                 column: *column,
-                values: items.to_vec(),
+                values: PinValues::Literals(items.to_vec()),
             }),
             Predicate::And(items) => items
                 .iter()
@@ -297,9 +355,29 @@ fn compare_holds(op: CompareOp, ordering: Ordering) -> bool {
 struct Compiler<'a> {
     schema: &'a TableSchema,
     limits: &'a FilterLimits,
+    parameterize: bool,
+    next_param: Cell<u16>,
 }
 
 impl Compiler<'_> {
+    /// An operand that, in a template, turns a constant into the next parameter.
+    fn compared(&self, expr: &Expr) -> Result<Operand, LiveError> {
+        match expr {
+            Expr::Literal(_) if self.parameterize => {
+                let index = self.next_param.get();
+                let next = index.checked_add(1).ok_or_else(|| {
+                    LiveError::InvalidFilter(format!(
+                        "a filter may compare at most {} constants",
+                        u16::MAX
+                    ))
+                })?;
+                self.next_param.set(next);
+                Ok(Operand::Param(index))
+            }
+            other => self.operand(other),
+        }
+    }
+
     fn operand(&self, expr: &Expr) -> Result<Operand, LiveError> {
         match expr {
             Expr::Column(name) => {
@@ -326,8 +404,8 @@ impl Compiler<'_> {
             Expr::Column(_) | Expr::Literal(_) => Predicate::Truth(self.operand(expr)?),
             Expr::Compare { op, left, right } => Predicate::Compare {
                 op: *op,
-                left: self.operand(left)?,
-                right: self.operand(right)?,
+                left: self.compared(left)?,
+                right: self.compared(right)?,
             },
             Expr::And(items) => Predicate::And(self.predicates(items)?),
             Expr::Or(items) => Predicate::Or(self.predicates(items)?),
@@ -374,9 +452,9 @@ impl Compiler<'_> {
                 high,
                 negated,
             } => Predicate::Between {
-                operand: self.operand(expr)?,
-                low: self.operand(low)?,
-                high: self.operand(high)?,
+                operand: self.compared(expr)?,
+                low: self.compared(low)?,
+                high: self.compared(high)?,
                 negated: *negated,
             },
             Expr::Like {
@@ -442,14 +520,14 @@ mod tests {
     fn three_valued_logic() {
         let a_is_1 = || Expr::col("a").eq(Expr::lit(1));
         let null_row = row(Value::Null, 2, "x");
-        assert_eq!(compile(a_is_1()).eval(&null_row), None);
-        assert_eq!(compile(a_is_1().not()).eval(&null_row), None);
+        assert_eq!(compile(a_is_1()).eval(&null_row, &[]), None);
+        assert_eq!(compile(a_is_1().not()).eval(&null_row, &[]), None);
         assert_eq!(
-            compile(a_is_1().or(Expr::col("b").eq(Expr::lit(2)))).eval(&null_row),
+            compile(a_is_1().or(Expr::col("b").eq(Expr::lit(2)))).eval(&null_row, &[]),
             Some(true)
         );
         assert_eq!(
-            compile(a_is_1().and(Expr::col("b").eq(Expr::lit(3)))).eval(&null_row),
+            compile(a_is_1().and(Expr::col("b").eq(Expr::lit(3)))).eval(&null_row, &[]),
             Some(false)
         );
     }
@@ -462,29 +540,32 @@ mod tests {
             negated: false,
         };
         let filter = compile(in_with_null);
-        assert_eq!(filter.eval(&row(1, 0, "")), Some(true));
-        assert_eq!(filter.eval(&row(2, 0, "")), None);
+        assert_eq!(filter.eval(&row(1, 0, ""), &[]), Some(true));
+        assert_eq!(filter.eval(&row(2, 0, ""), &[]), None);
         let empty = Expr::InList {
             expr: Box::new(Expr::col("a")),
             list: vec![],
             negated: false,
         };
-        assert_eq!(compile(empty).eval(&row(Value::Null, 0, "")), Some(false));
-        assert!(compile(Expr::col("a").in_list([7.0, 3.0])).matches(&row(7, 0, "")));
+        assert_eq!(
+            compile(empty).eval(&row(Value::Null, 0, ""), &[]),
+            Some(false)
+        );
+        assert!(compile(Expr::col("a").in_list([7.0, 3.0])).matches(&row(7, 0, ""), &[]));
     }
 
     #[test]
     fn between_and_like() {
         let between = compile(Expr::col("a").between(Expr::lit(1), Expr::col("b")));
-        assert_eq!(between.eval(&row(1, 5, "")), Some(true));
-        assert_eq!(between.eval(&row(6, 5, "")), Some(false));
-        assert_eq!(between.eval(&row(0, Value::Null, "")), Some(false));
-        assert_eq!(between.eval(&row(2, Value::Null, "")), None);
+        assert_eq!(between.eval(&row(1, 5, ""), &[]), Some(true));
+        assert_eq!(between.eval(&row(6, 5, ""), &[]), Some(false));
+        assert_eq!(between.eval(&row(0, Value::Null, ""), &[]), Some(false));
+        assert_eq!(between.eval(&row(2, Value::Null, ""), &[]), None);
         let like = compile(Expr::col("s").like("he%o"));
-        assert!(like.matches(&row(0, 0, "hello")));
-        assert!(!like.matches(&row(0, 0, "Hello")));
+        assert!(like.matches(&row(0, 0, "hello"), &[]));
+        assert!(!like.matches(&row(0, 0, "Hello"), &[]));
         let numeric_like = compile(Expr::col("a").like("1_"));
-        assert!(numeric_like.matches(&row(12, 0, "")));
+        assert!(numeric_like.matches(&row(12, 0, ""), &[]));
     }
 
     #[test]
@@ -532,7 +613,7 @@ mod tests {
         );
         let pin = pinned.pin().unwrap();
         assert_eq!(pin.column, 2);
-        assert_eq!(pin.values, vec![Value::text("x")]);
+        assert_eq!(pin.values, PinValues::Literals(vec![Value::text("x")]));
         assert!(compile(
             Expr::col("a")
                 .eq(Expr::lit(1))
@@ -548,9 +629,9 @@ mod tests {
     #[test]
     fn truthiness_reads_numbers() {
         let filter = compile(Expr::col("s"));
-        assert_eq!(filter.eval(&row(0, 0, "12abc")), Some(true));
-        assert_eq!(filter.eval(&row(0, 0, "abc")), Some(false));
-        assert_eq!(filter.eval(&row(0, 0, " 0.0e5x")), Some(false));
-        assert_eq!(filter.eval(&row(0, 0, Value::Null)), None);
+        assert_eq!(filter.eval(&row(0, 0, "12abc"), &[]), Some(true));
+        assert_eq!(filter.eval(&row(0, 0, "abc"), &[]), Some(false));
+        assert_eq!(filter.eval(&row(0, 0, " 0.0e5x"), &[]), Some(false));
+        assert_eq!(filter.eval(&row(0, 0, Value::Null), &[]), None);
     }
 }

@@ -8,11 +8,13 @@ pub mod parser;
 pub mod projection;
 pub(crate) mod sql_text;
 
+use std::fmt::Write as _;
+
 use crate::error::LiveError;
 use crate::index::RouteHasher;
 use crate::models::ids::{TableId, TableKey};
 use crate::models::schema::TableSchema;
-use crate::models::value::Row;
+use crate::models::value::{Row, Value};
 use crate::sync::DataArc;
 
 pub use cache::QueryCacheStats;
@@ -21,7 +23,8 @@ pub use filter::FilterLimits;
 pub use parser::{parse_subscription_sql, ParsedQuery, MAX_SUBSCRIPTION_SQL_LEN};
 pub use projection::{CompiledProjection, Projection};
 
-use filter::Predicate;
+use filter::{PinValues, Predicate};
+use smallvec::SmallVec;
 
 /// What a subscription asks for: a table, an optional filter and a projection.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,6 +61,14 @@ impl QuerySpec {
 
     /// The query as SQL, for records and messages.
     pub fn to_sql(&self) -> String {
+        self.write_sql(&mut |value, out| {
+            let _ = write!(out, "{value}");
+        })
+    }
+
+    /// The query as SQL, with `compared` writing each compared-against literal (see
+    /// [`Expr::write_sql`]).
+    fn write_sql(&self, compared: &mut dyn FnMut(&Value, &mut String)) -> String {
         let columns = match &self.projection {
             Projection::All => "*".to_string(),
             Projection::Columns(names) => names
@@ -68,11 +79,36 @@ impl QuerySpec {
         };
         let mut sql = format!("SELECT {columns} FROM {}", self.table_id);
         if let Some(filter) = &self.filter {
-            sql.push_str(&format!(" WHERE {filter}"));
+            sql.push_str(" WHERE ");
+            filter.write_sql(&mut sql, compared);
         }
         sql
     }
+
+    /// The query's template: its SQL with every compared-against constant replaced by `?`
+    /// (the key under which subscriptions share one compiled query), and those constants,
+    /// in order (each subscription's own parameters).
+    pub(crate) fn template(&self) -> (String, Params) {
+        let mut params = Params::new();
+        let shape = self.write_sql(&mut |value, out| {
+            params.push(value.clone());
+            out.push('?');
+        });
+        (shape, params)
+    }
+
+    /// The query as SQL with `params` in place of its compared-against constants: how a
+    /// subscription sharing this query's template reads.
+    pub(crate) fn to_sql_with(&self, params: &[Value]) -> String {
+        let mut next = params.iter();
+        self.write_sql(&mut |value, out| {
+            let _ = write!(out, "{}", next.next().unwrap_or(value));
+        })
+    }
 }
+
+/// A subscription's own constants, for its shared compiled query's parameters.
+pub(crate) type Params = smallvec::SmallVec<[Value; 1]>;
 
 /// A filter compiled against a table schema, for evaluating rows outside the publish path
 /// (checking snapshot rows, tests). Evaluation follows SQL: `eval` gives TRUE, FALSE, or
@@ -96,28 +132,41 @@ impl Filter {
     /// The filter's three-valued result on `row`: `Some(true)`, `Some(false)`, or `None`
     /// for UNKNOWN.
     pub fn eval(&self, row: &Row) -> Option<bool> {
-        self.predicate.eval(row)
+        self.predicate.eval(row, &[])
     }
 
     /// True when the filter is TRUE on `row`.
     pub fn matches(&self, row: &Row) -> bool {
-        self.predicate.matches(row)
+        self.predicate.matches(row, &[])
     }
 }
 
-/// A column pinned to constants, with the routing keys of those constants.
+/// Where the routing keys of a pinned column come from.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum RouteValues {
+    /// Constants of the query itself (an IN list): their keys, sorted, without repeats.
+    Keys(Box<[u64]>),
+    /// One parameter of each subscription.
+    Param(u16),
+}
+
+/// A column pinned to constants through a top-level AND.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct RoutePin {
     pub(crate) column: u16,
-    pub(crate) value_keys: Box<[u64]>,
+    pub(crate) values: RouteValues,
 }
 
-/// A query compiled against one version of its table's schema. Shared by every
-/// subscription with the same query on the same table.
+/// A query template compiled against one version of its table's schema: its compared-
+/// against constants are parameters, so every subscription with the same template on the
+/// same table shares it (holding only its own constants), and publishing touches one hot
+/// compiled filter however many such subscriptions exist.
 #[derive(Debug)]
 pub(crate) struct CompiledQuery {
+    /// The first subscriber's spec: its compared-against constants are placeholders.
     pub(crate) spec: QuerySpec,
-    pub(crate) text: DataArc<str>,
+    /// The template's SQL, with `?` for each parameter: its key in the query cache.
+    pub(crate) shape: DataArc<str>,
     pub(crate) table_key: TableKey,
     pub(crate) schema: DataArc<TableSchema>,
     pub(crate) filter: Option<Predicate>,
@@ -128,7 +177,7 @@ pub(crate) struct CompiledQuery {
 impl CompiledQuery {
     pub(crate) fn compile(
         spec: QuerySpec,
-        text: Option<DataArc<str>>,
+        shape: DataArc<str>,
         table_key: TableKey,
         schema: DataArc<TableSchema>,
         limits: &FilterLimits,
@@ -138,31 +187,59 @@ impl CompiledQuery {
         let filter = spec
             .filter
             .as_ref()
-            .map(|expr| Predicate::compile(expr, &schema, limits))
+            .map(|expr| Predicate::compile_template(expr, &schema, limits))
             .transpose()?;
         let projection = intern_projection(CompiledProjection::compile(&spec.projection, &schema)?);
-        let pin = filter.as_ref().and_then(Predicate::pin).map(|pin| {
-            let mut value_keys: Vec<u64> = pin
-                .values
-                .iter()
-                .filter_map(|value| hasher.value_key(value))
-                .collect();
-            value_keys.sort_unstable();
-            value_keys.dedup();
-            RoutePin {
+        let pin = filter
+            .as_ref()
+            .and_then(Predicate::pin)
+            .map(|pin| RoutePin {
                 column: pin.column,
-                value_keys: value_keys.into_boxed_slice(),
-            }
-        });
-        let text = text.unwrap_or_else(|| DataArc::from(spec.to_sql()));
+                values: match pin.values {
+                    PinValues::Param(index) => RouteValues::Param(index),
+                    PinValues::Literals(values) => {
+                        let mut keys: Vec<u64> = values
+                            .iter()
+                            .filter_map(|value| hasher.value_key(value))
+                            .collect();
+                        keys.sort_unstable();
+                        keys.dedup();
+                        RouteValues::Keys(keys.into_boxed_slice())
+                    }
+                },
+            });
         Ok(Self {
             spec,
-            text,
+            shape,
             table_key,
             schema,
             filter,
             pin,
             projection,
         })
+    }
+
+    /// The SQL of a subscription that uses this template with `params`.
+    pub(crate) fn text(&self, params: &[Value]) -> String {
+        self.spec.to_sql_with(params)
+    }
+
+    /// The routing keys of the constants a subscription with `params` is pinned to: empty
+    /// when the template pins nothing, or pins a parameter that is NULL (such a filter is
+    /// never TRUE).
+    pub(crate) fn pin_value_keys(
+        &self,
+        params: &[Value],
+        hasher: &RouteHasher,
+    ) -> SmallVec<[u64; 4]> {
+        match self.pin.as_ref().map(|pin| &pin.values) {
+            None => SmallVec::new(),
+            Some(RouteValues::Keys(keys)) => keys.iter().copied().collect(),
+            Some(RouteValues::Param(index)) => params
+                .get(usize::from(*index))
+                .and_then(|value| hasher.value_key(value))
+                .into_iter()
+                .collect(),
+        }
     }
 }

@@ -2087,7 +2087,7 @@ fn header_status_numbers_are_the_ones_the_library_returns() {
         }
         count += 1;
     }
-    assert_eq!(count, 37);
+    assert_eq!(count, 51);
 }
 
 #[test]

@@ -1,0 +1,1108 @@
+//! The quick comparison runner: every scenario against its baseline in one run, in well
+//! under a minute on a 2-core machine. `cargo run --release --example compare`.
+//!
+//! Standard output carries only machine-readable lines:
+//!
+//! ```text
+//! RESULT <scenario> livecore_ns=<median ns per op> baseline_ns=<median ns per op> ratio=<baseline/livecore>
+//! MEMORY bytes_per_subscription=<n> bytes_per_connection=<n>
+//! ```
+//!
+//! Each figure is the median of several repetitions of a batch of operations. What an
+//! "op" is (a delivery, a publish, a pair, an evaluation) is said per scenario on standard
+//! error, with the baseline's own memory figures. Memory is counted by this binary's global
+//! allocator (net bytes allocated), switched on only while memory is measured so timings
+//! do not pay for the counting.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use livecore::{
+    ChangeNotification, ConnectionsManager, Expr, Notification, Projection, QuerySpec, SeqId,
+    SubscriptionOptions, TableId, TableSchema, TableScope, UserId,
+};
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::baselines::broadcast::{drain_broadcast, BroadcastFanout};
+use common::baselines::seed::{self, notification_to_json, Dispatch, SeedRegistry};
+use common::{
+    bench_config, chunk_for, drain_live, drain_live_touched, drain_seed, drain_seed_touched,
+    live_equality, live_row, seed_equality, seed_insert, seed_shared_user, spread, timed_in_chunks,
+    Drainer, LiveBench, SeedBench, COLUMNS, NAMESPACE, READER,
+};
+
+/// Counts net heap bytes while `COUNTING` is on.
+struct CountingAllocator;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATED: AtomicIsize = AtomicIsize::new(0);
+/// Allocation calls (alloc, alloc_zeroed, realloc) while counting.
+static CALLS: AtomicIsize = AtomicIsize::new(0);
+/// Net live allocations by exact size (the last slot gathers larger ones), for the
+/// breakdown printed when `LIVECORE_COMPARE_BREAKDOWN` is set.
+const SIZE_SLOTS: usize = 4097;
+static BY_SIZE: [AtomicIsize; SIZE_SLOTS] = [const { AtomicIsize::new(0) }; SIZE_SLOTS];
+
+fn note(size: usize, delta: isize) {
+    if delta > 0 {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+    }
+    ALLOCATED.fetch_add(size as isize * delta, Ordering::Relaxed);
+    BY_SIZE[size.min(SIZE_SLOTS - 1)].fetch_add(delta, Ordering::Relaxed);
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counter is a side
+// effect that never touches the memory handed out.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            note(layout.size(), 1);
+        }
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNTING.load(Ordering::Relaxed) {
+            note(layout.size(), -1);
+        }
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            note(layout.size(), 1);
+        }
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATED.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
+        }
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+/// Net bytes allocated by `work` (memory freed by it counts against it).
+fn counted<T>(work: impl FnOnce() -> T) -> (T, isize) {
+    ALLOCATED.store(0, Ordering::SeqCst);
+    CALLS.store(0, Ordering::SeqCst);
+    for slot in &BY_SIZE {
+        slot.store(0, Ordering::Relaxed);
+    }
+    COUNTING.store(true, Ordering::SeqCst);
+    let result = work();
+    COUNTING.store(false, Ordering::SeqCst);
+    (result, ALLOCATED.load(Ordering::SeqCst))
+}
+
+/// Repetitions per side: the median of these is reported.
+const REPS: usize = 5;
+
+/// The median of `REPS` runs of `run`, each returning (time, operations).
+fn median_ns(mut run: impl FnMut() -> (Duration, u64)) -> f64 {
+    let mut samples: Vec<f64> = (0..REPS)
+        .map(|_| {
+            let (elapsed, ops) = run();
+            elapsed.as_nanos() as f64 / ops.max(1) as f64
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[REPS / 2]
+}
+
+/// Medians of `REPS` runs of each side, the two sides taking turns so both sample the
+/// same moments of a shared, noisy machine.
+fn paired(
+    mut livecore: impl FnMut() -> (Duration, u64),
+    mut baseline: impl FnMut() -> (Duration, u64),
+) -> (f64, f64) {
+    let mut live_samples = Vec::with_capacity(REPS);
+    let mut base_samples = Vec::with_capacity(REPS);
+    for _ in 0..REPS {
+        let one = |run: &mut dyn FnMut() -> (Duration, u64)| {
+            let (elapsed, ops) = run();
+            elapsed.as_nanos() as f64 / ops.max(1) as f64
+        };
+        live_samples.push(one(&mut livecore));
+        base_samples.push(one(&mut baseline));
+    }
+    for samples in [&mut live_samples, &mut base_samples] {
+        samples.sort_by(f64::total_cmp);
+    }
+    (live_samples[REPS / 2], base_samples[REPS / 2])
+}
+
+/// Prints, per `unit`, the net allocations of the last `counted` call by size.
+fn print_breakdown(what: &str, units: usize) {
+    eprintln!("  breakdown of {what}: net allocations per unit, by allocation size");
+    for (size, slot) in BY_SIZE.iter().enumerate() {
+        let count = slot.load(Ordering::Relaxed);
+        if count.unsigned_abs() * 100 >= units {
+            eprintln!(
+                "    {size:>5} bytes x {:.2} = {:.1} bytes",
+                count as f64 / units as f64,
+                (count * size as isize) as f64 / units as f64
+            );
+        }
+    }
+}
+
+fn result(scenario: &str, op: &str, livecore_ns: f64, baseline_ns: f64, baseline: &str) {
+    println!(
+        "RESULT {scenario} livecore_ns={livecore_ns:.1} baseline_ns={baseline_ns:.1} ratio={:.2}",
+        baseline_ns / livecore_ns
+    );
+    eprintln!("  {scenario}: ns per {op}; baseline: {baseline}");
+}
+
+/// Publisher side, unfiltered, one subscriber per connection.
+fn publisher_fanout(
+    live: &mut LiveBench,
+    seed: &mut SeedBench,
+    subscribers: u64,
+    commits: u64,
+) -> (f64, f64) {
+    let chunk = chunk_for(subscribers);
+    let manager = Arc::clone(&live.manager);
+    let table = live.table.clone();
+    let mut seq = 1_000_000;
+    let live_run = || {
+        let elapsed = timed_in_chunks(
+            commits,
+            chunk,
+            |i| {
+                seq += 1;
+                (
+                    SeqId(seq),
+                    ChangeNotification::insert(table.clone(), live_row(i as i64)),
+                )
+            },
+            |(seq, change)| {
+                manager.publish(seq, change).expect("publish");
+            },
+            || {
+                drain_live(&mut live.receivers);
+            },
+        );
+        (elapsed, commits * subscribers)
+    };
+    let user = seed_shared_user();
+    let seed_table = seed.table.clone();
+    let mut seed_seq = 1_000_000;
+    let seed_run = || {
+        let registry = &seed.registry;
+        let receivers = &mut seed.receivers;
+        let elapsed = timed_in_chunks(
+            commits,
+            chunk,
+            |i| {
+                seed_seq += 1;
+                seed_insert(&seed_table, i as i64, seed_seq)
+            },
+            |change| {
+                registry.notify_table_change(&user, &change, Dispatch::Shared);
+            },
+            || {
+                drain_seed(receivers);
+            },
+        );
+        (elapsed, commits * subscribers)
+    };
+    paired(live_run, seed_run)
+}
+
+fn unfiltered_live(subscribers: usize, options: impl Fn() -> SubscriptionOptions) -> LiveBench {
+    let mut live = LiveBench::new("items", TableScope::Shared);
+    live.connect_many(subscribers, |_| READER.to_string());
+    for connection in 0..subscribers {
+        let spec = live.spec();
+        let id = live.subscribe_with(connection, spec, options());
+        if options().initial_load {
+            live.manager
+                .set_snapshot_boundary(id, SeqId(0))
+                .expect("boundary");
+            live.manager.complete_initial_load(id).expect("load");
+        }
+    }
+    live.drain();
+    live
+}
+
+fn unfiltered_seed(subscribers: usize) -> SeedBench {
+    let mut seed = SeedBench::new("items");
+    seed.connect_many(subscribers, |_| READER.to_string());
+    let query = seed.parse("*", None);
+    for connection in 0..subscribers {
+        seed.subscribe(connection, &query);
+    }
+    seed
+}
+
+fn fanout_scenarios() {
+    const SUBSCRIBERS: usize = 10_000;
+    let fanout = SUBSCRIBERS as u64;
+    let mut live = unfiltered_live(SUBSCRIBERS, SubscriptionOptions::default);
+    let mut seed = unfiltered_seed(SUBSCRIBERS);
+
+    let (live_ns, seed_ns) = publisher_fanout(&mut live, &mut seed, fanout, 16);
+    result(
+        "fanout_10k",
+        "delivery, publisher side",
+        live_ns,
+        seed_ns,
+        "seed design, one shared notification per change",
+    );
+
+    if std::env::var_os("LIVECORE_COMPARE_BREAKDOWN").is_some() {
+        let change = live.insert(1);
+        let seq = live.next_seq();
+        let (summary, _) = counted(|| live.manager.publish(seq, change).expect("publish"));
+        eprintln!(
+            "  publish to {} subscribers: {} allocation calls",
+            summary.enqueued,
+            CALLS.load(Ordering::SeqCst)
+        );
+        live.drain();
+    }
+
+    // JSON: livecore renders on the receiving side, once per (commit, projection); the seed
+    // built a JSON map and notification per subscriber and serialized each on the way out.
+    let commits = 8;
+    let manager = Arc::clone(&live.manager);
+    let table = live.table.clone();
+    let mut seq = 2_000_000;
+    let live_run = || {
+        let start = Instant::now();
+        for i in 0..commits {
+            seq += 1;
+            let change = ChangeNotification::insert(table.clone(), live_row(i));
+            manager.publish(SeqId(seq), change).expect("publish");
+            for rx in live.receivers.iter_mut() {
+                while let Ok(notification) = rx.try_recv() {
+                    if let Notification::Changes(_) = notification {
+                        std::hint::black_box(notification.to_json());
+                    }
+                }
+            }
+        }
+        (start.elapsed(), commits as u64 * fanout)
+    };
+    let user = seed_shared_user();
+    let mut seed_seq = 2_000_000;
+    let seed_commits = 2;
+    let seed_run = || {
+        let start = Instant::now();
+        for i in 0..seed_commits {
+            seed_seq += 1;
+            let change = seed_insert(&seed.table, i, seed_seq);
+            seed.registry
+                .notify_table_change(&user, &change, Dispatch::JsonPerSubscriber);
+            for rx in seed.receivers.iter_mut() {
+                while let Ok(notification) = rx.try_recv() {
+                    std::hint::black_box(notification_to_json(&notification));
+                }
+            }
+        }
+        (start.elapsed(), seed_commits as u64 * fanout)
+    };
+    let (live_ns, seed_ns) = paired(live_run, seed_run);
+    result(
+        "fanout_10k_json",
+        "delivery, publish to JSON text",
+        live_ns,
+        seed_ns,
+        "seed design, JSON built per subscriber and serialized per notification",
+    );
+
+    // End to end: receivers drained on the other core.
+    const WINDOW: u64 = 64;
+    let commits = 16;
+    let drainer = Drainer::spawn(std::mem::take(&mut live.receivers), |receivers| {
+        drain_live(receivers)
+    });
+    let mut seq = 3_000_000;
+    let live_ns = median_ns(|| {
+        let elapsed = drainer.run(commits, fanout, WINDOW, |i| {
+            seq += 1;
+            let change = ChangeNotification::insert(table.clone(), live_row(i as i64));
+            manager
+                .publish(SeqId(seq), change)
+                .expect("publish")
+                .enqueued as u64
+        });
+        (elapsed, commits * fanout)
+    });
+    drop(drainer);
+    let drainer = Drainer::spawn(std::mem::take(&mut seed.receivers), |receivers| {
+        drain_seed(receivers)
+    });
+    let seed_ns = median_ns(|| {
+        let elapsed = drainer.run(commits, fanout, WINDOW, |i| {
+            seed.publish_insert(&user, i as i64, Dispatch::Shared)
+        });
+        (elapsed, commits * fanout)
+    });
+    drop(drainer);
+    result(
+        "fanout_10k_e2e",
+        "delivery, publish to receiver on another thread",
+        live_ns,
+        seed_ns,
+        "seed design",
+    );
+    let broadcast = BroadcastFanout::<livecore::Row>::new(SUBSCRIBERS, 1024);
+    let tx = broadcast.tx.clone();
+    let drainer = Drainer::spawn(broadcast.receivers, |receivers| drain_broadcast(receivers));
+    let broadcast_ns = median_ns(|| {
+        let elapsed = drainer.run(commits, fanout, WINDOW, |i| {
+            tx.send(Arc::new(live_row(i as i64))).unwrap_or(0) as u64
+        });
+        (elapsed, commits * fanout)
+    });
+    drop(drainer);
+    result(
+        "fanout_10k_e2e_broadcast",
+        "delivery, publish to receiver on another thread",
+        live_ns,
+        broadcast_ns,
+        "tokio broadcast, one send per change",
+    );
+}
+
+fn gate_scenario() {
+    const SUBSCRIBERS: usize = 10_000;
+    let mut live = unfiltered_live(SUBSCRIBERS, SubscriptionOptions::with_initial_load);
+    let mut seed = unfiltered_seed(SUBSCRIBERS);
+    let (live_ns, seed_ns) = publisher_fanout(&mut live, &mut seed, SUBSCRIBERS as u64, 16);
+    result(
+        "gate_live_10k",
+        "delivery to a subscription whose initial load completed",
+        live_ns,
+        seed_ns,
+        "seed design, flow control complete",
+    );
+}
+
+/// One repetition: publishes `commits` inserts of spread ids in `0..count` (one match
+/// each) on `live`.
+fn live_equality_run(
+    live: &mut LiveBench,
+    count: usize,
+    connections: usize,
+    commits: u64,
+) -> impl FnMut() -> (Duration, u64) + '_ {
+    let manager = Arc::clone(&live.manager);
+    let table = live.table.clone();
+    let mut touched = Vec::new();
+    let mut seq = 10_000_000;
+    move || {
+        let targets = RefCell::new(Vec::new());
+        let elapsed = timed_in_chunks(
+            commits,
+            chunk_for(1),
+            |_| {
+                seq += 1;
+                let k = spread(seq, count as u64);
+                targets.borrow_mut().push((k % connections as u64) as usize);
+                (
+                    SeqId(seq),
+                    ChangeNotification::insert(table.clone(), live_row(k as i64)),
+                )
+            },
+            |(seq, change)| {
+                manager.publish(seq, change).expect("publish");
+            },
+            || {
+                touched.append(&mut targets.borrow_mut());
+                drain_live_touched(&mut live.receivers, &mut touched);
+            },
+        );
+        (elapsed, commits)
+    }
+}
+
+/// The median of [`live_equality_run`].
+fn live_equality_publish(
+    live: &mut LiveBench,
+    count: usize,
+    connections: usize,
+    commits: u64,
+) -> f64 {
+    median_ns(live_equality_run(live, count, connections, commits))
+}
+
+/// The seed's counterpart of [`live_equality_run`].
+fn seed_equality_run(
+    seed: &mut SeedBench,
+    count: usize,
+    connections: usize,
+    commits: u64,
+) -> impl FnMut() -> (Duration, u64) + '_ {
+    let user = seed_shared_user();
+    let table = seed.table.clone();
+    let mut touched = Vec::new();
+    let mut seq = 10_000_000;
+    move || {
+        let targets = RefCell::new(Vec::new());
+        let registry = &seed.registry;
+        let receivers = &mut seed.receivers;
+        let elapsed = timed_in_chunks(
+            commits,
+            chunk_for(1),
+            |_| {
+                seq += 1;
+                let k = spread(seq, count as u64);
+                targets.borrow_mut().push((k % connections as u64) as usize);
+                seed_insert(&table, k as i64, seq)
+            },
+            |change| {
+                registry.notify_table_change(&user, &change, Dispatch::Shared);
+            },
+            || {
+                touched.append(&mut targets.borrow_mut());
+                drain_seed_touched(receivers, &mut touched);
+            },
+        );
+        (elapsed, commits)
+    }
+}
+
+const PER_CONNECTION: usize = 10;
+
+/// Seed publishes per repetition: a scan of `count` ASTs costs about `count` * 0.3-0.5 us.
+fn seed_commits(count: usize) -> u64 {
+    (200_000 / count as u64).clamp(1, 256)
+}
+
+fn equality_scenario(count: usize, name: &str) {
+    let connections = count.div_ceil(PER_CONNECTION);
+    let mut live = live_equality("items", count, PER_CONNECTION);
+    let mut seed = seed_equality("items", count, PER_CONNECTION);
+    let (live_ns, seed_ns) = paired(
+        live_equality_run(&mut live, count, connections, 4096),
+        seed_equality_run(&mut seed, count, connections, seed_commits(count)),
+    );
+    result(
+        name,
+        "publish matching 1 subscription",
+        live_ns,
+        seed_ns,
+        "seed design, every WHERE AST of the key interpreted",
+    );
+}
+
+/// Runs `pair(j)` `pairs` times per repetition, with `background` running on another
+/// thread meanwhile when given; returns the median ns per pair.
+fn churn_pairs<T>(
+    pairs: u64,
+    mut prepare: impl FnMut(u64) -> T,
+    pair: impl Fn(T),
+    background: Option<&(dyn Fn(&AtomicBool) + Sync)>,
+) -> f64 {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        if let Some(background) = background {
+            scope.spawn(|| background(&stop));
+        }
+        let mut j = 0;
+        let ns = median_ns(|| {
+            let elapsed = timed_in_chunks(
+                pairs,
+                pairs,
+                |_| {
+                    j += 1;
+                    prepare(j)
+                },
+                &pair,
+                || {},
+            );
+            (elapsed, pairs)
+        });
+        stop.store(true, Ordering::Release);
+        ns
+    })
+}
+
+/// Churn and publishing at 100k: equality routing, subscribe+unsubscribe pairs (idle and
+/// while another thread publishes), and publish latency while another thread churns.
+/// Returns the seed's ns per publish at 100k (for the 1M extrapolation).
+fn churn_scenarios() -> f64 {
+    const COUNT: usize = 100_000;
+    const CHURN_BASE: i64 = 10_000_000;
+    let connections = COUNT.div_ceil(PER_CONNECTION);
+    let mut live = live_equality("items", COUNT, PER_CONNECTION);
+    let churner = live.connect(READER);
+    let churn_connection = live.connections[churner];
+    let live_eq_ns = live_equality_publish(&mut live, COUNT, connections, 4096);
+
+    let manager = Arc::clone(&live.manager);
+    let table = live.table.clone();
+    let spec = |j: u64| {
+        QuerySpec::table(table.clone()).filter(Expr::col("id").eq(Expr::lit(CHURN_BASE + j as i64)))
+    };
+    let live_pair = |spec: QuerySpec| {
+        let id = manager
+            .subscribe(churn_connection, spec, SubscriptionOptions::default())
+            .expect("subscribe")
+            .live_query_id;
+        manager.unsubscribe(id).expect("unsubscribe");
+    };
+    let live_publisher = |stop: &AtomicBool| {
+        let mut seq = u64::MAX / 2;
+        while !stop.load(Ordering::Acquire) {
+            seq += 1;
+            let change = ChangeNotification::insert(table.clone(), live_row(-1));
+            manager.publish(SeqId(seq), change).expect("publish");
+        }
+    };
+    let live_idle_ns = churn_pairs(1024, spec, live_pair, None);
+    let live_publishing_ns = churn_pairs(1024, spec, live_pair, Some(&live_publisher));
+
+    let stop = AtomicBool::new(false);
+    let live_latency_ns = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut round = 0;
+            while !stop.load(Ordering::Acquire) {
+                round += 1;
+                live_pair(spec(round));
+            }
+        });
+        let ns = live_equality_publish(&mut live, COUNT, connections, 4096);
+        stop.store(true, Ordering::Release);
+        ns
+    });
+    drop(live);
+
+    let mut seed = seed_equality("items", COUNT, PER_CONNECTION);
+    let churner = seed.connect(READER);
+    let churn_connection = seed.connections[churner].clone();
+    let seed_eq_ns = median_ns(seed_equality_run(
+        &mut seed,
+        COUNT,
+        connections,
+        seed_commits(COUNT),
+    ));
+
+    let (seed_idle_ns, seed_publishing_ns) = {
+        let seed = &seed;
+        let parse = |j: u64| seed.parse("*", Some(&format!("id = {}", CHURN_BASE + j as i64)));
+        let pair = |query: seed::ParsedQuery| {
+            let id = seed
+                .registry
+                .subscribe(&churn_connection, &seed.table, &query, false);
+            seed.registry.unsubscribe(&id);
+        };
+        let publisher = |stop: &AtomicBool| {
+            let user = seed_shared_user();
+            let mut round = 0;
+            while !stop.load(Ordering::Acquire) {
+                round += 1;
+                let change = seed_insert(&seed.table, -1, round);
+                seed.registry
+                    .notify_table_change(&user, &change, Dispatch::Shared);
+            }
+        };
+        (
+            churn_pairs(8192, parse, pair, None),
+            churn_pairs(512, parse, pair, Some(&publisher)),
+        )
+    };
+
+    let stop = AtomicBool::new(false);
+    let seed_latency_ns = {
+        let SeedBench {
+            registry,
+            table,
+            receivers,
+            ..
+        } = &mut seed;
+        let (registry, table): (&SeedRegistry, &seed::TableId) = (registry, table);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut round = 0;
+                while !stop.load(Ordering::Acquire) {
+                    round += 1;
+                    let query = seed::parse_query(&format!(
+                        "SELECT * FROM bench.items WHERE id = {}",
+                        CHURN_BASE + round
+                    ))
+                    .expect("parses");
+                    let id = registry.subscribe(&churn_connection, table, &query, false);
+                    registry.unsubscribe(&id);
+                }
+            });
+            let user = seed_shared_user();
+            let mut touched = Vec::new();
+            let mut seq = 20_000_000;
+            let commits = seed_commits(COUNT);
+            let ns = median_ns(|| {
+                let targets = RefCell::new(Vec::new());
+                let elapsed = timed_in_chunks(
+                    commits,
+                    chunk_for(1),
+                    |_| {
+                        seq += 1;
+                        let k = spread(seq, COUNT as u64);
+                        targets.borrow_mut().push((k % connections as u64) as usize);
+                        seed_insert(table, k as i64, seq)
+                    },
+                    |change| {
+                        registry.notify_table_change(&user, &change, Dispatch::Shared);
+                    },
+                    || {
+                        touched.append(&mut targets.borrow_mut());
+                        drain_seed_touched(receivers, &mut touched);
+                    },
+                );
+                (elapsed, commits)
+            });
+            stop.store(true, Ordering::Release);
+            ns
+        })
+    };
+    drop(seed);
+
+    result(
+        "eq_filtered_100k",
+        "publish matching 1 subscription",
+        live_eq_ns,
+        seed_eq_ns,
+        "seed design, every WHERE AST of the key interpreted",
+    );
+    result(
+        "churn_pair_100k",
+        "subscribe+unsubscribe pair on an idle table",
+        live_idle_ns,
+        seed_idle_ns,
+        "seed design, WHERE parsed ahead",
+    );
+    result(
+        "churn_pair_100k_publishing",
+        "subscribe+unsubscribe pair while another thread publishes",
+        live_publishing_ns,
+        seed_publishing_ns,
+        "seed design, WHERE parsed ahead (its writers wait for a publish's scan of the shard)",
+    );
+    result(
+        "publish_under_churn_100k",
+        "publish matching 1 subscription while another thread churns",
+        live_latency_ns,
+        seed_latency_ns,
+        "seed design",
+    );
+    seed_eq_ns
+}
+
+fn user_scoped_scenario() {
+    const USERS: usize = 100_000;
+    let user_name = |index: usize| format!("user_{index}");
+    let mut live = LiveBench::new("inbox", TableScope::User);
+    live.connect_many(USERS, user_name);
+    for connection in 0..USERS {
+        let spec = live.spec();
+        live.subscribe(connection, spec);
+    }
+    let owners: Vec<UserId> = (0..USERS)
+        .map(|u| UserId::from(user_name(u).as_str()))
+        .collect();
+    let manager = Arc::clone(&live.manager);
+    let table = live.table.clone();
+    let commits = 4096;
+    let mut touched = Vec::new();
+    let mut seq = 0;
+    let live_run = || {
+        let targets = RefCell::new(Vec::new());
+        let elapsed = timed_in_chunks(
+            commits,
+            chunk_for(1),
+            |i| {
+                seq += 1;
+                let user = spread(seq, USERS as u64) as usize;
+                targets.borrow_mut().push(user);
+                let change = ChangeNotification::insert(table.clone(), live_row(i as i64))
+                    .owned_by(owners[user].clone());
+                (SeqId(seq), change)
+            },
+            |(seq, change)| {
+                manager.publish(seq, change).expect("publish");
+            },
+            || {
+                touched.append(&mut targets.borrow_mut());
+                drain_live_touched(&mut live.receivers, &mut touched);
+            },
+        );
+        (elapsed, commits)
+    };
+
+    let mut seed = SeedBench::new("inbox");
+    seed.connect_many(USERS, user_name);
+    for connection in 0..USERS {
+        let query = seed.parse("*", None);
+        seed.subscribe(connection, &query);
+    }
+    let table = seed.table.clone();
+    let mut seq = 0;
+    let mut seed_touched = Vec::new();
+    let seed_run = || {
+        let targets = RefCell::new(Vec::new());
+        let registry = &seed.registry;
+        let users = &seed.users;
+        let receivers = &mut seed.receivers;
+        let elapsed = timed_in_chunks(
+            commits,
+            chunk_for(1),
+            |i| {
+                seq += 1;
+                let user = spread(seq, USERS as u64) as usize;
+                targets.borrow_mut().push(user);
+                (user, seed_insert(&table, i as i64, seq))
+            },
+            |(user, change)| {
+                registry.notify_table_change(&users[user], &change, Dispatch::Shared);
+            },
+            || {
+                seed_touched.append(&mut targets.borrow_mut());
+                drain_seed_touched(receivers, &mut seed_touched);
+            },
+        );
+        (elapsed, commits)
+    };
+    let (live_ns, seed_ns) = paired(live_run, seed_run);
+    result(
+        "user_scoped_100k",
+        "publish owned by 1 of 100k users",
+        live_ns,
+        seed_ns,
+        "seed design, (user, table) DashMap lookup",
+    );
+}
+
+fn filter_eval_scenario() {
+    const FILTERS: usize = 1000;
+    let connections = FILTERS / PER_CONNECTION;
+    let mut live = LiveBench::new("items", TableScope::Shared);
+    live.connect_many(connections, |_| READER.to_string());
+    for k in 0..FILTERS as i64 {
+        let filter = Expr::And(vec![
+            Expr::col("score").gt_eq(Expr::lit(2000 + k)),
+            Expr::col("score").lt(Expr::lit(3000 + k)),
+            Expr::col("room").not_eq(Expr::lit(3)),
+        ]);
+        let spec = live.spec().filter(filter);
+        live.subscribe(k as usize % connections, spec);
+    }
+    let manager = Arc::clone(&live.manager);
+    let table = live.table.clone();
+    let commits = 512;
+    let mut seq = 0;
+    let live_run = || {
+        let elapsed = timed_in_chunks(
+            commits,
+            commits,
+            |i| {
+                seq += 1;
+                (
+                    SeqId(seq),
+                    ChangeNotification::insert(table.clone(), live_row(i as i64)),
+                )
+            },
+            |(seq, change)| {
+                let summary = manager.publish(seq, change).expect("publish");
+                debug_assert_eq!(summary.evaluated, FILTERS);
+            },
+            || {},
+        );
+        (elapsed, commits * FILTERS as u64)
+    };
+    let mut seed = SeedBench::new("items");
+    seed.connect_many(connections, |_| READER.to_string());
+    for k in 0..FILTERS as i64 {
+        let filter = format!(
+            "score >= {} AND score < {} AND room <> 3",
+            2000 + k,
+            3000 + k
+        );
+        let query = seed.parse("*", Some(&filter));
+        seed.subscribe(k as usize % connections, &query);
+    }
+    let user = seed_shared_user();
+    let commits = 64;
+    let mut seq = 0;
+    let seed_run = || {
+        let start = Instant::now();
+        for i in 0..commits {
+            seq += 1;
+            let change = seed_insert(&seed.table, i as i64, seq);
+            seed.registry
+                .notify_table_change(&user, &change, Dispatch::Shared);
+        }
+        (start.elapsed(), commits * FILTERS as u64)
+    };
+    let (live_ns, seed_ns) = paired(live_run, seed_run);
+    result(
+        "filter_eval_and3",
+        "filter evaluation (3-term AND, via publish)",
+        live_ns,
+        seed_ns,
+        "seed design, sqlparser AST interpreted on a row map",
+    );
+}
+
+fn json_groups_scenario() {
+    const SUBSCRIBERS: usize = 1000;
+    const GROUPS: usize = 10;
+    let columns_of = |g: usize| -> Vec<&'static str> {
+        COLUMNS
+            .iter()
+            .enumerate()
+            .filter(|(bit, _)| (g + 1) & (1 << bit) != 0)
+            .map(|(_, column)| *column)
+            .collect()
+    };
+    let mut live = LiveBench::new("items", TableScope::Shared);
+    live.connect_many(SUBSCRIBERS, |_| READER.to_string());
+    for subscriber in 0..SUBSCRIBERS {
+        let spec = live
+            .spec()
+            .project(Projection::columns(columns_of(subscriber % GROUPS)));
+        live.subscribe(subscriber, spec);
+    }
+    let manager = Arc::clone(&live.manager);
+    let table = live.table.clone();
+    let commits = 32;
+    let mut seq = 0;
+    let live_run = || {
+        let start = Instant::now();
+        for i in 0..commits {
+            seq += 1;
+            let change = ChangeNotification::insert(table.clone(), live_row(i as i64));
+            manager.publish(SeqId(seq), change).expect("publish");
+            for rx in live.receivers.iter_mut() {
+                while let Ok(notification) = rx.try_recv() {
+                    if let Notification::Changes(_) = notification {
+                        std::hint::black_box(notification.to_json());
+                    }
+                }
+            }
+        }
+        (start.elapsed(), commits * SUBSCRIBERS as u64)
+    };
+    let mut seed = SeedBench::new("items");
+    seed.connect_many(SUBSCRIBERS, |_| READER.to_string());
+    for subscriber in 0..SUBSCRIBERS {
+        let query = seed.parse(&columns_of(subscriber % GROUPS).join(", "), None);
+        seed.subscribe(subscriber, &query);
+    }
+    let user = seed_shared_user();
+    let mut seq = 0;
+    let seed_run = || {
+        let start = Instant::now();
+        for i in 0..commits {
+            seq += 1;
+            let change = seed_insert(&seed.table, i as i64, seq);
+            seed.registry
+                .notify_table_change(&user, &change, Dispatch::JsonPerSubscriber);
+            for rx in seed.receivers.iter_mut() {
+                while let Ok(notification) = rx.try_recv() {
+                    std::hint::black_box(notification_to_json(&notification));
+                }
+            }
+        }
+        (start.elapsed(), commits * SUBSCRIBERS as u64)
+    };
+    let (live_ns, seed_ns) = paired(live_run, seed_run);
+    result(
+        "json_10_groups",
+        "delivery, publish to JSON text, 1000 subscribers in 10 projection groups",
+        live_ns,
+        seed_ns,
+        "seed design, JSON per subscriber",
+    );
+}
+
+/// Memory of 100k never-used connections and 1M subscriptions with distinct filters on
+/// them, then the 1M-subscription publish cost on the same manager (and on 1k).
+fn memory_and_million(seed_100k_ns: f64) {
+    const CONNECTIONS: usize = 100_000;
+    const SUBSCRIPTIONS: usize = 1_000_000;
+    let manager = ConnectionsManager::new(bench_config()).expect("manager");
+    let table = TableId::new(NAMESPACE, "items");
+    manager
+        .register_table(TableSchema::new(table.clone(), TableScope::Shared, COLUMNS))
+        .expect("table");
+    // The host's own vector of registrations is sized first so only what each
+    // registration allocates (channels, connection state, manager entries) is counted.
+    let mut registrations = Vec::with_capacity(CONNECTIONS);
+    let ((), connection_bytes) = counted(|| {
+        for _ in 0..CONNECTIONS {
+            registrations.push(manager.register_connection().expect("register"));
+        }
+    });
+    let breakdown = std::env::var_os("LIVECORE_COMPARE_BREAKDOWN").is_some();
+    if breakdown {
+        print_breakdown("register_connection", CONNECTIONS);
+    }
+    for registration in &registrations {
+        manager
+            .authenticate(registration.connection_id, UserId::from(READER), None)
+            .expect("authenticate");
+    }
+    let mut live_ids = Vec::with_capacity(SUBSCRIPTIONS);
+    let start = Instant::now();
+    let ((), subscription_bytes) = counted(|| {
+        for k in 0..SUBSCRIPTIONS {
+            let spec =
+                QuerySpec::table(table.clone()).filter(Expr::col("id").eq(Expr::lit(k as i64)));
+            let connection = registrations[k % CONNECTIONS].connection_id;
+            live_ids.push(
+                manager
+                    .subscribe(connection, spec, SubscriptionOptions::default())
+                    .expect("subscribe")
+                    .live_query_id,
+            );
+        }
+    });
+    let subscribe_ns = start.elapsed().as_nanos() as f64 / SUBSCRIPTIONS as f64;
+    if breakdown {
+        print_breakdown("subscribe (id = k)", SUBSCRIPTIONS);
+    }
+    let live_id_bytes = (SUBSCRIPTIONS * std::mem::size_of::<livecore::LiveQueryId>()) as isize;
+    // The host's list of ids was sized ahead and is not counted either.
+    println!(
+        "MEMORY bytes_per_subscription={} bytes_per_connection={}",
+        subscription_bytes / SUBSCRIPTIONS as isize,
+        connection_bytes / CONNECTIONS as isize
+    );
+    eprintln!(
+        "  memory: {SUBSCRIPTIONS} subscriptions (id = k) on {CONNECTIONS} never-used connections; \
+         subscribe took {subscribe_ns:.0} ns each; ids held by the host ({live_id_bytes} bytes) not counted"
+    );
+
+    if breakdown {
+        // Allocation calls behind the churn and publish figures, on this 1M manager.
+        let connection = registrations[0].connection_id;
+        let pairs = 10_000;
+        let ((), pair_bytes) = counted(|| {
+            for j in 0..pairs {
+                let spec = QuerySpec::table(table.clone())
+                    .filter(Expr::col("id").eq(Expr::lit(-1 - j as i64)));
+                let id = manager
+                    .subscribe(connection, spec, SubscriptionOptions::default())
+                    .expect("subscribe")
+                    .live_query_id;
+                manager.unsubscribe(id).expect("unsubscribe");
+            }
+        });
+        eprintln!(
+            "  subscribe+unsubscribe pair: {:.1} allocation calls (spec included), net {} bytes",
+            CALLS.load(Ordering::SeqCst) as f64 / pairs as f64,
+            pair_bytes / pairs as isize
+        );
+        let publishes = 10_000u64;
+        let changes: Vec<_> = (0..publishes)
+            .map(|k| ChangeNotification::insert(table.clone(), live_row(-1 - k as i64)))
+            .collect();
+        let ((), _) = counted(|| {
+            for (k, change) in changes.into_iter().enumerate() {
+                manager
+                    .publish(SeqId(1 + k as u64), change)
+                    .expect("publish");
+            }
+        });
+        eprintln!(
+            "  publish matching nothing: {:.1} allocation calls each",
+            CALLS.load(Ordering::SeqCst) as f64 / publishes as f64
+        );
+    }
+
+    // 1M on the same manager: publishes matching one subscription each.
+    let mut live = LiveBench::from_parts(Arc::new(manager), table, registrations);
+    let live_1m_ns = live_equality_publish(&mut live, SUBSCRIPTIONS, CONNECTIONS, 4096);
+    drop(live);
+
+    // The seed's own memory, for the record (each subscription parses its own SQL).
+    let registry = SeedRegistry::default();
+    let mut seed_registrations = Vec::with_capacity(CONNECTIONS / 10);
+    let ((), seed_connection_bytes) = counted(|| {
+        for _ in 0..CONNECTIONS / 10 {
+            seed_registrations.push(registry.register_connection());
+        }
+    });
+    for registration in &seed_registrations {
+        registry.authenticate(&registration.connection_id, READER);
+    }
+    let seed_table = seed::TableId::new(NAMESPACE, "items");
+    let ((), seed_subscription_bytes) = counted(|| {
+        for k in 0..CONNECTIONS / 10 {
+            let query = seed::parse_query(&format!("SELECT * FROM bench.items WHERE id = {k}"))
+                .expect("parses");
+            let connection = &seed_registrations[k % seed_registrations.len()].connection_id;
+            registry.subscribe(connection, &seed_table, &query, false);
+        }
+    });
+    eprintln!(
+        "  seed design memory: {} bytes per connection, {} bytes per subscription (with its parsed AST and SQL)",
+        seed_connection_bytes / seed_registrations.len() as isize,
+        seed_subscription_bytes / (CONNECTIONS / 10) as isize
+    );
+    drop(registry);
+    drop(seed_registrations);
+
+    // 1M for the seed: setting it up (1M parses) and scanning it would take most of the
+    // minute, so its 1M figure is its 100k publish scaled by 10 — its cost is linear in the
+    // count, since every handle of the key is evaluated.
+    result(
+        "eq_filtered_1m",
+        "publish matching 1 of 1M subscriptions",
+        live_1m_ns,
+        seed_100k_ns * 10.0,
+        "seed design at 100k x 10 (linear scan)",
+    );
+}
+
+impl LiveBench {
+    /// Wraps a manager whose table and connections were set up by hand.
+    fn from_parts(
+        manager: Arc<ConnectionsManager>,
+        table: TableId,
+        registrations: Vec<livecore::ConnectionRegistration>,
+    ) -> Self {
+        let mut live = LiveBench::adopt(manager, table);
+        for registration in registrations {
+            live.connections.push(registration.connection_id);
+            live.receivers.push(registration.notifications);
+            live.events.push(registration.events);
+        }
+        live
+    }
+}
+
+fn main() {
+    let started = Instant::now();
+    eprintln!("livecore compare: medians of {REPS} repetitions; ratio = baseline / livecore");
+    equality_scenario(1_000, "eq_filtered_1k");
+    let seed_100k_ns = churn_scenarios();
+    memory_and_million(seed_100k_ns);
+    fanout_scenarios();
+    gate_scenario();
+    user_scoped_scenario();
+    filter_eval_scenario();
+    json_groups_scenario();
+    eprintln!("  total {:.1} s", started.elapsed().as_secs_f64());
+}

@@ -1,0 +1,143 @@
+//! Loom models of the receiving side: gap notices when a connection's channel fills and
+//! drains, a receiver dropped while a publish sends to it, and the manager-wide ready
+//! queue. Without `--cfg livecore_loom` this file compiles to nothing.
+#![cfg(livecore_loom)]
+
+mod common;
+
+use common::*;
+use livecore::*;
+use loom::thread;
+
+/// Invariant: nothing is lost silently. With a one-slot channel, three commits race a
+/// blocking consumer: each is either received, in order, or counted by a gap notice that
+/// names the last SeqId received before it, and the consumer never blocks forever waiting
+/// for a gap notice that was flagged (a lost wake-up would be reported by loom as a
+/// deadlock).
+#[test]
+fn gap_notice_when_channel_fills_and_drains() {
+    const COMMITS: u64 = 3;
+    loom::model(|| {
+        let manager = manager(ManagerConfig {
+            notification_channel_capacity: 1,
+            ..ManagerConfig::default()
+        });
+        let mut registration = connect(&manager);
+        subscribe(
+            &manager,
+            registration.connection_id,
+            SubscriptionOptions::default(),
+        );
+        let publisher = {
+            let manager = manager.clone();
+            thread::spawn(move || {
+                for seq in 1..=COMMITS {
+                    manager.publish(SeqId(seq), insert(seq as i64)).unwrap();
+                }
+            })
+        };
+        let mut accounted = 0;
+        let mut last_seq = None;
+        while accounted < COMMITS {
+            match seen(registration.notifications.recv().unwrap()) {
+                Seen::Changes { seq, ids } => {
+                    assert!(last_seq.is_none_or(|last| seq > last), "out of order");
+                    assert_eq!(ids, vec![seq as i64]);
+                    accounted += 1;
+                    last_seq = Some(seq);
+                }
+                Seen::Gap {
+                    missed,
+                    last_seq: gap_last,
+                } => {
+                    assert!(missed > 0);
+                    assert_eq!(gap_last, last_seq, "the gap names the last SeqId received");
+                    accounted += missed;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(accounted, COMMITS, "counted more than was published");
+        publisher.join().unwrap();
+        let (rest, end) = drain(&mut registration.notifications);
+        assert!(
+            rest.is_empty(),
+            "more after everything was accounted: {rest:?}"
+        );
+        assert_eq!(end, ReceiveError::Empty);
+    });
+}
+
+/// Invariant: dropping a connection's notification receiver while publishes send to it
+/// neither fails nor panics a publish; every delivery is counted as enqueued or as
+/// dropped to a closed receiver; and nothing queued for it is leaked (loom checks that
+/// every Arc it tracks is freed when the model ends).
+#[test]
+fn receiver_dropped_mid_publish() {
+    loom::model(|| {
+        let manager = manager(ManagerConfig::default());
+        let registration = connect(&manager);
+        subscribe(
+            &manager,
+            registration.connection_id,
+            SubscriptionOptions::default(),
+        );
+        let publisher = {
+            let manager = manager.clone();
+            thread::spawn(move || {
+                (1..=2)
+                    .map(|seq| manager.publish(SeqId(seq), insert(seq as i64)).unwrap())
+                    .map(|summary| (summary.enqueued, summary.dropped))
+                    .fold((0, 0), |total, one| (total.0 + one.0, total.1 + one.1))
+            })
+        };
+        drop(registration.notifications);
+        let (enqueued, dropped) = publisher.join().unwrap();
+        assert_eq!(enqueued + dropped, 2, "every delivery accounted");
+        let stats = manager.stats();
+        assert_eq!(stats.delivered as usize, enqueued);
+        assert_eq!(stats.dropped_closed as usize, dropped);
+        let after = manager.publish(SeqId(3), insert(3)).unwrap();
+        assert_eq!(
+            (after.enqueued, after.dropped),
+            (0, 1),
+            "the receiver is gone"
+        );
+    });
+}
+
+/// Invariant: the ready queue never misses a wake-up. A consumer arms its connection while
+/// a publish delivers to it; whichever comes first, the connection ends up on the
+/// manager-wide ready queue, once.
+#[test]
+fn ready_queue_no_lost_wakeup() {
+    loom::model(|| {
+        let manager = manager(ManagerConfig {
+            ready_queue: true,
+            ..ManagerConfig::default()
+        });
+        let ready = manager.ready_connections().unwrap();
+        let mut registration = connect(&manager);
+        subscribe(
+            &manager,
+            registration.connection_id,
+            SubscriptionOptions::default(),
+        );
+        let publisher = {
+            let manager = manager.clone();
+            thread::spawn(move || {
+                manager.publish(SeqId(1), insert(1)).unwrap();
+            })
+        };
+        registration.notifications.arm_ready();
+        publisher.join().unwrap();
+        assert_eq!(
+            ready.try_recv(),
+            Ok(registration.connection_id),
+            "a delivery arrived for an armed connection that is not on the ready queue"
+        );
+        assert_eq!(ready.try_recv(), Err(ReceiveError::Empty), "queued once");
+        let (seen, _) = drain(&mut registration.notifications);
+        assert_eq!(change_ids(&seen), vec![1]);
+    });
+}

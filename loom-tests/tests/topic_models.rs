@@ -1,0 +1,109 @@
+//! Loom models of topic consume: a parked long poll is always woken. Run with
+//! `RUSTFLAGS="--cfg livecore_loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release -p livecore-loom-tests`
+//! (in its own target directory). Without the cfg this file compiles to nothing.
+//!
+//! A loom build has no clock: a consume that parks waits until it is woken, however long
+//! its timeout. A lost wake-up therefore leaves every thread blocked, which loom reports as
+//! a deadlock.
+#![cfg(livecore_loom)]
+
+use std::time::Duration;
+
+use livecore::*;
+use loom::sync::Arc;
+use loom::thread;
+
+const POLL: Duration = Duration::from_secs(30);
+
+fn table() -> TableId {
+    TableId::new("loom", "t")
+}
+
+/// A manager with a one-partition topic `t`, a group `g` and an authenticated consumer.
+fn setup() -> (Arc<ConnectionsManager>, ConnectionId) {
+    let manager = ConnectionsManager::new(ManagerConfig::default()).unwrap();
+    manager.create_topic("t", TopicConfig::default()).unwrap();
+    manager
+        .create_consumer_group("t", "g", GroupConfig::default())
+        .unwrap();
+    let consumer = manager.register_connection().unwrap().connection_id;
+    manager
+        .authenticate(consumer, UserId::from("u"), None)
+        .unwrap();
+    (Arc::new(manager), consumer)
+}
+
+/// Invariant: a consume racing a direct publish returns the message — it either sees it on
+/// its pass or parks registered so that the publish wakes it (no lost wake-up).
+#[test]
+fn consume_racing_publish() {
+    loom::model(|| {
+        let (manager, consumer) = setup();
+        let publisher = {
+            let manager = manager.clone();
+            thread::spawn(move || {
+                manager
+                    .publish_to_topic("t", DirectMessage::new(SeqId(1), "m"))
+                    .unwrap()
+            })
+        };
+        let batch = manager.consume(consumer, "t", "g", 10, POLL).unwrap();
+        assert_eq!(batch.len(), 1, "the message, once");
+        assert_eq!(batch.messages[0].seq, SeqId(1));
+        assert_eq!(publisher.join().unwrap().offset, 0);
+    });
+}
+
+/// Invariant: the same through a table route: a commit racing the consume is appended and
+/// wakes it.
+#[test]
+fn consume_racing_routed_commit() {
+    loom::model(|| {
+        let (manager, consumer) = setup();
+        manager
+            .register_table(TableSchema::new(table(), TableScope::Shared, ["id"]))
+            .unwrap();
+        manager
+            .add_topic_route(
+                TopicRouteSpec::new("t", table()).filter(Expr::col("id").gt(Expr::lit(0))),
+            )
+            .unwrap();
+        let publisher = {
+            let manager = manager.clone();
+            thread::spawn(move || {
+                let row = Row::new(vec![Value::Int(7)]);
+                let summary = manager
+                    .publish(SeqId(3), ChangeNotification::insert(table(), row))
+                    .unwrap();
+                assert_eq!(summary.topic_messages, 1);
+            })
+        };
+        let batch = manager.consume(consumer, "t", "g", 10, POLL).unwrap();
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch.messages[0].seq, SeqId(3));
+        publisher.join().unwrap();
+    });
+}
+
+/// Invariant: shutdown racing a consume ends it — the consume returns ShuttingDown (or, if
+/// shutdown already unregistered its connection, UnknownConnection) and never stays
+/// parked.
+#[test]
+fn shutdown_racing_a_parking_consume() {
+    loom::model(|| {
+        let (manager, consumer) = setup();
+        let stopper = {
+            let manager = manager.clone();
+            thread::spawn(move || manager.shutdown(Duration::ZERO))
+        };
+        let result = manager.consume(consumer, "t", "g", 10, POLL);
+        assert!(
+            matches!(
+                result,
+                Err(LiveError::ShuttingDown) | Err(LiveError::UnknownConnection(_))
+            ),
+            "{result:?}"
+        );
+        stopper.join().unwrap();
+    });
+}

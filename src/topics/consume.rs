@@ -1,0 +1,428 @@
+//! Long-poll consume.
+//!
+//! `consume(connection, topic, group, max_messages, timeout)`, one pass after another:
+//!
+//! 1. the session's leases in the group are renewed, expired ones end, and it takes free
+//!    partitions up to its share (see [`group`](super::group));
+//! 2. it reads, from each leased partition (starting at a rotating one, so a busy partition
+//!    cannot starve the others), up to `max_messages` in all, from where its lease stands;
+//!    the lease then stands after what was read. Messages that are waiting are returned at
+//!    once;
+//! 3. with nothing to return, it registers to be woken by an append to its partitions or a
+//!    partition becoming free, checks once more, and parks on its session's wake-up channel
+//!    until woken or until `timeout` (real time, not the manager clock) passes. A timeout
+//!    returns an empty batch with the session's current positions.
+//!
+//! Shutdown wakes every parked consume, which returns [`LiveError::ShuttingDown`]; so does
+//! a consume called during shutdown. A consume parked when its connection unregisters
+//! returns [`LiveError::UnknownConnection`]; when its topic or group is deleted,
+//! [`LiveError::UnknownTopic`] or [`LiveError::UnknownGroup`]. Nothing is lost by these:
+//! a consume that returns an error hands nothing out.
+
+use std::time::{Duration, Instant};
+
+use crate::connections_manager::ConnectionsManager;
+use crate::error::{LiveError, LiveResult};
+use crate::models::connection::SharedConnectionState;
+use crate::models::ids::ConnectionId;
+use crate::sync::{Arc, DataArc, Ordering};
+use crate::topics::group::{Group, Lease, OutOfRangeOutcome, ParkDecision};
+use crate::topics::log::{TopicLogError, TopicMessage};
+use crate::topics::session::ConsumerSession;
+use crate::topics::Topic;
+
+/// What one consume returned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConsumeBatch {
+    /// The topic.
+    pub topic: String,
+    /// The group.
+    pub group: String,
+    /// The messages handed out, grouped by partition, each partition's in offset order.
+    /// Empty when the consume timed out.
+    pub messages: Vec<DataArc<TopicMessage>>,
+    /// The session's position on each partition it leases, after this batch.
+    pub positions: Vec<PartitionPosition>,
+    /// Ranges retention removed before the group committed them, skipped under the
+    /// `Earliest` or `Latest` reset policy while producing this batch.
+    pub retention_skips: Vec<RetentionSkip>,
+}
+
+/// A session's position on one leased partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionPosition {
+    /// The partition.
+    pub partition: u32,
+    /// The group's committed offset (`None`: no position yet, reset policy `None`).
+    pub committed: Option<u64>,
+    /// The next offset the lease hands out.
+    pub next: Option<u64>,
+    /// The offset the next appended message will get.
+    pub end: u64,
+    /// When the lease expires unless renewed (manager clock, ms).
+    pub lease_expires_at_ms: u64,
+}
+
+/// Messages retention removed before the group committed them: offsets `from..to` of
+/// `partition` were skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetentionSkip {
+    /// The partition.
+    pub partition: u32,
+    /// The first skipped offset.
+    pub from: u64,
+    /// One past the last skipped offset.
+    pub to: u64,
+}
+
+impl ConsumeBatch {
+    /// True when no message was handed out.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// Number of messages handed out.
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// For each partition in the batch, the offset to commit once all its messages are
+    /// done (one past its last message), in partition order.
+    pub fn next_offsets(&self) -> Vec<(u32, u64)> {
+        let mut offsets: Vec<(u32, u64)> = Vec::new();
+        for message in &self.messages {
+            match offsets
+                .iter_mut()
+                .find(|(partition, _)| *partition == message.partition)
+            {
+                Some(entry) => entry.1 = entry.1.max(message.offset + 1),
+                None => offsets.push((message.partition, message.offset + 1)),
+            }
+        }
+        offsets.sort_unstable();
+        offsets
+    }
+}
+
+/// One consume in progress.
+struct Call {
+    me: ConnectionId,
+    connection: SharedConnectionState,
+    session: Arc<ConsumerSession>,
+    topic: Arc<Topic>,
+    group: Arc<Group>,
+    max_messages: usize,
+    /// The session's leases after the last pass.
+    leases: Vec<(u32, Lease)>,
+    skips: Vec<RetentionSkip>,
+}
+
+enum Pass {
+    Messages(ConsumeBatch),
+    Nothing,
+    Retry,
+}
+
+impl ConnectionsManager {
+    /// Long-poll consume: up to `max_messages` messages of `topic` for consumer group
+    /// `group`, from the partitions this consumer session leases. Returns at once when
+    /// messages are waiting; otherwise parks (without spinning) until one arrives, a
+    /// partition becomes free for it, or `timeout` passes (real time), and then returns an
+    /// empty batch with the session's positions. `timeout` zero never parks.
+    ///
+    /// `connection_id` is the consumer session: a registered, authenticated connection.
+    /// Each consume counts as a heartbeat of it. Limits: `max_messages` between 1 and
+    /// [`TopicLimits::max_consume_messages`](crate::TopicLimits::max_consume_messages);
+    /// `timeout` at most [`TopicLimits::max_poll_timeout`](crate::TopicLimits::max_poll_timeout),
+    /// at most the group's lease duration (so a parked consumer's leases cannot expire
+    /// while it waits) and at most half the heartbeat timeout (so a parked consumer is not
+    /// taken for a dead one). Errors: see the [module documentation](self).
+    pub fn consume(
+        &self,
+        connection_id: ConnectionId,
+        topic: &str,
+        group: &str,
+        max_messages: usize,
+        timeout: Duration,
+    ) -> LiveResult<ConsumeBatch> {
+        let deadline = Instant::now() + timeout;
+        let mut call = self.begin_consume(connection_id, topic, group, max_messages, timeout)?;
+        loop {
+            match self.consume_pass(&mut call)? {
+                Pass::Messages(batch) => return Ok(batch),
+                Pass::Retry => continue,
+                Pass::Nothing => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(self.batch(&call, Vec::new()));
+            }
+            if self.ready_to_park(&mut call) {
+                self.topics.totals.parks.fetch_add(1, Ordering::Relaxed);
+                call.session.parker.park(left);
+            }
+        }
+    }
+
+    /// [`consume`](Self::consume) without blocking a thread and without a timeout of its
+    /// own (livecore has no timer): it completes when messages are handed out, or with the
+    /// same errors. Wrap it in the host runtime's timeout; dropping the future before it
+    /// completes hands nothing out and loses nothing.
+    #[cfg(not(livecore_loom))]
+    pub async fn consume_async(
+        &self,
+        connection_id: ConnectionId,
+        topic: &str,
+        group: &str,
+        max_messages: usize,
+    ) -> LiveResult<ConsumeBatch> {
+        let mut call =
+            self.begin_consume(connection_id, topic, group, max_messages, Duration::ZERO)?;
+        loop {
+            match self.consume_pass(&mut call)? {
+                Pass::Messages(batch) => return Ok(batch),
+                Pass::Retry => continue,
+                Pass::Nothing => {}
+            }
+            if self.ready_to_park(&mut call) {
+                self.topics.totals.parks.fetch_add(1, Ordering::Relaxed);
+                call.session.parker.park_async().await;
+            }
+        }
+    }
+
+    /// Commits, for each partition in `batch`, the offset after its last message: the
+    /// whole batch is done. See [`commit_offset`](Self::commit_offset).
+    pub fn commit_batch(
+        &self,
+        connection_id: ConnectionId,
+        batch: &ConsumeBatch,
+    ) -> LiveResult<()> {
+        for (partition, offset) in batch.next_offsets() {
+            self.commit_offset(connection_id, &batch.topic, &batch.group, partition, offset)?;
+        }
+        Ok(())
+    }
+
+    fn begin_consume(
+        &self,
+        connection_id: ConnectionId,
+        topic: &str,
+        group: &str,
+        max_messages: usize,
+        timeout: Duration,
+    ) -> LiveResult<Call> {
+        let limits = &self.config.topics;
+        if max_messages == 0 || max_messages > limits.max_consume_messages {
+            return Err(LiveError::OutOfBounds {
+                what: "max_messages",
+                value: max_messages as u64,
+                min: 1,
+                max: limits.max_consume_messages as u64,
+            });
+        }
+        if self.is_shutting_down() {
+            return Err(LiveError::ShuttingDown);
+        }
+        let connection = self.connection(connection_id)?;
+        let topic = self.topic(topic)?;
+        let group = topic.group(group)?;
+        let max_timeout = limits
+            .max_poll_timeout
+            .min(group.config.lease_duration)
+            .min(self.config.heartbeat_timeout / 2);
+        if timeout > max_timeout {
+            return Err(LiveError::OutOfBounds {
+                what: "poll timeout (ms)",
+                value: timeout.as_millis() as u64,
+                min: 0,
+                max: max_timeout.as_millis() as u64,
+            });
+        }
+        // Authentication is checked when the session is created: a connection's user never
+        // changes once set, and the check reads through arc-swap, which costs a new thread
+        // a walk over every thread that used it.
+        let session = match self.topics.session(connection_id) {
+            Some(session) => session,
+            None => {
+                if connection.user_key().is_none() {
+                    return Err(LiveError::NotAuthenticated(connection_id));
+                }
+                self.consumer_session(&connection)?
+            }
+        };
+        session.join(&topic, &group, limits.max_groups_per_session)?;
+        Ok(Call {
+            me: connection_id,
+            connection,
+            session,
+            topic,
+            group,
+            max_messages,
+            leases: Vec::new(),
+            skips: Vec::new(),
+        })
+    }
+
+    /// The end of every wait: shutdown, the connection unregistering, the topic or group
+    /// being deleted.
+    fn check_consumable(&self, call: &Call) -> LiveResult<()> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(LiveError::ShuttingDown);
+        }
+        if call.session.is_closed() {
+            return Err(LiveError::UnknownConnection(call.me));
+        }
+        if call.topic.is_deleted() {
+            return Err(LiveError::UnknownTopic(call.topic.name.to_string()));
+        }
+        if call.group.is_deleted() {
+            return Err(LiveError::UnknownGroup {
+                topic: call.topic.name.to_string(),
+                group: call.group.name.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// One pass: renew and take leases, read what is waiting, hand it out.
+    fn consume_pass(&self, call: &mut Call) -> LiveResult<Pass> {
+        self.check_consumable(call)?;
+        let now_ms = self.clock.now_ms();
+        call.connection.record_heartbeat(now_ms);
+        let assignment = call
+            .group
+            .assign(call.me, call.session.parker.sender(), now_ms);
+        call.topic.partitions_freed(&call.group, &assignment.freed);
+        call.leases = assignment.leases;
+        let count = call.leases.len();
+        let first = if count == 0 {
+            0
+        } else {
+            call.session.next_rotation() % count
+        };
+        let mut messages: Vec<DataArc<TopicMessage>> = Vec::new();
+        // (partition, epoch, from, to, range in `messages`)
+        let mut reads: Vec<(u32, u64, u64, u64, std::ops::Range<usize>)> = Vec::new();
+        for step in 0..count {
+            let (partition, lease) = call.leases[(first + step) % count];
+            let Some(next) = lease.next else {
+                return Err(LiveError::NoCommittedOffset {
+                    topic: call.topic.name.to_string(),
+                    group: call.group.name.to_string(),
+                    partition,
+                });
+            };
+            if messages.len() >= call.max_messages {
+                break;
+            }
+            if call.topic.signals[partition as usize].end() <= next {
+                continue;
+            }
+            let before = messages.len();
+            match call
+                .topic
+                .log
+                .read(partition, next, call.max_messages - before, &mut messages)
+            {
+                Ok(()) => {
+                    if let Some(last) = messages.get(before..).and_then(|read| read.last()) {
+                        reads.push((
+                            partition,
+                            lease.epoch,
+                            next,
+                            last.offset + 1,
+                            before..messages.len(),
+                        ));
+                    }
+                }
+                Err(TopicLogError::OutOfRange(bounds)) => {
+                    let outcome = call.group.out_of_range(
+                        &call.topic.name,
+                        call.me,
+                        partition,
+                        lease.epoch,
+                        next,
+                        bounds,
+                    )?;
+                    if let OutOfRangeOutcome::Moved(Some((from, to))) = outcome {
+                        call.skips.push(RetentionSkip {
+                            partition,
+                            from,
+                            to,
+                        });
+                    }
+                    // Read again from the new position (messages read so far were not
+                    // handed out and are read again).
+                    return Ok(Pass::Retry);
+                }
+                Err(error) => return Err(call.topic.store_error(error)),
+            }
+        }
+        if messages.is_empty() {
+            return Ok(Pass::Nothing);
+        }
+        let mut kept: Vec<DataArc<TopicMessage>> = Vec::with_capacity(messages.len());
+        for (partition, epoch, from, to, range) in reads {
+            if call.group.advance(call.me, partition, epoch, from, to) {
+                kept.extend(messages[range].iter().cloned());
+            }
+        }
+        if kept.is_empty() {
+            // Every lease changed under the read (a seek, or this session consuming
+            // concurrently): nothing was handed out.
+            return Ok(Pass::Retry);
+        }
+        Ok(Pass::Messages(self.batch(call, kept)))
+    }
+
+    /// Registers the session to be woken and checks once more. True when it should park;
+    /// false when something arrived meanwhile (run another pass).
+    fn ready_to_park(&self, call: &mut Call) -> bool {
+        let wake = call.session.parker.sender();
+        for (partition, _) in &call.leases {
+            call.topic.signals[*partition as usize]
+                .waiters
+                .register(call.me, wake);
+        }
+        let now_ms = self.clock.now_ms();
+        match call.group.prepare_park(call.me, wake, now_ms) {
+            ParkDecision::Retry => return false,
+            ParkDecision::Park(nudge) => {
+                for member in nudge {
+                    let _ = member.try_send(());
+                }
+            }
+        }
+        // The re-check: an append that raced the registration is seen here.
+        !call.leases.iter().any(|(partition, lease)| {
+            lease.next.is_some_and(|next| {
+                call.topic.signals[*partition as usize].end_after_registering() > next
+            })
+        })
+    }
+
+    fn batch(&self, call: &Call, messages: Vec<DataArc<TopicMessage>>) -> ConsumeBatch {
+        let positions = call
+            .group
+            .positions_of(call.me)
+            .into_iter()
+            .map(
+                |(partition, committed, next, lease_expires_at_ms)| PartitionPosition {
+                    partition,
+                    committed,
+                    next,
+                    end: call.topic.signals[partition as usize].end(),
+                    lease_expires_at_ms,
+                },
+            )
+            .collect();
+        ConsumeBatch {
+            topic: call.topic.name.to_string(),
+            group: call.group.name.to_string(),
+            messages,
+            positions,
+            retention_skips: call.skips.clone(),
+        }
+    }
+}

@@ -1,0 +1,918 @@
+//! Consumer groups: a committed offset per partition, and leases.
+//!
+//! Within a group each partition is leased to at most one consumer session at a time. A
+//! lease starts at the group's committed offset and hands messages out from there; the
+//! holder commits offsets as it finishes them. Every consume and commit by the holder
+//! renews its leases for the group's lease duration (manager clock); a lease not renewed in
+//! time expires, and that expiry is the visibility timeout: the next holder (possibly the
+//! same session) starts again from the committed offset, so everything handed out but not
+//! committed is handed out again (at-least-once). A lease also ends when its session leaves
+//! the group, its connection unregisters or times out, or the partition is seeked.
+//!
+//! Partitions are shared out among the group's live members (sessions that consumed within
+//! one lease duration): with `P` partitions and `M` members each holds `P / M`, and
+//! `P % M` of them one more. A member below its share that finds no free partition nudges
+//! the members above it, which release a partition (preferring one with nothing in flight)
+//! on their next pass.
+
+use std::collections::HashMap;
+
+use crate::connections_manager::ConnectionsManager;
+use crate::error::{LiveError, LiveResult};
+use crate::models::ids::ConnectionId;
+use crate::sync::{channel, lock, AtomicBool, AtomicU64, DataArc, Mutex, Ordering};
+use crate::topics::log::{PartitionBounds, TopicLogError};
+use crate::topics::wait::WaitList;
+use crate::topics::{validate_name, Topic};
+use std::time::Duration;
+
+/// Where a group with no committed offset on a partition starts, and what happens when
+/// retention removes messages the group has not committed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ResetPolicy {
+    /// Start at the oldest retained message; when retention overtakes the committed
+    /// offset, continue from the oldest retained message (the skipped range is reported in
+    /// the batch and counted).
+    #[default]
+    Earliest,
+    /// Start at the end: only messages published after the group was created; when
+    /// retention overtakes the committed offset, continue from the end (skipped range
+    /// reported and counted).
+    Latest,
+    /// Do not choose: a partition without a committed offset is
+    /// [`LiveError::NoCommittedOffset`] until `seek_group` positions it, and a committed
+    /// offset overtaken by retention is [`LiveError::OffsetOutOfRange`].
+    None,
+}
+
+/// How a consumer group behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// Where the group starts; see [`ResetPolicy`].
+    pub reset: ResetPolicy,
+    /// How long a lease lasts without being renewed (the visibility timeout), on the
+    /// manager clock. Bounded by [`TopicLimits::min_lease`](crate::TopicLimits::min_lease)
+    /// and [`TopicLimits::max_lease`](crate::TopicLimits::max_lease); a consume's timeout
+    /// may not exceed it.
+    pub lease_duration: Duration,
+}
+
+impl Default for GroupConfig {
+    /// Earliest, with a 30-second lease.
+    fn default() -> Self {
+        Self {
+            reset: ResetPolicy::Earliest,
+            lease_duration: Duration::from_secs(30),
+        }
+    }
+}
+
+impl GroupConfig {
+    /// A config with this reset policy and the default lease.
+    pub fn with_reset(reset: ResetPolicy) -> Self {
+        Self {
+            reset,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the lease duration.
+    pub fn lease(mut self, lease_duration: Duration) -> Self {
+        self.lease_duration = lease_duration;
+        self
+    }
+}
+
+/// One partition of a group, as `group_offsets` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupPartition {
+    /// The partition.
+    pub partition: u32,
+    /// The committed offset (the next message the group has not finished), or `None` when
+    /// the group has no position on the partition (reset policy `None`).
+    pub committed: Option<u64>,
+    /// The partition's retained offsets now.
+    pub bounds: PartitionBounds,
+    /// Messages between the committed offset and the end (uncommitted or not yet
+    /// consumed).
+    pub lag: u64,
+    /// The session holding the lease, if any lease is live.
+    pub holder: Option<ConnectionId>,
+    /// One past the last offset handed out under the current lease.
+    pub delivered: Option<u64>,
+    /// When the current lease expires (manager clock, ms).
+    pub lease_expires_at_ms: Option<u64>,
+}
+
+/// A group's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupStats {
+    /// Messages handed out again because a lease ended before they were committed.
+    pub redelivered: u64,
+    /// Messages retention removed before the group committed them, skipped under the
+    /// `Earliest` or `Latest` policy.
+    pub skipped_by_retention: u64,
+    /// Leases that expired without being renewed.
+    pub leases_expired: u64,
+    /// Live members now.
+    pub members: usize,
+}
+
+/// A lease on one partition.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Lease {
+    pub(crate) holder: ConnectionId,
+    pub(crate) expires_at_ms: u64,
+    /// The next offset to hand out.
+    pub(crate) next: Option<u64>,
+    /// Distinguishes successive leases, so a read made under one is not applied to another.
+    pub(crate) epoch: u64,
+}
+
+struct Cursor {
+    committed: Option<u64>,
+    lease: Option<Lease>,
+    /// The highest offset ever handed out plus one, for the redelivery count.
+    handed_out: u64,
+}
+
+struct Member {
+    last_seen_ms: u64,
+    wake: channel::Sender<()>,
+}
+
+struct GroupState {
+    cursors: Vec<Cursor>,
+    members: HashMap<ConnectionId, Member>,
+    /// When quiet members were last forgotten (manager clock).
+    pruned_at_ms: u64,
+    next_epoch: u64,
+}
+
+/// What a session holds after a pass of [`Group::assign`].
+pub(crate) struct Assignment {
+    /// The session's leases: (partition, lease).
+    pub(crate) leases: Vec<(u32, Lease)>,
+    /// Partitions that lost their holder in this pass, with the former holder.
+    pub(crate) freed: Vec<(u32, ConnectionId)>,
+}
+
+/// What a session about to park should do.
+pub(crate) enum ParkDecision {
+    /// Something changed: run another pass first.
+    Retry,
+    /// Park; wake these members first (they hold more than their share).
+    Park(Vec<channel::Sender<()>>),
+}
+
+/// A commit: who, where, what, when.
+pub(crate) struct CommitRequest {
+    pub(crate) me: ConnectionId,
+    pub(crate) partition: u32,
+    pub(crate) offset: u64,
+    pub(crate) now_ms: u64,
+}
+
+/// A result of applying a read that met the retained range's edge.
+pub(crate) enum OutOfRangeOutcome {
+    /// The lease's position moved (policy); the range skipped, if any.
+    Moved(Option<(u64, u64)>),
+    /// The lease changed meanwhile: nothing to do.
+    Stale,
+}
+
+/// Per-member partition counts and the share rule.
+struct Shares {
+    floor: usize,
+    ceil: usize,
+    /// Members allowed `ceil` partitions.
+    extra: usize,
+    held: HashMap<ConnectionId, usize>,
+}
+
+impl Shares {
+    fn of(state: &GroupState) -> Self {
+        let partitions = state.cursors.len();
+        let members = state.members.len().max(1);
+        let mut held: HashMap<ConnectionId, usize> = HashMap::new();
+        for cursor in &state.cursors {
+            if let Some(lease) = &cursor.lease {
+                *held.entry(lease.holder).or_default() += 1;
+            }
+        }
+        Self {
+            floor: partitions / members,
+            ceil: partitions.div_ceil(members),
+            extra: partitions % members,
+            held,
+        }
+    }
+
+    fn held_by(&self, member: ConnectionId) -> usize {
+        self.held.get(&member).copied().unwrap_or(0)
+    }
+
+    fn above_floor(&self) -> usize {
+        self.held
+            .values()
+            .filter(|count| **count > self.floor)
+            .count()
+    }
+
+    /// May `member` take one more partition?
+    fn may_acquire(&self, member: ConnectionId) -> bool {
+        let held = self.held_by(member);
+        held < self.floor || (held < self.ceil && self.above_floor() < self.extra)
+    }
+
+    /// Must `member` give one partition up?
+    fn must_release(&self, member: ConnectionId) -> bool {
+        let held = self.held_by(member);
+        held > self.ceil || (held > self.floor && self.above_floor() > self.extra)
+    }
+}
+
+/// A consumer group of one topic.
+pub(crate) struct Group {
+    pub(crate) name: DataArc<str>,
+    pub(crate) config: GroupConfig,
+    state: Mutex<GroupState>,
+    /// Sessions waiting for a partition to become free.
+    pub(crate) waiters: WaitList,
+    deleted: AtomicBool,
+    redelivered: AtomicU64,
+    skipped_by_retention: AtomicU64,
+    leases_expired: AtomicU64,
+}
+
+impl Group {
+    fn new(name: DataArc<str>, config: GroupConfig, committed: Vec<Option<u64>>) -> Self {
+        Self {
+            name,
+            config,
+            state: Mutex::new(GroupState {
+                cursors: committed
+                    .into_iter()
+                    .map(|committed| Cursor {
+                        committed,
+                        lease: None,
+                        handed_out: committed.unwrap_or(0),
+                    })
+                    .collect(),
+                members: HashMap::new(),
+                pruned_at_ms: 0,
+                next_epoch: 1,
+            }),
+            waiters: WaitList::new(),
+            deleted: AtomicBool::new(false),
+            redelivered: AtomicU64::new(0),
+            skipped_by_retention: AtomicU64::new(0),
+            leases_expired: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::SeqCst)
+    }
+
+    fn lease_ms(&self) -> u64 {
+        self.config.lease_duration.as_millis() as u64
+    }
+
+    /// Ends expired leases and forgets members not seen for a lease duration.
+    fn expire(&self, state: &mut GroupState, now_ms: u64, freed: &mut Vec<(u32, ConnectionId)>) {
+        for (partition, cursor) in state.cursors.iter_mut().enumerate() {
+            if let Some(lease) = cursor.lease {
+                if lease.expires_at_ms <= now_ms {
+                    cursor.lease = None;
+                    freed.push((partition as u32, lease.holder));
+                    self.leases_expired.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        // Forgetting quiet members walks them all: done at most every quarter lease, so a
+        // pass costs O(partitions), not O(members).
+        let lease_ms = self.lease_ms();
+        if now_ms.abs_diff(state.pruned_at_ms) >= lease_ms / 4 {
+            state.pruned_at_ms = now_ms;
+            state
+                .members
+                .retain(|_, member| member.last_seen_ms.saturating_add(lease_ms) > now_ms);
+        }
+    }
+
+    /// One pass for `me` at `now_ms`: expire, rebalance, acquire, renew. Returns the
+    /// session's leases and the partitions that lost a holder.
+    pub(crate) fn assign(
+        &self,
+        me: ConnectionId,
+        wake: &channel::Sender<()>,
+        now_ms: u64,
+    ) -> Assignment {
+        let mut state = lock(&self.state);
+        let mut freed = Vec::new();
+        self.expire(&mut state, now_ms, &mut freed);
+        state
+            .members
+            .entry(me)
+            .and_modify(|member| member.last_seen_ms = now_ms)
+            .or_insert_with(|| Member {
+                last_seen_ms: now_ms,
+                wake: wake.clone(),
+            });
+        let partitions = state.cursors.len();
+        // Give up partitions above the share, those with nothing in flight first.
+        loop {
+            let shares = Shares::of(&state);
+            if !shares.must_release(me) {
+                break;
+            }
+            let mine = |cursor: &Cursor| cursor.lease.is_some_and(|lease| lease.holder == me);
+            let victim = state
+                .cursors
+                .iter()
+                .rposition(|cursor| {
+                    mine(cursor) && cursor.lease.and_then(|l| l.next) == cursor.committed
+                })
+                .or_else(|| state.cursors.iter().rposition(mine))
+                .expect("a member above its share holds a partition");
+            state.cursors[victim].lease = None;
+            freed.push((victim as u32, me));
+        }
+        // Take free partitions up to the share, starting at a place that depends on the
+        // member, so members spread over the partitions.
+        let first = (me.0 as usize) % partitions.max(1);
+        for step in 0..partitions {
+            let partition = (first + step) % partitions;
+            if state.cursors[partition].lease.is_some() {
+                continue;
+            }
+            if !Shares::of(&state).may_acquire(me) {
+                break;
+            }
+            let epoch = state.next_epoch;
+            state.next_epoch += 1;
+            let cursor = &mut state.cursors[partition];
+            if let Some(committed) = cursor.committed {
+                if cursor.handed_out > committed {
+                    self.redelivered
+                        .fetch_add(cursor.handed_out - committed, Ordering::Relaxed);
+                    cursor.handed_out = committed;
+                }
+            }
+            cursor.lease = Some(Lease {
+                holder: me,
+                expires_at_ms: 0,
+                next: cursor.committed,
+                epoch,
+            });
+        }
+        let expires_at_ms = now_ms.saturating_add(self.lease_ms());
+        let mut leases = Vec::new();
+        for (partition, cursor) in state.cursors.iter_mut().enumerate() {
+            if let Some(lease) = cursor.lease.as_mut().filter(|lease| lease.holder == me) {
+                lease.expires_at_ms = expires_at_ms;
+                leases.push((partition as u32, *lease));
+            }
+        }
+        Assignment { leases, freed }
+    }
+
+    /// Before parking: registers `me` to hear of partitions becoming free, and decides
+    /// whether to park (and whom to nudge) or to run another pass.
+    pub(crate) fn prepare_park(
+        &self,
+        me: ConnectionId,
+        wake: &channel::Sender<()>,
+        now_ms: u64,
+    ) -> ParkDecision {
+        let state = lock(&self.state);
+        // Registered whatever its share: a member leaving changes every share.
+        self.waiters.register(me, wake);
+        let shares = Shares::of(&state);
+        if !shares.may_acquire(me) {
+            return ParkDecision::Park(Vec::new());
+        }
+        let free = state.cursors.iter().any(|cursor| {
+            cursor
+                .lease
+                .is_none_or(|lease| lease.expires_at_ms <= now_ms)
+        });
+        if free {
+            return ParkDecision::Retry;
+        }
+        // Nothing is free, so some member holds more than its share (the shares add up to
+        // the partitions): those above the floor are nudged to run a pass and release.
+        let nudge = shares
+            .held
+            .iter()
+            .filter(|(member, count)| **member != me && **count > shares.floor)
+            .filter_map(|(member, _)| state.members.get(member))
+            .map(|member| member.wake.clone())
+            .collect();
+        ParkDecision::Park(nudge)
+    }
+
+    /// Applies a read made under `(partition, epoch)` from `from`: the lease hands out up
+    /// to `to`. False when the lease changed meanwhile (the read is discarded).
+    pub(crate) fn advance(
+        &self,
+        me: ConnectionId,
+        partition: u32,
+        epoch: u64,
+        from: u64,
+        to: u64,
+    ) -> bool {
+        let mut state = lock(&self.state);
+        let cursor = &mut state.cursors[partition as usize];
+        match cursor.lease.as_mut() {
+            Some(lease)
+                if lease.holder == me && lease.epoch == epoch && lease.next == Some(from) =>
+            {
+                lease.next = Some(to);
+                cursor.handed_out = cursor.handed_out.max(to);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A read under `(partition, epoch)` at `offset` met the retained range `bounds`:
+    /// applies the reset policy.
+    pub(crate) fn out_of_range(
+        &self,
+        topic: &str,
+        me: ConnectionId,
+        partition: u32,
+        epoch: u64,
+        offset: u64,
+        bounds: PartitionBounds,
+    ) -> LiveResult<OutOfRangeOutcome> {
+        let mut state = lock(&self.state);
+        let cursor = &mut state.cursors[partition as usize];
+        let Some(lease) = cursor.lease.as_mut().filter(|lease| {
+            lease.holder == me && lease.epoch == epoch && lease.next == Some(offset)
+        }) else {
+            return Ok(OutOfRangeOutcome::Stale);
+        };
+        if (bounds.start..=bounds.end).contains(&offset) {
+            return Err(LiveError::TopicStore {
+                topic: topic.to_string(),
+                reason: format!(
+                    "the store refused offset {offset} of partition {partition} as out of range, yet holds {}..{}",
+                    bounds.start, bounds.end
+                ),
+            });
+        }
+        let target = match self.config.reset {
+            _ if offset > bounds.end => None,
+            ResetPolicy::Earliest => Some(bounds.start),
+            ResetPolicy::Latest => Some(bounds.end),
+            ResetPolicy::None => None,
+        };
+        let Some(target) = target else {
+            return Err(LiveError::OffsetOutOfRange {
+                topic: topic.to_string(),
+                partition,
+                offset,
+                start: bounds.start,
+                end: bounds.end,
+            });
+        };
+        lease.next = Some(target);
+        // The committed offset only moves forward, and never past what is handed out.
+        if cursor.committed.is_none_or(|committed| committed < target) {
+            cursor.committed = Some(target);
+        }
+        cursor.handed_out = cursor.handed_out.max(target);
+        let skipped = target.saturating_sub(offset);
+        if skipped > 0 {
+            self.skipped_by_retention
+                .fetch_add(skipped, Ordering::Relaxed);
+            Ok(OutOfRangeOutcome::Moved(Some((offset, target))))
+        } else {
+            Ok(OutOfRangeOutcome::Moved(None))
+        }
+    }
+
+    /// Commits `offset` (the next offset not finished) on `partition` for the lease holder
+    /// `me`, persisting it through `persist` first; renews the session's leases. Leases
+    /// found expired end on the way; they are added to `freed` whatever the outcome.
+    pub(crate) fn commit(
+        &self,
+        topic: &str,
+        request: CommitRequest,
+        freed: &mut Vec<(u32, ConnectionId)>,
+        persist: impl FnOnce() -> Result<(), TopicLogError>,
+    ) -> LiveResult<()> {
+        let CommitRequest {
+            me,
+            partition,
+            offset,
+            now_ms,
+        } = request;
+        let mut state = lock(&self.state);
+        self.expire(&mut state, now_ms, freed);
+        let not_holder = |holder: Option<ConnectionId>| LiveError::NotLeaseHolder {
+            topic: topic.to_string(),
+            group: self.name.to_string(),
+            partition,
+            holder,
+        };
+        let cursor = &state.cursors[partition as usize];
+        let lease = match cursor.lease {
+            Some(lease) if lease.holder == me => lease,
+            other => return Err(not_holder(other.map(|lease| lease.holder))),
+        };
+        let delivered = lease.next.unwrap_or(0);
+        if let Some(committed) = cursor.committed {
+            if offset < committed {
+                return Err(LiveError::CommitBehind {
+                    partition,
+                    offset,
+                    committed,
+                });
+            }
+        }
+        if offset > delivered {
+            return Err(LiveError::CommitAhead {
+                partition,
+                offset,
+                delivered,
+            });
+        }
+        if cursor.committed != Some(offset) {
+            persist().map_err(|error| LiveError::TopicStore {
+                topic: topic.to_string(),
+                reason: error.to_string(),
+            })?;
+            state.cursors[partition as usize].committed = Some(offset);
+        }
+        let expires_at_ms = now_ms.saturating_add(self.lease_ms());
+        if let Some(member) = state.members.get_mut(&me) {
+            member.last_seen_ms = now_ms;
+        }
+        for cursor in &mut state.cursors {
+            if let Some(lease) = cursor.lease.as_mut().filter(|lease| lease.holder == me) {
+                lease.expires_at_ms = expires_at_ms;
+            }
+        }
+        Ok(())
+    }
+
+    /// Positions `partition` at `offset` (an administrative reset, which may move the
+    /// committed offset either way) and ends its lease. Returns the former holder.
+    pub(crate) fn seek(
+        &self,
+        partition: u32,
+        offset: u64,
+        persist: impl FnOnce() -> Result<(), TopicLogError>,
+    ) -> Result<Option<ConnectionId>, TopicLogError> {
+        let mut state = lock(&self.state);
+        persist()?;
+        let cursor = &mut state.cursors[partition as usize];
+        cursor.committed = Some(offset);
+        cursor.handed_out = offset;
+        Ok(cursor.lease.take().map(|lease| lease.holder))
+    }
+
+    /// Ends every lease of `me` and forgets it as a member. Returns the partitions freed.
+    pub(crate) fn release_member(&self, me: ConnectionId) -> Vec<u32> {
+        let mut state = lock(&self.state);
+        state.members.remove(&me);
+        let mut freed = Vec::new();
+        for (partition, cursor) in state.cursors.iter_mut().enumerate() {
+            if cursor.lease.is_some_and(|lease| lease.holder == me) {
+                cursor.lease = None;
+                freed.push(partition as u32);
+            }
+        }
+        freed
+    }
+
+    /// Expires leases and members at `now_ms` (the periodic sweep). Returns the partitions
+    /// freed, with their former holders.
+    pub(crate) fn sweep(&self, now_ms: u64) -> Vec<(u32, ConnectionId)> {
+        let mut state = lock(&self.state);
+        let mut freed = Vec::new();
+        self.expire(&mut state, now_ms, &mut freed);
+        freed
+    }
+
+    /// The positions of `me`'s leases: (partition, committed, next, lease expiry).
+    pub(crate) fn positions_of(
+        &self,
+        me: ConnectionId,
+    ) -> Vec<(u32, Option<u64>, Option<u64>, u64)> {
+        let state = lock(&self.state);
+        state
+            .cursors
+            .iter()
+            .enumerate()
+            .filter_map(|(partition, cursor)| {
+                let lease = cursor.lease.filter(|lease| lease.holder == me)?;
+                Some((
+                    partition as u32,
+                    cursor.committed,
+                    lease.next,
+                    lease.expires_at_ms,
+                ))
+            })
+            .collect()
+    }
+
+    /// Every partition's committed offset and lease.
+    fn snapshot(&self) -> Vec<(Option<u64>, Option<Lease>)> {
+        lock(&self.state)
+            .cursors
+            .iter()
+            .map(|cursor| (cursor.committed, cursor.lease))
+            .collect()
+    }
+
+    fn stats(&self) -> GroupStats {
+        GroupStats {
+            redelivered: self.redelivered.load(Ordering::Relaxed),
+            skipped_by_retention: self.skipped_by_retention.load(Ordering::Relaxed),
+            leases_expired: self.leases_expired.load(Ordering::Relaxed),
+            members: lock(&self.state).members.len(),
+        }
+    }
+
+    /// Marks the group deleted; every session of it is woken to notice.
+    pub(crate) fn delete(&self) {
+        self.deleted.store(true, Ordering::SeqCst);
+        let members: Vec<_> = lock(&self.state)
+            .members
+            .values()
+            .map(|member| member.wake.clone())
+            .collect();
+        for wake in members {
+            let _ = wake.try_send(());
+        }
+        self.waiters.wake_all();
+    }
+}
+
+impl Topic {
+    /// The group `name` of this topic.
+    pub(crate) fn group(&self, name: &str) -> LiveResult<crate::sync::Arc<Group>> {
+        lock(&self.groups)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| LiveError::UnknownGroup {
+                topic: self.name.to_string(),
+                group: name.to_string(),
+            })
+    }
+
+    /// Frees the partitions a pass freed: the former holders stop waiting on them, and
+    /// sessions waiting for a partition are woken.
+    pub(crate) fn partitions_freed(&self, group: &Group, freed: &[(u32, ConnectionId)]) {
+        if freed.is_empty() {
+            return;
+        }
+        for (partition, holder) in freed {
+            self.signals[*partition as usize].waiters.remove(*holder);
+        }
+        group.waiters.wake_all();
+    }
+}
+
+impl ConnectionsManager {
+    /// Creates consumer group `group` on `topic`. Each partition starts at the offset the
+    /// topic's store has committed for the group (a durable store restoring it), or else
+    /// where `config.reset` says, resolved now: `Earliest` at the oldest retained message,
+    /// `Latest` at the end (so everything published after this returns is seen), `None`
+    /// nowhere (see [`ResetPolicy::None`]).
+    pub fn create_consumer_group(
+        &self,
+        topic: &str,
+        group: &str,
+        config: GroupConfig,
+    ) -> LiveResult<()> {
+        let limits = &self.config.topics;
+        validate_name("consumer group", group, limits.max_name_len)?;
+        let lease_ms = config.lease_duration.as_millis() as u64;
+        let (min, max) = (
+            limits.min_lease.as_millis() as u64,
+            limits.max_lease.as_millis() as u64,
+        );
+        if !(min..=max).contains(&lease_ms) {
+            return Err(LiveError::OutOfBounds {
+                what: "lease duration (ms)",
+                value: lease_ms,
+                min,
+                max,
+            });
+        }
+        let topic = self.topic(topic)?;
+        let store_error = |error: TopicLogError| LiveError::TopicStore {
+            topic: topic.name.to_string(),
+            reason: error.to_string(),
+        };
+        let mut committed = Vec::with_capacity(topic.signals.len());
+        for partition in 0..topic.partition_count() {
+            let stored = topic
+                .log
+                .committed_offset(group, partition)
+                .map_err(store_error)?;
+            let start = match (stored, config.reset) {
+                (Some(offset), _) => Some(offset),
+                (None, ResetPolicy::Earliest) => {
+                    Some(topic.log.bounds(partition).map_err(store_error)?.start)
+                }
+                (None, ResetPolicy::Latest) => {
+                    Some(topic.log.bounds(partition).map_err(store_error)?.end)
+                }
+                (None, ResetPolicy::None) => None,
+            };
+            committed.push(start);
+        }
+        let mut groups = lock(&topic.groups);
+        if groups.contains_key(group) {
+            return Err(LiveError::GroupExists {
+                topic: topic.name.to_string(),
+                group: group.to_string(),
+            });
+        }
+        if groups.len() >= limits.max_groups_per_topic {
+            return Err(LiveError::OutOfBounds {
+                what: "consumer groups of the topic",
+                value: groups.len() as u64 + 1,
+                min: 0,
+                max: limits.max_groups_per_topic as u64,
+            });
+        }
+        let name: DataArc<str> = DataArc::from(group);
+        groups.insert(
+            name.clone(),
+            crate::sync::Arc::new(Group::new(name, config, committed)),
+        );
+        Ok(())
+    }
+
+    /// Deletes a consumer group: its sessions' pending consumes return
+    /// [`LiveError::UnknownGroup`], and the store forgets its offsets.
+    pub fn delete_consumer_group(&self, topic: &str, group: &str) -> LiveResult<()> {
+        let topic = self.topic(topic)?;
+        let removed = lock(&topic.groups).remove(group);
+        let Some(removed) = removed else {
+            return Err(LiveError::UnknownGroup {
+                topic: topic.name.to_string(),
+                group: group.to_string(),
+            });
+        };
+        removed.delete();
+        for signal in topic.signals.iter() {
+            signal.waiters.wake_all();
+        }
+        topic
+            .log
+            .delete_group(group)
+            .map_err(|error| LiveError::TopicStore {
+                topic: topic.name.to_string(),
+                reason: error.to_string(),
+            })
+    }
+
+    /// Commits `offset` on `partition` for `group`: the group has finished every message
+    /// below it. Only the session holding the partition's lease may commit
+    /// ([`LiveError::NotLeaseHolder`] otherwise, also once its lease expired); the offset
+    /// may not be below the committed one ([`LiveError::CommitBehind`]: commits only move
+    /// forward; committing the same offset again is accepted) nor beyond what the lease
+    /// handed out ([`LiveError::CommitAhead`]). The offset is persisted through the topic's
+    /// store before it takes effect. Committing renews the session's leases in the group.
+    pub fn commit_offset(
+        &self,
+        connection_id: ConnectionId,
+        topic: &str,
+        group: &str,
+        partition: u32,
+        offset: u64,
+    ) -> LiveResult<()> {
+        let connection = self.connection(connection_id)?;
+        let topic = self.topic(topic)?;
+        topic.check_partition(partition)?;
+        let group_state = topic.group(group)?;
+        let now_ms = self.clock.now_ms();
+        connection.record_heartbeat(now_ms);
+        let mut freed = Vec::new();
+        let request = CommitRequest {
+            me: connection_id,
+            partition,
+            offset,
+            now_ms,
+        };
+        let result = group_state.commit(&topic.name, request, &mut freed, || {
+            topic.log.commit_offset(group, partition, offset)
+        });
+        topic.partitions_freed(&group_state, &freed);
+        result
+    }
+
+    /// Positions `group` on `partition` at `offset` (an administrative reset: it may move
+    /// the committed offset backwards or forwards). The offset must be within the retained
+    /// range `start..=end` ([`LiveError::OffsetOutOfRange`] otherwise). The partition's
+    /// current lease ends, so its holder continues from the new position.
+    pub fn seek_group(
+        &self,
+        topic: &str,
+        group: &str,
+        partition: u32,
+        offset: u64,
+    ) -> LiveResult<()> {
+        let topic = self.topic(topic)?;
+        topic.check_partition(partition)?;
+        let group_state = topic.group(group)?;
+        let store_error = |error: TopicLogError| LiveError::TopicStore {
+            topic: topic.name.to_string(),
+            reason: error.to_string(),
+        };
+        let bounds = topic.log.bounds(partition).map_err(store_error)?;
+        if offset < bounds.start || offset > bounds.end {
+            return Err(LiveError::OffsetOutOfRange {
+                topic: topic.name.to_string(),
+                partition,
+                offset,
+                start: bounds.start,
+                end: bounds.end,
+            });
+        }
+        let holder = group_state
+            .seek(partition, offset, || {
+                topic.log.commit_offset(group, partition, offset)
+            })
+            .map_err(store_error)?;
+        if let Some(holder) = holder {
+            topic.partitions_freed(&group_state, &[(partition, holder)]);
+            if let Some(session) = self.topics.session(holder) {
+                session.parker.wake();
+            }
+        } else {
+            group_state.waiters.wake_all();
+        }
+        Ok(())
+    }
+
+    /// The session leaves `group`: its leases end now (whatever it did not commit is
+    /// handed out again) and it stops counting as a member.
+    pub fn leave_group(
+        &self,
+        connection_id: ConnectionId,
+        topic: &str,
+        group: &str,
+    ) -> LiveResult<()> {
+        self.connection(connection_id)?;
+        let topic = self.topic(topic)?;
+        let group_state = topic.group(group)?;
+        let freed: Vec<_> = group_state
+            .release_member(connection_id)
+            .into_iter()
+            .map(|partition| (partition, connection_id))
+            .collect();
+        group_state.waiters.remove(connection_id);
+        topic.partitions_freed(&group_state, &freed);
+        if let Some(session) = self.topics.session(connection_id) {
+            session.forget_group(&group_state);
+        }
+        Ok(())
+    }
+
+    /// Every partition of `group`: committed offset, retained range, lag and lease.
+    pub fn group_offsets(&self, topic: &str, group: &str) -> LiveResult<Vec<GroupPartition>> {
+        let topic = self.topic(topic)?;
+        let group_state = topic.group(group)?;
+        let now_ms = self.clock.now_ms();
+        let snapshot = group_state.snapshot();
+        let mut partitions = Vec::with_capacity(snapshot.len());
+        for (partition, (committed, lease)) in snapshot.into_iter().enumerate() {
+            let bounds =
+                topic
+                    .log
+                    .bounds(partition as u32)
+                    .map_err(|error| LiveError::TopicStore {
+                        topic: topic.name.to_string(),
+                        reason: error.to_string(),
+                    })?;
+            let lease = lease.filter(|lease| lease.expires_at_ms > now_ms);
+            partitions.push(GroupPartition {
+                partition: partition as u32,
+                committed,
+                bounds,
+                lag: bounds
+                    .end
+                    .saturating_sub(committed.unwrap_or(0).max(bounds.start)),
+                holder: lease.map(|lease| lease.holder),
+                delivered: lease.and_then(|lease| lease.next),
+                lease_expires_at_ms: lease.map(|lease| lease.expires_at_ms),
+            });
+        }
+        Ok(partitions)
+    }
+
+    /// The group's counters.
+    pub fn group_stats(&self, topic: &str, group: &str) -> LiveResult<GroupStats> {
+        Ok(self.topic(topic)?.group(group)?.stats())
+    }
+}

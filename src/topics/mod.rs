@@ -1,0 +1,739 @@
+//! Topics and long-poll consumers.
+//!
+//! A **topic** has `N` partitions, each an append-only log of messages numbered by offsets,
+//! trimmed by a retention bound (message count and bytes per partition). Messages come from
+//! **routes** — committed changes of a table, of chosen change types, through an optional
+//! SQL filter (the live-query filter), projected — or are published to the topic directly.
+//! Every message keeps the SeqId of the commit that produced it. Storage is a [`TopicLog`];
+//! [`MemoryLog`] is the default, and a host can plug in its own durable store.
+//!
+//! **Consumer groups** keep a committed offset per partition; within a group each
+//! partition is leased to one consumer session at a time, and a lease that is not renewed
+//! expires (the visibility timeout): what was handed out and not committed is handed out
+//! again from the committed offset (at-least-once). See [`group`] for the rules.
+//!
+//! **Consumers** are registered connections (`register_connection`, then
+//! `authenticate`): connection limits, heartbeats, `check_connections` timeouts and
+//! shutdown apply to them. `consume` is a real long poll: it returns at once when messages
+//! are waiting, and otherwise parks (no busy loop) until a message arrives or the timeout
+//! passes.
+//!
+//! ```
+//! use std::time::Duration;
+//! use livecore::*;
+//!
+//! let manager = ConnectionsManager::new(ManagerConfig::default())?;
+//! let messages = TableId::new("chat", "messages");
+//! manager.register_table(TableSchema::new(messages.clone(), TableScope::Shared, ["id", "room", "body"]))?;
+//!
+//! // A topic of 4 partitions fed with the new messages of room 7, keyed by id.
+//! manager.create_topic("room7", TopicConfig::partitions(4))?;
+//! manager.add_topic_route(
+//!     TopicRouteSpec::new("room7", messages.clone())
+//!         .filter_sql("room = 7")
+//!         .project(Projection::columns(["id", "body"]))
+//!         .change_types(ChangeTypes::of(&[ChangeType::Insert]))
+//!         .key_column("id"),
+//! )?;
+//! manager.create_consumer_group("room7", "indexer", GroupConfig::default())?;
+//!
+//! // The engine publishes as usual; the matching change becomes a message.
+//! let row = Row::new(vec![Value::Int(1), Value::Int(7), Value::text("hi")]);
+//! let summary = manager.publish(SeqId(42), ChangeNotification::insert(messages, row))?;
+//! assert_eq!(summary.topic_messages, 1);
+//!
+//! // A consumer is a registered, authenticated connection; consume is a long poll.
+//! let consumer = manager.register_connection()?;
+//! manager.authenticate(consumer.connection_id, UserId::from("indexer"), None)?;
+//! let batch = manager.consume(consumer.connection_id, "room7", "indexer", 100, Duration::from_secs(5))?;
+//! assert_eq!(batch.messages[0].seq, SeqId(42));
+//! assert!(batch.messages[0].to_json().contains(r#""row":{"id":1,"body":"hi"}"#));
+//! // Done with the batch: commit, or it is handed out again when the lease expires.
+//! manager.commit_batch(consumer.connection_id, &batch)?;
+//! # Ok::<(), LiveError>(())
+//! ```
+//!
+//! Lock order: topic locks come after the manager's own (`lifecycle`, the connection map,
+//! a connection's subscriptions), which may be held when they are taken (unregistering
+//! ends a consumer session under `lifecycle`; shutdown wakes sessions under the connection
+//! map), and no topic lock is held while one of those is taken. Among topic locks: the
+//! route writer, then a group's state, then the leaf locks (the topic map, a topic's group
+//! map, the session map, wait lists, a session's group list, the log's partitions and
+//! offsets), none of which is held while another lock is taken.
+
+pub mod consume;
+pub mod group;
+pub mod log;
+pub mod route;
+pub(crate) mod session;
+pub(crate) mod wait;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::connections_manager::ConnectionsManager;
+use crate::error::{LiveError, LiveResult};
+use crate::models::ids::{ConnectionId, SeqId};
+use crate::models::value::Value;
+use crate::sync::{lock, Arc, ArcSwap, AtomicBool, AtomicU64, DataArc, Mutex, Ordering};
+
+use self::group::Group;
+use self::log::{MemoryLog, PartitionBounds, Retention, TopicLog, TopicLogError, TopicMessage};
+use self::log::{TopicPayload, TopicRecord};
+use self::route::{key_partition, RouteTable};
+use self::session::ConsumerSession;
+use self::wait::PartitionSignal;
+
+pub use self::consume::{ConsumeBatch, PartitionPosition, RetentionSkip};
+pub use self::group::{GroupConfig, GroupPartition, GroupStats, ResetPolicy};
+pub use self::route::TopicRouteSpec;
+pub use self::route::{ChangeTypes, Partitioning, RouteFilter, TopicRouteId, TopicRouteInfo};
+
+/// Limits on everything topic clients and hosts control. Each refusal is
+/// [`LiveError::OutOfBounds`] naming the bound.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicLimits {
+    /// Most topics at once.
+    pub max_topics: usize,
+    /// Most partitions of one topic.
+    pub max_partitions: u32,
+    /// Most topic routes at once (all topics).
+    pub max_routes: usize,
+    /// Most consumer groups of one topic.
+    pub max_groups_per_topic: usize,
+    /// Most consumer groups one consumer session may join.
+    pub max_groups_per_session: usize,
+    /// Most messages one consume may return.
+    pub max_consume_messages: usize,
+    /// Longest a consume may park. A consume's timeout is also bounded by its group's lease
+    /// duration and by half the connection heartbeat timeout, so a parked consumer is never
+    /// taken for a dead one.
+    pub max_poll_timeout: Duration,
+    /// Shortest lease (visibility timeout) a group may have.
+    pub min_lease: Duration,
+    /// Longest lease a group may have.
+    pub max_lease: Duration,
+    /// Largest `Retention::max_messages` of a topic.
+    pub max_retention_messages: u64,
+    /// Largest `Retention::max_bytes` of a topic.
+    pub max_retention_bytes: u64,
+    /// Largest payload of a direct publish, in bytes.
+    pub max_message_bytes: usize,
+    /// Longest topic or group name, in bytes.
+    pub max_name_len: usize,
+}
+
+impl Default for TopicLimits {
+    fn default() -> Self {
+        Self {
+            max_topics: 1024,
+            max_partitions: 256,
+            max_routes: 1024,
+            max_groups_per_topic: 1024,
+            max_groups_per_session: 64,
+            max_consume_messages: 10_000,
+            max_poll_timeout: Duration::from_secs(30),
+            min_lease: Duration::from_millis(100),
+            max_lease: Duration::from_secs(3600),
+            max_retention_messages: 100_000_000,
+            max_retention_bytes: 16 << 30,
+            max_message_bytes: 1 << 20,
+            max_name_len: 249,
+        }
+    }
+}
+
+impl TopicLimits {
+    /// Checks that the limits are usable.
+    pub(crate) fn validate(&self) -> LiveResult<()> {
+        let positive = [
+            ("topics.max_topics", self.max_topics as u64),
+            ("topics.max_partitions", u64::from(self.max_partitions)),
+            ("topics.max_routes", self.max_routes as u64),
+            (
+                "topics.max_groups_per_topic",
+                self.max_groups_per_topic as u64,
+            ),
+            (
+                "topics.max_groups_per_session",
+                self.max_groups_per_session as u64,
+            ),
+            (
+                "topics.max_consume_messages",
+                self.max_consume_messages as u64,
+            ),
+            ("topics.max_retention_messages", self.max_retention_messages),
+            ("topics.max_retention_bytes", self.max_retention_bytes),
+            ("topics.max_message_bytes", self.max_message_bytes as u64),
+            ("topics.max_name_len", self.max_name_len as u64),
+            ("topics.min_lease (ms)", self.min_lease.as_millis() as u64),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(LiveError::InvalidConfig(format!(
+                "{name} must be at least 1"
+            )));
+        }
+        if self.min_lease > self.max_lease {
+            return Err(LiveError::InvalidConfig(
+                "topics.min_lease must not exceed topics.max_lease".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The shape of a topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicConfig {
+    /// Number of partitions (at least 1).
+    pub partitions: u32,
+    /// What each partition keeps (applied by [`MemoryLog`]; a host's own store applies its
+    /// own, but the bounds are still checked).
+    pub retention: Retention,
+}
+
+impl Default for TopicConfig {
+    /// One partition, default retention.
+    fn default() -> Self {
+        Self {
+            partitions: 1,
+            retention: Retention::default(),
+        }
+    }
+}
+
+impl TopicConfig {
+    /// `partitions` partitions with the default retention.
+    pub fn partitions(partitions: u32) -> Self {
+        Self {
+            partitions,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the retention.
+    pub fn retention(mut self, max_messages: u64, max_bytes: u64) -> Self {
+        self.retention = Retention {
+            max_messages,
+            max_bytes,
+        };
+        self
+    }
+}
+
+/// A message published directly to a topic (not from a table route).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DirectMessage {
+    /// The SeqId it carries (the commit it belongs to, or any number the host chooses).
+    pub seq: SeqId,
+    /// Its key: messages with SQL-equal keys land in one partition.
+    pub key: Option<Value>,
+    /// Its partition, overriding the key; `None` with no key spreads messages round-robin.
+    pub partition: Option<u32>,
+    /// Its content.
+    pub payload: DataArc<[u8]>,
+}
+
+impl DirectMessage {
+    /// A message with `payload`, no key, round-robin.
+    pub fn new(seq: SeqId, payload: impl AsRef<[u8]>) -> Self {
+        Self {
+            seq,
+            key: None,
+            partition: None,
+            payload: DataArc::from(payload.as_ref()),
+        }
+    }
+
+    /// Sets the key.
+    pub fn key(mut self, key: impl Into<Value>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Sets the partition.
+    pub fn partition(mut self, partition: u32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+}
+
+/// Where an appended message went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessagePosition {
+    /// Its partition.
+    pub partition: u32,
+    /// Its offset.
+    pub offset: u64,
+}
+
+/// A topic as [`ConnectionsManager::topic_info`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// Its name.
+    pub name: String,
+    /// Its shape.
+    pub config: TopicConfig,
+    /// Each partition's retained offsets.
+    pub bounds: Vec<PartitionBounds>,
+    /// Its consumer groups' names, sorted.
+    pub groups: Vec<String>,
+    /// Routes feeding it.
+    pub routes: usize,
+    /// Messages appended.
+    pub appended: u64,
+    /// Messages that could not be appended (store errors, broken routes).
+    pub write_failures: u64,
+    /// The latest of those errors.
+    pub last_write_error: Option<String>,
+}
+
+/// One topic.
+pub(crate) struct Topic {
+    pub(crate) name: DataArc<str>,
+    pub(crate) config: TopicConfig,
+    pub(crate) log: Box<dyn TopicLog>,
+    pub(crate) signals: Box<[PartitionSignal]>,
+    pub(crate) groups: Mutex<HashMap<DataArc<str>, Arc<Group>>>,
+    deleted: AtomicBool,
+    round_robin: AtomicU64,
+    appended: AtomicU64,
+    write_failures: AtomicU64,
+    last_error: Mutex<Option<String>>,
+    /// The manager-wide counters the topic also adds to.
+    totals: Arc<TopicTotals>,
+}
+
+/// Manager-wide topic counters.
+#[derive(Default)]
+pub(crate) struct TopicTotals {
+    pub(crate) appended: AtomicU64,
+    pub(crate) write_failures: AtomicU64,
+    pub(crate) parks: AtomicU64,
+}
+
+impl Topic {
+    pub(crate) fn partition_count(&self) -> u32 {
+        self.signals.len() as u32
+    }
+
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn check_partition(&self, partition: u32) -> LiveResult<()> {
+        if partition < self.partition_count() {
+            Ok(())
+        } else {
+            Err(LiveError::UnknownPartition {
+                topic: self.name.to_string(),
+                partition,
+                partitions: self.partition_count(),
+            })
+        }
+    }
+
+    pub(crate) fn store_error(&self, error: TopicLogError) -> LiveError {
+        LiveError::TopicStore {
+            topic: self.name.to_string(),
+            reason: error.to_string(),
+        }
+    }
+
+    /// Appends `records` to `partition` and wakes its waiting consumers; returns the first
+    /// offset. A failure is counted and kept as the topic's last error.
+    pub(crate) fn append(&self, partition: u32, records: Vec<TopicRecord>) -> LiveResult<u64> {
+        let count = records.len() as u64;
+        match self.log.append(partition, records) {
+            Ok(first) => {
+                self.signals[partition as usize].appended(first + count);
+                self.appended.fetch_add(count, Ordering::Relaxed);
+                self.totals.appended.fetch_add(count, Ordering::Relaxed);
+                Ok(first)
+            }
+            Err(error) => {
+                let error = self.store_error(error);
+                self.record_failure(count, &error.to_string());
+                Err(error)
+            }
+        }
+    }
+
+    /// Counts `count` messages that could not be written, and why.
+    pub(crate) fn record_failure(&self, count: u64, reason: &str) {
+        self.write_failures.fetch_add(count, Ordering::Relaxed);
+        self.totals
+            .write_failures
+            .fetch_add(count, Ordering::Relaxed);
+        *lock(&self.last_error) = Some(reason.to_string());
+    }
+
+    /// Marks the topic deleted and wakes everyone waiting on it.
+    fn delete(&self) {
+        self.deleted.store(true, Ordering::SeqCst);
+        let groups: Vec<_> = lock(&self.groups).values().cloned().collect();
+        for group in groups {
+            group.delete();
+        }
+        for signal in self.signals.iter() {
+            signal.waiters.wake_all();
+        }
+    }
+}
+
+/// The topic side of a manager.
+pub(crate) struct Topics {
+    topics: Mutex<HashMap<DataArc<str>, Arc<Topic>>>,
+    /// Routes by table, read by publishers.
+    pub(crate) routes: ArcSwap<RouteTable>,
+    /// Serializes route changes; holds the last route id given.
+    pub(crate) routes_writer: Mutex<u64>,
+    /// True while any route exists: the publish hook's one atomic load.
+    routed: AtomicBool,
+    /// Consumer sessions by connection.
+    pub(crate) sessions: Mutex<HashMap<ConnectionId, Arc<ConsumerSession>>>,
+    pub(crate) totals: Arc<TopicTotals>,
+}
+
+impl Topics {
+    pub(crate) fn new() -> Self {
+        Self {
+            topics: Mutex::new(HashMap::new()),
+            routes: ArcSwap::from_pointee(RouteTable::default()),
+            routes_writer: Mutex::new(0),
+            routed: AtomicBool::new(false),
+            sessions: Mutex::new(HashMap::new()),
+            totals: Arc::new(TopicTotals::default()),
+        }
+    }
+
+    /// True when some topic route exists (one atomic load, for the publish path).
+    #[inline]
+    pub(crate) fn is_routed(&self) -> bool {
+        self.routed.load(Ordering::Acquire)
+    }
+
+    /// Recomputes `routed`; the caller holds the route writer.
+    pub(crate) fn refresh_routed(&self) {
+        let routed = !self.routes.load().is_empty();
+        self.routed.store(routed, Ordering::Release);
+    }
+
+    /// The session of a connection, if it has consumed.
+    pub(crate) fn session(&self, id: ConnectionId) -> Option<Arc<ConsumerSession>> {
+        lock(&self.sessions).get(&id).cloned()
+    }
+
+    fn all(&self) -> Vec<Arc<Topic>> {
+        lock(&self.topics).values().cloned().collect()
+    }
+}
+
+/// Checks a topic or group name: 1 to `max_len` bytes of ASCII letters, digits, `.`, `_`
+/// and `-`.
+pub(crate) fn validate_name(what: &'static str, name: &str, max_len: usize) -> LiveResult<()> {
+    let refuse = |reason| {
+        let mut shown = name.to_string();
+        if shown.len() > 64 {
+            let mut cut = 64;
+            while !shown.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            shown.truncate(cut);
+        }
+        Err(LiveError::InvalidName {
+            what,
+            name: shown,
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return refuse("it is empty");
+    }
+    if name.len() > max_len {
+        return Err(LiveError::OutOfBounds {
+            what: "name length (bytes)",
+            value: name.len() as u64,
+            min: 1,
+            max: max_len as u64,
+        });
+    }
+    if !name
+        .bytes()
+        .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
+    {
+        return refuse("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+impl ConnectionsManager {
+    /// Creates a topic stored in a [`MemoryLog`] with the config's retention.
+    pub fn create_topic(&self, name: &str, config: TopicConfig) -> LiveResult<()> {
+        self.check_topic_config(&config)?;
+        let log = MemoryLog::new(config.partitions, config.retention);
+        self.install_topic(name, config, Box::new(log))
+    }
+
+    /// Creates a topic stored in the host's `log` (a durable store, say), which must have
+    /// `config.partitions` partitions. Messages it already holds can be consumed, and
+    /// offsets it has committed for a group are where that group resumes when created.
+    pub fn create_topic_with_log(
+        &self,
+        name: &str,
+        config: TopicConfig,
+        log: Box<dyn TopicLog>,
+    ) -> LiveResult<()> {
+        self.check_topic_config(&config)?;
+        if log.partitions() != config.partitions {
+            return Err(LiveError::InvalidConfig(format!(
+                "the topic log has {} partitions but the topic {}",
+                log.partitions(),
+                config.partitions
+            )));
+        }
+        self.install_topic(name, config, log)
+    }
+
+    fn check_topic_config(&self, config: &TopicConfig) -> LiveResult<()> {
+        let limits = &self.config.topics;
+        let bounds = [
+            (
+                "partitions",
+                u64::from(config.partitions),
+                u64::from(limits.max_partitions),
+            ),
+            (
+                "retention (messages)",
+                config.retention.max_messages,
+                limits.max_retention_messages,
+            ),
+            (
+                "retention (bytes)",
+                config.retention.max_bytes,
+                limits.max_retention_bytes,
+            ),
+        ];
+        for (what, value, max) in bounds {
+            if value == 0 || value > max {
+                return Err(LiveError::OutOfBounds {
+                    what,
+                    value,
+                    min: 1,
+                    max,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn install_topic(
+        &self,
+        name: &str,
+        config: TopicConfig,
+        log: Box<dyn TopicLog>,
+    ) -> LiveResult<()> {
+        validate_name("topic", name, self.config.topics.max_name_len)?;
+        if self.is_shutting_down() {
+            return Err(LiveError::ShuttingDown);
+        }
+        let mut signals = Vec::with_capacity(config.partitions as usize);
+        for partition in 0..config.partitions {
+            let bounds = log
+                .bounds(partition)
+                .map_err(|error| LiveError::TopicStore {
+                    topic: name.to_string(),
+                    reason: error.to_string(),
+                })?;
+            signals.push(PartitionSignal::new(bounds.end));
+        }
+        let mut topics = lock(&self.topics.topics);
+        if topics.contains_key(name) {
+            return Err(LiveError::TopicExists(name.to_string()));
+        }
+        let max = self.config.topics.max_topics;
+        if topics.len() >= max {
+            return Err(LiveError::OutOfBounds {
+                what: "topics",
+                value: topics.len() as u64 + 1,
+                min: 0,
+                max: max as u64,
+            });
+        }
+        let name: DataArc<str> = DataArc::from(name);
+        topics.insert(
+            name.clone(),
+            Arc::new(Topic {
+                name,
+                config,
+                log,
+                signals: signals.into_boxed_slice(),
+                groups: Mutex::new(HashMap::new()),
+                deleted: AtomicBool::new(false),
+                round_robin: AtomicU64::new(0),
+                appended: AtomicU64::new(0),
+                write_failures: AtomicU64::new(0),
+                last_error: Mutex::new(None),
+                totals: self.topics.totals.clone(),
+            }),
+        );
+        Ok(())
+    }
+
+    /// Deletes a topic with its routes and groups. Consumes parked on it return
+    /// [`LiveError::UnknownTopic`].
+    pub fn delete_topic(&self, name: &str) -> LiveResult<()> {
+        let topic = lock(&self.topics.topics)
+            .remove(name)
+            .ok_or_else(|| LiveError::UnknownTopic(name.to_string()))?;
+        topic.delete();
+        let _writer = lock(&self.topics.routes_writer);
+        let current = self.topics.routes.load_full();
+        self.topics.routes.store(Arc::new(
+            current.without(|route| !Arc::ptr_eq(&route.topic, &topic)),
+        ));
+        self.topics.refresh_routed();
+        Ok(())
+    }
+
+    /// The topic `name`.
+    pub(crate) fn topic(&self, name: &str) -> LiveResult<Arc<Topic>> {
+        lock(&self.topics.topics)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| LiveError::UnknownTopic(name.to_string()))
+    }
+
+    /// The names of all topics, sorted.
+    pub fn topic_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .topics
+            .all()
+            .iter()
+            .map(|topic| topic.name.to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A topic's shape, partitions, groups and counters.
+    pub fn topic_info(&self, name: &str) -> LiveResult<TopicInfo> {
+        let topic = self.topic(name)?;
+        let bounds = (0..topic.partition_count())
+            .map(|partition| topic.log.bounds(partition))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| topic.store_error(error))?;
+        let mut groups: Vec<String> = lock(&topic.groups)
+            .keys()
+            .map(|name| name.to_string())
+            .collect();
+        groups.sort();
+        let routes = self
+            .topics
+            .routes
+            .load()
+            .routes()
+            .filter(|route| Arc::ptr_eq(&route.topic, &topic))
+            .count();
+        let last_write_error = lock(&topic.last_error).clone();
+        Ok(TopicInfo {
+            name: topic.name.to_string(),
+            config: topic.config,
+            bounds,
+            groups,
+            routes,
+            appended: topic.appended.load(Ordering::Relaxed),
+            write_failures: topic.write_failures.load(Ordering::Relaxed),
+            last_write_error,
+        })
+    }
+
+    /// Publishes a message directly to a topic: to its `partition` if given, else by the
+    /// hash of its key, else round-robin. Returns where it went; a store failure is
+    /// returned (and counted).
+    pub fn publish_to_topic(
+        &self,
+        topic: &str,
+        message: DirectMessage,
+    ) -> LiveResult<MessagePosition> {
+        let max = self.config.topics.max_message_bytes;
+        if message.payload.len() > max {
+            return Err(LiveError::OutOfBounds {
+                what: "message payload (bytes)",
+                value: message.payload.len() as u64,
+                min: 0,
+                max: max as u64,
+            });
+        }
+        let topic = self.topic(topic)?;
+        let partitions = topic.partition_count();
+        let partition = match (message.partition, &message.key) {
+            (Some(partition), _) => {
+                topic.check_partition(partition)?;
+                partition
+            }
+            (None, Some(key)) => key_partition(key, partitions),
+            (None, None) => {
+                (topic.round_robin.fetch_add(1, Ordering::Relaxed) % u64::from(partitions)) as u32
+            }
+        };
+        let record = TopicRecord {
+            seq: message.seq,
+            timestamp_ms: self.clock.now_ms(),
+            key: message.key,
+            payload: TopicPayload::Bytes(message.payload),
+        };
+        let offset = topic.append(partition, vec![record])?;
+        Ok(MessagePosition { partition, offset })
+    }
+
+    /// Reads up to `max_messages` messages of a partition from `offset`, outside any group
+    /// (no lease, no commit). An offset outside the retained range `start..=end` is
+    /// [`LiveError::OffsetOutOfRange`]; reading at `end` returns nothing.
+    pub fn read_topic(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_messages: usize,
+    ) -> LiveResult<Vec<DataArc<TopicMessage>>> {
+        let max = self.config.topics.max_consume_messages;
+        if max_messages == 0 || max_messages > max {
+            return Err(LiveError::OutOfBounds {
+                what: "max_messages",
+                value: max_messages as u64,
+                min: 1,
+                max: max as u64,
+            });
+        }
+        let topic = self.topic(topic)?;
+        topic.check_partition(partition)?;
+        let mut out = Vec::new();
+        match topic.log.read(partition, offset, max_messages, &mut out) {
+            Ok(()) => Ok(out),
+            Err(TopicLogError::OutOfRange(bounds)) => Err(LiveError::OffsetOutOfRange {
+                topic: topic.name.to_string(),
+                partition,
+                offset,
+                start: bounds.start,
+                end: bounds.end,
+            }),
+            Err(error) => Err(topic.store_error(error)),
+        }
+    }
+
+    /// Expires the leases of every group at `now_ms` and wakes sessions waiting for the
+    /// partitions; returns how many leases expired. Called by `check_connections`.
+    pub(crate) fn sweep_topic_leases(&self, now_ms: u64) -> usize {
+        let mut expired = 0;
+        for topic in self.topics.all() {
+            let groups: Vec<_> = lock(&topic.groups).values().cloned().collect();
+            for group in groups {
+                let freed = group.sweep(now_ms);
+                expired += freed.len();
+                topic.partitions_freed(&group, &freed);
+            }
+        }
+        expired
+    }
+}

@@ -1,0 +1,140 @@
+//! Consumer sessions: the topic-consumer side of a registered connection.
+//!
+//! A connection becomes a consumer session on its first `consume`. The session owns the
+//! [`Parker`] its consumes park on and remembers the groups it joined, so that when its
+//! connection unregisters (by the host, after a heartbeat timeout, or at shutdown) its
+//! leases end at once — whatever it had not committed is handed out again — and a consume
+//! parked on it wakes up and returns [`LiveError::UnknownConnection`].
+
+use crate::connections_manager::ConnectionsManager;
+use crate::error::{LiveError, LiveResult};
+use crate::models::connection::SharedConnectionState;
+use crate::models::ids::ConnectionId;
+use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::topics::group::Group;
+use crate::topics::wait::Parker;
+use crate::topics::Topic;
+
+/// One connection's consumer state.
+pub(crate) struct ConsumerSession {
+    pub(crate) id: ConnectionId,
+    pub(crate) parker: Parker,
+    closed: AtomicBool,
+    /// Where the next consume starts reading among the session's partitions.
+    rotation: AtomicUsize,
+    /// The groups the session joined, with their topics.
+    memberships: Mutex<Vec<(Arc<Topic>, Arc<Group>)>>,
+}
+
+impl ConsumerSession {
+    fn new(id: ConnectionId) -> Self {
+        Self {
+            id,
+            parker: Parker::new(),
+            closed: AtomicBool::new(false),
+            rotation: AtomicUsize::new(0),
+            memberships: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A number that grows with every pass, to rotate the partition read first.
+    pub(crate) fn next_rotation(&self) -> usize {
+        self.rotation.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// True once the session's connection unregistered.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Remembers that the session joined `group`; refused beyond `max` groups.
+    pub(crate) fn join(
+        &self,
+        topic: &Arc<Topic>,
+        group: &Arc<Group>,
+        max: usize,
+    ) -> LiveResult<()> {
+        let mut memberships = lock(&self.memberships);
+        if memberships
+            .iter()
+            .any(|(_, joined)| Arc::ptr_eq(joined, group))
+        {
+            return Ok(());
+        }
+        // Groups deleted meanwhile no longer count.
+        memberships.retain(|(topic, group)| !topic.is_deleted() && !group.is_deleted());
+        if memberships.len() >= max {
+            return Err(LiveError::OutOfBounds {
+                what: "consumer groups joined by one session",
+                value: memberships.len() as u64 + 1,
+                min: 0,
+                max: max as u64,
+            });
+        }
+        memberships.push((topic.clone(), group.clone()));
+        Ok(())
+    }
+
+    /// Forgets a group the session left.
+    pub(crate) fn forget_group(&self, group: &Arc<Group>) {
+        lock(&self.memberships).retain(|(_, joined)| !Arc::ptr_eq(joined, group));
+    }
+
+    /// Ends the session: every lease it holds ends (and waiting sessions are woken to take
+    /// the partitions), and a consume parked on it wakes.
+    fn end(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let memberships = std::mem::take(&mut *lock(&self.memberships));
+        for (topic, group) in memberships {
+            let freed: Vec<_> = group
+                .release_member(self.id)
+                .into_iter()
+                .map(|partition| (partition, self.id))
+                .collect();
+            group.waiters.remove(self.id);
+            topic.partitions_freed(&group, &freed);
+        }
+        self.parker.wake();
+    }
+}
+
+impl ConnectionsManager {
+    /// The consumer session of a registered connection, created on first use.
+    pub(crate) fn consumer_session(
+        &self,
+        connection: &SharedConnectionState,
+    ) -> LiveResult<Arc<ConsumerSession>> {
+        let id = connection.id();
+        let session = {
+            let mut sessions = lock(&self.topics.sessions);
+            sessions
+                .entry(id)
+                .or_insert_with(|| Arc::new(ConsumerSession::new(id)))
+                .clone()
+        };
+        // Unregistering marks the connection closed before it ends the session, so a
+        // session created after that is seen here and removed again.
+        if connection.is_closed() {
+            self.end_consumer_session(id);
+            return Err(LiveError::UnknownConnection(id));
+        }
+        Ok(session)
+    }
+
+    /// Ends the consumer session of a connection being unregistered, if it has one.
+    pub(crate) fn end_consumer_session(&self, connection_id: ConnectionId) {
+        let session = lock(&self.topics.sessions).remove(&connection_id);
+        if let Some(session) = session {
+            session.end();
+        }
+    }
+
+    /// Wakes every consumer session (shutdown): parked consumes return
+    /// [`LiveError::ShuttingDown`].
+    pub(crate) fn wake_consumer_sessions(&self) {
+        let sessions: Vec<_> = lock(&self.topics.sessions).values().cloned().collect();
+        for session in sessions {
+            session.parker.wake();
+        }
+    }
+}
