@@ -40,6 +40,8 @@ mod connections_manager;
 mod cow_table;
 mod error;
 mod failover;
+#[cfg(not(livecore_loom))]
+pub mod ffi;
 mod flow_control;
 mod index;
 pub mod json;

@@ -38,6 +38,11 @@ pub(crate) use loom_stand_ins::{ArcSwap, ArcSwapOption, Guard};
 #[cfg(not(livecore_loom))]
 pub(crate) use std::thread;
 
+/// Lazily initialized statics and cells, for the C ABI's handle tables (which loom builds
+/// leave out: the C ABI is not part of any model).
+#[cfg(not(livecore_loom))]
+pub(crate) use std::sync::{LazyLock, OnceLock, TryLockError};
+
 /// Bounded multi-producer channels: flume normally, a loom-modelled queue in a model.
 pub(crate) mod channel {
     #[cfg(not(livecore_loom))]

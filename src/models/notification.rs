@@ -46,6 +46,14 @@ impl Matches {
         1 + self.rest.as_ref().map_or(0, |rest| rest.len())
     }
 
+    /// The `index`-th match.
+    pub(crate) fn get(&self, index: usize) -> Option<u32> {
+        match index {
+            0 => Some(self.first),
+            _ => self.rest.as_ref()?.get(index - 1).copied(),
+        }
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         std::iter::once(self.first).chain(self.rest.iter().flat_map(|rest| rest.iter().copied()))
     }
@@ -321,6 +329,11 @@ impl ChangeSet {
         self.matches
             .iter()
             .map(move |packed| self.delivered(packed))
+    }
+
+    /// The `index`-th change (in commit order), without walking the ones before it.
+    pub fn change(&self, index: usize) -> Option<DeliveredChange<'_>> {
+        self.matches.get(index).map(|packed| self.delivered(packed))
     }
 
     fn delivered(&self, packed: u32) -> DeliveredChange<'_> {

@@ -1,0 +1,285 @@
+//! Connections: lifecycle and receiving.
+
+use std::ffi::c_char;
+
+use crate::ffi::manager::{manager_entry, wait_with};
+use crate::ffi::ptr::{c_str, optional_c_str, Out, SizedOut};
+use crate::ffi::state::{receive_status, take_receiver, NotificationEntry, NOTIFICATIONS};
+use crate::ffi::status::{boundary, lc_status, FfiError};
+use crate::ffi::types::*;
+use crate::models::ids::{ConnectionId, UserId};
+use crate::sync::OnceLock;
+use crate::LiveError;
+
+/// Registers a connection. `*out_connection_id` receives its id (never reused by this
+/// manager); release it with `lc_connection_unregister`. With the ready queue, the new
+/// connection starts armed.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `out_connection_id` is NULL or valid for writing a `uint64_t`.
+#[no_mangle]
+pub unsafe extern "C" fn lc_connection_register(
+    manager: lc_manager,
+    out_connection_id: *mut u64,
+) -> lc_status {
+    boundary("lc_connection_register", || {
+        // SAFETY: the caller promised `out_connection_id` is NULL or writable.
+        let out = unsafe { Out::new(out_connection_id, "out_connection_id") }?;
+        let entry = manager_entry(manager)?;
+        let registration = entry.manager.register_connection()?;
+        out.write(entry.add_connection(registration));
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Records that the connection began authenticating (stops its auth timeout).
+///
+/// Thread safety: any thread, concurrently with any other call.
+#[no_mangle]
+pub extern "C" fn lc_connection_mark_auth_started(
+    manager: lc_manager,
+    connection_id: u64,
+) -> lc_status {
+    boundary("lc_connection_mark_auth_started", || {
+        manager_entry(manager)?
+            .manager
+            .mark_auth_started(ConnectionId(connection_id))?;
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Records the connection's user (NUL-terminated UTF-8) and optional role (NULL for none).
+/// Authenticating again as the same user is allowed; as another user it is
+/// `LC_ERR_ALREADY_AUTHENTICATED`. The strings are only read during the call.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `user_id` is NULL or a NUL-terminated string; `role` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn lc_connection_authenticate(
+    manager: lc_manager,
+    connection_id: u64,
+    user_id: *const c_char,
+    role: *const c_char,
+) -> lc_status {
+    boundary("lc_connection_authenticate", || {
+        // SAFETY: the caller promised NULL or a NUL-terminated string.
+        let user = unsafe { c_str(user_id, "user_id") }?;
+        // SAFETY: as above.
+        let role = unsafe { optional_c_str(role, "role") }?;
+        manager_entry(manager)?.manager.authenticate(
+            ConnectionId(connection_id),
+            UserId::from(user),
+            role.map(str::to_string),
+        )?;
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Records a heartbeat (any sign of life from the client).
+///
+/// Thread safety: any thread, concurrently with any other call.
+#[no_mangle]
+pub extern "C" fn lc_connection_heartbeat(manager: lc_manager, connection_id: u64) -> lc_status {
+    boundary("lc_connection_heartbeat", || {
+        manager_entry(manager)?
+            .manager
+            .heartbeat(ConnectionId(connection_id))?;
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Unregisters a connection and releases its receivers: its subscriptions have left the
+/// routing index when this returns, and a receive still blocked on it in another thread
+/// ends with `LC_CLOSED`. Also the way to release a connection livecore closed at
+/// shutdown. A second unregister is `LC_ERR_UNKNOWN_CONNECTION`.
+///
+/// Thread safety: any thread, concurrently with any other call.
+#[no_mangle]
+pub extern "C" fn lc_connection_unregister(manager: lc_manager, connection_id: u64) -> lc_status {
+    boundary("lc_connection_unregister", || {
+        let entry = manager_entry(manager)?;
+        let removed = entry.remove_connection(connection_id);
+        match entry
+            .manager
+            .unregister_connection(ConnectionId(connection_id))
+        {
+            Ok(()) => {}
+            // Closed by livecore at shutdown: the receivers were all that was left.
+            Err(LiveError::UnknownConnection(_)) if removed.is_some() => {}
+            Err(error) => return Err(error.into()),
+        }
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Reads a connection's state. A connection livecore closed at shutdown reports
+/// `LC_CONNECTION_CLOSED` until it is unregistered.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `out_info` is NULL or points at an `lc_connection_info` whose first `struct_size`
+/// bytes are writable.
+#[no_mangle]
+pub unsafe extern "C" fn lc_connection_get_info(
+    manager: lc_manager,
+    connection_id: u64,
+    out_info: *mut lc_connection_info,
+) -> lc_status {
+    boundary("lc_connection_get_info", || {
+        // SAFETY: the caller promised `out_info` is NULL or writable for its struct_size.
+        let out = unsafe { SizedOut::new(out_info, "out_info") }?;
+        let entry = manager_entry(manager)?;
+        let mut info = lc_connection_info {
+            struct_size: 0,
+            flags: 0,
+            registered_at_ms: 0,
+            last_heartbeat_ms: 0,
+            subscription_count: 0,
+        };
+        match entry.manager.connection(ConnectionId(connection_id)) {
+            Ok(state) => {
+                if state.auth_started() {
+                    info.flags |= LC_CONNECTION_AUTH_STARTED;
+                }
+                if state.user().is_some() {
+                    info.flags |= LC_CONNECTION_AUTHENTICATED;
+                }
+                if state.is_closed() {
+                    info.flags |= LC_CONNECTION_CLOSED;
+                }
+                info.registered_at_ms = state.registered_at_ms();
+                info.last_heartbeat_ms = state.last_heartbeat_ms();
+                info.subscription_count = state.subscription_count() as u64;
+            }
+            Err(error) => {
+                // Still known to the C side: livecore closed it at shutdown.
+                entry
+                    .connection(connection_id)
+                    .map_err(|_| FfiError::from(error))?;
+                info.flags = LC_CONNECTION_CLOSED;
+            }
+        }
+        out.write(info);
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Receives the connection's next notification, waiting up to `timeout_ms` (0: do not
+/// wait; `LC_WAIT_FOREVER`: no limit).
+///
+/// Returns `LC_OK` with `*out_notification` set (read it with the `lc_notification_*`
+/// functions, then free it with `lc_notification_free`), `LC_EMPTY` (timeout 0) or
+/// `LC_TIMEOUT` when nothing came, `LC_CLOSED` when the connection was closed and
+/// everything queued has been handed out.
+///
+/// Thread safety: one consumer at a time per connection: a call while another thread is
+/// receiving notifications on the same connection returns `LC_ERR_RECEIVER_BUSY`.
+/// Different connections may be received on from different threads at once.
+///
+/// # Safety
+/// `out_notification` is NULL or valid for writing an `lc_notification`.
+#[no_mangle]
+pub unsafe extern "C" fn lc_connection_recv(
+    manager: lc_manager,
+    connection_id: u64,
+    timeout_ms: u32,
+    out_notification: *mut lc_notification,
+) -> lc_status {
+    boundary("lc_connection_recv", || {
+        // SAFETY: the caller promised `out_notification` is NULL or writable.
+        let out = unsafe { Out::new(out_notification, "out_notification") }?;
+        let entry = manager_entry(manager)?;
+        let connection = entry.connection(connection_id)?;
+        let mut receiver = take_receiver(&connection.notifications, connection_id)?;
+        let received = wait_with(
+            timeout_ms,
+            |slice| match slice {
+                None => receiver.try_recv(),
+                Some(slice) => receiver.recv_timeout(slice),
+            },
+            || connection.is_removed() || entry.is_freed(),
+        );
+        drop(receiver);
+        match received {
+            Ok(notification) => {
+                let id = NOTIFICATIONS.insert(NotificationEntry {
+                    notification,
+                    json: OnceLock::new(),
+                });
+                out.write(lc_notification { id });
+                Ok(lc_status::LC_OK)
+            }
+            Err(error) => Ok(receive_status(error)),
+        }
+    })
+}
+
+/// Receives the connection's next event (an `lc_event` number in `*out_event`), waiting up
+/// to `timeout_ms` (0: do not wait; `LC_WAIT_FOREVER`: no limit). Returns `LC_OK`,
+/// `LC_EMPTY`, `LC_TIMEOUT` or `LC_CLOSED` as `lc_connection_recv` does. Events are never
+/// lost to a full channel.
+///
+/// Thread safety: one consumer at a time per connection (`LC_ERR_RECEIVER_BUSY`
+/// otherwise); independent of the notification receiver, which another thread may use at
+/// the same time.
+///
+/// # Safety
+/// `out_event` is NULL or valid for writing a `uint32_t`.
+#[no_mangle]
+pub unsafe extern "C" fn lc_connection_recv_event(
+    manager: lc_manager,
+    connection_id: u64,
+    timeout_ms: u32,
+    out_event: *mut u32,
+) -> lc_status {
+    boundary("lc_connection_recv_event", || {
+        // SAFETY: the caller promised `out_event` is NULL or writable.
+        let out = unsafe { Out::new(out_event, "out_event") }?;
+        let entry = manager_entry(manager)?;
+        let connection = entry.connection(connection_id)?;
+        let mut receiver = take_receiver(&connection.events, connection_id)?;
+        let received = wait_with(
+            timeout_ms,
+            |slice| match slice {
+                None => receiver.try_recv(),
+                Some(slice) => receiver.recv_timeout(slice),
+            },
+            || connection.is_removed() || entry.is_freed(),
+        );
+        match received {
+            Ok(event) => {
+                out.write(u32::from(event as u8));
+                Ok(lc_status::LC_OK)
+            }
+            Err(error) => Ok(receive_status(error)),
+        }
+    })
+}
+
+/// Arms the connection on the manager's ready queue: its next delivery or event puts its
+/// id on the queue (`lc_manager_wait_ready`); if something is already waiting, it is
+/// queued at once. Call it after draining the connection. Needs `LC_CONFIG_READY_QUEUE`
+/// (otherwise `LC_ERR_NOT_ENABLED`).
+///
+/// Thread safety: by the connection's consumer: it returns `LC_ERR_RECEIVER_BUSY` while
+/// another thread receives notifications on the connection.
+#[no_mangle]
+pub extern "C" fn lc_connection_arm_ready(manager: lc_manager, connection_id: u64) -> lc_status {
+    boundary("lc_connection_arm_ready", || {
+        let entry = manager_entry(manager)?;
+        if entry.ready.is_none() {
+            return Err(FfiError::new(
+                lc_status::LC_ERR_NOT_ENABLED,
+                "the manager was not created with LC_CONFIG_READY_QUEUE",
+            ));
+        }
+        let connection = entry.connection(connection_id)?;
+        take_receiver(&connection.notifications, connection_id)?.arm_ready();
+        Ok(lc_status::LC_OK)
+    })
+}

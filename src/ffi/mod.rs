@@ -1,0 +1,69 @@
+//! The C ABI: thin, panic-safe wrappers over the Rust API, declared in
+//! `include/livecore.h` (generated from this module by cbindgen; `cbindgen.toml` at the
+//! root).
+//!
+//! Conventions, for every `lc_` function:
+//!
+//! - It returns an [`lc_status`]. Failures (100 and up) record a message for the calling
+//!   thread, read with `lc_last_error`.
+//! - Its body runs inside a panic boundary: a Rust panic comes back as `LC_ERR_PANIC`,
+//!   never as an unwind into C (the library is never built with `panic = "abort"`).
+//! - Arguments are checked before anything happens: NULL, misaligned pointers, invalid
+//!   UTF-8, impossible lengths, unknown tags and stale handles are errors, and a failed call
+//!   has no effect (receives do not consume, subscribes do not subscribe).
+//! - Objects C owns are generation-checked handles ([`handles`]), so use after free and
+//!   double free are reported, not undefined.
+//! - Inputs are only read during the call; outputs that point into livecore's memory say
+//!   which handle owns them and which call frees it.
+//! - Structs that may grow begin with `struct_size`.
+//!
+//! Each connection's receivers have one consumer at a time; everything else may be called
+//! from any thread.
+
+#![allow(non_camel_case_types)]
+
+// The order of these groups is the order of the header (cbindgen follows it).
+pub mod status;
+
+pub mod types;
+
+// Library and manager, then connections, subscriptions, publishing, notifications.
+pub mod manager;
+
+pub mod connection;
+
+pub mod subscription;
+
+pub mod publish;
+
+pub mod notification;
+
+// Live-query records and failover.
+pub mod records;
+
+pub(crate) mod handles;
+pub(crate) mod ptr;
+pub(crate) mod state;
+pub(crate) mod values;
+
+pub use connection::*;
+pub use manager::*;
+pub use notification::*;
+pub use publish::*;
+pub use records::*;
+pub use status::{inject_panic_on_next_call, lc_status};
+pub use subscription::*;
+pub use types::*;
+
+/// Live handles of each kind (managers, notifications, subscription results, records,
+/// failover reports), for tests that check nothing leaks. Not part of the C ABI.
+#[doc(hidden)]
+pub fn live_handle_counts() -> [usize; 5] {
+    [
+        state::MANAGERS.len(),
+        state::NOTIFICATIONS.len(),
+        state::SUBSCRIPTION_RESULTS.len(),
+        state::RECORDS.len(),
+        state::FAILOVER_REPORTS.len(),
+    ]
+}

@@ -1,0 +1,113 @@
+//! Publishing committed changes.
+
+use crate::ffi::manager::manager_entry;
+use crate::ffi::ptr::{borrow, slice, SizedOut};
+use crate::ffi::state::ManagerEntry;
+use crate::ffi::status::{boundary, lc_status, FfiError};
+use crate::ffi::types::*;
+use crate::ffi::values::change_from_c;
+use crate::models::change::ChangeNotification;
+use crate::models::ids::SeqId;
+use crate::notification::PublishSummary;
+
+/// The C changes as livecore's.
+///
+/// # Safety
+/// Each change obeys the contract documented on `lc_change`.
+unsafe fn convert(
+    entry: &ManagerEntry,
+    changes: &[lc_change],
+) -> Result<Vec<ChangeNotification>, FfiError> {
+    changes
+        .iter()
+        .enumerate()
+        .map(|(index, change)| {
+            // SAFETY: each change obeys lc_change's contract (this function's caller's
+            // promise).
+            unsafe {
+                change_from_c(change, &format!("changes[{index}]"), |key| {
+                    entry.table_id(key)
+                })
+            }
+        })
+        .collect()
+}
+
+fn write_summary(out: Option<SizedOut<lc_publish_summary>>, summary: PublishSummary) {
+    if let Some(out) = out {
+        out.write(lc_publish_summary {
+            struct_size: 0,
+            reserved: 0,
+            matched: summary.matched as u64,
+            enqueued: summary.enqueued as u64,
+            dropped: summary.dropped as u64,
+            buffered: summary.buffered as u64,
+            covered_by_snapshot: summary.covered_by_snapshot as u64,
+            evaluated: summary.evaluated as u64,
+        });
+    }
+}
+
+/// Publishes one change as its own commit numbered `seq`. See `lc_publish_commit`.
+///
+/// Thread safety: any thread; publish each table's commits in ascending SeqId order, one at
+/// a time (livecore does not reorder them).
+///
+/// # Safety
+/// `change` is NULL or points at one change obeying `lc_change`'s contract; `out_summary`
+/// is NULL or writable for its `struct_size`.
+#[no_mangle]
+pub unsafe extern "C" fn lc_publish(
+    manager: lc_manager,
+    seq: u64,
+    change: *const lc_change,
+    out_summary: *mut lc_publish_summary,
+) -> lc_status {
+    boundary("lc_publish", || {
+        // SAFETY: the caller promised `change` is NULL or a live change.
+        let change = unsafe { borrow(change, "change") }?;
+        // SAFETY: the caller promised `out_summary` is NULL or writable for its struct_size.
+        let out = unsafe { SizedOut::optional(out_summary, "out_summary") }?;
+        let entry = manager_entry(manager)?;
+        // SAFETY: the caller promised the change obeys lc_change's contract.
+        let changes = unsafe { convert(&entry, std::slice::from_ref(change)) }?;
+        let summary = entry.manager.publish_commit(SeqId(seq), changes)?;
+        write_summary(out, summary);
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Publishes the `change_count` changes of one commit, numbered `seq`, after the engine
+/// committed it. Every change is validated first (known table key, row lengths, an owner
+/// on user-scoped tables, an old row on updates): an invalid commit is refused whole and
+/// nothing is delivered. Each matching subscription then gets one delivery with all the
+/// commit's changes it matched, in commit order. The changes are only read during the
+/// call (livecore copies them). `out_summary` may be NULL.
+///
+/// Thread safety: any thread; publish each table's commits in ascending SeqId order, one at
+/// a time (livecore does not reorder them).
+///
+/// # Safety
+/// `changes` is NULL or points at `change_count` changes obeying `lc_change`'s contract;
+/// `out_summary` is NULL or writable for its `struct_size`.
+#[no_mangle]
+pub unsafe extern "C" fn lc_publish_commit(
+    manager: lc_manager,
+    seq: u64,
+    changes: *const lc_change,
+    change_count: usize,
+    out_summary: *mut lc_publish_summary,
+) -> lc_status {
+    boundary("lc_publish_commit", || {
+        // SAFETY: the caller promised `change_count` changes at `changes`.
+        let changes = unsafe { slice(changes, change_count, "changes") }?;
+        // SAFETY: the caller promised `out_summary` is NULL or writable for its struct_size.
+        let out = unsafe { SizedOut::optional(out_summary, "out_summary") }?;
+        let entry = manager_entry(manager)?;
+        // SAFETY: the caller promised the changes obey lc_change's contract.
+        let changes = unsafe { convert(&entry, changes) }?;
+        let summary = entry.manager.publish_commit(SeqId(seq), changes)?;
+        write_summary(out, summary);
+        Ok(lc_status::LC_OK)
+    })
+}

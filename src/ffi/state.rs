@@ -1,0 +1,188 @@
+//! What the C ABI keeps behind its handles.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::connections_manager::{CheckerHandle, ConnectionsManager};
+use crate::ffi::handles::{HandleKind, HandleTable};
+use crate::ffi::status::{lc_status, FfiError};
+use crate::models::connection::ConnectionRegistration;
+use crate::models::ids::{ConnectionId, TableId};
+use crate::models::notification::Notification;
+use crate::receiver::{EventReceiver, NotificationReceiver, ReadyConnections, ReceiveError};
+use crate::sync::{
+    read, write, Arc, AtomicBool, LazyLock, Mutex, MutexGuard, OnceLock, Ordering, RwLock,
+    TryLockError,
+};
+use crate::ManualClock;
+
+/// Live managers.
+pub(crate) static MANAGERS: LazyLock<HandleTable<ManagerEntry>> =
+    LazyLock::new(|| HandleTable::new(HandleKind::Manager));
+/// Live notifications.
+pub(crate) static NOTIFICATIONS: LazyLock<HandleTable<NotificationEntry>> =
+    LazyLock::new(|| HandleTable::new(HandleKind::Notification));
+/// Live subscription results.
+pub(crate) static SUBSCRIPTION_RESULTS: LazyLock<HandleTable<SubscriptionResultEntry>> =
+    LazyLock::new(|| HandleTable::new(HandleKind::SubscriptionResult));
+
+/// Live record lists.
+pub(crate) static RECORDS: LazyLock<HandleTable<Vec<crate::LiveQueryRecord>>> =
+    LazyLock::new(|| HandleTable::new(HandleKind::Records));
+/// Live failover reports.
+pub(crate) static FAILOVER_REPORTS: LazyLock<HandleTable<crate::FailoverReport>> =
+    LazyLock::new(|| HandleTable::new(HandleKind::FailoverReport));
+
+/// How long a "forever" wait sleeps between checks that its manager or connection is
+/// still there: a freed manager or an unregistered connection ends the wait within this.
+pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// A manager and what the C ABI needs around it.
+pub(crate) struct ManagerEntry {
+    pub(crate) manager: Arc<ConnectionsManager>,
+    /// Each registered connection's receivers, by id.
+    pub(crate) connections: RwLock<HashMap<ConnectionId, Arc<ConnectionEntry>>>,
+    /// Table ids by the key `lc_register_table` returned.
+    pub(crate) tables: RwLock<HashMap<u32, TableId>>,
+    pub(crate) ready: Option<ReadyConnections>,
+    pub(crate) clock: Option<Arc<ManualClock>>,
+    pub(crate) checker: Mutex<Option<CheckerHandle>>,
+    /// Set by `lc_manager_free`: waits in other threads end with `LC_CLOSED`.
+    pub(crate) freed: AtomicBool,
+}
+
+impl ManagerEntry {
+    pub(crate) fn new(
+        manager: ConnectionsManager,
+        clock: Option<Arc<ManualClock>>,
+        checker_interval: Option<Duration>,
+    ) -> Self {
+        let manager = Arc::new(manager);
+        let checker = checker_interval.map(|interval| manager.spawn_checker(interval));
+        Self {
+            ready: manager.ready_connections(),
+            manager,
+            connections: RwLock::new(HashMap::new()),
+            tables: RwLock::new(HashMap::new()),
+            clock,
+            checker: Mutex::new(checker),
+            freed: AtomicBool::new(false),
+        }
+    }
+
+    /// The receivers of a registered connection.
+    pub(crate) fn connection(&self, id: u64) -> Result<Arc<ConnectionEntry>, FfiError> {
+        read(&self.connections)
+            .get(&ConnectionId(id))
+            .cloned()
+            .ok_or_else(|| {
+                FfiError::new(
+                    lc_status::LC_ERR_UNKNOWN_CONNECTION,
+                    format!("unknown connection {id} (never registered, or unregistered)"),
+                )
+            })
+    }
+
+    pub(crate) fn add_connection(&self, registration: ConnectionRegistration) -> u64 {
+        let id = registration.connection_id;
+        let entry = Arc::new(ConnectionEntry {
+            notifications: Mutex::new(registration.notifications),
+            events: Mutex::new(registration.events),
+            removed: AtomicBool::new(false),
+        });
+        // Armed from the start, so the first delivery or event queues it.
+        if let Ok(receiver) = entry.notifications.try_lock() {
+            receiver.arm_ready();
+        }
+        write(&self.connections).insert(id, entry);
+        id.0
+    }
+
+    pub(crate) fn remove_connection(&self, id: u64) -> Option<Arc<ConnectionEntry>> {
+        let entry = write(&self.connections).remove(&ConnectionId(id))?;
+        entry.removed.store(true, Ordering::Release);
+        Some(entry)
+    }
+
+    /// The table id behind a key from `lc_register_table`.
+    pub(crate) fn table_id(&self, key: u32) -> Result<TableId, FfiError> {
+        read(&self.tables).get(&key).cloned().ok_or_else(|| {
+            FfiError::new(
+                lc_status::LC_ERR_UNKNOWN_TABLE,
+                format!("no table was registered under key {key}"),
+            )
+        })
+    }
+
+    pub(crate) fn is_freed(&self) -> bool {
+        self.freed.load(Ordering::Acquire)
+    }
+
+    /// Ends the manager for the C side: waits end, connections are unregistered (which
+    /// wakes their receivers), the background checker stops.
+    pub(crate) fn close(&self) {
+        self.freed.store(true, Ordering::Release);
+        let connections: Vec<_> = write(&self.connections).drain().collect();
+        for (id, entry) in connections {
+            entry.removed.store(true, Ordering::Release);
+            let _ = self.manager.unregister_connection(id);
+        }
+        let checker = crate::sync::lock(&self.checker).take();
+        drop(checker);
+    }
+}
+
+/// One connection's receivers. Each is used by one consumer at a time: a second thread
+/// gets `LC_ERR_RECEIVER_BUSY` instead of waiting behind the first.
+pub(crate) struct ConnectionEntry {
+    pub(crate) notifications: Mutex<NotificationReceiver>,
+    pub(crate) events: Mutex<EventReceiver>,
+    /// Set when the host unregistered the connection (or freed the manager).
+    pub(crate) removed: AtomicBool,
+}
+
+impl ConnectionEntry {
+    pub(crate) fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+}
+
+/// Takes a receiver for one consumer, or reports that another thread has it.
+pub(crate) fn take_receiver<'a, T>(
+    mutex: &'a Mutex<T>,
+    connection_id: u64,
+) -> Result<MutexGuard<'a, T>, FfiError> {
+    match mutex.try_lock() {
+        Ok(guard) => Ok(guard),
+        // A panic while receiving left no broken state behind (receivers keep their
+        // invariants between steps): go on with it.
+        Err(TryLockError::Poisoned(poisoned)) => Ok(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => Err(FfiError::new(
+            lc_status::LC_ERR_RECEIVER_BUSY,
+            format!(
+                "another thread is receiving on connection {connection_id}: one consumer at a time"
+            ),
+        )),
+    }
+}
+
+/// Maps a receive outcome to its status.
+pub(crate) fn receive_status(error: ReceiveError) -> lc_status {
+    match error {
+        ReceiveError::Empty => lc_status::LC_EMPTY,
+        ReceiveError::Timeout => lc_status::LC_TIMEOUT,
+        ReceiveError::Closed => lc_status::LC_CLOSED,
+    }
+}
+
+/// A received notification, and its JSON once asked for.
+pub(crate) struct NotificationEntry {
+    pub(crate) notification: Notification,
+    /// The JSON form with a trailing NUL, built on first request.
+    pub(crate) json: OnceLock<Box<[u8]>>,
+}
+
+/// The outcome of a subscribe, as the C side reads it.
+pub(crate) struct SubscriptionResultEntry {
+    pub(crate) result: crate::models::subscription::SubscriptionResult,
+}

@@ -1,0 +1,437 @@
+//! Status codes, the per-thread last error, and the panic boundary every extern function
+//! runs its body inside.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::CString;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::error::LiveError;
+
+/// The outcome of every `lc_` function. Its numbers are part of the ABI and never change.
+///
+/// `LC_OK` (0) is success. Codes 1 to 99 are outcomes that are not failures (nothing to
+/// receive, a timeout, a closed connection, a full channel); they leave the last error
+/// alone. Codes from 100 up are failures: the calling thread's last error
+/// (`lc_last_error`) then says what went wrong. Ranges: 100-199 bad arguments and handles,
+/// 200-299 refusals of the live-query core, 300-399 topics and consumer groups, 900-999
+/// internal.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum lc_status {
+    /// Success.
+    LC_OK = 0,
+    /// Nothing is waiting (a receive with a timeout of 0).
+    LC_EMPTY = 1,
+    /// Nothing arrived before the timeout.
+    LC_TIMEOUT = 2,
+    /// The connection (or the manager) is closed and everything queued has been handed out.
+    LC_CLOSED = 3,
+    /// The connection's notification channel is full; the out-report says how much was
+    /// taken. Retry the rest once the receiver has drained.
+    LC_WOULD_BLOCK = 4,
+    /// A required pointer argument is NULL.
+    LC_ERR_NULL_ARGUMENT = 100,
+    /// A string argument or a text value is not valid UTF-8.
+    LC_ERR_INVALID_UTF8 = 101,
+    /// An argument is out of range (a length, a flag, a boolean that is not 0 or 1).
+    LC_ERR_INVALID_ARGUMENT = 102,
+    /// A type tag (value type, change type, scope, policy) is not one this library knows.
+    LC_ERR_INVALID_TAG = 103,
+    /// A handle is zero, of the wrong kind, already freed, or was never issued.
+    LC_ERR_INVALID_HANDLE = 104,
+    /// A struct's `struct_size` is smaller than the first published version of the struct
+    /// or larger than this library knows (the program was built against a newer header).
+    LC_ERR_STRUCT_SIZE = 105,
+    /// Another thread is using this connection's receiver: one consumer at a time.
+    LC_ERR_RECEIVER_BUSY = 106,
+    /// The operation needs a feature the manager was not configured with (the ready queue,
+    /// the manual clock).
+    LC_ERR_NOT_ENABLED = 107,
+    /// An index is past the end (of columns, changes, rows).
+    LC_ERR_INDEX_OUT_OF_RANGE = 108,
+    /// The manager already holds its maximum of connections.
+    LC_ERR_CONNECTION_LIMIT = 200,
+    /// The connection already holds its maximum of subscriptions.
+    LC_ERR_SUBSCRIPTION_LIMIT = 201,
+    /// The manager is shutting down.
+    LC_ERR_SHUTTING_DOWN = 202,
+    /// No connection with this id is registered.
+    LC_ERR_UNKNOWN_CONNECTION = 203,
+    /// The connection must authenticate before subscribing.
+    LC_ERR_NOT_AUTHENTICATED = 204,
+    /// The connection is already authenticated as another user.
+    LC_ERR_ALREADY_AUTHENTICATED = 205,
+    /// No table with this id or key is registered.
+    LC_ERR_UNKNOWN_TABLE = 206,
+    /// A table schema was refused.
+    LC_ERR_INVALID_SCHEMA = 207,
+    /// A filter or projection names a column the table does not have.
+    LC_ERR_UNKNOWN_COLUMN = 208,
+    /// A filter nests deeper than the configured limit.
+    LC_ERR_FILTER_TOO_DEEP = 209,
+    /// A filter has more nodes than the configured limit.
+    LC_ERR_FILTER_TOO_LARGE = 210,
+    /// An IN list is longer than the configured limit.
+    LC_ERR_IN_LIST_TOO_LONG = 211,
+    /// A LIKE pattern is longer than the configured limit.
+    LC_ERR_LIKE_PATTERN_TOO_LONG = 212,
+    /// A filter cannot be evaluated (or a commit is too large).
+    LC_ERR_INVALID_FILTER = 213,
+    /// The subscription SQL could not be parsed or uses an unsupported construct.
+    LC_ERR_SQL = 214,
+    /// No subscription with this id exists.
+    LC_ERR_UNKNOWN_SUBSCRIPTION = 215,
+    /// The operation does not fit the subscription's current state.
+    LC_ERR_INVALID_STATE = 216,
+    /// A change to a user-scoped table did not name its owner.
+    LC_ERR_MISSING_OWNER = 217,
+    /// A row's length does not match the table's column count.
+    LC_ERR_ROW_ARITY = 218,
+    /// An update came without its old row.
+    LC_ERR_MISSING_OLD_ROW = 219,
+    /// A configuration value is out of range.
+    LC_ERR_INVALID_CONFIG = 220,
+    /// A commit carries more changes than livecore can address.
+    LC_ERR_COMMIT_TOO_LARGE = 221,
+    /// A value a client or host controls is outside its allowed bounds (a limit).
+    LC_ERR_OUT_OF_BOUNDS = 222,
+    // 300-399: topics and consumer groups. The C functions for topics come with their
+    // own change; their refusals already have their numbers.
+    /// A topic or consumer group name is not acceptable.
+    LC_ERR_INVALID_NAME = 300,
+    /// No topic with this name exists.
+    LC_ERR_UNKNOWN_TOPIC = 301,
+    /// A topic with this name already exists.
+    LC_ERR_TOPIC_EXISTS = 302,
+    /// The topic has no partition with this number.
+    LC_ERR_UNKNOWN_PARTITION = 303,
+    /// No topic route with this id exists.
+    LC_ERR_UNKNOWN_TOPIC_ROUTE = 304,
+    /// The topic has no consumer group with this name.
+    LC_ERR_UNKNOWN_GROUP = 305,
+    /// The topic already has a consumer group with this name.
+    LC_ERR_GROUP_EXISTS = 306,
+    /// An offset is outside the partition's retained range.
+    LC_ERR_OFFSET_OUT_OF_RANGE = 307,
+    /// The group has no committed offset for the partition and no reset policy.
+    LC_ERR_NO_COMMITTED_OFFSET = 308,
+    /// The consumer does not hold the partition's lease in the group.
+    LC_ERR_NOT_LEASE_HOLDER = 309,
+    /// A commit would move the group's committed offset backwards.
+    LC_ERR_COMMIT_BEHIND = 310,
+    /// A commit names an offset beyond what the lease handed out.
+    LC_ERR_COMMIT_AHEAD = 311,
+    /// The topic's storage (a host-provided log) failed.
+    LC_ERR_TOPIC_STORE = 312,
+    /// A Rust panic was caught at the boundary; the message is in `lc_last_error`. The
+    /// library stays usable, but the call may have been half done.
+    LC_ERR_PANIC = 900,
+}
+
+/// Every status, for lookups by number.
+const ALL_STATUSES: [lc_status; 51] = [
+    lc_status::LC_OK,
+    lc_status::LC_EMPTY,
+    lc_status::LC_TIMEOUT,
+    lc_status::LC_CLOSED,
+    lc_status::LC_WOULD_BLOCK,
+    lc_status::LC_ERR_NULL_ARGUMENT,
+    lc_status::LC_ERR_INVALID_UTF8,
+    lc_status::LC_ERR_INVALID_ARGUMENT,
+    lc_status::LC_ERR_INVALID_TAG,
+    lc_status::LC_ERR_INVALID_HANDLE,
+    lc_status::LC_ERR_STRUCT_SIZE,
+    lc_status::LC_ERR_RECEIVER_BUSY,
+    lc_status::LC_ERR_NOT_ENABLED,
+    lc_status::LC_ERR_INDEX_OUT_OF_RANGE,
+    lc_status::LC_ERR_CONNECTION_LIMIT,
+    lc_status::LC_ERR_SUBSCRIPTION_LIMIT,
+    lc_status::LC_ERR_SHUTTING_DOWN,
+    lc_status::LC_ERR_UNKNOWN_CONNECTION,
+    lc_status::LC_ERR_NOT_AUTHENTICATED,
+    lc_status::LC_ERR_ALREADY_AUTHENTICATED,
+    lc_status::LC_ERR_UNKNOWN_TABLE,
+    lc_status::LC_ERR_INVALID_SCHEMA,
+    lc_status::LC_ERR_UNKNOWN_COLUMN,
+    lc_status::LC_ERR_FILTER_TOO_DEEP,
+    lc_status::LC_ERR_FILTER_TOO_LARGE,
+    lc_status::LC_ERR_IN_LIST_TOO_LONG,
+    lc_status::LC_ERR_LIKE_PATTERN_TOO_LONG,
+    lc_status::LC_ERR_INVALID_FILTER,
+    lc_status::LC_ERR_SQL,
+    lc_status::LC_ERR_UNKNOWN_SUBSCRIPTION,
+    lc_status::LC_ERR_INVALID_STATE,
+    lc_status::LC_ERR_MISSING_OWNER,
+    lc_status::LC_ERR_ROW_ARITY,
+    lc_status::LC_ERR_MISSING_OLD_ROW,
+    lc_status::LC_ERR_INVALID_CONFIG,
+    lc_status::LC_ERR_COMMIT_TOO_LARGE,
+    lc_status::LC_ERR_OUT_OF_BOUNDS,
+    lc_status::LC_ERR_INVALID_NAME,
+    lc_status::LC_ERR_UNKNOWN_TOPIC,
+    lc_status::LC_ERR_TOPIC_EXISTS,
+    lc_status::LC_ERR_UNKNOWN_PARTITION,
+    lc_status::LC_ERR_UNKNOWN_TOPIC_ROUTE,
+    lc_status::LC_ERR_UNKNOWN_GROUP,
+    lc_status::LC_ERR_GROUP_EXISTS,
+    lc_status::LC_ERR_OFFSET_OUT_OF_RANGE,
+    lc_status::LC_ERR_NO_COMMITTED_OFFSET,
+    lc_status::LC_ERR_NOT_LEASE_HOLDER,
+    lc_status::LC_ERR_COMMIT_BEHIND,
+    lc_status::LC_ERR_COMMIT_AHEAD,
+    lc_status::LC_ERR_TOPIC_STORE,
+    lc_status::LC_ERR_PANIC,
+];
+
+impl lc_status {
+    /// The status with this number, if any.
+    pub fn from_code(code: u32) -> Option<lc_status> {
+        ALL_STATUSES
+            .iter()
+            .copied()
+            .find(|status| *status as u32 == code)
+    }
+
+    /// The status's name as the header spells it, NUL-terminated.
+    pub fn name(self) -> &'static std::ffi::CStr {
+        match self {
+            lc_status::LC_OK => c"LC_OK",
+            lc_status::LC_EMPTY => c"LC_EMPTY",
+            lc_status::LC_TIMEOUT => c"LC_TIMEOUT",
+            lc_status::LC_CLOSED => c"LC_CLOSED",
+            lc_status::LC_WOULD_BLOCK => c"LC_WOULD_BLOCK",
+            lc_status::LC_ERR_NULL_ARGUMENT => c"LC_ERR_NULL_ARGUMENT",
+            lc_status::LC_ERR_INVALID_UTF8 => c"LC_ERR_INVALID_UTF8",
+            lc_status::LC_ERR_INVALID_ARGUMENT => c"LC_ERR_INVALID_ARGUMENT",
+            lc_status::LC_ERR_INVALID_TAG => c"LC_ERR_INVALID_TAG",
+            lc_status::LC_ERR_INVALID_HANDLE => c"LC_ERR_INVALID_HANDLE",
+            lc_status::LC_ERR_STRUCT_SIZE => c"LC_ERR_STRUCT_SIZE",
+            lc_status::LC_ERR_RECEIVER_BUSY => c"LC_ERR_RECEIVER_BUSY",
+            lc_status::LC_ERR_NOT_ENABLED => c"LC_ERR_NOT_ENABLED",
+            lc_status::LC_ERR_INDEX_OUT_OF_RANGE => c"LC_ERR_INDEX_OUT_OF_RANGE",
+            lc_status::LC_ERR_CONNECTION_LIMIT => c"LC_ERR_CONNECTION_LIMIT",
+            lc_status::LC_ERR_SUBSCRIPTION_LIMIT => c"LC_ERR_SUBSCRIPTION_LIMIT",
+            lc_status::LC_ERR_SHUTTING_DOWN => c"LC_ERR_SHUTTING_DOWN",
+            lc_status::LC_ERR_UNKNOWN_CONNECTION => c"LC_ERR_UNKNOWN_CONNECTION",
+            lc_status::LC_ERR_NOT_AUTHENTICATED => c"LC_ERR_NOT_AUTHENTICATED",
+            lc_status::LC_ERR_ALREADY_AUTHENTICATED => c"LC_ERR_ALREADY_AUTHENTICATED",
+            lc_status::LC_ERR_UNKNOWN_TABLE => c"LC_ERR_UNKNOWN_TABLE",
+            lc_status::LC_ERR_INVALID_SCHEMA => c"LC_ERR_INVALID_SCHEMA",
+            lc_status::LC_ERR_UNKNOWN_COLUMN => c"LC_ERR_UNKNOWN_COLUMN",
+            lc_status::LC_ERR_FILTER_TOO_DEEP => c"LC_ERR_FILTER_TOO_DEEP",
+            lc_status::LC_ERR_FILTER_TOO_LARGE => c"LC_ERR_FILTER_TOO_LARGE",
+            lc_status::LC_ERR_IN_LIST_TOO_LONG => c"LC_ERR_IN_LIST_TOO_LONG",
+            lc_status::LC_ERR_LIKE_PATTERN_TOO_LONG => c"LC_ERR_LIKE_PATTERN_TOO_LONG",
+            lc_status::LC_ERR_INVALID_FILTER => c"LC_ERR_INVALID_FILTER",
+            lc_status::LC_ERR_SQL => c"LC_ERR_SQL",
+            lc_status::LC_ERR_UNKNOWN_SUBSCRIPTION => c"LC_ERR_UNKNOWN_SUBSCRIPTION",
+            lc_status::LC_ERR_INVALID_STATE => c"LC_ERR_INVALID_STATE",
+            lc_status::LC_ERR_MISSING_OWNER => c"LC_ERR_MISSING_OWNER",
+            lc_status::LC_ERR_ROW_ARITY => c"LC_ERR_ROW_ARITY",
+            lc_status::LC_ERR_MISSING_OLD_ROW => c"LC_ERR_MISSING_OLD_ROW",
+            lc_status::LC_ERR_INVALID_CONFIG => c"LC_ERR_INVALID_CONFIG",
+            lc_status::LC_ERR_COMMIT_TOO_LARGE => c"LC_ERR_COMMIT_TOO_LARGE",
+            lc_status::LC_ERR_OUT_OF_BOUNDS => c"LC_ERR_OUT_OF_BOUNDS",
+            lc_status::LC_ERR_INVALID_NAME => c"LC_ERR_INVALID_NAME",
+            lc_status::LC_ERR_UNKNOWN_TOPIC => c"LC_ERR_UNKNOWN_TOPIC",
+            lc_status::LC_ERR_TOPIC_EXISTS => c"LC_ERR_TOPIC_EXISTS",
+            lc_status::LC_ERR_UNKNOWN_PARTITION => c"LC_ERR_UNKNOWN_PARTITION",
+            lc_status::LC_ERR_UNKNOWN_TOPIC_ROUTE => c"LC_ERR_UNKNOWN_TOPIC_ROUTE",
+            lc_status::LC_ERR_UNKNOWN_GROUP => c"LC_ERR_UNKNOWN_GROUP",
+            lc_status::LC_ERR_GROUP_EXISTS => c"LC_ERR_GROUP_EXISTS",
+            lc_status::LC_ERR_OFFSET_OUT_OF_RANGE => c"LC_ERR_OFFSET_OUT_OF_RANGE",
+            lc_status::LC_ERR_NO_COMMITTED_OFFSET => c"LC_ERR_NO_COMMITTED_OFFSET",
+            lc_status::LC_ERR_NOT_LEASE_HOLDER => c"LC_ERR_NOT_LEASE_HOLDER",
+            lc_status::LC_ERR_COMMIT_BEHIND => c"LC_ERR_COMMIT_BEHIND",
+            lc_status::LC_ERR_COMMIT_AHEAD => c"LC_ERR_COMMIT_AHEAD",
+            lc_status::LC_ERR_TOPIC_STORE => c"LC_ERR_TOPIC_STORE",
+            lc_status::LC_ERR_PANIC => c"LC_ERR_PANIC",
+        }
+    }
+
+    /// True for the failure codes (100 and up), which set the last error.
+    pub fn is_error(self) -> bool {
+        self as u32 >= 100
+    }
+}
+
+/// A failure on its way to the caller: its status and the message `lc_last_error` gives.
+#[derive(Debug)]
+pub(crate) struct FfiError {
+    pub(crate) status: lc_status,
+    pub(crate) message: String,
+}
+
+/// What an extern function's body returns: a success or non-failure outcome, or a failure.
+pub(crate) type FfiResult = Result<lc_status, FfiError>;
+
+impl FfiError {
+    pub(crate) fn new(status: lc_status, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn null(argument: &str) -> Self {
+        Self::new(
+            lc_status::LC_ERR_NULL_ARGUMENT,
+            format!("argument `{argument}` is NULL"),
+        )
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::new(lc_status::LC_ERR_INVALID_ARGUMENT, message)
+    }
+
+    pub(crate) fn tag(what: &str, tag: u32) -> Self {
+        Self::new(
+            lc_status::LC_ERR_INVALID_TAG,
+            format!("{tag} is not a valid {what} tag"),
+        )
+    }
+}
+
+impl From<LiveError> for FfiError {
+    fn from(error: LiveError) -> Self {
+        use lc_status::*;
+        // Exhaustive on purpose: a new LiveError variant must be given a status here.
+        let status = match &error {
+            LiveError::ConnectionLimitReached { .. } => LC_ERR_CONNECTION_LIMIT,
+            LiveError::SubscriptionLimitReached { .. } => LC_ERR_SUBSCRIPTION_LIMIT,
+            LiveError::ShuttingDown => LC_ERR_SHUTTING_DOWN,
+            LiveError::UnknownConnection(_) => LC_ERR_UNKNOWN_CONNECTION,
+            LiveError::NotAuthenticated(_) => LC_ERR_NOT_AUTHENTICATED,
+            LiveError::AlreadyAuthenticated(_) => LC_ERR_ALREADY_AUTHENTICATED,
+            LiveError::UnknownTable(_) => LC_ERR_UNKNOWN_TABLE,
+            LiveError::InvalidSchema { .. } => LC_ERR_INVALID_SCHEMA,
+            LiveError::UnknownColumn { .. } => LC_ERR_UNKNOWN_COLUMN,
+            LiveError::FilterTooDeep { .. } => LC_ERR_FILTER_TOO_DEEP,
+            LiveError::FilterTooLarge { .. } => LC_ERR_FILTER_TOO_LARGE,
+            LiveError::InListTooLong { .. } => LC_ERR_IN_LIST_TOO_LONG,
+            LiveError::LikePatternTooLong { .. } => LC_ERR_LIKE_PATTERN_TOO_LONG,
+            LiveError::InvalidFilter(_) => LC_ERR_INVALID_FILTER,
+            LiveError::Sql { .. } => LC_ERR_SQL,
+            LiveError::UnknownSubscription(_) => LC_ERR_UNKNOWN_SUBSCRIPTION,
+            LiveError::InvalidState { .. } => LC_ERR_INVALID_STATE,
+            LiveError::WouldBlock { .. } => LC_WOULD_BLOCK,
+            LiveError::MissingOwner(_) => LC_ERR_MISSING_OWNER,
+            LiveError::RowArity { .. } => LC_ERR_ROW_ARITY,
+            LiveError::MissingOldRow(_) => LC_ERR_MISSING_OLD_ROW,
+            LiveError::CommitTooLarge { .. } => LC_ERR_COMMIT_TOO_LARGE,
+            LiveError::OutOfBounds { .. } => LC_ERR_OUT_OF_BOUNDS,
+            LiveError::InvalidName { .. } => LC_ERR_INVALID_NAME,
+            LiveError::UnknownTopic(_) => LC_ERR_UNKNOWN_TOPIC,
+            LiveError::TopicExists(_) => LC_ERR_TOPIC_EXISTS,
+            LiveError::UnknownPartition { .. } => LC_ERR_UNKNOWN_PARTITION,
+            LiveError::UnknownTopicRoute(_) => LC_ERR_UNKNOWN_TOPIC_ROUTE,
+            LiveError::UnknownGroup { .. } => LC_ERR_UNKNOWN_GROUP,
+            LiveError::GroupExists { .. } => LC_ERR_GROUP_EXISTS,
+            LiveError::OffsetOutOfRange { .. } => LC_ERR_OFFSET_OUT_OF_RANGE,
+            LiveError::NoCommittedOffset { .. } => LC_ERR_NO_COMMITTED_OFFSET,
+            LiveError::NotLeaseHolder { .. } => LC_ERR_NOT_LEASE_HOLDER,
+            LiveError::CommitBehind { .. } => LC_ERR_COMMIT_BEHIND,
+            LiveError::CommitAhead { .. } => LC_ERR_COMMIT_AHEAD,
+            LiveError::TopicStore { .. } => LC_ERR_TOPIC_STORE,
+            LiveError::InvalidConfig(_) => LC_ERR_INVALID_CONFIG,
+        };
+        Self::new(status, error.to_string())
+    }
+}
+
+thread_local! {
+    /// The message of the last failed call on this thread, NUL-terminated.
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    /// Set by tests to make the next extern call on this thread panic inside its boundary.
+    static INJECT_PANIC: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Records `message` as this thread's last error. NUL bytes (from caller strings quoted in
+/// a message) are shown as `\0` so the message stays one C string.
+pub(crate) fn set_last_error(function: &str, message: &str) {
+    let text = format!("{function}: {message}").replace('\0', "\\0");
+    let text = CString::new(text).unwrap_or_default();
+    LAST_ERROR.with(|cell| *cell.borrow_mut() = text);
+}
+
+/// A pointer to this thread's last error message; valid until the next failing call on
+/// this thread replaces it.
+pub(crate) fn last_error_ptr() -> *const std::ffi::c_char {
+    LAST_ERROR.with(|cell| cell.borrow().as_ptr())
+}
+
+/// Makes the next `lc_` call on the calling thread panic inside its boundary, so tests can
+/// check that the panic comes back as `LC_ERR_PANIC`. Not part of the C ABI.
+#[doc(hidden)]
+pub fn inject_panic_on_next_call() {
+    INJECT_PANIC.with(|flag| flag.set(true));
+}
+
+/// The panic boundary. Runs `body`, catching any panic, and turns the result into the
+/// status the extern function returns, recording the message of a failure as the thread's
+/// last error (prefixed with `function`).
+pub(crate) fn boundary(function: &str, body: impl FnOnce() -> FfiResult) -> lc_status {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        if INJECT_PANIC.with(|flag| flag.replace(false)) {
+            panic!("panic injected by a test");
+        }
+        body()
+    }));
+    match outcome {
+        Ok(Ok(status)) => status,
+        Ok(Err(error)) => {
+            if error.status.is_error() {
+                set_last_error(function, &error.message);
+            }
+            error.status
+        }
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|text| text.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic with a non-text payload".to_string());
+            // Dropping a payload can itself panic; never let that unwind into C.
+            if let Err(second) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+                std::mem::forget(second);
+            }
+            set_last_error(
+                function,
+                &format!("panic caught at the C boundary: {message}"),
+            );
+            lc_status::LC_ERR_PANIC
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_has_a_unique_number_and_its_header_name() {
+        let all = ALL_STATUSES;
+        let mut numbers: Vec<u32> = all.iter().map(|status| *status as u32).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        assert_eq!(numbers.len(), all.len());
+        for status in all {
+            assert_eq!(lc_status::from_code(status as u32), Some(status));
+            assert_eq!(format!("{status:?}"), status.name().to_str().unwrap());
+        }
+        assert_eq!(lc_status::from_code(5), None);
+    }
+
+    #[test]
+    fn boundary_turns_panics_into_a_status_and_a_message() {
+        let status = boundary("lc_test", || panic!("boom {}", 7));
+        assert_eq!(status, lc_status::LC_ERR_PANIC);
+        // SAFETY: the pointer is this thread's last error, NUL-terminated, and no other
+        // call on this thread runs while it is read.
+        let message = unsafe { std::ffi::CStr::from_ptr(last_error_ptr()) };
+        assert_eq!(
+            message.to_str().unwrap(),
+            "lc_test: panic caught at the C boundary: boom 7"
+        );
+    }
+}

@@ -1,0 +1,646 @@
+//! The C-visible types: handles, tags, values, changes, and the structs that carry options
+//! and reports. Every struct that may grow begins with its own size (`struct_size`).
+
+use std::ffi::c_char;
+
+/// The ABI version of this library. It changes whenever a change to the header could break
+/// a program built against an older one; the shared library's soname carries it
+/// (`liblivecore.so.<LIVECORE_ABI_VERSION>`). Compare it with `lc_abi_version()` at start-up.
+pub const LIVECORE_ABI_VERSION: u32 = 1;
+
+/// A timeout that never expires, for the receive and wait functions.
+pub const LC_WAIT_FOREVER: u32 = u32::MAX;
+
+/// For `lc_check_connections`: use the manager clock's current reading.
+pub const LC_NOW: u64 = u64::MAX;
+
+/// A manager: the notification core of one database node. Opaque: copy it, compare it, pass
+/// it back; never look inside. A zeroed handle is never valid. Created by `lc_manager_new`,
+/// freed by `lc_manager_free`; after that every call with it returns
+/// `LC_ERR_INVALID_HANDLE`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct lc_manager {
+    /// Opaque.
+    pub id: u64,
+}
+
+/// One notification taken from a connection's channel. Opaque. Created by
+/// `lc_connection_recv`, freed by `lc_notification_free`; pointers borrowed from it (JSON,
+/// column names, text and bytes values) stay valid until it is freed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct lc_notification {
+    /// Opaque.
+    pub id: u64,
+}
+
+/// The outcome of a subscribe: the live query id and the projected columns. Opaque.
+/// Created by `lc_subscribe_sql`, freed by `lc_subscription_result_free` (which does NOT
+/// unsubscribe; use `lc_unsubscribe` for that).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct lc_subscription_result {
+    /// Opaque.
+    pub id: u64,
+}
+
+/// The identity of one live query: the connection that opened it and its subscription
+/// number (unique within the manager, never reused).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct lc_live_query_id {
+    /// The connection.
+    pub connection_id: u64,
+    /// The subscription.
+    pub subscription_id: u64,
+}
+
+/// The type tag of an `lc_value` (passed as `uint32_t`; any other number is refused with
+/// `LC_ERR_INVALID_TAG`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum lc_value_type {
+    /// SQL NULL.
+    LC_VALUE_NULL = 0,
+    /// A boolean in `int_value`: 0 or 1 (anything else is `LC_ERR_INVALID_ARGUMENT`).
+    LC_VALUE_BOOL = 1,
+    /// A 64-bit signed integer in `int_value`.
+    LC_VALUE_INT = 2,
+    /// A 64-bit float in `float_value` (NaN and infinities allowed).
+    LC_VALUE_FLOAT = 3,
+    /// UTF-8 text: `len` bytes at `data`, not NUL-terminated (and it may contain NUL).
+    LC_VALUE_TEXT = 4,
+    /// Raw bytes: `len` bytes at `data`.
+    LC_VALUE_BYTES = 5,
+}
+
+/// One column value, typed by `tag` (an `lc_value_type`).
+///
+/// As input, `data` is only read during the call: livecore copies what it keeps. `data`
+/// may be NULL when `len` is 0. As output (`lc_notification_value`), `data` points into the
+/// notification and stays valid until the notification is freed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_value {
+    /// An `lc_value_type`.
+    pub tag: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// The value of `LC_VALUE_BOOL` (0 or 1) and `LC_VALUE_INT`.
+    pub int_value: i64,
+    /// The value of `LC_VALUE_FLOAT`.
+    pub float_value: f64,
+    /// The bytes of `LC_VALUE_TEXT` and `LC_VALUE_BYTES`.
+    pub data: *const u8,
+    /// Number of bytes at `data`.
+    pub len: usize,
+}
+
+/// What a change did to a row (passed as `uint32_t`, checked).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum lc_change_type {
+    /// A row was inserted (for a subscriber: it entered the result set).
+    LC_CHANGE_INSERT = 0,
+    /// A row was updated (for a subscriber: it stays in the result set).
+    LC_CHANGE_UPDATE = 1,
+    /// A row was deleted (for a subscriber: it left the result set).
+    LC_CHANGE_DELETE = 2,
+}
+
+/// One committed row change, as the engine publishes it. Every pointer is only read during
+/// the call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_change {
+    /// The table's key, from `lc_register_table`.
+    pub table: u32,
+    /// An `lc_change_type`.
+    pub change_type: u32,
+    /// The row after an insert or update, or the deleted row for a delete: `row_len`
+    /// values in the schema's column order.
+    pub row: *const lc_value,
+    /// Number of values at `row` (must equal the table's column count).
+    pub row_len: usize,
+    /// The row before an update (required for updates; must be NULL with length 0 for
+    /// inserts and deletes).
+    pub old_row: *const lc_value,
+    /// Number of values at `old_row`.
+    pub old_row_len: usize,
+    /// The user owning the row, NUL-terminated UTF-8: required on user-scoped tables,
+    /// ignored (may be NULL) on shared ones.
+    pub owner: *const c_char,
+}
+
+/// Whose rows a table holds (passed as `uint32_t`, checked).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum lc_table_scope {
+    /// Rows are shared by all users.
+    LC_SCOPE_SHARED = 0,
+    /// Every row belongs to one user; each change must name its owner and a subscription
+    /// sees only its own user's rows.
+    LC_SCOPE_USER = 1,
+}
+
+/// What to do when a subscriber's channel is full (passed as `uint32_t`, checked).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum lc_slow_consumer_policy {
+    /// Drop the delivery, count it, and tell the subscriber with a gap notification.
+    LC_SLOW_CONSUMER_GAP_NOTICE = 0,
+    /// Drop the delivery and raise `LC_EVENT_SLOW_CONSUMER` so the host closes the
+    /// connection.
+    LC_SLOW_CONSUMER_DISCONNECT = 1,
+}
+
+/// `lc_config.flags`: keep a manager-wide queue of connections that have something to
+/// read (`lc_manager_wait_ready`), so one thread can serve many connections.
+pub const LC_CONFIG_READY_QUEUE: u32 = 1;
+/// `lc_config.flags`: read time from a manual clock that starts at
+/// `manual_clock_start_ms` and moves only with `lc_manager_set_clock` (for tests).
+pub const LC_CONFIG_MANUAL_CLOCK: u32 = 2;
+
+/// How a manager is configured. Fill it with `lc_config_init`, then change what you need.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_config {
+    /// `sizeof(lc_config)`, set by the caller before `lc_config_init`.
+    pub struct_size: u32,
+    /// `LC_CONFIG_*` bits; unknown bits are refused.
+    pub flags: u32,
+    /// An `lc_slow_consumer_policy`.
+    pub slow_consumer_policy: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Most connections registered at once.
+    pub max_connections: u64,
+    /// Most subscriptions one connection may hold.
+    pub max_subscriptions_per_connection: u64,
+    /// Capacity of each connection's notification channel.
+    pub notification_channel_capacity: u64,
+    /// Capacity of each connection's event channel.
+    pub event_channel_capacity: u64,
+    /// Most changes buffered behind one subscription's gate during its initial load.
+    pub gate_buffer_capacity: u64,
+    /// Largest snapshot batch a subscription may ask for.
+    pub max_snapshot_batch_size: u64,
+    /// A connection that has not started authenticating this long after registering gets
+    /// `LC_EVENT_AUTH_TIMEOUT`.
+    pub auth_timeout_ms: u64,
+    /// How often an idle authenticated connection gets `LC_EVENT_SEND_PING`.
+    pub ping_interval_ms: u64,
+    /// A connection with no heartbeat for this long gets `LC_EVENT_HEARTBEAT_TIMEOUT`.
+    pub heartbeat_timeout_ms: u64,
+    /// Deepest nesting of a filter.
+    pub filter_max_depth: u64,
+    /// Most nodes in a filter.
+    pub filter_max_nodes: u64,
+    /// Longest IN list.
+    pub filter_max_in_list: u64,
+    /// Longest LIKE pattern, in bytes.
+    pub filter_max_like_pattern: u64,
+    /// With `LC_CONFIG_MANUAL_CLOCK`: the clock's first reading, in ms.
+    pub manual_clock_start_ms: u64,
+    /// When not 0, a background thread runs `lc_check_connections` this often (ms).
+    pub checker_interval_ms: u64,
+    /// The node this manager runs on, recorded in its live-query records.
+    pub node_id: u64,
+    /// Most entries in each query cache (parsed SQL texts, shared compiled queries).
+    pub query_cache_capacity: u64,
+    /// The namespace of a table that subscription SQL names without one, NUL-terminated
+    /// UTF-8; NULL means "default". Only read during `lc_manager_new`.
+    pub default_namespace: *const c_char,
+}
+
+/// `lc_subscribe_options.flags`: start gated for an initial load (set the snapshot
+/// boundary, push or send the snapshot, then complete the load).
+pub const LC_SUBSCRIBE_INITIAL_LOAD: u32 = 1;
+/// `lc_subscribe_options.flags`: resume after `resume_from` (replay what the client missed,
+/// then complete the load, or declare resume unavailable).
+pub const LC_SUBSCRIBE_RESUME: u32 = 2;
+
+/// How a subscription starts. Fill it with `lc_subscribe_options_init`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_subscribe_options {
+    /// `sizeof(lc_subscribe_options)`, set by the caller before `lc_subscribe_options_init`.
+    pub struct_size: u32,
+    /// `LC_SUBSCRIBE_*` bits; unknown bits are refused.
+    pub flags: u32,
+    /// Rows per snapshot batch when the snapshot goes through `lc_push_snapshot_rows`.
+    pub batch_size: u64,
+    /// With `LC_SUBSCRIBE_RESUME`: the client's last SeqId.
+    pub resume_from: u64,
+}
+
+/// `lc_subscription_info.flags`: the subscription starts gated and waits for its load to
+/// complete.
+pub const LC_SUBSCRIPTION_GATED: u32 = 1;
+/// `lc_subscription_info.flags`: the subscription resumes after `resume_from`.
+pub const LC_SUBSCRIPTION_RESUMING: u32 = 2;
+
+/// What `lc_subscription_result_get_info` reports.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_subscription_info {
+    /// Set by the caller to `sizeof(lc_subscription_info)`; on return, the bytes written.
+    pub struct_size: u32,
+    /// `LC_SUBSCRIPTION_*` bits.
+    pub flags: u32,
+    /// The new live query.
+    pub live_query: lc_live_query_id,
+    /// The SeqId it resumes after, with `LC_SUBSCRIPTION_RESUMING`.
+    pub resume_from: u64,
+    /// Number of projected columns (read them with `lc_subscription_result_column`).
+    pub column_count: u64,
+}
+
+/// Where a subscription is in its life.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum lc_subscription_phase {
+    /// Gated: its initial load (or resume replay) runs.
+    LC_PHASE_LOADING = 0,
+    /// Receiving changes as they are published.
+    LC_PHASE_LIVE = 1,
+    /// Ended by livecore (resync required, resume unavailable, schema change).
+    LC_PHASE_CLOSED = 2,
+}
+
+/// What `lc_subscription_get_status` reports.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_subscription_status {
+    /// Set by the caller to `sizeof(lc_subscription_status)`; on return, the bytes written.
+    pub struct_size: u32,
+    /// An `lc_subscription_phase`.
+    pub phase: u32,
+    /// When it was created (ms, manager clock).
+    pub created_at_ms: u64,
+    /// Deliveries enqueued into the connection's channel.
+    pub delivered: u64,
+    /// Deliveries dropped (channel full or closed).
+    pub dropped: u64,
+    /// The clock reading of the publish that last delivered to it (ms).
+    pub last_update_ms: u64,
+    /// Changes buffered behind its gate now.
+    pub buffered: u64,
+    /// 1 when `last_received_seq` is set.
+    pub has_last_received_seq: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// The last SeqId the connection's receiver handed out.
+    pub last_received_seq: u64,
+}
+
+/// `lc_connection_info.flags`: authentication has started (or completed).
+pub const LC_CONNECTION_AUTH_STARTED: u32 = 1;
+/// `lc_connection_info.flags`: the connection is authenticated.
+pub const LC_CONNECTION_AUTHENTICATED: u32 = 2;
+/// `lc_connection_info.flags`: livecore closed the connection (shutdown); unregister it.
+pub const LC_CONNECTION_CLOSED: u32 = 4;
+
+/// What `lc_connection_get_info` reports.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_connection_info {
+    /// Set by the caller to `sizeof(lc_connection_info)`; on return, the bytes written.
+    pub struct_size: u32,
+    /// `LC_CONNECTION_*` bits.
+    pub flags: u32,
+    /// When it registered (ms, manager clock).
+    pub registered_at_ms: u64,
+    /// Its last heartbeat (ms, manager clock).
+    pub last_heartbeat_ms: u64,
+    /// Its live subscriptions.
+    pub subscription_count: u64,
+}
+
+/// Connection-level events (`lc_connection_recv_event`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum lc_event {
+    /// Time to send the client a ping.
+    LC_EVENT_SEND_PING = 1,
+    /// The client did not start authenticating in time: close it.
+    LC_EVENT_AUTH_TIMEOUT = 2,
+    /// The client stopped answering heartbeats: close it.
+    LC_EVENT_HEARTBEAT_TIMEOUT = 4,
+    /// The manager is shutting down: close the connection.
+    LC_EVENT_SHUTDOWN = 8,
+    /// The client reads too slowly and the policy is to disconnect: close it.
+    LC_EVENT_SLOW_CONSUMER = 16,
+}
+
+/// The kinds of notification.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum lc_notification_kind {
+    /// The changes of one commit that matched one subscription, never split.
+    LC_NOTIFICATION_CHANGES = 0,
+    /// A batch of the subscription's initial snapshot, filtered and projected.
+    LC_NOTIFICATION_SNAPSHOT = 1,
+    /// The initial load (or resume replay) completed; live changes follow.
+    LC_NOTIFICATION_LOAD_COMPLETE = 2,
+    /// Deliveries were lost to a full channel; resume from `seq` (when `has_seq`).
+    LC_NOTIFICATION_GAP = 3,
+    /// The gate buffer overflowed during the load: resubscribe. The subscription ended.
+    LC_NOTIFICATION_RESYNC_REQUIRED = 4,
+    /// The engine cannot replay from the requested SeqId: resubscribe with a snapshot.
+    LC_NOTIFICATION_RESUME_UNAVAILABLE = 5,
+    /// livecore ended the subscription; `close_reason` says why.
+    LC_NOTIFICATION_CLOSED = 6,
+}
+
+/// Why livecore ended a subscription.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum lc_close_reason {
+    /// Not a closed notification.
+    LC_CLOSE_NONE = 0,
+    /// The table was re-registered without a column the query uses.
+    LC_CLOSE_SCHEMA_CHANGED = 1,
+    /// The table was dropped.
+    LC_CLOSE_TABLE_DROPPED = 2,
+    /// The host revoked it.
+    LC_CLOSE_REVOKED = 3,
+}
+
+/// What `lc_notification_get_info` reports.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_notification_info {
+    /// Set by the caller to `sizeof(lc_notification_info)`; on return, the bytes written.
+    pub struct_size: u32,
+    /// An `lc_notification_kind`.
+    pub kind: u32,
+    /// The subscription it belongs to.
+    pub live_query: lc_live_query_id,
+    /// 1 when `seq` is set.
+    pub has_seq: u32,
+    /// An `lc_close_reason` (`LC_CLOSE_NONE` unless the kind is closed).
+    pub close_reason: u32,
+    /// Changes: the commit's SeqId. Load complete: the snapshot boundary. Gap: the last
+    /// SeqId received before the gap.
+    pub seq: u64,
+    /// Changes: the number of changes. Snapshot: the rows in the batch. Otherwise 0.
+    pub row_count: u64,
+    /// Changes and snapshot: the projected columns. Otherwise 0.
+    pub column_count: u64,
+    /// Snapshot: the batch number (from 0). Load complete: the batches delivered.
+    pub batch: u64,
+    /// Load complete: the snapshot rows delivered through livecore.
+    pub snapshot_rows: u64,
+    /// Gap: the deliveries lost.
+    pub missed: u64,
+}
+
+/// One change of a changes notification (`lc_notification_change`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_change_info {
+    /// An `lc_change_type`, as the subscriber sees it (an update whose row entered the
+    /// filter arrives as an insert, one whose row left it as a delete).
+    pub change_type: u32,
+    /// 1 when the change has an old row (`LC_ROW_OLD`): updates only.
+    pub has_old_row: u32,
+    /// The change's position in its commit.
+    pub position: u64,
+}
+
+/// Which row of a change `lc_notification_value` reads (passed as `uint32_t`, checked).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum lc_row_version {
+    /// The row after an insert or update, the deleted row of a delete, or a snapshot row.
+    LC_ROW_CURRENT = 0,
+    /// The row before an update.
+    LC_ROW_OLD = 1,
+}
+
+/// What one publish did (`lc_publish`, `lc_publish_commit`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_publish_summary {
+    /// Set by the caller to `sizeof(lc_publish_summary)`; on return, the bytes written.
+    pub struct_size: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Subscriptions that matched at least one change.
+    pub matched: u64,
+    /// Deliveries enqueued into channels.
+    pub enqueued: u64,
+    /// Deliveries dropped: channel full or receiver gone.
+    pub dropped: u64,
+    /// Deliveries held behind a gate while a snapshot loads.
+    pub buffered: u64,
+    /// Deliveries dropped at a gate because the snapshot holds them.
+    pub covered_by_snapshot: u64,
+    /// Filter evaluations made.
+    pub evaluated: u64,
+}
+
+/// What `lc_push_snapshot_rows` delivered.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_snapshot_progress {
+    /// Set by the caller to `sizeof(lc_snapshot_progress)`; on return, the bytes written.
+    pub struct_size: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Rows taken from the input (delivered or filtered out). With `LC_WOULD_BLOCK`, call
+    /// again with the rows after these.
+    pub consumed: u64,
+    /// Batches sent (0 with `LC_WOULD_BLOCK`).
+    pub batches: u64,
+    /// Rows delivered (0 with `LC_WOULD_BLOCK`).
+    pub rows: u64,
+}
+
+/// What `lc_complete_initial_load` did.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_initial_load_report {
+    /// Set by the caller to `sizeof(lc_initial_load_report)`; on return, the bytes written.
+    pub struct_size: u32,
+    /// 1 when `boundary` is set.
+    pub has_boundary: u32,
+    /// The snapshot boundary.
+    pub boundary: u64,
+    /// Buffered changes flushed to the subscriber.
+    pub flushed: u64,
+    /// Changes dropped because the snapshot held them.
+    pub covered_by_snapshot: u64,
+    /// Snapshot batches delivered through livecore.
+    pub batches: u64,
+    /// Snapshot rows delivered through livecore.
+    pub rows: u64,
+}
+
+/// What one `lc_check_connections` pass raised.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_check_report {
+    /// Set by the caller to `sizeof(lc_check_report)`; on return, the bytes written.
+    pub struct_size: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Connections checked.
+    pub checked: u64,
+    /// `LC_EVENT_SEND_PING` events raised.
+    pub pings: u64,
+    /// `LC_EVENT_AUTH_TIMEOUT` events raised.
+    pub auth_timeouts: u64,
+    /// `LC_EVENT_HEARTBEAT_TIMEOUT` events raised.
+    pub heartbeat_timeouts: u64,
+}
+
+/// What `lc_shutdown` did.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_shutdown_report {
+    /// Set by the caller to `sizeof(lc_shutdown_report)`; on return, the bytes written.
+    pub struct_size: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Connections that were sent `LC_EVENT_SHUTDOWN`.
+    pub notified: u64,
+    /// Connections the host unregistered before the timeout.
+    pub closed_by_host: u64,
+    /// Connections livecore closed when the timeout passed (still to unregister).
+    pub forced: u64,
+}
+
+/// Manager-wide statistics (`lc_get_stats`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_stats {
+    /// Set by the caller to `sizeof(lc_stats)`; on return, the bytes written.
+    pub struct_size: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Registered connections.
+    pub connections: u64,
+    /// Registered subscriptions.
+    pub subscriptions: u64,
+    /// Commits published.
+    pub published: u64,
+    /// Changes published.
+    pub published_changes: u64,
+    /// Deliveries enqueued into channels.
+    pub delivered: u64,
+    /// Deliveries dropped because a channel was full.
+    pub dropped: u64,
+    /// Deliveries dropped because a receiver was gone.
+    pub dropped_closed: u64,
+    /// Changes buffered behind gates.
+    pub buffered: u64,
+    /// Changes dropped at a gate because the snapshot covered them.
+    pub covered_by_snapshot: u64,
+    /// Gap notices handed to consumers.
+    pub gaps: u64,
+    /// Subscriptions closed because their gate buffer overflowed.
+    pub resyncs: u64,
+    /// Snapshot batches delivered.
+    pub snapshot_batches: u64,
+    /// Filter evaluations made while publishing.
+    pub filter_evaluations: u64,
+}
+
+/// A list of live-query records (`lc_live_query_records`). Opaque. Freed by
+/// `lc_records_free`; the strings of the records read from it stay valid until then.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct lc_records {
+    /// Opaque.
+    pub id: u64,
+}
+
+/// What one failover pass found and did (`lc_failover_run`). Opaque. Freed by
+/// `lc_failover_report_free`; strings read from it stay valid until then.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct lc_failover_report {
+    /// Opaque.
+    pub id: u64,
+}
+
+/// One live query as a host records it: for a `system.live_queries`-style view, and
+/// replicated across nodes for failover. Strings are UTF-8, `len` bytes, not
+/// NUL-terminated. As output they point into the handle they were read from; as input
+/// (`lc_failover_run`) they are only read during the call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_live_query_record {
+    /// `sizeof(lc_live_query_record)`; on output, the bytes written.
+    pub struct_size: u32,
+    /// An `lc_subscription_phase`.
+    pub status: u32,
+    /// The live query.
+    pub live_query: lc_live_query_id,
+    /// The node whose livecore holds it.
+    pub node_id: u64,
+    /// Its table's namespace.
+    pub table_namespace: *const c_char,
+    /// Bytes at `table_namespace`.
+    pub table_namespace_len: usize,
+    /// Its table's name.
+    pub table_name: *const c_char,
+    /// Bytes at `table_name`.
+    pub table_name_len: usize,
+    /// The connection's user; NULL when it has none.
+    pub user_id: *const c_char,
+    /// Bytes at `user_id`.
+    pub user_id_len: usize,
+    /// The query, as SQL.
+    pub query: *const c_char,
+    /// Bytes at `query`.
+    pub query_len: usize,
+    /// The `LC_SUBSCRIBE_*` bits it was opened with.
+    pub options_flags: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Its snapshot batch size.
+    pub batch_size: u64,
+    /// With `LC_SUBSCRIBE_RESUME`: the SeqId it resumed after.
+    pub resume_from: u64,
+    /// When it was created (ms, its node's clock).
+    pub created_at_ms: u64,
+    /// The publish that last delivered to it (ms, its node's clock).
+    pub last_update_ms: u64,
+    /// Its connection's last sign of life (ms, its node's clock).
+    pub last_heartbeat_ms: u64,
+    /// Deliveries enqueued to it.
+    pub changes_delivered: u64,
+}
+
+/// The lists of a failover report that hold records (passed as `uint32_t`, checked).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum lc_failover_list {
+    /// Live queries of nodes that are not active: delete their records.
+    LC_FAILOVER_ORPHANED = 0,
+    /// Live queries on active nodes whose connection was silent longer than the bound
+    /// (those of this node were removed, or failed to be: see the removed and failed lists).
+    LC_FAILOVER_STALE = 1,
+}
+
+/// The sizes of a failover report's lists (`lc_failover_report_get_info`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_failover_info {
+    /// Set by the caller to `sizeof(lc_failover_info)`; on return, the bytes written.
+    pub struct_size: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Records of nodes that are not active.
+    pub orphaned: u64,
+    /// Stale records on active nodes.
+    pub stale: u64,
+    /// Local stale live queries removed from this node.
+    pub removed: u64,
+    /// Local removals that failed.
+    pub failed: u64,
+}

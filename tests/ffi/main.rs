@@ -1,0 +1,9 @@
+//! The C ABI driven from Rust exactly as C drives it: raw pointers, handles, status codes.
+//! This binary also runs under valgrind in the test command (the stable-toolchain stand-in
+//! for Miri), so it keeps to small workloads.
+
+mod contract;
+mod flows;
+mod golden;
+mod panics;
+mod support;

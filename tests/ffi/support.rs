@@ -1,0 +1,393 @@
+//! Helpers shared by the C ABI tests: a ready-made manager with a table, connection and
+//! subscription, and small wrappers that keep the unsafe calls in one place.
+#![allow(dead_code)]
+
+use std::ffi::{c_char, CStr, CString};
+use std::ptr;
+
+use livecore::ffi::*;
+
+pub use livecore::ffi::lc_status::*;
+
+/// Asserts a call's status, showing the last error when it differs.
+#[macro_export]
+macro_rules! assert_status {
+    ($call:expr, $expected:expr) => {{
+        let status = $call;
+        assert_eq!(
+            status,
+            $expected,
+            "{} returned {:?}: {}",
+            stringify!($call),
+            status,
+            $crate::support::last_error()
+        );
+    }};
+}
+
+/// The calling thread's last error message.
+pub fn last_error() -> String {
+    let mut message: *const c_char = ptr::null();
+    // SAFETY: `message` is a live local; the returned pointer is read before any other call
+    // on this thread.
+    unsafe {
+        assert_eq!(lc_last_error(&mut message), LC_OK);
+        CStr::from_ptr(message).to_string_lossy().into_owned()
+    }
+}
+
+/// A NUL-terminated copy of `text` for passing as a C string.
+pub fn c(text: &str) -> CString {
+    CString::new(text).unwrap()
+}
+
+pub fn config() -> lc_config {
+    // SAFETY: an all-zero lc_config is a valid value (integers only); struct_size is set
+    // before lc_config_init writes it.
+    let mut config: lc_config = unsafe { std::mem::zeroed() };
+    config.struct_size = std::mem::size_of::<lc_config>() as u32;
+    // SAFETY: `config` is a live local with its struct_size set.
+    assert_eq!(unsafe { lc_config_init(&mut config) }, LC_OK);
+    config
+}
+
+pub fn manager_with(config: &lc_config) -> lc_manager {
+    let mut manager = lc_manager::default();
+    // SAFETY: both pointers are live locals.
+    assert_status!(unsafe { lc_manager_new(config, &mut manager) }, LC_OK);
+    manager
+}
+
+/// A manager on a manual clock, with the shared table chat.messages (id, room, body) under
+/// the returned key and the user table app.notes (id, title).
+pub fn manager() -> (lc_manager, u32, u32) {
+    let mut config = config();
+    config.flags = LC_CONFIG_MANUAL_CLOCK | LC_CONFIG_READY_QUEUE;
+    config.manual_clock_start_ms = 1_000_000;
+    let manager = manager_with(&config);
+    let messages = register_table(
+        manager,
+        "chat",
+        "messages",
+        LC_SCOPE_SHARED_TAG,
+        &["id", "room", "body"],
+    );
+    let notes = register_table(manager, "app", "notes", LC_SCOPE_USER_TAG, &["id", "title"]);
+    (manager, messages, notes)
+}
+
+pub const LC_SCOPE_SHARED_TAG: u32 = lc_table_scope::LC_SCOPE_SHARED as u32;
+pub const LC_SCOPE_USER_TAG: u32 = lc_table_scope::LC_SCOPE_USER as u32;
+
+pub fn register_table(
+    manager: lc_manager,
+    namespace: &str,
+    name: &str,
+    scope: u32,
+    columns: &[&str],
+) -> u32 {
+    let (namespace, name) = (c(namespace), c(name));
+    let columns: Vec<CString> = columns.iter().map(|column| c(column)).collect();
+    let pointers: Vec<*const c_char> = columns.iter().map(|column| column.as_ptr()).collect();
+    let mut key = u32::MAX;
+    // SAFETY: every pointer is a live NUL-terminated string or a live local.
+    assert_status!(
+        unsafe {
+            lc_register_table(
+                manager,
+                namespace.as_ptr(),
+                name.as_ptr(),
+                scope,
+                pointers.as_ptr(),
+                pointers.len(),
+                &mut key,
+            )
+        },
+        LC_OK
+    );
+    key
+}
+
+pub fn connect(manager: lc_manager, user: &str) -> u64 {
+    let mut id = 0;
+    // SAFETY: `id` is a live local.
+    assert_status!(unsafe { lc_connection_register(manager, &mut id) }, LC_OK);
+    let user = c(user);
+    // SAFETY: `user` is a live NUL-terminated string; the role is NULL (none).
+    assert_status!(
+        unsafe { lc_connection_authenticate(manager, id, user.as_ptr(), ptr::null()) },
+        LC_OK
+    );
+    id
+}
+
+pub fn options(flags: u32) -> lc_subscribe_options {
+    let mut options = lc_subscribe_options {
+        struct_size: std::mem::size_of::<lc_subscribe_options>() as u32,
+        flags: 0,
+        batch_size: 0,
+        resume_from: 0,
+    };
+    // SAFETY: `options` is a live local with its struct_size set.
+    assert_eq!(unsafe { lc_subscribe_options_init(&mut options) }, LC_OK);
+    options.flags = flags;
+    options
+}
+
+/// Subscribes and returns the live query id (the result handle is freed).
+pub fn subscribe(
+    manager: lc_manager,
+    connection: u64,
+    sql: &str,
+    options: &lc_subscribe_options,
+) -> lc_live_query_id {
+    let result = subscribe_result(manager, connection, sql, options);
+    let info = result_info(result);
+    assert_eq!(lc_subscription_result_free(result), LC_OK);
+    info.live_query
+}
+
+pub fn subscribe_result(
+    manager: lc_manager,
+    connection: u64,
+    sql: &str,
+    options: &lc_subscribe_options,
+) -> lc_subscription_result {
+    let sql = c(sql);
+    let mut result = lc_subscription_result::default();
+    // SAFETY: `sql` is a live NUL-terminated string; the others are live locals.
+    assert_status!(
+        unsafe { lc_subscribe_sql(manager, connection, sql.as_ptr(), options, &mut result) },
+        LC_OK
+    );
+    result
+}
+
+pub fn result_info(result: lc_subscription_result) -> lc_subscription_info {
+    // SAFETY: an all-zero lc_subscription_info is valid (integers only).
+    let mut info: lc_subscription_info = unsafe { std::mem::zeroed() };
+    info.struct_size = std::mem::size_of::<lc_subscription_info>() as u32;
+    // SAFETY: `info` is a live local with its struct_size set.
+    assert_status!(
+        unsafe { lc_subscription_result_get_info(result, &mut info) },
+        LC_OK
+    );
+    info
+}
+
+pub fn int(value: i64) -> lc_value {
+    lc_value {
+        tag: lc_value_type::LC_VALUE_INT as u32,
+        reserved: 0,
+        int_value: value,
+        float_value: 0.0,
+        data: ptr::null(),
+        len: 0,
+    }
+}
+
+pub fn float(value: f64) -> lc_value {
+    lc_value {
+        tag: lc_value_type::LC_VALUE_FLOAT as u32,
+        reserved: 0,
+        int_value: 0,
+        float_value: value,
+        data: ptr::null(),
+        len: 0,
+    }
+}
+
+pub fn boolean(value: bool) -> lc_value {
+    lc_value {
+        tag: lc_value_type::LC_VALUE_BOOL as u32,
+        reserved: 0,
+        int_value: i64::from(value),
+        float_value: 0.0,
+        data: ptr::null(),
+        len: 0,
+    }
+}
+
+pub fn nil() -> lc_value {
+    lc_value {
+        tag: lc_value_type::LC_VALUE_NULL as u32,
+        reserved: 0,
+        int_value: 0,
+        float_value: 0.0,
+        data: ptr::null(),
+        len: 0,
+    }
+}
+
+/// A text value borrowing `text` (keep it alive across the call).
+pub fn text(text: &[u8]) -> lc_value {
+    lc_value {
+        tag: lc_value_type::LC_VALUE_TEXT as u32,
+        reserved: 0,
+        int_value: 0,
+        float_value: 0.0,
+        data: text.as_ptr(),
+        len: text.len(),
+    }
+}
+
+/// A bytes value borrowing `bytes`.
+pub fn bytes(bytes: &[u8]) -> lc_value {
+    lc_value {
+        tag: lc_value_type::LC_VALUE_BYTES as u32,
+        reserved: 0,
+        int_value: 0,
+        float_value: 0.0,
+        data: bytes.as_ptr(),
+        len: bytes.len(),
+    }
+}
+
+pub fn change(
+    table: u32,
+    change_type: lc_change_type,
+    row: &[lc_value],
+    old_row: Option<&[lc_value]>,
+) -> lc_change {
+    lc_change {
+        table,
+        change_type: change_type as u32,
+        row: row.as_ptr(),
+        row_len: row.len(),
+        old_row: old_row.map_or(ptr::null(), |row| row.as_ptr()),
+        old_row_len: old_row.map_or(0, |row| row.len()),
+        owner: ptr::null(),
+    }
+}
+
+pub fn summary() -> lc_publish_summary {
+    // SAFETY: an all-zero summary is valid (integers only).
+    let mut summary: lc_publish_summary = unsafe { std::mem::zeroed() };
+    summary.struct_size = std::mem::size_of::<lc_publish_summary>() as u32;
+    summary
+}
+
+pub fn publish(manager: lc_manager, seq: u64, changes: &[lc_change]) -> lc_publish_summary {
+    let mut out = summary();
+    // SAFETY: the changes' pointers borrow rows the caller keeps alive; `out` is a live local.
+    assert_status!(
+        unsafe { lc_publish_commit(manager, seq, changes.as_ptr(), changes.len(), &mut out) },
+        LC_OK
+    );
+    out
+}
+
+/// Receives one notification without waiting; panics when there is none.
+pub fn recv(manager: lc_manager, connection: u64) -> lc_notification {
+    let mut notification = lc_notification::default();
+    // SAFETY: `notification` is a live local.
+    assert_status!(
+        unsafe { lc_connection_recv(manager, connection, 0, &mut notification) },
+        LC_OK
+    );
+    notification
+}
+
+/// The status of a non-blocking receive (and frees what it got).
+pub fn try_recv_status(manager: lc_manager, connection: u64) -> lc_status {
+    let mut notification = lc_notification::default();
+    // SAFETY: `notification` is a live local.
+    let status = unsafe { lc_connection_recv(manager, connection, 0, &mut notification) };
+    if status == LC_OK {
+        assert_eq!(lc_notification_free(notification), LC_OK);
+    }
+    status
+}
+
+pub fn json(notification: lc_notification) -> String {
+    let mut json: *const c_char = ptr::null();
+    let mut len = 0;
+    // SAFETY: both are live locals; the bytes are copied before the notification is freed.
+    unsafe {
+        assert_status!(
+            lc_notification_json(notification, &mut json, &mut len),
+            LC_OK
+        );
+        let bytes = std::slice::from_raw_parts(json.cast::<u8>(), len);
+        assert_eq!(*json.add(len), 0, "the JSON is NUL-terminated");
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+}
+
+/// Receives one notification, returns its JSON and frees it.
+pub fn recv_json(manager: lc_manager, connection: u64) -> String {
+    let notification = recv(manager, connection);
+    let text = json(notification);
+    assert_eq!(lc_notification_free(notification), LC_OK);
+    text
+}
+
+pub fn notification_info(notification: lc_notification) -> lc_notification_info {
+    // SAFETY: an all-zero info is valid (integers only).
+    let mut info: lc_notification_info = unsafe { std::mem::zeroed() };
+    info.struct_size = std::mem::size_of::<lc_notification_info>() as u32;
+    // SAFETY: `info` is a live local with its struct_size set.
+    assert_status!(
+        unsafe { lc_notification_get_info(notification, &mut info) },
+        LC_OK
+    );
+    info
+}
+
+pub fn stats(manager: lc_manager) -> lc_stats {
+    // SAFETY: an all-zero lc_stats is valid (integers only).
+    let mut stats: lc_stats = unsafe { std::mem::zeroed() };
+    stats.struct_size = std::mem::size_of::<lc_stats>() as u32;
+    // SAFETY: `stats` is a live local with its struct_size set.
+    assert_status!(unsafe { lc_get_stats(manager, &mut stats) }, LC_OK);
+    stats
+}
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs the tests of this binary one at a time, so the handle-leak checks see only their
+/// own handles (and valgrind runs stay short).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub fn change_info(notification: lc_notification, index: usize) -> lc_change_info {
+    let mut out = lc_change_info {
+        change_type: 99,
+        has_old_row: 99,
+        position: 99,
+    };
+    // SAFETY: `out` is a live local.
+    assert_status!(
+        unsafe { lc_notification_change(notification, index, &mut out) },
+        LC_OK
+    );
+    out
+}
+
+pub fn value(
+    notification: lc_notification,
+    row: usize,
+    version: lc_row_version,
+    column: usize,
+) -> lc_value {
+    let mut out = nil();
+    // SAFETY: `out` is a live local.
+    assert_status!(
+        unsafe { lc_notification_value(notification, row, version as u32, column, &mut out) },
+        LC_OK
+    );
+    out
+}
+
+/// An event, waiting up to `timeout_ms`; the status when there is none.
+pub fn recv_event(manager: lc_manager, connection: u64, timeout_ms: u32) -> Result<u32, lc_status> {
+    let mut event = 0;
+    // SAFETY: `event` is a live local.
+    match unsafe { lc_connection_recv_event(manager, connection, timeout_ms, &mut event) } {
+        LC_OK => Ok(event),
+        other => Err(other),
+    }
+}
