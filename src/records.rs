@@ -39,6 +39,22 @@ impl QueryText {
     pub fn to_sql(&self) -> String {
         self.to_string()
     }
+
+    /// The same text, rendered now and kept, so it can be borrowed as a `&str`.
+    pub fn rendered(&self) -> QueryText {
+        match &self.0 {
+            QueryTextKind::Written(_) => self.clone(),
+            QueryTextKind::Template { .. } => Self::written(DataArc::from(self.to_string())),
+        }
+    }
+
+    /// The text, if it is already rendered (see [`rendered`](Self::rendered)).
+    pub fn as_rendered(&self) -> Option<&str> {
+        match &self.0 {
+            QueryTextKind::Written(sql) => Some(sql),
+            QueryTextKind::Template { .. } => None,
+        }
+    }
 }
 
 impl fmt::Display for QueryText {

@@ -13,8 +13,7 @@ use crate::models::ids::{
     ConnectionId, LiveQueryId, NodeId, SeqId, SubscriptionId, TableId, UserId,
 };
 use crate::models::subscription::{SubscriptionOptions, SubscriptionPhase};
-use crate::records::LiveQueryRecord;
-use crate::sync::DataArc;
+use crate::records::{LiveQueryRecord, QueryText};
 
 fn out_of_range(what: &str, index: usize, count: usize) -> FfiError {
     FfiError::new(
@@ -47,7 +46,8 @@ fn record_to_c(record: &LiveQueryRecord) -> lc_live_query_record {
         .user_id
         .as_ref()
         .map_or((std::ptr::null(), 0), |user| text(user.as_str()));
-    let (query, query_len) = text(&record.query);
+    // Records handed to C are rendered when taken (see `lc_live_query_records`).
+    let (query, query_len) = text(record.query.as_rendered().unwrap_or(""));
     let options = &record.options;
     let mut options_flags = 0;
     if options.initial_load {
@@ -154,7 +154,7 @@ unsafe fn record_from_c(
         subscription_id,
         table_id: TableId::new(namespace, table),
         user_id: user,
-        query: DataArc::from(query),
+        query: QueryText::from(query),
         options: SubscriptionOptions {
             initial_load: record.options_flags & LC_SUBSCRIBE_INITIAL_LOAD != 0,
             batch_size: usize::try_from(record.batch_size).map_err(|_| {
@@ -214,7 +214,11 @@ pub unsafe extern "C" fn lc_live_query_records(
     boundary("lc_live_query_records", || {
         // SAFETY: the caller promised `out_records` is NULL or writable.
         let out = unsafe { Out::new(out_records, "out_records") }?;
-        let records = manager_entry(manager)?.manager.live_query_records();
+        let mut records = manager_entry(manager)?.manager.live_query_records();
+        // C borrows each query as a string: render them now, once.
+        for record in &mut records {
+            record.query = record.query.rendered();
+        }
         out.write(lc_records {
             id: RECORDS.insert(records),
         });
