@@ -48,8 +48,19 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
 }
 
 /// Appends `text` as a JSON string, escaped.
+///
+/// U+2028 and U+2029 are escaped too: JSON allows them raw, but JavaScript before ES2019
+/// does not accept them inside string literals.
 pub fn write_string(out: &mut Vec<u8>, text: &str) {
-    serde_json::to_writer(&mut *out, text).expect("writing to a Vec")
+    let start = out.len();
+    serde_json::to_writer(&mut *out, text).expect("writing to a Vec");
+    if text.contains(['\u{2028}', '\u{2029}']) {
+        let escaped = String::from_utf8(out.split_off(start))
+            .expect("serde_json writes UTF-8")
+            .replace('\u{2028}', "\\u2028")
+            .replace('\u{2029}', "\\u2029");
+        out.extend_from_slice(escaped.as_bytes());
+    }
 }
 
 /// Appends a JSON object of `(name, value)` pairs.
@@ -114,6 +125,17 @@ mod tests {
         assert_eq!(json(Value::bytes(b"f")), "\"Zg==\"");
         assert_eq!(json(Value::bytes(b"fo")), "\"Zm8=\"");
         assert_eq!(json(Value::bytes(b"foobar")), "\"Zm9vYmFy\"");
+    }
+
+    #[test]
+    fn line_and_paragraph_separators_are_escaped_for_javascript() {
+        assert_eq!(
+            json(Value::text("a\u{2028}b\u{2029}")),
+            "\"a\\u2028b\\u2029\""
+        );
+        let parsed: serde_json::Value =
+            serde_json::from_str(&json(Value::text("a\u{2028}b"))).unwrap();
+        assert_eq!(parsed, "a\u{2028}b");
     }
 
     #[test]

@@ -705,6 +705,30 @@ fn ready_queue_names_connections_with_something_to_read() {
 }
 
 #[test]
+fn a_connection_never_armed_is_still_queued_when_ready() {
+    let (manager, _) = manager_with(ManagerConfig {
+        ready_queue: true,
+        ..ManagerConfig::default()
+    });
+    let ready = manager.ready_connections().expect("enabled");
+    let connection = connect(&manager, "a");
+    manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    manager
+        .publish(
+            SeqId(1),
+            ChangeNotification::insert(messages(), message(1, 1, "")),
+        )
+        .unwrap();
+    assert_eq!(ready.try_recv(), Ok(connection.connection_id));
+}
+
+#[test]
 fn async_receivers_work_without_a_runtime() {
     let (manager, _) = manager();
     let mut connection = connect(&manager, "alice");

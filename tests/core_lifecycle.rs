@@ -357,3 +357,15 @@ fn shutdown_waits_no_longer_than_its_timeout() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(report.forced, 1);
 }
+
+#[test]
+fn a_blocked_event_receiver_wakes_when_the_connection_closes() {
+    let (manager, _) = manager();
+    let connection = manager.register_connection().unwrap();
+    let id = connection.connection_id;
+    let mut events = connection.events;
+    let waiter = std::thread::spawn(move || events.recv());
+    std::thread::sleep(Duration::from_millis(50));
+    manager.unregister_connection(id).unwrap();
+    assert_eq!(waiter.join().unwrap(), Err(ReceiveError::Closed));
+}

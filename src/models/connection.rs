@@ -156,10 +156,12 @@ impl ConnectionState {
         stats: Arc<StatsCounters>,
         ready_queue: Option<channel::Sender<ConnectionId>>,
     ) -> Self {
+        let ready_queue_enabled = ready_queue.is_some();
         Self {
             notification_tx,
             ready: ready_queue,
-            ready_armed: AtomicBool::new(false),
+            // Armed from the start, so a host need not arm a connection it never drained.
+            ready_armed: AtomicBool::new(ready_queue_enabled),
             id,
             registered_at_ms: now_ms,
             event_tx,
@@ -340,6 +342,9 @@ impl ConnectionState {
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         let _ = self.notification_tx.try_send(Delivery::wake());
+        // An event message whose flag is not pending is only a wake-up: it lets a receiver
+        // blocked on the event channel see that the connection closed.
+        let _ = self.event_tx.try_send(ConnectionEvent::Shutdown);
         self.notify_ready();
     }
 
