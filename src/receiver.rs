@@ -55,6 +55,29 @@ enum Wait {
     Until(Instant),
 }
 
+impl Wait {
+    /// Blocks on `rx` as far as this wait allows: `Ok(Some(item))` when one arrives,
+    /// `Ok(None)` when a timed wait woke without one (re-check, then wait again), or why
+    /// nothing can come now.
+    fn block<T>(self, rx: &channel::Receiver<T>) -> Result<Option<T>, ReceiveError> {
+        match self {
+            Wait::No => Err(ReceiveError::Empty),
+            Wait::Forever => rx.recv().map(Some).map_err(|_| ReceiveError::Closed),
+            Wait::Until(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(ReceiveError::Timeout);
+                }
+                match rx.recv_timeout(left) {
+                    Ok(item) => Ok(Some(item)),
+                    Err(channel::RecvTimeoutError::Timeout) => Ok(None),
+                    Err(channel::RecvTimeoutError::Disconnected) => Err(ReceiveError::Closed),
+                }
+            }
+        }
+    }
+}
+
 /// Receives a connection's notifications. One consumer at a time.
 pub struct NotificationReceiver {
     rx: channel::Receiver<Delivery>,
@@ -162,22 +185,8 @@ impl NotificationReceiver {
             if self.connection.is_closed() {
                 return Err(ReceiveError::Closed);
             }
-            let delivery = match wait {
-                Wait::No => return Err(ReceiveError::Empty),
-                Wait::Forever => self.rx.recv().map_err(|_| ReceiveError::Closed)?,
-                Wait::Until(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(ReceiveError::Timeout);
-                    }
-                    match self.rx.recv_timeout(left) {
-                        Ok(delivery) => delivery,
-                        Err(channel::RecvTimeoutError::Timeout) => continue,
-                        Err(channel::RecvTimeoutError::Disconnected) => {
-                            return Err(ReceiveError::Closed)
-                        }
-                    }
-                }
+            let Some(delivery) = wait.block(&self.rx)? else {
+                continue;
             };
             if let Some(notification) = self.process(delivery) {
                 return Ok(notification);
@@ -365,22 +374,8 @@ impl EventReceiver {
             if self.connection.is_closed() {
                 return Err(ReceiveError::Closed);
             }
-            let event = match wait {
-                Wait::No => return Err(ReceiveError::Empty),
-                Wait::Forever => self.rx.recv().map_err(|_| ReceiveError::Closed)?,
-                Wait::Until(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(ReceiveError::Timeout);
-                    }
-                    match self.rx.recv_timeout(left) {
-                        Ok(event) => event,
-                        Err(channel::RecvTimeoutError::Timeout) => continue,
-                        Err(channel::RecvTimeoutError::Disconnected) => {
-                            return Err(ReceiveError::Closed)
-                        }
-                    }
-                }
+            let Some(event) = wait.block(&self.rx)? else {
+                continue;
             };
             if self.connection.take_event(event) {
                 return Ok(event);
