@@ -30,7 +30,7 @@ pub(crate) fn manager_entry(manager: lc_manager) -> Result<Arc<ManagerEntry>, Ff
 /// Runs a wait of `timeout_ms` (0: do not wait; `LC_WAIT_FOREVER`: no limit) in slices, so a
 /// wait ends with `Closed` soon after `gone` becomes true. `receive(None)` must not block;
 /// `receive(Some(slice))` waits up to `slice`.
-pub(crate) fn wait_with<T>(
+fn wait_with<T>(
     timeout_ms: u32,
     mut receive: impl FnMut(Option<Duration>) -> Result<T, ReceiveError>,
     gone: impl Fn() -> bool,

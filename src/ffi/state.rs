@@ -33,8 +33,9 @@ pub(crate) static RECORDS: LazyLock<HandleTable<Vec<crate::LiveQueryRecord>>> =
 pub(crate) static FAILOVER_REPORTS: LazyLock<HandleTable<crate::FailoverReport>> =
     LazyLock::new(|| HandleTable::new(HandleKind::FailoverReport));
 
-/// How long a "forever" wait sleeps between checks that its manager or connection is
-/// still there: a freed manager or an unregistered connection ends the wait within this.
+/// How long a "forever" wait on the ready queue sleeps between checks that its manager is
+/// still there: a freed manager ends the wait within this. (Receives on a connection need
+/// no such slices: closing a connection wakes both of its channels.)
 pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(100);
 
 /// A manager and what the C ABI needs around it.
