@@ -86,6 +86,10 @@ compile sqlite_live gcc c11 ffi-examples/sqlite_live.c -lsqlite3
 rm -f "$out/live.db" "$out/live.db-wal" "$out/live.db-shm"
 run sqlite_live "$out/live.db"
 
+echo "-- example 4: a topic fed by a route, consumed with long poll from another thread"
+compile topics_consumer gcc c11 ffi-examples/topics_consumer.c -pthread
+run topics_consumer
+
 echo "-- example 1 against the shared library (by its soname)"
 ln -sf "$PWD/target/debug/liblivecore.so" "$out/lib/$soname"
 gcc -std=c11 "${cflags[@]}" ffi-examples/minimal.c -Ltarget/debug -llivecore -lm -o "$out/minimal-shared"
@@ -95,4 +99,4 @@ LD_LIBRARY_PATH="$out/lib" "$out/minimal-shared" >"$out/minimal.shared.out"
 check minimal "$out/minimal.shared.out"
 echo "   minimal: loads $needed, output as expected"
 
-echo "ffi-examples: 3 examples passed (sanitizers, valgrind, shared library)"
+echo "ffi-examples: 4 examples passed (sanitizers, valgrind, shared library)"

@@ -10,8 +10,9 @@
  * - Rust panics never cross into C: they come back as LC_ERR_PANIC.
  * - NULL pointers, invalid UTF-8, bad lengths, unknown tags and freed or unknown handles
  *   are errors, never crashes; a failed call has no effect.
- * - Handles (lc_manager, lc_notification, lc_subscription_result) are checked: use after
- *   free and double free return LC_ERR_INVALID_HANDLE.
+ * - Handles (lc_manager, lc_notification, lc_subscription_result, lc_records,
+ *   lc_failover_report, lc_topic_batch) are checked: use after free and double free return
+ *   LC_ERR_INVALID_HANDLE.
  * - Inputs are only read during the call. Pointers handed out say which handle owns the
  *   memory and which call frees it; strings from livecore are UTF-8.
  * - Structs that may grow begin with struct_size: set it to sizeof the struct.
@@ -95,6 +96,51 @@
  * `lc_connection_info.flags`: livecore closed the connection (shutdown); unregister it.
  */
 #define LC_CONNECTION_CLOSED 4
+
+/**
+ * For `lc_topic_publish`: no partition given; the key's hash chooses it, or round-robin
+ * without a key.
+ */
+#define LC_TOPIC_ANY_PARTITION UINT32_MAX
+
+/**
+ * `lc_topic_route_options.change_types`: route inserts (as the route's filter sees them:
+ * an update whose row entered the filter is an insert).
+ */
+#define LC_TOPIC_CHANGE_INSERT 1
+
+/**
+ * `lc_topic_route_options.change_types`: route updates (the row stays in the filter).
+ */
+#define LC_TOPIC_CHANGE_UPDATE 2
+
+/**
+ * `lc_topic_route_options.change_types`: route deletes (an update whose row left the
+ * filter is a delete).
+ */
+#define LC_TOPIC_CHANGE_DELETE 4
+
+/**
+ * `lc_topic_route_options.change_types`: every change type.
+ */
+#define LC_TOPIC_CHANGE_ALL 7
+
+/**
+ * `lc_topic_group_partition.flags` and `lc_topic_position.flags`: `committed` is set.
+ */
+#define LC_TOPIC_HAS_COMMITTED 1
+
+/**
+ * `lc_topic_group_partition.flags`: a consumer holds the partition's lease (`holder`,
+ * `lease_expires_at_ms`).
+ */
+#define LC_TOPIC_LEASED 2
+
+/**
+ * `lc_topic_group_partition.flags` and `lc_topic_position.flags`: `next` (or
+ * `delivered`) is set.
+ */
+#define LC_TOPIC_HAS_NEXT 4
 
 /**
  * The outcome of every `lc_` function. Its numbers are part of the ABI and never change.
@@ -621,6 +667,92 @@ typedef uint32_t lc_row_version;
 #endif // __cplusplus
 
 /**
+ * The lists of a failover report that hold records (passed as `uint32_t`, checked).
+ */
+enum lc_failover_list
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * Live queries of nodes that are not active: delete their records.
+     */
+    LC_FAILOVER_ORPHANED = 0,
+    /**
+     * Live queries on active nodes whose connection was silent longer than the bound
+     * (those of this node were removed, or failed to be: see the removed and failed lists).
+     */
+    LC_FAILOVER_STALE = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum lc_failover_list lc_failover_list;
+#else
+typedef uint32_t lc_failover_list;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Where a new consumer group starts, and what happens when retention removes messages
+ * it has not committed (passed as `uint32_t`, checked).
+ */
+enum lc_topic_reset_policy
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * Start at the oldest retained message; skip ahead to it when retention overtakes
+     * the group (the skipped range is reported in the batch and counted).
+     */
+    LC_TOPIC_RESET_EARLIEST = 0,
+    /**
+     * Start at the end (only messages published after the group was created); skip to
+     * the end when retention overtakes the group.
+     */
+    LC_TOPIC_RESET_LATEST = 1,
+    /**
+     * Do not choose: a partition without a committed offset is
+     * `LC_ERR_NO_COMMITTED_OFFSET` until `lc_topic_seek` positions it, and a committed
+     * offset overtaken by retention is `LC_ERR_OFFSET_OUT_OF_RANGE`.
+     */
+    LC_TOPIC_RESET_NONE = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum lc_topic_reset_policy lc_topic_reset_policy;
+#else
+typedef uint32_t lc_topic_reset_policy;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What a topic message carries.
+ */
+enum lc_topic_message_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * A row change fed by a route: read it with `lc_topic_batch_row_json` (or the whole
+     * message with `lc_topic_batch_message_json`).
+     */
+    LC_TOPIC_MESSAGE_CHANGE = 0,
+    /**
+     * Bytes published with `lc_topic_publish`: `payload`, `payload_len`.
+     */
+    LC_TOPIC_MESSAGE_BYTES = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum lc_topic_message_kind lc_topic_message_kind;
+#else
+typedef uint32_t lc_topic_message_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * How a manager is configured. Fill it with `lc_config_init`, then change what you need.
  */
 typedef struct lc_config {
@@ -714,6 +846,61 @@ typedef struct lc_config {
      * UTF-8; NULL means "default". Only read during `lc_manager_new`.
      */
     const char *default_namespace;
+    /**
+     * Most topics at once. This and the `topic_` fields after it came with the topic
+     * functions: a program built against an older header passes a smaller `struct_size`
+     * and gets their defaults.
+     */
+    uint64_t topic_max_topics;
+    /**
+     * Most partitions of one topic (at most 2^32 - 1).
+     */
+    uint64_t topic_max_partitions;
+    /**
+     * Most topic routes at once (all topics).
+     */
+    uint64_t topic_max_routes;
+    /**
+     * Most consumer groups of one topic.
+     */
+    uint64_t topic_max_groups_per_topic;
+    /**
+     * Most consumer groups one consumer connection may join.
+     */
+    uint64_t topic_max_groups_per_session;
+    /**
+     * Most messages one `lc_topic_consume` may return.
+     */
+    uint64_t topic_max_consume_messages;
+    /**
+     * Longest a consume may wait, in ms. A consume's timeout is also bounded by its
+     * group's lease and by half of `heartbeat_timeout_ms`.
+     */
+    uint64_t topic_max_poll_timeout_ms;
+    /**
+     * Shortest lease (visibility timeout) a consumer group may have, in ms.
+     */
+    uint64_t topic_min_lease_ms;
+    /**
+     * Longest lease a consumer group may have, in ms.
+     */
+    uint64_t topic_max_lease_ms;
+    /**
+     * Largest `retention_max_messages` of a topic.
+     */
+    uint64_t topic_max_retention_messages;
+    /**
+     * Largest `retention_max_bytes` of a topic.
+     */
+    uint64_t topic_max_retention_bytes;
+    /**
+     * Largest payload of `lc_topic_publish`, in bytes.
+     */
+    uint64_t topic_max_message_bytes;
+    /**
+     * Longest topic or consumer group name, in bytes.
+     */
+    uint64_t topic_max_name_len;
 } lc_config;
 
 /**
@@ -849,6 +1036,20 @@ typedef struct lc_stats {
      * Filter evaluations made while publishing.
      */
     uint64_t filter_evaluations;
+    /**
+     * Messages appended to topics (routes and direct publishes). This field and the next
+     * two came with the topic functions (an older, smaller `struct_size` leaves them
+     * unwritten).
+     */
+    uint64_t topic_messages;
+    /**
+     * Topic messages that could not be written.
+     */
+    uint64_t topic_write_failures;
+    /**
+     * Times a topic consume waited for a message.
+     */
+    uint64_t consume_parks;
 } lc_stats;
 
 /**
@@ -1179,6 +1380,16 @@ typedef struct lc_publish_summary {
      * Filter evaluations made.
      */
     uint64_t evaluated;
+    /**
+     * Messages topic routes appended to topics. This field and the next came with the
+     * topic functions (an older, smaller `struct_size` leaves them unwritten).
+     */
+    uint64_t topic_messages;
+    /**
+     * Topic messages that could not be written (a route that no longer compiles, a failed
+     * store); the live deliveries above are unaffected.
+     */
+    uint64_t topic_write_failures;
 } lc_publish_summary;
 
 /**
@@ -1392,6 +1603,345 @@ typedef struct lc_failover_info {
     uint64_t failed;
 } lc_failover_info;
 
+/**
+ * The shape of a topic (`lc_topic_create`). Fill it with `lc_topic_config_init`.
+ */
+typedef struct lc_topic_config {
+    /**
+     * `sizeof(lc_topic_config)`, set by the caller before `lc_topic_config_init`.
+     */
+    uint32_t struct_size;
+    /**
+     * Number of partitions (1 to the config's `topic_max_partitions`; default 1).
+     */
+    uint32_t partitions;
+    /**
+     * Most messages each partition keeps; the oldest are removed beyond it.
+     */
+    uint64_t retention_max_messages;
+    /**
+     * Most bytes each partition keeps (48 bytes per message plus its key and values).
+     */
+    uint64_t retention_max_bytes;
+} lc_topic_config;
+
+/**
+ * What `lc_topic_get_info` reports.
+ */
+typedef struct lc_topic_info {
+    /**
+     * Set by the caller to `sizeof(lc_topic_info)`; on return, the bytes written.
+     */
+    uint32_t struct_size;
+    /**
+     * Number of partitions.
+     */
+    uint32_t partitions;
+    /**
+     * Most messages each partition keeps.
+     */
+    uint64_t retention_max_messages;
+    /**
+     * Most bytes each partition keeps.
+     */
+    uint64_t retention_max_bytes;
+    /**
+     * Routes feeding the topic.
+     */
+    uint64_t routes;
+    /**
+     * Its consumer groups.
+     */
+    uint64_t groups;
+    /**
+     * Messages appended since it was created.
+     */
+    uint64_t appended;
+    /**
+     * Messages that could not be appended (`lc_topic_last_write_error` says why).
+     */
+    uint64_t write_failures;
+    /**
+     * Messages retained now, all partitions together.
+     */
+    uint64_t retained;
+} lc_topic_info;
+
+/**
+ * How a route feeds a topic (`lc_topic_route_add`, `lc_topic_route_add_sql`). Fill it
+ * with `lc_topic_route_options_init`.
+ */
+typedef struct lc_topic_route_options {
+    /**
+     * `sizeof(lc_topic_route_options)`, set by the caller before
+     * `lc_topic_route_options_init`.
+     */
+    uint32_t struct_size;
+    /**
+     * `LC_TOPIC_CHANGE_*` bits (at least one; default all).
+     */
+    uint32_t change_types;
+    /**
+     * The column whose value keys the message and chooses its partition (NUL-terminated
+     * UTF-8; one key, one partition, publish order kept); NULL spreads messages
+     * round-robin. Only read during the call.
+     */
+    const char *key_column;
+} lc_topic_route_options;
+
+/**
+ * How a consumer group behaves (`lc_topic_group_create`). Fill it with
+ * `lc_topic_group_config_init`.
+ */
+typedef struct lc_topic_group_config {
+    /**
+     * `sizeof(lc_topic_group_config)`, set by the caller before
+     * `lc_topic_group_config_init`.
+     */
+    uint32_t struct_size;
+    /**
+     * An `lc_topic_reset_policy` (default earliest).
+     */
+    uint32_t reset;
+    /**
+     * How long a partition's lease lasts without a consume or commit renewing it (the
+     * visibility timeout, on the manager clock), in ms (default 30000). Whatever was
+     * handed out and not committed when a lease expires is handed out again.
+     */
+    uint64_t lease_ms;
+} lc_topic_group_config;
+
+/**
+ * One partition of a consumer group (`lc_topic_group_get_partition`).
+ */
+typedef struct lc_topic_group_partition {
+    /**
+     * Set by the caller to `sizeof(lc_topic_group_partition)`; on return, the bytes
+     * written.
+     */
+    uint32_t struct_size;
+    /**
+     * `LC_TOPIC_HAS_COMMITTED`, `LC_TOPIC_LEASED`, `LC_TOPIC_HAS_NEXT` bits.
+     */
+    uint32_t flags;
+    /**
+     * The group's committed offset: the next message it has not finished.
+     */
+    uint64_t committed;
+    /**
+     * The oldest retained offset of the partition.
+     */
+    uint64_t start;
+    /**
+     * The offset the partition's next message will get.
+     */
+    uint64_t end;
+    /**
+     * Messages from the committed offset to the end (not committed, or not consumed).
+     */
+    uint64_t lag;
+    /**
+     * With `LC_TOPIC_LEASED`: the consumer connection holding the lease.
+     */
+    uint64_t holder;
+    /**
+     * With `LC_TOPIC_HAS_NEXT`: one past the last offset handed out under the lease.
+     */
+    uint64_t delivered;
+    /**
+     * With `LC_TOPIC_LEASED`: when the lease expires unless renewed (ms, manager clock).
+     */
+    uint64_t lease_expires_at_ms;
+} lc_topic_group_partition;
+
+/**
+ * A consumer group's counters (`lc_topic_group_get_stats`).
+ */
+typedef struct lc_topic_group_stats {
+    /**
+     * Set by the caller to `sizeof(lc_topic_group_stats)`; on return, the bytes written.
+     */
+    uint32_t struct_size;
+    /**
+     * Zero.
+     */
+    uint32_t reserved;
+    /**
+     * Messages handed out again because a lease ended before they were committed.
+     */
+    uint64_t redelivered;
+    /**
+     * Messages retention removed before the group committed them (skipped).
+     */
+    uint64_t skipped_by_retention;
+    /**
+     * Leases that expired without being renewed.
+     */
+    uint64_t leases_expired;
+    /**
+     * Live members now (consumers that consumed within one lease).
+     */
+    uint64_t members;
+} lc_topic_group_stats;
+
+/**
+ * A batch of topic messages handed out by `lc_topic_consume`. Opaque. Freed by
+ * `lc_topic_batch_free`; pointers borrowed from it (JSON, key text and bytes, payloads)
+ * stay valid until then. Freeing a batch does not commit it.
+ */
+typedef struct lc_topic_batch {
+    /**
+     * Opaque.
+     */
+    uint64_t id;
+} lc_topic_batch;
+
+/**
+ * What a batch holds (`lc_topic_batch_get_info`).
+ */
+typedef struct lc_topic_batch_info {
+    /**
+     * Set by the caller to `sizeof(lc_topic_batch_info)`; on return, the bytes written.
+     */
+    uint32_t struct_size;
+    /**
+     * Zero.
+     */
+    uint32_t reserved;
+    /**
+     * Messages handed out: 0 when the consume's timeout passed first.
+     */
+    uint64_t message_count;
+    /**
+     * Partitions the consumer leases, with its position on each
+     * (`lc_topic_batch_position`).
+     */
+    uint64_t position_count;
+    /**
+     * Ranges retention removed before the group committed them, skipped while producing
+     * this batch (`lc_topic_batch_retention_skip`).
+     */
+    uint64_t retention_skip_count;
+} lc_topic_batch_info;
+
+/**
+ * One message of a batch (`lc_topic_batch_message`). Pointers in it borrow from the
+ * batch and stay valid until `lc_topic_batch_free`.
+ */
+typedef struct lc_topic_message {
+    /**
+     * Set by the caller to `sizeof(lc_topic_message)`; on return, the bytes written.
+     */
+    uint32_t struct_size;
+    /**
+     * An `lc_topic_message_kind`.
+     */
+    uint32_t kind;
+    /**
+     * Its partition.
+     */
+    uint32_t partition;
+    /**
+     * 1 when `key` is set (a route with a key column, or a publish with a key).
+     */
+    uint32_t has_key;
+    /**
+     * Row changes: an `lc_change_type` as the route's filter saw it (an update whose row
+     * entered the filter is an insert, one whose row left it a delete).
+     */
+    uint32_t change_type;
+    /**
+     * Row changes: the `lc_change_type` the engine published.
+     */
+    uint32_t source_change_type;
+    /**
+     * Its offset in the partition.
+     */
+    uint64_t offset;
+    /**
+     * The SeqId of the commit that produced it (or the one given to `lc_topic_publish`).
+     */
+    uint64_t seq;
+    /**
+     * The manager clock's reading when it was published (ms).
+     */
+    uint64_t timestamp_ms;
+    /**
+     * Its key (text and bytes borrow from the batch).
+     */
+    struct lc_value key;
+    /**
+     * Bytes messages: the payload (NULL for row changes).
+     */
+    const uint8_t *payload;
+    /**
+     * Bytes at `payload`.
+     */
+    size_t payload_len;
+} lc_topic_message;
+
+/**
+ * The consumer's position on one partition it leases, after a batch
+ * (`lc_topic_batch_position`).
+ */
+typedef struct lc_topic_position {
+    /**
+     * Set by the caller to `sizeof(lc_topic_position)`; on return, the bytes written.
+     */
+    uint32_t struct_size;
+    /**
+     * The partition.
+     */
+    uint32_t partition;
+    /**
+     * `LC_TOPIC_HAS_COMMITTED`, `LC_TOPIC_HAS_NEXT` bits.
+     */
+    uint32_t flags;
+    /**
+     * Zero.
+     */
+    uint32_t reserved;
+    /**
+     * The group's committed offset.
+     */
+    uint64_t committed;
+    /**
+     * The next offset the lease hands out.
+     */
+    uint64_t next;
+    /**
+     * The offset the partition's next message will get.
+     */
+    uint64_t end;
+    /**
+     * When the lease expires unless renewed (ms, manager clock).
+     */
+    uint64_t lease_expires_at_ms;
+} lc_topic_position;
+
+/**
+ * Messages retention removed before the group committed them: offsets `from` up to (not
+ * including) `to` of `partition` were skipped (`lc_topic_batch_retention_skip`).
+ */
+typedef struct lc_topic_retention_skip {
+    /**
+     * The partition.
+     */
+    uint32_t partition;
+    /**
+     * Zero.
+     */
+    uint32_t reserved;
+    /**
+     * The first skipped offset.
+     */
+    uint64_t from;
+    /**
+     * One past the last skipped offset.
+     */
+    uint64_t to;
+} lc_topic_retention_skip;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1461,7 +2011,9 @@ lc_status lc_status_name(uint32_t status,
 lc_status lc_config_init(struct lc_config *config);
 
 /**
- * Creates a manager. `config` is only read during the call.
+ * Creates a manager. `config` is only read during the call. A `struct_size` from an
+ * older header, whose struct ends before the `topic_` fields, is accepted: the fields it
+ * lacks keep their defaults.
  *
  * `*out_manager` receives the new handle; free it with `lc_manager_free`.
  *
@@ -2191,6 +2743,473 @@ lc_status lc_failover_report_failed(struct lc_failover_report report,
  * it.
  */
 lc_status lc_failover_report_free(struct lc_failover_report report);
+
+/**
+ * Fills a topic config with the defaults (1 partition; each keeps 100,000 messages or 64
+ * MiB). Set `config->struct_size = sizeof(lc_topic_config)` first; on return it holds the
+ * bytes written.
+ *
+ * Thread safety: any thread, any time.
+ *
+ * # Safety
+ * `config` is NULL or points at an `lc_topic_config` whose first `struct_size` bytes are
+ * writable.
+ */
+lc_status lc_topic_config_init(struct lc_topic_config *config);
+
+/**
+ * Creates a topic, kept in memory: `name` (NUL-terminated; 1 to `topic_max_name_len`
+ * ASCII letters, digits, '.', '_' or '-') with `config`'s partitions and retention, each
+ * within the manager config's `topic_` limits (`LC_ERR_OUT_OF_BOUNDS` otherwise). A
+ * taken name is `LC_ERR_TOPIC_EXISTS`; a bad one `LC_ERR_INVALID_NAME`. Both arguments
+ * are only read during the call.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `name` is NULL or a NUL-terminated string; `config` is NULL or readable for its
+ * `struct_size`.
+ */
+lc_status lc_topic_create(struct lc_manager manager,
+                          const char *name,
+                          const struct lc_topic_config *config);
+
+/**
+ * Deletes a topic with its routes, consumer groups and messages. Consumes waiting on it
+ * return `LC_ERR_UNKNOWN_TOPIC`; batches already handed out stay readable until freed.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `name` is NULL or a NUL-terminated string.
+ */
+lc_status lc_topic_delete(struct lc_manager manager,
+                          const char *name);
+
+/**
+ * Reads a topic's shape and counters.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `name` is NULL or a NUL-terminated string; `out_info` is NULL or points at an
+ * `lc_topic_info` whose first `struct_size` bytes are writable.
+ */
+lc_status lc_topic_get_info(struct lc_manager manager,
+                            const char *name,
+                            struct lc_topic_info *out_info);
+
+/**
+ * Gives the offsets partition `partition` of a topic retains: `*out_start` (the oldest
+ * retained message) up to, not including, `*out_end` (the offset its next message gets).
+ * It is empty when they are equal. A partition the topic does not have is
+ * `LC_ERR_UNKNOWN_PARTITION`.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `name` is NULL or a NUL-terminated string; `out_start` and `out_end` are NULL or
+ * writable.
+ */
+lc_status lc_topic_partition_bounds(struct lc_manager manager,
+                                    const char *name,
+                                    uint32_t partition,
+                                    uint64_t *out_start,
+                                    uint64_t *out_end);
+
+/**
+ * Copies the message of the topic's latest failed write (a route that no longer compiles
+ * against its table, say) into `buffer`, NUL-terminated and cut to `capacity - 1` bytes
+ * at a UTF-8 character boundary; `*out_len` receives its whole length in bytes (without
+ * the NUL), so a caller can retry with a larger buffer. With no failed write `*out_len`
+ * is 0 (and `buffer` holds an empty string when `capacity` is not 0). `buffer` may be
+ * NULL when `capacity` is 0, to ask for the length only.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `name` is NULL or a NUL-terminated string; `buffer` is NULL or writable for `capacity`
+ * bytes; `out_len` is NULL or writable.
+ */
+lc_status lc_topic_last_write_error(struct lc_manager manager,
+                                    const char *name,
+                                    char *buffer,
+                                    size_t capacity,
+                                    size_t *out_len);
+
+/**
+ * Publishes a message directly to a topic (not from a table): `payload_len` bytes at
+ * `payload` (NULL when 0; at most the config's `topic_max_message_bytes`), carrying
+ * `seq`, and an optional `key` (NULL for none): messages with SQL-equal keys land in one
+ * partition, in publish order. `partition` names the partition, or is
+ * `LC_TOPIC_ANY_PARTITION` to choose it by the key's hash (round-robin without a key).
+ * Everything is copied; the inputs are only read during the call. `*out_partition` and
+ * `*out_offset` (each may be NULL) receive where the message went.
+ *
+ * Thread safety: any thread, concurrently with any other call; publishes to one
+ * partition keep the order in which they returned.
+ *
+ * # Safety
+ * `topic` is NULL or a NUL-terminated string; `key` is NULL or points at a value obeying
+ * `lc_value`'s contract; `payload` is NULL or points at `payload_len` readable bytes;
+ * `out_partition` and `out_offset` are NULL or writable.
+ */
+lc_status lc_topic_publish(struct lc_manager manager,
+                           const char *topic,
+                           uint64_t seq,
+                           const struct lc_value *key,
+                           uint32_t partition,
+                           const uint8_t *payload,
+                           size_t payload_len,
+                           uint32_t *out_partition,
+                           uint64_t *out_offset);
+
+/**
+ * Fills route options with the defaults (every change type, round-robin). Set
+ * `options->struct_size = sizeof(lc_topic_route_options)` first; on return it holds the
+ * bytes written.
+ *
+ * Thread safety: any thread, any time.
+ *
+ * # Safety
+ * `options` is NULL or points at an `lc_topic_route_options` whose first `struct_size`
+ * bytes are writable.
+ */
+lc_status lc_topic_route_options_init(struct lc_topic_route_options *options);
+
+/**
+ * Feeds `topic` with the committed changes of a table (its key from
+ * `lc_register_table`), every column, filtered by `filter`: SQL WHERE text without the
+ * `WHERE` (`"room = 7 AND body LIKE 'a%'"`, NUL-terminated UTF-8), or NULL for every
+ * row. The filter works as a live query's: an update whose row enters it is routed as an
+ * insert, one whose row leaves it as a delete. `options` chooses the change types and the
+ * key column. The filter and key column are checked against the table now, with the
+ * same typed errors as a subscription (`LC_ERR_SQL`, `LC_ERR_UNKNOWN_COLUMN`, ...).
+ * Changes published after this returns are routed. `*out_route_id` (may be NULL)
+ * receives the route's id, for `lc_topic_route_remove`. Inputs are only read during the
+ * call.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `topic` is NULL or a NUL-terminated string; `filter` is NULL or a NUL-terminated
+ * string; `options` is NULL or readable for its `struct_size`, its `key_column` NULL or
+ * a NUL-terminated string; `out_route_id` is NULL or writable.
+ */
+lc_status lc_topic_route_add(struct lc_manager manager,
+                             const char *topic,
+                             uint32_t table,
+                             const char *filter,
+                             const struct lc_topic_route_options *options,
+                             uint64_t *out_route_id);
+
+/**
+ * Feeds `topic` from subscription SQL: `SELECT cols|* FROM [namespace.]table [WHERE
+ * ...]` (NUL-terminated UTF-8) gives the table, the filter and the projection (the
+ * columns each message's row carries). Otherwise as `lc_topic_route_add`: `options`
+ * chooses the change types and the key column (which must be a column of the table),
+ * `*out_route_id` (may be NULL) receives the route's id.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `topic` and `sql` are NULL or NUL-terminated strings; `options` is NULL or readable
+ * for its `struct_size`, its `key_column` NULL or a NUL-terminated string;
+ * `out_route_id` is NULL or writable.
+ */
+lc_status lc_topic_route_add_sql(struct lc_manager manager,
+                                 const char *topic,
+                                 const char *sql,
+                                 const struct lc_topic_route_options *options,
+                                 uint64_t *out_route_id);
+
+/**
+ * Removes a route; changes published after this returns no longer reach its topic. An
+ * unknown id (or one removed already) is `LC_ERR_UNKNOWN_TOPIC_ROUTE`.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ */
+lc_status lc_topic_route_remove(struct lc_manager manager,
+                                uint64_t route_id);
+
+/**
+ * Fills a consumer group config with the defaults (earliest, 30-second lease). Set
+ * `config->struct_size = sizeof(lc_topic_group_config)` first; on return it holds the
+ * bytes written.
+ *
+ * Thread safety: any thread, any time.
+ *
+ * # Safety
+ * `config` is NULL or points at an `lc_topic_group_config` whose first `struct_size`
+ * bytes are writable.
+ */
+lc_status lc_topic_group_config_init(struct lc_topic_group_config *config);
+
+/**
+ * Creates consumer group `group` (NUL-terminated; named like a topic) on `topic`. Each
+ * partition starts where `config->reset` says, resolved now: earliest at the oldest
+ * retained message, latest at the end (everything published after this returns is
+ * seen), none nowhere. `config->lease_ms` must be within the manager config's
+ * `topic_min_lease_ms` and `topic_max_lease_ms` (`LC_ERR_OUT_OF_BOUNDS`). A taken name is
+ * `LC_ERR_GROUP_EXISTS`.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `topic` and `group` are NULL or NUL-terminated strings; `config` is NULL or readable for
+ * its `struct_size`.
+ */
+lc_status lc_topic_group_create(struct lc_manager manager,
+                                const char *topic,
+                                const char *group,
+                                const struct lc_topic_group_config *config);
+
+/**
+ * Deletes a consumer group and its offsets. Consumes of its members waiting on it return
+ * `LC_ERR_UNKNOWN_GROUP`.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `topic` and `group` are NULL or NUL-terminated strings.
+ */
+lc_status lc_topic_group_delete(struct lc_manager manager,
+                                const char *topic,
+                                const char *group);
+
+/**
+ * Reads one partition of a consumer group: its committed offset, the partition's
+ * retained range, the lag, and the lease (holder, what it handed out, when it expires).
+ * A partition the topic does not have is `LC_ERR_UNKNOWN_PARTITION`.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `topic` and `group` are NULL or NUL-terminated strings; `out_partition` is NULL or
+ * points at an `lc_topic_group_partition` whose first `struct_size` bytes are writable.
+ */
+lc_status lc_topic_group_get_partition(struct lc_manager manager,
+                                       const char *topic,
+                                       const char *group,
+                                       uint32_t partition,
+                                       struct lc_topic_group_partition *out_partition);
+
+/**
+ * Reads a consumer group's counters: redeliveries, messages skipped by retention,
+ * expired leases, live members.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `topic` and `group` are NULL or NUL-terminated strings; `out_stats` is NULL or points
+ * at an `lc_topic_group_stats` whose first `struct_size` bytes are writable.
+ */
+lc_status lc_topic_group_get_stats(struct lc_manager manager,
+                                   const char *topic,
+                                   const char *group,
+                                   struct lc_topic_group_stats *out_stats);
+
+/**
+ * Long-poll consume: up to `max_messages` messages of `topic` for consumer group `group`
+ * (NUL-terminated names), from the partitions this consumer leases in the group. The
+ * consumer is `connection_id`: a registered, authenticated connection (each consume
+ * counts as its heartbeat). Returns at once when messages are waiting; otherwise waits
+ * (without spinning) until one arrives or `timeout_ms` passes (0: do not wait). The
+ * timeout may not exceed the config's `topic_max_poll_timeout_ms`, the group's lease, or
+ * half of `heartbeat_timeout_ms` (`LC_ERR_OUT_OF_BOUNDS`; so `LC_WAIT_FOREVER` is refused).
+ *
+ * On `LC_OK`, `*out_batch` receives a batch: read it with the `lc_topic_batch_*`
+ * functions, commit it (`lc_topic_commit_batch`, or `lc_topic_commit` per partition) once
+ * its messages are done, and free it with `lc_topic_batch_free`. A batch with no message
+ * means the timeout passed; it still holds the consumer's positions. Uncommitted messages
+ * are handed out again when the lease expires (at-least-once).
+ *
+ * Ends early with `LC_ERR_SHUTTING_DOWN` (shutdown), `LC_CLOSED` (the connection was
+ * unregistered or the manager freed meanwhile), `LC_ERR_UNKNOWN_TOPIC` or
+ * `LC_ERR_UNKNOWN_GROUP` (deleted meanwhile); nothing is handed out then.
+ *
+ * Thread safety: any thread, concurrently with any other call; it blocks up to
+ * `timeout_ms`. Several threads may consume for one connection at once (they share its
+ * leases), though one consuming thread per consumer connection is the usual shape.
+ *
+ * # Safety
+ * `topic` and `group` are NULL or NUL-terminated strings; `out_batch` is NULL or
+ * writable.
+ */
+lc_status lc_topic_consume(struct lc_manager manager,
+                           uint64_t connection_id,
+                           const char *topic,
+                           const char *group,
+                           size_t max_messages,
+                           uint32_t timeout_ms,
+                           struct lc_topic_batch *out_batch);
+
+/**
+ * Reads how many messages, positions and retention skips a batch holds.
+ *
+ * Thread safety: any thread; a batch may be read from several threads at once.
+ *
+ * # Safety
+ * `out_info` is NULL or points at an `lc_topic_batch_info` whose first `struct_size`
+ * bytes are writable.
+ */
+lc_status lc_topic_batch_get_info(struct lc_topic_batch batch,
+                                  struct lc_topic_batch_info *out_info);
+
+/**
+ * Reads message `index` of a batch (messages are grouped by partition, each partition's
+ * in offset order): partition, offset, SeqId, timestamp, key, and the change types of a
+ * row change or the payload of a published message. Key text and bytes and the payload
+ * point into the batch and stay valid until `lc_topic_batch_free`.
+ *
+ * Thread safety: any thread; a batch may be read from several threads at once.
+ *
+ * # Safety
+ * `out_message` is NULL or points at an `lc_topic_message` whose first `struct_size`
+ * bytes are writable.
+ */
+lc_status lc_topic_batch_message(struct lc_topic_batch batch,
+                                 size_t index,
+                                 struct lc_topic_message *out_message);
+
+/**
+ * Gives message `index` of a batch as one JSON object:
+ * `{"partition":0,"offset":5,"seq":12,"timestamp_ms":..,"key":..,"change":{"op":"insert","source_op":"update","table":"chat.messages","row":{..},"old":{..}}}`
+ * for a row change (`owner` on user-scoped tables, `old` when the engine published an
+ * update), `"payload":"<base64>"` instead of `change` for a published message; values
+ * as in notifications. `*out_json` points at `*out_len` bytes of UTF-8 followed by a NUL
+ * (not counted), owned by the batch until `lc_topic_batch_free`. Built once, on the first
+ * call.
+ *
+ * Thread safety: any thread; a batch may be read from several threads at once.
+ *
+ * # Safety
+ * `out_json` and `out_len` are NULL or writable.
+ */
+lc_status lc_topic_batch_message_json(struct lc_topic_batch batch,
+                                      size_t index,
+                                      const char **out_json,
+                                      size_t *out_len);
+
+/**
+ * Gives the row of row-change message `index` as one JSON object of its projected
+ * columns (`{"id":1,"body":"hi"}`): with `version` `LC_ROW_CURRENT` the row after the
+ * change (the deleted row for a delete), with `LC_ROW_OLD` the row before an update the
+ * engine published (`LC_ERR_INVALID_ARGUMENT` for other changes, and for published
+ * messages, which have no row). `*out_json` points at `*out_len` bytes of UTF-8 followed
+ * by a NUL (not counted), owned by the batch until `lc_topic_batch_free`.
+ *
+ * Thread safety: any thread; a batch may be read from several threads at once.
+ *
+ * # Safety
+ * `out_json` and `out_len` are NULL or writable.
+ */
+lc_status lc_topic_batch_row_json(struct lc_topic_batch batch,
+                                  size_t index,
+                                  uint32_t version,
+                                  const char **out_json,
+                                  size_t *out_len);
+
+/**
+ * Reads the consumer's position `index` after the batch: one per partition it leases in
+ * the group, with the group's committed offset, the next offset the lease hands out, the
+ * partition's end and when the lease expires.
+ *
+ * Thread safety: any thread; a batch may be read from several threads at once.
+ *
+ * # Safety
+ * `out_position` is NULL or points at an `lc_topic_position` whose first `struct_size`
+ * bytes are writable.
+ */
+lc_status lc_topic_batch_position(struct lc_topic_batch batch,
+                                  size_t index,
+                                  struct lc_topic_position *out_position);
+
+/**
+ * Reads retention skip `index` of a batch: a range of offsets retention removed before
+ * the group committed them, skipped (reset policy earliest or latest) while producing it.
+ *
+ * Thread safety: any thread; a batch may be read from several threads at once.
+ *
+ * # Safety
+ * `out_skip` is NULL or writable.
+ */
+lc_status lc_topic_batch_retention_skip(struct lc_topic_batch batch,
+                                        size_t index,
+                                        struct lc_topic_retention_skip *out_skip);
+
+/**
+ * Frees a batch and everything borrowed from it. It does not commit: commit first (or
+ * its messages are handed out again when the lease expires). A second free (or any use
+ * after it) is `LC_ERR_INVALID_HANDLE`.
+ *
+ * Thread safety: any thread, once no other thread uses the batch or a pointer borrowed
+ * from it.
+ */
+lc_status lc_topic_batch_free(struct lc_topic_batch batch);
+
+/**
+ * Commits `offset` on `partition` for `group`: the group has finished every message
+ * below it. Only the consumer holding the partition's lease may commit
+ * (`LC_ERR_NOT_LEASE_HOLDER`, also once its lease expired); commits only move forward
+ * (`LC_ERR_COMMIT_BEHIND`; the same offset again is accepted) and not beyond what the
+ * lease handed out (`LC_ERR_COMMIT_AHEAD`). Committing renews the consumer's leases in the
+ * group.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `topic` and `group` are NULL or NUL-terminated strings.
+ */
+lc_status lc_topic_commit(struct lc_manager manager,
+                          uint64_t connection_id,
+                          const char *topic,
+                          const char *group,
+                          uint32_t partition,
+                          uint64_t offset);
+
+/**
+ * Commits a whole batch: for each partition in it, the offset after its last message
+ * (as `lc_topic_commit`, partition by partition; an empty batch commits nothing). The
+ * batch stays valid; free it with `lc_topic_batch_free`.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ */
+lc_status lc_topic_commit_batch(struct lc_manager manager,
+                                uint64_t connection_id,
+                                struct lc_topic_batch batch);
+
+/**
+ * Positions `group` on `partition` at `offset` (an administrative reset, backwards or
+ * forwards): the offset must be within the retained range, from the oldest retained
+ * message up to the partition's end (`LC_ERR_OFFSET_OUT_OF_RANGE` otherwise). The
+ * partition's current lease ends, so its holder continues from the new position.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `topic` and `group` are NULL or NUL-terminated strings.
+ */
+lc_status lc_topic_seek(struct lc_manager manager,
+                        const char *topic,
+                        const char *group,
+                        uint32_t partition,
+                        uint64_t offset);
+
+/**
+ * The consumer `connection_id` leaves `group`: its leases end now (whatever it did not
+ * commit is handed out again, to the other members) and it stops counting as a member.
+ * Unregistering the connection does the same for every group it consumed from.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `topic` and `group` are NULL or NUL-terminated strings.
+ */
+lc_status lc_topic_group_leave(struct lc_manager manager,
+                               uint64_t connection_id,
+                               const char *topic,
+                               const char *group);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,8 +1,9 @@
 //! Connections: lifecycle and receiving.
 
 use std::ffi::c_char;
+use std::time::Duration;
 
-use crate::ffi::manager::{manager_entry, wait_with};
+use crate::ffi::manager::manager_entry;
 use crate::ffi::ptr::{c_str, optional_c_str, Out, SizedOut};
 use crate::ffi::state::{receive_status, take_receiver, NotificationEntry, NOTIFICATIONS};
 use crate::ffi::status::{boundary, lc_status, FfiError};
@@ -196,14 +197,13 @@ pub unsafe extern "C" fn lc_connection_recv(
         let entry = manager_entry(manager)?;
         let connection = entry.connection(connection_id)?;
         let mut receiver = take_receiver(&connection.notifications, connection_id)?;
-        let received = wait_with(
-            timeout_ms,
-            |slice| match slice {
-                None => receiver.try_recv(),
-                Some(slice) => receiver.recv_timeout(slice),
-            },
-            || connection.is_removed() || entry.is_freed(),
-        );
+        // Unregistering the connection (also by freeing the manager) closes it, which wakes
+        // a blocked receive: a plain blocking wait ends with LC_CLOSED then.
+        let received = match timeout_ms {
+            0 => receiver.try_recv(),
+            LC_WAIT_FOREVER => receiver.recv(),
+            ms => receiver.recv_timeout(Duration::from_millis(u64::from(ms))),
+        };
         drop(receiver);
         match received {
             Ok(notification) => {
@@ -243,14 +243,12 @@ pub unsafe extern "C" fn lc_connection_recv_event(
         let entry = manager_entry(manager)?;
         let connection = entry.connection(connection_id)?;
         let mut receiver = take_receiver(&connection.events, connection_id)?;
-        let received = wait_with(
-            timeout_ms,
-            |slice| match slice {
-                None => receiver.try_recv(),
-                Some(slice) => receiver.recv_timeout(slice),
-            },
-            || connection.is_removed() || entry.is_freed(),
-        );
+        // Closing the connection also wakes its event channel (see lc_connection_recv).
+        let received = match timeout_ms {
+            0 => receiver.try_recv(),
+            LC_WAIT_FOREVER => receiver.recv(),
+            ms => receiver.recv_timeout(Duration::from_millis(u64::from(ms))),
+        };
         match received {
             Ok(event) => {
                 out.write(u32::from(event as u8));

@@ -5,7 +5,7 @@
 //! kind in the top 8 bits and a serial number, never reused, below. A lookup checks the kind
 //! and finds the entry or not, so a zero handle, a handle of another kind, a freed handle
 //! (use after free) and a handle freed twice are all reported as `LC_ERR_INVALID_HANDLE`
-//! instead of touching freed memory. Issue 6 (topics) adds its kinds next to these.
+//! instead of touching freed memory.
 //!
 //! Each table is split into shards with their own lock, so threads that receive and free
 //! notifications at a high rate do not all queue on one lock; a lookup holds a shard's read
@@ -27,6 +27,7 @@ pub(crate) enum HandleKind {
     SubscriptionResult = 3,
     Records = 4,
     FailoverReport = 5,
+    TopicBatch = 6,
 }
 
 impl HandleKind {
@@ -37,6 +38,7 @@ impl HandleKind {
             HandleKind::SubscriptionResult => "lc_subscription_result",
             HandleKind::Records => "lc_records",
             HandleKind::FailoverReport => "lc_failover_report",
+            HandleKind::TopicBatch => "lc_topic_batch",
         }
     }
 
@@ -47,6 +49,7 @@ impl HandleKind {
             3 => Some(HandleKind::SubscriptionResult),
             4 => Some(HandleKind::Records),
             5 => Some(HandleKind::FailoverReport),
+            6 => Some(HandleKind::TopicBatch),
             _ => None,
         }
     }

@@ -14,6 +14,7 @@ use crate::models::schema::{TableSchema, TableScope};
 use crate::query::FilterLimits;
 use crate::receiver::ReceiveError;
 use crate::sync::{write, Arc};
+use crate::topics::TopicLimits;
 use crate::ManualClock;
 
 const VERSION: &CStr =
@@ -30,7 +31,7 @@ pub(crate) fn manager_entry(manager: lc_manager) -> Result<Arc<ManagerEntry>, Ff
 /// Runs a wait of `timeout_ms` (0: do not wait; `LC_WAIT_FOREVER`: no limit) in slices, so a
 /// wait ends with `Closed` soon after `gone` becomes true. `receive(None)` must not block;
 /// `receive(Some(slice))` waits up to `slice`.
-pub(crate) fn wait_with<T>(
+fn wait_with<T>(
     timeout_ms: u32,
     mut receive: impl FnMut(Option<Duration>) -> Result<T, ReceiveError>,
     gone: impl Fn() -> bool,
@@ -72,6 +73,7 @@ fn size(value: u64, name: &str) -> Result<usize, FfiError> {
 
 fn default_config() -> lc_config {
     let defaults = ManagerConfig::default();
+    let topics = &defaults.topics;
     let millis = |duration: Duration| duration.as_millis() as u64;
     lc_config {
         struct_size: std::mem::size_of::<lc_config>() as u32,
@@ -96,7 +98,54 @@ fn default_config() -> lc_config {
         node_id: defaults.node_id.0,
         query_cache_capacity: defaults.query_cache_capacity as u64,
         default_namespace: std::ptr::null(),
+        topic_max_topics: topics.max_topics as u64,
+        topic_max_partitions: u64::from(topics.max_partitions),
+        topic_max_routes: topics.max_routes as u64,
+        topic_max_groups_per_topic: topics.max_groups_per_topic as u64,
+        topic_max_groups_per_session: topics.max_groups_per_session as u64,
+        topic_max_consume_messages: topics.max_consume_messages as u64,
+        topic_max_poll_timeout_ms: millis(topics.max_poll_timeout),
+        topic_min_lease_ms: millis(topics.min_lease),
+        topic_max_lease_ms: millis(topics.max_lease),
+        topic_max_retention_messages: topics.max_retention_messages,
+        topic_max_retention_bytes: topics.max_retention_bytes,
+        topic_max_message_bytes: topics.max_message_bytes as u64,
+        topic_max_name_len: topics.max_name_len as u64,
     }
+}
+
+/// The topic limits a C config describes (its defaults when the caller's `struct_size`
+/// ends before the topic fields).
+fn topic_limits_from_c(config: &lc_config) -> Result<TopicLimits, FfiError> {
+    Ok(TopicLimits {
+        max_topics: size(config.topic_max_topics, "topic_max_topics")?,
+        max_partitions: u32::try_from(config.topic_max_partitions).map_err(|_| {
+            FfiError::invalid(format!(
+                "`topic_max_partitions` ({}) does not fit in 32 bits",
+                config.topic_max_partitions
+            ))
+        })?,
+        max_routes: size(config.topic_max_routes, "topic_max_routes")?,
+        max_groups_per_topic: size(
+            config.topic_max_groups_per_topic,
+            "topic_max_groups_per_topic",
+        )?,
+        max_groups_per_session: size(
+            config.topic_max_groups_per_session,
+            "topic_max_groups_per_session",
+        )?,
+        max_consume_messages: size(
+            config.topic_max_consume_messages,
+            "topic_max_consume_messages",
+        )?,
+        max_poll_timeout: Duration::from_millis(config.topic_max_poll_timeout_ms),
+        min_lease: Duration::from_millis(config.topic_min_lease_ms),
+        max_lease: Duration::from_millis(config.topic_max_lease_ms),
+        max_retention_messages: config.topic_max_retention_messages,
+        max_retention_bytes: config.topic_max_retention_bytes,
+        max_message_bytes: size(config.topic_max_message_bytes, "topic_max_message_bytes")?,
+        max_name_len: size(config.topic_max_name_len, "topic_max_name_len")?,
+    })
 }
 
 /// The manager configuration a C config describes.
@@ -151,8 +200,7 @@ unsafe fn config_from_c(config: &lc_config) -> Result<ManagerConfig, FfiError> {
         .unwrap_or("default")
         .to_string(),
         query_cache_capacity: size(config.query_cache_capacity, "query_cache_capacity")?,
-        // Topic limits join lc_config with the C functions for topics.
-        topics: ManagerConfig::default().topics,
+        topics: topic_limits_from_c(config)?,
     })
 }
 
@@ -256,7 +304,9 @@ pub unsafe extern "C" fn lc_config_init(config: *mut lc_config) -> lc_status {
     })
 }
 
-/// Creates a manager. `config` is only read during the call.
+/// Creates a manager. `config` is only read during the call. A `struct_size` from an
+/// older header, whose struct ends before the `topic_` fields, is accepted: the fields it
+/// lacks keep their defaults.
 ///
 /// `*out_manager` receives the new handle; free it with `lc_manager_free`.
 ///
@@ -525,6 +575,9 @@ pub unsafe extern "C" fn lc_get_stats(manager: lc_manager, out_stats: *mut lc_st
             resyncs: stats.resyncs,
             snapshot_batches: stats.snapshot_batches,
             filter_evaluations: stats.filter_evaluations,
+            topic_messages: stats.topic_messages,
+            topic_write_failures: stats.topic_write_failures,
+            consume_parks: stats.consume_parks,
         });
         Ok(lc_status::LC_OK)
     })

@@ -41,29 +41,38 @@ pub mod notification;
 // Live-query records and failover.
 pub mod records;
 
+// Topics: topics, direct publishes, routes and consumer groups; then consuming.
+pub mod topics;
+
+pub mod consume;
+
 pub(crate) mod handles;
 pub(crate) mod ptr;
 pub(crate) mod state;
 pub(crate) mod values;
 
 pub use connection::*;
+pub use consume::*;
 pub use manager::*;
 pub use notification::*;
 pub use publish::*;
 pub use records::*;
 pub use status::{inject_panic_on_next_call, lc_status};
 pub use subscription::*;
+pub use topics::*;
 pub use types::*;
 
 /// Live handles of each kind (managers, notifications, subscription results, records,
-/// failover reports), for tests that check nothing leaks. Not part of the C ABI.
+/// failover reports, topic batches), for tests that check nothing leaks. Not part of the C
+/// ABI.
 #[doc(hidden)]
-pub fn live_handle_counts() -> [usize; 5] {
+pub fn live_handle_counts() -> [usize; 6] {
     [
         state::MANAGERS.len(),
         state::NOTIFICATIONS.len(),
         state::SUBSCRIPTION_RESULTS.len(),
         state::RECORDS.len(),
         state::FAILOVER_REPORTS.len(),
+        state::TOPIC_BATCHES.len(),
     ]
 }

@@ -198,30 +198,43 @@ pub(crate) unsafe trait SizedStruct: Copy {
 }
 
 macro_rules! sized_structs {
-    ($($ty:ty),* $(,)?) => {$(
+    ($($ty:ty $(= since $first_new:ident)?),* $(,)?) => {$(
         // SAFETY: each of these is #[repr(C)] in types.rs, begins with `struct_size: u32`,
         // and holds only integers, floats, raw pointers and structs of those.
         unsafe impl SizedStruct for $ty {
-            const MIN_SIZE: usize = size_of::<$ty>();
+            // A struct that grew accepts its first version's size: up to the first field
+            // added later.
+            const MIN_SIZE: usize = sized_structs!(@min $ty $(, $first_new)?);
         }
     )*};
+    (@min $ty:ty) => { size_of::<$ty>() };
+    (@min $ty:ty, $first_new:ident) => { std::mem::offset_of!($ty, $first_new) };
 }
 
 sized_structs!(
-    lc_config,
+    lc_config = since topic_max_topics,
     lc_subscribe_options,
     lc_subscription_info,
     lc_subscription_status,
     lc_connection_info,
     lc_notification_info,
-    lc_publish_summary,
+    lc_publish_summary = since topic_messages,
     lc_snapshot_progress,
     lc_initial_load_report,
     lc_check_report,
     lc_shutdown_report,
-    lc_stats,
+    lc_stats = since topic_messages,
     lc_live_query_record,
     lc_failover_info,
+    lc_topic_config,
+    lc_topic_info,
+    lc_topic_route_options,
+    lc_topic_group_config,
+    lc_topic_group_partition,
+    lc_topic_group_stats,
+    lc_topic_batch_info,
+    lc_topic_message,
+    lc_topic_position,
 );
 
 fn checked_size<T: SizedStruct>(size: u32, name: &str) -> Result<usize, FfiError> {

@@ -44,6 +44,8 @@ fn write_summary(out: Option<SizedOut<lc_publish_summary>>, summary: PublishSumm
             buffered: summary.buffered as u64,
             covered_by_snapshot: summary.covered_by_snapshot as u64,
             evaluated: summary.evaluated as u64,
+            topic_messages: summary.topic_messages as u64,
+            topic_write_failures: summary.topic_write_failures as u64,
         });
     }
 }

@@ -33,8 +33,13 @@ pub(crate) static RECORDS: LazyLock<HandleTable<Vec<crate::LiveQueryRecord>>> =
 pub(crate) static FAILOVER_REPORTS: LazyLock<HandleTable<crate::FailoverReport>> =
     LazyLock::new(|| HandleTable::new(HandleKind::FailoverReport));
 
-/// How long a "forever" wait sleeps between checks that its manager or connection is
-/// still there: a freed manager or an unregistered connection ends the wait within this.
+/// Live topic batches.
+pub(crate) static TOPIC_BATCHES: LazyLock<HandleTable<TopicBatchEntry>> =
+    LazyLock::new(|| HandleTable::new(HandleKind::TopicBatch));
+
+/// How long a "forever" wait on the ready queue sleeps between checks that its manager is
+/// still there: a freed manager ends the wait within this. (Receives on a connection need
+/// no such slices: closing a connection wakes both of its channels.)
 pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(100);
 
 /// A manager and what the C ABI needs around it.
@@ -185,4 +190,31 @@ pub(crate) struct NotificationEntry {
 /// The outcome of a subscribe, as the C side reads it.
 pub(crate) struct SubscriptionResultEntry {
     pub(crate) result: crate::models::subscription::SubscriptionResult,
+}
+
+/// A consumed batch of topic messages, and the JSON of its messages once asked for.
+pub(crate) struct TopicBatchEntry {
+    pub(crate) batch: crate::topics::ConsumeBatch,
+    /// Per message, built on first request.
+    pub(crate) json: Box<[MessageJson]>,
+}
+
+/// The JSON forms of one topic message, each with a trailing NUL.
+#[derive(Default)]
+pub(crate) struct MessageJson {
+    /// The whole message.
+    pub(crate) message: OnceLock<Box<[u8]>>,
+    /// Its row (row changes).
+    pub(crate) row: OnceLock<Box<[u8]>>,
+    /// Its old row (row changes the engine published as updates).
+    pub(crate) old_row: OnceLock<Box<[u8]>>,
+}
+
+impl TopicBatchEntry {
+    pub(crate) fn new(batch: crate::topics::ConsumeBatch) -> Self {
+        let json = (0..batch.messages.len())
+            .map(|_| MessageJson::default())
+            .collect();
+        Self { batch, json }
+    }
 }

@@ -95,8 +95,7 @@ pub enum lc_status {
     LC_ERR_COMMIT_TOO_LARGE = 221,
     /// A value a client or host controls is outside its allowed bounds (a limit).
     LC_ERR_OUT_OF_BOUNDS = 222,
-    // 300-399: topics and consumer groups. The C functions for topics come with their
-    // own change; their refusals already have their numbers.
+    // 300-399: topics and consumer groups (the lc_topic_ functions).
     /// A topic or consumer group name is not acceptable.
     LC_ERR_INVALID_NAME = 300,
     /// No topic with this name exists.

@@ -212,6 +212,35 @@ pub struct lc_config {
     /// The namespace of a table that subscription SQL names without one, NUL-terminated
     /// UTF-8; NULL means "default". Only read during `lc_manager_new`.
     pub default_namespace: *const c_char,
+    /// Most topics at once. This and the `topic_` fields after it came with the topic
+    /// functions: a program built against an older header passes a smaller `struct_size`
+    /// and gets their defaults.
+    pub topic_max_topics: u64,
+    /// Most partitions of one topic (at most 2^32 - 1).
+    pub topic_max_partitions: u64,
+    /// Most topic routes at once (all topics).
+    pub topic_max_routes: u64,
+    /// Most consumer groups of one topic.
+    pub topic_max_groups_per_topic: u64,
+    /// Most consumer groups one consumer connection may join.
+    pub topic_max_groups_per_session: u64,
+    /// Most messages one `lc_topic_consume` may return.
+    pub topic_max_consume_messages: u64,
+    /// Longest a consume may wait, in ms. A consume's timeout is also bounded by its
+    /// group's lease and by half of `heartbeat_timeout_ms`.
+    pub topic_max_poll_timeout_ms: u64,
+    /// Shortest lease (visibility timeout) a consumer group may have, in ms.
+    pub topic_min_lease_ms: u64,
+    /// Longest lease a consumer group may have, in ms.
+    pub topic_max_lease_ms: u64,
+    /// Largest `retention_max_messages` of a topic.
+    pub topic_max_retention_messages: u64,
+    /// Largest `retention_max_bytes` of a topic.
+    pub topic_max_retention_bytes: u64,
+    /// Largest payload of `lc_topic_publish`, in bytes.
+    pub topic_max_message_bytes: u64,
+    /// Longest topic or consumer group name, in bytes.
+    pub topic_max_name_len: u64,
 }
 
 /// `lc_subscribe_options.flags`: start gated for an initial load (set the snapshot
@@ -440,6 +469,12 @@ pub struct lc_publish_summary {
     pub covered_by_snapshot: u64,
     /// Filter evaluations made.
     pub evaluated: u64,
+    /// Messages topic routes appended to topics. This field and the next came with the
+    /// topic functions (an older, smaller `struct_size` leaves them unwritten).
+    pub topic_messages: u64,
+    /// Topic messages that could not be written (a route that no longer compiles, a failed
+    /// store); the live deliveries above are unaffected.
+    pub topic_write_failures: u64,
 }
 
 /// What `lc_push_snapshot_rows` delivered.
@@ -547,6 +582,14 @@ pub struct lc_stats {
     pub snapshot_batches: u64,
     /// Filter evaluations made while publishing.
     pub filter_evaluations: u64,
+    /// Messages appended to topics (routes and direct publishes). This field and the next
+    /// two came with the topic functions (an older, smaller `struct_size` leaves them
+    /// unwritten).
+    pub topic_messages: u64,
+    /// Topic messages that could not be written.
+    pub topic_write_failures: u64,
+    /// Times a topic consume waited for a message.
+    pub consume_parks: u64,
 }
 
 /// A list of live-query records (`lc_live_query_records`). Opaque. Freed by
@@ -643,4 +686,267 @@ pub struct lc_failover_info {
     pub removed: u64,
     /// Local removals that failed.
     pub failed: u64,
+}
+
+/// A batch of topic messages handed out by `lc_topic_consume`. Opaque. Freed by
+/// `lc_topic_batch_free`; pointers borrowed from it (JSON, key text and bytes, payloads)
+/// stay valid until then. Freeing a batch does not commit it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct lc_topic_batch {
+    /// Opaque.
+    pub id: u64,
+}
+
+/// For `lc_topic_publish`: no partition given; the key's hash chooses it, or round-robin
+/// without a key.
+pub const LC_TOPIC_ANY_PARTITION: u32 = u32::MAX;
+
+/// `lc_topic_route_options.change_types`: route inserts (as the route's filter sees them:
+/// an update whose row entered the filter is an insert).
+pub const LC_TOPIC_CHANGE_INSERT: u32 = 1;
+/// `lc_topic_route_options.change_types`: route updates (the row stays in the filter).
+pub const LC_TOPIC_CHANGE_UPDATE: u32 = 2;
+/// `lc_topic_route_options.change_types`: route deletes (an update whose row left the
+/// filter is a delete).
+pub const LC_TOPIC_CHANGE_DELETE: u32 = 4;
+/// `lc_topic_route_options.change_types`: every change type.
+pub const LC_TOPIC_CHANGE_ALL: u32 = 7;
+
+/// The shape of a topic (`lc_topic_create`). Fill it with `lc_topic_config_init`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_topic_config {
+    /// `sizeof(lc_topic_config)`, set by the caller before `lc_topic_config_init`.
+    pub struct_size: u32,
+    /// Number of partitions (1 to the config's `topic_max_partitions`; default 1).
+    pub partitions: u32,
+    /// Most messages each partition keeps; the oldest are removed beyond it.
+    pub retention_max_messages: u64,
+    /// Most bytes each partition keeps (48 bytes per message plus its key and values).
+    pub retention_max_bytes: u64,
+}
+
+/// What `lc_topic_get_info` reports.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_topic_info {
+    /// Set by the caller to `sizeof(lc_topic_info)`; on return, the bytes written.
+    pub struct_size: u32,
+    /// Number of partitions.
+    pub partitions: u32,
+    /// Most messages each partition keeps.
+    pub retention_max_messages: u64,
+    /// Most bytes each partition keeps.
+    pub retention_max_bytes: u64,
+    /// Routes feeding the topic.
+    pub routes: u64,
+    /// Its consumer groups.
+    pub groups: u64,
+    /// Messages appended since it was created.
+    pub appended: u64,
+    /// Messages that could not be appended (`lc_topic_last_write_error` says why).
+    pub write_failures: u64,
+    /// Messages retained now, all partitions together.
+    pub retained: u64,
+}
+
+/// How a route feeds a topic (`lc_topic_route_add`, `lc_topic_route_add_sql`). Fill it
+/// with `lc_topic_route_options_init`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_topic_route_options {
+    /// `sizeof(lc_topic_route_options)`, set by the caller before
+    /// `lc_topic_route_options_init`.
+    pub struct_size: u32,
+    /// `LC_TOPIC_CHANGE_*` bits (at least one; default all).
+    pub change_types: u32,
+    /// The column whose value keys the message and chooses its partition (NUL-terminated
+    /// UTF-8; one key, one partition, publish order kept); NULL spreads messages
+    /// round-robin. Only read during the call.
+    pub key_column: *const c_char,
+}
+
+/// Where a new consumer group starts, and what happens when retention removes messages
+/// it has not committed (passed as `uint32_t`, checked).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum lc_topic_reset_policy {
+    /// Start at the oldest retained message; skip ahead to it when retention overtakes
+    /// the group (the skipped range is reported in the batch and counted).
+    LC_TOPIC_RESET_EARLIEST = 0,
+    /// Start at the end (only messages published after the group was created); skip to
+    /// the end when retention overtakes the group.
+    LC_TOPIC_RESET_LATEST = 1,
+    /// Do not choose: a partition without a committed offset is
+    /// `LC_ERR_NO_COMMITTED_OFFSET` until `lc_topic_seek` positions it, and a committed
+    /// offset overtaken by retention is `LC_ERR_OFFSET_OUT_OF_RANGE`.
+    LC_TOPIC_RESET_NONE = 2,
+}
+
+/// How a consumer group behaves (`lc_topic_group_create`). Fill it with
+/// `lc_topic_group_config_init`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_topic_group_config {
+    /// `sizeof(lc_topic_group_config)`, set by the caller before
+    /// `lc_topic_group_config_init`.
+    pub struct_size: u32,
+    /// An `lc_topic_reset_policy` (default earliest).
+    pub reset: u32,
+    /// How long a partition's lease lasts without a consume or commit renewing it (the
+    /// visibility timeout, on the manager clock), in ms (default 30000). Whatever was
+    /// handed out and not committed when a lease expires is handed out again.
+    pub lease_ms: u64,
+}
+
+/// `lc_topic_group_partition.flags` and `lc_topic_position.flags`: `committed` is set.
+pub const LC_TOPIC_HAS_COMMITTED: u32 = 1;
+/// `lc_topic_group_partition.flags`: a consumer holds the partition's lease (`holder`,
+/// `lease_expires_at_ms`).
+pub const LC_TOPIC_LEASED: u32 = 2;
+/// `lc_topic_group_partition.flags` and `lc_topic_position.flags`: `next` (or
+/// `delivered`) is set.
+pub const LC_TOPIC_HAS_NEXT: u32 = 4;
+
+/// One partition of a consumer group (`lc_topic_group_get_partition`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_topic_group_partition {
+    /// Set by the caller to `sizeof(lc_topic_group_partition)`; on return, the bytes
+    /// written.
+    pub struct_size: u32,
+    /// `LC_TOPIC_HAS_COMMITTED`, `LC_TOPIC_LEASED`, `LC_TOPIC_HAS_NEXT` bits.
+    pub flags: u32,
+    /// The group's committed offset: the next message it has not finished.
+    pub committed: u64,
+    /// The oldest retained offset of the partition.
+    pub start: u64,
+    /// The offset the partition's next message will get.
+    pub end: u64,
+    /// Messages from the committed offset to the end (not committed, or not consumed).
+    pub lag: u64,
+    /// With `LC_TOPIC_LEASED`: the consumer connection holding the lease.
+    pub holder: u64,
+    /// With `LC_TOPIC_HAS_NEXT`: one past the last offset handed out under the lease.
+    pub delivered: u64,
+    /// With `LC_TOPIC_LEASED`: when the lease expires unless renewed (ms, manager clock).
+    pub lease_expires_at_ms: u64,
+}
+
+/// A consumer group's counters (`lc_topic_group_get_stats`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_topic_group_stats {
+    /// Set by the caller to `sizeof(lc_topic_group_stats)`; on return, the bytes written.
+    pub struct_size: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Messages handed out again because a lease ended before they were committed.
+    pub redelivered: u64,
+    /// Messages retention removed before the group committed them (skipped).
+    pub skipped_by_retention: u64,
+    /// Leases that expired without being renewed.
+    pub leases_expired: u64,
+    /// Live members now (consumers that consumed within one lease).
+    pub members: u64,
+}
+
+/// What a batch holds (`lc_topic_batch_get_info`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_topic_batch_info {
+    /// Set by the caller to `sizeof(lc_topic_batch_info)`; on return, the bytes written.
+    pub struct_size: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Messages handed out: 0 when the consume's timeout passed first.
+    pub message_count: u64,
+    /// Partitions the consumer leases, with its position on each
+    /// (`lc_topic_batch_position`).
+    pub position_count: u64,
+    /// Ranges retention removed before the group committed them, skipped while producing
+    /// this batch (`lc_topic_batch_retention_skip`).
+    pub retention_skip_count: u64,
+}
+
+/// What a topic message carries.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum lc_topic_message_kind {
+    /// A row change fed by a route: read it with `lc_topic_batch_row_json` (or the whole
+    /// message with `lc_topic_batch_message_json`).
+    LC_TOPIC_MESSAGE_CHANGE = 0,
+    /// Bytes published with `lc_topic_publish`: `payload`, `payload_len`.
+    LC_TOPIC_MESSAGE_BYTES = 1,
+}
+
+/// One message of a batch (`lc_topic_batch_message`). Pointers in it borrow from the
+/// batch and stay valid until `lc_topic_batch_free`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_topic_message {
+    /// Set by the caller to `sizeof(lc_topic_message)`; on return, the bytes written.
+    pub struct_size: u32,
+    /// An `lc_topic_message_kind`.
+    pub kind: u32,
+    /// Its partition.
+    pub partition: u32,
+    /// 1 when `key` is set (a route with a key column, or a publish with a key).
+    pub has_key: u32,
+    /// Row changes: an `lc_change_type` as the route's filter saw it (an update whose row
+    /// entered the filter is an insert, one whose row left it a delete).
+    pub change_type: u32,
+    /// Row changes: the `lc_change_type` the engine published.
+    pub source_change_type: u32,
+    /// Its offset in the partition.
+    pub offset: u64,
+    /// The SeqId of the commit that produced it (or the one given to `lc_topic_publish`).
+    pub seq: u64,
+    /// The manager clock's reading when it was published (ms).
+    pub timestamp_ms: u64,
+    /// Its key (text and bytes borrow from the batch).
+    pub key: lc_value,
+    /// Bytes messages: the payload (NULL for row changes).
+    pub payload: *const u8,
+    /// Bytes at `payload`.
+    pub payload_len: usize,
+}
+
+/// The consumer's position on one partition it leases, after a batch
+/// (`lc_topic_batch_position`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_topic_position {
+    /// Set by the caller to `sizeof(lc_topic_position)`; on return, the bytes written.
+    pub struct_size: u32,
+    /// The partition.
+    pub partition: u32,
+    /// `LC_TOPIC_HAS_COMMITTED`, `LC_TOPIC_HAS_NEXT` bits.
+    pub flags: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// The group's committed offset.
+    pub committed: u64,
+    /// The next offset the lease hands out.
+    pub next: u64,
+    /// The offset the partition's next message will get.
+    pub end: u64,
+    /// When the lease expires unless renewed (ms, manager clock).
+    pub lease_expires_at_ms: u64,
+}
+
+/// Messages retention removed before the group committed them: offsets `from` up to (not
+/// including) `to` of `partition` were skipped (`lc_topic_batch_retention_skip`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_topic_retention_skip {
+    /// The partition.
+    pub partition: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// The first skipped offset.
+    pub from: u64,
+    /// One past the last skipped offset.
+    pub to: u64,
 }

@@ -11,6 +11,7 @@ use livecore::ffi::*;
 
 use crate::assert_status;
 use crate::support::*;
+use crate::topic_contract::TOPIC_CASES;
 
 /// Invalid UTF-8, NUL-terminated.
 const BAD_UTF8: &[u8] = b"\xff\xfeab\0";
@@ -2042,7 +2043,8 @@ fn every_header_function_has_a_case_and_every_case_passes() {
         "parsed only {} functions from the header",
         declared.len()
     );
-    let covered: BTreeSet<String> = CASES.iter().map(|(name, _)| name.to_string()).collect();
+    let all_cases = || CASES.iter().chain(TOPIC_CASES);
+    let covered: BTreeSet<String> = all_cases().map(|(name, _)| name.to_string()).collect();
     let missing: Vec<_> = declared.difference(&covered).collect();
     let extra: Vec<_> = covered.difference(&declared).collect();
     assert!(
@@ -2054,7 +2056,7 @@ fn every_header_function_has_a_case_and_every_case_passes() {
         "cases for functions the header does not declare: {extra:?}"
     );
     let before = live_handle_counts();
-    for (name, case) in CASES {
+    for (name, case) in all_cases() {
         let outcome = std::panic::catch_unwind(case);
         assert!(outcome.is_ok(), "the case for {name} failed");
     }

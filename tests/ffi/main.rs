@@ -7,3 +7,5 @@ mod flows;
 mod golden;
 mod panics;
 mod support;
+mod topic_contract;
+mod topic_flows;

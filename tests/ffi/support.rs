@@ -391,3 +391,297 @@ pub fn recv_event(manager: lc_manager, connection: u64, timeout_ms: u32) -> Resu
         other => Err(other),
     }
 }
+
+/// A sized struct of the ABI, zeroed, with `struct_size` set to its full size.
+pub fn sized_struct<T>() -> T {
+    // SAFETY: every sized struct of the ABI holds integers, floats and raw pointers only, so
+    // all-zero is a valid value; its first field is the u32 struct_size.
+    unsafe {
+        let mut value: T = std::mem::zeroed();
+        (&mut value as *mut T)
+            .cast::<u32>()
+            .write(std::mem::size_of::<T>() as u32);
+        value
+    }
+}
+
+pub fn topic_config(partitions: u32) -> lc_topic_config {
+    let mut config: lc_topic_config = sized_struct();
+    // SAFETY: `config` is a live local with its struct_size set.
+    assert_status!(unsafe { lc_topic_config_init(&mut config) }, LC_OK);
+    config.partitions = partitions;
+    config
+}
+
+pub fn create_topic(manager: lc_manager, name: &str, config: &lc_topic_config) {
+    let name = c(name);
+    // SAFETY: `name` is a live NUL-terminated string; `config` a live struct.
+    assert_status!(
+        unsafe { lc_topic_create(manager, name.as_ptr(), config) },
+        LC_OK
+    );
+}
+
+pub fn route_options(
+    change_types: u32,
+    key_column: Option<&std::ffi::CStr>,
+) -> lc_topic_route_options {
+    let mut options: lc_topic_route_options = sized_struct();
+    // SAFETY: `options` is a live local with its struct_size set.
+    assert_status!(unsafe { lc_topic_route_options_init(&mut options) }, LC_OK);
+    options.change_types = change_types;
+    options.key_column = key_column.map_or(ptr::null(), |column| column.as_ptr());
+    options
+}
+
+/// Adds a route from subscription SQL; returns its id.
+pub fn route_sql(
+    manager: lc_manager,
+    topic: &str,
+    sql: &str,
+    options: &lc_topic_route_options,
+) -> u64 {
+    let (topic, sql) = (c(topic), c(sql));
+    let mut id = 0;
+    // SAFETY: the strings and `options` are live; `id` is a live local.
+    assert_status!(
+        unsafe { lc_topic_route_add_sql(manager, topic.as_ptr(), sql.as_ptr(), options, &mut id) },
+        LC_OK
+    );
+    id
+}
+
+pub fn group_config(reset: lc_topic_reset_policy, lease_ms: u64) -> lc_topic_group_config {
+    let mut config: lc_topic_group_config = sized_struct();
+    // SAFETY: `config` is a live local with its struct_size set.
+    assert_status!(unsafe { lc_topic_group_config_init(&mut config) }, LC_OK);
+    config.reset = reset as u32;
+    config.lease_ms = lease_ms;
+    config
+}
+
+pub fn create_group(manager: lc_manager, topic: &str, group: &str, config: &lc_topic_group_config) {
+    let (topic, group) = (c(topic), c(group));
+    // SAFETY: the strings and `config` are live.
+    assert_status!(
+        unsafe { lc_topic_group_create(manager, topic.as_ptr(), group.as_ptr(), config) },
+        LC_OK
+    );
+}
+
+/// A consume's status and batch (the default handle when there is none).
+pub fn try_consume(
+    manager: lc_manager,
+    connection: u64,
+    topic: &str,
+    group: &str,
+    max: usize,
+    timeout_ms: u32,
+) -> (lc_status, lc_topic_batch) {
+    let (topic, group) = (c(topic), c(group));
+    let mut batch = lc_topic_batch::default();
+    // SAFETY: the strings are live; `batch` is a live local.
+    let status = unsafe {
+        lc_topic_consume(
+            manager,
+            connection,
+            topic.as_ptr(),
+            group.as_ptr(),
+            max,
+            timeout_ms,
+            &mut batch,
+        )
+    };
+    (status, batch)
+}
+
+pub fn consume(
+    manager: lc_manager,
+    connection: u64,
+    topic: &str,
+    group: &str,
+    max: usize,
+    timeout_ms: u32,
+) -> lc_topic_batch {
+    let (status, batch) = try_consume(manager, connection, topic, group, max, timeout_ms);
+    assert_eq!(status, LC_OK, "lc_topic_consume: {}", last_error());
+    batch
+}
+
+pub fn batch_info(batch: lc_topic_batch) -> lc_topic_batch_info {
+    let mut info: lc_topic_batch_info = sized_struct();
+    // SAFETY: `info` is a live local with its struct_size set.
+    assert_status!(unsafe { lc_topic_batch_get_info(batch, &mut info) }, LC_OK);
+    info
+}
+
+pub fn batch_message(batch: lc_topic_batch, index: usize) -> lc_topic_message {
+    let mut message: lc_topic_message = sized_struct();
+    // SAFETY: `message` is a live local with its struct_size set.
+    assert_status!(
+        unsafe { lc_topic_batch_message(batch, index, &mut message) },
+        LC_OK
+    );
+    message
+}
+
+/// Reads a JSON text a batch owns: pointer and length as the call gave them.
+fn owned_json(json: *const c_char, len: usize) -> String {
+    // SAFETY: the pointer comes from a successful call and points at `len` bytes and a NUL
+    // that the live batch owns.
+    unsafe {
+        assert_eq!(*json.add(len), 0, "the JSON is NUL-terminated");
+        String::from_utf8(std::slice::from_raw_parts(json.cast::<u8>(), len).to_vec()).unwrap()
+    }
+}
+
+pub fn message_json(batch: lc_topic_batch, index: usize) -> String {
+    let mut json: *const c_char = ptr::null();
+    let mut len = 0;
+    // SAFETY: both are live locals.
+    assert_status!(
+        unsafe { lc_topic_batch_message_json(batch, index, &mut json, &mut len) },
+        LC_OK
+    );
+    owned_json(json, len)
+}
+
+pub fn row_json(batch: lc_topic_batch, index: usize, version: lc_row_version) -> String {
+    let mut json: *const c_char = ptr::null();
+    let mut len = 0;
+    // SAFETY: both are live locals.
+    assert_status!(
+        unsafe { lc_topic_batch_row_json(batch, index, version as u32, &mut json, &mut len) },
+        LC_OK
+    );
+    owned_json(json, len)
+}
+
+/// Every message of a batch as JSON.
+pub fn batch_json(batch: lc_topic_batch) -> Vec<String> {
+    (0..batch_info(batch).message_count as usize)
+        .map(|index| message_json(batch, index))
+        .collect()
+}
+
+pub fn batch_position(batch: lc_topic_batch, index: usize) -> lc_topic_position {
+    let mut position: lc_topic_position = sized_struct();
+    // SAFETY: `position` is a live local with its struct_size set.
+    assert_status!(
+        unsafe { lc_topic_batch_position(batch, index, &mut position) },
+        LC_OK
+    );
+    position
+}
+
+pub fn group_partition(
+    manager: lc_manager,
+    topic: &str,
+    group: &str,
+    partition: u32,
+) -> lc_topic_group_partition {
+    let (topic, group) = (c(topic), c(group));
+    let mut out: lc_topic_group_partition = sized_struct();
+    // SAFETY: the strings are live; `out` is a live local with its struct_size set.
+    assert_status!(
+        unsafe {
+            lc_topic_group_get_partition(
+                manager,
+                topic.as_ptr(),
+                group.as_ptr(),
+                partition,
+                &mut out,
+            )
+        },
+        LC_OK
+    );
+    out
+}
+
+pub fn group_stats(manager: lc_manager, topic: &str, group: &str) -> lc_topic_group_stats {
+    let (topic, group) = (c(topic), c(group));
+    let mut out: lc_topic_group_stats = sized_struct();
+    // SAFETY: the strings are live; `out` is a live local with its struct_size set.
+    assert_status!(
+        unsafe { lc_topic_group_get_stats(manager, topic.as_ptr(), group.as_ptr(), &mut out) },
+        LC_OK
+    );
+    out
+}
+
+pub fn topic_info(manager: lc_manager, topic: &str) -> lc_topic_info {
+    let topic = c(topic);
+    let mut out: lc_topic_info = sized_struct();
+    // SAFETY: the string is live; `out` is a live local with its struct_size set.
+    assert_status!(
+        unsafe { lc_topic_get_info(manager, topic.as_ptr(), &mut out) },
+        LC_OK
+    );
+    out
+}
+
+/// The status of committing `offset` on `partition`.
+pub fn commit(
+    manager: lc_manager,
+    connection: u64,
+    topic: &str,
+    group: &str,
+    partition: u32,
+    offset: u64,
+) -> lc_status {
+    let (topic, group) = (c(topic), c(group));
+    // SAFETY: the strings are live.
+    unsafe {
+        lc_topic_commit(
+            manager,
+            connection,
+            topic.as_ptr(),
+            group.as_ptr(),
+            partition,
+            offset,
+        )
+    }
+}
+
+/// The status of seeking `group` to `offset` on `partition`.
+pub fn seek(
+    manager: lc_manager,
+    topic: &str,
+    group: &str,
+    partition: u32,
+    offset: u64,
+) -> lc_status {
+    let (topic, group) = (c(topic), c(group));
+    // SAFETY: the strings are live.
+    unsafe { lc_topic_seek(manager, topic.as_ptr(), group.as_ptr(), partition, offset) }
+}
+
+/// Publishes `payload` directly to a topic; returns (partition, offset).
+pub fn publish_direct(
+    manager: lc_manager,
+    topic: &str,
+    seq: u64,
+    key: Option<&lc_value>,
+    payload: &[u8],
+) -> (u32, u64) {
+    let topic = c(topic);
+    let (mut partition, mut offset) = (u32::MAX, u64::MAX);
+    // SAFETY: the string, key and payload are live; the outs are live locals.
+    assert_status!(
+        unsafe {
+            lc_topic_publish(
+                manager,
+                topic.as_ptr(),
+                seq,
+                key.map_or(ptr::null(), |key| key as *const lc_value),
+                LC_TOPIC_ANY_PARTITION,
+                payload.as_ptr(),
+                payload.len(),
+                &mut partition,
+                &mut offset,
+            )
+        },
+        LC_OK
+    );
+    (partition, offset)
+}

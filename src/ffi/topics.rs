@@ -1,0 +1,656 @@
+//! Topics: creating and deleting them, their info, direct publishes, routes from tables,
+//! and consumer groups (consuming and committing are in `consume.rs`).
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use crate::ffi::manager::manager_entry;
+use crate::ffi::ptr::{borrow, c_str, optional_c_str, read_sized, slice, Out, OutSlice, SizedOut};
+use crate::ffi::status::{boundary, lc_status, FfiError};
+use crate::ffi::types::*;
+use crate::ffi::values::value_from_c;
+use crate::models::change::ChangeType;
+use crate::models::ids::SeqId;
+use crate::topics::log::Retention;
+use crate::topics::{
+    ChangeTypes, DirectMessage, GroupConfig, ResetPolicy, TopicConfig, TopicRouteId, TopicRouteSpec,
+};
+
+fn default_topic_config() -> lc_topic_config {
+    let defaults = TopicConfig::default();
+    lc_topic_config {
+        struct_size: std::mem::size_of::<lc_topic_config>() as u32,
+        partitions: defaults.partitions,
+        retention_max_messages: defaults.retention.max_messages,
+        retention_max_bytes: defaults.retention.max_bytes,
+    }
+}
+
+fn default_route_options() -> lc_topic_route_options {
+    lc_topic_route_options {
+        struct_size: std::mem::size_of::<lc_topic_route_options>() as u32,
+        change_types: LC_TOPIC_CHANGE_ALL,
+        key_column: std::ptr::null(),
+    }
+}
+
+fn default_group_config() -> lc_topic_group_config {
+    let defaults = GroupConfig::default();
+    lc_topic_group_config {
+        struct_size: std::mem::size_of::<lc_topic_group_config>() as u32,
+        reset: lc_topic_reset_policy::LC_TOPIC_RESET_EARLIEST as u32,
+        lease_ms: defaults.lease_duration.as_millis() as u64,
+    }
+}
+
+/// Applies C route options (change types, key column) to a route spec.
+///
+/// # Safety
+/// `options.key_column` is NULL or a NUL-terminated string.
+unsafe fn apply_route_options(
+    mut spec: TopicRouteSpec,
+    options: &lc_topic_route_options,
+) -> Result<TopicRouteSpec, FfiError> {
+    let mask = options.change_types;
+    if mask & !LC_TOPIC_CHANGE_ALL != 0 {
+        return Err(FfiError::invalid(format!(
+            "options->change_types has unknown bits 0x{:x}",
+            mask & !LC_TOPIC_CHANGE_ALL
+        )));
+    }
+    if mask == 0 {
+        return Err(FfiError::invalid(
+            "options->change_types is 0: a route needs at least one LC_TOPIC_CHANGE_* bit",
+        ));
+    }
+    let types: Vec<ChangeType> = [
+        (LC_TOPIC_CHANGE_INSERT, ChangeType::Insert),
+        (LC_TOPIC_CHANGE_UPDATE, ChangeType::Update),
+        (LC_TOPIC_CHANGE_DELETE, ChangeType::Delete),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| mask & bit != 0)
+    .map(|(_, change_type)| change_type)
+    .collect();
+    spec = spec.change_types(ChangeTypes::of(&types));
+    // SAFETY: the caller promised `key_column` is NULL or a NUL-terminated string.
+    if let Some(column) = unsafe { optional_c_str(options.key_column, "options->key_column") }? {
+        spec = spec.key_column(column);
+    }
+    Ok(spec)
+}
+
+fn write_route_id(out: Option<Out<u64>>, id: TopicRouteId) {
+    if let Some(out) = out {
+        out.write(id.0);
+    }
+}
+
+/// Fills a topic config with the defaults (1 partition; each keeps 100,000 messages or 64
+/// MiB). Set `config->struct_size = sizeof(lc_topic_config)` first; on return it holds the
+/// bytes written.
+///
+/// Thread safety: any thread, any time.
+///
+/// # Safety
+/// `config` is NULL or points at an `lc_topic_config` whose first `struct_size` bytes are
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn lc_topic_config_init(config: *mut lc_topic_config) -> lc_status {
+    boundary("lc_topic_config_init", || {
+        // SAFETY: the caller promised `config` is NULL or writable for its struct_size.
+        let out = unsafe { SizedOut::new(config, "config") }?;
+        out.write(default_topic_config());
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Creates a topic, kept in memory: `name` (NUL-terminated; 1 to `topic_max_name_len`
+/// ASCII letters, digits, '.', '_' or '-') with `config`'s partitions and retention, each
+/// within the manager config's `topic_` limits (`LC_ERR_OUT_OF_BOUNDS` otherwise). A
+/// taken name is `LC_ERR_TOPIC_EXISTS`; a bad one `LC_ERR_INVALID_NAME`. Both arguments
+/// are only read during the call.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string; `config` is NULL or readable for its
+/// `struct_size`.
+#[no_mangle]
+pub unsafe extern "C" fn lc_topic_create(
+    manager: lc_manager,
+    name: *const c_char,
+    config: *const lc_topic_config,
+) -> lc_status {
+    boundary("lc_topic_create", || {
+        // SAFETY: the caller promised NULL or a NUL-terminated string.
+        let name = unsafe { c_str(name, "name") }?;
+        // SAFETY: the caller promised `config` is NULL or readable for its struct_size.
+        let config = unsafe { read_sized(config, default_topic_config(), "config") }?;
+        let entry = manager_entry(manager)?;
+        entry.manager.create_topic(
+            name,
+            TopicConfig {
+                partitions: config.partitions,
+                retention: Retention {
+                    max_messages: config.retention_max_messages,
+                    max_bytes: config.retention_max_bytes,
+                },
+            },
+        )?;
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Deletes a topic with its routes, consumer groups and messages. Consumes waiting on it
+/// return `LC_ERR_UNKNOWN_TOPIC`; batches already handed out stay readable until freed.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn lc_topic_delete(manager: lc_manager, name: *const c_char) -> lc_status {
+    boundary("lc_topic_delete", || {
+        // SAFETY: the caller promised NULL or a NUL-terminated string.
+        let name = unsafe { c_str(name, "name") }?;
+        manager_entry(manager)?.manager.delete_topic(name)?;
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Reads a topic's shape and counters.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string; `out_info` is NULL or points at an
+/// `lc_topic_info` whose first `struct_size` bytes are writable.
+#[no_mangle]
+pub unsafe extern "C" fn lc_topic_get_info(
+    manager: lc_manager,
+    name: *const c_char,
+    out_info: *mut lc_topic_info,
+) -> lc_status {
+    boundary("lc_topic_get_info", || {
+        // SAFETY: the caller promised NULL or a NUL-terminated string.
+        let name = unsafe { c_str(name, "name") }?;
+        // SAFETY: the caller promised `out_info` is NULL or writable for its struct_size.
+        let out = unsafe { SizedOut::new(out_info, "out_info") }?;
+        let info = manager_entry(manager)?.manager.topic_info(name)?;
+        out.write(lc_topic_info {
+            struct_size: 0,
+            partitions: info.config.partitions,
+            retention_max_messages: info.config.retention.max_messages,
+            retention_max_bytes: info.config.retention.max_bytes,
+            routes: info.routes as u64,
+            groups: info.groups.len() as u64,
+            appended: info.appended,
+            write_failures: info.write_failures,
+            retained: info
+                .bounds
+                .iter()
+                .map(|bounds| bounds.end - bounds.start)
+                .sum(),
+        });
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Gives the offsets partition `partition` of a topic retains: `*out_start` (the oldest
+/// retained message) up to, not including, `*out_end` (the offset its next message gets).
+/// It is empty when they are equal. A partition the topic does not have is
+/// `LC_ERR_UNKNOWN_PARTITION`.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string; `out_start` and `out_end` are NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn lc_topic_partition_bounds(
+    manager: lc_manager,
+    name: *const c_char,
+    partition: u32,
+    out_start: *mut u64,
+    out_end: *mut u64,
+) -> lc_status {
+    boundary("lc_topic_partition_bounds", || {
+        // SAFETY: the caller promised NULL or a NUL-terminated string.
+        let name = unsafe { c_str(name, "name") }?;
+        // SAFETY: the caller promised `out_start` is NULL or writable.
+        let start_out = unsafe { Out::new(out_start, "out_start") }?;
+        // SAFETY: the caller promised `out_end` is NULL or writable.
+        let end_out = unsafe { Out::new(out_end, "out_end") }?;
+        let info = manager_entry(manager)?.manager.topic_info(name)?;
+        let bounds = info.bounds.get(partition as usize).ok_or_else(|| {
+            FfiError::new(
+                lc_status::LC_ERR_UNKNOWN_PARTITION,
+                format!(
+                    "topic {name} has {} partitions; there is no partition {partition}",
+                    info.bounds.len()
+                ),
+            )
+        })?;
+        start_out.write(bounds.start);
+        end_out.write(bounds.end);
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Copies the message of the topic's latest failed write (a route that no longer compiles
+/// against its table, say) into `buffer`, NUL-terminated and cut to `capacity - 1` bytes
+/// at a UTF-8 character boundary; `*out_len` receives its whole length in bytes (without
+/// the NUL), so a caller can retry with a larger buffer. With no failed write `*out_len`
+/// is 0 (and `buffer` holds an empty string when `capacity` is not 0). `buffer` may be
+/// NULL when `capacity` is 0, to ask for the length only.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string; `buffer` is NULL or writable for `capacity`
+/// bytes; `out_len` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn lc_topic_last_write_error(
+    manager: lc_manager,
+    name: *const c_char,
+    buffer: *mut c_char,
+    capacity: usize,
+    out_len: *mut usize,
+) -> lc_status {
+    boundary("lc_topic_last_write_error", || {
+        // SAFETY: the caller promised NULL or a NUL-terminated string.
+        let name = unsafe { c_str(name, "name") }?;
+        // SAFETY: the caller promised `out_len` is NULL or writable.
+        let len_out = unsafe { Out::new(out_len, "out_len") }?;
+        let mut text = if capacity == 0 {
+            None
+        } else {
+            // SAFETY: the caller promised `capacity` writable bytes at `buffer`.
+            Some(unsafe { OutSlice::new(buffer, capacity, "buffer") }?)
+        };
+        let info = manager_entry(manager)?.manager.topic_info(name)?;
+        let message = info.last_write_error.unwrap_or_default();
+        if let Some(text) = text.as_mut() {
+            let mut cut = message.len().min(capacity - 1);
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            for (index, byte) in message.as_bytes()[..cut].iter().enumerate() {
+                text.write(index, *byte as c_char);
+            }
+            text.write(cut, 0);
+        }
+        len_out.write(message.len());
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Publishes a message directly to a topic (not from a table): `payload_len` bytes at
+/// `payload` (NULL when 0; at most the config's `topic_max_message_bytes`), carrying
+/// `seq`, and an optional `key` (NULL for none): messages with SQL-equal keys land in one
+/// partition, in publish order. `partition` names the partition, or is
+/// `LC_TOPIC_ANY_PARTITION` to choose it by the key's hash (round-robin without a key).
+/// Everything is copied; the inputs are only read during the call. `*out_partition` and
+/// `*out_offset` (each may be NULL) receive where the message went.
+///
+/// Thread safety: any thread, concurrently with any other call; publishes to one
+/// partition keep the order in which they returned.
+///
+/// # Safety
+/// `topic` is NULL or a NUL-terminated string; `key` is NULL or points at a value obeying
+/// `lc_value`'s contract; `payload` is NULL or points at `payload_len` readable bytes;
+/// `out_partition` and `out_offset` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn lc_topic_publish(
+    manager: lc_manager,
+    topic: *const c_char,
+    seq: u64,
+    key: *const lc_value,
+    partition: u32,
+    payload: *const u8,
+    payload_len: usize,
+    out_partition: *mut u32,
+    out_offset: *mut u64,
+) -> lc_status {
+    boundary("lc_topic_publish", || {
+        // SAFETY: the caller promised NULL or a NUL-terminated string.
+        let topic = unsafe { c_str(topic, "topic") }?;
+        // SAFETY: the caller promised `payload_len` readable bytes at `payload`.
+        let payload = unsafe { slice(payload, payload_len, "payload") }?;
+        let key = if key.is_null() {
+            None
+        } else {
+            // SAFETY: non-NULL; the caller promised a live value obeying lc_value's
+            // contract.
+            let key = unsafe { borrow(key, "key") }?;
+            // SAFETY: as above (text and bytes point at `len` readable bytes).
+            Some(unsafe { value_from_c(key, "key") }?)
+        };
+        // SAFETY: the caller promised `out_partition` is NULL or writable.
+        let partition_out = unsafe { Out::optional(out_partition, "out_partition") }?;
+        // SAFETY: the caller promised `out_offset` is NULL or writable.
+        let offset_out = unsafe { Out::optional(out_offset, "out_offset") }?;
+        let mut message = DirectMessage::new(SeqId(seq), payload);
+        message.key = key;
+        if partition != LC_TOPIC_ANY_PARTITION {
+            message = message.partition(partition);
+        }
+        let position = manager_entry(manager)?
+            .manager
+            .publish_to_topic(topic, message)?;
+        if let Some(out) = partition_out {
+            out.write(position.partition);
+        }
+        if let Some(out) = offset_out {
+            out.write(position.offset);
+        }
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Fills route options with the defaults (every change type, round-robin). Set
+/// `options->struct_size = sizeof(lc_topic_route_options)` first; on return it holds the
+/// bytes written.
+///
+/// Thread safety: any thread, any time.
+///
+/// # Safety
+/// `options` is NULL or points at an `lc_topic_route_options` whose first `struct_size`
+/// bytes are writable.
+#[no_mangle]
+pub unsafe extern "C" fn lc_topic_route_options_init(
+    options: *mut lc_topic_route_options,
+) -> lc_status {
+    boundary("lc_topic_route_options_init", || {
+        // SAFETY: the caller promised `options` is NULL or writable for its struct_size.
+        let out = unsafe { SizedOut::new(options, "options") }?;
+        out.write(default_route_options());
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Feeds `topic` with the committed changes of a table (its key from
+/// `lc_register_table`), every column, filtered by `filter`: SQL WHERE text without the
+/// `WHERE` (`"room = 7 AND body LIKE 'a%'"`, NUL-terminated UTF-8), or NULL for every
+/// row. The filter works as a live query's: an update whose row enters it is routed as an
+/// insert, one whose row leaves it as a delete. `options` chooses the change types and the
+/// key column. The filter and key column are checked against the table now, with the
+/// same typed errors as a subscription (`LC_ERR_SQL`, `LC_ERR_UNKNOWN_COLUMN`, ...).
+/// Changes published after this returns are routed. `*out_route_id` (may be NULL)
+/// receives the route's id, for `lc_topic_route_remove`. Inputs are only read during the
+/// call.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `topic` is NULL or a NUL-terminated string; `filter` is NULL or a NUL-terminated
+/// string; `options` is NULL or readable for its `struct_size`, its `key_column` NULL or
+/// a NUL-terminated string; `out_route_id` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn lc_topic_route_add(
+    manager: lc_manager,
+    topic: *const c_char,
+    table: u32,
+    filter: *const c_char,
+    options: *const lc_topic_route_options,
+    out_route_id: *mut u64,
+) -> lc_status {
+    boundary("lc_topic_route_add", || {
+        // SAFETY: the caller promised NULL or a NUL-terminated string.
+        let topic = unsafe { c_str(topic, "topic") }?;
+        // SAFETY: as above.
+        let filter = unsafe { optional_c_str(filter, "filter") }?;
+        // SAFETY: the caller promised `options` is NULL or readable for its struct_size.
+        let options = unsafe { read_sized(options, default_route_options(), "options") }?;
+        // SAFETY: the caller promised `out_route_id` is NULL or writable.
+        let out = unsafe { Out::optional(out_route_id, "out_route_id") }?;
+        let entry = manager_entry(manager)?;
+        let mut spec = TopicRouteSpec::new(topic, entry.table_id(table)?);
+        if let Some(filter) = filter {
+            spec = spec.filter_sql(filter);
+        }
+        // SAFETY: the caller promised `options.key_column` is NULL or a NUL-terminated
+        // string.
+        let spec = unsafe { apply_route_options(spec, &options) }?;
+        write_route_id(out, entry.manager.add_topic_route(spec)?);
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Feeds `topic` from subscription SQL: `SELECT cols|* FROM [namespace.]table [WHERE
+/// ...]` (NUL-terminated UTF-8) gives the table, the filter and the projection (the
+/// columns each message's row carries). Otherwise as `lc_topic_route_add`: `options`
+/// chooses the change types and the key column (which must be a column of the table),
+/// `*out_route_id` (may be NULL) receives the route's id.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `topic` and `sql` are NULL or NUL-terminated strings; `options` is NULL or readable
+/// for its `struct_size`, its `key_column` NULL or a NUL-terminated string;
+/// `out_route_id` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn lc_topic_route_add_sql(
+    manager: lc_manager,
+    topic: *const c_char,
+    sql: *const c_char,
+    options: *const lc_topic_route_options,
+    out_route_id: *mut u64,
+) -> lc_status {
+    boundary("lc_topic_route_add_sql", || {
+        // SAFETY: the caller promised NULL or a NUL-terminated string.
+        let topic = unsafe { c_str(topic, "topic") }?;
+        // SAFETY: as above.
+        let sql = unsafe { c_str(sql, "sql") }?;
+        // SAFETY: the caller promised `options` is NULL or readable for its struct_size.
+        let options = unsafe { read_sized(options, default_route_options(), "options") }?;
+        // SAFETY: the caller promised `out_route_id` is NULL or writable.
+        let out = unsafe { Out::optional(out_route_id, "out_route_id") }?;
+        let entry = manager_entry(manager)?;
+        let spec = entry.manager.topic_route_from_sql(topic, sql)?;
+        // SAFETY: the caller promised `options.key_column` is NULL or a NUL-terminated
+        // string.
+        let spec = unsafe { apply_route_options(spec, &options) }?;
+        write_route_id(out, entry.manager.add_topic_route(spec)?);
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Removes a route; changes published after this returns no longer reach its topic. An
+/// unknown id (or one removed already) is `LC_ERR_UNKNOWN_TOPIC_ROUTE`.
+///
+/// Thread safety: any thread, concurrently with any other call.
+#[no_mangle]
+pub extern "C" fn lc_topic_route_remove(manager: lc_manager, route_id: u64) -> lc_status {
+    boundary("lc_topic_route_remove", || {
+        manager_entry(manager)?
+            .manager
+            .remove_topic_route(TopicRouteId(route_id))?;
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Fills a consumer group config with the defaults (earliest, 30-second lease). Set
+/// `config->struct_size = sizeof(lc_topic_group_config)` first; on return it holds the
+/// bytes written.
+///
+/// Thread safety: any thread, any time.
+///
+/// # Safety
+/// `config` is NULL or points at an `lc_topic_group_config` whose first `struct_size`
+/// bytes are writable.
+#[no_mangle]
+pub unsafe extern "C" fn lc_topic_group_config_init(
+    config: *mut lc_topic_group_config,
+) -> lc_status {
+    boundary("lc_topic_group_config_init", || {
+        // SAFETY: the caller promised `config` is NULL or writable for its struct_size.
+        let out = unsafe { SizedOut::new(config, "config") }?;
+        out.write(default_group_config());
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Creates consumer group `group` (NUL-terminated; named like a topic) on `topic`. Each
+/// partition starts where `config->reset` says, resolved now: earliest at the oldest
+/// retained message, latest at the end (everything published after this returns is
+/// seen), none nowhere. `config->lease_ms` must be within the manager config's
+/// `topic_min_lease_ms` and `topic_max_lease_ms` (`LC_ERR_OUT_OF_BOUNDS`). A taken name is
+/// `LC_ERR_GROUP_EXISTS`.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `topic` and `group` are NULL or NUL-terminated strings; `config` is NULL or readable for
+/// its `struct_size`.
+#[no_mangle]
+pub unsafe extern "C" fn lc_topic_group_create(
+    manager: lc_manager,
+    topic: *const c_char,
+    group: *const c_char,
+    config: *const lc_topic_group_config,
+) -> lc_status {
+    boundary("lc_topic_group_create", || {
+        // SAFETY: the caller promised NULL or a NUL-terminated string.
+        let topic = unsafe { c_str(topic, "topic") }?;
+        // SAFETY: as above.
+        let group = unsafe { c_str(group, "group") }?;
+        // SAFETY: the caller promised `config` is NULL or readable for its struct_size.
+        let config = unsafe { read_sized(config, default_group_config(), "config") }?;
+        let reset = match config.reset {
+            0 => ResetPolicy::Earliest,
+            1 => ResetPolicy::Latest,
+            2 => ResetPolicy::None,
+            other => return Err(FfiError::tag("lc_topic_reset_policy", other)),
+        };
+        manager_entry(manager)?.manager.create_consumer_group(
+            topic,
+            group,
+            GroupConfig::with_reset(reset).lease(Duration::from_millis(config.lease_ms)),
+        )?;
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Deletes a consumer group and its offsets. Consumes of its members waiting on it return
+/// `LC_ERR_UNKNOWN_GROUP`.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `topic` and `group` are NULL or NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn lc_topic_group_delete(
+    manager: lc_manager,
+    topic: *const c_char,
+    group: *const c_char,
+) -> lc_status {
+    boundary("lc_topic_group_delete", || {
+        // SAFETY: the caller promised NULL or a NUL-terminated string.
+        let topic = unsafe { c_str(topic, "topic") }?;
+        // SAFETY: as above.
+        let group = unsafe { c_str(group, "group") }?;
+        manager_entry(manager)?
+            .manager
+            .delete_consumer_group(topic, group)?;
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Reads one partition of a consumer group: its committed offset, the partition's
+/// retained range, the lag, and the lease (holder, what it handed out, when it expires).
+/// A partition the topic does not have is `LC_ERR_UNKNOWN_PARTITION`.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `topic` and `group` are NULL or NUL-terminated strings; `out_partition` is NULL or
+/// points at an `lc_topic_group_partition` whose first `struct_size` bytes are writable.
+#[no_mangle]
+pub unsafe extern "C" fn lc_topic_group_get_partition(
+    manager: lc_manager,
+    topic: *const c_char,
+    group: *const c_char,
+    partition: u32,
+    out_partition: *mut lc_topic_group_partition,
+) -> lc_status {
+    boundary("lc_topic_group_get_partition", || {
+        // SAFETY: the caller promised NULL or a NUL-terminated string.
+        let topic = unsafe { c_str(topic, "topic") }?;
+        // SAFETY: as above.
+        let group = unsafe { c_str(group, "group") }?;
+        // SAFETY: the caller promised `out_partition` is NULL or writable for its
+        // struct_size.
+        let out = unsafe { SizedOut::new(out_partition, "out_partition") }?;
+        let partitions = manager_entry(manager)?
+            .manager
+            .group_offsets(topic, group)?;
+        let found = partitions.get(partition as usize).ok_or_else(|| {
+            FfiError::new(
+                lc_status::LC_ERR_UNKNOWN_PARTITION,
+                format!(
+                    "topic {topic} has {} partitions; there is no partition {partition}",
+                    partitions.len()
+                ),
+            )
+        })?;
+        let mut flags = 0;
+        if found.committed.is_some() {
+            flags |= LC_TOPIC_HAS_COMMITTED;
+        }
+        if found.holder.is_some() {
+            flags |= LC_TOPIC_LEASED;
+        }
+        if found.delivered.is_some() {
+            flags |= LC_TOPIC_HAS_NEXT;
+        }
+        out.write(lc_topic_group_partition {
+            struct_size: 0,
+            flags,
+            committed: found.committed.unwrap_or(0),
+            start: found.bounds.start,
+            end: found.bounds.end,
+            lag: found.lag,
+            holder: found.holder.map_or(0, |holder| holder.0),
+            delivered: found.delivered.unwrap_or(0),
+            lease_expires_at_ms: found.lease_expires_at_ms.unwrap_or(0),
+        });
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Reads a consumer group's counters: redeliveries, messages skipped by retention,
+/// expired leases, live members.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `topic` and `group` are NULL or NUL-terminated strings; `out_stats` is NULL or points
+/// at an `lc_topic_group_stats` whose first `struct_size` bytes are writable.
+#[no_mangle]
+pub unsafe extern "C" fn lc_topic_group_get_stats(
+    manager: lc_manager,
+    topic: *const c_char,
+    group: *const c_char,
+    out_stats: *mut lc_topic_group_stats,
+) -> lc_status {
+    boundary("lc_topic_group_get_stats", || {
+        // SAFETY: the caller promised NULL or a NUL-terminated string.
+        let topic = unsafe { c_str(topic, "topic") }?;
+        // SAFETY: as above.
+        let group = unsafe { c_str(group, "group") }?;
+        // SAFETY: the caller promised `out_stats` is NULL or writable for its struct_size.
+        let out = unsafe { SizedOut::new(out_stats, "out_stats") }?;
+        let stats = manager_entry(manager)?.manager.group_stats(topic, group)?;
+        out.write(lc_topic_group_stats {
+            struct_size: 0,
+            reserved: 0,
+            redelivered: stats.redelivered,
+            skipped_by_retention: stats.skipped_by_retention,
+            leases_expired: stats.leases_expired,
+            members: stats.members as u64,
+        });
+        Ok(lc_status::LC_OK)
+    })
+}
