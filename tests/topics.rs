@@ -1745,3 +1745,49 @@ fn consuming_is_a_heartbeat_and_a_silent_consumer_times_out() {
         .unwrap();
     assert_eq!(offsets(&batch), [(0, 0)]);
 }
+
+#[test]
+fn a_row_leaving_a_routes_filter_is_carried_as_it_was() {
+    let (manager, _) = manager();
+    manager
+        .create_topic("room7", TopicConfig::partitions(1))
+        .unwrap();
+    manager
+        .add_topic_route(
+            TopicRouteSpec::new("room7", messages())
+                .filter_sql("room = 7")
+                .project(Projection::columns(["id", "body"])),
+        )
+        .unwrap();
+    manager
+        .create_consumer_group("room7", "g", GroupConfig::default())
+        .unwrap();
+    manager
+        .publish(
+            SeqId(1),
+            ChangeNotification::update(
+                messages(),
+                message(2, 7, "was here"),
+                message(2, 9, "gone"),
+            ),
+        )
+        .unwrap();
+    let me = consumer(&manager, "worker");
+    let batch = manager
+        .consume(me, "room7", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(batch.len(), 1);
+    let change = change_of(&batch.messages[0]);
+    assert_eq!(
+        (change.change_type, change.source_type),
+        (ChangeType::Delete, ChangeType::Update)
+    );
+    assert_eq!(
+        change.row.values(),
+        [Value::Int(2), Value::text("was here")]
+    );
+    assert_eq!(
+        change.old_row.as_ref().map(|row| row.values().to_vec()),
+        Some(vec![Value::Int(2), Value::text("was here")])
+    );
+}

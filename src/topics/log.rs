@@ -38,8 +38,9 @@ pub struct RowChange {
     pub owner: Option<UserId>,
     /// The projected columns' names, in order.
     pub columns: DataArc<[DataArc<str>]>,
-    /// The projected row after the change, or the deleted row for a delete (exactly the
-    /// engine's `ChangeNotification::row`, projected).
+    /// The projected row as the route sees it, as for live queries: after the change for an
+    /// insert or update, as it was for a delete (a deleted row, or an updated row that left
+    /// the filter).
     pub row: Row,
     /// The projected row before the change, when the engine published an update.
     pub old_row: Option<Row>,

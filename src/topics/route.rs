@@ -616,7 +616,11 @@ impl ConnectionsManager {
                         source_type: change.change_type,
                         owner,
                         columns: compiled.columns.clone(),
-                        row: projection.apply(&change.row),
+                        // As for live queries, a row leaving the filter is carried as it was.
+                        row: match (change_type, change.old_row.as_ref()) {
+                            (ChangeType::Delete, Some(old)) => projection.apply(old),
+                            _ => projection.apply(&change.row),
+                        },
                         old_row,
                     }),
                 };
