@@ -106,9 +106,10 @@ fn receiver_dropped_mid_publish() {
     });
 }
 
-/// Invariant: the ready queue never misses a wake-up. A consumer arms its connection while
-/// a publish delivers to it; whichever comes first, the connection ends up on the
-/// manager-wide ready queue, once.
+/// Invariant: the ready queue never misses a wake-up. A connection starts armed, so its
+/// first delivery queues it; after draining, the consumer re-arms it while a publish
+/// delivers to it; whichever comes first, the connection ends up on the manager-wide ready
+/// queue, once.
 #[test]
 fn ready_queue_no_lost_wakeup() {
     loom::model(|| {
@@ -123,10 +124,18 @@ fn ready_queue_no_lost_wakeup() {
             registration.connection_id,
             SubscriptionOptions::default(),
         );
+        manager.publish(SeqId(1), insert(1)).unwrap();
+        assert_eq!(
+            ready.try_recv(),
+            Ok(registration.connection_id),
+            "armed from the start"
+        );
+        let (seen, _) = drain(&mut registration.notifications);
+        assert_eq!(change_ids(&seen), vec![1]);
         let publisher = {
             let manager = manager.clone();
             thread::spawn(move || {
-                manager.publish(SeqId(1), insert(1)).unwrap();
+                manager.publish(SeqId(2), insert(2)).unwrap();
             })
         };
         registration.notifications.arm_ready();
@@ -138,6 +147,6 @@ fn ready_queue_no_lost_wakeup() {
         );
         assert_eq!(ready.try_recv(), Err(ReceiveError::Empty), "queued once");
         let (seen, _) = drain(&mut registration.notifications);
-        assert_eq!(change_ids(&seen), vec![1]);
+        assert_eq!(change_ids(&seen), vec![2]);
     });
 }
