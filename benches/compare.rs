@@ -1093,6 +1093,39 @@ impl LiveBench {
     }
 }
 
+/// The C ABI against the native API, on identical managers, both starting every publish
+/// from the same C array of values (`benches/common/ffi.rs`): `lc_publish` called through
+/// dlopen'ed `liblivecore.so` is "livecore", `ConnectionsManager::publish` after converting
+/// the array to a `Row` is the baseline, so a ratio of 0.8 or more is within 1.25x.
+fn ffi_scenarios() {
+    use common::ffi::{FfiCase, FfiPair, ID_EQ_1_OF_1000, UNFILTERED_1000};
+    let run = |case: FfiCase, commits: u64| {
+        let pair = RefCell::new(FfiPair::new(case));
+        paired(
+            || (pair.borrow_mut().c_publish(commits), commits),
+            || (pair.borrow_mut().native_publish(commits), commits),
+        )
+    };
+    let (c_ns, native_ns) = run(ID_EQ_1_OF_1000, 4096);
+    result(
+        "ffi_publish_eq_1k",
+        "lc_publish of one insert matching 1 of 1000 `id = k` subscriptions, from a C array \
+         of 6 values, through the dlopen'ed shared library",
+        c_ns,
+        native_ns,
+        "native ConnectionsManager::publish after converting the same C array to a Row",
+    );
+    let (c_ns, native_ns) = run(UNFILTERED_1000, 64);
+    result(
+        "ffi_publish_fanout_1k",
+        "lc_publish of one insert to 1000 unfiltered subscribers (one connection each), \
+         publisher side, through the dlopen'ed shared library",
+        c_ns,
+        native_ns,
+        "native ConnectionsManager::publish after converting the same C array to a Row",
+    );
+}
+
 fn main() {
     let started = Instant::now();
     eprintln!("livecore compare: medians of {REPS} repetitions; ratio = baseline / livecore");
@@ -1104,5 +1137,6 @@ fn main() {
     user_scoped_scenario();
     filter_eval_scenario();
     json_groups_scenario();
+    ffi_scenarios();
     eprintln!("  total {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -1,6 +1,7 @@
 //! Setup shared by the benches and the `compare` runner: one table shape, rows built alike for
 //! livecore and for the seed baseline, fixtures that register connections and subscriptions
-//! on each side, draining, chunked publisher-side timing and an end-to-end drainer thread.
+//! on each side, draining, chunked publisher-side timing and an end-to-end drainer thread;
+//! in [`ffi`], the native API against the C ABI loaded from the shared library.
 
 #![allow(dead_code)]
 
@@ -18,6 +19,8 @@ use tokio::sync::mpsc;
 
 #[path = "../baselines/mod.rs"]
 pub mod baselines;
+
+pub mod ffi;
 
 use baselines::seed::{self, ParsedQuery, SeedRegistry};
 
