@@ -255,7 +255,7 @@ impl TableRoute {
                 entries.push((key, EqEntry::One(handle)));
                 return true;
             }
-            let nested = CowTable::new();
+            let nested = CowTable::with_load(SCANNED_LOAD);
             entries.retain(|(entry_key, entry)| {
                 if *entry_key != key {
                     return true;
@@ -331,17 +331,7 @@ impl TableRoute {
         if self.scan.is_empty() {
             return;
         }
-        self.scan.for_each_bucket(|bucket| {
-            for chunk in bucket.entries().chunks(8) {
-                // Touch every candidate's hot line first: these loads are independent, so
-                // their cache misses overlap instead of queueing behind each delivery.
-                let warm = chunk
-                    .iter()
-                    .fold(0, |warm, (_, handle)| warm ^ handle.warm());
-                std::hint::black_box(warm);
-                chunk.iter().for_each(|(_, handle)| visit(handle));
-            }
-        });
+        visit_warmed(&self.scan, &mut visit);
     }
 
     /// Calls `visit` with every subscription stored under `key`.
@@ -349,7 +339,7 @@ impl TableRoute {
     pub(crate) fn for_each_at(&self, key: u64, mut visit: impl FnMut(&SubscriptionHandle)) {
         self.eq.for_each_at(key, |entry| match entry {
             EqEntry::One(handle) => visit(handle),
-            EqEntry::Many(nested) => nested.for_each(&mut visit),
+            EqEntry::Many(nested) => visit_warmed(nested, &mut visit),
         });
     }
 
@@ -367,6 +357,21 @@ impl TableRoute {
     pub(crate) fn has_eq_routes(&self) -> bool {
         !self.eq.is_empty()
     }
+}
+
+/// Calls `visit` with every subscription of a table read whole (a scan list, or the many
+/// subscriptions of one key), touching each chunk's hot lines first: those loads are
+/// independent, so their cache misses overlap instead of queueing behind each delivery.
+fn visit_warmed(table: &CowTable<SubscriptionHandle>, visit: &mut impl FnMut(&SubscriptionHandle)) {
+    table.for_each_bucket(|bucket| {
+        for chunk in bucket.entries().chunks(8) {
+            let warm = chunk
+                .iter()
+                .fold(0, |warm, (_, handle)| warm ^ handle.warm());
+            std::hint::black_box(warm);
+            chunk.iter().for_each(|(_, handle)| visit(handle));
+        }
+    });
 }
 
 /// Tables by key and by id. Replaced whole (by compare-and-swap) when a table is added or

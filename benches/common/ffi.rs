@@ -617,6 +617,8 @@ fn empty_summary() -> lc_publish_summary {
         buffered: 0,
         covered_by_snapshot: 0,
         evaluated: 0,
+        topic_messages: 0,
+        topic_write_failures: 0,
     }
 }
 

@@ -94,7 +94,7 @@ impl<T> OutSlice<T> {
     }
 }
 
-fn misaligned(name: &str) -> FfiError {
+fn misaligned(name: &(impl std::fmt::Display + ?Sized)) -> FfiError {
     FfiError::invalid(format!("argument `{name}` is not aligned for its type"))
 }
 
@@ -121,7 +121,8 @@ pub(crate) unsafe fn borrow<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, F
 pub(crate) unsafe fn slice<'a, T>(
     ptr: *const T,
     len: usize,
-    name: &str,
+    // Formatted only on failure: building it per value would cost the hot path.
+    name: &(impl std::fmt::Display + ?Sized),
 ) -> Result<&'a [T], FfiError> {
     if len == 0 {
         return Ok(&[]);
@@ -149,7 +150,10 @@ pub(crate) unsafe fn slice<'a, T>(
 ///
 /// # Safety
 /// `ptr` is NULL or points at a NUL-terminated string that stays unchanged during `'a`.
-pub(crate) unsafe fn c_str<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, FfiError> {
+pub(crate) unsafe fn c_str<'a>(
+    ptr: *const c_char,
+    name: &(impl std::fmt::Display + ?Sized),
+) -> Result<&'a str, FfiError> {
     if ptr.is_null() {
         return Err(FfiError::null(name));
     }
@@ -172,7 +176,7 @@ pub(crate) unsafe fn c_str<'a>(ptr: *const c_char, name: &str) -> Result<&'a str
 /// As for [`c_str`].
 pub(crate) unsafe fn optional_c_str<'a>(
     ptr: *const c_char,
-    name: &str,
+    name: &(impl std::fmt::Display + ?Sized),
 ) -> Result<Option<&'a str>, FfiError> {
     if ptr.is_null() {
         return Ok(None);

@@ -25,7 +25,7 @@ unsafe fn convert(
             // SAFETY: each change obeys lc_change's contract (this function's caller's
             // promise).
             unsafe {
-                change_from_c(change, &format!("changes[{index}]"), |key| {
+                change_from_c(change, &format_args!("changes[{index}]"), |key| {
                     entry.table_id(key)
                 })
             }

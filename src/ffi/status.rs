@@ -272,7 +272,7 @@ impl FfiError {
         }
     }
 
-    pub(crate) fn null(argument: &str) -> Self {
+    pub(crate) fn null(argument: &(impl std::fmt::Display + ?Sized)) -> Self {
         Self::new(
             lc_status::LC_ERR_NULL_ARGUMENT,
             format!("argument `{argument}` is NULL"),

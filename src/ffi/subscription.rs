@@ -268,7 +268,13 @@ pub unsafe extern "C" fn lc_push_snapshot_rows(
                 let row = &values[index * column_count..(index + 1) * column_count];
                 // SAFETY: `row` is a sub-slice of the caller's values, whose text and bytes
                 // the caller promised are readable.
-                unsafe { row_from_c(row.as_ptr(), row.len(), &format!("values[row {index}]")) }
+                unsafe {
+                    row_from_c(
+                        row.as_ptr(),
+                        row.len(),
+                        &format_args!("values[row {index}]"),
+                    )
+                }
             })
             .collect::<Result<Vec<Row>, FfiError>>()?;
         let entry = manager_entry(manager)?;
@@ -371,7 +377,7 @@ pub unsafe extern "C" fn lc_replay_commit(
             .map(|(index, change)| {
                 // SAFETY: each change obeys lc_change's contract (caller's promise).
                 unsafe {
-                    change_from_c(change, &format!("changes[{index}]"), |key| {
+                    change_from_c(change, &format_args!("changes[{index}]"), |key| {
                         entry.table_id(key)
                     })
                 }

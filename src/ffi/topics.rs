@@ -325,7 +325,7 @@ pub unsafe extern "C" fn lc_topic_publish(
             // contract.
             let key = unsafe { borrow(key, "key") }?;
             // SAFETY: as above (text and bytes point at `len` readable bytes).
-            Some(unsafe { value_from_c(key, "key") }?)
+            Some(unsafe { value_from_c(key, &"key") }?)
         };
         // SAFETY: the caller promised `out_partition` is NULL or writable.
         let partition_out = unsafe { Out::optional(out_partition, "out_partition") }?;

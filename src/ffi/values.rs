@@ -1,5 +1,7 @@
 //! Values, rows and changes between their C form and livecore's.
 
+use std::fmt;
+
 use crate::ffi::ptr::{optional_c_str, slice};
 use crate::ffi::status::{lc_status, FfiError};
 use crate::ffi::types::{lc_change, lc_change_type, lc_value, lc_value_type};
@@ -38,7 +40,11 @@ impl lc_change_type {
 ///
 /// # Safety
 /// For text and bytes, `value.data` is NULL or points at `value.len` readable bytes.
-pub(crate) unsafe fn value_from_c(value: &lc_value, name: &str) -> Result<Value, FfiError> {
+/// `name` names the value in error messages; it is formatted only on failure.
+pub(crate) unsafe fn value_from_c(
+    value: &lc_value,
+    name: &dyn fmt::Display,
+) -> Result<Value, FfiError> {
     let tag = lc_value_type::from_tag(value.tag)
         .ok_or_else(|| FfiError::tag("lc_value_type", value.tag))?;
     Ok(match tag {
@@ -84,18 +90,16 @@ pub(crate) unsafe fn value_from_c(value: &lc_value, name: &str) -> Result<Value,
 pub(crate) unsafe fn row_from_c(
     ptr: *const lc_value,
     len: usize,
-    name: &str,
+    name: &dyn fmt::Display,
 ) -> Result<Row, FfiError> {
     // SAFETY: the caller promised `len` values at `ptr`.
     let values = unsafe { slice(ptr, len, name) }?;
-    values
-        .iter()
-        .enumerate()
-        .map(|(index, value)| {
-            // SAFETY: each value's data obeys the caller's promise.
-            unsafe { value_from_c(value, &format!("{name}[{index}]")) }
-        })
-        .collect()
+    let mut row = Vec::with_capacity(values.len());
+    for (index, value) in values.iter().enumerate() {
+        // SAFETY: each value's data obeys the caller's promise.
+        row.push(unsafe { value_from_c(value, &format_args!("{name}[{index}]")) }?);
+    }
+    Ok(Row::new(row))
 }
 
 /// A C change as livecore's change; `table_id` resolves the change's table key.
@@ -104,13 +108,13 @@ pub(crate) unsafe fn row_from_c(
 /// The change's pointers obey the contract documented on `lc_change`.
 pub(crate) unsafe fn change_from_c(
     change: &lc_change,
-    name: &str,
+    name: &dyn fmt::Display,
     table_id: impl FnOnce(u32) -> Result<TableId, FfiError>,
 ) -> Result<ChangeNotification, FfiError> {
     let change_type = lc_change_type::from_tag(change.change_type)?;
     let table_id = table_id(change.table)?;
     // SAFETY: the caller promised `row_len` values at `row`.
-    let row = unsafe { row_from_c(change.row, change.row_len, &format!("{name}.row")) }?;
+    let row = unsafe { row_from_c(change.row, change.row_len, &format_args!("{name}.row")) }?;
     let old_row = match change_type {
         ChangeType::Update => {
             if change.old_row.is_null() && change.old_row_len == 0 {
@@ -121,7 +125,7 @@ pub(crate) unsafe fn change_from_c(
                     row_from_c(
                         change.old_row,
                         change.old_row_len,
-                        &format!("{name}.old_row"),
+                        &format_args!("{name}.old_row"),
                     )
                 }?)
             }
@@ -136,7 +140,7 @@ pub(crate) unsafe fn change_from_c(
         }
     };
     // SAFETY: the caller promised `owner` is NULL or a NUL-terminated string.
-    let owner = unsafe { optional_c_str(change.owner, &format!("{name}.owner")) }?;
+    let owner = unsafe { optional_c_str(change.owner, &format_args!("{name}.owner")) }?;
     Ok(ChangeNotification {
         table_id,
         change_type,
