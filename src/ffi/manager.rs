@@ -13,7 +13,7 @@ use crate::models::ids::{NodeId, TableId, UserId};
 use crate::models::schema::{TableSchema, TableScope};
 use crate::query::FilterLimits;
 use crate::receiver::ReceiveError;
-use crate::sync::{write, Arc};
+use crate::sync::Arc;
 use crate::topics::TopicLimits;
 use crate::ManualClock;
 
@@ -636,7 +636,7 @@ pub unsafe extern "C" fn lc_register_table(
             scope,
             column_names,
         ))?;
-        write(&entry.tables).insert(key.0, table_id);
+        entry.remember_table(key.0, table_id);
         if let Some(out) = out {
             out.write(key.0);
         }
@@ -665,7 +665,7 @@ pub unsafe extern "C" fn lc_drop_table(
         let entry = manager_entry(manager)?;
         let table_id = entry.table_id(table)?;
         let ended = entry.manager.drop_table(&table_id)?;
-        write(&entry.tables).remove(&table);
+        entry.forget_table(table);
         if let Some(out) = out {
             out.write(ended);
         }

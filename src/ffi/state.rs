@@ -11,8 +11,8 @@ use crate::models::ids::{ConnectionId, TableId};
 use crate::models::notification::Notification;
 use crate::receiver::{EventReceiver, NotificationReceiver, ReadyConnections, ReceiveError};
 use crate::sync::{
-    read, write, Arc, AtomicBool, LazyLock, Mutex, MutexGuard, OnceLock, Ordering, RwLock,
-    TryLockError,
+    lock, read, write, Arc, ArcSwap, AtomicBool, LazyLock, Mutex, MutexGuard, OnceLock, Ordering,
+    RwLock, TryLockError,
 };
 use crate::ManualClock;
 
@@ -48,7 +48,10 @@ pub(crate) struct ManagerEntry {
     /// Each registered connection's receivers, by id.
     pub(crate) connections: RwLock<HashMap<ConnectionId, Arc<ConnectionEntry>>>,
     /// Table ids by the key `lc_register_table` returned.
-    pub(crate) tables: RwLock<HashMap<u32, TableId>>,
+    /// Table ids by key, read on every publish without a lock; written under
+    /// `tables_writer`.
+    tables: ArcSwap<Vec<Option<TableId>>>,
+    tables_writer: Mutex<()>,
     pub(crate) ready: Option<ReadyConnections>,
     pub(crate) clock: Option<Arc<ManualClock>>,
     pub(crate) checker: Mutex<Option<CheckerHandle>>,
@@ -68,7 +71,8 @@ impl ManagerEntry {
             ready: manager.ready_connections(),
             manager,
             connections: RwLock::new(HashMap::new()),
-            tables: RwLock::new(HashMap::new()),
+            tables: ArcSwap::from_pointee(Vec::new()),
+            tables_writer: Mutex::new(()),
             clock,
             checker: Mutex::new(checker),
             freed: AtomicBool::new(false),
@@ -111,12 +115,40 @@ impl ManagerEntry {
 
     /// The table id behind a key from `lc_register_table`.
     pub(crate) fn table_id(&self, key: u32) -> Result<TableId, FfiError> {
-        read(&self.tables).get(&key).cloned().ok_or_else(|| {
+        let tables = self.tables.load();
+        tables.get(key as usize).cloned().flatten().ok_or_else(|| {
             FfiError::new(
                 lc_status::LC_ERR_UNKNOWN_TABLE,
                 format!("no table was registered under key {key}"),
             )
         })
+    }
+
+    /// Remembers the id of a registered table's key.
+    pub(crate) fn remember_table(&self, key: u32, table_id: TableId) {
+        self.update_tables(|tables| {
+            let index = key as usize;
+            if tables.len() <= index {
+                tables.resize(index + 1, None);
+            }
+            tables[index] = Some(table_id);
+        });
+    }
+
+    /// Forgets a dropped table's key.
+    pub(crate) fn forget_table(&self, key: u32) {
+        self.update_tables(|tables| {
+            if let Some(slot) = tables.get_mut(key as usize) {
+                *slot = None;
+            }
+        });
+    }
+
+    fn update_tables(&self, change: impl FnOnce(&mut Vec<Option<TableId>>)) {
+        let _writer = lock(&self.tables_writer);
+        let mut tables = self.tables.load().as_ref().clone();
+        change(&mut tables);
+        self.tables.store(Arc::new(tables));
     }
 
     pub(crate) fn is_freed(&self) -> bool {

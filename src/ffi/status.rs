@@ -6,6 +6,7 @@ use std::ffi::CString;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::error::LiveError;
+use crate::sync::{AtomicBool, Ordering};
 
 /// The outcome of every `lc_` function. Its numbers are part of the ABI and never change.
 ///
@@ -363,15 +364,21 @@ pub(crate) fn last_error_ptr() -> *const std::ffi::c_char {
 /// check that the panic comes back as `LC_ERR_PANIC`. Not part of the C ABI.
 #[doc(hidden)]
 pub fn inject_panic_on_next_call() {
+    INJECTION_ARMED.store(true, Ordering::Relaxed);
     INJECT_PANIC.with(|flag| flag.set(true));
 }
+
+/// Set once any test has asked for an injected panic, so ordinary calls skip the
+/// thread-local lookup (which costs a `__tls_get_addr` call in a dlopen'ed library).
+static INJECTION_ARMED: AtomicBool = AtomicBool::new(false);
 
 /// The panic boundary. Runs `body`, catching any panic, and turns the result into the
 /// status the extern function returns, recording the message of a failure as the thread's
 /// last error (prefixed with `function`).
 pub(crate) fn boundary(function: &str, body: impl FnOnce() -> FfiResult) -> lc_status {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        if INJECT_PANIC.with(|flag| flag.replace(false)) {
+        if INJECTION_ARMED.load(Ordering::Relaxed) && INJECT_PANIC.with(|flag| flag.replace(false))
+        {
             panic!("panic injected by a test");
         }
         body()
