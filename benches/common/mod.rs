@@ -162,23 +162,30 @@ pub fn timed_in_chunks<T>(
 pub struct Drainer {
     received: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
+    active: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Drainer {
-    /// Starts draining `receivers` with `drain` (which returns how many it took).
+    /// Starts draining `receivers` with `drain` (which returns how many it took). Between
+    /// runs the thread parks, so several drainers can stay alive and take turns without the
+    /// idle ones stealing a core.
     pub fn spawn<R: Send + 'static>(mut receivers: R, drain: fn(&mut R) -> u64) -> Self {
         let received = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
+        let active = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (received, stop) = (Arc::clone(&received), Arc::clone(&stop));
+            let (received, stop, active) =
+                (Arc::clone(&received), Arc::clone(&stop), Arc::clone(&active));
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Acquire) {
+                    if !active.load(Ordering::Acquire) {
+                        // Idle between runs; `run` unparks it.
+                        std::thread::park_timeout(Duration::from_millis(1));
+                        continue;
+                    }
                     let taken = drain(&mut receivers);
-                    if taken == 0 {
-                        // Idle between benches: leave the core to others on this shared box.
-                        std::thread::yield_now();
-                    } else {
+                    if taken != 0 {
                         received.fetch_add(taken, Ordering::AcqRel);
                     }
                 }
@@ -187,6 +194,7 @@ impl Drainer {
         Self {
             received,
             stop,
+            active,
             thread: Some(thread),
         }
     }
@@ -206,6 +214,10 @@ impl Drainer {
         window: u64,
         mut publish: impl FnMut(u64) -> u64,
     ) -> Duration {
+        self.active.store(true, Ordering::Release);
+        if let Some(thread) = &self.thread {
+            thread.thread().unpark();
+        }
         let base = self.received();
         let in_flight_limit = window.saturating_sub(1) * fanout;
         let mut expected = 0;
@@ -219,7 +231,9 @@ impl Drainer {
         while self.received() - base < expected {
             std::hint::spin_loop();
         }
-        start.elapsed()
+        let elapsed = start.elapsed();
+        self.active.store(false, Ordering::Release);
+        elapsed
     }
 }
 
@@ -227,6 +241,7 @@ impl Drop for Drainer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
         if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
             let _ = thread.join();
         }
     }
