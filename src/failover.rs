@@ -23,7 +23,11 @@ pub struct FailoverHandler {
     stale_after_ms: u64,
 }
 
-/// What a failover pass found and did. Every list is sorted by live query id.
+/// What a failover pass found and did. `orphaned` and `stale` are sorted by (node, live
+/// query id); `removed` and `failed` (this node's only) by live query id.
+///
+/// A [`LiveQueryId`] is unique on its node only: every node numbers its own connections, so
+/// the host keys its replicated records by (node id, live query id).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FailoverReport {
     /// Live queries of nodes that are not active: delete their records.
@@ -82,8 +86,7 @@ impl FailoverHandler {
                 }
             }
         }
-        report.orphaned.sort_by_key(|record| record.live_query_id);
-        report.stale.sort_by_key(|record| record.live_query_id);
+        // Already in (node, id) order: `sorted` was walked in that order.
         report.removed.sort();
         report.failed.sort_by_key(|(id, _)| *id);
         report

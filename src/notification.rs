@@ -20,7 +20,7 @@ use crate::models::change::{ChangeNotification, ChangeType, Commit};
 use crate::models::connection::{ConnectionEvent, SubscriptionNotice};
 use crate::models::ids::{SeqId, UserKey};
 use crate::models::notification::{
-    encode_match, Delivery, DeliveryKind, MatchBuilder, Matches, MAX_COMMIT_CHANGES,
+    encode_match, Delivery, DeliveryKind, Matches, MAX_COMMIT_CHANGES,
 };
 use crate::models::schema::TableScope;
 use crate::models::subscription::SubscriptionHandle;
@@ -75,6 +75,30 @@ impl Owner {
 thread_local! {
     /// Candidates of multi-change commits, reused across publishes on this thread.
     static CANDIDATES: RefCell<Vec<SubscriptionHandle>> = const { RefCell::new(Vec::new()) };
+    /// Subscriptions that matched several changes of a commit, reused likewise.
+    static MULTI: RefCell<MultiMatches> = const { RefCell::new(MultiMatches::new()) };
+}
+
+#[derive(Default)]
+/// Deliveries of several matches each, held back until the group's candidates are all
+/// evaluated so their runs share one buffer.
+struct MultiMatches {
+    packed: Vec<u32>,
+    /// A subscription and its run in `packed`.
+    pending: Vec<(SubscriptionHandle, u32, u32)>,
+}
+
+impl MultiMatches {
+    /// Beyond this many held matches the buffer is shared out early, so it stays bounded
+    /// (and its offsets fit in 32 bits) however large the commit and the fan-out.
+    const FLUSH_AT: usize = 1 << 20;
+
+    const fn new() -> Self {
+        Self {
+            packed: Vec::new(),
+            pending: Vec::new(),
+        }
+    }
 }
 
 impl ConnectionsManager {
@@ -318,10 +342,22 @@ impl Dispatch<'_> {
         if owner == Owner::Unknown {
             return;
         }
-        route.for_each_scanned(|handle| self.consider_group(handle, owner, positions));
-        if !route.has_eq_routes() {
-            return;
+        let mut multi = MULTI.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+        route.for_each_scanned(|handle| self.consider_group(handle, owner, positions, &mut multi));
+        if route.has_eq_routes() {
+            self.route_group_indexed(route, owner, positions, &mut multi);
         }
+        self.deliver_multi(&mut multi);
+        MULTI.with(|cell| *cell.borrow_mut() = multi);
+    }
+
+    fn route_group_indexed(
+        &mut self,
+        route: &TableRoute,
+        owner: Owner,
+        positions: &[usize],
+        multi: &mut MultiMatches,
+    ) {
         let mut candidates = CANDIDATES.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
         let hasher = &self.manager.index.hasher;
         let mut collect =
@@ -343,31 +379,61 @@ impl Dispatch<'_> {
         candidates.sort_unstable_by_key(|handle| Arc::as_ptr(&handle.core) as usize);
         candidates.dedup_by(|a, b| Arc::ptr_eq(&a.core, &b.core));
         for handle in &candidates {
-            self.consider_group(handle, owner, positions);
+            self.consider_group(handle, owner, positions, multi);
         }
         candidates.clear();
         CANDIDATES.with(|cell| *cell.borrow_mut() = candidates);
     }
 
-    fn consider_group(&mut self, handle: &SubscriptionHandle, owner: Owner, positions: &[usize]) {
+    fn consider_group(
+        &mut self,
+        handle: &SubscriptionHandle,
+        owner: Owner,
+        positions: &[usize],
+        multi: &mut MultiMatches,
+    ) {
         let core = &handle.core;
         if core.owner != owner.key() {
             return;
         }
         let filter = core.query.filter.as_ref();
-        let mut matches = MatchBuilder::new();
+        let start = multi.packed.len();
         for &position in positions {
             let change = &self.commit.changes[position];
             if let Some(change_type) =
                 match_change(filter, &core.params, change, &mut self.summary.evaluated)
             {
-                matches.push(encode_match(position, change_type));
+                multi.packed.push(encode_match(position, change_type));
             }
         }
-        if !matches.is_empty() {
-            self.summary.matched += 1;
-            self.deliver(handle, Matches::from_slice(&matches));
+        match multi.packed.len() - start {
+            0 => {}
+            1 => {
+                self.summary.matched += 1;
+                let packed = multi.packed.pop().expect("one match was pushed");
+                self.deliver(handle, Matches::one(packed));
+            }
+            len => {
+                self.summary.matched += 1;
+                multi
+                    .pending
+                    .push((handle.clone(), start as u32, len as u32));
+                if multi.packed.len() >= MultiMatches::FLUSH_AT {
+                    self.deliver_multi(multi);
+                }
+            }
         }
+    }
+
+    /// Shares out the held runs: one buffer for all of them, then one delivery each.
+    fn deliver_multi(&mut self, multi: &mut MultiMatches) {
+        if !multi.pending.is_empty() {
+            let shared = DataArc::new(multi.packed.clone());
+            for (handle, start, len) in multi.pending.drain(..) {
+                self.deliver(&handle, Matches::run(&shared, start, len));
+            }
+        }
+        multi.packed.clear();
     }
 
     /// Passes the gate and sends (or buffers) one delivery.

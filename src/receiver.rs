@@ -22,7 +22,7 @@ use crate::models::notification::{
 };
 use crate::models::subscription::SubscriptionCore;
 use crate::stats::StatsCounters;
-use crate::sync::{channel, Arc};
+use crate::sync::channel;
 
 /// Why a receive returned nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -409,7 +409,3 @@ impl ReadyConnections {
         })
     }
 }
-
-// Keep the Arc import meaningful for loom builds where SharedConnectionState is loom's Arc.
-#[allow(dead_code)]
-type _SharedCore = Arc<SubscriptionCore>;

@@ -13,7 +13,13 @@ use crate::sync::{lock, read, write, Arc};
 impl ConnectionsManager {
     /// Ends every subscription of every connection authenticated as `user` (token expired,
     /// permission revoked). Each subscriber gets `Closed { reason: Revoked }`. Returns how
-    /// many subscriptions ended. The connections stay registered.
+    /// many subscriptions ended.
+    ///
+    /// Revocation ends what exists; it bars nothing new. The connections stay registered
+    /// and authenticated, their topic consumer sessions untouched, and a subscribe that
+    /// races this call may land on either side of it (one returning after this call
+    /// returns stays). A host keeping the user out stops accepting its subscribes first,
+    /// or unregisters its connections (which ends their consumer sessions too).
     pub fn revoke_user(&self, user: &UserId, reason: &str) -> usize {
         let _lifecycle = read(&self.lifecycle);
         let mut ended = 0;
@@ -35,7 +41,9 @@ impl ConnectionsManager {
 
     /// Ends every subscription on `table` (permission on the table withdrawn); the table
     /// stays registered. Each subscriber gets `Closed { reason: Revoked }`. Returns how
-    /// many subscriptions ended.
+    /// many subscriptions ended. As with [`revoke_user`](Self::revoke_user), later
+    /// subscribes to the table are the host's to refuse; [`drop_table`](Self::drop_table)
+    /// refuses them itself.
     pub fn revoke_table(&self, table_id: &TableId, reason: &str) -> LiveResult<usize> {
         let _lifecycle = read(&self.lifecycle);
         let reason = CloseReason::Revoked {

@@ -579,10 +579,13 @@ fn nothing_arrives_after_unsubscribe_returns_even_while_publishing() {
         let after: Vec<_> = drain(&mut connection.notifications);
         stop.store(true, Ordering::Relaxed);
         publisher.join().unwrap();
+        // Publishes still running when the first drain ended are checked too.
+        let after_join: Vec<_> = drain(&mut connection.notifications);
         assert!(
-            after.is_empty(),
-            "round {round}: {} notifications after unsubscribe returned",
-            after.len()
+            after.is_empty() && after_join.is_empty(),
+            "round {round}: {} notifications after unsubscribe returned, {} more by the end",
+            after.len(),
+            after_join.len()
         );
         manager
             .unregister_connection(connection.connection_id)
@@ -639,6 +642,13 @@ fn nothing_arrives_after_unregister_returns_even_while_publishing() {
         stop.store(true, Ordering::Relaxed);
         publisher.join().unwrap();
         assert_eq!(after.err(), Some(ReceiveError::Closed), "round {round}");
+        // Publishes still running at the first check delivered nothing either.
+        let after_join = connection.notifications.try_recv();
+        assert_eq!(
+            after_join.err(),
+            Some(ReceiveError::Closed),
+            "round {round}"
+        );
     }
 }
 

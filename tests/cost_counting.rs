@@ -61,7 +61,7 @@ fn counted<T>(work: impl FnOnce() -> T) -> (T, u64, u64, u64) {
 
 /// Publishes to `subscribers` matching live subscriptions and returns the allocations and
 /// locks of one publish (after a warm-up publish, so channels have their buffers).
-fn publish_cost(subscribers: usize, filtered: bool) -> (u64, u64) {
+fn publish_cost(subscribers: usize, filtered: bool, changes_per_commit: usize) -> (u64, u64) {
     let (manager, _) = manager();
     let mut receivers = Vec::with_capacity(subscribers);
     for i in 0..subscribers {
@@ -83,9 +83,13 @@ fn publish_cost(subscribers: usize, filtered: bool) -> (u64, u64) {
     let mut seq = 0;
     let mut publish_once = || {
         seq += 1;
-        let change = ChangeNotification::insert(messages(), message(seq, 7, "hello"));
+        let changes = (0..changes_per_commit)
+            .map(|n| {
+                ChangeNotification::insert(messages(), message((seq * 100 + n) as i64, 7, "hello"))
+            })
+            .collect();
         let (summary, allocations, _, locks) =
-            counted(|| manager.publish(SeqId(seq as u64), change).unwrap());
+            counted(|| manager.publish_commit(SeqId(seq as u64), changes).unwrap());
         assert_eq!(summary.enqueued, subscribers);
         (allocations, locks)
     };
@@ -95,27 +99,37 @@ fn publish_cost(subscribers: usize, filtered: bool) -> (u64, u64) {
     }
     let cost = publish_once();
     for receiver in &mut receivers {
-        assert_eq!(drain(&mut receiver.notifications).len(), 1);
+        let received = drain(&mut receiver.notifications);
+        assert_eq!(received.len(), 1, "one delivery per commit");
+        let Notification::Changes(set) = &received[0] else {
+            panic!("expected changes, got {:?}", received[0]);
+        };
+        assert_eq!(set.len(), changes_per_commit, "every change of the commit");
     }
     cost
 }
 
 #[test]
 fn publish_allocates_and_locks_the_same_for_10_and_10k_subscribers() {
-    for filtered in [false, true] {
-        let (allocations_10, locks_10) = publish_cost(10, filtered);
-        let (allocations_10k, locks_10k) = publish_cost(10_000, filtered);
-        println!("publish (filtered: {filtered}): {allocations_10} allocations and {locks_10} locks at 10 subscribers, {allocations_10k} and {locks_10k} at 10k");
-        assert_eq!(allocations_10, allocations_10k, "filtered: {filtered}");
-        assert_eq!(locks_10, locks_10k, "filtered: {filtered}");
-        assert_eq!(
-            locks_10k, 0,
-            "publishing to live subscriptions takes no livecore lock"
-        );
-        assert!(
-            allocations_10k <= 2,
-            "one commit, not one per subscriber: {allocations_10k}"
-        );
+    // A commit of one change, and one of three changes that every subscriber matches (its
+    // deliveries carry several matches each).
+    for (changes, most_allocations) in [(1, 1), (3, 3)] {
+        for filtered in [false, true] {
+            let (allocations_10, locks_10) = publish_cost(10, filtered, changes);
+            let (allocations_10k, locks_10k) = publish_cost(10_000, filtered, changes);
+            println!("publish of {changes} change(s) (filtered: {filtered}): {allocations_10} allocations and {locks_10} locks at 10 subscribers, {allocations_10k} and {locks_10k} at 10k");
+            let case = format!("changes: {changes}, filtered: {filtered}");
+            assert_eq!(allocations_10, allocations_10k, "{case}");
+            assert_eq!(locks_10, locks_10k, "{case}");
+            assert_eq!(
+                locks_10k, 0,
+                "publishing to live subscriptions takes no livecore lock ({case})"
+            );
+            assert!(
+                allocations_10k <= most_allocations,
+                "per commit, not per subscriber: {allocations_10k} ({case})"
+            );
+        }
     }
 }
 

@@ -34,17 +34,28 @@ fn records_describe_each_live_query_once() {
             SubscriptionOptions::with_initial_load(),
         )
         .unwrap();
+    let sql = "SELECT id, body FROM chat.messages WHERE body LIKE 'x%' AND id >= 10";
+    let c = manager
+        .subscribe_sql(bob.connection_id, sql, SubscriptionOptions::default())
+        .unwrap();
+    clock.advance(7);
     manager
         .publish(
             SeqId(1),
             ChangeNotification::insert(messages(), message(1, 2, "")),
         )
         .unwrap();
+    clock.advance(3);
+    manager.heartbeat(alice.connection_id).unwrap();
     let records = manager.live_query_records();
-    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records.len(), 3, "{records:?}");
     let first = &records[0];
     assert_eq!(first.live_query_id, a.live_query_id);
     assert_eq!(first.connection_id, alice.connection_id);
+    assert_eq!(first.subscription_id, a.live_query_id.subscription_id);
+    // Delivered by the publish at +12, heard from at +15.
+    assert_eq!(first.last_update_ms, first.created_at_ms + 12);
+    assert_eq!(first.last_heartbeat_ms, first.created_at_ms + 15);
     assert_eq!(first.table_id, messages());
     assert_eq!(first.user_id, Some(UserId::from("alice")));
     assert_eq!(first.node_id, NodeId(7));
@@ -60,6 +71,16 @@ fn records_describe_each_live_query_once() {
     assert_eq!(second.status, SubscriptionPhase::Loading);
     assert_eq!(second.created_at_ms, first.created_at_ms + 5);
     assert!(second.options.initial_load);
+    assert_eq!(second.changes_delivered, 0);
+    // Bob's connection has been silent since it registered.
+    assert_eq!(second.last_heartbeat_ms, first.created_at_ms);
+    let third = &records[2];
+    assert_eq!(third.live_query_id, c.live_query_id);
+    assert_eq!(third.connection_id, bob.connection_id);
+    assert_eq!(third.subscription_id, c.live_query_id.subscription_id);
+    // A query written in SQL is recorded as written.
+    assert_eq!(third.query.to_sql(), sql);
+    assert_eq!(third.changes_delivered, 0);
 }
 
 #[test]
@@ -283,6 +304,14 @@ fn revoking_or_dropping_a_table_racing_publish_delivers_nothing_after_it_returns
             .all(|n| n.live_query_id() == notes_sub.live_query_id));
         stop.store(true, Ordering::Relaxed);
         publisher.join().unwrap();
+        // Publishes still running at the first drain delivered nothing of the table either.
+        let after_join = drain(&mut alice.notifications);
+        assert!(
+            after_join
+                .iter()
+                .all(|n| n.kind() == "changes" && n.live_query_id() == notes_sub.live_query_id),
+            "after the publisher stopped: {after_join:?}"
+        );
         if drop {
             assert!(matches!(
                 manager.subscribe(
@@ -391,9 +420,11 @@ fn failover_sorts_offline_stale_and_local_with_an_injected_clock() {
             record(3, 32, 0).live_query_id
         ]
     );
-    let mut stale = vec![quiet_sub.live_query_id, record(2, 22, 0).live_query_id];
-    stale.sort();
-    assert_eq!(ids(&report.stale), stale);
+    // In (node, id) order: this node's first.
+    assert_eq!(
+        ids(&report.stale),
+        vec![quiet_sub.live_query_id, record(2, 22, 0).live_query_id]
+    );
     assert_eq!(report.removed, vec![quiet_sub.live_query_id]);
     assert!(report.failed.is_empty());
     assert!(
@@ -417,6 +448,62 @@ fn failover_sorts_offline_stale_and_local_with_an_injected_clock() {
         vec![(quiet_sub.live_query_id, "replica unavailable".to_string())]
     );
     assert!(failing.removed.is_empty());
+}
+
+#[test]
+fn failover_keys_records_by_node_and_id_at_the_exact_bound_in_any_order() {
+    // Every node numbers its own connections, so the same live query id appears on nodes
+    // 1 (local), 2 (active) and 3 (offline).
+    let same = |node: u64, heartbeat_ms: u64| LiveQueryRecord {
+        live_query_id: LiveQueryId::new(ConnectionId(1), SubscriptionId(1)),
+        connection_id: ConnectionId(1),
+        subscription_id: SubscriptionId(1),
+        node_id: NodeId(node),
+        ..record(node, 1, heartbeat_ms)
+    };
+    let now = 100_000;
+    let bound = 30_000;
+    let at_bound = LiveQueryRecord {
+        live_query_id: LiveQueryId::new(ConnectionId(1), SubscriptionId(2)),
+        subscription_id: SubscriptionId(2),
+        ..same(1, now - bound)
+    };
+    let records = vec![
+        same(3, now),
+        same(2, now - bound - 1),
+        at_bound.clone(),
+        same(1, now - bound - 1),
+    ];
+    let handler = FailoverHandler::new(NodeId(1), Duration::from_millis(bound));
+    let run = |records: &[LiveQueryRecord]| {
+        let mut removed_nodes = Vec::new();
+        let report = handler.run(records, &[NodeId(2)], now, |record| {
+            removed_nodes.push(record.node_id);
+            Ok(())
+        });
+        (report, removed_nodes)
+    };
+    let (report, removed_nodes) = run(&records);
+    let keys = |records: &[LiveQueryRecord]| {
+        records
+            .iter()
+            .map(|record| (record.node_id, record.live_query_id))
+            .collect::<Vec<_>>()
+    };
+    let id = same(1, 0).live_query_id;
+    assert_eq!(keys(&report.orphaned), vec![(NodeId(3), id)]);
+    // Silent for exactly the bound is not stale; one millisecond more is.
+    assert_eq!(keys(&report.stale), vec![(NodeId(1), id), (NodeId(2), id)]);
+    assert_eq!(report.removed, vec![id]);
+    assert_eq!(removed_nodes, vec![NodeId(1)], "only this node's record");
+    assert!(report.failed.is_empty());
+    // The order the host hands the records in changes nothing.
+    for shuffled in [
+        records.iter().rev().cloned().collect::<Vec<_>>(),
+        [&records[2..], &records[..2]].concat(),
+    ] {
+        assert_eq!(run(&shuffled), (report.clone(), removed_nodes.clone()));
+    }
 }
 
 #[test]

@@ -397,6 +397,65 @@ fn publishing_without_routes_takes_no_lock() {
 }
 
 #[test]
+fn a_route_without_key_column_takes_partitions_in_turn() {
+    let (manager, _) = manager();
+    manager
+        .create_topic("spread", TopicConfig::partitions(3))
+        .unwrap();
+    manager
+        .add_topic_route(TopicRouteSpec::new("spread", messages()))
+        .unwrap();
+    // Single-change commits, then one commit of three changes: each change takes a turn.
+    for seq in 1..=6u64 {
+        manager
+            .publish(
+                SeqId(seq),
+                ChangeNotification::insert(messages(), message(seq as i64, 1, "m")),
+            )
+            .unwrap();
+    }
+    let summary = manager
+        .publish_commit(
+            SeqId(7),
+            (7..=9)
+                .map(|id| ChangeNotification::insert(messages(), message(id, 1, "m")))
+                .collect(),
+        )
+        .unwrap();
+    assert_eq!(summary.topic_messages, 3);
+    let mut ids_by_partition = Vec::new();
+    for partition in 0..3 {
+        let read = manager.read_topic("spread", partition, 0, 10).unwrap();
+        let ids: Vec<Value> = read
+            .iter()
+            .map(|message| change_of(message).row.value(0).clone())
+            .collect();
+        // Each partition keeps publish order.
+        let offsets: Vec<u64> = read.iter().map(|message| message.offset).collect();
+        assert_eq!(offsets, [0, 1, 2], "partition {partition}");
+        ids_by_partition.push(ids);
+    }
+    // Nine changes over three partitions in turn: three each, every third id together.
+    let mut all: Vec<i64> = Vec::new();
+    for ids in &ids_by_partition {
+        let ids: Vec<i64> = ids
+            .iter()
+            .map(|value| match value {
+                Value::Int(id) => *id,
+                other => panic!("id {other:?}"),
+            })
+            .collect();
+        assert!(
+            ids.windows(2).all(|pair| pair[1] == pair[0] + 3),
+            "turns: {ids:?}"
+        );
+        all.extend(ids);
+    }
+    all.sort();
+    assert_eq!(all, (1..=9).collect::<Vec<i64>>());
+}
+
+#[test]
 fn direct_publish_partitions_by_partition_key_or_turn() {
     let (manager, _) = manager();
     manager
@@ -447,11 +506,20 @@ fn direct_publish_partitions_by_partition_key_or_turn() {
 #[test]
 fn long_poll_returns_waiting_messages_at_once_and_parks_otherwise() {
     let (manager, _) = with_topic();
+    // A long lease allows long polls, so "at once" is far from "after the timeout" even on
+    // a busy machine.
+    manager
+        .create_consumer_group(
+            "events",
+            "long",
+            GroupConfig::default().lease(Duration::from_secs(60)),
+        )
+        .unwrap();
     let me = consumer(&manager, "worker");
     // Nothing waiting: an empty batch after the timeout, with the position.
     let started = Instant::now();
     let batch = manager
-        .consume(me, "events", "g", 10, Duration::from_millis(60))
+        .consume(me, "events", "long", 10, Duration::from_millis(60))
         .unwrap();
     assert!(started.elapsed() >= Duration::from_millis(60));
     assert!(batch.is_empty());
@@ -463,9 +531,9 @@ fn long_poll_returns_waiting_messages_at_once_and_parks_otherwise() {
     publish_bytes(&manager, "events", 1, "one");
     let started = Instant::now();
     let batch = manager
-        .consume(me, "events", "g", 10, Duration::from_secs(1))
+        .consume(me, "events", "long", 10, Duration::from_secs(30))
         .unwrap();
-    assert!(started.elapsed() < Duration::from_millis(500));
+    assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(offsets(&batch), [(0, 0)]);
     assert_eq!(batch.positions[0].next, Some(1));
     // Parked: woken by the publish, well before the timeout.
@@ -474,7 +542,7 @@ fn long_poll_returns_waiting_messages_at_once_and_parks_otherwise() {
         std::thread::spawn(move || {
             let started = Instant::now();
             let batch = manager
-                .consume(me, "events", "g", 10, Duration::from_secs(1))
+                .consume(me, "events", "long", 10, Duration::from_secs(30))
                 .unwrap();
             (batch, started.elapsed())
         })
@@ -490,7 +558,7 @@ fn long_poll_returns_waiting_messages_at_once_and_parks_otherwise() {
             .collect::<Vec<_>>(),
         ["two"]
     );
-    assert!(waited < Duration::from_millis(900), "waited {waited:?}");
+    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
 }
 
 #[test]
@@ -619,10 +687,19 @@ fn unregistering_or_leaving_ends_leases() {
 #[test]
 fn unregistering_wakes_a_parked_consume() {
     let (manager, _) = with_topic();
+    manager
+        .create_consumer_group(
+            "events",
+            "long",
+            GroupConfig::default().lease(Duration::from_secs(60)),
+        )
+        .unwrap();
     let me = consumer(&manager, "a");
     let parked = {
         let manager = manager.clone();
-        std::thread::spawn(move || manager.consume(me, "events", "g", 10, Duration::from_secs(1)))
+        std::thread::spawn(move || {
+            manager.consume(me, "events", "long", 10, Duration::from_secs(30))
+        })
     };
     std::thread::sleep(Duration::from_millis(50));
     let started = Instant::now();
@@ -631,7 +708,7 @@ fn unregistering_wakes_a_parked_consume() {
         parked.join().unwrap(),
         Err(LiveError::UnknownConnection(me))
     );
-    assert!(started.elapsed() < Duration::from_millis(500));
+    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 #[test]
@@ -696,7 +773,7 @@ fn check_connections_expires_leases_and_wakes_the_waiting() {
     assert_eq!(report.leases_expired, 1);
     let (batch, waited) = waiting.join().unwrap();
     assert_eq!(offsets(&batch.unwrap()), [(0, 0)]);
-    assert!(waited < Duration::from_millis(900), "waited {waited:?}");
+    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
 }
 
 #[test]
@@ -1576,8 +1653,9 @@ fn shutdown_wakes_10k_parked_consumers() {
     let mut done = vec![false; CONSUMERS];
     let mut finished = 0;
     while finished < CONSUMERS {
+        // Not a timing claim: a consume never woken would hang the test instead.
         assert!(
-            started.elapsed() < Duration::from_secs(10),
+            started.elapsed() < Duration::from_secs(120),
             "only {finished} woke"
         );
         let ready: Vec<usize> = std::mem::take(&mut *woken.lock().unwrap());
@@ -1601,7 +1679,6 @@ fn shutdown_wakes_10k_parked_consumers() {
     }
     let elapsed = started.elapsed();
     eprintln!("shutdown woke {CONSUMERS} parked async consumers in {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(5));
     assert!(matches!(
         manager.consume(ids[0], "s", "g", 1, Duration::ZERO),
         Err(LiveError::ShuttingDown)
@@ -1655,7 +1732,12 @@ fn shutdown_wakes_10k_parked_consumer_threads() {
         assert!(Instant::now() < deadline, "consumers did not all join");
         std::thread::sleep(Duration::from_millis(10));
     }
-    std::thread::sleep(Duration::from_millis(100));
+    // And every one has parked (the count is raised just before a consume parks; one
+    // woken between the count and its park finds the token and returns at once).
+    while manager.stats().consume_parks < CONSUMERS as u64 {
+        assert!(Instant::now() < deadline, "consumers did not all park");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let shutdown_at = Instant::now();
     manager.shutdown(Duration::ZERO);
     let mut latest = shutdown_at;
@@ -1670,9 +1752,10 @@ fn shutdown_wakes_10k_parked_consumer_threads() {
         );
         latest = latest.max(returned_at);
     }
+    // A consume left parked would have returned an empty batch after its 30 s timeout,
+    // which the match above refuses; the time is reported, not asserted.
     let elapsed = latest - shutdown_at;
     eprintln!("shutdown woke {CONSUMERS} parked consumer threads in {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(10));
 }
 
 struct Flag(usize, Arc<Mutex<Vec<usize>>>);

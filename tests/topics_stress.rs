@@ -1,7 +1,7 @@
 //! Stress of publish racing long-poll consume: 16 threads, 100k cycles each test.
 //!
 //! Run in the `race` profile (release speed, debug assertions):
-//! `cargo test --profile race --test topics_stress -- --nocapture`
+//! `cargo test --profile race --test topics_stress -- --ignored --nocapture`
 
 mod common;
 
@@ -22,6 +22,7 @@ const CYCLES: usize = 100_000;
 /// (5 s) with a message waiting would be a lost wake-up; none may happen, and every
 /// message arrives exactly once and in order.
 #[test]
+#[ignore = "slow unoptimised: .ci/test.sh runs it in the race profile with --ignored"]
 fn ping_pong_never_loses_a_wake_up() {
     let (manager, _) = manager();
     for pair in 0..PAIRS {
@@ -107,6 +108,7 @@ type Received = (u32, u64, i64, i64);
 /// consume, nothing may be duplicated either; and each key's changes arrive in the order
 /// they were published.
 #[test]
+#[ignore = "slow unoptimised: .ci/test.sh runs it in the race profile with --ignored"]
 fn shared_group_loses_and_duplicates_nothing() {
     let (manager, _) = manager();
     manager

@@ -9,6 +9,7 @@ pub mod subscription;
 pub mod value;
 
 pub use crate::flow_control::{BufferedNotification, SubscriptionFlowControl};
+pub use crate::receiver::{EventReceiver, NotificationReceiver};
 pub use change::{ChangeNotification, ChangeType};
 pub use connection::{
     AuthenticatedUser, ConnectionEvent, ConnectionRegistration, ConnectionState, EventSender,

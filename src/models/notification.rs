@@ -15,13 +15,16 @@ use crate::sync::{Arc, DataArc};
 
 /// The changes of one commit that matched one subscription, in commit order: each is its
 /// position in the commit and the change type delivered (`position << 2 | type`). Sixteen
-/// bytes, and no allocation for the common single match, so a delivery stays small.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// bytes. A single match is held inline; several are a run in a buffer shared by every
+/// delivery of the same publish, so a multi-change commit costs one allocation per
+/// publish, not one per subscriber.
+#[derive(Clone, Debug)]
 pub(crate) struct Matches {
+    /// The single match, or with `shared`, where this delivery's run starts in it.
     first: u32,
-    /// A thin box, so the whole stays sixteen bytes.
-    #[allow(clippy::box_collection)]
-    rest: Option<Box<Vec<u32>>>,
+    /// The number of matches (1 without `shared`).
+    len: u32,
+    shared: Option<DataArc<Vec<u32>>>,
 }
 
 impl Matches {
@@ -29,35 +32,58 @@ impl Matches {
     pub(crate) fn one(packed: u32) -> Self {
         Self {
             first: packed,
-            rest: None,
+            len: 1,
+            shared: None,
         }
     }
 
-    /// The matches gathered in `packed`, which must not be empty.
-    pub(crate) fn from_slice(packed: &[u32]) -> Self {
-        let (first, rest) = packed.split_first().expect("a delivery carries a match");
+    /// The run `start..start + len` of `shared`, which must be in bounds and not empty.
+    pub(crate) fn run(shared: &DataArc<Vec<u32>>, start: u32, len: u32) -> Self {
+        debug_assert!(len > 0 && (start + len) as usize <= shared.len());
         Self {
-            first: *first,
-            rest: (!rest.is_empty()).then(|| Box::new(rest.to_vec())),
+            first: start,
+            len,
+            shared: Some(shared.clone()),
+        }
+    }
+
+    /// The matches gathered in `packed`, which must not be empty (a delivery of its own).
+    pub(crate) fn from_slice(packed: &[u32]) -> Self {
+        match packed {
+            [] => unreachable!("a delivery carries a match"),
+            [one] => Self::one(*one),
+            _ => Self::run(&DataArc::new(packed.to_vec()), 0, packed.len() as u32),
+        }
+    }
+
+    fn as_slice(&self) -> &[u32] {
+        match &self.shared {
+            None => std::slice::from_ref(&self.first),
+            Some(shared) => &shared[self.first as usize..(self.first + self.len) as usize],
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        1 + self.rest.as_ref().map_or(0, |rest| rest.len())
+        self.len as usize
     }
 
     /// The `index`-th match.
     pub(crate) fn get(&self, index: usize) -> Option<u32> {
-        match index {
-            0 => Some(self.first),
-            _ => self.rest.as_ref()?.get(index - 1).copied(),
-        }
+        self.as_slice().get(index).copied()
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        std::iter::once(self.first).chain(self.rest.iter().flat_map(|rest| rest.iter().copied()))
+        self.as_slice().iter().copied()
     }
 }
+
+impl PartialEq for Matches {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Matches {}
 
 /// Gathers matches before they become a [`Matches`].
 pub(crate) type MatchBuilder = SmallVec<[u32; 4]>;
