@@ -37,8 +37,18 @@ find "${rust_dirs[@]}" -name '*.rs' | sort | xargs awk -f .ci/safety-comments.aw
 ok
 
 step "unit, integration and doc tests"
-cargo test --all-targets
+# The two SQL differentials run in the next step, where their coverage is shown; --skip is
+# passed to libtest harnesses only (criterion's bench harness does not take it).
+differentials=(--skip livecore_agrees_with_sqlite_on_random_filters
+    --skip routed_deliveries_agree_with_the_reference_filters)
+cargo test --lib --bins --tests -- "${differentials[@]}"
+cargo test --benches --examples
 cargo test --doc
+ok
+
+step "SQL differentials: against SQLite, and through subscribe/publish routing (coverage shown)"
+cargo test --test sql_differential --test sql_routing_differential -- --nocapture \
+    livecore_agrees_with_sqlite_on_random_filters routed_deliveries_agree_with_the_reference_filters
 ok
 
 step "snapshot boundary race and topic wake-up stress (release with debug assertions)"

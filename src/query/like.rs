@@ -136,8 +136,16 @@ impl LikePattern {
 
     /// True when `input` matches the whole pattern.
     pub(crate) fn matches(&self, input: &str) -> bool {
+        self.matches_counting(input, &mut NoSteps)
+    }
+
+    /// `matches`, reporting the matcher's work to `steps`: one step per segment visited, per
+    /// character compared against a segment, per character walked back from the end, and
+    /// per Shift-And state word updated. With [`NoSteps`] the counting compiles away.
+    fn matches_counting(&self, input: &str, steps: &mut impl Steps) -> bool {
         let (first, rest) = self.segments.split_first().expect("at least one segment");
-        let Some(mut position) = self.match_at(input, 0, &first.tokens) else {
+        steps.add(1);
+        let Some(mut position) = self.match_at(input, 0, &first.tokens, steps) else {
             return false;
         };
         let Some((last, middle)) = rest.split_last() else {
@@ -145,16 +153,18 @@ impl LikePattern {
             return position == input.len();
         };
         for segment in middle {
-            match self.find_leftmost(input, position, segment) {
+            steps.add(1);
+            match self.find_leftmost(input, position, segment, steps) {
                 Some(end) => position = end,
                 None => return false,
             }
         }
         // The last segment is anchored at the end of the input.
+        steps.add(1 + last.len());
         let Some(start) = start_of_last_chars(input, last.len()) else {
             return false;
         };
-        start >= position && self.match_at(input, start, &last.tokens).is_some()
+        start >= position && self.match_at(input, start, &last.tokens, steps).is_some()
     }
 
     #[inline]
@@ -167,10 +177,17 @@ impl LikePattern {
     }
 
     /// Matches `segment` at byte offset `start`; returns the byte offset after it.
-    fn match_at(&self, input: &str, start: usize, segment: &[Token]) -> Option<usize> {
+    fn match_at(
+        &self,
+        input: &str,
+        start: usize,
+        segment: &[Token],
+        steps: &mut impl Steps,
+    ) -> Option<usize> {
         let mut chars = input[start..].char_indices();
         for token in segment {
             let (_, c) = chars.next()?;
+            steps.add(1);
             if let Token::Char(expected) = token {
                 if self.fold_if_needed(c) != *expected {
                     return None;
@@ -187,7 +204,13 @@ impl LikePattern {
     /// The byte offset just after the leftmost match of `segment` at or after `from`
     /// (Shift-And: bit `j` of `state` is set when the last `j + 1` characters read match
     /// the segment's first `j + 1` tokens).
-    fn find_leftmost(&self, input: &str, from: usize, segment: &Segment) -> Option<usize> {
+    fn find_leftmost(
+        &self,
+        input: &str,
+        from: usize,
+        segment: &Segment,
+        steps: &mut impl Steps,
+    ) -> Option<usize> {
         let len = segment.len();
         if len == 0 {
             return Some(from);
@@ -197,6 +220,7 @@ impl LikePattern {
         let mut state: SmallVec<[u64; 16]> = smallvec![0; words];
         for (offset, c) in input[from..].char_indices() {
             let mask = segment.mask(self.fold_if_needed(c));
+            steps.add(words);
             let mut carry = 1u64;
             for (word, bits) in state.iter_mut().zip(mask) {
                 let next_carry = *word >> 63;
@@ -209,6 +233,20 @@ impl LikePattern {
         }
         None
     }
+}
+
+/// What the matcher reports its work to: [`NoSteps`] in every build, a counter in the
+/// linearity tests.
+trait Steps {
+    fn add(&mut self, steps: usize);
+}
+
+/// Counts nothing; calls to it compile away.
+struct NoSteps;
+
+impl Steps for NoSteps {
+    #[inline(always)]
+    fn add(&mut self, _steps: usize) {}
 }
 
 /// Byte offset where the last `count` characters of `input` start.
@@ -278,18 +316,171 @@ mod tests {
         assert!(ilike.matches("HéLLO"));
     }
 
+    impl Steps for usize {
+        fn add(&mut self, steps: usize) {
+            *self += steps;
+        }
+    }
+
+    /// The verdict and the matcher's step count for `input` against `pattern`.
+    fn counted(input: &str, pattern: &str) -> (bool, usize) {
+        let compiled = LikePattern::compile(pattern, Some('\\'), false).unwrap();
+        let mut steps = 0usize;
+        let matched = compiled.matches_counting(input, &mut steps);
+        (matched, steps)
+    }
+
+    /// A textbook backtracking LIKE matcher (`%` and `_`, no escape), counting one step per
+    /// call; `None` once it has spent more than `budget` steps.
+    fn backtracking_steps(input: &str, pattern: &str, budget: usize) -> Option<(bool, usize)> {
+        fn go(input: &[char], pattern: &[char], steps: &mut usize, budget: usize) -> Option<bool> {
+            *steps += 1;
+            if *steps > budget {
+                return None;
+            }
+            match pattern.split_first() {
+                None => Some(input.is_empty()),
+                Some(('%', rest)) => {
+                    for skip in 0..=input.len() {
+                        if go(&input[skip..], rest, steps, budget)? {
+                            return Some(true);
+                        }
+                    }
+                    Some(false)
+                }
+                Some((&expected, rest)) => match input.split_first() {
+                    Some((&c, input_rest)) if expected == '_' || expected == c => {
+                        go(input_rest, rest, steps, budget)
+                    }
+                    _ => Some(false),
+                },
+            }
+        }
+        let input: Vec<char> = input.chars().collect();
+        let pattern: Vec<char> = pattern.chars().collect();
+        let mut steps = 0;
+        go(&input, &pattern, &mut steps, budget).map(|matched| (matched, steps))
+    }
+
+    /// Hostile patterns cost steps linear in text + pattern length (segments up to 64
+    /// characters: one Shift-And word), where backtracking blows up.
     #[test]
-    fn no_blowup_on_hostile_patterns() {
+    fn matching_steps_are_linear_on_hostile_patterns() {
+        const C: usize = 3;
+        let cases: Vec<(String, String, bool)> = vec![
+            // Many `%a` and a final `b` that never comes.
+            ("a".repeat(20_000), format!("{}%b", "%a".repeat(50)), false),
+            (
+                format!("{}b", "a".repeat(20_000)),
+                format!("{}%b", "%a".repeat(50)),
+                true,
+            ),
+            // Near misses: every `ab` almost starts `abc`.
+            (
+                "ab".repeat(10_000),
+                format!("{}%abc", "%ab".repeat(40)),
+                false,
+            ),
+            (
+                format!("{}c", "ab".repeat(10_000)),
+                format!("{}%abc", "%ab".repeat(40)),
+                true,
+            ),
+            (
+                "ab".repeat(10_000),
+                format!("{}%abc%", "%ab".repeat(40)),
+                false,
+            ),
+            ("a".repeat(20_000), format!("{}%b%", "%a".repeat(50)), false),
+            // `_` runs between `%`s, and a segment of 64 characters (one full word).
+            (
+                "a".repeat(20_000),
+                format!("{}%b", "%_a_".repeat(30)),
+                false,
+            ),
+            ("a".repeat(20_000), format!("%{}b%", "a".repeat(63)), false),
+            // Nothing but `%`s, and `%`s around a text that is never found.
+            ("x".repeat(5_000), "%".repeat(1_000), true),
+            (
+                "xy".repeat(5_000),
+                format!("{}yx{}z", "%".repeat(500), "%".repeat(500)),
+                false,
+            ),
+            // Anchored first and last segments that almost cover the text.
+            (
+                "a".repeat(20_000),
+                format!("{}%{}b", "a".repeat(60), "a".repeat(60)),
+                false,
+            ),
+        ];
+        for (input, pattern, expected) in &cases {
+            let (matched, steps) = counted(input, pattern);
+            assert_eq!(
+                matched,
+                *expected,
+                "{pattern} on {} characters",
+                input.len()
+            );
+            let bound = C * (input.chars().count() + pattern.chars().count());
+            assert!(
+                steps <= bound,
+                "{steps} steps for a pattern of {} on {} characters (bound {bound})",
+                pattern.len(),
+                input.len()
+            );
+        }
+        // Twice the text, at most twice the steps (plus the pattern's share).
+        let pattern = format!("{}%abc%", "%ab".repeat(40));
+        let (_, small) = counted(&"ab".repeat(5_000), &pattern);
+        let (_, large) = counted(&"ab".repeat(10_000), &pattern);
+        assert!(large <= 2 * small + pattern.len(), "{small} -> {large}");
+    }
+
+    /// Backtracking on the same kind of input spends far more than the linear matcher's
+    /// bound: a hundred times it, on texts a hundred times shorter.
+    #[test]
+    fn backtracking_would_blow_up_where_the_matcher_stays_linear() {
+        for (input, pattern) in [
+            ("a".repeat(200), format!("{}%b", "%a".repeat(6))),
+            ("ab".repeat(100), format!("{}%abc", "%ab".repeat(6))),
+        ] {
+            let (matched, steps) = counted(&input, &pattern);
+            assert!(!matched);
+            let linear_bound = 3 * (input.len() + pattern.len());
+            assert!(steps <= linear_bound);
+            assert_eq!(
+                backtracking_steps(&input, &pattern, 100 * linear_bound),
+                None,
+                "backtracking finished {pattern} on {} characters within 100x the linear bound",
+                input.len()
+            );
+        }
+        // The backtracking matcher itself is right, and cheap, on benign input.
+        assert_eq!(
+            backtracking_steps("abc", "a%c", 100).map(|r| r.0),
+            Some(true)
+        );
+        assert_eq!(
+            backtracking_steps("abd", "a_c", 100).map(|r| r.0),
+            Some(false)
+        );
+    }
+
+    /// A long middle segment that almost matches everywhere: Shift-And reads each character
+    /// once and updates one state word per 64 segment characters, where comparing the
+    /// segment at every offset would cost the text length times the segment length.
+    #[test]
+    fn long_segments_cost_one_word_per_64_characters_per_character() {
         let input = "a".repeat(20_000);
-        let pattern = format!("{}b", "%a".repeat(50));
-        assert!(!like(&input, &pattern));
-        // A long middle segment that almost matches everywhere: Shift-And reads each input
-        // character once instead of re-comparing the segment at every offset.
-        let input = "a".repeat(200_000);
         let pattern = format!("%{}b%", "a".repeat(1000));
-        let started = std::time::Instant::now();
-        assert!(!like(&input, &pattern));
-        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        let (matched, steps) = counted(&input, &pattern);
+        assert!(!matched);
+        let words = 1001usize.div_ceil(64);
+        let bound = 3 * (input.len() * words + pattern.len());
+        assert!(steps <= bound, "{steps} steps (bound {bound})");
+        // Comparing at every offset would cost about 20,000 x 1,000 = 2e7: over 40x this.
+        assert!(steps * 40 <= input.len() * 1000, "{steps} steps");
+        assert_eq!(backtracking_steps(&input, &pattern, 10 * bound), None);
     }
 
     #[test]

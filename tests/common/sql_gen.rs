@@ -1,0 +1,472 @@
+//! The SQL filter generator shared by the differential tests (tests/sql_differential.rs,
+//! tests/sql_routing_differential.rs): random values of every type, random filters over the
+//! six columns `c0`..`c5` of table `app.t` rendered to SQL text, and the SQLite side of the
+//! comparison. Included with `#[path = "common/sql_gen.rs"] mod sql_gen;`.
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+
+use livecore::query::{parse_subscription_sql, Filter};
+use livecore::{FilterLimits, TableId, TableSchema, TableScope, Value};
+use rusqlite::types::Value as SqliteValue;
+pub const COLUMNS: [&str; 6] = ["c0", "c1", "c2", "c3", "c4", "c5"];
+
+/// A small deterministic generator (SplitMix64).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
+    }
+}
+
+/// Floats with the text both engines read back exactly. (Infinity is written 1e999.)
+pub const FLOATS: [(f64, &str); 17] = [
+    (0.5, "0.5"),
+    (-2.5, "-2.5"),
+    (7.0, "7.0"),
+    (1.0, "1.0"),
+    (0.0, "0.0"),
+    (-0.0, "-0.0"),
+    (0.1, "0.1"),
+    (1e20, "1e20"),
+    (1.5e-7, "1.5e-7"),
+    (9_223_372_036_854_775_808.0, "9223372036854775808.0"),
+    (-9_223_372_036_854_775_808.0, "-9223372036854775808.0"),
+    (9_007_199_254_740_992.0, "9007199254740992.0"),
+    (f64::INFINITY, "1e999"),
+    (f64::NEG_INFINITY, "-1e999"),
+    (0.30000000000000004, "0.30000000000000004"),
+    (1e-5, "1e-5"),
+    (12.0, "12.0"),
+];
+
+pub const INTS: [i64; 14] = [
+    0,
+    1,
+    -1,
+    2,
+    3,
+    7,
+    8,
+    12,
+    100,
+    -3,
+    i64::MAX,
+    i64::MIN,
+    9_007_199_254_740_993,
+    1_000_000,
+];
+
+/// Text pieces: letters of both cases, digits and number-like strings, LIKE wildcards and
+/// the escape character as data, spaces, and non-ASCII letters.
+pub const TEXT_PIECES: [&str; 22] = [
+    "a", "A", "b", "B", "ab", "7", "12", "0", "1e3", " ", "%", "_", "\\", "!", "é", "É", "ß", "€",
+    "x", "-", ".5", "0.0",
+];
+
+/// Bytes pieces, including malformed UTF-8 (but never a NUL byte).
+pub const BYTE_PIECES: [&[u8]; 12] = [
+    b"a",
+    b"A",
+    b"7",
+    b"12",
+    b"%",
+    b"_",
+    &[0x80],
+    &[0xc3],
+    &[0xff],
+    &[0xe2, 0x82, 0xac],
+    &[0xf0, 0x80, 0x80],
+    b" ",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Null,
+    Bool,
+    Int,
+    Float,
+    Text,
+    Bytes,
+}
+
+pub const KINDS: [Kind; 6] = [
+    Kind::Null,
+    Kind::Bool,
+    Kind::Int,
+    Kind::Float,
+    Kind::Text,
+    Kind::Bytes,
+];
+
+pub fn kind(value: &Value) -> Kind {
+    match value {
+        Value::Null => Kind::Null,
+        Value::Bool(_) => Kind::Bool,
+        Value::Int(_) => Kind::Int,
+        Value::Float(_) => Kind::Float,
+        Value::Text(_) => Kind::Text,
+        Value::Bytes(_) => Kind::Bytes,
+    }
+}
+
+/// A generated value with its SQL literal.
+#[derive(Clone, Debug)]
+pub struct Lit {
+    pub value: Value,
+    pub sql: String,
+}
+
+pub fn text_value(rng: &mut Rng) -> String {
+    let pieces = rng.below(4);
+    (0..pieces).map(|_| rng.pick(&TEXT_PIECES)).collect()
+}
+
+pub fn bytes_value(rng: &mut Rng) -> Vec<u8> {
+    let pieces = rng.below(4);
+    (0..pieces)
+        .flat_map(|_| rng.pick(&BYTE_PIECES).iter().copied())
+        .collect()
+}
+
+pub fn literal_of(value: Value, float_sql: Option<&str>) -> Lit {
+    let sql = match &value {
+        Value::Null => "NULL".to_string(),
+        Value::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(_) => float_sql.expect("floats come from the pool").to_string(),
+        Value::Text(text) => format!("'{}'", text.replace('\'', "''")),
+        Value::Bytes(bytes) => {
+            let mut hex = String::from("X'");
+            for byte in bytes.iter() {
+                write!(hex, "{byte:02X}").unwrap();
+            }
+            hex.push('\'');
+            hex
+        }
+    };
+    Lit { value, sql }
+}
+
+/// A random value; NULL one time in four.
+pub fn random_value(rng: &mut Rng) -> Lit {
+    if rng.chance(25) {
+        return literal_of(Value::Null, None);
+    }
+    match rng.below(5) {
+        0 => literal_of(Value::Bool(rng.chance(50)), None),
+        1 => {
+            let int = if rng.chance(60) {
+                rng.below(14) as i64 - 3
+            } else {
+                rng.pick(&INTS)
+            };
+            literal_of(Value::Int(int), None)
+        }
+        2 => {
+            let (float, sql) = rng.pick(&FLOATS);
+            literal_of(Value::Float(float), Some(sql))
+        }
+        3 => literal_of(Value::text(&text_value(rng)), None),
+        _ => literal_of(Value::Bytes(bytes_value(rng).into()), None),
+    }
+}
+
+/// The generator's own filter tree, rendered to SQL text for both engines and walked to
+/// record coverage.
+#[derive(Clone, Debug)]
+pub enum Gen {
+    Column(usize),
+    Literal(Lit),
+    Compare(&'static str, Box<Gen>, Box<Gen>),
+    And(Vec<Gen>),
+    Or(Vec<Gen>),
+    Not(Box<Gen>),
+    In(Box<Gen>, Vec<Gen>, bool),
+    IsNull(Box<Gen>, bool),
+    Between(Box<Gen>, Box<Gen>, Box<Gen>, bool),
+    Like {
+        operand: Box<Gen>,
+        pattern: Lit,
+        escape: Option<char>,
+        negated: bool,
+    },
+}
+
+pub const COMPARE_OPS: [&str; 7] = ["=", "!=", "<>", "<", "<=", ">", ">="];
+
+pub fn operand(rng: &mut Rng) -> Gen {
+    if rng.chance(55) {
+        Gen::Column(rng.below(COLUMNS.len()))
+    } else {
+        Gen::Literal(random_value(rng))
+    }
+}
+
+/// A LIKE pattern built from data-like pieces and wildcards; with an escape character, some
+/// wildcards and the escape itself are escaped.
+pub fn like_pattern(rng: &mut Rng, escape: Option<char>) -> String {
+    let mut pattern = String::new();
+    for _ in 0..rng.below(5) {
+        match rng.below(6) {
+            0 => pattern.push('%'),
+            1 => pattern.push('_'),
+            2 => {
+                if let Some(escape) = escape {
+                    pattern.push(escape);
+                    pattern.push(rng.pick(&['%', '_', escape]));
+                } else {
+                    pattern.push_str(rng.pick(&TEXT_PIECES));
+                }
+            }
+            _ => pattern.push_str(rng.pick(&TEXT_PIECES)),
+        }
+    }
+    close_lone_escape(&mut pattern, escape);
+    pattern
+}
+
+/// A trailing escape character would escape nothing; livecore refuses such a pattern at
+/// subscribe time, so none is generated: it is doubled.
+pub fn close_lone_escape(pattern: &mut String, escape: Option<char>) {
+    if let Some(escape) = escape {
+        let mut lone = false;
+        let mut chars = pattern.chars();
+        while let Some(c) = chars.next() {
+            if c == escape {
+                lone = chars.next().is_none();
+            }
+        }
+        if lone {
+            pattern.push(escape);
+        }
+    }
+}
+
+pub fn condition(rng: &mut Rng, depth: usize) -> Gen {
+    let leaf_only = depth <= 1;
+    let choice = if leaf_only {
+        3 + rng.below(8)
+    } else {
+        rng.below(11)
+    };
+    match choice {
+        0 => Gen::And(
+            (0..2 + rng.below(2))
+                .map(|_| condition(rng, depth - 1))
+                .collect(),
+        ),
+        1 => Gen::Or(
+            (0..2 + rng.below(2))
+                .map(|_| condition(rng, depth - 1))
+                .collect(),
+        ),
+        2 => Gen::Not(Box::new(condition(rng, depth - 1))),
+        3 | 4 => Gen::Compare(
+            rng.pick(&COMPARE_OPS),
+            Box::new(operand(rng)),
+            Box::new(operand(rng)),
+        ),
+        5 => {
+            let len = 1 + rng.below(4);
+            let list = (0..len)
+                .map(|_| {
+                    if rng.chance(15) {
+                        Gen::Column(rng.below(COLUMNS.len()))
+                    } else {
+                        Gen::Literal(random_value(rng))
+                    }
+                })
+                .collect();
+            Gen::In(Box::new(operand(rng)), list, rng.chance(40))
+        }
+        6 => Gen::IsNull(Box::new(operand(rng)), rng.chance(50)),
+        7 => Gen::Between(
+            Box::new(operand(rng)),
+            Box::new(operand(rng)),
+            Box::new(operand(rng)),
+            rng.chance(40),
+        ),
+        8 | 9 => {
+            let escape = if rng.chance(35) {
+                Some(rng.pick(&['\\', '!', 'x']))
+            } else {
+                None
+            };
+            let pattern = if rng.chance(90) {
+                literal_of(Value::text(&like_pattern(rng, escape)), None)
+            } else {
+                // A number or bytes as the pattern: SQLite reads it as text.
+                let mut lit = random_value(rng);
+                while matches!(lit.value, Value::Null | Value::Text(_)) {
+                    lit = random_value(rng);
+                }
+                lit
+            };
+            Gen::Like {
+                operand: Box::new(operand(rng)),
+                pattern,
+                escape,
+                negated: rng.chance(40),
+            }
+        }
+        _ => operand(rng),
+    }
+}
+
+pub fn render(gen: &Gen, out: &mut String) {
+    match gen {
+        Gen::Column(index) => out.push_str(COLUMNS[*index]),
+        Gen::Literal(lit) => out.push_str(&lit.sql),
+        Gen::Compare(op, left, right) => {
+            out.push('(');
+            render(left, out);
+            write!(out, " {op} ").unwrap();
+            render(right, out);
+            out.push(')');
+        }
+        Gen::And(items) | Gen::Or(items) => {
+            let joiner = if matches!(gen, Gen::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            out.push('(');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push_str(joiner);
+                }
+                render(item, out);
+            }
+            out.push(')');
+        }
+        Gen::Not(inner) => {
+            out.push_str("(NOT ");
+            render(inner, out);
+            out.push(')');
+        }
+        Gen::In(tested, list, negated) => {
+            out.push('(');
+            render(tested, out);
+            out.push_str(if *negated { " NOT IN (" } else { " IN (" });
+            for (index, item) in list.iter().enumerate() {
+                if index > 0 {
+                    out.push_str(", ");
+                }
+                render(item, out);
+            }
+            out.push_str("))");
+        }
+        Gen::IsNull(tested, negated) => {
+            out.push('(');
+            render(tested, out);
+            out.push_str(if *negated {
+                " IS NOT NULL)"
+            } else {
+                " IS NULL)"
+            });
+        }
+        Gen::Between(tested, low, high, negated) => {
+            out.push('(');
+            render(tested, out);
+            out.push_str(if *negated {
+                " NOT BETWEEN "
+            } else {
+                " BETWEEN "
+            });
+            render(low, out);
+            out.push_str(" AND ");
+            render(high, out);
+            out.push(')');
+        }
+        Gen::Like {
+            operand,
+            pattern,
+            escape,
+            negated,
+        } => {
+            out.push('(');
+            render(operand, out);
+            out.push_str(if *negated { " NOT LIKE " } else { " LIKE " });
+            out.push_str(&pattern.sql);
+            if let Some(escape) = escape {
+                write!(out, " ESCAPE '{escape}'").unwrap();
+            }
+            out.push(')');
+        }
+    }
+}
+
+pub fn sqlite_value(value: &Value) -> SqliteValue {
+    match value {
+        Value::Null => SqliteValue::Null,
+        Value::Bool(b) => SqliteValue::Integer(i64::from(*b)),
+        Value::Int(i) => SqliteValue::Integer(*i),
+        Value::Float(f) => SqliteValue::Real(*f),
+        Value::Text(text) => SqliteValue::Text(text.to_string()),
+        Value::Bytes(bytes) => SqliteValue::Blob(bytes.to_vec()),
+    }
+}
+
+pub fn sqlite() -> rusqlite::Connection {
+    let db = rusqlite::Connection::open_in_memory().unwrap();
+    db.execute_batch(&format!(
+        "PRAGMA case_sensitive_like = ON; CREATE TABLE t({});",
+        COLUMNS.join(", ")
+    ))
+    .unwrap();
+    db
+}
+
+pub fn schema() -> TableSchema {
+    TableSchema::new(TableId::new("app", "t"), TableScope::Shared, COLUMNS)
+}
+
+/// The three-valued verdict of `filter` on each row of `t`, by SQLite, in rowid order.
+pub fn sqlite_verdicts(db: &rusqlite::Connection, filter: &str) -> Vec<Option<bool>> {
+    let query = format!(
+        "SELECT CASE WHEN ({filter}) THEN 1 WHEN NOT ({filter}) THEN 0 END FROM t ORDER BY rowid"
+    );
+    let mut statement = db
+        .prepare(&query)
+        .unwrap_or_else(|error| panic!("SQLite refused {query}: {error}"));
+    statement
+        .query_map([], |row| row.get::<_, Option<i64>>(0))
+        .unwrap()
+        .map(|verdict| verdict.unwrap().map(|v| v == 1))
+        .collect()
+}
+
+pub fn livecore_filter(filter_sql: &str) -> Filter {
+    let sql = format!("SELECT * FROM app.t WHERE {filter_sql}");
+    let parsed = parse_subscription_sql(&sql, &FilterLimits::default())
+        .unwrap_or_else(|error| panic!("livecore refused {sql}: {error}"));
+    let expr = parsed.filter.expect("a WHERE clause");
+    Filter::compile(&expr, &schema(), &FilterLimits::default())
+        .unwrap_or_else(|error| panic!("livecore could not compile {sql}: {error}"))
+}
+
+pub fn verdict_name(verdict: Option<bool>) -> &'static str {
+    match verdict {
+        Some(true) => "TRUE",
+        Some(false) => "FALSE",
+        None => "NULL",
+    }
+}
