@@ -11,8 +11,11 @@
  * - NULL pointers, invalid UTF-8, bad lengths, unknown tags and freed or unknown handles
  *   are errors, never crashes; a failed call has no effect.
  * - Handles (lc_manager, lc_notification, lc_subscription_result, lc_records,
- *   lc_failover_report, lc_topic_batch) are checked: use after free and double free return
- *   LC_ERR_INVALID_HANDLE.
+ *   lc_failover_report, lc_topic_batch, lc_topic_name_list, lc_topic_route_list) are
+ *   checked: use after free and double free return LC_ERR_INVALID_HANDLE.
+ * - A host-supplied topic store (lc_topic_create_with_store) is a struct of callbacks,
+ *   called from many threads at once; records cross as opaque blobs, borrowed for the
+ *   duration of a callback in both directions.
  * - Inputs are only read during the call. Pointers handed out say which handle owns the
  *   memory and which call frees it; strings from livecore are UTF-8.
  * - Structs that may grow begin with struct_size: set it to sizeof the struct.
@@ -141,6 +144,44 @@
  * `delivered`) is set.
  */
 #define LC_TOPIC_HAS_NEXT 4
+
+/**
+ * Return code of an `lc_topic_store` callback: success.
+ */
+#define LC_TOPIC_STORE_OK 0
+
+/**
+ * Return code of the `read` callback of an `lc_topic_store`: the offset asked for is
+ * outside the partition's retained range (below its oldest retained message, or past
+ * its end). livecore then asks `bounds` for the range. Any other callback returning it
+ * fails.
+ */
+#define LC_TOPIC_STORE_OUT_OF_RANGE 1
+
+/**
+ * Return code of the `committed_offset` callback of an `lc_topic_store`: the store has
+ * no committed offset for that group and partition. Any other callback returning it
+ * fails.
+ */
+#define LC_TOPIC_STORE_NOT_FOUND 2
+
+/**
+ * `lc_topic_route_info.table` when the route's table has no key in this manager handle
+ * (it was registered through the Rust API).
+ */
+#define LC_TOPIC_NO_TABLE_KEY UINT32_MAX
+
+/**
+ * `lc_topic_route_info.flags`: the route no longer compiles against its table's schema
+ * (`broken` says why); its table's changes count as failed topic writes.
+ */
+#define LC_TOPIC_ROUTE_BROKEN 1
+
+/**
+ * `lc_topic_route_info.flags`: messages carry every column of the table (no
+ * projection); `column_count` is 0.
+ */
+#define LC_TOPIC_ROUTE_ALL_COLUMNS 2
 
 /**
  * The outcome of every `lc_` function. Its numbers are part of the ABI and never change.
@@ -751,6 +792,12 @@ typedef enum lc_topic_message_kind lc_topic_message_kind;
 typedef uint32_t lc_topic_message_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+/**
+ * Where the `read` callback of an `lc_topic_store` hands over blobs, with
+ * `lc_topic_read_sink_push`. Opaque; valid only during that callback, on its thread.
+ */
+typedef struct lc_topic_read_sink lc_topic_read_sink;
 
 /**
  * How a manager is configured. Fill it with `lc_config_init`, then change what you need.
@@ -1941,6 +1988,204 @@ typedef struct lc_topic_retention_skip {
      */
     uint64_t to;
 } lc_topic_retention_skip;
+
+/**
+ * The names of the topics of a manager, as `lc_topic_list` found them. Opaque. Freed by
+ * `lc_topic_name_list_free`; names borrowed from it stay valid until then.
+ */
+typedef struct lc_topic_name_list {
+    /**
+     * Opaque.
+     */
+    uint64_t id;
+} lc_topic_name_list;
+
+/**
+ * The routes feeding a topic, as `lc_topic_routes` found them. Opaque. Freed by
+ * `lc_topic_route_list_free`; strings borrowed from it stay valid until then.
+ */
+typedef struct lc_topic_route_list {
+    /**
+     * Opaque.
+     */
+    uint64_t id;
+} lc_topic_route_list;
+
+/**
+ * One route of a route list (`lc_topic_route_list_get`). Strings are NUL-terminated UTF-8
+ * owned by the list, valid until `lc_topic_route_list_free`.
+ */
+typedef struct lc_topic_route_info {
+    /**
+     * Set by the caller to `sizeof(lc_topic_route_info)`; on return, the bytes written.
+     */
+    uint32_t struct_size;
+    /**
+     * The `LC_TOPIC_CHANGE_*` bits the route feeds.
+     */
+    uint32_t change_types;
+    /**
+     * The route's id (for `lc_topic_route_remove`).
+     */
+    uint64_t id;
+    /**
+     * The table's key from `lc_register_table`, or `LC_TOPIC_NO_TABLE_KEY`.
+     */
+    uint32_t table;
+    /**
+     * `LC_TOPIC_ROUTE_BROKEN`, `LC_TOPIC_ROUTE_ALL_COLUMNS` bits.
+     */
+    uint32_t flags;
+    /**
+     * Messages the route produced (appended or not).
+     */
+    uint64_t routed;
+    /**
+     * Changes it could not turn into a message because it no longer compiles.
+     */
+    uint64_t broken_changes;
+    /**
+     * The table's namespace.
+     */
+    const char *table_namespace;
+    /**
+     * The table's name.
+     */
+    const char *table_name;
+    /**
+     * The filter as SQL WHERE text (without `WHERE`), or NULL for every row.
+     */
+    const char *filter;
+    /**
+     * The key column, or NULL for round-robin partitioning.
+     */
+    const char *key_column;
+    /**
+     * Why the route no longer compiles, or NULL.
+     */
+    const char *broken;
+    /**
+     * The projected columns messages carry (`lc_topic_route_list_column`); 0 with
+     * `LC_TOPIC_ROUTE_ALL_COLUMNS`.
+     */
+    uint64_t column_count;
+} lc_topic_route_info;
+
+/**
+ * One record handed to the `append` callback of an `lc_topic_store`: `len` bytes at
+ * `data`, an opaque, versioned blob livecore encoded (it carries the message's SeqId,
+ * timestamp, key and row change or payload; never empty). `data` is only valid during
+ * the callback: the store copies what it keeps.
+ */
+typedef struct lc_topic_blob {
+    /**
+     * The blob's bytes.
+     */
+    const uint8_t *data;
+    /**
+     * How many.
+     */
+    size_t len;
+} lc_topic_blob;
+
+/**
+ * A durable store for one topic, implemented by the host (`lc_topic_create_with_store`):
+ * per partition, blobs at consecutive offsets, and per consumer group and partition a
+ * committed offset. livecore copies this struct during the call; `user_data` is passed
+ * back to every callback.
+ *
+ * Every callback returns `LC_TOPIC_STORE_OK` (0) on success; `read` may return
+ * `LC_TOPIC_STORE_OUT_OF_RANGE` and `committed_offset` `LC_TOPIC_STORE_NOT_FOUND`; any
+ * other number is a store failure, which livecore reports as `LC_ERR_TOPIC_STORE` (or,
+ * on the publish path, counts as a failed topic write, `lc_topic_last_write_error`
+ * saying which callback returned what). Out-values are only read after a return of 0.
+ *
+ * Thread safety of the callbacks: they are called from many threads at once (`append`
+ * from `lc_publish` and `lc_topic_publish`, the others from consumes, commits and
+ * reads), so they must be thread-safe; `append` is on the publish path and should be
+ * quick. Appends to one partition must take effect atomically and in the order offsets
+ * are given. A callback must not call livecore, except `read`, which calls
+ * `lc_topic_read_sink_push`.
+ */
+typedef struct lc_topic_store {
+    /**
+     * `sizeof(lc_topic_store)`, set by the caller.
+     */
+    uint32_t struct_size;
+    /**
+     * Zero.
+     */
+    uint32_t reserved;
+    /**
+     * Passed to every callback; owned by livecore once `lc_topic_create_with_store`
+     * returns `LC_OK` (see `free_user_data`).
+     */
+    void *user_data;
+    /**
+     * Required. Appends the `count` (at least 1) blobs at `blobs` to `partition`, at
+     * consecutive offsets, and writes the offset of the first to `*out_first_offset`.
+     * The blobs are only valid during the call: copy them.
+     */
+    int32_t (*append)(void *user_data,
+                      uint32_t partition,
+                      const struct lc_topic_blob *blobs,
+                      size_t count,
+                      uint64_t *out_first_offset);
+    /**
+     * Required. Hands over up to `max_messages` blobs of `partition`, in offset order,
+     * from `offset` on (or from the first retained offset after it, if the store keeps
+     * gaps), each by one call of `lc_topic_read_sink_push(sink, its offset, bytes,
+     * len)`, on this thread, before returning. Reading at the partition's end pushes
+     * nothing and returns 0; an offset below the oldest retained message or past the
+     * end returns `LC_TOPIC_STORE_OUT_OF_RANGE`. `sink` is only valid during the call.
+     */
+    int32_t (*read)(void *user_data,
+                    uint32_t partition,
+                    uint64_t offset,
+                    size_t max_messages,
+                    struct lc_topic_read_sink *sink);
+    /**
+     * Required. Writes the offsets `partition` holds: its oldest retained message to
+     * `*out_start`, the offset its next message will get to `*out_end` (equal when it
+     * is empty; `start` may not exceed `end`).
+     */
+    int32_t (*bounds)(void *user_data,
+                      uint32_t partition,
+                      uint64_t *out_start,
+                      uint64_t *out_end);
+    /**
+     * Required. Records `offset` as consumer group `group`'s committed offset on
+     * `partition` (replacing the previous one). `group` is a NUL-terminated name valid
+     * only during the call.
+     */
+    int32_t (*commit_offset)(void *user_data,
+                             const char *group,
+                             uint32_t partition,
+                             uint64_t offset);
+    /**
+     * Required. Writes `group`'s committed offset on `partition` to `*out_offset`, or
+     * returns `LC_TOPIC_STORE_NOT_FOUND` when none was recorded. Called when a consumer
+     * group is created: this is how a group resumes after a restart.
+     */
+    int32_t (*committed_offset)(void *user_data,
+                                const char *group,
+                                uint32_t partition,
+                                uint64_t *out_offset);
+    /**
+     * Required. Forgets every committed offset of `group` (the group was deleted).
+     */
+    int32_t (*delete_group)(void *user_data,
+                            const char *group);
+    /**
+     * Optional (NULL: nothing to free). Called exactly once, with `user_data`, when
+     * livecore drops the store: once the topic is deleted and nothing refers to it any
+     * more (a call using it returned; a consumer that consumed from it left its groups
+     * or was unregistered), or its manager is freed; on whichever thread that is. Never called when
+     * `lc_topic_create_with_store` fails: the caller then still owns `user_data`. No other
+     * callback runs during or after it.
+     */
+    void (*free_user_data)(void *user_data);
+} lc_topic_store;
 
 #ifdef __cplusplus
 extern "C" {
@@ -3171,7 +3416,8 @@ lc_status lc_topic_commit(struct lc_manager manager,
 /**
  * Commits a whole batch: for each partition in it, the offset after its last message
  * (as `lc_topic_commit`, partition by partition; an empty batch commits nothing). The
- * batch stays valid; free it with `lc_topic_batch_free`.
+ * batch stays valid; free it with `lc_topic_batch_free`. A batch of `lc_topic_read`
+ * (outside any group) is `LC_ERR_INVALID_ARGUMENT`.
  *
  * Thread safety: any thread, concurrently with any other call.
  */
@@ -3210,6 +3456,202 @@ lc_status lc_topic_group_leave(struct lc_manager manager,
                                uint64_t connection_id,
                                const char *topic,
                                const char *group);
+
+/**
+ * Reads up to `max_messages` messages of partition `partition` of `topic` from `offset`
+ * on, outside any consumer group: no lease, no commit, no waiting. An offset outside the
+ * retained range (below the oldest retained message, or past the end) is
+ * `LC_ERR_OFFSET_OUT_OF_RANGE`; reading at the end gives an empty batch. `max_messages`
+ * is 1 to the config's `topic_max_consume_messages` (`LC_ERR_OUT_OF_BOUNDS`).
+ *
+ * On `LC_OK`, `*out_batch` receives a batch, read with the `lc_topic_batch_*` functions
+ * (messages in offset order; no positions, no retention skips) and freed with
+ * `lc_topic_batch_free`. It cannot be committed (`lc_topic_commit_batch` refuses it).
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `topic` is NULL or a NUL-terminated string; `out_batch` is NULL or writable.
+ */
+lc_status lc_topic_read(struct lc_manager manager,
+                        const char *topic,
+                        uint32_t partition,
+                        uint64_t offset,
+                        size_t max_messages,
+                        struct lc_topic_batch *out_batch);
+
+/**
+ * Lists the names of the manager's topics, sorted, as they are now: `*out_list` receives
+ * a list, read with `lc_topic_name_list_count` and `lc_topic_name_list_get`, freed with
+ * `lc_topic_name_list_free`. Topics created or deleted later do not change it.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `out_list` is NULL or writable.
+ */
+lc_status lc_topic_list(struct lc_manager manager,
+                        struct lc_topic_name_list *out_list);
+
+/**
+ * Gives the number of names in a topic name list.
+ *
+ * Thread safety: any thread; a list may be read from several threads at once.
+ *
+ * # Safety
+ * `out_count` is NULL or writable.
+ */
+lc_status lc_topic_name_list_count(struct lc_topic_name_list list,
+                                   size_t *out_count);
+
+/**
+ * Gives name `index` of a topic name list: `*out_name` points at `*out_len` bytes of
+ * UTF-8 followed by a NUL (not counted), owned by the list until
+ * `lc_topic_name_list_free`.
+ *
+ * Thread safety: any thread; a list may be read from several threads at once.
+ *
+ * # Safety
+ * `out_name` and `out_len` are NULL or writable.
+ */
+lc_status lc_topic_name_list_get(struct lc_topic_name_list list,
+                                 size_t index,
+                                 const char **out_name,
+                                 size_t *out_len);
+
+/**
+ * Frees a topic name list and the names borrowed from it. A second free (or any use after
+ * it) is `LC_ERR_INVALID_HANDLE`.
+ *
+ * Thread safety: any thread, once no other thread uses the list or a name borrowed from
+ * it.
+ */
+lc_status lc_topic_name_list_free(struct lc_topic_name_list list);
+
+/**
+ * Lists the routes feeding `topic`, as they are now: `*out_list` receives a list, read
+ * with `lc_topic_route_list_count`, `lc_topic_route_list_get` and
+ * `lc_topic_route_list_column`, freed with `lc_topic_route_list_free`.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `topic` is NULL or a NUL-terminated string; `out_list` is NULL or writable.
+ */
+lc_status lc_topic_routes(struct lc_manager manager,
+                          const char *topic,
+                          struct lc_topic_route_list *out_list);
+
+/**
+ * Gives the number of routes in a route list.
+ *
+ * Thread safety: any thread; a list may be read from several threads at once.
+ *
+ * # Safety
+ * `out_count` is NULL or writable.
+ */
+lc_status lc_topic_route_list_count(struct lc_topic_route_list list,
+                                    size_t *out_count);
+
+/**
+ * Reads route `index` of a route list (routes in id order): its id, table, filter, key
+ * column, change types, counters and whether it is broken. Its strings are owned by the
+ * list until `lc_topic_route_list_free`.
+ *
+ * Thread safety: any thread; a list may be read from several threads at once.
+ *
+ * # Safety
+ * `out_info` is NULL or points at an `lc_topic_route_info` whose first `struct_size`
+ * bytes are writable.
+ */
+lc_status lc_topic_route_list_get(struct lc_topic_route_list list,
+                                  size_t index,
+                                  struct lc_topic_route_info *out_info);
+
+/**
+ * Gives projected column `column` of route `index` of a route list (the columns its
+ * messages carry, in order): `*out_name` points at a NUL-terminated UTF-8 name owned by
+ * the list until `lc_topic_route_list_free`. A route with `LC_TOPIC_ROUTE_ALL_COLUMNS`
+ * has none (`LC_ERR_INDEX_OUT_OF_RANGE`).
+ *
+ * Thread safety: any thread; a list may be read from several threads at once.
+ *
+ * # Safety
+ * `out_name` is NULL or writable.
+ */
+lc_status lc_topic_route_list_column(struct lc_topic_route_list list,
+                                     size_t index,
+                                     size_t column,
+                                     const char **out_name);
+
+/**
+ * Frees a route list and the strings borrowed from it. A second free (or any use after
+ * it) is `LC_ERR_INVALID_HANDLE`.
+ *
+ * Thread safety: any thread, once no other thread uses the list or a string borrowed
+ * from it.
+ */
+lc_status lc_topic_route_list_free(struct lc_topic_route_list list);
+
+/**
+ * Creates a topic kept in a store the host implements (a durable one, say): `name` and
+ * `config` as for `lc_topic_create` (the retention bounds are checked, but applying
+ * retention is the store's business), `store` the callbacks (see `lc_topic_store`),
+ * copied during the call. The store must hold `config->partitions` partitions; livecore
+ * asks each partition's bounds during this call, so messages the store already holds can
+ * be consumed and read, and a consumer group created later resumes at the offset the
+ * store has committed for it.
+ *
+ * Messages go to the store as blobs livecore encodes (versioned, with a checksum) and
+ * come back through `lc_topic_read_sink_push`, which decodes and checks them: a damaged
+ * blob fails the read, consume or group creation with `LC_ERR_TOPIC_STORE`. A failing
+ * callback is `LC_ERR_TOPIC_STORE` for the call that needed it; on the publish path
+ * (routes) it never fails the publish but is counted (`lc_topic_get_info`'s
+ * `write_failures`, `lc_stats`) and kept as `lc_topic_last_write_error`.
+ *
+ * Ownership: on `LC_OK` livecore owns `store->user_data` and calls
+ * `store->free_user_data` with it exactly once, when it drops the store (the topic
+ * deleted and no longer used, or the manager freed; see `lc_topic_store`). On any other status it never calls `free_user_data` and the caller
+ * still owns `user_data`. Every callback but `free_user_data` is required
+ * (`LC_ERR_NULL_ARGUMENT` naming the missing one); a taken name is `LC_ERR_TOPIC_EXISTS`.
+ *
+ * Thread safety: any thread, concurrently with any other call. The store's callbacks
+ * are called from many threads at once from this call on (see `lc_topic_store`).
+ *
+ * # Safety
+ * `name` is NULL or a NUL-terminated string; `config` and `store` are NULL or readable
+ * for their `struct_size`; the callbacks obey `lc_topic_store`'s contract for as long as
+ * livecore holds the store.
+ */
+lc_status lc_topic_create_with_store(struct lc_manager manager,
+                                     const char *name,
+                                     const struct lc_topic_config *config,
+                                     const struct lc_topic_store *store);
+
+/**
+ * Hands one blob to livecore from inside the `read` callback of an `lc_topic_store`: the
+ * message at `offset` of the partition being read, `len` bytes at `data` (a blob the
+ * store got from `append`, unchanged). livecore decodes and copies it during the call;
+ * `data` stays the store's. Offsets must be pushed in increasing order, from the offset
+ * the read asked for on, at most `max_messages` of them.
+ *
+ * A sink that is not the one of a `read` callback running on the calling thread (NULL,
+ * stale, another thread's) is refused (`LC_ERR_NULL_ARGUMENT`,
+ * `LC_ERR_INVALID_ARGUMENT`) without being touched. A damaged blob is `LC_ERR_TOPIC_STORE`,
+ * an offset out of order or a push beyond `max_messages` `LC_ERR_INVALID_ARGUMENT`; after
+ * such a refusal the whole read fails with `LC_ERR_TOPIC_STORE`, whatever the callback
+ * returns.
+ *
+ * Thread safety: only on the thread running the `read` callback that received `sink`,
+ * during that callback.
+ *
+ * # Safety
+ * `data` is NULL or points at `len` readable bytes.
+ */
+lc_status lc_topic_read_sink_push(struct lc_topic_read_sink *sink,
+                                  uint64_t offset,
+                                  const uint8_t *data,
+                                  size_t len);
 
 #ifdef __cplusplus
 }  // extern "C"

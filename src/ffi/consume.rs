@@ -434,7 +434,8 @@ pub unsafe extern "C" fn lc_topic_commit(
 
 /// Commits a whole batch: for each partition in it, the offset after its last message
 /// (as `lc_topic_commit`, partition by partition; an empty batch commits nothing). The
-/// batch stays valid; free it with `lc_topic_batch_free`.
+/// batch stays valid; free it with `lc_topic_batch_free`. A batch of `lc_topic_read`
+/// (outside any group) is `LC_ERR_INVALID_ARGUMENT`.
 ///
 /// Thread safety: any thread, concurrently with any other call.
 #[no_mangle]
@@ -446,6 +447,11 @@ pub extern "C" fn lc_topic_commit_batch(
     boundary("lc_topic_commit_batch", || {
         let entry = manager_entry(manager)?;
         let batch = TOPIC_BATCHES.get(batch.id)?;
+        if batch.from_read {
+            return Err(FfiError::invalid(
+                "the batch came from lc_topic_read, outside any consumer group: there is nothing to commit",
+            ));
+        }
         entry
             .manager
             .commit_batch(ConnectionId(connection_id), &batch.batch)?;

@@ -28,6 +28,8 @@ pub(crate) enum HandleKind {
     Records = 4,
     FailoverReport = 5,
     TopicBatch = 6,
+    TopicNameList = 7,
+    TopicRouteList = 8,
 }
 
 impl HandleKind {
@@ -39,6 +41,8 @@ impl HandleKind {
             HandleKind::Records => "lc_records",
             HandleKind::FailoverReport => "lc_failover_report",
             HandleKind::TopicBatch => "lc_topic_batch",
+            HandleKind::TopicNameList => "lc_topic_name_list",
+            HandleKind::TopicRouteList => "lc_topic_route_list",
         }
     }
 
@@ -50,6 +54,8 @@ impl HandleKind {
             4 => Some(HandleKind::Records),
             5 => Some(HandleKind::FailoverReport),
             6 => Some(HandleKind::TopicBatch),
+            7 => Some(HandleKind::TopicNameList),
+            8 => Some(HandleKind::TopicRouteList),
             _ => None,
         }
     }

@@ -46,6 +46,11 @@ pub mod topics;
 
 pub mod consume;
 
+// Reading topics outside groups, listing topics and routes; host-supplied stores.
+pub mod topic_read;
+
+pub mod store;
+
 pub(crate) mod handles;
 pub(crate) mod ptr;
 pub(crate) mod state;
@@ -58,15 +63,17 @@ pub use notification::*;
 pub use publish::*;
 pub use records::*;
 pub use status::{inject_panic_on_next_call, lc_status};
+pub use store::*;
 pub use subscription::*;
+pub use topic_read::*;
 pub use topics::*;
 pub use types::*;
 
 /// Live handles of each kind (managers, notifications, subscription results, records,
-/// failover reports, topic batches), for tests that check nothing leaks. Not part of the C
-/// ABI.
+/// failover reports, topic batches, topic name lists, topic route lists), for tests that
+/// check nothing leaks. Not part of the C ABI.
 #[doc(hidden)]
-pub fn live_handle_counts() -> [usize; 6] {
+pub fn live_handle_counts() -> [usize; 8] {
     [
         state::MANAGERS.len(),
         state::NOTIFICATIONS.len(),
@@ -74,5 +81,7 @@ pub fn live_handle_counts() -> [usize; 6] {
         state::RECORDS.len(),
         state::FAILOVER_REPORTS.len(),
         state::TOPIC_BATCHES.len(),
+        state::TOPIC_NAME_LISTS.len(),
+        state::TOPIC_ROUTE_LISTS.len(),
     ]
 }

@@ -189,7 +189,8 @@ pub(crate) unsafe fn optional_c_str<'a>(
 ///
 /// # Safety
 /// Implementors are `#[repr(C)]`, begin with a `u32` holding the size, and contain only
-/// integers, floats, raw pointers and structs of those, so any bytes are a valid value.
+/// integers, floats, raw pointers, optional function pointers and structs of those, so any
+/// bytes are a valid value.
 pub(crate) unsafe trait SizedStruct: Copy {
     /// The size of the struct's first published version: the smallest a caller may pass.
     const MIN_SIZE: usize;
@@ -204,7 +205,8 @@ pub(crate) unsafe trait SizedStruct: Copy {
 macro_rules! sized_structs {
     ($($ty:ty $(= since $first_new:ident)?),* $(,)?) => {$(
         // SAFETY: each of these is #[repr(C)] in types.rs, begins with `struct_size: u32`,
-        // and holds only integers, floats, raw pointers and structs of those.
+        // and holds only integers, floats, raw pointers, optional function pointers (any
+        // bits are a valid `Option<fn>`: zero is None) and structs of those.
         unsafe impl SizedStruct for $ty {
             // A struct that grew accepts its first version's size: up to the first field
             // added later.
@@ -239,6 +241,8 @@ sized_structs!(
     lc_topic_batch_info,
     lc_topic_message,
     lc_topic_position,
+    lc_topic_store,
+    lc_topic_route_info,
 );
 
 fn checked_size<T: SizedStruct>(size: u32, name: &str) -> Result<usize, FfiError> {

@@ -1,6 +1,7 @@
 //! What the C ABI keeps behind its handles.
 
 use std::collections::HashMap;
+use std::ffi::CString;
 use std::time::Duration;
 
 use crate::connections_manager::{CheckerHandle, ConnectionsManager};
@@ -36,6 +37,12 @@ pub(crate) static FAILOVER_REPORTS: LazyLock<HandleTable<crate::FailoverReport>>
 /// Live topic batches.
 pub(crate) static TOPIC_BATCHES: LazyLock<HandleTable<TopicBatchEntry>> =
     LazyLock::new(|| HandleTable::new(HandleKind::TopicBatch));
+/// Live topic name lists.
+pub(crate) static TOPIC_NAME_LISTS: LazyLock<HandleTable<Box<[CString]>>> =
+    LazyLock::new(|| HandleTable::new(HandleKind::TopicNameList));
+/// Live topic route lists.
+pub(crate) static TOPIC_ROUTE_LISTS: LazyLock<HandleTable<Box<[RouteEntry]>>> =
+    LazyLock::new(|| HandleTable::new(HandleKind::TopicRouteList));
 
 /// How long a "forever" wait on the ready queue sleeps between checks that its manager is
 /// still there: a freed manager ends the wait within this. (Receives on a connection need
@@ -122,6 +129,15 @@ impl ManagerEntry {
                 format!("no table was registered under key {key}"),
             )
         })
+    }
+
+    /// The key `lc_register_table` gave a table, if it was registered through this handle.
+    pub(crate) fn table_key(&self, table_id: &TableId) -> Option<u32> {
+        let tables = self.tables.load();
+        tables
+            .iter()
+            .position(|slot| slot.as_ref() == Some(table_id))
+            .and_then(|key| u32::try_from(key).ok())
     }
 
     /// Remembers the id of a registered table's key.
@@ -229,6 +245,8 @@ pub(crate) struct TopicBatchEntry {
     pub(crate) batch: crate::topics::ConsumeBatch,
     /// Per message, built on first request.
     pub(crate) json: Box<[MessageJson]>,
+    /// True for a batch of `lc_topic_read`: read outside any group, nothing to commit.
+    pub(crate) from_read: bool,
 }
 
 /// The JSON forms of one topic message, each with a trailing NUL.
@@ -247,6 +265,37 @@ impl TopicBatchEntry {
         let json = (0..batch.messages.len())
             .map(|_| MessageJson::default())
             .collect();
-        Self { batch, json }
+        Self {
+            batch,
+            json,
+            from_read: false,
+        }
     }
+
+    /// A batch of messages read outside any group.
+    pub(crate) fn read(batch: crate::topics::ConsumeBatch) -> Self {
+        Self {
+            from_read: true,
+            ..Self::new(batch)
+        }
+    }
+}
+
+/// One route of a route list, with the C strings its `lc_topic_route_info` points at.
+pub(crate) struct RouteEntry {
+    pub(crate) info: crate::topics::TopicRouteInfo,
+    pub(crate) table_key: Option<u32>,
+    pub(crate) namespace: CString,
+    pub(crate) name: CString,
+    pub(crate) filter: Option<CString>,
+    pub(crate) key_column: Option<CString>,
+    pub(crate) broken: Option<CString>,
+    /// The projected columns; `None` for every column.
+    pub(crate) columns: Option<Box<[CString]>>,
+}
+
+/// `text` as a C string; a NUL byte inside (possible only in names given to the Rust API)
+/// is shown as `\0`.
+pub(crate) fn c_string(text: &str) -> CString {
+    CString::new(text.replace('\0', "\\0")).unwrap_or_default()
 }

@@ -16,7 +16,7 @@ use crate::topics::{
     ChangeTypes, DirectMessage, GroupConfig, ResetPolicy, TopicConfig, TopicRouteId, TopicRouteSpec,
 };
 
-fn default_topic_config() -> lc_topic_config {
+pub(crate) fn default_topic_config() -> lc_topic_config {
     let defaults = TopicConfig::default();
     lc_topic_config {
         struct_size: std::mem::size_of::<lc_topic_config>() as u32,

@@ -950,3 +950,193 @@ pub struct lc_topic_retention_skip {
     /// One past the last skipped offset.
     pub to: u64,
 }
+
+/// Return code of an `lc_topic_store` callback: success.
+pub const LC_TOPIC_STORE_OK: i32 = 0;
+/// Return code of the `read` callback of an `lc_topic_store`: the offset asked for is
+/// outside the partition's retained range (below its oldest retained message, or past
+/// its end). livecore then asks `bounds` for the range. Any other callback returning it
+/// fails.
+pub const LC_TOPIC_STORE_OUT_OF_RANGE: i32 = 1;
+/// Return code of the `committed_offset` callback of an `lc_topic_store`: the store has
+/// no committed offset for that group and partition. Any other callback returning it
+/// fails.
+pub const LC_TOPIC_STORE_NOT_FOUND: i32 = 2;
+
+/// One record handed to the `append` callback of an `lc_topic_store`: `len` bytes at
+/// `data`, an opaque, versioned blob livecore encoded (it carries the message's SeqId,
+/// timestamp, key and row change or payload; never empty). `data` is only valid during
+/// the callback: the store copies what it keeps.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_topic_blob {
+    /// The blob's bytes.
+    pub data: *const u8,
+    /// How many.
+    pub len: usize,
+}
+
+/// A durable store for one topic, implemented by the host (`lc_topic_create_with_store`):
+/// per partition, blobs at consecutive offsets, and per consumer group and partition a
+/// committed offset. livecore copies this struct during the call; `user_data` is passed
+/// back to every callback.
+///
+/// Every callback returns `LC_TOPIC_STORE_OK` (0) on success; `read` may return
+/// `LC_TOPIC_STORE_OUT_OF_RANGE` and `committed_offset` `LC_TOPIC_STORE_NOT_FOUND`; any
+/// other number is a store failure, which livecore reports as `LC_ERR_TOPIC_STORE` (or,
+/// on the publish path, counts as a failed topic write, `lc_topic_last_write_error`
+/// saying which callback returned what). Out-values are only read after a return of 0.
+///
+/// Thread safety of the callbacks: they are called from many threads at once (`append`
+/// from `lc_publish` and `lc_topic_publish`, the others from consumes, commits and
+/// reads), so they must be thread-safe; `append` is on the publish path and should be
+/// quick. Appends to one partition must take effect atomically and in the order offsets
+/// are given. A callback must not call livecore, except `read`, which calls
+/// `lc_topic_read_sink_push`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_topic_store {
+    /// `sizeof(lc_topic_store)`, set by the caller.
+    pub struct_size: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Passed to every callback; owned by livecore once `lc_topic_create_with_store`
+    /// returns `LC_OK` (see `free_user_data`).
+    pub user_data: *mut std::ffi::c_void,
+    /// Required. Appends the `count` (at least 1) blobs at `blobs` to `partition`, at
+    /// consecutive offsets, and writes the offset of the first to `*out_first_offset`.
+    /// The blobs are only valid during the call: copy them.
+    pub append: Option<
+        unsafe extern "C" fn(
+            user_data: *mut std::ffi::c_void,
+            partition: u32,
+            blobs: *const lc_topic_blob,
+            count: usize,
+            out_first_offset: *mut u64,
+        ) -> i32,
+    >,
+    /// Required. Hands over up to `max_messages` blobs of `partition`, in offset order,
+    /// from `offset` on (or from the first retained offset after it, if the store keeps
+    /// gaps), each by one call of `lc_topic_read_sink_push(sink, its offset, bytes,
+    /// len)`, on this thread, before returning. Reading at the partition's end pushes
+    /// nothing and returns 0; an offset below the oldest retained message or past the
+    /// end returns `LC_TOPIC_STORE_OUT_OF_RANGE`. `sink` is only valid during the call.
+    pub read: Option<
+        unsafe extern "C" fn(
+            user_data: *mut std::ffi::c_void,
+            partition: u32,
+            offset: u64,
+            max_messages: usize,
+            sink: *mut crate::ffi::store::lc_topic_read_sink,
+        ) -> i32,
+    >,
+    /// Required. Writes the offsets `partition` holds: its oldest retained message to
+    /// `*out_start`, the offset its next message will get to `*out_end` (equal when it
+    /// is empty; `start` may not exceed `end`).
+    pub bounds: Option<
+        unsafe extern "C" fn(
+            user_data: *mut std::ffi::c_void,
+            partition: u32,
+            out_start: *mut u64,
+            out_end: *mut u64,
+        ) -> i32,
+    >,
+    /// Required. Records `offset` as consumer group `group`'s committed offset on
+    /// `partition` (replacing the previous one). `group` is a NUL-terminated name valid
+    /// only during the call.
+    pub commit_offset: Option<
+        unsafe extern "C" fn(
+            user_data: *mut std::ffi::c_void,
+            group: *const std::ffi::c_char,
+            partition: u32,
+            offset: u64,
+        ) -> i32,
+    >,
+    /// Required. Writes `group`'s committed offset on `partition` to `*out_offset`, or
+    /// returns `LC_TOPIC_STORE_NOT_FOUND` when none was recorded. Called when a consumer
+    /// group is created: this is how a group resumes after a restart.
+    pub committed_offset: Option<
+        unsafe extern "C" fn(
+            user_data: *mut std::ffi::c_void,
+            group: *const std::ffi::c_char,
+            partition: u32,
+            out_offset: *mut u64,
+        ) -> i32,
+    >,
+    /// Required. Forgets every committed offset of `group` (the group was deleted).
+    pub delete_group: Option<
+        unsafe extern "C" fn(
+            user_data: *mut std::ffi::c_void,
+            group: *const std::ffi::c_char,
+        ) -> i32,
+    >,
+    /// Optional (NULL: nothing to free). Called exactly once, with `user_data`, when
+    /// livecore drops the store: once the topic is deleted and nothing refers to it any
+    /// more (a call using it returned; a consumer that consumed from it left its groups
+    /// or was unregistered), or its manager is freed; on whichever thread that is. Never called when
+    /// `lc_topic_create_with_store` fails: the caller then still owns `user_data`. No other
+    /// callback runs during or after it.
+    pub free_user_data: Option<unsafe extern "C" fn(user_data: *mut std::ffi::c_void)>,
+}
+
+/// The names of the topics of a manager, as `lc_topic_list` found them. Opaque. Freed by
+/// `lc_topic_name_list_free`; names borrowed from it stay valid until then.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct lc_topic_name_list {
+    /// Opaque.
+    pub id: u64,
+}
+
+/// The routes feeding a topic, as `lc_topic_routes` found them. Opaque. Freed by
+/// `lc_topic_route_list_free`; strings borrowed from it stay valid until then.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct lc_topic_route_list {
+    /// Opaque.
+    pub id: u64,
+}
+
+/// `lc_topic_route_info.table` when the route's table has no key in this manager handle
+/// (it was registered through the Rust API).
+pub const LC_TOPIC_NO_TABLE_KEY: u32 = u32::MAX;
+/// `lc_topic_route_info.flags`: the route no longer compiles against its table's schema
+/// (`broken` says why); its table's changes count as failed topic writes.
+pub const LC_TOPIC_ROUTE_BROKEN: u32 = 1;
+/// `lc_topic_route_info.flags`: messages carry every column of the table (no
+/// projection); `column_count` is 0.
+pub const LC_TOPIC_ROUTE_ALL_COLUMNS: u32 = 2;
+
+/// One route of a route list (`lc_topic_route_list_get`). Strings are NUL-terminated UTF-8
+/// owned by the list, valid until `lc_topic_route_list_free`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lc_topic_route_info {
+    /// Set by the caller to `sizeof(lc_topic_route_info)`; on return, the bytes written.
+    pub struct_size: u32,
+    /// The `LC_TOPIC_CHANGE_*` bits the route feeds.
+    pub change_types: u32,
+    /// The route's id (for `lc_topic_route_remove`).
+    pub id: u64,
+    /// The table's key from `lc_register_table`, or `LC_TOPIC_NO_TABLE_KEY`.
+    pub table: u32,
+    /// `LC_TOPIC_ROUTE_BROKEN`, `LC_TOPIC_ROUTE_ALL_COLUMNS` bits.
+    pub flags: u32,
+    /// Messages the route produced (appended or not).
+    pub routed: u64,
+    /// Changes it could not turn into a message because it no longer compiles.
+    pub broken_changes: u64,
+    /// The table's namespace.
+    pub table_namespace: *const c_char,
+    /// The table's name.
+    pub table_name: *const c_char,
+    /// The filter as SQL WHERE text (without `WHERE`), or NULL for every row.
+    pub filter: *const c_char,
+    /// The key column, or NULL for round-robin partitioning.
+    pub key_column: *const c_char,
+    /// Why the route no longer compiles, or NULL.
+    pub broken: *const c_char,
+    /// The projected columns messages carry (`lc_topic_route_list_column`); 0 with
+    /// `LC_TOPIC_ROUTE_ALL_COLUMNS`.
+    pub column_count: u64,
+}

@@ -64,6 +64,7 @@
 pub mod consume;
 pub mod group;
 pub mod log;
+pub mod record_codec;
 pub mod route;
 pub(crate) mod session;
 pub(crate) mod wait;

@@ -12,6 +12,7 @@ use livecore::ffi::*;
 use crate::assert_status;
 use crate::support::*;
 use crate::topic_contract::TOPIC_CASES;
+use crate::topic_store_contract::STORE_CASES;
 
 /// Invalid UTF-8, NUL-terminated.
 const BAD_UTF8: &[u8] = b"\xff\xfeab\0";
@@ -2043,7 +2044,7 @@ fn every_header_function_has_a_case_and_every_case_passes() {
         "parsed only {} functions from the header",
         declared.len()
     );
-    let all_cases = || CASES.iter().chain(TOPIC_CASES);
+    let all_cases = || CASES.iter().chain(TOPIC_CASES).chain(STORE_CASES);
     let covered: BTreeSet<String> = all_cases().map(|(name, _)| name.to_string()).collect();
     let missing: Vec<_> = declared.difference(&covered).collect();
     let extra: Vec<_> = covered.difference(&declared).collect();

@@ -9,3 +9,5 @@ mod panics;
 mod support;
 mod topic_contract;
 mod topic_flows;
+mod topic_store;
+mod topic_store_contract;
