@@ -15,7 +15,7 @@ use crate::config::ManagerConfig;
 use crate::error::{LiveError, LiveResult};
 use crate::index::{Installed, RoutingIndex, TableRoute};
 use crate::models::connection::{
-    AuthenticatedUser, ConnectionEvent, ConnectionRegistration, ConnectionState,
+    AuthenticatedUser, ConnectionEvent, ConnectionRegistration, ConnectionShared, ConnectionState,
     SharedConnectionState,
 };
 use crate::models::ids::{ConnectionId, LiveQueryId, TableId, TableKey, UserId, UserKey};
@@ -60,6 +60,8 @@ pub struct ConnectionsManager {
         channel::Sender<ConnectionId>,
         channel::Receiver<ConnectionId>,
     )>,
+    /// Handed to every connection: the statistics and the ready queue's sender.
+    connection_shared: Arc<ConnectionShared>,
 }
 
 /// What one `check_connections` pass raised.
@@ -101,12 +103,17 @@ impl ConnectionsManager {
     pub fn with_clock(config: ManagerConfig, clock: impl Clock) -> LiveResult<Self> {
         config.validate()?;
         let ready = config.ready_queue.then(channel::unbounded);
+        let stats = Arc::new(StatsCounters::default());
+        let connection_shared = Arc::new(ConnectionShared {
+            stats: stats.clone(),
+            ready: ready.as_ref().map(|(tx, _)| tx.clone()),
+        });
         Ok(Self {
             queries: QueryCache::new(config.query_cache_capacity),
             config,
             clock: Box::new(clock),
             index: RoutingIndex::new(),
-            stats: Arc::new(StatsCounters::default()),
+            stats,
             connections: Mutex::new(HashMap::new()),
             unregistered: Condvar::new(),
             next_connection: AtomicU64::new(1),
@@ -116,6 +123,7 @@ impl ConnectionsManager {
             reap: Mutex::new(Vec::new()),
             topics: Topics::new(),
             ready,
+            connection_shared,
         })
     }
 
@@ -159,8 +167,7 @@ impl ConnectionsManager {
             self.clock.now_ms(),
             notification_tx,
             event_tx,
-            self.stats.clone(),
-            self.ready.as_ref().map(|(tx, _)| tx.clone()),
+            self.connection_shared.clone(),
         ));
         connections.insert(id, state.clone());
         drop(connections);

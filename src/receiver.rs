@@ -246,7 +246,7 @@ impl NotificationReceiver {
     }
 
     fn gap(&self, core: &SubscriptionCore, missed: u64) -> Notification {
-        StatsCounters::add(&self.connection.stats.gaps, 1);
+        StatsCounters::add(&self.connection.shared.stats.gaps, 1);
         Notification::Gap {
             live_query_id: core.live_query_id(),
             last_seq: core.received_seq(),

@@ -27,8 +27,8 @@ impl ConnectionsManager {
             if connection.user_id().as_ref() != Some(user) {
                 continue;
             }
-            let states = std::mem::take(&mut *lock(&connection.subscriptions));
-            for state in states.into_values() {
+            let states = lock(&connection.subscriptions).take_all();
+            for state in states {
                 let notice = SubscriptionNotice::Closed(CloseReason::Revoked {
                     reason: reason.to_string(),
                 });

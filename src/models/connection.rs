@@ -1,11 +1,10 @@
 //! Connection models: identity, authentication, heartbeat, the connection's two channels,
 //! and the side paths that make sure nothing is lost when a channel is full.
 
-use std::collections::BTreeMap;
-
-use crate::models::ids::{ConnectionId, SubscriptionId, UserId, UserKey};
+use crate::models::ids::{ConnectionId, UserId, UserKey};
 use crate::models::notification::{CloseReason, Delivery};
 use crate::models::subscription::{SubscriptionCore, SubscriptionState};
+use crate::models::subscription_map::SubscriptionMap;
 use crate::receiver::{EventReceiver, NotificationReceiver};
 use crate::stats::StatsCounters;
 use crate::sync::{
@@ -111,14 +110,21 @@ pub(crate) enum SubscriptionNotice {
 pub(crate) const ATTENTION_GAP: u8 = 1;
 pub(crate) const ATTENTION_NOTICE: u8 = 2;
 
+/// What every connection of a manager shares, so each connection holds one pointer for it.
+pub(crate) struct ConnectionShared {
+    pub(crate) stats: Arc<StatsCounters>,
+    /// The manager-wide ready queue, when enabled.
+    pub(crate) ready: Option<channel::Sender<ConnectionId>>,
+}
+
 /// One connection: identity, authentication, heartbeat, its subscriptions, and its channels.
 // Laid out in declaration order: what every delivery touches (the channel, the ready
 // queue) shares the first cache line with the reference count.
 #[repr(C)]
 pub struct ConnectionState {
     pub(crate) notification_tx: NotificationSender,
-    /// The manager-wide ready queue, when enabled.
-    ready: Option<channel::Sender<ConnectionId>>,
+    /// The manager's statistics and ready queue.
+    pub(crate) shared: Arc<ConnectionShared>,
     /// True while the connection's consumer waits for "something is ready".
     ready_armed: AtomicBool,
     /// Set when the slow-consumer policy disconnected the connection.
@@ -139,12 +145,14 @@ pub struct ConnectionState {
     pub(crate) id: ConnectionId,
     pub(crate) registered_at_ms: u64,
     pub(crate) event_tx: EventSender,
-    pub(crate) stats: Arc<StatsCounters>,
     user: ArcSwapOption<AuthenticatedUser>,
     last_heartbeat_ms: AtomicU64,
     last_ping_ms: AtomicU64,
-    pub(crate) subscriptions: Mutex<BTreeMap<SubscriptionId, SubscriptionState>>,
-    attention: Mutex<Vec<AttentionItem>>,
+    pub(crate) subscriptions: Mutex<SubscriptionMap>,
+    /// Gaps and notices for the receiver; boxed when first used, since most connections
+    /// never have any.
+    #[allow(clippy::box_collection)]
+    attention: Mutex<Option<Box<Vec<AttentionItem>>>>,
 }
 
 impl ConnectionState {
@@ -153,19 +161,17 @@ impl ConnectionState {
         now_ms: u64,
         notification_tx: NotificationSender,
         event_tx: EventSender,
-        stats: Arc<StatsCounters>,
-        ready_queue: Option<channel::Sender<ConnectionId>>,
+        shared: Arc<ConnectionShared>,
     ) -> Self {
-        let ready_queue_enabled = ready_queue.is_some();
+        let ready_queue_enabled = shared.ready.is_some();
         Self {
             notification_tx,
-            ready: ready_queue,
+            shared,
             // Armed from the start, so a host need not arm a connection it never drained.
             ready_armed: AtomicBool::new(ready_queue_enabled),
             id,
             registered_at_ms: now_ms,
             event_tx,
-            stats,
             auth_started: AtomicBool::new(false),
             user: ArcSwapOption::empty(),
             last_heartbeat_ms: AtomicU64::new(now_ms),
@@ -174,8 +180,8 @@ impl ConnectionState {
             closing: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             disconnecting: AtomicBool::new(false),
-            subscriptions: Mutex::new(BTreeMap::new()),
-            attention: Mutex::new(Vec::new()),
+            subscriptions: Mutex::new(SubscriptionMap::default()),
+            attention: Mutex::new(None),
             attention_flags: AtomicU8::new(0),
             pending_events: AtomicU8::new(0),
         }
@@ -322,7 +328,7 @@ impl ConnectionState {
         let mut subscriptions = lock(&self.subscriptions);
         #[cfg(not(livecore_mutant = "closing_flag_after_drain"))]
         self.closing.store(true, Ordering::Release);
-        let taken = std::mem::take(&mut *subscriptions).into_values().collect();
+        let taken = subscriptions.take_all();
         // Mutant (the bug this method fixed): the flag lands after the map's lock is
         // released, so a racing subscribe can route a subscription nobody will unroute.
         #[cfg(livecore_mutant = "closing_flag_after_drain")]
@@ -360,7 +366,9 @@ impl ConnectionState {
     /// Records that `handle` lost deliveries to a full channel; the receiver reports the gap.
     pub(crate) fn flag_gap(&self, handle: &Arc<SubscriptionCore>) {
         if handle.take_attention_slot() {
-            lock(&self.attention).push(AttentionItem::Gap(handle.clone()));
+            lock(&self.attention)
+                .get_or_insert_with(Box::default)
+                .push(AttentionItem::Gap(handle.clone()));
         }
         // Mutant: the wake-up goes out before the flag is set; a receiver that consumes it
         // and looks before the flag lands blocks with the tail gap never reported.
@@ -376,7 +384,9 @@ impl ConnectionState {
 
     /// Queues a terminal notice for `handle`; the receiver reports it on its next call.
     pub(crate) fn post_notice(&self, handle: &Arc<SubscriptionCore>, notice: SubscriptionNotice) {
-        lock(&self.attention).push(AttentionItem::Notice(handle.clone(), notice));
+        lock(&self.attention)
+            .get_or_insert_with(Box::default)
+            .push(AttentionItem::Notice(handle.clone(), notice));
         self.attention_flags
             .fetch_or(ATTENTION_NOTICE, Ordering::SeqCst);
         let _ = self.notification_tx.try_send(Delivery::wake());
@@ -392,11 +402,16 @@ impl ConnectionState {
     pub(crate) fn take_attention(&self, flags: u8) -> Vec<AttentionItem> {
         self.attention_flags.fetch_and(!flags, Ordering::SeqCst);
         let mut attention = lock(&self.attention);
-        let (taken, kept): (Vec<_>, Vec<_>) = attention.drain(..).partition(|item| match item {
+        let Some(items) = attention.take() else {
+            return Vec::new();
+        };
+        let (taken, kept): (Vec<_>, Vec<_>) = items.into_iter().partition(|item| match item {
             AttentionItem::Gap(_) => flags & ATTENTION_GAP != 0,
             AttentionItem::Notice(..) => flags & ATTENTION_NOTICE != 0,
         });
-        *attention = kept;
+        if !kept.is_empty() {
+            *attention = Some(Box::new(kept));
+        }
         taken
     }
 
@@ -404,7 +419,7 @@ impl ConnectionState {
     /// something for its consumer.
     #[inline]
     pub(crate) fn notify_ready(&self) {
-        if let Some(queue) = &self.ready {
+        if let Some(queue) = &self.shared.ready {
             if self.ready_armed.load(Ordering::SeqCst)
                 && self.ready_armed.swap(false, Ordering::SeqCst)
             {
@@ -416,7 +431,7 @@ impl ConnectionState {
     /// Arms the ready notification: the next delivery or event puts this connection on the
     /// ready queue. If something is already waiting, it is queued at once.
     pub(crate) fn arm_ready(&self, has_pending: impl Fn() -> bool) {
-        if let Some(queue) = &self.ready {
+        if let Some(queue) = &self.shared.ready {
             // Mutant: arming after the check; a delivery landing between the check and the
             // arming sees the connection unarmed, and the wake-up is lost.
             #[cfg(livecore_mutant = "ready_armed_after_check")]

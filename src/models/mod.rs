@@ -6,6 +6,7 @@ pub mod ids;
 pub mod notification;
 pub mod schema;
 pub mod subscription;
+pub(crate) mod subscription_map;
 pub mod value;
 
 pub use crate::flow_control::{BufferedNotification, SubscriptionFlowControl};
