@@ -322,7 +322,16 @@ impl Dispatch<'_> {
         if !route.has_eq_routes() {
             return;
         }
-        let mut candidates = CANDIDATES.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+        // `try_with`/`try_borrow_mut`: during thread-local teardown (or if this were ever
+        // re-entered) a fresh list serves instead of panicking.
+        let mut candidates = CANDIDATES
+            .try_with(|cell| {
+                cell.try_borrow_mut()
+                    .map(|mut list| std::mem::take(&mut *list))
+            })
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
         let hasher = &self.manager.index.hasher;
         let mut collect =
             |key: u64| route.for_each_at(key, |handle| candidates.push(handle.clone()));
@@ -346,7 +355,11 @@ impl Dispatch<'_> {
             self.consider_group(handle, owner, positions);
         }
         candidates.clear();
-        CANDIDATES.with(|cell| *cell.borrow_mut() = candidates);
+        let _ = CANDIDATES.try_with(|cell| {
+            if let Ok(mut list) = cell.try_borrow_mut() {
+                *list = candidates;
+            }
+        });
     }
 
     fn consider_group(&mut self, handle: &SubscriptionHandle, owner: Owner, positions: &[usize]) {

@@ -175,8 +175,11 @@ impl Drainer {
         let stop = Arc::new(AtomicBool::new(false));
         let active = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (received, stop, active) =
-                (Arc::clone(&received), Arc::clone(&stop), Arc::clone(&active));
+            let (received, stop, active) = (
+                Arc::clone(&received),
+                Arc::clone(&stop),
+                Arc::clone(&active),
+            );
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Acquire) {
                     if !active.load(Ordering::Acquire) {
