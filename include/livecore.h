@@ -18,7 +18,10 @@
  *   duration of a callback in both directions.
  * - Inputs are only read during the call. Pointers handed out say which handle owns the
  *   memory and which call frees it; strings from livecore are UTF-8.
- * - Structs that may grow begin with struct_size: set it to sizeof the struct.
+ * - Structs that may grow begin with struct_size: set it to sizeof the struct (inputs and
+ *   outputs alike). Structs without it (lc_value, lc_change, lc_live_query_id,
+ *   lc_change_info, lc_topic_retention_skip) are frozen: they never grow in this ABI
+ *   version. `reserved` fields of inputs must be 0 (LC_ERR_INVALID_ARGUMENT otherwise).
  * - Thread safety: stated for each function. Each connection's receivers (notifications,
  *   events) have one consumer at a time; another thread gets LC_ERR_RECEIVER_BUSY.
  *
@@ -568,7 +571,8 @@ typedef uint32_t lc_subscription_phase;
 #endif // __cplusplus
 
 /**
- * Connection-level events (`lc_connection_recv_event`).
+ * Connection-level events (`lc_connection_recv_event`). An event is only its code: name
+ * it with `lc_event_name`, render it as JSON with `lc_event_json`.
  */
 enum lc_event
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -816,7 +820,7 @@ typedef struct lc_config {
      */
     uint32_t slow_consumer_policy;
     /**
-     * Zero.
+     * Zero (anything else is `LC_ERR_INVALID_ARGUMENT`).
      */
     uint32_t reserved;
     /**
@@ -1225,7 +1229,8 @@ typedef struct lc_value {
      */
     uint32_t tag;
     /**
-     * Zero.
+     * Zero: an input value with anything else is refused (`LC_ERR_INVALID_ARGUMENT`);
+     * output values have 0.
      */
     uint32_t reserved;
     /**
@@ -1492,6 +1497,11 @@ typedef struct lc_notification_info {
 
 /**
  * One change of a changes notification (`lc_notification_change`).
+ *
+ * Versioning: a frozen output struct. Unlike the reports that begin with `struct_size`,
+ * it never grows: its size and layout stay as they are for this ABI version, and more
+ * about a change would come through a new struct and function. Pass a whole
+ * `lc_change_info`; livecore writes all of it.
  */
 typedef struct lc_change_info {
     /**
@@ -1580,7 +1590,7 @@ typedef struct lc_live_query_record {
      */
     uint32_t options_flags;
     /**
-     * Zero.
+     * Zero: as input (`lc_failover_run`) anything else is `LC_ERR_INVALID_ARGUMENT`.
      */
     uint32_t reserved;
     /**
@@ -1969,6 +1979,11 @@ typedef struct lc_topic_position {
 /**
  * Messages retention removed before the group committed them: offsets `from` up to (not
  * including) `to` of `partition` were skipped (`lc_topic_batch_retention_skip`).
+ *
+ * Versioning: a frozen output struct. Unlike the reports that begin with `struct_size`,
+ * it never grows: its size and layout stay as they are for this ABI version, and more
+ * about a skip would come through a new struct and function. Pass a whole
+ * `lc_topic_retention_skip`; livecore writes all of it (`reserved` as zero).
  */
 typedef struct lc_topic_retention_skip {
     /**
@@ -2540,10 +2555,10 @@ lc_status lc_connection_recv(struct lc_manager manager,
                              struct lc_notification *out_notification);
 
 /**
- * Receives the connection's next event (an `lc_event` number in `*out_event`), waiting up
- * to `timeout_ms` (0: do not wait; `LC_WAIT_FOREVER`: no limit). Returns `LC_OK`,
- * `LC_EMPTY`, `LC_TIMEOUT` or `LC_CLOSED` as `lc_connection_recv` does. Events are never
- * lost to a full channel.
+ * Receives the connection's next event (an `lc_event` number in `*out_event`: name it with
+ * `lc_event_name`, render it with `lc_event_json`), waiting up to `timeout_ms` (0: do not
+ * wait; `LC_WAIT_FOREVER`: no limit). Returns `LC_OK`, `LC_EMPTY`, `LC_TIMEOUT` or
+ * `LC_CLOSED` as `lc_connection_recv` does. Events are never lost to a full channel.
  *
  * Thread safety: one consumer at a time per connection (`LC_ERR_RECEIVER_BUSY`
  * otherwise); independent of the notification receiver, which another thread may use at
@@ -2556,6 +2571,41 @@ lc_status lc_connection_recv_event(struct lc_manager manager,
                                    uint64_t connection_id,
                                    uint32_t timeout_ms,
                                    uint32_t *out_event);
+
+/**
+ * Gives the name of an event code (an `lc_event`, as `lc_connection_recv_event` hands it
+ * out) as the header spells it ("LC_EVENT_SEND_PING").
+ *
+ * `*out_name` receives a static NUL-terminated string, valid for the life of the program:
+ * never free it. An unknown code is `LC_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: any thread, any time.
+ *
+ * # Safety
+ * `out_name` is NULL or valid for writing a pointer.
+ */
+lc_status lc_event_name(uint32_t event,
+                        const char **out_name);
+
+/**
+ * Gives an event code (an `lc_event`) as one JSON object,
+ * `{"type":"event","event":"send_ping"}`: `event` is the name in lower case without its
+ * `LC_EVENT_` prefix, and `type` tells an event apart from a notification (whose JSON
+ * `type` is its kind). An event carries nothing but its code.
+ *
+ * As with `lc_notification_json`, `*out_json` points at `*out_len` bytes of UTF-8
+ * followed by a NUL (not counted in the length), owned by livecore. Here the bytes are
+ * static: valid for the life of the program, never freed, the same pointer for every
+ * call with the same code. An unknown code is `LC_ERR_INVALID_ARGUMENT`.
+ *
+ * Thread safety: any thread, any time.
+ *
+ * # Safety
+ * `out_json` and `out_len` are NULL or writable.
+ */
+lc_status lc_event_json(uint32_t event,
+                        const char **out_json,
+                        size_t *out_len);
 
 /**
  * Arms the connection on the manager's ready queue: its next delivery or event puts its

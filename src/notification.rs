@@ -8,6 +8,7 @@
 //! publish.
 
 use std::cell::RefCell;
+use std::thread::LocalKey;
 
 use smallvec::SmallVec;
 
@@ -79,9 +80,31 @@ thread_local! {
     static MULTI: RefCell<MultiMatches> = const { RefCell::new(MultiMatches::new()) };
 }
 
-#[derive(Default)]
+/// Takes this thread's scratch value out of `key` (its buffers keep their capacity across
+/// publishes). During thread-local teardown, or if it were ever re-entered, a fresh one
+/// serves instead of panicking.
+fn take_scratch<T: Default>(key: &'static LocalKey<RefCell<T>>) -> T {
+    key.try_with(|cell| {
+        cell.try_borrow_mut()
+            .map(|mut value| std::mem::take(&mut *value))
+    })
+    .ok()
+    .and_then(Result::ok)
+    .unwrap_or_default()
+}
+
+/// Puts a scratch value back for the next publish on this thread (dropped if it cannot).
+fn put_scratch<T>(key: &'static LocalKey<RefCell<T>>, value: T) {
+    let _ = key.try_with(|cell| {
+        if let Ok(mut slot) = cell.try_borrow_mut() {
+            *slot = value;
+        }
+    });
+}
+
 /// Deliveries of several matches each, held back until the group's candidates are all
 /// evaluated so their runs share one buffer.
+#[derive(Default)]
 struct MultiMatches {
     packed: Vec<u32>,
     /// A subscription and its run in `packed`.
@@ -342,13 +365,13 @@ impl Dispatch<'_> {
         if owner == Owner::Unknown {
             return;
         }
-        let mut multi = MULTI.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+        let mut multi = take_scratch(&MULTI);
         route.for_each_scanned(|handle| self.consider_group(handle, owner, positions, &mut multi));
         if route.has_eq_routes() {
             self.route_group_indexed(route, owner, positions, &mut multi);
         }
         self.deliver_multi(&mut multi);
-        MULTI.with(|cell| *cell.borrow_mut() = multi);
+        put_scratch(&MULTI, multi);
     }
 
     fn route_group_indexed(
@@ -358,7 +381,7 @@ impl Dispatch<'_> {
         positions: &[usize],
         multi: &mut MultiMatches,
     ) {
-        let mut candidates = CANDIDATES.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+        let mut candidates = take_scratch(&CANDIDATES);
         let hasher = &self.manager.index.hasher;
         let mut collect =
             |key: u64| route.for_each_at(key, |handle| candidates.push(handle.clone()));
@@ -382,7 +405,7 @@ impl Dispatch<'_> {
             self.consider_group(handle, owner, positions, multi);
         }
         candidates.clear();
-        CANDIDATES.with(|cell| *cell.borrow_mut() = candidates);
+        put_scratch(&CANDIDATES, candidates);
     }
 
     fn consider_group(

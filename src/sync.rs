@@ -60,10 +60,18 @@ thread_local! {
     static LOCKS_TAKEN: Cell<u64> = const { Cell::new(0) };
 }
 
+/// Counts a lock acquisition for this thread. During thread-local teardown (a C destructor
+/// calling into livecore) there is nothing to count into: the count is skipped, never a
+/// panic.
+#[inline]
+fn count_lock() {
+    let _ = LOCKS_TAKEN.try_with(|count| count.set(count.get() + 1));
+}
+
 /// Locks a livecore mutex, ignoring poisoning (every critical section leaves its data
 /// consistent before anything can panic), and counts the acquisition for this thread.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    LOCKS_TAKEN.with(|count| count.set(count.get() + 1));
+    count_lock();
     match mutex.lock() {
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),
@@ -72,7 +80,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Takes a read lock (shared), ignoring poisoning, and counts it.
 pub(crate) fn read<T>(rw: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    LOCKS_TAKEN.with(|count| count.set(count.get() + 1));
+    count_lock();
     match rw.read() {
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),
@@ -81,7 +89,7 @@ pub(crate) fn read<T>(rw: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 
 /// Takes a write lock (exclusive), ignoring poisoning, and counts it.
 pub(crate) fn write<T>(rw: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    LOCKS_TAKEN.with(|count| count.set(count.get() + 1));
+    count_lock();
     match rw.write() {
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),
@@ -91,7 +99,7 @@ pub(crate) fn write<T>(rw: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 /// How many livecore locks the calling thread has taken so far. Used by the cost tests.
 #[doc(hidden)]
 pub fn locks_taken_by_this_thread() -> u64 {
-    LOCKS_TAKEN.with(Cell::get)
+    LOCKS_TAKEN.try_with(Cell::get).unwrap_or(0)
 }
 
 #[cfg(livecore_loom)]

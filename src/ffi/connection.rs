@@ -1,15 +1,16 @@
 //! Connections: lifecycle and receiving.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, CStr, CString};
 use std::time::Duration;
 
 use crate::ffi::manager::manager_entry;
 use crate::ffi::ptr::{c_str, optional_c_str, Out, SizedOut};
 use crate::ffi::state::{receive_status, take_receiver, NotificationEntry, NOTIFICATIONS};
-use crate::ffi::status::{boundary, lc_status, FfiError};
+use crate::ffi::status::{boundary, lc_status, panic_point, FfiError, PanicPoint};
 use crate::ffi::types::*;
+use crate::models::connection::ConnectionEvent;
 use crate::models::ids::{ConnectionId, UserId};
-use crate::sync::OnceLock;
+use crate::sync::{LazyLock, OnceLock};
 use crate::LiveError;
 
 /// Registers a connection. `*out_connection_id` receives its id (never reused by this
@@ -197,6 +198,7 @@ pub unsafe extern "C" fn lc_connection_recv(
         let entry = manager_entry(manager)?;
         let connection = entry.connection(connection_id)?;
         let mut receiver = take_receiver(&connection.notifications, connection_id)?;
+        panic_point(PanicPoint::ReceiverTaken);
         // Unregistering the connection (also by freeing the manager) closes it, which wakes
         // a blocked receive: a plain blocking wait ends with LC_CLOSED then.
         let received = match timeout_ms {
@@ -219,10 +221,10 @@ pub unsafe extern "C" fn lc_connection_recv(
     })
 }
 
-/// Receives the connection's next event (an `lc_event` number in `*out_event`), waiting up
-/// to `timeout_ms` (0: do not wait; `LC_WAIT_FOREVER`: no limit). Returns `LC_OK`,
-/// `LC_EMPTY`, `LC_TIMEOUT` or `LC_CLOSED` as `lc_connection_recv` does. Events are never
-/// lost to a full channel.
+/// Receives the connection's next event (an `lc_event` number in `*out_event`: name it with
+/// `lc_event_name`, render it with `lc_event_json`), waiting up to `timeout_ms` (0: do not
+/// wait; `LC_WAIT_FOREVER`: no limit). Returns `LC_OK`, `LC_EMPTY`, `LC_TIMEOUT` or
+/// `LC_CLOSED` as `lc_connection_recv` does. Events are never lost to a full channel.
 ///
 /// Thread safety: one consumer at a time per connection (`LC_ERR_RECEIVER_BUSY`
 /// otherwise); independent of the notification receiver, which another thread may use at
@@ -243,6 +245,7 @@ pub unsafe extern "C" fn lc_connection_recv_event(
         let entry = manager_entry(manager)?;
         let connection = entry.connection(connection_id)?;
         let mut receiver = take_receiver(&connection.events, connection_id)?;
+        panic_point(PanicPoint::ReceiverTaken);
         // Closing the connection also wakes its event channel (see lc_connection_recv).
         let received = match timeout_ms {
             0 => receiver.try_recv(),
@@ -256,6 +259,91 @@ pub unsafe extern "C" fn lc_connection_recv_event(
             }
             Err(error) => Ok(receive_status(error)),
         }
+    })
+}
+
+/// The event with this code, or `LC_ERR_INVALID_ARGUMENT`.
+fn event_from_code(code: u32) -> Result<ConnectionEvent, FfiError> {
+    ConnectionEvent::from_code(code)
+        .ok_or_else(|| FfiError::invalid(format!("{code} is not an lc_event code")))
+}
+
+/// An event's name as the header spells it.
+fn event_name(event: ConnectionEvent) -> &'static CStr {
+    match event {
+        ConnectionEvent::SendPing => c"LC_EVENT_SEND_PING",
+        ConnectionEvent::AuthTimeout => c"LC_EVENT_AUTH_TIMEOUT",
+        ConnectionEvent::HeartbeatTimeout => c"LC_EVENT_HEARTBEAT_TIMEOUT",
+        ConnectionEvent::Shutdown => c"LC_EVENT_SHUTDOWN",
+        ConnectionEvent::SlowConsumer => c"LC_EVENT_SLOW_CONSUMER",
+    }
+}
+
+/// Every event's JSON, NUL-terminated, built once and kept for the life of the program.
+static EVENT_JSON: LazyLock<Vec<(ConnectionEvent, CString)>> = LazyLock::new(|| {
+    ConnectionEvent::ALL
+        .into_iter()
+        .map(|event| {
+            let json = CString::new(event.to_json()).expect("event JSON has no NUL byte");
+            (event, json)
+        })
+        .collect()
+});
+
+/// Gives the name of an event code (an `lc_event`, as `lc_connection_recv_event` hands it
+/// out) as the header spells it ("LC_EVENT_SEND_PING").
+///
+/// `*out_name` receives a static NUL-terminated string, valid for the life of the program:
+/// never free it. An unknown code is `LC_ERR_INVALID_ARGUMENT`.
+///
+/// Thread safety: any thread, any time.
+///
+/// # Safety
+/// `out_name` is NULL or valid for writing a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn lc_event_name(event: u32, out_name: *mut *const c_char) -> lc_status {
+    boundary("lc_event_name", || {
+        // SAFETY: the caller promised `out_name` is NULL or writable.
+        let out = unsafe { Out::new(out_name, "out_name") }?;
+        out.write(event_name(event_from_code(event)?).as_ptr());
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Gives an event code (an `lc_event`) as one JSON object,
+/// `{"type":"event","event":"send_ping"}`: `event` is the name in lower case without its
+/// `LC_EVENT_` prefix, and `type` tells an event apart from a notification (whose JSON
+/// `type` is its kind). An event carries nothing but its code.
+///
+/// As with `lc_notification_json`, `*out_json` points at `*out_len` bytes of UTF-8
+/// followed by a NUL (not counted in the length), owned by livecore. Here the bytes are
+/// static: valid for the life of the program, never freed, the same pointer for every
+/// call with the same code. An unknown code is `LC_ERR_INVALID_ARGUMENT`.
+///
+/// Thread safety: any thread, any time.
+///
+/// # Safety
+/// `out_json` and `out_len` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn lc_event_json(
+    event: u32,
+    out_json: *mut *const c_char,
+    out_len: *mut usize,
+) -> lc_status {
+    boundary("lc_event_json", || {
+        // SAFETY: the caller promised `out_json` is NULL or writable.
+        let json_out = unsafe { Out::new(out_json, "out_json") }?;
+        // SAFETY: the caller promised `out_len` is NULL or writable.
+        let len_out = unsafe { Out::new(out_len, "out_len") }?;
+        let event = event_from_code(event)?;
+        let (_, json) = EVENT_JSON
+            .iter()
+            .find(|(known, _)| *known == event)
+            .expect("EVENT_JSON holds every event");
+        // The bytes live in a static that is never dropped.
+        json_out.write(json.as_ptr());
+        len_out.write(json.as_bytes().len());
+        Ok(lc_status::LC_OK)
     })
 }
 

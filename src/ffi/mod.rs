@@ -15,12 +15,27 @@
 //!   double free are reported, not undefined.
 //! - Inputs are only read during the call; outputs that point into livecore's memory say
 //!   which handle owns them and which call frees it.
-//! - Structs that may grow begin with `struct_size`.
+//! - Structs that may grow begin with `struct_size`, inputs and outputs alike: the caller
+//!   sets it to the size it was built with, and livecore reads or writes no more than that
+//!   (and sets it, on output, to the bytes written). Structs without it (`lc_value`,
+//!   `lc_change`, `lc_live_query_id`, `lc_change_info`, `lc_topic_retention_skip`) are
+//!   frozen: their layout never changes within an ABI version; more information would come
+//!   as a new struct and function.
+//! - `reserved` fields of input structs must be zero (`LC_ERR_INVALID_ARGUMENT`
+//!   otherwise), so later versions can give them a meaning.
 //!
 //! Each connection's receivers have one consumer at a time; everything else may be called
 //! from any thread.
 
 #![allow(non_camel_case_types)]
+
+// The panic boundary of every extern function relies on catching unwinds: with
+// `panic = "abort"` a panic would abort the host process instead of becoming LC_ERR_PANIC.
+#[cfg(panic = "abort")]
+compile_error!(
+    "livecore's C ABI needs panic = \"unwind\": every extern \"C\" function catches panics \
+     and returns LC_ERR_PANIC, which a panic = \"abort\" build cannot do"
+);
 
 // The order of these groups is the order of the header (cbindgen follows it).
 pub mod status;
@@ -62,7 +77,7 @@ pub use manager::*;
 pub use notification::*;
 pub use publish::*;
 pub use records::*;
-pub use status::{inject_panic_on_next_call, lc_status};
+pub use status::{inject_panic_at, inject_panic_on_next_call, lc_status, PanicPoint};
 pub use store::*;
 pub use subscription::*;
 pub use topic_read::*;

@@ -3,7 +3,7 @@
 use crate::ffi::manager::manager_entry;
 use crate::ffi::ptr::{borrow, slice, SizedOut};
 use crate::ffi::state::ManagerEntry;
-use crate::ffi::status::{boundary, lc_status, FfiError};
+use crate::ffi::status::{boundary, lc_status, panic_point, FfiError, PanicPoint};
 use crate::ffi::types::*;
 use crate::ffi::values::change_from_c;
 use crate::models::change::ChangeNotification;
@@ -73,6 +73,7 @@ pub unsafe extern "C" fn lc_publish(
         let entry = manager_entry(manager)?;
         // SAFETY: the caller promised the change obeys lc_change's contract.
         let changes = unsafe { convert(&entry, std::slice::from_ref(change)) }?;
+        panic_point(PanicPoint::ChangesConverted);
         let summary = entry.manager.publish_commit(SeqId(seq), changes)?;
         write_summary(out, summary);
         Ok(lc_status::LC_OK)
@@ -108,6 +109,7 @@ pub unsafe extern "C" fn lc_publish_commit(
         let entry = manager_entry(manager)?;
         // SAFETY: the caller promised the changes obey lc_change's contract.
         let changes = unsafe { convert(&entry, changes) }?;
+        panic_point(PanicPoint::ChangesConverted);
         let summary = entry.manager.publish_commit(SeqId(seq), changes)?;
         write_summary(out, summary);
         Ok(lc_status::LC_OK)

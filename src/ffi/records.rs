@@ -118,6 +118,12 @@ unsafe fn record_from_c(
             "{name}.options_flags has unknown bits"
         )));
     }
+    if record.reserved != 0 {
+        return Err(FfiError::invalid(format!(
+            "{name}.reserved must be 0, not {}",
+            record.reserved
+        )));
+    }
     // SAFETY: the caller promised each string pointer is NULL or readable for its length.
     let (namespace, table, query) = unsafe {
         (

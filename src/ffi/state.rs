@@ -208,8 +208,12 @@ pub(crate) fn take_receiver<'a, T>(
     match mutex.try_lock() {
         Ok(guard) => Ok(guard),
         // A panic while receiving left no broken state behind (receivers keep their
-        // invariants between steps): go on with it.
-        Err(TryLockError::Poisoned(poisoned)) => Ok(poisoned.into_inner()),
+        // invariants between steps): go on with it, and clear the poison so the lock is
+        // as it was.
+        Err(TryLockError::Poisoned(poisoned)) => {
+            mutex.clear_poison();
+            Ok(poisoned.into_inner())
+        }
         Err(TryLockError::WouldBlock) => Err(FfiError::new(
             lc_status::LC_ERR_RECEIVER_BUSY,
             format!(
@@ -298,4 +302,30 @@ pub(crate) struct RouteEntry {
 /// is shown as `\0`.
 pub(crate) fn c_string(text: &str) -> CString {
     CString::new(text.replace('\0', "\\0")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_receiver_poisoned_by_a_panic_is_taken_and_its_poison_cleared() {
+        let mutex = Mutex::new(7);
+        let poisoner = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _guard = take_receiver(&mutex, 1).unwrap();
+            panic!("unwinding with the receiver taken");
+        }));
+        assert!(poisoner.is_err());
+        assert!(mutex.is_poisoned());
+        assert_eq!(*take_receiver(&mutex, 1).unwrap(), 7);
+        assert!(!mutex.is_poisoned());
+        let _held = take_receiver(&mutex, 1).unwrap();
+        let busy = std::thread::scope(|scope| {
+            scope
+                .spawn(|| take_receiver(&mutex, 1).err().map(|error| error.status))
+                .join()
+                .unwrap()
+        });
+        assert_eq!(busy, Some(lc_status::LC_ERR_RECEIVER_BUSY));
+    }
 }

@@ -342,45 +342,101 @@ impl From<LiveError> for FfiError {
 thread_local! {
     /// The message of the last failed call on this thread, NUL-terminated.
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
-    /// Set by tests to make the next extern call on this thread panic inside its boundary.
-    static INJECT_PANIC: Cell<bool> = const { Cell::new(false) };
+    /// Set by tests: the [`PanicPoint`] (as its number; 0 for none) at which the next extern
+    /// call on this thread that reaches it panics.
+    static INJECT_PANIC: Cell<u8> = const { Cell::new(0) };
 }
 
 /// Records `message` as this thread's last error. NUL bytes (from caller strings quoted in
 /// a message) are shown as `\0` so the message stays one C string.
+///
+/// During thread-local teardown (a C destructor of another thread-local calling into
+/// livecore) there is no last error to set: the message is dropped rather than panicking.
 pub(crate) fn set_last_error(function: &str, message: &str) {
     let text = format!("{function}: {message}").replace('\0', "\\0");
     let text = CString::new(text).unwrap_or_default();
-    LAST_ERROR.with(|cell| *cell.borrow_mut() = text);
+    let _ = LAST_ERROR.try_with(|cell| {
+        if let Ok(mut last) = cell.try_borrow_mut() {
+            *last = text;
+        }
+    });
 }
 
 /// A pointer to this thread's last error message; valid until the next failing call on
-/// this thread replaces it.
+/// this thread replaces it. During thread-local teardown, a static empty string.
 pub(crate) fn last_error_ptr() -> *const std::ffi::c_char {
-    LAST_ERROR.with(|cell| cell.borrow().as_ptr())
+    LAST_ERROR
+        .try_with(|cell| cell.try_borrow().map(|last| last.as_ptr()).ok())
+        .ok()
+        .flatten()
+        .unwrap_or(c"".as_ptr())
+}
+
+/// Places where a test can make an extern call panic (see [`inject_panic_at`]). Not part
+/// of the C ABI.
+#[doc(hidden)]
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PanicPoint {
+    /// On entry to the panic boundary, before the body runs (any function).
+    Entry = 1,
+    /// `lc_connection_recv` and `lc_connection_recv_event`: after the connection's
+    /// receiver was taken (its guard is held), before receiving.
+    ReceiverTaken = 2,
+    /// `lc_publish` and `lc_publish_commit`: after the C changes were converted, before
+    /// publishing them.
+    ChangesConverted = 3,
 }
 
 /// Makes the next `lc_` call on the calling thread panic inside its boundary, so tests can
 /// check that the panic comes back as `LC_ERR_PANIC`. Not part of the C ABI.
 #[doc(hidden)]
 pub fn inject_panic_on_next_call() {
+    inject_panic_at(PanicPoint::Entry);
+}
+
+/// Makes the next `lc_` call on the calling thread that reaches `point` panic there (once).
+/// Not part of the C ABI.
+#[doc(hidden)]
+pub fn inject_panic_at(point: PanicPoint) {
     INJECTION_ARMED.store(true, Ordering::Relaxed);
-    INJECT_PANIC.with(|flag| flag.set(true));
+    let _ = INJECT_PANIC.try_with(|armed| armed.set(point as u8));
 }
 
 /// Set once any test has asked for an injected panic, so ordinary calls skip the
-/// thread-local lookup (which costs a `__tls_get_addr` call in a dlopen'ed library).
+/// thread-local lookup (which costs a `__tls_get_addr` call in a dlopen'ed library). In a
+/// program that never injects one, a panic point is one relaxed load of this flag.
 static INJECTION_ARMED: AtomicBool = AtomicBool::new(false);
+
+/// A test-only panic point inside an extern function's body: panics when a test armed
+/// `point` on this thread (see [`inject_panic_at`]), otherwise does nothing.
+#[inline(always)]
+pub(crate) fn panic_point(point: PanicPoint) {
+    if INJECTION_ARMED.load(Ordering::Relaxed) {
+        injected_panic(point);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn injected_panic(point: PanicPoint) {
+    let hit = INJECT_PANIC
+        .try_with(|armed| armed.get() == point as u8 && armed.replace(0) != 0)
+        .unwrap_or(false);
+    if hit {
+        match point {
+            PanicPoint::Entry => panic!("panic injected by a test"),
+            other => panic!("panic injected by a test at {other:?}"),
+        }
+    }
+}
 
 /// The panic boundary. Runs `body`, catching any panic, and turns the result into the
 /// status the extern function returns, recording the message of a failure as the thread's
 /// last error (prefixed with `function`).
 pub(crate) fn boundary(function: &str, body: impl FnOnce() -> FfiResult) -> lc_status {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        if INJECTION_ARMED.load(Ordering::Relaxed) && INJECT_PANIC.with(|flag| flag.replace(false))
-        {
-            panic!("panic injected by a test");
-        }
+        panic_point(PanicPoint::Entry);
         body()
     }));
     match outcome {

@@ -1,5 +1,7 @@
 //! The C-visible types: handles, tags, values, changes, and the structs that carry options
-//! and reports. Every struct that may grow begins with its own size (`struct_size`).
+//! and reports. Every struct that may grow, input or output, begins with its own size
+//! (`struct_size`); the few without it (`lc_value`, `lc_change`, `lc_live_query_id`,
+//! `lc_change_info`, `lc_topic_retention_skip`) are frozen and never grow.
 
 use std::ffi::c_char;
 
@@ -85,7 +87,8 @@ pub enum lc_value_type {
 pub struct lc_value {
     /// An `lc_value_type`.
     pub tag: u32,
-    /// Zero.
+    /// Zero: an input value with anything else is refused (`LC_ERR_INVALID_ARGUMENT`);
+    /// output values have 0.
     pub reserved: u32,
     /// The value of `LC_VALUE_BOOL` (0 or 1) and `LC_VALUE_INT`.
     pub int_value: i64,
@@ -172,7 +175,7 @@ pub struct lc_config {
     pub flags: u32,
     /// An `lc_slow_consumer_policy`.
     pub slow_consumer_policy: u32,
-    /// Zero.
+    /// Zero (anything else is `LC_ERR_INVALID_ARGUMENT`).
     pub reserved: u32,
     /// Most connections registered at once.
     pub max_connections: u64,
@@ -347,7 +350,8 @@ pub struct lc_connection_info {
     pub subscription_count: u64,
 }
 
-/// Connection-level events (`lc_connection_recv_event`).
+/// Connection-level events (`lc_connection_recv_event`). An event is only its code: name
+/// it with `lc_event_name`, render it as JSON with `lc_event_json`.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum lc_event {
@@ -427,6 +431,11 @@ pub struct lc_notification_info {
 }
 
 /// One change of a changes notification (`lc_notification_change`).
+///
+/// Versioning: a frozen output struct. Unlike the reports that begin with `struct_size`,
+/// it never grows: its size and layout stay as they are for this ABI version, and more
+/// about a change would come through a new struct and function. Pass a whole
+/// `lc_change_info`; livecore writes all of it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lc_change_info {
@@ -643,7 +652,7 @@ pub struct lc_live_query_record {
     pub query_len: usize,
     /// The `LC_SUBSCRIBE_*` bits it was opened with.
     pub options_flags: u32,
-    /// Zero.
+    /// Zero: as input (`lc_failover_run`) anything else is `LC_ERR_INVALID_ARGUMENT`.
     pub reserved: u32,
     /// Its snapshot batch size.
     pub batch_size: u64,
@@ -938,6 +947,11 @@ pub struct lc_topic_position {
 
 /// Messages retention removed before the group committed them: offsets `from` up to (not
 /// including) `to` of `partition` were skipped (`lc_topic_batch_retention_skip`).
+///
+/// Versioning: a frozen output struct. Unlike the reports that begin with `struct_size`,
+/// it never grows: its size and layout stay as they are for this ABI version, and more
+/// about a skip would come through a new struct and function. Pass a whole
+/// `lc_topic_retention_skip`; livecore writes all of it (`reserved` as zero).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lc_topic_retention_skip {

@@ -47,6 +47,12 @@ pub(crate) unsafe fn value_from_c(
 ) -> Result<Value, FfiError> {
     let tag = lc_value_type::from_tag(value.tag)
         .ok_or_else(|| FfiError::tag("lc_value_type", value.tag))?;
+    if value.reserved != 0 {
+        return Err(FfiError::invalid(format!(
+            "{name}: `reserved` must be 0, not {}",
+            value.reserved
+        )));
+    }
     Ok(match tag {
         lc_value_type::LC_VALUE_NULL => Value::Null,
         lc_value_type::LC_VALUE_BOOL => match value.int_value {

@@ -69,6 +69,29 @@ impl ConnectionEvent {
             ConnectionEvent::SlowConsumer => "slow_consumer",
         }
     }
+
+    /// The event with this number (its `repr`, which is also its C ABI code), if any.
+    pub fn from_code(code: u32) -> Option<ConnectionEvent> {
+        ConnectionEvent::ALL
+            .into_iter()
+            .find(|event| u32::from(event.bit()) == code)
+    }
+
+    /// The event as one JSON object, `{"type":"event","event":"send_ping"}`: `type` tells
+    /// it apart from a notification (whose `type` is its kind), `event` is
+    /// [`as_str`](Self::as_str). An event carries nothing but its kind.
+    pub fn to_json(self) -> String {
+        let mut out = Vec::with_capacity(48);
+        self.write_json(&mut out);
+        String::from_utf8(out).expect("the JSON writer emits UTF-8")
+    }
+
+    /// Appends the event's JSON (see [`to_json`](Self::to_json)) to `out`.
+    pub fn write_json(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"type\":\"event\",\"event\":");
+        crate::json::write_string(out, self.as_str());
+        out.push(b'}');
+    }
 }
 
 /// What a new connection gets: its id and the receiving ends of its two channels.

@@ -103,8 +103,8 @@ impl Fixture {
     /// A second, not yet authenticated connection.
     fn anonymous(&self) -> u64 {
         let mut id = 0;
-        // SAFETY: `id` is a live local.
         assert_status!(
+            // SAFETY: `id` is a live local.
             unsafe { lc_connection_register(self.manager, &mut id) },
             LC_OK
         );
@@ -695,6 +695,69 @@ fn case_lc_connection_recv_event() {
     }
 }
 
+fn case_lc_event_name() {
+    let mut name: *const c_char = null();
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(
+            lc_event_name(lc_event::LC_EVENT_SEND_PING as u32, null_mut()),
+            LC_ERR_NULL_ARGUMENT
+        );
+        for unknown in [0, 3, 32, u32::MAX] {
+            assert_status!(lc_event_name(unknown, &mut name), LC_ERR_INVALID_ARGUMENT);
+            assert!(name.is_null(), "a refused call writes nothing");
+        }
+        assert!(
+            last_error().contains("not an lc_event code"),
+            "{}",
+            last_error()
+        );
+        assert_status!(
+            lc_event_name(lc_event::LC_EVENT_HEARTBEAT_TIMEOUT as u32, &mut name),
+            LC_OK
+        );
+        assert_eq!(
+            CStr::from_ptr(name).to_str().unwrap(),
+            "LC_EVENT_HEARTBEAT_TIMEOUT"
+        );
+    }
+}
+
+fn case_lc_event_json() {
+    let mut json: *const c_char = null();
+    let mut len = usize::MAX;
+    let code = lc_event::LC_EVENT_SLOW_CONSUMER as u32;
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(
+            lc_event_json(code, null_mut(), &mut len),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_event_json(code, &mut json, null_mut()),
+            LC_ERR_NULL_ARGUMENT
+        );
+        for unknown in [0, 5, 17, u32::MAX] {
+            assert_status!(
+                lc_event_json(unknown, &mut json, &mut len),
+                LC_ERR_INVALID_ARGUMENT
+            );
+        }
+        assert!(
+            json.is_null() && len == usize::MAX,
+            "a refused call writes nothing"
+        );
+        assert_status!(lc_event_json(code, &mut json, &mut len), LC_OK);
+        assert_eq!(*json.add(len), 0, "NUL-terminated");
+        let text = std::slice::from_raw_parts(json.cast::<u8>(), len);
+        assert_eq!(text, br#"{"type":"event","event":"slow_consumer"}"#);
+        // Static: the same bytes, at the same address, on every call.
+        let (mut again, mut again_len) = (null(), 0);
+        assert_status!(lc_event_json(code, &mut again, &mut again_len), LC_OK);
+        assert_eq!((again, again_len), (json, len));
+    }
+}
+
 fn case_lc_connection_arm_ready() {
     let f = Fixture::new();
     let plain = manager_with(&config());
@@ -985,6 +1048,8 @@ fn case_lc_push_snapshot_rows() {
     let good = [int(1), int(7), text(body)];
     let mut bad_tag = good;
     bad_tag[0].tag = 42;
+    let mut bad_reserved = good;
+    bad_reserved[2].reserved = 7;
     let mut progress: lc_snapshot_progress = full();
     // SAFETY: see above.
     unsafe {
@@ -1002,6 +1067,10 @@ fn case_lc_push_snapshot_rows() {
             LC_ERR_INVALID_ARGUMENT
         );
         assert_status!(push(gated, bad_tag.as_ptr(), 1, 3), LC_ERR_INVALID_TAG);
+        assert_status!(
+            push(gated, bad_reserved.as_ptr(), 1, 3),
+            LC_ERR_INVALID_ARGUMENT
+        );
         assert_status!(push(gated, good.as_ptr(), 1, 2), LC_ERR_ROW_ARITY);
         assert_status!(push(f.live, good.as_ptr(), 1, 3), LC_ERR_INVALID_STATE);
         assert_status!(
@@ -1197,6 +1266,14 @@ fn case_lc_publish() {
         nil(),
     ];
     let bad_tag = [int(5), lc_value { tag: 6, ..int(7) }, nil()];
+    let bad_reserved = [
+        int(5),
+        lc_value {
+            reserved: 1,
+            ..int(7)
+        },
+        nil(),
+    ];
     let short = [int(5), int(7)];
     let notes_row = [int(1), nil()];
     // SAFETY: see above.
@@ -1230,6 +1307,15 @@ fn case_lc_publish() {
     assert_status!(
         publish_one(&f, &with(&|c| c.row = bad_bool.as_ptr())),
         LC_ERR_INVALID_ARGUMENT
+    );
+    assert_status!(
+        publish_one(&f, &with(&|c| c.row = bad_reserved.as_ptr())),
+        LC_ERR_INVALID_ARGUMENT
+    );
+    assert!(
+        last_error().contains("changes[0].row[1]: `reserved` must be 0"),
+        "{}",
+        last_error()
     );
     assert_status!(
         publish_one(&f, &with(&|c| c.row = bad_utf8_text.as_ptr())),
@@ -1325,8 +1411,8 @@ fn case_lc_publish_commit() {
     }
     assert_eq!(try_recv_status(f.manager, f.connection), LC_EMPTY);
     // An empty commit is no error.
-    // SAFETY: see above.
     assert_status!(
+        // SAFETY: see above.
         unsafe { lc_publish_commit(f.manager, 11, null(), 0, null_mut()) },
         LC_OK
     );
@@ -1578,8 +1664,8 @@ fn case_lc_revoke_table() {
 /// A record list of the fixture's manager (one live query).
 fn records_of(f: &Fixture) -> lc_records {
     let mut records = lc_records::default();
-    // SAFETY: `records` is a live local.
     assert_status!(
+        // SAFETY: `records` is a live local.
         unsafe { lc_live_query_records(f.manager, &mut records) },
         LC_OK
     );
@@ -1773,6 +1859,21 @@ fn case_lc_failover_run() {
         assert_status!(
             run(
                 &[lc_live_query_record {
+                    reserved: 1,
+                    ..record
+                }],
+                &mut report
+            ),
+            LC_ERR_INVALID_ARGUMENT
+        );
+        assert!(
+            last_error().contains("records[0].reserved must be 0"),
+            "{}",
+            last_error()
+        );
+        assert_status!(
+            run(
+                &[lc_live_query_record {
                     query: null(),
                     ..record
                 }],
@@ -1859,8 +1960,8 @@ fn case_lc_failover_report_record() {
     }
     assert_eq!((record.node_id, record.live_query), (9, f.live));
     assert_eq!(lc_failover_report_free(report), LC_OK);
-    // SAFETY: see above.
     assert_status!(
+        // SAFETY: see above.
         unsafe { lc_failover_report_record(report, 0, 0, &mut record) },
         LC_ERR_INVALID_HANDLE
     );
@@ -1967,6 +2068,8 @@ const CASES: &[(&str, fn())] = &[
     ("lc_connection_get_info", case_lc_connection_get_info),
     ("lc_connection_recv", case_lc_connection_recv),
     ("lc_connection_recv_event", case_lc_connection_recv_event),
+    ("lc_event_name", case_lc_event_name),
+    ("lc_event_json", case_lc_event_json),
     ("lc_connection_arm_ready", case_lc_connection_arm_ready),
     ("lc_subscribe_options_init", case_lc_subscribe_options_init),
     ("lc_subscribe_sql", case_lc_subscribe_sql),
@@ -2091,6 +2194,118 @@ fn header_status_numbers_are_the_ones_the_library_returns() {
         count += 1;
     }
     assert_eq!(count, 51);
+}
+
+/// Asserts that the listed fields fill the whole struct: no implicit padding, whose bytes a
+/// caller could not be asked to zero.
+macro_rules! assert_unpadded {
+    ($ty:ident { $($field:ident),* $(,)? }) => {{
+        // SAFETY: the input structs of the ABI hold integers, floats and raw pointers only,
+        // so all-zero is a valid value.
+        let value: $ty = unsafe { zeroed() };
+        let fields = 0 $(+ std::mem::size_of_val(&value.$field))*;
+        assert_eq!(fields, size_of::<$ty>(), "{} has implicit padding", stringify!($ty));
+    }};
+}
+
+#[test]
+fn input_structs_have_no_padding_besides_their_checked_reserved_fields() {
+    // Explicit `reserved` fields (lc_value, lc_config, lc_live_query_record) are refused
+    // when not zero (the lc_publish, lc_push_snapshot_rows, lc_manager_new, lc_failover_run
+    // and lc_topic_publish cases); the other inputs have no gap to check.
+    assert_unpadded!(lc_value {
+        tag,
+        reserved,
+        int_value,
+        float_value,
+        data,
+        len
+    });
+    assert_unpadded!(lc_change {
+        table,
+        change_type,
+        row,
+        row_len,
+        old_row,
+        old_row_len,
+        owner
+    });
+    assert_unpadded!(lc_subscribe_options {
+        struct_size,
+        flags,
+        batch_size,
+        resume_from
+    });
+    assert_unpadded!(lc_topic_config {
+        struct_size,
+        partitions,
+        retention_max_messages,
+        retention_max_bytes
+    });
+    assert_unpadded!(lc_topic_route_options {
+        struct_size,
+        change_types,
+        key_column
+    });
+    assert_unpadded!(lc_topic_group_config {
+        struct_size,
+        reset,
+        lease_ms
+    });
+    assert_unpadded!(lc_live_query_record {
+        struct_size,
+        status,
+        live_query,
+        node_id,
+        table_namespace,
+        table_namespace_len,
+        table_name,
+        table_name_len,
+        user_id,
+        user_id_len,
+        query,
+        query_len,
+        options_flags,
+        reserved,
+        batch_size,
+        resume_from,
+        created_at_ms,
+        last_update_ms,
+        last_heartbeat_ms,
+        changes_delivered
+    });
+}
+
+#[test]
+fn header_event_numbers_are_the_ones_the_library_names() {
+    // Each `LC_EVENT_...= n,` entry of the lc_event enum names itself through
+    // lc_event_name, and has JSON naming it in lower case.
+    let header = header();
+    let body = header.split("enum lc_event").nth(1).unwrap();
+    let body = &body[..body.find("};").unwrap()];
+    let mut count = 0;
+    for line in body
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("LC_"))
+    {
+        let (name, number) = line.trim_end_matches(',').split_once(" = ").unwrap();
+        let code: u32 = number.parse().unwrap();
+        let (mut resolved, mut json, mut len): (*const c_char, *const c_char, usize) =
+            (null(), null(), 0);
+        // SAFETY: the outs are live locals; the results are static strings.
+        unsafe {
+            assert_eq!(lc_event_name(code, &mut resolved), LC_OK, "{name}");
+            assert_eq!(CStr::from_ptr(resolved).to_str().unwrap(), name);
+            assert_eq!(lc_event_json(code, &mut json, &mut len), LC_OK, "{name}");
+            let json =
+                std::str::from_utf8(std::slice::from_raw_parts(json.cast::<u8>(), len)).unwrap();
+            let snake = name.strip_prefix("LC_EVENT_").unwrap().to_lowercase();
+            assert_eq!(json, format!(r#"{{"type":"event","event":"{snake}"}}"#));
+        }
+        count += 1;
+    }
+    assert_eq!(count, 5);
 }
 
 #[test]

@@ -191,8 +191,8 @@ fn the_initial_load_protocol_runs_through_the_c_api() {
         batches: 0,
         rows: 0,
     };
-    // SAFETY: `snapshot` holds 4 rows of 3 values; `progress` is a live local.
     assert_status!(
+        // SAFETY: `snapshot` holds 4 rows of 3 values; `progress` is a live local.
         unsafe { lc_push_snapshot_rows(manager, live, snapshot.as_ptr(), 4, 3, &mut progress) },
         LC_OK
     );
@@ -209,8 +209,8 @@ fn the_initial_load_protocol_runs_through_the_c_api() {
         batches: 0,
         rows: 0,
     };
-    // SAFETY: `report` is a live local.
     assert_status!(
+        // SAFETY: `report` is a live local.
         unsafe { lc_complete_initial_load(manager, live, &mut report) },
         LC_OK
     );
@@ -263,14 +263,14 @@ fn resume_replays_what_was_missed_or_says_it_cannot() {
     );
     let missed = [change(messages, LC_CHANGE_INSERT, &row, None)];
     let mut held = 0;
-    // SAFETY: `missed` borrows `row`; `held` is a live local.
     assert_status!(
+        // SAFETY: `missed` borrows `row`; `held` is a live local.
         unsafe { lc_replay_commit(manager, resuming, 11, missed.as_ptr(), 1, &mut held) },
         LC_OK
     );
     assert_eq!(held, 1);
-    // SAFETY: the report may be NULL.
     assert_status!(
+        // SAFETY: the report may be NULL.
         unsafe { lc_complete_initial_load(manager, resuming, null_mut()) },
         LC_OK
     );
@@ -322,13 +322,13 @@ fn one_thread_serves_many_connections_through_the_ready_queue() {
     let mut ids = [0u64; 8];
     let mut count = 0;
     // Nothing yet.
-    // SAFETY: `ids` and `count` are live locals.
     assert_status!(
+        // SAFETY: `ids` and `count` are live locals.
         unsafe { lc_manager_wait_ready(manager, 0, ids.as_mut_ptr(), 8, &mut count) },
         LC_EMPTY
     );
-    // SAFETY: as above.
     assert_status!(
+        // SAFETY: as above.
         unsafe { lc_manager_wait_ready(manager, 20, ids.as_mut_ptr(), 8, &mut count) },
         LC_TIMEOUT
     );
@@ -341,8 +341,8 @@ fn one_thread_serves_many_connections_through_the_ready_queue() {
             &[change(messages, LC_CHANGE_INSERT, &row, None)],
         );
     }
-    // SAFETY: as above.
     assert_status!(
+        // SAFETY: as above.
         unsafe { lc_manager_wait_ready(manager, 1000, ids.as_mut_ptr(), 8, &mut count) },
         LC_OK
     );
@@ -362,20 +362,20 @@ fn one_thread_serves_many_connections_through_the_ready_queue() {
         assert_status!(lc_connection_arm_ready(manager, connection), LC_OK);
     }
     assert_eq!(received, 3);
-    // SAFETY: as above.
     assert_status!(
+        // SAFETY: as above.
         unsafe { lc_manager_wait_ready(manager, 0, ids.as_mut_ptr(), 8, &mut count) },
         LC_EMPTY
     );
     // An event queues a connection too.
     assert_status!(lc_manager_set_clock(manager, 1_000_000 + 31_000), LC_OK);
-    // SAFETY: the report may be NULL.
     assert_status!(
+        // SAFETY: the report may be NULL.
         unsafe { lc_check_connections(manager, LC_NOW, null_mut()) },
         LC_OK
     );
-    // SAFETY: as above.
     assert_status!(
+        // SAFETY: as above.
         unsafe { lc_manager_wait_ready(manager, 1000, ids.as_mut_ptr(), 8, &mut count) },
         LC_OK
     );
@@ -389,8 +389,8 @@ fn timers_raise_events_on_the_manual_clock() {
     let (manager, _, _) = manager();
     let quiet = connect(manager, "alice");
     let mut anonymous = 0;
-    // SAFETY: `anonymous` is a live local.
     assert_status!(
+        // SAFETY: `anonymous` is a live local.
         unsafe { lc_connection_register(manager, &mut anonymous) },
         LC_OK
     );
@@ -403,8 +403,8 @@ fn timers_raise_events_on_the_manual_clock() {
         heartbeat_timeouts: 0,
     };
     // 31 s later: the anonymous connection timed out authenticating, alice is due a ping.
-    // SAFETY: `report` is a live local.
     assert_status!(
+        // SAFETY: `report` is a live local.
         unsafe { lc_check_connections(manager, 1_031_000, &mut report) },
         LC_OK
     );
@@ -427,8 +427,8 @@ fn timers_raise_events_on_the_manual_clock() {
     );
     assert_eq!(recv_event(manager, quiet, 0), Err(LC_EMPTY));
     // 91 s without a heartbeat: alice's client is gone.
-    // SAFETY: as above.
     assert_status!(
+        // SAFETY: as above.
         unsafe { lc_check_connections(manager, 1_091_000, &mut report) },
         LC_OK
     );
@@ -447,8 +447,8 @@ fn timers_raise_events_on_the_manual_clock() {
         last_heartbeat_ms: 0,
         subscription_count: 0,
     };
-    // SAFETY: `info` is a live local.
     assert_status!(
+        // SAFETY: `info` is a live local.
         unsafe { lc_connection_get_info(manager, quiet, &mut info) },
         LC_OK
     );
@@ -499,16 +499,16 @@ fn shutdown_closes_connections_the_host_did_not_unregister() {
         last_heartbeat_ms: 0,
         subscription_count: 0,
     };
-    // SAFETY: `info` is a live local.
     assert_status!(
+        // SAFETY: `info` is a live local.
         unsafe { lc_connection_get_info(manager, second, &mut info) },
         LC_OK
     );
     assert_eq!(info.flags, LC_CONNECTION_CLOSED);
     assert_status!(lc_connection_unregister(manager, second), LC_OK);
     let mut id = 0;
-    // SAFETY: `id` is a live local.
     assert_status!(
+        // SAFETY: `id` is a live local.
         unsafe { lc_connection_register(manager, &mut id) },
         LC_ERR_SHUTTING_DOWN
     );
@@ -703,8 +703,8 @@ fn user_scoped_tables_deliver_only_the_owners_rows() {
     assert_eq!(publish(manager, 1, &[insert]).enqueued, 1);
     assert!(recv_json(manager, alice).contains(r#""title":"mine""#));
     assert_eq!(try_recv_status(manager, bob), LC_EMPTY);
-    // SAFETY: nothing here is dereferenced; the summary may be NULL.
     assert_status!(
+        // SAFETY: nothing here is dereferenced; the summary may be NULL.
         unsafe { lc_publish(manager, 2, &insert, null_mut()) },
         LC_OK
     );
@@ -821,8 +821,8 @@ fn revocation_drop_records_and_failover_through_the_c_api() {
     given.push(remote);
     let mut report = lc_failover_report::default();
     let active = [4u64];
-    // SAFETY: `given` holds records whose strings `list` still owns; the rest are locals.
     assert_status!(
+        // SAFETY: `given` holds records whose strings `list` still owns; the rest are locals.
         unsafe {
             lc_failover_run(
                 manager,
@@ -845,8 +845,8 @@ fn revocation_drop_records_and_failover_through_the_c_api() {
         removed: 0,
         failed: 0,
     };
-    // SAFETY: `info` is a live local.
     assert_status!(
+        // SAFETY: `info` is a live local.
         unsafe { lc_failover_report_get_info(report, &mut info) },
         LC_OK
     );
@@ -855,16 +855,16 @@ fn revocation_drop_records_and_failover_through_the_c_api() {
         (1, 2, 2, 0)
     );
     let mut removed = lc_live_query_id::default();
-    // SAFETY: `removed` is a live local.
     assert_status!(
+        // SAFETY: `removed` is a live local.
         unsafe { lc_failover_report_removed(report, 1, &mut removed) },
         LC_OK
     );
     assert_eq!(removed, bob_live);
     let mut orphan = empty_record();
     orphan.struct_size = std::mem::size_of::<lc_live_query_record>() as u32;
-    // SAFETY: `orphan` is a live local with its struct_size set.
     assert_status!(
+        // SAFETY: `orphan` is a live local with its struct_size set.
         unsafe {
             lc_failover_report_record(
                 report,
@@ -888,8 +888,8 @@ fn revocation_drop_records_and_failover_through_the_c_api() {
     subscribe(manager, bob, "SELECT id FROM messages", &options(0));
     let (user, why) = (c("alice"), c("token expired"));
     let mut ended = 0;
-    // SAFETY: both strings are live; `ended` is a live local.
     assert_status!(
+        // SAFETY: both strings are live; `ended` is a live local.
         unsafe { lc_revoke_user(manager, user.as_ptr(), why.as_ptr(), &mut ended) },
         LC_OK
     );
@@ -906,8 +906,8 @@ fn revocation_drop_records_and_failover_through_the_c_api() {
     );
     // Revoking a table ends bob's; dropping it makes its key unknown.
     let table_why = c("withdrawn");
-    // SAFETY: as above.
     assert_status!(
+        // SAFETY: as above.
         unsafe { lc_revoke_table(manager, messages, table_why.as_ptr(), &mut ended) },
         LC_OK
     );
@@ -919,8 +919,8 @@ fn revocation_drop_records_and_failover_through_the_c_api() {
     );
     assert_eq!(lc_notification_free(closed), LC_OK);
     subscribe(manager, bob, "SELECT id FROM messages", &options(0));
-    // SAFETY: as above.
     assert_status!(
+        // SAFETY: as above.
         unsafe { lc_drop_table(manager, messages, &mut ended) },
         LC_OK
     );
@@ -933,8 +933,8 @@ fn revocation_drop_records_and_failover_through_the_c_api() {
     assert_eq!(lc_notification_free(closed), LC_OK);
     let row = [int(1), int(1)];
     let insert = change(messages, LC_CHANGE_INSERT, &row, None);
-    // SAFETY: `insert` borrows `row`; the summary may be NULL.
     assert_status!(
+        // SAFETY: `insert` borrows `row`; the summary may be NULL.
         unsafe { lc_publish(manager, 1, &insert, null_mut()) },
         LC_ERR_UNKNOWN_TABLE
     );

@@ -167,13 +167,13 @@ fn every_notification_kind_has_its_golden_json() {
     );
     let snapshot = [int(1), text(ann), float(1.5), int(2), text(bob), int(1)];
     assert_status!(lc_set_snapshot_boundary(manager, loading, 9), LC_OK);
-    // SAFETY: two rows of three values; the progress report may be NULL.
     assert_status!(
+        // SAFETY: two rows of three values; the progress report may be NULL.
         unsafe { lc_push_snapshot_rows(manager, loading, snapshot.as_ptr(), 2, 3, null_mut()) },
         LC_OK
     );
-    // SAFETY: the report may be NULL.
     assert_status!(
+        // SAFETY: the report may be NULL.
         unsafe { lc_complete_initial_load(manager, loading, null_mut()) },
         LC_OK
     );
@@ -260,5 +260,169 @@ fn every_notification_kind_has_its_golden_json() {
         );
     }
     check_golden("ffi_notifications.jsonl", &lines);
+    assert_eq!(lc_manager_free(manager), LC_OK);
+}
+
+/// An event's JSON through `lc_event_json`, checked against its name from `lc_event_name`.
+fn event_json(code: u32) -> String {
+    let (mut name, mut json, mut len): (*const std::ffi::c_char, *const std::ffi::c_char, usize) =
+        (std::ptr::null(), std::ptr::null(), 0);
+    // SAFETY: the outs are live locals; the results are static strings of the library.
+    unsafe {
+        assert_status!(lc_event_name(code, &mut name), LC_OK);
+        assert_status!(lc_event_json(code, &mut json, &mut len), LC_OK);
+        assert_eq!(*json.add(len), 0, "the JSON is NUL-terminated");
+        let name = std::ffi::CStr::from_ptr(name).to_str().unwrap();
+        let json = std::str::from_utf8(std::slice::from_raw_parts(json.cast::<u8>(), len))
+            .unwrap()
+            .to_string();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["type"], "event");
+        assert_eq!(
+            value["event"],
+            name.strip_prefix("LC_EVENT_").unwrap().to_lowercase()
+        );
+        json
+    }
+}
+
+#[test]
+fn every_event_has_its_golden_json() {
+    let _serial = serial();
+    let mut config = config();
+    config.flags = LC_CONFIG_MANUAL_CLOCK;
+    config.manual_clock_start_ms = 1_000_000;
+    config.slow_consumer_policy = lc_slow_consumer_policy::LC_SLOW_CONSUMER_DISCONNECT as u32;
+    config.notification_channel_capacity = 1;
+    let manager = manager_with(&config);
+    let table = register_table(manager, "golden", "events", LC_SCOPE_SHARED_TAG, &["id"]);
+    let mut anonymous = 0;
+    assert_status!(
+        // SAFETY: `anonymous` is a live local.
+        unsafe { lc_connection_register(manager, &mut anonymous) },
+        LC_OK
+    );
+    let alice = connect(manager, "alice");
+    subscribe(manager, alice, "SELECT id FROM golden.events", &options(0));
+    let mut lines = Vec::new();
+    let drain = |lines: &mut Vec<String>, connection: u64| {
+        while let Ok(code) = recv_event(manager, connection, 0) {
+            lines.push(event_json(code));
+        }
+    };
+    // Two commits into a channel of one, with the disconnect policy: a slow consumer.
+    for seq in 1..=2 {
+        let row = [int(seq)];
+        publish(
+            manager,
+            seq as u64,
+            &[change(table, LC_CHANGE_INSERT, &row, None)],
+        );
+    }
+    drain(&mut lines, alice);
+    // 31 s later: the anonymous connection timed out authenticating, alice is due a ping.
+    assert_status!(
+        // SAFETY: the report may be NULL.
+        unsafe { lc_check_connections(manager, 1_031_000, null_mut()) },
+        LC_OK
+    );
+    drain(&mut lines, anonymous);
+    drain(&mut lines, alice);
+    // 91 s without a heartbeat.
+    assert_status!(
+        // SAFETY: as above.
+        unsafe { lc_check_connections(manager, 1_091_000, null_mut()) },
+        LC_OK
+    );
+    drain(&mut lines, alice);
+    // SAFETY: the report may be NULL.
+    assert_status!(unsafe { lc_shutdown(manager, 0, null_mut()) }, LC_OK);
+    drain(&mut lines, anonymous);
+    drain(&mut lines, alice);
+    for event in [
+        lc_event::LC_EVENT_SEND_PING,
+        lc_event::LC_EVENT_AUTH_TIMEOUT,
+        lc_event::LC_EVENT_HEARTBEAT_TIMEOUT,
+        lc_event::LC_EVENT_SHUTDOWN,
+        lc_event::LC_EVENT_SLOW_CONSUMER,
+    ] {
+        let json = event_json(event as u32);
+        assert!(lines.contains(&json), "no {event:?} event: {lines:?}");
+    }
+    check_golden("ffi_events.jsonl", &lines);
+    assert_eq!(lc_manager_free(manager), LC_OK);
+}
+
+#[test]
+fn every_topic_message_kind_has_its_golden_json() {
+    let _serial = serial();
+    let (manager, messages, notes) = manager();
+    create_topic(manager, "feed", &topic_config(1));
+    route_sql(
+        manager,
+        "feed",
+        "SELECT id, body FROM chat.messages WHERE room = 7",
+        &route_options(LC_TOPIC_CHANGE_ALL, Some(c"id")),
+    );
+    route_sql(
+        manager,
+        "feed",
+        "SELECT * FROM app.notes",
+        &route_options(LC_TOPIC_CHANGE_ALL, None),
+    );
+    create_group(
+        manager,
+        "feed",
+        "golden",
+        &group_config(lc_topic_reset_policy::LC_TOPIC_RESET_EARLIEST, 30_000),
+    );
+    let hi = b"hi".as_slice();
+    let quoted = "quote \" backslash \\ newline \n e-acute \u{e9} line-sep \u{2028}".as_bytes();
+    let inserted = [int(1), int(7), text(hi)];
+    let edited = [int(1), int(7), text(quoted)];
+    let moved = [int(1), int(8), text(quoted)];
+    let back = [int(1), int(7), nil()];
+    let big = [int((1 << 53) + 1), int(7), bytes(b"\x00\xff")];
+    let note = [int(1), text(b"note")];
+    let commits: [&[lc_change]; 7] = [
+        // Insert; update staying in the filter; update leaving it (a delete); update
+        // entering it (an insert); delete.
+        &[change(messages, LC_CHANGE_INSERT, &inserted, None)],
+        &[change(messages, LC_CHANGE_UPDATE, &edited, Some(&inserted))],
+        &[change(messages, LC_CHANGE_UPDATE, &moved, Some(&edited))],
+        &[change(messages, LC_CHANGE_UPDATE, &back, Some(&moved))],
+        &[change(messages, LC_CHANGE_DELETE, &back, None)],
+        // A key beyond 2^53 and a bytes value; a user-scoped row with its owner.
+        &[change(messages, LC_CHANGE_INSERT, &big, None)],
+        &[lc_change {
+            owner: c"alice".as_ptr(),
+            ..change(notes, LC_CHANGE_INSERT, &note, None)
+        }],
+    ];
+    for (index, commit) in commits.iter().enumerate() {
+        publish(manager, index as u64 + 1, commit);
+    }
+    // Direct publishes: keys of every kind (and none), payloads empty, binary and text.
+    let keys = [
+        Some(text(b"user-7")),
+        Some(int(-3)),
+        Some(float(f64::NAN)),
+        Some(bytes(b"\x01\x02")),
+        None,
+    ];
+    let payloads: [&[u8]; 5] = [b"", b"\x00\xff\xfe binary", b"plain", b"f", b"fo"];
+    for (index, (key, payload)) in keys.iter().zip(payloads).enumerate() {
+        publish_direct(manager, "feed", 100 + index as u64, key.as_ref(), payload);
+    }
+    let consumer = connect(manager, "reader");
+    let batch = consume(manager, consumer, "feed", "golden", 100, 0);
+    let lines = batch_json(batch);
+    assert_eq!(lines.len(), 6 + 1 + 5, "{lines:#?}");
+    for line in &lines {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|error| panic!("{line}: {error}"));
+    }
+    check_golden("ffi_topic_messages.jsonl", &lines);
+    assert_eq!(lc_topic_batch_free(batch), LC_OK);
     assert_eq!(lc_manager_free(manager), LC_OK);
 }

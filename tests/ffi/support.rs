@@ -90,8 +90,8 @@ pub fn register_table(
     let columns: Vec<CString> = columns.iter().map(|column| c(column)).collect();
     let pointers: Vec<*const c_char> = columns.iter().map(|column| column.as_ptr()).collect();
     let mut key = u32::MAX;
-    // SAFETY: every pointer is a live NUL-terminated string or a live local.
     assert_status!(
+        // SAFETY: every pointer is a live NUL-terminated string or a live local.
         unsafe {
             lc_register_table(
                 manager,
@@ -113,8 +113,8 @@ pub fn connect(manager: lc_manager, user: &str) -> u64 {
     // SAFETY: `id` is a live local.
     assert_status!(unsafe { lc_connection_register(manager, &mut id) }, LC_OK);
     let user = c(user);
-    // SAFETY: `user` is a live NUL-terminated string; the role is NULL (none).
     assert_status!(
+        // SAFETY: `user` is a live NUL-terminated string; the role is NULL (none).
         unsafe { lc_connection_authenticate(manager, id, user.as_ptr(), ptr::null()) },
         LC_OK
     );
@@ -155,8 +155,8 @@ pub fn subscribe_result(
 ) -> lc_subscription_result {
     let sql = c(sql);
     let mut result = lc_subscription_result::default();
-    // SAFETY: `sql` is a live NUL-terminated string; the others are live locals.
     assert_status!(
+        // SAFETY: `sql` is a live NUL-terminated string; the others are live locals.
         unsafe { lc_subscribe_sql(manager, connection, sql.as_ptr(), options, &mut result) },
         LC_OK
     );
@@ -167,8 +167,8 @@ pub fn result_info(result: lc_subscription_result) -> lc_subscription_info {
     // SAFETY: an all-zero lc_subscription_info is valid (integers only).
     let mut info: lc_subscription_info = unsafe { std::mem::zeroed() };
     info.struct_size = std::mem::size_of::<lc_subscription_info>() as u32;
-    // SAFETY: `info` is a live local with its struct_size set.
     assert_status!(
+        // SAFETY: `info` is a live local with its struct_size set.
         unsafe { lc_subscription_result_get_info(result, &mut info) },
         LC_OK
     );
@@ -269,8 +269,8 @@ pub fn summary() -> lc_publish_summary {
 
 pub fn publish(manager: lc_manager, seq: u64, changes: &[lc_change]) -> lc_publish_summary {
     let mut out = summary();
-    // SAFETY: the changes' pointers borrow rows the caller keeps alive; `out` is a live local.
     assert_status!(
+        // SAFETY: the changes' pointers borrow rows the caller keeps alive; `out` is a live local.
         unsafe { lc_publish_commit(manager, seq, changes.as_ptr(), changes.len(), &mut out) },
         LC_OK
     );
@@ -280,8 +280,8 @@ pub fn publish(manager: lc_manager, seq: u64, changes: &[lc_change]) -> lc_publi
 /// Receives one notification without waiting; panics when there is none.
 pub fn recv(manager: lc_manager, connection: u64) -> lc_notification {
     let mut notification = lc_notification::default();
-    // SAFETY: `notification` is a live local.
     assert_status!(
+        // SAFETY: `notification` is a live local.
         unsafe { lc_connection_recv(manager, connection, 0, &mut notification) },
         LC_OK
     );
@@ -326,8 +326,8 @@ pub fn notification_info(notification: lc_notification) -> lc_notification_info 
     // SAFETY: an all-zero info is valid (integers only).
     let mut info: lc_notification_info = unsafe { std::mem::zeroed() };
     info.struct_size = std::mem::size_of::<lc_notification_info>() as u32;
-    // SAFETY: `info` is a live local with its struct_size set.
     assert_status!(
+        // SAFETY: `info` is a live local with its struct_size set.
         unsafe { lc_notification_get_info(notification, &mut info) },
         LC_OK
     );
@@ -359,8 +359,8 @@ pub fn change_info(notification: lc_notification, index: usize) -> lc_change_inf
         has_old_row: 99,
         position: 99,
     };
-    // SAFETY: `out` is a live local.
     assert_status!(
+        // SAFETY: `out` is a live local.
         unsafe { lc_notification_change(notification, index, &mut out) },
         LC_OK
     );
@@ -374,8 +374,8 @@ pub fn value(
     column: usize,
 ) -> lc_value {
     let mut out = nil();
-    // SAFETY: `out` is a live local.
     assert_status!(
+        // SAFETY: `out` is a live local.
         unsafe { lc_notification_value(notification, row, version as u32, column, &mut out) },
         LC_OK
     );
@@ -415,8 +415,8 @@ pub fn topic_config(partitions: u32) -> lc_topic_config {
 
 pub fn create_topic(manager: lc_manager, name: &str, config: &lc_topic_config) {
     let name = c(name);
-    // SAFETY: `name` is a live NUL-terminated string; `config` a live struct.
     assert_status!(
+        // SAFETY: `name` is a live NUL-terminated string; `config` a live struct.
         unsafe { lc_topic_create(manager, name.as_ptr(), config) },
         LC_OK
     );
@@ -443,8 +443,8 @@ pub fn route_sql(
 ) -> u64 {
     let (topic, sql) = (c(topic), c(sql));
     let mut id = 0;
-    // SAFETY: the strings and `options` are live; `id` is a live local.
     assert_status!(
+        // SAFETY: the strings and `options` are live; `id` is a live local.
         unsafe { lc_topic_route_add_sql(manager, topic.as_ptr(), sql.as_ptr(), options, &mut id) },
         LC_OK
     );
@@ -462,8 +462,8 @@ pub fn group_config(reset: lc_topic_reset_policy, lease_ms: u64) -> lc_topic_gro
 
 pub fn create_group(manager: lc_manager, topic: &str, group: &str, config: &lc_topic_group_config) {
     let (topic, group) = (c(topic), c(group));
-    // SAFETY: the strings and `config` are live.
     assert_status!(
+        // SAFETY: the strings and `config` are live.
         unsafe { lc_topic_group_create(manager, topic.as_ptr(), group.as_ptr(), config) },
         LC_OK
     );
@@ -517,8 +517,8 @@ pub fn batch_info(batch: lc_topic_batch) -> lc_topic_batch_info {
 
 pub fn batch_message(batch: lc_topic_batch, index: usize) -> lc_topic_message {
     let mut message: lc_topic_message = sized_struct();
-    // SAFETY: `message` is a live local with its struct_size set.
     assert_status!(
+        // SAFETY: `message` is a live local with its struct_size set.
         unsafe { lc_topic_batch_message(batch, index, &mut message) },
         LC_OK
     );
@@ -538,8 +538,8 @@ fn owned_json(json: *const c_char, len: usize) -> String {
 pub fn message_json(batch: lc_topic_batch, index: usize) -> String {
     let mut json: *const c_char = ptr::null();
     let mut len = 0;
-    // SAFETY: both are live locals.
     assert_status!(
+        // SAFETY: both are live locals.
         unsafe { lc_topic_batch_message_json(batch, index, &mut json, &mut len) },
         LC_OK
     );
@@ -549,8 +549,8 @@ pub fn message_json(batch: lc_topic_batch, index: usize) -> String {
 pub fn row_json(batch: lc_topic_batch, index: usize, version: lc_row_version) -> String {
     let mut json: *const c_char = ptr::null();
     let mut len = 0;
-    // SAFETY: both are live locals.
     assert_status!(
+        // SAFETY: both are live locals.
         unsafe { lc_topic_batch_row_json(batch, index, version as u32, &mut json, &mut len) },
         LC_OK
     );
@@ -566,8 +566,8 @@ pub fn batch_json(batch: lc_topic_batch) -> Vec<String> {
 
 pub fn batch_position(batch: lc_topic_batch, index: usize) -> lc_topic_position {
     let mut position: lc_topic_position = sized_struct();
-    // SAFETY: `position` is a live local with its struct_size set.
     assert_status!(
+        // SAFETY: `position` is a live local with its struct_size set.
         unsafe { lc_topic_batch_position(batch, index, &mut position) },
         LC_OK
     );
@@ -582,8 +582,8 @@ pub fn group_partition(
 ) -> lc_topic_group_partition {
     let (topic, group) = (c(topic), c(group));
     let mut out: lc_topic_group_partition = sized_struct();
-    // SAFETY: the strings are live; `out` is a live local with its struct_size set.
     assert_status!(
+        // SAFETY: the strings are live; `out` is a live local with its struct_size set.
         unsafe {
             lc_topic_group_get_partition(
                 manager,
@@ -601,8 +601,8 @@ pub fn group_partition(
 pub fn group_stats(manager: lc_manager, topic: &str, group: &str) -> lc_topic_group_stats {
     let (topic, group) = (c(topic), c(group));
     let mut out: lc_topic_group_stats = sized_struct();
-    // SAFETY: the strings are live; `out` is a live local with its struct_size set.
     assert_status!(
+        // SAFETY: the strings are live; `out` is a live local with its struct_size set.
         unsafe { lc_topic_group_get_stats(manager, topic.as_ptr(), group.as_ptr(), &mut out) },
         LC_OK
     );
@@ -612,8 +612,8 @@ pub fn group_stats(manager: lc_manager, topic: &str, group: &str) -> lc_topic_gr
 pub fn topic_info(manager: lc_manager, topic: &str) -> lc_topic_info {
     let topic = c(topic);
     let mut out: lc_topic_info = sized_struct();
-    // SAFETY: the string is live; `out` is a live local with its struct_size set.
     assert_status!(
+        // SAFETY: the string is live; `out` is a live local with its struct_size set.
         unsafe { lc_topic_get_info(manager, topic.as_ptr(), &mut out) },
         LC_OK
     );
@@ -666,8 +666,8 @@ pub fn publish_direct(
 ) -> (u32, u64) {
     let topic = c(topic);
     let (mut partition, mut offset) = (u32::MAX, u64::MAX);
-    // SAFETY: the string, key and payload are live; the outs are live locals.
     assert_status!(
+        // SAFETY: the string, key and payload are live; the outs are live locals.
         unsafe {
             lc_topic_publish(
                 manager,

@@ -66,8 +66,8 @@ impl Topics {
         let worker = connect(manager, "worker");
         let other = connect(manager, "other");
         let mut anonymous = 0;
-        // SAFETY: `anonymous` is a live local.
         assert_status!(
+            // SAFETY: `anonymous` is a live local.
             unsafe { lc_connection_register(manager, &mut anonymous) },
             LC_OK
         );
@@ -362,6 +362,10 @@ fn case_lc_topic_publish() {
     let key = text(b"k");
     let bad_key = lc_value { tag: 9, ..int(1) };
     let bad_text_key = text(b"\xc3\x28");
+    let bad_reserved_key = lc_value {
+        reserved: 1,
+        ..int(1)
+    };
     let huge = vec![0u8; (1 << 20) + 1];
     let (mut partition, mut offset) = (77u32, 77u64);
     let (partition_out, offset_out) = (&mut partition as *mut u32, &mut offset as *mut u64);
@@ -396,6 +400,10 @@ fn case_lc_topic_publish() {
         assert_status!(
             publish(f.t.as_ptr(), &key, any, null(), 7),
             LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            publish(f.t.as_ptr(), &bad_reserved_key, any, payload.as_ptr(), 7),
+            LC_ERR_INVALID_ARGUMENT
         );
         assert_status!(
             publish(f.t.as_ptr(), &key, any, payload.as_ptr(), usize::MAX),

@@ -233,8 +233,8 @@ fn offsets_outside_the_retained_range_are_offset_out_of_range() {
     }
     let name = c("log");
     let (mut start, mut end) = (0, 0);
-    // SAFETY: the string and the outs are live.
     assert_status!(
+        // SAFETY: the string and the outs are live.
         unsafe { lc_topic_partition_bounds(manager, name.as_ptr(), 0, &mut start, &mut end) },
         LC_OK
     );
@@ -268,8 +268,8 @@ fn offsets_outside_the_retained_range_are_offset_out_of_range() {
         from: 9,
         to: 9,
     };
-    // SAFETY: `skip` is a live local.
     assert_status!(
+        // SAFETY: `skip` is a live local.
         unsafe { lc_topic_batch_retention_skip(batch, 0, &mut skip) },
         LC_OK
     );
@@ -405,22 +405,22 @@ fn topic_limits_come_from_lc_config_and_an_older_struct_size_keeps_the_defaults(
     let mut bad = config();
     bad.topic_min_lease_ms = bad.topic_max_lease_ms + 1;
     let mut out = lc_manager::default();
-    // SAFETY: both are live locals.
     assert_status!(
+        // SAFETY: both are live locals.
         unsafe { lc_manager_new(&bad, &mut out) },
         LC_ERR_INVALID_CONFIG
     );
     let mut bad = config();
     bad.topic_max_partitions = u64::from(u32::MAX) + 1;
-    // SAFETY: as above.
     assert_status!(
+        // SAFETY: as above.
         unsafe { lc_manager_new(&bad, &mut out) },
         LC_ERR_INVALID_ARGUMENT
     );
     let mut bad = config();
     bad.topic_max_consume_messages = 0;
-    // SAFETY: as above.
     assert_status!(
+        // SAFETY: as above.
         unsafe { lc_manager_new(&bad, &mut out) },
         LC_ERR_INVALID_CONFIG
     );
@@ -440,8 +440,8 @@ fn topic_limits_come_from_lc_config_and_an_older_struct_size_keeps_the_defaults(
     let mut older = summary();
     older.topic_messages = 99;
     older.struct_size = offset_of!(lc_publish_summary, topic_messages) as u32;
-    // SAFETY: `insert` borrows `row`; `older` is a live local.
     assert_status!(
+        // SAFETY: `insert` borrows `row`; `older` is a live local.
         unsafe { lc_publish(manager, 1, &insert, &mut older) },
         LC_OK
     );
@@ -509,8 +509,8 @@ fn direct_publishes_carry_their_key_and_payload() {
     );
     let mut json: *const c_char = null();
     let mut len = 0;
-    // SAFETY: both are live locals.
     assert_status!(
+        // SAFETY: both are live locals.
         unsafe { lc_topic_batch_row_json(batch, 0, LC_ROW_CURRENT as u32, &mut json, &mut len) },
         LC_ERR_INVALID_ARGUMENT
     );
@@ -552,8 +552,8 @@ fn a_route_broken_by_a_schema_change_counts_failed_writes_with_the_reason() {
     assert_eq!(topic_info(manager, "bodies").write_failures, 1);
     let name = c("bodies");
     let mut len = 0;
-    // SAFETY: the string is live; a NULL buffer with capacity 0 asks for the length.
     assert_status!(
+        // SAFETY: the string is live; a NULL buffer with capacity 0 asks for the length.
         unsafe { lc_topic_last_write_error(manager, name.as_ptr(), null_mut(), 0, &mut len) },
         LC_OK
     );

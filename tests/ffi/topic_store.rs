@@ -459,8 +459,8 @@ fn a_host_store_backs_a_routed_topic_and_groups_resume_after_a_restart() {
     assert_eq!(lc_topic_batch_free(batch), LC_OK);
     // Deleting a group deletes its offsets in the store.
     let (t, g) = (c("durable"), c("indexer"));
-    // SAFETY: the strings are live.
     assert_status!(
+        // SAFETY: the strings are live.
         unsafe { lc_topic_group_delete(manager, t.as_ptr(), g.as_ptr()) },
         LC_OK
     );
@@ -560,8 +560,8 @@ fn store_failures_come_back_as_statuses_and_counters() {
     assert!(stats(manager).topic_write_failures >= 2);
     let mut buffer = [0 as c_char; 256];
     let mut len = 0;
-    // SAFETY: the buffer and length are live locals.
     assert_status!(
+        // SAFETY: the buffer and length are live locals.
         unsafe {
             lc_topic_last_write_error(manager, topic.as_ptr(), buffer.as_mut_ptr(), 256, &mut len)
         },
@@ -659,8 +659,8 @@ fn topics_and_routes_are_listed() {
     );
     let table = c("a");
     let mut all = 0;
-    // SAFETY: the string and options are live; `all` is a live local.
     assert_status!(
+        // SAFETY: the string and options are live; `all` is a live local.
         unsafe {
             lc_topic_route_add(
                 manager,

@@ -227,8 +227,8 @@ fn case_lc_topic_read_sink_push() {
     // The sink of a read that returned is stale.
     let stale = state.last_sink as *mut lc_topic_read_sink;
     drop(state);
-    // SAFETY: see above.
     assert_status!(
+        // SAFETY: see above.
         unsafe { lc_topic_read_sink_push(stale, 0, blob.as_ptr(), 3) },
         LC_ERR_INVALID_ARGUMENT
     );
