@@ -52,7 +52,8 @@ impl FailoverHandler {
     }
 
     /// Classifies `records` at `now_ms` and removes local stale ones with `remove`. This
-    /// node always counts as active. A record is stale when `now_ms - last_heartbeat_ms`
+    /// node always counts as active. Records are keyed by (node, live query id); of two
+    /// with the same key, the one with the latest heartbeat counts. A record is stale when `now_ms - last_heartbeat_ms`
     /// exceeds the bound (record clocks are each node's own, so keep node clocks roughly
     /// in step or choose the bound generously).
     pub fn run(
@@ -68,7 +69,16 @@ impl FailoverHandler {
             .chain(std::iter::once(self.local_node))
             .collect();
         let mut sorted: Vec<&LiveQueryRecord> = records.iter().collect();
-        sorted.sort_by_key(|record| (record.node_id, record.live_query_id));
+        // A replicated view may hold two versions of one live query: the newest sign of
+        // life wins, so each (node, id) is judged once whatever the input order.
+        sorted.sort_by_key(|record| {
+            (
+                record.node_id,
+                record.live_query_id,
+                std::cmp::Reverse(record.last_heartbeat_ms),
+            )
+        });
+        sorted.dedup_by_key(|record| (record.node_id, record.live_query_id));
         let mut report = FailoverReport::default();
         for record in sorted {
             if !active.contains(&record.node_id) {

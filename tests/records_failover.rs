@@ -110,10 +110,12 @@ fn records_match_the_managers_state_under_concurrent_churn() {
         );
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let rounds = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let churner = {
-        let (manager, stop, id) = (
+        let (manager, stop, rounds, id) = (
             manager.clone(),
             stop.clone(),
+            rounds.clone(),
             churn_connection.connection_id,
         );
         std::thread::spawn(move || {
@@ -126,11 +128,30 @@ fn records_match_the_managers_state_under_concurrent_churn() {
                     .unwrap();
                 manager.unsubscribe(sub.live_query_id).unwrap();
                 round += 1;
+                rounds.fetch_add(1, Ordering::Relaxed);
             }
         })
     };
-    for _ in 0..200 {
+    while rounds.load(Ordering::Relaxed) == 0 {
+        std::thread::yield_now();
+    }
+    // Walk at least 200 times, and until the churner has done 200 rounds meanwhile, so the
+    // walks really overlap subscribes and unsubscribes.
+    let first_round = rounds.load(Ordering::Relaxed);
+    let mut walks = 0;
+    let mut churn_seen = 0;
+    while walks < 200 || rounds.load(Ordering::Relaxed) < first_round + 200 {
+        walks += 1;
         let records = manager.live_query_records();
+        for record in records
+            .iter()
+            .filter(|record| stable.contains(&record.live_query_id))
+        {
+            assert_eq!(record.table_id, messages());
+            assert_eq!(record.status, SubscriptionPhase::Live);
+            assert_eq!(record.connection_id, stable_connection.connection_id);
+        }
+        churn_seen += records.len() - stable.len();
         let ids: Vec<LiveQueryId> = records.iter().map(|record| record.live_query_id).collect();
         let unique: BTreeSet<LiveQueryId> = ids.iter().copied().collect();
         assert_eq!(unique.len(), ids.len(), "a live query appeared twice");
@@ -147,6 +168,10 @@ fn records_match_the_managers_state_under_concurrent_churn() {
     }
     stop.store(true, Ordering::Relaxed);
     churner.join().unwrap();
+    println!(
+        "{walks} walks overlapped {} churn rounds; {churn_seen} churning live queries seen mid-walk",
+        rounds.load(Ordering::Relaxed) - first_round
+    );
     let listed: BTreeSet<LiveQueryId> = [
         stable_connection.connection_id,
         churn_connection.connection_id,
@@ -504,6 +529,22 @@ fn failover_keys_records_by_node_and_id_at_the_exact_bound_in_any_order() {
     ] {
         assert_eq!(run(&shuffled), (report.clone(), removed_nodes.clone()));
     }
+    // Two versions of one record (a replica lagging): the newer heartbeat counts, once.
+    let older_copy = same(2, 0);
+    let fresher_copy = same(2, now);
+    for duplicated in [
+        [records.clone(), vec![older_copy.clone()]].concat(),
+        [vec![older_copy.clone()], records.clone()].concat(),
+    ] {
+        assert_eq!(run(&duplicated), (report.clone(), removed_nodes.clone()));
+    }
+    let (refreshed, removed_again) = run(&[records.clone(), vec![fresher_copy]].concat());
+    assert_eq!(
+        keys(&refreshed.stale),
+        vec![(NodeId(1), id)],
+        "node 2's copy is fresh"
+    );
+    assert_eq!(removed_again, vec![NodeId(1)]);
 }
 
 #[test]

@@ -481,6 +481,34 @@ fn the_query_caches_are_bounded() {
         )
         .unwrap();
     assert_eq!(manager.query_cache_stats().parse_hits, 1);
+    // Twenty new templates (each adds an OR): the compiled cache stays bounded too.
+    let before = manager.query_cache_stats();
+    for terms in 2..=21 {
+        let filter = (0..terms)
+            .map(|room| format!("room = {room}"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        manager
+            .subscribe_sql(
+                connection.connection_id,
+                &format!("SELECT * FROM messages WHERE {filter}"),
+                SubscriptionOptions::default(),
+            )
+            .unwrap();
+    }
+    let after = manager.query_cache_stats();
+    assert_eq!(
+        after.compile_misses - before.compile_misses,
+        20,
+        "{after:?}"
+    );
+    assert!(after.compiled_entries <= 8, "{after:?}");
+    assert!(after.parsed_entries <= 8, "{after:?}");
+    // Evicting 12+ of the 20 compiled templates and 20 parsed texts.
+    assert!(
+        after.evictions >= before.evictions + 32,
+        "{before:?} -> {after:?}"
+    );
     assert!(matches!(
         ManagerConfig {
             query_cache_capacity: 0,
@@ -538,11 +566,12 @@ fn refusals_are_typed_and_nothing_is_subscribed() {
 }
 
 /// Filter evaluations for a fixed set of publishes with `registered` equality-filtered
-/// subscriptions on one table, each on its own room.
+/// subscriptions on one table, each on its own room, and a tenth as many `room IN (..)`
+/// subscriptions on rooms nobody publishes to (found by hash too, so never evaluated).
 fn evaluations_with(registered: i64) -> Vec<(usize, usize)> {
     let manager = manager_with(ManagerConfig {
         default_namespace: "chat".into(),
-        max_subscriptions_per_connection: registered as usize + 10,
+        max_subscriptions_per_connection: (registered + registered / 10) as usize + 10,
         ..ManagerConfig::default()
     });
     let mut connection = connect(&manager, "alice");
@@ -569,8 +598,34 @@ fn evaluations_with(registered: i64) -> Vec<(usize, usize)> {
                 .unwrap();
         }
     }
+    for k in 0..registered / 10 {
+        let rooms = [-2 * k - 1, -2 * k - 2];
+        if k < 100 {
+            manager
+                .subscribe_sql(
+                    connection.connection_id,
+                    &format!(
+                        "SELECT id FROM messages WHERE room IN ({}, {})",
+                        rooms[0], rooms[1]
+                    ),
+                    SubscriptionOptions::default(),
+                )
+                .unwrap();
+        } else {
+            manager
+                .subscribe(
+                    connection.connection_id,
+                    QuerySpec::table(messages())
+                        .filter(Expr::col("room").in_list(rooms))
+                        .project(Projection::columns(["id"])),
+                    SubscriptionOptions::default(),
+                )
+                .unwrap();
+        }
+    }
     println!(
-        "{registered} subscriptions registered in {:.2?}",
+        "{} subscriptions registered in {:.2?}",
+        registered + registered / 10,
         started.elapsed()
     );
     let publishes = [
