@@ -89,6 +89,7 @@ mutants=(
     gap_wake_before_flag:receivers
     ready_armed_after_check:receivers
     directory_blind_store:connections
+    index_writer_unlocked:connections
     register_unlocked_shutdown_check:connections
     event_sent_before_flag:connections
     topic_recheck_load:topic_models

@@ -147,7 +147,10 @@ impl ConnectionsManager {
             resume_from: options.resume_from,
         };
         {
+            #[cfg(not(livecore_mutant = "index_writer_unlocked"))]
             let _writer = lock(&route.writer);
+            // Mutant: no writer lock. Two subscribes copying the same bucket at once each
+            // store their copy, and one subscription silently leaves the index.
             route.insert(
                 SubscriptionHandle {
                     core: core.clone(),

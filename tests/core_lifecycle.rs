@@ -344,6 +344,16 @@ fn shutdown_notifies_everyone_refuses_newcomers_and_forces_the_rest() {
             .err(),
         Some(LiveError::ShuttingDown)
     );
+    assert_eq!(
+        manager
+            .subscribe_sql(
+                stubborn.connection_id,
+                "SELECT * FROM chat.messages WHERE room = 1",
+                SubscriptionOptions::default()
+            )
+            .err(),
+        Some(LiveError::ShuttingDown)
+    );
     assert_eq!(manager.connection_count(), 0);
     assert_eq!(manager.stats().subscriptions, 0);
 }

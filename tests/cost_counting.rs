@@ -166,8 +166,8 @@ fn subscribe_on_a_table_of_100k_allocates_a_bounded_number_of_bytes() {
     for n in 1_000..100_000 {
         subscribe(n);
     }
-    // The index tables double at 2^17 entries; 100k..100.1k holds no resize, so every
-    // subscribe here is the steady-state cost.
+    // Each index table (50k pinned, 50k scanned here) doubles past 65,536 of its own
+    // entries; 100k..100.1k holds no resize, so every subscribe here is the steady cost.
     let mut worst_large = 0;
     let mut total = 0;
     for n in 100_000..100_100 {
@@ -191,8 +191,8 @@ fn subscribe_on_a_table_of_100k_allocates_a_bounded_number_of_bytes() {
         "subscribe cost grew with the table: {} bytes at 100k vs at most {worst_small} at 1k",
         total / 100
     );
-    // Growing from 100k to 200k crosses the doubling of both index tables (at 2^17
-    // entries): each rebuilds its slot array once, O(n), amortised over as many writes.
+    // Growing from 100k to 200k crosses the doubling of both index tables (past 65,536
+    // entries each): each rebuilds its slot array once, O(n), amortised over as many writes.
     // Averaged over the window, the cost stays close to the steady one.
     let ((), _, window_bytes, _) = counted(|| {
         for n in 100_100..200_000 {
@@ -206,4 +206,60 @@ fn subscribe_on_a_table_of_100k_allocates_a_bounded_number_of_bytes() {
         "doublings are not amortised: {window_mean} bytes per subscribe vs {} steady",
         total / 100
     );
+}
+
+/// Bytes of one more subscribe and of its unsubscribe, once `fill` subscriptions of the
+/// same kind exist.
+fn next_subscribe_bytes(fill: usize, spec: impl Fn() -> QuerySpec) -> (u64, u64) {
+    let (manager, _) = manager_with(ManagerConfig {
+        max_subscriptions_per_connection: 1_000,
+        ..ManagerConfig::default()
+    });
+    // One user on many connections (the limit is per connection).
+    let connections: Vec<_> = (0..fill / 1_000 + 2)
+        .map(|_| connect(&manager, "hot"))
+        .collect();
+    let subscribe = |n: usize| {
+        manager
+            .subscribe(
+                connections[n / 1_000].connection_id,
+                spec(),
+                SubscriptionOptions::default(),
+            )
+            .unwrap()
+    };
+    for n in 0..fill {
+        subscribe(n);
+    }
+    let (result, _, subscribe_bytes, _) = counted(|| subscribe(fill));
+    let (_, _, unsubscribe_bytes, _) =
+        counted(|| manager.unsubscribe(result.live_query_id).unwrap());
+    (subscribe_bytes, unsubscribe_bytes)
+}
+
+#[test]
+fn a_hot_key_or_a_busy_user_keeps_subscribe_bounded() {
+    // Every subscription on the same key (`room = 7`), or of one user on a user-scoped
+    // table: the index nests such crowds, so the next one costs what the tenth did.
+    type Case = (&'static str, fn() -> QuerySpec);
+    let cases: [Case; 2] = [
+        ("room = 7", || in_room(7)),
+        ("one user's notes", || QuerySpec::table(notes())),
+    ];
+    for (name, spec) in cases {
+        let (small_subscribe, small_unsubscribe) = next_subscribe_bytes(10, spec);
+        let (large_subscribe, large_unsubscribe) = next_subscribe_bytes(100_000, spec);
+        println!(
+            "{name}: subscribe {small_subscribe} bytes with 10 alike, {large_subscribe} with 100k; \
+             unsubscribe {small_unsubscribe} and {large_unsubscribe}"
+        );
+        assert!(
+            large_subscribe <= small_subscribe.max(1_024) * 2,
+            "{name}: subscribe grew with the crowd: {small_subscribe} -> {large_subscribe}"
+        );
+        assert!(
+            large_unsubscribe <= small_unsubscribe.max(1_024) * 2,
+            "{name}: unsubscribe grew with the crowd: {small_unsubscribe} -> {large_unsubscribe}"
+        );
+    }
 }

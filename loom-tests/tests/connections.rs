@@ -1,6 +1,7 @@
 //! Loom models of the manager's lifecycle protocols: the table directory's
-//! compare-and-swap, shutdown racing registration, and connection checks racing heartbeats
-//! and the event receiver. Without `--cfg livecore_loom` this file compiles to nothing.
+//! compare-and-swap, two subscribes writing one table's index, shutdown racing
+//! registration, and connection checks racing heartbeats and the event receiver. Without
+//! `--cfg livecore_loom` this file compiles to nothing.
 #![cfg(livecore_loom)]
 
 mod common;
@@ -37,6 +38,39 @@ fn two_writers_swapping_the_index() {
             assert!(
                 manager.table_schema(&TableId::new("loom", name)).is_ok(),
                 "table {name} lost"
+            );
+        }
+    });
+}
+
+/// Invariant: two subscribes to one table racing each other are both routed: the table's
+/// writer lock serializes their copy-on-write bucket updates, so neither store overwrites
+/// the other's, and a publish after both returned reaches both.
+#[test]
+fn two_subscribes_writing_one_table() {
+    loom::model(|| {
+        let manager = manager(ManagerConfig::default());
+        let mut first = connect(&manager);
+        let mut second = connect(&manager);
+        let other = {
+            let (manager, id) = (manager.clone(), second.connection_id);
+            thread::spawn(move || subscribe(&manager, id, SubscriptionOptions::default()))
+        };
+        subscribe(
+            &manager,
+            first.connection_id,
+            SubscriptionOptions::default(),
+        );
+        other.join().unwrap();
+        let summary = manager.publish(SeqId(1), insert(1)).unwrap();
+        assert_eq!(summary.enqueued, 2, "a subscription left the index");
+        for connection in [&mut first, &mut second] {
+            assert_eq!(
+                seen(connection.notifications.try_recv().unwrap()),
+                Seen::Changes {
+                    seq: 1,
+                    ids: vec![1]
+                }
             );
         }
     });

@@ -154,6 +154,12 @@ impl Commit {
         }
     }
 
+    /// How many JSON pieces were rendered for this commit.
+    #[cfg(test)]
+    pub(crate) fn json_piece_count(&self) -> usize {
+        crate::sync::lock(&self.json_pieces).len()
+    }
+
     /// The cached JSON piece for `key`, building it with `render` the first time.
     pub(crate) fn json_piece(
         &self,

@@ -534,3 +534,81 @@ impl SnapshotBatch {
         out.push(b']');
     }
 }
+
+#[cfg(all(test, not(livecore_loom)))]
+mod tests {
+    use crate::*;
+
+    /// Receivers render a commit's JSON once per (change, projection, change type), and
+    /// every subscriber with that projection shares the rendering.
+    #[test]
+    fn json_is_rendered_once_per_projection_and_shared() {
+        let manager = ConnectionsManager::new(ManagerConfig::default()).unwrap();
+        let table = TableId::new("chat", "messages");
+        manager
+            .register_table(TableSchema::new(
+                table.clone(),
+                TableScope::Shared,
+                ["id", "room", "body"],
+            ))
+            .unwrap();
+        let texts = [
+            "SELECT id, body FROM chat.messages WHERE room = 1",
+            "SELECT id, body FROM chat.messages WHERE room = 1",
+            "SELECT id, body FROM chat.messages WHERE room = 1",
+            "SELECT body FROM chat.messages WHERE room = 1",
+        ];
+        let mut receivers = Vec::new();
+        for (index, sql) in texts.iter().enumerate() {
+            let registration = manager.register_connection().unwrap();
+            manager
+                .authenticate(
+                    registration.connection_id,
+                    UserId::from(format!("u{index}").as_str()),
+                    None,
+                )
+                .unwrap();
+            manager
+                .subscribe_sql(
+                    registration.connection_id,
+                    sql,
+                    SubscriptionOptions::default(),
+                )
+                .unwrap();
+            receivers.push(registration.notifications);
+        }
+        let row = Row::new(vec![Value::Int(5), Value::Int(1), Value::text("hi")]);
+        manager
+            .publish(SeqId(1), ChangeNotification::insert(table, row))
+            .unwrap();
+        let notifications: Vec<Notification> = receivers
+            .iter_mut()
+            .map(|receiver| receiver.try_recv().unwrap())
+            .collect();
+        let sets: Vec<&ChangeSet> = notifications
+            .iter()
+            .map(|notification| match notification {
+                Notification::Changes(set) => set,
+                other => panic!("expected changes, got {other:?}"),
+            })
+            .collect();
+        for set in &sets {
+            assert!(
+                crate::sync::DataArc::ptr_eq(&set.commit, &sets[0].commit),
+                "one commit"
+            );
+        }
+        let json: Vec<String> = notifications.iter().map(Notification::to_json).collect();
+        // The same rendering but for the live query id.
+        let changes = |json: &str| json[json.find("\"seq\"").unwrap()..].to_string();
+        assert_eq!(changes(&json[0]), changes(&json[1]));
+        assert!(
+            json[0].contains(r#""row":{"id":5,"body":"hi"}"#),
+            "{}",
+            json[0]
+        );
+        assert!(json[3].contains(r#""row":{"body":"hi"}"#), "{}", json[3]);
+        // Two projections, two renderings, for four subscribers.
+        assert_eq!(sets[0].commit.json_piece_count(), 2);
+    }
+}
