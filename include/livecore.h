@@ -325,7 +325,10 @@ enum lc_status
      */
     LC_ERR_UNKNOWN_SUBSCRIPTION = 215,
     /**
-     * The operation does not fit the subscription's current state.
+     * The operation does not fit the current state: of the subscription, or of the
+     * calling thread (an `lc_` call made from inside a topic store callback, which may only
+     * call `lc_topic_read_sink_push`, `lc_last_error`, `lc_status_name`, `lc_version` and
+     * `lc_abi_version`).
      */
     LC_ERR_INVALID_STATE = 216,
     /**
@@ -2120,7 +2123,16 @@ typedef struct lc_topic_blob {
  * reads), so they must be thread-safe; `append` is on the publish path and should be
  * quick. Appends to one partition must take effect atomically and in the order offsets
  * are given. A callback must not call livecore, except `read`, which calls
- * `lc_topic_read_sink_push`.
+ * `lc_topic_read_sink_push` (and any callback may call `lc_last_error`,
+ * `lc_status_name`, `lc_version` and `lc_abi_version`): livecore may hold locks around a
+ * callback, so every other `lc_` call made on a callback's thread while it runs is refused
+ * with `LC_ERR_INVALID_STATE` rather than left to deadlock.
+ *
+ * `read` with gaps: a store may push from the first retained offset after the one asked
+ * for. If it pushes nothing below the partition's end, livecore asks `bounds`: an offset
+ * below the retained start is skipped as retention would have (the group's reset policy
+ * applies, and the range is counted as skipped); an offset the bounds say is held fails
+ * the consume with `LC_ERR_TOPIC_STORE`.
  */
 typedef struct lc_topic_store {
     /**
@@ -3683,14 +3695,21 @@ lc_status lc_topic_create_with_store(struct lc_manager manager,
  * message at `offset` of the partition being read, `len` bytes at `data` (a blob the
  * store got from `append`, unchanged). livecore decodes and copies it during the call;
  * `data` stays the store's. Offsets must be pushed in increasing order, from the offset
- * the read asked for on, at most `max_messages` of them.
+ * the read asked for on, at most `max_messages` of them, and below the partition's end as
+ * livecore knows it (the offset after the last message whose append livecore has seen
+ * complete, taken when the read started).
  *
  * A sink that is not the one of a `read` callback running on the calling thread (NULL,
  * stale, another thread's) is refused (`LC_ERR_NULL_ARGUMENT`,
  * `LC_ERR_INVALID_ARGUMENT`) without being touched. A damaged blob is `LC_ERR_TOPIC_STORE`,
  * an offset out of order or a push beyond `max_messages` `LC_ERR_INVALID_ARGUMENT`; after
  * such a refusal the whole read fails with `LC_ERR_TOPIC_STORE`, whatever the callback
- * returns.
+ * returns. An offset at or past the partition's end is `LC_ERR_TOPIC_STORE` too, but
+ * only that message and the ones after it are left out (the read keeps what was pushed
+ * before): the store should stop pushing there. A message whose append is still
+ * returning may legitimately be there; it is read again once the append completed. A read
+ * that keeps nothing below the end although the store's bounds say it holds the offset
+ * asked for fails the consume with `LC_ERR_TOPIC_STORE`.
  *
  * Thread safety: only on the thread running the `read` callback that received `sink`,
  * during that callback.

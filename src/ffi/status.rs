@@ -82,7 +82,10 @@ pub enum lc_status {
     LC_ERR_SQL = 214,
     /// No subscription with this id exists.
     LC_ERR_UNKNOWN_SUBSCRIPTION = 215,
-    /// The operation does not fit the subscription's current state.
+    /// The operation does not fit the current state: of the subscription, or of the
+    /// calling thread (an `lc_` call made from inside a topic store callback, which may only
+    /// call `lc_topic_read_sink_push`, `lc_last_error`, `lc_status_name`, `lc_version` and
+    /// `lc_abi_version`).
     LC_ERR_INVALID_STATE = 216,
     /// A change to a user-scoped table did not name its owner.
     LC_ERR_MISSING_OWNER = 217,
@@ -345,6 +348,55 @@ thread_local! {
     /// Set by tests: the [`PanicPoint`] (as its number; 0 for none) at which the next extern
     /// call on this thread that reaches it panics.
     static INJECT_PANIC: Cell<u8> = const { Cell::new(0) };
+    /// How many topic store callbacks are running on this thread (nested: a `read` callback
+    /// whose push ends up in another store is impossible, but a count costs nothing).
+    static IN_STORE_CALLBACK: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Set once any thread has run a topic store callback, so that programs without a host
+/// store skip the thread-local lookup in [`boundary`] (one relaxed load instead).
+static STORE_CALLBACKS_RAN: AtomicBool = AtomicBool::new(false);
+
+/// The `lc_` functions a topic store callback may call: the sink push its `read` callback
+/// needs, and pure functions that touch no manager.
+const ALLOWED_IN_STORE_CALLBACK: [&str; 5] = [
+    "lc_topic_read_sink_push",
+    "lc_last_error",
+    "lc_status_name",
+    "lc_version",
+    "lc_abi_version",
+];
+
+/// Marks the calling thread as running a topic store callback while it lives: every `lc_`
+/// call on this thread but those of [`ALLOWED_IN_STORE_CALLBACK`] is refused with
+/// `LC_ERR_INVALID_STATE` meanwhile, since livecore may hold locks around the callback
+/// (a group's state around `commit_offset`) that a re-entrant call would wait for forever.
+pub(crate) struct StoreCallbackGuard(());
+
+impl StoreCallbackGuard {
+    /// Enters a store callback. During thread-local teardown the mark cannot be kept; the
+    /// callback still runs (unguarded), as refusing it would fail the store for nothing.
+    pub(crate) fn enter() -> Self {
+        if !STORE_CALLBACKS_RAN.load(Ordering::Relaxed) {
+            STORE_CALLBACKS_RAN.store(true, Ordering::Relaxed);
+        }
+        let _ = IN_STORE_CALLBACK.try_with(|depth| depth.set(depth.get().saturating_add(1)));
+        Self(())
+    }
+}
+
+impl Drop for StoreCallbackGuard {
+    fn drop(&mut self) {
+        let _ = IN_STORE_CALLBACK.try_with(|depth| depth.set(depth.get().saturating_sub(1)));
+    }
+}
+
+/// True while a topic store callback runs on the calling thread.
+fn in_store_callback() -> bool {
+    STORE_CALLBACKS_RAN.load(Ordering::Relaxed)
+        && IN_STORE_CALLBACK
+            .try_with(|depth| depth.get() > 0)
+            .unwrap_or(false)
 }
 
 /// Records `message` as this thread's last error. NUL bytes (from caller strings quoted in
@@ -434,9 +486,21 @@ fn injected_panic(point: PanicPoint) {
 /// The panic boundary. Runs `body`, catching any panic, and turns the result into the
 /// status the extern function returns, recording the message of a failure as the thread's
 /// last error (prefixed with `function`).
+///
+/// Called from inside a topic store callback (see [`StoreCallbackGuard`]), every function
+/// but those of [`ALLOWED_IN_STORE_CALLBACK`] is refused with `LC_ERR_INVALID_STATE`
+/// before its body runs.
 pub(crate) fn boundary(function: &str, body: impl FnOnce() -> FfiResult) -> lc_status {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         panic_point(PanicPoint::Entry);
+        if in_store_callback() && !ALLOWED_IN_STORE_CALLBACK.contains(&function) {
+            return Err(FfiError::new(
+                lc_status::LC_ERR_INVALID_STATE,
+                "called from inside a topic store callback, which may only call \
+                 lc_topic_read_sink_push, lc_last_error, lc_status_name, lc_version and \
+                 lc_abi_version (livecore may hold locks around the callback)",
+            ));
+        }
         body()
     }));
     match outcome {

@@ -6,15 +6,20 @@
 //! livecore encodes on append and decodes (checking the checksum and every field) on read,
 //! so a store that returns damaged bytes makes the read fail with a store error; nothing a
 //! callback returns is trusted (offsets that would overflow, bounds with `start > end`,
-//! pushes out of order or beyond the maximum are refused). No memory changes owner: blobs
-//! are borrowed for the duration of a callback, in both directions.
+//! pushes out of order, beyond the maximum or at or past the partition's end are refused).
+//! No memory changes owner: blobs are borrowed for the duration of a callback, in both
+//! directions.
+//!
+//! Every callback runs under a [`StoreCallbackGuard`]: while it runs, the `lc_` functions
+//! called on its thread (but the sink push and a few pure ones) are refused with
+//! `LC_ERR_INVALID_STATE` instead of deadlocking on a lock livecore holds around it.
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};
 
 use crate::ffi::manager::manager_entry;
 use crate::ffi::ptr::{c_str, read_sized, slice};
-use crate::ffi::status::{boundary, lc_status, FfiError};
+use crate::ffi::status::{boundary, lc_status, FfiError, StoreCallbackGuard};
 use crate::ffi::topics::default_topic_config;
 use crate::ffi::types::*;
 use crate::sync::{Arc, AtomicU8, DataArc, Ordering};
@@ -28,6 +33,9 @@ pub struct lc_topic_read_sink {
     partition: u32,
     /// The offset the read asked for: pushes start at or after it.
     requested: u64,
+    /// The partition's end as livecore's own appends have raised it when the read started:
+    /// pushes must stay below it.
+    end: u64,
     max_messages: usize,
     state: RefCell<SinkState>,
 }
@@ -50,16 +58,26 @@ thread_local! {
 struct ActiveSink(usize);
 
 impl ActiveSink {
-    fn enter(sink: &lc_topic_read_sink) -> Self {
+    /// Lists the sink. During thread-local teardown (a C destructor of another
+    /// thread-local reading a topic) there is no list, so no push could be accepted: the
+    /// read fails with a store error instead of panicking.
+    fn enter(sink: &lc_topic_read_sink) -> Result<Self, TopicLogError> {
         let address = sink as *const lc_topic_read_sink as usize;
-        ACTIVE_SINKS.with(|sinks| sinks.borrow_mut().push(address));
-        Self(address)
+        ACTIVE_SINKS
+            .try_with(|sinks| sinks.borrow_mut().push(address))
+            .map_err(|_| {
+                TopicLogError::Store(
+                    "the calling thread is exiting (its thread-locals are gone): a topic store cannot be read on it".into(),
+                )
+            })?;
+        Ok(Self(address))
     }
 }
 
 impl Drop for ActiveSink {
     fn drop(&mut self) {
-        ACTIVE_SINKS.with(|sinks| {
+        // During thread-local teardown the list is gone already: nothing to remove.
+        let _ = ACTIVE_SINKS.try_with(|sinks| {
             let mut sinks = sinks.borrow_mut();
             if let Some(at) = sinks.iter().rposition(|address| *address == self.0) {
                 sinks.remove(at);
@@ -68,8 +86,12 @@ impl Drop for ActiveSink {
     }
 }
 
+/// True when `address` is a sink of a read running on this thread (never during
+/// thread-local teardown, when no read can be running).
 fn is_active(address: usize) -> bool {
-    ACTIVE_SINKS.with(|sinks| sinks.borrow().contains(&address))
+    ACTIVE_SINKS
+        .try_with(|sinks| sinks.borrow().contains(&address))
+        .unwrap_or(false)
 }
 
 /// Ownership of the store's `user_data`: livecore calls `free_user_data` only once the
@@ -102,6 +124,7 @@ impl Drop for HostStore {
 
 fn free_user_data(callbacks: &lc_topic_store) {
     if let Some(free) = callbacks.free_user_data {
+        let _guard = StoreCallbackGuard::enter();
         // SAFETY: the host gave this callback for this user_data, and livecore calls it
         // once (the ownership state moves to DROPPED only once), after every other call.
         unsafe { free(callbacks.user_data) };
@@ -156,6 +179,7 @@ impl TopicLog for HostStore {
             })
             .collect();
         let mut first = 0u64;
+        let _guard = StoreCallbackGuard::enter();
         // SAFETY: a callback the host supplied for this user_data; `blobs` points at
         // `blobs.len()` descriptors of bytes in `bytes`, all alive until it returns, and
         // `first` is a live local.
@@ -187,10 +211,22 @@ impl TopicLog for HostStore {
         max_messages: usize,
         out: &mut Vec<DataArc<TopicMessage>>,
     ) -> Result<(), TopicLogError> {
+        self.read_until(partition, offset, u64::MAX, max_messages, out)
+    }
+
+    fn read_until(
+        &self,
+        partition: u32,
+        offset: u64,
+        end: u64,
+        max_messages: usize,
+        out: &mut Vec<DataArc<TopicMessage>>,
+    ) -> Result<(), TopicLogError> {
         let read = Self::required(self.callbacks.read, "read")?;
         let sink = lc_topic_read_sink {
             partition,
             requested: offset,
+            end,
             max_messages,
             state: RefCell::new(SinkState {
                 messages: Vec::new(),
@@ -199,7 +235,8 @@ impl TopicLog for HostStore {
             }),
         };
         let code = {
-            let _active = ActiveSink::enter(&sink);
+            let _active = ActiveSink::enter(&sink)?;
+            let _guard = StoreCallbackGuard::enter();
             let pointer = &sink as *const lc_topic_read_sink as *mut lc_topic_read_sink;
             // SAFETY: a callback the host supplied for this user_data; the sink lives on
             // this stack frame until the callback returned, and is only ever accessed
@@ -241,6 +278,7 @@ impl TopicLog for HostStore {
     fn bounds(&self, partition: u32) -> Result<PartitionBounds, TopicLogError> {
         let bounds = Self::required(self.callbacks.bounds, "bounds")?;
         let (mut start, mut end) = (0u64, 0u64);
+        let _guard = StoreCallbackGuard::enter();
         // SAFETY: a callback the host supplied for this user_data; both out-pointers are
         // live locals.
         let code = unsafe { bounds(self.callbacks.user_data, partition, &mut start, &mut end) };
@@ -258,6 +296,7 @@ impl TopicLog for HostStore {
     fn commit_offset(&self, group: &str, partition: u32, offset: u64) -> Result<(), TopicLogError> {
         let commit = Self::required(self.callbacks.commit_offset, "commit_offset")?;
         let group = group_name(group)?;
+        let _guard = StoreCallbackGuard::enter();
         // SAFETY: a callback the host supplied for this user_data; `group` is a
         // NUL-terminated string alive until it returns.
         let code = unsafe { commit(self.callbacks.user_data, group.as_ptr(), partition, offset) };
@@ -271,6 +310,7 @@ impl TopicLog for HostStore {
         let committed = Self::required(self.callbacks.committed_offset, "committed_offset")?;
         let group = group_name(group)?;
         let mut offset = 0u64;
+        let _guard = StoreCallbackGuard::enter();
         // SAFETY: a callback the host supplied for this user_data; `group` is a
         // NUL-terminated string alive until it returns, `offset` a live local.
         let code = unsafe {
@@ -291,6 +331,7 @@ impl TopicLog for HostStore {
     fn delete_group(&self, group: &str) -> Result<(), TopicLogError> {
         let delete = Self::required(self.callbacks.delete_group, "delete_group")?;
         let group = group_name(group)?;
+        let _guard = StoreCallbackGuard::enter();
         // SAFETY: a callback the host supplied for this user_data; `group` is a
         // NUL-terminated string alive until it returns.
         let code = unsafe { delete(self.callbacks.user_data, group.as_ptr()) };
@@ -358,6 +399,12 @@ pub unsafe extern "C" fn lc_topic_create_with_store(
         let config = unsafe { read_sized(config, default_topic_config(), "config") }?;
         // SAFETY: the caller promised `store` is NULL or readable for its struct_size.
         let callbacks = unsafe { read_sized(store, default_store(), "store") }?;
+        if callbacks.reserved != 0 {
+            return Err(FfiError::invalid(format!(
+                "store->reserved must be 0, not {}",
+                callbacks.reserved
+            )));
+        }
         let required = [
             ("store->append", callbacks.append.is_some()),
             ("store->read", callbacks.read.is_some()),
@@ -401,14 +448,21 @@ pub unsafe extern "C" fn lc_topic_create_with_store(
 /// message at `offset` of the partition being read, `len` bytes at `data` (a blob the
 /// store got from `append`, unchanged). livecore decodes and copies it during the call;
 /// `data` stays the store's. Offsets must be pushed in increasing order, from the offset
-/// the read asked for on, at most `max_messages` of them.
+/// the read asked for on, at most `max_messages` of them, and below the partition's end as
+/// livecore knows it (the offset after the last message whose append livecore has seen
+/// complete, taken when the read started).
 ///
 /// A sink that is not the one of a `read` callback running on the calling thread (NULL,
 /// stale, another thread's) is refused (`LC_ERR_NULL_ARGUMENT`,
 /// `LC_ERR_INVALID_ARGUMENT`) without being touched. A damaged blob is `LC_ERR_TOPIC_STORE`,
 /// an offset out of order or a push beyond `max_messages` `LC_ERR_INVALID_ARGUMENT`; after
 /// such a refusal the whole read fails with `LC_ERR_TOPIC_STORE`, whatever the callback
-/// returns.
+/// returns. An offset at or past the partition's end is `LC_ERR_TOPIC_STORE` too, but
+/// only that message and the ones after it are left out (the read keeps what was pushed
+/// before): the store should stop pushing there. A message whose append is still
+/// returning may legitimately be there; it is read again once the append completed. A read
+/// that keeps nothing below the end although the store's bounds say it holds the offset
+/// asked for fails the consume with `LC_ERR_TOPIC_STORE`.
 ///
 /// Thread safety: only on the thread running the `read` callback that received `sink`,
 /// during that callback.
@@ -438,6 +492,17 @@ pub unsafe extern "C" fn lc_topic_read_sink_push(
         // SAFETY: the caller promised `len` readable bytes at `data`.
         let bytes = unsafe { slice(data, len, "data") };
         let mut state = sink.state.borrow_mut();
+        if offset >= sink.end && state.messages.len() < sink.max_messages {
+            // Left out without failing the read: the message may be one whose append is
+            // still returning (livecore raises the end only after it returned).
+            return Err(FfiError::new(
+                lc_status::LC_ERR_TOPIC_STORE,
+                format!(
+                    "offset {offset} of partition {} is at or past the partition's end {} (the offset after the last message livecore appended); it is not handed out",
+                    sink.partition, sink.end
+                ),
+            ));
+        }
         let outcome = bytes.and_then(|bytes| push(sink, &state, offset, bytes));
         match outcome {
             Ok(message) => {

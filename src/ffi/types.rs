@@ -1006,7 +1006,16 @@ pub struct lc_topic_blob {
 /// reads), so they must be thread-safe; `append` is on the publish path and should be
 /// quick. Appends to one partition must take effect atomically and in the order offsets
 /// are given. A callback must not call livecore, except `read`, which calls
-/// `lc_topic_read_sink_push`.
+/// `lc_topic_read_sink_push` (and any callback may call `lc_last_error`,
+/// `lc_status_name`, `lc_version` and `lc_abi_version`): livecore may hold locks around a
+/// callback, so every other `lc_` call made on a callback's thread while it runs is refused
+/// with `LC_ERR_INVALID_STATE` rather than left to deadlock.
+///
+/// `read` with gaps: a store may push from the first retained offset after the one asked
+/// for. If it pushes nothing below the partition's end, livecore asks `bounds`: an offset
+/// below the retained start is skipped as retention would have (the group's reset policy
+/// applies, and the range is counted as skipped); an offset the bounds say is held fails
+/// the consume with `LC_ERR_TOPIC_STORE`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lc_topic_store {

@@ -145,8 +145,23 @@ impl ConnectionsManager {
         max_messages: usize,
         timeout: Duration,
     ) -> LiveResult<ConsumeBatch> {
-        let deadline = Instant::now() + timeout;
         let mut call = self.begin_consume(connection_id, topic, group, max_messages, timeout)?;
+        // `begin_consume` bounded the timeout by the limits, but limits configured near
+        // `Duration::MAX` must not make the deadline overflow (a panic): checked.
+        let deadline =
+            Instant::now()
+                .checked_add(timeout)
+                .ok_or_else(|| LiveError::OutOfBounds {
+                    what: "poll timeout (ms)",
+                    value: timeout.as_millis().min(u128::from(u64::MAX)) as u64,
+                    min: 0,
+                    max: self
+                        .config
+                        .topics
+                        .max_poll_timeout
+                        .as_millis()
+                        .min(u128::from(u64::MAX)) as u64,
+                })?;
         loop {
             match self.consume_pass(&mut call)? {
                 Pass::Messages(batch) => return Ok(batch),
@@ -316,15 +331,27 @@ impl ConnectionsManager {
             if messages.len() >= call.max_messages {
                 break;
             }
-            if call.topic.signals[partition as usize].end() <= next {
+            let end = call.topic.signals[partition as usize].end();
+            if end <= next {
                 continue;
             }
             let before = messages.len();
-            match call
-                .topic
-                .log
-                .read(partition, next, call.max_messages - before, &mut messages)
-            {
+            let read = match call.topic.read_log(
+                partition,
+                next,
+                end,
+                call.max_messages - before,
+                &mut messages,
+            ) {
+                // Nothing below the end: a gap to move past (handled as retention), or a
+                // store error; never a pass that finds nothing while `end > next`, which
+                // would never park (a spin).
+                Ok(()) if messages.len() == before => {
+                    Err(call.topic.empty_read(partition, next, end))
+                }
+                read => read,
+            };
+            match read {
                 Ok(()) => {
                     if let Some(last) = messages.get(before..).and_then(|read| read.last()) {
                         reads.push((

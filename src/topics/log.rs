@@ -234,7 +234,13 @@ impl std::error::Error for TopicLogError {}
 /// - `append` is atomic and linearizable: offsets are assigned consecutively in the order
 ///   appends take effect, and the records are readable when it returns;
 /// - `read` returns messages in offset order, starting at the offset asked for (or at the
-///   first retained offset after it, if the store keeps gaps);
+///   first retained offset after it, if the store keeps gaps). A read below the end that
+///   returns nothing makes livecore ask [`bounds`](Self::bounds): if the offset is below the
+///   retained start, the group moves past the gap as for retention (reset policy, counted
+///   in `skipped_by_retention` and the batch's retention skips); if the bounds say the
+///   offset is held, the consume fails with a store error. Messages out of order, or of
+///   another partition, are a store error; messages at or past livecore's end are dropped
+///   (see [`read_until`](Self::read_until));
 /// - methods are called from many threads at once, and `append` from the publish path, so
 ///   it should be quick (a durable store may batch and acknowledge asynchronously only if
 ///   it can still serve reads of what it acknowledged).
@@ -260,6 +266,22 @@ pub trait TopicLog: Send + Sync + 'static {
         max_messages: usize,
         out: &mut Vec<DataArc<TopicMessage>>,
     ) -> Result<(), TopicLogError>;
+
+    /// [`read`](Self::read), told `end`: the offset after the last message whose append
+    /// livecore has seen return, when the read starts. livecore never hands out a message
+    /// at or past `end` from this read (it drops them: they are read again once livecore
+    /// has seen their append), so a store may stop there. The default calls `read`.
+    fn read_until(
+        &self,
+        partition: u32,
+        offset: u64,
+        end: u64,
+        max_messages: usize,
+        out: &mut Vec<DataArc<TopicMessage>>,
+    ) -> Result<(), TopicLogError> {
+        let _ = end;
+        self.read(partition, offset, max_messages, out)
+    }
 
     /// The offsets `partition` holds now.
     fn bounds(&self, partition: u32) -> Result<PartitionBounds, TopicLogError>;

@@ -360,6 +360,67 @@ impl Topic {
         }
     }
 
+    /// Reads up to `max_messages` messages of `partition` from `offset` into `out` with the
+    /// log's [`read_until`](TopicLog::read_until), `end` being the partition's end as
+    /// livecore's appends raised it before the read. Nothing the log returns is trusted:
+    /// messages of another partition or out of offset order are a store error (and `out`
+    /// is left as it was); messages at or past `end` are dropped, so a lease never moves
+    /// past what livecore appended.
+    pub(crate) fn read_log(
+        &self,
+        partition: u32,
+        offset: u64,
+        end: u64,
+        max_messages: usize,
+        out: &mut Vec<DataArc<TopicMessage>>,
+    ) -> Result<(), TopicLogError> {
+        let before = out.len();
+        if let Err(error) = self
+            .log
+            .read_until(partition, offset, end, max_messages, out)
+        {
+            out.truncate(before);
+            return Err(error);
+        }
+        let mut min = offset;
+        let mut keep = out.len().min(before + max_messages);
+        for (index, message) in out[before..keep].iter().enumerate() {
+            if message.partition != partition || message.offset < min {
+                let error = TopicLogError::Store(format!(
+                    "a read of partition {partition} from offset {offset} returned offset {} of partition {} after offset {min} (out of order)",
+                    message.offset, message.partition
+                ));
+                out.truncate(before);
+                return Err(error);
+            }
+            if message.offset >= end {
+                keep = before + index;
+                break;
+            }
+            // No overflow: the offset is below `end`.
+            min = message.offset + 1;
+        }
+        out.truncate(keep);
+        Ok(())
+    }
+
+    /// A read of `partition` at `offset`, below livecore's end `end`, returned nothing. A
+    /// store may keep gaps (and push from the first retained offset after the one asked
+    /// for), so the partition's bounds decide: `offset` below the retained start is a gap
+    /// to move past, returned as [`TopicLogError::OutOfRange`] (the reset policy applies
+    /// and the skipped range is counted, as for retention); otherwise the store claims to
+    /// hold messages it did not return, a store error.
+    pub(crate) fn empty_read(&self, partition: u32, offset: u64, end: u64) -> TopicLogError {
+        match self.log.bounds(partition) {
+            Ok(bounds) if offset < bounds.start => TopicLogError::OutOfRange(bounds),
+            Ok(bounds) => TopicLogError::Store(format!(
+                "a read of partition {partition} at offset {offset} returned nothing below the end {end} livecore appended up to, yet the store's bounds are {}..{}",
+                bounds.start, bounds.end
+            )),
+            Err(error) => error,
+        }
+    }
+
     /// Counts `count` messages that could not be written, and why.
     pub(crate) fn record_failure(&self, count: u64, reason: &str) {
         self.write_failures.fetch_add(count, Ordering::Relaxed);
@@ -582,12 +643,20 @@ impl ConnectionsManager {
     }
 
     /// Deletes a topic with its routes and groups. Consumes parked on it return
-    /// [`LiveError::UnknownTopic`].
+    /// [`LiveError::UnknownTopic`]. Consumer sessions forget its groups at once, so the
+    /// topic (and a host store's `free_user_data`) is dropped as soon as the consumes
+    /// running on it have returned, not when their sessions next join a group.
     pub fn delete_topic(&self, name: &str) -> LiveResult<()> {
         let topic = lock(&self.topics.topics)
             .remove(name)
             .ok_or_else(|| LiveError::UnknownTopic(name.to_string()))?;
         topic.delete();
+        // After `delete` marked it: a session joining concurrently sees the mark under its
+        // membership lock (and refuses), or its membership is pruned here.
+        let sessions: Vec<_> = lock(&self.topics.sessions).values().cloned().collect();
+        for session in sessions {
+            session.forget_topic(&topic);
+        }
         let _writer = lock(&self.topics.routes_writer);
         let current = self.topics.routes.load_full();
         self.topics.routes.store(Arc::new(
@@ -710,7 +779,14 @@ impl ConnectionsManager {
         let topic = self.topic(topic)?;
         topic.check_partition(partition)?;
         let mut out = Vec::new();
-        match topic.log.read(partition, offset, max_messages, &mut out) {
+        let end = topic.signals[partition as usize].end();
+        let read = match topic.read_log(partition, offset, end, max_messages, &mut out) {
+            Ok(()) if out.is_empty() && offset < end => {
+                Err(topic.empty_read(partition, offset, end))
+            }
+            read => read,
+        };
+        match read {
             Ok(()) => Ok(out),
             Err(TopicLogError::OutOfRange(bounds)) => Err(LiveError::OffsetOutOfRange {
                 topic: topic.name.to_string(),

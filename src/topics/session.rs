@@ -47,7 +47,9 @@ impl ConsumerSession {
         self.closed.load(Ordering::SeqCst)
     }
 
-    /// Remembers that the session joined `group`; refused beyond `max` groups.
+    /// Remembers that the session joined `group`; refused beyond `max` groups, and for a
+    /// deleted topic ([`LiveError::UnknownTopic`]: checked under the membership lock, so a
+    /// `delete_topic` pruning memberships either sees this one or is seen here).
     pub(crate) fn join(
         &self,
         topic: &Arc<Topic>,
@@ -55,6 +57,9 @@ impl ConsumerSession {
         max: usize,
     ) -> LiveResult<()> {
         let mut memberships = lock(&self.memberships);
+        if topic.is_deleted() {
+            return Err(LiveError::UnknownTopic(topic.name.to_string()));
+        }
         if memberships
             .iter()
             .any(|(_, joined)| Arc::ptr_eq(joined, group))
@@ -78,6 +83,12 @@ impl ConsumerSession {
     /// Forgets a group the session left.
     pub(crate) fn forget_group(&self, group: &Arc<Group>) {
         lock(&self.memberships).retain(|(_, joined)| !Arc::ptr_eq(joined, group));
+    }
+
+    /// Forgets every group of a deleted topic, so the session no longer keeps it (and its
+    /// store) alive.
+    pub(crate) fn forget_topic(&self, topic: &Arc<Topic>) {
+        lock(&self.memberships).retain(|(joined, _)| !Arc::ptr_eq(joined, topic));
     }
 
     /// Ends the session: every lease it holds ends (and waiting sessions are woken to take

@@ -44,6 +44,24 @@ pub struct StoreState {
     pub probe_results: Vec<lc_status>,
     /// The address of the last sink a read was given (stale once it returned).
     pub last_sink: usize,
+    /// Offsets below this are gone: a read pushes from the first one at or after it (so
+    /// nothing when none is left), and `bounds` starts there.
+    pub lost_below: u64,
+    /// After its pushes, `read` pushes the partition's first blob again at this offset,
+    /// recording the status in `bogus_push_status`.
+    pub bogus_push: Option<u64>,
+    /// `read` pushes only the bogus offset.
+    pub only_bogus: bool,
+    /// Status of the bogus push.
+    pub bogus_push_status: Option<lc_status>,
+    /// Reads so far.
+    pub reads: usize,
+    /// `commit_offset` calls `lc_topic_group_get_partition` on this manager (topic "s",
+    /// group "g", partition 0) and `lc_last_error`, recording both statuses and the error
+    /// in `reentered`.
+    pub reenter: Option<lc_manager>,
+    /// What the re-entrant calls returned.
+    pub reentered: Vec<(lc_status, lc_status, String)>,
 }
 
 /// The store's user_data: shared with the test, which watches `freed`.
@@ -126,6 +144,7 @@ unsafe extern "C" fn read(
         return LC_TOPIC_STORE_OUT_OF_RANGE;
     }
     state.last_sink = sink as usize;
+    state.reads += 1;
     if state.probe {
         let blob = state.partitions[partition as usize][0].clone();
         state.probe_results = probe_pushes(sink, &blob);
@@ -138,12 +157,9 @@ unsafe extern "C" fn read(
         return LC_TOPIC_STORE_OUT_OF_RANGE;
     }
     let mut last = None;
-    for (index, blob) in log
-        .iter()
-        .enumerate()
-        .skip(offset as usize)
-        .take(max_messages)
-    {
+    let from = offset.max(state.lost_below) as usize;
+    let take = if state.only_bogus { 0 } else { max_messages };
+    for (index, blob) in log.iter().enumerate().skip(from).take(take) {
         let mut blob = blob.clone();
         if corrupt {
             let middle = blob.len() / 2;
@@ -154,15 +170,24 @@ unsafe extern "C" fn read(
         last =
             Some(unsafe { lc_topic_read_sink_push(sink, index as u64, blob.as_ptr(), blob.len()) });
     }
+    let mut bogus_status = None;
+    if let (Some(bogus), Some(blob)) = (state.bogus_push, log.first()) {
+        // SAFETY: as above.
+        let status = unsafe { lc_topic_read_sink_push(sink, bogus, blob.as_ptr(), blob.len()) };
+        bogus_status = Some(status);
+    }
     state.last_push = last;
+    if bogus_status.is_some() {
+        state.bogus_push_status = bogus_status;
+    }
     // Whatever the pushes said, the callback reports success: livecore must still fail
     // the read when a push was refused.
     LC_TOPIC_STORE_OK
 }
 
 /// Pushes, in order: to a NULL sink, NULL data, an empty blob, the valid blob from another
-/// thread, the valid blob at offset 0, again at 0 (out of order), at 1, and at 2 (beyond a
-/// maximum of 2 messages).
+/// thread, the valid blob at offset 0, again at 0 (out of order), at 2 (the partition's end
+/// when it holds 2 messages), at 1, and at 2 (beyond a maximum of 2 messages).
 fn probe_pushes(sink: *mut lc_topic_read_sink, blob: &[u8]) -> Vec<lc_status> {
     let address = sink as usize;
     let from_elsewhere = std::thread::scope(|scope| {
@@ -192,6 +217,7 @@ fn probe_pushes(sink: *mut lc_topic_read_sink, blob: &[u8]) -> Vec<lc_status> {
             from_elsewhere,
             lc_topic_read_sink_push(sink, 0, blob.as_ptr(), blob.len()),
             lc_topic_read_sink_push(sink, 0, blob.as_ptr(), blob.len()),
+            lc_topic_read_sink_push(sink, 2, blob.as_ptr(), blob.len()),
             lc_topic_read_sink_push(sink, 1, blob.as_ptr(), blob.len()),
             lc_topic_read_sink_push(sink, 2, blob.as_ptr(), blob.len()),
         ]
@@ -213,7 +239,7 @@ unsafe extern "C" fn bounds(
     let (start, end) = if state.lying_bounds {
         (10, 5)
     } else {
-        (0, log.len() as u64)
+        (state.lost_below.min(log.len() as u64), log.len() as u64)
     };
     // SAFETY: livecore passes writable out-pointers.
     unsafe {
@@ -241,6 +267,36 @@ unsafe extern "C" fn commit_offset(
 ) -> i32 {
     // SAFETY: livecore passes the user_data it was given and a NUL-terminated name.
     let (store, group) = unsafe { (store(user_data), group_name(group)) };
+    let reenter = store.state.lock().unwrap().reenter;
+    if let Some(manager) = reenter {
+        // Calling back into livecore from a callback (which the header forbids): livecore
+        // holds the group's lock around this callback, so this would deadlock if it ran.
+        let mut partition_info: lc_topic_group_partition = sized_struct();
+        let (topic, group) = (c"s", c"g");
+        // SAFETY: the strings and the out-struct are live.
+        let status = unsafe {
+            lc_topic_group_get_partition(
+                manager,
+                topic.as_ptr(),
+                group.as_ptr(),
+                0,
+                &mut partition_info,
+            )
+        };
+        let mut message: *const c_char = null();
+        // SAFETY: `message` is a live local.
+        let last = unsafe { lc_last_error(&mut message) };
+        // SAFETY: lc_last_error gives a NUL-terminated string, read before any other call.
+        let text = unsafe { CStr::from_ptr(message) }
+            .to_string_lossy()
+            .into_owned();
+        store
+            .state
+            .lock()
+            .unwrap()
+            .reentered
+            .push((status, last, text));
+    }
     store
         .state
         .lock()
@@ -738,4 +794,170 @@ fn topics_and_routes_are_listed() {
     assert_eq!(lc_topic_route_list_free(routes), LC_OK);
     assert_eq!(lc_manager_free(manager), LC_OK);
     assert_eq!(live_handle_counts(), before);
+}
+
+/// A manager over a one-partition [`TestStore`] topic "s" holding 3 messages, with group
+/// "g" (earliest) and a consumer.
+fn three_messages() -> (lc_manager, Arc<TestStore>, u64) {
+    let shared = TestStore::new(1);
+    let (manager, _, _) = manager();
+    create(manager, "s", 1, &shared);
+    create_group(manager, "s", "g", &group_config(EARLIEST, 30_000));
+    for seq in 0..3 {
+        publish_direct(manager, "s", seq, None, b"old");
+    }
+    let consumer = connect(manager, "worker");
+    (manager, shared, consumer)
+}
+
+#[test]
+fn a_store_read_that_pushes_nothing_moves_past_the_gap_and_parks() {
+    let _serial = serial();
+    let (manager, shared, consumer) = three_messages();
+    // The store lost everything up to the end: a read at 0 pushes nothing (there is no
+    // retained offset after it), and its bounds start at 3.
+    shared.state.lock().unwrap().lost_below = 3;
+    let parks = stats(manager).consume_parks;
+    let (status, batch) = try_consume(manager, consumer, "s", "g", 10, 200);
+    assert_status!(status, LC_OK);
+    let info = batch_info(batch);
+    assert_eq!((info.message_count, info.retention_skip_count), (0, 1));
+    assert_eq!(batch_position(batch, 0).next, 3);
+    assert_eq!(lc_topic_batch_free(batch), LC_OK);
+    // It parked (before, it spun on reads that found nothing until the timeout).
+    assert!(stats(manager).consume_parks > parks);
+    let reads = shared.state.lock().unwrap().reads;
+    assert!(reads <= 3, "{reads} reads");
+    assert_eq!(group_stats(manager, "s", "g").skipped_by_retention, 3);
+    // Later messages come through.
+    publish_direct(manager, "s", 3, None, b"later");
+    let batch = consume(manager, consumer, "s", "g", 10, 0);
+    assert_eq!(seqs(batch), [3]);
+    assert_eq!(batch_message(batch, 0).offset, 3);
+    assert_eq!(lc_topic_batch_free(batch), LC_OK);
+    assert_eq!(lc_manager_free(manager), LC_OK);
+    assert_eq!(shared.freed(), 1);
+}
+
+#[test]
+fn pushes_at_or_past_the_partition_end_are_refused() {
+    let _serial = serial();
+    let (manager, shared, consumer) = three_messages();
+    // After the 3 real messages the store pushes one at offset 1,000,000 (end is 3): it is
+    // refused and not handed out, so the lease and the commit stay within the partition.
+    shared.state.lock().unwrap().bogus_push = Some(1_000_000);
+    let batch = consume(manager, consumer, "s", "g", 10, 0);
+    assert_eq!(seqs(batch), [0, 1, 2]);
+    assert_eq!(batch_position(batch, 0).next, 3);
+    assert_eq!(
+        shared.state.lock().unwrap().bogus_push_status,
+        Some(LC_ERR_TOPIC_STORE)
+    );
+    commit_batch(manager, consumer, batch);
+    assert_eq!(lc_topic_batch_free(batch), LC_OK);
+    assert_eq!(shared.committed("g", 0), Some(3));
+    // At the end exactly, too: a message livecore has not seen appended.
+    shared.state.lock().unwrap().bogus_push = Some(3);
+    create_group(manager, "s", "h", &group_config(EARLIEST, 30_000));
+    let batch = consume(manager, consumer, "s", "h", 10, 0);
+    assert_eq!(seqs(batch), [0, 1, 2]);
+    assert_eq!(lc_topic_batch_free(batch), LC_OK);
+    assert_eq!(
+        shared.state.lock().unwrap().bogus_push_status,
+        Some(LC_ERR_TOPIC_STORE)
+    );
+    // A store pushing only the bogus offset while its bounds hold 0..3: a store error,
+    // and the group does not move.
+    {
+        let mut state = shared.state.lock().unwrap();
+        state.bogus_push = Some(1_000_000);
+        state.only_bogus = true;
+    }
+    create_group(manager, "s", "k", &group_config(EARLIEST, 30_000));
+    let (status, _) = try_consume(manager, consumer, "s", "k", 10, 0);
+    assert_status!(status, LC_ERR_TOPIC_STORE);
+    assert!(
+        last_error().contains("returned nothing below the end 3"),
+        "{}",
+        last_error()
+    );
+    assert_eq!(shared.committed("k", 0), None);
+    assert_eq!(lc_manager_free(manager), LC_OK);
+    assert_eq!(shared.freed(), 1);
+}
+
+#[test]
+fn a_store_callback_calling_back_into_livecore_is_refused_not_deadlocked() {
+    let _serial = serial();
+    let (manager, shared, consumer) = three_messages();
+    shared.state.lock().unwrap().reenter = Some(manager);
+    let batch = consume(manager, consumer, "s", "g", 10, 0);
+    // The commit calls the store's commit_offset under the group's lock; the callback's
+    // lc_topic_group_get_partition is refused at once (it would wait for that lock).
+    commit_batch(manager, consumer, batch);
+    assert_eq!(lc_topic_batch_free(batch), LC_OK);
+    let reentered = std::mem::take(&mut shared.state.lock().unwrap().reentered);
+    assert_eq!(reentered.len(), 1);
+    let (status, last, message) = &reentered[0];
+    assert_eq!((*status, *last), (LC_ERR_INVALID_STATE, LC_OK));
+    assert!(
+        message.contains("lc_topic_group_get_partition: called from inside a topic store callback"),
+        "{message}"
+    );
+    assert_eq!(shared.committed("g", 0), Some(3));
+    // Outside the callback the same call works.
+    shared.state.lock().unwrap().reenter = None;
+    let mut info: lc_topic_group_partition = sized_struct();
+    let (topic, group) = (c("s"), c("g"));
+    assert_status!(
+        // SAFETY: the strings and the out-struct are live.
+        unsafe {
+            lc_topic_group_get_partition(manager, topic.as_ptr(), group.as_ptr(), 0, &mut info)
+        },
+        LC_OK
+    );
+    assert_eq!(lc_manager_free(manager), LC_OK);
+    assert_eq!(shared.freed(), 1);
+}
+
+#[test]
+fn a_read_during_thread_local_teardown_fails_cleanly() {
+    let _serial = serial();
+    let (manager, shared, _) = three_messages();
+    /// Reads topic "s" when its thread's thread-locals are destroyed.
+    struct ReadOnExit {
+        manager: lc_manager,
+        status: Arc<Mutex<Option<lc_status>>>,
+    }
+    impl Drop for ReadOnExit {
+        fn drop(&mut self) {
+            let (status, batch) = try_read(self.manager, "s", 0, 0, 10);
+            if status == LC_OK {
+                lc_topic_batch_free(batch);
+            }
+            *self.status.lock().unwrap() = Some(status);
+        }
+    }
+    thread_local! {
+        static READ_ON_EXIT: std::cell::RefCell<Option<ReadOnExit>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let status = Arc::new(Mutex::new(None));
+    let reader = {
+        let status = status.clone();
+        std::thread::spawn(move || {
+            // Registered first, so destroyed after livecore's own thread-locals, which the
+            // read below registers.
+            READ_ON_EXIT.with(|slot| *slot.borrow_mut() = Some(ReadOnExit { manager, status }));
+            let (read, batch) = try_read(manager, "s", 0, 0, 10);
+            assert_status!(read, LC_OK);
+            assert_eq!(lc_topic_batch_free(batch), LC_OK);
+        })
+    };
+    // Joining waits for the thread's exit, thread-local destructors included.
+    reader.join().unwrap();
+    // A store error (the read cannot take pushes), not a panic caught at the boundary.
+    assert_eq!(*status.lock().unwrap(), Some(LC_ERR_TOPIC_STORE));
+    assert_eq!(lc_manager_free(manager), LC_OK);
+    assert_eq!(shared.freed(), 1);
 }

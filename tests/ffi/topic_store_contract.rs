@@ -120,6 +120,13 @@ fn case_lc_topic_create_with_store() {
         f.manager,
         LC_ERR_STRUCT_SIZE,
     );
+    refused(
+        u.as_ptr(),
+        &good,
+        &|s| s.reserved = 1,
+        f.manager,
+        LC_ERR_INVALID_ARGUMENT,
+    );
     for missing in 0..6 {
         refused(
             u.as_ptr(),
@@ -198,7 +205,8 @@ fn case_lc_topic_read_sink_push() {
             LC_ERR_INVALID_ARGUMENT
         );
     }
-    // Inside a read callback: see `probe_pushes`.
+    // Inside a read callback: see `probe_pushes` (the partition holds 2 messages).
+    publish_direct(f.manager, "t", 2, None, b"second");
     f.store.state.lock().unwrap().probe = true;
     let mut batch = lc_topic_batch::default();
     // SAFETY: see above.
@@ -220,6 +228,7 @@ fn case_lc_topic_read_sink_push() {
             LC_ERR_INVALID_ARGUMENT,
             LC_OK,
             LC_ERR_INVALID_ARGUMENT,
+            LC_ERR_TOPIC_STORE,
             LC_OK,
             LC_ERR_INVALID_ARGUMENT,
         ]
