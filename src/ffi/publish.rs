@@ -18,19 +18,17 @@ unsafe fn convert(
     entry: &ManagerEntry,
     changes: &[lc_change],
 ) -> Result<Vec<ChangeNotification>, FfiError> {
-    changes
-        .iter()
-        .enumerate()
-        .map(|(index, change)| {
-            // SAFETY: each change obeys lc_change's contract (this function's caller's
-            // promise).
-            unsafe {
-                change_from_c(change, &format_args!("changes[{index}]"), |key| {
-                    entry.table_id(key)
-                })
-            }
-        })
-        .collect()
+    // A plain loop into a presized vector: this runs on every publish.
+    let mut converted = Vec::with_capacity(changes.len());
+    for (index, change) in changes.iter().enumerate() {
+        // SAFETY: each change obeys lc_change's contract (this function's caller's promise).
+        converted.push(unsafe {
+            change_from_c(change, &format_args!("changes[{index}]"), |key| {
+                entry.table_id(key)
+            })
+        }?);
+    }
+    Ok(converted)
 }
 
 fn write_summary(out: Option<SizedOut<lc_publish_summary>>, summary: PublishSummary) {
