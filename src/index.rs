@@ -100,6 +100,44 @@ pub(crate) fn placement(handle: &SubscriptionHandle, hasher: &RouteHasher) -> Pl
     }
 }
 
+/// The keys of a subscription stored under several (a pin to several constants of the
+/// query itself); `None` for every other subscription, which is stored under one key only.
+/// Cheap for the latter: the placement is computed only for the former.
+pub(crate) fn several_keys(
+    handle: &SubscriptionHandle,
+    hasher: &RouteHasher,
+) -> Option<SmallVec<[u64; 4]>> {
+    let several = matches!(
+        handle.core.query.pin.as_ref().map(|pin| &pin.values),
+        Some(RouteValues::Keys(keys)) if keys.len() > 1
+    );
+    if !several {
+        return None;
+    }
+    match placement(handle, hasher) {
+        Placement::Pinned(_, keys) if keys.len() > 1 => Some(keys),
+        _ => None,
+    }
+}
+
+/// True when `handle`, found under `key`, should be visited there by a walk that looks up
+/// every key of `looked_up` (sorted): a subscription stored under several keys is visited
+/// under the first of them that is looked up, so each is visited once.
+pub(crate) fn visit_under(
+    handle: &SubscriptionHandle,
+    key: u64,
+    looked_up: &[u64],
+    hasher: &RouteHasher,
+) -> bool {
+    match several_keys(handle, hasher) {
+        None => true,
+        Some(keys) => keys
+            .iter()
+            .find(|candidate| looked_up.binary_search(candidate).is_ok())
+            .is_none_or(|first| *first == key),
+    }
+}
+
 /// A value in the `eq` multimap: one subscription, or a nested table of many on one key.
 #[derive(Clone)]
 pub(crate) enum EqEntry {
@@ -216,19 +254,9 @@ impl TableRoute {
     ) {
         self.scan.for_each(&mut visit);
         let mut visit_once = |key: u64, handle: &SubscriptionHandle| {
-            // Only a pin to several constants of the query itself stores a subscription
-            // under several keys; everything else is visited where it is found.
-            let several = matches!(
-                handle.core.query.pin.as_ref().map(|pin| &pin.values),
-                Some(RouteValues::Keys(keys)) if keys.len() > 1
-            );
-            if !several {
-                return visit(handle);
-            }
-            if let Placement::Pinned(_, keys) = placement(handle, hasher) {
-                if keys[0] == key {
-                    visit(handle);
-                }
+            let first_key = several_keys(handle, hasher).map(|keys| keys[0]);
+            if first_key.is_none_or(|first| first == key) {
+                visit(handle);
             }
         };
         self.eq.for_each_entry(|key, entry| match entry {
@@ -379,7 +407,8 @@ fn visit_warmed(table: &CowTable<SubscriptionHandle>, visit: &mut impl FnMut(&Su
 #[derive(Clone, Default)]
 pub(crate) struct Directory {
     routes: Vec<Arc<TableRoute>>,
-    by_id: HashMap<TableId, TableKey>,
+    /// Read on every publish: hashed with ahash rather than SipHash.
+    by_id: HashMap<TableId, TableKey, ahash::RandomState>,
 }
 
 impl Directory {

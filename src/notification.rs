@@ -16,13 +16,14 @@ use crate::config::SlowConsumerPolicy;
 use crate::connections_manager::ConnectionsManager;
 use crate::error::{LiveError, LiveResult};
 use crate::flow_control::{BufferedNotification, GateDecision};
-use crate::index::{placement, Placement, TableRoute};
+use crate::index::{several_keys, visit_under, TableRoute};
 use crate::models::change::{ChangeNotification, ChangeType, Commit};
-use crate::models::connection::{ConnectionEvent, SubscriptionNotice};
+use crate::models::connection::ConnectionEvent;
 use crate::models::ids::{SeqId, UserKey};
 use crate::models::notification::{
     encode_match, Delivery, DeliveryKind, Matches, MAX_COMMIT_CHANGES,
 };
+use crate::models::schema::TableSchema;
 use crate::models::schema::TableScope;
 use crate::models::subscription::SubscriptionHandle;
 use crate::models::value::Value;
@@ -39,6 +40,8 @@ pub struct PublishSummary {
     pub enqueued: usize,
     /// Deliveries dropped: channel full or receiver gone.
     pub dropped: usize,
+    /// Of `dropped`, those whose receiver was gone.
+    pub dropped_closed: usize,
     /// Deliveries held behind a gate while a snapshot loads.
     pub buffered: usize,
     /// Deliveries dropped at a gate because the subscriber's snapshot already holds them.
@@ -74,8 +77,8 @@ impl Owner {
 }
 
 thread_local! {
-    /// Candidates of multi-change commits, reused across publishes on this thread.
-    static CANDIDATES: RefCell<Vec<SubscriptionHandle>> = const { RefCell::new(Vec::new()) };
+    /// Index keys a multi-change commit looks up, reused across publishes on this thread.
+    static LOOKUP_KEYS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
     /// Subscriptions that matched several changes of a commit, reused likewise.
     static MULTI: RefCell<MultiMatches> = const { RefCell::new(MultiMatches::new()) };
 }
@@ -166,7 +169,7 @@ impl ConnectionsManager {
                 let route = directory
                     .route_by_id(&change.table_id)
                     .ok_or_else(|| LiveError::UnknownTable(change.table_id.to_string()))?;
-                validate_change(route, change)?;
+                validate_change(&route.schema, change)?;
                 let owner = match route.schema.scope {
                     TableScope::Shared => Owner::Shared,
                     TableScope::User => {
@@ -214,6 +217,7 @@ impl ConnectionsManager {
         StatsCounters::add(&stats.published, 1);
         StatsCounters::add(&stats.published_changes, change_count);
         StatsCounters::add(&stats.delivered, summary.enqueued as u64);
+        stats.add_drops(&summary);
         StatsCounters::add(&stats.buffered, summary.buffered as u64);
         StatsCounters::add(
             &stats.covered_by_snapshot,
@@ -224,8 +228,10 @@ impl ConnectionsManager {
     }
 }
 
-fn validate_change(route: &TableRoute, change: &ChangeNotification) -> LiveResult<()> {
-    let expected = route.schema.columns.len();
+/// Checks a change against its table's schema: row lengths, and an old row on updates.
+/// Shared by publish and replay.
+pub(crate) fn validate_change(schema: &TableSchema, change: &ChangeNotification) -> LiveResult<()> {
+    let expected = schema.columns.len();
     let check = |row_len: usize| {
         if row_len == expected {
             Ok(())
@@ -325,8 +331,9 @@ impl Dispatch<'_> {
             }
             if let Some(new_key) = new_key.filter(|key| Some(*key) != old_key) {
                 route.for_each_at(new_key, |handle| {
-                    let seen_under_old =
-                        old_key.is_some_and(|old_key| stored_under(handle, old_key, self.manager));
+                    let seen_under_old = old_key.is_some_and(|old_key| {
+                        several_keys(handle, hasher).is_some_and(|keys| keys.contains(&old_key))
+                    });
                     if !seen_under_old {
                         self.consider_single(handle, owner, change);
                     }
@@ -381,12 +388,12 @@ impl Dispatch<'_> {
         positions: &[usize],
         multi: &mut MultiMatches,
     ) {
-        let mut candidates = take_scratch(&CANDIDATES);
+        // The keys first, deduplicated, so each subscription is found once without
+        // cloning or sorting the handles themselves.
+        let mut keys = take_scratch(&LOOKUP_KEYS);
         let hasher = &self.manager.index.hasher;
-        let mut collect =
-            |key: u64| route.for_each_at(key, |handle| candidates.push(handle.clone()));
         if let Some(user) = owner.key() {
-            collect(hasher.bucket_key(Some(user), None, 0));
+            keys.push(hasher.bucket_key(Some(user), None, 0));
         }
         route.for_each_pinned_column(|column| {
             for &position in positions {
@@ -394,18 +401,22 @@ impl Dispatch<'_> {
                 let rows = std::iter::once(&change.row).chain(change.old_row.as_ref());
                 for row in rows {
                     if let Some(value_key) = hasher.value_key(row.value(usize::from(column))) {
-                        collect(hasher.bucket_key(owner.key(), Some(column), value_key));
+                        keys.push(hasher.bucket_key(owner.key(), Some(column), value_key));
                     }
                 }
             }
         });
-        candidates.sort_unstable_by_key(|handle| Arc::as_ptr(&handle.core) as usize);
-        candidates.dedup_by(|a, b| Arc::ptr_eq(&a.core, &b.core));
-        for handle in &candidates {
-            self.consider_group(handle, owner, positions, multi);
+        keys.sort_unstable();
+        keys.dedup();
+        for &key in keys.iter() {
+            route.for_each_at(key, |handle| {
+                if visit_under(handle, key, &keys, hasher) {
+                    self.consider_group(handle, owner, positions, multi);
+                }
+            });
         }
-        candidates.clear();
-        put_scratch(&CANDIDATES, candidates);
+        keys.clear();
+        put_scratch(&LOOKUP_KEYS, keys);
     }
 
     fn consider_group(
@@ -484,29 +495,17 @@ impl Dispatch<'_> {
             }
             GateDecision::Buffered => self.summary.buffered += 1,
             GateDecision::CoveredBySnapshot => self.summary.covered_by_snapshot += 1,
-            GateDecision::Overflowed => {
-                StatsCounters::add(&self.manager.stats.resyncs, 1);
-                handle
-                    .connection
-                    .post_notice(&handle.core, SubscriptionNotice::ResyncRequired);
-                crate::sync::lock(&self.manager.reap).push(handle.core.live_query_id());
-            }
+            GateDecision::Overflowed => self
+                .manager
+                .resync_and_reap(&handle.connection, &handle.core),
             GateDecision::Closed => {}
         }
     }
 }
 
-/// True when `handle` is stored under `key` (it was found by that lookup already).
-fn stored_under(handle: &SubscriptionHandle, key: u64, manager: &ConnectionsManager) -> bool {
-    match placement(handle, &manager.index.hasher) {
-        Placement::Pinned(_, keys) => keys.contains(&key),
-        Placement::Owner(owner_key) => owner_key == key,
-        Placement::Scan => false,
-    }
-}
-
 /// Sends one change delivery into the subscription's connection channel, numbering it, and
-/// accounts for the outcome. Used by publish and by the gate's flush.
+/// accounts for the outcome in `summary` (the caller adds that to the manager's counters
+/// once). Used by publish and by the gate's flush.
 pub(crate) fn send_change(
     handle: &SubscriptionHandle,
     commit: DataArc<Commit>,
@@ -534,7 +533,6 @@ pub(crate) fn send_change(
         Err(TrySendError::Full(_)) => {
             core.record_dropped(number);
             summary.dropped += 1;
-            StatsCounters::add(&manager.stats.dropped, 1);
             match manager.config.slow_consumer_policy {
                 SlowConsumerPolicy::GapNotice => connection.flag_gap(core),
                 SlowConsumerPolicy::Disconnect => {
@@ -547,7 +545,7 @@ pub(crate) fn send_change(
         Err(TrySendError::Disconnected(_)) => {
             core.record_dropped(number);
             summary.dropped += 1;
-            StatsCounters::add(&manager.stats.dropped_closed, 1);
+            summary.dropped_closed += 1;
         }
     }
 }

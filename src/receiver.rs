@@ -214,19 +214,22 @@ impl NotificationReceiver {
                 // subscription arrive in order, so the distance from the last is exact.
                 let number = last + u64::from(number.wrapping_sub(last as u32));
                 let seq = commit.seq;
+                // The gap (if any) is built and the number recorded before the core moves
+                // into the change set: no extra reference count traffic per delivery.
+                let gap = (number > last + 1).then(|| self.gap(&core, number - last - 1));
+                core.mark_received(number.max(last), Some(seq));
                 let changes = Notification::Changes(ChangeSet {
-                    core: core.clone(),
+                    core,
                     commit,
                     matches,
                 });
-                if number > last + 1 {
-                    let gap = self.gap(&core, number - last - 1);
-                    core.mark_received(number, Some(seq));
-                    self.ready.push_back(changes);
-                    return Some(gap);
+                match gap {
+                    Some(gap) => {
+                        self.ready.push_back(changes);
+                        Some(gap)
+                    }
+                    None => Some(changes),
                 }
-                core.mark_received(number.max(last), Some(seq));
-                Some(changes)
             }
             DeliveryKind::Snapshot { core, batch, rows } => (!core.is_ended())
                 .then(|| Notification::Snapshot(SnapshotBatch { core, batch, rows })),

@@ -28,6 +28,16 @@ impl StatsCounters {
         }
     }
 
+    /// Adds the drops of one publish (or one gate flush): once per publish, not per
+    /// dropped delivery, so an overloaded publisher does not bounce this line per drop.
+    pub(crate) fn add_drops(&self, summary: &crate::PublishSummary) {
+        Self::add(
+            &self.dropped,
+            (summary.dropped - summary.dropped_closed) as u64,
+        );
+        Self::add(&self.dropped_closed, summary.dropped_closed as u64);
+    }
+
     /// A snapshot of the counters; the caller fills in the gauges.
     pub(crate) fn snapshot(&self, connections: usize, subscriptions: usize) -> RegistryStats {
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);

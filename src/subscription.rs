@@ -21,7 +21,7 @@ use crate::connections_manager::ConnectionsManager;
 use crate::error::{LiveError, LiveResult};
 use crate::flow_control::{BufferedNotification, GateError, SubscriptionFlowControl};
 use crate::index::TableRoute;
-use crate::models::change::{ChangeNotification, ChangeType, Commit};
+use crate::models::change::{ChangeNotification, Commit};
 use crate::models::connection::{SharedConnectionState, SubscriptionNotice};
 use crate::models::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableKey};
 use crate::models::notification::{
@@ -33,8 +33,8 @@ use crate::models::subscription::{
     NewSubscription, RegisteredSubscription, SubscriptionCore, SubscriptionHandle,
     SubscriptionOptions, SubscriptionResult, SubscriptionState,
 };
-use crate::models::value::{Row, Value};
-use crate::notification::{send_change, PublishSummary};
+use crate::models::value::Row;
+use crate::notification::{match_change, send_change, validate_change, PublishSummary};
 use crate::query::{CompiledQuery, Params, QuerySpec};
 use crate::stats::StatsCounters;
 use crate::sync::{channel::TrySendError, lock, read, Arc, DataArc, Ordering};
@@ -401,6 +401,7 @@ impl ConnectionsManager {
                 })
                 .map_err(|error| gate_error(live_query_id, error))?;
             StatsCounters::add(&self.stats.delivered, summary.enqueued as u64);
+            self.stats.add_drops(&summary);
             Ok(InitialLoadReport {
                 boundary: completed.boundary,
                 flushed: completed.flushed,
@@ -440,14 +441,12 @@ impl ConnectionsManager {
                 if change.table_id != schema.table_id {
                     continue;
                 }
-                validate_row_lengths(schema, change)?;
+                validate_change(schema, change)?;
                 if schema.scope == TableScope::User && change.owner != owner_id {
                     continue;
                 }
-                let delivered = match filter {
-                    None => Some(change.change_type),
-                    Some(filter) => replay_match(filter, &core.params, change),
-                };
+                let mut evaluated = 0;
+                let delivered = match_change(filter, &core.params, change, &mut evaluated);
                 if let Some(change_type) = delivered {
                     matches.push(encode_match(position, change_type));
                 }
@@ -464,9 +463,7 @@ impl ConnectionsManager {
                 Ok(held) => Ok(held),
                 Err(GateError::Closed) if !core.flow.is_live() => {
                     // The buffer overflowed: the subscriber must resync.
-                    StatsCounters::add(&self.stats.resyncs, 1);
-                    connection.post_notice(core, SubscriptionNotice::ResyncRequired);
-                    lock(&self.reap).push(live_query_id);
+                    self.resync_and_reap(connection, core);
                     Err(gate_error(live_query_id, GateError::Closed))
                 }
                 Err(error) => Err(gate_error(live_query_id, error)),
@@ -490,6 +487,27 @@ impl ConnectionsManager {
             SubscriptionNotice::ResumeUnavailable,
         );
         Ok(())
+    }
+
+    /// Counts a resync and tells the subscriber it must resync.
+    pub(crate) fn notify_resync(
+        &self,
+        connection: &crate::models::connection::ConnectionState,
+        core: &Arc<SubscriptionCore>,
+    ) {
+        StatsCounters::add(&self.stats.resyncs, 1);
+        connection.post_notice(core, SubscriptionNotice::ResyncRequired);
+    }
+
+    /// [`notify_resync`](Self::notify_resync), and queues the subscription for unrouting by
+    /// the next writer call (the caller may be on the publish path, which unroutes nothing).
+    pub(crate) fn resync_and_reap(
+        &self,
+        connection: &crate::models::connection::ConnectionState,
+        core: &Arc<SubscriptionCore>,
+    ) {
+        self.notify_resync(connection, core);
+        lock(&self.reap).push(core.live_query_id());
     }
 
     /// Unroutes subscriptions that livecore ended on the publish path (gate overflow).
@@ -561,8 +579,7 @@ impl ConnectionsManager {
                 Ok(_) => {
                     core.end();
                     subscriptions.remove(&core.id);
-                    StatsCounters::add(&self.stats.resyncs, 1);
-                    connection.post_notice(core, SubscriptionNotice::ResyncRequired);
+                    self.notify_resync(connection, core);
                 }
                 Err(error) => {
                     core.end();
@@ -615,32 +632,4 @@ fn gate_error(live_query_id: LiveQueryId, error: GateError) -> LiveError {
             GateError::Closed => "the subscription has ended",
         },
     }
-}
-
-fn validate_row_lengths(schema: &TableSchema, change: &ChangeNotification) -> LiveResult<()> {
-    let expected = schema.columns.len();
-    let lengths =
-        std::iter::once(change.row.len()).chain(change.old_row.as_ref().map(|row| row.len()));
-    for got in lengths {
-        if got != expected {
-            return Err(LiveError::RowArity {
-                table: schema.table_id.to_string(),
-                expected,
-                got,
-            });
-        }
-    }
-    if change.change_type == ChangeType::Update && change.old_row.is_none() {
-        return Err(LiveError::MissingOldRow(change.table_id.clone()));
-    }
-    Ok(())
-}
-
-fn replay_match(
-    filter: &crate::query::filter::Predicate,
-    params: &[Value],
-    change: &ChangeNotification,
-) -> Option<ChangeType> {
-    let mut evaluated = 0;
-    crate::notification::match_change(Some(filter), params, change, &mut evaluated)
 }

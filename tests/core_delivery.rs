@@ -448,6 +448,7 @@ fn a_dropped_receiver_is_counted_not_silent() {
         )
         .unwrap();
     assert_eq!(summary.dropped, 1);
+    assert_eq!(summary.dropped_closed, 1);
     assert_eq!(manager.stats().dropped_closed, 1);
     assert_eq!(
         manager
