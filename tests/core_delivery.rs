@@ -16,13 +16,7 @@ use livecore::*;
 fn filtered_subscription_sees_rows_enter_stay_and_leave() {
     let (manager, _) = manager();
     let mut connection = connect(&manager, "alice");
-    manager
-        .subscribe(
-            connection.connection_id,
-            in_room(7),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    subscribe(&manager, connection.connection_id, in_room(7));
     let t = messages;
     manager
         .publish(
@@ -99,21 +93,9 @@ fn float_and_integer_constants_meet_in_the_index() {
     let (manager, _) = manager();
     let mut connection = connect(&manager, "alice");
     let spec = QuerySpec::table(messages()).filter(Expr::col("room").eq(Expr::lit(7.0)));
-    manager
-        .subscribe(
-            connection.connection_id,
-            spec,
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    subscribe(&manager, connection.connection_id, spec);
     let in_list = QuerySpec::table(messages()).filter(Expr::col("room").in_list([3, 7]));
-    manager
-        .subscribe(
-            connection.connection_id,
-            in_list,
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    subscribe(&manager, connection.connection_id, in_list);
     let summary = manager
         .publish(
             SeqId(1),
@@ -142,13 +124,7 @@ fn projection_limits_columns_and_is_reported() {
     let (manager, _) = manager();
     let mut connection = connect(&manager, "alice");
     let spec = QuerySpec::table(messages()).project(Projection::columns(["body", "id"]));
-    let result = manager
-        .subscribe(
-            connection.connection_id,
-            spec,
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    let result = subscribe(&manager, connection.connection_id, spec);
     assert_eq!(result.columns, vec!["body".to_string(), "id".to_string()]);
     manager
         .publish(
@@ -174,27 +150,13 @@ fn a_commit_reaches_each_subscriber_whole_and_in_order() {
     let mut all = connect(&manager, "alice");
     let mut room_one = connect(&manager, "bob");
     let mut alice_notes = connect(&manager, "alice");
-    manager
-        .subscribe(
-            all.connection_id,
-            QuerySpec::table(messages()),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
-    manager
-        .subscribe(
-            room_one.connection_id,
-            in_room(1),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
-    manager
-        .subscribe(
-            alice_notes.connection_id,
-            QuerySpec::table(notes()),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    subscribe(&manager, all.connection_id, QuerySpec::table(messages()));
+    subscribe(&manager, room_one.connection_id, in_room(1));
+    subscribe(
+        &manager,
+        alice_notes.connection_id,
+        QuerySpec::table(notes()),
+    );
     let commit = vec![
         ChangeNotification::insert(messages(), message(1, 1, "a")),
         ChangeNotification::insert(notes(), note(10, "n", 1)).owned_by("alice"),
@@ -254,13 +216,7 @@ fn tenant_isolation_over_100k_random_changes() {
         } else {
             QuerySpec::table(notes()).filter(Expr::col("amount").in_list([0, 1, 2]))
         };
-        manager
-            .subscribe(
-                registration.connection_id,
-                spec,
-                SubscriptionOptions::default(),
-            )
-            .unwrap();
+        subscribe(&manager, registration.connection_id, spec);
         receivers.push(registration);
     }
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
@@ -313,20 +269,8 @@ fn slow_consumer_gets_an_exact_gap_and_others_are_unaffected() {
     });
     let mut slow = connect(&manager, "slow");
     let mut other = connect(&manager, "other");
-    let slow_sub = manager
-        .subscribe(
-            slow.connection_id,
-            in_room(1),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
-    manager
-        .subscribe(
-            other.connection_id,
-            in_room(1),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    let slow_sub = subscribe(&manager, slow.connection_id, in_room(1));
+    subscribe(&manager, other.connection_id, in_room(1));
     for seq in 1..=10 {
         manager
             .publish(
@@ -406,13 +350,7 @@ fn disconnect_policy_raises_an_event_and_ends_the_stream() {
         ..ManagerConfig::default()
     });
     let mut slow = connect(&manager, "slow");
-    manager
-        .subscribe(
-            slow.connection_id,
-            in_room(1),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    subscribe(&manager, slow.connection_id, in_room(1));
     for seq in 1..=3 {
         manager
             .publish(
@@ -433,13 +371,7 @@ fn disconnect_policy_raises_an_event_and_ends_the_stream() {
 fn a_dropped_receiver_is_counted_not_silent() {
     let (manager, _) = manager();
     let connection = connect(&manager, "alice");
-    let sub = manager
-        .subscribe(
-            connection.connection_id,
-            in_room(1),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    let sub = subscribe(&manager, connection.connection_id, in_room(1));
     drop(connection.notifications);
     let summary = manager
         .publish(
@@ -464,13 +396,7 @@ fn a_dropped_receiver_is_counted_not_silent() {
 fn statistics_count_what_happened() {
     let (manager, clock) = manager();
     let mut connection = connect(&manager, "alice");
-    let sub = manager
-        .subscribe(
-            connection.connection_id,
-            in_room(1),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    let sub = subscribe(&manager, connection.connection_id, in_room(1));
     clock.set(2_000_000);
     manager
         .publish_commit(
@@ -518,13 +444,11 @@ fn statistics_count_what_happened() {
 fn json_of_a_change_set() {
     let (manager, _) = manager();
     let mut connection = connect(&manager, "alice");
-    let sub = manager
-        .subscribe(
-            connection.connection_id,
-            QuerySpec::table(messages()),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    let sub = subscribe(
+        &manager,
+        connection.connection_id,
+        QuerySpec::table(messages()),
+    );
     manager
         .publish(
             SeqId(3),
@@ -549,13 +473,7 @@ fn nothing_arrives_after_unsubscribe_returns_even_while_publishing() {
     });
     for round in 0..20 {
         let mut connection = connect(&manager, "alice");
-        let sub = manager
-            .subscribe(
-                connection.connection_id,
-                in_room(1),
-                SubscriptionOptions::default(),
-            )
-            .unwrap();
+        let sub = subscribe(&manager, connection.connection_id, in_room(1));
         let stop = Arc::new(AtomicBool::new(false));
         let seq = Arc::new(AtomicU64::new(round * 1_000_000));
         let publisher = {
@@ -602,20 +520,12 @@ fn nothing_arrives_after_unregister_returns_even_while_publishing() {
     });
     for round in 0..20 {
         let mut connection = connect(&manager, "alice");
-        manager
-            .subscribe(
-                connection.connection_id,
-                in_room(1),
-                SubscriptionOptions::default(),
-            )
-            .unwrap();
-        manager
-            .subscribe(
-                connection.connection_id,
-                QuerySpec::table(messages()),
-                SubscriptionOptions::default(),
-            )
-            .unwrap();
+        subscribe(&manager, connection.connection_id, in_room(1));
+        subscribe(
+            &manager,
+            connection.connection_id,
+            QuerySpec::table(messages()),
+        );
         let stop = Arc::new(AtomicBool::new(false));
         let publisher = {
             let (manager, stop) = (manager.clone(), stop.clone());
@@ -662,20 +572,8 @@ fn ready_queue_names_connections_with_something_to_read() {
     let ready = manager.ready_connections().expect("enabled");
     let mut first = connect(&manager, "a");
     let second = connect(&manager, "b");
-    manager
-        .subscribe(
-            first.connection_id,
-            in_room(1),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
-    manager
-        .subscribe(
-            second.connection_id,
-            in_room(2),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    subscribe(&manager, first.connection_id, in_room(1));
+    subscribe(&manager, second.connection_id, in_room(2));
     first.notifications.arm_ready();
     second.notifications.arm_ready();
     assert_eq!(ready.try_recv(), Err(ReceiveError::Empty));
@@ -723,13 +621,7 @@ fn a_connection_never_armed_is_still_queued_when_ready() {
     });
     let ready = manager.ready_connections().expect("enabled");
     let connection = connect(&manager, "a");
-    manager
-        .subscribe(
-            connection.connection_id,
-            in_room(1),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    subscribe(&manager, connection.connection_id, in_room(1));
     manager
         .publish(
             SeqId(1),
@@ -743,13 +635,7 @@ fn a_connection_never_armed_is_still_queued_when_ready() {
 fn async_receivers_work_without_a_runtime() {
     let (manager, _) = manager();
     let mut connection = connect(&manager, "alice");
-    manager
-        .subscribe(
-            connection.connection_id,
-            in_room(1),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    subscribe(&manager, connection.connection_id, in_room(1));
     let (received_tx, received_rx) = std::sync::mpsc::channel::<()>();
     let publisher = {
         let manager = manager.clone();
@@ -777,24 +663,4 @@ fn async_receivers_work_without_a_runtime() {
         Some(ReceiveError::Closed)
     );
     publisher.join().unwrap();
-}
-
-/// A minimal executor: polls the future, parking the thread until woken.
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut context = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        match future.as_mut().poll(&mut context) {
-            Poll::Ready(output) => return output,
-            Poll::Pending => std::thread::park(),
-        }
-    }
 }

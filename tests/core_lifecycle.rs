@@ -154,13 +154,11 @@ fn unknown_ids_and_bad_input_are_typed_errors() {
 fn publish_refuses_invalid_commits_whole() {
     let (manager, _) = manager();
     let mut connection = connect(&manager, "alice");
-    manager
-        .subscribe(
-            connection.connection_id,
-            QuerySpec::table(messages()),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    subscribe(
+        &manager,
+        connection.connection_id,
+        QuerySpec::table(messages()),
+    );
     let good = ChangeNotification::insert(messages(), message(1, 1, "ok"));
     let short = ChangeNotification::insert(messages(), Row::new(vec![Value::Int(2)]));
     assert!(matches!(
@@ -295,13 +293,7 @@ fn shutdown_notifies_everyone_refuses_newcomers_and_forces_the_rest() {
     let (manager, _) = manager();
     let mut polite = connect(&manager, "alice");
     let mut stubborn = connect(&manager, "bob");
-    manager
-        .subscribe(
-            stubborn.connection_id,
-            in_room(1),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    subscribe(&manager, stubborn.connection_id, in_room(1));
 
     let host = {
         let manager = manager.clone();

@@ -11,13 +11,7 @@ fn alter_table_recompiles_filters_and_projections() {
     let (manager, _) = manager();
     let mut connection = connect(&manager, "alice");
     let spec = in_room(1).project(Projection::columns(["body"]));
-    let sub = manager
-        .subscribe(
-            connection.connection_id,
-            spec,
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    let sub = subscribe(&manager, connection.connection_id, spec);
     manager
         .publish(
             SeqId(1),
@@ -85,20 +79,12 @@ fn alter_table_recompiles_filters_and_projections() {
 fn alter_table_dropping_a_used_column_closes_with_a_typed_notice() {
     let (manager, _) = manager();
     let mut connection = connect(&manager, "alice");
-    let by_room = manager
-        .subscribe(
-            connection.connection_id,
-            in_room(1),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
-    let everything = manager
-        .subscribe(
-            connection.connection_id,
-            QuerySpec::table(messages()).project(Projection::columns(["id"])),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    let by_room = subscribe(&manager, connection.connection_id, in_room(1));
+    let everything = subscribe(
+        &manager,
+        connection.connection_id,
+        QuerySpec::table(messages()).project(Projection::columns(["id"])),
+    );
     manager
         .register_table(TableSchema::new(
             messages(),
@@ -167,13 +153,7 @@ fn alter_table_during_an_initial_load_requires_a_resync() {
 fn re_registering_the_same_schema_changes_nothing() {
     let (manager, _) = manager();
     let mut connection = connect(&manager, "alice");
-    manager
-        .subscribe(
-            connection.connection_id,
-            in_room(1),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    subscribe(&manager, connection.connection_id, in_room(1));
     let key = manager
         .register_table(TableSchema::new(
             messages(),
@@ -213,13 +193,7 @@ fn re_registering_the_same_schema_changes_nothing() {
 fn unsubscribe_after_a_schema_change_skips_what_the_previous_version_queued() {
     let (manager, _) = manager();
     let mut connection = connect(&manager, "alice");
-    let sub = manager
-        .subscribe(
-            connection.connection_id,
-            in_room(1),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    let sub = subscribe(&manager, connection.connection_id, in_room(1));
     manager
         .publish(
             SeqId(1),
@@ -237,13 +211,7 @@ fn unsubscribe_after_a_schema_change_skips_what_the_previous_version_queued() {
 fn revoking_after_alter_table_ends_what_the_previous_version_queued() {
     let (manager, _) = manager();
     let mut connection = connect(&manager, "alice");
-    manager
-        .subscribe(
-            connection.connection_id,
-            in_room(1),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    subscribe(&manager, connection.connection_id, in_room(1));
     manager
         .publish(
             SeqId(1),

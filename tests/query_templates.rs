@@ -117,15 +117,7 @@ fn alter_table_recompiles_a_template_once_for_all_its_subscriptions() {
     let (manager, _) = manager();
     let mut connection = connect(&manager, "alice");
     let subs: Vec<_> = (0..50)
-        .map(|room| {
-            manager
-                .subscribe(
-                    connection.connection_id,
-                    in_room(room),
-                    SubscriptionOptions::default(),
-                )
-                .unwrap()
-        })
+        .map(|room| subscribe(&manager, connection.connection_id, in_room(room)))
         .collect();
     let before = manager.query_cache_stats().compile_misses;
     manager

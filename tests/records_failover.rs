@@ -19,13 +19,7 @@ fn records_describe_each_live_query_once() {
     let alice = connect(&manager, "alice");
     let bob = connect(&manager, "bob");
     let pinned_twice = QuerySpec::table(messages()).filter(Expr::col("room").in_list([1, 2, 3]));
-    let a = manager
-        .subscribe(
-            alice.connection_id,
-            pinned_twice,
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    let a = subscribe(&manager, alice.connection_id, pinned_twice);
     clock.advance(5);
     let b = manager
         .subscribe(
@@ -98,16 +92,7 @@ fn records_match_the_managers_state_under_concurrent_churn() {
         } else {
             in_room(room)
         };
-        stable.insert(
-            manager
-                .subscribe(
-                    stable_connection.connection_id,
-                    spec,
-                    SubscriptionOptions::default(),
-                )
-                .unwrap()
-                .live_query_id,
-        );
+        stable.insert(subscribe(&manager, stable_connection.connection_id, spec).live_query_id);
     }
     let stop = Arc::new(AtomicBool::new(false));
     let rounds = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -225,28 +210,10 @@ fn revoking_a_user_racing_publish_delivers_nothing_after_it_returns() {
     let mut alice = connect(&manager, "alice");
     let mut bob = connect(&manager, "bob");
     let alice_subs = [
-        manager
-            .subscribe(
-                alice.connection_id,
-                in_room(1),
-                SubscriptionOptions::default(),
-            )
-            .unwrap(),
-        manager
-            .subscribe(
-                alice.connection_id,
-                QuerySpec::table(notes()),
-                SubscriptionOptions::default(),
-            )
-            .unwrap(),
+        subscribe(&manager, alice.connection_id, in_room(1)),
+        subscribe(&manager, alice.connection_id, QuerySpec::table(notes())),
     ];
-    manager
-        .subscribe(
-            bob.connection_id,
-            in_room(1),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    subscribe(&manager, bob.connection_id, in_room(1));
     let stop = Arc::new(AtomicBool::new(false));
     let publisher = spawn_publisher(manager.clone(), stop.clone(), "alice");
     wait_for_traffic(&alice.notifications);
@@ -288,20 +255,8 @@ fn revoking_or_dropping_a_table_racing_publish_delivers_nothing_after_it_returns
             ..ManagerConfig::default()
         });
         let mut alice = connect(&manager, "alice");
-        manager
-            .subscribe(
-                alice.connection_id,
-                in_room(1),
-                SubscriptionOptions::default(),
-            )
-            .unwrap();
-        let notes_sub = manager
-            .subscribe(
-                alice.connection_id,
-                QuerySpec::table(notes()),
-                SubscriptionOptions::default(),
-            )
-            .unwrap();
+        subscribe(&manager, alice.connection_id, in_room(1));
+        let notes_sub = subscribe(&manager, alice.connection_id, QuerySpec::table(notes()));
         let stop = Arc::new(AtomicBool::new(false));
         let publisher = spawn_publisher(manager.clone(), stop.clone(), "alice");
         wait_for_traffic(&alice.notifications);
@@ -410,20 +365,8 @@ fn failover_sorts_offline_stale_and_local_with_an_injected_clock() {
     });
     let fresh = connect(&manager, "fresh");
     let quiet = connect(&manager, "quiet");
-    let fresh_sub = manager
-        .subscribe(
-            fresh.connection_id,
-            in_room(1),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
-    let quiet_sub = manager
-        .subscribe(
-            quiet.connection_id,
-            in_room(2),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    let fresh_sub = subscribe(&manager, fresh.connection_id, in_room(1));
+    let quiet_sub = subscribe(&manager, quiet.connection_id, in_room(2));
     clock.advance(60_000);
     manager.heartbeat(fresh.connection_id).unwrap();
     let now = manager.now_ms();
@@ -552,13 +495,7 @@ fn alter_table_keeps_multi_key_subscriptions_single() {
     let (manager, _) = manager();
     let mut connection = connect(&manager, "alice");
     let spec = QuerySpec::table(messages()).filter(Expr::col("room").in_list([1, 2]));
-    manager
-        .subscribe(
-            connection.connection_id,
-            spec,
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    subscribe(&manager, connection.connection_id, spec);
     manager
         .register_table(TableSchema::new(
             messages(),

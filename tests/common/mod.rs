@@ -56,6 +56,17 @@ pub fn note(id: i64, title: &str, amount: i64) -> Row {
     Row::new(vec![Value::Int(id), Value::text(title), Value::Int(amount)])
 }
 
+/// Subscribes `connection` to `spec` with default options.
+pub fn subscribe(
+    manager: &ConnectionsManager,
+    connection: ConnectionId,
+    spec: QuerySpec,
+) -> SubscriptionResult {
+    manager
+        .subscribe(connection, spec, SubscriptionOptions::default())
+        .unwrap()
+}
+
 pub fn in_room(room: i64) -> QuerySpec {
     QuerySpec::table(messages()).filter(Expr::col("room").eq(Expr::lit(room)))
 }
@@ -89,4 +100,24 @@ pub fn changes_of(notifications: &[Notification]) -> Vec<(ChangeType, i64)> {
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// A minimal executor: polls the future, parking the thread until woken.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut context) {
+            Poll::Ready(output) => return output,
+            Poll::Pending => std::thread::park(),
+        }
+    }
 }
