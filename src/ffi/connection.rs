@@ -1,6 +1,6 @@
 //! Connections: lifecycle and receiving.
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CStr};
 use std::time::Duration;
 
 use crate::ffi::manager::manager_entry;
@@ -10,7 +10,9 @@ use crate::ffi::status::{boundary, lc_status, panic_point, FfiError, PanicPoint}
 use crate::ffi::types::*;
 use crate::models::connection::ConnectionEvent;
 use crate::models::ids::{ConnectionId, UserId};
-use crate::sync::{LazyLock, OnceLock};
+use crate::models::notification::Notification;
+use crate::receiver::{EventReceiver, NotificationReceiver, ReceiveError};
+use crate::sync::OnceLock;
 use crate::LiveError;
 
 /// Registers a connection. `*out_connection_id` receives its id (never reused by this
@@ -171,6 +173,50 @@ pub unsafe extern "C" fn lc_connection_get_info(
     })
 }
 
+/// A connection's receiver (of notifications or of events), for [`receive`].
+trait Receive {
+    type Item;
+    fn try_recv(&mut self) -> Result<Self::Item, ReceiveError>;
+    fn recv(&mut self) -> Result<Self::Item, ReceiveError>;
+    fn recv_timeout(&mut self, timeout: Duration) -> Result<Self::Item, ReceiveError>;
+}
+
+impl Receive for NotificationReceiver {
+    type Item = Notification;
+    fn try_recv(&mut self) -> Result<Notification, ReceiveError> {
+        NotificationReceiver::try_recv(self)
+    }
+    fn recv(&mut self) -> Result<Notification, ReceiveError> {
+        NotificationReceiver::recv(self)
+    }
+    fn recv_timeout(&mut self, timeout: Duration) -> Result<Notification, ReceiveError> {
+        NotificationReceiver::recv_timeout(self, timeout)
+    }
+}
+
+impl Receive for EventReceiver {
+    type Item = ConnectionEvent;
+    fn try_recv(&mut self) -> Result<ConnectionEvent, ReceiveError> {
+        EventReceiver::try_recv(self)
+    }
+    fn recv(&mut self) -> Result<ConnectionEvent, ReceiveError> {
+        EventReceiver::recv(self)
+    }
+    fn recv_timeout(&mut self, timeout: Duration) -> Result<ConnectionEvent, ReceiveError> {
+        EventReceiver::recv_timeout(self, timeout)
+    }
+}
+
+/// Receives with a C timeout: 0 does not wait, `LC_WAIT_FOREVER` has no limit, anything
+/// else is milliseconds.
+fn receive<R: Receive>(receiver: &mut R, timeout_ms: u32) -> Result<R::Item, ReceiveError> {
+    match timeout_ms {
+        0 => receiver.try_recv(),
+        LC_WAIT_FOREVER => receiver.recv(),
+        ms => receiver.recv_timeout(Duration::from_millis(u64::from(ms))),
+    }
+}
+
 /// Receives the connection's next notification, waiting up to `timeout_ms` (0: do not
 /// wait; `LC_WAIT_FOREVER`: no limit).
 ///
@@ -201,11 +247,7 @@ pub unsafe extern "C" fn lc_connection_recv(
         panic_point(PanicPoint::ReceiverTaken);
         // Unregistering the connection (also by freeing the manager) closes it, which wakes
         // a blocked receive: a plain blocking wait ends with LC_CLOSED then.
-        let received = match timeout_ms {
-            0 => receiver.try_recv(),
-            LC_WAIT_FOREVER => receiver.recv(),
-            ms => receiver.recv_timeout(Duration::from_millis(u64::from(ms))),
-        };
+        let received = receive(&mut *receiver, timeout_ms);
         drop(receiver);
         match received {
             Ok(notification) => {
@@ -247,12 +289,7 @@ pub unsafe extern "C" fn lc_connection_recv_event(
         let mut receiver = take_receiver(&connection.events, connection_id)?;
         panic_point(PanicPoint::ReceiverTaken);
         // Closing the connection also wakes its event channel (see lc_connection_recv).
-        let received = match timeout_ms {
-            0 => receiver.try_recv(),
-            LC_WAIT_FOREVER => receiver.recv(),
-            ms => receiver.recv_timeout(Duration::from_millis(u64::from(ms))),
-        };
-        match received {
+        match receive(&mut *receiver, timeout_ms) {
             Ok(event) => {
                 out.write(u32::from(event as u8));
                 Ok(lc_status::LC_OK)
@@ -279,16 +316,18 @@ fn event_name(event: ConnectionEvent) -> &'static CStr {
     }
 }
 
-/// Every event's JSON, NUL-terminated, built once and kept for the life of the program.
-static EVENT_JSON: LazyLock<Vec<(ConnectionEvent, CString)>> = LazyLock::new(|| {
-    ConnectionEvent::ALL
-        .into_iter()
-        .map(|event| {
-            let json = CString::new(event.to_json()).expect("event JSON has no NUL byte");
-            (event, json)
-        })
-        .collect()
-});
+/// An event's JSON (see `ConnectionEvent::to_json`), NUL-terminated and static.
+fn event_json(event: ConnectionEvent) -> &'static CStr {
+    match event {
+        ConnectionEvent::SendPing => c"{\"type\":\"event\",\"event\":\"send_ping\"}",
+        ConnectionEvent::AuthTimeout => c"{\"type\":\"event\",\"event\":\"auth_timeout\"}",
+        ConnectionEvent::HeartbeatTimeout => {
+            c"{\"type\":\"event\",\"event\":\"heartbeat_timeout\"}"
+        }
+        ConnectionEvent::Shutdown => c"{\"type\":\"event\",\"event\":\"shutdown\"}",
+        ConnectionEvent::SlowConsumer => c"{\"type\":\"event\",\"event\":\"slow_consumer\"}",
+    }
+}
 
 /// Gives the name of an event code (an `lc_event`, as `lc_connection_recv_event` hands it
 /// out) as the header spells it ("LC_EVENT_SEND_PING").
@@ -335,14 +374,10 @@ pub unsafe extern "C" fn lc_event_json(
         let json_out = unsafe { Out::new(out_json, "out_json") }?;
         // SAFETY: the caller promised `out_len` is NULL or writable.
         let len_out = unsafe { Out::new(out_len, "out_len") }?;
-        let event = event_from_code(event)?;
-        let (_, json) = EVENT_JSON
-            .iter()
-            .find(|(known, _)| *known == event)
-            .expect("EVENT_JSON holds every event");
-        // The bytes live in a static that is never dropped.
+        let json = event_json(event_from_code(event)?);
+        // The bytes are a static literal.
         json_out.write(json.as_ptr());
-        len_out.write(json.as_bytes().len());
+        len_out.write(json.to_bytes().len());
         Ok(lc_status::LC_OK)
     })
 }
@@ -368,4 +403,16 @@ pub extern "C" fn lc_connection_arm_ready(manager: lc_manager, connection_id: u6
         take_receiver(&connection.notifications, connection_id)?.arm_ready();
         Ok(lc_status::LC_OK)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_json_literal_matches_the_json_writer() {
+        for event in ConnectionEvent::ALL {
+            assert_eq!(event_json(event).to_str().unwrap(), event.to_json());
+        }
+    }
 }

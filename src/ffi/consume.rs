@@ -6,53 +6,22 @@ use std::time::Duration;
 
 use crate::ffi::manager::manager_entry;
 use crate::ffi::ptr::{c_str, Out, SizedOut};
-use crate::ffi::state::{TopicBatchEntry, TOPIC_BATCHES};
+use crate::ffi::state::{cached_json, TopicBatchEntry, TOPIC_BATCHES};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::value_to_c;
 use crate::json;
-use crate::models::change::ChangeType;
 use crate::models::ids::ConnectionId;
 use crate::models::value::Row;
-use crate::sync::{DataArc, OnceLock};
+use crate::sync::DataArc;
 use crate::topics::log::{TopicMessage, TopicPayload};
-
-fn out_of_range(what: &str, index: usize, count: usize) -> FfiError {
-    FfiError::new(
-        lc_status::LC_ERR_INDEX_OUT_OF_RANGE,
-        format!("{what} {index} of {count}"),
-    )
-}
-
-fn change_type_tag(change_type: ChangeType) -> u32 {
-    match change_type {
-        ChangeType::Insert => lc_change_type::LC_CHANGE_INSERT as u32,
-        ChangeType::Update => lc_change_type::LC_CHANGE_UPDATE as u32,
-        ChangeType::Delete => lc_change_type::LC_CHANGE_DELETE as u32,
-    }
-}
 
 fn message_at(entry: &TopicBatchEntry, index: usize) -> Result<&TopicMessage, FfiError> {
     let messages = &entry.batch.messages;
     messages
         .get(index)
         .map(|message| &**message)
-        .ok_or_else(|| out_of_range("message", index, messages.len()))
-}
-
-/// The bytes of a JSON text cached in `cell` (built by `build` on first use), with their
-/// length without the trailing NUL.
-fn cached_json(
-    cell: &OnceLock<Box<[u8]>>,
-    build: impl FnOnce(&mut Vec<u8>),
-) -> (*const c_char, usize) {
-    let bytes = cell.get_or_init(|| {
-        let mut bytes = Vec::with_capacity(128);
-        build(&mut bytes);
-        bytes.push(0);
-        bytes.into_boxed_slice()
-    });
-    (bytes.as_ptr().cast::<c_char>(), bytes.len() - 1)
+        .ok_or_else(|| FfiError::index("message", index, messages.len()))
 }
 
 fn write_row(out: &mut Vec<u8>, columns: &[DataArc<str>], row: &Row) {
@@ -198,8 +167,8 @@ pub unsafe extern "C" fn lc_topic_batch_message(
         };
         match &message.payload {
             TopicPayload::Change(change) => {
-                c_message.change_type = change_type_tag(change.change_type);
-                c_message.source_change_type = change_type_tag(change.source_type);
+                c_message.change_type = lc_change_type::tag(change.change_type);
+                c_message.source_change_type = lc_change_type::tag(change.source_type);
             }
             TopicPayload::Bytes(bytes) => {
                 c_message.kind = lc_topic_message_kind::LC_TOPIC_MESSAGE_BYTES as u32;
@@ -329,7 +298,7 @@ pub unsafe extern "C" fn lc_topic_batch_position(
         let positions = &entry.batch.positions;
         let position = positions
             .get(index)
-            .ok_or_else(|| out_of_range("position", index, positions.len()))?;
+            .ok_or_else(|| FfiError::index("position", index, positions.len()))?;
         let mut flags = 0;
         if position.committed.is_some() {
             flags |= LC_TOPIC_HAS_COMMITTED;
@@ -371,7 +340,7 @@ pub unsafe extern "C" fn lc_topic_batch_retention_skip(
         let skips = &entry.batch.retention_skips;
         let skip = skips
             .get(index)
-            .ok_or_else(|| out_of_range("retention skip", index, skips.len()))?;
+            .ok_or_else(|| FfiError::index("retention skip", index, skips.len()))?;
         out.write(lc_topic_retention_skip {
             partition: skip.partition,
             reserved: 0,

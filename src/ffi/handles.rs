@@ -15,7 +15,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::ffi::status::{lc_status, FfiError};
+use crate::ffi::ptr::Out;
+use crate::ffi::status::{lc_status, FfiError, FfiResult};
 use crate::sync::{read, write, Arc, AtomicU64, Ordering, RwLock};
 
 /// The kinds of handle. The number is stored in a handle's top 8 bits.
@@ -143,6 +144,22 @@ impl<T> HandleTable<T> {
                 self.kind.name()
             ),
         )
+    }
+
+    /// The body of an extern `_free` function: frees the object behind a handle.
+    pub(crate) fn free(&self, bits: u64) -> FfiResult {
+        self.remove(bits)?;
+        Ok(lc_status::LC_OK)
+    }
+
+    /// The body of an extern list `_count` function: writes the number of items in the
+    /// list behind a handle.
+    pub(crate) fn write_count<U>(&self, bits: u64, out: Out<usize>) -> FfiResult
+    where
+        T: std::ops::Deref<Target = [U]>,
+    {
+        out.write(self.get(bits)?.len());
+        Ok(lc_status::LC_OK)
     }
 
     /// Number of live objects (for tests that look for leaks).

@@ -3,35 +3,19 @@
 use std::ffi::c_char;
 
 use crate::ffi::ptr::{Out, SizedOut};
-use crate::ffi::state::{NotificationEntry, NOTIFICATIONS};
+use crate::ffi::state::{cached_json, NotificationEntry, NOTIFICATIONS};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::value_to_c;
-use crate::models::change::ChangeType;
 use crate::models::notification::{CloseReason, Notification};
 use crate::models::value::Value;
 use crate::sync::DataArc;
-
-fn out_of_range(what: &str, index: usize, count: usize) -> FfiError {
-    FfiError::new(
-        lc_status::LC_ERR_INDEX_OUT_OF_RANGE,
-        format!("{what} {index} of {count}"),
-    )
-}
 
 fn column_names(notification: &Notification) -> &[DataArc<str>] {
     match notification {
         Notification::Changes(changes) => changes.column_names(),
         Notification::Snapshot(batch) => batch.column_names(),
         _ => &[],
-    }
-}
-
-fn change_type_tag(change_type: ChangeType) -> u32 {
-    match change_type {
-        ChangeType::Insert => lc_change_type::LC_CHANGE_INSERT as u32,
-        ChangeType::Update => lc_change_type::LC_CHANGE_UPDATE as u32,
-        ChangeType::Delete => lc_change_type::LC_CHANGE_DELETE as u32,
     }
 }
 
@@ -149,16 +133,11 @@ pub unsafe extern "C" fn lc_notification_json(
         // SAFETY: the caller promised `out_len` is NULL or writable.
         let len_out = unsafe { Out::new(out_len, "out_len") }?;
         let entry = NOTIFICATIONS.get(notification.id)?;
-        let json = entry.json.get_or_init(|| {
-            let mut bytes = Vec::with_capacity(128);
-            entry.notification.write_json(&mut bytes);
-            bytes.push(0);
-            bytes.into_boxed_slice()
-        });
+        let (json, len) = cached_json(&entry.json, |out| entry.notification.write_json(out));
         // The bytes live in the entry, which the table keeps until the notification is
         // freed.
-        json_out.write(json.as_ptr().cast::<c_char>());
-        len_out.write(json.len() - 1);
+        json_out.write(json);
+        len_out.write(len);
         Ok(lc_status::LC_OK)
     })
 }
@@ -187,7 +166,7 @@ pub unsafe extern "C" fn lc_notification_column(
         let names = column_names(&entry.notification);
         let name = names
             .get(index)
-            .ok_or_else(|| out_of_range("column", index, names.len()))?;
+            .ok_or_else(|| FfiError::index("column", index, names.len()))?;
         name_out.write(name.as_ptr().cast::<c_char>());
         len_out.write(name.len());
         Ok(lc_status::LC_OK)
@@ -212,13 +191,13 @@ pub unsafe extern "C" fn lc_notification_change(
         let out = unsafe { Out::new(out_change, "out_change") }?;
         let entry = NOTIFICATIONS.get(notification.id)?;
         let Notification::Changes(changes) = &entry.notification else {
-            return Err(out_of_range("change", index, 0));
+            return Err(FfiError::index("change", index, 0));
         };
         let change = changes
             .change(index)
-            .ok_or_else(|| out_of_range("change", index, changes.len()))?;
+            .ok_or_else(|| FfiError::index("change", index, changes.len()))?;
         out.write(lc_change_info {
-            change_type: change_type_tag(change.change_type),
+            change_type: lc_change_type::tag(change.change_type),
             has_old_row: u32::from(change.old_row.is_some()),
             position: change.position() as u64,
         });
@@ -239,13 +218,13 @@ fn value_at(
     };
     let columns = column_names(&entry.notification).len();
     if column >= columns {
-        return Err(out_of_range("column", column, columns));
+        return Err(FfiError::index("column", column, columns));
     }
     match &entry.notification {
         Notification::Changes(changes) => {
             let change = changes
                 .change(row)
-                .ok_or_else(|| out_of_range("change", row, changes.len()))?;
+                .ok_or_else(|| FfiError::index("change", row, changes.len()))?;
             let projected = if old {
                 change.old_row.ok_or_else(|| {
                     FfiError::invalid(format!(
@@ -265,10 +244,10 @@ fn value_at(
             let rows = batch.rows();
             let values = rows
                 .get(row)
-                .ok_or_else(|| out_of_range("row", row, rows.len()))?;
+                .ok_or_else(|| FfiError::index("row", row, rows.len()))?;
             Ok(values.value(column))
         }
-        _ => Err(out_of_range("row", row, 0)),
+        _ => Err(FfiError::index("row", row, 0)),
     }
 }
 

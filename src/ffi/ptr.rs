@@ -170,6 +170,31 @@ pub(crate) unsafe fn c_str<'a>(
     })
 }
 
+/// Borrows `len` bytes of UTF-8 text at `ptr` (not NUL-terminated). A length of 0 needs no
+/// pointer.
+///
+/// # Safety
+/// As for [`slice`]: when `len` is not 0, `ptr` is NULL or points at `len` bytes that
+/// nothing writes during `'a`.
+pub(crate) unsafe fn text<'a>(
+    ptr: *const u8,
+    len: usize,
+    // Formatted only on failure.
+    name: &(impl std::fmt::Display + ?Sized),
+) -> Result<&'a str, FfiError> {
+    // SAFETY: the caller's promise is passed on unchanged.
+    let bytes = unsafe { slice(ptr, len, name) }?;
+    std::str::from_utf8(bytes).map_err(|error| {
+        FfiError::new(
+            lc_status::LC_ERR_INVALID_UTF8,
+            format!(
+                "`{name}` is not valid UTF-8 (at byte {})",
+                error.valid_up_to()
+            ),
+        )
+    })
+}
+
 /// Borrows an optional NUL-terminated UTF-8 string: NULL is `None`.
 ///
 /// # Safety

@@ -5,30 +5,13 @@ use std::time::Duration;
 
 use crate::failover::FailoverHandler;
 use crate::ffi::manager::manager_entry;
-use crate::ffi::ptr::{read_sized_array, slice, Out, SizedOut};
+use crate::ffi::ptr::{read_sized_array, slice, text, Out, SizedOut};
 use crate::ffi::state::{FAILOVER_REPORTS, RECORDS};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
-use crate::models::ids::{
-    ConnectionId, LiveQueryId, NodeId, SeqId, SubscriptionId, TableId, UserId,
-};
-use crate::models::subscription::{SubscriptionOptions, SubscriptionPhase};
+use crate::ffi::values::subscribe_options_from_c;
+use crate::models::ids::{ConnectionId, LiveQueryId, NodeId, SubscriptionId, TableId, UserId};
 use crate::records::{LiveQueryRecord, QueryText};
-
-fn out_of_range(what: &str, index: usize, count: usize) -> FfiError {
-    FfiError::new(
-        lc_status::LC_ERR_INDEX_OUT_OF_RANGE,
-        format!("{what} {index} of {count}"),
-    )
-}
-
-fn phase_tag(phase: SubscriptionPhase) -> u32 {
-    match phase {
-        SubscriptionPhase::Loading => lc_subscription_phase::LC_PHASE_LOADING as u32,
-        SubscriptionPhase::Live => lc_subscription_phase::LC_PHASE_LIVE as u32,
-        SubscriptionPhase::Closed => lc_subscription_phase::LC_PHASE_CLOSED as u32,
-    }
-}
 
 fn live_query_to_c(id: LiveQueryId) -> lc_live_query_id {
     lc_live_query_id {
@@ -58,7 +41,7 @@ fn record_to_c(record: &LiveQueryRecord) -> lc_live_query_record {
     }
     lc_live_query_record {
         struct_size: 0,
-        status: phase_tag(record.status),
+        status: lc_subscription_phase::tag(record.status),
         live_query: live_query_to_c(record.live_query_id),
         node_id: record.node_id.0,
         table_namespace,
@@ -80,44 +63,23 @@ fn record_to_c(record: &LiveQueryRecord) -> lc_live_query_record {
     }
 }
 
-/// A C string given as pointer and length, checked for UTF-8.
-///
-/// # Safety
-/// `ptr` is NULL or points at `len` readable bytes.
-unsafe fn text_from_c<'a>(ptr: *const c_char, len: usize, name: &str) -> Result<&'a str, FfiError> {
-    // SAFETY: the caller promised `len` readable bytes at `ptr`.
-    let bytes = unsafe { slice(ptr.cast::<u8>(), len, name) }?;
-    std::str::from_utf8(bytes).map_err(|error| {
-        FfiError::new(
-            lc_status::LC_ERR_INVALID_UTF8,
-            format!(
-                "`{name}` is not valid UTF-8 (at byte {})",
-                error.valid_up_to()
-            ),
-        )
-    })
-}
-
 /// A record given by C as livecore's.
 ///
 /// # Safety
 /// The record's string pointers are NULL or point at their lengths of readable bytes.
 unsafe fn record_from_c(
     record: &lc_live_query_record,
-    name: &str,
+    // Formatted only on failure.
+    name: &dyn std::fmt::Display,
 ) -> Result<LiveQueryRecord, FfiError> {
-    let status = match record.status {
-        0 => SubscriptionPhase::Loading,
-        1 => SubscriptionPhase::Live,
-        2 => SubscriptionPhase::Closed,
-        other => return Err(FfiError::tag("lc_subscription_phase", other)),
-    };
-    let known = LC_SUBSCRIBE_INITIAL_LOAD | LC_SUBSCRIBE_RESUME;
-    if record.options_flags & !known != 0 {
-        return Err(FfiError::invalid(format!(
-            "{name}.options_flags has unknown bits"
-        )));
-    }
+    let status = lc_subscription_phase::from_tag(record.status)?;
+    let options = subscribe_options_from_c(
+        record.options_flags,
+        record.batch_size,
+        record.resume_from,
+        &format_args!("{name}.options_flags"),
+        &format_args!("{name}.batch_size"),
+    )?;
     if record.reserved != 0 {
         return Err(FfiError::invalid(format!(
             "{name}.reserved must be 0, not {}",
@@ -127,17 +89,21 @@ unsafe fn record_from_c(
     // SAFETY: the caller promised each string pointer is NULL or readable for its length.
     let (namespace, table, query) = unsafe {
         (
-            text_from_c(
-                record.table_namespace,
+            text(
+                record.table_namespace.cast::<u8>(),
                 record.table_namespace_len,
-                &format!("{name}.table_namespace"),
+                &format_args!("{name}.table_namespace"),
             )?,
-            text_from_c(
-                record.table_name,
+            text(
+                record.table_name.cast::<u8>(),
                 record.table_name_len,
-                &format!("{name}.table_name"),
+                &format_args!("{name}.table_name"),
             )?,
-            text_from_c(record.query, record.query_len, &format!("{name}.query"))?,
+            text(
+                record.query.cast::<u8>(),
+                record.query_len,
+                &format_args!("{name}.query"),
+            )?,
         )
     };
     let user = if record.user_id.is_null() {
@@ -145,10 +111,10 @@ unsafe fn record_from_c(
     } else {
         // SAFETY: as above.
         Some(UserId::from(unsafe {
-            text_from_c(
-                record.user_id,
+            text(
+                record.user_id.cast::<u8>(),
                 record.user_id_len,
-                &format!("{name}.user_id"),
+                &format_args!("{name}.user_id"),
             )
         }?))
     };
@@ -161,14 +127,7 @@ unsafe fn record_from_c(
         table_id: TableId::new(namespace, table),
         user_id: user,
         query: QueryText::from(query),
-        options: SubscriptionOptions {
-            initial_load: record.options_flags & LC_SUBSCRIBE_INITIAL_LOAD != 0,
-            batch_size: usize::try_from(record.batch_size).map_err(|_| {
-                FfiError::invalid(format!("{name}.batch_size does not fit in size_t"))
-            })?,
-            resume_from: (record.options_flags & LC_SUBSCRIBE_RESUME != 0)
-                .then_some(SeqId(record.resume_from)),
-        },
+        options,
         node_id: NodeId(record.node_id),
         status,
         created_at_ms: record.created_at_ms,
@@ -243,8 +202,7 @@ pub unsafe extern "C" fn lc_records_count(records: lc_records, out_count: *mut u
     boundary("lc_records_count", || {
         // SAFETY: the caller promised `out_count` is NULL or writable.
         let out = unsafe { Out::new(out_count, "out_count") }?;
-        out.write(RECORDS.get(records.id)?.len());
-        Ok(lc_status::LC_OK)
+        RECORDS.write_count(records.id, out)
     })
 }
 
@@ -268,7 +226,7 @@ pub unsafe extern "C" fn lc_records_get(
         let list = RECORDS.get(records.id)?;
         let record = list
             .get(index)
-            .ok_or_else(|| out_of_range("record", index, list.len()))?;
+            .ok_or_else(|| FfiError::index("record", index, list.len()))?;
         // The strings live in the list, which the table keeps until it is freed.
         out.write(record_to_c(record));
         Ok(lc_status::LC_OK)
@@ -280,10 +238,7 @@ pub unsafe extern "C" fn lc_records_get(
 /// Thread safety: any thread, once no other thread uses the list or a string read from it.
 #[no_mangle]
 pub extern "C" fn lc_records_free(records: lc_records) -> lc_status {
-    boundary("lc_records_free", || {
-        RECORDS.remove(records.id)?;
-        Ok(lc_status::LC_OK)
-    })
+    boundary("lc_records_free", || RECORDS.free(records.id))
 }
 
 /// Runs one failover pass on this manager's node: given every node's live-query records
@@ -325,7 +280,7 @@ pub unsafe extern "C" fn lc_failover_run(
             .enumerate()
             .map(|(index, record)| {
                 // SAFETY: each record's strings are readable (caller's promise).
-                unsafe { record_from_c(record, &format!("records[{index}]")) }
+                unsafe { record_from_c(record, &format_args!("records[{index}]")) }
             })
             .collect::<Result<Vec<_>, FfiError>>()?;
         let entry = manager_entry(manager)?;
@@ -395,7 +350,7 @@ pub unsafe extern "C" fn lc_failover_report_record(
         };
         let record = records
             .get(index)
-            .ok_or_else(|| out_of_range("record", index, records.len()))?;
+            .ok_or_else(|| FfiError::index("record", index, records.len()))?;
         out.write(record_to_c(record));
         Ok(lc_status::LC_OK)
     })
@@ -420,7 +375,7 @@ pub unsafe extern "C" fn lc_failover_report_removed(
         let id = report
             .removed
             .get(index)
-            .ok_or_else(|| out_of_range("removed entry", index, report.removed.len()))?;
+            .ok_or_else(|| FfiError::index("removed entry", index, report.removed.len()))?;
         out.write(live_query_to_c(*id));
         Ok(lc_status::LC_OK)
     })
@@ -455,7 +410,7 @@ pub unsafe extern "C" fn lc_failover_report_failed(
         let (id, reason) = report
             .failed
             .get(index)
-            .ok_or_else(|| out_of_range("failed entry", index, report.failed.len()))?;
+            .ok_or_else(|| FfiError::index("failed entry", index, report.failed.len()))?;
         id_out.write(live_query_to_c(*id));
         reason_out.write(reason.as_ptr().cast::<c_char>());
         len_out.write(reason.len());

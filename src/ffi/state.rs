@@ -1,7 +1,7 @@
 //! What the C ABI keeps behind its handles.
 
 use std::collections::HashMap;
-use std::ffi::CString;
+use std::ffi::{c_char, CString};
 use std::time::Duration;
 
 use crate::connections_manager::{CheckerHandle, ConnectionsManager};
@@ -54,9 +54,8 @@ pub(crate) struct ManagerEntry {
     pub(crate) manager: Arc<ConnectionsManager>,
     /// Each registered connection's receivers, by id.
     pub(crate) connections: RwLock<HashMap<ConnectionId, Arc<ConnectionEntry>>>,
-    /// Table ids by the key `lc_register_table` returned.
-    /// Table ids by key, read on every publish without a lock; written under
-    /// `tables_writer`.
+    /// Table ids by the key `lc_register_table` returned, read on every publish without a
+    /// lock; written under `tables_writer`.
     tables: ArcSwap<Vec<Option<TableId>>>,
     tables_writer: Mutex<()>,
     pub(crate) ready: Option<ReadyConnections>,
@@ -230,6 +229,21 @@ pub(crate) fn receive_status(error: ReceiveError) -> lc_status {
         ReceiveError::Timeout => lc_status::LC_TIMEOUT,
         ReceiveError::Closed => lc_status::LC_CLOSED,
     }
+}
+
+/// The bytes of a JSON text cached in `cell` (built by `build` on first use), with their
+/// length without the trailing NUL.
+pub(crate) fn cached_json(
+    cell: &OnceLock<Box<[u8]>>,
+    build: impl FnOnce(&mut Vec<u8>),
+) -> (*const c_char, usize) {
+    let bytes = cell.get_or_init(|| {
+        let mut bytes = Vec::with_capacity(128);
+        build(&mut bytes);
+        bytes.push(0);
+        bytes.into_boxed_slice()
+    });
+    (bytes.as_ptr().cast::<c_char>(), bytes.len() - 1)
 }
 
 /// A received notification, and its JSON once asked for.

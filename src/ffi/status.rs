@@ -131,60 +131,77 @@ pub enum lc_status {
     LC_ERR_PANIC = 900,
 }
 
-/// Every status, for lookups by number.
-const ALL_STATUSES: [lc_status; 51] = [
-    lc_status::LC_OK,
-    lc_status::LC_EMPTY,
-    lc_status::LC_TIMEOUT,
-    lc_status::LC_CLOSED,
-    lc_status::LC_WOULD_BLOCK,
-    lc_status::LC_ERR_NULL_ARGUMENT,
-    lc_status::LC_ERR_INVALID_UTF8,
-    lc_status::LC_ERR_INVALID_ARGUMENT,
-    lc_status::LC_ERR_INVALID_TAG,
-    lc_status::LC_ERR_INVALID_HANDLE,
-    lc_status::LC_ERR_STRUCT_SIZE,
-    lc_status::LC_ERR_RECEIVER_BUSY,
-    lc_status::LC_ERR_NOT_ENABLED,
-    lc_status::LC_ERR_INDEX_OUT_OF_RANGE,
-    lc_status::LC_ERR_CONNECTION_LIMIT,
-    lc_status::LC_ERR_SUBSCRIPTION_LIMIT,
-    lc_status::LC_ERR_SHUTTING_DOWN,
-    lc_status::LC_ERR_UNKNOWN_CONNECTION,
-    lc_status::LC_ERR_NOT_AUTHENTICATED,
-    lc_status::LC_ERR_ALREADY_AUTHENTICATED,
-    lc_status::LC_ERR_UNKNOWN_TABLE,
-    lc_status::LC_ERR_INVALID_SCHEMA,
-    lc_status::LC_ERR_UNKNOWN_COLUMN,
-    lc_status::LC_ERR_FILTER_TOO_DEEP,
-    lc_status::LC_ERR_FILTER_TOO_LARGE,
-    lc_status::LC_ERR_IN_LIST_TOO_LONG,
-    lc_status::LC_ERR_LIKE_PATTERN_TOO_LONG,
-    lc_status::LC_ERR_INVALID_FILTER,
-    lc_status::LC_ERR_SQL,
-    lc_status::LC_ERR_UNKNOWN_SUBSCRIPTION,
-    lc_status::LC_ERR_INVALID_STATE,
-    lc_status::LC_ERR_MISSING_OWNER,
-    lc_status::LC_ERR_ROW_ARITY,
-    lc_status::LC_ERR_MISSING_OLD_ROW,
-    lc_status::LC_ERR_INVALID_CONFIG,
-    lc_status::LC_ERR_COMMIT_TOO_LARGE,
-    lc_status::LC_ERR_OUT_OF_BOUNDS,
-    lc_status::LC_ERR_INVALID_NAME,
-    lc_status::LC_ERR_UNKNOWN_TOPIC,
-    lc_status::LC_ERR_TOPIC_EXISTS,
-    lc_status::LC_ERR_UNKNOWN_PARTITION,
-    lc_status::LC_ERR_UNKNOWN_TOPIC_ROUTE,
-    lc_status::LC_ERR_UNKNOWN_GROUP,
-    lc_status::LC_ERR_GROUP_EXISTS,
-    lc_status::LC_ERR_OFFSET_OUT_OF_RANGE,
-    lc_status::LC_ERR_NO_COMMITTED_OFFSET,
-    lc_status::LC_ERR_NOT_LEASE_HOLDER,
-    lc_status::LC_ERR_COMMIT_BEHIND,
-    lc_status::LC_ERR_COMMIT_AHEAD,
-    lc_status::LC_ERR_TOPIC_STORE,
-    lc_status::LC_ERR_PANIC,
-];
+/// Lists every status as `ALL_STATUSES`, and checks at compile time that the list names
+/// every variant of [`lc_status`]: a variant missing from it makes the exhaustive match
+/// below fail to build (and a duplicate is an unreachable pattern, denied by clippy), so
+/// `lc_status_name` can never refuse a status this library returns. The enum itself stays
+/// plain for cbindgen.
+macro_rules! all_statuses {
+    ($($variant:ident),+ $(,)?) => {
+        /// Every status, for lookups by number.
+        const ALL_STATUSES: [lc_status; [$(lc_status::$variant),+].len()] =
+            [$(lc_status::$variant),+];
+
+        // Exhaustive on purpose, without a wildcard: see the macro's comment.
+        const _: fn(lc_status) = |status| match status {
+            $(lc_status::$variant)|+ => {}
+        };
+    };
+}
+
+all_statuses!(
+    LC_OK,
+    LC_EMPTY,
+    LC_TIMEOUT,
+    LC_CLOSED,
+    LC_WOULD_BLOCK,
+    LC_ERR_NULL_ARGUMENT,
+    LC_ERR_INVALID_UTF8,
+    LC_ERR_INVALID_ARGUMENT,
+    LC_ERR_INVALID_TAG,
+    LC_ERR_INVALID_HANDLE,
+    LC_ERR_STRUCT_SIZE,
+    LC_ERR_RECEIVER_BUSY,
+    LC_ERR_NOT_ENABLED,
+    LC_ERR_INDEX_OUT_OF_RANGE,
+    LC_ERR_CONNECTION_LIMIT,
+    LC_ERR_SUBSCRIPTION_LIMIT,
+    LC_ERR_SHUTTING_DOWN,
+    LC_ERR_UNKNOWN_CONNECTION,
+    LC_ERR_NOT_AUTHENTICATED,
+    LC_ERR_ALREADY_AUTHENTICATED,
+    LC_ERR_UNKNOWN_TABLE,
+    LC_ERR_INVALID_SCHEMA,
+    LC_ERR_UNKNOWN_COLUMN,
+    LC_ERR_FILTER_TOO_DEEP,
+    LC_ERR_FILTER_TOO_LARGE,
+    LC_ERR_IN_LIST_TOO_LONG,
+    LC_ERR_LIKE_PATTERN_TOO_LONG,
+    LC_ERR_INVALID_FILTER,
+    LC_ERR_SQL,
+    LC_ERR_UNKNOWN_SUBSCRIPTION,
+    LC_ERR_INVALID_STATE,
+    LC_ERR_MISSING_OWNER,
+    LC_ERR_ROW_ARITY,
+    LC_ERR_MISSING_OLD_ROW,
+    LC_ERR_INVALID_CONFIG,
+    LC_ERR_COMMIT_TOO_LARGE,
+    LC_ERR_OUT_OF_BOUNDS,
+    LC_ERR_INVALID_NAME,
+    LC_ERR_UNKNOWN_TOPIC,
+    LC_ERR_TOPIC_EXISTS,
+    LC_ERR_UNKNOWN_PARTITION,
+    LC_ERR_UNKNOWN_TOPIC_ROUTE,
+    LC_ERR_UNKNOWN_GROUP,
+    LC_ERR_GROUP_EXISTS,
+    LC_ERR_OFFSET_OUT_OF_RANGE,
+    LC_ERR_NO_COMMITTED_OFFSET,
+    LC_ERR_NOT_LEASE_HOLDER,
+    LC_ERR_COMMIT_BEHIND,
+    LC_ERR_COMMIT_AHEAD,
+    LC_ERR_TOPIC_STORE,
+    LC_ERR_PANIC,
+);
 
 impl lc_status {
     /// The status with this number, if any.
@@ -285,6 +302,15 @@ impl FfiError {
 
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(lc_status::LC_ERR_INVALID_ARGUMENT, message)
+    }
+
+    /// `LC_ERR_INDEX_OUT_OF_RANGE`: "`what` `index` of `len`" (`len` is formatted only
+    /// here, on failure).
+    pub(crate) fn index(what: &str, index: usize, len: impl std::fmt::Display) -> Self {
+        Self::new(
+            lc_status::LC_ERR_INDEX_OUT_OF_RANGE,
+            format!("{what} {index} of {len}"),
+        )
     }
 
     pub(crate) fn tag(what: &str, tag: u32) -> Self {

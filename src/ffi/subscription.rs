@@ -7,9 +7,9 @@ use crate::ffi::ptr::{c_str, read_sized, slice, Out, SizedOut};
 use crate::ffi::state::{SubscriptionResultEntry, SUBSCRIPTION_RESULTS};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
-use crate::ffi::values::{change_from_c, row_from_c};
+use crate::ffi::values::{change_from_c, row_from_c, subscribe_options_from_c};
 use crate::models::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId};
-use crate::models::subscription::{SubscriptionOptions, SubscriptionPhase};
+use crate::models::subscription::SubscriptionOptions;
 use crate::models::value::Row;
 use crate::LiveError;
 
@@ -31,20 +31,13 @@ fn default_options() -> lc_subscribe_options {
 }
 
 fn options_from_c(options: &lc_subscribe_options) -> Result<SubscriptionOptions, FfiError> {
-    let known = LC_SUBSCRIBE_INITIAL_LOAD | LC_SUBSCRIBE_RESUME;
-    if options.flags & !known != 0 {
-        return Err(FfiError::invalid(format!(
-            "options->flags has unknown bits 0x{:x}",
-            options.flags & !known
-        )));
-    }
-    Ok(SubscriptionOptions {
-        initial_load: options.flags & LC_SUBSCRIBE_INITIAL_LOAD != 0,
-        batch_size: usize::try_from(options.batch_size)
-            .map_err(|_| FfiError::invalid("options->batch_size does not fit in size_t"))?,
-        resume_from: (options.flags & LC_SUBSCRIBE_RESUME != 0)
-            .then_some(SeqId(options.resume_from)),
-    })
+    subscribe_options_from_c(
+        options.flags,
+        options.batch_size,
+        options.resume_from,
+        &"options->flags",
+        &"options->batch_size",
+    )
 }
 
 /// Fills subscribe options with the defaults (live at once, batches of 1000). Set
@@ -171,13 +164,12 @@ pub unsafe extern "C" fn lc_subscription_result_column(
         // SAFETY: the caller promised `out_len` is NULL or writable.
         let len_out = unsafe { Out::new(out_len, "out_len") }?;
         let entry = SUBSCRIPTION_RESULTS.get(result.id)?;
-        let column = entry.result.columns.get(index).ok_or_else(|| {
-            FfiError::new(
-                lc_status::LC_ERR_INDEX_OUT_OF_RANGE,
-                format!(
-                    "column {index} of {} projected columns",
-                    entry.result.columns.len()
-                ),
+        let columns = &entry.result.columns;
+        let column = columns.get(index).ok_or_else(|| {
+            FfiError::index(
+                "column",
+                index,
+                format_args!("{} projected columns", columns.len()),
             )
         })?;
         // The bytes live in the entry, which the table keeps until the result is freed.
@@ -428,15 +420,10 @@ pub unsafe extern "C" fn lc_subscription_get_status(
         let registered = manager_entry(manager)?
             .manager
             .subscription(to_live_query(live_query))?;
-        let phase = match registered.state {
-            SubscriptionPhase::Loading => lc_subscription_phase::LC_PHASE_LOADING,
-            SubscriptionPhase::Live => lc_subscription_phase::LC_PHASE_LIVE,
-            SubscriptionPhase::Closed => lc_subscription_phase::LC_PHASE_CLOSED,
-        };
         let stats = registered.stats;
         out.write(lc_subscription_status {
             struct_size: 0,
-            phase: phase as u32,
+            phase: lc_subscription_phase::tag(registered.state),
             created_at_ms: registered.created_at_ms,
             delivered: stats.delivered,
             dropped: stats.dropped,

@@ -15,13 +15,6 @@ use crate::models::change::ChangeType;
 use crate::query::projection::Projection;
 use crate::topics::{ConsumeBatch, Partitioning, RouteFilter};
 
-fn out_of_range(what: &str, index: usize, count: usize) -> FfiError {
-    FfiError::new(
-        lc_status::LC_ERR_INDEX_OUT_OF_RANGE,
-        format!("{what} {index} of {count}"),
-    )
-}
-
 fn optional_ptr(text: &Option<std::ffi::CString>) -> *const c_char {
     text.as_ref().map_or(std::ptr::null(), |text| text.as_ptr())
 }
@@ -113,8 +106,7 @@ pub unsafe extern "C" fn lc_topic_name_list_count(
     boundary("lc_topic_name_list_count", || {
         // SAFETY: the caller promised `out_count` is NULL or writable.
         let out = unsafe { Out::new(out_count, "out_count") }?;
-        out.write(TOPIC_NAME_LISTS.get(list.id)?.len());
-        Ok(lc_status::LC_OK)
+        TOPIC_NAME_LISTS.write_count(list.id, out)
     })
 }
 
@@ -141,7 +133,7 @@ pub unsafe extern "C" fn lc_topic_name_list_get(
         let names = TOPIC_NAME_LISTS.get(list.id)?;
         let name = names
             .get(index)
-            .ok_or_else(|| out_of_range("name", index, names.len()))?;
+            .ok_or_else(|| FfiError::index("name", index, names.len()))?;
         // The string lives in the list, which the table keeps until it is freed.
         name_out.write(name.as_ptr());
         len_out.write(name.as_bytes().len());
@@ -156,10 +148,7 @@ pub unsafe extern "C" fn lc_topic_name_list_get(
 /// it.
 #[no_mangle]
 pub extern "C" fn lc_topic_name_list_free(list: lc_topic_name_list) -> lc_status {
-    boundary("lc_topic_name_list_free", || {
-        TOPIC_NAME_LISTS.remove(list.id)?;
-        Ok(lc_status::LC_OK)
-    })
+    boundary("lc_topic_name_list_free", || TOPIC_NAME_LISTS.free(list.id))
 }
 
 fn route_entry(
@@ -238,8 +227,7 @@ pub unsafe extern "C" fn lc_topic_route_list_count(
     boundary("lc_topic_route_list_count", || {
         // SAFETY: the caller promised `out_count` is NULL or writable.
         let out = unsafe { Out::new(out_count, "out_count") }?;
-        out.write(TOPIC_ROUTE_LISTS.get(list.id)?.len());
-        Ok(lc_status::LC_OK)
+        TOPIC_ROUTE_LISTS.write_count(list.id, out)
     })
 }
 
@@ -264,7 +252,7 @@ pub unsafe extern "C" fn lc_topic_route_list_get(
         let routes = TOPIC_ROUTE_LISTS.get(list.id)?;
         let route = routes
             .get(index)
-            .ok_or_else(|| out_of_range("route", index, routes.len()))?;
+            .ok_or_else(|| FfiError::index("route", index, routes.len()))?;
         let spec = &route.info.spec;
         let change_types = [
             (ChangeType::Insert, LC_TOPIC_CHANGE_INSERT),
@@ -326,11 +314,11 @@ pub unsafe extern "C" fn lc_topic_route_list_column(
         let routes = TOPIC_ROUTE_LISTS.get(list.id)?;
         let route = routes
             .get(index)
-            .ok_or_else(|| out_of_range("route", index, routes.len()))?;
+            .ok_or_else(|| FfiError::index("route", index, routes.len()))?;
         let columns = route.columns.as_deref().unwrap_or(&[]);
         let name = columns
             .get(column)
-            .ok_or_else(|| out_of_range("column", column, columns.len()))?;
+            .ok_or_else(|| FfiError::index("column", column, columns.len()))?;
         // The string lives in the list, which the table keeps until it is freed.
         out.write(name.as_ptr());
         Ok(lc_status::LC_OK)
@@ -345,7 +333,6 @@ pub unsafe extern "C" fn lc_topic_route_list_column(
 #[no_mangle]
 pub extern "C" fn lc_topic_route_list_free(list: lc_topic_route_list) -> lc_status {
     boundary("lc_topic_route_list_free", || {
-        TOPIC_ROUTE_LISTS.remove(list.id)?;
-        Ok(lc_status::LC_OK)
+        TOPIC_ROUTE_LISTS.free(list.id)
     })
 }

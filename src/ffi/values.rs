@@ -2,11 +2,15 @@
 
 use std::fmt;
 
-use crate::ffi::ptr::{optional_c_str, slice};
-use crate::ffi::status::{lc_status, FfiError};
-use crate::ffi::types::{lc_change, lc_change_type, lc_value, lc_value_type};
+use crate::ffi::ptr::{optional_c_str, slice, text};
+use crate::ffi::status::FfiError;
+use crate::ffi::types::{
+    lc_change, lc_change_type, lc_subscription_phase, lc_value, lc_value_type,
+    LC_SUBSCRIBE_INITIAL_LOAD, LC_SUBSCRIBE_RESUME,
+};
 use crate::models::change::{ChangeNotification, ChangeType};
-use crate::models::ids::{TableId, UserId};
+use crate::models::ids::{SeqId, TableId, UserId};
+use crate::models::subscription::{SubscriptionOptions, SubscriptionPhase};
 use crate::models::value::{Row, Value};
 use crate::sync::DataArc;
 
@@ -34,6 +38,66 @@ impl lc_change_type {
             _ => Err(FfiError::tag("lc_change_type", tag)),
         }
     }
+
+    /// The tag of a change type.
+    pub(crate) fn tag(change_type: ChangeType) -> u32 {
+        match change_type {
+            ChangeType::Insert => lc_change_type::LC_CHANGE_INSERT as u32,
+            ChangeType::Update => lc_change_type::LC_CHANGE_UPDATE as u32,
+            ChangeType::Delete => lc_change_type::LC_CHANGE_DELETE as u32,
+        }
+    }
+}
+
+impl lc_subscription_phase {
+    pub(crate) fn from_tag(tag: u32) -> Result<SubscriptionPhase, FfiError> {
+        match tag {
+            tag if tag == lc_subscription_phase::LC_PHASE_LOADING as u32 => {
+                Ok(SubscriptionPhase::Loading)
+            }
+            tag if tag == lc_subscription_phase::LC_PHASE_LIVE as u32 => {
+                Ok(SubscriptionPhase::Live)
+            }
+            tag if tag == lc_subscription_phase::LC_PHASE_CLOSED as u32 => {
+                Ok(SubscriptionPhase::Closed)
+            }
+            _ => Err(FfiError::tag("lc_subscription_phase", tag)),
+        }
+    }
+
+    /// The tag of a subscription phase.
+    pub(crate) fn tag(phase: SubscriptionPhase) -> u32 {
+        match phase {
+            SubscriptionPhase::Loading => lc_subscription_phase::LC_PHASE_LOADING as u32,
+            SubscriptionPhase::Live => lc_subscription_phase::LC_PHASE_LIVE as u32,
+            SubscriptionPhase::Closed => lc_subscription_phase::LC_PHASE_CLOSED as u32,
+        }
+    }
+}
+
+/// Subscribe options given by C as flags (`LC_SUBSCRIBE_*`), a batch size and a resume
+/// position (read only with `LC_SUBSCRIBE_RESUME`). `flags_name` and `batch_size_name`
+/// name the fields in error messages; they are formatted only on failure.
+pub(crate) fn subscribe_options_from_c(
+    flags: u32,
+    batch_size: u64,
+    resume_from: u64,
+    flags_name: &dyn fmt::Display,
+    batch_size_name: &dyn fmt::Display,
+) -> Result<SubscriptionOptions, FfiError> {
+    let known = LC_SUBSCRIBE_INITIAL_LOAD | LC_SUBSCRIBE_RESUME;
+    if flags & !known != 0 {
+        return Err(FfiError::invalid(format!(
+            "{flags_name} has unknown bits 0x{:x}",
+            flags & !known
+        )));
+    }
+    Ok(SubscriptionOptions {
+        initial_load: flags & LC_SUBSCRIBE_INITIAL_LOAD != 0,
+        batch_size: usize::try_from(batch_size)
+            .map_err(|_| FfiError::invalid(format!("{batch_size_name} does not fit in size_t")))?,
+        resume_from: (flags & LC_SUBSCRIBE_RESUME != 0).then_some(SeqId(resume_from)),
+    })
 }
 
 /// A C value as livecore's value (text and bytes are copied).
@@ -68,17 +132,7 @@ pub(crate) unsafe fn value_from_c(
         lc_value_type::LC_VALUE_FLOAT => Value::Float(value.float_value),
         lc_value_type::LC_VALUE_TEXT => {
             // SAFETY: the caller promised `len` readable bytes at `data`.
-            let bytes = unsafe { slice(value.data, value.len, name) }?;
-            let text = std::str::from_utf8(bytes).map_err(|error| {
-                FfiError::new(
-                    lc_status::LC_ERR_INVALID_UTF8,
-                    format!(
-                        "{name}: the text is not valid UTF-8 (at byte {})",
-                        error.valid_up_to()
-                    ),
-                )
-            })?;
-            Value::Text(DataArc::from(text))
+            Value::Text(DataArc::from(unsafe { text(value.data, value.len, name) }?))
         }
         lc_value_type::LC_VALUE_BYTES => {
             // SAFETY: the caller promised `len` readable bytes at `data`.
