@@ -96,9 +96,8 @@ impl FailoverHandler {
                 }
             }
         }
-        // Already in (node, id) order: `sorted` was walked in that order.
-        report.removed.sort();
-        report.failed.sort_by_key(|(id, _)| *id);
+        // `removed` and `failed` are already in id order: `sorted` was walked in (node, id)
+        // order, and only this node's records reach them.
         report
     }
 

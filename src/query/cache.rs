@@ -2,15 +2,18 @@
 //!
 //! - the parse cache maps subscription SQL text to its parsed [`QuerySpec`], so subscribing
 //!   again with the same text skips the parser;
-//! - the compiled-query cache maps (table, query text) to the [`CompiledQuery`] built for
-//!   the table's current schema, so every subscription with the same query on the same table
-//!   shares one compiled filter and projection.
+//! - the compiled-query cache maps (table, template hash) to the [`CompiledQuery`] built
+//!   for the table's current schema, so every subscription with the same query template
+//!   (differing at most in the constants compared against) on the same table shares one
+//!   compiled filter and projection.
 //!
 //! A compiled entry is used only if it was built against the very schema the table has now
-//! (compared by pointer) and for an equal spec; a table re-registered with a new schema
-//! (ALTER TABLE) therefore recompiles, and the new version replaces the old entry. The
-//! compiled query holds nothing user-specific (the owner of a subscription on a user-scoped
-//! table lives on the subscription), so users subscribing with the same text share it too.
+//! (compared by pointer) and for the same template (checked with
+//! [`same_template`](QuerySpec::same_template), so a hash collision is never a hit); a
+//! table re-registered with a new schema (ALTER TABLE) therefore recompiles, and the new
+//! version replaces the old entry. The compiled query holds nothing user-specific (the
+//! owner of a subscription on a user-scoped table lives on the subscription, the constants
+//! on its parameters), so users subscribing with the same template share it too.
 //!
 //! Both maps hold at most `capacity` entries; when one is full, the least recently used
 //! quarter is evicted (amortized O(1) per insert). Only subscribe and schema changes use the

@@ -29,7 +29,7 @@ use crate::sync::{Arc, DataArc, Ordering};
 use crate::topics::group::{Group, Lease, OutOfRangeOutcome, ParkDecision};
 use crate::topics::log::{TopicLogError, TopicMessage};
 use crate::topics::session::ConsumerSession;
-use crate::topics::Topic;
+use crate::topics::{check_max_messages, Topic};
 
 /// What one consume returned.
 #[derive(Clone, Debug, PartialEq)]
@@ -228,14 +228,7 @@ impl ConnectionsManager {
         timeout: Duration,
     ) -> LiveResult<Call> {
         let limits = &self.config.topics;
-        if max_messages == 0 || max_messages > limits.max_consume_messages {
-            return Err(LiveError::OutOfBounds {
-                what: "max_messages",
-                value: max_messages as u64,
-                min: 1,
-                max: limits.max_consume_messages as u64,
-            });
-        }
+        check_max_messages(max_messages, limits.max_consume_messages)?;
         if self.is_shutting_down() {
             return Err(LiveError::ShuttingDown);
         }
@@ -336,22 +329,15 @@ impl ConnectionsManager {
                 continue;
             }
             let before = messages.len();
-            let read = match call.topic.read_log(
+            // `read_log` never returns nothing below the end, so a pass with `end > next`
+            // reads something or fails (it never spins without parking).
+            match call.topic.read_log(
                 partition,
                 next,
                 end,
                 call.max_messages - before,
                 &mut messages,
             ) {
-                // Nothing below the end: a gap to move past (handled as retention), or a
-                // store error; never a pass that finds nothing while `end > next`, which
-                // would never park (a spin).
-                Ok(()) if messages.len() == before => {
-                    Err(call.topic.empty_read(partition, next, end))
-                }
-                read => read,
-            };
-            match read {
                 Ok(()) => {
                     if let Some(last) = messages.get(before..).and_then(|read| read.last()) {
                         reads.push((

@@ -23,7 +23,7 @@ use crate::models::ids::ConnectionId;
 use crate::sync::{channel, lock, AtomicBool, AtomicU64, DataArc, Mutex, Ordering};
 use crate::topics::log::{PartitionBounds, TopicLogError};
 use crate::topics::wait::WaitList;
-use crate::topics::{validate_name, Topic};
+use crate::topics::{offset_out_of_range, store_error, validate_name, Topic};
 use std::time::Duration;
 
 /// Where a group with no committed offset on a partition starts, and what happens when
@@ -127,6 +127,14 @@ pub(crate) struct Lease {
     pub(crate) next: Option<u64>,
     /// Distinguishes successive leases, so a read made under one is not applied to another.
     pub(crate) epoch: u64,
+}
+
+impl Lease {
+    /// True if this is `me`'s lease `epoch`, still positioned at `next`: what was read
+    /// under it from `next` may be applied to it.
+    fn is_at(&self, me: ConnectionId, epoch: u64, next: u64) -> bool {
+        self.holder == me && self.epoch == epoch && self.next == Some(next)
+    }
 }
 
 struct Cursor {
@@ -279,6 +287,24 @@ impl Group {
         self.config.lease_duration.as_millis() as u64
     }
 
+    /// Renews `me`'s leases for a lease duration from `now_ms`, calling `renewed` with each
+    /// (partition, renewed lease).
+    fn renew_leases(
+        &self,
+        state: &mut GroupState,
+        me: ConnectionId,
+        now_ms: u64,
+        mut renewed: impl FnMut(u32, Lease),
+    ) {
+        let expires_at_ms = now_ms.saturating_add(self.lease_ms());
+        for (partition, cursor) in state.cursors.iter_mut().enumerate() {
+            if let Some(lease) = cursor.lease.as_mut().filter(|lease| lease.holder == me) {
+                lease.expires_at_ms = expires_at_ms;
+                renewed(partition as u32, *lease);
+            }
+        }
+    }
+
     /// Ends expired leases and forgets members not seen for a lease duration.
     fn expire(&self, state: &mut GroupState, now_ms: u64, freed: &mut Vec<(u32, ConnectionId)>) {
         for (partition, cursor) in state.cursors.iter_mut().enumerate() {
@@ -367,14 +393,10 @@ impl Group {
                 epoch,
             });
         }
-        let expires_at_ms = now_ms.saturating_add(self.lease_ms());
         let mut leases = Vec::new();
-        for (partition, cursor) in state.cursors.iter_mut().enumerate() {
-            if let Some(lease) = cursor.lease.as_mut().filter(|lease| lease.holder == me) {
-                lease.expires_at_ms = expires_at_ms;
-                leases.push((partition as u32, *lease));
-            }
-        }
+        self.renew_leases(&mut state, me, now_ms, |partition, lease| {
+            leases.push((partition, lease));
+        });
         Assignment { leases, freed }
     }
 
@@ -426,9 +448,7 @@ impl Group {
         let mut state = lock(&self.state);
         let cursor = &mut state.cursors[partition as usize];
         match cursor.lease.as_mut() {
-            Some(lease)
-                if lease.holder == me && lease.epoch == epoch && lease.next == Some(from) =>
-            {
+            Some(lease) if lease.is_at(me, epoch, from) => {
                 lease.next = Some(to);
                 cursor.handed_out = cursor.handed_out.max(to);
                 true
@@ -450,19 +470,21 @@ impl Group {
     ) -> LiveResult<OutOfRangeOutcome> {
         let mut state = lock(&self.state);
         let cursor = &mut state.cursors[partition as usize];
-        let Some(lease) = cursor.lease.as_mut().filter(|lease| {
-            lease.holder == me && lease.epoch == epoch && lease.next == Some(offset)
-        }) else {
+        let Some(lease) = cursor
+            .lease
+            .as_mut()
+            .filter(|lease| lease.is_at(me, epoch, offset))
+        else {
             return Ok(OutOfRangeOutcome::Stale);
         };
         if (bounds.start..=bounds.end).contains(&offset) {
-            return Err(LiveError::TopicStore {
-                topic: topic.to_string(),
-                reason: format!(
+            return Err(store_error(
+                topic,
+                format!(
                     "the store refused offset {offset} of partition {partition} as out of range, yet holds {}..{}",
                     bounds.start, bounds.end
                 ),
-            });
+            ));
         }
         let target = match self.config.reset {
             _ if offset > bounds.end => None,
@@ -471,13 +493,7 @@ impl Group {
             ResetPolicy::None => None,
         };
         let Some(target) = target else {
-            return Err(LiveError::OffsetOutOfRange {
-                topic: topic.to_string(),
-                partition,
-                offset,
-                start: bounds.start,
-                end: bounds.end,
-            });
+            return Err(offset_out_of_range(topic, partition, offset, bounds));
         };
         lease.next = Some(target);
         // The committed offset only moves forward, and never past what is handed out.
@@ -542,21 +558,13 @@ impl Group {
             });
         }
         if cursor.committed != Some(offset) {
-            persist().map_err(|error| LiveError::TopicStore {
-                topic: topic.to_string(),
-                reason: error.to_string(),
-            })?;
+            persist().map_err(|error| store_error(topic, error))?;
             state.cursors[partition as usize].committed = Some(offset);
         }
-        let expires_at_ms = now_ms.saturating_add(self.lease_ms());
         if let Some(member) = state.members.get_mut(&me) {
             member.last_seen_ms = now_ms;
         }
-        for cursor in &mut state.cursors {
-            if let Some(lease) = cursor.lease.as_mut().filter(|lease| lease.holder == me) {
-                lease.expires_at_ms = expires_at_ms;
-            }
-        }
+        self.renew_leases(&mut state, me, now_ms, |_, _| {});
         Ok(())
     }
 
@@ -677,6 +685,18 @@ impl Topic {
         }
         group.waiters.wake_all();
     }
+
+    /// `me` leaves `group`: its leases end, it stops counting as a member and waiting, and
+    /// sessions waiting for the freed partitions are woken.
+    pub(crate) fn leave(&self, group: &Group, me: ConnectionId) {
+        let freed: Vec<_> = group
+            .release_member(me)
+            .into_iter()
+            .map(|partition| (partition, me))
+            .collect();
+        group.waiters.remove(me);
+        self.partitions_freed(group, &freed);
+    }
 }
 
 impl ConnectionsManager {
@@ -707,10 +727,7 @@ impl ConnectionsManager {
             });
         }
         let topic = self.topic(topic)?;
-        let store_error = |error: TopicLogError| LiveError::TopicStore {
-            topic: topic.name.to_string(),
-            reason: error.to_string(),
-        };
+        let store_error = |error| topic.store_error(error);
         let mut committed = Vec::with_capacity(topic.signals.len());
         for partition in 0..topic.partition_count() {
             let stored = topic
@@ -770,10 +787,7 @@ impl ConnectionsManager {
         topic
             .log
             .delete_group(group)
-            .map_err(|error| LiveError::TopicStore {
-                topic: topic.name.to_string(),
-                reason: error.to_string(),
-            })
+            .map_err(|error| topic.store_error(error))
     }
 
     /// Commits `offset` on `partition` for `group`: the group has finished every message
@@ -825,19 +839,10 @@ impl ConnectionsManager {
         let topic = self.topic(topic)?;
         topic.check_partition(partition)?;
         let group_state = topic.group(group)?;
-        let store_error = |error: TopicLogError| LiveError::TopicStore {
-            topic: topic.name.to_string(),
-            reason: error.to_string(),
-        };
+        let store_error = |error| topic.store_error(error);
         let bounds = topic.log.bounds(partition).map_err(store_error)?;
         if offset < bounds.start || offset > bounds.end {
-            return Err(LiveError::OffsetOutOfRange {
-                topic: topic.name.to_string(),
-                partition,
-                offset,
-                start: bounds.start,
-                end: bounds.end,
-            });
+            return Err(offset_out_of_range(&topic.name, partition, offset, bounds));
         }
         let holder = group_state
             .seek(partition, offset, || {
@@ -866,13 +871,7 @@ impl ConnectionsManager {
         self.connection(connection_id)?;
         let topic = self.topic(topic)?;
         let group_state = topic.group(group)?;
-        let freed: Vec<_> = group_state
-            .release_member(connection_id)
-            .into_iter()
-            .map(|partition| (partition, connection_id))
-            .collect();
-        group_state.waiters.remove(connection_id);
-        topic.partitions_freed(&group_state, &freed);
+        topic.leave(&group_state, connection_id);
         if let Some(session) = self.topics.session(connection_id) {
             session.forget_group(&group_state);
         }
@@ -887,14 +886,10 @@ impl ConnectionsManager {
         let snapshot = group_state.snapshot();
         let mut partitions = Vec::with_capacity(snapshot.len());
         for (partition, (committed, lease)) in snapshot.into_iter().enumerate() {
-            let bounds =
-                topic
-                    .log
-                    .bounds(partition as u32)
-                    .map_err(|error| LiveError::TopicStore {
-                        topic: topic.name.to_string(),
-                        reason: error.to_string(),
-                    })?;
+            let bounds = topic
+                .log
+                .bounds(partition as u32)
+                .map_err(|error| topic.store_error(error))?;
             let lease = lease.filter(|lease| lease.expires_at_ms > now_ms);
             partitions.push(GroupPartition {
                 partition: partition as u32,

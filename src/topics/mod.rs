@@ -335,10 +335,7 @@ impl Topic {
     }
 
     pub(crate) fn store_error(&self, error: TopicLogError) -> LiveError {
-        LiveError::TopicStore {
-            topic: self.name.to_string(),
-            reason: error.to_string(),
-        }
+        store_error(&self.name, error)
     }
 
     /// Appends `records` to `partition` and wakes its waiting consumers; returns the first
@@ -365,7 +362,8 @@ impl Topic {
     /// livecore's appends raised it before the read. Nothing the log returns is trusted:
     /// messages of another partition or out of offset order are a store error (and `out`
     /// is left as it was); messages at or past `end` are dropped, so a lease never moves
-    /// past what livecore appended.
+    /// past what livecore appended. A read below `end` that returns nothing is the error
+    /// [`empty_read`](Self::empty_read) decides.
     pub(crate) fn read_log(
         &self,
         partition: u32,
@@ -401,6 +399,11 @@ impl Topic {
             min = message.offset + 1;
         }
         out.truncate(keep);
+        // Nothing below the end: a gap to move past (handled as retention), or a store
+        // error; never an empty read while `offset < end`, which would never park (a spin).
+        if out.len() == before && offset < end && max_messages > 0 {
+            return Err(self.empty_read(partition, offset, end));
+        }
         Ok(())
     }
 
@@ -410,7 +413,7 @@ impl Topic {
     /// to move past, returned as [`TopicLogError::OutOfRange`] (the reset policy applies
     /// and the skipped range is counted, as for retention); otherwise the store claims to
     /// hold messages it did not return, a store error.
-    pub(crate) fn empty_read(&self, partition: u32, offset: u64, end: u64) -> TopicLogError {
+    fn empty_read(&self, partition: u32, offset: u64, end: u64) -> TopicLogError {
         match self.log.bounds(partition) {
             Ok(bounds) if offset < bounds.start => TopicLogError::OutOfRange(bounds),
             Ok(bounds) => TopicLogError::Store(format!(
@@ -489,6 +492,43 @@ impl Topics {
     fn all(&self) -> Vec<Arc<Topic>> {
         lock(&self.topics).values().cloned().collect()
     }
+}
+
+/// The error of topic `topic`'s store failing (or misbehaving) for `reason`.
+pub(crate) fn store_error(topic: &str, reason: impl std::fmt::Display) -> LiveError {
+    LiveError::TopicStore {
+        topic: topic.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// `offset` of `partition` is outside the retained range `bounds`.
+pub(crate) fn offset_out_of_range(
+    topic: &str,
+    partition: u32,
+    offset: u64,
+    bounds: PartitionBounds,
+) -> LiveError {
+    LiveError::OffsetOutOfRange {
+        topic: topic.to_string(),
+        partition,
+        offset,
+        start: bounds.start,
+        end: bounds.end,
+    }
+}
+
+/// Checks a read's `max_messages`: 1 to `max`.
+pub(crate) fn check_max_messages(max_messages: usize, max: usize) -> LiveResult<()> {
+    if max_messages == 0 || max_messages > max {
+        return Err(LiveError::OutOfBounds {
+            what: "max_messages",
+            value: max_messages as u64,
+            min: 1,
+            max: max as u64,
+        });
+    }
+    Ok(())
 }
 
 /// Checks a topic or group name: 1 to `max_len` bytes of ASCII letters, digits, `.`, `_`
@@ -603,10 +643,7 @@ impl ConnectionsManager {
         for partition in 0..config.partitions {
             let bounds = log
                 .bounds(partition)
-                .map_err(|error| LiveError::TopicStore {
-                    topic: name.to_string(),
-                    reason: error.to_string(),
-                })?;
+                .map_err(|error| store_error(name, error))?;
             signals.push(PartitionSignal::new(bounds.end));
         }
         let mut topics = lock(&self.topics.topics);
@@ -657,12 +694,7 @@ impl ConnectionsManager {
         for session in sessions {
             session.forget_topic(&topic);
         }
-        let _writer = lock(&self.topics.routes_writer);
-        let current = self.topics.routes.load_full();
-        self.topics.routes.store(Arc::new(
-            current.without(|route| !Arc::ptr_eq(&route.topic, &topic)),
-        ));
-        self.topics.refresh_routed();
+        self.retain_routes(|route| !Arc::ptr_eq(&route.topic, &topic));
         Ok(())
     }
 
@@ -767,34 +799,16 @@ impl ConnectionsManager {
         offset: u64,
         max_messages: usize,
     ) -> LiveResult<Vec<DataArc<TopicMessage>>> {
-        let max = self.config.topics.max_consume_messages;
-        if max_messages == 0 || max_messages > max {
-            return Err(LiveError::OutOfBounds {
-                what: "max_messages",
-                value: max_messages as u64,
-                min: 1,
-                max: max as u64,
-            });
-        }
+        check_max_messages(max_messages, self.config.topics.max_consume_messages)?;
         let topic = self.topic(topic)?;
         topic.check_partition(partition)?;
         let mut out = Vec::new();
         let end = topic.signals[partition as usize].end();
-        let read = match topic.read_log(partition, offset, end, max_messages, &mut out) {
-            Ok(()) if out.is_empty() && offset < end => {
-                Err(topic.empty_read(partition, offset, end))
-            }
-            read => read,
-        };
-        match read {
+        match topic.read_log(partition, offset, end, max_messages, &mut out) {
             Ok(()) => Ok(out),
-            Err(TopicLogError::OutOfRange(bounds)) => Err(LiveError::OffsetOutOfRange {
-                topic: topic.name.to_string(),
-                partition,
-                offset,
-                start: bounds.start,
-                end: bounds.end,
-            }),
+            Err(TopicLogError::OutOfRange(bounds)) => {
+                Err(offset_out_of_range(&topic.name, partition, offset, bounds))
+            }
             Err(error) => Err(topic.store_error(error)),
         }
     }

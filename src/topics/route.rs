@@ -32,7 +32,7 @@ use crate::query::expr::Expr;
 use crate::query::parser::parse_subscription_sql;
 use crate::query::projection::Projection;
 use crate::query::{CompiledQuery, Params, QuerySpec};
-use crate::sync::{lock, read, Arc, ArcSwap, AtomicU64, DataArc, Ordering};
+use crate::sync::{lock, read, Arc, ArcSwap, AtomicU64, DataArc, Guard, Ordering};
 use crate::topics::log::{RowChange, TopicPayload, TopicRecord};
 use crate::topics::Topic;
 
@@ -194,6 +194,24 @@ struct RouteVersion {
     compiled: Result<Compiled, String>,
 }
 
+/// A route's version for one change: the current one as loaded (no `Arc` clone), or one
+/// just compiled for a changed schema.
+enum VersionRef {
+    Loaded(Guard<Arc<RouteVersion>>),
+    Compiled(Arc<RouteVersion>),
+}
+
+impl std::ops::Deref for VersionRef {
+    type Target = RouteVersion;
+
+    fn deref(&self) -> &RouteVersion {
+        match self {
+            VersionRef::Loaded(version) => version,
+            VersionRef::Compiled(version) => version,
+        }
+    }
+}
+
 struct Compiled {
     query: DataArc<CompiledQuery>,
     /// The route's constants for its query template's parameters.
@@ -304,16 +322,18 @@ pub(crate) fn key_partition(key: &Value, partitions: u32) -> u32 {
 
 impl CompiledRoute {
     /// The version compiled for `table`'s current schema, compiling it if the schema
-    /// changed since.
-    fn version_for(&self, table: &TableRoute, manager: &ConnectionsManager) -> Arc<RouteVersion> {
-        let current = self.version.load_full();
+    /// changed since. The current version is compared through a guard; an `Arc` is taken
+    /// only when the schema changed.
+    fn version_for(&self, table: &TableRoute, manager: &ConnectionsManager) -> VersionRef {
+        let current = self.version.load();
         if DataArc::ptr_eq(&current.schema, &table.schema) {
-            return current;
+            return VersionRef::Loaded(current);
         }
+        drop(current);
         let version =
             Arc::new(manager.compile_route_version(&self.query, &self.spec.partitioning, table));
         self.version.store(version.clone());
-        version
+        VersionRef::Compiled(version)
     }
 
     pub(crate) fn info(&self) -> TopicRouteInfo {
@@ -391,16 +411,24 @@ impl ConnectionsManager {
 
     /// Removes a route; changes published after this returns no longer reach its topic.
     pub fn remove_topic_route(&self, id: TopicRouteId) -> LiveResult<()> {
-        let _writer = lock(&self.topics.routes_writer);
-        let current = self.topics.routes.load_full();
-        if !current.routes().any(|route| route.id == id) {
+        if !self.retain_routes(|route| route.id != id) {
             return Err(LiveError::UnknownTopicRoute(id.0));
         }
-        self.topics
-            .routes
-            .store(Arc::new(current.without(|route| route.id != id)));
-        self.topics.refresh_routed();
         Ok(())
+    }
+
+    /// Keeps only the routes `keep` accepts, under the route writer; returns whether any
+    /// was removed (the route table is replaced only then).
+    pub(crate) fn retain_routes(&self, keep: impl Fn(&CompiledRoute) -> bool) -> bool {
+        let _writer = lock(&self.topics.routes_writer);
+        let current = self.topics.routes.load_full();
+        let next = current.without(keep);
+        if next.len() == current.len() {
+            return false;
+        }
+        self.topics.routes.store(Arc::new(next));
+        self.topics.refresh_routed();
+        true
     }
 
     /// The routes feeding `topic`, with their counters.
@@ -435,12 +463,7 @@ impl ConnectionsManager {
         else {
             return;
         };
-        let _writer = lock(&self.topics.routes_writer);
-        let current = self.topics.routes.load_full();
-        self.topics
-            .routes
-            .store(Arc::new(current.without(|route| route.table_key != key)));
-        self.topics.refresh_routed();
+        self.retain_routes(|route| route.table_key != key);
     }
 
     /// The route's query: its table, filter (SQL WHERE text parsed now) and projection.

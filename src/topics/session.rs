@@ -97,13 +97,7 @@ impl ConsumerSession {
         self.closed.store(true, Ordering::SeqCst);
         let memberships = std::mem::take(&mut *lock(&self.memberships));
         for (topic, group) in memberships {
-            let freed: Vec<_> = group
-                .release_member(self.id)
-                .into_iter()
-                .map(|partition| (partition, self.id))
-                .collect();
-            group.waiters.remove(self.id);
-            topic.partitions_freed(&group, &freed);
+            topic.leave(&group, self.id);
         }
         self.parker.wake();
     }
