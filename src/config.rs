@@ -35,8 +35,11 @@ pub struct ManagerConfig {
     pub notification_channel_capacity: usize,
     /// Capacity of each connection's event channel.
     pub event_channel_capacity: usize,
-    /// Most changes buffered behind one subscription's gate during its initial load; one
-    /// more closes the subscription with `ResyncRequired`.
+    /// Most live changes buffered behind one subscription's gate while its initial load
+    /// (or resume replay) runs; one more closes the subscription with `ResyncRequired`,
+    /// and calls on it return [`LiveError::SubscriptionEnded`](crate::LiveError). Replayed
+    /// commits do not count against it (they stream into the channel with back-pressure):
+    /// raise it when loads take long under a heavy write rate.
     pub gate_buffer_capacity: usize,
     /// Largest snapshot batch a subscription may ask for.
     pub max_snapshot_batch_size: usize,

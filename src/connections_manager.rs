@@ -24,6 +24,7 @@ use crate::models::subscription::RegistryStats;
 use crate::query::cache::QueryCache;
 use crate::receiver::{EventReceiver, NotificationReceiver, ReadyConnections};
 use crate::stats::StatsCounters;
+use crate::sync::mutant;
 use crate::sync::{
     channel, lock, read, write, Arc, AtomicBool, AtomicU64, Condvar, DataArc, Mutex, Ordering,
     RwLock,
@@ -142,15 +143,14 @@ impl ConnectionsManager {
     pub fn register_connection(&self) -> LiveResult<ConnectionRegistration> {
         // Mutant: the flag checked before the lock; shutdown can set it and walk the map
         // in between, and the registration lands in a map nobody will walk again.
-        #[cfg(livecore_mutant = "register_unlocked_shutdown_check")]
-        if self.shutting_down.load(Ordering::Acquire) {
+        let unlocked_check = mutant!("register_unlocked_shutdown_check");
+        if unlocked_check && self.shutting_down.load(Ordering::Acquire) {
             return Err(LiveError::ShuttingDown);
         }
         let mut connections = lock(&self.connections);
         // Checked under the connection map's lock, which shutdown takes after setting the
         // flag: a registration either is refused or is in the map shutdown walks.
-        #[cfg(not(livecore_mutant = "register_unlocked_shutdown_check"))]
-        if self.shutting_down.load(Ordering::Acquire) {
+        if !unlocked_check && self.shutting_down.load(Ordering::Acquire) {
             return Err(LiveError::ShuttingDown);
         }
         if connections.len() >= self.config.max_connections {

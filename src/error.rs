@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use crate::models::connection::SubscriptionEnding;
 use crate::models::ids::{ConnectionId, SubscriptionId, TableId};
 
 /// Everything livecore can refuse or fail at.
@@ -84,8 +85,20 @@ pub enum LiveError {
         /// 1-based column of the offending construct, 0 when unknown.
         column: u64,
     },
-    /// No subscription with this id exists (never did, or already ended).
+    /// No subscription with this id exists (never did, or the host removed it).
     UnknownSubscription(SubscriptionId),
+    /// livecore ended the subscription (its subscriber got the matching terminal notice):
+    /// what to do next follows from `ending` — for
+    /// [`ResyncRequired`](SubscriptionEnding::ResyncRequired), subscribe again with a fresh
+    /// initial load. A connection remembers the endings of its last
+    /// [`ENDED_SUBSCRIPTIONS_REMEMBERED`](crate::ENDED_SUBSCRIPTIONS_REMEMBERED)
+    /// subscriptions; `unsubscribe` on one succeeds and forgets it.
+    SubscriptionEnded {
+        /// The subscription.
+        subscription_id: SubscriptionId,
+        /// How it ended.
+        ending: SubscriptionEnding,
+    },
     /// The operation does not fit the subscription's current state.
     InvalidState {
         /// The subscription.
@@ -287,6 +300,26 @@ impl fmt::Display for LiveError {
                 }
             }
             LiveError::UnknownSubscription(id) => write!(f, "unknown subscription {id}"),
+            LiveError::SubscriptionEnded {
+                subscription_id,
+                ending,
+            } => match ending {
+                SubscriptionEnding::ResyncRequired => write!(
+                    f,
+                    "subscription {subscription_id} has ended and must resync: subscribe again \
+                     with a fresh initial load"
+                ),
+                SubscriptionEnding::ResumeUnavailable => write!(
+                    f,
+                    "subscription {subscription_id} has ended: resume is unavailable from its \
+                     SeqId; subscribe again with a fresh initial load"
+                ),
+                SubscriptionEnding::Closed(reason) => write!(
+                    f,
+                    "subscription {subscription_id} was closed ({})",
+                    reason.code()
+                ),
+            },
             LiveError::InvalidState {
                 subscription_id,
                 reason,

@@ -14,6 +14,7 @@ use std::collections::VecDeque;
 use crate::models::change::Commit;
 use crate::models::ids::SeqId;
 use crate::models::notification::Matches;
+use crate::sync::mutant;
 use crate::sync::{lock, AtomicU64, DataArc, Mutex, Ordering};
 
 /// Gate word: GATED, CLOSED, or any smaller value, which means LIVE with that boundary
@@ -66,6 +67,17 @@ pub(crate) enum GateDecision {
     Overflowed,
     /// The subscription has ended.
     Closed,
+}
+
+/// What became of one replayed commit.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Replay {
+    /// Sent into the channel.
+    Sent,
+    /// Recorded as replayed, but nothing of it matched: nothing was sent.
+    NoMatch,
+    /// At or below the boundary or an earlier replayed commit: ignored.
+    Skipped,
 }
 
 /// Why a gate operation was refused.
@@ -129,6 +141,18 @@ impl SubscriptionFlowControl {
         self.state.load(Ordering::Acquire) == CLOSED
     }
 
+    /// What the snapshot or the replay covered: the boundary (or the highest replayed
+    /// SeqId, when above it), once known.
+    pub(crate) fn covered_upto(&self) -> Option<SeqId> {
+        match self.state.load(Ordering::Acquire) {
+            0 | CLOSED => None,
+            GATED => lock(&self.gate)
+                .as_ref()
+                .and_then(|gate| gate.boundary.max(gate.replayed_upto)),
+            live => Some(SeqId(live)),
+        }
+    }
+
     /// True while the initial load runs.
     pub(crate) fn is_gated(&self) -> bool {
         self.state.load(Ordering::Acquire) == GATED
@@ -160,11 +184,12 @@ impl SubscriptionFlowControl {
         // since the state was read. Reading GATED again here means the completer has not
         // flushed yet, so what is buffered now will be flushed. (Mutant: without the
         // re-check, a change buffered after the flush is stranded, never delivered.)
-        #[cfg(not(livecore_mutant = "gate_no_recheck"))]
-        match self.state.load(Ordering::Acquire) {
-            boundary if boundary < GATED => return live_decision(seq, boundary),
-            CLOSED => return GateDecision::Closed,
-            _ => {}
+        if !mutant!("gate_no_recheck") {
+            match self.state.load(Ordering::Acquire) {
+                boundary if boundary < GATED => return live_decision(seq, boundary),
+                CLOSED => return GateDecision::Closed,
+                _ => {}
+            }
         }
         let Some(gate_buffer) = gate.as_mut() else {
             return GateDecision::Closed;
@@ -201,37 +226,40 @@ impl SubscriptionFlowControl {
         lock(&self.gate).as_ref().and_then(|gate| gate.boundary)
     }
 
-    /// Adds a replayed change (resume) in SeqId order, unless the same commit is already
-    /// held. Returns false when it was a duplicate or at or below the boundary.
-    pub(crate) fn replay(&self, held: BufferedNotification) -> Result<bool, GateError> {
+    /// Passes one replayed commit (resume) straight to the channel through `send`, under
+    /// the gate's lock so it is ordered with the flush. Replayed commits are the host's own
+    /// data at the host's pace, so they never take room in the buffer meant for live
+    /// commits racing the load: a full channel is the caller's `Err` from `send`, handed
+    /// back with nothing recorded, for the host to retry. `send` is not called for a
+    /// commit at or below the boundary or the highest already replayed (a duplicate, or
+    /// out of log order): that is `Ok(Replay::Skipped)`. Once sent, live copies of it (or
+    /// of any earlier commit) already buffered are dropped, and later live publishes at
+    /// or below it are dropped too, while gated and once live: the replay delivered them.
+    pub(crate) fn replay<E>(
+        &self,
+        seq: SeqId,
+        send: impl FnOnce() -> Result<bool, E>,
+    ) -> Result<Result<Replay, E>, GateError> {
         let mut gate = lock(&self.gate);
         let gate_buffer = self.gated_buffer(&mut gate)?;
         if gate_buffer
             .boundary
-            .is_some_and(|boundary| held.seq <= boundary)
+            .max(gate_buffer.replayed_upto)
+            .is_some_and(|covered| seq <= covered)
         {
-            return Ok(false);
+            return Ok(Ok(Replay::Skipped));
         }
+        let sent = match send() {
+            Ok(sent) => sent,
+            Err(error) => return Ok(Err(error)),
+        };
         // Mutant (the bug this fixed): without it, a live publish of a commit already
         // replayed is held again, or sent once live, and the client gets it twice.
-        #[cfg(not(livecore_mutant = "replay_not_remembered"))]
-        {
-            gate_buffer.replayed_upto = gate_buffer.replayed_upto.max(Some(held.seq));
+        if !mutant!("replay_not_remembered") {
+            gate_buffer.replayed_upto = Some(seq);
+            gate_buffer.buffered.retain(|held| held.seq > seq);
         }
-        if gate_buffer
-            .buffered
-            .iter()
-            .any(|other| other.seq == held.seq)
-        {
-            return Ok(false);
-        }
-        if gate_buffer.buffered.len() >= gate_buffer.capacity {
-            *gate = None;
-            self.state.store(CLOSED, Ordering::Release);
-            return Err(GateError::Closed);
-        }
-        gate_buffer.insert_in_order(held);
-        Ok(true)
+        Ok(Ok(if sent { Replay::Sent } else { Replay::NoMatch }))
     }
 
     /// Completes the initial load: hands every buffered change, in order, to `flush` and
@@ -245,18 +273,21 @@ impl SubscriptionFlowControl {
         let covered_by_snapshot = gate_buffer.covered_by_snapshot;
         let boundary = gate_buffer.boundary;
         let mut flushed = 0;
-        #[cfg(not(livecore_mutant = "live_gate_forgets_boundary"))]
         let live = boundary
             .max(gate_buffer.replayed_upto)
             .map_or(0, |covered| covered.0.min(MAX_BOUNDARY));
         // Mutant: the live gate passes every SeqId, so a commit in the snapshot whose publish
         // raced the completion is delivered as well (twice for the client).
-        #[cfg(livecore_mutant = "live_gate_forgets_boundary")]
-        let live = 0;
+        let live = if mutant!("live_gate_forgets_boundary") {
+            0
+        } else {
+            live
+        };
         // Mutant: marking the gate live before the flush lets a racing publisher take the
         // lock-free path and send ahead of the buffered changes (out of order).
-        #[cfg(livecore_mutant = "gate_live_before_flush")]
-        self.state.store(live, Ordering::Release);
+        if mutant!("gate_live_before_flush") {
+            self.state.store(live, Ordering::Release);
+        }
         while let Some(held) = gate_buffer.buffered.pop_front() {
             flush(held);
             flushed += 1;
@@ -383,15 +414,53 @@ mod tests {
         assert_eq!(gate.set_boundary(SeqId(1)), Err(GateError::AlreadyLive));
     }
 
+    /// Replays `seq` with a channel that accepts it; the outcome.
+    fn replay(gate: &SubscriptionFlowControl, seq: u64, sent: &mut Vec<u64>) -> Replay {
+        gate.replay(SeqId(seq), || {
+            sent.push(seq);
+            Ok::<bool, ()>(true)
+        })
+        .unwrap()
+        .unwrap()
+    }
+
     #[test]
-    fn replay_interleaves_older_commits_and_skips_duplicates() {
+    fn replay_goes_straight_to_the_channel_in_log_order() {
         let gate = SubscriptionFlowControl::gated(10, Some(SeqId(2)));
+        let mut sent = Vec::new();
         assert_eq!(gate.admit(SeqId(6), || held(6)), GateDecision::Buffered);
-        assert_eq!(gate.replay(held(4)), Ok(true));
-        assert_eq!(gate.replay(held(6)), Ok(false));
-        assert_eq!(gate.replay(held(2)), Ok(false));
-        assert_eq!(gate.replay(held(5)), Ok(true));
-        assert_eq!(flushed_seqs(&gate), vec![4, 5, 6]);
+        assert_eq!(replay(&gate, 2, &mut sent), Replay::Skipped);
+        assert_eq!(replay(&gate, 4, &mut sent), Replay::Sent);
+        assert_eq!(replay(&gate, 4, &mut sent), Replay::Skipped);
+        assert_eq!(replay(&gate, 6, &mut sent), Replay::Sent);
+        assert_eq!(sent, vec![4, 6]);
+        // The live copy of 6 buffered before its replay is not flushed a second time.
+        assert_eq!(gate.admit(SeqId(7), || held(7)), GateDecision::Buffered);
+        assert_eq!(flushed_seqs(&gate), vec![7]);
+    }
+
+    #[test]
+    fn a_replay_the_channel_refuses_is_not_recorded() {
+        let gate = SubscriptionFlowControl::gated(10, Some(SeqId(2)));
+        let refused = gate.replay(SeqId(3), || Err::<bool, &str>("full")).unwrap();
+        assert_eq!(refused, Err("full"));
+        assert_eq!(gate.admit(SeqId(3), || held(3)), GateDecision::Buffered);
+        let mut sent = Vec::new();
+        assert_eq!(replay(&gate, 3, &mut sent), Replay::Sent);
+        assert_eq!(sent, vec![3]);
+    }
+
+    #[test]
+    fn replay_is_not_bounded_by_the_gate_buffer() {
+        // Regression: replayed commits took room in the buffer meant for live commits, so
+        // a client further behind than its capacity could never resume.
+        let gate = SubscriptionFlowControl::gated(2, Some(SeqId(0)));
+        let mut sent = Vec::new();
+        for seq in 1..=100 {
+            assert_eq!(replay(&gate, seq, &mut sent), Replay::Sent);
+        }
+        assert_eq!(sent.len(), 100);
+        assert_eq!(flushed_seqs(&gate), Vec::<u64>::new());
     }
 
     #[test]
@@ -399,14 +468,15 @@ mod tests {
         // Regression: a commit the engine replayed and then also published live (its
         // publish raced the replay's read of the log) was held, or sent, twice.
         let gate = SubscriptionFlowControl::gated(10, Some(SeqId(2)));
-        assert_eq!(gate.replay(held(3)), Ok(true));
-        assert_eq!(gate.replay(held(4)), Ok(true));
+        let mut sent = Vec::new();
+        assert_eq!(replay(&gate, 3, &mut sent), Replay::Sent);
+        assert_eq!(replay(&gate, 4, &mut sent), Replay::Sent);
         assert_eq!(
             gate.admit(SeqId(3), || held(3)),
             GateDecision::CoveredBySnapshot
         );
         assert_eq!(gate.admit(SeqId(5), || held(5)), GateDecision::Buffered);
-        assert_eq!(flushed_seqs(&gate), vec![3, 4, 5]);
+        assert_eq!(flushed_seqs(&gate), vec![5]);
         assert_eq!(
             gate.admit(SeqId(4), || held(4)),
             GateDecision::CoveredBySnapshot

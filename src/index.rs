@@ -26,6 +26,7 @@ use crate::models::schema::TableSchema;
 use crate::models::subscription::SubscriptionHandle;
 use crate::models::value::Value;
 use crate::query::{CompiledProjection, RouteValues};
+use crate::sync::mutant;
 use crate::sync::{lock, Arc, ArcSwap, AtomicU32, AtomicUsize, DataArc, Guard, Mutex, Ordering};
 
 /// Subscriptions on one key above which they move into a nested table.
@@ -524,17 +525,16 @@ impl RoutingIndex {
         loop {
             let (next, outcome) = change(&current)?;
             let next = Arc::new(next);
-            #[cfg(not(livecore_mutant = "directory_blind_store"))]
-            let previous = self.directory.compare_and_swap(&current, next);
             // Mutant: check, then store blindly. A writer that swaps its directory in
             // between is overwritten, and its table lost.
-            #[cfg(livecore_mutant = "directory_blind_store")]
-            let previous = {
+            let previous = if mutant!("directory_blind_store") {
                 let previous = self.directory.load();
                 if Arc::ptr_eq(&previous, &current) {
                     self.directory.store(next);
                 }
                 previous
+            } else {
+                self.directory.compare_and_swap(&current, next)
             };
             if Arc::ptr_eq(&previous, &current) {
                 return Ok(outcome);

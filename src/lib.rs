@@ -70,10 +70,11 @@ pub use models::{
     CloseReason, ColumnDef, ConnectionEvent, ConnectionId, ConnectionRegistration, ConnectionState,
     DeliveredChange, Delivery, EventSender, LiveQueryId, NodeId, Notification, NotificationSender,
     ProjectedRow, RegisteredSubscription, RegistryStats, Row, SeqId, SharedConnectionState,
-    SnapshotBatch, SubscriptionFlowControl, SubscriptionHandle, SubscriptionId,
+    SnapshotBatch, SubscriptionEnding, SubscriptionFlowControl, SubscriptionHandle, SubscriptionId,
     SubscriptionOptions, SubscriptionPhase, SubscriptionResult, SubscriptionState,
     SubscriptionStats, TableId, TableKey, TableSchema, TableScope, UserId, UserKey, Value,
-    EVENT_CHANNEL_CAPACITY, MAX_COLUMNS, MAX_COMMIT_CHANGES, NOTIFICATION_CHANNEL_CAPACITY,
+    ENDED_SUBSCRIPTIONS_REMEMBERED, EVENT_CHANNEL_CAPACITY, MAX_COLUMNS, MAX_COMMIT_CHANGES,
+    NOTIFICATION_CHANNEL_CAPACITY,
 };
 pub use notification::PublishSummary;
 pub use query::{

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::models::connection::{
-    AttentionItem, ConnectionEvent, SharedConnectionState, SubscriptionNotice, ATTENTION_GAP,
+    AttentionItem, ConnectionEvent, SharedConnectionState, SubscriptionEnding, ATTENTION_GAP,
     ATTENTION_NOTICE,
 };
 use crate::models::ids::{ConnectionId, SeqId};
@@ -23,6 +23,7 @@ use crate::models::notification::{
 use crate::models::subscription::SubscriptionCore;
 use crate::stats::StatsCounters;
 use crate::sync::channel;
+use crate::sync::mutant;
 
 /// Why a receive returned nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -205,8 +206,7 @@ impl NotificationReceiver {
             } => {
                 // Mutant: trusting the index alone; what was queued before unsubscribe (or
                 // unregister) returned is still handed out after it.
-                #[cfg(not(livecore_mutant = "receiver_keeps_ended"))]
-                if core.is_ended() {
+                if !mutant!("receiver_keeps_ended") && core.is_ended() {
                     return None;
                 }
                 let last = core.received_number();
@@ -252,7 +252,7 @@ impl NotificationReceiver {
         StatsCounters::add(&self.connection.shared.stats.gaps, 1);
         Notification::Gap {
             live_query_id: core.live_query_id(),
-            last_seq: core.received_seq(),
+            last_seq: core.last_known_seq(),
             missed,
         }
     }
@@ -267,13 +267,13 @@ impl NotificationReceiver {
             }
             let live_query_id = core.live_query_id();
             self.ready.push_back(match notice {
-                SubscriptionNotice::ResyncRequired => {
+                SubscriptionEnding::ResyncRequired => {
                     Notification::ResyncRequired { live_query_id }
                 }
-                SubscriptionNotice::ResumeUnavailable => {
+                SubscriptionEnding::ResumeUnavailable => {
                     Notification::ResumeUnavailable { live_query_id }
                 }
-                SubscriptionNotice::Closed(reason) => Notification::Closed {
+                SubscriptionEnding::Closed(reason) => Notification::Closed {
                     live_query_id,
                     reason,
                 },

@@ -126,6 +126,10 @@ impl ConnectionsManager {
             for route in directory.routes() {
                 route.for_each_subscription(hasher, |handle| {
                     let core = &handle.core;
+                    // Ended (a gate overflow awaiting its reaping): no longer a live query.
+                    if core.is_ended() {
+                        return;
+                    }
                     visit(LiveQueryRecord {
                         live_query_id: core.live_query_id(),
                         connection_id: core.connection_id,

@@ -4,7 +4,7 @@
 
 use crate::connections_manager::ConnectionsManager;
 use crate::error::{LiveError, LiveResult};
-use crate::models::connection::SubscriptionNotice;
+use crate::models::connection::SubscriptionEnding;
 use crate::models::ids::{TableId, UserId};
 use crate::models::notification::CloseReason;
 use crate::models::subscription::SubscriptionHandle;
@@ -29,11 +29,12 @@ impl ConnectionsManager {
             }
             let states = lock(&connection.subscriptions).take_all();
             for state in states {
-                let notice = SubscriptionNotice::Closed(CloseReason::Revoked {
+                let notice = SubscriptionEnding::Closed(CloseReason::Revoked {
                     reason: reason.to_string(),
                 });
-                self.end_with_notice(&state.core, &connection, notice);
-                ended += 1;
+                if self.end_with_notice(&state.core, &connection, notice) {
+                    ended += 1;
+                }
             }
         }
         ended
@@ -90,12 +91,13 @@ impl ConnectionsManager {
                 }
             };
             if let Some(state) = state {
-                self.end_with_notice(
+                if self.end_with_notice(
                     &state.core,
                     connection,
-                    SubscriptionNotice::Closed(reason.clone()),
-                );
-                ended += 1;
+                    SubscriptionEnding::Closed(reason.clone()),
+                ) {
+                    ended += 1;
+                }
             }
         }
         Ok(ended)

@@ -19,10 +19,10 @@ use std::collections::HashMap;
 
 use crate::connections_manager::ConnectionsManager;
 use crate::error::{LiveError, LiveResult};
-use crate::flow_control::{BufferedNotification, GateError, SubscriptionFlowControl};
+use crate::flow_control::{GateError, Replay, SubscriptionFlowControl};
 use crate::index::TableRoute;
 use crate::models::change::{ChangeNotification, Commit};
-use crate::models::connection::{SharedConnectionState, SubscriptionNotice};
+use crate::models::connection::{SharedConnectionState, SubscriptionEnding};
 use crate::models::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableKey};
 use crate::models::notification::{
     encode_match, CloseReason, Delivery, DeliveryKind, MatchBuilder, Matches, MAX_COMMIT_CHANGES,
@@ -37,6 +37,7 @@ use crate::models::value::Row;
 use crate::notification::{match_change, send_change, validate_change, PublishSummary};
 use crate::query::{CompiledQuery, Params, QuerySpec};
 use crate::stats::StatsCounters;
+use crate::sync::mutant;
 use crate::sync::{channel::TrySendError, lock, read, Arc, DataArc, Ordering};
 
 /// What one `push_snapshot_rows` call delivered.
@@ -69,6 +70,13 @@ impl ConnectionsManager {
     /// Opens a subscription for an authenticated connection: compiles the filter and
     /// projection against the table's schema (an unknown column is an error now, not at
     /// publish time) and indexes it before returning.
+    ///
+    /// What a plain subscription (no initial load, no resume) receives: every matching
+    /// change of every commit whose `publish`/`publish_commit` call starts after this call
+    /// returned. A commit published concurrently with this call may or may not reach it.
+    /// A host that needs an exact starting point uses the initial-load protocol
+    /// ([`SubscriptionOptions::with_initial_load`]) or resume
+    /// ([`SubscriptionOptions::resume_from`]).
     pub fn subscribe(
         &self,
         connection_id: ConnectionId,
@@ -147,8 +155,7 @@ impl ConnectionsManager {
             resume_from: options.resume_from,
         };
         {
-            #[cfg(not(livecore_mutant = "index_writer_unlocked"))]
-            let _writer = lock(&route.writer);
+            let _writer = (!mutant!("index_writer_unlocked")).then(|| lock(&route.writer));
             // Mutant: no writer lock. Two subscribes copying the same bucket at once each
             // store their copy, and one subscription silently leaves the index.
             route.insert(
@@ -185,14 +192,20 @@ impl ConnectionsManager {
 
     /// Ends a subscription. When this returns it has left the routing index, and the
     /// connection's receiver hands out nothing more of it, even what was already queued.
+    /// On a subscription livecore already ended (its subscriber got the terminal notice)
+    /// it succeeds too, and the connection forgets how that one ended.
     pub fn unsubscribe(&self, live_query_id: LiveQueryId) -> LiveResult<()> {
         let connection = self.connection(live_query_id.connection_id)?;
         let _lifecycle = read(&self.lifecycle);
-        let state = lock(&connection.subscriptions)
-            .remove(&live_query_id.subscription_id)
-            .ok_or(LiveError::UnknownSubscription(
-                live_query_id.subscription_id,
-            ))?;
+        let id = live_query_id.subscription_id;
+        let state = {
+            let mut subscriptions = lock(&connection.subscriptions);
+            match subscriptions.remove(&id) {
+                Some(state) => state,
+                None if subscriptions.forget_ending(&id) => return Ok(()),
+                None => return Err(LiveError::UnknownSubscription(id)),
+            }
+        };
         self.unroute(&state.core, &connection);
         Ok(())
     }
@@ -205,17 +218,45 @@ impl ConnectionsManager {
     }
 
     /// Ends a subscription on livecore's initiative: its gate closes (receivers skip what
-    /// is queued), the subscriber gets `notice`, and it leaves the index. The caller holds
-    /// `lifecycle` and has already taken it out of its connection's map.
+    /// is queued), the subscriber gets `ending` as its one terminal notice, the connection
+    /// remembers how it ended, and it leaves the index. The caller holds `lifecycle` and
+    /// has already taken it out of its connection's map. False (and no notice) when it had
+    /// already ended.
     pub(crate) fn end_with_notice(
         &self,
         core: &Arc<SubscriptionCore>,
         connection: &SharedConnectionState,
-        notice: SubscriptionNotice,
-    ) {
-        core.end();
-        connection.post_notice(core, notice);
+        ending: SubscriptionEnding,
+    ) -> bool {
+        let ended = self.end_once(core, connection, ending.clone());
+        if ended {
+            lock(&connection.subscriptions).remember_ending(core.id, ending);
+        } else if !core.is_removed() {
+            // Ended earlier by a gate overflow and not yet reaped: it must resync.
+            lock(&connection.subscriptions)
+                .remember_ending(core.id, SubscriptionEnding::ResyncRequired);
+        }
         self.remove_from_index(core, connection);
+        ended
+    }
+
+    /// Ends `core` and posts its terminal notice, only if this call is the one that ended
+    /// it (a resync is then counted in the stats). The caller remembers the ending on the
+    /// connection when it takes the subscription out of the map.
+    pub(crate) fn end_once(
+        &self,
+        core: &Arc<SubscriptionCore>,
+        connection: &crate::models::connection::ConnectionState,
+        ending: SubscriptionEnding,
+    ) -> bool {
+        if !core.end() {
+            return false;
+        }
+        if ending == SubscriptionEnding::ResyncRequired {
+            StatsCounters::add(&self.stats.resyncs, 1);
+        }
+        connection.post_notice(core, ending);
+        true
     }
 
     /// Takes a subscription out of its table's routes. The caller holds `lifecycle`.
@@ -283,6 +324,11 @@ impl ConnectionsManager {
     /// them in batches of the subscription's batch size, ahead of any live change. When the
     /// channel fills, returns [`LiveError::WouldBlock`] with how many rows were taken;
     /// call again with the rest once the receiver has drained.
+    ///
+    /// Tenancy: rows carry no owner, so on a user-scoped table livecore cannot check whose
+    /// they are. The engine must pass only rows owned by the subscribing connection's user
+    /// (the snapshot query it runs is scoped to that user); livecore filters and projects
+    /// what it is given and delivers it as is.
     pub fn push_snapshot_rows(
         &self,
         live_query_id: LiveQueryId,
@@ -413,12 +459,21 @@ impl ConnectionsManager {
     }
 
     /// Resume: hands one commit the client missed to a gated subscription. Its changes are
-    /// filtered for this subscription alone and held in SeqId order with live changes that
-    /// arrived meanwhile (a commit already held is not held twice). Replay in log order:
-    /// a live publish at or below the highest replayed SeqId is taken for a commit the
-    /// replay already delivered and dropped, before and after the load completes. Returns
-    /// whether any change matched and was held. On user-scoped tables, other users' rows
-    /// are ignored.
+    /// filtered for this subscription alone and sent straight into the connection's
+    /// channel, ahead of the live changes buffered meanwhile, so a client any distance
+    /// behind can resume: replayed commits never take room in the gate's buffer. Replay in
+    /// log order (SeqId ascending): a commit at or below the resume point or the highest
+    /// commit already replayed is ignored, and a live publish at or below the highest
+    /// replayed SeqId is taken for a commit the replay already delivered and dropped,
+    /// before and after the load completes. Returns whether any change matched and was
+    /// sent. When the channel is full, returns [`LiveError::WouldBlock`] and nothing is
+    /// recorded: call again with the same commit once the receiver has drained. On
+    /// user-scoped tables, other users' rows are ignored.
+    ///
+    /// The gate's buffer ([`ManagerConfig::gate_buffer_capacity`](crate::ManagerConfig))
+    /// still bounds the live commits published while the replay runs; past it the
+    /// subscriber gets `ResyncRequired` and later calls return
+    /// [`LiveError::SubscriptionEnded`].
     pub fn replay_commit(
         &self,
         live_query_id: LiveQueryId,
@@ -451,21 +506,28 @@ impl ConnectionsManager {
                     matches.push(encode_match(position, change_type));
                 }
             }
-            if matches.is_empty() {
-                return Ok(false);
-            }
-            let held = BufferedNotification {
-                seq,
-                commit: DataArc::new(Commit::new(seq, changes)),
-                matches: Matches::from_slice(&matches),
-            };
-            match core.flow.replay(held) {
-                Ok(held) => Ok(held),
-                Err(GateError::Closed) if !core.flow.is_live() => {
-                    // The buffer overflowed: the subscriber must resync.
-                    self.resync_and_reap(connection, core);
-                    Err(gate_error(live_query_id, GateError::Closed))
+            let commit = DataArc::new(Commit::new(seq, changes));
+            let send = || {
+                if matches.is_empty() {
+                    return Ok(false);
                 }
+                send_replayed(
+                    core,
+                    connection,
+                    commit,
+                    Matches::from_slice(&matches),
+                    self.clock.now_ms(),
+                )?;
+                StatsCounters::add(&self.stats.delivered, 1);
+                Ok(true)
+            };
+            match core.flow.replay(seq, send) {
+                Ok(Ok(replayed)) => Ok(replayed == Replay::Sent),
+                Ok(Err(error)) => Err(error),
+                Err(GateError::Closed) => Err(LiveError::SubscriptionEnded {
+                    subscription_id: live_query_id.subscription_id,
+                    ending: SubscriptionEnding::ResyncRequired,
+                }),
                 Err(error) => Err(gate_error(live_query_id, error)),
             }
         })
@@ -484,30 +546,23 @@ impl ConnectionsManager {
         self.end_with_notice(
             &state.core,
             &connection,
-            SubscriptionNotice::ResumeUnavailable,
+            SubscriptionEnding::ResumeUnavailable,
         );
         Ok(())
     }
 
-    /// Counts a resync and tells the subscriber it must resync.
-    pub(crate) fn notify_resync(
-        &self,
-        connection: &crate::models::connection::ConnectionState,
-        core: &Arc<SubscriptionCore>,
-    ) {
-        StatsCounters::add(&self.stats.resyncs, 1);
-        connection.post_notice(core, SubscriptionNotice::ResyncRequired);
-    }
-
-    /// [`notify_resync`](Self::notify_resync), and queues the subscription for unrouting by
-    /// the next writer call (the caller may be on the publish path, which unroutes nothing).
+    /// Ends a subscription whose gate buffer overflowed: the subscriber is told to resync
+    /// (once), and the subscription is queued for unrouting by the next writer call (the
+    /// caller is on the publish path, which unroutes nothing). Until then it stays in its
+    /// connection's map, shown as ended.
     pub(crate) fn resync_and_reap(
         &self,
         connection: &crate::models::connection::ConnectionState,
         core: &Arc<SubscriptionCore>,
     ) {
-        self.notify_resync(connection, core);
-        lock(&self.reap).push(core.live_query_id());
+        if self.end_once(core, connection, SubscriptionEnding::ResyncRequired) {
+            lock(&self.reap).push(core.live_query_id());
+        }
     }
 
     /// Unroutes subscriptions that livecore ended on the publish path (gate overflow).
@@ -524,9 +579,10 @@ impl ConnectionsManager {
             let state = {
                 let mut subscriptions = lock(&connection.subscriptions);
                 match subscriptions.get(&live_query_id.subscription_id) {
-                    Some(state) if state.core.flow.is_closed() => {
-                        subscriptions.remove(&live_query_id.subscription_id)
-                    }
+                    Some(state) if state.core.flow.is_closed() => subscriptions.remove_ended(
+                        &live_query_id.subscription_id,
+                        SubscriptionEnding::ResyncRequired,
+                    ),
                     _ => None,
                 }
             };
@@ -577,21 +633,20 @@ impl ConnectionsManager {
                     }
                 }
                 Ok(_) => {
-                    core.end();
-                    subscriptions.remove(&core.id);
-                    self.notify_resync(connection, core);
+                    let ending = SubscriptionEnding::ResyncRequired;
+                    if self.end_once(core, connection, ending.clone()) {
+                        subscriptions.remove_ended(&core.id, ending);
+                    }
                 }
                 Err(error) => {
-                    core.end();
-                    subscriptions.remove(&core.id);
                     let column = match error {
                         LiveError::UnknownColumn { column, .. } => column,
                         other => other.to_string(),
                     };
-                    connection.post_notice(
-                        core,
-                        SubscriptionNotice::Closed(CloseReason::SchemaChanged { column }),
-                    );
+                    let ending = SubscriptionEnding::Closed(CloseReason::SchemaChanged { column });
+                    if self.end_once(core, connection, ending.clone()) {
+                        subscriptions.remove_ended(&core.id, ending);
+                    }
                 }
             }
         }
@@ -614,12 +669,23 @@ impl ConnectionsManager {
     ) -> LiveResult<T> {
         let connection = self.connection(live_query_id.connection_id)?;
         let _lifecycle = read(&self.lifecycle);
+        let id = live_query_id.subscription_id;
         let mut subscriptions = lock(&connection.subscriptions);
+        let ended = |ending| LiveError::SubscriptionEnded {
+            subscription_id: id,
+            ending,
+        };
+        if let Some(ending) = subscriptions.ending_of(&id) {
+            return Err(ended(ending));
+        }
         let state = subscriptions
-            .get_mut(&live_query_id.subscription_id)
-            .ok_or(LiveError::UnknownSubscription(
-                live_query_id.subscription_id,
-            ))?;
+            .get_mut(&id)
+            .ok_or(LiveError::UnknownSubscription(id))?;
+        // Only a gate overflow leaves an ended subscription in the map (until the next
+        // writer call reaps it): the subscriber was told to resync.
+        if state.core.is_ended() {
+            return Err(ended(SubscriptionEnding::ResyncRequired));
+        }
         visit(&connection, state)
     }
 }
@@ -631,5 +697,40 @@ fn gate_error(live_query_id: LiveQueryId, error: GateError) -> LiveError {
             GateError::AlreadyLive => "the initial load has already completed",
             GateError::Closed => "the subscription has ended",
         },
+    }
+}
+
+/// Sends a replayed commit into the subscription's channel, numbered like any change
+/// delivery. A full channel takes nothing (the number is given back) and is
+/// [`LiveError::WouldBlock`], for the host to retry. The caller holds the gate's lock,
+/// which serializes this with the flush; no live send runs while the gate is closed.
+fn send_replayed(
+    core: &Arc<SubscriptionCore>,
+    connection: &SharedConnectionState,
+    commit: DataArc<Commit>,
+    matches: Matches,
+    now_ms: u64,
+) -> LiveResult<()> {
+    let number = core.next_attempt();
+    let delivery = Delivery(DeliveryKind::Changes {
+        core: core.clone(),
+        commit,
+        number: number as u32,
+        matches,
+    });
+    match connection.notification_tx.try_send(delivery) {
+        Ok(()) => {
+            core.record_delivered(now_ms);
+            connection.notify_ready();
+            Ok(())
+        }
+        Err(TrySendError::Full(_)) => {
+            core.retract_attempt(number);
+            Err(LiveError::WouldBlock { consumed: 0 })
+        }
+        Err(TrySendError::Disconnected(_)) => {
+            core.retract_attempt(number);
+            Err(LiveError::UnknownConnection(connection.id))
+        }
     }
 }

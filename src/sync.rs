@@ -96,6 +96,33 @@ pub(crate) fn write<T>(rw: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     }
 }
 
+/// Loom builds only: true when the deliberate bug `name` is selected for this run, by the
+/// `LIVECORE_MUTANT` environment variable. Selecting at run time lets one loom build serve
+/// every mutant (`.ci/test.sh` runs the same test binaries once per mutant). In every other
+/// build it is a constant `false`, and the mutated branch compiles away.
+#[cfg(livecore_loom)]
+pub(crate) fn mutant_selected(name: &str) -> bool {
+    static SELECTED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SELECTED.get_or_init(|| std::env::var("LIVECORE_MUTANT").unwrap_or_default()) == name
+}
+
+/// See the loom build's `mutant_selected`: outside loom no mutant is ever selected.
+#[cfg(not(livecore_loom))]
+#[inline(always)]
+pub(crate) const fn mutant_selected(_name: &str) -> bool {
+    false
+}
+
+/// `mutant!("name")`: true when the deliberate bug `name` is selected (loom builds only).
+/// Every mutated site names its mutant through this macro, so `.ci/test.sh` can check the
+/// names in src/ against the list of mutants it runs.
+macro_rules! mutant {
+    ($name:literal) => {
+        $crate::sync::mutant_selected($name)
+    };
+}
+pub(crate) use mutant;
+
 /// How many livecore locks the calling thread has taken so far. Used by the cost tests.
 #[doc(hidden)]
 pub fn locks_taken_by_this_thread() -> u64 {

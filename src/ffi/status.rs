@@ -343,6 +343,7 @@ impl From<LiveError> for FfiError {
             LiveError::Sql { .. } => LC_ERR_SQL,
             LiveError::UnknownSubscription(_) => LC_ERR_UNKNOWN_SUBSCRIPTION,
             LiveError::InvalidState { .. } => LC_ERR_INVALID_STATE,
+            LiveError::SubscriptionEnded { .. } => LC_ERR_INVALID_STATE,
             LiveError::WouldBlock { .. } => LC_WOULD_BLOCK,
             LiveError::MissingOwner(_) => LC_ERR_MISSING_OWNER,
             LiveError::RowArity { .. } => LC_ERR_ROW_ARITY,

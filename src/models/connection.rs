@@ -7,6 +7,7 @@ use crate::models::subscription::{SubscriptionCore, SubscriptionState};
 use crate::models::subscription_map::SubscriptionMap;
 use crate::receiver::{EventReceiver, NotificationReceiver};
 use crate::stats::StatsCounters;
+use crate::sync::mutant;
 use crate::sync::{
     channel, lock, Arc, ArcSwapOption, AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering,
 };
@@ -119,15 +120,34 @@ pub struct AuthenticatedUser {
 /// the channel: a gap (deliveries dropped on a full channel) or a subscription that ended.
 pub(crate) enum AttentionItem {
     Gap(Arc<SubscriptionCore>),
-    Notice(Arc<SubscriptionCore>, SubscriptionNotice),
+    Notice(Arc<SubscriptionCore>, SubscriptionEnding),
 }
 
-/// A terminal notice for a subscription.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum SubscriptionNotice {
+/// How livecore ended a subscription: the terminal notice its subscriber gets (once), and
+/// what [`LiveError::SubscriptionEnded`](crate::LiveError::SubscriptionEnded) reports to a
+/// host that calls on it afterwards.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubscriptionEnding {
+    /// Its snapshot buffer overflowed, or a schema change arrived during its initial load:
+    /// the client has nothing consistent to resume from and must subscribe again with a
+    /// fresh initial load.
     ResyncRequired,
+    /// The engine could not replay from the SeqId the client resumes after.
     ResumeUnavailable,
+    /// Closed for the reason given (revoked, table dropped, schema changed).
     Closed(CloseReason),
+}
+
+impl SubscriptionEnding {
+    /// A short machine-readable code: `resync_required`, `resume_unavailable`, or the
+    /// close reason's code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SubscriptionEnding::ResyncRequired => "resync_required",
+            SubscriptionEnding::ResumeUnavailable => "resume_unavailable",
+            SubscriptionEnding::Closed(reason) => reason.code(),
+        }
+    }
 }
 
 pub(crate) const ATTENTION_GAP: u8 = 1;
@@ -237,7 +257,7 @@ impl ConnectionState {
 
     /// Number of live subscriptions.
     pub fn subscription_count(&self) -> usize {
-        lock(&self.subscriptions).len()
+        lock(&self.subscriptions).active_count()
     }
 
     /// True once the connection has been unregistered.
@@ -313,11 +333,14 @@ impl ConnectionState {
     pub(crate) fn raise_event(&self, event: ConnectionEvent) {
         // Mutant: the message goes out before the flag is set; a receiver that takes the
         // message first finds no flag, skips it and blocks: the event is lost to it.
-        #[cfg(livecore_mutant = "event_sent_before_flag")]
-        let _ = self.event_tx.try_send(event);
+        let send_first = mutant!("event_sent_before_flag");
+        if send_first {
+            let _ = self.event_tx.try_send(event);
+        }
         self.pending_events.fetch_or(event.bit(), Ordering::SeqCst);
-        #[cfg(not(livecore_mutant = "event_sent_before_flag"))]
-        let _ = self.event_tx.try_send(event);
+        if !send_first {
+            let _ = self.event_tx.try_send(event);
+        }
         self.notify_ready();
     }
 
@@ -349,14 +372,15 @@ impl ConnectionState {
     /// refused or among those taken here (to be unrouted by the caller).
     pub(crate) fn begin_close(&self) -> Vec<SubscriptionState> {
         let mut subscriptions = lock(&self.subscriptions);
-        #[cfg(not(livecore_mutant = "closing_flag_after_drain"))]
-        self.closing.store(true, Ordering::Release);
-        let taken = subscriptions.take_all();
         // Mutant (the bug this method fixed): the flag lands after the map's lock is
         // released, so a racing subscribe can route a subscription nobody will unroute.
-        #[cfg(livecore_mutant = "closing_flag_after_drain")]
-        {
-            drop(subscriptions);
+        let flag_late = mutant!("closing_flag_after_drain");
+        if !flag_late {
+            self.closing.store(true, Ordering::Release);
+        }
+        let taken = subscriptions.take_all();
+        drop(subscriptions);
+        if flag_late {
             self.closing.store(true, Ordering::Release);
         }
         taken
@@ -395,18 +419,21 @@ impl ConnectionState {
         }
         // Mutant: the wake-up goes out before the flag is set; a receiver that consumes it
         // and looks before the flag lands blocks with the tail gap never reported.
-        #[cfg(livecore_mutant = "gap_wake_before_flag")]
-        let _ = self.notification_tx.try_send(Delivery::wake());
+        let wake_first = mutant!("gap_wake_before_flag");
+        if wake_first {
+            let _ = self.notification_tx.try_send(Delivery::wake());
+        }
         self.attention_flags
             .fetch_or(ATTENTION_GAP, Ordering::SeqCst);
         // Wake a receiver that drained the channel before the flag was set.
-        #[cfg(not(livecore_mutant = "gap_wake_before_flag"))]
-        let _ = self.notification_tx.try_send(Delivery::wake());
+        if !wake_first {
+            let _ = self.notification_tx.try_send(Delivery::wake());
+        }
         self.notify_ready();
     }
 
     /// Queues a terminal notice for `handle`; the receiver reports it on its next call.
-    pub(crate) fn post_notice(&self, handle: &Arc<SubscriptionCore>, notice: SubscriptionNotice) {
+    pub(crate) fn post_notice(&self, handle: &Arc<SubscriptionCore>, notice: SubscriptionEnding) {
         lock(&self.attention)
             .get_or_insert_with(Box::default)
             .push(AttentionItem::Notice(handle.clone(), notice));
@@ -457,11 +484,10 @@ impl ConnectionState {
         if let Some(queue) = &self.shared.ready {
             // Mutant: arming after the check; a delivery landing between the check and the
             // arming sees the connection unarmed, and the wake-up is lost.
-            #[cfg(livecore_mutant = "ready_armed_after_check")]
-            let pending = has_pending();
+            let check_first = mutant!("ready_armed_after_check");
+            let early = check_first && has_pending();
             self.ready_armed.store(true, Ordering::SeqCst);
-            #[cfg(not(livecore_mutant = "ready_armed_after_check"))]
-            let pending = has_pending();
+            let pending = if check_first { early } else { has_pending() };
             if pending && self.ready_armed.swap(false, Ordering::SeqCst) {
                 let _ = queue.try_send(self.id);
             }

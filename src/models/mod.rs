@@ -14,7 +14,7 @@ pub use crate::receiver::{EventReceiver, NotificationReceiver};
 pub use change::{ChangeNotification, ChangeType};
 pub use connection::{
     AuthenticatedUser, ConnectionEvent, ConnectionRegistration, ConnectionState, EventSender,
-    NotificationSender, SharedConnectionState, EVENT_CHANNEL_CAPACITY,
+    NotificationSender, SharedConnectionState, SubscriptionEnding, EVENT_CHANNEL_CAPACITY,
     NOTIFICATION_CHANNEL_CAPACITY,
 };
 pub use ids::{
@@ -29,4 +29,5 @@ pub use subscription::{
     RegisteredSubscription, RegistryStats, SubscriptionHandle, SubscriptionOptions,
     SubscriptionPhase, SubscriptionResult, SubscriptionState, SubscriptionStats,
 };
+pub use subscription_map::ENDED_SUBSCRIPTIONS_REMEMBERED;
 pub use value::{Row, Value};

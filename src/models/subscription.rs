@@ -7,6 +7,7 @@ use crate::models::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, Table
 use crate::query::projection::ColumnNames;
 use crate::query::{CompiledQuery, Params};
 use crate::records::QueryText;
+use crate::sync::mutant;
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicU8, DataArc, Ordering};
 
 /// The part of a subscription every delivery shares: identity, compiled query, gate and
@@ -31,6 +32,16 @@ pub(crate) struct SubscriptionCore {
     pub(crate) sql: Option<DataArc<str>>,
     pub(crate) options: PackedOptions,
     pub(crate) created_at_ms: u64,
+    /// Drops, what the receiver handed out, and how the subscription ended: shared with the
+    /// cores it succeeded after schema changes, whose deliveries may still be queued (or in
+    /// flight from a publish that loaded the previous route). Sharing keeps one numbering
+    /// for the receiver across the change, so a gap is reported in place, before the first
+    /// delivery after it, and ending the subscription ends every core of it.
+    tally: Arc<SubscriptionTally>,
+}
+
+/// The part of a subscription its successive cores share (see [`SubscriptionCore::tally`]).
+struct SubscriptionTally {
     dropped: AtomicU64,
     /// The highest attempt number that was dropped.
     dropped_upto: AtomicU64,
@@ -39,11 +50,8 @@ pub(crate) struct SubscriptionCore {
     rx_seq: AtomicU64,
     /// True while the connection's attention list holds this subscription for a gap.
     in_attention: AtomicBool,
-    /// How the subscription ended, if it did ([`ACTIVE`], [`ENDED`], [`REMOVED`]). Shared
-    /// with the cores it succeeded after schema changes, whose deliveries may still be
-    /// queued (or in flight from a publish that loaded the previous route), so ending the
-    /// subscription ends them too.
-    ended: Arc<AtomicU8>,
+    /// How the subscription ended, if it did ([`ACTIVE`], [`ENDED`], [`REMOVED`]).
+    ended: AtomicU8,
 }
 
 /// The subscription is active.
@@ -94,48 +102,51 @@ impl SubscriptionCore {
             options: PackedOptions::pack(&options),
             created_at_ms: now_ms,
             attempted: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            dropped_upto: AtomicU64::new(0),
             last_update_ms: AtomicU64::new(now_ms),
-            rx_number: AtomicU64::new(0),
-            rx_seq: AtomicU64::new(NO_SEQ),
-            in_attention: AtomicBool::new(false),
-            ended: Arc::new(AtomicU8::new(ACTIVE)),
+            tally: Arc::new(SubscriptionTally {
+                dropped: AtomicU64::new(0),
+                dropped_upto: AtomicU64::new(0),
+                rx_number: AtomicU64::new(0),
+                rx_seq: AtomicU64::new(NO_SEQ),
+                in_attention: AtomicBool::new(false),
+                ended: AtomicU8::new(ACTIVE),
+            }),
         }
     }
 
     /// The same subscription recompiled for a new schema version: it keeps its id and
-    /// counters, and numbering continues, so the receiver sees no gap. The old core stays
-    /// live for deliveries already queued, which it renders with the old projection; it
-    /// shares the removed flag, so removing the subscription ends both.
+    /// counters, and numbering continues, so the receiver sees no gap that did not happen
+    /// and every gap that did, in place. The old core stays live for deliveries already
+    /// queued, which it renders with the old projection; the two share their tally (drops,
+    /// receiver progress, ending), so removing the subscription ends both.
     pub(crate) fn successor(&self, query: DataArc<CompiledQuery>) -> Self {
         let attempted = self.attempted.load(Ordering::SeqCst);
-        let mut successor = Self {
-            // Mutant: a fresh flag; unsubscribing ends the new core only, and what the old
-            // one queued (or a publish still on the old route sends) arrives afterwards.
-            #[cfg(not(livecore_mutant = "successor_own_removed_flag"))]
-            ended: self.ended.clone(),
-            ..Self::new(NewSubscription {
-                id: self.id,
-                connection_id: self.connection_id,
-                query,
-                params: self.params.clone(),
-                sql: self.sql.clone(),
-                owner: self.owner,
-                flow: self.flow.live_successor(),
-                options: self.options.unpack(),
-                now_ms: self.last_update_ms.load(Ordering::Relaxed),
-            })
-        };
+        let mut successor = Self::new(NewSubscription {
+            id: self.id,
+            connection_id: self.connection_id,
+            query,
+            params: self.params.clone(),
+            sql: self.sql.clone(),
+            owner: self.owner,
+            flow: self.flow.live_successor(),
+            options: self.options.unpack(),
+            now_ms: self.last_update_ms.load(Ordering::Relaxed),
+        });
+        // Mutant: a fresh tally; unsubscribing ends the new core only, and what the old
+        // one queued (or a publish still on the old route sends) arrives afterwards.
+        if mutant!("successor_own_removed_flag") {
+            let tally = &successor.tally;
+            tally
+                .rx_number
+                .store(self.received_number(), Ordering::SeqCst);
+            tally
+                .rx_seq
+                .store(self.tally.rx_seq.load(Ordering::Acquire), Ordering::Release);
+        } else {
+            successor.tally = self.tally.clone();
+        }
         successor.created_at_ms = self.created_at_ms;
         successor.attempted.store(attempted, Ordering::SeqCst);
-        successor
-            .dropped
-            .store(self.dropped.load(Ordering::Relaxed), Ordering::Relaxed);
-        successor.rx_number.store(attempted, Ordering::SeqCst);
-        successor
-            .rx_seq
-            .store(self.rx_seq.load(Ordering::Acquire), Ordering::Release);
         successor
     }
 
@@ -155,30 +166,34 @@ impl SubscriptionCore {
     /// Ends the subscription at the host's request: the gate closes and the receiver drops
     /// whatever is still queued for it, notices included.
     pub(crate) fn remove(&self) {
-        self.ended.store(REMOVED, Ordering::Release);
+        self.tally.ended.store(REMOVED, Ordering::Release);
         self.flow.close();
     }
 
     /// Ends the subscription on livecore's initiative: the gate closes and the receiver
     /// drops what is still queued for it (of this core and of the cores it succeeded), but
-    /// hands out its closing notice.
-    pub(crate) fn end(&self) {
-        let _ = self
+    /// hands out its closing notice. True only for the call that ended it: the one that
+    /// posts its terminal notice (a subscription gets exactly one).
+    pub(crate) fn end(&self) -> bool {
+        let ended = self
+            .tally
             .ended
-            .compare_exchange(ACTIVE, ENDED, Ordering::AcqRel, Ordering::Acquire);
+            .compare_exchange(ACTIVE, ENDED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
         self.flow.close();
+        ended
     }
 
     /// True once the host removed it (or the subscription that succeeded it).
     pub(crate) fn is_removed(&self) -> bool {
-        self.ended.load(Ordering::Acquire) == REMOVED
+        self.tally.ended.load(Ordering::Acquire) == REMOVED
     }
 
     /// True once the subscription has ended, by livecore or by the host: the receiver
     /// skips whatever of it is still queued.
     #[inline]
     pub(crate) fn is_ended(&self) -> bool {
-        self.flow.is_closed() || self.ended.load(Ordering::Acquire) != ACTIVE
+        self.flow.is_closed() || self.tally.ended.load(Ordering::Acquire) != ACTIVE
     }
 
     pub(crate) fn live_query_id(&self) -> LiveQueryId {
@@ -197,6 +212,12 @@ impl SubscriptionCore {
         number
     }
 
+    /// Gives back the number just taken by [`next_attempt`](Self::next_attempt), for an
+    /// attempt that was not made (a replay the channel had no room for).
+    pub(crate) fn retract_attempt(&self, number: u64) {
+        self.attempted.store(number - 1, Ordering::Relaxed);
+    }
+
     #[inline]
     pub(crate) fn record_delivered(&self, now_ms: u64) {
         self.last_update_ms.store(now_ms, Ordering::Relaxed);
@@ -204,13 +225,13 @@ impl SubscriptionCore {
 
     /// Records a dropped attempt.
     pub(crate) fn record_dropped(&self, number: u64) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
-        self.dropped_upto.fetch_max(number, Ordering::SeqCst);
+        self.tally.dropped.fetch_add(1, Ordering::Relaxed);
+        self.tally.dropped_upto.fetch_max(number, Ordering::SeqCst);
     }
 
     /// True the first time after the attention slot was released.
     pub(crate) fn take_attention_slot(&self) -> bool {
-        !self.in_attention.swap(true, Ordering::SeqCst)
+        !self.tally.in_attention.swap(true, Ordering::SeqCst)
     }
 
     pub(crate) fn release_attention_slot(&self) {
@@ -218,21 +239,30 @@ impl SubscriptionCore {
         // it makes loom order the release after the publisher's latest take of the slot.
         // Loom does not carry read-modify-write atomicity into its modification order, so
         // against a plain store it explores a stale `true` that C11 rules out.
-        self.in_attention.swap(false, Ordering::SeqCst);
+        self.tally.in_attention.swap(false, Ordering::SeqCst);
     }
 
     pub(crate) fn dropped_upto(&self) -> u64 {
-        self.dropped_upto.load(Ordering::SeqCst)
+        self.tally.dropped_upto.load(Ordering::SeqCst)
     }
 
     /// Receiver side: the last delivery number handed out.
     pub(crate) fn received_number(&self) -> u64 {
-        self.rx_number.load(Ordering::Acquire)
+        self.tally.rx_number.load(Ordering::Acquire)
+    }
+
+    /// The last SeqId the subscriber is known to hold: the last one handed out, else the
+    /// snapshot boundary (or the highest replayed commit) once known, else the SeqId it
+    /// resumes after. What a gap notice reports as `last_seq`.
+    pub(crate) fn last_known_seq(&self) -> Option<SeqId> {
+        self.received_seq()
+            .or_else(|| self.flow.covered_upto())
+            .or_else(|| self.options.resume_from())
     }
 
     /// Receiver side: the last SeqId handed out, if any.
     pub(crate) fn received_seq(&self) -> Option<SeqId> {
-        match self.rx_seq.load(Ordering::Acquire) {
+        match self.tally.rx_seq.load(Ordering::Acquire) {
             NO_SEQ => None,
             seq => Some(SeqId(seq)),
         }
@@ -240,16 +270,16 @@ impl SubscriptionCore {
 
     /// Receiver side: records what was handed out (or skipped over as a gap).
     pub(crate) fn mark_received(&self, number: u64, seq: Option<SeqId>) {
-        self.rx_number.store(number, Ordering::Release);
+        self.tally.rx_number.store(number, Ordering::Release);
         if let Some(seq) = seq {
-            self.rx_seq.store(seq.0, Ordering::Release);
+            self.tally.rx_seq.store(seq.0, Ordering::Release);
         }
     }
 
     /// Deliveries enqueued (attempted minus dropped).
     pub(crate) fn delivered(&self) -> u64 {
         let attempted = self.attempted.load(Ordering::Relaxed);
-        attempted.saturating_sub(self.dropped.load(Ordering::Relaxed))
+        attempted.saturating_sub(self.tally.dropped.load(Ordering::Relaxed))
     }
 
     /// The clock reading of the publish that last delivered to it.
@@ -271,7 +301,7 @@ impl SubscriptionCore {
     pub(crate) fn stats(&self) -> SubscriptionStats {
         SubscriptionStats {
             delivered: self.delivered(),
-            dropped: self.dropped.load(Ordering::Relaxed),
+            dropped: self.tally.dropped.load(Ordering::Relaxed),
             last_update_ms: self.last_update_ms(),
             last_received_seq: self.received_seq(),
             buffered: self.flow.buffered_len(),
@@ -328,6 +358,11 @@ impl PackedOptions {
             batch_size: self.batch_size as usize,
             resume_from: (self.resume_from != u64::MAX).then_some(SeqId(self.resume_from)),
         }
+    }
+
+    /// The SeqId to resume after, if resuming.
+    pub(crate) fn resume_from(&self) -> Option<SeqId> {
+        (self.resume_from != u64::MAX).then_some(SeqId(self.resume_from))
     }
 
     pub(crate) fn batch_size(&self) -> usize {

@@ -1,54 +1,136 @@
-//! A connection's subscriptions by number. Most connections hold few and many hold none
-//! (never-used, or topic consumers), so the map is boxed on first insert: an empty one is
-//! a single null pointer inside the connection's state.
+//! A connection's subscriptions by number, and the endings of those livecore ended. Most
+//! connections hold few and many hold none (never-used, or topic consumers), so the map is
+//! boxed on first insert: an empty one is a single null pointer inside the connection's
+//! state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
+use crate::models::connection::SubscriptionEnding;
 use crate::models::ids::SubscriptionId;
 use crate::models::subscription::SubscriptionState;
 
+/// How many ended subscriptions a connection remembers, so a host calling on one after
+/// livecore ended it learns how it ended
+/// ([`LiveError::SubscriptionEnded`](crate::LiveError::SubscriptionEnded)) rather than
+/// `UnknownSubscription`. The oldest is forgotten first; `unsubscribe` forgets one at once.
+pub const ENDED_SUBSCRIPTIONS_REMEMBERED: usize = 64;
+
+#[derive(Default)]
+struct Entries {
+    subscriptions: BTreeMap<SubscriptionId, SubscriptionState>,
+    /// Subscriptions livecore ended and took out of the map, oldest first.
+    ended: VecDeque<(SubscriptionId, SubscriptionEnding)>,
+}
+
 /// A connection's subscriptions by number, allocated on first insert.
 #[derive(Default)]
-#[allow(clippy::box_collection)] // the box keeps an empty map to one pointer
-pub(crate) struct SubscriptionMap(Option<Box<BTreeMap<SubscriptionId, SubscriptionState>>>);
+pub(crate) struct SubscriptionMap(Option<Box<Entries>>);
 
 impl SubscriptionMap {
+    /// Subscriptions held, ended ones still awaiting removal included (the per-connection
+    /// limit counts these).
     pub(crate) fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |map| map.len())
+        self.0
+            .as_ref()
+            .map_or(0, |entries| entries.subscriptions.len())
+    }
+
+    /// Subscriptions held that have not ended.
+    pub(crate) fn active_count(&self) -> usize {
+        self.values().filter(|state| !state.core.is_ended()).count()
     }
 
     pub(crate) fn get(&self, id: &SubscriptionId) -> Option<&SubscriptionState> {
-        self.0.as_ref()?.get(id)
+        self.0.as_ref()?.subscriptions.get(id)
     }
 
     pub(crate) fn get_mut(&mut self, id: &SubscriptionId) -> Option<&mut SubscriptionState> {
-        self.0.as_mut()?.get_mut(id)
+        self.0.as_mut()?.subscriptions.get_mut(id)
     }
 
     pub(crate) fn insert(&mut self, id: SubscriptionId, state: SubscriptionState) {
-        self.0.get_or_insert_with(Box::default).insert(id, state);
+        self.0
+            .get_or_insert_with(Box::default)
+            .subscriptions
+            .insert(id, state);
     }
 
-    /// Removes a subscription; the map is freed once empty.
+    /// Removes a subscription; the map is freed once it holds nothing.
     pub(crate) fn remove(&mut self, id: &SubscriptionId) -> Option<SubscriptionState> {
-        let map = self.0.as_mut()?;
-        let removed = map.remove(id);
-        if map.is_empty() {
-            self.0 = None;
-        }
+        let entries = self.0.as_mut()?;
+        let removed = entries.subscriptions.remove(id);
+        self.free_if_empty();
         removed
+    }
+
+    /// Removes a subscription livecore ended, remembering how it ended.
+    pub(crate) fn remove_ended(
+        &mut self,
+        id: &SubscriptionId,
+        ending: SubscriptionEnding,
+    ) -> Option<SubscriptionState> {
+        let removed = self.0.as_mut()?.subscriptions.remove(id)?;
+        self.remember_ending(*id, ending);
+        Some(removed)
+    }
+
+    /// Remembers how livecore ended a subscription already taken out of the map.
+    pub(crate) fn remember_ending(&mut self, id: SubscriptionId, ending: SubscriptionEnding) {
+        let entries = self.0.get_or_insert_with(Box::default);
+        if entries.ended.len() >= ENDED_SUBSCRIPTIONS_REMEMBERED {
+            entries.ended.pop_front();
+        }
+        entries.ended.push_back((id, ending));
+    }
+
+    /// How livecore ended `id`, if it did and the connection still remembers it.
+    pub(crate) fn ending_of(&self, id: &SubscriptionId) -> Option<SubscriptionEnding> {
+        let entries = self.0.as_ref()?;
+        entries
+            .ended
+            .iter()
+            .find(|(ended, _)| ended == id)
+            .map(|(_, ending)| ending.clone())
+    }
+
+    /// Forgets how `id` ended; true if it was remembered.
+    pub(crate) fn forget_ending(&mut self, id: &SubscriptionId) -> bool {
+        let Some(entries) = self.0.as_mut() else {
+            return false;
+        };
+        let before = entries.ended.len();
+        entries.ended.retain(|(ended, _)| ended != id);
+        let forgotten = entries.ended.len() != before;
+        self.free_if_empty();
+        forgotten
     }
 
     /// The subscriptions, in number order.
     pub(crate) fn values(&self) -> impl Iterator<Item = &SubscriptionState> + '_ {
-        self.0.iter().flat_map(|map| map.values())
+        self.0
+            .iter()
+            .flat_map(|entries| entries.subscriptions.values())
     }
 
-    /// Takes every subscription, leaving the map empty.
+    /// Takes every subscription, leaving the map empty (remembered endings stay).
     pub(crate) fn take_all(&mut self) -> Vec<SubscriptionState> {
-        self.0
-            .take()
-            .map(|map| map.into_values().collect())
-            .unwrap_or_default()
+        let Some(entries) = self.0.as_mut() else {
+            return Vec::new();
+        };
+        let taken = std::mem::take(&mut entries.subscriptions)
+            .into_values()
+            .collect();
+        self.free_if_empty();
+        taken
+    }
+
+    fn free_if_empty(&mut self) {
+        if self
+            .0
+            .as_ref()
+            .is_some_and(|entries| entries.subscriptions.is_empty() && entries.ended.is_empty())
+        {
+            self.0 = None;
+        }
     }
 }

@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 
 use crate::models::ids::ConnectionId;
+use crate::sync::mutant;
 use crate::sync::{channel, lock, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 /// A session's wake-up channel: one slot, so any number of wake-ups while the consumer
@@ -139,11 +140,11 @@ impl PartitionSignal {
     /// `end`, read by a read-modify-write: the consumer's re-check after registering, which
     /// is ordered with every publisher's raise of `end` (see the module documentation).
     pub(crate) fn end_after_registering(&self) -> u64 {
-        #[cfg(not(livecore_mutant = "topic_recheck_load"))]
-        return self.end.fetch_add(0, Ordering::SeqCst);
         // Mutant: a plain load, the store-load handshake loom must catch losing a wake-up.
-        #[cfg(livecore_mutant = "topic_recheck_load")]
-        return self.end.load(Ordering::SeqCst);
+        if mutant!("topic_recheck_load") {
+            return self.end.load(Ordering::SeqCst);
+        }
+        self.end.fetch_add(0, Ordering::SeqCst)
     }
 
     /// Publisher side, after an append returned: raises `end` and wakes the waiting.

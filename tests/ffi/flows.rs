@@ -286,8 +286,10 @@ fn resume_replays_what_was_missed_or_says_it_cannot() {
     assert_eq!(
         kinds,
         [
-            (LC_NOTIFICATION_LOAD_COMPLETE as u32, 10),
+            // Replayed commits go straight to the channel, ahead of the completion
+            // marker; live commits buffered meanwhile follow it.
             (LC_NOTIFICATION_CHANGES as u32, 11),
+            (LC_NOTIFICATION_LOAD_COMPLETE as u32, 10),
             (LC_NOTIFICATION_CHANGES as u32, 13)
         ]
     );

@@ -1,0 +1,344 @@
+//! Notices in place and exactly once: gaps across schema changes, one terminal notice per
+//! subscription, typed outcomes for calls on an ended subscription, resume past the gate's
+//! buffer, and what a plain subscription sees.
+
+mod common;
+
+use common::*;
+use livecore::*;
+
+fn seq_of(notification: &Notification) -> Option<u64> {
+    match notification {
+        Notification::Changes(set) => Some(set.seq().0),
+        _ => None,
+    }
+}
+
+/// What a receiver hands out now, as short labels: `c<seq>` for changes, `gap<last>/<n>`.
+fn labels(receiver: &mut NotificationReceiver) -> Vec<String> {
+    drain(receiver)
+        .iter()
+        .map(|notification| match notification {
+            Notification::Gap {
+                last_seq, missed, ..
+            } => format!("gap{}/{missed}", last_seq.map_or(-1, |seq| seq.0 as i64)),
+            other => match seq_of(other) {
+                Some(seq) => format!("c{seq}"),
+                None => other.kind().to_string(),
+            },
+        })
+        .collect()
+}
+
+#[test]
+fn a_gap_across_a_schema_change_is_reported_in_place() {
+    // Regression: the gap came after seq 4, and later gap counts were too small.
+    let (manager, _) = manager_with(ManagerConfig {
+        notification_channel_capacity: 2,
+        ..ManagerConfig::default()
+    });
+    let table = TableId::new("app", "t");
+    manager
+        .register_table(TableSchema::new(
+            table.clone(),
+            TableScope::Shared,
+            ["id", "a", "b"],
+        ))
+        .unwrap();
+    let mut connection = connect(&manager, "alice");
+    subscribe(
+        &manager,
+        connection.connection_id,
+        QuerySpec::table(table.clone()).project(Projection::columns(["id", "a"])),
+    );
+    let row3 = |id: i64| Row::new(vec![Value::Int(id), Value::Int(0), Value::Int(0)]);
+    for seq in 1..=3 {
+        manager
+            .publish(
+                SeqId(seq),
+                ChangeNotification::insert(table.clone(), row3(seq as i64)),
+            )
+            .unwrap();
+    }
+    manager
+        .register_table(TableSchema::new(
+            table.clone(),
+            TableScope::Shared,
+            ["id", "a"],
+        ))
+        .unwrap();
+    let first = connection.notifications.try_recv().unwrap();
+    assert_eq!(seq_of(&first), Some(1));
+    let row2 = |id: i64| Row::new(vec![Value::Int(id), Value::Int(0)]);
+    manager
+        .publish(SeqId(4), ChangeNotification::insert(table.clone(), row2(4)))
+        .unwrap();
+    assert_eq!(
+        labels(&mut connection.notifications),
+        ["c2", "gap2/1", "c4"],
+        "the gap comes before the first delivery after it, as without the ALTER"
+    );
+    assert_eq!(manager.stats().gaps, 1);
+}
+
+fn overflowed_resume(
+    manager: &ConnectionsManager,
+    connection: &mut ConnectionRegistration,
+) -> LiveQueryId {
+    let sub = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::resume_from(SeqId(0)),
+        )
+        .unwrap();
+    for seq in 1..=3 {
+        manager.publish(SeqId(seq), insert_in_room(seq, 1)).unwrap();
+    }
+    sub.live_query_id
+}
+
+fn insert_in_room(id: u64, room: i64) -> ChangeNotification {
+    ChangeNotification::insert(messages(), message(id as i64, room, ""))
+}
+
+fn gate_of_two() -> ManagerConfig {
+    ManagerConfig {
+        gate_buffer_capacity: 2,
+        ..ManagerConfig::default()
+    }
+}
+
+#[test]
+fn a_gate_overflow_gives_one_terminal_notice_and_shows_ended_at_once() {
+    // Regression: a replay after the overflow posted a second ResyncRequired and counted a
+    // second resync; stats and records still showed the subscription.
+    let (manager, _) = manager_with(gate_of_two());
+    let mut connection = connect(&manager, "alice");
+    let id = overflowed_resume(&manager, &mut connection);
+    assert_eq!(
+        manager.stats().subscriptions,
+        0,
+        "ended the moment it overflowed"
+    );
+    assert!(manager.live_query_records().is_empty());
+    let ended = LiveError::SubscriptionEnded {
+        subscription_id: id.subscription_id,
+        ending: SubscriptionEnding::ResyncRequired,
+    };
+    assert_eq!(
+        manager.replay_commit(id, SeqId(1), vec![insert_in_room(1, 1)]),
+        Err(ended.clone())
+    );
+    assert_eq!(manager.complete_initial_load(id).err(), Some(ended.clone()));
+    assert_eq!(manager.stats().resyncs, 1);
+    assert_eq!(labels(&mut connection.notifications), ["resync_required"]);
+    // After the next writer call reaps it, the connection still says how it ended.
+    manager.check_connections_now();
+    assert_eq!(manager.subscription(id).err(), Some(ended));
+    assert_eq!(manager.stats().resyncs, 1);
+    // Unsubscribing an ended subscription succeeds once, then it is unknown.
+    manager.unsubscribe(id).unwrap();
+    assert_eq!(
+        manager.unsubscribe(id),
+        Err(LiveError::UnknownSubscription(id.subscription_id))
+    );
+}
+
+#[test]
+fn revocation_does_not_count_or_notify_an_already_ended_subscription() {
+    // Regression: revoke_user counted the overflowed subscription and posted
+    // `Closed { revoked }` after its `ResyncRequired`.
+    let (manager, _) = manager_with(gate_of_two());
+    let mut connection = connect(&manager, "alice");
+    let ended = overflowed_resume(&manager, &mut connection);
+    let live = subscribe(&manager, connection.connection_id, in_room(2));
+    assert_eq!(manager.revoke_user(&UserId::from("alice"), "expired"), 1);
+    let received = drain(&mut connection.notifications);
+    let terminal: Vec<(LiveQueryId, &str)> = received
+        .iter()
+        .map(|notification| (notification.live_query_id(), notification.kind()))
+        .collect();
+    assert_eq!(
+        terminal,
+        [(ended, "resync_required"), (live.live_query_id, "closed")]
+    );
+    assert_eq!(manager.stats().resyncs, 1);
+}
+
+#[test]
+fn snapshot_calls_after_a_schema_change_say_resync_required() {
+    // Regression: they failed with UnknownSubscription.
+    let (manager, _) = manager();
+    let connection = connect(&manager, "alice");
+    let sub = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::with_initial_load(),
+        )
+        .unwrap();
+    let id = sub.live_query_id;
+    manager
+        .register_table(TableSchema::new(
+            messages(),
+            TableScope::Shared,
+            ["id", "room", "body", "edited"],
+        ))
+        .unwrap();
+    let ended = Err(LiveError::SubscriptionEnded {
+        subscription_id: id.subscription_id,
+        ending: SubscriptionEnding::ResyncRequired,
+    });
+    assert_eq!(
+        manager.set_snapshot_boundary(id, SeqId(1)).map(|_| ()),
+        ended
+    );
+    assert_eq!(manager.push_snapshot_rows(id, &[]).map(|_| ()), ended);
+    assert_eq!(manager.complete_initial_load(id).map(|_| ()), ended);
+}
+
+#[test]
+fn resume_streams_past_the_gate_buffer_with_back_pressure() {
+    // Regression: replayed commits counted against `gate_buffer_capacity`, so a client
+    // further behind than it could never resume.
+    let (manager, _) = manager_with(ManagerConfig {
+        gate_buffer_capacity: 2,
+        notification_channel_capacity: 8,
+        ..ManagerConfig::default()
+    });
+    let mut connection = connect(&manager, "alice");
+    let id = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::resume_from(SeqId(0)),
+        )
+        .unwrap()
+        .live_query_id;
+    let mut received = Vec::new();
+    let mut would_block = 0;
+    let mut seq = 1;
+    while seq <= 100 {
+        match manager.replay_commit(id, SeqId(seq), vec![insert_in_room(seq, 1)]) {
+            Ok(sent) => {
+                assert!(sent);
+                seq += 1;
+            }
+            Err(LiveError::WouldBlock { consumed: 0 }) => {
+                would_block += 1;
+                received.extend(drain(&mut connection.notifications));
+            }
+            Err(other) => panic!("replay of {seq} refused: {other}"),
+        }
+    }
+    assert!(would_block > 0, "the channel of 8 pushed back");
+    manager.publish(SeqId(101), insert_in_room(101, 1)).unwrap();
+    manager.complete_initial_load(id).unwrap();
+    received.extend(drain(&mut connection.notifications));
+    let seqs: Vec<u64> = received.iter().filter_map(seq_of).collect();
+    assert_eq!(
+        seqs,
+        (1..=101).collect::<Vec<_>>(),
+        "each once, in order, no gap"
+    );
+    assert!(!received.iter().any(|n| n.kind() == "gap"));
+}
+
+/// A subscription whose first changes are all dropped (the completion marker fills the
+/// channel of one), then drained: the gap it reports.
+fn first_gap(options: SubscriptionOptions, boundary: Option<u64>) -> Notification {
+    let (manager, _) = manager_with(ManagerConfig {
+        notification_channel_capacity: 1,
+        ..ManagerConfig::default()
+    });
+    let mut connection = connect(&manager, "alice");
+    let id = manager
+        .subscribe(connection.connection_id, in_room(1), options)
+        .unwrap()
+        .live_query_id;
+    if let Some(boundary) = boundary {
+        manager.set_snapshot_boundary(id, SeqId(boundary)).unwrap();
+    }
+    manager.complete_initial_load(id).unwrap();
+    for seq in 60..=61 {
+        manager.publish(SeqId(seq), insert_in_room(seq, 1)).unwrap();
+    }
+    let received = drain(&mut connection.notifications);
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert_eq!(received[0].kind(), "load_complete");
+    received[1].clone()
+}
+
+#[test]
+fn a_gap_before_any_change_names_the_resume_point_or_the_boundary() {
+    // Regression: `last_seq` was None before the first change although the resume point
+    // or the snapshot boundary was known.
+    let gap = first_gap(SubscriptionOptions::resume_from(SeqId(40)), None);
+    assert!(
+        matches!(
+            gap,
+            Notification::Gap {
+                last_seq: Some(SeqId(40)),
+                missed: 2,
+                ..
+            }
+        ),
+        "{gap:?}"
+    );
+    let gap = first_gap(SubscriptionOptions::with_initial_load(), Some(50));
+    assert!(
+        matches!(
+            gap,
+            Notification::Gap {
+                last_seq: Some(SeqId(50)),
+                missed: 2,
+                ..
+            }
+        ),
+        "{gap:?}"
+    );
+}
+
+#[test]
+fn a_plain_subscription_receives_every_commit_published_after_subscribe_returns() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    manager.publish(SeqId(1), insert_in_room(1, 1)).unwrap();
+    subscribe(&manager, connection.connection_id, in_room(1));
+    for seq in 2..=5 {
+        manager.publish(SeqId(seq), insert_in_room(seq, 1)).unwrap();
+    }
+    let seqs: Vec<u64> = drain(&mut connection.notifications)
+        .iter()
+        .filter_map(seq_of)
+        .collect();
+    assert_eq!(seqs, [2, 3, 4, 5], "nothing from before, everything after");
+}
+
+#[test]
+fn snapshot_rows_on_a_user_scoped_table_are_the_engines_to_scope() {
+    // Documented contract: rows carry no owner, so livecore cannot check tenancy; it
+    // filters and projects what the engine passes and delivers it as is. The engine passes
+    // only the subscribing user's rows.
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    let id = manager
+        .subscribe(
+            connection.connection_id,
+            QuerySpec::table(notes()).filter(Expr::col("amount").gt(Expr::lit(5))),
+            SubscriptionOptions::with_initial_load(),
+        )
+        .unwrap()
+        .live_query_id;
+    manager.set_snapshot_boundary(id, SeqId(1)).unwrap();
+    let rows = [note(1, "alice's", 10), note(2, "alice's small", 1)];
+    let progress = manager.push_snapshot_rows(id, &rows).unwrap();
+    assert_eq!((progress.consumed, progress.rows), (2, 1), "filtered, not owner-checked");
+    manager.complete_initial_load(id).unwrap();
+    let received = drain(&mut connection.notifications);
+    assert_eq!(
+        received.iter().map(Notification::kind).collect::<Vec<_>>(),
+        ["snapshot", "load_complete"]
+    );
+}
