@@ -334,7 +334,11 @@ fn snapshot_rows_on_a_user_scoped_table_are_the_engines_to_scope() {
     manager.set_snapshot_boundary(id, SeqId(1)).unwrap();
     let rows = [note(1, "alice's", 10), note(2, "alice's small", 1)];
     let progress = manager.push_snapshot_rows(id, &rows).unwrap();
-    assert_eq!((progress.consumed, progress.rows), (2, 1), "filtered, not owner-checked");
+    assert_eq!(
+        (progress.consumed, progress.rows),
+        (2, 1),
+        "filtered, not owner-checked"
+    );
     manager.complete_initial_load(id).unwrap();
     let received = drain(&mut connection.notifications);
     assert_eq!(
