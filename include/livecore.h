@@ -54,6 +54,51 @@
 #define LC_NOW UINT64_MAX
 
 /**
+ * The longest name, in bytes, of a namespace, table, column, user or role (and the
+ * config's `default_namespace`). Such a name is 1 to this many bytes of UTF-8; an empty
+ * or longer one is `LC_ERR_INVALID_NAME`. Topic and consumer group names have their own
+ * limit, the config's `topic_max_name_len`.
+ */
+#define LC_MAX_NAME_LEN 1024
+
+/**
+ * The most columns a table may have (`lc_register_table`: `LC_ERR_INVALID_SCHEMA` beyond
+ * it), so also the longest row: a longer `row_len`, `old_row_len` or snapshot
+ * `column_count` is `LC_ERR_ROW_ARITY` before any value is read.
+ */
+#define LC_MAX_COLUMNS 65535
+
+/**
+ * The most changes one commit may carry (`lc_publish_commit`, `lc_replay_commit`): more
+ * is `LC_ERR_COMMIT_TOO_LARGE`, before any change is read.
+ */
+#define LC_MAX_COMMIT_CHANGES (1 << 30)
+
+/**
+ * The most rows one `lc_push_snapshot_rows` call may pass: more is
+ * `LC_ERR_OUT_OF_BOUNDS`, before any row is read. Push a larger snapshot in several calls.
+ */
+#define LC_MAX_SNAPSHOT_PUSH_ROWS (1 << 20)
+
+/**
+ * The longest text or bytes value (`lc_value.len`) livecore accepts as input: longer is
+ * `LC_ERR_OUT_OF_BOUNDS`, before any byte is read.
+ */
+#define LC_MAX_VALUE_BYTES (1 << 30)
+
+/**
+ * The most live-query records one `lc_failover_run` call may pass: more is
+ * `LC_ERR_OUT_OF_BOUNDS`, before any record is read.
+ */
+#define LC_MAX_FAILOVER_RECORDS (1 << 24)
+
+/**
+ * The most active node ids one `lc_failover_run` call may pass: more is
+ * `LC_ERR_OUT_OF_BOUNDS`, before any id is read.
+ */
+#define LC_MAX_ACTIVE_NODES (1 << 16)
+
+/**
  * `lc_config.flags`: keep a manager-wide queue of connections that have something to
  * read (`lc_manager_wait_ready`), so one thread can serve many connections.
  */
@@ -356,7 +401,10 @@ enum lc_status
      */
     LC_ERR_OUT_OF_BOUNDS = 222,
     /**
-     * A topic or consumer group name is not acceptable.
+     * A name is not acceptable: a topic or consumer group name that is empty, longer than
+     * the config's `topic_max_name_len` or has characters other than ASCII letters,
+     * digits, '.', '_' and '-'; or a namespace, table, column, user or role name that is
+     * empty or longer than `LC_MAX_NAME_LEN` bytes.
      */
     LC_ERR_INVALID_NAME = 300,
     /**
@@ -897,7 +945,8 @@ typedef struct lc_config {
     uint64_t query_cache_capacity;
     /**
      * The namespace of a table that subscription SQL names without one, NUL-terminated
-     * UTF-8; NULL means "default". Only read during `lc_manager_new`.
+     * UTF-8 of 1 to `LC_MAX_NAME_LEN` bytes (`LC_ERR_INVALID_NAME` otherwise); NULL means
+     * "default". Only read during `lc_manager_new`.
      */
     const char *default_namespace;
     /**
@@ -952,7 +1001,8 @@ typedef struct lc_config {
      */
     uint64_t topic_max_message_bytes;
     /**
-     * Longest topic or consumer group name, in bytes.
+     * Longest topic or consumer group name, in bytes (default 249): a longer one is
+     * `LC_ERR_INVALID_NAME`.
      */
     uint64_t topic_max_name_len;
 } lc_config;
@@ -1249,7 +1299,7 @@ typedef struct lc_value {
      */
     const uint8_t *data;
     /**
-     * Number of bytes at `data`.
+     * Number of bytes at `data` (at most `LC_MAX_VALUE_BYTES` as input).
      */
     size_t len;
 } lc_value;
@@ -1334,7 +1384,8 @@ typedef struct lc_change {
      */
     const struct lc_value *row;
     /**
-     * Number of values at `row` (must equal the table's column count).
+     * Number of values at `row` (must equal the table's column count, so at most
+     * `LC_MAX_COLUMNS`).
      */
     size_t row_len;
     /**
@@ -2408,6 +2459,12 @@ lc_status lc_get_stats(struct lc_manager manager,
  * `columns` holds `column_count` NUL-terminated UTF-8 names in row order. All strings are
  * only read during the call.
  *
+ * `namespace_`, `name` and every column name are 1 to `LC_MAX_NAME_LEN` bytes
+ * (`LC_ERR_INVALID_NAME` otherwise). `column_count` is 1 to `LC_MAX_COLUMNS`
+ * (`LC_ERR_INVALID_SCHEMA` otherwise, checked after the manager handle and before any
+ * column is read); two columns may not share a name ignoring ASCII case
+ * (`LC_ERR_INVALID_SCHEMA`).
+ *
  * `*out_table_key` (may be NULL) receives the table's key, stable across schema versions:
  * changes name their table by it.
  *
@@ -2446,6 +2503,8 @@ lc_status lc_drop_table(struct lc_manager manager,
  * expired, a permission was withdrawn): each subscriber gets a closed notification
  * (`LC_CLOSE_REVOKED`) carrying `reason` (NUL-terminated UTF-8), and nothing more of those
  * subscriptions is delivered once this returns. The connections stay registered.
+ * `user_id` is a user name as `lc_connection_authenticate` takes it (1 to
+ * `LC_MAX_NAME_LEN` bytes; `LC_ERR_INVALID_NAME` otherwise).
  * `*out_ended` (may be NULL) receives how many subscriptions ended.
  *
  * Thread safety: any thread, concurrently with any other call.
@@ -2500,7 +2559,9 @@ lc_status lc_connection_mark_auth_started(struct lc_manager manager,
 /**
  * Records the connection's user (NUL-terminated UTF-8) and optional role (NULL for none).
  * Authenticating again as the same user is allowed; as another user it is
- * `LC_ERR_ALREADY_AUTHENTICATED`. The strings are only read during the call.
+ * `LC_ERR_ALREADY_AUTHENTICATED`. The strings are only read during the call. The user
+ * and the role are names of 1 to `LC_MAX_NAME_LEN` bytes (`LC_ERR_INVALID_NAME`
+ * otherwise).
  *
  * Thread safety: any thread, concurrently with any other call.
  *
@@ -2654,6 +2715,13 @@ lc_status lc_subscribe_options_init(struct lc_subscribe_options *options);
  * `LC_SUBSCRIBE_RESUME` it starts gated: read the snapshot SeqId only after this returns,
  * then `lc_set_snapshot_boundary`, the snapshot, `lc_complete_initial_load`.
  *
+ * What a plain subscription (neither `LC_SUBSCRIBE_INITIAL_LOAD` nor
+ * `LC_SUBSCRIBE_RESUME`) receives: every matching change of every commit whose
+ * `lc_publish_commit` or `lc_publish` call starts after this call returned. A commit
+ * published concurrently with this call may or may not be delivered to it. An engine that
+ * needs an exact starting point uses the initial-load or the resume protocol, whose
+ * SeqId boundary says exactly which commits the subscription gets.
+ *
  * `*out_result` receives a result handle (the live query id and the projected columns);
  * free it with `lc_subscription_result_free`, which does not unsubscribe.
  *
@@ -2732,6 +2800,18 @@ lc_status lc_set_snapshot_boundary(struct lc_manager manager,
  * change. When the channel fills, returns `LC_WOULD_BLOCK` with `consumed` rows taken:
  * call again with the rest once the receiver has drained. `out_progress` may be NULL.
  *
+ * Checked before any row is read, in this order: the manager handle
+ * (`LC_ERR_INVALID_HANDLE`); `row_count` at most `LC_MAX_SNAPSHOT_PUSH_ROWS`
+ * (`LC_ERR_OUT_OF_BOUNDS`: push a larger snapshot in several calls); a `column_count` of 0
+ * with rows (`LC_ERR_INVALID_ARGUMENT`); `values` not NULL when there are rows
+ * (`LC_ERR_NULL_ARGUMENT`); the subscription (`LC_ERR_UNKNOWN_SUBSCRIPTION`); and
+ * `column_count` equal to its table's column count (`LC_ERR_ROW_ARITY`). Each text or
+ * bytes value is at most `LC_MAX_VALUE_BYTES` (`LC_ERR_OUT_OF_BOUNDS`).
+ *
+ * On a user-scoped table, snapshot rows carry no owner, so livecore cannot check tenancy:
+ * the engine must pass only rows owned by the subscribing connection's user. livecore
+ * filters and projects them, but does not check whose they are.
+ *
  * Thread safety: any thread; push one subscription's snapshot from one thread at a time
  * (batches are numbered in call order).
  *
@@ -2765,7 +2845,9 @@ lc_status lc_complete_initial_load(struct lc_manager manager,
  * Resume: hands one commit the client missed (`change_count` changes, only read during
  * the call) to a subscription opened with `LC_SUBSCRIBE_RESUME`. Its changes are filtered
  * for this subscription alone and held in SeqId order with live changes that arrived
- * meanwhile. `*out_held` (may be NULL) is 1 when some change matched and was held.
+ * meanwhile. `*out_held` (may be NULL) is 1 when some change matched and was held. The
+ * limits of `lc_publish_commit` apply (`LC_MAX_COMMIT_CHANGES`, `LC_MAX_COLUMNS`,
+ * `LC_MAX_VALUE_BYTES`), checked after the manager handle and before anything is read.
  *
  * Thread safety: any thread; replay one subscription's commits from one thread, in order.
  *
@@ -2823,6 +2905,11 @@ lc_status lc_publish(struct lc_manager manager,
  * nothing is delivered. Each matching subscription then gets one delivery with all the
  * commit's changes it matched, in commit order. The changes are only read during the
  * call (livecore copies them). `out_summary` may be NULL.
+ *
+ * Limits, checked (after the manager handle) before anything is read: `change_count` is
+ * at most `LC_MAX_COMMIT_CHANGES` (`LC_ERR_COMMIT_TOO_LARGE`), each `row_len` and
+ * `old_row_len` at most `LC_MAX_COLUMNS` (`LC_ERR_ROW_ARITY`), each text or bytes value
+ * at most `LC_MAX_VALUE_BYTES` (`LC_ERR_OUT_OF_BOUNDS`).
  *
  * Thread safety: any thread; publish each table's commits in ascending SeqId order, one at
  * a time (livecore does not reorder them).
@@ -2973,6 +3060,11 @@ lc_status lc_records_free(struct lc_records records);
  * unsubscribes the stale ones of this node. `*out_report` receives a report handle; free
  * it with `lc_failover_report_free`.
  *
+ * Limits, checked after the manager handle and before anything is read: `record_count`
+ * at most `LC_MAX_FAILOVER_RECORDS`, `active_count` at most `LC_MAX_ACTIVE_NODES`
+ * (`LC_ERR_OUT_OF_BOUNDS`). Each record's namespace, table name and user (when not NULL)
+ * are names of 1 to `LC_MAX_NAME_LEN` bytes (`LC_ERR_INVALID_NAME`).
+ *
  * Thread safety: any thread, concurrently with any other call.
  *
  * # Safety
@@ -3065,11 +3157,13 @@ lc_status lc_failover_report_free(struct lc_failover_report report);
 lc_status lc_topic_config_init(struct lc_topic_config *config);
 
 /**
- * Creates a topic, kept in memory: `name` (NUL-terminated; 1 to `topic_max_name_len`
- * ASCII letters, digits, '.', '_' or '-') with `config`'s partitions and retention, each
- * within the manager config's `topic_` limits (`LC_ERR_OUT_OF_BOUNDS` otherwise). A
- * taken name is `LC_ERR_TOPIC_EXISTS`; a bad one `LC_ERR_INVALID_NAME`. Both arguments
- * are only read during the call.
+ * Creates a topic, kept in memory: `name` (NUL-terminated; 1 to the config's
+ * `topic_max_name_len` bytes, 249 by default, of ASCII letters, digits, '.', '_' or '-')
+ * with `config`'s partitions and retention, each within the manager config's `topic_`
+ * limits (`LC_ERR_OUT_OF_BOUNDS` otherwise). A bad name (empty, too long, or with other
+ * characters) is `LC_ERR_INVALID_NAME`; a taken one `LC_ERR_TOPIC_EXISTS`. Both arguments
+ * are only read during the call. The functions that look a topic up by name report a
+ * name no topic has (a bad one included) as `LC_ERR_UNKNOWN_TOPIC`.
  *
  * Thread safety: any thread, concurrently with any other call.
  *
@@ -3146,7 +3240,8 @@ lc_status lc_topic_last_write_error(struct lc_manager manager,
 
 /**
  * Publishes a message directly to a topic (not from a table): `payload_len` bytes at
- * `payload` (NULL when 0; at most the config's `topic_max_message_bytes`), carrying
+ * `payload` (NULL when 0; at most the config's `topic_max_message_bytes`,
+ * `LC_ERR_OUT_OF_BOUNDS` otherwise, checked before the payload is read), carrying
  * `seq`, and an optional `key` (NULL for none): messages with SQL-equal keys land in one
  * partition, in publish order. `partition` names the partition, or is
  * `LC_TOPIC_ANY_PARTITION` to choose it by the key's hash (round-robin without a key).
@@ -3253,7 +3348,8 @@ lc_status lc_topic_route_remove(struct lc_manager manager,
 lc_status lc_topic_group_config_init(struct lc_topic_group_config *config);
 
 /**
- * Creates consumer group `group` (NUL-terminated; named like a topic) on `topic`. Each
+ * Creates consumer group `group` (NUL-terminated; named like a topic: a bad name is
+ * `LC_ERR_INVALID_NAME`) on `topic`. Each
  * partition starts where `config->reset` says, resolved now: earliest at the oldest
  * retained message, latest at the end (everything published after this returns is
  * seen), none nowhere. `config->lease_ms` must be within the manager config's

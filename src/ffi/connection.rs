@@ -4,7 +4,7 @@ use std::ffi::{c_char, CStr};
 use std::time::Duration;
 
 use crate::ffi::manager::manager_entry;
-use crate::ffi::ptr::{c_str, optional_c_str, Out, SizedOut};
+use crate::ffi::ptr::{check_name_len, name_str, optional_c_str, Out, SizedOut};
 use crate::ffi::state::{receive_status, take_receiver, NotificationEntry, NOTIFICATIONS};
 use crate::ffi::status::{boundary, lc_status, panic_point, FfiError, PanicPoint};
 use crate::ffi::types::*;
@@ -56,7 +56,9 @@ pub extern "C" fn lc_connection_mark_auth_started(
 
 /// Records the connection's user (NUL-terminated UTF-8) and optional role (NULL for none).
 /// Authenticating again as the same user is allowed; as another user it is
-/// `LC_ERR_ALREADY_AUTHENTICATED`. The strings are only read during the call.
+/// `LC_ERR_ALREADY_AUTHENTICATED`. The strings are only read during the call. The user
+/// and the role are names of 1 to `LC_MAX_NAME_LEN` bytes (`LC_ERR_INVALID_NAME`
+/// otherwise).
 ///
 /// Thread safety: any thread, concurrently with any other call.
 ///
@@ -71,9 +73,12 @@ pub unsafe extern "C" fn lc_connection_authenticate(
 ) -> lc_status {
     boundary("lc_connection_authenticate", || {
         // SAFETY: the caller promised NULL or a NUL-terminated string.
-        let user = unsafe { c_str(user_id, "user_id") }?;
+        let user = unsafe { name_str(user_id, "user_id") }?;
         // SAFETY: as above.
         let role = unsafe { optional_c_str(role, "role") }?;
+        if let Some(role) = role {
+            check_name_len(role, LC_MAX_NAME_LEN, "role")?;
+        }
         manager_entry(manager)?.manager.authenticate(
             ConnectionId(connection_id),
             UserId::from(user),

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use crate::config::{ManagerConfig, SlowConsumerPolicy};
 use crate::connections_manager::ConnectionsManager;
-use crate::ffi::ptr::{c_str, optional_c_str, read_sized, slice, Out, OutSlice, SizedOut};
+use crate::ffi::ptr::{
+    c_str, check_name_len, name_str, optional_c_str, read_sized, slice, Out, OutSlice, SizedOut,
+};
 use crate::ffi::state::{receive_status, ManagerEntry, MANAGERS, WAIT_SLICE};
 use crate::ffi::status::{boundary, last_error_ptr, lc_status, FfiError};
 use crate::ffi::types::*;
@@ -194,11 +196,15 @@ unsafe fn config_from_c(config: &lc_config) -> Result<ManagerConfig, FfiError> {
         ready_queue: flag(config.flags, LC_CONFIG_READY_QUEUE),
         node_id: NodeId(config.node_id),
         // SAFETY: the caller promised NULL or a NUL-terminated string.
-        default_namespace: unsafe {
+        default_namespace: match unsafe {
             optional_c_str(config.default_namespace, "config->default_namespace")
-        }?
-        .unwrap_or("default")
-        .to_string(),
+        }? {
+            Some(namespace) => {
+                check_name_len(namespace, LC_MAX_NAME_LEN, "config->default_namespace")?;
+                namespace.to_string()
+            }
+            None => "default".to_string(),
+        },
         query_cache_capacity: size(config.query_cache_capacity, "query_cache_capacity")?,
         topics: topic_limits_from_c(config)?,
     })
@@ -588,6 +594,12 @@ pub unsafe extern "C" fn lc_get_stats(manager: lc_manager, out_stats: *mut lc_st
 /// `columns` holds `column_count` NUL-terminated UTF-8 names in row order. All strings are
 /// only read during the call.
 ///
+/// `namespace_`, `name` and every column name are 1 to `LC_MAX_NAME_LEN` bytes
+/// (`LC_ERR_INVALID_NAME` otherwise). `column_count` is 1 to `LC_MAX_COLUMNS`
+/// (`LC_ERR_INVALID_SCHEMA` otherwise, checked after the manager handle and before any
+/// column is read); two columns may not share a name ignoring ASCII case
+/// (`LC_ERR_INVALID_SCHEMA`).
+///
 /// `*out_table_key` (may be NULL) receives the table's key, stable across schema versions:
 /// changes name their table by it.
 ///
@@ -608,10 +620,18 @@ pub unsafe extern "C" fn lc_register_table(
     out_table_key: *mut u32,
 ) -> lc_status {
     boundary("lc_register_table", || {
+        // The handle and the count before the loop over the columns.
+        let entry = manager_entry(manager)?;
+        if column_count > LC_MAX_COLUMNS {
+            return Err(FfiError::new(
+                lc_status::LC_ERR_INVALID_SCHEMA,
+                format!("{column_count} columns; a table has at most {LC_MAX_COLUMNS}"),
+            ));
+        }
         // SAFETY: the caller promised NULL or NUL-terminated strings.
-        let namespace = unsafe { c_str(namespace_, "namespace_") }?;
+        let namespace = unsafe { name_str(namespace_, "namespace_") }?;
         // SAFETY: as above.
-        let table_name = unsafe { c_str(name, "name") }?;
+        let table_name = unsafe { name_str(name, "name") }?;
         // SAFETY: the caller promised `column_count` pointers at `columns`.
         let column_ptrs = unsafe { slice(columns, column_count, "columns") }?;
         let column_names = column_ptrs
@@ -619,7 +639,7 @@ pub unsafe extern "C" fn lc_register_table(
             .enumerate()
             .map(|(index, &column)| {
                 // SAFETY: each pointer is NULL or a NUL-terminated string (caller's promise).
-                unsafe { c_str(column, &format!("columns[{index}]")) }
+                unsafe { name_str(column, &format_args!("columns[{index}]")) }
             })
             .collect::<Result<Vec<&str>, FfiError>>()?;
         // SAFETY: the caller promised `out_table_key` is NULL or writable.
@@ -629,7 +649,6 @@ pub unsafe extern "C" fn lc_register_table(
             1 => TableScope::User,
             other => return Err(FfiError::tag("lc_table_scope", other)),
         };
-        let entry = manager_entry(manager)?;
         let table_id = TableId::new(namespace, table_name);
         let key = entry.manager.register_table(TableSchema::new(
             table_id.clone(),
@@ -677,6 +696,8 @@ pub unsafe extern "C" fn lc_drop_table(
 /// expired, a permission was withdrawn): each subscriber gets a closed notification
 /// (`LC_CLOSE_REVOKED`) carrying `reason` (NUL-terminated UTF-8), and nothing more of those
 /// subscriptions is delivered once this returns. The connections stay registered.
+/// `user_id` is a user name as `lc_connection_authenticate` takes it (1 to
+/// `LC_MAX_NAME_LEN` bytes; `LC_ERR_INVALID_NAME` otherwise).
 /// `*out_ended` (may be NULL) receives how many subscriptions ended.
 ///
 /// Thread safety: any thread, concurrently with any other call.
@@ -693,7 +714,7 @@ pub unsafe extern "C" fn lc_revoke_user(
 ) -> lc_status {
     boundary("lc_revoke_user", || {
         // SAFETY: the caller promised NULL or a NUL-terminated string.
-        let user = unsafe { c_str(user_id, "user_id") }?;
+        let user = unsafe { name_str(user_id, "user_id") }?;
         // SAFETY: as above.
         let reason = unsafe { c_str(reason, "reason") }?;
         // SAFETY: the caller promised `out_ended` is NULL or writable.

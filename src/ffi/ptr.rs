@@ -195,6 +195,62 @@ pub(crate) unsafe fn text<'a>(
     })
 }
 
+/// Checks a count the caller passes against its documented limit, before anything is
+/// read or allocated for it: more than `max` is `status` (`LC_ERR_OUT_OF_BOUNDS` or the
+/// function's own limit status).
+pub(crate) fn check_count(
+    count: usize,
+    max: usize,
+    // Formatted only on failure.
+    name: &(impl std::fmt::Display + ?Sized),
+    status: lc_status,
+) -> Result<(), FfiError> {
+    if count > max {
+        return Err(FfiError::new(
+            status,
+            format!("`{name}` is {count}; the limit is {max}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the length of a name against `max` bytes: an empty or longer name is
+/// `LC_ERR_INVALID_NAME` (the rule of every name the C ABI takes; topic and group names
+/// pass their own `max` and have their characters checked by the core too).
+pub(crate) fn check_name_len(
+    value: &str,
+    max: usize,
+    // Formatted only on failure.
+    name: &(impl std::fmt::Display + ?Sized),
+) -> Result<(), FfiError> {
+    let reason = if value.is_empty() {
+        "is empty".to_string()
+    } else if value.len() > max {
+        format!("is {} bytes long; the limit is {max}", value.len())
+    } else {
+        return Ok(());
+    };
+    Err(FfiError::new(
+        lc_status::LC_ERR_INVALID_NAME,
+        format!("`{name}` {reason}"),
+    ))
+}
+
+/// Borrows a required NUL-terminated UTF-8 name of a namespace, table, column, user or
+/// role: 1 to `LC_MAX_NAME_LEN` bytes (`LC_ERR_INVALID_NAME` otherwise).
+///
+/// # Safety
+/// As for [`c_str`].
+pub(crate) unsafe fn name_str<'a>(
+    ptr: *const c_char,
+    name: &(impl std::fmt::Display + ?Sized),
+) -> Result<&'a str, FfiError> {
+    // SAFETY: the caller's promise is passed on unchanged.
+    let value = unsafe { c_str(ptr, name) }?;
+    check_name_len(value, LC_MAX_NAME_LEN, name)?;
+    Ok(value)
+}
+
 /// Borrows an optional NUL-terminated UTF-8 string: NULL is `None`.
 ///
 /// # Safety

@@ -1,7 +1,7 @@
 //! Publishing committed changes.
 
 use crate::ffi::manager::manager_entry;
-use crate::ffi::ptr::{borrow, slice, SizedOut};
+use crate::ffi::ptr::{borrow, check_count, slice, SizedOut};
 use crate::ffi::state::ManagerEntry;
 use crate::ffi::status::{boundary, lc_status, panic_point, FfiError, PanicPoint};
 use crate::ffi::types::*;
@@ -18,8 +18,9 @@ unsafe fn convert(
     entry: &ManagerEntry,
     changes: &[lc_change],
 ) -> Result<Vec<ChangeNotification>, FfiError> {
-    // A plain loop into a presized vector: this runs on every publish.
-    let mut converted = Vec::with_capacity(changes.len());
+    // A plain loop into a presized vector: this runs on every publish. The presize is
+    // capped so that a count larger than the memory behind it allocates nothing huge.
+    let mut converted = Vec::with_capacity(changes.len().min(1024));
     for (index, change) in changes.iter().enumerate() {
         // SAFETY: each change obeys lc_change's contract (this function's caller's promise).
         converted.push(unsafe {
@@ -29,6 +30,16 @@ unsafe fn convert(
         }?);
     }
     Ok(converted)
+}
+
+/// Refuses a commit of more than `LC_MAX_COMMIT_CHANGES` changes before any is read.
+pub(crate) fn check_changes(change_count: usize) -> Result<(), FfiError> {
+    check_count(
+        change_count,
+        LC_MAX_COMMIT_CHANGES,
+        "change_count",
+        lc_status::LC_ERR_COMMIT_TOO_LARGE,
+    )
 }
 
 fn write_summary(out: Option<SizedOut<lc_publish_summary>>, summary: PublishSummary) {
@@ -85,6 +96,11 @@ pub unsafe extern "C" fn lc_publish(
 /// commit's changes it matched, in commit order. The changes are only read during the
 /// call (livecore copies them). `out_summary` may be NULL.
 ///
+/// Limits, checked (after the manager handle) before anything is read: `change_count` is
+/// at most `LC_MAX_COMMIT_CHANGES` (`LC_ERR_COMMIT_TOO_LARGE`), each `row_len` and
+/// `old_row_len` at most `LC_MAX_COLUMNS` (`LC_ERR_ROW_ARITY`), each text or bytes value
+/// at most `LC_MAX_VALUE_BYTES` (`LC_ERR_OUT_OF_BOUNDS`).
+///
 /// Thread safety: any thread; publish each table's commits in ascending SeqId order, one at
 /// a time (livecore does not reorder them).
 ///
@@ -100,11 +116,14 @@ pub unsafe extern "C" fn lc_publish_commit(
     out_summary: *mut lc_publish_summary,
 ) -> lc_status {
     boundary("lc_publish_commit", || {
+        // The handle and the count first: nothing is read for a freed manager or an
+        // impossible commit.
+        let entry = manager_entry(manager)?;
+        check_changes(change_count)?;
         // SAFETY: the caller promised `change_count` changes at `changes`.
         let changes = unsafe { slice(changes, change_count, "changes") }?;
         // SAFETY: the caller promised `out_summary` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::optional(out_summary, "out_summary") }?;
-        let entry = manager_entry(manager)?;
         // SAFETY: the caller promised the changes obey lc_change's contract.
         let changes = unsafe { convert(&entry, changes) }?;
         panic_point(PanicPoint::ChangesConverted);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::failover::FailoverHandler;
 use crate::ffi::manager::manager_entry;
-use crate::ffi::ptr::{read_sized_array, slice, text, Out, SizedOut};
+use crate::ffi::ptr::{check_count, check_name_len, read_sized_array, slice, text, Out, SizedOut};
 use crate::ffi::state::{FAILOVER_REPORTS, RECORDS};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
@@ -86,6 +86,19 @@ unsafe fn record_from_c(
             record.reserved
         )));
     }
+    // Names are bounded before their bytes are read (the C ABI's rule for every name).
+    for (len, field) in [
+        (record.table_namespace_len, "table_namespace"),
+        (record.table_name_len, "table_name"),
+        (record.user_id_len, "user_id"),
+    ] {
+        check_count(
+            len,
+            LC_MAX_NAME_LEN,
+            &format_args!("{name}.{field}_len"),
+            lc_status::LC_ERR_INVALID_NAME,
+        )?;
+    }
     // SAFETY: the caller promised each string pointer is NULL or readable for its length.
     let (namespace, table, query) = unsafe {
         (
@@ -106,17 +119,25 @@ unsafe fn record_from_c(
             )?,
         )
     };
+    check_name_len(
+        namespace,
+        LC_MAX_NAME_LEN,
+        &format_args!("{name}.table_namespace"),
+    )?;
+    check_name_len(table, LC_MAX_NAME_LEN, &format_args!("{name}.table_name"))?;
     let user = if record.user_id.is_null() {
         None
     } else {
         // SAFETY: as above.
-        Some(UserId::from(unsafe {
+        let user = unsafe {
             text(
                 record.user_id.cast::<u8>(),
                 record.user_id_len,
                 &format_args!("{name}.user_id"),
             )
-        }?))
+        }?;
+        check_name_len(user, LC_MAX_NAME_LEN, &format_args!("{name}.user_id"))?;
+        Some(UserId::from(user))
     };
     let connection_id = ConnectionId(record.live_query.connection_id);
     let subscription_id = SubscriptionId(record.live_query.subscription_id);
@@ -249,6 +270,11 @@ pub extern "C" fn lc_records_free(records: lc_records) -> lc_status {
 /// unsubscribes the stale ones of this node. `*out_report` receives a report handle; free
 /// it with `lc_failover_report_free`.
 ///
+/// Limits, checked after the manager handle and before anything is read: `record_count`
+/// at most `LC_MAX_FAILOVER_RECORDS`, `active_count` at most `LC_MAX_ACTIVE_NODES`
+/// (`LC_ERR_OUT_OF_BOUNDS`). Each record's namespace, table name and user (when not NULL)
+/// are names of 1 to `LC_MAX_NAME_LEN` bytes (`LC_ERR_INVALID_NAME`).
+///
 /// Thread safety: any thread, concurrently with any other call.
 ///
 /// # Safety
@@ -268,6 +294,20 @@ pub unsafe extern "C" fn lc_failover_run(
     boundary("lc_failover_run", || {
         // SAFETY: the caller promised `out_report` is NULL or writable.
         let out = unsafe { Out::new(out_report, "out_report") }?;
+        // The handle and the counts before anything is read or allocated.
+        let entry = manager_entry(manager)?;
+        check_count(
+            record_count,
+            LC_MAX_FAILOVER_RECORDS,
+            "record_count",
+            lc_status::LC_ERR_OUT_OF_BOUNDS,
+        )?;
+        check_count(
+            active_count,
+            LC_MAX_ACTIVE_NODES,
+            "active_count",
+            lc_status::LC_ERR_OUT_OF_BOUNDS,
+        )?;
         // SAFETY: the caller promised `record_count` records of one declared size.
         let given = unsafe { read_sized_array(records, record_count, empty_record(), "records") }?;
         // SAFETY: the caller promised `active_count` ids at `active_nodes`.
@@ -283,7 +323,6 @@ pub unsafe extern "C" fn lc_failover_run(
                 unsafe { record_from_c(record, &format_args!("records[{index}]")) }
             })
             .collect::<Result<Vec<_>, FfiError>>()?;
-        let entry = manager_entry(manager)?;
         let handler = FailoverHandler::new(
             entry.manager.config().node_id,
             Duration::from_millis(stale_after_ms),

@@ -100,7 +100,10 @@ pub enum lc_status {
     /// A value a client or host controls is outside its allowed bounds (a limit).
     LC_ERR_OUT_OF_BOUNDS = 222,
     // 300-399: topics and consumer groups (the lc_topic_ functions).
-    /// A topic or consumer group name is not acceptable.
+    /// A name is not acceptable: a topic or consumer group name that is empty, longer than
+    /// the config's `topic_max_name_len` or has characters other than ASCII letters,
+    /// digits, '.', '_' and '-'; or a namespace, table, column, user or role name that is
+    /// empty or longer than `LC_MAX_NAME_LEN` bytes.
     LC_ERR_INVALID_NAME = 300,
     /// No topic with this name exists.
     LC_ERR_UNKNOWN_TOPIC = 301,

@@ -20,7 +20,7 @@ use std::ffi::{c_char, CString};
 use crate::ffi::manager::manager_entry;
 use crate::ffi::ptr::{c_str, read_sized, slice};
 use crate::ffi::status::{boundary, lc_status, FfiError, StoreCallbackGuard};
-use crate::ffi::topics::default_topic_config;
+use crate::ffi::topics::{check_topic_name, default_topic_config};
 use crate::ffi::types::*;
 use crate::sync::{Arc, AtomicU8, DataArc, Ordering};
 use crate::topics::log::{PartitionBounds, TopicLog, TopicLogError, TopicMessage, TopicRecord};
@@ -420,6 +420,7 @@ pub unsafe extern "C" fn lc_topic_create_with_store(
             return Err(FfiError::null(field));
         }
         let entry = manager_entry(manager)?;
+        check_topic_name(&entry, name, "name")?;
         let ownership = Arc::new(AtomicU8::new(PENDING));
         let store = HostStore {
             callbacks,

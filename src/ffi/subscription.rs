@@ -3,7 +3,8 @@
 use std::ffi::c_char;
 
 use crate::ffi::manager::manager_entry;
-use crate::ffi::ptr::{c_str, read_sized, slice, Out, SizedOut};
+use crate::ffi::ptr::{c_str, check_count, read_sized, slice, Out, SizedOut};
+use crate::ffi::publish::check_changes;
 use crate::ffi::state::{SubscriptionResultEntry, SUBSCRIPTION_RESULTS};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
@@ -69,6 +70,13 @@ pub unsafe extern "C" fn lc_subscribe_options_init(
 /// routing index when this returns. With `LC_SUBSCRIBE_INITIAL_LOAD` or
 /// `LC_SUBSCRIBE_RESUME` it starts gated: read the snapshot SeqId only after this returns,
 /// then `lc_set_snapshot_boundary`, the snapshot, `lc_complete_initial_load`.
+///
+/// What a plain subscription (neither `LC_SUBSCRIBE_INITIAL_LOAD` nor
+/// `LC_SUBSCRIBE_RESUME`) receives: every matching change of every commit whose
+/// `lc_publish_commit` or `lc_publish` call starts after this call returned. A commit
+/// published concurrently with this call may or may not be delivered to it. An engine that
+/// needs an exact starting point uses the initial-load or the resume protocol, whose
+/// SeqId boundary says exactly which commits the subscription gets.
 ///
 /// `*out_result` receives a result handle (the live query id and the projected columns);
 /// free it with `lc_subscription_result_free`, which does not unsubscribe.
@@ -230,6 +238,18 @@ pub extern "C" fn lc_set_snapshot_boundary(
 /// change. When the channel fills, returns `LC_WOULD_BLOCK` with `consumed` rows taken:
 /// call again with the rest once the receiver has drained. `out_progress` may be NULL.
 ///
+/// Checked before any row is read, in this order: the manager handle
+/// (`LC_ERR_INVALID_HANDLE`); `row_count` at most `LC_MAX_SNAPSHOT_PUSH_ROWS`
+/// (`LC_ERR_OUT_OF_BOUNDS`: push a larger snapshot in several calls); a `column_count` of 0
+/// with rows (`LC_ERR_INVALID_ARGUMENT`); `values` not NULL when there are rows
+/// (`LC_ERR_NULL_ARGUMENT`); the subscription (`LC_ERR_UNKNOWN_SUBSCRIPTION`); and
+/// `column_count` equal to its table's column count (`LC_ERR_ROW_ARITY`). Each text or
+/// bytes value is at most `LC_MAX_VALUE_BYTES` (`LC_ERR_OUT_OF_BOUNDS`).
+///
+/// On a user-scoped table, snapshot rows carry no owner, so livecore cannot check tenancy:
+/// the engine must pass only rows owned by the subscribing connection's user. livecore
+/// filters and projects them, but does not check whose they are.
+///
 /// Thread safety: any thread; push one subscription's snapshot from one thread at a time
 /// (batches are numbered in call order).
 ///
@@ -248,32 +268,62 @@ pub unsafe extern "C" fn lc_push_snapshot_rows(
     boundary("lc_push_snapshot_rows", || {
         // SAFETY: the caller promised `out_progress` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::optional(out_progress, "out_progress") }?;
-        let total = row_count.checked_mul(column_count).ok_or_else(|| {
-            FfiError::invalid(format!(
-                "{row_count} rows of {column_count} columns overflow"
-            ))
-        })?;
-        // SAFETY: the caller promised `row_count * column_count` values at `values`.
-        let values = unsafe { slice(values, total, "values") }?;
-        let rows = (0..row_count)
-            .map(|index| {
-                let row = &values[index * column_count..(index + 1) * column_count];
-                // SAFETY: `row` is a sub-slice of the caller's values, whose text and bytes
-                // the caller promised are readable.
-                unsafe {
-                    row_from_c(
-                        row.as_ptr(),
-                        row.len(),
-                        &format_args!("values[row {index}]"),
-                    )
-                }
-            })
-            .collect::<Result<Vec<Row>, FfiError>>()?;
+        // The handle and every count before any work: a loop over `row_count` runs only
+        // once the rows are known to be real and of the table's width.
         let entry = manager_entry(manager)?;
-        let progress = match entry
-            .manager
-            .push_snapshot_rows(to_live_query(live_query), &rows)
-        {
+        check_count(
+            row_count,
+            LC_MAX_SNAPSHOT_PUSH_ROWS,
+            "row_count",
+            lc_status::LC_ERR_OUT_OF_BOUNDS,
+        )?;
+        let live_query = to_live_query(live_query);
+        let rows = if row_count == 0 {
+            Vec::new()
+        } else {
+            if column_count == 0 {
+                return Err(FfiError::invalid(format!(
+                    "{row_count} rows of 0 columns: a row has its table's columns"
+                )));
+            }
+            if values.is_null() {
+                return Err(FfiError::null("values"));
+            }
+            let subscription = entry.manager.subscription(live_query)?;
+            let expected = entry
+                .manager
+                .table_schema(&subscription.table_id)?
+                .columns
+                .len();
+            if column_count != expected {
+                return Err(LiveError::RowArity {
+                    table: subscription.table_id.to_string(),
+                    expected,
+                    got: column_count,
+                }
+                .into());
+            }
+            // Within LC_MAX_SNAPSHOT_PUSH_ROWS * LC_MAX_COLUMNS: no overflow.
+            let total = row_count * column_count;
+            // SAFETY: the caller promised `row_count * column_count` values at `values`.
+            let values = unsafe { slice(values, total, "values") }?;
+            values
+                .chunks_exact(column_count)
+                .enumerate()
+                .map(|(index, row)| {
+                    // SAFETY: `row` is a sub-slice of the caller's values, whose text and
+                    // bytes the caller promised are readable.
+                    unsafe {
+                        row_from_c(
+                            row.as_ptr(),
+                            row.len(),
+                            &format_args!("values[row {index}]"),
+                        )
+                    }
+                })
+                .collect::<Result<Vec<Row>, FfiError>>()?
+        };
+        let progress = match entry.manager.push_snapshot_rows(live_query, &rows) {
             Ok(progress) => progress,
             Err(LiveError::WouldBlock { consumed }) => {
                 if let Some(out) = out {
@@ -341,7 +391,9 @@ pub unsafe extern "C" fn lc_complete_initial_load(
 /// Resume: hands one commit the client missed (`change_count` changes, only read during
 /// the call) to a subscription opened with `LC_SUBSCRIBE_RESUME`. Its changes are filtered
 /// for this subscription alone and held in SeqId order with live changes that arrived
-/// meanwhile. `*out_held` (may be NULL) is 1 when some change matched and was held.
+/// meanwhile. `*out_held` (may be NULL) is 1 when some change matched and was held. The
+/// limits of `lc_publish_commit` apply (`LC_MAX_COMMIT_CHANGES`, `LC_MAX_COLUMNS`,
+/// `LC_MAX_VALUE_BYTES`), checked after the manager handle and before anything is read.
 ///
 /// Thread safety: any thread; replay one subscription's commits from one thread, in order.
 ///
@@ -360,9 +412,11 @@ pub unsafe extern "C" fn lc_replay_commit(
     boundary("lc_replay_commit", || {
         // SAFETY: the caller promised `out_held` is NULL or writable.
         let out = unsafe { Out::optional(out_held, "out_held") }?;
+        // The handle and the count before anything is read (as lc_publish_commit).
+        let entry = manager_entry(manager)?;
+        check_changes(change_count)?;
         // SAFETY: the caller promised `change_count` changes at `changes`.
         let changes = unsafe { slice(changes, change_count, "changes") }?;
-        let entry = manager_entry(manager)?;
         let changes = changes
             .iter()
             .enumerate()

@@ -5,7 +5,11 @@ use std::ffi::c_char;
 use std::time::Duration;
 
 use crate::ffi::manager::manager_entry;
-use crate::ffi::ptr::{borrow, c_str, optional_c_str, read_sized, slice, Out, OutSlice, SizedOut};
+use crate::ffi::ptr::{
+    borrow, c_str, check_count, check_name_len, optional_c_str, read_sized, slice, Out, OutSlice,
+    SizedOut,
+};
+use crate::ffi::state::ManagerEntry;
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::value_from_c;
@@ -80,6 +84,17 @@ unsafe fn apply_route_options(
     Ok(spec)
 }
 
+/// Checks the length of a new topic or consumer group name against the manager's
+/// `topic_max_name_len`: an empty or longer name is `LC_ERR_INVALID_NAME`, as every bad
+/// name is (the core checks the characters).
+pub(crate) fn check_topic_name(
+    entry: &ManagerEntry,
+    name: &str,
+    argument: &str,
+) -> Result<(), FfiError> {
+    check_name_len(name, entry.manager.config().topics.max_name_len, argument)
+}
+
 fn write_route_id(out: Option<Out<u64>>, id: TopicRouteId) {
     if let Some(out) = out {
         out.write(id.0);
@@ -105,11 +120,13 @@ pub unsafe extern "C" fn lc_topic_config_init(config: *mut lc_topic_config) -> l
     })
 }
 
-/// Creates a topic, kept in memory: `name` (NUL-terminated; 1 to `topic_max_name_len`
-/// ASCII letters, digits, '.', '_' or '-') with `config`'s partitions and retention, each
-/// within the manager config's `topic_` limits (`LC_ERR_OUT_OF_BOUNDS` otherwise). A
-/// taken name is `LC_ERR_TOPIC_EXISTS`; a bad one `LC_ERR_INVALID_NAME`. Both arguments
-/// are only read during the call.
+/// Creates a topic, kept in memory: `name` (NUL-terminated; 1 to the config's
+/// `topic_max_name_len` bytes, 249 by default, of ASCII letters, digits, '.', '_' or '-')
+/// with `config`'s partitions and retention, each within the manager config's `topic_`
+/// limits (`LC_ERR_OUT_OF_BOUNDS` otherwise). A bad name (empty, too long, or with other
+/// characters) is `LC_ERR_INVALID_NAME`; a taken one `LC_ERR_TOPIC_EXISTS`. Both arguments
+/// are only read during the call. The functions that look a topic up by name report a
+/// name no topic has (a bad one included) as `LC_ERR_UNKNOWN_TOPIC`.
 ///
 /// Thread safety: any thread, concurrently with any other call.
 ///
@@ -128,6 +145,7 @@ pub unsafe extern "C" fn lc_topic_create(
         // SAFETY: the caller promised `config` is NULL or readable for its struct_size.
         let config = unsafe { read_sized(config, default_topic_config(), "config") }?;
         let entry = manager_entry(manager)?;
+        check_topic_name(&entry, name, "name")?;
         entry.manager.create_topic(
             name,
             TopicConfig {
@@ -287,7 +305,8 @@ pub unsafe extern "C" fn lc_topic_last_write_error(
 }
 
 /// Publishes a message directly to a topic (not from a table): `payload_len` bytes at
-/// `payload` (NULL when 0; at most the config's `topic_max_message_bytes`), carrying
+/// `payload` (NULL when 0; at most the config's `topic_max_message_bytes`,
+/// `LC_ERR_OUT_OF_BOUNDS` otherwise, checked before the payload is read), carrying
 /// `seq`, and an optional `key` (NULL for none): messages with SQL-equal keys land in one
 /// partition, in publish order. `partition` names the partition, or is
 /// `LC_TOPIC_ANY_PARTITION` to choose it by the key's hash (round-robin without a key).
@@ -316,6 +335,14 @@ pub unsafe extern "C" fn lc_topic_publish(
     boundary("lc_topic_publish", || {
         // SAFETY: the caller promised NULL or a NUL-terminated string.
         let topic = unsafe { c_str(topic, "topic") }?;
+        // The handle and the payload's limit before the payload is read (it is copied).
+        let entry = manager_entry(manager)?;
+        check_count(
+            payload_len,
+            entry.manager.config().topics.max_message_bytes,
+            "payload_len",
+            lc_status::LC_ERR_OUT_OF_BOUNDS,
+        )?;
         // SAFETY: the caller promised `payload_len` readable bytes at `payload`.
         let payload = unsafe { slice(payload, payload_len, "payload") }?;
         let key = if key.is_null() {
@@ -336,9 +363,7 @@ pub unsafe extern "C" fn lc_topic_publish(
         if partition != LC_TOPIC_ANY_PARTITION {
             message = message.partition(partition);
         }
-        let position = manager_entry(manager)?
-            .manager
-            .publish_to_topic(topic, message)?;
+        let position = entry.manager.publish_to_topic(topic, message)?;
         if let Some(out) = partition_out {
             out.write(position.partition);
         }
@@ -492,7 +517,8 @@ pub unsafe extern "C" fn lc_topic_group_config_init(
     })
 }
 
-/// Creates consumer group `group` (NUL-terminated; named like a topic) on `topic`. Each
+/// Creates consumer group `group` (NUL-terminated; named like a topic: a bad name is
+/// `LC_ERR_INVALID_NAME`) on `topic`. Each
 /// partition starts where `config->reset` says, resolved now: earliest at the oldest
 /// retained message, latest at the end (everything published after this returns is
 /// seen), none nowhere. `config->lease_ms` must be within the manager config's
@@ -524,7 +550,9 @@ pub unsafe extern "C" fn lc_topic_group_create(
             2 => ResetPolicy::None,
             other => return Err(FfiError::tag("lc_topic_reset_policy", other)),
         };
-        manager_entry(manager)?.manager.create_consumer_group(
+        let entry = manager_entry(manager)?;
+        check_topic_name(&entry, group, "group")?;
+        entry.manager.create_consumer_group(
             topic,
             group,
             GroupConfig::with_reset(reset).lease(Duration::from_millis(config.lease_ms)),

@@ -16,6 +16,41 @@ pub const LC_WAIT_FOREVER: u32 = u32::MAX;
 /// For `lc_check_connections`: use the manager clock's current reading.
 pub const LC_NOW: u64 = u64::MAX;
 
+/// The longest name, in bytes, of a namespace, table, column, user or role (and the
+/// config's `default_namespace`). Such a name is 1 to this many bytes of UTF-8; an empty
+/// or longer one is `LC_ERR_INVALID_NAME`. Topic and consumer group names have their own
+/// limit, the config's `topic_max_name_len`.
+pub const LC_MAX_NAME_LEN: usize = 1024;
+
+/// The most columns a table may have (`lc_register_table`: `LC_ERR_INVALID_SCHEMA` beyond
+/// it), so also the longest row: a longer `row_len`, `old_row_len` or snapshot
+/// `column_count` is `LC_ERR_ROW_ARITY` before any value is read.
+pub const LC_MAX_COLUMNS: usize = 65535;
+
+/// The most changes one commit may carry (`lc_publish_commit`, `lc_replay_commit`): more
+/// is `LC_ERR_COMMIT_TOO_LARGE`, before any change is read.
+pub const LC_MAX_COMMIT_CHANGES: usize = 1 << 30;
+
+/// The most rows one `lc_push_snapshot_rows` call may pass: more is
+/// `LC_ERR_OUT_OF_BOUNDS`, before any row is read. Push a larger snapshot in several calls.
+pub const LC_MAX_SNAPSHOT_PUSH_ROWS: usize = 1 << 20;
+
+/// The longest text or bytes value (`lc_value.len`) livecore accepts as input: longer is
+/// `LC_ERR_OUT_OF_BOUNDS`, before any byte is read.
+pub const LC_MAX_VALUE_BYTES: usize = 1 << 30;
+
+/// The most live-query records one `lc_failover_run` call may pass: more is
+/// `LC_ERR_OUT_OF_BOUNDS`, before any record is read.
+pub const LC_MAX_FAILOVER_RECORDS: usize = 1 << 24;
+
+/// The most active node ids one `lc_failover_run` call may pass: more is
+/// `LC_ERR_OUT_OF_BOUNDS`, before any id is read.
+pub const LC_MAX_ACTIVE_NODES: usize = 1 << 16;
+
+// The C limits that mirror the core's own must stay equal to them.
+const _: () = assert!(LC_MAX_COLUMNS == crate::models::schema::MAX_COLUMNS);
+const _: () = assert!(LC_MAX_COMMIT_CHANGES == crate::models::notification::MAX_COMMIT_CHANGES);
+
 /// A manager: the notification core of one database node. Opaque: copy it, compare it, pass
 /// it back; never look inside. A zeroed handle is never valid. Created by `lc_manager_new`,
 /// freed by `lc_manager_free`; after that every call with it returns
@@ -96,7 +131,7 @@ pub struct lc_value {
     pub float_value: f64,
     /// The bytes of `LC_VALUE_TEXT` and `LC_VALUE_BYTES`.
     pub data: *const u8,
-    /// Number of bytes at `data`.
+    /// Number of bytes at `data` (at most `LC_MAX_VALUE_BYTES` as input).
     pub len: usize,
 }
 
@@ -124,7 +159,8 @@ pub struct lc_change {
     /// The row after an insert or update, or the deleted row for a delete: `row_len`
     /// values in the schema's column order.
     pub row: *const lc_value,
-    /// Number of values at `row` (must equal the table's column count).
+    /// Number of values at `row` (must equal the table's column count, so at most
+    /// `LC_MAX_COLUMNS`).
     pub row_len: usize,
     /// The row before an update (required for updates; must be NULL with length 0 for
     /// inserts and deletes).
@@ -213,7 +249,8 @@ pub struct lc_config {
     /// Most entries in each query cache (parsed SQL texts, shared compiled queries).
     pub query_cache_capacity: u64,
     /// The namespace of a table that subscription SQL names without one, NUL-terminated
-    /// UTF-8; NULL means "default". Only read during `lc_manager_new`.
+    /// UTF-8 of 1 to `LC_MAX_NAME_LEN` bytes (`LC_ERR_INVALID_NAME` otherwise); NULL means
+    /// "default". Only read during `lc_manager_new`.
     pub default_namespace: *const c_char,
     /// Most topics at once. This and the `topic_` fields after it came with the topic
     /// functions: a program built against an older header passes a smaller `struct_size`
@@ -242,7 +279,8 @@ pub struct lc_config {
     pub topic_max_retention_bytes: u64,
     /// Largest payload of `lc_topic_publish`, in bytes.
     pub topic_max_message_bytes: u64,
-    /// Longest topic or consumer group name, in bytes.
+    /// Longest topic or consumer group name, in bytes (default 249): a longer one is
+    /// `LC_ERR_INVALID_NAME`.
     pub topic_max_name_len: u64,
 }
 

@@ -2,11 +2,11 @@
 
 use std::fmt;
 
-use crate::ffi::ptr::{optional_c_str, slice, text};
-use crate::ffi::status::FfiError;
+use crate::ffi::ptr::{check_count, optional_c_str, slice, text};
+use crate::ffi::status::{lc_status, FfiError};
 use crate::ffi::types::{
-    lc_change, lc_change_type, lc_subscription_phase, lc_value, lc_value_type,
-    LC_SUBSCRIBE_INITIAL_LOAD, LC_SUBSCRIBE_RESUME,
+    lc_change, lc_change_type, lc_subscription_phase, lc_value, lc_value_type, LC_MAX_COLUMNS,
+    LC_MAX_VALUE_BYTES, LC_SUBSCRIBE_INITIAL_LOAD, LC_SUBSCRIBE_RESUME,
 };
 use crate::models::change::{ChangeNotification, ChangeType};
 use crate::models::ids::{SeqId, TableId, UserId};
@@ -117,6 +117,18 @@ pub(crate) unsafe fn value_from_c(
             value.reserved
         )));
     }
+    if matches!(
+        tag,
+        lc_value_type::LC_VALUE_TEXT | lc_value_type::LC_VALUE_BYTES
+    ) {
+        // Bounded before the copy: a lying length must not become a huge allocation.
+        check_count(
+            value.len,
+            LC_MAX_VALUE_BYTES,
+            &format_args!("{name}.len"),
+            lc_status::LC_ERR_OUT_OF_BOUNDS,
+        )?;
+    }
     Ok(match tag {
         lc_value_type::LC_VALUE_NULL => Value::Null,
         lc_value_type::LC_VALUE_BOOL => match value.int_value {
@@ -152,6 +164,8 @@ pub(crate) unsafe fn row_from_c(
     len: usize,
     name: &dyn fmt::Display,
 ) -> Result<Row, FfiError> {
+    // No table has more columns: refused before anything is read or allocated.
+    check_count(len, LC_MAX_COLUMNS, name, lc_status::LC_ERR_ROW_ARITY)?;
     // SAFETY: the caller promised `len` values at `ptr`.
     let values = unsafe { slice(ptr, len, name) }?;
     let mut row = Vec::with_capacity(values.len());

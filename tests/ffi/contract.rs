@@ -264,6 +264,13 @@ fn case_lc_manager_new() {
             ),
             LC_ERR_INVALID_CONFIG
         );
+        let (empty, long) = (c(""), c(&"d".repeat(LC_MAX_NAME_LEN + 1)));
+        for bad in [&empty, &long] {
+            assert_status!(
+                lc_manager_new(&with(&|c| c.default_namespace = bad.as_ptr()), &mut out),
+                LC_ERR_INVALID_NAME
+            );
+        }
     }
     assert_eq!(out, lc_manager::default(), "a refused call writes nothing");
 }
@@ -471,6 +478,74 @@ fn case_lc_register_table() {
             register(ns.as_ptr(), name.as_ptr(), 0, columns.as_ptr(), 0, &mut key),
             LC_ERR_INVALID_SCHEMA
         );
+        // Lying column counts: refused before a column pointer is read.
+        assert_status!(
+            register(
+                ns.as_ptr(),
+                name.as_ptr(),
+                0,
+                columns.as_ptr(),
+                usize::MAX,
+                &mut key
+            ),
+            LC_ERR_INVALID_SCHEMA
+        );
+        assert_status!(
+            register(
+                ns.as_ptr(),
+                name.as_ptr(),
+                0,
+                columns.as_ptr(),
+                LC_MAX_COLUMNS + 1,
+                &mut key
+            ),
+            LC_ERR_INVALID_SCHEMA
+        );
+        assert_status!(
+            lc_register_table(
+                f.stale_manager,
+                ns.as_ptr(),
+                name.as_ptr(),
+                0,
+                null(),
+                usize::MAX,
+                &mut key
+            ),
+            LC_ERR_INVALID_HANDLE
+        );
+        // Names: 1 to LC_MAX_NAME_LEN bytes.
+        let empty = c("");
+        let long = c(&"n".repeat(LC_MAX_NAME_LEN + 1));
+        let longest = c(&"n".repeat(LC_MAX_NAME_LEN));
+        for bad in [&empty, &long] {
+            assert_status!(
+                register(
+                    bad.as_ptr(),
+                    name.as_ptr(),
+                    0,
+                    columns.as_ptr(),
+                    1,
+                    &mut key
+                ),
+                LC_ERR_INVALID_NAME
+            );
+            assert_status!(
+                register(ns.as_ptr(), bad.as_ptr(), 0, columns.as_ptr(), 1, &mut key),
+                LC_ERR_INVALID_NAME
+            );
+            let bad_column = [col.as_ptr(), bad.as_ptr()];
+            assert_status!(
+                register(
+                    ns.as_ptr(),
+                    name.as_ptr(),
+                    0,
+                    bad_column.as_ptr(),
+                    2,
+                    &mut key
+                ),
+                LC_ERR_INVALID_NAME
+            );
+        }
         assert_status!(
             lc_register_table(
                 f.stale_manager,
@@ -490,6 +565,18 @@ fn case_lc_register_table() {
                 name.as_ptr(),
                 0,
                 columns.as_ptr(),
+                1,
+                null_mut()
+            ),
+            LC_OK
+        );
+        let longest_column = [longest.as_ptr()];
+        assert_status!(
+            register(
+                longest.as_ptr(),
+                longest.as_ptr(),
+                0,
+                longest_column.as_ptr(),
                 1,
                 null_mut()
             ),
@@ -555,6 +642,23 @@ fn case_lc_connection_authenticate() {
         assert_status!(
             lc_connection_authenticate(f.manager, 999, alice.as_ptr(), null()),
             LC_ERR_UNKNOWN_CONNECTION
+        );
+        // User and role names: 1 to LC_MAX_NAME_LEN bytes.
+        let (empty, long) = (c(""), c(&"u".repeat(LC_MAX_NAME_LEN + 1)));
+        let other = f.anonymous();
+        for bad in [&empty, &long] {
+            assert_status!(
+                lc_connection_authenticate(f.manager, other, bad.as_ptr(), null()),
+                LC_ERR_INVALID_NAME
+            );
+            assert_status!(
+                lc_connection_authenticate(f.manager, other, alice.as_ptr(), bad.as_ptr()),
+                LC_ERR_INVALID_NAME
+            );
+        }
+        assert_status!(
+            lc_connection_authenticate(f.manager, other, bob.as_ptr(), null()),
+            LC_OK
         );
         assert_status!(
             lc_connection_authenticate(f.manager, f.connection, bob.as_ptr(), null()),
@@ -1058,13 +1162,40 @@ fn case_lc_push_snapshot_rows() {
                 lc_push_snapshot_rows(f.manager, live, values, rows, columns, null_mut())
             };
         assert_status!(push(gated, null(), 1, 3), LC_ERR_NULL_ARGUMENT);
+        // Counts past the documented limit are refused before anything is read.
         assert_status!(
             push(gated, good.as_ptr(), usize::MAX, 2),
-            LC_ERR_INVALID_ARGUMENT
+            LC_ERR_OUT_OF_BOUNDS
         );
         assert_status!(
             push(gated, good.as_ptr(), usize::MAX / 64, 1),
-            LC_ERR_INVALID_ARGUMENT
+            LC_ERR_OUT_OF_BOUNDS
+        );
+        assert_status!(
+            push(gated, good.as_ptr(), LC_MAX_SNAPSHOT_PUSH_ROWS + 1, 3),
+            LC_ERR_OUT_OF_BOUNDS
+        );
+        // Issue 12: rows of no columns, and a row width past any table's, never loop.
+        assert_status!(push(gated, null(), usize::MAX, 0), LC_ERR_OUT_OF_BOUNDS);
+        assert_status!(push(gated, null(), 3, 0), LC_ERR_INVALID_ARGUMENT);
+        assert_status!(push(gated, good.as_ptr(), 3, 0), LC_ERR_INVALID_ARGUMENT);
+        assert_status!(push(gated, null(), 1, usize::MAX), LC_ERR_NULL_ARGUMENT);
+        assert_status!(push(gated, good.as_ptr(), 1, usize::MAX), LC_ERR_ROW_ARITY);
+        assert_status!(
+            push(gated, good.as_ptr(), 2, LC_MAX_COLUMNS + 1),
+            LC_ERR_ROW_ARITY
+        );
+        let unknown = lc_live_query_id {
+            connection_id: f.connection,
+            subscription_id: 999,
+        };
+        assert_status!(
+            push(unknown, good.as_ptr(), 1, 3),
+            LC_ERR_UNKNOWN_SUBSCRIPTION
+        );
+        assert_status!(
+            lc_push_snapshot_rows(f.stale_manager, gated, null(), usize::MAX, 0, null_mut()),
+            LC_ERR_INVALID_HANDLE
         );
         assert_status!(push(gated, bad_tag.as_ptr(), 1, 3), LC_ERR_INVALID_TAG);
         assert_status!(
@@ -1167,6 +1298,34 @@ fn case_lc_replay_commit() {
             lc_replay_commit(f.stale_manager, resuming, 2, good.as_ptr(), 1, &mut held),
             LC_ERR_INVALID_HANDLE
         );
+        // Lying counts: the handle first, then the commit limit, before a change is read.
+        assert_status!(
+            lc_replay_commit(f.stale_manager, resuming, 2, null(), usize::MAX, &mut held),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_status!(
+            lc_replay_commit(f.manager, resuming, 2, good.as_ptr(), usize::MAX, &mut held),
+            LC_ERR_COMMIT_TOO_LARGE
+        );
+        assert_status!(
+            lc_replay_commit(
+                f.manager,
+                resuming,
+                2,
+                good.as_ptr(),
+                LC_MAX_COMMIT_CHANGES + 1,
+                &mut held
+            ),
+            LC_ERR_COMMIT_TOO_LARGE
+        );
+        let wide = [lc_change {
+            row_len: usize::MAX,
+            ..good[0]
+        }];
+        assert_status!(
+            lc_replay_commit(f.manager, resuming, 2, wide.as_ptr(), 1, &mut held),
+            LC_ERR_ROW_ARITY
+        );
         assert_eq!(held, 7, "a refused call writes nothing");
         assert_status!(
             lc_replay_commit(f.manager, resuming, 2, good.as_ptr(), 1, &mut held),
@@ -1257,6 +1416,14 @@ fn case_lc_publish() {
             ..text(body)
         },
     ];
+    let just_too_long = [
+        int(5),
+        int(7),
+        lc_value {
+            len: LC_MAX_VALUE_BYTES + 1,
+            ..text(body)
+        },
+    ];
     let bad_bool = [
         int(5),
         lc_value {
@@ -1325,9 +1492,34 @@ fn case_lc_publish() {
         publish_one(&f, &with(&|c| c.row = null_text.as_ptr())),
         LC_ERR_NULL_ARGUMENT
     );
+    // A value length past LC_MAX_VALUE_BYTES is refused before a byte is read or copied.
     assert_status!(
         publish_one(&f, &with(&|c| c.row = huge_text.as_ptr())),
-        LC_ERR_INVALID_ARGUMENT
+        LC_ERR_OUT_OF_BOUNDS
+    );
+    assert_status!(
+        publish_one(&f, &with(&|c| c.row = just_too_long.as_ptr())),
+        LC_ERR_OUT_OF_BOUNDS
+    );
+    // Row lengths past any table's width are refused before a value is read.
+    assert_status!(
+        publish_one(&f, &with(&|c| c.row_len = usize::MAX)),
+        LC_ERR_ROW_ARITY
+    );
+    assert_status!(
+        publish_one(&f, &with(&|c| c.row_len = LC_MAX_COLUMNS + 1)),
+        LC_ERR_ROW_ARITY
+    );
+    assert_status!(
+        publish_one(
+            &f,
+            &with(&|c| {
+                c.change_type = lc_change_type::LC_CHANGE_UPDATE as u32;
+                c.old_row = row.as_ptr();
+                c.old_row_len = usize::MAX / 2
+            })
+        ),
+        LC_ERR_ROW_ARITY
     );
     assert_status!(
         publish_one(&f, &with(&|c| c.row = null())),
@@ -1390,9 +1582,30 @@ fn case_lc_publish_commit() {
             lc_publish_commit(f.manager, 10, null(), 2, null_mut()),
             LC_ERR_NULL_ARGUMENT
         );
+        // Counts past LC_MAX_COMMIT_CHANGES are refused before a change is read, and a
+        // freed manager is reported whatever the count.
         assert_status!(
             lc_publish_commit(f.manager, 10, commit.as_ptr(), usize::MAX, null_mut()),
-            LC_ERR_INVALID_ARGUMENT
+            LC_ERR_COMMIT_TOO_LARGE
+        );
+        assert_status!(
+            lc_publish_commit(
+                f.manager,
+                10,
+                commit.as_ptr(),
+                LC_MAX_COMMIT_CHANGES + 1,
+                null_mut()
+            ),
+            LC_ERR_COMMIT_TOO_LARGE
+        );
+        assert_status!(
+            lc_publish_commit(f.stale_manager, 10, null(), usize::MAX, null_mut()),
+            LC_ERR_INVALID_HANDLE
+        );
+        // A count within the limit but larger than memory can hold is still refused.
+        assert_status!(
+            lc_publish_commit(f.manager, 10, null(), LC_MAX_COMMIT_CHANGES, null_mut()),
+            LC_ERR_NULL_ARGUMENT
         );
         assert_status!(
             lc_publish_commit(f.stale_manager, 10, commit.as_ptr(), 2, null_mut()),
@@ -1617,6 +1830,13 @@ fn case_lc_revoke_user() {
             lc_revoke_user(f.manager, bad_utf8(), why.as_ptr(), &mut ended),
             LC_ERR_INVALID_UTF8
         );
+        let (empty, long) = (c(""), c(&"u".repeat(LC_MAX_NAME_LEN + 1)));
+        for bad in [&empty, &long] {
+            assert_status!(
+                lc_revoke_user(f.manager, bad.as_ptr(), why.as_ptr(), &mut ended),
+                LC_ERR_INVALID_NAME
+            );
+        }
         assert_status!(
             lc_revoke_user(f.stale_manager, alice.as_ptr(), why.as_ptr(), &mut ended),
             LC_ERR_INVALID_HANDLE
@@ -1895,6 +2115,75 @@ fn case_lc_failover_run() {
         assert_status!(
             lc_failover_run(f.stale_manager, &record, 1, null(), 0, 1000, &mut report),
             LC_ERR_INVALID_HANDLE
+        );
+        // Lying counts: the handle first, then the limits, before anything is read.
+        assert_status!(
+            lc_failover_run(
+                f.stale_manager,
+                null(),
+                usize::MAX,
+                null(),
+                usize::MAX,
+                1000,
+                &mut report
+            ),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_status!(
+            lc_failover_run(
+                f.manager,
+                &record,
+                LC_MAX_FAILOVER_RECORDS + 1,
+                nodes.as_ptr(),
+                1,
+                1000,
+                &mut report
+            ),
+            LC_ERR_OUT_OF_BOUNDS
+        );
+        assert_status!(
+            lc_failover_run(
+                f.manager,
+                &record,
+                1,
+                nodes.as_ptr(),
+                LC_MAX_ACTIVE_NODES + 1,
+                1000,
+                &mut report
+            ),
+            LC_ERR_OUT_OF_BOUNDS
+        );
+        // Names in records: 1 to LC_MAX_NAME_LEN bytes, bounded before they are read.
+        assert_status!(
+            run(
+                &[lc_live_query_record {
+                    table_name_len: usize::MAX / 2,
+                    ..record
+                }],
+                &mut report
+            ),
+            LC_ERR_INVALID_NAME
+        );
+        assert_status!(
+            run(
+                &[lc_live_query_record {
+                    table_namespace_len: 0,
+                    ..record
+                }],
+                &mut report
+            ),
+            LC_ERR_INVALID_NAME
+        );
+        assert_status!(
+            run(
+                &[lc_live_query_record {
+                    user_id: record.table_name,
+                    user_id_len: LC_MAX_NAME_LEN + 1,
+                    ..record
+                }],
+                &mut report
+            ),
+            LC_ERR_INVALID_NAME
         );
     }
     assert_eq!(

@@ -183,6 +183,23 @@ fn case_lc_topic_create() {
             lc_topic_create(f.manager, spaced.as_ptr(), &good),
             LC_ERR_INVALID_NAME
         );
+        // Issue 12: every bad name is LC_ERR_INVALID_NAME, a too long one included (the
+        // default topic_max_name_len is 249 bytes).
+        let (empty, long, longest) = (c(""), c(&"t".repeat(599)), c(&"t".repeat(249)));
+        assert_status!(
+            lc_topic_create(f.manager, empty.as_ptr(), &good),
+            LC_ERR_INVALID_NAME
+        );
+        assert_status!(
+            lc_topic_create(f.manager, long.as_ptr(), &good),
+            LC_ERR_INVALID_NAME
+        );
+        assert_status!(
+            lc_topic_create(f.manager, c(&"t".repeat(250)).as_ptr(), &good),
+            LC_ERR_INVALID_NAME
+        );
+        assert_status!(lc_topic_create(f.manager, longest.as_ptr(), &good), LC_OK);
+        assert_status!(lc_topic_delete(f.manager, longest.as_ptr()), LC_OK);
         assert_status!(
             lc_topic_create(f.manager, f.t.as_ptr(), &good),
             LC_ERR_TOPIC_EXISTS
@@ -405,9 +422,29 @@ fn case_lc_topic_publish() {
             publish(f.t.as_ptr(), &bad_reserved_key, any, payload.as_ptr(), 7),
             LC_ERR_INVALID_ARGUMENT
         );
+        // A length past topic_max_message_bytes is refused before the payload is read
+        // (the pointer has 7 bytes: valgrind would report a read of more).
         assert_status!(
             publish(f.t.as_ptr(), &key, any, payload.as_ptr(), usize::MAX),
-            LC_ERR_INVALID_ARGUMENT
+            LC_ERR_OUT_OF_BOUNDS
+        );
+        assert_status!(
+            publish(f.t.as_ptr(), &key, any, payload.as_ptr(), (1 << 20) + 1),
+            LC_ERR_OUT_OF_BOUNDS
+        );
+        assert_status!(
+            lc_topic_publish(
+                f.stale_manager,
+                f.t.as_ptr(),
+                9,
+                null(),
+                any,
+                null(),
+                usize::MAX,
+                null_mut(),
+                null_mut()
+            ),
+            LC_ERR_INVALID_HANDLE
         );
         assert_status!(
             publish(f.t.as_ptr(), &bad_key, any, payload.as_ptr(), 7),
@@ -698,6 +735,11 @@ fn case_lc_topic_group_create() {
             LC_ERR_OUT_OF_BOUNDS
         );
         assert_status!(create(t, spaced.as_ptr(), &good), LC_ERR_INVALID_NAME);
+        assert_status!(create(t, c("").as_ptr(), &good), LC_ERR_INVALID_NAME);
+        assert_status!(
+            create(t, c(&"g".repeat(599)).as_ptr(), &good),
+            LC_ERR_INVALID_NAME
+        );
         assert_status!(create(t, f.g.as_ptr(), &good), LC_ERR_GROUP_EXISTS);
         assert_status!(
             create(nope.as_ptr(), h.as_ptr(), &good),

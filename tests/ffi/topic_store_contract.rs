@@ -151,6 +151,8 @@ fn case_lc_topic_create_with_store() {
         f.manager,
         LC_ERR_INVALID_NAME,
     );
+    let long = c(&"t".repeat(599));
+    refused(long.as_ptr(), &good, &keep, f.manager, LC_ERR_INVALID_NAME);
     refused(f.t.as_ptr(), &good, &keep, f.manager, LC_ERR_TOPIC_EXISTS);
     let mut no_partitions = good;
     no_partitions.partitions = 0;
