@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, ClockWake, Reading, SystemClock};
 use crate::config::ManagerConfig;
 use crate::error::{LiveError, LiveResult};
 use crate::index::{Installed, RoutingIndex, TableRoute};
@@ -29,6 +29,7 @@ use crate::sync::{
     channel, lock, read, write, Arc, AtomicBool, AtomicU64, Condvar, DataArc, Mutex, Ordering,
     RwLock,
 };
+use crate::topics::wait::WaitList;
 use crate::topics::Topics;
 
 #[cfg(not(livecore_loom))]
@@ -63,6 +64,24 @@ pub struct ConnectionsManager {
     )>,
     /// Handed to every connection: the statistics and the ready queue's sender.
     connection_shared: Arc<ConnectionShared>,
+}
+
+/// The wait list a stepping clock wakes (see [`Clock::on_step`]); `None` for a clock that
+/// moves by itself. A loom build registers none: its parks have no timeout to shorten.
+fn clock_waiters(clock: &dyn Clock) -> Option<DataArc<WaitList>> {
+    if cfg!(livecore_loom) {
+        return None;
+    }
+    let waiters = DataArc::new(WaitList::new());
+    let weak = DataArc::downgrade(&waiters);
+    let wake = ClockWake::new(move || match weak.upgrade() {
+        Some(waiters) => {
+            waiters.wake_all();
+            true
+        }
+        None => false,
+    });
+    clock.on_step(wake).then_some(waiters)
 }
 
 /// What one `check_connections` pass raised.
@@ -100,6 +119,25 @@ impl ConnectionsManager {
 
     /// A manager reading time from `clock` (inject a [`ManualClock`] in tests).
     ///
+    /// The manager takes the clock by value; `Arc<C>` is a [`Clock`] whenever `C` is, so a
+    /// host that needs to move the clock afterwards passes an `Arc<ManualClock>` and keeps
+    /// a clone:
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use livecore::{ConnectionsManager, ManagerConfig, ManualClock};
+    ///
+    /// let clock = Arc::new(ManualClock::new(5_000));
+    /// let manager = ConnectionsManager::with_clock(ManagerConfig::default(), clock.clone())?;
+    /// clock.advance(1_000);
+    /// assert_eq!(manager.now_ms(), 6_000);
+    /// # Ok::<(), livecore::LiveError>(())
+    /// ```
+    ///
+    /// Timers (auth, ping and heartbeat timeouts, topic leases, a parked consume's
+    /// deadline) run on the clock's monotonic reading; records and reported times use its
+    /// wall reading (see [`Clock`]).
+    ///
     /// [`ManualClock`]: crate::ManualClock
     pub fn with_clock(config: ManagerConfig, clock: impl Clock) -> LiveResult<Self> {
         config.validate()?;
@@ -112,6 +150,7 @@ impl ConnectionsManager {
         Ok(Self {
             queries: QueryCache::new(config.query_cache_capacity),
             config,
+            topics: Topics::new(clock_waiters(&clock)),
             clock: Box::new(clock),
             index: RoutingIndex::new(),
             stats,
@@ -122,7 +161,6 @@ impl ConnectionsManager {
             shutting_down: AtomicBool::new(false),
             lifecycle: RwLock::new(()),
             reap: Mutex::new(Vec::new()),
-            topics: Topics::new(),
             ready,
             connection_shared,
         })
@@ -133,9 +171,19 @@ impl ConnectionsManager {
         &self.config
     }
 
-    /// The clock's reading now, in milliseconds.
+    /// The clock's wall reading now, in milliseconds (see [`Clock::now_ms`]).
     pub fn now_ms(&self) -> u64 {
         self.clock.now_ms()
+    }
+
+    /// The clock's monotonic reading now, in milliseconds (see [`Clock::monotonic_ms`]).
+    pub fn monotonic_ms(&self) -> u64 {
+        self.clock.monotonic_ms()
+    }
+
+    /// Both clock readings now.
+    pub(crate) fn reading(&self) -> Reading {
+        Reading::of(&*self.clock)
     }
 
     /// Registers a connection and returns its receivers. Refused when the manager is
@@ -164,7 +212,7 @@ impl ConnectionsManager {
         let (event_tx, event_rx) = channel::bounded(self.config.event_channel_capacity);
         let state = Arc::new(ConnectionState::new(
             id,
-            self.clock.now_ms(),
+            self.reading(),
             notification_tx,
             event_tx,
             self.connection_shared.clone(),
@@ -210,14 +258,14 @@ impl ConnectionsManager {
         if !connection.set_user(user) {
             return Err(LiveError::AlreadyAuthenticated(connection_id));
         }
-        connection.record_heartbeat(self.clock.now_ms());
+        connection.record_heartbeat(self.reading());
         Ok(user_key)
     }
 
     /// Records a heartbeat (any sign of life from the client).
     pub fn heartbeat(&self, connection_id: ConnectionId) -> LiveResult<()> {
         self.connection(connection_id)?
-            .record_heartbeat(self.clock.now_ms());
+            .record_heartbeat(self.reading());
         Ok(())
     }
 
@@ -259,7 +307,18 @@ impl ConnectionsManager {
     /// `HeartbeatTimeout` for one whose client went quiet, `SendPing` when a ping is due.
     /// A timeout is raised once. It also expires topic partition leases not renewed in
     /// time, waking consumers waiting for those partitions.
+    ///
+    /// `now_ms` is a wall reading of the manager clock ([`now_ms`](Self::now_ms), or a
+    /// time ahead of it to look ahead); the timers run on the monotonic reading, so the
+    /// check runs at the monotonic reading as far from now as `now_ms` is from the wall
+    /// reading now. A wall-clock step between two checks moves no timer.
     pub fn check_connections(&self, now_ms: u64) -> CheckReport {
+        let now_ms = self.reading().monotonic_at(now_ms);
+        self.check_connections_at(now_ms)
+    }
+
+    /// `check_connections` at monotonic reading `now_ms`.
+    fn check_connections_at(&self, now_ms: u64) -> CheckReport {
         self.reap_closed_subscriptions();
         let millis = |duration: Duration| duration.as_millis() as u64;
         let (auth, ping, heartbeat) = (
@@ -289,7 +348,7 @@ impl ConnectionsManager {
 
     /// [`check_connections`](Self::check_connections) at the clock's current reading.
     pub fn check_connections_now(&self) -> CheckReport {
-        self.check_connections(self.clock.now_ms())
+        self.check_connections_at(self.clock.monotonic_ms())
     }
 
     /// Starts a background thread that calls `check_connections` every `interval`, for

@@ -58,7 +58,7 @@ mod subscription;
 pub mod sync;
 pub mod topics;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ClockWake, ManualClock, SystemClock};
 pub use config::{ManagerConfig, SlowConsumerPolicy};
 #[cfg(not(livecore_loom))]
 pub use connections_manager::CheckerHandle;

@@ -1,6 +1,7 @@
 //! Connection models: identity, authentication, heartbeat, the connection's two channels,
 //! and the side paths that make sure nothing is lost when a channel is full.
 
+use crate::clock::Reading;
 use crate::models::ids::{ConnectionId, UserId, UserKey};
 use crate::models::notification::{CloseReason, Delivery};
 use crate::models::subscription::{SubscriptionCore, SubscriptionState};
@@ -186,10 +187,16 @@ pub struct ConnectionState {
     attention_flags: AtomicU8,
     pending_events: AtomicU8,
     pub(crate) id: ConnectionId,
+    /// When it registered: wall reading (reported), monotonic reading (the auth timeout).
     pub(crate) registered_at_ms: u64,
+    registered_monotonic_ms: u64,
     pub(crate) event_tx: EventSender,
     user: ArcSwapOption<AuthenticatedUser>,
+    /// The last heartbeat: wall reading (reported, in records compared across nodes) and
+    /// monotonic reading (the heartbeat timeout), so a wall-clock step times nobody out.
     last_heartbeat_ms: AtomicU64,
+    last_heartbeat_monotonic_ms: AtomicU64,
+    /// The last ping (monotonic reading).
     last_ping_ms: AtomicU64,
     pub(crate) subscriptions: Mutex<SubscriptionMap>,
     /// Gaps and notices for the receiver; boxed when first used, since most connections
@@ -201,7 +208,7 @@ pub struct ConnectionState {
 impl ConnectionState {
     pub(crate) fn new(
         id: ConnectionId,
-        now_ms: u64,
+        now: Reading,
         notification_tx: NotificationSender,
         event_tx: EventSender,
         shared: Arc<ConnectionShared>,
@@ -213,12 +220,14 @@ impl ConnectionState {
             // Armed from the start, so a host need not arm a connection it never drained.
             ready_armed: AtomicBool::new(ready_queue_enabled),
             id,
-            registered_at_ms: now_ms,
+            registered_at_ms: now.wall_ms,
+            registered_monotonic_ms: now.monotonic_ms,
             event_tx,
             auth_started: AtomicBool::new(false),
             user: ArcSwapOption::empty(),
-            last_heartbeat_ms: AtomicU64::new(now_ms),
-            last_ping_ms: AtomicU64::new(now_ms),
+            last_heartbeat_ms: AtomicU64::new(now.wall_ms),
+            last_heartbeat_monotonic_ms: AtomicU64::new(now.monotonic_ms),
+            last_ping_ms: AtomicU64::new(now.monotonic_ms),
             timed_out: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -235,7 +244,7 @@ impl ConnectionState {
         self.id
     }
 
-    /// When the connection registered, in the manager clock's milliseconds.
+    /// When the connection registered: the manager clock's wall reading, in milliseconds.
     pub fn registered_at_ms(&self) -> u64 {
         self.registered_at_ms
     }
@@ -250,7 +259,7 @@ impl ConnectionState {
         self.auth_started.load(Ordering::Acquire)
     }
 
-    /// The last heartbeat, in the manager clock's milliseconds.
+    /// The last heartbeat: the manager clock's wall reading then, in milliseconds.
     pub fn last_heartbeat_ms(&self) -> u64 {
         self.last_heartbeat_ms.load(Ordering::Acquire)
     }
@@ -292,12 +301,18 @@ impl ConnectionState {
         self.user.load().as_ref().map(|user| user.user_id.clone())
     }
 
-    pub(crate) fn record_heartbeat(&self, now_ms: u64) {
-        self.last_heartbeat_ms.fetch_max(now_ms, Ordering::AcqRel);
+    pub(crate) fn record_heartbeat(&self, now: Reading) {
+        let before = self
+            .last_heartbeat_monotonic_ms
+            .fetch_max(now.monotonic_ms, Ordering::AcqRel);
+        // The wall reading of the latest heartbeat, even if the wall clock stepped back.
+        if now.monotonic_ms >= before {
+            self.last_heartbeat_ms.store(now.wall_ms, Ordering::Release);
+        }
         self.timed_out.store(false, Ordering::Release);
     }
 
-    /// Decides which event, if any, the connection is due at `now_ms`.
+    /// Decides which event, if any, the connection is due at monotonic reading `now_ms`.
     pub(crate) fn due_event(
         &self,
         now_ms: u64,
@@ -309,13 +324,14 @@ impl ConnectionState {
             return None;
         }
         if !self.auth_started() {
-            if now_ms.saturating_sub(self.registered_at_ms) >= auth_timeout_ms {
+            if now_ms.saturating_sub(self.registered_monotonic_ms) >= auth_timeout_ms {
                 self.timed_out.store(true, Ordering::Release);
                 return Some(ConnectionEvent::AuthTimeout);
             }
             return None;
         }
-        let since_heartbeat = now_ms.saturating_sub(self.last_heartbeat_ms());
+        let since_heartbeat =
+            now_ms.saturating_sub(self.last_heartbeat_monotonic_ms.load(Ordering::Acquire));
         if since_heartbeat >= heartbeat_timeout_ms {
             self.timed_out.store(true, Ordering::Release);
             return Some(ConnectionEvent::HeartbeatTimeout);

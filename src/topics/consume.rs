@@ -10,8 +10,25 @@
 //!    once;
 //! 3. with nothing to return, it registers to be woken by an append to its partitions or a
 //!    partition becoming free, checks once more, and parks on its session's wake-up channel
-//!    until woken or until `timeout` (real time, not the manager clock) passes. A timeout
-//!    returns an empty batch with the session's current positions.
+//!    until woken, until a lease another member holds expires (it may be this session's
+//!    partition then), or until `timeout` passes. A timeout returns an empty batch with the
+//!    session's current positions.
+//!
+//! # One clock for parks and leases
+//!
+//! Leases, the heartbeat timeout and a consume's deadline all run on the manager clock's
+//! monotonic reading ([`Clock::monotonic_ms`](crate::Clock::monotonic_ms)), never on its
+//! wall reading, so the rules that tie them hold whatever the wall clock does: a consume's
+//! timeout is at most the lease duration and half the heartbeat timeout, so a parked
+//! consumer neither loses its leases nor is taken for dead while it waits; and a consume
+//! waiting for a partition another member leases parks no longer than until that lease
+//! expires on the same reading. The park itself waits on the session's channel for the
+//! distance left on that reading. With [`SystemClock`](crate::SystemClock) the monotonic
+//! reading is [`Instant`] time, so that distance is exact. With a clock that moves in steps
+//! ([`ManualClock`](crate::ManualClock)) every step wakes the parked consumes to read the
+//! clock again: advancing it past a lease's expiry hands the partition to a consume parked
+//! for it, and advancing it past a consume's deadline ends that consume. The `timeout` is
+//! also kept in real time, so a consume on a clock that never moves still returns.
 //!
 //! Shutdown wakes every parked consume, which returns [`LiveError::ShuttingDown`]; so does
 //! a consume called during shutdown. A consume parked when its connection unregisters
@@ -59,7 +76,8 @@ pub struct PartitionPosition {
     pub next: Option<u64>,
     /// The offset the next appended message will get.
     pub end: u64,
-    /// When the lease expires unless renewed (manager clock, ms).
+    /// When the lease expires unless renewed (ms): the manager clock's wall reading it
+    /// expires at, if the wall clock keeps step with the monotonic one the lease runs on.
     pub lease_expires_at_ms: u64,
 }
 
@@ -127,8 +145,10 @@ impl ConnectionsManager {
     /// Long-poll consume: up to `max_messages` messages of `topic` for consumer group
     /// `group`, from the partitions this consumer session leases. Returns at once when
     /// messages are waiting; otherwise parks (without spinning) until one arrives, a
-    /// partition becomes free for it, or `timeout` passes (real time), and then returns an
-    /// empty batch with the session's positions. `timeout` zero never parks.
+    /// partition becomes free for it, or `timeout` passes (on the manager clock's
+    /// monotonic reading, and at most as long in real time: see the
+    /// [module documentation](self)), and then returns an empty batch with the session's
+    /// positions. `timeout` zero never parks.
     ///
     /// `connection_id` is the consumer session: a registered, authenticated connection.
     /// Each consume counts as a heartbeat of it. Limits: `max_messages` between 1 and
@@ -162,20 +182,39 @@ impl ConnectionsManager {
                         .as_millis()
                         .min(u128::from(u64::MAX)) as u64,
                 })?;
+        let clock_deadline = self
+            .clock
+            .monotonic_ms()
+            .saturating_add(timeout.as_millis().min(u128::from(u64::MAX)) as u64);
         loop {
             match self.consume_pass(&mut call)? {
                 Pass::Messages(batch) => return Ok(batch),
                 Pass::Retry => continue,
                 Pass::Nothing => {}
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let real_left = deadline.saturating_duration_since(Instant::now());
+            if real_left.is_zero() || self.clock.monotonic_ms() >= clock_deadline {
                 return Ok(self.batch(&call, Vec::new()));
             }
-            if self.ready_to_park(&mut call) {
-                self.topics.totals.parks.fetch_add(1, Ordering::Relaxed);
-                call.session.parker.park(left);
+            if let Some(lease_expiry) = self.ready_to_park(&mut call) {
+                let wake_at = lease_expiry.map_or(clock_deadline, |at| at.min(clock_deadline));
+                // Read after registering for clock steps: a step before this read is seen
+                // here, one after it wakes the park.
+                let now_ms = self.clock.monotonic_ms();
+                if now_ms < wake_at {
+                    self.topics.totals.parks.fetch_add(1, Ordering::Relaxed);
+                    // A clock that steps wakes the park itself; for one that moves by
+                    // itself, the distance on its monotonic reading is waited out as real
+                    // time.
+                    let park_for = if self.topics.clock_waiters.is_some() {
+                        real_left
+                    } else {
+                        real_left.min(Duration::from_millis(wake_at - now_ms))
+                    };
+                    call.session.parker.park(park_for);
+                }
             }
+            self.stop_waiting_on_clock(&call);
         }
     }
 
@@ -199,10 +238,15 @@ impl ConnectionsManager {
                 Pass::Retry => continue,
                 Pass::Nothing => {}
             }
-            if self.ready_to_park(&mut call) {
-                self.topics.totals.parks.fetch_add(1, Ordering::Relaxed);
-                call.session.parker.park_async().await;
+            if let Some(lease_expiry) = self.ready_to_park(&mut call) {
+                // As in `consume`: a lease that expired before the registration for clock
+                // steps is seen here.
+                if lease_expiry.is_none_or(|at| self.clock.monotonic_ms() < at) {
+                    self.topics.totals.parks.fetch_add(1, Ordering::Relaxed);
+                    call.session.parker.park_async().await;
+                }
             }
+            self.stop_waiting_on_clock(&call);
         }
     }
 
@@ -296,11 +340,11 @@ impl ConnectionsManager {
     /// One pass: renew and take leases, read what is waiting, hand it out.
     fn consume_pass(&self, call: &mut Call) -> LiveResult<Pass> {
         self.check_consumable(call)?;
-        let now_ms = self.clock.now_ms();
-        call.connection.record_heartbeat(now_ms);
+        let now = self.reading();
+        call.connection.record_heartbeat(now);
         let assignment = call
             .group
-            .assign(call.me, call.session.parker.sender(), now_ms);
+            .assign(call.me, call.session.parker.sender(), now.monotonic_ms);
         call.topic.partitions_freed(&call.group, &assignment.freed);
         call.leases = assignment.leases;
         let count = call.leases.len();
@@ -389,44 +433,62 @@ impl ConnectionsManager {
         Ok(Pass::Messages(self.batch(call, kept)))
     }
 
-    /// Registers the session to be woken and checks once more. True when it should park;
-    /// false when something arrived meanwhile (run another pass).
-    fn ready_to_park(&self, call: &mut Call) -> bool {
+    /// Registers the session to be woken and checks once more. `Some` when it should
+    /// park, with the monotonic reading to wake at for another member's lease expiry (if
+    /// one is held); `None` when something arrived meanwhile (run another pass).
+    fn ready_to_park(&self, call: &mut Call) -> Option<Option<u64>> {
         let wake = call.session.parker.sender();
         for (partition, _) in &call.leases {
             call.topic.signals[*partition as usize]
                 .waiters
                 .register(call.me, wake);
         }
-        let now_ms = self.clock.now_ms();
-        match call.group.prepare_park(call.me, wake, now_ms) {
-            ParkDecision::Retry => return false,
-            ParkDecision::Park(nudge) => {
+        if let Some(waiters) = &self.topics.clock_waiters {
+            // Before the clock is read: a step after this read wakes the park.
+            waiters.register(call.me, wake);
+        }
+        let now_ms = self.clock.monotonic_ms();
+        let lease_expiry = match call.group.prepare_park(call.me, wake, now_ms) {
+            ParkDecision::Retry => return None,
+            ParkDecision::Park {
+                nudge,
+                lease_expiry,
+            } => {
                 for member in nudge {
                     let _ = member.try_send(());
                 }
+                lease_expiry
             }
-        }
+        };
         // The re-check: an append that raced the registration is seen here.
-        !call.leases.iter().any(|(partition, lease)| {
+        let arrived = call.leases.iter().any(|(partition, lease)| {
             lease.next.is_some_and(|next| {
                 call.topic.signals[*partition as usize].end_after_registering() > next
             })
-        })
+        });
+        (!arrived).then_some(lease_expiry)
+    }
+
+    /// After a park: the session no longer waits for the clock to step.
+    fn stop_waiting_on_clock(&self, call: &Call) {
+        if let Some(waiters) = &self.topics.clock_waiters {
+            waiters.remove(call.me);
+        }
     }
 
     fn batch(&self, call: &Call, messages: Vec<DataArc<TopicMessage>>) -> ConsumeBatch {
+        let now = self.reading();
         let positions = call
             .group
             .positions_of(call.me)
             .into_iter()
             .map(
-                |(partition, committed, next, lease_expires_at_ms)| PartitionPosition {
+                |(partition, committed, next, lease_expires_at)| PartitionPosition {
                     partition,
                     committed,
                     next,
                     end: call.topic.signals[partition as usize].end(),
-                    lease_expires_at_ms,
+                    lease_expires_at_ms: now.wall_at(lease_expires_at),
                 },
             )
             .collect();

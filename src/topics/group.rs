@@ -3,7 +3,8 @@
 //! Within a group each partition is leased to at most one consumer session at a time. A
 //! lease starts at the group's committed offset and hands messages out from there; the
 //! holder commits offsets as it finishes them. Every consume and commit by the holder
-//! renews its leases for the group's lease duration (manager clock); a lease not renewed in
+//! renews its leases for the group's lease duration (the manager clock's monotonic reading,
+//! so a wall-clock step expires nothing); a lease not renewed in
 //! time expires, and that expiry is the visibility timeout: the next holder (possibly the
 //! same session) starts again from the committed offset, so everything handed out but not
 //! committed is handed out again (at-least-once). A lease also ends when its session leaves
@@ -51,7 +52,7 @@ pub struct GroupConfig {
     /// Where the group starts; see [`ResetPolicy`].
     pub reset: ResetPolicy,
     /// How long a lease lasts without being renewed (the visibility timeout), on the
-    /// manager clock. Bounded by [`TopicLimits::min_lease`](crate::TopicLimits::min_lease)
+    /// manager clock's monotonic reading. Bounded by [`TopicLimits::min_lease`](crate::TopicLimits::min_lease)
     /// and [`TopicLimits::max_lease`](crate::TopicLimits::max_lease); a consume's timeout
     /// may not exceed it.
     pub lease_duration: Duration,
@@ -100,7 +101,8 @@ pub struct GroupPartition {
     pub holder: Option<ConnectionId>,
     /// One past the last offset handed out under the current lease.
     pub delivered: Option<u64>,
-    /// When the current lease expires (manager clock, ms).
+    /// When the current lease expires (ms): the manager clock's wall reading it expires
+    /// at, if the wall clock keeps step with the monotonic one the lease runs on.
     pub lease_expires_at_ms: Option<u64>,
 }
 
@@ -122,6 +124,7 @@ pub struct GroupStats {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Lease {
     pub(crate) holder: ConnectionId,
+    /// The manager clock's monotonic reading it expires at.
     pub(crate) expires_at_ms: u64,
     /// The next offset to hand out.
     pub(crate) next: Option<u64>,
@@ -145,6 +148,7 @@ struct Cursor {
 }
 
 struct Member {
+    /// Monotonic reading.
     last_seen_ms: u64,
     wake: channel::Sender<()>,
 }
@@ -152,7 +156,7 @@ struct Member {
 struct GroupState {
     cursors: Vec<Cursor>,
     members: HashMap<ConnectionId, Member>,
-    /// When quiet members were last forgotten (manager clock).
+    /// When quiet members were last forgotten (monotonic reading).
     pruned_at_ms: u64,
     next_epoch: u64,
 }
@@ -169,8 +173,13 @@ pub(crate) struct Assignment {
 pub(crate) enum ParkDecision {
     /// Something changed: run another pass first.
     Retry,
-    /// Park; wake these members first (they hold more than their share).
-    Park(Vec<channel::Sender<()>>),
+    /// Park; wake `nudge` first (they hold more than their share), and wake by
+    /// `lease_expiry` (monotonic reading), when the first lease another member holds
+    /// expires unless renewed: the partition may be this session's then.
+    Park {
+        nudge: Vec<channel::Sender<()>>,
+        lease_expiry: Option<u64>,
+    },
 }
 
 /// A commit: who, where, what, when.
@@ -327,7 +336,7 @@ impl Group {
         }
     }
 
-    /// One pass for `me` at `now_ms`: expire, rebalance, acquire, renew. Returns the
+    /// One pass for `me` at monotonic reading `now_ms`: expire, rebalance, acquire, renew. Returns the
     /// session's leases and the partitions that lost a holder.
     pub(crate) fn assign(
         &self,
@@ -400,8 +409,9 @@ impl Group {
         Assignment { leases, freed }
     }
 
-    /// Before parking: registers `me` to hear of partitions becoming free, and decides
-    /// whether to park (and whom to nudge) or to run another pass.
+    /// Before parking at monotonic reading `now_ms`: registers `me` to hear of partitions
+    /// becoming free, and decides whether to park (whom to nudge, and until which lease
+    /// expiry) or to run another pass.
     pub(crate) fn prepare_park(
         &self,
         me: ConnectionId,
@@ -412,8 +422,20 @@ impl Group {
         // Registered whatever its share: a member leaving changes every share.
         self.waiters.register(me, wake);
         let shares = Shares::of(&state);
+        // A lease that expires frees its partition and, with its holder gone, changes the
+        // shares: a parked session looks again then, whatever its share now.
+        let lease_expiry = state
+            .cursors
+            .iter()
+            .filter_map(|cursor| cursor.lease)
+            .filter(|lease| lease.holder != me)
+            .map(|lease| lease.expires_at_ms)
+            .min();
         if !shares.may_acquire(me) {
-            return ParkDecision::Park(Vec::new());
+            return ParkDecision::Park {
+                nudge: Vec::new(),
+                lease_expiry,
+            };
         }
         let free = state.cursors.iter().any(|cursor| {
             cursor
@@ -432,7 +454,10 @@ impl Group {
             .filter_map(|(member, _)| state.members.get(member))
             .map(|member| member.wake.clone())
             .collect();
-        ParkDecision::Park(nudge)
+        ParkDecision::Park {
+            nudge,
+            lease_expiry,
+        }
     }
 
     /// Applies a read made under `(partition, epoch)` from `from`: the lease hands out up
@@ -598,7 +623,7 @@ impl Group {
         freed
     }
 
-    /// Expires leases and members at `now_ms` (the periodic sweep). Returns the partitions
+    /// Expires leases and members at monotonic reading `now_ms` (the periodic sweep). Returns the partitions
     /// freed, with their former holders.
     pub(crate) fn sweep(&self, now_ms: u64) -> Vec<(u32, ConnectionId)> {
         let mut state = lock(&self.state);
@@ -607,7 +632,8 @@ impl Group {
         freed
     }
 
-    /// The positions of `me`'s leases: (partition, committed, next, lease expiry).
+    /// The positions of `me`'s leases: (partition, committed, next, lease expiry as a
+    /// monotonic reading).
     pub(crate) fn positions_of(
         &self,
         me: ConnectionId,
@@ -809,14 +835,14 @@ impl ConnectionsManager {
         let topic = self.topic(topic)?;
         topic.check_partition(partition)?;
         let group_state = topic.group(group)?;
-        let now_ms = self.clock.now_ms();
-        connection.record_heartbeat(now_ms);
+        let now = self.reading();
+        connection.record_heartbeat(now);
         let mut freed = Vec::new();
         let request = CommitRequest {
             me: connection_id,
             partition,
             offset,
-            now_ms,
+            now_ms: now.monotonic_ms,
         };
         let result = group_state.commit(&topic.name, request, &mut freed, || {
             topic.log.commit_offset(group, partition, offset)
@@ -882,7 +908,7 @@ impl ConnectionsManager {
     pub fn group_offsets(&self, topic: &str, group: &str) -> LiveResult<Vec<GroupPartition>> {
         let topic = self.topic(topic)?;
         let group_state = topic.group(group)?;
-        let now_ms = self.clock.now_ms();
+        let now = self.reading();
         let snapshot = group_state.snapshot();
         let mut partitions = Vec::with_capacity(snapshot.len());
         for (partition, (committed, lease)) in snapshot.into_iter().enumerate() {
@@ -890,7 +916,7 @@ impl ConnectionsManager {
                 .log
                 .bounds(partition as u32)
                 .map_err(|error| topic.store_error(error))?;
-            let lease = lease.filter(|lease| lease.expires_at_ms > now_ms);
+            let lease = lease.filter(|lease| lease.expires_at_ms > now.monotonic_ms);
             partitions.push(GroupPartition {
                 partition: partition as u32,
                 committed,
@@ -900,7 +926,7 @@ impl ConnectionsManager {
                     .saturating_sub(committed.unwrap_or(0).max(bounds.start)),
                 holder: lease.map(|lease| lease.holder),
                 delivered: lease.and_then(|lease| lease.next),
-                lease_expires_at_ms: lease.map(|lease| lease.expires_at_ms),
+                lease_expires_at_ms: lease.map(|lease| now.wall_at(lease.expires_at_ms)),
             });
         }
         Ok(partitions)

@@ -83,7 +83,7 @@ use self::log::{MemoryLog, PartitionBounds, Retention, TopicLog, TopicLogError, 
 use self::log::{TopicPayload, TopicRecord};
 use self::route::{key_partition, RouteTable};
 use self::session::ConsumerSession;
-use self::wait::PartitionSignal;
+use self::wait::{PartitionSignal, WaitList};
 
 pub use self::consume::{ConsumeBatch, PartitionPosition, RetentionSkip};
 pub use self::group::{GroupConfig, GroupPartition, GroupStats, ResetPolicy};
@@ -458,11 +458,15 @@ pub(crate) struct Topics {
     /// Consumer sessions by connection.
     pub(crate) sessions: Mutex<HashMap<ConnectionId, Arc<ConsumerSession>>>,
     pub(crate) totals: Arc<TopicTotals>,
+    /// Parked consumes to wake when the manager clock steps (a clock like `ManualClock`):
+    /// `None` with a clock that moves by itself.
+    pub(crate) clock_waiters: Option<DataArc<WaitList>>,
 }
 
 impl Topics {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(clock_waiters: Option<DataArc<WaitList>>) -> Self {
         Self {
+            clock_waiters,
             topics: Mutex::new(HashMap::new()),
             routes: ArcSwap::from_pointee(RouteTable::default()),
             routes_writer: Mutex::new(0),
@@ -813,8 +817,9 @@ impl ConnectionsManager {
         }
     }
 
-    /// Expires the leases of every group at `now_ms` and wakes sessions waiting for the
-    /// partitions; returns how many leases expired. Called by `check_connections`.
+    /// Expires the leases of every group at monotonic reading `now_ms` and wakes sessions
+    /// waiting for the partitions; returns how many leases expired. Called by
+    /// `check_connections`.
     pub(crate) fn sweep_topic_leases(&self, now_ms: u64) -> usize {
         let mut expired = 0;
         for topic in self.topics.all() {

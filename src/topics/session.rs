@@ -132,6 +132,10 @@ impl ConnectionsManager {
         if let Some(session) = session {
             session.end();
         }
+        // An async consume dropped while parked may have left its registration.
+        if let Some(waiters) = &self.topics.clock_waiters {
+            waiters.remove(connection_id);
+        }
     }
 
     /// Wakes every consumer session (shutdown): parked consumes return

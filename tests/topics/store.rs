@@ -1,0 +1,383 @@
+//! Topic stores: failing, durable and gappy ones.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use livecore::*;
+
+use crate::common::*;
+use crate::support::*;
+
+/// A store whose appends fail while `failing` is set, and which remembers committed
+/// offsets like a durable store would.
+struct FlakyLog {
+    inner: MemoryLog,
+    failing: Arc<AtomicBool>,
+    commits: Arc<Mutex<Vec<(String, u32, u64)>>>,
+}
+
+impl TopicLog for FlakyLog {
+    fn partitions(&self) -> u32 {
+        self.inner.partitions()
+    }
+    fn append(&self, partition: u32, records: Vec<TopicRecord>) -> Result<u64, TopicLogError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(TopicLogError::Store("disk full".into()));
+        }
+        self.inner.append(partition, records)
+    }
+    fn read(
+        &self,
+        partition: u32,
+        offset: u64,
+        max_messages: usize,
+        out: &mut Vec<std::sync::Arc<TopicMessage>>,
+    ) -> Result<(), TopicLogError> {
+        self.inner.read(partition, offset, max_messages, out)
+    }
+    fn bounds(&self, partition: u32) -> Result<PartitionBounds, TopicLogError> {
+        self.inner.bounds(partition)
+    }
+    fn commit_offset(&self, group: &str, partition: u32, offset: u64) -> Result<(), TopicLogError> {
+        self.commits
+            .lock()
+            .unwrap()
+            .push((group.to_string(), partition, offset));
+        self.inner.commit_offset(group, partition, offset)
+    }
+    fn committed_offset(&self, group: &str, partition: u32) -> Result<Option<u64>, TopicLogError> {
+        self.inner.committed_offset(group, partition)
+    }
+    fn delete_group(&self, group: &str) -> Result<(), TopicLogError> {
+        self.inner.delete_group(group)
+    }
+}
+
+#[test]
+fn a_failing_store_is_counted_and_surfaced_never_silent() {
+    let (manager, _) = manager();
+    let failing = Arc::new(AtomicBool::new(false));
+    let commits = Arc::new(Mutex::new(Vec::new()));
+    let log = FlakyLog {
+        inner: MemoryLog::new(1, Retention::default()),
+        failing: failing.clone(),
+        commits: commits.clone(),
+    };
+    manager
+        .create_topic_with_log("f", TopicConfig::partitions(1), Box::new(log))
+        .unwrap();
+    manager
+        .add_topic_route(TopicRouteSpec::new("f", messages()))
+        .unwrap();
+    let mut live = connect(&manager, "watcher");
+    manager
+        .subscribe(
+            live.connection_id,
+            QuerySpec::table(messages()),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    failing.store(true, Ordering::SeqCst);
+    let summary = manager
+        .publish_commit(
+            SeqId(1),
+            vec![
+                ChangeNotification::insert(messages(), message(1, 1, "a")),
+                ChangeNotification::insert(messages(), message(2, 1, "b")),
+            ],
+        )
+        .unwrap();
+    // The live query is served; the topic write failure is counted and explained.
+    assert_eq!(summary.enqueued, 1);
+    assert_eq!(summary.topic_messages, 0);
+    assert_eq!(summary.topic_write_failures, 2);
+    assert_eq!(changes_of(&drain(&mut live.notifications)).len(), 2);
+    let info = manager.topic_info("f").unwrap();
+    assert_eq!(info.write_failures, 2);
+    assert_eq!(
+        info.last_write_error.as_deref(),
+        Some("the store of topic f failed: disk full")
+    );
+    assert_eq!(manager.stats().topic_write_failures, 2);
+    // A direct publish gets the error itself.
+    assert_eq!(
+        manager.publish_to_topic("f", DirectMessage::new(SeqId(2), "x")),
+        Err(LiveError::TopicStore {
+            topic: "f".into(),
+            reason: "disk full".into()
+        })
+    );
+    failing.store(false, Ordering::SeqCst);
+    let summary = manager
+        .publish(
+            SeqId(3),
+            ChangeNotification::insert(messages(), message(3, 1, "c")),
+        )
+        .unwrap();
+    assert_eq!(summary.topic_messages, 1);
+    assert_eq!(manager.stats().topic_messages, 1);
+    assert_eq!(manager.stats().topic_write_failures, 3);
+    // Commits go through the store, which restores a re-created group.
+    manager
+        .create_consumer_group("f", "g", GroupConfig::default())
+        .unwrap();
+    let me = consumer(&manager, "a");
+    let batch = manager.consume(me, "f", "g", 10, Duration::ZERO).unwrap();
+    manager.commit_batch(me, &batch).unwrap();
+    assert_eq!(
+        commits.lock().unwrap().as_slice(),
+        [("g".to_string(), 0, 1)]
+    );
+}
+
+#[test]
+fn a_durable_store_restores_messages_and_group_offsets() {
+    let log = MemoryLog::new(2, Retention::default());
+    for seq in 0..4u64 {
+        log.append(
+            (seq % 2) as u32,
+            vec![TopicRecord {
+                seq: SeqId(seq),
+                timestamp_ms: 0,
+                key: None,
+                payload: TopicPayload::Bytes(std::sync::Arc::from(&b"old"[..])),
+            }],
+        )
+        .unwrap();
+    }
+    log.commit_offset("g", 0, 1).unwrap();
+    let (manager, _) = manager();
+    assert!(matches!(
+        manager.create_topic_with_log(
+            "d",
+            TopicConfig::partitions(3),
+            Box::new(MemoryLog::new(2, Retention::default()))
+        ),
+        Err(LiveError::InvalidConfig(_))
+    ));
+    manager
+        .create_topic_with_log("d", TopicConfig::partitions(2), Box::new(log))
+        .unwrap();
+    manager
+        .create_consumer_group("d", "g", GroupConfig::default())
+        .unwrap();
+    let me = consumer(&manager, "a");
+    let mut got = offsets(&manager.consume(me, "d", "g", 10, Duration::ZERO).unwrap());
+    got.sort();
+    assert_eq!(got, [(0, 1), (1, 0), (1, 1)]);
+    // New messages wake consumers as usual.
+    let position = publish_bytes(&manager, "d", 9, "new");
+    assert_eq!(position.offset, 2);
+}
+
+/// A store that keeps gaps: offsets below `lost_below` are gone, and a read pushes from the
+/// first retained offset after the one asked for (so, with nothing retained after it,
+/// nothing). Its bounds start at `lost_below`, unless `claims_all` makes them claim every
+/// offset. Counts its reads, and its drops.
+struct GappyLog {
+    inner: MemoryLog,
+    lost_below: Arc<AtomicU64>,
+    claims_all: Arc<AtomicBool>,
+    reads: Arc<AtomicU64>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl GappyLog {
+    fn new() -> Self {
+        Self {
+            inner: MemoryLog::new(1, Retention::default()),
+            lost_below: Arc::default(),
+            claims_all: Arc::default(),
+            reads: Arc::default(),
+            dropped: Arc::default(),
+        }
+    }
+}
+
+impl Drop for GappyLog {
+    fn drop(&mut self) {
+        self.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl TopicLog for GappyLog {
+    fn partitions(&self) -> u32 {
+        1
+    }
+    fn append(&self, partition: u32, records: Vec<TopicRecord>) -> Result<u64, TopicLogError> {
+        self.inner.append(partition, records)
+    }
+    fn read(
+        &self,
+        partition: u32,
+        offset: u64,
+        max_messages: usize,
+        out: &mut Vec<std::sync::Arc<TopicMessage>>,
+    ) -> Result<(), TopicLogError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        let from = offset.max(self.lost_below.load(Ordering::SeqCst));
+        let end = self.inner.bounds(partition)?.end;
+        if from >= end {
+            return Ok(());
+        }
+        self.inner.read(partition, from, max_messages, out)
+    }
+    fn bounds(&self, partition: u32) -> Result<PartitionBounds, TopicLogError> {
+        let mut bounds = self.inner.bounds(partition)?;
+        if !self.claims_all.load(Ordering::SeqCst) {
+            bounds.start = bounds.start.max(self.lost_below.load(Ordering::SeqCst));
+        }
+        Ok(bounds)
+    }
+    fn commit_offset(&self, group: &str, partition: u32, offset: u64) -> Result<(), TopicLogError> {
+        self.inner.commit_offset(group, partition, offset)
+    }
+    fn committed_offset(&self, group: &str, partition: u32) -> Result<Option<u64>, TopicLogError> {
+        self.inner.committed_offset(group, partition)
+    }
+    fn delete_group(&self, group: &str) -> Result<(), TopicLogError> {
+        self.inner.delete_group(group)
+    }
+}
+
+/// A manager with topic "gappy" over a [`GappyLog`] holding 3 messages it then lost, and a
+/// group "g" that starts at 0 (it was created before the loss).
+fn gappy_topic() -> (Arc<ConnectionsManager>, GappyHandles) {
+    let (manager, _) = manager();
+    let log = GappyLog::new();
+    let handles = GappyHandles {
+        lost_below: log.lost_below.clone(),
+        claims_all: log.claims_all.clone(),
+        reads: log.reads.clone(),
+        dropped: log.dropped.clone(),
+    };
+    manager
+        .create_topic_with_log("gappy", TopicConfig::partitions(1), Box::new(log))
+        .unwrap();
+    manager
+        .create_consumer_group("gappy", "g", GroupConfig::default())
+        .unwrap();
+    for seq in 0..3 {
+        publish_bytes(&manager, "gappy", seq, "lost");
+    }
+    handles.lost_below.store(3, Ordering::SeqCst);
+    (manager, handles)
+}
+
+struct GappyHandles {
+    lost_below: Arc<AtomicU64>,
+    claims_all: Arc<AtomicBool>,
+    reads: Arc<AtomicU64>,
+    dropped: Arc<AtomicU64>,
+}
+
+#[test]
+fn a_read_that_finds_a_gap_moves_past_it_and_parks_instead_of_spinning() {
+    let (manager, store) = gappy_topic();
+    let me = consumer(&manager, "worker");
+    let parks = manager.stats().consume_parks;
+    // The read at 0 finds nothing (everything up to the end is gone): the group moves past
+    // the gap as for retention, then parks until the timeout. Before, each pass found
+    // nothing while the end stood past the position, so it never parked (a spin).
+    let batch = manager
+        .consume(me, "gappy", "g", 10, Duration::from_millis(200))
+        .unwrap();
+    assert!(batch.is_empty());
+    assert_eq!(
+        batch.retention_skips,
+        [RetentionSkip {
+            partition: 0,
+            from: 0,
+            to: 3
+        }]
+    );
+    assert_eq!(batch.positions[0].next, Some(3));
+    assert!(manager.stats().consume_parks > parks);
+    // A handful of passes, not a loop of reads: the gap read, and at most one per wake-up.
+    let reads = store.reads.load(Ordering::SeqCst);
+    assert!(reads <= 3, "{reads} reads");
+    assert_eq!(
+        manager
+            .group_stats("gappy", "g")
+            .unwrap()
+            .skipped_by_retention,
+        3
+    );
+    // Later messages come through.
+    publish_bytes(&manager, "gappy", 3, "later");
+    let batch = manager
+        .consume(me, "gappy", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(offsets(&batch), [(0, 3)]);
+    assert_eq!(bytes_of(&batch.messages[0]), "later");
+}
+
+#[test]
+fn consume_async_parks_on_a_gap_and_completes_with_later_messages() {
+    let (manager, _store) = gappy_topic();
+    let me = consumer(&manager, "worker");
+    let parks = manager.stats().consume_parks;
+    let publisher = {
+        let manager = manager.clone();
+        std::thread::spawn(move || {
+            // Publish once the consume parked (counted, not timed).
+            while manager.stats().consume_parks == parks {
+                std::thread::yield_now();
+            }
+            publish_bytes(&manager, "gappy", 3, "later");
+        })
+    };
+    let batch = block_on(manager.consume_async(me, "gappy", "g", 10)).unwrap();
+    assert_eq!(offsets(&batch), [(0, 3)]);
+    assert_eq!(batch.retention_skips[0].to, 3);
+    publisher.join().unwrap();
+}
+
+#[test]
+fn a_read_that_finds_nothing_the_store_claims_to_hold_is_a_store_error() {
+    let (manager, store) = gappy_topic();
+    store.claims_all.store(true, Ordering::SeqCst);
+    let me = consumer(&manager, "worker");
+    let error = manager
+        .consume(me, "gappy", "g", 10, Duration::from_millis(200))
+        .unwrap_err();
+    assert!(
+        matches!(&error, LiveError::TopicStore { reason, .. } if reason.contains("returned nothing below the end 3")),
+        "{error}"
+    );
+    // Nothing moved: the group is still at 0.
+    assert_eq!(
+        manager.group_offsets("gappy", "g").unwrap()[0].committed,
+        Some(0)
+    );
+    // lc_topic_read's Rust side says the same.
+    assert!(matches!(
+        manager.read_topic("gappy", 0, 0, 10),
+        Err(LiveError::TopicStore { .. })
+    ));
+    store.claims_all.store(false, Ordering::SeqCst);
+    assert!(matches!(
+        manager.read_topic("gappy", 0, 0, 10),
+        Err(LiveError::OffsetOutOfRange { start: 3, .. })
+    ));
+}
+
+#[test]
+fn deleting_a_topic_releases_its_store_without_waiting_for_sessions() {
+    let (manager, store) = gappy_topic();
+    store.lost_below.store(0, Ordering::SeqCst);
+    let me = consumer(&manager, "worker");
+    let batch = manager
+        .consume(me, "gappy", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(batch.len(), 3);
+    assert_eq!(store.dropped.load(Ordering::SeqCst), 0);
+    manager.delete_topic("gappy").unwrap();
+    // The session joined the topic's group, yet the store is dropped now.
+    assert_eq!(store.dropped.load(Ordering::SeqCst), 1);
+    assert!(matches!(
+        manager.consume(me, "gappy", "g", 10, Duration::ZERO),
+        Err(LiveError::UnknownTopic(_))
+    ));
+}
