@@ -65,6 +65,7 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 shared_buffers = '64MB'
+wal_writer_delay = '10ms'
 EOF
 cat >"$work/data/pg_hba.conf" <<EOF
 host all all 127.0.0.1/32 scram-sha-256

@@ -1,7 +1,4 @@
-//! livecore-postgres: feeds [livecore](livecore) from PostgreSQL logical decoding.
-//!
-//! See the crate README for the design, the type table and the snapshot boundary argument.
-
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 mod config;

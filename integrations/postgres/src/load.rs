@@ -120,7 +120,11 @@ impl PgSource {
             .shared
             .load_counter
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        let slot = format!("{}_load_{}_{number}", self.shared.config.slot, std::process::id());
+        let slot = format!(
+            "{}_load_{}_{number}",
+            self.shared.config.slot,
+            std::process::id()
+        );
         let mut replication = ReplicationClient::connect_gated(self.shared.connection.replication(
             &slot,
             &self.shared.config.publication,
@@ -245,8 +249,7 @@ impl PgSource {
                             .iter()
                             .filter(|row| {
                                 user.is_some()
-                                    && owner_text(row.value(position)).as_deref()
-                                        == user.as_deref()
+                                    && owner_text(row.value(position)).as_deref() == user.as_deref()
                             })
                             .cloned()
                             .collect();
@@ -255,15 +258,13 @@ impl PgSource {
                     _ => &batch[..],
                 };
                 let mut rest = rows;
-                self.retry_full(|| {
-                    match self.shared.manager.push_snapshot_rows(*id, rest) {
-                        Ok(_) => Ok(rest.len()),
-                        Err(LiveError::WouldBlock { consumed }) => {
-                            rest = &rest[consumed..];
-                            Err(LiveError::WouldBlock { consumed })
-                        }
-                        Err(error) => Err(error),
+                self.retry_full(|| match self.shared.manager.push_snapshot_rows(*id, rest) {
+                    Ok(_) => Ok(rest.len()),
+                    Err(LiveError::WouldBlock { consumed }) => {
+                        rest = &rest[consumed..];
+                        Err(LiveError::WouldBlock { consumed })
                     }
+                    Err(error) => Err(error),
                 })
                 .await?;
             }

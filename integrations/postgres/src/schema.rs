@@ -111,7 +111,9 @@ impl TypeCache {
             return Ok(known.clone());
         }
         let client = client.ok_or_else(|| {
-            PgError::Sql(format!("type {oid} is not built in and no catalog connection is open"))
+            PgError::Sql(format!(
+                "type {oid} is not built in and no catalog connection is open"
+            ))
         })?;
         // Follow domains down to their base type (bounded: domains cannot be cyclic).
         let rows = client
@@ -182,10 +184,7 @@ pub(crate) async fn load_table(
         let (kind, type_name) = types.resolve(Some(client), type_oid).await?;
         columns.push((name, kind, type_name));
     }
-    Ok((
-        oid,
-        TableInfo::build(config, columns, unsupported_as_text)?,
-    ))
+    Ok((oid, TableInfo::build(config, columns, unsupported_as_text)?))
 }
 
 /// The table version a relation message describes.

@@ -160,7 +160,10 @@ impl Shared {
             match item {
                 Item::Change(change) => pending.push(change),
                 Item::Schema(info) => {
-                    if pending.iter().any(|change| change.table_id == info.table_id) {
+                    if pending
+                        .iter()
+                        .any(|change| change.table_id == info.table_id)
+                    {
                         published |= self.publish(seq, std::mem::take(&mut pending))?;
                     }
                     self.register(seq, info)?;
@@ -230,7 +233,9 @@ impl Shared {
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic elsewhere never leaves these maps half-written: keep going.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A running source: reads the slot and publishes to livecore until stopped.
@@ -762,7 +767,10 @@ async fn on_message(
                         .iter()
                         .any(|column| types::builtin(column.type_oid).is_none());
                     if needs_catalog
-                        && relations.sql.as_ref().is_none_or(|client| client.is_closed())
+                        && relations
+                            .sql
+                            .as_ref()
+                            .is_none_or(|client| client.is_closed())
                     {
                         relations.sql = Some(shared.connection.connect_sql().await?);
                     }
@@ -790,7 +798,11 @@ async fn on_message(
                 return Ok(());
             };
             let row = decode_row(info, &new, None)?;
-            let change = with_owner(info, ChangeNotification::insert(info.table_id.clone(), row.clone()), &row);
+            let change = with_owner(
+                info,
+                ChangeNotification::insert(info.table_id.clone(), row.clone()),
+                &row,
+            );
             let txn = needs_txn(txn)?;
             txn.items.extend(change.map(Item::Change));
             Ok(())
@@ -818,22 +830,21 @@ async fn on_message(
             let txn = needs_txn(txn)?;
             match info.owner_position {
                 Some(position)
-                    if owner_text(old_row.value(position)) != owner_text(new_row.value(position)) =>
+                    if owner_text(old_row.value(position))
+                        != owner_text(new_row.value(position)) =>
                 {
                     // The row changed hands: it leaves its old owner and enters the new one's.
                     let left = ChangeNotification::delete(info.table_id.clone(), old_row.clone());
-                    let entered = ChangeNotification::insert(info.table_id.clone(), new_row.clone());
+                    let entered =
+                        ChangeNotification::insert(info.table_id.clone(), new_row.clone());
                     txn.items
                         .extend(with_owner(info, left, &old_row).map(Item::Change));
                     txn.items
                         .extend(with_owner(info, entered, &new_row).map(Item::Change));
                 }
                 _ => {
-                    let change = ChangeNotification::update(
-                        info.table_id.clone(),
-                        old_row.clone(),
-                        new_row,
-                    );
+                    let change =
+                        ChangeNotification::update(info.table_id.clone(), old_row.clone(), new_row);
                     txn.items
                         .extend(with_owner(info, change, &old_row).map(Item::Change));
                 }
@@ -857,10 +868,13 @@ async fn on_message(
             let row = decode_row(info, &old, None)?;
             let change = ChangeNotification::delete(info.table_id.clone(), row.clone());
             let txn = needs_txn(txn)?;
-            txn.items.extend(with_owner(info, change, &row).map(Item::Change));
+            txn.items
+                .extend(with_owner(info, change, &row).map(Item::Change));
             Ok(())
         }
-        Message::Truncate { relations: truncated } => {
+        Message::Truncate {
+            relations: truncated,
+        } => {
             let txn = needs_txn(txn)?;
             for oid in truncated {
                 if let Some(Some(info)) = relations.by_oid.get(&oid) {
@@ -900,7 +914,11 @@ pub(crate) fn owner_text(value: &Value) -> Option<String> {
 
 /// Names the owner on user-scoped tables; a row with a NULL owner belongs to no user and
 /// no subscriber can see it, so it is not published (`None`).
-fn with_owner(info: &TableInfo, change: ChangeNotification, row: &Row) -> Option<ChangeNotification> {
+fn with_owner(
+    info: &TableInfo,
+    change: ChangeNotification,
+    row: &Row,
+) -> Option<ChangeNotification> {
     match info.owner_position {
         None => Some(change),
         Some(position) => {

@@ -35,7 +35,8 @@ use crate::error::PgError;
 
 /// Session settings pinned on every connection the source opens, so PostgreSQL's text
 /// output is the form the decoder reads.
-pub const SESSION_SETTINGS: &str = "-c DateStyle=ISO,MDY -c IntervalStyle=postgres -c TimeZone=UTC \
+pub const SESSION_SETTINGS: &str =
+    "-c DateStyle=ISO,MDY -c IntervalStyle=postgres -c TimeZone=UTC \
      -c extra_float_digits=1 -c bytea_output=hex -c client_encoding=UTF8";
 
 /// How a column's text output becomes a value.
@@ -131,7 +132,10 @@ fn parse_float(text: &str) -> Option<f64> {
         return Some(value);
     }
     // Rust would also accept "inf" and "nan", which PostgreSQL never prints: refuse them.
-    if text.bytes().any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E') {
+    if text
+        .bytes()
+        .any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E')
+    {
         return None;
     }
     text.parse::<f64>().ok()
@@ -230,7 +234,7 @@ mod tests {
         );
         assert!(matches!(
             decode(Kind::Bytes, "\\x00ff10"),
-            Ok(Value::Bytes(b)) if &*b == [0, 255, 16]
+            Ok(Value::Bytes(b)) if *b == [0, 255, 16]
         ));
         assert!(decode(Kind::Bytes, "\\x0").is_err());
         assert!(decode(Kind::Bytes, "00").is_err());

@@ -13,7 +13,12 @@ use common::*;
 use livecore::*;
 
 const TABLES: [&str; 3] = ["t0", "t1", "t2"];
-const FILTERS: [&str; 4] = ["grp = 1", "val > 50", "grp IN (2, 3) AND val <= 70", "id > 0"];
+const FILTERS: [&str; 4] = [
+    "grp = 1",
+    "val > 50",
+    "grp IN (2, 3) AND val <= 70",
+    "id > 0",
+];
 
 async fn writer(seed: u64, transactions: usize, next_id: Arc<std::sync::atomic::AtomicI64>) {
     let client = sql().await;
@@ -89,7 +94,11 @@ async fn loads_racing_writers_deliver_every_change_exactly_once() {
                 );
                 let started = std::time::Instant::now();
                 let report = source.load(subscriber.live_query_id).await.expect("load");
-                eprintln!("load {n}: boundary {:?} in {:?}", report.boundary, started.elapsed());
+                eprintln!(
+                    "load {n}: boundary {:?} in {:?}",
+                    report.boundary,
+                    started.elapsed()
+                );
                 subscribers.push((table, filter, subscriber));
                 n += 1;
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -109,16 +118,32 @@ async fn loads_racing_writers_deliver_every_change_exactly_once() {
     let mut live_changes = 0;
     for (table, filter, subscriber) in subscribers {
         let view = subscriber.finish();
-        assert!(view.errors.is_empty(), "{table} WHERE {filter}: {:?}", view.errors);
+        assert!(
+            view.errors.is_empty(),
+            "{table} WHERE {filter}: {:?}",
+            view.errors
+        );
         assert!(view.loaded, "{table} WHERE {filter}: load completed");
-        assert!(view.other.is_empty(), "{table} WHERE {filter}: {:?}", view.other);
+        assert!(
+            view.other.is_empty(),
+            "{table} WHERE {filter}: {:?}",
+            view.other
+        );
         let expected = pg_rows(&client, &source, &TableId::new("race", table), filter).await;
-        assert_eq!(view.rows, expected, "{table} WHERE {filter}: view equals PostgreSQL");
+        assert_eq!(
+            view.rows, expected,
+            "{table} WHERE {filter}: view equals PostgreSQL"
+        );
         live_changes += view.deliveries.len();
         checked += 1;
     }
     eprintln!("{checked} subscriptions checked, {live_changes} live deliveries after their loads");
     assert!(live_changes > 0, "changes crossed the boundaries");
     assert_eq!(source.failure(), None);
-    Arc::try_unwrap(source).ok().unwrap().stop_and_drop().await.unwrap();
+    Arc::try_unwrap(source)
+        .ok()
+        .unwrap()
+        .stop_and_drop()
+        .await
+        .unwrap();
 }

@@ -29,8 +29,14 @@ async fn write(schema: String, transactions: usize, done: Arc<AtomicUsize>) {
     for n in 0..transactions as u64 {
         let id = 1 + rng.below(n + 1);
         let statement = match rng.below(4) {
-            0 | 1 => format!("INSERT INTO {schema}.items VALUES ({n} + 1, {}, 'w') ON CONFLICT DO NOTHING", rng.below(3)),
-            2 => format!("UPDATE {schema}.items SET grp = {}, body = body || '.' WHERE id = {id}", rng.below(3)),
+            0 | 1 => format!(
+                "INSERT INTO {schema}.items VALUES ({n} + 1, {}, 'w') ON CONFLICT DO NOTHING",
+                rng.below(3)
+            ),
+            2 => format!(
+                "UPDATE {schema}.items SET grp = {}, body = body || '.' WHERE id = {id}",
+                rng.below(3)
+            ),
             _ => format!("DELETE FROM {schema}.items WHERE id = {id}"),
         };
         client.batch_execute(&statement).await.unwrap();
@@ -54,8 +60,18 @@ async fn restarting_the_source_mid_stream_loses_and_repeats_nothing() {
     table(&client, "restart").await;
     let manager = manager();
     let first = start(&manager, config("restart", &["items"])).await;
-    let all = Subscriber::open(&manager, "u", "SELECT * FROM restart.items", SubscriptionOptions::default());
-    let grp1 = Subscriber::open(&manager, "u", "SELECT * FROM restart.items WHERE grp = 1", SubscriptionOptions::default());
+    let all = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM restart.items",
+        SubscriptionOptions::default(),
+    );
+    let grp1 = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM restart.items WHERE grp = 1",
+        SubscriptionOptions::default(),
+    );
     let done = Arc::new(AtomicUsize::new(0));
     let writer = tokio::spawn(write("restart".into(), 600, done.clone()));
 
@@ -103,7 +119,11 @@ async fn restarting_the_source_mid_stream_loses_and_repeats_nothing() {
         let view = subscriber.finish();
         assert!(view.errors.is_empty(), "{filter}: {:?}", view.errors);
         assert!(view.other.is_empty(), "{filter}: {:?}", view.other);
-        assert_eq!(view.rows, pg_rows(&client, &second, &items, filter).await, "{filter}");
+        assert_eq!(
+            view.rows,
+            pg_rows(&client, &second, &items, filter).await,
+            "{filter}"
+        );
     }
     second.stop_and_drop().await.unwrap();
 }
@@ -116,9 +136,17 @@ async fn clients_resume_from_the_history_or_are_told_it_is_gone() {
     let mut config = config("resume", &["items"]);
     config.history_commits = 5;
     let source = start(&manager, config).await;
-    let first = Subscriber::open(&manager, "u", "SELECT * FROM resume.items", SubscriptionOptions::default());
+    let first = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM resume.items",
+        SubscriptionOptions::default(),
+    );
     for id in 1..=3 {
-        client.batch_execute(&format!("INSERT INTO resume.items VALUES ({id}, 0, 'a')")).await.unwrap();
+        client
+            .batch_execute(&format!("INSERT INTO resume.items VALUES ({id}, 0, 'a')"))
+            .await
+            .unwrap();
     }
     source.sync(SYNC).await.unwrap();
     let before = first.finish();
@@ -126,33 +154,66 @@ async fn clients_resume_from_the_history_or_are_told_it_is_gone() {
 
     // The client is away for three commits, then resumes from its last SeqId.
     for id in 4..=6 {
-        client.batch_execute(&format!("INSERT INTO resume.items VALUES ({id}, 0, 'b')")).await.unwrap();
+        client
+            .batch_execute(&format!("INSERT INTO resume.items VALUES ({id}, 0, 'b')"))
+            .await
+            .unwrap();
     }
     source.sync(SYNC).await.unwrap();
-    let resumed = Subscriber::open(&manager, "u", "SELECT * FROM resume.items", SubscriptionOptions::resume_from(last_seen));
+    let resumed = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM resume.items",
+        SubscriptionOptions::resume_from(last_seen),
+    );
     assert_eq!(
         source.resume(resumed.live_query_id).await.unwrap(),
         ResumeOutcome::Replayed { commits: 3 }
     );
-    client.batch_execute("INSERT INTO resume.items VALUES (7, 0, 'c')").await.unwrap();
+    client
+        .batch_execute("INSERT INTO resume.items VALUES (7, 0, 'c')")
+        .await
+        .unwrap();
     source.sync(SYNC).await.unwrap();
     let view = resumed.finish();
     assert!(view.errors.is_empty(), "{:?}", view.errors);
-    assert_eq!(view.rows.keys().copied().collect::<Vec<_>>(), vec![4, 5, 6, 7]);
-    assert_eq!(view.deliveries.len(), 4, "each missed commit once, then the live one");
+    assert_eq!(
+        view.rows.keys().copied().collect::<Vec<_>>(),
+        vec![4, 5, 6, 7]
+    );
+    assert_eq!(
+        view.deliveries.len(),
+        4,
+        "each missed commit once, then the live one"
+    );
 
     // Beyond the history (5 commits): ResumeUnavailable.
     for id in 8..=14 {
-        client.batch_execute(&format!("INSERT INTO resume.items VALUES ({id}, 0, 'd')")).await.unwrap();
+        client
+            .batch_execute(&format!("INSERT INTO resume.items VALUES ({id}, 0, 'd')"))
+            .await
+            .unwrap();
     }
     source.sync(SYNC).await.unwrap();
-    let late = Subscriber::open(&manager, "u", "SELECT * FROM resume.items", SubscriptionOptions::resume_from(last_seen));
-    assert_eq!(source.resume(late.live_query_id).await.unwrap(), ResumeOutcome::Unavailable);
+    let late = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM resume.items",
+        SubscriptionOptions::resume_from(last_seen),
+    );
+    assert_eq!(
+        source.resume(late.live_query_id).await.unwrap(),
+        ResumeOutcome::Unavailable
+    );
     source.sync(SYNC).await.unwrap();
     let view = late.finish();
     assert!(view.rows.is_empty());
     assert_eq!(view.other.len(), 1);
-    assert!(view.other[0].contains("resume_unavailable"), "{:?}", view.other);
+    assert!(
+        view.other[0].contains("resume_unavailable"),
+        "{:?}",
+        view.other
+    );
     source.stop_and_drop().await.unwrap();
 }
 
@@ -164,14 +225,19 @@ async fn a_slot_that_disappears_is_a_typed_error_for_the_host() {
     let mut config = config("vanish", &["items"]);
     config.max_reconnect_backoff = Duration::from_millis(200);
     let source = start(&manager, config).await;
-    client.batch_execute("INSERT INTO vanish.items VALUES (1, 0, 'a')").await.unwrap();
+    client
+        .batch_execute("INSERT INTO vanish.items VALUES (1, 0, 'a')")
+        .await
+        .unwrap();
     source.sync(SYNC).await.unwrap();
     // End the session and drop the slot before the source gets it back (bounded retries).
     let mut dropped = false;
     for _ in 0..200 {
         client
             .batch_execute(
-                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+                // Waits (up to 5 s) for the walsender to exit; the source's first
+                // reconnection waits 50 ms, so the drop below usually wins.
+                "SELECT pg_terminate_backend(active_pid, 5000) FROM pg_replication_slots \
                  WHERE slot_name = 'vanish_slot' AND active",
             )
             .await

@@ -26,40 +26,80 @@ async fn alter_table_mid_stream_closes_subscriptions_on_a_dropped_column_only() 
         .unwrap();
     let manager = manager();
     let source = start(&manager, config("alter", &["items"])).await;
-    let on_extra = Subscriber::open(&manager, "u", "SELECT * FROM alter.items WHERE extra = 1", SubscriptionOptions::with_initial_load());
+    let on_extra = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM alter.items WHERE extra = 1",
+        SubscriptionOptions::with_initial_load(),
+    );
     source.load(on_extra.live_query_id).await.unwrap();
-    let on_grp = Subscriber::open(&manager, "u", "SELECT id, grp FROM alter.items WHERE grp = 1", SubscriptionOptions::with_initial_load());
+    let on_grp = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT id, grp FROM alter.items WHERE grp = 1",
+        SubscriptionOptions::with_initial_load(),
+    );
     source.load(on_grp.live_query_id).await.unwrap();
 
-    client.batch_execute("INSERT INTO alter.items VALUES (2, 1, 1)").await.unwrap();
+    client
+        .batch_execute("INSERT INTO alter.items VALUES (2, 1, 1)")
+        .await
+        .unwrap();
     client
         .batch_execute("ALTER TABLE alter.items DROP COLUMN extra, ADD COLUMN note text")
         .await
         .unwrap();
-    client.batch_execute("INSERT INTO alter.items VALUES (3, 1, 'n')").await.unwrap();
+    client
+        .batch_execute("INSERT INTO alter.items VALUES (3, 1, 'n')")
+        .await
+        .unwrap();
     source.sync(SYNC).await.unwrap();
 
     let items = TableId::new("alter", "items");
-    let columns: Vec<String> = source.table(&items).unwrap().columns.iter().map(|c| c.name.clone()).collect();
+    let columns: Vec<String> = source
+        .table(&items)
+        .unwrap()
+        .columns
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
     assert_eq!(columns, ["id", "grp", "note"]);
     assert_eq!(manager.table_schema(&items).unwrap().columns.len(), 3);
     let extra = on_extra.finish();
     assert!(extra.errors.is_empty(), "{:?}", extra.errors);
-    assert_eq!(extra.rows.keys().copied().collect::<Vec<_>>(), vec![1, 2], "changes before the ALTER arrived");
+    assert_eq!(
+        extra.rows.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2],
+        "changes before the ALTER arrived"
+    );
     assert_eq!(
         extra.closed,
-        Some(CloseReason::SchemaChanged { column: "extra".into() }),
+        Some(CloseReason::SchemaChanged {
+            column: "extra".into()
+        }),
         "closed with the reason"
     );
     let grp = on_grp.finish();
     assert!(grp.errors.is_empty(), "{:?}", grp.errors);
     assert_eq!(grp.closed, None);
-    assert_eq!(grp.rows.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3], "the other continues");
+    assert_eq!(
+        grp.rows.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2, 3],
+        "the other continues"
+    );
     // A new subscription can use the added column.
-    let on_note = Subscriber::open(&manager, "u", "SELECT * FROM alter.items WHERE note = 'n'", SubscriptionOptions::with_initial_load());
+    let on_note = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM alter.items WHERE note = 'n'",
+        SubscriptionOptions::with_initial_load(),
+    );
     source.load(on_note.live_query_id).await.unwrap();
     source.sync(SYNC).await.unwrap();
-    assert_eq!(on_note.finish().rows.keys().copied().collect::<Vec<_>>(), vec![3]);
+    assert_eq!(
+        on_note.finish().rows.keys().copied().collect::<Vec<_>>(),
+        vec![3]
+    );
     source.stop_and_drop().await.unwrap();
 }
 
@@ -70,13 +110,22 @@ async fn tables_without_replica_identity_full_are_refused() {
         .batch_execute("CREATE TABLE ident.items (id int PRIMARY KEY, body text)")
         .await
         .unwrap();
-    let error = PgSource::start(manager(), config("ident", &["items"])).await.err().unwrap();
+    let error = PgSource::start(manager(), config("ident", &["items"]))
+        .await
+        .err()
+        .unwrap();
     assert_eq!(
         error,
-        PgError::ReplicaIdentityNotFull { table: "ident.items".into(), identity: "DEFAULT".into() }
+        PgError::ReplicaIdentityNotFull {
+            table: "ident.items".into(),
+            identity: "DEFAULT".into()
+        }
     );
     assert!(error.to_string().contains("REPLICA IDENTITY FULL"));
-    let missing = PgSource::start(manager(), config("ident", &["nope"])).await.err().unwrap();
+    let missing = PgSource::start(manager(), config("ident", &["nope"]))
+        .await
+        .err()
+        .unwrap();
     assert_eq!(missing, PgError::UnknownTable("ident.nope".into()));
 }
 
@@ -93,19 +142,34 @@ async fn an_unchanged_toast_value_is_taken_from_the_old_row() {
         .unwrap();
     let manager = manager();
     let source = start(&manager, config("toast", &["items"])).await;
-    let all = Subscriber::open(&manager, "u", "SELECT * FROM toast.items", SubscriptionOptions::default());
+    let all = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM toast.items",
+        SubscriptionOptions::default(),
+    );
     // 20 kB, stored out of line; the update does not touch it, so pgoutput sends it as
     // 'unchanged'.
     client
         .batch_execute("INSERT INTO toast.items SELECT 1, 0, string_agg(md5(g::text), '') FROM generate_series(1, 625) g")
         .await
         .unwrap();
-    client.batch_execute("UPDATE toast.items SET grp = 1 WHERE id = 1").await.unwrap();
+    client
+        .batch_execute("UPDATE toast.items SET grp = 1 WHERE id = 1")
+        .await
+        .unwrap();
     source.sync(SYNC).await.unwrap();
     let view = all.finish();
     assert!(view.errors.is_empty(), "{:?}", view.errors);
-    assert_eq!(view.rows, pg_rows(&client, &source, &TableId::new("toast", "items"), "true").await);
-    assert_eq!(view.rows[&1][2].len(), 2 + 20_000, "the whole value, not a placeholder");
+    assert_eq!(
+        view.rows,
+        pg_rows(&client, &source, &TableId::new("toast", "items"), "true").await
+    );
+    assert_eq!(
+        view.rows[&1][2].len(),
+        2 + 20_000,
+        "the whole value, not a placeholder"
+    );
     source.stop_and_drop().await.unwrap();
 }
 
@@ -135,7 +199,12 @@ async fn every_mapped_type_round_trips_against_postgres_text_output() {
         .unwrap();
     let manager = manager();
     let source = start(&manager, config("types", &["every"])).await;
-    let snapshot = Subscriber::open(&manager, "u", "SELECT * FROM types.every", SubscriptionOptions::with_initial_load());
+    let snapshot = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM types.every",
+        SubscriptionOptions::with_initial_load(),
+    );
     source.load(snapshot.live_query_id).await.unwrap();
     // The same values again, through the stream.
     client
@@ -149,10 +218,15 @@ async fn every_mapped_type_round_trips_against_postgres_text_output() {
 
     let every = TableId::new("types", "every");
     let info = source.table(&every).unwrap();
-    let messages = client.simple_query("SELECT * FROM types.every ORDER BY id").await.unwrap();
+    let messages = client
+        .simple_query("SELECT * FROM types.every ORDER BY id")
+        .await
+        .unwrap();
     let mut compared = 0;
     for message in messages {
-        let SimpleQueryMessage::Row(pg) = message else { continue };
+        let SimpleQueryMessage::Row(pg) = message else {
+            continue;
+        };
         let id: i64 = pg.get(0).unwrap().parse().unwrap();
         let seen = &view.rows[&id];
         for (position, column) in info.columns.iter().enumerate() {
@@ -160,7 +234,10 @@ async fn every_mapped_type_round_trips_against_postgres_text_output() {
             assert!(
                 same_as_pg_text(column.kind, &delivered, pg.get(position)),
                 "row {id} column {} ({}): delivered {:?}, PostgreSQL prints {:?}",
-                column.name, column.type_name, seen[position], pg.get(position)
+                column.name,
+                column.type_name,
+                seen[position],
+                pg.get(position)
             );
             compared += 1;
         }
@@ -176,17 +253,37 @@ async fn every_mapped_type_round_trips_against_postgres_text_output() {
         )
         .await
         .unwrap();
-    let mut arrays = SourceConfig::new(url(), "types_slot2", "types_pub2", vec![TableConfig::shared("types", "arrays")]);
-    let error = PgSource::start(common::manager(), arrays.clone()).await.err().unwrap();
+    let mut arrays = SourceConfig::new(
+        url(),
+        "types_slot2",
+        "types_pub2",
+        vec![TableConfig::shared("types", "arrays")],
+    );
+    let error = PgSource::start(common::manager(), arrays.clone())
+        .await
+        .err()
+        .unwrap();
     assert_eq!(
         error,
-        PgError::UnsupportedType { table: "types.arrays".into(), column: "tags".into(), type_name: "_text".into() }
+        PgError::UnsupportedType {
+            table: "types.arrays".into(),
+            column: "tags".into(),
+            type_name: "_text".into()
+        }
     );
     arrays.unsupported_as_text = true;
     let manager = common::manager();
     let source = PgSource::start(manager.clone(), arrays).await.unwrap();
-    let all = Subscriber::open(&manager, "u", "SELECT * FROM types.arrays", SubscriptionOptions::default());
-    client.batch_execute("INSERT INTO types.arrays VALUES (1, '{a,\"b c\"}')").await.unwrap();
+    let all = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM types.arrays",
+        SubscriptionOptions::default(),
+    );
+    client
+        .batch_execute("INSERT INTO types.arrays VALUES (1, '{a,\"b c\"}')")
+        .await
+        .unwrap();
     source.sync(SYNC).await.unwrap();
     assert_eq!(all.finish().rows[&1][1], "t:{a,\"b c\"}");
     source.stop_and_drop().await.unwrap();
@@ -226,11 +323,29 @@ async fn user_scoped_tables_deliver_each_user_their_own_rows() {
         .await
         .unwrap();
     let manager = manager();
-    let config = SourceConfig::new(url(), "scoped_slot", "scoped_pub", vec![TableConfig::user_scoped("scoped", "notes", "owner")]);
+    let config = SourceConfig::new(
+        url(),
+        "scoped_slot",
+        "scoped_pub",
+        vec![TableConfig::user_scoped("scoped", "notes", "owner")],
+    );
     let source = start(&manager, config).await;
-    let alice = Subscriber::open(&manager, "alice", "SELECT * FROM scoped.notes", SubscriptionOptions::with_initial_load());
-    let bob = Subscriber::open(&manager, "bob", "SELECT * FROM scoped.notes", SubscriptionOptions::with_initial_load());
-    source.load_many(&[alice.live_query_id, bob.live_query_id]).await.unwrap();
+    let alice = Subscriber::open(
+        &manager,
+        "alice",
+        "SELECT * FROM scoped.notes",
+        SubscriptionOptions::with_initial_load(),
+    );
+    let bob = Subscriber::open(
+        &manager,
+        "bob",
+        "SELECT * FROM scoped.notes",
+        SubscriptionOptions::with_initial_load(),
+    );
+    source
+        .load_many(&[alice.live_query_id, bob.live_query_id])
+        .await
+        .unwrap();
     client
         .batch_execute(
             "INSERT INTO scoped.notes VALUES (3, 'alice', 'a2');
@@ -243,13 +358,25 @@ async fn user_scoped_tables_deliver_each_user_their_own_rows() {
     for (name, subscriber) in [("alice", alice), ("bob", bob)] {
         let view = subscriber.finish();
         assert!(view.errors.is_empty(), "{name}: {:?}", view.errors);
-        assert_eq!(view.rows, pg_rows(&client, &source, &notes, &format!("owner = '{name}'")).await, "{name}");
+        assert_eq!(
+            view.rows,
+            pg_rows(&client, &source, &notes, &format!("owner = '{name}'")).await,
+            "{name}"
+        );
     }
 
     // TRUNCATE: subscribers are told to start over, never left with stale rows.
-    let watcher = Subscriber::open(&manager, "alice", "SELECT * FROM scoped.notes", SubscriptionOptions::default());
+    let watcher = Subscriber::open(
+        &manager,
+        "alice",
+        "SELECT * FROM scoped.notes",
+        SubscriptionOptions::default(),
+    );
     client.batch_execute("TRUNCATE scoped.notes").await.unwrap();
     source.sync(SYNC).await.unwrap();
-    assert!(matches!(watcher.finish().closed, Some(CloseReason::Revoked { .. })));
+    assert!(matches!(
+        watcher.finish().closed,
+        Some(CloseReason::Revoked { .. })
+    ));
     source.stop_and_drop().await.unwrap();
 }

@@ -23,7 +23,8 @@ async fn commit_lsns(client: &tokio_postgres::Client, slot: &str, publication: &
     rows.iter()
         .filter_map(|row| {
             let data: Vec<u8> = row.get(0);
-            (data.first() == Some(&b'B')).then(|| u64::from_be_bytes(data[1..9].try_into().unwrap()))
+            (data.first() == Some(&b'B'))
+                .then(|| u64::from_be_bytes(data[1..9].try_into().unwrap()))
         })
         .collect()
 }
@@ -43,11 +44,24 @@ async fn a_transaction_arrives_as_one_commit_numbered_by_its_commit_lsn() {
     let manager = manager();
     let source = start(&manager, config("e2e", &["items", "other"])).await;
     client
-        .execute("SELECT pg_create_logical_replication_slot('e2e_check', 'pgoutput')", &[])
+        .execute(
+            "SELECT pg_create_logical_replication_slot('e2e_check', 'pgoutput')",
+            &[],
+        )
         .await
         .unwrap();
-    let items = Subscriber::open(&manager, "u", "SELECT * FROM e2e.items", SubscriptionOptions::default());
-    let grp1 = Subscriber::open(&manager, "u", "SELECT * FROM e2e.items WHERE grp = 1", SubscriptionOptions::default());
+    let items = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM e2e.items",
+        SubscriptionOptions::default(),
+    );
+    let grp1 = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM e2e.items WHERE grp = 1",
+        SubscriptionOptions::default(),
+    );
 
     // One transaction of several statements on two tables.
     client
@@ -61,8 +75,14 @@ async fn a_transaction_arrives_as_one_commit_numbered_by_its_commit_lsn() {
         .await
         .unwrap();
     // Then an update leaving the filter, and a delete.
-    client.batch_execute("UPDATE e2e.items SET grp = 3 WHERE id = 1").await.unwrap();
-    client.batch_execute("DELETE FROM e2e.items WHERE id = 2").await.unwrap();
+    client
+        .batch_execute("UPDATE e2e.items SET grp = 3 WHERE id = 1")
+        .await
+        .unwrap();
+    client
+        .batch_execute("DELETE FROM e2e.items WHERE id = 2")
+        .await
+        .unwrap();
     source.sync(SYNC).await.unwrap();
 
     let lsns = commit_lsns(&client, "e2e_check", "e2e_pub").await;
@@ -70,16 +90,28 @@ async fn a_transaction_arrives_as_one_commit_numbered_by_its_commit_lsn() {
     let all = items.finish();
     assert!(all.errors.is_empty(), "{:?}", all.errors);
     let seqs: Vec<u64> = all.deliveries.iter().map(|(seq, _)| *seq).collect();
-    assert_eq!(seqs, lsns, "one delivery per transaction, numbered by its commit LSN");
-    assert_eq!(all.deliveries[0].1, 3, "the first transaction's three item changes together");
+    assert_eq!(
+        seqs, lsns,
+        "one delivery per transaction, numbered by its commit LSN"
+    );
+    assert_eq!(
+        all.deliveries[0].1, 3,
+        "the first transaction's three item changes together"
+    );
     assert_eq!(all.rows.keys().copied().collect::<Vec<_>>(), vec![1]);
 
     let filtered = grp1.finish();
     assert!(filtered.errors.is_empty(), "{:?}", filtered.errors);
     // id 1 inserted in group 1 and id 2 entering it: one delivery; then 1 leaves, 2 is deleted.
-    assert_eq!(filtered.deliveries, vec![(lsns[0], 2), (lsns[1], 1), (lsns[2], 1)]);
+    assert_eq!(
+        filtered.deliveries,
+        vec![(lsns[0], 2), (lsns[1], 1), (lsns[2], 1)]
+    );
     assert!(filtered.rows.is_empty());
-    assert_eq!(pg_rows(&client, &source, &TableId::new("e2e", "items"), "grp = 1").await, filtered.rows);
+    assert_eq!(
+        pg_rows(&client, &source, &TableId::new("e2e", "items"), "grp = 1").await,
+        filtered.rows
+    );
 
     let stats = source.stats();
     assert_eq!(stats.published_commits, 3);
@@ -91,7 +123,10 @@ async fn a_transaction_arrives_as_one_commit_numbered_by_its_commit_lsn() {
         .unwrap();
     source.stop_and_drop().await.unwrap();
     let left = client
-        .query("SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'e2e%'", &[])
+        .query(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'e2e%'",
+            &[],
+        )
         .await
         .unwrap();
     assert!(left.is_empty(), "the slots it created are dropped");

@@ -22,7 +22,10 @@ pub fn url() -> String {
 
 pub async fn sql() -> Client {
     let (client, connection) = tokio_postgres::connect(
-        &format!("{} options='-c TimeZone=UTC -c extra_float_digits=1'", url()),
+        &format!(
+            "{} options='-c TimeZone=UTC -c extra_float_digits=1'",
+            url()
+        ),
         NoTls,
     )
     .await
@@ -107,7 +110,8 @@ impl View {
         match notification {
             Notification::Snapshot(batch) => {
                 if self.loaded {
-                    self.errors.push("snapshot rows after the load completed".into());
+                    self.errors
+                        .push("snapshot rows after the load completed".into());
                 }
                 for row in batch.rows() {
                     let id = key(row);
@@ -127,7 +131,8 @@ impl View {
                         .push(format!("commit {seq} after {:?}", self.last_seq));
                 }
                 if self.boundary.is_some_and(|b| seq <= b) {
-                    self.errors.push(format!("commit {seq} at or below the boundary"));
+                    self.errors
+                        .push(format!("commit {seq} at or below the boundary"));
                 }
                 self.last_seq = Some(seq);
                 self.deliveries.push((seq, changes.len()));
@@ -138,24 +143,31 @@ impl View {
                     match change.change_type {
                         ChangeType::Insert => {
                             if self.rows.insert(id, shown).is_some() {
-                                self.errors.push(format!("insert of present row {id} at {seq}"));
+                                self.errors
+                                    .push(format!("insert of present row {id} at {seq}"));
                             }
                         }
                         ChangeType::Update => {
                             let old = change.old_row.map(|old| show_row(&old.to_row()));
                             match self.rows.insert(id, shown) {
-                                None => self.errors.push(format!("update of absent row {id} at {seq}")),
-                                Some(had) if Some(&had) != old.as_ref() => self
+                                None => self
                                     .errors
-                                    .push(format!("update of row {id} at {seq}: old {old:?} but view had {had:?}")),
+                                    .push(format!("update of absent row {id} at {seq}")),
+                                Some(had) if Some(&had) != old.as_ref() => {
+                                    self.errors.push(format!(
+                                    "update of row {id} at {seq}: old {old:?} but view had {had:?}"
+                                ))
+                                }
                                 Some(_) => {}
                             }
                         }
                         ChangeType::Delete => match self.rows.remove(&id) {
-                            None => self.errors.push(format!("delete of absent row {id} at {seq}")),
-                            Some(had) if had != shown => self
+                            None => self
                                 .errors
-                                .push(format!("delete of row {id} at {seq}: {shown:?} but view had {had:?}")),
+                                .push(format!("delete of absent row {id} at {seq}")),
+                            Some(had) if had != shown => self.errors.push(format!(
+                                "delete of row {id} at {seq}: {shown:?} but view had {had:?}"
+                            )),
                             Some(_) => {}
                         },
                     }
@@ -203,7 +215,10 @@ impl Subscriber {
             let view = view.clone();
             let stop = stop.clone();
             std::thread::spawn(move || loop {
-                match connection.notifications.recv_timeout(Duration::from_millis(20)) {
+                match connection
+                    .notifications
+                    .recv_timeout(Duration::from_millis(20))
+                {
                     Ok(notification) => view.lock().unwrap().apply(notification),
                     Err(ReceiveError::Timeout) | Err(ReceiveError::Empty) => {
                         if stop.load(Ordering::Acquire) {
@@ -241,7 +256,11 @@ pub async fn pg_rows(
     filter: &str,
 ) -> BTreeMap<i64, Vec<String>> {
     let info = source.table(table).expect("published table");
-    let columns: Vec<String> = info.columns.iter().map(|c| format!("\"{}\"", c.name)).collect();
+    let columns: Vec<String> = info
+        .columns
+        .iter()
+        .map(|c| format!("\"{}\"", c.name))
+        .collect();
     let messages = client
         .simple_query(&format!(
             "SELECT {} FROM {}.{} WHERE {filter}",
