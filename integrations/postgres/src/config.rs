@@ -1,0 +1,238 @@
+//! What the source connects to and what it publishes.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use livecore::{SeqId, TableScope};
+
+use crate::error::{PgError, PgResult};
+use crate::types::SESSION_SETTINGS;
+
+/// A PostgreSQL table the source publishes to livecore, as `namespace.name` =
+/// `schema.table`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableConfig {
+    /// The PostgreSQL schema (and livecore namespace).
+    pub schema: String,
+    /// The table's name.
+    pub name: String,
+    /// For a user-scoped table, the column whose value (as text) names the row's owner.
+    pub owner_column: Option<String>,
+}
+
+impl TableConfig {
+    /// A table whose rows every user may subscribe to.
+    pub fn shared(schema: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            schema: schema.into(),
+            name: name.into(),
+            owner_column: None,
+        }
+    }
+
+    /// A user-scoped table: each row belongs to the user named by `owner_column`.
+    pub fn user_scoped(
+        schema: impl Into<String>,
+        name: impl Into<String>,
+        owner_column: impl Into<String>,
+    ) -> Self {
+        Self {
+            schema: schema.into(),
+            name: name.into(),
+            owner_column: Some(owner_column.into()),
+        }
+    }
+
+    /// The livecore scope this table is registered with.
+    pub fn scope(&self) -> TableScope {
+        match self.owner_column {
+            Some(_) => TableScope::User,
+            None => TableScope::Shared,
+        }
+    }
+
+    /// `"schema"."name"`, quoted for SQL.
+    pub(crate) fn quoted(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+}
+
+/// Quotes an identifier for SQL.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The source's configuration. [`SourceConfig::new`] gives the defaults.
+#[derive(Clone, Debug)]
+pub struct SourceConfig {
+    /// libpq-style connection string (`host=.. port=.. user=.. password=.. dbname=..`) or
+    /// URL. The user needs the REPLICATION attribute (or superuser). Authentication is
+    /// whatever the server asks: SCRAM-SHA-256 included.
+    pub connection: String,
+    /// The logical replication slot the change stream reads (created when missing).
+    pub slot: String,
+    /// The publication the slot decodes (created for `tables` when missing).
+    pub publication: String,
+    /// The tables to publish.
+    pub tables: Vec<TableConfig>,
+    /// Columns of types without a mapping carry PostgreSQL's text output instead of being
+    /// refused with [`PgError::UnsupportedType`].
+    pub unsupported_as_text: bool,
+    /// How many recent commits the source keeps for clients resuming with their last
+    /// SeqId; older positions get `ResumeUnavailable`.
+    pub history_commits: usize,
+    /// Skip commits at or below this SeqId: the last one a previous run of the source
+    /// published (see [`PgSource::last_published`](crate::PgSource::last_published)).
+    pub resume_after: Option<SeqId>,
+    /// Reconnection attempts after a lost connection before the source fails with
+    /// [`PgError::ConnectionLost`].
+    pub max_reconnect_attempts: u32,
+    /// The longest wait between reconnection attempts (the wait doubles from 50 ms).
+    pub max_reconnect_backoff: Duration,
+    /// How often the acknowledged position is reported to PostgreSQL at most.
+    pub status_interval: Duration,
+    /// Rows fetched per round trip while reading a snapshot.
+    pub snapshot_fetch_rows: usize,
+    /// How long an initial load waits for a full connection channel to drain before it
+    /// gives up with `LiveError::WouldBlock`.
+    pub snapshot_push_patience: Duration,
+}
+
+impl SourceConfig {
+    /// A configuration with the defaults: 10,000 commits of history, 30 reconnection
+    /// attempts with waits up to 2 s, status every 100 ms, 1000 rows per fetch.
+    pub fn new(
+        connection: impl Into<String>,
+        slot: impl Into<String>,
+        publication: impl Into<String>,
+        tables: Vec<TableConfig>,
+    ) -> Self {
+        Self {
+            connection: connection.into(),
+            slot: slot.into(),
+            publication: publication.into(),
+            tables,
+            unsupported_as_text: false,
+            history_commits: 10_000,
+            resume_after: None,
+            max_reconnect_attempts: 30,
+            max_reconnect_backoff: Duration::from_secs(2),
+            status_interval: Duration::from_millis(100),
+            snapshot_fetch_rows: 1000,
+            snapshot_push_patience: Duration::from_secs(30),
+        }
+    }
+
+    /// Checks names and limits.
+    pub(crate) fn validate(&self) -> PgResult<()> {
+        let simple = |what: &str, name: &str| -> PgResult<()> {
+            let ok = !name.is_empty()
+                && name.len() <= 63
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if ok {
+                Ok(())
+            } else {
+                Err(PgError::Config(format!(
+                    "{what} '{name}' must be 1-63 characters of a-z, 0-9 and _"
+                )))
+            }
+        };
+        simple("slot", &self.slot)?;
+        simple("publication", &self.publication)?;
+        if self.tables.is_empty() {
+            return Err(PgError::Config("no tables to publish".into()));
+        }
+        for table in &self.tables {
+            if table.schema.is_empty() || table.name.is_empty() {
+                return Err(PgError::Config("a table needs a schema and a name".into()));
+            }
+        }
+        if self.history_commits == 0 || self.snapshot_fetch_rows == 0 {
+            return Err(PgError::Config(
+                "history_commits and snapshot_fetch_rows must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The connection string, read once for both kinds of connection.
+#[derive(Clone, Debug)]
+pub(crate) struct Connection {
+    pub(crate) sql: tokio_postgres::Config,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) user: String,
+    pub(crate) password: String,
+    pub(crate) dbname: String,
+}
+
+impl Connection {
+    pub(crate) fn parse(text: &str) -> PgResult<Self> {
+        let mut sql = tokio_postgres::Config::from_str(text)
+            .map_err(|error| PgError::Config(format!("connection string: {error}")))?;
+        if matches!(sql.get_ssl_mode(), tokio_postgres::config::SslMode::Require) {
+            return Err(PgError::TlsUnsupported);
+        }
+        sql.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        sql.options(SESSION_SETTINGS);
+        sql.application_name("livecore-postgres");
+        let host = match sql.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            #[cfg(unix)]
+            Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+            None => "localhost".to_string(),
+        };
+        let port = sql.get_ports().first().copied().unwrap_or(5432);
+        let user = sql
+            .get_user()
+            .ok_or_else(|| PgError::Config("connection string names no user".into()))?
+            .to_string();
+        let password = sql
+            .get_password()
+            .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+            .unwrap_or_default();
+        let dbname = sql.get_dbname().unwrap_or(&user).to_string();
+        Ok(Self {
+            sql,
+            host,
+            port,
+            user,
+            password,
+            dbname,
+        })
+    }
+
+    /// A replication session's configuration.
+    pub(crate) fn replication(
+        &self,
+        slot: &str,
+        publication: &str,
+        status_interval: Duration,
+    ) -> pgwire_replication::ReplicationConfig {
+        pgwire_replication::ReplicationConfig::new(
+            self.host.clone(),
+            self.user.clone(),
+            self.password.clone(),
+            self.dbname.clone(),
+            slot.to_string(),
+            publication.to_string(),
+        )
+        .with_port(self.port)
+        .with_options(SESSION_SETTINGS)
+        .with_application_name("livecore-postgres")
+        .with_status_interval(status_interval)
+    }
+
+    /// Opens an SQL connection; its driver runs on the current runtime.
+    pub(crate) async fn connect_sql(&self) -> PgResult<tokio_postgres::Client> {
+        let (client, connection) = self.sql.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            // The driver ends with the client; its error surfaces on the client's calls.
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+}

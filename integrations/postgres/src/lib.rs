@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+mod load;
+pub mod pgoutput;
+pub mod schema;
+mod source;
+pub mod types;
+
+pub use config::{SourceConfig, TableConfig};
+pub use error::{PgError, PgResult};
+pub use load::{LoadReport, ResumeOutcome};
+pub use source::{PgSource, SourceStats};

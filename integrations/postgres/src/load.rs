@@ -1,0 +1,325 @@
+//! Initial loads with an exactly-once boundary, and resume from the source's history.
+//!
+//! # The boundary
+//!
+//! A load reads its rows in the snapshot that PostgreSQL exports when a logical slot is
+//! created, and sets the subscription's boundary to that slot's consistent point:
+//!
+//! 1. The host subscribes with `SubscriptionOptions::with_initial_load()`; when that
+//!    returns, the subscription is indexed and gated, so every commit livecore is handed
+//!    from then on reaches its gate.
+//! 2. The load then opens a replication session and creates a temporary logical slot,
+//!    exporting its snapshot. PostgreSQL documents that this snapshot shows exactly the
+//!    state after which every change is in the slot's stream: the transactions whose
+//!    commit record lies before the consistent point `C` are visible in it, and those at
+//!    or after `C` are not (their changes would be the slot's stream). Visibility here is
+//!    decided by the snapshot builder from the WAL, in commit-record order, not by the
+//!    in-memory list of running transactions, which is why a plain snapshot taken "now"
+//!    with `pg_current_wal_lsn()` is not exact and this one is.
+//! 3. The source numbers each transaction by its commit LSN (the position of its commit
+//!    record, the same for every slot decoding the same WAL). So the snapshot holds exactly
+//!    the commits with SeqId `< C`: the boundary is `C - 1`, and the gate drops those at or
+//!    below it and keeps the rest.
+//! 4. Nothing above the boundary can have been published before step 1 returned: the slot
+//!    reserves WAL from the insert position at creation, after step 1, so `C` is beyond
+//!    every commit record written before step 1 returned, and the main stream can only
+//!    publish a commit after its record is written. So every commit `>= C` reaches the
+//!    gate, and every commit `< C` is in the snapshot: each change exactly once.
+//! 5. The rows are read in a `REPEATABLE READ` transaction that imports the snapshot
+//!    (`SET TRANSACTION SNAPSHOT`), handed to livecore with `push_snapshot_rows`, and the
+//!    load completes with `complete_initial_load`, which flushes what the gate kept.
+//!
+//! The temporary slot only exists for the load's first statement: once the snapshot is
+//! imported, the replication session ends and PostgreSQL drops the slot. Creating a slot
+//! waits for the transactions running at that moment to finish, so a long-running write
+//! transaction delays loads (never the stream). Several subscriptions loaded together
+//! ([`PgSource::load_many`]) share one slot, one snapshot, and one read per table.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use livecore::{LiveError, LiveQueryId, Row, SeqId, TableId, TableScope};
+use pgwire_replication::{Lsn, ReplicationClient};
+use tokio_postgres::SimpleQueryMessage;
+
+use crate::config::quote_ident;
+use crate::error::{PgError, PgResult};
+use crate::schema::TableInfo;
+use crate::source::{lock, owner_text, PgSource};
+use crate::types;
+
+/// What one initial load did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadReport {
+    /// The boundary set on every subscription of the load (the temporary slot's
+    /// consistent point minus one).
+    pub boundary: SeqId,
+    /// Rows read from PostgreSQL (all tables).
+    pub rows_read: u64,
+    /// Rows handed to livecore per subscription (before its filter).
+    pub subscriptions: usize,
+}
+
+/// What a resume did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResumeOutcome {
+    /// The commits after the client's SeqId were replayed, then the subscription went live.
+    Replayed {
+        /// Commits replayed that touched the subscription's table.
+        commits: usize,
+    },
+    /// The history no longer reaches back to the client's SeqId: it got
+    /// `ResumeUnavailable` and must subscribe again with an initial load.
+    Unavailable,
+}
+
+impl PgSource {
+    /// Runs the initial load of one gated subscription (opened with
+    /// `SubscriptionOptions::with_initial_load()` on a table of this source). See the
+    /// module documentation for why the boundary is exact. On error the subscription is
+    /// ended (unsubscribed), since its boundary may already be set.
+    pub async fn load(&self, live_query_id: LiveQueryId) -> PgResult<LoadReport> {
+        self.load_many(&[live_query_id]).await
+    }
+
+    /// Loads several gated subscriptions from one snapshot (one temporary slot, each
+    /// table read once).
+    pub async fn load_many(&self, live_query_ids: &[LiveQueryId]) -> PgResult<LoadReport> {
+        let result = self.try_load(live_query_ids).await;
+        if result.is_err() {
+            for id in live_query_ids {
+                let _ = self.shared.manager.unsubscribe(*id);
+            }
+        }
+        result
+    }
+
+    async fn try_load(&self, live_query_ids: &[LiveQueryId]) -> PgResult<LoadReport> {
+        if let Some(error) = self.shared.failure() {
+            return Err(error);
+        }
+        let manager = &self.shared.manager;
+        // Subscriptions grouped by table, with the user each may see on user-scoped tables.
+        let mut by_table: HashMap<TableId, Vec<(LiveQueryId, Option<String>)>> = HashMap::new();
+        for id in live_query_ids {
+            let subscription = manager.subscription(*id)?;
+            if !lock(&self.shared.tables).contains_key(&subscription.table_id) {
+                return Err(PgError::Config(format!(
+                    "table {} is not published by this source",
+                    subscription.table_id
+                )));
+            }
+            by_table
+                .entry(subscription.table_id)
+                .or_default()
+                .push((*id, subscription.user));
+        }
+
+        // The temporary slot and its exported snapshot (steps 2 and 3).
+        let number = self
+            .shared
+            .load_counter
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let slot = format!(
+            "{}_load_{}_{number}",
+            self.shared.config.slot,
+            std::process::id()
+        );
+        let mut replication = ReplicationClient::connect_gated(self.shared.connection.replication(
+            &slot,
+            &self.shared.config.publication,
+            self.shared.config.status_interval,
+        ))
+        .await
+        .map_err(|error| PgError::Replication(error.to_string()))?;
+        let rows = replication
+            .simple_query(&format!(
+                "CREATE_REPLICATION_SLOT {slot} TEMPORARY LOGICAL pgoutput (SNAPSHOT 'export')"
+            ))
+            .await
+            .map_err(|error| PgError::Replication(format!("creating the load slot: {error}")))?;
+        let row = rows.first().filter(|row| row.len() >= 3).ok_or_else(|| {
+            PgError::Replication("CREATE_REPLICATION_SLOT answered no row".into())
+        })?;
+        let text = |index: usize| -> PgResult<String> {
+            row[index]
+                .as_ref()
+                .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+                .ok_or_else(|| PgError::Replication(format!("column {index} of the slot is NULL")))
+        };
+        let consistent_point = Lsn::parse(&text(1)?)
+            .map_err(|error| PgError::Replication(format!("consistent point: {error}")))?;
+        let snapshot = text(2)?;
+        let boundary = SeqId(consistent_point.0.saturating_sub(1));
+
+        let client = self.shared.connection.connect_sql().await?;
+        client
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+                snapshot.replace('\'', "''")
+            ))
+            .await?;
+        // The snapshot is imported: the replication session (and with it the temporary
+        // slot) can go.
+        drop(replication);
+
+        for subscriptions in by_table.values() {
+            for (id, _) in subscriptions {
+                manager.set_snapshot_boundary(*id, boundary)?;
+            }
+        }
+        let mut rows_read = 0;
+        for (table_id, subscriptions) in &by_table {
+            let info = lock(&self.shared.tables)
+                .get(table_id)
+                .cloned()
+                .ok_or_else(|| PgError::UnknownTable(table_id.to_string()))?;
+            rows_read += self.read_table(&client, &info, subscriptions).await?;
+        }
+        client.batch_execute("COMMIT").await?;
+
+        for subscriptions in by_table.values() {
+            for (id, _) in subscriptions {
+                self.retry_full(|| manager.complete_initial_load(*id).map(|_| 0))
+                    .await?;
+            }
+        }
+        Ok(LoadReport {
+            boundary,
+            rows_read,
+            subscriptions: live_query_ids.len(),
+        })
+    }
+
+    /// Reads a table in the load's snapshot with a cursor and hands each batch to every
+    /// subscription on it (on user-scoped tables, only the subscriber's own rows).
+    async fn read_table(
+        &self,
+        client: &tokio_postgres::Client,
+        info: &TableInfo,
+        subscriptions: &[(LiveQueryId, Option<String>)],
+    ) -> PgResult<u64> {
+        let columns: Vec<String> = info
+            .columns
+            .iter()
+            .map(|column| quote_ident(&column.name))
+            .collect();
+        client
+            .batch_execute(&format!(
+                "DECLARE livecore_load NO SCROLL CURSOR FOR SELECT {} FROM {}",
+                columns.join(", "),
+                info.config.quoted()
+            ))
+            .await?;
+        let fetch = format!(
+            "FETCH FORWARD {} FROM livecore_load",
+            self.shared.config.snapshot_fetch_rows
+        );
+        let mut read = 0u64;
+        loop {
+            let messages = client.simple_query(&fetch).await?;
+            let mut batch = Vec::new();
+            for message in messages {
+                if let SimpleQueryMessage::Row(row) = message {
+                    let mut values = Vec::with_capacity(info.columns.len());
+                    for (position, column) in info.columns.iter().enumerate() {
+                        values.push(match row.get(position) {
+                            None => livecore::Value::Null,
+                            Some(text) => types::decode(column.kind, text).map_err(|reason| {
+                                PgError::BadValue {
+                                    table: info.qualified(),
+                                    column: column.name.clone(),
+                                    reason,
+                                }
+                            })?,
+                        });
+                    }
+                    batch.push(Row::new(values));
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            read += batch.len() as u64;
+            for (id, user) in subscriptions {
+                let mine: Vec<Row>;
+                let rows = match (info.config.scope(), info.owner_position) {
+                    (TableScope::User, Some(position)) => {
+                        mine = batch
+                            .iter()
+                            .filter(|row| {
+                                user.is_some()
+                                    && owner_text(row.value(position)).as_deref() == user.as_deref()
+                            })
+                            .cloned()
+                            .collect();
+                        &mine[..]
+                    }
+                    _ => &batch[..],
+                };
+                let mut rest = rows;
+                self.retry_full(|| match self.shared.manager.push_snapshot_rows(*id, rest) {
+                    Ok(_) => Ok(rest.len()),
+                    Err(LiveError::WouldBlock { consumed }) => {
+                        rest = &rest[consumed..];
+                        Err(LiveError::WouldBlock { consumed })
+                    }
+                    Err(error) => Err(error),
+                })
+                .await?;
+            }
+        }
+        client.batch_execute("CLOSE livecore_load").await?;
+        Ok(read)
+    }
+
+    /// Calls `attempt` until it stops answering `WouldBlock` (the subscriber's channel is
+    /// full), waiting at most the configured patience.
+    async fn retry_full(
+        &self,
+        mut attempt: impl FnMut() -> Result<usize, LiveError>,
+    ) -> PgResult<()> {
+        let deadline = Instant::now() + self.shared.config.snapshot_push_patience;
+        loop {
+            match attempt() {
+                Ok(_) => return Ok(()),
+                Err(LiveError::WouldBlock { consumed }) if Instant::now() < deadline => {
+                    if consumed == 0 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Resumes a subscription opened with `SubscriptionOptions::resume_from(seq)`: replays
+    /// the commits after `seq` from the source's history and completes the load, or, when
+    /// the history no longer reaches back that far (or the table's schema changed or it was
+    /// truncated since), tells the subscriber `ResumeUnavailable`.
+    pub async fn resume(&self, live_query_id: LiveQueryId) -> PgResult<ResumeOutcome> {
+        let manager = &self.shared.manager;
+        let subscription = manager.subscription(live_query_id)?;
+        let from = subscription.options.resume_from.ok_or_else(|| {
+            PgError::Config("the subscription was not opened with resume_from".into())
+        })?;
+        // Read after the subscription is gated: a commit published before it is in the
+        // history, one published after reaches the gate (both: the gate keeps one).
+        let replay = lock(&self.shared.history).since(&subscription.table_id, from);
+        match replay {
+            None => {
+                manager.resume_unavailable(live_query_id)?;
+                Ok(ResumeOutcome::Unavailable)
+            }
+            Some(commits) => {
+                let count = commits.len();
+                for (seq, changes) in commits {
+                    manager.replay_commit(live_query_id, seq, changes)?;
+                }
+                self.retry_full(|| manager.complete_initial_load(live_query_id).map(|_| 0))
+                    .await?;
+                Ok(ResumeOutcome::Replayed { commits: count })
+            }
+        }
+    }
+}

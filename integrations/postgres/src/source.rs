@@ -1,0 +1,967 @@
+//! The change stream: one replication session reading the slot, each PostgreSQL
+//! transaction published to livecore as one commit numbered by its commit LSN.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use livecore::{ChangeNotification, ConnectionsManager, Row, SeqId, TableId, UserId, Value};
+use pgwire_replication::{Lsn, ReplicationClient, ReplicationEvent};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{quote_ident, Connection, SourceConfig};
+use crate::error::{classify_replication, PgError, PgResult};
+use crate::pgoutput::{self, Datum, Message, Tuple};
+use crate::schema::{self, TableInfo, TypeCache};
+use crate::types;
+
+/// The prefix of the logical messages [`PgSource::sync`] writes into the WAL.
+const SYNC_PREFIX: &str = "livecore-postgres.sync";
+
+/// Counters and positions of a running source.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceStats {
+    /// Transactions published to livecore.
+    pub published_commits: u64,
+    /// Transactions received from PostgreSQL (published, skipped as already published, or
+    /// without changes to published tables).
+    pub received_commits: u64,
+    /// The SeqId (commit LSN) of the last transaction published.
+    pub last_published: Option<SeqId>,
+    /// The position acknowledged to PostgreSQL: everything before it was handed to livecore.
+    pub acknowledged: u64,
+    /// The server's WAL end as last reported on the stream.
+    pub server_wal_end: u64,
+    /// Replication lag in bytes: the server's WAL end minus the acknowledged position.
+    pub lag_bytes: u64,
+    /// Replication lag in transactions: begun on the stream but not yet handed to livecore.
+    pub lag_commits: u64,
+    /// Replication sessions opened after a lost connection.
+    pub reconnects: u64,
+    /// Commits kept for resuming clients.
+    pub history_len: usize,
+}
+
+/// One item of a transaction, in stream order.
+enum Item {
+    Change(ChangeNotification),
+    Schema(TableInfo),
+    Truncate(TableId),
+}
+
+/// Recent commits, for clients resuming with their last SeqId.
+pub(crate) struct History {
+    commits: VecDeque<(SeqId, Vec<ChangeNotification>)>,
+    /// Every commit above this SeqId is in `commits` (or had no change).
+    floor: SeqId,
+    /// Per table: the last SeqId at which its schema changed or it was truncated; a resume
+    /// from before it cannot be replayed with the table's current columns.
+    table_floor: HashMap<TableId, SeqId>,
+    capacity: usize,
+}
+
+impl History {
+    fn push(&mut self, seq: SeqId, changes: &[ChangeNotification]) {
+        match self.commits.back_mut() {
+            // A transaction published in parts (around a schema change) is one entry.
+            Some((last, held)) if *last == seq => held.extend_from_slice(changes),
+            _ => self.commits.push_back((seq, changes.to_vec())),
+        }
+        while self.commits.len() > self.capacity {
+            if let Some((evicted, _)) = self.commits.pop_front() {
+                self.floor = self.floor.max(evicted);
+            }
+        }
+    }
+
+    /// The commits of `table` after `from`, or `None` when some of them are gone.
+    pub(crate) fn since(
+        &self,
+        table: &TableId,
+        from: SeqId,
+    ) -> Option<Vec<(SeqId, Vec<ChangeNotification>)>> {
+        let floor = self
+            .floor
+            .max(self.table_floor.get(table).copied().unwrap_or(SeqId(0)));
+        if from < floor {
+            return None;
+        }
+        Some(
+            self.commits
+                .iter()
+                .filter(|(seq, _)| *seq > from)
+                .filter_map(|(seq, changes)| {
+                    let mine: Vec<_> = changes
+                        .iter()
+                        .filter(|change| &change.table_id == table)
+                        .cloned()
+                        .collect();
+                    (!mine.is_empty()).then_some((*seq, mine))
+                })
+                .collect(),
+        )
+    }
+}
+
+/// State shared by the stream task, loads and the host's handle.
+pub(crate) struct Shared {
+    pub(crate) manager: Arc<ConnectionsManager>,
+    pub(crate) config: SourceConfig,
+    pub(crate) connection: Connection,
+    /// The current version of each published table, as registered with livecore.
+    pub(crate) tables: Mutex<HashMap<TableId, TableInfo>>,
+    pub(crate) history: Mutex<History>,
+    last_published: AtomicU64,
+    published_commits: AtomicU64,
+    received_commits: AtomicU64,
+    begun_commits: AtomicU64,
+    acknowledged: AtomicU64,
+    server_wal_end: AtomicU64,
+    reconnects: AtomicU64,
+    /// The position up to which every commit is handed to livecore, raised by sync messages.
+    synced: watch::Sender<u64>,
+    failure: watch::Sender<Option<PgError>>,
+    pub(crate) load_counter: AtomicU64,
+    created_slot: bool,
+    created_publication: bool,
+}
+
+impl Shared {
+    fn fail(&self, error: PgError) {
+        self.failure.send_if_modified(|slot| {
+            if slot.is_none() {
+                *slot = Some(error);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    pub(crate) fn failure(&self) -> Option<PgError> {
+        self.failure.borrow().clone()
+    }
+
+    fn acknowledge(&self, client: &ReplicationClient, position: u64) {
+        if self.acknowledged.fetch_max(position, Ordering::AcqRel) < position {
+            client.update_applied_lsn(Lsn(position));
+        }
+    }
+
+    /// Publishes one commit's items in order: changes are handed to livecore together,
+    /// except around a schema change of a table they touch, where the changes written
+    /// under the old columns go first (same SeqId), then the new schema is registered.
+    fn apply_commit(&self, seq: SeqId, items: Vec<Item>) -> PgResult<bool> {
+        let mut pending: Vec<ChangeNotification> = Vec::new();
+        let mut published = false;
+        for item in items {
+            match item {
+                Item::Change(change) => pending.push(change),
+                Item::Schema(info) => {
+                    if pending
+                        .iter()
+                        .any(|change| change.table_id == info.table_id)
+                    {
+                        published |= self.publish(seq, std::mem::take(&mut pending))?;
+                    }
+                    self.register(seq, info)?;
+                }
+                Item::Truncate(table) => {
+                    if pending.iter().any(|change| change.table_id == table) {
+                        published |= self.publish(seq, std::mem::take(&mut pending))?;
+                    }
+                    lock(&self.history).table_floor.insert(table.clone(), seq);
+                    // livecore has no "every row left": the subscribers are told to start
+                    // over, never left with rows that no longer exist.
+                    self.manager.revoke_table(
+                        &table,
+                        "the table was truncated in PostgreSQL; subscribe again",
+                    )?;
+                }
+            }
+        }
+        published |= self.publish(seq, pending)?;
+        Ok(published)
+    }
+
+    fn publish(&self, seq: SeqId, changes: Vec<ChangeNotification>) -> PgResult<bool> {
+        if changes.is_empty() {
+            return Ok(false);
+        }
+        // Into the history before livecore: a resume that subscribed before this publish
+        // sees it at its gate, one that subscribed after finds it here (duplicates are
+        // dropped by the gate).
+        lock(&self.history).push(seq, &changes);
+        self.manager.publish_commit(seq, changes)?;
+        Ok(true)
+    }
+
+    fn register(&self, seq: SeqId, info: TableInfo) -> PgResult<()> {
+        let mut tables = lock(&self.tables);
+        if tables.get(&info.table_id) == Some(&info) {
+            return Ok(());
+        }
+        self.manager.register_table(info.schema())?;
+        lock(&self.history)
+            .table_floor
+            .insert(info.table_id.clone(), seq);
+        tables.insert(info.table_id.clone(), info);
+        Ok(())
+    }
+
+    pub(crate) fn stats(&self) -> SourceStats {
+        let acknowledged = self.acknowledged.load(Ordering::Acquire);
+        let server_wal_end = self.server_wal_end.load(Ordering::Acquire);
+        let last = self.last_published.load(Ordering::Acquire);
+        let received = self.received_commits.load(Ordering::Acquire);
+        let begun = self.begun_commits.load(Ordering::Acquire);
+        SourceStats {
+            published_commits: self.published_commits.load(Ordering::Acquire),
+            received_commits: received,
+            last_published: (last > 0).then_some(SeqId(last)),
+            acknowledged,
+            server_wal_end,
+            lag_bytes: server_wal_end.saturating_sub(acknowledged),
+            lag_commits: begun.saturating_sub(received),
+            reconnects: self.reconnects.load(Ordering::Acquire),
+            history_len: lock(&self.history).commits.len(),
+        }
+    }
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere never leaves these maps half-written: keep going.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A running source: reads the slot and publishes to livecore until stopped.
+pub struct PgSource {
+    pub(crate) shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl PgSource {
+    /// Connects, checks and registers the configured tables (each must exist and be
+    /// `REPLICA IDENTITY FULL`), creates the publication and the slot when missing, and
+    /// starts streaming. Must be called inside a tokio runtime, which runs the stream.
+    pub async fn start(
+        manager: Arc<ConnectionsManager>,
+        config: SourceConfig,
+    ) -> PgResult<PgSource> {
+        config.validate()?;
+        let connection = Connection::parse(&config.connection)?;
+        let client = connection.connect_sql().await?;
+        let mut types = TypeCache::default();
+        let mut tables = HashMap::new();
+        for table in &config.tables {
+            let (_, info) =
+                schema::load_table(&client, &mut types, table, config.unsupported_as_text).await?;
+            manager.register_table(info.schema())?;
+            tables.insert(info.table_id.clone(), info);
+        }
+        let created_publication = ensure_publication(&client, &config).await?;
+        let created_slot = ensure_slot(&client, &config.slot).await?;
+        let confirmed = slot_confirmed(&client, &config.slot).await?;
+        let floor = config.resume_after.unwrap_or(SeqId(confirmed));
+        let (synced, _) = watch::channel(0);
+        let (failure, _) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            manager,
+            connection,
+            tables: Mutex::new(tables),
+            history: Mutex::new(History {
+                commits: VecDeque::new(),
+                floor,
+                table_floor: HashMap::new(),
+                capacity: config.history_commits,
+            }),
+            last_published: AtomicU64::new(config.resume_after.map_or(0, |seq| seq.0)),
+            published_commits: AtomicU64::new(0),
+            received_commits: AtomicU64::new(0),
+            begun_commits: AtomicU64::new(0),
+            acknowledged: AtomicU64::new(confirmed),
+            server_wal_end: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            synced,
+            failure,
+            load_counter: AtomicU64::new(0),
+            created_slot,
+            created_publication,
+            config,
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run_stream(shared.clone(), stop_rx));
+        Ok(PgSource {
+            shared,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// The SeqId (commit LSN) of the last transaction published. A source started later
+    /// with [`SourceConfig::resume_after`] set to it publishes nothing twice.
+    pub fn last_published(&self) -> Option<SeqId> {
+        self.shared.stats().last_published
+    }
+
+    /// The current version of a published table: its columns and their types.
+    pub fn table(&self, table_id: &TableId) -> Option<TableInfo> {
+        lock(&self.shared.tables).get(table_id).cloned()
+    }
+
+    /// Counters, positions and lag.
+    pub fn stats(&self) -> SourceStats {
+        self.shared.stats()
+    }
+
+    /// The error that stopped the stream, if one did. The source does not retry after it.
+    pub fn failure(&self) -> Option<PgError> {
+        self.shared.failure()
+    }
+
+    /// Waits until the stream fails, and returns why.
+    pub async fn failed(&self) -> PgError {
+        let mut watch = self.shared.failure.subscribe();
+        loop {
+            if let Some(error) = watch.borrow_and_update().clone() {
+                return error;
+            }
+            if watch.changed().await.is_err() {
+                return PgError::Stopped;
+            }
+        }
+    }
+
+    /// Waits until every transaction committed before this call is handed to livecore
+    /// (read-your-writes for a host that just wrote), at most `timeout`. Returns the
+    /// position reached. Works by writing a non-transactional logical message into the WAL
+    /// and waiting for the stream to pass it.
+    pub async fn sync(&self, timeout: Duration) -> PgResult<u64> {
+        let client = self.shared.connection.connect_sql().await?;
+        let row = client
+            .query_one(
+                "SELECT (pg_logical_emit_message(false, $1, ''::text))::text",
+                &[&SYNC_PREFIX],
+            )
+            .await?;
+        let text: String = row.get(0);
+        let target = Lsn::parse(&text)
+            .map_err(|error| PgError::Sql(format!("bad LSN '{text}': {error}")))?
+            .0;
+        let mut synced = self.shared.synced.subscribe();
+        let mut failed = self.shared.failure.subscribe();
+        let wait = async {
+            loop {
+                if *synced.borrow_and_update() >= target {
+                    return Ok(target);
+                }
+                if let Some(error) = failed.borrow_and_update().clone() {
+                    return Err(error);
+                }
+                tokio::select! {
+                    changed = synced.changed() => if changed.is_err() { return Err(PgError::Stopped) },
+                    changed = failed.changed() => if changed.is_err() { return Err(PgError::Stopped) },
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| PgError::Replication(format!("not synced within {timeout:?}")))?
+    }
+
+    /// Replication lag as PostgreSQL sees it: bytes between the server's current WAL
+    /// position and the slot's confirmed position.
+    pub async fn slot_lag_bytes(&self) -> PgResult<u64> {
+        let client = self.shared.connection.connect_sql().await?;
+        let row = client
+            .query_opt(
+                "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::text \
+                 FROM pg_replication_slots WHERE slot_name = $1",
+                &[&self.shared.config.slot],
+            )
+            .await?
+            .ok_or_else(|| PgError::SlotMissing(self.shared.config.slot.clone()))?;
+        let text: String = row.get(0);
+        text.parse::<f64>()
+            .map(|bytes| bytes.max(0.0) as u64)
+            .map_err(|_| PgError::Sql(format!("bad lag '{text}'")))
+    }
+
+    /// Stops streaming and confirms to PostgreSQL everything handed to livecore, keeping
+    /// the slot (and publication): a source started later resumes after the last commit
+    /// published. Returns the last SeqId published.
+    pub async fn stop(mut self) -> PgResult<Option<SeqId>> {
+        self.halt().await;
+        let client = self.shared.connection.connect_sql().await?;
+        wait_slot_released(&client, &self.shared.config.slot).await?;
+        let acknowledged = self.shared.acknowledged.load(Ordering::Acquire);
+        if acknowledged > 0 {
+            let target = Lsn(acknowledged).to_pg_string();
+            client
+                .execute(
+                    "SELECT pg_replication_slot_advance(slot_name, $2::text::pg_lsn) \
+                     FROM pg_replication_slots \
+                     WHERE slot_name = $1 AND confirmed_flush_lsn < $2::text::pg_lsn",
+                    &[&self.shared.config.slot, &target],
+                )
+                .await?;
+        }
+        Ok(self.last_published())
+    }
+
+    /// Stops for good: stops streaming and drops the slot and the publication if this
+    /// source created them. Returns the last SeqId published.
+    pub async fn stop_and_drop(mut self) -> PgResult<Option<SeqId>> {
+        self.halt().await;
+        let client = self.shared.connection.connect_sql().await?;
+        if self.shared.created_slot {
+            wait_slot_released(&client, &self.shared.config.slot).await?;
+            client
+                .execute(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                     WHERE slot_name = $1",
+                    &[&self.shared.config.slot],
+                )
+                .await?;
+        }
+        if self.shared.created_publication {
+            client
+                .batch_execute(&format!(
+                    "DROP PUBLICATION IF EXISTS {}",
+                    quote_ident(&self.shared.config.publication)
+                ))
+                .await?;
+        }
+        Ok(self.last_published())
+    }
+
+    async fn halt(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for PgSource {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn ensure_publication(
+    client: &tokio_postgres::Client,
+    config: &SourceConfig,
+) -> PgResult<bool> {
+    let exists = client
+        .query_opt(
+            "SELECT 1 FROM pg_publication WHERE pubname = $1",
+            &[&config.publication],
+        )
+        .await?
+        .is_some();
+    let tables: Vec<String> = config.tables.iter().map(|table| table.quoted()).collect();
+    if !exists {
+        client
+            .batch_execute(&format!(
+                "CREATE PUBLICATION {} FOR TABLE {} \
+                 WITH (publish = 'insert, update, delete, truncate')",
+                quote_ident(&config.publication),
+                tables.join(", ")
+            ))
+            .await?;
+        return Ok(true);
+    }
+    for table in &config.tables {
+        let member = client
+            .query_opt(
+                "SELECT 1 FROM pg_publication_tables \
+                 WHERE pubname = $1 AND schemaname = $2 AND tablename = $3",
+                &[&config.publication, &table.schema, &table.name],
+            )
+            .await?
+            .is_some();
+        if !member {
+            client
+                .batch_execute(&format!(
+                    "ALTER PUBLICATION {} ADD TABLE {}",
+                    quote_ident(&config.publication),
+                    table.quoted()
+                ))
+                .await?;
+        }
+    }
+    Ok(false)
+}
+
+async fn ensure_slot(client: &tokio_postgres::Client, slot: &str) -> PgResult<bool> {
+    let existing = client
+        .query_opt(
+            "SELECT plugin::text, slot_type FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await?;
+    match existing {
+        Some(row) => {
+            let plugin: Option<String> = row.get(0);
+            if plugin.as_deref() != Some("pgoutput") {
+                return Err(PgError::Config(format!(
+                    "slot {slot} exists but is not a pgoutput logical slot"
+                )));
+            }
+            Ok(false)
+        }
+        None => {
+            client
+                .execute(
+                    "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
+                    &[&slot],
+                )
+                .await?;
+            Ok(true)
+        }
+    }
+}
+
+async fn slot_confirmed(client: &tokio_postgres::Client, slot: &str) -> PgResult<u64> {
+    let row = client
+        .query_opt(
+            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await?
+        .ok_or_else(|| PgError::SlotMissing(slot.to_string()))?;
+    let text: Option<String> = row.get(0);
+    match text {
+        Some(text) => Lsn::parse(&text)
+            .map(|lsn| lsn.0)
+            .map_err(|error| PgError::Sql(format!("bad LSN '{text}': {error}"))),
+        None => Ok(0),
+    }
+}
+
+/// Waits (bounded) until no session holds the slot.
+async fn wait_slot_released(client: &tokio_postgres::Client, slot: &str) -> PgResult<()> {
+    for _ in 0..200 {
+        let active = client
+            .query_opt(
+                "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await?;
+        match active {
+            Some(row) if row.get::<_, bool>(0) => {
+                tokio::time::sleep(Duration::from_millis(25)).await
+            }
+            _ => return Ok(()),
+        }
+    }
+    Err(PgError::Replication(format!(
+        "slot {slot} is still held by a session"
+    )))
+}
+
+/// Why a replication session ended.
+enum SessionEnd {
+    /// Asked to stop.
+    Stopped,
+    /// Lost: reconnect.
+    Transient(String),
+    /// Cannot go on.
+    Fatal(PgError),
+}
+
+async fn run_stream(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut attempts = 0u32;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match session(&shared, &mut stop, &mut attempts).await {
+            SessionEnd::Stopped => return,
+            SessionEnd::Fatal(error) => {
+                shared.fail(error);
+                return;
+            }
+            SessionEnd::Transient(reason) => {
+                attempts += 1;
+                if attempts > shared.config.max_reconnect_attempts {
+                    shared.fail(PgError::ConnectionLost {
+                        attempts: attempts - 1,
+                        last: reason,
+                    });
+                    return;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => return,
+                }
+                backoff = (backoff * 2).min(shared.config.max_reconnect_backoff);
+                shared.reconnects.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
+}
+
+/// An open transaction on the stream.
+struct Txn {
+    seq: SeqId,
+    items: Vec<Item>,
+}
+
+/// The stream's view of the relations it was told about in this session.
+struct Relations {
+    by_oid: HashMap<u32, Option<TableInfo>>,
+    types: TypeCache,
+    sql: Option<tokio_postgres::Client>,
+}
+
+async fn session(
+    shared: &Arc<Shared>,
+    stop: &mut watch::Receiver<bool>,
+    attempts: &mut u32,
+) -> SessionEnd {
+    if *stop.borrow() {
+        return SessionEnd::Stopped;
+    }
+    let config = shared.connection.replication(
+        &shared.config.slot,
+        &shared.config.publication,
+        shared.config.status_interval,
+    );
+    let ended = |error: pgwire_replication::PgWireError| match classify_replication(&error) {
+        Some(fatal) => SessionEnd::Fatal(fatal),
+        None => SessionEnd::Transient(error.to_string()),
+    };
+    // Start from the slot's confirmed position; what this source already published above
+    // it is skipped by SeqId.
+    let acknowledged = shared.acknowledged.load(Ordering::Acquire);
+    let mut client = match ReplicationClient::connect(config.with_ack_lsn(Lsn(acknowledged))).await
+    {
+        Ok(client) => client,
+        Err(error) => return ended(error),
+    };
+    tokio::select! {
+        started = client.wait_started() => if let Err(error) = started { return ended(error) },
+        _ = stop.changed() => { let _ = client.shutdown().await; return SessionEnd::Stopped },
+    }
+    *attempts = 0;
+    let mut relations = Relations {
+        by_oid: HashMap::new(),
+        types: TypeCache::default(),
+        sql: None,
+    };
+    let mut txn: Option<Txn> = None;
+    loop {
+        let event = tokio::select! {
+            biased;
+            _ = stop.changed() => {
+                let _ = client.shutdown().await;
+                return SessionEnd::Stopped;
+            }
+            event = client.recv() => event,
+        };
+        let event = match event {
+            Ok(Some(event)) => event,
+            Ok(None) => return SessionEnd::Transient("the server ended the stream".into()),
+            Err(error) => return ended(error),
+        };
+        let step = match event {
+            ReplicationEvent::Begin { final_lsn, .. } => {
+                shared.begun_commits.fetch_add(1, Ordering::AcqRel);
+                txn = Some(Txn {
+                    seq: SeqId(final_lsn.0),
+                    items: Vec::new(),
+                });
+                Ok(())
+            }
+            ReplicationEvent::XLogData { data, .. } => {
+                on_message(shared, &mut relations, txn.as_mut(), data).await
+            }
+            ReplicationEvent::Commit { lsn, end_lsn, .. } => match txn.take() {
+                None => Err(PgError::Decode("commit without begin".into())),
+                Some(open) => on_commit(shared, &client, open, lsn.0, end_lsn.0),
+            },
+            ReplicationEvent::KeepAlive { wal_end, .. } => {
+                shared.server_wal_end.fetch_max(wal_end.0, Ordering::AcqRel);
+                Ok(())
+            }
+            ReplicationEvent::Message { lsn, prefix, .. } => {
+                if prefix == SYNC_PREFIX && txn.is_none() {
+                    // Every commit before this message was sent, and handled, before it.
+                    shared.acknowledge(&client, lsn.0);
+                    shared.synced.send_if_modified(|synced| {
+                        let raise = lsn.0 > *synced;
+                        *synced = (*synced).max(lsn.0);
+                        raise
+                    });
+                }
+                Ok(())
+            }
+            ReplicationEvent::StoppedAt { .. } => return SessionEnd::Stopped,
+        };
+        if let Err(error) = step {
+            let _ = client.shutdown().await;
+            return match error {
+                // A lost SQL connection (for a type lookup) is a lost connection too.
+                PgError::Sql(ref message) if message.contains("closed") => {
+                    SessionEnd::Transient(message.clone())
+                }
+                error => SessionEnd::Fatal(error),
+            };
+        }
+    }
+}
+
+fn on_commit(
+    shared: &Shared,
+    client: &ReplicationClient,
+    txn: Txn,
+    commit_lsn: u64,
+    end_lsn: u64,
+) -> PgResult<()> {
+    if commit_lsn != txn.seq.0 {
+        return Err(PgError::Decode(format!(
+            "commit at {commit_lsn} closes the transaction begun for {}",
+            txn.seq.0
+        )));
+    }
+    let seq = txn.seq;
+    // At or below the last published SeqId: sent again after a reconnect or restart.
+    if seq.0 > shared.last_published.load(Ordering::Acquire) {
+        if shared.apply_commit(seq, txn.items)? {
+            shared.published_commits.fetch_add(1, Ordering::AcqRel);
+        }
+        shared.last_published.fetch_max(seq.0, Ordering::AcqRel);
+    }
+    shared.received_commits.fetch_add(1, Ordering::AcqRel);
+    shared.server_wal_end.fetch_max(end_lsn, Ordering::AcqRel);
+    // Past the commit record: a restarted slot skips this transaction.
+    shared.acknowledge(client, end_lsn);
+    Ok(())
+}
+
+async fn on_message(
+    shared: &Shared,
+    relations: &mut Relations,
+    txn: Option<&mut Txn>,
+    data: bytes::Bytes,
+) -> PgResult<()> {
+    let message = pgoutput::decode(data)?;
+    match message {
+        Message::Relation(relation) => {
+            let config = shared
+                .config
+                .tables
+                .iter()
+                .find(|table| table.schema == relation.namespace && table.name == relation.name)
+                .cloned();
+            let info = match config {
+                None => None,
+                Some(config) => {
+                    let needs_catalog = relation
+                        .columns
+                        .iter()
+                        .any(|column| types::builtin(column.type_oid).is_none());
+                    if needs_catalog
+                        && relations
+                            .sql
+                            .as_ref()
+                            .is_none_or(|client| client.is_closed())
+                    {
+                        relations.sql = Some(shared.connection.connect_sql().await?);
+                    }
+                    let info = schema::from_relation(
+                        relations.sql.as_ref(),
+                        &mut relations.types,
+                        &config,
+                        &relation,
+                        shared.config.unsupported_as_text,
+                    )
+                    .await?;
+                    match txn {
+                        Some(txn) => txn.items.push(Item::Schema(info.clone())),
+                        None => shared.register(SeqId(0), info.clone())?,
+                    }
+                    Some(info)
+                }
+            };
+            relations.by_oid.insert(relation.oid, info);
+            Ok(())
+        }
+        Message::Type { .. } | Message::Origin => Ok(()),
+        Message::Insert { relation, new } => {
+            let Some(info) = relation_of(relations, relation)? else {
+                return Ok(());
+            };
+            let row = decode_row(info, &new, None)?;
+            let change = with_owner(
+                info,
+                ChangeNotification::insert(info.table_id.clone(), row.clone()),
+                &row,
+            );
+            let txn = needs_txn(txn)?;
+            txn.items.extend(change.map(Item::Change));
+            Ok(())
+        }
+        Message::Update {
+            relation,
+            old,
+            old_is_key,
+            new,
+        } => {
+            let Some(info) = relation_of(relations, relation)? else {
+                return Ok(());
+            };
+            let old = match old {
+                Some(old) if !old_is_key => old,
+                _ => {
+                    return Err(PgError::ReplicaIdentityNotFull {
+                        table: info.qualified(),
+                        identity: "not FULL (an update came without its old row)".into(),
+                    })
+                }
+            };
+            let old_row = decode_row(info, &old, None)?;
+            let new_row = decode_row(info, &new, Some(&old_row))?;
+            let txn = needs_txn(txn)?;
+            match info.owner_position {
+                Some(position)
+                    if owner_text(old_row.value(position))
+                        != owner_text(new_row.value(position)) =>
+                {
+                    // The row changed hands: it leaves its old owner and enters the new one's.
+                    let left = ChangeNotification::delete(info.table_id.clone(), old_row.clone());
+                    let entered =
+                        ChangeNotification::insert(info.table_id.clone(), new_row.clone());
+                    txn.items
+                        .extend(with_owner(info, left, &old_row).map(Item::Change));
+                    txn.items
+                        .extend(with_owner(info, entered, &new_row).map(Item::Change));
+                }
+                _ => {
+                    let change =
+                        ChangeNotification::update(info.table_id.clone(), old_row.clone(), new_row);
+                    txn.items
+                        .extend(with_owner(info, change, &old_row).map(Item::Change));
+                }
+            }
+            Ok(())
+        }
+        Message::Delete {
+            relation,
+            old,
+            old_is_key,
+        } => {
+            let Some(info) = relation_of(relations, relation)? else {
+                return Ok(());
+            };
+            if old_is_key {
+                return Err(PgError::ReplicaIdentityNotFull {
+                    table: info.qualified(),
+                    identity: "not FULL (a delete came with its key only)".into(),
+                });
+            }
+            let row = decode_row(info, &old, None)?;
+            let change = ChangeNotification::delete(info.table_id.clone(), row.clone());
+            let txn = needs_txn(txn)?;
+            txn.items
+                .extend(with_owner(info, change, &row).map(Item::Change));
+            Ok(())
+        }
+        Message::Truncate {
+            relations: truncated,
+        } => {
+            let txn = needs_txn(txn)?;
+            for oid in truncated {
+                if let Some(Some(info)) = relations.by_oid.get(&oid) {
+                    txn.items.push(Item::Truncate(info.table_id.clone()));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn needs_txn(txn: Option<&mut Txn>) -> PgResult<&mut Txn> {
+    txn.ok_or_else(|| PgError::Decode("a change outside a transaction".into()))
+}
+
+/// The table a change belongs to: `None` for a table this source does not publish.
+fn relation_of(relations: &Relations, oid: u32) -> PgResult<Option<&TableInfo>> {
+    match relations.by_oid.get(&oid) {
+        Some(info) => Ok(info.as_ref()),
+        None => Err(PgError::Decode(format!(
+            "a change of relation {oid} before its relation message"
+        ))),
+    }
+}
+
+/// The owner of a row of a user-scoped table, as text; `None` when NULL.
+pub(crate) fn owner_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::Text(text) => Some(text.to_string()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::Bool(b) => Some(if *b { "t" } else { "f" }.to_string()),
+        Value::Float(f) => Some(f.to_string()),
+        Value::Bytes(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+    }
+}
+
+/// Names the owner on user-scoped tables; a row with a NULL owner belongs to no user and
+/// no subscriber can see it, so it is not published (`None`).
+fn with_owner(
+    info: &TableInfo,
+    change: ChangeNotification,
+    row: &Row,
+) -> Option<ChangeNotification> {
+    match info.owner_position {
+        None => Some(change),
+        Some(position) => {
+            owner_text(row.value(position)).map(|owner| change.owned_by(UserId::new(owner)))
+        }
+    }
+}
+
+/// Decodes a pgoutput tuple with the table's columns; an unchanged TOAST value is taken
+/// from `old` (the full old row that REPLICA IDENTITY FULL sends), never invented.
+pub(crate) fn decode_row(info: &TableInfo, tuple: &Tuple, old: Option<&Row>) -> PgResult<Row> {
+    if tuple.len() != info.columns.len() {
+        return Err(PgError::Decode(format!(
+            "{} columns in a row of {}, which has {}",
+            tuple.len(),
+            info.qualified(),
+            info.columns.len()
+        )));
+    }
+    let bad = |column: &str, reason: String| PgError::BadValue {
+        table: info.qualified(),
+        column: column.to_string(),
+        reason,
+    };
+    let mut values = Vec::with_capacity(tuple.len());
+    for (position, (datum, column)) in tuple.iter().zip(&info.columns).enumerate() {
+        values.push(match datum {
+            Datum::Null => Value::Null,
+            Datum::UnchangedToast => match old {
+                Some(old) => old.value(position).clone(),
+                None => {
+                    return Err(bad(
+                        &column.name,
+                        "an unchanged TOAST value without the old row to take it from".into(),
+                    ))
+                }
+            },
+            Datum::Text(bytes) => {
+                let text = std::str::from_utf8(bytes)
+                    .map_err(|_| bad(&column.name, "text is not UTF-8".into()))?;
+                types::decode(column.kind, text).map_err(|reason| bad(&column.name, reason))?
+            }
+        });
+    }
+    Ok(Row::new(values))
+}

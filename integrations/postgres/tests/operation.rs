@@ -1,0 +1,260 @@
+//! Restarts, lost connections, a vanished slot, and clients resuming from their SeqId.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use livecore::*;
+use livecore_postgres::{PgError, ResumeOutcome};
+
+const SYNC: Duration = Duration::from_secs(60);
+
+async fn table(client: &tokio_postgres::Client, schema: &str) {
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {schema}.items (id bigint PRIMARY KEY, grp int, body text);
+             ALTER TABLE {schema}.items REPLICA IDENTITY FULL;"
+        ))
+        .await
+        .unwrap();
+}
+
+/// Inserts, moves between groups and deletes, one transaction at a time.
+async fn write(schema: String, transactions: usize, done: Arc<AtomicUsize>) {
+    let client = sql().await;
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    for n in 0..transactions as u64 {
+        let id = 1 + rng.below(n + 1);
+        let statement = match rng.below(4) {
+            0 | 1 => format!(
+                "INSERT INTO {schema}.items VALUES ({n} + 1, {}, 'w') ON CONFLICT DO NOTHING",
+                rng.below(3)
+            ),
+            2 => format!(
+                "UPDATE {schema}.items SET grp = {}, body = body || '.' WHERE id = {id}",
+                rng.below(3)
+            ),
+            _ => format!("DELETE FROM {schema}.items WHERE id = {id}"),
+        };
+        client.batch_execute(&statement).await.unwrap();
+        done.fetch_add(1, Ordering::Release);
+    }
+}
+
+async fn until(done: &AtomicUsize, count: usize) {
+    for _ in 0..6000 {
+        if done.load(Ordering::Acquire) >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the writer did not reach {count} transactions");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_the_source_mid_stream_loses_and_repeats_nothing() {
+    let client = fresh("restart").await;
+    table(&client, "restart").await;
+    let manager = manager();
+    let first = start(&manager, config("restart", &["items"])).await;
+    let all = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM restart.items",
+        SubscriptionOptions::default(),
+    );
+    let grp1 = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM restart.items WHERE grp = 1",
+        SubscriptionOptions::default(),
+    );
+    let done = Arc::new(AtomicUsize::new(0));
+    let writer = tokio::spawn(write("restart".into(), 600, done.clone()));
+
+    until(&done, 150).await;
+    for _ in 0..6000 {
+        if first.stats().published_commits >= 50 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let last = first.stop().await.unwrap();
+    assert!(last.is_some(), "the first run published");
+    let mut config = config("restart", &["items"]);
+    config.resume_after = last;
+    let second = start(&manager, config).await;
+
+    until(&done, 400).await;
+    // A lost connection: PostgreSQL ends the walsender; the source reconnects to the slot,
+    // which sends again what was not yet acknowledged.
+    // (The second run's session may still be connecting: retry, bounded.)
+    let mut terminated = 0;
+    for _ in 0..1000 {
+        terminated = client
+            .query(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+                 WHERE slot_name = 'restart_slot' AND active",
+                &[],
+            )
+            .await
+            .unwrap()
+            .len();
+        if terminated == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(terminated, 1, "the walsender was running");
+    writer.await.unwrap();
+    second.sync(SYNC).await.unwrap();
+    assert!(second.stats().reconnects >= 1, "{:?}", second.stats());
+    assert_eq!(second.failure(), None);
+
+    let items = TableId::new("restart", "items");
+    for (subscriber, filter) in [(all, "true"), (grp1, "grp = 1")] {
+        let view = subscriber.finish();
+        assert!(view.errors.is_empty(), "{filter}: {:?}", view.errors);
+        assert!(view.other.is_empty(), "{filter}: {:?}", view.other);
+        assert_eq!(
+            view.rows,
+            pg_rows(&client, &second, &items, filter).await,
+            "{filter}"
+        );
+    }
+    second.stop_and_drop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_resume_from_the_history_or_are_told_it_is_gone() {
+    let client = fresh("resume").await;
+    table(&client, "resume").await;
+    let manager = manager();
+    let mut config = config("resume", &["items"]);
+    config.history_commits = 5;
+    let source = start(&manager, config).await;
+    let first = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM resume.items",
+        SubscriptionOptions::default(),
+    );
+    for id in 1..=3 {
+        client
+            .batch_execute(&format!("INSERT INTO resume.items VALUES ({id}, 0, 'a')"))
+            .await
+            .unwrap();
+    }
+    source.sync(SYNC).await.unwrap();
+    let before = first.finish();
+    let last_seen = SeqId(before.last_seq.expect("three commits seen"));
+
+    // The client is away for three commits, then resumes from its last SeqId.
+    for id in 4..=6 {
+        client
+            .batch_execute(&format!("INSERT INTO resume.items VALUES ({id}, 0, 'b')"))
+            .await
+            .unwrap();
+    }
+    source.sync(SYNC).await.unwrap();
+    let resumed = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM resume.items",
+        SubscriptionOptions::resume_from(last_seen),
+    );
+    assert_eq!(
+        source.resume(resumed.live_query_id).await.unwrap(),
+        ResumeOutcome::Replayed { commits: 3 }
+    );
+    client
+        .batch_execute("INSERT INTO resume.items VALUES (7, 0, 'c')")
+        .await
+        .unwrap();
+    source.sync(SYNC).await.unwrap();
+    let view = resumed.finish();
+    assert!(view.errors.is_empty(), "{:?}", view.errors);
+    assert_eq!(
+        view.rows.keys().copied().collect::<Vec<_>>(),
+        vec![4, 5, 6, 7]
+    );
+    assert_eq!(
+        view.deliveries.len(),
+        4,
+        "each missed commit once, then the live one"
+    );
+
+    // Beyond the history (5 commits): ResumeUnavailable.
+    for id in 8..=14 {
+        client
+            .batch_execute(&format!("INSERT INTO resume.items VALUES ({id}, 0, 'd')"))
+            .await
+            .unwrap();
+    }
+    source.sync(SYNC).await.unwrap();
+    let late = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM resume.items",
+        SubscriptionOptions::resume_from(last_seen),
+    );
+    assert_eq!(
+        source.resume(late.live_query_id).await.unwrap(),
+        ResumeOutcome::Unavailable
+    );
+    source.sync(SYNC).await.unwrap();
+    let view = late.finish();
+    assert!(view.rows.is_empty());
+    assert_eq!(view.other.len(), 1);
+    assert!(
+        view.other[0].contains("resume_unavailable"),
+        "{:?}",
+        view.other
+    );
+    source.stop_and_drop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_that_disappears_is_a_typed_error_for_the_host() {
+    let client = fresh("vanish").await;
+    table(&client, "vanish").await;
+    let manager = manager();
+    let mut config = config("vanish", &["items"]);
+    config.max_reconnect_backoff = Duration::from_millis(200);
+    let source = start(&manager, config).await;
+    client
+        .batch_execute("INSERT INTO vanish.items VALUES (1, 0, 'a')")
+        .await
+        .unwrap();
+    source.sync(SYNC).await.unwrap();
+    // End the session and drop the slot before the source gets it back (bounded retries).
+    let mut dropped = false;
+    for _ in 0..200 {
+        client
+            .batch_execute(
+                // Waits (up to 5 s) for the walsender to exit; the source's first
+                // reconnection waits 50 ms, so the drop below usually wins.
+                "SELECT pg_terminate_backend(active_pid, 5000) FROM pg_replication_slots \
+                 WHERE slot_name = 'vanish_slot' AND active",
+            )
+            .await
+            .unwrap();
+        if client
+            .batch_execute("SELECT pg_drop_replication_slot('vanish_slot')")
+            .await
+            .is_ok()
+        {
+            dropped = true;
+            break;
+        }
+    }
+    assert!(dropped, "the slot could be dropped");
+    let error = tokio::time::timeout(Duration::from_secs(60), source.failed())
+        .await
+        .expect("the failure reaches the host");
+    assert!(matches!(error, PgError::SlotMissing(_)), "{error}");
+    assert_eq!(source.failure(), Some(error));
+}

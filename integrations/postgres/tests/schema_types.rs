@@ -1,0 +1,382 @@
+//! Schemas from the catalog and relation messages, REPLICA IDENTITY FULL, TOAST, types,
+//! user-scoped tables and TRUNCATE.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use livecore::*;
+use livecore_postgres::types::same_as_pg_text;
+use livecore_postgres::{PgError, PgSource, SourceConfig, TableConfig};
+use tokio_postgres::SimpleQueryMessage;
+
+const SYNC: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_table_mid_stream_closes_subscriptions_on_a_dropped_column_only() {
+    let client = fresh("alter").await;
+    client
+        .batch_execute(
+            "CREATE TABLE alter.items (id int PRIMARY KEY, grp int, extra int);
+             ALTER TABLE alter.items REPLICA IDENTITY FULL;
+             INSERT INTO alter.items VALUES (1, 1, 1);",
+        )
+        .await
+        .unwrap();
+    let manager = manager();
+    let source = start(&manager, config("alter", &["items"])).await;
+    let on_extra = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM alter.items WHERE extra = 1",
+        SubscriptionOptions::with_initial_load(),
+    );
+    source.load(on_extra.live_query_id).await.unwrap();
+    let on_grp = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT id, grp FROM alter.items WHERE grp = 1",
+        SubscriptionOptions::with_initial_load(),
+    );
+    source.load(on_grp.live_query_id).await.unwrap();
+
+    client
+        .batch_execute("INSERT INTO alter.items VALUES (2, 1, 1)")
+        .await
+        .unwrap();
+    client
+        .batch_execute("ALTER TABLE alter.items DROP COLUMN extra, ADD COLUMN note text")
+        .await
+        .unwrap();
+    client
+        .batch_execute("INSERT INTO alter.items VALUES (3, 1, 'n')")
+        .await
+        .unwrap();
+    source.sync(SYNC).await.unwrap();
+
+    let items = TableId::new("alter", "items");
+    let columns: Vec<String> = source
+        .table(&items)
+        .unwrap()
+        .columns
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    assert_eq!(columns, ["id", "grp", "note"]);
+    assert_eq!(manager.table_schema(&items).unwrap().columns.len(), 3);
+    let extra = on_extra.finish();
+    assert!(extra.errors.is_empty(), "{:?}", extra.errors);
+    assert_eq!(
+        extra.rows.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2],
+        "changes before the ALTER arrived"
+    );
+    assert_eq!(
+        extra.closed,
+        Some(CloseReason::SchemaChanged {
+            column: "extra".into()
+        }),
+        "closed with the reason"
+    );
+    let grp = on_grp.finish();
+    assert!(grp.errors.is_empty(), "{:?}", grp.errors);
+    assert_eq!(grp.closed, None);
+    assert_eq!(
+        grp.rows.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2, 3],
+        "the other continues"
+    );
+    // A new subscription can use the added column.
+    let on_note = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM alter.items WHERE note = 'n'",
+        SubscriptionOptions::with_initial_load(),
+    );
+    source.load(on_note.live_query_id).await.unwrap();
+    source.sync(SYNC).await.unwrap();
+    assert_eq!(
+        on_note.finish().rows.keys().copied().collect::<Vec<_>>(),
+        vec![3]
+    );
+    source.stop_and_drop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_without_replica_identity_full_are_refused() {
+    let client = fresh("ident").await;
+    client
+        .batch_execute("CREATE TABLE ident.items (id int PRIMARY KEY, body text)")
+        .await
+        .unwrap();
+    let error = PgSource::start(manager(), config("ident", &["items"]))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        error,
+        PgError::ReplicaIdentityNotFull {
+            table: "ident.items".into(),
+            identity: "DEFAULT".into()
+        }
+    );
+    assert!(error.to_string().contains("REPLICA IDENTITY FULL"));
+    let missing = PgSource::start(manager(), config("ident", &["nope"]))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(missing, PgError::UnknownTable("ident.nope".into()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_toast_value_is_taken_from_the_old_row() {
+    let client = fresh("toast").await;
+    client
+        .batch_execute(
+            "CREATE TABLE toast.items (id int PRIMARY KEY, grp int, big text);
+             ALTER TABLE toast.items REPLICA IDENTITY FULL;
+             ALTER TABLE toast.items ALTER COLUMN big SET STORAGE EXTERNAL;",
+        )
+        .await
+        .unwrap();
+    let manager = manager();
+    let source = start(&manager, config("toast", &["items"])).await;
+    let all = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM toast.items",
+        SubscriptionOptions::default(),
+    );
+    // 20 kB, stored out of line; the update does not touch it, so pgoutput sends it as
+    // 'unchanged'.
+    client
+        .batch_execute("INSERT INTO toast.items SELECT 1, 0, string_agg(md5(g::text), '') FROM generate_series(1, 625) g")
+        .await
+        .unwrap();
+    client
+        .batch_execute("UPDATE toast.items SET grp = 1 WHERE id = 1")
+        .await
+        .unwrap();
+    source.sync(SYNC).await.unwrap();
+    let view = all.finish();
+    assert!(view.errors.is_empty(), "{:?}", view.errors);
+    assert_eq!(
+        view.rows,
+        pg_rows(&client, &source, &TableId::new("toast", "items"), "true").await
+    );
+    assert_eq!(
+        view.rows[&1][2].len(),
+        2 + 20_000,
+        "the whole value, not a placeholder"
+    );
+    source.stop_and_drop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mapped_type_round_trips_against_postgres_text_output() {
+    let client = fresh("types").await;
+    client
+        .batch_execute(
+            "CREATE TYPE types.mood AS ENUM ('sad', 'ok', 'happy');
+             CREATE DOMAIN types.positive AS bigint CHECK (VALUE > 0);
+             CREATE TABLE types.every (
+               id int PRIMARY KEY, i2 smallint, i8 bigint, f4 real, f8 double precision,
+               num numeric, b boolean, t text, vc varchar(20), ch char(4), by bytea, u uuid,
+               j json, jb jsonb, d date, tm time, tstz timestamptz, ts timestamp,
+               iv interval, mood types.mood, pos types.positive, ip inet);
+             ALTER TABLE types.every REPLICA IDENTITY FULL;
+             INSERT INTO types.every VALUES (1, -32768, 9223372036854775807, 1.1, 0.1,
+               '123456789012345678901234567890.000000000000000000001', true, 'héllo ☃', 'v', 'ab',
+               '\\x00ff', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '{\"a\": [1, 2.50]}',
+               '{\"b\": 1, \"a\": null}', '2024-02-29', '23:59:59.999999',
+               '2024-05-01 12:00:00.25+02', '1999-12-31 23:59:59', '1 year 2 mons 3 days 04:05:06.5',
+               'happy', 42, '192.168.0.1/24');
+             INSERT INTO types.every (id, f4, f8, num) VALUES (2, 'NaN', '-Infinity', 'NaN');
+             INSERT INTO types.every (id, f8, num, t) VALUES (3, 1e300, '-0.5', '');",
+        )
+        .await
+        .unwrap();
+    let manager = manager();
+    let source = start(&manager, config("types", &["every"])).await;
+    let snapshot = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM types.every",
+        SubscriptionOptions::with_initial_load(),
+    );
+    source.load(snapshot.live_query_id).await.unwrap();
+    // The same values again, through the stream.
+    client
+        .batch_execute("INSERT INTO types.every SELECT id + 100, i2, i8, f4, f8, num, b, t, vc, ch, by, u, j, jb, d, tm, tstz, ts, iv, mood, pos, ip FROM types.every")
+        .await
+        .unwrap();
+    source.sync(SYNC).await.unwrap();
+    let view = snapshot.finish();
+    assert!(view.errors.is_empty(), "{:?}", view.errors);
+    assert_eq!(view.rows.len(), 6);
+
+    let every = TableId::new("types", "every");
+    let info = source.table(&every).unwrap();
+    let messages = client
+        .simple_query("SELECT * FROM types.every ORDER BY id")
+        .await
+        .unwrap();
+    let mut compared = 0;
+    for message in messages {
+        let SimpleQueryMessage::Row(pg) = message else {
+            continue;
+        };
+        let id: i64 = pg.get(0).unwrap().parse().unwrap();
+        let seen = &view.rows[&id];
+        for (position, column) in info.columns.iter().enumerate() {
+            let delivered = decode_shown(&seen[position]);
+            assert!(
+                same_as_pg_text(column.kind, &delivered, pg.get(position)),
+                "row {id} column {} ({}): delivered {:?}, PostgreSQL prints {:?}",
+                column.name,
+                column.type_name,
+                seen[position],
+                pg.get(position)
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 6 * 22);
+    source.stop_and_drop().await.unwrap();
+
+    // A type without a mapping is refused by name, or carried as text when allowed.
+    client
+        .batch_execute(
+            "CREATE TABLE types.arrays (id int PRIMARY KEY, tags text[]);
+             ALTER TABLE types.arrays REPLICA IDENTITY FULL;",
+        )
+        .await
+        .unwrap();
+    let mut arrays = SourceConfig::new(
+        url(),
+        "types_slot2",
+        "types_pub2",
+        vec![TableConfig::shared("types", "arrays")],
+    );
+    let error = PgSource::start(common::manager(), arrays.clone())
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        error,
+        PgError::UnsupportedType {
+            table: "types.arrays".into(),
+            column: "tags".into(),
+            type_name: "_text".into()
+        }
+    );
+    arrays.unsupported_as_text = true;
+    let manager = common::manager();
+    let source = PgSource::start(manager.clone(), arrays).await.unwrap();
+    let all = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM types.arrays",
+        SubscriptionOptions::default(),
+    );
+    client
+        .batch_execute("INSERT INTO types.arrays VALUES (1, '{a,\"b c\"}')")
+        .await
+        .unwrap();
+    source.sync(SYNC).await.unwrap();
+    assert_eq!(all.finish().rows[&1][1], "t:{a,\"b c\"}");
+    source.stop_and_drop().await.unwrap();
+}
+
+/// Back from `show` to a value.
+fn decode_shown(shown: &str) -> Value {
+    let (tag, rest) = shown.split_once(':').unwrap_or((shown, ""));
+    match tag {
+        "NULL" => Value::Null,
+        "b" => Value::Bool(rest == "true"),
+        "i" => Value::Int(rest.parse().unwrap()),
+        "f" => Value::Float(f64::from_bits(u64::from_str_radix(rest, 16).unwrap())),
+        "t" => Value::text(rest),
+        "x" => {
+            let bytes: Vec<u8> = rest
+                .trim_matches(|c| c == '[' || c == ']')
+                .split(", ")
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().unwrap())
+                .collect();
+            Value::bytes(&bytes)
+        }
+        other => panic!("unknown tag {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_scoped_tables_deliver_each_user_their_own_rows() {
+    let client = fresh("scoped").await;
+    client
+        .batch_execute(
+            "CREATE TABLE scoped.notes (id int PRIMARY KEY, owner text, body text);
+             ALTER TABLE scoped.notes REPLICA IDENTITY FULL;
+             INSERT INTO scoped.notes VALUES (1, 'alice', 'a1'), (2, 'bob', 'b1');",
+        )
+        .await
+        .unwrap();
+    let manager = manager();
+    let config = SourceConfig::new(
+        url(),
+        "scoped_slot",
+        "scoped_pub",
+        vec![TableConfig::user_scoped("scoped", "notes", "owner")],
+    );
+    let source = start(&manager, config).await;
+    let alice = Subscriber::open(
+        &manager,
+        "alice",
+        "SELECT * FROM scoped.notes",
+        SubscriptionOptions::with_initial_load(),
+    );
+    let bob = Subscriber::open(
+        &manager,
+        "bob",
+        "SELECT * FROM scoped.notes",
+        SubscriptionOptions::with_initial_load(),
+    );
+    source
+        .load_many(&[alice.live_query_id, bob.live_query_id])
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO scoped.notes VALUES (3, 'alice', 'a2');
+             UPDATE scoped.notes SET owner = 'alice' WHERE id = 2;",
+        )
+        .await
+        .unwrap();
+    source.sync(SYNC).await.unwrap();
+    let notes = TableId::new("scoped", "notes");
+    for (name, subscriber) in [("alice", alice), ("bob", bob)] {
+        let view = subscriber.finish();
+        assert!(view.errors.is_empty(), "{name}: {:?}", view.errors);
+        assert_eq!(
+            view.rows,
+            pg_rows(&client, &source, &notes, &format!("owner = '{name}'")).await,
+            "{name}"
+        );
+    }
+
+    // TRUNCATE: subscribers are told to start over, never left with stale rows.
+    let watcher = Subscriber::open(
+        &manager,
+        "alice",
+        "SELECT * FROM scoped.notes",
+        SubscriptionOptions::default(),
+    );
+    client.batch_execute("TRUNCATE scoped.notes").await.unwrap();
+    source.sync(SYNC).await.unwrap();
+    assert!(matches!(
+        watcher.finish().closed,
+        Some(CloseReason::Revoked { .. })
+    ));
+    source.stop_and_drop().await.unwrap();
+}
