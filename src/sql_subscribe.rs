@@ -11,7 +11,7 @@ use crate::error::{LiveError, LiveResult};
 use crate::index::TableRoute;
 use crate::models::ids::{ConnectionId, LiveQueryId};
 use crate::models::subscription::{SubscriptionOptions, SubscriptionResult};
-use crate::query::parser::parse_subscription_sql;
+use crate::query::parser::{check_sql_len, parse_subscription_sql};
 use crate::query::{CompiledQuery, QueryCacheStats, QuerySpec};
 use crate::sync::{lock, DataArc};
 
@@ -24,7 +24,10 @@ impl ConnectionsManager {
     /// shared), and the subscription is indexed before this returns, exactly as
     /// [`subscribe`](Self::subscribe) does. Unsupported SQL is refused with
     /// [`LiveError::Sql`] naming the construct and its position; oversized filters with
-    /// the typed limit errors. A connection must be authenticated before its SQL is parsed.
+    /// the typed limit errors, and text longer than
+    /// [`MAX_SUBSCRIPTION_SQL_LEN`](crate::query::MAX_SUBSCRIPTION_SQL_LEN) with
+    /// [`LiveError::OutOfBounds`] before it is looked up or read. A connection must be
+    /// authenticated before its SQL is parsed.
     pub fn subscribe_sql(
         &self,
         connection_id: ConnectionId,
@@ -38,6 +41,8 @@ impl ConnectionsManager {
         if connection.user_key().is_none() {
             return Err(LiveError::NotAuthenticated(connection_id));
         }
+        // Before the parse cache hashes the text.
+        check_sql_len(sql)?;
         let limits = self.config().filter_limits;
         let (spec, text) = self.queries.parsed(sql, || {
             parse_subscription_sql(sql, &limits)

@@ -36,6 +36,8 @@ struct Coverage {
     null_values: u64,
     like_features: BTreeMap<&'static str, u64>,
     verdicts: BTreeMap<&'static str, u64>,
+    /// Numeric literals in the filters, by spelling (hex, exponent, ...).
+    spellings: BTreeMap<&'static str, u64>,
 }
 
 fn value_of<'a>(gen: &'a Gen, row: &'a [Lit]) -> &'a Value {
@@ -185,6 +187,7 @@ fn livecore_agrees_with_sqlite_on_random_filters() {
             let gen = condition(&mut rng, depth);
             let mut text = String::new();
             render(&gen, &mut text);
+            spellings(&gen, &mut coverage.spellings);
             let filter = livecore_filter(&text);
             let parsed_depth = parse_subscription_sql(
                 &format!("SELECT * FROM t WHERE {text}"),
@@ -236,6 +239,10 @@ fn livecore_agrees_with_sqlite_on_random_filters() {
     }
     println!("LIKE features:");
     for (name, count) in &coverage.like_features {
+        println!("  {name:<20} {count}");
+    }
+    println!("numeric literal spellings in filters:");
+    for (name, count) in &coverage.spellings {
         println!("  {name:<20} {count}");
     }
     println!("SQLite verdicts:");
@@ -306,6 +313,7 @@ fn livecore_agrees_with_sqlite_on_random_filters() {
         }
     }
     assert!(coverage.depths.keys().any(|&depth| depth >= 5));
+    assert_spellings_covered(&coverage.spellings, 20);
     for feature in [
         "pattern with %",
         "pattern with _",

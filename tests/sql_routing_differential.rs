@@ -262,6 +262,7 @@ fn routed_deliveries_agree_with_the_reference_filters() {
     let mut shapes: Vec<Gen> = Vec::new();
     let mut subs: Vec<Sub> = Vec::with_capacity(SUBSCRIPTIONS);
     let mut reference_filters = HashMap::new();
+    let mut spelling_counts = BTreeMap::new();
     for _ in 0..SUBSCRIPTIONS {
         let gen = if !subs.is_empty() && rng.chance(3) {
             None
@@ -297,6 +298,7 @@ fn routed_deliveries_agree_with_the_reference_filters() {
         };
         let mut text = String::new();
         render(&gen, &mut text);
+        spellings(&gen, &mut spelling_counts);
         let mut sub_pins = Vec::new();
         pins(&gen, &mut sub_pins);
         let filter = reference_filters
@@ -612,6 +614,7 @@ fn routed_deliveries_agree_with_the_reference_filters() {
     for (name, value) in &stats {
         println!("  {name:<50} {value}");
     }
+    println!("numeric literal spellings in filters: {spelling_counts:?}");
 
     assert!(
         failures.is_empty(),
@@ -646,6 +649,8 @@ fn routed_deliveries_agree_with_the_reference_filters() {
             >= 100,
         "pinned numbers of the other type barely met"
     );
+    // Hex, exponent and point spellings reached the routed path (pinned constants too).
+    assert_spellings_covered(&spelling_counts, 20);
     // Routing pruned: far fewer evaluations than scanning every subscription.
     assert!(evaluated_total * 3 < evaluations_if_scanned * 2);
 }

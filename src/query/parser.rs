@@ -9,15 +9,25 @@
 //! column or literal is a condition (true when it is a non-zero number). Columns may be
 //! qualified with the table's name (`messages.room`, `chat.messages.room`).
 //!
+//! Numbers are read as SQLite reads them: `7`, `007` and `+7` are integers; `7.5`, `.5`,
+//! `5.`, `1e3`, `1E-2` are floats; a decimal integer beyond 64 bits is a float; `0x10` and
+//! `0X10` are the integer 16, and a hex literal is the 64-bit two's complement of its digits
+//! (`0xFFFFFFFFFFFFFFFF` is -1). Hex literals beyond 64 bits, and minus on the hex literal of
+//! the smallest integer (`-0x8000000000000000`), are refused as SQLite refuses them. A number
+//! glued to the word after it (`2OR`, `1e`, `0x10z`, `5L`) is refused, as are SQLite's digit
+//! separators (`1_000`).
+//!
 //! Everything else — joins, subqueries, function calls, arithmetic, CASE, CAST, aliases,
 //! DISTINCT, GROUP BY, HAVING, ORDER BY, LIMIT, set operations, several statements — is
 //! refused with [`LiveError::Sql`], whose message names the construct and whose line and
 //! column point at it (both 0, and the message says so, where the parser keeps no position).
 //!
-//! Limits hold while parsing, before anything is built: the text is at most
-//! [`MAX_SUBSCRIPTION_SQL_LEN`] bytes, the parser's nesting is bounded in proportion to
-//! [`FilterLimits::max_depth`], and the filter's depth, node count, IN-list lengths and LIKE
-//! pattern lengths are checked as it is converted, each with its own typed error.
+//! Limits hold before anything is built, and the cheap ones first: the text's length
+//! (at most [`MAX_SUBSCRIPTION_SQL_LEN`] bytes) before it is tokenized; the count of
+//! operators (against [`FilterLimits::max_nodes`]) and the length of every IN list (against
+//! [`FilterLimits::max_in_list`]) on the tokens, before they are parsed; the parser's nesting
+//! in proportion to [`FilterLimits::max_depth`]; and the filter's depth, node count and LIKE
+//! pattern lengths as it is converted. Each refusal is its own typed error.
 
 use sqlparser::ast::{
     self as sql, BinaryOperator, GroupByExpr, ObjectNamePart, SelectFlavor, SelectItem,
@@ -37,8 +47,14 @@ use crate::query::filter::FilterLimits;
 use crate::query::projection::Projection;
 use crate::query::QuerySpec;
 
-/// The longest subscription SQL text accepted, in bytes.
-pub const MAX_SUBSCRIPTION_SQL_LEN: usize = 1 << 20;
+/// The longest subscription SQL text accepted, in bytes; longer text is refused with
+/// [`LiveError::OutOfBounds`] before it is tokenized.
+///
+/// 64 KiB holds any query the default [`FilterLimits`] accept with room to spare (1024 IN
+/// items of 40-byte quoted UUIDs are about 43 KB), while a refused text costs at most a
+/// 64 KiB scan. It is a constant rather than a setting: raising the filter limits far beyond
+/// their defaults is what would need more.
+pub const MAX_SUBSCRIPTION_SQL_LEN: usize = 64 * 1024;
 
 /// A parsed subscription query, not yet bound to a registered table.
 #[derive(Clone, Debug, PartialEq)]
@@ -74,14 +90,23 @@ impl ParsedQuery {
     }
 }
 
+/// Refuses text longer than [`MAX_SUBSCRIPTION_SQL_LEN`], in O(1): callers check this before
+/// they hash, copy or read the text.
+pub(crate) fn check_sql_len(sql: &str) -> Result<(), LiveError> {
+    if sql.len() > MAX_SUBSCRIPTION_SQL_LEN {
+        return Err(LiveError::OutOfBounds {
+            what: "subscription SQL length (bytes)",
+            value: sql.len() as u64,
+            min: 0,
+            max: MAX_SUBSCRIPTION_SQL_LEN as u64,
+        });
+    }
+    Ok(())
+}
+
 /// Parses subscription SQL (see the module documentation), enforcing `limits`.
 pub fn parse_subscription_sql(sql: &str, limits: &FilterLimits) -> Result<ParsedQuery, LiveError> {
-    if sql.len() > MAX_SUBSCRIPTION_SQL_LEN {
-        return Err(unplaced(format!(
-            "the query is {} bytes long; the limit is {MAX_SUBSCRIPTION_SQL_LEN}",
-            sql.len()
-        )));
-    }
+    check_sql_len(sql)?;
     let dialect = GenericDialect {};
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
@@ -91,6 +116,8 @@ pub fn parse_subscription_sql(sql: &str, limits: &FilterLimits) -> Result<Parsed
             column: error.location.column,
         })?;
     check_operator_count(&tokens, limits)?;
+    check_in_lists(&tokens, limits)?;
+    let tokens = read_numbers(tokens)?;
     let recursion_limit = limits.max_depth.saturating_mul(3).saturating_add(16);
     let statements = Parser::new(&dialect)
         .with_recursion_limit(recursion_limit)
@@ -174,6 +201,177 @@ fn check_operator_count(tokens: &[TokenWithSpan], limits: &FilterLimits) -> Resu
         });
     }
     Ok(())
+}
+
+/// Refuses an IN list longer than the limit from the tokens, before the parser builds an
+/// expression for each item. The scan is one pass over tokens already in memory, with a
+/// stack of the open parentheses; it allocates nothing per item.
+fn check_in_lists(tokens: &[TokenWithSpan], limits: &FilterLimits) -> Result<(), LiveError> {
+    let is_keyword = |token: &Token, keyword: Keyword| matches!(token, Token::Word(word) if word.keyword == keyword && word.quote_style.is_none());
+    // For each open parenthesis: the items counted so far when it opens an IN list.
+    let mut open: Vec<Option<usize>> = Vec::new();
+    let mut previous: Option<&Token> = None;
+    let mut significant = tokens
+        .iter()
+        .map(|token| &token.token)
+        .filter(|token| !matches!(token, Token::Whitespace(_)))
+        .peekable();
+    while let Some(token) = significant.next() {
+        match token {
+            Token::LParen => {
+                let after_in = previous.is_some_and(|previous| is_keyword(previous, Keyword::IN));
+                // `IN (SELECT ...)` is a subquery, refused later with its own message.
+                let subquery = significant.peek().is_some_and(|next| {
+                    is_keyword(next, Keyword::SELECT) || is_keyword(next, Keyword::WITH)
+                });
+                open.push((after_in && !subquery).then_some(1));
+            }
+            Token::RParen => {
+                open.pop();
+            }
+            Token::Comma => {
+                if let Some(Some(items)) = open.last_mut() {
+                    *items += 1;
+                    if *items > limits.max_in_list {
+                        // Count the rest of this list (commas at its own depth) to report
+                        // its length; nothing is parsed.
+                        let mut depth = 0usize;
+                        for token in significant.by_ref() {
+                            match token {
+                                Token::LParen => depth += 1,
+                                Token::RParen if depth == 0 => break,
+                                Token::RParen => depth -= 1,
+                                Token::Comma if depth == 0 => *items += 1,
+                                _ => {}
+                            }
+                        }
+                        return Err(LiveError::InListTooLong {
+                            len: *items,
+                            max: limits.max_in_list,
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+        previous = Some(token);
+    }
+    Ok(())
+}
+
+/// Checks the spelling of every number, as SQLite's tokenizer does, and gives hex integers a
+/// token of their own.
+///
+/// sqlparser's generic dialect reads `0x10` as the bytes literal `X'10'`, `0X10` as the
+/// number 0 followed by the word `X10`, and `2OR` as `2 OR`. SQLite reads `0x10` and `0X10`
+/// as the integer 16 and refuses any number followed directly by a letter, digit, `_` or
+/// `$` (`2OR`, `1e`, `0x10z`, `5L`, `1_000`). Hex integers become number tokens spelled
+/// `0x..`, which [`number`] reads.
+fn read_numbers(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>, LiveError> {
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut tokens = tokens.into_iter().peekable();
+    while let Some(mut current) = tokens.next() {
+        let spelling = match &current.token {
+            Token::Number(digits, true) => {
+                return Err(glued(&format!("{digits}L"), false, current.span.start))
+            }
+            Token::Number(digits, false) => {
+                let hex_tail = tokens.peek().and_then(|next| match &next.token {
+                    Token::Word(word)
+                        if digits == "0"
+                            && next.span.start == current.span.end
+                            && word.quote_style.is_none()
+                            && is_hex_tail(&word.value) =>
+                    {
+                        Some((word.value.clone(), next.span.end))
+                    }
+                    _ => None,
+                });
+                match hex_tail {
+                    // `0X10`: the number 0 and the word `X10`, one hex integer to SQLite.
+                    Some((tail, end)) => {
+                        tokens.next();
+                        current = TokenWithSpan::new(
+                            Token::Number(format!("0{tail}"), false),
+                            Span::new(current.span.start, end),
+                        );
+                        format!("0{tail}")
+                    }
+                    None => digits.clone(),
+                }
+            }
+            Token::HexStringLiteral(digits) if is_hex_integer(digits, current.span) => {
+                if digits.is_empty() {
+                    return Err(at(
+                        "a hex integer needs hex digits after 0x".into(),
+                        current.span.start,
+                    ));
+                }
+                let spelling = format!("0x{digits}");
+                current = TokenWithSpan::new(Token::Number(spelling.clone(), false), current.span);
+                spelling
+            }
+            _ => {
+                out.push(current);
+                continue;
+            }
+        };
+        if let Some(next) = tokens.peek() {
+            if next.span.start == current.span.end {
+                let text = next.token.to_string();
+                if text.starts_with(is_identifier_char) {
+                    let first_word: String = text
+                        .chars()
+                        .take_while(|c| is_identifier_char(*c))
+                        .take(40)
+                        .collect();
+                    return Err(glued(
+                        &format!("{spelling}{first_word}"),
+                        first_word.starts_with('_'),
+                        current.span.start,
+                    ));
+                }
+            }
+        }
+        out.push(current);
+    }
+    Ok(out)
+}
+
+/// True when `0` + `word` is a hex integer (`X10` after `0`).
+fn is_hex_tail(word: &str) -> bool {
+    let mut chars = word.chars();
+    matches!(chars.next(), Some('x' | 'X'))
+        && !word[1..].is_empty()
+        && word[1..].bytes().all(|byte| byte.is_ascii_hexdigit())
+}
+
+/// True when a bytes-literal token is really sqlparser's reading of `0x..` (two characters
+/// before the digits) rather than `X'..'` (three characters around them).
+fn is_hex_integer(digits: &str, span: Span) -> bool {
+    span.start.line == span.end.line
+        && digits.bytes().all(|byte| byte.is_ascii_hexdigit())
+        && span.end.column.checked_sub(span.start.column) == Some(digits.len() as u64 + 2)
+}
+
+/// The characters SQLite's tokenizer takes as part of a word (and so refuses right after a
+/// number).
+fn is_identifier_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '$' || !c.is_ascii()
+}
+
+/// The error for a number glued to the word after it (`separator`: to an underscore, which
+/// newer SQLite takes as a digit separator).
+fn glued(text: &str, separator: bool, location: Location) -> LiveError {
+    let message = if separator {
+        format!(
+            "'{text}' is not a number: digit separators (_) are not supported; write the \
+             digits together"
+        )
+    } else {
+        format!("'{text}' is not a number: put a space between a number and the word after it")
+    };
+    at(message, location)
 }
 
 fn parser_error(error: ParserError, limits: &FilterLimits) -> LiveError {
@@ -1105,8 +1303,10 @@ fn is_logical(op: &BinaryOperator) -> bool {
     matches!(op, BinaryOperator::And | BinaryOperator::Or)
 }
 
-/// A literal, with unary minus and plus folded in (as SQLite folds them: `-9223372036854775808`
-/// is the smallest integer; an integer literal beyond 64 bits is a float).
+/// A literal, with unary minus and plus folded in as SQLite folds them: parentheses and
+/// unary plus are transparent, and a minus on a numeric literal is part of it, so
+/// `-9223372036854775808` and `-(+9223372036854775808)` are the smallest integer, while an
+/// integer literal beyond 64 bits is a float.
 fn literal(context: &Context<'_>, expr: &sql::Expr) -> Result<Value, LiveError> {
     use sql::Expr as E;
     match expr {
@@ -1118,12 +1318,17 @@ fn literal(context: &Context<'_>, expr: &sql::Expr) -> Result<Value, LiveError> 
         } => {
             let negate = *op == UnaryOperator::Minus;
             if negate {
-                if let E::Value(sql::ValueWithSpan {
-                    value: sql::Value::Number(digits, false),
-                    ..
-                }) = &**inner
-                {
-                    return number(&format!("-{digits}"), inner.span());
+                if let Some((digits, span)) = bare_number(inner) {
+                    return match hex_digits(digits) {
+                        Some(hex) => match hex_integer(hex, digits, span)? {
+                            // SQLite refuses this one hex form rather than make it a float.
+                            i64::MIN => {
+                                Err(at(format!("hex literal too big: -{digits}"), span.start))
+                            }
+                            int => Ok(Value::Int(-int)),
+                        },
+                        None => number(&format!("-{digits}"), span),
+                    };
                 }
             }
             if !matches!(&**inner, E::Value(_) | E::Nested(_) | E::UnaryOp { .. }) {
@@ -1160,6 +1365,23 @@ fn literal(context: &Context<'_>, expr: &sql::Expr) -> Result<Value, LiveError> 
             }
         }
         other => Err(unsupported_operand(context, other, "a literal")),
+    }
+}
+
+/// The spelling of the numeric literal `expr` is, seen through parentheses and unary plus.
+fn bare_number(expr: &sql::Expr) -> Option<(&str, Span)> {
+    use sql::Expr as E;
+    match expr {
+        E::Nested(inner)
+        | E::UnaryOp {
+            op: UnaryOperator::Plus,
+            expr: inner,
+        } => bare_number(inner),
+        E::Value(sql::ValueWithSpan {
+            value: sql::Value::Number(digits, false),
+            span,
+        }) => Some((digits, *span)),
+        _ => None,
     }
 }
 
@@ -1209,9 +1431,12 @@ fn literal_value(value: &sql::Value, span: Span) -> Result<Value, LiveError> {
     }
 }
 
-/// A numeric literal: an integer when it has no fraction or exponent and fits in 64 bits,
-/// otherwise a float.
+/// A numeric literal: a hex integer (`0x..`, see [`hex_integer`]); an integer when it has
+/// no fraction or exponent and fits in 64 bits; otherwise a float.
 fn number(digits: &str, span: Span) -> Result<Value, LiveError> {
+    if let Some(hex) = hex_digits(digits) {
+        return hex_integer(hex, digits, span).map(Value::Int);
+    }
     let unsigned = digits.trim_start_matches(['-', '+']);
     if !unsigned.is_empty() && unsigned.bytes().all(|byte| byte.is_ascii_digit()) {
         if let Ok(int) = digits.parse::<i64>() {
@@ -1222,6 +1447,32 @@ fn number(digits: &str, span: Span) -> Result<Value, LiveError> {
         .parse::<f64>()
         .map(Value::Float)
         .map_err(|_| at(format!("'{digits}' is not a number"), span.start))
+}
+
+/// The digits of a hex integer spelled `0x..` or `0X..`.
+fn hex_digits(spelling: &str) -> Option<&str> {
+    spelling
+        .strip_prefix("0x")
+        .or_else(|| spelling.strip_prefix("0X"))
+}
+
+/// A hex integer as SQLite reads it: the 64-bit two's complement of its digits
+/// (`0xFFFFFFFFFFFFFFFF` is -1), leading zeros ignored; more than 16 significant digits are
+/// refused ("hex literal too big").
+fn hex_integer(hex: &str, spelling: &str, span: Span) -> Result<i64, LiveError> {
+    let significant = hex.trim_start_matches('0');
+    if significant.len() > 16 {
+        return Err(at(
+            format!("hex literal too big: {spelling} (at most 16 hex digits, 64 bits)"),
+            span.start,
+        ));
+    }
+    if significant.is_empty() {
+        return Ok(0);
+    }
+    u64::from_str_radix(significant, 16)
+        .map(|bits| bits as i64)
+        .map_err(|_| at(format!("'{spelling}' is not a hex integer"), span.start))
 }
 
 /// Names an expression construct for messages.
@@ -1354,6 +1605,15 @@ mod tests {
         assert_eq!(value("- -3"), Value::Int(3));
         assert_eq!(value("7.5"), Value::Float(7.5));
         assert_eq!(value("1e3"), Value::Float(1000.0));
+        assert_eq!(value("1E3"), Value::Float(1000.0));
+        assert_eq!(value(".5"), Value::Float(0.5));
+        assert_eq!(value("5."), Value::Float(5.0));
+        assert_eq!(value("+7"), Value::Int(7));
+        assert_eq!(value("0x10"), Value::Int(16));
+        assert_eq!(value("0X10"), Value::Int(16));
+        assert_eq!(value("-0x10"), Value::Int(-16));
+        assert_eq!(value("0xFFFFFFFFFFFFFFFF"), Value::Int(-1));
+        assert_eq!(value("-(+9223372036854775808)"), Value::Int(i64::MIN));
         assert_eq!(value("X'0aFF'"), Value::bytes(&[0x0a, 0xff]));
         assert_eq!(value("TRUE"), Value::Bool(true));
         assert_eq!(value("NULL"), Value::Null);

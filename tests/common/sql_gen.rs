@@ -4,6 +4,7 @@
 //! comparison. Included with `#[path = "common/sql_gen.rs"] mod sql_gen;`.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use livecore::query::{parse_subscription_sql, Filter};
@@ -37,7 +38,10 @@ impl Rng {
 }
 
 /// Floats with the text both engines read back exactly. (Infinity is written 1e999.)
-pub const FLOATS: [(f64, &str); 17] = [
+pub const FLOATS: [(f64, &str); 20] = [
+    (1000.0, "1000.0"),
+    (0.01, "0.01"),
+    (5.0, "5.0"),
     (0.5, "0.5"),
     (-2.5, "-2.5"),
     (7.0, "7.0"),
@@ -73,6 +77,54 @@ pub const INTS: [i64; 14] = [
     9_007_199_254_740_993,
     1_000_000,
 ];
+
+/// Other spellings of some floats that SQLite reads as the same value: exponents of either
+/// case, a leading or trailing decimal point, a unary plus, a decimal integer beyond 64 bits,
+/// and the negation of the smallest integer.
+pub const FLOAT_SPELLINGS: [(f64, &[&str]); 18] = [
+    (1000.0, &["1E3", "1e3", "1000.", "+1E+3"]),
+    (0.01, &["1e-2", ".01", "1E-2"]),
+    (5.0, &["5.", "5E0", "+5."]),
+    (0.5, &[".5", "5e-1", "0.5E0"]),
+    (-2.5, &["-25e-1", "-2.5E0", "-(+2.5)"]),
+    (7.0, &["7.", "7E0", "700e-2"]),
+    (1.0, &["1.", "1E0", ".1e1"]),
+    (0.0, &["0.", ".0", "0e5"]),
+    (-0.0, &["-0.", "-.0", "-0E0"]),
+    (0.1, &[".1", "1e-1", "1E-1"]),
+    (1e20, &["1E20", "1E+20", "100000000000000000000"]),
+    (1.5e-7, &["1.5E-7", ".15e-6"]),
+    (
+        9_223_372_036_854_775_808.0,
+        &["9223372036854775808", "- -9223372036854775808"],
+    ),
+    (
+        9_007_199_254_740_992.0,
+        &["9007199254740992.", "9.007199254740992E15"],
+    ),
+    (f64::INFINITY, &["1E999", "+1e+999"]),
+    (f64::NEG_INFINITY, &["-1E999"]),
+    (1e-5, &["1E-5", ".00001", "1e-05"]),
+    (12.0, &["12.", "1.2E1", "+12.0"]),
+];
+
+/// Another spelling of an integer that SQLite reads as the same value: hex with either prefix
+/// (the 64-bit two's complement, so -1 is `0xFFFFFFFFFFFFFFFF`), minus on hex (`-0x10`, and
+/// `-0xFFFFFFFFFFFFFFFF` for 1), leading zeros, a unary plus, parentheses.
+pub fn int_spelling(rng: &mut Rng, int: i64) -> String {
+    let bits = int as u64;
+    match rng.below(8) {
+        0 => format!("0x{bits:x}"),
+        1 => format!("0X{bits:X}"),
+        2 => format!("0x000{bits:X}"),
+        // SQLite refuses minus on the hex spelling of the smallest integer.
+        3 if int != i64::MIN => format!("-0x{:X}", int.wrapping_neg() as u64),
+        4 if int >= 0 => format!("00{int}"),
+        5 => format!("+{int}"),
+        6 if int != i64::MIN => format!("-(+0x{:x})", int.wrapping_neg() as u64),
+        _ => format!("(0X{bits:x})"),
+    }
+}
 
 /// Text pieces: letters of both cases, digits and number-like strings, LIKE wildcards and
 /// the escape character as data, spaces, and non-ASCII letters.
@@ -165,7 +217,8 @@ pub fn literal_of(value: Value, float_sql: Option<&str>) -> Lit {
     Lit { value, sql }
 }
 
-/// A random value; NULL one time in four.
+/// A random value; NULL one time in four. Numbers are written in one of their other
+/// spellings ([`int_spelling`], [`FLOAT_SPELLINGS`]) now and then.
 pub fn random_value(rng: &mut Rng) -> Lit {
     if rng.chance(25) {
         return literal_of(Value::Null, None);
@@ -178,11 +231,22 @@ pub fn random_value(rng: &mut Rng) -> Lit {
             } else {
                 rng.pick(&INTS)
             };
-            literal_of(Value::Int(int), None)
+            let mut lit = literal_of(Value::Int(int), None);
+            if rng.chance(33) {
+                lit.sql = int_spelling(rng, int);
+            }
+            lit
         }
         2 => {
             let (float, sql) = rng.pick(&FLOATS);
-            literal_of(Value::Float(float), Some(sql))
+            let mut lit = literal_of(Value::Float(float), Some(sql));
+            let others = FLOAT_SPELLINGS
+                .iter()
+                .find(|(value, _)| value.to_bits() == float.to_bits());
+            if let Some((_, others)) = others.filter(|_| rng.chance(50)) {
+                lit.sql = rng.pick(others).to_string();
+            }
+            lit
         }
         3 => literal_of(Value::text(&text_value(rng)), None),
         _ => literal_of(Value::Bytes(bytes_value(rng).into()), None),
@@ -461,6 +525,75 @@ pub fn livecore_filter(filter_sql: &str) -> Filter {
     let expr = parsed.filter.expect("a WHERE clause");
     Filter::compile(&expr, &schema(), &FilterLimits::default())
         .unwrap_or_else(|error| panic!("livecore could not compile {sql}: {error}"))
+}
+
+/// The literal spellings a generated filter uses, by form, for coverage counts.
+pub fn spellings(gen: &Gen, out: &mut BTreeMap<&'static str, u64>) {
+    let mut lit = |lit: &Lit| {
+        let sql = lit.sql.as_str();
+        let digits = sql.trim_start_matches(['-', '+', '(']);
+        let form = if !matches!(lit.value, Value::Int(_) | Value::Float(_)) {
+            return;
+        } else if digits.starts_with("0x") {
+            "hex 0x"
+        } else if digits.starts_with("0X") {
+            "hex 0X"
+        } else if digits.contains(['e', 'E']) {
+            "exponent"
+        } else if digits.starts_with('.') {
+            "leading point"
+        } else if digits.ends_with('.') {
+            "trailing point"
+        } else {
+            "plain"
+        };
+        *out.entry(form).or_default() += 1;
+        if sql.starts_with('+') {
+            *out.entry("unary plus").or_default() += 1;
+        }
+        if sql.starts_with("-0x") || sql.starts_with("-0X") || sql.starts_with("-(+0x") {
+            *out.entry("minus on hex").or_default() += 1;
+        }
+    };
+    let mut stack = vec![gen];
+    while let Some(gen) = stack.pop() {
+        match gen {
+            Gen::Column(_) => {}
+            Gen::Literal(value) => lit(value),
+            Gen::Compare(_, left, right) => stack.extend([&**left, &**right]),
+            Gen::And(items) | Gen::Or(items) => stack.extend(items),
+            Gen::Not(inner) => stack.push(inner),
+            Gen::In(tested, list, _) => {
+                stack.push(tested);
+                stack.extend(list);
+            }
+            Gen::IsNull(tested, _) => stack.push(tested),
+            Gen::Between(tested, low, high, _) => stack.extend([&**tested, &**low, &**high]),
+            Gen::Like {
+                operand, pattern, ..
+            } => {
+                stack.push(operand);
+                lit(pattern);
+            }
+        }
+    }
+}
+
+/// Asserts that every literal form the generator writes was used in at least `min` places.
+pub fn assert_spellings_covered(counts: &BTreeMap<&'static str, u64>, min: u64) {
+    for form in [
+        "plain",
+        "hex 0x",
+        "hex 0X",
+        "exponent",
+        "leading point",
+        "trailing point",
+        "unary plus",
+        "minus on hex",
+    ] {
+        let count = counts.get(form).copied().unwrap_or(0);
+        assert!(count >= min, "literal form {form} was used {count} times");
+    }
 }
 
 pub fn verdict_name(verdict: Option<bool>) -> &'static str {
