@@ -3,10 +3,8 @@
 use std::time::Duration;
 
 use crate::error::LiveError;
-use crate::models::connection::{EVENT_CHANNEL_CAPACITY, NOTIFICATION_CHANNEL_CAPACITY};
-use crate::models::ids::NodeId;
-use crate::query::FilterLimits;
-use crate::topics::TopicLimits;
+use crate::error::LiveResult;
+use crate::types::ids::NodeId;
 
 /// What to do when a subscriber's channel is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -134,6 +132,146 @@ impl ManagerConfig {
             ));
         }
         self.topics.validate()
+    }
+}
+
+/// Default capacity of a connection's notification channel (a [`ManagerConfig`] can
+/// override it).
+///
+/// [`ManagerConfig`]: crate::ManagerConfig
+pub const NOTIFICATION_CHANNEL_CAPACITY: usize = 1024;
+
+/// Default capacity of a connection's event channel. Events are never lost to a full
+/// channel: an event that does not fit is kept as a pending flag and delivered when the
+/// receiver drains.
+pub const EVENT_CHANNEL_CAPACITY: usize = 16;
+
+/// The most changes one commit may carry (positions are packed into 30 bits).
+pub const MAX_COMMIT_CHANGES: usize = 1 << 30;
+
+/// The longest subscription SQL text accepted, in bytes; longer text is refused with
+/// [`LiveError::OutOfBounds`] before it is tokenized.
+///
+/// 64 KiB holds any query the default [`FilterLimits`] accept with room to spare (1024 IN
+/// items of 40-byte quoted UUIDs are about 43 KB), while a refused text costs at most a
+/// 64 KiB scan. It is a constant rather than a setting: raising the filter limits far beyond
+/// their defaults is what would need more.
+pub const MAX_SUBSCRIPTION_SQL_LEN: usize = 64 * 1024;
+
+/// Limits that hold against hostile filters. Each refusal is its own typed error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FilterLimits {
+    /// Deepest nesting of the expression tree (a lone comparison has depth 2).
+    pub max_depth: usize,
+    /// Most nodes in the expression tree.
+    pub max_nodes: usize,
+    /// Longest IN list.
+    pub max_in_list: usize,
+    /// Longest LIKE pattern, in bytes.
+    pub max_like_pattern: usize,
+}
+
+impl Default for FilterLimits {
+    fn default() -> Self {
+        Self {
+            max_depth: 32,
+            max_nodes: 1024,
+            max_in_list: 1024,
+            max_like_pattern: 1024,
+        }
+    }
+}
+
+/// Limits on everything topic clients and hosts control. Each refusal is
+/// [`LiveError::OutOfBounds`] naming the bound.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicLimits {
+    /// Most topics at once.
+    pub max_topics: usize,
+    /// Most partitions of one topic.
+    pub max_partitions: u32,
+    /// Most topic routes at once (all topics).
+    pub max_routes: usize,
+    /// Most consumer groups of one topic.
+    pub max_groups_per_topic: usize,
+    /// Most consumer groups one consumer session may join.
+    pub max_groups_per_session: usize,
+    /// Most messages one consume may return.
+    pub max_consume_messages: usize,
+    /// Longest a consume may park. A consume's timeout is also bounded by its group's lease
+    /// duration and by half the connection heartbeat timeout, so a parked consumer is never
+    /// taken for a dead one.
+    pub max_poll_timeout: Duration,
+    /// Shortest lease (visibility timeout) a group may have.
+    pub min_lease: Duration,
+    /// Longest lease a group may have.
+    pub max_lease: Duration,
+    /// Largest `Retention::max_messages` of a topic.
+    pub max_retention_messages: u64,
+    /// Largest `Retention::max_bytes` of a topic.
+    pub max_retention_bytes: u64,
+    /// Largest payload of a direct publish, in bytes.
+    pub max_message_bytes: usize,
+    /// Longest topic or group name, in bytes.
+    pub max_name_len: usize,
+}
+
+impl Default for TopicLimits {
+    fn default() -> Self {
+        Self {
+            max_topics: 1024,
+            max_partitions: 256,
+            max_routes: 1024,
+            max_groups_per_topic: 1024,
+            max_groups_per_session: 64,
+            max_consume_messages: 10_000,
+            max_poll_timeout: Duration::from_secs(30),
+            min_lease: Duration::from_millis(100),
+            max_lease: Duration::from_secs(3600),
+            max_retention_messages: 100_000_000,
+            max_retention_bytes: 16 << 30,
+            max_message_bytes: 1 << 20,
+            max_name_len: 249,
+        }
+    }
+}
+
+impl TopicLimits {
+    /// Checks that the limits are usable.
+    pub(crate) fn validate(&self) -> LiveResult<()> {
+        let positive = [
+            ("topics.max_topics", self.max_topics as u64),
+            ("topics.max_partitions", u64::from(self.max_partitions)),
+            ("topics.max_routes", self.max_routes as u64),
+            (
+                "topics.max_groups_per_topic",
+                self.max_groups_per_topic as u64,
+            ),
+            (
+                "topics.max_groups_per_session",
+                self.max_groups_per_session as u64,
+            ),
+            (
+                "topics.max_consume_messages",
+                self.max_consume_messages as u64,
+            ),
+            ("topics.max_retention_messages", self.max_retention_messages),
+            ("topics.max_retention_bytes", self.max_retention_bytes),
+            ("topics.max_message_bytes", self.max_message_bytes as u64),
+            ("topics.max_name_len", self.max_name_len as u64),
+            ("topics.min_lease (ms)", self.min_lease.as_millis() as u64),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(LiveError::InvalidConfig(format!(
+                "{name} must be at least 1"
+            )));
+        }
+        if self.min_lease > self.max_lease {
+            return Err(LiveError::InvalidConfig(
+                "topics.min_lease must not exceed topics.max_lease".into(),
+            ));
+        }
+        Ok(())
     }
 }
 

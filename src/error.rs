@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use crate::models::connection::SubscriptionEnding;
-use crate::models::ids::{ConnectionId, SubscriptionId, TableId};
+use crate::types::ending::SubscriptionEnding;
+use crate::types::ids::{ConnectionId, SubscriptionId, TableId};
 
 /// Everything livecore can refuse or fail at.
 #[derive(Clone, Debug, PartialEq)]

@@ -34,55 +34,73 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+// The layers, bottom to top; a module imports only from its own layer or those below it
+// (tests/layers.rs reads this list and checks every `use crate::` line of src/ against it):
+//
+//   sync                          std or loom, in one place
+//   types                         ids, values, rows, schemas, changes, endings, JSON
+//   error clock config stats      errors, time, every limit, counters
+//   query                         SQL, filters, LIKE, projections, templates, route keys
+//   connection                    connection and subscription state, gate, deliveries, receivers
+//   route                         the routing index and its copy-on-write table
+//   publish                       resolve -> route -> filter -> gate -> send
+//   topics                        topic logs, routes, groups, consumers
+//   manager                       ConnectionsManager, one file per concern
+//   ffi                           the C ABI
+//
+// layers: sync | types | error clock config stats | query | connection | route | publish | topics | manager | ffi
+
 mod clock;
 mod config;
-mod connections_manager;
-mod cow_table;
+mod connection;
 mod error;
-mod failover;
 #[cfg(not(livecore_loom))]
 pub mod ffi;
-mod flow_control;
-mod index;
-pub mod json;
-pub mod models;
-mod notification;
-pub mod query;
-mod receiver;
-mod records;
-mod revocation;
-mod sql_subscribe;
+mod manager;
+mod publish;
+mod query;
+mod route;
 mod stats;
-mod subscription;
 #[doc(hidden)]
 pub mod sync;
-pub mod topics;
+mod topics;
+mod types;
 
-pub use clock::{Clock, ClockWake, ManualClock, SystemClock};
-pub use config::{ManagerConfig, SlowConsumerPolicy};
-#[cfg(not(livecore_loom))]
-pub use connections_manager::CheckerHandle;
-pub use connections_manager::{CheckReport, ConnectionsManager, ShutdownReport};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{
+    FilterLimits, ManagerConfig, SlowConsumerPolicy, TopicLimits, EVENT_CHANNEL_CAPACITY,
+    MAX_COMMIT_CHANGES, MAX_SUBSCRIPTION_SQL_LEN, NOTIFICATION_CHANNEL_CAPACITY,
+};
+pub use connection::delivery::{
+    ChangeSet, DeliveredChange, Delivery, Notification, ProjectedRow, SnapshotBatch,
+};
+pub use connection::gate::{BufferedNotification, SubscriptionFlowControl};
+pub use connection::receiver::{
+    EventReceiver, NotificationReceiver, ReadyConnections, ReceiveError,
+};
+pub use connection::state::{
+    AuthenticatedUser, ConnectionEvent, ConnectionRegistration, ConnectionState, EventSender,
+    NotificationSender, SharedConnectionState,
+};
+pub use connection::subscription::{
+    RegisteredSubscription, SubscriptionHandle, SubscriptionOptions, SubscriptionPhase,
+    SubscriptionResult, SubscriptionState, SubscriptionStats,
+};
+pub use connection::subscription_map::ENDED_SUBSCRIPTIONS_REMEMBERED;
 pub use error::{LiveError, LiveResult};
-pub use failover::{FailoverHandler, FailoverReport};
-pub use models::{
-    AuthenticatedUser, BufferedNotification, ChangeNotification, ChangeSet, ChangeType,
-    CloseReason, ColumnDef, ConnectionEvent, ConnectionId, ConnectionRegistration, ConnectionState,
-    DeliveredChange, Delivery, EventSender, LiveQueryId, NodeId, Notification, NotificationSender,
-    ProjectedRow, RegisteredSubscription, RegistryStats, Row, SeqId, SharedConnectionState,
-    SnapshotBatch, SubscriptionEnding, SubscriptionFlowControl, SubscriptionHandle, SubscriptionId,
-    SubscriptionOptions, SubscriptionPhase, SubscriptionResult, SubscriptionState,
-    SubscriptionStats, TableId, TableKey, TableSchema, TableScope, UserId, UserKey, Value,
-    ENDED_SUBSCRIPTIONS_REMEMBERED, EVENT_CHANNEL_CAPACITY, MAX_COLUMNS, MAX_COMMIT_CHANGES,
-    NOTIFICATION_CHANNEL_CAPACITY,
-};
-pub use notification::PublishSummary;
-pub use query::{
-    ColumnNames, CompareOp, Expr, FilterLimits, Projection, QueryCacheStats, QuerySpec,
-};
-pub use receiver::{EventReceiver, NotificationReceiver, ReadyConnections, ReceiveError};
-pub use records::{LiveQueryRecord, QueryText};
-pub use subscription::{InitialLoadReport, SnapshotProgress};
+pub use manager::failover::{FailoverHandler, FailoverReport};
+pub use manager::records::LiveQueryRecord;
+pub use manager::subscribe::{InitialLoadReport, SnapshotProgress};
+#[cfg(not(livecore_loom))]
+pub use manager::CheckerHandle;
+pub use manager::{CheckReport, ConnectionsManager, ShutdownReport};
+pub use publish::PublishSummary;
+pub use query::parser::{parse_subscription_sql, ParsedQuery};
+pub use query::query_text::QueryText;
+pub use query::{ColumnNames, CompareOp, Expr, Filter, Projection, QueryCacheStats, QuerySpec};
+pub use stats::RegistryStats;
+#[doc(hidden)]
+pub use sync::locks_taken_by_this_thread;
 pub use topics::log::{
     MemoryLog, PartitionBounds, Retention, RowChange, TopicLog, TopicLogError, TopicMessage,
     TopicPayload, TopicRecord,
@@ -90,5 +108,18 @@ pub use topics::log::{
 pub use topics::{
     ChangeTypes, ConsumeBatch, DirectMessage, GroupConfig, GroupPartition, GroupStats,
     MessagePosition, PartitionPosition, Partitioning, ResetPolicy, RetentionSkip, RouteFilter,
-    TopicConfig, TopicInfo, TopicLimits, TopicRouteId, TopicRouteInfo, TopicRouteSpec,
+    TopicConfig, TopicInfo, TopicRouteId, TopicRouteInfo, TopicRouteSpec,
 };
+pub use types::change::{ChangeNotification, ChangeType};
+pub use types::ending::{CloseReason, SubscriptionEnding};
+pub use types::ids::{
+    ConnectionId, LiveQueryId, NodeId, SeqId, SubscriptionId, TableId, TableKey, UserId, UserKey,
+};
+pub use types::schema::{ColumnDef, TableSchema, TableScope, MAX_COLUMNS};
+pub use types::value::{Row, Value};
+
+/// The JSON mapping of values livecore uses for notifications and topic messages, for hosts
+/// that render rows of their own the same way.
+pub mod json {
+    pub use crate::types::json::{write_object, write_string, write_value};
+}

@@ -1,7 +1,6 @@
 //! Manager-wide counters. Publishers add to them once per publish (not once per delivery);
 //! receivers add the gaps they report.
 
-use crate::models::subscription::RegistryStats;
 use crate::sync::{AtomicU64, Ordering};
 
 /// The live counters behind [`RegistryStats`].
@@ -60,4 +59,41 @@ impl StatsCounters {
             consume_parks: 0,
         }
     }
+}
+
+/// Manager-wide statistics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RegistryStats {
+    /// Registered connections.
+    pub connections: usize,
+    /// Registered subscriptions.
+    pub subscriptions: usize,
+    /// Commits published.
+    pub published: u64,
+    /// Changes published (all commits' changes).
+    pub published_changes: u64,
+    /// Deliveries enqueued into channels.
+    pub delivered: u64,
+    /// Deliveries dropped because a channel was full.
+    pub dropped: u64,
+    /// Deliveries dropped because a receiver was gone.
+    pub dropped_closed: u64,
+    /// Changes buffered behind gates (in total).
+    pub buffered: u64,
+    /// Changes dropped at a gate because the snapshot covered them.
+    pub covered_by_snapshot: u64,
+    /// Gap notices handed to consumers.
+    pub gaps: u64,
+    /// Subscriptions closed because their gate buffer overflowed.
+    pub resyncs: u64,
+    /// Snapshot batches delivered.
+    pub snapshot_batches: u64,
+    /// Filter evaluations made while publishing.
+    pub filter_evaluations: u64,
+    /// Messages appended to topics (from routes and direct publishes).
+    pub topic_messages: u64,
+    /// Topic messages that could not be written (store errors, broken routes).
+    pub topic_write_failures: u64,
+    /// Times a topic consume parked, waiting for a message.
+    pub consume_parks: u64,
 }

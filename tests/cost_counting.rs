@@ -49,13 +49,13 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 fn counted<T>(work: impl FnOnce() -> T) -> (T, u64, u64, u64) {
     let allocations = ALLOCATIONS.with(Cell::get);
     let bytes = BYTES.with(Cell::get);
-    let locks = livecore::sync::locks_taken_by_this_thread();
+    let locks = livecore::locks_taken_by_this_thread();
     let result = work();
     (
         result,
         ALLOCATIONS.with(Cell::get) - allocations,
         BYTES.with(Cell::get) - bytes,
-        livecore::sync::locks_taken_by_this_thread() - locks,
+        livecore::locks_taken_by_this_thread() - locks,
     )
 }
 

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use livecore::query::parse_subscription_sql;
+use livecore::parse_subscription_sql;
 use livecore::{FilterLimits, Row, Value};
 use rusqlite::types::Value as SqliteValue;
 

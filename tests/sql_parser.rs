@@ -1,7 +1,7 @@
 //! The subscription SQL parser: every supported construct, every refusal with its message
 //! and position, and the limits against hostile filters.
 
-use livecore::query::{parse_subscription_sql, ParsedQuery, MAX_SUBSCRIPTION_SQL_LEN};
+use livecore::{parse_subscription_sql, ParsedQuery, MAX_SUBSCRIPTION_SQL_LEN};
 use livecore::{CompareOp, Expr, FilterLimits, LiveError, Projection, Value};
 
 fn parse(sql: &str) -> Result<ParsedQuery, LiveError> {

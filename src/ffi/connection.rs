@@ -3,16 +3,16 @@
 use std::ffi::{c_char, CStr};
 use std::time::Duration;
 
+use crate::connection::delivery::Notification;
+use crate::connection::receiver::{EventReceiver, NotificationReceiver, ReceiveError};
+use crate::connection::state::ConnectionEvent;
 use crate::ffi::manager::manager_entry;
 use crate::ffi::ptr::{check_name_len, name_str, optional_c_str, Out, SizedOut};
 use crate::ffi::state::{receive_status, take_receiver, NotificationEntry, NOTIFICATIONS};
 use crate::ffi::status::{boundary, lc_status, panic_point, FfiError, PanicPoint};
 use crate::ffi::types::*;
-use crate::models::connection::ConnectionEvent;
-use crate::models::ids::{ConnectionId, UserId};
-use crate::models::notification::Notification;
-use crate::receiver::{EventReceiver, NotificationReceiver, ReceiveError};
 use crate::sync::OnceLock;
+use crate::types::ids::{ConnectionId, UserId};
 use crate::LiveError;
 
 /// Registers a connection. `*out_connection_id` receives its id (never reused by this

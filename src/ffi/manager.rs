@@ -3,20 +3,20 @@
 use std::ffi::{c_char, CStr};
 use std::time::{Duration, Instant};
 
+use crate::config::FilterLimits;
+use crate::config::TopicLimits;
 use crate::config::{ManagerConfig, SlowConsumerPolicy};
-use crate::connections_manager::ConnectionsManager;
+use crate::connection::receiver::ReceiveError;
 use crate::ffi::ptr::{
     c_str, check_name_len, name_str, optional_c_str, read_sized, slice, Out, OutSlice, SizedOut,
 };
 use crate::ffi::state::{receive_status, ManagerEntry, MANAGERS, WAIT_SLICE};
 use crate::ffi::status::{boundary, last_error_ptr, lc_status, FfiError};
 use crate::ffi::types::*;
-use crate::models::ids::{NodeId, TableId, UserId};
-use crate::models::schema::{TableSchema, TableScope};
-use crate::query::FilterLimits;
-use crate::receiver::ReceiveError;
+use crate::manager::ConnectionsManager;
 use crate::sync::Arc;
-use crate::topics::TopicLimits;
+use crate::types::ids::{NodeId, TableId, UserId};
+use crate::types::schema::{TableSchema, TableScope};
 use crate::ManualClock;
 
 const VERSION: &CStr =

@@ -2,14 +2,15 @@
 
 use std::ffi::c_char;
 
+use crate::connection::delivery::Notification;
 use crate::ffi::ptr::{Out, SizedOut};
 use crate::ffi::state::{cached_json, NotificationEntry, NOTIFICATIONS};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::value_to_c;
-use crate::models::notification::{CloseReason, Notification};
-use crate::models::value::Value;
 use crate::sync::DataArc;
+use crate::types::ending::CloseReason;
+use crate::types::value::Value;
 
 fn column_names(notification: &Notification) -> &[DataArc<str>] {
     match notification {

@@ -6,9 +6,9 @@ use crate::ffi::state::ManagerEntry;
 use crate::ffi::status::{boundary, lc_status, panic_point, FfiError, PanicPoint};
 use crate::ffi::types::*;
 use crate::ffi::values::change_from_c;
-use crate::models::change::ChangeNotification;
-use crate::models::ids::SeqId;
-use crate::notification::PublishSummary;
+use crate::publish::PublishSummary;
+use crate::types::change::ChangeNotification;
+use crate::types::ids::SeqId;
 
 /// The C changes as livecore's.
 ///

@@ -4,17 +4,19 @@ use std::collections::HashMap;
 use std::ffi::{c_char, CString};
 use std::time::Duration;
 
-use crate::connections_manager::{CheckerHandle, ConnectionsManager};
+use crate::connection::delivery::Notification;
+use crate::connection::receiver::{
+    EventReceiver, NotificationReceiver, ReadyConnections, ReceiveError,
+};
+use crate::connection::state::ConnectionRegistration;
 use crate::ffi::handles::{HandleKind, HandleTable};
 use crate::ffi::status::{lc_status, FfiError};
-use crate::models::connection::ConnectionRegistration;
-use crate::models::ids::{ConnectionId, TableId};
-use crate::models::notification::Notification;
-use crate::receiver::{EventReceiver, NotificationReceiver, ReadyConnections, ReceiveError};
+use crate::manager::{CheckerHandle, ConnectionsManager};
 use crate::sync::{
     lock, read, write, Arc, ArcSwap, AtomicBool, LazyLock, Mutex, MutexGuard, OnceLock, Ordering,
     RwLock, TryLockError,
 };
+use crate::types::ids::{ConnectionId, TableId};
 use crate::ManualClock;
 
 /// Live managers.
@@ -255,7 +257,7 @@ pub(crate) struct NotificationEntry {
 
 /// The outcome of a subscribe, as the C side reads it.
 pub(crate) struct SubscriptionResultEntry {
-    pub(crate) result: crate::models::subscription::SubscriptionResult,
+    pub(crate) result: crate::connection::subscription::SubscriptionResult,
 }
 
 /// A consumed batch of topic messages, and the JSON of its messages once asked for.

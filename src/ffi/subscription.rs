@@ -2,6 +2,7 @@
 
 use std::ffi::c_char;
 
+use crate::connection::subscription::SubscriptionOptions;
 use crate::ffi::manager::manager_entry;
 use crate::ffi::ptr::{c_str, check_count, read_sized, slice, Out, SizedOut};
 use crate::ffi::publish::check_changes;
@@ -9,9 +10,8 @@ use crate::ffi::state::{SubscriptionResultEntry, SUBSCRIPTION_RESULTS};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::{change_from_c, row_from_c, subscribe_options_from_c};
-use crate::models::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId};
-use crate::models::subscription::SubscriptionOptions;
-use crate::models::value::Row;
+use crate::types::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId};
+use crate::types::value::Row;
 use crate::LiveError;
 
 fn to_live_query(id: lc_live_query_id) -> LiveQueryId {

@@ -11,9 +11,9 @@ use crate::ffi::state::{
 };
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
-use crate::models::change::ChangeType;
 use crate::query::projection::Projection;
 use crate::topics::{ConsumeBatch, Partitioning, RouteFilter};
+use crate::types::change::ChangeType;
 
 fn optional_ptr(text: &Option<std::ffi::CString>) -> *const c_char {
     text.as_ref().map_or(std::ptr::null(), |text| text.as_ptr())

@@ -2,17 +2,17 @@
 
 use std::fmt;
 
+use crate::connection::subscription::{SubscriptionOptions, SubscriptionPhase};
 use crate::ffi::ptr::{check_count, optional_c_str, slice, text};
 use crate::ffi::status::{lc_status, FfiError};
 use crate::ffi::types::{
     lc_change, lc_change_type, lc_subscription_phase, lc_value, lc_value_type, LC_MAX_COLUMNS,
     LC_MAX_VALUE_BYTES, LC_SUBSCRIBE_INITIAL_LOAD, LC_SUBSCRIBE_RESUME,
 };
-use crate::models::change::{ChangeNotification, ChangeType};
-use crate::models::ids::{SeqId, TableId, UserId};
-use crate::models::subscription::{SubscriptionOptions, SubscriptionPhase};
-use crate::models::value::{Row, Value};
 use crate::sync::DataArc;
+use crate::types::change::{ChangeNotification, ChangeType};
+use crate::types::ids::{SeqId, TableId, UserId};
+use crate::types::value::{Row, Value};
 
 impl lc_value_type {
     /// The tag with this number, if any.

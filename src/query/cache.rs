@@ -22,10 +22,10 @@
 use std::collections::HashMap;
 
 use crate::error::LiveError;
-use crate::models::ids::TableKey;
-use crate::models::schema::TableSchema;
 use crate::query::{CompiledQuery, QuerySpec};
 use crate::sync::{lock, DataArc, Mutex};
+use crate::types::ids::TableKey;
+use crate::types::schema::TableSchema;
 
 /// Counters of the query caches, for operators and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use std::fmt::{self, Write as _};
 use std::hash::Hasher;
 
-use crate::models::value::Value;
+use crate::types::value::Value;
 
 /// A comparison operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

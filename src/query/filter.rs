@@ -6,36 +6,13 @@
 use std::cell::Cell;
 use std::cmp::Ordering;
 
+use crate::config::FilterLimits;
 use crate::error::LiveError;
-use crate::models::schema::TableSchema;
-use crate::models::value::{Row, Value};
 use crate::query::expr::{CompareOp, Expr};
 use crate::query::like::LikePattern;
 use crate::query::sql_text::{truth, with_text};
-
-/// Limits that hold against hostile filters. Each refusal is its own typed error.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FilterLimits {
-    /// Deepest nesting of the expression tree (a lone comparison has depth 2).
-    pub max_depth: usize,
-    /// Most nodes in the expression tree.
-    pub max_nodes: usize,
-    /// Longest IN list.
-    pub max_in_list: usize,
-    /// Longest LIKE pattern, in bytes.
-    pub max_like_pattern: usize,
-}
-
-impl Default for FilterLimits {
-    fn default() -> Self {
-        Self {
-            max_depth: 32,
-            max_nodes: 1024,
-            max_in_list: 1024,
-            max_like_pattern: 1024,
-        }
-    }
-}
+use crate::types::schema::TableSchema;
+use crate::types::value::{Row, Value};
 
 /// A compared operand: a column position, a constant, or a parameter (a constant that
 /// belongs to the subscription rather than to the shared compiled query).
@@ -497,8 +474,8 @@ impl Compiler<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::ids::TableId;
-    use crate::models::schema::TableScope;
+    use crate::types::ids::TableId;
+    use crate::types::schema::TableScope;
 
     fn schema() -> TableSchema {
         TableSchema::new(

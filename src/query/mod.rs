@@ -4,26 +4,30 @@ pub(crate) mod cache;
 pub mod expr;
 pub(crate) mod filter;
 pub(crate) mod like;
+pub(crate) mod membership;
 pub mod parser;
 pub mod projection;
+pub(crate) mod query_text;
+pub(crate) mod route_key;
 pub(crate) mod sql_text;
 
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 
 use crate::error::LiveError;
-use crate::index::RouteHasher;
-use crate::models::ids::{TableId, TableKey};
-use crate::models::schema::TableSchema;
-use crate::models::value::{Row, Value};
+use crate::query::route_key::RouteHasher;
 use crate::sync::DataArc;
+use crate::types::ids::{TableId, TableKey};
+use crate::types::schema::TableSchema;
+use crate::types::value::{Row, Value};
 
 pub use cache::QueryCacheStats;
 pub use expr::{CompareOp, Expr};
-pub use filter::FilterLimits;
-pub use parser::{parse_subscription_sql, ParsedQuery, MAX_SUBSCRIPTION_SQL_LEN};
 pub use projection::{ColumnNames, CompiledProjection, Projection};
 
+use crate::config::FilterLimits;
+use crate::query::route_key::RoutePin;
+use crate::query::route_key::RouteValues;
 use filter::{PinValues, Predicate};
 use smallvec::SmallVec;
 
@@ -162,22 +166,6 @@ impl Filter {
     pub fn matches(&self, row: &Row) -> bool {
         self.predicate.matches(row, &[])
     }
-}
-
-/// Where the routing keys of a pinned column come from.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum RouteValues {
-    /// Constants of the query itself (an IN list): their keys, sorted, without repeats.
-    Keys(Box<[u64]>),
-    /// One parameter of each subscription.
-    Param(u16),
-}
-
-/// A column pinned to constants through a top-level AND.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct RoutePin {
-    pub(crate) column: u16,
-    pub(crate) values: RouteValues,
 }
 
 /// A query template compiled against one version of its table's schema: its compared-

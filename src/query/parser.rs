@@ -39,22 +39,14 @@ use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer};
 
+use crate::config::FilterLimits;
+use crate::config::MAX_SUBSCRIPTION_SQL_LEN;
 use crate::error::LiveError;
-use crate::models::ids::TableId;
-use crate::models::value::Value;
 use crate::query::expr::{CompareOp, Expr};
-use crate::query::filter::FilterLimits;
 use crate::query::projection::Projection;
 use crate::query::QuerySpec;
-
-/// The longest subscription SQL text accepted, in bytes; longer text is refused with
-/// [`LiveError::OutOfBounds`] before it is tokenized.
-///
-/// 64 KiB holds any query the default [`FilterLimits`] accept with room to spare (1024 IN
-/// items of 40-byte quoted UUIDs are about 43 KB), while a refused text costs at most a
-/// 64 KiB scan. It is a constant rather than a setting: raising the filter limits far beyond
-/// their defaults is what would need more.
-pub const MAX_SUBSCRIPTION_SQL_LEN: usize = 64 * 1024;
+use crate::types::ids::TableId;
+use crate::types::value::Value;
 
 /// A parsed subscription query, not yet bound to a registered table.
 #[derive(Clone, Debug, PartialEq)]

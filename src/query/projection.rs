@@ -1,9 +1,9 @@
 //! Projections: which columns reach the subscriber.
 
 use crate::error::LiveError;
-use crate::models::schema::TableSchema;
-use crate::models::value::{Row, Value};
 use crate::sync::DataArc;
+use crate::types::schema::TableSchema;
+use crate::types::value::{Row, Value};
 
 /// The columns a subscription selects.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
@@ -143,8 +143,8 @@ impl CompiledProjection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::ids::TableId;
-    use crate::models::schema::TableScope;
+    use crate::types::ids::TableId;
+    use crate::types::schema::TableScope;
 
     #[test]
     fn selects_named_columns_in_order() {

@@ -19,7 +19,7 @@
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
-use crate::models::value::Value;
+use crate::types::value::Value;
 
 /// A short string built on the stack.
 pub(crate) struct StackText {

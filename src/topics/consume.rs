@@ -38,15 +38,15 @@
 
 use std::time::{Duration, Instant};
 
-use crate::connections_manager::ConnectionsManager;
+use crate::connection::state::SharedConnectionState;
 use crate::error::{LiveError, LiveResult};
-use crate::models::connection::SharedConnectionState;
-use crate::models::ids::ConnectionId;
+use crate::manager::ConnectionsManager;
 use crate::sync::{Arc, DataArc, Ordering};
 use crate::topics::group::{Group, Lease, OutOfRangeOutcome, ParkDecision};
 use crate::topics::log::{TopicLogError, TopicMessage};
 use crate::topics::session::ConsumerSession;
 use crate::topics::{check_max_messages, Topic};
+use crate::types::ids::ConnectionId;
 
 /// What one consume returned.
 #[derive(Clone, Debug, PartialEq)]

@@ -18,13 +18,13 @@
 
 use std::collections::HashMap;
 
-use crate::connections_manager::ConnectionsManager;
 use crate::error::{LiveError, LiveResult};
-use crate::models::ids::ConnectionId;
+use crate::manager::ConnectionsManager;
 use crate::sync::{channel, lock, AtomicBool, AtomicU64, DataArc, Mutex, Ordering};
 use crate::topics::log::{PartitionBounds, TopicLogError};
 use crate::topics::wait::WaitList;
 use crate::topics::{offset_out_of_range, store_error, validate_name, Topic};
+use crate::types::ids::ConnectionId;
 use std::time::Duration;
 
 /// Where a group with no committed offset on a partition starts, and what happens when

@@ -8,11 +8,11 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::json;
-use crate::models::change::ChangeType;
-use crate::models::ids::{SeqId, TableId, UserId};
-use crate::models::value::{Row, Value};
 use crate::sync::{lock, DataArc, Mutex};
+use crate::types::change::ChangeType;
+use crate::types::ids::{SeqId, TableId, UserId};
+use crate::types::json;
+use crate::types::value::{Row, Value};
 
 /// What a message carries.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,7 +110,7 @@ impl TopicMessage {
     /// `{"partition":0,"offset":5,"seq":12,"timestamp_ms":..,"key":..,"change":{"op":"insert","source_op":"update","table":"chat.messages","row":{..},"old":{..}}}`
     /// for row changes (`owner` when the table is user-scoped, `old` when the engine
     /// published an update), and `"payload":"<base64>"` instead of `change` for direct
-    /// publishes. Values follow [`crate::json`].
+    /// publishes. Values follow [`crate::types::json`].
     pub fn to_json(&self) -> String {
         let mut out = Vec::with_capacity(128);
         out.extend_from_slice(b"{\"partition\":");

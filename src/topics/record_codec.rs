@@ -29,11 +29,11 @@
 //!
 //! The partition and offset of a message are not in the blob: the store knows them.
 
-use crate::models::change::ChangeType;
-use crate::models::ids::{SeqId, TableId, UserId};
-use crate::models::value::{Row, Value};
 use crate::sync::DataArc;
 use crate::topics::log::{RowChange, TopicPayload, TopicRecord};
+use crate::types::change::ChangeType;
+use crate::types::ids::{SeqId, TableId, UserId};
+use crate::types::value::{Row, Value};
 
 /// The version of the blob layout [`encode_record`] writes.
 pub const RECORD_FORMAT_VERSION: u8 = 1;
@@ -233,6 +233,7 @@ pub fn encode_record(record: &TopicRecord, out: &mut Vec<u8>) {
 }
 
 /// The blob of `record`, as a new vector.
+#[cfg(test)]
 pub fn encode_record_to_vec(record: &TopicRecord) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     encode_record(record, &mut out);

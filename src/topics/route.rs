@@ -20,21 +20,22 @@
 //! column it uses was dropped) counts every change of its table as a failed topic write
 //! until it is removed. Dropping a table removes its routes.
 
-use crate::connections_manager::ConnectionsManager;
 use crate::error::{LiveError, LiveResult};
-use crate::index::TableRoute;
-use crate::models::change::{ChangeType, Commit};
-use crate::models::ids::{TableId, TableKey};
-use crate::models::schema::{TableSchema, TableScope};
-use crate::models::value::{exact_int, Value};
-use crate::notification::{match_change, PublishSummary};
+use crate::manager::ConnectionsManager;
+use crate::publish::PublishSummary;
 use crate::query::expr::Expr;
+use crate::query::membership::match_change;
 use crate::query::parser::parse_subscription_sql;
 use crate::query::projection::Projection;
 use crate::query::{CompiledQuery, Params, QuerySpec};
+use crate::route::index::TableRoute;
 use crate::sync::{lock, read, Arc, ArcSwap, AtomicU64, DataArc, Guard, Ordering};
 use crate::topics::log::{RowChange, TopicPayload, TopicRecord};
 use crate::topics::Topic;
+use crate::types::change::{ChangeType, Commit};
+use crate::types::ids::{TableId, TableKey};
+use crate::types::schema::{TableSchema, TableScope};
+use crate::types::value::{exact_int, Value};
 
 /// Identifies a topic route, for removing it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

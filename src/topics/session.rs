@@ -6,14 +6,14 @@
 //! leases end at once — whatever it had not committed is handed out again — and a consume
 //! parked on it wakes up and returns [`LiveError::UnknownConnection`].
 
-use crate::connections_manager::ConnectionsManager;
+use crate::connection::state::SharedConnectionState;
 use crate::error::{LiveError, LiveResult};
-use crate::models::connection::SharedConnectionState;
-use crate::models::ids::ConnectionId;
+use crate::manager::ConnectionsManager;
 use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::topics::group::Group;
 use crate::topics::wait::Parker;
 use crate::topics::Topic;
+use crate::types::ids::ConnectionId;
 
 /// One connection's consumer state.
 pub(crate) struct ConsumerSession {

@@ -19,9 +19,9 @@
 
 use std::collections::HashMap;
 
-use crate::models::ids::ConnectionId;
 use crate::sync::mutant;
 use crate::sync::{channel, lock, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::types::ids::ConnectionId;
 
 /// A session's wake-up channel: one slot, so any number of wake-ups while the consumer
 /// runs collapse into one token.

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use livecore::query::{parse_subscription_sql, Filter};
+use livecore::{parse_subscription_sql, Filter};
 use livecore::{FilterLimits, TableId, TableSchema, TableScope, Value};
 use rusqlite::types::Value as SqliteValue;
 pub const COLUMNS: [&str; 6] = ["c0", "c1", "c2", "c3", "c4", "c5"];

@@ -328,14 +328,14 @@ fn publishing_without_routes_takes_no_lock() {
     manager
         .add_topic_route(TopicRouteSpec::new("t", notes()))
         .unwrap();
-    let before = livecore::sync::locks_taken_by_this_thread();
+    let before = livecore::locks_taken_by_this_thread();
     let summary = manager
         .publish(
             SeqId(1),
             ChangeNotification::insert(messages(), message(1, 1, "x")),
         )
         .unwrap();
-    assert_eq!(livecore::sync::locks_taken_by_this_thread(), before);
+    assert_eq!(livecore::locks_taken_by_this_thread(), before);
     assert_eq!(summary.topic_messages, 0);
 }
 

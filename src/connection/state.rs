@@ -2,27 +2,17 @@
 //! and the side paths that make sure nothing is lost when a channel is full.
 
 use crate::clock::Reading;
-use crate::models::ids::{ConnectionId, UserId, UserKey};
-use crate::models::notification::{CloseReason, Delivery};
-use crate::models::subscription::{SubscriptionCore, SubscriptionState};
-use crate::models::subscription_map::SubscriptionMap;
-use crate::receiver::{EventReceiver, NotificationReceiver};
+use crate::connection::delivery::Delivery;
+use crate::connection::receiver::{EventReceiver, NotificationReceiver};
+use crate::connection::subscription::{SubscriptionCore, SubscriptionState};
+use crate::connection::subscription_map::SubscriptionMap;
 use crate::stats::StatsCounters;
 use crate::sync::mutant;
 use crate::sync::{
     channel, lock, Arc, ArcSwapOption, AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering,
 };
-
-/// Default capacity of a connection's notification channel (a [`ManagerConfig`] can
-/// override it).
-///
-/// [`ManagerConfig`]: crate::ManagerConfig
-pub const NOTIFICATION_CHANNEL_CAPACITY: usize = 1024;
-
-/// Default capacity of a connection's event channel. Events are never lost to a full
-/// channel: an event that does not fit is kept as a pending flag and delivered when the
-/// receiver drains.
-pub const EVENT_CHANNEL_CAPACITY: usize = 16;
+use crate::types::ending::SubscriptionEnding;
+use crate::types::ids::{ConnectionId, UserId, UserKey};
 
 /// The sending side of a connection's notification channel (held inside livecore).
 pub type NotificationSender = channel::Sender<Delivery>;
@@ -91,7 +81,7 @@ impl ConnectionEvent {
     /// Appends the event's JSON (see [`to_json`](Self::to_json)) to `out`.
     pub fn write_json(self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"type\":\"event\",\"event\":");
-        crate::json::write_string(out, self.as_str());
+        crate::types::json::write_string(out, self.as_str());
         out.push(b'}');
     }
 }
@@ -122,33 +112,6 @@ pub struct AuthenticatedUser {
 pub(crate) enum AttentionItem {
     Gap(Arc<SubscriptionCore>),
     Notice(Arc<SubscriptionCore>, SubscriptionEnding),
-}
-
-/// How livecore ended a subscription: the terminal notice its subscriber gets (once), and
-/// what [`LiveError::SubscriptionEnded`](crate::LiveError::SubscriptionEnded) reports to a
-/// host that calls on it afterwards.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SubscriptionEnding {
-    /// Its snapshot buffer overflowed, or a schema change arrived during its initial load:
-    /// the client has nothing consistent to resume from and must subscribe again with a
-    /// fresh initial load.
-    ResyncRequired,
-    /// The engine could not replay from the SeqId the client resumes after.
-    ResumeUnavailable,
-    /// Closed for the reason given (revoked, table dropped, schema changed).
-    Closed(CloseReason),
-}
-
-impl SubscriptionEnding {
-    /// A short machine-readable code: `resync_required`, `resume_unavailable`, or the
-    /// close reason's code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            SubscriptionEnding::ResyncRequired => "resync_required",
-            SubscriptionEnding::ResumeUnavailable => "resume_unavailable",
-            SubscriptionEnding::Closed(reason) => reason.code(),
-        }
-    }
 }
 
 pub(crate) const ATTENTION_GAP: u8 = 1;

@@ -2,13 +2,13 @@
 //! subscribers get a typed `Closed` notification with the reason, and nothing of theirs is
 //! delivered after the call returns (their gates are closed before it does).
 
-use crate::connections_manager::ConnectionsManager;
+use crate::connection::subscription::SubscriptionHandle;
 use crate::error::{LiveError, LiveResult};
-use crate::models::connection::SubscriptionEnding;
-use crate::models::ids::{TableId, UserId};
-use crate::models::notification::CloseReason;
-use crate::models::subscription::SubscriptionHandle;
+use crate::manager::ConnectionsManager;
 use crate::sync::{lock, read, write, Arc};
+use crate::types::ending::CloseReason;
+use crate::types::ending::SubscriptionEnding;
+use crate::types::ids::{TableId, UserId};
 
 impl ConnectionsManager {
     /// Ends every subscription of every connection authenticated as `user` (token expired,

@@ -5,9 +5,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::models::connection::SubscriptionEnding;
-use crate::models::ids::SubscriptionId;
-use crate::models::subscription::SubscriptionState;
+use crate::connection::subscription::SubscriptionState;
+use crate::types::ending::SubscriptionEnding;
+use crate::types::ids::SubscriptionId;
 
 /// How many ended subscriptions a connection remembers, so a host calling on one after
 /// livecore ended it learns how it ended

@@ -4,85 +4,11 @@
 //! The walk reads the routing index the way publishing does (arc-swap loads, no lock), so
 //! taking records never stalls publishers or writers, with any number of subscriptions.
 
-use crate::connections_manager::ConnectionsManager;
-use crate::models::ids::{ConnectionId, LiveQueryId, NodeId, SubscriptionId, TableId, UserId};
-use crate::models::subscription::{SubscriptionOptions, SubscriptionPhase};
-use std::fmt;
+use crate::connection::subscription::{SubscriptionOptions, SubscriptionPhase};
+use crate::manager::ConnectionsManager;
+use crate::types::ids::{ConnectionId, LiveQueryId, NodeId, SubscriptionId, TableId, UserId};
 
-use crate::query::{CompiledQuery, Params};
-use crate::sync::DataArc;
-
-/// A live query's SQL, rendered when asked: the text the client wrote, or the query's
-/// shared template with the subscription's own constants.
-#[derive(Clone)]
-pub struct QueryText(QueryTextKind);
-
-#[derive(Clone)]
-enum QueryTextKind {
-    Written(DataArc<str>),
-    Template {
-        query: DataArc<CompiledQuery>,
-        params: Params,
-    },
-}
-
-impl QueryText {
-    pub(crate) fn written(sql: DataArc<str>) -> Self {
-        Self(QueryTextKind::Written(sql))
-    }
-
-    pub(crate) fn template(query: DataArc<CompiledQuery>, params: Params) -> Self {
-        Self(QueryTextKind::Template { query, params })
-    }
-
-    /// The SQL.
-    pub fn to_sql(&self) -> String {
-        self.to_string()
-    }
-
-    /// The same text, rendered now and kept, so it can be borrowed as a `&str`.
-    pub fn rendered(&self) -> QueryText {
-        match &self.0 {
-            QueryTextKind::Written(_) => self.clone(),
-            QueryTextKind::Template { .. } => Self::written(DataArc::from(self.to_string())),
-        }
-    }
-
-    /// The text, if it is already rendered (see [`rendered`](Self::rendered)).
-    pub fn as_rendered(&self) -> Option<&str> {
-        match &self.0 {
-            QueryTextKind::Written(sql) => Some(sql),
-            QueryTextKind::Template { .. } => None,
-        }
-    }
-}
-
-impl fmt::Display for QueryText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            QueryTextKind::Written(sql) => f.write_str(sql),
-            QueryTextKind::Template { query, params } => f.write_str(&query.text(params)),
-        }
-    }
-}
-
-impl fmt::Debug for QueryText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.to_string())
-    }
-}
-
-impl PartialEq for QueryText {
-    fn eq(&self, other: &Self) -> bool {
-        self.to_string() == other.to_string()
-    }
-}
-
-impl From<&str> for QueryText {
-    fn from(sql: &str) -> Self {
-        Self::written(DataArc::from(sql))
-    }
-}
+use crate::query::query_text::QueryText;
 
 /// One live query, as a host records it.
 #[derive(Clone, Debug, PartialEq)]

@@ -5,13 +5,14 @@ use std::fmt;
 
 use smallvec::SmallVec;
 
-use crate::json;
-use crate::models::change::{ChangeType, Commit, JsonPieceKey};
-use crate::models::ids::{LiveQueryId, SeqId};
-use crate::models::subscription::SubscriptionCore;
-use crate::models::value::{Row, Value};
+use crate::connection::subscription::SubscriptionCore;
 use crate::query::CompiledProjection;
 use crate::sync::{Arc, DataArc};
+use crate::types::change::{ChangeType, Commit, JsonPieceKey};
+use crate::types::ending::CloseReason;
+use crate::types::ids::{LiveQueryId, SeqId};
+use crate::types::json;
+use crate::types::value::{Row, Value};
 
 /// The changes of one commit that matched one subscription, in commit order: each is its
 /// position in the commit and the change type delivered (`position << 2 | type`). Sixteen
@@ -94,9 +95,6 @@ pub(crate) fn encode_match(position: usize, change_type: ChangeType) -> u32 {
     ((position as u32) << 2) | change_type as u32
 }
 
-/// The most changes one commit may carry (positions are packed into 30 bits).
-pub const MAX_COMMIT_CHANGES: usize = 1 << 30;
-
 /// One item in a connection's notification channel. Opaque: the connection's
 /// [`NotificationReceiver`](crate::NotificationReceiver) turns it into a [`Notification`].
 pub struct Delivery(pub(crate) DeliveryKind);
@@ -131,46 +129,6 @@ pub(crate) const NO_BOUNDARY: u64 = u64::MAX;
 impl Delivery {
     pub(crate) fn wake() -> Self {
         Delivery(DeliveryKind::Wake)
-    }
-}
-
-/// Why livecore ended a subscription.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The table was re-registered without a column the query uses.
-    SchemaChanged {
-        /// The missing column.
-        column: String,
-    },
-    /// The table was dropped.
-    TableDropped,
-    /// The host revoked it (token expired, permission withdrawn).
-    Revoked {
-        /// The host's reason.
-        reason: String,
-    },
-}
-
-impl CloseReason {
-    /// A short machine-readable code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            CloseReason::SchemaChanged { .. } => "schema_changed",
-            CloseReason::TableDropped => "table_dropped",
-            CloseReason::Revoked { .. } => "revoked",
-        }
-    }
-}
-
-impl fmt::Display for CloseReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CloseReason::SchemaChanged { column } => {
-                write!(f, "the table no longer has column '{column}'")
-            }
-            CloseReason::TableDropped => f.write_str("the table was dropped"),
-            CloseReason::Revoked { reason } => write!(f, "revoked: {reason}"),
-        }
     }
 }
 

@@ -7,22 +7,26 @@
 //! (see [`crate::topics`]). Publishing takes none of them (a topic append takes the
 //! partition's lock in the topic's log).
 
+pub(crate) mod failover;
+pub(crate) mod records;
+mod revocation;
+pub(crate) mod subscribe;
+mod subscribe_sql;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::clock::{Clock, ClockWake, Reading, SystemClock};
 use crate::config::ManagerConfig;
-use crate::error::{LiveError, LiveResult};
-use crate::index::{Installed, RoutingIndex, TableRoute};
-use crate::models::connection::{
+use crate::connection::receiver::{EventReceiver, NotificationReceiver, ReadyConnections};
+use crate::connection::state::{
     AuthenticatedUser, ConnectionEvent, ConnectionRegistration, ConnectionShared, ConnectionState,
     SharedConnectionState,
 };
-use crate::models::ids::{ConnectionId, LiveQueryId, TableId, TableKey, UserId, UserKey};
-use crate::models::schema::TableSchema;
-use crate::models::subscription::RegistryStats;
+use crate::error::{LiveError, LiveResult};
 use crate::query::cache::QueryCache;
-use crate::receiver::{EventReceiver, NotificationReceiver, ReadyConnections};
+use crate::route::index::{Installed, RoutingIndex, TableRoute};
+use crate::stats::RegistryStats;
 use crate::stats::StatsCounters;
 use crate::sync::mutant;
 use crate::sync::{
@@ -31,6 +35,8 @@ use crate::sync::{
 };
 use crate::topics::wait::WaitList;
 use crate::topics::Topics;
+use crate::types::ids::{ConnectionId, LiveQueryId, TableId, TableKey, UserId, UserKey};
+use crate::types::schema::TableSchema;
 
 #[cfg(not(livecore_loom))]
 use crate::sync::thread;

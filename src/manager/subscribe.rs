@@ -17,28 +17,32 @@
 
 use std::collections::HashMap;
 
-use crate::connections_manager::ConnectionsManager;
-use crate::error::{LiveError, LiveResult};
-use crate::flow_control::{GateError, Replay, SubscriptionFlowControl};
-use crate::index::TableRoute;
-use crate::models::change::{ChangeNotification, Commit};
-use crate::models::connection::{SharedConnectionState, SubscriptionEnding};
-use crate::models::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableKey};
-use crate::models::notification::{
-    encode_match, CloseReason, Delivery, DeliveryKind, MatchBuilder, Matches, MAX_COMMIT_CHANGES,
-    NO_BOUNDARY,
+use crate::config::MAX_COMMIT_CHANGES;
+use crate::connection::delivery::{
+    encode_match, Delivery, DeliveryKind, MatchBuilder, Matches, NO_BOUNDARY,
 };
-use crate::models::schema::{TableSchema, TableScope};
-use crate::models::subscription::{
+use crate::connection::gate::{GateError, Replay, SubscriptionFlowControl};
+use crate::connection::state::SharedConnectionState;
+use crate::connection::subscription::{
     NewSubscription, RegisteredSubscription, SubscriptionCore, SubscriptionHandle,
     SubscriptionOptions, SubscriptionResult, SubscriptionState,
 };
-use crate::models::value::Row;
-use crate::notification::{match_change, send_change, validate_change, PublishSummary};
+use crate::error::{LiveError, LiveResult};
+use crate::manager::ConnectionsManager;
+use crate::publish::{send_change, PublishSummary};
+use crate::query::membership::match_change;
 use crate::query::{CompiledQuery, Params, QuerySpec};
+use crate::route::index::TableRoute;
 use crate::stats::StatsCounters;
 use crate::sync::mutant;
 use crate::sync::{channel::TrySendError, lock, read, Arc, DataArc, Ordering};
+use crate::types::change::validate_change;
+use crate::types::change::{ChangeNotification, Commit};
+use crate::types::ending::CloseReason;
+use crate::types::ending::SubscriptionEnding;
+use crate::types::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableKey};
+use crate::types::schema::{TableSchema, TableScope};
+use crate::types::value::Row;
 
 /// What one `push_snapshot_rows` call delivered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -246,7 +250,7 @@ impl ConnectionsManager {
     pub(crate) fn end_once(
         &self,
         core: &Arc<SubscriptionCore>,
-        connection: &crate::models::connection::ConnectionState,
+        connection: &crate::connection::state::ConnectionState,
         ending: SubscriptionEnding,
     ) -> bool {
         if !core.end() {
@@ -557,7 +561,7 @@ impl ConnectionsManager {
     /// connection's map, shown as ended.
     pub(crate) fn resync_and_reap(
         &self,
-        connection: &crate::models::connection::ConnectionState,
+        connection: &crate::connection::state::ConnectionState,
         core: &Arc<SubscriptionCore>,
     ) {
         if self.end_once(core, connection, SubscriptionEnding::ResyncRequired) {

@@ -20,56 +20,20 @@ use std::collections::HashMap;
 
 use smallvec::SmallVec;
 
-use crate::cow_table::{CowTable, SCANNED_LOAD};
-use crate::models::ids::{SubscriptionId, TableId, TableKey, UserId, UserKey};
-use crate::models::schema::TableSchema;
-use crate::models::subscription::SubscriptionHandle;
-use crate::models::value::Value;
-use crate::query::{CompiledProjection, RouteValues};
+use crate::connection::subscription::SubscriptionHandle;
+use crate::query::route_key::RouteHasher;
+use crate::query::route_key::RouteValues;
+use crate::query::CompiledProjection;
+use crate::route::cow_table::{CowTable, SCANNED_LOAD};
 use crate::sync::mutant;
 use crate::sync::{lock, Arc, ArcSwap, AtomicU32, AtomicUsize, DataArc, Guard, Mutex, Ordering};
+use crate::types::ids::{SubscriptionId, TableId, TableKey, UserId, UserKey};
+use crate::types::schema::TableSchema;
 
 /// Subscriptions on one key above which they move into a nested table.
 const NESTED_AT: usize = 64;
 /// Subscriptions in a nested table below which they move back into the bucket.
 const UNNEST_BELOW: usize = 16;
-
-/// Hashes values and (owner, column, value) triples into routing keys. Seeded randomly per
-/// manager, so clients cannot aim many keys at one bucket.
-pub(crate) struct RouteHasher {
-    state: ahash::RandomState,
-}
-
-impl RouteHasher {
-    fn new() -> Self {
-        Self {
-            state: ahash::RandomState::new(),
-        }
-    }
-
-    /// The key of a value; SQL-equal values share it. NULL has none.
-    #[inline]
-    pub(crate) fn value_key(&self, value: &Value) -> Option<u64> {
-        value.route_key(&self.state)
-    }
-
-    /// The routing key of subscriptions of `owner` pinned to `value_key` on `column`, or of
-    /// `owner`'s unpinned subscriptions when `column` is `None`.
-    #[inline]
-    pub(crate) fn bucket_key(
-        &self,
-        owner: Option<UserKey>,
-        column: Option<u16>,
-        value_key: u64,
-    ) -> u64 {
-        self.state
-            .hash_one((owner.map(|key| key.0), column, value_key))
-    }
-
-    fn user_key(&self, user: &UserId) -> u64 {
-        self.state.hash_one(user.as_str())
-    }
-}
 
 /// Where a subscription is stored in its table's routes.
 pub(crate) enum Placement {

@@ -11,10 +11,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::connections_manager::ConnectionsManager;
 use crate::error::LiveError;
-use crate::models::ids::{LiveQueryId, NodeId};
-use crate::records::LiveQueryRecord;
+use crate::manager::records::LiveQueryRecord;
+use crate::manager::ConnectionsManager;
+use crate::types::ids::{LiveQueryId, NodeId};
 
 /// Decides what to clean up after node failures.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,14 +1,14 @@
 //! Subscription models: the routing handle the index holds, the shared core a delivery
 //! carries, the full state a connection keeps, and the results and statistics users read.
 
-use crate::flow_control::SubscriptionFlowControl;
-use crate::models::connection::SharedConnectionState;
-use crate::models::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableId, UserKey};
+use crate::connection::gate::SubscriptionFlowControl;
+use crate::connection::state::SharedConnectionState;
 use crate::query::projection::ColumnNames;
+use crate::query::query_text::QueryText;
 use crate::query::{CompiledQuery, Params};
-use crate::records::QueryText;
 use crate::sync::mutant;
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicU8, DataArc, Ordering};
+use crate::types::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableId, UserKey};
 
 /// The part of a subscription every delivery shares: identity, compiled query, gate and
 /// counters. It holds no reference to the connection or its channel, so a queued delivery
@@ -498,41 +498,4 @@ pub struct RegisteredSubscription {
     pub state: SubscriptionPhase,
     /// Its counters.
     pub stats: SubscriptionStats,
-}
-
-/// Manager-wide statistics.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RegistryStats {
-    /// Registered connections.
-    pub connections: usize,
-    /// Registered subscriptions.
-    pub subscriptions: usize,
-    /// Commits published.
-    pub published: u64,
-    /// Changes published (all commits' changes).
-    pub published_changes: u64,
-    /// Deliveries enqueued into channels.
-    pub delivered: u64,
-    /// Deliveries dropped because a channel was full.
-    pub dropped: u64,
-    /// Deliveries dropped because a receiver was gone.
-    pub dropped_closed: u64,
-    /// Changes buffered behind gates (in total).
-    pub buffered: u64,
-    /// Changes dropped at a gate because the snapshot covered them.
-    pub covered_by_snapshot: u64,
-    /// Gap notices handed to consumers.
-    pub gaps: u64,
-    /// Subscriptions closed because their gate buffer overflowed.
-    pub resyncs: u64,
-    /// Snapshot batches delivered.
-    pub snapshot_batches: u64,
-    /// Filter evaluations made while publishing.
-    pub filter_evaluations: u64,
-    /// Messages appended to topics (from routes and direct publishes).
-    pub topic_messages: u64,
-    /// Topic messages that could not be written (store errors, broken routes).
-    pub topic_write_failures: u64,
-    /// Times a topic consume parked, waiting for a message.
-    pub consume_parks: u64,
 }

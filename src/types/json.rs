@@ -15,7 +15,7 @@
 
 use std::io::Write as _;
 
-use crate::models::value::Value;
+use crate::types::value::Value;
 
 /// The largest integer a JSON number carries exactly in every client (2^53).
 const MAX_SAFE_INTEGER: i64 = 1 << 53;

@@ -1,8 +1,8 @@
 //! Table schemas as the engine registers them.
 
 use crate::error::LiveError;
-use crate::models::ids::TableId;
 use crate::sync::DataArc;
+use crate::types::ids::TableId;
 
 /// Whose rows a table holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -12,18 +12,18 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::models::connection::{
-    AttentionItem, ConnectionEvent, SharedConnectionState, SubscriptionEnding, ATTENTION_GAP,
-    ATTENTION_NOTICE,
-};
-use crate::models::ids::{ConnectionId, SeqId};
-use crate::models::notification::{
+use crate::connection::delivery::{
     ChangeSet, Delivery, DeliveryKind, Notification, SnapshotBatch, NO_BOUNDARY,
 };
-use crate::models::subscription::SubscriptionCore;
+use crate::connection::state::{
+    AttentionItem, ConnectionEvent, SharedConnectionState, ATTENTION_GAP, ATTENTION_NOTICE,
+};
+use crate::connection::subscription::SubscriptionCore;
 use crate::stats::StatsCounters;
 use crate::sync::channel;
 use crate::sync::mutant;
+use crate::types::ending::SubscriptionEnding;
+use crate::types::ids::{ConnectionId, SeqId};
 
 /// Why a receive returned nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,11 +11,11 @@
 
 use std::collections::VecDeque;
 
-use crate::models::change::Commit;
-use crate::models::ids::SeqId;
-use crate::models::notification::Matches;
+use crate::connection::delivery::Matches;
 use crate::sync::mutant;
 use crate::sync::{lock, AtomicU64, DataArc, Mutex, Ordering};
+use crate::types::change::Commit;
+use crate::types::ids::SeqId;
 
 /// Gate word: GATED, CLOSED, or any smaller value, which means LIVE with that boundary
 /// (0 when there was none: every SeqId is above it).

@@ -6,14 +6,14 @@
 //! texts are parsed once, and identical queries on one table (same text, same schema version)
 //! share one compiled filter and projection, through the manager's bounded query caches.
 
-use crate::connections_manager::ConnectionsManager;
+use crate::connection::subscription::{SubscriptionOptions, SubscriptionResult};
 use crate::error::{LiveError, LiveResult};
-use crate::index::TableRoute;
-use crate::models::ids::{ConnectionId, LiveQueryId};
-use crate::models::subscription::{SubscriptionOptions, SubscriptionResult};
+use crate::manager::ConnectionsManager;
 use crate::query::parser::{check_sql_len, parse_subscription_sql};
 use crate::query::{CompiledQuery, QueryCacheStats, QuerySpec};
+use crate::route::index::TableRoute;
 use crate::sync::{lock, DataArc};
+use crate::types::ids::{ConnectionId, LiveQueryId};
 
 impl ConnectionsManager {
     /// Opens a subscription from SQL text, as clients send it:

@@ -13,23 +13,21 @@ use std::thread::LocalKey;
 use smallvec::SmallVec;
 
 use crate::config::SlowConsumerPolicy;
-use crate::connections_manager::ConnectionsManager;
+use crate::config::MAX_COMMIT_CHANGES;
+use crate::connection::delivery::{encode_match, Delivery, DeliveryKind, Matches};
+use crate::connection::gate::{BufferedNotification, GateDecision};
+use crate::connection::state::ConnectionEvent;
+use crate::connection::subscription::SubscriptionHandle;
 use crate::error::{LiveError, LiveResult};
-use crate::flow_control::{BufferedNotification, GateDecision};
-use crate::index::{several_keys, visit_under, TableRoute};
-use crate::models::change::{ChangeNotification, ChangeType, Commit};
-use crate::models::connection::ConnectionEvent;
-use crate::models::ids::{SeqId, UserKey};
-use crate::models::notification::{
-    encode_match, Delivery, DeliveryKind, Matches, MAX_COMMIT_CHANGES,
-};
-use crate::models::schema::TableSchema;
-use crate::models::schema::TableScope;
-use crate::models::subscription::SubscriptionHandle;
-use crate::models::value::Value;
-use crate::query::filter::Predicate;
+use crate::manager::ConnectionsManager;
+use crate::query::membership::match_change;
+use crate::route::index::{several_keys, visit_under, TableRoute};
 use crate::stats::StatsCounters;
 use crate::sync::{channel::TrySendError, Arc, DataArc};
+use crate::types::change::validate_change;
+use crate::types::change::{ChangeNotification, Commit};
+use crate::types::ids::{SeqId, UserKey};
+use crate::types::schema::TableScope;
 
 /// What one publish did, so the engine can see back-pressure.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -225,66 +223,6 @@ impl ConnectionsManager {
         );
         StatsCounters::add(&stats.filter_evaluations, summary.evaluated as u64);
         Ok(summary)
-    }
-}
-
-/// Checks a change against its table's schema: row lengths, and an old row on updates.
-/// Shared by publish and replay.
-pub(crate) fn validate_change(schema: &TableSchema, change: &ChangeNotification) -> LiveResult<()> {
-    let expected = schema.columns.len();
-    let check = |row_len: usize| {
-        if row_len == expected {
-            Ok(())
-        } else {
-            Err(LiveError::RowArity {
-                table: change.table_id.to_string(),
-                expected,
-                got: row_len,
-            })
-        }
-    };
-    check(change.row.len())?;
-    match (&change.change_type, &change.old_row) {
-        (ChangeType::Update, None) => Err(LiveError::MissingOldRow(change.table_id.clone())),
-        (ChangeType::Update, Some(old_row)) => check(old_row.len()),
-        _ => Ok(()),
-    }
-}
-
-/// How a change looks to one filter: the change type delivered, if any.
-#[inline]
-pub(crate) fn match_change(
-    filter: Option<&Predicate>,
-    params: &[Value],
-    change: &ChangeNotification,
-    evaluated: &mut usize,
-) -> Option<ChangeType> {
-    let Some(filter) = filter else {
-        return Some(change.change_type);
-    };
-    match change.change_type {
-        ChangeType::Insert | ChangeType::Delete => {
-            *evaluated += 1;
-            filter
-                .matches(&change.row, params)
-                .then_some(change.change_type)
-        }
-        ChangeType::Update => {
-            *evaluated += 2;
-            let old_row = change
-                .old_row
-                .as_ref()
-                .expect("validated: updates carry the old row");
-            match (
-                filter.matches(old_row, params),
-                filter.matches(&change.row, params),
-            ) {
-                (true, true) => Some(ChangeType::Update),
-                (false, true) => Some(ChangeType::Insert),
-                (true, false) => Some(ChangeType::Delete),
-                (false, false) => None,
-            }
-        }
     }
 }
 

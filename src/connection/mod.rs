@@ -1,0 +1,10 @@
+//! One connection and its subscriptions: the connection's state and channels, each
+//! subscription's state with its snapshot gate, the deliveries that travel through the
+//! channel, and the receivers that turn them into notifications for the host.
+
+pub(crate) mod delivery;
+pub(crate) mod gate;
+pub(crate) mod receiver;
+pub(crate) mod state;
+pub(crate) mod subscription;
+pub(crate) mod subscription_map;
