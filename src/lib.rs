@@ -39,7 +39,7 @@ pub struct ReadmeDoctests;
 //
 //   sync                          std or loom, in one place
 //   types                         ids, values, rows, schemas, changes, endings, JSON
-//   error clock config stats      errors, time, every limit, counters
+//   error clock config stats validate   errors, time, limits, counters, input checks
 //   query                         SQL, filters, LIKE, projections, templates, route keys
 //   connection                    connection and subscription state, gate, deliveries, receivers
 //   route                         the routing index and its copy-on-write table
@@ -48,7 +48,7 @@ pub struct ReadmeDoctests;
 //   manager                       ConnectionsManager, one file per concern
 //   ffi                           the C ABI
 //
-// layers: sync | types | error clock config stats | query | connection | route | publish | topics | manager | ffi
+// layers: sync | types | error clock config stats validate | query | connection | route | publish | topics | manager | ffi
 
 mod clock;
 mod config;
@@ -65,6 +65,7 @@ mod stats;
 pub mod sync;
 mod topics;
 mod types;
+mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{

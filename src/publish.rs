@@ -19,15 +19,17 @@ use crate::connection::gate::{BufferedNotification, GateDecision};
 use crate::connection::state::ConnectionEvent;
 use crate::connection::subscription::SubscriptionHandle;
 use crate::error::{LiveError, LiveResult};
-use crate::manager::ConnectionsManager;
 use crate::query::membership::match_change;
+use crate::route::index::RoutingIndex;
 use crate::route::index::{several_keys, visit_under, TableRoute};
 use crate::stats::StatsCounters;
-use crate::sync::{channel::TrySendError, Arc, DataArc};
-use crate::types::change::validate_change;
+use crate::sync::{channel::TrySendError, lock, Arc, DataArc, Mutex};
 use crate::types::change::{ChangeNotification, Commit};
+use crate::types::ending::SubscriptionEnding;
+use crate::types::ids::LiveQueryId;
 use crate::types::ids::{SeqId, UserKey};
 use crate::types::schema::TableScope;
+use crate::validate::validate_change;
 
 /// What one publish did, so the engine can see back-pressure.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -125,29 +127,26 @@ impl MultiMatches {
     }
 }
 
-impl ConnectionsManager {
-    /// Publishes one change as its own commit. See [`publish_commit`](Self::publish_commit).
-    pub fn publish(&self, seq: SeqId, change: ChangeNotification) -> LiveResult<PublishSummary> {
-        self.publish_commit(seq, vec![change])
-    }
+/// What publishing needs, borrowed from the manager for one publish: the routing index,
+/// the counters, the slow-consumer policy, and the queue of subscriptions ended on the
+/// publish path for the next writer call to unroute.
+pub(crate) struct Publisher<'a> {
+    pub(crate) index: &'a RoutingIndex,
+    pub(crate) stats: &'a StatsCounters,
+    pub(crate) slow_consumer_policy: SlowConsumerPolicy,
+    pub(crate) reap: &'a Mutex<Vec<LiveQueryId>>,
+}
 
-    /// Publishes the changes of one commit, numbered `seq`.
-    ///
-    /// The engine publishes each table's commits in ascending SeqId order, one at a time;
-    /// livecore does not reorder them. Every change is validated first (known table, row
-    /// lengths, an owner on user-scoped tables, an old row on updates): an invalid commit
-    /// is refused whole and nothing is delivered. Each matching subscription then receives
-    /// one delivery holding all the commit's changes it matched, in commit order.
-    ///
-    /// Changes that match a topic route are appended to its topic (one message per change,
-    /// each carrying `seq`). A failed topic write does not fail the publish — the live
-    /// deliveries are made either way — but it is never silent: it is counted in the
-    /// summary's `topic_write_failures`, in the topic's counters with its error, and in
-    /// [`RegistryStats`](crate::RegistryStats).
-    pub fn publish_commit(
+impl Publisher<'_> {
+    /// Publishes the changes of one commit, numbered `seq` (see
+    /// `ConnectionsManager::publish_commit`). `feed_topics`, when given, receives the
+    /// commit and the table of each change once the live deliveries are made.
+    pub(crate) fn publish_commit(
         &self,
         seq: SeqId,
         changes: Vec<ChangeNotification>,
+        now_ms: u64,
+        feed_topics: Option<TopicFeed<'_>>,
     ) -> LiveResult<PublishSummary> {
         if changes.is_empty() {
             return Ok(PublishSummary::default());
@@ -159,7 +158,6 @@ impl ConnectionsManager {
             });
         }
         let change_count = changes.len() as u64;
-        let now_ms = self.clock.now_ms();
         let summary = self.index.with_directory(|directory| {
             let mut resolved: SmallVec<[(&Arc<TableRoute>, Owner); 4]> =
                 SmallVec::with_capacity(changes.len());
@@ -184,7 +182,7 @@ impl ConnectionsManager {
             }
             let commit = DataArc::new(Commit::new(seq, changes));
             let mut dispatch = Dispatch {
-                manager: self,
+                publisher: self,
                 commit: &commit,
                 now_ms,
                 summary: PublishSummary::default(),
@@ -205,13 +203,13 @@ impl ConnectionsManager {
                     dispatch.route_group(route, owner, group);
                 }
             }
-            if self.topics.is_routed() {
-                let tables = resolved.iter().map(|(route, _)| &***route);
-                self.feed_topics(&commit, tables, now_ms, &mut dispatch.summary);
+            if let Some(feed_topics) = feed_topics {
+                let mut tables = resolved.iter().map(|(route, _)| &***route);
+                feed_topics(&commit, &mut tables, &mut dispatch.summary);
             }
             Ok::<_, LiveError>(dispatch.summary)
         })?;
-        let stats = &self.stats;
+        let stats = self.stats;
         StatsCounters::add(&stats.published, 1);
         StatsCounters::add(&stats.published_changes, change_count);
         StatsCounters::add(&stats.delivered, summary.enqueued as u64);
@@ -226,9 +224,14 @@ impl ConnectionsManager {
     }
 }
 
+/// The topic hook of one publish: the commit, the table of each of its changes in order,
+/// and the summary to count topic messages in.
+pub(crate) type TopicFeed<'a> =
+    &'a mut dyn FnMut(&Commit, &mut dyn Iterator<Item = &TableRoute>, &mut PublishSummary);
+
 /// One publish in progress.
 pub(crate) struct Dispatch<'a> {
-    pub(crate) manager: &'a ConnectionsManager,
+    pub(crate) publisher: &'a Publisher<'a>,
     pub(crate) commit: &'a DataArc<Commit>,
     pub(crate) now_ms: u64,
     pub(crate) summary: PublishSummary,
@@ -247,7 +250,7 @@ impl Dispatch<'_> {
         if !route.has_eq_routes() {
             return;
         }
-        let hasher = &self.manager.index.hasher;
+        let hasher = &self.publisher.index.hasher;
         if let Owner::User(user) = owner {
             let key = hasher.bucket_key(Some(user), None, 0);
             route.for_each_at(key, |handle| self.consider_single(handle, owner, change));
@@ -329,7 +332,7 @@ impl Dispatch<'_> {
         // The keys first, deduplicated, so each subscription is found once without
         // cloning or sorting the handles themselves.
         let mut keys = take_scratch(&LOOKUP_KEYS);
-        let hasher = &self.manager.index.hasher;
+        let hasher = &self.publisher.index.hasher;
         if let Some(user) = owner.key() {
             keys.push(hasher.bucket_key(Some(user), None, 0));
         }
@@ -427,15 +430,22 @@ impl Dispatch<'_> {
                     self.commit.clone(),
                     matches,
                     self.now_ms,
-                    self.manager,
+                    self.publisher.slow_consumer_policy,
                     &mut self.summary,
                 );
             }
             GateDecision::Buffered => self.summary.buffered += 1,
             GateDecision::CoveredBySnapshot => self.summary.covered_by_snapshot += 1,
-            GateDecision::Overflowed => self
-                .manager
-                .resync_and_reap(&handle.connection, &handle.core),
+            // The buffer overflowed: the subscriber is told to resync (once), and the
+            // subscription is queued for unrouting by the next writer call (publish
+            // unroutes nothing). Until then it stays in its connection's map, as ended.
+            GateDecision::Overflowed => {
+                let ending = SubscriptionEnding::ResyncRequired;
+                let stats = self.publisher.stats;
+                if handle.connection.end_subscription(core, ending, stats) {
+                    lock(self.publisher.reap).push(core.live_query_id());
+                }
+            }
             GateDecision::Closed => {}
         }
     }
@@ -449,7 +459,7 @@ pub(crate) fn send_change(
     commit: DataArc<Commit>,
     matches: Matches,
     now_ms: u64,
-    manager: &ConnectionsManager,
+    slow_consumer_policy: SlowConsumerPolicy,
     summary: &mut PublishSummary,
 ) {
     let core = &handle.core;
@@ -471,7 +481,7 @@ pub(crate) fn send_change(
         Err(TrySendError::Full(_)) => {
             core.record_dropped(number);
             summary.dropped += 1;
-            match manager.config.slow_consumer_policy {
+            match slow_consumer_policy {
                 SlowConsumerPolicy::GapNotice => connection.flag_gap(core),
                 SlowConsumerPolicy::Disconnect => {
                     if connection.begin_disconnect() {

@@ -411,6 +411,26 @@ impl ConnectionState {
         self.notify_ready();
     }
 
+    /// Ends one of this connection's subscriptions on livecore's initiative and posts its
+    /// terminal notice, only if this call is the one that ended it (a subscription gets
+    /// exactly one); a resync is then counted in `stats`. Whoever takes the subscription
+    /// out of the map remembers the ending.
+    pub(crate) fn end_subscription(
+        &self,
+        core: &Arc<SubscriptionCore>,
+        ending: SubscriptionEnding,
+        stats: &StatsCounters,
+    ) -> bool {
+        if !core.end() {
+            return false;
+        }
+        if ending == SubscriptionEnding::ResyncRequired {
+            StatsCounters::add(&stats.resyncs, 1);
+        }
+        self.post_notice(core, ending);
+        true
+    }
+
     /// Queues a terminal notice for `handle`; the receiver reports it on its next call.
     pub(crate) fn post_notice(&self, handle: &Arc<SubscriptionCore>, notice: SubscriptionEnding) {
         lock(&self.attention)

@@ -8,10 +8,12 @@
 //! partition's lock in the topic's log).
 
 pub(crate) mod failover;
+mod publish;
 pub(crate) mod records;
 mod revocation;
 pub(crate) mod subscribe;
 mod subscribe_sql;
+mod topics;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

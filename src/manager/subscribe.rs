@@ -36,13 +36,13 @@ use crate::route::index::TableRoute;
 use crate::stats::StatsCounters;
 use crate::sync::mutant;
 use crate::sync::{channel::TrySendError, lock, read, Arc, DataArc, Ordering};
-use crate::types::change::validate_change;
 use crate::types::change::{ChangeNotification, Commit};
 use crate::types::ending::CloseReason;
 use crate::types::ending::SubscriptionEnding;
 use crate::types::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableKey};
 use crate::types::schema::{TableSchema, TableScope};
 use crate::types::value::Row;
+use crate::validate::validate_change;
 
 /// What one `push_snapshot_rows` call delivered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -253,14 +253,7 @@ impl ConnectionsManager {
         connection: &crate::connection::state::ConnectionState,
         ending: SubscriptionEnding,
     ) -> bool {
-        if !core.end() {
-            return false;
-        }
-        if ending == SubscriptionEnding::ResyncRequired {
-            StatsCounters::add(&self.stats.resyncs, 1);
-        }
-        connection.post_notice(core, ending);
-        true
+        connection.end_subscription(core, ending, &self.stats)
     }
 
     /// Takes a subscription out of its table's routes. The caller holds `lifecycle`.
@@ -445,7 +438,7 @@ impl ConnectionsManager {
                         held.commit,
                         held.matches,
                         now_ms,
-                        self,
+                        self.config.slow_consumer_policy,
                         &mut summary,
                     )
                 })
@@ -553,20 +546,6 @@ impl ConnectionsManager {
             SubscriptionEnding::ResumeUnavailable,
         );
         Ok(())
-    }
-
-    /// Ends a subscription whose gate buffer overflowed: the subscriber is told to resync
-    /// (once), and the subscription is queued for unrouting by the next writer call (the
-    /// caller is on the publish path, which unroutes nothing). Until then it stays in its
-    /// connection's map, shown as ended.
-    pub(crate) fn resync_and_reap(
-        &self,
-        connection: &crate::connection::state::ConnectionState,
-        core: &Arc<SubscriptionCore>,
-    ) {
-        if self.end_once(core, connection, SubscriptionEnding::ResyncRequired) {
-            lock(&self.reap).push(core.live_query_id());
-        }
     }
 
     /// Unroutes subscriptions that livecore ended on the publish path (gate overflow).

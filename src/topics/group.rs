@@ -19,11 +19,10 @@
 use std::collections::HashMap;
 
 use crate::error::{LiveError, LiveResult};
-use crate::manager::ConnectionsManager;
 use crate::sync::{channel, lock, AtomicBool, AtomicU64, DataArc, Mutex, Ordering};
 use crate::topics::log::{PartitionBounds, TopicLogError};
 use crate::topics::wait::WaitList;
-use crate::topics::{offset_out_of_range, store_error, validate_name, Topic};
+use crate::topics::{offset_out_of_range, store_error, Topic};
 use crate::types::ids::ConnectionId;
 use std::time::Duration;
 
@@ -263,7 +262,11 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    fn new(name: DataArc<str>, config: GroupConfig, committed: Vec<Option<u64>>) -> Self {
+    pub(crate) fn new(
+        name: DataArc<str>,
+        config: GroupConfig,
+        committed: Vec<Option<u64>>,
+    ) -> Self {
         Self {
             name,
             config,
@@ -656,7 +659,7 @@ impl Group {
     }
 
     /// Every partition's committed offset and lease.
-    fn snapshot(&self) -> Vec<(Option<u64>, Option<Lease>)> {
+    pub(crate) fn snapshot(&self) -> Vec<(Option<u64>, Option<Lease>)> {
         lock(&self.state)
             .cursors
             .iter()
@@ -664,7 +667,7 @@ impl Group {
             .collect()
     }
 
-    fn stats(&self) -> GroupStats {
+    pub(crate) fn stats(&self) -> GroupStats {
         GroupStats {
             redelivered: self.redelivered.load(Ordering::Relaxed),
             skipped_by_retention: self.skipped_by_retention.load(Ordering::Relaxed),
@@ -722,218 +725,5 @@ impl Topic {
             .collect();
         group.waiters.remove(me);
         self.partitions_freed(group, &freed);
-    }
-}
-
-impl ConnectionsManager {
-    /// Creates consumer group `group` on `topic`. Each partition starts at the offset the
-    /// topic's store has committed for the group (a durable store restoring it), or else
-    /// where `config.reset` says, resolved now: `Earliest` at the oldest retained message,
-    /// `Latest` at the end (so everything published after this returns is seen), `None`
-    /// nowhere (see [`ResetPolicy::None`]).
-    pub fn create_consumer_group(
-        &self,
-        topic: &str,
-        group: &str,
-        config: GroupConfig,
-    ) -> LiveResult<()> {
-        let limits = &self.config.topics;
-        validate_name("consumer group", group, limits.max_name_len)?;
-        let lease_ms = config.lease_duration.as_millis() as u64;
-        let (min, max) = (
-            limits.min_lease.as_millis() as u64,
-            limits.max_lease.as_millis() as u64,
-        );
-        if !(min..=max).contains(&lease_ms) {
-            return Err(LiveError::OutOfBounds {
-                what: "lease duration (ms)",
-                value: lease_ms,
-                min,
-                max,
-            });
-        }
-        let topic = self.topic(topic)?;
-        let store_error = |error| topic.store_error(error);
-        let mut committed = Vec::with_capacity(topic.signals.len());
-        for partition in 0..topic.partition_count() {
-            let stored = topic
-                .log
-                .committed_offset(group, partition)
-                .map_err(store_error)?;
-            let start = match (stored, config.reset) {
-                (Some(offset), _) => Some(offset),
-                (None, ResetPolicy::Earliest) => {
-                    Some(topic.log.bounds(partition).map_err(store_error)?.start)
-                }
-                (None, ResetPolicy::Latest) => {
-                    Some(topic.log.bounds(partition).map_err(store_error)?.end)
-                }
-                (None, ResetPolicy::None) => None,
-            };
-            committed.push(start);
-        }
-        let mut groups = lock(&topic.groups);
-        if groups.contains_key(group) {
-            return Err(LiveError::GroupExists {
-                topic: topic.name.to_string(),
-                group: group.to_string(),
-            });
-        }
-        if groups.len() >= limits.max_groups_per_topic {
-            return Err(LiveError::OutOfBounds {
-                what: "consumer groups of the topic",
-                value: groups.len() as u64 + 1,
-                min: 0,
-                max: limits.max_groups_per_topic as u64,
-            });
-        }
-        let name: DataArc<str> = DataArc::from(group);
-        groups.insert(
-            name.clone(),
-            crate::sync::Arc::new(Group::new(name, config, committed)),
-        );
-        Ok(())
-    }
-
-    /// Deletes a consumer group: its sessions' pending consumes return
-    /// [`LiveError::UnknownGroup`], and the store forgets its offsets.
-    pub fn delete_consumer_group(&self, topic: &str, group: &str) -> LiveResult<()> {
-        let topic = self.topic(topic)?;
-        let removed = lock(&topic.groups).remove(group);
-        let Some(removed) = removed else {
-            return Err(LiveError::UnknownGroup {
-                topic: topic.name.to_string(),
-                group: group.to_string(),
-            });
-        };
-        removed.delete();
-        for signal in topic.signals.iter() {
-            signal.waiters.wake_all();
-        }
-        topic
-            .log
-            .delete_group(group)
-            .map_err(|error| topic.store_error(error))
-    }
-
-    /// Commits `offset` on `partition` for `group`: the group has finished every message
-    /// below it. Only the session holding the partition's lease may commit
-    /// ([`LiveError::NotLeaseHolder`] otherwise, also once its lease expired); the offset
-    /// may not be below the committed one ([`LiveError::CommitBehind`]: commits only move
-    /// forward; committing the same offset again is accepted) nor beyond what the lease
-    /// handed out ([`LiveError::CommitAhead`]). The offset is persisted through the topic's
-    /// store before it takes effect. Committing renews the session's leases in the group.
-    pub fn commit_offset(
-        &self,
-        connection_id: ConnectionId,
-        topic: &str,
-        group: &str,
-        partition: u32,
-        offset: u64,
-    ) -> LiveResult<()> {
-        let connection = self.connection(connection_id)?;
-        let topic = self.topic(topic)?;
-        topic.check_partition(partition)?;
-        let group_state = topic.group(group)?;
-        let now = self.reading();
-        connection.record_heartbeat(now);
-        let mut freed = Vec::new();
-        let request = CommitRequest {
-            me: connection_id,
-            partition,
-            offset,
-            now_ms: now.monotonic_ms,
-        };
-        let result = group_state.commit(&topic.name, request, &mut freed, || {
-            topic.log.commit_offset(group, partition, offset)
-        });
-        topic.partitions_freed(&group_state, &freed);
-        result
-    }
-
-    /// Positions `group` on `partition` at `offset` (an administrative reset: it may move
-    /// the committed offset backwards or forwards). The offset must be within the retained
-    /// range `start..=end` ([`LiveError::OffsetOutOfRange`] otherwise). The partition's
-    /// current lease ends, so its holder continues from the new position.
-    pub fn seek_group(
-        &self,
-        topic: &str,
-        group: &str,
-        partition: u32,
-        offset: u64,
-    ) -> LiveResult<()> {
-        let topic = self.topic(topic)?;
-        topic.check_partition(partition)?;
-        let group_state = topic.group(group)?;
-        let store_error = |error| topic.store_error(error);
-        let bounds = topic.log.bounds(partition).map_err(store_error)?;
-        if offset < bounds.start || offset > bounds.end {
-            return Err(offset_out_of_range(&topic.name, partition, offset, bounds));
-        }
-        let holder = group_state
-            .seek(partition, offset, || {
-                topic.log.commit_offset(group, partition, offset)
-            })
-            .map_err(store_error)?;
-        if let Some(holder) = holder {
-            topic.partitions_freed(&group_state, &[(partition, holder)]);
-            if let Some(session) = self.topics.session(holder) {
-                session.parker.wake();
-            }
-        } else {
-            group_state.waiters.wake_all();
-        }
-        Ok(())
-    }
-
-    /// The session leaves `group`: its leases end now (whatever it did not commit is
-    /// handed out again) and it stops counting as a member.
-    pub fn leave_group(
-        &self,
-        connection_id: ConnectionId,
-        topic: &str,
-        group: &str,
-    ) -> LiveResult<()> {
-        self.connection(connection_id)?;
-        let topic = self.topic(topic)?;
-        let group_state = topic.group(group)?;
-        topic.leave(&group_state, connection_id);
-        if let Some(session) = self.topics.session(connection_id) {
-            session.forget_group(&group_state);
-        }
-        Ok(())
-    }
-
-    /// Every partition of `group`: committed offset, retained range, lag and lease.
-    pub fn group_offsets(&self, topic: &str, group: &str) -> LiveResult<Vec<GroupPartition>> {
-        let topic = self.topic(topic)?;
-        let group_state = topic.group(group)?;
-        let now = self.reading();
-        let snapshot = group_state.snapshot();
-        let mut partitions = Vec::with_capacity(snapshot.len());
-        for (partition, (committed, lease)) in snapshot.into_iter().enumerate() {
-            let bounds = topic
-                .log
-                .bounds(partition as u32)
-                .map_err(|error| topic.store_error(error))?;
-            let lease = lease.filter(|lease| lease.expires_at_ms > now.monotonic_ms);
-            partitions.push(GroupPartition {
-                partition: partition as u32,
-                committed,
-                bounds,
-                lag: bounds
-                    .end
-                    .saturating_sub(committed.unwrap_or(0).max(bounds.start)),
-                holder: lease.map(|lease| lease.holder),
-                delivered: lease.and_then(|lease| lease.next),
-                lease_expires_at_ms: lease.map(|lease| now.wall_at(lease.expires_at_ms)),
-            });
-        }
-        Ok(partitions)
-    }
-
-    /// The group's counters.
-    pub fn group_stats(&self, topic: &str, group: &str) -> LiveResult<GroupStats> {
-        Ok(self.topic(topic)?.group(group)?.stats())
     }
 }

@@ -72,15 +72,14 @@ pub(crate) mod wait;
 use std::collections::HashMap;
 
 use crate::error::{LiveError, LiveResult};
-use crate::manager::ConnectionsManager;
 use crate::sync::{lock, Arc, ArcSwap, AtomicBool, AtomicU64, DataArc, Mutex, Ordering};
 use crate::types::ids::{ConnectionId, SeqId};
 use crate::types::value::Value;
 
 use self::group::Group;
-use self::log::{MemoryLog, PartitionBounds, Retention, TopicLog, TopicLogError, TopicMessage};
-use self::log::{TopicPayload, TopicRecord};
-use self::route::{key_partition, RouteTable};
+use self::log::TopicRecord;
+use self::log::{PartitionBounds, Retention, TopicLog, TopicLogError, TopicMessage};
+use self::route::RouteTable;
 use self::session::ConsumerSession;
 use self::wait::{PartitionSignal, WaitList};
 
@@ -202,13 +201,13 @@ pub(crate) struct Topic {
     pub(crate) log: Box<dyn TopicLog>,
     pub(crate) signals: Box<[PartitionSignal]>,
     pub(crate) groups: Mutex<HashMap<DataArc<str>, Arc<Group>>>,
-    deleted: AtomicBool,
-    round_robin: AtomicU64,
-    appended: AtomicU64,
-    write_failures: AtomicU64,
-    last_error: Mutex<Option<String>>,
+    pub(crate) deleted: AtomicBool,
+    pub(crate) round_robin: AtomicU64,
+    pub(crate) appended: AtomicU64,
+    pub(crate) write_failures: AtomicU64,
+    pub(crate) last_error: Mutex<Option<String>>,
     /// The manager-wide counters the topic also adds to.
-    totals: Arc<TopicTotals>,
+    pub(crate) totals: Arc<TopicTotals>,
 }
 
 /// Manager-wide topic counters.
@@ -340,7 +339,7 @@ impl Topic {
     }
 
     /// Marks the topic deleted and wakes everyone waiting on it.
-    fn delete(&self) {
+    pub(crate) fn delete(&self) {
         self.deleted.store(true, Ordering::SeqCst);
         let groups: Vec<_> = lock(&self.groups).values().cloned().collect();
         for group in groups {
@@ -354,13 +353,13 @@ impl Topic {
 
 /// The topic side of a manager.
 pub(crate) struct Topics {
-    topics: Mutex<HashMap<DataArc<str>, Arc<Topic>>>,
+    pub(crate) topics: Mutex<HashMap<DataArc<str>, Arc<Topic>>>,
     /// Routes by table, read by publishers.
     pub(crate) routes: ArcSwap<RouteTable>,
     /// Serializes route changes; holds the last route id given.
     pub(crate) routes_writer: Mutex<u64>,
     /// True while any route exists: the publish hook's one atomic load.
-    routed: AtomicBool,
+    pub(crate) routed: AtomicBool,
     /// Consumer sessions by connection.
     pub(crate) sessions: Mutex<HashMap<ConnectionId, Arc<ConsumerSession>>>,
     pub(crate) totals: Arc<TopicTotals>,
@@ -399,7 +398,7 @@ impl Topics {
         lock(&self.sessions).get(&id).cloned()
     }
 
-    fn all(&self) -> Vec<Arc<Topic>> {
+    pub(crate) fn all(&self) -> Vec<Arc<Topic>> {
         lock(&self.topics).values().cloned().collect()
     }
 }
@@ -477,265 +476,4 @@ pub(crate) fn validate_name(what: &'static str, name: &str, max_len: usize) -> L
         return refuse("only ASCII letters, digits, '.', '_' and '-' are allowed");
     }
     Ok(())
-}
-
-impl ConnectionsManager {
-    /// Creates a topic stored in a [`MemoryLog`] with the config's retention.
-    pub fn create_topic(&self, name: &str, config: TopicConfig) -> LiveResult<()> {
-        self.check_topic_config(&config)?;
-        let log = MemoryLog::new(config.partitions, config.retention);
-        self.install_topic(name, config, Box::new(log))
-    }
-
-    /// Creates a topic stored in the host's `log` (a durable store, say), which must have
-    /// `config.partitions` partitions. Messages it already holds can be consumed, and
-    /// offsets it has committed for a group are where that group resumes when created.
-    pub fn create_topic_with_log(
-        &self,
-        name: &str,
-        config: TopicConfig,
-        log: Box<dyn TopicLog>,
-    ) -> LiveResult<()> {
-        self.check_topic_config(&config)?;
-        if log.partitions() != config.partitions {
-            return Err(LiveError::InvalidConfig(format!(
-                "the topic log has {} partitions but the topic {}",
-                log.partitions(),
-                config.partitions
-            )));
-        }
-        self.install_topic(name, config, log)
-    }
-
-    fn check_topic_config(&self, config: &TopicConfig) -> LiveResult<()> {
-        let limits = &self.config.topics;
-        let bounds = [
-            (
-                "partitions",
-                u64::from(config.partitions),
-                u64::from(limits.max_partitions),
-            ),
-            (
-                "retention (messages)",
-                config.retention.max_messages,
-                limits.max_retention_messages,
-            ),
-            (
-                "retention (bytes)",
-                config.retention.max_bytes,
-                limits.max_retention_bytes,
-            ),
-        ];
-        for (what, value, max) in bounds {
-            if value == 0 || value > max {
-                return Err(LiveError::OutOfBounds {
-                    what,
-                    value,
-                    min: 1,
-                    max,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn install_topic(
-        &self,
-        name: &str,
-        config: TopicConfig,
-        log: Box<dyn TopicLog>,
-    ) -> LiveResult<()> {
-        validate_name("topic", name, self.config.topics.max_name_len)?;
-        if self.is_shutting_down() {
-            return Err(LiveError::ShuttingDown);
-        }
-        let mut signals = Vec::with_capacity(config.partitions as usize);
-        for partition in 0..config.partitions {
-            let bounds = log
-                .bounds(partition)
-                .map_err(|error| store_error(name, error))?;
-            signals.push(PartitionSignal::new(bounds.end));
-        }
-        let mut topics = lock(&self.topics.topics);
-        if topics.contains_key(name) {
-            return Err(LiveError::TopicExists(name.to_string()));
-        }
-        let max = self.config.topics.max_topics;
-        if topics.len() >= max {
-            return Err(LiveError::OutOfBounds {
-                what: "topics",
-                value: topics.len() as u64 + 1,
-                min: 0,
-                max: max as u64,
-            });
-        }
-        let name: DataArc<str> = DataArc::from(name);
-        topics.insert(
-            name.clone(),
-            Arc::new(Topic {
-                name,
-                config,
-                log,
-                signals: signals.into_boxed_slice(),
-                groups: Mutex::new(HashMap::new()),
-                deleted: AtomicBool::new(false),
-                round_robin: AtomicU64::new(0),
-                appended: AtomicU64::new(0),
-                write_failures: AtomicU64::new(0),
-                last_error: Mutex::new(None),
-                totals: self.topics.totals.clone(),
-            }),
-        );
-        Ok(())
-    }
-
-    /// Deletes a topic with its routes and groups. Consumes parked on it return
-    /// [`LiveError::UnknownTopic`]. Consumer sessions forget its groups at once, so the
-    /// topic (and a host store's `free_user_data`) is dropped as soon as the consumes
-    /// running on it have returned, not when their sessions next join a group.
-    pub fn delete_topic(&self, name: &str) -> LiveResult<()> {
-        let topic = lock(&self.topics.topics)
-            .remove(name)
-            .ok_or_else(|| LiveError::UnknownTopic(name.to_string()))?;
-        topic.delete();
-        // After `delete` marked it: a session joining concurrently sees the mark under its
-        // membership lock (and refuses), or its membership is pruned here.
-        let sessions: Vec<_> = lock(&self.topics.sessions).values().cloned().collect();
-        for session in sessions {
-            session.forget_topic(&topic);
-        }
-        self.retain_routes(|route| !Arc::ptr_eq(&route.topic, &topic));
-        Ok(())
-    }
-
-    /// The topic `name`.
-    pub(crate) fn topic(&self, name: &str) -> LiveResult<Arc<Topic>> {
-        lock(&self.topics.topics)
-            .get(name)
-            .cloned()
-            .ok_or_else(|| LiveError::UnknownTopic(name.to_string()))
-    }
-
-    /// The names of all topics, sorted.
-    pub fn topic_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .topics
-            .all()
-            .iter()
-            .map(|topic| topic.name.to_string())
-            .collect();
-        names.sort();
-        names
-    }
-
-    /// A topic's shape, partitions, groups and counters.
-    pub fn topic_info(&self, name: &str) -> LiveResult<TopicInfo> {
-        let topic = self.topic(name)?;
-        let bounds = (0..topic.partition_count())
-            .map(|partition| topic.log.bounds(partition))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| topic.store_error(error))?;
-        let mut groups: Vec<String> = lock(&topic.groups)
-            .keys()
-            .map(|name| name.to_string())
-            .collect();
-        groups.sort();
-        let routes = self
-            .topics
-            .routes
-            .load()
-            .routes()
-            .filter(|route| Arc::ptr_eq(&route.topic, &topic))
-            .count();
-        let last_write_error = lock(&topic.last_error).clone();
-        Ok(TopicInfo {
-            name: topic.name.to_string(),
-            config: topic.config,
-            bounds,
-            groups,
-            routes,
-            appended: topic.appended.load(Ordering::Relaxed),
-            write_failures: topic.write_failures.load(Ordering::Relaxed),
-            last_write_error,
-        })
-    }
-
-    /// Publishes a message directly to a topic: to its `partition` if given, else by the
-    /// hash of its key, else round-robin. Returns where it went; a store failure is
-    /// returned (and counted).
-    pub fn publish_to_topic(
-        &self,
-        topic: &str,
-        message: DirectMessage,
-    ) -> LiveResult<MessagePosition> {
-        let max = self.config.topics.max_message_bytes;
-        if message.payload.len() > max {
-            return Err(LiveError::OutOfBounds {
-                what: "message payload (bytes)",
-                value: message.payload.len() as u64,
-                min: 0,
-                max: max as u64,
-            });
-        }
-        let topic = self.topic(topic)?;
-        let partitions = topic.partition_count();
-        let partition = match (message.partition, &message.key) {
-            (Some(partition), _) => {
-                topic.check_partition(partition)?;
-                partition
-            }
-            (None, Some(key)) => key_partition(key, partitions),
-            (None, None) => {
-                (topic.round_robin.fetch_add(1, Ordering::Relaxed) % u64::from(partitions)) as u32
-            }
-        };
-        let record = TopicRecord {
-            seq: message.seq,
-            timestamp_ms: self.clock.now_ms(),
-            key: message.key,
-            payload: TopicPayload::Bytes(message.payload),
-        };
-        let offset = topic.append(partition, vec![record])?;
-        Ok(MessagePosition { partition, offset })
-    }
-
-    /// Reads up to `max_messages` messages of a partition from `offset`, outside any group
-    /// (no lease, no commit). An offset outside the retained range `start..=end` is
-    /// [`LiveError::OffsetOutOfRange`]; reading at `end` returns nothing.
-    pub fn read_topic(
-        &self,
-        topic: &str,
-        partition: u32,
-        offset: u64,
-        max_messages: usize,
-    ) -> LiveResult<Vec<DataArc<TopicMessage>>> {
-        check_max_messages(max_messages, self.config.topics.max_consume_messages)?;
-        let topic = self.topic(topic)?;
-        topic.check_partition(partition)?;
-        let mut out = Vec::new();
-        let end = topic.signals[partition as usize].end();
-        match topic.read_log(partition, offset, end, max_messages, &mut out) {
-            Ok(()) => Ok(out),
-            Err(TopicLogError::OutOfRange(bounds)) => {
-                Err(offset_out_of_range(&topic.name, partition, offset, bounds))
-            }
-            Err(error) => Err(topic.store_error(error)),
-        }
-    }
-
-    /// Expires the leases of every group at monotonic reading `now_ms` and wakes sessions
-    /// waiting for the partitions; returns how many leases expired. Called by
-    /// `check_connections`.
-    pub(crate) fn sweep_topic_leases(&self, now_ms: u64) -> usize {
-        let mut expired = 0;
-        for topic in self.topics.all() {
-            let groups: Vec<_> = lock(&topic.groups).values().cloned().collect();
-            for group in groups {
-                let freed = group.sweep(now_ms);
-                expired += freed.len();
-                topic.partitions_freed(&group, &freed);
-            }
-        }
-        expired
-    }
 }

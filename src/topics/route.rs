@@ -20,21 +20,16 @@
 //! column it uses was dropped) counts every change of its table as a failed topic write
 //! until it is removed. Dropping a table removes its routes.
 
-use crate::error::{LiveError, LiveResult};
-use crate::manager::ConnectionsManager;
-use crate::publish::PublishSummary;
 use crate::query::expr::Expr;
-use crate::query::membership::match_change;
-use crate::query::parser::parse_subscription_sql;
 use crate::query::projection::Projection;
 use crate::query::{CompiledQuery, Params, QuerySpec};
 use crate::route::index::TableRoute;
-use crate::sync::{lock, read, Arc, ArcSwap, AtomicU64, DataArc, Guard, Ordering};
-use crate::topics::log::{RowChange, TopicPayload, TopicRecord};
+use crate::sync::{Arc, ArcSwap, AtomicU64, DataArc, Guard, Ordering};
+use crate::topics::log::TopicRecord;
 use crate::topics::Topic;
-use crate::types::change::{ChangeType, Commit};
+use crate::types::change::ChangeType;
 use crate::types::ids::{TableId, TableKey};
-use crate::types::schema::{TableSchema, TableScope};
+use crate::types::schema::TableSchema;
 use crate::types::value::{exact_int, Value};
 
 /// Identifies a topic route, for removing it.
@@ -190,14 +185,14 @@ pub struct TopicRouteInfo {
 }
 
 /// A route compiled against one schema version of its table.
-struct RouteVersion {
-    schema: DataArc<TableSchema>,
-    compiled: Result<Compiled, String>,
+pub(crate) struct RouteVersion {
+    pub(crate) schema: DataArc<TableSchema>,
+    pub(crate) compiled: Result<Compiled, String>,
 }
 
 /// A route's version for one change: the current one as loaded (no `Arc` clone), or one
 /// just compiled for a changed schema.
-enum VersionRef {
+pub(crate) enum VersionRef {
     Loaded(Guard<Arc<RouteVersion>>),
     Compiled(Arc<RouteVersion>),
 }
@@ -213,12 +208,12 @@ impl std::ops::Deref for VersionRef {
     }
 }
 
-struct Compiled {
-    query: DataArc<CompiledQuery>,
+pub(crate) struct Compiled {
+    pub(crate) query: DataArc<CompiledQuery>,
     /// The route's constants for its query template's parameters.
-    params: Params,
-    key_position: Option<usize>,
-    columns: DataArc<[DataArc<str>]>,
+    pub(crate) params: Params,
+    pub(crate) key_position: Option<usize>,
+    pub(crate) columns: DataArc<[DataArc<str>]>,
 }
 
 /// A route in the route table.
@@ -227,17 +222,17 @@ pub(crate) struct CompiledRoute {
     pub(crate) spec: TopicRouteSpec,
     pub(crate) table_key: TableKey,
     pub(crate) topic: Arc<Topic>,
-    query: QuerySpec,
-    version: ArcSwap<RouteVersion>,
-    round_robin: AtomicU64,
-    routed: AtomicU64,
-    broken_changes: AtomicU64,
+    pub(crate) query: QuerySpec,
+    pub(crate) version: ArcSwap<RouteVersion>,
+    pub(crate) round_robin: AtomicU64,
+    pub(crate) routed: AtomicU64,
+    pub(crate) broken_changes: AtomicU64,
 }
 
 /// Routes by table key; replaced whole when a route is added or removed.
 #[derive(Clone, Default)]
 pub(crate) struct RouteTable {
-    by_table: Vec<Vec<Arc<CompiledRoute>>>,
+    pub(crate) by_table: Vec<Vec<Arc<CompiledRoute>>>,
 }
 
 impl RouteTable {
@@ -253,7 +248,7 @@ impl RouteTable {
         self.by_table.iter().flatten()
     }
 
-    fn with(&self, route: Arc<CompiledRoute>) -> Self {
+    pub(crate) fn with(&self, route: Arc<CompiledRoute>) -> Self {
         let mut next = self.clone();
         let index = route.table_key.0 as usize;
         if next.by_table.len() <= index {
@@ -322,17 +317,20 @@ pub(crate) fn key_partition(key: &Value, partitions: u32) -> u32 {
 }
 
 impl CompiledRoute {
-    /// The version compiled for `table`'s current schema, compiling it if the schema
-    /// changed since. The current version is compared through a guard; an `Arc` is taken
-    /// only when the schema changed.
-    fn version_for(&self, table: &TableRoute, manager: &ConnectionsManager) -> VersionRef {
+    /// The version compiled for `table`'s current schema, compiling it with `compile` if
+    /// the schema changed since. The current version is compared through a guard; an `Arc`
+    /// is taken only when the schema changed.
+    pub(crate) fn version_for(
+        &self,
+        table: &TableRoute,
+        compile: impl FnOnce(&QuerySpec, &Partitioning, &TableRoute) -> RouteVersion,
+    ) -> VersionRef {
         let current = self.version.load();
         if DataArc::ptr_eq(&current.schema, &table.schema) {
             return VersionRef::Loaded(current);
         }
         drop(current);
-        let version =
-            Arc::new(manager.compile_route_version(&self.query, &self.spec.partitioning, table));
+        let version = Arc::new(compile(&self.query, &self.spec.partitioning, table));
         self.version.store(version.clone());
         VersionRef::Compiled(version)
     }
@@ -349,329 +347,8 @@ impl CompiledRoute {
 }
 
 /// Messages for one partition of one topic, gathered during a publish.
-struct Pending {
-    topic: Arc<Topic>,
-    partition: u32,
-    records: Vec<TopicRecord>,
-}
-
-impl ConnectionsManager {
-    /// Adds a route feeding `spec.topic` from `spec.table_id`. The filter and projection
-    /// are compiled now against the table's schema (an unknown column, an oversized filter
-    /// or bad SQL is refused with the same typed errors as a subscription), as is the key
-    /// column. Changes published after this returns are routed.
-    pub fn add_topic_route(&self, spec: TopicRouteSpec) -> LiveResult<TopicRouteId> {
-        if spec.change_types.is_empty() {
-            return Err(LiveError::InvalidFilter(
-                "a topic route needs at least one change type".into(),
-            ));
-        }
-        let topic = self.topic(&spec.topic)?;
-        // Shared, so a table cannot be dropped (which removes its routes) meanwhile.
-        let _lifecycle = read(&self.lifecycle);
-        let table = self
-            .index
-            .with_directory(|directory| directory.route_by_id(&spec.table_id).cloned())
-            .ok_or_else(|| LiveError::UnknownTable(spec.table_id.to_string()))?;
-        let query = self.route_query(&spec)?;
-        let version = RouteVersion {
-            schema: table.schema.clone(),
-            compiled: Ok(self.compile_route(&query, &spec.partitioning, &table)?),
-        };
-        let mut writer = lock(&self.topics.routes_writer);
-        let current = self.topics.routes.load_full();
-        let max = self.config.topics.max_routes;
-        if current.len() >= max {
-            return Err(LiveError::OutOfBounds {
-                what: "topic routes",
-                value: current.len() as u64 + 1,
-                min: 0,
-                max: max as u64,
-            });
-        }
-        if topic.is_deleted() {
-            return Err(LiveError::UnknownTopic(spec.topic.clone()));
-        }
-        *writer += 1;
-        let id = TopicRouteId(*writer);
-        let route = Arc::new(CompiledRoute {
-            id,
-            table_key: table.key,
-            topic,
-            query,
-            spec,
-            version: ArcSwap::from_pointee(version),
-            round_robin: AtomicU64::new(0),
-            routed: AtomicU64::new(0),
-            broken_changes: AtomicU64::new(0),
-        });
-        self.topics.routes.store(Arc::new(current.with(route)));
-        self.topics.refresh_routed();
-        Ok(id)
-    }
-
-    /// Removes a route; changes published after this returns no longer reach its topic.
-    pub fn remove_topic_route(&self, id: TopicRouteId) -> LiveResult<()> {
-        if !self.retain_routes(|route| route.id != id) {
-            return Err(LiveError::UnknownTopicRoute(id.0));
-        }
-        Ok(())
-    }
-
-    /// Keeps only the routes `keep` accepts, under the route writer; returns whether any
-    /// was removed (the route table is replaced only then).
-    pub(crate) fn retain_routes(&self, keep: impl Fn(&CompiledRoute) -> bool) -> bool {
-        let _writer = lock(&self.topics.routes_writer);
-        let current = self.topics.routes.load_full();
-        let next = current.without(keep);
-        if next.len() == current.len() {
-            return false;
-        }
-        self.topics.routes.store(Arc::new(next));
-        self.topics.refresh_routed();
-        true
-    }
-
-    /// The routes feeding `topic`, with their counters.
-    pub fn topic_routes(&self, topic: &str) -> LiveResult<Vec<TopicRouteInfo>> {
-        let topic = self.topic(topic)?;
-        let routes = self.topics.routes.load_full();
-        Ok(routes
-            .routes()
-            .filter(|route| Arc::ptr_eq(&route.topic, &topic))
-            .map(|route| route.info())
-            .collect())
-    }
-
-    /// A route spec from subscription SQL (`SELECT cols | * FROM [namespace.]table [WHERE
-    /// ...]`), parsed with this manager's limits and default namespace: table, filter and
-    /// projection come from the SQL; every change type, round-robin (adjust with the
-    /// builder methods).
-    pub fn topic_route_from_sql(&self, topic: &str, sql: &str) -> LiveResult<TopicRouteSpec> {
-        let limits = self.config.filter_limits;
-        let (query, _) = self.queries.parsed(sql, || {
-            parse_subscription_sql(sql, &limits)
-                .map(|parsed| parsed.into_spec(&self.config.default_namespace))
-        })?;
-        Ok(TopicRouteSpec::from_query(topic, query))
-    }
-
-    /// Removes the routes of a table being dropped.
-    pub(crate) fn drop_topic_routes_of(&self, table_id: &TableId) {
-        let Some(key) = self
-            .index
-            .with_directory(|directory| directory.route_by_id(table_id).map(|route| route.key))
-        else {
-            return;
-        };
-        self.retain_routes(|route| route.table_key != key);
-    }
-
-    /// The route's query: its table, filter (SQL WHERE text parsed now) and projection.
-    fn route_query(&self, spec: &TopicRouteSpec) -> LiveResult<QuerySpec> {
-        let filter = match &spec.filter {
-            RouteFilter::All => None,
-            RouteFilter::Expr(expr) => Some(expr.clone()),
-            RouteFilter::Sql(where_sql) => Some(self.parse_where(&spec.table_id, where_sql)?),
-        };
-        Ok(QuerySpec {
-            table_id: spec.table_id.clone(),
-            filter,
-            projection: spec.projection.clone(),
-        })
-    }
-
-    /// Parses WHERE text as the filter of `SELECT * FROM table WHERE <text>`. Positions in
-    /// errors are those of the text as given.
-    fn parse_where(&self, table_id: &TableId, where_sql: &str) -> LiveResult<Expr> {
-        let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
-        let prefix = format!(
-            "SELECT * FROM {}.{} WHERE ",
-            quote(table_id.namespace()),
-            quote(table_id.name())
-        );
-        let sql = format!("{prefix}{where_sql}");
-        let parsed =
-            parse_subscription_sql(&sql, &self.config.filter_limits).map_err(
-                |error| match error {
-                    LiveError::Sql {
-                        message,
-                        line: 1,
-                        column,
-                    } => LiveError::Sql {
-                        message,
-                        line: 1,
-                        column: column.saturating_sub(prefix.chars().count() as u64),
-                    },
-                    other => other,
-                },
-            )?;
-        match parsed.filter {
-            Some(filter) if parsed.table_id(&self.config.default_namespace) == *table_id => {
-                Ok(filter)
-            }
-            _ => Err(LiveError::Sql {
-                message: "the WHERE text must be one condition".into(),
-                line: 0,
-                column: 0,
-            }),
-        }
-    }
-
-    /// Compiles a route's query and key column against `table`'s schema.
-    fn compile_route(
-        &self,
-        query: &QuerySpec,
-        partitioning: &Partitioning,
-        table: &TableRoute,
-    ) -> LiveResult<Compiled> {
-        let params = query.params();
-        let compiled = CompiledQuery::compile(
-            query.clone(),
-            table.key,
-            table.schema.clone(),
-            &self.config.filter_limits,
-            &self.index.hasher,
-            DataArc::new,
-        )?;
-        let key_position = match partitioning {
-            Partitioning::RoundRobin => None,
-            Partitioning::KeyColumn(column) => {
-                Some(table.schema.column_position(column).ok_or_else(|| {
-                    LiveError::UnknownColumn {
-                        table: table.schema.table_id.to_string(),
-                        column: column.clone(),
-                    }
-                })?)
-            }
-        };
-        let columns = compiled.projection.column_names().iter().cloned().collect();
-        Ok(Compiled {
-            query: DataArc::new(compiled),
-            params,
-            key_position,
-            columns,
-        })
-    }
-
-    fn compile_route_version(
-        &self,
-        query: &QuerySpec,
-        partitioning: &Partitioning,
-        table: &TableRoute,
-    ) -> RouteVersion {
-        RouteVersion {
-            schema: table.schema.clone(),
-            compiled: self
-                .compile_route(query, partitioning, table)
-                .map_err(|error| error.to_string()),
-        }
-    }
-
-    /// The publish hook: turns the commit's changes that match a topic route into
-    /// messages and appends them, one append per (topic, partition). The caller has
-    /// checked that some route exists. A failed append is counted in `summary`, in the
-    /// topic's and the manager's counters, and kept as the topic's last error.
-    pub(crate) fn feed_topics<'a>(
-        &self,
-        commit: &Commit,
-        tables: impl Iterator<Item = &'a TableRoute>,
-        now_ms: u64,
-        summary: &mut PublishSummary,
-    ) {
-        let route_table = self.topics.routes.load();
-        let mut pending: Vec<Pending> = Vec::new();
-        for (change, table) in commit.changes.iter().zip(tables) {
-            let Some(routes) = route_table.by_table.get(table.key.0 as usize) else {
-                continue;
-            };
-            for route in routes {
-                if route.topic.is_deleted() {
-                    continue;
-                }
-                let version = route.version_for(table, self);
-                let compiled = match &version.compiled {
-                    Ok(compiled) => compiled,
-                    Err(reason) => {
-                        route.broken_changes.fetch_add(1, Ordering::Relaxed);
-                        summary.topic_write_failures += 1;
-                        route.topic.record_failure(1, reason);
-                        continue;
-                    }
-                };
-                let Some(change_type) = match_change(
-                    compiled.query.filter.as_ref(),
-                    &compiled.params,
-                    change,
-                    &mut summary.evaluated,
-                ) else {
-                    continue;
-                };
-                if !route.spec.change_types.contains(change_type) {
-                    continue;
-                }
-                let projection = &compiled.query.projection;
-                let key = compiled
-                    .key_position
-                    .map(|position| change.row.value(position).clone());
-                let partitions = route.topic.partition_count();
-                let partition = match &key {
-                    Some(key) => key_partition(key, partitions),
-                    None => {
-                        (route.round_robin.fetch_add(1, Ordering::Relaxed) % u64::from(partitions))
-                            as u32
-                    }
-                };
-                let old_row = match change.change_type {
-                    ChangeType::Update => change.old_row.as_ref().map(|row| projection.apply(row)),
-                    _ => None,
-                };
-                let owner = match table.schema.scope {
-                    TableScope::User => change.owner.clone(),
-                    TableScope::Shared => None,
-                };
-                let record = TopicRecord {
-                    seq: commit.seq,
-                    timestamp_ms: now_ms,
-                    key,
-                    payload: TopicPayload::Change(RowChange {
-                        table_id: change.table_id.clone(),
-                        change_type,
-                        source_type: change.change_type,
-                        owner,
-                        columns: compiled.columns.clone(),
-                        // As for live queries, a row leaving the filter is carried as it was.
-                        row: match (change_type, change.old_row.as_ref()) {
-                            (ChangeType::Delete, Some(old)) => projection.apply(old),
-                            _ => projection.apply(&change.row),
-                        },
-                        old_row,
-                    }),
-                };
-                route.routed.fetch_add(1, Ordering::Relaxed);
-                match pending.iter_mut().find(|pending| {
-                    Arc::ptr_eq(&pending.topic, &route.topic) && pending.partition == partition
-                }) {
-                    Some(pending) => pending.records.push(record),
-                    None => pending.push(Pending {
-                        topic: route.topic.clone(),
-                        partition,
-                        records: vec![record],
-                    }),
-                }
-            }
-        }
-        for Pending {
-            topic,
-            partition,
-            records,
-        } in pending
-        {
-            let count = records.len();
-            match topic.append(partition, records) {
-                Ok(_) => summary.topic_messages += count,
-                Err(_) => summary.topic_write_failures += count,
-            }
-        }
-    }
+pub(crate) struct Pending {
+    pub(crate) topic: Arc<Topic>,
+    pub(crate) partition: u32,
+    pub(crate) records: Vec<TopicRecord>,
 }

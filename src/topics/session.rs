@@ -6,9 +6,7 @@
 //! leases end at once — whatever it had not committed is handed out again — and a consume
 //! parked on it wakes up and returns [`LiveError::UnknownConnection`].
 
-use crate::connection::state::SharedConnectionState;
 use crate::error::{LiveError, LiveResult};
-use crate::manager::ConnectionsManager;
 use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::topics::group::Group;
 use crate::topics::wait::Parker;
@@ -27,7 +25,7 @@ pub(crate) struct ConsumerSession {
 }
 
 impl ConsumerSession {
-    fn new(id: ConnectionId) -> Self {
+    pub(crate) fn new(id: ConnectionId) -> Self {
         Self {
             id,
             parker: Parker::new(),
@@ -93,57 +91,12 @@ impl ConsumerSession {
 
     /// Ends the session: every lease it holds ends (and waiting sessions are woken to take
     /// the partitions), and a consume parked on it wakes.
-    fn end(&self) {
+    pub(crate) fn end(&self) {
         self.closed.store(true, Ordering::SeqCst);
         let memberships = std::mem::take(&mut *lock(&self.memberships));
         for (topic, group) in memberships {
             topic.leave(&group, self.id);
         }
         self.parker.wake();
-    }
-}
-
-impl ConnectionsManager {
-    /// The consumer session of a registered connection, created on first use.
-    pub(crate) fn consumer_session(
-        &self,
-        connection: &SharedConnectionState,
-    ) -> LiveResult<Arc<ConsumerSession>> {
-        let id = connection.id();
-        let session = {
-            let mut sessions = lock(&self.topics.sessions);
-            sessions
-                .entry(id)
-                .or_insert_with(|| Arc::new(ConsumerSession::new(id)))
-                .clone()
-        };
-        // Unregistering marks the connection closed before it ends the session, so a
-        // session created after that is seen here and removed again.
-        if connection.is_closed() {
-            self.end_consumer_session(id);
-            return Err(LiveError::UnknownConnection(id));
-        }
-        Ok(session)
-    }
-
-    /// Ends the consumer session of a connection being unregistered, if it has one.
-    pub(crate) fn end_consumer_session(&self, connection_id: ConnectionId) {
-        let session = lock(&self.topics.sessions).remove(&connection_id);
-        if let Some(session) = session {
-            session.end();
-        }
-        // An async consume dropped while parked may have left its registration.
-        if let Some(waiters) = &self.topics.clock_waiters {
-            waiters.remove(connection_id);
-        }
-    }
-
-    /// Wakes every consumer session (shutdown): parked consumes return
-    /// [`LiveError::ShuttingDown`].
-    pub(crate) fn wake_consumer_sessions(&self) {
-        let sessions: Vec<_> = lock(&self.topics.sessions).values().cloned().collect();
-        for session in sessions {
-            session.parker.wake();
-        }
     }
 }

@@ -2,11 +2,8 @@
 
 use std::fmt;
 
-use crate::error::LiveError;
-use crate::error::LiveResult;
 use crate::sync::{DataArc, Mutex};
 use crate::types::ids::{SeqId, TableId, UserId};
-use crate::types::schema::TableSchema;
 use crate::types::value::Row;
 
 /// What a change did to a row. For a subscriber, an update can also arrive as an insert
@@ -179,28 +176,5 @@ impl Commit {
             json: json.clone(),
         });
         json
-    }
-}
-
-/// Checks a change against its table's schema: row lengths, and an old row on updates.
-/// Shared by publish and replay.
-pub(crate) fn validate_change(schema: &TableSchema, change: &ChangeNotification) -> LiveResult<()> {
-    let expected = schema.columns.len();
-    let check = |row_len: usize| {
-        if row_len == expected {
-            Ok(())
-        } else {
-            Err(LiveError::RowArity {
-                table: change.table_id.to_string(),
-                expected,
-                got: row_len,
-            })
-        }
-    };
-    check(change.row.len())?;
-    match (&change.change_type, &change.old_row) {
-        (ChangeType::Update, None) => Err(LiveError::MissingOldRow(change.table_id.clone())),
-        (ChangeType::Update, Some(old_row)) => check(old_row.len()),
-        _ => Ok(()),
     }
 }

@@ -1,6 +1,5 @@
 //! Table schemas as the engine registers them.
 
-use crate::error::LiveError;
 use crate::sync::DataArc;
 use crate::types::ids::TableId;
 
@@ -60,55 +59,11 @@ impl TableSchema {
             .iter()
             .position(|column| column.name.eq_ignore_ascii_case(name))
     }
-
-    /// Checks that the schema is usable: at least one column, at most [`MAX_COLUMNS`], no
-    /// empty names, and no two names equal ignoring ASCII case.
-    pub fn validate(&self) -> Result<(), LiveError> {
-        let invalid = |reason: String| LiveError::InvalidSchema {
-            table: self.table_id.to_string(),
-            reason,
-        };
-        if self.columns.is_empty() {
-            return Err(invalid("a table needs at least one column".into()));
-        }
-        if self.columns.len() > MAX_COLUMNS {
-            return Err(invalid(format!("more than {MAX_COLUMNS} columns")));
-        }
-        for (position, column) in self.columns.iter().enumerate() {
-            if column.name.is_empty() {
-                return Err(invalid(format!("column {position} has an empty name")));
-            }
-            if self.column_position(&column.name) != Some(position) {
-                return Err(invalid(format!("column '{}' appears twice", column.name)));
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn validate_refuses_duplicates_and_empty_tables() {
-        let table = TableId::new("app", "t");
-        assert!(
-            TableSchema::new(table.clone(), TableScope::Shared, ["a", "b"])
-                .validate()
-                .is_ok()
-        );
-        let duplicate = TableSchema::new(table.clone(), TableScope::Shared, ["a", "A"]);
-        assert!(matches!(
-            duplicate.validate(),
-            Err(LiveError::InvalidSchema { .. })
-        ));
-        let empty = TableSchema::new(table, TableScope::Shared, Vec::<&str>::new());
-        assert!(matches!(
-            empty.validate(),
-            Err(LiveError::InvalidSchema { .. })
-        ));
-    }
 
     #[test]
     fn columns_match_ignoring_ascii_case() {

@@ -1,0 +1,53 @@
+//! Publishing, from the manager's side: the host's entry points. The path itself (resolve,
+//! route, filter, gate, send) is `crate::publish`; this file lends it the manager's index,
+//! counters and policy, and feeds topic routes after the live deliveries.
+
+use crate::error::LiveResult;
+use crate::manager::ConnectionsManager;
+use crate::publish::{PublishSummary, Publisher};
+use crate::route::index::TableRoute;
+use crate::types::change::{ChangeNotification, Commit};
+use crate::types::ids::SeqId;
+
+impl ConnectionsManager {
+    /// Publishes one change as its own commit. See [`publish_commit`](Self::publish_commit).
+    pub fn publish(&self, seq: SeqId, change: ChangeNotification) -> LiveResult<PublishSummary> {
+        self.publish_commit(seq, vec![change])
+    }
+
+    /// Publishes the changes of one commit, numbered `seq`.
+    ///
+    /// The engine publishes each table's commits in ascending SeqId order, one at a time;
+    /// livecore does not reorder them. Every change is validated first (known table, row
+    /// lengths, an owner on user-scoped tables, an old row on updates): an invalid commit
+    /// is refused whole and nothing is delivered. Each matching subscription then receives
+    /// one delivery holding all the commit's changes it matched, in commit order.
+    ///
+    /// Changes that match a topic route are appended to its topic (one message per change,
+    /// each carrying `seq`). A failed topic write does not fail the publish — the live
+    /// deliveries are made either way — but it is never silent: it is counted in the
+    /// summary's `topic_write_failures`, in the topic's counters with its error, and in
+    /// [`RegistryStats`](crate::RegistryStats).
+    pub fn publish_commit(
+        &self,
+        seq: SeqId,
+        changes: Vec<ChangeNotification>,
+    ) -> LiveResult<PublishSummary> {
+        let publisher = Publisher {
+            index: &self.index,
+            stats: &self.stats,
+            slow_consumer_policy: self.config.slow_consumer_policy,
+            reap: &self.reap,
+        };
+        let now_ms = self.clock.now_ms();
+        if !self.topics.is_routed() {
+            return publisher.publish_commit(seq, changes, now_ms, None);
+        }
+        let mut feed = |commit: &Commit,
+                        tables: &mut dyn Iterator<Item = &TableRoute>,
+                        summary: &mut PublishSummary| {
+            self.feed_topics(commit, tables, now_ms, summary)
+        };
+        publisher.publish_commit(seq, changes, now_ms, Some(&mut feed))
+    }
+}

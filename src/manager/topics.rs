@@ -1,0 +1,1277 @@
+//! Topics, from the manager's side: creating and deleting topics, routes from tables,
+//! direct publishes, consumer groups and the long-poll consume. The topic machinery itself
+//! (logs, routes, groups, sessions, wake-ups) lives in `crate::topics`; this file connects
+//! it to the manager's clock, limits, connections and routing index.
+
+use crate::connection::state::SharedConnectionState;
+use crate::error::LiveError;
+use crate::error::LiveResult;
+use crate::manager::ConnectionsManager;
+use crate::publish::PublishSummary;
+use crate::query::expr::Expr;
+use crate::query::membership::match_change;
+use crate::query::parser::parse_subscription_sql;
+use crate::query::CompiledQuery;
+use crate::query::QuerySpec;
+use crate::route::index::TableRoute;
+use crate::sync::lock;
+use crate::sync::read;
+use crate::sync::Arc;
+use crate::sync::ArcSwap;
+use crate::sync::AtomicBool;
+use crate::sync::AtomicU64;
+use crate::sync::DataArc;
+use crate::sync::Mutex;
+use crate::sync::Ordering;
+use crate::topics::check_max_messages;
+use crate::topics::consume::Call;
+use crate::topics::consume::ConsumeBatch;
+use crate::topics::consume::PartitionPosition;
+use crate::topics::consume::Pass;
+use crate::topics::consume::RetentionSkip;
+use crate::topics::group::CommitRequest;
+use crate::topics::group::Group;
+use crate::topics::group::GroupConfig;
+use crate::topics::group::GroupPartition;
+use crate::topics::group::GroupStats;
+use crate::topics::group::OutOfRangeOutcome;
+use crate::topics::group::ParkDecision;
+use crate::topics::group::ResetPolicy;
+use crate::topics::log::MemoryLog;
+use crate::topics::log::RowChange;
+use crate::topics::log::TopicLog;
+use crate::topics::log::TopicLogError;
+use crate::topics::log::TopicMessage;
+use crate::topics::log::TopicPayload;
+use crate::topics::log::TopicRecord;
+use crate::topics::offset_out_of_range;
+use crate::topics::route::key_partition;
+use crate::topics::route::Compiled;
+use crate::topics::route::CompiledRoute;
+use crate::topics::route::Partitioning;
+use crate::topics::route::Pending;
+use crate::topics::route::RouteFilter;
+use crate::topics::route::RouteVersion;
+use crate::topics::route::TopicRouteId;
+use crate::topics::route::TopicRouteInfo;
+use crate::topics::route::TopicRouteSpec;
+use crate::topics::session::ConsumerSession;
+use crate::topics::store_error;
+use crate::topics::validate_name;
+use crate::topics::wait::PartitionSignal;
+use crate::topics::DirectMessage;
+use crate::topics::MessagePosition;
+use crate::topics::Topic;
+use crate::topics::TopicConfig;
+use crate::topics::TopicInfo;
+use crate::types::change::ChangeType;
+use crate::types::change::Commit;
+use crate::types::ids::ConnectionId;
+use crate::types::ids::TableId;
+use crate::types::schema::TableScope;
+use std::collections::HashMap;
+use std::time::Duration;
+use std::time::Instant;
+
+impl ConnectionsManager {
+    /// Creates a topic stored in a [`MemoryLog`] with the config's retention.
+    pub fn create_topic(&self, name: &str, config: TopicConfig) -> LiveResult<()> {
+        self.check_topic_config(&config)?;
+        let log = MemoryLog::new(config.partitions, config.retention);
+        self.install_topic(name, config, Box::new(log))
+    }
+
+    /// Creates a topic stored in the host's `log` (a durable store, say), which must have
+    /// `config.partitions` partitions. Messages it already holds can be consumed, and
+    /// offsets it has committed for a group are where that group resumes when created.
+    pub fn create_topic_with_log(
+        &self,
+        name: &str,
+        config: TopicConfig,
+        log: Box<dyn TopicLog>,
+    ) -> LiveResult<()> {
+        self.check_topic_config(&config)?;
+        if log.partitions() != config.partitions {
+            return Err(LiveError::InvalidConfig(format!(
+                "the topic log has {} partitions but the topic {}",
+                log.partitions(),
+                config.partitions
+            )));
+        }
+        self.install_topic(name, config, log)
+    }
+
+    fn check_topic_config(&self, config: &TopicConfig) -> LiveResult<()> {
+        let limits = &self.config.topics;
+        let bounds = [
+            (
+                "partitions",
+                u64::from(config.partitions),
+                u64::from(limits.max_partitions),
+            ),
+            (
+                "retention (messages)",
+                config.retention.max_messages,
+                limits.max_retention_messages,
+            ),
+            (
+                "retention (bytes)",
+                config.retention.max_bytes,
+                limits.max_retention_bytes,
+            ),
+        ];
+        for (what, value, max) in bounds {
+            if value == 0 || value > max {
+                return Err(LiveError::OutOfBounds {
+                    what,
+                    value,
+                    min: 1,
+                    max,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn install_topic(
+        &self,
+        name: &str,
+        config: TopicConfig,
+        log: Box<dyn TopicLog>,
+    ) -> LiveResult<()> {
+        validate_name("topic", name, self.config.topics.max_name_len)?;
+        if self.is_shutting_down() {
+            return Err(LiveError::ShuttingDown);
+        }
+        let mut signals = Vec::with_capacity(config.partitions as usize);
+        for partition in 0..config.partitions {
+            let bounds = log
+                .bounds(partition)
+                .map_err(|error| store_error(name, error))?;
+            signals.push(PartitionSignal::new(bounds.end));
+        }
+        let mut topics = lock(&self.topics.topics);
+        if topics.contains_key(name) {
+            return Err(LiveError::TopicExists(name.to_string()));
+        }
+        let max = self.config.topics.max_topics;
+        if topics.len() >= max {
+            return Err(LiveError::OutOfBounds {
+                what: "topics",
+                value: topics.len() as u64 + 1,
+                min: 0,
+                max: max as u64,
+            });
+        }
+        let name: DataArc<str> = DataArc::from(name);
+        topics.insert(
+            name.clone(),
+            Arc::new(Topic {
+                name,
+                config,
+                log,
+                signals: signals.into_boxed_slice(),
+                groups: Mutex::new(HashMap::new()),
+                deleted: AtomicBool::new(false),
+                round_robin: AtomicU64::new(0),
+                appended: AtomicU64::new(0),
+                write_failures: AtomicU64::new(0),
+                last_error: Mutex::new(None),
+                totals: self.topics.totals.clone(),
+            }),
+        );
+        Ok(())
+    }
+
+    /// Deletes a topic with its routes and groups. Consumes parked on it return
+    /// [`LiveError::UnknownTopic`]. Consumer sessions forget its groups at once, so the
+    /// topic (and a host store's `free_user_data`) is dropped as soon as the consumes
+    /// running on it have returned, not when their sessions next join a group.
+    pub fn delete_topic(&self, name: &str) -> LiveResult<()> {
+        let topic = lock(&self.topics.topics)
+            .remove(name)
+            .ok_or_else(|| LiveError::UnknownTopic(name.to_string()))?;
+        topic.delete();
+        // After `delete` marked it: a session joining concurrently sees the mark under its
+        // membership lock (and refuses), or its membership is pruned here.
+        let sessions: Vec<_> = lock(&self.topics.sessions).values().cloned().collect();
+        for session in sessions {
+            session.forget_topic(&topic);
+        }
+        self.retain_routes(|route| !Arc::ptr_eq(&route.topic, &topic));
+        Ok(())
+    }
+
+    /// The topic `name`.
+    pub(crate) fn topic(&self, name: &str) -> LiveResult<Arc<Topic>> {
+        lock(&self.topics.topics)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| LiveError::UnknownTopic(name.to_string()))
+    }
+
+    /// The names of all topics, sorted.
+    pub fn topic_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .topics
+            .all()
+            .iter()
+            .map(|topic| topic.name.to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A topic's shape, partitions, groups and counters.
+    pub fn topic_info(&self, name: &str) -> LiveResult<TopicInfo> {
+        let topic = self.topic(name)?;
+        let bounds = (0..topic.partition_count())
+            .map(|partition| topic.log.bounds(partition))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| topic.store_error(error))?;
+        let mut groups: Vec<String> = lock(&topic.groups)
+            .keys()
+            .map(|name| name.to_string())
+            .collect();
+        groups.sort();
+        let routes = self
+            .topics
+            .routes
+            .load()
+            .routes()
+            .filter(|route| Arc::ptr_eq(&route.topic, &topic))
+            .count();
+        let last_write_error = lock(&topic.last_error).clone();
+        Ok(TopicInfo {
+            name: topic.name.to_string(),
+            config: topic.config,
+            bounds,
+            groups,
+            routes,
+            appended: topic.appended.load(Ordering::Relaxed),
+            write_failures: topic.write_failures.load(Ordering::Relaxed),
+            last_write_error,
+        })
+    }
+
+    /// Publishes a message directly to a topic: to its `partition` if given, else by the
+    /// hash of its key, else round-robin. Returns where it went; a store failure is
+    /// returned (and counted).
+    pub fn publish_to_topic(
+        &self,
+        topic: &str,
+        message: DirectMessage,
+    ) -> LiveResult<MessagePosition> {
+        let max = self.config.topics.max_message_bytes;
+        if message.payload.len() > max {
+            return Err(LiveError::OutOfBounds {
+                what: "message payload (bytes)",
+                value: message.payload.len() as u64,
+                min: 0,
+                max: max as u64,
+            });
+        }
+        let topic = self.topic(topic)?;
+        let partitions = topic.partition_count();
+        let partition = match (message.partition, &message.key) {
+            (Some(partition), _) => {
+                topic.check_partition(partition)?;
+                partition
+            }
+            (None, Some(key)) => key_partition(key, partitions),
+            (None, None) => {
+                (topic.round_robin.fetch_add(1, Ordering::Relaxed) % u64::from(partitions)) as u32
+            }
+        };
+        let record = TopicRecord {
+            seq: message.seq,
+            timestamp_ms: self.clock.now_ms(),
+            key: message.key,
+            payload: TopicPayload::Bytes(message.payload),
+        };
+        let offset = topic.append(partition, vec![record])?;
+        Ok(MessagePosition { partition, offset })
+    }
+
+    /// Reads up to `max_messages` messages of a partition from `offset`, outside any group
+    /// (no lease, no commit). An offset outside the retained range `start..=end` is
+    /// [`LiveError::OffsetOutOfRange`]; reading at `end` returns nothing.
+    pub fn read_topic(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_messages: usize,
+    ) -> LiveResult<Vec<DataArc<TopicMessage>>> {
+        check_max_messages(max_messages, self.config.topics.max_consume_messages)?;
+        let topic = self.topic(topic)?;
+        topic.check_partition(partition)?;
+        let mut out = Vec::new();
+        let end = topic.signals[partition as usize].end();
+        match topic.read_log(partition, offset, end, max_messages, &mut out) {
+            Ok(()) => Ok(out),
+            Err(TopicLogError::OutOfRange(bounds)) => {
+                Err(offset_out_of_range(&topic.name, partition, offset, bounds))
+            }
+            Err(error) => Err(topic.store_error(error)),
+        }
+    }
+
+    /// Expires the leases of every group at monotonic reading `now_ms` and wakes sessions
+    /// waiting for the partitions; returns how many leases expired. Called by
+    /// `check_connections`.
+    pub(crate) fn sweep_topic_leases(&self, now_ms: u64) -> usize {
+        let mut expired = 0;
+        for topic in self.topics.all() {
+            let groups: Vec<_> = lock(&topic.groups).values().cloned().collect();
+            for group in groups {
+                let freed = group.sweep(now_ms);
+                expired += freed.len();
+                topic.partitions_freed(&group, &freed);
+            }
+        }
+        expired
+    }
+}
+
+impl ConnectionsManager {
+    /// Adds a route feeding `spec.topic` from `spec.table_id`. The filter and projection
+    /// are compiled now against the table's schema (an unknown column, an oversized filter
+    /// or bad SQL is refused with the same typed errors as a subscription), as is the key
+    /// column. Changes published after this returns are routed.
+    pub fn add_topic_route(&self, spec: TopicRouteSpec) -> LiveResult<TopicRouteId> {
+        if spec.change_types.is_empty() {
+            return Err(LiveError::InvalidFilter(
+                "a topic route needs at least one change type".into(),
+            ));
+        }
+        let topic = self.topic(&spec.topic)?;
+        // Shared, so a table cannot be dropped (which removes its routes) meanwhile.
+        let _lifecycle = read(&self.lifecycle);
+        let table = self
+            .index
+            .with_directory(|directory| directory.route_by_id(&spec.table_id).cloned())
+            .ok_or_else(|| LiveError::UnknownTable(spec.table_id.to_string()))?;
+        let query = self.route_query(&spec)?;
+        let version = RouteVersion {
+            schema: table.schema.clone(),
+            compiled: Ok(self.compile_route(&query, &spec.partitioning, &table)?),
+        };
+        let mut writer = lock(&self.topics.routes_writer);
+        let current = self.topics.routes.load_full();
+        let max = self.config.topics.max_routes;
+        if current.len() >= max {
+            return Err(LiveError::OutOfBounds {
+                what: "topic routes",
+                value: current.len() as u64 + 1,
+                min: 0,
+                max: max as u64,
+            });
+        }
+        if topic.is_deleted() {
+            return Err(LiveError::UnknownTopic(spec.topic.clone()));
+        }
+        *writer += 1;
+        let id = TopicRouteId(*writer);
+        let route = Arc::new(CompiledRoute {
+            id,
+            table_key: table.key,
+            topic,
+            query,
+            spec,
+            version: ArcSwap::from_pointee(version),
+            round_robin: AtomicU64::new(0),
+            routed: AtomicU64::new(0),
+            broken_changes: AtomicU64::new(0),
+        });
+        self.topics.routes.store(Arc::new(current.with(route)));
+        self.topics.refresh_routed();
+        Ok(id)
+    }
+
+    /// Removes a route; changes published after this returns no longer reach its topic.
+    pub fn remove_topic_route(&self, id: TopicRouteId) -> LiveResult<()> {
+        if !self.retain_routes(|route| route.id != id) {
+            return Err(LiveError::UnknownTopicRoute(id.0));
+        }
+        Ok(())
+    }
+
+    /// Keeps only the routes `keep` accepts, under the route writer; returns whether any
+    /// was removed (the route table is replaced only then).
+    pub(crate) fn retain_routes(&self, keep: impl Fn(&CompiledRoute) -> bool) -> bool {
+        let _writer = lock(&self.topics.routes_writer);
+        let current = self.topics.routes.load_full();
+        let next = current.without(keep);
+        if next.len() == current.len() {
+            return false;
+        }
+        self.topics.routes.store(Arc::new(next));
+        self.topics.refresh_routed();
+        true
+    }
+
+    /// The routes feeding `topic`, with their counters.
+    pub fn topic_routes(&self, topic: &str) -> LiveResult<Vec<TopicRouteInfo>> {
+        let topic = self.topic(topic)?;
+        let routes = self.topics.routes.load_full();
+        Ok(routes
+            .routes()
+            .filter(|route| Arc::ptr_eq(&route.topic, &topic))
+            .map(|route| route.info())
+            .collect())
+    }
+
+    /// A route spec from subscription SQL (`SELECT cols | * FROM [namespace.]table [WHERE
+    /// ...]`), parsed with this manager's limits and default namespace: table, filter and
+    /// projection come from the SQL; every change type, round-robin (adjust with the
+    /// builder methods).
+    pub fn topic_route_from_sql(&self, topic: &str, sql: &str) -> LiveResult<TopicRouteSpec> {
+        let limits = self.config.filter_limits;
+        let (query, _) = self.queries.parsed(sql, || {
+            parse_subscription_sql(sql, &limits)
+                .map(|parsed| parsed.into_spec(&self.config.default_namespace))
+        })?;
+        Ok(TopicRouteSpec::from_query(topic, query))
+    }
+
+    /// Removes the routes of a table being dropped.
+    pub(crate) fn drop_topic_routes_of(&self, table_id: &TableId) {
+        let Some(key) = self
+            .index
+            .with_directory(|directory| directory.route_by_id(table_id).map(|route| route.key))
+        else {
+            return;
+        };
+        self.retain_routes(|route| route.table_key != key);
+    }
+
+    /// The route's query: its table, filter (SQL WHERE text parsed now) and projection.
+    fn route_query(&self, spec: &TopicRouteSpec) -> LiveResult<QuerySpec> {
+        let filter = match &spec.filter {
+            RouteFilter::All => None,
+            RouteFilter::Expr(expr) => Some(expr.clone()),
+            RouteFilter::Sql(where_sql) => Some(self.parse_where(&spec.table_id, where_sql)?),
+        };
+        Ok(QuerySpec {
+            table_id: spec.table_id.clone(),
+            filter,
+            projection: spec.projection.clone(),
+        })
+    }
+
+    /// Parses WHERE text as the filter of `SELECT * FROM table WHERE <text>`. Positions in
+    /// errors are those of the text as given.
+    fn parse_where(&self, table_id: &TableId, where_sql: &str) -> LiveResult<Expr> {
+        let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+        let prefix = format!(
+            "SELECT * FROM {}.{} WHERE ",
+            quote(table_id.namespace()),
+            quote(table_id.name())
+        );
+        let sql = format!("{prefix}{where_sql}");
+        let parsed =
+            parse_subscription_sql(&sql, &self.config.filter_limits).map_err(
+                |error| match error {
+                    LiveError::Sql {
+                        message,
+                        line: 1,
+                        column,
+                    } => LiveError::Sql {
+                        message,
+                        line: 1,
+                        column: column.saturating_sub(prefix.chars().count() as u64),
+                    },
+                    other => other,
+                },
+            )?;
+        match parsed.filter {
+            Some(filter) if parsed.table_id(&self.config.default_namespace) == *table_id => {
+                Ok(filter)
+            }
+            _ => Err(LiveError::Sql {
+                message: "the WHERE text must be one condition".into(),
+                line: 0,
+                column: 0,
+            }),
+        }
+    }
+
+    /// Compiles a route's query and key column against `table`'s schema.
+    fn compile_route(
+        &self,
+        query: &QuerySpec,
+        partitioning: &Partitioning,
+        table: &TableRoute,
+    ) -> LiveResult<Compiled> {
+        let params = query.params();
+        let compiled = CompiledQuery::compile(
+            query.clone(),
+            table.key,
+            table.schema.clone(),
+            &self.config.filter_limits,
+            &self.index.hasher,
+            DataArc::new,
+        )?;
+        let key_position = match partitioning {
+            Partitioning::RoundRobin => None,
+            Partitioning::KeyColumn(column) => {
+                Some(table.schema.column_position(column).ok_or_else(|| {
+                    LiveError::UnknownColumn {
+                        table: table.schema.table_id.to_string(),
+                        column: column.clone(),
+                    }
+                })?)
+            }
+        };
+        let columns = compiled.projection.column_names().iter().cloned().collect();
+        Ok(Compiled {
+            query: DataArc::new(compiled),
+            params,
+            key_position,
+            columns,
+        })
+    }
+
+    fn compile_route_version(
+        &self,
+        query: &QuerySpec,
+        partitioning: &Partitioning,
+        table: &TableRoute,
+    ) -> RouteVersion {
+        RouteVersion {
+            schema: table.schema.clone(),
+            compiled: self
+                .compile_route(query, partitioning, table)
+                .map_err(|error| error.to_string()),
+        }
+    }
+
+    /// The publish hook: turns the commit's changes that match a topic route into
+    /// messages and appends them, one append per (topic, partition). The caller has
+    /// checked that some route exists. A failed append is counted in `summary`, in the
+    /// topic's and the manager's counters, and kept as the topic's last error.
+    pub(crate) fn feed_topics<'a>(
+        &self,
+        commit: &Commit,
+        tables: impl Iterator<Item = &'a TableRoute>,
+        now_ms: u64,
+        summary: &mut PublishSummary,
+    ) {
+        let route_table = self.topics.routes.load();
+        let mut pending: Vec<Pending> = Vec::new();
+        for (change, table) in commit.changes.iter().zip(tables) {
+            let Some(routes) = route_table.by_table.get(table.key.0 as usize) else {
+                continue;
+            };
+            for route in routes {
+                if route.topic.is_deleted() {
+                    continue;
+                }
+                let version = route.version_for(table, |query, partitioning, table| {
+                    self.compile_route_version(query, partitioning, table)
+                });
+                let compiled = match &version.compiled {
+                    Ok(compiled) => compiled,
+                    Err(reason) => {
+                        route.broken_changes.fetch_add(1, Ordering::Relaxed);
+                        summary.topic_write_failures += 1;
+                        route.topic.record_failure(1, reason);
+                        continue;
+                    }
+                };
+                let Some(change_type) = match_change(
+                    compiled.query.filter.as_ref(),
+                    &compiled.params,
+                    change,
+                    &mut summary.evaluated,
+                ) else {
+                    continue;
+                };
+                if !route.spec.change_types.contains(change_type) {
+                    continue;
+                }
+                let projection = &compiled.query.projection;
+                let key = compiled
+                    .key_position
+                    .map(|position| change.row.value(position).clone());
+                let partitions = route.topic.partition_count();
+                let partition = match &key {
+                    Some(key) => key_partition(key, partitions),
+                    None => {
+                        (route.round_robin.fetch_add(1, Ordering::Relaxed) % u64::from(partitions))
+                            as u32
+                    }
+                };
+                let old_row = match change.change_type {
+                    ChangeType::Update => change.old_row.as_ref().map(|row| projection.apply(row)),
+                    _ => None,
+                };
+                let owner = match table.schema.scope {
+                    TableScope::User => change.owner.clone(),
+                    TableScope::Shared => None,
+                };
+                let record = TopicRecord {
+                    seq: commit.seq,
+                    timestamp_ms: now_ms,
+                    key,
+                    payload: TopicPayload::Change(RowChange {
+                        table_id: change.table_id.clone(),
+                        change_type,
+                        source_type: change.change_type,
+                        owner,
+                        columns: compiled.columns.clone(),
+                        // As for live queries, a row leaving the filter is carried as it was.
+                        row: match (change_type, change.old_row.as_ref()) {
+                            (ChangeType::Delete, Some(old)) => projection.apply(old),
+                            _ => projection.apply(&change.row),
+                        },
+                        old_row,
+                    }),
+                };
+                route.routed.fetch_add(1, Ordering::Relaxed);
+                match pending.iter_mut().find(|pending| {
+                    Arc::ptr_eq(&pending.topic, &route.topic) && pending.partition == partition
+                }) {
+                    Some(pending) => pending.records.push(record),
+                    None => pending.push(Pending {
+                        topic: route.topic.clone(),
+                        partition,
+                        records: vec![record],
+                    }),
+                }
+            }
+        }
+        for Pending {
+            topic,
+            partition,
+            records,
+        } in pending
+        {
+            let count = records.len();
+            match topic.append(partition, records) {
+                Ok(_) => summary.topic_messages += count,
+                Err(_) => summary.topic_write_failures += count,
+            }
+        }
+    }
+}
+
+impl ConnectionsManager {
+    /// Creates consumer group `group` on `topic`. Each partition starts at the offset the
+    /// topic's store has committed for the group (a durable store restoring it), or else
+    /// where `config.reset` says, resolved now: `Earliest` at the oldest retained message,
+    /// `Latest` at the end (so everything published after this returns is seen), `None`
+    /// nowhere (see [`ResetPolicy::None`]).
+    pub fn create_consumer_group(
+        &self,
+        topic: &str,
+        group: &str,
+        config: GroupConfig,
+    ) -> LiveResult<()> {
+        let limits = &self.config.topics;
+        validate_name("consumer group", group, limits.max_name_len)?;
+        let lease_ms = config.lease_duration.as_millis() as u64;
+        let (min, max) = (
+            limits.min_lease.as_millis() as u64,
+            limits.max_lease.as_millis() as u64,
+        );
+        if !(min..=max).contains(&lease_ms) {
+            return Err(LiveError::OutOfBounds {
+                what: "lease duration (ms)",
+                value: lease_ms,
+                min,
+                max,
+            });
+        }
+        let topic = self.topic(topic)?;
+        let store_error = |error| topic.store_error(error);
+        let mut committed = Vec::with_capacity(topic.signals.len());
+        for partition in 0..topic.partition_count() {
+            let stored = topic
+                .log
+                .committed_offset(group, partition)
+                .map_err(store_error)?;
+            let start = match (stored, config.reset) {
+                (Some(offset), _) => Some(offset),
+                (None, ResetPolicy::Earliest) => {
+                    Some(topic.log.bounds(partition).map_err(store_error)?.start)
+                }
+                (None, ResetPolicy::Latest) => {
+                    Some(topic.log.bounds(partition).map_err(store_error)?.end)
+                }
+                (None, ResetPolicy::None) => None,
+            };
+            committed.push(start);
+        }
+        let mut groups = lock(&topic.groups);
+        if groups.contains_key(group) {
+            return Err(LiveError::GroupExists {
+                topic: topic.name.to_string(),
+                group: group.to_string(),
+            });
+        }
+        if groups.len() >= limits.max_groups_per_topic {
+            return Err(LiveError::OutOfBounds {
+                what: "consumer groups of the topic",
+                value: groups.len() as u64 + 1,
+                min: 0,
+                max: limits.max_groups_per_topic as u64,
+            });
+        }
+        let name: DataArc<str> = DataArc::from(group);
+        groups.insert(
+            name.clone(),
+            crate::sync::Arc::new(Group::new(name, config, committed)),
+        );
+        Ok(())
+    }
+
+    /// Deletes a consumer group: its sessions' pending consumes return
+    /// [`LiveError::UnknownGroup`], and the store forgets its offsets.
+    pub fn delete_consumer_group(&self, topic: &str, group: &str) -> LiveResult<()> {
+        let topic = self.topic(topic)?;
+        let removed = lock(&topic.groups).remove(group);
+        let Some(removed) = removed else {
+            return Err(LiveError::UnknownGroup {
+                topic: topic.name.to_string(),
+                group: group.to_string(),
+            });
+        };
+        removed.delete();
+        for signal in topic.signals.iter() {
+            signal.waiters.wake_all();
+        }
+        topic
+            .log
+            .delete_group(group)
+            .map_err(|error| topic.store_error(error))
+    }
+
+    /// Commits `offset` on `partition` for `group`: the group has finished every message
+    /// below it. Only the session holding the partition's lease may commit
+    /// ([`LiveError::NotLeaseHolder`] otherwise, also once its lease expired); the offset
+    /// may not be below the committed one ([`LiveError::CommitBehind`]: commits only move
+    /// forward; committing the same offset again is accepted) nor beyond what the lease
+    /// handed out ([`LiveError::CommitAhead`]). The offset is persisted through the topic's
+    /// store before it takes effect. Committing renews the session's leases in the group.
+    pub fn commit_offset(
+        &self,
+        connection_id: ConnectionId,
+        topic: &str,
+        group: &str,
+        partition: u32,
+        offset: u64,
+    ) -> LiveResult<()> {
+        let connection = self.connection(connection_id)?;
+        let topic = self.topic(topic)?;
+        topic.check_partition(partition)?;
+        let group_state = topic.group(group)?;
+        let now = self.reading();
+        connection.record_heartbeat(now);
+        let mut freed = Vec::new();
+        let request = CommitRequest {
+            me: connection_id,
+            partition,
+            offset,
+            now_ms: now.monotonic_ms,
+        };
+        let result = group_state.commit(&topic.name, request, &mut freed, || {
+            topic.log.commit_offset(group, partition, offset)
+        });
+        topic.partitions_freed(&group_state, &freed);
+        result
+    }
+
+    /// Positions `group` on `partition` at `offset` (an administrative reset: it may move
+    /// the committed offset backwards or forwards). The offset must be within the retained
+    /// range `start..=end` ([`LiveError::OffsetOutOfRange`] otherwise). The partition's
+    /// current lease ends, so its holder continues from the new position.
+    pub fn seek_group(
+        &self,
+        topic: &str,
+        group: &str,
+        partition: u32,
+        offset: u64,
+    ) -> LiveResult<()> {
+        let topic = self.topic(topic)?;
+        topic.check_partition(partition)?;
+        let group_state = topic.group(group)?;
+        let store_error = |error| topic.store_error(error);
+        let bounds = topic.log.bounds(partition).map_err(store_error)?;
+        if offset < bounds.start || offset > bounds.end {
+            return Err(offset_out_of_range(&topic.name, partition, offset, bounds));
+        }
+        let holder = group_state
+            .seek(partition, offset, || {
+                topic.log.commit_offset(group, partition, offset)
+            })
+            .map_err(store_error)?;
+        if let Some(holder) = holder {
+            topic.partitions_freed(&group_state, &[(partition, holder)]);
+            if let Some(session) = self.topics.session(holder) {
+                session.parker.wake();
+            }
+        } else {
+            group_state.waiters.wake_all();
+        }
+        Ok(())
+    }
+
+    /// The session leaves `group`: its leases end now (whatever it did not commit is
+    /// handed out again) and it stops counting as a member.
+    pub fn leave_group(
+        &self,
+        connection_id: ConnectionId,
+        topic: &str,
+        group: &str,
+    ) -> LiveResult<()> {
+        self.connection(connection_id)?;
+        let topic = self.topic(topic)?;
+        let group_state = topic.group(group)?;
+        topic.leave(&group_state, connection_id);
+        if let Some(session) = self.topics.session(connection_id) {
+            session.forget_group(&group_state);
+        }
+        Ok(())
+    }
+
+    /// Every partition of `group`: committed offset, retained range, lag and lease.
+    pub fn group_offsets(&self, topic: &str, group: &str) -> LiveResult<Vec<GroupPartition>> {
+        let topic = self.topic(topic)?;
+        let group_state = topic.group(group)?;
+        let now = self.reading();
+        let snapshot = group_state.snapshot();
+        let mut partitions = Vec::with_capacity(snapshot.len());
+        for (partition, (committed, lease)) in snapshot.into_iter().enumerate() {
+            let bounds = topic
+                .log
+                .bounds(partition as u32)
+                .map_err(|error| topic.store_error(error))?;
+            let lease = lease.filter(|lease| lease.expires_at_ms > now.monotonic_ms);
+            partitions.push(GroupPartition {
+                partition: partition as u32,
+                committed,
+                bounds,
+                lag: bounds
+                    .end
+                    .saturating_sub(committed.unwrap_or(0).max(bounds.start)),
+                holder: lease.map(|lease| lease.holder),
+                delivered: lease.and_then(|lease| lease.next),
+                lease_expires_at_ms: lease.map(|lease| now.wall_at(lease.expires_at_ms)),
+            });
+        }
+        Ok(partitions)
+    }
+
+    /// The group's counters.
+    pub fn group_stats(&self, topic: &str, group: &str) -> LiveResult<GroupStats> {
+        Ok(self.topic(topic)?.group(group)?.stats())
+    }
+}
+
+impl ConnectionsManager {
+    /// Long-poll consume: up to `max_messages` messages of `topic` for consumer group
+    /// `group`, from the partitions this consumer session leases. Returns at once when
+    /// messages are waiting; otherwise parks (without spinning) until one arrives, a
+    /// partition becomes free for it, or `timeout` passes (on the manager clock's
+    /// monotonic reading, and at most as long in real time: see the
+    /// [module documentation](self)), and then returns an empty batch with the session's
+    /// positions. `timeout` zero never parks.
+    ///
+    /// `connection_id` is the consumer session: a registered, authenticated connection.
+    /// Each consume counts as a heartbeat of it. Limits: `max_messages` between 1 and
+    /// [`TopicLimits::max_consume_messages`](crate::TopicLimits::max_consume_messages);
+    /// `timeout` at most [`TopicLimits::max_poll_timeout`](crate::TopicLimits::max_poll_timeout),
+    /// at most the group's lease duration (so a parked consumer's leases cannot expire
+    /// while it waits) and at most half the heartbeat timeout (so a parked consumer is not
+    /// taken for a dead one). Errors: see the [module documentation](self).
+    pub fn consume(
+        &self,
+        connection_id: ConnectionId,
+        topic: &str,
+        group: &str,
+        max_messages: usize,
+        timeout: Duration,
+    ) -> LiveResult<ConsumeBatch> {
+        let mut call = self.begin_consume(connection_id, topic, group, max_messages, timeout)?;
+        // `begin_consume` bounded the timeout by the limits, but limits configured near
+        // `Duration::MAX` must not make the deadline overflow (a panic): checked.
+        let deadline =
+            Instant::now()
+                .checked_add(timeout)
+                .ok_or_else(|| LiveError::OutOfBounds {
+                    what: "poll timeout (ms)",
+                    value: timeout.as_millis().min(u128::from(u64::MAX)) as u64,
+                    min: 0,
+                    max: self
+                        .config
+                        .topics
+                        .max_poll_timeout
+                        .as_millis()
+                        .min(u128::from(u64::MAX)) as u64,
+                })?;
+        let clock_deadline = self
+            .clock
+            .monotonic_ms()
+            .saturating_add(timeout.as_millis().min(u128::from(u64::MAX)) as u64);
+        loop {
+            match self.consume_pass(&mut call)? {
+                Pass::Messages(batch) => return Ok(batch),
+                Pass::Retry => continue,
+                Pass::Nothing => {}
+            }
+            let real_left = deadline.saturating_duration_since(Instant::now());
+            if real_left.is_zero() || self.clock.monotonic_ms() >= clock_deadline {
+                return Ok(self.batch(&call, Vec::new()));
+            }
+            if let Some(lease_expiry) = self.ready_to_park(&mut call) {
+                let wake_at = lease_expiry.map_or(clock_deadline, |at| at.min(clock_deadline));
+                // Read after registering for clock steps: a step before this read is seen
+                // here, one after it wakes the park.
+                let now_ms = self.clock.monotonic_ms();
+                if now_ms < wake_at {
+                    self.topics.totals.parks.fetch_add(1, Ordering::Relaxed);
+                    // A clock that steps wakes the park itself; for one that moves by
+                    // itself, the distance on its monotonic reading is waited out as real
+                    // time.
+                    let park_for = if self.topics.clock_waiters.is_some() {
+                        real_left
+                    } else {
+                        real_left.min(Duration::from_millis(wake_at - now_ms))
+                    };
+                    call.session.parker.park(park_for);
+                }
+            }
+            self.stop_waiting_on_clock(&call);
+        }
+    }
+
+    /// [`consume`](Self::consume) without blocking a thread and without a timeout of its
+    /// own (livecore has no timer): it completes when messages are handed out, or with the
+    /// same errors. Wrap it in the host runtime's timeout; dropping the future before it
+    /// completes hands nothing out and loses nothing.
+    #[cfg(not(livecore_loom))]
+    pub async fn consume_async(
+        &self,
+        connection_id: ConnectionId,
+        topic: &str,
+        group: &str,
+        max_messages: usize,
+    ) -> LiveResult<ConsumeBatch> {
+        let mut call =
+            self.begin_consume(connection_id, topic, group, max_messages, Duration::ZERO)?;
+        loop {
+            match self.consume_pass(&mut call)? {
+                Pass::Messages(batch) => return Ok(batch),
+                Pass::Retry => continue,
+                Pass::Nothing => {}
+            }
+            if let Some(lease_expiry) = self.ready_to_park(&mut call) {
+                // As in `consume`: a lease that expired before the registration for clock
+                // steps is seen here.
+                if lease_expiry.is_none_or(|at| self.clock.monotonic_ms() < at) {
+                    self.topics.totals.parks.fetch_add(1, Ordering::Relaxed);
+                    call.session.parker.park_async().await;
+                }
+            }
+            self.stop_waiting_on_clock(&call);
+        }
+    }
+
+    /// Commits, for each partition in `batch`, the offset after its last message: the
+    /// whole batch is done. See [`commit_offset`](Self::commit_offset).
+    pub fn commit_batch(
+        &self,
+        connection_id: ConnectionId,
+        batch: &ConsumeBatch,
+    ) -> LiveResult<()> {
+        for (partition, offset) in batch.next_offsets() {
+            self.commit_offset(connection_id, &batch.topic, &batch.group, partition, offset)?;
+        }
+        Ok(())
+    }
+
+    fn begin_consume(
+        &self,
+        connection_id: ConnectionId,
+        topic: &str,
+        group: &str,
+        max_messages: usize,
+        timeout: Duration,
+    ) -> LiveResult<Call> {
+        let limits = &self.config.topics;
+        check_max_messages(max_messages, limits.max_consume_messages)?;
+        if self.is_shutting_down() {
+            return Err(LiveError::ShuttingDown);
+        }
+        let connection = self.connection(connection_id)?;
+        let topic = self.topic(topic)?;
+        let group = topic.group(group)?;
+        let max_timeout = limits
+            .max_poll_timeout
+            .min(group.config.lease_duration)
+            .min(self.config.heartbeat_timeout / 2);
+        if timeout > max_timeout {
+            return Err(LiveError::OutOfBounds {
+                what: "poll timeout (ms)",
+                value: timeout.as_millis() as u64,
+                min: 0,
+                max: max_timeout.as_millis() as u64,
+            });
+        }
+        // Authentication is checked when the session is created: a connection's user never
+        // changes once set, and the check reads through arc-swap, which costs a new thread
+        // a walk over every thread that used it.
+        let session = match self.topics.session(connection_id) {
+            Some(session) => session,
+            None => {
+                if connection.user_key().is_none() {
+                    return Err(LiveError::NotAuthenticated(connection_id));
+                }
+                self.consumer_session(&connection)?
+            }
+        };
+        session.join(&topic, &group, limits.max_groups_per_session)?;
+        Ok(Call {
+            me: connection_id,
+            connection,
+            session,
+            topic,
+            group,
+            max_messages,
+            leases: Vec::new(),
+            skips: Vec::new(),
+        })
+    }
+
+    /// The end of every wait: shutdown, the connection unregistering, the topic or group
+    /// being deleted.
+    fn check_consumable(&self, call: &Call) -> LiveResult<()> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(LiveError::ShuttingDown);
+        }
+        if call.session.is_closed() {
+            return Err(LiveError::UnknownConnection(call.me));
+        }
+        if call.topic.is_deleted() {
+            return Err(LiveError::UnknownTopic(call.topic.name.to_string()));
+        }
+        if call.group.is_deleted() {
+            return Err(LiveError::UnknownGroup {
+                topic: call.topic.name.to_string(),
+                group: call.group.name.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// One pass: renew and take leases, read what is waiting, hand it out.
+    fn consume_pass(&self, call: &mut Call) -> LiveResult<Pass> {
+        self.check_consumable(call)?;
+        let now = self.reading();
+        call.connection.record_heartbeat(now);
+        let assignment = call
+            .group
+            .assign(call.me, call.session.parker.sender(), now.monotonic_ms);
+        call.topic.partitions_freed(&call.group, &assignment.freed);
+        call.leases = assignment.leases;
+        let count = call.leases.len();
+        let first = if count == 0 {
+            0
+        } else {
+            call.session.next_rotation() % count
+        };
+        let mut messages: Vec<DataArc<TopicMessage>> = Vec::new();
+        // (partition, epoch, from, to, range in `messages`)
+        let mut reads: Vec<(u32, u64, u64, u64, std::ops::Range<usize>)> = Vec::new();
+        for step in 0..count {
+            let (partition, lease) = call.leases[(first + step) % count];
+            let Some(next) = lease.next else {
+                return Err(LiveError::NoCommittedOffset {
+                    topic: call.topic.name.to_string(),
+                    group: call.group.name.to_string(),
+                    partition,
+                });
+            };
+            if messages.len() >= call.max_messages {
+                break;
+            }
+            let end = call.topic.signals[partition as usize].end();
+            if end <= next {
+                continue;
+            }
+            let before = messages.len();
+            // `read_log` never returns nothing below the end, so a pass with `end > next`
+            // reads something or fails (it never spins without parking).
+            match call.topic.read_log(
+                partition,
+                next,
+                end,
+                call.max_messages - before,
+                &mut messages,
+            ) {
+                Ok(()) => {
+                    if let Some(last) = messages.get(before..).and_then(|read| read.last()) {
+                        reads.push((
+                            partition,
+                            lease.epoch,
+                            next,
+                            last.offset + 1,
+                            before..messages.len(),
+                        ));
+                    }
+                }
+                Err(TopicLogError::OutOfRange(bounds)) => {
+                    let outcome = call.group.out_of_range(
+                        &call.topic.name,
+                        call.me,
+                        partition,
+                        lease.epoch,
+                        next,
+                        bounds,
+                    )?;
+                    if let OutOfRangeOutcome::Moved(Some((from, to))) = outcome {
+                        call.skips.push(RetentionSkip {
+                            partition,
+                            from,
+                            to,
+                        });
+                    }
+                    // Read again from the new position (messages read so far were not
+                    // handed out and are read again).
+                    return Ok(Pass::Retry);
+                }
+                Err(error) => return Err(call.topic.store_error(error)),
+            }
+        }
+        if messages.is_empty() {
+            return Ok(Pass::Nothing);
+        }
+        let mut kept: Vec<DataArc<TopicMessage>> = Vec::with_capacity(messages.len());
+        for (partition, epoch, from, to, range) in reads {
+            if call.group.advance(call.me, partition, epoch, from, to) {
+                kept.extend(messages[range].iter().cloned());
+            }
+        }
+        if kept.is_empty() {
+            // Every lease changed under the read (a seek, or this session consuming
+            // concurrently): nothing was handed out.
+            return Ok(Pass::Retry);
+        }
+        Ok(Pass::Messages(self.batch(call, kept)))
+    }
+
+    /// Registers the session to be woken and checks once more. `Some` when it should
+    /// park, with the monotonic reading to wake at for another member's lease expiry (if
+    /// one is held); `None` when something arrived meanwhile (run another pass).
+    fn ready_to_park(&self, call: &mut Call) -> Option<Option<u64>> {
+        let wake = call.session.parker.sender();
+        for (partition, _) in &call.leases {
+            call.topic.signals[*partition as usize]
+                .waiters
+                .register(call.me, wake);
+        }
+        if let Some(waiters) = &self.topics.clock_waiters {
+            // Before the clock is read: a step after this read wakes the park.
+            waiters.register(call.me, wake);
+        }
+        let now_ms = self.clock.monotonic_ms();
+        let lease_expiry = match call.group.prepare_park(call.me, wake, now_ms) {
+            ParkDecision::Retry => return None,
+            ParkDecision::Park {
+                nudge,
+                lease_expiry,
+            } => {
+                for member in nudge {
+                    let _ = member.try_send(());
+                }
+                lease_expiry
+            }
+        };
+        // The re-check: an append that raced the registration is seen here.
+        let arrived = call.leases.iter().any(|(partition, lease)| {
+            lease.next.is_some_and(|next| {
+                call.topic.signals[*partition as usize].end_after_registering() > next
+            })
+        });
+        (!arrived).then_some(lease_expiry)
+    }
+
+    /// After a park: the session no longer waits for the clock to step.
+    fn stop_waiting_on_clock(&self, call: &Call) {
+        if let Some(waiters) = &self.topics.clock_waiters {
+            waiters.remove(call.me);
+        }
+    }
+
+    fn batch(&self, call: &Call, messages: Vec<DataArc<TopicMessage>>) -> ConsumeBatch {
+        let now = self.reading();
+        let positions = call
+            .group
+            .positions_of(call.me)
+            .into_iter()
+            .map(
+                |(partition, committed, next, lease_expires_at)| PartitionPosition {
+                    partition,
+                    committed,
+                    next,
+                    end: call.topic.signals[partition as usize].end(),
+                    lease_expires_at_ms: now.wall_at(lease_expires_at),
+                },
+            )
+            .collect();
+        ConsumeBatch {
+            topic: call.topic.name.to_string(),
+            group: call.group.name.to_string(),
+            messages,
+            positions,
+            retention_skips: call.skips.clone(),
+        }
+    }
+}
+
+impl ConnectionsManager {
+    /// The consumer session of a registered connection, created on first use.
+    pub(crate) fn consumer_session(
+        &self,
+        connection: &SharedConnectionState,
+    ) -> LiveResult<Arc<ConsumerSession>> {
+        let id = connection.id();
+        let session = {
+            let mut sessions = lock(&self.topics.sessions);
+            sessions
+                .entry(id)
+                .or_insert_with(|| Arc::new(ConsumerSession::new(id)))
+                .clone()
+        };
+        // Unregistering marks the connection closed before it ends the session, so a
+        // session created after that is seen here and removed again.
+        if connection.is_closed() {
+            self.end_consumer_session(id);
+            return Err(LiveError::UnknownConnection(id));
+        }
+        Ok(session)
+    }
+
+    /// Ends the consumer session of a connection being unregistered, if it has one.
+    pub(crate) fn end_consumer_session(&self, connection_id: ConnectionId) {
+        let session = lock(&self.topics.sessions).remove(&connection_id);
+        if let Some(session) = session {
+            session.end();
+        }
+        // An async consume dropped while parked may have left its registration.
+        if let Some(waiters) = &self.topics.clock_waiters {
+            waiters.remove(connection_id);
+        }
+    }
+
+    /// Wakes every consumer session (shutdown): parked consumes return
+    /// [`LiveError::ShuttingDown`].
+    pub(crate) fn wake_consumer_sessions(&self) {
+        let sessions: Vec<_> = lock(&self.topics.sessions).values().cloned().collect();
+        for session in sessions {
+            session.parker.wake();
+        }
+    }
+}
