@@ -8,12 +8,11 @@ use crate::ffi::ptr::{check_name_len, name_str, optional_c_str, Out, SizedOut};
 use crate::ffi::state::{receive_status, take_receiver, NotificationEntry, NOTIFICATIONS};
 use crate::ffi::status::{boundary, lc_status, panic_point, FfiError, PanicPoint};
 use crate::ffi::types::*;
-use crate::models::connection::ConnectionEvent;
-use crate::models::ids::{ConnectionId, UserId};
-use crate::models::notification::Notification;
-use crate::receiver::{EventReceiver, NotificationReceiver, ReceiveError};
 use crate::sync::OnceLock;
-use crate::LiveError;
+use crate::{
+    ConnectionEvent, ConnectionId, EventReceiver, LiveError, Notification, NotificationReceiver,
+    ReceiveError, UserId,
+};
 
 /// Registers a connection. `*out_connection_id` receives its id (never reused by this
 /// manager); release it with `lc_connection_unregister`. With the ready queue, the new

@@ -11,10 +11,8 @@ use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::value_to_c;
 use crate::json;
-use crate::models::ids::ConnectionId;
-use crate::models::value::Row;
 use crate::sync::DataArc;
-use crate::topics::log::{TopicMessage, TopicPayload};
+use crate::{ConnectionId, Row, TopicMessage, TopicPayload, Value};
 
 fn message_at(entry: &TopicBatchEntry, index: usize) -> Result<&TopicMessage, FfiError> {
     let messages = &entry.batch.messages;
@@ -148,7 +146,7 @@ pub unsafe extern "C" fn lc_topic_batch_message(
         let out = unsafe { SizedOut::new(out_message, "out_message") }?;
         let entry = TOPIC_BATCHES.get(batch.id)?;
         let message = message_at(&entry, index)?;
-        let null = crate::models::value::Value::Null;
+        let null = Value::Null;
         let mut c_message = lc_topic_message {
             struct_size: 0,
             kind: lc_topic_message_kind::LC_TOPIC_MESSAGE_CHANGE as u32,

@@ -3,21 +3,17 @@
 use std::ffi::{c_char, CStr};
 use std::time::{Duration, Instant};
 
-use crate::config::{ManagerConfig, SlowConsumerPolicy};
-use crate::connections_manager::ConnectionsManager;
 use crate::ffi::ptr::{
     c_str, check_name_len, name_str, optional_c_str, read_sized, slice, Out, OutSlice, SizedOut,
 };
 use crate::ffi::state::{receive_status, ManagerEntry, MANAGERS, WAIT_SLICE};
 use crate::ffi::status::{boundary, last_error_ptr, lc_status, FfiError};
 use crate::ffi::types::*;
-use crate::models::ids::{NodeId, TableId, UserId};
-use crate::models::schema::{TableSchema, TableScope};
-use crate::query::FilterLimits;
-use crate::receiver::ReceiveError;
 use crate::sync::Arc;
-use crate::topics::TopicLimits;
-use crate::ManualClock;
+use crate::{
+    ConnectionsManager, FilterLimits, ManagerConfig, ManualClock, NodeId, ReceiveError,
+    SlowConsumerPolicy, TableId, TableSchema, TableScope, TopicLimits, UserId,
+};
 
 const VERSION: &CStr =
     match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {

@@ -7,9 +7,8 @@ use crate::ffi::state::{cached_json, NotificationEntry, NOTIFICATIONS};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::value_to_c;
-use crate::models::notification::{CloseReason, Notification};
-use crate::models::value::Value;
 use crate::sync::DataArc;
+use crate::{CloseReason, Notification, SeqId, Value};
 
 fn column_names(notification: &Notification) -> &[DataArc<str>] {
     match notification {
@@ -37,7 +36,7 @@ fn info(notification: &Notification) -> lc_notification_info {
         snapshot_rows: 0,
         missed: 0,
     };
-    let mut set_seq = |seq: Option<crate::SeqId>| {
+    let mut set_seq = |seq: Option<SeqId>| {
         if let Some(seq) = seq {
             info.has_seq = 1;
             info.seq = seq.0;

@@ -6,9 +6,7 @@ use crate::ffi::state::ManagerEntry;
 use crate::ffi::status::{boundary, lc_status, panic_point, FfiError, PanicPoint};
 use crate::ffi::types::*;
 use crate::ffi::values::change_from_c;
-use crate::models::change::ChangeNotification;
-use crate::models::ids::SeqId;
-use crate::notification::PublishSummary;
+use crate::{ChangeNotification, PublishSummary, SeqId};
 
 /// The C changes as livecore's.
 ///

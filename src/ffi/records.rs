@@ -3,15 +3,16 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use crate::failover::FailoverHandler;
 use crate::ffi::manager::manager_entry;
 use crate::ffi::ptr::{check_count, check_name_len, read_sized_array, slice, text, Out, SizedOut};
 use crate::ffi::state::{FAILOVER_REPORTS, RECORDS};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::subscribe_options_from_c;
-use crate::models::ids::{ConnectionId, LiveQueryId, NodeId, SubscriptionId, TableId, UserId};
-use crate::records::{LiveQueryRecord, QueryText};
+use crate::{
+    ConnectionId, FailoverHandler, LiveQueryId, LiveQueryRecord, NodeId, QueryText, SubscriptionId,
+    TableId, UserId,
+};
 
 fn live_query_to_c(id: LiveQueryId) -> lc_live_query_id {
     lc_live_query_id {

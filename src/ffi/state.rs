@@ -4,18 +4,18 @@ use std::collections::HashMap;
 use std::ffi::{c_char, CString};
 use std::time::Duration;
 
-use crate::connections_manager::{CheckerHandle, ConnectionsManager};
 use crate::ffi::handles::{HandleKind, HandleTable};
 use crate::ffi::status::{lc_status, FfiError};
-use crate::models::connection::ConnectionRegistration;
-use crate::models::ids::{ConnectionId, TableId};
-use crate::models::notification::Notification;
-use crate::receiver::{EventReceiver, NotificationReceiver, ReadyConnections, ReceiveError};
 use crate::sync::{
     lock, read, write, Arc, ArcSwap, AtomicBool, LazyLock, Mutex, MutexGuard, OnceLock, Ordering,
     RwLock, TryLockError,
 };
-use crate::ManualClock;
+use crate::{
+    CheckerHandle, ConnectionId, ConnectionRegistration, ConnectionsManager, ConsumeBatch,
+    EventReceiver, FailoverReport, LiveQueryRecord, ManualClock, Notification,
+    NotificationReceiver, ReadyConnections, ReceiveError, SubscriptionResult, TableId,
+    TopicRouteInfo,
+};
 
 /// Live managers.
 pub(crate) static MANAGERS: LazyLock<HandleTable<ManagerEntry>> =
@@ -28,10 +28,10 @@ pub(crate) static SUBSCRIPTION_RESULTS: LazyLock<HandleTable<SubscriptionResultE
     LazyLock::new(|| HandleTable::new(HandleKind::SubscriptionResult));
 
 /// Live record lists.
-pub(crate) static RECORDS: LazyLock<HandleTable<Vec<crate::LiveQueryRecord>>> =
+pub(crate) static RECORDS: LazyLock<HandleTable<Vec<LiveQueryRecord>>> =
     LazyLock::new(|| HandleTable::new(HandleKind::Records));
 /// Live failover reports.
-pub(crate) static FAILOVER_REPORTS: LazyLock<HandleTable<crate::FailoverReport>> =
+pub(crate) static FAILOVER_REPORTS: LazyLock<HandleTable<FailoverReport>> =
     LazyLock::new(|| HandleTable::new(HandleKind::FailoverReport));
 
 /// Live topic batches.
@@ -255,12 +255,12 @@ pub(crate) struct NotificationEntry {
 
 /// The outcome of a subscribe, as the C side reads it.
 pub(crate) struct SubscriptionResultEntry {
-    pub(crate) result: crate::models::subscription::SubscriptionResult,
+    pub(crate) result: SubscriptionResult,
 }
 
 /// A consumed batch of topic messages, and the JSON of its messages once asked for.
 pub(crate) struct TopicBatchEntry {
-    pub(crate) batch: crate::topics::ConsumeBatch,
+    pub(crate) batch: ConsumeBatch,
     /// Per message, built on first request.
     pub(crate) json: Box<[MessageJson]>,
     /// True for a batch of `lc_topic_read`: read outside any group, nothing to commit.
@@ -279,7 +279,7 @@ pub(crate) struct MessageJson {
 }
 
 impl TopicBatchEntry {
-    pub(crate) fn new(batch: crate::topics::ConsumeBatch) -> Self {
+    pub(crate) fn new(batch: ConsumeBatch) -> Self {
         let json = (0..batch.messages.len())
             .map(|_| MessageJson::default())
             .collect();
@@ -291,7 +291,7 @@ impl TopicBatchEntry {
     }
 
     /// A batch of messages read outside any group.
-    pub(crate) fn read(batch: crate::topics::ConsumeBatch) -> Self {
+    pub(crate) fn read(batch: ConsumeBatch) -> Self {
         Self {
             from_read: true,
             ..Self::new(batch)
@@ -301,7 +301,7 @@ impl TopicBatchEntry {
 
 /// One route of a route list, with the C strings its `lc_topic_route_info` points at.
 pub(crate) struct RouteEntry {
-    pub(crate) info: crate::topics::TopicRouteInfo,
+    pub(crate) info: TopicRouteInfo,
     pub(crate) table_key: Option<u32>,
     pub(crate) namespace: CString,
     pub(crate) name: CString,

@@ -5,8 +5,8 @@ use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::error::LiveError;
 use crate::sync::{AtomicBool, Ordering};
+use crate::LiveError;
 
 /// The outcome of every `lc_` function. Its numbers are part of the ABI and never change.
 ///

@@ -23,9 +23,8 @@ use crate::ffi::status::{boundary, lc_status, FfiError, StoreCallbackGuard};
 use crate::ffi::topics::{check_topic_name, default_topic_config};
 use crate::ffi::types::*;
 use crate::sync::{Arc, AtomicU8, DataArc, Ordering};
-use crate::topics::log::{PartitionBounds, TopicLog, TopicLogError, TopicMessage, TopicRecord};
 use crate::topics::record_codec::{decode_record, encode_record};
-use crate::topics::TopicConfig;
+use crate::{PartitionBounds, TopicConfig, TopicLog, TopicLogError, TopicMessage, TopicRecord};
 
 /// Where the `read` callback of an `lc_topic_store` hands over blobs, with
 /// `lc_topic_read_sink_push`. Opaque; valid only during that callback, on its thread.

@@ -9,10 +9,9 @@ use crate::ffi::state::{SubscriptionResultEntry, SUBSCRIPTION_RESULTS};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::{change_from_c, row_from_c, subscribe_options_from_c};
-use crate::models::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId};
-use crate::models::subscription::SubscriptionOptions;
-use crate::models::value::Row;
-use crate::LiveError;
+use crate::{
+    ConnectionId, LiveError, LiveQueryId, Row, SeqId, SubscriptionId, SubscriptionOptions,
+};
 
 fn to_live_query(id: lc_live_query_id) -> LiveQueryId {
     LiveQueryId::new(

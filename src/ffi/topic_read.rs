@@ -11,9 +11,7 @@ use crate::ffi::state::{
 };
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
-use crate::models::change::ChangeType;
-use crate::query::projection::Projection;
-use crate::topics::{ConsumeBatch, Partitioning, RouteFilter};
+use crate::{ChangeType, ConsumeBatch, Partitioning, Projection, RouteFilter, TopicRouteInfo};
 
 fn optional_ptr(text: &Option<std::ffi::CString>) -> *const c_char {
     text.as_ref().map_or(std::ptr::null(), |text| text.as_ptr())
@@ -151,10 +149,7 @@ pub extern "C" fn lc_topic_name_list_free(list: lc_topic_name_list) -> lc_status
     boundary("lc_topic_name_list_free", || TOPIC_NAME_LISTS.free(list.id))
 }
 
-fn route_entry(
-    entry: &crate::ffi::state::ManagerEntry,
-    info: crate::topics::TopicRouteInfo,
-) -> RouteEntry {
+fn route_entry(entry: &crate::ffi::state::ManagerEntry, info: TopicRouteInfo) -> RouteEntry {
     let spec = &info.spec;
     let filter = match &spec.filter {
         RouteFilter::All => None,

@@ -13,11 +13,9 @@ use crate::ffi::state::ManagerEntry;
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::value_from_c;
-use crate::models::change::ChangeType;
-use crate::models::ids::SeqId;
-use crate::topics::log::Retention;
-use crate::topics::{
-    ChangeTypes, DirectMessage, GroupConfig, ResetPolicy, TopicConfig, TopicRouteId, TopicRouteSpec,
+use crate::{
+    ChangeType, ChangeTypes, DirectMessage, GroupConfig, ResetPolicy, Retention, SeqId,
+    TopicConfig, TopicRouteId, TopicRouteSpec,
 };
 
 pub(crate) fn default_topic_config() -> lc_topic_config {

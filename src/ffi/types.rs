@@ -48,8 +48,8 @@ pub const LC_MAX_FAILOVER_RECORDS: usize = 1 << 24;
 pub const LC_MAX_ACTIVE_NODES: usize = 1 << 16;
 
 // The C limits that mirror the core's own must stay equal to them.
-const _: () = assert!(LC_MAX_COLUMNS == crate::models::schema::MAX_COLUMNS);
-const _: () = assert!(LC_MAX_COMMIT_CHANGES == crate::models::notification::MAX_COMMIT_CHANGES);
+const _: () = assert!(LC_MAX_COLUMNS == crate::MAX_COLUMNS);
+const _: () = assert!(LC_MAX_COMMIT_CHANGES == crate::MAX_COMMIT_CHANGES);
 
 /// A manager: the notification core of one database node. Opaque: copy it, compare it, pass
 /// it back; never look inside. A zeroed handle is never valid. Created by `lc_manager_new`,

@@ -8,11 +8,11 @@ use crate::ffi::types::{
     lc_change, lc_change_type, lc_subscription_phase, lc_value, lc_value_type, LC_MAX_COLUMNS,
     LC_MAX_VALUE_BYTES, LC_SUBSCRIBE_INITIAL_LOAD, LC_SUBSCRIBE_RESUME,
 };
-use crate::models::change::{ChangeNotification, ChangeType};
-use crate::models::ids::{SeqId, TableId, UserId};
-use crate::models::subscription::{SubscriptionOptions, SubscriptionPhase};
-use crate::models::value::{Row, Value};
 use crate::sync::DataArc;
+use crate::{
+    ChangeNotification, ChangeType, Row, SeqId, SubscriptionOptions, SubscriptionPhase, TableId,
+    UserId, Value,
+};
 
 impl lc_value_type {
     /// The tag with this number, if any.
