@@ -3,9 +3,10 @@
 use std::ffi::{c_char, CStr};
 use std::time::Duration;
 
+use crate::ffi::handles::Handle;
 use crate::ffi::manager::manager_entry;
 use crate::ffi::ptr::{check_name_len, name_str, optional_c_str, Out, SizedOut};
-use crate::ffi::state::{receive_status, take_receiver, NotificationEntry, NOTIFICATIONS};
+use crate::ffi::state::{receive_status, take_receiver, NotificationEntry};
 use crate::ffi::status::{boundary, lc_status, panic_point, FfiError, PanicPoint};
 use crate::ffi::types::*;
 use crate::sync::OnceLock;
@@ -255,11 +256,10 @@ pub unsafe extern "C" fn lc_connection_recv(
         drop(receiver);
         match received {
             Ok(notification) => {
-                let id = NOTIFICATIONS.insert(NotificationEntry {
+                out.write(lc_notification::insert(NotificationEntry {
                     notification,
                     json: OnceLock::new(),
-                });
-                out.write(lc_notification { id });
+                }));
                 Ok(lc_status::LC_OK)
             }
             Err(error) => Ok(receive_status(error)),

@@ -3,16 +3,17 @@
 use std::ffi::{c_char, CStr};
 use std::time::{Duration, Instant};
 
+use crate::ffi::handles::Handle;
 use crate::ffi::ptr::{
     c_str, check_name_len, name_str, optional_c_str, read_sized, slice, Out, OutSlice, SizedOut,
 };
-use crate::ffi::state::{receive_status, ManagerEntry, MANAGERS, WAIT_SLICE};
+use crate::ffi::state::{receive_status, ManagerEntry, WAIT_SLICE};
 use crate::ffi::status::{boundary, last_error_ptr, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::sync::Arc;
 use crate::{
-    ConnectionsManager, FilterLimits, ManagerConfig, ManualClock, NodeId, ReceiveError,
-    SlowConsumerPolicy, TableId, TableSchema, TableScope, TopicLimits, UserId,
+    ConnectionsManager, FilterLimits, ManagerConfig, ManualClock, NodeId, ReceiveError, TableId,
+    TableSchema, TopicLimits, UserId,
 };
 
 const VERSION: &CStr =
@@ -23,7 +24,7 @@ const VERSION: &CStr =
 
 /// The manager behind a handle.
 pub(crate) fn manager_entry(manager: lc_manager) -> Result<Arc<ManagerEntry>, FfiError> {
-    MANAGERS.get(manager.id)
+    manager.get()
 }
 
 /// Runs a wait of `timeout_ms` (0: do not wait; `LC_WAIT_FOREVER`: no limit) in slices, so a
@@ -161,11 +162,7 @@ unsafe fn config_from_c(config: &lc_config) -> Result<ManagerConfig, FfiError> {
     if config.reserved != 0 {
         return Err(FfiError::invalid("config->reserved must be 0"));
     }
-    let slow_consumer_policy = match config.slow_consumer_policy {
-        0 => SlowConsumerPolicy::GapNotice,
-        1 => SlowConsumerPolicy::Disconnect,
-        other => return Err(FfiError::tag("lc_slow_consumer_policy", other)),
-    };
+    let slow_consumer_policy = lc_slow_consumer_policy::from_tag(config.slow_consumer_policy)?;
     Ok(ManagerConfig {
         max_connections: size(config.max_connections, "max_connections")?,
         max_subscriptions_per_connection: size(
@@ -342,8 +339,9 @@ pub unsafe extern "C" fn lc_manager_new(
         } else {
             (ConnectionsManager::new(core_config)?, None)
         };
-        let id = MANAGERS.insert(ManagerEntry::new(manager, clock, checker));
-        out.write(lc_manager { id });
+        out.write(lc_manager::insert(ManagerEntry::new(
+            manager, clock, checker,
+        )));
         Ok(lc_status::LC_OK)
     })
 }
@@ -358,7 +356,7 @@ pub unsafe extern "C" fn lc_manager_new(
 #[no_mangle]
 pub extern "C" fn lc_manager_free(manager: lc_manager) -> lc_status {
     boundary("lc_manager_free", || {
-        let entry = MANAGERS.remove(manager.id)?;
+        let entry = manager.remove()?;
         entry.close();
         Ok(lc_status::LC_OK)
     })
@@ -640,11 +638,7 @@ pub unsafe extern "C" fn lc_register_table(
             .collect::<Result<Vec<&str>, FfiError>>()?;
         // SAFETY: the caller promised `out_table_key` is NULL or writable.
         let out = unsafe { Out::optional(out_table_key, "out_table_key") }?;
-        let scope = match scope {
-            0 => TableScope::Shared,
-            1 => TableScope::User,
-            other => return Err(FfiError::tag("lc_table_scope", other)),
-        };
+        let scope = lc_table_scope::from_tag(scope)?;
         let table_id = TableId::new(namespace, table_name);
         let key = entry.manager.register_table(TableSchema::new(
             table_id.clone(),

@@ -89,14 +89,5 @@ pub use types::*;
 /// check nothing leaks. Not part of the C ABI.
 #[doc(hidden)]
 pub fn live_handle_counts() -> [usize; 8] {
-    [
-        state::MANAGERS.len(),
-        state::NOTIFICATIONS.len(),
-        state::SUBSCRIPTION_RESULTS.len(),
-        state::RECORDS.len(),
-        state::FAILOVER_REPORTS.len(),
-        state::TOPIC_BATCHES.len(),
-        state::TOPIC_NAME_LISTS.len(),
-        state::TOPIC_ROUTE_LISTS.len(),
-    ]
+    state::live_counts()
 }

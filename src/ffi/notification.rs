@@ -2,8 +2,9 @@
 
 use std::ffi::c_char;
 
+use crate::ffi::handles::Handle;
 use crate::ffi::ptr::{Out, SizedOut};
-use crate::ffi::state::{cached_json, NotificationEntry, NOTIFICATIONS};
+use crate::ffi::state::{cached_json, NotificationEntry};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::value_to_c;
@@ -104,7 +105,7 @@ pub unsafe extern "C" fn lc_notification_get_info(
     boundary("lc_notification_get_info", || {
         // SAFETY: the caller promised `out_info` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::new(out_info, "out_info") }?;
-        let entry = NOTIFICATIONS.get(notification.id)?;
+        let entry = notification.get()?;
         out.write(info(&entry.notification));
         Ok(lc_status::LC_OK)
     })
@@ -131,7 +132,7 @@ pub unsafe extern "C" fn lc_notification_json(
         let json_out = unsafe { Out::new(out_json, "out_json") }?;
         // SAFETY: the caller promised `out_len` is NULL or writable.
         let len_out = unsafe { Out::new(out_len, "out_len") }?;
-        let entry = NOTIFICATIONS.get(notification.id)?;
+        let entry = notification.get()?;
         let (json, len) = cached_json(&entry.json, |out| entry.notification.write_json(out));
         // The bytes live in the entry, which the table keeps until the notification is
         // freed.
@@ -161,7 +162,7 @@ pub unsafe extern "C" fn lc_notification_column(
         let name_out = unsafe { Out::new(out_name, "out_name") }?;
         // SAFETY: the caller promised `out_len` is NULL or writable.
         let len_out = unsafe { Out::new(out_len, "out_len") }?;
-        let entry = NOTIFICATIONS.get(notification.id)?;
+        let entry = notification.get()?;
         let names = column_names(&entry.notification);
         let name = names
             .get(index)
@@ -188,7 +189,7 @@ pub unsafe extern "C" fn lc_notification_change(
     boundary("lc_notification_change", || {
         // SAFETY: the caller promised `out_change` is NULL or writable.
         let out = unsafe { Out::new(out_change, "out_change") }?;
-        let entry = NOTIFICATIONS.get(notification.id)?;
+        let entry = notification.get()?;
         let Notification::Changes(changes) = &entry.notification else {
             return Err(FfiError::index("change", index, 0));
         };
@@ -270,7 +271,7 @@ pub unsafe extern "C" fn lc_notification_value(
     boundary("lc_notification_value", || {
         // SAFETY: the caller promised `out_value` is NULL or writable.
         let out = unsafe { Out::new(out_value, "out_value") }?;
-        let entry = NOTIFICATIONS.get(notification.id)?;
+        let entry = notification.get()?;
         // The value's bytes are shared with the notification, which the table keeps until
         // it is freed.
         out.write(value_to_c(value_at(&entry, row, version, column)?));
@@ -286,7 +287,7 @@ pub unsafe extern "C" fn lc_notification_value(
 #[no_mangle]
 pub extern "C" fn lc_notification_free(notification: lc_notification) -> lc_status {
     boundary("lc_notification_free", || {
-        NOTIFICATIONS.remove(notification.id)?;
+        notification.remove()?;
         Ok(lc_status::LC_OK)
     })
 }

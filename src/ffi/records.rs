@@ -3,9 +3,9 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
+use crate::ffi::handles::Handle;
 use crate::ffi::manager::manager_entry;
 use crate::ffi::ptr::{check_count, check_name_len, read_sized_array, slice, text, Out, SizedOut};
-use crate::ffi::state::{FAILOVER_REPORTS, RECORDS};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::subscribe_options_from_c;
@@ -206,9 +206,7 @@ pub unsafe extern "C" fn lc_live_query_records(
         for record in &mut records {
             record.query = record.query.rendered();
         }
-        out.write(lc_records {
-            id: RECORDS.insert(records),
-        });
+        out.write(lc_records::insert(records));
         Ok(lc_status::LC_OK)
     })
 }
@@ -224,7 +222,7 @@ pub unsafe extern "C" fn lc_records_count(records: lc_records, out_count: *mut u
     boundary("lc_records_count", || {
         // SAFETY: the caller promised `out_count` is NULL or writable.
         let out = unsafe { Out::new(out_count, "out_count") }?;
-        RECORDS.write_count(records.id, out)
+        records.write_count(out)
     })
 }
 
@@ -245,7 +243,7 @@ pub unsafe extern "C" fn lc_records_get(
     boundary("lc_records_get", || {
         // SAFETY: the caller promised `out_record` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::new(out_record, "out_record") }?;
-        let list = RECORDS.get(records.id)?;
+        let list = records.get()?;
         let record = list
             .get(index)
             .ok_or_else(|| FfiError::index("record", index, list.len()))?;
@@ -260,7 +258,7 @@ pub unsafe extern "C" fn lc_records_get(
 /// Thread safety: any thread, once no other thread uses the list or a string read from it.
 #[no_mangle]
 pub extern "C" fn lc_records_free(records: lc_records) -> lc_status {
-    boundary("lc_records_free", || RECORDS.free(records.id))
+    boundary("lc_records_free", || records.free())
 }
 
 /// Runs one failover pass on this manager's node: given every node's live-query records
@@ -329,9 +327,7 @@ pub unsafe extern "C" fn lc_failover_run(
             Duration::from_millis(stale_after_ms),
         );
         let report = handler.run_on(&entry.manager, &records, &active);
-        out.write(lc_failover_report {
-            id: FAILOVER_REPORTS.insert(report),
-        });
+        out.write(lc_failover_report::insert(report));
         Ok(lc_status::LC_OK)
     })
 }
@@ -351,7 +347,7 @@ pub unsafe extern "C" fn lc_failover_report_get_info(
     boundary("lc_failover_report_get_info", || {
         // SAFETY: the caller promised `out_info` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::new(out_info, "out_info") }?;
-        let report = FAILOVER_REPORTS.get(report.id)?;
+        let report = report.get()?;
         out.write(lc_failover_info {
             struct_size: 0,
             reserved: 0,
@@ -382,7 +378,7 @@ pub unsafe extern "C" fn lc_failover_report_record(
     boundary("lc_failover_report_record", || {
         // SAFETY: the caller promised `out_record` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::new(out_record, "out_record") }?;
-        let report = FAILOVER_REPORTS.get(report.id)?;
+        let report = report.get()?;
         let records = match list {
             0 => &report.orphaned,
             1 => &report.stale,
@@ -411,7 +407,7 @@ pub unsafe extern "C" fn lc_failover_report_removed(
     boundary("lc_failover_report_removed", || {
         // SAFETY: the caller promised `out_live_query` is NULL or writable.
         let out = unsafe { Out::new(out_live_query, "out_live_query") }?;
-        let report = FAILOVER_REPORTS.get(report.id)?;
+        let report = report.get()?;
         let id = report
             .removed
             .get(index)
@@ -446,7 +442,7 @@ pub unsafe extern "C" fn lc_failover_report_failed(
                 Out::new(out_len, "out_len")?,
             )
         };
-        let report = FAILOVER_REPORTS.get(report.id)?;
+        let report = report.get()?;
         let (id, reason) = report
             .failed
             .get(index)
@@ -465,7 +461,7 @@ pub unsafe extern "C" fn lc_failover_report_failed(
 #[no_mangle]
 pub extern "C" fn lc_failover_report_free(report: lc_failover_report) -> lc_status {
     boundary("lc_failover_report_free", || {
-        FAILOVER_REPORTS.remove(report.id)?;
+        report.remove()?;
         Ok(lc_status::LC_OK)
     })
 }

@@ -4,8 +4,12 @@ use std::collections::HashMap;
 use std::ffi::{c_char, CString};
 use std::time::Duration;
 
-use crate::ffi::handles::{HandleKind, HandleTable};
+use crate::ffi::handles::{handle_kinds, Handle, HandleTable};
 use crate::ffi::status::{lc_status, FfiError};
+use crate::ffi::types::{
+    lc_failover_report, lc_manager, lc_notification, lc_records, lc_subscription_result,
+    lc_topic_batch, lc_topic_name_list, lc_topic_route_list,
+};
 use crate::sync::{
     lock, read, write, Arc, ArcSwap, AtomicBool, LazyLock, Mutex, MutexGuard, OnceLock, Ordering,
     RwLock, TryLockError,
@@ -17,32 +21,16 @@ use crate::{
     TopicRouteInfo,
 };
 
-/// Live managers.
-pub(crate) static MANAGERS: LazyLock<HandleTable<ManagerEntry>> =
-    LazyLock::new(|| HandleTable::new(HandleKind::Manager));
-/// Live notifications.
-pub(crate) static NOTIFICATIONS: LazyLock<HandleTable<NotificationEntry>> =
-    LazyLock::new(|| HandleTable::new(HandleKind::Notification));
-/// Live subscription results.
-pub(crate) static SUBSCRIPTION_RESULTS: LazyLock<HandleTable<SubscriptionResultEntry>> =
-    LazyLock::new(|| HandleTable::new(HandleKind::SubscriptionResult));
-
-/// Live record lists.
-pub(crate) static RECORDS: LazyLock<HandleTable<Vec<LiveQueryRecord>>> =
-    LazyLock::new(|| HandleTable::new(HandleKind::Records));
-/// Live failover reports.
-pub(crate) static FAILOVER_REPORTS: LazyLock<HandleTable<FailoverReport>> =
-    LazyLock::new(|| HandleTable::new(HandleKind::FailoverReport));
-
-/// Live topic batches.
-pub(crate) static TOPIC_BATCHES: LazyLock<HandleTable<TopicBatchEntry>> =
-    LazyLock::new(|| HandleTable::new(HandleKind::TopicBatch));
-/// Live topic name lists.
-pub(crate) static TOPIC_NAME_LISTS: LazyLock<HandleTable<Box<[CString]>>> =
-    LazyLock::new(|| HandleTable::new(HandleKind::TopicNameList));
-/// Live topic route lists.
-pub(crate) static TOPIC_ROUTE_LISTS: LazyLock<HandleTable<Box<[RouteEntry]>>> =
-    LazyLock::new(|| HandleTable::new(HandleKind::TopicRouteList));
+handle_kinds! {
+    Manager = 1: lc_manager => ManagerEntry, MANAGERS;
+    Notification = 2: lc_notification => NotificationEntry, NOTIFICATIONS;
+    SubscriptionResult = 3: lc_subscription_result => SubscriptionResultEntry, SUBSCRIPTION_RESULTS;
+    Records = 4: lc_records => Vec<LiveQueryRecord>, RECORDS;
+    FailoverReport = 5: lc_failover_report => FailoverReport, FAILOVER_REPORTS;
+    TopicBatch = 6: lc_topic_batch => TopicBatchEntry, TOPIC_BATCHES;
+    TopicNames = 7: lc_topic_name_list => Box<[CString]>, TOPIC_NAME_LISTS;
+    TopicRoutes = 8: lc_topic_route_list => Box<[RouteEntry]>, TOPIC_ROUTE_LISTS;
+}
 
 /// How long a "forever" wait on the ready queue sleeps between checks that its manager is
 /// still there: a freed manager ends the wait within this. (Receives on a connection need
@@ -54,9 +42,10 @@ pub(crate) struct ManagerEntry {
     pub(crate) manager: Arc<ConnectionsManager>,
     /// Each registered connection's receivers, by id.
     pub(crate) connections: RwLock<HashMap<ConnectionId, Arc<ConnectionEntry>>>,
-    /// Table ids by the key `lc_register_table` returned, read on every publish without a
-    /// lock; written under `tables_writer`.
-    tables: ArcSwap<Vec<Option<TableId>>>,
+    /// The tables registered through this handle, by key and by id: read on every publish
+    /// without a lock; written under `tables_writer`. (The core resolves keys itself, but
+    /// only `pub(crate)`; until it offers a publish by key, the C side keeps this map.)
+    tables: ArcSwap<TableKeys>,
     tables_writer: Mutex<()>,
     pub(crate) ready: Option<ReadyConnections>,
     pub(crate) clock: Option<Arc<ManualClock>>,
@@ -77,7 +66,7 @@ impl ManagerEntry {
             ready: manager.ready_connections(),
             manager,
             connections: RwLock::new(HashMap::new()),
-            tables: ArcSwap::from_pointee(Vec::new()),
+            tables: ArcSwap::from_pointee(TableKeys::default()),
             tables_writer: Mutex::new(()),
             clock,
             checker: Mutex::new(checker),
@@ -122,44 +111,48 @@ impl ManagerEntry {
     /// The table id behind a key from `lc_register_table`.
     pub(crate) fn table_id(&self, key: u32) -> Result<TableId, FfiError> {
         let tables = self.tables.load();
-        tables.get(key as usize).cloned().flatten().ok_or_else(|| {
-            FfiError::new(
-                lc_status::LC_ERR_UNKNOWN_TABLE,
-                format!("no table was registered under key {key}"),
-            )
-        })
+        tables
+            .ids
+            .get(key as usize)
+            .cloned()
+            .flatten()
+            .ok_or_else(|| {
+                FfiError::new(
+                    lc_status::LC_ERR_UNKNOWN_TABLE,
+                    format!("no table was registered under key {key}"),
+                )
+            })
     }
 
     /// The key `lc_register_table` gave a table, if it was registered through this handle.
     pub(crate) fn table_key(&self, table_id: &TableId) -> Option<u32> {
-        let tables = self.tables.load();
-        tables
-            .iter()
-            .position(|slot| slot.as_ref() == Some(table_id))
-            .and_then(|key| u32::try_from(key).ok())
+        self.tables.load().keys.get(table_id).copied()
     }
 
     /// Remembers the id of a registered table's key.
     pub(crate) fn remember_table(&self, key: u32, table_id: TableId) {
         self.update_tables(|tables| {
             let index = key as usize;
-            if tables.len() <= index {
-                tables.resize(index + 1, None);
+            if tables.ids.len() <= index {
+                tables.ids.resize(index + 1, None);
             }
-            tables[index] = Some(table_id);
+            if let Some(previous) = tables.ids[index].replace(table_id.clone()) {
+                tables.keys.remove(&previous);
+            }
+            tables.keys.insert(table_id, key);
         });
     }
 
     /// Forgets a dropped table's key.
     pub(crate) fn forget_table(&self, key: u32) {
         self.update_tables(|tables| {
-            if let Some(slot) = tables.get_mut(key as usize) {
-                *slot = None;
+            if let Some(previous) = tables.ids.get_mut(key as usize).and_then(Option::take) {
+                tables.keys.remove(&previous);
             }
         });
     }
 
-    fn update_tables(&self, change: impl FnOnce(&mut Vec<Option<TableId>>)) {
+    fn update_tables(&self, change: impl FnOnce(&mut TableKeys)) {
         let _writer = lock(&self.tables_writer);
         let mut tables = self.tables.load().as_ref().clone();
         change(&mut tables);
@@ -182,6 +175,14 @@ impl ManagerEntry {
         let checker = crate::sync::lock(&self.checker).take();
         drop(checker);
     }
+}
+
+/// The tables a manager handle registered: ids by key (a vector, as keys are small and
+/// dense) and keys by id (for route lists, which name their table by id).
+#[derive(Clone, Default)]
+pub(crate) struct TableKeys {
+    ids: Vec<Option<TableId>>,
+    keys: HashMap<TableId, u32>,
 }
 
 /// One connection's receivers. Each is used by one consumer at a time: a second thread

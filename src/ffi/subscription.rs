@@ -2,10 +2,11 @@
 
 use std::ffi::c_char;
 
+use crate::ffi::handles::Handle;
 use crate::ffi::manager::manager_entry;
 use crate::ffi::ptr::{c_str, check_count, read_sized, slice, Out, SizedOut};
 use crate::ffi::publish::check_changes;
-use crate::ffi::state::{SubscriptionResultEntry, SUBSCRIPTION_RESULTS};
+use crate::ffi::state::SubscriptionResultEntry;
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::{change_from_c, row_from_c, subscribe_options_from_c};
@@ -105,8 +106,9 @@ pub unsafe extern "C" fn lc_subscribe_sql(
         let result = entry
             .manager
             .subscribe_sql(ConnectionId(connection_id), sql, options)?;
-        let id = SUBSCRIPTION_RESULTS.insert(SubscriptionResultEntry { result });
-        out.write(lc_subscription_result { id });
+        out.write(lc_subscription_result::insert(SubscriptionResultEntry {
+            result,
+        }));
         Ok(lc_status::LC_OK)
     })
 }
@@ -127,7 +129,7 @@ pub unsafe extern "C" fn lc_subscription_result_get_info(
     boundary("lc_subscription_result_get_info", || {
         // SAFETY: the caller promised `out_info` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::new(out_info, "out_info") }?;
-        let entry = SUBSCRIPTION_RESULTS.get(result.id)?;
+        let entry = result.get()?;
         let result = &entry.result;
         let mut flags = 0;
         if result.gated {
@@ -170,7 +172,7 @@ pub unsafe extern "C" fn lc_subscription_result_column(
         let name_out = unsafe { Out::new(out_name, "out_name") }?;
         // SAFETY: the caller promised `out_len` is NULL or writable.
         let len_out = unsafe { Out::new(out_len, "out_len") }?;
-        let entry = SUBSCRIPTION_RESULTS.get(result.id)?;
+        let entry = result.get()?;
         let columns = &entry.result.columns;
         let column = columns.get(index).ok_or_else(|| {
             FfiError::index(
@@ -194,7 +196,7 @@ pub unsafe extern "C" fn lc_subscription_result_column(
 #[no_mangle]
 pub extern "C" fn lc_subscription_result_free(result: lc_subscription_result) -> lc_status {
     boundary("lc_subscription_result_free", || {
-        SUBSCRIPTION_RESULTS.remove(result.id)?;
+        result.remove()?;
         Ok(lc_status::LC_OK)
     })
 }

@@ -4,11 +4,10 @@
 
 use std::ffi::c_char;
 
+use crate::ffi::handles::Handle;
 use crate::ffi::manager::manager_entry;
 use crate::ffi::ptr::{c_str, Out, SizedOut};
-use crate::ffi::state::{
-    c_string, RouteEntry, TopicBatchEntry, TOPIC_BATCHES, TOPIC_NAME_LISTS, TOPIC_ROUTE_LISTS,
-};
+use crate::ffi::state::{c_string, RouteEntry, TopicBatchEntry};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::{ChangeType, ConsumeBatch, Partitioning, Projection, RouteFilter, TopicRouteInfo};
@@ -56,8 +55,7 @@ pub unsafe extern "C" fn lc_topic_read(
             positions: Vec::new(),
             retention_skips: Vec::new(),
         };
-        let id = TOPIC_BATCHES.insert(TopicBatchEntry::read(batch));
-        out.write(lc_topic_batch { id });
+        out.write(lc_topic_batch::insert(TopicBatchEntry::read(batch)));
         Ok(lc_status::LC_OK)
     })
 }
@@ -84,8 +82,7 @@ pub unsafe extern "C" fn lc_topic_list(
             .iter()
             .map(|name| c_string(name))
             .collect();
-        let id = TOPIC_NAME_LISTS.insert(names);
-        out.write(lc_topic_name_list { id });
+        out.write(lc_topic_name_list::insert(names));
         Ok(lc_status::LC_OK)
     })
 }
@@ -104,7 +101,7 @@ pub unsafe extern "C" fn lc_topic_name_list_count(
     boundary("lc_topic_name_list_count", || {
         // SAFETY: the caller promised `out_count` is NULL or writable.
         let out = unsafe { Out::new(out_count, "out_count") }?;
-        TOPIC_NAME_LISTS.write_count(list.id, out)
+        list.write_count(out)
     })
 }
 
@@ -128,7 +125,7 @@ pub unsafe extern "C" fn lc_topic_name_list_get(
         let name_out = unsafe { Out::new(out_name, "out_name") }?;
         // SAFETY: the caller promised `out_len` is NULL or writable.
         let len_out = unsafe { Out::new(out_len, "out_len") }?;
-        let names = TOPIC_NAME_LISTS.get(list.id)?;
+        let names = list.get()?;
         let name = names
             .get(index)
             .ok_or_else(|| FfiError::index("name", index, names.len()))?;
@@ -146,7 +143,7 @@ pub unsafe extern "C" fn lc_topic_name_list_get(
 /// it.
 #[no_mangle]
 pub extern "C" fn lc_topic_name_list_free(list: lc_topic_name_list) -> lc_status {
-    boundary("lc_topic_name_list_free", || TOPIC_NAME_LISTS.free(list.id))
+    boundary("lc_topic_name_list_free", || list.free())
 }
 
 fn route_entry(entry: &crate::ffi::state::ManagerEntry, info: TopicRouteInfo) -> RouteEntry {
@@ -202,8 +199,7 @@ pub unsafe extern "C" fn lc_topic_routes(
             .into_iter()
             .map(|info| route_entry(&entry, info))
             .collect();
-        let id = TOPIC_ROUTE_LISTS.insert(routes);
-        out.write(lc_topic_route_list { id });
+        out.write(lc_topic_route_list::insert(routes));
         Ok(lc_status::LC_OK)
     })
 }
@@ -222,7 +218,7 @@ pub unsafe extern "C" fn lc_topic_route_list_count(
     boundary("lc_topic_route_list_count", || {
         // SAFETY: the caller promised `out_count` is NULL or writable.
         let out = unsafe { Out::new(out_count, "out_count") }?;
-        TOPIC_ROUTE_LISTS.write_count(list.id, out)
+        list.write_count(out)
     })
 }
 
@@ -244,7 +240,7 @@ pub unsafe extern "C" fn lc_topic_route_list_get(
     boundary("lc_topic_route_list_get", || {
         // SAFETY: the caller promised `out_info` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::new(out_info, "out_info") }?;
-        let routes = TOPIC_ROUTE_LISTS.get(list.id)?;
+        let routes = list.get()?;
         let route = routes
             .get(index)
             .ok_or_else(|| FfiError::index("route", index, routes.len()))?;
@@ -306,7 +302,7 @@ pub unsafe extern "C" fn lc_topic_route_list_column(
     boundary("lc_topic_route_list_column", || {
         // SAFETY: the caller promised `out_name` is NULL or writable.
         let out = unsafe { Out::new(out_name, "out_name") }?;
-        let routes = TOPIC_ROUTE_LISTS.get(list.id)?;
+        let routes = list.get()?;
         let route = routes
             .get(index)
             .ok_or_else(|| FfiError::index("route", index, routes.len()))?;
@@ -327,7 +323,5 @@ pub unsafe extern "C" fn lc_topic_route_list_column(
 /// from it.
 #[no_mangle]
 pub extern "C" fn lc_topic_route_list_free(list: lc_topic_route_list) -> lc_status {
-    boundary("lc_topic_route_list_free", || {
-        TOPIC_ROUTE_LISTS.free(list.id)
-    })
+    boundary("lc_topic_route_list_free", || list.free())
 }

@@ -14,8 +14,8 @@ use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::value_from_c;
 use crate::{
-    ChangeType, ChangeTypes, DirectMessage, GroupConfig, ResetPolicy, Retention, SeqId,
-    TopicConfig, TopicRouteId, TopicRouteSpec,
+    ChangeType, ChangeTypes, DirectMessage, GroupConfig, Retention, SeqId, TopicConfig,
+    TopicRouteId, TopicRouteSpec,
 };
 
 pub(crate) fn default_topic_config() -> lc_topic_config {
@@ -542,12 +542,7 @@ pub unsafe extern "C" fn lc_topic_group_create(
         let group = unsafe { c_str(group, "group") }?;
         // SAFETY: the caller promised `config` is NULL or readable for its struct_size.
         let config = unsafe { read_sized(config, default_group_config(), "config") }?;
-        let reset = match config.reset {
-            0 => ResetPolicy::Earliest,
-            1 => ResetPolicy::Latest,
-            2 => ResetPolicy::None,
-            other => return Err(FfiError::tag("lc_topic_reset_policy", other)),
-        };
+        let reset = lc_topic_reset_policy::from_tag(config.reset)?;
         let entry = manager_entry(manager)?;
         check_topic_name(&entry, group, "group")?;
         entry.manager.create_consumer_group(
