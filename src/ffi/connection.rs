@@ -9,7 +9,6 @@ use crate::ffi::ptr::{check_name_len, name_str, optional_c_str, Out, SizedOut};
 use crate::ffi::state::{receive_status, take_receiver, NotificationEntry};
 use crate::ffi::status::{boundary, lc_status, panic_point, FfiError, PanicPoint};
 use crate::ffi::types::*;
-use crate::sync::OnceLock;
 use crate::{
     ConnectionEvent, ConnectionId, EventReceiver, LiveError, Notification, NotificationReceiver,
     ReceiveError, UserId,
@@ -256,10 +255,9 @@ pub unsafe extern "C" fn lc_connection_recv(
         drop(receiver);
         match received {
             Ok(notification) => {
-                out.write(lc_notification::insert(NotificationEntry {
+                out.write(lc_notification::insert(NotificationEntry::new(
                     notification,
-                    json: OnceLock::new(),
-                }));
+                )));
                 Ok(lc_status::LC_OK)
             }
             Err(error) => Ok(receive_status(error)),

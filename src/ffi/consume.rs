@@ -42,7 +42,7 @@ fn write_row(out: &mut Vec<u8>, columns: &[DataArc<str>], row: &Row) {
 /// half of `heartbeat_timeout_ms` (`LC_ERR_OUT_OF_BOUNDS`; so `LC_WAIT_FOREVER` is refused).
 ///
 /// On `LC_OK`, `*out_batch` receives a batch: read it with the `lc_topic_batch_*`
-/// functions, commit it (`lc_topic_commit_batch`, or `lc_topic_commit` per partition) once
+/// functions, commit it (`lc_topic_batch_commit`, or `lc_topic_commit` per partition) once
 /// its messages are done, and free it with `lc_topic_batch_free`. A batch with no message
 /// means the timeout passed; it still holds the consumer's positions. Uncommitted messages
 /// are handed out again when the lease expires (at-least-once).
@@ -406,12 +406,12 @@ pub unsafe extern "C" fn lc_topic_commit(
 ///
 /// Thread safety: any thread, concurrently with any other call.
 #[no_mangle]
-pub extern "C" fn lc_topic_commit_batch(
+pub extern "C" fn lc_topic_batch_commit(
     manager: lc_manager,
     connection_id: u64,
     batch: lc_topic_batch,
 ) -> lc_status {
-    boundary("lc_topic_commit_batch", || {
+    boundary("lc_topic_batch_commit", || {
         let entry = manager_entry(manager)?;
         let batch = batch.get()?;
         if batch.from_read {

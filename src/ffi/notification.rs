@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use crate::ffi::handles::Handle;
 use crate::ffi::ptr::{Out, SizedOut};
-use crate::ffi::state::{cached_json, NotificationEntry};
+use crate::ffi::state::{cached_json, CText, NotificationEntry};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::value_to_c;
@@ -143,7 +143,7 @@ pub unsafe extern "C" fn lc_notification_json(
 }
 
 /// Gives the name of projected column `index` of a changes or snapshot notification:
-/// `*out_name` points at `*out_len` bytes of UTF-8, not NUL-terminated, valid until
+/// `*out_name` points at `*out_len` bytes of UTF-8 followed by a NUL, valid until
 /// `lc_notification_free`.
 ///
 /// Thread safety: any thread; a notification may be read from several threads at once.
@@ -163,11 +163,17 @@ pub unsafe extern "C" fn lc_notification_column(
         // SAFETY: the caller promised `out_len` is NULL or writable.
         let len_out = unsafe { Out::new(out_len, "out_len") }?;
         let entry = notification.get()?;
-        let names = column_names(&entry.notification);
+        let names = entry.columns.get_or_init(|| {
+            column_names(&entry.notification)
+                .iter()
+                .map(|name| CText::new(name))
+                .collect()
+        });
         let name = names
             .get(index)
             .ok_or_else(|| FfiError::index("column", index, names.len()))?;
-        name_out.write(name.as_ptr().cast::<c_char>());
+        // The text lives in the entry, which the table keeps until the notification is freed.
+        name_out.write(name.as_ptr());
         len_out.write(name.len());
         Ok(lc_status::LC_OK)
     })

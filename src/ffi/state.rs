@@ -1,14 +1,14 @@
 //! What the C ABI keeps behind its handles.
 
 use std::collections::HashMap;
-use std::ffi::{c_char, CString};
+use std::ffi::c_char;
 use std::time::Duration;
 
 use crate::ffi::handles::{handle_kinds, Handle, HandleTable};
 use crate::ffi::status::{lc_status, FfiError};
 use crate::ffi::types::{
     lc_failover_report, lc_manager, lc_notification, lc_records, lc_subscription_result,
-    lc_topic_batch, lc_topic_name_list, lc_topic_route_list,
+    lc_topic_batch, lc_topic_names, lc_topic_routes,
 };
 use crate::sync::{
     lock, read, write, Arc, ArcSwap, AtomicBool, LazyLock, Mutex, MutexGuard, OnceLock, Ordering,
@@ -16,7 +16,7 @@ use crate::sync::{
 };
 use crate::{
     CheckerHandle, ConnectionId, ConnectionRegistration, ConnectionsManager, ConsumeBatch,
-    EventReceiver, FailoverReport, LiveQueryRecord, ManualClock, Notification,
+    EventReceiver, FailoverReport, LiveQueryId, LiveQueryRecord, ManualClock, Notification,
     NotificationReceiver, ReadyConnections, ReceiveError, SubscriptionResult, TableId,
     TopicRouteInfo,
 };
@@ -25,11 +25,11 @@ handle_kinds! {
     Manager = 1: lc_manager => ManagerEntry, MANAGERS;
     Notification = 2: lc_notification => NotificationEntry, NOTIFICATIONS;
     SubscriptionResult = 3: lc_subscription_result => SubscriptionResultEntry, SUBSCRIPTION_RESULTS;
-    Records = 4: lc_records => Vec<LiveQueryRecord>, RECORDS;
-    FailoverReport = 5: lc_failover_report => FailoverReport, FAILOVER_REPORTS;
+    Records = 4: lc_records => Box<[RecordEntry]>, RECORDS;
+    FailoverReport = 5: lc_failover_report => FailoverEntry, FAILOVER_REPORTS;
     TopicBatch = 6: lc_topic_batch => TopicBatchEntry, TOPIC_BATCHES;
-    TopicNames = 7: lc_topic_name_list => Box<[CString]>, TOPIC_NAME_LISTS;
-    TopicRoutes = 8: lc_topic_route_list => Box<[RouteEntry]>, TOPIC_ROUTE_LISTS;
+    TopicNames = 7: lc_topic_names => Box<[CText]>, TOPIC_NAME_LISTS;
+    TopicRoutes = 8: lc_topic_routes => Box<[RouteEntry]>, TOPIC_ROUTE_LISTS;
 }
 
 /// How long a "forever" wait on the ready queue sleeps between checks that its manager is
@@ -108,7 +108,7 @@ impl ManagerEntry {
         Some(entry)
     }
 
-    /// The table id behind a key from `lc_register_table`.
+    /// The table id behind a key from `lc_table_register`.
     pub(crate) fn table_id(&self, key: u32) -> Result<TableId, FfiError> {
         let tables = self.tables.load();
         tables
@@ -124,7 +124,7 @@ impl ManagerEntry {
             })
     }
 
-    /// The key `lc_register_table` gave a table, if it was registered through this handle.
+    /// The key `lc_table_register` gave a table, if it was registered through this handle.
     pub(crate) fn table_key(&self, table_id: &TableId) -> Option<u32> {
         self.tables.load().keys.get(table_id).copied()
     }
@@ -252,11 +252,32 @@ pub(crate) struct NotificationEntry {
     pub(crate) notification: Notification,
     /// The JSON form with a trailing NUL, built on first request.
     pub(crate) json: OnceLock<Box<[u8]>>,
+    /// The projected column names as C text, built on first request.
+    pub(crate) columns: OnceLock<Box<[CText]>>,
+}
+
+impl NotificationEntry {
+    pub(crate) fn new(notification: Notification) -> Self {
+        Self {
+            notification,
+            json: OnceLock::new(),
+            columns: OnceLock::new(),
+        }
+    }
 }
 
 /// The outcome of a subscribe, as the C side reads it.
 pub(crate) struct SubscriptionResultEntry {
     pub(crate) result: SubscriptionResult,
+    /// The projected column names as C text.
+    pub(crate) columns: Box<[CText]>,
+}
+
+impl SubscriptionResultEntry {
+    pub(crate) fn new(result: SubscriptionResult) -> Self {
+        let columns = result.columns.iter().map(|name| CText::new(name)).collect();
+        Self { result, columns }
+    }
 }
 
 /// A consumed batch of topic messages, and the JSON of its messages once asked for.
@@ -300,23 +321,95 @@ impl TopicBatchEntry {
     }
 }
 
-/// One route of a route list, with the C strings its `lc_topic_route_info` points at.
+/// One route of a route list, with the C text its `lc_topic_route_info` points at.
 pub(crate) struct RouteEntry {
     pub(crate) info: TopicRouteInfo,
     pub(crate) table_key: Option<u32>,
-    pub(crate) namespace: CString,
-    pub(crate) name: CString,
-    pub(crate) filter: Option<CString>,
-    pub(crate) key_column: Option<CString>,
-    pub(crate) broken: Option<CString>,
+    pub(crate) namespace: CText,
+    pub(crate) name: CText,
+    pub(crate) filter: Option<CText>,
+    pub(crate) key_column: Option<CText>,
+    pub(crate) broken: Option<CText>,
     /// The projected columns; `None` for every column.
-    pub(crate) columns: Option<Box<[CString]>>,
+    pub(crate) columns: Option<Box<[CText]>>,
 }
 
-/// `text` as a C string; a NUL byte inside (possible only in names given to the Rust API)
-/// is shown as `\0`.
-pub(crate) fn c_string(text: &str) -> CString {
-    CString::new(text.replace('\0', "\\0")).unwrap_or_default()
+/// A live-query record, with the C text its `lc_live_query_record` points at.
+pub(crate) struct RecordEntry {
+    pub(crate) record: LiveQueryRecord,
+    pub(crate) table_namespace: CText,
+    pub(crate) table_name: CText,
+    pub(crate) user_id: Option<CText>,
+    /// The query as SQL text (rendered once, when the record is taken).
+    pub(crate) query: CText,
+}
+
+impl RecordEntry {
+    pub(crate) fn new(record: LiveQueryRecord) -> Self {
+        Self {
+            table_namespace: CText::new(record.table_id.namespace()),
+            table_name: CText::new(record.table_id.name()),
+            user_id: record
+                .user_id
+                .as_ref()
+                .map(|user| CText::new(user.as_str())),
+            query: CText::new(&record.query.to_sql()),
+            record,
+        }
+    }
+}
+
+/// A failover report, with its records and reasons as C text.
+pub(crate) struct FailoverEntry {
+    pub(crate) orphaned: Box<[RecordEntry]>,
+    pub(crate) stale: Box<[RecordEntry]>,
+    pub(crate) removed: Box<[LiveQueryId]>,
+    pub(crate) failed: Box<[(LiveQueryId, CText)]>,
+}
+
+impl FailoverEntry {
+    pub(crate) fn new(report: FailoverReport) -> Self {
+        let records = |list: Vec<LiveQueryRecord>| list.into_iter().map(RecordEntry::new).collect();
+        Self {
+            orphaned: records(report.orphaned),
+            stale: records(report.stale),
+            removed: report.removed.into(),
+            failed: report
+                .failed
+                .into_iter()
+                .map(|(id, reason)| (id, CText::new(&reason.to_string())))
+                .collect(),
+        }
+    }
+}
+
+/// A string handed to C, following the one rule for every string livecore returns: C gets
+/// a pointer to UTF-8 followed by a NUL, and its length in bytes (without the NUL). A NUL
+/// inside (possible only in names given to the Rust API) stays; the length tells the truth.
+pub(crate) struct CText(Box<[u8]>);
+
+impl CText {
+    pub(crate) fn new(text: &str) -> Self {
+        let mut bytes = Vec::with_capacity(text.len() + 1);
+        bytes.extend_from_slice(text.as_bytes());
+        bytes.push(0);
+        Self(bytes.into_boxed_slice())
+    }
+
+    /// The NUL-terminated text; valid as long as `self`.
+    pub(crate) fn as_ptr(&self) -> *const c_char {
+        self.0.as_ptr().cast::<c_char>()
+    }
+
+    /// Its length in bytes, without the NUL.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len() - 1
+    }
+}
+
+/// The pointer and length of optional text: NULL and 0 without it.
+pub(crate) fn optional_text(text: Option<&CText>) -> (*const c_char, usize) {
+    text.map_or((std::ptr::null(), 0), |text| (text.as_ptr(), text.len()))
 }
 
 #[cfg(test)]

@@ -99,6 +99,16 @@ pub enum lc_status {
     LC_ERR_COMMIT_TOO_LARGE = 221,
     /// A value a client or host controls is outside its allowed bounds (a limit).
     LC_ERR_OUT_OF_BOUNDS = 222,
+    /// livecore ended the subscription (its subscriber got the matching terminal
+    /// notification), so the operation no longer applies. `lc_last_error` says how it
+    /// ended and what to do: "must resync" (its snapshot buffer overflowed or a schema
+    /// change came during its initial load: subscribe again with a fresh initial load),
+    /// "resume is unavailable" (subscribe again with a fresh initial load), or "was closed
+    /// (reason)" with the close reason's code (`revoked`, `table_dropped`,
+    /// `schema_changed`). A connection remembers the endings of its most recent ended
+    /// subscriptions (`lc_subscription_cancel` on one succeeds and forgets it); older ones
+    /// are `LC_ERR_UNKNOWN_SUBSCRIPTION`.
+    LC_ERR_SUBSCRIPTION_ENDED = 223,
     // 300-399: topics and consumer groups (the lc_topic_ functions).
     /// A name is not acceptable: a topic or consumer group name that is empty, longer than
     /// the config's `topic_max_name_len` or has characters other than ASCII letters,
@@ -210,6 +220,7 @@ status_lookups!(
     LC_ERR_INVALID_CONFIG,
     LC_ERR_COMMIT_TOO_LARGE,
     LC_ERR_OUT_OF_BOUNDS,
+    LC_ERR_SUBSCRIPTION_ENDED,
     LC_ERR_INVALID_NAME,
     LC_ERR_UNKNOWN_TOPIC,
     LC_ERR_TOPIC_EXISTS,
@@ -309,7 +320,7 @@ impl From<LiveError> for FfiError {
             LiveError::Sql { .. } => LC_ERR_SQL,
             LiveError::UnknownSubscription(_) => LC_ERR_UNKNOWN_SUBSCRIPTION,
             LiveError::InvalidState { .. } => LC_ERR_INVALID_STATE,
-            LiveError::SubscriptionEnded { .. } => LC_ERR_INVALID_STATE,
+            LiveError::SubscriptionEnded { .. } => LC_ERR_SUBSCRIPTION_ENDED,
             LiveError::WouldBlock { .. } => LC_WOULD_BLOCK,
             LiveError::MissingOwner(_) => LC_ERR_MISSING_OWNER,
             LiveError::RowArity { .. } => LC_ERR_ROW_ARITY,
@@ -428,7 +439,7 @@ pub enum PanicPoint {
     /// `lc_connection_recv` and `lc_connection_recv_event`: after the connection's
     /// receiver was taken (its guard is held), before receiving.
     ReceiverTaken = 2,
-    /// `lc_publish` and `lc_publish_commit`: after the C changes were converted, before
+    /// `lc_change_publish` and `lc_commit_publish`: after the C changes were converted, before
     /// publishing them.
     ChangesConverted = 3,
 }
