@@ -276,7 +276,7 @@ impl CApi {
 /// A bench runs from `target/<profile>/deps/`, where cargo leaves the library it builds for
 /// it; an example runs from `target/<profile>/examples/`, next to `deps/`; a `cargo build` of
 /// the library also copies it to `target/<profile>/`. The versioned soname
-/// (`liblivecore.so.1`, as installed by cargo-c) is accepted too.
+/// (`liblivecore.so.<LIVECORE_ABI_VERSION>`, as installed by cargo-c) is accepted too.
 fn library_path() -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os("LIVECORE_CDYLIB") {
         return Ok(PathBuf::from(path));
