@@ -3,7 +3,7 @@
 //!
 //! - `native`: the array converted to a `Row` (text checked as UTF-8 and copied, as the C
 //!   ABI does), then `ConnectionsManager::publish` / `publish_commit`.
-//! - `c_abi`: an `lc_change` pointing at the array, then `lc_publish` / `lc_publish_commit`
+//! - `c_abi`: an `lc_change` pointing at the array, then `lc_change_publish` / `lc_commit_publish`
 //!   called through function pointers into the built shared library (`liblivecore.so`,
 //!   next to this binary in target/<profile>/deps/), loaded with dlopen and RTLD_LOCAL:
 //!   its own copy of livecore, as a C host would call it.

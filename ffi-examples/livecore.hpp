@@ -100,8 +100,8 @@ class Manager {
 
     uint32_t register_table(const char *ns, const char *name, const std::vector<const char *> &columns) {
         uint32_t key = 0;
-        check(lc_register_table(handle_, ns, name, LC_SCOPE_SHARED, columns.data(), columns.size(), &key),
-              "lc_register_table");
+        check(lc_table_register(handle_, ns, name, LC_SCOPE_SHARED, columns.data(), columns.size(), &key),
+              "lc_table_register");
         return key;
     }
 
@@ -113,11 +113,11 @@ class Manager {
     }
 
     lc_live_query_id subscribe(uint64_t connection, const std::string &sql) {
-        lc_subscribe_options options{};
+        lc_subscription_options options{};
         options.struct_size = sizeof options;
-        check(lc_subscribe_options_init(&options), "lc_subscribe_options_init");
+        check(lc_subscription_options_init(&options), "lc_subscription_options_init");
         lc_subscription_result result{};
-        check(lc_subscribe_sql(handle_, connection, sql.c_str(), &options, &result), "lc_subscribe_sql");
+        check(lc_subscription_create_sql(handle_, connection, sql.c_str(), &options, &result), "lc_subscription_create_sql");
         lc_subscription_info info{};
         info.struct_size = sizeof info;
         check(lc_subscription_result_get_info(result, &info), "lc_subscription_result_get_info");
@@ -128,7 +128,7 @@ class Manager {
     lc_publish_summary publish(uint64_t seq, const std::vector<lc_change> &changes) {
         lc_publish_summary summary{};
         summary.struct_size = sizeof summary;
-        check(lc_publish_commit(handle_, seq, changes.data(), changes.size(), &summary), "lc_publish_commit");
+        check(lc_commit_publish(handle_, seq, changes.data(), changes.size(), &summary), "lc_commit_publish");
         return summary;
     }
 
@@ -168,7 +168,7 @@ class Manager {
     lc_stats stats() const {
         lc_stats stats{};
         stats.struct_size = sizeof stats;
-        check(lc_get_stats(handle_, &stats), "lc_get_stats");
+        check(lc_manager_get_stats(handle_, &stats), "lc_manager_get_stats");
         return stats;
     }
 

@@ -57,7 +57,7 @@ static lc_change delete_of(const lc_value *row) {
 
 static void publish(lc_manager manager, uint64_t seq, const lc_change *changes, size_t count) {
     lc_publish_summary summary = {.struct_size = sizeof summary};
-    CHECK(lc_publish_commit(manager, seq, changes, count, &summary));
+    CHECK(lc_commit_publish(manager, seq, changes, count, &summary));
     printf("commit %" PRIu64 ": %zu change(s), matched %" PRIu64 ", enqueued %" PRIu64 "\n", seq, count,
            summary.matched, summary.enqueued);
 }
@@ -153,16 +153,16 @@ int main(void) {
     CHECK(lc_manager_new(&config, &manager));
 
     const char *columns[COLUMNS] = {"id", "room", "author", "body", "score", "pinned", "attachment"};
-    CHECK(lc_register_table(manager, "chat", "messages", LC_SCOPE_SHARED, columns, COLUMNS, &messages));
+    CHECK(lc_table_register(manager, "chat", "messages", LC_SCOPE_SHARED, columns, COLUMNS, &messages));
 
     uint64_t connection;
     CHECK(lc_connection_register(manager, &connection));
     CHECK(lc_connection_authenticate(manager, connection, "alice", NULL));
 
-    lc_subscribe_options options = {.struct_size = sizeof options};
-    CHECK(lc_subscribe_options_init(&options));
+    lc_subscription_options options = {.struct_size = sizeof options};
+    CHECK(lc_subscription_options_init(&options));
     lc_subscription_result result;
-    CHECK(lc_subscribe_sql(manager, connection,
+    CHECK(lc_subscription_create_sql(manager, connection,
                            "SELECT id, author, body, score, pinned, attachment FROM chat.messages WHERE room = 7",
                            &options, &result));
     lc_subscription_info info = {.struct_size = sizeof info};
@@ -211,11 +211,11 @@ int main(void) {
     drain(manager, connection);
 
     lc_stats stats = {.struct_size = sizeof stats};
-    CHECK(lc_get_stats(manager, &stats));
+    CHECK(lc_manager_get_stats(manager, &stats));
     printf("stats: published %" PRIu64 ", delivered %" PRIu64 ", dropped %" PRIu64 "\n", stats.published,
            stats.delivered, stats.dropped);
 
-    CHECK(lc_unsubscribe(manager, info.live_query));
+    CHECK(lc_subscription_cancel(manager, info.live_query));
     CHECK(lc_connection_unregister(manager, connection));
     CHECK(lc_manager_free(manager));
     /* The handle is dead now: using it is an error, not a crash. */

@@ -199,7 +199,7 @@ static void publish_pending(engine *e) {
     }
     lc_publish_summary summary = {.struct_size = sizeof summary};
     uint64_t seq = e->last_seq + 1;
-    CHECK(lc_publish_commit(e->manager, seq, changes, e->pending_len, &summary));
+    CHECK(lc_commit_publish(e->manager, seq, changes, e->pending_len, &summary));
     e->last_seq = seq;
     printf("  committed: published SeqId %" PRIu64 " with %zu change(s), %" PRIu64 " delivery(ies)\n", seq,
            e->pending_len, summary.enqueued);
@@ -301,11 +301,11 @@ static uint64_t connect_as(engine *e, const char *user) {
 }
 
 static lc_live_query_id subscribe(engine *e, uint64_t connection, const char *sql, uint32_t flags) {
-    lc_subscribe_options options = {.struct_size = sizeof options};
-    CHECK(lc_subscribe_options_init(&options));
+    lc_subscription_options options = {.struct_size = sizeof options};
+    CHECK(lc_subscription_options_init(&options));
     options.flags = flags;
     lc_subscription_result result;
-    CHECK(lc_subscribe_sql(e->manager, connection, sql, &options, &result));
+    CHECK(lc_subscription_create_sql(e->manager, connection, sql, &options, &result));
     lc_subscription_info info = {.struct_size = sizeof info};
     CHECK(lc_subscription_result_get_info(result, &info));
     CHECK(lc_subscription_result_free(result));
@@ -316,7 +316,7 @@ static lc_live_query_id subscribe(engine *e, uint64_t connection, const char *sq
 static void initial_load(engine *e, lc_live_query_id live) {
     run(e, "BEGIN");
     uint64_t boundary = e->last_seq; /* every commit up to here is in what we read next */
-    CHECK(lc_set_snapshot_boundary(e->manager, live, boundary));
+    CHECK(lc_subscription_set_snapshot_boundary(e->manager, live, boundary));
     sqlite3_stmt *stmt;
     if (sqlite3_prepare_v2(e->db, "SELECT * FROM tasks ORDER BY id", -1, &stmt, NULL) != SQLITE_OK) {
         fprintf(stderr, "%s\n", sqlite3_errmsg(e->db));
@@ -341,7 +341,7 @@ static void initial_load(engine *e, lc_live_query_id live) {
     sqlite3_finalize(stmt);
     run(e, "COMMIT");
     lc_snapshot_progress progress = {.struct_size = sizeof progress};
-    CHECK(lc_push_snapshot_rows(e->manager, live, values, rows, columns, &progress));
+    CHECK(lc_subscription_push_snapshot_rows(e->manager, live, values, rows, columns, &progress));
     printf("  snapshot at SeqId %" PRIu64 ": %" PRIu64 " row(s) read, %" PRIu64 " delivered in %" PRIu64
            " batch(es)\n",
            boundary, progress.consumed, progress.rows, progress.batches);
@@ -349,7 +349,7 @@ static void initial_load(engine *e, lc_live_query_id live) {
         free((void *)values[i].data);
     }
     free(values);
-    CHECK(lc_complete_initial_load(e->manager, live, NULL));
+    CHECK(lc_subscription_complete_initial_load(e->manager, live, NULL));
 }
 
 /* Runs alice's query on the database into `view`; returns the row count. */
@@ -421,7 +421,7 @@ int main(int argc, char **argv) {
         column_count++;
     }
     sqlite3_finalize(stmt);
-    CHECK(lc_register_table(e.manager, "main", "tasks", LC_SCOPE_SHARED, names, column_count, &e.tasks_key));
+    CHECK(lc_table_register(e.manager, "main", "tasks", LC_SCOPE_SHARED, names, column_count, &e.tasks_key));
     printf("registered main.tasks with %zu columns\n", column_count);
 
     run(&e, "INSERT INTO tasks (id, project, title, estimate) VALUES (1, 'apollo', 'design', 2.5)");
@@ -476,7 +476,7 @@ int main(int argc, char **argv) {
 
     int ok = check_view(&e);
     lc_stats stats = {.struct_size = sizeof stats};
-    CHECK(lc_get_stats(e.manager, &stats));
+    CHECK(lc_manager_get_stats(e.manager, &stats));
     printf("stats: published %" PRIu64 " commit(s) with %" PRIu64 " change(s), delivered %" PRIu64
            ", dropped %" PRIu64 "\n",
            stats.published, stats.published_changes, stats.delivered, stats.dropped);

@@ -112,7 +112,7 @@ static void *consume_loop(void *arg) {
         received += info.message_count;
         /* Done with every message of the batch: commit it, or it is handed out again once
          * the lease expires. Freeing a batch does not commit it. */
-        CHECK(lc_topic_commit_batch(self->manager, self->connection, batch));
+        CHECK(lc_topic_batch_commit(self->manager, self->connection, batch));
         CHECK(lc_topic_batch_free(batch));
     }
 
@@ -139,7 +139,7 @@ static void commit_changes(lc_manager manager, uint64_t seq, const lc_change *ch
     /* A little later each time (the manual clock stamps the messages). */
     CHECK(lc_manager_set_clock(manager, CLOCK_START_MS + seq * 1000));
     lc_publish_summary summary = {.struct_size = sizeof summary};
-    CHECK(lc_publish_commit(manager, seq, changes, count, &summary));
+    CHECK(lc_commit_publish(manager, seq, changes, count, &summary));
     if (summary.topic_messages != 1) {
         fprintf(stderr, "commit %" PRIu64 ": %" PRIu64 " topic messages\n", seq, summary.topic_messages);
         exit(1);
@@ -158,7 +158,7 @@ int main(void) {
 
     const char *columns[COLUMNS] = {"id", "room", "body"};
     uint32_t messages;
-    CHECK(lc_register_table(manager, "chat", "messages", LC_SCOPE_SHARED, columns, COLUMNS, &messages));
+    CHECK(lc_table_register(manager, "chat", "messages", LC_SCOPE_SHARED, columns, COLUMNS, &messages));
 
     /* One partition keeps the example's output in one order. */
     lc_topic_config topic = {.struct_size = sizeof topic};

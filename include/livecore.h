@@ -11,13 +11,16 @@
  * - NULL pointers, invalid UTF-8, bad lengths, unknown tags and freed or unknown handles
  *   are errors, never crashes; a failed call has no effect.
  * - Handles (lc_manager, lc_notification, lc_subscription_result, lc_records,
- *   lc_failover_report, lc_topic_batch, lc_topic_name_list, lc_topic_route_list) are
+ *   lc_failover_report, lc_topic_batch, lc_topic_names, lc_topic_routes) are
  *   checked: use after free and double free return LC_ERR_INVALID_HANDLE.
  * - A host-supplied topic store (lc_topic_create_with_store) is a struct of callbacks,
  *   called from many threads at once; records cross as opaque blobs, borrowed for the
  *   duration of a callback in both directions.
  * - Inputs are only read during the call. Pointers handed out say which handle owns the
- *   memory and which call frees it; strings from livecore are UTF-8.
+ *   memory and which call frees it. Strings from livecore are UTF-8 followed by a NUL,
+ *   with their length beside them (lc_value text is data: len bytes, may hold NUL).
+ * - Names are lc_<object>_<verb>; list handles (lc_records, lc_topic_names,
+ *   lc_topic_routes) come from lc_<item>_list.
  * - Structs that may grow begin with struct_size: set it to sizeof the struct (inputs and
  *   outputs alike). Structs without it (lc_value, lc_change, lc_live_query_id,
  *   lc_change_info, lc_topic_retention_skip) are frozen: they never grow in this ABI
@@ -41,7 +44,7 @@
  * a program built against an older one; the shared library's soname carries it
  * (`liblivecore.so.<LIVECORE_ABI_VERSION>`). Compare it with `lc_abi_version()` at start-up.
  */
-#define LIVECORE_ABI_VERSION 1
+#define LIVECORE_ABI_VERSION 2
 
 /**
  * A timeout that never expires, for the receive and wait functions.
@@ -49,7 +52,7 @@
 #define LC_WAIT_FOREVER UINT32_MAX
 
 /**
- * For `lc_check_connections`: use the manager clock's current reading.
+ * For `lc_manager_check_connections`: use the manager clock's current reading.
  */
 #define LC_NOW UINT64_MAX
 
@@ -62,20 +65,20 @@
 #define LC_MAX_NAME_LEN 1024
 
 /**
- * The most columns a table may have (`lc_register_table`: `LC_ERR_INVALID_SCHEMA` beyond
+ * The most columns a table may have (`lc_table_register`: `LC_ERR_INVALID_SCHEMA` beyond
  * it), so also the longest row: a longer `row_len`, `old_row_len` or snapshot
  * `column_count` is `LC_ERR_ROW_ARITY` before any value is read.
  */
 #define LC_MAX_COLUMNS 65535
 
 /**
- * The most changes one commit may carry (`lc_publish_commit`, `lc_replay_commit`): more
+ * The most changes one commit may carry (`lc_commit_publish`, `lc_subscription_replay_commit`): more
  * is `LC_ERR_COMMIT_TOO_LARGE`, before any change is read.
  */
 #define LC_MAX_COMMIT_CHANGES (1 << 30)
 
 /**
- * The most rows one `lc_push_snapshot_rows` call may pass: more is
+ * The most rows one `lc_subscription_push_snapshot_rows` call may pass: more is
  * `LC_ERR_OUT_OF_BOUNDS`, before any row is read. Push a larger snapshot in several calls.
  */
 #define LC_MAX_SNAPSHOT_PUSH_ROWS (1 << 20)
@@ -111,13 +114,13 @@
 #define LC_CONFIG_MANUAL_CLOCK 2
 
 /**
- * `lc_subscribe_options.flags`: start gated for an initial load (set the snapshot
+ * `lc_subscription_options.flags`: start gated for an initial load (set the snapshot
  * boundary, push or send the snapshot, then complete the load).
  */
 #define LC_SUBSCRIBE_INITIAL_LOAD 1
 
 /**
- * `lc_subscribe_options.flags`: resume after `resume_from` (replay what the client missed,
+ * `lc_subscription_options.flags`: resume after `resume_from` (replay what the client missed,
  * then complete the load, or declare resume unavailable).
  */
 #define LC_SUBSCRIBE_RESUME 2
@@ -400,6 +403,18 @@ enum lc_status
      * A value a client or host controls is outside its allowed bounds (a limit).
      */
     LC_ERR_OUT_OF_BOUNDS = 222,
+    /**
+     * livecore ended the subscription (its subscriber got the matching terminal
+     * notification), so the operation no longer applies. `lc_last_error` says how it
+     * ended and what to do: "must resync" (its snapshot buffer overflowed or a schema
+     * change came during its initial load: subscribe again with a fresh initial load),
+     * "resume is unavailable" (subscribe again with a fresh initial load), or "was closed
+     * (reason)" with the close reason's code (`revoked`, `table_dropped`,
+     * `schema_changed`). A connection remembers the endings of its most recent ended
+     * subscriptions (`lc_subscription_cancel` on one succeeds and forgets it); older ones
+     * are `LC_ERR_UNKNOWN_SUBSCRIPTION`.
+     */
+    LC_ERR_SUBSCRIPTION_ENDED = 223,
     /**
      * A name is not acceptable: a topic or consumer group name that is empty, longer than
      * the config's `topic_max_name_len` or has characters other than ASCII letters,
@@ -932,7 +947,7 @@ typedef struct lc_config {
      */
     uint64_t manual_clock_start_ms;
     /**
-     * When not 0, a background thread runs `lc_check_connections` this often (ms).
+     * When not 0, a background thread runs `lc_manager_check_connections` this often (ms).
      */
     uint64_t checker_interval_ms;
     /**
@@ -1021,7 +1036,7 @@ typedef struct lc_manager {
 } lc_manager;
 
 /**
- * What one `lc_check_connections` pass raised.
+ * What one `lc_manager_check_connections` pass raised.
  */
 typedef struct lc_check_report {
     /**
@@ -1051,7 +1066,7 @@ typedef struct lc_check_report {
 } lc_check_report;
 
 /**
- * What `lc_shutdown` did.
+ * What `lc_manager_shutdown` did.
  */
 typedef struct lc_shutdown_report {
     /**
@@ -1077,7 +1092,7 @@ typedef struct lc_shutdown_report {
 } lc_shutdown_report;
 
 /**
- * Manager-wide statistics (`lc_get_stats`).
+ * Manager-wide statistics (`lc_manager_get_stats`).
  */
 typedef struct lc_stats {
     /**
@@ -1195,11 +1210,11 @@ typedef struct lc_notification {
 } lc_notification;
 
 /**
- * How a subscription starts. Fill it with `lc_subscribe_options_init`.
+ * How a subscription starts. Fill it with `lc_subscription_options_init`.
  */
-typedef struct lc_subscribe_options {
+typedef struct lc_subscription_options {
     /**
-     * `sizeof(lc_subscribe_options)`, set by the caller before `lc_subscribe_options_init`.
+     * `sizeof(lc_subscription_options)`, set by the caller before `lc_subscription_options_init`.
      */
     uint32_t struct_size;
     /**
@@ -1207,19 +1222,19 @@ typedef struct lc_subscribe_options {
      */
     uint32_t flags;
     /**
-     * Rows per snapshot batch when the snapshot goes through `lc_push_snapshot_rows`.
+     * Rows per snapshot batch when the snapshot goes through `lc_subscription_push_snapshot_rows`.
      */
     uint64_t batch_size;
     /**
      * With `LC_SUBSCRIBE_RESUME`: the client's last SeqId.
      */
     uint64_t resume_from;
-} lc_subscribe_options;
+} lc_subscription_options;
 
 /**
  * The outcome of a subscribe: the live query id and the projected columns. Opaque.
- * Created by `lc_subscribe_sql`, freed by `lc_subscription_result_free` (which does NOT
- * unsubscribe; use `lc_unsubscribe` for that).
+ * Created by `lc_subscription_create_sql`, freed by `lc_subscription_result_free` (which does NOT
+ * unsubscribe; use `lc_subscription_cancel` for that).
  */
 typedef struct lc_subscription_result {
     /**
@@ -1305,7 +1320,7 @@ typedef struct lc_value {
 } lc_value;
 
 /**
- * What `lc_push_snapshot_rows` delivered.
+ * What `lc_subscription_push_snapshot_rows` delivered.
  */
 typedef struct lc_snapshot_progress {
     /**
@@ -1332,7 +1347,7 @@ typedef struct lc_snapshot_progress {
 } lc_snapshot_progress;
 
 /**
- * What `lc_complete_initial_load` did.
+ * What `lc_subscription_complete_initial_load` did.
  */
 typedef struct lc_initial_load_report {
     /**
@@ -1371,7 +1386,7 @@ typedef struct lc_initial_load_report {
  */
 typedef struct lc_change {
     /**
-     * The table's key, from `lc_register_table`.
+     * The table's key, from `lc_table_register`.
      */
     uint32_t table;
     /**
@@ -1451,7 +1466,7 @@ typedef struct lc_subscription_status {
 } lc_subscription_status;
 
 /**
- * What one publish did (`lc_publish`, `lc_publish_commit`).
+ * What one publish did (`lc_change_publish`, `lc_commit_publish`).
  */
 typedef struct lc_publish_summary {
     /**
@@ -1574,7 +1589,7 @@ typedef struct lc_change_info {
 } lc_change_info;
 
 /**
- * A list of live-query records (`lc_live_query_records`). Opaque. Freed by
+ * A list of live-query records (`lc_record_list`). Opaque. Freed by
  * `lc_records_free`; the strings of the records read from it stay valid until then.
  */
 typedef struct lc_records {
@@ -1586,9 +1601,10 @@ typedef struct lc_records {
 
 /**
  * One live query as a host records it: for a `system.live_queries`-style view, and
- * replicated across nodes for failover. Strings are UTF-8, `len` bytes, not
- * NUL-terminated. As output they point into the handle they were read from; as input
- * (`lc_failover_run`) they are only read during the call.
+ * replicated across nodes for failover. Strings are UTF-8 of their `_len` bytes. As output
+ * they are also NUL-terminated (the rule for every string livecore returns) and point
+ * into the handle they were read from; as input (`lc_failover_run`) only the `_len` bytes
+ * are read, during the call, and need no NUL.
  */
 typedef struct lc_live_query_record {
     /**
@@ -1769,7 +1785,7 @@ typedef struct lc_topic_info {
      */
     uint64_t appended;
     /**
-     * Messages that could not be appended (`lc_topic_last_write_error` says why).
+     * Messages that could not be appended (`lc_topic_get_last_write_error` says why).
      */
     uint64_t write_failures;
     /**
@@ -2060,29 +2076,29 @@ typedef struct lc_topic_retention_skip {
 
 /**
  * The names of the topics of a manager, as `lc_topic_list` found them. Opaque. Freed by
- * `lc_topic_name_list_free`; names borrowed from it stay valid until then.
+ * `lc_topic_names_free`; names borrowed from it stay valid until then.
  */
-typedef struct lc_topic_name_list {
+typedef struct lc_topic_names {
     /**
      * Opaque.
      */
     uint64_t id;
-} lc_topic_name_list;
+} lc_topic_names;
 
 /**
- * The routes feeding a topic, as `lc_topic_routes` found them. Opaque. Freed by
- * `lc_topic_route_list_free`; strings borrowed from it stay valid until then.
+ * The routes feeding a topic, as `lc_topic_route_list` found them. Opaque. Freed by
+ * `lc_topic_routes_free`; strings borrowed from it stay valid until then.
  */
-typedef struct lc_topic_route_list {
+typedef struct lc_topic_routes {
     /**
      * Opaque.
      */
     uint64_t id;
-} lc_topic_route_list;
+} lc_topic_routes;
 
 /**
- * One route of a route list (`lc_topic_route_list_get`). Strings are NUL-terminated UTF-8
- * owned by the list, valid until `lc_topic_route_list_free`.
+ * One route of a route list (`lc_topic_routes_get`). Strings are UTF-8 followed by a
+ * NUL, each with its length (without the NUL) beside it, owned by the list, valid until `lc_topic_routes_free`.
  */
 typedef struct lc_topic_route_info {
     /**
@@ -2098,7 +2114,7 @@ typedef struct lc_topic_route_info {
      */
     uint64_t id;
     /**
-     * The table's key from `lc_register_table`, or `LC_TOPIC_NO_TABLE_KEY`.
+     * The table's key from `lc_table_register`, or `LC_TOPIC_NO_TABLE_KEY`.
      */
     uint32_t table;
     /**
@@ -2118,23 +2134,43 @@ typedef struct lc_topic_route_info {
      */
     const char *table_namespace;
     /**
+     * Bytes at `table_namespace`, without the NUL.
+     */
+    size_t table_namespace_len;
+    /**
      * The table's name.
      */
     const char *table_name;
+    /**
+     * Bytes at `table_name`, without the NUL.
+     */
+    size_t table_name_len;
     /**
      * The filter as SQL WHERE text (without `WHERE`), or NULL for every row.
      */
     const char *filter;
     /**
+     * Bytes at `filter`, without the NUL (0 when NULL).
+     */
+    size_t filter_len;
+    /**
      * The key column, or NULL for round-robin partitioning.
      */
     const char *key_column;
+    /**
+     * Bytes at `key_column`, without the NUL (0 when NULL).
+     */
+    size_t key_column_len;
     /**
      * Why the route no longer compiles, or NULL.
      */
     const char *broken;
     /**
-     * The projected columns messages carry (`lc_topic_route_list_column`); 0 with
+     * Bytes at `broken`, without the NUL (0 when NULL).
+     */
+    size_t broken_len;
+    /**
+     * The projected columns messages carry (`lc_topic_routes_column`); 0 with
      * `LC_TOPIC_ROUTE_ALL_COLUMNS`.
      */
     uint64_t column_count;
@@ -2166,11 +2202,11 @@ typedef struct lc_topic_blob {
  * Every callback returns `LC_TOPIC_STORE_OK` (0) on success; `read` may return
  * `LC_TOPIC_STORE_OUT_OF_RANGE` and `committed_offset` `LC_TOPIC_STORE_NOT_FOUND`; any
  * other number is a store failure, which livecore reports as `LC_ERR_TOPIC_STORE` (or,
- * on the publish path, counts as a failed topic write, `lc_topic_last_write_error`
+ * on the publish path, counts as a failed topic write, `lc_topic_get_last_write_error`
  * saying which callback returned what). Out-values are only read after a return of 0.
  *
  * Thread safety of the callbacks: they are called from many threads at once (`append`
- * from `lc_publish` and `lc_topic_publish`, the others from consumes, commits and
+ * from `lc_change_publish` and `lc_topic_publish`, the others from consumes, commits and
  * reads), so they must be thread-safe; `append` is on the publish path and should be
  * quick. Appends to one partition must take effect atomically and in the order offsets
  * are given. A callback must not call livecore, except `read`, which calls
@@ -2370,8 +2406,8 @@ lc_status lc_manager_free(struct lc_manager manager);
  * # Safety
  * `out_now_ms` is NULL or valid for writing a `uint64_t`.
  */
-lc_status lc_manager_now_ms(struct lc_manager manager,
-                            uint64_t *out_now_ms);
+lc_status lc_manager_get_clock(struct lc_manager manager,
+                               uint64_t *out_now_ms);
 
 /**
  * Sets the manual clock (a manager created with `LC_CONFIG_MANUAL_CLOCK`; otherwise
@@ -2420,9 +2456,9 @@ lc_status lc_manager_wait_ready(struct lc_manager manager,
  * `out_report` is NULL or points at an `lc_check_report` whose first `struct_size` bytes
  * are writable.
  */
-lc_status lc_check_connections(struct lc_manager manager,
-                               uint64_t now_ms,
-                               struct lc_check_report *out_report);
+lc_status lc_manager_check_connections(struct lc_manager manager,
+                                       uint64_t now_ms,
+                                       struct lc_check_report *out_report);
 
 /**
  * Shuts down: new connections and subscriptions are refused, every connection gets
@@ -2437,9 +2473,9 @@ lc_status lc_check_connections(struct lc_manager manager,
  * `out_report` is NULL or points at an `lc_shutdown_report` whose first `struct_size`
  * bytes are writable.
  */
-lc_status lc_shutdown(struct lc_manager manager,
-                      uint32_t timeout_ms,
-                      struct lc_shutdown_report *out_report);
+lc_status lc_manager_shutdown(struct lc_manager manager,
+                              uint32_t timeout_ms,
+                              struct lc_shutdown_report *out_report);
 
 /**
  * Reads the manager-wide statistics.
@@ -2450,8 +2486,8 @@ lc_status lc_shutdown(struct lc_manager manager,
  * `out_stats` is NULL or points at an `lc_stats` whose first `struct_size` bytes are
  * writable.
  */
-lc_status lc_get_stats(struct lc_manager manager,
-                       struct lc_stats *out_stats);
+lc_status lc_manager_get_stats(struct lc_manager manager,
+                               struct lc_stats *out_stats);
 
 /**
  * Registers a table's schema, or replaces it (ALTER TABLE: subscriptions are recompiled,
@@ -2459,7 +2495,7 @@ lc_status lc_get_stats(struct lc_manager manager,
  * `columns` holds `column_count` NUL-terminated UTF-8 names in row order. All strings are
  * only read during the call.
  *
- * `namespace_`, `name` and every column name are 1 to `LC_MAX_NAME_LEN` bytes
+ * `table_namespace`, `name` and every column name are 1 to `LC_MAX_NAME_LEN` bytes
  * (`LC_ERR_INVALID_NAME` otherwise). `column_count` is 1 to `LC_MAX_COLUMNS`
  * (`LC_ERR_INVALID_SCHEMA` otherwise, checked after the manager handle and before any
  * column is read); two columns may not share a name ignoring ASCII case
@@ -2471,12 +2507,12 @@ lc_status lc_get_stats(struct lc_manager manager,
  * Thread safety: any thread, concurrently with any other call.
  *
  * # Safety
- * `namespace_` and `name` are NULL or NUL-terminated strings; `columns` is NULL or points
+ * `table_namespace` and `name` are NULL or NUL-terminated strings; `columns` is NULL or points
  * at `column_count` pointers, each NULL or a NUL-terminated string; `out_table_key` is NULL
  * or writable.
  */
-lc_status lc_register_table(struct lc_manager manager,
-                            const char *namespace_,
+lc_status lc_table_register(struct lc_manager manager,
+                            const char *table_namespace,
                             const char *name,
                             uint32_t scope,
                             const char *const *columns,
@@ -2484,7 +2520,7 @@ lc_status lc_register_table(struct lc_manager manager,
                             uint32_t *out_table_key);
 
 /**
- * Drops a table (its key from `lc_register_table`): every subscription on it ends with a
+ * Drops a table (its key from `lc_table_register`): every subscription on it ends with a
  * closed notification (`LC_CLOSE_TABLE_DROPPED`) and the table is unregistered, so its key
  * is refused from now on (`LC_ERR_UNKNOWN_TABLE`); registering the table again gives it a
  * key anew. `*out_ended` (may be NULL) receives how many subscriptions ended.
@@ -2494,7 +2530,7 @@ lc_status lc_register_table(struct lc_manager manager,
  * # Safety
  * `out_ended` is NULL or valid for writing a `size_t`.
  */
-lc_status lc_drop_table(struct lc_manager manager,
+lc_status lc_table_drop(struct lc_manager manager,
                         uint32_t table,
                         size_t *out_ended);
 
@@ -2513,13 +2549,13 @@ lc_status lc_drop_table(struct lc_manager manager,
  * `user_id` and `reason` are NULL or NUL-terminated strings; `out_ended` is NULL or
  * valid for writing a `size_t`.
  */
-lc_status lc_revoke_user(struct lc_manager manager,
+lc_status lc_user_revoke(struct lc_manager manager,
                          const char *user_id,
                          const char *reason,
                          size_t *out_ended);
 
 /**
- * Ends every subscription on a table (its key from `lc_register_table`), which stays
+ * Ends every subscription on a table (its key from `lc_table_register`), which stays
  * registered: each subscriber gets a closed notification (`LC_CLOSE_REVOKED`) carrying
  * `reason` (NUL-terminated UTF-8). `*out_ended` (may be NULL) receives how many
  * subscriptions ended.
@@ -2530,7 +2566,7 @@ lc_status lc_revoke_user(struct lc_manager manager,
  * `reason` is NULL or a NUL-terminated string; `out_ended` is NULL or valid for writing a
  * `size_t`.
  */
-lc_status lc_revoke_table(struct lc_manager manager,
+lc_status lc_table_revoke(struct lc_manager manager,
                           uint32_t table,
                           const char *reason,
                           size_t *out_ended);
@@ -2694,16 +2730,16 @@ lc_status lc_connection_arm_ready(struct lc_manager manager,
 
 /**
  * Fills subscribe options with the defaults (live at once, batches of 1000). Set
- * `options->struct_size = sizeof(lc_subscribe_options)` first; on return it holds the
+ * `options->struct_size = sizeof(lc_subscription_options)` first; on return it holds the
  * bytes written.
  *
  * Thread safety: any thread, any time.
  *
  * # Safety
- * `options` is NULL or points at an `lc_subscribe_options` whose first `struct_size` bytes
+ * `options` is NULL or points at an `lc_subscription_options` whose first `struct_size` bytes
  * are writable.
  */
-lc_status lc_subscribe_options_init(struct lc_subscribe_options *options);
+lc_status lc_subscription_options_init(struct lc_subscription_options *options);
 
 /**
  * Opens a live query for an authenticated connection: `sql` is
@@ -2713,11 +2749,11 @@ lc_status lc_subscribe_options_init(struct lc_subscribe_options *options);
  * projection are checked against the table's schema now, and the subscription is in the
  * routing index when this returns. With `LC_SUBSCRIBE_INITIAL_LOAD` or
  * `LC_SUBSCRIBE_RESUME` it starts gated: read the snapshot SeqId only after this returns,
- * then `lc_set_snapshot_boundary`, the snapshot, `lc_complete_initial_load`.
+ * then `lc_subscription_set_snapshot_boundary`, the snapshot, `lc_subscription_complete_initial_load`.
  *
  * What a plain subscription (neither `LC_SUBSCRIBE_INITIAL_LOAD` nor
  * `LC_SUBSCRIBE_RESUME`) receives: every matching change of every commit whose
- * `lc_publish_commit` or `lc_publish` call starts after this call returned. A commit
+ * `lc_commit_publish` or `lc_change_publish` call starts after this call returned. A commit
  * published concurrently with this call may or may not be delivered to it. An engine that
  * needs an exact starting point uses the initial-load or the resume protocol, whose
  * SeqId boundary says exactly which commits the subscription gets.
@@ -2731,11 +2767,11 @@ lc_status lc_subscribe_options_init(struct lc_subscribe_options *options);
  * `sql` is NULL or a NUL-terminated string; `options` is NULL or readable for its
  * `struct_size`; `out_result` is NULL or writable.
  */
-lc_status lc_subscribe_sql(struct lc_manager manager,
-                           uint64_t connection_id,
-                           const char *sql,
-                           const struct lc_subscribe_options *options,
-                           struct lc_subscription_result *out_result);
+lc_status lc_subscription_create_sql(struct lc_manager manager,
+                                     uint64_t connection_id,
+                                     const char *sql,
+                                     const struct lc_subscription_options *options,
+                                     struct lc_subscription_result *out_result);
 
 /**
  * Reads a subscription result: the live query id, whether it starts gated, and the number
@@ -2752,7 +2788,7 @@ lc_status lc_subscription_result_get_info(struct lc_subscription_result result,
 
 /**
  * Gives the name of projected column `index`: `*out_name` points at `*out_len` bytes of
- * UTF-8, not NUL-terminated, owned by the result and valid until
+ * UTF-8 followed by a NUL, owned by the result and valid until
  * `lc_subscription_result_free`.
  *
  * Thread safety: any thread; a result may be read from several threads at once.
@@ -2780,18 +2816,18 @@ lc_status lc_subscription_result_free(struct lc_subscription_result result);
  *
  * Thread safety: any thread, concurrently with any other call.
  */
-lc_status lc_unsubscribe(struct lc_manager manager,
-                         struct lc_live_query_id live_query);
+lc_status lc_subscription_cancel(struct lc_manager manager,
+                                 struct lc_live_query_id live_query);
 
 /**
- * Initial load, step 2: the SeqId of the engine's snapshot, read after `lc_subscribe_sql`
+ * Initial load, step 2: the SeqId of the engine's snapshot, read after `lc_subscription_create_sql`
  * returned. Changes at or below it are dropped at the gate (the snapshot holds them).
  *
  * Thread safety: any thread, concurrently with any other call.
  */
-lc_status lc_set_snapshot_boundary(struct lc_manager manager,
-                                   struct lc_live_query_id live_query,
-                                   uint64_t seq);
+lc_status lc_subscription_set_snapshot_boundary(struct lc_manager manager,
+                                                struct lc_live_query_id live_query,
+                                                uint64_t seq);
 
 /**
  * Initial load, step 3, when livecore delivers the snapshot: `values` holds `row_count`
@@ -2819,12 +2855,12 @@ lc_status lc_set_snapshot_boundary(struct lc_manager manager,
  * `values` is NULL or points at `row_count * column_count` values (their text and bytes
  * readable); `out_progress` is NULL or writable for its `struct_size`.
  */
-lc_status lc_push_snapshot_rows(struct lc_manager manager,
-                                struct lc_live_query_id live_query,
-                                const struct lc_value *values,
-                                size_t row_count,
-                                size_t column_count,
-                                struct lc_snapshot_progress *out_progress);
+lc_status lc_subscription_push_snapshot_rows(struct lc_manager manager,
+                                             struct lc_live_query_id live_query,
+                                             const struct lc_value *values,
+                                             size_t row_count,
+                                             size_t column_count,
+                                             struct lc_snapshot_progress *out_progress);
 
 /**
  * Initial load, step 4: the subscriber gets a load-complete notification, then the
@@ -2837,16 +2873,16 @@ lc_status lc_push_snapshot_rows(struct lc_manager manager,
  * # Safety
  * `out_report` is NULL or writable for its `struct_size`.
  */
-lc_status lc_complete_initial_load(struct lc_manager manager,
-                                   struct lc_live_query_id live_query,
-                                   struct lc_initial_load_report *out_report);
+lc_status lc_subscription_complete_initial_load(struct lc_manager manager,
+                                                struct lc_live_query_id live_query,
+                                                struct lc_initial_load_report *out_report);
 
 /**
  * Resume: hands one commit the client missed (`change_count` changes, only read during
  * the call) to a subscription opened with `LC_SUBSCRIBE_RESUME`. Its changes are filtered
  * for this subscription alone and held in SeqId order with live changes that arrived
  * meanwhile. `*out_held` (may be NULL) is 1 when some change matched and was held. The
- * limits of `lc_publish_commit` apply (`LC_MAX_COMMIT_CHANGES`, `LC_MAX_COLUMNS`,
+ * limits of `lc_commit_publish` apply (`LC_MAX_COMMIT_CHANGES`, `LC_MAX_COLUMNS`,
  * `LC_MAX_VALUE_BYTES`), checked after the manager handle and before anything is read.
  *
  * Thread safety: any thread; replay one subscription's commits from one thread, in order.
@@ -2855,12 +2891,12 @@ lc_status lc_complete_initial_load(struct lc_manager manager,
  * `changes` is NULL or points at `change_count` changes obeying `lc_change`'s contract;
  * `out_held` is NULL or writable.
  */
-lc_status lc_replay_commit(struct lc_manager manager,
-                           struct lc_live_query_id live_query,
-                           uint64_t seq,
-                           const struct lc_change *changes,
-                           size_t change_count,
-                           uint32_t *out_held);
+lc_status lc_subscription_replay_commit(struct lc_manager manager,
+                                        struct lc_live_query_id live_query,
+                                        uint64_t seq,
+                                        const struct lc_change *changes,
+                                        size_t change_count,
+                                        uint32_t *out_held);
 
 /**
  * Resume: the engine cannot replay from the subscription's SeqId. The subscriber gets a
@@ -2868,8 +2904,8 @@ lc_status lc_replay_commit(struct lc_manager manager,
  *
  * Thread safety: any thread, concurrently with any other call.
  */
-lc_status lc_resume_unavailable(struct lc_manager manager,
-                                struct lc_live_query_id live_query);
+lc_status lc_subscription_resume_unavailable(struct lc_manager manager,
+                                             struct lc_live_query_id live_query);
 
 /**
  * Reads a subscription's phase and counters.
@@ -2884,7 +2920,7 @@ lc_status lc_subscription_get_status(struct lc_manager manager,
                                      struct lc_subscription_status *out_status);
 
 /**
- * Publishes one change as its own commit numbered `seq`. See `lc_publish_commit`.
+ * Publishes one change as its own commit numbered `seq`. See `lc_commit_publish`.
  *
  * Thread safety: any thread; publish each table's commits in ascending SeqId order, one at
  * a time (livecore does not reorder them).
@@ -2893,10 +2929,10 @@ lc_status lc_subscription_get_status(struct lc_manager manager,
  * `change` is NULL or points at one change obeying `lc_change`'s contract; `out_summary`
  * is NULL or writable for its `struct_size`.
  */
-lc_status lc_publish(struct lc_manager manager,
-                     uint64_t seq,
-                     const struct lc_change *change,
-                     struct lc_publish_summary *out_summary);
+lc_status lc_change_publish(struct lc_manager manager,
+                            uint64_t seq,
+                            const struct lc_change *change,
+                            struct lc_publish_summary *out_summary);
 
 /**
  * Publishes the `change_count` changes of one commit, numbered `seq`, after the engine
@@ -2918,7 +2954,7 @@ lc_status lc_publish(struct lc_manager manager,
  * `changes` is NULL or points at `change_count` changes obeying `lc_change`'s contract;
  * `out_summary` is NULL or writable for its `struct_size`.
  */
-lc_status lc_publish_commit(struct lc_manager manager,
+lc_status lc_commit_publish(struct lc_manager manager,
                             uint64_t seq,
                             const struct lc_change *changes,
                             size_t change_count,
@@ -2953,7 +2989,7 @@ lc_status lc_notification_json(struct lc_notification notification,
 
 /**
  * Gives the name of projected column `index` of a changes or snapshot notification:
- * `*out_name` points at `*out_len` bytes of UTF-8, not NUL-terminated, valid until
+ * `*out_name` points at `*out_len` bytes of UTF-8 followed by a NUL, valid until
  * `lc_notification_free`.
  *
  * Thread safety: any thread; a notification may be read from several threads at once.
@@ -3016,8 +3052,8 @@ lc_status lc_notification_free(struct lc_notification notification);
  * # Safety
  * `out_records` is NULL or valid for writing an `lc_records`.
  */
-lc_status lc_live_query_records(struct lc_manager manager,
-                                struct lc_records *out_records);
+lc_status lc_record_list(struct lc_manager manager,
+                         struct lc_records *out_records);
 
 /**
  * Gives the number of records in a list.
@@ -3121,7 +3157,7 @@ lc_status lc_failover_report_removed(struct lc_failover_report report,
 
 /**
  * Reads entry `index` of a report's list of local removals that failed: the live query
- * and why (`*out_reason`: `*out_len` bytes of UTF-8, not NUL-terminated, valid until
+ * and why (`*out_reason`: `*out_len` bytes of UTF-8 followed by a NUL, valid until
  * `lc_failover_report_free`).
  *
  * Thread safety: any thread; a report may be read from several threads at once.
@@ -3212,11 +3248,11 @@ lc_status lc_topic_get_info(struct lc_manager manager,
  * `name` is NULL or a NUL-terminated string; `out_start` and `out_end` are NULL or
  * writable.
  */
-lc_status lc_topic_partition_bounds(struct lc_manager manager,
-                                    const char *name,
-                                    uint32_t partition,
-                                    uint64_t *out_start,
-                                    uint64_t *out_end);
+lc_status lc_topic_get_partition_bounds(struct lc_manager manager,
+                                        const char *name,
+                                        uint32_t partition,
+                                        uint64_t *out_start,
+                                        uint64_t *out_end);
 
 /**
  * Copies the message of the topic's latest failed write (a route that no longer compiles
@@ -3232,11 +3268,11 @@ lc_status lc_topic_partition_bounds(struct lc_manager manager,
  * `name` is NULL or a NUL-terminated string; `buffer` is NULL or writable for `capacity`
  * bytes; `out_len` is NULL or writable.
  */
-lc_status lc_topic_last_write_error(struct lc_manager manager,
-                                    const char *name,
-                                    char *buffer,
-                                    size_t capacity,
-                                    size_t *out_len);
+lc_status lc_topic_get_last_write_error(struct lc_manager manager,
+                                        const char *name,
+                                        char *buffer,
+                                        size_t capacity,
+                                        size_t *out_len);
 
 /**
  * Publishes a message directly to a topic (not from a table): `payload_len` bytes at
@@ -3281,7 +3317,7 @@ lc_status lc_topic_route_options_init(struct lc_topic_route_options *options);
 
 /**
  * Feeds `topic` with the committed changes of a table (its key from
- * `lc_register_table`), every column, filtered by `filter`: SQL WHERE text without the
+ * `lc_table_register`), every column, filtered by `filter`: SQL WHERE text without the
  * `WHERE` (`"room = 7 AND body LIKE 'a%'"`, NUL-terminated UTF-8), or NULL for every
  * row. The filter works as a live query's: an update whose row enters it is routed as an
  * insert, one whose row leaves it as a delete. `options` chooses the change types and the
@@ -3422,7 +3458,7 @@ lc_status lc_topic_group_get_stats(struct lc_manager manager,
  * half of `heartbeat_timeout_ms` (`LC_ERR_OUT_OF_BOUNDS`; so `LC_WAIT_FOREVER` is refused).
  *
  * On `LC_OK`, `*out_batch` receives a batch: read it with the `lc_topic_batch_*`
- * functions, commit it (`lc_topic_commit_batch`, or `lc_topic_commit` per partition) once
+ * functions, commit it (`lc_topic_batch_commit`, or `lc_topic_commit` per partition) once
  * its messages are done, and free it with `lc_topic_batch_free`. A batch with no message
  * means the timeout passed; it still holds the consumer's positions. Uncommitted messages
  * are handed out again when the lease expires (at-least-once).
@@ -3579,7 +3615,7 @@ lc_status lc_topic_commit(struct lc_manager manager,
  *
  * Thread safety: any thread, concurrently with any other call.
  */
-lc_status lc_topic_commit_batch(struct lc_manager manager,
+lc_status lc_topic_batch_commit(struct lc_manager manager,
                                 uint64_t connection_id,
                                 struct lc_topic_batch batch);
 
@@ -3624,7 +3660,7 @@ lc_status lc_topic_group_leave(struct lc_manager manager,
  *
  * On `LC_OK`, `*out_batch` receives a batch, read with the `lc_topic_batch_*` functions
  * (messages in offset order; no positions, no retention skips) and freed with
- * `lc_topic_batch_free`. It cannot be committed (`lc_topic_commit_batch` refuses it).
+ * `lc_topic_batch_free`. It cannot be committed (`lc_topic_batch_commit` refuses it).
  *
  * Thread safety: any thread, concurrently with any other call.
  *
@@ -3640,8 +3676,8 @@ lc_status lc_topic_read(struct lc_manager manager,
 
 /**
  * Lists the names of the manager's topics, sorted, as they are now: `*out_list` receives
- * a list, read with `lc_topic_name_list_count` and `lc_topic_name_list_get`, freed with
- * `lc_topic_name_list_free`. Topics created or deleted later do not change it.
+ * a list, read with `lc_topic_names_count` and `lc_topic_names_get`, freed with
+ * `lc_topic_names_free`. Topics created or deleted later do not change it.
  *
  * Thread safety: any thread, concurrently with any other call.
  *
@@ -3649,7 +3685,7 @@ lc_status lc_topic_read(struct lc_manager manager,
  * `out_list` is NULL or writable.
  */
 lc_status lc_topic_list(struct lc_manager manager,
-                        struct lc_topic_name_list *out_list);
+                        struct lc_topic_names *out_list);
 
 /**
  * Gives the number of names in a topic name list.
@@ -3659,23 +3695,23 @@ lc_status lc_topic_list(struct lc_manager manager,
  * # Safety
  * `out_count` is NULL or writable.
  */
-lc_status lc_topic_name_list_count(struct lc_topic_name_list list,
-                                   size_t *out_count);
+lc_status lc_topic_names_count(struct lc_topic_names list,
+                               size_t *out_count);
 
 /**
  * Gives name `index` of a topic name list: `*out_name` points at `*out_len` bytes of
  * UTF-8 followed by a NUL (not counted), owned by the list until
- * `lc_topic_name_list_free`.
+ * `lc_topic_names_free`.
  *
  * Thread safety: any thread; a list may be read from several threads at once.
  *
  * # Safety
  * `out_name` and `out_len` are NULL or writable.
  */
-lc_status lc_topic_name_list_get(struct lc_topic_name_list list,
-                                 size_t index,
-                                 const char **out_name,
-                                 size_t *out_len);
+lc_status lc_topic_names_get(struct lc_topic_names list,
+                             size_t index,
+                             const char **out_name,
+                             size_t *out_len);
 
 /**
  * Frees a topic name list and the names borrowed from it. A second free (or any use after
@@ -3684,21 +3720,21 @@ lc_status lc_topic_name_list_get(struct lc_topic_name_list list,
  * Thread safety: any thread, once no other thread uses the list or a name borrowed from
  * it.
  */
-lc_status lc_topic_name_list_free(struct lc_topic_name_list list);
+lc_status lc_topic_names_free(struct lc_topic_names list);
 
 /**
  * Lists the routes feeding `topic`, as they are now: `*out_list` receives a list, read
- * with `lc_topic_route_list_count`, `lc_topic_route_list_get` and
- * `lc_topic_route_list_column`, freed with `lc_topic_route_list_free`.
+ * with `lc_topic_routes_count`, `lc_topic_routes_get` and
+ * `lc_topic_routes_column`, freed with `lc_topic_routes_free`.
  *
  * Thread safety: any thread, concurrently with any other call.
  *
  * # Safety
  * `topic` is NULL or a NUL-terminated string; `out_list` is NULL or writable.
  */
-lc_status lc_topic_routes(struct lc_manager manager,
-                          const char *topic,
-                          struct lc_topic_route_list *out_list);
+lc_status lc_topic_route_list(struct lc_manager manager,
+                              const char *topic,
+                              struct lc_topic_routes *out_list);
 
 /**
  * Gives the number of routes in a route list.
@@ -3708,13 +3744,13 @@ lc_status lc_topic_routes(struct lc_manager manager,
  * # Safety
  * `out_count` is NULL or writable.
  */
-lc_status lc_topic_route_list_count(struct lc_topic_route_list list,
-                                    size_t *out_count);
+lc_status lc_topic_routes_count(struct lc_topic_routes list,
+                                size_t *out_count);
 
 /**
  * Reads route `index` of a route list (routes in id order): its id, table, filter, key
  * column, change types, counters and whether it is broken. Its strings are owned by the
- * list until `lc_topic_route_list_free`.
+ * list until `lc_topic_routes_free`.
  *
  * Thread safety: any thread; a list may be read from several threads at once.
  *
@@ -3722,25 +3758,26 @@ lc_status lc_topic_route_list_count(struct lc_topic_route_list list,
  * `out_info` is NULL or points at an `lc_topic_route_info` whose first `struct_size`
  * bytes are writable.
  */
-lc_status lc_topic_route_list_get(struct lc_topic_route_list list,
-                                  size_t index,
-                                  struct lc_topic_route_info *out_info);
+lc_status lc_topic_routes_get(struct lc_topic_routes list,
+                              size_t index,
+                              struct lc_topic_route_info *out_info);
 
 /**
  * Gives projected column `column` of route `index` of a route list (the columns its
- * messages carry, in order): `*out_name` points at a NUL-terminated UTF-8 name owned by
- * the list until `lc_topic_route_list_free`. A route with `LC_TOPIC_ROUTE_ALL_COLUMNS`
+ * messages carry, in order): `*out_name` points at `*out_len` bytes of UTF-8 followed by a
+ * NUL, owned by the list until `lc_topic_routes_free`. A route with `LC_TOPIC_ROUTE_ALL_COLUMNS`
  * has none (`LC_ERR_INDEX_OUT_OF_RANGE`).
  *
  * Thread safety: any thread; a list may be read from several threads at once.
  *
  * # Safety
- * `out_name` is NULL or writable.
+ * `out_name` and `out_len` are NULL or writable.
  */
-lc_status lc_topic_route_list_column(struct lc_topic_route_list list,
-                                     size_t index,
-                                     size_t column,
-                                     const char **out_name);
+lc_status lc_topic_routes_column(struct lc_topic_routes list,
+                                 size_t index,
+                                 size_t column,
+                                 const char **out_name,
+                                 size_t *out_len);
 
 /**
  * Frees a route list and the strings borrowed from it. A second free (or any use after
@@ -3749,7 +3786,7 @@ lc_status lc_topic_route_list_column(struct lc_topic_route_list list,
  * Thread safety: any thread, once no other thread uses the list or a string borrowed
  * from it.
  */
-lc_status lc_topic_route_list_free(struct lc_topic_route_list list);
+lc_status lc_topic_routes_free(struct lc_topic_routes list);
 
 /**
  * Creates a topic kept in a store the host implements (a durable one, say): `name` and
@@ -3765,7 +3802,7 @@ lc_status lc_topic_route_list_free(struct lc_topic_route_list list);
  * blob fails the read, consume or group creation with `LC_ERR_TOPIC_STORE`. A failing
  * callback is `LC_ERR_TOPIC_STORE` for the call that needed it; on the publish path
  * (routes) it never fails the publish but is counted (`lc_topic_get_info`'s
- * `write_failures`, `lc_stats`) and kept as `lc_topic_last_write_error`.
+ * `write_failures`, `lc_stats`) and kept as `lc_topic_get_last_write_error`.
  *
  * Ownership: on `LC_OK` livecore owns `store->user_data` and calls
  * `store->free_user_data` with it exactly once, when it drops the store (the topic

@@ -6,7 +6,7 @@
 use std::env;
 
 /// Keep equal to `LIVECORE_ABI_VERSION` in src/ffi/types.rs (tests/ffi_header.rs checks it).
-const ABI_VERSION: u32 = 1;
+const ABI_VERSION: u32 = 2;
 
 fn main() {
     println!("cargo::rerun-if-changed=src/build.rs");

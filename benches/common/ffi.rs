@@ -13,7 +13,7 @@
 //! side converts it into a [`Row`] as a Rust host holding C values would (text checked as
 //! UTF-8 and copied, as the C ABI does) and calls [`ConnectionsManager::publish`] or
 //! [`ConnectionsManager::publish_commit`]; the C side fills an `lc_change` pointing at the
-//! array and calls `lc_publish` or `lc_publish_commit`.
+//! array and calls `lc_change_publish` or `lc_commit_publish`.
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CStr, CString};
@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use livecore::ffi::{
     lc_change, lc_change_type, lc_config, lc_manager, lc_notification, lc_publish_summary,
-    lc_status, lc_subscribe_options, lc_subscription_result, lc_table_scope, lc_value,
+    lc_status, lc_subscription_options, lc_subscription_result, lc_table_scope, lc_value,
     lc_value_type, LIVECORE_ABI_VERSION,
 };
 use livecore::{
@@ -108,7 +108,7 @@ impl CRow {
 }
 
 /// What a Rust host holding C values does to publish them natively: one livecore value per
-/// C value, booleans checked, text checked as UTF-8 and copied, as `lc_publish` does.
+/// C value, booleans checked, text checked as UTF-8 and copied, as `lc_change_publish` does.
 ///
 /// # Safety
 /// Each text or bytes value with a non-zero `len` has `data` pointing at `len` readable
@@ -163,12 +163,12 @@ type RegisterTable = unsafe extern "C" fn(
 type ConnectionRegister = unsafe extern "C" fn(lc_manager, *mut u64) -> u32;
 type ConnectionAuthenticate =
     unsafe extern "C" fn(lc_manager, u64, *const c_char, *const c_char) -> u32;
-type SubscribeOptionsInit = unsafe extern "C" fn(*mut lc_subscribe_options) -> u32;
+type SubscribeOptionsInit = unsafe extern "C" fn(*mut lc_subscription_options) -> u32;
 type SubscribeSql = unsafe extern "C" fn(
     lc_manager,
     u64,
     *const c_char,
-    *const lc_subscribe_options,
+    *const lc_subscription_options,
     *mut lc_subscription_result,
 ) -> u32;
 type SubscriptionResultFree = unsafe extern "C" fn(lc_subscription_result) -> u32;
@@ -224,14 +224,14 @@ impl CApi {
                 manager_new: dl::symbol(handle, c"lc_manager_new")?,
                 manager_free: dl::symbol(handle, c"lc_manager_free")?,
                 last_error: dl::symbol(handle, c"lc_last_error")?,
-                register_table: dl::symbol(handle, c"lc_register_table")?,
+                register_table: dl::symbol(handle, c"lc_table_register")?,
                 connection_register: dl::symbol(handle, c"lc_connection_register")?,
                 connection_authenticate: dl::symbol(handle, c"lc_connection_authenticate")?,
-                subscribe_options_init: dl::symbol(handle, c"lc_subscribe_options_init")?,
-                subscribe_sql: dl::symbol(handle, c"lc_subscribe_sql")?,
+                subscribe_options_init: dl::symbol(handle, c"lc_subscription_options_init")?,
+                subscribe_sql: dl::symbol(handle, c"lc_subscription_create_sql")?,
                 subscription_result_free: dl::symbol(handle, c"lc_subscription_result_free")?,
-                publish: dl::symbol(handle, c"lc_publish")?,
-                publish_commit: dl::symbol(handle, c"lc_publish_commit")?,
+                publish: dl::symbol(handle, c"lc_change_publish")?,
+                publish_commit: dl::symbol(handle, c"lc_commit_publish")?,
                 connection_recv: dl::symbol(handle, c"lc_connection_recv")?,
                 notification_free: dl::symbol(handle, c"lc_notification_free")?,
             }
@@ -276,7 +276,7 @@ impl CApi {
 /// A bench runs from `target/<profile>/deps/`, where cargo leaves the library it builds for
 /// it; an example runs from `target/<profile>/examples/`, next to `deps/`; a `cargo build` of
 /// the library also copies it to `target/<profile>/`. The versioned soname
-/// (`liblivecore.so.1`, as installed by cargo-c) is accepted too.
+/// (`liblivecore.so.<LIVECORE_ABI_VERSION>`, as installed by cargo-c) is accepted too.
 fn library_path() -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os("LIVECORE_CDYLIB") {
         return Ok(PathBuf::from(path));
@@ -438,7 +438,7 @@ impl CSide {
                     &mut table,
                 )
             },
-            "lc_register_table",
+            "lc_table_register",
         );
         Self {
             api,
@@ -473,8 +473,8 @@ impl CSide {
     pub fn subscribe_sql(&mut self, connection: usize, sql: &str) {
         let api = self.api;
         let sql = CString::new(sql).expect("no NUL");
-        let mut options = lc_subscribe_options {
-            struct_size: std::mem::size_of::<lc_subscribe_options>() as u32,
+        let mut options = lc_subscription_options {
+            struct_size: std::mem::size_of::<lc_subscription_options>() as u32,
             flags: 0,
             batch_size: 0,
             resume_from: 0,
@@ -482,10 +482,10 @@ impl CSide {
         // SAFETY: `options` is writable for its struct_size.
         api.check(
             unsafe { (api.subscribe_options_init)(&mut options) },
-            "lc_subscribe_options_init",
+            "lc_subscription_options_init",
         );
         let mut result = lc_subscription_result::default();
-        // SAFETY: `sql` is NUL-terminated; `options` was filled by lc_subscribe_options_init;
+        // SAFETY: `sql` is NUL-terminated; `options` was filled by lc_subscription_options_init;
         // `result` is writable.
         api.check(
             unsafe {
@@ -497,7 +497,7 @@ impl CSide {
                     &mut result,
                 )
             },
-            "lc_subscribe_sql",
+            "lc_subscription_create_sql",
         );
         // SAFETY: a live result handle, freed once.
         api.check(
@@ -520,7 +520,7 @@ impl CSide {
         }
     }
 
-    /// `lc_publish` of an insert of `row` as commit `seq`; returns the deliveries enqueued.
+    /// `lc_change_publish` of an insert of `row` as commit `seq`; returns the deliveries enqueued.
     #[inline]
     pub fn publish(&self, seq: u64, row: &CRow) -> u64 {
         let change = self.insert(row);
@@ -528,11 +528,11 @@ impl CSide {
         // SAFETY: `change` points at the row's live C array (ROW_LEN values, text alive as
         // long as `row`); `summary` is writable for its struct_size.
         let status = unsafe { (self.api.publish)(self.manager, seq, &change, &mut summary) };
-        self.api.check(status, "lc_publish");
+        self.api.check(status, "lc_change_publish");
         summary.enqueued
     }
 
-    /// `lc_publish_commit` of inserts of `rows` as commit `seq`; returns the deliveries
+    /// `lc_commit_publish` of inserts of `rows` as commit `seq`; returns the deliveries
     /// enqueued.
     #[inline]
     pub fn publish_commit(&self, seq: u64, rows: &[CRow; COMMIT_CHANGES]) -> u64 {
@@ -549,7 +549,7 @@ impl CSide {
                 &mut summary,
             )
         };
-        self.api.check(status, "lc_publish_commit");
+        self.api.check(status, "lc_commit_publish");
         summary.enqueued
     }
 
@@ -832,7 +832,7 @@ impl FfiPair {
         )
     }
 
-    /// The same commits through `lc_publish`.
+    /// The same commits through `lc_change_publish`.
     pub fn c_publish(&mut self, iters: u64) -> Duration {
         let case = self.case;
         let chunk = self.chunk(1);
@@ -887,7 +887,7 @@ impl FfiPair {
         )
     }
 
-    /// The same commits through `lc_publish_commit`.
+    /// The same commits through `lc_commit_publish`.
     pub fn c_publish_commit(&mut self, iters: u64) -> Duration {
         let case = self.case;
         let chunk = self.chunk(COMMIT_CHANGES);

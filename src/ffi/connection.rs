@@ -3,17 +3,16 @@
 use std::ffi::{c_char, CStr};
 use std::time::Duration;
 
-use crate::connection::delivery::Notification;
-use crate::connection::receiver::{EventReceiver, NotificationReceiver, ReceiveError};
-use crate::connection::state::ConnectionEvent;
+use crate::ffi::handles::Handle;
 use crate::ffi::manager::manager_entry;
 use crate::ffi::ptr::{check_name_len, name_str, optional_c_str, Out, SizedOut};
-use crate::ffi::state::{receive_status, take_receiver, NotificationEntry, NOTIFICATIONS};
+use crate::ffi::state::{receive_status, take_receiver, NotificationEntry};
 use crate::ffi::status::{boundary, lc_status, panic_point, FfiError, PanicPoint};
 use crate::ffi::types::*;
-use crate::sync::OnceLock;
-use crate::types::ids::{ConnectionId, UserId};
-use crate::LiveError;
+use crate::{
+    ConnectionEvent, ConnectionId, EventReceiver, LiveError, Notification, NotificationReceiver,
+    ReceiveError, UserId,
+};
 
 /// Registers a connection. `*out_connection_id` receives its id (never reused by this
 /// manager); release it with `lc_connection_unregister`. With the ready queue, the new
@@ -256,11 +255,9 @@ pub unsafe extern "C" fn lc_connection_recv(
         drop(receiver);
         match received {
             Ok(notification) => {
-                let id = NOTIFICATIONS.insert(NotificationEntry {
+                out.write(lc_notification::insert(NotificationEntry::new(
                     notification,
-                    json: OnceLock::new(),
-                });
-                out.write(lc_notification { id });
+                )));
                 Ok(lc_status::LC_OK)
             }
             Err(error) => Ok(receive_status(error)),

@@ -4,17 +4,16 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
+use crate::ffi::handles::Handle;
 use crate::ffi::manager::manager_entry;
 use crate::ffi::ptr::{c_str, Out, SizedOut};
-use crate::ffi::state::{cached_json, TopicBatchEntry, TOPIC_BATCHES};
+use crate::ffi::state::{cached_json, TopicBatchEntry};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::value_to_c;
+use crate::json;
 use crate::sync::DataArc;
-use crate::topics::log::{TopicMessage, TopicPayload};
-use crate::types::ids::ConnectionId;
-use crate::types::json;
-use crate::types::value::Row;
+use crate::{ConnectionId, Row, TopicMessage, TopicPayload, Value};
 
 fn message_at(entry: &TopicBatchEntry, index: usize) -> Result<&TopicMessage, FfiError> {
     let messages = &entry.batch.messages;
@@ -43,7 +42,7 @@ fn write_row(out: &mut Vec<u8>, columns: &[DataArc<str>], row: &Row) {
 /// half of `heartbeat_timeout_ms` (`LC_ERR_OUT_OF_BOUNDS`; so `LC_WAIT_FOREVER` is refused).
 ///
 /// On `LC_OK`, `*out_batch` receives a batch: read it with the `lc_topic_batch_*`
-/// functions, commit it (`lc_topic_commit_batch`, or `lc_topic_commit` per partition) once
+/// functions, commit it (`lc_topic_batch_commit`, or `lc_topic_commit` per partition) once
 /// its messages are done, and free it with `lc_topic_batch_free`. A batch with no message
 /// means the timeout passed; it still holds the consumer's positions. Uncommitted messages
 /// are handed out again when the lease expires (at-least-once).
@@ -93,8 +92,7 @@ pub unsafe extern "C" fn lc_topic_consume(
             }
             Err(error) => return Err(error.into()),
         };
-        let id = TOPIC_BATCHES.insert(TopicBatchEntry::new(batch));
-        out.write(lc_topic_batch { id });
+        out.write(lc_topic_batch::insert(TopicBatchEntry::new(batch)));
         Ok(lc_status::LC_OK)
     })
 }
@@ -114,7 +112,7 @@ pub unsafe extern "C" fn lc_topic_batch_get_info(
     boundary("lc_topic_batch_get_info", || {
         // SAFETY: the caller promised `out_info` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::new(out_info, "out_info") }?;
-        let entry = TOPIC_BATCHES.get(batch.id)?;
+        let entry = batch.get()?;
         out.write(lc_topic_batch_info {
             struct_size: 0,
             reserved: 0,
@@ -146,9 +144,9 @@ pub unsafe extern "C" fn lc_topic_batch_message(
         // SAFETY: the caller promised `out_message` is NULL or writable for its
         // struct_size.
         let out = unsafe { SizedOut::new(out_message, "out_message") }?;
-        let entry = TOPIC_BATCHES.get(batch.id)?;
+        let entry = batch.get()?;
         let message = message_at(&entry, index)?;
-        let null = crate::types::value::Value::Null;
+        let null = Value::Null;
         let mut c_message = lc_topic_message {
             struct_size: 0,
             kind: lc_topic_message_kind::LC_TOPIC_MESSAGE_CHANGE as u32,
@@ -205,7 +203,7 @@ pub unsafe extern "C" fn lc_topic_batch_message_json(
         let json_out = unsafe { Out::new(out_json, "out_json") }?;
         // SAFETY: the caller promised `out_len` is NULL or writable.
         let len_out = unsafe { Out::new(out_len, "out_len") }?;
-        let entry = TOPIC_BATCHES.get(batch.id)?;
+        let entry = batch.get()?;
         let message = message_at(&entry, index)?;
         // The bytes live in the entry, which the table keeps until the batch is freed.
         let (json, len) = cached_json(&entry.json[index].message, |out| {
@@ -246,7 +244,7 @@ pub unsafe extern "C" fn lc_topic_batch_row_json(
             1 => true,
             other => return Err(FfiError::tag("lc_row_version", other)),
         };
-        let entry = TOPIC_BATCHES.get(batch.id)?;
+        let entry = batch.get()?;
         let message = message_at(&entry, index)?;
         let TopicPayload::Change(change) = &message.payload else {
             return Err(FfiError::invalid(format!(
@@ -294,7 +292,7 @@ pub unsafe extern "C" fn lc_topic_batch_position(
         // SAFETY: the caller promised `out_position` is NULL or writable for its
         // struct_size.
         let out = unsafe { SizedOut::new(out_position, "out_position") }?;
-        let entry = TOPIC_BATCHES.get(batch.id)?;
+        let entry = batch.get()?;
         let positions = &entry.batch.positions;
         let position = positions
             .get(index)
@@ -336,7 +334,7 @@ pub unsafe extern "C" fn lc_topic_batch_retention_skip(
     boundary("lc_topic_batch_retention_skip", || {
         // SAFETY: the caller promised `out_skip` is NULL or writable.
         let out = unsafe { Out::new(out_skip, "out_skip") }?;
-        let entry = TOPIC_BATCHES.get(batch.id)?;
+        let entry = batch.get()?;
         let skips = &entry.batch.retention_skips;
         let skip = skips
             .get(index)
@@ -360,7 +358,7 @@ pub unsafe extern "C" fn lc_topic_batch_retention_skip(
 #[no_mangle]
 pub extern "C" fn lc_topic_batch_free(batch: lc_topic_batch) -> lc_status {
     boundary("lc_topic_batch_free", || {
-        TOPIC_BATCHES.remove(batch.id)?;
+        batch.remove()?;
         Ok(lc_status::LC_OK)
     })
 }
@@ -408,14 +406,14 @@ pub unsafe extern "C" fn lc_topic_commit(
 ///
 /// Thread safety: any thread, concurrently with any other call.
 #[no_mangle]
-pub extern "C" fn lc_topic_commit_batch(
+pub extern "C" fn lc_topic_batch_commit(
     manager: lc_manager,
     connection_id: u64,
     batch: lc_topic_batch,
 ) -> lc_status {
-    boundary("lc_topic_commit_batch", || {
+    boundary("lc_topic_batch_commit", || {
         let entry = manager_entry(manager)?;
-        let batch = TOPIC_BATCHES.get(batch.id)?;
+        let batch = batch.get()?;
         if batch.from_read {
             return Err(FfiError::invalid(
                 "the batch came from lc_topic_read, outside any consumer group: there is nothing to commit",

@@ -16,53 +16,116 @@
 use std::collections::BTreeMap;
 
 use crate::ffi::ptr::Out;
+use crate::ffi::state::HandleKind;
 use crate::ffi::status::{lc_status, FfiError, FfiResult};
 use crate::sync::{read, write, Arc, AtomicU64, Ordering, RwLock};
 
-/// The kinds of handle. The number is stored in a handle's top 8 bits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum HandleKind {
-    Manager = 1,
-    Notification = 2,
-    SubscriptionResult = 3,
-    Records = 4,
-    FailoverReport = 5,
-    TopicBatch = 6,
-    TopicNameList = 7,
-    TopicRouteList = 8,
-}
+/// A C handle type (`lc_manager`, `lc_notification`, ...): a copyable struct around the
+/// handle's bits, tied once to its kind and to the table of the objects behind it (the
+/// [`handle_kinds!`] list in `state.rs` writes every impl). Extern functions go through it
+/// (`manager.get()`, `list.free()`), never through a table named by hand, so a handle can
+/// only be looked up in its own table.
+pub(crate) trait Handle: Copy {
+    /// What the handle stands for.
+    type Object: 'static;
+    /// Its kind, in the handle's top bits.
+    const KIND: HandleKind;
+    /// The live objects of this kind.
+    fn table() -> &'static HandleTable<Self::Object>;
+    /// The handle's bits.
+    fn bits(self) -> u64;
+    /// A handle with these bits.
+    fn with_bits(bits: u64) -> Self;
 
-impl HandleKind {
-    fn name(self) -> &'static str {
-        match self {
-            HandleKind::Manager => "lc_manager",
-            HandleKind::Notification => "lc_notification",
-            HandleKind::SubscriptionResult => "lc_subscription_result",
-            HandleKind::Records => "lc_records",
-            HandleKind::FailoverReport => "lc_failover_report",
-            HandleKind::TopicBatch => "lc_topic_batch",
-            HandleKind::TopicNameList => "lc_topic_name_list",
-            HandleKind::TopicRouteList => "lc_topic_route_list",
-        }
+    /// Stores `object` and returns its new handle.
+    fn insert(object: Self::Object) -> Self {
+        Self::with_bits(Self::table().insert(object))
     }
 
-    fn from_bits(bits: u64) -> Option<HandleKind> {
-        match bits >> KIND_SHIFT {
-            1 => Some(HandleKind::Manager),
-            2 => Some(HandleKind::Notification),
-            3 => Some(HandleKind::SubscriptionResult),
-            4 => Some(HandleKind::Records),
-            5 => Some(HandleKind::FailoverReport),
-            6 => Some(HandleKind::TopicBatch),
-            7 => Some(HandleKind::TopicNameList),
-            8 => Some(HandleKind::TopicRouteList),
-            _ => None,
-        }
+    /// The object behind the handle.
+    fn get(self) -> Result<Arc<Self::Object>, FfiError> {
+        Self::table().get(self.bits())
+    }
+
+    /// Takes the object out of its table: the handle is dead from now on.
+    fn remove(self) -> Result<Arc<Self::Object>, FfiError> {
+        Self::table().remove(self.bits())
+    }
+
+    /// The body of an extern `_free` function.
+    fn free(self) -> FfiResult {
+        self.remove()?;
+        Ok(lc_status::LC_OK)
+    }
+
+    /// The body of an extern list `_count` function.
+    fn write_count<U>(self, out: Out<usize>) -> FfiResult
+    where
+        Self::Object: std::ops::Deref<Target = [U]>,
+    {
+        out.write(self.get()?.len());
+        Ok(lc_status::LC_OK)
     }
 }
 
-const KIND_SHIFT: u32 = 56;
+/// Declares the kinds of handle, once each: its number (kept in a handle's top 8 bits),
+/// its C type, the object behind it and the static table holding those objects. From that
+/// one list come the [`HandleKind`] enum, its names and number lookup, the tables, each
+/// C type's [`Handle`] impl, and `live_handle_counts`.
+macro_rules! handle_kinds {
+    ($($kind:ident = $number:literal: $c_type:ident => $object:ty, $table:ident;)+) => {
+        /// The kinds of handle. The number is stored in a handle's top 8 bits.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(u8)]
+        pub(crate) enum HandleKind {
+            $($kind = $number,)+
+        }
+
+        impl HandleKind {
+            const ALL: [HandleKind; [$($number),+].len()] = [$(HandleKind::$kind),+];
+
+            /// The C type of handles of this kind.
+            pub(crate) fn name(self) -> &'static str {
+                match self {
+                    $(HandleKind::$kind => stringify!($c_type),)+
+                }
+            }
+
+            /// The kind in a handle's top bits, if any.
+            pub(crate) fn from_bits(bits: u64) -> Option<HandleKind> {
+                let number = bits >> $crate::ffi::handles::KIND_SHIFT;
+                Self::ALL.into_iter().find(|kind| *kind as u64 == number)
+            }
+        }
+
+        $(
+            static $table: LazyLock<HandleTable<$object>> =
+                LazyLock::new(|| HandleTable::new(<$c_type as Handle>::KIND));
+
+            impl Handle for $c_type {
+                type Object = $object;
+                const KIND: HandleKind = HandleKind::$kind;
+                fn table() -> &'static HandleTable<$object> {
+                    &$table
+                }
+                fn bits(self) -> u64 {
+                    self.id
+                }
+                fn with_bits(bits: u64) -> Self {
+                    Self { id: bits }
+                }
+            }
+        )+
+
+        /// Live handles of each kind, in the order of the list.
+        pub(crate) fn live_counts() -> [usize; [$($number),+].len()] {
+            [$($table.len()),+]
+        }
+    };
+}
+pub(crate) use handle_kinds;
+
+pub(crate) const KIND_SHIFT: u32 = 56;
 const SHARDS: usize = 16;
 
 /// Serial numbers of all handles of all kinds: 2^56 of them before any could repeat.
@@ -144,22 +207,6 @@ impl<T> HandleTable<T> {
                 self.kind.name()
             ),
         )
-    }
-
-    /// The body of an extern `_free` function: frees the object behind a handle.
-    pub(crate) fn free(&self, bits: u64) -> FfiResult {
-        self.remove(bits)?;
-        Ok(lc_status::LC_OK)
-    }
-
-    /// The body of an extern list `_count` function: writes the number of items in the
-    /// list behind a handle.
-    pub(crate) fn write_count<U>(&self, bits: u64, out: Out<usize>) -> FfiResult
-    where
-        T: std::ops::Deref<Target = [U]>,
-    {
-        out.write(self.get(bits)?.len());
-        Ok(lc_status::LC_OK)
     }
 
     /// Number of live objects (for tests that look for leaks).

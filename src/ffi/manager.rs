@@ -3,21 +3,18 @@
 use std::ffi::{c_char, CStr};
 use std::time::{Duration, Instant};
 
-use crate::config::FilterLimits;
-use crate::config::TopicLimits;
-use crate::config::{ManagerConfig, SlowConsumerPolicy};
-use crate::connection::receiver::ReceiveError;
+use crate::ffi::handles::Handle;
 use crate::ffi::ptr::{
     c_str, check_name_len, name_str, optional_c_str, read_sized, slice, Out, OutSlice, SizedOut,
 };
-use crate::ffi::state::{receive_status, ManagerEntry, MANAGERS, WAIT_SLICE};
+use crate::ffi::state::{receive_status, ManagerEntry, WAIT_SLICE};
 use crate::ffi::status::{boundary, last_error_ptr, lc_status, FfiError};
 use crate::ffi::types::*;
-use crate::manager::ConnectionsManager;
 use crate::sync::Arc;
-use crate::types::ids::{NodeId, TableId, UserId};
-use crate::types::schema::{TableSchema, TableScope};
-use crate::ManualClock;
+use crate::{
+    ConnectionsManager, FilterLimits, ManagerConfig, ManualClock, NodeId, ReceiveError, TableId,
+    TableSchema, TopicLimits, UserId,
+};
 
 const VERSION: &CStr =
     match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
@@ -27,7 +24,7 @@ const VERSION: &CStr =
 
 /// The manager behind a handle.
 pub(crate) fn manager_entry(manager: lc_manager) -> Result<Arc<ManagerEntry>, FfiError> {
-    MANAGERS.get(manager.id)
+    manager.get()
 }
 
 /// Runs a wait of `timeout_ms` (0: do not wait; `LC_WAIT_FOREVER`: no limit) in slices, so a
@@ -165,11 +162,7 @@ unsafe fn config_from_c(config: &lc_config) -> Result<ManagerConfig, FfiError> {
     if config.reserved != 0 {
         return Err(FfiError::invalid("config->reserved must be 0"));
     }
-    let slow_consumer_policy = match config.slow_consumer_policy {
-        0 => SlowConsumerPolicy::GapNotice,
-        1 => SlowConsumerPolicy::Disconnect,
-        other => return Err(FfiError::tag("lc_slow_consumer_policy", other)),
-    };
+    let slow_consumer_policy = lc_slow_consumer_policy::from_tag(config.slow_consumer_policy)?;
     Ok(ManagerConfig {
         max_connections: size(config.max_connections, "max_connections")?,
         max_subscriptions_per_connection: size(
@@ -346,8 +339,9 @@ pub unsafe extern "C" fn lc_manager_new(
         } else {
             (ConnectionsManager::new(core_config)?, None)
         };
-        let id = MANAGERS.insert(ManagerEntry::new(manager, clock, checker));
-        out.write(lc_manager { id });
+        out.write(lc_manager::insert(ManagerEntry::new(
+            manager, clock, checker,
+        )));
         Ok(lc_status::LC_OK)
     })
 }
@@ -362,7 +356,7 @@ pub unsafe extern "C" fn lc_manager_new(
 #[no_mangle]
 pub extern "C" fn lc_manager_free(manager: lc_manager) -> lc_status {
     boundary("lc_manager_free", || {
-        let entry = MANAGERS.remove(manager.id)?;
+        let entry = manager.remove()?;
         entry.close();
         Ok(lc_status::LC_OK)
     })
@@ -376,8 +370,11 @@ pub extern "C" fn lc_manager_free(manager: lc_manager) -> lc_status {
 /// # Safety
 /// `out_now_ms` is NULL or valid for writing a `uint64_t`.
 #[no_mangle]
-pub unsafe extern "C" fn lc_manager_now_ms(manager: lc_manager, out_now_ms: *mut u64) -> lc_status {
-    boundary("lc_manager_now_ms", || {
+pub unsafe extern "C" fn lc_manager_get_clock(
+    manager: lc_manager,
+    out_now_ms: *mut u64,
+) -> lc_status {
+    boundary("lc_manager_get_clock", || {
         // SAFETY: the caller promised `out_now_ms` is NULL or writable.
         let out = unsafe { Out::new(out_now_ms, "out_now_ms") }?;
         out.write(manager_entry(manager)?.manager.now_ms());
@@ -487,12 +484,12 @@ pub unsafe extern "C" fn lc_manager_wait_ready(
 /// `out_report` is NULL or points at an `lc_check_report` whose first `struct_size` bytes
 /// are writable.
 #[no_mangle]
-pub unsafe extern "C" fn lc_check_connections(
+pub unsafe extern "C" fn lc_manager_check_connections(
     manager: lc_manager,
     now_ms: u64,
     out_report: *mut lc_check_report,
 ) -> lc_status {
-    boundary("lc_check_connections", || {
+    boundary("lc_manager_check_connections", || {
         // SAFETY: the caller promised `out_report` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::optional(out_report, "out_report") }?;
         let entry = manager_entry(manager)?;
@@ -527,12 +524,12 @@ pub unsafe extern "C" fn lc_check_connections(
 /// `out_report` is NULL or points at an `lc_shutdown_report` whose first `struct_size`
 /// bytes are writable.
 #[no_mangle]
-pub unsafe extern "C" fn lc_shutdown(
+pub unsafe extern "C" fn lc_manager_shutdown(
     manager: lc_manager,
     timeout_ms: u32,
     out_report: *mut lc_shutdown_report,
 ) -> lc_status {
-    boundary("lc_shutdown", || {
+    boundary("lc_manager_shutdown", || {
         // SAFETY: the caller promised `out_report` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::optional(out_report, "out_report") }?;
         let entry = manager_entry(manager)?;
@@ -560,8 +557,11 @@ pub unsafe extern "C" fn lc_shutdown(
 /// `out_stats` is NULL or points at an `lc_stats` whose first `struct_size` bytes are
 /// writable.
 #[no_mangle]
-pub unsafe extern "C" fn lc_get_stats(manager: lc_manager, out_stats: *mut lc_stats) -> lc_status {
-    boundary("lc_get_stats", || {
+pub unsafe extern "C" fn lc_manager_get_stats(
+    manager: lc_manager,
+    out_stats: *mut lc_stats,
+) -> lc_status {
+    boundary("lc_manager_get_stats", || {
         // SAFETY: the caller promised `out_stats` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::new(out_stats, "out_stats") }?;
         let stats = manager_entry(manager)?.manager.stats();
@@ -594,7 +594,7 @@ pub unsafe extern "C" fn lc_get_stats(manager: lc_manager, out_stats: *mut lc_st
 /// `columns` holds `column_count` NUL-terminated UTF-8 names in row order. All strings are
 /// only read during the call.
 ///
-/// `namespace_`, `name` and every column name are 1 to `LC_MAX_NAME_LEN` bytes
+/// `table_namespace`, `name` and every column name are 1 to `LC_MAX_NAME_LEN` bytes
 /// (`LC_ERR_INVALID_NAME` otherwise). `column_count` is 1 to `LC_MAX_COLUMNS`
 /// (`LC_ERR_INVALID_SCHEMA` otherwise, checked after the manager handle and before any
 /// column is read); two columns may not share a name ignoring ASCII case
@@ -606,20 +606,20 @@ pub unsafe extern "C" fn lc_get_stats(manager: lc_manager, out_stats: *mut lc_st
 /// Thread safety: any thread, concurrently with any other call.
 ///
 /// # Safety
-/// `namespace_` and `name` are NULL or NUL-terminated strings; `columns` is NULL or points
+/// `table_namespace` and `name` are NULL or NUL-terminated strings; `columns` is NULL or points
 /// at `column_count` pointers, each NULL or a NUL-terminated string; `out_table_key` is NULL
 /// or writable.
 #[no_mangle]
-pub unsafe extern "C" fn lc_register_table(
+pub unsafe extern "C" fn lc_table_register(
     manager: lc_manager,
-    namespace_: *const c_char,
+    table_namespace: *const c_char,
     name: *const c_char,
     scope: u32,
     columns: *const *const c_char,
     column_count: usize,
     out_table_key: *mut u32,
 ) -> lc_status {
-    boundary("lc_register_table", || {
+    boundary("lc_table_register", || {
         // The handle and the count before the loop over the columns.
         let entry = manager_entry(manager)?;
         if column_count > LC_MAX_COLUMNS {
@@ -629,7 +629,7 @@ pub unsafe extern "C" fn lc_register_table(
             ));
         }
         // SAFETY: the caller promised NULL or NUL-terminated strings.
-        let namespace = unsafe { name_str(namespace_, "namespace_") }?;
+        let namespace = unsafe { name_str(table_namespace, "table_namespace") }?;
         // SAFETY: as above.
         let table_name = unsafe { name_str(name, "name") }?;
         // SAFETY: the caller promised `column_count` pointers at `columns`.
@@ -644,11 +644,7 @@ pub unsafe extern "C" fn lc_register_table(
             .collect::<Result<Vec<&str>, FfiError>>()?;
         // SAFETY: the caller promised `out_table_key` is NULL or writable.
         let out = unsafe { Out::optional(out_table_key, "out_table_key") }?;
-        let scope = match scope {
-            0 => TableScope::Shared,
-            1 => TableScope::User,
-            other => return Err(FfiError::tag("lc_table_scope", other)),
-        };
+        let scope = lc_table_scope::from_tag(scope)?;
         let table_id = TableId::new(namespace, table_name);
         let key = entry.manager.register_table(TableSchema::new(
             table_id.clone(),
@@ -663,7 +659,7 @@ pub unsafe extern "C" fn lc_register_table(
     })
 }
 
-/// Drops a table (its key from `lc_register_table`): every subscription on it ends with a
+/// Drops a table (its key from `lc_table_register`): every subscription on it ends with a
 /// closed notification (`LC_CLOSE_TABLE_DROPPED`) and the table is unregistered, so its key
 /// is refused from now on (`LC_ERR_UNKNOWN_TABLE`); registering the table again gives it a
 /// key anew. `*out_ended` (may be NULL) receives how many subscriptions ended.
@@ -673,12 +669,12 @@ pub unsafe extern "C" fn lc_register_table(
 /// # Safety
 /// `out_ended` is NULL or valid for writing a `size_t`.
 #[no_mangle]
-pub unsafe extern "C" fn lc_drop_table(
+pub unsafe extern "C" fn lc_table_drop(
     manager: lc_manager,
     table: u32,
     out_ended: *mut usize,
 ) -> lc_status {
-    boundary("lc_drop_table", || {
+    boundary("lc_table_drop", || {
         // SAFETY: the caller promised `out_ended` is NULL or writable.
         let out = unsafe { Out::optional(out_ended, "out_ended") }?;
         let entry = manager_entry(manager)?;
@@ -706,13 +702,13 @@ pub unsafe extern "C" fn lc_drop_table(
 /// `user_id` and `reason` are NULL or NUL-terminated strings; `out_ended` is NULL or
 /// valid for writing a `size_t`.
 #[no_mangle]
-pub unsafe extern "C" fn lc_revoke_user(
+pub unsafe extern "C" fn lc_user_revoke(
     manager: lc_manager,
     user_id: *const c_char,
     reason: *const c_char,
     out_ended: *mut usize,
 ) -> lc_status {
-    boundary("lc_revoke_user", || {
+    boundary("lc_user_revoke", || {
         // SAFETY: the caller promised NULL or a NUL-terminated string.
         let user = unsafe { name_str(user_id, "user_id") }?;
         // SAFETY: as above.
@@ -729,7 +725,7 @@ pub unsafe extern "C" fn lc_revoke_user(
     })
 }
 
-/// Ends every subscription on a table (its key from `lc_register_table`), which stays
+/// Ends every subscription on a table (its key from `lc_table_register`), which stays
 /// registered: each subscriber gets a closed notification (`LC_CLOSE_REVOKED`) carrying
 /// `reason` (NUL-terminated UTF-8). `*out_ended` (may be NULL) receives how many
 /// subscriptions ended.
@@ -740,13 +736,13 @@ pub unsafe extern "C" fn lc_revoke_user(
 /// `reason` is NULL or a NUL-terminated string; `out_ended` is NULL or valid for writing a
 /// `size_t`.
 #[no_mangle]
-pub unsafe extern "C" fn lc_revoke_table(
+pub unsafe extern "C" fn lc_table_revoke(
     manager: lc_manager,
     table: u32,
     reason: *const c_char,
     out_ended: *mut usize,
 ) -> lc_status {
-    boundary("lc_revoke_table", || {
+    boundary("lc_table_revoke", || {
         // SAFETY: the caller promised NULL or a NUL-terminated string.
         let reason = unsafe { c_str(reason, "reason") }?;
         // SAFETY: the caller promised `out_ended` is NULL or writable.

@@ -11,10 +11,18 @@
 //! - Arguments are checked before anything happens: NULL, misaligned pointers, invalid
 //!   UTF-8, impossible lengths, unknown tags and stale handles are errors, and a failed call
 //!   has no effect (receives do not consume, subscribes do not subscribe).
-//! - Objects C owns are generation-checked handles ([`handles`]), so use after free and
+//! - Objects C owns are generation-checked handles (`handles`), so use after free and
 //!   double free are reported, not undefined.
 //! - Inputs are only read during the call; outputs that point into livecore's memory say
 //!   which handle owns them and which call frees it.
+//! - Names are `lc_<object>_<verb>` (`lc_table_register`, `lc_subscription_cancel`);
+//!   accessors of a handle's contents are nouns (`lc_notification_column`); a list handle
+//!   is named by the plural of what it holds (`lc_records`, `lc_topic_routes`) and made by
+//!   `lc_<item>_list`. Only the library-wide `lc_version`, `lc_abi_version`,
+//!   `lc_last_error` and `lc_status_name` have no object.
+//! - Every string handed out of a handle is UTF-8 followed by a NUL, with its length in
+//!   bytes (without the NUL) beside it (`state::CText`); text values (`lc_value`) are
+//!   data, `len` bytes that may hold NUL.
 //! - Structs that may grow begin with `struct_size`, inputs and outputs alike: the caller
 //!   sets it to the size it was built with, and livecore reads or writes no more than that
 //!   (and sets it, on output, to the bytes written). Structs without it (`lc_value`,
@@ -89,14 +97,5 @@ pub use types::*;
 /// check nothing leaks. Not part of the C ABI.
 #[doc(hidden)]
 pub fn live_handle_counts() -> [usize; 8] {
-    [
-        state::MANAGERS.len(),
-        state::NOTIFICATIONS.len(),
-        state::SUBSCRIPTION_RESULTS.len(),
-        state::RECORDS.len(),
-        state::FAILOVER_REPORTS.len(),
-        state::TOPIC_BATCHES.len(),
-        state::TOPIC_NAME_LISTS.len(),
-        state::TOPIC_ROUTE_LISTS.len(),
-    ]
+    state::live_counts()
 }

@@ -2,15 +2,14 @@
 
 use std::ffi::c_char;
 
-use crate::connection::delivery::Notification;
+use crate::ffi::handles::Handle;
 use crate::ffi::ptr::{Out, SizedOut};
-use crate::ffi::state::{cached_json, NotificationEntry, NOTIFICATIONS};
+use crate::ffi::state::{cached_json, CText, NotificationEntry};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::value_to_c;
 use crate::sync::DataArc;
-use crate::types::ending::CloseReason;
-use crate::types::value::Value;
+use crate::{CloseReason, Notification, SeqId, Value};
 
 fn column_names(notification: &Notification) -> &[DataArc<str>] {
     match notification {
@@ -38,7 +37,7 @@ fn info(notification: &Notification) -> lc_notification_info {
         snapshot_rows: 0,
         missed: 0,
     };
-    let mut set_seq = |seq: Option<crate::SeqId>| {
+    let mut set_seq = |seq: Option<SeqId>| {
         if let Some(seq) = seq {
             info.has_seq = 1;
             info.seq = seq.0;
@@ -106,7 +105,7 @@ pub unsafe extern "C" fn lc_notification_get_info(
     boundary("lc_notification_get_info", || {
         // SAFETY: the caller promised `out_info` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::new(out_info, "out_info") }?;
-        let entry = NOTIFICATIONS.get(notification.id)?;
+        let entry = notification.get()?;
         out.write(info(&entry.notification));
         Ok(lc_status::LC_OK)
     })
@@ -133,7 +132,7 @@ pub unsafe extern "C" fn lc_notification_json(
         let json_out = unsafe { Out::new(out_json, "out_json") }?;
         // SAFETY: the caller promised `out_len` is NULL or writable.
         let len_out = unsafe { Out::new(out_len, "out_len") }?;
-        let entry = NOTIFICATIONS.get(notification.id)?;
+        let entry = notification.get()?;
         let (json, len) = cached_json(&entry.json, |out| entry.notification.write_json(out));
         // The bytes live in the entry, which the table keeps until the notification is
         // freed.
@@ -144,7 +143,7 @@ pub unsafe extern "C" fn lc_notification_json(
 }
 
 /// Gives the name of projected column `index` of a changes or snapshot notification:
-/// `*out_name` points at `*out_len` bytes of UTF-8, not NUL-terminated, valid until
+/// `*out_name` points at `*out_len` bytes of UTF-8 followed by a NUL, valid until
 /// `lc_notification_free`.
 ///
 /// Thread safety: any thread; a notification may be read from several threads at once.
@@ -163,12 +162,18 @@ pub unsafe extern "C" fn lc_notification_column(
         let name_out = unsafe { Out::new(out_name, "out_name") }?;
         // SAFETY: the caller promised `out_len` is NULL or writable.
         let len_out = unsafe { Out::new(out_len, "out_len") }?;
-        let entry = NOTIFICATIONS.get(notification.id)?;
-        let names = column_names(&entry.notification);
+        let entry = notification.get()?;
+        let names = entry.columns.get_or_init(|| {
+            column_names(&entry.notification)
+                .iter()
+                .map(|name| CText::new(name))
+                .collect()
+        });
         let name = names
             .get(index)
             .ok_or_else(|| FfiError::index("column", index, names.len()))?;
-        name_out.write(name.as_ptr().cast::<c_char>());
+        // The text lives in the entry, which the table keeps until the notification is freed.
+        name_out.write(name.as_ptr());
         len_out.write(name.len());
         Ok(lc_status::LC_OK)
     })
@@ -190,7 +195,7 @@ pub unsafe extern "C" fn lc_notification_change(
     boundary("lc_notification_change", || {
         // SAFETY: the caller promised `out_change` is NULL or writable.
         let out = unsafe { Out::new(out_change, "out_change") }?;
-        let entry = NOTIFICATIONS.get(notification.id)?;
+        let entry = notification.get()?;
         let Notification::Changes(changes) = &entry.notification else {
             return Err(FfiError::index("change", index, 0));
         };
@@ -272,7 +277,7 @@ pub unsafe extern "C" fn lc_notification_value(
     boundary("lc_notification_value", || {
         // SAFETY: the caller promised `out_value` is NULL or writable.
         let out = unsafe { Out::new(out_value, "out_value") }?;
-        let entry = NOTIFICATIONS.get(notification.id)?;
+        let entry = notification.get()?;
         // The value's bytes are shared with the notification, which the table keeps until
         // it is freed.
         out.write(value_to_c(value_at(&entry, row, version, column)?));
@@ -288,7 +293,7 @@ pub unsafe extern "C" fn lc_notification_value(
 #[no_mangle]
 pub extern "C" fn lc_notification_free(notification: lc_notification) -> lc_status {
     boundary("lc_notification_free", || {
-        NOTIFICATIONS.remove(notification.id)?;
+        notification.remove()?;
         Ok(lc_status::LC_OK)
     })
 }

@@ -300,7 +300,7 @@ macro_rules! sized_structs {
 
 sized_structs!(
     lc_config = since topic_max_topics,
-    lc_subscribe_options,
+    lc_subscription_options,
     lc_subscription_info,
     lc_subscription_status,
     lc_connection_info,

@@ -6,9 +6,7 @@ use crate::ffi::state::ManagerEntry;
 use crate::ffi::status::{boundary, lc_status, panic_point, FfiError, PanicPoint};
 use crate::ffi::types::*;
 use crate::ffi::values::change_from_c;
-use crate::publish::PublishSummary;
-use crate::types::change::ChangeNotification;
-use crate::types::ids::SeqId;
+use crate::{ChangeNotification, PublishSummary, SeqId};
 
 /// The C changes as livecore's.
 ///
@@ -59,7 +57,7 @@ fn write_summary(out: Option<SizedOut<lc_publish_summary>>, summary: PublishSumm
     }
 }
 
-/// Publishes one change as its own commit numbered `seq`. See `lc_publish_commit`.
+/// Publishes one change as its own commit numbered `seq`. See `lc_commit_publish`.
 ///
 /// Thread safety: any thread; publish each table's commits in ascending SeqId order, one at
 /// a time (livecore does not reorder them).
@@ -68,13 +66,13 @@ fn write_summary(out: Option<SizedOut<lc_publish_summary>>, summary: PublishSumm
 /// `change` is NULL or points at one change obeying `lc_change`'s contract; `out_summary`
 /// is NULL or writable for its `struct_size`.
 #[no_mangle]
-pub unsafe extern "C" fn lc_publish(
+pub unsafe extern "C" fn lc_change_publish(
     manager: lc_manager,
     seq: u64,
     change: *const lc_change,
     out_summary: *mut lc_publish_summary,
 ) -> lc_status {
-    boundary("lc_publish", || {
+    boundary("lc_change_publish", || {
         // SAFETY: the caller promised `change` is NULL or a live change.
         let change = unsafe { borrow(change, "change") }?;
         // SAFETY: the caller promised `out_summary` is NULL or writable for its struct_size.
@@ -108,14 +106,14 @@ pub unsafe extern "C" fn lc_publish(
 /// `changes` is NULL or points at `change_count` changes obeying `lc_change`'s contract;
 /// `out_summary` is NULL or writable for its `struct_size`.
 #[no_mangle]
-pub unsafe extern "C" fn lc_publish_commit(
+pub unsafe extern "C" fn lc_commit_publish(
     manager: lc_manager,
     seq: u64,
     changes: *const lc_change,
     change_count: usize,
     out_summary: *mut lc_publish_summary,
 ) -> lc_status {
-    boundary("lc_publish_commit", || {
+    boundary("lc_commit_publish", || {
         // The handle and the count first: nothing is read for a freed manager or an
         // impossible commit.
         let entry = manager_entry(manager)?;

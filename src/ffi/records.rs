@@ -3,16 +3,17 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
+use crate::ffi::handles::Handle;
 use crate::ffi::manager::manager_entry;
 use crate::ffi::ptr::{check_count, check_name_len, read_sized_array, slice, text, Out, SizedOut};
-use crate::ffi::state::{FAILOVER_REPORTS, RECORDS};
+use crate::ffi::state::{optional_text, FailoverEntry, RecordEntry};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::subscribe_options_from_c;
-use crate::manager::failover::FailoverHandler;
-use crate::manager::records::LiveQueryRecord;
-use crate::query::query_text::QueryText;
-use crate::types::ids::{ConnectionId, LiveQueryId, NodeId, SubscriptionId, TableId, UserId};
+use crate::{
+    ConnectionId, FailoverHandler, LiveQueryId, LiveQueryRecord, NodeId, QueryText, SubscriptionId,
+    TableId, UserId,
+};
 
 fn live_query_to_c(id: LiveQueryId) -> lc_live_query_id {
     lc_live_query_id {
@@ -21,17 +22,10 @@ fn live_query_to_c(id: LiveQueryId) -> lc_live_query_id {
     }
 }
 
-/// A record as C sees it, borrowing its strings from `record`.
-fn record_to_c(record: &LiveQueryRecord) -> lc_live_query_record {
-    let text = |text: &str| (text.as_ptr().cast::<c_char>(), text.len());
-    let (table_namespace, table_namespace_len) = text(record.table_id.namespace());
-    let (table_name, table_name_len) = text(record.table_id.name());
-    let (user_id, user_id_len) = record
-        .user_id
-        .as_ref()
-        .map_or((std::ptr::null(), 0), |user| text(user.as_str()));
-    // Records handed to C are rendered when taken (see `lc_live_query_records`).
-    let (query, query_len) = text(record.query.as_rendered().unwrap_or(""));
+/// A record as C sees it, borrowing its strings from `entry`.
+fn record_to_c(entry: &RecordEntry) -> lc_live_query_record {
+    let record = &entry.record;
+    let (user_id, user_id_len) = optional_text(entry.user_id.as_ref());
     let options = &record.options;
     let mut options_flags = 0;
     if options.initial_load {
@@ -45,14 +39,14 @@ fn record_to_c(record: &LiveQueryRecord) -> lc_live_query_record {
         status: lc_subscription_phase::tag(record.status),
         live_query: live_query_to_c(record.live_query_id),
         node_id: record.node_id.0,
-        table_namespace,
-        table_namespace_len,
-        table_name,
-        table_name_len,
+        table_namespace: entry.table_namespace.as_ptr(),
+        table_namespace_len: entry.table_namespace.len(),
+        table_name: entry.table_name.as_ptr(),
+        table_name_len: entry.table_name.len(),
         user_id,
         user_id_len,
-        query,
-        query_len,
+        query: entry.query.as_ptr(),
+        query_len: entry.query.len(),
         options_flags,
         reserved: 0,
         batch_size: options.batch_size as u64,
@@ -194,21 +188,18 @@ fn empty_record() -> lc_live_query_record {
 /// # Safety
 /// `out_records` is NULL or valid for writing an `lc_records`.
 #[no_mangle]
-pub unsafe extern "C" fn lc_live_query_records(
+pub unsafe extern "C" fn lc_record_list(
     manager: lc_manager,
     out_records: *mut lc_records,
 ) -> lc_status {
-    boundary("lc_live_query_records", || {
+    boundary("lc_record_list", || {
         // SAFETY: the caller promised `out_records` is NULL or writable.
         let out = unsafe { Out::new(out_records, "out_records") }?;
-        let mut records = manager_entry(manager)?.manager.live_query_records();
-        // C borrows each query as a string: render them now, once.
-        for record in &mut records {
-            record.query = record.query.rendered();
-        }
-        out.write(lc_records {
-            id: RECORDS.insert(records),
-        });
+        let records = manager_entry(manager)?.manager.live_query_records();
+        // C borrows each string: render them now, once.
+        out.write(lc_records::insert(
+            records.into_iter().map(RecordEntry::new).collect(),
+        ));
         Ok(lc_status::LC_OK)
     })
 }
@@ -224,7 +215,7 @@ pub unsafe extern "C" fn lc_records_count(records: lc_records, out_count: *mut u
     boundary("lc_records_count", || {
         // SAFETY: the caller promised `out_count` is NULL or writable.
         let out = unsafe { Out::new(out_count, "out_count") }?;
-        RECORDS.write_count(records.id, out)
+        records.write_count(out)
     })
 }
 
@@ -245,7 +236,7 @@ pub unsafe extern "C" fn lc_records_get(
     boundary("lc_records_get", || {
         // SAFETY: the caller promised `out_record` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::new(out_record, "out_record") }?;
-        let list = RECORDS.get(records.id)?;
+        let list = records.get()?;
         let record = list
             .get(index)
             .ok_or_else(|| FfiError::index("record", index, list.len()))?;
@@ -260,7 +251,7 @@ pub unsafe extern "C" fn lc_records_get(
 /// Thread safety: any thread, once no other thread uses the list or a string read from it.
 #[no_mangle]
 pub extern "C" fn lc_records_free(records: lc_records) -> lc_status {
-    boundary("lc_records_free", || RECORDS.free(records.id))
+    boundary("lc_records_free", || records.free())
 }
 
 /// Runs one failover pass on this manager's node: given every node's live-query records
@@ -329,9 +320,7 @@ pub unsafe extern "C" fn lc_failover_run(
             Duration::from_millis(stale_after_ms),
         );
         let report = handler.run_on(&entry.manager, &records, &active);
-        out.write(lc_failover_report {
-            id: FAILOVER_REPORTS.insert(report),
-        });
+        out.write(lc_failover_report::insert(FailoverEntry::new(report)));
         Ok(lc_status::LC_OK)
     })
 }
@@ -351,7 +340,7 @@ pub unsafe extern "C" fn lc_failover_report_get_info(
     boundary("lc_failover_report_get_info", || {
         // SAFETY: the caller promised `out_info` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::new(out_info, "out_info") }?;
-        let report = FAILOVER_REPORTS.get(report.id)?;
+        let report = report.get()?;
         out.write(lc_failover_info {
             struct_size: 0,
             reserved: 0,
@@ -382,7 +371,7 @@ pub unsafe extern "C" fn lc_failover_report_record(
     boundary("lc_failover_report_record", || {
         // SAFETY: the caller promised `out_record` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::new(out_record, "out_record") }?;
-        let report = FAILOVER_REPORTS.get(report.id)?;
+        let report = report.get()?;
         let records = match list {
             0 => &report.orphaned,
             1 => &report.stale,
@@ -411,7 +400,7 @@ pub unsafe extern "C" fn lc_failover_report_removed(
     boundary("lc_failover_report_removed", || {
         // SAFETY: the caller promised `out_live_query` is NULL or writable.
         let out = unsafe { Out::new(out_live_query, "out_live_query") }?;
-        let report = FAILOVER_REPORTS.get(report.id)?;
+        let report = report.get()?;
         let id = report
             .removed
             .get(index)
@@ -422,7 +411,7 @@ pub unsafe extern "C" fn lc_failover_report_removed(
 }
 
 /// Reads entry `index` of a report's list of local removals that failed: the live query
-/// and why (`*out_reason`: `*out_len` bytes of UTF-8, not NUL-terminated, valid until
+/// and why (`*out_reason`: `*out_len` bytes of UTF-8 followed by a NUL, valid until
 /// `lc_failover_report_free`).
 ///
 /// Thread safety: any thread; a report may be read from several threads at once.
@@ -446,13 +435,13 @@ pub unsafe extern "C" fn lc_failover_report_failed(
                 Out::new(out_len, "out_len")?,
             )
         };
-        let report = FAILOVER_REPORTS.get(report.id)?;
+        let report = report.get()?;
         let (id, reason) = report
             .failed
             .get(index)
             .ok_or_else(|| FfiError::index("failed entry", index, report.failed.len()))?;
         id_out.write(live_query_to_c(*id));
-        reason_out.write(reason.as_ptr().cast::<c_char>());
+        reason_out.write(reason.as_ptr());
         len_out.write(reason.len());
         Ok(lc_status::LC_OK)
     })
@@ -465,7 +454,7 @@ pub unsafe extern "C" fn lc_failover_report_failed(
 #[no_mangle]
 pub extern "C" fn lc_failover_report_free(report: lc_failover_report) -> lc_status {
     boundary("lc_failover_report_free", || {
-        FAILOVER_REPORTS.remove(report.id)?;
+        report.remove()?;
         Ok(lc_status::LC_OK)
     })
 }

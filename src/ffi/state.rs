@@ -1,50 +1,36 @@
 //! What the C ABI keeps behind its handles.
 
 use std::collections::HashMap;
-use std::ffi::{c_char, CString};
+use std::ffi::c_char;
 use std::time::Duration;
 
-use crate::connection::delivery::Notification;
-use crate::connection::receiver::{
-    EventReceiver, NotificationReceiver, ReadyConnections, ReceiveError,
-};
-use crate::connection::state::ConnectionRegistration;
-use crate::ffi::handles::{HandleKind, HandleTable};
+use crate::ffi::handles::{handle_kinds, Handle, HandleTable};
 use crate::ffi::status::{lc_status, FfiError};
-use crate::manager::{CheckerHandle, ConnectionsManager};
+use crate::ffi::types::{
+    lc_failover_report, lc_manager, lc_notification, lc_records, lc_subscription_result,
+    lc_topic_batch, lc_topic_names, lc_topic_routes,
+};
 use crate::sync::{
     lock, read, write, Arc, ArcSwap, AtomicBool, LazyLock, Mutex, MutexGuard, OnceLock, Ordering,
     RwLock, TryLockError,
 };
-use crate::types::ids::{ConnectionId, TableId};
-use crate::ManualClock;
+use crate::{
+    CheckerHandle, ConnectionId, ConnectionRegistration, ConnectionsManager, ConsumeBatch,
+    EventReceiver, FailoverReport, LiveQueryId, LiveQueryRecord, ManualClock, Notification,
+    NotificationReceiver, ReadyConnections, ReceiveError, SubscriptionResult, TableId,
+    TopicRouteInfo,
+};
 
-/// Live managers.
-pub(crate) static MANAGERS: LazyLock<HandleTable<ManagerEntry>> =
-    LazyLock::new(|| HandleTable::new(HandleKind::Manager));
-/// Live notifications.
-pub(crate) static NOTIFICATIONS: LazyLock<HandleTable<NotificationEntry>> =
-    LazyLock::new(|| HandleTable::new(HandleKind::Notification));
-/// Live subscription results.
-pub(crate) static SUBSCRIPTION_RESULTS: LazyLock<HandleTable<SubscriptionResultEntry>> =
-    LazyLock::new(|| HandleTable::new(HandleKind::SubscriptionResult));
-
-/// Live record lists.
-pub(crate) static RECORDS: LazyLock<HandleTable<Vec<crate::LiveQueryRecord>>> =
-    LazyLock::new(|| HandleTable::new(HandleKind::Records));
-/// Live failover reports.
-pub(crate) static FAILOVER_REPORTS: LazyLock<HandleTable<crate::FailoverReport>> =
-    LazyLock::new(|| HandleTable::new(HandleKind::FailoverReport));
-
-/// Live topic batches.
-pub(crate) static TOPIC_BATCHES: LazyLock<HandleTable<TopicBatchEntry>> =
-    LazyLock::new(|| HandleTable::new(HandleKind::TopicBatch));
-/// Live topic name lists.
-pub(crate) static TOPIC_NAME_LISTS: LazyLock<HandleTable<Box<[CString]>>> =
-    LazyLock::new(|| HandleTable::new(HandleKind::TopicNameList));
-/// Live topic route lists.
-pub(crate) static TOPIC_ROUTE_LISTS: LazyLock<HandleTable<Box<[RouteEntry]>>> =
-    LazyLock::new(|| HandleTable::new(HandleKind::TopicRouteList));
+handle_kinds! {
+    Manager = 1: lc_manager => ManagerEntry, MANAGERS;
+    Notification = 2: lc_notification => NotificationEntry, NOTIFICATIONS;
+    SubscriptionResult = 3: lc_subscription_result => SubscriptionResultEntry, SUBSCRIPTION_RESULTS;
+    Records = 4: lc_records => Box<[RecordEntry]>, RECORDS;
+    FailoverReport = 5: lc_failover_report => FailoverEntry, FAILOVER_REPORTS;
+    TopicBatch = 6: lc_topic_batch => TopicBatchEntry, TOPIC_BATCHES;
+    TopicNames = 7: lc_topic_names => Box<[CText]>, TOPIC_NAME_LISTS;
+    TopicRoutes = 8: lc_topic_routes => Box<[RouteEntry]>, TOPIC_ROUTE_LISTS;
+}
 
 /// How long a "forever" wait on the ready queue sleeps between checks that its manager is
 /// still there: a freed manager ends the wait within this. (Receives on a connection need
@@ -56,9 +42,10 @@ pub(crate) struct ManagerEntry {
     pub(crate) manager: Arc<ConnectionsManager>,
     /// Each registered connection's receivers, by id.
     pub(crate) connections: RwLock<HashMap<ConnectionId, Arc<ConnectionEntry>>>,
-    /// Table ids by the key `lc_register_table` returned, read on every publish without a
-    /// lock; written under `tables_writer`.
-    tables: ArcSwap<Vec<Option<TableId>>>,
+    /// The tables registered through this handle, by key and by id: read on every publish
+    /// without a lock; written under `tables_writer`. (The core resolves keys itself, but
+    /// only `pub(crate)`; until it offers a publish by key, the C side keeps this map.)
+    tables: ArcSwap<TableKeys>,
     tables_writer: Mutex<()>,
     pub(crate) ready: Option<ReadyConnections>,
     pub(crate) clock: Option<Arc<ManualClock>>,
@@ -79,7 +66,7 @@ impl ManagerEntry {
             ready: manager.ready_connections(),
             manager,
             connections: RwLock::new(HashMap::new()),
-            tables: ArcSwap::from_pointee(Vec::new()),
+            tables: ArcSwap::from_pointee(TableKeys::default()),
             tables_writer: Mutex::new(()),
             clock,
             checker: Mutex::new(checker),
@@ -121,47 +108,51 @@ impl ManagerEntry {
         Some(entry)
     }
 
-    /// The table id behind a key from `lc_register_table`.
+    /// The table id behind a key from `lc_table_register`.
     pub(crate) fn table_id(&self, key: u32) -> Result<TableId, FfiError> {
         let tables = self.tables.load();
-        tables.get(key as usize).cloned().flatten().ok_or_else(|| {
-            FfiError::new(
-                lc_status::LC_ERR_UNKNOWN_TABLE,
-                format!("no table was registered under key {key}"),
-            )
-        })
+        tables
+            .ids
+            .get(key as usize)
+            .cloned()
+            .flatten()
+            .ok_or_else(|| {
+                FfiError::new(
+                    lc_status::LC_ERR_UNKNOWN_TABLE,
+                    format!("no table was registered under key {key}"),
+                )
+            })
     }
 
-    /// The key `lc_register_table` gave a table, if it was registered through this handle.
+    /// The key `lc_table_register` gave a table, if it was registered through this handle.
     pub(crate) fn table_key(&self, table_id: &TableId) -> Option<u32> {
-        let tables = self.tables.load();
-        tables
-            .iter()
-            .position(|slot| slot.as_ref() == Some(table_id))
-            .and_then(|key| u32::try_from(key).ok())
+        self.tables.load().keys.get(table_id).copied()
     }
 
     /// Remembers the id of a registered table's key.
     pub(crate) fn remember_table(&self, key: u32, table_id: TableId) {
         self.update_tables(|tables| {
             let index = key as usize;
-            if tables.len() <= index {
-                tables.resize(index + 1, None);
+            if tables.ids.len() <= index {
+                tables.ids.resize(index + 1, None);
             }
-            tables[index] = Some(table_id);
+            if let Some(previous) = tables.ids[index].replace(table_id.clone()) {
+                tables.keys.remove(&previous);
+            }
+            tables.keys.insert(table_id, key);
         });
     }
 
     /// Forgets a dropped table's key.
     pub(crate) fn forget_table(&self, key: u32) {
         self.update_tables(|tables| {
-            if let Some(slot) = tables.get_mut(key as usize) {
-                *slot = None;
+            if let Some(previous) = tables.ids.get_mut(key as usize).and_then(Option::take) {
+                tables.keys.remove(&previous);
             }
         });
     }
 
-    fn update_tables(&self, change: impl FnOnce(&mut Vec<Option<TableId>>)) {
+    fn update_tables(&self, change: impl FnOnce(&mut TableKeys)) {
         let _writer = lock(&self.tables_writer);
         let mut tables = self.tables.load().as_ref().clone();
         change(&mut tables);
@@ -184,6 +175,14 @@ impl ManagerEntry {
         let checker = crate::sync::lock(&self.checker).take();
         drop(checker);
     }
+}
+
+/// The tables a manager handle registered: ids by key (a vector, as keys are small and
+/// dense) and keys by id (for route lists, which name their table by id).
+#[derive(Clone, Default)]
+pub(crate) struct TableKeys {
+    ids: Vec<Option<TableId>>,
+    keys: HashMap<TableId, u32>,
 }
 
 /// One connection's receivers. Each is used by one consumer at a time: a second thread
@@ -253,16 +252,37 @@ pub(crate) struct NotificationEntry {
     pub(crate) notification: Notification,
     /// The JSON form with a trailing NUL, built on first request.
     pub(crate) json: OnceLock<Box<[u8]>>,
+    /// The projected column names as C text, built on first request.
+    pub(crate) columns: OnceLock<Box<[CText]>>,
+}
+
+impl NotificationEntry {
+    pub(crate) fn new(notification: Notification) -> Self {
+        Self {
+            notification,
+            json: OnceLock::new(),
+            columns: OnceLock::new(),
+        }
+    }
 }
 
 /// The outcome of a subscribe, as the C side reads it.
 pub(crate) struct SubscriptionResultEntry {
-    pub(crate) result: crate::connection::subscription::SubscriptionResult,
+    pub(crate) result: SubscriptionResult,
+    /// The projected column names as C text.
+    pub(crate) columns: Box<[CText]>,
+}
+
+impl SubscriptionResultEntry {
+    pub(crate) fn new(result: SubscriptionResult) -> Self {
+        let columns = result.columns.iter().map(|name| CText::new(name)).collect();
+        Self { result, columns }
+    }
 }
 
 /// A consumed batch of topic messages, and the JSON of its messages once asked for.
 pub(crate) struct TopicBatchEntry {
-    pub(crate) batch: crate::topics::ConsumeBatch,
+    pub(crate) batch: ConsumeBatch,
     /// Per message, built on first request.
     pub(crate) json: Box<[MessageJson]>,
     /// True for a batch of `lc_topic_read`: read outside any group, nothing to commit.
@@ -281,7 +301,7 @@ pub(crate) struct MessageJson {
 }
 
 impl TopicBatchEntry {
-    pub(crate) fn new(batch: crate::topics::ConsumeBatch) -> Self {
+    pub(crate) fn new(batch: ConsumeBatch) -> Self {
         let json = (0..batch.messages.len())
             .map(|_| MessageJson::default())
             .collect();
@@ -293,7 +313,7 @@ impl TopicBatchEntry {
     }
 
     /// A batch of messages read outside any group.
-    pub(crate) fn read(batch: crate::topics::ConsumeBatch) -> Self {
+    pub(crate) fn read(batch: ConsumeBatch) -> Self {
         Self {
             from_read: true,
             ..Self::new(batch)
@@ -301,23 +321,95 @@ impl TopicBatchEntry {
     }
 }
 
-/// One route of a route list, with the C strings its `lc_topic_route_info` points at.
+/// One route of a route list, with the C text its `lc_topic_route_info` points at.
 pub(crate) struct RouteEntry {
-    pub(crate) info: crate::topics::TopicRouteInfo,
+    pub(crate) info: TopicRouteInfo,
     pub(crate) table_key: Option<u32>,
-    pub(crate) namespace: CString,
-    pub(crate) name: CString,
-    pub(crate) filter: Option<CString>,
-    pub(crate) key_column: Option<CString>,
-    pub(crate) broken: Option<CString>,
+    pub(crate) namespace: CText,
+    pub(crate) name: CText,
+    pub(crate) filter: Option<CText>,
+    pub(crate) key_column: Option<CText>,
+    pub(crate) broken: Option<CText>,
     /// The projected columns; `None` for every column.
-    pub(crate) columns: Option<Box<[CString]>>,
+    pub(crate) columns: Option<Box<[CText]>>,
 }
 
-/// `text` as a C string; a NUL byte inside (possible only in names given to the Rust API)
-/// is shown as `\0`.
-pub(crate) fn c_string(text: &str) -> CString {
-    CString::new(text.replace('\0', "\\0")).unwrap_or_default()
+/// A live-query record, with the C text its `lc_live_query_record` points at.
+pub(crate) struct RecordEntry {
+    pub(crate) record: LiveQueryRecord,
+    pub(crate) table_namespace: CText,
+    pub(crate) table_name: CText,
+    pub(crate) user_id: Option<CText>,
+    /// The query as SQL text (rendered once, when the record is taken).
+    pub(crate) query: CText,
+}
+
+impl RecordEntry {
+    pub(crate) fn new(record: LiveQueryRecord) -> Self {
+        Self {
+            table_namespace: CText::new(record.table_id.namespace()),
+            table_name: CText::new(record.table_id.name()),
+            user_id: record
+                .user_id
+                .as_ref()
+                .map(|user| CText::new(user.as_str())),
+            query: CText::new(&record.query.to_sql()),
+            record,
+        }
+    }
+}
+
+/// A failover report, with its records and reasons as C text.
+pub(crate) struct FailoverEntry {
+    pub(crate) orphaned: Box<[RecordEntry]>,
+    pub(crate) stale: Box<[RecordEntry]>,
+    pub(crate) removed: Box<[LiveQueryId]>,
+    pub(crate) failed: Box<[(LiveQueryId, CText)]>,
+}
+
+impl FailoverEntry {
+    pub(crate) fn new(report: FailoverReport) -> Self {
+        let records = |list: Vec<LiveQueryRecord>| list.into_iter().map(RecordEntry::new).collect();
+        Self {
+            orphaned: records(report.orphaned),
+            stale: records(report.stale),
+            removed: report.removed.into(),
+            failed: report
+                .failed
+                .into_iter()
+                .map(|(id, reason)| (id, CText::new(&reason.to_string())))
+                .collect(),
+        }
+    }
+}
+
+/// A string handed to C, following the one rule for every string livecore returns: C gets
+/// a pointer to UTF-8 followed by a NUL, and its length in bytes (without the NUL). A NUL
+/// inside (possible only in names given to the Rust API) stays; the length tells the truth.
+pub(crate) struct CText(Box<[u8]>);
+
+impl CText {
+    pub(crate) fn new(text: &str) -> Self {
+        let mut bytes = Vec::with_capacity(text.len() + 1);
+        bytes.extend_from_slice(text.as_bytes());
+        bytes.push(0);
+        Self(bytes.into_boxed_slice())
+    }
+
+    /// The NUL-terminated text; valid as long as `self`.
+    pub(crate) fn as_ptr(&self) -> *const c_char {
+        self.0.as_ptr().cast::<c_char>()
+    }
+
+    /// Its length in bytes, without the NUL.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len() - 1
+    }
+}
+
+/// The pointer and length of optional text: NULL and 0 without it.
+pub(crate) fn optional_text(text: Option<&CText>) -> (*const c_char, usize) {
+    text.map_or((std::ptr::null(), 0), |text| (text.as_ptr(), text.len()))
 }
 
 #[cfg(test)]

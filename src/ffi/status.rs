@@ -5,8 +5,8 @@ use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::error::LiveError;
 use crate::sync::{AtomicBool, Ordering};
+use crate::LiveError;
 
 /// The outcome of every `lc_` function. Its numbers are part of the ABI and never change.
 ///
@@ -99,6 +99,16 @@ pub enum lc_status {
     LC_ERR_COMMIT_TOO_LARGE = 221,
     /// A value a client or host controls is outside its allowed bounds (a limit).
     LC_ERR_OUT_OF_BOUNDS = 222,
+    /// livecore ended the subscription (its subscriber got the matching terminal
+    /// notification), so the operation no longer applies. `lc_last_error` says how it
+    /// ended and what to do: "must resync" (its snapshot buffer overflowed or a schema
+    /// change came during its initial load: subscribe again with a fresh initial load),
+    /// "resume is unavailable" (subscribe again with a fresh initial load), or "was closed
+    /// (reason)" with the close reason's code (`revoked`, `table_dropped`,
+    /// `schema_changed`). A connection remembers the endings of its most recent ended
+    /// subscriptions (`lc_subscription_cancel` on one succeeds and forgets it); older ones
+    /// are `LC_ERR_UNKNOWN_SUBSCRIPTION`.
+    LC_ERR_SUBSCRIPTION_ENDED = 223,
     // 300-399: topics and consumer groups (the lc_topic_ functions).
     /// A name is not acceptable: a topic or consumer group name that is empty, longer than
     /// the config's `topic_max_name_len` or has characters other than ASCII letters,
@@ -134,12 +144,14 @@ pub enum lc_status {
     LC_ERR_PANIC = 900,
 }
 
-/// Lists every status as `ALL_STATUSES`, and checks at compile time that the list names
-/// every variant of [`lc_status`]: a variant missing from it makes the exhaustive match
-/// below fail to build (and a duplicate is an unreachable pattern, denied by clippy), so
-/// `lc_status_name` can never refuse a status this library returns. The enum itself stays
-/// plain for cbindgen.
-macro_rules! all_statuses {
+/// The one list of statuses the lookups are generated from: `ALL_STATUSES`,
+/// [`lc_status::from_code`] and [`lc_status::name`] (the variant's name, NUL-terminated).
+/// The enum above stays a plain declaration because cbindgen reads the source without
+/// expanding macros; a compile-time check ties the two together: a variant missing from
+/// this list makes the exhaustive match below fail to build, and a duplicate is an
+/// unreachable pattern (denied by clippy). So `lc_status_name` can never refuse a status
+/// this library returns.
+macro_rules! status_lookups {
     ($($variant:ident),+ $(,)?) => {
         /// Every status, for lookups by number.
         const ALL_STATUSES: [lc_status; [$(lc_status::$variant),+].len()] =
@@ -149,10 +161,28 @@ macro_rules! all_statuses {
         const _: fn(lc_status) = |status| match status {
             $(lc_status::$variant)|+ => {}
         };
+
+        impl lc_status {
+            /// The status's name as the header spells it, NUL-terminated.
+            pub fn name(self) -> &'static std::ffi::CStr {
+                match self {
+                    $(lc_status::$variant => {
+                        // Built at compile time: a name that is not a C string fails the build.
+                        const NAME: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
+                            concat!(stringify!($variant), "\0").as_bytes(),
+                        ) {
+                            Ok(name) => name,
+                            Err(_) => panic!("a status name is not a C string"),
+                        };
+                        NAME
+                    })+
+                }
+            }
+        }
     };
 }
 
-all_statuses!(
+status_lookups!(
     LC_OK,
     LC_EMPTY,
     LC_TIMEOUT,
@@ -190,6 +220,7 @@ all_statuses!(
     LC_ERR_INVALID_CONFIG,
     LC_ERR_COMMIT_TOO_LARGE,
     LC_ERR_OUT_OF_BOUNDS,
+    LC_ERR_SUBSCRIPTION_ENDED,
     LC_ERR_INVALID_NAME,
     LC_ERR_UNKNOWN_TOPIC,
     LC_ERR_TOPIC_EXISTS,
@@ -213,63 +244,6 @@ impl lc_status {
             .iter()
             .copied()
             .find(|status| *status as u32 == code)
-    }
-
-    /// The status's name as the header spells it, NUL-terminated.
-    pub fn name(self) -> &'static std::ffi::CStr {
-        match self {
-            lc_status::LC_OK => c"LC_OK",
-            lc_status::LC_EMPTY => c"LC_EMPTY",
-            lc_status::LC_TIMEOUT => c"LC_TIMEOUT",
-            lc_status::LC_CLOSED => c"LC_CLOSED",
-            lc_status::LC_WOULD_BLOCK => c"LC_WOULD_BLOCK",
-            lc_status::LC_ERR_NULL_ARGUMENT => c"LC_ERR_NULL_ARGUMENT",
-            lc_status::LC_ERR_INVALID_UTF8 => c"LC_ERR_INVALID_UTF8",
-            lc_status::LC_ERR_INVALID_ARGUMENT => c"LC_ERR_INVALID_ARGUMENT",
-            lc_status::LC_ERR_INVALID_TAG => c"LC_ERR_INVALID_TAG",
-            lc_status::LC_ERR_INVALID_HANDLE => c"LC_ERR_INVALID_HANDLE",
-            lc_status::LC_ERR_STRUCT_SIZE => c"LC_ERR_STRUCT_SIZE",
-            lc_status::LC_ERR_RECEIVER_BUSY => c"LC_ERR_RECEIVER_BUSY",
-            lc_status::LC_ERR_NOT_ENABLED => c"LC_ERR_NOT_ENABLED",
-            lc_status::LC_ERR_INDEX_OUT_OF_RANGE => c"LC_ERR_INDEX_OUT_OF_RANGE",
-            lc_status::LC_ERR_CONNECTION_LIMIT => c"LC_ERR_CONNECTION_LIMIT",
-            lc_status::LC_ERR_SUBSCRIPTION_LIMIT => c"LC_ERR_SUBSCRIPTION_LIMIT",
-            lc_status::LC_ERR_SHUTTING_DOWN => c"LC_ERR_SHUTTING_DOWN",
-            lc_status::LC_ERR_UNKNOWN_CONNECTION => c"LC_ERR_UNKNOWN_CONNECTION",
-            lc_status::LC_ERR_NOT_AUTHENTICATED => c"LC_ERR_NOT_AUTHENTICATED",
-            lc_status::LC_ERR_ALREADY_AUTHENTICATED => c"LC_ERR_ALREADY_AUTHENTICATED",
-            lc_status::LC_ERR_UNKNOWN_TABLE => c"LC_ERR_UNKNOWN_TABLE",
-            lc_status::LC_ERR_INVALID_SCHEMA => c"LC_ERR_INVALID_SCHEMA",
-            lc_status::LC_ERR_UNKNOWN_COLUMN => c"LC_ERR_UNKNOWN_COLUMN",
-            lc_status::LC_ERR_FILTER_TOO_DEEP => c"LC_ERR_FILTER_TOO_DEEP",
-            lc_status::LC_ERR_FILTER_TOO_LARGE => c"LC_ERR_FILTER_TOO_LARGE",
-            lc_status::LC_ERR_IN_LIST_TOO_LONG => c"LC_ERR_IN_LIST_TOO_LONG",
-            lc_status::LC_ERR_LIKE_PATTERN_TOO_LONG => c"LC_ERR_LIKE_PATTERN_TOO_LONG",
-            lc_status::LC_ERR_INVALID_FILTER => c"LC_ERR_INVALID_FILTER",
-            lc_status::LC_ERR_SQL => c"LC_ERR_SQL",
-            lc_status::LC_ERR_UNKNOWN_SUBSCRIPTION => c"LC_ERR_UNKNOWN_SUBSCRIPTION",
-            lc_status::LC_ERR_INVALID_STATE => c"LC_ERR_INVALID_STATE",
-            lc_status::LC_ERR_MISSING_OWNER => c"LC_ERR_MISSING_OWNER",
-            lc_status::LC_ERR_ROW_ARITY => c"LC_ERR_ROW_ARITY",
-            lc_status::LC_ERR_MISSING_OLD_ROW => c"LC_ERR_MISSING_OLD_ROW",
-            lc_status::LC_ERR_INVALID_CONFIG => c"LC_ERR_INVALID_CONFIG",
-            lc_status::LC_ERR_COMMIT_TOO_LARGE => c"LC_ERR_COMMIT_TOO_LARGE",
-            lc_status::LC_ERR_OUT_OF_BOUNDS => c"LC_ERR_OUT_OF_BOUNDS",
-            lc_status::LC_ERR_INVALID_NAME => c"LC_ERR_INVALID_NAME",
-            lc_status::LC_ERR_UNKNOWN_TOPIC => c"LC_ERR_UNKNOWN_TOPIC",
-            lc_status::LC_ERR_TOPIC_EXISTS => c"LC_ERR_TOPIC_EXISTS",
-            lc_status::LC_ERR_UNKNOWN_PARTITION => c"LC_ERR_UNKNOWN_PARTITION",
-            lc_status::LC_ERR_UNKNOWN_TOPIC_ROUTE => c"LC_ERR_UNKNOWN_TOPIC_ROUTE",
-            lc_status::LC_ERR_UNKNOWN_GROUP => c"LC_ERR_UNKNOWN_GROUP",
-            lc_status::LC_ERR_GROUP_EXISTS => c"LC_ERR_GROUP_EXISTS",
-            lc_status::LC_ERR_OFFSET_OUT_OF_RANGE => c"LC_ERR_OFFSET_OUT_OF_RANGE",
-            lc_status::LC_ERR_NO_COMMITTED_OFFSET => c"LC_ERR_NO_COMMITTED_OFFSET",
-            lc_status::LC_ERR_NOT_LEASE_HOLDER => c"LC_ERR_NOT_LEASE_HOLDER",
-            lc_status::LC_ERR_COMMIT_BEHIND => c"LC_ERR_COMMIT_BEHIND",
-            lc_status::LC_ERR_COMMIT_AHEAD => c"LC_ERR_COMMIT_AHEAD",
-            lc_status::LC_ERR_TOPIC_STORE => c"LC_ERR_TOPIC_STORE",
-            lc_status::LC_ERR_PANIC => c"LC_ERR_PANIC",
-        }
     }
 
     /// True for the failure codes (100 and up), which set the last error.
@@ -346,7 +320,7 @@ impl From<LiveError> for FfiError {
             LiveError::Sql { .. } => LC_ERR_SQL,
             LiveError::UnknownSubscription(_) => LC_ERR_UNKNOWN_SUBSCRIPTION,
             LiveError::InvalidState { .. } => LC_ERR_INVALID_STATE,
-            LiveError::SubscriptionEnded { .. } => LC_ERR_INVALID_STATE,
+            LiveError::SubscriptionEnded { .. } => LC_ERR_SUBSCRIPTION_ENDED,
             LiveError::WouldBlock { .. } => LC_WOULD_BLOCK,
             LiveError::MissingOwner(_) => LC_ERR_MISSING_OWNER,
             LiveError::RowArity { .. } => LC_ERR_ROW_ARITY,
@@ -465,7 +439,7 @@ pub enum PanicPoint {
     /// `lc_connection_recv` and `lc_connection_recv_event`: after the connection's
     /// receiver was taken (its guard is held), before receiving.
     ReceiverTaken = 2,
-    /// `lc_publish` and `lc_publish_commit`: after the C changes were converted, before
+    /// `lc_change_publish` and `lc_commit_publish`: after the C changes were converted, before
     /// publishing them.
     ChangesConverted = 3,
 }

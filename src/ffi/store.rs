@@ -10,7 +10,7 @@
 //! No memory changes owner: blobs are borrowed for the duration of a callback, in both
 //! directions.
 //!
-//! Every callback runs under a [`StoreCallbackGuard`]: while it runs, the `lc_` functions
+//! Every callback runs under a `StoreCallbackGuard`: while it runs, the `lc_` functions
 //! called on its thread (but the sink push and a few pure ones) are refused with
 //! `LC_ERR_INVALID_STATE` instead of deadlocking on a lock livecore holds around it.
 
@@ -23,9 +23,8 @@ use crate::ffi::status::{boundary, lc_status, FfiError, StoreCallbackGuard};
 use crate::ffi::topics::{check_topic_name, default_topic_config};
 use crate::ffi::types::*;
 use crate::sync::{Arc, AtomicU8, DataArc, Ordering};
-use crate::topics::log::{PartitionBounds, TopicLog, TopicLogError, TopicMessage, TopicRecord};
 use crate::topics::record_codec::{decode_record, encode_record};
-use crate::topics::TopicConfig;
+use crate::{PartitionBounds, TopicConfig, TopicLog, TopicLogError, TopicMessage, TopicRecord};
 
 /// Where the `read` callback of an `lc_topic_store` hands over blobs, with
 /// `lc_topic_read_sink_push`. Opaque; valid only during that callback, on its thread.
@@ -370,7 +369,7 @@ fn default_store() -> lc_topic_store {
 /// blob fails the read, consume or group creation with `LC_ERR_TOPIC_STORE`. A failing
 /// callback is `LC_ERR_TOPIC_STORE` for the call that needed it; on the publish path
 /// (routes) it never fails the publish but is counted (`lc_topic_get_info`'s
-/// `write_failures`, `lc_stats`) and kept as `lc_topic_last_write_error`.
+/// `write_failures`, `lc_stats`) and kept as `lc_topic_get_last_write_error`.
 ///
 /// Ownership: on `LC_OK` livecore owns `store->user_data` and calls
 /// `store->free_user_data` with it exactly once, when it drops the store (the topic

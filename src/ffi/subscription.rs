@@ -2,17 +2,17 @@
 
 use std::ffi::c_char;
 
-use crate::connection::subscription::SubscriptionOptions;
+use crate::ffi::handles::Handle;
 use crate::ffi::manager::manager_entry;
 use crate::ffi::ptr::{c_str, check_count, read_sized, slice, Out, SizedOut};
 use crate::ffi::publish::check_changes;
-use crate::ffi::state::{SubscriptionResultEntry, SUBSCRIPTION_RESULTS};
+use crate::ffi::state::SubscriptionResultEntry;
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::{change_from_c, row_from_c, subscribe_options_from_c};
-use crate::types::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId};
-use crate::types::value::Row;
-use crate::LiveError;
+use crate::{
+    ConnectionId, LiveError, LiveQueryId, Row, SeqId, SubscriptionId, SubscriptionOptions,
+};
 
 fn to_live_query(id: lc_live_query_id) -> LiveQueryId {
     LiveQueryId::new(
@@ -21,17 +21,17 @@ fn to_live_query(id: lc_live_query_id) -> LiveQueryId {
     )
 }
 
-fn default_options() -> lc_subscribe_options {
+fn default_options() -> lc_subscription_options {
     let defaults = SubscriptionOptions::default();
-    lc_subscribe_options {
-        struct_size: std::mem::size_of::<lc_subscribe_options>() as u32,
+    lc_subscription_options {
+        struct_size: std::mem::size_of::<lc_subscription_options>() as u32,
         flags: 0,
         batch_size: defaults.batch_size as u64,
         resume_from: 0,
     }
 }
 
-fn options_from_c(options: &lc_subscribe_options) -> Result<SubscriptionOptions, FfiError> {
+fn options_from_c(options: &lc_subscription_options) -> Result<SubscriptionOptions, FfiError> {
     subscribe_options_from_c(
         options.flags,
         options.batch_size,
@@ -42,19 +42,19 @@ fn options_from_c(options: &lc_subscribe_options) -> Result<SubscriptionOptions,
 }
 
 /// Fills subscribe options with the defaults (live at once, batches of 1000). Set
-/// `options->struct_size = sizeof(lc_subscribe_options)` first; on return it holds the
+/// `options->struct_size = sizeof(lc_subscription_options)` first; on return it holds the
 /// bytes written.
 ///
 /// Thread safety: any thread, any time.
 ///
 /// # Safety
-/// `options` is NULL or points at an `lc_subscribe_options` whose first `struct_size` bytes
+/// `options` is NULL or points at an `lc_subscription_options` whose first `struct_size` bytes
 /// are writable.
 #[no_mangle]
-pub unsafe extern "C" fn lc_subscribe_options_init(
-    options: *mut lc_subscribe_options,
+pub unsafe extern "C" fn lc_subscription_options_init(
+    options: *mut lc_subscription_options,
 ) -> lc_status {
-    boundary("lc_subscribe_options_init", || {
+    boundary("lc_subscription_options_init", || {
         // SAFETY: the caller promised `options` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::new(options, "options") }?;
         out.write(default_options());
@@ -69,11 +69,11 @@ pub unsafe extern "C" fn lc_subscribe_options_init(
 /// projection are checked against the table's schema now, and the subscription is in the
 /// routing index when this returns. With `LC_SUBSCRIBE_INITIAL_LOAD` or
 /// `LC_SUBSCRIBE_RESUME` it starts gated: read the snapshot SeqId only after this returns,
-/// then `lc_set_snapshot_boundary`, the snapshot, `lc_complete_initial_load`.
+/// then `lc_subscription_set_snapshot_boundary`, the snapshot, `lc_subscription_complete_initial_load`.
 ///
 /// What a plain subscription (neither `LC_SUBSCRIBE_INITIAL_LOAD` nor
 /// `LC_SUBSCRIBE_RESUME`) receives: every matching change of every commit whose
-/// `lc_publish_commit` or `lc_publish` call starts after this call returned. A commit
+/// `lc_commit_publish` or `lc_change_publish` call starts after this call returned. A commit
 /// published concurrently with this call may or may not be delivered to it. An engine that
 /// needs an exact starting point uses the initial-load or the resume protocol, whose
 /// SeqId boundary says exactly which commits the subscription gets.
@@ -87,14 +87,14 @@ pub unsafe extern "C" fn lc_subscribe_options_init(
 /// `sql` is NULL or a NUL-terminated string; `options` is NULL or readable for its
 /// `struct_size`; `out_result` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn lc_subscribe_sql(
+pub unsafe extern "C" fn lc_subscription_create_sql(
     manager: lc_manager,
     connection_id: u64,
     sql: *const c_char,
-    options: *const lc_subscribe_options,
+    options: *const lc_subscription_options,
     out_result: *mut lc_subscription_result,
 ) -> lc_status {
-    boundary("lc_subscribe_sql", || {
+    boundary("lc_subscription_create_sql", || {
         // SAFETY: the caller promised NULL or a NUL-terminated string.
         let sql = unsafe { c_str(sql, "sql") }?;
         // SAFETY: the caller promised `options` is NULL or readable for its struct_size.
@@ -106,8 +106,9 @@ pub unsafe extern "C" fn lc_subscribe_sql(
         let result = entry
             .manager
             .subscribe_sql(ConnectionId(connection_id), sql, options)?;
-        let id = SUBSCRIPTION_RESULTS.insert(SubscriptionResultEntry { result });
-        out.write(lc_subscription_result { id });
+        out.write(lc_subscription_result::insert(
+            SubscriptionResultEntry::new(result),
+        ));
         Ok(lc_status::LC_OK)
     })
 }
@@ -128,7 +129,7 @@ pub unsafe extern "C" fn lc_subscription_result_get_info(
     boundary("lc_subscription_result_get_info", || {
         // SAFETY: the caller promised `out_info` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::new(out_info, "out_info") }?;
-        let entry = SUBSCRIPTION_RESULTS.get(result.id)?;
+        let entry = result.get()?;
         let result = &entry.result;
         let mut flags = 0;
         if result.gated {
@@ -152,7 +153,7 @@ pub unsafe extern "C" fn lc_subscription_result_get_info(
 }
 
 /// Gives the name of projected column `index`: `*out_name` points at `*out_len` bytes of
-/// UTF-8, not NUL-terminated, owned by the result and valid until
+/// UTF-8 followed by a NUL, owned by the result and valid until
 /// `lc_subscription_result_free`.
 ///
 /// Thread safety: any thread; a result may be read from several threads at once.
@@ -171,8 +172,8 @@ pub unsafe extern "C" fn lc_subscription_result_column(
         let name_out = unsafe { Out::new(out_name, "out_name") }?;
         // SAFETY: the caller promised `out_len` is NULL or writable.
         let len_out = unsafe { Out::new(out_len, "out_len") }?;
-        let entry = SUBSCRIPTION_RESULTS.get(result.id)?;
-        let columns = &entry.result.columns;
+        let entry = result.get()?;
+        let columns = &entry.columns;
         let column = columns.get(index).ok_or_else(|| {
             FfiError::index(
                 "column",
@@ -181,7 +182,7 @@ pub unsafe extern "C" fn lc_subscription_result_column(
             )
         })?;
         // The bytes live in the entry, which the table keeps until the result is freed.
-        name_out.write(column.as_ptr().cast::<c_char>());
+        name_out.write(column.as_ptr());
         len_out.write(column.len());
         Ok(lc_status::LC_OK)
     })
@@ -195,7 +196,7 @@ pub unsafe extern "C" fn lc_subscription_result_column(
 #[no_mangle]
 pub extern "C" fn lc_subscription_result_free(result: lc_subscription_result) -> lc_status {
     boundary("lc_subscription_result_free", || {
-        SUBSCRIPTION_RESULTS.remove(result.id)?;
+        result.remove()?;
         Ok(lc_status::LC_OK)
     })
 }
@@ -205,8 +206,11 @@ pub extern "C" fn lc_subscription_result_free(result: lc_subscription_result) ->
 ///
 /// Thread safety: any thread, concurrently with any other call.
 #[no_mangle]
-pub extern "C" fn lc_unsubscribe(manager: lc_manager, live_query: lc_live_query_id) -> lc_status {
-    boundary("lc_unsubscribe", || {
+pub extern "C" fn lc_subscription_cancel(
+    manager: lc_manager,
+    live_query: lc_live_query_id,
+) -> lc_status {
+    boundary("lc_subscription_cancel", || {
         manager_entry(manager)?
             .manager
             .unsubscribe(to_live_query(live_query))?;
@@ -214,17 +218,17 @@ pub extern "C" fn lc_unsubscribe(manager: lc_manager, live_query: lc_live_query_
     })
 }
 
-/// Initial load, step 2: the SeqId of the engine's snapshot, read after `lc_subscribe_sql`
+/// Initial load, step 2: the SeqId of the engine's snapshot, read after `lc_subscription_create_sql`
 /// returned. Changes at or below it are dropped at the gate (the snapshot holds them).
 ///
 /// Thread safety: any thread, concurrently with any other call.
 #[no_mangle]
-pub extern "C" fn lc_set_snapshot_boundary(
+pub extern "C" fn lc_subscription_set_snapshot_boundary(
     manager: lc_manager,
     live_query: lc_live_query_id,
     seq: u64,
 ) -> lc_status {
-    boundary("lc_set_snapshot_boundary", || {
+    boundary("lc_subscription_set_snapshot_boundary", || {
         manager_entry(manager)?
             .manager
             .set_snapshot_boundary(to_live_query(live_query), SeqId(seq))?;
@@ -257,7 +261,7 @@ pub extern "C" fn lc_set_snapshot_boundary(
 /// `values` is NULL or points at `row_count * column_count` values (their text and bytes
 /// readable); `out_progress` is NULL or writable for its `struct_size`.
 #[no_mangle]
-pub unsafe extern "C" fn lc_push_snapshot_rows(
+pub unsafe extern "C" fn lc_subscription_push_snapshot_rows(
     manager: lc_manager,
     live_query: lc_live_query_id,
     values: *const lc_value,
@@ -265,7 +269,7 @@ pub unsafe extern "C" fn lc_push_snapshot_rows(
     column_count: usize,
     out_progress: *mut lc_snapshot_progress,
 ) -> lc_status {
-    boundary("lc_push_snapshot_rows", || {
+    boundary("lc_subscription_push_snapshot_rows", || {
         // SAFETY: the caller promised `out_progress` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::optional(out_progress, "out_progress") }?;
         // The handle and every count before any work: a loop over `row_count` runs only
@@ -362,12 +366,12 @@ pub unsafe extern "C" fn lc_push_snapshot_rows(
 /// # Safety
 /// `out_report` is NULL or writable for its `struct_size`.
 #[no_mangle]
-pub unsafe extern "C" fn lc_complete_initial_load(
+pub unsafe extern "C" fn lc_subscription_complete_initial_load(
     manager: lc_manager,
     live_query: lc_live_query_id,
     out_report: *mut lc_initial_load_report,
 ) -> lc_status {
-    boundary("lc_complete_initial_load", || {
+    boundary("lc_subscription_complete_initial_load", || {
         // SAFETY: the caller promised `out_report` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::optional(out_report, "out_report") }?;
         let report = manager_entry(manager)?
@@ -392,7 +396,7 @@ pub unsafe extern "C" fn lc_complete_initial_load(
 /// the call) to a subscription opened with `LC_SUBSCRIBE_RESUME`. Its changes are filtered
 /// for this subscription alone and held in SeqId order with live changes that arrived
 /// meanwhile. `*out_held` (may be NULL) is 1 when some change matched and was held. The
-/// limits of `lc_publish_commit` apply (`LC_MAX_COMMIT_CHANGES`, `LC_MAX_COLUMNS`,
+/// limits of `lc_commit_publish` apply (`LC_MAX_COMMIT_CHANGES`, `LC_MAX_COLUMNS`,
 /// `LC_MAX_VALUE_BYTES`), checked after the manager handle and before anything is read.
 ///
 /// Thread safety: any thread; replay one subscription's commits from one thread, in order.
@@ -401,7 +405,7 @@ pub unsafe extern "C" fn lc_complete_initial_load(
 /// `changes` is NULL or points at `change_count` changes obeying `lc_change`'s contract;
 /// `out_held` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn lc_replay_commit(
+pub unsafe extern "C" fn lc_subscription_replay_commit(
     manager: lc_manager,
     live_query: lc_live_query_id,
     seq: u64,
@@ -409,10 +413,10 @@ pub unsafe extern "C" fn lc_replay_commit(
     change_count: usize,
     out_held: *mut u32,
 ) -> lc_status {
-    boundary("lc_replay_commit", || {
+    boundary("lc_subscription_replay_commit", || {
         // SAFETY: the caller promised `out_held` is NULL or writable.
         let out = unsafe { Out::optional(out_held, "out_held") }?;
-        // The handle and the count before anything is read (as lc_publish_commit).
+        // The handle and the count before anything is read (as lc_commit_publish).
         let entry = manager_entry(manager)?;
         check_changes(change_count)?;
         // SAFETY: the caller promised `change_count` changes at `changes`.
@@ -444,11 +448,11 @@ pub unsafe extern "C" fn lc_replay_commit(
 ///
 /// Thread safety: any thread, concurrently with any other call.
 #[no_mangle]
-pub extern "C" fn lc_resume_unavailable(
+pub extern "C" fn lc_subscription_resume_unavailable(
     manager: lc_manager,
     live_query: lc_live_query_id,
 ) -> lc_status {
-    boundary("lc_resume_unavailable", || {
+    boundary("lc_subscription_resume_unavailable", || {
         manager_entry(manager)?
             .manager
             .resume_unavailable(to_live_query(live_query))?;

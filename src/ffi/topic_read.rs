@@ -4,20 +4,13 @@
 
 use std::ffi::c_char;
 
+use crate::ffi::handles::Handle;
 use crate::ffi::manager::manager_entry;
 use crate::ffi::ptr::{c_str, Out, SizedOut};
-use crate::ffi::state::{
-    c_string, RouteEntry, TopicBatchEntry, TOPIC_BATCHES, TOPIC_NAME_LISTS, TOPIC_ROUTE_LISTS,
-};
+use crate::ffi::state::{optional_text, CText, RouteEntry, TopicBatchEntry};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
-use crate::query::projection::Projection;
-use crate::topics::{ConsumeBatch, Partitioning, RouteFilter};
-use crate::types::change::ChangeType;
-
-fn optional_ptr(text: &Option<std::ffi::CString>) -> *const c_char {
-    text.as_ref().map_or(std::ptr::null(), |text| text.as_ptr())
-}
+use crate::{ChangeType, ConsumeBatch, Partitioning, Projection, RouteFilter, TopicRouteInfo};
 
 /// Reads up to `max_messages` messages of partition `partition` of `topic` from `offset`
 /// on, outside any consumer group: no lease, no commit, no waiting. An offset outside the
@@ -27,7 +20,7 @@ fn optional_ptr(text: &Option<std::ffi::CString>) -> *const c_char {
 ///
 /// On `LC_OK`, `*out_batch` receives a batch, read with the `lc_topic_batch_*` functions
 /// (messages in offset order; no positions, no retention skips) and freed with
-/// `lc_topic_batch_free`. It cannot be committed (`lc_topic_commit_batch` refuses it).
+/// `lc_topic_batch_free`. It cannot be committed (`lc_topic_batch_commit` refuses it).
 ///
 /// Thread safety: any thread, concurrently with any other call.
 ///
@@ -58,15 +51,14 @@ pub unsafe extern "C" fn lc_topic_read(
             positions: Vec::new(),
             retention_skips: Vec::new(),
         };
-        let id = TOPIC_BATCHES.insert(TopicBatchEntry::read(batch));
-        out.write(lc_topic_batch { id });
+        out.write(lc_topic_batch::insert(TopicBatchEntry::read(batch)));
         Ok(lc_status::LC_OK)
     })
 }
 
 /// Lists the names of the manager's topics, sorted, as they are now: `*out_list` receives
-/// a list, read with `lc_topic_name_list_count` and `lc_topic_name_list_get`, freed with
-/// `lc_topic_name_list_free`. Topics created or deleted later do not change it.
+/// a list, read with `lc_topic_names_count` and `lc_topic_names_get`, freed with
+/// `lc_topic_names_free`. Topics created or deleted later do not change it.
 ///
 /// Thread safety: any thread, concurrently with any other call.
 ///
@@ -75,7 +67,7 @@ pub unsafe extern "C" fn lc_topic_read(
 #[no_mangle]
 pub unsafe extern "C" fn lc_topic_list(
     manager: lc_manager,
-    out_list: *mut lc_topic_name_list,
+    out_list: *mut lc_topic_names,
 ) -> lc_status {
     boundary("lc_topic_list", || {
         // SAFETY: the caller promised `out_list` is NULL or writable.
@@ -84,10 +76,9 @@ pub unsafe extern "C" fn lc_topic_list(
             .manager
             .topic_names()
             .iter()
-            .map(|name| c_string(name))
+            .map(|name| CText::new(name))
             .collect();
-        let id = TOPIC_NAME_LISTS.insert(names);
-        out.write(lc_topic_name_list { id });
+        out.write(lc_topic_names::insert(names));
         Ok(lc_status::LC_OK)
     })
 }
@@ -99,44 +90,44 @@ pub unsafe extern "C" fn lc_topic_list(
 /// # Safety
 /// `out_count` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn lc_topic_name_list_count(
-    list: lc_topic_name_list,
+pub unsafe extern "C" fn lc_topic_names_count(
+    list: lc_topic_names,
     out_count: *mut usize,
 ) -> lc_status {
-    boundary("lc_topic_name_list_count", || {
+    boundary("lc_topic_names_count", || {
         // SAFETY: the caller promised `out_count` is NULL or writable.
         let out = unsafe { Out::new(out_count, "out_count") }?;
-        TOPIC_NAME_LISTS.write_count(list.id, out)
+        list.write_count(out)
     })
 }
 
 /// Gives name `index` of a topic name list: `*out_name` points at `*out_len` bytes of
 /// UTF-8 followed by a NUL (not counted), owned by the list until
-/// `lc_topic_name_list_free`.
+/// `lc_topic_names_free`.
 ///
 /// Thread safety: any thread; a list may be read from several threads at once.
 ///
 /// # Safety
 /// `out_name` and `out_len` are NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn lc_topic_name_list_get(
-    list: lc_topic_name_list,
+pub unsafe extern "C" fn lc_topic_names_get(
+    list: lc_topic_names,
     index: usize,
     out_name: *mut *const c_char,
     out_len: *mut usize,
 ) -> lc_status {
-    boundary("lc_topic_name_list_get", || {
+    boundary("lc_topic_names_get", || {
         // SAFETY: the caller promised `out_name` is NULL or writable.
         let name_out = unsafe { Out::new(out_name, "out_name") }?;
         // SAFETY: the caller promised `out_len` is NULL or writable.
         let len_out = unsafe { Out::new(out_len, "out_len") }?;
-        let names = TOPIC_NAME_LISTS.get(list.id)?;
+        let names = list.get()?;
         let name = names
             .get(index)
             .ok_or_else(|| FfiError::index("name", index, names.len()))?;
         // The string lives in the list, which the table keeps until it is freed.
         name_out.write(name.as_ptr());
-        len_out.write(name.as_bytes().len());
+        len_out.write(name.len());
         Ok(lc_status::LC_OK)
     })
 }
@@ -147,55 +138,52 @@ pub unsafe extern "C" fn lc_topic_name_list_get(
 /// Thread safety: any thread, once no other thread uses the list or a name borrowed from
 /// it.
 #[no_mangle]
-pub extern "C" fn lc_topic_name_list_free(list: lc_topic_name_list) -> lc_status {
-    boundary("lc_topic_name_list_free", || TOPIC_NAME_LISTS.free(list.id))
+pub extern "C" fn lc_topic_names_free(list: lc_topic_names) -> lc_status {
+    boundary("lc_topic_names_free", || list.free())
 }
 
-fn route_entry(
-    entry: &crate::ffi::state::ManagerEntry,
-    info: crate::topics::TopicRouteInfo,
-) -> RouteEntry {
+fn route_entry(entry: &crate::ffi::state::ManagerEntry, info: TopicRouteInfo) -> RouteEntry {
     let spec = &info.spec;
     let filter = match &spec.filter {
         RouteFilter::All => None,
-        RouteFilter::Expr(expr) => Some(c_string(&expr.to_string())),
-        RouteFilter::Sql(sql) => Some(c_string(sql)),
+        RouteFilter::Expr(expr) => Some(CText::new(&expr.to_string())),
+        RouteFilter::Sql(sql) => Some(CText::new(sql)),
     };
     let key_column = match &spec.partitioning {
         Partitioning::RoundRobin => None,
-        Partitioning::KeyColumn(column) => Some(c_string(column)),
+        Partitioning::KeyColumn(column) => Some(CText::new(column)),
     };
     let columns = match &spec.projection {
         Projection::All => None,
-        Projection::Columns(names) => Some(names.iter().map(|name| c_string(name)).collect()),
+        Projection::Columns(names) => Some(names.iter().map(|name| CText::new(name)).collect()),
     };
     RouteEntry {
         table_key: entry.table_key(&spec.table_id),
-        namespace: c_string(spec.table_id.namespace()),
-        name: c_string(spec.table_id.name()),
+        namespace: CText::new(spec.table_id.namespace()),
+        name: CText::new(spec.table_id.name()),
         filter,
         key_column,
-        broken: info.broken.as_deref().map(c_string),
+        broken: info.broken.as_deref().map(CText::new),
         columns,
         info,
     }
 }
 
 /// Lists the routes feeding `topic`, as they are now: `*out_list` receives a list, read
-/// with `lc_topic_route_list_count`, `lc_topic_route_list_get` and
-/// `lc_topic_route_list_column`, freed with `lc_topic_route_list_free`.
+/// with `lc_topic_routes_count`, `lc_topic_routes_get` and
+/// `lc_topic_routes_column`, freed with `lc_topic_routes_free`.
 ///
 /// Thread safety: any thread, concurrently with any other call.
 ///
 /// # Safety
 /// `topic` is NULL or a NUL-terminated string; `out_list` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn lc_topic_routes(
+pub unsafe extern "C" fn lc_topic_route_list(
     manager: lc_manager,
     topic: *const c_char,
-    out_list: *mut lc_topic_route_list,
+    out_list: *mut lc_topic_routes,
 ) -> lc_status {
-    boundary("lc_topic_routes", || {
+    boundary("lc_topic_route_list", || {
         // SAFETY: the caller promised NULL or a NUL-terminated string.
         let topic = unsafe { c_str(topic, "topic") }?;
         // SAFETY: the caller promised `out_list` is NULL or writable.
@@ -207,8 +195,7 @@ pub unsafe extern "C" fn lc_topic_routes(
             .into_iter()
             .map(|info| route_entry(&entry, info))
             .collect();
-        let id = TOPIC_ROUTE_LISTS.insert(routes);
-        out.write(lc_topic_route_list { id });
+        out.write(lc_topic_routes::insert(routes));
         Ok(lc_status::LC_OK)
     })
 }
@@ -220,20 +207,20 @@ pub unsafe extern "C" fn lc_topic_routes(
 /// # Safety
 /// `out_count` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn lc_topic_route_list_count(
-    list: lc_topic_route_list,
+pub unsafe extern "C" fn lc_topic_routes_count(
+    list: lc_topic_routes,
     out_count: *mut usize,
 ) -> lc_status {
-    boundary("lc_topic_route_list_count", || {
+    boundary("lc_topic_routes_count", || {
         // SAFETY: the caller promised `out_count` is NULL or writable.
         let out = unsafe { Out::new(out_count, "out_count") }?;
-        TOPIC_ROUTE_LISTS.write_count(list.id, out)
+        list.write_count(out)
     })
 }
 
 /// Reads route `index` of a route list (routes in id order): its id, table, filter, key
 /// column, change types, counters and whether it is broken. Its strings are owned by the
-/// list until `lc_topic_route_list_free`.
+/// list until `lc_topic_routes_free`.
 ///
 /// Thread safety: any thread; a list may be read from several threads at once.
 ///
@@ -241,15 +228,15 @@ pub unsafe extern "C" fn lc_topic_route_list_count(
 /// `out_info` is NULL or points at an `lc_topic_route_info` whose first `struct_size`
 /// bytes are writable.
 #[no_mangle]
-pub unsafe extern "C" fn lc_topic_route_list_get(
-    list: lc_topic_route_list,
+pub unsafe extern "C" fn lc_topic_routes_get(
+    list: lc_topic_routes,
     index: usize,
     out_info: *mut lc_topic_route_info,
 ) -> lc_status {
-    boundary("lc_topic_route_list_get", || {
+    boundary("lc_topic_routes_get", || {
         // SAFETY: the caller promised `out_info` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::new(out_info, "out_info") }?;
-        let routes = TOPIC_ROUTE_LISTS.get(list.id)?;
+        let routes = list.get()?;
         let route = routes
             .get(index)
             .ok_or_else(|| FfiError::index("route", index, routes.len()))?;
@@ -269,6 +256,9 @@ pub unsafe extern "C" fn lc_topic_route_list_get(
         if route.columns.is_none() {
             flags |= LC_TOPIC_ROUTE_ALL_COLUMNS;
         }
+        let (filter, filter_len) = optional_text(route.filter.as_ref());
+        let (key_column, key_column_len) = optional_text(route.key_column.as_ref());
+        let (broken, broken_len) = optional_text(route.broken.as_ref());
         // The strings live in the list, which the table keeps until it is freed.
         out.write(lc_topic_route_info {
             struct_size: 0,
@@ -279,10 +269,15 @@ pub unsafe extern "C" fn lc_topic_route_list_get(
             routed: route.info.routed,
             broken_changes: route.info.broken_changes,
             table_namespace: route.namespace.as_ptr(),
+            table_namespace_len: route.namespace.len(),
             table_name: route.name.as_ptr(),
-            filter: optional_ptr(&route.filter),
-            key_column: optional_ptr(&route.key_column),
-            broken: optional_ptr(&route.broken),
+            table_name_len: route.name.len(),
+            filter,
+            filter_len,
+            key_column,
+            key_column_len,
+            broken,
+            broken_len,
             column_count: route
                 .columns
                 .as_ref()
@@ -293,25 +288,28 @@ pub unsafe extern "C" fn lc_topic_route_list_get(
 }
 
 /// Gives projected column `column` of route `index` of a route list (the columns its
-/// messages carry, in order): `*out_name` points at a NUL-terminated UTF-8 name owned by
-/// the list until `lc_topic_route_list_free`. A route with `LC_TOPIC_ROUTE_ALL_COLUMNS`
+/// messages carry, in order): `*out_name` points at `*out_len` bytes of UTF-8 followed by a
+/// NUL, owned by the list until `lc_topic_routes_free`. A route with `LC_TOPIC_ROUTE_ALL_COLUMNS`
 /// has none (`LC_ERR_INDEX_OUT_OF_RANGE`).
 ///
 /// Thread safety: any thread; a list may be read from several threads at once.
 ///
 /// # Safety
-/// `out_name` is NULL or writable.
+/// `out_name` and `out_len` are NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn lc_topic_route_list_column(
-    list: lc_topic_route_list,
+pub unsafe extern "C" fn lc_topic_routes_column(
+    list: lc_topic_routes,
     index: usize,
     column: usize,
     out_name: *mut *const c_char,
+    out_len: *mut usize,
 ) -> lc_status {
-    boundary("lc_topic_route_list_column", || {
+    boundary("lc_topic_routes_column", || {
         // SAFETY: the caller promised `out_name` is NULL or writable.
         let out = unsafe { Out::new(out_name, "out_name") }?;
-        let routes = TOPIC_ROUTE_LISTS.get(list.id)?;
+        // SAFETY: the caller promised `out_len` is NULL or writable.
+        let len_out = unsafe { Out::new(out_len, "out_len") }?;
+        let routes = list.get()?;
         let route = routes
             .get(index)
             .ok_or_else(|| FfiError::index("route", index, routes.len()))?;
@@ -321,6 +319,7 @@ pub unsafe extern "C" fn lc_topic_route_list_column(
             .ok_or_else(|| FfiError::index("column", column, columns.len()))?;
         // The string lives in the list, which the table keeps until it is freed.
         out.write(name.as_ptr());
+        len_out.write(name.len());
         Ok(lc_status::LC_OK)
     })
 }
@@ -331,8 +330,6 @@ pub unsafe extern "C" fn lc_topic_route_list_column(
 /// Thread safety: any thread, once no other thread uses the list or a string borrowed
 /// from it.
 #[no_mangle]
-pub extern "C" fn lc_topic_route_list_free(list: lc_topic_route_list) -> lc_status {
-    boundary("lc_topic_route_list_free", || {
-        TOPIC_ROUTE_LISTS.free(list.id)
-    })
+pub extern "C" fn lc_topic_routes_free(list: lc_topic_routes) -> lc_status {
+    boundary("lc_topic_routes_free", || list.free())
 }

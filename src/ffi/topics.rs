@@ -13,12 +13,10 @@ use crate::ffi::state::ManagerEntry;
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::value_from_c;
-use crate::topics::log::Retention;
-use crate::topics::{
-    ChangeTypes, DirectMessage, GroupConfig, ResetPolicy, TopicConfig, TopicRouteId, TopicRouteSpec,
+use crate::{
+    ChangeType, ChangeTypes, DirectMessage, GroupConfig, Retention, SeqId, TopicConfig,
+    TopicRouteId, TopicRouteSpec,
 };
-use crate::types::change::ChangeType;
-use crate::types::ids::SeqId;
 
 pub(crate) fn default_topic_config() -> lc_topic_config {
     let defaults = TopicConfig::default();
@@ -226,14 +224,14 @@ pub unsafe extern "C" fn lc_topic_get_info(
 /// `name` is NULL or a NUL-terminated string; `out_start` and `out_end` are NULL or
 /// writable.
 #[no_mangle]
-pub unsafe extern "C" fn lc_topic_partition_bounds(
+pub unsafe extern "C" fn lc_topic_get_partition_bounds(
     manager: lc_manager,
     name: *const c_char,
     partition: u32,
     out_start: *mut u64,
     out_end: *mut u64,
 ) -> lc_status {
-    boundary("lc_topic_partition_bounds", || {
+    boundary("lc_topic_get_partition_bounds", || {
         // SAFETY: the caller promised NULL or a NUL-terminated string.
         let name = unsafe { c_str(name, "name") }?;
         // SAFETY: the caller promised `out_start` is NULL or writable.
@@ -269,14 +267,14 @@ pub unsafe extern "C" fn lc_topic_partition_bounds(
 /// `name` is NULL or a NUL-terminated string; `buffer` is NULL or writable for `capacity`
 /// bytes; `out_len` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn lc_topic_last_write_error(
+pub unsafe extern "C" fn lc_topic_get_last_write_error(
     manager: lc_manager,
     name: *const c_char,
     buffer: *mut c_char,
     capacity: usize,
     out_len: *mut usize,
 ) -> lc_status {
-    boundary("lc_topic_last_write_error", || {
+    boundary("lc_topic_get_last_write_error", || {
         // SAFETY: the caller promised NULL or a NUL-terminated string.
         let name = unsafe { c_str(name, "name") }?;
         // SAFETY: the caller promised `out_len` is NULL or writable.
@@ -396,7 +394,7 @@ pub unsafe extern "C" fn lc_topic_route_options_init(
 }
 
 /// Feeds `topic` with the committed changes of a table (its key from
-/// `lc_register_table`), every column, filtered by `filter`: SQL WHERE text without the
+/// `lc_table_register`), every column, filtered by `filter`: SQL WHERE text without the
 /// `WHERE` (`"room = 7 AND body LIKE 'a%'"`, NUL-terminated UTF-8), or NULL for every
 /// row. The filter works as a live query's: an update whose row enters it is routed as an
 /// insert, one whose row leaves it as a delete. `options` chooses the change types and the
@@ -544,12 +542,7 @@ pub unsafe extern "C" fn lc_topic_group_create(
         let group = unsafe { c_str(group, "group") }?;
         // SAFETY: the caller promised `config` is NULL or readable for its struct_size.
         let config = unsafe { read_sized(config, default_group_config(), "config") }?;
-        let reset = match config.reset {
-            0 => ResetPolicy::Earliest,
-            1 => ResetPolicy::Latest,
-            2 => ResetPolicy::None,
-            other => return Err(FfiError::tag("lc_topic_reset_policy", other)),
-        };
+        let reset = lc_topic_reset_policy::from_tag(config.reset)?;
         let entry = manager_entry(manager)?;
         check_topic_name(&entry, group, "group")?;
         entry.manager.create_consumer_group(

@@ -8,12 +8,12 @@ use std::ffi::c_char;
 /// The ABI version of this library. It changes whenever a change to the header could break
 /// a program built against an older one; the shared library's soname carries it
 /// (`liblivecore.so.<LIVECORE_ABI_VERSION>`). Compare it with `lc_abi_version()` at start-up.
-pub const LIVECORE_ABI_VERSION: u32 = 1;
+pub const LIVECORE_ABI_VERSION: u32 = 2;
 
 /// A timeout that never expires, for the receive and wait functions.
 pub const LC_WAIT_FOREVER: u32 = u32::MAX;
 
-/// For `lc_check_connections`: use the manager clock's current reading.
+/// For `lc_manager_check_connections`: use the manager clock's current reading.
 pub const LC_NOW: u64 = u64::MAX;
 
 /// The longest name, in bytes, of a namespace, table, column, user or role (and the
@@ -22,16 +22,16 @@ pub const LC_NOW: u64 = u64::MAX;
 /// limit, the config's `topic_max_name_len`.
 pub const LC_MAX_NAME_LEN: usize = 1024;
 
-/// The most columns a table may have (`lc_register_table`: `LC_ERR_INVALID_SCHEMA` beyond
+/// The most columns a table may have (`lc_table_register`: `LC_ERR_INVALID_SCHEMA` beyond
 /// it), so also the longest row: a longer `row_len`, `old_row_len` or snapshot
 /// `column_count` is `LC_ERR_ROW_ARITY` before any value is read.
 pub const LC_MAX_COLUMNS: usize = 65535;
 
-/// The most changes one commit may carry (`lc_publish_commit`, `lc_replay_commit`): more
+/// The most changes one commit may carry (`lc_commit_publish`, `lc_subscription_replay_commit`): more
 /// is `LC_ERR_COMMIT_TOO_LARGE`, before any change is read.
 pub const LC_MAX_COMMIT_CHANGES: usize = 1 << 30;
 
-/// The most rows one `lc_push_snapshot_rows` call may pass: more is
+/// The most rows one `lc_subscription_push_snapshot_rows` call may pass: more is
 /// `LC_ERR_OUT_OF_BOUNDS`, before any row is read. Push a larger snapshot in several calls.
 pub const LC_MAX_SNAPSHOT_PUSH_ROWS: usize = 1 << 20;
 
@@ -48,8 +48,8 @@ pub const LC_MAX_FAILOVER_RECORDS: usize = 1 << 24;
 pub const LC_MAX_ACTIVE_NODES: usize = 1 << 16;
 
 // The C limits that mirror the core's own must stay equal to them.
-const _: () = assert!(LC_MAX_COLUMNS == crate::types::schema::MAX_COLUMNS);
-const _: () = assert!(LC_MAX_COMMIT_CHANGES == crate::config::MAX_COMMIT_CHANGES);
+const _: () = assert!(LC_MAX_COLUMNS == crate::MAX_COLUMNS);
+const _: () = assert!(LC_MAX_COMMIT_CHANGES == crate::MAX_COMMIT_CHANGES);
 
 /// A manager: the notification core of one database node. Opaque: copy it, compare it, pass
 /// it back; never look inside. A zeroed handle is never valid. Created by `lc_manager_new`,
@@ -73,8 +73,8 @@ pub struct lc_notification {
 }
 
 /// The outcome of a subscribe: the live query id and the projected columns. Opaque.
-/// Created by `lc_subscribe_sql`, freed by `lc_subscription_result_free` (which does NOT
-/// unsubscribe; use `lc_unsubscribe` for that).
+/// Created by `lc_subscription_create_sql`, freed by `lc_subscription_result_free` (which does NOT
+/// unsubscribe; use `lc_subscription_cancel` for that).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct lc_subscription_result {
@@ -152,7 +152,7 @@ pub enum lc_change_type {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lc_change {
-    /// The table's key, from `lc_register_table`.
+    /// The table's key, from `lc_table_register`.
     pub table: u32,
     /// An `lc_change_type`.
     pub change_type: u32,
@@ -242,7 +242,7 @@ pub struct lc_config {
     pub filter_max_like_pattern: u64,
     /// With `LC_CONFIG_MANUAL_CLOCK`: the clock's first reading, in ms.
     pub manual_clock_start_ms: u64,
-    /// When not 0, a background thread runs `lc_check_connections` this often (ms).
+    /// When not 0, a background thread runs `lc_manager_check_connections` this often (ms).
     pub checker_interval_ms: u64,
     /// The node this manager runs on, recorded in its live-query records.
     pub node_id: u64,
@@ -284,22 +284,22 @@ pub struct lc_config {
     pub topic_max_name_len: u64,
 }
 
-/// `lc_subscribe_options.flags`: start gated for an initial load (set the snapshot
+/// `lc_subscription_options.flags`: start gated for an initial load (set the snapshot
 /// boundary, push or send the snapshot, then complete the load).
 pub const LC_SUBSCRIBE_INITIAL_LOAD: u32 = 1;
-/// `lc_subscribe_options.flags`: resume after `resume_from` (replay what the client missed,
+/// `lc_subscription_options.flags`: resume after `resume_from` (replay what the client missed,
 /// then complete the load, or declare resume unavailable).
 pub const LC_SUBSCRIBE_RESUME: u32 = 2;
 
-/// How a subscription starts. Fill it with `lc_subscribe_options_init`.
+/// How a subscription starts. Fill it with `lc_subscription_options_init`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-pub struct lc_subscribe_options {
-    /// `sizeof(lc_subscribe_options)`, set by the caller before `lc_subscribe_options_init`.
+pub struct lc_subscription_options {
+    /// `sizeof(lc_subscription_options)`, set by the caller before `lc_subscription_options_init`.
     pub struct_size: u32,
     /// `LC_SUBSCRIBE_*` bits; unknown bits are refused.
     pub flags: u32,
-    /// Rows per snapshot batch when the snapshot goes through `lc_push_snapshot_rows`.
+    /// Rows per snapshot batch when the snapshot goes through `lc_subscription_push_snapshot_rows`.
     pub batch_size: u64,
     /// With `LC_SUBSCRIBE_RESUME`: the client's last SeqId.
     pub resume_from: u64,
@@ -496,7 +496,7 @@ pub enum lc_row_version {
     LC_ROW_OLD = 1,
 }
 
-/// What one publish did (`lc_publish`, `lc_publish_commit`).
+/// What one publish did (`lc_change_publish`, `lc_commit_publish`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lc_publish_summary {
@@ -524,7 +524,7 @@ pub struct lc_publish_summary {
     pub topic_write_failures: u64,
 }
 
-/// What `lc_push_snapshot_rows` delivered.
+/// What `lc_subscription_push_snapshot_rows` delivered.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lc_snapshot_progress {
@@ -541,7 +541,7 @@ pub struct lc_snapshot_progress {
     pub rows: u64,
 }
 
-/// What `lc_complete_initial_load` did.
+/// What `lc_subscription_complete_initial_load` did.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lc_initial_load_report {
@@ -561,7 +561,7 @@ pub struct lc_initial_load_report {
     pub rows: u64,
 }
 
-/// What one `lc_check_connections` pass raised.
+/// What one `lc_manager_check_connections` pass raised.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lc_check_report {
@@ -579,7 +579,7 @@ pub struct lc_check_report {
     pub heartbeat_timeouts: u64,
 }
 
-/// What `lc_shutdown` did.
+/// What `lc_manager_shutdown` did.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lc_shutdown_report {
@@ -595,7 +595,7 @@ pub struct lc_shutdown_report {
     pub forced: u64,
 }
 
-/// Manager-wide statistics (`lc_get_stats`).
+/// Manager-wide statistics (`lc_manager_get_stats`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lc_stats {
@@ -639,7 +639,7 @@ pub struct lc_stats {
     pub consume_parks: u64,
 }
 
-/// A list of live-query records (`lc_live_query_records`). Opaque. Freed by
+/// A list of live-query records (`lc_record_list`). Opaque. Freed by
 /// `lc_records_free`; the strings of the records read from it stay valid until then.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -658,9 +658,10 @@ pub struct lc_failover_report {
 }
 
 /// One live query as a host records it: for a `system.live_queries`-style view, and
-/// replicated across nodes for failover. Strings are UTF-8, `len` bytes, not
-/// NUL-terminated. As output they point into the handle they were read from; as input
-/// (`lc_failover_run`) they are only read during the call.
+/// replicated across nodes for failover. Strings are UTF-8 of their `_len` bytes. As output
+/// they are also NUL-terminated (the rule for every string livecore returns) and point
+/// into the handle they were read from; as input (`lc_failover_run`) only the `_len` bytes
+/// are read, during the call, and need no NUL.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lc_live_query_record {
@@ -792,7 +793,7 @@ pub struct lc_topic_info {
     pub groups: u64,
     /// Messages appended since it was created.
     pub appended: u64,
-    /// Messages that could not be appended (`lc_topic_last_write_error` says why).
+    /// Messages that could not be appended (`lc_topic_get_last_write_error` says why).
     pub write_failures: u64,
     /// Messages retained now, all partitions together.
     pub retained: u64,
@@ -1036,11 +1037,11 @@ pub struct lc_topic_blob {
 /// Every callback returns `LC_TOPIC_STORE_OK` (0) on success; `read` may return
 /// `LC_TOPIC_STORE_OUT_OF_RANGE` and `committed_offset` `LC_TOPIC_STORE_NOT_FOUND`; any
 /// other number is a store failure, which livecore reports as `LC_ERR_TOPIC_STORE` (or,
-/// on the publish path, counts as a failed topic write, `lc_topic_last_write_error`
+/// on the publish path, counts as a failed topic write, `lc_topic_get_last_write_error`
 /// saying which callback returned what). Out-values are only read after a return of 0.
 ///
 /// Thread safety of the callbacks: they are called from many threads at once (`append`
-/// from `lc_publish` and `lc_topic_publish`, the others from consumes, commits and
+/// from `lc_change_publish` and `lc_topic_publish`, the others from consumes, commits and
 /// reads), so they must be thread-safe; `append` is on the publish path and should be
 /// quick. Appends to one partition must take effect atomically and in the order offsets
 /// are given. A callback must not call livecore, except `read`, which calls
@@ -1141,19 +1142,19 @@ pub struct lc_topic_store {
 }
 
 /// The names of the topics of a manager, as `lc_topic_list` found them. Opaque. Freed by
-/// `lc_topic_name_list_free`; names borrowed from it stay valid until then.
+/// `lc_topic_names_free`; names borrowed from it stay valid until then.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct lc_topic_name_list {
+pub struct lc_topic_names {
     /// Opaque.
     pub id: u64,
 }
 
-/// The routes feeding a topic, as `lc_topic_routes` found them. Opaque. Freed by
-/// `lc_topic_route_list_free`; strings borrowed from it stay valid until then.
+/// The routes feeding a topic, as `lc_topic_route_list` found them. Opaque. Freed by
+/// `lc_topic_routes_free`; strings borrowed from it stay valid until then.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct lc_topic_route_list {
+pub struct lc_topic_routes {
     /// Opaque.
     pub id: u64,
 }
@@ -1168,8 +1169,8 @@ pub const LC_TOPIC_ROUTE_BROKEN: u32 = 1;
 /// projection); `column_count` is 0.
 pub const LC_TOPIC_ROUTE_ALL_COLUMNS: u32 = 2;
 
-/// One route of a route list (`lc_topic_route_list_get`). Strings are NUL-terminated UTF-8
-/// owned by the list, valid until `lc_topic_route_list_free`.
+/// One route of a route list (`lc_topic_routes_get`). Strings are UTF-8 followed by a
+/// NUL, each with its length (without the NUL) beside it, owned by the list, valid until `lc_topic_routes_free`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lc_topic_route_info {
@@ -1179,7 +1180,7 @@ pub struct lc_topic_route_info {
     pub change_types: u32,
     /// The route's id (for `lc_topic_route_remove`).
     pub id: u64,
-    /// The table's key from `lc_register_table`, or `LC_TOPIC_NO_TABLE_KEY`.
+    /// The table's key from `lc_table_register`, or `LC_TOPIC_NO_TABLE_KEY`.
     pub table: u32,
     /// `LC_TOPIC_ROUTE_BROKEN`, `LC_TOPIC_ROUTE_ALL_COLUMNS` bits.
     pub flags: u32,
@@ -1189,15 +1190,25 @@ pub struct lc_topic_route_info {
     pub broken_changes: u64,
     /// The table's namespace.
     pub table_namespace: *const c_char,
+    /// Bytes at `table_namespace`, without the NUL.
+    pub table_namespace_len: usize,
     /// The table's name.
     pub table_name: *const c_char,
+    /// Bytes at `table_name`, without the NUL.
+    pub table_name_len: usize,
     /// The filter as SQL WHERE text (without `WHERE`), or NULL for every row.
     pub filter: *const c_char,
+    /// Bytes at `filter`, without the NUL (0 when NULL).
+    pub filter_len: usize,
     /// The key column, or NULL for round-robin partitioning.
     pub key_column: *const c_char,
+    /// Bytes at `key_column`, without the NUL (0 when NULL).
+    pub key_column_len: usize,
     /// Why the route no longer compiles, or NULL.
     pub broken: *const c_char,
-    /// The projected columns messages carry (`lc_topic_route_list_column`); 0 with
+    /// Bytes at `broken`, without the NUL (0 when NULL).
+    pub broken_len: usize,
+    /// The projected columns messages carry (`lc_topic_routes_column`); 0 with
     /// `LC_TOPIC_ROUTE_ALL_COLUMNS`.
     pub column_count: u64,
 }

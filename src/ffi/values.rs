@@ -2,17 +2,18 @@
 
 use std::fmt;
 
-use crate::connection::subscription::{SubscriptionOptions, SubscriptionPhase};
 use crate::ffi::ptr::{check_count, optional_c_str, slice, text};
 use crate::ffi::status::{lc_status, FfiError};
 use crate::ffi::types::{
-    lc_change, lc_change_type, lc_subscription_phase, lc_value, lc_value_type, LC_MAX_COLUMNS,
-    LC_MAX_VALUE_BYTES, LC_SUBSCRIBE_INITIAL_LOAD, LC_SUBSCRIBE_RESUME,
+    lc_change, lc_change_type, lc_slow_consumer_policy, lc_subscription_phase, lc_table_scope,
+    lc_topic_reset_policy, lc_value, lc_value_type, LC_MAX_COLUMNS, LC_MAX_VALUE_BYTES,
+    LC_SUBSCRIBE_INITIAL_LOAD, LC_SUBSCRIBE_RESUME,
 };
 use crate::sync::DataArc;
-use crate::types::change::{ChangeNotification, ChangeType};
-use crate::types::ids::{SeqId, TableId, UserId};
-use crate::types::value::{Row, Value};
+use crate::{
+    ChangeNotification, ChangeType, ResetPolicy, Row, SeqId, SlowConsumerPolicy,
+    SubscriptionOptions, SubscriptionPhase, TableId, TableScope, UserId, Value,
+};
 
 impl lc_value_type {
     /// The tag with this number, if any.
@@ -29,14 +30,53 @@ impl lc_value_type {
     }
 }
 
+/// Reads a C tag (a `uint32_t` naming a variant of the C enum `$c_enum`) as the Rust value
+/// paired with it, comparing with the enum's own constants rather than raw numbers; any
+/// other number is `LC_ERR_INVALID_TAG`.
+macro_rules! from_tag {
+    ($c_enum:ident, $tag:expr, { $($variant:ident => $value:expr),+ $(,)? }) => {
+        match $tag {
+            $(tag if tag == $c_enum::$variant as u32 => Ok($value),)+
+            other => Err(FfiError::tag(stringify!($c_enum), other)),
+        }
+    };
+}
+
+impl lc_table_scope {
+    pub(crate) fn from_tag(tag: u32) -> Result<TableScope, FfiError> {
+        from_tag!(lc_table_scope, tag, {
+            LC_SCOPE_SHARED => TableScope::Shared,
+            LC_SCOPE_USER => TableScope::User,
+        })
+    }
+}
+
+impl lc_slow_consumer_policy {
+    pub(crate) fn from_tag(tag: u32) -> Result<SlowConsumerPolicy, FfiError> {
+        from_tag!(lc_slow_consumer_policy, tag, {
+            LC_SLOW_CONSUMER_GAP_NOTICE => SlowConsumerPolicy::GapNotice,
+            LC_SLOW_CONSUMER_DISCONNECT => SlowConsumerPolicy::Disconnect,
+        })
+    }
+}
+
+impl lc_topic_reset_policy {
+    pub(crate) fn from_tag(tag: u32) -> Result<ResetPolicy, FfiError> {
+        from_tag!(lc_topic_reset_policy, tag, {
+            LC_TOPIC_RESET_EARLIEST => ResetPolicy::Earliest,
+            LC_TOPIC_RESET_LATEST => ResetPolicy::Latest,
+            LC_TOPIC_RESET_NONE => ResetPolicy::None,
+        })
+    }
+}
+
 impl lc_change_type {
     pub(crate) fn from_tag(tag: u32) -> Result<ChangeType, FfiError> {
-        match tag {
-            0 => Ok(ChangeType::Insert),
-            1 => Ok(ChangeType::Update),
-            2 => Ok(ChangeType::Delete),
-            _ => Err(FfiError::tag("lc_change_type", tag)),
-        }
+        from_tag!(lc_change_type, tag, {
+            LC_CHANGE_INSERT => ChangeType::Insert,
+            LC_CHANGE_UPDATE => ChangeType::Update,
+            LC_CHANGE_DELETE => ChangeType::Delete,
+        })
     }
 
     /// The tag of a change type.
@@ -51,18 +91,11 @@ impl lc_change_type {
 
 impl lc_subscription_phase {
     pub(crate) fn from_tag(tag: u32) -> Result<SubscriptionPhase, FfiError> {
-        match tag {
-            tag if tag == lc_subscription_phase::LC_PHASE_LOADING as u32 => {
-                Ok(SubscriptionPhase::Loading)
-            }
-            tag if tag == lc_subscription_phase::LC_PHASE_LIVE as u32 => {
-                Ok(SubscriptionPhase::Live)
-            }
-            tag if tag == lc_subscription_phase::LC_PHASE_CLOSED as u32 => {
-                Ok(SubscriptionPhase::Closed)
-            }
-            _ => Err(FfiError::tag("lc_subscription_phase", tag)),
-        }
+        from_tag!(lc_subscription_phase, tag, {
+            LC_PHASE_LOADING => SubscriptionPhase::Loading,
+            LC_PHASE_LIVE => SubscriptionPhase::Live,
+            LC_PHASE_CLOSED => SubscriptionPhase::Closed,
+        })
     }
 
     /// The tag of a subscription phase.

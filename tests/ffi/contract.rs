@@ -80,7 +80,7 @@ impl Fixture {
             &options(0),
         );
         assert_eq!(
-            lc_unsubscribe(manager, result_info(stale_result).live_query),
+            lc_subscription_cancel(manager, result_info(stale_result).live_query),
             LC_OK
         );
         assert_eq!(lc_subscription_result_free(stale_result), LC_OK);
@@ -145,10 +145,10 @@ fn full<T>() -> T {
     sized(size_of::<T>())
 }
 
-/// The status of `lc_publish` with one change.
+/// The status of `lc_change_publish` with one change.
 fn publish_one(f: &Fixture, change: &lc_change) -> lc_status {
     // SAFETY: `change` borrows rows the caller keeps alive; the summary may be NULL.
-    unsafe { lc_publish(f.manager, 10, change, null_mut()) }
+    unsafe { lc_change_publish(f.manager, 10, change, null_mut()) }
 }
 
 // SAFETY (for every case below): each unsafe call passes NULL where the case tests NULL,
@@ -300,20 +300,20 @@ fn case_lc_manager_free() {
     );
 }
 
-fn case_lc_manager_now_ms() {
+fn case_lc_manager_get_clock() {
     let f = Fixture::new();
     let mut now = 0;
     // SAFETY: see above.
     unsafe {
         assert_status!(
-            lc_manager_now_ms(f.manager, null_mut()),
+            lc_manager_get_clock(f.manager, null_mut()),
             LC_ERR_NULL_ARGUMENT
         );
         assert_status!(
-            lc_manager_now_ms(f.stale_manager, &mut now),
+            lc_manager_get_clock(f.stale_manager, &mut now),
             LC_ERR_INVALID_HANDLE
         );
-        assert_status!(lc_manager_now_ms(f.manager, &mut now), LC_OK);
+        assert_status!(lc_manager_get_clock(f.manager, &mut now), LC_OK);
     }
     assert_eq!(now, 1_000_000);
 }
@@ -366,56 +366,68 @@ fn case_lc_manager_wait_ready() {
     assert_eq!(lc_manager_free(plain), LC_OK);
 }
 
-fn case_lc_check_connections() {
+fn case_lc_manager_check_connections() {
     let f = Fixture::new();
     let mut bad: lc_check_report = sized(4);
     let mut report: lc_check_report = full();
     // SAFETY: see above.
     unsafe {
         assert_status!(
-            lc_check_connections(f.stale_manager, LC_NOW, null_mut()),
+            lc_manager_check_connections(f.stale_manager, LC_NOW, null_mut()),
             LC_ERR_INVALID_HANDLE
         );
         assert_status!(
-            lc_check_connections(f.manager, LC_NOW, &mut bad),
+            lc_manager_check_connections(f.manager, LC_NOW, &mut bad),
             LC_ERR_STRUCT_SIZE
         );
-        assert_status!(lc_check_connections(f.manager, LC_NOW, null_mut()), LC_OK);
-        assert_status!(lc_check_connections(f.manager, LC_NOW, &mut report), LC_OK);
+        assert_status!(
+            lc_manager_check_connections(f.manager, LC_NOW, null_mut()),
+            LC_OK
+        );
+        assert_status!(
+            lc_manager_check_connections(f.manager, LC_NOW, &mut report),
+            LC_OK
+        );
     }
     assert_eq!(report.checked, 1);
 }
 
-fn case_lc_shutdown() {
+fn case_lc_manager_shutdown() {
     let f = Fixture::new();
     let mut bad: lc_shutdown_report = sized(0);
     // SAFETY: see above.
     unsafe {
         assert_status!(
-            lc_shutdown(f.stale_manager, 0, null_mut()),
+            lc_manager_shutdown(f.stale_manager, 0, null_mut()),
             LC_ERR_INVALID_HANDLE
         );
-        assert_status!(lc_shutdown(f.manager, 0, &mut bad), LC_ERR_STRUCT_SIZE);
+        assert_status!(
+            lc_manager_shutdown(f.manager, 0, &mut bad),
+            LC_ERR_STRUCT_SIZE
+        );
     }
     // Nothing was shut down by the refused calls.
     assert!(f.anonymous() > f.connection);
 }
 
-fn case_lc_get_stats() {
+fn case_lc_manager_get_stats() {
     let f = Fixture::new();
     let mut out: lc_stats = full();
     // SAFETY: see above.
     unsafe {
-        assert_status!(lc_get_stats(f.manager, null_mut()), LC_ERR_NULL_ARGUMENT);
         assert_status!(
-            lc_get_stats(f.stale_manager, &mut out),
+            lc_manager_get_stats(f.manager, null_mut()),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_manager_get_stats(f.stale_manager, &mut out),
             LC_ERR_INVALID_HANDLE
         );
     }
     assert_eq!(stats(f.manager).published, 2);
 }
 
-fn case_lc_register_table() {
+fn case_lc_table_register() {
     let f = Fixture::new();
     let (ns, name, col) = (c("ns"), c("t"), c("a"));
     let columns = [col.as_ptr()];
@@ -430,7 +442,7 @@ fn case_lc_register_table() {
                         columns: *const *const c_char,
                         count: usize,
                         key: *mut u32| {
-            lc_register_table(f.manager, ns, name, scope, columns, count, key)
+            lc_table_register(f.manager, ns, name, scope, columns, count, key)
         };
         assert_status!(
             register(null(), name.as_ptr(), 0, columns.as_ptr(), 1, &mut key),
@@ -502,7 +514,7 @@ fn case_lc_register_table() {
             LC_ERR_INVALID_SCHEMA
         );
         assert_status!(
-            lc_register_table(
+            lc_table_register(
                 f.stale_manager,
                 ns.as_ptr(),
                 name.as_ptr(),
@@ -547,7 +559,7 @@ fn case_lc_register_table() {
             );
         }
         assert_status!(
-            lc_register_table(
+            lc_table_register(
                 f.stale_manager,
                 ns.as_ptr(),
                 name.as_ptr(),
@@ -887,26 +899,29 @@ fn case_lc_connection_arm_ready() {
     assert_eq!(lc_manager_free(plain), LC_OK);
 }
 
-fn case_lc_subscribe_options_init() {
-    let mut bad: lc_subscribe_options = sized(4);
-    let mut good: lc_subscribe_options = full();
+fn case_lc_subscription_options_init() {
+    let mut bad: lc_subscription_options = sized(4);
+    let mut good: lc_subscription_options = full();
     // SAFETY: see above.
     unsafe {
-        assert_status!(lc_subscribe_options_init(null_mut()), LC_ERR_NULL_ARGUMENT);
-        assert_status!(lc_subscribe_options_init(&mut bad), LC_ERR_STRUCT_SIZE);
-        assert_status!(lc_subscribe_options_init(&mut good), LC_OK);
+        assert_status!(
+            lc_subscription_options_init(null_mut()),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(lc_subscription_options_init(&mut bad), LC_ERR_STRUCT_SIZE);
+        assert_status!(lc_subscription_options_init(&mut good), LC_OK);
     }
     assert_eq!((good.flags, good.batch_size), (0, 1000));
 }
 
-fn case_lc_subscribe_sql() {
+fn case_lc_subscription_create_sql() {
     let f = Fixture::new();
     let anonymous = f.anonymous();
     let good = options(0);
     let mut result = lc_subscription_result::default();
     let sql = |text: &str| c(text);
     let all = sql("SELECT * FROM chat.messages");
-    let with = |change: &dyn Fn(&mut lc_subscribe_options)| {
+    let with = |change: &dyn Fn(&mut lc_subscription_options)| {
         let mut options = options(0);
         change(&mut options);
         options
@@ -915,9 +930,9 @@ fn case_lc_subscribe_sql() {
     unsafe {
         let subscribe = |connection: u64,
                          sql: *const c_char,
-                         options: *const lc_subscribe_options,
+                         options: *const lc_subscription_options,
                          out: *mut lc_subscription_result| {
-            lc_subscribe_sql(f.manager, connection, sql, options, out)
+            lc_subscription_create_sql(f.manager, connection, sql, options, out)
         };
         assert_status!(
             subscribe(f.connection, null(), &good, &mut result),
@@ -998,7 +1013,7 @@ fn case_lc_subscribe_sql() {
             LC_ERR_UNKNOWN_CONNECTION
         );
         assert_status!(
-            lc_subscribe_sql(
+            lc_subscription_create_sql(
                 f.stale_manager,
                 f.connection,
                 all.as_ptr(),
@@ -1093,18 +1108,18 @@ fn case_lc_subscription_result_free() {
     );
 }
 
-fn case_lc_unsubscribe() {
+fn case_lc_subscription_cancel() {
     let f = Fixture::new();
     let unknown = lc_live_query_id {
         connection_id: f.connection,
         subscription_id: 999,
     };
     assert_status!(
-        lc_unsubscribe(f.manager, unknown),
+        lc_subscription_cancel(f.manager, unknown),
         LC_ERR_UNKNOWN_SUBSCRIPTION
     );
     assert_status!(
-        lc_unsubscribe(
+        lc_subscription_cancel(
             f.manager,
             lc_live_query_id {
                 connection_id: 999,
@@ -1114,38 +1129,41 @@ fn case_lc_unsubscribe() {
         LC_ERR_UNKNOWN_CONNECTION
     );
     assert_status!(
-        lc_unsubscribe(f.stale_manager, f.live),
+        lc_subscription_cancel(f.stale_manager, f.live),
         LC_ERR_INVALID_HANDLE
     );
-    assert_status!(lc_unsubscribe(f.manager, f.live), LC_OK);
+    assert_status!(lc_subscription_cancel(f.manager, f.live), LC_OK);
     assert_status!(
-        lc_unsubscribe(f.manager, f.live),
+        lc_subscription_cancel(f.manager, f.live),
         LC_ERR_UNKNOWN_SUBSCRIPTION
     );
 }
 
-fn case_lc_set_snapshot_boundary() {
+fn case_lc_subscription_set_snapshot_boundary() {
     let f = Fixture::new();
     let unknown = lc_live_query_id {
         connection_id: f.connection,
         subscription_id: 999,
     };
     assert_status!(
-        lc_set_snapshot_boundary(f.manager, unknown, 1),
+        lc_subscription_set_snapshot_boundary(f.manager, unknown, 1),
         LC_ERR_UNKNOWN_SUBSCRIPTION
     );
     assert_status!(
-        lc_set_snapshot_boundary(f.manager, f.live, 1),
+        lc_subscription_set_snapshot_boundary(f.manager, f.live, 1),
         LC_ERR_INVALID_STATE
     );
     assert_status!(
-        lc_set_snapshot_boundary(f.stale_manager, f.live, 1),
+        lc_subscription_set_snapshot_boundary(f.stale_manager, f.live, 1),
         LC_ERR_INVALID_HANDLE
     );
-    assert_status!(lc_set_snapshot_boundary(f.manager, f.gated(), 1), LC_OK);
+    assert_status!(
+        lc_subscription_set_snapshot_boundary(f.manager, f.gated(), 1),
+        LC_OK
+    );
 }
 
-fn case_lc_push_snapshot_rows() {
+fn case_lc_subscription_push_snapshot_rows() {
     let f = Fixture::new();
     let gated = f.gated();
     let body = b"x";
@@ -1157,10 +1175,12 @@ fn case_lc_push_snapshot_rows() {
     let mut progress: lc_snapshot_progress = full();
     // SAFETY: see above.
     unsafe {
-        let push =
-            |live: lc_live_query_id, values: *const lc_value, rows: usize, columns: usize| {
-                lc_push_snapshot_rows(f.manager, live, values, rows, columns, null_mut())
-            };
+        let push = |live: lc_live_query_id,
+                    values: *const lc_value,
+                    rows: usize,
+                    columns: usize| {
+            lc_subscription_push_snapshot_rows(f.manager, live, values, rows, columns, null_mut())
+        };
         assert_status!(push(gated, null(), 1, 3), LC_ERR_NULL_ARGUMENT);
         // Counts past the documented limit are refused before anything is read.
         assert_status!(
@@ -1194,7 +1214,14 @@ fn case_lc_push_snapshot_rows() {
             LC_ERR_UNKNOWN_SUBSCRIPTION
         );
         assert_status!(
-            lc_push_snapshot_rows(f.stale_manager, gated, null(), usize::MAX, 0, null_mut()),
+            lc_subscription_push_snapshot_rows(
+                f.stale_manager,
+                gated,
+                null(),
+                usize::MAX,
+                0,
+                null_mut()
+            ),
             LC_ERR_INVALID_HANDLE
         );
         assert_status!(push(gated, bad_tag.as_ptr(), 1, 3), LC_ERR_INVALID_TAG);
@@ -1205,16 +1232,30 @@ fn case_lc_push_snapshot_rows() {
         assert_status!(push(gated, good.as_ptr(), 1, 2), LC_ERR_ROW_ARITY);
         assert_status!(push(f.live, good.as_ptr(), 1, 3), LC_ERR_INVALID_STATE);
         assert_status!(
-            lc_push_snapshot_rows(f.stale_manager, gated, good.as_ptr(), 1, 3, null_mut()),
+            lc_subscription_push_snapshot_rows(
+                f.stale_manager,
+                gated,
+                good.as_ptr(),
+                1,
+                3,
+                null_mut()
+            ),
             LC_ERR_INVALID_HANDLE
         );
         let mut bad: lc_snapshot_progress = sized(2);
         assert_status!(
-            lc_push_snapshot_rows(f.manager, gated, good.as_ptr(), 1, 3, &mut bad),
+            lc_subscription_push_snapshot_rows(f.manager, gated, good.as_ptr(), 1, 3, &mut bad),
             LC_ERR_STRUCT_SIZE
         );
         assert_status!(
-            lc_push_snapshot_rows(f.manager, gated, good.as_ptr(), 1, 3, &mut progress),
+            lc_subscription_push_snapshot_rows(
+                f.manager,
+                gated,
+                good.as_ptr(),
+                1,
+                3,
+                &mut progress
+            ),
             LC_OK
         );
     }
@@ -1224,7 +1265,7 @@ fn case_lc_push_snapshot_rows() {
     );
 }
 
-fn case_lc_complete_initial_load() {
+fn case_lc_subscription_complete_initial_load() {
     let f = Fixture::new();
     let mut bad: lc_initial_load_report = sized(1);
     let mut report: lc_initial_load_report = full();
@@ -1232,30 +1273,30 @@ fn case_lc_complete_initial_load() {
     // SAFETY: see above.
     unsafe {
         assert_status!(
-            lc_complete_initial_load(f.manager, f.live, null_mut()),
+            lc_subscription_complete_initial_load(f.manager, f.live, null_mut()),
             LC_ERR_INVALID_STATE
         );
         assert_status!(
-            lc_complete_initial_load(f.manager, gated, &mut bad),
+            lc_subscription_complete_initial_load(f.manager, gated, &mut bad),
             LC_ERR_STRUCT_SIZE
         );
         assert_status!(
-            lc_complete_initial_load(f.stale_manager, gated, null_mut()),
+            lc_subscription_complete_initial_load(f.stale_manager, gated, null_mut()),
             LC_ERR_INVALID_HANDLE
         );
         assert_status!(
-            lc_complete_initial_load(f.manager, gated, &mut report),
+            lc_subscription_complete_initial_load(f.manager, gated, &mut report),
             LC_OK
         );
         assert_status!(
-            lc_complete_initial_load(f.manager, gated, &mut report),
+            lc_subscription_complete_initial_load(f.manager, gated, &mut report),
             LC_ERR_INVALID_STATE
         );
     }
     assert_eq!(report.has_boundary, 0);
 }
 
-fn case_lc_replay_commit() {
+fn case_lc_subscription_replay_commit() {
     let f = Fixture::new();
     let resuming = subscribe(f.manager, f.connection, "SELECT * FROM chat.messages", &{
         let mut o = options(LC_SUBSCRIBE_RESUME);
@@ -1275,15 +1316,15 @@ fn case_lc_replay_commit() {
     // SAFETY: see above.
     unsafe {
         assert_status!(
-            lc_replay_commit(f.manager, resuming, 2, null(), 1, &mut held),
+            lc_subscription_replay_commit(f.manager, resuming, 2, null(), 1, &mut held),
             LC_ERR_NULL_ARGUMENT
         );
         assert_status!(
-            lc_replay_commit(f.manager, resuming, 2, bad_type.as_ptr(), 1, &mut held),
+            lc_subscription_replay_commit(f.manager, resuming, 2, bad_type.as_ptr(), 1, &mut held),
             LC_ERR_INVALID_TAG
         );
         assert_status!(
-            lc_replay_commit(f.manager, f.live, 2, good.as_ptr(), 1, &mut held),
+            lc_subscription_replay_commit(f.manager, f.live, 2, good.as_ptr(), 1, &mut held),
             LC_ERR_INVALID_STATE
         );
         let unknown = lc_live_query_id {
@@ -1291,24 +1332,45 @@ fn case_lc_replay_commit() {
             subscription_id: 999,
         };
         assert_status!(
-            lc_replay_commit(f.manager, unknown, 2, good.as_ptr(), 1, &mut held),
+            lc_subscription_replay_commit(f.manager, unknown, 2, good.as_ptr(), 1, &mut held),
             LC_ERR_UNKNOWN_SUBSCRIPTION
         );
         assert_status!(
-            lc_replay_commit(f.stale_manager, resuming, 2, good.as_ptr(), 1, &mut held),
+            lc_subscription_replay_commit(
+                f.stale_manager,
+                resuming,
+                2,
+                good.as_ptr(),
+                1,
+                &mut held
+            ),
             LC_ERR_INVALID_HANDLE
         );
         // Lying counts: the handle first, then the commit limit, before a change is read.
         assert_status!(
-            lc_replay_commit(f.stale_manager, resuming, 2, null(), usize::MAX, &mut held),
+            lc_subscription_replay_commit(
+                f.stale_manager,
+                resuming,
+                2,
+                null(),
+                usize::MAX,
+                &mut held
+            ),
             LC_ERR_INVALID_HANDLE
         );
         assert_status!(
-            lc_replay_commit(f.manager, resuming, 2, good.as_ptr(), usize::MAX, &mut held),
+            lc_subscription_replay_commit(
+                f.manager,
+                resuming,
+                2,
+                good.as_ptr(),
+                usize::MAX,
+                &mut held
+            ),
             LC_ERR_COMMIT_TOO_LARGE
         );
         assert_status!(
-            lc_replay_commit(
+            lc_subscription_replay_commit(
                 f.manager,
                 resuming,
                 2,
@@ -1323,30 +1385,30 @@ fn case_lc_replay_commit() {
             ..good[0]
         }];
         assert_status!(
-            lc_replay_commit(f.manager, resuming, 2, wide.as_ptr(), 1, &mut held),
+            lc_subscription_replay_commit(f.manager, resuming, 2, wide.as_ptr(), 1, &mut held),
             LC_ERR_ROW_ARITY
         );
         assert_eq!(held, 7, "a refused call writes nothing");
         assert_status!(
-            lc_replay_commit(f.manager, resuming, 2, good.as_ptr(), 1, &mut held),
+            lc_subscription_replay_commit(f.manager, resuming, 2, good.as_ptr(), 1, &mut held),
             LC_OK
         );
     }
     assert_eq!(held, 1);
 }
 
-fn case_lc_resume_unavailable() {
+fn case_lc_subscription_resume_unavailable() {
     let f = Fixture::new();
     let unknown = lc_live_query_id {
         connection_id: f.connection,
         subscription_id: 999,
     };
     assert_status!(
-        lc_resume_unavailable(f.manager, unknown),
+        lc_subscription_resume_unavailable(f.manager, unknown),
         LC_ERR_UNKNOWN_SUBSCRIPTION
     );
     assert_status!(
-        lc_resume_unavailable(f.stale_manager, f.live),
+        lc_subscription_resume_unavailable(f.stale_manager, f.live),
         LC_ERR_INVALID_HANDLE
     );
 }
@@ -1388,7 +1450,7 @@ fn case_lc_subscription_get_status() {
     );
 }
 
-fn case_lc_publish() {
+fn case_lc_change_publish() {
     let f = Fixture::new();
     let body = b"ok";
     let row = [int(5), int(7), text(body)];
@@ -1446,16 +1508,16 @@ fn case_lc_publish() {
     // SAFETY: see above.
     unsafe {
         assert_status!(
-            lc_publish(f.manager, 10, null(), null_mut()),
+            lc_change_publish(f.manager, 10, null(), null_mut()),
             LC_ERR_NULL_ARGUMENT
         );
         assert_status!(
-            lc_publish(f.stale_manager, 10, &insert, null_mut()),
+            lc_change_publish(f.stale_manager, 10, &insert, null_mut()),
             LC_ERR_INVALID_HANDLE
         );
         let mut bad: lc_publish_summary = sized(0);
         assert_status!(
-            lc_publish(f.manager, 10, &insert, &mut bad),
+            lc_change_publish(f.manager, 10, &insert, &mut bad),
             LC_ERR_STRUCT_SIZE
         );
     }
@@ -1571,7 +1633,7 @@ fn case_lc_publish() {
     assert_status!(publish_one(&f, &insert), LC_OK);
 }
 
-fn case_lc_publish_commit() {
+fn case_lc_commit_publish() {
     let f = Fixture::new();
     let row = [int(5), int(7), nil()];
     let good = change(f.messages, lc_change_type::LC_CHANGE_INSERT, &row, None);
@@ -1579,17 +1641,17 @@ fn case_lc_publish_commit() {
     // SAFETY: see above.
     unsafe {
         assert_status!(
-            lc_publish_commit(f.manager, 10, null(), 2, null_mut()),
+            lc_commit_publish(f.manager, 10, null(), 2, null_mut()),
             LC_ERR_NULL_ARGUMENT
         );
         // Counts past LC_MAX_COMMIT_CHANGES are refused before a change is read, and a
         // freed manager is reported whatever the count.
         assert_status!(
-            lc_publish_commit(f.manager, 10, commit.as_ptr(), usize::MAX, null_mut()),
+            lc_commit_publish(f.manager, 10, commit.as_ptr(), usize::MAX, null_mut()),
             LC_ERR_COMMIT_TOO_LARGE
         );
         assert_status!(
-            lc_publish_commit(
+            lc_commit_publish(
                 f.manager,
                 10,
                 commit.as_ptr(),
@@ -1599,21 +1661,21 @@ fn case_lc_publish_commit() {
             LC_ERR_COMMIT_TOO_LARGE
         );
         assert_status!(
-            lc_publish_commit(f.stale_manager, 10, null(), usize::MAX, null_mut()),
+            lc_commit_publish(f.stale_manager, 10, null(), usize::MAX, null_mut()),
             LC_ERR_INVALID_HANDLE
         );
         // A count within the limit but larger than memory can hold is still refused.
         assert_status!(
-            lc_publish_commit(f.manager, 10, null(), LC_MAX_COMMIT_CHANGES, null_mut()),
+            lc_commit_publish(f.manager, 10, null(), LC_MAX_COMMIT_CHANGES, null_mut()),
             LC_ERR_NULL_ARGUMENT
         );
         assert_status!(
-            lc_publish_commit(f.stale_manager, 10, commit.as_ptr(), 2, null_mut()),
+            lc_commit_publish(f.stale_manager, 10, commit.as_ptr(), 2, null_mut()),
             LC_ERR_INVALID_HANDLE
         );
         // One bad change refuses the whole commit.
         assert_status!(
-            lc_publish_commit(f.manager, 10, commit.as_ptr(), 2, null_mut()),
+            lc_commit_publish(f.manager, 10, commit.as_ptr(), 2, null_mut()),
             LC_ERR_UNKNOWN_TABLE
         );
         assert!(
@@ -1626,7 +1688,7 @@ fn case_lc_publish_commit() {
     // An empty commit is no error.
     assert_status!(
         // SAFETY: see above.
-        unsafe { lc_publish_commit(f.manager, 11, null(), 0, null_mut()) },
+        unsafe { lc_commit_publish(f.manager, 11, null(), 0, null_mut()) },
         LC_OK
     );
 }
@@ -1790,55 +1852,55 @@ fn case_lc_notification_free() {
     );
 }
 
-fn case_lc_drop_table() {
+fn case_lc_table_drop() {
     let f = Fixture::new();
     let mut ended = 77;
     // SAFETY: see above.
     unsafe {
         assert_status!(
-            lc_drop_table(f.manager, 999, &mut ended),
+            lc_table_drop(f.manager, 999, &mut ended),
             LC_ERR_UNKNOWN_TABLE
         );
         assert_status!(
-            lc_drop_table(f.stale_manager, f.messages, &mut ended),
+            lc_table_drop(f.stale_manager, f.messages, &mut ended),
             LC_ERR_INVALID_HANDLE
         );
         assert_eq!(ended, 77, "a refused call writes nothing");
-        assert_status!(lc_drop_table(f.manager, f.notes, null_mut()), LC_OK);
+        assert_status!(lc_table_drop(f.manager, f.notes, null_mut()), LC_OK);
         assert_status!(
-            lc_drop_table(f.manager, f.notes, &mut ended),
+            lc_table_drop(f.manager, f.notes, &mut ended),
             LC_ERR_UNKNOWN_TABLE
         );
     }
 }
 
-fn case_lc_revoke_user() {
+fn case_lc_user_revoke() {
     let f = Fixture::new();
     let (alice, why) = (c("alice"), c("token expired"));
     let mut ended = 77;
     // SAFETY: see above.
     unsafe {
         assert_status!(
-            lc_revoke_user(f.manager, null(), why.as_ptr(), &mut ended),
+            lc_user_revoke(f.manager, null(), why.as_ptr(), &mut ended),
             LC_ERR_NULL_ARGUMENT
         );
         assert_status!(
-            lc_revoke_user(f.manager, alice.as_ptr(), null(), &mut ended),
+            lc_user_revoke(f.manager, alice.as_ptr(), null(), &mut ended),
             LC_ERR_NULL_ARGUMENT
         );
         assert_status!(
-            lc_revoke_user(f.manager, bad_utf8(), why.as_ptr(), &mut ended),
+            lc_user_revoke(f.manager, bad_utf8(), why.as_ptr(), &mut ended),
             LC_ERR_INVALID_UTF8
         );
         let (empty, long) = (c(""), c(&"u".repeat(LC_MAX_NAME_LEN + 1)));
         for bad in [&empty, &long] {
             assert_status!(
-                lc_revoke_user(f.manager, bad.as_ptr(), why.as_ptr(), &mut ended),
+                lc_user_revoke(f.manager, bad.as_ptr(), why.as_ptr(), &mut ended),
                 LC_ERR_INVALID_NAME
             );
         }
         assert_status!(
-            lc_revoke_user(f.stale_manager, alice.as_ptr(), why.as_ptr(), &mut ended),
+            lc_user_revoke(f.stale_manager, alice.as_ptr(), why.as_ptr(), &mut ended),
             LC_ERR_INVALID_HANDLE
         );
         assert_eq!(ended, 77, "a refused call writes nothing");
@@ -1850,31 +1912,31 @@ fn case_lc_revoke_user() {
     }
 }
 
-fn case_lc_revoke_table() {
+fn case_lc_table_revoke() {
     let f = Fixture::new();
     let why = c("withdrawn");
     let mut ended = 77;
     // SAFETY: see above.
     unsafe {
         assert_status!(
-            lc_revoke_table(f.manager, f.messages, null(), &mut ended),
+            lc_table_revoke(f.manager, f.messages, null(), &mut ended),
             LC_ERR_NULL_ARGUMENT
         );
         assert_status!(
-            lc_revoke_table(f.manager, f.messages, bad_utf8(), &mut ended),
+            lc_table_revoke(f.manager, f.messages, bad_utf8(), &mut ended),
             LC_ERR_INVALID_UTF8
         );
         assert_status!(
-            lc_revoke_table(f.manager, 999, why.as_ptr(), &mut ended),
+            lc_table_revoke(f.manager, 999, why.as_ptr(), &mut ended),
             LC_ERR_UNKNOWN_TABLE
         );
         assert_status!(
-            lc_revoke_table(f.stale_manager, f.messages, why.as_ptr(), &mut ended),
+            lc_table_revoke(f.stale_manager, f.messages, why.as_ptr(), &mut ended),
             LC_ERR_INVALID_HANDLE
         );
         assert_eq!(ended, 77, "a refused call writes nothing");
         assert_status!(
-            lc_revoke_table(f.manager, f.notes, why.as_ptr(), &mut ended),
+            lc_table_revoke(f.manager, f.notes, why.as_ptr(), &mut ended),
             LC_OK
         );
     }
@@ -1886,7 +1948,7 @@ fn records_of(f: &Fixture) -> lc_records {
     let mut records = lc_records::default();
     assert_status!(
         // SAFETY: `records` is a live local.
-        unsafe { lc_live_query_records(f.manager, &mut records) },
+        unsafe { lc_record_list(f.manager, &mut records) },
         LC_OK
     );
     records
@@ -1898,17 +1960,14 @@ fn stale_records(f: &Fixture) -> lc_records {
     records
 }
 
-fn case_lc_live_query_records() {
+fn case_lc_record_list() {
     let f = Fixture::new();
     let mut records = lc_records::default();
     // SAFETY: see above.
     unsafe {
+        assert_status!(lc_record_list(f.manager, null_mut()), LC_ERR_NULL_ARGUMENT);
         assert_status!(
-            lc_live_query_records(f.manager, null_mut()),
-            LC_ERR_NULL_ARGUMENT
-        );
-        assert_status!(
-            lc_live_query_records(f.stale_manager, &mut records),
+            lc_record_list(f.stale_manager, &mut records),
             LC_ERR_INVALID_HANDLE
         );
     }
@@ -2336,13 +2395,16 @@ const CASES: &[(&str, fn())] = &[
     ("lc_config_init", case_lc_config_init),
     ("lc_manager_new", case_lc_manager_new),
     ("lc_manager_free", case_lc_manager_free),
-    ("lc_manager_now_ms", case_lc_manager_now_ms),
+    ("lc_manager_get_clock", case_lc_manager_get_clock),
     ("lc_manager_set_clock", case_lc_manager_set_clock),
     ("lc_manager_wait_ready", case_lc_manager_wait_ready),
-    ("lc_check_connections", case_lc_check_connections),
-    ("lc_shutdown", case_lc_shutdown),
-    ("lc_get_stats", case_lc_get_stats),
-    ("lc_register_table", case_lc_register_table),
+    (
+        "lc_manager_check_connections",
+        case_lc_manager_check_connections,
+    ),
+    ("lc_manager_shutdown", case_lc_manager_shutdown),
+    ("lc_manager_get_stats", case_lc_manager_get_stats),
+    ("lc_table_register", case_lc_table_register),
     ("lc_connection_register", case_lc_connection_register),
     (
         "lc_connection_mark_auth_started",
@@ -2360,8 +2422,14 @@ const CASES: &[(&str, fn())] = &[
     ("lc_event_name", case_lc_event_name),
     ("lc_event_json", case_lc_event_json),
     ("lc_connection_arm_ready", case_lc_connection_arm_ready),
-    ("lc_subscribe_options_init", case_lc_subscribe_options_init),
-    ("lc_subscribe_sql", case_lc_subscribe_sql),
+    (
+        "lc_subscription_options_init",
+        case_lc_subscription_options_init,
+    ),
+    (
+        "lc_subscription_create_sql",
+        case_lc_subscription_create_sql,
+    ),
     (
         "lc_subscription_result_get_info",
         case_lc_subscription_result_get_info,
@@ -2374,28 +2442,43 @@ const CASES: &[(&str, fn())] = &[
         "lc_subscription_result_free",
         case_lc_subscription_result_free,
     ),
-    ("lc_unsubscribe", case_lc_unsubscribe),
-    ("lc_set_snapshot_boundary", case_lc_set_snapshot_boundary),
-    ("lc_push_snapshot_rows", case_lc_push_snapshot_rows),
-    ("lc_complete_initial_load", case_lc_complete_initial_load),
-    ("lc_replay_commit", case_lc_replay_commit),
-    ("lc_resume_unavailable", case_lc_resume_unavailable),
+    ("lc_subscription_cancel", case_lc_subscription_cancel),
+    (
+        "lc_subscription_set_snapshot_boundary",
+        case_lc_subscription_set_snapshot_boundary,
+    ),
+    (
+        "lc_subscription_push_snapshot_rows",
+        case_lc_subscription_push_snapshot_rows,
+    ),
+    (
+        "lc_subscription_complete_initial_load",
+        case_lc_subscription_complete_initial_load,
+    ),
+    (
+        "lc_subscription_replay_commit",
+        case_lc_subscription_replay_commit,
+    ),
+    (
+        "lc_subscription_resume_unavailable",
+        case_lc_subscription_resume_unavailable,
+    ),
     (
         "lc_subscription_get_status",
         case_lc_subscription_get_status,
     ),
-    ("lc_publish", case_lc_publish),
-    ("lc_publish_commit", case_lc_publish_commit),
+    ("lc_change_publish", case_lc_change_publish),
+    ("lc_commit_publish", case_lc_commit_publish),
     ("lc_notification_get_info", case_lc_notification_get_info),
     ("lc_notification_json", case_lc_notification_json),
     ("lc_notification_column", case_lc_notification_column),
     ("lc_notification_change", case_lc_notification_change),
     ("lc_notification_value", case_lc_notification_value),
     ("lc_notification_free", case_lc_notification_free),
-    ("lc_drop_table", case_lc_drop_table),
-    ("lc_revoke_user", case_lc_revoke_user),
-    ("lc_revoke_table", case_lc_revoke_table),
-    ("lc_live_query_records", case_lc_live_query_records),
+    ("lc_table_drop", case_lc_table_drop),
+    ("lc_user_revoke", case_lc_user_revoke),
+    ("lc_table_revoke", case_lc_table_revoke),
+    ("lc_record_list", case_lc_record_list),
     ("lc_records_count", case_lc_records_count),
     ("lc_records_get", case_lc_records_get),
     ("lc_records_free", case_lc_records_free),
@@ -2482,7 +2565,7 @@ fn header_status_numbers_are_the_ones_the_library_returns() {
         }
         count += 1;
     }
-    assert_eq!(count, 51);
+    assert_eq!(count, 52);
 }
 
 /// Asserts that the listed fields fill the whole struct: no implicit padding, whose bytes a
@@ -2500,7 +2583,7 @@ macro_rules! assert_unpadded {
 #[test]
 fn input_structs_have_no_padding_besides_their_checked_reserved_fields() {
     // Explicit `reserved` fields (lc_value, lc_config, lc_live_query_record) are refused
-    // when not zero (the lc_publish, lc_push_snapshot_rows, lc_manager_new, lc_failover_run
+    // when not zero (the lc_change_publish, lc_subscription_push_snapshot_rows, lc_manager_new, lc_failover_run
     // and lc_topic_publish cases); the other inputs have no gap to check.
     assert_unpadded!(lc_value {
         tag,
@@ -2519,7 +2602,7 @@ fn input_structs_have_no_padding_besides_their_checked_reserved_fields() {
         old_row_len,
         owner
     });
-    assert_unpadded!(lc_subscribe_options {
+    assert_unpadded!(lc_subscription_options {
         struct_size,
         flags,
         batch_size,

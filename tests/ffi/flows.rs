@@ -114,7 +114,7 @@ fn a_filtered_subscription_sees_rows_enter_stay_leave_and_go() {
     }
     assert_eq!(try_recv_status(manager, connection), LC_EMPTY);
     // Unsubscribed: nothing more arrives.
-    assert_eq!(lc_unsubscribe(manager, live), LC_OK);
+    assert_eq!(lc_subscription_cancel(manager, live), LC_OK);
     publish(
         manager,
         7,
@@ -159,7 +159,10 @@ fn the_initial_load_protocol_runs_through_the_c_api() {
         .buffered,
         1
     );
-    assert_status!(lc_set_snapshot_boundary(manager, live, 5), LC_OK);
+    assert_status!(
+        lc_subscription_set_snapshot_boundary(manager, live, 5),
+        LC_OK
+    );
     assert_eq!(
         publish(
             manager,
@@ -193,7 +196,16 @@ fn the_initial_load_protocol_runs_through_the_c_api() {
     };
     assert_status!(
         // SAFETY: `snapshot` holds 4 rows of 3 values; `progress` is a live local.
-        unsafe { lc_push_snapshot_rows(manager, live, snapshot.as_ptr(), 4, 3, &mut progress) },
+        unsafe {
+            lc_subscription_push_snapshot_rows(
+                manager,
+                live,
+                snapshot.as_ptr(),
+                4,
+                3,
+                &mut progress,
+            )
+        },
         LC_OK
     );
     assert_eq!(
@@ -211,7 +223,7 @@ fn the_initial_load_protocol_runs_through_the_c_api() {
     };
     assert_status!(
         // SAFETY: `report` is a live local.
-        unsafe { lc_complete_initial_load(manager, live, &mut report) },
+        unsafe { lc_subscription_complete_initial_load(manager, live, &mut report) },
         LC_OK
     );
     assert_eq!(
@@ -265,13 +277,15 @@ fn resume_replays_what_was_missed_or_says_it_cannot() {
     let mut held = 0;
     assert_status!(
         // SAFETY: `missed` borrows `row`; `held` is a live local.
-        unsafe { lc_replay_commit(manager, resuming, 11, missed.as_ptr(), 1, &mut held) },
+        unsafe {
+            lc_subscription_replay_commit(manager, resuming, 11, missed.as_ptr(), 1, &mut held)
+        },
         LC_OK
     );
     assert_eq!(held, 1);
     assert_status!(
         // SAFETY: the report may be NULL.
-        unsafe { lc_complete_initial_load(manager, resuming, null_mut()) },
+        unsafe { lc_subscription_complete_initial_load(manager, resuming, null_mut()) },
         LC_OK
     );
     let kinds: Vec<(u32, u64)> = (0..3)
@@ -295,7 +309,10 @@ fn resume_replays_what_was_missed_or_says_it_cannot() {
     );
 
     let unavailable = subscribe(manager, connection, "SELECT id FROM chat.messages", &opts);
-    assert_status!(lc_resume_unavailable(manager, unavailable), LC_OK);
+    assert_status!(
+        lc_subscription_resume_unavailable(manager, unavailable),
+        LC_OK
+    );
     let notification = recv(manager, connection);
     let info = notification_info(notification);
     assert_eq!(
@@ -373,7 +390,7 @@ fn one_thread_serves_many_connections_through_the_ready_queue() {
     assert_status!(lc_manager_set_clock(manager, 1_000_000 + 31_000), LC_OK);
     assert_status!(
         // SAFETY: the report may be NULL.
-        unsafe { lc_check_connections(manager, LC_NOW, null_mut()) },
+        unsafe { lc_manager_check_connections(manager, LC_NOW, null_mut()) },
         LC_OK
     );
     assert_status!(
@@ -407,7 +424,7 @@ fn timers_raise_events_on_the_manual_clock() {
     // 31 s later: the anonymous connection timed out authenticating, alice is due a ping.
     assert_status!(
         // SAFETY: `report` is a live local.
-        unsafe { lc_check_connections(manager, 1_031_000, &mut report) },
+        unsafe { lc_manager_check_connections(manager, 1_031_000, &mut report) },
         LC_OK
     );
     assert_eq!(
@@ -431,7 +448,7 @@ fn timers_raise_events_on_the_manual_clock() {
     // 91 s without a heartbeat: alice's client is gone.
     assert_status!(
         // SAFETY: as above.
-        unsafe { lc_check_connections(manager, 1_091_000, &mut report) },
+        unsafe { lc_manager_check_connections(manager, 1_091_000, &mut report) },
         LC_OK
     );
     assert_eq!(report.heartbeat_timeouts, 1);
@@ -482,8 +499,11 @@ fn shutdown_closes_connections_the_host_did_not_unregister() {
         closed_by_host: 0,
         forced: 0,
     };
-    // SAFETY: `report` is a live local.
-    assert_status!(unsafe { lc_shutdown(manager, 300, &mut report) }, LC_OK);
+    assert_status!(
+        // SAFETY: `report` is a live local.
+        unsafe { lc_manager_shutdown(manager, 300, &mut report) },
+        LC_OK
+    );
     closer.join().unwrap();
     assert_eq!(
         (report.notified, report.closed_by_host, report.forced),
@@ -707,7 +727,7 @@ fn user_scoped_tables_deliver_only_the_owners_rows() {
     assert_eq!(try_recv_status(manager, bob), LC_EMPTY);
     assert_status!(
         // SAFETY: nothing here is dereferenced; the summary may be NULL.
-        unsafe { lc_publish(manager, 2, &insert, null_mut()) },
+        unsafe { lc_change_publish(manager, 2, &insert, null_mut()) },
         LC_OK
     );
     let _ = null::<u8>();
@@ -720,7 +740,7 @@ fn records(manager: lc_manager) -> (lc_records, Vec<lc_live_query_record>) {
     // SAFETY: every out-pointer is a live local; the records borrow from `list`, which the
     // caller frees after using them.
     unsafe {
-        assert_status!(lc_live_query_records(manager, &mut list), LC_OK);
+        assert_status!(lc_record_list(manager, &mut list), LC_OK);
         assert_status!(lc_records_count(list, &mut count), LC_OK);
     }
     let items = (0..count)
@@ -892,7 +912,7 @@ fn revocation_drop_records_and_failover_through_the_c_api() {
     let mut ended = 0;
     assert_status!(
         // SAFETY: both strings are live; `ended` is a live local.
-        unsafe { lc_revoke_user(manager, user.as_ptr(), why.as_ptr(), &mut ended) },
+        unsafe { lc_user_revoke(manager, user.as_ptr(), why.as_ptr(), &mut ended) },
         LC_OK
     );
     assert_eq!(ended, 1);
@@ -910,7 +930,7 @@ fn revocation_drop_records_and_failover_through_the_c_api() {
     let table_why = c("withdrawn");
     assert_status!(
         // SAFETY: as above.
-        unsafe { lc_revoke_table(manager, messages, table_why.as_ptr(), &mut ended) },
+        unsafe { lc_table_revoke(manager, messages, table_why.as_ptr(), &mut ended) },
         LC_OK
     );
     assert_eq!(ended, 1);
@@ -923,7 +943,7 @@ fn revocation_drop_records_and_failover_through_the_c_api() {
     subscribe(manager, bob, "SELECT id FROM messages", &options(0));
     assert_status!(
         // SAFETY: as above.
-        unsafe { lc_drop_table(manager, messages, &mut ended) },
+        unsafe { lc_table_drop(manager, messages, &mut ended) },
         LC_OK
     );
     assert_eq!(ended, 1);
@@ -937,8 +957,76 @@ fn revocation_drop_records_and_failover_through_the_c_api() {
     let insert = change(messages, LC_CHANGE_INSERT, &row, None);
     assert_status!(
         // SAFETY: `insert` borrows `row`; the summary may be NULL.
-        unsafe { lc_publish(manager, 1, &insert, null_mut()) },
+        unsafe { lc_change_publish(manager, 1, &insert, null_mut()) },
         LC_ERR_UNKNOWN_TABLE
     );
     assert_eq!(lc_manager_free(manager), LC_OK);
+}
+
+#[test]
+fn an_overflowed_gate_ends_the_subscription_with_its_own_status_and_says_how() {
+    let _serial = serial();
+    let before = live_handle_counts();
+    let mut config = config();
+    config.gate_buffer_capacity = 2;
+    let manager = manager_with(&config);
+    let messages = register_table(
+        manager,
+        "chat",
+        "messages",
+        LC_SCOPE_SHARED_TAG,
+        &["id", "room", "body"],
+    );
+    let connection = connect(manager, "alice");
+    let gated = subscribe(
+        manager,
+        connection,
+        "SELECT * FROM chat.messages",
+        &options(LC_SUBSCRIBE_INITIAL_LOAD),
+    );
+    // Three commits while the load runs: one more than the gate holds.
+    for seq in 1..=3 {
+        let row = [int(seq as i64), int(7), nil()];
+        publish(
+            manager,
+            seq,
+            &[change(messages, LC_CHANGE_INSERT, &row, None)],
+        );
+    }
+    let rows = [int(10), int(7), nil()];
+    assert_status!(
+        // SAFETY: one row of three values; the progress report may be NULL.
+        unsafe {
+            lc_subscription_push_snapshot_rows(manager, gated, rows.as_ptr(), 1, 3, null_mut())
+        },
+        LC_ERR_SUBSCRIPTION_ENDED
+    );
+    let message = last_error();
+    assert!(
+        message.starts_with("lc_subscription_push_snapshot_rows: ")
+            && message.contains("must resync"),
+        "{message}"
+    );
+    // The other calls on it say the same, with the same status.
+    assert_status!(
+        // SAFETY: the report may be NULL.
+        unsafe { lc_subscription_complete_initial_load(manager, gated, null_mut()) },
+        LC_ERR_SUBSCRIPTION_ENDED
+    );
+    // Its subscriber was told once, with the matching terminal notification.
+    let notification = recv(manager, connection);
+    assert_eq!(
+        notification_info(notification).kind,
+        lc_notification_kind::LC_NOTIFICATION_RESYNC_REQUIRED as u32
+    );
+    assert_eq!(lc_notification_free(notification), LC_OK);
+    assert_eq!(try_recv_status(manager, connection), LC_EMPTY);
+    // Cancelling an ended subscription succeeds once; then it is unknown.
+    assert_status!(lc_subscription_cancel(manager, gated), LC_OK);
+    assert_status!(
+        lc_subscription_cancel(manager, gated),
+        LC_ERR_UNKNOWN_SUBSCRIPTION
+    );
+    assert_eq!(lc_manager_free(manager), LC_OK);
+    assert_eq!(live_handle_counts(), before);
 }

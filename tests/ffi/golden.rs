@@ -166,15 +166,27 @@ fn every_notification_kind_has_its_golden_json() {
         &options(LC_SUBSCRIBE_INITIAL_LOAD),
     );
     let snapshot = [int(1), text(ann), float(1.5), int(2), text(bob), int(1)];
-    assert_status!(lc_set_snapshot_boundary(manager, loading, 9), LC_OK);
+    assert_status!(
+        lc_subscription_set_snapshot_boundary(manager, loading, 9),
+        LC_OK
+    );
     assert_status!(
         // SAFETY: two rows of three values; the progress report may be NULL.
-        unsafe { lc_push_snapshot_rows(manager, loading, snapshot.as_ptr(), 2, 3, null_mut()) },
+        unsafe {
+            lc_subscription_push_snapshot_rows(
+                manager,
+                loading,
+                snapshot.as_ptr(),
+                2,
+                3,
+                null_mut(),
+            )
+        },
         LC_OK
     );
     assert_status!(
         // SAFETY: the report may be NULL.
-        unsafe { lc_complete_initial_load(manager, loading, null_mut()) },
+        unsafe { lc_subscription_complete_initial_load(manager, loading, null_mut()) },
         LC_OK
     );
     drain(&mut lines);
@@ -226,7 +238,10 @@ fn every_notification_kind_has_its_golden_json() {
     let mut resume = options(LC_SUBSCRIBE_RESUME);
     resume.resume_from = 3;
     let unavailable = subscribe(manager, connection, "SELECT id FROM golden.rows", &resume);
-    assert_status!(lc_resume_unavailable(manager, unavailable), LC_OK);
+    assert_status!(
+        lc_subscription_resume_unavailable(manager, unavailable),
+        LC_OK
+    );
     drain(&mut lines);
     register_table(
         manager,
@@ -323,7 +338,7 @@ fn every_event_has_its_golden_json() {
     // 31 s later: the anonymous connection timed out authenticating, alice is due a ping.
     assert_status!(
         // SAFETY: the report may be NULL.
-        unsafe { lc_check_connections(manager, 1_031_000, null_mut()) },
+        unsafe { lc_manager_check_connections(manager, 1_031_000, null_mut()) },
         LC_OK
     );
     drain(&mut lines, anonymous);
@@ -331,12 +346,15 @@ fn every_event_has_its_golden_json() {
     // 91 s without a heartbeat.
     assert_status!(
         // SAFETY: as above.
-        unsafe { lc_check_connections(manager, 1_091_000, null_mut()) },
+        unsafe { lc_manager_check_connections(manager, 1_091_000, null_mut()) },
         LC_OK
     );
     drain(&mut lines, alice);
-    // SAFETY: the report may be NULL.
-    assert_status!(unsafe { lc_shutdown(manager, 0, null_mut()) }, LC_OK);
+    assert_status!(
+        // SAFETY: the report may be NULL.
+        unsafe { lc_manager_shutdown(manager, 0, null_mut()) },
+        LC_OK
+    );
     drain(&mut lines, anonymous);
     drain(&mut lines, alice);
     for event in [

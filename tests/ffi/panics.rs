@@ -25,12 +25,12 @@ fn a_panic_inside_a_call_comes_back_as_a_status() {
     inject_panic_on_next_call();
     assert_status!(
         // SAFETY: `insert` borrows `row`; the summary may be NULL.
-        unsafe { lc_publish(manager, 1, &insert, null_mut()) },
+        unsafe { lc_change_publish(manager, 1, &insert, null_mut()) },
         LC_ERR_PANIC
     );
     let message = last_error();
     assert!(
-        message.starts_with("lc_publish: panic caught at the C boundary"),
+        message.starts_with("lc_change_publish: panic caught at the C boundary"),
         "{message}"
     );
     assert!(message.contains("panic injected by a test"), "{message}");
@@ -38,7 +38,7 @@ fn a_panic_inside_a_call_comes_back_as_a_status() {
     assert_eq!(stats(manager).published, 0);
     assert_status!(
         // SAFETY: as above.
-        unsafe { lc_publish(manager, 1, &insert, null_mut()) },
+        unsafe { lc_change_publish(manager, 1, &insert, null_mut()) },
         LC_OK
     );
 
@@ -80,7 +80,7 @@ fn assert_usable(manager: lc_manager, messages: u32, seq: u64) {
     );
     assert!(summary.enqueued >= 1, "{summary:?}");
     assert!(recv_json(manager, other).contains(&format!(r#""seq":{seq}"#)));
-    assert_status!(lc_unsubscribe(manager, live), LC_OK);
+    assert_status!(lc_subscription_cancel(manager, live), LC_OK);
     assert_status!(lc_connection_unregister(manager, other), LC_OK);
 }
 
@@ -149,7 +149,7 @@ fn a_panic_with_the_event_receiver_taken_releases_it() {
     // 31 s later alice is due a ping.
     assert_status!(
         // SAFETY: the report may be NULL.
-        unsafe { lc_check_connections(manager, 1_031_000, null_mut()) },
+        unsafe { lc_manager_check_connections(manager, 1_031_000, null_mut()) },
         LC_OK
     );
     inject_panic_at(PanicPoint::ReceiverTaken);
@@ -191,12 +191,12 @@ fn a_panic_after_the_changes_were_converted_publishes_nothing_and_poisons_nothin
     let mut summary = summary();
     assert_status!(
         // SAFETY: `insert` borrows `row`; `summary` is a live local.
-        unsafe { lc_publish(manager, 1, &insert, &mut summary) },
+        unsafe { lc_change_publish(manager, 1, &insert, &mut summary) },
         LC_ERR_PANIC
     );
     let message = last_error();
     assert!(
-        message.starts_with("lc_publish: panic caught at the C boundary"),
+        message.starts_with("lc_change_publish: panic caught at the C boundary"),
         "{message}"
     );
     assert!(message.contains("ChangesConverted"), "{message}");
@@ -208,11 +208,11 @@ fn a_panic_after_the_changes_were_converted_publishes_nothing_and_poisons_nothin
     let commit = [insert, insert];
     assert_status!(
         // SAFETY: `commit` borrows `row`; the summary may be NULL.
-        unsafe { lc_publish_commit(manager, 1, commit.as_ptr(), 2, null_mut()) },
+        unsafe { lc_commit_publish(manager, 1, commit.as_ptr(), 2, null_mut()) },
         LC_ERR_PANIC
     );
     assert!(
-        last_error().starts_with("lc_publish_commit: panic caught"),
+        last_error().starts_with("lc_commit_publish: panic caught"),
         "{}",
         last_error()
     );
@@ -221,7 +221,7 @@ fn a_panic_after_the_changes_were_converted_publishes_nothing_and_poisons_nothin
     // The same publish goes through now, and is delivered once.
     assert_status!(
         // SAFETY: as above.
-        unsafe { lc_publish(manager, 1, &insert, &mut summary) },
+        unsafe { lc_change_publish(manager, 1, &insert, &mut summary) },
         LC_OK
     );
     assert_eq!(summary.enqueued, 1);
@@ -243,7 +243,7 @@ fn a_panic_point_a_call_does_not_reach_stays_armed_for_this_thread_only() {
         let row = [int(1), int(1), nil()];
         let insert = change(messages, lc_change_type::LC_CHANGE_INSERT, &row, None);
         // SAFETY: `insert` borrows `row`, a live local.
-        unsafe { lc_publish(manager, 1, &insert, null_mut()) }
+        unsafe { lc_change_publish(manager, 1, &insert, null_mut()) }
     });
     assert_eq!(other.join().unwrap(), LC_OK);
     // Calls of this thread that do not reach the point are not affected either...
@@ -251,12 +251,12 @@ fn a_panic_point_a_call_does_not_reach_stays_armed_for_this_thread_only() {
     // ...and the next one that does panics there, once.
     assert_status!(
         // SAFETY: as above.
-        unsafe { lc_publish(manager, 2, &insert, null_mut()) },
+        unsafe { lc_change_publish(manager, 2, &insert, null_mut()) },
         LC_ERR_PANIC
     );
     assert_status!(
         // SAFETY: as above.
-        unsafe { lc_publish(manager, 2, &insert, null_mut()) },
+        unsafe { lc_change_publish(manager, 2, &insert, null_mut()) },
         LC_OK
     );
     assert_status!(lc_manager_free(manager), LC_OK);

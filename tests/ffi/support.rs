@@ -93,7 +93,7 @@ pub fn register_table(
     assert_status!(
         // SAFETY: every pointer is a live NUL-terminated string or a live local.
         unsafe {
-            lc_register_table(
+            lc_table_register(
                 manager,
                 namespace.as_ptr(),
                 name.as_ptr(),
@@ -121,15 +121,15 @@ pub fn connect(manager: lc_manager, user: &str) -> u64 {
     id
 }
 
-pub fn options(flags: u32) -> lc_subscribe_options {
-    let mut options = lc_subscribe_options {
-        struct_size: std::mem::size_of::<lc_subscribe_options>() as u32,
+pub fn options(flags: u32) -> lc_subscription_options {
+    let mut options = lc_subscription_options {
+        struct_size: std::mem::size_of::<lc_subscription_options>() as u32,
         flags: 0,
         batch_size: 0,
         resume_from: 0,
     };
     // SAFETY: `options` is a live local with its struct_size set.
-    assert_eq!(unsafe { lc_subscribe_options_init(&mut options) }, LC_OK);
+    assert_eq!(unsafe { lc_subscription_options_init(&mut options) }, LC_OK);
     options.flags = flags;
     options
 }
@@ -139,7 +139,7 @@ pub fn subscribe(
     manager: lc_manager,
     connection: u64,
     sql: &str,
-    options: &lc_subscribe_options,
+    options: &lc_subscription_options,
 ) -> lc_live_query_id {
     let result = subscribe_result(manager, connection, sql, options);
     let info = result_info(result);
@@ -151,13 +151,15 @@ pub fn subscribe_result(
     manager: lc_manager,
     connection: u64,
     sql: &str,
-    options: &lc_subscribe_options,
+    options: &lc_subscription_options,
 ) -> lc_subscription_result {
     let sql = c(sql);
     let mut result = lc_subscription_result::default();
     assert_status!(
         // SAFETY: `sql` is a live NUL-terminated string; the others are live locals.
-        unsafe { lc_subscribe_sql(manager, connection, sql.as_ptr(), options, &mut result) },
+        unsafe {
+            lc_subscription_create_sql(manager, connection, sql.as_ptr(), options, &mut result)
+        },
         LC_OK
     );
     result
@@ -271,7 +273,7 @@ pub fn publish(manager: lc_manager, seq: u64, changes: &[lc_change]) -> lc_publi
     let mut out = summary();
     assert_status!(
         // SAFETY: the changes' pointers borrow rows the caller keeps alive; `out` is a live local.
-        unsafe { lc_publish_commit(manager, seq, changes.as_ptr(), changes.len(), &mut out) },
+        unsafe { lc_commit_publish(manager, seq, changes.as_ptr(), changes.len(), &mut out) },
         LC_OK
     );
     out
@@ -339,7 +341,7 @@ pub fn stats(manager: lc_manager) -> lc_stats {
     let mut stats: lc_stats = unsafe { std::mem::zeroed() };
     stats.struct_size = std::mem::size_of::<lc_stats>() as u32;
     // SAFETY: `stats` is a live local with its struct_size set.
-    assert_status!(unsafe { lc_get_stats(manager, &mut stats) }, LC_OK);
+    assert_status!(unsafe { lc_manager_get_stats(manager, &mut stats) }, LC_OK);
     stats
 }
 

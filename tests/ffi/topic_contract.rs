@@ -278,13 +278,13 @@ fn case_lc_topic_get_info() {
     );
 }
 
-fn case_lc_topic_partition_bounds() {
+fn case_lc_topic_get_partition_bounds() {
     let f = Topics::new();
     let (mut start, mut end) = (77, 77);
     // SAFETY: see above.
     unsafe {
         let bounds = |name: *const c_char, partition, start: *mut u64, end: *mut u64| {
-            lc_topic_partition_bounds(f.manager, name, partition, start, end)
+            lc_topic_get_partition_bounds(f.manager, name, partition, start, end)
         };
         assert_status!(
             bounds(f.t.as_ptr(), 0, null_mut(), &mut end),
@@ -311,7 +311,7 @@ fn case_lc_topic_partition_bounds() {
             LC_ERR_UNKNOWN_TOPIC
         );
         assert_status!(
-            lc_topic_partition_bounds(f.stale_manager, f.t.as_ptr(), 0, &mut start, &mut end),
+            lc_topic_get_partition_bounds(f.stale_manager, f.t.as_ptr(), 0, &mut start, &mut end),
             LC_ERR_INVALID_HANDLE
         );
         assert_eq!((start, end), (77, 77), "a refused call writes nothing");
@@ -323,14 +323,14 @@ fn case_lc_topic_partition_bounds() {
     assert_eq!((start, end), (0, 1));
 }
 
-fn case_lc_topic_last_write_error() {
+fn case_lc_topic_get_last_write_error() {
     let f = Topics::new();
     let mut buffer = [b'x' as c_char; 8];
     let mut len = 77;
     // SAFETY: see above.
     unsafe {
         let last = |name: *const c_char, buffer: *mut c_char, capacity, len: *mut usize| {
-            lc_topic_last_write_error(f.manager, name, buffer, capacity, len)
+            lc_topic_get_last_write_error(f.manager, name, buffer, capacity, len)
         };
         assert_status!(
             last(f.t.as_ptr(), buffer.as_mut_ptr(), 8, null_mut()),
@@ -357,7 +357,7 @@ fn case_lc_topic_last_write_error() {
             LC_ERR_UNKNOWN_TOPIC
         );
         assert_status!(
-            lc_topic_last_write_error(f.stale_manager, f.t.as_ptr(), null_mut(), 0, &mut len),
+            lc_topic_get_last_write_error(f.stale_manager, f.t.as_ptr(), null_mut(), 0, &mut len),
             LC_ERR_INVALID_HANDLE
         );
         assert_eq!(
@@ -1215,33 +1215,33 @@ fn case_lc_topic_commit() {
     assert_eq!(group_partition(f.manager, "t", "g", p).committed, 1);
 }
 
-fn case_lc_topic_commit_batch() {
+fn case_lc_topic_batch_commit() {
     let f = Topics::new();
     assert_status!(
-        lc_topic_commit_batch(f.manager, f.worker, f.stale_batch),
+        lc_topic_batch_commit(f.manager, f.worker, f.stale_batch),
         LC_ERR_INVALID_HANDLE
     );
     assert_status!(
-        lc_topic_commit_batch(f.manager, f.worker, lc_topic_batch::default()),
+        lc_topic_batch_commit(f.manager, f.worker, lc_topic_batch::default()),
         LC_ERR_INVALID_HANDLE
     );
     assert_status!(
-        lc_topic_commit_batch(f.stale_manager, f.worker, f.batch),
+        lc_topic_batch_commit(f.stale_manager, f.worker, f.batch),
         LC_ERR_INVALID_HANDLE
     );
     assert_status!(
-        lc_topic_commit_batch(f.manager, u64::MAX, f.batch),
+        lc_topic_batch_commit(f.manager, u64::MAX, f.batch),
         LC_ERR_UNKNOWN_CONNECTION
     );
     assert_status!(
-        lc_topic_commit_batch(f.manager, f.other, f.batch),
+        lc_topic_batch_commit(f.manager, f.other, f.batch),
         LC_ERR_NOT_LEASE_HOLDER
     );
     assert_eq!(
         group_partition(f.manager, "t", "g", f.partition).committed,
         0
     );
-    assert_status!(lc_topic_commit_batch(f.manager, f.worker, f.batch), LC_OK);
+    assert_status!(lc_topic_batch_commit(f.manager, f.worker, f.batch), LC_OK);
     assert_eq!(
         group_partition(f.manager, "t", "g", f.partition).committed,
         1
@@ -1316,8 +1316,14 @@ pub const TOPIC_CASES: &[(&str, fn())] = &[
     ("lc_topic_create", case_lc_topic_create),
     ("lc_topic_delete", case_lc_topic_delete),
     ("lc_topic_get_info", case_lc_topic_get_info),
-    ("lc_topic_partition_bounds", case_lc_topic_partition_bounds),
-    ("lc_topic_last_write_error", case_lc_topic_last_write_error),
+    (
+        "lc_topic_get_partition_bounds",
+        case_lc_topic_get_partition_bounds,
+    ),
+    (
+        "lc_topic_get_last_write_error",
+        case_lc_topic_get_last_write_error,
+    ),
     ("lc_topic_publish", case_lc_topic_publish),
     (
         "lc_topic_route_options_init",
@@ -1352,7 +1358,7 @@ pub const TOPIC_CASES: &[(&str, fn())] = &[
     ),
     ("lc_topic_batch_free", case_lc_topic_batch_free),
     ("lc_topic_commit", case_lc_topic_commit),
-    ("lc_topic_commit_batch", case_lc_topic_commit_batch),
+    ("lc_topic_batch_commit", case_lc_topic_batch_commit),
     ("lc_topic_seek", case_lc_topic_seek),
     ("lc_topic_group_leave", case_lc_topic_group_leave),
 ];

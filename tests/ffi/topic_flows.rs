@@ -78,7 +78,7 @@ fn a_route_feeds_a_topic_consumed_by_a_long_poll_racing_the_publish() {
         ]
     );
     assert!(stats(manager).consume_parks >= 1);
-    assert_status!(lc_topic_commit_batch(manager, consumer, batch), LC_OK);
+    assert_status!(lc_topic_batch_commit(manager, consumer, batch), LC_OK);
     assert_eq!(lc_topic_batch_free(batch), LC_OK);
     assert_eq!(group_partition(manager, "room7", "indexer", 0).committed, 1);
 
@@ -137,7 +137,7 @@ fn a_route_feeds_a_topic_consumed_by_a_long_poll_racing_the_publish() {
         (partition.committed, partition.lag, partition.delivered),
         (3, 2, 5)
     );
-    assert_status!(lc_topic_commit_batch(manager, consumer, batch), LC_OK);
+    assert_status!(lc_topic_batch_commit(manager, consumer, batch), LC_OK);
     assert_eq!(lc_topic_batch_free(batch), LC_OK);
 
     // The timeout passes: an empty batch.
@@ -204,7 +204,7 @@ fn uncommitted_messages_are_handed_out_again_after_the_lease_expires() {
         commit(manager, first, "jobs", "workers", 0, 2),
         LC_ERR_NOT_LEASE_HOLDER
     );
-    assert_status!(lc_topic_commit_batch(manager, second, batch), LC_OK);
+    assert_status!(lc_topic_batch_commit(manager, second, batch), LC_OK);
     assert_eq!(lc_topic_batch_free(batch), LC_OK);
     let partition = group_partition(manager, "jobs", "workers", 0);
     assert_eq!(
@@ -235,7 +235,7 @@ fn offsets_outside_the_retained_range_are_offset_out_of_range() {
     let (mut start, mut end) = (0, 0);
     assert_status!(
         // SAFETY: the string and the outs are live.
-        unsafe { lc_topic_partition_bounds(manager, name.as_ptr(), 0, &mut start, &mut end) },
+        unsafe { lc_topic_get_partition_bounds(manager, name.as_ptr(), 0, &mut start, &mut end) },
         LC_OK
     );
     assert_eq!((start, end), (3, 5), "retention kept the last two");
@@ -315,8 +315,11 @@ fn shutdown_unregistering_and_freeing_wake_a_parked_consume() {
     // Shutdown.
     let (manager, consumer) = topic_with_consumer();
     let waiter = parked_consume(manager, consumer);
-    // SAFETY: the report may be NULL.
-    assert_status!(unsafe { lc_shutdown(manager, 0, null_mut()) }, LC_OK);
+    assert_status!(
+        // SAFETY: the report may be NULL.
+        unsafe { lc_manager_shutdown(manager, 0, null_mut()) },
+        LC_OK
+    );
     let (status, batch, waited) = waiter.join().unwrap();
     assert_eq!(status, LC_ERR_SHUTTING_DOWN);
     assert_eq!(batch, lc_topic_batch::default(), "nothing was handed out");
@@ -442,7 +445,7 @@ fn topic_limits_come_from_lc_config_and_an_older_struct_size_keeps_the_defaults(
     older.struct_size = offset_of!(lc_publish_summary, topic_messages) as u32;
     assert_status!(
         // SAFETY: `insert` borrows `row`; `older` is a live local.
-        unsafe { lc_publish(manager, 1, &insert, &mut older) },
+        unsafe { lc_change_publish(manager, 1, &insert, &mut older) },
         LC_OK
     );
     assert_eq!(older.topic_messages, 99, "beyond struct_size: not written");
@@ -451,8 +454,11 @@ fn topic_limits_come_from_lc_config_and_an_older_struct_size_keeps_the_defaults(
         offset_of!(lc_publish_summary, topic_messages)
     );
     let mut full = summary();
-    // SAFETY: as above.
-    assert_status!(unsafe { lc_publish(manager, 2, &insert, &mut full) }, LC_OK);
+    assert_status!(
+        // SAFETY: as above.
+        unsafe { lc_change_publish(manager, 2, &insert, &mut full) },
+        LC_OK
+    );
     assert_eq!(full.topic_messages, 1);
     let stats = stats(manager);
     assert_eq!((stats.topic_messages, stats.topic_write_failures), (2, 0));
@@ -554,7 +560,7 @@ fn a_route_broken_by_a_schema_change_counts_failed_writes_with_the_reason() {
     let mut len = 0;
     assert_status!(
         // SAFETY: the string is live; a NULL buffer with capacity 0 asks for the length.
-        unsafe { lc_topic_last_write_error(manager, name.as_ptr(), null_mut(), 0, &mut len) },
+        unsafe { lc_topic_get_last_write_error(manager, name.as_ptr(), null_mut(), 0, &mut len) },
         LC_OK
     );
     assert!(len > 10);
@@ -564,7 +570,7 @@ fn a_route_broken_by_a_schema_change_counts_failed_writes_with_the_reason() {
     // SAFETY: the buffers are live and as large as declared.
     unsafe {
         assert_status!(
-            lc_topic_last_write_error(
+            lc_topic_get_last_write_error(
                 manager,
                 name.as_ptr(),
                 whole.as_mut_ptr(),
@@ -580,7 +586,7 @@ fn a_route_broken_by_a_schema_change_counts_failed_writes_with_the_reason() {
             .to_string();
         assert!(message.contains("body"), "{message}");
         assert_status!(
-            lc_topic_last_write_error(
+            lc_topic_get_last_write_error(
                 manager,
                 name.as_ptr(),
                 short.as_mut_ptr(),

@@ -3,7 +3,7 @@
 //! commit into it and a second manager over the same store resumes where they were. Then
 //! its failures: offsets out of range, a failing append, a damaged blob, lying callbacks,
 //! and `free_user_data` called exactly once. Also `lc_topic_read`, `lc_topic_list` and
-//! `lc_topic_routes`.
+//! `lc_topic_route_list`.
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_void, CStr};
@@ -399,7 +399,7 @@ pub fn try_read(
 }
 
 fn commit_batch(manager: lc_manager, consumer: u64, batch: lc_topic_batch) {
-    assert_status!(lc_topic_commit_batch(manager, consumer, batch), LC_OK);
+    assert_status!(lc_topic_batch_commit(manager, consumer, batch), LC_OK);
 }
 
 fn insert(messages: u32, row: &[lc_value]) -> lc_change {
@@ -477,7 +477,7 @@ fn a_host_store_backs_a_routed_topic_and_groups_resume_after_a_restart() {
     assert_eq!(seqs(read), [11, 12]);
     assert_eq!(batch_info(read).position_count, 0);
     assert_status!(
-        lc_topic_commit_batch(manager, consumer, read),
+        lc_topic_batch_commit(manager, consumer, read),
         LC_ERR_INVALID_ARGUMENT
     );
     assert_eq!(lc_topic_batch_free(read), LC_OK);
@@ -619,7 +619,13 @@ fn store_failures_come_back_as_statuses_and_counters() {
     assert_status!(
         // SAFETY: the buffer and length are live locals.
         unsafe {
-            lc_topic_last_write_error(manager, topic.as_ptr(), buffer.as_mut_ptr(), 256, &mut len)
+            lc_topic_get_last_write_error(
+                manager,
+                topic.as_ptr(),
+                buffer.as_mut_ptr(),
+                256,
+                &mut len,
+            )
         },
         LC_OK
     );
@@ -730,19 +736,16 @@ fn topics_and_routes_are_listed() {
         LC_OK
     );
 
-    let mut names = lc_topic_name_list::default();
+    let mut names = lc_topic_names::default();
     let mut count = 0;
     // SAFETY: the out-pointers are live locals; names are read before the list is freed.
     unsafe {
         assert_status!(lc_topic_list(manager, &mut names), LC_OK);
-        assert_status!(lc_topic_name_list_count(names, &mut count), LC_OK);
+        assert_status!(lc_topic_names_count(names, &mut count), LC_OK);
         let listed: Vec<String> = (0..count)
             .map(|index| {
                 let (mut name, mut len) = (null(), 0);
-                assert_status!(
-                    lc_topic_name_list_get(names, index, &mut name, &mut len),
-                    LC_OK
-                );
+                assert_status!(lc_topic_names_get(names, index, &mut name, &mut len), LC_OK);
                 let name = CStr::from_ptr(name).to_str().unwrap().to_string();
                 assert_eq!(name.len(), len);
                 name
@@ -750,19 +753,22 @@ fn topics_and_routes_are_listed() {
             .collect();
         assert_eq!(listed, ["a", "b"]);
     }
-    assert_eq!(lc_topic_name_list_free(names), LC_OK);
+    assert_eq!(lc_topic_names_free(names), LC_OK);
 
-    let mut routes = lc_topic_route_list::default();
+    let mut routes = lc_topic_routes::default();
     // SAFETY: the out-pointers are live locals; strings are read before the list is freed.
     unsafe {
-        assert_status!(lc_topic_routes(manager, table.as_ptr(), &mut routes), LC_OK);
-        assert_status!(lc_topic_route_list_count(routes, &mut count), LC_OK);
+        assert_status!(
+            lc_topic_route_list(manager, table.as_ptr(), &mut routes),
+            LC_OK
+        );
+        assert_status!(lc_topic_routes_count(routes, &mut count), LC_OK);
         assert_eq!(count, 2);
         let text = |ptr: *const c_char| {
             (!ptr.is_null()).then(|| CStr::from_ptr(ptr).to_str().unwrap().to_string())
         };
         let mut info: lc_topic_route_info = sized_struct();
-        assert_status!(lc_topic_route_list_get(routes, 0, &mut info), LC_OK);
+        assert_status!(lc_topic_routes_get(routes, 0, &mut info), LC_OK);
         assert_eq!(info.id, keyed);
         assert_eq!(info.table, messages);
         assert_eq!(
@@ -777,21 +783,35 @@ fn topics_and_routes_are_listed() {
         assert_eq!(text(info.broken), None);
         assert_eq!(info.column_count, 2);
         let mut column = null();
-        assert_status!(lc_topic_route_list_column(routes, 0, 1, &mut column), LC_OK);
+        let mut column_len = 0;
+        assert_status!(
+            lc_topic_routes_column(routes, 0, 1, &mut column, &mut column_len),
+            LC_OK
+        );
         assert_eq!(text(column).as_deref(), Some("body"));
+        assert_eq!(column_len, 4);
+        assert_eq!(
+            (
+                info.table_namespace_len,
+                info.table_name_len,
+                info.key_column_len
+            ),
+            (4, 8, 2)
+        );
+        assert_eq!(info.broken_len, 0);
 
-        assert_status!(lc_topic_route_list_get(routes, 1, &mut info), LC_OK);
+        assert_status!(lc_topic_routes_get(routes, 1, &mut info), LC_OK);
         assert_eq!(info.id, all);
         assert_eq!(info.flags, LC_TOPIC_ROUTE_ALL_COLUMNS);
         assert_eq!(info.change_types, LC_TOPIC_CHANGE_ALL);
         assert_eq!((text(info.filter), text(info.key_column)), (None, None));
         assert_eq!(info.column_count, 0);
         assert_status!(
-            lc_topic_route_list_column(routes, 1, 0, &mut column),
+            lc_topic_routes_column(routes, 1, 0, &mut column, &mut column_len),
             LC_ERR_INDEX_OUT_OF_RANGE
         );
     }
-    assert_eq!(lc_topic_route_list_free(routes), LC_OK);
+    assert_eq!(lc_topic_routes_free(routes), LC_OK);
     assert_eq!(lc_manager_free(manager), LC_OK);
     assert_eq!(live_handle_counts(), before);
 }

@@ -25,10 +25,10 @@ struct Fixture {
     manager: lc_manager,
     store: Arc<TestStore>,
     stale_manager: lc_manager,
-    names: lc_topic_name_list,
-    stale_names: lc_topic_name_list,
-    routes: lc_topic_route_list,
-    stale_routes: lc_topic_route_list,
+    names: lc_topic_names,
+    stale_names: lc_topic_names,
+    routes: lc_topic_routes,
+    stale_routes: lc_topic_routes,
     t: CString,
 }
 
@@ -47,19 +47,19 @@ impl Fixture {
         let stale_manager = manager_with(&config());
         assert_eq!(lc_manager_free(stale_manager), LC_OK);
         let t = c("t");
-        let mut lists = [lc_topic_name_list::default(); 2];
-        let mut route_lists = [lc_topic_route_list::default(); 2];
+        let mut lists = [lc_topic_names::default(); 2];
+        let mut route_lists = [lc_topic_routes::default(); 2];
         // SAFETY: the string is live; the out-pointers are live locals.
         unsafe {
             for list in &mut lists {
                 assert_status!(lc_topic_list(manager, list), LC_OK);
             }
             for list in &mut route_lists {
-                assert_status!(lc_topic_routes(manager, t.as_ptr(), list), LC_OK);
+                assert_status!(lc_topic_route_list(manager, t.as_ptr(), list), LC_OK);
             }
         }
-        assert_eq!(lc_topic_name_list_free(lists[1]), LC_OK);
-        assert_eq!(lc_topic_route_list_free(route_lists[1]), LC_OK);
+        assert_eq!(lc_topic_names_free(lists[1]), LC_OK);
+        assert_eq!(lc_topic_routes_free(route_lists[1]), LC_OK);
         Self {
             manager,
             store,
@@ -75,8 +75,8 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        assert_eq!(lc_topic_name_list_free(self.names), LC_OK);
-        assert_eq!(lc_topic_route_list_free(self.routes), LC_OK);
+        assert_eq!(lc_topic_names_free(self.names), LC_OK);
+        assert_eq!(lc_topic_routes_free(self.routes), LC_OK);
         assert_eq!(lc_manager_free(self.manager), LC_OK);
         assert_eq!(self.store.freed(), 1);
     }
@@ -303,7 +303,7 @@ fn case_lc_topic_read() {
 
 fn case_lc_topic_list() {
     let f = Fixture::new();
-    let mut list = lc_topic_name_list::default();
+    let mut list = lc_topic_names::default();
     // SAFETY: see above.
     unsafe {
         assert_status!(lc_topic_list(f.manager, null_mut()), LC_ERR_NULL_ARGUMENT);
@@ -313,135 +313,132 @@ fn case_lc_topic_list() {
         );
         assert_status!(lc_topic_list(f.manager, &mut list), LC_OK);
     }
-    assert_eq!(lc_topic_name_list_free(list), LC_OK);
+    assert_eq!(lc_topic_names_free(list), LC_OK);
 }
 
-fn case_lc_topic_name_list_count() {
+fn case_lc_topic_names_count() {
     let f = Fixture::new();
     let mut count = 0;
     // SAFETY: see above.
     unsafe {
         assert_status!(
-            lc_topic_name_list_count(f.names, null_mut()),
+            lc_topic_names_count(f.names, null_mut()),
             LC_ERR_NULL_ARGUMENT
         );
         assert_status!(
-            lc_topic_name_list_count(f.stale_names, &mut count),
+            lc_topic_names_count(f.stale_names, &mut count),
             LC_ERR_INVALID_HANDLE
         );
         assert_status!(
-            lc_topic_name_list_count(lc_topic_name_list::default(), &mut count),
+            lc_topic_names_count(lc_topic_names::default(), &mut count),
             LC_ERR_INVALID_HANDLE
         );
         assert_status!(
-            lc_topic_name_list_count(lc_topic_name_list { id: f.routes.id }, &mut count),
+            lc_topic_names_count(lc_topic_names { id: f.routes.id }, &mut count),
             LC_ERR_INVALID_HANDLE
         );
-        assert_status!(lc_topic_name_list_count(f.names, &mut count), LC_OK);
+        assert_status!(lc_topic_names_count(f.names, &mut count), LC_OK);
     }
     assert_eq!(count, 1);
 }
 
-fn case_lc_topic_name_list_get() {
+fn case_lc_topic_names_get() {
     let f = Fixture::new();
     let (mut name, mut len) = (null(), 0);
     // SAFETY: see above.
     unsafe {
         assert_status!(
-            lc_topic_name_list_get(f.names, 0, null_mut(), &mut len),
+            lc_topic_names_get(f.names, 0, null_mut(), &mut len),
             LC_ERR_NULL_ARGUMENT
         );
         assert_status!(
-            lc_topic_name_list_get(f.names, 0, &mut name, null_mut()),
+            lc_topic_names_get(f.names, 0, &mut name, null_mut()),
             LC_ERR_NULL_ARGUMENT
         );
         assert_status!(
-            lc_topic_name_list_get(f.names, 1, &mut name, &mut len),
+            lc_topic_names_get(f.names, 1, &mut name, &mut len),
             LC_ERR_INDEX_OUT_OF_RANGE
         );
         assert_status!(
-            lc_topic_name_list_get(f.stale_names, 0, &mut name, &mut len),
+            lc_topic_names_get(f.stale_names, 0, &mut name, &mut len),
             LC_ERR_INVALID_HANDLE
         );
         assert!(name.is_null());
-        assert_status!(
-            lc_topic_name_list_get(f.names, 0, &mut name, &mut len),
-            LC_OK
-        );
+        assert_status!(lc_topic_names_get(f.names, 0, &mut name, &mut len), LC_OK);
         assert_eq!(std::ffi::CStr::from_ptr(name), c"t");
     }
     assert_eq!(len, 1);
 }
 
-fn case_lc_topic_name_list_free() {
+fn case_lc_topic_names_free() {
     let f = Fixture::new();
     assert_status!(
-        lc_topic_name_list_free(lc_topic_name_list::default()),
+        lc_topic_names_free(lc_topic_names::default()),
         LC_ERR_INVALID_HANDLE
     );
+    assert_status!(lc_topic_names_free(f.stale_names), LC_ERR_INVALID_HANDLE);
     assert_status!(
-        lc_topic_name_list_free(f.stale_names),
-        LC_ERR_INVALID_HANDLE
-    );
-    assert_status!(
-        lc_topic_name_list_free(lc_topic_name_list { id: f.routes.id }),
+        lc_topic_names_free(lc_topic_names { id: f.routes.id }),
         LC_ERR_INVALID_HANDLE
     );
 }
 
-fn case_lc_topic_routes() {
+fn case_lc_topic_route_list() {
     let f = Fixture::new();
     let nope = c("nope");
-    let mut list = lc_topic_route_list::default();
+    let mut list = lc_topic_routes::default();
     // SAFETY: see above.
     unsafe {
         let m = f.manager;
-        assert_status!(lc_topic_routes(m, null(), &mut list), LC_ERR_NULL_ARGUMENT);
         assert_status!(
-            lc_topic_routes(m, bad_utf8(), &mut list),
-            LC_ERR_INVALID_UTF8
-        );
-        assert_status!(
-            lc_topic_routes(m, f.t.as_ptr(), null_mut()),
+            lc_topic_route_list(m, null(), &mut list),
             LC_ERR_NULL_ARGUMENT
         );
         assert_status!(
-            lc_topic_routes(m, nope.as_ptr(), &mut list),
+            lc_topic_route_list(m, bad_utf8(), &mut list),
+            LC_ERR_INVALID_UTF8
+        );
+        assert_status!(
+            lc_topic_route_list(m, f.t.as_ptr(), null_mut()),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_topic_route_list(m, nope.as_ptr(), &mut list),
             LC_ERR_UNKNOWN_TOPIC
         );
         assert_status!(
-            lc_topic_routes(f.stale_manager, f.t.as_ptr(), &mut list),
+            lc_topic_route_list(f.stale_manager, f.t.as_ptr(), &mut list),
             LC_ERR_INVALID_HANDLE
         );
-        assert_eq!(list, lc_topic_route_list::default());
-        assert_status!(lc_topic_routes(m, f.t.as_ptr(), &mut list), LC_OK);
+        assert_eq!(list, lc_topic_routes::default());
+        assert_status!(lc_topic_route_list(m, f.t.as_ptr(), &mut list), LC_OK);
     }
-    assert_eq!(lc_topic_route_list_free(list), LC_OK);
+    assert_eq!(lc_topic_routes_free(list), LC_OK);
 }
 
-fn case_lc_topic_route_list_count() {
+fn case_lc_topic_routes_count() {
     let f = Fixture::new();
     let mut count = 0;
     // SAFETY: see above.
     unsafe {
         assert_status!(
-            lc_topic_route_list_count(f.routes, null_mut()),
+            lc_topic_routes_count(f.routes, null_mut()),
             LC_ERR_NULL_ARGUMENT
         );
         assert_status!(
-            lc_topic_route_list_count(f.stale_routes, &mut count),
+            lc_topic_routes_count(f.stale_routes, &mut count),
             LC_ERR_INVALID_HANDLE
         );
         assert_status!(
-            lc_topic_route_list_count(lc_topic_route_list { id: f.names.id }, &mut count),
+            lc_topic_routes_count(lc_topic_routes { id: f.names.id }, &mut count),
             LC_ERR_INVALID_HANDLE
         );
-        assert_status!(lc_topic_route_list_count(f.routes, &mut count), LC_OK);
+        assert_status!(lc_topic_routes_count(f.routes, &mut count), LC_OK);
     }
     assert_eq!(count, 1);
 }
 
-fn case_lc_topic_route_list_get() {
+fn case_lc_topic_routes_get() {
     let f = Fixture::new();
     let mut info: lc_topic_route_info = sized_struct();
     let mut bad: lc_topic_route_info = sized_struct();
@@ -449,67 +446,73 @@ fn case_lc_topic_route_list_get() {
     // SAFETY: see above.
     unsafe {
         assert_status!(
-            lc_topic_route_list_get(f.routes, 0, null_mut()),
+            lc_topic_routes_get(f.routes, 0, null_mut()),
             LC_ERR_NULL_ARGUMENT
         );
         assert_status!(
-            lc_topic_route_list_get(f.routes, 0, &mut bad),
+            lc_topic_routes_get(f.routes, 0, &mut bad),
             LC_ERR_STRUCT_SIZE
         );
         assert_status!(
-            lc_topic_route_list_get(f.routes, 1, &mut info),
+            lc_topic_routes_get(f.routes, 1, &mut info),
             LC_ERR_INDEX_OUT_OF_RANGE
         );
         assert_status!(
-            lc_topic_route_list_get(f.stale_routes, 0, &mut info),
+            lc_topic_routes_get(f.stale_routes, 0, &mut info),
             LC_ERR_INVALID_HANDLE
         );
         assert_eq!(info.id, 0);
-        assert_status!(lc_topic_route_list_get(f.routes, 0, &mut info), LC_OK);
+        assert_status!(lc_topic_routes_get(f.routes, 0, &mut info), LC_OK);
     }
     assert_ne!(info.id, 0);
     assert_eq!(info.column_count, 2);
 }
 
-fn case_lc_topic_route_list_column() {
+fn case_lc_topic_routes_column() {
     let f = Fixture::new();
     let mut name = null();
+    let mut len = 0;
     // SAFETY: see above.
     unsafe {
         assert_status!(
-            lc_topic_route_list_column(f.routes, 0, 0, null_mut()),
+            lc_topic_routes_column(f.routes, 0, 0, null_mut(), &mut len),
             LC_ERR_NULL_ARGUMENT
         );
         assert_status!(
-            lc_topic_route_list_column(f.routes, 1, 0, &mut name),
+            lc_topic_routes_column(f.routes, 0, 0, &mut name, null_mut()),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_topic_routes_column(f.routes, 1, 0, &mut name, &mut len),
             LC_ERR_INDEX_OUT_OF_RANGE
         );
         assert_status!(
-            lc_topic_route_list_column(f.routes, 0, 2, &mut name),
+            lc_topic_routes_column(f.routes, 0, 2, &mut name, &mut len),
             LC_ERR_INDEX_OUT_OF_RANGE
         );
         assert_status!(
-            lc_topic_route_list_column(f.stale_routes, 0, 0, &mut name),
+            lc_topic_routes_column(f.stale_routes, 0, 0, &mut name, &mut len),
             LC_ERR_INVALID_HANDLE
         );
         assert!(name.is_null());
-        assert_status!(lc_topic_route_list_column(f.routes, 0, 0, &mut name), LC_OK);
+        assert_status!(
+            lc_topic_routes_column(f.routes, 0, 0, &mut name, &mut len),
+            LC_OK
+        );
         assert_eq!(std::ffi::CStr::from_ptr(name), c"id");
+        assert_eq!(len, 2);
     }
 }
 
-fn case_lc_topic_route_list_free() {
+fn case_lc_topic_routes_free() {
     let f = Fixture::new();
     assert_status!(
-        lc_topic_route_list_free(lc_topic_route_list::default()),
+        lc_topic_routes_free(lc_topic_routes::default()),
         LC_ERR_INVALID_HANDLE
     );
+    assert_status!(lc_topic_routes_free(f.stale_routes), LC_ERR_INVALID_HANDLE);
     assert_status!(
-        lc_topic_route_list_free(f.stale_routes),
-        LC_ERR_INVALID_HANDLE
-    );
-    assert_status!(
-        lc_topic_route_list_free(lc_topic_route_list { id: f.names.id }),
+        lc_topic_routes_free(lc_topic_routes { id: f.names.id }),
         LC_ERR_INVALID_HANDLE
     );
 }
@@ -523,15 +526,12 @@ pub const STORE_CASES: &[(&str, fn())] = &[
     ("lc_topic_read_sink_push", case_lc_topic_read_sink_push),
     ("lc_topic_read", case_lc_topic_read),
     ("lc_topic_list", case_lc_topic_list),
-    ("lc_topic_name_list_count", case_lc_topic_name_list_count),
-    ("lc_topic_name_list_get", case_lc_topic_name_list_get),
-    ("lc_topic_name_list_free", case_lc_topic_name_list_free),
-    ("lc_topic_routes", case_lc_topic_routes),
-    ("lc_topic_route_list_count", case_lc_topic_route_list_count),
-    ("lc_topic_route_list_get", case_lc_topic_route_list_get),
-    (
-        "lc_topic_route_list_column",
-        case_lc_topic_route_list_column,
-    ),
-    ("lc_topic_route_list_free", case_lc_topic_route_list_free),
+    ("lc_topic_names_count", case_lc_topic_names_count),
+    ("lc_topic_names_get", case_lc_topic_names_get),
+    ("lc_topic_names_free", case_lc_topic_names_free),
+    ("lc_topic_route_list", case_lc_topic_route_list),
+    ("lc_topic_routes_count", case_lc_topic_routes_count),
+    ("lc_topic_routes_get", case_lc_topic_routes_get),
+    ("lc_topic_routes_column", case_lc_topic_routes_column),
+    ("lc_topic_routes_free", case_lc_topic_routes_free),
 ];
