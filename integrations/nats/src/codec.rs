@@ -147,7 +147,10 @@ impl fmt::Display for CodecError {
             CodecError::InvalidUtf8 { at } => write!(f, "invalid UTF-8 at byte {at}"),
             CodecError::VarintOverflow { at } => write!(f, "varint overflows at byte {at}"),
             CodecError::LengthTooLarge { at, len } => {
-                write!(f, "length {len} at byte {at} exceeds the message or a limit")
+                write!(
+                    f,
+                    "length {len} at byte {at} exceeds the message or a limit"
+                )
             }
             CodecError::UnknownTableIndex { index, tables } => {
                 write!(f, "change names table {index} of {tables}")
@@ -496,7 +499,9 @@ impl<'a> Reader<'a> {
         let start = self.at;
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
-            let byte = self.byte().map_err(|_| CodecError::Truncated { at: start })?;
+            let byte = self
+                .byte()
+                .map_err(|_| CodecError::Truncated { at: start })?;
             let bits = u64::from(byte & 0x7f);
             if shift == 63 && bits > 1 {
                 return Err(CodecError::VarintOverflow { at: start });

@@ -113,10 +113,16 @@ impl fmt::Display for BridgeError {
                  the node applied {applied:?} last: commits are missing"
             ),
             BridgeError::Lost { from, to } => {
-                write!(f, "stream messages {from}..={to} were gone before the node read them")
+                write!(
+                    f,
+                    "stream messages {from}..={to} were gone before the node read them"
+                )
             }
             BridgeError::OutOfOrder { seq, last } => {
-                write!(f, "commit {seq} is not after the last appended commit {last}")
+                write!(
+                    f,
+                    "commit {seq} is not after the last appended commit {last}"
+                )
             }
             BridgeError::Live(error) => write!(f, "{error}"),
             BridgeError::Stopped => f.write_str("the bridge was stopped"),

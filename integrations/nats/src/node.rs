@@ -147,7 +147,9 @@ pub(crate) fn wall_ms() -> u64 {
 fn record_key(record: &LiveQueryRecord) -> String {
     format!(
         "lq.{}.{}.{}",
-        record.node_id.0, record.live_query_id.connection_id.0, record.live_query_id.subscription_id.0
+        record.node_id.0,
+        record.live_query_id.connection_id.0,
+        record.live_query_id.subscription_id.0
     )
 }
 
@@ -269,7 +271,10 @@ impl NodeBridge {
     pub fn stats(&self) -> NodeStats {
         let counters = &self.inner.counters;
         let applied = counters.applied_stream_seq.load(Ordering::Acquire);
-        let last = counters.stream_last_seq.load(Ordering::Relaxed).max(applied);
+        let last = counters
+            .stream_last_seq
+            .load(Ordering::Relaxed)
+            .max(applied);
         NodeStats {
             applied_stream_seq: applied,
             applied_seq: self.inner.applied_seq(),
@@ -507,7 +512,9 @@ impl Inner {
         if message.version != version || message.schema.table_id != *table {
             return Err(());
         }
-        self.manager.register_table(message.schema).map_err(|_| ())?;
+        self.manager
+            .register_table(message.schema)
+            .map_err(|_| ())?;
         state.versions.insert(
             table.clone(),
             TableVersion {
@@ -656,7 +663,10 @@ impl Inner {
                 }
                 None => return Err(BridgeError::Stopped),
             };
-            let stream_seq = message.info().nats("reading message metadata")?.stream_sequence;
+            let stream_seq = message
+                .info()
+                .nats("reading message metadata")?
+                .stream_sequence;
             if stream_seq != expected {
                 // Trimmed while we read: the client cannot be made whole from here.
                 return Ok(None);
@@ -744,8 +754,13 @@ impl Inner {
 
     async fn remote_records(&self) -> Result<Vec<LiveQueryRecord>, BridgeError> {
         let mut out = Vec::new();
-        for (key, value) in
-            read_prefix(&self.js, &self.records, "lq.", self.config.connection.request_timeout).await?
+        for (key, value) in read_prefix(
+            &self.js,
+            &self.records,
+            "lq.",
+            self.config.connection.request_timeout,
+        )
+        .await?
         {
             match codec::decode_record(&value) {
                 Ok(record) => out.push(record),
@@ -812,7 +827,10 @@ impl Inner {
         }
         for record in &to_put {
             self.records
-                .put(record_key(record), Bytes::from(codec::encode_record(record)))
+                .put(
+                    record_key(record),
+                    Bytes::from(codec::encode_record(record)),
+                )
                 .await
                 .nats("writing a live-query record")?;
         }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, message::PublishMessage, kv, stream};
+use async_nats::jetstream::{self, kv, message::PublishMessage, stream};
 use bytes::Bytes;
 use livecore::{ChangeNotification, SeqId, TableId, TableSchema, MAX_COMMIT_CHANGES};
 
@@ -71,7 +71,9 @@ impl CommitWriter {
             };
         }
         let mut versions = HashMap::new();
-        for (key, value) in read_prefix(&js, &schemas, "schema.", connection.request_timeout).await? {
+        for (key, value) in
+            read_prefix(&js, &schemas, "schema.", connection.request_timeout).await?
+        {
             let message = match codec::decode_stream_entry(&value) {
                 Ok(StreamEntry::Schema(message)) => message,
                 Ok(_) => continue,
@@ -195,7 +197,9 @@ impl CommitWriter {
                 .js
                 .send_publish(
                     self.subject.clone(),
-                    PublishMessage::build().payload(bytes.clone()).message_id(id),
+                    PublishMessage::build()
+                        .payload(bytes.clone())
+                        .message_id(id),
                 )
                 .await;
             let ack = match sent {

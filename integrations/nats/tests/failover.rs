@@ -24,13 +24,21 @@ async fn a_node_that_stops_heartbeating_has_its_records_removed_by_the_survivor(
     let c1 = client(node1.manager(), "alice");
     node1
         .manager()
-        .subscribe_sql(c1.connection_id, "SELECT * FROM app.items WHERE room = 1", SubscriptionOptions::default())
+        .subscribe_sql(
+            c1.connection_id,
+            "SELECT * FROM app.items WHERE room = 1",
+            SubscriptionOptions::default(),
+        )
         .unwrap();
     let c2 = client(node2.manager(), "bob");
     for room in 0..3 {
         node2
             .manager()
-            .subscribe(c2.connection_id, room_spec(room), SubscriptionOptions::default())
+            .subscribe(
+                c2.connection_id,
+                room_spec(room),
+                SubscriptionOptions::default(),
+            )
             .unwrap();
     }
     node1.sync_records().await.unwrap();
@@ -47,7 +55,10 @@ async fn a_node_that_stops_heartbeating_has_its_records_removed_by_the_survivor(
     }
     let heartbeats = node1.heartbeats().await.unwrap();
     assert_eq!(
-        heartbeats.iter().map(|heartbeat| heartbeat.node_id).collect::<Vec<_>>(),
+        heartbeats
+            .iter()
+            .map(|heartbeat| heartbeat.node_id)
+            .collect::<Vec<_>>(),
         vec![NodeId(1), NodeId(2)]
     );
     let pass = node1.failover_pass().await.unwrap();
@@ -66,7 +77,10 @@ async fn a_node_that_stops_heartbeating_has_its_records_removed_by_the_survivor(
         remaining = records_of(&node1).await;
     }
     assert_eq!(
-        remaining.iter().map(|record| record.node_id.0).collect::<Vec<_>>(),
+        remaining
+            .iter()
+            .map(|record| record.node_id.0)
+            .collect::<Vec<_>>(),
         vec![1],
         "node 2's records were not removed"
     );

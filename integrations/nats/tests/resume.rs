@@ -22,11 +22,19 @@ async fn clients_of_a_killed_node_resume_on_the_other_node_and_on_its_restart() 
     let connection = client(node1.manager(), "alice");
     let all = node1
         .manager()
-        .subscribe(connection.connection_id, QuerySpec::table(items()), SubscriptionOptions::default())
+        .subscribe(
+            connection.connection_id,
+            QuerySpec::table(items()),
+            SubscriptionOptions::default(),
+        )
         .unwrap();
     let room = node1
         .manager()
-        .subscribe(connection.connection_id, room_spec(2), SubscriptionOptions::default())
+        .subscribe(
+            connection.connection_id,
+            room_spec(2),
+            SubscriptionOptions::default(),
+        )
         .unwrap();
     let (task, stop) = spawn_drain(connection.notifications);
 
@@ -34,7 +42,11 @@ async fn clients_of_a_killed_node_resume_on_the_other_node_and_on_its_restart() 
     let mut last = 0;
     for seq in 1..=120u64 {
         let changes = workload_commit(seq);
-        last = writer.append_commit(SeqId(seq), &changes).await.unwrap().stream_seq;
+        last = writer
+            .append_commit(SeqId(seq), &changes)
+            .await
+            .unwrap()
+            .stream_seq;
         log.push((seq, changes));
     }
     caught_up(&node1, last).await;
@@ -56,7 +68,11 @@ async fn clients_of_a_killed_node_resume_on_the_other_node_and_on_its_restart() 
     }
     let moved = client(node2.manager(), "alice");
     let resumed_all = node2
-        .resume(moved.connection_id, QuerySpec::table(items()), SeqId(last_all))
+        .resume(
+            moved.connection_id,
+            QuerySpec::table(items()),
+            SeqId(last_all),
+        )
         .await
         .unwrap();
     let resumed_room = node2
@@ -71,7 +87,11 @@ async fn clients_of_a_killed_node_resume_on_the_other_node_and_on_its_restart() 
     // And live commits after the resume.
     for seq in 201..=260u64 {
         let changes = workload_commit(seq);
-        last = writer.append_commit(SeqId(seq), &changes).await.unwrap().stream_seq;
+        last = writer
+            .append_commit(SeqId(seq), &changes)
+            .await
+            .unwrap()
+            .stream_seq;
         log.push((seq, changes));
     }
 
@@ -85,7 +105,11 @@ async fn clients_of_a_killed_node_resume_on_the_other_node_and_on_its_restart() 
     let (task_back, stop_back) = spawn_drain(back.notifications);
     for seq in 261..=300u64 {
         let changes = workload_commit(seq);
-        last = writer.append_commit(SeqId(seq), &changes).await.unwrap().stream_seq;
+        last = writer
+            .append_commit(SeqId(seq), &changes)
+            .await
+            .unwrap()
+            .stream_seq;
         log.push((seq, changes));
     }
     caught_up(&node2, last).await;
@@ -97,13 +121,24 @@ async fn clients_of_a_killed_node_resume_on_the_other_node_and_on_its_restart() 
 
     // (How many commits the replay held, rather than the gate, depends on timing; what the
     // client received is checked whole below.)
-    let ResumeOutcome::Resumed { subscription: all2, .. } = resumed_all else {
+    let ResumeOutcome::Resumed {
+        subscription: all2, ..
+    } = resumed_all
+    else {
         panic!("resume within retention: {resumed_all:?}");
     };
-    let ResumeOutcome::Resumed { subscription: room2, .. } = resumed_room else {
+    let ResumeOutcome::Resumed {
+        subscription: room2,
+        ..
+    } = resumed_room
+    else {
         panic!("resume within retention: {resumed_room:?}");
     };
-    let ResumeOutcome::Resumed { subscription: back3, .. } = resumed_back else {
+    let ResumeOutcome::Resumed {
+        subscription: back3,
+        ..
+    } = resumed_back
+    else {
         panic!("resume within retention: {resumed_back:?}");
     };
     // Exactly what each missed, in order, then the live commits: no gap, no repeat.
@@ -115,7 +150,10 @@ async fn clients_of_a_killed_node_resume_on_the_other_node_and_on_its_restart() 
         changes_of(&after, room2.live_query_id),
         expected_for(&log, Some(2), |seq| seq > last_room)
     );
-    assert_eq!(notices_of(&after, all2.live_query_id), vec!["load_complete"]);
+    assert_eq!(
+        notices_of(&after, all2.live_query_id),
+        vec!["load_complete"]
+    );
     assert_eq!(
         changes_of(&after_back, back3.live_query_id),
         expected_for(&log, Some(3), |seq| seq > 150)
@@ -143,7 +181,11 @@ async fn past_retention_the_answer_is_resume_unavailable() {
     let connection = client(node.manager(), "alice");
     // Commits 71..=100 are retained: resuming after 10 cannot be made whole.
     let gone = node
-        .resume(connection.connection_id, QuerySpec::table(items()), SeqId(10))
+        .resume(
+            connection.connection_id,
+            QuerySpec::table(items()),
+            SeqId(10),
+        )
         .await
         .unwrap();
     let ResumeOutcome::Unavailable { live_query_id } = gone else {
@@ -151,17 +193,28 @@ async fn past_retention_the_answer_is_resume_unavailable() {
     };
     // Resuming after 70 (the last trimmed commit's successor is retained) works.
     let kept = node
-        .resume(connection.connection_id, QuerySpec::table(items()), SeqId(70))
+        .resume(
+            connection.connection_id,
+            QuerySpec::table(items()),
+            SeqId(70),
+        )
         .await
         .unwrap();
-    let ResumeOutcome::Resumed { subscription, replayed } = kept else {
+    let ResumeOutcome::Resumed {
+        subscription,
+        replayed,
+    } = kept
+    else {
         panic!("expected a resume, got {kept:?}");
     };
     assert_eq!(replayed, 30);
     let (task, stop) = spawn_drain(connection.notifications);
     stop.store(true, Ordering::Release);
     let received = task.await.unwrap();
-    assert_eq!(notices_of(&received, live_query_id), vec!["resume_unavailable"]);
+    assert_eq!(
+        notices_of(&received, live_query_id),
+        vec!["resume_unavailable"]
+    );
     let seqs: Vec<u64> = changes_of(&received, subscription.live_query_id)
         .iter()
         .map(|received| received.seq)

@@ -30,7 +30,11 @@ async fn a_server_killed_and_restarted_costs_no_commit_on_either_node() {
             .unwrap();
         let room = node
             .manager()
-            .subscribe(connection.connection_id, room_spec(0), SubscriptionOptions::default())
+            .subscribe(
+                connection.connection_id,
+                room_spec(0),
+                SubscriptionOptions::default(),
+            )
             .unwrap();
         subscriptions.push((all.live_query_id, room.live_query_id));
         drains.push(spawn_drain(connection.notifications));
@@ -62,10 +66,19 @@ async fn a_server_killed_and_restarted_costs_no_commit_on_either_node() {
     {
         stop.store(true, Ordering::Release);
         let received = task.await.unwrap();
-        assert_eq!(changes_of(&received, all), expected_for(&log, None, |_| true));
-        assert_eq!(changes_of(&received, room), expected_for(&log, Some(0), |_| true));
+        assert_eq!(
+            changes_of(&received, all),
+            expected_for(&log, None, |_| true)
+        );
+        assert_eq!(
+            changes_of(&received, room),
+            expected_for(&log, Some(0), |_| true)
+        );
         let stats = node.stats();
         assert_eq!(stats.commits_applied, 600, "{stats:?}");
-        assert_eq!(stats.duplicates + stats.gaps + stats.decode_errors + stats.apply_errors, 0);
+        assert_eq!(
+            stats.duplicates + stats.gaps + stats.decode_errors + stats.apply_errors,
+            0
+        );
     }
 }

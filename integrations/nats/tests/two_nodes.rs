@@ -53,11 +53,19 @@ async fn both_nodes_receive_every_commit_once_in_order_while_the_writer_commits(
     for node in &nodes {
         caught_up(node, last_stream_seq).await;
     }
-    for (node, ((all, room), (task, stop))) in nodes.iter().zip(subscriptions.into_iter().zip(drains)) {
+    for (node, ((all, room), (task, stop))) in
+        nodes.iter().zip(subscriptions.into_iter().zip(drains))
+    {
         stop.store(true, Ordering::Release);
         let received = task.await.unwrap();
-        assert_eq!(changes_of(&received, all), expected_for(&log, None, |_| true));
-        assert_eq!(changes_of(&received, room), expected_for(&log, Some(1), |_| true));
+        assert_eq!(
+            changes_of(&received, all),
+            expected_for(&log, None, |_| true)
+        );
+        assert_eq!(
+            changes_of(&received, room),
+            expected_for(&log, Some(1), |_| true)
+        );
         assert!(notices_of(&received, all).is_empty());
         let stats = node.stats();
         assert_eq!(stats.commits_applied, 400, "{stats:?}");
@@ -96,8 +104,15 @@ async fn a_retried_append_is_stored_and_applied_once() {
         .unwrap();
     assert!(again.duplicate);
     assert_eq!(again.stream_seq, first.stream_seq);
-    let second = writer.append_commit(SeqId(2), &workload_commit(2)).await.unwrap();
-    assert_eq!(second.stream_seq, first.stream_seq + 1, "the retry took no place");
+    let second = writer
+        .append_commit(SeqId(2), &workload_commit(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.stream_seq,
+        first.stream_seq + 1,
+        "the retry took no place"
+    );
     let mut info_stream = writer.stream().clone();
     let info = info_stream.info().await.unwrap();
     assert_eq!(info.state.messages, 3, "schema, commit 1, commit 2");
@@ -119,7 +134,10 @@ async fn undecodable_messages_are_reported_and_counted_and_the_stream_goes_on() 
     let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
     writer.append_schema(items_schema()).await.unwrap();
     let node = start_node(1, &stream).await;
-    writer.append_commit(SeqId(1), &workload_commit(1)).await.unwrap();
+    writer
+        .append_commit(SeqId(1), &workload_commit(1))
+        .await
+        .unwrap();
     // A foreign message on the subject, and a damaged copy of a real commit.
     writer
         .append_bytes("foreign-1", Bytes::from_static(b"{\"not\":\"livecore\"}"))
@@ -132,7 +150,10 @@ async fn undecodable_messages_are_reported_and_counted_and_the_stream_goes_on() 
         .append_bytes("damaged-2", Bytes::from(damaged))
         .await
         .unwrap();
-    let last = writer.append_commit(SeqId(3), &workload_commit(3)).await.unwrap();
+    let last = writer
+        .append_commit(SeqId(3), &workload_commit(3))
+        .await
+        .unwrap();
     caught_up(&node, last.stream_seq).await;
 
     let stats = node.stats();

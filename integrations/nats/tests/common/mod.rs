@@ -109,7 +109,7 @@ pub fn workload_commit(seq: u64) -> Vec<ChangeNotification> {
                 Value::Int(room),
                 Value::text(&format!("c{seq}.{i}")),
             ]);
-            if seq % 5 == 0 && i == 0 {
+            if seq.is_multiple_of(5) && i == 0 {
                 let old = Row::new(vec![Value::Int(id), Value::Int(room), Value::text("old")]);
                 ChangeNotification::update(items(), old, row)
             } else {
@@ -139,12 +139,15 @@ pub struct Received {
     pub bodies: Vec<String>,
 }
 
+/// What a drain collects: per delivery, its live query and the changes or the notice kind.
+pub type Collected = Vec<(LiveQueryId, Result<Received, String>)>;
+
 /// Drains a connection's notifications into per-subscription lists until `stop` says so
 /// and nothing more arrives; other notification kinds are kept by name.
 pub fn spawn_drain(
     mut connection: NotificationReceiver,
 ) -> (
-    tokio::task::JoinHandle<Vec<(LiveQueryId, Result<Received, String>)>>,
+    tokio::task::JoinHandle<Collected>,
     Arc<std::sync::atomic::AtomicBool>,
 ) {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -261,6 +264,9 @@ pub fn kill_server(n: u32) {
 /// its pid file), and waits (bounded) until it answers its health check.
 pub fn restart_server(n: u32) {
     let conf = format!("{}/n{n}.conf", cluster_dir());
+    // Left running on purpose: the server outlives the test, and cluster.sh stop ends it
+    // by its pid file.
+    #[allow(clippy::zombie_processes)]
     std::process::Command::new("nats-server")
         .args(["-c", &conf])
         .stdout(std::process::Stdio::null())
