@@ -1,0 +1,153 @@
+//! The bridge's typed errors.
+
+use std::fmt;
+
+use livecore::{LiveError, SeqId, TableId};
+
+use crate::codec::CodecError;
+
+/// What went wrong in the bridge.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BridgeError {
+    /// The configuration cannot work (named field and why).
+    InvalidConfig(String),
+    /// Connecting to NATS failed.
+    Connect(String),
+    /// A NATS or JetStream request failed (what was attempted, and the client's message).
+    Nats {
+        /// The request.
+        what: &'static str,
+        /// The client's message.
+        detail: String,
+    },
+    /// A stream message could not be decoded; the node skipped it and counted it.
+    Decode {
+        /// Its stream sequence.
+        stream_seq: u64,
+        /// Why.
+        error: CodecError,
+    },
+    /// livecore refused a decoded commit or schema change.
+    Apply {
+        /// Its stream sequence.
+        stream_seq: u64,
+        /// The commit's SeqId (or the schema change's `after`).
+        seq: Option<SeqId>,
+        /// livecore's error.
+        error: LiveError,
+    },
+    /// A commit was written against a schema version this node does not have and cannot
+    /// get: it was not applied.
+    SchemaVersion {
+        /// Its stream sequence.
+        stream_seq: u64,
+        /// The table.
+        table: TableId,
+        /// The version the commit names.
+        commit_version: u64,
+        /// The version the node has, if any.
+        node_version: Option<u64>,
+    },
+    /// A commit's predecessor is not the commit this node applied last: commits between
+    /// them are missing from the stream (trimmed before the node read them).
+    ChainBroken {
+        /// Its stream sequence.
+        stream_seq: u64,
+        /// The commit's SeqId.
+        seq: SeqId,
+        /// The predecessor it names.
+        prev: Option<SeqId>,
+        /// The last commit this node applied.
+        applied: Option<SeqId>,
+    },
+    /// Stream messages the node never saw (trimmed by retention before it read them).
+    Lost {
+        /// The first missing stream sequence.
+        from: u64,
+        /// The last missing stream sequence.
+        to: u64,
+    },
+    /// The writer was handed a SeqId not above the last one it appended.
+    OutOfOrder {
+        /// The SeqId handed.
+        seq: SeqId,
+        /// The last appended.
+        last: SeqId,
+    },
+    /// livecore refused a call the bridge made for a client (subscribe, replay, complete).
+    Live(LiveError),
+    /// The bridge was stopped.
+    Stopped,
+}
+
+impl fmt::Display for BridgeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BridgeError::InvalidConfig(reason) => write!(f, "invalid configuration: {reason}"),
+            BridgeError::Connect(detail) => write!(f, "cannot connect to NATS: {detail}"),
+            BridgeError::Nats { what, detail } => write!(f, "{what} failed: {detail}"),
+            BridgeError::Decode { stream_seq, error } => {
+                write!(f, "stream message {stream_seq} cannot be decoded: {error}")
+            }
+            BridgeError::Apply {
+                stream_seq, error, ..
+            } => write!(f, "stream message {stream_seq} was refused: {error}"),
+            BridgeError::SchemaVersion {
+                stream_seq,
+                table,
+                commit_version,
+                node_version,
+            } => write!(
+                f,
+                "stream message {stream_seq} uses {table} schema version {commit_version}, \
+                 the node has {node_version:?}"
+            ),
+            BridgeError::ChainBroken {
+                stream_seq,
+                seq,
+                prev,
+                applied,
+            } => write!(
+                f,
+                "commit {seq} (stream message {stream_seq}) follows {prev:?}, \
+                 the node applied {applied:?} last: commits are missing"
+            ),
+            BridgeError::Lost { from, to } => {
+                write!(
+                    f,
+                    "stream messages {from}..={to} were gone before the node read them"
+                )
+            }
+            BridgeError::OutOfOrder { seq, last } => {
+                write!(
+                    f,
+                    "commit {seq} is not after the last appended commit {last}"
+                )
+            }
+            BridgeError::Live(error) => write!(f, "{error}"),
+            BridgeError::Stopped => f.write_str("the bridge was stopped"),
+        }
+    }
+}
+
+impl std::error::Error for BridgeError {}
+
+impl From<LiveError> for BridgeError {
+    fn from(error: LiveError) -> Self {
+        BridgeError::Live(error)
+    }
+}
+
+/// Shorthand: maps any displayable client error into [`BridgeError::Nats`].
+pub(crate) trait NatsResult<T> {
+    fn nats(self, what: &'static str) -> Result<T, BridgeError>;
+}
+
+impl<T, E: fmt::Display> NatsResult<T> for Result<T, E> {
+    fn nats(self, what: &'static str) -> Result<T, BridgeError> {
+        self.map_err(|error| BridgeError::Nats {
+            what,
+            detail: error.to_string(),
+        })
+    }
+}

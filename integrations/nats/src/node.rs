@@ -1,0 +1,983 @@
+//! A front node's bridge: applies the commit stream to the node's manager, serves resumes
+//! from the stream, and keeps the node's records and heartbeat in key-value.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::{self, consumer, kv, stream};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use livecore::{
+    ConnectionId, ConnectionsManager, FailoverHandler, FailoverReport, LiveError, LiveQueryId,
+    LiveQueryRecord, NodeId, QuerySpec, SeqId, SubscriptionOptions, SubscriptionPhase,
+    SubscriptionResult, TableId,
+};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::cluster::{connect, ensure_bucket, ensure_stream, jetstream, read_prefix, schema_key};
+use crate::codec::{self, CommitMessage, Heartbeat, SchemaMessage, StreamEntry};
+use crate::config::{NodeConfig, StartFrom};
+use crate::error::{BridgeError, NatsResult};
+use crate::writer::backoff;
+
+/// A node's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// The last stream sequence applied (or skipped with an error).
+    pub applied_stream_seq: u64,
+    /// The last commit applied.
+    pub applied_seq: Option<SeqId>,
+    /// The stream's last sequence as last seen.
+    pub stream_last_seq: u64,
+    /// Stream messages not yet applied: `stream_last_seq - applied_stream_seq`.
+    pub lag: u64,
+    /// Commits applied.
+    pub commits_applied: u64,
+    /// Schema changes applied.
+    pub schemas_applied: u64,
+    /// Commits at or below the last applied SeqId, not applied again.
+    pub duplicates: u64,
+    /// Messages that could not be decoded.
+    pub decode_errors: u64,
+    /// Messages livecore refused, or that named a schema the node could not get.
+    pub apply_errors: u64,
+    /// Breaks in the commit chain or stream sequences: commits the node never saw.
+    pub gaps: u64,
+    /// Times the stream consumer was recreated (server loss, reconnect, silence).
+    pub consumer_restarts: u64,
+    /// Errors of the record sync and heartbeat loop.
+    pub sync_errors: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    applied_stream_seq: AtomicU64,
+    stream_last_seq: AtomicU64,
+    commits_applied: AtomicU64,
+    schemas_applied: AtomicU64,
+    duplicates: AtomicU64,
+    decode_errors: AtomicU64,
+    apply_errors: AtomicU64,
+    gaps: AtomicU64,
+    consumer_restarts: AtomicU64,
+    sync_errors: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A table's schema version on this node; `provisional` when loaded from key-value at
+/// start rather than met in the stream (a commit naming an older version then wins).
+#[derive(Clone, Copy, Debug)]
+struct TableVersion {
+    version: u64,
+    provisional: bool,
+}
+
+/// What the apply loop owns.
+struct ApplyState {
+    applied_seq: Option<SeqId>,
+    versions: HashMap<TableId, TableVersion>,
+}
+
+struct Inner {
+    config: NodeConfig,
+    manager: Arc<ConnectionsManager>,
+    js: jetstream::Context,
+    stream: stream::Stream,
+    schemas: kv::Store,
+    records: kv::Store,
+    counters: Counters,
+    /// The last applied commit's SeqId, readable without the apply state.
+    applied_seq: AtomicU64,
+    has_applied_seq: AtomicBool,
+    applied_tx: watch::Sender<u64>,
+    errors: Mutex<VecDeque<BridgeError>>,
+    started_ms: u64,
+    /// Records written to key-value: live query -> (status, last heartbeat written).
+    written: Mutex<HashMap<LiveQueryId, (SubscriptionPhase, u64)>>,
+}
+
+/// One front node's bridge. Dropping it stops its tasks.
+pub struct NodeBridge {
+    inner: Arc<Inner>,
+    apply_task: JoinHandle<()>,
+    sync_task: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What a resume did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResumeOutcome {
+    /// The client got every commit after its SeqId; the subscription is live.
+    Resumed {
+        /// The subscription.
+        subscription: SubscriptionResult,
+        /// Commits replayed from the stream that matched.
+        replayed: u64,
+    },
+    /// The stream no longer holds every commit after the client's SeqId: the client got
+    /// `ResumeUnavailable` and must resubscribe with a snapshot.
+    Unavailable {
+        /// The ended subscription.
+        live_query_id: LiveQueryId,
+    },
+}
+
+/// What a failover pass did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FailoverOutcome {
+    /// The nodes counted active (heartbeat within the bound), this one included.
+    pub active_nodes: Vec<NodeId>,
+    /// livecore's report.
+    pub report: FailoverReport,
+    /// Records of offline nodes deleted from key-value.
+    pub deleted_records: usize,
+}
+
+pub(crate) fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+fn record_key(record: &LiveQueryRecord) -> String {
+    format!(
+        "lq.{}.{}.{}",
+        record.node_id.0,
+        record.live_query_id.connection_id.0,
+        record.live_query_id.subscription_id.0
+    )
+}
+
+fn heartbeat_key(node: NodeId) -> String {
+    format!("node.{}", node.0)
+}
+
+impl NodeBridge {
+    /// Connects the node's manager to the cluster: opens (or creates) the stream and
+    /// buckets, registers the tables' current schemas, and starts applying the stream
+    /// (from its end, or its start, per [`NodeConfig::start`]) and the heartbeat loop.
+    pub async fn start(
+        manager: Arc<ConnectionsManager>,
+        config: NodeConfig,
+    ) -> Result<Self, BridgeError> {
+        if manager.config().node_id != config.node_id {
+            return Err(BridgeError::InvalidConfig(format!(
+                "node_id {} differs from the manager's {}",
+                config.node_id,
+                manager.config().node_id
+            )));
+        }
+        if config.batch == 0 || config.heartbeat_interval.is_zero() {
+            return Err(BridgeError::InvalidConfig(
+                "batch and heartbeat_interval must be above zero".into(),
+            ));
+        }
+        let client = connect(&config.connection).await?;
+        let js = jetstream(client, &config.connection);
+        let mut stream = ensure_stream(&js, &config.stream).await?;
+        let schemas = ensure_bucket(&js, &config.stream, &config.stream.schema_bucket).await?;
+        let records = ensure_bucket(&js, &config.stream, &config.stream.records_bucket).await?;
+        let info = stream.info().await.nats("reading stream info")?.clone();
+        let mut state = ApplyState {
+            applied_seq: None,
+            versions: HashMap::new(),
+        };
+        let mut applied_stream_seq = 0;
+        if config.start == StartFrom::Latest && info.state.messages > 0 {
+            applied_stream_seq = info.state.last_sequence;
+            let last = stream
+                .get_raw_message(applied_stream_seq)
+                .await
+                .nats("reading the stream's last message")?;
+            state.applied_seq = match codec::decode_stream_entry(&last.payload) {
+                Ok(StreamEntry::Commit(commit)) => Some(commit.seq),
+                Ok(StreamEntry::Schema(schema)) => schema.after,
+                Err(error) => {
+                    return Err(BridgeError::Decode {
+                        stream_seq: applied_stream_seq,
+                        error,
+                    })
+                }
+            };
+            // The tables as they are now; a commit still on an older version replaces them.
+            let mut latest: HashMap<TableId, SchemaMessage> = HashMap::new();
+            for (_, value) in
+                read_prefix(&js, &schemas, "schema.", config.connection.request_timeout).await?
+            {
+                if let Ok(StreamEntry::Schema(message)) = codec::decode_stream_entry(&value) {
+                    let newer = latest
+                        .get(&message.schema.table_id)
+                        .is_none_or(|known| known.version < message.version);
+                    if newer {
+                        latest.insert(message.schema.table_id.clone(), message);
+                    }
+                }
+            }
+            for (table, message) in latest {
+                manager.register_table(message.schema)?;
+                state.versions.insert(
+                    table,
+                    TableVersion {
+                        version: message.version,
+                        provisional: true,
+                    },
+                );
+            }
+        }
+        let (applied_tx, _) = watch::channel(applied_stream_seq);
+        let inner = Arc::new(Inner {
+            manager,
+            js,
+            stream,
+            schemas,
+            records,
+            counters: Counters::default(),
+            applied_seq: AtomicU64::new(state.applied_seq.map_or(0, |seq| seq.0)),
+            has_applied_seq: AtomicBool::new(state.applied_seq.is_some()),
+            applied_tx,
+            errors: Mutex::new(VecDeque::new()),
+            started_ms: wall_ms(),
+            written: Mutex::new(HashMap::new()),
+            config,
+        });
+        inner
+            .counters
+            .applied_stream_seq
+            .store(applied_stream_seq, Ordering::Release);
+        inner
+            .counters
+            .stream_last_seq
+            .store(info.state.last_sequence, Ordering::Relaxed);
+        let apply_task = tokio::spawn(apply_loop(inner.clone(), state));
+        let sync_task = tokio::spawn(sync_loop(inner.clone()));
+        Ok(Self {
+            inner,
+            apply_task,
+            sync_task: Mutex::new(Some(sync_task)),
+        })
+    }
+
+    /// The node's manager.
+    pub fn manager(&self) -> &Arc<ConnectionsManager> {
+        &self.inner.manager
+    }
+
+    /// The node's counters, lag included.
+    pub fn stats(&self) -> NodeStats {
+        let counters = &self.inner.counters;
+        let applied = counters.applied_stream_seq.load(Ordering::Acquire);
+        let last = counters
+            .stream_last_seq
+            .load(Ordering::Relaxed)
+            .max(applied);
+        NodeStats {
+            applied_stream_seq: applied,
+            applied_seq: self.inner.applied_seq(),
+            stream_last_seq: last,
+            lag: last - applied,
+            commits_applied: counters.commits_applied.load(Ordering::Relaxed),
+            schemas_applied: counters.schemas_applied.load(Ordering::Relaxed),
+            duplicates: counters.duplicates.load(Ordering::Relaxed),
+            decode_errors: counters.decode_errors.load(Ordering::Relaxed),
+            apply_errors: counters.apply_errors.load(Ordering::Relaxed),
+            gaps: counters.gaps.load(Ordering::Relaxed),
+            consumer_restarts: counters.consumer_restarts.load(Ordering::Relaxed),
+            sync_errors: counters.sync_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stream messages not yet applied.
+    pub fn lag(&self) -> u64 {
+        self.stats().lag
+    }
+
+    /// The errors reported since the last call (at most
+    /// [`NodeConfig::max_kept_errors`]; all are counted in [`stats`](Self::stats)).
+    pub fn take_errors(&self) -> Vec<BridgeError> {
+        lock(&self.inner.errors).drain(..).collect()
+    }
+
+    /// Waits until the node applied stream sequence `stream_seq`, at most `timeout`.
+    /// Returns whether it did.
+    pub async fn wait_applied(&self, stream_seq: u64, timeout: Duration) -> bool {
+        let mut rx = self.inner.applied_tx.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|applied| *applied >= stream_seq))
+            .await
+            .is_ok_and(|result| result.is_ok())
+    }
+
+    /// Subscribes a client that comes back with the last SeqId it received (from this
+    /// node before a restart, or from another node): the commits it missed are replayed
+    /// from the stream through livecore's resume protocol, then it goes live. When the
+    /// stream no longer holds them all, the client gets `ResumeUnavailable`.
+    pub async fn resume(
+        &self,
+        connection_id: ConnectionId,
+        spec: QuerySpec,
+        last_seq: SeqId,
+    ) -> Result<ResumeOutcome, BridgeError> {
+        let subscription = self.inner.manager.subscribe(
+            connection_id,
+            spec,
+            SubscriptionOptions::resume_from(last_seq),
+        )?;
+        self.replay_into(subscription, last_seq).await
+    }
+
+    /// As [`resume`](Self::resume), with the query as SQL.
+    pub async fn resume_sql(
+        &self,
+        connection_id: ConnectionId,
+        sql: &str,
+        last_seq: SeqId,
+    ) -> Result<ResumeOutcome, BridgeError> {
+        let subscription = self.inner.manager.subscribe_sql(
+            connection_id,
+            sql,
+            SubscriptionOptions::resume_from(last_seq),
+        )?;
+        self.replay_into(subscription, last_seq).await
+    }
+
+    async fn replay_into(
+        &self,
+        subscription: SubscriptionResult,
+        last_seq: SeqId,
+    ) -> Result<ResumeOutcome, BridgeError> {
+        let id = subscription.live_query_id;
+        match self.inner.replay(id, last_seq).await {
+            Ok(Some(replayed)) => {
+                self.inner.complete(id).await?;
+                Ok(ResumeOutcome::Resumed {
+                    subscription,
+                    replayed,
+                })
+            }
+            Ok(None) => {
+                self.inner.manager.resume_unavailable(id)?;
+                Ok(ResumeOutcome::Unavailable { live_query_id: id })
+            }
+            Err(error) => {
+                // The client must not wait on a gated subscription that will never open.
+                let _ = self.inner.manager.resume_unavailable(id);
+                Err(error)
+            }
+        }
+    }
+
+    /// Every live query of the cluster as key-value holds it (this node's fresh from its
+    /// manager): a `system.live_queries` view, readable from any node.
+    pub async fn cluster_live_queries(&self) -> Result<Vec<LiveQueryRecord>, BridgeError> {
+        let local = self.inner.config.node_id;
+        let mut records: Vec<LiveQueryRecord> = self
+            .inner
+            .remote_records()
+            .await?
+            .into_iter()
+            .filter(|record| record.node_id != local)
+            .collect();
+        records.extend(self.inner.manager.live_query_records());
+        records.sort_by_key(|record| (record.node_id, record.live_query_id));
+        Ok(records)
+    }
+
+    /// The heartbeats in key-value, by node.
+    pub async fn heartbeats(&self) -> Result<Vec<Heartbeat>, BridgeError> {
+        self.inner.heartbeats().await
+    }
+
+    /// Runs one failover pass now (the heartbeat loop runs one every interval): nodes whose
+    /// heartbeat is older than `node_stale_after + max_clock_skew` are offline and their
+    /// records are deleted from key-value; this node's stale live queries are removed.
+    pub async fn failover_pass(&self) -> Result<FailoverOutcome, BridgeError> {
+        self.inner.failover_pass().await
+    }
+
+    /// Writes this node's heartbeat and records now (the heartbeat loop does so every
+    /// interval).
+    pub async fn sync_records(&self) -> Result<(), BridgeError> {
+        self.inner.sync_records().await
+    }
+
+    /// Stops heartbeating and syncing records (as a node that hangs would), keeping the
+    /// stream applied: for tests and maintenance.
+    pub fn stop_heartbeat(&self) {
+        if let Some(task) = lock(&self.sync_task).take() {
+            task.abort();
+        }
+    }
+
+    /// Stops the node's tasks at once, as a crash would: nothing is cleaned up in
+    /// key-value (survivors do that).
+    pub fn kill(self) {
+        drop(self);
+    }
+}
+
+impl Drop for NodeBridge {
+    fn drop(&mut self) {
+        self.apply_task.abort();
+        if let Some(task) = lock(&self.sync_task).take() {
+            task.abort();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Inner {
+    fn applied_seq(&self) -> Option<SeqId> {
+        self.has_applied_seq
+            .load(Ordering::Acquire)
+            .then(|| SeqId(self.applied_seq.load(Ordering::Acquire)))
+    }
+
+    fn report(&self, error: BridgeError) {
+        let counter = match &error {
+            BridgeError::Decode { .. } => &self.counters.decode_errors,
+            BridgeError::ChainBroken { .. } | BridgeError::Lost { .. } => &self.counters.gaps,
+            BridgeError::Apply { .. } | BridgeError::SchemaVersion { .. } => {
+                &self.counters.apply_errors
+            }
+            _ => &self.counters.sync_errors,
+        };
+        bump(counter);
+        let mut errors = lock(&self.errors);
+        if errors.len() >= self.config.max_kept_errors {
+            errors.pop_front();
+        }
+        errors.push_back(error);
+    }
+
+    /// Applies one stream message. The apply loop calls it in stream order, once per
+    /// stream sequence.
+    async fn apply(&self, state: &mut ApplyState, stream_seq: u64, payload: &[u8]) {
+        match codec::decode_stream_entry(payload) {
+            Err(error) => self.report(BridgeError::Decode { stream_seq, error }),
+            Ok(StreamEntry::Schema(message)) => self.apply_schema(state, stream_seq, message),
+            Ok(StreamEntry::Commit(commit)) => self.apply_commit(state, stream_seq, commit).await,
+        }
+    }
+
+    fn apply_schema(&self, state: &mut ApplyState, stream_seq: u64, message: SchemaMessage) {
+        let table = message.schema.table_id.clone();
+        if let Some(known) = state.versions.get(&table) {
+            if known.version >= message.version && !known.provisional {
+                bump(&self.counters.duplicates);
+                return;
+            }
+        }
+        match self.manager.register_table(message.schema) {
+            Ok(_) => {
+                bump(&self.counters.schemas_applied);
+                state.versions.insert(
+                    table,
+                    TableVersion {
+                        version: message.version,
+                        provisional: false,
+                    },
+                );
+            }
+            Err(error) => self.report(BridgeError::Apply {
+                stream_seq,
+                seq: message.after,
+                error,
+            }),
+        }
+    }
+
+    /// Brings a table to `version` from the schema bucket (a node that started after the
+    /// schema change, or a provisional newer version at start).
+    async fn fetch_schema(
+        &self,
+        state: &mut ApplyState,
+        table: &TableId,
+        version: u64,
+    ) -> Result<(), ()> {
+        let Ok(Some(bytes)) = self.schemas.get(schema_key(table, version)).await else {
+            return Err(());
+        };
+        let Ok(StreamEntry::Schema(message)) = codec::decode_stream_entry(&bytes) else {
+            return Err(());
+        };
+        if message.version != version || message.schema.table_id != *table {
+            return Err(());
+        }
+        self.manager
+            .register_table(message.schema)
+            .map_err(|_| ())?;
+        state.versions.insert(
+            table.clone(),
+            TableVersion {
+                version,
+                provisional: false,
+            },
+        );
+        Ok(())
+    }
+
+    async fn apply_commit(&self, state: &mut ApplyState, stream_seq: u64, commit: CommitMessage) {
+        if let Some(applied) = state.applied_seq {
+            if commit.seq <= applied {
+                // A second copy (appended after the duplicate window): applied once.
+                bump(&self.counters.duplicates);
+                return;
+            }
+            if commit.prev != Some(applied) {
+                self.report(BridgeError::ChainBroken {
+                    stream_seq,
+                    seq: commit.seq,
+                    prev: commit.prev,
+                    applied: Some(applied),
+                });
+            }
+        }
+        for (table, version) in &commit.schema_versions {
+            let known = state.versions.get(table).copied();
+            let fine = match known {
+                Some(known) if known.version == *version => true,
+                Some(known) if known.version > *version && !known.provisional => false,
+                _ => self.fetch_schema(state, table, *version).await.is_ok(),
+            };
+            if !fine {
+                self.report(BridgeError::SchemaVersion {
+                    stream_seq,
+                    table: table.clone(),
+                    commit_version: *version,
+                    node_version: known.map(|known| known.version),
+                });
+                self.set_applied_seq(state, commit.seq);
+                return;
+            }
+        }
+        match self.manager.publish_commit(commit.seq, commit.changes) {
+            Ok(_) => bump(&self.counters.commits_applied),
+            Err(error) => self.report(BridgeError::Apply {
+                stream_seq,
+                seq: Some(commit.seq),
+                error,
+            }),
+        }
+        self.set_applied_seq(state, commit.seq);
+    }
+
+    fn set_applied_seq(&self, state: &mut ApplyState, seq: SeqId) {
+        state.applied_seq = Some(seq);
+        self.applied_seq.store(seq.0, Ordering::Release);
+        self.has_applied_seq.store(true, Ordering::Release);
+    }
+
+    fn set_applied_stream_seq(&self, stream_seq: u64) {
+        self.counters
+            .applied_stream_seq
+            .store(stream_seq, Ordering::Release);
+        self.applied_tx.send_replace(stream_seq);
+    }
+
+    /// An ephemeral, unacknowledged consumer starting at `start`, kept in memory on one
+    /// server: if that server dies, the bridge makes another from where it stopped.
+    async fn consumer_from(
+        &self,
+        start: u64,
+    ) -> Result<consumer::Consumer<consumer::pull::Config>, BridgeError> {
+        self.stream
+            .create_consumer(consumer::pull::Config {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: start.max(1),
+                },
+                ack_policy: consumer::AckPolicy::None,
+                inactive_threshold: Duration::from_secs(30),
+                memory_storage: true,
+                num_replicas: 1,
+                ..Default::default()
+            })
+            .await
+            .nats("creating a stream consumer")
+    }
+
+    /// Finds where a resume after `last_seq` starts and replays every commit from there to
+    /// the stream's end as of now into the gated subscription. `None` when the stream no
+    /// longer covers `last_seq`. Commits after the end read here are published live after
+    /// the subscription was gated, so its gate holds them.
+    async fn replay(&self, id: LiveQueryId, last_seq: SeqId) -> Result<Option<u64>, BridgeError> {
+        let mut stream = self.stream.clone();
+        let info = stream.info().await.nats("reading stream info")?.clone();
+        let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+        if info.state.messages == 0 || first > last {
+            // Nothing retained: only a client that has everything the node applied is whole.
+            let whole = self.applied_seq().is_none_or(|applied| applied <= last_seq);
+            return Ok(whole.then_some(0));
+        }
+        let first_entry = match self.entry_at(first).await? {
+            Some(entry) => entry,
+            None => return Ok(None),
+        };
+        let predecessor = match &first_entry {
+            StreamEntry::Commit(commit) => commit.prev,
+            StreamEntry::Schema(schema) => schema.after,
+        };
+        if predecessor.is_some_and(|prev| prev > last_seq) {
+            return Ok(None);
+        }
+        // The first stream sequence whose position is above last_seq (positions never
+        // decrease along the stream).
+        let (mut low, mut high) = (first, last + 1);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            match self.entry_at(middle).await? {
+                Some(entry) if entry.position() > last_seq.0 => high = middle,
+                Some(_) => low = middle + 1,
+                None => return Ok(None),
+            }
+        }
+        if low > last {
+            return Ok(Some(0));
+        }
+        let consumer = self.consumer_from(low).await?;
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(self.config.batch)
+            .heartbeat(self.config.consumer_heartbeat)
+            .messages()
+            .await
+            .nats("reading the stream")?;
+        let mut expected = low;
+        let mut replayed = 0;
+        while expected <= last {
+            let message = match messages.next().await {
+                Some(Ok(message)) => message,
+                Some(Err(error)) => {
+                    return Err(BridgeError::Nats {
+                        what: "reading the stream",
+                        detail: error.to_string(),
+                    })
+                }
+                None => return Err(BridgeError::Stopped),
+            };
+            let stream_seq = message
+                .info()
+                .nats("reading message metadata")?
+                .stream_sequence;
+            if stream_seq != expected {
+                // Trimmed while we read: the client cannot be made whole from here.
+                return Ok(None);
+            }
+            expected += 1;
+            let StreamEntry::Commit(commit) = codec::decode_stream_entry(&message.payload)
+                .map_err(|error| BridgeError::Decode { stream_seq, error })?
+            else {
+                continue;
+            };
+            match self.manager.replay_commit(id, commit.seq, commit.changes) {
+                Ok(true) => replayed += 1,
+                Ok(false) => {}
+                // The commit no longer fits the table (its schema changed since): the
+                // client needs a snapshot.
+                Err(
+                    LiveError::RowArity { .. }
+                    | LiveError::MissingOldRow(_)
+                    | LiveError::MissingOwner(_)
+                    | LiveError::UnknownTable(_),
+                ) => return Ok(None),
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(Some(replayed))
+    }
+
+    async fn entry_at(&self, stream_seq: u64) -> Result<Option<StreamEntry>, BridgeError> {
+        match self.stream.get_raw_message(stream_seq).await {
+            Ok(message) => codec::decode_stream_entry(&message.payload)
+                .map(Some)
+                .map_err(|error| BridgeError::Decode { stream_seq, error }),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(BridgeError::Nats {
+                what: "reading a stream message",
+                detail: error.to_string(),
+            }),
+        }
+    }
+
+    /// Completes the resume, waiting (bounded) for room in the subscriber's channel.
+    async fn complete(&self, id: LiveQueryId) -> Result<(), BridgeError> {
+        let deadline = tokio::time::Instant::now() + self.config.resume_complete_timeout;
+        loop {
+            match self.manager.complete_initial_load(id) {
+                Ok(_) => return Ok(()),
+                Err(LiveError::WouldBlock { .. }) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    async fn heartbeats(&self) -> Result<Vec<Heartbeat>, BridgeError> {
+        let mut out = Vec::new();
+        for (key, value) in read_prefix(
+            &self.js,
+            &self.records,
+            "node.",
+            self.config.connection.request_timeout,
+        )
+        .await?
+        {
+            match codec::decode_heartbeat(&value) {
+                Ok(heartbeat) => out.push(heartbeat),
+                Err(error) => {
+                    self.report(BridgeError::Nats {
+                        what: "decoding a heartbeat",
+                        detail: format!("{key}: {error}"),
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|heartbeat| heartbeat.node_id);
+        Ok(out)
+    }
+
+    async fn remote_records(&self) -> Result<Vec<LiveQueryRecord>, BridgeError> {
+        let mut out = Vec::new();
+        for (key, value) in read_prefix(
+            &self.js,
+            &self.records,
+            "lq.",
+            self.config.connection.request_timeout,
+        )
+        .await?
+        {
+            match codec::decode_record(&value) {
+                Ok(record) => out.push(record),
+                Err(error) => self.report(BridgeError::Nats {
+                    what: "decoding a live-query record",
+                    detail: format!("{key}: {error}"),
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the heartbeat; writes records that are new, changed status, or whose
+    /// written heartbeat is older than half the staleness bound; deletes ended ones.
+    async fn sync_records(&self) -> Result<(), BridgeError> {
+        let node = self.config.node_id;
+        let stats_applied = self.counters.applied_stream_seq.load(Ordering::Acquire);
+        let heartbeat = Heartbeat {
+            node_id: node,
+            wall_ms: wall_ms(),
+            applied_stream_seq: stats_applied,
+            applied_seq: self.applied_seq(),
+            started_ms: self.started_ms,
+        };
+        self.records
+            .put(
+                heartbeat_key(node),
+                Bytes::from(codec::encode_heartbeat(&heartbeat)),
+            )
+            .await
+            .nats("writing the heartbeat")?;
+        let refresh_ms = (self.config.live_query_stale_after.as_millis() as u64 / 2).max(1);
+        let records = self.manager.live_query_records();
+        let mut to_put = Vec::new();
+        let mut to_delete = Vec::new();
+        {
+            let mut written = lock(&self.written);
+            let mut seen = HashMap::with_capacity(records.len());
+            for record in &records {
+                let entry = written.get(&record.live_query_id).copied();
+                let due = match entry {
+                    None => true,
+                    Some((status, heartbeat_ms)) => {
+                        status != record.status
+                            || record.last_heartbeat_ms.saturating_sub(heartbeat_ms) >= refresh_ms
+                    }
+                };
+                if due {
+                    to_put.push(record.clone());
+                    seen.insert(
+                        record.live_query_id,
+                        (record.status, record.last_heartbeat_ms),
+                    );
+                } else if let Some(entry) = entry {
+                    seen.insert(record.live_query_id, entry);
+                }
+            }
+            for id in written.keys() {
+                if !seen.contains_key(id) {
+                    to_delete.push(*id);
+                }
+            }
+            *written = seen;
+        }
+        for record in &to_put {
+            self.records
+                .put(
+                    record_key(record),
+                    Bytes::from(codec::encode_record(record)),
+                )
+                .await
+                .nats("writing a live-query record")?;
+        }
+        for id in to_delete {
+            self.records
+                .delete(format!(
+                    "lq.{}.{}.{}",
+                    node.0, id.connection_id.0, id.subscription_id.0
+                ))
+                .await
+                .nats("deleting a live-query record")?;
+        }
+        Ok(())
+    }
+
+    async fn failover_pass(&self) -> Result<FailoverOutcome, BridgeError> {
+        let local = self.config.node_id;
+        let bound = (self.config.node_stale_after + self.config.max_clock_skew).as_millis() as u64;
+        let now = wall_ms();
+        let active_nodes: Vec<NodeId> = self
+            .heartbeats()
+            .await?
+            .into_iter()
+            .filter(|heartbeat| {
+                heartbeat.node_id == local || now.saturating_sub(heartbeat.wall_ms) <= bound
+            })
+            .map(|heartbeat| heartbeat.node_id)
+            .collect();
+        let mut records: Vec<LiveQueryRecord> = self
+            .remote_records()
+            .await?
+            .into_iter()
+            .filter(|record| record.node_id != local)
+            .collect();
+        records.extend(self.manager.live_query_records());
+        // Connection heartbeats of other nodes are their wall clocks: allow for skew.
+        let handler = FailoverHandler::new(
+            local,
+            self.config.live_query_stale_after + self.config.max_clock_skew,
+        );
+        let report = handler.run_on(&self.manager, &records, &active_nodes);
+        let mut deleted_records = 0;
+        for record in &report.orphaned {
+            self.records
+                .delete(record_key(record))
+                .await
+                .nats("deleting an orphaned record")?;
+            deleted_records += 1;
+        }
+        let mut active_nodes = active_nodes;
+        if !active_nodes.contains(&local) {
+            active_nodes.push(local);
+            active_nodes.sort();
+        }
+        Ok(FailoverOutcome {
+            active_nodes,
+            report,
+            deleted_records,
+        })
+    }
+}
+
+/// Consumes the stream from the last applied sequence, for as long as the node runs:
+/// whatever ends a consumer (a server's death, a lost connection, silence past twice the
+/// idle heartbeat), a new one starts where the node stopped.
+async fn apply_loop(inner: Arc<Inner>, mut state: ApplyState) {
+    let mut failures = 0u32;
+    loop {
+        let start = inner.counters.applied_stream_seq.load(Ordering::Acquire) + 1;
+        let consumer = match inner.consumer_from(start).await {
+            Ok(consumer) => consumer,
+            Err(_) => {
+                failures += 1;
+                bump(&inner.counters.consumer_restarts);
+                tokio::time::sleep(backoff(failures)).await;
+                continue;
+            }
+        };
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(inner.config.batch)
+            .heartbeat(inner.config.consumer_heartbeat)
+            .expires(inner.config.consumer_heartbeat * 10)
+            .messages()
+            .await;
+        let mut messages = match messages {
+            Ok(messages) => messages,
+            Err(_) => {
+                failures += 1;
+                bump(&inner.counters.consumer_restarts);
+                tokio::time::sleep(backoff(failures)).await;
+                continue;
+            }
+        };
+        while let Some(message) = messages.next().await {
+            let Ok(message) = message else {
+                break;
+            };
+            let Ok(info) = message.info() else {
+                break;
+            };
+            let (stream_seq, pending) = (info.stream_sequence, info.pending);
+            let applied = inner.counters.applied_stream_seq.load(Ordering::Acquire);
+            if stream_seq <= applied {
+                continue;
+            }
+            if stream_seq > applied + 1 {
+                inner.report(BridgeError::Lost {
+                    from: applied + 1,
+                    to: stream_seq - 1,
+                });
+            }
+            failures = 0;
+            inner.apply(&mut state, stream_seq, &message.payload).await;
+            inner
+                .counters
+                .stream_last_seq
+                .fetch_max(stream_seq + pending, Ordering::Relaxed);
+            inner.set_applied_stream_seq(stream_seq);
+        }
+        bump(&inner.counters.consumer_restarts);
+        let name = consumer.cached_info().name.clone();
+        let _ = inner.stream.delete_consumer(&name).await;
+        tokio::time::sleep(backoff(failures)).await;
+        failures += 1;
+    }
+}
+
+/// Every heartbeat interval: the heartbeat and records, the stream's end for the lag, and
+/// a failover pass. Errors are counted and the loop goes on.
+async fn sync_loop(inner: Arc<Inner>) {
+    let mut ticker = tokio::time::interval(inner.config.heartbeat_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(error) = inner.sync_records().await {
+            inner.report(error);
+        }
+        let mut stream = inner.stream.clone();
+        if let Ok(info) = stream.info().await {
+            inner
+                .counters
+                .stream_last_seq
+                .fetch_max(info.state.last_sequence, Ordering::Relaxed);
+        }
+        if let Err(error) = inner.failover_pass().await {
+            inner.report(error);
+        }
+    }
+}

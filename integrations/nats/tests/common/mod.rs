@@ -1,0 +1,296 @@
+//! Shared test support: the cluster that ci.sh started, unique stream names, nodes,
+//! clients, and the writer's own record of what it committed.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use livecore::*;
+use livecore_nats::*;
+
+/// The cluster's client URLs and credentials, from the variables ci.sh exports.
+pub fn connection() -> ConnectionConfig {
+    let urls = std::env::var("LIVECORE_NATS_URLS").expect(
+        "LIVECORE_NATS_URLS is not set: run integrations/nats/ci.sh, which starts the \
+         3-server cluster and exports it",
+    );
+    ConnectionConfig {
+        servers: urls.split(',').map(str::to_string).collect(),
+        auth: Auth::UserPassword {
+            user: std::env::var("LIVECORE_NATS_USER").unwrap_or_else(|_| "livecore".into()),
+            password: std::env::var("LIVECORE_NATS_PASSWORD")
+                .unwrap_or_else(|_| "livecore-test".into()),
+        },
+        request_timeout: Duration::from_secs(5),
+        ..ConnectionConfig::default()
+    }
+}
+
+/// A stream and buckets of their own for one test, replicated on all three servers.
+pub fn stream_config(test: &str) -> StreamConfig {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let unique = format!(
+        "{}_{}_{}",
+        test,
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    StreamConfig {
+        stream: format!("T_{unique}"),
+        subject: format!("t.{unique}.commits"),
+        schema_bucket: format!("s_{unique}"),
+        records_bucket: format!("r_{unique}"),
+        replicas: 3,
+        // Small: JetStream reserves a stream's byte limit on every replica.
+        max_bytes: 16 << 20,
+        ..StreamConfig::default()
+    }
+}
+
+pub fn items() -> TableId {
+    TableId::new("app", "items")
+}
+
+pub fn items_schema() -> TableSchema {
+    TableSchema::new(items(), TableScope::Shared, ["id", "room", "body"])
+}
+
+pub fn node_config(node: u64, stream: &StreamConfig) -> NodeConfig {
+    NodeConfig {
+        node_id: NodeId(node),
+        connection: connection(),
+        stream: stream.clone(),
+        consumer_heartbeat: Duration::from_millis(500),
+        heartbeat_interval: Duration::from_millis(300),
+        node_stale_after: Duration::from_secs(2),
+        max_clock_skew: Duration::from_millis(500),
+        ..NodeConfig::default()
+    }
+}
+
+pub fn manager(node: u64) -> Arc<ConnectionsManager> {
+    Arc::new(
+        ConnectionsManager::new(ManagerConfig {
+            node_id: NodeId(node),
+            notification_channel_capacity: 100_000,
+            gate_buffer_capacity: 100_000,
+            ..ManagerConfig::default()
+        })
+        .unwrap(),
+    )
+}
+
+pub async fn start_node(node: u64, stream: &StreamConfig) -> NodeBridge {
+    NodeBridge::start(manager(node), node_config(node, stream))
+        .await
+        .unwrap()
+}
+
+/// A client on a node: a connection, authenticated.
+pub fn client(manager: &ConnectionsManager, user: &str) -> ConnectionRegistration {
+    let connection = manager.register_connection().unwrap();
+    manager
+        .authenticate(connection.connection_id, UserId::from(user), None)
+        .unwrap();
+    connection
+}
+
+/// The commit `seq` of the standard workload: one to three inserts or updates across
+/// rooms 0..3. Updates keep their room, so a `room = k` filter sees whole changes.
+pub fn workload_commit(seq: u64) -> Vec<ChangeNotification> {
+    let count = 1 + (seq % 3) as usize;
+    (0..count)
+        .map(|i| {
+            let id = (seq * 4 + i as u64) as i64;
+            let room = ((seq + i as u64) % 4) as i64;
+            let row = Row::new(vec![
+                Value::Int(id),
+                Value::Int(room),
+                Value::text(&format!("c{seq}.{i}")),
+            ]);
+            if seq.is_multiple_of(5) && i == 0 {
+                let old = Row::new(vec![Value::Int(id), Value::Int(room), Value::text("old")]);
+                ChangeNotification::update(items(), old, row)
+            } else {
+                ChangeNotification::insert(items(), row)
+            }
+        })
+        .collect()
+}
+
+/// What a subscriber to `room` (or every room) must receive from one commit: the bodies
+/// of the matching changes, in commit order.
+pub fn expected_bodies(changes: &[ChangeNotification], room: Option<i64>) -> Vec<String> {
+    changes
+        .iter()
+        .filter(|change| room.is_none_or(|room| change.row.value(1) == &Value::Int(room)))
+        .map(|change| match change.row.value(2) {
+            Value::Text(text) => text.to_string(),
+            other => panic!("body is text, got {other:?}"),
+        })
+        .collect()
+}
+
+/// One delivery as a subscriber saw it: the commit and the bodies of its changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub seq: u64,
+    pub bodies: Vec<String>,
+}
+
+/// What a drain collects: per delivery, its live query and the changes or the notice kind.
+pub type Collected = Vec<(LiveQueryId, Result<Received, String>)>;
+
+/// Drains a connection's notifications into per-subscription lists until `stop` says so
+/// and nothing more arrives; other notification kinds are kept by name.
+pub fn spawn_drain(
+    mut connection: NotificationReceiver,
+) -> (
+    tokio::task::JoinHandle<Collected>,
+    Arc<std::sync::atomic::AtomicBool>,
+) {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        loop {
+            match connection.recv_timeout(Duration::from_millis(100)) {
+                Ok(Notification::Changes(set)) => {
+                    let bodies = set
+                        .changes()
+                        .map(|change| match change.row.get("body") {
+                            Some(Value::Text(text)) => text.to_string(),
+                            other => format!("{other:?}"),
+                        })
+                        .collect();
+                    out.push((
+                        set.live_query_id(),
+                        Ok(Received {
+                            seq: set.seq().0,
+                            bodies,
+                        }),
+                    ));
+                }
+                Ok(other) => out.push((other.live_query_id(), Err(other.kind().to_string()))),
+                Err(_) => {
+                    if flag.load(std::sync::atomic::Ordering::Acquire) {
+                        return out;
+                    }
+                }
+            }
+        }
+    });
+    (task, stop)
+}
+
+/// The received changes of one subscription, in arrival order.
+pub fn changes_of(
+    all: &[(LiveQueryId, Result<Received, String>)],
+    id: LiveQueryId,
+) -> Vec<Received> {
+    all.iter()
+        .filter(|(of, _)| *of == id)
+        .filter_map(|(_, item)| item.as_ref().ok().cloned())
+        .collect()
+}
+
+/// The notification kinds other than changes one subscription got.
+pub fn notices_of(all: &[(LiveQueryId, Result<Received, String>)], id: LiveQueryId) -> Vec<String> {
+    all.iter()
+        .filter(|(of, _)| *of == id)
+        .filter_map(|(_, item)| item.as_ref().err().cloned())
+        .collect()
+}
+
+/// What a subscriber to `room` must have received for the commits `log` (the writer's
+/// record), restricted to SeqIds in `range`.
+pub fn expected_for(
+    log: &[(u64, Vec<ChangeNotification>)],
+    room: Option<i64>,
+    range: impl Fn(u64) -> bool,
+) -> Vec<Received> {
+    log.iter()
+        .filter(|(seq, _)| range(*seq))
+        .filter_map(|(seq, changes)| {
+            let bodies = expected_bodies(changes, room);
+            (!bodies.is_empty()).then_some(Received { seq: *seq, bodies })
+        })
+        .collect()
+}
+
+pub fn room_spec(room: i64) -> QuerySpec {
+    QuerySpec::table(items()).filter(Expr::col("room").eq(Expr::lit(room)))
+}
+
+/// Waits (bounded) until the node applied the stream up to `stream_seq`.
+pub async fn caught_up(node: &NodeBridge, stream_seq: u64) {
+    assert!(
+        node.wait_applied(stream_seq, Duration::from_secs(60)).await,
+        "node did not apply stream sequence {stream_seq}: {:?}, errors {:?}",
+        node.stats(),
+        node.take_errors()
+    );
+}
+
+// ---- the servers, for the tests that kill and restart one ----
+
+fn cluster_dir() -> String {
+    std::env::var("LIVECORE_NATS_DIR").expect("LIVECORE_NATS_DIR is not set: run ci.sh")
+}
+
+/// Kills server `n` (1..=3) with SIGKILL and waits (bounded) until it is gone.
+pub fn kill_server(n: u32) {
+    let pid_file = format!("{}/n{n}.pid", cluster_dir());
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -KILL {pid}");
+    for _ in 0..100 {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("server {n} (pid {pid}) did not die");
+}
+
+/// Starts server `n` again from its configuration, detached (cluster.sh stop ends it by
+/// its pid file), and waits (bounded) until it answers its health check.
+pub fn restart_server(n: u32) {
+    let conf = format!("{}/n{n}.conf", cluster_dir());
+    // Left running on purpose: the server outlives the test, and cluster.sh stop ends it
+    // by its pid file.
+    #[allow(clippy::zombie_processes)]
+    std::process::Command::new("nats-server")
+        .args(["-c", &conf])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let http = text
+        .lines()
+        .find_map(|line| line.strip_prefix("http: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    for _ in 0..200 {
+        if let Ok(mut stream) = std::net::TcpStream::connect(&http) {
+            use std::io::{Read, Write};
+            let _ = stream.write_all(b"GET /healthz HTTP/1.0\r\n\r\n");
+            let mut body = String::new();
+            let _ = stream.read_to_string(&mut body);
+            if body.contains("\"ok\"") {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("server {n} did not come back healthy");
+}

@@ -1,0 +1,84 @@
+//! A NATS server killed with SIGKILL mid-stream, then restarted: the stream survives on
+//! the other two, and neither node loses or repeats a commit. Its own test binary, so no
+//! other test runs while a server is down.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+
+use common::*;
+use livecore::*;
+use livecore_nats::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_and_restarted_costs_no_commit_on_either_node() {
+    let stream = stream_config("server_kill");
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let nodes = [start_node(1, &stream).await, start_node(2, &stream).await];
+    let mut subscriptions = Vec::new();
+    let mut drains = Vec::new();
+    for node in &nodes {
+        let connection = client(node.manager(), "alice");
+        let all = node
+            .manager()
+            .subscribe(
+                connection.connection_id,
+                QuerySpec::table(items()),
+                SubscriptionOptions::default(),
+            )
+            .unwrap();
+        let room = node
+            .manager()
+            .subscribe(
+                connection.connection_id,
+                room_spec(0),
+                SubscriptionOptions::default(),
+            )
+            .unwrap();
+        subscriptions.push((all.live_query_id, room.live_query_id));
+        drains.push(spawn_drain(connection.notifications));
+    }
+
+    let mut log = Vec::new();
+    let mut last = 0;
+    for seq in 1..=600u64 {
+        if seq == 150 {
+            // Every server leads something (the stream, a consumer, a bucket): kill one
+            // without warning.
+            kill_server(2);
+        }
+        if seq == 400 {
+            restart_server(2);
+        }
+        let changes = workload_commit(seq);
+        let appended = writer.append_commit(SeqId(seq), &changes).await.unwrap();
+        last = appended.stream_seq;
+        log.push((seq, changes));
+    }
+    // One message per commit, plus the schema: no append was stored twice.
+    assert_eq!(last, 601);
+    for node in &nodes {
+        caught_up(node, last).await;
+    }
+    for (node, ((all, room), (task, stop))) in
+        nodes.iter().zip(subscriptions.into_iter().zip(drains))
+    {
+        stop.store(true, Ordering::Release);
+        let received = task.await.unwrap();
+        assert_eq!(
+            changes_of(&received, all),
+            expected_for(&log, None, |_| true)
+        );
+        assert_eq!(
+            changes_of(&received, room),
+            expected_for(&log, Some(0), |_| true)
+        );
+        let stats = node.stats();
+        assert_eq!(stats.commits_applied, 600, "{stats:?}");
+        assert_eq!(
+            stats.duplicates + stats.gaps + stats.decode_errors + stats.apply_errors,
+            0
+        );
+    }
+}

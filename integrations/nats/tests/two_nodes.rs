@@ -1,0 +1,180 @@
+//! Two nodes and one writer on the 3-server cluster: every matching commit reaches the
+//! subscriptions of both nodes exactly once and in order; a retried append is applied
+//! once; a message that cannot be decoded is reported and counted, and the next applied.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use common::*;
+use livecore::*;
+use livecore_nats::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_nodes_receive_every_commit_once_in_order_while_the_writer_commits() {
+    let stream = stream_config("two_nodes");
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let nodes = [start_node(1, &stream).await, start_node(2, &stream).await];
+    // The schema reached both nodes (from key-value at start, or from the stream).
+    let mut subscriptions = Vec::new();
+    let mut drains = Vec::new();
+    for node in &nodes {
+        let manager = node.manager();
+        let connection = client(manager, "alice");
+        let all = manager
+            .subscribe(
+                connection.connection_id,
+                QuerySpec::table(items()),
+                SubscriptionOptions::default(),
+            )
+            .unwrap();
+        let room = manager
+            .subscribe_sql(
+                connection.connection_id,
+                "SELECT * FROM app.items WHERE room = 1",
+                SubscriptionOptions::default(),
+            )
+            .unwrap();
+        subscriptions.push((all.live_query_id, room.live_query_id));
+        drains.push(spawn_drain(connection.notifications));
+    }
+
+    let mut log = Vec::new();
+    let mut last_stream_seq = 0;
+    for seq in 1..=400u64 {
+        let changes = workload_commit(seq);
+        let appended = writer.append_commit(SeqId(seq), &changes).await.unwrap();
+        assert!(!appended.duplicate);
+        last_stream_seq = appended.stream_seq;
+        log.push((seq, changes));
+    }
+    for node in &nodes {
+        caught_up(node, last_stream_seq).await;
+    }
+    for (node, ((all, room), (task, stop))) in
+        nodes.iter().zip(subscriptions.into_iter().zip(drains))
+    {
+        stop.store(true, Ordering::Release);
+        let received = task.await.unwrap();
+        assert_eq!(
+            changes_of(&received, all),
+            expected_for(&log, None, |_| true)
+        );
+        assert_eq!(
+            changes_of(&received, room),
+            expected_for(&log, Some(1), |_| true)
+        );
+        assert!(notices_of(&received, all).is_empty());
+        let stats = node.stats();
+        assert_eq!(stats.commits_applied, 400, "{stats:?}");
+        assert_eq!(stats.duplicates, 0);
+        assert_eq!(stats.decode_errors + stats.apply_errors + stats.gaps, 0);
+        assert_eq!(stats.lag, 0);
+        assert_eq!(stats.applied_seq, Some(SeqId(400)));
+        assert!(node.take_errors().is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_append_is_stored_and_applied_once() {
+    let stream = stream_config("retry");
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let node = start_node(1, &stream).await;
+    let connection = client(node.manager(), "alice");
+    let sub = node
+        .manager()
+        .subscribe(
+            connection.connection_id,
+            QuerySpec::table(items()),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    let (task, stop) = spawn_drain(connection.notifications);
+
+    let changes = workload_commit(1);
+    let bytes = writer.encode_commit(SeqId(1), &changes);
+    let first = writer.append_commit(SeqId(1), &changes).await.unwrap();
+    // The engine lost the acknowledgement and sends the same commit again.
+    let again = writer
+        .append_bytes(&CommitWriter::commit_message_id(SeqId(1)), bytes)
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.stream_seq, first.stream_seq);
+    let second = writer
+        .append_commit(SeqId(2), &workload_commit(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.stream_seq,
+        first.stream_seq + 1,
+        "the retry took no place"
+    );
+    let mut info_stream = writer.stream().clone();
+    let info = info_stream.info().await.unwrap();
+    assert_eq!(info.state.messages, 3, "schema, commit 1, commit 2");
+
+    caught_up(&node, second.stream_seq).await;
+    stop.store(true, Ordering::Release);
+    let received = task.await.unwrap();
+    let seqs: Vec<u64> = changes_of(&received, sub.live_query_id)
+        .iter()
+        .map(|received| received.seq)
+        .collect();
+    assert_eq!(seqs, vec![1, 2]);
+    assert_eq!(node.stats().commits_applied, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_messages_are_reported_and_counted_and_the_stream_goes_on() {
+    let stream = stream_config("damaged");
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let node = start_node(1, &stream).await;
+    writer
+        .append_commit(SeqId(1), &workload_commit(1))
+        .await
+        .unwrap();
+    // A foreign message on the subject, and a damaged copy of a real commit.
+    writer
+        .append_bytes("foreign-1", Bytes::from_static(b"{\"not\":\"livecore\"}"))
+        .await
+        .unwrap();
+    let mut damaged = writer.encode_commit(SeqId(2), &workload_commit(2)).to_vec();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x40;
+    writer
+        .append_bytes("damaged-2", Bytes::from(damaged))
+        .await
+        .unwrap();
+    let last = writer
+        .append_commit(SeqId(3), &workload_commit(3))
+        .await
+        .unwrap();
+    caught_up(&node, last.stream_seq).await;
+
+    let stats = node.stats();
+    assert_eq!(stats.decode_errors, 2, "{stats:?}");
+    assert_eq!(stats.commits_applied, 2);
+    // The writer never appended commit 2 itself: commit 3 follows commit 1, no gap.
+    assert_eq!(stats.gaps, 0);
+    let errors = node.take_errors();
+    assert!(matches!(
+        errors[0],
+        BridgeError::Decode {
+            error: livecore_nats::codec::CodecError::BadMagic,
+            ..
+        }
+    ));
+    assert!(matches!(
+        errors[1],
+        BridgeError::Decode {
+            error: livecore_nats::codec::CodecError::Checksum { .. },
+            ..
+        }
+    ));
+    assert_eq!(errors.len(), 2);
+}
