@@ -89,12 +89,13 @@ pub use connection::subscription::{
 };
 pub use connection::subscription_map::ENDED_SUBSCRIPTIONS_REMEMBERED;
 pub use error::{LiveError, LiveResult};
+#[cfg(not(livecore_loom))]
+pub use manager::connections::CheckerHandle;
+pub use manager::connections::{CheckReport, ShutdownReport};
 pub use manager::failover::{FailoverHandler, FailoverReport};
 pub use manager::records::LiveQueryRecord;
 pub use manager::subscribe::{InitialLoadReport, SnapshotProgress};
-#[cfg(not(livecore_loom))]
-pub use manager::CheckerHandle;
-pub use manager::{CheckReport, ConnectionsManager, ShutdownReport};
+pub use manager::ConnectionsManager;
 pub use publish::PublishSummary;
 pub use query::parser::{parse_subscription_sql, ParsedQuery};
 pub use query::query_text::QueryText;

@@ -7,41 +7,32 @@
 //! (see [`crate::topics`]). Publishing takes none of them (a topic append takes the
 //! partition's lock in the topic's log).
 
+mod commits;
+pub(crate) mod connections;
 pub(crate) mod failover;
-mod publish;
 pub(crate) mod records;
 mod revocation;
 pub(crate) mod subscribe;
 mod subscribe_sql;
+mod tables;
 mod topics;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use crate::clock::{Clock, ClockWake, Reading, SystemClock};
 use crate::config::ManagerConfig;
-use crate::connection::receiver::{EventReceiver, NotificationReceiver, ReadyConnections};
-use crate::connection::state::{
-    AuthenticatedUser, ConnectionEvent, ConnectionRegistration, ConnectionShared, ConnectionState,
-    SharedConnectionState,
-};
-use crate::error::{LiveError, LiveResult};
+use crate::connection::state::{ConnectionShared, SharedConnectionState};
+use crate::error::LiveResult;
 use crate::query::cache::QueryCache;
-use crate::route::index::{Installed, RoutingIndex, TableRoute};
+use crate::route::index::RoutingIndex;
 use crate::stats::RegistryStats;
 use crate::stats::StatsCounters;
-use crate::sync::mutant;
 use crate::sync::{
-    channel, lock, read, write, Arc, AtomicBool, AtomicU64, Condvar, DataArc, Mutex, Ordering,
-    RwLock,
+    channel, lock, Arc, AtomicBool, AtomicU64, Condvar, DataArc, Mutex, Ordering, RwLock,
 };
 use crate::topics::wait::WaitList;
 use crate::topics::Topics;
-use crate::types::ids::{ConnectionId, LiveQueryId, TableId, TableKey, UserId, UserKey};
-use crate::types::schema::TableSchema;
-
-#[cfg(not(livecore_loom))]
-use crate::sync::thread;
+use crate::types::ids::{ConnectionId, LiveQueryId};
 
 /// The notification core of one database node: connections, subscriptions, the routing
 /// index and publishing. Share it between threads with an `Arc`.
@@ -90,33 +81,6 @@ fn clock_waiters(clock: &dyn Clock) -> Option<DataArc<WaitList>> {
         None => false,
     });
     clock.on_step(wake).then_some(waiters)
-}
-
-/// What one `check_connections` pass raised.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CheckReport {
-    /// Connections checked.
-    pub checked: usize,
-    /// `SendPing` events raised.
-    pub pings: usize,
-    /// `AuthTimeout` events raised.
-    pub auth_timeouts: usize,
-    /// `HeartbeatTimeout` events raised.
-    pub heartbeat_timeouts: usize,
-    /// Topic partition leases that expired (their partitions are free for other consumers,
-    /// from the committed offset).
-    pub leases_expired: usize,
-}
-
-/// What a shutdown did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ShutdownReport {
-    /// Connections that were sent `Shutdown`.
-    pub notified: usize,
-    /// Connections the host unregistered before the timeout.
-    pub closed_by_host: usize,
-    /// Connections livecore unregistered when the timeout passed.
-    pub forced: usize,
 }
 
 impl ConnectionsManager {
@@ -194,296 +158,6 @@ impl ConnectionsManager {
         Reading::of(&*self.clock)
     }
 
-    /// Registers a connection and returns its receivers. Refused when the manager is
-    /// shutting down or full.
-    pub fn register_connection(&self) -> LiveResult<ConnectionRegistration> {
-        // Mutant: the flag checked before the lock; shutdown can set it and walk the map
-        // in between, and the registration lands in a map nobody will walk again.
-        let unlocked_check = mutant!("register_unlocked_shutdown_check");
-        if unlocked_check && self.shutting_down.load(Ordering::Acquire) {
-            return Err(LiveError::ShuttingDown);
-        }
-        let mut connections = lock(&self.connections);
-        // Checked under the connection map's lock, which shutdown takes after setting the
-        // flag: a registration either is refused or is in the map shutdown walks.
-        if !unlocked_check && self.shutting_down.load(Ordering::Acquire) {
-            return Err(LiveError::ShuttingDown);
-        }
-        if connections.len() >= self.config.max_connections {
-            return Err(LiveError::ConnectionLimitReached {
-                max: self.config.max_connections,
-            });
-        }
-        let id = ConnectionId(self.next_connection.fetch_add(1, Ordering::Relaxed));
-        let (notification_tx, notification_rx) =
-            channel::bounded(self.config.notification_channel_capacity);
-        let (event_tx, event_rx) = channel::bounded(self.config.event_channel_capacity);
-        let state = Arc::new(ConnectionState::new(
-            id,
-            self.reading(),
-            notification_tx,
-            event_tx,
-            self.connection_shared.clone(),
-        ));
-        connections.insert(id, state.clone());
-        drop(connections);
-        Ok(ConnectionRegistration {
-            connection_id: id,
-            notifications: NotificationReceiver::new(notification_rx, state.clone()),
-            events: EventReceiver::new(event_rx, state),
-        })
-    }
-
-    /// The state of a registered connection.
-    pub fn connection(&self, connection_id: ConnectionId) -> LiveResult<SharedConnectionState> {
-        lock(&self.connections)
-            .get(&connection_id)
-            .cloned()
-            .ok_or(LiveError::UnknownConnection(connection_id))
-    }
-
-    /// Records that the connection began authenticating (stops the auth timeout).
-    pub fn mark_auth_started(&self, connection_id: ConnectionId) -> LiveResult<()> {
-        self.connection(connection_id)?.mark_auth_started();
-        Ok(())
-    }
-
-    /// Records the connection's user and optional role; returns the user's interned key.
-    /// Authenticating again as the same user is allowed; as another user it is refused.
-    pub fn authenticate(
-        &self,
-        connection_id: ConnectionId,
-        user_id: UserId,
-        role: Option<String>,
-    ) -> LiveResult<UserKey> {
-        let connection = self.connection(connection_id)?;
-        let user_key = self.index.intern_user(&user_id);
-        let user = AuthenticatedUser {
-            user_id,
-            user_key,
-            role,
-        };
-        if !connection.set_user(user) {
-            return Err(LiveError::AlreadyAuthenticated(connection_id));
-        }
-        connection.record_heartbeat(self.reading());
-        Ok(user_key)
-    }
-
-    /// Records a heartbeat (any sign of life from the client).
-    pub fn heartbeat(&self, connection_id: ConnectionId) -> LiveResult<()> {
-        self.connection(connection_id)?
-            .record_heartbeat(self.reading());
-        Ok(())
-    }
-
-    /// Unregisters a connection. Every subscription of it has left the routing index when
-    /// this returns, and its receivers hand out nothing more of them; once drained they
-    /// report [`ReceiveError::Closed`](crate::ReceiveError::Closed). If it is a topic
-    /// consumer, its leases end (what it did not commit is handed out again) and a consume
-    /// it has parked returns [`LiveError::UnknownConnection`].
-    pub fn unregister_connection(&self, connection_id: ConnectionId) -> LiveResult<()> {
-        let connection = lock(&self.connections)
-            .remove(&connection_id)
-            .ok_or(LiveError::UnknownConnection(connection_id))?;
-        self.close_connection(&connection);
-        self.unregistered.notify_all();
-        Ok(())
-    }
-
-    fn close_connection(&self, connection: &SharedConnectionState) {
-        let _lifecycle = read(&self.lifecycle);
-        for state in connection.begin_close() {
-            self.unroute(&state.core, connection);
-        }
-        connection.close();
-        // After `close`: a consumer session created concurrently sees the connection closed.
-        self.end_consumer_session(connection.id());
-    }
-
-    /// Number of registered connections.
-    pub fn connection_count(&self) -> usize {
-        lock(&self.connections).len()
-    }
-
-    pub(crate) fn all_connections(&self) -> Vec<SharedConnectionState> {
-        lock(&self.connections).values().cloned().collect()
-    }
-
-    /// Checks every connection's timers at `now_ms` and raises, through each connection's
-    /// event channel: `AuthTimeout` for a connection that never started authenticating,
-    /// `HeartbeatTimeout` for one whose client went quiet, `SendPing` when a ping is due.
-    /// A timeout is raised once. It also expires topic partition leases not renewed in
-    /// time, waking consumers waiting for those partitions.
-    ///
-    /// `now_ms` is a wall reading of the manager clock ([`now_ms`](Self::now_ms), or a
-    /// time ahead of it to look ahead); the timers run on the monotonic reading, so the
-    /// check runs at the monotonic reading as far from now as `now_ms` is from the wall
-    /// reading now. A wall-clock step between two checks moves no timer.
-    pub fn check_connections(&self, now_ms: u64) -> CheckReport {
-        let now_ms = self.reading().monotonic_at(now_ms);
-        self.check_connections_at(now_ms)
-    }
-
-    /// `check_connections` at monotonic reading `now_ms`.
-    fn check_connections_at(&self, now_ms: u64) -> CheckReport {
-        self.reap_closed_subscriptions();
-        let millis = |duration: Duration| duration.as_millis() as u64;
-        let (auth, ping, heartbeat) = (
-            millis(self.config.auth_timeout),
-            millis(self.config.ping_interval),
-            millis(self.config.heartbeat_timeout),
-        );
-        let mut report = CheckReport {
-            leases_expired: self.sweep_topic_leases(now_ms),
-            ..CheckReport::default()
-        };
-        for connection in self.all_connections() {
-            report.checked += 1;
-            let Some(event) = connection.due_event(now_ms, auth, ping, heartbeat) else {
-                continue;
-            };
-            match event {
-                ConnectionEvent::SendPing => report.pings += 1,
-                ConnectionEvent::AuthTimeout => report.auth_timeouts += 1,
-                ConnectionEvent::HeartbeatTimeout => report.heartbeat_timeouts += 1,
-                _ => {}
-            }
-            connection.raise_event(event);
-        }
-        report
-    }
-
-    /// [`check_connections`](Self::check_connections) at the clock's current reading.
-    pub fn check_connections_now(&self) -> CheckReport {
-        self.check_connections_at(self.clock.monotonic_ms())
-    }
-
-    /// Starts a background thread that calls `check_connections` every `interval`, for
-    /// hosts that want no timer of their own. It stops when the handle is dropped or the
-    /// manager shuts down.
-    #[cfg(not(livecore_loom))]
-    pub fn spawn_checker(self: &Arc<Self>, interval: Duration) -> CheckerHandle {
-        let (stop_tx, stop_rx) = channel::bounded::<()>(1);
-        let manager = Arc::downgrade(self);
-        let thread = thread::spawn(move || loop {
-            match stop_rx.recv_timeout(interval) {
-                Err(channel::RecvTimeoutError::Timeout) => {}
-                _ => return,
-            }
-            let Some(manager) = manager.upgrade() else {
-                return;
-            };
-            if manager.shutting_down.load(Ordering::Acquire) {
-                return;
-            }
-            manager.check_connections_now();
-        });
-        CheckerHandle {
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
-    }
-
-    /// Shuts down: new connections and subscriptions are refused, every connection gets
-    /// `Shutdown`, and the host has until `timeout` to unregister them; any still
-    /// registered then are unregistered by livecore. Every parked topic consume wakes at
-    /// once and returns [`LiveError::ShuttingDown`], as does any consume called afterwards.
-    pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
-        let deadline = Instant::now() + timeout;
-        let mut report = ShutdownReport::default();
-        let mut connections = lock(&self.connections);
-        self.shutting_down.store(true, Ordering::Release);
-        for connection in connections.values() {
-            connection.raise_event(ConnectionEvent::Shutdown);
-            report.notified += 1;
-        }
-        self.wake_consumer_sessions();
-        while !connections.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            connections = match self.unregistered.wait_timeout(connections, left) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
-        let remaining: Vec<_> = connections.drain().map(|(_, state)| state).collect();
-        drop(connections);
-        report.forced = remaining.len();
-        report.closed_by_host = report.notified - report.forced;
-        for connection in remaining {
-            self.close_connection(&connection);
-        }
-        report
-    }
-
-    /// True once shutdown has begun.
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::Acquire)
-    }
-
-    /// Registers a table's schema, or replaces it (ALTER TABLE): the filters and
-    /// projections of its subscriptions are recompiled against the new columns; a
-    /// subscription that uses a column the table no longer has is closed with
-    /// [`CloseReason::SchemaChanged`](crate::CloseReason::SchemaChanged), and one still in
-    /// its initial load gets `ResyncRequired`. Returns the table's key, stable across
-    /// versions.
-    pub fn register_table(&self, schema: TableSchema) -> LiveResult<TableKey> {
-        schema.validate()?;
-        let schema = DataArc::new(schema);
-        loop {
-            let existing = self
-                .index
-                .with_directory(|directory| directory.route_by_id(&schema.table_id).cloned());
-            match existing {
-                None => {
-                    let installed = self.index.install_new_route(&schema.table_id, |key| {
-                        Arc::new(TableRoute::new(key, schema.clone()))
-                    });
-                    match installed {
-                        Installed::Added(route) => return Ok(route.key),
-                        // Another thread registered it first: compare schemas again.
-                        Installed::AlreadyPresent => continue,
-                    }
-                }
-                Some(route) if route.schema == schema => return Ok(route.key),
-                Some(_) => {
-                    let _lifecycle = write(&self.lifecycle);
-                    let current = self
-                        .index
-                        .with_directory(|directory| {
-                            directory.route_by_id(&schema.table_id).cloned()
-                        })
-                        .expect("tables are never removed from the directory");
-                    if current.schema == schema {
-                        return Ok(current.key);
-                    }
-                    return Ok(self.replace_schema(&current, schema));
-                }
-            }
-        }
-    }
-
-    /// The current schema of a table.
-    pub fn table_schema(&self, table_id: &TableId) -> LiveResult<DataArc<TableSchema>> {
-        self.index
-            .with_directory(|directory| {
-                directory
-                    .route_by_id(table_id)
-                    .map(|route| route.schema.clone())
-            })
-            .ok_or_else(|| LiveError::UnknownTable(table_id.to_string()))
-    }
-
-    /// The manager-wide ready queue, when [`ManagerConfig::ready_queue`] is on.
-    pub fn ready_connections(&self) -> Option<ReadyConnections> {
-        self.ready
-            .as_ref()
-            .map(|(_, rx)| ReadyConnections { rx: rx.clone() })
-    }
-
     /// Manager-wide statistics.
     pub fn stats(&self) -> RegistryStats {
         let connections = self.all_connections();
@@ -506,35 +180,5 @@ impl Drop for ConnectionsManager {
         for connection in remaining {
             self.close_connection(&connection);
         }
-    }
-}
-
-/// The background checker started by [`ConnectionsManager::spawn_checker`]; dropping it
-/// stops the thread and waits for it.
-#[cfg(not(livecore_loom))]
-pub struct CheckerHandle {
-    stop: Option<channel::Sender<()>>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-#[cfg(not(livecore_loom))]
-impl CheckerHandle {
-    /// Stops the checker and waits for its thread.
-    pub fn stop(mut self) {
-        self.stop_and_join();
-    }
-
-    fn stop_and_join(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-#[cfg(not(livecore_loom))]
-impl Drop for CheckerHandle {
-    fn drop(&mut self) {
-        self.stop_and_join();
     }
 }

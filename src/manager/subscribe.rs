@@ -15,8 +15,6 @@
 //! Resuming from a client's last SeqId replaces steps 2-3 with `replay_commit` for each
 //! missed commit (or `resume_unavailable` when the engine cannot).
 
-use std::collections::HashMap;
-
 use crate::config::MAX_COMMIT_CHANGES;
 use crate::connection::delivery::{
     encode_match, Delivery, DeliveryKind, MatchBuilder, Matches, NO_BOUNDARY,
@@ -37,10 +35,9 @@ use crate::stats::StatsCounters;
 use crate::sync::mutant;
 use crate::sync::{channel::TrySendError, lock, read, Arc, DataArc, Ordering};
 use crate::types::change::{ChangeNotification, Commit};
-use crate::types::ending::CloseReason;
 use crate::types::ending::SubscriptionEnding;
-use crate::types::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableKey};
-use crate::types::schema::{TableSchema, TableScope};
+use crate::types::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId};
+use crate::types::schema::TableScope;
 use crate::types::value::Row;
 use crate::validate::validate_change;
 
@@ -573,68 +570,6 @@ impl ConnectionsManager {
                 self.remove_from_index(&state.core, &connection);
             }
         }
-    }
-
-    /// Rebuilds a table's routes for a new schema (the caller holds `lifecycle`
-    /// exclusively): recompiles each distinct query once, moves each subscription to a
-    /// successor core, and ends those that no longer compile or are still loading.
-    pub(crate) fn replace_schema(
-        &self,
-        old_route: &Arc<TableRoute>,
-        schema: DataArc<TableSchema>,
-    ) -> TableKey {
-        let new_route = Arc::new(TableRoute::new(old_route.key, schema.clone()));
-        let mut handles = Vec::with_capacity(old_route.subscription_count());
-        old_route.for_each_subscription(&self.index.hasher, |handle| handles.push(handle.clone()));
-        let mut recompiled: HashMap<usize, LiveResult<DataArc<CompiledQuery>>> = HashMap::new();
-        for handle in handles {
-            let core = &handle.core;
-            if core.flow.is_closed() {
-                continue;
-            }
-            let query = recompiled
-                .entry(DataArc::as_ptr(&core.query) as usize)
-                .or_insert_with(|| {
-                    // The template recompiles once; each subscription keeps its constants.
-                    self.shared_compiled_query(core.query.spec.clone(), &new_route)
-                })
-                .clone();
-            let connection = &handle.connection;
-            let mut subscriptions = lock(&connection.subscriptions);
-            match query {
-                Ok(query) if !core.flow.is_gated() => {
-                    let successor = Arc::new(core.successor(query));
-                    new_route.insert(
-                        SubscriptionHandle {
-                            core: successor.clone(),
-                            connection: connection.clone(),
-                        },
-                        &self.index.hasher,
-                    );
-                    if let Some(state) = subscriptions.get_mut(&core.id) {
-                        state.core = successor;
-                    }
-                }
-                Ok(_) => {
-                    let ending = SubscriptionEnding::ResyncRequired;
-                    if self.end_once(core, connection, ending.clone()) {
-                        subscriptions.remove_ended(&core.id, ending);
-                    }
-                }
-                Err(error) => {
-                    let column = match error {
-                        LiveError::UnknownColumn { column, .. } => column,
-                        other => other.to_string(),
-                    };
-                    let ending = SubscriptionEnding::Closed(CloseReason::SchemaChanged { column });
-                    if self.end_once(core, connection, ending.clone()) {
-                        subscriptions.remove_ended(&core.id, ending);
-                    }
-                }
-            }
-        }
-        self.index.replace_route(new_route);
-        old_route.key
     }
 
     fn with_state<T>(

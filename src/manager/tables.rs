@@ -1,0 +1,137 @@
+//! Tables, from the manager's side: registering a table, and re-registering it
+//! (ALTER TABLE), which recompiles its subscriptions or ends those that no longer fit.
+
+use crate::connection::subscription::SubscriptionHandle;
+use crate::error::LiveError;
+use crate::error::LiveResult;
+use crate::manager::ConnectionsManager;
+use crate::query::CompiledQuery;
+use crate::route::index::Installed;
+use crate::route::index::TableRoute;
+use crate::sync::lock;
+use crate::sync::write;
+use crate::sync::Arc;
+use crate::sync::DataArc;
+use crate::types::ending::CloseReason;
+use crate::types::ending::SubscriptionEnding;
+use crate::types::ids::TableId;
+use crate::types::ids::TableKey;
+use crate::types::schema::TableSchema;
+use std::collections::HashMap;
+
+impl ConnectionsManager {
+    /// Registers a table's schema, or replaces it (ALTER TABLE): the filters and
+    /// projections of its subscriptions are recompiled against the new columns; a
+    /// subscription that uses a column the table no longer has is closed with
+    /// [`CloseReason::SchemaChanged`](crate::CloseReason::SchemaChanged), and one still in
+    /// its initial load gets `ResyncRequired`. Returns the table's key, stable across
+    /// versions.
+    pub fn register_table(&self, schema: TableSchema) -> LiveResult<TableKey> {
+        schema.validate()?;
+        let schema = DataArc::new(schema);
+        loop {
+            let existing = self
+                .index
+                .with_directory(|directory| directory.route_by_id(&schema.table_id).cloned());
+            match existing {
+                None => {
+                    let installed = self.index.install_new_route(&schema.table_id, |key| {
+                        Arc::new(TableRoute::new(key, schema.clone()))
+                    });
+                    match installed {
+                        Installed::Added(route) => return Ok(route.key),
+                        // Another thread registered it first: compare schemas again.
+                        Installed::AlreadyPresent => continue,
+                    }
+                }
+                Some(route) if route.schema == schema => return Ok(route.key),
+                Some(_) => {
+                    let _lifecycle = write(&self.lifecycle);
+                    let current = self
+                        .index
+                        .with_directory(|directory| {
+                            directory.route_by_id(&schema.table_id).cloned()
+                        })
+                        .expect("tables are never removed from the directory");
+                    if current.schema == schema {
+                        return Ok(current.key);
+                    }
+                    return Ok(self.replace_schema(&current, schema));
+                }
+            }
+        }
+    }
+
+    /// The current schema of a table.
+    pub fn table_schema(&self, table_id: &TableId) -> LiveResult<DataArc<TableSchema>> {
+        self.index
+            .with_directory(|directory| {
+                directory
+                    .route_by_id(table_id)
+                    .map(|route| route.schema.clone())
+            })
+            .ok_or_else(|| LiveError::UnknownTable(table_id.to_string()))
+    }
+
+    /// Rebuilds a table's routes for a new schema (the caller holds `lifecycle`
+    /// exclusively): recompiles each distinct query once, moves each subscription to a
+    /// successor core, and ends those that no longer compile or are still loading.
+    pub(crate) fn replace_schema(
+        &self,
+        old_route: &Arc<TableRoute>,
+        schema: DataArc<TableSchema>,
+    ) -> TableKey {
+        let new_route = Arc::new(TableRoute::new(old_route.key, schema.clone()));
+        let mut handles = Vec::with_capacity(old_route.subscription_count());
+        old_route.for_each_subscription(&self.index.hasher, |handle| handles.push(handle.clone()));
+        let mut recompiled: HashMap<usize, LiveResult<DataArc<CompiledQuery>>> = HashMap::new();
+        for handle in handles {
+            let core = &handle.core;
+            if core.flow.is_closed() {
+                continue;
+            }
+            let query = recompiled
+                .entry(DataArc::as_ptr(&core.query) as usize)
+                .or_insert_with(|| {
+                    // The template recompiles once; each subscription keeps its constants.
+                    self.shared_compiled_query(core.query.spec.clone(), &new_route)
+                })
+                .clone();
+            let connection = &handle.connection;
+            let mut subscriptions = lock(&connection.subscriptions);
+            match query {
+                Ok(query) if !core.flow.is_gated() => {
+                    let successor = Arc::new(core.successor(query));
+                    new_route.insert(
+                        SubscriptionHandle {
+                            core: successor.clone(),
+                            connection: connection.clone(),
+                        },
+                        &self.index.hasher,
+                    );
+                    if let Some(state) = subscriptions.get_mut(&core.id) {
+                        state.core = successor;
+                    }
+                }
+                Ok(_) => {
+                    let ending = SubscriptionEnding::ResyncRequired;
+                    if self.end_once(core, connection, ending.clone()) {
+                        subscriptions.remove_ended(&core.id, ending);
+                    }
+                }
+                Err(error) => {
+                    let column = match error {
+                        LiveError::UnknownColumn { column, .. } => column,
+                        other => other.to_string(),
+                    };
+                    let ending = SubscriptionEnding::Closed(CloseReason::SchemaChanged { column });
+                    if self.end_once(core, connection, ending.clone()) {
+                        subscriptions.remove_ended(&core.id, ending);
+                    }
+                }
+            }
+        }
+        self.index.replace_route(new_route);
+        old_route.key
+    }
+}
