@@ -31,18 +31,18 @@ pub enum LiveError {
     /// The connection is already authenticated as another user.
     AlreadyAuthenticated(ConnectionId),
     /// No table with this id is registered.
-    UnknownTable(String),
+    UnknownTable(TableId),
     /// A table schema was refused.
     InvalidSchema {
-        /// The table, as `namespace.name`.
-        table: String,
+        /// The table.
+        table: TableId,
         /// What is wrong with it.
         reason: String,
     },
     /// A filter or projection names a column the table does not have.
     UnknownColumn {
-        /// The table, as `namespace.name`.
-        table: String,
+        /// The table.
+        table: TableId,
         /// The column as written.
         column: String,
     },
@@ -116,8 +116,8 @@ pub enum LiveError {
     MissingOwner(TableId),
     /// A row's length does not match the table's column count.
     RowArity {
-        /// The table, as `namespace.name`.
-        table: String,
+        /// The table.
+        table: TableId,
         /// The schema's column count.
         expected: usize,
         /// The row's length.

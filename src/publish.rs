@@ -164,7 +164,7 @@ impl Publisher<'_> {
             for change in &changes {
                 let route = directory
                     .route_by_id(&change.table_id)
-                    .ok_or_else(|| LiveError::UnknownTable(change.table_id.to_string()))?;
+                    .ok_or_else(|| LiveError::UnknownTable(change.table_id.clone()))?;
                 validate_change(&route.schema, change)?;
                 let owner = match route.schema.scope {
                     TableScope::Shared => Owner::Shared,

@@ -12,7 +12,7 @@ impl TableSchema {
     /// empty names, and no two names equal ignoring ASCII case.
     pub fn validate(&self) -> Result<(), LiveError> {
         let invalid = |reason: String| LiveError::InvalidSchema {
-            table: self.table_id.to_string(),
+            table: self.table_id.clone(),
             reason,
         };
         if self.columns.is_empty() {
@@ -42,7 +42,7 @@ pub(crate) fn validate_change(schema: &TableSchema, change: &ChangeNotification)
             Ok(())
         } else {
             Err(LiveError::RowArity {
-                table: change.table_id.to_string(),
+                table: change.table_id.clone(),
                 expected,
                 got: row_len,
             })

@@ -112,7 +112,7 @@ fn unknown_ids_and_bad_input_are_typed_errors() {
     let nowhere = QuerySpec::table(TableId::new("chat", "nowhere"));
     assert!(matches!(
         manager.subscribe(id, nowhere, SubscriptionOptions::default()),
-        Err(LiveError::UnknownTable(table)) if table == "chat.nowhere"
+        Err(LiveError::UnknownTable(table)) if table == TableId::new("chat", "nowhere")
     ));
     let bad_column = QuerySpec::table(messages()).filter(Expr::col("nope").eq(Expr::lit(1)));
     assert!(matches!(

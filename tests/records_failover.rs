@@ -334,7 +334,7 @@ fn revoking_or_dropping_a_table_racing_publish_delivers_nothing_after_it_returns
         }
         assert_eq!(
             manager.revoke_table(&TableId::new("no", "such"), "x").err(),
-            Some(LiveError::UnknownTable("no.such".into()))
+            Some(LiveError::UnknownTable(TableId::new("no", "such")))
         );
     }
 }
@@ -407,13 +407,15 @@ fn failover_sorts_offline_stale_and_local_with_an_injected_clock() {
     assert_eq!(again, report);
 
     // A removal that fails is reported, not hidden.
+    #[derive(Debug, PartialEq)]
+    struct ReplicaUnavailable;
     let failing = handler.run(&records, &[NodeId(2), NodeId(3)], now, |_| {
-        Err("replica unavailable".into())
+        Err(ReplicaUnavailable)
     });
     assert!(failing.orphaned.is_empty());
     assert_eq!(
         failing.failed,
-        vec![(quiet_sub.live_query_id, "replica unavailable".to_string())]
+        vec![(quiet_sub.live_query_id, ReplicaUnavailable)]
     );
     assert!(failing.removed.is_empty());
 }
@@ -447,7 +449,7 @@ fn failover_keys_records_by_node_and_id_at_the_exact_bound_in_any_order() {
         let mut removed_nodes = Vec::new();
         let report = handler.run(records, &[NodeId(2)], now, |record| {
             removed_nodes.push(record.node_id);
-            Ok(())
+            Ok::<(), LiveError>(())
         });
         (report, removed_nodes)
     };

@@ -540,7 +540,7 @@ fn refusals_are_typed_and_nothing_is_subscribed() {
     ));
     assert!(matches!(
         subscribe("SELECT * FROM nowhere"),
-        Err(LiveError::UnknownTable(table)) if table == "chat.nowhere"
+        Err(LiveError::UnknownTable(table)) if table == TableId::new("chat", "nowhere")
     ));
     assert!(matches!(
         subscribe("SELECT * FROM messages WHERE nope = 1"),

@@ -301,7 +301,7 @@ pub unsafe extern "C" fn lc_subscription_push_snapshot_rows(
                 .len();
             if column_count != expected {
                 return Err(LiveError::RowArity {
-                    table: subscription.table_id.to_string(),
+                    table: subscription.table_id.clone(),
                     expected,
                     got: column_count,
                 }

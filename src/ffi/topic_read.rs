@@ -163,7 +163,10 @@ fn route_entry(entry: &crate::ffi::state::ManagerEntry, info: TopicRouteInfo) ->
         name: CText::new(spec.table_id.name()),
         filter,
         key_column,
-        broken: info.broken.as_deref().map(CText::new),
+        broken: info
+            .broken
+            .as_ref()
+            .map(|error| CText::new(&error.to_string())),
         columns,
         info,
     }

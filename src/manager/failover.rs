@@ -28,8 +28,11 @@ pub struct FailoverHandler {
 ///
 /// A [`LiveQueryId`] is unique on its node only: every node numbers its own connections, so
 /// the host keys its replicated records by (node id, live query id).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct FailoverReport {
+///
+/// `E` is the error type of the removal callback: [`LiveError`] for
+/// [`run_on`](FailoverHandler::run_on), the host's own for [`run`](FailoverHandler::run).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FailoverReport<E = LiveError> {
     /// Live queries of nodes that are not active: delete their records.
     pub orphaned: Vec<LiveQueryRecord>,
     /// Live queries on active nodes whose connection showed no sign of life within the
@@ -38,7 +41,18 @@ pub struct FailoverReport {
     /// Local stale live queries removed from this node.
     pub removed: Vec<LiveQueryId>,
     /// Local removals that failed, with why.
-    pub failed: Vec<(LiveQueryId, String)>,
+    pub failed: Vec<(LiveQueryId, E)>,
+}
+
+impl<E> Default for FailoverReport<E> {
+    fn default() -> Self {
+        Self {
+            orphaned: Vec::new(),
+            stale: Vec::new(),
+            removed: Vec::new(),
+            failed: Vec::new(),
+        }
+    }
 }
 
 impl FailoverHandler {
@@ -56,13 +70,13 @@ impl FailoverHandler {
     /// with the same key, the one with the latest heartbeat counts. A record is stale when `now_ms - last_heartbeat_ms`
     /// exceeds the bound (record clocks are each node's own, so keep node clocks roughly
     /// in step or choose the bound generously).
-    pub fn run(
+    pub fn run<E>(
         &self,
         records: &[LiveQueryRecord],
         active_nodes: &[NodeId],
         now_ms: u64,
-        mut remove: impl FnMut(&LiveQueryRecord) -> Result<(), String>,
-    ) -> FailoverReport {
+        mut remove: impl FnMut(&LiveQueryRecord) -> Result<(), E>,
+    ) -> FailoverReport<E> {
         let active: BTreeSet<NodeId> = active_nodes
             .iter()
             .copied()
@@ -117,7 +131,7 @@ impl FailoverHandler {
                 Ok(())
                 | Err(LiveError::UnknownSubscription(_))
                 | Err(LiveError::UnknownConnection(_)) => Ok(()),
-                Err(error) => Err(error.to_string()),
+                Err(error) => Err(error),
             },
         )
     }

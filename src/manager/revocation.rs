@@ -75,7 +75,7 @@ impl ConnectionsManager {
         let route = self
             .index
             .with_directory(|directory| directory.route_by_id(table_id).cloned())
-            .ok_or_else(|| LiveError::UnknownTable(table_id.to_string()))?;
+            .ok_or_else(|| LiveError::UnknownTable(table_id.clone()))?;
         let mut handles: Vec<SubscriptionHandle> = Vec::with_capacity(route.subscription_count());
         route.for_each_subscription(&self.index.hasher, |handle| handles.push(handle.clone()));
         let mut ended = 0;

@@ -113,7 +113,7 @@ impl ConnectionsManager {
         let route = self
             .index
             .with_directory(|directory| directory.route_by_id(&spec.table_id).cloned())
-            .ok_or_else(|| LiveError::UnknownTable(spec.table_id.to_string()))?;
+            .ok_or_else(|| LiveError::UnknownTable(spec.table_id.clone()))?;
         let (query, params) = self.compile_query(spec, &route)?;
         let owner = match route.schema.scope {
             TableScope::User => Some(user_key),
@@ -339,7 +339,7 @@ impl ConnectionsManager {
             let expected = core.query.schema.columns.len();
             if let Some(row) = rows.iter().find(|row| row.len() != expected) {
                 return Err(LiveError::RowArity {
-                    table: core.query.schema.table_id.to_string(),
+                    table: core.query.schema.table_id.clone(),
                     expected,
                     got: row.len(),
                 });

@@ -70,7 +70,7 @@ impl ConnectionsManager {
                     .route_by_id(table_id)
                     .map(|route| route.schema.clone())
             })
-            .ok_or_else(|| LiveError::UnknownTable(table_id.to_string()))
+            .ok_or_else(|| LiveError::UnknownTable(table_id.clone()))
     }
 
     /// Rebuilds a table's routes for a new schema (the caller holds `lifecycle`

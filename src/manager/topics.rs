@@ -351,7 +351,7 @@ impl ConnectionsManager {
         let table = self
             .index
             .with_directory(|directory| directory.route_by_id(&spec.table_id).cloned())
-            .ok_or_else(|| LiveError::UnknownTable(spec.table_id.to_string()))?;
+            .ok_or_else(|| LiveError::UnknownTable(spec.table_id.clone()))?;
         let query = self.route_query(&spec)?;
         let version = RouteVersion {
             schema: table.schema.clone(),
@@ -518,7 +518,7 @@ impl ConnectionsManager {
             Partitioning::KeyColumn(column) => {
                 Some(table.schema.column_position(column).ok_or_else(|| {
                     LiveError::UnknownColumn {
-                        table: table.schema.table_id.to_string(),
+                        table: table.schema.table_id.clone(),
                         column: column.clone(),
                     }
                 })?)
@@ -541,9 +541,7 @@ impl ConnectionsManager {
     ) -> RouteVersion {
         RouteVersion {
             schema: table.schema.clone(),
-            compiled: self
-                .compile_route(query, partitioning, table)
-                .map_err(|error| error.to_string()),
+            compiled: self.compile_route(query, partitioning, table),
         }
     }
 
@@ -576,7 +574,7 @@ impl ConnectionsManager {
                     Err(reason) => {
                         route.broken_changes.fetch_add(1, Ordering::Relaxed);
                         summary.topic_write_failures += 1;
-                        route.topic.record_failure(1, reason);
+                        route.topic.record_failure(1, &reason.to_string());
                         continue;
                     }
                 };

@@ -362,7 +362,7 @@ impl Compiler<'_> {
                     self.schema
                         .column_position(name)
                         .ok_or_else(|| LiveError::UnknownColumn {
-                            table: self.schema.table_id.to_string(),
+                            table: self.schema.table_id.clone(),
                             column: name.clone(),
                         })?;
                 Ok(Operand::Column(

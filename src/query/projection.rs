@@ -79,7 +79,7 @@ impl CompiledProjection {
                     schema
                         .column_position(name)
                         .ok_or_else(|| LiveError::UnknownColumn {
-                            table: schema.table_id.to_string(),
+                            table: schema.table_id.clone(),
                             column: name.clone(),
                         })
                 })

@@ -20,6 +20,7 @@
 //! column it uses was dropped) counts every change of its table as a failed topic write
 //! until it is removed. Dropping a table removes its routes.
 
+use crate::error::LiveError;
 use crate::query::expr::Expr;
 use crate::query::projection::Projection;
 use crate::query::{CompiledQuery, Params, QuerySpec};
@@ -181,13 +182,13 @@ pub struct TopicRouteInfo {
     /// against its table's schema.
     pub broken_changes: u64,
     /// Why it no longer compiles, if it does not.
-    pub broken: Option<String>,
+    pub broken: Option<LiveError>,
 }
 
 /// A route compiled against one schema version of its table.
 pub(crate) struct RouteVersion {
     pub(crate) schema: DataArc<TableSchema>,
-    pub(crate) compiled: Result<Compiled, String>,
+    pub(crate) compiled: Result<Compiled, LiveError>,
 }
 
 /// A route's version for one change: the current one as loaded (no `Arc` clone), or one

@@ -494,7 +494,12 @@ fn schema_changes_recompile_routes_and_a_broken_route_counts_failures() {
     let routes = manager.topic_routes("s").unwrap();
     assert_eq!(routes[0].broken_changes, 1);
     assert!(
-        routes[0].broken.as_deref().unwrap().contains("room"),
+        routes[0]
+            .broken
+            .as_ref()
+            .unwrap()
+            .to_string()
+            .contains("room"),
         "{:?}",
         routes[0].broken
     );

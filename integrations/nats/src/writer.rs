@@ -173,7 +173,7 @@ impl CommitWriter {
         }
         for change in changes {
             if self.schema_version(&change.table_id) == 0 {
-                return Err(livecore::LiveError::UnknownTable(change.table_id.to_string()).into());
+                return Err(livecore::LiveError::UnknownTable(change.table_id.clone()).into());
             }
         }
         let bytes = self.encode_commit(seq, changes);
