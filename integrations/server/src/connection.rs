@@ -175,7 +175,15 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut socket: WebSocket, slot: Opti
         }
     };
     let closing = match ending {
-        Step::Close(code, reason) => send_close(&mut socket, code, reason).await,
+        Step::Close(code, reason) => {
+            // Replies to what was accepted before the refusal go out first.
+            let mut replies = Vec::new();
+            while let Ok(text) = outbox_rx.try_recv() {
+                replies.push(Message::text(text));
+            }
+            let _ = send_all(&mut socket, replies, CLOSE_WAIT).await;
+            send_close(&mut socket, code, reason).await
+        }
         _ => false,
     };
     // Unregistered once the close frame is out: livecore forgets the connection (and a

@@ -167,9 +167,10 @@ async fn a_flood_of_messages_is_cut_off_at_the_rate_limit() {
         .await
         .expect("in time");
     assert_eq!((code, reason.as_str()), (4029, "message rate exceeded"));
-    // The burst (40) and what the rate refilled meanwhile were served, nothing like 400.
+    // The burst (40, the auth message included) and what the rate refilled meanwhile
+    // were answered before the close, nothing like 400.
     assert!(
-        (40..100).contains(&pongs),
+        (39..100).contains(&pongs),
         "{pongs} pongs before the cut-off"
     );
     still_served(&server, &mut other).await;
