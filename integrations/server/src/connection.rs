@@ -1,0 +1,552 @@
+//! One task per WebSocket: it reads the client's messages, drains the connection's livecore
+//! receivers with `recv_async` and writes to the socket. tokio's runtime runs these tasks on
+//! one worker thread per core, so a few threads serve every connection; a client that stops
+//! reading stalls only its own task (its channel fills and livecore drops with a gap notice,
+//! or disconnects it, by configuration).
+//!
+//! Initial loads and resumes run on the blocking pool (SQLite reads), beside the task, which
+//! keeps draining so `push_snapshot_rows` always finds room eventually.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::SinkExt;
+use livecore::{
+    ConnectionEvent, ConnectionId, LiveError, LiveQueryId, Notification, SeqId,
+    SubscriptionOptions, UserId,
+};
+use serde_json::{json, Value as Json};
+use tokio::sync::mpsc;
+
+use crate::auth::{AuthError, Identity};
+use crate::protocol::{self, close, ClientMessage};
+use crate::{AddressSlot, Shared};
+
+/// Most notifications written to the socket before one flush.
+const SEND_BATCH: usize = 64;
+/// How often a connection's heartbeat is recorded in livecore at most.
+const HEARTBEAT_EVERY: Duration = Duration::from_millis(500);
+/// How long to wait for the client's answer to our close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// A token bucket: `rate` messages a second, bursts up to `burst`.
+struct RateLimit {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    at: Instant,
+}
+
+impl RateLimit {
+    fn new(rate: u32, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            tokens: burst,
+            rate: f64::from(rate),
+            burst,
+            at: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+enum Step {
+    Continue,
+    Close(u16, &'static str),
+    Gone,
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    connection_id: ConnectionId,
+    identity: Option<Identity>,
+    /// This connection's live queries by their text id: a client can only name its own.
+    subscriptions: HashMap<String, LiveQueryId>,
+    rate: RateLimit,
+    last_heartbeat: Instant,
+    /// Replies produced off the task (writes, failed loads).
+    outbox: mpsc::UnboundedSender<String>,
+}
+
+/// Serves one upgraded WebSocket until it closes.
+pub(crate) async fn serve(shared: Arc<Shared>, mut socket: WebSocket, slot: Option<AddressSlot>) {
+    let Some(_slot) = slot else {
+        close_socket(
+            &mut socket,
+            close::TOO_MANY_CONNECTIONS,
+            "too many connections from this address",
+        )
+        .await;
+        return;
+    };
+    let registration = match shared.manager.register_connection() {
+        Ok(registration) => registration,
+        Err(LiveError::ShuttingDown) => {
+            close_socket(&mut socket, close::GOING_AWAY, "server shutting down").await;
+            return;
+        }
+        Err(_) => {
+            close_socket(&mut socket, close::SERVER_FULL, "server full").await;
+            return;
+        }
+    };
+    let connection_id = registration.connection_id;
+    let mut notifications = registration.notifications;
+    let mut events = registration.events;
+    let (outbox, mut outbox_rx) = mpsc::unbounded_channel();
+    let limits = &shared.config.limits;
+    let mut session = Session {
+        rate: RateLimit::new(limits.messages_per_second, limits.message_burst),
+        shared: shared.clone(),
+        connection_id,
+        identity: None,
+        subscriptions: HashMap::new(),
+        last_heartbeat: Instant::now(),
+        outbox,
+    };
+    let send_timeout = shared.config.send_timeout;
+    let ending = loop {
+        tokio::select! {
+            biased;
+            event = events.recv_async() => match event {
+                Ok(ConnectionEvent::SendPing) => {
+                    let ping = [
+                        Message::Ping(Default::default()),
+                        Message::text(ConnectionEvent::SendPing.to_json()),
+                    ];
+                    if send_all(&mut socket, ping, send_timeout).await.is_err() {
+                        break Step::Gone;
+                    }
+                }
+                Ok(ConnectionEvent::AuthTimeout) => break Step::Close(close::AUTH_TIMEOUT, "authentication timeout"),
+                Ok(ConnectionEvent::HeartbeatTimeout) => break Step::Close(close::HEARTBEAT_TIMEOUT, "heartbeat timeout"),
+                Ok(ConnectionEvent::SlowConsumer) => break Step::Close(close::SLOW_CONSUMER, "slow consumer"),
+                Ok(ConnectionEvent::Shutdown) | Err(_) => break Step::Close(close::GOING_AWAY, "server shutting down"),
+            },
+            message = socket.recv() => match message {
+                None => break Step::Gone,
+                Some(Err(error)) => {
+                    break if is_too_big(error) {
+                        Step::Close(close::TOO_BIG, "message too big")
+                    } else {
+                        Step::Gone
+                    };
+                }
+                Some(Ok(message)) => match session.on_message(message).await {
+                    Step::Continue => {}
+                    ending => break ending,
+                },
+            },
+            Some(text) = outbox_rx.recv() => {
+                if send_all(&mut socket, [Message::text(text)], send_timeout).await.is_err() {
+                    break Step::Gone;
+                }
+            }
+            notification = notifications.recv_async() => match notification {
+                Ok(first) => {
+                    let mut batch = Vec::with_capacity(SEND_BATCH);
+                    batch.push(session.render(first));
+                    while batch.len() < SEND_BATCH {
+                        match notifications.try_recv() {
+                            Ok(next) => batch.push(session.render(next)),
+                            Err(_) => break,
+                        }
+                    }
+                    if send_all(&mut socket, batch, send_timeout).await.is_err() {
+                        break Step::Gone;
+                    }
+                }
+                Err(_) => break Step::Close(close::GOING_AWAY, "server shutting down"),
+            },
+        }
+    };
+    let closing = match ending {
+        Step::Close(code, reason) => {
+            // Replies to what was accepted before the refusal go out first.
+            let mut replies = Vec::new();
+            while let Ok(text) = outbox_rx.try_recv() {
+                replies.push(Message::text(text));
+            }
+            let _ = send_all(&mut socket, replies, CLOSE_WAIT).await;
+            send_close(&mut socket, code, reason).await
+        }
+        _ => false,
+    };
+    // Unregistered once the close frame is out: livecore forgets the connection (and a
+    // shutdown stops waiting for it) while the client answers.
+    let _ = shared.manager.unregister_connection(connection_id);
+    if closing {
+        await_close_reply(&mut socket).await;
+    }
+}
+
+/// Writes every message then flushes once; a socket that cannot take them within the send
+/// timeout (a client that stopped reading) is given up.
+async fn send_all(
+    socket: &mut WebSocket,
+    messages: impl IntoIterator<Item = Message>,
+    timeout: Duration,
+) -> Result<(), ()> {
+    let write = async {
+        for message in messages {
+            socket.feed(message).await?;
+        }
+        socket.flush().await
+    };
+    match tokio::time::timeout(timeout, write).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// Sends a close frame with a reason, then reads until the client answers (or a bound),
+/// so the reason reaches it before the TCP connection goes.
+async fn close_socket(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    if send_close(socket, code, reason).await {
+        await_close_reply(socket).await;
+    }
+}
+
+/// Sends a close frame; false when the socket would not take it.
+async fn send_close(socket: &mut WebSocket, code: u16, reason: &'static str) -> bool {
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    send_all(socket, [frame], CLOSE_WAIT).await.is_ok()
+}
+
+/// Reads (and drops) what the client still sends until its close frame, within a bound:
+/// closing the TCP connection with unread data would reset it and could lose our frame.
+async fn await_close_reply(socket: &mut WebSocket) {
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+fn is_too_big(error: axum::Error) -> bool {
+    matches!(
+        error
+            .into_inner()
+            .downcast::<tungstenite::Error>()
+            .map(|error| *error),
+        Ok(tungstenite::Error::Capacity(_))
+    )
+}
+
+impl Session {
+    /// A notification as the client gets it; forgets live queries livecore ended.
+    fn render(&mut self, notification: Notification) -> Message {
+        if matches!(
+            notification,
+            Notification::ResyncRequired { .. }
+                | Notification::ResumeUnavailable { .. }
+                | Notification::Closed { .. }
+        ) {
+            self.subscriptions
+                .remove(&notification.live_query_id().to_string());
+        }
+        Message::text(notification.to_json())
+    }
+
+    fn reply(&self, text: String) {
+        let _ = self.outbox.send(text);
+    }
+
+    async fn on_message(&mut self, message: Message) -> Step {
+        if !self.rate.take() {
+            return Step::Close(close::RATE_LIMITED, "message rate exceeded");
+        }
+        // Recorded at most every HEARTBEAT_EVERY (it takes livecore's connection-map lock),
+        // and often enough for any heartbeat timeout.
+        let every = HEARTBEAT_EVERY.min(self.shared.config.manager.heartbeat_timeout / 4);
+        if self.last_heartbeat.elapsed() >= every {
+            self.last_heartbeat = Instant::now();
+            let _ = self.shared.manager.heartbeat(self.connection_id);
+        }
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Binary(_) => {
+                return Step::Close(close::UNSUPPORTED_DATA, "binary frames are not supported")
+            }
+            Message::Ping(_) | Message::Pong(_) => return Step::Continue,
+            Message::Close(_) => return Step::Gone,
+        };
+        let parsed = serde_json::from_str::<ClientMessage>(text.as_str());
+        let Some(identity) = self.identity.clone() else {
+            return match parsed {
+                Ok(ClientMessage::Auth { token }) => self.authenticate(&token),
+                _ => Step::Close(close::AUTH_REQUIRED, "authenticate first"),
+            };
+        };
+        match parsed {
+            Err(error) => {
+                self.reply(protocol::error(None, "bad_message", &error.to_string()));
+            }
+            Ok(ClientMessage::Auth { .. }) => {
+                self.reply(protocol::error(
+                    None,
+                    "already_authenticated",
+                    "already authenticated",
+                ));
+            }
+            Ok(ClientMessage::Ping { id }) => {
+                self.reply(json!({"type": "pong", "id": id}).to_string())
+            }
+            Ok(ClientMessage::Subscribe {
+                id,
+                sql,
+                initial_load,
+                resume_from,
+            }) => self.subscribe(identity, id, &sql, initial_load, resume_from),
+            Ok(ClientMessage::Unsubscribe { id, live_query_id }) => {
+                let result = match self.subscriptions.remove(&live_query_id) {
+                    Some(live_query) => self.shared.manager.unsubscribe(live_query),
+                    None => Err(LiveError::InvalidFilter(String::new())),
+                };
+                self.reply(match result {
+                    Ok(()) => {
+                        json!({"type": "unsubscribed", "id": id, "live_query_id": live_query_id})
+                            .to_string()
+                    }
+                    Err(_) => protocol::error(
+                        id.as_ref(),
+                        "unknown_subscription",
+                        "no such live query on this connection",
+                    ),
+                });
+            }
+            Ok(ClientMessage::Write { id, ops }) => {
+                // Off the task: the loop keeps draining while the writer commits.
+                let (shared, outbox) = (self.shared.clone(), self.outbox.clone());
+                tokio::spawn(async move {
+                    let reply = match shared.db.write(&identity, ops).await {
+                        Ok(outcome) => json!({"type": "written", "id": id, "seq": outcome.seq.0, "ids": outcome.ids}).to_string(),
+                        Err(error) => protocol::error(id.as_ref(), error.code(), &error.to_string()),
+                    };
+                    let _ = outbox.send(reply);
+                });
+            }
+        }
+        Step::Continue
+    }
+
+    fn authenticate(&mut self, token: &str) -> Step {
+        let manager = &self.shared.manager;
+        let _ = manager.mark_auth_started(self.connection_id);
+        let identity = match self.shared.config.verifier.verify(token) {
+            Ok(identity) => identity,
+            Err(AuthError::Missing) => {
+                return Step::Close(close::AUTH_FAILED, "authentication failed: missing token")
+            }
+            Err(AuthError::Invalid) => {
+                return Step::Close(close::AUTH_FAILED, "authentication failed: invalid token")
+            }
+        };
+        if manager
+            .authenticate(
+                self.connection_id,
+                UserId::from(identity.user.as_str()),
+                identity.role.clone(),
+            )
+            .is_err()
+        {
+            return Step::Close(close::AUTH_FAILED, "authentication failed");
+        }
+        self.reply(
+            json!({
+                "type": "authenticated",
+                "user": identity.user,
+                "connection_id": self.connection_id.to_string(),
+                "tables": self.shared.tables_json(&identity),
+            })
+            .to_string(),
+        );
+        self.identity = Some(identity);
+        Step::Continue
+    }
+
+    fn subscribe(
+        &mut self,
+        identity: Identity,
+        id: Option<Json>,
+        sql: &str,
+        initial_load: bool,
+        resume_from: Option<u64>,
+    ) {
+        let max_sql = self.shared.config.limits.max_sql_bytes;
+        if sql.len() > max_sql {
+            let message = format!("subscription SQL is limited to {max_sql} bytes");
+            return self.reply(protocol::error(id.as_ref(), "sql_too_long", &message));
+        }
+        let options = match (initial_load, resume_from) {
+            (true, Some(_)) => {
+                return self.reply(protocol::error(
+                    id.as_ref(),
+                    "bad_message",
+                    "initial_load and resume_from exclude each other",
+                ))
+            }
+            (true, None) => SubscriptionOptions::with_initial_load(),
+            (false, Some(seq)) => SubscriptionOptions::resume_from(SeqId(seq)),
+            (false, None) => SubscriptionOptions::default(),
+        };
+        let manager = self.shared.manager.clone();
+        let subscribed = match manager.subscribe_sql(self.connection_id, sql, options) {
+            Ok(subscribed) => subscribed,
+            Err(error) => {
+                let code = protocol::live_error_code(&error);
+                return self.reply(protocol::error(id.as_ref(), code, &error.to_string()));
+            }
+        };
+        let live_query_id = subscribed.live_query_id;
+        let name = live_query_id.to_string();
+        let columns: Vec<&str> = subscribed.columns.iter().map(|name| &**name).collect();
+        self.reply(
+            json!({"type": "subscribed", "id": id, "live_query_id": name, "columns": columns, "resume_from": resume_from})
+                .to_string(),
+        );
+        self.subscriptions.insert(name, live_query_id);
+        if !subscribed.gated {
+            return;
+        }
+        let (shared, outbox) = (self.shared.clone(), self.outbox.clone());
+        tokio::task::spawn_blocking(move || {
+            let result = match resume_from {
+                Some(after) => resume(&shared, live_query_id, SeqId(after)),
+                None => load_snapshot(&shared, live_query_id, &identity),
+            };
+            if let Err(error) = result {
+                // A live query the client ended meanwhile (or a connection gone) is no error.
+                if !matches!(
+                    error,
+                    LoadError::Live(
+                        LiveError::UnknownSubscription(_) | LiveError::UnknownConnection(_)
+                    )
+                ) {
+                    let _ = shared.manager.unsubscribe(live_query_id);
+                    let _ = outbox.send(protocol::error(
+                        id.as_ref(),
+                        "load_failed",
+                        &error.to_string(),
+                    ));
+                }
+            }
+        });
+    }
+}
+
+#[derive(Debug)]
+enum LoadError {
+    Live(LiveError),
+    Database(String),
+    Stalled,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Live(error) => write!(f, "{error}"),
+            LoadError::Database(error) => write!(f, "database: {error}"),
+            LoadError::Stalled => f.write_str("the client did not read its initial load in time"),
+        }
+    }
+}
+
+impl From<LiveError> for LoadError {
+    fn from(error: LiveError) -> Self {
+        LoadError::Live(error)
+    }
+}
+
+/// Retries `step` while the connection's channel is full (the task is draining it), up to
+/// the send timeout; `step` gets how many items of its input are already done.
+fn until_room<T>(
+    shared: &Shared,
+    mut step: impl FnMut(usize) -> Result<T, LiveError>,
+) -> Result<T, LoadError> {
+    let deadline = Instant::now() + shared.config.send_timeout;
+    let mut done = 0;
+    loop {
+        match step(done) {
+            Err(LiveError::WouldBlock { consumed }) => {
+                done += consumed;
+                if Instant::now() >= deadline {
+                    return Err(LoadError::Stalled);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            other => return other.map_err(LoadError::Live),
+        }
+    }
+}
+
+/// The snapshot protocol: the subscription is indexed (subscribe returned), so reading the
+/// snapshot's SeqId now and setting it as the boundary gives every commit exactly once:
+/// those at or below it are in the rows read in the same SQLite transaction, later ones
+/// come through the gate.
+fn load_snapshot(
+    shared: &Shared,
+    live_query_id: LiveQueryId,
+    identity: &Identity,
+) -> Result<(), LoadError> {
+    let manager = &shared.manager;
+    let table = manager.subscription(live_query_id)?.table_id;
+    let per_user = shared
+        .db
+        .tables()
+        .get(table.name())
+        .and_then(|config| config.owner_column())
+        .is_some();
+    let owner = per_user.then_some(identity.user.as_str());
+    let (boundary, rows) = shared
+        .db
+        .snapshot(table.name(), owner)
+        .map_err(|error| LoadError::Database(error.to_string()))?;
+    manager.set_snapshot_boundary(live_query_id, boundary)?;
+    until_room(shared, |done| {
+        manager.push_snapshot_rows(live_query_id, &rows[done..])
+    })?;
+    until_room(shared, |_| manager.complete_initial_load(live_query_id))?;
+    Ok(())
+}
+
+/// The resume protocol: replays the commits after `after` from the log (read after
+/// subscribe returned, so none is missed), or tells the client its point is gone.
+fn resume(shared: &Shared, live_query_id: LiveQueryId, after: SeqId) -> Result<(), LoadError> {
+    let manager = &shared.manager;
+    let namespace = &shared.config.manager.default_namespace;
+    let commits = shared
+        .db
+        .commits_after(after, namespace)
+        .map_err(|error| LoadError::Database(error.to_string()))?;
+    match commits {
+        Err(_) => manager.resume_unavailable(live_query_id)?,
+        Ok(commits) => {
+            for (seq, changes) in commits {
+                manager.replay_commit(live_query_id, seq, changes)?;
+            }
+            until_room(shared, |_| manager.complete_initial_load(live_query_id))?;
+        }
+    }
+    Ok(())
+}

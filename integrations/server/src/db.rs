@@ -1,0 +1,820 @@
+//! The engine: SQLite through rusqlite. One writer thread owns the write connection and
+//! turns each write request into one transaction, which also appends the commit to a
+//! bounded log (`_livecore_log`) and advances the commit counter; after COMMIT it publishes
+//! the commit to livecore with that SeqId, so commits reach livecore in commit order.
+//! Readers (snapshots for initial loads, the log for resume) use their own connections: in
+//! WAL mode each read transaction sees one consistent state, SeqId included.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::Instant;
+
+use livecore::{ChangeNotification, ChangeType, ConnectionsManager, Row, SeqId, TableId, Value};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{params_from_iter, Connection, OptionalExtension, ToSql, TransactionBehavior};
+use serde::Deserialize;
+use serde_json::{Map, Value as Json};
+
+use crate::auth::Identity;
+use crate::config::{ColumnType, TableConfig, WriteAccess};
+
+/// One row operation of a write request.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum WriteOp {
+    /// Inserts a row; `id` may be given or left to SQLite.
+    Insert {
+        /// The table.
+        table: String,
+        /// Column values by name.
+        values: Map<String, Json>,
+    },
+    /// Changes columns of the row `id`.
+    Update {
+        /// The table.
+        table: String,
+        /// The row.
+        id: i64,
+        /// Column values by name.
+        values: Map<String, Json>,
+    },
+    /// Deletes the row `id`.
+    Delete {
+        /// The table.
+        table: String,
+        /// The row.
+        id: i64,
+    },
+}
+
+/// Why a write was refused. Nothing of a refused write is committed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteError {
+    /// The table is not one the server exposes.
+    UnknownTable(String),
+    /// The user may not write this table.
+    Forbidden(String),
+    /// A column the table does not have, or one the client may not set.
+    BadColumn(String),
+    /// A value of the wrong type for its column.
+    BadValue(String),
+    /// No row with this id (or none the user owns).
+    NotFound(i64),
+    /// Too many operations in one request, or none.
+    TooManyOps(usize),
+    /// SQLite refused the statement (a constraint, a duplicate id).
+    Database(String),
+    /// The server is shutting down.
+    Closed,
+}
+
+impl WriteError {
+    /// The error code sent to the client.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WriteError::UnknownTable(_) => "unknown_table",
+            WriteError::Forbidden(_) => "forbidden",
+            WriteError::BadColumn(_) => "bad_column",
+            WriteError::BadValue(_) => "bad_value",
+            WriteError::NotFound(_) => "not_found",
+            WriteError::TooManyOps(_) => "too_many_ops",
+            WriteError::Database(_) => "database",
+            WriteError::Closed => "shutting_down",
+        }
+    }
+}
+
+impl fmt::Display for WriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WriteError::UnknownTable(table) => write!(f, "unknown table {table:?}"),
+            WriteError::Forbidden(table) => write!(f, "not allowed to write {table:?}"),
+            WriteError::BadColumn(detail) | WriteError::BadValue(detail) => f.write_str(detail),
+            WriteError::NotFound(id) => write!(f, "no row with id {id}"),
+            WriteError::TooManyOps(max) => write!(f, "a write holds 1 to {max} operations"),
+            WriteError::Database(detail) => write!(f, "database: {detail}"),
+            WriteError::Closed => f.write_str("the server is shutting down"),
+        }
+    }
+}
+
+impl std::error::Error for WriteError {}
+
+impl From<rusqlite::Error> for WriteError {
+    fn from(error: rusqlite::Error) -> Self {
+        WriteError::Database(error.to_string())
+    }
+}
+
+/// What a committed write did.
+#[derive(Clone, Debug)]
+pub struct WriteOutcome {
+    /// The commit's SeqId.
+    pub seq: SeqId,
+    /// The id of each operation's row, in order.
+    pub ids: Vec<i64>,
+    /// When COMMIT returned (before publishing to livecore).
+    pub committed_at: Instant,
+}
+
+struct WriteRequest {
+    identity: Identity,
+    ops: Vec<WriteOp>,
+    reply: tokio::sync::oneshot::Sender<Result<WriteOutcome, WriteError>>,
+}
+
+/// Why a resume cannot be served from the log.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ResumeUnavailable;
+
+/// The database: the writer thread's queue and a pool of read connections.
+pub struct Database {
+    path: PathBuf,
+    tables: Arc<HashMap<String, TableConfig>>,
+    writes: Mutex<Option<mpsc::Sender<WriteRequest>>>,
+    writer: Mutex<Option<thread::JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+    max_ops: usize,
+}
+
+impl Database {
+    /// Opens (or creates) the database, creates the configured tables and the commit log,
+    /// and starts the writer thread, which publishes every commit to `manager`.
+    pub fn open(
+        path: &Path,
+        tables: &[TableConfig],
+        history_limit: u64,
+        max_ops: usize,
+        manager: Arc<ConnectionsManager>,
+        namespace: &str,
+    ) -> Result<Self, rusqlite::Error> {
+        let tables: Arc<HashMap<String, TableConfig>> = Arc::new(
+            tables
+                .iter()
+                .map(|table| (table.name.clone(), table.clone()))
+                .collect(),
+        );
+        let connection = open_connection(path)?;
+        connection.execute_batch(
+            "CREATE TABLE IF NOT EXISTS _livecore_log (seq INTEGER PRIMARY KEY, changes TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS _livecore_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             INSERT OR IGNORE INTO _livecore_meta VALUES ('last_seq', 0), ('floor', 0);",
+        )?;
+        for table in tables.values() {
+            let columns: Vec<String> = table
+                .columns
+                .iter()
+                .map(|(name, kind)| format!("{} {}", quote(name), kind.sql()))
+                .collect();
+            connection.execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS {} (id INTEGER PRIMARY KEY, {})",
+                quote(&table.name),
+                columns.join(", ")
+            ))?;
+        }
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer {
+            connection,
+            tables: tables.clone(),
+            manager,
+            namespace: namespace.to_string(),
+            history_limit: history_limit.max(1),
+        };
+        let handle = thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error) as Box<_>))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            tables,
+            writes: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+            readers: Mutex::new(Vec::new()),
+            max_ops,
+        })
+    }
+
+    /// The exposed tables by name.
+    pub fn tables(&self) -> &HashMap<String, TableConfig> {
+        &self.tables
+    }
+
+    /// Commits `ops` as one transaction for `identity` and publishes it; returns once
+    /// livecore has been handed the commit.
+    pub async fn write(
+        &self,
+        identity: &Identity,
+        ops: Vec<WriteOp>,
+    ) -> Result<WriteOutcome, WriteError> {
+        if ops.is_empty() || ops.len() > self.max_ops {
+            return Err(WriteError::TooManyOps(self.max_ops));
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = WriteRequest {
+            identity: identity.clone(),
+            ops,
+            reply,
+        };
+        {
+            let writes = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+            let sender = writes.as_ref().ok_or(WriteError::Closed)?;
+            sender.send(request).map_err(|_| WriteError::Closed)?;
+        }
+        answer.await.map_err(|_| WriteError::Closed)?
+    }
+
+    /// Stops the writer after the writes already queued.
+    pub fn close(&self) {
+        self.writes.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = handle.join();
+        }
+    }
+
+    fn with_reader<T>(
+        &self,
+        read: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut connection = match pooled {
+            Some(connection) => connection,
+            None => open_connection(&self.path)?,
+        };
+        let result = read(&mut connection);
+        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if readers.len() < 8 {
+            readers.push(connection);
+        }
+        result
+    }
+
+    /// A consistent snapshot of a table (only `owner`'s rows on a per-user table) and the
+    /// SeqId of the last commit it holds: one read transaction reads both.
+    pub fn snapshot(
+        &self,
+        table: &str,
+        owner: Option<&str>,
+    ) -> rusqlite::Result<(SeqId, Vec<Row>)> {
+        let config = self
+            .tables
+            .get(table)
+            .ok_or(rusqlite::Error::InvalidParameterName(table.to_string()))?;
+        let columns = select_list(config);
+        self.with_reader(|connection| {
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let seq: i64 = transaction.query_row(
+                "SELECT value FROM _livecore_meta WHERE key = 'last_seq'",
+                [],
+                |row| row.get(0),
+            )?;
+            let mut rows = Vec::new();
+            match (config.owner_column(), owner) {
+                (Some(owner_column), Some(owner)) => {
+                    let mut statement = transaction.prepare(&format!(
+                        "SELECT {columns} FROM {} WHERE {} = ?1 ORDER BY id",
+                        quote(&config.name),
+                        quote(owner_column)
+                    ))?;
+                    let mut cursor = statement.query([owner])?;
+                    while let Some(row) = cursor.next()? {
+                        rows.push(read_row(row, config.columns.len() + 1)?);
+                    }
+                }
+                (Some(_), None) => {}
+                (None, _) => {
+                    let mut statement = transaction.prepare(&format!(
+                        "SELECT {columns} FROM {} ORDER BY id",
+                        quote(&config.name)
+                    ))?;
+                    let mut cursor = statement.query([])?;
+                    while let Some(row) = cursor.next()? {
+                        rows.push(read_row(row, config.columns.len() + 1)?);
+                    }
+                }
+            }
+            transaction.commit()?;
+            Ok((SeqId(seq as u64), rows))
+        })
+    }
+
+    /// The commits after `after`, in order, from the log; unavailable when the log no
+    /// longer holds all of them (or `after` is beyond the last commit).
+    #[allow(clippy::type_complexity)]
+    pub fn commits_after(
+        &self,
+        after: SeqId,
+        namespace: &str,
+    ) -> rusqlite::Result<Result<Vec<(SeqId, Vec<ChangeNotification>)>, ResumeUnavailable>> {
+        self.with_reader(|connection| {
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let meta = |key: &str| -> rusqlite::Result<u64> {
+                transaction
+                    .query_row(
+                        "SELECT value FROM _livecore_meta WHERE key = ?1",
+                        [key],
+                        |row| row.get::<_, i64>(0),
+                    )
+                    .map(|value| value as u64)
+            };
+            let (last, floor) = (meta("last_seq")?, meta("floor")?);
+            if after.0 < floor || after.0 > last {
+                return Ok(Err(ResumeUnavailable));
+            }
+            let mut statement = transaction
+                .prepare("SELECT seq, changes FROM _livecore_log WHERE seq > ?1 ORDER BY seq")?;
+            let mut cursor = statement.query([after.0 as i64])?;
+            let mut commits = Vec::new();
+            while let Some(row) = cursor.next()? {
+                let seq: i64 = row.get(0)?;
+                let text: String = row.get(1)?;
+                let changes = decode_changes(&text, namespace).map_err(|error| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        1,
+                        rusqlite::types::Type::Text,
+                        error.into(),
+                    )
+                })?;
+                commits.push((SeqId(seq as u64), changes));
+            }
+            Ok(Ok(commits))
+        })
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    // WAL: readers see a consistent snapshot while the writer commits. NORMAL: durable
+    // across a crash of the process (not of the machine), the usual WAL trade-off.
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(connection)
+}
+
+/// Quotes an identifier (names come from the server's configuration, but quote anyway).
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn select_list(table: &TableConfig) -> String {
+    table
+        .column_names()
+        .iter()
+        .map(|name| quote(name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn read_row(row: &rusqlite::Row<'_>, width: usize) -> rusqlite::Result<Row> {
+    let mut values = Vec::with_capacity(width);
+    for index in 0..width {
+        values.push(match row.get_ref(index)? {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(value) => Value::Int(value),
+            ValueRef::Real(value) => Value::Float(value),
+            ValueRef::Text(text) => Value::text(&String::from_utf8_lossy(text)),
+            ValueRef::Blob(bytes) => Value::bytes(bytes),
+        });
+    }
+    Ok(Row::new(values))
+}
+
+/// A client's JSON value checked against its column's type, ready to bind.
+enum SqlValue {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+impl ToSql for SqlValue {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            SqlValue::Null => ToSqlOutput::Owned(rusqlite::types::Value::Null),
+            SqlValue::Int(value) => ToSqlOutput::Owned(rusqlite::types::Value::Integer(*value)),
+            SqlValue::Real(value) => ToSqlOutput::Owned(rusqlite::types::Value::Real(*value)),
+            SqlValue::Text(value) => ToSqlOutput::Borrowed(ValueRef::Text(value.as_bytes())),
+        })
+    }
+}
+
+fn sql_value(column: &str, kind: ColumnType, value: &Json) -> Result<SqlValue, WriteError> {
+    let bad = || {
+        WriteError::BadValue(format!(
+            "column {column:?} takes {} values, got {value}",
+            kind.sql()
+        ))
+    };
+    Ok(match (kind, value) {
+        (_, Json::Null) => SqlValue::Null,
+        (ColumnType::Integer, Json::Bool(flag)) => SqlValue::Int(i64::from(*flag)),
+        (ColumnType::Integer, Json::Number(number)) => {
+            SqlValue::Int(number.as_i64().ok_or_else(bad)?)
+        }
+        (ColumnType::Real, Json::Number(number)) => {
+            SqlValue::Real(number.as_f64().ok_or_else(bad)?)
+        }
+        (ColumnType::Text, Json::String(text)) => SqlValue::Text(text.clone()),
+        _ => return Err(bad()),
+    })
+}
+
+struct Writer {
+    connection: Connection,
+    tables: Arc<HashMap<String, TableConfig>>,
+    manager: Arc<ConnectionsManager>,
+    namespace: String,
+    history_limit: u64,
+}
+
+impl Writer {
+    fn run(mut self, requests: mpsc::Receiver<WriteRequest>) {
+        while let Ok(request) = requests.recv() {
+            let result = self.commit(&request.identity, &request.ops);
+            let answer = match result {
+                Ok((outcome, changes)) => {
+                    // Published after COMMIT, by the only writer: livecore sees commits in
+                    // SeqId order. A refused publish is a bug in this server; say so.
+                    if let Err(error) = self.manager.publish_commit(outcome.seq, changes) {
+                        if !self.manager.is_shutting_down() {
+                            eprintln!(
+                                "livecore-server: publish of {} failed: {error}",
+                                outcome.seq
+                            );
+                        }
+                    }
+                    Ok(outcome)
+                }
+                Err(error) => Err(error),
+            };
+            let _ = request.reply.send(answer);
+        }
+    }
+
+    fn commit(
+        &mut self,
+        identity: &Identity,
+        ops: &[WriteOp],
+    ) -> Result<(WriteOutcome, Vec<ChangeNotification>), WriteError> {
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut changes = Vec::with_capacity(ops.len());
+        let mut ids = Vec::with_capacity(ops.len());
+        let mut logged = Vec::with_capacity(ops.len());
+        for op in ops {
+            let (table_name, values) = match op {
+                WriteOp::Insert { table, values } | WriteOp::Update { table, values, .. } => {
+                    (table, Some(values))
+                }
+                WriteOp::Delete { table, .. } => (table, None),
+            };
+            let table = self
+                .tables
+                .get(table_name)
+                .ok_or_else(|| WriteError::UnknownTable(table_name.clone()))?;
+            let allowed = match &table.write {
+                WriteAccess::Authenticated => true,
+                WriteAccess::Role(role) => identity.role.as_deref() == Some(role.as_str()),
+                WriteAccess::ReadOnly => false,
+            };
+            if !allowed {
+                return Err(WriteError::Forbidden(table.name.clone()));
+            }
+            let mut assignments = Vec::new();
+            if let Some(values) = values {
+                for (column, value) in values {
+                    if Some(column.as_str()) == table.owner_column() {
+                        return Err(WriteError::BadColumn(format!(
+                            "column {column:?} is set by the server"
+                        )));
+                    }
+                    if column == "id" {
+                        if matches!(op, WriteOp::Update { .. }) {
+                            return Err(WriteError::BadColumn("id cannot be changed".into()));
+                        }
+                        let id = value.as_i64().ok_or_else(|| {
+                            WriteError::BadValue(format!("id must be an integer, got {value}"))
+                        })?;
+                        assignments.push(("id".to_string(), SqlValue::Int(id)));
+                        continue;
+                    }
+                    let kind = table
+                        .columns
+                        .iter()
+                        .find(|(name, _)| name == column)
+                        .map(|(_, kind)| *kind)
+                        .ok_or_else(|| {
+                            WriteError::BadColumn(format!(
+                                "table {:?} has no column {column:?}",
+                                table.name
+                            ))
+                        })?;
+                    assignments.push((column.clone(), sql_value(column, kind, value)?));
+                }
+            }
+            let owner = table
+                .owner_column()
+                .map(|column| (column, identity.user.as_str()));
+            let columns = select_list(table);
+            let width = table.columns.len() + 1;
+            let table_id = TableId::new(self.namespace.as_str(), table.name.as_str());
+            let change = match op {
+                WriteOp::Insert { .. } => {
+                    if let Some((column, user)) = owner {
+                        assignments.push((column.to_string(), SqlValue::Text(user.to_string())));
+                    }
+                    let names: Vec<String> =
+                        assignments.iter().map(|(name, _)| quote(name)).collect();
+                    let marks: Vec<String> =
+                        (1..=assignments.len()).map(|i| format!("?{i}")).collect();
+                    let sql = if assignments.is_empty() {
+                        format!(
+                            "INSERT INTO {} DEFAULT VALUES RETURNING {columns}",
+                            quote(&table.name)
+                        )
+                    } else {
+                        format!(
+                            "INSERT INTO {} ({}) VALUES ({}) RETURNING {columns}",
+                            quote(&table.name),
+                            names.join(", "),
+                            marks.join(", ")
+                        )
+                    };
+                    let row = transaction.query_row(
+                        &sql,
+                        params_from_iter(assignments.iter().map(|(_, value)| value)),
+                        |row| read_row(row, width),
+                    )?;
+                    ChangeNotification::insert(table_id, row)
+                }
+                WriteOp::Update { id, .. } => {
+                    let old = select_own(&transaction, table, &columns, *id, owner)?;
+                    if assignments.is_empty() {
+                        return Err(WriteError::BadColumn(
+                            "an update sets at least one column".into(),
+                        ));
+                    }
+                    let sets: Vec<String> = assignments
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (name, _))| format!("{} = ?{}", quote(name), i + 1))
+                        .collect();
+                    let sql = format!(
+                        "UPDATE {} SET {} WHERE id = ?{} RETURNING {columns}",
+                        quote(&table.name),
+                        sets.join(", "),
+                        assignments.len() + 1
+                    );
+                    let mut params: Vec<&dyn ToSql> = assignments
+                        .iter()
+                        .map(|(_, value)| value as &dyn ToSql)
+                        .collect();
+                    params.push(id);
+                    let row = transaction
+                        .query_row(&sql, params.as_slice(), |row| read_row(row, width))?;
+                    ChangeNotification::update(table_id, old, row)
+                }
+                WriteOp::Delete { id, .. } => {
+                    let old = select_own(&transaction, table, &columns, *id, owner)?;
+                    transaction.execute(
+                        &format!("DELETE FROM {} WHERE id = ?1", quote(&table.name)),
+                        [id],
+                    )?;
+                    ChangeNotification::delete(table_id, old)
+                }
+            };
+            let change = match owner {
+                Some((_, user)) => change.owned_by(user),
+                None => change,
+            };
+            ids.push(match change.row.value(0) {
+                Value::Int(id) => *id,
+                _ => 0,
+            });
+            logged.push(encode_change(&table.name, &change));
+            changes.push(change);
+        }
+        let last: i64 = transaction.query_row(
+            "SELECT value FROM _livecore_meta WHERE key = 'last_seq'",
+            [],
+            |row| row.get(0),
+        )?;
+        let seq = last as u64 + 1;
+        transaction.execute(
+            "INSERT INTO _livecore_log (seq, changes) VALUES (?1, ?2)",
+            rusqlite::params![seq as i64, Json::Array(logged).to_string()],
+        )?;
+        transaction.execute(
+            "UPDATE _livecore_meta SET value = ?1 WHERE key = 'last_seq'",
+            [seq as i64],
+        )?;
+        if seq > self.history_limit {
+            // Keep the newest `history_limit` commits; resume from below the floor is
+            // answered with resume_unavailable.
+            let floor = (seq - self.history_limit) as i64;
+            transaction.execute("DELETE FROM _livecore_log WHERE seq <= ?1", [floor])?;
+            transaction.execute(
+                "UPDATE _livecore_meta SET value = ?1 WHERE key = 'floor'",
+                [floor],
+            )?;
+        }
+        transaction.commit()?;
+        Ok((
+            WriteOutcome {
+                seq: SeqId(seq),
+                ids,
+                committed_at: Instant::now(),
+            },
+            changes,
+        ))
+    }
+}
+
+fn select_own(
+    transaction: &rusqlite::Transaction<'_>,
+    table: &TableConfig,
+    columns: &str,
+    id: i64,
+    owner: Option<(&str, &str)>,
+) -> Result<Row, WriteError> {
+    let width = table.columns.len() + 1;
+    let found = match owner {
+        Some((column, user)) => transaction
+            .query_row(
+                &format!(
+                    "SELECT {columns} FROM {} WHERE id = ?1 AND {} = ?2",
+                    quote(&table.name),
+                    quote(column)
+                ),
+                rusqlite::params![id, user],
+                |row| read_row(row, width),
+            )
+            .optional()?,
+        None => transaction
+            .query_row(
+                &format!("SELECT {columns} FROM {} WHERE id = ?1", quote(&table.name)),
+                [id],
+                |row| read_row(row, width),
+            )
+            .optional()?,
+    };
+    found.ok_or(WriteError::NotFound(id))
+}
+
+// The log's JSON: one object per change, {"t": table, "op": "i"|"u"|"d", "row": [...],
+// "old": [...], "owner": user}; values as JSON, bytes as {"hex": "..."}.
+
+fn encode_value(value: &Value) -> Json {
+    match value {
+        Value::Null => Json::Null,
+        Value::Bool(flag) => Json::Bool(*flag),
+        Value::Int(value) => Json::from(*value),
+        // SQLite stores no NaN or infinity, so every float it returns is finite.
+        Value::Float(value) => {
+            serde_json::Number::from_f64(*value).map_or(Json::Null, Json::Number)
+        }
+        Value::Text(text) => Json::String(text.to_string()),
+        Value::Bytes(bytes) => {
+            let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+            serde_json::json!({ "hex": hex })
+        }
+    }
+}
+
+fn decode_value(json: &Json) -> Result<Value, String> {
+    Ok(match json {
+        Json::Null => Value::Null,
+        Json::Bool(flag) => Value::Bool(*flag),
+        Json::Number(number) => match number.as_i64() {
+            Some(value) if !number.is_f64() => Value::Int(value),
+            _ => Value::Float(number.as_f64().ok_or("number out of range")?),
+        },
+        Json::String(text) => Value::text(text),
+        Json::Object(object) => {
+            let hex = object
+                .get("hex")
+                .and_then(Json::as_str)
+                .ok_or("bad value")?;
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("zz"), 16))
+                .collect::<Result<Vec<u8>, _>>()
+                .map_err(|_| "bad hex")?;
+            Value::bytes(&bytes)
+        }
+        Json::Array(_) => return Err("bad value".into()),
+    })
+}
+
+fn encode_row(row: &Row) -> Json {
+    Json::Array(row.values().iter().map(encode_value).collect())
+}
+
+fn decode_row(json: Option<&Json>) -> Result<Row, String> {
+    let values = json.and_then(Json::as_array).ok_or("missing row")?;
+    Ok(Row::new(
+        values.iter().map(decode_value).collect::<Result<_, _>>()?,
+    ))
+}
+
+fn encode_change(table: &str, change: &ChangeNotification) -> Json {
+    let mut object = Map::new();
+    object.insert("t".into(), Json::String(table.to_string()));
+    let op = match change.change_type {
+        ChangeType::Insert => "i",
+        ChangeType::Update => "u",
+        ChangeType::Delete => "d",
+    };
+    object.insert("op".into(), Json::String(op.into()));
+    object.insert("row".into(), encode_row(&change.row));
+    if let Some(old) = &change.old_row {
+        object.insert("old".into(), encode_row(old));
+    }
+    if let Some(owner) = &change.owner {
+        object.insert("owner".into(), Json::String(owner.as_str().to_string()));
+    }
+    Json::Object(object)
+}
+
+fn decode_changes(text: &str, namespace: &str) -> Result<Vec<ChangeNotification>, String> {
+    let parsed: Json = serde_json::from_str(text).map_err(|error| error.to_string())?;
+    let changes = parsed.as_array().ok_or("log entry is not an array")?;
+    changes
+        .iter()
+        .map(|change| {
+            let table = change
+                .get("t")
+                .and_then(Json::as_str)
+                .ok_or("missing table")?;
+            let table_id = TableId::new(namespace, table);
+            let row = decode_row(change.get("row"))?;
+            let decoded = match change.get("op").and_then(Json::as_str) {
+                Some("i") => ChangeNotification::insert(table_id, row),
+                Some("u") => {
+                    ChangeNotification::update(table_id, decode_row(change.get("old"))?, row)
+                }
+                Some("d") => ChangeNotification::delete(table_id, row),
+                _ => return Err("bad op".to_string()),
+            };
+            Ok(match change.get("owner").and_then(Json::as_str) {
+                Some(owner) => decoded.owned_by(owner),
+                None => decoded,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_entries_round_trip_every_value_kind() {
+        let row = Row::new(vec![
+            Value::Int(7),
+            Value::Null,
+            Value::Float(1.0),
+            Value::Float(-2.5),
+            Value::text("hé \"q\""),
+            Value::bytes(&[0, 255, 16]),
+            Value::Int(i64::MIN),
+        ]);
+        let old = Row::new(vec![Value::Int(7); 7]);
+        let update = ChangeNotification::update(TableId::new("ns", "t"), old.clone(), row.clone())
+            .owned_by("alice");
+        let text = Json::Array(vec![encode_change("t", &update)]).to_string();
+        let decoded = decode_changes(&text, "ns").unwrap();
+        assert_eq!(decoded.len(), 1);
+        assert_eq!(decoded[0].change_type, ChangeType::Update);
+        assert_eq!(decoded[0].row.values(), row.values());
+        assert_eq!(decoded[0].old_row.as_ref().unwrap().values(), old.values());
+        assert_eq!(decoded[0].owner.as_ref().unwrap().as_str(), "alice");
+        assert!(matches!(decoded[0].row.value(2), Value::Float(f) if *f == 1.0));
+    }
+
+    #[test]
+    fn values_are_checked_against_column_types() {
+        assert!(sql_value("n", ColumnType::Integer, &Json::from(1.5)).is_err());
+        assert!(sql_value("n", ColumnType::Text, &Json::from(1)).is_err());
+        assert!(matches!(
+            sql_value("n", ColumnType::Real, &Json::from(2)),
+            Ok(SqlValue::Real(_))
+        ));
+        assert!(matches!(
+            sql_value("n", ColumnType::Integer, &Json::Null),
+            Ok(SqlValue::Null)
+        ));
+    }
+}
