@@ -63,7 +63,7 @@ fi
 
 step "format, lints, and a SAFETY: comment on every unsafe block"
 cargo fmt --all -- --check
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 rust_dirs=()
 for dir in src tests benches loom-tests; do [ -d "$dir" ] && rust_dirs+=("$dir"); done
 find "${rust_dirs[@]}" -name '*.rs' | sort | xargs awk -f .ci/safety-comments.awk
@@ -77,6 +77,11 @@ differentials=(--skip livecore_agrees_with_sqlite_on_random_filters
 cargo test --lib --bins --tests -- "${differentials[@]}"
 cargo test --benches --examples
 cargo test --doc
+ok
+
+step "API docs build without warnings, and the layers of src/ hold"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p livecore
+cargo test --test layers
 ok
 
 step "SQL differentials: against SQLite, and through subscribe/publish routing (coverage shown)"
@@ -159,6 +164,18 @@ ffi_tests=$(cargo test --test ffi --no-run 2>&1 | sed -n 's|.*Executable tests/f
 [ -n "$ffi_tests" ] || { echo "could not find the ffi test binary"; exit 1; }
 valgrind --error-exitcode=1 --leak-check=full --suppressions=ffi-examples/valgrind.supp -q "$ffi_tests" -q
 bash ffi-examples/run.sh
+ok
+
+step "integration: PostgreSQL logical-decoding source (throwaway cluster on loopback)"
+bash integrations/postgres/ci.sh
+ok
+
+step "integration: NATS JetStream front nodes (3-server cluster on loopback)"
+bash integrations/nats/ci.sh
+ok
+
+step "integration: reference WebSocket server (loopback clients, headless Chromium)"
+bash integrations/server/ci.sh
 ok
 
 trap - EXIT

@@ -49,7 +49,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::sync::{AtomicU64, DataArc, Ordering};
 
 /// A source of time: a wall reading and a monotonic one (see the
-/// [module documentation](self)).
+/// module documentation).
 pub trait Clock: Send + Sync + 'static {
     /// Wall time: milliseconds since the Unix epoch (or any fixed origin, used
     /// consistently). For what is compared across nodes or shown.

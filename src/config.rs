@@ -51,7 +51,7 @@ pub struct ManagerConfig {
     /// What to do when a subscriber's channel is full.
     pub slow_consumer_policy: SlowConsumerPolicy,
     /// Limits on filters. Subscription SQL text is also bounded by its length,
-    /// [`MAX_SUBSCRIPTION_SQL_LEN`](crate::query::MAX_SUBSCRIPTION_SQL_LEN) bytes (64 KiB, a
+    /// [`MAX_SUBSCRIPTION_SQL_LEN`](crate::MAX_SUBSCRIPTION_SQL_LEN) bytes (64 KiB, a
     /// constant), checked before the text is read; the IN-list and operator-count limits
     /// here are then checked on its tokens, before it is parsed.
     pub filter_limits: FilterLimits,

@@ -2,7 +2,7 @@
 //! `lc_topic_store` of callbacks) in as a topic's [`TopicLog`], and
 //! `lc_topic_read_sink_push` is how its `read` callback hands blobs back.
 //!
-//! Records cross the boundary as blobs of [`record_codec`](crate::topics::record_codec):
+//! Records cross the boundary as blobs of `record_codec` (livecore's topic record format):
 //! livecore encodes on append and decodes (checking the checksum and every field) on read,
 //! so a store that returns damaged bytes makes the read fail with a store error; nothing a
 //! callback returns is trusted (offsets that would overflow, bounds with `start > end`,

@@ -315,7 +315,7 @@ impl ConnectionsManager {
         self.shutting_down.load(Ordering::Acquire)
     }
 
-    /// The manager-wide ready queue, when [`ManagerConfig::ready_queue`] is on.
+    /// The manager-wide ready queue, when [`ManagerConfig::ready_queue`](crate::ManagerConfig::ready_queue) is on.
     pub fn ready_connections(&self) -> Option<ReadyConnections> {
         self.ready
             .as_ref()

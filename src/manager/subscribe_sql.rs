@@ -25,7 +25,7 @@ impl ConnectionsManager {
     /// [`subscribe`](Self::subscribe) does. Unsupported SQL is refused with
     /// [`LiveError::Sql`] naming the construct and its position; oversized filters with
     /// the typed limit errors, and text longer than
-    /// [`MAX_SUBSCRIPTION_SQL_LEN`](crate::query::MAX_SUBSCRIPTION_SQL_LEN) with
+    /// [`MAX_SUBSCRIPTION_SQL_LEN`](crate::MAX_SUBSCRIPTION_SQL_LEN) with
     /// [`LiveError::OutOfBounds`] before it is looked up or read. A connection must be
     /// authenticated before its SQL is parsed.
     pub fn subscribe_sql(

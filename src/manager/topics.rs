@@ -874,7 +874,7 @@ impl ConnectionsManager {
     /// messages are waiting; otherwise parks (without spinning) until one arrives, a
     /// partition becomes free for it, or `timeout` passes (on the manager clock's
     /// monotonic reading, and at most as long in real time: see the
-    /// [module documentation](self)), and then returns an empty batch with the session's
+    /// documentation of `crate::topics::consume`), and then returns an empty batch with the session's
     /// positions. `timeout` zero never parks.
     ///
     /// `connection_id` is the consumer session: a registered, authenticated connection.
@@ -883,7 +883,7 @@ impl ConnectionsManager {
     /// `timeout` at most [`TopicLimits::max_poll_timeout`](crate::TopicLimits::max_poll_timeout),
     /// at most the group's lease duration (so a parked consumer's leases cannot expire
     /// while it waits) and at most half the heartbeat timeout (so a parked consumer is not
-    /// taken for a dead one). Errors: see the [module documentation](self).
+    /// taken for a dead one). Errors: see the documentation of `crate::topics::consume`.
     pub fn consume(
         &self,
         connection_id: ConnectionId,

@@ -110,7 +110,7 @@ impl TopicMessage {
     /// `{"partition":0,"offset":5,"seq":12,"timestamp_ms":..,"key":..,"change":{"op":"insert","source_op":"update","table":"chat.messages","row":{..},"old":{..}}}`
     /// for row changes (`owner` when the table is user-scoped, `old` when the engine
     /// published an update), and `"payload":"<base64>"` instead of `change` for direct
-    /// publishes. Values follow [`crate::types::json`].
+    /// publishes. Values follow [`crate::json`].
     pub fn to_json(&self) -> String {
         let mut out = Vec::with_capacity(128);
         out.extend_from_slice(b"{\"partition\":");

@@ -95,7 +95,7 @@ pub use self::route::{ChangeTypes, Partitioning, RouteFilter, TopicRouteId, Topi
 pub struct TopicConfig {
     /// Number of partitions (at least 1).
     pub partitions: u32,
-    /// What each partition keeps (applied by [`MemoryLog`]; a host's own store applies its
+    /// What each partition keeps (applied by [`MemoryLog`](crate::MemoryLog); a host's own store applies its
     /// own, but the bounds are still checked).
     pub retention: Retention,
 }
@@ -175,7 +175,7 @@ pub struct MessagePosition {
     pub offset: u64,
 }
 
-/// A topic as [`ConnectionsManager::topic_info`] reports it.
+/// A topic as [`ConnectionsManager::topic_info`](crate::ConnectionsManager::topic_info) reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicInfo {
     /// Its name.

@@ -169,7 +169,7 @@ impl TopicRouteSpec {
     }
 }
 
-/// A route as [`ConnectionsManager::topic_routes`] reports it.
+/// A route as [`ConnectionsManager::topic_routes`](crate::ConnectionsManager::topic_routes) reports it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TopicRouteInfo {
     /// The route's id.
