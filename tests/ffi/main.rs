@@ -3,6 +3,11 @@
 //! for Miri), so it keeps to small workloads.
 
 mod contract;
+mod contract_connection;
+mod contract_manager;
+mod contract_publish;
+mod contract_records;
+mod contract_subscription;
 mod flows;
 mod golden;
 mod panics;

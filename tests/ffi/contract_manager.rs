@@ -1,0 +1,549 @@
+//! Contract cases (the library-wide functions, the manager, tables and revocation): each function called with NULL and invalid
+//! arguments; see `contract.rs`, which lists every case and checks the list against the header.
+
+use std::ffi::{c_char, CStr};
+use std::mem::size_of;
+use std::ptr::{null, null_mut};
+
+use livecore::ffi::*;
+
+use crate::assert_status;
+use crate::contract::*;
+use crate::support::*;
+
+// SAFETY (for every case below): each unsafe call passes NULL where the case tests NULL,
+// and otherwise pointers to live locals or strings of the right type and length; the
+// library must refuse the invalid ones without touching memory it was not given.
+
+pub(crate) fn case_lc_version() {
+    let mut out: *const c_char = null();
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(lc_version(null_mut()), LC_ERR_NULL_ARGUMENT);
+        assert_status!(lc_version(&mut out), LC_OK);
+        assert_eq!(
+            CStr::from_ptr(out).to_str().unwrap(),
+            env!("CARGO_PKG_VERSION")
+        );
+    }
+}
+
+pub(crate) fn case_lc_abi_version() {
+    let mut abi = 0;
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(lc_abi_version(null_mut()), LC_ERR_NULL_ARGUMENT);
+        assert_status!(lc_abi_version(&mut abi), LC_OK);
+    }
+    assert_eq!(abi, LIVECORE_ABI_VERSION);
+}
+
+pub(crate) fn case_lc_last_error() {
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(lc_version(null_mut()), LC_ERR_NULL_ARGUMENT);
+        let before = last_error();
+        assert!(
+            before.contains("lc_version") && before.contains("out_version"),
+            "{before}"
+        );
+        assert_status!(lc_last_error(null_mut()), LC_ERR_NULL_ARGUMENT);
+        assert_eq!(
+            last_error(),
+            before,
+            "lc_last_error never changes the last error"
+        );
+    }
+}
+
+pub(crate) fn case_lc_status_name() {
+    let mut name: *const c_char = null();
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(lc_status_name(0, null_mut()), LC_ERR_NULL_ARGUMENT);
+        assert_status!(lc_status_name(5, &mut name), LC_ERR_INVALID_ARGUMENT);
+        assert_status!(lc_status_name(104, &mut name), LC_OK);
+        assert_eq!(
+            CStr::from_ptr(name).to_str().unwrap(),
+            "LC_ERR_INVALID_HANDLE"
+        );
+    }
+}
+
+pub(crate) fn case_lc_config_init() {
+    let mut small: lc_config = sized(8);
+    let mut large: lc_config = sized(size_of::<lc_config>() + 8);
+    let mut good: lc_config = full();
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(lc_config_init(null_mut()), LC_ERR_NULL_ARGUMENT);
+        assert_status!(lc_config_init(&mut small), LC_ERR_STRUCT_SIZE);
+        assert_status!(lc_config_init(&mut large), LC_ERR_STRUCT_SIZE);
+        assert_eq!(small.max_connections, 0, "a refused call writes nothing");
+        assert_status!(lc_config_init(&mut good), LC_OK);
+    }
+    assert_eq!(good.struct_size as usize, size_of::<lc_config>());
+    assert_eq!(good.notification_channel_capacity, 1024);
+}
+
+pub(crate) fn case_lc_manager_new() {
+    let mut out = lc_manager::default();
+    let with = |change: &dyn Fn(&mut lc_config)| {
+        let mut config = config();
+        change(&mut config);
+        config
+    };
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(lc_manager_new(null(), &mut out), LC_ERR_NULL_ARGUMENT);
+        assert_status!(lc_manager_new(&config(), null_mut()), LC_ERR_NULL_ARGUMENT);
+        assert_status!(
+            lc_manager_new(&with(&|c| c.struct_size = 0), &mut out),
+            LC_ERR_STRUCT_SIZE
+        );
+        assert_status!(
+            lc_manager_new(&with(&|c| c.flags = 0x80), &mut out),
+            LC_ERR_INVALID_ARGUMENT
+        );
+        assert_status!(
+            lc_manager_new(&with(&|c| c.reserved = 1), &mut out),
+            LC_ERR_INVALID_ARGUMENT
+        );
+        assert_status!(
+            lc_manager_new(&with(&|c| c.slow_consumer_policy = 2), &mut out),
+            LC_ERR_INVALID_TAG
+        );
+        assert_status!(
+            lc_manager_new(&with(&|c| c.notification_channel_capacity = 0), &mut out),
+            LC_ERR_INVALID_CONFIG
+        );
+        assert_status!(
+            lc_manager_new(
+                &with(&|c| c.heartbeat_timeout_ms = c.ping_interval_ms),
+                &mut out
+            ),
+            LC_ERR_INVALID_CONFIG
+        );
+        let (empty, long) = (c(""), c(&"d".repeat(LC_MAX_NAME_LEN + 1)));
+        for bad in [&empty, &long] {
+            assert_status!(
+                lc_manager_new(&with(&|c| c.default_namespace = bad.as_ptr()), &mut out),
+                LC_ERR_INVALID_NAME
+            );
+        }
+    }
+    assert_eq!(out, lc_manager::default(), "a refused call writes nothing");
+}
+
+pub(crate) fn case_lc_manager_free() {
+    let f = Fixture::new();
+    assert_status!(
+        lc_manager_free(lc_manager::default()),
+        LC_ERR_INVALID_HANDLE
+    );
+    assert_status!(lc_manager_free(f.stale_manager), LC_ERR_INVALID_HANDLE);
+    // A handle of another kind is not a manager.
+    assert_status!(
+        lc_manager_free(lc_manager {
+            id: f.notification.id
+        }),
+        LC_ERR_INVALID_HANDLE
+    );
+    assert!(
+        last_error().contains("lc_notification handle was passed"),
+        "{}",
+        last_error()
+    );
+    assert_status!(
+        lc_manager_free(lc_manager { id: u64::MAX }),
+        LC_ERR_INVALID_HANDLE
+    );
+}
+
+pub(crate) fn case_lc_manager_get_clock() {
+    let f = Fixture::new();
+    let mut now = 0;
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(
+            lc_manager_get_clock(f.manager, null_mut()),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_manager_get_clock(f.stale_manager, &mut now),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_status!(lc_manager_get_clock(f.manager, &mut now), LC_OK);
+    }
+    assert_eq!(now, 1_000_000);
+}
+
+pub(crate) fn case_lc_manager_set_clock() {
+    let f = Fixture::new();
+    assert_status!(
+        lc_manager_set_clock(f.stale_manager, 5),
+        LC_ERR_INVALID_HANDLE
+    );
+    let system = manager_with(&config());
+    assert_status!(lc_manager_set_clock(system, 5), LC_ERR_NOT_ENABLED);
+    assert_eq!(lc_manager_free(system), LC_OK);
+    assert_status!(lc_manager_set_clock(f.manager, 5), LC_OK);
+}
+
+pub(crate) fn case_lc_manager_wait_ready() {
+    let f = Fixture::new();
+    let mut ids = [0u64; 4];
+    let mut count = 99;
+    let plain = manager_with(&config());
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(
+            lc_manager_wait_ready(f.manager, 0, null_mut(), 4, &mut count),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_manager_wait_ready(f.manager, 0, ids.as_mut_ptr(), 4, null_mut()),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_manager_wait_ready(f.manager, 0, ids.as_mut_ptr(), 0, &mut count),
+            LC_ERR_INVALID_ARGUMENT
+        );
+        assert_status!(
+            lc_manager_wait_ready(f.manager, 0, ids.as_mut_ptr(), usize::MAX, &mut count),
+            LC_ERR_INVALID_ARGUMENT
+        );
+        assert_status!(
+            lc_manager_wait_ready(f.stale_manager, 0, ids.as_mut_ptr(), 4, &mut count),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_status!(
+            lc_manager_wait_ready(plain, 0, ids.as_mut_ptr(), 4, &mut count),
+            LC_ERR_NOT_ENABLED
+        );
+        assert_eq!(count, 99, "a refused call writes nothing");
+    }
+    assert_eq!(lc_manager_free(plain), LC_OK);
+}
+
+pub(crate) fn case_lc_manager_check_connections() {
+    let f = Fixture::new();
+    let mut bad: lc_check_report = sized(4);
+    let mut report: lc_check_report = full();
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(
+            lc_manager_check_connections(f.stale_manager, LC_NOW, null_mut()),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_status!(
+            lc_manager_check_connections(f.manager, LC_NOW, &mut bad),
+            LC_ERR_STRUCT_SIZE
+        );
+        assert_status!(
+            lc_manager_check_connections(f.manager, LC_NOW, null_mut()),
+            LC_OK
+        );
+        assert_status!(
+            lc_manager_check_connections(f.manager, LC_NOW, &mut report),
+            LC_OK
+        );
+    }
+    assert_eq!(report.checked, 1);
+}
+
+pub(crate) fn case_lc_manager_shutdown() {
+    let f = Fixture::new();
+    let mut bad: lc_shutdown_report = sized(0);
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(
+            lc_manager_shutdown(f.stale_manager, 0, null_mut()),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_status!(
+            lc_manager_shutdown(f.manager, 0, &mut bad),
+            LC_ERR_STRUCT_SIZE
+        );
+    }
+    // Nothing was shut down by the refused calls.
+    assert!(f.anonymous() > f.connection);
+}
+
+pub(crate) fn case_lc_manager_get_stats() {
+    let f = Fixture::new();
+    let mut out: lc_stats = full();
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(
+            lc_manager_get_stats(f.manager, null_mut()),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_manager_get_stats(f.stale_manager, &mut out),
+            LC_ERR_INVALID_HANDLE
+        );
+    }
+    assert_eq!(stats(f.manager).published, 2);
+}
+
+pub(crate) fn case_lc_table_register() {
+    let f = Fixture::new();
+    let (ns, name, col) = (c("ns"), c("t"), c("a"));
+    let columns = [col.as_ptr()];
+    let with_null = [col.as_ptr(), null()];
+    let with_bad = [bad_utf8()];
+    let mut key = 77;
+    // SAFETY: see above.
+    unsafe {
+        let register = |ns: *const c_char,
+                        name: *const c_char,
+                        scope: u32,
+                        columns: *const *const c_char,
+                        count: usize,
+                        key: *mut u32| {
+            lc_table_register(f.manager, ns, name, scope, columns, count, key)
+        };
+        assert_status!(
+            register(null(), name.as_ptr(), 0, columns.as_ptr(), 1, &mut key),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            register(ns.as_ptr(), null(), 0, columns.as_ptr(), 1, &mut key),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            register(ns.as_ptr(), name.as_ptr(), 0, null(), 1, &mut key),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            register(
+                ns.as_ptr(),
+                name.as_ptr(),
+                0,
+                with_null.as_ptr(),
+                2,
+                &mut key
+            ),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            register(bad_utf8(), name.as_ptr(), 0, columns.as_ptr(), 1, &mut key),
+            LC_ERR_INVALID_UTF8
+        );
+        assert_status!(
+            register(
+                ns.as_ptr(),
+                name.as_ptr(),
+                0,
+                with_bad.as_ptr(),
+                1,
+                &mut key
+            ),
+            LC_ERR_INVALID_UTF8
+        );
+        assert_status!(
+            register(ns.as_ptr(), name.as_ptr(), 9, columns.as_ptr(), 1, &mut key),
+            LC_ERR_INVALID_TAG
+        );
+        assert_status!(
+            register(ns.as_ptr(), name.as_ptr(), 0, columns.as_ptr(), 0, &mut key),
+            LC_ERR_INVALID_SCHEMA
+        );
+        // Lying column counts: refused before a column pointer is read.
+        assert_status!(
+            register(
+                ns.as_ptr(),
+                name.as_ptr(),
+                0,
+                columns.as_ptr(),
+                usize::MAX,
+                &mut key
+            ),
+            LC_ERR_INVALID_SCHEMA
+        );
+        assert_status!(
+            register(
+                ns.as_ptr(),
+                name.as_ptr(),
+                0,
+                columns.as_ptr(),
+                LC_MAX_COLUMNS + 1,
+                &mut key
+            ),
+            LC_ERR_INVALID_SCHEMA
+        );
+        assert_status!(
+            lc_table_register(
+                f.stale_manager,
+                ns.as_ptr(),
+                name.as_ptr(),
+                0,
+                null(),
+                usize::MAX,
+                &mut key
+            ),
+            LC_ERR_INVALID_HANDLE
+        );
+        // Names: 1 to LC_MAX_NAME_LEN bytes.
+        let empty = c("");
+        let long = c(&"n".repeat(LC_MAX_NAME_LEN + 1));
+        let longest = c(&"n".repeat(LC_MAX_NAME_LEN));
+        for bad in [&empty, &long] {
+            assert_status!(
+                register(
+                    bad.as_ptr(),
+                    name.as_ptr(),
+                    0,
+                    columns.as_ptr(),
+                    1,
+                    &mut key
+                ),
+                LC_ERR_INVALID_NAME
+            );
+            assert_status!(
+                register(ns.as_ptr(), bad.as_ptr(), 0, columns.as_ptr(), 1, &mut key),
+                LC_ERR_INVALID_NAME
+            );
+            let bad_column = [col.as_ptr(), bad.as_ptr()];
+            assert_status!(
+                register(
+                    ns.as_ptr(),
+                    name.as_ptr(),
+                    0,
+                    bad_column.as_ptr(),
+                    2,
+                    &mut key
+                ),
+                LC_ERR_INVALID_NAME
+            );
+        }
+        assert_status!(
+            lc_table_register(
+                f.stale_manager,
+                ns.as_ptr(),
+                name.as_ptr(),
+                0,
+                columns.as_ptr(),
+                1,
+                &mut key
+            ),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_eq!(key, 77, "a refused call writes nothing");
+        assert_status!(
+            register(
+                ns.as_ptr(),
+                name.as_ptr(),
+                0,
+                columns.as_ptr(),
+                1,
+                null_mut()
+            ),
+            LC_OK
+        );
+        let longest_column = [longest.as_ptr()];
+        assert_status!(
+            register(
+                longest.as_ptr(),
+                longest.as_ptr(),
+                0,
+                longest_column.as_ptr(),
+                1,
+                null_mut()
+            ),
+            LC_OK
+        );
+    }
+}
+
+pub(crate) fn case_lc_table_drop() {
+    let f = Fixture::new();
+    let mut ended = 77;
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(
+            lc_table_drop(f.manager, 999, &mut ended),
+            LC_ERR_UNKNOWN_TABLE
+        );
+        assert_status!(
+            lc_table_drop(f.stale_manager, f.messages, &mut ended),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_eq!(ended, 77, "a refused call writes nothing");
+        assert_status!(lc_table_drop(f.manager, f.notes, null_mut()), LC_OK);
+        assert_status!(
+            lc_table_drop(f.manager, f.notes, &mut ended),
+            LC_ERR_UNKNOWN_TABLE
+        );
+    }
+}
+
+pub(crate) fn case_lc_user_revoke() {
+    let f = Fixture::new();
+    let (alice, why) = (c("alice"), c("token expired"));
+    let mut ended = 77;
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(
+            lc_user_revoke(f.manager, null(), why.as_ptr(), &mut ended),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_user_revoke(f.manager, alice.as_ptr(), null(), &mut ended),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_user_revoke(f.manager, bad_utf8(), why.as_ptr(), &mut ended),
+            LC_ERR_INVALID_UTF8
+        );
+        let (empty, long) = (c(""), c(&"u".repeat(LC_MAX_NAME_LEN + 1)));
+        for bad in [&empty, &long] {
+            assert_status!(
+                lc_user_revoke(f.manager, bad.as_ptr(), why.as_ptr(), &mut ended),
+                LC_ERR_INVALID_NAME
+            );
+        }
+        assert_status!(
+            lc_user_revoke(f.stale_manager, alice.as_ptr(), why.as_ptr(), &mut ended),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_eq!(ended, 77, "a refused call writes nothing");
+        assert_eq!(
+            stats(f.manager).subscriptions,
+            1,
+            "refused revocations ended nothing"
+        );
+    }
+}
+
+pub(crate) fn case_lc_table_revoke() {
+    let f = Fixture::new();
+    let why = c("withdrawn");
+    let mut ended = 77;
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(
+            lc_table_revoke(f.manager, f.messages, null(), &mut ended),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_table_revoke(f.manager, f.messages, bad_utf8(), &mut ended),
+            LC_ERR_INVALID_UTF8
+        );
+        assert_status!(
+            lc_table_revoke(f.manager, 999, why.as_ptr(), &mut ended),
+            LC_ERR_UNKNOWN_TABLE
+        );
+        assert_status!(
+            lc_table_revoke(f.stale_manager, f.messages, why.as_ptr(), &mut ended),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_eq!(ended, 77, "a refused call writes nothing");
+        assert_status!(
+            lc_table_revoke(f.manager, f.notes, why.as_ptr(), &mut ended),
+            LC_OK
+        );
+    }
+    assert_eq!(ended, 0);
+}
