@@ -677,7 +677,20 @@ impl Inner {
             else {
                 continue;
             };
-            match self.manager.replay_commit(id, commit.seq, commit.changes) {
+            // Replayed commits stream into the client's channel: a full channel is
+            // WouldBlock, retried with the same commit once the client has read.
+            let outcome = loop {
+                match self
+                    .manager
+                    .replay_commit(id, commit.seq, commit.changes.clone())
+                {
+                    Err(LiveError::WouldBlock { .. }) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await
+                    }
+                    other => break other,
+                }
+            };
+            match outcome {
                 Ok(true) => replayed += 1,
                 Ok(false) => {}
                 // The commit no longer fits the table (its schema changed since): the

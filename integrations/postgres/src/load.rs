@@ -313,8 +313,15 @@ impl PgSource {
             }
             Some(commits) => {
                 let count = commits.len();
+                // Replayed commits stream into the channel: a full one is WouldBlock,
+                // retried with the same commit once the receiver has drained.
                 for (seq, changes) in commits {
-                    manager.replay_commit(live_query_id, seq, changes)?;
+                    self.retry_full(|| {
+                        manager
+                            .replay_commit(live_query_id, seq, changes.clone())
+                            .map(|_| 0)
+                    })
+                    .await?;
                 }
                 self.retry_full(|| manager.complete_initial_load(live_query_id).map(|_| 0))
                     .await?;

@@ -542,8 +542,12 @@ fn resume(shared: &Shared, live_query_id: LiveQueryId, after: SeqId) -> Result<(
     match commits {
         Err(_) => manager.resume_unavailable(live_query_id)?,
         Ok(commits) => {
+            // Replayed commits stream into the client's channel: a full channel is
+            // WouldBlock, retried with the same commit once the client has read.
             for (seq, changes) in commits {
-                manager.replay_commit(live_query_id, seq, changes)?;
+                until_room(shared, |_| {
+                    manager.replay_commit(live_query_id, seq, changes.clone())
+                })?;
             }
             until_room(shared, |_| manager.complete_initial_load(live_query_id))?;
         }

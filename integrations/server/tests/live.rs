@@ -333,13 +333,40 @@ async fn resume_replays_missed_commits_or_answers_unavailable_past_the_history()
     client
         .subscribe(json!({"sql": "SELECT id, body FROM messages WHERE room = 1", "resume_from": last_seen}))
         .await;
-    // The replay is buffered behind the gate: load_complete, then the missed commits in
-    // order, then live ones.
+    // The missed commits stream first, in order, then load_complete, then live ones
+    // (buffered behind the gate meanwhile).
     let live = server.write(vec![insert(1, "live")]).await;
-    let replayed = client
-        .recv_until(|m| m["type"] == "changes" && m["seq"] == json!(live))
+    // `live` arrives either replayed (the server read its history after the commit) ahead
+    // of load_complete, or live behind the gate after it: once either way.
+    let mut replayed = client
+        .recv_until(|m| m["type"] == "load_complete" || m["seq"] == json!(live))
         .await;
-    assert_eq!(replayed[0]["type"], "load_complete");
+    let complete = replayed.iter().position(|m| m["type"] == "load_complete");
+    let live_seen = replayed.iter().any(|m| m["seq"] == json!(live));
+    if complete.is_none() || !live_seen {
+        let wanted = if complete.is_none() {
+            "load_complete"
+        } else {
+            "changes"
+        };
+        replayed.extend(
+            client
+                .recv_until(|m| {
+                    m["type"] == wanted && (wanted == "load_complete" || m["seq"] == json!(live))
+                })
+                .await,
+        );
+    }
+    let complete = replayed
+        .iter()
+        .position(|m| m["type"] == "load_complete")
+        .unwrap_or_else(|| panic!("load_complete arrives: {replayed:?}"));
+    assert!(replayed[..complete]
+        .iter()
+        .all(|m| m["type"] == "changes" && m["seq"].as_u64().unwrap() <= live));
+    assert!(replayed[complete + 1..]
+        .iter()
+        .all(|m| m["seq"] == json!(live)));
     let changes: Vec<(u64, String, Value)> = replayed
         .iter()
         .flat_map(|m| {
