@@ -130,7 +130,8 @@ mutants=(
 )
 # The list above and the sites in src/ name the same mutants, each site once.
 listed=$(printf '%s\n' "${mutants[@]%%:*}" | sort)
-in_src=$(grep -rhoE 'mutant!\("[a-z0-9_]+"\)' src | sed -E 's/mutant!\("(.*)"\)/\1/' | sort)
+in_src=$(grep -rhE 'mutant!\("[a-z0-9_]+"\)' src | grep -vE '^\s*//' \
+    | grep -oE 'mutant!\("[a-z0-9_]+"\)' | sed -E 's/mutant!\("(.*)"\)/\1/' | sort)
 if [ "$listed" != "$(printf '%s\n' "$in_src" | sort -u)" ] || [ "$in_src" != "$(printf '%s\n' "$in_src" | sort -u)" ]; then
     echo "the mutant list in .ci/test.sh and the mutant!(..) sites in src/ differ:"
     diff <(echo "$listed") <(echo "$in_src") || true

@@ -29,6 +29,7 @@
 //! ```
 
 #![warn(missing_docs)]
+#![warn(unnameable_types)]
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
@@ -67,7 +68,7 @@ mod topics;
 mod types;
 mod validate;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ClockWake, ManualClock, SystemClock};
 pub use config::{
     FilterLimits, ManagerConfig, SlowConsumerPolicy, TopicLimits, EVENT_CHANNEL_CAPACITY,
     MAX_COMMIT_CHANGES, MAX_SUBSCRIPTION_SQL_LEN, NOTIFICATION_CHANNEL_CAPACITY,
@@ -97,7 +98,9 @@ pub use manager::records::LiveQueryRecord;
 pub use manager::subscribe::{InitialLoadReport, SnapshotProgress};
 pub use manager::ConnectionsManager;
 pub use publish::PublishSummary;
+pub use query::expr::ExprSize;
 pub use query::parser::{parse_subscription_sql, ParsedQuery};
+pub use query::projection::CompiledProjection;
 pub use query::query_text::QueryText;
 pub use query::{ColumnNames, CompareOp, Expr, Filter, Projection, QueryCacheStats, QuerySpec};
 pub use stats::RegistryStats;

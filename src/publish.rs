@@ -213,7 +213,7 @@ impl Publisher<'_> {
         StatsCounters::add(&stats.published, 1);
         StatsCounters::add(&stats.published_changes, change_count);
         StatsCounters::add(&stats.delivered, summary.enqueued as u64);
-        stats.add_drops(&summary);
+        stats.add_drops(summary.dropped, summary.dropped_closed);
         StatsCounters::add(&stats.buffered, summary.buffered as u64);
         StatsCounters::add(
             &stats.covered_by_snapshot,

@@ -29,12 +29,10 @@ impl StatsCounters {
 
     /// Adds the drops of one publish (or one gate flush): once per publish, not per
     /// dropped delivery, so an overloaded publisher does not bounce this line per drop.
-    pub(crate) fn add_drops(&self, summary: &crate::PublishSummary) {
-        Self::add(
-            &self.dropped,
-            (summary.dropped - summary.dropped_closed) as u64,
-        );
-        Self::add(&self.dropped_closed, summary.dropped_closed as u64);
+    /// Counts `dropped` deliveries, `closed` of them because their receiver was gone.
+    pub(crate) fn add_drops(&self, dropped: usize, closed: usize) {
+        Self::add(&self.dropped, (dropped - closed) as u64);
+        Self::add(&self.dropped_closed, closed as u64);
     }
 
     /// A snapshot of the counters; the caller fills in the gauges.

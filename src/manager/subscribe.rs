@@ -441,7 +441,8 @@ impl ConnectionsManager {
                 })
                 .map_err(|error| gate_error(live_query_id, error))?;
             StatsCounters::add(&self.stats.delivered, summary.enqueued as u64);
-            self.stats.add_drops(&summary);
+            self.stats
+                .add_drops(summary.dropped, summary.dropped_closed);
             Ok(InitialLoadReport {
                 boundary: completed.boundary,
                 flushed: completed.flushed,

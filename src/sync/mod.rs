@@ -113,7 +113,7 @@ pub(crate) const fn mutant_selected(_name: &str) -> bool {
     false
 }
 
-/// `mutant!("name")`: true when the deliberate bug `name` is selected (loom builds only).
+/// `mutant!(<name literal>)`: true when the deliberate bug `name` is selected (loom builds only).
 /// Every mutated site names its mutant through this macro, so `.ci/test.sh` can check the
 /// names in src/ against the list of mutants it runs.
 macro_rules! mutant {
