@@ -154,7 +154,9 @@ pub enum Notification {
     Gap {
         /// The subscription.
         live_query_id: LiveQueryId,
-        /// The last SeqId the consumer got before the gap, if any.
+        /// The last SeqId the consumer holds: the last change it received, or before the
+        /// first one the snapshot boundary (or highest replayed commit), else the SeqId it
+        /// resumed after; `None` when none is known.
         last_seq: Option<SeqId>,
         /// How many deliveries were lost.
         missed: u64,

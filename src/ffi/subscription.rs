@@ -65,7 +65,9 @@ pub unsafe extern "C" fn lc_subscription_options_init(
 /// Opens a live query for an authenticated connection: `sql` is
 /// `SELECT cols|* FROM [namespace.]table [WHERE ...]` (NUL-terminated UTF-8; a table without
 /// a namespace is in the config's `default_namespace`). Unsupported SQL is
-/// `LC_ERR_SQL`, whose message names the construct and its position. The filter and
+/// `LC_ERR_SQL`, whose message names the construct and its position; text longer than
+/// `LC_MAX_SUBSCRIPTION_SQL_LEN` bytes is `LC_ERR_OUT_OF_BOUNDS`, refused before it is
+/// read further. The filter and
 /// projection are checked against the table's schema now, and the subscription is in the
 /// routing index when this returns. With `LC_SUBSCRIBE_INITIAL_LOAD` or
 /// `LC_SUBSCRIBE_RESUME` it starts gated: read the snapshot SeqId only after this returns,
@@ -394,9 +396,16 @@ pub unsafe extern "C" fn lc_subscription_complete_initial_load(
 
 /// Resume: hands one commit the client missed (`change_count` changes, only read during
 /// the call) to a subscription opened with `LC_SUBSCRIBE_RESUME`. Its changes are filtered
-/// for this subscription alone and held in SeqId order with live changes that arrived
-/// meanwhile. `*out_held` (may be NULL) is 1 when some change matched and was held. The
-/// limits of `lc_commit_publish` apply (`LC_MAX_COMMIT_CHANGES`, `LC_MAX_COLUMNS`,
+/// for this subscription alone and sent straight into the connection's channel, ahead of
+/// the completion marker and of the live changes buffered meanwhile, so a client any
+/// distance behind can resume (replayed commits take no room in the gate's buffer, which
+/// bounds only live commits racing the replay). Replay in log order: a commit at or below
+/// the resume point or the highest one already replayed is ignored. `*out_held` (may be
+/// NULL) is 1 when some change matched and was sent. When the channel is full the call
+/// returns `LC_WOULD_BLOCK` and records nothing: call again with the same commit once the
+/// receiver has drained. On a subscription livecore ended (its gate buffer overflowed,
+/// its table changed) it returns `LC_ERR_SUBSCRIPTION_ENDED`. The limits of
+/// `lc_commit_publish` apply (`LC_MAX_COMMIT_CHANGES`, `LC_MAX_COLUMNS`,
 /// `LC_MAX_VALUE_BYTES`), checked after the manager handle and before anything is read.
 ///
 /// Thread safety: any thread; replay one subscription's commits from one thread, in order.

@@ -47,9 +47,15 @@ pub const LC_MAX_FAILOVER_RECORDS: usize = 1 << 24;
 /// `LC_ERR_OUT_OF_BOUNDS`, before any id is read.
 pub const LC_MAX_ACTIVE_NODES: usize = 1 << 16;
 
+/// The longest subscription SQL text, in bytes: longer is `LC_ERR_OUT_OF_BOUNDS`, refused
+/// by its length before it is parsed. The config's filter limits (depth, nodes, IN-list
+/// length, LIKE pattern length) apply to what is parsed.
+pub const LC_MAX_SUBSCRIPTION_SQL_LEN: usize = 64 * 1024;
+
 // The C limits that mirror the core's own must stay equal to them.
 const _: () = assert!(LC_MAX_COLUMNS == crate::MAX_COLUMNS);
 const _: () = assert!(LC_MAX_COMMIT_CHANGES == crate::MAX_COMMIT_CHANGES);
+const _: () = assert!(LC_MAX_SUBSCRIPTION_SQL_LEN == crate::MAX_SUBSCRIPTION_SQL_LEN);
 
 /// A manager: the notification core of one database node. Opaque: copy it, compare it, pass
 /// it back; never look inside. A zeroed handle is never valid. Created by `lc_manager_new`,
@@ -454,7 +460,9 @@ pub struct lc_notification_info {
     /// An `lc_close_reason` (`LC_CLOSE_NONE` unless the kind is closed).
     pub close_reason: u32,
     /// Changes: the commit's SeqId. Load complete: the snapshot boundary. Gap: the last
-    /// SeqId received before the gap.
+    /// SeqId the subscriber holds — the last change received, or before the first one the
+    /// snapshot boundary (or highest replayed commit), else the SeqId it resumed after;
+    /// `has_seq` is 0 when none is known.
     pub seq: u64,
     /// Changes: the number of changes. Snapshot: the rows in the batch. Otherwise 0.
     pub row_count: u64,

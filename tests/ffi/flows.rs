@@ -1030,3 +1030,56 @@ fn an_overflowed_gate_ends_the_subscription_with_its_own_status_and_says_how() {
     assert_eq!(lc_manager_free(manager), LC_OK);
     assert_eq!(live_handle_counts(), before);
 }
+
+#[test]
+fn a_replay_into_a_full_channel_would_block_and_takes_the_same_commit_again() {
+    let _serial = serial();
+    let before = live_handle_counts();
+    let mut config = config();
+    config.notification_channel_capacity = 1;
+    config.gate_buffer_capacity = 1;
+    let manager = manager_with(&config);
+    let messages = register_table(
+        manager,
+        "chat",
+        "messages",
+        LC_SCOPE_SHARED_TAG,
+        &["id", "room", "body"],
+    );
+    let connection = connect(manager, "alice");
+    let mut opts = options(LC_SUBSCRIBE_RESUME);
+    opts.resume_from = 10;
+    let resuming = subscribe(manager, connection, "SELECT id FROM chat.messages", &opts);
+    let replay = |seq: u64| {
+        let row = [int(seq as i64), int(1), nil()];
+        let missed = [change(messages, LC_CHANGE_INSERT, &row, None)];
+        let mut held = 0;
+        // SAFETY: `missed` borrows `row`; `held` is a live local.
+        let status = unsafe {
+            lc_subscription_replay_commit(manager, resuming, seq, missed.as_ptr(), 1, &mut held)
+        };
+        (status, held)
+    };
+    // More replayed commits than the gate buffer holds: they stream, one channel slot at
+    // a time, each taken again after a WouldBlock.
+    let mut seqs = Vec::new();
+    for seq in 11..=13 {
+        assert_eq!(replay(seq), (LC_OK, 1));
+        assert_eq!(
+            replay(seq + 1).0,
+            LC_WOULD_BLOCK,
+            "the channel of one is full"
+        );
+        let notification = recv(manager, connection);
+        seqs.push(notification_info(notification).seq);
+        assert_eq!(lc_notification_free(notification), LC_OK);
+    }
+    assert_eq!(seqs, [11, 12, 13], "each once, in order");
+    assert_eq!(
+        replay(12),
+        (LC_OK, 0),
+        "at or below the highest replayed: ignored"
+    );
+    assert_eq!(lc_manager_free(manager), LC_OK);
+    assert_eq!(live_handle_counts(), before);
+}
