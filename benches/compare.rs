@@ -1144,7 +1144,7 @@ impl LiveBench {
 }
 
 /// The C ABI against the native API, on identical managers, both starting every publish
-/// from the same C array of values (`benches/common/ffi.rs`): `lc_publish` called through
+/// from the same C array of values (`benches/common/ffi.rs`): `lc_change_publish` called through
 /// dlopen'ed `liblivecore.so` is "livecore", `ConnectionsManager::publish` after converting
 /// the array to a `Row` is the baseline, so a ratio of 0.8 or more is within 1.25x.
 fn ffi_scenarios() {
@@ -1159,7 +1159,7 @@ fn ffi_scenarios() {
     let (c_ns, native_ns) = run(ID_EQ_1_OF_1000, 4096);
     result(
         "ffi_publish_eq_1k",
-        "lc_publish of one insert matching 1 of 1000 `id = k` subscriptions, from a C array \
+        "lc_change_publish of one insert matching 1 of 1000 `id = k` subscriptions, from a C array \
          of 6 values, through the dlopen'ed shared library",
         c_ns,
         native_ns,
@@ -1168,7 +1168,7 @@ fn ffi_scenarios() {
     let (c_ns, native_ns) = run(UNFILTERED_1000, 64);
     result(
         "ffi_publish_fanout_1k",
-        "lc_publish of one insert to 1000 unfiltered subscribers (one connection each), \
+        "lc_change_publish of one insert to 1000 unfiltered subscribers (one connection each), \
          publisher side, through the dlopen'ed shared library",
         c_ns,
         native_ns,

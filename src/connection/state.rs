@@ -1,4 +1,4 @@
-//! Connection models: identity, authentication, heartbeat, the connection's two channels,
+//! A connection's state: identity, authentication, heartbeat, the connection's two channels,
 //! and the side paths that make sure nothing is lost when a channel is full.
 
 use crate::clock::Reading;

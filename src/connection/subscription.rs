@@ -1,4 +1,4 @@
-//! Subscription models: the routing handle the index holds, the shared core a delivery
+//! A subscription's state: the routing handle the index holds, the shared core a delivery
 //! carries, the full state a connection keeps, and the results and statistics users read.
 
 use crate::connection::gate::SubscriptionFlowControl;
