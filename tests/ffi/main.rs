@@ -10,6 +10,7 @@ mod contract_records;
 mod contract_subscription;
 mod flows;
 mod golden;
+mod load_flows;
 mod panics;
 mod support;
 mod topic_contract;
