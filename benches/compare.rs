@@ -13,6 +13,9 @@
 //! error, with the baseline's own memory figures. Memory is counted by this binary's global
 //! allocator (net bytes allocated), switched on only while memory is measured so timings
 //! do not pay for the counting.
+//!
+//! `LIVECORE_COMPARE_ONLY=fanout,gate` runs only the scenario groups whose names contain
+//! one of the given parts (for profiling one group under callgrind, say).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::RefCell;
@@ -260,6 +263,66 @@ fn unfiltered_seed(subscribers: usize) -> SeedBench {
     seed
 }
 
+/// The floor of a fan-out: one bounded flume channel per subscriber, of livecore's
+/// capacity, and a bare `try_send` of a shared `Arc` into each.
+struct FlumeFloor {
+    senders: Vec<flume::Sender<Arc<livecore::Row>>>,
+    receivers: Vec<flume::Receiver<Arc<livecore::Row>>>,
+}
+
+impl FlumeFloor {
+    fn new(channels: usize) -> Self {
+        let (senders, receivers) = (0..channels)
+            .map(|_| flume::bounded(livecore::NOTIFICATION_CHANNEL_CAPACITY))
+            .unzip();
+        Self { senders, receivers }
+    }
+
+    /// Pushes one shared row into every channel; returns how many went in.
+    fn push_all(senders: &[flume::Sender<Arc<livecore::Row>>], row: livecore::Row) -> u64 {
+        let row = Arc::new(row);
+        let mut sent = 0;
+        for tx in senders {
+            if tx.try_send(Arc::clone(&row)).is_ok() {
+                sent += 1;
+            }
+        }
+        sent
+    }
+}
+
+/// Takes everything waiting on the floor's receivers.
+fn drain_flume(receivers: &mut [flume::Receiver<Arc<livecore::Row>>]) -> u64 {
+    let mut taken = 0;
+    for rx in receivers.iter() {
+        while let Ok(row) = rx.try_recv() {
+            std::hint::black_box(row);
+            taken += 1;
+        }
+    }
+    taken
+}
+
+/// Publisher side of the floor: `commits` rows pushed into every channel, drained between
+/// chunks with the clock stopped, as livecore's publisher-side runs are.
+fn floor_publisher_run(floor: &mut FlumeFloor, commits: u64) -> (Duration, u64) {
+    let fanout = floor.senders.len() as u64;
+    let senders = &floor.senders;
+    let receivers = &mut floor.receivers;
+    let elapsed = timed_in_chunks(
+        commits,
+        chunk_for(fanout),
+        |i| live_row(i as i64),
+        |row| {
+            FlumeFloor::push_all(senders, row);
+        },
+        || {
+            drain_flume(receivers);
+        },
+    );
+    (elapsed, commits * fanout)
+}
+
 fn fanout_scenarios() {
     const SUBSCRIBERS: usize = 10_000;
     let fanout = SUBSCRIBERS as u64;
@@ -274,6 +337,46 @@ fn fanout_scenarios() {
         seed_ns,
         "seed design, one shared notification per change",
     );
+
+    // The floor, taking turns with livecore's own publisher-side run so both sample the
+    // same moments.
+    let mut floor = FlumeFloor::new(SUBSCRIBERS);
+    {
+        let manager = Arc::clone(&live.manager);
+        let table = live.table.clone();
+        let receivers = &mut live.receivers;
+        let mut seq = 1_500_000;
+        let commits = 16;
+        let mut live_run = || {
+            let elapsed = timed_in_chunks(
+                commits,
+                chunk_for(fanout),
+                |i| {
+                    seq += 1;
+                    (
+                        SeqId(seq),
+                        ChangeNotification::insert(table.clone(), live_row(i as i64)),
+                    )
+                },
+                |(seq, change)| {
+                    manager.publish(seq, change).expect("publish");
+                },
+                || {
+                    drain_live(receivers);
+                },
+            );
+            (elapsed, commits * fanout)
+        };
+        let mut floor_run = || floor_publisher_run(&mut floor, commits);
+        let medians = interleaved(&mut [&mut live_run, &mut floor_run]);
+        result(
+            "floor_flume_10k",
+            "delivery, publisher side",
+            medians[0],
+            medians[1],
+            "bare flume try_send of an Arc into 10k bounded channels of the same capacity",
+        );
+    }
 
     if std::env::var_os("LIVECORE_COMPARE_BREAKDOWN").is_some() {
         let change = live.insert(1);
@@ -346,6 +449,10 @@ fn fanout_scenarios() {
     let seed_drainer = Drainer::spawn(std::mem::take(&mut seed.receivers), |receivers| {
         drain_seed(receivers)
     });
+    let floor_senders = std::mem::take(&mut floor.senders);
+    let floor_drainer = Drainer::spawn(std::mem::take(&mut floor.receivers), |receivers| {
+        drain_flume(receivers)
+    });
     let broadcast = BroadcastFanout::<livecore::Row>::new(SUBSCRIBERS, 1024);
     let tx = broadcast.tx.clone();
     let broadcast_drainer =
@@ -374,9 +481,21 @@ fn fanout_scenarios() {
         });
         (elapsed, commits * fanout)
     };
-    let medians = interleaved(&mut [&mut live_run, &mut seed_run, &mut broadcast_run]);
-    let (live_ns, seed_ns, broadcast_ns) = (medians[0], medians[1], medians[2]);
-    drop((live_drainer, seed_drainer, broadcast_drainer));
+    let mut floor_run = || {
+        let elapsed = floor_drainer.run(commits, fanout, WINDOW, |i| {
+            FlumeFloor::push_all(&floor_senders, live_row(i as i64))
+        });
+        (elapsed, commits * fanout)
+    };
+    let medians = interleaved(&mut [
+        &mut live_run,
+        &mut seed_run,
+        &mut broadcast_run,
+        &mut floor_run,
+    ]);
+    let (live_ns, seed_ns, broadcast_ns, floor_ns) =
+        (medians[0], medians[1], medians[2], medians[3]);
+    drop((live_drainer, seed_drainer, broadcast_drainer, floor_drainer));
     result(
         "fanout_10k_e2e",
         "delivery, publish to receiver on another thread",
@@ -390,6 +509,43 @@ fn fanout_scenarios() {
         live_ns,
         broadcast_ns,
         "tokio broadcast, one send per change",
+    );
+    result(
+        "floor_flume_10k_e2e",
+        "delivery, publish to receiver on another thread",
+        live_ns,
+        floor_ns,
+        "bare flume try_send of an Arc into 10k bounded channels, drained on another thread",
+    );
+}
+
+/// 1k connections holding 10 matching (unfiltered) subscriptions each: 10k deliveries per
+/// publish, ten to each connection, publisher side.
+fn fanout_per_connection_scenario() {
+    const CONNECTIONS: usize = 1_000;
+    const PER_CONNECTION: usize = 10;
+    let mut live = LiveBench::new("items", TableScope::Shared);
+    live.connect_many(CONNECTIONS, |_| READER.to_string());
+    let mut seed = SeedBench::new("items");
+    seed.connect_many(CONNECTIONS, |_| READER.to_string());
+    let query = seed.parse("*", None);
+    for connection in 0..CONNECTIONS {
+        for _ in 0..PER_CONNECTION {
+            let spec = live.spec();
+            live.subscribe(connection, spec);
+            seed.subscribe(connection, &query);
+        }
+    }
+    live.drain();
+    seed.drain();
+    let deliveries = (CONNECTIONS * PER_CONNECTION) as u64;
+    let (live_ns, seed_ns) = publisher_fanout(&mut live, &mut seed, deliveries, 16);
+    result(
+        "fanout_1kx10",
+        "delivery (1k connections x 10 matching subscriptions), publisher side",
+        live_ns,
+        seed_ns,
+        "seed design, one shared notification per change",
     );
 }
 
@@ -1176,17 +1332,37 @@ fn ffi_scenarios() {
     );
 }
 
+/// True when the scenario group `name` should run: all of them, unless
+/// `LIVECORE_COMPARE_ONLY` names some (comma-separated substrings), as when one group is
+/// profiled on its own.
+fn selected(name: &str) -> bool {
+    match std::env::var("LIVECORE_COMPARE_ONLY") {
+        Ok(only) => only.split(',').any(|part| name.contains(part.trim())),
+        Err(_) => true,
+    }
+}
+
 fn main() {
     let started = Instant::now();
     eprintln!("livecore compare: medians of {REPS} repetitions; ratio = baseline / livecore");
-    let live_1k_ns = equality_scenario(1_000, "eq_filtered_1k");
-    let seed_100k_ns = churn_scenarios();
-    memory_and_million(seed_100k_ns, live_1k_ns);
-    fanout_scenarios();
-    gate_scenario();
-    user_scoped_scenario();
-    filter_eval_scenario();
-    json_groups_scenario();
-    ffi_scenarios();
+    if selected("equality_churn_memory") {
+        let live_1k_ns = equality_scenario(1_000, "eq_filtered_1k");
+        let seed_100k_ns = churn_scenarios();
+        memory_and_million(seed_100k_ns, live_1k_ns);
+    }
+    let groups: [(&str, fn()); 7] = [
+        ("fanout", fanout_scenarios),
+        ("fanout_1kx10", fanout_per_connection_scenario),
+        ("gate", gate_scenario),
+        ("user_scoped", user_scoped_scenario),
+        ("filter_eval", filter_eval_scenario),
+        ("json_groups", json_groups_scenario),
+        ("ffi", ffi_scenarios),
+    ];
+    for (name, group) in groups {
+        if selected(name) {
+            group();
+        }
+    }
     eprintln!("  total {:.1} s", started.elapsed().as_secs_f64());
 }
