@@ -27,7 +27,7 @@ use crate::sync::{channel::TrySendError, lock, Arc, DataArc, Mutex};
 use crate::types::change::{ChangeNotification, Commit};
 use crate::types::ending::SubscriptionEnding;
 use crate::types::ids::LiveQueryId;
-use crate::types::ids::{SeqId, UserKey};
+use crate::types::ids::{SeqId, TableKey, UserKey};
 use crate::types::schema::TableScope;
 use crate::validate::validate_change;
 
@@ -145,6 +145,7 @@ impl Publisher<'_> {
         &self,
         seq: SeqId,
         changes: Vec<ChangeNotification>,
+        keys: Option<&[TableKey]>,
         now_ms: u64,
         feed_topics: Option<TopicFeed<'_>>,
     ) -> LiveResult<PublishSummary> {
@@ -161,10 +162,16 @@ impl Publisher<'_> {
         let summary = self.index.with_directory(|directory| {
             let mut resolved: SmallVec<[(&Arc<TableRoute>, Owner); 4]> =
                 SmallVec::with_capacity(changes.len());
-            for change in &changes {
-                let route = directory
-                    .route_by_id(&change.table_id)
-                    .ok_or_else(|| LiveError::UnknownTable(change.table_id.clone()))?;
+            for (position, change) in changes.iter().enumerate() {
+                // A caller that knows each change's table key (the C ABI) skips the hash
+                // of the table's name; the key must still name the change's table.
+                let route = match keys.and_then(|keys| keys.get(position)) {
+                    Some(&key) => directory
+                        .route(key)
+                        .filter(|route| route.schema.table_id == change.table_id),
+                    None => directory.route_by_id(&change.table_id),
+                }
+                .ok_or_else(|| LiveError::UnknownTable(change.table_id.clone()))?;
                 validate_change(&route.schema, change)?;
                 let owner = match route.schema.scope {
                     TableScope::Shared => Owner::Shared,

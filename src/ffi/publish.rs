@@ -6,7 +6,7 @@ use crate::ffi::state::ManagerEntry;
 use crate::ffi::status::{boundary, lc_status, panic_point, FfiError, PanicPoint};
 use crate::ffi::types::*;
 use crate::ffi::values::change_from_c;
-use crate::{ChangeNotification, PublishSummary, SeqId};
+use crate::{ChangeNotification, PublishSummary, SeqId, TableKey};
 
 /// The C changes as livecore's.
 ///
@@ -15,11 +15,13 @@ use crate::{ChangeNotification, PublishSummary, SeqId};
 unsafe fn convert(
     entry: &ManagerEntry,
     changes: &[lc_change],
-) -> Result<Vec<ChangeNotification>, FfiError> {
+) -> Result<(Vec<ChangeNotification>, Vec<TableKey>), FfiError> {
     // A plain loop into a presized vector: this runs on every publish. The presize is
     // capped so that a count larger than the memory behind it allocates nothing huge.
     let mut converted = Vec::with_capacity(changes.len().min(1024));
+    let mut keys = Vec::with_capacity(changes.len().min(1024));
     for (index, change) in changes.iter().enumerate() {
+        keys.push(TableKey(change.table));
         // SAFETY: each change obeys lc_change's contract (this function's caller's promise).
         converted.push(unsafe {
             change_from_c(change, &format_args!("changes[{index}]"), |key| {
@@ -27,7 +29,7 @@ unsafe fn convert(
             })
         }?);
     }
-    Ok(converted)
+    Ok((converted, keys))
 }
 
 /// Refuses a commit of more than `LC_MAX_COMMIT_CHANGES` changes before any is read.
@@ -79,9 +81,11 @@ pub unsafe extern "C" fn lc_change_publish(
         let out = unsafe { SizedOut::optional(out_summary, "out_summary") }?;
         let entry = manager_entry(manager)?;
         // SAFETY: the caller promised the change obeys lc_change's contract.
-        let changes = unsafe { convert(&entry, std::slice::from_ref(change)) }?;
+        let (changes, keys) = unsafe { convert(&entry, std::slice::from_ref(change)) }?;
         panic_point(PanicPoint::ChangesConverted);
-        let summary = entry.manager.publish_commit(SeqId(seq), changes)?;
+        let summary = entry
+            .manager
+            .publish_commit_keyed(SeqId(seq), changes, &keys)?;
         write_summary(out, summary);
         Ok(lc_status::LC_OK)
     })
@@ -123,9 +127,11 @@ pub unsafe extern "C" fn lc_commit_publish(
         // SAFETY: the caller promised `out_summary` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::optional(out_summary, "out_summary") }?;
         // SAFETY: the caller promised the changes obey lc_change's contract.
-        let changes = unsafe { convert(&entry, changes) }?;
+        let (changes, keys) = unsafe { convert(&entry, changes) }?;
         panic_point(PanicPoint::ChangesConverted);
-        let summary = entry.manager.publish_commit(SeqId(seq), changes)?;
+        let summary = entry
+            .manager
+            .publish_commit_keyed(SeqId(seq), changes, &keys)?;
         write_summary(out, summary);
         Ok(lc_status::LC_OK)
     })

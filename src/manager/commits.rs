@@ -7,7 +7,7 @@ use crate::manager::ConnectionsManager;
 use crate::publish::{PublishSummary, Publisher};
 use crate::route::index::TableRoute;
 use crate::types::change::{ChangeNotification, Commit};
-use crate::types::ids::SeqId;
+use crate::types::ids::{SeqId, TableKey};
 
 impl ConnectionsManager {
     /// Publishes one change as its own commit. See [`publish_commit`](Self::publish_commit).
@@ -33,6 +33,27 @@ impl ConnectionsManager {
         seq: SeqId,
         changes: Vec<ChangeNotification>,
     ) -> LiveResult<PublishSummary> {
+        self.publish_routed(seq, changes, None)
+    }
+
+    /// [`publish_commit`](Self::publish_commit) with each change's table key already known
+    /// (the C ABI's), so routing skips the lookup by table name. `keys[i]` is the key of
+    /// `changes[i]`'s table; a key that does not name that table is `UnknownTable`.
+    pub(crate) fn publish_commit_keyed(
+        &self,
+        seq: SeqId,
+        changes: Vec<ChangeNotification>,
+        keys: &[TableKey],
+    ) -> LiveResult<PublishSummary> {
+        self.publish_routed(seq, changes, Some(keys))
+    }
+
+    fn publish_routed(
+        &self,
+        seq: SeqId,
+        changes: Vec<ChangeNotification>,
+        keys: Option<&[TableKey]>,
+    ) -> LiveResult<PublishSummary> {
         let publisher = Publisher {
             index: &self.index,
             stats: &self.stats,
@@ -41,13 +62,13 @@ impl ConnectionsManager {
         };
         let now_ms = self.clock.now_ms();
         if !self.topics.is_routed() {
-            return publisher.publish_commit(seq, changes, now_ms, None);
+            return publisher.publish_commit(seq, changes, keys, now_ms, None);
         }
         let mut feed = |commit: &Commit,
                         tables: &mut dyn Iterator<Item = &TableRoute>,
                         summary: &mut PublishSummary| {
             self.feed_topics(commit, tables, now_ms, summary)
         };
-        publisher.publish_commit(seq, changes, now_ms, Some(&mut feed))
+        publisher.publish_commit(seq, changes, keys, now_ms, Some(&mut feed))
     }
 }
