@@ -59,7 +59,9 @@ pub struct ManagerConfig {
     /// that serve many connections from one thread.
     pub ready_queue: bool,
     /// The namespace of a table that subscription SQL names without one
-    /// (`SELECT * FROM messages` reads `<default_namespace>.messages`).
+    /// (`SELECT * FROM messages` reads `<default_namespace>.messages`). It is `"default"`
+    /// unless set: a table registered as `chat.messages` is found by `FROM messages` only
+    /// with `default_namespace: "chat".into()`; `FROM chat.messages` always finds it.
     pub default_namespace: String,
     /// Most entries in each of the query caches (parsed SQL texts, and compiled queries
     /// shared by identical subscriptions); the least recently used are evicted beyond it.

@@ -70,6 +70,18 @@ impl From<&str> for UserId {
     }
 }
 
+impl From<String> for UserId {
+    fn from(name: String) -> Self {
+        Self::new(name)
+    }
+}
+
+impl From<&String> for UserId {
+    fn from(name: &String) -> Self {
+        Self::new(name.as_str())
+    }
+}
+
 impl TableId {
     /// Creates a table id from its namespace and name.
     pub fn new(namespace: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> Self {
