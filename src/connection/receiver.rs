@@ -107,6 +107,12 @@ impl NotificationReceiver {
     }
 
     /// Returns the next notification if one is waiting.
+    ///
+    /// `&mut self`, as every receive here: a receiver has one consumer by design. Gap
+    /// notices are made from what the receiver saw last, and a connection's commits are
+    /// handed out in order; two threads taking turns on one receiver would split one
+    /// subscription's stream between them and lose that order. Serve a connection from one
+    /// task or thread; to serve many from one thread, use the ready queue.
     pub fn try_recv(&mut self) -> Result<Notification, ReceiveError> {
         self.next(Wait::No)
     }
