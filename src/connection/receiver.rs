@@ -256,6 +256,9 @@ impl NotificationReceiver {
 
     fn gap(&self, core: &SubscriptionCore, missed: u64) -> Notification {
         StatsCounters::add(&self.connection.shared.stats.gaps, 1);
+        // Once per gap notice (a run of drops), never per delivery.
+        #[cfg(feature = "tracing")]
+        tracing::info!(live_query = %core.live_query_id(), missed, last_seq = ?core.last_known_seq(), "livecore: gap notice");
         Notification::Gap {
             live_query_id: core.live_query_id(),
             last_seq: core.last_known_seq(),

@@ -329,6 +329,8 @@ impl Group {
                     cursor.lease = None;
                     freed.push((partition as u32, lease.holder));
                     self.leases_expired.fetch_add(1, Ordering::Relaxed);
+                    #[cfg(feature = "tracing")]
+                    tracing::info!(partition, holder = %lease.holder, "livecore: topic lease expired");
                 }
             }
         }
@@ -399,6 +401,12 @@ impl Group {
                 if cursor.handed_out > committed {
                     self.redelivered
                         .fetch_add(cursor.handed_out - committed, Ordering::Relaxed);
+                    #[cfg(feature = "tracing")]
+                    tracing::info!(
+                        partition,
+                        messages = cursor.handed_out - committed,
+                        "livecore: topic messages redelivered"
+                    );
                     cursor.handed_out = committed;
                 }
             }
