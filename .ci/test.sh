@@ -77,11 +77,21 @@ differentials=(--skip livecore_agrees_with_sqlite_on_random_filters
 cargo test --lib --bins --tests -- "${differentials[@]}"
 cargo test --benches --examples
 cargo test --doc
+# Each program in examples/ asserts what it shows.
+for example in examples/*.rs; do cargo run -q --example "$(basename "$example" .rs)"; done
 ok
 
 step "API docs build without warnings, and the layers of src/ hold"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p livecore
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p livecore --all-features
 cargo test --test layers
+ok
+
+step "the optional features (stream, tracing, metrics, serde): lints and tests, and the package"
+cargo clippy -p livecore --all-targets --all-features -- -D warnings
+cargo test -p livecore --all-features --lib --tests -- "${differentials[@]}"
+# The crate as it would be published: the file list and a build of the packaged sources.
+cargo package -p livecore --allow-dirty
 ok
 
 step "SQL differentials: against SQLite, and through subscribe/publish routing (coverage shown)"

@@ -73,6 +73,11 @@ run() {
     echo "   $name: sanitizers and valgrind clean, output as expected ($((SECONDS - started)) s)"
 }
 
+echo "-- the header alone: C99 and C++11, pedantic (its stated minimum standards)"
+printf '#include "livecore.h"\nint main(void) { return 0; }\n' >"$out/header_only.c"
+gcc -std=c99 -pedantic-errors -Wall -Werror -Iinclude -fsyntax-only "$out/header_only.c"
+g++ -std=c++11 -pedantic-errors -Wall -Werror -Iinclude -fsyntax-only -x c++ "$out/header_only.c"
+
 echo "-- example 1: minimal C"
 compile minimal gcc c11 ffi-examples/minimal.c -lm
 run minimal

@@ -23,6 +23,18 @@ constexpr int kZones = 4;
 constexpr int kConnections = 12;
 constexpr int kCommitsPerTable = 400;
 
+// Filling livecore's structs in C++. C++17 has no designated initializers (C++20 has them,
+// in declaration order only), so value-initialize with `{}` -- every field zero, which is what
+// livecore wants for the fields you do not set (`reserved` must be 0) -- then assign the
+// members you need. A struct that begins with `struct_size` gets `sizeof` of itself before
+// its `_init` function is called (see livecore.hpp's default_config and subscribe):
+//
+//     lc_config config{};
+//     config.struct_size = sizeof config;
+//     lc_config_init(&config);
+//
+// Never leave one uninitialized (`lc_value v;`): `reserved` would hold garbage, and livecore
+// refuses a non-zero `reserved`.
 lc_value int_value(int64_t v) {
     lc_value value{};
     value.tag = LC_VALUE_INT;

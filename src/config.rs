@@ -8,6 +8,7 @@ use crate::types::ids::NodeId;
 
 /// What to do when a subscriber's channel is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum SlowConsumerPolicy {
     /// Drop the delivery, count it, and tell the subscriber with a gap notice carrying the
     /// last SeqId it got and how many deliveries it missed.
@@ -22,6 +23,7 @@ pub enum SlowConsumerPolicy {
 
 /// Configuration of a [`ConnectionsManager`](crate::ConnectionsManager).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ManagerConfig {
     /// The node this manager runs on, recorded in its live-query records.
     pub node_id: NodeId,
@@ -59,7 +61,9 @@ pub struct ManagerConfig {
     /// that serve many connections from one thread.
     pub ready_queue: bool,
     /// The namespace of a table that subscription SQL names without one
-    /// (`SELECT * FROM messages` reads `<default_namespace>.messages`).
+    /// (`SELECT * FROM messages` reads `<default_namespace>.messages`). It is `"default"`
+    /// unless set: a table registered as `chat.messages` is found by `FROM messages` only
+    /// with `default_namespace: "chat".into()`; `FROM chat.messages` always finds it.
     pub default_namespace: String,
     /// Most entries in each of the query caches (parsed SQL texts, and compiled queries
     /// shared by identical subscriptions); the least recently used are evicted beyond it.
@@ -160,6 +164,7 @@ pub const MAX_SUBSCRIPTION_SQL_LEN: usize = 64 * 1024;
 
 /// Limits that hold against hostile filters. Each refusal is its own typed error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FilterLimits {
     /// Deepest nesting of the expression tree (a lone comparison has depth 2).
     pub max_depth: usize,
@@ -185,6 +190,7 @@ impl Default for FilterLimits {
 /// Limits on everything topic clients and hosts control. Each refusal is
 /// [`LiveError::OutOfBounds`] naming the bound.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TopicLimits {
     /// Most topics at once.
     pub max_topics: usize,

@@ -84,6 +84,8 @@ pub use connection::state::{
     AuthenticatedUser, ConnectionEvent, ConnectionRegistration, ConnectionState, EventSender,
     NotificationSender, SharedConnectionState,
 };
+#[cfg(all(feature = "stream", not(livecore_loom)))]
+pub use connection::stream::{EventStream, NotificationStream};
 pub use connection::subscription::{
     RegisteredSubscription, SubscriptionHandle, SubscriptionOptions, SubscriptionPhase,
     SubscriptionResult, SubscriptionState, SubscriptionStats,

@@ -61,6 +61,7 @@ impl StatsCounters {
 
 /// Manager-wide statistics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RegistryStats {
     /// Registered connections.
     pub connections: usize,

@@ -792,3 +792,33 @@ fn long_in_lists_are_refused_before_parsing() {
         "{subquery:?}"
     );
 }
+
+#[test]
+fn syntax_errors_are_short_sentences_with_a_position() {
+    // The end of the input has a position (just past the text), and the parser's grammar
+    // lists ("[NOT] NULL | TRUE | ...") come out as a few plain alternatives.
+    for (sql, needle, line, column) in [
+        ("SELECT * FROM t WHERE a IS", "after IS", 1, 27),
+        ("SELECT * FROM t WHERE", "the query ends", 1, 22),
+        ("SELECT * FROM t\nWHERE a =", "the query ends", 2, 10),
+        ("SELECT * FROM t WHERE a IS 5", "after IS, found 5", 1, 28),
+    ] {
+        match parse(sql) {
+            Err(LiveError::Sql {
+                message,
+                line: got_line,
+                column: got_column,
+            }) => {
+                assert!(message.starts_with("syntax error"), "{sql}: {message}");
+                assert!(message.contains(needle), "{sql}: {message}");
+                assert!(!message.contains('|'), "{sql}: {message}");
+                assert!(!message.contains('['), "{sql}: {message}");
+                assert!(!message.contains("position unknown"), "{sql}: {message}");
+                assert!(!message.contains("Expected:"), "{sql}: {message}");
+                assert!(message.len() < 120, "{sql}: {message}");
+                assert_eq!((got_line, got_column), (line, column), "{sql}: {message}");
+            }
+            other => panic!("{sql}: expected a syntax error, got {other:?}"),
+        }
+    }
+}

@@ -133,9 +133,15 @@ impl Delivery {
 }
 
 /// What a connection's notification receiver hands the host.
+///
+/// Changes arrive as the subscriber sees them, not as the engine made them: an update whose
+/// row entered the subscription's filter arrives as an insert, and one whose row left it as
+/// a delete (see [`ChangeType`]). Delivered rows are projected views
+/// ([`ProjectedRow`]) that compare equal to a [`Row`] holding the same values.
 #[derive(Clone)]
 pub enum Notification {
-    /// The changes of one commit that matched one subscription, never split.
+    /// The changes of one commit that matched one subscription, never split. An update can
+    /// arrive as an insert (the row entered the filter) or a delete (it left the filter).
     Changes(ChangeSet),
     /// A batch of the subscription's initial snapshot, filtered and projected.
     Snapshot(SnapshotBatch),
@@ -379,6 +385,24 @@ impl DeliveredChange<'_> {
         self.position
     }
 
+    /// The type delivered (the same as the `change_type` field): an update whose row entered
+    /// the subscription's filter arrives as [`ChangeType::Insert`], one whose row left it as
+    /// [`ChangeType::Delete`].
+    pub fn change_type(&self) -> ChangeType {
+        self.change_type
+    }
+
+    /// The row after the change (insert, update) or as it was (delete), projected (the same
+    /// as the `row` field).
+    pub fn row(&self) -> ProjectedRow<'_> {
+        self.row
+    }
+
+    /// The row before an update, projected (the same as the `old_row` field).
+    pub fn old_row(&self) -> Option<ProjectedRow<'_>> {
+        self.old_row
+    }
+
     /// `{"op":..,"row":{..}[,"old":{..}]}`
     pub fn to_json(&self) -> String {
         let mut out = Vec::with_capacity(64);
@@ -444,6 +468,34 @@ impl<'a> ProjectedRow<'a> {
 
     fn write_json(&self, out: &mut Vec<u8>) {
         json::write_object(out, self.iter());
+    }
+}
+
+// A delivered row compares equal to the owned row holding the same projected values, so a
+// test or a host compares with `==` without `to_row()`.
+impl PartialEq<Row> for ProjectedRow<'_> {
+    fn eq(&self, other: &Row) -> bool {
+        self.len() == other.values().len()
+            && (0..self.len()).all(|index| self.value(index) == other.value(index))
+    }
+}
+
+impl PartialEq<ProjectedRow<'_>> for Row {
+    fn eq(&self, other: &ProjectedRow<'_>) -> bool {
+        other == self
+    }
+}
+
+impl PartialEq for ProjectedRow<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && (0..self.len()).all(|index| self.value(index) == other.value(index))
+    }
+}
+
+impl fmt::Debug for ProjectedRow<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 

@@ -6,5 +6,7 @@ pub(crate) mod delivery;
 pub(crate) mod gate;
 pub(crate) mod receiver;
 pub(crate) mod state;
+#[cfg(all(feature = "stream", not(livecore_loom)))]
+pub(crate) mod stream;
 pub(crate) mod subscription;
 pub(crate) mod subscription_map;

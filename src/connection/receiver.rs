@@ -107,6 +107,12 @@ impl NotificationReceiver {
     }
 
     /// Returns the next notification if one is waiting.
+    ///
+    /// `&mut self`, as every receive here: a receiver has one consumer by design. Gap
+    /// notices are made from what the receiver saw last, and a connection's commits are
+    /// handed out in order; two threads taking turns on one receiver would split one
+    /// subscription's stream between them and lose that order. Serve a connection from one
+    /// task or thread; to serve many from one thread, use the ready queue.
     pub fn try_recv(&mut self) -> Result<Notification, ReceiveError> {
         self.next(Wait::No)
     }
@@ -250,6 +256,9 @@ impl NotificationReceiver {
 
     fn gap(&self, core: &SubscriptionCore, missed: u64) -> Notification {
         StatsCounters::add(&self.connection.shared.stats.gaps, 1);
+        // Once per gap notice (a run of drops), never per delivery.
+        #[cfg(feature = "tracing")]
+        tracing::info!(live_query = %core.live_query_id(), missed, last_seq = ?core.last_known_seq(), "livecore: gap notice");
         Notification::Gap {
             live_query_id: core.live_query_id(),
             last_seq: core.last_known_seq(),

@@ -427,6 +427,10 @@ impl ConnectionState {
         if ending == SubscriptionEnding::ResyncRequired {
             StatsCounters::add(&stats.resyncs, 1);
         }
+        // Every ending livecore decides (resync, resume unavailable, schema change,
+        // revocation, table dropped), once per subscription.
+        #[cfg(feature = "tracing")]
+        tracing::info!(live_query = %core.live_query_id(), ending = ?ending, "livecore: subscription ended");
         self.post_notice(core, ending);
         true
     }

@@ -372,6 +372,7 @@ impl PackedOptions {
 
 /// How a subscription starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SubscriptionOptions {
     /// Start gated: the host sets the snapshot boundary, sends the snapshot (itself or
     /// through livecore), then completes the initial load.
@@ -442,6 +443,7 @@ impl SubscriptionState {
 
 /// Where a subscription is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum SubscriptionPhase {
     /// Gated: its initial load (or resume replay) runs.
     Loading,
@@ -453,6 +455,7 @@ pub enum SubscriptionPhase {
 
 /// Per-subscription counters.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SubscriptionStats {
     /// Deliveries enqueued into the connection's channel.
     pub delivered: u64,

@@ -352,7 +352,13 @@ pub unsafe extern "C" fn lc_manager_new(
 /// get `LC_ERR_INVALID_HANDLE`, and so does a second free. Notifications and subscription
 /// results already handed out stay valid until freed.
 ///
-/// Thread safety: any thread; no other thread should be starting calls with this manager.
+/// Thread safety: any thread, also while other threads are inside calls with this manager
+/// or starting them. Guaranteed (and tested): a thread inside or entering a publish
+/// (`lc_commit_publish`, `lc_topic_publish`), a receive (`lc_connection_recv`,
+/// `lc_connection_recv_event`), a wait (`lc_manager_wait_ready`) or a consume
+/// (`lc_topic_consume`) ends cleanly, whatever its timeout: with `LC_CLOSED` or
+/// `LC_ERR_INVALID_HANDLE` once the free has begun (a call that completed just before
+/// may still return its normal result). No call crashes or hangs.
 #[no_mangle]
 pub extern "C" fn lc_manager_free(manager: lc_manager) -> lc_status {
     boundary("lc_manager_free", || {

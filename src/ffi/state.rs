@@ -80,6 +80,11 @@ impl ManagerEntry {
             .get(&ConnectionId(id))
             .cloned()
             .ok_or_else(|| {
+                // A call that found the manager just before lc_manager_free emptied the
+                // map: the connection was closed, not unknown (lc_manager_free's guarantee).
+                if self.is_freed() {
+                    return FfiError::new(lc_status::LC_CLOSED, "the manager was freed");
+                }
                 FfiError::new(
                     lc_status::LC_ERR_UNKNOWN_CONNECTION,
                     format!("unknown connection {id} (never registered, or unregistered)"),

@@ -61,14 +61,30 @@ impl ConnectionsManager {
             reap: &self.reap,
         };
         let now_ms = self.clock.now_ms();
-        if !self.topics.is_routed() {
-            return publisher.publish_commit(seq, changes, keys, now_ms, None);
-        }
-        let mut feed = |commit: &Commit,
-                        tables: &mut dyn Iterator<Item = &TableRoute>,
-                        summary: &mut PublishSummary| {
-            self.feed_topics(commit, tables, now_ms, summary)
+        let summary = if !self.topics.is_routed() {
+            publisher.publish_commit(seq, changes, keys, now_ms, None)
+        } else {
+            let mut feed = |commit: &Commit,
+                            tables: &mut dyn Iterator<Item = &TableRoute>,
+                            summary: &mut PublishSummary| {
+                self.feed_topics(commit, tables, now_ms, summary)
+            };
+            publisher.publish_commit(seq, changes, keys, now_ms, Some(&mut feed))
         };
-        publisher.publish_commit(seq, changes, keys, now_ms, Some(&mut feed))
+        // Once per commit that dropped deliveries (full channels), never per delivery:
+        // with the Disconnect policy those subscribers' connections are being closed.
+        #[cfg(feature = "tracing")]
+        if let Ok(summary) = &summary {
+            if summary.dropped > 0 || summary.topic_write_failures > 0 {
+                tracing::warn!(
+                    seq = seq.0,
+                    dropped = summary.dropped,
+                    topic_write_failures = summary.topic_write_failures,
+                    policy = ?self.config.slow_consumer_policy,
+                    "livecore: slow consumers: deliveries dropped"
+                );
+            }
+        }
+        summary
     }
 }

@@ -118,6 +118,8 @@ impl ConnectionsManager {
         ));
         connections.insert(id, state.clone());
         drop(connections);
+        #[cfg(feature = "tracing")]
+        tracing::debug!(connection = %id, "livecore: connection registered");
         Ok(ConnectionRegistration {
             connection_id: id,
             notifications: NotificationReceiver::new(notification_rx, state.clone()),
@@ -158,6 +160,8 @@ impl ConnectionsManager {
             return Err(LiveError::AlreadyAuthenticated(connection_id));
         }
         connection.record_heartbeat(self.reading());
+        #[cfg(feature = "tracing")]
+        tracing::debug!(connection = %connection_id, user = %connection.user_id().map(|u| u.to_string()).unwrap_or_default(), "livecore: connection authenticated");
         Ok(user_key)
     }
 
@@ -179,6 +183,8 @@ impl ConnectionsManager {
             .ok_or(LiveError::UnknownConnection(connection_id))?;
         self.close_connection(&connection);
         self.unregistered.notify_all();
+        #[cfg(feature = "tracing")]
+        tracing::debug!(connection = %connection_id, "livecore: connection unregistered");
         Ok(())
     }
 
@@ -240,6 +246,10 @@ impl ConnectionsManager {
                 ConnectionEvent::HeartbeatTimeout => report.heartbeat_timeouts += 1,
                 _ => {}
             }
+            #[cfg(feature = "tracing")]
+            if event != ConnectionEvent::SendPing {
+                tracing::info!(connection = %connection.id(), event = event.as_str(), "livecore: connection timed out");
+            }
             connection.raise_event(event);
         }
         report
@@ -281,6 +291,10 @@ impl ConnectionsManager {
     /// registered then are unregistered by livecore. Every parked topic consume wakes at
     /// once and returns [`LiveError::ShuttingDown`], as does any consume called afterwards.
     pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        #[cfg(feature = "tracing")]
+        let _span =
+            tracing::info_span!("livecore.shutdown", timeout_ms = timeout.as_millis() as u64)
+                .entered();
         let deadline = Instant::now() + timeout;
         let mut report = ShutdownReport::default();
         let mut connections = lock(&self.connections);
@@ -307,6 +321,12 @@ impl ConnectionsManager {
         for connection in remaining {
             self.close_connection(&connection);
         }
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            notified = report.notified,
+            forced = report.forced,
+            "livecore: shut down"
+        );
         report
     }
 

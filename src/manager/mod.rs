@@ -10,6 +10,8 @@
 mod commits;
 pub(crate) mod connections;
 pub(crate) mod failover;
+#[cfg(feature = "metrics")]
+mod metrics;
 pub(crate) mod records;
 mod revocation;
 pub(crate) mod subscribe;

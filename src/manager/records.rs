@@ -12,6 +12,7 @@ use crate::query::query_text::QueryText;
 
 /// One live query, as a host records it.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LiveQueryRecord {
     /// The live query.
     pub live_query_id: LiveQueryId,

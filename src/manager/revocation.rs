@@ -37,6 +37,8 @@ impl ConnectionsManager {
                 }
             }
         }
+        #[cfg(feature = "tracing")]
+        tracing::info!(user = %user, reason, ended, "livecore: user revoked");
         ended
     }
 
@@ -50,7 +52,10 @@ impl ConnectionsManager {
         let reason = CloseReason::Revoked {
             reason: reason.to_string(),
         };
-        self.end_table_subscriptions(table_id, &reason)
+        let ended = self.end_table_subscriptions(table_id, &reason);
+        #[cfg(feature = "tracing")]
+        tracing::info!(table = %table_id, ?reason, ended = ?ended, "livecore: table revoked");
+        ended
     }
 
     /// Drops a table: every subscription on it ends with `Closed { reason: TableDropped }`,
@@ -63,6 +68,8 @@ impl ConnectionsManager {
         let ended = self.end_table_subscriptions(table_id, &CloseReason::TableDropped)?;
         self.drop_topic_routes_of(table_id);
         self.index.remove_table(table_id);
+        #[cfg(feature = "tracing")]
+        tracing::info!(table = %table_id, ended, "livecore: table dropped");
         Ok(ended)
     }
 

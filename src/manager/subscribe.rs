@@ -175,6 +175,8 @@ impl ConnectionsManager {
                 snapshot_rows: 0,
             },
         );
+        #[cfg(feature = "tracing")]
+        tracing::debug!(live_query = %result.live_query_id, gated = result.gated, "livecore: subscribed");
         Ok(result)
     }
 
@@ -208,6 +210,8 @@ impl ConnectionsManager {
             }
         };
         self.unroute(&state.core, &connection);
+        #[cfg(feature = "tracing")]
+        tracing::debug!(live_query = %live_query_id, "livecore: unsubscribed");
         Ok(())
     }
 

@@ -28,6 +28,11 @@ impl ConnectionsManager {
     /// [`MAX_SUBSCRIPTION_SQL_LEN`](crate::MAX_SUBSCRIPTION_SQL_LEN) with
     /// [`LiveError::OutOfBounds`] before it is looked up or read. A connection must be
     /// authenticated before its SQL is parsed.
+    ///
+    /// A table named without a namespace is looked up in
+    /// [`ManagerConfig::default_namespace`](crate::ManagerConfig::default_namespace), which
+    /// is `"default"` unless the host sets it: name the namespace (`FROM chat.messages`) or
+    /// set it.
     pub fn subscribe_sql(
         &self,
         connection_id: ConnectionId,

@@ -82,6 +82,8 @@ impl ConnectionsManager {
         schema: DataArc<TableSchema>,
     ) -> TableKey {
         let new_route = Arc::new(TableRoute::new(old_route.key, schema.clone()));
+        #[cfg(feature = "tracing")]
+        tracing::info!(table = %schema.table_id, subscriptions = old_route.subscription_count(), "livecore: table schema changed");
         let mut handles = Vec::with_capacity(old_route.subscription_count());
         old_route.for_each_subscription(&self.index.hasher, |handle| handles.push(handle.clone()));
         let mut recompiled: HashMap<usize, LiveResult<DataArc<CompiledQuery>>> = HashMap::new();

@@ -115,7 +115,7 @@ pub fn parse_subscription_sql(sql: &str, limits: &FilterLimits) -> Result<Parsed
         .with_recursion_limit(recursion_limit)
         .with_tokens_with_locations(tokens.clone())
         .parse_statements()
-        .map_err(|error| parser_error(error, limits))?;
+        .map_err(|error| parser_error(error, limits, sql))?;
     let context = Context { tokens: &tokens };
     let mut statements = statements.into_iter();
     let Some(statement) = statements.next() else {
@@ -366,30 +366,89 @@ fn glued(text: &str, separator: bool, location: Location) -> LiveError {
     at(message, location)
 }
 
-fn parser_error(error: ParserError, limits: &FilterLimits) -> LiveError {
+fn parser_error(error: ParserError, limits: &FilterLimits, sql: &str) -> LiveError {
     match error {
         ParserError::RecursionLimitExceeded => unplaced(format!(
             "the query nests too deeply for the parser (the filter depth limit is {})",
             limits.max_depth
         )),
         ParserError::TokenizerError(message) | ParserError::ParserError(message) => {
-            // sqlparser appends " at Line: L, Column: C" to positioned messages.
-            match message.rsplit_once(" at Line: ") {
+            // sqlparser appends " at Line: L, Column: C" to positioned messages, and leaves
+            // it off at the end of the input: there the position is just past the text.
+            let (text, line, column) = match message.rsplit_once(" at Line: ") {
                 Some((text, position)) => {
                     let mut numbers = position
                         .split(", Column: ")
                         .map(|part| part.trim().parse::<u64>().unwrap_or(0));
                     let line = numbers.next().unwrap_or(0);
                     let column = numbers.next().unwrap_or(0);
-                    LiveError::Sql {
-                        message: format!("syntax error: {text}"),
-                        line,
-                        column,
-                    }
+                    (text, line, column)
                 }
-                None => unplaced(format!("syntax error: {message} (position unknown)")),
+                None => {
+                    let (line, column) = end_of(sql);
+                    (message.as_str(), line, column)
+                }
+            };
+            LiveError::Sql {
+                message: human_syntax_error(text),
+                line,
+                column,
             }
         }
+    }
+}
+
+/// The 1-based line and column just past the end of `sql`.
+fn end_of(sql: &str) -> (u64, u64) {
+    let line = sql.split('\n').count() as u64;
+    let last = sql.rsplit('\n').next().unwrap_or("");
+    (line, last.chars().count() as u64 + 1)
+}
+
+/// sqlparser's "Expected: A | B | [NOT] C ... after X, found: Y" as a short sentence: at
+/// most four alternatives, without the grammar's brackets, and "the query ends" for EOF.
+fn human_syntax_error(text: &str) -> String {
+    let Some(rest) = text.strip_prefix("Expected: ") else {
+        return format!("syntax error: {text}");
+    };
+    let (expected, found) = rest.rsplit_once(", found: ").unwrap_or((rest, ""));
+    let (alternatives, after) = match expected.split_once(" after ") {
+        Some((alternatives, after)) => (alternatives, Some(after)),
+        None => (expected, None),
+    };
+    let mut shown: Vec<String> = Vec::new();
+    for alternative in alternatives.split(" | ") {
+        // "[NOT] NULL" -> "NULL": the optional words only lengthen the list.
+        let mut plain = String::new();
+        let mut depth = 0u32;
+        for c in alternative.chars() {
+            match c {
+                '[' => depth += 1,
+                ']' => depth = depth.saturating_sub(1),
+                _ if depth == 0 => plain.push(c),
+                _ => {}
+            }
+        }
+        let plain = plain.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !plain.is_empty() && !shown.contains(&plain) {
+            shown.push(plain);
+        }
+    }
+    let more = shown.len() > 4;
+    shown.truncate(4);
+    let mut list = match shown.len() {
+        0 => "more".to_string(),
+        1 => shown[0].clone(),
+        n if more => format!("{}, ...", shown[..n].join(", ")),
+        n => format!("{} or {}", shown[..n - 1].join(", "), shown[n - 1]),
+    };
+    if let Some(after) = after {
+        list = format!("{list} after {after}");
+    }
+    match found {
+        "" => format!("syntax error: expected {list}"),
+        "EOF" => format!("syntax error: the query ends where {list} was expected"),
+        found => format!("syntax error: expected {list}, found {found}"),
     }
 }
 

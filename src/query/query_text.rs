@@ -77,3 +77,19 @@ impl From<&str> for QueryText {
         Self::written(DataArc::from(sql))
     }
 }
+
+// A stored record keeps the query's SQL as text: serialized rendered, read back as written.
+#[cfg(feature = "serde")]
+impl serde::Serialize for QueryText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_sql())
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for QueryText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let sql = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(deserializer)?;
+        Ok(QueryText::written(DataArc::from(&*sql)))
+    }
+}

@@ -29,6 +29,7 @@ use std::time::Duration;
 /// Where a group with no committed offset on a partition starts, and what happens when
 /// retention removes messages the group has not committed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum ResetPolicy {
     /// Start at the oldest retained message; when retention overtakes the committed
     /// offset, continue from the oldest retained message (the skipped range is reported in
@@ -47,6 +48,7 @@ pub enum ResetPolicy {
 
 /// How a consumer group behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct GroupConfig {
     /// Where the group starts; see [`ResetPolicy`].
     pub reset: ResetPolicy,
@@ -85,6 +87,7 @@ impl GroupConfig {
 
 /// One partition of a group, as `group_offsets` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct GroupPartition {
     /// The partition.
     pub partition: u32,
@@ -107,6 +110,7 @@ pub struct GroupPartition {
 
 /// A group's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct GroupStats {
     /// Messages handed out again because a lease ended before they were committed.
     pub redelivered: u64,
@@ -325,6 +329,8 @@ impl Group {
                     cursor.lease = None;
                     freed.push((partition as u32, lease.holder));
                     self.leases_expired.fetch_add(1, Ordering::Relaxed);
+                    #[cfg(feature = "tracing")]
+                    tracing::info!(partition, holder = %lease.holder, "livecore: topic lease expired");
                 }
             }
         }
@@ -395,6 +401,12 @@ impl Group {
                 if cursor.handed_out > committed {
                     self.redelivered
                         .fetch_add(cursor.handed_out - committed, Ordering::Relaxed);
+                    #[cfg(feature = "tracing")]
+                    tracing::info!(
+                        partition,
+                        messages = cursor.handed_out - committed,
+                        "livecore: topic messages redelivered"
+                    );
                     cursor.handed_out = committed;
                 }
             }

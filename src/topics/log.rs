@@ -16,6 +16,7 @@ use crate::types::value::{Row, Value};
 
 /// What a message carries.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum TopicPayload {
     /// A row change fed by a topic route.
     Change(RowChange),
@@ -26,6 +27,7 @@ pub enum TopicPayload {
 /// A row change as a topic route delivers it: the row (and, for updates, the old row) seen
 /// through the route's projection.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RowChange {
     /// The table the row belongs to.
     pub table_id: TableId,
@@ -48,6 +50,7 @@ pub struct RowChange {
 
 /// A message not yet appended: what livecore hands to [`TopicLog::append`].
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TopicRecord {
     /// The SeqId of the commit that produced it (for direct publishes, the one given).
     pub seq: SeqId,
@@ -61,6 +64,7 @@ pub struct TopicRecord {
 
 /// A message in a topic partition.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TopicMessage {
     /// The partition it is in.
     pub partition: u32,
@@ -191,6 +195,7 @@ fn message_size(key: Option<&Value>, payload: &TopicPayload) -> usize {
 /// The offsets a partition holds: `start..end`. `end` is the offset the next message gets;
 /// the partition is empty when `start == end`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PartitionBounds {
     /// The oldest retained offset.
     pub start: u64,
@@ -300,6 +305,7 @@ pub trait TopicLog: Send + Sync + 'static {
 /// partition holds more than `max_messages` messages or more than `max_bytes` bytes (as
 /// [`TopicMessage::size_bytes`] counts them); the newest message is always kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Retention {
     /// Most messages a partition keeps.
     pub max_messages: u64,

@@ -92,6 +92,7 @@ pub use self::route::{ChangeTypes, Partitioning, RouteFilter, TopicRouteId, Topi
 
 /// The shape of a topic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TopicConfig {
     /// Number of partitions (at least 1).
     pub partitions: u32,
@@ -131,6 +132,7 @@ impl TopicConfig {
 
 /// A message published directly to a topic (not from a table route).
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct DirectMessage {
     /// The SeqId it carries (the commit it belongs to, or any number the host chooses).
     pub seq: SeqId,
@@ -168,6 +170,7 @@ impl DirectMessage {
 
 /// Where an appended message went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MessagePosition {
     /// Its partition.
     pub partition: u32,
@@ -177,6 +180,7 @@ pub struct MessagePosition {
 
 /// A topic as [`ConnectionsManager::topic_info`](crate::ConnectionsManager::topic_info) reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TopicInfo {
     /// Its name.
     pub name: String,

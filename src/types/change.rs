@@ -9,6 +9,7 @@ use crate::types::value::Row;
 /// What a change did to a row. For a subscriber, an update can also arrive as an insert
 /// (the row entered its filter) or a delete (the row left it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[repr(u8)]
 pub enum ChangeType {
     /// A row was inserted (or, for a subscriber, entered its result set).
@@ -51,6 +52,7 @@ impl fmt::Display for ChangeType {
 /// otherwise). `owner` names the user that owns the row; it is required on user-scoped
 /// tables and ignored on shared ones.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ChangeNotification {
     /// The table the row belongs to.
     pub table_id: TableId,

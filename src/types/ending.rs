@@ -5,6 +5,7 @@ use std::fmt;
 
 /// Why livecore ended a subscription.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum CloseReason {
     /// The table was re-registered without a column the query uses.
     SchemaChanged {
@@ -47,6 +48,7 @@ impl fmt::Display for CloseReason {
 /// what [`LiveError::SubscriptionEnded`](crate::LiveError::SubscriptionEnded) reports to a
 /// host that calls on it afterwards.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum SubscriptionEnding {
     /// Its snapshot buffer overflowed, or a schema change arrived during its initial load:
     /// the client has nothing consistent to resume from and must subscribe again with a

@@ -7,15 +7,18 @@ use crate::sync::DataArc as Arc;
 
 /// A connection, numbered by the manager when it registers. Never reused by one manager.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ConnectionId(pub u64);
 
 /// A subscription, numbered by the manager. Unique across all connections of one manager and
 /// never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SubscriptionId(pub u64);
 
 /// The identity of one live query: the connection that owns it and its subscription number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LiveQueryId {
     /// The connection that opened the live query.
     pub connection_id: ConnectionId,
@@ -26,22 +29,27 @@ pub struct LiveQueryId {
 /// The number of a committed transaction, given by the engine. Every change of one commit
 /// shares it; the engine publishes each table's commits in ascending order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SeqId(pub u64);
 
 /// A node of the host's cluster: each node runs its own livecore on the changes it applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct NodeId(pub u64);
 
 /// A user as the host names it (the edge form). Interned to a [`UserKey`] inside.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct UserId(Arc<str>);
 
 /// The interned, integer form of a [`UserId`], stable for the life of the manager.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct UserKey(pub u32);
 
 /// A table, named by namespace and table name (the edge form).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TableId {
     namespace: Arc<str>,
     name: Arc<str>,
@@ -50,6 +58,7 @@ pub struct TableId {
 /// The interned, integer form of a [`TableId`], returned by table registration and stable
 /// across schema versions of the same table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TableKey(pub u32);
 
 impl UserId {
@@ -67,6 +76,18 @@ impl UserId {
 impl From<&str> for UserId {
     fn from(name: &str) -> Self {
         Self::new(name)
+    }
+}
+
+impl From<String> for UserId {
+    fn from(name: String) -> Self {
+        Self::new(name)
+    }
+}
+
+impl From<&String> for UserId {
+    fn from(name: &String) -> Self {
+        Self::new(name.as_str())
     }
 }
 

@@ -5,6 +5,7 @@ use crate::types::ids::TableId;
 
 /// Whose rows a table holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum TableScope {
     /// Every row belongs to one user; a subscription sees only its own user's rows, and each
     /// published change must name its owner.
@@ -15,6 +16,7 @@ pub enum TableScope {
 
 /// One column of a table.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ColumnDef {
     /// The column's name; matched case-insensitively (ASCII) by filters and projections.
     pub name: DataArc<str>,
@@ -22,6 +24,7 @@ pub struct ColumnDef {
 
 /// A table's schema: its id, scope and columns in row order.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TableSchema {
     /// The table.
     pub table_id: TableId,

@@ -16,6 +16,7 @@ use crate::sync::DataArc;
 
 /// One column value.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Value {
     /// SQL NULL.
     Null,
@@ -280,6 +281,7 @@ impl fmt::Display for Value {
 
 /// One row: the values of a table's columns, in the schema's column order.
 #[derive(Clone, Debug, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Row(Vec<Value>);
 
 impl Row {

@@ -541,3 +541,141 @@ fn user_scoped_tables_deliver_only_the_owners_rows() {
     let _ = null::<u8>();
     assert_eq!(lc_manager_free(manager), LC_OK);
 }
+fn freeing_the_manager_ends_every_thread_inside_a_call_with_closed_or_invalid_handle() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let _serial = serial();
+    let (manager, messages, _) = manager();
+    create_topic(manager, "t", &topic_config(2));
+    create_group(
+        manager,
+        "t",
+        "g",
+        &group_config(lc_topic_reset_policy::LC_TOPIC_RESET_EARLIEST, 30_000),
+    );
+    let (alice, bob, reader) = (
+        connect(manager, "alice"),
+        connect(manager, "bob"),
+        connect(manager, "reader"),
+    );
+    for connection in [alice, bob] {
+        subscribe(
+            manager,
+            connection,
+            "SELECT * FROM chat.messages",
+            &options(0),
+        );
+    }
+    // A bound, never an expectation: a call still waiting after it fails the test.
+    const BOUND_MS: u32 = 30_000;
+    const KINDS: usize = 7;
+    let calls: Arc<Vec<AtomicU64>> = Arc::new((0..KINDS).map(|_| AtomicU64::new(0)).collect());
+    let threads: Vec<_> = (0..KINDS)
+        .map(|kind| {
+            let calls = calls.clone();
+            thread::spawn(move || {
+                let topic = c("t");
+                let group = c("g");
+                let mut seq = 0u64;
+                loop {
+                    calls[kind].fetch_add(1, Ordering::SeqCst);
+                    // SAFETY: every pointer is a live local of this thread (rows, strings,
+                    // out-parameters).
+                    let status = unsafe {
+                        match kind {
+                            0 => {
+                                seq += 1;
+                                let row = [int(seq as i64), int(1), nil()];
+                                let changes = [change(messages, LC_CHANGE_INSERT, &row, None)];
+                                lc_commit_publish(manager, seq, changes.as_ptr(), 1, null_mut())
+                            }
+                            1 => {
+                                seq += 1;
+                                let key = int(seq as i64);
+                                lc_topic_publish(
+                                    manager,
+                                    topic.as_ptr(),
+                                    seq,
+                                    &key,
+                                    LC_TOPIC_ANY_PARTITION,
+                                    b"m".as_ptr(),
+                                    1,
+                                    null_mut(),
+                                    null_mut(),
+                                )
+                            }
+                            2 | 3 => {
+                                let mut n = lc_notification::default();
+                                let connection = if kind == 2 { alice } else { bob };
+                                let status =
+                                    lc_connection_recv(manager, connection, BOUND_MS, &mut n);
+                                if status == LC_OK {
+                                    assert_eq!(lc_notification_free(n), LC_OK);
+                                }
+                                status
+                            }
+                            4 => lc_connection_recv_event(manager, alice, BOUND_MS, &mut 0),
+                            5 => {
+                                let mut ready = [0u64; 8];
+                                let mut count = 0;
+                                // No re-arming: that is the receiving threads' call
+                                // (LC_ERR_RECEIVER_BUSY while they receive), so after the
+                                // first wake-ups this waits until the free.
+                                lc_manager_wait_ready(
+                                    manager,
+                                    BOUND_MS,
+                                    ready.as_mut_ptr(),
+                                    ready.len(),
+                                    &mut count,
+                                )
+                            }
+                            _ => {
+                                let mut batch = lc_topic_batch::default();
+                                let status = lc_topic_consume(
+                                    manager,
+                                    reader,
+                                    topic.as_ptr(),
+                                    group.as_ptr(),
+                                    16,
+                                    BOUND_MS,
+                                    &mut batch,
+                                );
+                                if status == LC_OK {
+                                    let _ = lc_topic_batch_commit(manager, reader, batch);
+                                    assert_eq!(lc_topic_batch_free(batch), LC_OK);
+                                }
+                                status
+                            }
+                        }
+                    };
+                    if status != LC_OK {
+                        return (kind, status);
+                    }
+                }
+            })
+        })
+        .collect();
+    // Free only once every thread has made calls and both publishers are streaming.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(calls.iter().all(|count| count.load(Ordering::SeqCst) > 0)
+        && calls[0].load(Ordering::SeqCst) > 50
+        && calls[1].load(Ordering::SeqCst) > 50)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the threads did not start: {calls:?}"
+        );
+        thread::yield_now();
+    }
+    assert_eq!(lc_manager_free(manager), LC_OK);
+    for thread in threads {
+        let (kind, status) = thread.join().unwrap();
+        assert!(
+            status == LC_CLOSED || status == LC_ERR_INVALID_HANDLE,
+            "thread {kind} ended with {status:?}: {}",
+            last_error()
+        );
+    }
+    assert_eq!(lc_manager_free(manager), LC_ERR_INVALID_HANDLE);
+}
