@@ -541,6 +541,7 @@ fn user_scoped_tables_deliver_only_the_owners_rows() {
     let _ = null::<u8>();
     assert_eq!(lc_manager_free(manager), LC_OK);
 }
+#[test]
 fn freeing_the_manager_ends_every_thread_inside_a_call_with_closed_or_invalid_handle() {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
