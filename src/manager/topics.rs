@@ -781,6 +781,89 @@ impl ConnectionsManager {
         result
     }
 
+    /// Negative acknowledgement: the consumer `connection_id`, holding the lease of
+    /// `partition` in `group`, gives up on the message at `offset` for now. The lease hands
+    /// out again from `offset` — that message and every later one it had handed out — at
+    /// once when `delay` is zero, else once `delay` has passed on the manager clock's
+    /// monotonic reading. Until then the partition hands nothing out: a nacked message
+    /// holds its partition for the group (head of line, as a Kafka consumer sees it), so
+    /// order per key within a partition is kept. The committed offset does not move.
+    ///
+    /// `offset` must be one the lease handed out and the group did not commit
+    /// (`committed <= offset < delivered`: [`LiveError::CommitBehind`] or
+    /// [`LiveError::CommitAhead`] otherwise); only the live lease holder may nack
+    /// ([`LiveError::NotLeaseHolder`]); `delay` is at most the group's lease duration
+    /// ([`LiveError::OutOfBounds`]), since the delay lives in the lease: if the lease ends
+    /// (expiry, leaving, a seek) the next lease starts from the committed offset without
+    /// it. A nack renews the session's leases and counts as a heartbeat; the group counts
+    /// it in [`GroupStats::nacks`] and [`GroupStats::nack_redelivered`].
+    pub fn nack(
+        &self,
+        connection_id: ConnectionId,
+        topic: &str,
+        group: &str,
+        partition: u32,
+        offset: u64,
+        delay: Duration,
+    ) -> LiveResult<()> {
+        let connection = self.connection(connection_id)?;
+        let topic = self.topic(topic)?;
+        topic.check_partition(partition)?;
+        let group_state = topic.group(group)?;
+        let lease = group_state.config.lease_duration;
+        if delay > lease {
+            return Err(LiveError::OutOfBounds {
+                what: "nack delay (ms)",
+                value: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                min: 0,
+                max: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX),
+            });
+        }
+        let now = self.reading();
+        connection.record_heartbeat(now);
+        let mut freed = Vec::new();
+        let request = CommitRequest {
+            me: connection_id,
+            partition,
+            offset,
+            now_ms: now.monotonic_ms,
+        };
+        // Whole milliseconds, rounded up: a delay never ends early.
+        let delay_ms = u64::try_from(delay.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
+        let result = group_state.nack(&topic.name, request, delay_ms, &mut freed);
+        topic.partitions_freed(&group_state, &freed);
+        if result.is_ok() && delay_ms == 0 {
+            // A consume of this session parked on the partition sees the rewind now.
+            if let Some(session) = self.topics.session(connection_id) {
+                session.parker.wake();
+            }
+        }
+        result
+    }
+
+    /// Extends the leases the consumer `connection_id` holds in `group` by a lease duration
+    /// from now, without handing anything out or committing: a consumer still working on a
+    /// long batch keeps it (as JetStream's in-progress ack or SQS's visibility change).
+    /// Returns how many leases were extended; a lease that already expired is not revived
+    /// (it ends, and what it handed out and was not committed is handed out again). Counts
+    /// as a heartbeat, and in [`GroupStats::lease_extensions`].
+    pub fn extend_leases(
+        &self,
+        connection_id: ConnectionId,
+        topic: &str,
+        group: &str,
+    ) -> LiveResult<usize> {
+        let connection = self.connection(connection_id)?;
+        let topic = self.topic(topic)?;
+        let group_state = topic.group(group)?;
+        let now = self.reading();
+        connection.record_heartbeat(now);
+        let mut freed = Vec::new();
+        let extended = group_state.extend(connection_id, now.monotonic_ms, &mut freed);
+        topic.partitions_freed(&group_state, &freed);
+        Ok(extended)
+    }
+
     /// Positions `group` on `partition` at `offset` (an administrative reset: it may move
     /// the committed offset backwards or forwards). The offset must be within the retained
     /// range `start..=end` ([`LiveError::OffsetOutOfRange`] otherwise). The partition's
@@ -1095,6 +1178,10 @@ impl ConnectionsManager {
             if messages.len() >= call.max_messages {
                 break;
             }
+            if lease.is_held(now.monotonic_ms) {
+                // A nack's delay holds the partition (head of line).
+                continue;
+            }
             let end = call.topic.signals[partition as usize].end();
             if end <= next {
                 continue;
@@ -1187,11 +1274,18 @@ impl ConnectionsManager {
                 lease_expiry
             }
         };
+        // A partition held by a nack's delay is looked at again when the delay ends.
+        let hold_end = call.group.hold_ends_of(call.me, now_ms);
+        let lease_expiry = match (lease_expiry, hold_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         // The re-check: an append that raced the registration is seen here.
         let arrived = call.leases.iter().any(|(partition, lease)| {
-            lease.next.is_some_and(|next| {
-                call.topic.signals[*partition as usize].end_after_registering() > next
-            })
+            !lease.is_held(now_ms)
+                && lease.next.is_some_and(|next| {
+                    call.topic.signals[*partition as usize].end_after_registering() > next
+                })
         });
         (!arrived).then_some(lease_expiry)
     }

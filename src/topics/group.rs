@@ -115,6 +115,12 @@ pub struct GroupStats {
     pub skipped_by_retention: u64,
     /// Leases that expired without being renewed.
     pub leases_expired: u64,
+    /// Nacks accepted (each hands its message, and what followed it, out again).
+    pub nacks: u64,
+    /// Messages handed out again because of a nack.
+    pub nack_redelivered: u64,
+    /// Explicit lease extensions (`extend_leases` calls that renewed at least one lease).
+    pub lease_extensions: u64,
     /// Live members now.
     pub members: usize,
 }
@@ -129,6 +135,9 @@ pub(crate) struct Lease {
     pub(crate) next: Option<u64>,
     /// Distinguishes successive leases, so a read made under one is not applied to another.
     pub(crate) epoch: u64,
+    /// After a nack with a delay: the monotonic reading before which this lease hands
+    /// nothing out (the partition is held, head of line, until then).
+    pub(crate) held_until_ms: Option<u64>,
 }
 
 impl Lease {
@@ -136,6 +145,11 @@ impl Lease {
     /// under it from `next` may be applied to it.
     fn is_at(&self, me: ConnectionId, epoch: u64, next: u64) -> bool {
         self.holder == me && self.epoch == epoch && self.next == Some(next)
+    }
+
+    /// True while a nack's delay holds this lease at monotonic reading `now_ms`.
+    pub(crate) fn is_held(&self, now_ms: u64) -> bool {
+        self.held_until_ms.is_some_and(|until| until > now_ms)
     }
 }
 
@@ -259,6 +273,9 @@ pub(crate) struct Group {
     redelivered: AtomicU64,
     skipped_by_retention: AtomicU64,
     leases_expired: AtomicU64,
+    nacks: AtomicU64,
+    nack_redelivered: AtomicU64,
+    lease_extensions: AtomicU64,
 }
 
 impl Group {
@@ -288,6 +305,9 @@ impl Group {
             redelivered: AtomicU64::new(0),
             skipped_by_retention: AtomicU64::new(0),
             leases_expired: AtomicU64::new(0),
+            nacks: AtomicU64::new(0),
+            nack_redelivered: AtomicU64::new(0),
+            lease_extensions: AtomicU64::new(0),
         }
     }
 
@@ -403,6 +423,7 @@ impl Group {
                 expires_at_ms: 0,
                 next: cursor.committed,
                 epoch,
+                held_until_ms: None,
             });
         }
         let mut leases = Vec::new();
@@ -596,6 +617,112 @@ impl Group {
         Ok(())
     }
 
+    /// Renews every live lease of `me` for a lease duration from `now_ms`, without handing
+    /// anything out or committing (a consumer still working on a long batch). Leases found
+    /// expired end on the way (added to `freed`): an extension never revives one. Returns
+    /// how many leases were renewed.
+    pub(crate) fn extend(
+        &self,
+        me: ConnectionId,
+        now_ms: u64,
+        freed: &mut Vec<(u32, ConnectionId)>,
+    ) -> usize {
+        let mut state = lock(&self.state);
+        self.expire(&mut state, now_ms, freed);
+        let mut renewed = 0;
+        self.renew_leases(&mut state, me, now_ms, |_, _| renewed += 1);
+        if renewed > 0 {
+            if let Some(member) = state.members.get_mut(&me) {
+                member.last_seen_ms = now_ms;
+            }
+            self.lease_extensions.fetch_add(1, Ordering::Relaxed);
+        }
+        renewed
+    }
+
+    /// The holder `me` gives up on the message at `offset` of `partition`: the lease hands
+    /// out again from `offset` (that message and every later one it handed out), after
+    /// `delay_ms` if not zero; until then the partition hands nothing out to anyone (head
+    /// of line: order per key within the partition is kept). The committed offset does not
+    /// move. `offset` must be a message this lease handed out and the group did not commit:
+    /// `committed <= offset < delivered` ([`LiveError::CommitBehind`],
+    /// [`LiveError::CommitAhead`] otherwise); only the live holder may nack
+    /// ([`LiveError::NotLeaseHolder`]). Renews the session's leases.
+    pub(crate) fn nack(
+        &self,
+        topic: &str,
+        request: CommitRequest,
+        delay_ms: u64,
+        freed: &mut Vec<(u32, ConnectionId)>,
+    ) -> LiveResult<()> {
+        let CommitRequest {
+            me,
+            partition,
+            offset,
+            now_ms,
+        } = request;
+        let mut state = lock(&self.state);
+        self.expire(&mut state, now_ms, freed);
+        let cursor = &state.cursors[partition as usize];
+        let lease = match cursor.lease {
+            Some(lease) if lease.holder == me => lease,
+            other => {
+                return Err(LiveError::NotLeaseHolder {
+                    topic: topic.to_string(),
+                    group: self.name.to_string(),
+                    partition,
+                    holder: other.map(|lease| lease.holder),
+                })
+            }
+        };
+        let delivered = lease.next.unwrap_or(0);
+        if let Some(committed) = cursor.committed {
+            if offset < committed {
+                return Err(LiveError::CommitBehind {
+                    partition,
+                    offset,
+                    committed,
+                });
+            }
+        }
+        if offset >= delivered {
+            return Err(LiveError::CommitAhead {
+                partition,
+                offset,
+                delivered,
+            });
+        }
+        // A new epoch: a read made before the nack is not applied after it.
+        let epoch = state.next_epoch;
+        state.next_epoch += 1;
+        state.cursors[partition as usize].lease = Some(Lease {
+            next: Some(offset),
+            epoch,
+            held_until_ms: (delay_ms > 0).then(|| now_ms.saturating_add(delay_ms)),
+            ..lease
+        });
+        self.nacks.fetch_add(1, Ordering::Relaxed);
+        self.nack_redelivered
+            .fetch_add(delivered - offset, Ordering::Relaxed);
+        if let Some(member) = state.members.get_mut(&me) {
+            member.last_seen_ms = now_ms;
+        }
+        self.renew_leases(&mut state, me, now_ms, |_, _| {});
+        Ok(())
+    }
+
+    /// The earliest monotonic reading at which a nack's delay on one of `me`'s leases
+    /// ends, if any holds one after `now_ms`.
+    pub(crate) fn hold_ends_of(&self, me: ConnectionId, now_ms: u64) -> Option<u64> {
+        lock(&self.state)
+            .cursors
+            .iter()
+            .filter_map(|cursor| cursor.lease)
+            .filter(|lease| lease.holder == me && lease.is_held(now_ms))
+            .filter_map(|lease| lease.held_until_ms)
+            .min()
+    }
+
     /// Positions `partition` at `offset` (an administrative reset, which may move the
     /// committed offset either way) and ends its lease. Returns the former holder.
     pub(crate) fn seek(
@@ -672,6 +799,9 @@ impl Group {
             redelivered: self.redelivered.load(Ordering::Relaxed),
             skipped_by_retention: self.skipped_by_retention.load(Ordering::Relaxed),
             leases_expired: self.leases_expired.load(Ordering::Relaxed),
+            nacks: self.nacks.load(Ordering::Relaxed),
+            nack_redelivered: self.nack_redelivered.load(Ordering::Relaxed),
+            lease_extensions: self.lease_extensions.load(Ordering::Relaxed),
             members: lock(&self.state).members.len(),
         }
     }
