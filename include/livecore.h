@@ -3417,6 +3417,41 @@ lc_status lc_topic_group_delete(struct lc_manager manager,
                                 const char *group);
 
 /**
+ * Gives consumer group `group` of `topic` a dead-letter topic: a message nacked
+ * (`lc_topic_nack`) when it has been delivered `max_deliver` times (1 plus the nacks it
+ * received; redeliveries after a lease expiry do not count) is appended to
+ * `dead_letter_topic` instead of being handed out again, and the group commits past it, so
+ * the partition moves on. The dead letter is keyed and sequenced as the original, and its
+ * payload is the JSON object `{"topic":…,"partition":…,"offset":…,"deliveries":…,
+ * "message":{…}}`. Replaces any earlier setting. `max_deliver` 0 is `LC_ERR_OUT_OF_BOUNDS`;
+ * an unknown dead-letter topic `LC_ERR_UNKNOWN_TOPIC`; the group's own topic
+ * `LC_ERR_INVALID_CONFIG`.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `topic`, `group` and `dead_letter_topic` are NULL or NUL-terminated strings.
+ */
+lc_status lc_topic_group_set_dead_letter(struct lc_manager manager,
+                                         const char *topic,
+                                         const char *group,
+                                         const char *dead_letter_topic,
+                                         uint32_t max_deliver);
+
+/**
+ * Removes consumer group `group`'s dead-letter topic: nacked messages are handed out
+ * again however often they were.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `topic` and `group` are NULL or NUL-terminated strings.
+ */
+lc_status lc_topic_group_clear_dead_letter(struct lc_manager manager,
+                                           const char *topic,
+                                           const char *group);
+
+/**
  * Reads one partition of a consumer group: its committed offset, the partition's
  * retained range, the lag, and the lease (holder, what it handed out, when it expires).
  * A partition the topic does not have is `LC_ERR_UNKNOWN_PARTITION`.

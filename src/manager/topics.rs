@@ -30,10 +30,12 @@ use crate::topics::consume::PartitionPosition;
 use crate::topics::consume::Pass;
 use crate::topics::consume::RetentionSkip;
 use crate::topics::group::CommitRequest;
+use crate::topics::group::DeadLetterPolicy;
 use crate::topics::group::Group;
 use crate::topics::group::GroupConfig;
 use crate::topics::group::GroupPartition;
 use crate::topics::group::GroupStats;
+use crate::topics::group::NackOutcome;
 use crate::topics::group::OutOfRangeOutcome;
 use crate::topics::group::ParkDecision;
 use crate::topics::group::ResetPolicy;
@@ -797,6 +799,10 @@ impl ConnectionsManager {
     /// (expiry, leaving, a seek) the next lease starts from the committed offset without
     /// it. A nack renews the session's leases and counts as a heartbeat; the group counts
     /// it in [`GroupStats::nacks`] and [`GroupStats::nack_redelivered`].
+    ///
+    /// With a dead-letter topic set ([`ConnectionsManager::set_dead_letter`]), the nack of a
+    /// message already delivered `max_deliver` times sends it there instead and commits past
+    /// it; the delay does not apply then.
     pub fn nack(
         &self,
         connection_id: ConnectionId,
@@ -830,8 +836,20 @@ impl ConnectionsManager {
         };
         // Whole milliseconds, rounded up: a delay never ends early.
         let delay_ms = u64::try_from(delay.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
-        let result = group_state.nack(&topic.name, request, delay_ms, &mut freed);
+        let policy = lock(&group_state.dead_letter).clone();
+        let max_deliver = policy.as_ref().map(|policy| policy.max_deliver);
+        let outcome = group_state.nack(&topic.name, request, delay_ms, max_deliver, &mut freed);
         topic.partitions_freed(&group_state, &freed);
+        let result = match (outcome, policy) {
+            (Ok(NackOutcome::DeadLetter { deliveries }), Some(policy)) => self.dead_letter(
+                connection_id,
+                &topic,
+                &group_state,
+                &policy,
+                (partition, offset, deliveries),
+            ),
+            (outcome, _) => outcome.map(|_| ()),
+        };
         if result.is_ok() && delay_ms == 0 {
             // A consume of this session parked on the partition sees the rewind now.
             if let Some(session) = self.topics.session(connection_id) {
@@ -839,6 +857,118 @@ impl ConnectionsManager {
             }
         }
         result
+    }
+
+    /// Sends the message at `offset` of `partition`, delivered `deliveries` times, to the
+    /// dead-letter topic, then commits past it for the holder `me`. The append comes first:
+    /// a failure between the two leaves the message in both places (at least once), never
+    /// in neither.
+    fn dead_letter(
+        &self,
+        me: ConnectionId,
+        topic: &Topic,
+        group: &Group,
+        policy: &DeadLetterPolicy,
+        (partition, offset, deliveries): (u32, u64, u32),
+    ) -> LiveResult<()> {
+        let mut read = Vec::with_capacity(1);
+        topic
+            .read_log(partition, offset, offset + 1, 1, &mut read)
+            .map_err(|error| topic.store_error(error))?;
+        let message = read
+            .first()
+            .filter(|message| message.offset == offset)
+            .ok_or_else(|| {
+                store_error(
+                    &topic.name,
+                    format!("offset {offset} of partition {partition} was not read back"),
+                )
+            })?;
+        let mut envelope = Vec::with_capacity(128);
+        envelope.extend_from_slice(br#"{"topic":"#);
+        crate::types::json::write_string(&mut envelope, &topic.name);
+        envelope.extend_from_slice(
+            format!(
+                r#","partition":{partition},"offset":{offset},"deliveries":{deliveries},"message":"#
+            )
+            .as_bytes(),
+        );
+        envelope.extend_from_slice(message.to_json().as_bytes());
+        envelope.push(b'}');
+        let mut letter = DirectMessage::new(message.seq, envelope);
+        if let Some(key) = &message.key {
+            letter = letter.key(key.clone());
+        }
+        self.publish_to_topic(&policy.topic, letter)?;
+        let now = self.reading();
+        let mut freed = Vec::new();
+        let request = CommitRequest {
+            me,
+            partition,
+            offset: offset + 1,
+            now_ms: now.monotonic_ms,
+        };
+        let result = group.commit(&topic.name, request, &mut freed, || {
+            topic.log.commit_offset(&group.name, partition, offset + 1)
+        });
+        topic.partitions_freed(group, &freed);
+        result?;
+        group.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Gives `group` a dead-letter topic: a message nacked when it has been delivered
+    /// `max_deliver` times (a message's delivery count is 1 plus the nacks it received;
+    /// redeliveries after a lease expiry do not count, the consumer did not say it failed)
+    /// is not handed out again: it is appended to `dead_letter_topic` and the group commits
+    /// past it, so the partition moves on. Replaces any earlier setting.
+    ///
+    /// The dead letter is a direct message keyed as the original (per-key order holds in
+    /// the dead-letter topic too), with the original's SeqId, whose payload is the JSON
+    /// object `{"topic":…,"partition":…,"offset":…,"deliveries":…,"message":{…}}`, the last
+    /// being the original as [`TopicMessage::to_json`] writes it. Dead-lettering commits
+    /// `offset + 1`, which also commits what the lease handed out before the message: an
+    /// ordered consumer commits what it finished before it nacks. Counted in
+    /// [`GroupStats::dead_lettered`].
+    ///
+    /// Errors: `max_deliver` 0 ([`LiveError::OutOfBounds`]); `dead_letter_topic` unknown
+    /// ([`LiveError::UnknownTopic`]) or the group's own topic ([`LiveError::InvalidConfig`]).
+    pub fn set_dead_letter(
+        &self,
+        topic: &str,
+        group: &str,
+        dead_letter_topic: &str,
+        max_deliver: u32,
+    ) -> LiveResult<()> {
+        let topic_state = self.topic(topic)?;
+        let group_state = topic_state.group(group)?;
+        if max_deliver == 0 {
+            return Err(LiveError::OutOfBounds {
+                what: "max_deliver",
+                value: 0,
+                min: 1,
+                max: u64::from(u32::MAX),
+            });
+        }
+        self.topic(dead_letter_topic)?;
+        if dead_letter_topic == topic {
+            return Err(LiveError::InvalidConfig(format!(
+                "the dead-letter topic of group {group:?} may not be its own topic {topic:?}"
+            )));
+        }
+        *lock(&group_state.dead_letter) = Some(DeadLetterPolicy {
+            max_deliver,
+            topic: dead_letter_topic.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Removes `group`'s dead-letter topic: nacked messages are handed out again however
+    /// often they were.
+    pub fn clear_dead_letter(&self, topic: &str, group: &str) -> LiveResult<()> {
+        let group_state = self.topic(topic)?.group(group)?;
+        *lock(&group_state.dead_letter) = None;
+        Ok(())
     }
 
     /// Extends the leases the consumer `connection_id` holds in `group` by a lease duration

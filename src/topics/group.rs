@@ -121,8 +121,29 @@ pub struct GroupStats {
     pub nack_redelivered: u64,
     /// Explicit lease extensions (`extend_leases` calls that renewed at least one lease).
     pub lease_extensions: u64,
+    /// Messages sent to the dead-letter topic after too many deliveries.
+    pub dead_lettered: u64,
     /// Live members now.
     pub members: usize,
+}
+
+/// Where a group sends a message nacked too often (see
+/// [`ConnectionsManager::set_dead_letter`](crate::ConnectionsManager::set_dead_letter)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DeadLetterPolicy {
+    /// Deliveries allowed per message (at least 1).
+    pub(crate) max_deliver: u32,
+    /// The dead-letter topic.
+    pub(crate) topic: String,
+}
+
+/// What a nack did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NackOutcome {
+    /// The message (and what followed it) will be handed out again.
+    Redeliver,
+    /// Past max-deliver: the caller dead-letters the message, after `deliveries`.
+    DeadLetter { deliveries: u32 },
 }
 
 /// A lease on one partition.
@@ -158,6 +179,8 @@ struct Cursor {
     lease: Option<Lease>,
     /// The highest offset ever handed out plus one, for the redelivery count.
     handed_out: u64,
+    /// The last nacked offset and how many times it has been handed out, for max-deliver.
+    attempts: Option<(u64, u32)>,
 }
 
 struct Member {
@@ -276,6 +299,9 @@ pub(crate) struct Group {
     nacks: AtomicU64,
     nack_redelivered: AtomicU64,
     lease_extensions: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+    /// Where messages nacked too often go, if anywhere.
+    pub(crate) dead_letter: Mutex<Option<DeadLetterPolicy>>,
 }
 
 impl Group {
@@ -291,6 +317,7 @@ impl Group {
                 cursors: committed
                     .into_iter()
                     .map(|committed| Cursor {
+                        attempts: None,
                         committed,
                         lease: None,
                         handed_out: committed.unwrap_or(0),
@@ -308,6 +335,8 @@ impl Group {
             nacks: AtomicU64::new(0),
             nack_redelivered: AtomicU64::new(0),
             lease_extensions: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            dead_letter: Mutex::new(None),
         }
     }
 
@@ -653,8 +682,9 @@ impl Group {
         topic: &str,
         request: CommitRequest,
         delay_ms: u64,
+        max_deliver: Option<u32>,
         freed: &mut Vec<(u32, ConnectionId)>,
-    ) -> LiveResult<()> {
+    ) -> LiveResult<NackOutcome> {
         let CommitRequest {
             me,
             partition,
@@ -692,6 +722,16 @@ impl Group {
                 delivered,
             });
         }
+        // The nacked message was handed out once more than it was nacked before.
+        let cursor = &mut state.cursors[partition as usize];
+        let deliveries = match cursor.attempts {
+            Some((at, count)) if at == offset => count,
+            _ => 1,
+        };
+        if max_deliver.is_some_and(|max| deliveries >= max) {
+            return Ok(NackOutcome::DeadLetter { deliveries });
+        }
+        cursor.attempts = Some((offset, deliveries.saturating_add(1)));
         // A new epoch: a read made before the nack is not applied after it.
         let epoch = state.next_epoch;
         state.next_epoch += 1;
@@ -708,7 +748,7 @@ impl Group {
             member.last_seen_ms = now_ms;
         }
         self.renew_leases(&mut state, me, now_ms, |_, _| {});
-        Ok(())
+        Ok(NackOutcome::Redeliver)
     }
 
     /// The earliest monotonic reading at which a nack's delay on one of `me`'s leases
@@ -802,6 +842,7 @@ impl Group {
             nacks: self.nacks.load(Ordering::Relaxed),
             nack_redelivered: self.nack_redelivered.load(Ordering::Relaxed),
             lease_extensions: self.lease_extensions.load(Ordering::Relaxed),
+            dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             members: lock(&self.state).members.len(),
         }
     }

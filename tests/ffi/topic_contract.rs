@@ -1391,6 +1391,80 @@ fn case_lc_topic_extend_leases() {
     }
 }
 
+fn case_lc_topic_group_set_dead_letter() {
+    let f = Topics::new();
+    create_topic(f.manager, "dlq", &topic_config(1));
+    let (nope, dlq) = (c("nope"), c("dlq"));
+    // SAFETY: see above.
+    unsafe {
+        let set = |topic: *const c_char, group: *const c_char, dead: *const c_char, max: u32| {
+            lc_topic_group_set_dead_letter(f.manager, topic, group, dead, max)
+        };
+        let (t, g, d) = (f.t.as_ptr(), f.g.as_ptr(), dlq.as_ptr());
+        assert_status!(set(null(), g, d, 1), LC_ERR_NULL_ARGUMENT);
+        assert_status!(set(t, null(), d, 1), LC_ERR_NULL_ARGUMENT);
+        assert_status!(set(t, g, null(), 1), LC_ERR_NULL_ARGUMENT);
+        assert_status!(set(bad_utf8(), g, d, 1), LC_ERR_INVALID_UTF8);
+        assert_status!(set(t, bad_utf8(), d, 1), LC_ERR_INVALID_UTF8);
+        assert_status!(set(t, g, bad_utf8(), 1), LC_ERR_INVALID_UTF8);
+        assert_status!(set(t, g, d, 0), LC_ERR_OUT_OF_BOUNDS);
+        assert_status!(set(t, g, nope.as_ptr(), 1), LC_ERR_UNKNOWN_TOPIC);
+        assert_status!(set(t, g, t, 1), LC_ERR_INVALID_CONFIG);
+        assert_status!(set(nope.as_ptr(), g, d, 1), LC_ERR_UNKNOWN_TOPIC);
+        assert_status!(set(t, nope.as_ptr(), d, 1), LC_ERR_UNKNOWN_GROUP);
+        assert_status!(
+            lc_topic_group_set_dead_letter(f.stale_manager, t, g, d, 1),
+            LC_ERR_INVALID_HANDLE
+        );
+        // None of the refusals set a dead-letter topic: a nack hands the message out again.
+        let p = f.partition;
+        assert_status!(lc_topic_nack(f.manager, f.worker, t, g, p, 0, 0), LC_OK);
+        assert_eq!(topic_info(f.manager, "dlq").appended, 0);
+        let again = consume(f.manager, f.worker, "t", "g", 10, 0);
+        assert_eq!(batch_info(again).message_count, 1);
+        assert_eq!(lc_topic_batch_free(again), LC_OK);
+        // Set: the next nack (its second delivery) dead-letters it.
+        assert_status!(set(t, g, d, 2), LC_OK);
+        assert_status!(lc_topic_nack(f.manager, f.worker, t, g, p, 0, 0), LC_OK);
+    }
+    assert_eq!(topic_info(f.manager, "dlq").appended, 1);
+    assert_eq!(
+        group_partition(f.manager, "t", "g", f.partition).committed,
+        1
+    );
+}
+
+fn case_lc_topic_group_clear_dead_letter() {
+    let f = Topics::new();
+    create_topic(f.manager, "dlq", &topic_config(1));
+    let (nope, dlq) = (c("nope"), c("dlq"));
+    // SAFETY: see above.
+    unsafe {
+        let clear = |topic: *const c_char, group: *const c_char| {
+            lc_topic_group_clear_dead_letter(f.manager, topic, group)
+        };
+        let (t, g, p) = (f.t.as_ptr(), f.g.as_ptr(), f.partition);
+        assert_status!(
+            lc_topic_group_set_dead_letter(f.manager, t, g, dlq.as_ptr(), 1),
+            LC_OK
+        );
+        assert_status!(clear(null(), g), LC_ERR_NULL_ARGUMENT);
+        assert_status!(clear(t, null()), LC_ERR_NULL_ARGUMENT);
+        assert_status!(clear(bad_utf8(), g), LC_ERR_INVALID_UTF8);
+        assert_status!(clear(t, bad_utf8()), LC_ERR_INVALID_UTF8);
+        assert_status!(clear(nope.as_ptr(), g), LC_ERR_UNKNOWN_TOPIC);
+        assert_status!(clear(t, nope.as_ptr()), LC_ERR_UNKNOWN_GROUP);
+        assert_status!(
+            lc_topic_group_clear_dead_letter(f.stale_manager, t, g),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_status!(clear(t, g), LC_OK);
+        // Cleared: with max-deliver 1 this nack would have dead-lettered the message.
+        assert_status!(lc_topic_nack(f.manager, f.worker, t, g, p, 0, 0), LC_OK);
+    }
+    assert_eq!(topic_info(f.manager, "dlq").appended, 0);
+}
+
 /// The topic functions' cases, run by `contract.rs` with the others.
 pub const TOPIC_CASES: &[(&str, fn())] = &[
     ("lc_topic_config_init", case_lc_topic_config_init),
@@ -1444,4 +1518,12 @@ pub const TOPIC_CASES: &[(&str, fn())] = &[
     ("lc_topic_group_leave", case_lc_topic_group_leave),
     ("lc_topic_nack", case_lc_topic_nack),
     ("lc_topic_extend_leases", case_lc_topic_extend_leases),
+    (
+        "lc_topic_group_set_dead_letter",
+        case_lc_topic_group_set_dead_letter,
+    ),
+    (
+        "lc_topic_group_clear_dead_letter",
+        case_lc_topic_group_clear_dead_letter,
+    ),
 ];

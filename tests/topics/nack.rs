@@ -319,3 +319,127 @@ fn an_expired_lease_is_not_revived_by_an_extension() {
         Err(LiveError::UnknownConnection(ConnectionId(999_999)))
     );
 }
+
+/// A manager with "events" (group "g", 1 s lease) and a dead-letter topic "dlq" with its
+/// own group "d".
+fn with_dead_letters(max_deliver: u32) -> (Arc<ConnectionsManager>, Arc<ManualClock>) {
+    let (manager, clock) = with_topic();
+    manager
+        .create_topic("dlq", TopicConfig::partitions(1))
+        .unwrap();
+    manager
+        .create_consumer_group("dlq", "d", GroupConfig::default())
+        .unwrap();
+    manager
+        .set_dead_letter("events", "g", "dlq", max_deliver)
+        .unwrap();
+    (manager, clock)
+}
+
+#[test]
+fn past_max_deliver_a_nacked_message_goes_to_the_dead_letter_topic() {
+    let (manager, _clock) = with_dead_letters(3);
+    manager
+        .publish_to_topic("events", DirectMessage::new(SeqId(7), "poison").key(42))
+        .unwrap();
+    publish_bytes(&manager, "events", 8, "fine");
+    let a = consumer(&manager, "a");
+    // Delivered three times, nacked after each: the first two nacks hand it out again.
+    for delivery in 1..=3 {
+        let batch = manager
+            .consume(a, "events", "g", 1, Duration::ZERO)
+            .unwrap();
+        assert_eq!(bodies(&batch), ["poison"], "delivery {delivery}");
+        manager
+            .nack(a, "events", "g", 0, 0, Duration::ZERO)
+            .unwrap();
+    }
+    // The third nack dead-lettered it: the partition moved on.
+    let batch = manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&batch), ["fine"]);
+    assert_eq!(
+        manager.group_offsets("events", "g").unwrap()[0].committed,
+        Some(1)
+    );
+    let stats = manager.group_stats("events", "g").unwrap();
+    assert_eq!((stats.nacks, stats.dead_lettered), (2, 1));
+    // The dead letter: keyed and sequenced as the original, naming where it came from.
+    let reader = consumer(&manager, "reader");
+    let letters = manager
+        .consume(reader, "dlq", "d", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(letters.len(), 1);
+    let letter = &letters.messages[0];
+    assert_eq!(letter.seq, SeqId(7));
+    assert_eq!(letter.key, Some(Value::Int(42)));
+    let body: serde_json::Value = serde_json::from_str(&bytes_of(letter)).unwrap();
+    assert_eq!(body["topic"], "events");
+    assert_eq!(body["partition"], 0);
+    assert_eq!(body["offset"], 0);
+    assert_eq!(body["deliveries"], 3);
+    assert_eq!(body["message"]["offset"], 0);
+    assert_eq!(body["message"]["seq"], 7);
+}
+
+#[test]
+fn max_deliver_one_dead_letters_on_the_first_nack_and_clearing_stops_it() {
+    let (manager, _clock) = with_dead_letters(1);
+    publish_bytes(&manager, "events", 0, "m0");
+    publish_bytes(&manager, "events", 1, "m1");
+    let a = consumer(&manager, "a");
+    manager
+        .consume(a, "events", "g", 1, Duration::ZERO)
+        .unwrap();
+    manager
+        .nack(a, "events", "g", 0, 0, Duration::from_millis(500))
+        .unwrap();
+    // Dead-lettered at once (the delay does not apply): m1 comes next.
+    let batch = manager
+        .consume(a, "events", "g", 1, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&batch), ["m1"]);
+    manager.clear_dead_letter("events", "g").unwrap();
+    for _ in 0..3 {
+        manager
+            .nack(a, "events", "g", 0, 1, Duration::ZERO)
+            .unwrap();
+        let batch = manager
+            .consume(a, "events", "g", 1, Duration::ZERO)
+            .unwrap();
+        assert_eq!(bodies(&batch), ["m1"]);
+    }
+    assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
+}
+
+#[test]
+fn dead_letter_settings_are_checked() {
+    let (manager, _clock) = with_topic();
+    assert_eq!(
+        manager.set_dead_letter("events", "g", "nope", 3),
+        Err(LiveError::UnknownTopic("nope".into()))
+    );
+    assert!(matches!(
+        manager.set_dead_letter("events", "g", "events", 3),
+        Err(LiveError::InvalidConfig(_))
+    ));
+    manager
+        .create_topic("dlq", TopicConfig::partitions(1))
+        .unwrap();
+    assert!(matches!(
+        manager.set_dead_letter("events", "g", "dlq", 0),
+        Err(LiveError::OutOfBounds {
+            what: "max_deliver",
+            ..
+        })
+    ));
+    assert!(matches!(
+        manager.set_dead_letter("events", "nope", "dlq", 3),
+        Err(LiveError::UnknownGroup { .. })
+    ));
+    assert!(matches!(
+        manager.clear_dead_letter("nope", "g"),
+        Err(LiveError::UnknownTopic(_))
+    ));
+}
