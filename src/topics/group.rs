@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 
 use crate::error::{LiveError, LiveResult};
-use crate::sync::{channel, lock, AtomicBool, AtomicU64, DataArc, Mutex, Ordering};
+use crate::sync::{channel, lock, mutant, AtomicBool, AtomicU64, DataArc, Mutex, Ordering};
 use crate::topics::log::{PartitionBounds, TopicLogError};
 use crate::topics::wait::WaitList;
 use crate::topics::{offset_out_of_range, store_error, Topic};
@@ -657,7 +657,10 @@ impl Group {
         freed: &mut Vec<(u32, ConnectionId)>,
     ) -> usize {
         let mut state = lock(&self.state);
-        self.expire(&mut state, now_ms, freed);
+        // The mutant skips expiring first, so an expired lease not yet swept is renewed.
+        if !mutant!("extend_revives_expired") {
+            self.expire(&mut state, now_ms, freed);
+        }
         let mut renewed = 0;
         self.renew_leases(&mut state, me, now_ms, |_, _| renewed += 1);
         if renewed > 0 {
@@ -692,7 +695,10 @@ impl Group {
             now_ms,
         } = request;
         let mut state = lock(&self.state);
-        self.expire(&mut state, now_ms, freed);
+        // The mutant skips expiring first: a late nack would renew an expired lease.
+        if !mutant!("nack_skips_expiry") {
+            self.expire(&mut state, now_ms, freed);
+        }
         let cursor = &state.cursors[partition as usize];
         let lease = match cursor.lease {
             Some(lease) if lease.holder == me => lease,
