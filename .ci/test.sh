@@ -104,6 +104,13 @@ cargo test --profile race --test race_snapshot_boundary -- --ignored --nocapture
 cargo test --profile race --test topics_stress -- --ignored --nocapture --test-threads 1
 ok
 
+step "durable topic log (feature fjall): lints, tests, SIGKILL crash test and damaged files"
+# A child process appending and committing is killed 30 times at random points (about a
+# minute); a longer run: LIVECORE_CRASH_ITERATIONS=500 (LIVECORE_CRASH_SEED replays one).
+cargo clippy --features fjall --lib --tests -- -D warnings
+cargo test --features fjall --test topics_durable -- --nocapture
+ok
+
 step "filter evaluations flat from 1k to 1M subscriptions (release with debug assertions)"
 cargo test --profile race --test sql_routing -- --ignored --nocapture
 ok
@@ -137,6 +144,8 @@ mutants=(
     register_unlocked_shutdown_check:connections
     event_sent_before_flag:connections
     topic_recheck_load:topic_models
+    nack_skips_expiry:topic_models
+    extend_revives_expired:topic_models
 )
 # The list above and the sites in src/ name the same mutants, each site once.
 listed=$(printf '%s\n' "${mutants[@]%%:*}" | sort)

@@ -3444,6 +3444,41 @@ lc_status lc_topic_group_delete(struct lc_manager manager,
                                 const char *group);
 
 /**
+ * Gives consumer group `group` of `topic` a dead-letter topic: a message nacked
+ * (`lc_topic_nack`) when it has been delivered `max_deliver` times (1 plus the nacks it
+ * received; redeliveries after a lease expiry do not count) is appended to
+ * `dead_letter_topic` instead of being handed out again, and the group commits past it, so
+ * the partition moves on. The dead letter is keyed and sequenced as the original, and its
+ * payload is the JSON object `{"topic":…,"partition":…,"offset":…,"deliveries":…,
+ * "message":{…}}`. Replaces any earlier setting. `max_deliver` 0 is `LC_ERR_OUT_OF_BOUNDS`;
+ * an unknown dead-letter topic `LC_ERR_UNKNOWN_TOPIC`; the group's own topic
+ * `LC_ERR_INVALID_CONFIG`.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `topic`, `group` and `dead_letter_topic` are NULL or NUL-terminated strings.
+ */
+lc_status lc_topic_group_set_dead_letter(struct lc_manager manager,
+                                         const char *topic,
+                                         const char *group,
+                                         const char *dead_letter_topic,
+                                         uint32_t max_deliver);
+
+/**
+ * Removes consumer group `group`'s dead-letter topic: nacked messages are handed out
+ * again however often they were.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `topic` and `group` are NULL or NUL-terminated strings.
+ */
+lc_status lc_topic_group_clear_dead_letter(struct lc_manager manager,
+                                           const char *topic,
+                                           const char *group);
+
+/**
  * Reads one partition of a consumer group: its committed offset, the partition's
  * retained range, the lag, and the lease (holder, what it handed out, when it expires).
  * A partition the topic does not have is `LC_ERR_UNKNOWN_PARTITION`.
@@ -3633,6 +3668,51 @@ lc_status lc_topic_commit(struct lc_manager manager,
                           const char *group,
                           uint32_t partition,
                           uint64_t offset);
+
+/**
+ * Negative acknowledgement: the consumer `connection_id`, holding the lease of
+ * `partition` in `group`, gives up on the message at `offset` for now. The lease hands out
+ * again from `offset` (that message and every later one it had handed out), at once when
+ * `delay_ms` is 0, else once `delay_ms` has passed; until then the partition hands nothing
+ * out to anyone in the group (head of line), so order per key within a partition is kept.
+ * The committed offset does not move. `offset` must have been handed out by this lease and
+ * not committed (`LC_ERR_COMMIT_BEHIND` below the committed offset, `LC_ERR_COMMIT_AHEAD`
+ * at or past what the lease handed out); only the live lease holder may nack
+ * (`LC_ERR_NOT_LEASE_HOLDER`); `delay_ms` is at most the group's lease
+ * (`LC_ERR_OUT_OF_BOUNDS`). If the lease ends before the delay does, the next lease starts
+ * from the committed offset without the delay. Renews the consumer's leases in the group.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `topic` and `group` are NULL or NUL-terminated strings.
+ */
+lc_status lc_topic_nack(struct lc_manager manager,
+                        uint64_t connection_id,
+                        const char *topic,
+                        const char *group,
+                        uint32_t partition,
+                        uint64_t offset,
+                        uint32_t delay_ms);
+
+/**
+ * Extends every lease the consumer `connection_id` holds in `group` by the group's lease
+ * duration from now, without handing anything out or committing (a consumer still working
+ * on a long batch keeps it). `*out_extended` receives how many leases were extended; a
+ * lease that already expired is not revived (0 then, and what it handed out is handed out
+ * again). Counts as a heartbeat.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `topic` and `group` are NULL or NUL-terminated strings; `out_extended` is NULL or
+ * writable.
+ */
+lc_status lc_topic_extend_leases(struct lc_manager manager,
+                                 uint64_t connection_id,
+                                 const char *topic,
+                                 const char *group,
+                                 uint32_t *out_extended);
 
 /**
  * Commits a whole batch: for each partition in it, the offset after its last message

@@ -108,6 +108,9 @@ pub use query::{ColumnNames, CompareOp, Expr, Filter, Projection, QueryCacheStat
 pub use stats::RegistryStats;
 #[doc(hidden)]
 pub use sync::locks_taken_by_this_thread;
+// The durable topic log, present only with the `fjall` feature.
+#[cfg(all(feature = "fjall", not(livecore_loom)))]
+pub use topics::fjall_log::{FjallLog, FjallStore, FjallSync};
 pub use topics::log::{
     MemoryLog, PartitionBounds, Retention, RowChange, TopicLog, TopicLogError, TopicMessage,
     TopicPayload, TopicRecord,

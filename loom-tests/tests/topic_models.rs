@@ -1,4 +1,5 @@
-//! Loom models of topic consume: a parked long poll is always woken. Run with
+//! Loom models of topic consume: a parked long poll is always woken; a nack or a lease
+//! extension racing a lease's expiry never revives the expired lease. Run with
 //! `RUSTFLAGS="--cfg livecore_loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release -p livecore-loom-tests`
 //! (in its own target directory). Without the cfg this file compiles to nothing.
 //!
@@ -105,5 +106,82 @@ fn shutdown_racing_a_parking_consume() {
             "{result:?}"
         );
         stopper.join().unwrap();
+    });
+}
+
+/// A manager on a manual clock with a one-partition topic `t` holding one message, a group
+/// `g` (30 s lease) whose lease consumer `a` holds after consuming the message, and a
+/// second consumer `b`.
+fn leased() -> (
+    Arc<ConnectionsManager>,
+    std::sync::Arc<ManualClock>,
+    ConnectionId,
+    ConnectionId,
+) {
+    let clock = std::sync::Arc::new(ManualClock::new(1_000_000));
+    let manager = ConnectionsManager::with_clock(ManagerConfig::default(), clock.clone()).unwrap();
+    manager.create_topic("t", TopicConfig::default()).unwrap();
+    manager
+        .create_consumer_group("t", "g", GroupConfig::default().lease(LEASE))
+        .unwrap();
+    let mut consumers = Vec::new();
+    for user in ["a", "b"] {
+        let consumer = manager.register_connection().unwrap().connection_id;
+        manager
+            .authenticate(consumer, UserId::from(user), None)
+            .unwrap();
+        consumers.push(consumer);
+    }
+    manager
+        .publish_to_topic("t", DirectMessage::new(SeqId(1), "m"))
+        .unwrap();
+    let batch = manager
+        .consume(consumers[0], "t", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(batch.len(), 1);
+    (Arc::new(manager), clock, consumers[0], consumers[1])
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+/// Invariant: a nack (with a delay) racing the expiry of the nacker's lease never revives
+/// it: once the lease duration has passed, another consumer gets the message at once —
+/// whether the nack came first (its renewal expires too) or was refused as too late.
+#[test]
+fn nack_racing_lease_expiry() {
+    loom::model(|| {
+        let (manager, clock, a, b) = leased();
+        let nacker = {
+            let manager = manager.clone();
+            thread::spawn(move || manager.nack(a, "t", "g", 0, 0, Duration::from_secs(10)))
+        };
+        clock.advance(LEASE.as_millis() as u64);
+        let batch = manager.consume(b, "t", "g", 10, Duration::ZERO).unwrap();
+        assert_eq!(batch.len(), 1, "the expired lease was not revived");
+        assert_eq!(batch.messages[0].offset, 0);
+        match nacker.join().unwrap() {
+            Ok(()) => {}
+            Err(LiveError::NotLeaseHolder { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+/// Invariant: an explicit lease extension racing the lease's expiry never revives it: it
+/// extends a live lease (which the clock step then expires) or extends nothing.
+#[test]
+fn extension_racing_lease_expiry() {
+    loom::model(|| {
+        let (manager, clock, a, b) = leased();
+        let extender = {
+            let manager = manager.clone();
+            thread::spawn(move || manager.extend_leases(a, "t", "g").unwrap())
+        };
+        clock.advance(LEASE.as_millis() as u64);
+        let batch = manager.consume(b, "t", "g", 10, Duration::ZERO).unwrap();
+        assert_eq!(batch.len(), 1, "the expired lease was not revived");
+        let extended = extender.join().unwrap();
+        assert!(extended <= 1);
+        assert_eq!(manager.group_stats("t", "g").unwrap().leases_expired, 1);
     });
 }

@@ -1,5 +1,5 @@
-//! Consuming topics: the long-poll consume, reading its batch, committing, seeking and
-//! leaving a group.
+//! Consuming topics: the long-poll consume, reading its batch, committing, nacking,
+//! extending leases, seeking and leaving a group.
 
 use std::ffi::c_char;
 use std::time::Duration;
@@ -395,6 +395,86 @@ pub unsafe extern "C" fn lc_topic_commit(
             partition,
             offset,
         )?;
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Negative acknowledgement: the consumer `connection_id`, holding the lease of
+/// `partition` in `group`, gives up on the message at `offset` for now. The lease hands out
+/// again from `offset` (that message and every later one it had handed out), at once when
+/// `delay_ms` is 0, else once `delay_ms` has passed; until then the partition hands nothing
+/// out to anyone in the group (head of line), so order per key within a partition is kept.
+/// The committed offset does not move. `offset` must have been handed out by this lease and
+/// not committed (`LC_ERR_COMMIT_BEHIND` below the committed offset, `LC_ERR_COMMIT_AHEAD`
+/// at or past what the lease handed out); only the live lease holder may nack
+/// (`LC_ERR_NOT_LEASE_HOLDER`); `delay_ms` is at most the group's lease
+/// (`LC_ERR_OUT_OF_BOUNDS`). If the lease ends before the delay does, the next lease starts
+/// from the committed offset without the delay. Renews the consumer's leases in the group.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `topic` and `group` are NULL or NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn lc_topic_nack(
+    manager: lc_manager,
+    connection_id: u64,
+    topic: *const c_char,
+    group: *const c_char,
+    partition: u32,
+    offset: u64,
+    delay_ms: u32,
+) -> lc_status {
+    boundary("lc_topic_nack", || {
+        // SAFETY: the caller promised NULL or a NUL-terminated string.
+        let topic = unsafe { c_str(topic, "topic") }?;
+        // SAFETY: as above.
+        let group = unsafe { c_str(group, "group") }?;
+        manager_entry(manager)?.manager.nack(
+            ConnectionId(connection_id),
+            topic,
+            group,
+            partition,
+            offset,
+            Duration::from_millis(u64::from(delay_ms)),
+        )?;
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Extends every lease the consumer `connection_id` holds in `group` by the group's lease
+/// duration from now, without handing anything out or committing (a consumer still working
+/// on a long batch keeps it). `*out_extended` receives how many leases were extended; a
+/// lease that already expired is not revived (0 then, and what it handed out is handed out
+/// again). Counts as a heartbeat.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `topic` and `group` are NULL or NUL-terminated strings; `out_extended` is NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn lc_topic_extend_leases(
+    manager: lc_manager,
+    connection_id: u64,
+    topic: *const c_char,
+    group: *const c_char,
+    out_extended: *mut u32,
+) -> lc_status {
+    boundary("lc_topic_extend_leases", || {
+        // SAFETY: the caller promised NULL or a NUL-terminated string.
+        let topic = unsafe { c_str(topic, "topic") }?;
+        // SAFETY: as above.
+        let group = unsafe { c_str(group, "group") }?;
+        // SAFETY: the caller promised `out_extended` is NULL or writable.
+        let out = unsafe { Out::new(out_extended, "out_extended") }?;
+        let extended = manager_entry(manager)?.manager.extend_leases(
+            ConnectionId(connection_id),
+            topic,
+            group,
+        )?;
+        // At most one lease per partition, and partitions are counted in u32.
+        out.write(u32::try_from(extended).unwrap_or(u32::MAX));
         Ok(lc_status::LC_OK)
     })
 }

@@ -579,6 +579,70 @@ pub unsafe extern "C" fn lc_topic_group_delete(
     })
 }
 
+/// Gives consumer group `group` of `topic` a dead-letter topic: a message nacked
+/// (`lc_topic_nack`) when it has been delivered `max_deliver` times (1 plus the nacks it
+/// received; redeliveries after a lease expiry do not count) is appended to
+/// `dead_letter_topic` instead of being handed out again, and the group commits past it, so
+/// the partition moves on. The dead letter is keyed and sequenced as the original, and its
+/// payload is the JSON object `{"topic":…,"partition":…,"offset":…,"deliveries":…,
+/// "message":{…}}`. Replaces any earlier setting. `max_deliver` 0 is `LC_ERR_OUT_OF_BOUNDS`;
+/// an unknown dead-letter topic `LC_ERR_UNKNOWN_TOPIC`; the group's own topic
+/// `LC_ERR_INVALID_CONFIG`.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `topic`, `group` and `dead_letter_topic` are NULL or NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn lc_topic_group_set_dead_letter(
+    manager: lc_manager,
+    topic: *const c_char,
+    group: *const c_char,
+    dead_letter_topic: *const c_char,
+    max_deliver: u32,
+) -> lc_status {
+    boundary("lc_topic_group_set_dead_letter", || {
+        // SAFETY: the caller promised NULL or a NUL-terminated string.
+        let topic = unsafe { c_str(topic, "topic") }?;
+        // SAFETY: as above.
+        let group = unsafe { c_str(group, "group") }?;
+        // SAFETY: as above.
+        let dead_letter_topic = unsafe { c_str(dead_letter_topic, "dead_letter_topic") }?;
+        manager_entry(manager)?.manager.set_dead_letter(
+            topic,
+            group,
+            dead_letter_topic,
+            max_deliver,
+        )?;
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Removes consumer group `group`'s dead-letter topic: nacked messages are handed out
+/// again however often they were.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `topic` and `group` are NULL or NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn lc_topic_group_clear_dead_letter(
+    manager: lc_manager,
+    topic: *const c_char,
+    group: *const c_char,
+) -> lc_status {
+    boundary("lc_topic_group_clear_dead_letter", || {
+        // SAFETY: the caller promised NULL or a NUL-terminated string.
+        let topic = unsafe { c_str(topic, "topic") }?;
+        // SAFETY: as above.
+        let group = unsafe { c_str(group, "group") }?;
+        manager_entry(manager)?
+            .manager
+            .clear_dead_letter(topic, group)?;
+        Ok(lc_status::LC_OK)
+    })
+}
+
 /// Reads one partition of a consumer group: its committed offset, the partition's
 /// retained range, the lag, and the lease (holder, what it handed out, when it expires).
 /// A partition the topic does not have is `LC_ERR_UNKNOWN_PARTITION`.

@@ -30,10 +30,12 @@ use crate::topics::consume::PartitionPosition;
 use crate::topics::consume::Pass;
 use crate::topics::consume::RetentionSkip;
 use crate::topics::group::CommitRequest;
+use crate::topics::group::DeadLetterPolicy;
 use crate::topics::group::Group;
 use crate::topics::group::GroupConfig;
 use crate::topics::group::GroupPartition;
 use crate::topics::group::GroupStats;
+use crate::topics::group::NackOutcome;
 use crate::topics::group::OutOfRangeOutcome;
 use crate::topics::group::ParkDecision;
 use crate::topics::group::ResetPolicy;
@@ -781,6 +783,217 @@ impl ConnectionsManager {
         result
     }
 
+    /// Negative acknowledgement: the consumer `connection_id`, holding the lease of
+    /// `partition` in `group`, gives up on the message at `offset` for now. The lease hands
+    /// out again from `offset` — that message and every later one it had handed out — at
+    /// once when `delay` is zero, else once `delay` has passed on the manager clock's
+    /// monotonic reading. Until then the partition hands nothing out: a nacked message
+    /// holds its partition for the group (head of line, as a Kafka consumer sees it), so
+    /// order per key within a partition is kept. The committed offset does not move.
+    ///
+    /// `offset` must be one the lease handed out and the group did not commit
+    /// (`committed <= offset < delivered`: [`LiveError::CommitBehind`] or
+    /// [`LiveError::CommitAhead`] otherwise); only the live lease holder may nack
+    /// ([`LiveError::NotLeaseHolder`]); `delay` is at most the group's lease duration
+    /// ([`LiveError::OutOfBounds`]), since the delay lives in the lease: if the lease ends
+    /// (expiry, leaving, a seek) the next lease starts from the committed offset without
+    /// it. A nack renews the session's leases and counts as a heartbeat; the group counts
+    /// it in [`GroupStats::nacks`] and [`GroupStats::nack_redelivered`].
+    ///
+    /// With a dead-letter topic set ([`ConnectionsManager::set_dead_letter`]), the nack of a
+    /// message already delivered `max_deliver` times sends it there instead and commits past
+    /// it; the delay does not apply then.
+    pub fn nack(
+        &self,
+        connection_id: ConnectionId,
+        topic: &str,
+        group: &str,
+        partition: u32,
+        offset: u64,
+        delay: Duration,
+    ) -> LiveResult<()> {
+        let connection = self.connection(connection_id)?;
+        let topic = self.topic(topic)?;
+        topic.check_partition(partition)?;
+        let group_state = topic.group(group)?;
+        let lease = group_state.config.lease_duration;
+        if delay > lease {
+            return Err(LiveError::OutOfBounds {
+                what: "nack delay (ms)",
+                value: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                min: 0,
+                max: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX),
+            });
+        }
+        let now = self.reading();
+        connection.record_heartbeat(now);
+        let mut freed = Vec::new();
+        let request = CommitRequest {
+            me: connection_id,
+            partition,
+            offset,
+            now_ms: now.monotonic_ms,
+        };
+        // Whole milliseconds, rounded up: a delay never ends early.
+        let delay_ms = u64::try_from(delay.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
+        let policy = lock(&group_state.dead_letter).clone();
+        let max_deliver = policy.as_ref().map(|policy| policy.max_deliver);
+        let outcome = group_state.nack(&topic.name, request, delay_ms, max_deliver, &mut freed);
+        topic.partitions_freed(&group_state, &freed);
+        let result = match (outcome, policy) {
+            (Ok(NackOutcome::DeadLetter { deliveries }), Some(policy)) => self.dead_letter(
+                connection_id,
+                &topic,
+                &group_state,
+                &policy,
+                (partition, offset, deliveries),
+            ),
+            (outcome, _) => outcome.map(|_| ()),
+        };
+        if result.is_ok() && delay_ms == 0 {
+            // A consume of this session parked on the partition sees the rewind now.
+            if let Some(session) = self.topics.session(connection_id) {
+                session.parker.wake();
+            }
+        }
+        result
+    }
+
+    /// Sends the message at `offset` of `partition`, delivered `deliveries` times, to the
+    /// dead-letter topic, then commits past it for the holder `me`. The append comes first:
+    /// a failure between the two leaves the message in both places (at least once), never
+    /// in neither.
+    fn dead_letter(
+        &self,
+        me: ConnectionId,
+        topic: &Topic,
+        group: &Group,
+        policy: &DeadLetterPolicy,
+        (partition, offset, deliveries): (u32, u64, u32),
+    ) -> LiveResult<()> {
+        let mut read = Vec::with_capacity(1);
+        topic
+            .read_log(partition, offset, offset + 1, 1, &mut read)
+            .map_err(|error| topic.store_error(error))?;
+        let message = read
+            .first()
+            .filter(|message| message.offset == offset)
+            .ok_or_else(|| {
+                store_error(
+                    &topic.name,
+                    format!("offset {offset} of partition {partition} was not read back"),
+                )
+            })?;
+        let mut envelope = Vec::with_capacity(128);
+        envelope.extend_from_slice(br#"{"topic":"#);
+        crate::types::json::write_string(&mut envelope, &topic.name);
+        envelope.extend_from_slice(
+            format!(
+                r#","partition":{partition},"offset":{offset},"deliveries":{deliveries},"message":"#
+            )
+            .as_bytes(),
+        );
+        envelope.extend_from_slice(message.to_json().as_bytes());
+        envelope.push(b'}');
+        let mut letter = DirectMessage::new(message.seq, envelope);
+        if let Some(key) = &message.key {
+            letter = letter.key(key.clone());
+        }
+        self.publish_to_topic(&policy.topic, letter)?;
+        let now = self.reading();
+        let mut freed = Vec::new();
+        let request = CommitRequest {
+            me,
+            partition,
+            offset: offset + 1,
+            now_ms: now.monotonic_ms,
+        };
+        let result = group.commit(&topic.name, request, &mut freed, || {
+            topic.log.commit_offset(&group.name, partition, offset + 1)
+        });
+        topic.partitions_freed(group, &freed);
+        result?;
+        group.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Gives `group` a dead-letter topic: a message nacked when it has been delivered
+    /// `max_deliver` times (a message's delivery count is 1 plus the nacks it received;
+    /// redeliveries after a lease expiry do not count, the consumer did not say it failed)
+    /// is not handed out again: it is appended to `dead_letter_topic` and the group commits
+    /// past it, so the partition moves on. Replaces any earlier setting.
+    ///
+    /// The dead letter is a direct message keyed as the original (per-key order holds in
+    /// the dead-letter topic too), with the original's SeqId, whose payload is the JSON
+    /// object `{"topic":…,"partition":…,"offset":…,"deliveries":…,"message":{…}}`, the last
+    /// being the original as [`TopicMessage::to_json`] writes it. Dead-lettering commits
+    /// `offset + 1`, which also commits what the lease handed out before the message: an
+    /// ordered consumer commits what it finished before it nacks. Counted in
+    /// [`GroupStats::dead_lettered`].
+    ///
+    /// Errors: `max_deliver` 0 ([`LiveError::OutOfBounds`]); `dead_letter_topic` unknown
+    /// ([`LiveError::UnknownTopic`]) or the group's own topic ([`LiveError::InvalidConfig`]).
+    pub fn set_dead_letter(
+        &self,
+        topic: &str,
+        group: &str,
+        dead_letter_topic: &str,
+        max_deliver: u32,
+    ) -> LiveResult<()> {
+        let topic_state = self.topic(topic)?;
+        let group_state = topic_state.group(group)?;
+        if max_deliver == 0 {
+            return Err(LiveError::OutOfBounds {
+                what: "max_deliver",
+                value: 0,
+                min: 1,
+                max: u64::from(u32::MAX),
+            });
+        }
+        self.topic(dead_letter_topic)?;
+        if dead_letter_topic == topic {
+            return Err(LiveError::InvalidConfig(format!(
+                "the dead-letter topic of group {group:?} may not be its own topic {topic:?}"
+            )));
+        }
+        *lock(&group_state.dead_letter) = Some(DeadLetterPolicy {
+            max_deliver,
+            topic: dead_letter_topic.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Removes `group`'s dead-letter topic: nacked messages are handed out again however
+    /// often they were.
+    pub fn clear_dead_letter(&self, topic: &str, group: &str) -> LiveResult<()> {
+        let group_state = self.topic(topic)?.group(group)?;
+        *lock(&group_state.dead_letter) = None;
+        Ok(())
+    }
+
+    /// Extends the leases the consumer `connection_id` holds in `group` by a lease duration
+    /// from now, without handing anything out or committing: a consumer still working on a
+    /// long batch keeps it (as JetStream's in-progress ack or SQS's visibility change).
+    /// Returns how many leases were extended; a lease that already expired is not revived
+    /// (it ends, and what it handed out and was not committed is handed out again). Counts
+    /// as a heartbeat, and in [`GroupStats::lease_extensions`].
+    pub fn extend_leases(
+        &self,
+        connection_id: ConnectionId,
+        topic: &str,
+        group: &str,
+    ) -> LiveResult<usize> {
+        let connection = self.connection(connection_id)?;
+        let topic = self.topic(topic)?;
+        let group_state = topic.group(group)?;
+        let now = self.reading();
+        connection.record_heartbeat(now);
+        let mut freed = Vec::new();
+        let extended = group_state.extend(connection_id, now.monotonic_ms, &mut freed);
+        topic.partitions_freed(&group_state, &freed);
+        Ok(extended)
+    }
+
     /// Positions `group` on `partition` at `offset` (an administrative reset: it may move
     /// the committed offset backwards or forwards). The offset must be within the retained
     /// range `start..=end` ([`LiveError::OffsetOutOfRange`] otherwise). The partition's
@@ -1095,6 +1308,10 @@ impl ConnectionsManager {
             if messages.len() >= call.max_messages {
                 break;
             }
+            if lease.is_held(now.monotonic_ms) {
+                // A nack's delay holds the partition (head of line).
+                continue;
+            }
             let end = call.topic.signals[partition as usize].end();
             if end <= next {
                 continue;
@@ -1187,11 +1404,18 @@ impl ConnectionsManager {
                 lease_expiry
             }
         };
+        // A partition held by a nack's delay is looked at again when the delay ends.
+        let hold_end = call.group.hold_ends_of(call.me, now_ms);
+        let lease_expiry = match (lease_expiry, hold_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         // The re-check: an append that raced the registration is seen here.
         let arrived = call.leases.iter().any(|(partition, lease)| {
-            lease.next.is_some_and(|next| {
-                call.topic.signals[*partition as usize].end_after_registering() > next
-            })
+            !lease.is_held(now_ms)
+                && lease.next.is_some_and(|next| {
+                    call.topic.signals[*partition as usize].end_after_registering() > next
+                })
         });
         (!arrived).then_some(lease_expiry)
     }

@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 
 use crate::error::{LiveError, LiveResult};
-use crate::sync::{channel, lock, AtomicBool, AtomicU64, DataArc, Mutex, Ordering};
+use crate::sync::{channel, lock, mutant, AtomicBool, AtomicU64, DataArc, Mutex, Ordering};
 use crate::topics::log::{PartitionBounds, TopicLogError};
 use crate::topics::wait::WaitList;
 use crate::topics::{offset_out_of_range, store_error, Topic};
@@ -119,8 +119,35 @@ pub struct GroupStats {
     pub skipped_by_retention: u64,
     /// Leases that expired without being renewed.
     pub leases_expired: u64,
+    /// Nacks accepted (each hands its message, and what followed it, out again).
+    pub nacks: u64,
+    /// Messages handed out again because of a nack.
+    pub nack_redelivered: u64,
+    /// Explicit lease extensions (`extend_leases` calls that renewed at least one lease).
+    pub lease_extensions: u64,
+    /// Messages sent to the dead-letter topic after too many deliveries.
+    pub dead_lettered: u64,
     /// Live members now.
     pub members: usize,
+}
+
+/// Where a group sends a message nacked too often (see
+/// [`ConnectionsManager::set_dead_letter`](crate::ConnectionsManager::set_dead_letter)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DeadLetterPolicy {
+    /// Deliveries allowed per message (at least 1).
+    pub(crate) max_deliver: u32,
+    /// The dead-letter topic.
+    pub(crate) topic: String,
+}
+
+/// What a nack did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NackOutcome {
+    /// The message (and what followed it) will be handed out again.
+    Redeliver,
+    /// Past max-deliver: the caller dead-letters the message, after `deliveries`.
+    DeadLetter { deliveries: u32 },
 }
 
 /// A lease on one partition.
@@ -133,6 +160,9 @@ pub(crate) struct Lease {
     pub(crate) next: Option<u64>,
     /// Distinguishes successive leases, so a read made under one is not applied to another.
     pub(crate) epoch: u64,
+    /// After a nack with a delay: the monotonic reading before which this lease hands
+    /// nothing out (the partition is held, head of line, until then).
+    pub(crate) held_until_ms: Option<u64>,
 }
 
 impl Lease {
@@ -141,6 +171,11 @@ impl Lease {
     fn is_at(&self, me: ConnectionId, epoch: u64, next: u64) -> bool {
         self.holder == me && self.epoch == epoch && self.next == Some(next)
     }
+
+    /// True while a nack's delay holds this lease at monotonic reading `now_ms`.
+    pub(crate) fn is_held(&self, now_ms: u64) -> bool {
+        self.held_until_ms.is_some_and(|until| until > now_ms)
+    }
 }
 
 struct Cursor {
@@ -148,6 +183,8 @@ struct Cursor {
     lease: Option<Lease>,
     /// The highest offset ever handed out plus one, for the redelivery count.
     handed_out: u64,
+    /// The last nacked offset and how many times it has been handed out, for max-deliver.
+    attempts: Option<(u64, u32)>,
 }
 
 struct Member {
@@ -263,6 +300,12 @@ pub(crate) struct Group {
     redelivered: AtomicU64,
     skipped_by_retention: AtomicU64,
     leases_expired: AtomicU64,
+    nacks: AtomicU64,
+    nack_redelivered: AtomicU64,
+    lease_extensions: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+    /// Where messages nacked too often go, if anywhere.
+    pub(crate) dead_letter: Mutex<Option<DeadLetterPolicy>>,
 }
 
 impl Group {
@@ -278,6 +321,7 @@ impl Group {
                 cursors: committed
                     .into_iter()
                     .map(|committed| Cursor {
+                        attempts: None,
                         committed,
                         lease: None,
                         handed_out: committed.unwrap_or(0),
@@ -292,6 +336,11 @@ impl Group {
             redelivered: AtomicU64::new(0),
             skipped_by_retention: AtomicU64::new(0),
             leases_expired: AtomicU64::new(0),
+            nacks: AtomicU64::new(0),
+            nack_redelivered: AtomicU64::new(0),
+            lease_extensions: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            dead_letter: Mutex::new(None),
         }
     }
 
@@ -415,6 +464,7 @@ impl Group {
                 expires_at_ms: 0,
                 next: cursor.committed,
                 epoch,
+                held_until_ms: None,
             });
         }
         let mut leases = Vec::new();
@@ -608,6 +658,129 @@ impl Group {
         Ok(())
     }
 
+    /// Renews every live lease of `me` for a lease duration from `now_ms`, without handing
+    /// anything out or committing (a consumer still working on a long batch). Leases found
+    /// expired end on the way (added to `freed`): an extension never revives one. Returns
+    /// how many leases were renewed.
+    pub(crate) fn extend(
+        &self,
+        me: ConnectionId,
+        now_ms: u64,
+        freed: &mut Vec<(u32, ConnectionId)>,
+    ) -> usize {
+        let mut state = lock(&self.state);
+        // The mutant skips expiring first, so an expired lease not yet swept is renewed.
+        if !mutant!("extend_revives_expired") {
+            self.expire(&mut state, now_ms, freed);
+        }
+        let mut renewed = 0;
+        self.renew_leases(&mut state, me, now_ms, |_, _| renewed += 1);
+        if renewed > 0 {
+            if let Some(member) = state.members.get_mut(&me) {
+                member.last_seen_ms = now_ms;
+            }
+            self.lease_extensions.fetch_add(1, Ordering::Relaxed);
+        }
+        renewed
+    }
+
+    /// The holder `me` gives up on the message at `offset` of `partition`: the lease hands
+    /// out again from `offset` (that message and every later one it handed out), after
+    /// `delay_ms` if not zero; until then the partition hands nothing out to anyone (head
+    /// of line: order per key within the partition is kept). The committed offset does not
+    /// move. `offset` must be a message this lease handed out and the group did not commit:
+    /// `committed <= offset < delivered` ([`LiveError::CommitBehind`],
+    /// [`LiveError::CommitAhead`] otherwise); only the live holder may nack
+    /// ([`LiveError::NotLeaseHolder`]). Renews the session's leases.
+    pub(crate) fn nack(
+        &self,
+        topic: &str,
+        request: CommitRequest,
+        delay_ms: u64,
+        max_deliver: Option<u32>,
+        freed: &mut Vec<(u32, ConnectionId)>,
+    ) -> LiveResult<NackOutcome> {
+        let CommitRequest {
+            me,
+            partition,
+            offset,
+            now_ms,
+        } = request;
+        let mut state = lock(&self.state);
+        // The mutant skips expiring first: a late nack would renew an expired lease.
+        if !mutant!("nack_skips_expiry") {
+            self.expire(&mut state, now_ms, freed);
+        }
+        let cursor = &state.cursors[partition as usize];
+        let lease = match cursor.lease {
+            Some(lease) if lease.holder == me => lease,
+            other => {
+                return Err(LiveError::NotLeaseHolder {
+                    topic: topic.to_string(),
+                    group: self.name.to_string(),
+                    partition,
+                    holder: other.map(|lease| lease.holder),
+                })
+            }
+        };
+        let delivered = lease.next.unwrap_or(0);
+        if let Some(committed) = cursor.committed {
+            if offset < committed {
+                return Err(LiveError::CommitBehind {
+                    partition,
+                    offset,
+                    committed,
+                });
+            }
+        }
+        if offset >= delivered {
+            return Err(LiveError::CommitAhead {
+                partition,
+                offset,
+                delivered,
+            });
+        }
+        // The nacked message was handed out once more than it was nacked before.
+        let cursor = &mut state.cursors[partition as usize];
+        let deliveries = match cursor.attempts {
+            Some((at, count)) if at == offset => count,
+            _ => 1,
+        };
+        if max_deliver.is_some_and(|max| deliveries >= max) {
+            return Ok(NackOutcome::DeadLetter { deliveries });
+        }
+        cursor.attempts = Some((offset, deliveries.saturating_add(1)));
+        // A new epoch: a read made before the nack is not applied after it.
+        let epoch = state.next_epoch;
+        state.next_epoch += 1;
+        state.cursors[partition as usize].lease = Some(Lease {
+            next: Some(offset),
+            epoch,
+            held_until_ms: (delay_ms > 0).then(|| now_ms.saturating_add(delay_ms)),
+            ..lease
+        });
+        self.nacks.fetch_add(1, Ordering::Relaxed);
+        self.nack_redelivered
+            .fetch_add(delivered - offset, Ordering::Relaxed);
+        if let Some(member) = state.members.get_mut(&me) {
+            member.last_seen_ms = now_ms;
+        }
+        self.renew_leases(&mut state, me, now_ms, |_, _| {});
+        Ok(NackOutcome::Redeliver)
+    }
+
+    /// The earliest monotonic reading at which a nack's delay on one of `me`'s leases
+    /// ends, if any holds one after `now_ms`.
+    pub(crate) fn hold_ends_of(&self, me: ConnectionId, now_ms: u64) -> Option<u64> {
+        lock(&self.state)
+            .cursors
+            .iter()
+            .filter_map(|cursor| cursor.lease)
+            .filter(|lease| lease.holder == me && lease.is_held(now_ms))
+            .filter_map(|lease| lease.held_until_ms)
+            .min()
+    }
+
     /// Positions `partition` at `offset` (an administrative reset, which may move the
     /// committed offset either way) and ends its lease. Returns the former holder.
     pub(crate) fn seek(
@@ -684,6 +857,10 @@ impl Group {
             redelivered: self.redelivered.load(Ordering::Relaxed),
             skipped_by_retention: self.skipped_by_retention.load(Ordering::Relaxed),
             leases_expired: self.leases_expired.load(Ordering::Relaxed),
+            nacks: self.nacks.load(Ordering::Relaxed),
+            nack_redelivered: self.nack_redelivered.load(Ordering::Relaxed),
+            lease_extensions: self.lease_extensions.load(Ordering::Relaxed),
+            dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             members: lock(&self.state).members.len(),
         }
     }

@@ -62,6 +62,8 @@
 //! offsets), none of which is held while another lock is taken.
 
 pub mod consume;
+#[cfg(all(feature = "fjall", not(livecore_loom)))]
+pub mod fjall_log;
 pub mod group;
 pub mod log;
 // Used by the C ABI's host-supplied stores, which loom builds leave out.

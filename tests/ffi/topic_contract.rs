@@ -1310,6 +1310,161 @@ fn case_lc_topic_group_leave() {
     assert_eq!(partition.flags & LC_TOPIC_LEASED, 0);
 }
 
+fn case_lc_topic_nack() {
+    let f = Topics::new();
+    let nope = c("nope");
+    let p = f.partition;
+    // SAFETY: see above.
+    unsafe {
+        let nack = |connection: u64,
+                    topic: *const c_char,
+                    group: *const c_char,
+                    partition: u32,
+                    offset: u64,
+                    delay_ms: u32| {
+            lc_topic_nack(
+                f.manager, connection, topic, group, partition, offset, delay_ms,
+            )
+        };
+        let (t, g, w) = (f.t.as_ptr(), f.g.as_ptr(), f.worker);
+        assert_status!(nack(w, null(), g, p, 0, 0), LC_ERR_NULL_ARGUMENT);
+        assert_status!(nack(w, t, null(), p, 0, 0), LC_ERR_NULL_ARGUMENT);
+        assert_status!(nack(w, bad_utf8(), g, p, 0, 0), LC_ERR_INVALID_UTF8);
+        assert_status!(nack(w, t, bad_utf8(), p, 0, 0), LC_ERR_INVALID_UTF8);
+        assert_status!(nack(w, t, g, 2, 0, 0), LC_ERR_UNKNOWN_PARTITION);
+        assert_status!(nack(f.other, t, g, p, 0, 0), LC_ERR_NOT_LEASE_HOLDER);
+        assert_status!(nack(w, t, g, p, 1, 0), LC_ERR_COMMIT_AHEAD);
+        assert_status!(nack(w, t, g, p, 0, 30_001), LC_ERR_OUT_OF_BOUNDS);
+        assert_status!(nack(u64::MAX, t, g, p, 0, 0), LC_ERR_UNKNOWN_CONNECTION);
+        assert_status!(nack(w, nope.as_ptr(), g, p, 0, 0), LC_ERR_UNKNOWN_TOPIC);
+        assert_status!(nack(w, t, nope.as_ptr(), p, 0, 0), LC_ERR_UNKNOWN_GROUP);
+        assert_status!(
+            lc_topic_nack(f.stale_manager, w, t, g, p, 0, 0),
+            LC_ERR_INVALID_HANDLE
+        );
+    }
+    // None of the refusals rewound the lease: the message is not handed out again.
+    let nothing = consume(f.manager, f.worker, "t", "g", 10, 0);
+    assert_eq!(batch_info(nothing).message_count, 0);
+    assert_eq!(lc_topic_batch_free(nothing), LC_OK);
+    // SAFETY: see above.
+    unsafe {
+        let (t, g) = (f.t.as_ptr(), f.g.as_ptr());
+        assert_status!(lc_topic_nack(f.manager, f.worker, t, g, p, 0, 0), LC_OK);
+    }
+    // The nacked message is handed out again.
+    let again = consume(f.manager, f.worker, "t", "g", 10, 0);
+    assert_eq!(batch_info(again).message_count, 1);
+    assert_eq!(batch_message(again, 0).offset, 0);
+    assert_eq!(lc_topic_batch_free(again), LC_OK);
+}
+
+fn case_lc_topic_extend_leases() {
+    let f = Topics::new();
+    let nope = c("nope");
+    // SAFETY: see above.
+    unsafe {
+        let mut extended = u32::MAX;
+        let out: *mut u32 = &mut extended;
+        let extend = |connection: u64, topic: *const c_char, group: *const c_char, out| {
+            lc_topic_extend_leases(f.manager, connection, topic, group, out)
+        };
+        let (t, g, w) = (f.t.as_ptr(), f.g.as_ptr(), f.worker);
+        assert_status!(extend(w, null(), g, out), LC_ERR_NULL_ARGUMENT);
+        assert_status!(extend(w, t, null(), out), LC_ERR_NULL_ARGUMENT);
+        assert_status!(extend(w, t, g, null_mut()), LC_ERR_NULL_ARGUMENT);
+        assert_status!(extend(w, bad_utf8(), g, out), LC_ERR_INVALID_UTF8);
+        assert_status!(extend(w, t, bad_utf8(), out), LC_ERR_INVALID_UTF8);
+        assert_status!(extend(u64::MAX, t, g, out), LC_ERR_UNKNOWN_CONNECTION);
+        assert_status!(extend(w, nope.as_ptr(), g, out), LC_ERR_UNKNOWN_TOPIC);
+        assert_status!(extend(w, t, nope.as_ptr(), out), LC_ERR_UNKNOWN_GROUP);
+        assert_status!(
+            lc_topic_extend_leases(f.stale_manager, w, t, g, out),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_eq!(extended, u32::MAX, "a refused call writes nothing");
+        // The worker leases both partitions of "t" (it is the only member).
+        assert_status!(extend(w, t, g, out), LC_OK);
+        assert_eq!(extended, 2);
+        assert_status!(extend(f.other, t, g, out), LC_OK);
+        assert_eq!(extended, 0);
+    }
+}
+
+fn case_lc_topic_group_set_dead_letter() {
+    let f = Topics::new();
+    create_topic(f.manager, "dlq", &topic_config(1));
+    let (nope, dlq) = (c("nope"), c("dlq"));
+    // SAFETY: see above.
+    unsafe {
+        let set = |topic: *const c_char, group: *const c_char, dead: *const c_char, max: u32| {
+            lc_topic_group_set_dead_letter(f.manager, topic, group, dead, max)
+        };
+        let (t, g, d) = (f.t.as_ptr(), f.g.as_ptr(), dlq.as_ptr());
+        assert_status!(set(null(), g, d, 1), LC_ERR_NULL_ARGUMENT);
+        assert_status!(set(t, null(), d, 1), LC_ERR_NULL_ARGUMENT);
+        assert_status!(set(t, g, null(), 1), LC_ERR_NULL_ARGUMENT);
+        assert_status!(set(bad_utf8(), g, d, 1), LC_ERR_INVALID_UTF8);
+        assert_status!(set(t, bad_utf8(), d, 1), LC_ERR_INVALID_UTF8);
+        assert_status!(set(t, g, bad_utf8(), 1), LC_ERR_INVALID_UTF8);
+        assert_status!(set(t, g, d, 0), LC_ERR_OUT_OF_BOUNDS);
+        assert_status!(set(t, g, nope.as_ptr(), 1), LC_ERR_UNKNOWN_TOPIC);
+        assert_status!(set(t, g, t, 1), LC_ERR_INVALID_CONFIG);
+        assert_status!(set(nope.as_ptr(), g, d, 1), LC_ERR_UNKNOWN_TOPIC);
+        assert_status!(set(t, nope.as_ptr(), d, 1), LC_ERR_UNKNOWN_GROUP);
+        assert_status!(
+            lc_topic_group_set_dead_letter(f.stale_manager, t, g, d, 1),
+            LC_ERR_INVALID_HANDLE
+        );
+        // None of the refusals set a dead-letter topic: a nack hands the message out again.
+        let p = f.partition;
+        assert_status!(lc_topic_nack(f.manager, f.worker, t, g, p, 0, 0), LC_OK);
+        assert_eq!(topic_info(f.manager, "dlq").appended, 0);
+        let again = consume(f.manager, f.worker, "t", "g", 10, 0);
+        assert_eq!(batch_info(again).message_count, 1);
+        assert_eq!(lc_topic_batch_free(again), LC_OK);
+        // Set: the next nack (its second delivery) dead-letters it.
+        assert_status!(set(t, g, d, 2), LC_OK);
+        assert_status!(lc_topic_nack(f.manager, f.worker, t, g, p, 0, 0), LC_OK);
+    }
+    assert_eq!(topic_info(f.manager, "dlq").appended, 1);
+    assert_eq!(
+        group_partition(f.manager, "t", "g", f.partition).committed,
+        1
+    );
+}
+
+fn case_lc_topic_group_clear_dead_letter() {
+    let f = Topics::new();
+    create_topic(f.manager, "dlq", &topic_config(1));
+    let (nope, dlq) = (c("nope"), c("dlq"));
+    // SAFETY: see above.
+    unsafe {
+        let clear = |topic: *const c_char, group: *const c_char| {
+            lc_topic_group_clear_dead_letter(f.manager, topic, group)
+        };
+        let (t, g, p) = (f.t.as_ptr(), f.g.as_ptr(), f.partition);
+        assert_status!(
+            lc_topic_group_set_dead_letter(f.manager, t, g, dlq.as_ptr(), 1),
+            LC_OK
+        );
+        assert_status!(clear(null(), g), LC_ERR_NULL_ARGUMENT);
+        assert_status!(clear(t, null()), LC_ERR_NULL_ARGUMENT);
+        assert_status!(clear(bad_utf8(), g), LC_ERR_INVALID_UTF8);
+        assert_status!(clear(t, bad_utf8()), LC_ERR_INVALID_UTF8);
+        assert_status!(clear(nope.as_ptr(), g), LC_ERR_UNKNOWN_TOPIC);
+        assert_status!(clear(t, nope.as_ptr()), LC_ERR_UNKNOWN_GROUP);
+        assert_status!(
+            lc_topic_group_clear_dead_letter(f.stale_manager, t, g),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_status!(clear(t, g), LC_OK);
+        // Cleared: with max-deliver 1 this nack would have dead-lettered the message.
+        assert_status!(lc_topic_nack(f.manager, f.worker, t, g, p, 0, 0), LC_OK);
+    }
+    assert_eq!(topic_info(f.manager, "dlq").appended, 0);
+}
+
 /// The topic functions' cases, run by `contract.rs` with the others.
 pub const TOPIC_CASES: &[(&str, fn())] = &[
     ("lc_topic_config_init", case_lc_topic_config_init),
@@ -1361,4 +1516,14 @@ pub const TOPIC_CASES: &[(&str, fn())] = &[
     ("lc_topic_batch_commit", case_lc_topic_batch_commit),
     ("lc_topic_seek", case_lc_topic_seek),
     ("lc_topic_group_leave", case_lc_topic_group_leave),
+    ("lc_topic_nack", case_lc_topic_nack),
+    ("lc_topic_extend_leases", case_lc_topic_extend_leases),
+    (
+        "lc_topic_group_set_dead_letter",
+        case_lc_topic_group_set_dead_letter,
+    ),
+    (
+        "lc_topic_group_clear_dead_letter",
+        case_lc_topic_group_clear_dead_letter,
+    ),
 ];

@@ -9,6 +9,7 @@ mod clock;
 mod consume;
 mod groups;
 mod limits;
+mod nack;
 mod retention;
 mod routes;
 mod store;

@@ -1,0 +1,437 @@
+//! A durable [`TopicLog`] on fjall, an embedded LSM key-value store written in Rust
+//! (feature `fjall`).
+//!
+//! # Packaging
+//!
+//! A cargo feature of the core crate, off by default, rather than an `integrations/` crate:
+//! the log implements the core's own trait with the core's record codec (the same
+//! versioned, CRC-checked blobs the C ABI's host stores receive), so it needs nothing an
+//! integration would add, and a feature lets the one C library (cargo-c included) carry it
+//! when built with `--features fjall`, instead of a second shared library and header. The
+//! default build links no storage engine.
+//!
+//! # Layout
+//!
+//! One [`FjallStore`] (a fjall keyspace in a directory) holds any number of topics. A
+//! message is one key, `topic | partition | offset` (big-endian, so keys sort by offset),
+//! whose value is the record's blob; an append of several records, with the retention
+//! trimming it causes, is one atomic fjall batch. A group's committed offset is one key
+//! `topic | group | partition`. On open, each partition's retained range is found by a
+//! scan; a partition whose offsets are not contiguous is refused as damaged.
+//!
+//! # Sync policy
+//!
+//! [`FjallSync`] says when an append (or a commit) is acknowledged:
+//!
+//! - [`FjallSync::EveryAppend`]: after fjall's journal is fsynced. Nothing acknowledged is
+//!   lost, not even on power loss; each publish that feeds the topic waits for an fsync.
+//! - [`FjallSync::Interval`]: after the journal is written to the operating system (no
+//!   fsync); fjall fsyncs in the background every interval. A crash of the process
+//!   (SIGKILL, panic, abort) loses nothing acknowledged; a power loss or kernel crash may
+//!   lose what was acknowledged in the last interval. Publish never waits on the disk.
+//!
+//! Reads check every blob's CRC-32: a damaged record is a store error, never a wrong
+//! message.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::time::Duration;
+
+use fjall::{Batch, Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
+
+use crate::sync::{lock, Arc, DataArc, Mutex};
+use crate::topics::log::TopicRecord;
+use crate::topics::log::{PartitionBounds, Retention, TopicLog, TopicLogError, TopicMessage};
+use crate::topics::record_codec::{decode_record, encode_record};
+
+/// When a [`FjallLog`] acknowledges an append or a commit; see the module documentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FjallSync {
+    /// fsync before each acknowledgement: survives power loss; publish waits on the disk.
+    EveryAppend,
+    /// Written to the OS before each acknowledgement, fsynced every interval (at most
+    /// 65,535 ms): survives a process crash; a power loss may lose the last interval.
+    Interval(Duration),
+}
+
+impl Default for FjallSync {
+    /// Background fsync every 100 ms.
+    fn default() -> Self {
+        FjallSync::Interval(Duration::from_millis(100))
+    }
+}
+
+fn store_error(what: &str, error: impl std::fmt::Display) -> TopicLogError {
+    TopicLogError::Store(format!("fjall store: {what}: {error}"))
+}
+
+/// A fjall keyspace holding durable topic logs; open one per directory and process.
+pub struct FjallStore {
+    keyspace: Keyspace,
+    messages: PartitionHandle,
+    offsets: PartitionHandle,
+    sync: FjallSync,
+}
+
+impl std::fmt::Debug for FjallStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FjallStore")
+            .field("sync", &self.sync)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FjallStore {
+    /// Opens (or creates) the store in directory `path`, recovering what the last process
+    /// acknowledged. A store whose files are damaged beyond fjall's recovery is refused
+    /// with [`TopicLogError::Store`].
+    pub fn open(path: impl AsRef<Path>, sync: FjallSync) -> Result<Arc<Self>, TopicLogError> {
+        let fsync_ms = match sync {
+            FjallSync::EveryAppend => None,
+            FjallSync::Interval(interval) => Some(
+                u16::try_from(interval.as_millis().max(1))
+                    .map_err(|_| store_error("sync interval", "at most 65535 ms"))?,
+            ),
+        };
+        let keyspace = Config::new(path.as_ref())
+            .fsync_ms(fsync_ms)
+            .open()
+            .map_err(|error| store_error("open", error))?;
+        let messages = keyspace
+            .open_partition("messages", PartitionCreateOptions::default())
+            .map_err(|error| store_error("open messages", error))?;
+        let offsets = keyspace
+            .open_partition("offsets", PartitionCreateOptions::default())
+            .map_err(|error| store_error("open offsets", error))?;
+        Ok(Arc::new(Self {
+            keyspace,
+            messages,
+            offsets,
+            sync,
+        }))
+    }
+
+    /// The log of topic `topic` with `partitions` partitions, trimmed by `retention`, for
+    /// `create_topic_with_log`. A topic stored before with another partition count is
+    /// refused; a partition found damaged (offsets not contiguous, or a record whose
+    /// checksum fails) is refused.
+    pub fn topic_log(
+        self: &Arc<Self>,
+        topic: &str,
+        partitions: u32,
+        retention: Retention,
+    ) -> Result<FjallLog, TopicLogError> {
+        let name = topic_prefix(topic)?;
+        let meta = meta_key(&name);
+        match self
+            .offsets
+            .get(&meta)
+            .map_err(|error| store_error("read topic shape", error))?
+        {
+            Some(stored) => {
+                let stored = read_u64(&stored, "topic shape")?;
+                if stored != u64::from(partitions) {
+                    return Err(store_error(
+                        "topic shape",
+                        format!(
+                            "topic {topic:?} was stored with {stored} partitions, not {partitions}"
+                        ),
+                    ));
+                }
+            }
+            None => {
+                self.offsets
+                    .insert(&meta, u64::from(partitions).to_le_bytes())
+                    .map_err(|error| store_error("write topic shape", error))?;
+                self.persist()?;
+            }
+        }
+        let mut states = Vec::with_capacity(partitions as usize);
+        for partition in 0..partitions {
+            states.push(Mutex::new(self.scan(&name, partition)?));
+        }
+        Ok(FjallLog {
+            store: Arc::clone(self),
+            name,
+            partitions: states.into_boxed_slice(),
+            retention,
+        })
+    }
+
+    /// Finds a partition's retained range, checking every record.
+    fn scan(&self, name: &[u8], partition: u32) -> Result<PartitionState, TopicLogError> {
+        let mut state = PartitionState {
+            start: 0,
+            end: 0,
+            sizes: VecDeque::new(),
+            bytes: 0,
+        };
+        let mut first = true;
+        for item in self.messages.prefix(partition_prefix(name, partition)) {
+            let (key, value) = item.map_err(|error| store_error("scan", error))?;
+            let offset = key_offset(&key)?;
+            if first {
+                state.start = offset;
+                state.end = offset;
+                first = false;
+            }
+            if offset != state.end {
+                return Err(store_error(
+                    "damaged partition",
+                    format!(
+                        "partition {partition} jumps from offset {} to {offset}",
+                        state.end
+                    ),
+                ));
+            }
+            decode_record(&value)
+                .map_err(|error| store_error(&format!("record {partition}/{offset}"), error))?;
+            state.sizes.push_back(value.len() as u64);
+            state.bytes += value.len() as u64;
+            state.end += 1;
+        }
+        Ok(state)
+    }
+
+    /// Makes what was written durable as the sync policy says.
+    fn persist(&self) -> Result<(), TopicLogError> {
+        let mode = match self.sync {
+            FjallSync::EveryAppend => PersistMode::SyncAll,
+            FjallSync::Interval(_) => PersistMode::Buffer,
+        };
+        self.keyspace
+            .persist(mode)
+            .map_err(|error| store_error("persist", error))
+    }
+
+    fn batch(&self) -> Batch {
+        self.keyspace.batch()
+    }
+}
+
+struct PartitionState {
+    start: u64,
+    end: u64,
+    /// The blob size of each retained message, oldest first, for the byte bound.
+    sizes: VecDeque<u64>,
+    bytes: u64,
+}
+
+/// One topic's log in a [`FjallStore`].
+pub struct FjallLog {
+    store: Arc<FjallStore>,
+    /// The topic's key prefix.
+    name: Vec<u8>,
+    partitions: Box<[Mutex<PartitionState>]>,
+    retention: Retention,
+}
+
+impl std::fmt::Debug for FjallLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FjallLog")
+            .field("partitions", &self.partitions.len())
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
+}
+
+fn topic_prefix(topic: &str) -> Result<Vec<u8>, TopicLogError> {
+    let len = u16::try_from(topic.len()).map_err(|_| store_error("topic name", "too long"))?;
+    let mut name = len.to_be_bytes().to_vec();
+    name.extend_from_slice(topic.as_bytes());
+    Ok(name)
+}
+
+fn partition_prefix(name: &[u8], partition: u32) -> Vec<u8> {
+    let mut key = name.to_vec();
+    key.extend_from_slice(&partition.to_be_bytes());
+    key
+}
+
+fn message_key(name: &[u8], partition: u32, offset: u64) -> Vec<u8> {
+    let mut key = partition_prefix(name, partition);
+    key.extend_from_slice(&offset.to_be_bytes());
+    key
+}
+
+fn key_offset(key: &[u8]) -> Result<u64, TopicLogError> {
+    key.len()
+        .checked_sub(8)
+        .and_then(|at| key[at..].try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| store_error("damaged key", format!("{} bytes", key.len())))
+}
+
+/// `topic | 0xFF`: the topic's partition count (no group key starts with 0xFF 0xFF).
+fn meta_key(name: &[u8]) -> Vec<u8> {
+    let mut key = name.to_vec();
+    key.extend_from_slice(&[0xFF, 0xFF]);
+    key
+}
+
+fn group_prefix(name: &[u8], group: &str) -> Result<Vec<u8>, TopicLogError> {
+    let len = u16::try_from(group.len()).map_err(|_| store_error("group name", "too long"))?;
+    let mut key = name.to_vec();
+    key.extend_from_slice(&len.to_be_bytes());
+    key.extend_from_slice(group.as_bytes());
+    Ok(key)
+}
+
+fn read_u64(bytes: &[u8], what: &str) -> Result<u64, TopicLogError> {
+    bytes
+        .try_into()
+        .map(u64::from_le_bytes)
+        .map_err(|_| store_error(what, format!("a value of {} bytes", bytes.len())))
+}
+
+impl FjallLog {
+    fn state(&self, partition: u32) -> Result<&Mutex<PartitionState>, TopicLogError> {
+        self.partitions
+            .get(partition as usize)
+            .ok_or_else(|| store_error("partition", format!("no partition {partition}")))
+    }
+}
+
+impl TopicLog for FjallLog {
+    fn partitions(&self) -> u32 {
+        self.partitions.len() as u32
+    }
+
+    fn append(&self, partition: u32, records: Vec<TopicRecord>) -> Result<u64, TopicLogError> {
+        let state = self.state(partition)?;
+        // The partition lock orders appends: offsets follow the order appends take effect.
+        let mut state = lock(state);
+        let first = state.end;
+        let mut batch = self.store.batch();
+        let mut sizes = state.sizes.clone();
+        let mut bytes = state.bytes;
+        let mut start = state.start;
+        for (index, record) in records.iter().enumerate() {
+            let mut blob = Vec::with_capacity(64);
+            encode_record(record, &mut blob);
+            sizes.push_back(blob.len() as u64);
+            bytes += blob.len() as u64;
+            batch.insert(
+                &self.store.messages,
+                message_key(&self.name, partition, first + index as u64),
+                blob,
+            );
+        }
+        // Trimming goes in the same batch: the retained range is never seen half-trimmed.
+        while sizes.len() > 1
+            && (sizes.len() as u64 > self.retention.max_messages
+                || bytes > self.retention.max_bytes)
+        {
+            bytes -= sizes.pop_front().unwrap_or(0);
+            batch.remove(
+                &self.store.messages,
+                message_key(&self.name, partition, start),
+            );
+            start += 1;
+        }
+        batch
+            .commit()
+            .map_err(|error| store_error("append", error))?;
+        self.store.persist()?;
+        state.sizes = sizes;
+        state.bytes = bytes;
+        state.start = start;
+        state.end = first + records.len() as u64;
+        Ok(first)
+    }
+
+    fn read(
+        &self,
+        partition: u32,
+        offset: u64,
+        max_messages: usize,
+        out: &mut Vec<DataArc<TopicMessage>>,
+    ) -> Result<(), TopicLogError> {
+        let bounds = self.bounds(partition)?;
+        self.read_until(partition, offset, bounds.end, max_messages, out)
+    }
+
+    fn read_until(
+        &self,
+        partition: u32,
+        offset: u64,
+        end: u64,
+        max_messages: usize,
+        out: &mut Vec<DataArc<TopicMessage>>,
+    ) -> Result<(), TopicLogError> {
+        let bounds = self.bounds(partition)?;
+        if offset < bounds.start || offset > bounds.end {
+            return Err(TopicLogError::OutOfRange(bounds));
+        }
+        let stop = end.min(bounds.end);
+        if offset >= stop {
+            return Ok(());
+        }
+        let range =
+            message_key(&self.name, partition, offset)..message_key(&self.name, partition, stop);
+        let items = self.store.messages.range(range).take(max_messages);
+        for (expected, item) in (offset..).zip(items) {
+            let (key, value) = item.map_err(|error| store_error("read", error))?;
+            let at = key_offset(&key)?;
+            if at != expected {
+                // Trimmed meanwhile (retention): what is left is read from the new start.
+                if expected == offset && at > offset {
+                    return Err(TopicLogError::OutOfRange(self.bounds(partition)?));
+                }
+                return Err(store_error(
+                    "damaged partition",
+                    format!("partition {partition} jumps from offset {expected} to {at}"),
+                ));
+            }
+            let record = decode_record(&value)
+                .map_err(|error| store_error(&format!("record {partition}/{at}"), error))?;
+            out.push(DataArc::new(record.into_message(partition, at)));
+        }
+        Ok(())
+    }
+
+    fn bounds(&self, partition: u32) -> Result<PartitionBounds, TopicLogError> {
+        let state = lock(self.state(partition)?);
+        Ok(PartitionBounds {
+            start: state.start,
+            end: state.end,
+        })
+    }
+
+    fn commit_offset(&self, group: &str, partition: u32, offset: u64) -> Result<(), TopicLogError> {
+        let mut key = group_prefix(&self.name, group)?;
+        key.extend_from_slice(&partition.to_be_bytes());
+        self.store
+            .offsets
+            .insert(key, offset.to_le_bytes())
+            .map_err(|error| store_error("commit", error))?;
+        self.store.persist()
+    }
+
+    fn committed_offset(&self, group: &str, partition: u32) -> Result<Option<u64>, TopicLogError> {
+        let mut key = group_prefix(&self.name, group)?;
+        key.extend_from_slice(&partition.to_be_bytes());
+        self.store
+            .offsets
+            .get(key)
+            .map_err(|error| store_error("read commit", error))?
+            .map(|value| read_u64(&value, "committed offset"))
+            .transpose()
+    }
+
+    fn delete_group(&self, group: &str) -> Result<(), TopicLogError> {
+        let prefix = group_prefix(&self.name, group)?;
+        let mut batch = self.store.batch();
+        for item in self.store.offsets.prefix(&prefix) {
+            let (key, _) = item.map_err(|error| store_error("delete group", error))?;
+            // Exactly the group's keys: the prefix plus a 4-byte partition.
+            if key.len() == prefix.len() + 4 {
+                batch.remove(&self.store.offsets, key);
+            }
+        }
+        batch
+            .commit()
+            .map_err(|error| store_error("delete group", error))?;
+        self.store.persist()
+    }
+}

@@ -1,0 +1,445 @@
+//! Negative acknowledgement (now or after a delay, head of line) and explicit lease
+//! extension.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use livecore::*;
+
+use crate::common::*;
+use crate::support::*;
+
+fn bodies(batch: &ConsumeBatch) -> Vec<String> {
+    batch.messages.iter().map(|m| bytes_of(m)).collect()
+}
+
+#[test]
+fn nack_hands_out_again_from_the_nacked_message() {
+    let (manager, _clock) = with_topic();
+    for seq in 0..3 {
+        publish_bytes(&manager, "events", seq, &format!("m{seq}"));
+    }
+    let a = consumer(&manager, "a");
+    let batch = manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&batch), ["m0", "m1", "m2"]);
+    manager.commit_offset(a, "events", "g", 0, 1).unwrap();
+    manager
+        .nack(a, "events", "g", 0, 1, Duration::ZERO)
+        .unwrap();
+    // The nacked message and what followed it, in order; the commit stays.
+    let batch = manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&batch), ["m1", "m2"]);
+    let offsets_now = manager.group_offsets("events", "g").unwrap();
+    assert_eq!(offsets_now[0].committed, Some(1));
+    assert_eq!(offsets_now[0].delivered, Some(3));
+    let stats = manager.group_stats("events", "g").unwrap();
+    assert_eq!(stats.nacks, 1);
+    assert_eq!(stats.nack_redelivered, 2);
+    // Not a lease expiry: the expiry counters did not move.
+    assert_eq!(stats.leases_expired, 0);
+    assert_eq!(stats.redelivered, 0);
+}
+
+#[test]
+fn a_delayed_nack_holds_the_partition_until_the_delay_passes() {
+    let (manager, clock) = with_topic();
+    publish_bytes(&manager, "events", 0, "m0");
+    publish_bytes(&manager, "events", 1, "m1");
+    let a = consumer(&manager, "a");
+    let b = consumer(&manager, "b");
+    let batch = manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&batch), ["m0", "m1"]);
+    manager
+        .nack(a, "events", "g", 0, 0, Duration::from_millis(400))
+        .unwrap();
+    // Head of line: nothing of the partition is handed out while the delay runs, not even
+    // a message published after the nack, and not to another member.
+    publish_bytes(&manager, "events", 2, "m2");
+    assert!(manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap()
+        .is_empty());
+    assert!(manager
+        .consume(b, "events", "g", 10, Duration::ZERO)
+        .unwrap()
+        .is_empty());
+    clock.advance(399);
+    assert!(manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap()
+        .is_empty());
+    clock.advance(1);
+    let batch = manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&batch), ["m0", "m1", "m2"]);
+}
+
+#[test]
+fn a_parked_consume_wakes_when_the_nack_delay_ends() {
+    let (manager, clock) = with_topic();
+    publish_bytes(&manager, "events", 0, "m0");
+    let a = consumer(&manager, "a");
+    let batch = manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&batch), ["m0"]);
+    manager
+        .nack(a, "events", "g", 0, 0, Duration::from_millis(300))
+        .unwrap();
+    let parks = manager.stats().consume_parks;
+    let waiter = {
+        let manager = Arc::clone(&manager);
+        std::thread::spawn(move || {
+            manager
+                .consume(a, "events", "g", 10, Duration::from_millis(900))
+                .unwrap()
+        })
+    };
+    wait_for_parks(&manager, parks + 1);
+    clock.advance(300);
+    let batch = waiter.join().unwrap();
+    assert_eq!(bodies(&batch), ["m0"]);
+}
+
+#[test]
+fn nack_is_checked_like_a_commit() {
+    let (manager, _clock) = with_topic();
+    for seq in 0..3 {
+        publish_bytes(&manager, "events", seq, &format!("m{seq}"));
+    }
+    let a = consumer(&manager, "a");
+    let b = consumer(&manager, "b");
+    manager
+        .consume(a, "events", "g", 2, Duration::ZERO)
+        .unwrap();
+    manager.commit_offset(a, "events", "g", 0, 1).unwrap();
+    assert_eq!(
+        manager.nack(b, "events", "g", 0, 1, Duration::ZERO),
+        Err(LiveError::NotLeaseHolder {
+            topic: "events".into(),
+            group: "g".into(),
+            partition: 0,
+            holder: Some(a),
+        })
+    );
+    assert_eq!(
+        manager.nack(a, "events", "g", 0, 0, Duration::ZERO),
+        Err(LiveError::CommitBehind {
+            partition: 0,
+            offset: 0,
+            committed: 1
+        })
+    );
+    // Offset 2 was never handed out.
+    assert_eq!(
+        manager.nack(a, "events", "g", 0, 2, Duration::ZERO),
+        Err(LiveError::CommitAhead {
+            partition: 0,
+            offset: 2,
+            delivered: 2
+        })
+    );
+    assert_eq!(
+        manager.nack(a, "events", "g", 0, 1, Duration::from_millis(1_001)),
+        Err(LiveError::OutOfBounds {
+            what: "nack delay (ms)",
+            value: 1_001,
+            min: 0,
+            max: 1_000
+        })
+    );
+    assert!(matches!(
+        manager.nack(a, "events", "g", 1, 1, Duration::ZERO),
+        Err(LiveError::UnknownPartition { .. })
+    ));
+    assert!(matches!(
+        manager.nack(a, "events", "nope", 0, 1, Duration::ZERO),
+        Err(LiveError::UnknownGroup { .. })
+    ));
+    assert_eq!(
+        manager.nack(ConnectionId(999_999), "events", "g", 0, 1, Duration::ZERO),
+        Err(LiveError::UnknownConnection(ConnectionId(999_999)))
+    );
+    // None of the refused nacks moved anything.
+    assert_eq!(manager.group_stats("events", "g").unwrap().nacks, 0);
+    assert!(manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap()
+        .messages
+        .iter()
+        .all(|m| m.offset == 2));
+}
+
+/// A consumer that fails messages at random (a fixed-seed generator) and nacks them,
+/// sometimes with a delay, over several keyed partitions: for every key, the messages it
+/// finishes are that key's messages in publish order, each once.
+#[test]
+fn order_per_key_holds_under_nacks() {
+    let (manager, clock) = manager();
+    manager
+        .create_topic("orders", TopicConfig::partitions(3))
+        .unwrap();
+    manager
+        .create_consumer_group(
+            "orders",
+            "g",
+            GroupConfig::default().lease(Duration::from_secs(1)),
+        )
+        .unwrap();
+    let keys = 7i64;
+    let per_key = 30i64;
+    for n in 0..per_key {
+        for key in 0..keys {
+            manager
+                .publish_to_topic(
+                    "orders",
+                    DirectMessage::new(SeqId((n * keys + key) as u64), format!("{key}:{n}"))
+                        .key(key),
+                )
+                .unwrap();
+        }
+    }
+    let a = consumer(&manager, "a");
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut random = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut finished: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut total = 0;
+    let mut nacks = 0;
+    for _ in 0..10_000 {
+        if total == keys * per_key {
+            break;
+        }
+        let batch = manager
+            .consume(a, "orders", "g", 8, Duration::ZERO)
+            .unwrap();
+        if batch.is_empty() {
+            // Only nack delays hold partitions now: let them pass.
+            clock.advance(50);
+            continue;
+        }
+        let mut failed: Vec<u32> = Vec::new();
+        for message in &batch.messages {
+            if failed.contains(&message.partition) {
+                continue;
+            }
+            if random() % 5 == 0 {
+                let delay = Duration::from_millis(random() % 3 * 40);
+                manager
+                    .nack(a, "orders", "g", message.partition, message.offset, delay)
+                    .unwrap();
+                nacks += 1;
+                failed.push(message.partition);
+                continue;
+            }
+            let body = bytes_of(message);
+            let (key, n) = body.split_once(':').unwrap();
+            finished
+                .entry(key.parse().unwrap())
+                .or_default()
+                .push(n.parse().unwrap());
+            total += 1;
+            manager
+                .commit_offset(a, "orders", "g", message.partition, message.offset + 1)
+                .unwrap();
+        }
+    }
+    assert_eq!(total, keys * per_key, "every message finished");
+    assert!(nacks > 10, "the run nacked ({nacks})");
+    for key in 0..keys {
+        assert_eq!(
+            finished[&key],
+            (0..per_key).collect::<Vec<_>>(),
+            "key {key} finished in order, once each"
+        );
+    }
+    assert_eq!(manager.group_stats("orders", "g").unwrap().nacks, nacks);
+}
+
+#[test]
+fn extending_keeps_the_leases_without_consuming() {
+    let (manager, clock) = with_topic();
+    publish_bytes(&manager, "events", 0, "m0");
+    let a = consumer(&manager, "a");
+    let b = consumer(&manager, "b");
+    manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    clock.advance(900);
+    assert_eq!(manager.extend_leases(a, "events", "g"), Ok(1));
+    // Past the first expiry (1 000 ms): the lease still stands.
+    clock.advance(900);
+    assert!(manager
+        .consume(b, "events", "g", 10, Duration::ZERO)
+        .unwrap()
+        .is_empty());
+    manager.commit_offset(a, "events", "g", 0, 1).unwrap();
+    let stats = manager.group_stats("events", "g").unwrap();
+    assert_eq!(stats.lease_extensions, 1);
+    assert_eq!(stats.leases_expired, 0);
+    assert_eq!(stats.redelivered, 0);
+}
+
+#[test]
+fn an_expired_lease_is_not_revived_by_an_extension() {
+    let (manager, clock) = with_topic();
+    publish_bytes(&manager, "events", 0, "m0");
+    let a = consumer(&manager, "a");
+    let b = consumer(&manager, "b");
+    manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    clock.advance(1_000);
+    assert_eq!(manager.extend_leases(a, "events", "g"), Ok(0));
+    let batch = manager
+        .consume(b, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&batch), ["m0"]);
+    let stats = manager.group_stats("events", "g").unwrap();
+    assert_eq!(stats.lease_extensions, 0);
+    assert_eq!(stats.leases_expired, 1);
+    assert!(matches!(
+        manager.extend_leases(a, "events", "nope"),
+        Err(LiveError::UnknownGroup { .. })
+    ));
+    assert_eq!(
+        manager.extend_leases(ConnectionId(999_999), "events", "g"),
+        Err(LiveError::UnknownConnection(ConnectionId(999_999)))
+    );
+}
+
+/// A manager with "events" (group "g", 1 s lease) and a dead-letter topic "dlq" with its
+/// own group "d".
+fn with_dead_letters(max_deliver: u32) -> (Arc<ConnectionsManager>, Arc<ManualClock>) {
+    let (manager, clock) = with_topic();
+    manager
+        .create_topic("dlq", TopicConfig::partitions(1))
+        .unwrap();
+    manager
+        .create_consumer_group("dlq", "d", GroupConfig::default())
+        .unwrap();
+    manager
+        .set_dead_letter("events", "g", "dlq", max_deliver)
+        .unwrap();
+    (manager, clock)
+}
+
+#[test]
+fn past_max_deliver_a_nacked_message_goes_to_the_dead_letter_topic() {
+    let (manager, _clock) = with_dead_letters(3);
+    manager
+        .publish_to_topic("events", DirectMessage::new(SeqId(7), "poison").key(42))
+        .unwrap();
+    publish_bytes(&manager, "events", 8, "fine");
+    let a = consumer(&manager, "a");
+    // Delivered three times, nacked after each: the first two nacks hand it out again.
+    for delivery in 1..=3 {
+        let batch = manager
+            .consume(a, "events", "g", 1, Duration::ZERO)
+            .unwrap();
+        assert_eq!(bodies(&batch), ["poison"], "delivery {delivery}");
+        manager
+            .nack(a, "events", "g", 0, 0, Duration::ZERO)
+            .unwrap();
+    }
+    // The third nack dead-lettered it: the partition moved on.
+    let batch = manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&batch), ["fine"]);
+    assert_eq!(
+        manager.group_offsets("events", "g").unwrap()[0].committed,
+        Some(1)
+    );
+    let stats = manager.group_stats("events", "g").unwrap();
+    assert_eq!((stats.nacks, stats.dead_lettered), (2, 1));
+    // The dead letter: keyed and sequenced as the original, naming where it came from.
+    let reader = consumer(&manager, "reader");
+    let letters = manager
+        .consume(reader, "dlq", "d", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(letters.len(), 1);
+    let letter = &letters.messages[0];
+    assert_eq!(letter.seq, SeqId(7));
+    assert_eq!(letter.key, Some(Value::Int(42)));
+    let body: serde_json::Value = serde_json::from_str(&bytes_of(letter)).unwrap();
+    assert_eq!(body["topic"], "events");
+    assert_eq!(body["partition"], 0);
+    assert_eq!(body["offset"], 0);
+    assert_eq!(body["deliveries"], 3);
+    assert_eq!(body["message"]["offset"], 0);
+    assert_eq!(body["message"]["seq"], 7);
+}
+
+#[test]
+fn max_deliver_one_dead_letters_on_the_first_nack_and_clearing_stops_it() {
+    let (manager, _clock) = with_dead_letters(1);
+    publish_bytes(&manager, "events", 0, "m0");
+    publish_bytes(&manager, "events", 1, "m1");
+    let a = consumer(&manager, "a");
+    manager
+        .consume(a, "events", "g", 1, Duration::ZERO)
+        .unwrap();
+    manager
+        .nack(a, "events", "g", 0, 0, Duration::from_millis(500))
+        .unwrap();
+    // Dead-lettered at once (the delay does not apply): m1 comes next.
+    let batch = manager
+        .consume(a, "events", "g", 1, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&batch), ["m1"]);
+    manager.clear_dead_letter("events", "g").unwrap();
+    for _ in 0..3 {
+        manager
+            .nack(a, "events", "g", 0, 1, Duration::ZERO)
+            .unwrap();
+        let batch = manager
+            .consume(a, "events", "g", 1, Duration::ZERO)
+            .unwrap();
+        assert_eq!(bodies(&batch), ["m1"]);
+    }
+    assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
+}
+
+#[test]
+fn dead_letter_settings_are_checked() {
+    let (manager, _clock) = with_topic();
+    assert_eq!(
+        manager.set_dead_letter("events", "g", "nope", 3),
+        Err(LiveError::UnknownTopic("nope".into()))
+    );
+    assert!(matches!(
+        manager.set_dead_letter("events", "g", "events", 3),
+        Err(LiveError::InvalidConfig(_))
+    ));
+    manager
+        .create_topic("dlq", TopicConfig::partitions(1))
+        .unwrap();
+    assert!(matches!(
+        manager.set_dead_letter("events", "g", "dlq", 0),
+        Err(LiveError::OutOfBounds {
+            what: "max_deliver",
+            ..
+        })
+    ));
+    assert!(matches!(
+        manager.set_dead_letter("events", "nope", "dlq", 3),
+        Err(LiveError::UnknownGroup { .. })
+    ));
+    assert!(matches!(
+        manager.clear_dead_letter("nope", "g"),
+        Err(LiveError::UnknownTopic(_))
+    ));
+}

@@ -1,0 +1,360 @@
+//! The durable topic log (feature `fjall`) under crashes and damage.
+//!
+//! `acknowledged_appends_survive_sigkill` runs this test binary again as a child process
+//! (the `crash_child` test, selected by `LIVECORE_CRASH_DIR`) that appends and commits
+//! offsets under load, printing each acknowledgement, and kills it with SIGKILL at a random
+//! point; then it reopens the store and checks what was acknowledged. It runs
+//! `LIVECORE_CRASH_ITERATIONS` kills (default 30: about a minute in CI); a longer
+//! run: `LIVECORE_CRASH_ITERATIONS=500 cargo test --release --features fjall --test
+//! topics_durable -- --nocapture`. `LIVECORE_CRASH_SEED` replays a run's kill points.
+//!
+//! `damaged_files_never_give_a_wrong_message` truncates and corrupts the store's files: a
+//! reopen either fails with a store error or recovers a prefix of what was written, and
+//! never reads back a wrong message.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use livecore::*;
+
+const PARTITIONS: u32 = 3;
+const TOPIC: &str = "events";
+
+fn retention() -> Retention {
+    // Large enough that nothing acknowledged in these tests is trimmed.
+    Retention {
+        max_messages: 10_000_000,
+        max_bytes: 1 << 40,
+    }
+}
+
+fn record(partition: u32, seq: u64) -> TopicRecord {
+    TopicRecord {
+        seq: SeqId(seq),
+        timestamp_ms: seq,
+        key: Some(Value::Int(i64::from(partition))),
+        payload: TopicPayload::Bytes(format!("p{partition}:s{seq}").into_bytes().into()),
+    }
+}
+
+fn payload(message: &TopicMessage) -> String {
+    match &message.payload {
+        TopicPayload::Bytes(bytes) => String::from_utf8(bytes.to_vec()).unwrap(),
+        other => panic!("not bytes: {other:?}"),
+    }
+}
+
+fn sync_for(iteration: u64) -> FjallSync {
+    if iteration % 2 == 0 {
+        FjallSync::EveryAppend
+    } else {
+        FjallSync::Interval(Duration::from_millis(50))
+    }
+}
+
+/// Every message of every partition, read back (each blob's CRC checked by the log).
+fn read_all(log: &FjallLog) -> Vec<Vec<Arc<TopicMessage>>> {
+    (0..PARTITIONS)
+        .map(|partition| {
+            let bounds = log.bounds(partition).unwrap();
+            let mut out = Vec::new();
+            let mut offset = bounds.start;
+            while offset < bounds.end {
+                let before = out.len();
+                log.read(partition, offset, 1_000, &mut out).unwrap();
+                assert!(out.len() > before, "a read below the end found nothing");
+                offset = bounds.start + out.len() as u64;
+            }
+            out.into_iter().map(|m| Arc::new((*m).clone())).collect()
+        })
+        .collect()
+}
+
+/// The child: appends and commits until killed, printing each acknowledgement. Not a test
+/// of its own: the crash test runs it, in a child process.
+#[test]
+#[ignore = "the child process of acknowledged_appends_survive_sigkill"]
+fn crash_child() {
+    let Ok(dir) = std::env::var("LIVECORE_CRASH_DIR") else {
+        return; // Only the crash test runs this, as a child process.
+    };
+    let iteration: u64 = std::env::var("LIVECORE_CRASH_ITERATION")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let store = FjallStore::open(&dir, sync_for(iteration)).unwrap();
+    let log = store.topic_log(TOPIC, PARTITIONS, retention()).unwrap();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "READY").unwrap();
+    out.flush().unwrap();
+    let mut seq = iteration * 1_000_000;
+    let mut step = 0u64;
+    loop {
+        step += 1;
+        let partition = (step % u64::from(PARTITIONS)) as u32;
+        let count = 1 + step % 3;
+        let records: Vec<_> = (0..count).map(|n| record(partition, seq + n)).collect();
+        let first = log.append(partition, records).unwrap();
+        for n in 0..count {
+            writeln!(out, "A {partition} {} {}", first + n, seq + n).unwrap();
+        }
+        out.flush().unwrap();
+        seq += count;
+        if step % 4 == 0 {
+            // Commit somewhere at or below the end, moving forward.
+            let end = log.bounds(partition).unwrap().end;
+            let committed = log.committed_offset("g", partition).unwrap().unwrap_or(0);
+            let offset = committed.max(end.saturating_sub(step % 5));
+            log.commit_offset("g", partition, offset).unwrap();
+            writeln!(out, "C {partition} {offset}").unwrap();
+            out.flush().unwrap();
+        }
+    }
+}
+
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("livecore-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn acknowledged_appends_survive_sigkill() {
+    let iterations: u64 = std::env::var("LIVECORE_CRASH_ITERATIONS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(30);
+    let seed: u64 = std::env::var("LIVECORE_CRASH_SEED")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    println!("crash test: {iterations} kills, LIVECORE_CRASH_SEED={seed}");
+    let mut random = seed;
+    let dir = temp_dir("crash");
+    let exe = std::env::current_exe().unwrap();
+    // Everything ever acknowledged: (partition, offset) -> seq; the highest commit seen.
+    let mut acked: HashMap<(u32, u64), u64> = HashMap::new();
+    let mut committed_floor = [0u64; PARTITIONS as usize];
+    let mut total_acked = 0usize;
+    for iteration in 0..iterations {
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "crash_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("LIVECORE_CRASH_DIR", &dir)
+            .env("LIVECORE_CRASH_ITERATION", iteration.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let reader = {
+            let lines = Arc::clone(&lines);
+            let stdout = child.stdout.take().unwrap();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    lines.lock().unwrap().push(line);
+                }
+            })
+        };
+        // Wait (bounded) until the child has opened the store, then kill it at a random
+        // point of its work.
+        let mut waited = 0;
+        while !lines.lock().unwrap().iter().any(|l| l.ends_with("READY")) && waited < 20_000 {
+            std::thread::sleep(Duration::from_millis(5));
+            waited += 5;
+        }
+        assert!(
+            lines.lock().unwrap().iter().any(|l| l.ends_with("READY")),
+            "the child never opened the store (iteration {iteration})"
+        );
+        std::thread::sleep(Duration::from_millis(next_random(&mut random) % 400));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        reader.join().unwrap();
+        for line in lines.lock().unwrap().iter() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            match fields.as_slice() {
+                ["A", partition, offset, seq] => {
+                    acked.insert(
+                        (partition.parse().unwrap(), offset.parse().unwrap()),
+                        seq.parse().unwrap(),
+                    );
+                    total_acked += 1;
+                }
+                ["C", partition, offset] => {
+                    let partition: usize = partition.parse().unwrap();
+                    let offset: u64 = offset.parse().unwrap();
+                    committed_floor[partition] = committed_floor[partition].max(offset);
+                }
+                _ => {}
+            }
+        }
+        // Reopen (the scan refuses non-contiguous offsets or a damaged record).
+        let store = FjallStore::open(&dir, sync_for(iteration)).unwrap();
+        let log = store.topic_log(TOPIC, PARTITIONS, retention()).unwrap();
+        let messages = read_all(&log);
+        for (partition, messages) in messages.iter().enumerate() {
+            let bounds = log.bounds(partition as u32).unwrap();
+            assert_eq!(bounds.start, 0, "nothing was trimmed");
+            for (index, message) in messages.iter().enumerate() {
+                assert_eq!(message.offset, index as u64, "offsets are contiguous");
+                assert_eq!(message.partition, partition as u32);
+                assert_eq!(
+                    payload(message),
+                    format!("p{partition}:s{}", message.seq.0),
+                    "the message is the one written"
+                );
+            }
+            let committed = log.committed_offset("g", partition as u32).unwrap();
+            let committed = committed.unwrap_or(0);
+            assert!(
+                committed >= committed_floor[partition],
+                "partition {partition}: committed {committed} is behind the acknowledged {}",
+                committed_floor[partition]
+            );
+            assert!(committed <= bounds.end);
+            // Commits never move backwards across crashes.
+            committed_floor[partition] = committed;
+        }
+        for ((partition, offset), seq) in &acked {
+            let message = messages[*partition as usize]
+                .get(*offset as usize)
+                .unwrap_or_else(|| {
+                    panic!("acknowledged {partition}/{offset} lost (iteration {iteration})")
+                });
+            assert_eq!(message.seq.0, *seq, "acknowledged {partition}/{offset}");
+        }
+        drop(log);
+        drop(store);
+    }
+    println!("crash test: {total_acked} acknowledged appends checked over {iterations} kills");
+    assert!(total_acked > 0, "the children acknowledged something");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn damaged_files_never_give_a_wrong_message() {
+    let pristine = temp_dir("damage-pristine");
+    let mut written: Vec<Vec<u64>> = vec![Vec::new(); PARTITIONS as usize];
+    {
+        let store = FjallStore::open(&pristine, FjallSync::EveryAppend).unwrap();
+        let log = store.topic_log(TOPIC, PARTITIONS, retention()).unwrap();
+        for seq in 0..300u64 {
+            let partition = (seq % u64::from(PARTITIONS)) as u32;
+            log.append(partition, vec![record(partition, seq)]).unwrap();
+            written[partition as usize].push(seq);
+        }
+        log.commit_offset("g", 0, 7).unwrap();
+    }
+    let files = files_under(&pristine);
+    assert!(!files.is_empty());
+    let mut outcomes = (0usize, 0usize); // (refused, recovered)
+    for (index, file) in files.iter().enumerate() {
+        let len = std::fs::metadata(file).unwrap().len();
+        if len == 0 {
+            continue;
+        }
+        for damage in ["truncate", "flip"] {
+            let copy = temp_dir(&format!("damage-{index}-{damage}"));
+            copy_dir(&pristine, &copy);
+            let target = copy.join(file.strip_prefix(&pristine).unwrap());
+            let mut bytes = std::fs::read(&target).unwrap();
+            match damage {
+                "truncate" => bytes.truncate(bytes.len() / 2),
+                _ => {
+                    let at = bytes.len() * 2 / 3;
+                    bytes[at] ^= 0x5A;
+                }
+            }
+            std::fs::write(&target, &bytes).unwrap();
+            let opened = FjallStore::open(&copy, FjallSync::EveryAppend)
+                .and_then(|store| store.topic_log(TOPIC, PARTITIONS, retention()));
+            match opened {
+                Err(TopicLogError::Store(_)) => outcomes.0 += 1,
+                Err(other) => panic!("{file:?} {damage}: not a store error: {other:?}"),
+                Ok(log) => {
+                    // Recovered: every partition reads back a prefix of what was written,
+                    // or refuses a damaged record with a store error.
+                    for partition in 0..PARTITIONS {
+                        let bounds = log.bounds(partition).unwrap();
+                        let mut out = Vec::new();
+                        match log.read(partition, bounds.start, 10_000, &mut out) {
+                            Ok(()) => {
+                                for message in &out {
+                                    let seqs = &written[partition as usize];
+                                    assert_eq!(
+                                        Some(&message.seq.0),
+                                        seqs.get(message.offset as usize),
+                                        "{file:?} {damage}: a wrong message"
+                                    );
+                                    assert_eq!(
+                                        payload(message),
+                                        format!("p{partition}:s{}", message.seq.0)
+                                    );
+                                }
+                            }
+                            Err(TopicLogError::Store(_)) => {}
+                            Err(other) => panic!("{file:?} {damage}: {other:?}"),
+                        }
+                    }
+                    outcomes.1 += 1;
+                }
+            }
+            let _ = std::fs::remove_dir_all(&copy);
+        }
+    }
+    println!("damage: {} refused, {} recovered", outcomes.0, outcomes.1);
+    assert!(outcomes.0 + outcomes.1 > 0);
+    let _ = std::fs::remove_dir_all(&pristine);
+}
