@@ -14,6 +14,7 @@ mod load_flows;
 mod panics;
 mod support;
 mod topic_contract;
+mod topic_contract_consume;
 mod topic_flows;
 mod topic_store;
 mod topic_store_contract;
