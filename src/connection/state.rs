@@ -7,10 +7,10 @@ use crate::connection::receiver::{EventReceiver, NotificationReceiver};
 use crate::connection::subscription::{SubscriptionCore, SubscriptionState};
 use crate::connection::subscription_map::SubscriptionMap;
 use crate::stats::StatsCounters;
-use crate::sync::mutant;
 use crate::sync::{
     channel, lock, Arc, ArcSwapOption, AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering,
 };
+use crate::sync::{in_order, mutant};
 use crate::types::ending::SubscriptionEnding;
 use crate::types::ids::{ConnectionId, UserId, UserKey};
 
@@ -312,14 +312,15 @@ impl ConnectionState {
     pub(crate) fn raise_event(&self, event: ConnectionEvent) {
         // Mutant: the message goes out before the flag is set; a receiver that takes the
         // message first finds no flag, skips it and blocks: the event is lost to it.
-        let send_first = mutant!("event_sent_before_flag");
-        if send_first {
-            let _ = self.event_tx.try_send(event);
-        }
-        self.pending_events.fetch_or(event.bit(), Ordering::SeqCst);
-        if !send_first {
-            let _ = self.event_tx.try_send(event);
-        }
+        in_order(
+            mutant!("event_sent_before_flag"),
+            || {
+                self.pending_events.fetch_or(event.bit(), Ordering::SeqCst);
+            },
+            || {
+                let _ = self.event_tx.try_send(event);
+            },
+        );
         self.notify_ready();
     }
 
@@ -351,17 +352,17 @@ impl ConnectionState {
     /// refused or among those taken here (to be unrouted by the caller).
     pub(crate) fn begin_close(&self) -> Vec<SubscriptionState> {
         let mut subscriptions = lock(&self.subscriptions);
+        let mut taken = Vec::new();
         // Mutant (the bug this method fixed): the flag lands after the map's lock is
         // released, so a racing subscribe can route a subscription nobody will unroute.
-        let flag_late = mutant!("closing_flag_after_drain");
-        if !flag_late {
-            self.closing.store(true, Ordering::Release);
-        }
-        let taken = subscriptions.take_all();
-        drop(subscriptions);
-        if flag_late {
-            self.closing.store(true, Ordering::Release);
-        }
+        in_order(
+            mutant!("closing_flag_after_drain"),
+            || self.closing.store(true, Ordering::Release),
+            || {
+                taken = subscriptions.take_all();
+                drop(subscriptions);
+            },
+        );
         taken
     }
 
@@ -398,16 +399,17 @@ impl ConnectionState {
         }
         // Mutant: the wake-up goes out before the flag is set; a receiver that consumes it
         // and looks before the flag lands blocks with the tail gap never reported.
-        let wake_first = mutant!("gap_wake_before_flag");
-        if wake_first {
-            let _ = self.notification_tx.try_send(Delivery::wake());
-        }
-        self.attention_flags
-            .fetch_or(ATTENTION_GAP, Ordering::SeqCst);
-        // Wake a receiver that drained the channel before the flag was set.
-        if !wake_first {
-            let _ = self.notification_tx.try_send(Delivery::wake());
-        }
+        // The flag, then a wake-up for a receiver that drained the channel before it.
+        in_order(
+            mutant!("gap_wake_before_flag"),
+            || {
+                self.attention_flags
+                    .fetch_or(ATTENTION_GAP, Ordering::SeqCst);
+            },
+            || {
+                let _ = self.notification_tx.try_send(Delivery::wake());
+            },
+        );
         self.notify_ready();
     }
 
@@ -487,10 +489,12 @@ impl ConnectionState {
         if let Some(queue) = &self.shared.ready {
             // Mutant: arming after the check; a delivery landing between the check and the
             // arming sees the connection unarmed, and the wake-up is lost.
-            let check_first = mutant!("ready_armed_after_check");
-            let early = check_first && has_pending();
-            self.ready_armed.store(true, Ordering::SeqCst);
-            let pending = if check_first { early } else { has_pending() };
+            let mut pending = false;
+            in_order(
+                mutant!("ready_armed_after_check"),
+                || self.ready_armed.store(true, Ordering::SeqCst),
+                || pending = has_pending(),
+            );
             if pending && self.ready_armed.swap(false, Ordering::SeqCst) {
                 let _ = queue.try_send(self.id);
             }

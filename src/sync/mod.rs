@@ -113,6 +113,20 @@ pub(crate) const fn mutant_selected(_name: &str) -> bool {
     false
 }
 
+/// Runs `first` then `second`, or the other way round when `swapped` (a `mutant!`): the
+/// shape of the mutants that move a wake-up ahead of the flag it announces, written so
+/// each statement appears once.
+#[inline(always)]
+pub(crate) fn in_order(swapped: bool, first: impl FnOnce(), second: impl FnOnce()) {
+    if swapped {
+        second();
+        first();
+    } else {
+        first();
+        second();
+    }
+}
+
 /// `mutant!(<name literal>)`: true when the deliberate bug `name` is selected (loom builds only).
 /// Every mutated site names its mutant through this macro, so `.ci/test.sh` can check the
 /// names in src/ against the list of mutants it runs.
