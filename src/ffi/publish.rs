@@ -8,18 +8,22 @@ use crate::ffi::types::*;
 use crate::ffi::values::change_from_c;
 use crate::{ChangeNotification, PublishSummary, SeqId, TableKey};
 
-/// The C changes as livecore's.
+/// The table keys of a commit's changes, inline for small commits.
+type TableKeys = smallvec::SmallVec<[TableKey; 8]>;
+
+/// The C changes as livecore's, with their table keys.
 ///
 /// # Safety
 /// Each change obeys the contract documented on `lc_change`.
 unsafe fn convert(
     entry: &ManagerEntry,
     changes: &[lc_change],
-) -> Result<(Vec<ChangeNotification>, Vec<TableKey>), FfiError> {
+) -> Result<(Vec<ChangeNotification>, TableKeys), FfiError> {
     // A plain loop into a presized vector: this runs on every publish. The presize is
-    // capped so that a count larger than the memory behind it allocates nothing huge.
+    // capped so that a count larger than the memory behind it allocates nothing huge. The
+    // keys stay inline for commits of up to eight changes: no second allocation per publish.
     let mut converted = Vec::with_capacity(changes.len().min(1024));
-    let mut keys = Vec::with_capacity(changes.len().min(1024));
+    let mut keys = TableKeys::new();
     for (index, change) in changes.iter().enumerate() {
         keys.push(TableKey(change.table));
         // SAFETY: each change obeys lc_change's contract (this function's caller's promise).
