@@ -7,13 +7,6 @@ mod common;
 use common::*;
 use livecore::*;
 
-fn seq_of(notification: &Notification) -> Option<u64> {
-    match notification {
-        Notification::Changes(set) => Some(set.seq().0),
-        _ => None,
-    }
-}
-
 /// What a receiver hands out now, as short labels: `c<seq>` for changes, `gap<last>/<n>`.
 fn labels(receiver: &mut NotificationReceiver) -> Vec<String> {
     drain(receiver)
@@ -96,10 +89,6 @@ fn overflowed_resume(
         manager.publish(SeqId(seq), insert_in_room(seq, 1)).unwrap();
     }
     sub.live_query_id
-}
-
-fn insert_in_room(id: u64, room: i64) -> ChangeNotification {
-    ChangeNotification::insert(messages(), message(id as i64, room, ""))
 }
 
 fn gate_of_two() -> ManagerConfig {

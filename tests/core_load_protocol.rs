@@ -6,20 +6,6 @@ mod common;
 use common::*;
 use livecore::*;
 
-fn insert(seq: u64, room: i64) -> ChangeNotification {
-    ChangeNotification::insert(messages(), message(seq as i64, room, ""))
-}
-
-fn seqs(notifications: &[Notification]) -> Vec<u64> {
-    notifications
-        .iter()
-        .filter_map(|notification| match notification {
-            Notification::Changes(set) => Some(set.seq().0),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn initial_load_delivers_each_change_once_across_the_boundary() {
     let (manager, _) = manager();
@@ -33,7 +19,7 @@ fn initial_load_delivers_each_change_once_across_the_boundary() {
         .unwrap();
     assert!(sub.gated);
     for seq in 1..=5 {
-        manager.publish(SeqId(seq), insert(seq, 1)).unwrap();
+        manager.publish(SeqId(seq), insert_in_room(seq, 1)).unwrap();
     }
     assert!(
         drain(&mut connection.notifications).is_empty(),
@@ -43,13 +29,13 @@ fn initial_load_delivers_each_change_once_across_the_boundary() {
     manager
         .set_snapshot_boundary(sub.live_query_id, SeqId(3))
         .unwrap();
-    manager.publish(SeqId(6), insert(6, 1)).unwrap();
-    manager.publish(SeqId(7), insert(7, 2)).unwrap();
+    manager.publish(SeqId(6), insert_in_room(6, 1)).unwrap();
+    manager.publish(SeqId(7), insert_in_room(7, 2)).unwrap();
     let report = manager.complete_initial_load(sub.live_query_id).unwrap();
     assert_eq!(report.flushed, 3);
     assert_eq!(report.covered_by_snapshot, 3);
     assert_eq!(report.boundary, Some(SeqId(3)));
-    manager.publish(SeqId(8), insert(8, 1)).unwrap();
+    manager.publish(SeqId(8), insert_in_room(8, 1)).unwrap();
     let received = drain(&mut connection.notifications);
     assert_eq!(received[0].kind(), "load_complete");
     assert_eq!(seqs(&received), vec![4, 5, 6, 8]);
@@ -82,7 +68,7 @@ fn snapshot_rows_through_livecore_are_filtered_projected_batched_and_first() {
         .unwrap();
     let id = sub.live_query_id;
     manager.set_snapshot_boundary(id, SeqId(10)).unwrap();
-    manager.publish(SeqId(11), insert(11, 1)).unwrap();
+    manager.publish(SeqId(11), insert_in_room(11, 1)).unwrap();
     let rows: Vec<Row> = (0..10).map(|i| message(i, 1 + i % 2, "")).collect();
     // Batches of two input rows; only room 1 (even i) passes the filter: one row each.
     // Three batches fit in the channel, then it is full.
@@ -182,7 +168,7 @@ fn gate_overflow_requires_a_resync() {
         )
         .unwrap();
     for seq in 1..=4 {
-        manager.publish(SeqId(seq), insert(seq, 1)).unwrap();
+        manager.publish(SeqId(seq), insert_in_room(seq, 1)).unwrap();
     }
     let received = drain(&mut connection.notifications);
     assert_eq!(received.len(), 1);
@@ -201,7 +187,7 @@ fn gate_overflow_requires_a_resync() {
             ending: SubscriptionEnding::ResyncRequired,
         })
     );
-    manager.publish(SeqId(5), insert(5, 1)).unwrap();
+    manager.publish(SeqId(5), insert_in_room(5, 1)).unwrap();
     assert!(drain(&mut connection.notifications).is_empty());
 }
 
@@ -219,17 +205,17 @@ fn resume_replays_missed_commits_in_order_exactly_once() {
         .unwrap();
     assert_eq!(sub.resume_from, Some(SeqId(10)));
     // Live commits arrive while the engine replays.
-    manager.publish(SeqId(13), insert(13, 1)).unwrap();
-    manager.publish(SeqId(14), insert(14, 1)).unwrap();
+    manager.publish(SeqId(13), insert_in_room(13, 1)).unwrap();
+    manager.publish(SeqId(14), insert_in_room(14, 1)).unwrap();
     let id = sub.live_query_id;
     assert!(
         !manager
-            .replay_commit(id, SeqId(9), vec![insert(9, 1)])
+            .replay_commit(id, SeqId(9), vec![insert_in_room(9, 1)])
             .unwrap(),
         "at or below the resume point"
     );
     assert!(manager
-        .replay_commit(id, SeqId(11), vec![insert(11, 1)])
+        .replay_commit(id, SeqId(11), vec![insert_in_room(11, 1)])
         .unwrap());
     let update = ChangeNotification::update(messages(), message(12, 1, ""), message(12, 2, ""));
     let delete = ChangeNotification::delete(messages(), message(5, 1, ""));
@@ -238,7 +224,7 @@ fn resume_replays_missed_commits_in_order_exactly_once() {
         .unwrap());
     assert!(
         manager
-            .replay_commit(id, SeqId(13), vec![insert(13, 1)])
+            .replay_commit(id, SeqId(13), vec![insert_in_room(13, 1)])
             .unwrap(),
         "sent by the replay; the live copy buffered before it is dropped"
     );
@@ -268,9 +254,9 @@ fn resume_unavailable_is_typed_and_ends_the_subscription() {
             SubscriptionOptions::resume_from(SeqId(3)),
         )
         .unwrap();
-    manager.publish(SeqId(4), insert(4, 1)).unwrap();
+    manager.publish(SeqId(4), insert_in_room(4, 1)).unwrap();
     manager.resume_unavailable(sub.live_query_id).unwrap();
-    manager.publish(SeqId(5), insert(5, 1)).unwrap();
+    manager.publish(SeqId(5), insert_in_room(5, 1)).unwrap();
     let received = drain(&mut connection.notifications);
     assert_eq!(received.len(), 1);
     assert!(

@@ -56,6 +56,24 @@ pub fn note(id: i64, title: &str, amount: i64) -> Row {
     Row::new(vec![Value::Int(id), Value::text(title), Value::Int(amount)])
 }
 
+/// An insert into the chat table of a message numbered `id` in `room`.
+pub fn insert_in_room(id: u64, room: i64) -> ChangeNotification {
+    ChangeNotification::insert(messages(), message(id as i64, room, ""))
+}
+
+/// The commit's SeqId of a change notification.
+pub fn seq_of(notification: &Notification) -> Option<u64> {
+    match notification {
+        Notification::Changes(set) => Some(set.seq().0),
+        _ => None,
+    }
+}
+
+/// The SeqIds of the change notifications, in order.
+pub fn seqs(notifications: &[Notification]) -> Vec<u64> {
+    notifications.iter().filter_map(seq_of).collect()
+}
+
 /// Subscribes `connection` to `spec` with default options.
 pub fn subscribe(
     manager: &ConnectionsManager,
