@@ -14,7 +14,7 @@ use smallvec::SmallVec;
 
 use crate::config::SlowConsumerPolicy;
 use crate::config::MAX_COMMIT_CHANGES;
-use crate::connection::delivery::{encode_match, Delivery, DeliveryKind, Matches};
+use crate::connection::delivery::{encode_match, Delivery, DeliveryKind, RunEnd, RunsBuilder};
 use crate::connection::gate::{BufferedNotification, GateDecision};
 use crate::connection::state::ConnectionEvent;
 use crate::connection::subscription::SubscriptionHandle;
@@ -23,12 +23,13 @@ use crate::query::membership::match_change;
 use crate::route::index::RoutingIndex;
 use crate::route::index::{several_keys, visit_under, TableRoute};
 use crate::stats::StatsCounters;
-use crate::sync::{channel::TrySendError, lock, Arc, DataArc, Mutex};
+use crate::sync::{channel::TrySendError, lock, Arc, Mutex};
 use crate::types::change::{ChangeNotification, Commit};
 use crate::types::ending::SubscriptionEnding;
 use crate::types::ids::LiveQueryId;
 use crate::types::ids::{SeqId, TableKey, UserKey};
 use crate::types::schema::TableScope;
+use crate::types::shared_commit::{CommitRefs, SharedCommit};
 use crate::validate::validate_change;
 
 /// What one publish did, so the engine can see back-pressure.
@@ -80,7 +81,7 @@ thread_local! {
     /// Index keys a multi-change commit looks up, reused across publishes on this thread.
     static LOOKUP_KEYS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
     /// Subscriptions that matched several changes of a commit, reused likewise.
-    static MULTI: RefCell<MultiMatches> = const { RefCell::new(MultiMatches::new()) };
+    static MULTI: RefCell<MultiMatches> = RefCell::new(MultiMatches::default());
 }
 
 /// Takes this thread's scratch value out of `key` (its buffers keep their capacity across
@@ -109,22 +110,15 @@ fn put_scratch<T>(key: &'static LocalKey<RefCell<T>>, value: T) {
 /// evaluated so their runs share one buffer.
 #[derive(Default)]
 struct MultiMatches {
-    packed: Vec<u32>,
-    /// A subscription and its run in `packed`.
-    pending: Vec<(SubscriptionHandle, u32, u32)>,
+    runs: RunsBuilder,
+    /// A subscription and where its run starts.
+    pending: Vec<(SubscriptionHandle, u32)>,
 }
 
 impl MultiMatches {
     /// Beyond this many held matches the buffer is shared out early, so it stays bounded
     /// (and its offsets fit in 32 bits) however large the commit and the fan-out.
     const FLUSH_AT: usize = 1 << 20;
-
-    const fn new() -> Self {
-        Self {
-            packed: Vec::new(),
-            pending: Vec::new(),
-        }
-    }
 }
 
 /// What publishing needs, borrowed from the manager for one publish: the routing index,
@@ -134,6 +128,9 @@ pub(crate) struct Publisher<'a> {
     pub(crate) index: &'a RoutingIndex,
     pub(crate) stats: &'a StatsCounters,
     pub(crate) slow_consumer_policy: SlowConsumerPolicy,
+    /// True when the manager has a ready queue: only then does a delivery look at its
+    /// connection's arming flag.
+    pub(crate) ready_queue: bool,
     pub(crate) reap: &'a Mutex<Vec<LiveQueryId>>,
 }
 
@@ -187,10 +184,12 @@ impl Publisher<'_> {
                 };
                 resolved.push((route, owner));
             }
-            let commit = DataArc::new(Commit::new(seq, changes));
+            let commit = SharedCommit::new(Commit::new(seq, changes));
             let mut dispatch = Dispatch {
                 publisher: self,
                 commit: &commit,
+                refs: commit.refs(),
+                seq,
                 now_ms,
                 summary: PublishSummary::default(),
             };
@@ -210,11 +209,12 @@ impl Publisher<'_> {
                     dispatch.route_group(route, owner, group);
                 }
             }
+            let mut summary = dispatch.finish();
             if let Some(feed_topics) = feed_topics {
                 let mut tables = resolved.iter().map(|(route, _)| &***route);
-                feed_topics(&commit, &mut tables, &mut dispatch.summary);
+                feed_topics(&commit, &mut tables, &mut summary);
             }
-            Ok::<_, LiveError>(dispatch.summary)
+            Ok::<_, LiveError>(summary)
         })?;
         let stats = self.stats;
         StatsCounters::add(&stats.published, 1);
@@ -239,12 +239,21 @@ pub(crate) type TopicFeed<'a> =
 /// One publish in progress.
 pub(crate) struct Dispatch<'a> {
     pub(crate) publisher: &'a Publisher<'a>,
-    pub(crate) commit: &'a DataArc<Commit>,
+    pub(crate) commit: &'a SharedCommit,
+    /// The deliveries' references to the commit, counted a block at a time.
+    refs: CommitRefs<'a>,
+    /// The commit's SeqId, kept here so a delivery does not read it from the commit.
+    seq: SeqId,
     pub(crate) now_ms: u64,
     pub(crate) summary: PublishSummary,
 }
 
 impl Dispatch<'_> {
+    /// Ends the dispatch (giving back the commit references it did not hand out).
+    fn finish(self) -> PublishSummary {
+        self.summary
+    }
+
     /// A commit of one change: candidates come from the scan list and the index keys of the
     /// row's values; an update whose pinned value moved looks up both values and skips, on
     /// the second lookup, subscriptions the first already found.
@@ -311,7 +320,7 @@ impl Dispatch<'_> {
             return;
         };
         self.summary.matched += 1;
-        self.deliver(handle, Matches::one(encode_match(0, change_type)));
+        self.deliver(handle, encode_match(0, change_type), None);
     }
 
     /// A commit with several changes for one (table, owner): each candidate is found once
@@ -379,28 +388,25 @@ impl Dispatch<'_> {
             return;
         }
         let filter = core.query.filter.as_ref();
-        let start = multi.packed.len();
+        let start = multi.runs.open();
         for &position in positions {
             let change = &self.commit.changes[position];
             if let Some(change_type) =
                 match_change(filter, &core.params, change, &mut self.summary.evaluated)
             {
-                multi.packed.push(encode_match(position, change_type));
+                multi.runs.push(encode_match(position, change_type));
             }
         }
-        match multi.packed.len() - start {
-            0 => {}
-            1 => {
+        match multi.runs.close(start) {
+            RunEnd::Empty => {}
+            RunEnd::One(packed) => {
                 self.summary.matched += 1;
-                let packed = multi.packed.pop().expect("one match was pushed");
-                self.deliver(handle, Matches::one(packed));
+                self.deliver(handle, packed, None);
             }
-            len => {
+            RunEnd::Run(start) => {
                 self.summary.matched += 1;
-                multi
-                    .pending
-                    .push((handle.clone(), start as u32, len as u32));
-                if multi.packed.len() >= MultiMatches::FLUSH_AT {
+                multi.pending.push((handle.clone(), start));
+                if multi.runs.len() >= MultiMatches::FLUSH_AT {
                     self.deliver_multi(multi);
                 }
             }
@@ -409,35 +415,78 @@ impl Dispatch<'_> {
 
     /// Shares out the held runs: one buffer for all of them, then one delivery each.
     fn deliver_multi(&mut self, multi: &mut MultiMatches) {
-        if !multi.pending.is_empty() {
-            let shared = DataArc::new(multi.packed.clone());
-            for (handle, start, len) in multi.pending.drain(..) {
-                self.deliver(&handle, Matches::run(&shared, start, len));
-            }
+        if multi.pending.is_empty() {
+            multi.runs.take();
+            return;
         }
-        multi.packed.clear();
+        let runs = SharedCommit::with_runs(self.commit.clone(), multi.runs.take());
+        let mut refs = runs.refs();
+        for (handle, start) in multi.pending.drain(..) {
+            self.deliver(&handle, start, Some(&mut refs));
+        }
     }
 
-    /// Passes the gate and sends (or buffers) one delivery.
+    /// Passes the gate and sends (or buffers) one delivery of `matched`: the one match, with
+    /// the commit as its source, or where its run starts in the run buffer `runs` hands out.
     #[inline]
-    pub(crate) fn deliver(&mut self, handle: &SubscriptionHandle, matches: Matches) {
+    pub(crate) fn deliver(
+        &mut self,
+        handle: &SubscriptionHandle,
+        matched: u32,
+        runs: Option<&mut CommitRefs<'_>>,
+    ) {
+        // A live gate passes a SeqId above its boundary with one load; everything else
+        // (loading, covered, ended) takes the gate's full decision.
+        if handle.core.flow.passes_live(self.seq) {
+            let source = match runs {
+                Some(runs) => runs.take(),
+                None => self.refs.take(),
+            };
+            send_change(
+                handle,
+                source,
+                matched,
+                self.now_ms,
+                self.publisher.delivery_policy(),
+                &mut self.summary,
+            );
+        } else {
+            self.deliver_gated(handle, matched, runs);
+        }
+    }
+
+    /// [`deliver`](Self::deliver) past a gate that is not simply live.
+    #[cold]
+    #[inline(never)]
+    fn deliver_gated(
+        &mut self,
+        handle: &SubscriptionHandle,
+        matched: u32,
+        runs: Option<&mut CommitRefs<'_>>,
+    ) {
         let core = &handle.core;
-        let seq = self.commit.seq;
-        let mut matches = Some(matches);
+        let seq = self.seq;
+        let source = match &runs {
+            Some(runs) => runs.source(),
+            None => self.commit,
+        };
         let decision = core.flow.admit(seq, || BufferedNotification {
             seq,
-            commit: self.commit.clone(),
-            matches: matches.take().expect("the gate buffers a change once"),
+            commit: source.clone(),
+            matched,
         });
         match decision {
             GateDecision::SendNow => {
-                let matches = matches.take().expect("not buffered");
+                let source = match runs {
+                    Some(runs) => runs.take(),
+                    None => self.refs.take(),
+                };
                 send_change(
                     handle,
-                    self.commit.clone(),
-                    matches,
+                    source,
+                    matched,
                     self.now_ms,
-                    self.publisher.slow_consumer_policy,
+                    self.publisher.delivery_policy(),
                     &mut self.summary,
                 );
             }
@@ -458,37 +507,59 @@ impl Dispatch<'_> {
     }
 }
 
+/// How deliveries are made, from the manager's configuration.
+#[derive(Clone, Copy)]
+pub(crate) struct DeliveryPolicy {
+    pub(crate) slow_consumer: SlowConsumerPolicy,
+    /// The manager has a ready queue (see [`Publisher::ready_queue`]).
+    pub(crate) ready_queue: bool,
+}
+
+impl Publisher<'_> {
+    fn delivery_policy(&self) -> DeliveryPolicy {
+        DeliveryPolicy {
+            slow_consumer: self.slow_consumer_policy,
+            ready_queue: self.ready_queue,
+        }
+    }
+}
+
 /// Sends one change delivery into the subscription's connection channel, numbering it, and
 /// accounts for the outcome in `summary` (the caller adds that to the manager's counters
-/// once). Used by publish and by the gate's flush.
+/// once). Used by publish and by the gate's flush. The channel is reached through the
+/// handle's own sender, so a delivery reads its connection's state only when the manager
+/// has a ready queue, or on the slow paths.
+#[inline]
 pub(crate) fn send_change(
     handle: &SubscriptionHandle,
-    commit: DataArc<Commit>,
-    matches: Matches,
+    source: SharedCommit,
+    matched: u32,
     now_ms: u64,
-    slow_consumer_policy: SlowConsumerPolicy,
+    policy: DeliveryPolicy,
     summary: &mut PublishSummary,
 ) {
     let core = &handle.core;
-    let connection = &handle.connection;
     let number = core.next_attempt();
     let delivery = Delivery(DeliveryKind::Changes {
         core: core.clone(),
-        commit,
+        source,
         // The channel carries the low bits; the receiver restores the number.
         number: number as u32,
-        matches,
+        matched,
     });
-    match connection.notification_tx.try_send(delivery) {
+    match handle.notification_tx.try_send(delivery) {
         Ok(()) => {
             core.record_delivered(now_ms);
-            connection.notify_ready();
+            if policy.ready_queue {
+                handle.connection.notify_ready();
+            }
             summary.enqueued += 1;
         }
         Err(TrySendError::Full(_)) => {
             core.record_dropped(number);
             summary.dropped += 1;
-            match slow_consumer_policy {
+            let connection = &handle.connection;
+            match policy.slow_consumer {
                 SlowConsumerPolicy::GapNotice => connection.flag_gap(core),
                 SlowConsumerPolicy::Disconnect => {
                     if connection.begin_disconnect() {

@@ -8,85 +8,108 @@ use smallvec::SmallVec;
 use crate::connection::subscription::SubscriptionCore;
 use crate::query::CompiledProjection;
 use crate::sync::{Arc, DataArc};
-use crate::types::change::{ChangeType, Commit, JsonPieceKey};
+use crate::types::change::{ChangeType, JsonPieceKey};
 use crate::types::ending::CloseReason;
 use crate::types::ids::{LiveQueryId, SeqId};
 use crate::types::json;
+use crate::types::shared_commit::SharedCommit;
 use crate::types::value::{Row, Value};
 
-/// The changes of one commit that matched one subscription, in commit order: each is its
-/// position in the commit and the change type delivered (`position << 2 | type`). Sixteen
-/// bytes. A single match is held inline; several are a run in a buffer shared by every
-/// delivery of the same publish, so a multi-change commit costs one allocation per
-/// publish, not one per subscriber.
-#[derive(Clone, Debug)]
-pub(crate) struct Matches {
-    /// The single match, or with `shared`, where this delivery's run starts in it.
-    first: u32,
-    /// The number of matches (1 without `shared`).
-    len: u32,
-    shared: Option<DataArc<Vec<u32>>>,
+/// The matches of one delivery, resolved against its source (see
+/// [`DeliveryKind::Changes`]): the changes of one commit that matched one subscription, in
+/// commit order, each its position in the commit and the change type delivered
+/// (`position << 2 | type`).
+#[inline]
+pub(crate) fn resolve_matches<'a>(source: &'a SharedCommit, matched: &'a u32) -> &'a [u32] {
+    match source.runs() {
+        Some(runs) => {
+            let start = *matched as usize;
+            let len = runs[start] as usize;
+            &runs[start + 1..start + 1 + len]
+        }
+        None => std::slice::from_ref(matched),
+    }
 }
 
-impl Matches {
-    /// One match.
-    pub(crate) fn one(packed: u32) -> Self {
-        Self {
-            first: packed,
-            len: 1,
-            shared: None,
+/// Builds the runs several deliveries of one publish share: each run is its length, then
+/// its matches.
+#[derive(Default)]
+pub(crate) struct RunsBuilder {
+    packed: Vec<u32>,
+}
+
+impl RunsBuilder {
+    /// Starts a run; returns where it starts.
+    pub(crate) fn open(&mut self) -> u32 {
+        let start = self.packed.len();
+        self.packed.push(0);
+        start as u32
+    }
+
+    pub(crate) fn push(&mut self, packed: u32) {
+        self.packed.push(packed);
+    }
+
+    /// Closes the run opened at `start`: with no match it is removed (`Empty`), with one it
+    /// is removed and its match returned (a delivery of its own, with no run), with several
+    /// it stays (`Run`).
+    pub(crate) fn close(&mut self, start: u32) -> RunEnd {
+        let start = start as usize;
+        match self.packed.len() - start - 1 {
+            0 => {
+                self.packed.truncate(start);
+                RunEnd::Empty
+            }
+            1 => {
+                let one = self.packed[start + 1];
+                self.packed.truncate(start);
+                RunEnd::One(one)
+            }
+            len => {
+                self.packed[start] = len as u32;
+                RunEnd::Run(start as u32)
+            }
         }
     }
 
-    /// The run `start..start + len` of `shared`, which must be in bounds and not empty.
-    pub(crate) fn run(shared: &DataArc<Vec<u32>>, start: u32, len: u32) -> Self {
-        debug_assert!(len > 0 && (start + len) as usize <= shared.len());
-        Self {
-            first: start,
-            len,
-            shared: Some(shared.clone()),
-        }
-    }
-
-    /// The matches gathered in `packed`, which must not be empty (a delivery of its own).
-    pub(crate) fn from_slice(packed: &[u32]) -> Self {
-        match packed {
-            [] => unreachable!("a delivery carries a match"),
-            [one] => Self::one(*one),
-            _ => Self::run(&DataArc::new(packed.to_vec()), 0, packed.len() as u32),
-        }
-    }
-
-    fn as_slice(&self) -> &[u32] {
-        match &self.shared {
-            None => std::slice::from_ref(&self.first),
-            Some(shared) => &shared[self.first as usize..(self.first + self.len) as usize],
-        }
-    }
-
+    /// Entries held (runs and their lengths).
     pub(crate) fn len(&self) -> usize {
-        self.len as usize
+        self.packed.len()
     }
 
-    /// The `index`-th match.
-    pub(crate) fn get(&self, index: usize) -> Option<u32> {
-        self.as_slice().get(index).copied()
-    }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        self.as_slice().iter().copied()
-    }
-}
-
-impl PartialEq for Matches {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_slice() == other.as_slice()
+    /// The runs so far, for the deliveries that share them; the builder is left empty (its
+    /// buffer keeps its capacity).
+    pub(crate) fn take(&mut self) -> Box<[u32]> {
+        let runs = self.packed.as_slice().into();
+        self.packed.clear();
+        runs
     }
 }
 
-impl Eq for Matches {}
+/// How a run ended (see [`RunsBuilder::close`]).
+pub(crate) enum RunEnd {
+    Empty,
+    One(u32),
+    Run(u32),
+}
 
-/// Gathers matches before they become a [`Matches`].
+/// The source and match of a delivery carrying `packed` (not empty): the commit and its one
+/// match, or a run source of its own for several.
+pub(crate) fn source_for(commit: SharedCommit, packed: &[u32]) -> (SharedCommit, u32) {
+    match packed {
+        [] => unreachable!("a delivery carries a match"),
+        [one] => (commit, *one),
+        _ => {
+            let mut runs = RunsBuilder::default();
+            let start = runs.open();
+            packed.iter().for_each(|&one| runs.push(one));
+            let _ = runs.close(start);
+            (SharedCommit::with_runs(commit, runs.take()), start)
+        }
+    }
+}
+
+/// Gathers one delivery's matches.
 pub(crate) type MatchBuilder = SmallVec<[u32; 4]>;
 
 /// Packs a match.
@@ -97,16 +120,27 @@ pub(crate) fn encode_match(position: usize, change_type: ChangeType) -> u32 {
 
 /// One item in a connection's notification channel. Opaque: the connection's
 /// [`NotificationReceiver`](crate::NotificationReceiver) turns it into a [`Notification`].
+/// Three words: a channel's queue holds many, and its cost grows with their size.
 pub struct Delivery(pub(crate) DeliveryKind);
 
 pub(crate) enum DeliveryKind {
+    /// The changes of one commit that matched one subscription: `source` is the commit and
+    /// `matched` the one match, or `source` carries runs of matches (for the deliveries of
+    /// a publish that matched several changes each) and `matched` is where this one's run
+    /// starts (see [`resolve_matches`]).
     Changes {
         core: Arc<SubscriptionCore>,
-        commit: DataArc<Commit>,
+        source: SharedCommit,
         /// The low 32 bits of the delivery's number (the receiver restores the rest).
         number: u32,
-        matches: Matches,
+        matched: u32,
     },
+    /// Anything else: rare, so kept out of line to keep the channel's items small.
+    Other(DataArc<OtherDelivery>),
+}
+
+/// The rare items of a connection's channel.
+pub(crate) enum OtherDelivery {
     Snapshot {
         core: Arc<SubscriptionCore>,
         batch: u32,
@@ -127,8 +161,19 @@ pub(crate) enum DeliveryKind {
 pub(crate) const NO_BOUNDARY: u64 = u64::MAX;
 
 impl Delivery {
+    /// A wake-up. All share one allocation (made once per process), so flagging a gap on a
+    /// full channel allocates nothing.
     pub(crate) fn wake() -> Self {
-        Delivery(DeliveryKind::Wake)
+        // std's OnceLock in every build: the value holds no state a loom model explores.
+        static WAKE: std::sync::OnceLock<DataArc<OtherDelivery>> = std::sync::OnceLock::new();
+        Delivery(DeliveryKind::Other(
+            WAKE.get_or_init(|| DataArc::new(OtherDelivery::Wake))
+                .clone(),
+        ))
+    }
+
+    pub(crate) fn other(other: OtherDelivery) -> Self {
+        Delivery(DeliveryKind::Other(DataArc::new(other)))
     }
 }
 
@@ -286,11 +331,16 @@ fn write_u64(out: &mut Vec<u8>, value: u64) {
 #[derive(Clone)]
 pub struct ChangeSet {
     pub(crate) core: Arc<SubscriptionCore>,
-    pub(crate) commit: DataArc<Commit>,
-    pub(crate) matches: Matches,
+    /// The commit, or runs of matches over it (see [`DeliveryKind::Changes`]).
+    pub(crate) commit: SharedCommit,
+    pub(crate) matched: u32,
 }
 
 impl ChangeSet {
+    fn matches(&self) -> &[u32] {
+        resolve_matches(&self.commit, &self.matched)
+    }
+
     /// The subscription.
     pub fn live_query_id(&self) -> LiveQueryId {
         self.core.live_query_id()
@@ -303,7 +353,7 @@ impl ChangeSet {
 
     /// Number of changes.
     pub fn len(&self) -> usize {
-        self.matches.len()
+        self.matches().len()
     }
 
     /// True when there are no changes (never: a delivered set holds at least one).
@@ -318,14 +368,16 @@ impl ChangeSet {
 
     /// The changes, in commit order, as the subscriber sees them.
     pub fn changes(&self) -> impl Iterator<Item = DeliveredChange<'_>> + '_ {
-        self.matches
+        self.matches()
             .iter()
-            .map(move |packed| self.delivered(packed))
+            .map(move |&packed| self.delivered(packed))
     }
 
     /// The `index`-th change (in commit order), without walking the ones before it.
     pub fn change(&self, index: usize) -> Option<DeliveredChange<'_>> {
-        self.matches.get(index).map(|packed| self.delivered(packed))
+        self.matches()
+            .get(index)
+            .map(|&packed| self.delivered(packed))
     }
 
     fn delivered(&self, packed: u32) -> DeliveredChange<'_> {
@@ -551,6 +603,15 @@ impl SnapshotBatch {
 mod tests {
     use crate::*;
 
+    /// A channel's queue holds deliveries by value: three words each, not five.
+    #[test]
+    fn a_delivery_is_three_words() {
+        assert_eq!(
+            std::mem::size_of::<super::Delivery>(),
+            3 * std::mem::size_of::<usize>()
+        );
+    }
+
     /// Receivers render a commit's JSON once per (change, projection, change type), and
     /// every subscriber with that projection shares the rendering.
     #[test]
@@ -605,10 +666,7 @@ mod tests {
             })
             .collect();
         for set in &sets {
-            assert!(
-                crate::sync::DataArc::ptr_eq(&set.commit, &sets[0].commit),
-                "one commit"
-            );
+            assert!(std::ptr::eq(&*set.commit, &*sets[0].commit), "one commit");
         }
         let json: Vec<String> = notifications.iter().map(Notification::to_json).collect();
         // The same rendering but for the live query id.

@@ -11,11 +11,10 @@
 
 use std::collections::VecDeque;
 
-use crate::connection::delivery::Matches;
 use crate::sync::mutant;
-use crate::sync::{lock, AtomicU64, DataArc, Mutex, Ordering};
-use crate::types::change::Commit;
+use crate::sync::{lock, AtomicU64, Mutex, Ordering};
 use crate::types::ids::SeqId;
+use crate::types::shared_commit::SharedCommit;
 
 /// Gate word: GATED, CLOSED, or any smaller value, which means LIVE with that boundary
 /// (0 when there was none: every SeqId is above it).
@@ -28,8 +27,9 @@ pub const MAX_BOUNDARY: u64 = u64::MAX - 2;
 /// ordering.
 pub struct BufferedNotification {
     pub(crate) seq: SeqId,
-    pub(crate) commit: DataArc<Commit>,
-    pub(crate) matches: Matches,
+    /// The delivery's source and match (see `DeliveryKind::Changes`).
+    pub(crate) commit: SharedCommit,
+    pub(crate) matched: u32,
 }
 
 /// The gate of one subscription: GATED while its initial load runs, LIVE after, CLOSED once
@@ -123,12 +123,6 @@ impl SubscriptionFlowControl {
         }
     }
 
-    /// The gate word, read only to bring it into the cache.
-    #[inline]
-    pub(crate) fn warm(&self) -> u64 {
-        self.state.load(Ordering::Relaxed)
-    }
-
     /// True once the initial load has completed and the subscription has not ended.
     #[inline]
     pub(crate) fn is_live(&self) -> bool {
@@ -151,6 +145,14 @@ impl SubscriptionFlowControl {
                 .and_then(|gate| gate.boundary.max(gate.replayed_upto)),
             live => Some(SeqId(live)),
         }
+    }
+
+    /// True when the gate is live and passes `seq` (above its boundary): the fast path of
+    /// [`admit`](Self::admit), one atomic load.
+    #[inline]
+    pub(crate) fn passes_live(&self, seq: SeqId) -> bool {
+        let word = self.state.load(Ordering::Acquire);
+        word < GATED && seq.0 > word
     }
 
     /// True while the initial load runs.
@@ -376,12 +378,13 @@ impl std::fmt::Debug for SubscriptionFlowControl {
 #[cfg(all(test, not(livecore_loom)))]
 mod tests {
     use super::*;
+    use crate::types::change::Commit;
 
     fn held(seq: u64) -> BufferedNotification {
         BufferedNotification {
             seq: SeqId(seq),
-            commit: DataArc::new(Commit::new(SeqId(seq), Vec::new())),
-            matches: Matches::one(0),
+            commit: SharedCommit::new(Commit::new(SeqId(seq), Vec::new())),
+            matched: 0,
         }
     }
 

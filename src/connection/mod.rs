@@ -4,6 +4,7 @@
 
 pub(crate) mod delivery;
 pub(crate) mod gate;
+pub(crate) mod prefetch;
 pub(crate) mod receiver;
 pub(crate) mod state;
 #[cfg(all(feature = "stream", not(livecore_loom)))]

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::connection::delivery::{
-    ChangeSet, Delivery, DeliveryKind, Notification, SnapshotBatch, NO_BOUNDARY,
+    ChangeSet, Delivery, DeliveryKind, Notification, OtherDelivery, SnapshotBatch, NO_BOUNDARY,
 };
 use crate::connection::state::{
     AttentionItem, ConnectionEvent, SharedConnectionState, ATTENTION_GAP, ATTENTION_NOTICE,
@@ -206,9 +206,9 @@ impl NotificationReceiver {
         match delivery.0 {
             DeliveryKind::Changes {
                 core,
-                commit,
+                source,
                 number,
-                matches,
+                matched,
             } => {
                 // Mutant: trusting the index alone; what was queued before unsubscribe (or
                 // unregister) returned is still handed out after it.
@@ -219,15 +219,15 @@ impl NotificationReceiver {
                 // The channel carries the number's low 32 bits; numbers of one
                 // subscription arrive in order, so the distance from the last is exact.
                 let number = last + u64::from(number.wrapping_sub(last as u32));
-                let seq = commit.seq;
+                let seq = source.seq;
                 // The gap (if any) is built and the number recorded before the core moves
                 // into the change set: no extra reference count traffic per delivery.
                 let gap = (number > last + 1).then(|| self.gap(&core, number - last - 1));
                 core.mark_received(number.max(last), Some(seq));
                 let changes = Notification::Changes(ChangeSet {
                     core,
-                    commit,
-                    matches,
+                    commit: source,
+                    matched,
                 });
                 match gap {
                     Some(gap) => {
@@ -237,20 +237,27 @@ impl NotificationReceiver {
                     None => Some(changes),
                 }
             }
-            DeliveryKind::Snapshot { core, batch, rows } => (!core.is_ended())
-                .then(|| Notification::Snapshot(SnapshotBatch { core, batch, rows })),
-            DeliveryKind::LoadComplete {
-                core,
-                boundary,
-                batches,
-                rows,
-            } => (!core.is_ended()).then(|| Notification::InitialLoadComplete {
-                live_query_id: core.live_query_id(),
-                boundary: (boundary != NO_BOUNDARY).then_some(SeqId(boundary)),
-                batches,
-                rows,
-            }),
-            DeliveryKind::Wake => None,
+            DeliveryKind::Other(other) => match &*other {
+                OtherDelivery::Snapshot { core, batch, rows } => (!core.is_ended()).then(|| {
+                    Notification::Snapshot(SnapshotBatch {
+                        core: core.clone(),
+                        batch: *batch,
+                        rows: rows.clone(),
+                    })
+                }),
+                OtherDelivery::LoadComplete {
+                    core,
+                    boundary,
+                    batches,
+                    rows,
+                } => (!core.is_ended()).then(|| Notification::InitialLoadComplete {
+                    live_query_id: core.live_query_id(),
+                    boundary: (*boundary != NO_BOUNDARY).then_some(SeqId(*boundary)),
+                    batches: *batches,
+                    rows: *rows,
+                }),
+                OtherDelivery::Wake => None,
+            },
         }
     }
 

@@ -2,7 +2,8 @@
 //! carries, the full state a connection keeps, and the results and statistics users read.
 
 use crate::connection::gate::SubscriptionFlowControl;
-use crate::connection::state::SharedConnectionState;
+use crate::connection::prefetch::{prefetch, prefetch_channel};
+use crate::connection::state::{NotificationSender, SharedConnectionState};
 use crate::query::projection::ColumnNames;
 use crate::query::query_text::QueryText;
 use crate::query::{CompiledQuery, Params};
@@ -13,17 +14,17 @@ use crate::types::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableI
 /// The part of a subscription every delivery shares: identity, compiled query, gate and
 /// counters. It holds no reference to the connection or its channel, so a queued delivery
 /// never keeps a channel alive.
-// Laid out in declaration order: what publishing reads and writes for every candidate
-// shares the first cache line with the reference count; the next line holds the rest of
-// the per-delivery work; the receiver's fields and the cold ones follow.
-#[repr(C)]
+// Laid out in declaration order, on a 32-byte boundary: what a delivery reads and writes
+// (the attempt number, the delivery time, the owner check and the gate word) is one
+// 32-byte block, so always within one cache line; the query follows, then the cold fields.
+#[repr(C, align(32))]
 pub(crate) struct SubscriptionCore {
-    pub(crate) flow: SubscriptionFlowControl,
     /// Deliveries attempted (sent or dropped); the number of the latest attempt.
     attempted: AtomicU64,
-    pub(crate) owner: Option<UserKey>,
-    pub(crate) query: DataArc<CompiledQuery>,
     last_update_ms: AtomicU64,
+    pub(crate) owner: Option<UserKey>,
+    pub(crate) flow: SubscriptionFlowControl,
+    pub(crate) query: DataArc<CompiledQuery>,
     /// The subscription's own constants for its shared query's parameters.
     pub(crate) params: Params,
     pub(crate) id: SubscriptionId,
@@ -309,20 +310,38 @@ impl SubscriptionCore {
     }
 }
 
-/// What the routing index holds for one subscription: its shared core and its connection.
-/// Lightweight (two pointers); cloned only when an index bucket is rewritten.
+/// What the routing index holds for one subscription: its shared core, its connection, and
+/// a sender of the connection's channel, so a delivery goes from the index entry to the
+/// channel without reading the connection's state. Three pointers; cloned only when an index
+/// bucket is rewritten. (The extra sender never keeps a channel open: the connection's
+/// receivers report its end from the connection's state, not from the senders.)
 #[derive(Clone)]
 pub struct SubscriptionHandle {
     pub(crate) core: Arc<SubscriptionCore>,
+    pub(crate) notification_tx: NotificationSender,
     pub(crate) connection: SharedConnectionState,
 }
 
 impl SubscriptionHandle {
-    /// Reads the first cache line of the subscription and of its connection, so a caller
-    /// about to deliver to many handles can have their misses overlap.
-    #[inline]
-    pub(crate) fn warm(&self) -> u64 {
-        self.core.flow.warm() ^ self.connection.id.0
+    /// The handle of `core`, a subscription of `connection`.
+    pub(crate) fn new(core: Arc<SubscriptionCore>, connection: SharedConnectionState) -> Self {
+        Self {
+            notification_tx: connection.notification_tx.clone(),
+            core,
+            connection,
+        }
+    }
+
+    /// Asks for the cache lines a delivery to this handle touches (the subscription's hot
+    /// block and reference count, its channel), so a caller about to deliver to many
+    /// handles has their misses overlap.
+    #[inline(always)]
+    pub(crate) fn prefetch(&self) {
+        let core = Arc::as_ptr(&self.core).cast::<u8>();
+        prefetch(core);
+        // The reference count sits just before the data, possibly on the line before.
+        prefetch(core.wrapping_sub(2 * std::mem::size_of::<usize>()));
+        prefetch_channel(&self.notification_tx);
     }
 
     /// The live query this handle routes to.

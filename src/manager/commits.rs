@@ -58,6 +58,7 @@ impl ConnectionsManager {
             index: &self.index,
             stats: &self.stats,
             slow_consumer_policy: self.config.slow_consumer_policy,
+            ready_queue: self.config.ready_queue,
             reap: &self.reap,
         };
         let now_ms = self.clock.now_ms();

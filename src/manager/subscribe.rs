@@ -17,7 +17,7 @@
 
 use crate::config::MAX_COMMIT_CHANGES;
 use crate::connection::delivery::{
-    encode_match, Delivery, DeliveryKind, MatchBuilder, Matches, NO_BOUNDARY,
+    encode_match, source_for, Delivery, DeliveryKind, MatchBuilder, OtherDelivery, NO_BOUNDARY,
 };
 use crate::connection::gate::{GateError, Replay, SubscriptionFlowControl};
 use crate::connection::state::SharedConnectionState;
@@ -27,7 +27,7 @@ use crate::connection::subscription::{
 };
 use crate::error::{LiveError, LiveResult};
 use crate::manager::ConnectionsManager;
-use crate::publish::{send_change, PublishSummary};
+use crate::publish::{send_change, DeliveryPolicy, PublishSummary};
 use crate::query::membership::match_change;
 use crate::query::{CompiledQuery, Params, QuerySpec};
 use crate::route::index::TableRoute;
@@ -38,6 +38,7 @@ use crate::types::change::{ChangeNotification, Commit};
 use crate::types::ending::SubscriptionEnding;
 use crate::types::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId};
 use crate::types::schema::TableScope;
+use crate::types::shared_commit::SharedCommit;
 use crate::types::value::Row;
 use crate::validate::validate_change;
 
@@ -160,10 +161,7 @@ impl ConnectionsManager {
             // Mutant: no writer lock. Two subscribes copying the same bucket at once each
             // store their copy, and one subscription silently leaves the index.
             route.insert(
-                SubscriptionHandle {
-                    core: core.clone(),
-                    connection: connection.clone(),
-                },
+                SubscriptionHandle::new(core.clone(), connection.clone()),
                 &self.index.hasher,
             );
         }
@@ -269,10 +267,7 @@ impl ConnectionsManager {
         if let Some(route) = route {
             let _writer = lock(&route.writer);
             route.remove(
-                &SubscriptionHandle {
-                    core: core.clone(),
-                    connection: connection.clone(),
-                },
+                &SubscriptionHandle::new(core.clone(), connection.clone()),
                 &self.index.hasher,
             );
         }
@@ -362,7 +357,7 @@ impl ConnectionsManager {
                     .collect();
                 if !batch.is_empty() {
                     let delivered = batch.len() as u64;
-                    let delivery = Delivery(DeliveryKind::Snapshot {
+                    let delivery = Delivery::other(OtherDelivery::Snapshot {
                         core: core.clone(),
                         batch: state.snapshot_batches,
                         rows: DataArc::from(batch),
@@ -409,7 +404,7 @@ impl ConnectionsManager {
                     },
                 ));
             }
-            let marker = Delivery(DeliveryKind::LoadComplete {
+            let marker = Delivery::other(OtherDelivery::LoadComplete {
                 core: core.clone(),
                 boundary: core
                     .flow
@@ -425,10 +420,7 @@ impl ConnectionsManager {
                     return Err(LiveError::UnknownConnection(connection.id))
                 }
             }
-            let handle = SubscriptionHandle {
-                core: core.clone(),
-                connection: connection.clone(),
-            };
+            let handle = SubscriptionHandle::new(core.clone(), connection.clone());
             let now_ms = self.clock.now_ms();
             let mut summary = PublishSummary::default();
             let completed = core
@@ -437,9 +429,12 @@ impl ConnectionsManager {
                     send_change(
                         &handle,
                         held.commit,
-                        held.matches,
+                        held.matched,
                         now_ms,
-                        self.config.slow_consumer_policy,
+                        DeliveryPolicy {
+                            slow_consumer: self.config.slow_consumer_policy,
+                            ready_queue: self.config.ready_queue,
+                        },
                         &mut summary,
                     )
                 })
@@ -505,18 +500,13 @@ impl ConnectionsManager {
                     matches.push(encode_match(position, change_type));
                 }
             }
-            let commit = DataArc::new(Commit::new(seq, changes));
+            let commit = SharedCommit::new(Commit::new(seq, changes));
             let send = || {
                 if matches.is_empty() {
                     return Ok(false);
                 }
-                send_replayed(
-                    core,
-                    connection,
-                    commit,
-                    Matches::from_slice(&matches),
-                    self.clock.now_ms(),
-                )?;
+                let (source, matched) = source_for(commit, &matches);
+                send_replayed(core, connection, source, matched, self.clock.now_ms())?;
                 StatsCounters::add(&self.stats.delivered, 1);
                 Ok(true)
             };
@@ -630,16 +620,16 @@ fn gate_error(live_query_id: LiveQueryId, error: GateError) -> LiveError {
 fn send_replayed(
     core: &Arc<SubscriptionCore>,
     connection: &SharedConnectionState,
-    commit: DataArc<Commit>,
-    matches: Matches,
+    source: SharedCommit,
+    matched: u32,
     now_ms: u64,
 ) -> LiveResult<()> {
     let number = core.next_attempt();
     let delivery = Delivery(DeliveryKind::Changes {
         core: core.clone(),
-        commit,
+        source,
         number: number as u32,
-        matches,
+        matched,
     });
     match connection.notification_tx.try_send(delivery) {
         Ok(()) => {

@@ -105,10 +105,7 @@ impl ConnectionsManager {
                 Ok(query) if !core.flow.is_gated() => {
                     let successor = Arc::new(core.successor(query));
                     new_route.insert(
-                        SubscriptionHandle {
-                            core: successor.clone(),
-                            connection: connection.clone(),
-                        },
+                        SubscriptionHandle::new(successor.clone(), connection.clone()),
                         &self.index.hasher,
                     );
                     if let Some(state) = subscriptions.get_mut(&core.id) {

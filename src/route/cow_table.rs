@@ -15,6 +15,11 @@ pub(crate) const KEYED_LOAD: usize = 2;
 /// The same for tables read whole: bigger buckets mean fewer loads per entry read, for a
 /// few more entries copied per write.
 pub(crate) const SCANNED_LOAD: usize = 8;
+/// Tables read whole are keyed by subscription id, which livecore hands out in sequence:
+/// they keep runs of consecutive keys in one slot and the runs in key order, so a walk
+/// meets subscriptions in the order they were made (mostly the order their memory was
+/// allocated in), which the hardware prefetchers follow. Keys are never chosen by clients.
+const SCANNED_RUN_BITS: u32 = SCANNED_LOAD.trailing_zeros();
 /// Average entries per bucket below which (1 in 8 slots used) the slot array halves.
 const SHRINK_BELOW_SLOTS_PER_ENTRY: usize = 8;
 
@@ -26,11 +31,14 @@ pub(crate) struct CowTable<V> {
     slots: ArcSwap<Slots<V>>,
     len: AtomicUsize,
     grow_at_load: usize,
+    /// Slots hold runs of consecutive keys (tables read whole) rather than hashed keys.
+    sequential: bool,
 }
 
 struct Slots<V> {
     /// log2 of the slot count.
     bits: u32,
+    sequential: bool,
     cells: Box<[ArcSwapOption<Bucket<V>>]>,
 }
 
@@ -47,9 +55,10 @@ impl<V> Bucket<V> {
 }
 
 impl<V> Slots<V> {
-    fn with_bits(bits: u32) -> Self {
+    fn with_bits(bits: u32, sequential: bool) -> Self {
         Self {
             bits,
+            sequential,
             cells: (0..1usize << bits)
                 .map(|_| ArcSwapOption::empty())
                 .collect(),
@@ -58,15 +67,18 @@ impl<V> Slots<V> {
 
     #[inline]
     fn cell(&self, key: u64) -> &ArcSwapOption<Bucket<V>> {
-        &self.cells[slot_of(key, self.bits)]
+        &self.cells[slot_of(key, self.bits, self.sequential)]
     }
 }
 
-/// Fibonacci hashing: spreads sequential keys (subscription ids) as well as hashes.
+/// The slot of `key` among `1 << bits`: Fibonacci hashing (which spreads sequential keys as
+/// well as hashes), or for a sequential table the key's run of consecutive keys.
 #[inline]
-fn slot_of(key: u64, bits: u32) -> usize {
+fn slot_of(key: u64, bits: u32, sequential: bool) -> usize {
     if bits == 0 {
         0
+    } else if sequential {
+        ((key >> SCANNED_RUN_BITS) & ((1 << bits) - 1)) as usize
     } else {
         (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
     }
@@ -79,12 +91,24 @@ impl<V: Clone> CowTable<V> {
     }
 
     /// A table whose slot array doubles when it holds more than `grow_at_load` entries per
-    /// slot on average.
+    /// slot on average, keys spread by hashing.
     pub(crate) fn with_load(grow_at_load: usize) -> Self {
         Self {
-            slots: ArcSwap::from_pointee(Slots::with_bits(0)),
+            slots: ArcSwap::from_pointee(Slots::with_bits(0, false)),
             len: AtomicUsize::new(0),
             grow_at_load: grow_at_load.max(1),
+            sequential: false,
+        }
+    }
+
+    /// A table read whole, keyed by subscription id: runs of consecutive ids share a slot
+    /// and a walk meets them in id order (see [`SCANNED_RUN_BITS`]).
+    pub(crate) fn scanned() -> Self {
+        Self {
+            slots: ArcSwap::from_pointee(Slots::with_bits(0, true)),
+            len: AtomicUsize::new(0),
+            grow_at_load: SCANNED_LOAD,
+            sequential: true,
         }
     }
 
@@ -207,7 +231,7 @@ impl<V: Clone> CowTable<V> {
         for cell in slots.cells.iter() {
             if let Some(bucket) = cell.load_full() {
                 for (key, value) in bucket.entries.iter() {
-                    rebucketed[slot_of(*key, bits)].push((*key, value.clone()));
+                    rebucketed[slot_of(*key, bits, self.sequential)].push((*key, value.clone()));
                 }
             }
         }
@@ -223,7 +247,11 @@ impl<V: Clone> CowTable<V> {
                 })
             })
             .collect();
-        self.slots.store(Arc::new(Slots { bits, cells }));
+        self.slots.store(Arc::new(Slots {
+            bits,
+            sequential: self.sequential,
+            cells,
+        }));
     }
 }
 
@@ -271,6 +299,21 @@ mod tests {
             slots.cells.len() <= 128,
             "the slot array shrank from thousands of slots"
         );
+    }
+
+    #[test]
+    fn a_table_read_whole_walks_consecutive_keys_in_order() {
+        let table = CowTable::scanned();
+        for key in 1..=5_000u64 {
+            table.insert(key, key);
+        }
+        for key in (1..=5_000u64).filter(|key| key % 3 == 0) {
+            assert_eq!(table.remove(key, |value| *value == key), Some(key));
+        }
+        let mut walked = Vec::new();
+        table.for_each(|value| walked.push(*value));
+        let expected: Vec<u64> = (1..=5_000u64).filter(|key| key % 3 != 0).collect();
+        assert_eq!(walked, expected);
     }
 
     #[test]

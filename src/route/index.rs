@@ -24,7 +24,7 @@ use crate::connection::subscription::SubscriptionHandle;
 use crate::query::route_key::RouteHasher;
 use crate::query::route_key::RouteValues;
 use crate::query::CompiledProjection;
-use crate::route::cow_table::{CowTable, SCANNED_LOAD};
+use crate::route::cow_table::CowTable;
 use crate::sync::mutant;
 use crate::sync::{lock, Arc, ArcSwap, AtomicU32, AtomicUsize, DataArc, Guard, Mutex, Ordering};
 use crate::types::ids::{SubscriptionId, TableId, TableKey, UserId, UserKey};
@@ -136,7 +136,7 @@ impl TableRoute {
             key,
             schema,
             writer: Mutex::new(()),
-            scan: CowTable::with_load(SCANNED_LOAD),
+            scan: CowTable::scanned(),
             eq: CowTable::new(),
             pinned_columns: ArcSwap::from_pointee(Vec::new()),
             pin_counts,
@@ -248,7 +248,7 @@ impl TableRoute {
                 entries.push((key, EqEntry::One(handle)));
                 return true;
             }
-            let nested = CowTable::with_load(SCANNED_LOAD);
+            let nested = CowTable::scanned();
             entries.retain(|(entry_key, entry)| {
                 if *entry_key != key {
                     return true;
@@ -353,15 +353,13 @@ impl TableRoute {
 }
 
 /// Calls `visit` with every subscription of a table read whole (a scan list, or the many
-/// subscriptions of one key), touching each chunk's hot lines first: those loads are
-/// independent, so their cache misses overlap instead of queueing behind each delivery.
+/// subscriptions of one key), asking for each chunk's lines first: the hints are
+/// independent, so the cache misses of a chunk overlap instead of queueing behind each
+/// delivery.
 fn visit_warmed(table: &CowTable<SubscriptionHandle>, visit: &mut impl FnMut(&SubscriptionHandle)) {
     table.for_each_bucket(|bucket| {
         for chunk in bucket.entries().chunks(8) {
-            let warm = chunk
-                .iter()
-                .fold(0, |warm, (_, handle)| warm ^ handle.warm());
-            std::hint::black_box(warm);
+            chunk.iter().for_each(|(_, handle)| handle.prefetch());
             chunk.iter().for_each(|(_, handle)| visit(handle));
         }
     });
