@@ -139,6 +139,7 @@ mutants=(
     receiver_keeps_ended:subscription_lifecycle
     gap_wake_before_flag:receivers
     ready_armed_after_check:receivers
+    commit_refs_uncounted:receivers
     directory_blind_store:connections
     index_writer_unlocked:connections
     register_unlocked_shutdown_check:connections

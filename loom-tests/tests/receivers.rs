@@ -150,3 +150,54 @@ fn ready_queue_no_lost_wakeup() {
         assert_eq!(change_ids(&seen), vec![2]);
     });
 }
+
+/// Invariant: a commit shared by many deliveries is released exactly once, after the last of
+/// them. The publisher reserves the deliveries' references in blocks and gives back the
+/// unused part when its publish ends, while receivers on other threads release theirs (and
+/// those of the run buffer a multi-change commit's deliveries share) as they go. Loom builds
+/// mark a commit released instead of freeing it, and a use or release after that panics.
+#[test]
+fn commit_references_taken_in_blocks_race_receivers() {
+    loom::model(|| {
+        let manager = manager(ManagerConfig::default());
+        let mut first = connect(&manager);
+        let mut second = connect(&manager);
+        for connection in [first.connection_id, second.connection_id] {
+            subscribe(&manager, connection, SubscriptionOptions::default());
+        }
+        let publisher = {
+            let manager = manager.clone();
+            thread::spawn(move || {
+                manager.publish(SeqId(1), insert(1)).unwrap();
+                manager
+                    .publish_commit(SeqId(2), vec![insert(2), insert(3)])
+                    .unwrap();
+            })
+        };
+        let receive_two = |receiver: &mut NotificationReceiver| {
+            let single = seen(receiver.recv().unwrap());
+            let several = seen(receiver.recv().unwrap());
+            (single, several)
+        };
+        let other = thread::spawn(move || receive_two(&mut second.notifications));
+        let mine = receive_two(&mut first.notifications);
+        publisher.join().unwrap();
+        let theirs = other.join().unwrap();
+        for (single, several) in [mine, theirs] {
+            assert_eq!(
+                single,
+                Seen::Changes {
+                    seq: 1,
+                    ids: vec![1]
+                }
+            );
+            assert_eq!(
+                several,
+                Seen::Changes {
+                    seq: 2,
+                    ids: vec![2, 3]
+                }
+            );
+        }
+    });
+}

@@ -31,8 +31,12 @@ pub(crate) struct SharedCommit {
 
 struct Inner {
     refs: AtomicUsize,
+    /// Loom builds: set when the last reference was released. A std atomic, not a loom
+    /// one: reading it is no scheduling point (loom runs its threads one at a time, so it
+    /// reads exactly), and a commit read more or fewer times never changes what loom
+    /// explores.
     #[cfg(livecore_loom)]
-    released: crate::sync::AtomicBool,
+    released: std::sync::atomic::AtomicBool,
     body: Body,
 }
 
@@ -70,7 +74,7 @@ impl SharedCommit {
         let inner = Box::new(Inner {
             refs: AtomicUsize::new(1),
             #[cfg(livecore_loom)]
-            released: crate::sync::AtomicBool::new(false),
+            released: std::sync::atomic::AtomicBool::new(false),
             body,
         });
         Self {
