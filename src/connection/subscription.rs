@@ -14,10 +14,12 @@ use crate::types::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableI
 /// The part of a subscription every delivery shares: identity, compiled query, gate and
 /// counters. It holds no reference to the connection or its channel, so a queued delivery
 /// never keeps a channel alive.
-// Laid out in declaration order, on a 32-byte boundary: what a delivery reads and writes
-// (the attempt number, the delivery time, the owner check and the gate word) is one
-// 32-byte block, so always within one cache line; the query follows, then the cold fields.
-#[repr(C, align(32))]
+// Laid out in declaration order: what a delivery reads and writes (the attempt number, the
+// delivery time, the owner check and the gate word) comes first, next to the reference
+// count; the query follows, then the cold fields. (Aligning the block to 32 bytes, so it
+// never straddles two lines, measured no faster and cost 24 bytes a subscription in
+// allocator padding.)
+#[repr(C)]
 pub(crate) struct SubscriptionCore {
     /// Deliveries attempted (sent or dropped); the number of the latest attempt.
     attempted: AtomicU64,
