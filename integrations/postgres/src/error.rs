@@ -153,7 +153,15 @@ pub(crate) fn classify_replication(error: &pgwire_replication::PgWireError) -> O
                 // (the slot is still held by the session being replaced).
                 Some("57P01") | Some("57P02") | Some("57P03") | Some("55006") => None,
                 Some("42704") => Some(PgError::SlotMissing(message.clone())),
-                Some("55000") if message.contains("can no longer") => {
+                // PostgreSQL 15-16 say "cannot read from logical replication slot"
+                // (detail: invalidated), 13-14 "can no longer get changes from
+                // replication slot"; 55000 alone also covers unrelated states
+                // (wal_level too low), so the text decides.
+                Some("55000")
+                    if message.contains("can no longer")
+                        || message.contains("cannot read from logical replication slot")
+                        || message.contains("invalidated") =>
+                {
                     Some(PgError::SlotInvalidated(message.clone()))
                 }
                 _ if message.contains("does not exist") && message.contains("slot") => {
@@ -193,6 +201,18 @@ mod tests {
         assert!(matches!(
             classify_replication(&gone),
             Some(PgError::SlotInvalidated(_))
+        ));
+        let gone_15 =
+            E::Server("cannot read from logical replication slot \"s\" (SQLSTATE 55000)".into());
+        assert!(matches!(
+            classify_replication(&gone_15),
+            Some(PgError::SlotInvalidated(_))
+        ));
+        let wal_level =
+            E::Server("logical decoding requires wal_level >= logical (SQLSTATE 55000)".into());
+        assert!(matches!(
+            classify_replication(&wal_level),
+            Some(PgError::Replication(_))
         ));
         let busy = E::Server("replication slot \"s\" is active for PID 7 (SQLSTATE 55006)".into());
         assert_eq!(classify_replication(&busy), None);
