@@ -6,10 +6,10 @@ use std::time::Duration;
 use livecore::{SeqId, TableScope};
 
 use crate::error::{PgError, PgResult};
-use crate::tls::{split_tls_options, TlsOptions};
-#[cfg(feature = "tls")]
-use crate::tls_rustls::RustlsConnector;
+use crate::tls::split_tls_options;
 use crate::types::SESSION_SETTINGS;
+#[cfg(feature = "tls")]
+use crate::{tls::TlsOptions, tls_rustls::RustlsConnector};
 
 /// A PostgreSQL table the source publishes to livecore, as `namespace.name` =
 /// `schema.table`.
@@ -172,7 +172,8 @@ pub(crate) struct Connection {
     pub(crate) user: String,
     pub(crate) password: String,
     pub(crate) dbname: String,
-    pub(crate) tls: TlsOptions,
+    #[cfg(feature = "tls")]
+    tls: TlsOptions,
     /// The SQL connections' TLS connector; `None` in plain text.
     #[cfg(feature = "tls")]
     connector: Option<RustlsConnector>,
@@ -228,6 +229,7 @@ impl Connection {
             user,
             password,
             dbname,
+            #[cfg(feature = "tls")]
             tls,
             #[cfg(feature = "tls")]
             connector,
