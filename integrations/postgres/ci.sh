@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI for livecore-postgres: installs PostgreSQL 15 when missing, starts a throwaway cluster
-# (wal_level=logical, SCRAM, loopback only, in a temporary directory, as an unprivileged
-# user), runs the crate's tests against it and stops it on exit.
+# (wal_level=logical, SCRAM, TLS with a certificate made here, loopback only, in a
+# temporary directory, as an unprivileged user), runs the crate's tests against it and
+# stops it on exit.
 #
 #   bash integrations/postgres/ci.sh            # build, start, test, stop
 #   PG_KEEP=1 bash integrations/postgres/ci.sh --start-only   # start and print the URL
@@ -25,6 +26,10 @@ step() {
 if [[ ! -x "$pg_bin/initdb" ]]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null
 fi
 step "PostgreSQL installed ($("$pg_bin/postgres" --version))"
 
@@ -51,7 +56,19 @@ printf '%s\n' "$password" >"$work/pwfile"
 chown "$pg_user" "$work/pwfile"
 as_pg "$pg_bin/initdb" -D "$work/data" -U livecore --pwfile="$work/pwfile" \
     --auth=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >"$work/initdb.log"
+# TLS: a throwaway CA and a server certificate for localhost and 127.0.0.1, made now (and
+# a second CA the server's certificate does not chain to, for the refusal test).
+tls_cert() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "$@" 2>/dev/null; }
+tls_cert -x509 -days 2 -subj "/CN=livecore test CA" -keyout "$work/ca.key" -out "$work/ca.crt"
+tls_cert -x509 -days 2 -subj "/CN=another CA" -keyout "$work/other-ca.key" -out "$work/other-ca.crt"
+tls_cert -subj "/CN=localhost" -keyout "$work/data/server.key" -out "$work/server.csr"
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$work/san.ext"
+openssl x509 -req -in "$work/server.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" \
+    -CAcreateserial -days 2 -extfile "$work/san.ext" -out "$work/data/server.crt" 2>/dev/null
+chown "$pg_user" "$work/data/server.key" "$work/data/server.crt"
+chmod 600 "$work/data/server.key"
 cat >>"$work/data/postgresql.conf" <<EOF
+ssl = on
 listen_addresses = '127.0.0.1'
 port = $pg_port
 unix_socket_directories = '$work'
@@ -67,7 +84,10 @@ full_page_writes = off
 shared_buffers = '64MB'
 wal_writer_delay = '10ms'
 EOF
+# The role livecore_tls (created by tests/tls.rs) may only connect over TLS.
 cat >"$work/data/pg_hba.conf" <<EOF
+hostnossl all livecore_tls 127.0.0.1/32 reject
+hostnossl replication livecore_tls 127.0.0.1/32 reject
 host all all 127.0.0.1/32 scram-sha-256
 host replication all 127.0.0.1/32 scram-sha-256
 EOF
@@ -75,16 +95,18 @@ as_pg "$pg_bin/pg_ctl" -D "$work/data" -l "$work/server.log" -w -t 60 start >/de
 step "cluster started on 127.0.0.1:$pg_port in $work"
 
 export LIVECORE_PG_URL="host=127.0.0.1 port=$pg_port user=livecore password=$password dbname=postgres"
+export LIVECORE_PG_TLS_CA="$work/ca.crt" LIVECORE_PG_TLS_OTHER_CA="$work/other-ca.crt"
 if [[ $start_only == 1 ]]; then
     echo "LIVECORE_PG_URL='$LIVECORE_PG_URL'"
+    echo "LIVECORE_PG_TLS_CA='$LIVECORE_PG_TLS_CA' LIVECORE_PG_TLS_OTHER_CA='$LIVECORE_PG_TLS_OTHER_CA'"
     echo "stop with: runuser -u $pg_user -- $pg_bin/pg_ctl -D $work/data stop"
     exit 0
 fi
 
 cd "$root"
-nice -n 10 cargo build -p livecore-postgres --tests --examples
-step "built"
-nice -n 10 cargo test -p livecore-postgres -- --test-threads 2
+nice -n 10 cargo build -p livecore-postgres --features tls --tests --examples
+step "built (with the tls feature)"
+nice -n 10 cargo test -p livecore-postgres --features tls -- --test-threads 2
 step "tests"
-nice -n 10 cargo run -p livecore-postgres --example bench -- --commits 300 --subscriptions 1000
+nice -n 10 cargo run -p livecore-postgres --features tls --example bench -- --commits 300 --subscriptions 1000
 step "bench smoke run (figures in README come from the release run)"

@@ -6,7 +6,10 @@ use std::time::Duration;
 use livecore::{SeqId, TableScope};
 
 use crate::error::{PgError, PgResult};
+use crate::tls::split_tls_options;
 use crate::types::SESSION_SETTINGS;
+#[cfg(feature = "tls")]
+use crate::{tls::TlsOptions, tls_rustls::RustlsConnector};
 
 /// A PostgreSQL table the source publishes to livecore, as `namespace.name` =
 /// `schema.table`.
@@ -67,7 +70,9 @@ pub(crate) fn quote_ident(name: &str) -> String {
 pub struct SourceConfig {
     /// libpq-style connection string (`host=.. port=.. user=.. password=.. dbname=..`) or
     /// URL. The user needs the REPLICATION attribute (or superuser). Authentication is
-    /// whatever the server asks: SCRAM-SHA-256 included.
+    /// whatever the server asks: SCRAM-SHA-256 included. TLS (rustls) with `sslmode=require`,
+    /// `verify-ca` or `verify-full` (the last two with `sslrootcert`, a PEM file);
+    /// `disable`, `allow`, `prefer` or no `sslmode` connect in plain text.
     pub connection: String,
     /// The logical replication slot the change stream reads (created when missing).
     pub slot: String,
@@ -167,16 +172,38 @@ pub(crate) struct Connection {
     pub(crate) user: String,
     pub(crate) password: String,
     pub(crate) dbname: String,
+    #[cfg(feature = "tls")]
+    tls: TlsOptions,
+    /// The SQL connections' TLS connector; `None` in plain text.
+    #[cfg(feature = "tls")]
+    connector: Option<RustlsConnector>,
 }
 
 impl Connection {
     pub(crate) fn parse(text: &str) -> PgResult<Self> {
-        let mut sql = tokio_postgres::Config::from_str(text)
+        let (text, tls) = split_tls_options(text)?;
+        let mut sql = tokio_postgres::Config::from_str(&text)
             .map_err(|error| PgError::Config(format!("connection string: {error}")))?;
-        if matches!(sql.get_ssl_mode(), tokio_postgres::config::SslMode::Require) {
-            return Err(PgError::TlsUnsupported);
-        }
-        sql.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        #[cfg(feature = "tls")]
+        let connector = tls.connector()?;
+        #[cfg(feature = "tls")]
+        let encrypted = connector.is_some();
+        #[cfg(not(feature = "tls"))]
+        let encrypted = if tls.mode == crate::tls::TlsMode::Disable {
+            false
+        } else {
+            return Err(PgError::Tls(
+                "the connection string asks for TLS and this build has none \
+                 (enable livecore-postgres's `tls` feature)"
+                    .into(),
+            ));
+        };
+        // With a connector, TLS or nothing: never a fallback to plain text.
+        sql.ssl_mode(if encrypted {
+            tokio_postgres::config::SslMode::Require
+        } else {
+            tokio_postgres::config::SslMode::Disable
+        });
         sql.options(SESSION_SETTINGS);
         sql.application_name("livecore-postgres");
         let host = match sql.get_hosts().first() {
@@ -202,6 +229,10 @@ impl Connection {
             user,
             password,
             dbname,
+            #[cfg(feature = "tls")]
+            tls,
+            #[cfg(feature = "tls")]
+            connector,
         })
     }
 
@@ -212,7 +243,7 @@ impl Connection {
         publication: &str,
         status_interval: Duration,
     ) -> pgwire_replication::ReplicationConfig {
-        pgwire_replication::ReplicationConfig::new(
+        let config = pgwire_replication::ReplicationConfig::new(
             self.host.clone(),
             self.user.clone(),
             self.password.clone(),
@@ -223,14 +254,25 @@ impl Connection {
         .with_port(self.port)
         .with_options(SESSION_SETTINGS)
         .with_application_name("livecore-postgres")
-        .with_status_interval(status_interval)
+        .with_status_interval(status_interval);
+        #[cfg(feature = "tls")]
+        let config = config.with_tls(self.tls.replication());
+        config
     }
 
     /// Opens an SQL connection; its driver runs on the current runtime.
     pub(crate) async fn connect_sql(&self) -> PgResult<tokio_postgres::Client> {
+        // The driver ends with the client; its error surfaces on the client's calls.
+        #[cfg(feature = "tls")]
+        if let Some(connector) = &self.connector {
+            let (client, connection) = self.sql.connect(connector.clone()).await?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            return Ok(client);
+        }
         let (client, connection) = self.sql.connect(tokio_postgres::NoTls).await?;
         tokio::spawn(async move {
-            // The driver ends with the client; its error surfaces on the client's calls.
             let _ = connection.await;
         });
         Ok(client)

@@ -61,9 +61,10 @@ pub enum PgError {
         /// The last error.
         last: String,
     },
-    /// The connection string asks for TLS (`sslmode=require` or stricter), which this
-    /// version of the source does not implement yet; it never falls back to plain text.
-    TlsUnsupported,
+    /// The TLS handshake the connection string asked for failed (the server does not
+    /// offer TLS, or its certificate did not verify); the source never falls back to
+    /// plain text.
+    Tls(String),
     /// A PostgreSQL error on the SQL connection.
     Sql(String),
     /// A replication-protocol error that is not one of the above.
@@ -108,9 +109,7 @@ impl fmt::Display for PgError {
             PgError::ConnectionLost { attempts, last } => {
                 write!(f, "connection lost after {attempts} attempts: {last}")
             }
-            PgError::TlsUnsupported => f.write_str(
-                "the connection string asks for TLS, which livecore-postgres does not support yet",
-            ),
+            PgError::Tls(reason) => write!(f, "TLS: {reason}"),
             PgError::Sql(message) => write!(f, "PostgreSQL error: {message}"),
             PgError::Replication(message) => write!(f, "replication error: {message}"),
             PgError::Live(error) => write!(f, "livecore refused: {error}"),
@@ -131,6 +130,8 @@ impl From<tokio_postgres::Error> for PgError {
     fn from(error: tokio_postgres::Error) -> Self {
         match error.as_db_error() {
             Some(db) => PgError::Sql(format!("{} (SQLSTATE {})", db.message(), db.code().code())),
+            // tokio-postgres reports a failed handshake only through its text.
+            None if error.to_string().contains("TLS") => PgError::Tls(error.to_string()),
             None => PgError::Sql(error.to_string()),
         }
     }
@@ -153,7 +154,15 @@ pub(crate) fn classify_replication(error: &pgwire_replication::PgWireError) -> O
                 // (the slot is still held by the session being replaced).
                 Some("57P01") | Some("57P02") | Some("57P03") | Some("55006") => None,
                 Some("42704") => Some(PgError::SlotMissing(message.clone())),
-                Some("55000") if message.contains("can no longer") => {
+                // PostgreSQL 15-16 say "cannot read from logical replication slot"
+                // (detail: invalidated), 13-14 "can no longer get changes from
+                // replication slot"; 55000 alone also covers unrelated states
+                // (wal_level too low), so the text decides.
+                Some("55000")
+                    if message.contains("can no longer")
+                        || message.contains("cannot read from logical replication slot")
+                        || message.contains("invalidated") =>
+                {
                     Some(PgError::SlotInvalidated(message.clone()))
                 }
                 _ if message.contains("does not exist") && message.contains("slot") => {
@@ -162,9 +171,8 @@ pub(crate) fn classify_replication(error: &pgwire_replication::PgWireError) -> O
                 _ => Some(PgError::Replication(text)),
             }
         }
-        E::Tls(_) | E::Auth(_) | E::Protocol(_) | E::Internal(_) => {
-            Some(PgError::Replication(text))
-        }
+        E::Tls(reason) => Some(PgError::Tls(reason.clone())),
+        E::Auth(_) | E::Protocol(_) | E::Internal(_) => Some(PgError::Replication(text)),
         _ => Some(PgError::Replication(text)),
     }
 }
@@ -193,6 +201,18 @@ mod tests {
         assert!(matches!(
             classify_replication(&gone),
             Some(PgError::SlotInvalidated(_))
+        ));
+        let gone_15 =
+            E::Server("cannot read from logical replication slot \"s\" (SQLSTATE 55000)".into());
+        assert!(matches!(
+            classify_replication(&gone_15),
+            Some(PgError::SlotInvalidated(_))
+        ));
+        let wal_level =
+            E::Server("logical decoding requires wal_level >= logical (SQLSTATE 55000)".into());
+        assert!(matches!(
+            classify_replication(&wal_level),
+            Some(PgError::Replication(_))
         ));
         let busy = E::Server("replication slot \"s\" is active for PID 7 (SQLSTATE 55006)".into());
         assert_eq!(classify_replication(&busy), None);

@@ -7,6 +7,9 @@ mod load;
 pub mod pgoutput;
 pub mod schema;
 mod source;
+mod tls;
+#[cfg(feature = "tls")]
+mod tls_rustls;
 pub mod types;
 
 pub use config::{SourceConfig, TableConfig};

@@ -68,7 +68,8 @@ pub enum ResumeOutcome {
         /// Commits replayed that touched the subscription's table.
         commits: usize,
     },
-    /// The history no longer reaches back to the client's SeqId: it got
+    /// The history no longer reaches back to the client's SeqId (or the stream has
+    /// failed): it got
     /// `ResumeUnavailable` and must subscribe again with an initial load.
     Unavailable,
 }
@@ -296,16 +297,24 @@ impl PgSource {
     /// Resumes a subscription opened with `SubscriptionOptions::resume_from(seq)`: replays
     /// the commits after `seq` from the source's history and completes the load, or, when
     /// the history no longer reaches back that far (or the table's schema changed or it was
-    /// truncated since), tells the subscriber `ResumeUnavailable`.
+    /// truncated since, or the stream has failed, e.g. with
+    /// [`PgError::SlotInvalidated`]), tells the subscriber `ResumeUnavailable`.
     pub async fn resume(&self, live_query_id: LiveQueryId) -> PgResult<ResumeOutcome> {
         let manager = &self.shared.manager;
         let subscription = manager.subscription(live_query_id)?;
         let from = subscription.options.resume_from.ok_or_else(|| {
             PgError::Config("the subscription was not opened with resume_from".into())
         })?;
-        // Read after the subscription is gated: a commit published before it is in the
-        // history, one published after reaches the gate (both: the gate keeps one).
-        let replay = lock(&self.shared.history).since(&subscription.table_id, from);
+        // A failed stream (the slot invalidated or dropped, the connection lost for good)
+        // publishes nothing more: replaying the history and going live would be a silent
+        // gap, so the client is told to load again.
+        let replay = if self.shared.failure().is_some() {
+            None
+        } else {
+            // Read after the subscription is gated: a commit published before it is in
+            // the history, one published after reaches the gate (both: the gate keeps one).
+            lock(&self.shared.history).since(&subscription.table_id, from)
+        };
         match replay {
             None => {
                 manager.resume_unavailable(live_query_id)?;

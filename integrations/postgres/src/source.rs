@@ -267,7 +267,13 @@ impl PgSource {
         let created_publication = ensure_publication(&client, &config).await?;
         let created_slot = ensure_slot(&client, &config.slot).await?;
         let confirmed = slot_confirmed(&client, &config.slot).await?;
-        let floor = config.resume_after.unwrap_or(SeqId(confirmed));
+        // A slot created now streams nothing from before its creation: a client resuming
+        // from an earlier position may have missed commits (those of a previous,
+        // invalidated or dropped slot), so the history starts at the new slot.
+        let floor = match config.resume_after {
+            Some(after) if !created_slot => after,
+            after => SeqId(confirmed).max(after.unwrap_or(SeqId(0))),
+        };
         let (synced, _) = watch::channel(0);
         let (failure, _) = watch::channel(None);
         let shared = Arc::new(Shared {
@@ -528,14 +534,23 @@ async fn ensure_slot(client: &tokio_postgres::Client, slot: &str) -> PgResult<bo
     }
 }
 
+/// The slot's confirmed position; an invalidated slot (its WAL removed past
+/// `max_slot_wal_keep_size`) is refused here rather than at the first session.
 async fn slot_confirmed(client: &tokio_postgres::Client, slot: &str) -> PgResult<u64> {
     let row = client
         .query_opt(
-            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+            "SELECT confirmed_flush_lsn::text, wal_status FROM pg_replication_slots \
+             WHERE slot_name = $1",
             &[&slot],
         )
         .await?
         .ok_or_else(|| PgError::SlotMissing(slot.to_string()))?;
+    let wal_status: Option<String> = row.get(1);
+    if wal_status.as_deref() == Some("lost") {
+        return Err(PgError::SlotInvalidated(format!(
+            "slot {slot} has wal_status 'lost': the WAL it needs was removed"
+        )));
+    }
     let text: Option<String> = row.get(0);
     match text {
         Some(text) => Lsn::parse(&text)

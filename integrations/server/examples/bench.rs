@@ -3,6 +3,8 @@
 //! in-process path with the same connections, subscriptions and commits.
 //!
 //! `cargo run --release -p livecore-server --example bench [-- CLIENTS...]`
+//! `cargo run --release -p livecore-server --example bench -- --paced [CLIENTS RATE COMMITS]`
+//! (a steady low load: by default 1,000 clients, 20 commits a second, 200 commits)
 //!
 //! The clients run in a child process (this example started again with `--clients`), so
 //! each side has its own file-descriptor limit. Client i subscribes to
@@ -57,6 +59,22 @@ fn main() {
         runtime.block_on(client_process(url, clients, commits));
         return;
     }
+    if args.get(1).map(String::as_str) == Some("--paced") {
+        // A steady low load: latency without queueing behind a backlog.
+        let number = |i: usize, default: u64| {
+            args.get(i)
+                .map_or(default, |arg| arg.parse().expect("a number"))
+        };
+        let (clients, rate, commits) = (number(2, 1000), number(3, 20), number(4, 200));
+        let pace = Duration::from_secs(1) / rate.max(1) as u32;
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (delivered, p50, p99, _) =
+            runtime.block_on(server_run(clients as usize, commits as usize, Some(pace)));
+        println!("| clients | commits | pace | deliveries/s | p50 latency | p99 latency |");
+        println!("|---:|---:|---:|---:|---:|---:|");
+        println!("| {clients} | {commits} | {rate} commits/s ({} deliveries/s) | {delivered:.0} | {p50} µs | {p99} µs |", rate * clients);
+        return;
+    }
     let sizes: Vec<usize> = if args.len() > 1 {
         args[1..]
             .iter()
@@ -70,7 +88,7 @@ fn main() {
     println!("|---:|---:|---|---:|---:|---:|");
     for clients in sizes {
         let commits = commits_for(clients);
-        let (rate, p50, p99, interval) = runtime.block_on(server_run(clients, commits));
+        let (rate, p50, p99, interval) = runtime.block_on(server_run(clients, commits, None));
         println!("| {clients} | {commits} | server: SQLite commit → WebSocket receipt | {rate:.0} | {p50} µs | {p99} µs |");
         let (rate, p50, p99) = runtime.block_on(in_process_run(clients, commits, interval));
         println!("| {clients} | {commits} | livecore in process: publish → recv_async | {rate:.0} | {p50} µs | {p99} µs |");
@@ -78,7 +96,12 @@ fn main() {
 }
 
 /// Returns the delivery rate, latency percentiles and the mean interval between commits.
-async fn server_run(clients: usize, commits: usize) -> (f64, u64, u64, Duration) {
+/// Commits are written back to back, or one every `pace` when given.
+async fn server_run(
+    clients: usize,
+    commits: usize,
+    pace: Option<Duration>,
+) -> (f64, u64, u64, Duration) {
     let dir = std::env::temp_dir().join(format!("livecore-bench-{}-{clients}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -110,7 +133,15 @@ async fn server_run(clients: usize, commits: usize) -> (f64, u64, u64, Duration)
         role: None,
     };
     let writing = Instant::now();
+    let mut ticks = pace.map(|pace| {
+        let mut ticks = tokio::time::interval(pace);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    });
     for _ in 0..commits {
+        if let Some(ticks) = ticks.as_mut() {
+            ticks.tick().await;
+        }
         let sent = now_us();
         let ops: Vec<WriteOp> = (0..ROOMS)
             .map(|room| {

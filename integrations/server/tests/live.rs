@@ -1,5 +1,6 @@
 //! The server end to end with real WebSocket clients over loopback: initial loads racing
-//! writes, enter/leave, resume, slow clients, timeouts, and 1,000 clients.
+//! writes, enter/leave, resume, slow clients (gap notice or disconnect), timeouts, and
+//! 1,000 clients.
 
 mod common;
 
@@ -7,8 +8,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
+use futures_util::StreamExt;
 use livecore::Value as LiveValue;
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
 
 /// Applies a subscriber's stream to its copy of the result set, asserting exactly-once:
 /// a snapshot row or an insert never finds its row present, an update or delete always does.
@@ -521,6 +524,127 @@ async fn a_client_that_stops_reading_gets_a_gap_notice_while_others_keep_up() {
     let after = server.write(vec![insert(1, "after")]).await;
     let next = stalled.recv_until(|m| m["type"] == "changes").await;
     assert_eq!(next.last().unwrap()["seq"], json!(after));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_disconnect_policy_a_client_that_stops_reading_is_closed_with_4010() {
+    let server = start(|config| {
+        config.manager.notification_channel_capacity = 16;
+        config.manager.slow_consumer_policy = livecore::SlowConsumerPolicy::Disconnect;
+        config.send_timeout = Duration::from_secs(120);
+    })
+    .await;
+    let url = server.url();
+    let mut stalled = Client::signed_in(&url, "alice-token").await;
+    stalled
+        .subscribe(json!({"sql": "SELECT id, body FROM messages WHERE room = 1"}))
+        .await;
+    let mut readers = Vec::new();
+    let mut progress = Vec::new();
+    for _ in 0..3 {
+        let mut client = Client::signed_in(&url, "bob-token").await;
+        client
+            .subscribe(json!({"sql": "SELECT id, room FROM messages WHERE room = 1"}))
+            .await;
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        progress.push(seen.clone());
+        readers.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            loop {
+                let message = client.recv().await;
+                assert_ne!(message["type"], "gap", "a reading client got a gap");
+                if message["type"] == "changes" {
+                    let seq = message["seq"].as_u64().unwrap();
+                    seqs.push(seq);
+                    seen.store(seq, std::sync::atomic::Ordering::Release);
+                    if message["changes"].as_array().unwrap().len() == 2 {
+                        return (seqs, client);
+                    }
+                }
+            }
+        }));
+    }
+    // As in the gap test: large rows fill the stalled client's socket buffers, then its
+    // livecore channel, while the readers keep up with every commit.
+    let body = "x".repeat(64 * 1024);
+    let mut written = Vec::new();
+    let stats = || server.server().manager().stats();
+    for _ in 0..3000 {
+        let seq = server.write(vec![insert(1, &body)]).await;
+        written.push(seq);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while progress
+            .iter()
+            .any(|seen| seen.load(std::sync::atomic::Ordering::Acquire) < seq)
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "a reading client fell behind"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if stats().dropped > 0 {
+            break;
+        }
+    }
+    assert!(stats().dropped > 0, "the stalled client's channel filled");
+    // More commits after the disconnect decision: the readers get them all.
+    for _ in 0..3 {
+        written.push(server.write(vec![insert(1, "small")]).await);
+    }
+    written.push(server.write(vec![insert(1, "end"), insert(1, "end")]).await);
+    let mut clients = Vec::new();
+    for reader in readers {
+        let (seqs, client) = tokio::time::timeout(WAIT, reader)
+            .await
+            .expect("in time")
+            .unwrap();
+        assert_eq!(seqs, written, "a reading client got every commit, in order");
+        clients.push(client);
+    }
+    // The stalled client reads again: what was already on its socket, never a gap notice
+    // (this policy disconnects instead), then the close frame with the documented code.
+    let mut got = Vec::new();
+    let (code, reason) = loop {
+        let next = tokio::time::timeout(WAIT, stalled.ws.next())
+            .await
+            .expect("a close in time");
+        match next {
+            Some(Ok(Message::Text(text))) => {
+                let message: Value = serde_json::from_str(&text).unwrap();
+                assert_ne!(message["type"], "gap", "{message}");
+                if message["type"] == "changes" {
+                    got.push(message["seq"].as_u64().unwrap());
+                }
+            }
+            Some(Ok(Message::Close(Some(frame)))) => {
+                break (u16::from(frame.code), frame.reason.to_string())
+            }
+            Some(Ok(_)) => {}
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(
+        (code, reason.as_str()),
+        (livecore_server::close::SLOW_CONSUMER, "slow consumer")
+    );
+    assert_eq!(code, 4010);
+    // What it got before the close is a gap-free prefix of the commits: nothing after a
+    // dropped delivery was sent to it.
+    assert!(!got.is_empty());
+    assert_eq!(got[..], written[..got.len()], "a prefix, in order");
+    assert!(got.len() < written.len());
+    // The server forgot it; the readers are still connected and live.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while stats().connections != 3 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", stats());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let after = server.write(vec![insert(1, "after")]).await;
+    for client in &mut clients {
+        let next = client.recv_until(|m| m["type"] == "changes").await;
+        assert_eq!(next.last().unwrap()["seq"], json!(after));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

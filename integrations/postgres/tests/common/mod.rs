@@ -103,6 +103,11 @@ pub struct View {
     pub deliveries: Vec<(u64, usize)>,
     pub closed: Option<CloseReason>,
     pub other: Vec<String>,
+    /// Accept a delivery with the same SeqId as the previous one: a transaction that
+    /// changes rows on both sides of an ALTER TABLE arrives in two parts.
+    pub split_commits: bool,
+    /// Every change received: (seq, kind, row shown).
+    pub log: Vec<(u64, String, Vec<String>)>,
 }
 
 impl View {
@@ -126,7 +131,8 @@ impl View {
             }
             Notification::Changes(changes) => {
                 let seq = changes.seq().0;
-                if self.last_seq.is_some_and(|last| seq <= last) {
+                let repeated = |last: u64| seq < last || (seq == last && !self.split_commits);
+                if self.last_seq.is_some_and(repeated) {
                     self.errors
                         .push(format!("commit {seq} after {:?}", self.last_seq));
                 }
@@ -140,6 +146,8 @@ impl View {
                     let row = change.row.to_row();
                     let id = key(&row);
                     let shown = show_row(&row);
+                    self.log
+                        .push((seq, format!("{:?}", change.change_type), shown.clone()));
                     match change.change_type {
                         ChangeType::Insert => {
                             if self.rows.insert(id, shown).is_some() {
