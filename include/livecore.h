@@ -1921,6 +1921,24 @@ typedef struct lc_topic_group_stats {
      * Live members now (consumers that consumed within one lease).
      */
     uint64_t members;
+    /**
+     * Nacks accepted (`lc_topic_nack`; each hands its message, and what followed it, out
+     * again).
+     */
+    uint64_t nacks;
+    /**
+     * Messages handed out again because of a nack.
+     */
+    uint64_t nack_redelivered;
+    /**
+     * Explicit lease extensions (`lc_topic_extend_leases` calls that extended at least
+     * one lease).
+     */
+    uint64_t lease_extensions;
+    /**
+     * Messages sent to the group's dead-letter topic after too many deliveries.
+     */
+    uint64_t dead_lettered;
 } lc_topic_group_stats;
 
 /**
@@ -3497,7 +3515,9 @@ lc_status lc_topic_group_get_partition(struct lc_manager manager,
 
 /**
  * Reads a consumer group's counters: redeliveries, messages skipped by retention,
- * expired leases, live members.
+ * expired leases, live members, nacks and the messages they handed out again, lease
+ * extensions, dead letters. A caller built against a header whose `lc_topic_group_stats`
+ * ends at `members` (its `struct_size`) gets those fields only.
  *
  * Thread safety: any thread, concurrently with any other call.
  *

@@ -706,7 +706,9 @@ pub unsafe extern "C" fn lc_topic_group_get_partition(
 }
 
 /// Reads a consumer group's counters: redeliveries, messages skipped by retention,
-/// expired leases, live members.
+/// expired leases, live members, nacks and the messages they handed out again, lease
+/// extensions, dead letters. A caller built against a header whose `lc_topic_group_stats`
+/// ends at `members` (its `struct_size`) gets those fields only.
 ///
 /// Thread safety: any thread, concurrently with any other call.
 ///
@@ -735,6 +737,10 @@ pub unsafe extern "C" fn lc_topic_group_get_stats(
             skipped_by_retention: stats.skipped_by_retention,
             leases_expired: stats.leases_expired,
             members: stats.members as u64,
+            nacks: stats.nacks,
+            nack_redelivered: stats.nack_redelivered,
+            lease_extensions: stats.lease_extensions,
+            dead_lettered: stats.dead_lettered,
         });
         Ok(lc_status::LC_OK)
     })
