@@ -4042,7 +4042,8 @@ lc_status lc_topic_read_sink_push(struct lc_topic_read_sink *sink,
  *
  * Errors: NULL `path` or `out_store` `LC_ERR_NULL_ARGUMENT`; `path` not UTF-8
  * `LC_ERR_INVALID_UTF8`; an unknown `sync` `LC_ERR_INVALID_TAG`; a bad interval, an empty
- * path or a path that is not a directory `LC_ERR_INVALID_ARGUMENT`; a directory this
+ * path, or a path that is (or lies under) something other than a directory
+ * `LC_ERR_INVALID_ARGUMENT`; a directory this
  * process already holds open (a store not yet freed, or still used by a topic)
  * `LC_ERR_TOPIC_STORE`, as are an I/O error and files damaged beyond recovery
  * (`lc_last_error` says which). A failed call opens nothing.

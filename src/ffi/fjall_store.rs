@@ -80,16 +80,21 @@ mod enabled {
         }
     }
 
-    /// Checks the path: not empty, and not something other than a directory.
+    /// Checks the path: not empty, and neither it nor the nearest of its parents that
+    /// exists is something other than a directory (a file, say).
     pub(super) fn check_path(path: &str) -> Result<&Path, FfiError> {
         if path.is_empty() {
             return Err(FfiError::invalid("path is empty"));
         }
         let path = Path::new(path);
-        match std::fs::metadata(path) {
-            Ok(meta) if !meta.is_dir() => Err(FfiError::invalid(format!(
-                "path {} exists and is not a directory",
-                path.display()
+        let existing = path
+            .ancestors()
+            .find_map(|at| std::fs::metadata(at).ok().map(|meta| (at, meta)));
+        match existing {
+            Some((at, meta)) if !meta.is_dir() => Err(FfiError::invalid(format!(
+                "path {}: {} exists and is not a directory",
+                path.display(),
+                at.display()
             ))),
             _ => Ok(path),
         }
@@ -159,7 +164,8 @@ mod enabled {
 ///
 /// Errors: NULL `path` or `out_store` `LC_ERR_NULL_ARGUMENT`; `path` not UTF-8
 /// `LC_ERR_INVALID_UTF8`; an unknown `sync` `LC_ERR_INVALID_TAG`; a bad interval, an empty
-/// path or a path that is not a directory `LC_ERR_INVALID_ARGUMENT`; a directory this
+/// path, or a path that is (or lies under) something other than a directory
+/// `LC_ERR_INVALID_ARGUMENT`; a directory this
 /// process already holds open (a store not yet freed, or still used by a topic)
 /// `LC_ERR_TOPIC_STORE`, as are an I/O error and files damaged beyond recovery
 /// (`lc_last_error` says which). A failed call opens nothing.

@@ -69,6 +69,7 @@ fn case_lc_fjall_store_open() {
     let file = TempDir::new("open-case-file");
     std::fs::write(&file.0, b"not a directory").unwrap();
     let file_path = file.c_path();
+    let under_file = c(file.0.join("store").to_str().unwrap());
     let empty = c("");
     // SAFETY: see above.
     unsafe {
@@ -103,6 +104,10 @@ fn case_lc_fjall_store_open() {
             LC_ERR_INVALID_ARGUMENT
         );
         assert!(last_error().contains("not a directory"), "{}", last_error());
+        assert_status!(
+            open(under_file.as_ptr(), EVERY, 0, &mut store),
+            LC_ERR_INVALID_ARGUMENT
+        );
         assert_eq!(
             store,
             lc_fjall_store::default(),
@@ -365,4 +370,26 @@ fn a_fjall_topic_written_through_the_c_abi_reads_back_after_a_reopen_by_path() {
     every.sort();
     let expected: Vec<String> = (0..6).map(|seq| format!("m{seq}")).collect();
     assert_eq!(every, expected);
+}
+
+#[test]
+fn a_damaged_store_is_refused_with_a_store_error() {
+    let _serial = serial();
+    let dir = TempDir::new("damaged");
+    let (status, store) = open(&dir, EVERY, 0);
+    assert_status!(status, LC_OK);
+    assert_eq!(lc_fjall_store_free(store), LC_OK);
+    // The engine's format marker overwritten: the files cannot be trusted.
+    let marker = dir.0.join("version");
+    assert!(marker.exists(), "fjall keeps a format marker at {marker:?}");
+    std::fs::write(&marker, b"junk").unwrap();
+    let (status, store) = open(&dir, EVERY, 0);
+    assert_status!(status, LC_ERR_TOPIC_STORE);
+    assert!(last_error().contains("damaged"), "{}", last_error());
+    assert_eq!(store, lc_fjall_store::default());
+    // Refused, it holds nothing: the directory can be opened again once repaired.
+    std::fs::remove_dir_all(&dir.0).unwrap();
+    let (status, store) = open(&dir, EVERY, 0);
+    assert_status!(status, LC_OK);
+    assert_eq!(lc_fjall_store_free(store), LC_OK);
 }
