@@ -46,6 +46,11 @@ impl Deliveries {
             .map_or(0, |run| run.count)
     }
 
+    /// True if the message at `offset` was dead-lettered and not yet committed past.
+    pub(crate) fn is_dead(&self, offset: u64) -> bool {
+        self.count(offset) == DEAD
+    }
+
     /// The first message of `from..to` handed out `max` times or more, or dead-lettered.
     pub(crate) fn first_at_limit(&self, from: u64, to: u64, max: Option<u32>) -> Option<Limit> {
         self.runs

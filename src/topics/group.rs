@@ -801,9 +801,12 @@ impl Group {
                 delivered,
             });
         }
-        // Every hand-out of the message counted (after nacks and after lease expiries).
+        // Every hand-out of the message counted (after nacks and after lease expiries). A
+        // message dead-lettered already (skipped, never handed out) is not sent again: the
+        // nack only rewinds, and the hand-out skips it once more.
         let deliveries = cursor.deliveries.count(offset).max(1);
-        if max_deliver.is_some_and(|max| deliveries >= max) {
+        let dead = cursor.deliveries.is_dead(offset);
+        if !dead && max_deliver.is_some_and(|max| deliveries >= max) {
             return Ok(NackOutcome::DeadLetter { deliveries });
         }
         // A new epoch: a read made before the nack is not applied after it.

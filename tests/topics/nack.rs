@@ -601,3 +601,40 @@ fn a_dead_letter_behind_uncommitted_messages_is_marked_and_skipped_when_handed_o
         Some(3)
     );
 }
+
+#[test]
+fn a_nack_of_a_dead_lettered_offset_only_rewinds() {
+    let (manager, clock) = with_dead_letters(2);
+    for (seq, body) in ["m0", "poison", "m2"].into_iter().enumerate() {
+        publish_bytes(&manager, "events", seq as u64, body);
+    }
+    let a = consumer(&manager, "a");
+    // As above: "poison" dead-lettered and marked behind the uncommitted m0.
+    manager
+        .consume(a, "events", "g", 2, Duration::ZERO)
+        .unwrap();
+    manager
+        .nack(a, "events", "g", 0, 1, Duration::ZERO)
+        .unwrap();
+    manager
+        .consume(a, "events", "g", 1, Duration::ZERO)
+        .unwrap();
+    clock.advance(1_001);
+    let batch = manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&batch), ["m0"]);
+    assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
+    // Its offset is below what the lease handed out, so it may be nacked, though the
+    // consumer never got it: the nack rewinds, and "poison" is skipped again, not sent
+    // again; m2 comes out.
+    manager
+        .nack(a, "events", "g", 0, 1, Duration::ZERO)
+        .unwrap();
+    let again = manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&again), ["m2"]);
+    assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
+    assert_eq!(manager.group_stats("events", "g").unwrap().dead_lettered, 1);
+}
