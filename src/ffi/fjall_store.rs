@@ -60,17 +60,20 @@ mod enabled {
         FfiError::new(lc_status::LC_ERR_TOPIC_STORE, error.to_string())
     }
 
+    const EVERY_APPEND: u32 = lc_fjall_sync::LC_FJALL_SYNC_EVERY_APPEND as u32;
+    const INTERVAL: u32 = lc_fjall_sync::LC_FJALL_SYNC_INTERVAL as u32;
+
     /// Checks `sync` and its interval.
     pub(super) fn sync_policy(sync: u32, interval_ms: u32) -> Result<FjallSync, FfiError> {
         match sync {
-            0 if interval_ms == 0 => Ok(FjallSync::EveryAppend),
-            0 => Err(FfiError::invalid(format!(
+            EVERY_APPEND if interval_ms == 0 => Ok(FjallSync::EveryAppend),
+            EVERY_APPEND => Err(FfiError::invalid(format!(
                 "sync_interval_ms must be 0 with LC_FJALL_SYNC_EVERY_APPEND, not {interval_ms}"
             ))),
-            1 if (1..=u32::from(u16::MAX)).contains(&interval_ms) => Ok(FjallSync::Interval(
-                Duration::from_millis(u64::from(interval_ms)),
-            )),
-            1 => Err(FfiError::invalid(format!(
+            INTERVAL if (1..=u32::from(u16::MAX)).contains(&interval_ms) => Ok(
+                FjallSync::Interval(Duration::from_millis(u64::from(interval_ms))),
+            ),
+            INTERVAL => Err(FfiError::invalid(format!(
                 "sync_interval_ms must be 1 to 65535 with LC_FJALL_SYNC_INTERVAL, not {interval_ms}"
             ))),
             other => Err(FfiError::new(
