@@ -446,6 +446,7 @@ fn order_child() {
                     )
                     .unwrap();
                 rewound[partition as usize] = true;
+                writeln!(out, "N {}", message_id(message)).unwrap();
                 continue;
             }
             writeln!(out, "P {}", message_id(message)).unwrap();
@@ -504,6 +505,7 @@ fn per_key_order_holds_across_nacks_and_sigkill() {
     let dir = temp_dir("order");
     let exe = std::env::current_exe().unwrap();
     let mut processed: Vec<String> = Vec::new();
+    let mut nacks = 0;
     for iteration in 0..iterations {
         let mut child = Command::new(&exe)
             .args([
@@ -543,14 +545,14 @@ fn per_key_order_holds_across_nacks_and_sigkill() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         reader.join().unwrap();
+        let lines = lines.lock().unwrap();
         processed.extend(
             lines
-                .lock()
-                .unwrap()
                 .iter()
                 .filter_map(|line| line.strip_prefix("P "))
                 .map(String::from),
         );
+        nacks += lines.iter().filter(|line| line.starts_with("N ")).count();
     }
     // A last consumer drains what is left, without nacks, and the log is read whole.
     let dir_text = dir.to_str().unwrap().to_string();
@@ -601,12 +603,13 @@ fn per_key_order_holds_across_nacks_and_sigkill() {
         );
         total += ids.len();
     }
-    let nacked_again = processed.len() - total;
+    let processed_again = processed.len() - total;
     println!(
-        "ordering test: {total} messages over {} keys in order, {nacked_again} processed again after a crash",
+        "ordering test: {total} messages over {} keys in order, {nacks} nacks, {processed_again} processed again after a crash",
         log.len()
     );
     assert!(total > 0);
+    assert!(nacks > 0, "the children nacked something");
     drop(manager);
     let _ = std::fs::remove_dir_all(&dir);
 }
