@@ -104,11 +104,14 @@ cargo test --profile race --test race_snapshot_boundary -- --ignored --nocapture
 cargo test --profile race --test topics_stress -- --ignored --nocapture --test-threads 1
 ok
 
-step "durable topic log (feature fjall): lints, tests, SIGKILL crash test and damaged files"
+step "durable topic log (feature fjall): lints, tests, SIGKILL crash test, damaged files, C ABI"
 # A child process appending and committing is killed 30 times at random points (about a
 # minute); a longer run: LIVECORE_CRASH_ITERATIONS=500 (LIVECORE_CRASH_SEED replays one).
 cargo clippy --features fjall --lib --tests -- -D warnings
 cargo test --features fjall --test topics_durable -- --nocapture
+# The C ABI's fjall functions (declared under LC_HAS_FJALL): their contract cases, with
+# every other function's, and a store written, reopened by path and read back.
+cargo test --features fjall --test ffi -- fjall every_header_function_has_a_case
 ok
 
 step "filter evaluations flat from 1k to 1M subscriptions (release with debug assertions)"

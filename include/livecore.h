@@ -14,8 +14,13 @@
  * - NULL pointers, invalid UTF-8, bad lengths, unknown tags and freed or unknown handles
  *   are errors, never crashes; a failed call has no effect.
  * - Handles (lc_manager, lc_notification, lc_subscription_result, lc_records,
- *   lc_failover_report, lc_topic_batch, lc_topic_names, lc_topic_routes) are
- *   checked: use after free and double free return LC_ERR_INVALID_HANDLE.
+ *   lc_failover_report, lc_topic_batch, lc_topic_names, lc_topic_routes,
+ *   lc_fjall_store) are checked: use after free and double free return
+ *   LC_ERR_INVALID_HANDLE.
+ * - Optional parts: the functions inside `#if defined(LC_HAS_FJALL)` (the durable fjall
+ *   store, opened by path) exist only in a library built with the core's `fjall` cargo
+ *   feature (`cargo cbuild --features fjall`); define LC_HAS_FJALL before including this
+ *   header when linking such a library.
  * - A host-supplied topic store (lc_topic_create_with_store) is a struct of callbacks,
  *   called from many threads at once; records cross as opaque blobs, borrowed for the
  *   duration of a callback in both directions.
@@ -870,6 +875,35 @@ enum lc_topic_message_kind
 typedef enum lc_topic_message_kind lc_topic_message_kind;
 #else
 typedef uint32_t lc_topic_message_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * When a fjall store acknowledges an append or a commit (passed as `uint32_t` to
+ * `lc_fjall_store_open`, checked).
+ */
+enum lc_fjall_sync
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * fsync before each acknowledgement: nothing acknowledged is lost, even on power
+     * loss; every publish that feeds the topic waits for an fsync.
+     */
+    LC_FJALL_SYNC_EVERY_APPEND = 0,
+    /**
+     * Written to the operating system before each acknowledgement and fsynced every
+     * `sync_interval_ms` in the background: a crash of the process loses nothing
+     * acknowledged; a power loss may lose the last interval. Publish never waits on disk.
+     */
+    LC_FJALL_SYNC_INTERVAL = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum lc_fjall_sync lc_fjall_sync;
+#else
+typedef uint32_t lc_fjall_sync;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -1921,6 +1955,24 @@ typedef struct lc_topic_group_stats {
      * Live members now (consumers that consumed within one lease).
      */
     uint64_t members;
+    /**
+     * Nacks accepted (`lc_topic_nack`; each hands its message, and what followed it, out
+     * again).
+     */
+    uint64_t nacks;
+    /**
+     * Messages handed out again because of a nack.
+     */
+    uint64_t nack_redelivered;
+    /**
+     * Explicit lease extensions (`lc_topic_extend_leases` calls that extended at least
+     * one lease).
+     */
+    uint64_t lease_extensions;
+    /**
+     * Messages sent to the group's dead-letter topic after too many deliveries.
+     */
+    uint64_t dead_lettered;
 } lc_topic_group_stats;
 
 /**
@@ -2312,6 +2364,18 @@ typedef struct lc_topic_store {
      */
     void (*free_user_data)(void *user_data);
 } lc_topic_store;
+
+/**
+ * A durable topic store in a directory (`lc_fjall_store_open`, only with `LC_HAS_FJALL`).
+ * Opaque. Freed by `lc_fjall_store_free`; topics created in it keep it open until they
+ * are deleted and no longer used (or their manager is freed).
+ */
+typedef struct lc_fjall_store {
+    /**
+     * Opaque.
+     */
+    uint64_t id;
+} lc_fjall_store;
 
 #ifdef __cplusplus
 extern "C" {
@@ -3444,11 +3508,12 @@ lc_status lc_topic_group_delete(struct lc_manager manager,
                                 const char *group);
 
 /**
- * Gives consumer group `group` of `topic` a dead-letter topic: a message nacked
- * (`lc_topic_nack`) when it has been delivered `max_deliver` times (1 plus the nacks it
- * received; redeliveries after a lease expiry do not count) is appended to
- * `dead_letter_topic` instead of being handed out again, and the group commits past it, so
- * the partition moves on. The dead letter is keyed and sequenced as the original, and its
+ * Gives consumer group `group` of `topic` a dead-letter topic: a message the group has
+ * handed out `max_deliver` times (every hand-out counts: after a nack, and after a lease
+ * expired) is appended to `dead_letter_topic` instead of being handed out again, by the
+ * `lc_topic_nack` that finds it there or the `lc_topic_consume` that would hand it out once
+ * more, and the partition moves on past it (committed past at the committed offset;
+ * behind uncommitted messages, skipped until they are committed). The dead letter is keyed and sequenced as the original, and its
  * payload is the JSON object `{"topic":…,"partition":…,"offset":…,"deliveries":…,
  * "message":{…}}`. Replaces any earlier setting. `max_deliver` 0 is `LC_ERR_OUT_OF_BOUNDS`;
  * an unknown dead-letter topic `LC_ERR_UNKNOWN_TOPIC`; the group's own topic
@@ -3497,7 +3562,9 @@ lc_status lc_topic_group_get_partition(struct lc_manager manager,
 
 /**
  * Reads a consumer group's counters: redeliveries, messages skipped by retention,
- * expired leases, live members.
+ * expired leases, live members, nacks and the messages they handed out again, lease
+ * extensions, dead letters. A caller built against a header whose `lc_topic_group_stats`
+ * ends at `members` (its `struct_size`) gets those fields only.
  *
  * Thread safety: any thread, concurrently with any other call.
  *
@@ -3961,6 +4028,80 @@ lc_status lc_topic_read_sink_push(struct lc_topic_read_sink *sink,
                                   uint64_t offset,
                                   const uint8_t *data,
                                   size_t len);
+
+#if defined(LC_HAS_FJALL)
+/**
+ * Opens (or creates, with its parents) the durable fjall store in directory `path`,
+ * recovering what the last process acknowledged, and gives its handle in `*out_store`.
+ * `sync` is an `lc_fjall_sync`: `LC_FJALL_SYNC_EVERY_APPEND` with `sync_interval_ms` 0,
+ * or `LC_FJALL_SYNC_INTERVAL` with `sync_interval_ms` 1 to 65535 (what each loses on power
+ * loss: see `lc_fjall_sync`). Topics are created in it with `lc_topic_create_with_fjall`;
+ * no host callback is involved.
+ *
+ * Only in a library built with the `fjall` feature, and declared only when
+ * `LC_HAS_FJALL` is defined before the header is included.
+ *
+ * Errors: NULL `path` or `out_store` `LC_ERR_NULL_ARGUMENT`; `path` not UTF-8
+ * `LC_ERR_INVALID_UTF8`; an unknown `sync` `LC_ERR_INVALID_TAG`; a bad interval, an empty
+ * path, or a path that is (or lies under) something other than a directory
+ * `LC_ERR_INVALID_ARGUMENT`; a directory this
+ * process already holds open (a store not yet freed, or still used by a topic)
+ * `LC_ERR_TOPIC_STORE`, as are an I/O error and files damaged beyond recovery
+ * (`lc_last_error` says which). A failed call opens nothing.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `out_store` is NULL or writable.
+ */
+lc_status lc_fjall_store_open(const char *path,
+                              uint32_t sync,
+                              uint32_t sync_interval_ms,
+                              struct lc_fjall_store *out_store);
+#endif
+
+#if defined(LC_HAS_FJALL)
+/**
+ * Gives up this handle on a fjall store. Topics created in it keep the store open until
+ * they are deleted and no longer used, or their manager is freed; then its directory may
+ * be opened again. A zero, stale or already freed handle is `LC_ERR_INVALID_HANDLE`.
+ *
+ * Only in a library built with the `fjall` feature, and declared only when
+ * `LC_HAS_FJALL` is defined before the header is included.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ */
+lc_status lc_fjall_store_free(struct lc_fjall_store store);
+#endif
+
+#if defined(LC_HAS_FJALL)
+/**
+ * Creates a topic kept in the fjall store `store`: `name` and `config` as for
+ * `lc_topic_create` (retention is applied by the store, trimming in the same write as the
+ * append). Messages and committed group offsets the store already holds for a topic of
+ * this name are there again: they can be consumed and read, and a consumer group created
+ * later resumes at its committed offset. A topic stored before with another partition
+ * count is refused, as is one whose stored messages are damaged (a checksum that fails,
+ * offsets that are not contiguous): both `LC_ERR_TOPIC_STORE`.
+ *
+ * Only in a library built with the `fjall` feature, and declared only when
+ * `LC_HAS_FJALL` is defined before the header is included.
+ *
+ * Errors: as `lc_topic_create` (a taken name `LC_ERR_TOPIC_EXISTS`), and a zero, stale or
+ * freed `store` `LC_ERR_INVALID_HANDLE`. The store's failures are `LC_ERR_TOPIC_STORE`
+ * (on the publish path they are counted, as for `lc_topic_create_with_store`).
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `name` is NULL or a NUL-terminated string; `config` is NULL or readable for its
+ * `struct_size`.
+ */
+lc_status lc_topic_create_with_fjall(struct lc_manager manager,
+                                     const char *name,
+                                     const struct lc_topic_config *config,
+                                     struct lc_fjall_store store);
+#endif
 
 #ifdef __cplusplus
 }  // extern "C"

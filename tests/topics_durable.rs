@@ -11,6 +11,13 @@
 //! `damaged_files_never_give_a_wrong_message` truncates and corrupts the store's files: a
 //! reopen either fails with a store error or recovers a prefix of what was written, and
 //! never reads back a wrong message.
+//!
+//! `per_key_order_holds_across_nacks_and_sigkill` runs a consumer (the `order_child` test,
+//! selected by `LIVECORE_ORDER_DIR`) on a topic in the fjall log, publishing keyed
+//! messages, nacking some at random and committing the others, and kills it with SIGKILL
+//! `LIVECORE_ORDER_ITERATIONS` times (default 8); each key's messages must be processed in
+//! log order across nacks and crashes (a message again only after a rewind, never one
+//! before its predecessor), and in the end every message of the log is processed.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -357,4 +364,252 @@ fn damaged_files_never_give_a_wrong_message() {
     println!("damage: {} refused, {} recovered", outcomes.0, outcomes.1);
     assert!(outcomes.0 + outcomes.1 > 0);
     let _ = std::fs::remove_dir_all(&pristine);
+}
+
+const ORDER_TOPIC: &str = "orders";
+const ORDER_PARTITIONS: u32 = 2;
+const ORDER_KEYS: u64 = 5;
+
+fn order_manager(dir: &str) -> (ConnectionsManager, ConnectionId) {
+    let store = FjallStore::open(dir, FjallSync::Interval(Duration::from_millis(20))).unwrap();
+    // Within the manager's retention limits, and more than these runs write.
+    let config = TopicConfig::partitions(ORDER_PARTITIONS).retention(1_000_000, 1 << 30);
+    let log = store
+        .topic_log(ORDER_TOPIC, ORDER_PARTITIONS, config.retention)
+        .unwrap();
+    let manager = ConnectionsManager::new(ManagerConfig::default()).unwrap();
+    manager
+        .create_topic_with_log(ORDER_TOPIC, config, Box::new(log))
+        .unwrap();
+    // The group resumes at the offsets the store committed for it.
+    manager
+        .create_consumer_group(ORDER_TOPIC, "g", GroupConfig::default())
+        .unwrap();
+    let consumer = manager.register_connection().unwrap().connection_id;
+    manager
+        .authenticate(consumer, UserId::from("worker"), None)
+        .unwrap();
+    (manager, consumer)
+}
+
+fn message_id(message: &TopicMessage) -> String {
+    payload(message)
+}
+
+/// The child: publishes keyed messages and consumes them, nacking some at random (which
+/// rewinds the partition) and committing the others one by one, printing each message
+/// before it commits it, until killed.
+#[test]
+#[ignore = "the child process of per_key_order_holds_across_nacks_and_sigkill"]
+fn order_child() {
+    let Ok(dir) = std::env::var("LIVECORE_ORDER_DIR") else {
+        return; // Only the ordering test runs this, as a child process.
+    };
+    let iteration: u64 = std::env::var("LIVECORE_ORDER_ITERATION")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (manager, consumer) = order_manager(&dir);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "READY").unwrap();
+    out.flush().unwrap();
+    let mut random = (iteration + 1) * 0x9E37_79B9_7F4A_7C15;
+    let mut published = 0u64;
+    loop {
+        for _ in 0..1 + next_random(&mut random) % 3 {
+            let key = next_random(&mut random) % ORDER_KEYS;
+            let id = format!("k{key}-i{iteration}-n{published}");
+            let message = DirectMessage::new(SeqId(published + 1), id.as_bytes()).key(key as i64);
+            manager.publish_to_topic(ORDER_TOPIC, message).unwrap();
+            published += 1;
+        }
+        let batch = manager
+            .consume(consumer, ORDER_TOPIC, "g", 8, Duration::ZERO)
+            .unwrap();
+        // A nack rewinds its partition: the rest of the batch on that partition comes
+        // again, so it is not processed now; other partitions go on.
+        let mut rewound = [false; ORDER_PARTITIONS as usize];
+        for message in &batch.messages {
+            let partition = message.partition;
+            if rewound[partition as usize] {
+                continue;
+            }
+            if next_random(&mut random) % 4 == 0 {
+                manager
+                    .nack(
+                        consumer,
+                        ORDER_TOPIC,
+                        "g",
+                        partition,
+                        message.offset,
+                        Duration::ZERO,
+                    )
+                    .unwrap();
+                rewound[partition as usize] = true;
+                writeln!(out, "N {}", message_id(message)).unwrap();
+                continue;
+            }
+            writeln!(out, "P {}", message_id(message)).unwrap();
+            out.flush().unwrap();
+            manager
+                .commit_offset(consumer, ORDER_TOPIC, "g", partition, message.offset + 1)
+                .unwrap();
+        }
+    }
+}
+
+/// Checks that key `key`'s processed messages (`processed`, in processing order) follow
+/// its log order `log`: each is the successor of the last one or, after a rewind (a nack
+/// or a crash), one already processed; never one further on.
+fn check_key_order(key: &str, log: &[String], processed: &[String]) -> usize {
+    let index: HashMap<&str, usize> = log
+        .iter()
+        .enumerate()
+        .map(|(at, id)| (id.as_str(), at))
+        .collect();
+    let mut last: Option<usize> = None;
+    let mut highest: Option<usize> = None;
+    for id in processed {
+        let at = *index
+            .get(id.as_str())
+            .unwrap_or_else(|| panic!("{key}: processed {id}, which the log does not hold"));
+        let allowed = highest.map_or(0, |highest| highest + 1);
+        assert!(
+            at <= allowed,
+            "{key}: {id} (position {at}) processed after position {last:?}, before its predecessor (highest processed {highest:?})"
+        );
+        last = Some(at);
+        highest = Some(highest.map_or(at, |highest: usize| highest.max(at)));
+    }
+    highest.map_or(0, |highest| highest + 1)
+}
+
+#[test]
+fn per_key_order_holds_across_nacks_and_sigkill() {
+    let iterations: u64 = std::env::var("LIVECORE_ORDER_ITERATIONS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(8);
+    let seed: u64 = std::env::var("LIVECORE_CRASH_SEED")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    println!("ordering test: {iterations} kills, LIVECORE_CRASH_SEED={seed}");
+    let mut random = seed;
+    let dir = temp_dir("order");
+    let exe = std::env::current_exe().unwrap();
+    let mut processed: Vec<String> = Vec::new();
+    let mut nacks = 0;
+    for iteration in 0..iterations {
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "order_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("LIVECORE_ORDER_DIR", &dir)
+            .env("LIVECORE_ORDER_ITERATION", iteration.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let reader = {
+            let lines = Arc::clone(&lines);
+            let stdout = child.stdout.take().unwrap();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    lines.lock().unwrap().push(line);
+                }
+            })
+        };
+        let mut waited = 0;
+        while !lines.lock().unwrap().iter().any(|l| l.ends_with("READY")) && waited < 20_000 {
+            std::thread::sleep(Duration::from_millis(5));
+            waited += 5;
+        }
+        assert!(
+            lines.lock().unwrap().iter().any(|l| l.ends_with("READY")),
+            "the child never opened the store (iteration {iteration})"
+        );
+        std::thread::sleep(Duration::from_millis(50 + next_random(&mut random) % 300));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        reader.join().unwrap();
+        let lines = lines.lock().unwrap();
+        processed.extend(
+            lines
+                .iter()
+                .filter_map(|line| line.strip_prefix("P "))
+                .map(String::from),
+        );
+        nacks += lines.iter().filter(|line| line.starts_with("N ")).count();
+    }
+    // A last consumer drains what is left, without nacks, and the log is read whole.
+    let dir_text = dir.to_str().unwrap().to_string();
+    let (manager, consumer) = order_manager(&dir_text);
+    loop {
+        let batch = manager
+            .consume(consumer, ORDER_TOPIC, "g", 100, Duration::ZERO)
+            .unwrap();
+        if batch.messages.is_empty() {
+            break;
+        }
+        processed.extend(batch.messages.iter().map(|message| message_id(message)));
+        manager.commit_batch(consumer, &batch).unwrap();
+    }
+    let mut log: HashMap<String, Vec<String>> = HashMap::new();
+    for partition in 0..ORDER_PARTITIONS {
+        let mut out = Vec::new();
+        let mut offset = 0;
+        loop {
+            let read = manager
+                .read_topic(ORDER_TOPIC, partition, offset, 1_000)
+                .unwrap();
+            if read.is_empty() {
+                break;
+            }
+            offset += read.len() as u64;
+            out.extend(read);
+        }
+        for (at, message) in out.iter().enumerate() {
+            assert_eq!(message.offset, at as u64, "offsets are contiguous");
+            let id = message_id(message);
+            let key = id.split('-').next().unwrap().to_string();
+            log.entry(key).or_default().push(id);
+        }
+    }
+    let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
+    for id in &processed {
+        let key = id.split('-').next().unwrap().to_string();
+        by_key.entry(key).or_default().push(id.clone());
+    }
+    let mut total = 0;
+    for (key, ids) in &log {
+        let done = check_key_order(key, ids, by_key.get(key).map_or(&[][..], |v| v));
+        assert_eq!(
+            done,
+            ids.len(),
+            "{key}: every message of the log is processed"
+        );
+        total += ids.len();
+    }
+    let processed_again = processed.len() - total;
+    println!(
+        "ordering test: {total} messages over {} keys in order, {nacks} nacks, {processed_again} processed again after a crash",
+        log.len()
+    );
+    assert!(total > 0);
+    assert!(nacks > 0, "the children nacked something");
+    drop(manager);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -74,6 +74,9 @@ pub mod topic_read;
 
 pub mod store;
 
+// The durable fjall store opened by path (its functions only with the `fjall` feature).
+pub mod fjall_store;
+
 pub(crate) mod handles;
 pub(crate) mod ptr;
 pub(crate) mod state;
@@ -81,6 +84,7 @@ pub(crate) mod values;
 
 pub use connection::*;
 pub use consume::*;
+pub use fjall_store::*;
 pub use manager::*;
 pub use notification::*;
 pub use publish::*;
@@ -93,9 +97,9 @@ pub use topics::*;
 pub use types::*;
 
 /// Live handles of each kind (managers, notifications, subscription results, records,
-/// failover reports, topic batches, topic name lists, topic route lists), for tests that
-/// check nothing leaks. Not part of the C ABI.
+/// failover reports, topic batches, topic name lists, topic route lists, fjall stores),
+/// for tests that check nothing leaks. Not part of the C ABI.
 #[doc(hidden)]
-pub fn live_handle_counts() -> [usize; 8] {
+pub fn live_handle_counts() -> [usize; 9] {
     state::live_counts()
 }

@@ -318,7 +318,7 @@ sized_structs!(
     lc_topic_route_options,
     lc_topic_group_config,
     lc_topic_group_partition,
-    lc_topic_group_stats,
+    lc_topic_group_stats = since nacks,
     lc_topic_batch_info,
     lc_topic_message,
     lc_topic_position,

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::ffi::c_char;
 use std::time::Duration;
 
+use crate::ffi::fjall_store::{lc_fjall_store, FjallStoreEntry};
 use crate::ffi::handles::{handle_kinds, Handle, HandleTable};
 use crate::ffi::status::{lc_status, FfiError};
 use crate::ffi::types::{
@@ -30,6 +31,7 @@ handle_kinds! {
     TopicBatch = 6: lc_topic_batch => TopicBatchEntry, TOPIC_BATCHES;
     TopicNames = 7: lc_topic_names => Box<[CText]>, TOPIC_NAME_LISTS;
     TopicRoutes = 8: lc_topic_routes => Box<[RouteEntry]>, TOPIC_ROUTE_LISTS;
+    FjallStore = 9: lc_fjall_store => FjallStoreEntry, FJALL_STORES;
 }
 
 /// How long a "forever" wait on the ready queue sleeps between checks that its manager is

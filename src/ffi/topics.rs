@@ -579,11 +579,12 @@ pub unsafe extern "C" fn lc_topic_group_delete(
     })
 }
 
-/// Gives consumer group `group` of `topic` a dead-letter topic: a message nacked
-/// (`lc_topic_nack`) when it has been delivered `max_deliver` times (1 plus the nacks it
-/// received; redeliveries after a lease expiry do not count) is appended to
-/// `dead_letter_topic` instead of being handed out again, and the group commits past it, so
-/// the partition moves on. The dead letter is keyed and sequenced as the original, and its
+/// Gives consumer group `group` of `topic` a dead-letter topic: a message the group has
+/// handed out `max_deliver` times (every hand-out counts: after a nack, and after a lease
+/// expired) is appended to `dead_letter_topic` instead of being handed out again, by the
+/// `lc_topic_nack` that finds it there or the `lc_topic_consume` that would hand it out once
+/// more, and the partition moves on past it (committed past at the committed offset;
+/// behind uncommitted messages, skipped until they are committed). The dead letter is keyed and sequenced as the original, and its
 /// payload is the JSON object `{"topic":…,"partition":…,"offset":…,"deliveries":…,
 /// "message":{…}}`. Replaces any earlier setting. `max_deliver` 0 is `LC_ERR_OUT_OF_BOUNDS`;
 /// an unknown dead-letter topic `LC_ERR_UNKNOWN_TOPIC`; the group's own topic
@@ -706,7 +707,9 @@ pub unsafe extern "C" fn lc_topic_group_get_partition(
 }
 
 /// Reads a consumer group's counters: redeliveries, messages skipped by retention,
-/// expired leases, live members.
+/// expired leases, live members, nacks and the messages they handed out again, lease
+/// extensions, dead letters. A caller built against a header whose `lc_topic_group_stats`
+/// ends at `members` (its `struct_size`) gets those fields only.
 ///
 /// Thread safety: any thread, concurrently with any other call.
 ///
@@ -735,6 +738,10 @@ pub unsafe extern "C" fn lc_topic_group_get_stats(
             skipped_by_retention: stats.skipped_by_retention,
             leases_expired: stats.leases_expired,
             members: stats.members as u64,
+            nacks: stats.nacks,
+            nack_redelivered: stats.nack_redelivered,
+            lease_extensions: stats.lease_extensions,
+            dead_lettered: stats.dead_lettered,
         });
         Ok(lc_status::LC_OK)
     })

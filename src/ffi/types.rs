@@ -906,6 +906,18 @@ pub struct lc_topic_group_stats {
     pub leases_expired: u64,
     /// Live members now (consumers that consumed within one lease).
     pub members: u64,
+    // Added after the first version (a caller built against the older header passes the
+    // smaller struct_size and gets only the fields above).
+    /// Nacks accepted (`lc_topic_nack`; each hands its message, and what followed it, out
+    /// again).
+    pub nacks: u64,
+    /// Messages handed out again because of a nack.
+    pub nack_redelivered: u64,
+    /// Explicit lease extensions (`lc_topic_extend_leases` calls that extended at least
+    /// one lease).
+    pub lease_extensions: u64,
+    /// Messages sent to the group's dead-letter topic after too many deliveries.
+    pub dead_lettered: u64,
 }
 
 /// What a batch holds (`lc_topic_batch_get_info`).

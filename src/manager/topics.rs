@@ -29,6 +29,8 @@ use crate::topics::consume::ConsumeBatch;
 use crate::topics::consume::PartitionPosition;
 use crate::topics::consume::Pass;
 use crate::topics::consume::RetentionSkip;
+use crate::topics::deliveries::Limit;
+use crate::topics::group::Advance;
 use crate::topics::group::CommitRequest;
 use crate::topics::group::DeadLetterPolicy;
 use crate::topics::group::Group;
@@ -103,7 +105,7 @@ impl ConnectionsManager {
         self.install_topic(name, config, log)
     }
 
-    fn check_topic_config(&self, config: &TopicConfig) -> LiveResult<()> {
+    pub(crate) fn check_topic_config(&self, config: &TopicConfig) -> LiveResult<()> {
         let limits = &self.config.topics;
         let bounds = [
             (
@@ -871,35 +873,8 @@ impl ConnectionsManager {
         policy: &DeadLetterPolicy,
         (partition, offset, deliveries): (u32, u64, u32),
     ) -> LiveResult<()> {
-        let mut read = Vec::with_capacity(1);
-        topic
-            .read_log(partition, offset, offset + 1, 1, &mut read)
-            .map_err(|error| topic.store_error(error))?;
-        let message = read
-            .first()
-            .filter(|message| message.offset == offset)
-            .ok_or_else(|| {
-                store_error(
-                    &topic.name,
-                    format!("offset {offset} of partition {partition} was not read back"),
-                )
-            })?;
-        let mut envelope = Vec::with_capacity(128);
-        envelope.extend_from_slice(br#"{"topic":"#);
-        crate::types::json::write_string(&mut envelope, &topic.name);
-        envelope.extend_from_slice(
-            format!(
-                r#","partition":{partition},"offset":{offset},"deliveries":{deliveries},"message":"#
-            )
-            .as_bytes(),
-        );
-        envelope.extend_from_slice(message.to_json().as_bytes());
-        envelope.push(b'}');
-        let mut letter = DirectMessage::new(message.seq, envelope);
-        if let Some(key) = &message.key {
-            letter = letter.key(key.clone());
-        }
-        self.publish_to_topic(&policy.topic, letter)?;
+        let message = Self::read_one(topic, partition, offset)?;
+        self.send_dead_letter(topic, policy, &message, deliveries)?;
         let now = self.reading();
         let mut freed = Vec::new();
         let request = CommitRequest {
@@ -917,11 +892,97 @@ impl ConnectionsManager {
         Ok(())
     }
 
-    /// Gives `group` a dead-letter topic: a message nacked when it has been delivered
-    /// `max_deliver` times (a message's delivery count is 1 plus the nacks it received;
-    /// redeliveries after a lease expiry do not count, the consumer did not say it failed)
-    /// is not handed out again: it is appended to `dead_letter_topic` and the group commits
-    /// past it, so the partition moves on. Replaces any earlier setting.
+    /// The message at `offset` of `partition`.
+    fn read_one(topic: &Topic, partition: u32, offset: u64) -> LiveResult<DataArc<TopicMessage>> {
+        let mut read = Vec::with_capacity(1);
+        topic
+            .read_log(partition, offset, offset + 1, 1, &mut read)
+            .map_err(|error| topic.store_error(error))?;
+        read.into_iter()
+            .find(|message| message.offset == offset)
+            .ok_or_else(|| {
+                store_error(
+                    &topic.name,
+                    format!("offset {offset} of partition {partition} was not read back"),
+                )
+            })
+    }
+
+    /// Appends `message`, handed out `deliveries` times, to the dead-letter topic.
+    fn send_dead_letter(
+        &self,
+        topic: &Topic,
+        policy: &DeadLetterPolicy,
+        message: &TopicMessage,
+        deliveries: u32,
+    ) -> LiveResult<()> {
+        let (partition, offset) = (message.partition, message.offset);
+        let mut envelope = Vec::with_capacity(128);
+        envelope.extend_from_slice(br#"{"topic":"#);
+        crate::types::json::write_string(&mut envelope, &topic.name);
+        envelope.extend_from_slice(
+            format!(
+                r#","partition":{partition},"offset":{offset},"deliveries":{deliveries},"message":"#
+            )
+            .as_bytes(),
+        );
+        envelope.extend_from_slice(message.to_json().as_bytes());
+        envelope.push(b'}');
+        let mut letter = DirectMessage::new(message.seq, envelope);
+        if let Some(key) = &message.key {
+            letter = letter.key(key.clone());
+        }
+        self.publish_to_topic(&policy.topic, letter)?;
+        Ok(())
+    }
+
+    /// During a consume pass: the lease `(partition, epoch)` stopped before a message at
+    /// max-deliver (sent to the dead-letter topic now, `read` holding it if the pass read
+    /// it) or one dead-lettered before (skipped); the lease moves past it.
+    fn pass_limit(
+        &self,
+        call: &Call,
+        (partition, epoch): (u32, u64),
+        limit: Limit,
+        policy: Option<&DeadLetterPolicy>,
+        read: &[DataArc<TopicMessage>],
+    ) -> LiveResult<()> {
+        let (offset, counted) = match (limit, policy) {
+            (Limit::Dead { offset }, _) => (offset, false),
+            (Limit::Reached { offset, deliveries }, Some(policy)) => {
+                let message = match read.iter().find(|message| message.offset == offset) {
+                    Some(message) => message.clone(),
+                    None => Self::read_one(&call.topic, partition, offset)?,
+                };
+                self.send_dead_letter(&call.topic, policy, &message, deliveries)?;
+                (offset, true)
+            }
+            // Reached is only reported under a policy.
+            (Limit::Reached { .. }, None) => return Ok(()),
+        };
+        call.group
+            .pass_dead_letter(call.me, (partition, epoch), offset, counted, |next| {
+                call.topic
+                    .log
+                    .commit_offset(&call.group.name, partition, next)
+            })
+            .map_err(|error| call.topic.store_error(error))?;
+        Ok(())
+    }
+
+    /// Gives `group` a dead-letter topic: a message the group has handed out `max_deliver`
+    /// times is not handed out again: it is appended to `dead_letter_topic` and the
+    /// partition moves on. Every hand-out counts — the first, one after a nack, one after a
+    /// lease expired (a consumer that crashes on a message never nacks it); the counts live
+    /// in memory, per group, from a message's first hand-out until it is committed, so a
+    /// restart starts them again. Replaces any earlier setting.
+    ///
+    /// A message is dead-lettered when a nack finds it at max-deliver (the group then
+    /// commits past it, see below), or when a consume would hand it out once more: the
+    /// batch stops before it, and it goes to the dead-letter topic in the same consume.
+    /// If it is at the committed offset the group commits past it; if messages before it
+    /// are still uncommitted it is only marked, skipped when they are handed out again,
+    /// and committed past with them.
     ///
     /// The dead letter is a direct message keyed as the original (per-key order holds in
     /// the dead-letter topic too), with the original's SeqId, whose payload is the JSON
@@ -1363,15 +1424,32 @@ impl ConnectionsManager {
         if messages.is_empty() {
             return Ok(Pass::Nothing);
         }
+        let policy = lock(&call.group.dead_letter).clone();
+        let max_deliver = policy.as_ref().map(|policy| policy.max_deliver);
         let mut kept: Vec<DataArc<TopicMessage>> = Vec::with_capacity(messages.len());
+        let mut failed = None;
         for (partition, epoch, from, to, range) in reads {
-            if call.group.advance(call.me, partition, epoch, from, to) {
-                kept.extend(messages[range].iter().cloned());
+            let lease = (partition, epoch);
+            if let Advance::Handed { to, limit } =
+                call.group.advance(call.me, lease, from, to, max_deliver)
+            {
+                let read = &messages[range];
+                kept.extend(read.iter().filter(|message| message.offset < to).cloned());
+                if let Some(limit) = limit {
+                    if let Err(error) = self.pass_limit(call, lease, limit, policy.as_ref(), read) {
+                        failed.get_or_insert(error);
+                    }
+                }
             }
         }
         if kept.is_empty() {
+            // A dead letter that failed, with nothing else to hand out: the consume fails
+            // (the next one tries again) rather than spin.
+            if let Some(error) = failed {
+                return Err(error);
+            }
             // Every lease changed under the read (a seek, or this session consuming
-            // concurrently): nothing was handed out.
+            // concurrently), or moved past a dead letter: nothing was handed out.
             return Ok(Pass::Retry);
         }
         Ok(Pass::Messages(self.batch(call, kept)))

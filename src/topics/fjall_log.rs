@@ -32,9 +32,17 @@
 //!
 //! Reads check every blob's CRC-32: a damaged record is a store error, never a wrong
 //! message.
+//!
+//! # One opening per directory
+//!
+//! fjall does not lock its directory, and two keyspaces writing one directory would damage
+//! it; so a process opens a directory once at a time: [`FjallStore::open`] refuses a
+//! directory this process already holds open (until every handle on that store is
+//! dropped). Another process opening the same directory at the same time is the host's
+//! to prevent.
 
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fjall::{Batch, Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
@@ -65,12 +73,66 @@ fn store_error(what: &str, error: impl std::fmt::Display) -> TopicLogError {
     TopicLogError::Store(format!("fjall store: {what}: {error}"))
 }
 
+/// An error of fjall's, said as what it means for the store: an I/O failure, or files
+/// fjall cannot read back (damaged).
+fn engine_error(what: &str, error: fjall::Error) -> TopicLogError {
+    let kind = match error {
+        fjall::Error::Io(_) => "I/O error",
+        fjall::Error::Poisoned => "I/O error (an earlier write failed)",
+        _ => "damaged or unreadable files",
+    };
+    store_error(what, format!("{kind}: {error}"))
+}
+
+/// The directories this process holds open, canonical: see "One opening per directory".
+static OPEN_DIRECTORIES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// A directory's place in [`OPEN_DIRECTORIES`], given up when the store drops.
+struct DirectoryClaim(PathBuf);
+
+impl DirectoryClaim {
+    fn take(path: &Path) -> Result<Self, TopicLogError> {
+        std::fs::create_dir_all(path).map_err(|error| store_error("create directory", error))?;
+        let canonical = path
+            .canonicalize()
+            .map_err(|error| store_error("directory", error))?;
+        let mut open = OPEN_DIRECTORIES
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if open.contains(&canonical) {
+            return Err(store_error(
+                "open",
+                format!(
+                    "{} is already open in this process (drop every handle on that store first)",
+                    canonical.display()
+                ),
+            ));
+        }
+        open.push(canonical.clone());
+        Ok(Self(canonical))
+    }
+}
+
+impl Drop for DirectoryClaim {
+    fn drop(&mut self) {
+        let mut open = OPEN_DIRECTORIES
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        open.retain(|path| *path != self.0);
+    }
+}
+
 /// A fjall keyspace holding durable topic logs; open one per directory and process.
 pub struct FjallStore {
     keyspace: Keyspace,
     messages: PartitionHandle,
     offsets: PartitionHandle,
     sync: FjallSync,
+    /// The topics with a live [`FjallLog`]: a second log over the same keys would keep its
+    /// own idea of each partition's end.
+    live_topics: Mutex<Vec<Vec<u8>>>,
+    // Declared last: dropped after the keyspace is closed.
+    _claim: DirectoryClaim,
 }
 
 impl std::fmt::Debug for FjallStore {
@@ -82,9 +144,10 @@ impl std::fmt::Debug for FjallStore {
 }
 
 impl FjallStore {
-    /// Opens (or creates) the store in directory `path`, recovering what the last process
-    /// acknowledged. A store whose files are damaged beyond fjall's recovery is refused
-    /// with [`TopicLogError::Store`].
+    /// Opens (or creates, with its parents) the store in directory `path`, recovering what
+    /// the last process acknowledged. Refused with [`TopicLogError::Store`], whose text
+    /// says which: a path that is not a directory, a directory this process already holds
+    /// open, an I/O error, or files damaged beyond fjall's recovery.
     pub fn open(path: impl AsRef<Path>, sync: FjallSync) -> Result<Arc<Self>, TopicLogError> {
         let fsync_ms = match sync {
             FjallSync::EveryAppend => None,
@@ -93,28 +156,32 @@ impl FjallStore {
                     .map_err(|_| store_error("sync interval", "at most 65535 ms"))?,
             ),
         };
+        let claim = DirectoryClaim::take(path.as_ref())?;
         let keyspace = Config::new(path.as_ref())
             .fsync_ms(fsync_ms)
             .open()
-            .map_err(|error| store_error("open", error))?;
+            .map_err(|error| engine_error("open", error))?;
         let messages = keyspace
             .open_partition("messages", PartitionCreateOptions::default())
-            .map_err(|error| store_error("open messages", error))?;
+            .map_err(|error| engine_error("open messages", error))?;
         let offsets = keyspace
             .open_partition("offsets", PartitionCreateOptions::default())
-            .map_err(|error| store_error("open offsets", error))?;
+            .map_err(|error| engine_error("open offsets", error))?;
         Ok(Arc::new(Self {
             keyspace,
             messages,
             offsets,
             sync,
+            live_topics: Mutex::new(Vec::new()),
+            _claim: claim,
         }))
     }
 
     /// The log of topic `topic` with `partitions` partitions, trimmed by `retention`, for
     /// `create_topic_with_log`. A topic stored before with another partition count is
     /// refused; a partition found damaged (offsets not contiguous, or a record whose
-    /// checksum fails) is refused.
+    /// checksum fails) is refused; so is a topic whose log from this store is still alive
+    /// (one log per topic at a time).
     pub fn topic_log(
         self: &Arc<Self>,
         topic: &str,
@@ -122,6 +189,31 @@ impl FjallStore {
         retention: Retention,
     ) -> Result<FjallLog, TopicLogError> {
         let name = topic_prefix(topic)?;
+        {
+            let mut live = lock(&self.live_topics);
+            if live.contains(&name) {
+                return Err(store_error(
+                    "topic",
+                    format!("topic {topic:?} already has a live log in this store"),
+                ));
+            }
+            live.push(name.clone());
+        }
+        let log = self.load_topic_log(&name, topic, partitions, retention);
+        if log.is_err() {
+            lock(&self.live_topics).retain(|live| *live != name);
+        }
+        log
+    }
+
+    fn load_topic_log(
+        self: &Arc<Self>,
+        name: &[u8],
+        topic: &str,
+        partitions: u32,
+        retention: Retention,
+    ) -> Result<FjallLog, TopicLogError> {
+        let name = name.to_vec();
         let meta = meta_key(&name);
         match self
             .offsets
@@ -282,6 +374,12 @@ fn read_u64(bytes: &[u8], what: &str) -> Result<u64, TopicLogError> {
         .try_into()
         .map(u64::from_le_bytes)
         .map_err(|_| store_error(what, format!("a value of {} bytes", bytes.len())))
+}
+
+impl Drop for FjallLog {
+    fn drop(&mut self) {
+        lock(&self.store.live_topics).retain(|live| *live != self.name);
+    }
 }
 
 impl FjallLog {

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 
 use crate::error::{LiveError, LiveResult};
 use crate::sync::{channel, lock, mutant, AtomicBool, AtomicU64, DataArc, Mutex, Ordering};
+use crate::topics::deliveries::{Deliveries, Limit};
 use crate::topics::log::{PartitionBounds, TopicLogError};
 use crate::topics::wait::WaitList;
 use crate::topics::{offset_out_of_range, store_error, Topic};
@@ -183,8 +184,19 @@ struct Cursor {
     lease: Option<Lease>,
     /// The highest offset ever handed out plus one, for the redelivery count.
     handed_out: u64,
-    /// The last nacked offset and how many times it has been handed out, for max-deliver.
-    attempts: Option<(u64, u32)>,
+    /// How many times each message not committed was handed out, for max-deliver.
+    deliveries: Deliveries,
+}
+
+/// What applying a read to its lease did ([`Group::advance`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Advance {
+    /// The lease changed meanwhile: nothing was handed out.
+    Stale,
+    /// The lease hands out the read's messages below `to` (`to` may be the read's start:
+    /// nothing). With `limit`, the message at `to` has reached max-deliver or was
+    /// dead-lettered already: the caller passes it ([`Group::pass_dead_letter`]).
+    Handed { to: u64, limit: Option<Limit> },
 }
 
 struct Member {
@@ -321,7 +333,7 @@ impl Group {
                 cursors: committed
                     .into_iter()
                     .map(|committed| Cursor {
-                        attempts: None,
+                        deliveries: Deliveries::default(),
                         committed,
                         lease: None,
                         handed_out: committed.unwrap_or(0),
@@ -526,25 +538,71 @@ impl Group {
     }
 
     /// Applies a read made under `(partition, epoch)` from `from`: the lease hands out up
-    /// to `to`. False when the lease changed meanwhile (the read is discarded).
+    /// to `to`, counting a delivery of each message, but stops before the first message
+    /// handed out `max_deliver` times already (or dead-lettered already), which the caller
+    /// passes. [`Advance::Stale`] when the lease changed meanwhile (the read is discarded).
     pub(crate) fn advance(
         &self,
         me: ConnectionId,
-        partition: u32,
-        epoch: u64,
+        (partition, epoch): (u32, u64),
         from: u64,
         to: u64,
-    ) -> bool {
+        max_deliver: Option<u32>,
+    ) -> Advance {
         let mut state = lock(&self.state);
         let cursor = &mut state.cursors[partition as usize];
         match cursor.lease.as_mut() {
             Some(lease) if lease.is_at(me, epoch, from) => {
+                let limit = cursor.deliveries.first_at_limit(from, to, max_deliver);
+                let to = match limit {
+                    Some(Limit::Reached { offset, .. } | Limit::Dead { offset }) => offset,
+                    None => to,
+                };
                 lease.next = Some(to);
                 cursor.handed_out = cursor.handed_out.max(to);
-                true
+                cursor.deliveries.record(from, to);
+                Advance::Handed { to, limit }
             }
-            _ => false,
+            _ => Advance::Stale,
         }
+    }
+
+    /// Moves the lease `(partition, epoch)` of `me`, positioned at `offset`, past the
+    /// message there, which was sent to the dead-letter topic (`counted`: count it in
+    /// [`GroupStats::dead_lettered`]; not when it had been sent before). A message at the
+    /// committed offset is committed past, through `persist` first; one after it is
+    /// marked, so it is skipped if its range is handed out again before the commit. False
+    /// when the lease changed meanwhile.
+    pub(crate) fn pass_dead_letter(
+        &self,
+        me: ConnectionId,
+        (partition, epoch): (u32, u64),
+        offset: u64,
+        counted: bool,
+        persist: impl FnOnce(u64) -> Result<(), TopicLogError>,
+    ) -> Result<bool, TopicLogError> {
+        let mut state = lock(&self.state);
+        let cursor = &mut state.cursors[partition as usize];
+        let Some(lease) = cursor
+            .lease
+            .as_mut()
+            .filter(|lease| lease.is_at(me, epoch, offset))
+        else {
+            return Ok(false);
+        };
+        if cursor.committed == Some(offset) {
+            persist(offset + 1)?;
+            cursor.committed = Some(offset + 1);
+            cursor.deliveries.forget_below(offset + 1);
+        } else {
+            cursor.deliveries.mark_dead(offset);
+        }
+        lease.next = Some(offset + 1);
+        cursor.handed_out = cursor.handed_out.max(offset + 1);
+        if counted {
+            self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(true)
     }
 
     /// A read under `(partition, epoch)` at `offset` met the retained range `bounds`:
@@ -589,6 +647,7 @@ impl Group {
         // The committed offset only moves forward, and never past what is handed out.
         if cursor.committed.is_none_or(|committed| committed < target) {
             cursor.committed = Some(target);
+            cursor.deliveries.forget_below(target);
         }
         cursor.handed_out = cursor.handed_out.max(target);
         let skipped = target.saturating_sub(offset);
@@ -649,7 +708,9 @@ impl Group {
         }
         if cursor.committed != Some(offset) {
             persist().map_err(|error| store_error(topic, error))?;
-            state.cursors[partition as usize].committed = Some(offset);
+            let cursor = &mut state.cursors[partition as usize];
+            cursor.committed = Some(offset);
+            cursor.deliveries.forget_below(offset);
         }
         if let Some(member) = state.members.get_mut(&me) {
             member.last_seen_ms = now_ms;
@@ -740,16 +801,14 @@ impl Group {
                 delivered,
             });
         }
-        // The nacked message was handed out once more than it was nacked before.
-        let cursor = &mut state.cursors[partition as usize];
-        let deliveries = match cursor.attempts {
-            Some((at, count)) if at == offset => count,
-            _ => 1,
-        };
-        if max_deliver.is_some_and(|max| deliveries >= max) {
+        // Every hand-out of the message counted (after nacks and after lease expiries). A
+        // message dead-lettered already (skipped, never handed out) is not sent again: the
+        // nack only rewinds, and the hand-out skips it once more.
+        let deliveries = cursor.deliveries.count(offset).max(1);
+        let dead = cursor.deliveries.is_dead(offset);
+        if !dead && max_deliver.is_some_and(|max| deliveries >= max) {
             return Ok(NackOutcome::DeadLetter { deliveries });
         }
-        cursor.attempts = Some((offset, deliveries.saturating_add(1)));
         // A new epoch: a read made before the nack is not applied after it.
         let epoch = state.next_epoch;
         state.next_epoch += 1;
@@ -794,6 +853,7 @@ impl Group {
         let cursor = &mut state.cursors[partition as usize];
         cursor.committed = Some(offset);
         cursor.handed_out = offset;
+        cursor.deliveries.clear();
         Ok(cursor.lease.take().map(|lease| lease.holder))
     }
 

@@ -62,6 +62,7 @@
 //! offsets), none of which is held while another lock is taken.
 
 pub mod consume;
+pub(crate) mod deliveries;
 #[cfg(all(feature = "fjall", not(livecore_loom)))]
 pub mod fjall_log;
 pub mod group;

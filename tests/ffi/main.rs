@@ -15,6 +15,8 @@ mod panics;
 mod support;
 mod topic_contract;
 mod topic_contract_consume;
+#[cfg(feature = "fjall")]
+mod topic_fjall;
 mod topic_flows;
 mod topic_store;
 mod topic_store_contract;

@@ -181,6 +181,67 @@ pub(crate) fn case_lc_topic_group_get_stats() {
         );
     }
     assert_eq!(group_stats(f.manager, "t", "g").members, 1);
+    // The counters added later: an extension, a nack (one message handed out again), and
+    // a second nack past max-deliver 2 that dead-letters the message.
+    create_topic(f.manager, "dlq", &topic_config(1));
+    let (dlq, p) = (c("dlq"), f.partition);
+    // SAFETY: see above.
+    unsafe {
+        let (t, g, w) = (f.t.as_ptr(), f.g.as_ptr(), f.worker);
+        let mut extended = 0u32;
+        assert_status!(
+            lc_topic_extend_leases(f.manager, w, t, g, &mut extended),
+            LC_OK
+        );
+        assert_status!(lc_topic_nack(f.manager, w, t, g, p, 0, 0), LC_OK);
+        let again = consume(f.manager, w, "t", "g", 10, 0);
+        assert_eq!(batch_info(again).message_count, 1);
+        assert_eq!(lc_topic_batch_free(again), LC_OK);
+        assert_status!(
+            lc_topic_group_set_dead_letter(f.manager, t, g, dlq.as_ptr(), 2),
+            LC_OK
+        );
+        assert_status!(lc_topic_nack(f.manager, w, t, g, p, 0, 0), LC_OK);
+    }
+    let stats = group_stats(f.manager, "t", "g");
+    assert_eq!(
+        (
+            stats.nacks,
+            stats.nack_redelivered,
+            stats.lease_extensions,
+            stats.dead_lettered
+        ),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(
+        stats.struct_size as usize,
+        size_of::<lc_topic_group_stats>()
+    );
+    // A caller built against the first header (the struct ending at `members`) gets those
+    // fields only: nothing is written past its struct_size.
+    let first_version = std::mem::offset_of!(lc_topic_group_stats, nacks);
+    let mut old: lc_topic_group_stats = sized(first_version);
+    old.nacks = u64::MAX;
+    old.dead_lettered = u64::MAX;
+    // SAFETY: `old` is a live local, larger than the struct_size it declares.
+    unsafe {
+        assert_status!(
+            lc_topic_group_get_stats(f.manager, f.t.as_ptr(), f.g.as_ptr(), &mut old),
+            LC_OK
+        );
+    }
+    assert_eq!(old.struct_size as usize, first_version);
+    assert_eq!(old.members, 1);
+    assert_eq!((old.nacks, old.dead_lettered), (u64::MAX, u64::MAX));
+    // One byte short of the first version is refused.
+    let mut short: lc_topic_group_stats = sized(first_version - 1);
+    // SAFETY: as above.
+    unsafe {
+        assert_status!(
+            lc_topic_group_get_stats(f.manager, f.t.as_ptr(), f.g.as_ptr(), &mut short),
+            LC_ERR_STRUCT_SIZE
+        );
+    }
 }
 
 pub(crate) fn case_lc_topic_consume() {

@@ -443,3 +443,198 @@ fn dead_letter_settings_are_checked() {
         Err(LiveError::UnknownTopic(_))
     ));
 }
+
+#[test]
+fn lease_expiry_redeliveries_count_toward_max_deliver() {
+    // A consumer that crashes on a message never nacks it: each lease expiry hands it out
+    // again, and past max-deliver it goes to the dead-letter topic all the same.
+    let (manager, clock) = with_dead_letters(3);
+    manager
+        .publish_to_topic("events", DirectMessage::new(SeqId(7), "poison").key(42))
+        .unwrap();
+    publish_bytes(&manager, "events", 8, "fine");
+    let a = consumer(&manager, "a");
+    for delivery in 1..=3 {
+        let batch = manager
+            .consume(a, "events", "g", 1, Duration::ZERO)
+            .unwrap();
+        assert_eq!(bodies(&batch), ["poison"], "delivery {delivery}");
+        // The consumer dies on it: no nack, no commit; the 1 s lease expires.
+        clock.advance(1_001);
+    }
+    // A fourth hand-out would pass max-deliver: the consume dead-letters it and goes on.
+    let batch = manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&batch), ["fine"]);
+    assert_eq!(
+        manager.group_offsets("events", "g").unwrap()[0].committed,
+        Some(1),
+        "the group committed past the dead letter"
+    );
+    let stats = manager.group_stats("events", "g").unwrap();
+    assert_eq!((stats.nacks, stats.dead_lettered), (0, 1));
+    assert_eq!(stats.leases_expired, 3);
+    let reader = consumer(&manager, "reader");
+    let letters = manager
+        .consume(reader, "dlq", "d", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(letters.len(), 1);
+    let body: serde_json::Value = serde_json::from_str(&bytes_of(&letters.messages[0])).unwrap();
+    assert_eq!(
+        (body["offset"].clone(), body["deliveries"].clone()),
+        (0.into(), 3.into())
+    );
+}
+
+#[test]
+fn nacks_and_expiries_add_up_toward_max_deliver() {
+    let (manager, clock) = with_dead_letters(3);
+    publish_bytes(&manager, "events", 1, "poison");
+    let a = consumer(&manager, "a");
+    // Delivery 1, nacked; delivery 2, the lease expires; delivery 3, nacked: dead letter.
+    manager
+        .consume(a, "events", "g", 1, Duration::ZERO)
+        .unwrap();
+    manager
+        .nack(a, "events", "g", 0, 0, Duration::ZERO)
+        .unwrap();
+    manager
+        .consume(a, "events", "g", 1, Duration::ZERO)
+        .unwrap();
+    clock.advance(1_001);
+    let third = manager
+        .consume(a, "events", "g", 1, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&third), ["poison"]);
+    manager
+        .nack(a, "events", "g", 0, 0, Duration::ZERO)
+        .unwrap();
+    assert_eq!(manager.group_stats("events", "g").unwrap().dead_lettered, 1);
+    assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
+}
+
+#[test]
+fn a_consumer_that_never_commits_sees_its_messages_dead_lettered_in_order() {
+    let (manager, clock) = with_dead_letters(2);
+    for (seq, body) in ["m0", "poison", "m2"].into_iter().enumerate() {
+        publish_bytes(&manager, "events", seq as u64, body);
+    }
+    let a = consumer(&manager, "a");
+    // Handed out twice (a crash each time, nothing committed).
+    for _ in 0..2 {
+        let batch = manager
+            .consume(a, "events", "g", 2, Duration::ZERO)
+            .unwrap();
+        assert_eq!(bodies(&batch), ["m0", "poison"]);
+        clock.advance(1_001);
+    }
+    // Nothing was committed, so m0 reached max-deliver too: both are dead-lettered, in
+    // offset order, each at the head; the batch goes on with m2.
+    let batch = manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&batch), ["m2"]);
+    assert_eq!(manager.group_stats("events", "g").unwrap().dead_lettered, 2);
+    assert_eq!(manager.topic_info("dlq").unwrap().appended, 2);
+    manager.commit_batch(a, &batch).unwrap();
+    assert_eq!(
+        manager.group_offsets("events", "g").unwrap()[0].committed,
+        Some(3)
+    );
+}
+
+#[test]
+fn a_dead_letter_behind_uncommitted_messages_is_marked_and_skipped_when_handed_out_again() {
+    let (manager, clock) = with_dead_letters(2);
+    for (seq, body) in ["m0", "poison", "m2"].into_iter().enumerate() {
+        publish_bytes(&manager, "events", seq as u64, body);
+    }
+    let a = consumer(&manager, "a");
+    let first = manager
+        .consume(a, "events", "g", 2, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&first), ["m0", "poison"]);
+    // "poison" nacked and handed out again: its second delivery. Then the lease expires.
+    manager
+        .nack(a, "events", "g", 0, 1, Duration::ZERO)
+        .unwrap();
+    let second = manager
+        .consume(a, "events", "g", 1, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&second), ["poison"]);
+    clock.advance(1_001);
+    // From the committed offset again: m0 (its second delivery), then "poison" would be a
+    // third: the batch stops before it and it is dead-lettered, but m0 is not committed,
+    // so the group cannot commit past it yet: it is marked instead.
+    let third = manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&third), ["m0"]);
+    assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
+    assert_eq!(manager.group_stats("events", "g").unwrap().dead_lettered, 1);
+    assert_eq!(
+        manager.group_offsets("events", "g").unwrap()[0].committed,
+        Some(0)
+    );
+    let fourth = manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&fourth), ["m2"]);
+    // m0 is done; then the lease expires once more before m2 is committed: the range is
+    // handed out again from "poison", which is skipped (and committed past), not sent twice.
+    manager.commit_offset(a, "events", "g", 0, 1).unwrap();
+    clock.advance(1_001);
+    let fifth = manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&fifth), ["m2"]);
+    assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
+    assert_eq!(manager.group_stats("events", "g").unwrap().dead_lettered, 1);
+    assert_eq!(
+        manager.group_offsets("events", "g").unwrap()[0].committed,
+        Some(2)
+    );
+    manager.commit_batch(a, &fifth).unwrap();
+    assert_eq!(
+        manager.group_offsets("events", "g").unwrap()[0].committed,
+        Some(3)
+    );
+}
+
+#[test]
+fn a_nack_of_a_dead_lettered_offset_only_rewinds() {
+    let (manager, clock) = with_dead_letters(2);
+    for (seq, body) in ["m0", "poison", "m2"].into_iter().enumerate() {
+        publish_bytes(&manager, "events", seq as u64, body);
+    }
+    let a = consumer(&manager, "a");
+    // As above: "poison" dead-lettered and marked behind the uncommitted m0.
+    manager
+        .consume(a, "events", "g", 2, Duration::ZERO)
+        .unwrap();
+    manager
+        .nack(a, "events", "g", 0, 1, Duration::ZERO)
+        .unwrap();
+    manager
+        .consume(a, "events", "g", 1, Duration::ZERO)
+        .unwrap();
+    clock.advance(1_001);
+    let batch = manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&batch), ["m0"]);
+    assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
+    // Its offset is below what the lease handed out, so it may be nacked, though the
+    // consumer never got it: the nack rewinds, and "poison" is skipped again, not sent
+    // again; m2 comes out.
+    manager
+        .nack(a, "events", "g", 0, 1, Duration::ZERO)
+        .unwrap();
+    let again = manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&again), ["m2"]);
+    assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
+    assert_eq!(manager.group_stats("events", "g").unwrap().dead_lettered, 1);
+}
