@@ -44,7 +44,7 @@ print_times() {
 }
 trap print_times EXIT
 
-step "system packages (C/C++ compilers, valgrind, SQLite headers) when missing"
+step "system packages (C/C++ compilers, valgrind, SQLite headers, openssl) when missing"
 missing=()
 command -v gcc >/dev/null || missing+=(gcc)
 command -v g++ >/dev/null || missing+=(g++)
@@ -52,6 +52,8 @@ command -v g++ >/dev/null || missing+=(g++)
 command -v valgrind >/dev/null || missing+=(valgrind)
 command -v readelf >/dev/null || missing+=(binutils)
 [ -f /usr/include/sqlite3.h ] || missing+=(libsqlite3-dev)
+# The PostgreSQL source's TLS test makes a throwaway CA with the openssl command.
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo=sudo

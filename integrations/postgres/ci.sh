@@ -106,6 +106,9 @@ fi
 cd "$root"
 nice -n 10 cargo build -p livecore-postgres --features tls --tests --examples
 step "built (with the tls feature)"
+# The workspace lint step builds without features; the TLS code is linted here.
+nice -n 10 cargo clippy -p livecore-postgres --all-targets --features tls -- -D warnings
+step "lints (with the tls feature)"
 nice -n 10 cargo test -p livecore-postgres --features tls -- --test-threads 2
 step "tests"
 nice -n 10 cargo run -p livecore-postgres --features tls --example bench -- --commits 300 --subscriptions 1000
