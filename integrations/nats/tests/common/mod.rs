@@ -2,6 +2,8 @@
 //! clients, and the writer's own record of what it committed.
 #![allow(dead_code)]
 
+pub mod single_server;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
