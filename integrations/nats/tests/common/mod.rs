@@ -174,6 +174,14 @@ pub fn spawn_drain(
                         }),
                     ));
                 }
+                // A closing keeps its reason: `closed: <code> <reason>`.
+                Ok(Notification::Closed {
+                    live_query_id,
+                    reason,
+                }) => out.push((
+                    live_query_id,
+                    Err(format!("closed: {} {reason}", reason.code())),
+                )),
                 Ok(other) => out.push((other.live_query_id(), Err(other.kind().to_string()))),
                 Err(_) => {
                     if flag.load(std::sync::atomic::Ordering::Acquire) {
