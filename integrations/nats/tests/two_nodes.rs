@@ -1,6 +1,7 @@
 //! Two nodes and one writer on the 3-server cluster: every matching commit reaches the
 //! subscriptions of both nodes exactly once and in order; a retried append is applied
-//! once; a message that cannot be decoded is reported and counted, and the next applied.
+//! once; a message that cannot be decoded, or a commit whose predecessor the node never
+//! applied, is reported and counted.
 
 mod common;
 
@@ -177,4 +178,64 @@ async fn undecodable_messages_are_reported_and_counted_and_the_stream_goes_on() 
         }
     ));
     assert_eq!(errors.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_chain_is_a_typed_error_reported_and_counted() {
+    let stream = stream_config("chain");
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let node = start_node(1, &stream).await;
+    let connection = client(node.manager(), "alice");
+    let sub = node
+        .manager()
+        .subscribe(
+            connection.connection_id,
+            QuerySpec::table(items()),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    let (task, stop) = spawn_drain(connection.notifications);
+    for seq in 1..=2 {
+        writer
+            .append_commit(SeqId(seq), &workload_commit(seq))
+            .await
+            .unwrap();
+    }
+    // Commit 5 names 4 as its predecessor: commits 3 and 4 never reached the stream (as
+    // if trimmed, or appended by a writer that lost them).
+    let orphan =
+        livecore_nats::codec::encode_commit(SeqId(5), Some(SeqId(4)), &workload_commit(5), |_| 1);
+    let appended = writer
+        .append_bytes(
+            &CommitWriter::commit_message_id(SeqId(5)),
+            Bytes::from(orphan),
+        )
+        .await
+        .unwrap();
+    caught_up(&node, appended.stream_seq).await;
+
+    let stats = node.stats();
+    assert_eq!(stats.gaps, 1, "{stats:?}");
+    assert_eq!(stats.decode_errors + stats.apply_errors, 0);
+    assert_eq!(
+        node.take_errors(),
+        vec![BridgeError::ChainBroken {
+            stream_seq: appended.stream_seq,
+            seq: SeqId(5),
+            prev: Some(SeqId(4)),
+            applied: Some(SeqId(2)),
+        }]
+    );
+    // Reported, and still applied: its subscribers get it and the node's position moves
+    // on to it; what is missing is in the error, never silently passed over.
+    assert_eq!(stats.commits_applied, 3);
+    assert_eq!(stats.applied_seq, Some(SeqId(5)));
+    stop.store(true, Ordering::Release);
+    let received = task.await.unwrap();
+    let seqs: Vec<u64> = changes_of(&received, sub.live_query_id)
+        .iter()
+        .map(|received| received.seq)
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 5]);
 }
