@@ -107,6 +107,22 @@ impl Default for StreamConfig {
     }
 }
 
+/// The writer's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriterConfig {
+    /// Commits [`CommitWriter::send_commit`](crate::CommitWriter::send_commit) keeps sent
+    /// and unacknowledged at most (1: each waits for the one before). More hide the
+    /// round trip to the stream's leader and its replicas; order and deduplication hold
+    /// either way.
+    pub max_in_flight: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self { max_in_flight: 64 }
+    }
+}
+
 /// Where a node starts reading the stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum StartFrom {
