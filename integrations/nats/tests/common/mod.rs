@@ -183,8 +183,12 @@ pub fn spawn_drain(
                     Err(format!("closed: {} {reason}", reason.code())),
                 )),
                 Ok(other) => out.push((other.live_query_id(), Err(other.kind().to_string()))),
+                // Stopped, or the test let go of its handle (it failed and unwinds): a
+                // drain left running would keep the runtime from shutting down.
                 Err(_) => {
-                    if flag.load(std::sync::atomic::Ordering::Acquire) {
+                    if flag.load(std::sync::atomic::Ordering::Acquire)
+                        || Arc::strong_count(&flag) == 1
+                    {
                         return out;
                     }
                 }
