@@ -12,12 +12,16 @@ step() {
     step_start=$SECONDS
 }
 
-if ! command -v nats-server >/dev/null; then
+# openssl makes the throwaway CA and server certificate of the TLS test.
+missing=()
+command -v nats-server >/dev/null || missing+=(nats-server)
+command -v openssl >/dev/null || missing+=(openssl)
+if ((${#missing[@]})); then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nats-server
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 nats-server --version
-step "installing nats-server"
+step "installing nats-server and openssl"
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/livecore-nats.XXXXXX")
 cleanup() {

@@ -4,7 +4,9 @@
 //! the manager).
 //!
 //! Needs the cluster: `integrations/nats/scripts/bench.sh` starts one, runs this and
-//! stops it. `LIVECORE_NATS_BENCH_COMMITS` sets the commits per scenario (3000).
+//! stops it. `LIVECORE_NATS_BENCH_COMMITS` sets the commits per scenario (3000),
+//! `LIVECORE_NATS_BENCH_IN_FLIGHT` the appends the writer keeps unacknowledged (64; 1
+//! waits for each acknowledgement before the next append).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -133,7 +135,7 @@ fn report(name: &str, mut latencies: Vec<f64>, commits: usize, elapsed: Duration
     );
 }
 
-async fn through_nats(nodes: u64, commits: usize, origin: Instant) {
+async fn through_nats(nodes: u64, commits: usize, in_flight: usize, origin: Instant) {
     let unique = format!("{}_{}", std::process::id(), nodes);
     let stream = StreamConfig {
         stream: format!("BENCH_{unique}"),
@@ -143,7 +145,15 @@ async fn through_nats(nodes: u64, commits: usize, origin: Instant) {
         max_bytes: 64 << 20,
         ..StreamConfig::default()
     };
-    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    let mut writer = CommitWriter::connect_with(
+        &connection(),
+        &stream,
+        &WriterConfig {
+            max_in_flight: in_flight,
+        },
+    )
+    .await
+    .unwrap();
     writer
         .append_schema(TableSchema::new(
             table(),
@@ -177,20 +187,28 @@ async fn through_nats(nodes: u64, commits: usize, origin: Instant) {
     let start = Instant::now();
     for seq in 1..=commits as u64 {
         writer
-            .append_commit(SeqId(seq), &commit(seq, origin))
+            .send_commit(SeqId(seq), &commit(seq, origin))
             .await
             .unwrap();
     }
+    let last = writer.flush().await.unwrap().unwrap().stream_seq;
     let mut latencies = Vec::new();
     for probe in probes {
         latencies.extend(probe.await.unwrap());
     }
     let elapsed = start.elapsed();
     for (bridge, _) in &bridges {
+        // A probe can hold the last delivery before the node counted its commit.
+        assert!(bridge.wait_applied(last, Duration::from_secs(30)).await);
         let stats = bridge.stats();
         assert_eq!(stats.commits_applied, commits as u64, "{stats:?}");
     }
-    report(&format!("nats_{nodes}_node"), latencies, commits, elapsed);
+    report(
+        &format!("nats_{nodes}_node_in_flight_{in_flight}"),
+        latencies,
+        commits,
+        elapsed,
+    );
 }
 
 fn in_process(commits: usize, origin: Instant) {
@@ -212,13 +230,17 @@ async fn main() {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(3000);
+    let in_flight: usize = std::env::var("LIVECORE_NATS_BENCH_IN_FLIGHT")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(WriterConfig::default().max_in_flight);
     let origin = Instant::now();
     eprintln!(
         "{commits} commits per scenario, one insert each matching one of {SUBSCRIPTIONS_PER_NODE} \
          `id = k` subscriptions per node plus an unfiltered probe subscription; the writer \
-         awaits each append's acknowledgement (R3) before the next"
+         keeps up to {in_flight} appends unacknowledged (R3)"
     );
     in_process(commits, origin);
-    through_nats(1, commits, origin).await;
-    through_nats(2, commits, origin).await;
+    through_nats(1, commits, in_flight, origin).await;
+    through_nats(2, commits, in_flight, origin).await;
 }

@@ -31,6 +31,9 @@ pub async fn connect(config: &ConnectionConfig) -> Result<Client, BridgeError> {
     if config.require_tls {
         options = options.require_tls(true);
     }
+    if let Some(ca) = &config.tls_ca_file {
+        options = options.add_root_certificates(ca.clone());
+    }
     if let Some(name) = &config.client_name {
         options = options.name(name);
     }
@@ -42,10 +45,53 @@ pub async fn connect(config: &ConnectionConfig) -> Result<Client, BridgeError> {
                 .map_err(|error| BridgeError::InvalidConfig(format!("server URL {url}: {error}")))
         })
         .collect::<Result<_, _>>()?;
-    options
-        .connect(servers)
-        .await
-        .map_err(|error| BridgeError::Connect(error.to_string()))
+    options.connect(servers).await.map_err(connect_error)
+}
+
+/// Sorts a failed connection into refused credentials, TLS, or anything else.
+fn connect_error(error: async_nats::ConnectError) -> BridgeError {
+    use async_nats::ConnectErrorKind as Kind;
+    let detail = describe(&error);
+    match error.kind() {
+        Kind::AuthorizationViolation | Kind::Authentication => BridgeError::Unauthorized(detail),
+        Kind::Tls => BridgeError::Tls(detail),
+        // A refused certificate surfaces as an I/O error of the handshake.
+        _ if caused_by_tls(&error) => BridgeError::Tls(detail),
+        _ => BridgeError::Connect(detail),
+    }
+}
+
+/// The error and its causes, joined.
+fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        next = cause.source();
+    }
+    text
+}
+
+/// Whether a rustls error is among the causes (directly or inside an I/O error).
+fn caused_by_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        if cause.is::<async_nats::rustls::Error>() {
+            return true;
+        }
+        let inner = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref);
+        if inner.is_some_and(|inner| inner.is::<async_nats::rustls::Error>()) {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
 }
 
 /// A JetStream context with the configured request timeout.

@@ -1,5 +1,6 @@
 //! Configuration: plain structs with defaults.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use livecore::NodeId;
@@ -14,6 +15,9 @@ pub struct ConnectionConfig {
     pub auth: Auth,
     /// Require TLS even when the URLs say `nats://`.
     pub require_tls: bool,
+    /// A PEM file of the certificate authorities that sign the servers' certificates, for
+    /// servers on a private CA; without it the system's roots are trusted.
+    pub tls_ca_file: Option<PathBuf>,
     /// A name the servers show for this connection.
     pub client_name: Option<String>,
     /// How long one connection attempt may take.
@@ -28,6 +32,7 @@ impl Default for ConnectionConfig {
             servers: vec!["nats://127.0.0.1:4222".into()],
             auth: Auth::None,
             require_tls: false,
+            tls_ca_file: None,
             client_name: None,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),
@@ -99,6 +104,22 @@ impl Default for StreamConfig {
             schema_bucket: "livecore_schemas".into(),
             records_bucket: "livecore_records".into(),
         }
+    }
+}
+
+/// The writer's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriterConfig {
+    /// Commits [`CommitWriter::send_commit`](crate::CommitWriter::send_commit) keeps sent
+    /// and unacknowledged at most (1: each waits for the one before). More hide the
+    /// round trip to the stream's leader and its replicas; order and deduplication hold
+    /// either way.
+    pub max_in_flight: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self { max_in_flight: 64 }
     }
 }
 

@@ -11,8 +11,14 @@ use crate::codec::CodecError;
 pub enum BridgeError {
     /// The configuration cannot work (named field and why).
     InvalidConfig(String),
-    /// Connecting to NATS failed.
+    /// Connecting to NATS failed (no server reachable, timed out, protocol error).
     Connect(String),
+    /// The servers refused the configured credentials (wrong or missing user/password or
+    /// token).
+    Unauthorized(String),
+    /// TLS could not be set up or the handshake failed (a server certificate the
+    /// configured authorities do not sign, an unreadable CA file, a server without TLS).
+    Tls(String),
     /// A NATS or JetStream request failed (what was attempted, and the client's message).
     Nats {
         /// The request.
@@ -85,6 +91,10 @@ impl fmt::Display for BridgeError {
         match self {
             BridgeError::InvalidConfig(reason) => write!(f, "invalid configuration: {reason}"),
             BridgeError::Connect(detail) => write!(f, "cannot connect to NATS: {detail}"),
+            BridgeError::Unauthorized(detail) => {
+                write!(f, "NATS refused the credentials: {detail}")
+            }
+            BridgeError::Tls(detail) => write!(f, "TLS with NATS failed: {detail}"),
             BridgeError::Nats { what, detail } => write!(f, "{what} failed: {detail}"),
             BridgeError::Decode { stream_seq, error } => {
                 write!(f, "stream message {stream_seq} cannot be decoded: {error}")

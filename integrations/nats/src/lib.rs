@@ -22,7 +22,7 @@ mod error;
 mod node;
 mod writer;
 
-pub use config::{Auth, ConnectionConfig, NodeConfig, StartFrom, StreamConfig};
+pub use config::{Auth, ConnectionConfig, NodeConfig, StartFrom, StreamConfig, WriterConfig};
 pub use error::BridgeError;
 pub use node::{FailoverOutcome, NodeBridge, NodeStats, ResumeOutcome};
 pub use writer::{Appended, CommitWriter};

@@ -576,6 +576,13 @@ impl Inner {
         self.has_applied_seq.store(true, Ordering::Release);
     }
 
+    /// The stream's first retained sequence, as its leader says (None if it cannot say).
+    async fn first_retained(&self) -> Option<u64> {
+        let mut stream = self.stream.clone();
+        let info = stream.info().await.ok()?;
+        Some(info.state.first_sequence)
+    }
+
     fn set_applied_stream_seq(&self, stream_seq: u64) {
         self.counters
             .applied_stream_seq
@@ -951,10 +958,23 @@ async fn apply_loop(inner: Arc<Inner>, mut state: ApplyState) {
                 continue;
             }
             if stream_seq > applied + 1 {
-                inner.report(BridgeError::Lost {
-                    from: applied + 1,
-                    to: stream_seq - 1,
-                });
+                // The consumer skipped messages. Lost only if the stream no longer holds
+                // them; otherwise (a replica still catching up after a server's death)
+                // read them again through a new consumer.
+                match inner.first_retained().await {
+                    Some(first) if first > applied + 1 => {
+                        let to = (first - 1).min(stream_seq - 1);
+                        inner.report(BridgeError::Lost {
+                            from: applied + 1,
+                            to,
+                        });
+                        inner.set_applied_stream_seq(to);
+                        if to < stream_seq - 1 {
+                            break;
+                        }
+                    }
+                    _ => break,
+                }
             }
             failures = 0;
             inner.apply(&mut state, stream_seq, &message.payload).await;

@@ -1,9 +1,9 @@
 //! The engine's side: appending commits and schema changes to the commit stream.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, kv, message::PublishMessage, stream};
+use async_nats::jetstream::{self, context::PublishAckFuture, kv, message::PublishMessage, stream};
 use bytes::Bytes;
 use livecore::{ChangeNotification, SeqId, TableId, TableSchema, MAX_COMMIT_CHANGES};
 
@@ -11,7 +11,7 @@ use crate::cluster::{
     connect, ensure_bucket, ensure_stream, jetstream, read_prefix, schema_key, schema_prefix,
 };
 use crate::codec::{self, SchemaMessage, StreamEntry};
-use crate::config::{ConnectionConfig, StreamConfig};
+use crate::config::{ConnectionConfig, StreamConfig, WriterConfig};
 use crate::error::{BridgeError, NatsResult};
 
 /// Attempts per append before the error is returned (a server election takes a few).
@@ -26,12 +26,27 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
+/// A commit sent and not yet acknowledged.
+struct InFlight {
+    seq: SeqId,
+    id: String,
+    bytes: Bytes,
+    /// None when the send itself failed: the commit is re-sent when its turn comes.
+    ack: Option<PublishAckFuture>,
+}
+
 /// Appends the engine's commits, in SeqId order, to the replicated commit stream. One
 /// writer per stream: the engine's commit order is the stream's order.
 ///
 /// Each message carries the id `c-<seq>` (schema changes `s-<table>-<version>`), so an
 /// append retried after a lost acknowledgement is stored once (within the stream's
 /// duplicate window); an append not acknowledged is retried with the same id.
+///
+/// [`send_commit`](Self::send_commit) keeps up to [`WriterConfig::max_in_flight`] appends
+/// unacknowledged. Each one sent behind another still in flight names that one as the
+/// stream's expected last message id, so JetStream refuses it if its predecessor did not
+/// land: a failed append is re-sent, with everything sent after it, in order, one at a
+/// time, and the stream never holds a commit before the one it follows.
 pub struct CommitWriter {
     js: jetstream::Context,
     stream: stream::Stream,
@@ -39,15 +54,36 @@ pub struct CommitWriter {
     subject: String,
     prev: Option<SeqId>,
     versions: HashMap<TableId, u64>,
+    max_in_flight: usize,
+    in_flight: VecDeque<InFlight>,
+    /// The last commit acknowledged with every commit before it.
+    acknowledged: Option<SeqId>,
+    last_appended: Option<Appended>,
+    resent: u64,
 }
 
 impl CommitWriter {
     /// Connects, creates the stream and the schema bucket when missing, and picks up
-    /// where the stream ends (the last SeqId, the schema versions).
+    /// where the stream ends (the last SeqId, the schema versions). The writer's own
+    /// settings are the defaults.
     pub async fn connect(
         connection: &ConnectionConfig,
         config: &StreamConfig,
     ) -> Result<Self, BridgeError> {
+        Self::connect_with(connection, config, &WriterConfig::default()).await
+    }
+
+    /// As [`connect`](Self::connect), with the writer's settings.
+    pub async fn connect_with(
+        connection: &ConnectionConfig,
+        config: &StreamConfig,
+        writer: &WriterConfig,
+    ) -> Result<Self, BridgeError> {
+        if writer.max_in_flight == 0 {
+            return Err(BridgeError::InvalidConfig(
+                "max_in_flight must be above zero".into(),
+            ));
+        }
         let client = connect(connection).await?;
         let js = jetstream(client, connection);
         let mut stream = ensure_stream(&js, config).await?;
@@ -95,12 +131,34 @@ impl CommitWriter {
             subject: config.subject.clone(),
             prev,
             versions,
+            max_in_flight: writer.max_in_flight,
+            in_flight: VecDeque::new(),
+            acknowledged: prev,
+            last_appended: None,
+            resent: 0,
         })
     }
 
-    /// The SeqId of the last commit appended.
+    /// The SeqId of the last commit appended (sent, acknowledged or not).
     pub fn last_seq(&self) -> Option<SeqId> {
         self.prev
+    }
+
+    /// The SeqId of the last commit JetStream acknowledged, every commit before it
+    /// acknowledged too: what the stream is known to hold.
+    pub fn acknowledged_seq(&self) -> Option<SeqId> {
+        self.acknowledged
+    }
+
+    /// Commits sent and not yet acknowledged.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Commits sent again because an acknowledgement failed or JetStream refused them
+    /// behind a predecessor that had not landed.
+    pub fn resent(&self) -> u64 {
+        self.resent
     }
 
     /// A table's current schema version (0: never appended).
@@ -115,12 +173,14 @@ impl CommitWriter {
 
     /// Appends a table's new schema (its first, or an ALTER): every node registers it at
     /// this point of the stream. It is also kept by version in the schema bucket, first,
-    /// so a node that starts after this point finds it. Returns the version given.
+    /// so a node that starts after this point finds it. Waits for the commits in flight
+    /// first. Returns the version given.
     pub async fn append_schema(
         &mut self,
         schema: TableSchema,
     ) -> Result<(u64, Appended), BridgeError> {
         schema.validate()?;
+        self.flush().await?;
         let version = self.schema_version(&schema.table_id) + 1;
         let message = SchemaMessage {
             after: self.prev,
@@ -152,13 +212,30 @@ impl CommitWriter {
     }
 
     /// Appends one commit and waits for JetStream to acknowledge it (stored on a majority
-    /// of the replicas). `seq` must be above the last appended; the changes must name
-    /// tables whose schema was appended.
+    /// of the replicas), and every commit sent before it. `seq` must be above the last
+    /// appended; the changes must name tables whose schema was appended.
     pub async fn append_commit(
         &mut self,
         seq: SeqId,
         changes: &[ChangeNotification],
     ) -> Result<Appended, BridgeError> {
+        self.send_commit(seq, changes).await?;
+        self.flush().await?.ok_or(BridgeError::Stopped)
+    }
+
+    /// Sends one commit without waiting for its acknowledgement, waiting only while
+    /// [`WriterConfig::max_in_flight`] are unacknowledged; [`flush`](Self::flush) waits
+    /// for the rest. Checks as [`append_commit`](Self::append_commit).
+    ///
+    /// On an error (an append that failed its retries), the commits after
+    /// [`acknowledged_seq`](Self::acknowledged_seq) are not known to be stored: the writer
+    /// forgets them ([`last_seq`](Self::last_seq) goes back to it), and the host sends
+    /// them again; their message ids keep any that did land from being stored twice.
+    pub async fn send_commit(
+        &mut self,
+        seq: SeqId,
+        changes: &[ChangeNotification],
+    ) -> Result<(), BridgeError> {
         if let Some(last) = self.prev {
             if seq <= last {
                 return Err(BridgeError::OutOfOrder { seq, last });
@@ -176,12 +253,85 @@ impl CommitWriter {
                 return Err(livecore::LiveError::UnknownTable(change.table_id.clone()).into());
             }
         }
+        while self.in_flight.len() >= self.max_in_flight {
+            self.settle_oldest().await?;
+        }
         let bytes = self.encode_commit(seq, changes);
-        let appended = self
-            .append_bytes(&Self::commit_message_id(seq), bytes)
-            .await?;
+        let id = Self::commit_message_id(seq);
+        let mut message = PublishMessage::build()
+            .payload(bytes.clone())
+            .message_id(&id);
+        if let Some(before) = self.in_flight.back() {
+            message = message.expected_last_message_id(&before.id);
+        }
+        let ack = self
+            .js
+            .send_publish(self.subject.clone(), message)
+            .await
+            .ok();
+        self.in_flight.push_back(InFlight {
+            seq,
+            id,
+            bytes,
+            ack,
+        });
         self.prev = Some(seq);
-        Ok(appended)
+        Ok(())
+    }
+
+    /// Waits until every commit sent is acknowledged. Returns where the last one landed
+    /// (None when nothing was ever appended through this writer).
+    pub async fn flush(&mut self) -> Result<Option<Appended>, BridgeError> {
+        while !self.in_flight.is_empty() {
+            self.settle_oldest().await?;
+        }
+        Ok(self.last_appended)
+    }
+
+    /// Waits for the oldest commit in flight. If it failed, it and every commit sent after
+    /// it (refused, or not, by the expected-last-id check) are re-sent in order, one at a
+    /// time with retries: a commit that did land is acknowledged as a duplicate.
+    async fn settle_oldest(&mut self) -> Result<(), BridgeError> {
+        let Some(oldest) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let landed = match oldest.ack {
+            Some(ack) => ack.await.ok(),
+            None => None,
+        };
+        if let Some(ack) = landed {
+            self.acknowledge(
+                oldest.seq,
+                Appended {
+                    stream_seq: ack.sequence,
+                    duplicate: ack.duplicate,
+                },
+            );
+            return Ok(());
+        }
+        let mut again = vec![(oldest.seq, oldest.id, oldest.bytes)];
+        // Their acknowledgements are not awaited: each is re-sent below, in order.
+        again.extend(
+            self.in_flight
+                .drain(..)
+                .map(|later| (later.seq, later.id, later.bytes)),
+        );
+        for (seq, id, bytes) in again {
+            self.resent += 1;
+            match self.append_bytes(&id, bytes).await {
+                Ok(appended) => self.acknowledge(seq, appended),
+                Err(error) => {
+                    self.prev = self.acknowledged;
+                    return Err(error);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn acknowledge(&mut self, seq: SeqId, appended: Appended) {
+        self.acknowledged = Some(seq);
+        self.last_appended = Some(appended);
     }
 
     /// Appends prepared bytes under a message id, retrying (same id) until acknowledged.

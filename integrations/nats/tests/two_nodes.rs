@@ -1,6 +1,7 @@
 //! Two nodes and one writer on the 3-server cluster: every matching commit reaches the
 //! subscriptions of both nodes exactly once and in order; a retried append is applied
-//! once; a message that cannot be decoded is reported and counted, and the next applied.
+//! once; a message that cannot be decoded, or a commit whose predecessor the node never
+//! applied, is reported and counted.
 
 mod common;
 
@@ -41,15 +42,21 @@ async fn both_nodes_receive_every_commit_once_in_order_while_the_writer_commits(
         drains.push(spawn_drain(connection.notifications));
     }
 
+    // The writer keeps up to 64 appends in flight (the default).
     let mut log = Vec::new();
-    let mut last_stream_seq = 0;
     for seq in 1..=400u64 {
         let changes = workload_commit(seq);
-        let appended = writer.append_commit(SeqId(seq), &changes).await.unwrap();
-        assert!(!appended.duplicate);
-        last_stream_seq = appended.stream_seq;
+        writer.send_commit(SeqId(seq), &changes).await.unwrap();
+        assert!(writer.in_flight() <= WriterConfig::default().max_in_flight);
         log.push((seq, changes));
     }
+    let appended = writer.flush().await.unwrap().unwrap();
+    assert_eq!(writer.acknowledged_seq(), Some(SeqId(400)));
+    assert_eq!(writer.resent(), 0);
+    assert!(!appended.duplicate);
+    // The schema, then one message per commit: none stored twice or out of place.
+    let last_stream_seq = appended.stream_seq;
+    assert_eq!(last_stream_seq, 401);
     for node in &nodes {
         caught_up(node, last_stream_seq).await;
     }
@@ -177,4 +184,133 @@ async fn undecodable_messages_are_reported_and_counted_and_the_stream_goes_on() 
         }
     ));
     assert_eq!(errors.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_chain_is_a_typed_error_reported_and_counted() {
+    let stream = stream_config("chain");
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let node = start_node(1, &stream).await;
+    let connection = client(node.manager(), "alice");
+    let sub = node
+        .manager()
+        .subscribe(
+            connection.connection_id,
+            QuerySpec::table(items()),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    let (task, stop) = spawn_drain(connection.notifications);
+    for seq in 1..=2 {
+        writer
+            .append_commit(SeqId(seq), &workload_commit(seq))
+            .await
+            .unwrap();
+    }
+    // Commit 5 names 4 as its predecessor: commits 3 and 4 never reached the stream (as
+    // if trimmed, or appended by a writer that lost them).
+    let orphan =
+        livecore_nats::codec::encode_commit(SeqId(5), Some(SeqId(4)), &workload_commit(5), |_| 1);
+    let appended = writer
+        .append_bytes(
+            &CommitWriter::commit_message_id(SeqId(5)),
+            Bytes::from(orphan),
+        )
+        .await
+        .unwrap();
+    caught_up(&node, appended.stream_seq).await;
+
+    let stats = node.stats();
+    assert_eq!(stats.gaps, 1, "{stats:?}");
+    assert_eq!(stats.decode_errors + stats.apply_errors, 0);
+    assert_eq!(
+        node.take_errors(),
+        vec![BridgeError::ChainBroken {
+            stream_seq: appended.stream_seq,
+            seq: SeqId(5),
+            prev: Some(SeqId(4)),
+            applied: Some(SeqId(2)),
+        }]
+    );
+    // Reported, and still applied: its subscribers get it and the node's position moves
+    // on to it; what is missing is in the error, never silently passed over.
+    assert_eq!(stats.commits_applied, 3);
+    assert_eq!(stats.applied_seq, Some(SeqId(5)));
+    stop.store(true, Ordering::Release);
+    let received = task.await.unwrap();
+    let seqs: Vec<u64> = changes_of(&received, sub.live_query_id)
+        .iter()
+        .map(|received| received.seq)
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 5]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelined_append_refused_behind_a_foreign_message_is_resent_in_order() {
+    let stream = stream_config("pipeline");
+    let mut writer =
+        CommitWriter::connect_with(&connection(), &stream, &WriterConfig { max_in_flight: 8 })
+            .await
+            .unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let node = start_node(1, &stream).await;
+    let connection = client(node.manager(), "alice");
+    let sub = node
+        .manager()
+        .subscribe(
+            connection.connection_id,
+            QuerySpec::table(items()),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    let (task, stop) = spawn_drain(connection.notifications);
+    writer
+        .append_commit(SeqId(1), &workload_commit(1))
+        .await
+        .unwrap();
+    writer
+        .send_commit(SeqId(2), &workload_commit(2))
+        .await
+        .unwrap();
+    // Another publisher's message lands between commit 2 and commit 3, which is sent
+    // expecting commit 2 last: JetStream refuses it, and the writer sends it again.
+    writer
+        .append_bytes("foreign-1", Bytes::from_static(b"not livecore"))
+        .await
+        .unwrap();
+    for seq in 3..=6 {
+        writer
+            .send_commit(SeqId(seq), &workload_commit(seq))
+            .await
+            .unwrap();
+    }
+    let last = writer.flush().await.unwrap().unwrap();
+    assert_eq!(writer.acknowledged_seq(), Some(SeqId(6)));
+    assert_eq!(writer.in_flight(), 0);
+    assert_eq!(
+        writer.resent(),
+        4,
+        "commits 3 to 6 were refused and sent again"
+    );
+    let mut info_stream = writer.stream().clone();
+    let info = info_stream.info().await.unwrap();
+    assert_eq!(
+        info.state.messages, 8,
+        "schema, commits 1 and 2, the foreign message, commits 3 to 6: each once"
+    );
+    assert_eq!(last.stream_seq, 8);
+
+    caught_up(&node, last.stream_seq).await;
+    stop.store(true, Ordering::Release);
+    let received = task.await.unwrap();
+    let seqs: Vec<u64> = changes_of(&received, sub.live_query_id)
+        .iter()
+        .map(|received| received.seq)
+        .collect();
+    assert_eq!(seqs, (1..=6).collect::<Vec<_>>());
+    let stats = node.stats();
+    assert_eq!(stats.commits_applied, 6);
+    assert_eq!(stats.decode_errors, 1, "the foreign message: {stats:?}");
+    assert_eq!(stats.gaps + stats.duplicates + stats.apply_errors, 0);
 }

@@ -2,6 +2,8 @@
 //! clients, and the writer's own record of what it committed.
 #![allow(dead_code)]
 
+pub mod single_server;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -172,9 +174,21 @@ pub fn spawn_drain(
                         }),
                     ));
                 }
+                // A closing keeps its reason: `closed: <code> <reason>`.
+                Ok(Notification::Closed {
+                    live_query_id,
+                    reason,
+                }) => out.push((
+                    live_query_id,
+                    Err(format!("closed: {} {reason}", reason.code())),
+                )),
                 Ok(other) => out.push((other.live_query_id(), Err(other.kind().to_string()))),
+                // Stopped, or the test let go of its handle (it failed and unwinds): a
+                // drain left running would keep the runtime from shutting down.
                 Err(_) => {
-                    if flag.load(std::sync::atomic::Ordering::Acquire) {
+                    if flag.load(std::sync::atomic::Ordering::Acquire)
+                        || Arc::strong_count(&flag) == 1
+                    {
                         return out;
                     }
                 }

@@ -1,11 +1,12 @@
 //! The bytes this crate stores in JetStream: commits and schema changes in the commit
 //! stream, live-query records and node heartbeats in key-value.
 //!
-//! Every message is framed the same way, after the approach of livecore's topic record
-//! codec: a magic, a format version, a kind, the body, and a CRC-32 (IEEE) of everything
-//! before it. Lengths and counts are checked against what is left, so damaged or foreign
-//! bytes give a typed [`CodecError`], never a wrong value and never a panic. Layout of
-//! version 1 (*varint* is unsigned LEB128; signed integers are zigzag-encoded first):
+//! Every message is framed the same way (one helper, `codec/frame.rs`), after the
+//! approach of livecore's topic record codec: a magic, a format version, a kind, the body,
+//! and a CRC-32 (IEEE) of everything before it. Lengths and counts are checked against
+//! what is left, so damaged or foreign bytes give a typed [`CodecError`], never a wrong
+//! value and never a panic. Layout of version 1 (*varint* is unsigned LEB128; signed
+//! integers are zigzag-encoded first):
 //!
 //! ```text
 //! magic      'L' 'N'
@@ -41,11 +42,9 @@ use livecore::{
     TableScope, UserId, Value, MAX_COMMIT_CHANGES,
 };
 
-/// The layout version this crate writes.
-pub const FORMAT_VERSION: u8 = 1;
+mod frame;
 
-const MAGIC: [u8; 2] = *b"LN";
-const CRC_LEN: usize = 4;
+pub use frame::FORMAT_VERSION;
 
 const KIND_COMMIT: u8 = 1;
 const KIND_SCHEMA: u8 = 2;
@@ -228,17 +227,11 @@ struct Writer(Vec<u8>);
 
 impl Writer {
     fn new(kind: u8) -> Self {
-        let mut out = Vec::with_capacity(128);
-        out.extend_from_slice(&MAGIC);
-        out.push(FORMAT_VERSION);
-        out.push(kind);
-        Self(out)
+        Self(frame::begin(kind))
     }
 
-    fn finish(mut self) -> Vec<u8> {
-        let crc = crc32fast::hash(&self.0);
-        self.0.extend_from_slice(&crc.to_le_bytes());
-        self.0
+    fn finish(self) -> Vec<u8> {
+        frame::seal(self.0)
     }
 
     fn byte(&mut self, byte: u8) {
@@ -434,34 +427,13 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// Checks the frame and returns a reader over the body, with the kind byte.
     fn open(bytes: &'a [u8]) -> Result<(Self, u8), CodecError> {
-        if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
-            return Err(CodecError::BadMagic);
-        }
-        if bytes.len() < MAGIC.len() + 1 {
-            return Err(CodecError::Truncated { at: MAGIC.len() });
-        }
-        let version = bytes[MAGIC.len()];
-        if version != FORMAT_VERSION {
-            return Err(CodecError::UnsupportedVersion(version));
-        }
-        if bytes.len() < MAGIC.len() + 2 + CRC_LEN {
-            return Err(CodecError::Truncated {
-                at: MAGIC.len() + 1,
-            });
-        }
-        let (content, crc) = bytes.split_at(bytes.len() - CRC_LEN);
-        let stored = u32::from_le_bytes(crc.try_into().expect("four bytes"));
-        let computed = crc32fast::hash(content);
-        if stored != computed {
-            return Err(CodecError::Checksum { stored, computed });
-        }
-        let kind = content[MAGIC.len() + 1];
+        let opened = frame::open(bytes)?;
         Ok((
             Self {
-                bytes: content,
-                at: MAGIC.len() + 2,
+                bytes: opened.content,
+                at: opened.body_at,
             },
-            kind,
+            opened.kind,
         ))
     }
 

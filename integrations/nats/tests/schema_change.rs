@@ -1,0 +1,150 @@
+//! A schema change (ALTER TABLE) travelling mid-stream: the writer appends commits, the
+//! change, then more commits, without pausing. Both nodes recompile at the same point of
+//! the stream: the subscription on the dropped column is closed with the reason, the
+//! others go on and receive every commit exactly once, in order, on either side of it.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+
+use common::*;
+use livecore::*;
+use livecore_nats::*;
+
+/// The table after the change: `room` dropped, `lane` and `note` added; four columns, so
+/// a commit applied against the wrong version is refused for its arity, not misread.
+fn altered_schema() -> TableSchema {
+    TableSchema::new(items(), TableScope::Shared, ["id", "lane", "body", "note"])
+}
+
+/// A commit of the altered table: two inserts (the body stays at index 2, as before).
+fn altered_commit(seq: u64) -> Vec<ChangeNotification> {
+    (0..2)
+        .map(|i| {
+            let id = (seq * 4 + i) as i64;
+            ChangeNotification::insert(
+                items(),
+                Row::new(vec![
+                    Value::Int(id),
+                    Value::Int((seq % 2) as i64),
+                    Value::text(&format!("c{seq}.{i}")),
+                    Value::Null,
+                ]),
+            )
+        })
+        .collect()
+}
+
+/// What an `id >= 600` subscriber receives from the commits of `log`.
+fn expected_high_ids(log: &[(u64, Vec<ChangeNotification>)]) -> Vec<Received> {
+    log.iter()
+        .filter_map(|(seq, changes)| {
+            let bodies: Vec<String> = changes
+                .iter()
+                .filter(|change| matches!(change.row.value(0), Value::Int(id) if *id >= 600))
+                .map(|change| match change.row.value(2) {
+                    Value::Text(text) => text.to_string(),
+                    other => panic!("body is text, got {other:?}"),
+                })
+                .collect();
+            (!bodies.is_empty()).then_some(Received { seq: *seq, bodies })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alter_mid_stream_recompiles_every_node_at_the_same_point() {
+    const BEFORE: u64 = 200;
+    const AFTER: u64 = 400;
+    let stream = stream_config("alter");
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let nodes = [start_node(1, &stream).await, start_node(2, &stream).await];
+    let mut subscriptions = Vec::new();
+    let mut drains = Vec::new();
+    for node in &nodes {
+        let manager = node.manager();
+        let connection = client(manager, "alice");
+        let subscribe = |spec: QuerySpec| {
+            manager
+                .subscribe(
+                    connection.connection_id,
+                    spec,
+                    SubscriptionOptions::default(),
+                )
+                .unwrap()
+                .live_query_id
+        };
+        let all = subscribe(QuerySpec::table(items()));
+        let high =
+            subscribe(QuerySpec::table(items()).filter(Expr::col("id").gt_eq(Expr::lit(600i64))));
+        let room = subscribe(room_spec(1));
+        subscriptions.push((all, high, room));
+        drains.push(spawn_drain(connection.notifications));
+    }
+
+    let mut log = Vec::new();
+    for seq in 1..=BEFORE {
+        let changes = workload_commit(seq);
+        writer.append_commit(SeqId(seq), &changes).await.unwrap();
+        log.push((seq, changes));
+    }
+    let (version, _) = writer.append_schema(altered_schema()).await.unwrap();
+    assert_eq!(version, 2);
+    let mut last_stream_seq = 0;
+    for seq in BEFORE + 1..=AFTER {
+        let changes = altered_commit(seq);
+        last_stream_seq = writer
+            .append_commit(SeqId(seq), &changes)
+            .await
+            .unwrap()
+            .stream_seq;
+        log.push((seq, changes));
+    }
+    for node in &nodes {
+        caught_up(node, last_stream_seq).await;
+    }
+
+    for (node, ((all, high, room), (task, stop))) in
+        nodes.iter().zip(subscriptions.into_iter().zip(drains))
+    {
+        stop.store(true, Ordering::Release);
+        let received = task.await.unwrap();
+        // The unfiltered and the `id` subscriptions span the change, nothing lost or twice.
+        assert_eq!(
+            changes_of(&received, all),
+            expected_for(&log, None, |_| true)
+        );
+        assert_eq!(changes_of(&received, high), expected_high_ids(&log));
+        assert!(notices_of(&received, all).is_empty());
+        assert!(notices_of(&received, high).is_empty());
+        // The `room` subscription got every matching commit before the change, then its
+        // closing with the column it lost.
+        assert_eq!(
+            changes_of(&received, room),
+            expected_for(&log, Some(1), |seq| seq <= BEFORE)
+        );
+        assert_eq!(
+            notices_of(&received, room),
+            vec![format!(
+                "closed: schema_changed {}",
+                CloseReason::SchemaChanged {
+                    column: "room".into()
+                }
+            )]
+        );
+        let stats = node.stats();
+        assert_eq!(stats.commits_applied, AFTER, "{stats:?}");
+        assert_eq!(
+            stats.decode_errors + stats.apply_errors + stats.gaps + stats.duplicates,
+            0,
+            "{stats:?}: {:?}",
+            node.take_errors()
+        );
+        assert_eq!(stats.schemas_applied, 1, "the change, met in the stream");
+        assert_eq!(
+            node.manager().table_schema(&items()).unwrap().columns,
+            altered_schema().columns
+        );
+    }
+}
