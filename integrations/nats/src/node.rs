@@ -371,7 +371,10 @@ impl NodeBridge {
     }
 
     /// Every live query of the cluster as key-value holds it (this node's fresh from its
-    /// manager): a `system.live_queries` view, readable from any node.
+    /// manager): a `system.live_queries` view, readable from any node. Other nodes' records
+    /// are as of their last sync, and reach this reader through the bucket's replication:
+    /// a record written a moment ago may be served by a replica that has not applied it
+    /// yet, so the view can lag by that moment.
     pub async fn cluster_live_queries(&self) -> Result<Vec<LiveQueryRecord>, BridgeError> {
         let local = self.inner.config.node_id;
         let mut records: Vec<LiveQueryRecord> = self

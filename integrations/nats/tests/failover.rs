@@ -14,6 +14,21 @@ async fn records_of(node: &NodeBridge) -> Vec<LiveQueryRecord> {
     node.cluster_live_queries().await.unwrap()
 }
 
+/// The cluster's view once it holds `count` records. Another node's writes reach a reader
+/// through the bucket's replication (a read may be served by a replica a moment behind),
+/// so the view is awaited, with a bound, rather than read once.
+async fn records_once_there_are(node: &NodeBridge, count: usize) -> Vec<LiveQueryRecord> {
+    let mut records = records_of(node).await;
+    for _ in 0..100 {
+        if records.len() >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        records = records_of(node).await;
+    }
+    records
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_stops_heartbeating_has_its_records_removed_by_the_survivor() {
     let stream = stream_config("failover");
@@ -46,7 +61,7 @@ async fn a_node_that_stops_heartbeating_has_its_records_removed_by_the_survivor(
 
     // Both nodes' live queries, read from either node.
     for node in [&node1, &node2] {
-        let records = records_of(node).await;
+        let records = records_once_there_are(node, 4).await;
         let per_node: Vec<u64> = records.iter().map(|record| record.node_id.0).collect();
         assert_eq!(per_node, vec![1, 2, 2, 2]);
         let sql: Vec<String> = records.iter().map(|record| record.query.to_sql()).collect();
