@@ -108,6 +108,7 @@ mod metrics_export {
     use super::*;
     use std::collections::BTreeMap;
     use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
 
     use metrics::{
         Counter, CounterFn, Gauge, GaugeFn, Histogram, Key, KeyName, Metadata, Recorder,
@@ -183,6 +184,18 @@ mod metrics_export {
         manager
             .publish_to_topic("t", DirectMessage::new(SeqId(11), "m"))
             .unwrap();
+        // One nack, so a nonzero nack counter must reach the recorder.
+        let consumer = connect(&manager, "bob");
+        let batch = manager
+            .consume(consumer.connection_id, "t", "g", 10, Duration::ZERO)
+            .unwrap();
+        assert_eq!(batch.len(), 1);
+        manager
+            .nack(consumer.connection_id, "t", "g", 0, 0, Duration::ZERO)
+            .unwrap();
+        manager
+            .unregister_connection(consumer.connection_id)
+            .unwrap();
         let capture = Capture::default();
         metrics::with_local_recorder(&capture, || manager.export_metrics());
         let stats = manager.stats();
@@ -207,6 +220,14 @@ mod metrics_export {
         );
         assert_eq!(
             capture.get("livecore_topic_redelivered_total{topic=t,group=g}"),
+            Some(0)
+        );
+        assert_eq!(
+            capture.get("livecore_topic_nacks_total{topic=t,group=g}"),
+            Some(1)
+        );
+        assert_eq!(
+            capture.get("livecore_topic_dead_lettered_total{topic=t,group=g}"),
             Some(0)
         );
     }

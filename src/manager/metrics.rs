@@ -16,7 +16,9 @@ impl ConnectionsManager {
     /// (`livecore_published_commits_total`, `livecore_delivered_total`,
     /// `livecore_dropped_total`, `livecore_gaps_total`, `livecore_resyncs_total`, ..., and
     /// per topic `livecore_topic_appended_total`, `livecore_topic_write_failures_total`,
-    /// per group `livecore_topic_redelivered_total`, `livecore_topic_leases_expired_total`).
+    /// per group `livecore_topic_redelivered_total`, `livecore_topic_leases_expired_total`,
+    /// `livecore_topic_nacks_total`, `livecore_topic_nack_redelivered_total`,
+    /// `livecore_topic_dead_lettered_total`, `livecore_topic_lease_extensions_total`).
     /// Topic series carry `topic` (and `group`) labels. Cost: one `stats()` and one walk
     /// of the topics per call, none on publish.
     pub fn export_metrics(&self) {
@@ -69,6 +71,13 @@ impl ConnectionsManager {
                         .absolute(stats.leases_expired);
                     counter!("livecore_topic_skipped_by_retention_total", &labels)
                         .absolute(stats.skipped_by_retention);
+                    counter!("livecore_topic_nacks_total", &labels).absolute(stats.nacks);
+                    counter!("livecore_topic_nack_redelivered_total", &labels)
+                        .absolute(stats.nack_redelivered);
+                    counter!("livecore_topic_dead_lettered_total", &labels)
+                        .absolute(stats.dead_lettered);
+                    counter!("livecore_topic_lease_extensions_total", &labels)
+                        .absolute(stats.lease_extensions);
                     gauge!("livecore_topic_group_members", &labels).set(stats.members as f64);
                 }
                 if let Ok(partitions) = self.group_offsets(&topic, group) {
