@@ -18,6 +18,10 @@
 //! `LIVECORE_ORDER_ITERATIONS` times (default 8); each key's messages must be processed in
 //! log order across nacks and crashes (a message again only after a rewind, never one
 //! before its predecessor), and in the end every message of the log is processed.
+//!
+//! `retention_trims_the_fjall_log_and_the_trim_survives_reopening` checks retention
+//! trimming on the fjall log, and that the trimmed bounds, commits and a group's deletion
+//! survive reopening the store by path.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -611,5 +615,96 @@ fn per_key_order_holds_across_nacks_and_sigkill() {
     assert!(total > 0);
     assert!(nacks > 0, "the children nacked something");
     drop(manager);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The bodies of `messages`, with their offsets.
+fn offsets_and_bodies<M: std::ops::Deref<Target = TopicMessage>>(
+    messages: &[M],
+) -> Vec<(u64, String)> {
+    messages
+        .iter()
+        .map(|message| (message.offset, payload(message)))
+        .collect()
+}
+
+/// Retention trims the fjall log: the start moves, a trimmed offset reads as out of range
+/// (never as other data), and the trimmed bounds, the kept messages, a group's commit and
+/// a deleted group's absence all survive dropping and reopening the store by path.
+#[test]
+fn retention_trims_the_fjall_log_and_the_trim_survives_reopening() {
+    const KEPT: &str = "kept";
+    let dir = temp_dir("retention");
+    let config = TopicConfig::partitions(1).retention(3, 1 << 20);
+    let expected_tail: Vec<(u64, String)> = (7..10).map(|at| (at, format!("m{at}"))).collect();
+    {
+        let store = FjallStore::open(&dir, FjallSync::EveryAppend).unwrap();
+        let log = store.topic_log(KEPT, 1, config.retention).unwrap();
+        let manager = ConnectionsManager::new(ManagerConfig::default()).unwrap();
+        manager
+            .create_topic_with_log(KEPT, config, Box::new(log))
+            .unwrap();
+        for seq in 0..10u64 {
+            manager
+                .publish_to_topic(KEPT, DirectMessage::new(SeqId(seq), format!("m{seq}")))
+                .unwrap();
+        }
+        let bounds = manager.topic_info(KEPT).unwrap().bounds;
+        assert_eq!(bounds, [PartitionBounds { start: 7, end: 10 }]);
+        for trimmed in [0, 6] {
+            match manager.read_topic(KEPT, 0, trimmed, 10) {
+                Err(LiveError::OffsetOutOfRange {
+                    offset, start, end, ..
+                }) => assert_eq!((offset, start, end), (trimmed, 7, 10)),
+                other => panic!("offset {trimmed} was trimmed, read gave {other:?}"),
+            }
+        }
+        let kept = manager.read_topic(KEPT, 0, 7, 10).unwrap();
+        assert_eq!(offsets_and_bodies(&kept), expected_tail);
+
+        // Two groups commit what is left; one is then deleted.
+        let consumer = manager.register_connection().unwrap().connection_id;
+        manager
+            .authenticate(consumer, UserId::from("worker"), None)
+            .unwrap();
+        for group in ["g", "gone"] {
+            manager
+                .create_consumer_group(KEPT, group, GroupConfig::default())
+                .unwrap();
+            let batch = manager
+                .consume(consumer, KEPT, group, 10, Duration::ZERO)
+                .unwrap();
+            assert_eq!(offsets_and_bodies(&batch.messages), expected_tail);
+            manager.commit_batch(consumer, &batch).unwrap();
+        }
+        manager.delete_consumer_group(KEPT, "gone").unwrap();
+        // Dropping the manager drops its log and, with it, the store.
+    }
+    let store = FjallStore::open(&dir, FjallSync::EveryAppend).unwrap();
+    let log = store.topic_log(KEPT, 1, config.retention).unwrap();
+    assert_eq!(
+        log.bounds(0).unwrap(),
+        PartitionBounds { start: 7, end: 10 }
+    );
+    let mut out = Vec::new();
+    match log.read(0, 3, 10, &mut out) {
+        Err(TopicLogError::OutOfRange(bounds)) => {
+            assert_eq!(bounds, PartitionBounds { start: 7, end: 10 })
+        }
+        other => panic!("offset 3 was trimmed, read gave {other:?}"),
+    }
+    assert!(out.is_empty(), "a trimmed read returned messages");
+    log.read(0, 7, 10, &mut out).unwrap();
+    assert_eq!(offsets_and_bodies(&out), expected_tail);
+    assert_eq!(log.committed_offset("g", 0).unwrap(), Some(10));
+    assert_eq!(log.committed_offset("gone", 0).unwrap(), None);
+    // Retention keeps trimming after the reopen.
+    assert_eq!(log.append(0, vec![record(0, 10)]).unwrap(), 10);
+    assert_eq!(
+        log.bounds(0).unwrap(),
+        PartitionBounds { start: 8, end: 11 }
+    );
+    drop(log);
+    drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
