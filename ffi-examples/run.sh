@@ -73,10 +73,13 @@ run() {
     echo "   $name: sanitizers and valgrind clean, output as expected ($((SECONDS - started)) s)"
 }
 
-echo "-- the header alone: C99 and C++11, pedantic (its stated minimum standards)"
+echo "-- the header alone: C99 and C++11, pedantic (its stated minimum standards), with and without LC_HAS_FJALL"
 printf '#include "livecore.h"\nint main(void) { return 0; }\n' >"$out/header_only.c"
 gcc -std=c99 -pedantic-errors -Wall -Werror -Iinclude -fsyntax-only "$out/header_only.c"
 g++ -std=c++11 -pedantic-errors -Wall -Werror -Iinclude -fsyntax-only -x c++ "$out/header_only.c"
+# The declarations guarded by LC_HAS_FJALL (feature fjall) are checked by the compilers too.
+gcc -std=c99 -pedantic-errors -Wall -Werror -Iinclude -DLC_HAS_FJALL -fsyntax-only "$out/header_only.c"
+g++ -std=c++11 -pedantic-errors -Wall -Werror -Iinclude -DLC_HAS_FJALL -fsyntax-only -x c++ "$out/header_only.c"
 
 echo "-- example 1: minimal C"
 compile minimal gcc c11 ffi-examples/minimal.c -lm
