@@ -36,7 +36,10 @@ pub struct SourceStats {
     pub server_wal_end: u64,
     /// Replication lag in bytes: the server's WAL end minus the acknowledged position.
     pub lag_bytes: u64,
-    /// Replication lag in transactions: begun on the stream but not yet handed to livecore.
+    /// Transactions whose Begin arrived on the stream but whose Commit has not yet been
+    /// handed to livecore: at most 1 in practice (the transaction being decoded). It does
+    /// NOT count commits PostgreSQL has and the stream has not delivered yet; for that
+    /// backlog use `lag_bytes` or `PgSource::slot_lag_bytes()`.
     pub lag_commits: u64,
     /// Replication sessions opened after a lost connection.
     pub reconnects: u64,
