@@ -17,6 +17,7 @@ struct CountingAllocator;
 thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
     static BYTES: Cell<u64> = const { Cell::new(0) };
+    static FREED: Cell<u64> = const { Cell::new(0) };
 }
 
 // SAFETY: delegates every call to the system allocator unchanged; the thread-local
@@ -30,6 +31,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        FREED.with(|freed| freed.set(freed.get() + layout.size() as u64));
         // SAFETY: `ptr` was allocated by `System` with this layout (see `alloc`).
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -37,6 +39,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.with(|count| count.set(count.get() + 1));
         BYTES.with(|bytes| bytes.set(bytes.get() + new_size as u64));
+        FREED.with(|freed| freed.set(freed.get() + layout.size() as u64));
         // SAFETY: the caller upholds `realloc`'s contract, which we pass on as is.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -131,6 +134,73 @@ fn publish_allocates_and_locks_the_same_for_10_and_10k_subscribers() {
             );
         }
     }
+}
+
+/// Net bytes (allocated minus freed) that `work` left allocated on this thread.
+fn net_bytes<T>(work: impl FnOnce() -> T) -> (T, i64) {
+    let before = BYTES.with(Cell::get) as i64 - FREED.with(Cell::get) as i64;
+    let result = work();
+    let after = BYTES.with(Cell::get) as i64 - FREED.with(Cell::get) as i64;
+    (result, after - before)
+}
+
+#[test]
+fn a_never_used_connection_holds_at_most_448_bytes() {
+    // Everything registering leaves allocated, the manager's map of connections and both
+    // channels included, averaged over enough registrations that the map's doublings
+    // amortise as they do for a host.
+    const CONNECTIONS: usize = 100_000;
+    let (manager, _) = manager_with(ManagerConfig {
+        max_connections: CONNECTIONS,
+        ..ManagerConfig::default()
+    });
+    let mut registrations = Vec::with_capacity(CONNECTIONS);
+    let ((), bytes) = net_bytes(|| {
+        for _ in 0..CONNECTIONS {
+            registrations.push(manager.register_connection().unwrap());
+        }
+    });
+    let per_connection = bytes / CONNECTIONS as i64;
+    println!("a never-used connection holds {per_connection} bytes");
+    assert!(
+        per_connection <= 448,
+        "a never-used connection holds {per_connection} bytes"
+    );
+}
+
+#[test]
+fn a_connection_keeps_its_subscription_map_between_pairs() {
+    // The first subscribe of a connection allocates its subscription map; later
+    // subscribe+unsubscribe pairs reuse it rather than freeing and allocating it again.
+    let (manager, _) = manager_with(ManagerConfig::default());
+    let warm = connect(&manager, "w");
+    let connection = connect(&manager, "u");
+    let pair_on = |connection: &ConnectionRegistration, room: i64| {
+        let result = manager
+            .subscribe(
+                connection.connection_id,
+                in_room(room),
+                SubscriptionOptions::default(),
+            )
+            .unwrap();
+        manager.unsubscribe(result.live_query_id).unwrap();
+    };
+    // The query's shared template is compiled by this pair, on another connection, so
+    // what the pairs below allocate differs only by the connection's own map.
+    pair_on(&warm, 0);
+    let pair = |room: i64| pair_on(&connection, room);
+    let (((), first, _, _), first_net) = net_bytes(|| counted(|| pair(1)));
+    let (((), second, _, _), second_net) = net_bytes(|| counted(|| pair(2)));
+    let (((), third, _, _), third_net) = net_bytes(|| counted(|| pair(3)));
+    println!("pairs: {first} allocations ({first_net} net bytes), then {second} ({second_net}), {third} ({third_net})");
+    assert!(first_net > 0, "the first pair leaves the map allocated");
+    assert!(
+        second < first,
+        "the second pair allocated {second} times, the first {first}"
+    );
+    assert_eq!(second_net, 0, "a later pair leaves nothing behind");
+    assert_eq!(third, second);
+    assert_eq!(third_net, 0);
 }
 
 #[test]

@@ -152,20 +152,20 @@ pub struct ConnectionState {
     pub(crate) id: ConnectionId,
     /// When it registered: wall reading (reported), monotonic reading (the auth timeout).
     pub(crate) registered_at_ms: u64,
-    registered_monotonic_ms: u64,
     pub(crate) event_tx: EventSender,
     user: ArcSwapOption<AuthenticatedUser>,
     /// The last heartbeat: wall reading (reported, in records compared across nodes) and
     /// monotonic reading (the heartbeat timeout), so a wall-clock step times nobody out.
     last_heartbeat_ms: AtomicU64,
     last_heartbeat_monotonic_ms: AtomicU64,
-    /// The last ping (monotonic reading).
+    /// The last ping (monotonic reading). Until authentication starts no ping is sent, and
+    /// it holds the monotonic reading of the registration, which the auth timeout counts
+    /// from (one field for both keeps a never-used connection 8 bytes smaller).
     last_ping_ms: AtomicU64,
     pub(crate) subscriptions: Mutex<SubscriptionMap>,
-    /// Gaps and notices for the receiver; boxed when first used, since most connections
-    /// never have any.
-    #[allow(clippy::box_collection)]
-    attention: Mutex<Option<Box<Vec<AttentionItem>>>>,
+    /// Gaps and notices for the receiver; allocated when first used, since most connections
+    /// never have any (a never-used connection holds one null pointer for it).
+    attention: ArcSwapOption<Mutex<Vec<AttentionItem>>>,
 }
 
 impl ConnectionState {
@@ -184,7 +184,6 @@ impl ConnectionState {
             ready_armed: AtomicBool::new(ready_queue_enabled),
             id,
             registered_at_ms: now.wall_ms,
-            registered_monotonic_ms: now.monotonic_ms,
             event_tx,
             auth_started: AtomicBool::new(false),
             user: ArcSwapOption::empty(),
@@ -196,7 +195,7 @@ impl ConnectionState {
             closed: AtomicBool::new(false),
             disconnecting: AtomicBool::new(false),
             subscriptions: Mutex::new(SubscriptionMap::default()),
-            attention: Mutex::new(None),
+            attention: ArcSwapOption::empty(),
             attention_flags: AtomicU8::new(0),
             pending_events: AtomicU8::new(0),
         }
@@ -287,7 +286,9 @@ impl ConnectionState {
             return None;
         }
         if !self.auth_started() {
-            if now_ms.saturating_sub(self.registered_monotonic_ms) >= auth_timeout_ms {
+            // Not yet authenticating: `last_ping_ms` still holds the registration's reading.
+            let registered_ms = self.last_ping_ms.load(Ordering::Acquire);
+            if now_ms.saturating_sub(registered_ms) >= auth_timeout_ms {
                 self.timed_out.store(true, Ordering::Release);
                 return Some(ConnectionEvent::AuthTimeout);
             }
@@ -393,9 +394,7 @@ impl ConnectionState {
     /// Records that `handle` lost deliveries to a full channel; the receiver reports the gap.
     pub(crate) fn flag_gap(&self, handle: &Arc<SubscriptionCore>) {
         if handle.take_attention_slot() {
-            lock(&self.attention)
-                .get_or_insert_with(Box::default)
-                .push(AttentionItem::Gap(handle.clone()));
+            lock(&self.attention_list()).push(AttentionItem::Gap(handle.clone()));
         }
         // Mutant: the wake-up goes out before the flag is set; a receiver that consumes it
         // and looks before the flag lands blocks with the tail gap never reported.
@@ -439,9 +438,7 @@ impl ConnectionState {
 
     /// Queues a terminal notice for `handle`; the receiver reports it on its next call.
     pub(crate) fn post_notice(&self, handle: &Arc<SubscriptionCore>, notice: SubscriptionEnding) {
-        lock(&self.attention)
-            .get_or_insert_with(Box::default)
-            .push(AttentionItem::Notice(handle.clone(), notice));
+        lock(&self.attention_list()).push(AttentionItem::Notice(handle.clone(), notice));
         self.attention_flags
             .fetch_or(ATTENTION_NOTICE, Ordering::SeqCst);
         let _ = self.notification_tx.try_send(Delivery::wake());
@@ -456,18 +453,34 @@ impl ConnectionState {
     /// anything flagged afterwards is seen by the next call.
     pub(crate) fn take_attention(&self, flags: u8) -> Vec<AttentionItem> {
         self.attention_flags.fetch_and(!flags, Ordering::SeqCst);
-        let mut attention = lock(&self.attention);
-        let Some(items) = attention.take() else {
+        let Some(list) = self.attention.load_full() else {
             return Vec::new();
         };
-        let (taken, kept): (Vec<_>, Vec<_>) = items.into_iter().partition(|item| match item {
-            AttentionItem::Gap(_) => flags & ATTENTION_GAP != 0,
-            AttentionItem::Notice(..) => flags & ATTENTION_NOTICE != 0,
-        });
-        if !kept.is_empty() {
-            *attention = Some(Box::new(kept));
-        }
+        let mut attention = lock(&list);
+        let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut *attention)
+            .into_iter()
+            .partition(|item| match item {
+                AttentionItem::Gap(_) => flags & ATTENTION_GAP != 0,
+                AttentionItem::Notice(..) => flags & ATTENTION_NOTICE != 0,
+            });
+        *attention = kept;
         taken
+    }
+
+    /// The attention list, allocated by the first caller that needs it (a racing caller
+    /// that loses the swap uses the winner's list and frees its own).
+    fn attention_list(&self) -> Arc<Mutex<Vec<AttentionItem>>> {
+        if let Some(list) = self.attention.load_full() {
+            return list;
+        }
+        let fresh = Arc::new(Mutex::new(Vec::new()));
+        let previous = self
+            .attention
+            .compare_and_swap(&None::<Arc<_>>, Some(fresh.clone()));
+        match &*previous {
+            Some(winner) => winner.clone(),
+            None => fresh,
+        }
     }
 
     /// Tells the manager-wide ready queue, once per arming, that this connection has

@@ -55,12 +55,12 @@ impl SubscriptionMap {
             .insert(id, state);
     }
 
-    /// Removes a subscription; the map is freed once it holds nothing.
+    /// Removes a subscription. The map stays allocated when it empties: a connection that
+    /// subscribed once usually subscribes again, and freeing it here would cost every
+    /// subscribe+unsubscribe pair on an otherwise idle connection two allocations and two
+    /// frees. Unregistering frees it ([`take_all`](Self::take_all)).
     pub(crate) fn remove(&mut self, id: &SubscriptionId) -> Option<SubscriptionState> {
-        let entries = self.0.as_mut()?;
-        let removed = entries.subscriptions.remove(id);
-        self.free_if_empty();
-        removed
+        self.0.as_mut()?.subscriptions.remove(id)
     }
 
     /// Removes a subscription livecore ended, remembering how it ended.

@@ -233,6 +233,25 @@ mod loom_stand_ins {
         pub fn store(&self, value: Option<Arc<T>>) {
             *self.cell.lock().unwrap() = value;
         }
+        /// Replaces the value only if it is still `current` (compared by pointer, `None`
+        /// equal to `None`), and returns what was there before, like arc-swap.
+        pub fn compare_and_swap(
+            &self,
+            current: &Option<Arc<T>>,
+            new: Option<Arc<T>>,
+        ) -> Guard<Option<Arc<T>>> {
+            let mut cell = self.cell.lock().unwrap();
+            let previous = cell.clone();
+            let same = match (&previous, current) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            };
+            if same {
+                *cell = new;
+            }
+            Guard(previous)
+        }
     }
 
     impl<T> Default for ArcSwapOption<T> {
