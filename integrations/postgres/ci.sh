@@ -5,6 +5,7 @@
 # stops it on exit.
 #
 #   bash integrations/postgres/ci.sh            # build, start, test, stop
+#   bash integrations/postgres/ci.sh --test lag # start, run one test file (tests/lag.rs), stop
 #   PG_KEEP=1 bash integrations/postgres/ci.sh --start-only   # start and print the URL
 set -euo pipefail
 
@@ -16,7 +17,13 @@ pg_port=${PG_PORT:-54329}
 password=livecore-ci-secret
 step_start=$SECONDS
 start_only=0
-[[ "${1:-}" == "--start-only" ]] && start_only=1
+test_file=
+case "${1:-}" in
+    --start-only) start_only=1 ;;
+    --test) test_file=${2:?"--test needs the name of a file in tests/, e.g. lag"} ;;
+    "") ;;
+    *) echo "usage: $0 [--start-only | --test NAME]" >&2; exit 2 ;;
+esac
 
 step() {
     echo "== $1 (step took $((SECONDS - step_start)) s, $SECONDS s in all)"
@@ -104,6 +111,11 @@ if [[ $start_only == 1 ]]; then
 fi
 
 cd "$root"
+if [[ -n $test_file ]]; then
+    nice -n 10 cargo test -p livecore-postgres --features tls --test "$test_file" -- --test-threads 2
+    step "tests/$test_file.rs"
+    exit 0
+fi
 nice -n 10 cargo build -p livecore-postgres --features tls --tests --examples
 step "built (with the tls feature)"
 # The workspace lint step builds without features; the TLS code is linted here.

@@ -2,7 +2,7 @@
 //! transaction published to livecore as one commit numbered by its commit LSN.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,14 +32,19 @@ pub struct SourceStats {
     pub last_published: Option<SeqId>,
     /// The position acknowledged to PostgreSQL: everything before it was handed to livecore.
     pub acknowledged: u64,
-    /// The server's WAL end as last reported on the stream.
+    /// The server's WAL end as last reported on the stream (keepalives and commits): how
+    /// far the walsender has decoded, not the end of PostgreSQL's WAL.
     pub server_wal_end: u64,
-    /// Replication lag in bytes: the server's WAL end minus the acknowledged position.
+    /// `server_wal_end` minus the acknowledged position: WAL the stream has passed and
+    /// the source has not confirmed (for example writes to tables outside the
+    /// publication, until the next commit or [`PgSource::sync`]). 0 when caught up. It
+    /// does NOT include WAL the stream has not reported yet (while disconnected, or while
+    /// behind): for that backlog use [`PgSource::slot_lag_bytes`].
     pub lag_bytes: u64,
     /// Transactions whose Begin arrived on the stream but whose Commit has not yet been
-    /// handed to livecore: at most 1 in practice (the transaction being decoded). It does
-    /// NOT count commits PostgreSQL has and the stream has not delivered yet; for that
-    /// backlog use `lag_bytes` or `PgSource::slot_lag_bytes()`.
+    /// handed to livecore: 0 or 1 (the transaction being decoded; after a fatal error,
+    /// the one the stream stopped in). It does NOT count commits PostgreSQL has and the
+    /// stream has not delivered yet; for that backlog use [`PgSource::slot_lag_bytes`].
     pub lag_commits: u64,
     /// Replication sessions opened after a lost connection.
     pub reconnects: u64,
@@ -119,7 +124,10 @@ pub(crate) struct Shared {
     last_published: AtomicU64,
     published_commits: AtomicU64,
     received_commits: AtomicU64,
-    begun_commits: AtomicU64,
+    /// A transaction's Begin arrived and its Commit has not been handed to livecore yet.
+    /// A flag, not a count of Begins minus Commits: a transaction resent after a
+    /// connection lost in its middle is begun twice and committed once.
+    in_flight: AtomicBool,
     acknowledged: AtomicU64,
     server_wal_end: AtomicU64,
     reconnects: AtomicU64,
@@ -219,7 +227,6 @@ impl Shared {
         let server_wal_end = self.server_wal_end.load(Ordering::Acquire);
         let last = self.last_published.load(Ordering::Acquire);
         let received = self.received_commits.load(Ordering::Acquire);
-        let begun = self.begun_commits.load(Ordering::Acquire);
         SourceStats {
             published_commits: self.published_commits.load(Ordering::Acquire),
             received_commits: received,
@@ -227,7 +234,7 @@ impl Shared {
             acknowledged,
             server_wal_end,
             lag_bytes: server_wal_end.saturating_sub(acknowledged),
-            lag_commits: begun.saturating_sub(received),
+            lag_commits: u64::from(self.in_flight.load(Ordering::Acquire)),
             reconnects: self.reconnects.load(Ordering::Acquire),
             history_len: lock(&self.history).commits.len(),
         }
@@ -292,7 +299,7 @@ impl PgSource {
             last_published: AtomicU64::new(config.resume_after.map_or(0, |seq| seq.0)),
             published_commits: AtomicU64::new(0),
             received_commits: AtomicU64::new(0),
-            begun_commits: AtomicU64::new(0),
+            in_flight: AtomicBool::new(false),
             acknowledged: AtomicU64::new(confirmed),
             server_wal_end: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
@@ -384,7 +391,9 @@ impl PgSource {
     }
 
     /// Replication lag as PostgreSQL sees it: bytes between the server's current WAL
-    /// position and the slot's confirmed position.
+    /// position and the slot's confirmed position, so it includes commits PostgreSQL holds
+    /// that the stream has not sent yet. The confirmed position reaches PostgreSQL with
+    /// the next status update (`status_interval`) after the source acknowledged it.
     pub async fn slot_lag_bytes(&self) -> PgResult<u64> {
         let client = self.shared.connection.connect_sql().await?;
         let row = client
@@ -689,7 +698,7 @@ async fn session(
         };
         let step = match event {
             ReplicationEvent::Begin { final_lsn, .. } => {
-                shared.begun_commits.fetch_add(1, Ordering::AcqRel);
+                shared.in_flight.store(true, Ordering::Release);
                 txn = Some(Txn {
                     seq: SeqId(final_lsn.0),
                     items: Vec::new(),
@@ -756,6 +765,7 @@ fn on_commit(
         shared.last_published.fetch_max(seq.0, Ordering::AcqRel);
     }
     shared.received_commits.fetch_add(1, Ordering::AcqRel);
+    shared.in_flight.store(false, Ordering::Release);
     shared.server_wal_end.fetch_max(end_lsn, Ordering::AcqRel);
     // Past the commit record: a restarted slot skips this transaction.
     shared.acknowledge(client, end_lsn);

@@ -12,12 +12,12 @@
 //! | `double precision` | `Float` | exact; `NaN`, `Infinity`, `-Infinity` included |
 //! | `numeric` | `Text` | PostgreSQL's exact decimal text (`12.50`, `NaN`); never through a float |
 //! | `boolean` | `Bool` | |
-//! | `text`, `varchar`, `char(n)`, `name`, `"char"`, `citext` | `Text` | `char(n)` keeps its padding |
+//! | `text`, `varchar`, `char(n)`, `name`, `"char"`, `citext` | `Text` | `char(n)` keeps its padding; `citext` its case; `"char"` as PostgreSQL prints it (a byte above 127 in octal, `\303`) |
 //! | `bytea` | `Bytes` | |
 //! | `uuid` | `Text` | lower-case canonical form |
 //! | `json`, `jsonb` | `Text` | PostgreSQL's text output (`jsonb` normalised by PostgreSQL) |
-//! | `date`, `time`, `timetz`, `timestamp`, `timestamptz`, `interval` | `Text` | ISO output, `timestamptz` in UTC (`2024-05-01 12:00:00.25+00`); text order is time order for years 1000-9999 |
-//! | `inet`, `cidr`, `macaddr` | `Text` | |
+//! | `date`, `time`, `timetz`, `timestamp`, `timestamptz`, `interval` | `Text` | ISO output, `timestamptz` in UTC (`2024-05-01 12:00:00.25+00`), `timetz` with its own offset; text order is time order for years 1000-9999 |
+//! | `inet`, `cidr`, `macaddr` | `Text` | PostgreSQL's output (`10.1.0.0/16`, `08:00:2b:01:02:03`) |
 //! | enums | `Text` | the label |
 //! | domains | as their base type | |
 //! | NULL of any type | `Null` | |

@@ -113,6 +113,9 @@ async fn restarting_the_source_mid_stream_loses_and_repeats_nothing() {
     second.sync(SYNC).await.unwrap();
     assert!(second.stats().reconnects >= 1, "{:?}", second.stats());
     assert_eq!(second.failure(), None);
+    // Caught up, nothing in flight, also if the walsender was ended inside a transaction
+    // (which the slot then sends again: begun twice, handed to livecore once).
+    assert_eq!(second.stats().lag_commits, 0, "{:?}", second.stats());
 
     let items = TableId::new("restart", "items");
     for (subscriber, filter) in [(all, "true"), (grp1, "grp = 1")] {
@@ -257,4 +260,127 @@ async fn a_slot_that_disappears_is_a_typed_error_for_the_host() {
         .expect("the failure reaches the host");
     assert!(matches!(error, PgError::SlotMissing(_)), "{error}");
     assert_eq!(source.failure(), Some(error));
+}
+
+/// The slot's confirmed position, as PostgreSQL reports it.
+async fn confirmed_flush(client: &tokio_postgres::Client, slot: &str) -> u64 {
+    let row = client
+        .query_one(
+            "SELECT (confirmed_flush_lsn - '0/0')::text FROM pg_replication_slots \
+             WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .unwrap();
+    row.get::<_, String>(0).parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_the_source_cannot_map_is_a_typed_error_and_no_gap() {
+    let client = fresh("unmapped").await;
+    client
+        .batch_execute(
+            "CREATE TABLE unmapped.items (id bigint PRIMARY KEY, grp int, body text);
+             ALTER TABLE unmapped.items REPLICA IDENTITY FULL;
+             CREATE TABLE unmapped.other (id bigint PRIMARY KEY, grp int, body text);
+             ALTER TABLE unmapped.other REPLICA IDENTITY FULL;",
+        )
+        .await
+        .unwrap();
+    let manager = manager();
+    let first = start(&manager, config("unmapped", &["items", "other"])).await;
+    let items = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM unmapped.items",
+        SubscriptionOptions::default(),
+    );
+    let other = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM unmapped.other",
+        SubscriptionOptions::default(),
+    );
+    client
+        .batch_execute("INSERT INTO unmapped.items VALUES (1, 0, 'a')")
+        .await
+        .unwrap();
+    first.sync(SYNC).await.unwrap();
+    let published = first.last_published().expect("the first commit");
+
+    // A column of a type without a mapping (an array) reaches the stream with the next
+    // change of the table: the relation message inside that transaction brings it. The
+    // commit after it, on another table, must not be delivered past it either.
+    client
+        .batch_execute("ALTER TABLE unmapped.items ADD COLUMN tags text[]")
+        .await
+        .unwrap();
+    client
+        .batch_execute("INSERT INTO unmapped.items VALUES (2, 0, 'b', '{x,\"y z\"}')")
+        .await
+        .unwrap();
+    client
+        .batch_execute("INSERT INTO unmapped.other VALUES (1, 0, 'after')")
+        .await
+        .unwrap();
+    let error = tokio::time::timeout(Duration::from_secs(60), first.failed())
+        .await
+        .expect("the failure reaches the host");
+    assert_eq!(
+        error,
+        PgError::UnsupportedType {
+            table: "unmapped.items".into(),
+            column: "tags".into(),
+            type_name: "_text".into()
+        }
+    );
+    assert_eq!(first.failure(), Some(error.clone()));
+    // A host waiting for its writes is told too, rather than left waiting.
+    assert_eq!(first.sync(SYNC).await, Err(error));
+    let stats = first.stats();
+    assert_eq!(stats.published_commits, 1, "{stats:?}");
+    assert_eq!(stats.last_published, Some(published), "{stats:?}");
+    // The transaction it stopped in was begun on the stream and never handed to livecore.
+    assert_eq!(stats.lag_commits, 1, "{stats:?}");
+    drop(first);
+    let confirmed = confirmed_flush(&client, "unmapped_slot").await;
+
+    // Not a gap: the slot still holds the transaction. A source restarted on it (here
+    // told to carry unmapped types as text) delivers it, then the commit after it, to the
+    // same subscribers.
+    let mut config = config("unmapped", &["items", "other"]);
+    config.resume_after = Some(published);
+    config.unsupported_as_text = true;
+    let second = start(&manager, config).await;
+    second.sync(SYNC).await.unwrap();
+    assert_eq!(second.failure(), None);
+    let items = items.finish();
+    let other = other.finish();
+    for view in [&items, &other] {
+        assert!(view.errors.is_empty(), "{:?}", view.errors);
+        assert_eq!(view.closed, None);
+    }
+    assert_eq!(items.deliveries.len(), 2, "{:?}", items.deliveries);
+    assert_eq!(items.deliveries[0].0, published.0);
+    let failed_at = items.deliveries[1].0;
+    assert!(
+        failed_at > confirmed,
+        "the slot never confirmed the commit the source failed at ({failed_at} <= {confirmed})"
+    );
+    assert_eq!(
+        items.rows[&2],
+        ["i:2", "i:0", "t:b", "t:{x,\"y z\"}"],
+        "the row, its array as PostgreSQL's text"
+    );
+    assert_eq!(other.deliveries.len(), 1, "{:?}", other.deliveries);
+    assert!(other.deliveries[0].0 > failed_at);
+    assert_eq!(other.rows[&1], ["i:1", "i:0", "t:after"]);
+    second.stop().await.unwrap();
+    client
+        .batch_execute(
+            "SELECT pg_drop_replication_slot('unmapped_slot');
+             DROP PUBLICATION unmapped_pub;",
+        )
+        .await
+        .unwrap();
 }
