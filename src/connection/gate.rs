@@ -52,6 +52,10 @@ struct GateBuffer {
     capacity: usize,
     /// How many changes the boundary dropped, for the load's statistics.
     covered_by_snapshot: u64,
+    /// Snapshot batches and rows delivered through livecore so far (they exist only while
+    /// the load runs, so they live here rather than in every subscription).
+    snapshot_batches: u32,
+    snapshot_rows: u64,
 }
 
 /// What the gate decided for one change.
@@ -119,7 +123,25 @@ impl SubscriptionFlowControl {
                 buffered: VecDeque::new(),
                 capacity,
                 covered_by_snapshot: 0,
+                snapshot_batches: 0,
+                snapshot_rows: 0,
             }))),
+        }
+    }
+
+    /// Snapshot batches and rows delivered through livecore during the initial load so far;
+    /// zero once the gate has opened or closed.
+    pub(crate) fn snapshot_progress(&self) -> (u32, u64) {
+        lock(&self.gate)
+            .as_ref()
+            .map_or((0, 0), |gate| (gate.snapshot_batches, gate.snapshot_rows))
+    }
+
+    /// Counts one snapshot batch of `rows` rows sent during the initial load.
+    pub(crate) fn count_snapshot_batch(&self, rows: u64) {
+        if let Some(gate) = lock(&self.gate).as_mut() {
+            gate.snapshot_batches += 1;
+            gate.snapshot_rows += rows;
         }
     }
 

@@ -35,15 +35,20 @@ pub(crate) struct SubscriptionCore {
     pub(crate) sql: Option<DataArc<str>>,
     pub(crate) options: PackedOptions,
     pub(crate) created_at_ms: u64,
-    /// Drops, what the receiver handed out, and how the subscription ended: shared with the
-    /// cores it succeeded after schema changes, whose deliveries may still be queued (or in
-    /// flight from a publish that loaded the previous route). Sharing keeps one numbering
-    /// for the receiver across the change, so a gap is reported in place, before the first
-    /// delivery after it, and ending the subscription ends every core of it.
-    tally: Arc<SubscriptionTally>,
+    /// Drops, what the receiver handed out, and how the subscription ended, for the
+    /// subscription's first core; a successor uses its first core's (see
+    /// [`tally`](Self::tally)). Inline, so a subscription is one allocation and a receiver
+    /// reads its numbering next to the core's.
+    own_tally: SubscriptionTally,
+    /// For a core that succeeded another after schema changes, the subscription's first
+    /// core, whose tally every core of it shares: their deliveries may still be queued (or
+    /// in flight from a publish that loaded the previous route). Sharing keeps one
+    /// numbering for the receiver across the change, so a gap is reported in place, before
+    /// the first delivery after it, and ending the subscription ends every core of it.
+    first: Option<Arc<SubscriptionCore>>,
 }
 
-/// The part of a subscription its successive cores share (see [`SubscriptionCore::tally`]).
+/// The part of a subscription its successive cores share (see [`SubscriptionCore::first`]).
 struct SubscriptionTally {
     dropped: AtomicU64,
     /// The highest attempt number that was dropped.
@@ -106,14 +111,15 @@ impl SubscriptionCore {
             created_at_ms: now_ms,
             attempted: AtomicU64::new(0),
             last_update_ms: AtomicU64::new(now_ms),
-            tally: Arc::new(SubscriptionTally {
+            own_tally: SubscriptionTally {
                 dropped: AtomicU64::new(0),
                 dropped_upto: AtomicU64::new(0),
                 rx_number: AtomicU64::new(0),
                 rx_seq: AtomicU64::new(NO_SEQ),
                 in_attention: AtomicBool::new(false),
                 ended: AtomicU8::new(ACTIVE),
-            }),
+            },
+            first: None,
         }
     }
 
@@ -122,35 +128,45 @@ impl SubscriptionCore {
     /// and every gap that did, in place. The old core stays live for deliveries already
     /// queued, which it renders with the old projection; the two share their tally (drops,
     /// receiver progress, ending), so removing the subscription ends both.
-    pub(crate) fn successor(&self, query: DataArc<CompiledQuery>) -> Self {
-        let attempted = self.attempted.load(Ordering::SeqCst);
+    pub(crate) fn successor(this: &Arc<Self>, query: DataArc<CompiledQuery>) -> Self {
+        let attempted = this.attempted.load(Ordering::SeqCst);
         let mut successor = Self::new(NewSubscription {
-            id: self.id,
-            connection_id: self.connection_id,
+            id: this.id,
+            connection_id: this.connection_id,
             query,
-            params: self.params.clone(),
-            sql: self.sql.clone(),
-            owner: self.owner,
-            flow: self.flow.live_successor(),
-            options: self.options.unpack(),
-            now_ms: self.last_update_ms.load(Ordering::Relaxed),
+            params: this.params.clone(),
+            sql: this.sql.clone(),
+            owner: this.owner,
+            flow: this.flow.live_successor(),
+            options: this.options.unpack(),
+            now_ms: this.last_update_ms.load(Ordering::Relaxed),
         });
         // Mutant: a fresh tally; unsubscribing ends the new core only, and what the old
         // one queued (or a publish still on the old route sends) arrives afterwards.
         if mutant!("successor_own_removed_flag") {
-            let tally = &successor.tally;
+            let tally = &successor.own_tally;
             tally
                 .rx_number
-                .store(self.received_number(), Ordering::SeqCst);
-            tally
-                .rx_seq
-                .store(self.tally.rx_seq.load(Ordering::Acquire), Ordering::Release);
+                .store(this.received_number(), Ordering::SeqCst);
+            tally.rx_seq.store(
+                this.tally().rx_seq.load(Ordering::Acquire),
+                Ordering::Release,
+            );
         } else {
-            successor.tally = self.tally.clone();
+            successor.first = Some(this.first.clone().unwrap_or_else(|| Arc::clone(this)));
         }
-        successor.created_at_ms = self.created_at_ms;
+        successor.created_at_ms = this.created_at_ms;
         successor.attempted.store(attempted, Ordering::SeqCst);
         successor
+    }
+
+    /// The tally every core of this subscription shares: the first core's.
+    #[inline(always)]
+    fn tally(&self) -> &SubscriptionTally {
+        match &self.first {
+            Some(first) => &first.own_tally,
+            None => &self.own_tally,
+        }
     }
 
     /// The query's SQL: as the client wrote it, or rendered from the query spec.
@@ -169,7 +185,7 @@ impl SubscriptionCore {
     /// Ends the subscription at the host's request: the gate closes and the receiver drops
     /// whatever is still queued for it, notices included.
     pub(crate) fn remove(&self) {
-        self.tally.ended.store(REMOVED, Ordering::Release);
+        self.tally().ended.store(REMOVED, Ordering::Release);
         self.flow.close();
     }
 
@@ -179,7 +195,7 @@ impl SubscriptionCore {
     /// posts its terminal notice (a subscription gets exactly one).
     pub(crate) fn end(&self) -> bool {
         let ended = self
-            .tally
+            .tally()
             .ended
             .compare_exchange(ACTIVE, ENDED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
@@ -189,14 +205,14 @@ impl SubscriptionCore {
 
     /// True once the host removed it (or the subscription that succeeded it).
     pub(crate) fn is_removed(&self) -> bool {
-        self.tally.ended.load(Ordering::Acquire) == REMOVED
+        self.tally().ended.load(Ordering::Acquire) == REMOVED
     }
 
     /// True once the subscription has ended, by livecore or by the host: the receiver
     /// skips whatever of it is still queued.
     #[inline]
     pub(crate) fn is_ended(&self) -> bool {
-        self.flow.is_closed() || self.tally.ended.load(Ordering::Acquire) != ACTIVE
+        self.flow.is_closed() || self.tally().ended.load(Ordering::Acquire) != ACTIVE
     }
 
     pub(crate) fn live_query_id(&self) -> LiveQueryId {
@@ -228,13 +244,15 @@ impl SubscriptionCore {
 
     /// Records a dropped attempt.
     pub(crate) fn record_dropped(&self, number: u64) {
-        self.tally.dropped.fetch_add(1, Ordering::Relaxed);
-        self.tally.dropped_upto.fetch_max(number, Ordering::SeqCst);
+        self.tally().dropped.fetch_add(1, Ordering::Relaxed);
+        self.tally()
+            .dropped_upto
+            .fetch_max(number, Ordering::SeqCst);
     }
 
     /// True the first time after the attention slot was released.
     pub(crate) fn take_attention_slot(&self) -> bool {
-        !self.tally.in_attention.swap(true, Ordering::SeqCst)
+        !self.tally().in_attention.swap(true, Ordering::SeqCst)
     }
 
     pub(crate) fn release_attention_slot(&self) {
@@ -242,16 +260,16 @@ impl SubscriptionCore {
         // it makes loom order the release after the publisher's latest take of the slot.
         // Loom does not carry read-modify-write atomicity into its modification order, so
         // against a plain store it explores a stale `true` that C11 rules out.
-        self.tally.in_attention.swap(false, Ordering::SeqCst);
+        self.tally().in_attention.swap(false, Ordering::SeqCst);
     }
 
     pub(crate) fn dropped_upto(&self) -> u64 {
-        self.tally.dropped_upto.load(Ordering::SeqCst)
+        self.tally().dropped_upto.load(Ordering::SeqCst)
     }
 
     /// Receiver side: the last delivery number handed out.
     pub(crate) fn received_number(&self) -> u64 {
-        self.tally.rx_number.load(Ordering::Acquire)
+        self.tally().rx_number.load(Ordering::Acquire)
     }
 
     /// The last SeqId the subscriber is known to hold: the last one handed out, else the
@@ -265,7 +283,7 @@ impl SubscriptionCore {
 
     /// Receiver side: the last SeqId handed out, if any.
     pub(crate) fn received_seq(&self) -> Option<SeqId> {
-        match self.tally.rx_seq.load(Ordering::Acquire) {
+        match self.tally().rx_seq.load(Ordering::Acquire) {
             NO_SEQ => None,
             seq => Some(SeqId(seq)),
         }
@@ -273,16 +291,16 @@ impl SubscriptionCore {
 
     /// Receiver side: records what was handed out (or skipped over as a gap).
     pub(crate) fn mark_received(&self, number: u64, seq: Option<SeqId>) {
-        self.tally.rx_number.store(number, Ordering::Release);
+        self.tally().rx_number.store(number, Ordering::Release);
         if let Some(seq) = seq {
-            self.tally.rx_seq.store(seq.0, Ordering::Release);
+            self.tally().rx_seq.store(seq.0, Ordering::Release);
         }
     }
 
     /// Deliveries enqueued (attempted minus dropped).
     pub(crate) fn delivered(&self) -> u64 {
         let attempted = self.attempted.load(Ordering::Relaxed);
-        attempted.saturating_sub(self.tally.dropped.load(Ordering::Relaxed))
+        attempted.saturating_sub(self.tally().dropped.load(Ordering::Relaxed))
     }
 
     /// The clock reading of the publish that last delivered to it.
@@ -304,7 +322,7 @@ impl SubscriptionCore {
     pub(crate) fn stats(&self) -> SubscriptionStats {
         SubscriptionStats {
             delivered: self.delivered(),
-            dropped: self.tally.dropped.load(Ordering::Relaxed),
+            dropped: self.tally().dropped.load(Ordering::Relaxed),
             last_update_ms: self.last_update_ms(),
             last_received_seq: self.received_seq(),
             buffered: self.flow.buffered_len(),
@@ -441,9 +459,6 @@ impl SubscriptionOptions {
 /// The full state of one subscription, kept by its connection.
 pub struct SubscriptionState {
     pub(crate) core: Arc<SubscriptionCore>,
-    /// Snapshot batches and rows delivered through livecore so far.
-    pub(crate) snapshot_batches: u32,
-    pub(crate) snapshot_rows: u64,
 }
 
 impl SubscriptionState {

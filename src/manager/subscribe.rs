@@ -165,14 +165,7 @@ impl ConnectionsManager {
                 &self.index.hasher,
             );
         }
-        subscriptions.insert(
-            id,
-            SubscriptionState {
-                core,
-                snapshot_batches: 0,
-                snapshot_rows: 0,
-            },
-        );
+        subscriptions.insert(id, SubscriptionState { core });
         #[cfg(feature = "tracing")]
         tracing::debug!(live_query = %result.live_query_id, gated = result.gated, "livecore: subscribed");
         Ok(result)
@@ -359,7 +352,7 @@ impl ConnectionsManager {
                     let delivered = batch.len() as u64;
                     let delivery = Delivery::other(OtherDelivery::Snapshot {
                         core: core.clone(),
-                        batch: state.snapshot_batches,
+                        batch: core.flow.snapshot_progress().0,
                         rows: DataArc::from(batch),
                     });
                     match connection.notification_tx.try_send(delivery) {
@@ -373,8 +366,7 @@ impl ConnectionsManager {
                             return Err(LiveError::UnknownConnection(connection.id))
                         }
                     }
-                    state.snapshot_batches += 1;
-                    state.snapshot_rows += delivered;
+                    core.flow.count_snapshot_batch(delivered);
                     progress.batches += 1;
                     progress.rows += delivered;
                     StatsCounters::add(&self.stats.snapshot_batches, 1);
@@ -404,14 +396,15 @@ impl ConnectionsManager {
                     },
                 ));
             }
+            let (batches, rows) = core.flow.snapshot_progress();
             let marker = Delivery::other(OtherDelivery::LoadComplete {
                 core: core.clone(),
                 boundary: core
                     .flow
                     .boundary()
                     .map_or(NO_BOUNDARY, |boundary| boundary.0),
-                batches: state.snapshot_batches,
-                rows: state.snapshot_rows,
+                batches,
+                rows,
             });
             match connection.notification_tx.try_send(marker) {
                 Ok(()) => connection.notify_ready(),
@@ -446,8 +439,8 @@ impl ConnectionsManager {
                 boundary: completed.boundary,
                 flushed: completed.flushed,
                 covered_by_snapshot: completed.covered_by_snapshot,
-                batches: state.snapshot_batches,
-                rows: state.snapshot_rows,
+                batches,
+                rows,
             })
         })
     }

@@ -1,7 +1,7 @@
 //! Tables, from the manager's side: registering a table, and re-registering it
 //! (ALTER TABLE), which recompiles its subscriptions or ends those that no longer fit.
 
-use crate::connection::subscription::SubscriptionHandle;
+use crate::connection::subscription::{SubscriptionCore, SubscriptionHandle};
 use crate::error::LiveError;
 use crate::error::LiveResult;
 use crate::manager::ConnectionsManager;
@@ -103,7 +103,7 @@ impl ConnectionsManager {
             let mut subscriptions = lock(&connection.subscriptions);
             match query {
                 Ok(query) if !core.flow.is_gated() => {
-                    let successor = Arc::new(core.successor(query));
+                    let successor = Arc::new(SubscriptionCore::successor(core, query));
                     new_route.insert(
                         SubscriptionHandle::new(successor.clone(), connection.clone()),
                         &self.index.hasher,
