@@ -89,7 +89,7 @@ use self::session::ConsumerSession;
 use self::wait::{PartitionSignal, WaitList};
 
 pub use self::consume::{ConsumeBatch, PartitionPosition, RetentionSkip};
-pub use self::group::{GroupConfig, GroupPartition, GroupStats, ResetPolicy};
+pub use self::group::{DeadLetterPolicy, GroupConfig, GroupPartition, GroupStats, ResetPolicy};
 pub use self::route::TopicRouteSpec;
 pub use self::route::{ChangeTypes, Partitioning, RouteFilter, TopicRouteId, TopicRouteInfo};
 
