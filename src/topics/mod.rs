@@ -99,8 +99,9 @@ pub use self::route::{ChangeTypes, Partitioning, RouteFilter, TopicRouteId, Topi
 pub struct TopicConfig {
     /// Number of partitions (at least 1).
     pub partitions: u32,
-    /// What each partition keeps (applied by [`MemoryLog`](crate::MemoryLog); a host's own store applies its
-    /// own, but the bounds are still checked).
+    /// What each partition keeps (applied by [`MemoryLog`](crate::MemoryLog) and by the
+    /// fjall log given it; a host's own store applies its own, but the bounds are still
+    /// checked).
     pub retention: Retention,
 }
 
