@@ -91,7 +91,12 @@ ok
 
 step "the optional features (stream, tracing, metrics, serde): lints and tests, and the package"
 cargo clippy -p livecore --all-targets --all-features -- -D warnings
-cargo test -p livecore --all-features --lib --tests -- "${differentials[@]}"
+# The SIGKILL tests of tests/topics_durable.rs (about a minute, and nothing in them depends
+# on the other features) run once, in the durable topic log step below; the rest of that
+# file runs here too.
+sigkill_tests=(--skip acknowledged_appends_survive_sigkill
+    --skip per_key_order_holds_across_nacks_and_sigkill)
+cargo test -p livecore --all-features --lib --tests -- "${differentials[@]}" "${sigkill_tests[@]}"
 # The crate as it would be published: the file list and a build of the packaged sources.
 cargo package -p livecore --allow-dirty
 ok
@@ -109,6 +114,7 @@ ok
 step "durable topic log (feature fjall): lints, tests, SIGKILL crash test, damaged files, C ABI"
 # A child process appending and committing is killed 30 times at random points (about a
 # minute); a longer run: LIVECORE_CRASH_ITERATIONS=500 (LIVECORE_CRASH_SEED replays one).
+# The only run of the SIGKILL tests (the optional-features step skips them).
 cargo clippy --features fjall --lib --tests -- -D warnings
 cargo test --features fjall --test topics_durable -- --nocapture
 # The C ABI's fjall functions (declared under LC_HAS_FJALL): their contract cases, with

@@ -6,6 +6,7 @@
 # the example's .expected file. Every build uses -Wall -Wextra -Werror and links the static
 # library with the native libraries rustc names (--print native-static-libs). Example 1 is
 # also linked against the shared library, whose soname must be liblivecore.so.<ABI>.
+# Example 5 links the static library built with the `fjall` feature (built last).
 #
 # Needs gcc, g++, valgrind, readelf and SQLite's headers (.ci/test.sh installs them).
 # Set LIVECORE_BLESS=1 to rewrite the .expected files from the plain runs.
@@ -59,6 +60,9 @@ check() {
     diff -u "ffi-examples/$name.expected" "$output" || { echo "run.sh: $name printed something else"; exit 1; }
 }
 
+# Extra valgrind options of the next `run` (examples 1 to 4 take none).
+valgrind_extra=()
+
 # run NAME ARGS...: both builds, both checked.
 run() {
     local name=$1
@@ -66,9 +70,10 @@ run() {
     local started=$SECONDS
     "$out/$name-asan" "$@" >"$out/$name.asan.out"
     check "$name" "$out/$name.asan.out"
-    if [ "${1:-}" != "" ]; then rm -f "$1" "$1-wal" "$1-shm"; fi
+    # A program given a path (a database file, a store directory) starts afresh there.
+    if [ "${1:-}" != "" ]; then rm -rf "$1" "$1-wal" "$1-shm"; fi
     valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible -q \
-        "$out/$name" "$@" >"$out/$name.valgrind.out"
+        "${valgrind_extra[@]}" "$out/$name" "$@" >"$out/$name.valgrind.out"
     check "$name" "$out/$name.valgrind.out"
     echo "   $name: sanitizers and valgrind clean, output as expected ($((SECONDS - started)) s)"
 }
@@ -107,4 +112,20 @@ LD_LIBRARY_PATH="$out/lib" "$out/minimal-shared" >"$out/minimal.shared.out"
 check minimal "$out/minimal.shared.out"
 echo "   minimal: loads $needed, output as expected"
 
-echo "ffi-examples: 4 examples passed (sanitizers, valgrind, shared library)"
+echo "-- example 5: durable topics in a fjall store opened by path (library built with --features fjall)"
+# Last, since it replaces target/debug/liblivecore.a with the fjall build: only livecore
+# itself is compiled again (the fjall test step of .ci/test.sh built its dependencies in
+# this profile), and only as the static library.
+cargo rustc --lib --features fjall --crate-type staticlib -- --print native-static-libs \
+    >"$out/build-fjall.log" 2>&1 || { cat "$out/build-fjall.log"; exit 1; }
+native=$(sed -n 's/.*native-static-libs: //p' "$out/build-fjall.log" | tail -1)
+[ -n "$native" ] || { cat "$out/build-fjall.log"; echo "run.sh: rustc named no native libraries"; exit 1; }
+compile topics_fjall gcc c11 ffi-examples/topics_fjall.c
+rm -rf "$out/fjall-store"
+# fjall (through tempfile's fastrand) asks Rust's std for the current thread's handle on
+# the C main thread, which std never frees there: the one std block valgrind.supp names
+# (ASan's leak check, which does not report it, runs without any suppression).
+valgrind_extra=(--suppressions=ffi-examples/valgrind.supp)
+run topics_fjall "$out/fjall-store"
+
+echo "ffi-examples: 5 examples passed (sanitizers, valgrind, shared library, the fjall build)"

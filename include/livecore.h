@@ -888,14 +888,21 @@ enum lc_fjall_sync
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
     /**
-     * fsync before each acknowledgement: nothing acknowledged is lost, even on power
-     * loss; every publish that feeds the topic waits for an fsync.
+     * fsync before each acknowledgement (of each append — the records one publish
+     * routes to one partition, as one batch — and of each commit): nothing acknowledged
+     * is lost, even on power loss; every publish that feeds the topic waits for an fsync
+     * per partition it feeds.
      */
     LC_FJALL_SYNC_EVERY_APPEND = 0,
     /**
-     * Written to the operating system before each acknowledgement and fsynced every
-     * `sync_interval_ms` in the background: a crash of the process loses nothing
-     * acknowledged; a power loss may lose the last interval. Publish never waits on disk.
+     * Written to the operating system (a `write`, no fsync) before each acknowledgement
+     * and fsynced every `sync_interval_ms` in the background: a crash of the process loses
+     * nothing acknowledged; a power loss or kernel crash may lose what was acknowledged in
+     * the last interval. Publish waits for no fsync of its own, but an append arriving
+     * during the background fsync waits for it (fjall holds its journal lock then), and
+     * under either policy fjall may stall writes while its flushes and compactions catch
+     * up. No policy syncs once for several appends: an append is readable (and consumers
+     * are woken) when it returns, so it must be as durable as promised by then.
      */
     LC_FJALL_SYNC_INTERVAL = 1,
 };
@@ -1882,6 +1889,28 @@ typedef struct lc_topic_group_config {
      * handed out and not committed when a lease expires is handed out again.
      */
     uint64_t lease_ms;
+    /**
+     * The group's dead-letter topic (NUL-terminated, read only during
+     * `lc_topic_group_create`; it must exist and may not be the group's own topic), or
+     * NULL for none (the default): a message the group has handed out `max_deliver`
+     * times goes there instead of being handed out again (see
+     * `lc_topic_group_set_dead_letter` for what happens). Warning: a dead letter is only
+     * as durable as this topic's store; with a durable source topic (a fjall store) and
+     * an in-memory dead-letter topic (`lc_topic_create`), a restart loses dead letters
+     * whose source offset was committed past durably. Added after `lease_ms`: a caller
+     * passing the `struct_size` of a header without it gets no dead-letter topic.
+     */
+    const char *dead_letter_topic;
+    /**
+     * Hand-outs allowed per message before it goes to `dead_letter_topic`: at least 1
+     * with a dead-letter topic (`LC_ERR_OUT_OF_BOUNDS` otherwise), 0 without one
+     * (`LC_ERR_INVALID_ARGUMENT` otherwise). Default 0.
+     */
+    uint32_t max_deliver;
+    /**
+     * Must be 0.
+     */
+    uint32_t reserved;
 } lc_topic_group_config;
 
 /**
@@ -3462,7 +3491,8 @@ lc_status lc_topic_route_remove(struct lc_manager manager,
                                 uint64_t route_id);
 
 /**
- * Fills a consumer group config with the defaults (earliest, 30-second lease). Set
+ * Fills a consumer group config with the defaults (earliest, 30-second lease, no
+ * dead-letter topic). Set
  * `config->struct_size = sizeof(lc_topic_group_config)` first; on return it holds the
  * bytes written.
  *
@@ -3480,14 +3510,19 @@ lc_status lc_topic_group_config_init(struct lc_topic_group_config *config);
  * partition starts where `config->reset` says, resolved now: earliest at the oldest
  * retained message, latest at the end (everything published after this returns is
  * seen), none nowhere. `config->lease_ms` must be within the manager config's
- * `topic_min_lease_ms` and `topic_max_lease_ms` (`LC_ERR_OUT_OF_BOUNDS`). A taken name is
- * `LC_ERR_GROUP_EXISTS`.
+ * `topic_min_lease_ms` and `topic_max_lease_ms` (`LC_ERR_OUT_OF_BOUNDS`). With
+ * `config->dead_letter_topic`, a message handed out `config->max_deliver` times goes to
+ * that topic (as `lc_topic_group_set_dead_letter` describes): an unknown topic is
+ * `LC_ERR_UNKNOWN_TOPIC`, the group's own topic `LC_ERR_INVALID_CONFIG`, `max_deliver` 0
+ * `LC_ERR_OUT_OF_BOUNDS`; without one, `max_deliver` must be 0 and `reserved` always
+ * (`LC_ERR_INVALID_ARGUMENT`). A taken name is `LC_ERR_GROUP_EXISTS`.
  *
  * Thread safety: any thread, concurrently with any other call.
  *
  * # Safety
  * `topic` and `group` are NULL or NUL-terminated strings; `config` is NULL or readable for
- * its `struct_size`.
+ * its `struct_size`, and its `dead_letter_topic` (when within it) NULL or a
+ * NUL-terminated string.
  */
 lc_status lc_topic_group_create(struct lc_manager manager,
                                 const char *topic,
@@ -3508,14 +3543,19 @@ lc_status lc_topic_group_delete(struct lc_manager manager,
                                 const char *group);
 
 /**
- * Gives consumer group `group` of `topic` a dead-letter topic: a message the group has
- * handed out `max_deliver` times (every hand-out counts: after a nack, and after a lease
- * expired) is appended to `dead_letter_topic` instead of being handed out again, by the
- * `lc_topic_nack` that finds it there or the `lc_topic_consume` that would hand it out once
- * more, and the partition moves on past it (committed past at the committed offset;
- * behind uncommitted messages, skipped until they are committed). The dead letter is keyed and sequenced as the original, and its
- * payload is the JSON object `{"topic":…,"partition":…,"offset":…,"deliveries":…,
- * "message":{…}}`. Replaces any earlier setting. `max_deliver` 0 is `LC_ERR_OUT_OF_BOUNDS`;
+ * Changes the dead-letter setting of the live consumer group `group` of `topic` (which
+ * `lc_topic_group_config.dead_letter_topic` sets when the group is created, the usual
+ * place; this call replaces it, in memory: a group created again after a restart has its
+ * config's setting). A message the group has handed out `max_deliver` times (every
+ * hand-out counts: after a nack, and after a lease expired) is appended to
+ * `dead_letter_topic` instead of being handed out again, by the `lc_topic_nack` that finds
+ * it there or the `lc_topic_consume` that would hand it out once more, and the partition
+ * moves on past it: committed past at the committed offset; behind messages handed out
+ * and not committed, marked and skipped until they are committed (never committed for
+ * them). The dead letter is keyed and sequenced as the original, and its payload is the
+ * JSON object `{"topic":…,"partition":…,"offset":…,"deliveries":…,"message":{…}}`. It is
+ * only as durable as the dead-letter topic's store (see
+ * `lc_topic_group_config.dead_letter_topic`). `max_deliver` 0 is `LC_ERR_OUT_OF_BOUNDS`;
  * an unknown dead-letter topic `LC_ERR_UNKNOWN_TOPIC`; the group's own topic
  * `LC_ERR_INVALID_CONFIG`.
  *
@@ -3748,6 +3788,11 @@ lc_status lc_topic_commit(struct lc_manager manager,
  * (`LC_ERR_NOT_LEASE_HOLDER`); `delay_ms` is at most the group's lease
  * (`LC_ERR_OUT_OF_BOUNDS`). If the lease ends before the delay does, the next lease starts
  * from the committed offset without the delay. Renews the consumer's leases in the group.
+ *
+ * With a dead-letter topic (`lc_topic_group_config.dead_letter_topic`), a message already
+ * handed out `max_deliver` times goes there instead: no delay, no rewind, and the
+ * partition moves on past it, committing past it only at the committed offset (behind
+ * uncommitted messages it is marked and skipped, and nothing is committed for them).
  *
  * Thread safety: any thread, concurrently with any other call.
  *

@@ -116,9 +116,9 @@ pub use topics::log::{
     TopicPayload, TopicRecord,
 };
 pub use topics::{
-    ChangeTypes, ConsumeBatch, DirectMessage, GroupConfig, GroupPartition, GroupStats,
-    MessagePosition, PartitionPosition, Partitioning, ResetPolicy, RetentionSkip, RouteFilter,
-    TopicConfig, TopicInfo, TopicRouteId, TopicRouteInfo, TopicRouteSpec,
+    ChangeTypes, ConsumeBatch, DeadLetterPolicy, DirectMessage, GroupConfig, GroupPartition,
+    GroupStats, MessagePosition, PartitionPosition, Partitioning, ResetPolicy, RetentionSkip,
+    RouteFilter, TopicConfig, TopicInfo, TopicRouteId, TopicRouteInfo, TopicRouteSpec,
 };
 pub use types::change::{ChangeNotification, ChangeType};
 pub use types::ending::{CloseReason, SubscriptionEnding};

@@ -57,6 +57,15 @@ fn options_records_stats_and_topic_configuration_round_trip() {
     round_trip(&ManagerConfig::default());
     round_trip(&TopicConfig::partitions(4));
     round_trip(&GroupConfig::default().lease(Duration::from_secs(5)));
+    round_trip(&GroupConfig::default().dead_letter("dlq", 3));
+    // A config stored before it had a dead-letter field still reads, without one.
+    let older: GroupConfig =
+        serde_json::from_str(r#"{"reset":"Latest","lease_duration":{"secs":5,"nanos":0}}"#)
+            .unwrap();
+    assert_eq!(
+        older,
+        GroupConfig::with_reset(ResetPolicy::Latest).lease(Duration::from_secs(5))
+    );
 
     let (manager, _) = manager();
     let mut connection = connect(&manager, "alice");

@@ -21,7 +21,9 @@
 //!
 //! `retention_trims_the_fjall_log_and_the_trim_survives_reopening` checks retention
 //! trimming on the fjall log, and that the trimmed bounds, commits and a group's deletion
-//! survive reopening the store by path.
+//! survive reopening the store by path; `byte_retention_counts_what_the_memory_log_counts`
+//! that the byte bound keeps the same messages as on `MemoryLog`, before and after a
+//! reopen.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -703,6 +705,61 @@ fn retention_trims_the_fjall_log_and_the_trim_survives_reopening() {
     assert_eq!(
         log.bounds(0).unwrap(),
         PartitionBounds { start: 8, end: 11 }
+    );
+    drop(log);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Byte retention on the fjall log counts what `MemoryLog` counts
+/// (`TopicMessage::size_bytes`, not the stored blob's length), on appends and after a
+/// reopen (where the sizes are rebuilt from the stored records): fed the same records, both
+/// logs keep the same offsets.
+#[test]
+fn byte_retention_counts_what_the_memory_log_counts() {
+    const SIZED: &str = "sized";
+    let dir = temp_dir("byte-retention");
+    let sized = |seq: u64| TopicRecord {
+        seq: SeqId(seq),
+        timestamp_ms: seq,
+        key: (seq % 3 == 0).then(|| Value::text(&format!("key-{seq}"))),
+        payload: TopicPayload::Bytes(vec![b'x'; (seq * 37 % 200) as usize].into()),
+    };
+    // About four messages' worth, so most appends trim.
+    let retention = Retention {
+        max_messages: 1_000,
+        max_bytes: 4 * sized(1).size_bytes() as u64 + 150,
+    };
+    let memory = MemoryLog::new(1, retention);
+    let feed = |log: &FjallLog, records: std::ops::Range<u64>| {
+        for seq in records {
+            let first = memory.append(0, vec![sized(seq)]).unwrap();
+            assert_eq!(log.append(0, vec![sized(seq)]).unwrap(), first);
+            assert_eq!(
+                log.bounds(0).unwrap(),
+                memory.bounds(0).unwrap(),
+                "after appending {seq}"
+            );
+        }
+    };
+    {
+        let store = FjallStore::open(&dir, FjallSync::EveryAppend).unwrap();
+        let log = store.topic_log(SIZED, 1, retention).unwrap();
+        feed(&log, 0..20);
+        // Several records in one append trim as one.
+        let batch: Vec<TopicRecord> = (20..23).map(sized).collect();
+        memory.append(0, batch.clone()).unwrap();
+        log.append(0, batch).unwrap();
+        assert_eq!(log.bounds(0).unwrap(), memory.bounds(0).unwrap());
+    }
+    let store = FjallStore::open(&dir, FjallSync::EveryAppend).unwrap();
+    let log = store.topic_log(SIZED, 1, retention).unwrap();
+    assert_eq!(log.bounds(0).unwrap(), memory.bounds(0).unwrap());
+    feed(&log, 23..40);
+    let bounds = log.bounds(0).unwrap();
+    assert!(
+        bounds.start > 30 && bounds.end - bounds.start > 1,
+        "bytes trimmed, several messages kept: {bounds:?}"
     );
     drop(log);
     drop(store);

@@ -411,6 +411,11 @@ pub unsafe extern "C" fn lc_topic_commit(
 /// (`LC_ERR_OUT_OF_BOUNDS`). If the lease ends before the delay does, the next lease starts
 /// from the committed offset without the delay. Renews the consumer's leases in the group.
 ///
+/// With a dead-letter topic (`lc_topic_group_config.dead_letter_topic`), a message already
+/// handed out `max_deliver` times goes there instead: no delay, no rewind, and the
+/// partition moves on past it, committing past it only at the committed offset (behind
+/// uncommitted messages it is marked and skipped, and nothing is committed for them).
+///
 /// Thread safety: any thread, concurrently with any other call.
 ///
 /// # Safety

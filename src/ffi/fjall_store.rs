@@ -25,12 +25,19 @@ pub struct lc_fjall_store {
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum lc_fjall_sync {
-    /// fsync before each acknowledgement: nothing acknowledged is lost, even on power
-    /// loss; every publish that feeds the topic waits for an fsync.
+    /// fsync before each acknowledgement (of each append — the records one publish
+    /// routes to one partition, as one batch — and of each commit): nothing acknowledged
+    /// is lost, even on power loss; every publish that feeds the topic waits for an fsync
+    /// per partition it feeds.
     LC_FJALL_SYNC_EVERY_APPEND = 0,
-    /// Written to the operating system before each acknowledgement and fsynced every
-    /// `sync_interval_ms` in the background: a crash of the process loses nothing
-    /// acknowledged; a power loss may lose the last interval. Publish never waits on disk.
+    /// Written to the operating system (a `write`, no fsync) before each acknowledgement
+    /// and fsynced every `sync_interval_ms` in the background: a crash of the process loses
+    /// nothing acknowledged; a power loss or kernel crash may lose what was acknowledged in
+    /// the last interval. Publish waits for no fsync of its own, but an append arriving
+    /// during the background fsync waits for it (fjall holds its journal lock then), and
+    /// under either policy fjall may stall writes while its flushes and compactions catch
+    /// up. No policy syncs once for several appends: an append is readable (and consumers
+    /// are woken) when it returns, so it must be as durable as promised by then.
     LC_FJALL_SYNC_INTERVAL = 1,
 }
 

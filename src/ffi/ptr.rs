@@ -316,7 +316,7 @@ sized_structs!(
     lc_topic_config,
     lc_topic_info,
     lc_topic_route_options,
-    lc_topic_group_config,
+    lc_topic_group_config = since dead_letter_topic,
     lc_topic_group_partition,
     lc_topic_group_stats = since nacks,
     lc_topic_batch_info,

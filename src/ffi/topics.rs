@@ -42,7 +42,38 @@ fn default_group_config() -> lc_topic_group_config {
         struct_size: std::mem::size_of::<lc_topic_group_config>() as u32,
         reset: lc_topic_reset_policy::LC_TOPIC_RESET_EARLIEST as u32,
         lease_ms: defaults.lease_duration.as_millis() as u64,
+        dead_letter_topic: std::ptr::null(),
+        max_deliver: 0,
+        reserved: 0,
     }
+}
+
+/// The Rust group config a C one describes.
+///
+/// # Safety
+/// `config.dead_letter_topic` is NULL or a NUL-terminated string.
+unsafe fn group_config(config: &lc_topic_group_config) -> Result<GroupConfig, FfiError> {
+    if config.reserved != 0 {
+        return Err(FfiError::invalid(format!(
+            "config->reserved must be 0, not {}",
+            config.reserved
+        )));
+    }
+    let reset = lc_topic_reset_policy::from_tag(config.reset)?;
+    let mut rust = GroupConfig::with_reset(reset).lease(Duration::from_millis(config.lease_ms));
+    // SAFETY: the caller promised `dead_letter_topic` is NULL or a NUL-terminated string.
+    let topic = unsafe { optional_c_str(config.dead_letter_topic, "config->dead_letter_topic") }?;
+    match (topic, config.max_deliver) {
+        // max_deliver 0 is refused by the manager (LC_ERR_OUT_OF_BOUNDS).
+        (Some(topic), max_deliver) => rust = rust.dead_letter(topic, max_deliver),
+        (None, 0) => {}
+        (None, max_deliver) => {
+            return Err(FfiError::invalid(format!(
+                "config->max_deliver is {max_deliver} without a dead_letter_topic: set both or neither"
+            )));
+        }
+    }
+    Ok(rust)
 }
 
 /// Applies C route options (change types, key column) to a route spec.
@@ -494,7 +525,8 @@ pub extern "C" fn lc_topic_route_remove(manager: lc_manager, route_id: u64) -> l
     })
 }
 
-/// Fills a consumer group config with the defaults (earliest, 30-second lease). Set
+/// Fills a consumer group config with the defaults (earliest, 30-second lease, no
+/// dead-letter topic). Set
 /// `config->struct_size = sizeof(lc_topic_group_config)` first; on return it holds the
 /// bytes written.
 ///
@@ -520,14 +552,19 @@ pub unsafe extern "C" fn lc_topic_group_config_init(
 /// partition starts where `config->reset` says, resolved now: earliest at the oldest
 /// retained message, latest at the end (everything published after this returns is
 /// seen), none nowhere. `config->lease_ms` must be within the manager config's
-/// `topic_min_lease_ms` and `topic_max_lease_ms` (`LC_ERR_OUT_OF_BOUNDS`). A taken name is
-/// `LC_ERR_GROUP_EXISTS`.
+/// `topic_min_lease_ms` and `topic_max_lease_ms` (`LC_ERR_OUT_OF_BOUNDS`). With
+/// `config->dead_letter_topic`, a message handed out `config->max_deliver` times goes to
+/// that topic (as `lc_topic_group_set_dead_letter` describes): an unknown topic is
+/// `LC_ERR_UNKNOWN_TOPIC`, the group's own topic `LC_ERR_INVALID_CONFIG`, `max_deliver` 0
+/// `LC_ERR_OUT_OF_BOUNDS`; without one, `max_deliver` must be 0 and `reserved` always
+/// (`LC_ERR_INVALID_ARGUMENT`). A taken name is `LC_ERR_GROUP_EXISTS`.
 ///
 /// Thread safety: any thread, concurrently with any other call.
 ///
 /// # Safety
 /// `topic` and `group` are NULL or NUL-terminated strings; `config` is NULL or readable for
-/// its `struct_size`.
+/// its `struct_size`, and its `dead_letter_topic` (when within it) NULL or a
+/// NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn lc_topic_group_create(
     manager: lc_manager,
@@ -542,14 +579,12 @@ pub unsafe extern "C" fn lc_topic_group_create(
         let group = unsafe { c_str(group, "group") }?;
         // SAFETY: the caller promised `config` is NULL or readable for its struct_size.
         let config = unsafe { read_sized(config, default_group_config(), "config") }?;
-        let reset = lc_topic_reset_policy::from_tag(config.reset)?;
+        // SAFETY: the caller promised `config->dead_letter_topic` (when within its
+        // struct_size) is NULL or a NUL-terminated string; the default is NULL.
+        let config = unsafe { group_config(&config) }?;
         let entry = manager_entry(manager)?;
         check_topic_name(&entry, group, "group")?;
-        entry.manager.create_consumer_group(
-            topic,
-            group,
-            GroupConfig::with_reset(reset).lease(Duration::from_millis(config.lease_ms)),
-        )?;
+        entry.manager.create_consumer_group(topic, group, config)?;
         Ok(lc_status::LC_OK)
     })
 }
@@ -579,14 +614,19 @@ pub unsafe extern "C" fn lc_topic_group_delete(
     })
 }
 
-/// Gives consumer group `group` of `topic` a dead-letter topic: a message the group has
-/// handed out `max_deliver` times (every hand-out counts: after a nack, and after a lease
-/// expired) is appended to `dead_letter_topic` instead of being handed out again, by the
-/// `lc_topic_nack` that finds it there or the `lc_topic_consume` that would hand it out once
-/// more, and the partition moves on past it (committed past at the committed offset;
-/// behind uncommitted messages, skipped until they are committed). The dead letter is keyed and sequenced as the original, and its
-/// payload is the JSON object `{"topic":…,"partition":…,"offset":…,"deliveries":…,
-/// "message":{…}}`. Replaces any earlier setting. `max_deliver` 0 is `LC_ERR_OUT_OF_BOUNDS`;
+/// Changes the dead-letter setting of the live consumer group `group` of `topic` (which
+/// `lc_topic_group_config.dead_letter_topic` sets when the group is created, the usual
+/// place; this call replaces it, in memory: a group created again after a restart has its
+/// config's setting). A message the group has handed out `max_deliver` times (every
+/// hand-out counts: after a nack, and after a lease expired) is appended to
+/// `dead_letter_topic` instead of being handed out again, by the `lc_topic_nack` that finds
+/// it there or the `lc_topic_consume` that would hand it out once more, and the partition
+/// moves on past it: committed past at the committed offset; behind messages handed out
+/// and not committed, marked and skipped until they are committed (never committed for
+/// them). The dead letter is keyed and sequenced as the original, and its payload is the
+/// JSON object `{"topic":…,"partition":…,"offset":…,"deliveries":…,"message":{…}}`. It is
+/// only as durable as the dead-letter topic's store (see
+/// `lc_topic_group_config.dead_letter_topic`). `max_deliver` 0 is `LC_ERR_OUT_OF_BOUNDS`;
 /// an unknown dead-letter topic `LC_ERR_UNKNOWN_TOPIC`; the group's own topic
 /// `LC_ERR_INVALID_CONFIG`.
 ///

@@ -854,6 +854,22 @@ pub struct lc_topic_group_config {
     /// visibility timeout, on the manager clock), in ms (default 30000). Whatever was
     /// handed out and not committed when a lease expires is handed out again.
     pub lease_ms: u64,
+    /// The group's dead-letter topic (NUL-terminated, read only during
+    /// `lc_topic_group_create`; it must exist and may not be the group's own topic), or
+    /// NULL for none (the default): a message the group has handed out `max_deliver`
+    /// times goes there instead of being handed out again (see
+    /// `lc_topic_group_set_dead_letter` for what happens). Warning: a dead letter is only
+    /// as durable as this topic's store; with a durable source topic (a fjall store) and
+    /// an in-memory dead-letter topic (`lc_topic_create`), a restart loses dead letters
+    /// whose source offset was committed past durably. Added after `lease_ms`: a caller
+    /// passing the `struct_size` of a header without it gets no dead-letter topic.
+    pub dead_letter_topic: *const c_char,
+    /// Hand-outs allowed per message before it goes to `dead_letter_topic`: at least 1
+    /// with a dead-letter topic (`LC_ERR_OUT_OF_BOUNDS` otherwise), 0 without one
+    /// (`LC_ERR_INVALID_ARGUMENT` otherwise). Default 0.
+    pub max_deliver: u32,
+    /// Must be 0.
+    pub reserved: u32,
 }
 
 /// `lc_topic_group_partition.flags` and `lc_topic_position.flags`: `committed` is set.

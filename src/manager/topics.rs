@@ -664,7 +664,13 @@ impl ConnectionsManager {
     /// topic's store has committed for the group (a durable store restoring it), or else
     /// where `config.reset` says, resolved now: `Earliest` at the oldest retained message,
     /// `Latest` at the end (so everything published after this returns is seen), `None`
-    /// nowhere (see [`ResetPolicy::None`]).
+    /// nowhere (see [`ResetPolicy::None`]). With `config.dead_letter`, messages handed out
+    /// too often go to that topic ([`DeadLetterPolicy`]).
+    ///
+    /// Errors: a bad name ([`LiveError::InvalidName`]), a lease duration out of the limits
+    /// or `max_deliver` 0 ([`LiveError::OutOfBounds`]), an unknown topic or dead-letter
+    /// topic ([`LiveError::UnknownTopic`]), the group's own topic as its dead-letter topic
+    /// ([`LiveError::InvalidConfig`]), a taken name ([`LiveError::GroupExists`]).
     pub fn create_consumer_group(
         &self,
         topic: &str,
@@ -687,6 +693,9 @@ impl ConnectionsManager {
             });
         }
         let topic = self.topic(topic)?;
+        if let Some(policy) = &config.dead_letter {
+            self.check_dead_letter(&topic.name, group, policy)?;
+        }
         let store_error = |error| topic.store_error(error);
         let mut committed = Vec::with_capacity(topic.signals.len());
         for partition in 0..topic.partition_count() {
@@ -802,9 +811,13 @@ impl ConnectionsManager {
     /// it. A nack renews the session's leases and counts as a heartbeat; the group counts
     /// it in [`GroupStats::nacks`] and [`GroupStats::nack_redelivered`].
     ///
-    /// With a dead-letter topic set ([`ConnectionsManager::set_dead_letter`]), the nack of a
-    /// message already delivered `max_deliver` times sends it there instead and commits past
-    /// it; the delay does not apply then.
+    /// With a dead-letter topic set ([`GroupConfig::dead_letter`], or
+    /// [`ConnectionsManager::set_dead_letter`]), the nack of a message already delivered
+    /// `max_deliver` times sends it there instead, and the partition moves on past it; the
+    /// delay does not apply then, and the lease is not rewound. The group commits past the
+    /// message only if it is at the committed offset: behind messages handed out and not
+    /// committed it is marked, skipped when they are handed out again, and nothing is
+    /// committed for them (a consumer finishing a batch out of order loses nothing).
     pub fn nack(
         &self,
         connection_id: ConnectionId,
@@ -862,9 +875,10 @@ impl ConnectionsManager {
     }
 
     /// Sends the message at `offset` of `partition`, delivered `deliveries` times, to the
-    /// dead-letter topic, then commits past it for the holder `me`. The append comes first:
-    /// a failure between the two leaves the message in both places (at least once), never
-    /// in neither.
+    /// dead-letter topic, then moves the group past it for the holder `me` without
+    /// committing anything the group has not finished ([`Group::pass_nacked_dead_letter`]).
+    /// The append comes first: a failure between the two leaves the message in both places
+    /// (at least once), never in neither.
     fn dead_letter(
         &self,
         me: ConnectionId,
@@ -880,16 +894,14 @@ impl ConnectionsManager {
         let request = CommitRequest {
             me,
             partition,
-            offset: offset + 1,
+            offset,
             now_ms: now.monotonic_ms,
         };
-        let result = group.commit(&topic.name, request, &mut freed, || {
-            topic.log.commit_offset(&group.name, partition, offset + 1)
+        let result = group.pass_nacked_dead_letter(&topic.name, request, &mut freed, |next| {
+            topic.log.commit_offset(&group.name, partition, next)
         });
         topic.partitions_freed(group, &freed);
-        result?;
-        group.dead_lettered.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        result
     }
 
     /// The message at `offset` of `partition`.
@@ -970,27 +982,12 @@ impl ConnectionsManager {
         Ok(())
     }
 
-    /// Gives `group` a dead-letter topic: a message the group has handed out `max_deliver`
-    /// times is not handed out again: it is appended to `dead_letter_topic` and the
-    /// partition moves on. Every hand-out counts — the first, one after a nack, one after a
-    /// lease expired (a consumer that crashes on a message never nacks it); the counts live
-    /// in memory, per group, from a message's first hand-out until it is committed, so a
-    /// restart starts them again. Replaces any earlier setting.
-    ///
-    /// A message is dead-lettered when a nack finds it at max-deliver (the group then
-    /// commits past it, see below), or when a consume would hand it out once more: the
-    /// batch stops before it, and it goes to the dead-letter topic in the same consume.
-    /// If it is at the committed offset the group commits past it; if messages before it
-    /// are still uncommitted it is only marked, skipped when they are handed out again,
-    /// and committed past with them.
-    ///
-    /// The dead letter is a direct message keyed as the original (per-key order holds in
-    /// the dead-letter topic too), with the original's SeqId, whose payload is the JSON
-    /// object `{"topic":…,"partition":…,"offset":…,"deliveries":…,"message":{…}}`, the last
-    /// being the original as [`TopicMessage::to_json`] writes it. Dead-lettering commits
-    /// `offset + 1`, which also commits what the lease handed out before the message: an
-    /// ordered consumer commits what it finished before it nacks. Counted in
-    /// [`GroupStats::dead_lettered`].
+    /// Changes the dead-letter setting of the live group `group` (which
+    /// [`GroupConfig::dead_letter`] sets when the group is created, the usual place): a
+    /// message the group has handed out `max_deliver` times goes to `dead_letter_topic`
+    /// instead of being handed out again, as [`DeadLetterPolicy`] describes (read its
+    /// warning on durability). Replaces any earlier setting, in memory: a group created
+    /// again (after a restart, say) has the setting of its config.
     ///
     /// Errors: `max_deliver` 0 ([`LiveError::OutOfBounds`]); `dead_letter_topic` unknown
     /// ([`LiveError::UnknownTopic`]) or the group's own topic ([`LiveError::InvalidConfig`]).
@@ -1003,7 +1000,28 @@ impl ConnectionsManager {
     ) -> LiveResult<()> {
         let topic_state = self.topic(topic)?;
         let group_state = topic_state.group(group)?;
-        if max_deliver == 0 {
+        let policy = DeadLetterPolicy::new(dead_letter_topic, max_deliver);
+        self.check_dead_letter(topic, group, &policy)?;
+        *lock(&group_state.dead_letter) = Some(policy);
+        Ok(())
+    }
+
+    /// Checks a dead-letter policy of group `group` of `topic`.
+    ///
+    /// A dead-letter topic on another kind of log than its source is not refused, though
+    /// with a durable source and an in-memory dead-letter topic a restart loses dead letters
+    /// the source's durable offset moved past (the docs of [`DeadLetterPolicy`] warn):
+    /// livecore cannot tell which logs are durable (`TopicLog` says nothing of it, and a
+    /// host's store may be either), so a check could only compare `MemoryLog` with the rest
+    /// and would refuse a host's durable store as readily as accept an ephemeral one; and a
+    /// dead-letter topic only watched live (alerting) may be fine to lose.
+    fn check_dead_letter(
+        &self,
+        topic: &str,
+        group: &str,
+        policy: &DeadLetterPolicy,
+    ) -> LiveResult<()> {
+        if policy.max_deliver == 0 {
             return Err(LiveError::OutOfBounds {
                 what: "max_deliver",
                 value: 0,
@@ -1011,16 +1029,12 @@ impl ConnectionsManager {
                 max: u64::from(u32::MAX),
             });
         }
-        self.topic(dead_letter_topic)?;
-        if dead_letter_topic == topic {
+        self.topic(&policy.topic)?;
+        if policy.topic == topic {
             return Err(LiveError::InvalidConfig(format!(
                 "the dead-letter topic of group {group:?} may not be its own topic {topic:?}"
             )));
         }
-        *lock(&group_state.dead_letter) = Some(DeadLetterPolicy {
-            max_deliver,
-            topic: dead_letter_topic.to_string(),
-        });
         Ok(())
     }
 

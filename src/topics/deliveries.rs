@@ -129,13 +129,24 @@ impl Deliveries {
         self.runs = merge(out);
     }
 
-    /// Marks the message at `offset` dead-lettered (it must have been counted).
+    /// Marks the message at `offset` dead-lettered (counted or not: a message without a
+    /// count gets a run of its own).
     pub(crate) fn mark_dead(&mut self, offset: u64) {
         let Some(at) = self
             .runs
             .iter()
             .position(|run| run.start <= offset && offset < run.end)
         else {
+            let at = self.runs.partition_point(|run| run.end <= offset);
+            self.runs.insert(
+                at,
+                Run {
+                    start: offset,
+                    end: offset + 1,
+                    count: DEAD,
+                },
+            );
+            self.runs = merge(std::mem::take(&mut self.runs));
             return;
         };
         let run = self.runs[at];
@@ -228,6 +239,7 @@ mod tests {
         );
         d.record(0, 6);
         assert_eq!(counts(&d, 0..7), [3, 3, DEAD, 3, 3, 2, 0]);
+
         d.forget_below(3);
         assert_eq!(counts(&d, 0..7), [0, 0, 0, 3, 3, 2, 0]);
         // A gap (a range handed out past a skipped one) counts from 1.
@@ -235,6 +247,22 @@ mod tests {
         assert_eq!(counts(&d, 5..11), [2, 0, 0, 1, 1, 0]);
         d.clear();
         assert_eq!(counts(&d, 0..11), [0; 11]);
+    }
+
+    #[test]
+    fn a_message_never_counted_can_be_marked_dead() {
+        let mut d = Deliveries::default();
+        d.record(0, 2);
+        d.record(5, 6);
+        d.mark_dead(3);
+        assert_eq!(counts(&d, 0..7), [1, 1, 0, DEAD, 0, 1, 0]);
+        assert_eq!(
+            d.first_at_limit(2, 7, None),
+            Some(Limit::Dead { offset: 3 })
+        );
+        // Its hand-out skips it and counts the rest.
+        d.record(0, 6);
+        assert_eq!(counts(&d, 0..7), [2, 2, 1, DEAD, 1, 2, 0]);
     }
 
     #[test]

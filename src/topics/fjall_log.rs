@@ -21,14 +21,41 @@
 //!
 //! # Sync policy
 //!
-//! [`FjallSync`] says when an append (or a commit) is acknowledged:
+//! [`FjallSync`] says when an append (or a commit) is acknowledged — when
+//! [`TopicLog::append`] returns, and with it the publish that fed the topic; from then on
+//! consumers can read the message. Each append is one fjall write batch: the records
+//! livecore appends in one call (every record one `publish_commit` routes to one partition
+//! of the topic, or the message of one `publish_to_topic`) with the retention trimming
+//! they cause, recovered whole or not at all. A commit is one write.
 //!
-//! - [`FjallSync::EveryAppend`]: after fjall's journal is fsynced. Nothing acknowledged is
-//!   lost, not even on power loss; each publish that feeds the topic waits for an fsync.
-//! - [`FjallSync::Interval`]: after the journal is written to the operating system (no
-//!   fsync); fjall fsyncs in the background every interval. A crash of the process
-//!   (SIGKILL, panic, abort) loses nothing acknowledged; a power loss or kernel crash may
-//!   lose what was acknowledged in the last interval. Publish never waits on the disk.
+//! - [`FjallSync::EveryAppend`] (per batch): fjall's journal is fsynced before each append
+//!   and each commit returns. Nothing acknowledged is lost, not even on power loss or a
+//!   kernel crash. A publish waits for one fsync per durable partition it feeds, and each
+//!   commit for one.
+//! - [`FjallSync::Interval`]: before each append and commit returns, its batch is written
+//!   to the operating system (a `write` into the page cache, no fsync); a background thread
+//!   of fjall's fsyncs the journal every interval. A crash of the process (SIGKILL, panic,
+//!   abort) loses nothing acknowledged: the page cache belongs to the kernel. A power loss
+//!   or kernel crash may lose the appends and commits acknowledged in the last interval
+//!   (a group then resumes from an earlier offset: what it had committed is handed out
+//!   again, at least once).
+//!
+//! Under `Interval` a publish does not wait for an fsync, but it is not free of the disk:
+//! each append still makes a `write` system call (normally a copy into the page cache,
+//! though the kernel may block it while too many dirty pages wait for write-back); fjall
+//! holds its journal lock while the background fsync runs, so an append arriving then
+//! waits for that fsync (at most one per interval); and under either policy fjall slows or
+//! halts writes for a while (sleeps of 10 to 500 ms, repeated until it catches up) when
+//! its journals, write buffers or level-0 segments grow faster than its background
+//! flushes and compactions retire them.
+//!
+//! There is no third policy syncing once for several appends (say every partition a
+//! `publish_commit` feeds, or publishes of several threads at once): livecore's
+//! [`TopicLog`] contract acknowledges an append when it returns — its records are readable
+//! and consumers are woken then — so a sync shared with later appends would let a
+//! consumer read and commit a message a power loss could still take back.
+//! `EveryAppend` already syncs once per batch livecore writes; a host that wants fewer
+//! fsyncs bounds its loss by time with `Interval` instead.
 //!
 //! Reads check every blob's CRC-32: a damaged record is a store error, never a wrong
 //! message.
@@ -52,13 +79,18 @@ use crate::topics::log::TopicRecord;
 use crate::topics::log::{PartitionBounds, Retention, TopicLog, TopicLogError, TopicMessage};
 use crate::topics::record_codec::{decode_record, encode_record};
 
-/// When a [`FjallLog`] acknowledges an append or a commit; see the module documentation.
+/// When a [`FjallLog`] acknowledges an append or a commit; see "Sync policy" in the
+/// module documentation for what each loses on power loss and when publish waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FjallSync {
-    /// fsync before each acknowledgement: survives power loss; publish waits on the disk.
+    /// fsync before each acknowledgement (each append — one batch: the records of one
+    /// call — and each commit): survives power loss; publish waits for the fsync.
     EveryAppend,
-    /// Written to the OS before each acknowledgement, fsynced every interval (at most
-    /// 65,535 ms): survives a process crash; a power loss may lose the last interval.
+    /// Written to the OS (a `write`, no fsync) before each acknowledgement, fsynced in the
+    /// background every interval (1 to 65,535 ms): survives a process crash; a power loss
+    /// or kernel crash may lose what was acknowledged in the last interval. Publish waits
+    /// for no fsync of its own, but may wait for the background one (fjall holds its
+    /// journal lock during it) and for fjall's write stalls.
     Interval(Duration),
 }
 
@@ -177,8 +209,9 @@ impl FjallStore {
         }))
     }
 
-    /// The log of topic `topic` with `partitions` partitions, trimmed by `retention`, for
-    /// `create_topic_with_log`. A topic stored before with another partition count is
+    /// The log of topic `topic` with `partitions` partitions, trimmed by `retention` (bytes
+    /// counted as [`TopicMessage::size_bytes`] counts them, as in `MemoryLog`, not as the
+    /// stored blobs' length), for `create_topic_with_log`. A topic stored before with another partition count is
     /// refused; a partition found damaged (offsets not contiguous, or a record whose
     /// checksum fails) is refused; so is a topic whose log from this store is still alive
     /// (one log per topic at a time).
@@ -276,10 +309,11 @@ impl FjallStore {
                     ),
                 ));
             }
-            decode_record(&value)
+            let record = decode_record(&value)
                 .map_err(|error| store_error(&format!("record {partition}/{offset}"), error))?;
-            state.sizes.push_back(value.len() as u64);
-            state.bytes += value.len() as u64;
+            let size = record.size_bytes() as u64;
+            state.sizes.push_back(size);
+            state.bytes += size;
             state.end += 1;
         }
         Ok(state)
@@ -304,7 +338,8 @@ impl FjallStore {
 struct PartitionState {
     start: u64,
     end: u64,
-    /// The blob size of each retained message, oldest first, for the byte bound.
+    /// The size of each retained message as retention counts it
+    /// ([`TopicMessage::size_bytes`]), oldest first, for the byte bound.
     sizes: VecDeque<u64>,
     bytes: u64,
 }
@@ -407,8 +442,11 @@ impl TopicLog for FjallLog {
         for (index, record) in records.iter().enumerate() {
             let mut blob = Vec::with_capacity(64);
             encode_record(record, &mut blob);
-            sizes.push_back(blob.len() as u64);
-            bytes += blob.len() as u64;
+            // Retention counts what `MemoryLog` counts (not the blob's length), so a
+            // topic keeps the same messages on either log.
+            let size = record.size_bytes() as u64;
+            sizes.push_back(size);
+            bytes += size;
             batch.insert(
                 &self.store.messages,
                 message_key(&self.name, partition, first + index as u64),

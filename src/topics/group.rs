@@ -48,7 +48,7 @@ pub enum ResetPolicy {
 }
 
 /// How a consumer group behaves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct GroupConfig {
     /// Where the group starts; see [`ResetPolicy`].
@@ -58,14 +58,26 @@ pub struct GroupConfig {
     /// and [`TopicLimits::max_lease`](crate::TopicLimits::max_lease); a consume's timeout
     /// may not exceed it.
     pub lease_duration: Duration,
+    /// Where a message the group has handed out too often goes, if anywhere (default
+    /// `None`: a message is handed out again however often it was). See
+    /// [`DeadLetterPolicy`] for what happens, and its warning on durability: **a dead
+    /// letter is only as durable as the dead-letter topic's log**, so a group of a durable
+    /// topic wants a durable dead-letter topic too.
+    ///
+    /// Checked when the group is created: `max_deliver` 0 is [`LiveError::OutOfBounds`],
+    /// an unknown topic [`LiveError::UnknownTopic`], the group's own topic
+    /// [`LiveError::InvalidConfig`].
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub dead_letter: Option<DeadLetterPolicy>,
 }
 
 impl Default for GroupConfig {
-    /// Earliest, with a 30-second lease.
+    /// Earliest, with a 30-second lease, and no dead-letter topic.
     fn default() -> Self {
         Self {
             reset: ResetPolicy::Earliest,
             lease_duration: Duration::from_secs(30),
+            dead_letter: None,
         }
     }
 }
@@ -83,6 +95,67 @@ impl GroupConfig {
     pub fn lease(mut self, lease_duration: Duration) -> Self {
         self.lease_duration = lease_duration;
         self
+    }
+
+    /// Sends a message handed out `max_deliver` times to `topic` instead of handing it out
+    /// again: see [`DeadLetterPolicy`] (and its warning on durability).
+    pub fn dead_letter(mut self, topic: impl Into<String>, max_deliver: u32) -> Self {
+        self.dead_letter = Some(DeadLetterPolicy::new(topic, max_deliver));
+        self
+    }
+}
+
+/// Where a consumer group sends a message it has handed out too often: the group's
+/// dead-letter topic and its max-deliver, set in [`GroupConfig::dead_letter`] (or changed
+/// on a live group with
+/// [`ConnectionsManager::set_dead_letter`](crate::ConnectionsManager::set_dead_letter)).
+///
+/// A message the group has handed out `max_deliver` times is not handed out again. Every
+/// hand-out counts — the first, one after a nack, one after a lease expired (a consumer
+/// that crashes on a message never nacks it). It is appended to the dead-letter topic,
+/// when a nack finds it at max-deliver or when a consume would hand it out once more, and
+/// the partition moves on past it: if it is at the group's committed offset the group
+/// commits past it; if messages before it were handed out and not committed, nothing is
+/// committed for them — the dead letter is only marked, skipped when they are handed out
+/// again, and committed past together with them (at-least-once holds for a consumer
+/// working on a batch concurrently).
+///
+/// The dead letter is a direct message keyed as the original (per-key order holds in the
+/// dead-letter topic too), with the original's SeqId, whose payload is the JSON object
+/// `{"topic":…,"partition":…,"offset":…,"deliveries":…,"message":{…}}`, the last being
+/// the original as [`TopicMessage::to_json`](crate::TopicMessage::to_json) writes it. It
+/// is appended before the group moves past the original, so a failure between the two
+/// leaves the message in both places (at least once), never in neither.
+///
+/// # Durability
+///
+/// **Warning.** Delivery counts live in memory, per group, from a message's first
+/// hand-out until it is committed: a restart starts them again. And a dead letter is only
+/// as durable as the dead-letter topic's [`TopicLog`](crate::TopicLog): with a durable
+/// source topic (say a `FjallLog`, feature `fjall`) and an in-memory dead-letter topic
+/// (`create_topic`), a process restart loses the dead letters while the source's
+/// committed offset, stored durably, has moved past them — those messages are then in
+/// neither place. Keep the dead-letter topic in a durable log too (the same `FjallStore`
+/// holds any number of topics). livecore does not refuse the mix: it cannot tell a durable
+/// store from another, and a dead-letter topic watched live (alerting) may be fine to lose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct DeadLetterPolicy {
+    /// The dead-letter topic: it must exist when the policy is set, and may not be the
+    /// group's own topic.
+    pub topic: String,
+    /// Hand-outs allowed per message (at least 1): the message is dead-lettered instead of
+    /// being handed out once more.
+    pub max_deliver: u32,
+}
+
+impl DeadLetterPolicy {
+    /// Dead letters go to `topic` after `max_deliver` hand-outs.
+    pub fn new(topic: impl Into<String>, max_deliver: u32) -> Self {
+        Self {
+            topic: topic.into(),
+            max_deliver,
+        }
     }
 }
 
@@ -130,16 +203,6 @@ pub struct GroupStats {
     pub dead_lettered: u64,
     /// Live members now.
     pub members: usize,
-}
-
-/// Where a group sends a message nacked too often (see
-/// [`ConnectionsManager::set_dead_letter`](crate::ConnectionsManager::set_dead_letter)).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct DeadLetterPolicy {
-    /// Deliveries allowed per message (at least 1).
-    pub(crate) max_deliver: u32,
-    /// The dead-letter topic.
-    pub(crate) topic: String,
 }
 
 /// What a nack did.
@@ -316,16 +379,21 @@ pub(crate) struct Group {
     nack_redelivered: AtomicU64,
     lease_extensions: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
-    /// Where messages nacked too often go, if anywhere.
+    /// Where messages handed out too often go, if anywhere (from the config, or
+    /// `set_dead_letter`).
     pub(crate) dead_letter: Mutex<Option<DeadLetterPolicy>>,
 }
 
 impl Group {
+    /// A group at the `committed` offsets. The config's dead-letter policy (checked by the
+    /// caller) becomes the group's live setting; `config.dead_letter` is left `None`, so
+    /// the setting has one home ([`Group::dead_letter`]), which `set_dead_letter` changes.
     pub(crate) fn new(
         name: DataArc<str>,
-        config: GroupConfig,
+        mut config: GroupConfig,
         committed: Vec<Option<u64>>,
     ) -> Self {
+        let dead_letter = config.dead_letter.take();
         Self {
             name,
             config,
@@ -352,7 +420,7 @@ impl Group {
             nack_redelivered: AtomicU64::new(0),
             lease_extensions: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
-            dead_letter: Mutex::new(None),
+            dead_letter: Mutex::new(dead_letter),
         }
     }
 
@@ -826,6 +894,64 @@ impl Group {
         }
         self.renew_leases(&mut state, me, now_ms, |_, _| {});
         Ok(NackOutcome::Redeliver)
+    }
+
+    /// A nack of the message at `request.offset` found it at max-deliver, and the caller
+    /// has sent it to the dead-letter topic: the group moves past it without committing
+    /// anything it has not finished. At the committed offset, the group commits past it
+    /// (through `persist` first); behind messages handed out and not committed, it is only
+    /// marked, so it is skipped (and committed past) when they are handed out again — a
+    /// commit of `offset + 1` would also commit them, and a consumer working on a batch
+    /// concurrently would lose them on a crash. The lease is not rewound (what it handed
+    /// out after the message stays handed out). Only the live holder moves the group
+    /// ([`LiveError::NotLeaseHolder`]: the dead letter was sent, and the message is sent
+    /// again when handed out past max-deliver once more: at least once). Counts the dead
+    /// letter; renews the session's leases. Leases found expired end on the way (`freed`).
+    pub(crate) fn pass_nacked_dead_letter(
+        &self,
+        topic: &str,
+        request: CommitRequest,
+        freed: &mut Vec<(u32, ConnectionId)>,
+        persist: impl FnOnce(u64) -> Result<(), TopicLogError>,
+    ) -> LiveResult<()> {
+        let CommitRequest {
+            me,
+            partition,
+            offset,
+            now_ms,
+        } = request;
+        let mut state = lock(&self.state);
+        self.expire(&mut state, now_ms, freed);
+        let cursor = &mut state.cursors[partition as usize];
+        match cursor.lease {
+            Some(lease) if lease.holder == me => {}
+            other => {
+                return Err(LiveError::NotLeaseHolder {
+                    topic: topic.to_string(),
+                    group: self.name.to_string(),
+                    partition,
+                    holder: other.map(|lease| lease.holder),
+                })
+            }
+        }
+        match cursor.committed {
+            Some(committed) if committed == offset => {
+                persist(offset + 1).map_err(|error| store_error(topic, error))?;
+                cursor.committed = Some(offset + 1);
+                cursor.deliveries.forget_below(offset + 1);
+            }
+            // Behind uncommitted messages: marked, never committed past here.
+            Some(committed) if committed < offset => cursor.deliveries.mark_dead(offset),
+            // The holder committed past it meanwhile (or the partition has no position,
+            // which a lease that handed it out cannot have): nothing to move past.
+            _ => {}
+        }
+        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        if let Some(member) = state.members.get_mut(&me) {
+            member.last_seen_ms = now_ms;
+        }
+        self.renew_leases(&mut state, me, now_ms, |_, _| {});
+        Ok(())
     }
 
     /// The earliest monotonic reading at which a nack's delay on one of `me`'s leases

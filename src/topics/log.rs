@@ -303,7 +303,9 @@ pub trait TopicLog: Send + Sync + 'static {
 
 /// How much each partition of a topic keeps. The oldest messages are removed once a
 /// partition holds more than `max_messages` messages or more than `max_bytes` bytes (as
-/// [`TopicMessage::size_bytes`] counts them); the newest message is always kept.
+/// [`TopicMessage::size_bytes`] counts them: [`MemoryLog`] and the fjall log count alike,
+/// so a topic keeps the same messages on either; a host's own store counts as it says);
+/// the newest message is always kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Retention {

@@ -89,7 +89,7 @@ use self::session::ConsumerSession;
 use self::wait::{PartitionSignal, WaitList};
 
 pub use self::consume::{ConsumeBatch, PartitionPosition, RetentionSkip};
-pub use self::group::{GroupConfig, GroupPartition, GroupStats, ResetPolicy};
+pub use self::group::{DeadLetterPolicy, GroupConfig, GroupPartition, GroupStats, ResetPolicy};
 pub use self::route::TopicRouteSpec;
 pub use self::route::{ChangeTypes, Partitioning, RouteFilter, TopicRouteId, TopicRouteInfo};
 
@@ -99,8 +99,9 @@ pub use self::route::{ChangeTypes, Partitioning, RouteFilter, TopicRouteId, Topi
 pub struct TopicConfig {
     /// Number of partitions (at least 1).
     pub partitions: u32,
-    /// What each partition keeps (applied by [`MemoryLog`](crate::MemoryLog); a host's own store applies its
-    /// own, but the bounds are still checked).
+    /// What each partition keeps (applied by [`MemoryLog`](crate::MemoryLog) and by the
+    /// fjall log given it; a host's own store applies its own, but the bounds are still
+    /// checked).
     pub retention: Retention,
 }
 

@@ -520,9 +520,10 @@ macro_rules! assert_unpadded {
 
 #[test]
 fn input_structs_have_no_padding_besides_their_checked_reserved_fields() {
-    // Explicit `reserved` fields (lc_value, lc_config, lc_live_query_record) are refused
-    // when not zero (the lc_change_publish, lc_subscription_push_snapshot_rows, lc_manager_new, lc_failover_run
-    // and lc_topic_publish cases); the other inputs have no gap to check.
+    // Explicit `reserved` fields (lc_value, lc_config, lc_live_query_record,
+    // lc_topic_group_config) are refused when not zero (the lc_change_publish,
+    // lc_subscription_push_snapshot_rows, lc_manager_new, lc_failover_run, lc_topic_publish
+    // and lc_topic_group_create cases); the other inputs have no gap to check.
     assert_unpadded!(lc_value {
         tag,
         reserved,
@@ -560,7 +561,10 @@ fn input_structs_have_no_padding_besides_their_checked_reserved_fields() {
     assert_unpadded!(lc_topic_group_config {
         struct_size,
         reset,
-        lease_ms
+        lease_ms,
+        dead_letter_topic,
+        max_deliver,
+        reserved
     });
     assert_unpadded!(lc_live_query_record {
         struct_size,

@@ -25,6 +25,9 @@ pub(crate) fn case_lc_topic_group_config_init() {
             30_000
         )
     );
+    // No dead-letter topic by default.
+    assert!(good.dead_letter_topic.is_null());
+    assert_eq!((good.max_deliver, good.reserved), (0, 0));
 }
 
 pub(crate) fn case_lc_topic_group_create() {
@@ -35,7 +38,8 @@ pub(crate) fn case_lc_topic_group_create() {
         edit(&mut config);
         config
     };
-    let (h, spaced, nope) = (c("h"), c("a/b"), c("nope"));
+    let (h, spaced, nope, dlq) = (c("h"), c("a/b"), c("nope"), c("dlq"));
+    create_topic(f.manager, "dlq", &topic_config(1));
     // SAFETY: see above.
     unsafe {
         let create =
@@ -43,6 +47,38 @@ pub(crate) fn case_lc_topic_group_create() {
                 lc_topic_group_create(f.manager, topic, group, config)
             };
         let t = f.t.as_ptr();
+        // The dead-letter fields: both or neither, a known topic other than the group's,
+        // at least one delivery, `reserved` zero.
+        let dead_letter = |topic: *const c_char, max_deliver: u32| {
+            with(&move |c| {
+                c.dead_letter_topic = topic;
+                c.max_deliver = max_deliver;
+            })
+        };
+        assert_status!(
+            create(t, h.as_ptr(), &dead_letter(null(), 2)),
+            LC_ERR_INVALID_ARGUMENT
+        );
+        assert_status!(
+            create(t, h.as_ptr(), &with(&|c| c.reserved = 1)),
+            LC_ERR_INVALID_ARGUMENT
+        );
+        assert_status!(
+            create(t, h.as_ptr(), &dead_letter(bad_utf8(), 2)),
+            LC_ERR_INVALID_UTF8
+        );
+        assert_status!(
+            create(t, h.as_ptr(), &dead_letter(nope.as_ptr(), 2)),
+            LC_ERR_UNKNOWN_TOPIC
+        );
+        assert_status!(
+            create(t, h.as_ptr(), &dead_letter(t, 2)),
+            LC_ERR_INVALID_CONFIG
+        );
+        assert_status!(
+            create(t, h.as_ptr(), &dead_letter(dlq.as_ptr(), 0)),
+            LC_ERR_OUT_OF_BOUNDS
+        );
         assert_status!(create(null(), h.as_ptr(), &good), LC_ERR_NULL_ARGUMENT);
         assert_status!(create(t, null(), &good), LC_ERR_NULL_ARGUMENT);
         assert_status!(create(bad_utf8(), h.as_ptr(), &good), LC_ERR_INVALID_UTF8);

@@ -1,7 +1,8 @@
 //! Topics driven through the C ABI: a route fed by commits, long-poll consume racing a
 //! publish, commits, redelivery after a lease expires on the manual clock, offsets outside
 //! the retained range, shutdown and unregistering waking a parked consume, the topic
-//! limits in lc_config (both struct sizes), direct publishes and failed topic writes.
+//! limits in lc_config (both struct sizes), direct publishes, failed topic writes, and a
+//! dead-letter topic named in the group config (both struct sizes).
 
 use std::ffi::c_char;
 use std::mem::{offset_of, size_of};
@@ -604,5 +605,111 @@ fn a_route_broken_by_a_schema_change_counts_failed_writes_with_the_reason() {
         );
     }
     assert_eq!(stats(manager).topic_write_failures, 1);
+    assert_eq!(lc_manager_free(manager), LC_OK);
+}
+
+/// The offsets of a batch's messages.
+fn batch_offsets(batch: lc_topic_batch) -> Vec<u64> {
+    (0..batch_info(batch).message_count as usize)
+        .map(|index| batch_message(batch, index).offset)
+        .collect()
+}
+
+/// The status of nacking `offset` of partition 0 at once.
+fn nack_now(
+    manager: lc_manager,
+    connection: u64,
+    topic: &str,
+    group: &str,
+    offset: u64,
+) -> lc_status {
+    let (topic, group) = (c(topic), c(group));
+    // SAFETY: the strings are live.
+    unsafe {
+        lc_topic_nack(
+            manager,
+            connection,
+            topic.as_ptr(),
+            group.as_ptr(),
+            0,
+            offset,
+            0,
+        )
+    }
+}
+
+#[test]
+fn a_dead_letter_topic_named_in_the_group_config_and_an_older_struct_size() {
+    let _serial = serial();
+    let (manager, _, _) = manager();
+    create_topic(manager, "jobs", &topic_config(1));
+    create_topic(manager, "dlq", &topic_config(1));
+    create_group(manager, "dlq", "reader", &group_config(EARLIEST, 30_000));
+    let dlq = c("dlq");
+    let mut config = group_config(EARLIEST, 1_000);
+    config.dead_letter_topic = dlq.as_ptr();
+    config.max_deliver = 2;
+    create_group(manager, "jobs", "workers", &config);
+    // A caller built against a header whose struct ends at `lease_ms` passes that size:
+    // what follows it is not read (here it would be refused), and the group has no
+    // dead-letter topic.
+    let mut older = config;
+    older.struct_size = offset_of!(lc_topic_group_config, dead_letter_topic) as u32;
+    older.dead_letter_topic = c"\xff".as_ptr();
+    older.reserved = 9;
+    create_group(manager, "jobs", "older", &older);
+    for (seq, body) in [b"m0".as_slice(), b"poison", b"m2"].into_iter().enumerate() {
+        publish_direct(manager, "jobs", seq as u64, None, body);
+    }
+    let worker = connect(manager, "worker");
+
+    // "workers": m0 and "poison" in progress; "poison" fails twice (max-deliver 2).
+    let batch = consume(manager, worker, "jobs", "workers", 2, 0);
+    assert_eq!(batch_offsets(batch), [0, 1]);
+    assert_eq!(lc_topic_batch_free(batch), LC_OK);
+    assert_status!(nack_now(manager, worker, "jobs", "workers", 1), LC_OK);
+    let batch = consume(manager, worker, "jobs", "workers", 1, 0);
+    assert_eq!(batch_offsets(batch), [1]);
+    assert_eq!(lc_topic_batch_free(batch), LC_OK);
+    assert_status!(nack_now(manager, worker, "jobs", "workers", 1), LC_OK);
+    assert_eq!(topic_info(manager, "dlq").appended, 1);
+    // The unfinished m0 is not committed with the dead letter.
+    assert_eq!(group_partition(manager, "jobs", "workers", 0).committed, 0);
+    // The worker goes quiet past its lease: m0 is handed out again, "poison" skipped.
+    assert_status!(lc_manager_set_clock(manager, 1_001_001), LC_OK);
+    let batch = consume(manager, worker, "jobs", "workers", 10, 0);
+    assert_eq!(batch_offsets(batch), [0]);
+    assert_status!(lc_topic_batch_commit(manager, worker, batch), LC_OK);
+    assert_eq!(lc_topic_batch_free(batch), LC_OK);
+    let batch = consume(manager, worker, "jobs", "workers", 10, 0);
+    assert_eq!(batch_offsets(batch), [2]);
+    assert_status!(lc_topic_batch_commit(manager, worker, batch), LC_OK);
+    assert_eq!(lc_topic_batch_free(batch), LC_OK);
+    assert_eq!(group_partition(manager, "jobs", "workers", 0).committed, 3);
+    assert_eq!(group_stats(manager, "jobs", "workers").dead_lettered, 1);
+
+    // The dead letter names where it came from.
+    let reader = connect(manager, "reader");
+    let letters = consume(manager, reader, "dlq", "reader", 10, 0);
+    assert_eq!(batch_info(letters).message_count, 1);
+    let letter = batch_message(letters, 0);
+    // SAFETY: the payload points into the live batch.
+    let payload = unsafe { std::slice::from_raw_parts(letter.payload, letter.payload_len) };
+    let body = String::from_utf8(payload.to_vec()).unwrap();
+    assert!(
+        body.starts_with(r#"{"topic":"jobs","partition":0,"offset":1,"deliveries":2,"#),
+        "{body}"
+    );
+    assert_eq!(lc_topic_batch_free(letters), LC_OK);
+
+    // "older": however often "poison" is nacked, it is handed out again.
+    for _ in 0..3 {
+        let batch = consume(manager, worker, "jobs", "older", 10, 0);
+        assert_eq!(batch_offsets(batch)[0], 0);
+        assert_eq!(lc_topic_batch_free(batch), LC_OK);
+        assert_status!(nack_now(manager, worker, "jobs", "older", 0), LC_OK);
+    }
+    assert_eq!(topic_info(manager, "dlq").appended, 1);
+    assert_eq!(group_stats(manager, "jobs", "older").dead_lettered, 0);
     assert_eq!(lc_manager_free(manager), LC_OK);
 }

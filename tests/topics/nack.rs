@@ -638,3 +638,214 @@ fn a_nack_of_a_dead_lettered_offset_only_rewinds() {
     assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
     assert_eq!(manager.group_stats("events", "g").unwrap().dead_lettered, 1);
 }
+
+#[test]
+fn a_nack_at_max_deliver_behind_uncommitted_messages_commits_nothing_for_them() {
+    let (manager, clock) = with_dead_letters(2);
+    for (seq, body) in ["m0", "poison", "m2"].into_iter().enumerate() {
+        publish_bytes(&manager, "events", seq as u64, body);
+    }
+    let a = consumer(&manager, "a");
+    // A consumer working on m0 and "poison" at once: "poison" fails twice while m0 is
+    // still in progress (handed out, not committed).
+    let first = manager
+        .consume(a, "events", "g", 2, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&first), ["m0", "poison"]);
+    manager
+        .nack(a, "events", "g", 0, 1, Duration::ZERO)
+        .unwrap();
+    let again = manager
+        .consume(a, "events", "g", 1, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&again), ["poison"]);
+    // Its second delivery failed too: max-deliver, so it goes to the dead-letter topic.
+    manager
+        .nack(a, "events", "g", 0, 1, Duration::ZERO)
+        .unwrap();
+    assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
+    assert_eq!(manager.group_stats("events", "g").unwrap().dead_lettered, 1);
+    // m0 was not finished: the group did not commit it along with the dead letter.
+    assert_eq!(
+        manager.group_offsets("events", "g").unwrap()[0].committed,
+        Some(0),
+        "dead-lettering offset 1 committed the unfinished offset 0"
+    );
+    // The lease is not rewound: the partition moves on to m2.
+    let next = manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&next), ["m2"]);
+    // The consumer dies before finishing m0: after the lease expires m0 is handed out again
+    // (at least once), and "poison" is skipped, not sent to the dead-letter topic again.
+    clock.advance(1_001);
+    let redelivered = manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&redelivered), ["m0"]);
+    manager.commit_batch(a, &redelivered).unwrap();
+    let rest = manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&rest), ["m2"]);
+    manager.commit_batch(a, &rest).unwrap();
+    assert_eq!(
+        manager.group_offsets("events", "g").unwrap()[0].committed,
+        Some(3)
+    );
+    assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
+    assert_eq!(manager.group_stats("events", "g").unwrap().dead_lettered, 1);
+}
+
+#[test]
+fn a_nack_at_max_deliver_at_the_committed_offset_commits_past_it() {
+    let (manager, _clock) = with_dead_letters(1);
+    publish_bytes(&manager, "events", 0, "m0");
+    publish_bytes(&manager, "events", 1, "poison");
+    publish_bytes(&manager, "events", 2, "m2");
+    let a = consumer(&manager, "a");
+    let batch = manager
+        .consume(a, "events", "g", 3, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&batch), ["m0", "poison", "m2"]);
+    manager.commit_offset(a, "events", "g", 0, 1).unwrap();
+    manager
+        .nack(a, "events", "g", 0, 1, Duration::ZERO)
+        .unwrap();
+    // At the committed offset: committed past; m2 stays handed out, not committed.
+    let offsets = &manager.group_offsets("events", "g").unwrap()[0];
+    assert_eq!(offsets.committed, Some(2));
+    assert_eq!(offsets.delivered, Some(3));
+    assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
+}
+
+/// A manager with "events" whose group "g" names its dead-letter topic "dlq" in its
+/// config (max-deliver `max_deliver`), and the group "d" reading "dlq".
+fn with_configured_dead_letters(max_deliver: u32) -> (Arc<ConnectionsManager>, Arc<ManualClock>) {
+    let (manager, clock) = manager();
+    for topic in ["events", "dlq"] {
+        manager
+            .create_topic(topic, TopicConfig::partitions(1))
+            .unwrap();
+    }
+    manager
+        .create_consumer_group(
+            "events",
+            "g",
+            GroupConfig::default()
+                .lease(Duration::from_secs(1))
+                .dead_letter("dlq", max_deliver),
+        )
+        .unwrap();
+    manager
+        .create_consumer_group("dlq", "d", GroupConfig::default())
+        .unwrap();
+    (manager, clock)
+}
+
+#[test]
+fn the_dead_letter_topic_named_in_the_group_config_receives_dead_letters() {
+    let (manager, clock) = with_configured_dead_letters(2);
+    manager
+        .publish_to_topic("events", DirectMessage::new(SeqId(5), "poison").key(9))
+        .unwrap();
+    publish_bytes(&manager, "events", 6, "fine");
+    let a = consumer(&manager, "a");
+    // Delivery 1 nacked, delivery 2 crashes (lease expiry): the consume that would hand it
+    // out a third time dead-letters it and goes on.
+    manager
+        .consume(a, "events", "g", 1, Duration::ZERO)
+        .unwrap();
+    manager
+        .nack(a, "events", "g", 0, 0, Duration::ZERO)
+        .unwrap();
+    manager
+        .consume(a, "events", "g", 1, Duration::ZERO)
+        .unwrap();
+    clock.advance(1_001);
+    let batch = manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&batch), ["fine"]);
+    assert_eq!(manager.group_stats("events", "g").unwrap().dead_lettered, 1);
+    let reader = consumer(&manager, "reader");
+    let letters = manager
+        .consume(reader, "dlq", "d", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters.messages[0].key, Some(Value::Int(9)));
+    let body: serde_json::Value = serde_json::from_str(&bytes_of(&letters.messages[0])).unwrap();
+    assert_eq!(
+        (body["topic"].clone(), body["deliveries"].clone()),
+        ("events".into(), 2.into())
+    );
+}
+
+#[test]
+fn set_dead_letter_replaces_and_clear_removes_the_configured_setting() {
+    let (manager, _clock) = with_configured_dead_letters(1);
+    manager
+        .create_topic("other", TopicConfig::partitions(1))
+        .unwrap();
+    manager.set_dead_letter("events", "g", "other", 1).unwrap();
+    publish_bytes(&manager, "events", 0, "m0");
+    publish_bytes(&manager, "events", 1, "m1");
+    let a = consumer(&manager, "a");
+    manager
+        .consume(a, "events", "g", 1, Duration::ZERO)
+        .unwrap();
+    manager
+        .nack(a, "events", "g", 0, 0, Duration::ZERO)
+        .unwrap();
+    assert_eq!(manager.topic_info("other").unwrap().appended, 1);
+    assert_eq!(manager.topic_info("dlq").unwrap().appended, 0);
+    manager.clear_dead_letter("events", "g").unwrap();
+    for _ in 0..3 {
+        let batch = manager
+            .consume(a, "events", "g", 1, Duration::ZERO)
+            .unwrap();
+        assert_eq!(bodies(&batch), ["m1"]);
+        manager
+            .nack(a, "events", "g", 0, 1, Duration::ZERO)
+            .unwrap();
+    }
+    assert_eq!(manager.topic_info("other").unwrap().appended, 1);
+    assert_eq!(manager.topic_info("dlq").unwrap().appended, 0);
+}
+
+#[test]
+fn a_dead_letter_topic_in_the_group_config_is_checked() {
+    let (manager, _clock) = manager();
+    manager
+        .create_topic("events", TopicConfig::partitions(1))
+        .unwrap();
+    let create = |config: GroupConfig| manager.create_consumer_group("events", "g", config);
+    assert_eq!(
+        create(GroupConfig::default().dead_letter("nope", 3)),
+        Err(LiveError::UnknownTopic("nope".into()))
+    );
+    assert!(matches!(
+        create(GroupConfig::default().dead_letter("events", 3)),
+        Err(LiveError::InvalidConfig(_))
+    ));
+    manager
+        .create_topic("dlq", TopicConfig::partitions(1))
+        .unwrap();
+    assert!(matches!(
+        create(GroupConfig::default().dead_letter("dlq", 0)),
+        Err(LiveError::OutOfBounds {
+            what: "max_deliver",
+            ..
+        })
+    ));
+    // Nothing was created by the refused calls; a valid config creates the group.
+    assert!(matches!(
+        manager.group_stats("events", "g"),
+        Err(LiveError::UnknownGroup { .. })
+    ));
+    create(GroupConfig::default().dead_letter("dlq", 3)).unwrap();
+    assert_eq!(
+        GroupConfig::default().dead_letter("dlq", 3).dead_letter,
+        Some(DeadLetterPolicy::new("dlq", 3))
+    );
+}
