@@ -139,3 +139,5 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         }
     }
 }
+
+pub mod observability_scenario;
