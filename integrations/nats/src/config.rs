@@ -163,8 +163,12 @@ pub struct NodeConfig {
     /// Errors kept for [`NodeBridge::take_errors`](crate::NodeBridge::take_errors); older ones
     /// are dropped (and still counted).
     pub max_kept_errors: usize,
-    /// The longest a resume waits for room in the subscriber's channel to complete.
-    pub resume_complete_timeout: Duration,
+    /// The longest a resume waits for room in the subscriber's channel: for each
+    /// replayed commit (the wait starts again after every commit the client made room
+    /// for) and for the completion. A client that reads nothing for this long ends the
+    /// resume with [`BridgeError::ResumeStalled`](crate::BridgeError::ResumeStalled); its
+    /// subscription ends with `ResumeUnavailable`.
+    pub resume_stall_timeout: Duration,
 }
 
 impl Default for NodeConfig {
@@ -181,7 +185,7 @@ impl Default for NodeConfig {
             max_clock_skew: Duration::from_secs(2),
             live_query_stale_after: Duration::from_secs(120),
             max_kept_errors: 1024,
-            resume_complete_timeout: Duration::from_secs(5),
+            resume_stall_timeout: Duration::from_secs(5),
         }
     }
 }

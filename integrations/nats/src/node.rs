@@ -127,6 +127,16 @@ pub enum ResumeOutcome {
     },
 }
 
+/// What a replay gave the client: commits that matched, and the last one.
+#[derive(Clone, Copy, Debug, Default)]
+struct Replayed {
+    count: u64,
+    last: Option<SeqId>,
+}
+
+/// How often a resume retries a client's full channel.
+const STALL_POLL: Duration = Duration::from_millis(2);
+
 /// What a failover pass did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FailoverOutcome {
@@ -314,7 +324,9 @@ impl NodeBridge {
     /// Subscribes a client that comes back with the last SeqId it received (from this
     /// node before a restart, or from another node): the commits it missed are replayed
     /// from the stream through livecore's resume protocol, then it goes live. When the
-    /// stream no longer holds them all, the client gets `ResumeUnavailable`.
+    /// stream no longer holds them all, the client gets `ResumeUnavailable`. A client that
+    /// makes no room in its channel for [`NodeConfig::resume_stall_timeout`] ends the
+    /// resume with [`BridgeError::ResumeStalled`] (and gets `ResumeUnavailable`).
     pub async fn resume(
         &self,
         connection_id: ConnectionId,
@@ -351,13 +363,16 @@ impl NodeBridge {
     ) -> Result<ResumeOutcome, BridgeError> {
         let id = subscription.live_query_id;
         match self.inner.replay(id, last_seq).await {
-            Ok(Some(replayed)) => {
-                self.inner.complete(id).await?;
-                Ok(ResumeOutcome::Resumed {
+            Ok(Some(replayed)) => match self.inner.complete(id, replayed.last).await {
+                Ok(()) => Ok(ResumeOutcome::Resumed {
                     subscription,
-                    replayed,
-                })
-            }
+                    replayed: replayed.count,
+                }),
+                Err(error) => {
+                    let _ = self.inner.manager.resume_unavailable(id);
+                    Err(error)
+                }
+            },
             Ok(None) => {
                 self.inner.manager.resume_unavailable(id)?;
                 Ok(ResumeOutcome::Unavailable { live_query_id: id })
@@ -618,14 +633,18 @@ impl Inner {
     /// the stream's end as of now into the gated subscription. `None` when the stream no
     /// longer covers `last_seq`. Commits after the end read here are published live after
     /// the subscription was gated, so its gate holds them.
-    async fn replay(&self, id: LiveQueryId, last_seq: SeqId) -> Result<Option<u64>, BridgeError> {
+    async fn replay(
+        &self,
+        id: LiveQueryId,
+        last_seq: SeqId,
+    ) -> Result<Option<Replayed>, BridgeError> {
         let mut stream = self.stream.clone();
         let info = stream.info().await.nats("reading stream info")?.clone();
         let (first, last) = (info.state.first_sequence, info.state.last_sequence);
         if info.state.messages == 0 || first > last {
             // Nothing retained: only a client that has everything the node applied is whole.
             let whole = self.applied_seq().is_none_or(|applied| applied <= last_seq);
-            return Ok(whole.then_some(0));
+            return Ok(whole.then_some(Replayed::default()));
         }
         let first_entry = match self.entry_at(first).await? {
             Some(entry) => entry,
@@ -650,7 +669,7 @@ impl Inner {
             }
         }
         if low > last {
-            return Ok(Some(0));
+            return Ok(Some(Replayed::default()));
         }
         let consumer = self.consumer_from(low).await?;
         let mut messages = consumer
@@ -662,6 +681,7 @@ impl Inner {
             .nats("reading the stream")?;
         let mut expected = low;
         let mut replayed = 0;
+        let mut replayed_to = None;
         while expected <= last {
             let message = match messages.next().await {
                 Some(Ok(message)) => message,
@@ -688,20 +708,33 @@ impl Inner {
                 continue;
             };
             // Replayed commits stream into the client's channel: a full channel is
-            // WouldBlock, retried with the same commit once the client has read.
+            // WouldBlock, retried with the same commit once the client has read, for at
+            // most the stall timeout (a client that reads nothing must not hold the
+            // resume, and its task, forever).
+            let deadline = tokio::time::Instant::now() + self.config.resume_stall_timeout;
             let outcome = loop {
                 match self
                     .manager
                     .replay_commit(id, commit.seq, commit.changes.clone())
                 {
                     Err(LiveError::WouldBlock { .. }) => {
-                        tokio::time::sleep(std::time::Duration::from_millis(1)).await
+                        if tokio::time::Instant::now() >= deadline {
+                            return Err(BridgeError::ResumeStalled {
+                                live_query_id: id,
+                                replayed_to,
+                                waited: self.config.resume_stall_timeout,
+                            });
+                        }
+                        tokio::time::sleep(STALL_POLL).await
                     }
                     other => break other,
                 }
             };
             match outcome {
-                Ok(true) => replayed += 1,
+                Ok(true) => {
+                    replayed += 1;
+                    replayed_to = Some(commit.seq);
+                }
                 Ok(false) => {}
                 // The commit no longer fits the table (its schema changed since): the
                 // client needs a snapshot.
@@ -714,7 +747,10 @@ impl Inner {
                 Err(error) => return Err(error.into()),
             }
         }
-        Ok(Some(replayed))
+        Ok(Some(Replayed {
+            count: replayed,
+            last: replayed_to,
+        }))
     }
 
     async fn entry_at(&self, stream_seq: u64) -> Result<Option<StreamEntry>, BridgeError> {
@@ -738,13 +774,24 @@ impl Inner {
     }
 
     /// Completes the resume, waiting (bounded) for room in the subscriber's channel.
-    async fn complete(&self, id: LiveQueryId) -> Result<(), BridgeError> {
-        let deadline = tokio::time::Instant::now() + self.config.resume_complete_timeout;
+    async fn complete(
+        &self,
+        id: LiveQueryId,
+        replayed_to: Option<SeqId>,
+    ) -> Result<(), BridgeError> {
+        let deadline = tokio::time::Instant::now() + self.config.resume_stall_timeout;
         loop {
             match self.manager.complete_initial_load(id) {
                 Ok(_) => return Ok(()),
                 Err(LiveError::WouldBlock { .. }) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    tokio::time::sleep(STALL_POLL).await;
+                }
+                Err(LiveError::WouldBlock { .. }) => {
+                    return Err(BridgeError::ResumeStalled {
+                        live_query_id: id,
+                        replayed_to,
+                        waited: self.config.resume_stall_timeout,
+                    })
                 }
                 Err(error) => return Err(error.into()),
             }
