@@ -11,6 +11,14 @@ pub struct ConnectionConfig {
     /// Server URLs (`nats://host:port`, or `tls://host:port` to require TLS); the client
     /// picks one and fails over to the others.
     pub servers: Vec<String>,
+    /// Pick among `servers` at random, on connecting and on each reconnect (the default,
+    /// which spreads clients over the cluster). Off: try them in the order given, so a node
+    /// prefers the first (say, the server on its own machine) and fails over down the list.
+    pub shuffle_servers: bool,
+    /// Add the servers the cluster advertises to the ones configured (the default). Off:
+    /// only `servers` are ever tried; with one URL, the connection is pinned to that server
+    /// and a lost connection waits for it to come back.
+    pub discover_servers: bool,
     /// Credentials.
     pub auth: Auth,
     /// Require TLS even when the URLs say `nats://`.
@@ -30,6 +38,8 @@ impl Default for ConnectionConfig {
     fn default() -> Self {
         Self {
             servers: vec!["nats://127.0.0.1:4222".into()],
+            shuffle_servers: true,
+            discover_servers: true,
             auth: Auth::None,
             require_tls: false,
             tls_ca_file: None,

@@ -48,6 +48,9 @@ pub struct NodeStats {
     pub gaps: u64,
     /// Times the stream consumer was recreated (server loss, reconnect, silence).
     pub consumer_restarts: u64,
+    /// Times the node's NATS connection was re-established after it was lost (to the
+    /// same server or another).
+    pub reconnects: u64,
     /// Errors of the record sync and heartbeat loop.
     pub sync_errors: u64,
 }
@@ -87,6 +90,7 @@ struct ApplyState {
 struct Inner {
     config: NodeConfig,
     manager: Arc<ConnectionsManager>,
+    client: async_nats::Client,
     js: jetstream::Context,
     stream: stream::Stream,
     schemas: kv::Store,
@@ -188,7 +192,7 @@ impl NodeBridge {
             ));
         }
         let client = connect(&config.connection).await?;
-        let js = jetstream(client, &config.connection);
+        let js = jetstream(client.clone(), &config.connection);
         let mut stream = ensure_stream(&js, &config.stream).await?;
         let schemas = ensure_bucket(&js, &config.stream, &config.stream.schema_bucket).await?;
         let records = ensure_bucket(&js, &config.stream, &config.stream.records_bucket).await?;
@@ -242,6 +246,7 @@ impl NodeBridge {
         let (applied_tx, _) = watch::channel(applied_stream_seq);
         let inner = Arc::new(Inner {
             manager,
+            client,
             js,
             stream,
             schemas,
@@ -297,8 +302,24 @@ impl NodeBridge {
             apply_errors: counters.apply_errors.load(Ordering::Relaxed),
             gaps: counters.gaps.load(Ordering::Relaxed),
             consumer_restarts: counters.consumer_restarts.load(Ordering::Relaxed),
+            // The client counts every connection it made, the first included.
+            reconnects: self
+                .inner
+                .client
+                .statistics()
+                .connects
+                .load(Ordering::Relaxed)
+                .saturating_sub(1),
             sync_errors: counters.sync_errors.load(Ordering::Relaxed),
         }
+    }
+
+    /// The name of the NATS server the node is connected to now (its `server_name`), or
+    /// None while it is disconnected.
+    pub fn connected_server(&self) -> Option<String> {
+        let client = &self.inner.client;
+        (client.connection_state() == async_nats::connection::State::Connected)
+            .then(|| client.server_info().server_name)
     }
 
     /// Stream messages not yet applied.
