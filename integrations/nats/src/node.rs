@@ -100,6 +100,8 @@ struct Inner {
     applied_seq: AtomicU64,
     has_applied_seq: AtomicBool,
     applied_tx: watch::Sender<u64>,
+    /// True while applying is paused ([`NodeBridge::pause_apply`]).
+    paused: watch::Sender<bool>,
     errors: Mutex<VecDeque<BridgeError>>,
     started_ms: u64,
     /// Records written to key-value: live query -> (status, last heartbeat written).
@@ -255,6 +257,7 @@ impl NodeBridge {
             applied_seq: AtomicU64::new(state.applied_seq.map_or(0, |seq| seq.0)),
             has_applied_seq: AtomicBool::new(state.applied_seq.is_some()),
             applied_tx,
+            paused: watch::channel(false).0,
             errors: Mutex::new(VecDeque::new()),
             started_ms: wall_ms(),
             written: Mutex::new(HashMap::new()),
@@ -320,6 +323,20 @@ impl NodeBridge {
         let client = &self.inner.client;
         (client.connection_state() == async_nats::connection::State::Connected)
             .then(|| client.server_info().server_name)
+    }
+
+    /// Stops applying the stream after the message in hand, keeping the node connected
+    /// (clients, resumes and the heartbeat go on; the lag grows as the writer appends):
+    /// for maintenance and tests. [`resume_apply`](Self::resume_apply) goes on from the
+    /// next stream sequence; what retention removed meanwhile is reported as
+    /// [`BridgeError::Lost`].
+    pub fn pause_apply(&self) {
+        self.inner.paused.send_replace(true);
+    }
+
+    /// Applies the stream again after [`pause_apply`](Self::pause_apply).
+    pub fn resume_apply(&self) {
+        self.inner.paused.send_replace(false);
     }
 
     /// Stream messages not yet applied.
@@ -1020,6 +1037,10 @@ async fn apply_loop(inner: Arc<Inner>, mut state: ApplyState) {
             let Ok(message) = message else {
                 break;
             };
+            if *inner.paused.borrow() {
+                let mut paused = inner.paused.subscribe();
+                let _ = paused.wait_for(|paused| !paused).await;
+            }
             let Ok(info) = message.info() else {
                 break;
             };
