@@ -57,7 +57,8 @@ pub enum BridgeError {
         node_version: Option<u64>,
     },
     /// A commit's predecessor is not the commit this node applied last: commits between
-    /// them are missing from the stream (trimmed before the node read them).
+    /// them are missing from the stream (trimmed before the node read them). A hole the
+    /// node already reported as [`Lost`](Self::Lost) is not reported again here.
     ChainBroken {
         /// Its stream sequence.
         stream_seq: u64,

@@ -85,6 +85,9 @@ struct TableVersion {
 struct ApplyState {
     applied_seq: Option<SeqId>,
     versions: HashMap<TableId, TableVersion>,
+    /// Stream messages were reported [`BridgeError::Lost`] since the last commit: the next
+    /// commit's broken chain is that same hole, not another one.
+    lost_reported: bool,
 }
 
 struct Inner {
@@ -202,6 +205,7 @@ impl NodeBridge {
         let mut state = ApplyState {
             applied_seq: None,
             versions: HashMap::new(),
+            lost_reported: false,
         };
         let mut applied_stream_seq = 0;
         if config.start == StartFrom::Latest && info.state.messages > 0 {
@@ -588,7 +592,9 @@ impl Inner {
                 bump(&self.counters.duplicates);
                 return;
             }
-            if commit.prev != Some(applied) {
+            // A hole already reported as Lost (the stream's sequences showed it) is not
+            // reported again: one hole, one error, one gap.
+            if commit.prev != Some(applied) && !state.lost_reported {
                 self.report(BridgeError::ChainBroken {
                     stream_seq,
                     seq: commit.seq,
@@ -597,6 +603,7 @@ impl Inner {
                 });
             }
         }
+        state.lost_reported = false;
         for (table, version) in &commit.schema_versions {
             let known = state.versions.get(table).copied();
             let fine = match known {
@@ -1060,6 +1067,7 @@ async fn apply_loop(inner: Arc<Inner>, mut state: ApplyState) {
                             from: applied + 1,
                             to,
                         });
+                        state.lost_reported = true;
                         inner.set_applied_stream_seq(to);
                         if to < stream_seq - 1 {
                             break;
