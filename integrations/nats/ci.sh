@@ -18,8 +18,11 @@ missing=()
 command -v nats-server >/dev/null || missing+=(nats-server)
 command -v openssl >/dev/null || missing+=(openssl)
 if ((${#missing[@]})); then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    # As root directly; otherwise through sudo (as .ci/test.sh does).
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 nats-server --version
 step "installing nats-server and openssl"
