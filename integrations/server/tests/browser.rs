@@ -1,7 +1,8 @@
 //! The page in a real browser: headless Chromium (Debian `chromium`; ci.sh installs it)
 //! driven through the DevTools protocol over a WebSocket. A person's steps: connect with a
-//! token, subscribe, see the initial rows, see a row written by someone else arrive, write
-//! a row with the form, and see markup in data shown as text. Every wait is on a condition in the DOM, with a bound.
+//! token, subscribe, see the initial rows, see a row written by someone else arrive and
+//! another change in place, write a row with the form, and see markup in data shown as
+//! text. Every wait is on a condition in the DOM, with a bound.
 
 mod common;
 
@@ -89,6 +90,38 @@ async fn the_page_shows_initial_rows_then_live_writes_as_text() {
     );
     assert_ne!(page.eval("document.title").await, json!("owned"));
 
+    // Someone else edits a row that stays in room 1: it changes in place (the same row
+    // element, at the same position), showing the new value.
+    page.eval(
+        "document.querySelector('#rows tbody tr[data-key=\"3\"]').dataset.probe = 'kept'; true",
+    )
+    .await;
+    server
+        .write_as(
+            "bob",
+            vec![json!({"op": "update", "table": "messages", "id": 3,
+                        "values": {"body": "second, edited"}})],
+        )
+        .await;
+    page.wait_for(
+        "the row changed in place",
+        "[...document.querySelectorAll('#rows tbody td')].some(td => td.textContent === 'second, edited')",
+    )
+    .await;
+    assert_eq!(
+        page.eval(ROWS).await,
+        json!([
+            ["1", "1", "first"],
+            ["3", "1", "second, edited"],
+            ["4", "1", markup]
+        ])
+    );
+    assert_eq!(
+        page.eval("document.querySelector('#rows tbody tr[data-key=\"3\"]').dataset.probe")
+            .await,
+        json!("kept")
+    );
+
     // The write form: an insert in room 1 enters, moving a row to room 2 makes it leave.
     page.eval(
         "document.querySelector('#write-table').value = 'messages';
@@ -115,7 +148,7 @@ async fn the_page_shows_initial_rows_then_live_writes_as_text() {
     assert_eq!(
         page.eval(ROWS).await,
         json!([
-            ["3", "1", "second"],
+            ["3", "1", "second, edited"],
             ["4", "1", markup],
             ["5", "1", "from the form"]
         ])
