@@ -12,7 +12,8 @@ use crate::config::{Auth, ConnectionConfig, StreamConfig};
 use crate::error::{BridgeError, NatsResult};
 
 /// Connects with the configured credentials. The client reconnects on its own for as long
-/// as it lives (no limit on attempts), trying every configured server.
+/// as it lives (no limit on attempts), trying every configured server (and, unless
+/// [`ConnectionConfig::discover_servers`] is off, those the cluster advertises).
 pub async fn connect(config: &ConnectionConfig) -> Result<Client, BridgeError> {
     if config.servers.is_empty() {
         return Err(BridgeError::InvalidConfig("servers is empty".into()));
@@ -36,6 +37,12 @@ pub async fn connect(config: &ConnectionConfig) -> Result<Client, BridgeError> {
     }
     if let Some(name) = &config.client_name {
         options = options.name(name);
+    }
+    if !config.shuffle_servers {
+        options = options.retain_servers_order();
+    }
+    if !config.discover_servers {
+        options = options.ignore_discovered_servers();
     }
     let servers: Vec<async_nats::ServerAddr> = config
         .servers

@@ -11,6 +11,14 @@ pub struct ConnectionConfig {
     /// Server URLs (`nats://host:port`, or `tls://host:port` to require TLS); the client
     /// picks one and fails over to the others.
     pub servers: Vec<String>,
+    /// Pick among `servers` at random, on connecting and on each reconnect (the default,
+    /// which spreads clients over the cluster). Off: try them in the order given, so a node
+    /// prefers the first (say, the server on its own machine) and fails over down the list.
+    pub shuffle_servers: bool,
+    /// Add the servers the cluster advertises to the ones configured (the default). Off:
+    /// only `servers` are ever tried; with one URL, the connection is pinned to that server
+    /// and a lost connection waits for it to come back.
+    pub discover_servers: bool,
     /// Credentials.
     pub auth: Auth,
     /// Require TLS even when the URLs say `nats://`.
@@ -30,6 +38,8 @@ impl Default for ConnectionConfig {
     fn default() -> Self {
         Self {
             servers: vec!["nats://127.0.0.1:4222".into()],
+            shuffle_servers: true,
+            discover_servers: true,
             auth: Auth::None,
             require_tls: false,
             tls_ca_file: None,
@@ -163,8 +173,12 @@ pub struct NodeConfig {
     /// Errors kept for [`NodeBridge::take_errors`](crate::NodeBridge::take_errors); older ones
     /// are dropped (and still counted).
     pub max_kept_errors: usize,
-    /// The longest a resume waits for room in the subscriber's channel to complete.
-    pub resume_complete_timeout: Duration,
+    /// The longest a resume waits for room in the subscriber's channel: for each
+    /// replayed commit (the wait starts again after every commit the client made room
+    /// for) and for the completion. A client that reads nothing for this long ends the
+    /// resume with [`BridgeError::ResumeStalled`](crate::BridgeError::ResumeStalled); its
+    /// subscription ends with `ResumeUnavailable`.
+    pub resume_stall_timeout: Duration,
 }
 
 impl Default for NodeConfig {
@@ -181,7 +195,7 @@ impl Default for NodeConfig {
             max_clock_skew: Duration::from_secs(2),
             live_query_stale_after: Duration::from_secs(120),
             max_kept_errors: 1024,
-            resume_complete_timeout: Duration::from_secs(5),
+            resume_stall_timeout: Duration::from_secs(5),
         }
     }
 }

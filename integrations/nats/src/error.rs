@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use livecore::{LiveError, SeqId, TableId};
+use std::time::Duration;
+
+use livecore::{LiveError, LiveQueryId, SeqId, TableId};
 
 use crate::codec::CodecError;
 
@@ -55,7 +57,8 @@ pub enum BridgeError {
         node_version: Option<u64>,
     },
     /// A commit's predecessor is not the commit this node applied last: commits between
-    /// them are missing from the stream (trimmed before the node read them).
+    /// them are missing from the stream (trimmed before the node read them). A hole the
+    /// node already reported as [`Lost`](Self::Lost) is not reported again here.
     ChainBroken {
         /// Its stream sequence.
         stream_seq: u64,
@@ -79,6 +82,18 @@ pub enum BridgeError {
         seq: SeqId,
         /// The last appended.
         last: SeqId,
+    },
+    /// A resume found no room in the client's channel for
+    /// [`NodeConfig::resume_stall_timeout`](crate::NodeConfig::resume_stall_timeout): the
+    /// client stopped reading. The subscription was ended with `ResumeUnavailable` (the
+    /// client resubscribes with a snapshot when it reads again); the node goes on.
+    ResumeStalled {
+        /// The resumed subscription.
+        live_query_id: LiveQueryId,
+        /// The last commit the client was given, if the replay gave any.
+        replayed_to: Option<SeqId>,
+        /// How long the resume waited without progress.
+        waited: Duration,
     },
     /// livecore refused a call the bridge made for a client (subscribe, replay, complete).
     Live(LiveError),
@@ -134,6 +149,15 @@ impl fmt::Display for BridgeError {
                     "commit {seq} is not after the last appended commit {last}"
                 )
             }
+            BridgeError::ResumeStalled {
+                live_query_id,
+                replayed_to,
+                waited,
+            } => write!(
+                f,
+                "resume of {live_query_id} stalled: no room in the client's channel for \
+                 {waited:?} (replayed up to {replayed_to:?})"
+            ),
             BridgeError::Live(error) => write!(f, "{error}"),
             BridgeError::Stopped => f.write_str("the bridge was stopped"),
         }

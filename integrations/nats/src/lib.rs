@@ -26,3 +26,8 @@ pub use config::{Auth, ConnectionConfig, NodeConfig, StartFrom, StreamConfig, Wr
 pub use error::BridgeError;
 pub use node::{FailoverOutcome, NodeBridge, NodeStats, ResumeOutcome};
 pub use writer::{Appended, CommitWriter};
+
+// The README's Rust code is compiled (not run: it needs a cluster) with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

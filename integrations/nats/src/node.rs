@@ -48,6 +48,9 @@ pub struct NodeStats {
     pub gaps: u64,
     /// Times the stream consumer was recreated (server loss, reconnect, silence).
     pub consumer_restarts: u64,
+    /// Times the node's NATS connection was re-established after it was lost (to the
+    /// same server or another).
+    pub reconnects: u64,
     /// Errors of the record sync and heartbeat loop.
     pub sync_errors: u64,
 }
@@ -82,11 +85,15 @@ struct TableVersion {
 struct ApplyState {
     applied_seq: Option<SeqId>,
     versions: HashMap<TableId, TableVersion>,
+    /// Stream messages were reported [`BridgeError::Lost`] since the last commit: the next
+    /// commit's broken chain is that same hole, not another one.
+    lost_reported: bool,
 }
 
 struct Inner {
     config: NodeConfig,
     manager: Arc<ConnectionsManager>,
+    client: async_nats::Client,
     js: jetstream::Context,
     stream: stream::Stream,
     schemas: kv::Store,
@@ -96,6 +103,8 @@ struct Inner {
     applied_seq: AtomicU64,
     has_applied_seq: AtomicBool,
     applied_tx: watch::Sender<u64>,
+    /// True while applying is paused ([`NodeBridge::pause_apply`]).
+    paused: watch::Sender<bool>,
     errors: Mutex<VecDeque<BridgeError>>,
     started_ms: u64,
     /// Records written to key-value: live query -> (status, last heartbeat written).
@@ -126,6 +135,16 @@ pub enum ResumeOutcome {
         live_query_id: LiveQueryId,
     },
 }
+
+/// What a replay gave the client: commits that matched, and the last one.
+#[derive(Clone, Copy, Debug, Default)]
+struct Replayed {
+    count: u64,
+    last: Option<SeqId>,
+}
+
+/// How often a resume retries a client's full channel.
+const STALL_POLL: Duration = Duration::from_millis(2);
 
 /// What a failover pass did.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -178,7 +197,7 @@ impl NodeBridge {
             ));
         }
         let client = connect(&config.connection).await?;
-        let js = jetstream(client, &config.connection);
+        let js = jetstream(client.clone(), &config.connection);
         let mut stream = ensure_stream(&js, &config.stream).await?;
         let schemas = ensure_bucket(&js, &config.stream, &config.stream.schema_bucket).await?;
         let records = ensure_bucket(&js, &config.stream, &config.stream.records_bucket).await?;
@@ -186,6 +205,7 @@ impl NodeBridge {
         let mut state = ApplyState {
             applied_seq: None,
             versions: HashMap::new(),
+            lost_reported: false,
         };
         let mut applied_stream_seq = 0;
         if config.start == StartFrom::Latest && info.state.messages > 0 {
@@ -232,6 +252,7 @@ impl NodeBridge {
         let (applied_tx, _) = watch::channel(applied_stream_seq);
         let inner = Arc::new(Inner {
             manager,
+            client,
             js,
             stream,
             schemas,
@@ -240,6 +261,7 @@ impl NodeBridge {
             applied_seq: AtomicU64::new(state.applied_seq.map_or(0, |seq| seq.0)),
             has_applied_seq: AtomicBool::new(state.applied_seq.is_some()),
             applied_tx,
+            paused: watch::channel(false).0,
             errors: Mutex::new(VecDeque::new()),
             started_ms: wall_ms(),
             written: Mutex::new(HashMap::new()),
@@ -287,8 +309,38 @@ impl NodeBridge {
             apply_errors: counters.apply_errors.load(Ordering::Relaxed),
             gaps: counters.gaps.load(Ordering::Relaxed),
             consumer_restarts: counters.consumer_restarts.load(Ordering::Relaxed),
+            // The client counts every connection it made, the first included.
+            reconnects: self
+                .inner
+                .client
+                .statistics()
+                .connects
+                .load(Ordering::Relaxed)
+                .saturating_sub(1),
             sync_errors: counters.sync_errors.load(Ordering::Relaxed),
         }
+    }
+
+    /// The name of the NATS server the node is connected to now (its `server_name`), or
+    /// None while it is disconnected.
+    pub fn connected_server(&self) -> Option<String> {
+        let client = &self.inner.client;
+        (client.connection_state() == async_nats::connection::State::Connected)
+            .then(|| client.server_info().server_name)
+    }
+
+    /// Stops applying the stream after the message in hand, keeping the node connected
+    /// (clients, resumes and the heartbeat go on; the lag grows as the writer appends):
+    /// for maintenance and tests. [`resume_apply`](Self::resume_apply) goes on from the
+    /// next stream sequence; what retention removed meanwhile is reported as
+    /// [`BridgeError::Lost`].
+    pub fn pause_apply(&self) {
+        self.inner.paused.send_replace(true);
+    }
+
+    /// Applies the stream again after [`pause_apply`](Self::pause_apply).
+    pub fn resume_apply(&self) {
+        self.inner.paused.send_replace(false);
     }
 
     /// Stream messages not yet applied.
@@ -314,7 +366,9 @@ impl NodeBridge {
     /// Subscribes a client that comes back with the last SeqId it received (from this
     /// node before a restart, or from another node): the commits it missed are replayed
     /// from the stream through livecore's resume protocol, then it goes live. When the
-    /// stream no longer holds them all, the client gets `ResumeUnavailable`.
+    /// stream no longer holds them all, the client gets `ResumeUnavailable`. A client that
+    /// makes no room in its channel for [`NodeConfig::resume_stall_timeout`] ends the
+    /// resume with [`BridgeError::ResumeStalled`] (and gets `ResumeUnavailable`).
     pub async fn resume(
         &self,
         connection_id: ConnectionId,
@@ -351,13 +405,16 @@ impl NodeBridge {
     ) -> Result<ResumeOutcome, BridgeError> {
         let id = subscription.live_query_id;
         match self.inner.replay(id, last_seq).await {
-            Ok(Some(replayed)) => {
-                self.inner.complete(id).await?;
-                Ok(ResumeOutcome::Resumed {
+            Ok(Some(replayed)) => match self.inner.complete(id, replayed.last).await {
+                Ok(()) => Ok(ResumeOutcome::Resumed {
                     subscription,
-                    replayed,
-                })
-            }
+                    replayed: replayed.count,
+                }),
+                Err(error) => {
+                    let _ = self.inner.manager.resume_unavailable(id);
+                    Err(error)
+                }
+            },
             Ok(None) => {
                 self.inner.manager.resume_unavailable(id)?;
                 Ok(ResumeOutcome::Unavailable { live_query_id: id })
@@ -535,7 +592,9 @@ impl Inner {
                 bump(&self.counters.duplicates);
                 return;
             }
-            if commit.prev != Some(applied) {
+            // A hole already reported as Lost (the stream's sequences showed it) is not
+            // reported again: one hole, one error, one gap.
+            if commit.prev != Some(applied) && !state.lost_reported {
                 self.report(BridgeError::ChainBroken {
                     stream_seq,
                     seq: commit.seq,
@@ -544,6 +603,7 @@ impl Inner {
                 });
             }
         }
+        state.lost_reported = false;
         for (table, version) in &commit.schema_versions {
             let known = state.versions.get(table).copied();
             let fine = match known {
@@ -618,14 +678,18 @@ impl Inner {
     /// the stream's end as of now into the gated subscription. `None` when the stream no
     /// longer covers `last_seq`. Commits after the end read here are published live after
     /// the subscription was gated, so its gate holds them.
-    async fn replay(&self, id: LiveQueryId, last_seq: SeqId) -> Result<Option<u64>, BridgeError> {
+    async fn replay(
+        &self,
+        id: LiveQueryId,
+        last_seq: SeqId,
+    ) -> Result<Option<Replayed>, BridgeError> {
         let mut stream = self.stream.clone();
         let info = stream.info().await.nats("reading stream info")?.clone();
         let (first, last) = (info.state.first_sequence, info.state.last_sequence);
         if info.state.messages == 0 || first > last {
             // Nothing retained: only a client that has everything the node applied is whole.
             let whole = self.applied_seq().is_none_or(|applied| applied <= last_seq);
-            return Ok(whole.then_some(0));
+            return Ok(whole.then_some(Replayed::default()));
         }
         let first_entry = match self.entry_at(first).await? {
             Some(entry) => entry,
@@ -650,7 +714,7 @@ impl Inner {
             }
         }
         if low > last {
-            return Ok(Some(0));
+            return Ok(Some(Replayed::default()));
         }
         let consumer = self.consumer_from(low).await?;
         let mut messages = consumer
@@ -662,6 +726,7 @@ impl Inner {
             .nats("reading the stream")?;
         let mut expected = low;
         let mut replayed = 0;
+        let mut replayed_to = None;
         while expected <= last {
             let message = match messages.next().await {
                 Some(Ok(message)) => message,
@@ -688,20 +753,33 @@ impl Inner {
                 continue;
             };
             // Replayed commits stream into the client's channel: a full channel is
-            // WouldBlock, retried with the same commit once the client has read.
+            // WouldBlock, retried with the same commit once the client has read, for at
+            // most the stall timeout (a client that reads nothing must not hold the
+            // resume, and its task, forever).
+            let deadline = tokio::time::Instant::now() + self.config.resume_stall_timeout;
             let outcome = loop {
                 match self
                     .manager
                     .replay_commit(id, commit.seq, commit.changes.clone())
                 {
                     Err(LiveError::WouldBlock { .. }) => {
-                        tokio::time::sleep(std::time::Duration::from_millis(1)).await
+                        if tokio::time::Instant::now() >= deadline {
+                            return Err(BridgeError::ResumeStalled {
+                                live_query_id: id,
+                                replayed_to,
+                                waited: self.config.resume_stall_timeout,
+                            });
+                        }
+                        tokio::time::sleep(STALL_POLL).await
                     }
                     other => break other,
                 }
             };
             match outcome {
-                Ok(true) => replayed += 1,
+                Ok(true) => {
+                    replayed += 1;
+                    replayed_to = Some(commit.seq);
+                }
                 Ok(false) => {}
                 // The commit no longer fits the table (its schema changed since): the
                 // client needs a snapshot.
@@ -714,7 +792,10 @@ impl Inner {
                 Err(error) => return Err(error.into()),
             }
         }
-        Ok(Some(replayed))
+        Ok(Some(Replayed {
+            count: replayed,
+            last: replayed_to,
+        }))
     }
 
     async fn entry_at(&self, stream_seq: u64) -> Result<Option<StreamEntry>, BridgeError> {
@@ -738,13 +819,24 @@ impl Inner {
     }
 
     /// Completes the resume, waiting (bounded) for room in the subscriber's channel.
-    async fn complete(&self, id: LiveQueryId) -> Result<(), BridgeError> {
-        let deadline = tokio::time::Instant::now() + self.config.resume_complete_timeout;
+    async fn complete(
+        &self,
+        id: LiveQueryId,
+        replayed_to: Option<SeqId>,
+    ) -> Result<(), BridgeError> {
+        let deadline = tokio::time::Instant::now() + self.config.resume_stall_timeout;
         loop {
             match self.manager.complete_initial_load(id) {
                 Ok(_) => return Ok(()),
                 Err(LiveError::WouldBlock { .. }) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    tokio::time::sleep(STALL_POLL).await;
+                }
+                Err(LiveError::WouldBlock { .. }) => {
+                    return Err(BridgeError::ResumeStalled {
+                        live_query_id: id,
+                        replayed_to,
+                        waited: self.config.resume_stall_timeout,
+                    })
                 }
                 Err(error) => return Err(error.into()),
             }
@@ -952,6 +1044,10 @@ async fn apply_loop(inner: Arc<Inner>, mut state: ApplyState) {
             let Ok(message) = message else {
                 break;
             };
+            if *inner.paused.borrow() {
+                let mut paused = inner.paused.subscribe();
+                let _ = paused.wait_for(|paused| !paused).await;
+            }
             let Ok(info) = message.info() else {
                 break;
             };
@@ -971,6 +1067,7 @@ async fn apply_loop(inner: Arc<Inner>, mut state: ApplyState) {
                             from: applied + 1,
                             to,
                         });
+                        state.lost_reported = true;
                         inner.set_applied_stream_seq(to);
                         if to < stream_seq - 1 {
                             break;

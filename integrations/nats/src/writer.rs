@@ -189,10 +189,22 @@ impl CommitWriter {
         };
         let bytes = Bytes::from(codec::encode_schema(&message));
         let table = message.schema.table_id;
-        self.schemas
-            .put(schema_key(&table, version), bytes.clone())
-            .await
-            .nats("storing a schema version")?;
+        // Retried like an append (the same key and value: storing twice is harmless): a
+        // bucket a node created a moment ago may not take writes on every server yet.
+        let key = schema_key(&table, version);
+        let mut attempt = 0;
+        loop {
+            match self.schemas.put(&key, bytes.clone()).await {
+                Ok(_) => break,
+                Err(error) if attempt + 1 >= APPEND_ATTEMPTS => {
+                    return Err(error).nats("storing a schema version")
+                }
+                Err(_) => {
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+            }
+        }
         let id = format!(
             "s-{}-{}-{version}",
             crate::cluster::hex(table.namespace()),

@@ -5,6 +5,8 @@
 mod common;
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 use livecore::*;
@@ -220,4 +222,117 @@ async fn past_retention_the_answer_is_resume_unavailable() {
         .map(|received| received.seq)
         .collect();
     assert_eq!(seqs, (71..=100).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_reads_nothing_cannot_hold_a_resume() {
+    let stream = stream_config("stalled");
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let mut log = Vec::new();
+    let mut last = 0;
+    for seq in 1..=60u64 {
+        let changes = workload_commit(seq);
+        last = writer
+            .append_commit(SeqId(seq), &changes)
+            .await
+            .unwrap()
+            .stream_seq;
+        log.push((seq, changes));
+    }
+    // A node whose clients' channels hold 8 notifications, and which waits 300 ms for a
+    // client to make room.
+    let manager = Arc::new(
+        ConnectionsManager::new(ManagerConfig {
+            node_id: NodeId(1),
+            notification_channel_capacity: 8,
+            ..ManagerConfig::default()
+        })
+        .unwrap(),
+    );
+    let node = NodeBridge::start(
+        manager,
+        NodeConfig {
+            start: StartFrom::First,
+            resume_stall_timeout: Duration::from_millis(300),
+            ..node_config(1, &stream)
+        },
+    )
+    .await
+    .unwrap();
+    caught_up(&node, last).await;
+
+    // The client reads nothing while 60 commits are replayed into its channel: the resume
+    // ends (the bound here only turns a hang into a failure) with a typed error.
+    let stalled = client(node.manager(), "alice");
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(60),
+        node.resume(stalled.connection_id, QuerySpec::table(items()), SeqId(0)),
+    )
+    .await
+    .expect("a resume into a channel nobody reads must end");
+    let Err(BridgeError::ResumeStalled {
+        live_query_id,
+        replayed_to: Some(replayed_to),
+        waited,
+    }) = outcome
+    else {
+        panic!("expected ResumeStalled, got {outcome:?}");
+    };
+    assert_eq!(waited, Duration::from_millis(300));
+    assert!(replayed_to.0 < 60, "the replay stopped at {replayed_to}");
+
+    // When the client reads again it finds `resume_unavailable`: it must resubscribe,
+    // nothing is silently missing.
+    let (task, stop) = spawn_drain(stalled.notifications);
+    // The node is unharmed: a reading client on it resumes whole, live commits included.
+    let reader = client(node.manager(), "bob");
+    let (reader_task, reader_stop) = spawn_drain(reader.notifications);
+    let resumed = node
+        .resume(reader.connection_id, QuerySpec::table(items()), SeqId(0))
+        .await
+        .unwrap();
+    let ResumeOutcome::Resumed {
+        subscription,
+        replayed,
+    } = resumed
+    else {
+        panic!("expected a resume, got {resumed:?}");
+    };
+    assert_eq!(replayed, 60);
+    let changes = workload_commit(61);
+    last = writer
+        .append_commit(SeqId(61), &changes)
+        .await
+        .unwrap()
+        .stream_seq;
+    log.push((61, changes));
+    caught_up(&node, last).await;
+    stop.store(true, Ordering::Release);
+    reader_stop.store(true, Ordering::Release);
+    let received = task.await.unwrap();
+    let reader_received = reader_task.await.unwrap();
+
+    // What was queued for the ended subscription may be dropped by livecore; whatever
+    // arrived is a prefix of what the replay gave, in order, and the notice follows.
+    let given = changes_of(&received, live_query_id);
+    let replay = expected_for(&log, None, |seq| seq <= replayed_to.0);
+    assert!(
+        given.len() <= replay.len() && given[..] == replay[..given.len()],
+        "the stalled client got {given:?}"
+    );
+    assert_eq!(
+        notices_of(&received, live_query_id),
+        vec!["resume_unavailable"]
+    );
+    assert_eq!(
+        changes_of(&reader_received, subscription.live_query_id),
+        expected_for(&log, None, |_| true)
+    );
+    let stats = node.stats();
+    assert_eq!(
+        stats.gaps + stats.decode_errors + stats.apply_errors,
+        0,
+        "{stats:?}"
+    );
 }

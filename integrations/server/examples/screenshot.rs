@@ -1,11 +1,14 @@
 //! Regenerates `screenshot.png` (committed; CI does not run this): starts the server with
-//! some rows, then has headless Chromium open the page, connect and subscribe through its
-//! `?token=...&sql=...&autorun=1` link, and save a screenshot once the rows are live.
+//! some rows, then drives headless Chromium through the DevTools protocol as a person would
+//! — types the token, connects, types the SQL, subscribes — and captures the page once the
+//! rows are live. (The page reads nothing from its URL: no token or query in links.)
 //!
 //! `cargo run -p livecore-server --example screenshot [-- OUT.png]`
 
-use std::process::Command;
+#[path = "../tests/common/devtools.rs"]
+mod devtools;
 
+use devtools::{Browser, Page};
 use livecore_server::{Identity, RunningServer, ServerConfig, WriteOp};
 use serde_json::json;
 
@@ -41,35 +44,72 @@ async fn main() {
         .unwrap();
         server.write(&alice, vec![op]).await.unwrap();
     }
-    let url = format!(
-        "http://{}/?token=alice-token&autorun=1&sql=SELECT%20*%20FROM%20messages%20WHERE%20room%20%3D%201",
-        server.addr()
-    );
     let profile = dir.join("profile");
-    // The virtual-time budget lets the page connect, load and render before the capture.
-    let status = tokio::task::spawn_blocking(move || {
-        Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--hide-scrollbars",
-                "--window-size=1200,860",
-                "--virtual-time-budget=5000",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg(format!("--screenshot={out}"))
-            .arg(url)
-            .status()
-    })
-    .await
-    .unwrap()
-    .expect("chromium runs");
-    assert!(status.success());
+    let browser = Browser::launch(profile);
+    let mut page = Page::open(&browser, &format!("http://{}/", server.addr())).await;
+    page.command(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 1200, "height": 860, "deviceScaleFactor": 1, "mobile": false}),
+    )
+    .await;
+    page.wait_for(
+        "the form",
+        "document.readyState === 'complete' && !!document.querySelector('#connect')",
+    )
+    .await;
+    page.type_into("#token", "alice-token").await;
+    page.click("#connect").await;
+    page.wait_for(
+        "the signed-in state",
+        "document.body.dataset.phase === 'connected'",
+    )
+    .await;
+    page.type_into("#sql", "SELECT * FROM messages WHERE room = 1")
+        .await;
+    page.click("#subscribe").await;
+    page.wait_for(
+        "the live rows",
+        "document.body.dataset.phase === 'live' && document.querySelectorAll('#rows tbody tr').length === 4",
+    )
+    .await;
+    let shot = page
+        .command("Page.captureScreenshot", json!({"format": "png"}))
+        .await;
+    let png = decode_base64(shot["data"].as_str().expect("screenshot data"));
+    std::fs::write(&out, png).expect("the screenshot is written");
+    println!("wrote {out}");
+    drop(page);
+    drop(browser);
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Standard base64 (what DevTools returns) to bytes.
+fn decode_base64(text: &str) -> Vec<u8> {
+    let value = |byte: u8| -> u32 {
+        match byte {
+            b'A'..=b'Z' => u32::from(byte - b'A'),
+            b'a'..=b'z' => u32::from(byte - b'a') + 26,
+            b'0'..=b'9' => u32::from(byte - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            other => panic!("not base64: {other:?}"),
+        }
+    };
+    let digits: Vec<u8> = text
+        .bytes()
+        .filter(|byte| !byte.is_ascii_whitespace() && *byte != b'=')
+        .collect();
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        let mut bits = 0u32;
+        for &digit in chunk {
+            bits = (bits << 6) | value(digit);
+        }
+        // A chunk of n digits holds n * 6 bits: 4 -> 3 bytes, 3 -> 2, 2 -> 1.
+        bits <<= 6 * (4 - chunk.len() as u32);
+        let bytes = bits.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    out
 }

@@ -12,7 +12,6 @@ const state = {
   rows: new Map(), // key -> <tr>
   lastSeq: null,
   requests: 0,
-  autorun: false,
 };
 
 function setPhase(phase, text) {
@@ -166,7 +165,6 @@ function handle(message) {
       setPhase('connected', 'signed in as ' + message.user);
       log('authenticated', message.user + ' · ' + message.connection_id);
       buildWriteForm();
-      if (state.autorun) subscribe();
       break;
     case 'subscribed':
       startResult(message);
@@ -369,13 +367,7 @@ document.addEventListener('DOMContentLoaded', () => {
     const tr = event.target.closest('tr');
     if (tr) editRow(tr);
   });
-  // ?token=...&sql=...&autorun=1 connects and subscribes at once (for screenshots, links).
-  const params = new URLSearchParams(location.search);
-  if (params.has('token')) $('#token').value = params.get('token');
-  if (params.has('sql')) $('#sql').value = params.get('sql');
-  if (params.get('autorun') === '1') {
-    state.autorun = true;
-    connect();
-  }
+  // Nothing is read from the URL: a token in a link would leak (history, logs, Referer),
+  // and a crafted link could sign a visitor in under someone else's token.
   renderSummary();
 });

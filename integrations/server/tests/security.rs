@@ -8,6 +8,8 @@ use std::time::Duration;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
 
 /// A signed-in client subscribed to room 1, to show others are unaffected.
@@ -17,6 +19,52 @@ async fn bystander(server: &TestServer) -> Client {
         .subscribe(json!({"sql": "SELECT id, body FROM messages WHERE room = 1"}))
         .await;
     client
+}
+
+/// Waits (bounded) until a new connection is let in and signs in: places are freed when
+/// the server has seen a closed connection go.
+async fn admitted_eventually(server: &TestServer) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut next = Client::connect(&server.url()).await;
+        let reply = tokio::time::timeout(Duration::from_secs(5), async {
+            next.send(json!({"type": "auth", "token": "alice-token"}))
+                .await;
+            next.ws.next().await
+        })
+        .await;
+        if matches!(reply, Ok(Some(Ok(Message::Text(ref text)))) if text.contains("authenticated"))
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place was never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Sends `text` as one WebSocket text message in frames of at most `frame` bytes (the
+/// first a text frame, the rest continuations, the last final). A send failing because
+/// the server already closed is left to the close frame to explain.
+async fn send_fragmented(client: &mut Client, text: &str, frame: usize) {
+    let chunks: Vec<&[u8]> = text.as_bytes().chunks(frame).collect();
+    for (index, chunk) in chunks.iter().enumerate() {
+        let opcode = if index == 0 {
+            OpCode::Data(Data::Text)
+        } else {
+            OpCode::Data(Data::Continue)
+        };
+        let last = index + 1 == chunks.len();
+        let sent = client
+            .ws
+            .send(Message::Frame(Frame::message(chunk.to_vec(), opcode, last)))
+            .await;
+        if sent.is_err() {
+            return;
+        }
+    }
 }
 
 /// The bystander gets the next commit in room 1.
@@ -207,25 +255,61 @@ async fn connections_per_address_and_subscriptions_per_connection_are_limited() 
     assert_eq!(refused["id"], 3);
     // Closing one frees its address slot for a new connection.
     drop(second);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let mut next = Client::connect(&server.url()).await;
-        let reply = tokio::time::timeout(Duration::from_secs(5), async {
-            next.send(json!({"type": "auth", "token": "alice-token"}))
-                .await;
-            next.ws.next().await
-        })
-        .await;
-        if matches!(reply, Ok(Some(Ok(Message::Text(ref text)))) if text.contains("authenticated"))
-        {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the slot was never freed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    admitted_eventually(&server).await;
+    still_served(&server, &mut other).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manager_connection_limit_closes_with_server_full() {
+    let server = start(|config| config.manager.max_connections = 2).await;
+    let mut other = bystander(&server).await;
+    let second = Client::signed_in(&server.url(), "alice-token").await;
+    // The third connection: the upgrade succeeds, then the server closes it at once.
+    let mut third = Client::connect(&server.url()).await;
+    assert_eq!(
+        third.expect_close().await,
+        (1013, "server full".to_string())
+    );
+    // Closing one frees its place for a new connection.
+    drop(second);
+    admitted_eventually(&server).await;
+    still_served(&server, &mut other).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_the_limit_in_small_frames_is_refused() {
+    // Frames of at most 4 KiB, messages of at most 16 KiB.
+    let server = start(|config| {
+        config.limits.max_frame_bytes = 4 * 1024;
+        config.limits.max_message_bytes = 16 * 1024;
+    })
+    .await;
+    let mut other = bystander(&server).await;
+    let mut client = Client::signed_in(&server.url(), "alice-token").await;
+    // A message in several frames is put back together and answered.
+    send_fragmented(
+        &mut client,
+        &json!({"type": "ping", "id": 7}).to_string(),
+        5,
+    )
+    .await;
+    let pong = client.recv().await;
+    assert_eq!(
+        (pong["type"].as_str(), pong["id"].as_i64()),
+        (Some("pong"), Some(7))
+    );
+    // 20 KiB in 2 KiB frames: every frame is under the frame limit, the message is over
+    // the message limit.
+    let sql = format!(
+        "SELECT * FROM messages WHERE body = '{}'",
+        "x".repeat(20 * 1024)
+    );
+    let text = json!({"type": "subscribe", "sql": sql}).to_string();
+    send_fragmented(&mut client, &text, 2 * 1024).await;
+    assert_eq!(
+        client.expect_close().await,
+        (1009, "message too big".to_string())
+    );
     still_served(&server, &mut other).await;
 }
 

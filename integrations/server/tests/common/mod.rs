@@ -2,6 +2,8 @@
 //! WebSocket client (tokio-tungstenite) that waits on conditions with a bound.
 #![allow(dead_code)]
 
+pub mod devtools;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

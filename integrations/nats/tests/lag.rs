@@ -1,0 +1,169 @@
+//! Lag (stream sequence minus applied) grows while a node does not apply and returns to
+//! zero once it caught up; a hole that retention made while the node was behind is
+//! reported once.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::*;
+use livecore::*;
+use livecore_nats::*;
+
+/// Waits (bounded) until `condition` holds, polling every 20 ms.
+async fn wait_until(what: &str, node: &NodeBridge, condition: impl Fn(&NodeStats) -> bool) {
+    for _ in 0..3000 {
+        if condition(&node.stats()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("waited 60 s for: {what}; {:?}", node.stats());
+}
+
+async fn append(
+    writer: &mut CommitWriter,
+    log: &mut Vec<(u64, Vec<ChangeNotification>)>,
+    seqs: std::ops::RangeInclusive<u64>,
+) -> u64 {
+    let mut last = 0;
+    for seq in seqs {
+        let changes = workload_commit(seq);
+        last = writer
+            .append_commit(SeqId(seq), &changes)
+            .await
+            .unwrap()
+            .stream_seq;
+        log.push((seq, changes));
+    }
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_grows_while_the_node_does_not_apply_and_returns_to_zero() {
+    let stream = stream_config("lag");
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let node = start_node(1, &stream).await;
+    let connection = client(node.manager(), "alice");
+    let all = node
+        .manager()
+        .subscribe(
+            connection.connection_id,
+            QuerySpec::table(items()),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    let (task, stop) = spawn_drain(connection.notifications);
+
+    let mut log = Vec::new();
+    let applied = append(&mut writer, &mut log, 1..=20).await;
+    caught_up(&node, applied).await;
+    assert_eq!(node.lag(), 0, "{:?}", node.stats());
+
+    // The node stops applying; the writer appends 50 more. Once the node has seen the
+    // stream's end (its heartbeat loop reads it), the lag is those 50.
+    node.pause_apply();
+    let last = append(&mut writer, &mut log, 21..=70).await;
+    wait_until("the lag shows the 50 commits not applied", &node, |stats| {
+        stats.lag == 50
+    })
+    .await;
+    let stats = node.stats();
+    assert_eq!(
+        (
+            stats.applied_stream_seq,
+            stats.stream_last_seq,
+            stats.applied_seq
+        ),
+        (applied, last, Some(SeqId(20)))
+    );
+    assert_eq!(node.lag(), 50);
+
+    // Applying again, it catches up and the lag is back to zero.
+    node.resume_apply();
+    caught_up(&node, last).await;
+    assert_eq!(node.lag(), 0, "{:?}", node.stats());
+    stop.store(true, Ordering::Release);
+    let received = task.await.unwrap();
+    assert_eq!(
+        changes_of(&received, all.live_query_id),
+        expected_for(&log, None, |_| true)
+    );
+    let stats = node.stats();
+    assert_eq!(
+        stats.gaps + stats.duplicates + stats.decode_errors + stats.apply_errors,
+        0,
+        "{stats:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hole_lost_to_retention_is_reported_once() {
+    // The stream keeps 10 messages; the node pulls one at a time, so it buffers little.
+    let mut stream = stream_config("lost_once");
+    stream.max_messages = 10;
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let node = NodeBridge::start(
+        manager(1),
+        NodeConfig {
+            batch: 1,
+            ..node_config(1, &stream)
+        },
+    )
+    .await
+    .unwrap();
+    let connection = client(node.manager(), "alice");
+    let all = node
+        .manager()
+        .subscribe(
+            connection.connection_id,
+            QuerySpec::table(items()),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    let (task, stop) = spawn_drain(connection.notifications);
+
+    let mut log = Vec::new();
+    let applied = append(&mut writer, &mut log, 1..=5).await;
+    caught_up(&node, applied).await;
+    // While the node does not apply, 60 commits are appended and all but the last 10 are
+    // trimmed: the node can only have the few it already held.
+    node.pause_apply();
+    let last = append(&mut writer, &mut log, 6..=65).await;
+    wait_until("the node saw the stream's end", &node, |stats| {
+        stats.stream_last_seq == last
+    })
+    .await;
+    node.resume_apply();
+    caught_up(&node, last).await;
+    stop.store(true, Ordering::Release);
+    let received = task.await.unwrap();
+
+    // One hole, one error, one gap: `Lost`, not followed by `ChainBroken` for the same hole.
+    let errors = node.take_errors();
+    let [BridgeError::Lost { from, to }] = errors[..] else {
+        panic!("expected one Lost error, got {errors:?}");
+    };
+    let stats = node.stats();
+    assert_eq!(stats.gaps, 1, "{stats:?}");
+    // Stream sequence n holds commit n - 1 (the schema is 1). What was not lost arrived,
+    // once and in order; the last 10 commits were retained.
+    assert!(
+        from > applied && to >= from && to < last - 9,
+        "{from}..={to}"
+    );
+    let lost = |seq: u64| (from..=to).contains(&(seq + 1));
+    assert_eq!(
+        changes_of(&received, all.live_query_id),
+        expected_for(&log, None, |seq| !lost(seq))
+    );
+    assert_eq!(stats.commits_applied, 65 - (to - from + 1), "{stats:?}");
+    assert_eq!(
+        stats.duplicates + stats.decode_errors + stats.apply_errors,
+        0,
+        "{stats:?}"
+    );
+}
