@@ -122,12 +122,40 @@ fn check(config: &StreamConfig) -> Result<(), BridgeError> {
     Ok(())
 }
 
+/// The wait before retry `attempt` (from 0) of a JetStream request: 50 ms doubling, at
+/// most one second.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis((50u64 << attempt.min(5)).min(1000))
+}
+
+/// Attempts at creating or opening a stream or bucket before giving up: a writer and nodes
+/// starting together may ask for the same R3 stream at once, and the cluster can answer
+/// one of them with a timeout while it places the replicas.
+const ENSURE_ATTEMPTS: u32 = 5;
+
 /// The commit stream, created with the configured retention and replicas when missing.
 pub async fn ensure_stream(
     js: &jetstream::Context,
     config: &StreamConfig,
 ) -> Result<stream::Stream, BridgeError> {
     check(config)?;
+    let mut attempt = 0;
+    loop {
+        match create_or_open_stream(js, config).await {
+            Ok(stream) => return Ok(stream),
+            Err(error) if attempt + 1 >= ENSURE_ATTEMPTS => return Err(error),
+            Err(_) => {
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+async fn create_or_open_stream(
+    js: &jetstream::Context,
+    config: &StreamConfig,
+) -> Result<stream::Stream, BridgeError> {
     js.get_or_create_stream(stream::Config {
         name: config.stream.clone(),
         subjects: vec![config.subject.clone()],
@@ -160,6 +188,24 @@ pub async fn ensure_bucket(
     bucket: &str,
 ) -> Result<kv::Store, BridgeError> {
     check(config)?;
+    let mut attempt = 0;
+    loop {
+        match create_or_open_bucket(js, config, bucket).await {
+            Ok(store) => return Ok(store),
+            Err(error) if attempt + 1 >= ENSURE_ATTEMPTS => return Err(error),
+            Err(_) => {
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+async fn create_or_open_bucket(
+    js: &jetstream::Context,
+    config: &StreamConfig,
+    bucket: &str,
+) -> Result<kv::Store, BridgeError> {
     if let Ok(store) = js.get_key_value(bucket).await {
         return Ok(store);
     }

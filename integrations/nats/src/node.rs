@@ -17,11 +17,12 @@ use livecore::{
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cluster::{connect, ensure_bucket, ensure_stream, jetstream, read_prefix, schema_key};
+use crate::cluster::{
+    backoff, connect, ensure_bucket, ensure_stream, jetstream, read_prefix, schema_key,
+};
 use crate::codec::{self, CommitMessage, Heartbeat, SchemaMessage, StreamEntry};
 use crate::config::{NodeConfig, StartFrom};
 use crate::error::{BridgeError, NatsResult};
-use crate::writer::backoff;
 
 /// A node's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

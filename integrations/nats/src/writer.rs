@@ -1,14 +1,14 @@
 //! The engine's side: appending commits and schema changes to the commit stream.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishAckFuture, kv, message::PublishMessage, stream};
 use bytes::Bytes;
 use livecore::{ChangeNotification, SeqId, TableId, TableSchema, MAX_COMMIT_CHANGES};
 
 use crate::cluster::{
-    connect, ensure_bucket, ensure_stream, jetstream, read_prefix, schema_key, schema_prefix,
+    backoff, connect, ensure_bucket, ensure_stream, jetstream, read_prefix, schema_key,
+    schema_prefix,
 };
 use crate::codec::{self, SchemaMessage, StreamEntry};
 use crate::config::{ConnectionConfig, StreamConfig, WriterConfig};
@@ -391,8 +391,4 @@ impl CommitWriter {
     pub fn stream(&self) -> &stream::Stream {
         &self.stream
     }
-}
-
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis((50u64 << attempt.min(5)).min(1000))
 }
