@@ -207,7 +207,7 @@ impl PgSource {
             .collect();
         client
             .batch_execute(&format!(
-                "DECLARE livecore_load NO SCROLL CURSOR FOR SELECT {} FROM {}",
+                "DECLARE livecore_load NO SCROLL CURSOR FOR SELECT {} FROM ONLY {}",
                 columns.join(", "),
                 info.config.quoted()
             ))

@@ -472,19 +472,40 @@ impl Drop for PgSource {
     }
 }
 
+/// Creates the publication, or checks an existing one: it must publish every action
+/// (insert, update, delete, truncate), without a row filter or column list on a configured
+/// table, and not publish partitions under their root's name when a configured table is a
+/// partition; any of these would hide changes without a trace. Missing tables are added.
 async fn ensure_publication(
     client: &tokio_postgres::Client,
     config: &SourceConfig,
 ) -> PgResult<bool> {
-    let exists = client
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await?
+        .get(0);
+    // pubviaroot exists from PostgreSQL 13 on.
+    let via_root = if version >= 130_000 {
+        "pubviaroot"
+    } else {
+        "false"
+    };
+    let existing = client
         .query_opt(
-            "SELECT 1 FROM pg_publication WHERE pubname = $1",
+            &format!(
+                "SELECT pubinsert, pubupdate, pubdelete, pubtruncate, {via_root} \
+                 FROM pg_publication WHERE pubname = $1"
+            ),
             &[&config.publication],
         )
-        .await?
-        .is_some();
-    let tables: Vec<String> = config.tables.iter().map(|table| table.quoted()).collect();
-    if !exists {
+        .await?;
+    // ONLY: a table's inheritance children are not published (loads read ONLY the table).
+    let tables: Vec<String> = config
+        .tables
+        .iter()
+        .map(|table| format!("ONLY {}", table.quoted()))
+        .collect();
+    let Some(row) = existing else {
         client
             .batch_execute(&format!(
                 "CREATE PUBLICATION {} FOR TABLE {} \
@@ -494,7 +515,28 @@ async fn ensure_publication(
             ))
             .await?;
         return Ok(true);
+    };
+    let refuse = |reason: String| PgError::Publication {
+        publication: config.publication.clone(),
+        reason,
+    };
+    let missing: Vec<&str> = ["insert", "update", "delete", "truncate"]
+        .into_iter()
+        .enumerate()
+        .filter(|(index, _)| !row.get::<_, bool>(*index))
+        .map(|(_, action)| action)
+        .collect();
+    if !missing.is_empty() {
+        return Err(refuse(format!(
+            "it does not publish {}; the source needs every action \
+             (ALTER PUBLICATION {} SET (publish = 'insert, update, delete, truncate'))",
+            missing.join(", "),
+            quote_ident(&config.publication)
+        )));
     }
+    let publishes_via_root: bool = row.get(4);
+    // Tables to add once every check passed: a refusal leaves the publication as it was.
+    let mut to_add = Vec::new();
     for table in &config.tables {
         let member = client
             .query_opt(
@@ -505,14 +547,63 @@ async fn ensure_publication(
             .await?
             .is_some();
         if !member {
-            client
-                .batch_execute(&format!(
-                    "ALTER PUBLICATION {} ADD TABLE {}",
-                    quote_ident(&config.publication),
-                    table.quoted()
-                ))
-                .await?;
+            to_add.push(table);
         }
+        if publishes_via_root {
+            let partition = client
+                .query_opt(
+                    "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = $1 AND c.relname = $2 AND c.relispartition",
+                    &[&table.schema, &table.name],
+                )
+                .await?
+                .is_some();
+            if partition {
+                return Err(refuse(format!(
+                    "it has publish_via_partition_root = true, so the changes of the \
+                     partition {}.{} would arrive under its root's name",
+                    table.schema, table.name
+                )));
+            }
+        }
+        // Row filters and column lists exist from PostgreSQL 15 on.
+        if version >= 150_000 {
+            let filtered = client
+                .query_opt(
+                    "SELECT pr.prqual IS NOT NULL, pr.prattrs IS NOT NULL \
+                     FROM pg_publication_rel pr \
+                     JOIN pg_publication p ON p.oid = pr.prpubid \
+                     JOIN pg_class c ON c.oid = pr.prrelid \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE p.pubname = $1 AND n.nspname = $2 AND c.relname = $3",
+                    &[&config.publication, &table.schema, &table.name],
+                )
+                .await?;
+            if let Some(row) = filtered {
+                let (row_filter, column_list): (bool, bool) = (row.get(0), row.get(1));
+                if row_filter || column_list {
+                    return Err(refuse(format!(
+                        "it publishes {}.{} with a {}; the source needs every row and column",
+                        table.schema,
+                        table.name,
+                        if row_filter {
+                            "row filter (WHERE)"
+                        } else {
+                            "column list"
+                        }
+                    )));
+                }
+            }
+        }
+    }
+    for table in to_add {
+        client
+            .batch_execute(&format!(
+                "ALTER PUBLICATION {} ADD TABLE ONLY {}",
+                quote_ident(&config.publication),
+                table.quoted()
+            ))
+            .await?;
     }
     Ok(false)
 }

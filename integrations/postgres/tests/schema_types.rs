@@ -644,3 +644,124 @@ async fn user_scoped_tables_deliver_each_user_their_own_rows() {
     ));
     source.stop_and_drop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_tables_and_publications_that_hide_changes_are_refused() {
+    let client = fresh("pubchk").await;
+    client
+        .batch_execute(
+            "CREATE TABLE pubchk.parted (id int, grp int) PARTITION BY RANGE (id);
+             CREATE TABLE pubchk.parted_low PARTITION OF pubchk.parted FOR VALUES FROM (0) TO (100);
+             ALTER TABLE pubchk.parted REPLICA IDENTITY FULL;
+             ALTER TABLE pubchk.parted_low REPLICA IDENTITY FULL;
+             CREATE TABLE pubchk.items (id int PRIMARY KEY, grp int);
+             ALTER TABLE pubchk.items REPLICA IDENTITY FULL;",
+        )
+        .await
+        .unwrap();
+    // A partitioned table: pgoutput would report its changes under the partitions' names.
+    let error = PgSource::start(manager(), config("pubchk", &["parted"]))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&error, PgError::UnsupportedTable { table, .. } if table == "pubchk.parted"),
+        "{error:?}"
+    );
+
+    // An existing publication that does not publish every action.
+    let refused = |publication_sql: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .batch_execute(&format!(
+                    "DROP PUBLICATION IF EXISTS pubchk_pub; {publication_sql}"
+                ))
+                .await
+                .unwrap();
+            match PgSource::start(manager(), config("pubchk", &["items", "parted_low"])).await {
+                Err(PgError::Publication {
+                    publication,
+                    reason,
+                }) => {
+                    assert_eq!(publication, "pubchk_pub");
+                    reason
+                }
+                Err(other) => panic!("{publication_sql}: {other:?}"),
+                Ok(_) => panic!("{publication_sql}: accepted"),
+            }
+        }
+    };
+    let reason =
+        refused("CREATE PUBLICATION pubchk_pub FOR TABLE pubchk.items WITH (publish = 'insert')")
+            .await;
+    assert!(reason.contains("update, delete, truncate"), "{reason}");
+    let reason =
+        refused("CREATE PUBLICATION pubchk_pub FOR TABLE pubchk.items WHERE (id > 10)").await;
+    assert!(reason.contains("row filter"), "{reason}");
+    let reason = refused("CREATE PUBLICATION pubchk_pub FOR TABLE pubchk.items (id)").await;
+    assert!(reason.contains("column list"), "{reason}");
+    let reason = refused(
+        "CREATE PUBLICATION pubchk_pub FOR TABLE pubchk.parted \
+         WITH (publish_via_partition_root = true)",
+    )
+    .await;
+    assert!(reason.contains("publish_via_partition_root"), "{reason}");
+    // A refusal leaves the publication as it was: items was not added.
+    let members = client
+        .query(
+            "SELECT tablename::text FROM pg_publication_tables WHERE pubname = 'pubchk_pub'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let members: Vec<String> = members.iter().map(|row| row.get(0)).collect();
+    assert_eq!(members, ["parted"]);
+    // Nothing was created for the refused sources.
+    let slots = client
+        .query(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'pubchk_slot'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(slots.is_empty());
+
+    // A partition published as a table of its own: rows written through the parent
+    // arrive under the partition's name, and the publication the source creates passes
+    // its own checks on the next start.
+    client
+        .batch_execute("DROP PUBLICATION pubchk_pub")
+        .await
+        .unwrap();
+    let manager = manager();
+    let source = start(&manager, config("pubchk", &["items", "parted_low"])).await;
+    let subscriber = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM pubchk.parted_low WHERE grp = 1",
+        SubscriptionOptions::with_initial_load(),
+    );
+    source.load(subscriber.live_query_id).await.unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO pubchk.parted VALUES (1, 1), (2, 2), (3, 1);
+             UPDATE pubchk.parted SET grp = 1 WHERE id = 2;
+             DELETE FROM pubchk.parted WHERE id = 1;",
+        )
+        .await
+        .unwrap();
+    source.sync(SYNC).await.unwrap();
+    let view = subscriber.finish();
+    assert!(view.errors.is_empty(), "{:?}", view.errors);
+    assert_eq!(view.rows.keys().copied().collect::<Vec<_>>(), vec![2, 3]);
+    source.stop().await.unwrap();
+    let again = start(&manager, config("pubchk", &["items", "parted_low"])).await;
+    again.stop_and_drop().await.unwrap();
+    client
+        .batch_execute(
+            "SELECT pg_drop_replication_slot('pubchk_slot'); DROP PUBLICATION pubchk_pub",
+        )
+        .await
+        .unwrap();
+}
