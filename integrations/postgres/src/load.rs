@@ -17,9 +17,12 @@
 //!    in-memory list of running transactions, which is why a plain snapshot taken "now"
 //!    with `pg_current_wal_lsn()` is not exact and this one is.
 //! 3. The source numbers each transaction by its commit LSN (the position of its commit
-//!    record, the same for every slot decoding the same WAL). So the snapshot holds exactly
-//!    the commits with SeqId `< C`: the boundary is `C - 1`, and the gate drops those at or
-//!    below it and keeps the rest.
+//!    record, the same for every slot decoding the same WAL); a transaction published in
+//!    parts around a schema change numbers its parts just below it, from `LSN - 15` at
+//!    most (`MAX_PARTS` = 16). A commit record is at least 32 bytes long and a commit
+//!    before `C` ends at or before `C`, so its LSN is at most `C - 32`. The boundary is
+//!    `C - 16`: the gate drops every part of every commit before `C` (the snapshot has
+//!    them) and keeps every part of every commit at or after `C` (at least `C - 15`).
 //! 4. Nothing above the boundary can have been published before step 1 returned: the slot
 //!    reserves WAL from the insert position at creation, after step 1, so `C` is beyond
 //!    every commit record written before step 1 returned, and the main stream can only
@@ -45,14 +48,14 @@ use tokio_postgres::SimpleQueryMessage;
 use crate::config::quote_ident;
 use crate::error::{PgError, PgResult};
 use crate::schema::TableInfo;
-use crate::source::{lock, owner_text, PgSource};
+use crate::source::{lock, owner_text, PgSource, MAX_PARTS};
 use crate::types;
 
 /// What one initial load did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoadReport {
     /// The boundary set on every subscription of the load (the temporary slot's
-    /// consistent point minus one).
+    /// consistent point minus 16, see the module documentation).
     pub boundary: SeqId,
     /// Rows read from PostgreSQL (all tables).
     pub rows_read: u64,
@@ -151,7 +154,7 @@ impl PgSource {
         let consistent_point = Lsn::parse(&text(1)?)
             .map_err(|error| PgError::Replication(format!("consistent point: {error}")))?;
         let snapshot = text(2)?;
-        let boundary = SeqId(consistent_point.0.saturating_sub(1));
+        let boundary = SeqId(consistent_point.0.saturating_sub(MAX_PARTS));
 
         let client = self.shared.connection.connect_sql().await?;
         client

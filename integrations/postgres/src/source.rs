@@ -17,6 +17,14 @@ use crate::pgoutput::{self, Datum, Message, Tuple};
 use crate::schema::{self, TableInfo, TypeCache};
 use crate::types;
 
+/// The most parts one transaction is published in (see `Shared::apply_commit`): part `k`
+/// of `n` is numbered `commit LSN - (n - k)`. A commit record is at least 32 bytes long
+/// (a 24-byte record header and the commit's timestamp), so the parts of a transaction
+/// stay above the previous commit's LSN, and a load's boundary `C - MAX_PARTS` keeps the
+/// parts of every commit at or after its consistent point `C` and drops every commit
+/// before it (their LSNs are at most `C - 32`).
+pub(crate) const MAX_PARTS: u64 = 16;
+
 /// The prefix of the logical messages [`PgSource::sync`] writes into the WAL.
 const SYNC_PREFIX: &str = "livecore-postgres.sync";
 
@@ -72,11 +80,7 @@ pub(crate) struct History {
 
 impl History {
     fn push(&mut self, seq: SeqId, changes: &[ChangeNotification]) {
-        match self.commits.back_mut() {
-            // A transaction published in parts (around a schema change) is one entry.
-            Some((last, held)) if *last == seq => held.extend_from_slice(changes),
-            _ => self.commits.push_back((seq, changes.to_vec())),
-        }
+        self.commits.push_back((seq, changes.to_vec()));
         while self.commits.len() > self.capacity {
             if let Some((evicted, _)) = self.commits.pop_front() {
                 self.floor = self.floor.max(evicted);
@@ -162,11 +166,21 @@ impl Shared {
     }
 
     /// Publishes one commit's items in order: changes are handed to livecore together,
-    /// except around a schema change of a table they touch, where the changes written
-    /// under the old columns go first (same SeqId), then the new schema is registered.
-    fn apply_commit(&self, seq: SeqId, items: Vec<Item>) -> PgResult<bool> {
+    /// except around a schema change or truncation of a table they touch, where the
+    /// transaction is published in parts: the changes before it go first, then the schema
+    /// is registered (or the table's subscriptions revoked), then the rest. Part `k` of `n`
+    /// gets SeqId `commit LSN - (n - k)`: the last part (the only one, usually) carries
+    /// the commit LSN, every part its own SeqId, all above the previous transaction's
+    /// (commit records are more than [`MAX_PARTS`] bytes apart), so a client's last SeqId
+    /// names exactly which parts it has seen.
+    fn apply_commit(&self, commit: SeqId, items: Vec<Item>) -> PgResult<bool> {
+        enum Step {
+            Publish(Vec<ChangeNotification>),
+            Register(TableInfo),
+            Truncate(TableId),
+        }
+        let mut steps = Vec::new();
         let mut pending: Vec<ChangeNotification> = Vec::new();
-        let mut published = false;
         for item in items {
             match item {
                 Item::Change(change) => pending.push(change),
@@ -175,15 +189,51 @@ impl Shared {
                         .iter()
                         .any(|change| change.table_id == info.table_id)
                     {
-                        published |= self.publish(seq, std::mem::take(&mut pending))?;
+                        steps.push(Step::Publish(std::mem::take(&mut pending)));
                     }
-                    self.register(seq, info)?;
+                    steps.push(Step::Register(info));
                 }
                 Item::Truncate(table) => {
                     if pending.iter().any(|change| change.table_id == table) {
-                        published |= self.publish(seq, std::mem::take(&mut pending))?;
+                        steps.push(Step::Publish(std::mem::take(&mut pending)));
                     }
-                    lock(&self.history).table_floor.insert(table.clone(), seq);
+                    steps.push(Step::Truncate(table));
+                }
+            }
+        }
+        if !pending.is_empty() {
+            steps.push(Step::Publish(pending));
+        }
+        let parts = steps
+            .iter()
+            .filter(|step| matches!(step, Step::Publish(_)))
+            .count() as u64;
+        if parts > MAX_PARTS {
+            return Err(PgError::Decode(format!(
+                "the transaction committed at {} changes rows of a table on both sides of \
+                 {} of its schema changes or truncations; the source numbers at most {} \
+                 parts of one transaction",
+                commit.0,
+                parts - 1,
+                MAX_PARTS
+            )));
+        }
+        // The SeqId the next part gets; a schema change or truncation before it is the
+        // table's history floor: a client that has not seen that part cannot resume
+        // across the change.
+        let mut next = commit.0 - parts.saturating_sub(1);
+        let mut published = false;
+        for step in steps {
+            match step {
+                Step::Publish(changes) => {
+                    published |= self.publish(SeqId(next), changes)?;
+                    next += 1;
+                }
+                Step::Register(info) => self.register(SeqId(next), info)?,
+                Step::Truncate(table) => {
+                    lock(&self.history)
+                        .table_floor
+                        .insert(table.clone(), SeqId(next));
                     // livecore has no "every row left": the subscribers are told to start
                     // over, never left with rows that no longer exist.
                     self.manager.revoke_table(
@@ -193,7 +243,6 @@ impl Shared {
                 }
             }
         }
-        published |= self.publish(seq, pending)?;
         Ok(published)
     }
 
@@ -209,7 +258,9 @@ impl Shared {
         Ok(true)
     }
 
-    fn register(&self, seq: SeqId, info: TableInfo) -> PgResult<()> {
+    /// Registers a table's new version with livecore; resumes from below `floor` can no
+    /// longer be replayed for it.
+    fn register(&self, floor: SeqId, info: TableInfo) -> PgResult<()> {
         let mut tables = lock(&self.tables);
         if tables.get(&info.table_id) == Some(&info) {
             return Ok(());
@@ -217,7 +268,7 @@ impl Shared {
         self.manager.register_table(info.schema())?;
         lock(&self.history)
             .table_floor
-            .insert(info.table_id.clone(), seq);
+            .insert(info.table_id.clone(), floor);
         tables.insert(info.table_id.clone(), info);
         Ok(())
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use livecore::*;
 use livecore_postgres::types::{same_as_pg_text, Kind};
-use livecore_postgres::{PgError, PgSource, SourceConfig, TableConfig};
+use livecore_postgres::{PgError, PgSource, ResumeOutcome, SourceConfig, TableConfig};
 use tokio_postgres::SimpleQueryMessage;
 
 const SYNC: Duration = Duration::from_secs(60);
@@ -130,12 +130,14 @@ async fn alter_table_inside_a_transaction_splits_it_at_the_schema_change() {
         .batch_execute(
             "CREATE TABLE altx.items (id int PRIMARY KEY, grp int, extra int);
              ALTER TABLE altx.items REPLICA IDENTITY FULL;
-             INSERT INTO altx.items VALUES (1, 1, 1);",
+             INSERT INTO altx.items VALUES (1, 1, 1);
+             CREATE TABLE altx.other (id int PRIMARY KEY, body text);
+             ALTER TABLE altx.other REPLICA IDENTITY FULL;",
         )
         .await
         .unwrap();
     let manager = manager();
-    let source = start(&manager, config("altx", &["items"])).await;
+    let source = start(&manager, config("altx", &["items", "other"])).await;
     let on_extra = Subscriber::open(
         &manager,
         "u",
@@ -150,7 +152,6 @@ async fn alter_table_inside_a_transaction_splits_it_at_the_schema_change() {
         SubscriptionOptions::with_initial_load(),
     );
     source.load(on_grp.live_query_id).await.unwrap();
-    on_grp.view.lock().unwrap().split_commits = true;
     let on_all = Subscriber::open(
         &manager,
         "u",
@@ -158,7 +159,6 @@ async fn alter_table_inside_a_transaction_splits_it_at_the_schema_change() {
         SubscriptionOptions::with_initial_load(),
     );
     source.load(on_all.live_query_id).await.unwrap();
-    on_all.view.lock().unwrap().split_commits = true;
 
     // One transaction: changes under the old columns, the ALTER, changes under the new
     // ones. Row 2 is written with extra = 7 before the ALTER: decoded with the new columns
@@ -167,10 +167,12 @@ async fn alter_table_inside_a_transaction_splits_it_at_the_schema_change() {
         .batch_execute(
             "BEGIN;
              INSERT INTO altx.items VALUES (2, 1, 1);
+             INSERT INTO altx.other VALUES (10, 'before');
              INSERT INTO altx.items VALUES (4, 1, 7);
              UPDATE altx.items SET extra = 5 WHERE id = 1;
              ALTER TABLE altx.items DROP COLUMN extra, ADD COLUMN note text;
              INSERT INTO altx.items VALUES (3, 1, 'n');
+             INSERT INTO altx.other VALUES (11, 'after');
              UPDATE altx.items SET note = 'm' WHERE id = 2;
              DELETE FROM altx.items WHERE id = 4;
              COMMIT;",
@@ -195,23 +197,25 @@ async fn alter_table_inside_a_transaction_splits_it_at_the_schema_change() {
     // extra = 7); decoded with the new relation they would read [4, 1, NULL]. After it,
     // the new columns; row 2's old row now has note = NULL, as PostgreSQL sends it.
     let all = on_all.finish();
-    let seq = all.deliveries.first().expect("deliveries").0;
+    // The commit's SeqId is its commit LSN, carried by the last part; the first part is
+    // numbered just below it, so a client's last SeqId says which parts it has seen.
+    let seq = source.last_published().expect("published").0;
     let expected_log: Vec<(u64, String, Vec<String>)> = [
-        ("Insert", ["i:2", "i:1", "i:1"]),
-        ("Insert", ["i:4", "i:1", "i:7"]),
-        ("Update", ["i:1", "i:1", "i:5"]),
-        ("Insert", ["i:3", "i:1", "t:n"]),
-        ("Update", ["i:2", "i:1", "t:m"]),
-        ("Delete", ["i:4", "i:1", "NULL"]),
+        (seq - 1, "Insert", ["i:2", "i:1", "i:1"]),
+        (seq - 1, "Insert", ["i:4", "i:1", "i:7"]),
+        (seq - 1, "Update", ["i:1", "i:1", "i:5"]),
+        (seq, "Insert", ["i:3", "i:1", "t:n"]),
+        (seq, "Update", ["i:2", "i:1", "t:m"]),
+        (seq, "Delete", ["i:4", "i:1", "NULL"]),
     ]
     .into_iter()
-    .map(|(kind, row)| (seq, kind.to_string(), row.map(String::from).to_vec()))
+    .map(|(seq, kind, row)| (seq, kind.to_string(), row.map(String::from).to_vec()))
     .collect();
     assert_eq!(all.log, expected_log);
     assert_eq!(
         all.deliveries,
-        vec![(seq, 3), (seq, 3)],
-        "two parts, one SeqId"
+        vec![(seq - 1, 3), (seq, 3)],
+        "two parts, each its own SeqId"
     );
     assert_eq!(all.closed, None);
 
@@ -236,19 +240,53 @@ async fn alter_table_inside_a_transaction_splits_it_at_the_schema_change() {
         _ => panic!("after its close: {:?}", extra.deliveries),
     }
 
-    // The other subscription saw the whole transaction, in two parts with the same SeqId
-    // (the commit LSN): the old-schema part, then the new-schema part.
+    // The other subscription saw the whole transaction, in two parts: the old-schema
+    // part, then the new-schema part.
     let grp = on_grp.finish();
     assert!(grp.errors.is_empty(), "{:?}", grp.errors);
     assert_eq!(grp.closed, None);
-    assert_eq!(grp.deliveries.len(), 2, "{:?}", grp.deliveries);
-    assert_eq!(grp.deliveries[0].0, grp.deliveries[1].0);
+    assert_eq!(grp.deliveries, vec![(seq - 1, 3), (seq, 3)]);
     let expected: Vec<(i64, Vec<String>)> = id_grp_note(&client)
         .await
         .into_iter()
         .map(|(id, values)| (id, values[..2].to_vec()))
         .collect();
     assert_eq!(grp.rows.into_iter().collect::<Vec<_>>(), expected);
+
+    // Resuming between the parts and after them. A client that saw only the first part
+    // of `other`'s changes gets the second replayed (with one SeqId for both parts it
+    // would have been skipped); on `items`, whose schema changed between the parts, a
+    // client that saw only the first is told to load again; after both, nothing to replay.
+    let resume = |sql: &'static str, from: u64| {
+        let manager = &manager;
+        let source = &source;
+        async move {
+            let subscriber = Subscriber::open(
+                manager,
+                "u",
+                sql,
+                SubscriptionOptions::resume_from(SeqId(from)),
+            );
+            let outcome = source.resume(subscriber.live_query_id).await.unwrap();
+            source.sync(SYNC).await.unwrap();
+            (outcome, subscriber.finish())
+        }
+    };
+    let (outcome, view) = resume("SELECT * FROM altx.other", seq - 1).await;
+    assert_eq!(outcome, ResumeOutcome::Replayed { commits: 1 });
+    assert!(view.errors.is_empty(), "{:?}", view.errors);
+    assert_eq!(
+        view.log,
+        vec![(seq, "Insert".into(), vec!["i:11".into(), "t:after".into()])]
+    );
+    let (outcome, view) = resume("SELECT * FROM altx.other", seq).await;
+    assert_eq!(outcome, ResumeOutcome::Replayed { commits: 0 });
+    assert!(view.log.is_empty());
+    let (outcome, _) = resume("SELECT id, grp FROM altx.items", seq - 1).await;
+    assert_eq!(outcome, ResumeOutcome::Unavailable);
+    let (outcome, view) = resume("SELECT id, grp FROM altx.items", seq).await;
+    assert_eq!(outcome, ResumeOutcome::Replayed { commits: 0 });
+    assert!(view.log.is_empty());
 
     // After the ALTER, under the new columns: row 2's note is 'm', row 3's 'n'. A new
     // subscription loads and then follows them.
