@@ -45,7 +45,7 @@ use livecore::{LiveError, LiveQueryId, Row, SeqId, TableId, TableScope};
 use pgwire_replication::{Lsn, ReplicationClient};
 use tokio_postgres::SimpleQueryMessage;
 
-use crate::config::quote_ident;
+use crate::config::{load_slot_name, quote_ident};
 use crate::error::{PgError, PgResult};
 use crate::schema::TableInfo;
 use crate::source::{lock, owner_text, PgSource, MAX_PARTS};
@@ -124,11 +124,7 @@ impl PgSource {
             .shared
             .load_counter
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        let slot = format!(
-            "{}_load_{}_{number}",
-            self.shared.config.slot,
-            std::process::id()
-        );
+        let slot = load_slot_name(&self.shared.config.slot, std::process::id(), number);
         let mut replication = ReplicationClient::connect_gated(self.shared.connection.replication(
             &slot,
             &self.shared.config.publication,

@@ -756,6 +756,10 @@ async fn run_stream(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 return;
             }
             SessionEnd::Transient(reason) => {
+                // A session that got through (it reset `attempts`) starts the waits over.
+                if attempts == 0 {
+                    backoff = Duration::from_millis(50);
+                }
                 attempts += 1;
                 if attempts > shared.config.max_reconnect_attempts {
                     shared.fail(PgError::ConnectionLost {
