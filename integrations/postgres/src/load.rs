@@ -47,7 +47,7 @@ use tokio_postgres::SimpleQueryMessage;
 
 use crate::config::{load_slot_name, quote_ident};
 use crate::error::{PgError, PgResult};
-use crate::schema::TableInfo;
+use crate::schema::{self, TableInfo, TypeCache};
 use crate::source::{lock, owner_text, PgSource, MAX_PARTS};
 use crate::types;
 
@@ -81,7 +81,10 @@ impl PgSource {
     /// Runs the initial load of one gated subscription (opened with
     /// `SubscriptionOptions::with_initial_load()` on a table of this source). See the
     /// module documentation for why the boundary is exact. On error the subscription is
-    /// ended (unsubscribed), since its boundary may already be set.
+    /// ended (unsubscribed), since its boundary may already be set. A table whose columns
+    /// changed in PostgreSQL without the stream being told yet (an `ALTER TABLE` and no
+    /// row change since) gets the catalog's version registered, and the load fails with
+    /// [`PgError::SchemaChanged`]: the client subscribes again.
     pub async fn load(&self, live_query_id: LiveQueryId) -> PgResult<LoadReport> {
         self.load_many(&[live_query_id]).await
     }
@@ -174,6 +177,23 @@ impl PgSource {
                 .get(table_id)
                 .cloned()
                 .ok_or_else(|| PgError::UnknownTable(table_id.to_string()))?;
+            // The table as the snapshot's catalog has it. It differs from the version the
+            // stream registered when an ALTER TABLE committed before the snapshot and no
+            // row of the table has changed since (pgoutput describes a table again only
+            // before its next row change): the rows cannot be read in the columns the
+            // subscriptions were compiled against.
+            let mut types = TypeCache::default();
+            let (_, current) = schema::load_table(
+                &client,
+                &mut types,
+                &info.config,
+                self.shared.config.unsupported_as_text,
+            )
+            .await?;
+            if current.columns != info.columns {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(self.catch_up_schema(info, current).await);
+            }
             rows_read += self.read_table(&client, &info, subscriptions).await?;
         }
         client.batch_execute("COMMIT").await?;
@@ -189,6 +209,35 @@ impl PgSource {
             rows_read,
             subscriptions: live_query_ids.len(),
         })
+    }
+
+    /// Registers the catalog's version of a table whose `ALTER TABLE` the stream has
+    /// passed without being told (no row change since), as the stream would have at its
+    /// next row change: subscriptions using a dropped column are closed with
+    /// `SchemaChanged`, the others recompiled, and those still loading (this load's) get
+    /// `ResyncRequired`, so their clients subscribe again and load under the new columns.
+    /// Returns the error the load ends with.
+    async fn catch_up_schema(&self, stale: TableInfo, current: TableInfo) -> PgError {
+        let changed = PgError::SchemaChanged {
+            table: stale.qualified(),
+            detail: format!(
+                "the stream has columns ({}), the catalog ({}); the subscriptions were \
+                 ended so that their clients subscribe again",
+                column_list(&stale),
+                column_list(&current)
+            ),
+        };
+        // Once the stream has passed every commit before now (the ALTER included), no
+        // change of the table under the old columns is still to come: any row change
+        // after the ALTER arrives with a relation message, which the stream registers.
+        if let Err(error) = self.sync(self.shared.config.snapshot_push_patience).await {
+            return error;
+        }
+        let result = self.shared.register_if_current(&stale, current);
+        match result {
+            Ok(()) => changed,
+            Err(error) => error,
+        }
     }
 
     /// Reads a table in the load's snapshot with a cursor and hands each batch to every
@@ -337,4 +386,13 @@ impl PgSource {
             }
         }
     }
+}
+
+/// `name type, ...` of a table version.
+fn column_list(info: &TableInfo) -> String {
+    info.columns
+        .iter()
+        .map(|column| format!("{} {}", column.name, column.type_name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -273,6 +273,27 @@ impl Shared {
         Ok(())
     }
 
+    /// Registers `current` if `stale` is still the registered version of its table (the
+    /// stream has not registered a newer one meanwhile); resumes from before the commits
+    /// published so far can no longer be replayed for it.
+    pub(crate) fn register_if_current(
+        &self,
+        stale: &TableInfo,
+        current: TableInfo,
+    ) -> PgResult<()> {
+        let mut tables = lock(&self.tables);
+        if tables.get(&stale.table_id) != Some(stale) {
+            return Ok(());
+        }
+        self.manager.register_table(current.schema())?;
+        let floor = SeqId(self.last_published.load(Ordering::Acquire) + 1);
+        lock(&self.history)
+            .table_floor
+            .insert(current.table_id.clone(), floor);
+        tables.insert(current.table_id.clone(), current);
+        Ok(())
+    }
+
     pub(crate) fn stats(&self) -> SourceStats {
         let acknowledged = self.acknowledged.load(Ordering::Acquire);
         let server_wal_end = self.server_wal_end.load(Ordering::Acquire);

@@ -803,3 +803,109 @@ async fn partitioned_tables_and_publications_that_hide_changes_are_refused() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_after_an_alter_the_stream_has_not_described_yet_ends_with_the_reason() {
+    let client = fresh("late").await;
+    client
+        .batch_execute(
+            "CREATE TABLE late.items (id int PRIMARY KEY, grp int, extra int);
+             ALTER TABLE late.items REPLICA IDENTITY FULL;
+             INSERT INTO late.items VALUES (1, 1, 1), (2, 1, 2), (3, 2, 3);",
+        )
+        .await
+        .unwrap();
+    let manager = manager();
+    let source = start(&manager, config("late", &["items"])).await;
+    let on_extra = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM late.items WHERE extra = 1",
+        SubscriptionOptions::with_initial_load(),
+    );
+    source.load(on_extra.live_query_id).await.unwrap();
+    let on_grp = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT id, grp FROM late.items WHERE grp = 1",
+        SubscriptionOptions::with_initial_load(),
+    );
+    source.load(on_grp.live_query_id).await.unwrap();
+
+    // The column goes, and no row changes: pgoutput has nothing to describe the table
+    // with, so the stream still has the old columns.
+    client
+        .batch_execute("ALTER TABLE late.items DROP COLUMN extra")
+        .await
+        .unwrap();
+    source.sync(SYNC).await.unwrap();
+    let items = TableId::new("late", "items");
+    let loading = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT id, grp FROM late.items WHERE grp = 1",
+        SubscriptionOptions::with_initial_load(),
+    );
+    let error = source.load(loading.live_query_id).await.unwrap_err();
+    assert!(
+        matches!(&error, PgError::SchemaChanged { table, .. } if table == "late.items"),
+        "{error:?}"
+    );
+    // livecore now has the catalog's columns, as if the stream had been told.
+    assert_eq!(
+        manager
+            .table_schema(&items)
+            .unwrap()
+            .columns
+            .iter()
+            .map(|c| c.name.to_string())
+            .collect::<Vec<_>>(),
+        ["id", "grp"]
+    );
+    // The client subscribes again and loads under the new columns.
+    let again = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM late.items WHERE grp = 1",
+        SubscriptionOptions::with_initial_load(),
+    );
+    source.load(again.live_query_id).await.unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO late.items VALUES (4, 1);
+             UPDATE late.items SET grp = 1 WHERE id = 3;
+             DELETE FROM late.items WHERE id = 1;",
+        )
+        .await
+        .unwrap();
+    source.sync(SYNC).await.unwrap();
+    assert!(source.failure().is_none(), "{:?}", source.failure());
+
+    let loading = loading.finish();
+    assert!(
+        loading
+            .other
+            .iter()
+            .any(|other| other.contains("resync_required")),
+        "{:?}",
+        loading.other
+    );
+    assert!(loading.rows.is_empty());
+    let extra = on_extra.finish();
+    assert_eq!(
+        extra.closed,
+        Some(CloseReason::SchemaChanged {
+            column: "extra".into()
+        })
+    );
+    let expected = pg_rows(&client, &source, &items, "grp = 1").await;
+    assert_eq!(expected.keys().copied().collect::<Vec<_>>(), vec![2, 3, 4]);
+    let grp = on_grp.finish();
+    assert!(grp.errors.is_empty(), "{:?}", grp.errors);
+    assert_eq!(grp.closed, None);
+    assert_eq!(grp.rows, expected);
+    let again = again.finish();
+    assert!(again.errors.is_empty(), "{:?}", again.errors);
+    assert_eq!(again.rows, expected);
+    source.stop_and_drop().await.unwrap();
+}
