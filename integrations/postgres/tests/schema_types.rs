@@ -909,3 +909,49 @@ async fn a_load_after_an_alter_the_stream_has_not_described_yet_ends_with_the_re
     assert_eq!(again.rows, expected);
     source.stop_and_drop().await.unwrap();
 }
+
+/// What the README says about filters on `numeric` (mapped to `Text`): against a number
+/// literal they compare by kind (text above every number), against a string literal by
+/// PostgreSQL's canonical text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numeric_filters_compare_as_the_readme_says() {
+    let client = fresh("numf").await;
+    client
+        .batch_execute(
+            "CREATE TABLE numf.items (id int PRIMARY KEY, price numeric(10,2));
+             ALTER TABLE numf.items REPLICA IDENTITY FULL;
+             INSERT INTO numf.items VALUES (1, 5), (2, 12.5), (3, 100), (4, NULL);",
+        )
+        .await
+        .unwrap();
+    let manager = manager();
+    let source = start(&manager, config("numf", &["items"])).await;
+    let ids = |filter: &'static str| {
+        let manager = &manager;
+        let source = &source;
+        async move {
+            let subscriber = Subscriber::open(
+                manager,
+                "u",
+                &format!("SELECT * FROM numf.items WHERE {filter}"),
+                SubscriptionOptions::with_initial_load(),
+            );
+            source.load(subscriber.live_query_id).await.unwrap();
+            source.sync(SYNC).await.unwrap();
+            let view = subscriber.finish();
+            assert!(view.errors.is_empty(), "{:?}", view.errors);
+            view.rows.keys().copied().collect::<Vec<i64>>()
+        }
+    };
+    assert_eq!(ids("price > 10").await, vec![1, 2, 3], "every non-NULL row");
+    assert_eq!(ids("price < 1000").await, Vec::<i64>::new());
+    assert_eq!(ids("price = 5").await, Vec::<i64>::new());
+    assert_eq!(ids("price = '12.50'").await, vec![2]);
+    assert_eq!(ids("price = '12.5'").await, Vec::<i64>::new());
+    assert_eq!(
+        ids("price > '9'").await,
+        Vec::<i64>::new(),
+        "'100.00' < '12.50' < '5.00' < '9'"
+    );
+    source.stop_and_drop().await.unwrap();
+}
