@@ -418,7 +418,9 @@ async fn every_mapped_type_round_trips_against_postgres_text_output() {
              INSERT INTO types.every (id, f4, f8, num, ch1, net)
                VALUES (2, 'NaN', '-Infinity', 'NaN', '', '2001:db8::/32');
              INSERT INTO types.every (id, f8, num, t, oi, nm, ch1, ci, ttz, mac)
-               VALUES (3, 1e300, '-0.5', '', 0, '', 'x', '', '00:00:00+14', 'FF-FF-FF-FF-FF-FF');",
+               VALUES (3, 1e300, '-0.5', '', 0, '', 'x', '', '00:00:00+14', 'FF-FF-FF-FF-FF-FF');
+             INSERT INTO types.every (id, f4, f8, num, b, by)
+               VALUES (4, '-0', '4.9e-324', 'Infinity', false, '');",
         )
         .await
         .unwrap();
@@ -443,7 +445,7 @@ async fn every_mapped_type_round_trips_against_postgres_text_output() {
     source.sync(SYNC).await.unwrap();
     let view = snapshot.finish();
     assert!(view.errors.is_empty(), "{:?}", view.errors);
-    assert_eq!(view.rows.len(), 6);
+    assert_eq!(view.rows.len(), 8);
 
     let every = TableId::new("types", "every");
     let info = source.table(&every).unwrap();
@@ -471,7 +473,80 @@ async fn every_mapped_type_round_trips_against_postgres_text_output() {
             compared += 1;
         }
     }
-    assert_eq!(compared, 6 * 29);
+    assert_eq!(compared, 8 * 29);
+
+    // Floats once more, without the crate's decoder: PostgreSQL's binary form of each
+    // value (`float4send`, `float8send`: the IEEE bits) and the `real` widened by
+    // PostgreSQL (`f4::float8::text`, read with Rust's own parser).
+    let messages = client
+        .simple_query(
+            "SELECT id, encode(float4send(f4), 'hex'), encode(float8send(f8), 'hex'), \
+             f4::float8::text FROM types.every ORDER BY id",
+        )
+        .await
+        .unwrap();
+    let (f4, f8) = (
+        info.columns.iter().position(|c| c.name == "f4").unwrap(),
+        info.columns.iter().position(|c| c.name == "f8").unwrap(),
+    );
+    let delivered_float = |id: i64, position: usize| match decode_shown(&view.rows[&id][position]) {
+        Value::Float(f) => Some(f),
+        Value::Null => None,
+        other => panic!("row {id}: {other:?} is not a float"),
+    };
+    let same = |a: f64, b: f64| (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits();
+    let mut floats = 0;
+    for message in messages {
+        let SimpleQueryMessage::Row(pg) = message else {
+            continue;
+        };
+        let id: i64 = pg.get(0).unwrap().parse().unwrap();
+        let real = pg
+            .get(1)
+            .map(|hex| f32::from_bits(u32::from_str_radix(hex, 16).unwrap()));
+        let double = pg
+            .get(2)
+            .map(|hex| f64::from_bits(u64::from_str_radix(hex, 16).unwrap()));
+        let widened = pg.get(3).map(|text| match text {
+            "NaN" => f64::NAN,
+            text => text.parse::<f64>().unwrap(),
+        });
+        match (delivered_float(id, f4), real, widened) {
+            (None, None, None) => {}
+            (Some(got), Some(real), Some(widened)) => {
+                assert!(
+                    same(got, f64::from(real)),
+                    "row {id} f4: {got:e} vs {real:e}"
+                );
+                assert!(same(got, widened), "row {id} f4: {got:e} vs {widened:e}");
+                floats += 1;
+            }
+            other => panic!("row {id} f4: {other:?}"),
+        }
+        match (delivered_float(id, f8), double) {
+            (None, None) => {}
+            (Some(got), Some(double)) => {
+                assert!(same(got, double), "row {id} f8: {got:e} vs {double:e}");
+                floats += 1;
+            }
+            other => panic!("row {id} f8: {other:?}"),
+        }
+    }
+    assert_eq!(
+        floats,
+        2 * 7,
+        "f4 in rows 1, 2, 4 and f8 in 1-4, each twice"
+    );
+    // The cheap edge cases, by value.
+    let column = |name: &str| info.columns.iter().position(|c| c.name == name).unwrap();
+    for id in [4, 104] {
+        let row = &view.rows[&id];
+        assert_eq!(row[column("b")], "b:false");
+        assert_eq!(row[column("by")], "x:[]", "an empty bytea is not NULL");
+        assert_eq!(row[column("num")], "t:Infinity");
+        assert_eq!(row[column("f4")], format!("f:{:x}", (-0.0f64).to_bits()));
+        assert_eq!(row[column("f8")], format!("f:{:x}", 4.9e-324f64.to_bits()));
+    }
 
     // The types added last, against `column::text` too (for these types the cast to text
     // is their output function; for `boolean` and `inet` it is not: `true::text` is
@@ -504,7 +579,7 @@ async fn every_mapped_type_round_trips_against_postgres_text_output() {
         }
         rows += 1;
     }
-    assert_eq!(rows, 6);
+    assert_eq!(rows, 8);
     // The mapping of each: an oid is an Int (above i32 too), the others text.
     let mapped: Vec<(&str, &str, Kind)> = cast
         .iter()
