@@ -192,7 +192,9 @@ impl PgSource {
             .await?;
             if current.columns != info.columns {
                 let _ = client.batch_execute("ROLLBACK").await;
-                return Err(self.catch_up_schema(info, current).await);
+                return Err(self
+                    .catch_up_schema(info, current, consistent_point.0)
+                    .await);
             }
             rows_read += self.read_table(&client, &info, subscriptions).await?;
         }
@@ -216,13 +218,19 @@ impl PgSource {
     /// next row change: subscriptions using a dropped column are closed with
     /// `SchemaChanged`, the others recompiled, and those still loading (this load's) get
     /// `ResyncRequired`, so their clients subscribe again and load under the new columns.
-    /// Returns the error the load ends with.
-    async fn catch_up_schema(&self, stale: TableInfo, current: TableInfo) -> PgError {
+    /// When the stream is the one ahead (it described the table at or after the snapshot's
+    /// consistent point), nothing is registered: the load just fails, and the next one's
+    /// snapshot is newer. Returns the error the load ends with.
+    async fn catch_up_schema(
+        &self,
+        stale: TableInfo,
+        current: TableInfo,
+        snapshot_at: u64,
+    ) -> PgError {
         let changed = PgError::SchemaChanged {
             table: stale.qualified(),
             detail: format!(
-                "the stream has columns ({}), the catalog ({}); the subscriptions were \
-                 ended so that their clients subscribe again",
+                "the stream has columns ({}), the load's snapshot ({}); subscribe again",
                 column_list(&stale),
                 column_list(&current)
             ),
@@ -233,9 +241,11 @@ impl PgSource {
         if let Err(error) = self.sync(self.shared.config.snapshot_push_patience).await {
             return error;
         }
-        let result = self.shared.register_if_current(&stale, current);
-        match result {
-            Ok(()) => changed,
+        match self
+            .shared
+            .register_if_current(&stale, current, snapshot_at)
+        {
+            Ok(_) => changed,
             Err(error) => error,
         }
     }

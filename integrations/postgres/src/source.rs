@@ -124,6 +124,9 @@ pub(crate) struct Shared {
     pub(crate) connection: Connection,
     /// The current version of each published table, as registered with livecore.
     pub(crate) tables: Mutex<HashMap<TableId, TableInfo>>,
+    /// Per table: the commit LSN of the transaction whose relation message last described
+    /// it on the stream (locked inside `tables`).
+    described: Mutex<HashMap<TableId, u64>>,
     pub(crate) history: Mutex<History>,
     last_published: AtomicU64,
     published_commits: AtomicU64,
@@ -229,7 +232,7 @@ impl Shared {
                     published |= self.publish(SeqId(next), changes)?;
                     next += 1;
                 }
-                Step::Register(info) => self.register(SeqId(next), info)?,
+                Step::Register(info) => self.register(SeqId(next), commit.0, info)?,
                 Step::Truncate(table) => {
                     lock(&self.history)
                         .table_floor
@@ -258,10 +261,12 @@ impl Shared {
         Ok(true)
     }
 
-    /// Registers a table's new version with livecore; resumes from below `floor` can no
-    /// longer be replayed for it.
-    fn register(&self, floor: SeqId, info: TableInfo) -> PgResult<()> {
+    /// Registers a table's new version, described by a relation message of the
+    /// transaction committed at `described_at`, with livecore; resumes from below `floor`
+    /// can no longer be replayed for it.
+    fn register(&self, floor: SeqId, described_at: u64, info: TableInfo) -> PgResult<()> {
         let mut tables = lock(&self.tables);
+        lock(&self.described).insert(info.table_id.clone(), described_at);
         if tables.get(&info.table_id) == Some(&info) {
             return Ok(());
         }
@@ -273,17 +278,26 @@ impl Shared {
         Ok(())
     }
 
-    /// Registers `current` if `stale` is still the registered version of its table (the
-    /// stream has not registered a newer one meanwhile); resumes from before the commits
-    /// published so far can no longer be replayed for it.
+    /// Registers `current`, the table's version in the catalog of a snapshot whose
+    /// consistent point is `snapshot_at`, when the stream (which has passed `snapshot_at`)
+    /// last described the table before that point and still has `stale`: the change of
+    /// columns happened between the two, and no row of the table has changed since (its
+    /// relation message would have come first), so every later change of it will arrive
+    /// after a relation message. Returns whether it registered; resumes from before the
+    /// commits published so far can no longer be replayed for the table.
     pub(crate) fn register_if_current(
         &self,
         stale: &TableInfo,
         current: TableInfo,
-    ) -> PgResult<()> {
+        snapshot_at: u64,
+    ) -> PgResult<bool> {
         let mut tables = lock(&self.tables);
-        if tables.get(&stale.table_id) != Some(stale) {
-            return Ok(());
+        let described_at = lock(&self.described)
+            .get(&stale.table_id)
+            .copied()
+            .unwrap_or(0);
+        if tables.get(&stale.table_id) != Some(stale) || described_at >= snapshot_at {
+            return Ok(false);
         }
         self.manager.register_table(current.schema())?;
         let floor = SeqId(self.last_published.load(Ordering::Acquire) + 1);
@@ -291,7 +305,7 @@ impl Shared {
             .table_floor
             .insert(current.table_id.clone(), floor);
         tables.insert(current.table_id.clone(), current);
-        Ok(())
+        Ok(true)
     }
 
     pub(crate) fn stats(&self) -> SourceStats {
@@ -362,6 +376,7 @@ impl PgSource {
             manager,
             connection,
             tables: Mutex::new(tables),
+            described: Mutex::new(HashMap::new()),
             history: Mutex::new(History {
                 commits: VecDeque::new(),
                 floor,
@@ -979,7 +994,9 @@ async fn on_message(
                     .await?;
                     match txn {
                         Some(txn) => txn.items.push(Item::Schema(info.clone())),
-                        None => shared.register(SeqId(0), info.clone())?,
+                        // (pgoutput sends none outside a transaction; if it did, its
+                        // position would be unknown: the latest possible.)
+                        None => shared.register(SeqId(0), u64::MAX, info.clone())?,
                     }
                     Some(info)
                 }
