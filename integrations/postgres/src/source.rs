@@ -781,9 +781,38 @@ enum SessionEnd {
     Fatal(PgError),
 }
 
+/// The waits between reconnection attempts: 50 ms, doubling up to a maximum, and back to
+/// 50 ms after a session that got through.
+struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(50);
+
+    fn new(max: Duration) -> Self {
+        Self {
+            next: Self::FIRST.min(max),
+            max,
+        }
+    }
+
+    /// The wait before the next attempt, after a session that `got_through` (it started
+    /// streaming) or did not.
+    fn wait(&mut self, got_through: bool) -> Duration {
+        if got_through {
+            self.next = Self::FIRST.min(self.max);
+        }
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.max);
+        wait
+    }
+}
+
 async fn run_stream(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut attempts = 0u32;
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Backoff::new(shared.config.max_reconnect_backoff);
     loop {
         match session(&shared, &mut stop, &mut attempts).await {
             SessionEnd::Stopped => return,
@@ -792,10 +821,9 @@ async fn run_stream(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 return;
             }
             SessionEnd::Transient(reason) => {
-                // A session that got through (it reset `attempts`) starts the waits over.
-                if attempts == 0 {
-                    backoff = Duration::from_millis(50);
-                }
+                // A session that got through reset `attempts`: the count and the waits
+                // start over.
+                let wait = backoff.wait(attempts == 0);
                 attempts += 1;
                 if attempts > shared.config.max_reconnect_attempts {
                     shared.fail(PgError::ConnectionLost {
@@ -805,10 +833,9 @@ async fn run_stream(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                     return;
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = stop.changed() => return,
                 }
-                backoff = (backoff * 2).min(shared.config.max_reconnect_backoff);
                 shared.reconnects.fetch_add(1, Ordering::AcqRel);
             }
         }
@@ -1176,4 +1203,22 @@ pub(crate) fn decode_row(info: &TableInfo, tuple: &Tuple, old: Option<&Row>) -> 
         });
     }
     Ok(Row::new(values))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reconnect_wait_doubles_and_starts_over_after_a_good_session() {
+        let ms = Duration::from_millis;
+        let mut backoff = Backoff::new(ms(300));
+        // The first session never got through, nor the next attempts.
+        let waits: Vec<_> = (0..5).map(|_| backoff.wait(false)).collect();
+        assert_eq!(waits, [ms(50), ms(100), ms(200), ms(300), ms(300)]);
+        // A session streamed, then was lost: 50 ms again, then doubling.
+        assert_eq!(backoff.wait(true), ms(50));
+        assert_eq!(backoff.wait(false), ms(100));
+        assert_eq!(Backoff::new(ms(10)).wait(false), ms(10));
+    }
 }

@@ -1030,3 +1030,61 @@ async fn numeric_filters_compare_as_the_readme_says() {
     );
     source.stop_and_drop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_part_of_a_split_transaction_has_its_own_seq_and_more_than_sixteen_stop_the_stream() {
+    let client = fresh("parts").await;
+    client
+        .batch_execute(
+            "CREATE TABLE parts.items (id int PRIMARY KEY);
+             ALTER TABLE parts.items REPLICA IDENTITY FULL;",
+        )
+        .await
+        .unwrap();
+    let manager = manager();
+    let source = start(&manager, config("parts", &["items"])).await;
+    let subscriber = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT id FROM parts.items",
+        SubscriptionOptions::default(),
+    );
+    // Rows written on both sides of each ALTER: `changes` schema changes make
+    // `changes + 1` parts.
+    let split = |first_id: usize, first_column: usize, changes: usize| {
+        let mut sql = format!("BEGIN; INSERT INTO parts.items VALUES ({first_id});");
+        for k in 0..changes {
+            sql.push_str(&format!(
+                "ALTER TABLE parts.items ADD COLUMN c{} int; INSERT INTO parts.items (id) VALUES ({});",
+                first_column + k,
+                first_id + 1 + k
+            ));
+        }
+        sql + "COMMIT;"
+    };
+    client.batch_execute(&split(1, 0, 15)).await.unwrap();
+    source.sync(SYNC).await.unwrap();
+    let commit = source.last_published().expect("published").0;
+    let expected: Vec<(u64, usize)> = (0..16).map(|k| (commit - 15 + k, 1)).collect();
+    // Handed to livecore; wait (bounded) for the subscriber's thread to drain them.
+    for _ in 0..600 {
+        if subscriber.view.lock().unwrap().deliveries.len() >= expected.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(subscriber.view.lock().unwrap().deliveries, expected);
+
+    // 17 parts: the stream stops with a typed error, nothing of it published.
+    client.batch_execute(&split(101, 15, 16)).await.unwrap();
+    let error = tokio::time::timeout(SYNC, source.failed()).await.unwrap();
+    assert!(
+        matches!(&error, PgError::Decode(reason) if reason.contains("at most 16 parts")),
+        "{error:?}"
+    );
+    let view = subscriber.finish();
+    assert!(view.errors.is_empty(), "{:?}", view.errors);
+    assert_eq!(view.deliveries, expected);
+    assert_eq!(view.rows.len(), 16);
+    source.stop_and_drop().await.unwrap();
+}
