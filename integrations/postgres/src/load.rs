@@ -68,7 +68,8 @@ pub struct LoadReport {
 pub enum ResumeOutcome {
     /// The commits after the client's SeqId were replayed, then the subscription went live.
     Replayed {
-        /// Commits replayed that touched the subscription's table.
+        /// Commits replayed that touched the subscription's table (each part of a
+        /// transaction split around a schema change counts as one).
         commits: usize,
     },
     /// The history no longer reaches back to the client's SeqId (or the stream has

@@ -1,5 +1,7 @@
 //! The change stream: one replication session reading the slot, each PostgreSQL
-//! transaction published to livecore as one commit numbered by its commit LSN.
+//! transaction published to livecore as one commit numbered by its commit LSN (a
+//! transaction that changes a table's rows on both sides of its `ALTER TABLE` or
+//! `TRUNCATE`: one commit per part, numbered just below and up to the commit LSN).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
