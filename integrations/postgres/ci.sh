@@ -57,7 +57,8 @@ chmod 711 "$work"
 mkdir "$work/data" "$work/run"
 chmod 700 "$work/data" "$work/run"
 $sudo chown "$pg_user" "$work/data" "$work/run"
-as_pg() { $sudo runuser -u "$pg_user" -- "$@"; }
+# From / : the caller's directory may be closed to the cluster's user.
+as_pg() { (cd / && $sudo runuser -u "$pg_user" -- "$@"); }
 
 stop_cluster() {
     if as_pg test -f "$work/data/postmaster.pid"; then
