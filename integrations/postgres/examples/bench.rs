@@ -8,17 +8,23 @@
 //!
 //! 1. Catch-up throughput: the commits are written while the source is stopped (the slot
 //!    keeps them), then a source starts and the time until it has published them all
-//!    (`sync`) gives commits per second through decoding and publishing.
+//!    (`sync`) gives commits per second through decoding and publishing. Measured twice:
+//!    with no subscription (decoding and publishing alone), then with the `--subscriptions`
+//!    subscriptions in place, each commit routed to one of them and delivered to it.
 //! 2. Latency: one writer commits one-row transactions, each routed to one of the
 //!    subscriptions (`grp = k`); the time from just before the INSERT (an autocommit
 //!    transaction) is sent to its delivery on the subscriber's thread.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use livecore::*;
 use livecore_postgres::{PgSource, SourceConfig, TableConfig};
+
+/// The ids of the rows written for the catch-up with subscriptions (below the latency
+/// phase's, which start at 1,000,000).
+const CAUGHT_UP_IDS: usize = 500_000;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -59,33 +65,48 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..ManagerConfig::default()
     })?);
 
-    // 1. Catch-up throughput.
-    let source = PgSource::start(manager.clone(), config.clone()).await?;
+    // Commits written while no source runs, one transaction per insert; then the time a
+    // new source takes to publish them all.
+    let catch_up = |first_id: usize, body: &'static str| {
+        let client = &client;
+        let manager = manager.clone();
+        let config = config.clone();
+        async move {
+            let source = PgSource::start(manager.clone(), config.clone()).await?;
+            source.stop().await?;
+            let batch: Vec<String> = (0..commits)
+                .map(|i| {
+                    format!(
+                        "BEGIN; INSERT INTO bench.items VALUES ({}, {}, '{body}'); COMMIT",
+                        first_id + i,
+                        i % subscriptions
+                    )
+                })
+                .collect();
+            for chunk in batch.chunks(500) {
+                client.batch_execute(&chunk.join(";")).await?;
+            }
+            let started = Instant::now();
+            let source = PgSource::start(manager, config).await?;
+            source.sync(Duration::from_secs(600)).await?;
+            let elapsed = started.elapsed();
+            let published = source.stats().published_commits;
+            Ok::<_, Box<dyn std::error::Error>>((source, published, elapsed))
+        }
+    };
+
+    // 1a. Catch-up with no subscription.
+    let (source, published, elapsed) = catch_up(0, "catch-up").await?;
     source.stop().await?;
-    let batch: Vec<String> = (0..commits)
-        .map(|i| {
-            format!(
-                "BEGIN; INSERT INTO bench.items VALUES ({i}, {}, 'catch-up'); COMMIT",
-                i % subscriptions
-            )
-        })
-        .collect();
-    for chunk in batch.chunks(500) {
-        client.batch_execute(&chunk.join(";")).await?; // one transaction per insert
-    }
-    let started = Instant::now();
-    let source = PgSource::start(manager.clone(), config.clone()).await?;
-    source.sync(Duration::from_secs(600)).await?;
-    let elapsed = started.elapsed();
-    let published = source.stats().published_commits;
     println!(
-        "RESULT catch_up commits={published} seconds={:.3} commits_per_second={:.0}",
+        "RESULT catch_up subscriptions=0 commits={published} seconds={:.3} commits_per_second={:.0}",
         elapsed.as_secs_f64(),
         published as f64 / elapsed.as_secs_f64()
     );
 
-    // 2. Latency with `subscriptions` subscriptions on 10 connections.
+    // `subscriptions` subscriptions on 10 connections, each drained by its own thread.
     let delivered: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; commits]));
+    let caught_up = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     let per_connection = subscriptions.div_ceil(10);
@@ -100,6 +121,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             )?;
         }
         let delivered = delivered.clone();
+        let caught_up = caught_up.clone();
         let stop = stop.clone();
         threads.push(std::thread::spawn(move || loop {
             match connection
@@ -110,7 +132,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let now = Instant::now();
                     for change in changes.changes() {
                         if let Some(Value::Int(id)) = change.row.get("id") {
-                            let slot = (*id as usize).wrapping_sub(1_000_000);
+                            let id = *id as usize;
+                            if (CAUGHT_UP_IDS..1_000_000).contains(&id) {
+                                caught_up.fetch_add(1, Ordering::AcqRel);
+                            }
+                            let slot = id.wrapping_sub(1_000_000);
                             if let Some(entry) = delivered.lock().unwrap().get_mut(slot) {
                                 *entry = Some(now);
                             }
@@ -123,6 +149,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }));
     }
+
+    // 1b. Catch-up with the subscriptions in place: every commit matches one of them.
+    let (source, published, elapsed) = catch_up(CAUGHT_UP_IDS, "live").await?;
+    println!(
+        "RESULT catch_up subscriptions={subscriptions} commits={published} seconds={:.3} commits_per_second={:.0}",
+        elapsed.as_secs_f64(),
+        published as f64 / elapsed.as_secs_f64()
+    );
+
+    // 2. Latency with the subscriptions.
     let mut sent = Vec::with_capacity(commits);
     for i in 0..commits {
         sent.push(Instant::now());
@@ -154,6 +190,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         pick(0.5).as_micros(),
         pick(0.99).as_micros(),
         pick(1.0).as_micros()
+    );
+    println!(
+        "RESULT catch_up_deliveries={} (of {commits})",
+        caught_up.load(Ordering::Acquire)
     );
     source.stop_and_drop().await?;
     Ok(())

@@ -65,6 +65,16 @@ pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// The longest slot name the configuration accepts: a load's temporary slot is named
+/// `{slot}_load_{process id, hex}_{load number, hex}`, at most 31 characters more, and
+/// PostgreSQL's names stop at 63.
+pub(crate) const MAX_SLOT_NAME: usize = 63 - "_load_".len() - 8 - "_".len() - 16;
+
+/// The name of a load's temporary slot.
+pub(crate) fn load_slot_name(slot: &str, process: u32, number: u64) -> String {
+    format!("{slot}_load_{process:x}_{number:x}")
+}
+
 /// The source's configuration. [`SourceConfig::new`] gives the defaults.
 #[derive(Clone, Debug)]
 pub struct SourceConfig {
@@ -74,7 +84,8 @@ pub struct SourceConfig {
     /// `verify-ca` or `verify-full` (the last two with `sslrootcert`, a PEM file);
     /// `disable`, `allow`, `prefer` or no `sslmode` connect in plain text.
     pub connection: String,
-    /// The logical replication slot the change stream reads (created when missing).
+    /// The logical replication slot the change stream reads (created when missing): 1 to
+    /// 32 characters of a-z, 0-9 and _ (each load names a temporary slot after it).
     pub slot: String,
     /// The publication the slot decodes (created for `tables` when missing).
     pub publication: String,
@@ -145,6 +156,17 @@ impl SourceConfig {
             }
         };
         simple("slot", &self.slot)?;
+        // Every load creates a temporary slot named after this one; PostgreSQL's names
+        // stop at 63 bytes.
+        if self.slot.len() > MAX_SLOT_NAME {
+            return Err(PgError::Config(format!(
+                "slot '{}' is {} characters long; at most {MAX_SLOT_NAME}, so that the \
+                 temporary slot of a load ('{}') fits in PostgreSQL's 63",
+                self.slot,
+                self.slot.len(),
+                load_slot_name(&self.slot, u32::MAX, u64::MAX)
+            )));
+        }
         simple("publication", &self.publication)?;
         if self.tables.is_empty() {
             return Err(PgError::Config("no tables to publish".into()));
@@ -276,5 +298,24 @@ impl Connection {
             let _ = connection.await;
         });
         Ok(client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_names_leave_room_for_the_load_slots() {
+        assert_eq!(MAX_SLOT_NAME, 32);
+        let longest = "s".repeat(MAX_SLOT_NAME);
+        assert_eq!(load_slot_name(&longest, u32::MAX, u64::MAX).len(), 63);
+        let config =
+            |slot: &str| SourceConfig::new("", slot, "p", vec![TableConfig::shared("public", "t")]);
+        assert_eq!(config(&longest).validate(), Ok(()));
+        match config(&format!("{longest}s")).validate() {
+            Err(PgError::Config(reason)) => assert!(reason.contains("at most 32"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -20,6 +20,32 @@ pub enum PgError {
     },
     /// A configured table does not exist in PostgreSQL.
     UnknownTable(String),
+    /// A configured table is of a kind the source cannot publish without a gap (a
+    /// partitioned table: see the README).
+    UnsupportedTable {
+        /// The table, as `schema.table`.
+        table: String,
+        /// Why.
+        reason: String,
+    },
+    /// The existing publication would hide changes of a configured table (it does not
+    /// publish every action, filters rows or columns, or publishes partitions under their
+    /// root's name): refused rather than streamed with a silent gap.
+    Publication {
+        /// The publication.
+        publication: String,
+        /// What is wrong with it, and how to fix it.
+        reason: String,
+    },
+    /// The table's columns in PostgreSQL's catalog differ from the ones the change stream
+    /// last described (an `ALTER TABLE` the stream has not reached yet): a load cannot read
+    /// rows in the columns its subscription was compiled against.
+    SchemaChanged {
+        /// The table, as `schema.table`.
+        table: String,
+        /// What differs.
+        detail: String,
+    },
     /// The owner column named for a user-scoped table is not one of its columns.
     UnknownOwnerColumn {
         /// The table, as `schema.table`.
@@ -85,6 +111,18 @@ impl fmt::Display for PgError {
                  (ALTER TABLE {table} REPLICA IDENTITY FULL) to see old rows"
             ),
             PgError::UnknownTable(table) => write!(f, "table {table} does not exist"),
+            PgError::UnsupportedTable { table, reason } => {
+                write!(f, "table {table} cannot be published: {reason}")
+            }
+            PgError::Publication {
+                publication,
+                reason,
+            } => write!(f, "publication {publication} cannot be used: {reason}"),
+            PgError::SchemaChanged { table, detail } => write!(
+                f,
+                "the columns of {table} changed in PostgreSQL and the stream has not caught \
+                 up: {detail}"
+            ),
             PgError::UnknownOwnerColumn { table, column } => {
                 write!(f, "owner column '{column}' is not a column of {table}")
             }

@@ -17,9 +17,12 @@
 //!    in-memory list of running transactions, which is why a plain snapshot taken "now"
 //!    with `pg_current_wal_lsn()` is not exact and this one is.
 //! 3. The source numbers each transaction by its commit LSN (the position of its commit
-//!    record, the same for every slot decoding the same WAL). So the snapshot holds exactly
-//!    the commits with SeqId `< C`: the boundary is `C - 1`, and the gate drops those at or
-//!    below it and keeps the rest.
+//!    record, the same for every slot decoding the same WAL); a transaction published in
+//!    parts around a schema change numbers its parts just below it, from `LSN - 15` at
+//!    most (`MAX_PARTS` = 16). A commit record is at least 32 bytes long and a commit
+//!    before `C` ends at or before `C`, so its LSN is at most `C - 32`. The boundary is
+//!    `C - 16`: the gate drops every part of every commit before `C` (the snapshot has
+//!    them) and keeps every part of every commit at or after `C` (at least `C - 15`).
 //! 4. Nothing above the boundary can have been published before step 1 returned: the slot
 //!    reserves WAL from the insert position at creation, after step 1, so `C` is beyond
 //!    every commit record written before step 1 returned, and the main stream can only
@@ -42,17 +45,17 @@ use livecore::{LiveError, LiveQueryId, Row, SeqId, TableId, TableScope};
 use pgwire_replication::{Lsn, ReplicationClient};
 use tokio_postgres::SimpleQueryMessage;
 
-use crate::config::quote_ident;
+use crate::config::{load_slot_name, quote_ident};
 use crate::error::{PgError, PgResult};
-use crate::schema::TableInfo;
-use crate::source::{lock, owner_text, PgSource};
+use crate::schema::{self, TableInfo, TypeCache};
+use crate::source::{lock, owner_text, PgSource, MAX_PARTS};
 use crate::types;
 
 /// What one initial load did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoadReport {
     /// The boundary set on every subscription of the load (the temporary slot's
-    /// consistent point minus one).
+    /// consistent point minus 16, see the module documentation).
     pub boundary: SeqId,
     /// Rows read from PostgreSQL (all tables).
     pub rows_read: u64,
@@ -65,7 +68,8 @@ pub struct LoadReport {
 pub enum ResumeOutcome {
     /// The commits after the client's SeqId were replayed, then the subscription went live.
     Replayed {
-        /// Commits replayed that touched the subscription's table.
+        /// Commits replayed that touched the subscription's table (each part of a
+        /// transaction split around a schema change counts as one).
         commits: usize,
     },
     /// The history no longer reaches back to the client's SeqId (or the stream has
@@ -78,7 +82,10 @@ impl PgSource {
     /// Runs the initial load of one gated subscription (opened with
     /// `SubscriptionOptions::with_initial_load()` on a table of this source). See the
     /// module documentation for why the boundary is exact. On error the subscription is
-    /// ended (unsubscribed), since its boundary may already be set.
+    /// ended (unsubscribed), since its boundary may already be set. A table whose columns
+    /// changed in PostgreSQL without the stream being told yet (an `ALTER TABLE` and no
+    /// row change since) gets the catalog's version registered, and the load fails with
+    /// [`PgError::SchemaChanged`]: the client subscribes again.
     pub async fn load(&self, live_query_id: LiveQueryId) -> PgResult<LoadReport> {
         self.load_many(&[live_query_id]).await
     }
@@ -121,11 +128,7 @@ impl PgSource {
             .shared
             .load_counter
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        let slot = format!(
-            "{}_load_{}_{number}",
-            self.shared.config.slot,
-            std::process::id()
-        );
+        let slot = load_slot_name(&self.shared.config.slot, std::process::id(), number);
         let mut replication = ReplicationClient::connect_gated(self.shared.connection.replication(
             &slot,
             &self.shared.config.publication,
@@ -151,7 +154,7 @@ impl PgSource {
         let consistent_point = Lsn::parse(&text(1)?)
             .map_err(|error| PgError::Replication(format!("consistent point: {error}")))?;
         let snapshot = text(2)?;
-        let boundary = SeqId(consistent_point.0.saturating_sub(1));
+        let boundary = SeqId(consistent_point.0.saturating_sub(MAX_PARTS));
 
         let client = self.shared.connection.connect_sql().await?;
         client
@@ -175,6 +178,25 @@ impl PgSource {
                 .get(table_id)
                 .cloned()
                 .ok_or_else(|| PgError::UnknownTable(table_id.to_string()))?;
+            // The table as the snapshot's catalog has it. It differs from the version the
+            // stream registered when an ALTER TABLE committed before the snapshot and no
+            // row of the table has changed since (pgoutput describes a table again only
+            // before its next row change): the rows cannot be read in the columns the
+            // subscriptions were compiled against.
+            let mut types = TypeCache::default();
+            let (_, current) = schema::load_table(
+                &client,
+                &mut types,
+                &info.config,
+                self.shared.config.unsupported_as_text,
+            )
+            .await?;
+            if current.columns != info.columns {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(self
+                    .catch_up_schema(info, current, consistent_point.0)
+                    .await);
+            }
             rows_read += self.read_table(&client, &info, subscriptions).await?;
         }
         client.batch_execute("COMMIT").await?;
@@ -192,6 +214,43 @@ impl PgSource {
         })
     }
 
+    /// Registers the catalog's version of a table whose `ALTER TABLE` the stream has
+    /// passed without being told (no row change since), as the stream would have at its
+    /// next row change: subscriptions using a dropped column are closed with
+    /// `SchemaChanged`, the others recompiled, and those still loading (this load's) get
+    /// `ResyncRequired`, so their clients subscribe again and load under the new columns.
+    /// When the stream is the one ahead (it described the table at or after the snapshot's
+    /// consistent point), nothing is registered: the load just fails, and the next one's
+    /// snapshot is newer. Returns the error the load ends with.
+    async fn catch_up_schema(
+        &self,
+        stale: TableInfo,
+        current: TableInfo,
+        snapshot_at: u64,
+    ) -> PgError {
+        let changed = PgError::SchemaChanged {
+            table: stale.qualified(),
+            detail: format!(
+                "the stream has columns ({}), the load's snapshot ({}); subscribe again",
+                column_list(&stale),
+                column_list(&current)
+            ),
+        };
+        // Once the stream has passed every commit before now (the ALTER included), no
+        // change of the table under the old columns is still to come: any row change
+        // after the ALTER arrives with a relation message, which the stream registers.
+        if let Err(error) = self.sync(self.shared.config.snapshot_push_patience).await {
+            return error;
+        }
+        match self
+            .shared
+            .register_if_current(&stale, current, snapshot_at)
+        {
+            Ok(_) => changed,
+            Err(error) => error,
+        }
+    }
+
     /// Reads a table in the load's snapshot with a cursor and hands each batch to every
     /// subscription on it (on user-scoped tables, only the subscriber's own rows).
     async fn read_table(
@@ -207,7 +266,7 @@ impl PgSource {
             .collect();
         client
             .batch_execute(&format!(
-                "DECLARE livecore_load NO SCROLL CURSOR FOR SELECT {} FROM {}",
+                "DECLARE livecore_load NO SCROLL CURSOR FOR SELECT {} FROM ONLY {}",
                 columns.join(", "),
                 info.config.quoted()
             ))
@@ -338,4 +397,13 @@ impl PgSource {
             }
         }
     }
+}
+
+/// `name type, ...` of a table version.
+fn column_list(info: &TableInfo) -> String {
+    info.columns
+        .iter()
+        .map(|column| format!("{} {}", column.name, column.type_name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

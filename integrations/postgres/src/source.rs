@@ -1,5 +1,7 @@
 //! The change stream: one replication session reading the slot, each PostgreSQL
-//! transaction published to livecore as one commit numbered by its commit LSN.
+//! transaction published to livecore as one commit numbered by its commit LSN (a
+//! transaction that changes a table's rows on both sides of its `ALTER TABLE` or
+//! `TRUNCATE`: one commit per part, numbered just below and up to the commit LSN).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,6 +18,14 @@ use crate::error::{classify_replication, PgError, PgResult};
 use crate::pgoutput::{self, Datum, Message, Tuple};
 use crate::schema::{self, TableInfo, TypeCache};
 use crate::types;
+
+/// The most parts one transaction is published in (see `Shared::apply_commit`): part `k`
+/// of `n` is numbered `commit LSN - (n - k)`. A commit record is at least 32 bytes long
+/// (a 24-byte record header and the commit's timestamp), so the parts of a transaction
+/// stay above the previous commit's LSN, and a load's boundary `C - MAX_PARTS` keeps the
+/// parts of every commit at or after its consistent point `C` and drops every commit
+/// before it (their LSNs are at most `C - 32`).
+pub(crate) const MAX_PARTS: u64 = 16;
 
 /// The prefix of the logical messages [`PgSource::sync`] writes into the WAL.
 const SYNC_PREFIX: &str = "livecore-postgres.sync";
@@ -72,11 +82,7 @@ pub(crate) struct History {
 
 impl History {
     fn push(&mut self, seq: SeqId, changes: &[ChangeNotification]) {
-        match self.commits.back_mut() {
-            // A transaction published in parts (around a schema change) is one entry.
-            Some((last, held)) if *last == seq => held.extend_from_slice(changes),
-            _ => self.commits.push_back((seq, changes.to_vec())),
-        }
+        self.commits.push_back((seq, changes.to_vec()));
         while self.commits.len() > self.capacity {
             if let Some((evicted, _)) = self.commits.pop_front() {
                 self.floor = self.floor.max(evicted);
@@ -120,6 +126,9 @@ pub(crate) struct Shared {
     pub(crate) connection: Connection,
     /// The current version of each published table, as registered with livecore.
     pub(crate) tables: Mutex<HashMap<TableId, TableInfo>>,
+    /// Per table: the commit LSN of the transaction whose relation message last described
+    /// it on the stream (locked inside `tables`).
+    described: Mutex<HashMap<TableId, u64>>,
     pub(crate) history: Mutex<History>,
     last_published: AtomicU64,
     published_commits: AtomicU64,
@@ -162,11 +171,21 @@ impl Shared {
     }
 
     /// Publishes one commit's items in order: changes are handed to livecore together,
-    /// except around a schema change of a table they touch, where the changes written
-    /// under the old columns go first (same SeqId), then the new schema is registered.
-    fn apply_commit(&self, seq: SeqId, items: Vec<Item>) -> PgResult<bool> {
+    /// except around a schema change or truncation of a table they touch, where the
+    /// transaction is published in parts: the changes before it go first, then the schema
+    /// is registered (or the table's subscriptions revoked), then the rest. Part `k` of `n`
+    /// gets SeqId `commit LSN - (n - k)`: the last part (the only one, usually) carries
+    /// the commit LSN, every part its own SeqId, all above the previous transaction's
+    /// (commit records are more than [`MAX_PARTS`] bytes apart), so a client's last SeqId
+    /// names exactly which parts it has seen.
+    fn apply_commit(&self, commit: SeqId, items: Vec<Item>) -> PgResult<bool> {
+        enum Step {
+            Publish(Vec<ChangeNotification>),
+            Register(TableInfo),
+            Truncate(TableId),
+        }
+        let mut steps = Vec::new();
         let mut pending: Vec<ChangeNotification> = Vec::new();
-        let mut published = false;
         for item in items {
             match item {
                 Item::Change(change) => pending.push(change),
@@ -175,15 +194,51 @@ impl Shared {
                         .iter()
                         .any(|change| change.table_id == info.table_id)
                     {
-                        published |= self.publish(seq, std::mem::take(&mut pending))?;
+                        steps.push(Step::Publish(std::mem::take(&mut pending)));
                     }
-                    self.register(seq, info)?;
+                    steps.push(Step::Register(info));
                 }
                 Item::Truncate(table) => {
                     if pending.iter().any(|change| change.table_id == table) {
-                        published |= self.publish(seq, std::mem::take(&mut pending))?;
+                        steps.push(Step::Publish(std::mem::take(&mut pending)));
                     }
-                    lock(&self.history).table_floor.insert(table.clone(), seq);
+                    steps.push(Step::Truncate(table));
+                }
+            }
+        }
+        if !pending.is_empty() {
+            steps.push(Step::Publish(pending));
+        }
+        let parts = steps
+            .iter()
+            .filter(|step| matches!(step, Step::Publish(_)))
+            .count() as u64;
+        if parts > MAX_PARTS {
+            return Err(PgError::Decode(format!(
+                "the transaction committed at {} changes rows of a table on both sides of \
+                 {} of its schema changes or truncations; the source numbers at most {} \
+                 parts of one transaction",
+                commit.0,
+                parts - 1,
+                MAX_PARTS
+            )));
+        }
+        // The SeqId the next part gets; a schema change or truncation before it is the
+        // table's history floor: a client that has not seen that part cannot resume
+        // across the change.
+        let mut next = commit.0 - parts.saturating_sub(1);
+        let mut published = false;
+        for step in steps {
+            match step {
+                Step::Publish(changes) => {
+                    published |= self.publish(SeqId(next), changes)?;
+                    next += 1;
+                }
+                Step::Register(info) => self.register(SeqId(next), commit.0, info)?,
+                Step::Truncate(table) => {
+                    lock(&self.history)
+                        .table_floor
+                        .insert(table.clone(), SeqId(next));
                     // livecore has no "every row left": the subscribers are told to start
                     // over, never left with rows that no longer exist.
                     self.manager.revoke_table(
@@ -193,7 +248,6 @@ impl Shared {
                 }
             }
         }
-        published |= self.publish(seq, pending)?;
         Ok(published)
     }
 
@@ -209,17 +263,51 @@ impl Shared {
         Ok(true)
     }
 
-    fn register(&self, seq: SeqId, info: TableInfo) -> PgResult<()> {
+    /// Registers a table's new version, described by a relation message of the
+    /// transaction committed at `described_at`, with livecore; resumes from below `floor`
+    /// can no longer be replayed for it.
+    fn register(&self, floor: SeqId, described_at: u64, info: TableInfo) -> PgResult<()> {
         let mut tables = lock(&self.tables);
+        lock(&self.described).insert(info.table_id.clone(), described_at);
         if tables.get(&info.table_id) == Some(&info) {
             return Ok(());
         }
         self.manager.register_table(info.schema())?;
         lock(&self.history)
             .table_floor
-            .insert(info.table_id.clone(), seq);
+            .insert(info.table_id.clone(), floor);
         tables.insert(info.table_id.clone(), info);
         Ok(())
+    }
+
+    /// Registers `current`, the table's version in the catalog of a snapshot whose
+    /// consistent point is `snapshot_at`, when the stream (which has passed `snapshot_at`)
+    /// last described the table before that point and still has `stale`: the change of
+    /// columns happened between the two, and no row of the table has changed since (its
+    /// relation message would have come first), so every later change of it will arrive
+    /// after a relation message. Returns whether it registered; resumes from before the
+    /// commits published so far can no longer be replayed for the table.
+    pub(crate) fn register_if_current(
+        &self,
+        stale: &TableInfo,
+        current: TableInfo,
+        snapshot_at: u64,
+    ) -> PgResult<bool> {
+        let mut tables = lock(&self.tables);
+        let described_at = lock(&self.described)
+            .get(&stale.table_id)
+            .copied()
+            .unwrap_or(0);
+        if tables.get(&stale.table_id) != Some(stale) || described_at >= snapshot_at {
+            return Ok(false);
+        }
+        self.manager.register_table(current.schema())?;
+        let floor = SeqId(self.last_published.load(Ordering::Acquire) + 1);
+        lock(&self.history)
+            .table_floor
+            .insert(current.table_id.clone(), floor);
+        tables.insert(current.table_id.clone(), current);
+        Ok(true)
     }
 
     pub(crate) fn stats(&self) -> SourceStats {
@@ -290,6 +378,7 @@ impl PgSource {
             manager,
             connection,
             tables: Mutex::new(tables),
+            described: Mutex::new(HashMap::new()),
             history: Mutex::new(History {
                 commits: VecDeque::new(),
                 floor,
@@ -472,19 +561,40 @@ impl Drop for PgSource {
     }
 }
 
+/// Creates the publication, or checks an existing one: it must publish every action
+/// (insert, update, delete, truncate), without a row filter or column list on a configured
+/// table, and not publish partitions under their root's name when a configured table is a
+/// partition; any of these would hide changes without a trace. Missing tables are added.
 async fn ensure_publication(
     client: &tokio_postgres::Client,
     config: &SourceConfig,
 ) -> PgResult<bool> {
-    let exists = client
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await?
+        .get(0);
+    // pubviaroot exists from PostgreSQL 13 on.
+    let via_root = if version >= 130_000 {
+        "pubviaroot"
+    } else {
+        "false"
+    };
+    let existing = client
         .query_opt(
-            "SELECT 1 FROM pg_publication WHERE pubname = $1",
+            &format!(
+                "SELECT pubinsert, pubupdate, pubdelete, pubtruncate, {via_root} \
+                 FROM pg_publication WHERE pubname = $1"
+            ),
             &[&config.publication],
         )
-        .await?
-        .is_some();
-    let tables: Vec<String> = config.tables.iter().map(|table| table.quoted()).collect();
-    if !exists {
+        .await?;
+    // ONLY: a table's inheritance children are not published (loads read ONLY the table).
+    let tables: Vec<String> = config
+        .tables
+        .iter()
+        .map(|table| format!("ONLY {}", table.quoted()))
+        .collect();
+    let Some(row) = existing else {
         client
             .batch_execute(&format!(
                 "CREATE PUBLICATION {} FOR TABLE {} \
@@ -494,7 +604,28 @@ async fn ensure_publication(
             ))
             .await?;
         return Ok(true);
+    };
+    let refuse = |reason: String| PgError::Publication {
+        publication: config.publication.clone(),
+        reason,
+    };
+    let missing: Vec<&str> = ["insert", "update", "delete", "truncate"]
+        .into_iter()
+        .enumerate()
+        .filter(|(index, _)| !row.get::<_, bool>(*index))
+        .map(|(_, action)| action)
+        .collect();
+    if !missing.is_empty() {
+        return Err(refuse(format!(
+            "it does not publish {}; the source needs every action \
+             (ALTER PUBLICATION {} SET (publish = 'insert, update, delete, truncate'))",
+            missing.join(", "),
+            quote_ident(&config.publication)
+        )));
     }
+    let publishes_via_root: bool = row.get(4);
+    // Tables to add once every check passed: a refusal leaves the publication as it was.
+    let mut to_add = Vec::new();
     for table in &config.tables {
         let member = client
             .query_opt(
@@ -505,14 +636,63 @@ async fn ensure_publication(
             .await?
             .is_some();
         if !member {
-            client
-                .batch_execute(&format!(
-                    "ALTER PUBLICATION {} ADD TABLE {}",
-                    quote_ident(&config.publication),
-                    table.quoted()
-                ))
-                .await?;
+            to_add.push(table);
         }
+        if publishes_via_root {
+            let partition = client
+                .query_opt(
+                    "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = $1 AND c.relname = $2 AND c.relispartition",
+                    &[&table.schema, &table.name],
+                )
+                .await?
+                .is_some();
+            if partition {
+                return Err(refuse(format!(
+                    "it has publish_via_partition_root = true, so the changes of the \
+                     partition {}.{} would arrive under its root's name",
+                    table.schema, table.name
+                )));
+            }
+        }
+        // Row filters and column lists exist from PostgreSQL 15 on.
+        if version >= 150_000 {
+            let filtered = client
+                .query_opt(
+                    "SELECT pr.prqual IS NOT NULL, pr.prattrs IS NOT NULL \
+                     FROM pg_publication_rel pr \
+                     JOIN pg_publication p ON p.oid = pr.prpubid \
+                     JOIN pg_class c ON c.oid = pr.prrelid \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE p.pubname = $1 AND n.nspname = $2 AND c.relname = $3",
+                    &[&config.publication, &table.schema, &table.name],
+                )
+                .await?;
+            if let Some(row) = filtered {
+                let (row_filter, column_list): (bool, bool) = (row.get(0), row.get(1));
+                if row_filter || column_list {
+                    return Err(refuse(format!(
+                        "it publishes {}.{} with a {}; the source needs every row and column",
+                        table.schema,
+                        table.name,
+                        if row_filter {
+                            "row filter (WHERE)"
+                        } else {
+                            "column list"
+                        }
+                    )));
+                }
+            }
+        }
+    }
+    for table in to_add {
+        client
+            .batch_execute(&format!(
+                "ALTER PUBLICATION {} ADD TABLE ONLY {}",
+                quote_ident(&config.publication),
+                table.quoted()
+            ))
+            .await?;
     }
     Ok(false)
 }
@@ -603,9 +783,38 @@ enum SessionEnd {
     Fatal(PgError),
 }
 
+/// The waits between reconnection attempts: 50 ms, doubling up to a maximum, and back to
+/// 50 ms after a session that got through.
+struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(50);
+
+    fn new(max: Duration) -> Self {
+        Self {
+            next: Self::FIRST.min(max),
+            max,
+        }
+    }
+
+    /// The wait before the next attempt, after a session that `got_through` (it started
+    /// streaming) or did not.
+    fn wait(&mut self, got_through: bool) -> Duration {
+        if got_through {
+            self.next = Self::FIRST.min(self.max);
+        }
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.max);
+        wait
+    }
+}
+
 async fn run_stream(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut attempts = 0u32;
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Backoff::new(shared.config.max_reconnect_backoff);
     loop {
         match session(&shared, &mut stop, &mut attempts).await {
             SessionEnd::Stopped => return,
@@ -614,6 +823,9 @@ async fn run_stream(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 return;
             }
             SessionEnd::Transient(reason) => {
+                // A session that got through reset `attempts`: the count and the waits
+                // start over.
+                let wait = backoff.wait(attempts == 0);
                 attempts += 1;
                 if attempts > shared.config.max_reconnect_attempts {
                     shared.fail(PgError::ConnectionLost {
@@ -623,10 +835,9 @@ async fn run_stream(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                     return;
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = stop.changed() => return,
                 }
-                backoff = (backoff * 2).min(shared.config.max_reconnect_backoff);
                 shared.reconnects.fetch_add(1, Ordering::AcqRel);
             }
         }
@@ -812,7 +1023,9 @@ async fn on_message(
                     .await?;
                     match txn {
                         Some(txn) => txn.items.push(Item::Schema(info.clone())),
-                        None => shared.register(SeqId(0), info.clone())?,
+                        // (pgoutput sends none outside a transaction; if it did, its
+                        // position would be unknown: the latest possible.)
+                        None => shared.register(SeqId(0), u64::MAX, info.clone())?,
                     }
                     Some(info)
                 }
@@ -992,4 +1205,22 @@ pub(crate) fn decode_row(info: &TableInfo, tuple: &Tuple, old: Option<&Row>) -> 
         });
     }
     Ok(Row::new(values))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reconnect_wait_doubles_and_starts_over_after_a_good_session() {
+        let ms = Duration::from_millis;
+        let mut backoff = Backoff::new(ms(300));
+        // The first session never got through, nor the next attempts.
+        let waits: Vec<_> = (0..5).map(|_| backoff.wait(false)).collect();
+        assert_eq!(waits, [ms(50), ms(100), ms(200), ms(300), ms(300)]);
+        // A session streamed, then was lost: 50 ms again, then doubling.
+        assert_eq!(backoff.wait(true), ms(50));
+        assert_eq!(backoff.wait(false), ms(100));
+        assert_eq!(Backoff::new(ms(10)).wait(false), ms(10));
+    }
 }

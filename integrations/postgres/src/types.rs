@@ -10,7 +10,7 @@
 //! | `smallint`, `integer`, `bigint`, `oid` | `Int` | exact |
 //! | `real` | `Float` | the `real` widened exactly to 64 bits (`1.1::real` is 1.100000023841858) |
 //! | `double precision` | `Float` | exact; `NaN`, `Infinity`, `-Infinity` included |
-//! | `numeric` | `Text` | PostgreSQL's exact decimal text (`12.50`, `NaN`); never through a float |
+//! | `numeric` | `Text` | PostgreSQL's exact decimal text (`12.50`, `NaN`, `Infinity`); never through a float; in filters it is text, not a number (below) |
 //! | `boolean` | `Bool` | |
 //! | `text`, `varchar`, `char(n)`, `name`, `"char"`, `citext` | `Text` | `char(n)` keeps its padding; `citext` its case; `"char"` as PostgreSQL prints it (a byte above 127 in octal, `\303`) |
 //! | `bytea` | `Bytes` | |
@@ -28,6 +28,13 @@
 //! [`SourceConfig::unsupported_as_text`](crate::SourceConfig::unsupported_as_text) is set,
 //! in which case such columns carry PostgreSQL's text output as `Text`. No value is ever
 //! guessed: text that does not read as its type is a [`PgError::BadValue`].
+//!
+//! **Filters on `numeric` columns do not compare numbers.** livecore orders values of
+//! different kinds by kind, and every text is greater than every number: against a number
+//! literal, `price > 10` holds for every non-NULL row and `price = 10` or `price < 10` for
+//! none. Compare with a string literal in PostgreSQL's canonical text (`price = '12.50'`
+//! in a `numeric(10,2)` column; `<` and `>` then compare bytes, not numbers), or keep the
+//! value in a `bigint` / `double precision` column for numeric comparisons.
 
 use livecore::Value;
 

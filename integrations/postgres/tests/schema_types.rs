@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use livecore::*;
 use livecore_postgres::types::{same_as_pg_text, Kind};
-use livecore_postgres::{PgError, PgSource, SourceConfig, TableConfig};
+use livecore_postgres::{PgError, PgSource, ResumeOutcome, SourceConfig, TableConfig};
 use tokio_postgres::SimpleQueryMessage;
 
 const SYNC: Duration = Duration::from_secs(60);
@@ -130,12 +130,14 @@ async fn alter_table_inside_a_transaction_splits_it_at_the_schema_change() {
         .batch_execute(
             "CREATE TABLE altx.items (id int PRIMARY KEY, grp int, extra int);
              ALTER TABLE altx.items REPLICA IDENTITY FULL;
-             INSERT INTO altx.items VALUES (1, 1, 1);",
+             INSERT INTO altx.items VALUES (1, 1, 1);
+             CREATE TABLE altx.other (id int PRIMARY KEY, body text);
+             ALTER TABLE altx.other REPLICA IDENTITY FULL;",
         )
         .await
         .unwrap();
     let manager = manager();
-    let source = start(&manager, config("altx", &["items"])).await;
+    let source = start(&manager, config("altx", &["items", "other"])).await;
     let on_extra = Subscriber::open(
         &manager,
         "u",
@@ -150,7 +152,6 @@ async fn alter_table_inside_a_transaction_splits_it_at_the_schema_change() {
         SubscriptionOptions::with_initial_load(),
     );
     source.load(on_grp.live_query_id).await.unwrap();
-    on_grp.view.lock().unwrap().split_commits = true;
     let on_all = Subscriber::open(
         &manager,
         "u",
@@ -158,7 +159,6 @@ async fn alter_table_inside_a_transaction_splits_it_at_the_schema_change() {
         SubscriptionOptions::with_initial_load(),
     );
     source.load(on_all.live_query_id).await.unwrap();
-    on_all.view.lock().unwrap().split_commits = true;
 
     // One transaction: changes under the old columns, the ALTER, changes under the new
     // ones. Row 2 is written with extra = 7 before the ALTER: decoded with the new columns
@@ -167,10 +167,12 @@ async fn alter_table_inside_a_transaction_splits_it_at_the_schema_change() {
         .batch_execute(
             "BEGIN;
              INSERT INTO altx.items VALUES (2, 1, 1);
+             INSERT INTO altx.other VALUES (10, 'before');
              INSERT INTO altx.items VALUES (4, 1, 7);
              UPDATE altx.items SET extra = 5 WHERE id = 1;
              ALTER TABLE altx.items DROP COLUMN extra, ADD COLUMN note text;
              INSERT INTO altx.items VALUES (3, 1, 'n');
+             INSERT INTO altx.other VALUES (11, 'after');
              UPDATE altx.items SET note = 'm' WHERE id = 2;
              DELETE FROM altx.items WHERE id = 4;
              COMMIT;",
@@ -195,23 +197,25 @@ async fn alter_table_inside_a_transaction_splits_it_at_the_schema_change() {
     // extra = 7); decoded with the new relation they would read [4, 1, NULL]. After it,
     // the new columns; row 2's old row now has note = NULL, as PostgreSQL sends it.
     let all = on_all.finish();
-    let seq = all.deliveries.first().expect("deliveries").0;
+    // The commit's SeqId is its commit LSN, carried by the last part; the first part is
+    // numbered just below it, so a client's last SeqId says which parts it has seen.
+    let seq = source.last_published().expect("published").0;
     let expected_log: Vec<(u64, String, Vec<String>)> = [
-        ("Insert", ["i:2", "i:1", "i:1"]),
-        ("Insert", ["i:4", "i:1", "i:7"]),
-        ("Update", ["i:1", "i:1", "i:5"]),
-        ("Insert", ["i:3", "i:1", "t:n"]),
-        ("Update", ["i:2", "i:1", "t:m"]),
-        ("Delete", ["i:4", "i:1", "NULL"]),
+        (seq - 1, "Insert", ["i:2", "i:1", "i:1"]),
+        (seq - 1, "Insert", ["i:4", "i:1", "i:7"]),
+        (seq - 1, "Update", ["i:1", "i:1", "i:5"]),
+        (seq, "Insert", ["i:3", "i:1", "t:n"]),
+        (seq, "Update", ["i:2", "i:1", "t:m"]),
+        (seq, "Delete", ["i:4", "i:1", "NULL"]),
     ]
     .into_iter()
-    .map(|(kind, row)| (seq, kind.to_string(), row.map(String::from).to_vec()))
+    .map(|(seq, kind, row)| (seq, kind.to_string(), row.map(String::from).to_vec()))
     .collect();
     assert_eq!(all.log, expected_log);
     assert_eq!(
         all.deliveries,
-        vec![(seq, 3), (seq, 3)],
-        "two parts, one SeqId"
+        vec![(seq - 1, 3), (seq, 3)],
+        "two parts, each its own SeqId"
     );
     assert_eq!(all.closed, None);
 
@@ -236,19 +240,53 @@ async fn alter_table_inside_a_transaction_splits_it_at_the_schema_change() {
         _ => panic!("after its close: {:?}", extra.deliveries),
     }
 
-    // The other subscription saw the whole transaction, in two parts with the same SeqId
-    // (the commit LSN): the old-schema part, then the new-schema part.
+    // The other subscription saw the whole transaction, in two parts: the old-schema
+    // part, then the new-schema part.
     let grp = on_grp.finish();
     assert!(grp.errors.is_empty(), "{:?}", grp.errors);
     assert_eq!(grp.closed, None);
-    assert_eq!(grp.deliveries.len(), 2, "{:?}", grp.deliveries);
-    assert_eq!(grp.deliveries[0].0, grp.deliveries[1].0);
+    assert_eq!(grp.deliveries, vec![(seq - 1, 3), (seq, 3)]);
     let expected: Vec<(i64, Vec<String>)> = id_grp_note(&client)
         .await
         .into_iter()
         .map(|(id, values)| (id, values[..2].to_vec()))
         .collect();
     assert_eq!(grp.rows.into_iter().collect::<Vec<_>>(), expected);
+
+    // Resuming between the parts and after them. A client that saw only the first part
+    // of `other`'s changes gets the second replayed (with one SeqId for both parts it
+    // would have been skipped); on `items`, whose schema changed between the parts, a
+    // client that saw only the first is told to load again; after both, nothing to replay.
+    let resume = |sql: &'static str, from: u64| {
+        let manager = &manager;
+        let source = &source;
+        async move {
+            let subscriber = Subscriber::open(
+                manager,
+                "u",
+                sql,
+                SubscriptionOptions::resume_from(SeqId(from)),
+            );
+            let outcome = source.resume(subscriber.live_query_id).await.unwrap();
+            source.sync(SYNC).await.unwrap();
+            (outcome, subscriber.finish())
+        }
+    };
+    let (outcome, view) = resume("SELECT * FROM altx.other", seq - 1).await;
+    assert_eq!(outcome, ResumeOutcome::Replayed { commits: 1 });
+    assert!(view.errors.is_empty(), "{:?}", view.errors);
+    assert_eq!(
+        view.log,
+        vec![(seq, "Insert".into(), vec!["i:11".into(), "t:after".into()])]
+    );
+    let (outcome, view) = resume("SELECT * FROM altx.other", seq).await;
+    assert_eq!(outcome, ResumeOutcome::Replayed { commits: 0 });
+    assert!(view.log.is_empty());
+    let (outcome, _) = resume("SELECT id, grp FROM altx.items", seq - 1).await;
+    assert_eq!(outcome, ResumeOutcome::Unavailable);
+    let (outcome, view) = resume("SELECT id, grp FROM altx.items", seq).await;
+    assert_eq!(outcome, ResumeOutcome::Replayed { commits: 0 });
+    assert!(view.log.is_empty());
 
     // After the ALTER, under the new columns: row 2's note is 'm', row 3's 'n'. A new
     // subscription loads and then follows them.
@@ -380,7 +418,9 @@ async fn every_mapped_type_round_trips_against_postgres_text_output() {
              INSERT INTO types.every (id, f4, f8, num, ch1, net)
                VALUES (2, 'NaN', '-Infinity', 'NaN', '', '2001:db8::/32');
              INSERT INTO types.every (id, f8, num, t, oi, nm, ch1, ci, ttz, mac)
-               VALUES (3, 1e300, '-0.5', '', 0, '', 'x', '', '00:00:00+14', 'FF-FF-FF-FF-FF-FF');",
+               VALUES (3, 1e300, '-0.5', '', 0, '', 'x', '', '00:00:00+14', 'FF-FF-FF-FF-FF-FF');
+             INSERT INTO types.every (id, f4, f8, num, b, by)
+               VALUES (4, '-0', '4.9e-324', 'Infinity', false, '');",
         )
         .await
         .unwrap();
@@ -405,7 +445,7 @@ async fn every_mapped_type_round_trips_against_postgres_text_output() {
     source.sync(SYNC).await.unwrap();
     let view = snapshot.finish();
     assert!(view.errors.is_empty(), "{:?}", view.errors);
-    assert_eq!(view.rows.len(), 6);
+    assert_eq!(view.rows.len(), 8);
 
     let every = TableId::new("types", "every");
     let info = source.table(&every).unwrap();
@@ -433,7 +473,80 @@ async fn every_mapped_type_round_trips_against_postgres_text_output() {
             compared += 1;
         }
     }
-    assert_eq!(compared, 6 * 29);
+    assert_eq!(compared, 8 * 29);
+
+    // Floats once more, without the crate's decoder: PostgreSQL's binary form of each
+    // value (`float4send`, `float8send`: the IEEE bits) and the `real` widened by
+    // PostgreSQL (`f4::float8::text`, read with Rust's own parser).
+    let messages = client
+        .simple_query(
+            "SELECT id, encode(float4send(f4), 'hex'), encode(float8send(f8), 'hex'), \
+             f4::float8::text FROM types.every ORDER BY id",
+        )
+        .await
+        .unwrap();
+    let (f4, f8) = (
+        info.columns.iter().position(|c| c.name == "f4").unwrap(),
+        info.columns.iter().position(|c| c.name == "f8").unwrap(),
+    );
+    let delivered_float = |id: i64, position: usize| match decode_shown(&view.rows[&id][position]) {
+        Value::Float(f) => Some(f),
+        Value::Null => None,
+        other => panic!("row {id}: {other:?} is not a float"),
+    };
+    let same = |a: f64, b: f64| (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits();
+    let mut floats = 0;
+    for message in messages {
+        let SimpleQueryMessage::Row(pg) = message else {
+            continue;
+        };
+        let id: i64 = pg.get(0).unwrap().parse().unwrap();
+        let real = pg
+            .get(1)
+            .map(|hex| f32::from_bits(u32::from_str_radix(hex, 16).unwrap()));
+        let double = pg
+            .get(2)
+            .map(|hex| f64::from_bits(u64::from_str_radix(hex, 16).unwrap()));
+        let widened = pg.get(3).map(|text| match text {
+            "NaN" => f64::NAN,
+            text => text.parse::<f64>().unwrap(),
+        });
+        match (delivered_float(id, f4), real, widened) {
+            (None, None, None) => {}
+            (Some(got), Some(real), Some(widened)) => {
+                assert!(
+                    same(got, f64::from(real)),
+                    "row {id} f4: {got:e} vs {real:e}"
+                );
+                assert!(same(got, widened), "row {id} f4: {got:e} vs {widened:e}");
+                floats += 1;
+            }
+            other => panic!("row {id} f4: {other:?}"),
+        }
+        match (delivered_float(id, f8), double) {
+            (None, None) => {}
+            (Some(got), Some(double)) => {
+                assert!(same(got, double), "row {id} f8: {got:e} vs {double:e}");
+                floats += 1;
+            }
+            other => panic!("row {id} f8: {other:?}"),
+        }
+    }
+    assert_eq!(
+        floats,
+        2 * 7,
+        "f4 in rows 1, 2, 4 and f8 in 1-4, each twice"
+    );
+    // The cheap edge cases, by value.
+    let column = |name: &str| info.columns.iter().position(|c| c.name == name).unwrap();
+    for id in [4, 104] {
+        let row = &view.rows[&id];
+        assert_eq!(row[column("b")], "b:false");
+        assert_eq!(row[column("by")], "x:[]", "an empty bytea is not NULL");
+        assert_eq!(row[column("num")], "t:Infinity");
+        assert_eq!(row[column("f4")], format!("f:{:x}", (-0.0f64).to_bits()));
+        assert_eq!(row[column("f8")], format!("f:{:x}", 4.9e-324f64.to_bits()));
+    }
 
     // The types added last, against `column::text` too (for these types the cast to text
     // is their output function; for `boolean` and `inet` it is not: `true::text` is
@@ -466,7 +579,7 @@ async fn every_mapped_type_round_trips_against_postgres_text_output() {
         }
         rows += 1;
     }
-    assert_eq!(rows, 6);
+    assert_eq!(rows, 8);
     // The mapping of each: an oid is an Int (above i32 too), the others text.
     let mapped: Vec<(&str, &str, Kind)> = cast
         .iter()
@@ -642,5 +755,336 @@ async fn user_scoped_tables_deliver_each_user_their_own_rows() {
         watcher.finish().closed,
         Some(CloseReason::Revoked { .. })
     ));
+    source.stop_and_drop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_tables_and_publications_that_hide_changes_are_refused() {
+    let client = fresh("pubchk").await;
+    client
+        .batch_execute(
+            "CREATE TABLE pubchk.parted (id int, grp int) PARTITION BY RANGE (id);
+             CREATE TABLE pubchk.parted_low PARTITION OF pubchk.parted FOR VALUES FROM (0) TO (100);
+             ALTER TABLE pubchk.parted REPLICA IDENTITY FULL;
+             ALTER TABLE pubchk.parted_low REPLICA IDENTITY FULL;
+             CREATE TABLE pubchk.items (id int PRIMARY KEY, grp int);
+             ALTER TABLE pubchk.items REPLICA IDENTITY FULL;",
+        )
+        .await
+        .unwrap();
+    // A partitioned table: pgoutput would report its changes under the partitions' names.
+    let error = PgSource::start(manager(), config("pubchk", &["parted"]))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&error, PgError::UnsupportedTable { table, .. } if table == "pubchk.parted"),
+        "{error:?}"
+    );
+
+    // An existing publication that does not publish every action.
+    let refused = |publication_sql: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .batch_execute(&format!(
+                    "DROP PUBLICATION IF EXISTS pubchk_pub; {publication_sql}"
+                ))
+                .await
+                .unwrap();
+            match PgSource::start(manager(), config("pubchk", &["items", "parted_low"])).await {
+                Err(PgError::Publication {
+                    publication,
+                    reason,
+                }) => {
+                    assert_eq!(publication, "pubchk_pub");
+                    reason
+                }
+                Err(other) => panic!("{publication_sql}: {other:?}"),
+                Ok(_) => panic!("{publication_sql}: accepted"),
+            }
+        }
+    };
+    let reason =
+        refused("CREATE PUBLICATION pubchk_pub FOR TABLE pubchk.items WITH (publish = 'insert')")
+            .await;
+    assert!(reason.contains("update, delete, truncate"), "{reason}");
+    let reason =
+        refused("CREATE PUBLICATION pubchk_pub FOR TABLE pubchk.items WHERE (id > 10)").await;
+    assert!(reason.contains("row filter"), "{reason}");
+    let reason = refused("CREATE PUBLICATION pubchk_pub FOR TABLE pubchk.items (id)").await;
+    assert!(reason.contains("column list"), "{reason}");
+    let reason = refused(
+        "CREATE PUBLICATION pubchk_pub FOR TABLE pubchk.parted \
+         WITH (publish_via_partition_root = true)",
+    )
+    .await;
+    assert!(reason.contains("publish_via_partition_root"), "{reason}");
+    // A refusal leaves the publication as it was: items was not added.
+    let members = client
+        .query(
+            "SELECT tablename::text FROM pg_publication_tables WHERE pubname = 'pubchk_pub'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let members: Vec<String> = members.iter().map(|row| row.get(0)).collect();
+    assert_eq!(members, ["parted"]);
+    // Nothing was created for the refused sources.
+    let slots = client
+        .query(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'pubchk_slot'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(slots.is_empty());
+
+    // A partition published as a table of its own: rows written through the parent
+    // arrive under the partition's name, and the publication the source creates passes
+    // its own checks on the next start.
+    client
+        .batch_execute("DROP PUBLICATION pubchk_pub")
+        .await
+        .unwrap();
+    let manager = manager();
+    let source = start(&manager, config("pubchk", &["items", "parted_low"])).await;
+    let subscriber = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM pubchk.parted_low WHERE grp = 1",
+        SubscriptionOptions::with_initial_load(),
+    );
+    source.load(subscriber.live_query_id).await.unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO pubchk.parted VALUES (1, 1), (2, 2), (3, 1);
+             UPDATE pubchk.parted SET grp = 1 WHERE id = 2;
+             DELETE FROM pubchk.parted WHERE id = 1;",
+        )
+        .await
+        .unwrap();
+    source.sync(SYNC).await.unwrap();
+    let view = subscriber.finish();
+    assert!(view.errors.is_empty(), "{:?}", view.errors);
+    assert_eq!(view.rows.keys().copied().collect::<Vec<_>>(), vec![2, 3]);
+    source.stop().await.unwrap();
+    let again = start(&manager, config("pubchk", &["items", "parted_low"])).await;
+    again.stop_and_drop().await.unwrap();
+    client
+        .batch_execute(
+            "SELECT pg_drop_replication_slot('pubchk_slot'); DROP PUBLICATION pubchk_pub",
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_after_an_alter_the_stream_has_not_described_yet_ends_with_the_reason() {
+    let client = fresh("late").await;
+    client
+        .batch_execute(
+            "CREATE TABLE late.items (id int PRIMARY KEY, grp int, extra int);
+             ALTER TABLE late.items REPLICA IDENTITY FULL;
+             INSERT INTO late.items VALUES (1, 1, 1), (2, 1, 2), (3, 2, 3);",
+        )
+        .await
+        .unwrap();
+    let manager = manager();
+    let source = start(&manager, config("late", &["items"])).await;
+    let on_extra = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM late.items WHERE extra = 1",
+        SubscriptionOptions::with_initial_load(),
+    );
+    source.load(on_extra.live_query_id).await.unwrap();
+    let on_grp = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT id, grp FROM late.items WHERE grp = 1",
+        SubscriptionOptions::with_initial_load(),
+    );
+    source.load(on_grp.live_query_id).await.unwrap();
+
+    // The column goes, and no row changes: pgoutput has nothing to describe the table
+    // with, so the stream still has the old columns.
+    client
+        .batch_execute("ALTER TABLE late.items DROP COLUMN extra")
+        .await
+        .unwrap();
+    source.sync(SYNC).await.unwrap();
+    let items = TableId::new("late", "items");
+    let loading = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT id, grp FROM late.items WHERE grp = 1",
+        SubscriptionOptions::with_initial_load(),
+    );
+    let error = source.load(loading.live_query_id).await.unwrap_err();
+    assert!(
+        matches!(&error, PgError::SchemaChanged { table, .. } if table == "late.items"),
+        "{error:?}"
+    );
+    // livecore now has the catalog's columns, as if the stream had been told.
+    assert_eq!(
+        manager
+            .table_schema(&items)
+            .unwrap()
+            .columns
+            .iter()
+            .map(|c| c.name.to_string())
+            .collect::<Vec<_>>(),
+        ["id", "grp"]
+    );
+    // The client subscribes again and loads under the new columns.
+    let again = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM late.items WHERE grp = 1",
+        SubscriptionOptions::with_initial_load(),
+    );
+    source.load(again.live_query_id).await.unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO late.items VALUES (4, 1);
+             UPDATE late.items SET grp = 1 WHERE id = 3;
+             DELETE FROM late.items WHERE id = 1;",
+        )
+        .await
+        .unwrap();
+    source.sync(SYNC).await.unwrap();
+    assert!(source.failure().is_none(), "{:?}", source.failure());
+
+    let loading = loading.finish();
+    assert!(
+        loading
+            .other
+            .iter()
+            .any(|other| other.contains("resync_required")),
+        "{:?}",
+        loading.other
+    );
+    assert!(loading.rows.is_empty());
+    let extra = on_extra.finish();
+    assert_eq!(
+        extra.closed,
+        Some(CloseReason::SchemaChanged {
+            column: "extra".into()
+        })
+    );
+    let expected = pg_rows(&client, &source, &items, "grp = 1").await;
+    assert_eq!(expected.keys().copied().collect::<Vec<_>>(), vec![2, 3, 4]);
+    let grp = on_grp.finish();
+    assert!(grp.errors.is_empty(), "{:?}", grp.errors);
+    assert_eq!(grp.closed, None);
+    assert_eq!(grp.rows, expected);
+    let again = again.finish();
+    assert!(again.errors.is_empty(), "{:?}", again.errors);
+    assert_eq!(again.rows, expected);
+    source.stop_and_drop().await.unwrap();
+}
+
+/// What the README says about filters on `numeric` (mapped to `Text`): against a number
+/// literal they compare by kind (text above every number), against a string literal by
+/// PostgreSQL's canonical text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numeric_filters_compare_as_the_readme_says() {
+    let client = fresh("numf").await;
+    client
+        .batch_execute(
+            "CREATE TABLE numf.items (id int PRIMARY KEY, price numeric(10,2));
+             ALTER TABLE numf.items REPLICA IDENTITY FULL;
+             INSERT INTO numf.items VALUES (1, 5), (2, 12.5), (3, 100), (4, NULL);",
+        )
+        .await
+        .unwrap();
+    let manager = manager();
+    let source = start(&manager, config("numf", &["items"])).await;
+    let ids = |filter: &'static str| {
+        let manager = &manager;
+        let source = &source;
+        async move {
+            let subscriber = Subscriber::open(
+                manager,
+                "u",
+                &format!("SELECT * FROM numf.items WHERE {filter}"),
+                SubscriptionOptions::with_initial_load(),
+            );
+            source.load(subscriber.live_query_id).await.unwrap();
+            source.sync(SYNC).await.unwrap();
+            let view = subscriber.finish();
+            assert!(view.errors.is_empty(), "{:?}", view.errors);
+            view.rows.keys().copied().collect::<Vec<i64>>()
+        }
+    };
+    assert_eq!(ids("price > 10").await, vec![1, 2, 3], "every non-NULL row");
+    assert_eq!(ids("price < 1000").await, Vec::<i64>::new());
+    assert_eq!(ids("price = 5").await, Vec::<i64>::new());
+    assert_eq!(ids("price = '12.50'").await, vec![2]);
+    assert_eq!(ids("price = '12.5'").await, Vec::<i64>::new());
+    assert_eq!(
+        ids("price > '9'").await,
+        Vec::<i64>::new(),
+        "'100.00' < '12.50' < '5.00' < '9'"
+    );
+    source.stop_and_drop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_part_of_a_split_transaction_has_its_own_seq_and_more_than_sixteen_stop_the_stream() {
+    let client = fresh("parts").await;
+    client
+        .batch_execute(
+            "CREATE TABLE parts.items (id int PRIMARY KEY);
+             ALTER TABLE parts.items REPLICA IDENTITY FULL;",
+        )
+        .await
+        .unwrap();
+    let manager = manager();
+    let source = start(&manager, config("parts", &["items"])).await;
+    let subscriber = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT id FROM parts.items",
+        SubscriptionOptions::default(),
+    );
+    // Rows written on both sides of each ALTER: `changes` schema changes make
+    // `changes + 1` parts.
+    let split = |first_id: usize, first_column: usize, changes: usize| {
+        let mut sql = format!("BEGIN; INSERT INTO parts.items VALUES ({first_id});");
+        for k in 0..changes {
+            sql.push_str(&format!(
+                "ALTER TABLE parts.items ADD COLUMN c{} int; INSERT INTO parts.items (id) VALUES ({});",
+                first_column + k,
+                first_id + 1 + k
+            ));
+        }
+        sql + "COMMIT;"
+    };
+    client.batch_execute(&split(1, 0, 15)).await.unwrap();
+    source.sync(SYNC).await.unwrap();
+    let commit = source.last_published().expect("published").0;
+    let expected: Vec<(u64, usize)> = (0..16).map(|k| (commit - 15 + k, 1)).collect();
+    // Handed to livecore; wait (bounded) for the subscriber's thread to drain them.
+    for _ in 0..600 {
+        if subscriber.view.lock().unwrap().deliveries.len() >= expected.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(subscriber.view.lock().unwrap().deliveries, expected);
+
+    // 17 parts: the stream stops with a typed error, nothing of it published.
+    client.batch_execute(&split(101, 15, 16)).await.unwrap();
+    let error = tokio::time::timeout(SYNC, source.failed()).await.unwrap();
+    assert!(
+        matches!(&error, PgError::Decode(reason) if reason.contains("at most 16 parts")),
+        "{error:?}"
+    );
+    let view = subscriber.finish();
+    assert!(view.errors.is_empty(), "{:?}", view.errors);
+    assert_eq!(view.deliveries, expected);
+    assert_eq!(view.rows.len(), 16);
     source.stop_and_drop().await.unwrap();
 }

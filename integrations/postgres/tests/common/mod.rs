@@ -103,9 +103,6 @@ pub struct View {
     pub deliveries: Vec<(u64, usize)>,
     pub closed: Option<CloseReason>,
     pub other: Vec<String>,
-    /// Accept a delivery with the same SeqId as the previous one: a transaction that
-    /// changes rows on both sides of an ALTER TABLE arrives in two parts.
-    pub split_commits: bool,
     /// Every change received: (seq, kind, row shown).
     pub log: Vec<(u64, String, Vec<String>)>,
 }
@@ -131,8 +128,7 @@ impl View {
             }
             Notification::Changes(changes) => {
                 let seq = changes.seq().0;
-                let repeated = |last: u64| seq < last || (seq == last && !self.split_commits);
-                if self.last_seq.is_some_and(repeated) {
+                if self.last_seq.is_some_and(|last| seq <= last) {
                     self.errors
                         .push(format!("commit {seq} after {:?}", self.last_seq));
                 }
