@@ -22,24 +22,6 @@ async fn wait_until(what: &str, node: &NodeBridge, condition: impl Fn(&NodeStats
     panic!("waited 60 s for: {what}; {:?}", node.stats());
 }
 
-async fn append(
-    writer: &mut CommitWriter,
-    log: &mut Vec<(u64, Vec<ChangeNotification>)>,
-    seqs: std::ops::RangeInclusive<u64>,
-) -> u64 {
-    let mut last = 0;
-    for seq in seqs {
-        let changes = workload_commit(seq);
-        last = writer
-            .append_commit(SeqId(seq), &changes)
-            .await
-            .unwrap()
-            .stream_seq;
-        log.push((seq, changes));
-    }
-    last
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lag_grows_while_the_node_does_not_apply_and_returns_to_zero() {
     let stream = stream_config("lag");

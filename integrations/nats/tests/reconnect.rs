@@ -33,24 +33,6 @@ fn node_on(node: u64, stream: &StreamConfig, connection: ConnectionConfig) -> No
     }
 }
 
-async fn append(
-    writer: &mut CommitWriter,
-    log: &mut Vec<(u64, Vec<ChangeNotification>)>,
-    seqs: std::ops::RangeInclusive<u64>,
-) -> u64 {
-    let mut last = 0;
-    for seq in seqs {
-        let changes = workload_commit(seq);
-        last = writer
-            .append_commit(SeqId(seq), &changes)
-            .await
-            .unwrap()
-            .stream_seq;
-        log.push((seq, changes));
-    }
-    last
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_whose_server_dies_reconnect_and_go_on_from_the_last_applied_sequence() {
     let cluster = connection();

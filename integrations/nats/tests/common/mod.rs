@@ -308,3 +308,23 @@ pub fn restart_server(n: u32) {
     }
     panic!("server {n} did not come back healthy");
 }
+
+/// Appends the workload's commits `seqs` in order, recording each in `log`; returns the
+/// stream sequence of the last.
+pub async fn append(
+    writer: &mut CommitWriter,
+    log: &mut Vec<(u64, Vec<ChangeNotification>)>,
+    seqs: std::ops::RangeInclusive<u64>,
+) -> u64 {
+    let mut last = 0;
+    for seq in seqs {
+        let changes = workload_commit(seq);
+        last = writer
+            .append_commit(SeqId(seq), &changes)
+            .await
+            .unwrap()
+            .stream_seq;
+        log.push((seq, changes));
+    }
+    last
+}
