@@ -26,20 +26,20 @@ async fn alter_table_mid_stream_closes_subscriptions_on_a_dropped_column_only() 
         .unwrap();
     let manager = manager();
     let source = start(&manager, config("alter", &["items"])).await;
-    let on_extra = Subscriber::open(
+    let on_extra = Subscriber::loaded(
         &manager,
+        &source,
         "u",
         "SELECT * FROM alter.items WHERE extra = 1",
-        SubscriptionOptions::with_initial_load(),
-    );
-    source.load(on_extra.live_query_id).await.unwrap();
-    let on_grp = Subscriber::open(
+    )
+    .await;
+    let on_grp = Subscriber::loaded(
         &manager,
+        &source,
         "u",
         "SELECT id, grp FROM alter.items WHERE grp = 1",
-        SubscriptionOptions::with_initial_load(),
-    );
-    source.load(on_grp.live_query_id).await.unwrap();
+    )
+    .await;
 
     client
         .batch_execute("INSERT INTO alter.items VALUES (2, 1, 1)")
@@ -88,13 +88,13 @@ async fn alter_table_mid_stream_closes_subscriptions_on_a_dropped_column_only() 
         "the other continues"
     );
     // A new subscription can use the added column.
-    let on_note = Subscriber::open(
+    let on_note = Subscriber::loaded(
         &manager,
+        &source,
         "u",
         "SELECT * FROM alter.items WHERE note = 'n'",
-        SubscriptionOptions::with_initial_load(),
-    );
-    source.load(on_note.live_query_id).await.unwrap();
+    )
+    .await;
     source.sync(SYNC).await.unwrap();
     assert_eq!(
         on_note.finish().rows.keys().copied().collect::<Vec<_>>(),
@@ -138,27 +138,27 @@ async fn alter_table_inside_a_transaction_splits_it_at_the_schema_change() {
         .unwrap();
     let manager = manager();
     let source = start(&manager, config("altx", &["items", "other"])).await;
-    let on_extra = Subscriber::open(
+    let on_extra = Subscriber::loaded(
         &manager,
+        &source,
         "u",
         "SELECT * FROM altx.items WHERE extra = 1",
-        SubscriptionOptions::with_initial_load(),
-    );
-    source.load(on_extra.live_query_id).await.unwrap();
-    let on_grp = Subscriber::open(
+    )
+    .await;
+    let on_grp = Subscriber::loaded(
         &manager,
+        &source,
         "u",
         "SELECT id, grp FROM altx.items WHERE grp = 1",
-        SubscriptionOptions::with_initial_load(),
-    );
-    source.load(on_grp.live_query_id).await.unwrap();
-    let on_all = Subscriber::open(
+    )
+    .await;
+    let on_all = Subscriber::loaded(
         &manager,
+        &source,
         "u",
         "SELECT * FROM altx.items WHERE grp = 1",
-        SubscriptionOptions::with_initial_load(),
-    );
-    source.load(on_all.live_query_id).await.unwrap();
+    )
+    .await;
 
     // One transaction: changes under the old columns, the ALTER, changes under the new
     // ones. Row 2 is written with extra = 7 before the ALTER: decoded with the new columns
@@ -290,13 +290,13 @@ async fn alter_table_inside_a_transaction_splits_it_at_the_schema_change() {
 
     // After the ALTER, under the new columns: row 2's note is 'm', row 3's 'n'. A new
     // subscription loads and then follows them.
-    let on_note = Subscriber::open(
+    let on_note = Subscriber::loaded(
         &manager,
+        &source,
         "u",
         "SELECT id, grp, note FROM altx.items WHERE note IS NOT NULL",
-        SubscriptionOptions::with_initial_load(),
-    );
-    source.load(on_note.live_query_id).await.unwrap();
+    )
+    .await;
     client
         .batch_execute("UPDATE altx.items SET note = 'k' WHERE id = 1")
         .await
@@ -426,13 +426,7 @@ async fn every_mapped_type_round_trips_against_postgres_text_output() {
         .unwrap();
     let manager = manager();
     let source = start(&manager, config("types", &["every"])).await;
-    let snapshot = Subscriber::open(
-        &manager,
-        "u",
-        "SELECT * FROM types.every",
-        SubscriptionOptions::with_initial_load(),
-    );
-    source.load(snapshot.live_query_id).await.unwrap();
+    let snapshot = Subscriber::loaded(&manager, &source, "u", "SELECT * FROM types.every").await;
     // The same values again, through the stream.
     client
         .batch_execute(
@@ -849,13 +843,13 @@ async fn partitioned_tables_and_publications_that_hide_changes_are_refused() {
         .unwrap();
     let manager = manager();
     let source = start(&manager, config("pubchk", &["items", "parted_low"])).await;
-    let subscriber = Subscriber::open(
+    let subscriber = Subscriber::loaded(
         &manager,
+        &source,
         "u",
         "SELECT * FROM pubchk.parted_low WHERE grp = 1",
-        SubscriptionOptions::with_initial_load(),
-    );
-    source.load(subscriber.live_query_id).await.unwrap();
+    )
+    .await;
     client
         .batch_execute(
             "INSERT INTO pubchk.parted VALUES (1, 1), (2, 2), (3, 1);
@@ -892,20 +886,20 @@ async fn a_load_after_an_alter_the_stream_has_not_described_yet_ends_with_the_re
         .unwrap();
     let manager = manager();
     let source = start(&manager, config("late", &["items"])).await;
-    let on_extra = Subscriber::open(
+    let on_extra = Subscriber::loaded(
         &manager,
+        &source,
         "u",
         "SELECT * FROM late.items WHERE extra = 1",
-        SubscriptionOptions::with_initial_load(),
-    );
-    source.load(on_extra.live_query_id).await.unwrap();
-    let on_grp = Subscriber::open(
+    )
+    .await;
+    let on_grp = Subscriber::loaded(
         &manager,
+        &source,
         "u",
         "SELECT id, grp FROM late.items WHERE grp = 1",
-        SubscriptionOptions::with_initial_load(),
-    );
-    source.load(on_grp.live_query_id).await.unwrap();
+    )
+    .await;
 
     // The column goes, and no row changes: pgoutput has nothing to describe the table
     // with, so the stream still has the old columns.
@@ -938,13 +932,13 @@ async fn a_load_after_an_alter_the_stream_has_not_described_yet_ends_with_the_re
         ["id", "grp"]
     );
     // The client subscribes again and loads under the new columns.
-    let again = Subscriber::open(
+    let again = Subscriber::loaded(
         &manager,
+        &source,
         "u",
         "SELECT * FROM late.items WHERE grp = 1",
-        SubscriptionOptions::with_initial_load(),
-    );
-    source.load(again.live_query_id).await.unwrap();
+    )
+    .await;
     client
         .batch_execute(
             "INSERT INTO late.items VALUES (4, 1);

@@ -200,6 +200,19 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
+    /// Opens a subscription with an initial load, and loads it through `source`.
+    pub async fn loaded(
+        manager: &Arc<ConnectionsManager>,
+        source: &PgSource,
+        user: &str,
+        sql: &str,
+    ) -> Subscriber {
+        let subscriber =
+            Subscriber::open(manager, user, sql, SubscriptionOptions::with_initial_load());
+        source.load(subscriber.live_query_id).await.unwrap();
+        subscriber
+    }
+
     pub fn open(
         manager: &Arc<ConnectionsManager>,
         user: &str,
