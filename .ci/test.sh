@@ -158,6 +158,8 @@ mutants=(
     topic_recheck_load:topic_models
     nack_skips_expiry:topic_models
     extend_revives_expired:topic_models
+    bucket_removed_released_early:route_buckets
+    bucket_successor_not_kept:route_buckets
 )
 # The list above and the sites in src/ name the same mutants, each site once.
 listed=$(printf '%s\n' "${mutants[@]%%:*}" | sort)

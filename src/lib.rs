@@ -105,6 +105,9 @@ pub use query::parser::{parse_subscription_sql, ParsedQuery};
 pub use query::projection::CompiledProjection;
 pub use query::query_text::QueryText;
 pub use query::{ColumnNames, CompareOp, Expr, Filter, Projection, QueryCacheStats, QuerySpec};
+#[cfg(livecore_loom)]
+#[doc(hidden)]
+pub use route::cow_table::ModelTable;
 pub use stats::RegistryStats;
 #[doc(hidden)]
 pub use sync::locks_taken_by_this_thread;

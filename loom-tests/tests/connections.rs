@@ -44,8 +44,8 @@ fn two_writers_swapping_the_index() {
 }
 
 /// Invariant: two subscribes to one table racing each other are both routed: the table's
-/// writer lock serializes their copy-on-write bucket updates, so neither store overwrites
-/// the other's, and a publish after both returned reaches both.
+/// writer lock serializes their copy-on-write bucket updates, so neither edit is made on a
+/// copy the other already replaced, and a publish after both returned reaches both.
 #[test]
 fn two_subscribes_writing_one_table() {
     loom::model(|| {

@@ -43,7 +43,7 @@ pub struct ConnectionsManager {
     pub(crate) clock: Box<dyn Clock>,
     pub(crate) index: RoutingIndex,
     pub(crate) stats: Arc<StatsCounters>,
-    connections: Mutex<HashMap<ConnectionId, SharedConnectionState>>,
+    connections: Mutex<HashMap<ConnectionId, SharedConnectionState, ahash::RandomState>>,
     /// Signalled when a connection unregisters (shutdown waits on it).
     unregistered: Condvar,
     next_connection: AtomicU64,
@@ -128,7 +128,7 @@ impl ConnectionsManager {
             clock: Box::new(clock),
             index: RoutingIndex::new(),
             stats,
-            connections: Mutex::new(HashMap::new()),
+            connections: Mutex::new(HashMap::default()),
             unregistered: Condvar::new(),
             next_connection: AtomicU64::new(1),
             next_subscription: AtomicU64::new(1),

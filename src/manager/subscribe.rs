@@ -158,8 +158,8 @@ impl ConnectionsManager {
         };
         {
             let _writer = (!mutant!("index_writer_unlocked")).then(|| lock(&route.writer));
-            // Mutant: no writer lock. Two subscribes copying the same bucket at once each
-            // store their copy, and one subscription silently leaves the index.
+            // Mutant: no writer lock. Two subscribes copy the same bucket at once; the
+            // second compare-and-swap fails, and that subscription never enters the index.
             route.insert(
                 SubscriptionHandle::new(core.clone(), connection.clone()),
                 &self.index.hasher,

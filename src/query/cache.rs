@@ -54,13 +54,14 @@ struct Entry<T> {
 /// A map that keeps at most `capacity` entries, evicting the least recently used quarter
 /// when full.
 struct Bounded<K, T> {
-    entries: HashMap<K, Entry<T>>,
+    /// ahash, randomly keyed: the keys are client-chosen query texts and template hashes.
+    entries: HashMap<K, Entry<T>, ahash::RandomState>,
 }
 
 impl<K: std::hash::Hash + Eq + Clone, T> Bounded<K, T> {
     fn new() -> Self {
         Self {
-            entries: HashMap::new(),
+            entries: HashMap::default(),
         }
     }
 
@@ -109,6 +110,8 @@ struct State {
 /// The parse and compiled-query caches of one manager.
 pub(crate) struct QueryCache {
     capacity: usize,
+    /// Keys the template hashes (randomly, so clients cannot aim queries at one entry).
+    template_hasher: ahash::RandomState,
     state: Mutex<State>,
 }
 
@@ -117,6 +120,7 @@ impl QueryCache {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
+            template_hasher: ahash::RandomState::new(),
             state: Mutex::new(State {
                 parsed: Bounded::new(),
                 compiled: Bounded::new(),
@@ -172,7 +176,7 @@ impl QueryCache {
         spec: QuerySpec,
         compile: impl FnOnce(QuerySpec) -> Result<DataArc<CompiledQuery>, LiveError>,
     ) -> Result<DataArc<CompiledQuery>, LiveError> {
-        let key = (table_key, spec.template_hash());
+        let key = (table_key, spec.template_hash(&self.template_hasher));
         {
             let mut state = lock(&self.state);
             state.now += 1;

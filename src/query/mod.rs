@@ -102,8 +102,8 @@ impl QuerySpec {
 
     /// A hash of the query's template (everything but its compared-against constants):
     /// queries with the same template hash alike.
-    pub(crate) fn template_hash(&self) -> u64 {
-        let mut state = std::collections::hash_map::DefaultHasher::new();
+    pub(crate) fn template_hash(&self, hasher: &impl std::hash::BuildHasher) -> u64 {
+        let mut state = hasher.build_hasher();
         self.table_id.hash(&mut state);
         self.projection.hash(&mut state);
         if let Some(filter) = &self.filter {

@@ -30,6 +30,9 @@ use crate::sync::{lock, Arc, ArcSwap, AtomicU32, AtomicUsize, DataArc, Guard, Mu
 use crate::types::ids::{SubscriptionId, TableId, TableKey, UserId, UserKey};
 use crate::types::schema::TableSchema;
 
+/// Entries an `eq` bucket holds inline: at the table's load (about two entries a bucket)
+/// most buckets need no second allocation, and a lookup one dependent load less.
+const EQ_INLINE: usize = 2;
 /// Subscriptions on one key above which they move into a nested table.
 const NESTED_AT: usize = 64;
 /// Subscriptions in a nested table below which they move back into the bucket.
@@ -118,7 +121,7 @@ pub(crate) struct TableRoute {
     /// Serializes subscribe and unsubscribe on this table.
     pub(crate) writer: Mutex<()>,
     scan: CowTable<SubscriptionHandle>,
-    eq: CowTable<EqEntry>,
+    eq: CowTable<EqEntry, EQ_INLINE>,
     /// Columns that some subscription pins (what publishers look up)...
     pinned_columns: ArcSwap<Vec<u16>>,
     /// ...and how many pin each column (writers only).
@@ -187,10 +190,7 @@ impl TableRoute {
     pub(crate) fn remove(&self, handle: &SubscriptionHandle, hasher: &RouteHasher) -> bool {
         let id = handle.core.id;
         let found = match placement(handle, hasher) {
-            Placement::Scan => self
-                .scan
-                .remove(id.0, |other| other.core.id == id)
-                .is_some(),
+            Placement::Scan => self.scan.remove(id.0, |other| other.core.id == id),
             Placement::Owner(key) => self.eq_remove(key, id),
             Placement::Pinned(column, keys) => {
                 let mut found = false;
@@ -233,24 +233,24 @@ impl TableRoute {
     fn eq_insert(&self, key: u64, handle: SubscriptionHandle) {
         self.eq.modify(key, |entries| {
             let nested = entries.iter().find_map(|(entry_key, entry)| match entry {
-                EqEntry::Many(nested) if *entry_key == key => Some(nested.clone()),
+                EqEntry::Many(nested) if entry_key == key => Some(nested.clone()),
                 _ => None,
             });
             if let Some(nested) = nested {
                 nested.insert(handle.core.id.0, handle);
-                return false;
+                return;
             }
             let on_key = entries
                 .iter()
                 .filter(|(entry_key, _)| *entry_key == key)
                 .count();
             if on_key + 1 < NESTED_AT {
-                entries.push((key, EqEntry::One(handle)));
-                return true;
+                entries.push(key, EqEntry::One(handle));
+                return;
             }
             let nested = CowTable::scanned();
-            entries.retain(|(entry_key, entry)| {
-                if *entry_key != key {
+            entries.retain(|entry_key, entry| {
+                if entry_key != key {
                     return true;
                 }
                 if let EqEntry::One(existing) = entry {
@@ -259,37 +259,35 @@ impl TableRoute {
                 false
             });
             nested.insert(handle.core.id.0, handle);
-            entries.push((key, EqEntry::Many(Arc::new(nested))));
-            true
+            entries.push(key, EqEntry::Many(Arc::new(nested)));
         });
     }
 
     fn eq_remove(&self, key: u64, id: SubscriptionId) -> bool {
         let mut found = false;
         self.eq.modify(key, |entries| {
-            if let Some(index) = entries.iter().position(|(entry_key, entry)| {
-                *entry_key == key && matches!(entry, EqEntry::One(handle) if handle.core.id == id)
+            if let Some(index) = entries.position(|entry_key, entry| {
+                entry_key == key && matches!(entry, EqEntry::One(handle) if handle.core.id == id)
             }) {
                 entries.remove(index);
                 found = true;
-                return true;
+                return;
             }
-            let Some(index) = entries.iter().position(|(entry_key, entry)| {
-                *entry_key == key && matches!(entry, EqEntry::Many(_))
-            }) else {
-                return false;
+            let Some(index) = entries
+                .position(|entry_key, entry| entry_key == key && matches!(entry, EqEntry::Many(_)))
+            else {
+                return;
             };
-            let EqEntry::Many(nested) = entries[index].1.clone() else {
-                return false;
+            let EqEntry::Many(nested) = entries.value(index).clone() else {
+                return;
             };
-            found = nested.remove(id.0, |handle| handle.core.id == id).is_some();
+            found = nested.remove(id.0, |handle| handle.core.id == id);
             if nested.len() >= UNNEST_BELOW {
-                return false;
+                return;
             }
             // Few enough again: move them back into the bucket, replacing it whole.
             entries.remove(index);
-            nested.for_each(|handle| entries.push((key, EqEntry::One(handle.clone()))));
-            true
+            nested.for_each(|handle| entries.push(key, EqEntry::One(handle.clone())));
         });
         found
     }
@@ -359,8 +357,8 @@ impl TableRoute {
 fn visit_warmed(table: &CowTable<SubscriptionHandle>, visit: &mut impl FnMut(&SubscriptionHandle)) {
     table.for_each_bucket(|bucket| {
         for chunk in bucket.entries().chunks(8) {
-            chunk.iter().for_each(|(_, handle)| handle.prefetch());
-            chunk.iter().for_each(|(_, handle)| visit(handle));
+            chunk.iter().for_each(|entry| entry.value().prefetch());
+            chunk.iter().for_each(|entry| visit(entry.value()));
         }
     });
 }
