@@ -329,7 +329,13 @@ impl TableRoute {
     #[inline]
     pub(crate) fn for_each_at(&self, key: u64, mut visit: impl FnMut(&SubscriptionHandle)) {
         self.eq.for_each_at(key, |entry| match entry {
-            EqEntry::One(handle) => visit(handle),
+            EqEntry::One(handle) => {
+                // The subscription's and the channel's lines both hang off this entry: ask
+                // for them together, so at a million subscriptions their misses overlap
+                // instead of the channel's waiting behind the filter's read of the core.
+                handle.prefetch();
+                visit(handle)
+            }
             EqEntry::Many(nested) => visit_warmed(nested, &mut visit),
         });
     }
