@@ -46,19 +46,19 @@ const SCANNED_RUN_BITS: u32 = SCANNED_LOAD.trailing_zeros();
 const SHRINK_BELOW_SLOTS_PER_ENTRY: usize = 8;
 
 /// The multimap: keys are 64-bit hashes chosen by the caller; one key may hold many values.
-pub(crate) struct CowTable<V, const N: usize = 0> {
-    slots: ArcSwap<Slots<V, N>>,
+pub(crate) struct CowTable<V> {
+    slots: ArcSwap<Slots<V>>,
     len: AtomicUsize,
     grow_at_load: usize,
     /// Slots hold runs of consecutive keys (tables read whole) rather than hashed keys.
     sequential: bool,
 }
 
-struct Slots<V, const N: usize> {
+struct Slots<V> {
     /// log2 of the slot count.
     bits: u32,
     sequential: bool,
-    cells: Box<[ArcSwapOption<Bucket<V, N>>]>,
+    cells: Box<[ArcSwapOption<Bucket<V>>]>,
 }
 
 /// One entry of a bucket. The value is dropped by hand: by the bucket that owns it, which
@@ -95,26 +95,24 @@ impl<V> Entry<V> {
 }
 
 /// One bucket's entries, replaced whole on every change.
-pub(crate) struct Bucket<V, const N: usize> {
-    /// Up to `N` entries inline (no second allocation, and one dependent load less for a
-    /// reader), more on the heap.
-    entries: SmallVec<[Entry<V>; N]>,
+pub(crate) struct Bucket<V> {
+    entries: Box<[Entry<V>]>,
     /// Null while the bucket owns its entries. Set once, by the writer that replaced this
     /// bucket while readers still held it: the entries are then owned by the successor.
-    handover: AtomicPtr<Handover<V, N>>,
+    handover: AtomicPtr<Handover<V>>,
 }
 
 /// What a replaced bucket still holds for its readers.
-struct Handover<V, const N: usize> {
+struct Handover<V> {
     /// The copy that took over this bucket's entries (`None` if the edit emptied the
     /// slot), kept alive while this bucket's readers may read entries it now owns.
-    successor: Option<Arc<Bucket<V, N>>>,
+    successor: Option<Arc<Bucket<V>>>,
     /// The entries the edit removed, released with this bucket.
     removed: Vec<ManuallyDrop<V>>,
 }
 
-impl<V, const N: usize> Bucket<V, N> {
-    fn new(entries: SmallVec<[Entry<V>; N]>) -> Self {
+impl<V> Bucket<V> {
+    fn new(entries: Box<[Entry<V>]>) -> Self {
         Self {
             entries,
             handover: AtomicPtr::new(ptr::null_mut()),
@@ -127,7 +125,7 @@ impl<V, const N: usize> Bucket<V, N> {
     }
 }
 
-impl<V, const N: usize> Drop for Bucket<V, N> {
+impl<V> Drop for Bucket<V> {
     fn drop(&mut self) {
         let handover = self.handover.swap(ptr::null_mut(), Ordering::Acquire);
         if handover.is_null() {
@@ -253,7 +251,7 @@ impl<V> Staged<V> {
     }
 }
 
-impl<V, const N: usize> Slots<V, N> {
+impl<V> Slots<V> {
     fn with_bits(bits: u32, sequential: bool) -> Self {
         Self {
             bits,
@@ -265,7 +263,7 @@ impl<V, const N: usize> Slots<V, N> {
     }
 
     #[inline]
-    fn cell(&self, key: u64) -> &ArcSwapOption<Bucket<V, N>> {
+    fn cell(&self, key: u64) -> &ArcSwapOption<Bucket<V>> {
         &self.cells[slot_of(key, self.bits, self.sequential)]
     }
 }
@@ -283,7 +281,7 @@ fn slot_of(key: u64, bits: u32, sequential: bool) -> usize {
     }
 }
 
-impl<V: Clone, const N: usize> CowTable<V, N> {
+impl<V: Clone> CowTable<V> {
     /// A table read by key.
     pub(crate) fn new() -> Self {
         Self::with_load(KEYED_LOAD)
@@ -337,7 +335,7 @@ impl<V: Clone, const N: usize> CowTable<V, N> {
 
     /// Calls `visit` with every bucket in turn (readers walk whole buckets to amortise the
     /// load of each).
-    pub(crate) fn for_each_bucket(&self, mut visit: impl FnMut(&Bucket<V, N>)) {
+    pub(crate) fn for_each_bucket(&self, mut visit: impl FnMut(&Bucket<V>)) {
         let slots = self.slots.load();
         for cell in slots.cells.iter() {
             let bucket = cell.load();
@@ -455,7 +453,7 @@ impl<V: Clone, const N: usize> CowTable<V, N> {
         self.resize_if_needed(&slots, len);
     }
 
-    fn resize_if_needed(&self, slots: &Slots<V, N>, len: usize) {
+    fn resize_if_needed(&self, slots: &Slots<V>, len: usize) {
         let slot_count = slots.cells.len();
         let bits = if len > slot_count * self.grow_at_load {
             slots.bits + 1
@@ -464,8 +462,7 @@ impl<V: Clone, const N: usize> CowTable<V, N> {
         } else {
             return;
         };
-        let mut rebucketed: Vec<SmallVec<[Entry<V>; N]>> =
-            (0..1usize << bits).map(|_| SmallVec::new()).collect();
+        let mut rebucketed: Vec<Vec<Entry<V>>> = (0..1usize << bits).map(|_| Vec::new()).collect();
         for cell in slots.cells.iter() {
             if let Some(bucket) = cell.load_full() {
                 for entry in bucket.entries.iter() {
@@ -480,7 +477,7 @@ impl<V: Clone, const N: usize> CowTable<V, N> {
                 ArcSwapOption::new(if entries.is_empty() {
                     None
                 } else {
-                    Some(Arc::new(Bucket::new(entries)))
+                    Some(Arc::new(Bucket::new(entries.into_boxed_slice())))
                 })
             })
             .collect();
@@ -494,9 +491,9 @@ impl<V: Clone, const N: usize> CowTable<V, N> {
 
 /// Settles ownership after `replaced` was swapped out of its cell for `successor`, which
 /// took over the entries it kept; `removed` are the entries the edit took out.
-fn retire<V, const N: usize>(
-    mut replaced: Arc<Bucket<V, N>>,
-    successor: Option<Arc<Bucket<V, N>>>,
+fn retire<V>(
+    mut replaced: Arc<Bucket<V>>,
+    successor: Option<Arc<Bucket<V>>>,
     mut removed: Vec<ManuallyDrop<V>>,
 ) {
     if let Some(bucket) = Arc::get_mut(&mut replaced) {
@@ -520,7 +517,7 @@ fn retire<V, const N: usize>(
     replaced.handover.store(handover, Ordering::Release);
 }
 
-impl<V: Clone, const N: usize> Default for CowTable<V, N> {
+impl<V: Clone> Default for CowTable<V> {
     fn default() -> Self {
         Self::new()
     }
@@ -530,7 +527,7 @@ impl<V: Clone, const N: usize> Default for CowTable<V, N> {
 /// handover on values whose release they can observe.
 #[cfg(livecore_loom)]
 #[doc(hidden)]
-pub struct ModelTable<V>(CowTable<V, 2>);
+pub struct ModelTable<V>(CowTable<V>);
 
 #[cfg(livecore_loom)]
 impl<V: Clone> ModelTable<V> {
@@ -560,7 +557,7 @@ impl<V: Clone> ModelTable<V> {
 mod tests {
     use super::*;
 
-    fn values_at<const N: usize>(table: &CowTable<u32, N>, key: u64) -> Vec<u32> {
+    fn values_at(table: &CowTable<u32>, key: u64) -> Vec<u32> {
         let mut found = Vec::new();
         table.for_each_at(key, |value| found.push(*value));
         found.sort_unstable();
@@ -569,7 +566,7 @@ mod tests {
 
     #[test]
     fn insert_lookup_remove_through_growth_and_shrink() {
-        let table: CowTable<u32, 2> = CowTable::new();
+        let table = CowTable::new();
         for i in 0..10_000u32 {
             table.insert(u64::from(i % 1000), i);
         }
@@ -598,7 +595,7 @@ mod tests {
 
     #[test]
     fn a_table_read_whole_walks_consecutive_keys_in_order() {
-        let table: CowTable<u64> = CowTable::scanned();
+        let table = CowTable::scanned();
         for key in 1..=5_000u64 {
             table.insert(key, key);
         }
@@ -613,7 +610,7 @@ mod tests {
 
     #[test]
     fn modify_sees_the_whole_bucket_and_can_decline() {
-        let table: CowTable<u32> = CowTable::new();
+        let table = CowTable::new();
         table.insert(1, 10u32);
         table.modify(1, |entries| {
             assert_eq!(entries.iter().collect::<Vec<_>>(), vec![(1, &10)]);
@@ -622,11 +619,7 @@ mod tests {
     }
 
     /// The bucket a reader holds while `edit` runs, and the values it can see.
-    fn holding_a_bucket<V: Clone, const N: usize>(
-        table: &CowTable<V, N>,
-        key: u64,
-        edit: impl FnOnce(),
-    ) -> Vec<V> {
+    fn holding_a_bucket<V: Clone>(table: &CowTable<V>, key: u64, edit: impl FnOnce()) -> Vec<V> {
         let slots = table.slots.load();
         let held = slots.cell(key).load_full().expect("a bucket");
         edit();
@@ -639,7 +632,7 @@ mod tests {
     #[test]
     fn a_value_lives_while_a_reader_holds_a_bucket_that_shows_it_and_is_dropped_once() {
         let values: Vec<Arc<u32>> = (0..4).map(Arc::new).collect();
-        let table: CowTable<Arc<u32>, 2> = CowTable::new();
+        let table = CowTable::new();
         for value in &values[..2] {
             table.insert(1, value.clone());
         }
@@ -665,7 +658,7 @@ mod tests {
     #[test]
     fn a_long_chain_of_retired_buckets_is_released_without_recursion() {
         let kept = Arc::new(0u32);
-        let table: CowTable<Arc<u32>> = CowTable::new();
+        let table = CowTable::new();
         table.insert(1, kept.clone());
         // 200,000 edits while a reader holds the first bucket: each retired bucket holds
         // its successor, and the chain is released when the reader lets go.
@@ -684,7 +677,7 @@ mod tests {
     #[test]
     fn resizing_while_a_reader_holds_an_old_bucket_drops_every_value_once() {
         let values: Vec<Arc<u32>> = (0..64).map(Arc::new).collect();
-        let table: CowTable<Arc<u32>, 2> = CowTable::new();
+        let table = CowTable::new();
         table.insert(0, values[0].clone());
         let seen = holding_a_bucket(&table, 0, || {
             for value in &values[1..] {

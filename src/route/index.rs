@@ -30,9 +30,6 @@ use crate::sync::{lock, Arc, ArcSwap, AtomicU32, AtomicUsize, DataArc, Guard, Mu
 use crate::types::ids::{SubscriptionId, TableId, TableKey, UserId, UserKey};
 use crate::types::schema::TableSchema;
 
-/// Entries an `eq` bucket holds inline: at the table's load (about two entries a bucket)
-/// most buckets need no second allocation, and a lookup one dependent load less.
-const EQ_INLINE: usize = 2;
 /// Subscriptions on one key above which they move into a nested table.
 const NESTED_AT: usize = 64;
 /// Subscriptions in a nested table below which they move back into the bucket.
@@ -121,7 +118,7 @@ pub(crate) struct TableRoute {
     /// Serializes subscribe and unsubscribe on this table.
     pub(crate) writer: Mutex<()>,
     scan: CowTable<SubscriptionHandle>,
-    eq: CowTable<EqEntry, EQ_INLINE>,
+    eq: CowTable<EqEntry>,
     /// Columns that some subscription pins (what publishers look up)...
     pinned_columns: ArcSwap<Vec<u16>>,
     /// ...and how many pin each column (writers only).
