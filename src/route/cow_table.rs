@@ -655,6 +655,36 @@ mod tests {
         assert!(values.iter().all(|value| Arc::strong_count(value) == 1));
     }
 
+    /// A value that counts how often it is cloned.
+    struct Counted(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Clone for Counted {
+        fn clone(&self) -> Self {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Self(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn an_edit_never_clones_the_entries_it_keeps() {
+        let clones = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let table = CowTable::with_load(usize::MAX);
+        for key in 0..16 {
+            table.insert(key, Counted(clones.clone()));
+        }
+        // One slot, sixteen neighbours: adding and removing entries copies that bucket each
+        // time, and not one neighbour is cloned (nor dropped: the count of references to
+        // the shared counter is the table's sixteen plus this test's one).
+        for round in 0..100 {
+            table.insert(1_000 + round, Counted(clones.clone()));
+            assert!(table.remove(1_000 + round, |_| true));
+        }
+        assert_eq!(clones.load(Ordering::Relaxed), 0);
+        assert_eq!(Arc::strong_count(&clones), 17);
+        drop(table);
+        assert_eq!(Arc::strong_count(&clones), 1);
+    }
+
     #[test]
     fn a_long_chain_of_retired_buckets_is_released_without_recursion() {
         let kept = Arc::new(0u32);
