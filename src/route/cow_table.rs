@@ -685,6 +685,74 @@ mod tests {
         assert_eq!(Arc::strong_count(&clones), 1);
     }
 
+    /// A value that flags its release in a shared table, so a reader can check that what it
+    /// meets is alive.
+    #[derive(Clone)]
+    struct Tracked {
+        id: usize,
+        _token: Arc<Token>,
+    }
+
+    struct Token {
+        id: usize,
+        released: Arc<Vec<std::sync::atomic::AtomicBool>>,
+    }
+
+    impl Drop for Token {
+        fn drop(&mut self) {
+            let twice = self.released[self.id].swap(true, Ordering::AcqRel);
+            assert!(!twice, "value {} released twice", self.id);
+        }
+    }
+
+    #[test]
+    fn readers_racing_a_writer_never_meet_a_released_value() {
+        const VALUES: usize = 20_000;
+        let released: Arc<Vec<std::sync::atomic::AtomicBool>> = Arc::new(
+            (0..VALUES)
+                .map(|_| std::sync::atomic::AtomicBool::new(false))
+                .collect(),
+        );
+        let tracked = |id: usize| Tracked {
+            id,
+            _token: Arc::new(Token {
+                id,
+                released: released.clone(),
+            }),
+        };
+        let table = CowTable::new();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                scope.spawn(|| {
+                    let mut met = 0u64;
+                    while !done.load(Ordering::Acquire) {
+                        for key in 0..8 {
+                            table.for_each_at(key, |value: &Tracked| {
+                                assert!(!released[value.id].load(Ordering::Acquire));
+                                met += 1;
+                            });
+                        }
+                    }
+                    met
+                });
+            }
+            // Eight keys (a few buckets, resizes included): each value is inserted, and
+            // removed a little later, while the readers walk.
+            for id in 0..VALUES {
+                table.insert((id % 8) as u64, tracked(id));
+                if id >= 16 {
+                    let old = id - 16;
+                    assert!(table.remove((old % 8) as u64, |value| value.id == old));
+                }
+            }
+            done.store(true, Ordering::Release);
+        });
+        assert_eq!(table.len(), 16);
+        drop(table);
+        assert!(released.iter().all(|flag| flag.load(Ordering::Acquire)));
+    }
+
     #[test]
     fn a_long_chain_of_retired_buckets_is_released_without_recursion() {
         let kept = Arc::new(0u32);
