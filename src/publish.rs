@@ -529,7 +529,7 @@ impl Publisher<'_> {
 /// once). Used by publish and by the gate's flush. The channel is reached through the
 /// handle's own sender, so a delivery reads its connection's state only when the manager
 /// has a ready queue, or on the slow paths.
-#[inline]
+#[inline(always)]
 pub(crate) fn send_change(
     handle: &SubscriptionHandle,
     source: SharedCommit,

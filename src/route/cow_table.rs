@@ -181,7 +181,7 @@ fn release_removed<V>(removed: &mut Vec<ManuallyDrop<V>>) {
 /// bucket to release. Nothing here drops a value: ownership is settled when the edit is
 /// committed, or abandoned.
 pub(crate) struct Staged<V> {
-    entries: SmallVec<[Staging<V>; 4]>,
+    entries: SmallVec<[Staging<V>; 8]>,
     removed: Vec<Staging<V>>,
     changed: bool,
 }
