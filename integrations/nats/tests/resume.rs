@@ -41,16 +41,7 @@ async fn clients_of_a_killed_node_resume_on_the_other_node_and_on_its_restart() 
     let (task, stop) = spawn_drain(connection.notifications);
 
     let mut log = Vec::new();
-    let mut last = 0;
-    for seq in 1..=120u64 {
-        let changes = workload_commit(seq);
-        last = writer
-            .append_commit(SeqId(seq), &changes)
-            .await
-            .unwrap()
-            .stream_seq;
-        log.push((seq, changes));
-    }
+    let mut last = append(&mut writer, &mut log, 1..=120).await;
     caught_up(&node1, last).await;
     stop.store(true, Ordering::Release);
     let before = task.await.unwrap();
@@ -87,15 +78,7 @@ async fn clients_of_a_killed_node_resume_on_the_other_node_and_on_its_restart() 
         .unwrap();
     let (task, stop) = spawn_drain(moved.notifications);
     // And live commits after the resume.
-    for seq in 201..=260u64 {
-        let changes = workload_commit(seq);
-        last = writer
-            .append_commit(SeqId(seq), &changes)
-            .await
-            .unwrap()
-            .stream_seq;
-        log.push((seq, changes));
-    }
+    append(&mut writer, &mut log, 201..=260).await;
 
     // Node 1 restarts empty; a third client comes back to it from SeqId 150.
     let node1 = start_node(1, &stream).await;
@@ -105,15 +88,7 @@ async fn clients_of_a_killed_node_resume_on_the_other_node_and_on_its_restart() 
         .await
         .unwrap();
     let (task_back, stop_back) = spawn_drain(back.notifications);
-    for seq in 261..=300u64 {
-        let changes = workload_commit(seq);
-        last = writer
-            .append_commit(SeqId(seq), &changes)
-            .await
-            .unwrap()
-            .stream_seq;
-        log.push((seq, changes));
-    }
+    last = append(&mut writer, &mut log, 261..=300).await;
     caught_up(&node2, last).await;
     caught_up(&node1, last).await;
     stop.store(true, Ordering::Release);
@@ -230,16 +205,7 @@ async fn a_client_that_reads_nothing_cannot_hold_a_resume() {
     let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
     writer.append_schema(items_schema()).await.unwrap();
     let mut log = Vec::new();
-    let mut last = 0;
-    for seq in 1..=60u64 {
-        let changes = workload_commit(seq);
-        last = writer
-            .append_commit(SeqId(seq), &changes)
-            .await
-            .unwrap()
-            .stream_seq;
-        log.push((seq, changes));
-    }
+    let mut last = append(&mut writer, &mut log, 1..=60).await;
     // A node whose clients' channels hold 8 notifications, and which waits 300 ms for a
     // client to make room.
     let manager = Arc::new(
