@@ -160,6 +160,8 @@ mutants=(
     extend_revives_expired:topic_models
     bucket_removed_released_early:route_buckets
     bucket_successor_not_kept:route_buckets
+    core_released_before_queue:subscription_lifecycle
+    released_stamp_ignores_queue:core_release
 )
 # The list above and the sites in src/ name the same mutants, each site once.
 listed=$(printf '%s\n' "${mutants[@]%%:*}" | sort)

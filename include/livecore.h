@@ -945,7 +945,8 @@ typedef struct lc_config {
      */
     uint64_t max_connections;
     /**
-     * Most subscriptions one connection may hold.
+     * Most subscriptions one connection may hold (removed ones whose deliveries still wait
+     * in a full notification channel count until the connection is read past them).
      */
     uint64_t max_subscriptions_per_connection;
     /**
@@ -961,7 +962,7 @@ typedef struct lc_config {
      */
     uint64_t gate_buffer_capacity;
     /**
-     * Largest snapshot batch a subscription may ask for.
+     * Largest snapshot batch a subscription may ask for (below 2^31).
      */
     uint64_t max_snapshot_batch_size;
     /**

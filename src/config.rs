@@ -29,7 +29,9 @@ pub struct ManagerConfig {
     pub node_id: NodeId,
     /// Most connections registered at once.
     pub max_connections: usize,
-    /// Most subscriptions one connection may hold.
+    /// Most subscriptions one connection may hold. Removed subscriptions whose deliveries
+    /// still wait in a full notification channel count too, until the connection's receiver
+    /// reads past them: a connection that is never read cannot pile them up.
     pub max_subscriptions_per_connection: usize,
     /// Capacity of each connection's notification channel.
     pub notification_channel_capacity: usize,
@@ -41,7 +43,7 @@ pub struct ManagerConfig {
     /// commits do not count against it (they stream into the channel with back-pressure):
     /// raise it when loads take long under a heavy write rate.
     pub gate_buffer_capacity: usize,
-    /// Largest snapshot batch a subscription may ask for.
+    /// Largest snapshot batch a subscription may ask for (below 2^31).
     pub max_snapshot_batch_size: usize,
     /// A connection that has not started authenticating this long after registering gets
     /// `AuthTimeout`.
@@ -125,9 +127,10 @@ impl ManagerConfig {
                 "{name} must be at least 1"
             )));
         }
-        if u32::try_from(self.max_snapshot_batch_size).is_err() {
+        // Each subscription keeps its batch size in 31 bits (see PackedOptions).
+        if self.max_snapshot_batch_size >= 1 << 31 {
             return Err(LiveError::InvalidConfig(
-                "max_snapshot_batch_size must fit in 32 bits".into(),
+                "max_snapshot_batch_size must be below 2^31".into(),
             ));
         }
         if self.heartbeat_timeout <= self.ping_interval {
@@ -304,5 +307,19 @@ mod tests {
             config.validate(),
             Err(LiveError::InvalidConfig(_))
         ));
+    }
+
+    /// A subscription keeps its batch size in 31 bits: a larger maximum is refused.
+    #[test]
+    fn snapshot_batch_maximum_is_below_two_to_the_31() {
+        let config = |max_snapshot_batch_size| ManagerConfig {
+            max_snapshot_batch_size,
+            ..ManagerConfig::default()
+        };
+        assert!(config((1 << 31) - 1).validate().is_ok());
+        match config(1 << 31).validate() {
+            Err(LiveError::InvalidConfig(message)) => assert!(message.contains("2^31")),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -14,6 +14,7 @@ use smallvec::SmallVec;
 
 use crate::config::SlowConsumerPolicy;
 use crate::config::MAX_COMMIT_CHANGES;
+use crate::connection::core_ref::CoreRef;
 use crate::connection::delivery::{encode_match, Delivery, DeliveryKind, RunEnd, RunsBuilder};
 use crate::connection::gate::{BufferedNotification, GateDecision};
 use crate::connection::state::ConnectionEvent;
@@ -541,7 +542,9 @@ pub(crate) fn send_change(
     let core = &handle.core;
     let number = core.next_attempt();
     let delivery = Delivery(DeliveryKind::Changes {
-        core: core.clone(),
+        // No reference count: the handle's release keeps the core alive for its queued
+        // deliveries (connection::core_ref).
+        core: CoreRef::of(core),
         source,
         // The channel carries the low bits; the receiver restores the number.
         number: number as u32,

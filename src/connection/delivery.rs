@@ -5,6 +5,7 @@ use std::fmt;
 
 use smallvec::SmallVec;
 
+use crate::connection::core_ref::CoreRef;
 use crate::connection::subscription::SubscriptionCore;
 use crate::query::CompiledProjection;
 use crate::sync::{Arc, DataArc};
@@ -129,7 +130,8 @@ pub(crate) enum DeliveryKind {
     /// a publish that matched several changes each) and `matched` is where this one's run
     /// starts (see [`resolve_matches`]).
     Changes {
-        core: Arc<SubscriptionCore>,
+        /// Uncounted: the release protocol keeps the core alive (`connection::core_ref`).
+        core: CoreRef,
         source: SharedCommit,
         /// The low 32 bits of the delivery's number (the receiver restores the rest).
         number: u32,
@@ -155,6 +157,9 @@ pub(crate) enum OtherDelivery {
     },
     /// Wakes a blocked receiver so it looks at the connection's attention flags.
     Wake,
+    /// A core whose last handle went, queued behind every delivery naming it: the receiver
+    /// lets it go here (see `connection::core_ref`).
+    Release(Arc<SubscriptionCore>),
 }
 
 /// "No boundary was set", in a load-complete delivery.
@@ -174,6 +179,17 @@ impl Delivery {
 
     pub(crate) fn other(other: OtherDelivery) -> Self {
         Delivery(DeliveryKind::Other(DataArc::new(other)))
+    }
+
+    /// The core of a release marker that was not sent (`None` for any other delivery).
+    pub(crate) fn into_released(self) -> Option<Arc<SubscriptionCore>> {
+        match self.0 {
+            DeliveryKind::Other(other) => match DataArc::try_unwrap(other) {
+                Ok(OtherDelivery::Release(core)) => Some(core),
+                _ => None,
+            },
+            DeliveryKind::Changes { .. } => None,
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! subscription's state with its snapshot gate, the deliveries that travel through the
 //! channel, and the receivers that turn them into notifications for the host.
 
+pub(crate) mod core_ref;
 pub(crate) mod delivery;
 pub(crate) mod gate;
 pub(crate) mod prefetch;

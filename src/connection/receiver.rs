@@ -12,16 +12,18 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::connection::core_ref::ReleasedCores;
 use crate::connection::delivery::{
     ChangeSet, Delivery, DeliveryKind, Notification, OtherDelivery, SnapshotBatch, NO_BOUNDARY,
 };
 use crate::connection::state::{
     AttentionItem, ConnectionEvent, SharedConnectionState, ATTENTION_GAP, ATTENTION_NOTICE,
+    ATTENTION_RELEASE,
 };
 use crate::connection::subscription::SubscriptionCore;
 use crate::stats::StatsCounters;
-use crate::sync::channel;
 use crate::sync::mutant;
+use crate::sync::{channel, DataArc};
 use crate::types::ending::SubscriptionEnding;
 use crate::types::ids::{ConnectionId, SeqId};
 
@@ -85,6 +87,9 @@ pub struct NotificationReceiver {
     connection: SharedConnectionState,
     /// Notifications produced ahead of the next delivery (a gap before a change).
     ready: VecDeque<Notification>,
+    /// Released subscription cores held until the deliveries queued before their release
+    /// are processed (`connection::core_ref`).
+    released: ReleasedCores,
 }
 
 impl NotificationReceiver {
@@ -93,6 +98,7 @@ impl NotificationReceiver {
             rx,
             connection,
             ready: VecDeque::new(),
+            released: ReleasedCores::new(),
         }
     }
 
@@ -141,7 +147,8 @@ impl NotificationReceiver {
         }
     }
 
-    /// Deliveries queued in the channel (including ones that will be skipped).
+    /// Items queued in the channel: deliveries, including ones that will be skipped, and
+    /// livecore's own markers (a removed subscription's release follows its deliveries).
     pub fn queued(&self) -> usize {
         self.rx.len()
     }
@@ -162,12 +169,17 @@ impl NotificationReceiver {
 
     fn next(&mut self, wait: Wait) -> Result<Notification, ReceiveError> {
         loop {
+            self.let_go_due();
             if let Some(notification) = self.ready.pop_front() {
                 return Ok(notification);
             }
-            if self.connection.attention_flags() & ATTENTION_NOTICE != 0 {
+            let flags = self.connection.attention_flags();
+            if flags & ATTENTION_NOTICE != 0 {
                 self.collect_notices();
                 continue;
+            }
+            if flags & ATTENTION_RELEASE != 0 {
+                self.take_released();
             }
             if self.connection.is_disconnecting() {
                 return Err(ReceiveError::Closed);
@@ -201,15 +213,46 @@ impl NotificationReceiver {
         }
     }
 
+    /// Lets go the released cores that nothing queued can name any more. Called only
+    /// between deliveries, never while one is being processed.
+    #[inline(always)]
+    fn let_go_due(&mut self) {
+        if let Some(due) = self.released.take_due() {
+            due.into_iter()
+                .for_each(|core| self.connection.shared.let_go(core));
+        }
+    }
+
+    /// Takes the released cores the connection holds for this receiver (their release
+    /// markers found the channel full), to let go once what is queued now is processed.
+    fn take_released(&mut self) {
+        let cores = self
+            .connection
+            .take_attention(ATTENTION_RELEASE)
+            .into_iter()
+            .filter_map(|item| match item {
+                AttentionItem::Release(core) => Some(core),
+                _ => None,
+            })
+            .collect();
+        let free = self.released.hold(cores, self.rx.len());
+        free.into_iter()
+            .for_each(|core| self.connection.shared.let_go(core));
+    }
+
     /// Turns a delivery into a notification, or `None` when it is skipped.
     fn process(&mut self, delivery: Delivery) -> Option<Notification> {
+        self.released.count_popped();
         match delivery.0 {
             DeliveryKind::Changes {
-                core,
+                core: core_ref,
                 source,
                 number,
                 matched,
             } => {
+                // SAFETY: this receiver took the delivery from its connection's channel, and
+                // lets released cores go only between deliveries (`let_go_due`).
+                let core = unsafe { core_ref.core() };
                 // Mutant: trusting the index alone; what was queued before unsubscribe (or
                 // unregister) returned is still handed out after it.
                 if !mutant!("receiver_keeps_ended") && core.is_ended() {
@@ -222,10 +265,11 @@ impl NotificationReceiver {
                 let seq = source.seq;
                 // The gap (if any) is built and the number recorded before the core moves
                 // into the change set: no extra reference count traffic per delivery.
-                let gap = (number > last + 1).then(|| self.gap(&core, number - last - 1));
+                let gap = (number > last + 1).then(|| self.gap(core, number - last - 1));
                 core.mark_received(number.max(last), Some(seq));
                 let changes = Notification::Changes(ChangeSet {
-                    core,
+                    // SAFETY: as for `core` above.
+                    core: unsafe { core_ref.to_arc() },
                     commit: source,
                     matched,
                 });
@@ -236,6 +280,13 @@ impl NotificationReceiver {
                     }
                     None => Some(changes),
                 }
+            }
+            DeliveryKind::Other(other) if matches!(&*other, OtherDelivery::Release(_)) => {
+                // Every delivery naming this core was queued ahead of its marker.
+                if let Ok(OtherDelivery::Release(core)) = DataArc::try_unwrap(other) {
+                    self.connection.shared.let_go(core);
+                }
+                None
             }
             DeliveryKind::Other(other) => match &*other {
                 OtherDelivery::Snapshot { core, batch, rows } => (!core.is_ended()).then(|| {
@@ -256,7 +307,7 @@ impl NotificationReceiver {
                     batches: *batches,
                     rows: *rows,
                 }),
-                OtherDelivery::Wake => None,
+                OtherDelivery::Wake | OtherDelivery::Release(_) => None,
             },
         }
     }

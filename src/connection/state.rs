@@ -2,7 +2,7 @@
 //! and the side paths that make sure nothing is lost when a channel is full.
 
 use crate::clock::Reading;
-use crate::connection::delivery::Delivery;
+use crate::connection::delivery::{Delivery, OtherDelivery};
 use crate::connection::receiver::{EventReceiver, NotificationReceiver};
 use crate::connection::subscription::{SubscriptionCore, SubscriptionState};
 use crate::connection::subscription_map::SubscriptionMap;
@@ -112,16 +112,49 @@ pub struct AuthenticatedUser {
 pub(crate) enum AttentionItem {
     Gap(Arc<SubscriptionCore>),
     Notice(Arc<SubscriptionCore>, SubscriptionEnding),
+    /// A released core whose release marker found the channel full (see
+    /// `connection::core_ref`): the receiver holds it until what was queued is processed.
+    Release(Arc<SubscriptionCore>),
 }
 
 pub(crate) const ATTENTION_GAP: u8 = 1;
 pub(crate) const ATTENTION_NOTICE: u8 = 2;
+pub(crate) const ATTENTION_RELEASE: u8 = 4;
 
 /// What every connection of a manager shares, so each connection holds one pointer for it.
 pub(crate) struct ConnectionShared {
     pub(crate) stats: Arc<StatsCounters>,
     /// The manager-wide ready queue, when enabled.
     pub(crate) ready: Option<channel::Sender<ConnectionId>>,
+    /// Loom builds: cores the release protocol let go, parked (marked, not freed) so a
+    /// model that reads one fails an assertion instead of reading freed memory.
+    #[cfg(livecore_loom)]
+    pub(crate) model_released: Mutex<Vec<Arc<SubscriptionCore>>>,
+}
+
+impl ConnectionShared {
+    pub(crate) fn new(
+        stats: Arc<StatsCounters>,
+        ready: Option<channel::Sender<ConnectionId>>,
+    ) -> Self {
+        Self {
+            stats,
+            ready,
+            #[cfg(livecore_loom)]
+            model_released: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Lets a released core go: nothing queued names it any more.
+    pub(crate) fn let_go(&self, core: Arc<SubscriptionCore>) {
+        #[cfg(livecore_loom)]
+        {
+            core.mark_model_released();
+            lock(&self.model_released).push(core);
+        }
+        #[cfg(not(livecore_loom))]
+        drop(core);
+    }
 }
 
 /// One connection: identity, authentication, heartbeat, its subscriptions, and its channels.
@@ -445,6 +478,51 @@ impl ConnectionState {
         self.notify_ready();
     }
 
+    /// Takes a core whose last handle went (see `connection::core_ref`): let go at once if
+    /// nothing of it can be queued or nobody will read the channel again, else released
+    /// behind its deliveries by a marker, or (the channel full) held for the receiver.
+    pub(crate) fn release_core(&self, core: Arc<SubscriptionCore>) {
+        // Mutant: the core goes at once; a delivery still queued names a released core.
+        if !core.may_have_queued() || mutant!("core_released_before_queue") {
+            self.shared.let_go(core);
+            return;
+        }
+        let marker = Delivery::other(OtherDelivery::Release(core));
+        match self.notification_tx.try_send(marker) {
+            Ok(()) => {}
+            // No receiver: the queued deliveries are dropped unread.
+            Err(channel::TrySendError::Disconnected(marker)) => self.let_go_marker(marker),
+            Err(channel::TrySendError::Full(marker)) => {
+                let Some(core) = marker.into_released() else {
+                    return;
+                };
+                lock(&self.attention_list()).push(AttentionItem::Release(core));
+                self.attention_flags
+                    .fetch_or(ATTENTION_RELEASE, Ordering::SeqCst);
+            }
+        }
+    }
+
+    fn let_go_marker(&self, marker: Delivery) {
+        if let Some(core) = marker.into_released() {
+            self.shared.let_go(core);
+        }
+    }
+
+    /// Released cores waiting for the receiver to take them: they count against the
+    /// connection's subscription limit (a connection never read cannot pile them up).
+    pub(crate) fn release_backlog(&self) -> usize {
+        if self.attention_flags() & ATTENTION_RELEASE == 0 {
+            return 0;
+        }
+        self.attention.load_full().map_or(0, |list| {
+            lock(&list)
+                .iter()
+                .filter(|item| matches!(item, AttentionItem::Release(_)))
+                .count()
+        })
+    }
+
     pub(crate) fn attention_flags(&self) -> u8 {
         self.attention_flags.load(Ordering::SeqCst)
     }
@@ -462,6 +540,7 @@ impl ConnectionState {
             .partition(|item| match item {
                 AttentionItem::Gap(_) => flags & ATTENTION_GAP != 0,
                 AttentionItem::Notice(..) => flags & ATTENTION_NOTICE != 0,
+                AttentionItem::Release(_) => flags & ATTENTION_RELEASE != 0,
             });
         *attention = kept;
         taken

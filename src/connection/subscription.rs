@@ -8,7 +8,7 @@ use crate::query::projection::ColumnNames;
 use crate::query::query_text::QueryText;
 use crate::query::{CompiledQuery, Params};
 use crate::sync::mutant;
-use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicU8, DataArc, Ordering};
+use crate::sync::{fence, Arc, AtomicBool, AtomicU32, AtomicU64, AtomicU8, DataArc, Ordering};
 use crate::types::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableId, UserKey};
 
 /// The part of a subscription every delivery shares: identity, compiled query, gate and
@@ -34,6 +34,10 @@ pub(crate) struct SubscriptionCore {
     /// The SQL as the client wrote it, when it subscribed with SQL text.
     pub(crate) sql: Option<DataArc<str>>,
     pub(crate) options: PackedOptions,
+    /// Live [`SubscriptionHandle`]s of this core: what may still send a delivery naming it
+    /// (see `connection::core_ref`). At zero the core is released to its connection. Next
+    /// to the options, which leave it exactly four bytes.
+    senders: AtomicU32,
     pub(crate) created_at_ms: u64,
     /// Drops, what the receiver handed out, and how the subscription ended, for the
     /// subscription's first core; a successor uses its first core's (see
@@ -46,6 +50,10 @@ pub(crate) struct SubscriptionCore {
     /// numbering for the receiver across the change, so a gap is reported in place, before
     /// the first delivery after it, and ending the subscription ends every core of it.
     first: Option<Arc<SubscriptionCore>>,
+    /// Loom builds: set when the release protocol let the core go, so a model sees a
+    /// queued delivery that would read it.
+    #[cfg(livecore_loom)]
+    model_released: AtomicBool,
 }
 
 /// The part of a subscription its successive cores share (see [`SubscriptionCore::first`]).
@@ -120,6 +128,9 @@ impl SubscriptionCore {
                 ended: AtomicU8::new(ACTIVE),
             },
             first: None,
+            senders: AtomicU32::new(0),
+            #[cfg(livecore_loom)]
+            model_released: AtomicBool::new(false),
         }
     }
 
@@ -217,6 +228,24 @@ impl SubscriptionCore {
 
     pub(crate) fn live_query_id(&self) -> LiveQueryId {
         LiveQueryId::new(self.connection_id, self.id)
+    }
+
+    /// True if a delivery of this core may have entered its channel: some attempt was
+    /// made (a failed replay gives its number back, so zero means none was sent).
+    pub(crate) fn may_have_queued(&self) -> bool {
+        self.attempted.load(Ordering::Relaxed) != 0
+    }
+
+    /// Loom builds: marks the core as let go by the release protocol.
+    #[cfg(livecore_loom)]
+    pub(crate) fn mark_model_released(&self) {
+        self.model_released.store(true, Ordering::SeqCst);
+    }
+
+    /// Loom builds: true once the release protocol let the core go.
+    #[cfg(livecore_loom)]
+    pub(crate) fn model_released(&self) -> bool {
+        self.model_released.load(Ordering::SeqCst)
     }
 
     /// Takes the number of the next delivery attempt. Attempts for one subscription are
@@ -332,10 +361,12 @@ impl SubscriptionCore {
 
 /// What the routing index holds for one subscription: its shared core, its connection, and
 /// a sender of the connection's channel, so a delivery goes from the index entry to the
-/// channel without reading the connection's state. Three pointers; cloned only when an index
-/// bucket is rewritten. (The extra sender never keeps a channel open: the connection's
-/// receivers report its end from the connection's state, not from the senders.)
-#[derive(Clone)]
+/// channel without reading the connection's state. Three pointers. (The extra sender never
+/// keeps a channel open: the connection's receivers report its end from the connection's
+/// state, not from the senders.)
+///
+/// Only a handle sends a delivery of its core, and the core counts its handles: when the
+/// last one goes, the core is released to its connection (see `connection::core_ref`).
 pub struct SubscriptionHandle {
     pub(crate) core: Arc<SubscriptionCore>,
     pub(crate) notification_tx: NotificationSender,
@@ -343,8 +374,38 @@ pub struct SubscriptionHandle {
 }
 
 impl SubscriptionHandle {
-    /// The handle of `core`, a subscription of `connection`.
-    pub(crate) fn new(core: Arc<SubscriptionCore>, connection: SharedConnectionState) -> Self {
+    /// The first handle of a fresh `core`, a subscription of `connection`.
+    pub(crate) fn first(core: Arc<SubscriptionCore>, connection: SharedConnectionState) -> Self {
+        let before = core.senders.fetch_add(1, Ordering::Relaxed);
+        debug_assert_eq!(before, 0, "a core's first handle is made once");
+        Self::counted(core, connection)
+    }
+
+    /// Another handle of `core`, unless its handles are all gone (the core was released:
+    /// nothing may send for it again).
+    pub(crate) fn new(
+        core: Arc<SubscriptionCore>,
+        connection: SharedConnectionState,
+    ) -> Option<Self> {
+        let mut senders = core.senders.load(Ordering::Relaxed);
+        loop {
+            if senders == 0 {
+                return None;
+            }
+            match core.senders.compare_exchange_weak(
+                senders,
+                senders + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(Self::counted(core, connection)),
+                Err(now) => senders = now,
+            }
+        }
+    }
+
+    /// A handle whose place in `core`'s count is already taken.
+    fn counted(core: Arc<SubscriptionCore>, connection: SharedConnectionState) -> Self {
         Self {
             notification_tx: connection.notification_tx.clone(),
             core,
@@ -353,14 +414,11 @@ impl SubscriptionHandle {
     }
 
     /// Asks for the cache lines a delivery to this handle touches (the subscription's hot
-    /// block and reference count, its channel), so a caller about to deliver to many
-    /// handles has their misses overlap.
+    /// block, its channel), so a caller about to deliver to many handles has their misses
+    /// overlap.
     #[inline(always)]
     pub(crate) fn prefetch(&self) {
-        let core = Arc::as_ptr(&self.core).cast::<u8>();
-        prefetch(core);
-        // The reference count sits just before the data, possibly on the line before.
-        prefetch(core.wrapping_sub(2 * std::mem::size_of::<usize>()));
+        prefetch(Arc::as_ptr(&self.core).cast::<u8>());
         prefetch_channel(&self.notification_tx);
     }
 
@@ -370,42 +428,75 @@ impl SubscriptionHandle {
     }
 }
 
-/// [`SubscriptionOptions`] in sixteen bytes, as each subscription's shared core keeps them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct PackedOptions {
-    /// The SeqId to resume after, or `u64::MAX` for none.
-    resume_from: u64,
-    batch_size: u32,
-    initial_load: bool,
+impl Clone for SubscriptionHandle {
+    fn clone(&self) -> Self {
+        // A clone comes from a live handle: the count is above zero and stays so.
+        self.core.senders.fetch_add(1, Ordering::Relaxed);
+        Self::counted(self.core.clone(), self.connection.clone())
+    }
 }
 
+impl Drop for SubscriptionHandle {
+    fn drop(&mut self) {
+        // Release, then acquire for the last: every send through any handle of this core
+        // happens before the core is released, so its deliveries are all in the channel.
+        if self.core.senders.fetch_sub(1, Ordering::Release) == 1 {
+            fence(Ordering::Acquire);
+            self.connection.release_core(self.core.clone());
+        }
+    }
+}
+
+/// [`SubscriptionOptions`] in twelve bytes, as each subscription's shared core keeps them:
+/// three 32-bit words (so the core's sender count fits beside them in sixteen bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PackedOptions {
+    /// The SeqId to resume after, or `u64::MAX` for none, as low and high halves.
+    resume_from: [u32; 2],
+    /// The batch size (below 2^31, as the configuration allows), and `initial_load` in the
+    /// top bit.
+    batch_and_load: u32,
+}
+
+/// The bit of [`PackedOptions::batch_and_load`] that holds `initial_load`.
+const INITIAL_LOAD: u32 = 1 << 31;
+
 impl PackedOptions {
-    /// Packs validated options (a batch size that fits in 32 bits).
+    /// Packs validated options (a batch size below 2^31).
     pub(crate) fn pack(options: &SubscriptionOptions) -> Self {
+        let resume_from = options
+            .resume_from
+            .map_or(u64::MAX, |seq| seq.0.min(u64::MAX - 1));
+        let batch_size = u32::try_from(options.batch_size)
+            .map_or(INITIAL_LOAD - 1, |size| size.min(INITIAL_LOAD - 1));
         Self {
-            resume_from: options
-                .resume_from
-                .map_or(u64::MAX, |seq| seq.0.min(u64::MAX - 1)),
-            batch_size: u32::try_from(options.batch_size).unwrap_or(u32::MAX),
-            initial_load: options.initial_load,
+            resume_from: [resume_from as u32, (resume_from >> 32) as u32],
+            batch_and_load: batch_size
+                | if options.initial_load {
+                    INITIAL_LOAD
+                } else {
+                    0
+                },
         }
     }
 
     pub(crate) fn unpack(&self) -> SubscriptionOptions {
         SubscriptionOptions {
-            initial_load: self.initial_load,
-            batch_size: self.batch_size as usize,
-            resume_from: (self.resume_from != u64::MAX).then_some(SeqId(self.resume_from)),
+            initial_load: self.batch_and_load & INITIAL_LOAD != 0,
+            batch_size: self.batch_size(),
+            resume_from: self.resume_from(),
         }
     }
 
     /// The SeqId to resume after, if resuming.
     pub(crate) fn resume_from(&self) -> Option<SeqId> {
-        (self.resume_from != u64::MAX).then_some(SeqId(self.resume_from))
+        let [low, high] = self.resume_from;
+        let resume_from = u64::from(low) | (u64::from(high) << 32);
+        (resume_from != u64::MAX).then_some(SeqId(resume_from))
     }
 
     pub(crate) fn batch_size(&self) -> usize {
-        self.batch_size as usize
+        (self.batch_and_load & !INITIAL_LOAD) as usize
     }
 }
 
@@ -537,4 +628,39 @@ pub struct RegisteredSubscription {
     pub state: SubscriptionPhase,
     /// Its counters.
     pub stats: SubscriptionStats,
+}
+
+#[cfg(all(test, not(livecore_loom)))]
+mod tests {
+    use super::*;
+
+    /// Every option survives packing, at the edges of its range.
+    #[test]
+    fn options_round_trip_through_their_packing() {
+        for initial_load in [false, true] {
+            for batch_size in [1, 1000, (1 << 31) - 1] {
+                for resume_from in [
+                    None,
+                    Some(SeqId(0)),
+                    Some(SeqId(1 << 40)),
+                    Some(SeqId(u64::MAX - 1)),
+                ] {
+                    let options = SubscriptionOptions {
+                        initial_load,
+                        batch_size,
+                        resume_from,
+                    };
+                    assert_eq!(PackedOptions::pack(&options).unpack(), options);
+                }
+            }
+        }
+    }
+
+    /// The sender count sits in the options' spare word: a subscription's core is no larger
+    /// for it (what each idle subscription costs is a measured figure).
+    #[test]
+    fn a_core_is_192_bytes() {
+        assert_eq!(std::mem::size_of::<PackedOptions>(), 12);
+        assert_eq!(std::mem::size_of::<SubscriptionCore>(), 192);
+    }
 }

@@ -221,7 +221,8 @@ pub struct lc_config {
     pub reserved: u32,
     /// Most connections registered at once.
     pub max_connections: u64,
-    /// Most subscriptions one connection may hold.
+    /// Most subscriptions one connection may hold (removed ones whose deliveries still wait
+    /// in a full notification channel count until the connection is read past them).
     pub max_subscriptions_per_connection: u64,
     /// Capacity of each connection's notification channel.
     pub notification_channel_capacity: u64,
@@ -229,7 +230,7 @@ pub struct lc_config {
     pub event_channel_capacity: u64,
     /// Most changes buffered behind one subscription's gate during its initial load.
     pub gate_buffer_capacity: u64,
-    /// Largest snapshot batch a subscription may ask for.
+    /// Largest snapshot batch a subscription may ask for (below 2^31).
     pub max_snapshot_batch_size: u64,
     /// A connection that has not started authenticating this long after registering gets
     /// `LC_EVENT_AUTH_TIMEOUT`.

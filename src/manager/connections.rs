@@ -191,7 +191,7 @@ impl ConnectionsManager {
     pub(crate) fn close_connection(&self, connection: &SharedConnectionState) {
         let _lifecycle = read(&self.lifecycle);
         for state in connection.begin_close() {
-            self.unroute(&state.core, connection);
+            self.unroute(&state.core);
         }
         connection.close();
         // After `close`: a consumer session created concurrently sees the connection closed.

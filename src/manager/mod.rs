@@ -117,10 +117,10 @@ impl ConnectionsManager {
         config.validate()?;
         let ready = config.ready_queue.then(channel::unbounded);
         let stats = Arc::new(StatsCounters::default());
-        let connection_shared = Arc::new(ConnectionShared {
-            stats: stats.clone(),
-            ready: ready.as_ref().map(|(tx, _)| tx.clone()),
-        });
+        let connection_shared = Arc::new(ConnectionShared::new(
+            stats.clone(),
+            ready.as_ref().map(|(tx, _)| tx.clone()),
+        ));
         Ok(Self {
             queries: QueryCache::new(config.query_cache_capacity),
             config,

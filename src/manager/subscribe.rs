@@ -16,6 +16,7 @@
 //! missed commit (or `resume_unavailable` when the engine cannot).
 
 use crate::config::MAX_COMMIT_CHANGES;
+use crate::connection::core_ref::CoreRef;
 use crate::connection::delivery::{
     encode_match, source_for, Delivery, DeliveryKind, MatchBuilder, OtherDelivery, NO_BOUNDARY,
 };
@@ -126,7 +127,10 @@ impl ConnectionsManager {
         if connection.is_closing() {
             return Err(LiveError::UnknownConnection(connection_id));
         }
-        if subscriptions.len() >= self.config.max_subscriptions_per_connection {
+        // Released cores the receiver has not taken yet count too: they hold memory until
+        // the connection's receiver reads past their deliveries (connection::core_ref).
+        let held = subscriptions.len() + connection.release_backlog();
+        if held >= self.config.max_subscriptions_per_connection {
             return Err(LiveError::SubscriptionLimitReached {
                 connection_id,
                 max: self.config.max_subscriptions_per_connection,
@@ -161,7 +165,7 @@ impl ConnectionsManager {
             // Mutant: no writer lock. Two subscribes copy the same bucket at once; the
             // second compare-and-swap fails, and that subscription never enters the index.
             route.insert(
-                SubscriptionHandle::new(core.clone(), connection.clone()),
+                SubscriptionHandle::first(core.clone(), connection.clone()),
                 &self.index.hasher,
             );
         }
@@ -200,7 +204,7 @@ impl ConnectionsManager {
                 None => return Err(LiveError::UnknownSubscription(id)),
             }
         };
-        self.unroute(&state.core, &connection);
+        self.unroute(&state.core);
         #[cfg(feature = "tracing")]
         tracing::debug!(live_query = %live_query_id, "livecore: unsubscribed");
         Ok(())
@@ -208,9 +212,9 @@ impl ConnectionsManager {
 
     /// Removes a subscription from the index and closes it so receivers skip what is left.
     /// The caller holds `lifecycle` shared.
-    pub(crate) fn unroute(&self, core: &Arc<SubscriptionCore>, connection: &SharedConnectionState) {
+    pub(crate) fn unroute(&self, core: &Arc<SubscriptionCore>) {
         core.remove();
-        self.remove_from_index(core, connection);
+        self.remove_from_index(core);
     }
 
     /// Ends a subscription on livecore's initiative: its gate closes (receivers skip what
@@ -232,7 +236,7 @@ impl ConnectionsManager {
             lock(&connection.subscriptions)
                 .remember_ending(core.id, SubscriptionEnding::ResyncRequired);
         }
-        self.remove_from_index(core, connection);
+        self.remove_from_index(core);
         ended
     }
 
@@ -249,20 +253,13 @@ impl ConnectionsManager {
     }
 
     /// Takes a subscription out of its table's routes. The caller holds `lifecycle`.
-    pub(crate) fn remove_from_index(
-        &self,
-        core: &Arc<SubscriptionCore>,
-        connection: &SharedConnectionState,
-    ) {
+    pub(crate) fn remove_from_index(&self, core: &Arc<SubscriptionCore>) {
         let route = self
             .index
             .with_directory(|directory| directory.route(core.query.table_key).cloned());
         if let Some(route) = route {
             let _writer = lock(&route.writer);
-            route.remove(
-                &SubscriptionHandle::new(core.clone(), connection.clone()),
-                &self.index.hasher,
-            );
+            route.remove(core, &self.index.hasher);
         }
     }
 
@@ -413,14 +410,19 @@ impl ConnectionsManager {
                     return Err(LiveError::UnknownConnection(connection.id))
                 }
             }
+            // None when the subscription's handles are all gone: it was unrouted, so its gate
+            // is closed and the flush below sends nothing.
             let handle = SubscriptionHandle::new(core.clone(), connection.clone());
             let now_ms = self.clock.now_ms();
             let mut summary = PublishSummary::default();
             let completed = core
                 .flow
                 .complete(|held| {
+                    let Some(handle) = &handle else {
+                        return;
+                    };
                     send_change(
-                        &handle,
+                        handle,
                         held.commit,
                         held.matched,
                         now_ms,
@@ -498,8 +500,16 @@ impl ConnectionsManager {
                 if matches.is_empty() {
                     return Ok(false);
                 }
+                // Sent through a handle, so the core's release waits for it; none when the
+                // subscription's handles are all gone (it was unrouted: it has ended).
+                let Some(handle) = SubscriptionHandle::new(core.clone(), connection.clone()) else {
+                    return Err(LiveError::SubscriptionEnded {
+                        subscription_id: live_query_id.subscription_id,
+                        ending: SubscriptionEnding::ResyncRequired,
+                    });
+                };
                 let (source, matched) = source_for(commit, &matches);
-                send_replayed(core, connection, source, matched, self.clock.now_ms())?;
+                send_replayed(&handle, source, matched, self.clock.now_ms())?;
                 StatsCounters::add(&self.stats.delivered, 1);
                 Ok(true)
             };
@@ -555,7 +565,7 @@ impl ConnectionsManager {
                 }
             };
             if let Some(state) = state {
-                self.remove_from_index(&state.core, &connection);
+                self.remove_from_index(&state.core);
             }
         }
     }
@@ -611,15 +621,15 @@ fn gate_error(live_query_id: LiveQueryId, error: GateError) -> LiveError {
 /// [`LiveError::WouldBlock`], for the host to retry. The caller holds the gate's lock,
 /// which serializes this with the flush; no live send runs while the gate is closed.
 fn send_replayed(
-    core: &Arc<SubscriptionCore>,
-    connection: &SharedConnectionState,
+    handle: &SubscriptionHandle,
     source: SharedCommit,
     matched: u32,
     now_ms: u64,
 ) -> LiveResult<()> {
+    let (core, connection) = (&handle.core, &handle.connection);
     let number = core.next_attempt();
     let delivery = Delivery(DeliveryKind::Changes {
-        core: core.clone(),
+        core: CoreRef::of(core),
         source,
         number: number as u32,
         matched,

@@ -105,7 +105,7 @@ impl ConnectionsManager {
                 Ok(query) if !core.flow.is_gated() => {
                     let successor = Arc::new(SubscriptionCore::successor(core, query));
                     new_route.insert(
-                        SubscriptionHandle::new(successor.clone(), connection.clone()),
+                        SubscriptionHandle::first(successor.clone(), connection.clone()),
                         &self.index.hasher,
                     );
                     if let Some(state) = subscriptions.get_mut(&core.id) {

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 use smallvec::SmallVec;
 
-use crate::connection::subscription::SubscriptionHandle;
+use crate::connection::subscription::{SubscriptionCore, SubscriptionHandle};
 use crate::query::route_key::RouteHasher;
 use crate::query::route_key::RouteValues;
 use crate::query::CompiledProjection;
@@ -47,8 +47,7 @@ pub(crate) enum Placement {
 
 /// Where `handle` is stored. A pin whose constant is NULL (a filter never TRUE) is not a
 /// usable pin: the subscription is then stored as if unpinned.
-pub(crate) fn placement(handle: &SubscriptionHandle, hasher: &RouteHasher) -> Placement {
-    let core = &handle.core;
+pub(crate) fn placement(core: &SubscriptionCore, hasher: &RouteHasher) -> Placement {
     if let Some(pin) = &core.query.pin {
         let value_keys = core.query.pin_value_keys(&core.params, hasher);
         if !value_keys.is_empty() {
@@ -79,7 +78,7 @@ pub(crate) fn several_keys(
     if !several {
         return None;
     }
-    match placement(handle, hasher) {
+    match placement(&handle.core, hasher) {
         Placement::Pinned(_, keys) if keys.len() > 1 => Some(keys),
         _ => None,
     }
@@ -170,7 +169,7 @@ impl TableRoute {
 
     /// Writer (caller holds `writer`): routes a subscription.
     pub(crate) fn insert(&self, handle: SubscriptionHandle, hasher: &RouteHasher) {
-        match placement(&handle, hasher) {
+        match placement(&handle.core, hasher) {
             Placement::Scan => self.scan.insert(handle.core.id.0, handle),
             Placement::Owner(key) => self.eq_insert(key, handle),
             Placement::Pinned(column, keys) => {
@@ -184,9 +183,9 @@ impl TableRoute {
     }
 
     /// Writer (caller holds `writer`): removes a subscription's routes; true if it was here.
-    pub(crate) fn remove(&self, handle: &SubscriptionHandle, hasher: &RouteHasher) -> bool {
-        let id = handle.core.id;
-        let found = match placement(handle, hasher) {
+    pub(crate) fn remove(&self, core: &SubscriptionCore, hasher: &RouteHasher) -> bool {
+        let id = core.id;
+        let found = match placement(core, hasher) {
             Placement::Scan => self.scan.remove(id.0, |other| other.core.id == id),
             Placement::Owner(key) => self.eq_remove(key, id),
             Placement::Pinned(column, keys) => {
