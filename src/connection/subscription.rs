@@ -14,13 +14,25 @@ use crate::types::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableI
 /// The part of a subscription every delivery shares: identity, compiled query, gate and
 /// counters. It holds no reference to the connection or its channel, so a queued delivery
 /// never keeps a channel alive.
-// Laid out in declaration order: what a delivery reads and writes (the attempt number, the
-// delivery time, the owner check and the gate word) comes first, next to the reference
-// count; the query follows, then the cold fields. (Aligning the block to 32 bytes, so it
-// never straddles two lines, measured no faster and cost 24 bytes a subscription in
-// allocator padding.)
+// Laid out in declaration order. The receiver's part comes first, next to the reference
+// count (which only the receiver's side counts, for what it hands the host): the tally it
+// writes as it hands deliveries out. The publisher's part follows, at least 48 bytes past
+// the count so the two never share a cache line: the attempt number and delivery time it
+// writes, the owner check and the gate word it reads, then the query. The cold fields come
+// last. (Aligning the publisher's block to 32 bytes, so it never straddles two lines,
+// measured no faster and cost 24 bytes a subscription in allocator padding.)
 #[repr(C)]
 pub(crate) struct SubscriptionCore {
+    /// Drops, what the receiver handed out, and how the subscription ended, for the
+    /// subscription's first core; a successor uses its first core's (see
+    /// [`tally`](Self::tally)). Inline, so a subscription is one allocation.
+    own_tally: SubscriptionTally,
+    /// For a core that succeeded another after schema changes, the subscription's first
+    /// core, whose tally every core of it shares: their deliveries may still be queued (or
+    /// in flight from a publish that loaded the previous route). Sharing keeps one
+    /// numbering for the receiver across the change, so a gap is reported in place, before
+    /// the first delivery after it, and ending the subscription ends every core of it.
+    first: Option<Arc<SubscriptionCore>>,
     /// Deliveries attempted (sent or dropped); the number of the latest attempt.
     attempted: AtomicU64,
     last_update_ms: AtomicU64,
@@ -39,17 +51,6 @@ pub(crate) struct SubscriptionCore {
     /// to the options, which leave it exactly four bytes.
     senders: AtomicU32,
     pub(crate) created_at_ms: u64,
-    /// Drops, what the receiver handed out, and how the subscription ended, for the
-    /// subscription's first core; a successor uses its first core's (see
-    /// [`tally`](Self::tally)). Inline, so a subscription is one allocation and a receiver
-    /// reads its numbering next to the core's.
-    own_tally: SubscriptionTally,
-    /// For a core that succeeded another after schema changes, the subscription's first
-    /// core, whose tally every core of it shares: their deliveries may still be queued (or
-    /// in flight from a publish that loaded the previous route). Sharing keeps one
-    /// numbering for the receiver across the change, so a gap is reported in place, before
-    /// the first delivery after it, and ending the subscription ends every core of it.
-    first: Option<Arc<SubscriptionCore>>,
     /// Loom builds: set when the release protocol let the core go, so a model sees a
     /// queued delivery that would read it.
     #[cfg(livecore_loom)]
@@ -413,12 +414,14 @@ impl SubscriptionHandle {
         }
     }
 
-    /// Asks for the cache lines a delivery to this handle touches (the subscription's hot
-    /// block, its channel), so a caller about to deliver to many handles has their misses
+    /// Asks for the cache lines a delivery to this handle touches (the subscription's
+    /// publisher block, its channel), so a caller about to deliver to many handles has their misses
     /// overlap.
     #[inline(always)]
     pub(crate) fn prefetch(&self) {
-        prefetch(Arc::as_ptr(&self.core).cast::<u8>());
+        // The publisher's block: its first and last words (it may straddle two lines).
+        prefetch(std::ptr::from_ref(&self.core.attempted).cast());
+        prefetch(std::ptr::from_ref(&self.core.flow).cast());
         prefetch_channel(&self.notification_tx);
     }
 
@@ -662,5 +665,12 @@ mod tests {
     fn a_core_is_192_bytes() {
         assert_eq!(std::mem::size_of::<PackedOptions>(), 12);
         assert_eq!(std::mem::size_of::<SubscriptionCore>(), 192);
+    }
+
+    /// The publisher's block starts 48 bytes into the core, so with the reference count's
+    /// 16 bytes before the core it never shares a cache line with the count.
+    #[test]
+    fn the_publishers_block_is_a_line_away_from_the_reference_count() {
+        assert_eq!(std::mem::offset_of!(SubscriptionCore, attempted), 48);
     }
 }
