@@ -51,7 +51,10 @@ impl CoreRef {
     /// Names `core` in a delivery about to be sent through a handle of it.
     #[inline(always)]
     pub(crate) fn of(core: &Arc<SubscriptionCore>) -> Self {
-        Self(NonNull::from(&**core))
+        // From `Arc::as_ptr`, so the pointer may be handed back to `Arc` (`to_arc`).
+        let core = Arc::as_ptr(core).cast_mut();
+        // SAFETY: an `Arc`'s data pointer is never null.
+        Self(unsafe { NonNull::new_unchecked(core) })
     }
 
     /// The core.
@@ -82,11 +85,12 @@ impl CoreRef {
     /// As for [`core`](Self::core).
     #[inline]
     pub(crate) unsafe fn to_arc(&self) -> Arc<SubscriptionCore> {
-        // SAFETY: `core` checks the caller's contract; the pointer came from an `Arc`
-        // (`CoreRef::of`) whose allocation is alive, so counting one more reference and
-        // taking it as an `Arc` is sound.
+        // SAFETY: the caller's contract keeps the core alive (`core` checks it in loom
+        // builds); the pointer came from `Arc::as_ptr` (`CoreRef::of`), so counting one more
+        // reference and taking it as an `Arc` is sound.
         unsafe {
-            let core: *const SubscriptionCore = self.core();
+            let _ = self.core();
+            let core = self.0.as_ptr().cast_const();
             Arc::increment_strong_count(core);
             Arc::from_raw(core)
         }
@@ -131,7 +135,7 @@ impl ReleasedCores {
         } else {
             queued as u64
         };
-        if queued == 0 {
+        if queued == 0 || cores.is_empty() {
             return cores;
         }
         let due = self.popped + queued;
@@ -337,5 +341,62 @@ mod tests {
             core.upgrade().is_none(),
             "nobody will read the channel again"
         );
+    }
+
+    /// A disconnected connection hands nothing out again, so the released cores its
+    /// receiver held back go on the next receive (not only when the receiver is dropped).
+    #[test]
+    fn a_disconnected_receiver_lets_held_cores_go() {
+        let manager = ConnectionsManager::new(ManagerConfig {
+            notification_channel_capacity: 1,
+            slow_consumer_policy: SlowConsumerPolicy::Disconnect,
+            ..ManagerConfig::default()
+        })
+        .unwrap();
+        manager
+            .register_table(TableSchema::new(
+                TableId::new("app", "t"),
+                TableScope::Shared,
+                ["id"],
+            ))
+            .unwrap();
+        let mut registration = connect(&manager);
+        let id = subscribe(&manager, registration.connection_id);
+        publish(&manager, 1);
+        publish(&manager, 2); // the channel is full: disconnect
+        let core = watch(&manager, id);
+        manager.unsubscribe(id).unwrap();
+        assert!(core.upgrade().is_some(), "the full channel still names it");
+        assert_eq!(
+            registration.notifications.try_recv().unwrap_err(),
+            ReceiveError::Closed
+        );
+        assert!(core.upgrade().is_none(), "nothing will be read again");
+        assert_eq!(registration.notifications.queued(), 0);
+    }
+
+    /// A core that took over after a schema change and never sent anything is freed at
+    /// once on release, even behind a full channel: numbering continues from its
+    /// predecessor, but only its own sends keep it.
+    #[test]
+    fn a_successor_that_never_sent_is_freed_at_once() {
+        let manager = manager(1, 10);
+        let registration = connect(&manager);
+        let id = subscribe(&manager, registration.connection_id);
+        publish(&manager, 1); // fills the channel
+        let first = watch(&manager, id);
+        manager
+            .register_table(TableSchema::new(
+                TableId::new("app", "t"),
+                TableScope::Shared,
+                ["id", "extra"],
+            ))
+            .unwrap();
+        let successor = watch(&manager, id);
+        assert!(!Weak::ptr_eq(&first, &successor), "a new core took over");
+        manager.unsubscribe(id).unwrap();
+        assert!(successor.upgrade().is_none(), "it never sent anything");
+        assert!(first.upgrade().is_some(), "its delivery is still queued");
+        drop(registration);
     }
 }

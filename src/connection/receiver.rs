@@ -182,6 +182,7 @@ impl NotificationReceiver {
                 self.take_released();
             }
             if self.connection.is_disconnecting() {
+                self.discard_queued();
                 return Err(ReceiveError::Closed);
             }
             match self.rx.try_recv() {
@@ -221,6 +222,19 @@ impl NotificationReceiver {
             due.into_iter()
                 .for_each(|core| self.connection.shared.let_go(core));
         }
+    }
+
+    /// A disconnected connection hands nothing out again: what is queued now is dropped
+    /// unread, and the released cores it held back are let go (nothing unread names them).
+    fn discard_queued(&mut self) {
+        self.take_released();
+        for _ in 0..self.rx.len() {
+            if self.rx.try_recv().is_err() {
+                break;
+            }
+            self.released.count_popped();
+        }
+        self.let_go_due();
     }
 
     /// Takes the released cores the connection holds for this receiver (their release

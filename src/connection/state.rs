@@ -497,8 +497,12 @@ impl ConnectionState {
                     return;
                 };
                 lock(&self.attention_list()).push(AttentionItem::Release(core));
+                // The flag, then a wake-up for a receiver that drained the channel before
+                // it (as for a gap).
                 self.attention_flags
                     .fetch_or(ATTENTION_RELEASE, Ordering::SeqCst);
+                let _ = self.notification_tx.try_send(Delivery::wake());
+                self.notify_ready();
             }
         }
     }

@@ -58,6 +58,8 @@ pub(crate) struct SubscriptionCore {
 }
 
 /// The part of a subscription its successive cores share (see [`SubscriptionCore::first`]).
+/// A successor core's own tally is unused, but for `rx_number`, which holds the attempt
+/// number the successor started from (see `SubscriptionCore::first_attempt_number`).
 struct SubscriptionTally {
     dropped: AtomicU64,
     /// The highest attempt number that was dropped.
@@ -166,6 +168,12 @@ impl SubscriptionCore {
             );
         } else {
             successor.first = Some(this.first.clone().unwrap_or_else(|| Arc::clone(this)));
+            // Its own tally is unused (it shares the first core's): it keeps the number
+            // numbering resumes from, so its release knows whether it sent anything.
+            successor
+                .own_tally
+                .rx_number
+                .store(attempted, Ordering::Relaxed);
         }
         successor.created_at_ms = this.created_at_ms;
         successor.attempted.store(attempted, Ordering::SeqCst);
@@ -234,7 +242,18 @@ impl SubscriptionCore {
     /// True if a delivery of this core may have entered its channel: some attempt was
     /// made (a failed replay gives its number back, so zero means none was sent).
     pub(crate) fn may_have_queued(&self) -> bool {
-        self.attempted.load(Ordering::Relaxed) != 0
+        self.attempted.load(Ordering::Relaxed) != self.first_attempt_number()
+    }
+
+    /// The attempt number this core started from: zero, or for a successor the number its
+    /// predecessor had reached (numbering continues across a schema change).
+    fn first_attempt_number(&self) -> u64 {
+        match &self.first {
+            // A successor shares its first core's tally and never uses its own: it keeps
+            // the number it started from there.
+            Some(_) => self.own_tally.rx_number.load(Ordering::Relaxed),
+            None => 0,
+        }
     }
 
     /// Loom builds: marks the core as let go by the release protocol.
