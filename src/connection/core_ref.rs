@@ -14,25 +14,30 @@
 //!    ([`ConnectionState::release_core`](super::state::ConnectionState::release_core)).
 //!    Every send of the core happened before (the count's release/acquire), so every
 //!    delivery naming it is already in the channel, or was dropped. A core that never
-//!    sent anything is let go at once; otherwise a release marker carrying the core's
-//!    `Arc` goes into the channel behind its deliveries, and the receiver lets the core
-//!    go when it reaches the marker (the channel is first in, first out).
-//! 3. **When the channel is full**, the core waits in the connection's attention list. The
-//!    receiver takes such cores with a stamp: the number of items it has taken from the
-//!    channel plus the items queued at that moment. Everything queued before the release
-//!    is among those, so once the receiver has taken and processed that many items, none
-//!    can name the core ([`ReleasedCores`]). Until the receiver takes them, these cores count against the
+//!    sent anything (its attempt number is where it started: zero, or for a successor
+//!    after a schema change its predecessor's) is let go at once; otherwise a release
+//!    marker carrying the core's `Arc` goes into the channel behind its deliveries, and
+//!    the receiver lets the core go when it reaches the marker (the channel is first in,
+//!    first out).
+//! 3. **When the channel is full**, the core waits in the connection's attention list
+//!    (flagged, with a wake-up, as a gap is). The receiver takes such cores with a stamp:
+//!    the number of items it has taken from the channel plus the items queued at that
+//!    moment. Everything queued before the release is among those, so once the receiver
+//!    has taken and processed that many items, none can name the core
+//!    ([`ReleasedCores`]). Until the receiver takes them, these cores count against the
 //!    connection's subscription limit, so a connection that is never read cannot pile
-//!    them up.
+//!    them up; a receiver whose connection was disconnected drops what is queued unread
+//!    and lets them go.
 //! 4. **When the receiver is gone** (the channel is disconnected) nothing will ever read
 //!    the queued deliveries, and dropping a delivery never reads its core: the core is
 //!    let go at once.
 //!
 //! The receiver turns the pointer into an `Arc` only for what it hands the host (a
 //! [`ChangeSet`](super::delivery::ChangeSet) keeps its subscription's projection), on its
-//! own thread. `loom-tests/tests/core_release.rs` models the protocol; in loom builds a
-//! released core is marked and parked instead of freed, so reading one is an assertion
-//! rather than undefined behaviour.
+//! own thread. `loom-tests/tests/core_release.rs` models step 3, and the models of
+//! `subscription_lifecycle.rs` step 2 (releases racing publishes, schema changes and
+//! unregistering); in loom builds a released core is marked and parked instead of freed,
+//! so reading one is an assertion rather than undefined behaviour.
 
 use std::ptr::NonNull;
 
