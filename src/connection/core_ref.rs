@@ -196,12 +196,16 @@ mod tests {
     use crate::*;
 
     fn manager(capacity: usize, max_subscriptions: usize) -> ConnectionsManager {
-        let manager = ConnectionsManager::new(ManagerConfig {
+        manager_with(ManagerConfig {
             notification_channel_capacity: capacity,
             max_subscriptions_per_connection: max_subscriptions,
             ..ManagerConfig::default()
         })
-        .unwrap();
+    }
+
+    /// A manager with table `app.t` (one column, `id`).
+    fn manager_with(config: ManagerConfig) -> ConnectionsManager {
+        let manager = ConnectionsManager::new(config).unwrap();
         manager
             .register_table(TableSchema::new(
                 TableId::new("app", "t"),
@@ -352,19 +356,11 @@ mod tests {
     /// receiver held back go on the next receive (not only when the receiver is dropped).
     #[test]
     fn a_disconnected_receiver_lets_held_cores_go() {
-        let manager = ConnectionsManager::new(ManagerConfig {
+        let manager = manager_with(ManagerConfig {
             notification_channel_capacity: 1,
             slow_consumer_policy: SlowConsumerPolicy::Disconnect,
             ..ManagerConfig::default()
-        })
-        .unwrap();
-        manager
-            .register_table(TableSchema::new(
-                TableId::new("app", "t"),
-                TableScope::Shared,
-                ["id"],
-            ))
-            .unwrap();
+        });
         let mut registration = connect(&manager);
         let id = subscribe(&manager, registration.connection_id);
         publish(&manager, 1);
