@@ -277,8 +277,8 @@ impl NotificationReceiver {
                 // subscription arrive in order, so the distance from the last is exact.
                 let number = last + u64::from(number.wrapping_sub(last as u32));
                 let seq = source.seq;
-                // The gap (if any) is built and the number recorded before the core moves
-                // into the change set: no extra reference count traffic per delivery.
+                // The gap (if any) is built and the number recorded through the uncounted
+                // reference; only the change set handed out counts one.
                 let gap = (number > last + 1).then(|| self.gap(core, number - last - 1));
                 core.mark_received(number.max(last), Some(seq));
                 let changes = Notification::Changes(ChangeSet {
