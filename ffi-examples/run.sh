@@ -72,8 +72,10 @@ run() {
     check "$name" "$out/$name.asan.out"
     # A program given a path (a database file, a store directory) starts afresh there.
     if [ "${1:-}" != "" ]; then rm -rf "$1" "$1-wal" "$1-shm"; fi
+    # --fair-sched=yes: valgrind runs one thread at a time and would otherwise let a thread
+    # that retakes a lock at once starve the others (the examples with threads).
     valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible -q \
-        "${valgrind_extra[@]}" "$out/$name" "$@" >"$out/$name.valgrind.out"
+        --fair-sched=yes "${valgrind_extra[@]}" "$out/$name" "$@" >"$out/$name.valgrind.out"
     check "$name" "$out/$name.valgrind.out"
     echo "   $name: sanitizers and valgrind clean, output as expected ($((SECONDS - started)) s)"
 }

@@ -61,7 +61,24 @@ pub fn manager_with(config: &lc_config) -> lc_manager {
 /// A manager on a manual clock, with the shared table chat.messages (id, room, body) under
 /// the returned key and the user table app.notes (id, title).
 pub fn manager() -> (lc_manager, u32, u32) {
+    manager_from(config())
+}
+
+/// The longest wait the long-poll tests' consumes ask for: beyond `HANG_GUARD`, so a consume
+/// that ends before the guard was ended by what the test did, never by its timeout.
+pub const LONG_POLL_MS: u32 = 600_000;
+
+/// `manager()`, with limits that let a consume wait `LONG_POLL_MS` (a group's lease must
+/// then be `LONG_POLL_MS` too).
+pub fn long_poll_manager() -> (lc_manager, u32, u32) {
     let mut config = config();
+    config.topic_max_poll_timeout_ms = LONG_POLL_MS.into();
+    config.topic_max_lease_ms = LONG_POLL_MS.into();
+    config.heartbeat_timeout_ms = 4 * u64::from(LONG_POLL_MS);
+    manager_from(config)
+}
+
+fn manager_from(mut config: lc_config) -> (lc_manager, u32, u32) {
     config.flags = LC_CONFIG_MANUAL_CLOCK | LC_CONFIG_READY_QUEUE;
     config.manual_clock_start_ms = 1_000_000;
     let manager = manager_with(&config);
@@ -353,6 +370,26 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// How long a test waits for something it expects (a thread to finish, a wait to park)
+/// before calling it hung. A guard against a hang, never a speed expectation: valgrind on a
+/// loaded two-core machine runs these tests tens of times slower than a native build, and
+/// the outcome a test checks never depends on how long a step took.
+pub const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Joins `thread`, failing the test (rather than hanging it) if the thread has not ended
+/// within `HANG_GUARD`.
+pub fn join_or_fail<T>(thread: std::thread::JoinHandle<T>, what: &str) -> T {
+    let deadline = std::time::Instant::now() + HANG_GUARD;
+    while !thread.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: still running after {HANG_GUARD:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    thread.join().unwrap()
 }
 
 pub fn change_info(notification: lc_notification, index: usize) -> lc_change_info {

@@ -25,7 +25,7 @@ const NONE: lc_topic_reset_policy = lc_topic_reset_policy::LC_TOPIC_RESET_NONE;
 fn a_route_feeds_a_topic_consumed_by_a_long_poll_racing_the_publish() {
     let _serial = serial();
     let before = live_handle_counts();
-    let (manager, messages, _) = manager();
+    let (manager, messages, _) = long_poll_manager();
     create_topic(manager, "room7", &topic_config(1));
     let route = route_sql(
         manager,
@@ -33,7 +33,8 @@ fn a_route_feeds_a_topic_consumed_by_a_long_poll_racing_the_publish() {
         "SELECT id, body FROM chat.messages WHERE room = 7",
         &route_options(LC_TOPIC_CHANGE_ALL, Some(c"id")),
     );
-    create_group(manager, "room7", "indexer", &group_config(EARLIEST, 30_000));
+    let lease = u64::from(LONG_POLL_MS);
+    create_group(manager, "room7", "indexer", &group_config(EARLIEST, lease));
     let consumer = connect(manager, "indexer");
 
     // Nothing waits: a consume with timeout 0 returns an empty batch at once, with the
@@ -45,12 +46,10 @@ fn a_route_feeds_a_topic_consumed_by_a_long_poll_racing_the_publish() {
     assert_eq!((position.committed, position.next, position.end), (0, 0, 0));
     assert_eq!(lc_topic_batch_free(empty), LC_OK);
 
-    // A consume parked in another thread wakes for the publish.
-    let waiter = thread::spawn(move || {
-        let started = Instant::now();
-        let batch = consume(manager, consumer, "room7", "indexer", 10, 10_000);
-        (batch, started.elapsed())
-    });
+    // A consume parked in another thread wakes for the publish (its timeout lies beyond
+    // `join_or_fail`'s guard, so only the publish can end it in time).
+    let waiter =
+        thread::spawn(move || consume(manager, consumer, "room7", "indexer", 10, LONG_POLL_MS));
     thread::sleep(Duration::from_millis(100));
     let (a, b) = (b"a".as_slice(), b"b".as_slice());
     let in7 = [int(1), int(7), text(a)];
@@ -67,11 +66,7 @@ fn a_route_feeds_a_topic_consumed_by_a_long_poll_racing_the_publish() {
         (summary.topic_messages, summary.topic_write_failures),
         (1, 0)
     );
-    let (batch, waited) = waiter.join().unwrap();
-    assert!(
-        waited < Duration::from_secs(5),
-        "the consume slept through the publish"
-    );
+    let batch = join_or_fail(waiter, "the consume slept through the publish");
     assert_eq!(
         batch_json(batch),
         [
@@ -287,14 +282,11 @@ fn offsets_outside_the_retained_range_are_offset_out_of_range() {
 fn parked_consume(
     manager: lc_manager,
     consumer: u64,
-) -> thread::JoinHandle<(lc_status, lc_topic_batch, Duration)> {
+) -> thread::JoinHandle<(lc_status, lc_topic_batch)> {
     let parks = stats(manager).consume_parks;
-    let waiter = thread::spawn(move || {
-        let started = Instant::now();
-        let (status, batch) = try_consume(manager, consumer, "t", "g", 10, 20_000);
-        (status, batch, started.elapsed())
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // The timeout lies beyond `join_or_fail`'s guard: only what the test does ends the wait.
+    let waiter = thread::spawn(move || try_consume(manager, consumer, "t", "g", 10, LONG_POLL_MS));
+    let deadline = Instant::now() + HANG_GUARD;
     while stats(manager).consume_parks == parks {
         assert!(Instant::now() < deadline, "the consume never parked");
         thread::sleep(Duration::from_millis(5));
@@ -303,9 +295,10 @@ fn parked_consume(
 }
 
 fn topic_with_consumer() -> (lc_manager, u64) {
-    let (manager, _, _) = manager();
+    let (manager, _, _) = long_poll_manager();
     create_topic(manager, "t", &topic_config(1));
-    create_group(manager, "t", "g", &group_config(EARLIEST, 30_000));
+    let lease = u64::from(LONG_POLL_MS);
+    create_group(manager, "t", "g", &group_config(EARLIEST, lease));
     let consumer = connect(manager, "reader");
     (manager, consumer)
 }
@@ -321,19 +314,17 @@ fn shutdown_unregistering_and_freeing_wake_a_parked_consume() {
         unsafe { lc_manager_shutdown(manager, 0, null_mut()) },
         LC_OK
     );
-    let (status, batch, waited) = waiter.join().unwrap();
+    let (status, batch) = join_or_fail(waiter, "the consume slept through the shutdown");
     assert_eq!(status, LC_ERR_SHUTTING_DOWN);
     assert_eq!(batch, lc_topic_batch::default(), "nothing was handed out");
-    assert!(waited < Duration::from_secs(10), "{waited:?}");
     assert_eq!(lc_manager_free(manager), LC_OK);
 
     // Unregistering the consumer.
     let (manager, consumer) = topic_with_consumer();
     let waiter = parked_consume(manager, consumer);
     assert_status!(lc_connection_unregister(manager, consumer), LC_OK);
-    let (status, _, waited) = waiter.join().unwrap();
+    let (status, _) = join_or_fail(waiter, "the consume slept through the unregister");
     assert_eq!(status, LC_CLOSED);
-    assert!(waited < Duration::from_secs(10), "{waited:?}");
     let (status, _) = try_consume(manager, consumer, "t", "g", 10, 0);
     assert_eq!(status, LC_ERR_UNKNOWN_CONNECTION);
     assert_eq!(lc_manager_free(manager), LC_OK);
@@ -342,9 +333,8 @@ fn shutdown_unregistering_and_freeing_wake_a_parked_consume() {
     let (manager, consumer) = topic_with_consumer();
     let waiter = parked_consume(manager, consumer);
     assert_status!(lc_manager_free(manager), LC_OK);
-    let (status, _, waited) = waiter.join().unwrap();
+    let (status, _) = join_or_fail(waiter, "the consume slept through the free");
     assert_eq!(status, LC_CLOSED);
-    assert!(waited < Duration::from_secs(10), "{waited:?}");
 
     // Deleting the topic.
     let (manager, consumer) = topic_with_consumer();
@@ -352,7 +342,7 @@ fn shutdown_unregistering_and_freeing_wake_a_parked_consume() {
     let name = c("t");
     // SAFETY: the string is live.
     assert_status!(unsafe { lc_topic_delete(manager, name.as_ptr()) }, LC_OK);
-    let (status, _, _) = waiter.join().unwrap();
+    let (status, _) = join_or_fail(waiter, "the consume slept through the delete");
     assert_eq!(status, LC_ERR_UNKNOWN_TOPIC);
     assert_eq!(lc_manager_free(manager), LC_OK);
 }

@@ -249,7 +249,8 @@ fn a_waiting_member_nudges_a_parked_holder_to_share() {
     };
     while holders(b) == 0 {
         assert!(
-            started.elapsed() < Duration::from_secs(1),
+            // A guard against a hang, not a speed expectation.
+            started.elapsed() < Duration::from_secs(120),
             "B never got a partition"
         );
         std::thread::sleep(Duration::from_millis(5));
