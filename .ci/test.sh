@@ -191,8 +191,13 @@ for entry in "${mutants[@]}"; do
 done
 ok
 
-step "demo (small)"
-cargo run --release --bin demo -- --connections 300 --commits 2000
+step "demo (1,000 connections, 10,000 commits; release with debug assertions)"
+# The race step's `cargo test` built the demo too (cargo builds a package's binaries for
+# its integration tests): no second optimized build of the crate and its dependencies,
+# and the demo runs with debug assertions on.
+demo=target/race/demo
+[ -x "$demo" ] || { echo "the race step did not build $demo"; exit 1; }
+"$demo" --connections 1000 --commits 10000
 ok
 
 step "C ABI: the Rust FFI tests under valgrind, the C and C++ examples (sanitizers and valgrind)"
