@@ -300,7 +300,9 @@ impl Dispatch<'_> {
         });
     }
 
-    #[inline]
+    /// Inlined into each walk that calls it (the fan-out's scan above all): per candidate,
+    /// a call, its register saves and its argument moves fewer.
+    #[inline(always)]
     fn consider_single(
         &mut self,
         handle: &SubscriptionHandle,
@@ -429,7 +431,9 @@ impl Dispatch<'_> {
 
     /// Passes the gate and sends (or buffers) one delivery of `matched`: the one match, with
     /// the commit as its source, or where its run starts in the run buffer `runs` hands out.
-    #[inline]
+    /// Inlined for the same reason as `consider_single` (the send itself, in flume, and the
+    /// gated path stay calls).
+    #[inline(always)]
     pub(crate) fn deliver(
         &mut self,
         handle: &SubscriptionHandle,

@@ -155,6 +155,12 @@ impl ReleasedCores {
         self.popped += 1;
     }
 
+    /// True when a held core is due to go (before the receiver takes another item).
+    #[inline(always)]
+    pub(crate) fn any_due(&self) -> bool {
+        self.popped >= self.next_due
+    }
+
     /// The held cores nothing queued can name any more (called between items).
     #[inline(always)]
     pub(crate) fn take_due(&mut self) -> Option<Vec<Arc<SubscriptionCore>>> {

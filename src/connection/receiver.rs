@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::connection::core_ref::ReleasedCores;
+use crate::connection::core_ref::{CoreRef, ReleasedCores};
 use crate::connection::delivery::{
     ChangeSet, Delivery, DeliveryKind, Notification, OtherDelivery, SnapshotBatch, NO_BOUNDARY,
 };
@@ -26,6 +26,7 @@ use crate::sync::mutant;
 use crate::sync::{channel, DataArc};
 use crate::types::ending::SubscriptionEnding;
 use crate::types::ids::{ConnectionId, SeqId};
+use crate::types::shared_commit::SharedCommit;
 
 /// Why a receive returned nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,7 +168,27 @@ impl NotificationReceiver {
         });
     }
 
+    /// The next notification. The common case (no held core due, nothing ready, no flag
+    /// raised, a delivery waiting) is inlined into each receive; anything else goes to
+    /// `next_slow`, which starts over with every check.
+    #[inline(always)]
     fn next(&mut self, wait: Wait) -> Result<Notification, ReceiveError> {
+        if !self.released.any_due()
+            && self.ready.is_empty()
+            && self.connection.attention_flags() == 0
+            && !self.connection.is_disconnecting()
+        {
+            if let Ok(delivery) = self.rx.try_recv() {
+                if let Some(notification) = self.process(delivery) {
+                    return Ok(notification);
+                }
+            }
+        }
+        self.next_slow(wait)
+    }
+
+    #[inline(never)]
+    fn next_slow(&mut self, wait: Wait) -> Result<Notification, ReceiveError> {
         loop {
             self.let_go_due();
             if let Some(notification) = self.ready.pop_front() {
@@ -254,75 +275,111 @@ impl NotificationReceiver {
             .for_each(|core| self.connection.shared.let_go(core));
     }
 
-    /// Turns a delivery into a notification, or `None` when it is skipped.
+    /// Turns a delivery into a notification, or `None` when it is skipped. Inlined, with
+    /// the change delivery's path inlined too and everything else out of line: per
+    /// delivery, a call and a copy of the notification fewer.
+    #[inline(always)]
     fn process(&mut self, delivery: Delivery) -> Option<Notification> {
         self.released.count_popped();
         match delivery.0 {
             DeliveryKind::Changes {
-                core: core_ref,
+                core,
                 source,
                 number,
                 matched,
-            } => {
-                // SAFETY: this receiver took the delivery from its connection's channel, and
-                // lets released cores go only between deliveries (`let_go_due`).
-                let core = unsafe { core_ref.core() };
-                // Mutant: trusting the index alone; what was queued before unsubscribe (or
-                // unregister) returned is still handed out after it.
-                if !mutant!("receiver_keeps_ended") && core.is_ended() {
-                    return None;
-                }
-                let last = core.received_number();
-                // The channel carries the number's low 32 bits; numbers of one
-                // subscription arrive in order, so the distance from the last is exact.
-                let number = last + u64::from(number.wrapping_sub(last as u32));
-                let seq = source.seq;
-                // The gap (if any) is built and the number recorded through the uncounted
-                // reference; only the change set handed out counts one.
-                let gap = (number > last + 1).then(|| self.gap(core, number - last - 1));
-                core.mark_received(number.max(last), Some(seq));
-                let changes = Notification::Changes(ChangeSet {
-                    // SAFETY: as for `core` above.
-                    core: unsafe { core_ref.to_arc() },
-                    commit: source,
-                    matched,
-                });
-                match gap {
-                    Some(gap) => {
-                        self.ready.push_back(changes);
-                        Some(gap)
-                    }
-                    None => Some(changes),
-                }
+            } => self.changes(core, source, number, matched),
+            DeliveryKind::Other(other) => self.other(other),
+        }
+    }
+
+    /// A change delivery's notification (`None` when its subscription ended).
+    #[inline(always)]
+    fn changes(
+        &mut self,
+        core_ref: CoreRef,
+        source: SharedCommit,
+        number: u32,
+        matched: u32,
+    ) -> Option<Notification> {
+        // SAFETY: this receiver took the delivery from its connection's channel, and lets
+        // released cores go only between deliveries (`let_go_due`).
+        let core = unsafe { core_ref.core() };
+        // Mutant: trusting the index alone; what was queued before unsubscribe (or
+        // unregister) returned is still handed out after it.
+        if !mutant!("receiver_keeps_ended") && core.is_ended() {
+            return None;
+        }
+        // The channel carries the number's low 32 bits; this restores the rest.
+        let (number, last) = core.take_delivery_number(number, source.seq);
+        if number > last + 1 {
+            return Some(self.gap_before(core_ref, source, number, last, matched));
+        }
+        Some(Notification::Changes(ChangeSet {
+            // SAFETY: as for `core` above.
+            core: unsafe { core_ref.to_arc() },
+            commit: source,
+            matched,
+        }))
+    }
+
+    /// A change delivery that follows missed ones: the gap notice, handed out first, with
+    /// the changes queued to follow it.
+    #[cold]
+    #[inline(never)]
+    fn gap_before(
+        &mut self,
+        core_ref: CoreRef,
+        source: SharedCommit,
+        number: u64,
+        last: u64,
+        matched: u32,
+    ) -> Notification {
+        // SAFETY: as in `changes`, whose delivery this is.
+        let core = unsafe { core_ref.core() };
+        // Built before the number is recorded (it names the last SeqId delivered), through
+        // the uncounted reference; only the change set handed out counts one.
+        let gap = self.gap(core, number - last - 1);
+        core.mark_received(number, Some(source.seq));
+        self.ready.push_back(Notification::Changes(ChangeSet {
+            // SAFETY: as above.
+            core: unsafe { core_ref.to_arc() },
+            commit: source,
+            matched,
+        }));
+        gap
+    }
+
+    /// The rare items: snapshots, load completions, wake-ups and release markers.
+    #[cold]
+    #[inline(never)]
+    fn other(&mut self, other: DataArc<OtherDelivery>) -> Option<Notification> {
+        if matches!(&*other, OtherDelivery::Release(_)) {
+            // Every delivery naming this core was queued ahead of its marker.
+            if let Ok(OtherDelivery::Release(core)) = DataArc::try_unwrap(other) {
+                self.connection.shared.let_go(core);
             }
-            DeliveryKind::Other(other) if matches!(&*other, OtherDelivery::Release(_)) => {
-                // Every delivery naming this core was queued ahead of its marker.
-                if let Ok(OtherDelivery::Release(core)) = DataArc::try_unwrap(other) {
-                    self.connection.shared.let_go(core);
-                }
-                None
-            }
-            DeliveryKind::Other(other) => match &*other {
-                OtherDelivery::Snapshot { core, batch, rows } => (!core.is_ended()).then(|| {
-                    Notification::Snapshot(SnapshotBatch {
-                        core: core.clone(),
-                        batch: *batch,
-                        rows: rows.clone(),
-                    })
-                }),
-                OtherDelivery::LoadComplete {
-                    core,
-                    boundary,
-                    batches,
-                    rows,
-                } => (!core.is_ended()).then(|| Notification::InitialLoadComplete {
-                    live_query_id: core.live_query_id(),
-                    boundary: (*boundary != NO_BOUNDARY).then_some(SeqId(*boundary)),
-                    batches: *batches,
-                    rows: *rows,
-                }),
-                OtherDelivery::Wake | OtherDelivery::Release(_) => None,
-            },
+            return None;
+        }
+        match &*other {
+            OtherDelivery::Snapshot { core, batch, rows } => (!core.is_ended()).then(|| {
+                Notification::Snapshot(SnapshotBatch {
+                    core: core.clone(),
+                    batch: *batch,
+                    rows: rows.clone(),
+                })
+            }),
+            OtherDelivery::LoadComplete {
+                core,
+                boundary,
+                batches,
+                rows,
+            } => (!core.is_ended()).then(|| Notification::InitialLoadComplete {
+                live_query_id: core.live_query_id(),
+                boundary: (*boundary != NO_BOUNDARY).then_some(SeqId(*boundary)),
+                batches: *batches,
+                rows: *rows,
+            }),
+            OtherDelivery::Wake | OtherDelivery::Release(_) => None,
         }
     }
 

@@ -338,6 +338,25 @@ impl SubscriptionCore {
         }
     }
 
+    /// Receiver side, for a change delivery that carried the low 32 bits of its number:
+    /// the full number and the last one handed out before it. Records it as handed out
+    /// (with `seq`) unless missed deliveries precede it (`number > last + 1`): the caller
+    /// reports the gap first (from the state before it), then records it. One look at the
+    /// shared tally for the whole step.
+    #[inline(always)]
+    pub(crate) fn take_delivery_number(&self, low: u32, seq: SeqId) -> (u64, u64) {
+        let tally = self.tally();
+        let last = tally.rx_number.load(Ordering::Acquire);
+        // Numbers of one subscription arrive in order, so the distance from the last is
+        // exact.
+        let number = last + u64::from(low.wrapping_sub(last as u32));
+        if number <= last + 1 {
+            tally.rx_number.store(number, Ordering::Release);
+            tally.rx_seq.store(seq.0, Ordering::Release);
+        }
+        (number, last)
+    }
+
     /// Receiver side: records what was handed out (or skipped over as a gap).
     pub(crate) fn mark_received(&self, number: u64, seq: Option<SeqId>) {
         self.tally().rx_number.store(number, Ordering::Release);
