@@ -106,8 +106,7 @@ impl ConnectionsManager {
             });
         }
         let id = ConnectionId(self.next_connection.fetch_add(1, Ordering::Relaxed));
-        let (notification_tx, notification_rx) =
-            channel::bounded(self.config.notification_channel_capacity);
+        let (notification_tx, notification_rx) = self.channels.take();
         let (event_tx, event_rx) = channel::bounded(self.config.event_channel_capacity);
         let state = Arc::new(ConnectionState::new(
             id,

@@ -2,11 +2,12 @@
 //! timeouts, unregister, shutdown), limits, table schemas and statistics. It serves both
 //! WebSocket live-query connections and long-poll topic consumers.
 //!
-//! Lock order, where more than one is held: the connection map, then a connection's
-//! subscription map, then a table route's writer lock; topic locks come after all of these
-//! (see [`crate::topics`]). Publishing takes none of them (a topic append takes the
-//! partition's lock in the topic's log).
+//! Lock order, where more than one is held: the connection map, then the channel pool
+//! (registering) or a connection's subscription map, then a table route's writer lock;
+//! topic locks come after all of these (see [`crate::topics`]). Publishing takes none of
+//! them (a topic append takes the partition's lock in the topic's log).
 
+mod channel_pool;
 mod commits;
 pub(crate) mod connections;
 pub(crate) mod failover;
@@ -35,6 +36,7 @@ use crate::sync::{
 use crate::topics::wait::WaitList;
 use crate::topics::Topics;
 use crate::types::ids::{ConnectionId, LiveQueryId};
+use channel_pool::ChannelPool;
 
 /// The notification core of one database node: connections, subscriptions, the routing
 /// index and publishing. Share it between threads with an `Arc`.
@@ -44,6 +46,8 @@ pub struct ConnectionsManager {
     pub(crate) index: RoutingIndex,
     pub(crate) stats: Arc<StatsCounters>,
     connections: Mutex<HashMap<ConnectionId, SharedConnectionState, ahash::RandomState>>,
+    /// Notification channels made ahead, in batches (taken under the connection map's lock).
+    channels: ChannelPool,
     /// Signalled when a connection unregisters (shutdown waits on it).
     unregistered: Condvar,
     next_connection: AtomicU64,
@@ -123,6 +127,7 @@ impl ConnectionsManager {
         ));
         Ok(Self {
             queries: QueryCache::new(config.query_cache_capacity),
+            channels: ChannelPool::new(config.notification_channel_capacity),
             config,
             topics: Topics::new(clock_waiters(&clock)),
             clock: Box::new(clock),
