@@ -293,12 +293,16 @@ fn shutdown_closes_connections_the_host_did_not_unregister() {
     let first = connect(manager, "alice");
     let second = connect(manager, "bob");
     let closer = thread::spawn(move || {
-        // The host reacts to the shutdown event by unregistering the first connection.
-        assert_eq!(
-            recv_event(manager, first, 5_000),
-            Ok(lc_event::LC_EVENT_SHUTDOWN as u32)
+        // The host reacts to the shutdown event by unregistering the first connection. On
+        // a slow machine the shutdown's wait may pass first and close it: the event (or the
+        // end of the stream) still comes, and the unregister still succeeds.
+        let event = recv_event(manager, first, LC_WAIT_FOREVER);
+        assert!(
+            event == Ok(lc_event::LC_EVENT_SHUTDOWN as u32) || event == Err(LC_CLOSED),
+            "{event:?}"
         );
         assert_eq!(lc_connection_unregister(manager, first), LC_OK);
+        Instant::now()
     });
     let mut report = lc_shutdown_report {
         struct_size: std::mem::size_of::<lc_shutdown_report>() as u32,
@@ -307,15 +311,26 @@ fn shutdown_closes_connections_the_host_did_not_unregister() {
         closed_by_host: 0,
         forced: 0,
     };
+    let wait = Duration::from_millis(300);
+    let started = Instant::now();
     assert_status!(
         // SAFETY: `report` is a live local.
-        unsafe { lc_manager_shutdown(manager, 300, &mut report) },
+        unsafe { lc_manager_shutdown(manager, wait.as_millis() as u32, &mut report) },
         LC_OK
     );
-    closer.join().unwrap();
+    let unregistered_at = join_or_fail(closer, "the host's closer");
+    // The shutdown's wait ends no earlier than `started + wait`: an unregister done before
+    // that was the host's. One done later (a slow machine) may have come after the
+    // shutdown closed the connection itself: either count is then right, and the test
+    // never fails because the machine is slow.
+    let closed_by_host = if unregistered_at < started + wait {
+        1
+    } else {
+        report.closed_by_host.min(1)
+    };
     assert_eq!(
         (report.notified, report.closed_by_host, report.forced),
-        (2, 1, 1)
+        (2, closed_by_host, 2 - closed_by_host)
     );
     assert_eq!(try_recv_status(manager, second), LC_CLOSED);
     assert_eq!(
@@ -573,20 +588,21 @@ fn freeing_the_manager_ends_every_thread_inside_a_call_with_closed_or_invalid_ha
     const BOUND_MS: u32 = 30_000;
     const KINDS: usize = 7;
     let calls: Arc<Vec<AtomicU64>> = Arc::new((0..KINDS).map(|_| AtomicU64::new(0)).collect());
-    // Set just before the free. A wait that began before it may time out when reaching the
-    // free took longer than the bound (valgrind on a loaded machine): it is made again, and
-    // must then end at once. A timeout is the failure this test looks for only when the
-    // wait's deadline (its start plus the bound, or later) lay well after the free, by more
-    // than half the bound: the free then came while it waited and did not wake it. The
-    // test reads no other time, so a slow machine cannot fail it. A wait that began after
-    // the free must never time out.
+    // `freeing` is set just before the free, `freed` once it has returned. A wait that
+    // began before the free may time out when reaching the free took longer than the bound
+    // (valgrind on a loaded machine): it is made again, and must then end at once. A
+    // timeout is the failure this test looks for when the wait's deadline (its start plus
+    // the bound, or later) lay after the free returned: the free came while it waited and
+    // did not wake it. A woken wait never reports a timeout, however slow the machine, so
+    // no timing can fail a correct build. A wait that began after the free must never time
+    // out.
     let freeing = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let freed_at: Arc<std::sync::OnceLock<Instant>> = Arc::new(std::sync::OnceLock::new());
+    let freed: Arc<std::sync::OnceLock<Instant>> = Arc::new(std::sync::OnceLock::new());
     let threads: Vec<_> = (0..KINDS)
         .map(|kind| {
             let calls = calls.clone();
             let freeing = freeing.clone();
-            let freed_at = freed_at.clone();
+            let freed = freed.clone();
             thread::spawn(move || {
                 let topic = c("t");
                 let group = c("g");
@@ -670,10 +686,9 @@ fn freeing_the_manager_ends_every_thread_inside_a_call_with_closed_or_invalid_ha
                         }
                     };
                     let bound = Duration::from_millis(u64::from(BOUND_MS));
-                    let woken_late = freed_at
-                        .get()
-                        .is_some_and(|freed| began + bound > *freed + bound / 2);
-                    if status == LC_TIMEOUT && began_before_the_free && !woken_late {
+                    let slept_through_the_free =
+                        freed.get().is_some_and(|freed| began + bound > *freed);
+                    if status == LC_TIMEOUT && began_before_the_free && !slept_through_the_free {
                         continue;
                     }
                     if status != LC_OK {
@@ -696,8 +711,8 @@ fn freeing_the_manager_ends_every_thread_inside_a_call_with_closed_or_invalid_ha
         thread::yield_now();
     }
     freeing.store(true, Ordering::SeqCst);
-    freed_at.set(Instant::now()).unwrap();
     assert_eq!(lc_manager_free(manager), LC_OK);
+    freed.set(Instant::now()).unwrap();
     for thread in threads {
         let (kind, status) = join_or_fail(thread, "a call the free should end");
         assert!(

@@ -75,7 +75,11 @@ impl Clock for Unstepped {
     }
 }
 
-/// [`with_topic`] on an [`Unstepped`] clock.
+/// The lease of `with_topic_on_unstepped_clock`'s group: long enough that a consume may wait
+/// as long (real time) without its timeout ending it before a test advances the clock.
+pub const UNSTEPPED_LEASE: Duration = Duration::from_secs(20);
+
+/// [`with_topic`] on an [`Unstepped`] clock, its group's lease `UNSTEPPED_LEASE`.
 pub fn with_topic_on_unstepped_clock() -> (Arc<ConnectionsManager>, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(1_000_000));
     let manager =
@@ -84,11 +88,7 @@ pub fn with_topic_on_unstepped_clock() -> (Arc<ConnectionsManager>, Arc<ManualCl
         .create_topic("events", TopicConfig::partitions(1))
         .unwrap();
     manager
-        .create_consumer_group(
-            "events",
-            "g",
-            GroupConfig::default().lease(Duration::from_secs(1)),
-        )
+        .create_consumer_group("events", "g", GroupConfig::default().lease(UNSTEPPED_LEASE))
         .unwrap();
     (Arc::new(manager), clock)
 }
