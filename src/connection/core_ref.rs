@@ -165,7 +165,7 @@ impl ReleasedCores {
     #[inline(always)]
     pub(crate) fn take_due(&mut self) -> Option<Vec<Arc<SubscriptionCore>>> {
         // `next_due` is u64::MAX while nothing is held.
-        if self.popped < self.next_due {
+        if !self.any_due() {
             return None;
         }
         self.split_due()

@@ -45,17 +45,18 @@ impl ChannelPool {
     /// A fresh channel: a spare one, or the first of a new batch.
     pub(crate) fn take(&self) -> (NotificationSender, NotificationRx) {
         let mut spare = lock(&self.spare);
-        if spare.is_empty() {
-            // Made in reverse, so that popping hands them out in the order they were made
-            // (the order of their addresses, when the allocator runs them together).
-            let batch: Vec<_> = (0..BATCH)
-                .map(|_| channel::bounded(self.capacity))
-                .collect();
-            spare.extend(batch.into_iter().rev());
+        if let Some(channel) = spare.pop() {
+            return channel;
         }
-        spare
-            .pop()
-            .unwrap_or_else(|| channel::bounded(self.capacity))
+        // A new batch: the first channel for this call, the rest kept in reverse, so that
+        // popping hands them out in the order they were made (the order of their addresses,
+        // when the allocator runs them together).
+        let first = channel::bounded(self.capacity);
+        let rest: Vec<_> = (1..BATCH)
+            .map(|_| channel::bounded(self.capacity))
+            .collect();
+        spare.extend(rest.into_iter().rev());
+        first
     }
 }
 
