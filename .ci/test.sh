@@ -149,6 +149,7 @@ mutants=(
     successor_own_removed_flag:subscription_lifecycle
     receiver_keeps_ended:subscription_lifecycle
     gap_wake_before_flag:receivers
+    resumed_by_place:receivers
     ready_armed_after_check:receivers
     commit_refs_uncounted:receivers
     directory_blind_store:connections

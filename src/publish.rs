@@ -15,10 +15,12 @@ use smallvec::SmallVec;
 use crate::config::SlowConsumerPolicy;
 use crate::config::MAX_COMMIT_CHANGES;
 use crate::connection::core_ref::CoreRef;
-use crate::connection::delivery::{encode_match, Delivery, DeliveryKind, RunEnd, RunsBuilder};
+use crate::connection::delivery::{
+    encode_match, Delivery, DeliveryKind, OtherDelivery, RunEnd, RunsBuilder,
+};
 use crate::connection::gate::{BufferedNotification, GateDecision};
 use crate::connection::state::ConnectionEvent;
-use crate::connection::subscription::SubscriptionHandle;
+use crate::connection::subscription::{Attempt, SubscriptionCore, SubscriptionHandle};
 use crate::error::{LiveError, LiveResult};
 use crate::query::membership::match_change;
 use crate::route::index::RoutingIndex;
@@ -30,7 +32,7 @@ use crate::types::ending::SubscriptionEnding;
 use crate::types::ids::LiveQueryId;
 use crate::types::ids::{SeqId, TableKey, UserKey};
 use crate::types::schema::TableScope;
-use crate::types::shared_commit::{CommitRefs, SharedCommit};
+use crate::types::shared_commit::{CommitRefs, MatchedSource, SharedCommit, ViewRefs};
 use crate::validate::validate_change;
 
 /// What one publish did, so the engine can see back-pressure.
@@ -190,6 +192,7 @@ impl Publisher<'_> {
                 publisher: self,
                 commit: &commit,
                 refs: commit.refs(),
+                views: Views::default(),
                 seq,
                 now_ms,
                 summary: PublishSummary::default(),
@@ -243,6 +246,8 @@ pub(crate) struct Dispatch<'a> {
     pub(crate) commit: &'a SharedCommit,
     /// The deliveries' references to the commit, counted a block at a time.
     refs: CommitRefs<'a>,
+    /// The views of matches too large for a delivery's bits, one per (source, match).
+    views: Views,
     /// The commit's SeqId, kept here so a delivery does not read it from the commit.
     seq: SeqId,
     pub(crate) now_ms: u64,
@@ -443,20 +448,36 @@ impl Dispatch<'_> {
         // A live gate passes a SeqId above its boundary with one load; everything else
         // (loading, covered, ended) takes the gate's full decision.
         if handle.core.flow.passes_live(self.seq) {
-            let source = match runs {
-                Some(runs) => runs.take(),
-                None => self.refs.take(),
-            };
+            let source = self.matched_source(matched, runs);
             send_change(
                 handle,
                 source,
-                matched,
                 self.now_ms,
                 self.publisher.delivery_policy(),
                 &mut self.summary,
             );
         } else {
             self.deliver_gated(handle, matched, runs);
+        }
+    }
+
+    /// One delivery's reference to its source (the commit, or the run buffer `runs` hands
+    /// out) with its match: in the pointer's bits when small, else through the publish's
+    /// view of that match.
+    #[inline(always)]
+    fn matched_source(&mut self, matched: u32, runs: Option<&mut CommitRefs<'_>>) -> MatchedSource {
+        if MatchedSource::fits(matched) {
+            let source = match runs {
+                Some(runs) => runs.take(),
+                None => self.refs.take(),
+            };
+            MatchedSource::small(source, matched)
+        } else {
+            let base = match &runs {
+                Some(runs) => runs.source(),
+                None => self.commit,
+            };
+            self.views.take(base, matched)
         }
     }
 
@@ -482,14 +503,10 @@ impl Dispatch<'_> {
         });
         match decision {
             GateDecision::SendNow => {
-                let source = match runs {
-                    Some(runs) => runs.take(),
-                    None => self.refs.take(),
-                };
+                let source = self.matched_source(matched, runs);
                 send_change(
                     handle,
                     source,
-                    matched,
                     self.now_ms,
                     self.publisher.delivery_policy(),
                     &mut self.summary,
@@ -537,24 +554,17 @@ impl Publisher<'_> {
 #[inline(always)]
 pub(crate) fn send_change(
     handle: &SubscriptionHandle,
-    source: SharedCommit,
-    matched: u32,
+    source: MatchedSource,
     now_ms: u64,
     policy: DeliveryPolicy,
     summary: &mut PublishSummary,
 ) {
     let core = &handle.core;
-    let number = core.next_attempt();
-    let delivery = Delivery(DeliveryKind::Changes {
-        // No reference count: the handle's release keeps the core alive for its queued
-        // deliveries (connection::core_ref).
-        core: CoreRef::of(core),
-        source,
-        // The channel carries the low bits; the receiver restores the number.
-        number: number as u32,
-        matched,
-    });
-    match handle.notification_tx.try_send(delivery) {
+    let attempt = core.next_attempt();
+    match handle
+        .notification_tx
+        .try_send(change_delivery(core, source, attempt))
+    {
         Ok(()) => {
             core.record_delivered(now_ms);
             if policy.ready_queue {
@@ -563,7 +573,7 @@ pub(crate) fn send_change(
             summary.enqueued += 1;
         }
         Err(TrySendError::Full(_)) => {
-            core.record_dropped(number);
+            core.record_dropped(attempt.number);
             summary.dropped += 1;
             let connection = &handle.connection;
             match policy.slow_consumer {
@@ -576,9 +586,84 @@ pub(crate) fn send_change(
             }
         }
         Err(TrySendError::Disconnected(_)) => {
-            core.record_dropped(number);
+            core.record_dropped(attempt.number);
             summary.dropped += 1;
             summary.dropped_closed += 1;
         }
+    }
+}
+
+/// The delivery of `attempt`: numbered by its place in the channel, or, for the first
+/// after a dropped one, out of line with its number.
+#[inline(always)]
+pub(crate) fn change_delivery(
+    core: &Arc<SubscriptionCore>,
+    source: MatchedSource,
+    attempt: Attempt,
+) -> Delivery {
+    if attempt.after_drop {
+        resumed(core, source, attempt.number)
+    } else {
+        // No reference count: the handle's release keeps the core alive for its queued
+        // deliveries (connection::core_ref). No number: the receiver counts it.
+        Delivery(DeliveryKind::Changes {
+            core: CoreRef::of(core),
+            source,
+        })
+    }
+}
+
+/// The first change delivery after a dropped one: out of line, with its number, so the
+/// receiver reports the gap before it.
+#[cold]
+#[inline(never)]
+fn resumed(core: &Arc<SubscriptionCore>, source: MatchedSource, number: u64) -> Delivery {
+    let (source, matched) = source.into_parts();
+    Delivery::other(OtherDelivery::Resumed {
+        core: Arc::clone(core),
+        source,
+        matched,
+        number,
+    })
+}
+
+/// The views one publish made, each with its block of references (see [`ViewRefs`]).
+#[derive(Default)]
+struct Views {
+    made: Vec<((usize, u32), ViewRefs)>,
+    /// Where each (source, match) is in `made`, once there are enough to search.
+    index: std::collections::HashMap<(usize, u32), usize, ahash::RandomState>,
+}
+
+impl Views {
+    /// Views searched in order before they are indexed.
+    const SCANNED: usize = 8;
+
+    /// A reference to the view of `matched` over `base`, made on first use.
+    fn take(&mut self, base: &SharedCommit, matched: u32) -> MatchedSource {
+        let key = (base.address(), matched);
+        let found = if self.made.len() <= Self::SCANNED {
+            self.made.iter().position(|(made, _)| *made == key)
+        } else {
+            self.index.get(&key).copied()
+        };
+        let at = found.unwrap_or_else(|| {
+            self.made.push((key, ViewRefs::new(base.clone(), matched)));
+            let at = self.made.len() - 1;
+            if self.made.len() > Self::SCANNED {
+                if self.index.is_empty() {
+                    self.index.extend(
+                        self.made
+                            .iter()
+                            .enumerate()
+                            .map(|(at, (key, _))| (*key, at)),
+                    );
+                } else {
+                    self.index.insert(key, at);
+                }
+            }
+            at
+        });
+        self.made[at].1.take()
     }
 }

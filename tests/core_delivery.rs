@@ -12,6 +12,94 @@ use std::time::Duration;
 use common::*;
 use livecore::*;
 
+/// A delivery names which of its commit's changes it matched, however the publish shares
+/// that between deliveries (the first changes' matches in the item itself, later ones
+/// through a view, several through a run that equal match sets share): each subscriber
+/// gets exactly its own, in commit order, with each change's type as it sees it.
+#[test]
+fn every_delivery_of_a_commit_carries_exactly_its_own_matches() {
+    let (manager, _) = manager();
+    let rooms = [1, 1, 2, 2, 3, 7, 9];
+    let mut subscribers: Vec<(i64, ConnectionRegistration)> = rooms
+        .iter()
+        .map(|&room| {
+            let connection = connect(&manager, "alice");
+            subscribe(&manager, connection.connection_id, in_room(room));
+            (room, connection)
+        })
+        .collect();
+    let mut everything = connect(&manager, "alice");
+    subscribe(
+        &manager,
+        everything.connection_id,
+        QuerySpec::table(messages()),
+    );
+    let t = messages;
+    let mut commit = vec![
+        ChangeNotification::insert(t(), message(1, 2, "a")),
+        ChangeNotification::insert(t(), message(2, 3, "b")),
+        ChangeNotification::insert(t(), message(3, 1, "c")),
+        ChangeNotification::update(t(), message(4, 1, "d"), message(4, 2, "d")),
+        ChangeNotification::delete(t(), message(5, 3, "e")),
+        ChangeNotification::update(t(), message(6, 1, "f"), message(6, 1, "g")),
+    ];
+    commit.extend((100..140).map(|id| ChangeNotification::insert(t(), message(id, 9, "n"))));
+    commit.push(ChangeNotification::delete(t(), message(7, 7, "h")));
+    manager.publish_commit(SeqId(1), commit).unwrap();
+    // A one-change commit of each type, for the matches the item carries itself.
+    manager
+        .publish(
+            SeqId(2),
+            ChangeNotification::insert(t(), message(8, 7, "i")),
+        )
+        .unwrap();
+    manager
+        .publish(
+            SeqId(3),
+            ChangeNotification::update(t(), message(8, 7, "i"), message(8, 7, "j")),
+        )
+        .unwrap();
+    manager
+        .publish(
+            SeqId(4),
+            ChangeNotification::delete(t(), message(8, 7, "j")),
+        )
+        .unwrap();
+
+    use ChangeType::{Delete, Insert, Update};
+    for (room, connection) in &mut subscribers {
+        let received = drain(&mut connection.notifications);
+        let expected: Vec<(ChangeType, i64)> = match room {
+            1 => vec![(Insert, 3), (Delete, 4), (Update, 6)],
+            2 => vec![(Insert, 1), (Insert, 4)],
+            3 => vec![(Insert, 2), (Delete, 5)],
+            7 => vec![(Delete, 7), (Insert, 8), (Update, 8), (Delete, 8)],
+            9 => (100..140).map(|id| (Insert, id)).collect(),
+            _ => unreachable!(),
+        };
+        assert_eq!(changes_of(&received), expected, "room {room}");
+        let deliveries = if *room == 7 { 4 } else { 1 };
+        assert_eq!(
+            received.len(),
+            deliveries,
+            "room {room}: one delivery per commit"
+        );
+    }
+    let received = drain(&mut everything.notifications);
+    assert_eq!(received.len(), 4);
+    let mut expected = vec![
+        (Insert, 1),
+        (Insert, 2),
+        (Insert, 3),
+        (Update, 4),
+        (Delete, 5),
+        (Update, 6),
+    ];
+    expected.extend((100..140).map(|id| (Insert, id)));
+    expected.extend([(Delete, 7), (Insert, 8), (Update, 8), (Delete, 8)]);
+    assert_eq!(changes_of(&received), expected);
+}
+
 #[test]
 fn filtered_subscription_sees_rows_enter_stay_and_leave() {
     let (manager, _) = manager();

@@ -13,7 +13,7 @@ use crate::types::change::{ChangeType, JsonPieceKey};
 use crate::types::ending::CloseReason;
 use crate::types::ids::{LiveQueryId, SeqId};
 use crate::types::json;
-use crate::types::shared_commit::SharedCommit;
+use crate::types::shared_commit::{MatchedSource, SharedCommit};
 use crate::types::value::{Row, Value};
 
 /// The matches of one delivery, resolved against its source (see
@@ -37,6 +37,9 @@ pub(crate) fn resolve_matches<'a>(source: &'a SharedCommit, matched: &'a u32) ->
 #[derive(Default)]
 pub(crate) struct RunsBuilder {
     packed: Vec<u32>,
+    /// Where the last run kept starts: a run equal to it is not kept again, so deliveries
+    /// with the same matches share one start (and a publish one view of it).
+    last_run: Option<u32>,
 }
 
 impl RunsBuilder {
@@ -67,7 +70,17 @@ impl RunsBuilder {
                 RunEnd::One(one)
             }
             len => {
+                if let Some(last) = self.last_run {
+                    let last = last as usize;
+                    if self.packed[last] as usize == len
+                        && self.packed[last + 1..=last + len] == self.packed[start + 1..]
+                    {
+                        self.packed.truncate(start);
+                        return RunEnd::Run(last as u32);
+                    }
+                }
                 self.packed[start] = len as u32;
+                self.last_run = Some(start as u32);
                 RunEnd::Run(start as u32)
             }
         }
@@ -83,6 +96,7 @@ impl RunsBuilder {
     pub(crate) fn take(&mut self) -> Box<[u32]> {
         let runs = self.packed.as_slice().into();
         self.packed.clear();
+        self.last_run = None;
         runs
     }
 }
@@ -121,21 +135,19 @@ pub(crate) fn encode_match(position: usize, change_type: ChangeType) -> u32 {
 
 /// One item in a connection's notification channel. Opaque: the connection's
 /// [`NotificationReceiver`](crate::NotificationReceiver) turns it into a [`Notification`].
-/// Three words: a channel's queue holds many, and its cost grows with their size.
+/// Two words: a channel's queue holds many, and its cost grows with their size (three
+/// words cost about twice as much to push and to drain as two).
 pub struct Delivery(pub(crate) DeliveryKind);
 
 pub(crate) enum DeliveryKind {
-    /// The changes of one commit that matched one subscription: `source` is the commit and
-    /// `matched` the one match, or `source` carries runs of matches (for the deliveries of
-    /// a publish that matched several changes each) and `matched` is where this one's run
-    /// starts (see [`resolve_matches`]).
+    /// The changes of one commit that matched one subscription (see [`MatchedSource`] and
+    /// [`resolve_matches`]). Numbered by its place: the receiver counts it as the one after
+    /// the last it handed out. The first delivery after a dropped one goes out of line with
+    /// its number ([`OtherDelivery::Resumed`]), so a gap is reported where it happened.
     Changes {
         /// Uncounted: the release protocol keeps the core alive (`connection::core_ref`).
         core: CoreRef,
-        source: SharedCommit,
-        /// The low 32 bits of the delivery's number (the receiver restores the rest).
-        number: u32,
-        matched: u32,
+        source: MatchedSource,
     },
     /// Anything else: rare, so kept out of line to keep the channel's items small.
     Other(DataArc<OtherDelivery>),
@@ -143,6 +155,14 @@ pub(crate) enum DeliveryKind {
 
 /// The rare items of a connection's channel.
 pub(crate) enum OtherDelivery {
+    /// A change delivery whose subscription's previous attempt was dropped, with its full
+    /// number: the receiver reports the gap before it.
+    Resumed {
+        core: Arc<SubscriptionCore>,
+        source: SharedCommit,
+        matched: u32,
+        number: u64,
+    },
     Snapshot {
         core: Arc<SubscriptionCore>,
         batch: u32,
@@ -619,13 +639,43 @@ impl SnapshotBatch {
 mod tests {
     use crate::*;
 
-    /// A channel's queue holds deliveries by value: three words each, not five.
+    /// A channel's queue holds deliveries by value: two words each.
     #[test]
-    fn a_delivery_is_three_words() {
+    fn a_delivery_is_two_words() {
         assert_eq!(
             std::mem::size_of::<super::Delivery>(),
-            3 * std::mem::size_of::<usize>()
+            2 * std::mem::size_of::<usize>()
         );
+    }
+
+    /// Consecutive deliveries with the same matches share one run.
+    #[test]
+    fn equal_runs_in_a_row_are_kept_once() {
+        let mut runs = super::RunsBuilder::default();
+        let mut run = |matches: &[u32]| {
+            let start = runs.open();
+            matches.iter().for_each(|&one| runs.push(one));
+            match runs.close(start) {
+                super::RunEnd::Run(start) => Some(start),
+                _ => None,
+            }
+        };
+        let first = run(&[1, 5]);
+        assert_eq!(run(&[1, 5]), first, "the same matches: the same run");
+        assert_eq!(run(&[9]), None, "one match has no run");
+        assert_eq!(
+            run(&[1, 5]),
+            first,
+            "a one-match delivery in between keeps it"
+        );
+        let other = run(&[1, 6]);
+        assert_ne!(other, first);
+        assert_eq!(
+            run(&[1, 5, 9]).map(|start| start > other.unwrap()),
+            Some(true)
+        );
+        let packed = runs.take();
+        assert_eq!(&*packed, &[2, 1, 5, 2, 1, 6, 3, 1, 5, 9]);
     }
 
     /// Receivers render a commit's JSON once per (change, projection, change type), and

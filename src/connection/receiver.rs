@@ -23,10 +23,10 @@ use crate::connection::state::{
 use crate::connection::subscription::SubscriptionCore;
 use crate::stats::StatsCounters;
 use crate::sync::mutant;
-use crate::sync::{channel, DataArc};
+use crate::sync::{channel, Arc, DataArc};
 use crate::types::ending::SubscriptionEnding;
 use crate::types::ids::{ConnectionId, SeqId};
-use crate::types::shared_commit::SharedCommit;
+use crate::types::shared_commit::{MatchedSource, SharedCommit};
 
 /// Why a receive returned nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -282,25 +282,14 @@ impl NotificationReceiver {
     fn process(&mut self, delivery: Delivery) -> Option<Notification> {
         self.released.count_popped();
         match delivery.0 {
-            DeliveryKind::Changes {
-                core,
-                source,
-                number,
-                matched,
-            } => self.changes(core, source, number, matched),
+            DeliveryKind::Changes { core, source } => self.changes(core, source),
             DeliveryKind::Other(other) => self.other(other),
         }
     }
 
     /// A change delivery's notification (`None` when its subscription ended).
     #[inline(always)]
-    fn changes(
-        &mut self,
-        core_ref: CoreRef,
-        source: SharedCommit,
-        number: u32,
-        matched: u32,
-    ) -> Option<Notification> {
+    fn changes(&mut self, core_ref: CoreRef, source: MatchedSource) -> Option<Notification> {
         // SAFETY: this receiver took the delivery from its connection's channel, and lets
         // released cores go only between deliveries (`let_go_due`).
         let core = unsafe { core_ref.core() };
@@ -309,11 +298,10 @@ impl NotificationReceiver {
         if !mutant!("receiver_keeps_ended") && core.is_ended() {
             return None;
         }
-        // The channel carries the number's low 32 bits; this restores the rest.
-        let (number, last) = core.take_delivery_number(number, source.seq);
-        if number > last + 1 {
-            return Some(self.gap_before(core_ref, source, number, last, matched));
-        }
+        let (source, matched) = source.into_parts();
+        // Numbered by its place: the one after the last handed out (a delivery that
+        // follows a drop comes as `Resumed`, with its number).
+        core.take_next_number(source.seq);
         Some(Notification::Changes(ChangeSet {
             // SAFETY: as for `core` above.
             core: unsafe { core_ref.to_arc() },
@@ -322,41 +310,56 @@ impl NotificationReceiver {
         }))
     }
 
-    /// A change delivery that follows missed ones: the gap notice, handed out first, with
-    /// the changes queued to follow it.
-    #[cold]
-    #[inline(never)]
-    fn gap_before(
+    /// A change delivery that carries its number (the first after a dropped one): when
+    /// deliveries were missed since the last one handed out, the gap notice is handed out
+    /// first and the changes are queued to follow it.
+    fn resumed(
         &mut self,
-        core_ref: CoreRef,
+        core: Arc<SubscriptionCore>,
         source: SharedCommit,
-        number: u64,
-        last: u64,
         matched: u32,
-    ) -> Notification {
-        // SAFETY: as in `changes`, whose delivery this is.
-        let core = unsafe { core_ref.core() };
-        // Built before the number is recorded (it names the last SeqId delivered), through
-        // the uncounted reference; only the change set handed out counts one.
-        let gap = self.gap(core, number - last - 1);
-        core.mark_received(number, Some(source.seq));
-        self.ready.push_back(Notification::Changes(ChangeSet {
-            // SAFETY: as above.
-            core: unsafe { core_ref.to_arc() },
+        number: u64,
+    ) -> Option<Notification> {
+        if core.is_ended() {
+            return None;
+        }
+        let last = core.take_delivery_number(number, source.seq);
+        if number > last + 1 {
+            let gap = self.gap(&core, number - last - 1);
+            core.mark_received(number, Some(source.seq));
+            self.ready.push_back(Notification::Changes(ChangeSet {
+                core,
+                commit: source,
+                matched,
+            }));
+            return Some(gap);
+        }
+        Some(Notification::Changes(ChangeSet {
+            core,
             commit: source,
             matched,
-        }));
-        gap
+        }))
     }
 
     /// The rare items: snapshots, load completions, wake-ups and release markers.
     #[cold]
     #[inline(never)]
     fn other(&mut self, other: DataArc<OtherDelivery>) -> Option<Notification> {
-        if matches!(&*other, OtherDelivery::Release(_)) {
-            // Every delivery naming this core was queued ahead of its marker.
-            if let Ok(OtherDelivery::Release(core)) = DataArc::try_unwrap(other) {
-                self.connection.shared.let_go(core);
+        if matches!(
+            &*other,
+            OtherDelivery::Release(_) | OtherDelivery::Resumed { .. }
+        ) {
+            // Both are made for this one item, so the receiver owns them.
+            match DataArc::try_unwrap(other) {
+                // Every delivery naming this core was queued ahead of its marker.
+                Ok(OtherDelivery::Release(core)) => self.connection.shared.let_go(core),
+                Ok(OtherDelivery::Resumed {
+                    core,
+                    source,
+                    matched,
+                    number,
+                }) => return self.resumed(core, source, matched, number),
+                _ => {}
             }
             return None;
         }
@@ -379,7 +382,7 @@ impl NotificationReceiver {
                 batches: *batches,
                 rows: *rows,
             }),
-            OtherDelivery::Wake | OtherDelivery::Release(_) => None,
+            OtherDelivery::Wake | OtherDelivery::Release(_) | OtherDelivery::Resumed { .. } => None,
         }
     }
 

@@ -33,7 +33,8 @@ pub(crate) struct SubscriptionCore {
     /// numbering for the receiver across the change, so a gap is reported in place, before
     /// the first delivery after it, and ending the subscription ends every core of it.
     first: Option<Arc<SubscriptionCore>>,
-    /// Deliveries attempted (sent or dropped); the number of the latest attempt.
+    /// Deliveries attempted (sent or dropped): the number of the latest attempt, with
+    /// [`AFTER_DROP`] set while that attempt was dropped.
     attempted: AtomicU64,
     last_update_ms: AtomicU64,
     pub(crate) owner: Option<UserKey>,
@@ -80,6 +81,21 @@ const ACTIVE: u8 = 0;
 const ENDED: u8 = 1;
 /// The host removed it (unsubscribe, unregister): nothing more of it reaches the consumer.
 const REMOVED: u8 = 2;
+
+/// In `attempted`: the latest attempt was dropped, so the next one to reach the channel
+/// carries its number (see [`Attempt::after_drop`]).
+const AFTER_DROP: u64 = 1 << 63;
+
+/// One delivery attempt of a subscription (see [`SubscriptionCore::next_attempt`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Attempt {
+    /// The attempt's number: one more than the last attempt's.
+    pub(crate) number: u64,
+    /// The attempt before it was dropped. A change delivery is numbered by its place in
+    /// the channel (the receiver counts one past the last it handed out), except the first
+    /// after a drop, which carries its number so the gap is reported in place.
+    pub(crate) after_drop: bool,
+}
 
 /// "No SeqId delivered yet", stored in `rx_seq`.
 const NO_SEQ: u64 = u64::MAX;
@@ -143,6 +159,8 @@ impl SubscriptionCore {
     /// queued, which it renders with the old projection; the two share their tally (drops,
     /// receiver progress, ending), so removing the subscription ends both.
     pub(crate) fn successor(this: &Arc<Self>, query: DataArc<CompiledQuery>) -> Self {
+        // The successor continues the numbering, and whether its first delivery follows a
+        // drop.
         let attempted = this.attempted.load(Ordering::SeqCst);
         let mut successor = Self::new(NewSubscription {
             id: this.id,
@@ -173,7 +191,7 @@ impl SubscriptionCore {
             successor
                 .own_tally
                 .rx_number
-                .store(attempted, Ordering::Relaxed);
+                .store(attempted & !AFTER_DROP, Ordering::Relaxed);
         }
         successor.created_at_ms = this.created_at_ms;
         successor.attempted.store(attempted, Ordering::SeqCst);
@@ -242,7 +260,7 @@ impl SubscriptionCore {
     /// True if a delivery of this core may have entered its channel: some attempt was
     /// made (a failed replay gives its number back, so zero means none was sent).
     pub(crate) fn may_have_queued(&self) -> bool {
-        self.attempted.load(Ordering::Relaxed) != self.first_attempt_number()
+        self.attempted.load(Ordering::Relaxed) & !AFTER_DROP != self.first_attempt_number()
     }
 
     /// The attempt number this core started from: zero, or for a successor the number its
@@ -272,18 +290,26 @@ impl SubscriptionCore {
     /// serialized (one table's commits are published in order, and the gate's lock orders
     /// the flush), so numbers reach the channel in order.
     #[inline]
-    pub(crate) fn next_attempt(&self) -> u64 {
+    pub(crate) fn next_attempt(&self) -> Attempt {
         // A load and a store rather than a read-modify-write: the attempts of one
         // subscription never run concurrently (see above), and this is on every delivery.
-        let number = self.attempted.load(Ordering::Relaxed) + 1;
+        let latest = self.attempted.load(Ordering::Relaxed);
+        let number = (latest & !AFTER_DROP) + 1;
         self.attempted.store(number, Ordering::Relaxed);
-        number
+        Attempt {
+            number,
+            // Mutant: number the first delivery after a drop by its place; the receiver
+            // counts it as the dropped one and the gap is never reported.
+            after_drop: latest & AFTER_DROP != 0 && !mutant!("resumed_by_place"),
+        }
     }
 
-    /// Gives back the number just taken by [`next_attempt`](Self::next_attempt), for an
-    /// attempt that was not made (a replay the channel had no room for).
-    pub(crate) fn retract_attempt(&self, number: u64) {
-        self.attempted.store(number - 1, Ordering::Relaxed);
+    /// Gives back the attempt just taken by [`next_attempt`](Self::next_attempt), for one
+    /// that was not made (a replay the channel had no room for).
+    pub(crate) fn retract_attempt(&self, attempt: Attempt) {
+        let mark = if attempt.after_drop { AFTER_DROP } else { 0 };
+        self.attempted
+            .store((attempt.number - 1) | mark, Ordering::Relaxed);
     }
 
     #[inline]
@@ -291,8 +317,9 @@ impl SubscriptionCore {
         self.last_update_ms.store(now_ms, Ordering::Relaxed);
     }
 
-    /// Records a dropped attempt.
+    /// Records a dropped attempt (the latest: the next one carries its number).
     pub(crate) fn record_dropped(&self, number: u64) {
+        self.attempted.store(number | AFTER_DROP, Ordering::Relaxed);
         self.tally().dropped.fetch_add(1, Ordering::Relaxed);
         self.tally()
             .dropped_upto
@@ -338,23 +365,28 @@ impl SubscriptionCore {
         }
     }
 
-    /// Receiver side, for a change delivery that carried the low 32 bits of its number:
-    /// the full number and the last one handed out before it. Records it as handed out
-    /// (with `seq`) unless missed deliveries precede it (`number > last + 1`): the caller
-    /// reports the gap first (from the state before it), then records it. One look at the
-    /// shared tally for the whole step.
+    /// Receiver side, for a change delivery numbered by its place: records it (with `seq`)
+    /// as the one after the last handed out. One look at the shared tally.
     #[inline(always)]
-    pub(crate) fn take_delivery_number(&self, low: u32, seq: SeqId) -> (u64, u64) {
+    pub(crate) fn take_next_number(&self, seq: SeqId) {
         let tally = self.tally();
         let last = tally.rx_number.load(Ordering::Acquire);
-        // Numbers of one subscription arrive in order, so the distance from the last is
-        // exact.
-        let number = last + u64::from(low.wrapping_sub(last as u32));
+        tally.rx_number.store(last + 1, Ordering::Release);
+        tally.rx_seq.store(seq.0, Ordering::Release);
+    }
+
+    /// Receiver side, for a change delivery that carried its `number`: the last number
+    /// handed out before it. Records it as handed out (with `seq`) unless missed deliveries
+    /// precede it (`number > last + 1`): the caller reports the gap first (from the state
+    /// before it), then records it.
+    pub(crate) fn take_delivery_number(&self, number: u64, seq: SeqId) -> u64 {
+        let tally = self.tally();
+        let last = tally.rx_number.load(Ordering::Acquire);
         if number <= last + 1 {
             tally.rx_number.store(number, Ordering::Release);
             tally.rx_seq.store(seq.0, Ordering::Release);
         }
-        (number, last)
+        last
     }
 
     /// Receiver side: records what was handed out (or skipped over as a gap).
@@ -367,7 +399,7 @@ impl SubscriptionCore {
 
     /// Deliveries enqueued (attempted minus dropped).
     pub(crate) fn delivered(&self) -> u64 {
-        let attempted = self.attempted.load(Ordering::Relaxed);
+        let attempted = self.attempted.load(Ordering::Relaxed) & !AFTER_DROP;
         attempted.saturating_sub(self.tally().dropped.load(Ordering::Relaxed))
     }
 

@@ -16,9 +16,8 @@
 //! missed commit (or `resume_unavailable` when the engine cannot).
 
 use crate::config::MAX_COMMIT_CHANGES;
-use crate::connection::core_ref::CoreRef;
 use crate::connection::delivery::{
-    encode_match, source_for, Delivery, DeliveryKind, MatchBuilder, OtherDelivery, NO_BOUNDARY,
+    encode_match, source_for, Delivery, MatchBuilder, OtherDelivery, NO_BOUNDARY,
 };
 use crate::connection::gate::{GateError, Replay, SubscriptionFlowControl};
 use crate::connection::state::SharedConnectionState;
@@ -28,7 +27,7 @@ use crate::connection::subscription::{
 };
 use crate::error::{LiveError, LiveResult};
 use crate::manager::ConnectionsManager;
-use crate::publish::{send_change, DeliveryPolicy, PublishSummary};
+use crate::publish::{change_delivery, send_change, DeliveryPolicy, PublishSummary};
 use crate::query::membership::match_change;
 use crate::query::{CompiledQuery, Params, QuerySpec};
 use crate::route::index::TableRoute;
@@ -39,7 +38,7 @@ use crate::types::change::{ChangeNotification, Commit};
 use crate::types::ending::SubscriptionEnding;
 use crate::types::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId};
 use crate::types::schema::TableScope;
-use crate::types::shared_commit::SharedCommit;
+use crate::types::shared_commit::{MatchedSource, SharedCommit};
 use crate::types::value::Row;
 use crate::validate::validate_change;
 
@@ -423,8 +422,7 @@ impl ConnectionsManager {
                     };
                     send_change(
                         handle,
-                        held.commit,
-                        held.matched,
+                        MatchedSource::new(held.commit, held.matched),
                         now_ms,
                         DeliveryPolicy {
                             slow_consumer: self.config.slow_consumer_policy,
@@ -627,13 +625,8 @@ fn send_replayed(
     now_ms: u64,
 ) -> LiveResult<()> {
     let (core, connection) = (&handle.core, &handle.connection);
-    let number = core.next_attempt();
-    let delivery = Delivery(DeliveryKind::Changes {
-        core: CoreRef::of(core),
-        source,
-        number: number as u32,
-        matched,
-    });
+    let attempt = core.next_attempt();
+    let delivery = change_delivery(core, MatchedSource::new(source, matched), attempt);
     match connection.notification_tx.try_send(delivery) {
         Ok(()) => {
             core.record_delivered(now_ms);
@@ -641,11 +634,11 @@ fn send_replayed(
             Ok(())
         }
         Err(TrySendError::Full(_)) => {
-            core.retract_attempt(number);
+            core.retract_attempt(attempt);
             Err(LiveError::WouldBlock { consumed: 0 })
         }
         Err(TrySendError::Disconnected(_)) => {
-            core.retract_attempt(number);
+            core.retract_attempt(attempt);
             Err(LiveError::UnknownConnection(connection.id))
         }
     }

@@ -14,6 +14,13 @@
 //! matches of the deliveries of one publish that matched several changes each, and derefs
 //! to the commit, so a delivery is one pointer to whichever it needs.
 //!
+//! A delivery carries its reference and which of the commit's changes it matched in one
+//! word ([`MatchedSource`]): a channel's cost grows with its items' size, and two words
+//! measured as cheap as one where three cost twice as much to push and drain. Small matches
+//! (the first two changes of a commit, the fan-out's case) ride in the pointer's low bits;
+//! any other match is a view ([`SharedCommit::view`]), which one publish shares between
+//! the deliveries with the same match ([`ViewRefs`]).
+//!
 //! Loom builds never free a commit: releasing the last reference marks it released, and
 //! any later use or release asserts, so a model sees a reference outliving its count.
 
@@ -46,6 +53,11 @@ enum Body {
     Runs {
         commit: SharedCommit,
         runs: Box<[u32]>,
+    },
+    /// One match over a commit or run buffer, for a match too large for the pointer's bits.
+    View {
+        base: SharedCommit,
+        matched: u32,
     },
 }
 
@@ -82,13 +94,25 @@ impl SharedCommit {
         }
     }
 
-    /// The runs of matches, when this is a run buffer.
+    /// A view of one match over `base` (a commit or run buffer).
+    pub(crate) fn view(base: SharedCommit, matched: u32) -> Self {
+        Self::with_body(Body::View { base, matched })
+    }
+
+    /// The runs of matches, when this is a run buffer (or a view of one).
     #[inline]
     pub(crate) fn runs(&self) -> Option<&[u32]> {
         match &self.inner().body {
             Body::Commit(_) => None,
             Body::Runs { runs, .. } => Some(runs),
+            Body::View { base, .. } => base.runs(),
         }
+    }
+
+    /// The address that identifies this commit, run buffer or view.
+    #[inline]
+    pub(crate) fn address(&self) -> usize {
+        self.inner.as_ptr() as usize
     }
 
     #[inline]
@@ -166,6 +190,7 @@ impl Deref for SharedCommit {
         match &self.inner().body {
             Body::Commit(commit) => commit,
             Body::Runs { commit, .. } => commit,
+            Body::View { base, .. } => base,
         }
     }
 }
@@ -230,6 +255,149 @@ impl Drop for CommitRefs<'_> {
     }
 }
 
+/// One delivery's counted reference to its source (a commit, a run buffer or a view) and
+/// its match, in one word (see the module docs). A match below [`VIEW_TAG`] is the
+/// pointer's low bits (`Inner` is 8-aligned); [`VIEW_TAG`] says the pointer is a view that
+/// holds the match.
+pub(crate) struct MatchedSource {
+    tagged: NonNull<u8>,
+}
+
+/// The low bits of a [`MatchedSource`] that carry a small match.
+const TAG_MASK: usize = 0b111;
+/// The tag of a view: larger than any match the bits carry (`encode_match` of the second
+/// change, type 3, which no change type has).
+const VIEW_TAG: usize = 0b111;
+
+const _: () = assert!(std::mem::align_of::<Inner>() > TAG_MASK);
+
+// SAFETY: as for `SharedCommit`, whose reference this is.
+unsafe impl Send for MatchedSource {}
+// SAFETY: as above.
+unsafe impl Sync for MatchedSource {}
+
+impl MatchedSource {
+    /// True when `matched` rides in the pointer's bits: no view is needed.
+    #[inline(always)]
+    pub(crate) fn fits(matched: u32) -> bool {
+        (matched as usize) < VIEW_TAG
+    }
+
+    /// From one reference of `source` and a match that [`fits`](Self::fits).
+    #[inline(always)]
+    pub(crate) fn small(source: SharedCommit, matched: u32) -> Self {
+        debug_assert!(Self::fits(matched));
+        let source = std::mem::ManuallyDrop::new(source);
+        let tagged = source
+            .inner
+            .as_ptr()
+            .cast::<u8>()
+            .wrapping_add(matched as usize);
+        Self {
+            // SAFETY: `inner` is non-null and 8-aligned, so adding less than 8 stays
+            // non-null (the pointer is only dereferenced after the bits are masked off).
+            tagged: unsafe { NonNull::new_unchecked(tagged) },
+        }
+    }
+
+    /// From one reference of a view made by [`SharedCommit::view`].
+    #[inline(always)]
+    pub(crate) fn of_view(view: SharedCommit) -> Self {
+        debug_assert!(matches!(view.inner().body, Body::View { .. }));
+        let view = std::mem::ManuallyDrop::new(view);
+        let tagged = view.inner.as_ptr().cast::<u8>().wrapping_add(VIEW_TAG);
+        Self {
+            // SAFETY: as in `small`.
+            tagged: unsafe { NonNull::new_unchecked(tagged) },
+        }
+    }
+
+    /// From one reference of `source` and any match: a view is made (an allocation) when
+    /// the match does not fit in the bits. For the rare paths (replays, the gate's flush);
+    /// a publish shares its views through [`ViewRefs`].
+    pub(crate) fn new(source: SharedCommit, matched: u32) -> Self {
+        if Self::fits(matched) {
+            Self::small(source, matched)
+        } else {
+            Self::of_view(SharedCommit::view(source, matched))
+        }
+    }
+
+    /// The reference and the match: a small match's source, or the view (which derefs to
+    /// its commit and resolves through its base) with its match. No count changes.
+    #[inline(always)]
+    pub(crate) fn into_parts(self) -> (SharedCommit, u32) {
+        let this = std::mem::ManuallyDrop::new(self);
+        let address = this.tagged.as_ptr() as usize;
+        let tag = address & TAG_MASK;
+        let inner = this.tagged.as_ptr().wrapping_sub(tag).cast::<Inner>();
+        let source = SharedCommit {
+            // SAFETY: the untagged pointer is the non-null `Inner` this reference was made
+            // from (`small` and `of_view` added the tag to it); the reference moves to
+            // `source`, since `self` is not dropped.
+            inner: unsafe { NonNull::new_unchecked(inner) },
+        };
+        if tag != VIEW_TAG {
+            return (source, tag as u32);
+        }
+        match &source.inner().body {
+            Body::View { matched, .. } => {
+                let matched = *matched;
+                (source, matched)
+            }
+            _ => unreachable!("the view tag is only set on views"),
+        }
+    }
+}
+
+impl Drop for MatchedSource {
+    fn drop(&mut self) {
+        let copy = MatchedSource {
+            tagged: self.tagged,
+        };
+        drop(copy.into_parts());
+    }
+}
+
+/// References to one source for the deliveries of one publish, owning the source (a view
+/// the publish made): as [`CommitRefs`], the count is raised a block at a time and what is
+/// left is given back on drop, with the publish's own reference.
+pub(crate) struct ViewRefs {
+    view: SharedCommit,
+    reserved: usize,
+}
+
+impl ViewRefs {
+    /// A view of `matched` over `base` and its references.
+    pub(crate) fn new(base: SharedCommit, matched: u32) -> Self {
+        Self {
+            view: SharedCommit::view(base, matched),
+            reserved: 0,
+        }
+    }
+
+    /// One reference, for one delivery.
+    #[inline]
+    pub(crate) fn take(&mut self) -> MatchedSource {
+        if self.reserved == 0 {
+            self.view.acquire(CommitRefs::BLOCK);
+            self.reserved = CommitRefs::BLOCK;
+        }
+        self.reserved -= 1;
+        MatchedSource::of_view(SharedCommit {
+            inner: self.view.inner,
+        })
+    }
+}
+
+impl Drop for ViewRefs {
+    fn drop(&mut self) {
+        if self.reserved > 0 {
+            self.view.release(self.reserved);
+        }
+    }
+}
+
 #[cfg(all(test, not(livecore_loom)))]
 mod tests {
     use super::*;
@@ -263,6 +431,60 @@ mod tests {
         let copy = commit.clone();
         assert!(SharedCommit::ptr_eq(&copy, &commit));
         assert_eq!(count(&commit), 2);
+    }
+
+    #[test]
+    fn a_matched_source_carries_small_matches_in_its_bits_and_others_in_a_view() {
+        let commit = commit();
+        for matched in 0..7 {
+            let source = MatchedSource::new(commit.clone(), matched);
+            assert_eq!(count(&commit), 2, "a small match is the reference itself");
+            let (source, back) = source.into_parts();
+            assert_eq!(back, matched);
+            assert!(SharedCommit::ptr_eq(&source, &commit));
+        }
+        assert_eq!(count(&commit), 1, "every reference was given back");
+        let viewed = MatchedSource::new(commit.clone(), 7 << 2);
+        assert_eq!(
+            count(&commit),
+            2,
+            "the view holds one reference of its commit"
+        );
+        let (view, matched) = viewed.into_parts();
+        assert_eq!(matched, 7 << 2);
+        assert!(!SharedCommit::ptr_eq(&view, &commit));
+        assert_eq!(view.seq, SeqId(7), "a view derefs to its commit");
+        drop(view);
+        assert_eq!(
+            count(&commit),
+            1,
+            "releasing the view released its reference"
+        );
+        drop(MatchedSource::new(commit.clone(), 3));
+        drop(MatchedSource::new(commit.clone(), 100));
+        assert_eq!(count(&commit), 1, "dropping a source releases it");
+    }
+
+    #[test]
+    fn a_view_is_shared_by_the_deliveries_of_one_publish() {
+        let commit = commit();
+        let taken: Vec<MatchedSource> = {
+            let mut refs = ViewRefs::new(commit.clone(), 40);
+            (0..3).map(|_| refs.take()).collect()
+        };
+        assert_eq!(count(&commit), 2, "one view, one reference of the commit");
+        let parts: Vec<(SharedCommit, u32)> =
+            taken.into_iter().map(MatchedSource::into_parts).collect();
+        assert!(parts
+            .iter()
+            .all(|(view, matched)| *matched == 40 && SharedCommit::ptr_eq(view, &parts[0].0)));
+        assert_eq!(
+            count(&parts[0].0),
+            3,
+            "the publish's reference and its block were given back"
+        );
+        drop(parts);
+        assert_eq!(count(&commit), 1);
     }
 
     #[test]
