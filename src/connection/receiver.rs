@@ -168,9 +168,9 @@ impl NotificationReceiver {
         });
     }
 
-    /// The next notification. The common case (no held core due, nothing ready, no flag
-    /// raised, a delivery waiting) is inlined into each receive; anything else goes to
-    /// `next_slow`, which starts over with every check.
+    /// The next notification. The common cases (no held core due, nothing ready, no flag
+    /// raised, and a delivery waiting or, for a poll, none) are inlined into each receive;
+    /// anything else goes to `next_slow`, which starts over with every check.
     #[inline(always)]
     fn next(&mut self, wait: Wait) -> Result<Notification, ReceiveError> {
         if !self.released.any_due()
@@ -178,10 +178,22 @@ impl NotificationReceiver {
             && self.connection.attention_flags() == 0
             && !self.connection.is_disconnecting()
         {
-            if let Ok(delivery) = self.rx.try_recv() {
-                if let Some(notification) = self.process(delivery) {
-                    return Ok(notification);
+            match self.rx.try_recv() {
+                Ok(delivery) => {
+                    if let Some(notification) = self.process(delivery) {
+                        return Ok(notification);
+                    }
                 }
+                // A poll of an empty channel ends here, as the full loop would end it: no
+                // flag was raised before the channel was found empty, and none can have
+                // been raised for a gap since (a drop needs the channel full, and only
+                // this receiver takes from it).
+                Err(channel::TryRecvError::Empty)
+                    if matches!(wait, Wait::No) && !self.connection.is_closed() =>
+                {
+                    return Err(ReceiveError::Empty);
+                }
+                Err(_) => {}
             }
         }
         self.next_slow(wait)
