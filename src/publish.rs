@@ -23,10 +23,11 @@ use crate::connection::state::ConnectionEvent;
 use crate::connection::subscription::{Attempt, SubscriptionCore, SubscriptionHandle};
 use crate::error::{LiveError, LiveResult};
 use crate::query::membership::match_change;
+use crate::query::CompiledProjection;
 use crate::route::index::RoutingIndex;
 use crate::route::index::{several_keys, visit_under, TableRoute};
 use crate::stats::StatsCounters;
-use crate::sync::{channel::TrySendError, lock, Arc, Mutex};
+use crate::sync::{channel::TrySendError, lock, Arc, DataArc, Mutex};
 use crate::types::change::{ChangeNotification, Commit};
 use crate::types::ending::SubscriptionEnding;
 use crate::types::ids::LiveQueryId;
@@ -193,6 +194,7 @@ impl Publisher<'_> {
                 commit: &commit,
                 refs: commit.refs(),
                 views: Views::default(),
+                kept: KeptHere::default(),
                 seq,
                 now_ms,
                 summary: PublishSummary::default(),
@@ -248,6 +250,8 @@ pub(crate) struct Dispatch<'a> {
     refs: CommitRefs<'a>,
     /// The views of matches too large for a delivery's bits, one per (source, match).
     views: Views,
+    /// The projections kept on the commit so far (see `SharedCommit::keep_alive`).
+    kept: KeptHere,
     /// The commit's SeqId, kept here so a delivery does not read it from the commit.
     seq: SeqId,
     pub(crate) now_ms: u64,
@@ -449,6 +453,7 @@ impl Dispatch<'_> {
         // (loading, covered, ended) takes the gate's full decision.
         if handle.core.flow.passes_live(self.seq) {
             let source = self.matched_source(matched, runs);
+            self.keep_projection(&handle.core);
             send_change(
                 handle,
                 source,
@@ -481,6 +486,24 @@ impl Dispatch<'_> {
         }
     }
 
+    /// Keeps the subscription's projection on the commit before a delivery names it, once
+    /// per publish (the deliveries' change sets name it uncounted).
+    #[inline(always)]
+    fn keep_projection(&mut self, core: &SubscriptionCore) {
+        let projection = &core.query.projection;
+        if DataArc::as_ptr(projection) as usize != self.kept.last {
+            self.keep_projection_first_time(projection);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn keep_projection_first_time(&mut self, projection: &DataArc<CompiledProjection>) {
+        if self.kept.insert(DataArc::as_ptr(projection) as usize) {
+            self.commit.keep_alive(projection);
+        }
+    }
+
     /// [`deliver`](Self::deliver) past a gate that is not simply live.
     #[cold]
     #[inline(never)]
@@ -504,6 +527,7 @@ impl Dispatch<'_> {
         match decision {
             GateDecision::SendNow => {
                 let source = self.matched_source(matched, runs);
+                self.keep_projection(core);
                 send_change(
                     handle,
                     source,
@@ -625,6 +649,41 @@ fn resumed(core: &Arc<SubscriptionCore>, source: MatchedSource, number: u64) -> 
         matched,
         number,
     })
+}
+
+/// The projections one publish kept on its commit, by address. Allocates nothing until a
+/// publish meets more than eight.
+#[derive(Default)]
+struct KeptHere {
+    /// The latest (a fan-out's subscribers usually share one).
+    last: usize,
+    seen: SmallVec<[usize; 8]>,
+    /// `seen`, indexed once it is too long to search.
+    index: std::collections::HashSet<usize, ahash::RandomState>,
+}
+
+impl KeptHere {
+    /// Records `projection` as the latest; true the first time it is seen.
+    fn insert(&mut self, projection: usize) -> bool {
+        self.last = projection;
+        let seen = if self.index.is_empty() {
+            self.seen.contains(&projection)
+        } else {
+            self.index.contains(&projection)
+        };
+        if seen {
+            return false;
+        }
+        if !self.seen.spilled() && self.seen.len() < self.seen.inline_size() {
+            self.seen.push(projection);
+        } else {
+            if self.index.is_empty() {
+                self.index.extend(self.seen.iter().copied());
+            }
+            self.index.insert(projection);
+        }
+        true
+    }
 }
 
 /// The views one publish made, each with its block of references (see [`ViewRefs`]).

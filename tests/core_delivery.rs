@@ -232,6 +232,63 @@ fn projection_limits_columns_and_is_reported() {
     assert_eq!(change.row.get("room"), None);
 }
 
+/// A change set holds what it needs to be read: it outlives its subscription, its
+/// connection and the manager, and still renders its projected rows and JSON (each
+/// subscription with its own projection, the one queried twice keeping both).
+#[test]
+fn a_change_set_outlives_its_subscription_connection_and_manager() {
+    let (manager, _) = manager();
+    let mut narrow = connect(&manager, "alice");
+    let mut wide = connect(&manager, "alice");
+    let narrow_sub = subscribe(
+        &manager,
+        narrow.connection_id,
+        QuerySpec::table(messages()).project(Projection::columns(["body"])),
+    );
+    subscribe(&manager, wide.connection_id, in_room(4));
+    for seq in 1..=2 {
+        manager
+            .publish(
+                SeqId(seq),
+                ChangeNotification::insert(messages(), message(seq as i64, 4, "kept")),
+            )
+            .unwrap();
+    }
+    let narrow_sets = drain(&mut narrow.notifications);
+    let wide_sets = drain(&mut wide.notifications);
+    manager.unsubscribe(narrow_sub.live_query_id).unwrap();
+    manager.unregister_connection(narrow.connection_id).unwrap();
+    manager.unregister_connection(wide.connection_id).unwrap();
+    drop((narrow, wide));
+    drop(manager);
+    assert_eq!(narrow_sets.len(), 2);
+    for (index, notification) in narrow_sets.iter().enumerate() {
+        let Notification::Changes(set) = notification else {
+            panic!("expected changes, got {notification:?}")
+        };
+        assert_eq!(set.live_query_id(), narrow_sub.live_query_id);
+        assert_eq!(set.column_names().len(), 1);
+        let change = set.changes().next().unwrap();
+        assert_eq!(change.row.to_row(), Row::new(vec![Value::text("kept")]));
+        assert_eq!(set.seq(), SeqId(index as u64 + 1));
+        assert!(notification.to_json().contains("\"body\":\"kept\""));
+    }
+    assert_eq!(
+        changes_of(&wide_sets),
+        vec![(ChangeType::Insert, 1), (ChangeType::Insert, 2)]
+    );
+    let Notification::Changes(set) = &wide_sets[1] else {
+        panic!("expected changes")
+    };
+    assert_eq!(set.column_names().len(), 3, "every column of the table");
+    let copy = set.clone();
+    drop(wide_sets);
+    assert_eq!(
+        copy.changes().next().unwrap().row.get("room"),
+        Some(&Value::Int(4))
+    );
+}
+
 #[test]
 fn a_commit_reaches_each_subscriber_whole_and_in_order() {
     let (manager, _) = manager();

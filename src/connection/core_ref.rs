@@ -32,9 +32,9 @@
 //!    the queued deliveries, and dropping a delivery never reads its core: the core is
 //!    let go at once.
 //!
-//! The receiver turns the pointer into an `Arc` only for what it hands the host (a
-//! [`ChangeSet`](super::delivery::ChangeSet) keeps its subscription's projection), on its
-//! own thread. `loom-tests/tests/core_release.rs` models step 3, and the models of
+//! What the receiver hands the host takes no reference to the core: a
+//! [`ChangeSet`](super::delivery::ChangeSet) copies the subscription's id and names its
+//! projection, which the commit keeps alive. `loom-tests/tests/core_release.rs` models step 3, and the models of
 //! `subscription_lifecycle.rs` step 2 (releases racing publishes, schema changes and
 //! unregistering); in loom builds a released core is marked and parked instead of freed,
 //! so reading one is an assertion rather than undefined behaviour.
@@ -56,7 +56,6 @@ impl CoreRef {
     /// Names `core` in a delivery about to be sent through a handle of it.
     #[inline(always)]
     pub(crate) fn of(core: &Arc<SubscriptionCore>) -> Self {
-        // From `Arc::as_ptr`, so the pointer may be handed back to `Arc` (`to_arc`).
         let core = Arc::as_ptr(core).cast_mut();
         // SAFETY: an `Arc`'s data pointer is never null.
         Self(unsafe { NonNull::new_unchecked(core) })
@@ -81,24 +80,6 @@ impl CoreRef {
             "a queued delivery names a core that was already released"
         );
         core
-    }
-
-    /// A counted reference to the core, for what the receiver hands the host.
-    ///
-    /// # Safety
-    ///
-    /// As for [`core`](Self::core).
-    #[inline]
-    pub(crate) unsafe fn to_arc(&self) -> Arc<SubscriptionCore> {
-        // SAFETY: the caller's contract keeps the core alive (`core` checks it in loom
-        // builds); the pointer came from `Arc::as_ptr` (`CoreRef::of`), so counting one more
-        // reference and taking it as an `Arc` is sound.
-        unsafe {
-            let _ = self.core();
-            let core = self.0.as_ptr().cast_const();
-            Arc::increment_strong_count(core);
-            Arc::from_raw(core)
-        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! host (notifications), with projected views of the rows and their JSON form.
 
 use std::fmt;
+use std::ptr::NonNull;
 
 use smallvec::SmallVec;
 
@@ -11,7 +12,7 @@ use crate::query::CompiledProjection;
 use crate::sync::{Arc, DataArc};
 use crate::types::change::{ChangeType, JsonPieceKey};
 use crate::types::ending::CloseReason;
-use crate::types::ids::{LiveQueryId, SeqId};
+use crate::types::ids::{ConnectionId, LiveQueryId, SeqId};
 use crate::types::json;
 use crate::types::shared_commit::{MatchedSource, SharedCommit};
 use crate::types::value::{Row, Value};
@@ -366,20 +367,54 @@ fn write_u64(out: &mut Vec<u8>, value: u64) {
 /// The changes of one commit that matched one subscription.
 #[derive(Clone)]
 pub struct ChangeSet {
-    pub(crate) core: Arc<SubscriptionCore>,
-    /// The commit, or runs of matches over it (see [`DeliveryKind::Changes`]).
+    /// The commit, or runs of matches over it, or a view of one match (see
+    /// [`MatchedSource`]).
     pub(crate) commit: SharedCommit,
+    /// The subscription's projection, uncounted: the commit keeps it alive (the publish
+    /// keeps each projection it delivers to on the commit before the delivery is sent, see
+    /// `SharedCommit::keep_alive`), so handing out a change set takes no reference
+    /// count.
+    pub(crate) projection: NonNull<CompiledProjection>,
+    pub(crate) live_query_id: LiveQueryId,
     pub(crate) matched: u32,
 }
 
+// SAFETY: the projection is immutable shared data (`CompiledProjection` is `Send + Sync`,
+// held through `Arc`), kept alive by the commit reference the change set holds; the rest
+// of the change set is `Send + Sync` on its own.
+unsafe impl Send for ChangeSet {}
+// SAFETY: as above; nothing is reachable mutably through a shared change set.
+unsafe impl Sync for ChangeSet {}
+
 impl ChangeSet {
+    /// The change set of one delivery of `core`, whose projection its commit keeps.
+    pub(crate) fn new(
+        commit: SharedCommit,
+        core: &SubscriptionCore,
+        connection_id: ConnectionId,
+        matched: u32,
+    ) -> Self {
+        Self {
+            commit,
+            projection: NonNull::from(&*core.query.projection),
+            live_query_id: LiveQueryId::new(connection_id, core.id),
+            matched,
+        }
+    }
+
+    fn projection(&self) -> &CompiledProjection {
+        // SAFETY: the commit this change set holds keeps the projection alive (see the
+        // field), and the projection is never mutated.
+        unsafe { self.projection.as_ref() }
+    }
+
     fn matches(&self) -> &[u32] {
         resolve_matches(&self.commit, &self.matched)
     }
 
     /// The subscription.
     pub fn live_query_id(&self) -> LiveQueryId {
-        self.core.live_query_id()
+        self.live_query_id
     }
 
     /// The commit's SeqId.
@@ -399,7 +434,7 @@ impl ChangeSet {
 
     /// The projected column names.
     pub fn column_names(&self) -> &[DataArc<str>] {
-        self.core.query.projection.column_names()
+        self.projection().column_names()
     }
 
     /// The changes, in commit order, as the subscriber sees them.
@@ -420,7 +455,7 @@ impl ChangeSet {
         let position = (packed >> 2) as usize;
         let change_type = ChangeType::from_bits(packed);
         let change = &self.commit.changes[position];
-        let projection = &*self.core.query.projection;
+        let projection = self.projection();
         let (row, old_row) = match change_type {
             ChangeType::Insert => (change.new_row().unwrap_or(&change.row), None),
             ChangeType::Update => (&change.row, change.old_row.as_ref()),
@@ -438,7 +473,7 @@ impl ChangeSet {
         out.extend_from_slice(b",\"seq\":");
         write_u64(out, self.commit.seq.0);
         out.extend_from_slice(b",\"changes\":[");
-        let projection_key = DataArc::as_ptr(&self.core.query.projection) as usize;
+        let projection_key = self.projection.as_ptr() as usize;
         for (index, change) in self.changes().enumerate() {
             if index > 0 {
                 out.push(b',');

@@ -314,12 +314,12 @@ impl NotificationReceiver {
         // Numbered by its place: the one after the last handed out (a delivery that
         // follows a drop comes as `Resumed`, with its number).
         core.take_next_number(source.seq);
-        Some(Notification::Changes(ChangeSet {
-            // SAFETY: as for `core` above.
-            core: unsafe { core_ref.to_arc() },
-            commit: source,
+        Some(Notification::Changes(ChangeSet::new(
+            source,
+            core,
+            self.connection.id,
             matched,
-        }))
+        )))
     }
 
     /// A change delivery that carries its number (the first after a dropped one): when
@@ -339,18 +339,20 @@ impl NotificationReceiver {
         if number > last + 1 {
             let gap = self.gap(&core, number - last - 1);
             core.mark_received(number, Some(source.seq));
-            self.ready.push_back(Notification::Changes(ChangeSet {
-                core,
-                commit: source,
+            self.ready.push_back(Notification::Changes(ChangeSet::new(
+                source,
+                &core,
+                self.connection.id,
                 matched,
-            }));
+            )));
             return Some(gap);
         }
-        Some(Notification::Changes(ChangeSet {
-            core,
-            commit: source,
+        Some(Notification::Changes(ChangeSet::new(
+            source,
+            &core,
+            self.connection.id,
             matched,
-        }))
+        )))
     }
 
     /// The rare items: snapshots, load completions, wake-ups and release markers.

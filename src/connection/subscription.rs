@@ -15,8 +15,8 @@ use crate::types::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableI
 /// counters. It holds no reference to the connection or its channel, so a queued delivery
 /// never keeps a channel alive.
 // Laid out in declaration order. The receiver's part comes first, next to the reference
-// count (which only the receiver's side counts, for what it hands the host): the tally it
-// writes as it hands deliveries out. The publisher's part follows, at least 48 bytes past
+// count: the tally it writes as it hands deliveries out, and the id it copies into them.
+// The publisher's part follows, at least 48 bytes past
 // the count so the two never share a cache line: the attempt number and delivery time it
 // writes, the owner check and the gate word it reads, then the query. The cold fields come
 // last. (Aligning the publisher's block to 32 bytes, so it never straddles two lines,
@@ -33,6 +33,8 @@ pub(crate) struct SubscriptionCore {
     /// numbering for the receiver across the change, so a gap is reported in place, before
     /// the first delivery after it, and ending the subscription ends every core of it.
     first: Option<Arc<SubscriptionCore>>,
+    /// Here, beside the tally, because the receiver copies it into every change set.
+    pub(crate) id: SubscriptionId,
     /// Deliveries attempted (sent or dropped): the number of the latest attempt, with
     /// [`AFTER_DROP`] set while that attempt was dropped.
     attempted: AtomicU64,
@@ -42,7 +44,6 @@ pub(crate) struct SubscriptionCore {
     pub(crate) query: DataArc<CompiledQuery>,
     /// The subscription's own constants for its shared query's parameters.
     pub(crate) params: Params,
-    pub(crate) id: SubscriptionId,
     pub(crate) connection_id: ConnectionId,
     /// The SQL as the client wrote it, when it subscribed with SQL text.
     pub(crate) sql: Option<DataArc<str>>,
@@ -491,7 +492,7 @@ impl SubscriptionHandle {
     pub(crate) fn prefetch(&self) {
         // The publisher's block: its first and last words (it may straddle two lines).
         prefetch(std::ptr::from_ref(&self.core.attempted).cast());
-        prefetch(std::ptr::from_ref(&self.core.flow).cast());
+        prefetch(std::ptr::from_ref(&self.core.query).cast());
         prefetch_channel(&self.notification_tx);
     }
 
@@ -737,10 +738,10 @@ mod tests {
         assert_eq!(std::mem::size_of::<SubscriptionCore>(), 192);
     }
 
-    /// The publisher's block starts 48 bytes into the core, so with the reference count's
+    /// The publisher's block starts 56 bytes into the core, so with the reference count's
     /// 16 bytes before the core it never shares a cache line with the count.
     #[test]
     fn the_publishers_block_is_a_line_away_from_the_reference_count() {
-        assert_eq!(std::mem::offset_of!(SubscriptionCore, attempted), 48);
+        assert_eq!(std::mem::offset_of!(SubscriptionCore, attempted), 56);
     }
 }

@@ -420,6 +420,8 @@ impl ConnectionsManager {
                     let Some(handle) = &handle else {
                         return;
                     };
+                    // The change set names the projection uncounted: the commit keeps it.
+                    held.commit.keep_alive(&handle.core.query.projection);
                     send_change(
                         handle,
                         MatchedSource::new(held.commit, held.matched),
@@ -625,6 +627,8 @@ fn send_replayed(
     now_ms: u64,
 ) -> LiveResult<()> {
     let (core, connection) = (&handle.core, &handle.connection);
+    // The change set names the projection uncounted: the commit keeps it.
+    source.keep_alive(&core.query.projection);
     let attempt = core.next_attempt();
     let delivery = change_delivery(core, MatchedSource::new(source, matched), attempt);
     match connection.notification_tx.try_send(delivery) {

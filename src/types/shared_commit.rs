@@ -28,6 +28,7 @@ use std::ops::Deref;
 use std::ptr::NonNull;
 
 use crate::sync::mutant;
+use crate::sync::DataArc;
 use crate::sync::{fence, AtomicUsize, Ordering};
 use crate::types::change::Commit;
 
@@ -38,6 +39,8 @@ pub(crate) struct SharedCommit {
 
 struct Inner {
     refs: AtomicUsize,
+    /// What this commit's change sets name without counting it.
+    kept: KeptAlive,
     /// Loom builds: set when the last reference was released. A std atomic, not a loom
     /// one: reading it is no scheduling point (loom runs its threads one at a time, so it
     /// reads exactly), and a commit read more or fewer times never changes what loom
@@ -64,7 +67,9 @@ enum Body {
 // SAFETY: a `SharedCommit` gives shared access to a `Commit` (which is `Send + Sync`) and
 // releases it through an atomic count, exactly as `Arc<Commit>` does.
 unsafe impl Send for SharedCommit {}
-// SAFETY: as above: only `&Commit` is reachable through a shared `SharedCommit`.
+// SAFETY: as above: only `&Commit` is reachable through a shared `SharedCommit`, besides
+// the set of values it keeps alive, whose slot and list are written under their own atomic
+// protocol (`KeptAlive::keep`) and read only when the commit is freed.
 unsafe impl Sync for SharedCommit {}
 
 /// Above this many references the count would be close to overflowing: abort, as `Arc`.
@@ -85,6 +90,7 @@ impl SharedCommit {
     fn with_body(body: Body) -> Self {
         let inner = Box::new(Inner {
             refs: AtomicUsize::new(1),
+            kept: KeptAlive::default(),
             #[cfg(livecore_loom)]
             released: std::sync::atomic::AtomicBool::new(false),
             body,
@@ -106,6 +112,24 @@ impl SharedCommit {
             Body::Commit(_) => None,
             Body::Runs { runs, .. } => Some(runs),
             Body::View { base, .. } => base.runs(),
+        }
+    }
+
+    /// Keeps `value` alive as long as this commit (or the commit under this run buffer or
+    /// view): a change set of it then names its subscription's projection without counting
+    /// it (see `ChangeSet`). Call before sending a delivery that will name it, while the
+    /// subscription, which holds it, is alive. The first value kept is kept once however
+    /// often it is asked for; callers skip the others they kept already.
+    pub(crate) fn keep_alive<T: Send + Sync + 'static>(&self, value: &DataArc<T>) {
+        self.root().kept.keep(value);
+    }
+
+    /// The commit's own `Inner`, under any run buffer or view.
+    fn root(&self) -> &Inner {
+        match &self.inner().body {
+            Body::Commit(_) => self.inner(),
+            Body::Runs { commit, .. } => commit.root(),
+            Body::View { base, .. } => base.root(),
         }
     }
 
@@ -252,6 +276,93 @@ impl Drop for CommitRefs<'_> {
         if self.reserved > 0 {
             self.commit.release(self.reserved);
         }
+    }
+}
+
+/// What a commit keeps alive for its change sets (see [`SharedCommit::keep_alive`]), one
+/// reference each, given back when the commit is freed. The publish, a gate's flush and a
+/// replay may add to it from different threads, so it is lock-free: the first value in a
+/// slot of its own (a fan-out's subscribers usually share one projection, and it costs no
+/// allocation), others pushed on a list. std atomics in every build: the set is only added
+/// to while the commit is in use and read when it is freed, after the count's acquire
+/// fence, so a loom model has nothing to explore in it.
+#[derive(Default)]
+struct KeptAlive {
+    /// [`EMPTY`], [`FILLING`] (one thread is writing `first`) or [`FILLED`].
+    state: std::sync::atomic::AtomicU8,
+    first: std::cell::UnsafeCell<Option<DataArc<dyn Kept>>>,
+    more: std::sync::atomic::AtomicPtr<KeptNode>,
+}
+
+const EMPTY: u8 = 0;
+const FILLING: u8 = 1;
+const FILLED: u8 = 2;
+
+/// Anything a commit can keep alive: shared, immutable data.
+trait Kept: Send + Sync {}
+impl<T: Send + Sync> Kept for T {}
+
+struct KeptNode {
+    value: DataArc<dyn Kept>,
+    next: *mut KeptNode,
+}
+
+impl KeptAlive {
+    fn keep<T: Send + Sync + 'static>(&self, value: &DataArc<T>) {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
+        let address = DataArc::as_ptr(value).cast::<()>();
+        match self
+            .state
+            .compare_exchange(EMPTY, FILLING, Acquire, Acquire)
+        {
+            Ok(_) => {
+                // SAFETY: the exchange to FILLING gave this thread the slot; nothing reads
+                // it before FILLED is published below.
+                unsafe { *self.first.get() = Some(DataArc::clone(value) as DataArc<dyn Kept>) };
+                self.state.store(FILLED, Release);
+                return;
+            }
+            Err(FILLED) => {
+                // SAFETY: FILLED (acquired) says the slot was written and is never written
+                // again.
+                let first = unsafe { &*self.first.get() };
+                if first
+                    .as_ref()
+                    .is_some_and(|first| DataArc::as_ptr(first).cast::<()>() == address)
+                {
+                    return;
+                }
+            }
+            // Another thread is filling the slot: keep this value on the list.
+            Err(_) => {}
+        }
+        let node = Box::into_raw(Box::new(KeptNode {
+            value: DataArc::clone(value) as DataArc<dyn Kept>,
+            next: std::ptr::null_mut(),
+        }));
+        let mut head = self.more.load(Acquire);
+        loop {
+            // SAFETY: `node` is this thread's until the exchange below publishes it.
+            unsafe { (*node).next = head };
+            match self.more.compare_exchange(head, node, AcqRel, Acquire) {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
+        }
+    }
+}
+
+impl Drop for KeptAlive {
+    fn drop(&mut self) {
+        let mut node = *self.more.get_mut();
+        while !node.is_null() {
+            // SAFETY: every node was pushed by `keep` from `Box::into_raw` and is freed
+            // only here, once.
+            let KeptNode { value, next } = *unsafe { Box::from_raw(node) };
+            drop(value);
+            node = next;
+        }
+        // `first` drops with the struct.
     }
 }
 
@@ -485,6 +596,44 @@ mod tests {
         );
         drop(parts);
         assert_eq!(count(&commit), 1);
+    }
+
+    #[test]
+    fn a_commit_keeps_what_it_is_asked_to_until_it_is_freed() {
+        let (one, two, three) = (DataArc::new(1u8), DataArc::new(2u8), DataArc::new(3u8));
+        let commit = commit();
+        let runs = SharedCommit::with_runs(commit.clone(), Box::new([]));
+        let view = SharedCommit::view(runs.clone(), 40);
+        commit.keep_alive(&one);
+        commit.keep_alive(&one);
+        runs.keep_alive(&two);
+        view.keep_alive(&three);
+        view.keep_alive(&one);
+        assert_eq!(
+            DataArc::strong_count(&one),
+            2,
+            "kept once however often asked"
+        );
+        assert_eq!(
+            DataArc::strong_count(&two),
+            2,
+            "kept on the commit under the runs"
+        );
+        assert_eq!(DataArc::strong_count(&three), 2, "and under a view of them");
+        drop((runs, view));
+        assert_eq!(
+            DataArc::strong_count(&three),
+            2,
+            "kept while the commit lives"
+        );
+        drop(commit);
+        for kept in [&one, &two, &three] {
+            assert_eq!(
+                DataArc::strong_count(kept),
+                1,
+                "given back when it is freed"
+            );
+        }
     }
 
     #[test]
