@@ -14,6 +14,10 @@
 //! allocator (net bytes allocated), switched on only while memory is measured so timings
 //! do not pay for the counting.
 //!
+//! The fan-out group also prints floors (`floor_*`): the same rows pushed as a shared `Arc`
+//! into bare per-subscriber queues of livecore's capacity, bounded flume channels and
+//! crossbeam `ArrayQueue`s, each against livecore's figure from the same interleaved run.
+//!
 //! `LIVECORE_COMPARE_ONLY=fanout,gate` runs only the scenario groups whose names contain
 //! one of the given parts (for profiling one group under callgrind, say).
 
@@ -263,64 +267,129 @@ fn unfiltered_seed(subscribers: usize) -> SeedBench {
     seed
 }
 
-/// The floor of a fan-out: one bounded flume channel per subscriber, of livecore's
-/// capacity, and a bare `try_send` of a shared `Arc` into each.
-struct FlumeFloor {
-    senders: Vec<flume::Sender<Arc<livecore::Row>>>,
-    receivers: Vec<flume::Receiver<Arc<livecore::Row>>>,
+/// One subscriber's queue in a fan-out floor, of livecore's capacity: what the floor pushes
+/// into and its drain pops from, so each queue kind is timed by the same code.
+trait FloorQueue {
+    /// The pushing half.
+    type Sender;
+    /// The popping half, moved to the drainer thread end to end.
+    type Receiver: Send + 'static;
+
+    /// A new empty queue of `capacity`.
+    fn bounded(capacity: usize) -> (Self::Sender, Self::Receiver);
+    /// A bare non-blocking push; false when the queue was full.
+    fn push(tx: &Self::Sender, row: Arc<livecore::Row>) -> bool;
+    /// A bare non-blocking pop.
+    fn pop(rx: &Self::Receiver) -> Option<Arc<livecore::Row>>;
 }
 
-impl FlumeFloor {
-    fn new(channels: usize) -> Self {
-        let (senders, receivers) = (0..channels)
-            .map(|_| flume::bounded(livecore::NOTIFICATION_CHANNEL_CAPACITY))
+/// A bounded flume channel: `try_send` and `try_recv`.
+struct FlumeChannel;
+
+impl FloorQueue for FlumeChannel {
+    type Sender = flume::Sender<Arc<livecore::Row>>;
+    type Receiver = flume::Receiver<Arc<livecore::Row>>;
+
+    fn bounded(capacity: usize) -> (Self::Sender, Self::Receiver) {
+        flume::bounded(capacity)
+    }
+
+    fn push(tx: &Self::Sender, row: Arc<livecore::Row>) -> bool {
+        tx.try_send(row).is_ok()
+    }
+
+    fn pop(rx: &Self::Receiver) -> Option<Arc<livecore::Row>> {
+        rx.try_recv().ok()
+    }
+}
+
+/// Crossbeam's `ArrayQueue` in its own `Arc`, shared by both halves: a bare bounded queue,
+/// without the blocking receive and wake-up a channel also provides.
+struct CrossbeamArrayQueue;
+
+impl FloorQueue for CrossbeamArrayQueue {
+    type Sender = Arc<crossbeam_queue::ArrayQueue<Arc<livecore::Row>>>;
+    type Receiver = Self::Sender;
+
+    fn bounded(capacity: usize) -> (Self::Sender, Self::Receiver) {
+        let queue = Arc::new(crossbeam_queue::ArrayQueue::new(capacity));
+        (Arc::clone(&queue), queue)
+    }
+
+    fn push(tx: &Self::Sender, row: Arc<livecore::Row>) -> bool {
+        tx.push(row).is_ok()
+    }
+
+    fn pop(rx: &Self::Receiver) -> Option<Arc<livecore::Row>> {
+        rx.pop()
+    }
+}
+
+/// The floor of a fan-out: one bounded queue per subscriber, of livecore's capacity, and a
+/// bare push of a shared `Arc` into each.
+struct Floor<Q: FloorQueue> {
+    senders: Vec<Q::Sender>,
+    receivers: Vec<Q::Receiver>,
+}
+
+impl<Q: FloorQueue> Floor<Q> {
+    /// `queues` queues, made one after another.
+    fn new(queues: usize) -> Self {
+        let (senders, receivers) = (0..queues)
+            .map(|_| Q::bounded(livecore::NOTIFICATION_CHANNEL_CAPACITY))
             .unzip();
         Self { senders, receivers }
     }
 
-    /// Pushes one shared row into every channel; returns how many went in.
-    fn push_all(senders: &[flume::Sender<Arc<livecore::Row>>], row: livecore::Row) -> u64 {
+    /// Pushes one shared row into every queue; returns how many went in.
+    fn push_all(senders: &[Q::Sender], row: livecore::Row) -> u64 {
         let row = Arc::new(row);
         let mut sent = 0;
         for tx in senders {
-            if tx.try_send(Arc::clone(&row)).is_ok() {
+            if Q::push(tx, Arc::clone(&row)) {
                 sent += 1;
             }
         }
         sent
     }
-}
 
-/// Takes everything waiting on the floor's receivers.
-fn drain_flume(receivers: &mut [flume::Receiver<Arc<livecore::Row>>]) -> u64 {
-    let mut taken = 0;
-    for rx in receivers.iter() {
-        while let Ok(row) = rx.try_recv() {
-            std::hint::black_box(row);
-            taken += 1;
+    /// Takes everything waiting on the floor's receivers.
+    fn drain(receivers: &mut [Q::Receiver]) -> u64 {
+        let mut taken = 0;
+        for rx in receivers.iter() {
+            while let Some(row) = Q::pop(rx) {
+                std::hint::black_box(row);
+                taken += 1;
+            }
         }
+        taken
     }
-    taken
-}
 
-/// Publisher side of the floor: `commits` rows pushed into every channel, drained between
-/// chunks with the clock stopped, as livecore's publisher-side runs are.
-fn floor_publisher_run(floor: &mut FlumeFloor, commits: u64) -> (Duration, u64) {
-    let fanout = floor.senders.len() as u64;
-    let senders = &floor.senders;
-    let receivers = &mut floor.receivers;
-    let elapsed = timed_in_chunks(
-        commits,
-        chunk_for(fanout),
-        |i| live_row(i as i64),
-        |row| {
-            FlumeFloor::push_all(senders, row);
-        },
-        || {
-            drain_flume(receivers);
-        },
-    );
-    (elapsed, commits * fanout)
+    /// Publisher side: `commits` rows pushed into every queue, drained between chunks with
+    /// the clock stopped, as livecore's publisher-side runs are.
+    fn publisher_run(&mut self, commits: u64) -> (Duration, u64) {
+        let fanout = self.senders.len() as u64;
+        let senders = &self.senders;
+        let receivers = &mut self.receivers;
+        let elapsed = timed_in_chunks(
+            commits,
+            chunk_for(fanout),
+            |i| live_row(i as i64),
+            |row| {
+                Self::push_all(senders, row);
+            },
+            || {
+                Self::drain(receivers);
+            },
+        );
+        (elapsed, commits * fanout)
+    }
+
+    /// End to end: moves the receivers to a drainer thread, keeping the senders.
+    fn into_drained(self) -> (Vec<Q::Sender>, Drainer) {
+        let drainer = Drainer::spawn(self.receivers, |receivers| Self::drain(receivers));
+        (self.senders, drainer)
+    }
 }
 
 fn fanout_scenarios() {
@@ -338,9 +407,10 @@ fn fanout_scenarios() {
         "seed design, one shared notification per change",
     );
 
-    // The floor, taking turns with livecore's own publisher-side run so both sample the
+    // The floors, taking turns with livecore's own publisher-side run so all sample the
     // same moments.
-    let mut floor = FlumeFloor::new(SUBSCRIBERS);
+    let mut flume_floor = Floor::<FlumeChannel>::new(SUBSCRIBERS);
+    let mut array_floor = Floor::<CrossbeamArrayQueue>::new(SUBSCRIBERS);
     {
         let manager = Arc::clone(&live.manager);
         let table = live.table.clone();
@@ -367,14 +437,23 @@ fn fanout_scenarios() {
             );
             (elapsed, commits * fanout)
         };
-        let mut floor_run = || floor_publisher_run(&mut floor, commits);
-        let medians = interleaved(&mut [&mut live_run, &mut floor_run]);
+        let mut flume_run = || flume_floor.publisher_run(commits);
+        let mut array_run = || array_floor.publisher_run(commits);
+        let medians = interleaved(&mut [&mut live_run, &mut flume_run, &mut array_run]);
         result(
             "floor_flume_10k",
             "delivery, publisher side",
             medians[0],
             medians[1],
             "bare flume try_send of an Arc into 10k bounded channels of the same capacity",
+        );
+        result(
+            "floor_arrayqueue_10k",
+            "delivery, publisher side",
+            medians[0],
+            medians[2],
+            "bare crossbeam ArrayQueue::push of an Arc into 10k queues of the same capacity \
+             (a bounded queue with no blocking receive or wake-up, which a channel also provides)",
         );
     }
 
@@ -439,8 +518,8 @@ fn fanout_scenarios() {
         "seed design, JSON built per subscriber and serialized per notification",
     );
 
-    // End to end: receivers drained on the other core. The three drainers stay alive and
-    // take turns (an idle one parks), so the three sides sample the same moments.
+    // End to end: receivers drained on the other core. The drainers stay alive and take
+    // turns (an idle one parks), so all sides sample the same moments.
     const WINDOW: u64 = 64;
     let commits = 16;
     let live_drainer = Drainer::spawn(std::mem::take(&mut live.receivers), |receivers| {
@@ -449,10 +528,8 @@ fn fanout_scenarios() {
     let seed_drainer = Drainer::spawn(std::mem::take(&mut seed.receivers), |receivers| {
         drain_seed(receivers)
     });
-    let floor_senders = std::mem::take(&mut floor.senders);
-    let floor_drainer = Drainer::spawn(std::mem::take(&mut floor.receivers), |receivers| {
-        drain_flume(receivers)
-    });
+    let (flume_senders, flume_drainer) = flume_floor.into_drained();
+    let (array_senders, array_drainer) = array_floor.into_drained();
     let broadcast = BroadcastFanout::<livecore::Row>::new(SUBSCRIBERS, 1024);
     let tx = broadcast.tx.clone();
     let broadcast_drainer =
@@ -481,9 +558,15 @@ fn fanout_scenarios() {
         });
         (elapsed, commits * fanout)
     };
-    let mut floor_run = || {
-        let elapsed = floor_drainer.run(commits, fanout, WINDOW, |i| {
-            FlumeFloor::push_all(&floor_senders, live_row(i as i64))
+    let mut flume_run = || {
+        let elapsed = flume_drainer.run(commits, fanout, WINDOW, |i| {
+            Floor::<FlumeChannel>::push_all(&flume_senders, live_row(i as i64))
+        });
+        (elapsed, commits * fanout)
+    };
+    let mut array_run = || {
+        let elapsed = array_drainer.run(commits, fanout, WINDOW, |i| {
+            Floor::<CrossbeamArrayQueue>::push_all(&array_senders, live_row(i as i64))
         });
         (elapsed, commits * fanout)
     };
@@ -491,11 +574,18 @@ fn fanout_scenarios() {
         &mut live_run,
         &mut seed_run,
         &mut broadcast_run,
-        &mut floor_run,
+        &mut flume_run,
+        &mut array_run,
     ]);
-    let (live_ns, seed_ns, broadcast_ns, floor_ns) =
-        (medians[0], medians[1], medians[2], medians[3]);
-    drop((live_drainer, seed_drainer, broadcast_drainer, floor_drainer));
+    let (live_ns, seed_ns, broadcast_ns, flume_ns, array_ns) =
+        (medians[0], medians[1], medians[2], medians[3], medians[4]);
+    drop((
+        live_drainer,
+        seed_drainer,
+        broadcast_drainer,
+        flume_drainer,
+        array_drainer,
+    ));
     result(
         "fanout_10k_e2e",
         "delivery, publish to receiver on another thread",
@@ -514,8 +604,16 @@ fn fanout_scenarios() {
         "floor_flume_10k_e2e",
         "delivery, publish to receiver on another thread",
         live_ns,
-        floor_ns,
+        flume_ns,
         "bare flume try_send of an Arc into 10k bounded channels, drained on another thread",
+    );
+    result(
+        "floor_arrayqueue_10k_e2e",
+        "delivery, publish to receiver on another thread",
+        live_ns,
+        array_ns,
+        "bare crossbeam ArrayQueue::push of an Arc into 10k queues, popped on another thread \
+         (a bounded queue with no blocking receive or wake-up, which a channel also provides)",
     );
 }
 
