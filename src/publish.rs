@@ -585,10 +585,22 @@ pub(crate) fn send_change(
 ) {
     let core = &handle.core;
     let attempt = core.next_attempt();
-    match handle
-        .notification_tx
-        .try_send(change_delivery(core, source, attempt))
-    {
+    let tx = &handle.notification_tx;
+    // After a drop the delivery goes out of line (an allocation): while the channel stays
+    // full or closed, the attempt is dropped without building it. A stale answer costs
+    // an allocation, or is an ordinary drop reported as a gap.
+    let outcome = if attempt.after_drop && tx.is_disconnected() {
+        Err(TrySendError::Disconnected(()))
+    } else if attempt.after_drop && tx.is_full() {
+        Err(TrySendError::Full(()))
+    } else {
+        tx.try_send(change_delivery(core, source, attempt))
+            .map_err(|error| match error {
+                TrySendError::Full(_) => TrySendError::Full(()),
+                TrySendError::Disconnected(_) => TrySendError::Disconnected(()),
+            })
+    };
+    match outcome {
         Ok(()) => {
             core.record_delivered(now_ms);
             if policy.ready_queue {

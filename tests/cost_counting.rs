@@ -136,6 +136,52 @@ fn publish_allocates_and_locks_the_same_for_10_and_10k_subscribers() {
     }
 }
 
+/// Allocations of a publish to `subscribers` whose channels (capacity 1, never read)
+/// were full for the publish before as well: every delivery is dropped again.
+fn publish_to_full_channels_cost(subscribers: usize) -> u64 {
+    let (manager, _) = manager_with(ManagerConfig {
+        notification_channel_capacity: 1,
+        ..ManagerConfig::default()
+    });
+    let registrations: Vec<_> = (0..subscribers)
+        .map(|i| {
+            let registration = connect(&manager, &format!("user{}", i % 50));
+            subscribe(&manager, registration.connection_id, in_room(7));
+            registration
+        })
+        .collect();
+    let publish = |seq: u64| {
+        let change = ChangeNotification::insert(messages(), message(seq as i64, 7, "x"));
+        manager.publish(SeqId(seq), change).unwrap()
+    };
+    assert_eq!(
+        publish(1).enqueued,
+        subscribers,
+        "the first fills every channel"
+    );
+    assert_eq!(
+        publish(2).dropped,
+        subscribers,
+        "the second finds them full"
+    );
+    let (summary, allocations, _, _) = counted(|| publish(3));
+    assert_eq!(summary.dropped, subscribers);
+    drop(registrations);
+    allocations
+}
+
+#[test]
+fn a_publish_to_channels_that_stay_full_allocates_per_commit_not_per_subscriber() {
+    // The first delivery after a drop goes out of line (an allocation); while the channel
+    // stays full it is not built.
+    let (few, many) = (
+        publish_to_full_channels_cost(10),
+        publish_to_full_channels_cost(1_000),
+    );
+    println!("publish to full channels: {few} allocations at 10 subscribers, {many} at 1k");
+    assert_eq!(few, many, "the same for 10 and 1k subscribers");
+}
+
 /// Net bytes (allocated minus freed) that `work` left allocated on this thread.
 fn net_bytes<T>(work: impl FnOnce() -> T) -> (T, i64) {
     let before = BYTES.with(Cell::get) as i64 - FREED.with(Cell::get) as i64;

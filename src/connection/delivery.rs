@@ -57,7 +57,7 @@ impl RunsBuilder {
 
     /// Closes the run opened at `start`: with no match it is removed (`Empty`), with one it
     /// is removed and its match returned (a delivery of its own, with no run), with several
-    /// it stays (`Run`).
+    /// it stays (`Run`), unless it equals the last run kept, whose start it returns.
     pub(crate) fn close(&mut self, start: u32) -> RunEnd {
         let start = start as usize;
         match self.packed.len() - start - 1 {
@@ -683,6 +683,72 @@ mod tests {
         );
     }
 
+    /// A manager with one shared table, chat.messages (id, room, body).
+    fn chat_manager() -> (ConnectionsManager, TableId) {
+        let manager = ConnectionsManager::new(ManagerConfig::default()).unwrap();
+        let table = TableId::new("chat", "messages");
+        manager
+            .register_table(TableSchema::new(
+                table.clone(),
+                TableScope::Shared,
+                ["id", "room", "body"],
+            ))
+            .unwrap();
+        (manager, table)
+    }
+
+    /// What a host holds is thread-safe and unwind-safe.
+    #[test]
+    fn notifications_are_send_sync_and_unwind_safe() {
+        fn holdable<T: Send + Sync + std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+        holdable::<Notification>();
+        holdable::<ChangeSet>();
+    }
+
+    /// A change set names its projection uncounted: its commit keeps it, after the
+    /// subscription, its connection and the manager are gone.
+    #[test]
+    fn a_change_sets_commit_keeps_its_projection() {
+        let (manager, table) = chat_manager();
+        let mut sets = Vec::new();
+        for (index, sql) in [
+            "SELECT body FROM chat.messages",
+            "SELECT id FROM chat.messages",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut registration = manager.register_connection().unwrap();
+            let connection = registration.connection_id;
+            manager
+                .authenticate(connection, UserId::from(format!("u{index}").as_str()), None)
+                .unwrap();
+            let subscribed = manager
+                .subscribe_sql(connection, sql, SubscriptionOptions::default())
+                .unwrap();
+            let row = Row::new(vec![Value::Int(5), Value::Int(1), Value::text("hi")]);
+            manager
+                .publish(
+                    SeqId(index as u64 + 1),
+                    ChangeNotification::insert(table.clone(), row),
+                )
+                .unwrap();
+            let Notification::Changes(set) = registration.notifications.try_recv().unwrap() else {
+                panic!("expected changes");
+            };
+            manager.unsubscribe(subscribed.live_query_id).unwrap();
+            manager.unregister_connection(connection).unwrap();
+            sets.push(set);
+        }
+        drop(manager);
+        for set in &sets {
+            assert!(set
+                .commit
+                .keeps(set.projection.as_ptr().cast_const().cast()));
+            assert_eq!(set.column_names().len(), 1);
+        }
+    }
+
     /// Consecutive deliveries with the same matches share one run.
     #[test]
     fn equal_runs_in_a_row_are_kept_once() {
@@ -717,15 +783,7 @@ mod tests {
     /// every subscriber with that projection shares the rendering.
     #[test]
     fn json_is_rendered_once_per_projection_and_shared() {
-        let manager = ConnectionsManager::new(ManagerConfig::default()).unwrap();
-        let table = TableId::new("chat", "messages");
-        manager
-            .register_table(TableSchema::new(
-                table.clone(),
-                TableScope::Shared,
-                ["id", "room", "body"],
-            ))
-            .unwrap();
+        let (manager, table) = chat_manager();
         let texts = [
             "SELECT id, body FROM chat.messages WHERE room = 1",
             "SELECT id, body FROM chat.messages WHERE room = 1",

@@ -338,6 +338,9 @@ mod loom_stand_ins {
             pub fn is_disconnected(&self) -> bool {
                 self.0.receivers.load(Ordering::SeqCst) == 0
             }
+            pub fn is_full(&self) -> bool {
+                self.len() >= self.0.capacity
+            }
             pub fn capacity(&self) -> Option<usize> {
                 Some(self.0.capacity)
             }

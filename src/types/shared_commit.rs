@@ -37,6 +37,8 @@ pub(crate) struct SharedCommit {
     inner: NonNull<Inner>,
 }
 
+// 8-aligned on every target: a `MatchedSource` keeps a match in the pointer's low 3 bits.
+#[repr(align(8))]
 struct Inner {
     refs: AtomicUsize,
     /// What this commit's change sets name without counting it.
@@ -69,7 +71,8 @@ enum Body {
 unsafe impl Send for SharedCommit {}
 // SAFETY: as above: only `&Commit` is reachable through a shared `SharedCommit`, besides
 // the set of values it keeps alive, whose slot and list are written under their own atomic
-// protocol (`KeptAlive::keep`) and read only when the commit is freed.
+// protocol (`KeptAlive::keep`: the slot is read only once its FILLED state is acquired,
+// the list only when the commit is freed).
 unsafe impl Sync for SharedCommit {}
 
 /// Above this many references the count would be close to overflowing: abort, as `Arc`.
@@ -122,6 +125,33 @@ impl SharedCommit {
     /// often it is asked for; callers skip the others they kept already.
     pub(crate) fn keep_alive<T: Send + Sync + 'static>(&self, value: &DataArc<T>) {
         self.root().kept.keep(value);
+    }
+
+    /// True when the commit (under any run buffer or view) keeps the value at `address`.
+    #[cfg(test)]
+    pub(crate) fn keeps(&self, address: *const ()) -> bool {
+        use std::sync::atomic::Ordering::Acquire;
+        let kept = &self.root().kept;
+        if kept.state.load(Acquire) == FILLED {
+            // SAFETY: FILLED (acquired) says the slot was written and is never written again.
+            let first = unsafe { &*kept.first.get() };
+            if first
+                .as_ref()
+                .is_some_and(|first| DataArc::as_ptr(first).cast::<()>() == address)
+            {
+                return true;
+            }
+        }
+        let mut node = kept.more.load(Acquire);
+        while !node.is_null() {
+            // SAFETY: listed nodes are freed only with the commit, which `self` holds.
+            let listed = unsafe { &*node };
+            if DataArc::as_ptr(&listed.value).cast::<()>() == address {
+                return true;
+            }
+            node = listed.next;
+        }
+        false
     }
 
     /// The commit's own `Inner`, under any run buffer or view.
@@ -281,11 +311,15 @@ impl Drop for CommitRefs<'_> {
 
 /// What a commit keeps alive for its change sets (see [`SharedCommit::keep_alive`]), one
 /// reference each, given back when the commit is freed. The publish, a gate's flush and a
-/// replay may add to it from different threads, so it is lock-free: the first value in a
-/// slot of its own (a fan-out's subscribers usually share one projection, and it costs no
-/// allocation), others pushed on a list. std atomics in every build: the set is only added
-/// to while the commit is in use and read when it is freed, after the count's acquire
-/// fence, so a loom model has nothing to explore in it.
+/// replay may add to it from different threads at once (a host completing a load flushes
+/// a held delivery of a commit still being published), so it is lock-free: the first value
+/// in a slot of its own (a fan-out's subscribers usually share one projection, and it
+/// costs no allocation), written by the one thread that moves it from EMPTY to FILLING and
+/// read by others only once FILLED is acquired; any other value pushed on a list, read only
+/// when the commit is freed, after the count's acquire fence. std atomics in every build,
+/// as for `released`: which subscriptions' projections a commit keeps changes nothing a
+/// loom model checks; the unit test `keeping_from_many_threads_keeps_each_value_once`
+/// races it on real threads.
 #[derive(Default)]
 struct KeptAlive {
     /// [`EMPTY`], [`FILLING`] (one thread is writing `first`) or [`FILLED`].
@@ -297,6 +331,12 @@ struct KeptAlive {
 const EMPTY: u8 = 0;
 const FILLING: u8 = 1;
 const FILLED: u8 = 2;
+
+// The slot's cell is written once, by the thread that took it, before FILLED is
+// published, and the kept values are immutable: a panic elsewhere leaves nothing half
+// written that a caller could observe (as `Arc<T>` for `T: RefUnwindSafe`).
+impl std::panic::RefUnwindSafe for KeptAlive {}
+impl std::panic::UnwindSafe for KeptAlive {}
 
 /// Anything a commit can keep alive: shared, immutable data.
 trait Kept: Send + Sync {}
@@ -376,8 +416,9 @@ pub(crate) struct MatchedSource {
 
 /// The low bits of a [`MatchedSource`] that carry a small match.
 const TAG_MASK: usize = 0b111;
-/// The tag of a view: larger than any match the bits carry (`encode_match` of the second
-/// change, type 3, which no change type has).
+/// The tag of a view. Matches below it ride in the bits: single matches of the first two
+/// changes (`encode_match` never gives 3 or 7: no change type is 3) and run starts below
+/// 7; a run starting at 7 or later goes through a view like any larger match.
 const VIEW_TAG: usize = 0b111;
 
 const _: () = assert!(std::mem::align_of::<Inner>() > TAG_MASK);
@@ -632,6 +673,32 @@ mod tests {
                 DataArc::strong_count(kept),
                 1,
                 "given back when it is freed"
+            );
+        }
+    }
+
+    #[test]
+    fn keeping_from_many_threads_keeps_each_value_once() {
+        for _ in 0..200 {
+            let values: Vec<DataArc<u32>> = (0..6).map(DataArc::new).collect();
+            let commit = commit();
+            std::thread::scope(|scope| {
+                for thread in 0..4 {
+                    let (commit, values) = (&commit, &values);
+                    scope.spawn(move || {
+                        for value in values.iter().cycle().skip(thread).take(12) {
+                            commit.keep_alive(value);
+                        }
+                    });
+                }
+            });
+            // Each value is kept at least once (the first value's slot once exactly; a
+            // listed value may be kept more than once when two threads race to push it).
+            assert!(values.iter().all(|value| DataArc::strong_count(value) >= 2));
+            drop(commit);
+            assert!(
+                values.iter().all(|value| DataArc::strong_count(value) == 1),
+                "everything kept is given back when the commit is freed"
             );
         }
     }
