@@ -663,78 +663,97 @@ fn resumed(core: &Arc<SubscriptionCore>, source: MatchedSource, number: u64) -> 
     })
 }
 
-/// The projections one publish kept on its commit, by address. Allocates nothing until a
-/// publish meets more than eight.
+/// The keys a publish has met, each with the place it was first met: searched in order
+/// while there are few (no allocation up to eight), through a hash index beyond.
+struct SeenKeys<K> {
+    keys: SmallVec<[K; 8]>,
+    /// Where each key is in `keys`, once there are too many to search.
+    index: std::collections::HashMap<K, usize, ahash::RandomState>,
+}
+
+impl<K> Default for SeenKeys<K> {
+    fn default() -> Self {
+        Self {
+            keys: SmallVec::new(),
+            index: Default::default(),
+        }
+    }
+}
+
+impl<K: Copy + Eq + std::hash::Hash> SeenKeys<K> {
+    /// Where `key` was first met, and whether that is now.
+    fn place(&mut self, key: K) -> (usize, bool) {
+        let found = if self.index.is_empty() {
+            self.keys.iter().position(|seen| *seen == key)
+        } else {
+            self.index.get(&key).copied()
+        };
+        if let Some(at) = found {
+            return (at, false);
+        }
+        let at = self.keys.len();
+        self.keys.push(key);
+        if self.keys.spilled() {
+            if self.index.is_empty() {
+                self.index
+                    .extend(self.keys.iter().enumerate().map(|(at, key)| (*key, at)));
+            } else {
+                self.index.insert(key, at);
+            }
+        }
+        (at, true)
+    }
+}
+
+/// The projections one publish kept on its commit, by address.
 #[derive(Default)]
 struct KeptHere {
     /// The latest (a fan-out's subscribers usually share one).
     last: usize,
-    seen: SmallVec<[usize; 8]>,
-    /// `seen`, indexed once it is too long to search.
-    index: std::collections::HashSet<usize, ahash::RandomState>,
+    seen: SeenKeys<usize>,
 }
 
 impl KeptHere {
     /// Records `projection` as the latest; true the first time it is seen.
     fn insert(&mut self, projection: usize) -> bool {
         self.last = projection;
-        let seen = if self.index.is_empty() {
-            self.seen.contains(&projection)
-        } else {
-            self.index.contains(&projection)
-        };
-        if seen {
-            return false;
-        }
-        if !self.seen.spilled() && self.seen.len() < self.seen.inline_size() {
-            self.seen.push(projection);
-        } else {
-            if self.index.is_empty() {
-                self.index.extend(self.seen.iter().copied());
-            }
-            self.index.insert(projection);
-        }
-        true
+        self.seen.place(projection).1
     }
 }
 
 /// The views one publish made, each with its block of references (see [`ViewRefs`]).
 #[derive(Default)]
 struct Views {
-    made: Vec<((usize, u32), ViewRefs)>,
-    /// Where each (source, match) is in `made`, once there are enough to search.
-    index: std::collections::HashMap<(usize, u32), usize, ahash::RandomState>,
+    /// (source address, match) of each view in `made`.
+    keys: SeenKeys<(usize, u32)>,
+    made: Vec<ViewRefs>,
 }
 
 impl Views {
-    /// Views searched in order before they are indexed.
-    const SCANNED: usize = 8;
-
     /// A reference to the view of `matched` over `base`, made on first use.
     fn take(&mut self, base: &SharedCommit, matched: u32) -> MatchedSource {
-        let key = (base.address(), matched);
-        let found = if self.made.len() <= Self::SCANNED {
-            self.made.iter().position(|(made, _)| *made == key)
-        } else {
-            self.index.get(&key).copied()
-        };
-        let at = found.unwrap_or_else(|| {
-            self.made.push((key, ViewRefs::new(base.clone(), matched)));
-            let at = self.made.len() - 1;
-            if self.made.len() > Self::SCANNED {
-                if self.index.is_empty() {
-                    self.index.extend(
-                        self.made
-                            .iter()
-                            .enumerate()
-                            .map(|(at, (key, _))| (*key, at)),
-                    );
-                } else {
-                    self.index.insert(key, at);
-                }
+        let (at, new) = self.keys.place((base.address(), matched));
+        if new {
+            self.made.push(ViewRefs::new(base.clone(), matched));
+        }
+        self.made[at].take()
+    }
+}
+
+#[cfg(all(test, not(livecore_loom)))]
+mod tests {
+    use super::SeenKeys;
+
+    #[test]
+    fn seen_keys_keep_their_first_place_before_and_after_they_are_indexed() {
+        let mut seen = SeenKeys::default();
+        for round in 0..2 {
+            for key in 0..20u64 {
+                let (at, new) = seen.place(key * 7);
+                assert_eq!(at, key as usize, "round {round}, key {key}");
+                assert_eq!(new, round == 0, "round {round}, key {key}");
             }
-            at
-        });
-        self.made[at].1.take()
+        }
+        assert_eq!(seen.place(1), (20, true), "a new key after indexing");
     }
 }
