@@ -69,10 +69,8 @@ enum Body {
 // SAFETY: a `SharedCommit` gives shared access to a `Commit` (which is `Send + Sync`) and
 // releases it through an atomic count, exactly as `Arc<Commit>` does.
 unsafe impl Send for SharedCommit {}
-// SAFETY: as above: only `&Commit` is reachable through a shared `SharedCommit`, besides
-// the set of values it keeps alive, whose slot and list are written under their own atomic
-// protocol (`KeptAlive::keep`: the slot is read only once its FILLED state is acquired,
-// the list only when the commit is freed).
+// SAFETY: as above: only `&Commit` is reachable through a shared `SharedCommit`, and the
+// values it keeps alive, which `KeptAlive::keep` adds under its own atomic protocol.
 unsafe impl Sync for SharedCommit {}
 
 /// Above this many references the count would be close to overflowing: abort, as `Arc`.
