@@ -335,24 +335,18 @@ impl NotificationReceiver {
         if core.is_ended() {
             return None;
         }
-        let last = core.take_delivery_number(number, source.seq);
-        if number > last + 1 {
-            let gap = self.gap(&core, number - last - 1);
-            core.mark_received(number, Some(source.seq));
-            self.ready.push_back(Notification::Changes(ChangeSet::new(
-                source,
-                &core,
-                self.connection.id,
-                matched,
-            )));
-            return Some(gap);
+        let seq = source.seq;
+        let last = core.take_delivery_number(number, seq);
+        let changes =
+            Notification::Changes(ChangeSet::new(source, &core, self.connection.id, matched));
+        if number <= last + 1 {
+            return Some(changes);
         }
-        Some(Notification::Changes(ChangeSet::new(
-            source,
-            &core,
-            self.connection.id,
-            matched,
-        )))
+        // Built before the number is recorded: it names the last SeqId handed out.
+        let gap = self.gap(&core, number - last - 1);
+        core.mark_received(number, Some(seq));
+        self.ready.push_back(changes);
+        Some(gap)
     }
 
     /// The rare items: snapshots, load completions, wake-ups and release markers.
