@@ -30,7 +30,7 @@ use smallvec::SmallVec;
 use std::ptr;
 
 use crate::sync::mutant;
-use crate::sync::{Arc, ArcSwap, ArcSwapOption, AtomicPtr, AtomicUsize, Ordering};
+use crate::sync::{Arc, ArcSwap, ArcSwapOption, AtomicPtr, AtomicUsize, Guard, Ordering};
 
 /// Average entries per bucket above which the slot array doubles, for tables read by key.
 pub(crate) const KEYED_LOAD: usize = 2;
@@ -108,8 +108,11 @@ struct Handover<V> {
     /// slot), kept alive while this bucket's readers may read entries it now owns.
     successor: Option<Arc<Bucket<V>>>,
     /// The entries the edit removed, released with this bucket.
-    removed: Vec<ManuallyDrop<V>>,
+    removed: Removed<V>,
 }
+
+/// What one edit removed: usually one entry (an unsubscribe), kept inline.
+type Removed<V> = SmallVec<[ManuallyDrop<V>; 1]>;
 
 impl<V> Bucket<V> {
     fn new(entries: Box<[Entry<V>]>) -> Self {
@@ -168,7 +171,7 @@ impl<V> Drop for Bucket<V> {
 }
 
 /// Drops the values a retired bucket kept for its readers.
-fn release_removed<V>(removed: &mut Vec<ManuallyDrop<V>>) {
+fn release_removed<V>(removed: &mut Removed<V>) {
     for mut value in removed.drain(..) {
         // SAFETY: a removed value is owned by the retired bucket alone (module header),
         // and drained from its list here, so it is dropped once.
@@ -182,7 +185,7 @@ fn release_removed<V>(removed: &mut Vec<ManuallyDrop<V>>) {
 /// committed, or abandoned.
 pub(crate) struct Staged<V> {
     entries: SmallVec<[Staging<V>; 8]>,
-    removed: Vec<Staging<V>>,
+    removed: SmallVec<[Staging<V>; 1]>,
     changed: bool,
 }
 
@@ -384,9 +387,11 @@ impl<V: Clone> CowTable<V> {
     /// bucket, whatever their keys). The bucket is replaced whole when `change` changed
     /// anything, so readers see either all of the change or none of it.
     pub(crate) fn modify(&self, key: u64, change: impl FnOnce(&mut Staged<V>)) {
-        let slots = self.slots.load_full();
+        // Guards rather than counted references: no atomic increment and decrement on
+        // the bucket's (usually cold) line.
+        let slots = self.slots.load();
         let cell = slots.cell(key);
-        let current = cell.load_full();
+        let current = cell.load();
         let mut staged = Staged {
             entries: current
                 .as_ref()
@@ -401,7 +406,7 @@ impl<V: Clone> CowTable<V> {
                         .collect()
                 })
                 .unwrap_or_default(),
-            removed: Vec::new(),
+            removed: SmallVec::new(),
             changed: false,
         };
         let before = staged.entries.len();
@@ -420,13 +425,15 @@ impl<V: Clone> CowTable<V> {
                     .collect(),
             ))
         });
-        let previous = cell.compare_and_swap(&current, successor.clone());
-        let swapped = match (&*previous, &current) {
+        let previous = cell.compare_and_swap(&*current, successor.clone());
+        let swapped = match (&*previous, &*current) {
             (None, None) => true,
             (Some(previous), Some(current)) => Arc::ptr_eq(previous, current),
             _ => false,
         };
-        drop(previous);
+        // This writer's own read of the bucket ends here, so it does not count as a reader
+        // below; on a swap, `previous` holds the reference the cell had.
+        drop(current);
         if !swapped {
             // Another writer replaced the bucket first (callers serialize writers, so this
             // is a caller's bug): the edit is lost, never memory safety. The copy owns
@@ -444,7 +451,7 @@ impl<V: Clone> CowTable<V> {
             .into_iter()
             .map(|staging| staging.entry.value)
             .collect();
-        match current {
+        match Guard::into_inner(previous) {
             Some(replaced) => retire(replaced, successor, removed),
             None => debug_assert!(removed.is_empty(), "removed from an empty bucket"),
         }
@@ -494,7 +501,7 @@ impl<V: Clone> CowTable<V> {
 fn retire<V>(
     mut replaced: Arc<Bucket<V>>,
     successor: Option<Arc<Bucket<V>>>,
-    mut removed: Vec<ManuallyDrop<V>>,
+    mut removed: Removed<V>,
 ) {
     if let Some(bucket) = Arc::get_mut(&mut replaced) {
         // Nobody else holds it: arc-swap paid its readers' debts in the swap, and an older
