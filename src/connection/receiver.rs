@@ -179,8 +179,18 @@ impl NotificationReceiver {
             && !self.connection.is_disconnecting()
         {
             match self.rx.try_recv() {
-                Ok(delivery) => {
-                    if let Some(notification) = self.process(delivery) {
+                // A change of a live subscription, the common case, is built right where it
+                // is returned: through `process`, it went through a temporary and was
+                // copied out.
+                Ok(Delivery(DeliveryKind::Changes { core, source })) => {
+                    self.released.count_popped();
+                    if let Some(changes) = self.changes(&core, source) {
+                        return Ok(Notification::Changes(changes));
+                    }
+                }
+                Ok(Delivery(DeliveryKind::Other(other))) => {
+                    self.released.count_popped();
+                    if let Some(notification) = self.other(other) {
                         return Ok(notification);
                     }
                 }
@@ -294,14 +304,16 @@ impl NotificationReceiver {
     fn process(&mut self, delivery: Delivery) -> Option<Notification> {
         self.released.count_popped();
         match delivery.0 {
-            DeliveryKind::Changes { core, source } => self.changes(core, source),
+            DeliveryKind::Changes { core, source } => {
+                self.changes(&core, source).map(Notification::Changes)
+            }
             DeliveryKind::Other(other) => self.other(other),
         }
     }
 
-    /// A change delivery's notification (`None` when its subscription ended).
+    /// A change delivery's change set (`None` when its subscription ended).
     #[inline(always)]
-    fn changes(&mut self, core_ref: CoreRef, source: MatchedSource) -> Option<Notification> {
+    fn changes(&mut self, core_ref: &CoreRef, source: MatchedSource) -> Option<ChangeSet> {
         // SAFETY: this receiver took the delivery from its connection's channel, and lets
         // released cores go only between deliveries (`let_go_due`).
         let core = unsafe { core_ref.core() };
@@ -314,12 +326,7 @@ impl NotificationReceiver {
         // Numbered by its place: the one after the last handed out (a delivery that
         // follows a drop comes as `Resumed`, with its number).
         core.take_next_number(source.seq);
-        Some(Notification::Changes(ChangeSet::new(
-            source,
-            core,
-            self.connection.id,
-            matched,
-        )))
+        Some(ChangeSet::new(source, core, self.connection.id, matched))
     }
 
     /// A change delivery that carries its number (the first after a dropped one): when
