@@ -319,7 +319,7 @@ impl NotificationReceiver {
         let core = unsafe { core_ref.core() };
         // Mutant: trusting the index alone; what was queued before unsubscribe (or
         // unregister) returned is still handed out after it.
-        if !mutant!("receiver_keeps_ended") && core.is_ended_for_receiver() {
+        if !mutant!("receiver_keeps_ended") && core.is_ended() {
             return None;
         }
         let (source, matched) = source.into_parts();
@@ -339,7 +339,7 @@ impl NotificationReceiver {
         matched: u32,
         number: u64,
     ) -> Option<Notification> {
-        if core.is_ended_for_receiver() {
+        if core.is_ended() {
             return None;
         }
         let seq = source.seq;

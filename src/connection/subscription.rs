@@ -251,23 +251,17 @@ impl SubscriptionCore {
     }
 
     /// True once the subscription has ended, by livecore or by the host: the receiver
-    /// skips whatever of it is still queued.
-    #[inline]
-    pub(crate) fn is_ended(&self) -> bool {
-        self.flow.is_closed() || self.tally().ended.load(Ordering::Acquire) != ACTIVE
-    }
-
-    /// [`is_ended`](Self::is_ended) for the receiver's every change delivery: the tally
-    /// alone, not the gate word, which sits on another line of the core (the publisher's).
-    /// Every ending records itself in the tally before closing the gate, but for a load's
-    /// buffer overflowing, which closes the gate first and ends the subscription right
-    /// after: a delivery handed out in between was queued before the overflow, and could as
-    /// well have been taken before it.
+    /// skips whatever of it is still queued. Read from the tally alone: every ending is
+    /// recorded there (`remove`, `end`) before the gate closes, except a load buffer's
+    /// overflow, which closes the gate and has the publisher end the subscription right
+    /// after; a delivery handed out in between was queued before the overflow, and could
+    /// as well have been taken a moment earlier. The gate word sits on the publisher's
+    /// line of the core: the receiver, which asks on every delivery, no longer reads it.
     // Deliberately not `#[inline(always)]`: forced into the receive, it led the compiler to
     // copy each delivery taken from the channel as one 16-byte value just after the channel
     // wrote it as two words (a store-forwarding stall). As it is, a drained delivery costs
     // about a tenth less, and the end-to-end fan-out about as much (see the changelog).
-    pub(crate) fn is_ended_for_receiver(&self) -> bool {
+    pub(crate) fn is_ended(&self) -> bool {
         self.tally().ended.load(Ordering::Acquire) != ACTIVE
     }
 
