@@ -27,11 +27,11 @@
 use std::mem::ManuallyDrop;
 
 use smallvec::SmallVec;
-use std::ptr;
 
-use crate::connection::prefetch::prefetch;
+use crate::route::bucket::{release_removed, Handover, Removed};
+pub(crate) use crate::route::bucket::{Bucket, Entry};
 use crate::sync::mutant;
-use crate::sync::{Arc, ArcSwap, ArcSwapOption, AtomicPtr, AtomicUsize, Guard, Ordering};
+use crate::sync::{Arc, ArcSwap, ArcSwapAny, AtomicUsize, Guard, Ordering};
 
 /// Average entries per bucket above which the slot array doubles, for tables read by key.
 pub(crate) const KEYED_LOAD: usize = 2;
@@ -59,140 +59,11 @@ struct Slots<V> {
     /// log2 of the slot count.
     bits: u32,
     sequential: bool,
-    cells: Box<[ArcSwapOption<Bucket<V>>]>,
+    cells: Box<[Cell<V>]>,
 }
 
-/// One entry of a bucket. The value is dropped by hand: by the bucket that owns it, which
-/// is not always the bucket it sits in (see the module header).
-pub(crate) struct Entry<V> {
-    pub(crate) key: u64,
-    value: ManuallyDrop<V>,
-}
-
-impl<V> Entry<V> {
-    fn new(key: u64, value: V) -> Self {
-        Self {
-            key,
-            value: ManuallyDrop::new(value),
-        }
-    }
-
-    /// The entry's value.
-    #[inline(always)]
-    pub(crate) fn value(&self) -> &V {
-        &self.value
-    }
-
-    /// A bit-for-bit copy that shares ownership of the value with `self`: exactly one of
-    /// the two may ever drop it.
-    fn alias(&self) -> Self {
-        Self {
-            key: self.key,
-            // SAFETY: a bitwise copy of a value behind ManuallyDrop; which copy owns it is
-            // tracked by the bucket protocol (module header) and only that one drops it.
-            value: unsafe { ptr::read(&self.value) },
-        }
-    }
-}
-
-/// One bucket's entries, replaced whole on every change.
-pub(crate) struct Bucket<V> {
-    entries: Box<[Entry<V>]>,
-    /// Null while the bucket owns its entries. Set once, by the writer that replaced this
-    /// bucket while readers still held it: the entries are then owned by the successor.
-    handover: AtomicPtr<Handover<V>>,
-}
-
-/// What a replaced bucket still holds for its readers.
-struct Handover<V> {
-    /// The copy that took over this bucket's entries (`None` if the edit emptied the
-    /// slot), kept alive while this bucket's readers may read entries it now owns.
-    successor: Option<Arc<Bucket<V>>>,
-    /// The entries the edit removed, released with this bucket.
-    removed: Removed<V>,
-}
-
-/// What one edit removed: usually one entry (an unsubscribe), kept inline.
-type Removed<V> = SmallVec<[ManuallyDrop<V>; 1]>;
-
-impl<V> Bucket<V> {
-    fn new(entries: Box<[Entry<V>]>) -> Self {
-        Self {
-            entries,
-            handover: AtomicPtr::new(ptr::null_mut()),
-        }
-    }
-
-    /// The bucket's entries.
-    pub(crate) fn entries(&self) -> &[Entry<V>] {
-        &self.entries
-    }
-
-    /// Hints the first lines of the entries (a walk reads them in order; the hardware
-    /// follows from there).
-    #[inline(always)]
-    fn prefetch_entries(&self) {
-        let start: *const u8 = self.entries.as_ptr().cast();
-        let bytes = std::mem::size_of_val(&*self.entries);
-        for offset in (0..bytes.min(ENTRY_LINES_HINTED * 64)).step_by(64) {
-            prefetch(start.wrapping_add(offset));
-        }
-    }
-}
-
-/// How many lines of a bucket's entries a walk asks for ahead of reading them.
-const ENTRY_LINES_HINTED: usize = 2;
-
-impl<V> Drop for Bucket<V> {
-    fn drop(&mut self) {
-        let handover = self.handover.swap(ptr::null_mut(), Ordering::Acquire);
-        if handover.is_null() {
-            for entry in self.entries.iter_mut() {
-                // SAFETY: the bucket owns its entries (no handover) and is being dropped:
-                // each value is dropped once, here.
-                unsafe { ManuallyDrop::drop(&mut entry.value) };
-            }
-            return;
-        }
-        // SAFETY: made by `Box::into_raw` in `retire`, taken out once (the swap above).
-        let mut handover = unsafe { Box::from_raw(handover) };
-        // The entries belong to the successor: free the slice only.
-        drop(std::mem::take(&mut self.entries));
-        // Release the chain of retired successors iteratively (a reader that held an old
-        // bucket through many edits must not make this recurse once per edit).
-        loop {
-            release_removed(&mut handover.removed);
-            let Some(successor) = handover.successor.take() else {
-                return;
-            };
-            match Arc::try_unwrap(successor) {
-                Ok(mut bucket) => {
-                    let next = bucket.handover.swap(ptr::null_mut(), Ordering::Acquire);
-                    if next.is_null() {
-                        // Not replaced by an edit (its slot array was resized away): it
-                        // still owns its entries, and drops them as any bucket does.
-                        return;
-                    }
-                    // Its entries belong further down the chain: free its slice only.
-                    drop(std::mem::take(&mut bucket.entries));
-                    // SAFETY: made by `Box::into_raw` in `retire`, taken out once (above).
-                    handover = unsafe { Box::from_raw(next) };
-                }
-                // Someone else still holds it: it is released with their reference.
-                Err(_) => return,
-            }
-        }
-    }
-}
-
-/// Drops the values a retired bucket kept for its readers.
-fn release_removed<V>(removed: &mut Removed<V>) {
-    for mut value in removed.drain(..) {
-        // SAFETY: a removed value is owned by the retired bucket alone (module header),
-        // and drained from its list here, so it is dropped once.
-        unsafe { ManuallyDrop::drop(&mut value) };
-    }
-}
+/// One slot: its bucket, if it holds any entry.
+type Cell<V> = ArcSwapAny<Option<Bucket<V>>>;
 
 /// A bucket's entries while a writer edits them: bit-for-bit copies of the current
 /// bucket's entries, plus what the edit adds; what it removes is set aside for the replaced
@@ -274,14 +145,12 @@ impl<V> Slots<V> {
         Self {
             bits,
             sequential,
-            cells: (0..1usize << bits)
-                .map(|_| ArcSwapOption::empty())
-                .collect(),
+            cells: (0..1usize << bits).map(|_| Cell::new(None)).collect(),
         }
     }
 
     #[inline]
-    fn cell(&self, key: u64) -> &ArcSwapOption<Bucket<V>> {
+    fn cell(&self, key: u64) -> &Cell<V> {
         &self.cells[slot_of(key, self.bits, self.sequential)]
     }
 }
@@ -343,7 +212,7 @@ impl<V: Clone> CowTable<V> {
         let slots = self.slots.load();
         let bucket = slots.cell(key).load();
         if let Some(bucket) = bucket.as_ref() {
-            for entry in bucket.entries.iter() {
+            for entry in bucket.entries() {
                 if entry.key == key {
                     visit(entry.value());
                 }
@@ -362,7 +231,7 @@ impl<V: Clone> CowTable<V> {
             cells.next().map(|cell| {
                 let bucket = cell.load();
                 if let Some(bucket) = bucket.as_ref() {
-                    prefetch(Arc::as_ptr(bucket).cast());
+                    bucket.prefetch_header();
                 }
                 bucket
             })
@@ -383,14 +252,19 @@ impl<V: Clone> CowTable<V> {
 
     /// Calls `visit` with every value.
     pub(crate) fn for_each(&self, mut visit: impl FnMut(&V)) {
-        self.for_each_bucket(|bucket| bucket.entries.iter().for_each(|entry| visit(entry.value())));
+        self.for_each_bucket(|bucket| {
+            bucket
+                .entries()
+                .iter()
+                .for_each(|entry| visit(entry.value()))
+        });
     }
 
     /// Calls `visit` with every entry's key and value.
     pub(crate) fn for_each_entry(&self, mut visit: impl FnMut(u64, &V)) {
         self.for_each_bucket(|bucket| {
             bucket
-                .entries
+                .entries()
                 .iter()
                 .for_each(|entry| visit(entry.key, entry.value()))
         });
@@ -430,7 +304,7 @@ impl<V: Clone> CowTable<V> {
                 .as_ref()
                 .map(|bucket| {
                     bucket
-                        .entries
+                        .entries()
                         .iter()
                         .map(|entry| Staging {
                             entry: entry.alias(),
@@ -450,18 +324,14 @@ impl<V: Clone> CowTable<V> {
         }
         let after = staged.entries.len();
         let successor = (!staged.entries.is_empty()).then(|| {
-            Arc::new(Bucket::new(
-                staged
-                    .entries
-                    .iter()
-                    .map(|staging| staging.entry.alias())
-                    .collect(),
-            ))
+            Bucket::new(staged.entries.len(), |index| {
+                staged.entries[index].entry.alias()
+            })
         });
         let previous = cell.compare_and_swap(&*current, successor.clone());
         let swapped = match (&*previous, &*current) {
             (None, None) => true,
-            (Some(previous), Some(current)) => Arc::ptr_eq(previous, current),
+            (Some(previous), Some(current)) => Bucket::ptr_eq(previous, current),
             _ => false,
         };
         // This writer's own read of the bucket ends here, so it does not count as a reader
@@ -472,9 +342,10 @@ impl<V: Clone> CowTable<V> {
             // is a caller's bug): the edit is lost, never memory safety. The copy owns
             // nothing; what the edit added is dropped.
             if let Some(successor) = successor {
-                let mut successor = Arc::try_unwrap(successor)
-                    .unwrap_or_else(|_| unreachable!("an unpublished bucket has one owner"));
-                drop(std::mem::take(&mut successor.entries));
+                match successor.try_unwrap() {
+                    Ok(successor) => successor.free(),
+                    Err(_) => unreachable!("an unpublished bucket has one owner"),
+                }
             }
             staged.abandon();
             return;
@@ -505,7 +376,7 @@ impl<V: Clone> CowTable<V> {
         let mut rebucketed: Vec<Vec<Entry<V>>> = (0..1usize << bits).map(|_| Vec::new()).collect();
         for cell in slots.cells.iter() {
             if let Some(bucket) = cell.load_full() {
-                for entry in bucket.entries.iter() {
+                for entry in bucket.entries() {
                     rebucketed[slot_of(entry.key, bits, self.sequential)]
                         .push(Entry::new(entry.key, entry.value().clone()));
                 }
@@ -514,10 +385,14 @@ impl<V: Clone> CowTable<V> {
         let cells = rebucketed
             .into_iter()
             .map(|entries| {
-                ArcSwapOption::new(if entries.is_empty() {
+                Cell::new(if entries.is_empty() {
                     None
                 } else {
-                    Some(Arc::new(Bucket::new(entries.into_boxed_slice())))
+                    let len = entries.len();
+                    let mut entries = entries.into_iter();
+                    Some(Bucket::new(len, |_| {
+                        entries.next().expect("as many entries as counted")
+                    }))
                 })
             })
             .collect();
@@ -531,19 +406,18 @@ impl<V: Clone> CowTable<V> {
 
 /// Settles ownership after `replaced` was swapped out of its cell for `successor`, which
 /// took over the entries it kept; `removed` are the entries the edit took out.
-fn retire<V>(
-    mut replaced: Arc<Bucket<V>>,
-    successor: Option<Arc<Bucket<V>>>,
-    mut removed: Removed<V>,
-) {
-    if let Some(bucket) = Arc::get_mut(&mut replaced) {
-        // Nobody else holds it: arc-swap paid its readers' debts in the swap, and an older
-        // bucket's handover would hold a reference. Free its slice; the removed entries
-        // can go now.
-        drop(std::mem::take(&mut bucket.entries));
-        release_removed(&mut removed);
-        return;
-    }
+fn retire<V>(replaced: Bucket<V>, successor: Option<Bucket<V>>, mut removed: Removed<V>) {
+    let replaced = match replaced.try_unwrap() {
+        Ok(replaced) => {
+            // Nobody else holds it: arc-swap paid its readers' debts in the swap, and an
+            // older bucket's handover would hold a reference. Free it (its values belong to
+            // the successor); the removed entries can go now.
+            replaced.free();
+            release_removed(&mut removed);
+            return;
+        }
+        Err(replaced) => replaced,
+    };
     // Readers may still walk it: they read entries the successor now owns, and the
     // removed ones, so both live as long as this bucket does.
     if mutant!("bucket_removed_released_early") {
@@ -554,7 +428,7 @@ fn retire<V>(
     // bucket's readers are still reading.
     let successor = successor.filter(|_| !mutant!("bucket_successor_not_kept"));
     let handover = Box::into_raw(Box::new(Handover { successor, removed }));
-    replaced.handover.store(handover, Ordering::Release);
+    replaced.handover().store(handover, Ordering::Release);
 }
 
 impl<V: Clone> Default for CowTable<V> {

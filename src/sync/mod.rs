@@ -29,10 +29,18 @@ pub(crate) use loom::sync::{
 pub type DataArc<T> = std::sync::Arc<T>;
 
 #[cfg(not(livecore_loom))]
-pub(crate) use arc_swap::{ArcSwap, ArcSwapOption, Guard};
+pub(crate) use arc_swap::{ArcSwap, ArcSwapAny, ArcSwapOption, Guard};
 
 #[cfg(livecore_loom)]
-pub(crate) use loom_stand_ins::{ArcSwap, ArcSwapOption, Guard};
+pub(crate) use loom_stand_ins::{ArcSwap, ArcSwapAny, ArcSwapOption, Guard, SamePointer};
+
+/// Raw allocation, for livecore's own counted allocations (the routing index's buckets):
+/// loom's allocator in a model, which reports what a model leaks.
+#[cfg(not(livecore_loom))]
+pub(crate) use std::alloc::{alloc, dealloc};
+
+#[cfg(livecore_loom)]
+pub(crate) use loom::alloc::{alloc, dealloc};
 
 /// Threads, for the optional background checker (which loom builds leave out).
 #[cfg(not(livecore_loom))]
@@ -248,6 +256,41 @@ mod loom_stand_ins {
                 _ => false,
             };
             if same {
+                *cell = new;
+            }
+            Guard(previous)
+        }
+    }
+
+    /// Pointers a stand-in cell compares by address.
+    pub trait SamePointer {
+        /// True when `self` and `other` point to the same value (both null counts).
+        fn same_pointer(&self, other: &Self) -> bool;
+    }
+
+    /// Stand-in for `arc_swap::ArcSwapAny`, for livecore's own counted pointers.
+    pub struct ArcSwapAny<P> {
+        cell: Mutex<P>,
+    }
+
+    impl<P: Clone + SamePointer> ArcSwapAny<P> {
+        pub fn new(value: P) -> Self {
+            Self {
+                cell: Mutex::new(value),
+            }
+        }
+        pub fn load(&self) -> Guard<P> {
+            Guard(self.load_full())
+        }
+        pub fn load_full(&self) -> P {
+            self.cell.lock().unwrap().clone()
+        }
+        /// Replaces the value only if it is still `current` (compared by address), and
+        /// returns what was there before, like arc-swap.
+        pub fn compare_and_swap(&self, current: &P, new: P) -> Guard<P> {
+            let mut cell = self.cell.lock().unwrap();
+            let previous = cell.clone();
+            if previous.same_pointer(current) {
                 *cell = new;
             }
             Guard(previous)

@@ -1,0 +1,437 @@
+//! One bucket of a [`CowTable`](super::cow_table::CowTable), in one allocation: a header
+//! (reference count, handover, length) with the entries right after it.
+//!
+//! A bucket was an `Arc` of a header that held a boxed slice: two allocations and two frees
+//! per edit, and for every reader two dependent cache misses (the header, then the
+//! entries) where one will do. std's `Arc<[T]>` is a wide pointer, which arc-swap cannot
+//! hold; triomphe's thin `Arc` (header and slice in one allocation) releases its header
+//! apart from its slice, where a bucket has to decide, at its last release, whether it
+//! still owns the values of its entries (see the `cow_table` module header). Hence this
+//! small counted pointer, written by hand: it implements arc-swap's `RefCnt`, so arc-swap
+//! cells hold it as they hold an `Arc`. `loom-tests/tests/route_buckets.rs` models it with
+//! the rest of the handover, and loom's allocator checks that every bucket is freed.
+
+use std::alloc::Layout;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::ptr::{self, NonNull};
+
+use smallvec::SmallVec;
+
+use crate::connection::prefetch::prefetch;
+use crate::sync::{alloc, dealloc, fence, AtomicPtr, AtomicUsize, Ordering};
+
+/// One entry of a bucket. The value is dropped by hand: by the bucket that owns it, which
+/// is not always the bucket it sits in (see the `cow_table` module header).
+pub(crate) struct Entry<V> {
+    pub(crate) key: u64,
+    pub(super) value: ManuallyDrop<V>,
+}
+
+impl<V> Entry<V> {
+    pub(super) fn new(key: u64, value: V) -> Self {
+        Self {
+            key,
+            value: ManuallyDrop::new(value),
+        }
+    }
+
+    /// The entry's value.
+    #[inline(always)]
+    pub(crate) fn value(&self) -> &V {
+        &self.value
+    }
+
+    /// A bit-for-bit copy that shares ownership of the value with `self`: exactly one of
+    /// the two may ever drop it.
+    pub(super) fn alias(&self) -> Self {
+        Self {
+            key: self.key,
+            // SAFETY: a bitwise copy of a value behind ManuallyDrop; which copy owns it is
+            // tracked by the bucket protocol (`cow_table` module header) and only that one
+            // drops it.
+            value: unsafe { ptr::read(&self.value) },
+        }
+    }
+}
+
+/// What a replaced bucket still holds for its readers.
+pub(super) struct Handover<V> {
+    /// The copy that took over this bucket's entries (`None` if the edit emptied the
+    /// slot), kept alive while this bucket's readers may read entries it now owns.
+    pub(super) successor: Option<Bucket<V>>,
+    /// The entries the edit removed, released with this bucket.
+    pub(super) removed: Removed<V>,
+}
+
+/// What one edit removed: usually one entry (an unsubscribe), kept inline.
+pub(super) type Removed<V> = SmallVec<[ManuallyDrop<V>; 1]>;
+
+/// The start of a bucket's allocation; `len` entries follow it.
+#[repr(C)]
+pub(crate) struct Header<V> {
+    count: AtomicUsize,
+    /// Null while the bucket owns its entries' values. Set once, by the writer that
+    /// replaced this bucket while readers still held it: the values are then owned by the
+    /// successor.
+    handover: AtomicPtr<Handover<V>>,
+    len: usize,
+}
+
+/// References beyond which a count is taken to be corrupt (as std's `Arc` does).
+const MAX_COUNT: usize = isize::MAX as usize;
+
+/// A counted reference to one bucket: its header and its entries, replaced whole on every
+/// change.
+pub(crate) struct Bucket<V> {
+    header: NonNull<Header<V>>,
+    /// Owns a header and entries holding `V`s (for drop check and auto traits).
+    _owns: PhantomData<(Header<V>, Entry<V>)>,
+}
+
+// A bucket is shared between threads like an `Arc` of its entries: a reference on another
+// thread hands out `&V` there, and the last reference, wherever it goes, drops the values.
+// The header's fields are atomics, or written only before the bucket is shared.
+// SAFETY: hence the same bounds as `Arc<V>`.
+unsafe impl<V: Send + Sync> Send for Bucket<V> {}
+// SAFETY: as above.
+unsafe impl<V: Send + Sync> Sync for Bucket<V> {}
+
+impl<V> Bucket<V> {
+    /// A bucket of `len` entries, the `i`-th made by `entry_at(i)`, owning their values.
+    pub(super) fn new(len: usize, mut entry_at: impl FnMut(usize) -> Entry<V>) -> Self {
+        const {
+            assert!(
+                std::mem::size_of::<Header<V>>() % std::mem::align_of::<Entry<V>>() == 0,
+                "entries start right after the header"
+            );
+        }
+        let layout = Self::layout(len);
+        // SAFETY: the layout has a non-zero size (it holds the header at least).
+        let start = unsafe { alloc(layout) };
+        let Some(header) = NonNull::new(start.cast::<Header<V>>()) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        // SAFETY: `header` is a fresh allocation of `layout`, aligned for the header and
+        // the entries and large enough for both; each slot is written once before the
+        // bucket is returned (if `entry_at` panics, the allocation is leaked, never read).
+        unsafe {
+            header.as_ptr().write(Header {
+                count: AtomicUsize::new(1),
+                handover: AtomicPtr::new(ptr::null_mut()),
+                len,
+            });
+            let entries = Self::entries_start(header);
+            for index in 0..len {
+                entries.add(index).write(entry_at(index));
+            }
+        }
+        Self {
+            header,
+            _owns: PhantomData,
+        }
+    }
+
+    fn layout(len: usize) -> Layout {
+        Layout::new::<Header<V>>()
+            .extend(Layout::array::<Entry<V>>(len).expect("a bucket's size fits in memory"))
+            .expect("a bucket's size fits in memory")
+            .0
+    }
+
+    /// Where the entries of the bucket at `header` start.
+    fn entries_start(header: NonNull<Header<V>>) -> *mut Entry<V> {
+        // The header's size is a multiple of the entries' alignment (asserted in `new`),
+        // so `Layout::extend` puts them right after it.
+        header.as_ptr().wrapping_add(1).cast()
+    }
+
+    fn header(&self) -> &Header<V> {
+        // SAFETY: the header lives as long as any reference to the bucket (this one).
+        unsafe { self.header.as_ref() }
+    }
+
+    /// The bucket's entries.
+    #[inline]
+    pub(crate) fn entries(&self) -> &[Entry<V>] {
+        // SAFETY: `len` entries were written after the header in `new` and are never
+        // changed or moved while the bucket is referenced (this reference).
+        unsafe { std::slice::from_raw_parts(Self::entries_start(self.header), self.header().len) }
+    }
+
+    /// Where a replaced bucket records what it still holds for its readers.
+    pub(super) fn handover(&self) -> &AtomicPtr<Handover<V>> {
+        &self.header().handover
+    }
+
+    /// True when `a` and `b` are the same bucket.
+    pub(super) fn ptr_eq(a: &Self, b: &Self) -> bool {
+        a.header == b.header
+    }
+
+    /// Hints the header's line, ahead of reading the bucket.
+    #[inline(always)]
+    pub(super) fn prefetch_header(&self) {
+        prefetch(self.header.as_ptr().cast());
+    }
+
+    /// Hints the first lines of the entries (a walk reads them in order; the hardware
+    /// follows from there).
+    #[inline(always)]
+    pub(super) fn prefetch_entries(&self) {
+        let start: *const u8 = Self::entries_start(self.header).cast();
+        let bytes = self.header().len * std::mem::size_of::<Entry<V>>();
+        for offset in (0..bytes.min(ENTRY_LINES_HINTED * 64)).step_by(64) {
+            prefetch(start.wrapping_add(offset));
+        }
+    }
+
+    /// The bucket itself, if this is its only reference. None can be taken meanwhile:
+    /// readers reach a bucket through its cell, which holds a reference while it holds the
+    /// bucket, and arc-swap has counted its readers' references once a swap returns.
+    pub(super) fn try_unwrap(self) -> Result<Unshared<V>, Self> {
+        match self
+            .header()
+            .count
+            .compare_exchange(1, 0, Ordering::Acquire, Ordering::Relaxed)
+        {
+            Ok(_) => {
+                let header = ManuallyDrop::new(self).header;
+                Ok(Unshared { header })
+            }
+            Err(_) => Err(self),
+        }
+    }
+}
+
+/// How many lines of a bucket's entries a walk asks for ahead of reading them.
+const ENTRY_LINES_HINTED: usize = 2;
+
+impl<V> Clone for Bucket<V> {
+    fn clone(&self) -> Self {
+        let before = self.header().count.fetch_add(1, Ordering::Relaxed);
+        if before > MAX_COUNT {
+            std::process::abort();
+        }
+        Self {
+            header: self.header,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<V> Drop for Bucket<V> {
+    fn drop(&mut self) {
+        if self.header().count.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        // Every other reference's use of the bucket happened before its release above.
+        fence(Ordering::Acquire);
+        Unshared {
+            header: self.header,
+        }
+        .release();
+    }
+}
+
+/// A bucket nothing else references any more (its count is zero): what is left is to
+/// settle its entries' values and free it.
+pub(super) struct Unshared<V> {
+    header: NonNull<Header<V>>,
+}
+
+impl<V> Unshared<V> {
+    /// Takes the bucket's handover: null if it still owns its entries' values.
+    pub(super) fn take_handover(&self) -> *mut Handover<V> {
+        // SAFETY: the header lives until `free` (which consumes self).
+        let header = unsafe { self.header.as_ref() };
+        header.handover.swap(ptr::null_mut(), Ordering::Acquire)
+    }
+
+    /// Frees the bucket without dropping its entries' values (they belong to another).
+    pub(super) fn free(self) {
+        // SAFETY: unshared, so this is the only access; the header was written in `new`
+        // and is dropped once, here, before its allocation (of the layout `new` used, as
+        // `len` says) is freed.
+        unsafe {
+            let len = self.header.as_ref().len;
+            ptr::drop_in_place(self.header.as_ptr());
+            dealloc(self.header.as_ptr().cast(), Bucket::<V>::layout(len));
+        }
+    }
+
+    /// Drops the entries' values (the bucket owns them) and frees the bucket.
+    fn drop_values_and_free(self) {
+        // SAFETY: unshared and owning its values: each is dropped once, here.
+        unsafe {
+            let len = self.header.as_ref().len;
+            let entries = Bucket::entries_start(self.header);
+            for index in 0..len {
+                ManuallyDrop::drop(&mut (*entries.add(index)).value);
+            }
+        }
+        self.free();
+    }
+
+    /// Releases the bucket as its last reference goes: its values if it owns them, else
+    /// what its handover kept for its readers, along the chain of buckets retired after it.
+    fn release(self) {
+        let handover = self.take_handover();
+        if handover.is_null() {
+            self.drop_values_and_free();
+            return;
+        }
+        self.free();
+        // SAFETY: made by `Box::into_raw` in `retire`, taken out once (the swap above).
+        let mut handover = unsafe { Box::from_raw(handover) };
+        // Release the chain of retired successors iteratively (a reader that held an old
+        // bucket through many edits must not make this recurse once per edit).
+        loop {
+            release_removed(&mut handover.removed);
+            let Some(successor) = handover.successor.take() else {
+                return;
+            };
+            match successor.try_unwrap() {
+                Ok(successor) => {
+                    let next = successor.take_handover();
+                    if next.is_null() {
+                        // Not replaced by an edit (its slot array was resized away): it
+                        // still owns its values, and drops them as any bucket does.
+                        successor.drop_values_and_free();
+                        return;
+                    }
+                    // Its values belong further down the chain: free the bucket only.
+                    successor.free();
+                    // SAFETY: made by `Box::into_raw` in `retire`, taken out once (above).
+                    handover = unsafe { Box::from_raw(next) };
+                }
+                // Someone else still holds it: it is released with their reference.
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// Drops the values a retired bucket kept for its readers.
+pub(super) fn release_removed<V>(removed: &mut Removed<V>) {
+    for mut value in removed.drain(..) {
+        // SAFETY: a removed value is owned by the retired bucket alone (`cow_table` module
+        // header), and drained from its list here, so it is dropped once.
+        unsafe { ManuallyDrop::drop(&mut value) };
+    }
+}
+
+// `into_ptr` and `from_ptr` convert a reference to and from its header pointer without
+// touching the count; two buckets with the same pointer share one header and count; the
+// pointer is never null and the pointee never moves while referenced; nothing here panics.
+#[cfg(not(livecore_loom))]
+// SAFETY: as said above, what `RefCnt` asks of an implementation.
+unsafe impl<V> arc_swap::RefCnt for Bucket<V> {
+    type Base = Header<V>;
+
+    fn into_ptr(me: Self) -> *mut Header<V> {
+        ManuallyDrop::new(me).header.as_ptr()
+    }
+
+    fn as_ptr(me: &Self) -> *mut Header<V> {
+        me.header.as_ptr()
+    }
+
+    unsafe fn from_ptr(pointer: *const Header<V>) -> Self {
+        Self {
+            // SAFETY: arc-swap passes back only pointers `into_ptr` gave it: never null.
+            header: unsafe { NonNull::new_unchecked(pointer.cast_mut()) },
+            _owns: PhantomData,
+        }
+    }
+}
+
+#[cfg(livecore_loom)]
+impl<V> crate::sync::SamePointer for Option<Bucket<V>> {
+    fn same_pointer(&self, other: &Self) -> bool {
+        match (self, other) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Bucket::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(all(test, not(livecore_loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn bucket_of(values: &[Arc<u32>]) -> Bucket<Arc<u32>> {
+        Bucket::new(values.len(), |index| {
+            Entry::new(index as u64, values[index].clone())
+        })
+    }
+
+    #[test]
+    fn a_bucket_holds_its_entries_in_order_and_drops_their_values_at_its_last_reference() {
+        for len in [0usize, 1, 2, 3, 17] {
+            let values: Vec<Arc<u32>> = (0..len as u32).map(Arc::new).collect();
+            let bucket = bucket_of(&values);
+            let copy = bucket.clone();
+            assert!(Bucket::ptr_eq(&bucket, &copy));
+            let read: Vec<(u64, u32)> = copy
+                .entries()
+                .iter()
+                .map(|entry| (entry.key, **entry.value()))
+                .collect();
+            let expected: Vec<(u64, u32)> = (0..len).map(|i| (i as u64, i as u32)).collect();
+            assert_eq!(read, expected);
+            drop(bucket);
+            assert!(values.iter().all(|value| Arc::strong_count(value) == 2));
+            drop(copy);
+            assert!(values.iter().all(|value| Arc::strong_count(value) == 1));
+        }
+    }
+
+    #[test]
+    fn only_the_last_reference_unwraps_and_freeing_leaves_the_values_to_their_owner() {
+        let values: Vec<Arc<u32>> = (0..3).map(Arc::new).collect();
+        let owner = bucket_of(&values);
+        // A copy whose entries alias the owner's, as an edit makes before it takes over.
+        let copy = Bucket::new(3, |index| owner.entries()[index].alias());
+        let held = copy.clone();
+        let copy = copy.try_unwrap().err().expect("another reference is held");
+        drop(held);
+        copy.try_unwrap().ok().expect("the only reference").free();
+        assert!(values.iter().all(|value| Arc::strong_count(value) == 2));
+        drop(owner);
+        assert!(values.iter().all(|value| Arc::strong_count(value) == 1));
+    }
+
+    #[test]
+    fn a_retired_bucket_releases_its_removed_values_and_its_chain_with_its_last_reader() {
+        let values: Vec<Arc<u32>> = (0..2).map(Arc::new).collect();
+        let first = bucket_of(&values);
+        let reader = first.clone();
+        // An edit removed value 0: the successor takes over value 1, the first bucket keeps
+        // value 0 (and the successor) for its reader.
+        let successor = Bucket::new(1, |_| first.entries()[1].alias());
+        let removed: Removed<Arc<u32>> = SmallVec::from_iter([ManuallyDrop::new(
+            // SAFETY: (a test) the first bucket's value 0 moves to the removed list, which
+            // becomes its only owner once the handover is set below.
+            unsafe { ptr::read(&*first.entries()[0].value) },
+        )]);
+        let handover = Box::into_raw(Box::new(Handover {
+            successor: Some(successor.clone()),
+            removed,
+        }));
+        first.handover().store(handover, Ordering::Release);
+        drop(first);
+        assert_eq!(Arc::strong_count(&values[0]), 2, "kept for the reader");
+        drop(reader);
+        assert_eq!(
+            Arc::strong_count(&values[0]),
+            1,
+            "released with the last reader"
+        );
+        assert_eq!(Arc::strong_count(&values[1]), 2, "owned by the successor");
+        drop(successor);
+        assert_eq!(Arc::strong_count(&values[1]), 1);
+    }
+}
