@@ -173,8 +173,16 @@ impl TableRoute {
             Placement::Scan => self.scan.insert(handle.core.id.0, handle),
             Placement::Owner(key) => self.eq_insert(key, handle),
             Placement::Pinned(column, keys) => {
-                for key in keys {
-                    self.eq_insert(key, handle.clone());
+                // The last key takes the handle itself: a clone and a drop each touch three
+                // reference counts (the core's senders, the channel's, the connection's).
+                let mut keys = keys.into_iter().peekable();
+                while let Some(key) = keys.next() {
+                    if keys.peek().is_some() {
+                        self.eq_insert(key, handle.clone());
+                    } else {
+                        self.eq_insert(key, handle);
+                        break;
+                    }
                 }
                 self.adjust_pinned_column(column, true);
             }
