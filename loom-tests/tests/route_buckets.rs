@@ -127,3 +127,33 @@ fn two_edits_racing_a_reader() {
         assert!(released.all_released(), "a value leaked");
     });
 }
+
+/// Invariant: an edit that also doubles the slot array, while a reader holds the slot
+/// array and the bucket the edit replaced, keeps that bucket's values alive for the reader;
+/// the edit's copy, left in the old slot array (the resized one holds clones of its
+/// values), drops its values once the reader lets go of both, each exactly once, and no
+/// bucket leaks.
+#[test]
+fn resize_racing_a_reader() {
+    loom::model(|| {
+        let released = Released::new(2);
+        let table = Arc::new(ModelTable::with_load(1));
+        table.insert(KEY, probe(0, &released));
+        let writer = {
+            let (table, released) = (table.clone(), released.clone());
+            thread::spawn(move || table.insert(KEY, probe(1, &released)))
+        };
+        let seen = walk(&table, &released);
+        assert!(
+            [&[0][..], &[0, 1]].contains(&seen.as_slice()),
+            "the walk saw {seen:?}"
+        );
+        writer.join().unwrap();
+        let mut after = walk(&table, &released);
+        after.sort_unstable();
+        assert_eq!(after, [0, 1]);
+        assert!(!released.is_released(0) && !released.is_released(1));
+        drop(table);
+        assert!(released.all_released(), "a value leaked");
+    });
+}

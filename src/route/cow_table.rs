@@ -28,10 +28,12 @@ use std::mem::ManuallyDrop;
 
 use smallvec::SmallVec;
 
-use crate::route::bucket::{release_removed, Handover, Removed};
-pub(crate) use crate::route::bucket::{Bucket, Entry};
+mod bucket;
+
 use crate::sync::mutant;
 use crate::sync::{Arc, ArcSwap, ArcSwapAny, AtomicUsize, Guard, Ordering};
+use bucket::{release_removed, Handover, Removed};
+pub(crate) use bucket::{Bucket, Entry};
 
 /// Average entries per bucket above which the slot array doubles, for tables read by key.
 pub(crate) const KEYED_LOAD: usize = 2;
@@ -427,8 +429,7 @@ fn retire<V>(replaced: Bucket<V>, successor: Option<Bucket<V>>, mut removed: Rem
     // Mutant: the successor not kept; once replaced in turn it can release what this
     // bucket's readers are still reading.
     let successor = successor.filter(|_| !mutant!("bucket_successor_not_kept"));
-    let handover = Box::into_raw(Box::new(Handover { successor, removed }));
-    replaced.handover().store(handover, Ordering::Release);
+    replaced.set_handover(Box::new(Handover { successor, removed }));
 }
 
 impl<V: Clone> Default for CowTable<V> {
@@ -449,6 +450,12 @@ impl<V: Clone> ModelTable<V> {
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Self(CowTable::new())
+    }
+
+    /// An empty table read by key whose slot array doubles past `load` entries a slot (one
+    /// makes the second entry resize it).
+    pub fn with_load(load: usize) -> Self {
+        Self(CowTable::with_load(load))
     }
 
     /// See [`CowTable::insert`].

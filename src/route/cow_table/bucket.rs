@@ -10,6 +10,10 @@
 //! small counted pointer, written by hand: it implements arc-swap's `RefCnt`, so arc-swap
 //! cells hold it as they hold an `Arc`. `loom-tests/tests/route_buckets.rs` models it with
 //! the rest of the handover, and loom's allocator checks that every bucket is freed.
+//!
+//! A private module of `cow_table`: what is `pub(super)` here (aliasing an entry, setting
+//! a handover, releasing removed values) is sound only as the table's protocol uses it, so
+//! nothing outside the table reaches it.
 
 use std::alloc::Layout;
 use std::marker::PhantomData;
@@ -85,7 +89,8 @@ const MAX_COUNT: usize = isize::MAX as usize;
 /// change.
 pub(crate) struct Bucket<V> {
     header: NonNull<Header<V>>,
-    /// Owns a header and entries holding `V`s (for drop check and auto traits).
+    /// Shares a header and entries holding `V`s: `Send` and `Sync` are implemented below,
+    /// and `V` stays invariant (as in the `Arc<Bucket<V>>` this replaced).
     _owns: PhantomData<(Header<V>, Entry<V>)>,
 }
 
@@ -100,21 +105,17 @@ unsafe impl<V: Send + Sync> Sync for Bucket<V> {}
 impl<V> Bucket<V> {
     /// A bucket of `len` entries, the `i`-th made by `entry_at(i)`, owning their values.
     pub(super) fn new(len: usize, mut entry_at: impl FnMut(usize) -> Entry<V>) -> Self {
-        const {
-            assert!(
-                std::mem::size_of::<Header<V>>() % std::mem::align_of::<Entry<V>>() == 0,
-                "entries start right after the header"
-            );
-        }
         let layout = Self::layout(len);
         // SAFETY: the layout has a non-zero size (it holds the header at least).
         let start = unsafe { alloc(layout) };
         let Some(header) = NonNull::new(start.cast::<Header<V>>()) else {
             std::alloc::handle_alloc_error(layout)
         };
+        // Should `entry_at` panic, the allocation and what it holds are leaked, never read
+        // or dropped (the table's own closures do not panic).
         // SAFETY: `header` is a fresh allocation of `layout`, aligned for the header and
         // the entries and large enough for both; each slot is written once before the
-        // bucket is returned (if `entry_at` panics, the allocation is leaked, never read).
+        // bucket is returned.
         unsafe {
             header.as_ptr().write(Header {
                 count: AtomicUsize::new(1),
@@ -132,18 +133,26 @@ impl<V> Bucket<V> {
         }
     }
 
+    /// Where the entries start after the header: its size rounded up to their alignment
+    /// (what `Layout::extend` does; checked in `layout`).
+    const ENTRIES_OFFSET: usize =
+        std::mem::size_of::<Header<V>>().next_multiple_of(std::mem::align_of::<Entry<V>>());
+
     fn layout(len: usize) -> Layout {
-        Layout::new::<Header<V>>()
+        let (layout, offset) = Layout::new::<Header<V>>()
             .extend(Layout::array::<Entry<V>>(len).expect("a bucket's size fits in memory"))
-            .expect("a bucket's size fits in memory")
-            .0
+            .expect("a bucket's size fits in memory");
+        debug_assert_eq!(offset, Self::ENTRIES_OFFSET);
+        layout
     }
 
     /// Where the entries of the bucket at `header` start.
     fn entries_start(header: NonNull<Header<V>>) -> *mut Entry<V> {
-        // The header's size is a multiple of the entries' alignment (asserted in `new`),
-        // so `Layout::extend` puts them right after it.
-        header.as_ptr().wrapping_add(1).cast()
+        header
+            .as_ptr()
+            .cast::<u8>()
+            .wrapping_add(Self::ENTRIES_OFFSET)
+            .cast()
     }
 
     fn header(&self) -> &Header<V> {
@@ -159,9 +168,14 @@ impl<V> Bucket<V> {
         unsafe { std::slice::from_raw_parts(Self::entries_start(self.header), self.header().len) }
     }
 
-    /// Where a replaced bucket records what it still holds for its readers.
-    pub(super) fn handover(&self) -> &AtomicPtr<Handover<V>> {
-        &self.header().handover
+    /// Records what a replaced bucket still holds for its readers (once: by the edit that
+    /// replaced it while readers held it).
+    pub(super) fn set_handover(&self, handover: Box<Handover<V>>) {
+        let before = self
+            .header()
+            .handover
+            .swap(Box::into_raw(handover), Ordering::Release);
+        debug_assert!(before.is_null(), "a bucket is replaced once");
     }
 
     /// True when `a` and `b` are the same bucket.
@@ -249,12 +263,15 @@ impl<V> Unshared<V> {
     }
 
     /// Frees the bucket without dropping its entries' values (they belong to another).
+    /// Its handover, if it had one, was taken first.
     pub(super) fn free(self) {
         // SAFETY: unshared, so this is the only access; the header was written in `new`
         // and is dropped once, here, before its allocation (of the layout `new` used, as
         // `len` says) is freed.
         unsafe {
-            let len = self.header.as_ref().len;
+            let header = self.header.as_ref();
+            debug_assert!(header.handover.load(Ordering::Relaxed).is_null());
+            let len = header.len;
             ptr::drop_in_place(self.header.as_ptr());
             dealloc(self.header.as_ptr().cast(), Bucket::<V>::layout(len));
         }
@@ -323,7 +340,8 @@ pub(super) fn release_removed<V>(removed: &mut Removed<V>) {
 
 // `into_ptr` and `from_ptr` convert a reference to and from its header pointer without
 // touching the count; two buckets with the same pointer share one header and count; the
-// pointer is never null and the pointee never moves while referenced; nothing here panics.
+// pointer is never null and the pointee never moves while referenced; none of the four
+// panics (a value's own drop, run by the last release as with an `Arc`, may).
 #[cfg(not(livecore_loom))]
 // SAFETY: as said above, what `RefCnt` asks of an implementation.
 unsafe impl<V> arc_swap::RefCnt for Bucket<V> {
@@ -417,11 +435,10 @@ mod tests {
             // becomes its only owner once the handover is set below.
             unsafe { ptr::read(&*first.entries()[0].value) },
         )]);
-        let handover = Box::into_raw(Box::new(Handover {
+        first.set_handover(Box::new(Handover {
             successor: Some(successor.clone()),
             removed,
         }));
-        first.handover().store(handover, Ordering::Release);
         drop(first);
         assert_eq!(Arc::strong_count(&values[0]), 2, "kept for the reader");
         drop(reader);
