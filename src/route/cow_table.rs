@@ -61,11 +61,11 @@ struct Slots<V> {
     /// log2 of the slot count.
     bits: u32,
     sequential: bool,
-    cells: Box<[Cell<V>]>,
+    cells: Box<[BucketCell<V>]>,
 }
 
 /// One slot: its bucket, if it holds any entry.
-type Cell<V> = ArcSwapAny<Option<Bucket<V>>>;
+type BucketCell<V> = ArcSwapAny<Option<Bucket<V>>>;
 
 /// A bucket's entries while a writer edits them: bit-for-bit copies of the current
 /// bucket's entries, plus what the edit adds; what it removes is set aside for the replaced
@@ -147,12 +147,12 @@ impl<V> Slots<V> {
         Self {
             bits,
             sequential,
-            cells: (0..1usize << bits).map(|_| Cell::new(None)).collect(),
+            cells: (0..1usize << bits).map(|_| BucketCell::new(None)).collect(),
         }
     }
 
     #[inline]
-    fn cell(&self, key: u64) -> &Cell<V> {
+    fn cell(&self, key: u64) -> &BucketCell<V> {
         &self.cells[slot_of(key, self.bits, self.sequential)]
     }
 }
@@ -387,7 +387,7 @@ impl<V: Clone> CowTable<V> {
         let cells = rebucketed
             .into_iter()
             .map(|entries| {
-                Cell::new(if entries.is_empty() {
+                BucketCell::new(if entries.is_empty() {
                     None
                 } else {
                     let len = entries.len();

@@ -175,14 +175,11 @@ impl TableRoute {
             Placement::Pinned(column, keys) => {
                 // The last key takes the handle itself: a clone and a drop each touch three
                 // reference counts (the core's senders, the channel's, the connection's).
-                let mut keys = keys.into_iter().peekable();
-                while let Some(key) = keys.next() {
-                    if keys.peek().is_some() {
-                        self.eq_insert(key, handle.clone());
-                    } else {
-                        self.eq_insert(key, handle);
-                        break;
+                if let Some((last, others)) = keys.split_last() {
+                    for key in others {
+                        self.eq_insert(*key, handle.clone());
                     }
+                    self.eq_insert(*last, handle);
                 }
                 self.adjust_pinned_column(column, true);
             }
