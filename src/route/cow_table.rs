@@ -224,8 +224,9 @@ impl<V: Clone> CowTable<V> {
 
     /// Calls `visit` with every bucket in turn (readers walk whole buckets to amortise the
     /// load of each). A table read whole is a chain of separate allocations, each cold:
-    /// the walk asks for a bucket's header two buckets before visiting it, and for its
-    /// entries one bucket before, so those misses overlap with the visits in between.
+    /// the walk asks for a bucket's first line (its header and first entries) two buckets
+    /// before visiting it, and, once that line tells how many entries follow, for the next
+    /// lines one bucket before, so those misses overlap with the visits in between.
     pub(crate) fn for_each_bucket(&self, mut visit: impl FnMut(&Bucket<V>)) {
         let slots = self.slots.load();
         let mut cells = slots.cells.iter();

@@ -189,13 +189,19 @@ impl<V> Bucket<V> {
         prefetch(self.header.as_ptr().cast());
     }
 
-    /// Hints the first lines of the entries (a walk reads them in order; the hardware
-    /// follows from there).
+    /// Hints the lines of entries past the header's own line (which
+    /// [`prefetch_header`](Self::prefetch_header) asked for), at most
+    /// [`ENTRY_LINES_HINTED`] of them: a walk reads them in order, and the hardware
+    /// follows from there.
     #[inline(always)]
     pub(super) fn prefetch_entries(&self) {
-        let start: *const u8 = Self::entries_start(self.header).cast();
-        let bytes = self.header().len * std::mem::size_of::<Entry<V>>();
-        for offset in (0..bytes.min(ENTRY_LINES_HINTED * 64)).step_by(64) {
+        let start: *const u8 = self.header.as_ptr().cast();
+        let end = Self::ENTRIES_OFFSET + self.header().len * std::mem::size_of::<Entry<V>>();
+        let first_line_past_header = 64 - (start as usize % 64);
+        for offset in (first_line_past_header..end)
+            .step_by(64)
+            .take(ENTRY_LINES_HINTED)
+        {
             prefetch(start.wrapping_add(offset));
         }
     }
