@@ -247,6 +247,27 @@ pub async fn caught_up(node: &NodeBridge, stream_seq: u64) {
     );
 }
 
+/// Waits until the receiver of `live_query_id` has handed out its delivery of `seq` (or a
+/// later one); panics after a minute.
+pub async fn received_up_to(manager: &ConnectionsManager, live_query_id: LiveQueryId, seq: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let last = manager
+            .subscription(live_query_id)
+            .expect("subscribed")
+            .stats
+            .last_received_seq;
+        if last.is_some_and(|last| last.0 >= seq) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{live_query_id} handed out up to {last:?}, not {seq}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 // ---- the servers, for the tests that kill and restart one ----
 
 fn cluster_dir() -> String {

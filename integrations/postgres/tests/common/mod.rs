@@ -255,6 +255,21 @@ impl Subscriber {
         }
     }
 
+    /// Waits until the drained view holds row `id` (a subscription livecore ends discards
+    /// what was still queued for it, so a test that expects a row before an ending waits
+    /// for it first). Panics after a minute: the row never came.
+    pub async fn wait_for_row(&self, id: i64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !self.view.lock().unwrap().rows.contains_key(&id) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "row {id} never arrived: {:?}",
+                self.view.lock().unwrap().rows.keys().collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Stops draining once the channel is empty (call after the source synced) and
     /// returns the view.
     pub fn finish(mut self) -> View {
