@@ -27,7 +27,7 @@ use crate::query::CompiledProjection;
 use crate::route::index::RoutingIndex;
 use crate::route::index::{several_keys, visit_under, TableRoute};
 use crate::stats::StatsCounters;
-use crate::sync::{channel::TrySendError, lock, Arc, DataArc, Mutex};
+use crate::sync::{channel::TrySendError, lock, Arc, AtomicBool, DataArc, Mutex, Ordering};
 use crate::types::change::{ChangeNotification, Commit};
 use crate::types::ending::SubscriptionEnding;
 use crate::types::ids::LiveQueryId;
@@ -135,7 +135,39 @@ pub(crate) struct Publisher<'a> {
     /// True when the manager has a ready queue: only then does a delivery look at its
     /// connection's arming flag.
     pub(crate) ready_queue: bool,
-    pub(crate) reap: &'a Mutex<Vec<LiveQueryId>>,
+    pub(crate) reap: &'a ReapQueue,
+}
+
+/// The subscriptions ended on the publish path (their gate buffer overflowed), for the
+/// next subscribe to unroute. A flag in front of the list lets that subscribe see "none"
+/// without the list's lock, which is every subscribe but the rare one after an overflow.
+pub(crate) struct ReapQueue {
+    pending: AtomicBool,
+    ended: Mutex<Vec<LiveQueryId>>,
+}
+
+impl ReapQueue {
+    pub(crate) fn new() -> Self {
+        Self {
+            pending: AtomicBool::new(false),
+            ended: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Queues `live_query_id`; the flag is raised after it is in the list.
+    pub(crate) fn push(&self, live_query_id: LiveQueryId) {
+        lock(&self.ended).push(live_query_id);
+        self.pending.store(true, Ordering::Release);
+    }
+
+    /// Takes what is queued. A push whose flag is not raised yet may be left for the next
+    /// call (or taken now without its flag): either way it is taken once.
+    pub(crate) fn take(&self) -> Vec<LiveQueryId> {
+        if !self.pending.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *lock(&self.ended))
+    }
 }
 
 impl Publisher<'_> {
@@ -545,7 +577,7 @@ impl Dispatch<'_> {
                 let ending = SubscriptionEnding::ResyncRequired;
                 let stats = self.publisher.stats;
                 if handle.connection.end_subscription(core, ending, stats) {
-                    lock(self.publisher.reap).push(core.live_query_id());
+                    self.publisher.reap.push(core.live_query_id());
                 }
             }
             GateDecision::Closed => {}
@@ -742,7 +774,21 @@ impl Views {
 
 #[cfg(all(test, not(livecore_loom)))]
 mod tests {
-    use super::SeenKeys;
+    use super::{ReapQueue, SeenKeys};
+    use crate::types::ids::{ConnectionId, LiveQueryId, SubscriptionId};
+
+    #[test]
+    fn the_reap_queue_hands_out_each_ended_subscription_once() {
+        let queue = ReapQueue::new();
+        assert!(queue.take().is_empty(), "nothing queued");
+        let ended = |n| LiveQueryId::new(ConnectionId(1), SubscriptionId(n));
+        queue.push(ended(1));
+        queue.push(ended(2));
+        assert_eq!(queue.take(), vec![ended(1), ended(2)]);
+        assert!(queue.take().is_empty(), "taken already");
+        queue.push(ended(3));
+        assert_eq!(queue.take(), vec![ended(3)], "queued after a take");
+    }
 
     #[test]
     fn seen_keys_keep_their_first_place_before_and_after_they_are_indexed() {

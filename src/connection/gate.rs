@@ -328,6 +328,20 @@ impl SubscriptionFlowControl {
     /// Ends the subscription: publishers skip it from now on and receivers drop what is
     /// still queued for it. Returns false if it had already ended.
     pub(crate) fn close(&self) -> bool {
+        // A live gate never holds a buffer again (only `gated` makes one, and completing
+        // the load drops it before the word turns live), so closing it needs no lock.
+        let word = self.state.load(Ordering::Acquire);
+        if word < GATED {
+            return self
+                .state
+                .compare_exchange(word, CLOSED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+                || self.close_locked();
+        }
+        self.close_locked()
+    }
+
+    fn close_locked(&self) -> bool {
         let mut gate = lock(&self.gate);
         *gate = None;
         self.state.swap(CLOSED, Ordering::AcqRel) != CLOSED
@@ -517,5 +531,27 @@ mod tests {
         assert!(gate.is_closed());
         assert_eq!(gate.admit(SeqId(3), || held(3)), GateDecision::Closed);
         assert!(gate.complete(|_| {}).is_err());
+    }
+
+    #[test]
+    fn a_gate_closes_once_whether_live_gated_or_completed() {
+        let live = SubscriptionFlowControl::live();
+        assert!(live.close(), "the first close of a live gate");
+        assert!(!live.close(), "and only the first");
+        assert_eq!(live.admit(SeqId(1), || held(1)), GateDecision::Closed);
+
+        let gated = SubscriptionFlowControl::gated(4, None);
+        assert_eq!(gated.admit(SeqId(1), || held(1)), GateDecision::Buffered);
+        assert!(gated.close());
+        assert!(!gated.close());
+        assert_eq!(gated.buffered_len(), 0, "the buffer goes with the close");
+        assert!(gated.complete(|_| {}).is_err());
+
+        let completed = SubscriptionFlowControl::gated(4, Some(SeqId(5)));
+        assert!(completed.complete(|_| {}).is_ok());
+        assert!(completed.is_live());
+        assert!(completed.close(), "live with a boundary");
+        assert!(!completed.close());
+        assert!(completed.is_closed());
     }
 }

@@ -26,6 +26,7 @@ use crate::clock::{Clock, ClockWake, Reading, SystemClock};
 use crate::config::ManagerConfig;
 use crate::connection::state::{ConnectionShared, SharedConnectionState};
 use crate::error::LiveResult;
+use crate::publish::ReapQueue;
 use crate::query::cache::QueryCache;
 use crate::route::index::RoutingIndex;
 use crate::stats::RegistryStats;
@@ -35,7 +36,7 @@ use crate::sync::{
 };
 use crate::topics::wait::WaitList;
 use crate::topics::Topics;
-use crate::types::ids::{ConnectionId, LiveQueryId};
+use crate::types::ids::ConnectionId;
 use channel_pool::ChannelPool;
 
 /// The notification core of one database node: connections, subscriptions, the routing
@@ -58,7 +59,7 @@ pub struct ConnectionsManager {
     /// connections at once. Publishing never takes it.
     pub(crate) lifecycle: RwLock<()>,
     /// Subscriptions livecore ended on the publish path, to unroute on the next writer call.
-    pub(crate) reap: Mutex<Vec<LiveQueryId>>,
+    pub(crate) reap: ReapQueue,
     /// Parse and compiled-query caches shared by identical subscriptions.
     pub(crate) queries: QueryCache,
     /// Topics, their routes, consumer groups and consumer sessions.
@@ -139,7 +140,7 @@ impl ConnectionsManager {
             next_subscription: AtomicU64::new(1),
             shutting_down: AtomicBool::new(false),
             lifecycle: RwLock::new(()),
-            reap: Mutex::new(Vec::new()),
+            reap: ReapQueue::new(),
             ready,
             connection_shared,
         })

@@ -30,7 +30,7 @@ use crate::manager::ConnectionsManager;
 use crate::publish::{change_delivery, send_change, DeliveryPolicy, PublishSummary};
 use crate::query::membership::match_change;
 use crate::query::{CompiledQuery, Params, QuerySpec};
-use crate::route::index::TableRoute;
+use crate::route::index::{placement_of, TableRoute};
 use crate::stats::StatsCounters;
 use crate::sync::mutant;
 use crate::sync::{channel::TrySendError, lock, read, Arc, DataArc, Ordering};
@@ -120,6 +120,10 @@ impl ConnectionsManager {
             TableScope::User => Some(user_key),
             TableScope::Shared => None,
         };
+        // The slot the insert edits is asked for now, its bucket once the slot has had time
+        // to arrive: both come in while the subscription is made (see `prefetch_slots`).
+        let placement = placement_of(&query, &params, owner, &self.index.hasher);
+        route.prefetch_slots(&placement);
         let mut subscriptions = lock(&connection.subscriptions);
         // Checked under the subscription map's lock, which unregistering takes to set the
         // flag and empty the map: this subscription is either refused here or unrouted by it.
@@ -141,6 +145,7 @@ impl ConnectionsManager {
         } else {
             SubscriptionFlowControl::live()
         };
+        route.prefetch_buckets(&placement);
         let now_ms = self.clock.now_ms();
         let core = Arc::new(SubscriptionCore::new(NewSubscription {
             id,
@@ -163,9 +168,9 @@ impl ConnectionsManager {
             let _writer = (!mutant!("index_writer_unlocked")).then(|| lock(&route.writer));
             // Mutant: no writer lock. Two subscribes copy the same bucket at once; the
             // second compare-and-swap fails, and that subscription never enters the index.
-            route.insert(
+            route.insert_placed(
                 SubscriptionHandle::first(core.clone(), connection.clone()),
-                &self.index.hasher,
+                placement,
             );
         }
         subscriptions.insert(id, SubscriptionState { core });
@@ -545,7 +550,7 @@ impl ConnectionsManager {
 
     /// Unroutes subscriptions that livecore ended on the publish path (gate overflow).
     pub(crate) fn reap_closed_subscriptions(&self) {
-        let ended: Vec<LiveQueryId> = std::mem::take(&mut *lock(&self.reap));
+        let ended = self.reap.take();
         if ended.is_empty() {
             return;
         }

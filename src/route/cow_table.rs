@@ -30,6 +30,7 @@ use smallvec::SmallVec;
 
 mod bucket;
 
+use crate::connection::prefetch::prefetch;
 use crate::sync::mutant;
 use crate::sync::{Arc, ArcSwap, ArcSwapAny, AtomicUsize, Guard, Ordering};
 use bucket::{release_removed, Handover, Removed};
@@ -219,6 +220,22 @@ impl<V: Clone> CowTable<V> {
                     visit(entry.value());
                 }
             }
+        }
+    }
+
+    /// Hints the header line of `key`'s bucket (loading its slot to find it), ahead of an
+    /// edit of that bucket.
+    /// Hints the line of `key`'s slot, ahead of [`prefetch_bucket`](Self::prefetch_bucket)
+    /// or an edit, which read it.
+    pub(crate) fn prefetch_slot(&self, key: u64) {
+        let slots = self.slots.load();
+        prefetch((slots.cell(key) as *const BucketCell<V>).cast());
+    }
+
+    pub(crate) fn prefetch_bucket(&self, key: u64) {
+        let slots = self.slots.load();
+        if let Some(bucket) = slots.cell(key).load().as_ref() {
+            bucket.prefetch_header();
         }
     }
 

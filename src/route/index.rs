@@ -23,12 +23,13 @@ use smallvec::SmallVec;
 use crate::connection::subscription::{SubscriptionCore, SubscriptionHandle};
 use crate::query::route_key::RouteHasher;
 use crate::query::route_key::RouteValues;
-use crate::query::CompiledProjection;
+use crate::query::{CompiledProjection, CompiledQuery};
 use crate::route::cow_table::CowTable;
 use crate::sync::mutant;
 use crate::sync::{lock, Arc, ArcSwap, AtomicU32, AtomicUsize, DataArc, Guard, Mutex, Ordering};
 use crate::types::ids::{SubscriptionId, TableId, TableKey, UserId, UserKey};
 use crate::types::schema::TableSchema;
+use crate::types::value::Value;
 
 /// Subscriptions on one key above which they move into a nested table.
 const NESTED_AT: usize = 64;
@@ -45,20 +46,41 @@ pub(crate) enum Placement {
     Pinned(u16, SmallVec<[u64; 4]>),
 }
 
+impl Placement {
+    /// The keys of the equality table it is stored under (none for the scan list).
+    fn keys(&self) -> &[u64] {
+        match self {
+            Placement::Scan => &[],
+            Placement::Owner(key) => std::slice::from_ref(key),
+            Placement::Pinned(_, keys) => keys,
+        }
+    }
+}
+
 /// Where `handle` is stored. A pin whose constant is NULL (a filter never TRUE) is not a
 /// usable pin: the subscription is then stored as if unpinned.
 pub(crate) fn placement(core: &SubscriptionCore, hasher: &RouteHasher) -> Placement {
-    if let Some(pin) = &core.query.pin {
-        let value_keys = core.query.pin_value_keys(&core.params, hasher);
+    placement_of(&core.query, &core.params, core.owner, hasher)
+}
+
+/// Where a subscription of `query` with `params`, owned by `owner`, is stored.
+pub(crate) fn placement_of(
+    query: &CompiledQuery,
+    params: &[Value],
+    owner: Option<UserKey>,
+    hasher: &RouteHasher,
+) -> Placement {
+    if let Some(pin) = &query.pin {
+        let value_keys = query.pin_value_keys(params, hasher);
         if !value_keys.is_empty() {
             let keys = value_keys
                 .iter()
-                .map(|value_key| hasher.bucket_key(core.owner, Some(pin.column), *value_key))
+                .map(|value_key| hasher.bucket_key(owner, Some(pin.column), *value_key))
                 .collect();
             return Placement::Pinned(pin.column, keys);
         }
     }
-    match core.owner {
+    match owner {
         Some(owner) => Placement::Owner(hasher.bucket_key(Some(owner), None, 0)),
         None => Placement::Scan,
     }
@@ -169,7 +191,13 @@ impl TableRoute {
 
     /// Writer (caller holds `writer`): routes a subscription.
     pub(crate) fn insert(&self, handle: SubscriptionHandle, hasher: &RouteHasher) {
-        match placement(&handle.core, hasher) {
+        let placement = placement(&handle.core, hasher);
+        self.insert_placed(handle, placement);
+    }
+
+    /// [`insert`](Self::insert) at the placement already computed for `handle`.
+    pub(crate) fn insert_placed(&self, handle: SubscriptionHandle, placement: Placement) {
+        match placement {
             Placement::Scan => self.scan.insert(handle.core.id.0, handle),
             Placement::Owner(key) => self.eq_insert(key, handle),
             Placement::Pinned(column, keys) => {
@@ -185,6 +213,28 @@ impl TableRoute {
             }
         }
         self.subscriptions.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Hints the first lines an insert of a subscription placed at `placement` will read
+    /// (its slot and the bucket there), so that their misses overlap with the work a
+    /// subscribe does before it inserts rather than stall the insert, under the lock.
+    /// Hints the slots an insert at `placement` edits. With
+    /// [`prefetch_buckets`](Self::prefetch_buckets) later, the slot's and then the
+    /// bucket's miss (a new key lands on a random, usually cold, slot) overlap with the work
+    /// a subscribe does before it inserts, instead of stalling the insert under the lock.
+    pub(crate) fn prefetch_slots(&self, placement: &Placement) {
+        placement
+            .keys()
+            .iter()
+            .for_each(|key| self.eq.prefetch_slot(*key));
+    }
+
+    /// Hints the header line of each bucket an insert at `placement` edits.
+    pub(crate) fn prefetch_buckets(&self, placement: &Placement) {
+        placement
+            .keys()
+            .iter()
+            .for_each(|key| self.eq.prefetch_bucket(*key));
     }
 
     /// Writer (caller holds `writer`): removes a subscription's routes; true if it was here.
