@@ -385,6 +385,40 @@ impl<Q: FloorQueue> Floor<Q> {
         (elapsed, commits * fanout)
     }
 
+    /// One repetition shaped like the equality scenarios: commit `i` pushes one row into
+    /// the queue of its key `spread(i, keys)` (the key's connection: key % queues), and the
+    /// queues a chunk touched are drained after it.
+    fn spread_run(&mut self, keys: u64, commits: u64, seq: &mut u64) -> (Duration, u64) {
+        let queues = self.senders.len() as u64;
+        let senders = &self.senders;
+        let receivers = &mut self.receivers;
+        let targets = RefCell::new(Vec::new());
+        let mut touched = Vec::new();
+        let elapsed = timed_in_chunks(
+            commits,
+            chunk_for(1),
+            |i| {
+                *seq += 1;
+                let queue = (spread(*seq, keys) % queues) as usize;
+                targets.borrow_mut().push(queue);
+                (queue, live_row(i as i64))
+            },
+            |(queue, row)| {
+                Q::push(&senders[queue], Arc::new(row));
+            },
+            || {
+                touched.append(&mut targets.borrow_mut());
+                touched.sort_unstable();
+                touched.dedup();
+                for &queue in &touched {
+                    Self::drain(&mut receivers[queue..queue + 1]);
+                }
+                touched.clear();
+            },
+        );
+        (elapsed, commits)
+    }
+
     /// End to end: moves the receivers to a drainer thread, keeping the senders.
     fn into_drained(self) -> (Vec<Q::Sender>, Drainer) {
         let drainer = Drainer::spawn(self.receivers, |receivers| Self::drain(receivers));
@@ -1333,6 +1367,18 @@ fn memory_and_million(seed_100k_ns: f64, live_1k_ns: f64) {
     // 1M on the same manager: publishes matching one subscription each.
     let mut live = LiveBench::from_parts(Arc::new(manager), table, registrations);
     let live_1m_ns = live_equality_publish(&mut live, SUBSCRIPTIONS, CONNECTIONS, 4096);
+    // The same publishes as bare pushes into fresh flume channels, one per connection, made
+    // while the 1M manager still holds its heap: what any design that ends in a channel per
+    // connection pays for reaching a random one of 100k, against one of the 1k scenario's
+    // 100 connections.
+    let mut seq = 10_000_000;
+    let channels_100k = median_ns(|| {
+        Floor::<FlumeChannel>::new(CONNECTIONS).spread_run(SUBSCRIPTIONS as u64, 4096, &mut seq)
+    });
+    let channels_100 = median_ns(|| {
+        Floor::<FlumeChannel>::new(1_000usize.div_ceil(PER_CONNECTION))
+            .spread_run(1_000, 4096, &mut seq)
+    });
     drop(live);
 
     // The seed's own memory, for the record (each subscription parses its own SQL).
@@ -1377,6 +1423,15 @@ fn memory_and_million(seed_100k_ns: f64, live_1k_ns: f64) {
     eprintln!(
         "  eq_filtered flatness: livecore at 1M / livecore at 1k = {:.2}",
         live_1m_ns / live_1k_ns
+    );
+    eprintln!(
+        "  eq_filtered flatness floor: a bare flume try_send per publish into its key's \
+         connection channel costs {channels_100k:.1} ns among 100k fresh channels and \
+         {channels_100:.1} ns among 100 ({:.2}x); livecore's 1M publish costs {:.0} ns more \
+         than its 1k publish, the bare push {:.0} ns more",
+        channels_100k / channels_100,
+        live_1m_ns - live_1k_ns,
+        channels_100k - channels_100
     );
 }
 
