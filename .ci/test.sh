@@ -145,6 +145,7 @@ mutants=(
     gate_live_before_flush:snapshot_gate
     live_gate_forgets_boundary:snapshot_gate
     replay_not_remembered:snapshot_gate
+    gated_close_without_lock:snapshot_gate
     closing_flag_after_drain:subscription_lifecycle
     successor_own_removed_flag:subscription_lifecycle
     receiver_keeps_ended:subscription_lifecycle

@@ -76,6 +76,9 @@ pub use config::{
 pub use connection::delivery::{
     ChangeSet, DeliveredChange, Delivery, Notification, ProjectedRow, SnapshotBatch,
 };
+#[cfg(livecore_loom)]
+#[doc(hidden)]
+pub use connection::gate::ModelGate;
 pub use connection::gate::{BufferedNotification, SubscriptionFlowControl};
 pub use connection::receiver::{
     EventReceiver, NotificationReceiver, ReadyConnections, ReceiveError,

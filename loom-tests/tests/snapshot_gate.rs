@@ -228,3 +228,32 @@ fn snapshot_batches_would_block() {
         );
     });
 }
+
+/// Invariant: closing a gate races the completion of its load (a live gate closes with
+/// one compare-and-swap, a gated one under the gate's lock): whichever comes first, the
+/// gate ends closed, exactly one close reports closing it, and a later change is refused.
+#[test]
+fn close_racing_complete_on_the_gate() {
+    loom::model(|| {
+        let gate = std::sync::Arc::new(ModelGate::gated(4));
+        assert_eq!(gate.admit(1), "buffered");
+        let completer = {
+            let gate = gate.clone();
+            thread::spawn(move || gate.complete())
+        };
+        let closer = {
+            let gate = gate.clone();
+            thread::spawn(move || gate.close())
+        };
+        let closed_here = gate.close();
+        let flushed = completer.join().unwrap();
+        let closed_there = closer.join().unwrap();
+        assert!(gate.is_closed(), "closed, whichever came first");
+        assert!(
+            closed_here ^ closed_there,
+            "one close reports it: {closed_here} {closed_there}"
+        );
+        assert!(matches!(flushed, None | Some(1)), "{flushed:?}");
+        assert_eq!(gate.admit(2), "closed");
+    });
+}

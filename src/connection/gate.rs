@@ -331,7 +331,9 @@ impl SubscriptionFlowControl {
         // A live gate never holds a buffer again (only `gated` makes one, and completing
         // the load drops it before the word turns live), so closing it needs no lock.
         let word = self.state.load(Ordering::Acquire);
-        if word < GATED {
+        // Mutant: a gated gate closed without the lock too; a completion flushing under the
+        // lock then marks it live again, after the close returned.
+        if word < GATED || (word == GATED && mutant!("gated_close_without_lock")) {
             return self
                 .state
                 .compare_exchange(word, CLOSED, Ordering::AcqRel, Ordering::Acquire)
@@ -408,6 +410,53 @@ impl std::fmt::Debug for SubscriptionFlowControl {
         f.debug_struct("SubscriptionFlowControl")
             .field("state", &state)
             .finish()
+    }
+}
+
+/// Loom builds only: a gate on its own, for the models in `loom-tests` that race its
+/// close against the completion of a load (the close is lock-free on a live gate).
+#[cfg(livecore_loom)]
+#[doc(hidden)]
+pub struct ModelGate(SubscriptionFlowControl);
+
+#[cfg(livecore_loom)]
+impl ModelGate {
+    /// A gate held closed for a load, buffering up to `capacity` changes.
+    pub fn gated(capacity: usize) -> Self {
+        Self(SubscriptionFlowControl::gated(capacity, None))
+    }
+
+    /// Offers the change numbered `seq`: "send", "buffered", "covered", "overflowed" or
+    /// "closed".
+    pub fn admit(&self, seq: u64) -> &'static str {
+        let held = || BufferedNotification {
+            seq: SeqId(seq),
+            commit: SharedCommit::new(crate::types::change::Commit::new(SeqId(seq), Vec::new())),
+            matched: 0,
+        };
+        match self.0.admit(SeqId(seq), held) {
+            GateDecision::SendNow => "send",
+            GateDecision::Buffered => "buffered",
+            GateDecision::CoveredBySnapshot => "covered",
+            GateDecision::Overflowed => "overflowed",
+            GateDecision::Closed => "closed",
+        }
+    }
+
+    /// Completes the load: how many buffered changes were flushed, or `None` if the gate
+    /// had closed.
+    pub fn complete(&self) -> Option<u64> {
+        self.0.complete(|_| {}).ok().map(|done| done.flushed)
+    }
+
+    /// Closes the gate; true for the call that closed it.
+    pub fn close(&self) -> bool {
+        self.0.close()
+    }
+
+    /// True once closed.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
     }
 }
 

@@ -30,6 +30,7 @@ use smallvec::SmallVec;
 
 mod bucket;
 
+#[cfg(not(livecore_loom))]
 use crate::connection::prefetch::prefetch;
 use crate::sync::mutant;
 use crate::sync::{Arc, ArcSwap, ArcSwapAny, AtomicUsize, Guard, Ordering};
@@ -223,20 +224,30 @@ impl<V: Clone> CowTable<V> {
         }
     }
 
-    /// Hints the header line of `key`'s bucket (loading its slot to find it), ahead of an
-    /// edit of that bucket.
     /// Hints the line of `key`'s slot, ahead of [`prefetch_bucket`](Self::prefetch_bucket)
-    /// or an edit, which read it.
+    /// or an edit, which read it. Loom builds skip it: a hint models nothing.
     pub(crate) fn prefetch_slot(&self, key: u64) {
-        let slots = self.slots.load();
-        prefetch((slots.cell(key) as *const BucketCell<V>).cast());
+        #[cfg(not(livecore_loom))]
+        {
+            let slots = self.slots.load();
+            prefetch((slots.cell(key) as *const BucketCell<V>).cast());
+        }
+        #[cfg(livecore_loom)]
+        let _ = key;
     }
 
+    /// Hints the header line of `key`'s bucket (loading its slot to find it), ahead of an
+    /// edit of that bucket. Loom builds skip it, as [`prefetch_slot`](Self::prefetch_slot).
     pub(crate) fn prefetch_bucket(&self, key: u64) {
-        let slots = self.slots.load();
-        if let Some(bucket) = slots.cell(key).load().as_ref() {
-            bucket.prefetch_header();
+        #[cfg(not(livecore_loom))]
+        {
+            let slots = self.slots.load();
+            if let Some(bucket) = slots.cell(key).load().as_ref() {
+                bucket.prefetch_header();
+            }
         }
+        #[cfg(livecore_loom)]
+        let _ = key;
     }
 
     /// Calls `visit` with every bucket in turn (readers walk whole buckets to amortise the

@@ -215,9 +215,6 @@ impl TableRoute {
         self.subscriptions.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Hints the first lines an insert of a subscription placed at `placement` will read
-    /// (its slot and the bucket there), so that their misses overlap with the work a
-    /// subscribe does before it inserts rather than stall the insert, under the lock.
     /// Hints the slots an insert at `placement` edits. With
     /// [`prefetch_buckets`](Self::prefetch_buckets) later, the slot's and then the
     /// bucket's miss (a new key lands on a random, usually cold, slot) overlap with the work

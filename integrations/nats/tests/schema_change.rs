@@ -1,8 +1,8 @@
 //! A schema change (ALTER TABLE) travelling mid-stream: the writer appends commits, the
 //! change, then more commits, pausing only until the subscribers have taken what came
-//! before the change. Both nodes recompile at the same point of
-//! the stream: the subscription on the dropped column is closed with the reason, the
-//! others go on and receive every commit exactly once, in order, on either side of it.
+//! before the change. Both nodes recompile at the same point of the stream: the
+//! subscription on the dropped column is closed with the reason, the others go on and
+//! receive every commit exactly once, in order, on either side of it.
 
 mod common;
 

@@ -252,11 +252,10 @@ pub async fn caught_up(node: &NodeBridge, stream_seq: u64) {
 pub async fn received_up_to(manager: &ConnectionsManager, live_query_id: LiveQueryId, seq: u64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let last = manager
-            .subscription(live_query_id)
-            .expect("subscribed")
-            .stats
-            .last_received_seq;
+        let last = match manager.subscription(live_query_id) {
+            Ok(subscription) => subscription.stats.last_received_seq,
+            Err(error) => panic!("{live_query_id} before it handed out {seq}: {error}"),
+        };
         if last.is_some_and(|last| last.0 >= seq) {
             return;
         }
