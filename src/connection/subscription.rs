@@ -23,9 +23,9 @@ use crate::types::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableI
 // between the query and the gate word, 56 bytes did three times in four, and a fan-out
 // delivery cost 3-5 % more). The cold fields come last. The tally and the attempt number
 // can share a line; a layout that kept the two sides' fields a line apart (8 bytes more:
-// the receiver's own copy of the projection) measured no faster end to end. (Aligning the publisher's block to 32 bytes, so it never
-// straddles two lines, measured no faster and cost 24 bytes a subscription in allocator
-// padding.)
+// the receiver's own copy of the projection) measured no faster end to end. (Aligning the
+// publisher's block to 32 bytes, so it never straddles two lines, measured no faster and
+// cost 24 bytes a subscription in allocator padding.)
 #[repr(C)]
 pub(crate) struct SubscriptionCore {
     /// Drops, what the receiver handed out, and how the subscription ended, for the

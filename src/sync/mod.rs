@@ -173,105 +173,39 @@ mod loom_stand_ins {
         }
     }
 
-    /// Stand-in for `arc_swap::ArcSwap`.
-    pub struct ArcSwap<T> {
-        cell: Mutex<Arc<T>>,
-    }
-
-    impl<T> ArcSwap<T> {
-        pub fn new(value: Arc<T>) -> Self {
-            Self {
-                cell: Mutex::new(value),
-            }
-        }
-        pub fn from_pointee(value: T) -> Self {
-            Self::new(Arc::new(value))
-        }
-        pub fn load(&self) -> Guard<Arc<T>> {
-            Guard(self.load_full())
-        }
-        pub fn load_full(&self) -> Arc<T> {
-            self.cell.lock().unwrap().clone()
-        }
-        pub fn store(&self, value: Arc<T>) {
-            *self.cell.lock().unwrap() = value;
-        }
-        /// Replaces the value only if it is still `current` (compared by pointer), and
-        /// returns what was there before, like arc-swap.
-        pub fn compare_and_swap<C: Deref<Target = Arc<T>>>(
-            &self,
-            current: C,
-            new: Arc<T>,
-        ) -> Guard<Arc<T>> {
-            let mut cell = self.cell.lock().unwrap();
-            let previous = cell.clone();
-            if Arc::ptr_eq(&previous, &current) {
-                *cell = new;
-            }
-            Guard(previous)
-        }
-    }
-
-    impl<T> Guard<T> {
-        pub fn into_inner(guard: Self) -> T {
-            guard.0
-        }
-    }
-
-    /// Stand-in for `arc_swap::ArcSwapOption`.
-    pub struct ArcSwapOption<T> {
-        cell: Mutex<Option<Arc<T>>>,
-    }
-
-    impl<T> ArcSwapOption<T> {
-        pub fn new(value: Option<Arc<T>>) -> Self {
-            Self {
-                cell: Mutex::new(value),
-            }
-        }
-        pub fn empty() -> Self {
-            Self::new(None)
-        }
-        pub fn load(&self) -> Guard<Option<Arc<T>>> {
-            Guard(self.load_full())
-        }
-        pub fn load_full(&self) -> Option<Arc<T>> {
-            self.cell.lock().unwrap().clone()
-        }
-        pub fn store(&self, value: Option<Arc<T>>) {
-            *self.cell.lock().unwrap() = value;
-        }
-        /// Replaces the value only if it is still `current` (compared by pointer, `None`
-        /// equal to `None`), and returns what was there before, like arc-swap.
-        pub fn compare_and_swap(
-            &self,
-            current: &Option<Arc<T>>,
-            new: Option<Arc<T>>,
-        ) -> Guard<Option<Arc<T>>> {
-            let mut cell = self.cell.lock().unwrap();
-            let previous = cell.clone();
-            let same = match (&previous, current) {
-                (None, None) => true,
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                _ => false,
-            };
-            if same {
-                *cell = new;
-            }
-            Guard(previous)
-        }
-    }
-
     /// Pointers a stand-in cell compares by address.
     pub trait SamePointer {
         /// True when `self` and `other` point to the same value (both null counts).
         fn same_pointer(&self, other: &Self) -> bool;
     }
 
-    /// Stand-in for `arc_swap::ArcSwapAny`, for livecore's own counted pointers.
+    impl<T> SamePointer for Arc<T> {
+        fn same_pointer(&self, other: &Self) -> bool {
+            Arc::ptr_eq(self, other)
+        }
+    }
+
+    impl<T> SamePointer for Option<Arc<T>> {
+        fn same_pointer(&self, other: &Self) -> bool {
+            match (self, other) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+        }
+    }
+
+    /// Stand-in for `arc_swap::ArcSwapAny`: a loom mutex around the pointer. As in
+    /// arc-swap, the `Arc` and `Option<Arc>` cells are this one with those pointers.
     pub struct ArcSwapAny<P> {
         cell: Mutex<P>,
     }
+
+    /// Stand-in for `arc_swap::ArcSwap`.
+    pub type ArcSwap<T> = ArcSwapAny<Arc<T>>;
+
+    /// Stand-in for `arc_swap::ArcSwapOption`.
+    pub type ArcSwapOption<T> = ArcSwapAny<Option<Arc<T>>>;
 
     impl<P: Clone + SamePointer> ArcSwapAny<P> {
         pub fn new(value: P) -> Self {
@@ -285,21 +219,46 @@ mod loom_stand_ins {
         pub fn load_full(&self) -> P {
             self.cell.lock().unwrap().clone()
         }
+        pub fn store(&self, value: P) {
+            *self.cell.lock().unwrap() = value;
+        }
         /// Replaces the value only if it is still `current` (compared by address), and
         /// returns what was there before, like arc-swap.
-        pub fn compare_and_swap(&self, current: &P, new: P) -> Guard<P> {
+        pub fn compare_and_swap<C: Deref<Target = P>>(&self, current: C, new: P) -> Guard<P> {
             let mut cell = self.cell.lock().unwrap();
             let previous = cell.clone();
-            if previous.same_pointer(current) {
+            if previous.same_pointer(&current) {
                 *cell = new;
             }
             Guard(previous)
         }
     }
 
-    impl<T> Default for ArcSwapOption<T> {
+    impl<T> ArcSwapAny<Arc<T>> {
+        pub fn from_pointee(value: T) -> Self {
+            Self {
+                cell: Mutex::new(Arc::new(value)),
+            }
+        }
+    }
+
+    impl<T> ArcSwapAny<Option<Arc<T>>> {
+        pub fn empty() -> Self {
+            Self {
+                cell: Mutex::new(None),
+            }
+        }
+    }
+
+    impl<T> Default for ArcSwapAny<Option<Arc<T>>> {
         fn default() -> Self {
             Self::empty()
+        }
+    }
+
+    impl<T> Guard<T> {
+        pub fn into_inner(guard: Self) -> T {
+            guard.0
         }
     }
 

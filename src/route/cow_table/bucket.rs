@@ -262,7 +262,7 @@ pub(super) struct Unshared<V> {
 
 impl<V> Unshared<V> {
     /// Takes the bucket's handover: null if it still owns its entries' values.
-    pub(super) fn take_handover(&self) -> *mut Handover<V> {
+    fn take_handover(&self) -> *mut Handover<V> {
         // SAFETY: the header lives until `free` (which consumes self).
         let header = unsafe { self.header.as_ref() };
         header.handover.swap(ptr::null_mut(), Ordering::Acquire)
