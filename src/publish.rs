@@ -699,15 +699,17 @@ fn resumed(core: &Arc<SubscriptionCore>, source: MatchedSource, number: u64) -> 
 /// while there are few (no allocation up to eight), through a hash index beyond.
 struct SeenKeys<K> {
     keys: SmallVec<[K; 8]>,
-    /// Where each key is in `keys`, once there are too many to search.
-    index: std::collections::HashMap<K, usize, ahash::RandomState>,
+    /// Where each key is in `keys`, once there are too many to search. Made only then:
+    /// a keyed hasher's state is drawn from a process-wide counter, a shared line every
+    /// publish would otherwise write twice.
+    index: Option<std::collections::HashMap<K, usize, ahash::RandomState>>,
 }
 
 impl<K> Default for SeenKeys<K> {
     fn default() -> Self {
         Self {
             keys: SmallVec::new(),
-            index: Default::default(),
+            index: None,
         }
     }
 }
@@ -715,10 +717,9 @@ impl<K> Default for SeenKeys<K> {
 impl<K: Copy + Eq + std::hash::Hash> SeenKeys<K> {
     /// Where `key` was first met, and whether that is now.
     fn place(&mut self, key: K) -> (usize, bool) {
-        let found = if self.index.is_empty() {
-            self.keys.iter().position(|seen| *seen == key)
-        } else {
-            self.index.get(&key).copied()
+        let found = match &self.index {
+            None => self.keys.iter().position(|seen| *seen == key),
+            Some(index) => index.get(&key).copied(),
         };
         if let Some(at) = found {
             return (at, false);
@@ -726,11 +727,14 @@ impl<K: Copy + Eq + std::hash::Hash> SeenKeys<K> {
         let at = self.keys.len();
         self.keys.push(key);
         if self.keys.spilled() {
-            if self.index.is_empty() {
-                self.index
-                    .extend(self.keys.iter().enumerate().map(|(at, key)| (*key, at)));
-            } else {
-                self.index.insert(key, at);
+            match &mut self.index {
+                Some(index) => {
+                    index.insert(key, at);
+                }
+                None => {
+                    let index = self.keys.iter().enumerate().map(|(at, key)| (*key, at));
+                    self.index = Some(index.collect());
+                }
             }
         }
         (at, true)
