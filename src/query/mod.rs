@@ -5,6 +5,7 @@ pub mod expr;
 pub(crate) mod filter;
 pub(crate) mod like;
 pub(crate) mod membership;
+pub(crate) mod params;
 pub mod parser;
 pub mod projection;
 pub(crate) mod query_text;
@@ -93,11 +94,12 @@ impl QuerySpec {
     /// The constants the query compares against, in order: a subscription's own
     /// parameters for its query's shared template.
     pub(crate) fn params(&self) -> Params {
-        let mut params = Params::new();
+        // Gathered inline: the usual single constant allocates nothing.
+        let mut params: SmallVec<[Value; 2]> = SmallVec::new();
         if let Some(filter) = &self.filter {
             filter.for_each_compared(&mut |value| params.push(value.clone()));
         }
-        params
+        params.into_iter().collect()
     }
 
     /// A hash of the query's template (everything but its compared-against constants):
@@ -134,8 +136,7 @@ impl QuerySpec {
     }
 }
 
-/// A subscription's own constants, for its shared compiled query's parameters.
-pub(crate) type Params = smallvec::SmallVec<[Value; 1]>;
+pub(crate) use params::Params;
 
 /// A filter compiled against a table schema, for evaluating rows outside the publish path
 /// (checking snapshot rows, tests). Evaluation follows SQL: `eval` gives TRUE, FALSE, or
