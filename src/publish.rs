@@ -577,7 +577,9 @@ impl Dispatch<'_> {
                 let ending = SubscriptionEnding::ResyncRequired;
                 let stats = self.publisher.stats;
                 if handle.connection.end_subscription(core, ending, stats) {
-                    self.publisher.reap.push(core.live_query_id());
+                    self.publisher
+                        .reap
+                        .push(core.live_query_id(handle.connection.id));
                 }
             }
             GateDecision::Closed => {}

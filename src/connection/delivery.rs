@@ -625,6 +625,7 @@ impl fmt::Debug for ProjectedRow<'_> {
 /// One batch of a subscription's initial snapshot.
 #[derive(Clone)]
 pub struct SnapshotBatch {
+    pub(crate) connection_id: ConnectionId,
     pub(crate) core: Arc<SubscriptionCore>,
     pub(crate) batch: u32,
     pub(crate) rows: DataArc<[Row]>,
@@ -633,7 +634,7 @@ pub struct SnapshotBatch {
 impl SnapshotBatch {
     /// The subscription.
     pub fn live_query_id(&self) -> LiveQueryId {
-        self.core.live_query_id()
+        self.core.live_query_id(self.connection_id)
     }
 
     /// The batch's number, from 0.

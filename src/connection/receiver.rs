@@ -381,6 +381,7 @@ impl NotificationReceiver {
         match &*other {
             OtherDelivery::Snapshot { core, batch, rows } => (!core.is_ended()).then(|| {
                 Notification::Snapshot(SnapshotBatch {
+                    connection_id: self.connection.id,
                     core: core.clone(),
                     batch: *batch,
                     rows: rows.clone(),
@@ -392,7 +393,7 @@ impl NotificationReceiver {
                 batches,
                 rows,
             } => (!core.is_ended()).then(|| Notification::InitialLoadComplete {
-                live_query_id: core.live_query_id(),
+                live_query_id: core.live_query_id(self.connection.id),
                 boundary: (*boundary != NO_BOUNDARY).then_some(SeqId(*boundary)),
                 batches: *batches,
                 rows: *rows,
@@ -405,9 +406,9 @@ impl NotificationReceiver {
         StatsCounters::add(&self.connection.shared.stats.gaps, 1);
         // Once per gap notice (a run of drops), never per delivery.
         #[cfg(feature = "tracing")]
-        tracing::info!(live_query = %core.live_query_id(), missed, last_seq = ?core.last_known_seq(), "livecore: gap notice");
+        tracing::info!(live_query = %core.live_query_id(self.connection.id), missed, last_seq = ?core.last_known_seq(), "livecore: gap notice");
         Notification::Gap {
-            live_query_id: core.live_query_id(),
+            live_query_id: core.live_query_id(self.connection.id),
             last_seq: core.last_known_seq(),
             missed,
         }
@@ -421,7 +422,7 @@ impl NotificationReceiver {
             if core.is_removed() {
                 continue;
             }
-            let live_query_id = core.live_query_id();
+            let live_query_id = core.live_query_id(self.connection.id);
             self.ready.push_back(match notice {
                 SubscriptionEnding::ResyncRequired => {
                     Notification::ResyncRequired { live_query_id }

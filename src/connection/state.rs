@@ -464,7 +464,7 @@ impl ConnectionState {
         // Every ending livecore decides (resync, resume unavailable, schema change,
         // revocation, table dropped), once per subscription.
         #[cfg(feature = "tracing")]
-        tracing::info!(live_query = %core.live_query_id(), ending = ?ending, "livecore: subscription ended");
+        tracing::info!(live_query = %core.live_query_id(self.id), ending = ?ending, "livecore: subscription ended");
         self.post_notice(core, ending);
         true
     }

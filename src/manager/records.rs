@@ -58,8 +58,8 @@ impl ConnectionsManager {
                         return;
                     }
                     visit(LiveQueryRecord {
-                        live_query_id: core.live_query_id(),
-                        connection_id: core.connection_id,
+                        live_query_id: core.live_query_id(handle.connection.id),
+                        connection_id: handle.connection.id,
                         subscription_id: core.id,
                         table_id: core.query.schema.table_id.clone(),
                         user_id: handle.connection.user_id(),

@@ -149,7 +149,6 @@ impl ConnectionsManager {
         let now_ms = self.clock.now_ms();
         let core = Arc::new(SubscriptionCore::new(NewSubscription {
             id,
-            connection_id,
             query,
             params,
             sql,
@@ -159,7 +158,7 @@ impl ConnectionsManager {
             now_ms,
         }));
         let result = SubscriptionResult {
-            live_query_id: core.live_query_id(),
+            live_query_id: core.live_query_id(connection_id),
             columns: core.query.projection.shared_column_names(),
             gated: options.starts_gated(),
             resume_from: options.resume_from,
