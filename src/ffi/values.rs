@@ -134,12 +134,9 @@ pub(crate) fn subscribe_options_from_c(
 }
 
 /// Pushes the conversion of a value that passes every check onto `row`, or returns false
-/// (pushing nothing) for one the checked conversion must look at and, if it is refused,
-/// describe. Every value of every published row goes through here, so it carries none of
-/// the error paths, and each kind of value is written straight into the row: built apart
-/// and then moved, a value's tag byte and payload were stored separately and read back as
-/// one wide load, a stall on every value (converting a row cost about three times what the
-/// same conversion costs a Rust host).
+/// (pushing nothing) for one that [`value_from_c`] must look at and, if it is refused,
+/// describe; also false when `row` has no spare capacity. Every value of every published
+/// row goes through here, so it carries none of the error paths.
 ///
 /// # Safety
 /// As for [`value_from_c`].
@@ -160,9 +157,10 @@ unsafe fn push_well_formed(row: &mut Vec<Value>, value: &lc_value) -> bool {
     let Some(slot) = row.spare_capacity_mut().first_mut() else {
         return false;
     };
-    // Each kind writes its own value into the slot: through one shared `push`, the value
-    // was first built on the stack (its tag byte and payload stored apart) and then copied
-    // with one wide load, which waits for those stores to complete (a stall per value).
+    // Each kind writes its own value into the slot. Through one shared `push`, the value
+    // was built on the stack (its tag byte and payload stored apart) and then copied with
+    // one wide load, which waits for those stores to land: a stall on every value, which
+    // made converting a C row three times as costly as the same conversion in Rust.
     match value.tag {
         tag if tag == lc_value_type::LC_VALUE_NULL as u32 => {
             slot.write(Value::Null);
@@ -198,7 +196,8 @@ unsafe fn push_well_formed(row: &mut Vec<Value>, value: &lc_value) -> bool {
         },
         _ => return false,
     }
-    // SAFETY: the slot after the row's last value was just written.
+    // SAFETY: the slot exists, so the length is below the capacity, and it is the one
+    // right after the row's last value, just written.
     unsafe { row.set_len(row.len() + 1) };
     true
 }
@@ -391,41 +390,65 @@ mod tests {
         }
     }
 
-    /// A row's values take the fast conversion; one it declines takes the checked one. Both
-    /// must give the same value, or the same refusal, for every kind of value.
+    /// A row's values take the fast conversion; one it declines takes the checked one. The
+    /// fast one must accept every well-formed value and nothing else, and both must give
+    /// the same value, or the same refusal, for every kind of value.
     #[test]
     fn a_row_converts_each_value_as_the_checked_conversion_does() {
         let text = "héllo".as_bytes();
+        // Zeroes (valid UTF-8) one byte past the limit, allocated zeroed and never touched
+        // unless a conversion reads it: a too-long value is refused before any byte is
+        // read, and a conversion that read it would find nothing else to refuse.
+        let too_long = vec![0u8; LC_MAX_VALUE_BYTES + 1];
         let (null, boolean, int, float, text_tag, bytes_tag) = (0, 1, 2, 3, 4, 5);
-        let mut cases = vec![
+        let well_formed = [
             c_value(null, 0, &[], 0),
             c_value(boolean, 0, &[], 0),
             c_value(boolean, 1, &[], 0),
-            c_value(boolean, 2, &[], 0),
             c_value(int, -9, &[], 0),
             c_value(float, 0, &[], 0),
             c_value(text_tag, 0, text, text.len()),
             c_value(text_tag, 0, &[], 0),
-            c_value(text_tag, 0, &[0xff, 0xfe], 2),
-            c_value(text_tag, 0, &[], 3),
-            c_value(text_tag, 0, text, LC_MAX_VALUE_BYTES + 1),
             c_value(bytes_tag, 0, &[0xff, 0, 1], 3),
             c_value(bytes_tag, 0, &[], 0),
+        ];
+        let refused = [
+            c_value(boolean, 2, &[], 0),
+            c_value(text_tag, 0, &[0xff, 0xfe], 2),
+            c_value(text_tag, 0, &[], 3),
+            c_value(text_tag, 0, &too_long, too_long.len()),
             c_value(bytes_tag, 0, &[], 5),
+            c_value(bytes_tag, 0, &too_long, too_long.len()),
             c_value(6, 0, &[], 0),
             c_value(u32::MAX, 0, &[], 0),
+            lc_value {
+                reserved: 1,
+                ..c_value(int, 1, &[], 0)
+            },
         ];
-        cases.push(lc_value {
-            reserved: 1,
-            ..c_value(int, 1, &[], 0)
-        });
-        for (index, value) in cases.iter().enumerate() {
-            // SAFETY: every value's data points at `len` readable bytes, or is NULL (the
-            // cases that must be refused before a byte is read: too long, or NULL).
-            let (one, row) =
-                unsafe { (value_from_c(value, &"value"), row_from_c(value, 1, &"row")) };
+        let cases = well_formed.iter().map(|value| (value, true));
+        let cases = cases.chain(refused.iter().map(|value| (value, false)));
+        for (index, (value, accepted)) in cases.enumerate() {
+            let mut fast = Vec::with_capacity(1);
+            // SAFETY: every value's data points at `len` readable bytes, or is NULL.
+            let (pushed, one, row) = unsafe {
+                (
+                    push_well_formed(&mut fast, value),
+                    value_from_c(value, &"value"),
+                    row_from_c(value, 1, &"row"),
+                )
+            };
+            assert_eq!(
+                pushed, accepted,
+                "case {index}: taken by the fast conversion"
+            );
+            assert_eq!(fast.len(), usize::from(pushed), "case {index}");
             match (one, row) {
-                (Ok(one), Ok(row)) => assert_eq!(vec![one], row.to_vec(), "case {index}"),
+                (Ok(one), Ok(row)) => {
+                    assert!(accepted, "case {index}: accepted by the checked conversion");
+                    assert_eq!(fast, vec![one.clone()], "case {index}");
+                    assert_eq!(vec![one], row.to_vec(), "case {index}");
+                }
                 (Err(one), Err(row)) => assert_eq!(one.status, row.status, "case {index}"),
                 (one, row) => panic!("case {index}: {one:?} against {row:?}"),
             }

@@ -9,7 +9,7 @@ use crate::types::value::Value;
 /// filter's), held inline; none or several are one boxed slice (none allocates nothing).
 /// Every subscription holds one, so its size counts: 24 bytes, where a `SmallVec` with room
 /// for one value inline takes 32.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub(crate) enum Params {
     /// A single constant.
     One(Value),
@@ -22,6 +22,13 @@ const _: () = assert!(std::mem::size_of::<Params>() == std::mem::size_of::<Value
 impl Default for Params {
     fn default() -> Self {
         Params::Other(Box::default())
+    }
+}
+
+/// Compared as the slices they hold: one value is equal whichever way it is held.
+impl PartialEq for Params {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
     }
 }
 
