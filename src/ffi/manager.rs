@@ -3,7 +3,7 @@
 use std::ffi::{c_char, CStr};
 use std::time::{Duration, Instant};
 
-use crate::ffi::handles::Handle;
+use crate::ffi::manager_lookup::{self, ManagerRef};
 use crate::ffi::ptr::{
     c_str, check_name_len, name_str, optional_c_str, read_sized, slice, Out, OutSlice, SizedOut,
 };
@@ -23,8 +23,9 @@ const VERSION: &CStr =
     };
 
 /// The manager behind a handle.
-pub(crate) fn manager_entry(manager: lc_manager) -> Result<Arc<ManagerEntry>, FfiError> {
-    manager.get()
+#[inline]
+pub(crate) fn manager_entry(manager: lc_manager) -> Result<ManagerRef, FfiError> {
+    manager_lookup::find(manager)
 }
 
 /// Runs a wait of `timeout_ms` (0: do not wait; `LC_WAIT_FOREVER`: no limit) in slices, so a
@@ -339,9 +340,9 @@ pub unsafe extern "C" fn lc_manager_new(
         } else {
             (ConnectionsManager::new(core_config)?, None)
         };
-        out.write(lc_manager::insert(ManagerEntry::new(
+        out.write(manager_lookup::insert(ManagerEntry::new(
             manager, clock, checker,
-        )));
+        ))?);
         Ok(lc_status::LC_OK)
     })
 }
@@ -362,7 +363,7 @@ pub unsafe extern "C" fn lc_manager_new(
 #[no_mangle]
 pub extern "C" fn lc_manager_free(manager: lc_manager) -> lc_status {
     boundary("lc_manager_free", || {
-        let entry = manager.remove()?;
+        let entry = manager_lookup::remove(manager)?;
         entry.close();
         Ok(lc_status::LC_OK)
     })
