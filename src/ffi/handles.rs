@@ -42,6 +42,13 @@ pub(crate) trait Handle: Copy {
         Self::with_bits(Self::table().insert(object))
     }
 
+    /// Stores `object` and returns its new handle with a reference to it (for a lookup
+    /// that keeps one of its own, as `manager_lookup` does).
+    fn insert_shared(object: Self::Object) -> (Self, Arc<Self::Object>) {
+        let (bits, shared) = Self::table().insert_shared(object);
+        (Self::with_bits(bits), shared)
+    }
+
     /// The object behind the handle.
     fn get(self) -> Result<Arc<Self::Object>, FfiError> {
         Self::table().get(self.bits())
@@ -151,10 +158,16 @@ impl<T> HandleTable<T> {
 
     /// Stores `value` and returns its new handle.
     pub(crate) fn insert(&self, value: T) -> u64 {
+        self.insert_shared(value).0
+    }
+
+    /// Stores `value` and returns its new handle and a reference to it.
+    pub(crate) fn insert_shared(&self, value: T) -> (u64, Arc<T>) {
         let serial = NEXT_SERIAL.fetch_add(1, Ordering::Relaxed);
         let bits = ((self.kind as u64) << KIND_SHIFT) | (serial & ((1 << KIND_SHIFT) - 1));
-        write(self.shard(bits)).insert(bits, Arc::new(value));
-        bits
+        let shared = Arc::new(value);
+        write(self.shard(bits)).insert(bits, Arc::clone(&shared));
+        (bits, shared)
     }
 
     /// The object behind a handle.

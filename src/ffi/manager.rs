@@ -342,7 +342,7 @@ pub unsafe extern "C" fn lc_manager_new(
         };
         out.write(manager_lookup::insert(ManagerEntry::new(
             manager, clock, checker,
-        ))?);
+        )));
         Ok(lc_status::LC_OK)
     })
 }

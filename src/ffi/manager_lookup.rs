@@ -4,17 +4,19 @@
 //! read lock and a reference count taken and dropped: four atomic writes to two lines that
 //! every thread calling into that manager shares. Live managers are few, so each is also
 //! kept in one slot of a small direct-mapped array, picked by its handle's serial number,
-//! and read there through arc-swap, whose load writes only the calling thread's own debt
-//! slot. The handle table stays the record of which handles are live: a manager whose slot
-//! another manager holds is found through the table, as every manager was, and so is any
-//! handle whose slot does not hold its manager (stale, foreign or never issued), so every
-//! refusal and its message are the table's.
+//! and read there through arc-swap, whose load writes (while the thread holds fewer than
+//! eight such references) only the calling thread's own debt slot. The handle table stays
+//! the record of which handles are live: a manager whose slot another manager holds is
+//! found through the table, as every manager was, and so is any handle whose slot does not
+//! hold its manager (stale, foreign or never issued), so every refusal and its message are
+//! the table's.
 //!
 //! A reference found in a slot keeps that manager alive until the call drops it, as the
-//! table's reference count did. A slot is emptied before its manager leaves the table, and
-//! a slotted manager already marked freed is never handed out (a free can race the slotting
-//! only by guessing a handle before `lc_manager_new` returned it), so a lookup that begins
-//! after `lc_manager_free` returned never finds the manager.
+//! table's reference count did. `lc_manager_free` empties the slot before the manager
+//! leaves the table and checks it again after; a free can race the slotting only by
+//! guessing a handle before `lc_manager_new` returned it, and then whichever of the two
+//! comes second empties the slot. A slotted manager already marked freed is never handed
+//! out, so a lookup that begins after `lc_manager_free` returned never finds the manager.
 
 use std::ops::Deref;
 use std::sync::LazyLock;
@@ -90,30 +92,43 @@ pub(crate) fn find(manager: lc_manager) -> Result<ManagerRef, FfiError> {
 }
 
 /// Issues a handle for a new manager, and gives it its slot if that is free.
-pub(crate) fn insert(entry: ManagerEntry) -> Result<lc_manager, FfiError> {
-    let manager = lc_manager::insert(entry);
-    let slotted = Arc::new(Slotted {
-        bits: manager.bits(),
-        entry: manager.get()?,
-    });
+pub(crate) fn insert(entry: ManagerEntry) -> lc_manager {
+    let (manager, entry) = lc_manager::insert_shared(entry);
+    let bits = manager.bits();
     // Taken only if empty: a slot holding a live manager keeps it (the newer one is found
     // through the table).
-    let _previous = slot(manager.bits()).compare_and_swap(&None::<Arc<Slotted>>, Some(slotted));
-    Ok(manager)
+    let _previous = slot(bits).compare_and_swap(
+        &None::<Arc<Slotted>>,
+        Some(Arc::new(Slotted { bits, entry })),
+    );
+    // A free of the handle (guessed: it is not returned yet) that ran before the slot was
+    // taken found nothing to empty there; the manager is out of the table then.
+    if manager.get().is_err() {
+        unslot(bits);
+    }
+    manager
 }
 
 /// Takes a manager's handle out of use: its slot is emptied first, then the table entry is
 /// removed (refusing a stale handle as the table does).
 pub(crate) fn remove(manager: lc_manager) -> Result<Arc<ManagerEntry>, FfiError> {
     let bits = manager.bits();
+    unslot(bits);
+    let removed = manager.remove();
+    // A new manager's slotting that raced this free (on a guessed handle) may have taken
+    // the slot between the two steps above.
+    unslot(bits);
+    removed
+}
+
+/// Empties the slot of the manager issued as `bits`, if it holds that manager: another
+/// manager sharing the slot keeps it.
+fn unslot(bits: u64) {
     let slot = slot(bits);
     let current = slot.load_full();
-    // Only this manager's own entry is taken out: another, made since another free
-    // emptied the slot, keeps it.
     if current.as_ref().is_some_and(|slotted| slotted.bits == bits) {
         let _previous = slot.compare_and_swap(&current, None);
     }
-    manager.remove()
 }
 
 #[cfg(test)]
@@ -133,13 +148,43 @@ mod tests {
         )
     }
 
+    fn is_slotted(manager: lc_manager) -> bool {
+        let found = find(manager).expect("a live manager is found");
+        matches!(found.0, Found::Slotted(_))
+    }
+
+    /// Freeing a manager that shares a slot with the slot's holder leaves the holder in it.
+    #[test]
+    fn freeing_a_manager_leaves_a_slot_another_holds() {
+        let _turn = ONE_AT_A_TIME.lock();
+        let holder = (0..SLOTS * 4)
+            .map(|_| insert(new_entry()))
+            .find(|&manager| is_slotted(manager))
+            .expect("a manager in its slot");
+        let sharer = (0..SLOTS * 64)
+            .map(|_| insert(new_entry()))
+            .find(|&manager| {
+                let shares = slot(manager.bits()).load().as_ref().map(|held| held.bits)
+                    == Some(holder.bits());
+                if !shares {
+                    remove(manager).expect("freed");
+                }
+                shares
+            })
+            .expect("a manager sharing the holder's slot");
+        assert!(!is_slotted(sharer), "the sharer is found through the table");
+        remove(sharer).expect("the sharer freed");
+        assert!(is_slotted(holder), "the holder keeps its slot");
+        remove(holder).expect("the holder freed");
+    }
+
     /// A free that raced the slotting (the table entry removed and the manager closed
     /// while its slot still held it) is refused, and the slot emptied.
     #[test]
     fn a_manager_freed_while_slotted_is_refused_and_unslotted() {
         let _turn = ONE_AT_A_TIME.lock();
         let manager = (0..SLOTS * 4)
-            .map(|_| insert(new_entry()).expect("insert"))
+            .map(|_| insert(new_entry()))
             .find(|&manager| {
                 let found = find(manager).expect("found");
                 matches!(found.0, Found::Slotted(_))
@@ -165,9 +210,7 @@ mod tests {
     #[test]
     fn managers_are_found_slotted_or_counted_and_refused_once_freed() {
         let _turn = ONE_AT_A_TIME.lock();
-        let managers: Vec<lc_manager> = (0..SLOTS + 3)
-            .map(|_| insert(new_entry()).expect("insert"))
-            .collect();
+        let managers: Vec<lc_manager> = (0..SLOTS + 3).map(|_| insert(new_entry())).collect();
         let mut slotted = 0;
         for &manager in &managers {
             let found = find(manager).expect("a live manager is found");
