@@ -185,10 +185,7 @@ mod tests {
         let _turn = ONE_AT_A_TIME.lock();
         let manager = (0..SLOTS * 4)
             .map(|_| insert(new_entry()))
-            .find(|&manager| {
-                let found = find(manager).expect("found");
-                matches!(found.0, Found::Slotted(_))
-            })
+            .find(|&manager| is_slotted(manager))
             .expect("a manager in its slot");
         let entry = manager.remove().expect("out of the table, still slotted");
         entry.close();
