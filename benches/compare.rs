@@ -1482,7 +1482,7 @@ impl LiveBench {
 /// dlopen'ed `liblivecore.so` is "livecore", `ConnectionsManager::publish` after converting
 /// the array to a `Row` is the baseline, so a ratio of 0.8 or more is within 1.25x.
 fn ffi_scenarios() {
-    use common::ffi::{FfiCase, FfiPair, ID_EQ_1_OF_1000, UNFILTERED_1000};
+    use common::ffi::{FfiCase, FfiPair, ID_EQ_1_OF_1000, UNFILTERED_1, UNFILTERED_1000};
     let run = |case: FfiCase, commits: u64| {
         let pair = RefCell::new(FfiPair::new(case));
         paired(
@@ -1498,6 +1498,19 @@ fn ffi_scenarios() {
         c_ns,
         native_ns,
         "native ConnectionsManager::publish after converting the same C array to a Row",
+    );
+    let pair = RefCell::new(FfiPair::new(UNFILTERED_1));
+    let (c_ns, native_ns) = paired(
+        || (pair.borrow_mut().c_receive(4096), 4096),
+        || (pair.borrow_mut().native_receive(4096), 4096),
+    );
+    result(
+        "ffi_receive",
+        "lc_connection_recv (timeout 0) then lc_notification_free of one change notification, \
+         through the dlopen'ed shared library",
+        c_ns,
+        native_ns,
+        "native NotificationReceiver::try_recv and drop of the same notification",
     );
     let (c_ns, native_ns) = run(UNFILTERED_1000, 64);
     result(

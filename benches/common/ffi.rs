@@ -19,7 +19,7 @@ use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use livecore::ffi::{
     lc_change, lc_change_type, lc_config, lc_manager, lc_notification, lc_publish_summary,
@@ -906,6 +906,59 @@ impl FfiPair {
             },
             || drain_c(c, &targets, &mut touched),
         )
+    }
+}
+
+/// Single-change commits published (untimed) between timed receptions: below every
+/// channel's capacity, so nothing is dropped.
+const RECEIVE_BATCH: u64 = 256;
+
+impl FfiPair {
+    /// Receiving-side time of `iters` notifications through the native API: commits
+    /// published untimed, [`RECEIVE_BATCH`] at a time, then every receiver drained with
+    /// `try_recv`, timed.
+    pub fn native_receive(&mut self, iters: u64) -> Duration {
+        self.timed_receptions(
+            iters,
+            |pair, index| {
+                pair.native_publish_one(index);
+            },
+            |pair| pair.native.drain(),
+        )
+    }
+
+    /// The same receptions through `lc_connection_recv` and `lc_notification_free`.
+    pub fn c_receive(&mut self, iters: u64) -> Duration {
+        self.timed_receptions(
+            iters,
+            |pair, index| {
+                pair.c_publish_one(index);
+            },
+            |pair| pair.c.drain_all(),
+        )
+    }
+
+    fn timed_receptions(
+        &mut self,
+        iters: u64,
+        mut publish: impl FnMut(&mut Self, usize),
+        mut receive: impl FnMut(&mut Self) -> u64,
+    ) -> Duration {
+        let per_commit = self.case.matches() as u64;
+        let mut total = Duration::ZERO;
+        let mut done = 0;
+        while done < iters {
+            let batch = RECEIVE_BATCH.min(iters - done);
+            for i in done..done + batch {
+                publish(self, i as usize % POOL);
+            }
+            let start = Instant::now();
+            let received = receive(self);
+            total += start.elapsed();
+            assert_eq!(received, batch * per_commit, "every notification received");
+            done += batch;
+        }
+        total
     }
 }
 

@@ -2,23 +2,30 @@
 //!
 //! C code never holds a Rust pointer. Every object it owns (a manager, a received
 //! notification, a subscription result) lives in a table here, under a 64-bit handle: the
-//! kind in the top 8 bits and a serial number, never reused, below. A lookup checks the kind
-//! and finds the entry or not, so a zero handle, a handle of another kind, a freed handle
-//! (use after free) and a handle freed twice are all reported as `LC_ERR_INVALID_HANDLE`
-//! instead of touching freed memory.
+//! kind in the top 8 bits, then the generation, shard and index of the slot that holds it.
+//! A slot's generation grows each time the slot is reused, and a slot whose generation
+//! runs out is never used again, so a handle is never issued twice. A lookup checks the
+//! kind and that the slot holds that very handle, so a zero handle, a handle of another
+//! kind, a freed handle (use after free) and a handle freed twice are all reported as
+//! `LC_ERR_INVALID_HANDLE` instead of touching freed memory.
 //!
-//! Each table is split into shards with their own lock, so threads that receive and free
-//! notifications at a high rate do not all queue on one lock; a lookup holds a shard's read
-//! lock only long enough to clone the entry's `Arc`. The shards are B-trees rather than
-//! hash maps: a hash table's allocation is referenced from its middle, which valgrind
-//! reports as "possibly lost" at exit for these static tables, hiding real leaks.
+//! Each table is split into shards with their own lock, and a thread stores what it
+//! inserts in its own shard: threads that receive and free notifications at a high rate
+//! do not queue on one lock, and a thread's inserts, lookups and frees find the lock's line
+//! in its cache. A lookup holds the lock only long enough to clone the entry's `Arc`. A
+//! shard is a vector of slots and a list of the free ones, so every operation is a few
+//! loads at an index (a profile of receiving through the C ABI found the B-tree that held
+//! them before, searched and rebalanced under the lock, a quarter of the handle's cost);
+//! vectors are also what valgrind reads right at exit: a hash table's allocation,
+//! referenced from its middle, is reported as "possibly lost" for these static tables,
+//! hiding real leaks.
 
-use std::collections::BTreeMap;
+use std::cell::Cell;
 
 use crate::ffi::ptr::Out;
 use crate::ffi::state::HandleKind;
 use crate::ffi::status::{lc_status, FfiError, FfiResult};
-use crate::sync::{read, write, Arc, AtomicU64, Ordering, RwLock};
+use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering};
 
 /// A C handle type (`lc_manager`, `lc_notification`, ...): a copyable struct around the
 /// handle's bits, tied once to its kind and to the table of the objects behind it (the
@@ -133,49 +140,168 @@ macro_rules! handle_kinds {
 pub(crate) use handle_kinds;
 
 pub(crate) const KIND_SHIFT: u32 = 56;
-const SHARDS: usize = 16;
+/// Slots a shard may hold: 2^24, so a table holds up to 2^28 live objects.
+const INDEX_BITS: u32 = 24;
+const SHARD_BITS: u32 = 4;
+const SHARDS: usize = 1 << SHARD_BITS;
+const GENERATION_SHIFT: u32 = INDEX_BITS + SHARD_BITS;
+/// A slot's generations: 1 to 2^28 - 1 (0 is never issued, so a made-up handle of small
+/// number is refused). Reused over and over by one thread, a slot runs out after about a
+/// minute and is retired: one slot of 16 bytes a minute per busy thread.
+const LAST_GENERATION: u64 = (1 << (KIND_SHIFT - GENERATION_SHIFT)) - 1;
 
-/// Serial numbers of all handles of all kinds: 2^56 of them before any could repeat.
-static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+/// The shard the next thread to insert stores its objects in.
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's shard, picked on its first insert.
+    static THREAD_SHARD: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// This thread's shard.
+fn thread_shard() -> usize {
+    THREAD_SHARD.with(|shard| match shard.get() {
+        Some(index) => index,
+        None => {
+            let index = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+            shard.set(Some(index));
+            index
+        }
+    })
+}
 
 /// The live objects of one kind, by handle.
 pub(crate) struct HandleTable<T> {
     kind: HandleKind,
-    shards: Vec<RwLock<BTreeMap<u64, Arc<T>>>>,
+    shards: [Mutex<Shard<T>>; SHARDS],
+}
+
+/// One shard's slots.
+struct Shard<T> {
+    slots: Vec<Slot<T>>,
+    /// Indexes of empty slots that may be used again.
+    free: Vec<u32>,
+    live: usize,
+}
+
+struct Slot<T> {
+    /// The handle of the object held, or of the last one while empty (its generation is
+    /// where the next one's starts).
+    bits: u64,
+    object: Option<Arc<T>>,
+}
+
+/// Where a handle's bits point.
+struct Place {
+    shard: usize,
+    index: usize,
+}
+
+impl Place {
+    fn of(bits: u64) -> Self {
+        Self {
+            shard: (bits >> INDEX_BITS) as usize % SHARDS,
+            index: (bits & ((1 << INDEX_BITS) - 1)) as usize,
+        }
+    }
+}
+
+impl<T> Shard<T> {
+    fn has_room(&self) -> bool {
+        !self.free.is_empty() || self.slots.len() < 1 << INDEX_BITS
+    }
+
+    /// Stores `object` in an empty slot (the shard [has room](Self::has_room)); returns
+    /// its handle's bits.
+    fn store(&mut self, kind: HandleKind, shard: usize, object: Arc<T>) -> u64 {
+        let (index, generation) = match self.free.pop() {
+            Some(index) => {
+                let last = self.slots[index as usize].bits >> GENERATION_SHIFT;
+                (index as usize, (last & LAST_GENERATION) + 1)
+            }
+            None => {
+                self.slots.push(Slot {
+                    bits: 0,
+                    object: None,
+                });
+                (self.slots.len() - 1, 1)
+            }
+        };
+        let bits = ((kind as u64) << KIND_SHIFT)
+            | (generation << GENERATION_SHIFT)
+            | ((shard as u64) << INDEX_BITS)
+            | index as u64;
+        self.slots[index] = Slot {
+            bits,
+            object: Some(object),
+        };
+        self.live += 1;
+        bits
+    }
+
+    /// The slot holding the object of handle `bits`, if it still does.
+    fn holding(&mut self, bits: u64, index: usize) -> Option<&mut Slot<T>> {
+        self.slots
+            .get_mut(index)
+            .filter(|slot| slot.bits == bits && slot.object.is_some())
+    }
 }
 
 impl<T> HandleTable<T> {
     pub(crate) fn new(kind: HandleKind) -> Self {
         Self {
             kind,
-            shards: (0..SHARDS).map(|_| RwLock::new(BTreeMap::new())).collect(),
+            shards: std::array::from_fn(|_| {
+                Mutex::new(Shard {
+                    slots: Vec::new(),
+                    free: Vec::new(),
+                    live: 0,
+                })
+            }),
         }
-    }
-
-    fn shard(&self, bits: u64) -> &RwLock<BTreeMap<u64, Arc<T>>> {
-        &self.shards[(bits as usize) % SHARDS]
     }
 
     /// Stores `value` and returns its new handle.
     pub(crate) fn insert(&self, value: T) -> u64 {
-        self.insert_shared(value).0
+        self.store(Arc::new(value))
     }
 
     /// Stores `value` and returns its new handle and a reference to it.
     pub(crate) fn insert_shared(&self, value: T) -> (u64, Arc<T>) {
-        let serial = NEXT_SERIAL.fetch_add(1, Ordering::Relaxed);
-        let bits = ((self.kind as u64) << KIND_SHIFT) | (serial & ((1 << KIND_SHIFT) - 1));
         let shared = Arc::new(value);
-        write(self.shard(bits)).insert(bits, Arc::clone(&shared));
-        (bits, shared)
+        (self.store(Arc::clone(&shared)), shared)
+    }
+
+    /// Stores `object` in this thread's shard or, when that one is full, the next with
+    /// room.
+    ///
+    /// # Panics
+    /// With 2^28 objects of this kind live (tens of gigabytes): the panic boundary reports
+    /// it as `LC_ERR_PANIC`.
+    fn store(&self, object: Arc<T>) -> u64 {
+        let home = thread_shard();
+        let mut object = Some(object);
+        for shard in (home..home + SHARDS).map(|shard| shard % SHARDS) {
+            let mut guard = lock(&self.shards[shard]);
+            if guard.has_room() {
+                let object = object.take().expect("stored once");
+                return guard.store(self.kind, shard, object);
+            }
+        }
+        panic!(
+            "every {} slot is in use: 2^{} handles are live",
+            self.kind.name(),
+            INDEX_BITS + SHARD_BITS
+        )
     }
 
     /// The object behind a handle.
     pub(crate) fn get(&self, bits: u64) -> Result<Arc<T>, FfiError> {
         self.check_kind(bits)?;
-        read(self.shard(bits))
-            .get(&bits)
-            .cloned()
+        let place = Place::of(bits);
+        lock(&self.shards[place.shard])
+            .holding(bits, place.index)
+            .and_then(|slot| slot.object.clone())
             .ok_or_else(|| self.stale(bits))
     }
 
@@ -183,9 +309,18 @@ impl<T> HandleTable<T> {
     /// is dropped when the last call still using it returns.
     pub(crate) fn remove(&self, bits: u64) -> Result<Arc<T>, FfiError> {
         self.check_kind(bits)?;
-        write(self.shard(bits))
-            .remove(&bits)
-            .ok_or_else(|| self.stale(bits))
+        let place = Place::of(bits);
+        let mut shard = lock(&self.shards[place.shard]);
+        let object = shard
+            .holding(bits, place.index)
+            .and_then(|slot| slot.object.take())
+            .ok_or_else(|| self.stale(bits))?;
+        shard.live -= 1;
+        // A slot whose generations ran out is retired, so no handle is issued twice.
+        if (bits >> GENERATION_SHIFT) & LAST_GENERATION < LAST_GENERATION {
+            shard.free.push(place.index as u32);
+        }
+        Ok(object)
     }
 
     fn check_kind(&self, bits: u64) -> Result<(), FfiError> {
@@ -224,7 +359,7 @@ impl<T> HandleTable<T> {
 
     /// Number of live objects (for tests that look for leaks).
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|shard| read(shard).len()).sum()
+        self.shards.iter().map(|shard| lock(shard).live).sum()
     }
 }
 
@@ -253,5 +388,72 @@ mod tests {
         assert_ne!(next, handle);
         refused(table.get(handle));
         assert_eq!(table.len(), 1);
+    }
+
+    /// A freed slot is used again under a new generation: the new handle differs, the old
+    /// one stays refused, and a slot whose generations ran out is retired.
+    #[test]
+    fn a_reused_slot_issues_a_new_handle_until_it_is_retired() {
+        let table = HandleTable::new(HandleKind::Notification);
+        let first = table.insert(1u32);
+        table.remove(first).expect("freed");
+        let second = table.insert(2u32);
+        let place = |bits| {
+            let place = Place::of(bits);
+            (place.shard, place.index)
+        };
+        assert_eq!(place(second), place(first), "the slot is used again");
+        assert_ne!(second, first, "under another generation");
+        assert!(table.get(first).is_err(), "the old handle stays refused");
+        assert_eq!(*table.get(second).unwrap(), 2);
+
+        // The slot's last generation: once freed, the slot is never used again.
+        let (shard, index) = place(second);
+        let last = {
+            let mut guard = lock(&table.shards[shard]);
+            let slot = &mut guard.slots[index];
+            slot.bits = (slot.bits & !(LAST_GENERATION << GENERATION_SHIFT))
+                | (LAST_GENERATION << GENERATION_SHIFT);
+            slot.bits
+        };
+        table.remove(last).expect("the last generation is freed");
+        let after = table.insert(3u32);
+        assert_ne!(place(after), place(last), "a retired slot is not reused");
+        assert!(table.get(last).is_err());
+        assert_eq!(table.len(), 1);
+    }
+
+    /// A thread stores what it inserts in its one shard (threads are dealt shards in turn);
+    /// a handle is found and freed from any thread.
+    #[test]
+    fn threads_insert_into_their_own_shards_and_free_from_any() {
+        let table = HandleTable::new(HandleKind::Notification);
+        let table = &table;
+        let handles: Vec<u64> = std::thread::scope(|scope| {
+            let spawned: Vec<_> = (0..2)
+                .map(|n| {
+                    scope
+                        .spawn(move || (0..3).map(|i| table.insert(n * 10 + i)).collect::<Vec<_>>())
+                })
+                .collect();
+            spawned
+                .into_iter()
+                .flat_map(|thread| thread.join().unwrap())
+                .collect()
+        });
+        let shards: Vec<usize> = handles.iter().map(|&bits| Place::of(bits).shard).collect();
+        assert!(
+            shards[..3].iter().all(|&shard| shard == shards[0]),
+            "{shards:?}"
+        );
+        assert!(
+            shards[3..].iter().all(|&shard| shard == shards[3]),
+            "{shards:?}"
+        );
+        assert_eq!(table.len(), 6);
+        for bits in handles {
+            table.remove(bits).expect("freed on this thread");
+        }
+        assert_eq!(table.len(), 0);
     }
 }

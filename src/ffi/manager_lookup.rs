@@ -1,9 +1,9 @@
 //! Finding a manager from its handle without a lock or a write to a shared line.
 //!
 //! Every C call starts by finding its manager. Through the handle table that is a shard's
-//! read lock and a reference count taken and dropped: four atomic writes to two lines that
+//! lock and a reference count taken and dropped: four atomic writes to two lines that
 //! every thread calling into that manager shares. Live managers are few, so each is also
-//! kept in one slot of a small direct-mapped array, picked by its handle's serial number,
+//! kept in one slot of a small direct-mapped array, picked by a hash of its handle,
 //! and read there through arc-swap, whose load writes (while the thread holds fewer than
 //! eight such references) only the calling thread's own debt slot. The handle table stays
 //! the record of which handles are live: a manager whose slot another manager holds is
@@ -40,8 +40,13 @@ struct Slotted {
     entry: Arc<ManagerEntry>,
 }
 
+/// The slot of a handle: a multiplicative hash of all its bits, so the managers of one
+/// handle-table slot, issued one after another under new generations, spread over the
+/// array like any others.
 fn slot(bits: u64) -> &'static ArcSwapOption<Slotted> {
-    &SLOTTED[(bits as usize) % SLOTS]
+    const SLOT_BITS: u32 = SLOTS.trailing_zeros();
+    let hashed = bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (u64::BITS - SLOT_BITS);
+    &SLOTTED[hashed as usize]
 }
 
 /// A manager found for the length of one call.
