@@ -1512,6 +1512,18 @@ fn ffi_scenarios() {
         native_ns,
         "native NotificationReceiver::try_recv and drop of the same notification",
     );
+    let (c_ns, native_ns) = paired(
+        || (pair.borrow_mut().c_receive_batched(4096, 64), 4096),
+        || (pair.borrow_mut().native_receive(4096), 4096),
+    );
+    result(
+        "ffi_receive_batch",
+        "lc_connection_recv_batch (timeout 0, up to 64 a call) then lc_notification_free of each \
+         change notification, through the dlopen'ed shared library",
+        c_ns,
+        native_ns,
+        "native NotificationReceiver::try_recv and drop of the same notification",
+    );
     let (c_ns, native_ns) = run(UNFILTERED_1000, 64);
     result(
         "ffi_publish_fanout_1k",

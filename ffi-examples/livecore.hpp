@@ -149,6 +149,20 @@ class Manager {
         return Notification(handle);
     }
 
+    // Up to `at_most` notifications already queued, in order; empty when none is.
+    std::vector<Notification> try_recv_batch(uint64_t connection, size_t at_most) {
+        std::vector<lc_notification> handles(at_most);
+        size_t count = 0;
+        check(lc_connection_recv_batch(handle_, connection, 0, handles.data(), handles.size(), &count),
+              "lc_connection_recv_batch");
+        std::vector<Notification> batch;
+        batch.reserve(count);
+        for (size_t i = 0; i < count; i++) {
+            batch.emplace_back(handles[i]);
+        }
+        return batch;
+    }
+
     std::optional<uint32_t> try_recv_event(uint64_t connection) {
         uint32_t event = 0;
         if (check(lc_connection_recv_event(handle_, connection, 0, &event), "lc_connection_recv_event") != LC_OK) {

@@ -177,6 +177,8 @@ type Publish =
 type PublishCommit =
     unsafe extern "C" fn(lc_manager, u64, *const lc_change, usize, *mut lc_publish_summary) -> u32;
 type ConnectionRecv = unsafe extern "C" fn(lc_manager, u64, u32, *mut lc_notification) -> u32;
+type ConnectionRecvBatch =
+    unsafe extern "C" fn(lc_manager, u64, u32, *mut lc_notification, usize, *mut usize) -> u32;
 type NotificationFree = unsafe extern "C" fn(lc_notification) -> u32;
 
 /// The C functions the benches call, from the loaded shared library. Statuses are read as
@@ -197,6 +199,7 @@ pub struct CApi {
     publish: Publish,
     publish_commit: PublishCommit,
     connection_recv: ConnectionRecv,
+    connection_recv_batch: ConnectionRecvBatch,
     notification_free: NotificationFree,
 }
 
@@ -233,6 +236,7 @@ impl CApi {
                 publish: dl::symbol(handle, c"lc_change_publish")?,
                 publish_commit: dl::symbol(handle, c"lc_commit_publish")?,
                 connection_recv: dl::symbol(handle, c"lc_connection_recv")?,
+                connection_recv_batch: dl::symbol(handle, c"lc_connection_recv_batch")?,
                 notification_free: dl::symbol(handle, c"lc_notification_free")?,
             }
         };
@@ -578,6 +582,41 @@ impl CSide {
                 "lc_notification_free",
             );
             taken += 1;
+        }
+    }
+
+    /// [`CSide::drain`] through `lc_connection_recv_batch`, up to `batch` notifications a
+    /// call.
+    pub fn drain_batched(&self, connection: usize, batch: usize) -> u64 {
+        let api = self.api;
+        let mut handles = vec![lc_notification::default(); batch];
+        let mut taken = 0;
+        loop {
+            let mut count = 0;
+            // SAFETY: `handles` holds `batch` writable handles and `count` is writable;
+            // timeout 0 never blocks.
+            let status = unsafe {
+                (api.connection_recv_batch)(
+                    self.manager,
+                    self.connections[connection],
+                    0,
+                    handles.as_mut_ptr(),
+                    handles.len(),
+                    &mut count,
+                )
+            };
+            if status == EMPTY {
+                return taken;
+            }
+            api.check(status, "lc_connection_recv_batch");
+            for &notification in &handles[..count] {
+                // SAFETY: a live notification handle, freed once.
+                api.check(
+                    unsafe { (api.notification_free)(notification) },
+                    "lc_notification_free",
+                );
+            }
+            taken += count as u64;
         }
     }
 
@@ -935,6 +974,21 @@ impl FfiPair {
                 pair.c_publish_one(index);
             },
             |pair| pair.c.drain_all(),
+        )
+    }
+
+    /// The same receptions through `lc_connection_recv_batch`, up to `batch` a call.
+    pub fn c_receive_batched(&mut self, iters: u64, batch: usize) -> Duration {
+        self.timed_receptions(
+            iters,
+            |pair, index| {
+                pair.c_publish_one(index);
+            },
+            |pair| {
+                (0..pair.c.connections.len())
+                    .map(|connection| pair.c.drain_batched(connection, batch))
+                    .sum()
+            },
         )
     }
 

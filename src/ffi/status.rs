@@ -442,6 +442,9 @@ pub enum PanicPoint {
     /// `lc_change_publish` and `lc_commit_publish`: after the C changes were converted, before
     /// publishing them.
     ChangesConverted = 3,
+    /// `lc_connection_recv_batch`: after a notification's handle was written, before the
+    /// next notification is taken.
+    BatchHandleIssued = 4,
 }
 
 /// Makes the next `lc_` call on the calling thread panic inside its boundary, so tests can

@@ -236,6 +236,10 @@ const CASES: &[(&str, fn())] = &[
         crate::contract_connection::case_lc_connection_recv,
     ),
     (
+        "lc_connection_recv_batch",
+        crate::contract_connection::case_lc_connection_recv_batch,
+    ),
+    (
         "lc_connection_recv_event",
         crate::contract_connection::case_lc_connection_recv_event,
     ),

@@ -204,6 +204,88 @@ pub(crate) fn case_lc_connection_recv() {
     assert_eq!(try_recv_status(f.manager, f.connection), LC_EMPTY);
 }
 
+pub(crate) fn case_lc_connection_recv_batch() {
+    let f = Fixture::new();
+    for seq in 3..6 {
+        let row = [int(seq), int(7), nil()];
+        publish(
+            f.manager,
+            seq as u64,
+            &[change(
+                f.messages,
+                lc_change_type::LC_CHANGE_INSERT,
+                &row,
+                None,
+            )],
+        );
+    }
+    let mut out = [lc_notification::default(); 8];
+    let mut count = 99;
+    // SAFETY: `out` holds 8 writable handles and `count` is a live local; the refused
+    // calls pass NULL where the case says so.
+    unsafe {
+        assert_status!(
+            lc_connection_recv_batch(f.manager, f.connection, 0, out.as_mut_ptr(), 8, null_mut()),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_connection_recv_batch(f.manager, f.connection, 0, null_mut(), 8, &mut count),
+            LC_ERR_NULL_ARGUMENT
+        );
+        assert_status!(
+            lc_connection_recv_batch(f.manager, f.connection, 0, out.as_mut_ptr(), 0, &mut count),
+            LC_ERR_INVALID_ARGUMENT
+        );
+        assert_status!(
+            lc_connection_recv_batch(f.manager, 999, 0, out.as_mut_ptr(), 8, &mut count),
+            LC_ERR_UNKNOWN_CONNECTION
+        );
+        assert_status!(
+            lc_connection_recv_batch(
+                f.stale_manager,
+                f.connection,
+                0,
+                out.as_mut_ptr(),
+                8,
+                &mut count
+            ),
+            LC_ERR_INVALID_HANDLE
+        );
+    }
+    // The refused calls consumed nothing; a batch takes no more than its capacity, in the
+    // order the notifications were queued.
+    let mut batch = |capacity: usize| {
+        // SAFETY: `out` holds 8 writable handles (`capacity` is at most 8); `count` is a
+        // live local.
+        let status = unsafe {
+            lc_connection_recv_batch(
+                f.manager,
+                f.connection,
+                0,
+                out.as_mut_ptr(),
+                capacity,
+                &mut count,
+            )
+        };
+        let seqs: Vec<u64> = out[..count]
+            .iter()
+            .map(|&notification| {
+                let seq = notification_info(notification).seq;
+                assert_eq!(lc_notification_free(notification), LC_OK);
+                seq
+            })
+            .collect();
+        (status, seqs)
+    };
+    assert_eq!(batch(2), (LC_OK, vec![3, 4]));
+    assert_eq!(
+        batch(8),
+        (LC_OK, vec![5]),
+        "what was queued, without waiting for more"
+    );
+    assert_eq!(batch(8), (LC_EMPTY, vec![]), "none left: count 0");
+}
+
 pub(crate) fn case_lc_connection_recv_event() {
     let f = Fixture::new();
     let mut event = 0;

@@ -8,9 +8,9 @@ use livecore::ffi::*;
 use crate::assert_status;
 use crate::support::*;
 
-#[test]
-fn a_panic_inside_a_call_comes_back_as_a_status() {
-    let _serial = serial();
+/// A manager with one connection (alice) subscribed to every message: (manager, the
+/// messages table, the connection).
+fn subscribed_to_every_message() -> (lc_manager, u32, u64) {
     let (manager, messages, _) = manager();
     let connection = connect(manager, "alice");
     subscribe(
@@ -19,6 +19,28 @@ fn a_panic_inside_a_call_comes_back_as_a_status() {
         "SELECT id FROM chat.messages",
         &options(0),
     );
+    (manager, messages, connection)
+}
+
+/// Publishes commit `seq`: one insert of message `seq` in room 1.
+fn publish_message(manager: lc_manager, messages: u32, seq: u64) {
+    let row = [int(seq as i64), int(1), nil()];
+    publish(
+        manager,
+        seq,
+        &[change(
+            messages,
+            lc_change_type::LC_CHANGE_INSERT,
+            &row,
+            None,
+        )],
+    );
+}
+
+#[test]
+fn a_panic_inside_a_call_comes_back_as_a_status() {
+    let _serial = serial();
+    let (manager, messages, connection) = subscribed_to_every_message();
     let row = [int(1), int(1), nil()];
     let insert = change(messages, lc_change_type::LC_CHANGE_INSERT, &row, None);
 
@@ -87,26 +109,9 @@ fn assert_usable(manager: lc_manager, messages: u32, seq: u64) {
 #[test]
 fn a_panic_with_the_notification_receiver_taken_releases_it() {
     let _serial = serial();
-    let (manager, messages, _) = manager();
-    let connection = connect(manager, "alice");
-    subscribe(
-        manager,
-        connection,
-        "SELECT id FROM chat.messages",
-        &options(0),
-    );
+    let (manager, messages, connection) = subscribed_to_every_message();
     for (seq, timeout_ms) in [(1, 0), (2, 50)] {
-        let row = [int(seq as i64), int(1), nil()];
-        publish(
-            manager,
-            seq,
-            &[change(
-                messages,
-                lc_change_type::LC_CHANGE_INSERT,
-                &row,
-                None,
-            )],
-        );
+        publish_message(manager, messages, seq);
         inject_panic_at(PanicPoint::ReceiverTaken);
         let mut notification = lc_notification::default();
         assert_status!(
@@ -138,6 +143,57 @@ fn a_panic_with_the_notification_receiver_taken_releases_it() {
     // The consumer can arm the ready queue (which takes the same receiver).
     assert_status!(lc_connection_arm_ready(manager, connection), LC_OK);
     assert_usable(manager, messages, 100);
+    assert_status!(lc_manager_free(manager), LC_OK);
+}
+
+/// A batch receive that panics with the receiver taken issues no handle, consumes nothing
+/// and releases the receiver; one that panics part-way frees the handles it wrote.
+#[test]
+fn a_panicking_batch_receive_issues_nothing_and_releases_the_receiver() {
+    let _serial = serial();
+    let (manager, messages, connection) = subscribed_to_every_message();
+    publish_message(manager, messages, 1);
+    let handles_before = live_handle_counts();
+    inject_panic_at(PanicPoint::ReceiverTaken);
+    let mut out = [lc_notification::default(); 4];
+    let mut count = 7;
+    assert_status!(
+        // SAFETY: `out` holds 4 writable handles; `count` is a live local.
+        unsafe {
+            lc_connection_recv_batch(manager, connection, 0, out.as_mut_ptr(), 4, &mut count)
+        },
+        LC_ERR_PANIC
+    );
+    assert_eq!(out, [lc_notification::default(); 4], "nothing handed out");
+    assert_eq!(live_handle_counts(), handles_before, "no handle issued");
+    let message = last_error();
+    assert!(
+        message.starts_with("lc_connection_recv_batch: panic caught at the C boundary"),
+        "{message}"
+    );
+    assert!(recv_json(manager, connection).contains(r#""seq":1"#));
+
+    // A panic after the first handle was written: that handle is freed on the way out
+    // (its notification, taken from the channel, is lost with the panic), the rest stay
+    // queued.
+    for seq in 2..5 {
+        publish_message(manager, messages, seq);
+    }
+    inject_panic_at(PanicPoint::BatchHandleIssued);
+    assert_status!(
+        // SAFETY: as above.
+        unsafe {
+            lc_connection_recv_batch(manager, connection, 0, out.as_mut_ptr(), 4, &mut count)
+        },
+        LC_ERR_PANIC
+    );
+    assert_eq!(
+        live_handle_counts(),
+        handles_before,
+        "the written handle was freed"
+    );
+    assert_status!(lc_notification_free(out[0]), LC_ERR_INVALID_HANDLE);
+    assert!(recv_json(manager, connection).contains(r#""seq":3"#));
     assert_status!(lc_manager_free(manager), LC_OK);
 }
 
@@ -175,14 +231,7 @@ fn a_panic_with_the_event_receiver_taken_releases_it() {
 #[test]
 fn a_panic_after_the_changes_were_converted_publishes_nothing_and_poisons_nothing() {
     let _serial = serial();
-    let (manager, messages, _) = manager();
-    let connection = connect(manager, "alice");
-    subscribe(
-        manager,
-        connection,
-        "SELECT id FROM chat.messages",
-        &options(0),
-    );
+    let (manager, messages, connection) = subscribed_to_every_message();
     let body = b"converted, then dropped by the unwind";
     let row = [int(1), int(1), text(body)];
     let insert = change(messages, lc_change_type::LC_CHANGE_INSERT, &row, None);
