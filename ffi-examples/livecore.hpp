@@ -149,14 +149,15 @@ class Manager {
         return Notification(handle);
     }
 
-    // Up to `at_most` notifications already queued, in order; empty when none is.
+    // Up to `at_most` (at least 1) notifications already queued, in order; empty when none
+    // is. Everything is allocated before the call, so what it hands out is always owned.
     std::vector<Notification> try_recv_batch(uint64_t connection, size_t at_most) {
         std::vector<lc_notification> handles(at_most);
+        std::vector<Notification> batch;
+        batch.reserve(at_most);
         size_t count = 0;
         check(lc_connection_recv_batch(handle_, connection, 0, handles.data(), handles.size(), &count),
               "lc_connection_recv_batch");
-        std::vector<Notification> batch;
-        batch.reserve(count);
         for (size_t i = 0; i < count; i++) {
             batch.emplace_back(handles[i]);
         }

@@ -2784,8 +2784,10 @@ lc_status lc_connection_recv(struct lc_manager manager,
  * Returns `LC_OK` with `*out_count` (at least 1) notification handles written to
  * `out_notifications`, in the order they were queued; free each with
  * `lc_notification_free`. Returns `LC_EMPTY`, `LC_TIMEOUT` or `LC_CLOSED` as
- * `lc_connection_recv` does, with `*out_count` 0. On any other status no
- * handle was issued. `capacity` 0 is `LC_ERR_INVALID_ARGUMENT`.
+ * `lc_connection_recv` does, with `*out_count` 0. On any other status no handle was
+ * issued and the array was not written (after `LC_ERR_PANIC`, notifications the call had
+ * already taken from the channel are lost, as with `lc_connection_recv`). `capacity` 0 is
+ * `LC_ERR_INVALID_ARGUMENT`.
  *
  * Thread safety: one consumer at a time per connection, shared with
  * `lc_connection_recv` (`LC_ERR_RECEIVER_BUSY` otherwise).

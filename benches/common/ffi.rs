@@ -992,6 +992,8 @@ impl FfiPair {
         )
     }
 
+    /// Publishes with `publish` (untimed) and receives with `receive` (timed),
+    /// [`RECEIVE_BATCH`] commits at a time, checking every delivery was received.
     fn timed_receptions(
         &mut self,
         iters: u64,

@@ -3,6 +3,8 @@
 use std::ffi::{c_char, CStr};
 use std::time::Duration;
 
+use smallvec::SmallVec;
+
 use crate::ffi::handles::Handle;
 use crate::ffi::manager::manager_entry;
 use crate::ffi::ptr::{check_name_len, name_str, optional_c_str, Out, OutSlice, SizedOut};
@@ -265,25 +267,39 @@ pub unsafe extern "C" fn lc_connection_recv(
     })
 }
 
-/// The handles a batch receive has written so far: freed again if the receive unwinds.
-struct IssuedNotifications<'a> {
-    out: &'a mut OutSlice<lc_notification>,
-    count: usize,
+/// Handles a batch receive keeps without an allocation until it hands them over.
+const BATCH_INLINE: usize = 32;
+
+/// The handles a batch receive has issued, kept here until the call succeeds: freed again
+/// if it unwinds, so the host is never left holding a handle it was not told of, and its
+/// array is written only once the batch is complete.
+struct IssuedNotifications {
+    /// In the order their notifications were queued.
+    handles: SmallVec<[lc_notification; BATCH_INLINE]>,
 }
 
-impl IssuedNotifications<'_> {
+impl IssuedNotifications {
+    /// Issues a handle for `notification`.
     fn push(&mut self, notification: Notification) {
         let handle = lc_notification::insert(NotificationEntry::new(notification));
-        self.out.write(self.count, handle);
-        self.count += 1;
+        self.handles.push(handle);
+    }
+
+    /// Writes the handles to `out`, which is then the host's to free; returns how many.
+    fn hand_over(mut self, out: &mut OutSlice<lc_notification>) -> usize {
+        let handles = std::mem::take(&mut self.handles);
+        for (index, &handle) in handles.iter().enumerate() {
+            out.write(index, handle);
+        }
+        handles.len()
     }
 }
 
-impl Drop for IssuedNotifications<'_> {
+impl Drop for IssuedNotifications {
     fn drop(&mut self) {
-        for index in 0..self.count {
-            // Written by this call, so still live: the host has not seen it.
-            let _ = self.out.written(index).remove();
+        for handle in self.handles.drain(..) {
+            // Issued by this call and never handed over, so still live.
+            let _ = handle.remove();
         }
     }
 }
@@ -296,8 +312,10 @@ impl Drop for IssuedNotifications<'_> {
 /// Returns `LC_OK` with `*out_count` (at least 1) notification handles written to
 /// `out_notifications`, in the order they were queued; free each with
 /// `lc_notification_free`. Returns `LC_EMPTY`, `LC_TIMEOUT` or `LC_CLOSED` as
-/// `lc_connection_recv` does, with `*out_count` 0. On any other status no
-/// handle was issued. `capacity` 0 is `LC_ERR_INVALID_ARGUMENT`.
+/// `lc_connection_recv` does, with `*out_count` 0. On any other status no handle was
+/// issued and the array was not written (after `LC_ERR_PANIC`, notifications the call had
+/// already taken from the channel are lost, as with `lc_connection_recv`). `capacity` 0 is
+/// `LC_ERR_INVALID_ARGUMENT`.
 ///
 /// Thread safety: one consumer at a time per connection, shared with
 /// `lc_connection_recv` (`LC_ERR_RECEIVER_BUSY` otherwise).
@@ -333,24 +351,23 @@ pub unsafe extern "C" fn lc_connection_recv_batch(
                 return Ok(receive_status(error));
             }
         };
-        // Each notification gets its handle as it is taken. Should taking the next one
-        // panic, the handles already written are freed on the way out, so the host is
-        // never left holding handles it was not told of.
         let mut issued = IssuedNotifications {
-            out: &mut out,
-            count: 0,
+            handles: SmallVec::new(),
         };
         let mut next = Some(first);
         while let Some(notification) = next {
             issued.push(notification);
-            panic_point(PanicPoint::BatchHandleIssued);
-            next = if issued.count < issued.out.len() {
+            if issued.handles.len() == 2 {
+                panic_point(PanicPoint::BatchHandlesIssued);
+            }
+            next = if issued.handles.len() < out.len() {
                 receiver.try_recv().ok()
             } else {
                 None
             };
         }
-        let count = std::mem::replace(&mut issued.count, 0);
+        drop(receiver);
+        let count = issued.hand_over(&mut out);
         count_out.write(count);
         Ok(lc_status::LC_OK)
     })

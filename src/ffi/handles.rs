@@ -10,22 +10,27 @@
 //! `LC_ERR_INVALID_HANDLE` instead of touching freed memory.
 //!
 //! Each table is split into shards with their own lock, and a thread stores what it
-//! inserts in its own shard: threads that receive and free notifications at a high rate
-//! do not queue on one lock, and a thread's inserts, lookups and frees find the lock's line
-//! in its cache. A lookup holds the lock only long enough to clone the entry's `Arc`. A
-//! shard is a vector of slots and a list of the free ones, so every operation is a few
-//! loads at an index (a profile of receiving through the C ABI found the B-tree that held
-//! them before, searched and rebalanced under the lock, a quarter of the handle's cost);
-//! vectors are also what valgrind reads right at exit: a hash table's allocation,
-//! referenced from its middle, is reported as "possibly lost" for these static tables,
-//! hiding real leaks.
+//! inserts in one shard (threads are dealt the 16 shards in turn): threads that receive and
+//! free notifications at a high rate do not queue on one lock, and a thread's inserts,
+//! lookups and frees find the lock's line in its cache. A shard is pages of slots and a
+//! list of the free ones, so every operation is a few loads at an index (a profile of
+//! receiving through the C ABI found the B-tree that held them before, searched and
+//! rebalanced under the lock, a quarter of the handle's cost); vectors are also what
+//! valgrind reads right at exit: a hash table's allocation, referenced from its middle, is
+//! reported as "possibly lost" for these static tables, hiding real leaks.
+//!
+//! Most kinds store an `Arc` of their object, which a lookup clones under the lock and the
+//! call uses after it. Notifications, made and freed for every delivery a C host receives,
+//! are stored in their slot itself, with no allocation of their own, and read under the
+//! lock by short calls ([`Handle::with`]); pages never move, so what a notification lends
+//! the host stays where it is until it is freed.
 
 use std::cell::Cell;
 
 use crate::ffi::ptr::Out;
 use crate::ffi::state::HandleKind;
 use crate::ffi::status::{lc_status, FfiError, FfiResult};
-use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering};
+use crate::sync::{lock, AtomicUsize, Mutex, Ordering};
 
 /// A C handle type (`lc_manager`, `lc_notification`, ...): a copyable struct around the
 /// handle's bits, tied once to its kind and to the table of the objects behind it (the
@@ -33,7 +38,9 @@ use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering};
 /// (`manager.get()`, `list.free()`), never through a table named by hand, so a handle can
 /// only be looked up in its own table.
 pub(crate) trait Handle: Copy {
-    /// What the handle stands for.
+    /// What the table stores for the handle: an `Arc` of the object for kinds that calls
+    /// keep using outside the table's lock (most), or the object itself for notifications,
+    /// which are made and freed at a high rate and read in short calls under the lock.
     type Object: 'static;
     /// Its kind, in the handle's top bits.
     const KIND: HandleKind;
@@ -45,24 +52,37 @@ pub(crate) trait Handle: Copy {
     fn with_bits(bits: u64) -> Self;
 
     /// Stores `object` and returns its new handle.
-    fn insert(object: Self::Object) -> Self {
-        Self::with_bits(Self::table().insert(object))
+    fn insert(object: impl Into<Self::Object>) -> Self {
+        Self::with_bits(Self::table().insert(object.into()))
     }
 
-    /// Stores `object` and returns its new handle with a reference to it (for a lookup
-    /// that keeps one of its own, as `manager_lookup` does).
-    fn insert_shared(object: Self::Object) -> (Self, Arc<Self::Object>) {
-        let (bits, shared) = Self::table().insert_shared(object);
-        (Self::with_bits(bits), shared)
+    /// Stores `object` and returns its new handle with a copy of what was stored (for a
+    /// lookup that keeps a reference of its own, as `manager_lookup` does).
+    fn insert_shared(object: impl Into<Self::Object>) -> (Self, Self::Object)
+    where
+        Self::Object: Clone,
+    {
+        let object = object.into();
+        let bits = Self::table().insert(object.clone());
+        (Self::with_bits(bits), object)
     }
 
-    /// The object behind the handle.
-    fn get(self) -> Result<Arc<Self::Object>, FfiError> {
-        Self::table().get(self.bits())
+    /// A copy of what the table stores for the handle (an `Arc` of the object).
+    fn get(self) -> Result<Self::Object, FfiError>
+    where
+        Self::Object: Clone,
+    {
+        Self::table().with(self.bits(), Self::Object::clone)
+    }
+
+    /// Runs `read` on the object behind the handle, under its shard's lock: for short
+    /// reads only (other calls on objects of the same shard wait meanwhile).
+    fn with<R>(self, read: impl FnOnce(&Self::Object) -> R) -> Result<R, FfiError> {
+        Self::table().with(self.bits(), read)
     }
 
     /// Takes the object out of its table: the handle is dead from now on.
-    fn remove(self) -> Result<Arc<Self::Object>, FfiError> {
+    fn remove(self) -> Result<Self::Object, FfiError> {
         Self::table().remove(self.bits())
     }
 
@@ -75,9 +95,9 @@ pub(crate) trait Handle: Copy {
     /// The body of an extern list `_count` function.
     fn write_count<U>(self, out: Out<usize>) -> FfiResult
     where
-        Self::Object: std::ops::Deref<Target = [U]>,
+        Self::Object: std::ops::Deref<Target = Box<[U]>>,
     {
-        out.write(self.get()?.len());
+        out.write(self.with(|list| list.len())?);
         Ok(lc_status::LC_OK)
     }
 }
@@ -140,10 +160,13 @@ macro_rules! handle_kinds {
 pub(crate) use handle_kinds;
 
 pub(crate) const KIND_SHIFT: u32 = 56;
-/// Slots a shard may hold: 2^24, so a table holds up to 2^28 live objects.
+/// Bits of a slot's index in its shard: a shard holds up to 2^24 slots, live or retired.
 const INDEX_BITS: u32 = 24;
+/// Bits of the shard's number, above the index.
 const SHARD_BITS: u32 = 4;
+/// Shards of a table.
 const SHARDS: usize = 1 << SHARD_BITS;
+/// Where the generation starts, above the shard's number (it ends below the kind).
 const GENERATION_SHIFT: u32 = INDEX_BITS + SHARD_BITS;
 /// A slot's generations: 1 to 2^28 - 1 (0 is never issued, so a made-up handle of small
 /// number is refused). Reused over and over by one thread, a slot runs out after about a
@@ -176,28 +199,42 @@ pub(crate) struct HandleTable<T> {
     shards: [Mutex<Shard<T>>; SHARDS],
 }
 
-/// One shard's slots.
+/// Slots a page of a shard holds.
+const PAGE: usize = 64;
+
+/// One shard's slots, in pages that never move: what a slot holds stays where it is, so a
+/// pointer a caller was given into an object stored inline stays valid while it is live.
 struct Shard<T> {
-    slots: Vec<Slot<T>>,
+    /// `PAGE` slots each.
+    pages: Vec<Box<[Slot<T>]>>,
+    /// Slots ever used (the next fresh one's index).
+    used: usize,
     /// Indexes of empty slots that may be used again.
     free: Vec<u32>,
+    /// Slots holding an object.
     live: usize,
 }
 
+/// One slot of a shard.
 struct Slot<T> {
     /// The handle of the object held, or of the last one while empty (its generation is
     /// where the next one's starts).
     bits: u64,
-    object: Option<Arc<T>>,
+    /// What the table stores for the handle; `None` while the slot is free.
+    object: Option<T>,
 }
 
 /// Where a handle's bits point.
 struct Place {
+    /// The shard's number.
     shard: usize,
+    /// The slot's index in that shard.
     index: usize,
 }
 
 impl Place {
+    /// The slot named by a handle's bits (checked against what the slot holds by
+    /// [`Shard::holding`]).
     fn of(bits: u64) -> Self {
         Self {
             shard: (bits >> INDEX_BITS) as usize % SHARDS,
@@ -207,42 +244,56 @@ impl Place {
 }
 
 impl<T> Shard<T> {
+    /// Whether a slot is free or may still be added.
     fn has_room(&self) -> bool {
-        !self.free.is_empty() || self.slots.len() < 1 << INDEX_BITS
+        !self.free.is_empty() || self.used < 1 << INDEX_BITS
+    }
+
+    /// Slot `index`, if the shard has it.
+    fn slot_mut(&mut self, index: usize) -> Option<&mut Slot<T>> {
+        self.pages.get_mut(index / PAGE)?.get_mut(index % PAGE)
     }
 
     /// Stores `object` in an empty slot (the shard [has room](Self::has_room)); returns
     /// its handle's bits.
-    fn store(&mut self, kind: HandleKind, shard: usize, object: Arc<T>) -> u64 {
+    fn store(&mut self, kind: HandleKind, shard: usize, object: T) -> u64 {
         let (index, generation) = match self.free.pop() {
             Some(index) => {
-                let last = self.slots[index as usize].bits >> GENERATION_SHIFT;
-                (index as usize, (last & LAST_GENERATION) + 1)
+                let last = self.slot_mut(index as usize).map_or(0, |slot| slot.bits);
+                (
+                    index as usize,
+                    ((last >> GENERATION_SHIFT) & LAST_GENERATION) + 1,
+                )
             }
             None => {
-                self.slots.push(Slot {
-                    bits: 0,
-                    object: None,
-                });
-                (self.slots.len() - 1, 1)
+                if self.used == self.pages.len() * PAGE {
+                    self.pages.push(
+                        (0..PAGE)
+                            .map(|_| Slot {
+                                bits: 0,
+                                object: None,
+                            })
+                            .collect(),
+                    );
+                }
+                self.used += 1;
+                (self.used - 1, 1)
             }
         };
         let bits = ((kind as u64) << KIND_SHIFT)
             | (generation << GENERATION_SHIFT)
             | ((shard as u64) << INDEX_BITS)
             | index as u64;
-        self.slots[index] = Slot {
-            bits,
-            object: Some(object),
-        };
+        let slot = self.slot_mut(index).expect("a slot below `used` exists");
+        slot.bits = bits;
+        slot.object = Some(object);
         self.live += 1;
         bits
     }
 
     /// The slot holding the object of handle `bits`, if it still does.
     fn holding(&mut self, bits: u64, index: usize) -> Option<&mut Slot<T>> {
-        self.slots
-            .get_mut(index)
+        self.slot_mut(index)
             .filter(|slot| slot.bits == bits && slot.object.is_some())
     }
 }
@@ -253,7 +304,8 @@ impl<T> HandleTable<T> {
             kind,
             shards: std::array::from_fn(|_| {
                 Mutex::new(Shard {
-                    slots: Vec::new(),
+                    pages: Vec::new(),
+                    used: 0,
                     free: Vec::new(),
                     live: 0,
                 })
@@ -261,24 +313,14 @@ impl<T> HandleTable<T> {
         }
     }
 
-    /// Stores `value` and returns its new handle.
-    pub(crate) fn insert(&self, value: T) -> u64 {
-        self.store(Arc::new(value))
-    }
-
-    /// Stores `value` and returns its new handle and a reference to it.
-    pub(crate) fn insert_shared(&self, value: T) -> (u64, Arc<T>) {
-        let shared = Arc::new(value);
-        (self.store(Arc::clone(&shared)), shared)
-    }
-
     /// Stores `object` in this thread's shard or, when that one is full, the next with
-    /// room.
+    /// room; returns its new handle.
     ///
     /// # Panics
-    /// With 2^28 objects of this kind live (tens of gigabytes): the panic boundary reports
-    /// it as `LC_ERR_PANIC`.
-    fn store(&self, object: Arc<T>) -> u64 {
+    /// With every shard's 2^24 slots live or retired (2^28 objects live would take tens of
+    /// gigabytes; a slot is retired after 2^28 reuses): the panic boundary reports it as
+    /// `LC_ERR_PANIC`.
+    pub(crate) fn insert(&self, object: T) -> u64 {
         let home = thread_shard();
         let mut object = Some(object);
         for shard in (home..home + SHARDS).map(|shard| shard % SHARDS) {
@@ -289,25 +331,27 @@ impl<T> HandleTable<T> {
             }
         }
         panic!(
-            "every {} slot is in use: 2^{} handles are live",
+            "every one of the 2^{} {} slots is live or retired",
+            INDEX_BITS + SHARD_BITS,
             self.kind.name(),
-            INDEX_BITS + SHARD_BITS
         )
     }
 
-    /// The object behind a handle.
-    pub(crate) fn get(&self, bits: u64) -> Result<Arc<T>, FfiError> {
+    /// Runs `read` on the object behind a handle, under its shard's lock.
+    pub(crate) fn with<R>(&self, bits: u64, read: impl FnOnce(&T) -> R) -> Result<R, FfiError> {
         self.check_kind(bits)?;
         let place = Place::of(bits);
-        lock(&self.shards[place.shard])
+        let mut shard = lock(&self.shards[place.shard]);
+        let object = shard
             .holding(bits, place.index)
-            .and_then(|slot| slot.object.clone())
-            .ok_or_else(|| self.stale(bits))
+            .and_then(|slot| slot.object.as_ref())
+            .ok_or_else(|| self.stale(bits))?;
+        Ok(read(object))
     }
 
-    /// Takes the object out of the table: the handle is dead from now on. The object itself
-    /// is dropped when the last call still using it returns.
-    pub(crate) fn remove(&self, bits: u64) -> Result<Arc<T>, FfiError> {
+    /// Takes the object out of the table: the handle is dead from now on. It is dropped by
+    /// the caller, after the shard's lock is released.
+    pub(crate) fn remove(&self, bits: u64) -> Result<T, FfiError> {
         self.check_kind(bits)?;
         let place = Place::of(bits);
         let mut shard = lock(&self.shards[place.shard]);
@@ -367,26 +411,30 @@ impl<T> HandleTable<T> {
 mod tests {
     use super::*;
 
+    fn get(table: &HandleTable<u32>, bits: u64) -> Result<u32, FfiError> {
+        table.with(bits, |value| *value)
+    }
+
     #[test]
     fn stale_wrong_kind_and_zero_handles_are_refused() {
         let table = HandleTable::new(HandleKind::Notification);
         let other = HandleTable::<u8>::new(HandleKind::Manager);
         let handle = table.insert(5u32);
-        assert_eq!(*table.get(handle).unwrap(), 5);
+        assert_eq!(get(&table, handle).unwrap(), 5);
         let foreign = other.insert(1);
-        let refused = |result: Result<Arc<u32>, FfiError>| {
+        let refused = |result: Result<u32, FfiError>| {
             assert_eq!(result.unwrap_err().status, lc_status::LC_ERR_INVALID_HANDLE)
         };
-        refused(table.get(foreign));
-        refused(table.get(0));
-        refused(table.get(u64::MAX));
-        assert_eq!(*table.remove(handle).unwrap(), 5);
-        refused(table.get(handle));
+        refused(get(&table, foreign));
+        refused(get(&table, 0));
+        refused(get(&table, u64::MAX));
+        assert_eq!(table.remove(handle).unwrap(), 5);
+        refused(get(&table, handle));
         refused(table.remove(handle));
-        // Serials are never reused: a new object never revives an old handle.
+        // A handle is never issued twice: a new object never revives an old handle.
         let next = table.insert(6);
         assert_ne!(next, handle);
-        refused(table.get(handle));
+        refused(get(&table, handle));
         assert_eq!(table.len(), 1);
     }
 
@@ -404,14 +452,14 @@ mod tests {
         };
         assert_eq!(place(second), place(first), "the slot is used again");
         assert_ne!(second, first, "under another generation");
-        assert!(table.get(first).is_err(), "the old handle stays refused");
-        assert_eq!(*table.get(second).unwrap(), 2);
+        assert!(get(&table, first).is_err(), "the old handle stays refused");
+        assert_eq!(get(&table, second).unwrap(), 2);
 
         // The slot's last generation: once freed, the slot is never used again.
         let (shard, index) = place(second);
         let last = {
             let mut guard = lock(&table.shards[shard]);
-            let slot = &mut guard.slots[index];
+            let slot = guard.slot_mut(index).expect("the slot");
             slot.bits = (slot.bits & !(LAST_GENERATION << GENERATION_SHIFT))
                 | (LAST_GENERATION << GENERATION_SHIFT);
             slot.bits
@@ -419,7 +467,7 @@ mod tests {
         table.remove(last).expect("the last generation is freed");
         let after = table.insert(3u32);
         assert_ne!(place(after), place(last), "a retired slot is not reused");
-        assert!(table.get(last).is_err());
+        assert!(get(&table, last).is_err());
         assert_eq!(table.len(), 1);
     }
 

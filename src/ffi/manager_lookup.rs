@@ -40,10 +40,11 @@ struct Slotted {
     entry: Arc<ManagerEntry>,
 }
 
-/// The slot of a handle: a multiplicative hash of all its bits, so the managers of one
-/// handle-table slot, issued one after another under new generations, spread over the
-/// array like any others.
+/// The slot of a handle: a multiplicative hash of all its bits. A handle's low bits are
+/// its index in its handle-table shard, so they alone would put the first manager each
+/// thread makes in one slot.
 fn slot(bits: u64) -> &'static ArcSwapOption<Slotted> {
+    const _: () = assert!(SLOTS.is_power_of_two());
     const SLOT_BITS: u32 = SLOTS.trailing_zeros();
     let hashed = bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (u64::BITS - SLOT_BITS);
     &SLOTTED[hashed as usize]

@@ -105,8 +105,7 @@ pub unsafe extern "C" fn lc_notification_get_info(
     boundary("lc_notification_get_info", || {
         // SAFETY: the caller promised `out_info` is NULL or writable for its struct_size.
         let out = unsafe { SizedOut::new(out_info, "out_info") }?;
-        let entry = notification.get()?;
-        out.write(info(&entry.notification));
+        out.write(notification.with(|entry| info(&entry.notification))?);
         Ok(lc_status::LC_OK)
     })
 }
@@ -132,10 +131,10 @@ pub unsafe extern "C" fn lc_notification_json(
         let json_out = unsafe { Out::new(out_json, "out_json") }?;
         // SAFETY: the caller promised `out_len` is NULL or writable.
         let len_out = unsafe { Out::new(out_len, "out_len") }?;
-        let entry = notification.get()?;
-        let (json, len) = cached_json(&entry.json, |out| entry.notification.write_json(out));
-        // The bytes live in the entry, which the table keeps until the notification is
-        // freed.
+        // Built under the notification's shard lock, once. The bytes live in a buffer of
+        // the entry, which stays in its slot until the notification is freed.
+        let (json, len) = notification
+            .with(|entry| cached_json(&entry.json, |out| entry.notification.write_json(out)))?;
         json_out.write(json);
         len_out.write(len);
         Ok(lc_status::LC_OK)
@@ -162,19 +161,22 @@ pub unsafe extern "C" fn lc_notification_column(
         let name_out = unsafe { Out::new(out_name, "out_name") }?;
         // SAFETY: the caller promised `out_len` is NULL or writable.
         let len_out = unsafe { Out::new(out_len, "out_len") }?;
-        let entry = notification.get()?;
-        let names = entry.columns.get_or_init(|| {
-            column_names(&entry.notification)
-                .iter()
-                .map(|name| CText::new(name))
-                .collect()
-        });
-        let name = names
-            .get(index)
-            .ok_or_else(|| FfiError::index("column", index, names.len()))?;
-        // The text lives in the entry, which the table keeps until the notification is freed.
-        name_out.write(name.as_ptr());
-        len_out.write(name.len());
+        let (name, len) = notification.with(|entry| {
+            let names = entry.columns.get_or_init(|| {
+                column_names(&entry.notification)
+                    .iter()
+                    .map(|name| CText::new(name))
+                    .collect()
+            });
+            // The text lives in a buffer of the entry, which stays in its slot until the
+            // notification is freed.
+            names
+                .get(index)
+                .map(|name| (name.as_ptr(), name.len()))
+                .ok_or_else(|| FfiError::index("column", index, names.len()))
+        })??;
+        name_out.write(name);
+        len_out.write(len);
         Ok(lc_status::LC_OK)
     })
 }
@@ -195,18 +197,20 @@ pub unsafe extern "C" fn lc_notification_change(
     boundary("lc_notification_change", || {
         // SAFETY: the caller promised `out_change` is NULL or writable.
         let out = unsafe { Out::new(out_change, "out_change") }?;
-        let entry = notification.get()?;
-        let Notification::Changes(changes) = &entry.notification else {
-            return Err(FfiError::index("change", index, 0));
-        };
-        let change = changes
-            .change(index)
-            .ok_or_else(|| FfiError::index("change", index, changes.len()))?;
-        out.write(lc_change_info {
-            change_type: lc_change_type::tag(change.change_type),
-            has_old_row: u32::from(change.old_row.is_some()),
-            position: change.position() as u64,
-        });
+        let change = notification.with(|entry| {
+            let Notification::Changes(changes) = &entry.notification else {
+                return Err(FfiError::index("change", index, 0));
+            };
+            let change = changes
+                .change(index)
+                .ok_or_else(|| FfiError::index("change", index, changes.len()))?;
+            Ok(lc_change_info {
+                change_type: lc_change_type::tag(change.change_type),
+                has_old_row: u32::from(change.old_row.is_some()),
+                position: change.position() as u64,
+            })
+        })??;
+        out.write(change);
         Ok(lc_status::LC_OK)
     })
 }
@@ -277,10 +281,11 @@ pub unsafe extern "C" fn lc_notification_value(
     boundary("lc_notification_value", || {
         // SAFETY: the caller promised `out_value` is NULL or writable.
         let out = unsafe { Out::new(out_value, "out_value") }?;
-        let entry = notification.get()?;
-        // The value's bytes are shared with the notification, which the table keeps until
-        // it is freed.
-        out.write(value_to_c(value_at(&entry, row, version, column)?));
+        // The value's bytes are shared with the notification, which stays in its slot
+        // until it is freed.
+        let value =
+            notification.with(|entry| value_at(entry, row, version, column).map(value_to_c))??;
+        out.write(value);
         Ok(lc_status::LC_OK)
     })
 }

@@ -94,20 +94,6 @@ impl<T> OutSlice<T> {
     }
 }
 
-impl<T: Copy> OutSlice<T> {
-    /// Reads back item `index`, which this call wrote (with [`write`](Self::write)).
-    pub(crate) fn written(&self, index: usize) -> T {
-        assert!(
-            index < self.len,
-            "out-array index {index} past its length {}",
-            self.len
-        );
-        // SAFETY: `index < len`, the constructor's caller promised `len` items of writable
-        // memory, and this call wrote item `index`, so it holds an initialised `T`.
-        unsafe { self.ptr.as_ptr().add(index).read() }
-    }
-}
-
 fn misaligned(name: &(impl std::fmt::Display + ?Sized)) -> FfiError {
     FfiError::invalid(format!("argument `{name}` is not aligned for its type"))
 }

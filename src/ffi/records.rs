@@ -198,7 +198,10 @@ pub unsafe extern "C" fn lc_record_list(
         let records = manager_entry(manager)?.manager.live_query_records();
         // C borrows each string: render them now, once.
         out.write(lc_records::insert(
-            records.into_iter().map(RecordEntry::new).collect(),
+            records
+                .into_iter()
+                .map(RecordEntry::new)
+                .collect::<Box<[_]>>(),
         ));
         Ok(lc_status::LC_OK)
     })

@@ -23,15 +23,15 @@ use crate::{
 };
 
 handle_kinds! {
-    Manager = 1: lc_manager => ManagerEntry, MANAGERS;
+    Manager = 1: lc_manager => Arc<ManagerEntry>, MANAGERS;
     Notification = 2: lc_notification => NotificationEntry, NOTIFICATIONS;
-    SubscriptionResult = 3: lc_subscription_result => SubscriptionResultEntry, SUBSCRIPTION_RESULTS;
-    Records = 4: lc_records => Box<[RecordEntry]>, RECORDS;
-    FailoverReport = 5: lc_failover_report => FailoverEntry, FAILOVER_REPORTS;
-    TopicBatch = 6: lc_topic_batch => TopicBatchEntry, TOPIC_BATCHES;
-    TopicNames = 7: lc_topic_names => Box<[CText]>, TOPIC_NAME_LISTS;
-    TopicRoutes = 8: lc_topic_routes => Box<[RouteEntry]>, TOPIC_ROUTE_LISTS;
-    FjallStore = 9: lc_fjall_store => FjallStoreEntry, FJALL_STORES;
+    SubscriptionResult = 3: lc_subscription_result => Arc<SubscriptionResultEntry>, SUBSCRIPTION_RESULTS;
+    Records = 4: lc_records => Arc<Box<[RecordEntry]>>, RECORDS;
+    FailoverReport = 5: lc_failover_report => Arc<FailoverEntry>, FAILOVER_REPORTS;
+    TopicBatch = 6: lc_topic_batch => Arc<TopicBatchEntry>, TOPIC_BATCHES;
+    TopicNames = 7: lc_topic_names => Arc<Box<[CText]>>, TOPIC_NAME_LISTS;
+    TopicRoutes = 8: lc_topic_routes => Arc<Box<[RouteEntry]>>, TOPIC_ROUTE_LISTS;
+    FjallStore = 9: lc_fjall_store => Arc<FjallStoreEntry>, FJALL_STORES;
 }
 
 /// How long a "forever" wait on the ready queue sleeps between checks that its manager is

@@ -436,15 +436,15 @@ pub(crate) fn last_error_ptr() -> *const std::ffi::c_char {
 pub enum PanicPoint {
     /// On entry to the panic boundary, before the body runs (any function).
     Entry = 1,
-    /// `lc_connection_recv` and `lc_connection_recv_event`: after the connection's
-    /// receiver was taken (its guard is held), before receiving.
+    /// `lc_connection_recv`, `lc_connection_recv_batch` and `lc_connection_recv_event`:
+    /// after the connection's receiver was taken (its guard is held), before receiving.
     ReceiverTaken = 2,
     /// `lc_change_publish` and `lc_commit_publish`: after the C changes were converted, before
     /// publishing them.
     ChangesConverted = 3,
-    /// `lc_connection_recv_batch`: after a notification's handle was written, before the
-    /// next notification is taken.
-    BatchHandleIssued = 4,
+    /// `lc_connection_recv_batch`: after its second handle was issued, before it takes the
+    /// next notification.
+    BatchHandlesIssued = 4,
 }
 
 /// Makes the next `lc_` call on the calling thread panic inside its boundary, so tests can

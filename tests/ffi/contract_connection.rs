@@ -284,6 +284,61 @@ pub(crate) fn case_lc_connection_recv_batch() {
         "what was queued, without waiting for more"
     );
     assert_eq!(batch(8), (LC_EMPTY, vec![]), "none left: count 0");
+    let mut count = 99;
+    // SAFETY: `out` holds 8 writable handles and `count` is a live local.
+    let status = unsafe {
+        lc_connection_recv_batch(f.manager, f.connection, 10, out.as_mut_ptr(), 8, &mut count)
+    };
+    assert_eq!((status, count), (LC_TIMEOUT, 0));
+
+    // With no limit, the call waits for the first notification only, holding the receiver
+    // (`lc_connection_recv` meanwhile is told it is busy), then returns what it has: a call
+    // that waited for more would never return (a hang fails in `join_or_fail`).
+    let (manager, connection) = (f.manager, f.connection);
+    let waiter = std::thread::spawn(move || {
+        let mut out = [lc_notification::default(); 8];
+        let mut count = 0;
+        // SAFETY: `out` holds 8 writable handles and `count` is a live local of this thread.
+        let status = unsafe {
+            lc_connection_recv_batch(
+                manager,
+                connection,
+                LC_WAIT_FOREVER,
+                out.as_mut_ptr(),
+                8,
+                &mut count,
+            )
+        };
+        let seqs: Vec<u64> = out[..count]
+            .iter()
+            .map(|&notification| {
+                let seq = notification_info(notification).seq;
+                assert_eq!(lc_notification_free(notification), LC_OK);
+                seq
+            })
+            .collect();
+        (status, seqs)
+    });
+    let deadline = std::time::Instant::now() + HANG_GUARD;
+    while try_recv_status(f.manager, f.connection) != LC_ERR_RECEIVER_BUSY {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch never took the receiver"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let row = [int(6), int(7), nil()];
+    publish(
+        f.manager,
+        6,
+        &[change(
+            f.messages,
+            lc_change_type::LC_CHANGE_INSERT,
+            &row,
+            None,
+        )],
+    );
+    assert_eq!(join_or_fail(waiter, "the batch receive"), (LC_OK, vec![6]));
 }
 
 pub(crate) fn case_lc_connection_recv_event() {
