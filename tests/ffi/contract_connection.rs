@@ -169,12 +169,12 @@ pub(crate) fn case_lc_connection_get_info() {
     assert_eq!(info.subscription_count, 1);
 }
 
-pub(crate) fn case_lc_connection_recv() {
-    let f = Fixture::new();
-    let row = [int(2), int(7), nil()];
+/// Publishes commit `seq`: one insert of message `seq` in room 7.
+fn publish_message(f: &Fixture, seq: u64) {
+    let row = [int(seq as i64), int(7), nil()];
     publish(
         f.manager,
-        3,
+        seq,
         &[change(
             f.messages,
             lc_change_type::LC_CHANGE_INSERT,
@@ -182,6 +182,11 @@ pub(crate) fn case_lc_connection_recv() {
             None,
         )],
     );
+}
+
+pub(crate) fn case_lc_connection_recv() {
+    let f = Fixture::new();
+    publish_message(&f, 3);
     let mut out = lc_notification::default();
     // SAFETY: see above.
     unsafe {
@@ -207,17 +212,7 @@ pub(crate) fn case_lc_connection_recv() {
 pub(crate) fn case_lc_connection_recv_batch() {
     let f = Fixture::new();
     for seq in 3..6 {
-        let row = [int(seq), int(7), nil()];
-        publish(
-            f.manager,
-            seq as u64,
-            &[change(
-                f.messages,
-                lc_change_type::LC_CHANGE_INSERT,
-                &row,
-                None,
-            )],
-        );
+        publish_message(&f, seq);
     }
     let mut out = [lc_notification::default(); 8];
     let mut count = 99;
@@ -254,71 +249,21 @@ pub(crate) fn case_lc_connection_recv_batch() {
     }
     // The refused calls consumed nothing; a batch takes no more than its capacity, in the
     // order the notifications were queued.
-    let mut batch = |capacity: usize| {
-        // SAFETY: `out` holds 8 writable handles (`capacity` is at most 8); `count` is a
-        // live local.
-        let status = unsafe {
-            lc_connection_recv_batch(
-                f.manager,
-                f.connection,
-                0,
-                out.as_mut_ptr(),
-                capacity,
-                &mut count,
-            )
-        };
-        let seqs: Vec<u64> = out[..count]
-            .iter()
-            .map(|&notification| {
-                let seq = notification_info(notification).seq;
-                assert_eq!(lc_notification_free(notification), LC_OK);
-                seq
-            })
-            .collect();
-        (status, seqs)
-    };
-    assert_eq!(batch(2), (LC_OK, vec![3, 4]));
+    let batch = |timeout_ms, capacity| batch_seqs(f.manager, f.connection, timeout_ms, capacity);
+    assert_eq!(batch(0, 2), (LC_OK, vec![3, 4]));
     assert_eq!(
-        batch(8),
+        batch(0, 8),
         (LC_OK, vec![5]),
         "what was queued, without waiting for more"
     );
-    assert_eq!(batch(8), (LC_EMPTY, vec![]), "none left: count 0");
-    let mut count = 99;
-    // SAFETY: `out` holds 8 writable handles and `count` is a live local.
-    let status = unsafe {
-        lc_connection_recv_batch(f.manager, f.connection, 10, out.as_mut_ptr(), 8, &mut count)
-    };
-    assert_eq!((status, count), (LC_TIMEOUT, 0));
+    assert_eq!(batch(0, 8), (LC_EMPTY, vec![]), "none left: count 0");
+    assert_eq!(batch(10, 8), (LC_TIMEOUT, vec![]));
 
     // With no limit, the call waits for the first notification only, holding the receiver
     // (`lc_connection_recv` meanwhile is told it is busy), then returns what it has: a call
     // that waited for more would never return (a hang fails in `join_or_fail`).
     let (manager, connection) = (f.manager, f.connection);
-    let waiter = std::thread::spawn(move || {
-        let mut out = [lc_notification::default(); 8];
-        let mut count = 0;
-        // SAFETY: `out` holds 8 writable handles and `count` is a live local of this thread.
-        let status = unsafe {
-            lc_connection_recv_batch(
-                manager,
-                connection,
-                LC_WAIT_FOREVER,
-                out.as_mut_ptr(),
-                8,
-                &mut count,
-            )
-        };
-        let seqs: Vec<u64> = out[..count]
-            .iter()
-            .map(|&notification| {
-                let seq = notification_info(notification).seq;
-                assert_eq!(lc_notification_free(notification), LC_OK);
-                seq
-            })
-            .collect();
-        (status, seqs)
-    });
+    let waiter = std::thread::spawn(move || batch_seqs(manager, connection, LC_WAIT_FOREVER, 8));
     let deadline = std::time::Instant::now() + HANG_GUARD;
     while try_recv_status(f.manager, f.connection) != LC_ERR_RECEIVER_BUSY {
         assert!(
@@ -327,18 +272,45 @@ pub(crate) fn case_lc_connection_recv_batch() {
         );
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    let row = [int(6), int(7), nil()];
-    publish(
-        f.manager,
-        6,
-        &[change(
-            f.messages,
-            lc_change_type::LC_CHANGE_INSERT,
-            &row,
-            None,
-        )],
-    );
+    publish_message(&f, 6);
     assert_eq!(join_or_fail(waiter, "the batch receive"), (LC_OK, vec![6]));
+}
+
+/// One `lc_connection_recv_batch` into an array of 8: its status and the SeqIds of what it
+/// handed out (each freed), with a count of 0 checked on any status but `LC_OK`.
+fn batch_seqs(
+    manager: lc_manager,
+    connection: u64,
+    timeout_ms: u32,
+    capacity: usize,
+) -> (lc_status, Vec<u64>) {
+    assert!(capacity <= 8);
+    let mut out = [lc_notification::default(); 8];
+    let mut count = 99;
+    // SAFETY: `out` holds 8 writable handles (`capacity` is at most 8); `count` is a live
+    // local.
+    let status = unsafe {
+        lc_connection_recv_batch(
+            manager,
+            connection,
+            timeout_ms,
+            out.as_mut_ptr(),
+            capacity,
+            &mut count,
+        )
+    };
+    if status != LC_OK {
+        assert_eq!(count, 0, "{status:?}");
+    }
+    let seqs = out[..count]
+        .iter()
+        .map(|&notification| {
+            let seq = notification_info(notification).seq;
+            assert_eq!(lc_notification_free(notification), LC_OK);
+            seq
+        })
+        .collect();
+    (status, seqs)
 }
 
 pub(crate) fn case_lc_connection_recv_event() {
