@@ -127,10 +127,11 @@ cargo test --profile race --test sql_routing -- --ignored --nocapture
 ok
 
 step "loom models and mutants (LOOM_MAX_PREEMPTIONS=2, release, own target directory)"
-# The models are built once with --cfg livecore_loom (never a cargo feature) into their own
-# target directory, so the normal build's artifacts are left alone.
+# The models are built once with --cfg livecore_loom (never a cargo feature), warnings
+# denied as in the normal build, into their own target directory, so the normal build's
+# artifacts are left alone.
 loom_test() {
-    RUSTFLAGS="--cfg livecore_loom" CARGO_TARGET_DIR=target/loom LOOM_MAX_PREEMPTIONS=2 \
+    RUSTFLAGS="--cfg livecore_loom -D warnings" CARGO_TARGET_DIR=target/loom LOOM_MAX_PREEMPTIONS=2 \
         cargo test --release -p livecore-loom-tests "$@"
 }
 loom_test

@@ -21,6 +21,7 @@ pub(crate) fn prefetch(address: *const u8) {
 }
 
 /// Lines of a channel's shared state a send touches (its lock, queue and counters).
+#[cfg(not(livecore_loom))]
 const CHANNEL_LINES: usize = 3;
 
 /// Hints the lines of the channel behind `tx`.

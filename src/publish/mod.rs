@@ -7,6 +7,12 @@
 //! share the commit through an `Arc`; no row is copied. Shared counters are bumped once per
 //! publish.
 
+mod reap_queue;
+mod seen_keys;
+
+pub(crate) use reap_queue::ReapQueue;
+use seen_keys::SeenKeys;
+
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
@@ -27,10 +33,9 @@ use crate::query::CompiledProjection;
 use crate::route::index::RoutingIndex;
 use crate::route::index::{several_keys, visit_under, TableRoute};
 use crate::stats::StatsCounters;
-use crate::sync::{channel::TrySendError, lock, Arc, AtomicBool, DataArc, Mutex, Ordering};
+use crate::sync::{channel::TrySendError, Arc, DataArc};
 use crate::types::change::{ChangeNotification, Commit};
 use crate::types::ending::SubscriptionEnding;
-use crate::types::ids::LiveQueryId;
 use crate::types::ids::{SeqId, TableKey, UserKey};
 use crate::types::schema::TableScope;
 use crate::types::shared_commit::{CommitRefs, MatchedSource, SharedCommit, ViewRefs};
@@ -136,38 +141,6 @@ pub(crate) struct Publisher<'a> {
     /// connection's arming flag.
     pub(crate) ready_queue: bool,
     pub(crate) reap: &'a ReapQueue,
-}
-
-/// The subscriptions ended on the publish path (their gate buffer overflowed), for the
-/// next subscribe to unroute. A flag in front of the list lets that subscribe see "none"
-/// without the list's lock, which is every subscribe but the rare one after an overflow.
-pub(crate) struct ReapQueue {
-    pending: AtomicBool,
-    ended: Mutex<Vec<LiveQueryId>>,
-}
-
-impl ReapQueue {
-    pub(crate) fn new() -> Self {
-        Self {
-            pending: AtomicBool::new(false),
-            ended: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Queues `live_query_id`; the flag is raised after it is in the list.
-    pub(crate) fn push(&self, live_query_id: LiveQueryId) {
-        lock(&self.ended).push(live_query_id);
-        self.pending.store(true, Ordering::Release);
-    }
-
-    /// Takes what is queued. A push whose flag is not raised yet may be left for the next
-    /// call (or taken now without its flag): either way it is taken once.
-    pub(crate) fn take(&self) -> Vec<LiveQueryId> {
-        if !self.pending.swap(false, Ordering::AcqRel) {
-            return Vec::new();
-        }
-        std::mem::take(&mut *lock(&self.ended))
-    }
 }
 
 impl Publisher<'_> {
@@ -697,52 +670,6 @@ fn resumed(core: &Arc<SubscriptionCore>, source: MatchedSource, number: u64) -> 
     })
 }
 
-/// The keys a publish has met, each with the place it was first met: searched in order
-/// while there are few (no allocation up to eight), through a hash index beyond.
-struct SeenKeys<K> {
-    keys: SmallVec<[K; 8]>,
-    /// Where each key is in `keys`, once there are too many to search. Made only then:
-    /// a keyed hasher's state is drawn from a process-wide counter, a shared line every
-    /// publish would otherwise write twice.
-    index: Option<std::collections::HashMap<K, usize, ahash::RandomState>>,
-}
-
-impl<K> Default for SeenKeys<K> {
-    fn default() -> Self {
-        Self {
-            keys: SmallVec::new(),
-            index: None,
-        }
-    }
-}
-
-impl<K: Copy + Eq + std::hash::Hash> SeenKeys<K> {
-    /// Where `key` was first met, and whether that is now.
-    fn place(&mut self, key: K) -> (usize, bool) {
-        let found = match &self.index {
-            None => self.keys.iter().position(|seen| *seen == key),
-            Some(index) => index.get(&key).copied(),
-        };
-        if let Some(at) = found {
-            return (at, false);
-        }
-        let at = self.keys.len();
-        self.keys.push(key);
-        if self.keys.spilled() {
-            match &mut self.index {
-                Some(index) => {
-                    index.insert(key, at);
-                }
-                None => {
-                    let index = self.keys.iter().enumerate().map(|(at, key)| (*key, at));
-                    self.index = Some(index.collect());
-                }
-            }
-        }
-        (at, true)
-    }
-}
-
 /// The projections one publish kept on its commit, by address.
 #[derive(Default)]
 struct KeptHere {
@@ -775,37 +702,5 @@ impl Views {
             self.made.push(ViewRefs::new(base.clone(), matched));
         }
         self.made[at].take()
-    }
-}
-
-#[cfg(all(test, not(livecore_loom)))]
-mod tests {
-    use super::{ReapQueue, SeenKeys};
-    use crate::types::ids::{ConnectionId, LiveQueryId, SubscriptionId};
-
-    #[test]
-    fn the_reap_queue_hands_out_each_ended_subscription_once() {
-        let queue = ReapQueue::new();
-        assert!(queue.take().is_empty(), "nothing queued");
-        let ended = |n| LiveQueryId::new(ConnectionId(1), SubscriptionId(n));
-        queue.push(ended(1));
-        queue.push(ended(2));
-        assert_eq!(queue.take(), vec![ended(1), ended(2)]);
-        assert!(queue.take().is_empty(), "taken already");
-        queue.push(ended(3));
-        assert_eq!(queue.take(), vec![ended(3)], "queued after a take");
-    }
-
-    #[test]
-    fn seen_keys_keep_their_first_place_before_and_after_they_are_indexed() {
-        let mut seen = SeenKeys::default();
-        for round in 0..2 {
-            for key in 0..20u64 {
-                let (at, new) = seen.place(key * 7);
-                assert_eq!(at, key as usize, "round {round}, key {key}");
-                assert_eq!(new, round == 0, "round {round}, key {key}");
-            }
-        }
-        assert_eq!(seen.place(1), (20, true), "a new key after indexing");
     }
 }

@@ -1,0 +1,67 @@
+//! The keys one publish has met, each with the place it was first met.
+
+use smallvec::SmallVec;
+
+/// The keys a publish has met, each with the place it was first met: searched in order
+/// while there are few (no allocation up to eight), through a hash index beyond.
+pub(super) struct SeenKeys<K> {
+    keys: SmallVec<[K; 8]>,
+    /// Where each key is in `keys`, once there are too many to search. Made only then:
+    /// a keyed hasher's state is drawn from a process-wide counter, a shared line every
+    /// publish would otherwise write twice.
+    index: Option<std::collections::HashMap<K, usize, ahash::RandomState>>,
+}
+
+impl<K> Default for SeenKeys<K> {
+    fn default() -> Self {
+        Self {
+            keys: SmallVec::new(),
+            index: None,
+        }
+    }
+}
+
+impl<K: Copy + Eq + std::hash::Hash> SeenKeys<K> {
+    /// Where `key` was first met, and whether that is now.
+    pub(super) fn place(&mut self, key: K) -> (usize, bool) {
+        let found = match &self.index {
+            None => self.keys.iter().position(|seen| *seen == key),
+            Some(index) => index.get(&key).copied(),
+        };
+        if let Some(at) = found {
+            return (at, false);
+        }
+        let at = self.keys.len();
+        self.keys.push(key);
+        if self.keys.spilled() {
+            match &mut self.index {
+                Some(index) => {
+                    index.insert(key, at);
+                }
+                None => {
+                    let index = self.keys.iter().enumerate().map(|(at, key)| (*key, at));
+                    self.index = Some(index.collect());
+                }
+            }
+        }
+        (at, true)
+    }
+}
+
+#[cfg(all(test, not(livecore_loom)))]
+mod tests {
+    use super::SeenKeys;
+
+    #[test]
+    fn seen_keys_keep_their_first_place_before_and_after_they_are_indexed() {
+        let mut seen = SeenKeys::default();
+        for round in 0..2 {
+            for key in 0..20u64 {
+                let (at, new) = seen.place(key * 7);
+                assert_eq!(at, key as usize, "round {round}, key {key}");
+                assert_eq!(new, round == 0, "round {round}, key {key}");
+            }
+        }
+        assert_eq!(seen.place(1), (20, true), "a new key after indexing");
+    }
+}
