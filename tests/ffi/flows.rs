@@ -455,7 +455,27 @@ fn freeing_the_manager_ends_waits_and_leaves_notifications_readable() {
             })
         })
         .collect();
-    thread::sleep(Duration::from_millis(150));
+    // Free once both receives are waiting (each holds its receiver, so a probe is told it
+    // is busy); the ready-queue wait may or may not have begun, and either must end.
+    let deadline = Instant::now() + HANG_GUARD;
+    loop {
+        // SAFETY: the out-pointers are live locals; nothing is queued, so a probe that is
+        // not refused as busy takes nothing.
+        let (notifications, events) = unsafe {
+            (
+                lc_connection_recv(manager, connection, 0, &mut lc_notification::default()),
+                lc_connection_recv_event(manager, connection, 0, &mut 0),
+            )
+        };
+        if notifications == LC_ERR_RECEIVER_BUSY && events == LC_ERR_RECEIVER_BUSY {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the receives never began waiting"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
     assert_eq!(lc_manager_free(manager), LC_OK);
     // The waits have no time limit: that each ends at all is what the free must do.
     for waiter in waiters {
