@@ -82,28 +82,6 @@ pub(crate) struct Header<V> {
     len: usize,
 }
 
-/// A bucket being made: dropped only if making an entry panicked, when it drops the values
-/// of the entries written so far and frees the allocation.
-struct Building<V> {
-    header: NonNull<Header<V>>,
-    layout: Layout,
-    /// Entries written, from the first.
-    written: usize,
-}
-
-impl<V> Drop for Building<V> {
-    fn drop(&mut self) {
-        let entries = Bucket::<V>::entries_start(self.header);
-        for index in 0..self.written {
-            // SAFETY: entry `index` was written, and nothing else read or owns its value:
-            // the bucket was never handed out.
-            unsafe { ManuallyDrop::drop(&mut (*entries.add(index)).value) };
-        }
-        // SAFETY: the allocation was made with `layout` and nothing refers to it any more.
-        unsafe { dealloc(self.header.as_ptr().cast(), self.layout) };
-    }
-}
-
 /// References beyond which a count is taken to be corrupt (as std's `Arc` does).
 const MAX_COUNT: usize = isize::MAX as usize;
 
@@ -133,16 +111,11 @@ impl<V> Bucket<V> {
         let Some(header) = NonNull::new(start.cast::<Header<V>>()) else {
             std::alloc::handle_alloc_error(layout)
         };
-        // Should `entry_at` panic, the guard drops the values written so far and frees the
-        // allocation (the table's own closures do not panic; a value's clone might).
-        let mut building = Building {
-            header,
-            layout,
-            written: 0,
-        };
+        // Should `entry_at` panic, the allocation and what it holds are leaked, never read
+        // or dropped (the table's own closures do not panic).
         // SAFETY: `header` is a fresh allocation of `layout`, aligned for the header and
         // the entries and large enough for both; each slot is written once before the
-        // bucket is returned, and `written` counts the slots written.
+        // bucket is returned.
         unsafe {
             header.as_ptr().write(Header {
                 count: AtomicUsize::new(1),
@@ -152,10 +125,8 @@ impl<V> Bucket<V> {
             let entries = Self::entries_start(header);
             for index in 0..len {
                 entries.add(index).write(entry_at(index));
-                building.written += 1;
             }
         }
-        std::mem::forget(building);
         Self {
             header,
             _owns: PhantomData,
@@ -419,24 +390,6 @@ mod tests {
         Bucket::new(values.len(), |index| {
             Entry::new(index as u64, values[index].clone())
         })
-    }
-
-    /// A panic while making the entries drops the values made so far and frees the
-    /// allocation (valgrind and the sanitizers see no leak).
-    #[test]
-    fn a_panic_while_making_a_bucket_drops_what_was_made() {
-        let values: Vec<Arc<u32>> = (0..3).map(Arc::new).collect();
-        let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Bucket::new(3, |index| {
-                assert!(index < 2, "the third entry fails");
-                Entry::new(index as u64, values[index].clone())
-            })
-        }));
-        assert!(made.is_err());
-        assert!(
-            values.iter().all(|value| Arc::strong_count(value) == 1),
-            "the two values made were dropped"
-        );
     }
 
     #[test]
