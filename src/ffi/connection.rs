@@ -287,11 +287,13 @@ impl IssuedNotifications {
 
     /// Writes the handles to `out`, which is then the host's to free; returns how many.
     fn hand_over(mut self, out: &mut OutSlice<lc_notification>) -> usize {
-        let handles = std::mem::take(&mut self.handles);
-        for (index, &handle) in handles.iter().enumerate() {
+        for (index, &handle) in self.handles.iter().enumerate() {
             out.write(index, handle);
         }
-        handles.len()
+        let count = self.handles.len();
+        // Written: no longer the guard's to free.
+        self.handles.clear();
+        count
     }
 }
 

@@ -22,8 +22,9 @@
 //! Most kinds store an `Arc` of their object, which a lookup clones under the lock and the
 //! call uses after it. Notifications, made and freed for every delivery a C host receives,
 //! are stored in their slot itself, with no allocation of their own, and read under the
-//! lock by short calls ([`Handle::with`]); pages never move, so what a notification lends
-//! the host stays where it is until it is freed.
+//! lock by short calls ([`Handle::with`]). Nothing hands out a pointer into a slot: what a
+//! notification lends the host (its JSON, column names, text and bytes) lives in buffers
+//! the entry owns or shares, valid until the notification is freed.
 
 use std::cell::Cell;
 
@@ -170,7 +171,8 @@ const SHARDS: usize = 1 << SHARD_BITS;
 const GENERATION_SHIFT: u32 = INDEX_BITS + SHARD_BITS;
 /// A slot's generations: 1 to 2^28 - 1 (0 is never issued, so a made-up handle of small
 /// number is refused). Reused over and over by one thread, a slot runs out after about a
-/// minute and is retired: one slot of 16 bytes a minute per busy thread.
+/// minute and is retired: one slot (16 bytes, 112 for a notification) a minute per busy
+/// thread.
 const LAST_GENERATION: u64 = (1 << (KIND_SHIFT - GENERATION_SHIFT)) - 1;
 
 /// The shard the next thread to insert stores its objects in.
@@ -202,8 +204,8 @@ pub(crate) struct HandleTable<T> {
 /// Slots a page of a shard holds.
 const PAGE: usize = 64;
 
-/// One shard's slots, in pages that never move: what a slot holds stays where it is, so a
-/// pointer a caller was given into an object stored inline stays valid while it is live.
+/// One shard's slots, in pages: a shard grows by a page, without moving the objects it
+/// holds.
 struct Shard<T> {
     /// `PAGE` slots each.
     pages: Vec<Box<[Slot<T>]>>,

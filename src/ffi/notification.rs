@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use crate::ffi::handles::Handle;
 use crate::ffi::ptr::{Out, SizedOut};
-use crate::ffi::state::{cached_json, CText, NotificationEntry};
+use crate::ffi::state::{json_bytes, json_parts, CText, NotificationEntry};
 use crate::ffi::status::{boundary, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::ffi::values::value_to_c;
@@ -131,10 +131,19 @@ pub unsafe extern "C" fn lc_notification_json(
         let json_out = unsafe { Out::new(out_json, "out_json") }?;
         // SAFETY: the caller promised `out_len` is NULL or writable.
         let len_out = unsafe { Out::new(out_len, "out_len") }?;
-        // Built under the notification's shard lock, once. The bytes live in a buffer of
-        // the entry, which stays in its slot until the notification is freed.
-        let (json, len) = notification
-            .with(|entry| cached_json(&entry.json, |out| entry.notification.write_json(out)))?;
+        // The bytes live in a buffer of the entry, kept until the notification is freed.
+        let cached = notification.with(|entry| entry.json.get().map(|bytes| json_parts(bytes)))?;
+        let (json, len) = match cached {
+            Some(parts) => parts,
+            None => {
+                // Built outside the shard's lock (a large notification takes a while), from
+                // a copy of the notification (references: no row is copied); when two
+                // threads build it at once, the first stored is the one kept.
+                let copy = notification.with(|entry| entry.notification.clone())?;
+                let built = json_bytes(|out| copy.write_json(out));
+                notification.with(|entry| json_parts(entry.json.get_or_init(|| built)))?
+            }
+        };
         json_out.write(json);
         len_out.write(len);
         Ok(lc_status::LC_OK)

@@ -245,12 +245,19 @@ pub(crate) fn cached_json(
     cell: &OnceLock<Box<[u8]>>,
     build: impl FnOnce(&mut Vec<u8>),
 ) -> (*const c_char, usize) {
-    let bytes = cell.get_or_init(|| {
-        let mut bytes = Vec::with_capacity(128);
-        build(&mut bytes);
-        bytes.push(0);
-        bytes.into_boxed_slice()
-    });
+    json_parts(cell.get_or_init(|| json_bytes(build)))
+}
+
+/// A JSON text written by `build`, followed by a NUL.
+pub(crate) fn json_bytes(build: impl FnOnce(&mut Vec<u8>)) -> Box<[u8]> {
+    let mut bytes = Vec::with_capacity(128);
+    build(&mut bytes);
+    bytes.push(0);
+    bytes.into_boxed_slice()
+}
+
+/// Where NUL-terminated JSON bytes start, and their length without the NUL.
+pub(crate) fn json_parts(bytes: &[u8]) -> (*const c_char, usize) {
     (bytes.as_ptr().cast::<c_char>(), bytes.len() - 1)
 }
 

@@ -13,6 +13,7 @@ pub(crate) struct ReapQueue {
 }
 
 impl ReapQueue {
+    /// An empty queue.
     pub(crate) fn new() -> Self {
         Self {
             pending: AtomicBool::new(false),

@@ -263,7 +263,10 @@ pub(crate) fn case_lc_connection_recv_batch() {
     // (`lc_connection_recv` meanwhile is told it is busy), then returns what it has: a call
     // that waited for more would never return (a hang fails in `join_or_fail`).
     let (manager, connection) = (f.manager, f.connection);
-    let waiter = std::thread::spawn(move || batch_seqs(manager, connection, LC_WAIT_FOREVER, 8));
+    let waiter = std::thread::spawn(move || {
+        // The probe below may hold the receiver for an instant: try again then.
+        retry_while_busy(|| batch_seqs(manager, connection, LC_WAIT_FOREVER, 8))
+    });
     let deadline = std::time::Instant::now() + HANG_GUARD;
     while try_recv_status(f.manager, f.connection) != LC_ERR_RECEIVER_BUSY {
         assert!(
@@ -300,7 +303,10 @@ fn batch_seqs(
         )
     };
     if status != LC_OK {
-        assert_eq!(count, 0, "{status:?}");
+        if [LC_EMPTY, LC_TIMEOUT, LC_CLOSED].contains(&status) {
+            assert_eq!(count, 0, "{status:?}");
+        }
+        return (status, Vec::new());
     }
     let seqs = out[..count]
         .iter()

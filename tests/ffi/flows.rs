@@ -375,8 +375,13 @@ fn one_consumer_at_a_time_per_connection() {
         let mut notification = lc_notification::default();
         // SAFETY: `notification` is a live local of this thread.
         // No time limit: the publish below ends the wait (a hang fails in `join_or_fail`).
-        let status =
-            unsafe { lc_connection_recv(manager, connection, LC_WAIT_FOREVER, &mut notification) };
+        let (status, ()) = retry_while_busy(|| {
+            // SAFETY: as above.
+            let status = unsafe {
+                lc_connection_recv(manager, connection, LC_WAIT_FOREVER, &mut notification)
+            };
+            (status, ())
+        });
         assert_eq!(status, LC_OK);
         assert_eq!(lc_notification_free(notification), LC_OK);
     });
@@ -432,25 +437,34 @@ fn freeing_the_manager_ends_waits_and_leaves_notifications_readable() {
         .into_iter()
         .map(|kind| {
             thread::spawn(move || {
-                // SAFETY: every out-pointer is a live local of this thread.
-                let status = unsafe {
-                    match kind {
-                        0 => lc_connection_recv(
-                            manager,
-                            connection,
-                            LC_WAIT_FOREVER,
-                            &mut lc_notification::default(),
-                        ),
-                        1 => lc_connection_recv_event(manager, connection, LC_WAIT_FOREVER, &mut 0),
-                        _ => lc_manager_wait_ready(
-                            manager,
-                            LC_WAIT_FOREVER,
-                            &mut [0u64; 1] as *mut u64,
-                            1,
-                            &mut 0,
-                        ),
-                    }
-                };
+                // A probe below may hold a receiver for an instant: try again then.
+                let (status, ()) = retry_while_busy(|| {
+                    // SAFETY: every out-pointer is a live local of this thread.
+                    let status = unsafe {
+                        match kind {
+                            0 => lc_connection_recv(
+                                manager,
+                                connection,
+                                LC_WAIT_FOREVER,
+                                &mut lc_notification::default(),
+                            ),
+                            1 => lc_connection_recv_event(
+                                manager,
+                                connection,
+                                LC_WAIT_FOREVER,
+                                &mut 0,
+                            ),
+                            _ => lc_manager_wait_ready(
+                                manager,
+                                LC_WAIT_FOREVER,
+                                &mut [0u64; 1] as *mut u64,
+                                1,
+                                &mut 0,
+                            ),
+                        }
+                    };
+                    (status, ())
+                });
                 (kind, status)
             })
         })

@@ -378,6 +378,19 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// the outcome a test checks never depends on how long a step took.
 pub const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// Runs a receive again while it is refused as busy: a test's probe (a receive with
+/// timeout 0, checking that a waiting thread holds the receiver) holds the receiver for an
+/// instant, and a wait that begins in that instant is refused.
+pub fn retry_while_busy<T>(mut receive: impl FnMut() -> (lc_status, T)) -> (lc_status, T) {
+    loop {
+        let received = receive();
+        if received.0 != LC_ERR_RECEIVER_BUSY {
+            return received;
+        }
+        std::thread::yield_now();
+    }
+}
+
 /// Joins `thread`, failing the test (rather than hanging it) if the thread has not ended
 /// within `HANG_GUARD`.
 pub fn join_or_fail<T>(thread: std::thread::JoinHandle<T>, what: &str) -> T {

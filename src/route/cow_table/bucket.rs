@@ -112,7 +112,8 @@ impl<V> Bucket<V> {
             std::alloc::handle_alloc_error(layout)
         };
         // Should `entry_at` panic, the allocation and what it holds are leaked, never read
-        // or dropped (the table's own closures do not panic).
+        // or dropped: its entries may be aliases of values another bucket still owns, so
+        // they could not be dropped here (and the table's own closures do not panic).
         // SAFETY: `header` is a fresh allocation of `layout`, aligned for the header and
         // the entries and large enough for both; each slot is written once before the
         // bucket is returned.
