@@ -457,15 +457,7 @@ impl Dispatch<'_> {
         // A live gate passes a SeqId above its boundary with one load; everything else
         // (loading, covered, ended) takes the gate's full decision.
         if handle.core.flow.passes_live(self.seq) {
-            let source = self.matched_source(matched, runs);
-            self.keep_projection(&handle.core);
-            send_change(
-                handle,
-                source,
-                self.now_ms,
-                self.publisher.delivery_policy(),
-                &mut self.summary,
-            );
+            self.send_now(handle, matched, runs);
         } else {
             self.deliver_gated(handle, matched, runs);
         }
@@ -509,6 +501,26 @@ impl Dispatch<'_> {
         }
     }
 
+    /// Sends one delivery the gate let through: its source, its projection kept on the
+    /// commit, the channel push.
+    #[inline(always)]
+    fn send_now(
+        &mut self,
+        handle: &SubscriptionHandle,
+        matched: u32,
+        runs: Option<&mut CommitRefs<'_>>,
+    ) {
+        let source = self.matched_source(matched, runs);
+        self.keep_projection(&handle.core);
+        send_change(
+            handle,
+            source,
+            self.now_ms,
+            self.publisher.delivery_policy(),
+            &mut self.summary,
+        );
+    }
+
     /// [`deliver`](Self::deliver) past a gate that is not simply live.
     #[cold]
     #[inline(never)]
@@ -530,17 +542,7 @@ impl Dispatch<'_> {
             matched,
         });
         match decision {
-            GateDecision::SendNow => {
-                let source = self.matched_source(matched, runs);
-                self.keep_projection(core);
-                send_change(
-                    handle,
-                    source,
-                    self.now_ms,
-                    self.publisher.delivery_policy(),
-                    &mut self.summary,
-                );
-            }
+            GateDecision::SendNow => self.send_now(handle, matched, runs),
             GateDecision::Buffered => self.summary.buffered += 1,
             GateDecision::CoveredBySnapshot => self.summary.covered_by_snapshot += 1,
             // The buffer overflowed: the subscriber is told to resync (once), and the

@@ -24,7 +24,17 @@ fn subscribed_to_every_message() -> (lc_manager, u32, u64) {
 
 /// Publishes commit `seq`: one insert of message `seq` in room 1.
 fn publish_message(manager: lc_manager, messages: u32, seq: u64) {
-    let row = [int(seq as i64), int(1), nil()];
+    publish_message_in(manager, messages, seq, 1);
+}
+
+/// Publishes commit `seq`: one insert of message `seq` in `room`.
+fn publish_message_in(
+    manager: lc_manager,
+    messages: u32,
+    seq: u64,
+    room: i64,
+) -> lc_publish_summary {
+    let row = [int(seq as i64), int(room), nil()];
     publish(
         manager,
         seq,
@@ -34,7 +44,7 @@ fn publish_message(manager: lc_manager, messages: u32, seq: u64) {
             &row,
             None,
         )],
-    );
+    )
 }
 
 #[test]
@@ -89,17 +99,7 @@ fn assert_usable(manager: lc_manager, messages: u32, seq: u64) {
         "SELECT id FROM chat.messages WHERE room = 3",
         &options(0),
     );
-    let row = [int(seq as i64), int(3), nil()];
-    let summary = publish(
-        manager,
-        seq,
-        &[change(
-            messages,
-            lc_change_type::LC_CHANGE_INSERT,
-            &row,
-            None,
-        )],
-    );
+    let summary = publish_message_in(manager, messages, seq, 3);
     assert!(summary.enqueued >= 1, "{summary:?}");
     assert!(recv_json(manager, other).contains(&format!(r#""seq":{seq}"#)));
     assert_status!(lc_subscription_cancel(manager, live), LC_OK);
