@@ -337,11 +337,9 @@ pub unsafe extern "C" fn lc_connection_recv_batch(
     boundary("lc_connection_recv_batch", || {
         // SAFETY: the caller promised `out_count` is NULL or writable.
         let count_out = unsafe { Out::new(out_count, "out_count") }?;
-        if capacity == 0 {
-            return Err(FfiError::invalid("capacity must be at least 1"));
-        }
         // SAFETY: the caller promised `capacity` writable handles at `out_notifications`.
-        let mut out = unsafe { OutSlice::new(out_notifications, capacity, "out_notifications") }?;
+        let mut out =
+            unsafe { OutSlice::for_batch(out_notifications, capacity, "out_notifications") }?;
         let entry = manager_entry(manager)?;
         let connection = entry.connection(connection_id)?;
         let mut receiver = take_receiver(&connection.notifications, connection_id)?;

@@ -31,7 +31,7 @@ use std::cell::Cell;
 use crate::ffi::ptr::Out;
 use crate::ffi::state::HandleKind;
 use crate::ffi::status::{lc_status, FfiError, FfiResult};
-use crate::sync::{lock, AtomicUsize, Mutex, Ordering};
+use crate::sync::{lock, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 /// A C handle type (`lc_manager`, `lc_notification`, ...): a copyable struct around the
 /// handle's bits, tied once to its kind and to the table of the objects behind it (the
@@ -341,9 +341,7 @@ impl<T> HandleTable<T> {
 
     /// Runs `read` on the object behind a handle, under its shard's lock.
     pub(crate) fn with<R>(&self, bits: u64, read: impl FnOnce(&T) -> R) -> Result<R, FfiError> {
-        self.check_kind(bits)?;
-        let place = Place::of(bits);
-        let mut shard = lock(&self.shards[place.shard]);
+        let (mut shard, place) = self.locked(bits)?;
         let object = shard
             .holding(bits, place.index)
             .and_then(|slot| slot.object.as_ref())
@@ -351,12 +349,17 @@ impl<T> HandleTable<T> {
         Ok(read(object))
     }
 
+    /// The shard a handle of this kind points into, locked, and where in it.
+    fn locked(&self, bits: u64) -> Result<(MutexGuard<'_, Shard<T>>, Place), FfiError> {
+        self.check_kind(bits)?;
+        let place = Place::of(bits);
+        Ok((lock(&self.shards[place.shard]), place))
+    }
+
     /// Takes the object out of the table: the handle is dead from now on. It is dropped by
     /// the caller, after the shard's lock is released.
     pub(crate) fn remove(&self, bits: u64) -> Result<T, FfiError> {
-        self.check_kind(bits)?;
-        let place = Place::of(bits);
-        let mut shard = lock(&self.shards[place.shard]);
+        let (mut shard, place) = self.locked(bits)?;
         let object = shard
             .holding(bits, place.index)
             .and_then(|slot| slot.object.take())

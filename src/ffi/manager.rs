@@ -438,11 +438,9 @@ pub unsafe extern "C" fn lc_manager_wait_ready(
     boundary("lc_manager_wait_ready", || {
         // SAFETY: the caller promised `out_count` is NULL or writable.
         let count_out = unsafe { Out::new(out_count, "out_count") }?;
-        if capacity == 0 {
-            return Err(FfiError::invalid("capacity must be at least 1"));
-        }
         // SAFETY: the caller promised `capacity` writable ids at `out_connection_ids`.
-        let mut ids = unsafe { OutSlice::new(out_connection_ids, capacity, "out_connection_ids") }?;
+        let mut ids =
+            unsafe { OutSlice::for_batch(out_connection_ids, capacity, "out_connection_ids") }?;
         let entry = manager_entry(manager)?;
         let ready = entry.ready.as_ref().ok_or_else(|| {
             FfiError::new(

@@ -159,14 +159,19 @@ mod tests {
         matches!(found.0, Found::Slotted(_))
     }
 
+    /// A new manager that took a free slot (those made before it on the way stay live).
+    fn new_slotted_manager() -> lc_manager {
+        (0..SLOTS * 4)
+            .map(|_| insert(new_entry()))
+            .find(|&manager| is_slotted(manager))
+            .expect("a manager in its slot")
+    }
+
     /// Freeing a manager that shares a slot with the slot's holder leaves the holder in it.
     #[test]
     fn freeing_a_manager_leaves_a_slot_another_holds() {
         let _turn = ONE_AT_A_TIME.lock();
-        let holder = (0..SLOTS * 4)
-            .map(|_| insert(new_entry()))
-            .find(|&manager| is_slotted(manager))
-            .expect("a manager in its slot");
+        let holder = new_slotted_manager();
         let sharer = (0..SLOTS * 64)
             .map(|_| insert(new_entry()))
             .find(|&manager| {
@@ -189,10 +194,7 @@ mod tests {
     #[test]
     fn a_manager_freed_while_slotted_is_refused_and_unslotted() {
         let _turn = ONE_AT_A_TIME.lock();
-        let manager = (0..SLOTS * 4)
-            .map(|_| insert(new_entry()))
-            .find(|&manager| is_slotted(manager))
-            .expect("a manager in its slot");
+        let manager = new_slotted_manager();
         let entry = manager.remove().expect("out of the table, still slotted");
         entry.close();
         match find(manager) {

@@ -77,6 +77,19 @@ impl<T> OutSlice<T> {
         Ok(Self { ptr, len })
     }
 
+    /// Checks the out-array of a call that hands out between 1 and `len` items (a batch):
+    /// `len` 0 is refused before the pointer is looked at.
+    ///
+    /// # Safety
+    /// As [`new`](Self::new).
+    pub(crate) unsafe fn for_batch(ptr: *mut T, len: usize, name: &str) -> Result<Self, FfiError> {
+        if len == 0 {
+            return Err(FfiError::invalid("capacity must be at least 1"));
+        }
+        // SAFETY: the caller's promise, passed on.
+        unsafe { Self::new(ptr, len, name) }
+    }
+
     /// Number of items the array holds.
     pub(crate) fn len(&self) -> usize {
         self.len
