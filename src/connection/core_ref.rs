@@ -42,7 +42,7 @@
 use std::ptr::NonNull;
 
 use crate::connection::subscription::SubscriptionCore;
-use crate::sync::Arc;
+use crate::sync::LeanArc;
 
 /// A queued delivery's subscription: the core, uncounted (see the module header).
 pub(crate) struct CoreRef(NonNull<SubscriptionCore>);
@@ -55,8 +55,8 @@ unsafe impl Send for CoreRef {}
 impl CoreRef {
     /// Names `core` in a delivery about to be sent through a handle of it.
     #[inline(always)]
-    pub(crate) fn of(core: &Arc<SubscriptionCore>) -> Self {
-        let core = Arc::as_ptr(core).cast_mut();
+    pub(crate) fn of(core: &LeanArc<SubscriptionCore>) -> Self {
+        let core = LeanArc::as_ptr(core).cast_mut();
         // SAFETY: an `Arc`'s data pointer is never null.
         Self(unsafe { NonNull::new_unchecked(core) })
     }
@@ -91,7 +91,7 @@ pub(crate) struct ReleasedCores {
     /// Channel items the receiver has taken so far.
     popped: u64,
     /// Each core with the `popped` count after which nothing queued can name it.
-    held: Vec<(u64, Arc<SubscriptionCore>)>,
+    held: Vec<(u64, LeanArc<SubscriptionCore>)>,
     /// The smallest stamp held (`u64::MAX` when none), so the check between items is one
     /// comparison.
     next_due: u64,
@@ -111,9 +111,9 @@ impl ReleasedCores {
     /// between items). Returns those already free to go (nothing was queued).
     pub(crate) fn hold(
         &mut self,
-        cores: Vec<Arc<SubscriptionCore>>,
+        cores: Vec<LeanArc<SubscriptionCore>>,
         queued: usize,
-    ) -> Vec<Arc<SubscriptionCore>> {
+    ) -> Vec<LeanArc<SubscriptionCore>> {
         // Mutant: the stamp forgets the queue; a core is let go while a delivery naming it
         // still waits in the channel.
         let queued = if crate::sync::mutant!("released_stamp_ignores_queue") {
@@ -144,7 +144,7 @@ impl ReleasedCores {
 
     /// The held cores nothing queued can name any more (called between items).
     #[inline(always)]
-    pub(crate) fn take_due(&mut self) -> Option<Vec<Arc<SubscriptionCore>>> {
+    pub(crate) fn take_due(&mut self) -> Option<Vec<LeanArc<SubscriptionCore>>> {
         // `next_due` is u64::MAX while nothing is held.
         if !self.any_due() {
             return None;
@@ -153,7 +153,7 @@ impl ReleasedCores {
     }
 
     #[cold]
-    fn split_due(&mut self) -> Option<Vec<Arc<SubscriptionCore>>> {
+    fn split_due(&mut self) -> Option<Vec<LeanArc<SubscriptionCore>>> {
         let popped = self.popped;
         let (due, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
             .into_iter()
@@ -175,11 +175,11 @@ impl ReleasedCores {
 }
 #[cfg(all(test, not(livecore_loom)))]
 mod tests {
-    use std::sync::{Arc, Weak};
+    use std::sync::Weak;
 
     use super::ReleasedCores;
     use crate::connection::subscription::SubscriptionCore;
-    use crate::sync::lock;
+    use crate::sync::{lock, LeanArc};
     use crate::*;
 
     fn manager(capacity: usize, max_subscriptions: usize) -> ConnectionsManager {
@@ -232,11 +232,32 @@ mod tests {
             .unwrap();
     }
 
-    /// The subscription's core, watched without keeping it alive.
-    fn watch(manager: &ConnectionsManager, id: LiveQueryId) -> Weak<SubscriptionCore> {
+    /// A subscription's core, watched without keeping it alive.
+    struct Watched {
+        alive: Weak<()>,
+        core: *const SubscriptionCore,
+    }
+
+    impl Watched {
+        fn is_alive(&self) -> bool {
+            self.alive.strong_count() > 0
+        }
+    }
+
+    /// The subscription's current core.
+    fn core_of(manager: &ConnectionsManager, id: LiveQueryId) -> LeanArc<SubscriptionCore> {
         let connection = manager.connection(id.connection_id).unwrap();
         let subscriptions = lock(&connection.subscriptions);
-        Arc::downgrade(&subscriptions.get(&id.subscription_id).unwrap().core)
+        subscriptions.get(&id.subscription_id).unwrap().core.clone()
+    }
+
+    /// Watches the subscription's current core.
+    fn watch(manager: &ConnectionsManager, id: LiveQueryId) -> Watched {
+        let core = core_of(manager, id);
+        Watched {
+            alive: core.drop_witness(),
+            core: LeanArc::as_ptr(&core),
+        }
     }
 
     #[test]
@@ -244,8 +265,8 @@ mod tests {
         let manager = manager(4, 10);
         let registration = connect(&manager);
         let ids = [0, 1].map(|_| subscribe(&manager, registration.connection_id));
-        let [first, second] = ids.map(|id| watch(&manager, id).upgrade().unwrap());
-        let watched = Arc::downgrade(&first);
+        let [first, second] = ids.map(|id| core_of(&manager, id));
+        let watched = LeanArc::as_ptr(&first);
         let mut released = ReleasedCores::new();
         assert!(released.hold(vec![first], 2).is_empty());
         assert_eq!(released.held(), 1);
@@ -254,7 +275,7 @@ mod tests {
         released.count_popped();
         let due = released.take_due().expect("due after two");
         assert_eq!(due.len(), 1);
-        assert!(Arc::ptr_eq(&due[0], &watched.upgrade().unwrap()));
+        assert_eq!(LeanArc::as_ptr(&due[0]), watched);
         assert_eq!(released.held(), 0);
         // Nothing queued: free at once.
         assert_eq!(released.hold(vec![second], 0).len(), 1);
@@ -269,7 +290,7 @@ mod tests {
         let id = subscribe(&manager, registration.connection_id);
         let core = watch(&manager, id);
         manager.unsubscribe(id).unwrap();
-        assert!(core.upgrade().is_none(), "nothing queued named it");
+        assert!(!core.is_alive(), "nothing queued named it");
     }
 
     #[test]
@@ -281,13 +302,13 @@ mod tests {
         publish(&manager, 2);
         let core = watch(&manager, id);
         manager.unsubscribe(id).unwrap();
-        assert!(core.upgrade().is_some(), "two deliveries still name it");
+        assert!(core.is_alive(), "two deliveries still name it");
         // Both deliveries are skipped (it was removed), then its release marker.
         assert_eq!(
             registration.notifications.try_recv().unwrap_err(),
             ReceiveError::Empty
         );
-        assert!(core.upgrade().is_none(), "released behind its deliveries");
+        assert!(!core.is_alive(), "released behind its deliveries");
     }
 
     #[test]
@@ -299,7 +320,7 @@ mod tests {
         publish(&manager, 1);
         let core = watch(&manager, id);
         manager.unsubscribe(id).unwrap();
-        assert!(core.upgrade().is_some(), "the full channel still names it");
+        assert!(core.is_alive(), "the full channel still names it");
         // The connection holds the released core for its receiver: the one place is taken.
         let refused = manager.subscribe(
             connection,
@@ -317,10 +338,7 @@ mod tests {
             registration.notifications.try_recv().unwrap_err(),
             ReceiveError::Empty
         );
-        assert!(
-            core.upgrade().is_none(),
-            "let go once its delivery was processed"
-        );
+        assert!(!core.is_alive(), "let go once its delivery was processed");
         subscribe(&manager, connection);
     }
 
@@ -333,10 +351,7 @@ mod tests {
         let core = watch(&manager, id);
         drop(registration.notifications);
         manager.unsubscribe(id).unwrap();
-        assert!(
-            core.upgrade().is_none(),
-            "nobody will read the channel again"
-        );
+        assert!(!core.is_alive(), "nobody will read the channel again");
     }
 
     /// A disconnected connection hands nothing out again, so the released cores its
@@ -354,12 +369,12 @@ mod tests {
         publish(&manager, 2); // the channel is full: disconnect
         let core = watch(&manager, id);
         manager.unsubscribe(id).unwrap();
-        assert!(core.upgrade().is_some(), "the full channel still names it");
+        assert!(core.is_alive(), "the full channel still names it");
         assert_eq!(
             registration.notifications.try_recv().unwrap_err(),
             ReceiveError::Closed
         );
-        assert!(core.upgrade().is_none(), "nothing will be read again");
+        assert!(!core.is_alive(), "nothing will be read again");
         assert_eq!(registration.notifications.queued(), 0);
     }
 
@@ -381,10 +396,10 @@ mod tests {
             ))
             .unwrap();
         let successor = watch(&manager, id);
-        assert!(!Weak::ptr_eq(&first, &successor), "a new core took over");
+        assert_ne!(first.core, successor.core, "a new core took over");
         manager.unsubscribe(id).unwrap();
-        assert!(successor.upgrade().is_none(), "it never sent anything");
-        assert!(first.upgrade().is_some(), "its delivery is still queued");
+        assert!(!successor.is_alive(), "it never sent anything");
+        assert!(first.is_alive(), "its delivery is still queued");
         drop(registration);
     }
 }

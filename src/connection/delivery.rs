@@ -9,7 +9,7 @@ use smallvec::SmallVec;
 use crate::connection::core_ref::CoreRef;
 use crate::connection::subscription::SubscriptionCore;
 use crate::query::CompiledProjection;
-use crate::sync::{Arc, DataArc};
+use crate::sync::{DataArc, LeanArc};
 use crate::types::change::{ChangeType, JsonPieceKey};
 use crate::types::ending::CloseReason;
 use crate::types::ids::{ConnectionId, LiveQueryId, SeqId};
@@ -159,18 +159,18 @@ pub(crate) enum OtherDelivery {
     /// A change delivery whose subscription's previous attempt was dropped, with its full
     /// number: the receiver reports the gap before it.
     Resumed {
-        core: Arc<SubscriptionCore>,
+        core: LeanArc<SubscriptionCore>,
         source: SharedCommit,
         matched: u32,
         number: u64,
     },
     Snapshot {
-        core: Arc<SubscriptionCore>,
+        core: LeanArc<SubscriptionCore>,
         batch: u32,
         rows: DataArc<[Row]>,
     },
     LoadComplete {
-        core: Arc<SubscriptionCore>,
+        core: LeanArc<SubscriptionCore>,
         /// The boundary's SeqId, or [`NO_BOUNDARY`].
         boundary: u64,
         batches: u32,
@@ -180,7 +180,7 @@ pub(crate) enum OtherDelivery {
     Wake,
     /// A core whose last handle went, queued behind every delivery naming it: the receiver
     /// lets it go here (see `connection::core_ref`).
-    Release(Arc<SubscriptionCore>),
+    Release(LeanArc<SubscriptionCore>),
 }
 
 /// "No boundary was set", in a load-complete delivery.
@@ -203,7 +203,7 @@ impl Delivery {
     }
 
     /// The core of a release marker that was not sent (`None` for any other delivery).
-    pub(crate) fn into_released(self) -> Option<Arc<SubscriptionCore>> {
+    pub(crate) fn into_released(self) -> Option<LeanArc<SubscriptionCore>> {
         match self.0 {
             DeliveryKind::Other(other) => match DataArc::try_unwrap(other) {
                 Ok(OtherDelivery::Release(core)) => Some(core),
@@ -626,7 +626,7 @@ impl fmt::Debug for ProjectedRow<'_> {
 #[derive(Clone)]
 pub struct SnapshotBatch {
     pub(crate) connection_id: ConnectionId,
-    pub(crate) core: Arc<SubscriptionCore>,
+    pub(crate) core: LeanArc<SubscriptionCore>,
     pub(crate) batch: u32,
     pub(crate) rows: DataArc<[Row]>,
 }

@@ -23,7 +23,7 @@ use crate::connection::state::{
 use crate::connection::subscription::SubscriptionCore;
 use crate::stats::StatsCounters;
 use crate::sync::mutant;
-use crate::sync::{channel, Arc, DataArc};
+use crate::sync::{channel, DataArc, LeanArc};
 use crate::types::ending::SubscriptionEnding;
 use crate::types::ids::{ConnectionId, SeqId};
 use crate::types::shared_commit::{MatchedSource, SharedCommit};
@@ -334,7 +334,7 @@ impl NotificationReceiver {
     /// first and the changes are queued to follow it.
     fn resumed(
         &mut self,
-        core: Arc<SubscriptionCore>,
+        core: LeanArc<SubscriptionCore>,
         source: SharedCommit,
         matched: u32,
         number: u64,

@@ -8,7 +8,7 @@ use crate::connection::subscription::{SubscriptionCore, SubscriptionState};
 use crate::connection::subscription_map::SubscriptionMap;
 use crate::stats::StatsCounters;
 use crate::sync::{
-    channel, lock, Arc, ArcSwapOption, AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering,
+    channel, lock, Arc, ArcSwapOption, AtomicBool, AtomicU64, AtomicU8, LeanArc, Mutex, Ordering,
 };
 use crate::sync::{in_order, mutant};
 use crate::types::ending::SubscriptionEnding;
@@ -110,11 +110,11 @@ pub struct AuthenticatedUser {
 /// Something a connection's notification receiver must report that did not travel through
 /// the channel: a gap (deliveries dropped on a full channel) or a subscription that ended.
 pub(crate) enum AttentionItem {
-    Gap(Arc<SubscriptionCore>),
-    Notice(Arc<SubscriptionCore>, SubscriptionEnding),
+    Gap(LeanArc<SubscriptionCore>),
+    Notice(LeanArc<SubscriptionCore>, SubscriptionEnding),
     /// A released core whose release marker found the channel full (see
     /// `connection::core_ref`): the receiver holds it until what was queued is processed.
-    Release(Arc<SubscriptionCore>),
+    Release(LeanArc<SubscriptionCore>),
 }
 
 pub(crate) const ATTENTION_GAP: u8 = 1;
@@ -129,7 +129,7 @@ pub(crate) struct ConnectionShared {
     /// Loom builds: cores the release protocol let go, parked (marked, not freed) so a
     /// model that reads one fails an assertion instead of reading freed memory.
     #[cfg(livecore_loom)]
-    pub(crate) model_released: Mutex<Vec<Arc<SubscriptionCore>>>,
+    pub(crate) model_released: Mutex<Vec<LeanArc<SubscriptionCore>>>,
 }
 
 impl ConnectionShared {
@@ -146,7 +146,7 @@ impl ConnectionShared {
     }
 
     /// Lets a released core go: nothing queued names it any more.
-    pub(crate) fn let_go(&self, core: Arc<SubscriptionCore>) {
+    pub(crate) fn let_go(&self, core: LeanArc<SubscriptionCore>) {
         #[cfg(livecore_loom)]
         {
             core.mark_model_released();
@@ -425,7 +425,7 @@ impl ConnectionState {
     }
 
     /// Records that `handle` lost deliveries to a full channel; the receiver reports the gap.
-    pub(crate) fn flag_gap(&self, handle: &Arc<SubscriptionCore>) {
+    pub(crate) fn flag_gap(&self, handle: &LeanArc<SubscriptionCore>) {
         if handle.take_attention_slot() {
             lock(&self.attention_list()).push(AttentionItem::Gap(handle.clone()));
         }
@@ -451,7 +451,7 @@ impl ConnectionState {
     /// out of the map remembers the ending.
     pub(crate) fn end_subscription(
         &self,
-        core: &Arc<SubscriptionCore>,
+        core: &LeanArc<SubscriptionCore>,
         ending: SubscriptionEnding,
         stats: &StatsCounters,
     ) -> bool {
@@ -470,7 +470,11 @@ impl ConnectionState {
     }
 
     /// Queues a terminal notice for `handle`; the receiver reports it on its next call.
-    pub(crate) fn post_notice(&self, handle: &Arc<SubscriptionCore>, notice: SubscriptionEnding) {
+    pub(crate) fn post_notice(
+        &self,
+        handle: &LeanArc<SubscriptionCore>,
+        notice: SubscriptionEnding,
+    ) {
         lock(&self.attention_list()).push(AttentionItem::Notice(handle.clone(), notice));
         self.attention_flags
             .fetch_or(ATTENTION_NOTICE, Ordering::SeqCst);
@@ -481,7 +485,7 @@ impl ConnectionState {
     /// Takes a core whose last handle went (see `connection::core_ref`): let go at once if
     /// nothing of it can be queued or nobody will read the channel again, else released
     /// behind its deliveries by a marker, or (the channel full) held for the receiver.
-    pub(crate) fn release_core(&self, core: Arc<SubscriptionCore>) {
+    pub(crate) fn release_core(&self, core: LeanArc<SubscriptionCore>) {
         // Mutant: the core goes at once; a delivery still queued names a released core.
         if !core.may_have_queued() || mutant!("core_released_before_queue") {
             self.shared.let_go(core);

@@ -5,10 +5,10 @@ use crate::connection::gate::SubscriptionFlowControl;
 use crate::connection::prefetch::{prefetch, prefetch_channel};
 use crate::connection::state::{NotificationSender, SharedConnectionState};
 use crate::query::projection::ColumnNames;
-use crate::query::query_text::QueryText;
+use crate::query::query_text::{QueryText, WrittenSql};
 use crate::query::{CompiledQuery, Params};
 use crate::sync::mutant;
-use crate::sync::{fence, Arc, AtomicBool, AtomicU32, AtomicU64, AtomicU8, DataArc, Ordering};
+use crate::sync::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, DataArc, LeanArc, Ordering};
 use crate::types::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableId, UserKey};
 
 /// The part of a subscription every delivery shares: identity, compiled query, gate and
@@ -37,7 +37,7 @@ pub(crate) struct SubscriptionCore {
     /// in flight from a publish that loaded the previous route). Sharing keeps one
     /// numbering for the receiver across the change, so a gap is reported in place, before
     /// the first delivery after it, and ending the subscription ends every core of it.
-    first: Option<Arc<SubscriptionCore>>,
+    first: Option<LeanArc<SubscriptionCore>>,
     /// Here, beside the tally, because the receiver copies it into every change set.
     pub(crate) id: SubscriptionId,
     /// Deliveries attempted (sent or dropped): the number of the latest attempt, with
@@ -50,7 +50,7 @@ pub(crate) struct SubscriptionCore {
     /// The subscription's own constants for its shared query's parameters.
     pub(crate) params: Params,
     /// The SQL as the client wrote it, when it subscribed with SQL text.
-    pub(crate) sql: Option<DataArc<str>>,
+    pub(crate) sql: Option<WrittenSql>,
     pub(crate) options: PackedOptions,
     /// Live [`SubscriptionHandle`]s of this core: what may still send a delivery naming it
     /// (see `connection::core_ref`). At zero the core is released to its connection. Next
@@ -61,6 +61,10 @@ pub(crate) struct SubscriptionCore {
     /// queued delivery that would read it.
     #[cfg(livecore_loom)]
     model_released: AtomicBool,
+    /// Unit tests: a token the core drops with itself, so a test can see the core freed
+    /// without keeping it alive (a `LeanArc` has no weak references).
+    #[cfg(test)]
+    drop_witness: std::sync::OnceLock<std::sync::Arc<()>>,
 }
 
 /// The part of a subscription its successive cores share (see [`SubscriptionCore::first`]).
@@ -110,7 +114,7 @@ pub(crate) struct NewSubscription {
     pub(crate) id: SubscriptionId,
     pub(crate) query: DataArc<CompiledQuery>,
     pub(crate) params: Params,
-    pub(crate) sql: Option<DataArc<str>>,
+    pub(crate) sql: Option<WrittenSql>,
     pub(crate) owner: Option<UserKey>,
     pub(crate) flow: SubscriptionFlowControl,
     pub(crate) options: SubscriptionOptions,
@@ -152,6 +156,8 @@ impl SubscriptionCore {
             senders: AtomicU32::new(0),
             #[cfg(livecore_loom)]
             model_released: AtomicBool::new(false),
+            #[cfg(test)]
+            drop_witness: std::sync::OnceLock::new(),
         }
     }
 
@@ -160,7 +166,7 @@ impl SubscriptionCore {
     /// and every gap that did, in place. The old core stays live for deliveries already
     /// queued, which it renders with the old projection; the two share their tally (drops,
     /// receiver progress, ending), so removing the subscription ends both.
-    pub(crate) fn successor(this: &Arc<Self>, query: DataArc<CompiledQuery>) -> Self {
+    pub(crate) fn successor(this: &LeanArc<Self>, query: DataArc<CompiledQuery>) -> Self {
         // The successor continues the numbering, and whether its first delivery follows a
         // drop.
         let attempted = this.attempted.load(Ordering::SeqCst);
@@ -186,7 +192,7 @@ impl SubscriptionCore {
                 Ordering::Release,
             );
         } else {
-            successor.first = Some(this.first.clone().unwrap_or_else(|| Arc::clone(this)));
+            successor.first = Some(this.first.clone().unwrap_or_else(|| LeanArc::clone(this)));
             // Its own tally is unused (it shares the first core's): it keeps the number
             // numbering resumes from, so its release knows whether it sent anything.
             successor
@@ -284,6 +290,12 @@ impl SubscriptionCore {
             Some(_) => self.own_tally.rx_number.load(Ordering::Relaxed),
             None => 0,
         }
+    }
+
+    /// Unit tests: a weak reference to a token this core drops when it is freed.
+    #[cfg(test)]
+    pub(crate) fn drop_witness(&self) -> std::sync::Weak<()> {
+        std::sync::Arc::downgrade(self.drop_witness.get_or_init(|| std::sync::Arc::new(())))
     }
 
     /// Loom builds: marks the core as let go by the release protocol.
@@ -451,14 +463,17 @@ impl SubscriptionCore {
 /// Only a handle sends a delivery of its core, and the core counts its handles: when the
 /// last one goes, the core is released to its connection (see `connection::core_ref`).
 pub struct SubscriptionHandle {
-    pub(crate) core: Arc<SubscriptionCore>,
+    pub(crate) core: LeanArc<SubscriptionCore>,
     pub(crate) notification_tx: NotificationSender,
     pub(crate) connection: SharedConnectionState,
 }
 
 impl SubscriptionHandle {
     /// The first handle of a fresh `core`, a subscription of `connection`.
-    pub(crate) fn first(core: Arc<SubscriptionCore>, connection: SharedConnectionState) -> Self {
+    pub(crate) fn first(
+        core: LeanArc<SubscriptionCore>,
+        connection: SharedConnectionState,
+    ) -> Self {
         let before = core.senders.fetch_add(1, Ordering::Relaxed);
         debug_assert_eq!(before, 0, "a core's first handle is made once");
         Self::counted(core, connection)
@@ -467,7 +482,7 @@ impl SubscriptionHandle {
     /// Another handle of `core`, unless its handles are all gone (the core was released:
     /// nothing may send for it again).
     pub(crate) fn new(
-        core: Arc<SubscriptionCore>,
+        core: LeanArc<SubscriptionCore>,
         connection: SharedConnectionState,
     ) -> Option<Self> {
         let mut senders = core.senders.load(Ordering::Relaxed);
@@ -488,7 +503,7 @@ impl SubscriptionHandle {
     }
 
     /// A handle whose place in `core`'s count is already taken.
-    fn counted(core: Arc<SubscriptionCore>, connection: SharedConnectionState) -> Self {
+    fn counted(core: LeanArc<SubscriptionCore>, connection: SharedConnectionState) -> Self {
         Self {
             notification_tx: connection.notification_tx.clone(),
             core,
@@ -635,7 +650,7 @@ impl SubscriptionOptions {
 
 /// The full state of one subscription, kept by its connection.
 pub struct SubscriptionState {
-    pub(crate) core: Arc<SubscriptionCore>,
+    pub(crate) core: LeanArc<SubscriptionCore>,
 }
 
 impl SubscriptionState {
@@ -746,13 +761,16 @@ mod tests {
     /// the parameters' own 24 bytes: a subscription's core is no larger than this (what
     /// each idle subscription costs is a measured figure).
     #[test]
-    fn a_core_is_176_bytes() {
+    fn a_core_is_168_bytes() {
         assert_eq!(std::mem::size_of::<PackedOptions>(), 12);
-        assert_eq!(std::mem::size_of::<SubscriptionCore>(), 176);
+        // Less the unit tests' drop witness, the last field.
+        let witness = std::mem::size_of::<std::sync::OnceLock<std::sync::Arc<()>>>();
+        assert_eq!(std::mem::size_of::<SubscriptionCore>() - witness, 168);
     }
 
     /// The publisher's block starts 56 bytes into the core, so with the reference count's
-    /// 16 bytes before the core it never shares a cache line with the count.
+    /// 8 bytes before the core it starts a line past the count (the allocation is aligned
+    /// to 16 bytes and the block 64 bytes in) and never shares a line with it.
     #[test]
     fn the_publishers_block_is_a_line_away_from_the_reference_count() {
         assert_eq!(std::mem::offset_of!(SubscriptionCore, attempted), 56);

@@ -5,7 +5,7 @@
 use crate::connection::subscription::SubscriptionHandle;
 use crate::error::{LiveError, LiveResult};
 use crate::manager::ConnectionsManager;
-use crate::sync::{lock, read, write, Arc};
+use crate::sync::{lock, read, write, LeanArc};
 use crate::types::ending::CloseReason;
 use crate::types::ending::SubscriptionEnding;
 use crate::types::ids::{TableId, UserId};
@@ -91,7 +91,7 @@ impl ConnectionsManager {
             let state = {
                 let mut subscriptions = lock(&connection.subscriptions);
                 match subscriptions.get(&handle.core.id) {
-                    Some(state) if Arc::ptr_eq(&state.core, &handle.core) => {
+                    Some(state) if LeanArc::ptr_eq(&state.core, &handle.core) => {
                         subscriptions.remove(&handle.core.id)
                     }
                     _ => None,

@@ -29,11 +29,12 @@ use crate::error::{LiveError, LiveResult};
 use crate::manager::ConnectionsManager;
 use crate::publish::{change_delivery, send_change, DeliveryPolicy, PublishSummary};
 use crate::query::membership::match_change;
+use crate::query::query_text::WrittenSql;
 use crate::query::{CompiledQuery, Params, QuerySpec};
 use crate::route::index::{placement_of, TableRoute};
 use crate::stats::StatsCounters;
 use crate::sync::mutant;
-use crate::sync::{channel::TrySendError, lock, read, Arc, DataArc, Ordering};
+use crate::sync::{channel::TrySendError, lock, read, DataArc, LeanArc, Ordering};
 use crate::types::change::{ChangeNotification, Commit};
 use crate::types::ending::SubscriptionEnding;
 use crate::types::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId};
@@ -93,7 +94,7 @@ impl ConnectionsManager {
         &self,
         connection_id: ConnectionId,
         spec: QuerySpec,
-        sql: Option<DataArc<str>>,
+        sql: Option<WrittenSql>,
         options: SubscriptionOptions,
     ) -> LiveResult<SubscriptionResult> {
         if self.is_shutting_down() {
@@ -147,7 +148,7 @@ impl ConnectionsManager {
         };
         route.prefetch_buckets(&placement);
         let now_ms = self.clock.now_ms();
-        let core = Arc::new(SubscriptionCore::new(NewSubscription {
+        let core = LeanArc::new(SubscriptionCore::new(NewSubscription {
             id,
             query,
             params,
@@ -215,7 +216,7 @@ impl ConnectionsManager {
 
     /// Removes a subscription from the index and closes it so receivers skip what is left.
     /// The caller holds `lifecycle` shared.
-    pub(crate) fn unroute(&self, core: &Arc<SubscriptionCore>) {
+    pub(crate) fn unroute(&self, core: &LeanArc<SubscriptionCore>) {
         core.remove();
         self.remove_from_index(core);
     }
@@ -227,7 +228,7 @@ impl ConnectionsManager {
     /// already ended.
     pub(crate) fn end_with_notice(
         &self,
-        core: &Arc<SubscriptionCore>,
+        core: &LeanArc<SubscriptionCore>,
         connection: &SharedConnectionState,
         ending: SubscriptionEnding,
     ) -> bool {
@@ -248,7 +249,7 @@ impl ConnectionsManager {
     /// connection when it takes the subscription out of the map.
     pub(crate) fn end_once(
         &self,
-        core: &Arc<SubscriptionCore>,
+        core: &LeanArc<SubscriptionCore>,
         connection: &crate::connection::state::ConnectionState,
         ending: SubscriptionEnding,
     ) -> bool {
@@ -256,7 +257,7 @@ impl ConnectionsManager {
     }
 
     /// Takes a subscription out of its table's routes. The caller holds `lifecycle`.
-    pub(crate) fn remove_from_index(&self, core: &Arc<SubscriptionCore>) {
+    pub(crate) fn remove_from_index(&self, core: &LeanArc<SubscriptionCore>) {
         let route = self
             .index
             .with_directory(|directory| directory.route(core.query.table_key).cloned());

@@ -10,8 +10,8 @@ use crate::route::index::Installed;
 use crate::route::index::TableRoute;
 use crate::sync::lock;
 use crate::sync::write;
-use crate::sync::Arc;
 use crate::sync::DataArc;
+use crate::sync::{Arc, LeanArc};
 use crate::types::ending::CloseReason;
 use crate::types::ending::SubscriptionEnding;
 use crate::types::ids::TableId;
@@ -103,7 +103,7 @@ impl ConnectionsManager {
             let mut subscriptions = lock(&connection.subscriptions);
             match query {
                 Ok(query) if !core.flow.is_gated() => {
-                    let successor = Arc::new(SubscriptionCore::successor(core, query));
+                    let successor = LeanArc::new(SubscriptionCore::successor(core, query));
                     new_route.insert(
                         SubscriptionHandle::first(successor.clone(), connection.clone()),
                         &self.index.hasher,

@@ -33,7 +33,7 @@ use crate::query::CompiledProjection;
 use crate::route::index::RoutingIndex;
 use crate::route::index::{several_keys, visit_under, TableRoute};
 use crate::stats::StatsCounters;
-use crate::sync::{channel::TrySendError, Arc, DataArc};
+use crate::sync::{channel::TrySendError, Arc, DataArc, LeanArc};
 use crate::types::change::{ChangeNotification, Commit};
 use crate::types::ending::SubscriptionEnding;
 use crate::types::ids::{SeqId, TableKey, UserKey};
@@ -642,7 +642,7 @@ pub(crate) fn send_change(
 /// after a dropped one, out of line with its number.
 #[inline(always)]
 pub(crate) fn change_delivery(
-    core: &Arc<SubscriptionCore>,
+    core: &LeanArc<SubscriptionCore>,
     source: MatchedSource,
     attempt: Attempt,
 ) -> Delivery {
@@ -662,10 +662,10 @@ pub(crate) fn change_delivery(
 /// receiver reports the gap before it.
 #[cold]
 #[inline(never)]
-fn resumed(core: &Arc<SubscriptionCore>, source: MatchedSource, number: u64) -> Delivery {
+fn resumed(core: &LeanArc<SubscriptionCore>, source: MatchedSource, number: u64) -> Delivery {
     let (source, matched) = source.into_parts();
     Delivery::other(OtherDelivery::Resumed {
-        core: Arc::clone(core),
+        core: LeanArc::clone(core),
         source,
         matched,
         number,

@@ -22,6 +22,7 @@
 use std::collections::HashMap;
 
 use crate::error::LiveError;
+use crate::query::query_text::WrittenSql;
 use crate::query::{CompiledQuery, QuerySpec};
 use crate::sync::{lock, DataArc, Mutex};
 use crate::types::ids::TableKey;
@@ -99,7 +100,7 @@ impl<K: std::hash::Hash + Eq + Clone, T> Bounded<K, T> {
 }
 
 struct State {
-    parsed: Bounded<DataArc<str>, QuerySpec>,
+    parsed: Bounded<WrittenSql, QuerySpec>,
     /// Keyed by table and template hash; a hit is confirmed by comparing templates.
     compiled: Bounded<(TableKey, u64), DataArc<CompiledQuery>>,
     /// A logical clock for recency.
@@ -136,7 +137,7 @@ impl QueryCache {
         &self,
         sql: &str,
         parse: impl FnOnce() -> Result<QuerySpec, LiveError>,
-    ) -> Result<(QuerySpec, DataArc<str>), LiveError> {
+    ) -> Result<(QuerySpec, WrittenSql), LiveError> {
         {
             let mut state = lock(&self.state);
             state.now += 1;
@@ -154,7 +155,7 @@ impl QueryCache {
         }
         // Parse outside the lock: parsing is the expensive part.
         let spec = parse()?;
-        let text: DataArc<str> = DataArc::from(sql);
+        let text = WrittenSql::new(sql);
         let mut state = lock(&self.state);
         state.now += 1;
         let now = state.now;

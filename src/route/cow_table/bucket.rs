@@ -23,7 +23,7 @@ use std::ptr::{self, NonNull};
 use smallvec::SmallVec;
 
 use crate::connection::prefetch::prefetch;
-use crate::sync::{alloc, dealloc, fence, AtomicPtr, AtomicUsize, Ordering};
+use crate::sync::{alloc, dealloc, fence, AtomicPtr, AtomicU32, Ordering};
 
 /// One entry of a bucket. The value is dropped by hand: by the bucket that owns it, which
 /// is not always the bucket it sits in (see the `cow_table` module header).
@@ -71,19 +71,22 @@ pub(super) struct Handover<V> {
 /// What one edit removed: usually one entry (an unsubscribe), kept inline.
 pub(super) type Removed<V> = SmallVec<[ManuallyDrop<V>; 1]>;
 
-/// The start of a bucket's allocation; `len` entries follow it.
+/// The start of a bucket's allocation; `len` entries follow it. Sixteen bytes: a 32-bit
+/// count and length beside the handover pointer (most buckets hold one or two entries, so
+/// the header is a fair share of what a subscription costs the index).
 #[repr(C)]
 pub(crate) struct Header<V> {
-    count: AtomicUsize,
     /// Null while the bucket owns its entries' values. Set once, by the writer that
     /// replaced this bucket while readers still held it: the values are then owned by the
     /// successor.
     handover: AtomicPtr<Handover<V>>,
-    len: usize,
+    count: AtomicU32,
+    len: u32,
 }
 
-/// References beyond which a count is taken to be corrupt (as std's `Arc` does).
-const MAX_COUNT: usize = isize::MAX as usize;
+/// References beyond which a count is taken to be corrupt (as std's `Arc` does, at half
+/// the counter's range): far more than the threads that can read a bucket at once.
+const MAX_COUNT: u32 = i32::MAX as u32;
 
 /// A counted reference to one bucket: its header and its entries, replaced whole on every
 /// change.
@@ -105,6 +108,7 @@ unsafe impl<V: Send + Sync> Sync for Bucket<V> {}
 impl<V> Bucket<V> {
     /// A bucket of `len` entries, the `i`-th made by `entry_at(i)`, owning their values.
     pub(super) fn new(len: usize, mut entry_at: impl FnMut(usize) -> Entry<V>) -> Self {
+        let stored_len = u32::try_from(len).expect("a bucket holds fewer than 2^32 entries");
         let layout = Self::layout(len);
         // SAFETY: the layout has a non-zero size (it holds the header at least).
         let start = unsafe { alloc(layout) };
@@ -119,9 +123,9 @@ impl<V> Bucket<V> {
         // bucket is returned.
         unsafe {
             header.as_ptr().write(Header {
-                count: AtomicUsize::new(1),
                 handover: AtomicPtr::new(ptr::null_mut()),
-                len,
+                count: AtomicU32::new(1),
+                len: stored_len,
             });
             let entries = Self::entries_start(header);
             for index in 0..len {
@@ -166,7 +170,9 @@ impl<V> Bucket<V> {
     pub(crate) fn entries(&self) -> &[Entry<V>] {
         // SAFETY: `len` entries were written after the header in `new` and are never
         // changed or moved while the bucket is referenced (this reference).
-        unsafe { std::slice::from_raw_parts(Self::entries_start(self.header), self.header().len) }
+        unsafe {
+            std::slice::from_raw_parts(Self::entries_start(self.header), self.header().len as usize)
+        }
     }
 
     /// Records what a replaced bucket still holds for its readers (once: by the edit that
@@ -197,7 +203,8 @@ impl<V> Bucket<V> {
     #[inline(always)]
     pub(super) fn prefetch_entries(&self) {
         let start: *const u8 = self.header.as_ptr().cast();
-        let end = Self::ENTRIES_OFFSET + self.header().len * std::mem::size_of::<Entry<V>>();
+        let end =
+            Self::ENTRIES_OFFSET + self.header().len as usize * std::mem::size_of::<Entry<V>>();
         let first_line_past_header = 64 - (start as usize % 64);
         for offset in (first_line_past_header..end)
             .step_by(64)
@@ -278,7 +285,7 @@ impl<V> Unshared<V> {
         unsafe {
             let header = self.header.as_ref();
             debug_assert!(header.handover.load(Ordering::Relaxed).is_null());
-            let len = header.len;
+            let len = header.len as usize;
             ptr::drop_in_place(self.header.as_ptr());
             dealloc(self.header.as_ptr().cast(), Bucket::<V>::layout(len));
         }
@@ -288,7 +295,7 @@ impl<V> Unshared<V> {
     fn drop_values_and_free(self) {
         // SAFETY: unshared and owning its values: each is dropped once, here.
         unsafe {
-            let len = self.header.as_ref().len;
+            let len = self.header.as_ref().len as usize;
             let entries = Bucket::entries_start(self.header);
             for index in 0..len {
                 ManuallyDrop::drop(&mut (*entries.add(index)).value);
