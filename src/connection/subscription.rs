@@ -757,20 +757,21 @@ mod tests {
         }
     }
 
-    /// The sender count sits in the options' spare word, and a single constant is held in
-    /// the parameters' own 24 bytes: a subscription's core is no larger than this (what
-    /// each idle subscription costs is a measured figure).
+    /// The sender count sits in the options' spare word, a single constant is held in the
+    /// parameters' own 24 bytes and the SQL text behind a thin pointer: a subscription's
+    /// core is no larger than this (what each idle subscription costs is a measured
+    /// figure).
     #[test]
     fn a_core_is_168_bytes() {
         assert_eq!(std::mem::size_of::<PackedOptions>(), 12);
-        // Less the unit tests' drop witness, the last field.
-        let witness = std::mem::size_of::<std::sync::OnceLock<std::sync::Arc<()>>>();
-        assert_eq!(std::mem::size_of::<SubscriptionCore>() - witness, 168);
+        assert_eq!(std::mem::size_of::<Option<WrittenSql>>(), 8);
+        // Unit-test builds add a drop witness after the last field.
+        assert_eq!(std::mem::offset_of!(SubscriptionCore, drop_witness), 168);
     }
 
-    /// The publisher's block starts 56 bytes into the core, so with the reference count's
-    /// 8 bytes before the core it starts a line past the count (the allocation is aligned
-    /// to 16 bytes and the block 64 bytes in) and never shares a line with it.
+    /// The publisher's block starts 56 bytes into the core and triomphe's reference count
+    /// takes the 8 bytes before the core, so the block starts 64 bytes after the count:
+    /// the two never share a cache line.
     #[test]
     fn the_publishers_block_is_a_line_away_from_the_reference_count() {
         assert_eq!(std::mem::offset_of!(SubscriptionCore, attempted), 56);

@@ -110,8 +110,9 @@ impl WrittenSql {
     }
 
     pub(crate) fn as_str(&self) -> &str {
-        // SAFETY: the bytes were copied from a `str` (`new`) and are never written again,
-        // so they are valid UTF-8.
+        // SAFETY: the bytes were copied from a `str` by `new`, the only constructor, and
+        // nothing writes them afterwards (the field is private and this module never
+        // borrows the `ThinArc` mutably), so they are valid UTF-8.
         unsafe { std::str::from_utf8_unchecked(&self.0.slice) }
     }
 }
@@ -142,3 +143,27 @@ impl PartialEq for WrittenSql {
 }
 
 impl Eq for WrittenSql {}
+
+#[cfg(test)]
+mod tests {
+    use super::WrittenSql;
+    use std::collections::HashMap;
+
+    /// The parse cache keys by the text and looks it up by a `&str`: hashing and equality
+    /// must be the `str`'s.
+    #[test]
+    fn written_sql_is_found_by_its_text() {
+        let texts = ["", "SELECT * FROM t WHERE name = 'Zoë ✓'", "select 1"];
+        let map: HashMap<WrittenSql, usize> = texts
+            .iter()
+            .enumerate()
+            .map(|(index, text)| (WrittenSql::new(text), index))
+            .collect();
+        for (index, text) in texts.iter().enumerate() {
+            assert_eq!(map.get(*text), Some(&index));
+            assert_eq!(WrittenSql::new(text).as_str(), *text);
+        }
+        assert_eq!(map.get("SELECT * FROM t"), None);
+        assert_eq!(std::mem::size_of::<Option<WrittenSql>>(), 8);
+    }
+}

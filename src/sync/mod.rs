@@ -1,7 +1,7 @@
 //! The one place that chooses between std and loom.
 //!
 //! Every atomic, `Arc`, `Mutex`, arc-swap cell and channel the library uses comes from here.
-//! A normal build gets std, arc-swap and flume. A build with `--cfg livecore_loom` (used only
+//! A normal build gets std, arc-swap, flume and triomphe. A build with `--cfg livecore_loom` (used only
 //! by the `loom-tests` crate, with its own target directory) gets loom's types and small
 //! loom-modelled stand-ins for arc-swap and flume with the same interface, so the protocols
 //! built on top are what loom explores.
@@ -28,11 +28,11 @@ pub(crate) use loom::sync::{
 /// std's `Arc` in every build, which also lets unsized values (`str`, slices) use it.
 pub type DataArc<T> = std::sync::Arc<T>;
 
+// `LeanArc`: reference counting without a weak count, for the values livecore makes by the
+// million (subscription cores): triomphe's `Arc`, whose header is one count, 8 bytes less
+// than std's. Loom builds use loom's `Arc`, which models the count's synchronization.
 #[cfg(livecore_loom)]
 pub(crate) use loom::sync::Arc as LeanArc;
-/// Reference counting without a weak count, for the values livecore makes by the million
-/// (subscription cores): triomphe's `Arc`, whose header is one count, 8 bytes less than
-/// std's. Loom builds use loom's `Arc`, which models the count's synchronization.
 #[cfg(not(livecore_loom))]
 pub(crate) use triomphe::Arc as LeanArc;
 

@@ -1,5 +1,5 @@
 //! One bucket of a [`CowTable`](super::cow_table::CowTable), in one allocation: a header
-//! (reference count, handover, length) with the entries right after it.
+//! (handover, reference count, length) with the entries right after it.
 //!
 //! A bucket was an `Arc` of a header that held a boxed slice: two allocations and two frees
 //! per edit, and for every reader two dependent cache misses (the header, then the
@@ -83,6 +83,10 @@ pub(crate) struct Header<V> {
     count: AtomicU32,
     len: u32,
 }
+
+// The header's size is what the README's figures (16 + 32n bytes a bucket) assume.
+#[cfg(not(livecore_loom))]
+const _: () = assert!(std::mem::size_of::<Header<()>>() == 16);
 
 /// References beyond which a count is taken to be corrupt (as std's `Arc` does, at half
 /// the counter's range): far more than the threads that can read a bucket at once.
