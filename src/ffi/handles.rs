@@ -18,6 +18,10 @@
 //! rebalanced under the lock, a quarter of the handle's cost); vectors are also what
 //! valgrind reads right at exit: a hash table's allocation, referenced from its middle, is
 //! reported as "possibly lost" for these static tables, hiding real leaks.
+//! A slot keeps its handle's bits for good (8 bytes), but the page its object lives in
+//! is let go once all of the page's slots are empty and the shard holds far more pages
+//! than it needs, so a burst of notifications held at once costs its memory only while
+//! it lasts.
 //!
 //! Most kinds store an `Arc` of their object, which a lookup clones under the lock and the
 //! call uses after it. Notifications, made and freed for every delivery a C host receives,
@@ -171,8 +175,8 @@ const SHARDS: usize = 1 << SHARD_BITS;
 const GENERATION_SHIFT: u32 = INDEX_BITS + SHARD_BITS;
 /// A slot's generations: 1 to 2^28 - 1 (0 is never issued, so a made-up handle of small
 /// number is refused). Reused over and over by one thread, a slot runs out after about a
-/// minute and is retired: one slot (16 bytes, 112 for a notification) a minute per busy
-/// thread.
+/// minute and is retired: one slot (its 8 bytes of handle bits, once its page is let go)
+/// a minute per busy thread.
 const LAST_GENERATION: u64 = (1 << (KIND_SHIFT - GENERATION_SHIFT)) - 1;
 
 /// The shard the next thread to insert stores its objects in.
@@ -204,26 +208,35 @@ pub(crate) struct HandleTable<T> {
 /// Slots a page of a shard holds.
 const PAGE: usize = 64;
 
-/// One shard's slots, in pages: a shard grows by a page, without moving the objects it
-/// holds.
+/// Empty pages a shard keeps, beyond those its live objects need four times over, before it
+/// lets one go (see [`Shard::release_if_idle`]).
+const SPARE_PAGES: usize = 8;
+
+/// One shard's slots. A slot's handle bits are kept for the table's life (8 bytes a slot,
+/// so its generations go on however its object's memory comes and goes); the objects are
+/// in pages of [`PAGE`], allocated when a slot of theirs is used and let go when a burst
+/// is over (all of a page's slots are empty and the shard holds far more pages than it
+/// needs), so a host that once held a million notifications does not keep their slots'
+/// memory for good.
 struct Shard<T> {
-    /// `PAGE` slots each.
-    pages: Vec<Box<[Slot<T>]>>,
-    /// Slots ever used (the next fresh one's index).
-    used: usize,
+    /// The handle of the object each slot holds, or held last while empty (its generation
+    /// is where the next one's starts). Its length is the slots ever used.
+    bits: Vec<u64>,
+    /// `PAGE` objects each, `None` while empty; a page is `None` while let go.
+    pages: Vec<Option<Box<[Option<T>]>>>,
+    /// Objects held in each page.
+    page_live: Vec<u32>,
+    /// Pages allocated now.
+    allocated: usize,
+    /// Pages that were emptied, most recent last, to let go once the shard holds far
+    /// more than it needs; one may have been used again since (it is then skipped).
+    idle: Vec<u32>,
+    /// Whether each page is in `idle`, so it is listed once.
+    listed_idle: Vec<bool>,
     /// Indexes of empty slots that may be used again.
     free: Vec<u32>,
     /// Slots holding an object.
     live: usize,
-}
-
-/// One slot of a shard.
-struct Slot<T> {
-    /// The handle of the object held, or of the last one while empty (its generation is
-    /// where the next one's starts).
-    bits: u64,
-    /// What the table stores for the handle; `None` while the slot is free.
-    object: Option<T>,
 }
 
 /// Where a handle's bits point.
@@ -248,12 +261,7 @@ impl Place {
 impl<T> Shard<T> {
     /// Whether a slot is free or may still be added.
     fn has_room(&self) -> bool {
-        !self.free.is_empty() || self.used < 1 << INDEX_BITS
-    }
-
-    /// Slot `index`, if the shard has it.
-    fn slot_mut(&mut self, index: usize) -> Option<&mut Slot<T>> {
-        self.pages.get_mut(index / PAGE)?.get_mut(index % PAGE)
+        !self.free.is_empty() || self.bits.len() < 1 << INDEX_BITS
     }
 
     /// Stores `object` in an empty slot (the shard [has room](Self::has_room)); returns
@@ -261,42 +269,73 @@ impl<T> Shard<T> {
     fn store(&mut self, kind: HandleKind, shard: usize, object: T) -> u64 {
         let (index, generation) = match self.free.pop() {
             Some(index) => {
-                let last = self.slot_mut(index as usize).map_or(0, |slot| slot.bits);
+                let last = self.bits[index as usize];
                 (
                     index as usize,
                     ((last >> GENERATION_SHIFT) & LAST_GENERATION) + 1,
                 )
             }
             None => {
-                if self.used == self.pages.len() * PAGE {
-                    self.pages.push(
-                        (0..PAGE)
-                            .map(|_| Slot {
-                                bits: 0,
-                                object: None,
-                            })
-                            .collect(),
-                    );
+                self.bits.push(0);
+                if self.pages.len() * PAGE < self.bits.len() {
+                    self.pages.push(None);
+                    self.page_live.push(0);
+                    self.listed_idle.push(false);
                 }
-                self.used += 1;
-                (self.used - 1, 1)
+                (self.bits.len() - 1, 1)
             }
         };
         let bits = ((kind as u64) << KIND_SHIFT)
             | (generation << GENERATION_SHIFT)
             | ((shard as u64) << INDEX_BITS)
             | index as u64;
-        let slot = self.slot_mut(index).expect("a slot below `used` exists");
-        slot.bits = bits;
-        slot.object = Some(object);
+        self.bits[index] = bits;
+        let page = &mut self.pages[index / PAGE];
+        if page.is_none() {
+            *page = Some((0..PAGE).map(|_| None).collect());
+            self.allocated += 1;
+        }
+        let objects = page.as_mut().expect("allocated above");
+        objects[index % PAGE] = Some(object);
+        self.page_live[index / PAGE] += 1;
         self.live += 1;
         bits
     }
 
-    /// The slot holding the object of handle `bits`, if it still does.
-    fn holding(&mut self, bits: u64, index: usize) -> Option<&mut Slot<T>> {
-        self.slot_mut(index)
-            .filter(|slot| slot.bits == bits && slot.object.is_some())
+    /// The place of the object of handle `bits` in slot `index`, if the slot still holds
+    /// it.
+    fn holding(&mut self, bits: u64, index: usize) -> Option<&mut Option<T>> {
+        if self.bits.get(index) != Some(&bits) {
+            return None;
+        }
+        self.pages[index / PAGE]
+            .as_mut()
+            .map(|objects| &mut objects[index % PAGE])
+            .filter(|object| object.is_some())
+    }
+
+    /// After slot `index` was emptied: lists its page as idle if no slot of it holds
+    /// anything, then lets idle pages go, most recently emptied first, while the shard
+    /// keeps far more pages than its live objects need (four times over, and
+    /// [`SPARE_PAGES`] more): a steady load that frees and takes slots on a few pages
+    /// does not allocate them again and again, and a burst's pages go once it is freed.
+    fn release_if_idle(&mut self, index: usize) {
+        let page = index / PAGE;
+        self.page_live[page] -= 1;
+        if self.page_live[page] == 0 && !self.listed_idle[page] {
+            self.listed_idle[page] = true;
+            self.idle.push(page as u32);
+        }
+        while self.allocated * PAGE > 4 * self.live + SPARE_PAGES * PAGE {
+            let Some(page) = self.idle.pop() else {
+                break;
+            };
+            let page = page as usize;
+            self.listed_idle[page] = false;
+            if self.page_live[page] == 0 && self.pages[page].take().is_some() {
+                self.allocated -= 1;
+            }
+        }
     }
 }
 
@@ -306,8 +345,12 @@ impl<T> HandleTable<T> {
             kind,
             shards: std::array::from_fn(|_| {
                 Mutex::new(Shard {
+                    bits: Vec::new(),
                     pages: Vec::new(),
-                    used: 0,
+                    page_live: Vec::new(),
+                    allocated: 0,
+                    idle: Vec::new(),
+                    listed_idle: Vec::new(),
                     free: Vec::new(),
                     live: 0,
                 })
@@ -344,7 +387,7 @@ impl<T> HandleTable<T> {
         let (mut shard, place) = self.locked(bits)?;
         let object = shard
             .holding(bits, place.index)
-            .and_then(|slot| slot.object.as_ref())
+            .and_then(|object| object.as_ref())
             .ok_or_else(|| self.stale(bits))?;
         Ok(read(object))
     }
@@ -362,9 +405,10 @@ impl<T> HandleTable<T> {
         let (mut shard, place) = self.locked(bits)?;
         let object = shard
             .holding(bits, place.index)
-            .and_then(|slot| slot.object.take())
+            .and_then(Option::take)
             .ok_or_else(|| self.stale(bits))?;
         shard.live -= 1;
+        shard.release_if_idle(place.index);
         // A slot whose generations ran out is retired, so no handle is issued twice.
         if (bits >> GENERATION_SHIFT) & LAST_GENERATION < LAST_GENERATION {
             shard.free.push(place.index as u32);
@@ -464,16 +508,56 @@ mod tests {
         let (shard, index) = place(second);
         let last = {
             let mut guard = lock(&table.shards[shard]);
-            let slot = guard.slot_mut(index).expect("the slot");
-            slot.bits = (slot.bits & !(LAST_GENERATION << GENERATION_SHIFT))
+            let slot = &mut guard.bits[index];
+            *slot = (*slot & !(LAST_GENERATION << GENERATION_SHIFT))
                 | (LAST_GENERATION << GENERATION_SHIFT);
-            slot.bits
+            *slot
         };
         table.remove(last).expect("the last generation is freed");
         let after = table.insert(3u32);
         assert_ne!(place(after), place(last), "a retired slot is not reused");
         assert!(get(&table, last).is_err());
         assert_eq!(table.len(), 1);
+    }
+
+    /// The pages of objects a burst needed are let go once the burst is freed, beyond a
+    /// few kept for the next; the handles of the burst stay refused, and the slots are
+    /// used again under new generations.
+    #[test]
+    fn a_burst_freed_gives_its_pages_back() {
+        let table = HandleTable::new(HandleKind::Notification);
+        let burst: Vec<u64> = (0..100 * PAGE as u32).map(|n| table.insert(n)).collect();
+        let shard = Place::of(burst[0]).shard;
+        let allocated = || lock(&table.shards[shard]).allocated;
+        assert_eq!(allocated(), 100);
+        for &bits in &burst {
+            table.remove(bits).expect("freed");
+        }
+        assert!(allocated() <= SPARE_PAGES, "{} pages kept", allocated());
+        assert!(burst.iter().all(|&bits| get(&table, bits).is_err()));
+        let again: Vec<u64> = (0..100 * PAGE as u32).map(|n| table.insert(n)).collect();
+        assert!(
+            again.iter().all(|bits| !burst.contains(bits)),
+            "never issued twice"
+        );
+        assert_eq!(get(&table, again[PAGE * 50]).unwrap(), (PAGE * 50) as u32);
+        assert_eq!(allocated(), 100);
+        assert_eq!(table.len(), 100 * PAGE);
+    }
+
+    /// One object taken and freed over and over keeps its page: no allocation a round.
+    #[test]
+    fn a_steady_load_keeps_its_page() {
+        let table = HandleTable::new(HandleKind::Notification);
+        let first = table.insert(0u32);
+        let shard = Place::of(first).shard;
+        table.remove(first).expect("freed");
+        for n in 1..1000u32 {
+            let bits = table.insert(n);
+            assert_eq!(get(&table, bits).unwrap(), n);
+            table.remove(bits).expect("freed");
+        }
+        assert_eq!(lock(&table.shards[shard]).allocated, 1);
     }
 
     /// A thread stores what it inserts in its one shard (threads are dealt shards in turn);
