@@ -117,6 +117,11 @@
 #define LC_MAX_SUBSCRIPTION_SQL_LEN (64 * 1024)
 
 /**
+ * The largest capacity of a connection's notification or event channel (2^24 items).
+ */
+#define LC_MAX_CHANNEL_CAPACITY (1 << 24)
+
+/**
  * `lc_config.flags`: keep a manager-wide queue of connections that have something to
  * read (`lc_manager_wait_ready`), so one thread can serve many connections.
  */
@@ -950,11 +955,13 @@ typedef struct lc_config {
      */
     uint64_t max_subscriptions_per_connection;
     /**
-     * Capacity of each connection's notification channel.
+     * Capacity of each connection's notification channel: 1 to
+     * `LC_MAX_CHANNEL_CAPACITY` (otherwise `LC_ERR_INVALID_CONFIG`).
      */
     uint64_t notification_channel_capacity;
     /**
-     * Capacity of each connection's event channel.
+     * Capacity of each connection's event channel: 1 to `LC_MAX_CHANNEL_CAPACITY`
+     * (otherwise `LC_ERR_INVALID_CONFIG`).
      */
     uint64_t event_channel_capacity;
     /**
@@ -2537,7 +2544,8 @@ lc_status lc_manager_set_clock(struct lc_manager manager,
  *
  * Writes up to `capacity` connection ids to `out_connection_ids` and their number to
  * `*out_count`. Returns `LC_OK` with at least one id, `LC_EMPTY` (timeout 0) or
- * `LC_TIMEOUT` with none, or `LC_CLOSED` once the manager is freed. For each id: drain the
+ * `LC_TIMEOUT` with none, or `LC_CLOSED` once the manager is freed (a wait the free wakes
+ * returns it too); `capacity` 0 is `LC_ERR_INVALID_ARGUMENT`. For each id: drain the
  * connection with `lc_connection_recv` and `lc_connection_recv_event` until both return
  * `LC_EMPTY`, then call `lc_connection_arm_ready` so its next delivery or event queues it
  * again (a connection is queued once per arming; new connections start armed). An id may
@@ -3021,7 +3029,9 @@ lc_status lc_subscription_complete_initial_load(struct lc_manager manager,
 
 /**
  * Resume: hands one commit the client missed (`change_count` changes, only read during
- * the call) to a subscription opened with `LC_SUBSCRIBE_RESUME`. Its changes are filtered
+ * the call) to a gated subscription: one opened with `LC_SUBSCRIBE_RESUME` (or
+ * `LC_SUBSCRIBE_INITIAL_LOAD`), until its load completes; afterwards
+ * `LC_ERR_INVALID_STATE`. Its changes are filtered
  * for this subscription alone and sent straight into the connection's channel, ahead of
  * the completion marker and of the live changes buffered meanwhile, so a client any
  * distance behind can resume (replayed commits take no room in the gate's buffer, which
@@ -3049,7 +3059,10 @@ lc_status lc_subscription_replay_commit(struct lc_manager manager,
 
 /**
  * Resume: the engine cannot replay from the subscription's SeqId. The subscriber gets a
- * resume-unavailable notification and the subscription ends.
+ * resume-unavailable notification and the subscription ends. Only while the subscription
+ * is gated (opened with `LC_SUBSCRIBE_RESUME` or `LC_SUBSCRIBE_INITIAL_LOAD`, until
+ * `lc_subscription_complete_initial_load`): afterwards `LC_ERR_INVALID_STATE`, on a
+ * subscription livecore ended `LC_ERR_SUBSCRIPTION_ENDED`.
  *
  * Thread safety: any thread, concurrently with any other call.
  */

@@ -33,9 +33,10 @@ pub struct ManagerConfig {
     /// still wait in a full notification channel count too, until the connection's receiver
     /// reads past them: a connection that is never read cannot pile them up.
     pub max_subscriptions_per_connection: usize,
-    /// Capacity of each connection's notification channel.
+    /// Capacity of each connection's notification channel (1 to
+    /// [`MAX_CHANNEL_CAPACITY`]).
     pub notification_channel_capacity: usize,
-    /// Capacity of each connection's event channel.
+    /// Capacity of each connection's event channel (1 to [`MAX_CHANNEL_CAPACITY`]).
     pub event_channel_capacity: usize,
     /// Most live changes buffered behind one subscription's gate while its initial load
     /// (or resume replay) runs; one more closes the subscription with `ResyncRequired`,
@@ -127,6 +128,21 @@ impl ManagerConfig {
                 "{name} must be at least 1"
             )));
         }
+        let channels = [
+            (
+                "notification_channel_capacity",
+                self.notification_channel_capacity,
+            ),
+            ("event_channel_capacity", self.event_channel_capacity),
+        ];
+        if let Some((name, _)) = channels
+            .iter()
+            .find(|(_, capacity)| *capacity > MAX_CHANNEL_CAPACITY)
+        {
+            return Err(LiveError::InvalidConfig(format!(
+                "{name} must be at most {MAX_CHANNEL_CAPACITY}"
+            )));
+        }
         // Each subscription keeps its batch size in 31 bits (see PackedOptions).
         if self.max_snapshot_batch_size >= 1 << 31 {
             return Err(LiveError::InvalidConfig(
@@ -147,6 +163,12 @@ impl ManagerConfig {
 ///
 /// [`ManagerConfig`]: crate::ManagerConfig
 pub const NOTIFICATION_CHANNEL_CAPACITY: usize = 1024;
+
+/// The largest capacity a connection's notification or event channel may have: 2^24
+/// items. Far beyond what a connection should hold unread (a full channel is where slow
+/// consumers are detected), and small enough that the channel's own bookkeeping never
+/// overflows.
+pub const MAX_CHANNEL_CAPACITY: usize = 1 << 24;
 
 /// Default capacity of a connection's event channel. Events are never lost to a full
 /// channel: an event that does not fit is kept as a pending flag and delivered when the
@@ -307,6 +329,36 @@ mod tests {
             config.validate(),
             Err(LiveError::InvalidConfig(_))
         ));
+    }
+
+    /// A channel capacity beyond the maximum is refused, typed, before any channel is made.
+    #[test]
+    fn channel_capacities_are_bounded() {
+        for huge in [MAX_CHANNEL_CAPACITY + 1, usize::MAX] {
+            for config in [
+                ManagerConfig {
+                    notification_channel_capacity: huge,
+                    ..ManagerConfig::default()
+                },
+                ManagerConfig {
+                    event_channel_capacity: huge,
+                    ..ManagerConfig::default()
+                },
+            ] {
+                match config.validate() {
+                    Err(LiveError::InvalidConfig(message)) => {
+                        assert!(message.contains("must be at most"), "{message}")
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        let largest = ManagerConfig {
+            notification_channel_capacity: MAX_CHANNEL_CAPACITY,
+            event_channel_capacity: MAX_CHANNEL_CAPACITY,
+            ..ManagerConfig::default()
+        };
+        assert!(largest.validate().is_ok());
     }
 
     /// A subscription keeps its batch size in 31 bits: a larger maximum is refused.

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use livecore::*;
+use std::sync::Arc;
 
 /// What a receiver hands out now, as short labels: `c<seq>` for changes, `gap<last>/<n>`.
 fn labels(receiver: &mut NotificationReceiver) -> Vec<String> {
@@ -287,6 +288,109 @@ fn a_gap_before_any_change_names_the_resume_point_or_the_boundary() {
         ),
         "{gap:?}"
     );
+}
+
+/// A snapshot boundary of 0 is a boundary (regression: a live gate word of 0 read back as
+/// "none", so the gap carried no SeqId and the client could not resume).
+#[test]
+fn a_gap_before_any_change_names_a_boundary_of_zero() {
+    let gap = first_gap(SubscriptionOptions::with_initial_load(), Some(0));
+    assert!(
+        matches!(
+            gap,
+            Notification::Gap {
+                last_seq: Some(SeqId(0)),
+                missed: 2,
+                ..
+            }
+        ),
+        "{gap:?}"
+    );
+}
+
+/// A manager whose channels hold one item, with one subscription to room 1 whose second
+/// commit was dropped and whose gap notice was handed out: the changes after the gap
+/// (seq 3) are prepared in the receiver, not yet handed out.
+fn gap_handed_out_changes_prepared(
+) -> (Arc<ConnectionsManager>, ConnectionRegistration, LiveQueryId) {
+    let (manager, _) = manager_with(ManagerConfig {
+        notification_channel_capacity: 1,
+        ..ManagerConfig::default()
+    });
+    let mut connection = connect(&manager, "alice");
+    let id = subscribe(&manager, connection.connection_id, in_room(1)).live_query_id;
+    manager.publish(SeqId(1), insert_in_room(1, 1)).unwrap();
+    manager.publish(SeqId(2), insert_in_room(2, 1)).unwrap(); // dropped: full
+    let first = connection.notifications.try_recv().unwrap();
+    assert_eq!(seq_of(&first), Some(1));
+    manager.publish(SeqId(3), insert_in_room(3, 1)).unwrap();
+    let gap = connection.notifications.try_recv().unwrap();
+    assert!(
+        matches!(gap, Notification::Gap { missed: 1, .. }),
+        "{gap:?}"
+    );
+    (manager, connection, id)
+}
+
+/// Nothing of a subscription is handed out once `unsubscribe` returns, not even what the
+/// receiver had already prepared (regression: the changes after a gap notice were).
+#[test]
+fn what_the_receiver_prepared_is_not_handed_out_after_unsubscribe() {
+    let (manager, mut connection, id) = gap_handed_out_changes_prepared();
+    manager.unsubscribe(id).unwrap();
+    let after = drain(&mut connection.notifications);
+    assert!(after.is_empty(), "{after:?}");
+}
+
+/// Nor after `unregister_connection` returns: the receiver reports the end instead.
+#[test]
+fn what_the_receiver_prepared_is_not_handed_out_after_unregister() {
+    let (manager, mut connection, _) = gap_handed_out_changes_prepared();
+    manager
+        .unregister_connection(connection.connection_id)
+        .unwrap();
+    assert_eq!(
+        connection.notifications.try_recv().unwrap_err(),
+        ReceiveError::Closed
+    );
+}
+
+/// A terminal notice not yet handed out is dropped when the host unsubscribes the ended
+/// subscription: after `unsubscribe` returns, nothing of it reaches the consumer.
+#[test]
+fn an_unsubscribed_ended_subscription_hands_out_no_notice() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    let resuming = || {
+        manager
+            .subscribe(
+                connection.connection_id,
+                in_room(1),
+                SubscriptionOptions::resume_from(SeqId(0)),
+            )
+            .unwrap()
+            .live_query_id
+    };
+    let id = resuming();
+    manager.resume_unavailable(id).unwrap();
+    manager.unsubscribe(id).unwrap();
+    let after = drain(&mut connection.notifications);
+    assert!(after.is_empty(), "{after:?}");
+    // The same when the receiver already collected the notice: two endings are
+    // collected together, and the second waits behind the first.
+    let (first, second) = (resuming(), resuming());
+    manager.resume_unavailable(first).unwrap();
+    manager.resume_unavailable(second).unwrap();
+    let handed = connection.notifications.try_recv().unwrap();
+    assert_eq!(handed.kind(), "resume_unavailable");
+    let id = if handed.live_query_id() == first {
+        second
+    } else {
+        first
+    };
+    manager.unsubscribe(id).unwrap();
+    let after = drain(&mut connection.notifications);
+    assert!(after.is_empty(), "{after:?}");
 }
 
 #[test]

@@ -269,6 +269,46 @@ fn resume_unavailable_is_typed_and_ends_the_subscription() {
     assert_eq!(manager.stats().subscriptions, 0);
 }
 
+/// Only a gated subscription can be told its resume is unavailable: a live one is refused
+/// and keeps receiving; one already ended says how it ended.
+#[test]
+fn resume_unavailable_needs_a_gated_subscription() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    let live = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    assert!(matches!(
+        manager.resume_unavailable(live.live_query_id),
+        Err(LiveError::InvalidState { .. })
+    ));
+    manager.publish(SeqId(1), insert_in_room(1, 1)).unwrap();
+    let received = drain(&mut connection.notifications);
+    assert!(
+        matches!(received.as_slice(), [Notification::Changes(_)]),
+        "{received:?}"
+    );
+    let resuming = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::resume_from(SeqId(1)),
+        )
+        .unwrap();
+    manager.resume_unavailable(resuming.live_query_id).unwrap();
+    assert!(matches!(
+        manager.resume_unavailable(resuming.live_query_id),
+        Err(LiveError::SubscriptionEnded {
+            ending: SubscriptionEnding::ResumeUnavailable,
+            ..
+        })
+    ));
+}
+
 #[test]
 fn replay_on_a_user_table_ignores_other_users_rows() {
     let (manager, _) = manager();

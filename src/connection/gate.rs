@@ -16,12 +16,13 @@ use crate::sync::{lock, AtomicU64, Mutex, Ordering};
 use crate::types::ids::SeqId;
 use crate::types::shared_commit::SharedCommit;
 
-/// Gate word: GATED, CLOSED, or any smaller value, which means LIVE with that boundary
-/// (0 when there was none: every SeqId is above it).
+/// Gate word: GATED, CLOSED, or any smaller value, which means LIVE: 0 with no boundary
+/// (every SeqId passes), `b + 1` with boundary `b` (so a boundary of 0 is told apart from
+/// none: a gap before the first change reports it).
 const GATED: u64 = u64::MAX - 1;
 const CLOSED: u64 = u64::MAX;
-/// The largest SeqId usable as a snapshot boundary.
-pub const MAX_BOUNDARY: u64 = u64::MAX - 2;
+/// The largest SeqId usable as a snapshot boundary (one more is still below GATED).
+pub const MAX_BOUNDARY: u64 = u64::MAX - 3;
 
 /// A change held back while the subscription's snapshot loads, with its commit's SeqId for
 /// ordering.
@@ -162,10 +163,19 @@ impl SubscriptionFlowControl {
     pub(crate) fn covered_upto(&self) -> Option<SeqId> {
         match self.state.load(Ordering::Acquire) {
             0 | CLOSED => None,
-            GATED => lock(&self.gate)
-                .as_ref()
-                .and_then(|gate| gate.boundary.max(gate.replayed_upto)),
-            live => Some(SeqId(live)),
+            GATED => {
+                let gate = lock(&self.gate);
+                match gate.as_ref() {
+                    Some(gate) => gate.boundary.max(gate.replayed_upto),
+                    // The load completed (or the subscription ended) while this waited for
+                    // the lock: the word, set before the lock was released, says which.
+                    None => match self.state.load(Ordering::Acquire) {
+                        0 | GATED | CLOSED => None,
+                        live => Some(SeqId(live - 1)),
+                    },
+                }
+            }
+            live => Some(SeqId(live - 1)),
         }
     }
 
@@ -174,7 +184,7 @@ impl SubscriptionFlowControl {
     #[inline]
     pub(crate) fn passes_live(&self, seq: SeqId) -> bool {
         let word = self.state.load(Ordering::Acquire);
-        word < GATED && seq.0 > word
+        word < GATED && seq.0 >= word
     }
 
     /// True while the initial load runs.
@@ -191,7 +201,7 @@ impl SubscriptionFlowControl {
         buffer: impl FnOnce() -> BufferedNotification,
     ) -> GateDecision {
         match self.state.load(Ordering::Acquire) {
-            boundary if boundary < GATED => live_decision(seq, boundary),
+            word if word < GATED => live_decision(seq, word),
             CLOSED => GateDecision::Closed,
             _ => self.admit_gated(seq, buffer),
         }
@@ -210,7 +220,7 @@ impl SubscriptionFlowControl {
         // re-check, a change buffered after the flush is stranded, never delivered.)
         if !mutant!("gate_no_recheck") {
             match self.state.load(Ordering::Acquire) {
-                boundary if boundary < GATED => return live_decision(seq, boundary),
+                word if word < GATED => return live_decision(seq, word),
                 CLOSED => return GateDecision::Closed,
                 _ => {}
             }
@@ -299,7 +309,7 @@ impl SubscriptionFlowControl {
         let mut flushed = 0;
         let live = boundary
             .max(gate_buffer.replayed_upto)
-            .map_or(0, |covered| covered.0.min(MAX_BOUNDARY));
+            .map_or(0, |covered| covered.0.min(MAX_BOUNDARY) + 1);
         // Mutant: the live gate passes every SeqId, so a commit in the snapshot whose publish
         // raced the completion is delivered as well (twice for the client).
         let live = if mutant!("live_gate_forgets_boundary") {
@@ -369,9 +379,10 @@ impl SubscriptionFlowControl {
 }
 
 /// A live gate passes changes above its boundary; those at or below it are in the snapshot.
+/// `word` is the live gate word: 0, or the boundary plus one.
 #[inline]
-fn live_decision(seq: SeqId, boundary: u64) -> GateDecision {
-    if seq.0 > boundary {
+fn live_decision(seq: SeqId, word: u64) -> GateDecision {
+    if seq.0 >= word {
         GateDecision::SendNow
     } else {
         GateDecision::CoveredBySnapshot
@@ -477,6 +488,28 @@ mod tests {
         let mut seqs = Vec::new();
         gate.complete(|held| seqs.push(held.seq.0)).unwrap();
         seqs
+    }
+
+    /// A boundary of 0 is a boundary: the live gate reports it (a gap before the first
+    /// change names it) and drops a straggler at 0; the largest boundary is kept too.
+    #[test]
+    fn a_boundary_of_zero_or_the_largest_is_kept_once_live() {
+        for (asked, kept) in [(0, 0), (u64::MAX, MAX_BOUNDARY)] {
+            let gate = SubscriptionFlowControl::gated(10, None);
+            gate.set_boundary(SeqId(asked)).unwrap();
+            gate.complete(|_| {}).unwrap();
+            assert_eq!(gate.covered_upto(), Some(SeqId(kept)));
+            assert!(!gate.passes_live(SeqId(kept)));
+            assert!(gate.passes_live(SeqId(kept + 1)));
+            assert_eq!(
+                gate.admit(SeqId(kept), || held(kept)),
+                GateDecision::CoveredBySnapshot
+            );
+            assert!(gate.is_live());
+        }
+        let live = SubscriptionFlowControl::live();
+        assert_eq!(live.covered_upto(), None);
+        assert!(live.passes_live(SeqId(0)));
     }
 
     #[test]

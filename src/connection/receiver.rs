@@ -82,12 +82,34 @@ impl Wait {
     }
 }
 
+/// A notification built before its turn to be handed out, with its subscription: between
+/// the two, the host may unsubscribe it or unregister the connection (after which nothing
+/// of it is handed out, not even what was already queued), or livecore may end it (after
+/// which its data is skipped and only its terminal notice goes out).
+struct Prepared {
+    core: LeanArc<SubscriptionCore>,
+    notification: Notification,
+}
+
+impl Prepared {
+    /// True when the notification may still be handed out.
+    fn still_due(&self) -> bool {
+        match self.notification {
+            Notification::ResyncRequired { .. }
+            | Notification::ResumeUnavailable { .. }
+            | Notification::Closed { .. } => !self.core.is_removed(),
+            _ => !self.core.is_ended(),
+        }
+    }
+}
+
 /// Receives a connection's notifications. One consumer at a time.
 pub struct NotificationReceiver {
     rx: channel::Receiver<Delivery>,
     connection: SharedConnectionState,
-    /// Notifications produced ahead of the next delivery (a gap before a change).
-    ready: VecDeque<Notification>,
+    /// Notifications produced ahead of their turn (a gap before a change, the changes
+    /// after it, terminal notices), each checked again when its turn comes.
+    ready: VecDeque<Prepared>,
     /// Released subscription cores held until the deliveries queued before their release
     /// are processed (`connection::core_ref`).
     released: ReleasedCores,
@@ -213,8 +235,17 @@ impl NotificationReceiver {
     fn next_slow(&mut self, wait: Wait) -> Result<Notification, ReceiveError> {
         loop {
             self.let_go_due();
-            if let Some(notification) = self.ready.pop_front() {
-                return Ok(notification);
+            // Before what was prepared: once the connection is being unregistered (or cut
+            // off as a slow consumer), nothing more is handed out.
+            if self.connection.is_disconnecting() {
+                self.discard_queued();
+                return Err(ReceiveError::Closed);
+            }
+            if let Some(prepared) = self.ready.pop_front() {
+                if prepared.still_due() {
+                    return Ok(prepared.notification);
+                }
+                continue;
             }
             let flags = self.connection.attention_flags();
             if flags & ATTENTION_NOTICE != 0 {
@@ -270,6 +301,7 @@ impl NotificationReceiver {
     /// A disconnected connection hands nothing out again: what is queued now is dropped
     /// unread, and the released cores it held back are let go (nothing unread names them).
     fn discard_queued(&mut self) {
+        self.ready.clear();
         self.take_released();
         for _ in 0..self.rx.len() {
             if self.rx.try_recv().is_err() {
@@ -352,7 +384,10 @@ impl NotificationReceiver {
         // Built before the number is recorded: it names the last SeqId handed out.
         let gap = self.gap(&core, number - last - 1);
         core.mark_received(number, Some(seq));
-        self.ready.push_back(changes);
+        self.ready.push_back(Prepared {
+            core,
+            notification: changes,
+        });
         Some(gap)
     }
 
@@ -423,7 +458,7 @@ impl NotificationReceiver {
                 continue;
             }
             let live_query_id = core.live_query_id(self.connection.id);
-            self.ready.push_back(match notice {
+            let notification = match notice {
                 SubscriptionEnding::ResyncRequired => {
                     Notification::ResyncRequired { live_query_id }
                 }
@@ -434,7 +469,8 @@ impl NotificationReceiver {
                     live_query_id,
                     reason,
                 },
-            });
+            };
+            self.ready.push_back(Prepared { core, notification });
         }
     }
 
@@ -460,7 +496,10 @@ impl NotificationReceiver {
             if dropped_upto > last {
                 let gap = self.gap(&core, dropped_upto - last);
                 core.mark_received(dropped_upto, None);
-                self.ready.push_back(gap);
+                self.ready.push_back(Prepared {
+                    core,
+                    notification: gap,
+                });
             }
         }
     }

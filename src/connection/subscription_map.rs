@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::connection::subscription::SubscriptionState;
+use crate::connection::subscription::{SubscriptionCore, SubscriptionState};
+use crate::sync::LeanArc;
 use crate::types::ending::SubscriptionEnding;
 use crate::types::ids::SubscriptionId;
 
@@ -15,11 +16,20 @@ use crate::types::ids::SubscriptionId;
 /// `UnknownSubscription`. The oldest is forgotten first; `unsubscribe` forgets one at once.
 pub const ENDED_SUBSCRIPTIONS_REMEMBERED: usize = 64;
 
+/// A subscription livecore ended, remembered.
+struct Ended {
+    id: SubscriptionId,
+    ending: SubscriptionEnding,
+    core: LeanArc<SubscriptionCore>,
+}
+
 #[derive(Default)]
 struct Entries {
     subscriptions: BTreeMap<SubscriptionId, SubscriptionState>,
-    /// Subscriptions livecore ended and took out of the map, oldest first.
-    ended: VecDeque<(SubscriptionId, SubscriptionEnding)>,
+    /// Subscriptions livecore ended and took out of the map, oldest first, with their
+    /// cores: unsubscribing one marks it removed, so its terminal notice, if the receiver
+    /// has not handed it out yet, is not handed out after the unsubscribe returns.
+    ended: VecDeque<Ended>,
 }
 
 /// A connection's subscriptions by number, allocated on first insert.
@@ -70,17 +80,25 @@ impl SubscriptionMap {
         ending: SubscriptionEnding,
     ) -> Option<SubscriptionState> {
         let removed = self.0.as_mut()?.subscriptions.remove(id)?;
-        self.remember_ending(*id, ending);
+        self.remember_ending(&removed.core, ending);
         Some(removed)
     }
 
     /// Remembers how livecore ended a subscription already taken out of the map.
-    pub(crate) fn remember_ending(&mut self, id: SubscriptionId, ending: SubscriptionEnding) {
+    pub(crate) fn remember_ending(
+        &mut self,
+        core: &LeanArc<SubscriptionCore>,
+        ending: SubscriptionEnding,
+    ) {
         let entries = self.0.get_or_insert_with(Box::default);
         if entries.ended.len() >= ENDED_SUBSCRIPTIONS_REMEMBERED {
             entries.ended.pop_front();
         }
-        entries.ended.push_back((id, ending));
+        entries.ended.push_back(Ended {
+            id: core.id,
+            ending,
+            core: core.clone(),
+        });
     }
 
     /// How livecore ended `id`, if it did and the connection still remembers it.
@@ -89,18 +107,18 @@ impl SubscriptionMap {
         entries
             .ended
             .iter()
-            .find(|(ended, _)| ended == id)
-            .map(|(_, ending)| ending.clone())
+            .find(|ended| ended.id == *id)
+            .map(|ended| ended.ending.clone())
     }
 
-    /// Forgets how `id` ended; true if it was remembered.
-    pub(crate) fn forget_ending(&mut self, id: &SubscriptionId) -> bool {
-        let Some(entries) = self.0.as_mut() else {
-            return false;
-        };
-        let before = entries.ended.len();
-        entries.ended.retain(|(ended, _)| ended != id);
-        let forgotten = entries.ended.len() != before;
+    /// Forgets how `id` ended, returning its core if it was remembered.
+    pub(crate) fn forget_ending(
+        &mut self,
+        id: &SubscriptionId,
+    ) -> Option<LeanArc<SubscriptionCore>> {
+        let entries = self.0.as_mut()?;
+        let at = entries.ended.iter().position(|ended| ended.id == *id)?;
+        let forgotten = entries.ended.remove(at).map(|ended| ended.core);
         self.free_if_empty();
         forgotten
     }

@@ -414,7 +414,8 @@ pub extern "C" fn lc_manager_set_clock(manager: lc_manager, now_ms: u64) -> lc_s
 ///
 /// Writes up to `capacity` connection ids to `out_connection_ids` and their number to
 /// `*out_count`. Returns `LC_OK` with at least one id, `LC_EMPTY` (timeout 0) or
-/// `LC_TIMEOUT` with none, or `LC_CLOSED` once the manager is freed. For each id: drain the
+/// `LC_TIMEOUT` with none, or `LC_CLOSED` once the manager is freed (a wait the free wakes
+/// returns it too); `capacity` 0 is `LC_ERR_INVALID_ARGUMENT`. For each id: drain the
 /// connection with `lc_connection_recv` and `lc_connection_recv_event` until both return
 /// `LC_EMPTY`, then call `lc_connection_arm_ready` so its next delivery or event queues it
 /// again (a connection is queued once per arming; new connections start armed). An id may
@@ -456,6 +457,12 @@ pub unsafe extern "C" fn lc_manager_wait_ready(
             },
             || entry.is_freed(),
         );
+        // Freeing the manager unregisters its connections, which queues each of them: a
+        // wait woken by that is told the manager is gone, not handed their ids.
+        let first = match first {
+            Ok(_) if entry.is_freed() => Err(ReceiveError::Closed),
+            other => other,
+        };
         let first = match first {
             Ok(id) => id,
             Err(error) => {

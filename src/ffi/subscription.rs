@@ -395,7 +395,9 @@ pub unsafe extern "C" fn lc_subscription_complete_initial_load(
 }
 
 /// Resume: hands one commit the client missed (`change_count` changes, only read during
-/// the call) to a subscription opened with `LC_SUBSCRIBE_RESUME`. Its changes are filtered
+/// the call) to a gated subscription: one opened with `LC_SUBSCRIBE_RESUME` (or
+/// `LC_SUBSCRIBE_INITIAL_LOAD`), until its load completes; afterwards
+/// `LC_ERR_INVALID_STATE`. Its changes are filtered
 /// for this subscription alone and sent straight into the connection's channel, ahead of
 /// the completion marker and of the live changes buffered meanwhile, so a client any
 /// distance behind can resume (replayed commits take no room in the gate's buffer, which
@@ -453,7 +455,10 @@ pub unsafe extern "C" fn lc_subscription_replay_commit(
 }
 
 /// Resume: the engine cannot replay from the subscription's SeqId. The subscriber gets a
-/// resume-unavailable notification and the subscription ends.
+/// resume-unavailable notification and the subscription ends. Only while the subscription
+/// is gated (opened with `LC_SUBSCRIBE_RESUME` or `LC_SUBSCRIBE_INITIAL_LOAD`, until
+/// `lc_subscription_complete_initial_load`): afterwards `LC_ERR_INVALID_STATE`, on a
+/// subscription livecore ended `LC_ERR_SUBSCRIPTION_ENDED`.
 ///
 /// Thread safety: any thread, concurrently with any other call.
 #[no_mangle]

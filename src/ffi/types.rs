@@ -52,10 +52,14 @@ pub const LC_MAX_ACTIVE_NODES: usize = 1 << 16;
 /// length, LIKE pattern length) apply to what is parsed.
 pub const LC_MAX_SUBSCRIPTION_SQL_LEN: usize = 64 * 1024;
 
+/// The largest capacity of a connection's notification or event channel (2^24 items).
+pub const LC_MAX_CHANNEL_CAPACITY: usize = 1 << 24;
+
 // The C limits that mirror the core's own must stay equal to them.
 const _: () = assert!(LC_MAX_COLUMNS == crate::MAX_COLUMNS);
 const _: () = assert!(LC_MAX_COMMIT_CHANGES == crate::MAX_COMMIT_CHANGES);
 const _: () = assert!(LC_MAX_SUBSCRIPTION_SQL_LEN == crate::MAX_SUBSCRIPTION_SQL_LEN);
+const _: () = assert!(LC_MAX_CHANNEL_CAPACITY == crate::MAX_CHANNEL_CAPACITY);
 
 /// A manager: the notification core of one database node. Opaque: copy it, compare it, pass
 /// it back; never look inside. A zeroed handle is never valid. Created by `lc_manager_new`,
@@ -224,9 +228,11 @@ pub struct lc_config {
     /// Most subscriptions one connection may hold (removed ones whose deliveries still wait
     /// in a full notification channel count until the connection is read past them).
     pub max_subscriptions_per_connection: u64,
-    /// Capacity of each connection's notification channel.
+    /// Capacity of each connection's notification channel: 1 to
+    /// `LC_MAX_CHANNEL_CAPACITY` (otherwise `LC_ERR_INVALID_CONFIG`).
     pub notification_channel_capacity: u64,
-    /// Capacity of each connection's event channel.
+    /// Capacity of each connection's event channel: 1 to `LC_MAX_CHANNEL_CAPACITY`
+    /// (otherwise `LC_ERR_INVALID_CONFIG`).
     pub event_channel_capacity: u64,
     /// Most changes buffered behind one subscription's gate during its initial load.
     pub gate_buffer_capacity: u64,

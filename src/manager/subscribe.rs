@@ -25,6 +25,7 @@ use crate::connection::subscription::{
     NewSubscription, RegisteredSubscription, SubscriptionCore, SubscriptionHandle,
     SubscriptionOptions, SubscriptionResult, SubscriptionState,
 };
+use crate::connection::subscription_map::SubscriptionMap;
 use crate::error::{LiveError, LiveResult};
 use crate::manager::ConnectionsManager;
 use crate::publish::{change_delivery, send_change, DeliveryPolicy, PublishSummary};
@@ -204,8 +205,15 @@ impl ConnectionsManager {
             let mut subscriptions = lock(&connection.subscriptions);
             match subscriptions.remove(&id) {
                 Some(state) => state,
-                None if subscriptions.forget_ending(&id) => return Ok(()),
-                None => return Err(LiveError::UnknownSubscription(id)),
+                None => match subscriptions.forget_ending(&id) {
+                    // Livecore ended it: the host's unsubscribe still ends it for the
+                    // receiver, which then drops its terminal notice if not yet handed out.
+                    Some(core) => {
+                        core.remove();
+                        return Ok(());
+                    }
+                    None => return Err(LiveError::UnknownSubscription(id)),
+                },
             }
         };
         self.unroute(&state.core);
@@ -234,11 +242,11 @@ impl ConnectionsManager {
     ) -> bool {
         let ended = self.end_once(core, connection, ending.clone());
         if ended {
-            lock(&connection.subscriptions).remember_ending(core.id, ending);
+            lock(&connection.subscriptions).remember_ending(core, ending);
         } else if !core.is_removed() {
             // Ended earlier by a gate overflow and not yet reaped: it must resync.
             lock(&connection.subscriptions)
-                .remember_ending(core.id, SubscriptionEnding::ResyncRequired);
+                .remember_ending(core, SubscriptionEnding::ResyncRequired);
         }
         self.remove_from_index(core);
         ended
@@ -531,15 +539,23 @@ impl ConnectionsManager {
     }
 
     /// Resume: the engine cannot replay from the subscription's SeqId. The subscriber gets
-    /// `ResumeUnavailable` and the subscription ends.
+    /// `ResumeUnavailable` and the subscription ends. Only while the subscription is gated
+    /// (its resume or initial load has not completed): afterwards it is
+    /// [`LiveError::InvalidState`], on a subscription livecore ended
+    /// [`LiveError::SubscriptionEnded`].
     pub fn resume_unavailable(&self, live_query_id: LiveQueryId) -> LiveResult<()> {
         let connection = self.connection(live_query_id.connection_id)?;
         let _lifecycle = read(&self.lifecycle);
-        let state = lock(&connection.subscriptions)
-            .remove(&live_query_id.subscription_id)
-            .ok_or(LiveError::UnknownSubscription(
-                live_query_id.subscription_id,
-            ))?;
+        let id = live_query_id.subscription_id;
+        let state = {
+            let mut subscriptions = lock(&connection.subscriptions);
+            if !active_state(&mut subscriptions, id)?.core.flow.is_gated() {
+                return Err(gate_error(live_query_id, GateError::AlreadyLive));
+            }
+            subscriptions
+                .remove(&id)
+                .expect("found above, under the same lock")
+        };
         self.end_with_notice(
             &state.core,
             &connection,
@@ -590,25 +606,34 @@ impl ConnectionsManager {
     ) -> LiveResult<T> {
         let connection = self.connection(live_query_id.connection_id)?;
         let _lifecycle = read(&self.lifecycle);
-        let id = live_query_id.subscription_id;
         let mut subscriptions = lock(&connection.subscriptions);
-        let ended = |ending| LiveError::SubscriptionEnded {
-            subscription_id: id,
-            ending,
-        };
-        if let Some(ending) = subscriptions.ending_of(&id) {
-            return Err(ended(ending));
-        }
-        let state = subscriptions
-            .get_mut(&id)
-            .ok_or(LiveError::UnknownSubscription(id))?;
-        // Only a gate overflow leaves an ended subscription in the map (until the next
-        // writer call reaps it): the subscriber was told to resync.
-        if state.core.is_ended() {
-            return Err(ended(SubscriptionEnding::ResyncRequired));
-        }
+        let state = active_state(&mut subscriptions, live_query_id.subscription_id)?;
         visit(&connection, state)
     }
+}
+
+/// The state of subscription `id` in its connection's map, unless livecore ended it (then
+/// how it ended) or the connection does not know it.
+fn active_state(
+    subscriptions: &mut SubscriptionMap,
+    id: SubscriptionId,
+) -> LiveResult<&mut SubscriptionState> {
+    let ended = |ending| LiveError::SubscriptionEnded {
+        subscription_id: id,
+        ending,
+    };
+    if let Some(ending) = subscriptions.ending_of(&id) {
+        return Err(ended(ending));
+    }
+    let state = subscriptions
+        .get_mut(&id)
+        .ok_or(LiveError::UnknownSubscription(id))?;
+    // Only a gate overflow leaves an ended subscription in the map (until the next writer
+    // call reaps it): the subscriber was told to resync.
+    if state.core.is_ended() {
+        return Err(ended(SubscriptionEnding::ResyncRequired));
+    }
+    Ok(state)
 }
 
 fn gate_error(live_query_id: LiveQueryId, error: GateError) -> LiveError {

@@ -117,6 +117,17 @@ pub(crate) fn case_lc_manager_new() {
             lc_manager_new(&with(&|c| c.notification_channel_capacity = 0), &mut out),
             LC_ERR_INVALID_CONFIG
         );
+        // A hostile capacity is refused up front, not left to overflow in the channel.
+        for huge in [LC_MAX_CHANNEL_CAPACITY as u64 + 1, u64::MAX] {
+            assert_status!(
+                lc_manager_new(&with(&|c| c.notification_channel_capacity = huge), &mut out),
+                LC_ERR_INVALID_CONFIG
+            );
+            assert_status!(
+                lc_manager_new(&with(&|c| c.event_channel_capacity = huge), &mut out),
+                LC_ERR_INVALID_CONFIG
+            );
+        }
         assert_status!(
             lc_manager_new(
                 &with(&|c| c.heartbeat_timeout_ms = c.ping_interval_ms),

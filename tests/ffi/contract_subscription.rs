@@ -526,6 +526,15 @@ pub(crate) fn case_lc_subscription_resume_unavailable() {
         lc_subscription_resume_unavailable(f.stale_manager, f.live),
         LC_ERR_INVALID_HANDLE
     );
+    // A live subscription is past any resume: refused, and it stays live.
+    assert_status!(
+        lc_subscription_resume_unavailable(f.manager, f.live),
+        LC_ERR_INVALID_STATE
+    );
+    assert_status!(
+        lc_subscription_resume_unavailable(f.manager, f.live),
+        LC_ERR_INVALID_STATE
+    );
 }
 
 pub(crate) fn case_lc_subscription_get_status() {
