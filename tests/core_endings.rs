@@ -24,6 +24,19 @@ fn labels(receiver: &mut NotificationReceiver) -> Vec<String> {
         .collect()
 }
 
+/// A subscription to room 1 resuming after SeqId 0 (gated until the engine completes or
+/// declines the resume).
+fn resuming_from_zero(manager: &ConnectionsManager, connection: ConnectionId) -> LiveQueryId {
+    manager
+        .subscribe(
+            connection,
+            in_room(1),
+            SubscriptionOptions::resume_from(SeqId(0)),
+        )
+        .unwrap()
+        .live_query_id
+}
+
 #[test]
 fn a_gap_across_a_schema_change_is_reported_in_place() {
     // Regression: the gap came after seq 4, and later gap counts were too small.
@@ -198,14 +211,7 @@ fn resume_streams_past_the_gate_buffer_with_back_pressure() {
         ..ManagerConfig::default()
     });
     let mut connection = connect(&manager, "alice");
-    let id = manager
-        .subscribe(
-            connection.connection_id,
-            in_room(1),
-            SubscriptionOptions::resume_from(SeqId(0)),
-        )
-        .unwrap()
-        .live_query_id;
+    let id = resuming_from_zero(&manager, connection.connection_id);
     let mut received = Vec::new();
     let mut would_block = 0;
     let mut seq = 1;
@@ -345,7 +351,15 @@ fn what_the_receiver_prepared_is_not_handed_out_after_unsubscribe() {
 /// Nor after `unregister_connection` returns: the receiver reports the end instead.
 #[test]
 fn what_the_receiver_prepared_is_not_handed_out_after_unregister() {
-    let (manager, mut connection, _) = gap_handed_out_changes_prepared();
+    let (manager, connection, _) = gap_handed_out_changes_prepared();
+    unregister_and_expect_the_end(&manager, connection);
+}
+
+/// Unregisters `connection` and checks that its receiver hands out nothing but the end.
+fn unregister_and_expect_the_end(
+    manager: &ConnectionsManager,
+    mut connection: ConnectionRegistration,
+) {
     manager
         .unregister_connection(connection.connection_id)
         .unwrap();
@@ -355,22 +369,23 @@ fn what_the_receiver_prepared_is_not_handed_out_after_unregister() {
     );
 }
 
+/// Nor is a terminal notice not yet handed out, once `unregister_connection` returns.
+#[test]
+fn an_unregistered_connection_hands_out_no_pending_notice() {
+    let (manager, _) = manager();
+    let connection = connect(&manager, "alice");
+    let id = resuming_from_zero(&manager, connection.connection_id);
+    manager.resume_unavailable(id).unwrap();
+    unregister_and_expect_the_end(&manager, connection);
+}
+
 /// A terminal notice not yet handed out is dropped when the host unsubscribes the ended
 /// subscription: after `unsubscribe` returns, nothing of it reaches the consumer.
 #[test]
 fn an_unsubscribed_ended_subscription_hands_out_no_notice() {
     let (manager, _) = manager();
     let mut connection = connect(&manager, "alice");
-    let resuming = || {
-        manager
-            .subscribe(
-                connection.connection_id,
-                in_room(1),
-                SubscriptionOptions::resume_from(SeqId(0)),
-            )
-            .unwrap()
-            .live_query_id
-    };
+    let resuming = || resuming_from_zero(&manager, connection.connection_id);
     let id = resuming();
     manager.resume_unavailable(id).unwrap();
     manager.unsubscribe(id).unwrap();

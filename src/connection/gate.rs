@@ -255,11 +255,6 @@ impl SubscriptionFlowControl {
         Ok(dropped)
     }
 
-    /// The boundary, if set.
-    pub(crate) fn boundary(&self) -> Option<SeqId> {
-        lock(&self.gate).as_ref().and_then(|gate| gate.boundary)
-    }
-
     /// Passes one replayed commit (resume) straight to the channel through `send`, under
     /// the gate's lock so it is ordered with the flush. Replayed commits are the host's own
     /// data at the host's pace, so they never take room in the buffer meant for live
@@ -297,13 +292,39 @@ impl SubscriptionFlowControl {
     }
 
     /// Completes the initial load: hands every buffered change, in order, to `flush` and
-    /// then marks the gate live, all under the lock so no publisher slips between.
+    /// then marks the gate live, all under the lock so no publisher slips between. (The
+    /// manager completes through [`complete_announced`](Self::complete_announced).)
+    #[cfg(any(test, livecore_loom))]
     pub(crate) fn complete(
         &self,
-        mut flush: impl FnMut(BufferedNotification),
+        flush: impl FnMut(BufferedNotification),
     ) -> Result<CompletedLoad, GateError> {
+        match self.complete_announced(|_| Ok::<(), std::convert::Infallible>(()), flush)? {
+            Ok(completed) => Ok(completed),
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`complete`](Self::complete), calling `announce` first, under the gate's lock once
+    /// the load is known to be still running, with what it did so far: the caller queues
+    /// the subscriber's completion marker there, so the marker goes out only for a load
+    /// that does complete (a gate that overflowed meanwhile sends none), and ahead of the
+    /// flushed changes. An `Err` from `announce` is handed back with the load still
+    /// running.
+    pub(crate) fn complete_announced<E>(
+        &self,
+        announce: impl FnOnce(&LoadSoFar) -> Result<(), E>,
+        mut flush: impl FnMut(BufferedNotification),
+    ) -> Result<Result<CompletedLoad, E>, GateError> {
         let mut gate = lock(&self.gate);
         let gate_buffer = self.gated_buffer(&mut gate)?;
+        if let Err(error) = announce(&LoadSoFar {
+            boundary: gate_buffer.boundary,
+            snapshot_batches: gate_buffer.snapshot_batches,
+            snapshot_rows: gate_buffer.snapshot_rows,
+        }) {
+            return Ok(Err(error));
+        }
         let covered_by_snapshot = gate_buffer.covered_by_snapshot;
         let boundary = gate_buffer.boundary;
         let mut flushed = 0;
@@ -328,11 +349,11 @@ impl SubscriptionFlowControl {
         }
         *gate = None;
         self.state.store(live, Ordering::Release);
-        Ok(CompletedLoad {
+        Ok(Ok(CompletedLoad {
             flushed,
             covered_by_snapshot,
             boundary,
-        })
+        }))
     }
 
     /// Ends the subscription: publishers skip it from now on and receivers drop what is
@@ -387,6 +408,13 @@ fn live_decision(seq: SeqId, word: u64) -> GateDecision {
     } else {
         GateDecision::CoveredBySnapshot
     }
+}
+
+/// What a load did before it completed, for its completion marker.
+pub(crate) struct LoadSoFar {
+    pub(crate) boundary: Option<SeqId>,
+    pub(crate) snapshot_batches: u32,
+    pub(crate) snapshot_rows: u64,
 }
 
 /// What completing a load did.
@@ -488,6 +516,46 @@ mod tests {
         let mut seqs = Vec::new();
         gate.complete(|held| seqs.push(held.seq.0)).unwrap();
         seqs
+    }
+
+    /// The completion marker is announced under the lock only for a load that completes:
+    /// not for a gate that overflowed (its subscriber is told to resync instead), and a
+    /// refused announcement leaves the load running with its buffer.
+    #[test]
+    fn a_completion_is_announced_only_when_the_load_completes() {
+        let overflowed = SubscriptionFlowControl::gated(1, None);
+        assert_eq!(
+            overflowed.admit(SeqId(1), || held(1)),
+            GateDecision::Buffered
+        );
+        assert_eq!(
+            overflowed.admit(SeqId(2), || held(2)),
+            GateDecision::Overflowed
+        );
+        let mut announced = false;
+        let result = overflowed.complete_announced(
+            |_| {
+                announced = true;
+                Ok::<(), ()>(())
+            },
+            |_| {},
+        );
+        assert!(matches!(result, Err(GateError::Closed)));
+        assert!(!announced);
+
+        let gate = SubscriptionFlowControl::gated(4, None);
+        gate.set_boundary(SeqId(3)).unwrap();
+        assert_eq!(gate.admit(SeqId(5), || held(5)), GateDecision::Buffered);
+        let refused = gate.complete_announced(
+            |so_far| {
+                assert_eq!(so_far.boundary, Some(SeqId(3)));
+                Err("full")
+            },
+            |_| panic!("nothing is flushed after a refused announcement"),
+        );
+        assert!(matches!(refused, Ok(Err("full"))));
+        assert!(gate.is_gated());
+        assert_eq!(flushed_seqs(&gate), vec![5]);
     }
 
     /// A boundary of 0 is a boundary: the live gate reports it (a gap before the first

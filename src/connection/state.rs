@@ -394,6 +394,9 @@ impl ConnectionState {
             || self.closing.store(true, Ordering::Release),
             || {
                 taken = subscriptions.take_all();
+                // Nothing of the connection is handed out once unregistering returns, not
+                // even the terminal notice of a subscription livecore ended before.
+                subscriptions.forget_endings();
                 drop(subscriptions);
             },
         );

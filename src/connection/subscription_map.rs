@@ -123,6 +123,18 @@ impl SubscriptionMap {
         forgotten
     }
 
+    /// Forgets every ending remembered, ending each of those subscriptions for the
+    /// receiver too (its terminal notice, if not handed out yet, is not handed out): for a
+    /// connection being unregistered.
+    pub(crate) fn forget_endings(&mut self) {
+        if let Some(entries) = self.0.as_mut() {
+            for ended in entries.ended.drain(..) {
+                ended.core.remove();
+            }
+        }
+        self.free_if_empty();
+    }
+
     /// The subscriptions, in number order.
     pub(crate) fn values(&self) -> impl Iterator<Item = &SubscriptionState> + '_ {
         self.0

@@ -19,7 +19,7 @@ use crate::config::MAX_COMMIT_CHANGES;
 use crate::connection::delivery::{
     encode_match, source_for, Delivery, MatchBuilder, OtherDelivery, NO_BOUNDARY,
 };
-use crate::connection::gate::{GateError, Replay, SubscriptionFlowControl};
+use crate::connection::gate::{GateError, LoadSoFar, Replay, SubscriptionFlowControl};
 use crate::connection::state::SharedConnectionState;
 use crate::connection::subscription::{
     NewSubscription, RegisteredSubscription, SubscriptionCore, SubscriptionHandle,
@@ -405,31 +405,37 @@ impl ConnectionsManager {
                     },
                 ));
             }
-            let (batches, rows) = core.flow.snapshot_progress();
-            let marker = Delivery::other(OtherDelivery::LoadComplete {
-                core: core.clone(),
-                boundary: core
-                    .flow
-                    .boundary()
-                    .map_or(NO_BOUNDARY, |boundary| boundary.0),
-                batches,
-                rows,
-            });
-            match connection.notification_tx.try_send(marker) {
-                Ok(()) => connection.notify_ready(),
-                Err(TrySendError::Full(_)) => return Err(LiveError::WouldBlock { consumed: 0 }),
-                Err(TrySendError::Disconnected(_)) => {
-                    return Err(LiveError::UnknownConnection(connection.id))
-                }
-            }
             // None when the subscription's handles are all gone: it was unrouted, so its gate
             // is closed and the flush below sends nothing.
             let handle = SubscriptionHandle::new(core.clone(), connection.clone());
             let now_ms = self.clock.now_ms();
             let mut summary = PublishSummary::default();
+            // The marker is queued under the gate's lock once the load is known to be still
+            // running: a gate that overflowed meanwhile sends no marker ahead of its
+            // ResyncRequired, and the marker goes ahead of the flushed changes.
+            let mut progress = (0, 0);
+            let announce = |so_far: &LoadSoFar| {
+                progress = (so_far.snapshot_batches, so_far.snapshot_rows);
+                let marker = Delivery::other(OtherDelivery::LoadComplete {
+                    core: core.clone(),
+                    boundary: so_far.boundary.map_or(NO_BOUNDARY, |boundary| boundary.0),
+                    batches: so_far.snapshot_batches,
+                    rows: so_far.snapshot_rows,
+                });
+                match connection.notification_tx.try_send(marker) {
+                    Ok(()) => {
+                        connection.notify_ready();
+                        Ok(())
+                    }
+                    Err(TrySendError::Full(_)) => Err(LiveError::WouldBlock { consumed: 0 }),
+                    Err(TrySendError::Disconnected(_)) => {
+                        Err(LiveError::UnknownConnection(connection.id))
+                    }
+                }
+            };
             let completed = core
                 .flow
-                .complete(|held| {
+                .complete_announced(announce, |held| {
                     let Some(handle) = &handle else {
                         return;
                     };
@@ -446,7 +452,15 @@ impl ConnectionsManager {
                         &mut summary,
                     )
                 })
-                .map_err(|error| gate_error(live_query_id, error))?;
+                .map_err(|error| match error {
+                    // The gate overflowed since the check above: the subscriber was told to
+                    // resync.
+                    GateError::Closed => LiveError::SubscriptionEnded {
+                        subscription_id: live_query_id.subscription_id,
+                        ending: SubscriptionEnding::ResyncRequired,
+                    },
+                    error => gate_error(live_query_id, error),
+                })??;
             StatsCounters::add(&self.stats.delivered, summary.enqueued as u64);
             self.stats
                 .add_drops(summary.dropped, summary.dropped_closed);
@@ -454,8 +468,8 @@ impl ConnectionsManager {
                 boundary: completed.boundary,
                 flushed: completed.flushed,
                 covered_by_snapshot: completed.covered_by_snapshot,
-                batches,
-                rows,
+                batches: progress.0,
+                rows: progress.1,
             })
         })
     }
