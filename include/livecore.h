@@ -1459,7 +1459,7 @@ typedef struct lc_change {
     const struct lc_value *row;
     /**
      * Number of values at `row` (must equal the table's column count, so at most
-     * `LC_MAX_COLUMNS`).
+     * `LC_MAX_COLUMNS`; otherwise `LC_ERR_ROW_ARITY`, before any value is read).
      */
     size_t row_len;
     /**
@@ -1468,7 +1468,7 @@ typedef struct lc_change {
      */
     const struct lc_value *old_row;
     /**
-     * Number of values at `old_row`.
+     * Number of values at `old_row` (for an update, the table's column count too).
      */
     size_t old_row_len;
     /**

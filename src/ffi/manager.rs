@@ -658,12 +658,13 @@ pub unsafe extern "C" fn lc_table_register(
         let out = unsafe { Out::optional(out_table_key, "out_table_key") }?;
         let scope = lc_table_scope::from_tag(scope)?;
         let table_id = TableId::new(namespace, table_name);
+        let column_count = column_names.len();
         let key = entry.manager.register_table(TableSchema::new(
             table_id.clone(),
             scope,
             column_names,
         ))?;
-        entry.remember_table(key.0, table_id);
+        entry.remember_table(key.0, table_id, column_count);
         if let Some(out) = out {
             out.write(key.0);
         }

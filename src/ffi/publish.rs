@@ -29,7 +29,7 @@ unsafe fn convert(
         // SAFETY: each change obeys lc_change's contract (this function's caller's promise).
         converted.push(unsafe {
             change_from_c(change, &format_args!("changes[{index}]"), |key| {
-                entry.table_id(key)
+                entry.table(key)
             })
         }?);
     }

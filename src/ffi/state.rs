@@ -117,6 +117,12 @@ impl ManagerEntry {
 
     /// The table id behind a key from `lc_table_register`.
     pub(crate) fn table_id(&self, key: u32) -> Result<TableId, FfiError> {
+        self.table(key).map(|(table_id, _)| table_id)
+    }
+
+    /// The table id behind a key from `lc_table_register`, with its column count (what a
+    /// row of it must hold, checked before a C row is read).
+    pub(crate) fn table(&self, key: u32) -> Result<(TableId, usize), FfiError> {
         let tables = self.tables.load();
         tables
             .ids
@@ -136,14 +142,14 @@ impl ManagerEntry {
         self.tables.load().keys.get(table_id).copied()
     }
 
-    /// Remembers the id of a registered table's key.
-    pub(crate) fn remember_table(&self, key: u32, table_id: TableId) {
+    /// Remembers the id and column count of a registered table's key.
+    pub(crate) fn remember_table(&self, key: u32, table_id: TableId, columns: usize) {
         self.update_tables(|tables| {
             let index = key as usize;
             if tables.ids.len() <= index {
                 tables.ids.resize(index + 1, None);
             }
-            if let Some(previous) = tables.ids[index].replace(table_id.clone()) {
+            if let Some((previous, _)) = tables.ids[index].replace((table_id.clone(), columns)) {
                 tables.keys.remove(&previous);
             }
             tables.keys.insert(table_id, key);
@@ -153,7 +159,7 @@ impl ManagerEntry {
     /// Forgets a dropped table's key.
     pub(crate) fn forget_table(&self, key: u32) {
         self.update_tables(|tables| {
-            if let Some(previous) = tables.ids.get_mut(key as usize).and_then(Option::take) {
+            if let Some((previous, _)) = tables.ids.get_mut(key as usize).and_then(Option::take) {
                 tables.keys.remove(&previous);
             }
         });
@@ -188,7 +194,8 @@ impl ManagerEntry {
 /// dense) and keys by id (for route lists, which name their table by id).
 #[derive(Clone, Default)]
 pub(crate) struct TableKeys {
-    ids: Vec<Option<TableId>>,
+    /// Each key's table and its column count.
+    ids: Vec<Option<(TableId, usize)>>,
     keys: HashMap<TableId, u32>,
 }
 

@@ -439,7 +439,7 @@ pub unsafe extern "C" fn lc_subscription_replay_commit(
                 // SAFETY: each change obeys lc_change's contract (caller's promise).
                 unsafe {
                     change_from_c(change, &format_args!("changes[{index}]"), |key| {
-                        entry.table_id(key)
+                        entry.table(key)
                     })
                 }
             })

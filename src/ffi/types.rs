@@ -170,12 +170,12 @@ pub struct lc_change {
     /// values in the schema's column order.
     pub row: *const lc_value,
     /// Number of values at `row` (must equal the table's column count, so at most
-    /// `LC_MAX_COLUMNS`).
+    /// `LC_MAX_COLUMNS`; otherwise `LC_ERR_ROW_ARITY`, before any value is read).
     pub row_len: usize,
     /// The row before an update (required for updates; must be NULL with length 0 for
     /// inserts and deletes).
     pub old_row: *const lc_value,
-    /// Number of values at `old_row`.
+    /// Number of values at `old_row` (for an update, the table's column count too).
     pub old_row_len: usize,
     /// The user owning the row, NUL-terminated UTF-8: required on user-scoped tables,
     /// ignored (may be NULL) on shared ones.

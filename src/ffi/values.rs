@@ -285,17 +285,30 @@ pub(crate) unsafe fn row_from_c(
     Ok(Row::new(row))
 }
 
-/// A C change as livecore's change; `table_id` resolves the change's table key.
+/// A C change as livecore's change; `table` resolves the change's table key to its id and
+/// column count. A row whose length is not the table's column count is refused before
+/// any of its values is read (a count that disagrees with the schema reads nothing).
 ///
 /// # Safety
 /// The change's pointers obey the contract documented on `lc_change`.
 pub(crate) unsafe fn change_from_c(
     change: &lc_change,
     name: &dyn fmt::Display,
-    table_id: impl FnOnce(u32) -> Result<TableId, FfiError>,
+    table: impl FnOnce(u32) -> Result<(TableId, usize), FfiError>,
 ) -> Result<ChangeNotification, FfiError> {
     let change_type = lc_change_type::from_tag(change.change_type)?;
-    let table_id = table_id(change.table)?;
+    let (table_id, columns) = table(change.table)?;
+    // An update's old row, when it has one (other changes carrying one are refused below).
+    let old_row_given =
+        change_type == ChangeType::Update && (!change.old_row.is_null() || change.old_row_len != 0);
+    for (field, len) in [("row", change.row_len), ("old_row", change.old_row_len)] {
+        if len != columns && (field == "row" || old_row_given) {
+            return Err(FfiError::new(
+                lc_status::LC_ERR_ROW_ARITY,
+                format!("{name}.{field} has {len} values; table {table_id} has {columns} columns"),
+            ));
+        }
+    }
     // SAFETY: the caller promised `row_len` values at `row`.
     let row = unsafe { row_from_c(change.row, change.row_len, &format_args!("{name}.row")) }?;
     let old_row = match change_type {

@@ -128,6 +128,13 @@ pub(crate) fn case_lc_change_publish() {
         publish_one(&f, &with(&|c| c.row = just_too_long.as_ptr())),
         LC_ERR_OUT_OF_BOUNDS
     );
+    // A length that disagrees with the table's columns is refused before a value is read:
+    // one past the host's array reads nothing past it (valgrind runs this case).
+    assert_status!(
+        publish_one(&f, &with(&|c| c.row_len += 1)),
+        LC_ERR_ROW_ARITY
+    );
+    assert!(last_error().contains("columns"), "{}", last_error());
     // Row lengths past any table's width are refused before a value is read.
     assert_status!(
         publish_one(&f, &with(&|c| c.row_len = usize::MAX)),
