@@ -430,8 +430,10 @@ pub unsafe extern "C" fn lc_topic_route_options_init(
 /// row. The filter works as a live query's: an update whose row enters it is routed as an
 /// insert, one whose row leaves it as a delete. `options` chooses the change types and the
 /// key column. The filter and key column are checked against the table now, with the
-/// same typed errors as a subscription (`LC_ERR_SQL`, `LC_ERR_UNKNOWN_COLUMN`, ...).
-/// Changes published after this returns are routed. `*out_route_id` (may be NULL)
+/// same typed errors as a subscription (`LC_ERR_SQL`, `LC_ERR_UNKNOWN_COLUMN`, ...); a
+/// filter longer than `LC_MAX_SUBSCRIPTION_SQL_LEN` less the `SELECT * FROM <table> WHERE `
+/// it is wrapped in is `LC_ERR_OUT_OF_BOUNDS`. Changes published after this returns are
+/// routed. `*out_route_id` (may be NULL)
 /// receives the route's id, for `lc_topic_route_remove`. Inputs are only read during the
 /// call.
 ///

@@ -3,6 +3,7 @@
 //! (logs, routes, groups, sessions, wake-ups) lives in `crate::topics`; this file connects
 //! it to the manager's clock, limits, connections and routing index.
 
+use crate::config::MAX_SUBSCRIPTION_SQL_LEN;
 use crate::connection::state::SharedConnectionState;
 use crate::error::LiveError;
 use crate::error::LiveResult;
@@ -473,6 +474,17 @@ impl ConnectionsManager {
             quote(table_id.namespace()),
             quote(table_id.name())
         );
+        // The filter's own length, checked before it is wrapped, so the error names what
+        // the caller passed: the statement's limit less the wrapping.
+        let max = MAX_SUBSCRIPTION_SQL_LEN - prefix.len();
+        if where_sql.len() > max {
+            return Err(LiveError::OutOfBounds {
+                what: "route filter SQL length (bytes)",
+                value: where_sql.len() as u64,
+                min: 0,
+                max: max as u64,
+            });
+        }
         let sql = format!("{prefix}{where_sql}");
         let parsed =
             parse_subscription_sql(&sql, &self.config.filter_limits).map_err(

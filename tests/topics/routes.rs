@@ -264,6 +264,17 @@ fn route_sql_is_typed_and_positioned() {
         ),
         Err(LiveError::Sql { .. })
     ));
+    // An over-long filter is refused by its own length, not the wrapped statement's.
+    let long = format!("room = 1{}", " ".repeat(MAX_SUBSCRIPTION_SQL_LEN));
+    match manager.add_topic_route(TopicRouteSpec::new("t", messages()).filter_sql(&long)) {
+        Err(LiveError::OutOfBounds { what, value, .. }) => {
+            assert_eq!(
+                (what, value),
+                ("route filter SQL length (bytes)", long.len() as u64)
+            )
+        }
+        other => panic!("{other:?}"),
+    }
     assert!(matches!(
         manager.add_topic_route(TopicRouteSpec::new("t", messages()).key_column("nope")),
         Err(LiveError::UnknownColumn { .. })
