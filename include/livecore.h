@@ -2962,7 +2962,8 @@ lc_status lc_subscription_result_free(struct lc_subscription_result result);
 
 /**
  * Ends a subscription. When this returns it has left the routing index, and the
- * connection's receiver hands out nothing more of it, even what was already queued.
+ * connection's receiver hands out nothing more of it, even what was already queued (for a
+ * subscription livecore ended, its terminal notice if not handed out yet).
  *
  * Thread safety: any thread, concurrently with any other call.
  */
@@ -3016,7 +3017,8 @@ lc_status lc_subscription_push_snapshot_rows(struct lc_manager manager,
  * Initial load, step 4: the subscriber gets a load-complete notification, then the
  * changes buffered above the boundary in order, then live changes. When its channel has
  * no room for the marker, returns `LC_WOULD_BLOCK` and nothing changes: retry after it
- * drains. `out_report` may be NULL.
+ * drains. If the gate's buffer overflowed meanwhile, returns `LC_ERR_SUBSCRIPTION_ENDED`
+ * and sends no marker (the subscriber gets resync-required). `out_report` may be NULL.
  *
  * Thread safety: any thread, concurrently with any other call.
  *
@@ -3105,8 +3107,8 @@ lc_status lc_change_publish(struct lc_manager manager,
  * call (livecore copies them). `out_summary` may be NULL.
  *
  * Limits, checked (after the manager handle) before anything is read: `change_count` is
- * at most `LC_MAX_COMMIT_CHANGES` (`LC_ERR_COMMIT_TOO_LARGE`), each `row_len` and
- * `old_row_len` at most `LC_MAX_COLUMNS` (`LC_ERR_ROW_ARITY`), each text or bytes value
+ * at most `LC_MAX_COMMIT_CHANGES` (`LC_ERR_COMMIT_TOO_LARGE`), each `row_len` (and an
+ * update's `old_row_len`) the table's column count (`LC_ERR_ROW_ARITY`), each text or bytes value
  * at most `LC_MAX_VALUE_BYTES` (`LC_ERR_OUT_OF_BOUNDS`).
  *
  * Thread safety: any thread; publish each table's commits in ascending SeqId order, one at
@@ -3485,8 +3487,9 @@ lc_status lc_topic_route_options_init(struct lc_topic_route_options *options);
  * insert, one whose row leaves it as a delete. `options` chooses the change types and the
  * key column. The filter and key column are checked against the table now, with the
  * same typed errors as a subscription (`LC_ERR_SQL`, `LC_ERR_UNKNOWN_COLUMN`, ...); a
- * filter longer than `LC_MAX_SUBSCRIPTION_SQL_LEN` less the `SELECT * FROM <table> WHERE `
- * it is wrapped in is `LC_ERR_OUT_OF_BOUNDS`. Changes published after this returns are
+ * filter longer than `LC_MAX_SUBSCRIPTION_SQL_LEN` less the statement it is wrapped in
+ * (`SELECT * FROM "<namespace>"."<name>" WHERE `, quotes doubled in the names) is
+ * `LC_ERR_OUT_OF_BOUNDS`. Changes published after this returns are
  * routed. `*out_route_id` (may be NULL)
  * receives the route's id, for `lc_topic_route_remove`. Inputs are only read during the
  * call.

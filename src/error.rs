@@ -87,7 +87,8 @@ pub enum LiveError {
     },
     /// No subscription with this id exists (never did, or the host removed it).
     UnknownSubscription(SubscriptionId),
-    /// livecore ended the subscription (its subscriber got the matching terminal notice):
+    /// livecore ended the subscription (its subscriber gets the matching terminal notice,
+    /// unless the host unsubscribes it or unregisters the connection first):
     /// what to do next follows from `ending` — for
     /// [`ResyncRequired`](SubscriptionEnding::ResyncRequired), subscribe again with a fresh
     /// initial load. A connection remembers the endings of its last

@@ -379,6 +379,19 @@ fn an_unregistered_connection_hands_out_no_pending_notice() {
     unregister_and_expect_the_end(&manager, connection);
 }
 
+/// More endings than the connection remembers: their notices are not handed out after
+/// `unregister_connection` returns either.
+#[test]
+fn an_unregistered_connection_hands_out_no_notice_beyond_those_remembered() {
+    let (manager, _) = manager();
+    let connection = connect(&manager, "alice");
+    for room in 0..(ENDED_SUBSCRIPTIONS_REMEMBERED as i64 + 6) {
+        subscribe(&manager, connection.connection_id, in_room(room));
+    }
+    manager.drop_table(&messages()).unwrap();
+    unregister_and_expect_the_end(&manager, connection);
+}
+
 /// A terminal notice not yet handed out is dropped when the host unsubscribes the ended
 /// subscription: after `unsubscribe` returns, nothing of it reaches the consumer.
 #[test]

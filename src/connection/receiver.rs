@@ -35,8 +35,8 @@ pub enum ReceiveError {
     Empty,
     /// Nothing arrived before the timeout.
     Timeout,
-    /// The connection was unregistered (or disconnected as a slow consumer) and everything
-    /// queued for it has been handed out.
+    /// The connection was unregistered (or disconnected as a slow consumer): nothing more is
+    /// handed out (what was still queued or prepared is dropped).
     Closed,
 }
 
@@ -235,9 +235,9 @@ impl NotificationReceiver {
     fn next_slow(&mut self, wait: Wait) -> Result<Notification, ReceiveError> {
         loop {
             self.let_go_due();
-            // Before what was prepared: once the connection is being unregistered (or cut
-            // off as a slow consumer), nothing more is handed out.
-            if self.connection.is_disconnecting() {
+            // Before what was prepared: once the connection is unregistered (or cut off as
+            // a slow consumer), nothing more is handed out, not even a terminal notice.
+            if self.connection.is_disconnecting() || self.connection.is_closed() {
                 self.discard_queued();
                 return Err(ReceiveError::Closed);
             }

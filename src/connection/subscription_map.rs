@@ -13,7 +13,10 @@ use crate::types::ids::SubscriptionId;
 /// How many ended subscriptions a connection remembers, so a host calling on one after
 /// livecore ended it learns how it ended
 /// ([`LiveError::SubscriptionEnded`](crate::LiveError::SubscriptionEnded)) rather than
-/// `UnknownSubscription`. The oldest is forgotten first; `unsubscribe` forgets one at once.
+/// `UnknownSubscription`. The oldest is forgotten first; `unsubscribe` forgets one at once,
+/// unregistering the connection all of them. A remembered ending keeps its subscription's
+/// core (about 200 bytes, with its SQL text and a share of its compiled query) until it is
+/// forgotten, so that unsubscribing it can drop its pending notice.
 pub const ENDED_SUBSCRIPTIONS_REMEMBERED: usize = 64;
 
 /// A subscription livecore ended, remembered.

@@ -10,7 +10,7 @@ use crate::ffi::ptr::{
 use crate::ffi::state::{receive_status, ManagerEntry, WAIT_SLICE};
 use crate::ffi::status::{boundary, last_error_ptr, lc_status, FfiError};
 use crate::ffi::types::*;
-use crate::sync::Arc;
+use crate::sync::{lock, Arc};
 use crate::{
     ConnectionsManager, FilterLimits, ManagerConfig, ManualClock, NodeId, ReceiveError, TableId,
     TableSchema, TopicLimits, UserId,
@@ -481,6 +481,11 @@ pub unsafe extern "C" fn lc_manager_wait_ready(
                 None
             };
         }
+        // A free that began meanwhile may have queued some of these.
+        if entry.is_freed() {
+            count_out.write(0);
+            return Ok(lc_status::LC_CLOSED);
+        }
         count_out.write(count);
         Ok(lc_status::LC_OK)
     })
@@ -659,6 +664,7 @@ pub unsafe extern "C" fn lc_table_register(
         let scope = lc_table_scope::from_tag(scope)?;
         let table_id = TableId::new(namespace, table_name);
         let column_count = column_names.len();
+        let _changing = lock(&entry.table_changes);
         let key = entry.manager.register_table(TableSchema::new(
             table_id.clone(),
             scope,
@@ -691,6 +697,7 @@ pub unsafe extern "C" fn lc_table_drop(
         // SAFETY: the caller promised `out_ended` is NULL or writable.
         let out = unsafe { Out::optional(out_ended, "out_ended") }?;
         let entry = manager_entry(manager)?;
+        let _changing = lock(&entry.table_changes);
         let table_id = entry.table_id(table)?;
         let ended = entry.manager.drop_table(&table_id)?;
         entry.forget_table(table);

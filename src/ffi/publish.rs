@@ -103,8 +103,8 @@ pub unsafe extern "C" fn lc_change_publish(
 /// call (livecore copies them). `out_summary` may be NULL.
 ///
 /// Limits, checked (after the manager handle) before anything is read: `change_count` is
-/// at most `LC_MAX_COMMIT_CHANGES` (`LC_ERR_COMMIT_TOO_LARGE`), each `row_len` and
-/// `old_row_len` at most `LC_MAX_COLUMNS` (`LC_ERR_ROW_ARITY`), each text or bytes value
+/// at most `LC_MAX_COMMIT_CHANGES` (`LC_ERR_COMMIT_TOO_LARGE`), each `row_len` (and an
+/// update's `old_row_len`) the table's column count (`LC_ERR_ROW_ARITY`), each text or bytes value
 /// at most `LC_MAX_VALUE_BYTES` (`LC_ERR_OUT_OF_BOUNDS`).
 ///
 /// Thread safety: any thread; publish each table's commits in ascending SeqId order, one at

@@ -49,6 +49,10 @@ pub(crate) struct ManagerEntry {
     /// only `pub(crate)`; until it offers a publish by key, the C side keeps this map.)
     tables: ArcSwap<TableKeys>,
     tables_writer: Mutex<()>,
+    /// Held across a table's registration (or drop) in the core and the update of
+    /// `tables`, so two registrations of one table cannot leave the core with one schema
+    /// and `tables` with the other's column count.
+    pub(crate) table_changes: Mutex<()>,
     pub(crate) ready: Option<ReadyConnections>,
     pub(crate) clock: Option<Arc<ManualClock>>,
     pub(crate) checker: Mutex<Option<CheckerHandle>>,
@@ -70,6 +74,7 @@ impl ManagerEntry {
             connections: RwLock::new(HashMap::new()),
             tables: ArcSwap::from_pointee(TableKeys::default()),
             tables_writer: Mutex::new(()),
+            table_changes: Mutex::new(()),
             clock,
             checker: Mutex::new(checker),
             freed: AtomicBool::new(false),

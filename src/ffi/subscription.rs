@@ -204,7 +204,8 @@ pub extern "C" fn lc_subscription_result_free(result: lc_subscription_result) ->
 }
 
 /// Ends a subscription. When this returns it has left the routing index, and the
-/// connection's receiver hands out nothing more of it, even what was already queued.
+/// connection's receiver hands out nothing more of it, even what was already queued (for a
+/// subscription livecore ended, its terminal notice if not handed out yet).
 ///
 /// Thread safety: any thread, concurrently with any other call.
 #[no_mangle]
@@ -361,7 +362,8 @@ pub unsafe extern "C" fn lc_subscription_push_snapshot_rows(
 /// Initial load, step 4: the subscriber gets a load-complete notification, then the
 /// changes buffered above the boundary in order, then live changes. When its channel has
 /// no room for the marker, returns `LC_WOULD_BLOCK` and nothing changes: retry after it
-/// drains. `out_report` may be NULL.
+/// drains. If the gate's buffer overflowed meanwhile, returns `LC_ERR_SUBSCRIPTION_ENDED`
+/// and sends no marker (the subscriber gets resync-required). `out_report` may be NULL.
 ///
 /// Thread safety: any thread, concurrently with any other call.
 ///

@@ -431,8 +431,9 @@ pub unsafe extern "C" fn lc_topic_route_options_init(
 /// insert, one whose row leaves it as a delete. `options` chooses the change types and the
 /// key column. The filter and key column are checked against the table now, with the
 /// same typed errors as a subscription (`LC_ERR_SQL`, `LC_ERR_UNKNOWN_COLUMN`, ...); a
-/// filter longer than `LC_MAX_SUBSCRIPTION_SQL_LEN` less the `SELECT * FROM <table> WHERE `
-/// it is wrapped in is `LC_ERR_OUT_OF_BOUNDS`. Changes published after this returns are
+/// filter longer than `LC_MAX_SUBSCRIPTION_SQL_LEN` less the statement it is wrapped in
+/// (`SELECT * FROM "<namespace>"."<name>" WHERE `, quotes doubled in the names) is
+/// `LC_ERR_OUT_OF_BOUNDS`. Changes published after this returns are
 /// routed. `*out_route_id` (may be NULL)
 /// receives the route's id, for `lc_topic_route_remove`. Inputs are only read during the
 /// call.

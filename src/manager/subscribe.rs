@@ -195,8 +195,9 @@ impl ConnectionsManager {
 
     /// Ends a subscription. When this returns it has left the routing index, and the
     /// connection's receiver hands out nothing more of it, even what was already queued.
-    /// On a subscription livecore already ended (its subscriber got the terminal notice)
-    /// it succeeds too, and the connection forgets how that one ended.
+    /// On a subscription livecore already ended it succeeds too, and the connection forgets
+    /// how that one ended; its terminal notice, if not handed out yet, is then not handed
+    /// out.
     pub fn unsubscribe(&self, live_query_id: LiveQueryId) -> LiveResult<()> {
         let connection = self.connection(live_query_id.connection_id)?;
         let _lifecycle = read(&self.lifecycle);
@@ -388,7 +389,9 @@ impl ConnectionsManager {
 
     /// Step 4: flushes the changes buffered above the boundary, in order, and makes the
     /// subscription live. The subscriber first gets `InitialLoadComplete`; if its channel
-    /// has no room for it, returns [`LiveError::WouldBlock`] and nothing changes.
+    /// has no room for it, returns [`LiveError::WouldBlock`] and nothing changes. If the
+    /// gate's buffer overflowed meanwhile, returns [`LiveError::SubscriptionEnded`] with
+    /// `ResyncRequired` and no marker is sent (the subscriber gets `ResyncRequired`).
     pub fn complete_initial_load(
         &self,
         live_query_id: LiveQueryId,
@@ -643,8 +646,9 @@ fn active_state(
         .get_mut(&id)
         .ok_or(LiveError::UnknownSubscription(id))?;
     // Only a gate overflow leaves an ended subscription in the map (until the next writer
-    // call reaps it): the subscriber was told to resync.
-    if state.core.is_ended() {
+    // call reaps it): the subscriber was told to resync, or is about to be (the gate closes
+    // before the publisher ends the subscription).
+    if state.core.is_ended() || state.core.flow.is_closed() {
         return Err(ended(SubscriptionEnding::ResyncRequired));
     }
     Ok(state)

@@ -341,9 +341,11 @@ impl ConnectionsManager {
 
 impl ConnectionsManager {
     /// Adds a route feeding `spec.topic` from `spec.table_id`. The filter and projection
-    /// are compiled now against the table's schema (an unknown column, an oversized filter
-    /// or bad SQL is refused with the same typed errors as a subscription), as is the key
-    /// column. Changes published after this returns are routed.
+    /// are compiled now against the table's schema (an unknown column or bad SQL is refused
+    /// with the same typed errors as a subscription; a filter longer than
+    /// [`MAX_SUBSCRIPTION_SQL_LEN`](crate::MAX_SUBSCRIPTION_SQL_LEN) less the
+    /// `SELECT * FROM "<namespace>"."<name>" WHERE ` it is wrapped in is
+    /// [`LiveError::OutOfBounds`]), as is the key column. Changes published after this returns are routed.
     pub fn add_topic_route(&self, spec: TopicRouteSpec) -> LiveResult<TopicRouteId> {
         if spec.change_types.is_empty() {
             return Err(LiveError::InvalidFilter(
@@ -476,7 +478,7 @@ impl ConnectionsManager {
         );
         // The filter's own length, checked before it is wrapped, so the error names what
         // the caller passed: the statement's limit less the wrapping.
-        let max = MAX_SUBSCRIPTION_SQL_LEN - prefix.len();
+        let max = MAX_SUBSCRIPTION_SQL_LEN.saturating_sub(prefix.len());
         if where_sql.len() > max {
             return Err(LiveError::OutOfBounds {
                 what: "route filter SQL length (bytes)",
