@@ -394,8 +394,9 @@ impl ConnectionState {
             || self.closing.store(true, Ordering::Release),
             || {
                 taken = subscriptions.take_all();
-                // Nothing of the connection is handed out once unregistering returns, not
-                // even the terminal notice of a subscription livecore ended before.
+                // The remembered endings go too (their cores with them): nothing can ask
+                // for them again, and the receiver, which may live on, hands out nothing
+                // more of a closed connection.
                 subscriptions.forget_endings();
                 drop(subscriptions);
             },

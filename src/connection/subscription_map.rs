@@ -126,9 +126,8 @@ impl SubscriptionMap {
         forgotten
     }
 
-    /// Forgets every ending remembered, ending each of those subscriptions for the
-    /// receiver too (its terminal notice, if not handed out yet, is not handed out): for a
-    /// connection being unregistered.
+    /// Forgets every ending remembered, marking each of those subscriptions removed, and
+    /// lets their cores go: for a connection being unregistered.
     pub(crate) fn forget_endings(&mut self) {
         if let Some(entries) = self.0.as_mut() {
             for ended in entries.ended.drain(..) {

@@ -11,7 +11,7 @@ use crate::manager::ConnectionsManager;
 use crate::publish::PublishSummary;
 use crate::query::expr::Expr;
 use crate::query::membership::match_change;
-use crate::query::parser::parse_subscription_sql;
+use crate::query::parser::{check_sql_len_within, parse_subscription_sql};
 use crate::query::CompiledQuery;
 use crate::query::QuerySpec;
 use crate::route::index::TableRoute;
@@ -478,15 +478,11 @@ impl ConnectionsManager {
         );
         // The filter's own length, checked before it is wrapped, so the error names what
         // the caller passed: the statement's limit less the wrapping.
-        let max = MAX_SUBSCRIPTION_SQL_LEN.saturating_sub(prefix.len());
-        if where_sql.len() > max {
-            return Err(LiveError::OutOfBounds {
-                what: "route filter SQL length (bytes)",
-                value: where_sql.len() as u64,
-                min: 0,
-                max: max as u64,
-            });
-        }
+        check_sql_len_within(
+            where_sql,
+            "route filter SQL length (bytes)",
+            MAX_SUBSCRIPTION_SQL_LEN.saturating_sub(prefix.len()),
+        )?;
         let sql = format!("{prefix}{where_sql}");
         let parsed =
             parse_subscription_sql(&sql, &self.config.filter_limits).map_err(

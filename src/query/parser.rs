@@ -85,12 +85,25 @@ impl ParsedQuery {
 /// Refuses text longer than [`MAX_SUBSCRIPTION_SQL_LEN`], in O(1): callers check this before
 /// they hash, copy or read the text.
 pub(crate) fn check_sql_len(sql: &str) -> Result<(), LiveError> {
-    if sql.len() > MAX_SUBSCRIPTION_SQL_LEN {
+    check_sql_len_within(
+        sql,
+        "subscription SQL length (bytes)",
+        MAX_SUBSCRIPTION_SQL_LEN,
+    )
+}
+
+/// Refuses SQL text longer than `max` bytes, naming it `what`.
+pub(crate) fn check_sql_len_within(
+    sql: &str,
+    what: &'static str,
+    max: usize,
+) -> Result<(), LiveError> {
+    if sql.len() > max {
         return Err(LiveError::OutOfBounds {
-            what: "subscription SQL length (bytes)",
+            what,
             value: sql.len() as u64,
             min: 0,
-            max: MAX_SUBSCRIPTION_SQL_LEN as u64,
+            max: max as u64,
         });
     }
     Ok(())
