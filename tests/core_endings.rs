@@ -266,33 +266,33 @@ fn first_gap(options: SubscriptionOptions, boundary: Option<u64>) -> Notificatio
     received[1].clone()
 }
 
+/// Checks that `gap` is the notice of the two changes `first_gap` drops, naming `seq` as
+/// the last SeqId the subscriber holds.
+fn assert_first_gap_names(gap: Notification, seq: u64) {
+    assert!(
+        matches!(
+            gap,
+            Notification::Gap {
+                last_seq: Some(SeqId(last)),
+                missed: 2,
+                ..
+            } if last == seq
+        ),
+        "{gap:?}"
+    );
+}
+
 #[test]
 fn a_gap_before_any_change_names_the_resume_point_or_the_boundary() {
     // Regression: `last_seq` was None before the first change although the resume point
     // or the snapshot boundary was known.
-    let gap = first_gap(SubscriptionOptions::resume_from(SeqId(40)), None);
-    assert!(
-        matches!(
-            gap,
-            Notification::Gap {
-                last_seq: Some(SeqId(40)),
-                missed: 2,
-                ..
-            }
-        ),
-        "{gap:?}"
+    assert_first_gap_names(
+        first_gap(SubscriptionOptions::resume_from(SeqId(40)), None),
+        40,
     );
-    let gap = first_gap(SubscriptionOptions::with_initial_load(), Some(50));
-    assert!(
-        matches!(
-            gap,
-            Notification::Gap {
-                last_seq: Some(SeqId(50)),
-                missed: 2,
-                ..
-            }
-        ),
-        "{gap:?}"
+    assert_first_gap_names(
+        first_gap(SubscriptionOptions::with_initial_load(), Some(50)),
+        50,
     );
 }
 
@@ -300,17 +300,9 @@ fn a_gap_before_any_change_names_the_resume_point_or_the_boundary() {
 /// "none", so the gap carried no SeqId and the client could not resume).
 #[test]
 fn a_gap_before_any_change_names_a_boundary_of_zero() {
-    let gap = first_gap(SubscriptionOptions::with_initial_load(), Some(0));
-    assert!(
-        matches!(
-            gap,
-            Notification::Gap {
-                last_seq: Some(SeqId(0)),
-                missed: 2,
-                ..
-            }
-        ),
-        "{gap:?}"
+    assert_first_gap_names(
+        first_gap(SubscriptionOptions::with_initial_load(), Some(0)),
+        0,
     );
 }
 

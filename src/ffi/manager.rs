@@ -457,12 +457,6 @@ pub unsafe extern "C" fn lc_manager_wait_ready(
             },
             || entry.is_freed(),
         );
-        // Freeing the manager unregisters its connections, which queues each of them: a
-        // wait woken by that is told the manager is gone, not handed their ids.
-        let first = match first {
-            Ok(_) if entry.is_freed() => Err(ReceiveError::Closed),
-            other => other,
-        };
         let first = match first {
             Ok(id) => id,
             Err(error) => {
@@ -481,7 +475,9 @@ pub unsafe extern "C" fn lc_manager_wait_ready(
                 None
             };
         }
-        // A free that began meanwhile may have queued some of these.
+        // Freeing the manager unregisters its connections, which queues each of them: a
+        // wait woken by that (or one that collected ids a free queued meanwhile) is told
+        // the manager is gone, not handed their ids.
         if entry.is_freed() {
             count_out.write(0);
             return Ok(lc_status::LC_CLOSED);
