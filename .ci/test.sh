@@ -147,11 +147,13 @@ mutants=(
     live_gate_forgets_boundary:snapshot_gate
     replay_not_remembered:snapshot_gate
     gated_close_without_lock:snapshot_gate
+    load_marker_before_gate_lock:snapshot_gate
     closing_flag_after_drain:subscription_lifecycle
     successor_own_removed_flag:subscription_lifecycle
     receiver_keeps_ended:subscription_lifecycle
     gap_wake_before_flag:receivers
     resumed_by_place:receivers
+    prepared_not_rechecked:receivers
     ready_armed_after_check:receivers
     commit_refs_uncounted:receivers
     directory_blind_store:connections

@@ -201,3 +201,72 @@ fn commit_references_taken_in_blocks_race_receivers() {
         }
     });
 }
+
+/// Invariant: nothing of a subscription is handed out once `unsubscribe` has returned,
+/// not even what the receiver built ahead of its turn. Commit 2 is dropped by a full
+/// channel, so commit 3 comes after a gap notice: the receiver hands out the notice and
+/// holds commit 3's changes for its next call, while the host unsubscribes.
+#[test]
+fn unsubscribe_racing_changes_held_behind_a_gap() {
+    loom::model(|| {
+        let manager = manager(ManagerConfig {
+            notification_channel_capacity: 1,
+            ..ManagerConfig::default()
+        });
+        let registration = connect(&manager);
+        let sub = subscribe(
+            &manager,
+            registration.connection_id,
+            SubscriptionOptions::default(),
+        );
+        let mut notifications = registration.notifications;
+        manager.publish(SeqId(1), insert(1)).unwrap();
+        let dropped = manager.publish(SeqId(2), insert(2)).unwrap();
+        assert_eq!(dropped.dropped, 1, "the channel holds commit 1");
+        assert_eq!(
+            seen(notifications.try_recv().unwrap()),
+            Seen::Changes {
+                seq: 1,
+                ids: vec![1]
+            }
+        );
+        manager.publish(SeqId(3), insert(3)).unwrap();
+        let unsubscribed = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        let receiver = {
+            let unsubscribed = unsubscribed.clone();
+            thread::spawn(move || {
+                let mut handed_out = Vec::new();
+                for _ in 0..2 {
+                    let after_unsubscribe = unsubscribed.load(loom::sync::atomic::Ordering::SeqCst);
+                    match notifications.try_recv() {
+                        Ok(notification) => {
+                            let notification = seen(notification);
+                            assert!(
+                                !after_unsubscribe,
+                                "handed out after unsubscribe returned: {notification:?}"
+                            );
+                            handed_out.push(notification);
+                        }
+                        Err(end) => assert_eq!(end, ReceiveError::Empty),
+                    }
+                }
+                handed_out
+            })
+        };
+        manager.unsubscribe(sub).unwrap();
+        unsubscribed.store(true, loom::sync::atomic::Ordering::SeqCst);
+        let handed_out = receiver.join().unwrap();
+        // Whatever came out came in order: the gap (naming commit 1), then commit 3.
+        let expected = [
+            Seen::Gap {
+                missed: 1,
+                last_seq: Some(1),
+            },
+            Seen::Changes {
+                seq: 3,
+                ids: vec![3],
+            },
+        ];
+        assert_eq!(handed_out, expected[..handed_out.len()], "{handed_out:?}");
+    });
+}

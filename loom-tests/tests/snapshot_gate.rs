@@ -257,3 +257,57 @@ fn close_racing_complete_on_the_gate() {
         assert_eq!(gate.admit(2), "closed");
     });
 }
+
+/// Invariant: a gate overflow racing the completion of the load ends the load one way
+/// only. Either the completion wins (it returns `Ok`, and the subscriber gets the
+/// load-complete marker and then every change) or the overflow does (the completion
+/// returns `SubscriptionEnded { ResyncRequired }`, and the subscriber gets the resync
+/// notice and no marker): never a marker followed by a resync.
+#[test]
+fn overflow_racing_complete_initial_load() {
+    loom::model(|| {
+        let config = ManagerConfig {
+            gate_buffer_capacity: 1,
+            ..ManagerConfig::default()
+        };
+        let manager = manager(config);
+        let registration = connect(&manager);
+        let sub = subscribe(
+            &manager,
+            registration.connection_id,
+            SubscriptionOptions::with_initial_load(),
+        );
+        manager.set_snapshot_boundary(sub, SeqId(0)).unwrap();
+        // Commit 1 fills the gate's buffer; commit 2 overflows it unless the load completed.
+        manager.publish(SeqId(1), insert(1)).unwrap();
+        let publisher = {
+            let manager = manager.clone();
+            thread::spawn(move || manager.publish(SeqId(2), insert(2)).unwrap())
+        };
+        // The subscriber takes what it can meanwhile: a marker queued too early would reach
+        // it before the overflow ends the subscription (and then be followed by a resync).
+        let mut notifications = registration.notifications;
+        let receiver = thread::spawn(move || {
+            let first = notifications.try_recv().ok().map(seen);
+            (first, notifications)
+        });
+        let completed = manager.complete_initial_load(sub);
+        publisher.join().unwrap();
+        let (first, mut notifications) = receiver.join().unwrap();
+        let (rest, _) = drain(&mut notifications);
+        let seen: Vec<Seen> = first.into_iter().chain(rest).collect();
+        match completed {
+            Ok(report) => {
+                assert_eq!(report.flushed, 1, "commit 1 was held");
+                assert_eq!(seen.first(), Some(&Seen::LoadComplete), "{seen:?}");
+                assert_eq!(change_ids(&seen), vec![1, 2], "{seen:?}");
+                assert_eq!(seen.len(), 3, "nothing else: {seen:?}");
+            }
+            Err(LiveError::SubscriptionEnded { ending, .. }) => {
+                assert_eq!(ending, SubscriptionEnding::ResyncRequired);
+                assert_eq!(seen, vec![Seen::Other("resync_required")], "no marker");
+            }
+            Err(error) => panic!("unexpected error {error:?}"),
+        }
+    });
+}

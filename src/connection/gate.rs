@@ -411,6 +411,7 @@ fn live_decision(seq: SeqId, word: u64) -> GateDecision {
 }
 
 /// What a load did before it completed, for its completion marker.
+#[derive(Default)]
 pub(crate) struct LoadSoFar {
     pub(crate) boundary: Option<SeqId>,
     pub(crate) snapshot_batches: u32,

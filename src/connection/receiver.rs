@@ -94,6 +94,11 @@ struct Prepared {
 impl Prepared {
     /// True when the notification may still be handed out.
     fn still_due(&self) -> bool {
+        // Mutant: what was prepared goes out whatever happened since (the changes behind
+        // a gap notice are handed out after unsubscribe returned).
+        if mutant!("prepared_not_rechecked") {
+            return true;
+        }
         match self.notification {
             Notification::ResyncRequired { .. }
             | Notification::ResumeUnavailable { .. }

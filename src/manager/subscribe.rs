@@ -333,9 +333,12 @@ impl ConnectionsManager {
         self.with_state_mut(live_query_id, |connection, state| {
             let core = state.core.clone();
             if !core.flow.is_gated() {
-                return Err(LiveError::InvalidState {
-                    subscription_id: live_query_id.subscription_id,
-                    reason: "snapshot rows are only accepted during the initial load",
+                return Err(match not_gated(&core.flow) {
+                    GateError::AlreadyLive => LiveError::InvalidState {
+                        subscription_id: live_query_id.subscription_id,
+                        reason: "snapshot rows are only accepted during the initial load",
+                    },
+                    closed => gate_error(live_query_id, closed),
                 });
             }
             let expected = core.query.schema.columns.len();
@@ -399,14 +402,7 @@ impl ConnectionsManager {
         self.with_state(live_query_id, |connection, state| {
             let core = &state.core;
             if !core.flow.is_gated() {
-                return Err(gate_error(
-                    live_query_id,
-                    if core.flow.is_live() {
-                        GateError::AlreadyLive
-                    } else {
-                        GateError::Closed
-                    },
-                ));
+                return Err(gate_error(live_query_id, not_gated(&core.flow)));
             }
             // None when the subscription's handles are all gone: it was unrouted, so its gate
             // is closed and the flush below sends nothing.
@@ -417,8 +413,7 @@ impl ConnectionsManager {
             // running: a gate that overflowed meanwhile sends no marker ahead of its
             // ResyncRequired, and the marker goes ahead of the flushed changes.
             let mut progress = (0, 0);
-            let announce = |so_far: &LoadSoFar| {
-                progress = (so_far.snapshot_batches, so_far.snapshot_rows);
+            let send_marker = |so_far: &LoadSoFar| {
                 let marker = Delivery::other(OtherDelivery::LoadComplete {
                     core: core.clone(),
                     boundary: so_far.boundary.map_or(NO_BOUNDARY, |boundary| boundary.0),
@@ -435,6 +430,19 @@ impl ConnectionsManager {
                         Err(LiveError::UnknownConnection(connection.id))
                     }
                 }
+            };
+            // Mutant: the marker queued before the gate's lock is taken (as before the
+            // fix); a gate overflow in between sends ResyncRequired after it.
+            let early_marker = mutant!("load_marker_before_gate_lock");
+            if early_marker {
+                send_marker(&LoadSoFar::default())?;
+            }
+            let announce = |so_far: &LoadSoFar| {
+                progress = (so_far.snapshot_batches, so_far.snapshot_rows);
+                if early_marker {
+                    return Ok(());
+                }
+                send_marker(so_far)
             };
             let completed = core
                 .flow
@@ -455,15 +463,9 @@ impl ConnectionsManager {
                         &mut summary,
                     )
                 })
-                .map_err(|error| match error {
-                    // The gate overflowed since the check above: the subscriber was told to
-                    // resync.
-                    GateError::Closed => LiveError::SubscriptionEnded {
-                        subscription_id: live_query_id.subscription_id,
-                        ending: SubscriptionEnding::ResyncRequired,
-                    },
-                    error => gate_error(live_query_id, error),
-                })??;
+                // Closed: the gate overflowed since the check above, and the subscriber was
+                // told to resync.
+                .map_err(|error| gate_error(live_query_id, error))??;
             StatsCounters::add(&self.stats.delivered, summary.enqueued as u64);
             self.stats
                 .add_drops(summary.dropped, summary.dropped_closed);
@@ -546,10 +548,6 @@ impl ConnectionsManager {
             match core.flow.replay(seq, send) {
                 Ok(Ok(replayed)) => Ok(replayed == Replay::Sent),
                 Ok(Err(error)) => Err(error),
-                Err(GateError::Closed) => Err(LiveError::SubscriptionEnded {
-                    subscription_id: live_query_id.subscription_id,
-                    ending: SubscriptionEnding::ResyncRequired,
-                }),
                 Err(error) => Err(gate_error(live_query_id, error)),
             }
         })
@@ -566,8 +564,9 @@ impl ConnectionsManager {
         let id = live_query_id.subscription_id;
         let state = {
             let mut subscriptions = lock(&connection.subscriptions);
-            if !active_state(&mut subscriptions, id)?.core.flow.is_gated() {
-                return Err(gate_error(live_query_id, GateError::AlreadyLive));
+            let flow = &active_state(&mut subscriptions, id)?.core.flow;
+            if !flow.is_gated() {
+                return Err(gate_error(live_query_id, not_gated(flow)));
             }
             subscriptions
                 .remove(&id)
@@ -654,13 +653,28 @@ fn active_state(
     Ok(state)
 }
 
+/// The error of a load-protocol call its gate refused. A closed gate is a subscription
+/// that ended after the call found it active: as in [`active_state`], only a gate
+/// overflow does that while the subscription is still in its connection's map.
 fn gate_error(live_query_id: LiveQueryId, error: GateError) -> LiveError {
-    LiveError::InvalidState {
-        subscription_id: live_query_id.subscription_id,
-        reason: match error {
-            GateError::AlreadyLive => "the initial load has already completed",
-            GateError::Closed => "the subscription has ended",
+    match error {
+        GateError::AlreadyLive => LiveError::InvalidState {
+            subscription_id: live_query_id.subscription_id,
+            reason: "the initial load has already completed",
         },
+        GateError::Closed => LiveError::SubscriptionEnded {
+            subscription_id: live_query_id.subscription_id,
+            ending: SubscriptionEnding::ResyncRequired,
+        },
+    }
+}
+
+/// Why a gate that is not gated refuses a load-protocol step.
+fn not_gated(flow: &SubscriptionFlowControl) -> GateError {
+    if flow.is_live() {
+        GateError::AlreadyLive
+    } else {
+        GateError::Closed
     }
 }
 
