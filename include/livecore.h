@@ -122,6 +122,16 @@
 #define LC_MAX_CHANNEL_CAPACITY (1 << 24)
 
 /**
+ * The largest `topic_max_partitions` a config may set (2^16).
+ */
+#define LC_MAX_TOPIC_PARTITIONS (1 << 16)
+
+/**
+ * The largest `topic_max_name_len` a config may set, in bytes.
+ */
+#define LC_MAX_TOPIC_NAME_LEN 4096
+
+/**
  * `lc_config.flags`: keep a manager-wide queue of connections that have something to
  * read (`lc_manager_wait_ready`), so one thread can serve many connections.
  */
@@ -1030,7 +1040,8 @@ typedef struct lc_config {
      */
     uint64_t topic_max_topics;
     /**
-     * Most partitions of one topic (at most 2^32 - 1).
+     * Most partitions of one topic (1 to `LC_MAX_TOPIC_PARTITIONS`; otherwise
+     * `LC_ERR_INVALID_CONFIG`).
      */
     uint64_t topic_max_partitions;
     /**
@@ -1075,7 +1086,8 @@ typedef struct lc_config {
      */
     uint64_t topic_max_message_bytes;
     /**
-     * Longest topic or consumer group name, in bytes (default 249): a longer one is
+     * Longest topic or consumer group name, in bytes (default 249; 1 to
+     * `LC_MAX_TOPIC_NAME_LEN`, otherwise `LC_ERR_INVALID_CONFIG`): a longer name is
      * `LC_ERR_INVALID_NAME`.
      */
     uint64_t topic_max_name_len;

@@ -170,6 +170,15 @@ pub const NOTIFICATION_CHANNEL_CAPACITY: usize = 1024;
 /// overflows.
 pub const MAX_CHANNEL_CAPACITY: usize = 1 << 24;
 
+/// The most partitions a topic may have: [`TopicLimits::max_partitions`] is at most this.
+/// A topic's partitions are made when it is created (each with its state and a wake-up
+/// signal), so the bound keeps a create from asking for more memory than a host has.
+pub const MAX_TOPIC_PARTITIONS: u32 = 1 << 16;
+
+/// The longest topic or consumer group name, in bytes: [`TopicLimits::max_name_len`] is
+/// at most this. (A durable log's keys hold both names, and its store bounds key length.)
+pub const MAX_TOPIC_NAME_LEN: usize = 4096;
+
 /// Default capacity of a connection's event channel. Events are never lost to a full
 /// channel: an event that does not fit is kept as a pending flag and delivered when the
 /// receiver drains.
@@ -219,7 +228,7 @@ impl Default for FilterLimits {
 pub struct TopicLimits {
     /// Most topics at once.
     pub max_topics: usize,
-    /// Most partitions of one topic.
+    /// Most partitions of one topic (1 to [`MAX_TOPIC_PARTITIONS`]).
     pub max_partitions: u32,
     /// Most topic routes at once (all topics).
     pub max_routes: usize,
@@ -243,7 +252,7 @@ pub struct TopicLimits {
     pub max_retention_bytes: u64,
     /// Largest payload of a direct publish, in bytes.
     pub max_message_bytes: usize,
-    /// Longest topic or group name, in bytes.
+    /// Longest topic or group name, in bytes (1 to [`MAX_TOPIC_NAME_LEN`]).
     pub max_name_len: usize,
 }
 
@@ -297,6 +306,16 @@ impl TopicLimits {
                 "{name} must be at least 1"
             )));
         }
+        if self.max_partitions > MAX_TOPIC_PARTITIONS {
+            return Err(LiveError::InvalidConfig(format!(
+                "topics.max_partitions must be at most {MAX_TOPIC_PARTITIONS}"
+            )));
+        }
+        if self.max_name_len > MAX_TOPIC_NAME_LEN {
+            return Err(LiveError::InvalidConfig(format!(
+                "topics.max_name_len must be at most {MAX_TOPIC_NAME_LEN}"
+            )));
+        }
         if self.min_lease > self.max_lease {
             return Err(LiveError::InvalidConfig(
                 "topics.min_lease must not exceed topics.max_lease".into(),
@@ -309,6 +328,35 @@ impl TopicLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topic_limits_have_ceilings() {
+        let with = |limits: TopicLimits| ManagerConfig {
+            topics: limits,
+            ..ManagerConfig::default()
+        };
+        let at_most = with(TopicLimits {
+            max_partitions: MAX_TOPIC_PARTITIONS,
+            max_name_len: MAX_TOPIC_NAME_LEN,
+            ..TopicLimits::default()
+        });
+        assert!(at_most.validate().is_ok());
+        for past in [
+            TopicLimits {
+                max_partitions: MAX_TOPIC_PARTITIONS + 1,
+                ..TopicLimits::default()
+            },
+            TopicLimits {
+                max_name_len: MAX_TOPIC_NAME_LEN + 1,
+                ..TopicLimits::default()
+            },
+        ] {
+            assert!(matches!(
+                with(past).validate(),
+                Err(LiveError::InvalidConfig(_))
+            ));
+        }
+    }
 
     #[test]
     fn default_is_valid_and_zeroes_are_refused() {

@@ -765,3 +765,35 @@ fn byte_retention_counts_what_the_memory_log_counts() {
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Names the store cannot key and partition counts past the bound are typed errors, and a
+/// refused open leaves nothing behind: the same topic opens once given a usable shape.
+#[test]
+fn unkeyable_names_and_huge_shapes_are_refused_without_a_trace() {
+    let dir = temp_dir("unkeyable");
+    let store = FjallStore::open(&dir, FjallSync::EveryAppend).unwrap();
+    let long = "t".repeat(65_530);
+    for _ in 0..2 {
+        let Err(error) = store.topic_log(&long, 1, Retention::default()) else {
+            panic!("a 65,530-byte topic name was opened");
+        };
+        assert!(error.to_string().contains("too long"), "{error}");
+    }
+    let Err(error) = store.topic_log("big", MAX_TOPIC_PARTITIONS + 1, Retention::default()) else {
+        panic!("a topic past the partition bound was opened");
+    };
+    assert!(error.to_string().contains("partitions"), "{error}");
+    let log = store.topic_log("big", 2, Retention::default()).unwrap();
+    // A group name that, with the topic's, no key can hold.
+    let long_topic = "n".repeat(40_000);
+    drop(log);
+    let log = store
+        .topic_log(&long_topic, 1, Retention::default())
+        .unwrap();
+    let Err(error) = log.committed_offset(&"g".repeat(30_000), 0) else {
+        panic!("a group key past the store's limit was read");
+    };
+    assert!(error.to_string().contains("too long"), "{error}");
+    drop(log);
+    let _ = std::fs::remove_dir_all(dir);
+}

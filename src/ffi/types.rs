@@ -55,11 +55,19 @@ pub const LC_MAX_SUBSCRIPTION_SQL_LEN: usize = 64 * 1024;
 /// The largest capacity of a connection's notification or event channel (2^24 items).
 pub const LC_MAX_CHANNEL_CAPACITY: usize = 1 << 24;
 
+/// The largest `topic_max_partitions` a config may set (2^16).
+pub const LC_MAX_TOPIC_PARTITIONS: u32 = 1 << 16;
+
+/// The largest `topic_max_name_len` a config may set, in bytes.
+pub const LC_MAX_TOPIC_NAME_LEN: usize = 4096;
+
 // The C limits that mirror the core's own must stay equal to them.
 const _: () = assert!(LC_MAX_COLUMNS == crate::MAX_COLUMNS);
 const _: () = assert!(LC_MAX_COMMIT_CHANGES == crate::MAX_COMMIT_CHANGES);
 const _: () = assert!(LC_MAX_SUBSCRIPTION_SQL_LEN == crate::MAX_SUBSCRIPTION_SQL_LEN);
 const _: () = assert!(LC_MAX_CHANNEL_CAPACITY == crate::MAX_CHANNEL_CAPACITY);
+const _: () = assert!(LC_MAX_TOPIC_PARTITIONS == crate::MAX_TOPIC_PARTITIONS);
+const _: () = assert!(LC_MAX_TOPIC_NAME_LEN == crate::MAX_TOPIC_NAME_LEN);
 
 /// A manager: the notification core of one database node. Opaque: copy it, compare it, pass
 /// it back; never look inside. A zeroed handle is never valid. Created by `lc_manager_new`,
@@ -269,7 +277,8 @@ pub struct lc_config {
     /// functions: a program built against an older header passes a smaller `struct_size`
     /// and gets their defaults.
     pub topic_max_topics: u64,
-    /// Most partitions of one topic (at most 2^32 - 1).
+    /// Most partitions of one topic (1 to `LC_MAX_TOPIC_PARTITIONS`; otherwise
+    /// `LC_ERR_INVALID_CONFIG`).
     pub topic_max_partitions: u64,
     /// Most topic routes at once (all topics).
     pub topic_max_routes: u64,
@@ -292,7 +301,8 @@ pub struct lc_config {
     pub topic_max_retention_bytes: u64,
     /// Largest payload of `lc_topic_publish`, in bytes.
     pub topic_max_message_bytes: u64,
-    /// Longest topic or consumer group name, in bytes (default 249): a longer one is
+    /// Longest topic or consumer group name, in bytes (default 249; 1 to
+    /// `LC_MAX_TOPIC_NAME_LEN`, otherwise `LC_ERR_INVALID_CONFIG`): a longer name is
     /// `LC_ERR_INVALID_NAME`.
     pub topic_max_name_len: u64,
 }

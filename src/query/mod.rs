@@ -11,6 +11,7 @@ pub mod projection;
 pub(crate) mod query_text;
 pub(crate) mod route_key;
 pub(crate) mod sql_text;
+pub(crate) mod sqlite_decimal;
 
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};

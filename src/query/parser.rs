@@ -44,6 +44,7 @@ use crate::config::MAX_SUBSCRIPTION_SQL_LEN;
 use crate::error::LiveError;
 use crate::query::expr::{CompareOp, Expr};
 use crate::query::projection::Projection;
+use crate::query::sqlite_decimal::read_decimal;
 use crate::query::QuerySpec;
 use crate::types::ids::TableId;
 use crate::types::value::Value;
@@ -1507,10 +1508,11 @@ fn number(digits: &str, span: Span) -> Result<Value, LiveError> {
             return Ok(Value::Int(int));
         }
     }
-    digits
-        .parse::<f64>()
+    // Read as SQLite reads it: a literal of more than about 19 significant digits can
+    // differ from the nearest float.
+    read_decimal(digits)
         .map(Value::Float)
-        .map_err(|_| at(format!("'{digits}' is not a number"), span.start))
+        .ok_or_else(|| at(format!("'{digits}' is not a number"), span.start))
 }
 
 /// The digits of a hex integer spelled `0x..` or `0X..`.

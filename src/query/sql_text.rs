@@ -19,6 +19,7 @@
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
+use crate::query::sqlite_decimal;
 use crate::types::value::Value;
 
 /// A short string built on the stack.
@@ -127,28 +128,21 @@ pub(crate) fn float_text(value: f64) -> StackText {
 /// trailing zeros, and the position of the decimal point relative to the first digit (the
 /// value is `0.DIGITS x 10^point`).
 ///
-/// SQLite takes the float's 18 leading digits, then rounds them to 17 (half up) — unless the
+/// SQLite takes the float's 18 or 19 leading digits as it computes them (not always the
+/// exact ones: see [`sqlite_decimal`]), then rounds them to 17 (half up) — unless the
 /// 17-digit form ends in a run of 9s or 0s that a shorter form, reading back to the same
 /// float, avoids: then it keeps the shorter form.
 fn significant_digits(magnitude: f64) -> (SmallDigits, i32) {
-    let mut scientific = StackText::new();
-    write!(scientific, "{magnitude:.17e}").expect("fits");
-    let scientific = scientific.as_str();
-    let (mantissa, exponent) = scientific
-        .split_once('e')
-        .expect("scientific notation has an exponent");
-    let exponent: i32 = exponent.parse().expect("an integer exponent");
+    let (leading, exponent) = sqlite_decimal::leading_digits(magnitude);
+    let mut written = StackText::new();
+    write!(written, "{leading}").expect("fits");
     // One spare slot in front for a carry out of the first digit.
-    let mut z = [b'0'; 19];
-    let mut count = 1;
-    for byte in mantissa.bytes().filter(u8::is_ascii_digit) {
-        z[count] = byte;
-        count += 1;
-    }
-    debug_assert_eq!(count, 19, "18 significant digits");
+    let mut z = [b'0'; 20];
+    let n = written.len;
+    debug_assert!((18..=19).contains(&n), "18 or 19 leading digits, not {n}");
+    z[1..=n].copy_from_slice(&written.bytes[..n]);
     let mut first = 1;
-    let n = 18;
-    let mut point = exponent + 1;
+    let mut point = n as i32 + exponent;
     let mut round_at = 17;
     if z[first + 15] == b'9' && z[first + 14] == b'9' {
         let mut keep = 14;
@@ -163,7 +157,7 @@ fn significant_digits(magnitude: f64) -> (SmallDigits, i32) {
         if reads_back(shorter, point - keep as i32, magnitude) {
             round_at = keep + 1;
         }
-    } else if point >= n || z[first + 13..first + 16] == *b"000" {
+    } else if point >= n as i32 || z[first + 13..first + 16] == *b"000" {
         let mut keep = 13;
         while z[first + keep - 1] == b'0' {
             keep -= 1;

@@ -74,6 +74,7 @@ use std::time::Duration;
 
 use fjall::{Batch, Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
 
+use crate::config::MAX_TOPIC_PARTITIONS;
 use crate::sync::{lock, Arc, DataArc, Mutex};
 use crate::topics::log::TopicRecord;
 use crate::topics::log::{PartitionBounds, Retention, TopicLog, TopicLogError, TopicMessage};
@@ -222,6 +223,12 @@ impl FjallStore {
         retention: Retention,
     ) -> Result<FjallLog, TopicLogError> {
         let name = topic_prefix(topic)?;
+        if partitions > MAX_TOPIC_PARTITIONS {
+            return Err(store_error(
+                "topic shape",
+                format!("{partitions} partitions: at most {MAX_TOPIC_PARTITIONS}"),
+            ));
+        }
         {
             let mut live = lock(&self.live_topics);
             if live.contains(&name) {
@@ -232,11 +239,15 @@ impl FjallStore {
             }
             live.push(name.clone());
         }
-        let log = self.load_topic_log(&name, topic, partitions, retention);
-        if log.is_err() {
-            lock(&self.live_topics).retain(|live| *live != name);
-        }
-        log
+        // Until the log exists (and its drop takes over), a failed or panicking load must
+        // not leave the topic marked live.
+        let registration = LiveRegistration {
+            store: self,
+            name: &name,
+        };
+        let log = self.load_topic_log(&name, topic, partitions, retention)?;
+        std::mem::forget(registration);
+        Ok(log)
     }
 
     fn load_topic_log(
@@ -362,7 +373,20 @@ impl std::fmt::Debug for FjallLog {
     }
 }
 
+/// The longest key the store takes (fjall's limit).
+const MAX_KEY_LEN: usize = u16::MAX as usize;
+
+/// The bytes a key adds after a topic's name: a message's partition and offset, or a
+/// group's name length, name and partition (checked with the group's own length).
+const MESSAGE_KEY_TAIL: usize = 4 + 8;
+
 fn topic_prefix(topic: &str) -> Result<Vec<u8>, TopicLogError> {
+    if 2 + topic.len() + MESSAGE_KEY_TAIL > MAX_KEY_LEN {
+        return Err(store_error(
+            "topic name",
+            format!("{} bytes: too long for the store's keys", topic.len()),
+        ));
+    }
     let len = u16::try_from(topic.len()).map_err(|_| store_error("topic name", "too long"))?;
     let mut name = len.to_be_bytes().to_vec();
     name.extend_from_slice(topic.as_bytes());
@@ -397,6 +421,17 @@ fn meta_key(name: &[u8]) -> Vec<u8> {
 }
 
 fn group_prefix(name: &[u8], group: &str) -> Result<Vec<u8>, TopicLogError> {
+    // The topic's prefix, the group's length and name, then a partition.
+    if name.len() + 2 + group.len() + 4 > MAX_KEY_LEN {
+        return Err(store_error(
+            "group name",
+            format!(
+                "{} bytes with a topic name of {}: too long for the store's keys",
+                group.len(),
+                name.len() - 2
+            ),
+        ));
+    }
     let len = u16::try_from(group.len()).map_err(|_| store_error("group name", "too long"))?;
     let mut key = name.to_vec();
     key.extend_from_slice(&len.to_be_bytes());
@@ -409,6 +444,18 @@ fn read_u64(bytes: &[u8], what: &str) -> Result<u64, TopicLogError> {
         .try_into()
         .map(u64::from_le_bytes)
         .map_err(|_| store_error(what, format!("a value of {} bytes", bytes.len())))
+}
+
+/// A topic marked live in its store while its log is being loaded: unmarked when dropped.
+struct LiveRegistration<'a> {
+    store: &'a FjallStore,
+    name: &'a [u8],
+}
+
+impl Drop for LiveRegistration<'_> {
+    fn drop(&mut self) {
+        lock(&self.store.live_topics).retain(|live| live.as_slice() != self.name);
+    }
 }
 
 impl Drop for FjallLog {

@@ -128,6 +128,20 @@ pub(crate) fn case_lc_manager_new() {
                 LC_ERR_INVALID_CONFIG
             );
         }
+        // Topic limits past what a create could allocate, or a store could key.
+        for partitions in [u64::from(LC_MAX_TOPIC_PARTITIONS) + 1, u64::from(u32::MAX)] {
+            assert_status!(
+                lc_manager_new(&with(&|c| c.topic_max_partitions = partitions), &mut out),
+                LC_ERR_INVALID_CONFIG
+            );
+        }
+        assert_status!(
+            lc_manager_new(
+                &with(&|c| c.topic_max_name_len = LC_MAX_TOPIC_NAME_LEN as u64 + 1),
+                &mut out
+            ),
+            LC_ERR_INVALID_CONFIG
+        );
         assert_status!(
             lc_manager_new(
                 &with(&|c| c.heartbeat_timeout_ms = c.ping_interval_ms),
