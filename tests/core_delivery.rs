@@ -482,6 +482,49 @@ fn slow_consumer_gets_an_exact_gap_and_others_are_unaffected() {
     assert_eq!(sub_stats.delivered, 9);
 }
 
+/// `gaps` counts the gap notices handed out: one the receiver prepared and then dropped
+/// (its subscription unsubscribed before its turn) is not counted.
+#[test]
+fn gap_notices_are_counted_when_handed_out() {
+    let (manager, _) = manager_with(ManagerConfig {
+        notification_channel_capacity: 2,
+        ..ManagerConfig::default()
+    });
+    let mut slow = connect(&manager, "slow");
+    let first = subscribe(&manager, slow.connection_id, in_room(1));
+    let second = subscribe(&manager, slow.connection_id, in_room(1));
+    for seq in 1..=3 {
+        manager
+            .publish(
+                SeqId(seq),
+                ChangeNotification::insert(messages(), message(seq as i64, 1, "")),
+            )
+            .unwrap();
+    }
+    // Commit 1 for each, then (the channel empty) a gap notice for each, prepared together.
+    let handed_out: Vec<_> = (0..3)
+        .map(|_| slow.notifications.try_recv().unwrap())
+        .collect();
+    assert_eq!(
+        handed_out
+            .iter()
+            .map(Notification::kind)
+            .collect::<Vec<_>>(),
+        ["changes", "changes", "gap"]
+    );
+    assert_eq!(handed_out[2].live_query_id(), first.live_query_id);
+    manager.unsubscribe(second.live_query_id).unwrap();
+    assert_eq!(
+        slow.notifications.try_recv().err(),
+        Some(ReceiveError::Empty)
+    );
+    assert_eq!(
+        manager.stats().gaps,
+        1,
+        "the second gap was never handed out"
+    );
+}
+
 #[test]
 fn disconnect_policy_raises_an_event_and_ends_the_stream() {
     let (manager, _) = manager_with(ManagerConfig {

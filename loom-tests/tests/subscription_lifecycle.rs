@@ -240,3 +240,38 @@ fn publish_racing_schema_change_and_unsubscribe() {
         );
     });
 }
+
+/// Invariant: a subscription being revoked is, to a call on it, either still there or
+/// ended with the revocation, never unknown: `unsubscribe` on it succeeds either way, and
+/// after it returns the revocation's notice is not handed out.
+#[test]
+fn lookup_and_unsubscribe_racing_revoke_user() {
+    loom::model(|| {
+        let manager = manager(ManagerConfig::default());
+        let mut registration = connect(&manager);
+        let sub = subscribe(
+            &manager,
+            registration.connection_id,
+            SubscriptionOptions::default(),
+        );
+        let revoker = {
+            let manager = manager.clone();
+            thread::spawn(move || manager.revoke_user(&UserId::from("u"), "expired"))
+        };
+        match manager.subscription(sub) {
+            Ok(_) => {}
+            Err(LiveError::SubscriptionEnded { ending, .. }) => {
+                assert!(
+                    matches!(ending, SubscriptionEnding::Closed(_)),
+                    "{ending:?}"
+                );
+            }
+            Err(error) => panic!("a subscription being revoked looked {error:?}"),
+        }
+        manager.unsubscribe(sub).unwrap();
+        let ended = revoker.join().unwrap();
+        assert!(ended <= 1);
+        let (seen, _) = drain(&mut registration.notifications);
+        assert!(seen.is_empty(), "handed out after unsubscribe: {seen:?}");
+    });
+}

@@ -248,6 +248,7 @@ impl NotificationReceiver {
             }
             if let Some(prepared) = self.ready.pop_front() {
                 if prepared.still_due() {
+                    self.count_handed_out(&prepared.notification);
                     return Ok(prepared.notification);
                 }
                 continue;
@@ -387,12 +388,13 @@ impl NotificationReceiver {
             return Some(changes);
         }
         // Built before the number is recorded: it names the last SeqId handed out.
-        let gap = self.gap(&core, number - last - 1);
+        let gap = self.gap(&core, number - last - 1)?;
         core.mark_received(number, Some(seq));
         self.ready.push_back(Prepared {
             core,
             notification: changes,
         });
+        self.count_handed_out(&gap);
         Some(gap)
     }
 
@@ -442,15 +444,28 @@ impl NotificationReceiver {
         }
     }
 
-    fn gap(&self, core: &SubscriptionCore, missed: u64) -> Notification {
-        StatsCounters::add(&self.connection.shared.stats.gaps, 1);
+    /// A gap notice of `missed` deliveries, naming the last SeqId the subscriber knows of;
+    /// `None` when the subscription ended meanwhile (its gate may then no longer know its
+    /// boundary, and nothing more of it is due).
+    fn gap(&self, core: &SubscriptionCore, missed: u64) -> Option<Notification> {
+        let last_seq = core.last_known_seq();
+        if core.is_ended() || core.flow.is_closed() {
+            return None;
+        }
         // Once per gap notice (a run of drops), never per delivery.
         #[cfg(feature = "tracing")]
-        tracing::info!(live_query = %core.live_query_id(self.connection.id), missed, last_seq = ?core.last_known_seq(), "livecore: gap notice");
-        Notification::Gap {
+        tracing::info!(live_query = %core.live_query_id(self.connection.id), missed, last_seq = ?last_seq, "livecore: gap notice");
+        Some(Notification::Gap {
             live_query_id: core.live_query_id(self.connection.id),
-            last_seq: core.last_known_seq(),
+            last_seq,
             missed,
+        })
+    }
+
+    /// Counts a gap notice as it is handed out (one built and then dropped is not).
+    fn count_handed_out(&self, notification: &Notification) {
+        if matches!(notification, Notification::Gap { .. }) {
+            StatsCounters::add(&self.connection.shared.stats.gaps, 1);
         }
     }
 
@@ -499,7 +514,9 @@ impl NotificationReceiver {
             }
             let last = core.received_number();
             if dropped_upto > last {
-                let gap = self.gap(&core, dropped_upto - last);
+                let Some(gap) = self.gap(&core, dropped_upto - last) else {
+                    continue;
+                };
                 core.mark_received(dropped_upto, None);
                 self.ready.push_back(Prepared {
                     core,

@@ -5,6 +5,7 @@
 use crate::connection::subscription::SubscriptionHandle;
 use crate::error::{LiveError, LiveResult};
 use crate::manager::ConnectionsManager;
+use crate::sync::mutant;
 use crate::sync::{lock, read, write, LeanArc};
 use crate::types::ending::CloseReason;
 use crate::types::ending::SubscriptionEnding;
@@ -27,14 +28,29 @@ impl ConnectionsManager {
             if connection.user_id().as_ref() != Some(user) {
                 continue;
             }
-            let states = lock(&connection.subscriptions).take_all();
-            for state in states {
-                let notice = SubscriptionEnding::Closed(CloseReason::Revoked {
-                    reason: reason.to_string(),
-                });
-                if self.end_with_notice(&state.core, &connection, notice) {
-                    ended += 1;
+            // Taken out of the map and ended under one lock: a call on one of them
+            // meanwhile finds it ended, not unknown.
+            let states = {
+                let mut subscriptions = lock(&connection.subscriptions);
+                let states = subscriptions.take_all();
+                // Mutant: the map let go between taking and ending them (the bug this
+                // fixed); a lookup in between finds the subscriptions unknown.
+                if mutant!("revoke_ends_outside_map") {
+                    drop(subscriptions);
+                    subscriptions = lock(&connection.subscriptions);
                 }
+                for state in &states {
+                    let notice = SubscriptionEnding::Closed(CloseReason::Revoked {
+                        reason: reason.to_string(),
+                    });
+                    if self.end_in_map(&mut subscriptions, &state.core, &connection, notice) {
+                        ended += 1;
+                    }
+                }
+                states
+            };
+            for state in states {
+                self.remove_from_index(&state.core);
             }
         }
         #[cfg(feature = "tracing")]
@@ -90,21 +106,22 @@ impl ConnectionsManager {
             let connection = &handle.connection;
             let state = {
                 let mut subscriptions = lock(&connection.subscriptions);
-                match subscriptions.get(&handle.core.id) {
+                let state = match subscriptions.get(&handle.core.id) {
                     Some(state) if LeanArc::ptr_eq(&state.core, &handle.core) => {
                         subscriptions.remove(&handle.core.id)
                     }
                     _ => None,
+                };
+                if let Some(state) = &state {
+                    let ending = SubscriptionEnding::Closed(reason.clone());
+                    if self.end_in_map(&mut subscriptions, &state.core, connection, ending) {
+                        ended += 1;
+                    }
                 }
+                state
             };
             if let Some(state) = state {
-                if self.end_with_notice(
-                    &state.core,
-                    connection,
-                    SubscriptionEnding::Closed(reason.clone()),
-                ) {
-                    ended += 1;
-                }
+                self.remove_from_index(&state.core);
             }
         }
         Ok(ended)

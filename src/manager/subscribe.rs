@@ -231,25 +231,28 @@ impl ConnectionsManager {
     }
 
     /// Ends a subscription on livecore's initiative: its gate closes (receivers skip what
-    /// is queued), the subscriber gets `ending` as its one terminal notice, the connection
-    /// remembers how it ended, and it leaves the index. The caller holds `lifecycle` and
-    /// has already taken it out of its connection's map. False (and no notice) when it had
-    /// already ended.
-    pub(crate) fn end_with_notice(
+    /// is queued), the subscriber gets `ending` as its one terminal notice, and the
+    /// connection remembers how it ended. False (and no notice) when it had already ended.
+    ///
+    /// The caller holds `lifecycle` and the connection's map (`subscriptions`), out of
+    /// which it has just taken the subscription: the ending is remembered under that same
+    /// lock, so a call on the subscription meanwhile finds it ended, never unknown. The
+    /// caller then takes it out of the index ([`remove_from_index`](Self::remove_from_index)),
+    /// after letting the map go.
+    pub(crate) fn end_in_map(
         &self,
+        subscriptions: &mut SubscriptionMap,
         core: &LeanArc<SubscriptionCore>,
         connection: &SharedConnectionState,
         ending: SubscriptionEnding,
     ) -> bool {
         let ended = self.end_once(core, connection, ending.clone());
         if ended {
-            lock(&connection.subscriptions).remember_ending(core, ending);
+            subscriptions.remember_ending(core, ending);
         } else if !core.is_removed() {
             // Ended earlier by a gate overflow and not yet reaped: it must resync.
-            lock(&connection.subscriptions)
-                .remember_ending(core, SubscriptionEnding::ResyncRequired);
+            subscriptions.remember_ending(core, SubscriptionEnding::ResyncRequired);
         }
-        self.remove_from_index(core);
         ended
     }
 
@@ -568,15 +571,18 @@ impl ConnectionsManager {
             if !flow.is_gated() {
                 return Err(gate_error(live_query_id, not_gated(flow)));
             }
-            subscriptions
+            let state = subscriptions
                 .remove(&id)
-                .expect("found above, under the same lock")
+                .expect("found above, under the same lock");
+            self.end_in_map(
+                &mut subscriptions,
+                &state.core,
+                &connection,
+                SubscriptionEnding::ResumeUnavailable,
+            );
+            state
         };
-        self.end_with_notice(
-            &state.core,
-            &connection,
-            SubscriptionEnding::ResumeUnavailable,
-        );
+        self.remove_from_index(&state.core);
         Ok(())
     }
 
