@@ -382,6 +382,21 @@ fn limits_are_typed_errors() {
             max: limits.max_depth
         })
     );
+    // However long the run (the parser itself would call a long one a syntax error).
+    for nots in [120, 900] {
+        let deeper = format!("SELECT * FROM t WHERE {}a = 1", "NOT (".repeat(nots));
+        let deeper = format!("{deeper}{}", ")".repeat(nots));
+        assert_eq!(
+            parse(&deeper),
+            Err(LiveError::FilterTooDeep {
+                depth: limits.max_depth + 1,
+                max: limits.max_depth
+            }),
+            "{nots} NOTs"
+        );
+    }
+    let run = format!("SELECT * FROM t WHERE {}a", "NOT ".repeat(120));
+    assert!(matches!(parse(&run), Err(LiveError::FilterTooDeep { .. })));
     // Exactly at the limit is fine: 31 NOTs over a column is 32 levels.
     let at_limit = format!("SELECT * FROM t WHERE {}a", "NOT ".repeat(31));
     assert_eq!(parse(&at_limit).unwrap().filter.unwrap().depth(), 32);

@@ -123,6 +123,7 @@ pub fn parse_subscription_sql(sql: &str, limits: &FilterLimits) -> Result<Parsed
         })?;
     check_operator_count(&tokens, limits)?;
     check_in_lists(&tokens, limits)?;
+    check_not_runs(&tokens, limits)?;
     let tokens = read_numbers(tokens)?;
     let recursion_limit = limits.max_depth.saturating_mul(3).saturating_add(16);
     let statements = Parser::new(&dialect)
@@ -205,6 +206,31 @@ fn check_operator_count(tokens: &[TokenWithSpan], limits: &FilterLimits) -> Resu
             nodes: operators + 1,
             max: limits.max_nodes,
         });
+    }
+    Ok(())
+}
+
+/// Refuses a run of prefix NOTs deeper than the depth limit from the tokens: each NOT of a
+/// run (parentheses between them change nothing) is a level above its operand's. The
+/// parser would refuse a long run by its recursion limit, but reports it as a syntax error
+/// past some length; this names the limit instead.
+fn check_not_runs(tokens: &[TokenWithSpan], limits: &FilterLimits) -> Result<(), LiveError> {
+    let mut run = 0usize;
+    for token in tokens {
+        match &token.token {
+            Token::Word(word) if word.keyword == Keyword::NOT && word.quote_style.is_none() => {
+                run += 1;
+                // The run's NOTs and at least one level beneath them.
+                if run + 1 > limits.max_depth {
+                    return Err(LiveError::FilterTooDeep {
+                        depth: limits.max_depth + 1,
+                        max: limits.max_depth,
+                    });
+                }
+            }
+            Token::Whitespace(_) | Token::LParen => {}
+            _ => run = 0,
+        }
     }
     Ok(())
 }
