@@ -441,8 +441,9 @@ enum lc_status
      * "resume is unavailable" (subscribe again with a fresh initial load), or "was closed
      * (reason)" with the close reason's code (`revoked`, `table_dropped`,
      * `schema_changed`). A connection remembers the endings of its most recent ended
-     * subscriptions (`lc_subscription_cancel` on one succeeds and forgets it); older ones
-     * are `LC_ERR_UNKNOWN_SUBSCRIPTION`.
+     * subscriptions, at least as many as the config's `max_subscriptions_per_connection`
+     * (`lc_subscription_cancel` on one succeeds and forgets it); older ones are
+     * `LC_ERR_UNKNOWN_SUBSCRIPTION`.
      */
     LC_ERR_SUBSCRIPTION_ENDED = 223,
     /**

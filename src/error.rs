@@ -93,7 +93,8 @@ pub enum LiveError {
     /// [`ResyncRequired`](SubscriptionEnding::ResyncRequired), subscribe again with a fresh
     /// initial load. A connection remembers the endings of its last
     /// [`ENDED_SUBSCRIPTIONS_REMEMBERED`](crate::ENDED_SUBSCRIPTIONS_REMEMBERED)
-    /// subscriptions; `unsubscribe` on one succeeds and forgets it.
+    /// subscriptions, or of its last `max_subscriptions_per_connection` if more;
+    /// `unsubscribe` on one succeeds and forgets it.
     SubscriptionEnded {
         /// The subscription.
         subscription_id: SubscriptionId,

@@ -384,6 +384,42 @@ fn an_unregistered_connection_hands_out_no_notice_beyond_those_remembered() {
     unregister_and_expect_the_end(&manager, connection);
 }
 
+/// Ending every subscription a connection holds at once (here the most it may hold, more
+/// than `ENDED_SUBSCRIPTIONS_REMEMBERED`) forgets none of their endings: each says how it
+/// ended, and unsubscribing one succeeds and drops its notice.
+#[test]
+fn a_revocation_of_every_subscription_a_connection_holds_forgets_none() {
+    let (manager, _) = manager();
+    let limit = ManagerConfig::default().max_subscriptions_per_connection;
+    assert!(limit > ENDED_SUBSCRIPTIONS_REMEMBERED);
+    let mut connection = connect(&manager, "alice");
+    let subs: Vec<LiveQueryId> = (0..limit as i64)
+        .map(|room| subscribe(&manager, connection.connection_id, in_room(room)).live_query_id)
+        .collect();
+    assert_eq!(
+        manager.revoke_user(&UserId::from("alice"), "expired"),
+        limit
+    );
+    for sub in &subs {
+        assert!(
+            matches!(
+                manager.subscription(*sub),
+                Err(LiveError::SubscriptionEnded {
+                    ending: SubscriptionEnding::Closed(_),
+                    ..
+                })
+            ),
+            "{sub}"
+        );
+    }
+    manager.unsubscribe(subs[0]).unwrap();
+    let notices = drain(&mut connection.notifications);
+    assert_eq!(notices.len(), limit - 1);
+    assert!(notices
+        .iter()
+        .all(|notice| notice.live_query_id() != subs[0]));
+}
+
 /// A terminal notice not yet handed out is dropped when the host unsubscribes the ended
 /// subscription: after `unsubscribe` returns, nothing of it reaches the consumer.
 #[test]

@@ -784,6 +784,16 @@ fn unkeyable_names_and_huge_shapes_are_refused_without_a_trace() {
     };
     assert!(error.to_string().contains("partitions"), "{error}");
     let log = store.topic_log("big", 2, Retention::default()).unwrap();
+    drop(log);
+    // A stored topic reopened with another shape is refused, each time for its shape:
+    // the failed load does not leave it marked as open.
+    for _ in 0..2 {
+        let Err(error) = store.topic_log("big", 3, Retention::default()) else {
+            panic!("a stored topic reopened with another shape");
+        };
+        assert!(error.to_string().contains("2 partitions"), "{error}");
+    }
+    let log = store.topic_log("big", 2, Retention::default()).unwrap();
     // A group name that, with the topic's, no key can hold.
     let long_topic = "n".repeat(40_000);
     drop(log);

@@ -10,13 +10,16 @@ use crate::sync::LeanArc;
 use crate::types::ending::SubscriptionEnding;
 use crate::types::ids::SubscriptionId;
 
-/// How many ended subscriptions a connection remembers, so a host calling on one after
-/// livecore ended it learns how it ended
+/// How many ended subscriptions a connection remembers at least, so a host calling on one
+/// after livecore ended it learns how it ended
 /// ([`LiveError::SubscriptionEnded`](crate::LiveError::SubscriptionEnded)) rather than
-/// `UnknownSubscription`. The oldest is forgotten first; `unsubscribe` forgets one at once,
-/// unregistering the connection all of them. A remembered ending keeps its subscription's
-/// core (about 200 bytes, with its SQL text and a share of its compiled query) until it is
-/// forgotten, so that unsubscribing it can drop its pending notice.
+/// `UnknownSubscription`. A connection remembers the larger of this and the config's
+/// `max_subscriptions_per_connection`, so ending every subscription it holds at once (a
+/// revocation, a dropped table) forgets none of them. The oldest is forgotten first;
+/// `unsubscribe` forgets one at once, unregistering the connection all of them. A
+/// remembered ending keeps its subscription's core (about 200 bytes, with its SQL text and
+/// a share of its compiled query) until it is forgotten, so that unsubscribing it can drop
+/// its pending notice.
 pub const ENDED_SUBSCRIPTIONS_REMEMBERED: usize = 64;
 
 /// A subscription livecore ended, remembered.
@@ -81,20 +84,23 @@ impl SubscriptionMap {
         &mut self,
         id: &SubscriptionId,
         ending: SubscriptionEnding,
+        remembered: usize,
     ) -> Option<SubscriptionState> {
         let removed = self.0.as_mut()?.subscriptions.remove(id)?;
-        self.remember_ending(&removed.core, ending);
+        self.remember_ending(&removed.core, ending, remembered);
         Some(removed)
     }
 
-    /// Remembers how livecore ended a subscription already taken out of the map.
+    /// Remembers how livecore ended a subscription already taken out of the map, keeping
+    /// the `remembered` most recent endings (see [`ENDED_SUBSCRIPTIONS_REMEMBERED`]).
     pub(crate) fn remember_ending(
         &mut self,
         core: &LeanArc<SubscriptionCore>,
         ending: SubscriptionEnding,
+        remembered: usize,
     ) {
         let entries = self.0.get_or_insert_with(Box::default);
-        if entries.ended.len() >= ENDED_SUBSCRIPTIONS_REMEMBERED {
+        while entries.ended.len() >= remembered.max(1) {
             entries.ended.pop_front();
         }
         entries.ended.push_back(Ended {

@@ -23,6 +23,9 @@ impl ConnectionsManager {
     /// or unregisters its connections (which ends their consumer sessions too).
     pub fn revoke_user(&self, user: &UserId, reason: &str) -> usize {
         let _lifecycle = read(&self.lifecycle);
+        let revoked = CloseReason::Revoked {
+            reason: reason.to_string(),
+        };
         let mut ended = 0;
         for connection in self.all_connections() {
             if connection.user_id().as_ref() != Some(user) {
@@ -40,9 +43,7 @@ impl ConnectionsManager {
                     subscriptions = lock(&connection.subscriptions);
                 }
                 for state in &states {
-                    let notice = SubscriptionEnding::Closed(CloseReason::Revoked {
-                        reason: reason.to_string(),
-                    });
+                    let notice = SubscriptionEnding::Closed(revoked.clone());
                     if self.end_in_map(&mut subscriptions, &state.core, &connection, notice) {
                         ended += 1;
                     }

@@ -25,7 +25,7 @@ use crate::connection::subscription::{
     NewSubscription, RegisteredSubscription, SubscriptionCore, SubscriptionHandle,
     SubscriptionOptions, SubscriptionResult, SubscriptionState,
 };
-use crate::connection::subscription_map::SubscriptionMap;
+use crate::connection::subscription_map::{SubscriptionMap, ENDED_SUBSCRIPTIONS_REMEMBERED};
 use crate::error::{LiveError, LiveResult};
 use crate::manager::ConnectionsManager;
 use crate::publish::{change_delivery, send_change, DeliveryPolicy, PublishSummary};
@@ -247,13 +247,19 @@ impl ConnectionsManager {
         ending: SubscriptionEnding,
     ) -> bool {
         let ended = self.end_once(core, connection, ending.clone());
+        let remembered = self.endings_remembered();
         if ended {
-            subscriptions.remember_ending(core, ending);
+            subscriptions.remember_ending(core, ending, remembered);
         } else if !core.is_removed() {
             // Ended earlier by a gate overflow and not yet reaped: it must resync.
-            subscriptions.remember_ending(core, SubscriptionEnding::ResyncRequired);
+            subscriptions.remember_ending(core, SubscriptionEnding::ResyncRequired, remembered);
         }
         ended
+    }
+
+    /// How many endings each connection remembers (see [`ENDED_SUBSCRIPTIONS_REMEMBERED`]).
+    pub(crate) fn endings_remembered(&self) -> usize {
+        ENDED_SUBSCRIPTIONS_REMEMBERED.max(self.config.max_subscriptions_per_connection)
     }
 
     /// Ends `core` and posts its terminal notice, only if this call is the one that ended
@@ -336,7 +342,7 @@ impl ConnectionsManager {
         self.with_state_mut(live_query_id, |connection, state| {
             let core = state.core.clone();
             if !core.flow.is_gated() {
-                return Err(match not_gated(&core.flow) {
+                return Err(match why_not_gated(&core.flow) {
                     GateError::AlreadyLive => LiveError::InvalidState {
                         subscription_id: live_query_id.subscription_id,
                         reason: "snapshot rows are only accepted during the initial load",
@@ -405,7 +411,7 @@ impl ConnectionsManager {
         self.with_state(live_query_id, |connection, state| {
             let core = &state.core;
             if !core.flow.is_gated() {
-                return Err(gate_error(live_query_id, not_gated(&core.flow)));
+                return Err(gate_error(live_query_id, why_not_gated(&core.flow)));
             }
             // None when the subscription's handles are all gone: it was unrouted, so its gate
             // is closed and the flush below sends nothing.
@@ -565,24 +571,29 @@ impl ConnectionsManager {
         let connection = self.connection(live_query_id.connection_id)?;
         let _lifecycle = read(&self.lifecycle);
         let id = live_query_id.subscription_id;
-        let state = {
+        let (state, ended) = {
             let mut subscriptions = lock(&connection.subscriptions);
             let flow = &active_state(&mut subscriptions, id)?.core.flow;
             if !flow.is_gated() {
-                return Err(gate_error(live_query_id, not_gated(flow)));
+                return Err(gate_error(live_query_id, why_not_gated(flow)));
             }
             let state = subscriptions
                 .remove(&id)
                 .expect("found above, under the same lock");
-            self.end_in_map(
+            let ended = self.end_in_map(
                 &mut subscriptions,
                 &state.core,
                 &connection,
                 SubscriptionEnding::ResumeUnavailable,
             );
-            state
+            (state, ended)
         };
         self.remove_from_index(&state.core);
+        if !ended {
+            // A gate overflow ended it since the check above: the subscriber was told to
+            // resync, not that resume is unavailable.
+            return Err(gate_error(live_query_id, GateError::Closed));
+        }
         Ok(())
     }
 
@@ -603,6 +614,7 @@ impl ConnectionsManager {
                     Some(state) if state.core.flow.is_closed() => subscriptions.remove_ended(
                         &live_query_id.subscription_id,
                         SubscriptionEnding::ResyncRequired,
+                        self.endings_remembered(),
                     ),
                     _ => None,
                 }
@@ -676,7 +688,7 @@ fn gate_error(live_query_id: LiveQueryId, error: GateError) -> LiveError {
 }
 
 /// Why a gate that is not gated refuses a load-protocol step.
-fn not_gated(flow: &SubscriptionFlowControl) -> GateError {
+fn why_not_gated(flow: &SubscriptionFlowControl) -> GateError {
     if flow.is_live() {
         GateError::AlreadyLive
     } else {

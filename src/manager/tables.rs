@@ -115,7 +115,7 @@ impl ConnectionsManager {
                 Ok(_) => {
                     let ending = SubscriptionEnding::ResyncRequired;
                     if self.end_once(core, connection, ending.clone()) {
-                        subscriptions.remove_ended(&core.id, ending);
+                        subscriptions.remove_ended(&core.id, ending, self.endings_remembered());
                     }
                 }
                 Err(error) => {
@@ -125,7 +125,7 @@ impl ConnectionsManager {
                     };
                     let ending = SubscriptionEnding::Closed(CloseReason::SchemaChanged { column });
                     if self.end_once(core, connection, ending.clone()) {
-                        subscriptions.remove_ended(&core.id, ending);
+                        subscriptions.remove_ended(&core.id, ending, self.endings_remembered());
                     }
                 }
             }

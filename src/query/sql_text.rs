@@ -345,9 +345,8 @@ fn leading_number(bytes: &[u8]) -> f64 {
         }
     }
     let number = std::str::from_utf8(&bytes[start..end]).expect("ASCII digits and signs");
-    // Rust's float syntax wants a digit before an exponent ("1.e5" is fine, ".e5" never
-    // reaches here) and accepts "1." and ".5", so every prefix scanned above parses.
-    number.parse::<f64>().unwrap_or(0.0)
+    // Read as SQLite reads it; every prefix scanned above is such a number.
+    sqlite_decimal::read_decimal(number).unwrap_or(0.0)
 }
 
 #[cfg(test)]
@@ -371,6 +370,10 @@ mod tests {
             (f64::INFINITY, "Inf"),
             (f64::NEG_INFINITY, "-Inf"),
             (1.0 / 3.0, "0.33333333333333332"),
+            // Where SQLite's approximate digits differ from the exact ones in the last place.
+            (1.0 / 9.0, "0.1111111111111111"),
+            (72.0 / 7.0, "10.285714285714286"),
+            (f64::from_bits(0x40f8_6a00_0000_0001), "100000.00000000001"),
             (123_456_789_012_345_678.0, "1.2345678901234568e+17"),
             (2.5, "2.5"),
             (1e15, "1000000000000000.0"),

@@ -187,8 +187,14 @@ pub(crate) fn read_decimal(text: &str) -> Option<f64> {
         let from = at;
         let mut written: i64 = 0;
         while let Some(digit) = bytes.get(at).filter(|byte| byte.is_ascii_digit()) {
-            // SQLite caps the written exponent; anything past it is 0 or infinite anyway.
-            written = (written * 10 + i64::from(digit - b'0')).min(10_000);
+            // SQLite stops reading the written exponent once it reaches 10,000 (so it ends
+            // between 10,000 and 99,999): the digits of a long mantissa can bring such an
+            // exponent back into range.
+            written = if written < 10_000 {
+                written * 10 + i64::from(digit - b'0')
+            } else {
+                10_000
+            };
             at += 1;
         }
         if at == from {
@@ -225,13 +231,12 @@ mod tests {
     }
 
     #[test]
-    fn composed_powers_of_ten_agree_with_the_exact_ones_to_a_unit() {
-        // 10^(27+n) from the scale of 10^27 (exact in 96 bits) and 10^n: exact in 64 bits
-        // when the product's top 64 bits are.
+    fn composed_powers_of_ten_are_exact_where_their_factors_are() {
+        // 10^(27+n) from the scale of 10^27 (exact in 96 bits) and 10^n (exact): the
+        // product's top 64 bits are those of 10^(27+n).
         for p in [28, 30, 40, 53] {
             let exact = {
-                // 10^p = 2^p x 5^p; 5^p's top 64 bits, by repeated multiplication in u128
-                // keeping the top bits (exact enough for p <= 53: 5^53 < 2^124).
+                // 10^p = 2^p x 5^p, so its top 64 bits are 5^p's (5^53 < 2^128).
                 let five = 5u128.pow(p as u32);
                 (five << five.leading_zeros() >> 64) as u64
             };
@@ -268,5 +273,11 @@ mod tests {
             read_decimal("9223372036854775808"),
             Some(9_223_372_036_854_775_808.0)
         );
+        // A written exponent past 10,000 is read whole, and the mantissa's digits bring it
+        // back into range.
+        let tiny_mantissa = format!("0.{}1e12100", "0".repeat(12_000));
+        assert_eq!(read_decimal(&tiny_mantissa), Some(1e99));
+        let huge_mantissa = format!("1{}e-12100", "0".repeat(12_000));
+        assert_eq!(read_decimal(&huge_mantissa), Some(1e-100));
     }
 }
