@@ -152,6 +152,7 @@ mutants=(
     successor_own_removed_flag:subscription_lifecycle
     receiver_keeps_ended:subscription_lifecycle
     revoke_ends_outside_map:subscription_lifecycle
+    unsubscribe_removes_after_map:subscription_lifecycle
     gap_wake_before_flag:receivers
     resumed_by_place:receivers
     prepared_not_rechecked:receivers

@@ -275,3 +275,32 @@ fn lookup_and_unsubscribe_racing_revoke_user() {
         assert!(seen.is_empty(), "handed out after unsubscribe: {seen:?}");
     });
 }
+
+/// Invariant: once a revocation returns, nothing published after it is handed out for a
+/// subscription it covered, even one the host is unsubscribing at that moment (which the
+/// revocation may find already gone from the connection's map, and leave to the
+/// unsubscribe to unroute).
+#[test]
+fn publish_after_revoke_table_racing_unsubscribe() {
+    loom::model(|| {
+        let manager = manager(ManagerConfig::default());
+        let mut registration = connect(&manager);
+        let sub = subscribe(
+            &manager,
+            registration.connection_id,
+            SubscriptionOptions::default(),
+        );
+        let unsubscriber = {
+            let manager = manager.clone();
+            thread::spawn(move || manager.unsubscribe(sub).unwrap())
+        };
+        manager.revoke_table(&table(), "revoked").unwrap();
+        manager.publish(SeqId(1), insert(1)).unwrap();
+        let (seen, _) = drain(&mut registration.notifications);
+        assert!(
+            change_ids(&seen).is_empty(),
+            "a commit published after the revocation returned: {seen:?}"
+        );
+        unsubscriber.join().unwrap();
+    });
+}

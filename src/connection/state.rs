@@ -304,7 +304,11 @@ impl ConnectionState {
         if now.monotonic_ms >= before {
             self.last_heartbeat_ms.store(now.wall_ms, Ordering::Release);
         }
-        self.timed_out.store(false, Ordering::Release);
+        // A heartbeat re-arms the heartbeat timeout, but is no authentication: a connection
+        // that timed out before authenticating stays timed out (its timeout is raised once).
+        if self.auth_started() {
+            self.timed_out.store(false, Ordering::Release);
+        }
     }
 
     /// Decides which event, if any, the connection is due at monotonic reading `now_ms`.
@@ -394,6 +398,12 @@ impl ConnectionState {
             || self.closing.store(true, Ordering::Release),
             || {
                 taken = subscriptions.take_all();
+                // Ended for the receiver before the map is let go: a revocation that finds
+                // them gone from the map and returns must not see a later commit of theirs
+                // handed out while they wait to be unrouted.
+                for state in &taken {
+                    state.core.remove();
+                }
                 // The remembered endings go too (their cores with them): nothing can ask
                 // for them again, and the receiver, which may live on, hands out nothing
                 // more of a closed connection.

@@ -205,7 +205,16 @@ impl ConnectionsManager {
         let state = {
             let mut subscriptions = lock(&connection.subscriptions);
             match subscriptions.remove(&id) {
-                Some(state) => state,
+                // Ended for the receiver before the map is let go: a revocation that finds
+                // it gone from the map and returns must not see a later commit of it handed
+                // out while it waits to be unrouted.
+                Some(state) => {
+                    // Mutant: marked removed only when unrouted, after the map is let go.
+                    if !mutant!("unsubscribe_removes_after_map") {
+                        state.core.remove();
+                    }
+                    state
+                }
                 None => match subscriptions.forget_ending(&id) {
                     // Livecore ended it: the host's unsubscribe still ends it for the
                     // receiver, which then drops its terminal notice if not yet handed out.
