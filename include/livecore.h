@@ -2743,7 +2743,8 @@ lc_status lc_connection_authenticate(struct lc_manager manager,
                                      const char *role);
 
 /**
- * Records a heartbeat (any sign of life from the client).
+ * Records a heartbeat (any sign of life from the client). It re-arms the heartbeat
+ * timeout of a connection that has started authenticating; it is no authentication.
  *
  * Thread safety: any thread, concurrently with any other call.
  */

@@ -196,6 +196,31 @@ fn publish_refuses_invalid_commits_whole() {
     assert_eq!(manager.stats().published, 0);
 }
 
+/// A connection that timed out before authenticating and then starts authenticating is
+/// watched again: without heartbeats it gets `HeartbeatTimeout`.
+#[test]
+fn authentication_started_after_an_auth_timeout_rearms_the_heartbeat_timeout() {
+    let (manager, clock) = manager_with(ManagerConfig {
+        auth_timeout: Duration::from_secs(5),
+        ping_interval: Duration::from_secs(10),
+        heartbeat_timeout: Duration::from_secs(30),
+        ..ManagerConfig::default()
+    });
+    let mut late = manager.register_connection().unwrap();
+    clock.advance(5_000);
+    assert_eq!(manager.check_connections_now().auth_timeouts, 1);
+    assert_eq!(late.events.try_recv(), Ok(ConnectionEvent::AuthTimeout));
+    manager.mark_auth_started(late.connection_id).unwrap();
+    clock.advance(30_000);
+    let report = manager.check_connections_now();
+    assert_eq!(report.auth_timeouts, 0);
+    assert_eq!(report.heartbeat_timeouts, 1);
+    assert_eq!(
+        late.events.try_recv(),
+        Ok(ConnectionEvent::HeartbeatTimeout)
+    );
+}
+
 #[test]
 fn timeouts_follow_the_injected_clock() {
     let (manager, clock) = manager_with(ManagerConfig {

@@ -311,3 +311,40 @@ fn overflow_racing_complete_initial_load() {
         }
     });
 }
+
+/// Invariant: `resume_unavailable` racing a gate overflow reports what the subscriber was
+/// told: `Ok` with the resume-unavailable notice, or `SubscriptionEnded { ResyncRequired }`
+/// with the resync notice; never `Ok` with a resync.
+#[test]
+fn overflow_racing_resume_unavailable() {
+    loom::model(|| {
+        let config = ManagerConfig {
+            gate_buffer_capacity: 1,
+            ..ManagerConfig::default()
+        };
+        let manager = manager(config);
+        let mut registration = connect(&manager);
+        let sub = subscribe(
+            &manager,
+            registration.connection_id,
+            SubscriptionOptions::resume_from(SeqId(0)),
+        );
+        // Commit 1 fills the gate's buffer; commit 2 overflows it unless resume ended first.
+        manager.publish(SeqId(1), insert(1)).unwrap();
+        let publisher = {
+            let manager = manager.clone();
+            thread::spawn(move || manager.publish(SeqId(2), insert(2)).unwrap())
+        };
+        let result = manager.resume_unavailable(sub);
+        publisher.join().unwrap();
+        let (seen, _) = drain(&mut registration.notifications);
+        match result {
+            Ok(()) => assert_eq!(seen, vec![Seen::Other("resume_unavailable")]),
+            Err(LiveError::SubscriptionEnded { ending, .. }) => {
+                assert_eq!(ending, SubscriptionEnding::ResyncRequired);
+                assert_eq!(seen, vec![Seen::Other("resync_required")]);
+            }
+            Err(error) => panic!("unexpected error {error:?}"),
+        }
+    });
+}

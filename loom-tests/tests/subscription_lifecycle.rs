@@ -304,3 +304,27 @@ fn publish_after_revoke_table_racing_unsubscribe() {
         unsubscriber.join().unwrap();
     });
 }
+
+/// Invariant: as with unsubscribe, a revocation racing the connection's unregistering
+/// leaves nothing published after the revocation returned to be handed out.
+#[test]
+fn publish_after_revoke_table_racing_unregister() {
+    loom::model(|| {
+        let manager = manager(ManagerConfig::default());
+        let mut registration = connect(&manager);
+        let connection_id = registration.connection_id;
+        subscribe(&manager, connection_id, SubscriptionOptions::default());
+        let unregisterer = {
+            let manager = manager.clone();
+            thread::spawn(move || manager.unregister_connection(connection_id).unwrap())
+        };
+        manager.revoke_table(&table(), "revoked").unwrap();
+        manager.publish(SeqId(1), insert(1)).unwrap();
+        let (seen, _) = drain(&mut registration.notifications);
+        assert!(
+            change_ids(&seen).is_empty(),
+            "a commit published after the revocation returned: {seen:?}"
+        );
+        unregisterer.join().unwrap();
+    });
+}

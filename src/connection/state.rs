@@ -270,7 +270,11 @@ impl ConnectionState {
     }
 
     pub(crate) fn mark_auth_started(&self) {
-        self.auth_started.store(true, Ordering::Release);
+        // Authentication starting after an auth timeout: from now on the heartbeat timeout
+        // applies, so the connection is watched again.
+        if !self.auth_started.swap(true, Ordering::AcqRel) {
+            self.timed_out.store(false, Ordering::Release);
+        }
     }
 
     /// Records the user; refuses a second, different user.

@@ -89,7 +89,8 @@ pub unsafe extern "C" fn lc_connection_authenticate(
     })
 }
 
-/// Records a heartbeat (any sign of life from the client).
+/// Records a heartbeat (any sign of life from the client). It re-arms the heartbeat
+/// timeout of a connection that has started authenticating; it is no authentication.
 ///
 /// Thread safety: any thread, concurrently with any other call.
 #[no_mangle]

@@ -134,7 +134,8 @@ impl ConnectionsManager {
             .ok_or(LiveError::UnknownConnection(connection_id))
     }
 
-    /// Records that the connection began authenticating (stops the auth timeout).
+    /// Records that the connection began authenticating (stops the auth timeout; from then
+    /// on the heartbeat timeout applies, also after an auth timeout was raised).
     pub fn mark_auth_started(&self, connection_id: ConnectionId) -> LiveResult<()> {
         self.connection(connection_id)?.mark_auth_started();
         Ok(())
@@ -164,7 +165,9 @@ impl ConnectionsManager {
         Ok(user_key)
     }
 
-    /// Records a heartbeat (any sign of life from the client).
+    /// Records a heartbeat (any sign of life from the client). It re-arms the heartbeat
+    /// timeout of a connection that has started authenticating; it is no authentication,
+    /// so a connection whose auth timeout was raised is not watched again until it starts.
     pub fn heartbeat(&self, connection_id: ConnectionId) -> LiveResult<()> {
         self.connection(connection_id)?
             .record_heartbeat(self.reading());

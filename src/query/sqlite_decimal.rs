@@ -187,9 +187,9 @@ pub(crate) fn read_decimal(text: &str) -> Option<f64> {
         let from = at;
         let mut written: i64 = 0;
         while let Some(digit) = bytes.get(at).filter(|byte| byte.is_ascii_digit()) {
-            // SQLite stops reading the written exponent once it reaches 10,000 (so it ends
-            // between 10,000 and 99,999): the digits of a long mantissa can bring such an
-            // exponent back into range.
+            // SQLite takes digits of the written exponent while it is below 10,000 and
+            // makes it exactly 10,000 at any digit after that (so it ends below 100,000):
+            // the digits of a long mantissa can bring such an exponent back into range.
             written = if written < 10_000 {
                 written * 10 + i64::from(digit - b'0')
             } else {
@@ -279,5 +279,8 @@ mod tests {
         assert_eq!(read_decimal(&tiny_mantissa), Some(1e99));
         let huge_mantissa = format!("1{}e-12100", "0".repeat(12_000));
         assert_eq!(read_decimal(&huge_mantissa), Some(1e-100));
+        // A sixth digit makes it 10,000, not 121,000 nor 12,100.
+        let capped = format!("1{}e-121000", "0".repeat(12_000));
+        assert_eq!(read_decimal(&capped), Some(f64::INFINITY));
     }
 }
