@@ -258,6 +258,39 @@ fn close_racing_complete_on_the_gate() {
     });
 }
 
+/// A gated subscription (`options`) whose one-change gate buffer holds commit 1, and a
+/// thread publishing commit 2, which overflows the buffer unless the gate stopped
+/// buffering first: the set-up of the models of an overflow racing a load-protocol call.
+struct FullGate {
+    manager: Arc<ConnectionsManager>,
+    notifications: NotificationReceiver,
+    sub: LiveQueryId,
+    publisher: thread::JoinHandle<PublishSummary>,
+}
+
+fn full_gate_and_a_publish(options: SubscriptionOptions, boundary: Option<SeqId>) -> FullGate {
+    let manager = manager(ManagerConfig {
+        gate_buffer_capacity: 1,
+        ..ManagerConfig::default()
+    });
+    let registration = connect(&manager);
+    let sub = subscribe(&manager, registration.connection_id, options);
+    if let Some(boundary) = boundary {
+        manager.set_snapshot_boundary(sub, boundary).unwrap();
+    }
+    manager.publish(SeqId(1), insert(1)).unwrap();
+    let publisher = {
+        let manager = manager.clone();
+        thread::spawn(move || manager.publish(SeqId(2), insert(2)).unwrap())
+    };
+    FullGate {
+        manager,
+        notifications: registration.notifications,
+        sub,
+        publisher,
+    }
+}
+
 /// Invariant: a gate overflow racing the completion of the load ends the load one way
 /// only. Either the completion wins (it returns `Ok`, and the subscriber gets the
 /// load-complete marker and then every change) or the overflow does (the completion
@@ -266,27 +299,14 @@ fn close_racing_complete_on_the_gate() {
 #[test]
 fn overflow_racing_complete_initial_load() {
     loom::model(|| {
-        let config = ManagerConfig {
-            gate_buffer_capacity: 1,
-            ..ManagerConfig::default()
-        };
-        let manager = manager(config);
-        let registration = connect(&manager);
-        let sub = subscribe(
-            &manager,
-            registration.connection_id,
-            SubscriptionOptions::with_initial_load(),
-        );
-        manager.set_snapshot_boundary(sub, SeqId(0)).unwrap();
-        // Commit 1 fills the gate's buffer; commit 2 overflows it unless the load completed.
-        manager.publish(SeqId(1), insert(1)).unwrap();
-        let publisher = {
-            let manager = manager.clone();
-            thread::spawn(move || manager.publish(SeqId(2), insert(2)).unwrap())
-        };
+        let FullGate {
+            manager,
+            mut notifications,
+            sub,
+            publisher,
+        } = full_gate_and_a_publish(SubscriptionOptions::with_initial_load(), Some(SeqId(0)));
         // The subscriber takes what it can meanwhile: a marker queued too early would reach
         // it before the overflow ends the subscription (and then be followed by a resync).
-        let mut notifications = registration.notifications;
         let receiver = thread::spawn(move || {
             let first = notifications.try_recv().ok().map(seen);
             (first, notifications)
@@ -318,26 +338,15 @@ fn overflow_racing_complete_initial_load() {
 #[test]
 fn overflow_racing_resume_unavailable() {
     loom::model(|| {
-        let config = ManagerConfig {
-            gate_buffer_capacity: 1,
-            ..ManagerConfig::default()
-        };
-        let manager = manager(config);
-        let mut registration = connect(&manager);
-        let sub = subscribe(
-            &manager,
-            registration.connection_id,
-            SubscriptionOptions::resume_from(SeqId(0)),
-        );
-        // Commit 1 fills the gate's buffer; commit 2 overflows it unless resume ended first.
-        manager.publish(SeqId(1), insert(1)).unwrap();
-        let publisher = {
-            let manager = manager.clone();
-            thread::spawn(move || manager.publish(SeqId(2), insert(2)).unwrap())
-        };
+        let FullGate {
+            manager,
+            mut notifications,
+            sub,
+            publisher,
+        } = full_gate_and_a_publish(SubscriptionOptions::resume_from(SeqId(0)), None);
         let result = manager.resume_unavailable(sub);
         publisher.join().unwrap();
-        let (seen, _) = drain(&mut registration.notifications);
+        let (seen, _) = drain(&mut notifications);
         match result {
             Ok(()) => assert_eq!(seen, vec![Seen::Other("resume_unavailable")]),
             Err(LiveError::SubscriptionEnded { ending, .. }) => {
