@@ -362,6 +362,11 @@ impl SubscriptionFlowControl {
         // A live gate never holds a buffer again (only `gated` makes one, and completing
         // the load drops it before the word turns live), so closing it needs no lock.
         let word = self.state.load(Ordering::Acquire);
+        // Closed is final, and a closed gate holds no buffer (closing under the lock drops
+        // it first): a second close, as unsubscribing does, needs no lock either.
+        if word == CLOSED {
+            return false;
+        }
         // Mutant: a gated gate closed without the lock too; a completion flushing under the
         // lock then marks it live again, after the close returned.
         if word < GATED || (word == GATED && mutant!("gated_close_without_lock")) {
