@@ -205,13 +205,25 @@ pub(crate) fn read_decimal(text: &str) -> Option<f64> {
     if at != bytes.len() {
         return None;
     }
-    // The mantissa and exponent are exact: the standard library rounds them correctly.
-    let value: f64 = if mantissa == 0 {
-        0.0
-    } else {
-        format!("{mantissa}e{exponent}").parse().ok()?
-    };
+    let value = nearest_float(mantissa, exponent)?;
     Some(if negative { -value } else { value })
+}
+
+/// The float nearest `mantissa x 10^exponent`, correctly rounded. No allocation: text
+/// used as a condition reads its number here on every evaluation.
+fn nearest_float(mantissa: u64, exponent: i64) -> Option<f64> {
+    if mantissa == 0 {
+        return Some(0.0);
+    }
+    if exponent == 0 && mantissa < 1 << 53 {
+        return Some(mantissa as f64);
+    }
+    // The standard library rounds decimal text correctly; "{u64}e{i64}" fits in 48 bytes.
+    let mut text = [0u8; 48];
+    let mut cursor = std::io::Cursor::new(&mut text[..]);
+    std::io::Write::write_fmt(&mut cursor, format_args!("{mantissa}e{exponent}")).ok()?;
+    let written = cursor.position() as usize;
+    std::str::from_utf8(&text[..written]).ok()?.parse().ok()
 }
 
 #[cfg(test)]
