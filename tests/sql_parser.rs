@@ -397,6 +397,35 @@ fn limits_are_typed_errors() {
     }
     let run = format!("SELECT * FROM t WHERE {}a", "NOT ".repeat(120));
     assert!(matches!(parse(&run), Err(LiveError::FilterTooDeep { .. })));
+    // Redundant parentheses add no depth, but the parser reads only so many: past that,
+    // the same error whatever they enclose (inside a NOT the parser itself would report a
+    // syntax error), placed at the first `(` too many.
+    for shape in ["a = 1", "NOT a", "NOT a = 1", "a IN (1)"] {
+        let nested = |n: usize| {
+            format!(
+                "SELECT * FROM t WHERE {}{shape}{}",
+                "(".repeat(n),
+                ")".repeat(n)
+            )
+        };
+        assert!(parse(&nested(100)).is_ok(), "{shape}");
+        for n in [110, 2000] {
+            match parse(&nested(n)) {
+                Err(LiveError::Sql {
+                    message,
+                    line: 1,
+                    column,
+                }) => {
+                    assert!(
+                        message.contains("nests too deeply"),
+                        "{shape} {n}: {message}"
+                    );
+                    assert!((110..=128).contains(&column), "{shape} {n}: {column}");
+                }
+                other => panic!("{shape} {n}: {other:?}"),
+            }
+        }
+    }
     // Exactly at the limit is fine: 31 NOTs over a column is 32 levels.
     let at_limit = format!("SELECT * FROM t WHERE {}a", "NOT ".repeat(31));
     assert_eq!(parse(&at_limit).unwrap().filter.unwrap().depth(), 32);

@@ -124,8 +124,9 @@ pub fn parse_subscription_sql(sql: &str, limits: &FilterLimits) -> Result<Parsed
     check_operator_count(&tokens, limits)?;
     check_in_lists(&tokens, limits)?;
     check_not_runs(&tokens, limits)?;
-    let tokens = read_numbers(tokens)?;
     let recursion_limit = limits.max_depth.saturating_mul(3).saturating_add(16);
+    check_parenthesis_nesting(&tokens, recursion_limit, limits)?;
+    let tokens = read_numbers(tokens)?;
     let statements = Parser::new(&dialect)
         .with_recursion_limit(recursion_limit)
         .with_tokens_with_locations(tokens.clone())
@@ -233,6 +234,43 @@ fn check_not_runs(tokens: &[TokenWithSpan], limits: &FilterLimits) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Parentheses the parser's recursion limit leaves room for, with a margin for the
+/// levels an expression takes around them.
+const PARSER_LEVELS_OUTSIDE_PARENTHESES: usize = 8;
+
+/// Refuses parentheses nested deeper than the parser can read, naming the `(` that goes
+/// too deep. Redundant parentheses add no depth to a filter, so the filter's depth limit
+/// does not refuse them; the parser's recursion limit does, but inside a `NOT` it gives up
+/// on the operator and reports a misleading syntax error instead ("expected ), found a").
+fn check_parenthesis_nesting(
+    tokens: &[TokenWithSpan],
+    recursion_limit: usize,
+    limits: &FilterLimits,
+) -> Result<(), LiveError> {
+    let max_open = recursion_limit.saturating_sub(PARSER_LEVELS_OUTSIDE_PARENTHESES);
+    let mut open = 0usize;
+    for token in tokens {
+        match token.token {
+            Token::LParen => {
+                open += 1;
+                if open > max_open {
+                    return Err(at(too_deep_for_parser(limits), token.span.start));
+                }
+            }
+            Token::RParen => open = open.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn too_deep_for_parser(limits: &FilterLimits) -> String {
+    format!(
+        "the query nests too deeply for the parser (the filter depth limit is {})",
+        limits.max_depth
+    )
 }
 
 /// Refuses an IN list longer than the limit from the tokens, before the parser builds an
@@ -408,10 +446,7 @@ fn glued(text: &str, separator: bool, location: Location) -> LiveError {
 
 fn parser_error(error: ParserError, limits: &FilterLimits, sql: &str) -> LiveError {
     match error {
-        ParserError::RecursionLimitExceeded => unplaced(format!(
-            "the query nests too deeply for the parser (the filter depth limit is {})",
-            limits.max_depth
-        )),
+        ParserError::RecursionLimitExceeded => unplaced(too_deep_for_parser(limits)),
         ParserError::TokenizerError(message) | ParserError::ParserError(message) => {
             // sqlparser appends " at Line: L, Column: C" to positioned messages, and leaves
             // it off at the end of the input: there the position is just past the text.

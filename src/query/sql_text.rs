@@ -306,47 +306,14 @@ pub(crate) fn truth(value: &Value) -> Option<bool> {
 }
 
 /// The number a string starts with, after ASCII white space (`[+-]digits[.digits][e[+-]digits]`,
-/// where either digit run before the exponent may be empty but not both), or 0.
+/// where either digit run before the exponent may be empty but not both), or 0. Read in
+/// one pass, as SQLite reads it.
 fn leading_number(bytes: &[u8]) -> f64 {
-    let mut start = 0;
-    while start < bytes.len() && matches!(bytes[start], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-    {
-        start += 1;
-    }
-    let digits_from = |mut index: usize| {
-        while index < bytes.len() && bytes[index].is_ascii_digit() {
-            index += 1;
-        }
-        index
-    };
-    let mut end = start;
-    if end < bytes.len() && matches!(bytes[end], b'+' | b'-') {
-        end += 1;
-    }
-    let integer_end = digits_from(end);
-    let mut seen_digit = integer_end > end;
-    end = integer_end;
-    if end < bytes.len() && bytes[end] == b'.' {
-        let fraction_end = digits_from(end + 1);
-        seen_digit |= fraction_end > end + 1;
-        end = fraction_end;
-    }
-    if !seen_digit {
-        return 0.0;
-    }
-    if end < bytes.len() && matches!(bytes[end], b'e' | b'E') {
-        let mut exponent = end + 1;
-        if exponent < bytes.len() && matches!(bytes[exponent], b'+' | b'-') {
-            exponent += 1;
-        }
-        let exponent_end = digits_from(exponent);
-        if exponent_end > exponent {
-            end = exponent_end;
-        }
-    }
-    let number = std::str::from_utf8(&bytes[start..end]).expect("ASCII digits and signs");
-    // Read as SQLite reads it; every prefix scanned above is such a number.
-    sqlite_decimal::read_decimal(number).unwrap_or(0.0)
+    let start = bytes
+        .iter()
+        .position(|byte| !matches!(byte, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+        .unwrap_or(bytes.len());
+    sqlite_decimal::read_leading_decimal(&bytes[start..]).map_or(0.0, |(value, _)| value)
 }
 
 #[cfg(test)]

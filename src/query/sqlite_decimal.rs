@@ -127,9 +127,18 @@ pub(crate) fn leading_digits(magnitude: f64) -> (u64, i32) {
 /// dropped; the value of those is then rounded to the nearest float. `None` when `text` is
 /// not such a number.
 pub(crate) fn read_decimal(text: &str) -> Option<f64> {
+    match read_leading_decimal(text.as_bytes()) {
+        Some((value, read)) if read == text.len() => Some(value),
+        _ => None,
+    }
+}
+
+/// The decimal number `bytes` starts with, read as [`read_decimal`] reads a whole one, and
+/// how many bytes it takes: an `e` not followed by exponent digits is not part of it.
+/// `None` when `bytes` starts with no digit (after a sign, and a point if any).
+pub(crate) fn read_leading_decimal(bytes: &[u8]) -> Option<(f64, usize)> {
     // SQLite stops taking digits once the mantissa reaches this.
     const FULL: u64 = (u64::MAX - 9) / 10;
-    let bytes = text.as_bytes();
     let mut at = 0;
     let negative = match bytes.first() {
         Some(b'-') => {
@@ -172,21 +181,21 @@ pub(crate) fn read_decimal(text: &str) -> Option<f64> {
         return None;
     }
     if matches!(bytes.get(at), Some(b'e' | b'E')) {
-        at += 1;
-        let sign = match bytes.get(at) {
+        let mut after = at + 1;
+        let sign = match bytes.get(after) {
             Some(b'-') => {
-                at += 1;
+                after += 1;
                 -1
             }
             Some(b'+') => {
-                at += 1;
+                after += 1;
                 1
             }
             _ => 1,
         };
-        let from = at;
+        let from = after;
         let mut written: i64 = 0;
-        while let Some(digit) = bytes.get(at).filter(|byte| byte.is_ascii_digit()) {
+        while let Some(digit) = bytes.get(after).filter(|byte| byte.is_ascii_digit()) {
             // SQLite takes digits of the written exponent while it is below 10,000 and
             // makes it exactly 10,000 at any digit after that (so it ends below 100,000):
             // the digits of a long mantissa can bring such an exponent back into range.
@@ -195,18 +204,15 @@ pub(crate) fn read_decimal(text: &str) -> Option<f64> {
             } else {
                 10_000
             };
-            at += 1;
+            after += 1;
         }
-        if at == from {
-            return None;
+        if after > from {
+            exponent += sign * written;
+            at = after;
         }
-        exponent += sign * written;
-    }
-    if at != bytes.len() {
-        return None;
     }
     let value = nearest_float(mantissa, exponent)?;
-    Some(if negative { -value } else { value })
+    Some((if negative { -value } else { value }, at))
 }
 
 /// The float nearest `mantissa x 10^exponent`, correctly rounded. No allocation: text
@@ -262,6 +268,24 @@ mod tests {
         let (digits, exponent) = leading_digits(1.0);
         assert_eq!(digits as f64 * 10f64.powi(exponent), 1.0);
         assert!((100_000_000_000_000_000..10_000_000_000_000_000_000).contains(&digits));
+    }
+
+    #[test]
+    fn a_leading_decimal_stops_where_the_number_does() {
+        let read = |text: &str| read_leading_decimal(text.as_bytes());
+        assert_eq!(read("12"), Some((12.0, 2)));
+        assert_eq!(read("12e"), Some((12.0, 2)));
+        assert_eq!(read("1.5e+"), Some((1.5, 3)));
+        assert_eq!(read("1e5e"), Some((100_000.0, 3)));
+        assert_eq!(read("-.5x"), Some((-0.5, 3)));
+        assert_eq!(read("+7. apples"), Some((7.0, 3)));
+        assert_eq!(read("2E-1 "), Some((0.2, 4)));
+        for none in ["", ".", "-", "+.", "e5", "x1", " 1"] {
+            assert_eq!(read(none), None, "{none:?}");
+        }
+        // A whole number only for read_decimal.
+        assert_eq!(read_decimal("12e"), None);
+        assert_eq!(read_decimal("1e5"), Some(100_000.0));
     }
 
     #[test]
