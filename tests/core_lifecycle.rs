@@ -392,6 +392,34 @@ fn shutdown_waits_no_longer_than_its_timeout() {
 }
 
 #[test]
+fn a_shutdown_that_forces_the_rest_ends_one_waiting_longer() {
+    let (manager, _) = manager();
+    let _connection = connect(&manager, "alice");
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let waiting = {
+        let manager = manager.clone();
+        std::thread::spawn(move || {
+            let report = manager.shutdown(Duration::from_secs(3600));
+            done_tx.send(()).unwrap();
+            report
+        })
+    };
+    while !manager.is_shutting_down() {
+        std::thread::yield_now();
+    }
+    let forcing = manager.shutdown(Duration::ZERO);
+    assert_eq!((forcing.notified, forcing.forced), (1, 1));
+    // The waiting shutdown returns once the map is empty, not after its hour (the bound
+    // here only keeps a regression from hanging the suite).
+    done_rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the first shutdown ended");
+    let first = waiting.join().unwrap();
+    assert_eq!(first.forced, 0);
+    assert_eq!(manager.connection_count(), 0);
+}
+
+#[test]
 fn a_blocked_event_receiver_wakes_when_the_connection_closes() {
     let (manager, _) = manager();
     let connection = manager.register_connection().unwrap();

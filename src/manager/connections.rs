@@ -318,6 +318,11 @@ impl ConnectionsManager {
         }
         let remaining: Vec<_> = connections.drain().map(|(_, state)| state).collect();
         drop(connections);
+        // A shutdown waiting on another thread (a longer timeout) is done too: it waits
+        // for the map to empty, and this emptied it.
+        if !remaining.is_empty() {
+            self.unregistered.notify_all();
+        }
         report.forced = remaining.len();
         report.closed_by_host = report.notified - report.forced;
         for connection in remaining {

@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::sync::{DataArc, Mutex};
 use crate::types::ids::{SeqId, TableId, UserId};
+use crate::types::seen_keys::SeenKeys;
 use crate::types::value::Row;
 
 /// What a change did to a row. For a subscriber, an update can also arrive as an insert
@@ -130,17 +131,20 @@ impl ChangeNotification {
 pub(crate) struct Commit {
     pub(crate) seq: SeqId,
     pub(crate) changes: Vec<ChangeNotification>,
-    json_pieces: Mutex<Vec<JsonPiece>>,
+    json_pieces: Mutex<JsonPieces>,
 }
 
-struct JsonPiece {
-    key: JsonPieceKey,
-    json: DataArc<str>,
+/// The JSON pieces rendered so far, in the order they were: found by key through
+/// `SeenKeys`, so a commit of n changes renders and finds its pieces in O(n), not O(n^2).
+#[derive(Default)]
+struct JsonPieces {
+    keys: SeenKeys<JsonPieceKey>,
+    json: Vec<DataArc<str>>,
 }
 
 /// Which rendering of a change a JSON piece is: the change's position, the projection (by
 /// address of the shared compiled query) and the delivered change type.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct JsonPieceKey {
     pub(crate) position: u32,
     pub(crate) projection: usize,
@@ -152,14 +156,14 @@ impl Commit {
         Self {
             seq,
             changes,
-            json_pieces: Mutex::new(Vec::new()),
+            json_pieces: Mutex::new(JsonPieces::default()),
         }
     }
 
     /// How many JSON pieces were rendered for this commit.
     #[cfg(test)]
     pub(crate) fn json_piece_count(&self) -> usize {
-        crate::sync::lock(&self.json_pieces).len()
+        crate::sync::lock(&self.json_pieces).json.len()
     }
 
     /// The cached JSON piece for `key`, building it with `render` the first time.
@@ -169,14 +173,49 @@ impl Commit {
         render: impl FnOnce() -> String,
     ) -> DataArc<str> {
         let mut pieces = crate::sync::lock(&self.json_pieces);
-        if let Some(piece) = pieces.iter().find(|piece| piece.key == key) {
-            return piece.json.clone();
+        if let Some(at) = pieces.keys.position(key) {
+            return pieces.json[at].clone();
         }
+        // Rendered before the key is recorded: a render that panics leaves no key without
+        // its piece.
         let json: DataArc<str> = DataArc::from(render());
-        pieces.push(JsonPiece {
-            key,
-            json: json.clone(),
-        });
+        pieces.keys.place(key);
+        pieces.json.push(json.clone());
         json
+    }
+}
+
+#[cfg(all(test, not(livecore_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_json_piece_is_rendered_once_past_the_few_searched_in_order() {
+        let commit = Commit::new(SeqId(1), Vec::new());
+        let key = |position: u32, change_type: ChangeType| JsonPieceKey {
+            position,
+            projection: 7,
+            change_type,
+        };
+        for round in 0..2 {
+            for position in 0..1000 {
+                for change_type in [ChangeType::Insert, ChangeType::Delete] {
+                    let piece = commit.json_piece(key(position, change_type), || {
+                        assert_eq!(round, 0, "{position} rendered again");
+                        format!("{position}:{change_type:?}")
+                    });
+                    assert_eq!(&*piece, format!("{position}:{change_type:?}"));
+                }
+            }
+        }
+        assert_eq!(commit.json_piece_count(), 2000);
+        // A render that panics records nothing: the next lookup renders.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            commit.json_piece(key(5000, ChangeType::Update), || panic!("render"))
+        }));
+        assert!(panicked.is_err());
+        let piece = commit.json_piece(key(5000, ChangeType::Update), || "late".into());
+        assert_eq!(&*piece, "late");
+        assert_eq!(commit.json_piece_count(), 2001);
     }
 }
