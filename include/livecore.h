@@ -322,7 +322,8 @@ enum lc_status
     LC_ERR_INVALID_HANDLE = 104,
     /**
      * A struct's `struct_size` is smaller than the first published version of the struct
-     * or larger than this library knows (the program was built against a newer header).
+     * or larger than this library knows (the program was built against a newer header),
+     * or, for a struct livecore reads, not the size of one of its published versions.
      */
     LC_ERR_STRUCT_SIZE = 105,
     /**

@@ -373,6 +373,18 @@ pub(crate) unsafe fn read_sized<T: SizedStruct>(
     // SAFETY: non-NULL and aligned; every SizedStruct begins with a u32 (its size), which
     // the caller promised is readable.
     let size = checked_size::<T>(unsafe { ptr.cast::<u32>().read() }, name)?;
+    // An input is read at one of its published sizes only: a size between them would copy
+    // part of a field over its default (half a pointer, then dereferenced).
+    if size != T::MIN_SIZE && size != size_of::<T>() {
+        return Err(FfiError::new(
+            lc_status::LC_ERR_STRUCT_SIZE,
+            format!(
+                "`{name}->struct_size` is {size}; this library reads {} (an older header) or {} (set it to sizeof the struct)",
+                T::MIN_SIZE,
+                size_of::<T>()
+            ),
+        ));
+    }
     let mut value = defaults;
     // SAFETY: `size` bytes are readable at `ptr` (the caller's promise) and fit in `value`
     // (checked_size caps them at size_of::<T>()); any bytes are a valid T (SizedStruct).

@@ -41,7 +41,8 @@ pub enum lc_status {
     /// A handle is zero, of the wrong kind, already freed, or was never issued.
     LC_ERR_INVALID_HANDLE = 104,
     /// A struct's `struct_size` is smaller than the first published version of the struct
-    /// or larger than this library knows (the program was built against a newer header).
+    /// or larger than this library knows (the program was built against a newer header),
+    /// or, for a struct livecore reads, not the size of one of its published versions.
     LC_ERR_STRUCT_SIZE = 105,
     /// Another thread is using this connection's receiver: one consumer at a time.
     LC_ERR_RECEIVER_BUSY = 106,

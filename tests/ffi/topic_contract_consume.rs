@@ -88,6 +88,18 @@ pub(crate) fn case_lc_topic_group_create() {
             create(t, h.as_ptr(), &with(&|c| c.struct_size = 1)),
             LC_ERR_STRUCT_SIZE
         );
+        // Sizes between the published versions (16 and the full struct) would read part
+        // of the dead-letter pointer (a crash when it was dereferenced) or of max_deliver.
+        let first_version = std::mem::offset_of!(lc_topic_group_config, dead_letter_topic);
+        let full = std::mem::size_of::<lc_topic_group_config>();
+        for size in first_version + 1..full {
+            let cut = with(&|c| {
+                c.struct_size = size as u32;
+                c.dead_letter_topic = dlq.as_ptr();
+                c.max_deliver = 2;
+            });
+            assert_status!(create(t, h.as_ptr(), &cut), LC_ERR_STRUCT_SIZE);
+        }
         assert_status!(
             create(t, h.as_ptr(), &with(&|c| c.reset = 3)),
             LC_ERR_INVALID_TAG
