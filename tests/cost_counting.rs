@@ -379,3 +379,66 @@ fn a_hot_key_or_a_busy_user_keeps_subscribe_bounded() {
         );
     }
 }
+
+#[test]
+fn a_commit_evaluates_each_pinned_subscription_against_its_own_changes() {
+    const ROOMS: i64 = 1000;
+    let (manager, _) = manager_with(ManagerConfig {
+        max_subscriptions_per_connection: 2 * ROOMS as usize,
+        notification_channel_capacity: 4 * ROOMS as usize,
+        ..ManagerConfig::default()
+    });
+    let mut registration = connect(&manager, "alice");
+    let connection = registration.connection_id;
+    let subscribe = |spec: QuerySpec| {
+        manager
+            .subscribe(connection, spec, SubscriptionOptions::default())
+            .unwrap()
+            .live_query_id
+    };
+    let by_room: Vec<LiveQueryId> = (0..ROOMS).map(|room| subscribe(in_room(room))).collect();
+    let pair =
+        subscribe(QuerySpec::table(messages()).filter(Expr::col("room").in_list([3i64, 500])));
+    // One insert per room, then an update moving message 0 from room 0 to room 1.
+    let mut changes: Vec<ChangeNotification> = (0..ROOMS)
+        .map(|room| ChangeNotification::insert(messages(), message(room, room, "hi")))
+        .collect();
+    changes.push(ChangeNotification::update(
+        messages(),
+        message(0, 0, "hi"),
+        message(0, 1, "moved"),
+    ));
+    let summary = manager.publish_commit(SeqId(1), changes).unwrap();
+    // Each room's subscription sees its insert, rooms 0 and 1 the update too, the pair
+    // its two inserts: a few evaluations per subscription, not one per change of the
+    // commit (which was 1001 each).
+    assert!(
+        summary.evaluated <= 2 * (ROOMS as usize + 2) + 2,
+        "{} evaluations",
+        summary.evaluated
+    );
+    let mut got: std::collections::HashMap<LiveQueryId, Vec<(usize, ChangeType)>> =
+        Default::default();
+    for notification in drain(&mut registration.notifications) {
+        let Notification::Changes(set) = notification else {
+            panic!("expected changes, got {notification:?}");
+        };
+        let matched = set.changes().map(|c| (c.position(), c.change_type()));
+        assert!(got.insert(set.live_query_id(), matched.collect()).is_none());
+    }
+    assert_eq!(got.len(), ROOMS as usize + 1);
+    let last = ROOMS as usize;
+    assert_eq!(
+        got[&by_room[0]],
+        [(0, ChangeType::Insert), (last, ChangeType::Delete)]
+    );
+    assert_eq!(
+        got[&by_room[1]],
+        [(1, ChangeType::Insert), (last, ChangeType::Insert)]
+    );
+    assert_eq!(got[&by_room[777]], [(777, ChangeType::Insert)]);
+    assert_eq!(
+        got[&pair],
+        [(3, ChangeType::Insert), (500, ChangeType::Insert)]
+    );
+}

@@ -31,7 +31,7 @@ use crate::error::{LiveError, LiveResult};
 use crate::query::membership::match_change;
 use crate::query::CompiledProjection;
 use crate::route::index::RoutingIndex;
-use crate::route::index::{several_keys, visit_under, TableRoute};
+use crate::route::index::{several_keys, TableRoute};
 use crate::stats::StatsCounters;
 use crate::sync::{channel::TrySendError, Arc, DataArc, LeanArc};
 use crate::types::change::{ChangeNotification, Commit};
@@ -88,7 +88,7 @@ impl Owner {
 
 thread_local! {
     /// Index keys a multi-change commit looks up, reused across publishes on this thread.
-    static LOOKUP_KEYS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    static LOOKUP_KEYS: RefCell<GroupKeys> = RefCell::new(GroupKeys::default());
     /// Subscriptions that matched several changes of a commit, reused likewise.
     static MULTI: RefCell<MultiMatches> = RefCell::new(MultiMatches::default());
 }
@@ -113,6 +113,70 @@ fn put_scratch<T>(key: &'static LocalKey<RefCell<T>>, value: T) {
             *slot = value;
         }
     });
+}
+
+/// The index keys of a multi-change commit's group, each with the changes whose rows
+/// give it: a subscription pinned to a key can match only those, so it is evaluated
+/// against them alone (against every change of the group, a commit of n changes each
+/// matching its own subscription cost n^2 evaluations).
+#[derive(Default)]
+struct GroupKeys {
+    /// (key, change position) for every pinned value of every change's rows.
+    pairs: Vec<(u64, usize)>,
+    /// The distinct keys, sorted.
+    keys: Vec<u64>,
+    /// Where each key's positions start in `positions` (one more entry, the end).
+    starts: Vec<usize>,
+    /// The positions of each key in turn, ascending within a key.
+    positions: Vec<usize>,
+    /// The union of a subscription's keys' positions (one stored under several keys).
+    merged: Vec<usize>,
+}
+
+impl GroupKeys {
+    /// Sorts the pairs into distinct keys and their positions.
+    fn settle(&mut self) {
+        self.pairs.sort_unstable();
+        self.pairs.dedup();
+        self.keys.clear();
+        self.starts.clear();
+        self.positions.clear();
+        for &(key, position) in &self.pairs {
+            if self.keys.last() != Some(&key) {
+                self.keys.push(key);
+                self.starts.push(self.positions.len());
+            }
+            self.positions.push(position);
+        }
+        self.starts.push(self.positions.len());
+    }
+
+    /// The positions of the `index`-th key.
+    fn positions_of(&self, index: usize) -> &[usize] {
+        &self.positions[self.starts[index]..self.starts[index + 1]]
+    }
+
+    /// The positions of every key in `keys` that the group looked up, in order, once each.
+    fn merge_positions_of(&mut self, keys: &[u64]) -> &[usize] {
+        self.merged.clear();
+        for key in keys {
+            if let Ok(index) = self.keys.binary_search(key) {
+                let (from, to) = (self.starts[index], self.starts[index + 1]);
+                self.merged.extend_from_slice(&self.positions[from..to]);
+            }
+        }
+        self.merged.sort_unstable();
+        self.merged.dedup();
+        &self.merged
+    }
+
+    fn clear(&mut self) {
+        self.pairs.clear();
+        self.keys.clear();
+        self.starts.clear();
+        self.positions.clear();
+        self.merged.clear();
+    }
 }
 
 /// Deliveries of several matches each, held back until the group's candidates are all
@@ -363,11 +427,17 @@ impl Dispatch<'_> {
         multi: &mut MultiMatches,
     ) {
         // The keys first, deduplicated, so each subscription is found once without
-        // cloning or sorting the handles themselves.
-        let mut keys = take_scratch(&LOOKUP_KEYS);
+        // cloning or sorting the handles themselves; with each key, the changes giving it.
+        let mut group = take_scratch(&LOOKUP_KEYS);
         let hasher = &self.publisher.index.hasher;
-        if let Some(user) = owner.key() {
-            keys.push(hasher.bucket_key(Some(user), None, 0));
+        // A user's unpinned subscriptions sit under the user's key and see every change.
+        let user_key = owner
+            .key()
+            .map(|user| hasher.bucket_key(Some(user), None, 0));
+        if let Some(user_key) = user_key {
+            route.for_each_at(user_key, |handle| {
+                self.consider_group(handle, owner, positions, multi)
+            });
         }
         route.for_each_pinned_column(|column| {
             for &position in positions {
@@ -375,22 +445,38 @@ impl Dispatch<'_> {
                 let rows = std::iter::once(&change.row).chain(change.old_row.as_ref());
                 for row in rows {
                     if let Some(value_key) = hasher.value_key(row.value(usize::from(column))) {
-                        keys.push(hasher.bucket_key(owner.key(), Some(column), value_key));
+                        let key = hasher.bucket_key(owner.key(), Some(column), value_key);
+                        group.pairs.push((key, position));
                     }
                 }
             }
         });
-        keys.sort_unstable();
-        keys.dedup();
-        for &key in keys.iter() {
-            route.for_each_at(key, |handle| {
-                if visit_under(handle, key, &keys, hasher) {
-                    self.consider_group(handle, owner, positions, multi);
+        group.settle();
+        for index in 0..group.keys.len() {
+            let key = group.keys[index];
+            // Walked above with every change (a key collision at most).
+            if Some(key) == user_key {
+                continue;
+            }
+            route.for_each_at(key, |handle| match several_keys(handle, hasher) {
+                None => {
+                    self.consider_group(handle, owner, group.positions_of(index), multi);
+                }
+                Some(its_keys) => {
+                    let first = its_keys
+                        .iter()
+                        .find(|candidate| group.keys.binary_search(candidate).is_ok());
+                    // Visited once, under the first of its keys looked up, with the
+                    // changes of all of them.
+                    if first.is_none_or(|first| *first == key) {
+                        let positions = group.merge_positions_of(&its_keys);
+                        self.consider_group(handle, owner, positions, multi);
+                    }
                 }
             });
         }
-        keys.clear();
-        put_scratch(&LOOKUP_KEYS, keys);
+        group.clear();
+        put_scratch(&LOOKUP_KEYS, group);
     }
 
     fn consider_group(

@@ -106,24 +106,6 @@ pub(crate) fn several_keys(
     }
 }
 
-/// True when `handle`, found under `key`, should be visited there by a walk that looks up
-/// every key of `looked_up` (sorted): a subscription stored under several keys is visited
-/// under the first of them that is looked up, so each is visited once.
-pub(crate) fn visit_under(
-    handle: &SubscriptionHandle,
-    key: u64,
-    looked_up: &[u64],
-    hasher: &RouteHasher,
-) -> bool {
-    match several_keys(handle, hasher) {
-        None => true,
-        Some(keys) => keys
-            .iter()
-            .find(|candidate| looked_up.binary_search(candidate).is_ok())
-            .is_none_or(|first| *first == key),
-    }
-}
-
 /// A value in the `eq` multimap: one subscription, or a nested table of many on one key.
 #[derive(Clone)]
 pub(crate) enum EqEntry {
