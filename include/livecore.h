@@ -2886,7 +2886,9 @@ lc_status lc_event_json(uint32_t event,
  * (otherwise `LC_ERR_NOT_ENABLED`).
  *
  * Thread safety: by the connection's consumer: it returns `LC_ERR_RECEIVER_BUSY` while
- * another thread receives notifications on the connection.
+ * another thread receives notifications on the connection. Once armed, the id may reach
+ * another thread's `lc_manager_wait_ready` before this call returns: that thread's
+ * receive waits for this call to let the receiver go, rather than being refused as busy.
  */
 lc_status lc_connection_arm_ready(struct lc_manager manager,
                                   uint64_t connection_id);

@@ -250,7 +250,7 @@ pub unsafe extern "C" fn lc_connection_recv(
         let out = unsafe { Out::new(out_notification, "out_notification") }?;
         let entry = manager_entry(manager)?;
         let connection = entry.connection(connection_id)?;
-        let mut receiver = take_receiver(&connection.notifications, connection_id)?;
+        let mut receiver = connection.take_notifications(connection_id)?;
         panic_point(PanicPoint::ReceiverTaken);
         // Unregistering the connection (also by freeing the manager) closes it, which wakes
         // a blocked receive: a plain blocking wait ends with LC_CLOSED then.
@@ -343,7 +343,7 @@ pub unsafe extern "C" fn lc_connection_recv_batch(
             unsafe { OutSlice::for_batch(out_notifications, capacity, "out_notifications") }?;
         let entry = manager_entry(manager)?;
         let connection = entry.connection(connection_id)?;
-        let mut receiver = take_receiver(&connection.notifications, connection_id)?;
+        let mut receiver = connection.take_notifications(connection_id)?;
         panic_point(PanicPoint::ReceiverTaken);
         let first = match receive(&mut *receiver, timeout_ms) {
             Ok(notification) => notification,
@@ -499,7 +499,9 @@ pub unsafe extern "C" fn lc_event_json(
 /// (otherwise `LC_ERR_NOT_ENABLED`).
 ///
 /// Thread safety: by the connection's consumer: it returns `LC_ERR_RECEIVER_BUSY` while
-/// another thread receives notifications on the connection.
+/// another thread receives notifications on the connection. Once armed, the id may reach
+/// another thread's `lc_manager_wait_ready` before this call returns: that thread's
+/// receive waits for this call to let the receiver go, rather than being refused as busy.
 #[no_mangle]
 pub extern "C" fn lc_connection_arm_ready(manager: lc_manager, connection_id: u64) -> lc_status {
     boundary("lc_connection_arm_ready", || {
@@ -511,7 +513,7 @@ pub extern "C" fn lc_connection_arm_ready(manager: lc_manager, connection_id: u6
             ));
         }
         let connection = entry.connection(connection_id)?;
-        take_receiver(&connection.notifications, connection_id)?.arm_ready();
+        connection.arm_ready(connection_id)?;
         Ok(lc_status::LC_OK)
     })
 }

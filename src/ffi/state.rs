@@ -105,6 +105,7 @@ impl ManagerEntry {
             notifications: Mutex::new(registration.notifications),
             events: Mutex::new(registration.events),
             removed: AtomicBool::new(false),
+            arming: AtomicBool::new(false),
         });
         // Armed from the start, so the first delivery or event queues it.
         if let Ok(receiver) = entry.notifications.try_lock() {
@@ -211,11 +212,49 @@ pub(crate) struct ConnectionEntry {
     pub(crate) events: Mutex<EventReceiver>,
     /// Set when the host unregistered the connection (or freed the manager).
     pub(crate) removed: AtomicBool,
+    /// Set while `lc_connection_arm_ready` holds the notification receiver: once armed,
+    /// the connection's id can reach another waiter before the arming thread lets go.
+    arming: AtomicBool,
 }
 
 impl ConnectionEntry {
     pub(crate) fn is_removed(&self) -> bool {
         self.removed.load(Ordering::Acquire)
+    }
+
+    /// Takes the notification receiver for one consumer, or reports that another thread
+    /// is receiving. A thread that is only arming the connection is waited for (it lets
+    /// go at once): a waiter handed the id by the ready queue would otherwise get
+    /// `LC_ERR_RECEIVER_BUSY` and, taking it for another consumer's, leave the
+    /// connection's notifications unread, off the queue.
+    pub(crate) fn take_notifications(
+        &self,
+        connection_id: u64,
+    ) -> Result<MutexGuard<'_, NotificationReceiver>, FfiError> {
+        loop {
+            match take_receiver(&self.notifications, connection_id) {
+                Err(error)
+                    if error.status == lc_status::LC_ERR_RECEIVER_BUSY
+                        && self.arming.load(Ordering::Acquire) =>
+                {
+                    std::thread::yield_now()
+                }
+                taken => return taken,
+            }
+        }
+    }
+
+    /// Arms the connection on the ready queue (see `lc_connection_arm_ready`).
+    pub(crate) fn arm_ready(&self, connection_id: u64) -> Result<(), FfiError> {
+        let receiver = take_receiver(&self.notifications, connection_id)?;
+        // Before arming: whoever is handed the id from now on sees the flag.
+        self.arming.store(true, Ordering::SeqCst);
+        receiver.arm_ready();
+        drop(receiver);
+        // After letting go: a waiter that found the receiver held while this was set
+        // waits for it (see `take_notifications`).
+        self.arming.store(false, Ordering::Release);
+        Ok(())
     }
 }
 
@@ -461,5 +500,44 @@ mod tests {
                 .unwrap()
         });
         assert_eq!(busy, Some(lc_status::LC_ERR_RECEIVER_BUSY));
+    }
+
+    #[test]
+    fn a_receiver_held_to_arm_the_connection_is_waited_for_not_busy() {
+        let manager = crate::ConnectionsManager::new(crate::ManagerConfig::default()).unwrap();
+        let registration = manager.register_connection().unwrap();
+        let entry = ConnectionEntry {
+            notifications: Mutex::new(registration.notifications),
+            events: Mutex::new(registration.events),
+            removed: AtomicBool::new(false),
+            arming: AtomicBool::new(false),
+        };
+        let taken_meanwhile = |entry: &ConnectionEntry| {
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| entry.take_notifications(1).map(drop).map_err(|e| e.status))
+                    .join()
+                    .unwrap()
+            })
+        };
+        // Held by another consumer: busy at once.
+        let receiving = take_receiver(&entry.notifications, 1).unwrap();
+        assert_eq!(
+            taken_meanwhile(&entry),
+            Err(lc_status::LC_ERR_RECEIVER_BUSY)
+        );
+        drop(receiving);
+        // Held to arm (as `arm_ready` holds it): the taker waits until it is let go.
+        let arming = take_receiver(&entry.notifications, 1).unwrap();
+        entry.arming.store(true, Ordering::SeqCst);
+        std::thread::scope(|scope| {
+            let taker = scope.spawn(|| entry.take_notifications(1).map(drop).map_err(|e| e.status));
+            std::thread::sleep(Duration::from_millis(20));
+            drop(arming);
+            entry.arming.store(false, Ordering::Release);
+            assert_eq!(taker.join().unwrap(), Ok(()));
+        });
+        assert!(entry.arm_ready(1).is_ok());
+        assert!(!entry.arming.load(Ordering::Acquire));
     }
 }

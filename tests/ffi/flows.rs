@@ -211,6 +211,76 @@ fn one_thread_serves_many_connections_through_the_ready_queue() {
 }
 
 #[test]
+fn waiters_sharing_the_ready_queue_never_find_a_handed_out_receiver_busy() {
+    let _serial = serial();
+    let (manager, messages, _) = manager();
+    const ROOMS: usize = 6;
+    const COMMITS: usize = 600;
+    let connections: Vec<u64> = (0..ROOMS)
+        .map(|n| connect(manager, &format!("user{n}")))
+        .collect();
+    for (room, &connection) in connections.iter().enumerate() {
+        subscribe(
+            manager,
+            connection,
+            &format!("SELECT id FROM chat.messages WHERE room = {room}"),
+            &options(0),
+        );
+    }
+    let received = std::sync::atomic::AtomicUsize::new(0);
+    let busy = std::sync::atomic::AtomicUsize::new(0);
+    let started = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        // Each waiter serves the ids the queue hands it as the header describes: drain the
+        // connection, then arm it. An id is queued once per arming, so no other thread can
+        // be receiving on a connection a waiter was handed; the arming thread may still
+        // be letting go of it.
+        for _ in 0..3 {
+            scope.spawn(|| {
+                let mut ids = [0u64; 8];
+                while received.load(std::sync::atomic::Ordering::Relaxed) < COMMITS {
+                    assert!(started.elapsed() < HANG_GUARD, "deliveries left unread");
+                    let mut count = 0;
+                    // SAFETY: `ids` and `count` are live locals.
+                    let status = unsafe {
+                        lc_manager_wait_ready(manager, 20, ids.as_mut_ptr(), 8, &mut count)
+                    };
+                    if status != LC_OK {
+                        continue;
+                    }
+                    for &connection in &ids[..count] {
+                        loop {
+                            match try_recv_status(manager, connection) {
+                                LC_OK => {
+                                    received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                }
+                                LC_ERR_RECEIVER_BUSY => {
+                                    busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                    break;
+                                }
+                                _ => break,
+                            }
+                        }
+                        assert_status!(lc_connection_arm_ready(manager, connection), LC_OK);
+                    }
+                }
+            });
+        }
+        for seq in 1..=COMMITS {
+            let row = [int(seq as i64), int((seq % ROOMS) as i64), nil()];
+            publish(
+                manager,
+                seq as u64,
+                &[change(messages, LC_CHANGE_INSERT, &row, None)],
+            );
+        }
+    });
+    assert_eq!(received.into_inner(), COMMITS);
+    assert_eq!(busy.into_inner(), 0);
+    assert_eq!(lc_manager_free(manager), LC_OK);
+}
+
+#[test]
 fn timers_raise_events_on_the_manual_clock() {
     let _serial = serial();
     let (manager, _, _) = manager();
