@@ -3894,7 +3894,9 @@ lc_status lc_topic_extend_leases(struct lc_manager manager,
  * Commits a whole batch: for each partition in it, the offset after its last message
  * (as `lc_topic_commit`, partition by partition; an empty batch commits nothing). The
  * batch stays valid; free it with `lc_topic_batch_free`. A batch of `lc_topic_read`
- * (outside any group) is `LC_ERR_INVALID_ARGUMENT`.
+ * (outside any group) is `LC_ERR_INVALID_ARGUMENT`; one handed out by a group since
+ * deleted (even one created again under its name) or by another manager is
+ * `LC_ERR_UNKNOWN_GROUP`, and commits nothing.
  *
  * Thread safety: any thread, concurrently with any other call.
  */

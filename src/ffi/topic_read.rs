@@ -50,6 +50,7 @@ pub unsafe extern "C" fn lc_topic_read(
             messages,
             positions: Vec::new(),
             retention_skips: Vec::new(),
+            group_instance: 0,
         };
         out.write(lc_topic_batch::insert(TopicBatchEntry::read(batch)));
         Ok(lc_status::LC_OK)

@@ -784,10 +784,23 @@ impl ConnectionsManager {
         partition: u32,
         offset: u64,
     ) -> LiveResult<()> {
-        let connection = self.connection(connection_id)?;
         let topic = self.topic(topic)?;
+        let group = topic.group(group)?;
+        self.commit_to_group(connection_id, &topic, &group, partition, offset)
+    }
+
+    /// `commit_offset` on a group already found.
+    fn commit_to_group(
+        &self,
+        connection_id: ConnectionId,
+        topic: &Topic,
+        group_state: &Group,
+        partition: u32,
+        offset: u64,
+    ) -> LiveResult<()> {
+        let connection = self.connection(connection_id)?;
         topic.check_partition(partition)?;
-        let group_state = topic.group(group)?;
+        let group = &*group_state.name;
         let now = self.reading();
         connection.record_heartbeat(now);
         let mut freed = Vec::new();
@@ -800,7 +813,7 @@ impl ConnectionsManager {
         let result = group_state.commit(&topic.name, request, &mut freed, || {
             topic.log.commit_offset(group, partition, offset)
         });
-        topic.partitions_freed(&group_state, &freed);
+        topic.partitions_freed(group_state, &freed);
         result
     }
 
@@ -1276,14 +1289,25 @@ impl ConnectionsManager {
     }
 
     /// Commits, for each partition in `batch`, the offset after its last message: the
-    /// whole batch is done. See [`commit_offset`](Self::commit_offset).
+    /// whole batch is done. See [`commit_offset`](Self::commit_offset). A batch handed out
+    /// by a group since deleted (even one created again under the same name) or by another
+    /// manager is [`LiveError::UnknownGroup`]: its offsets say nothing about this group's
+    /// messages.
     pub fn commit_batch(
         &self,
         connection_id: ConnectionId,
         batch: &ConsumeBatch,
     ) -> LiveResult<()> {
+        let topic = self.topic(&batch.topic)?;
+        let group = topic.group(&batch.group)?;
+        if group.instance != batch.group_instance {
+            return Err(LiveError::UnknownGroup {
+                topic: batch.topic.clone(),
+                group: batch.group.clone(),
+            });
+        }
         for (partition, offset) in batch.next_offsets() {
-            self.commit_offset(connection_id, &batch.topic, &batch.group, partition, offset)?;
+            self.commit_to_group(connection_id, &topic, &group, partition, offset)?;
         }
         Ok(())
     }
@@ -1551,6 +1575,7 @@ impl ConnectionsManager {
             messages,
             positions,
             retention_skips: call.skips.clone(),
+            group_instance: call.group.instance,
         }
     }
 }

@@ -59,6 +59,10 @@ pub struct ConsumeBatch {
     /// Ranges retention removed before the group committed them, skipped under the
     /// `Earliest` or `Latest` reset policy while producing this batch.
     pub retention_skips: Vec<RetentionSkip>,
+    /// The group instance that handed it out (0 outside any group): `commit_batch`
+    /// refuses a batch of a group since deleted (even if created again under its name)
+    /// or of another manager.
+    pub(crate) group_instance: u64,
 }
 
 /// A session's position on one leased partition.

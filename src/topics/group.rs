@@ -364,9 +364,15 @@ impl Shares {
     }
 }
 
+/// The next [`Group::instance`]; 0 is never handed out (a batch outside any group).
+static NEXT_GROUP_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// A consumer group of one topic.
 pub(crate) struct Group {
     pub(crate) name: DataArc<str>,
+    /// Unique in the process: a group deleted and created again under its name, or one of
+    /// another manager, is another instance, so a batch it handed out is told apart.
+    pub(crate) instance: u64,
     pub(crate) config: GroupConfig,
     state: Mutex<GroupState>,
     /// Sessions waiting for a partition to become free.
@@ -396,6 +402,7 @@ impl Group {
         let dead_letter = config.dead_letter.take();
         Self {
             name,
+            instance: NEXT_GROUP_INSTANCE.fetch_add(1, Ordering::Relaxed),
             config,
             state: Mutex::new(GroupState {
                 cursors: committed

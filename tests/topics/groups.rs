@@ -400,3 +400,53 @@ fn consuming_is_a_heartbeat_and_a_silent_consumer_times_out() {
         .unwrap();
     assert_eq!(offsets(&batch), [(0, 0)]);
 }
+
+#[test]
+fn a_batch_of_a_deleted_group_or_another_manager_commits_nothing() {
+    let (manager, _) = with_topic();
+    for seq in 1..=10 {
+        publish_bytes(&manager, "events", seq, "m");
+    }
+    let me = consumer(&manager, "worker");
+    let old = manager
+        .consume(me, "events", "g", 8, Duration::ZERO)
+        .unwrap();
+    assert_eq!(old.len(), 8);
+    // The group is deleted and made again; its new incarnation hands out all ten.
+    manager.delete_consumer_group("events", "g").unwrap();
+    manager
+        .create_consumer_group("events", "g", GroupConfig::default())
+        .unwrap();
+    let new = manager
+        .consume(me, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(new.len(), 10);
+    let stale = manager.commit_batch(me, &old);
+    assert!(
+        matches!(&stale, Err(LiveError::UnknownGroup { topic, group }) if topic == "events" && group == "g"),
+        "{stale:?}"
+    );
+    let committed =
+        |manager: &ConnectionsManager| manager.group_offsets("events", "g").unwrap()[0].committed;
+    assert_eq!(
+        committed(&manager),
+        Some(0),
+        "nothing the new group handed out is committed"
+    );
+    // A batch of another manager's group of the same names.
+    let (other, _) = with_topic();
+    publish_bytes(&other, "events", 1, "m");
+    let elsewhere = consumer(&other, "worker");
+    let foreign = other
+        .consume(elsewhere, "events", "g", 1, Duration::ZERO)
+        .unwrap();
+    assert_eq!(elsewhere, me, "connection ids repeat across managers");
+    assert!(matches!(
+        manager.commit_batch(me, &foreign),
+        Err(LiveError::UnknownGroup { .. })
+    ));
+    assert_eq!(committed(&manager), Some(0));
+    // The group's own batch commits.
+    manager.commit_batch(me, &new).unwrap();
+    assert_eq!(committed(&manager), Some(10));
+}
