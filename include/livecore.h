@@ -3825,8 +3825,9 @@ lc_status lc_topic_batch_free(struct lc_topic_batch batch);
  * below it. Only the consumer holding the partition's lease may commit
  * (`LC_ERR_NOT_LEASE_HOLDER`, also once its lease expired); commits only move forward
  * (`LC_ERR_COMMIT_BEHIND`; the same offset again is accepted) and not beyond what the
- * lease handed out (`LC_ERR_COMMIT_AHEAD`). Committing renews the consumer's leases in the
- * group.
+ * lease handed out (`LC_ERR_COMMIT_AHEAD`); a lease without a position (reset policy
+ * none, before a seek) commits nothing (`LC_ERR_NO_COMMITTED_OFFSET`). Committing renews
+ * the consumer's leases in the group.
  *
  * Thread safety: any thread, concurrently with any other call.
  *

@@ -807,3 +807,79 @@ fn unkeyable_names_and_huge_shapes_are_refused_without_a_trace() {
     drop(log);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A consume that skips a range retention removed moves the group's committed offset, and
+/// the store keeps the move: after a reopen the group starts there, and the skip is not
+/// reported (or counted) again.
+#[test]
+fn a_retention_skip_of_the_committed_offset_survives_reopening() {
+    const SKIPPED: &str = "skipped";
+    let dir = temp_dir("retention_skip");
+    let config = TopicConfig::partitions(1).retention(3, 1 << 20);
+    let open_manager = |store: &Arc<FjallStore>| {
+        let log = store.topic_log(SKIPPED, 1, config.retention).unwrap();
+        let manager = ConnectionsManager::new(ManagerConfig::default()).unwrap();
+        manager
+            .create_topic_with_log(SKIPPED, config, Box::new(log))
+            .unwrap();
+        manager
+            .create_consumer_group(SKIPPED, "g", GroupConfig::default())
+            .unwrap();
+        let consumer = manager.register_connection().unwrap().connection_id;
+        manager
+            .authenticate(consumer, UserId::from("worker"), None)
+            .unwrap();
+        (manager, consumer)
+    };
+    {
+        let store = FjallStore::open(&dir, FjallSync::EveryAppend).unwrap();
+        let (manager, consumer) = open_manager(&store);
+        manager
+            .publish_to_topic(SKIPPED, DirectMessage::new(SeqId(0), "m0"))
+            .unwrap();
+        let first = manager
+            .consume(consumer, SKIPPED, "g", 1, Duration::ZERO)
+            .unwrap();
+        manager.commit_batch(consumer, &first).unwrap();
+        for seq in 1..10u64 {
+            manager
+                .publish_to_topic(SKIPPED, DirectMessage::new(SeqId(seq), format!("m{seq}")))
+                .unwrap();
+        }
+        // Offsets 1..7 were trimmed before the group finished them.
+        let batch = manager
+            .consume(consumer, SKIPPED, "g", 10, Duration::ZERO)
+            .unwrap();
+        assert_eq!(
+            batch.retention_skips,
+            [RetentionSkip {
+                partition: 0,
+                from: 1,
+                to: 7
+            }]
+        );
+        let offsets = manager.group_offsets(SKIPPED, "g").unwrap();
+        assert_eq!(offsets[0].committed, Some(7));
+    }
+    let store = FjallStore::open(&dir, FjallSync::EveryAppend).unwrap();
+    let (manager, consumer) = open_manager(&store);
+    assert_eq!(
+        manager.group_offsets(SKIPPED, "g").unwrap()[0].committed,
+        Some(7)
+    );
+    let batch = manager
+        .consume(consumer, SKIPPED, "g", 10, Duration::ZERO)
+        .unwrap();
+    assert!(
+        batch.retention_skips.is_empty(),
+        "{:?}",
+        batch.retention_skips
+    );
+    assert_eq!(
+        batch.messages.iter().map(|m| m.offset).collect::<Vec<_>>(),
+        [7, 8, 9]
+    );
+    drop(manager);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}

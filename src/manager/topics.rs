@@ -774,7 +774,9 @@ impl ConnectionsManager {
     /// ([`LiveError::NotLeaseHolder`] otherwise, also once its lease expired); the offset
     /// may not be below the committed one ([`LiveError::CommitBehind`]: commits only move
     /// forward; committing the same offset again is accepted) nor beyond what the lease
-    /// handed out ([`LiveError::CommitAhead`]). The offset is persisted through the topic's
+    /// handed out ([`LiveError::CommitAhead`]). A lease without a position (reset policy
+    /// `None` before a seek) handed nothing out and commits nothing
+    /// ([`LiveError::NoCommittedOffset`]). The offset is persisted through the topic's
     /// store before it takes effect. Committing renews the session's leases in the group.
     pub fn commit_offset(
         &self,
@@ -1454,6 +1456,11 @@ impl ConnectionsManager {
                         lease.epoch,
                         next,
                         bounds,
+                        |target| {
+                            call.topic
+                                .log
+                                .commit_offset(&call.group.name, partition, target)
+                        },
                     )?;
                     if let OutOfRangeOutcome::Moved(Some((from, to))) = outcome {
                         call.skips.push(RetentionSkip {

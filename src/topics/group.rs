@@ -681,7 +681,10 @@ impl Group {
     }
 
     /// A read under `(partition, epoch)` at `offset` met the retained range `bounds`:
-    /// applies the reset policy.
+    /// applies the reset policy. A committed offset the skip moves forward is persisted
+    /// through `persist` first, as a commit is: otherwise a restart would find the old one
+    /// and skip (and count) the same range again.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn out_of_range(
         &self,
         topic: &str,
@@ -690,6 +693,7 @@ impl Group {
         epoch: u64,
         offset: u64,
         bounds: PartitionBounds,
+        persist: impl FnOnce(u64) -> Result<(), TopicLogError>,
     ) -> LiveResult<OutOfRangeOutcome> {
         let mut state = lock(&self.state);
         let cursor = &mut state.cursors[partition as usize];
@@ -718,12 +722,13 @@ impl Group {
         let Some(target) = target else {
             return Err(offset_out_of_range(topic, partition, offset, bounds));
         };
-        lease.next = Some(target);
         // The committed offset only moves forward, and never past what is handed out.
         if cursor.committed.is_none_or(|committed| committed < target) {
+            persist(target).map_err(|error| store_error(topic, error))?;
             cursor.committed = Some(target);
             cursor.deliveries.forget_below(target);
         }
+        lease.next = Some(target);
         cursor.handed_out = cursor.handed_out.max(target);
         let skipped = target.saturating_sub(offset);
         if skipped > 0 {
@@ -764,7 +769,15 @@ impl Group {
             Some(lease) if lease.holder == me => lease,
             other => return Err(not_holder(other.map(|lease| lease.holder))),
         };
-        let delivered = lease.next.unwrap_or(0);
+        // A lease without a position (reset policy None, nothing sought) handed nothing
+        // out: there is no offset it may commit.
+        let Some(delivered) = lease.next else {
+            return Err(LiveError::NoCommittedOffset {
+                topic: topic.to_string(),
+                group: self.name.to_string(),
+                partition,
+            });
+        };
         if let Some(committed) = cursor.committed {
             if offset < committed {
                 return Err(LiveError::CommitBehind {
@@ -859,7 +872,15 @@ impl Group {
                 })
             }
         };
-        let delivered = lease.next.unwrap_or(0);
+        // A lease without a position (reset policy None, nothing sought) handed nothing
+        // out: there is no offset it may commit.
+        let Some(delivered) = lease.next else {
+            return Err(LiveError::NoCommittedOffset {
+                topic: topic.to_string(),
+                group: self.name.to_string(),
+                partition,
+            });
+        };
         if let Some(committed) = cursor.committed {
             if offset < committed {
                 return Err(LiveError::CommitBehind {

@@ -33,13 +33,25 @@ fn offsets_out_of_range_are_typed() {
     assert_eq!(manager.seek_group("r", "g", 0, 6), Err(out_of_range(6)));
     let me = consumer(&manager, "a");
     // No position yet under the `None` policy.
+    let no_position = LiveError::NoCommittedOffset {
+        topic: "r".into(),
+        group: "g".into(),
+        partition: 0,
+    };
     assert_eq!(
         manager.consume(me, "r", "g", 10, Duration::ZERO),
-        Err(LiveError::NoCommittedOffset {
-            topic: "r".into(),
-            group: "g".into(),
-            partition: 0
-        })
+        Err(no_position.clone())
+    );
+    // The consume took the partition's lease, which handed nothing out: there is no
+    // offset to commit, not even 0 (which would position the group where no seek did).
+    assert_eq!(
+        manager.commit_offset(me, "r", "g", 0, 0),
+        Err(no_position.clone())
+    );
+    assert_eq!(manager.group_offsets("r", "g").unwrap()[0].committed, None);
+    assert_eq!(
+        manager.consume(me, "r", "g", 10, Duration::ZERO),
+        Err(no_position)
     );
     manager.seek_group("r", "g", 0, 3).unwrap();
     assert_eq!(
