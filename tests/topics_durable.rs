@@ -883,3 +883,69 @@ fn a_retention_skip_of_the_committed_offset_survives_reopening() {
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Deleting a topic erases it from the fjall store: created again under its name (with
+/// another shape, even), it starts empty, and its groups start with no committed offset.
+#[test]
+fn a_deleted_topic_leaves_nothing_in_the_store() {
+    let dir = temp_dir("deleted_topic");
+    let store = FjallStore::open(&dir, FjallSync::EveryAppend).unwrap();
+    let manager = ConnectionsManager::new(ManagerConfig::default()).unwrap();
+    let consumer = manager.register_connection().unwrap().connection_id;
+    manager
+        .authenticate(consumer, UserId::from("worker"), None)
+        .unwrap();
+    let create = |partitions: u32| {
+        let config = TopicConfig::partitions(partitions);
+        let log = store.topic_log("t", partitions, config.retention).unwrap();
+        manager
+            .create_topic_with_log("t", config, Box::new(log))
+            .unwrap();
+        manager
+            .create_consumer_group("t", "g", GroupConfig::default())
+            .unwrap();
+    };
+    // A neighbour whose name the deleted one's is a prefix of keeps everything.
+    let config = TopicConfig::partitions(1);
+    let neighbour = store.topic_log("tt", 1, config.retention).unwrap();
+    manager
+        .create_topic_with_log("tt", config, Box::new(neighbour))
+        .unwrap();
+    manager
+        .publish_to_topic("tt", DirectMessage::new(SeqId(0), "kept"))
+        .unwrap();
+    create(1);
+    for seq in 0..3u64 {
+        manager
+            .publish_to_topic("t", DirectMessage::new(SeqId(seq), format!("m{seq}")))
+            .unwrap();
+    }
+    let batch = manager
+        .consume(consumer, "t", "g", 2, Duration::ZERO)
+        .unwrap();
+    manager.commit_batch(consumer, &batch).unwrap();
+    manager.delete_topic("t").unwrap();
+    create(2);
+    let info = manager.topic_info("t").unwrap();
+    assert_eq!(
+        info.bounds,
+        [
+            PartitionBounds { start: 0, end: 0 },
+            PartitionBounds { start: 0, end: 0 }
+        ]
+    );
+    let offsets = manager.group_offsets("t", "g").unwrap();
+    assert!(
+        offsets
+            .iter()
+            .all(|partition| partition.committed == Some(0)),
+        "{offsets:?}"
+    );
+    assert_eq!(
+        manager.topic_info("tt").unwrap().bounds,
+        [PartitionBounds { start: 0, end: 1 }]
+    );
+    drop(manager);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -191,7 +191,11 @@ impl ConnectionsManager {
     /// Deletes a topic with its routes and groups. Consumes parked on it return
     /// [`LiveError::UnknownTopic`]. Consumer sessions forget its groups at once, so the
     /// topic (and a host store's `free_user_data`) is dropped as soon as the consumes
-    /// running on it have returned, not when their sessions next join a group.
+    /// running on it have returned, not when their sessions next join a group. Its log is
+    /// told ([`TopicLog::delete_topic`]): a `FjallLog` (feature `fjall`) erases the
+    /// topic's messages and offsets from its store, so a topic created again under the
+    /// name starts empty. If that fails the topic is deleted all the same, and the store's
+    /// error is returned ([`LiveError::TopicStore`]).
     pub fn delete_topic(&self, name: &str) -> LiveResult<()> {
         let topic = lock(&self.topics.topics)
             .remove(name)
@@ -204,7 +208,10 @@ impl ConnectionsManager {
             session.forget_topic(&topic);
         }
         self.retain_routes(|route| !Arc::ptr_eq(&route.topic, &topic));
-        Ok(())
+        topic
+            .log
+            .delete_topic()
+            .map_err(|error| topic.store_error(error))
     }
 
     /// The topic `name`.

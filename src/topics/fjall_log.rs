@@ -617,4 +617,35 @@ impl TopicLog for FjallLog {
             .map_err(|error| store_error("delete group", error))?;
         self.store.persist()
     }
+
+    /// Removes every key of the topic: its messages, its groups' offsets and its shape
+    /// (all begin with the topic's length-prefixed name, which no other topic's keys
+    /// begin with), in batches of bounded size.
+    fn delete_topic(&self) -> Result<(), TopicLogError> {
+        const KEYS_PER_BATCH: usize = 4096;
+        for keys in [&self.store.messages, &self.store.offsets] {
+            loop {
+                let mut batch = self.store.batch();
+                let mut removed = 0;
+                for item in keys.prefix(&self.name).take(KEYS_PER_BATCH) {
+                    let (key, _) = item.map_err(|error| store_error("delete topic", error))?;
+                    batch.remove(keys, key);
+                    removed += 1;
+                }
+                if removed == 0 {
+                    break;
+                }
+                batch
+                    .commit()
+                    .map_err(|error| store_error("delete topic", error))?;
+            }
+        }
+        for partition in self.partitions.iter() {
+            let mut state = lock(partition);
+            state.start = state.end;
+            state.sizes.clear();
+            state.bytes = 0;
+        }
+        self.store.persist()
+    }
 }

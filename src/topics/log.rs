@@ -299,6 +299,15 @@ pub trait TopicLog: Send + Sync + 'static {
 
     /// Forgets `group`'s committed offsets (the group was deleted).
     fn delete_group(&self, group: &str) -> Result<(), TopicLogError>;
+
+    /// The topic was deleted: a store that outlives its logs forgets the topic's messages,
+    /// its groups' committed offsets and anything else it keeps for it, so a topic created
+    /// again under the name starts empty. Called once, after the topic has left its
+    /// manager (a consume still running on it may meet a store error). The default, for
+    /// logs whose data lives only as long as they do, does nothing.
+    fn delete_topic(&self) -> Result<(), TopicLogError> {
+        Ok(())
+    }
 }
 
 /// How much each partition of a topic keeps. The oldest messages are removed once a
