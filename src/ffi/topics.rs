@@ -190,7 +190,9 @@ pub unsafe extern "C" fn lc_topic_create(
 }
 
 /// Deletes a topic with its routes, consumer groups and messages. Consumes waiting on it
-/// return `LC_ERR_UNKNOWN_TOPIC`; batches already handed out stay readable until freed.
+/// return `LC_ERR_UNKNOWN_TOPIC`; batches already handed out stay readable until freed. A
+/// topic some group sends its dead letters to is not deleted (`LC_ERR_INVALID_CONFIG`,
+/// naming the group): clear or change that group's dead-letter topic first.
 ///
 /// Thread safety: any thread, concurrently with any other call.
 ///

@@ -195,11 +195,30 @@ impl ConnectionsManager {
     /// told ([`TopicLog::delete_topic`]): a `FjallLog` (feature `fjall`) erases the
     /// topic's messages and offsets from its store, so a topic created again under the
     /// name starts empty. If that fails the topic is deleted all the same, and the store's
-    /// error is returned ([`LiveError::TopicStore`]).
+    /// error is returned ([`LiveError::TopicStore`]). A topic that is the dead-letter topic
+    /// of a group is not deleted ([`LiveError::InvalidConfig`], naming the group): clear or
+    /// change that group's setting first.
     pub fn delete_topic(&self, name: &str) -> LiveResult<()> {
-        let topic = lock(&self.topics.topics)
-            .remove(name)
-            .ok_or_else(|| LiveError::UnknownTopic(name.to_string()))?;
+        let topic = {
+            let mut topics = lock(&self.topics.topics);
+            // A group sending dead letters here would fail every consume once a message
+            // reached its limit. Checked under the map's lock, with which setting a
+            // dead-letter topic checks it still exists after setting it.
+            for source in topics.values() {
+                for (group, state) in lock(&source.groups).iter() {
+                    let policy = lock(&state.dead_letter);
+                    if policy.as_ref().is_some_and(|policy| policy.topic == name) {
+                        return Err(LiveError::InvalidConfig(format!(
+                            "topic {name:?} is the dead-letter topic of group {group:?} of topic {:?}: clear or change that first",
+                            source.name
+                        )));
+                    }
+                }
+            }
+            topics
+                .remove(name)
+                .ok_or_else(|| LiveError::UnknownTopic(name.to_string()))?
+        };
         topic.delete();
         // After `delete` marked it: a session joining concurrently sees the mark under its
         // membership lock (and refuses), or its membership is pruned here.
@@ -747,11 +766,29 @@ impl ConnectionsManager {
                 max: limits.max_groups_per_topic as u64,
             });
         }
+        let dead_letter_topic = config
+            .dead_letter
+            .as_ref()
+            .map(|policy| policy.topic.clone());
         let name: DataArc<str> = DataArc::from(group);
-        groups.insert(
-            name.clone(),
-            crate::sync::Arc::new(Group::new(name, config, committed)),
-        );
+        let created = crate::sync::Arc::new(Group::new(name.clone(), config, committed));
+        groups.insert(name, created.clone());
+        drop(groups);
+        // Deleted since it was checked? (See `delete_topic`.) Then the group is not made.
+        if let Some(dead_letter_topic) = dead_letter_topic {
+            if let Err(gone) = self.topic(&dead_letter_topic) {
+                let mut groups = lock(&topic.groups);
+                if groups
+                    .get(group)
+                    .is_some_and(|current| crate::sync::Arc::ptr_eq(current, &created))
+                {
+                    groups.remove(group);
+                }
+                drop(groups);
+                created.delete();
+                return Err(gone);
+            }
+        }
         Ok(())
     }
 
@@ -1034,7 +1071,15 @@ impl ConnectionsManager {
         let group_state = topic_state.group(group)?;
         let policy = DeadLetterPolicy::new(dead_letter_topic, max_deliver);
         self.check_dead_letter(topic, group, &policy)?;
-        *lock(&group_state.dead_letter) = Some(policy);
+        let previous = lock(&group_state.dead_letter).replace(policy.clone());
+        // Deleted since it was checked? (See `delete_topic`.) Then the setting is undone.
+        if let Err(gone) = self.topic(&policy.topic) {
+            let mut current = lock(&group_state.dead_letter);
+            if current.as_ref() == Some(&policy) {
+                *current = previous;
+            }
+            return Err(gone);
+        }
         Ok(())
     }
 

@@ -849,3 +849,39 @@ fn a_dead_letter_topic_in_the_group_config_is_checked() {
         Some(DeadLetterPolicy::new("dlq", 3))
     );
 }
+
+#[test]
+fn a_topic_in_use_as_a_dead_letter_topic_is_not_deleted() {
+    let (manager, _clock) = with_configured_dead_letters(1);
+    // "dlq" receives the dead letters of events/g (from the group's config).
+    let refused = manager.delete_topic("dlq");
+    assert!(
+        matches!(&refused, Err(LiveError::InvalidConfig(reason)) if reason.contains("\"g\"")),
+        "{refused:?}"
+    );
+    assert!(manager.topic_info("dlq").is_ok(), "still there");
+    // Set through set_dead_letter, the same.
+    manager
+        .create_topic("other", TopicConfig::partitions(1))
+        .unwrap();
+    manager.set_dead_letter("events", "g", "other", 1).unwrap();
+    assert!(matches!(
+        manager.delete_topic("other"),
+        Err(LiveError::InvalidConfig(_))
+    ));
+    // No longer named by any group: deleted, and the group hands out again as before.
+    manager.delete_topic("dlq").unwrap();
+    manager.clear_dead_letter("events", "g").unwrap();
+    manager.delete_topic("other").unwrap();
+    publish_bytes(&manager, "events", 0, "m0");
+    let a = consumer(&manager, "a");
+    for _ in 0..3 {
+        let batch = manager
+            .consume(a, "events", "g", 1, Duration::ZERO)
+            .unwrap();
+        assert_eq!(bodies(&batch), ["m0"]);
+        manager
+            .nack(a, "events", "g", 0, 0, Duration::ZERO)
+            .unwrap();
+    }
+}
