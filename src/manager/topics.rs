@@ -740,7 +740,16 @@ impl ConnectionsManager {
                 .committed_offset(group, partition)
                 .map_err(store_error)?;
             let start = match (stored, config.reset) {
-                (Some(offset), _) => Some(offset),
+                (Some(offset), _) => {
+                    // Past the end, the group would silently skip what is appended next.
+                    let end = topic.log.bounds(partition).map_err(store_error)?.end;
+                    if offset > end {
+                        return Err(topic.store_error(TopicLogError::Store(format!(
+                            "the store's committed offset {offset} of group {group:?} on partition {partition} is past the partition's end {end}"
+                        ))));
+                    }
+                    Some(offset)
+                }
                 (None, ResetPolicy::Earliest) => {
                     Some(topic.log.bounds(partition).map_err(store_error)?.start)
                 }

@@ -381,3 +381,38 @@ fn deleting_a_topic_releases_its_store_without_waiting_for_sessions() {
         Err(LiveError::UnknownTopic(_))
     ));
 }
+
+#[test]
+fn a_stored_committed_offset_past_the_end_is_a_store_error() {
+    let (manager, _) = manager();
+    let log = MemoryLog::new(1, Retention::default());
+    let record = TopicRecord {
+        seq: SeqId(1),
+        timestamp_ms: 1,
+        key: None,
+        payload: TopicPayload::Bytes(b"m".to_vec().into()),
+    };
+    log.append(0, vec![record]).unwrap();
+    // The store says the group finished offsets it never held.
+    log.commit_offset("g", 0, 1000).unwrap();
+    log.commit_offset("fine", 0, 1).unwrap();
+    manager
+        .create_topic_with_log("t", TopicConfig::partitions(1), Box::new(log))
+        .unwrap();
+    let refused = manager.create_consumer_group("t", "g", GroupConfig::default());
+    assert!(
+        matches!(&refused, Err(LiveError::TopicStore { reason, .. }) if reason.contains("past the partition's end 1")),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        manager.group_offsets("t", "g"),
+        Err(LiveError::UnknownGroup { .. })
+    ));
+    manager
+        .create_consumer_group("t", "fine", GroupConfig::default())
+        .unwrap();
+    assert_eq!(
+        manager.group_offsets("t", "fine").unwrap()[0].committed,
+        Some(1)
+    );
+}
