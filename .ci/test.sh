@@ -156,6 +156,7 @@ mutants=(
     gap_wake_before_flag:receivers
     resumed_by_place:receivers
     prepared_not_rechecked:receivers
+    gap_after_disconnect:receivers
     ready_armed_after_check:receivers
     commit_refs_uncounted:receivers
     directory_blind_store:connections

@@ -270,3 +270,59 @@ fn unsubscribe_racing_changes_held_behind_a_gap() {
         assert_eq!(handed_out, expected[..handed_out.len()], "{handed_out:?}");
     });
 }
+
+/// Invariant: under the Disconnect slow-consumer policy a drop cuts the connection off and
+/// its receiver never hands out a gap notice, whatever it was doing when the drop came:
+/// only changes, then the end of the stream. A one-slot channel, three commits, and a
+/// consumer polling meanwhile. The failing schedule takes three preemptions (commit 2
+/// finds the channel full; the consumer takes commit 1 and checks the cut-off flag before
+/// the publisher sets it; commit 3 goes out with its number and the consumer takes it), so
+/// this model explores three whatever `LOOM_MAX_PREEMPTIONS` says (it is small: a full
+/// exploration takes well under a second).
+#[test]
+fn disconnect_policy_never_hands_out_a_gap() {
+    const COMMITS: u64 = 3;
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(3);
+    builder.check(|| {
+        let manager = manager(ManagerConfig {
+            notification_channel_capacity: 1,
+            slow_consumer_policy: SlowConsumerPolicy::Disconnect,
+            ..ManagerConfig::default()
+        });
+        let mut registration = connect(&manager);
+        subscribe(
+            &manager,
+            registration.connection_id,
+            SubscriptionOptions::default(),
+        );
+        let publisher = {
+            let manager = manager.clone();
+            thread::spawn(move || {
+                (1..=COMMITS)
+                    .map(|seq| manager.publish(SeqId(seq), insert(seq as i64)).unwrap())
+                    .map(|summary| summary.dropped)
+                    .sum::<usize>()
+            })
+        };
+        let mut seen_meanwhile = Vec::new();
+        for _ in 0..2 {
+            if let Ok(notification) = registration.notifications.try_recv() {
+                seen_meanwhile.push(seen(notification));
+            }
+        }
+        let dropped = publisher.join().unwrap();
+        let (rest, end) = drain(&mut registration.notifications);
+        let all: Vec<Seen> = seen_meanwhile.into_iter().chain(rest).collect();
+        assert!(
+            all.iter().all(|seen| matches!(seen, Seen::Changes { .. })),
+            "only changes under Disconnect: {all:?}"
+        );
+        let expected_end = if dropped > 0 {
+            ReceiveError::Closed
+        } else {
+            ReceiveError::Empty
+        };
+        assert_eq!(end, expected_end, "dropped {dropped}: {all:?}");
+    });
+}

@@ -446,10 +446,16 @@ impl NotificationReceiver {
 
     /// A gap notice of `missed` deliveries, naming the last SeqId the subscriber knows of;
     /// `None` when the subscription ended meanwhile (its gate may then no longer know its
-    /// boundary, and nothing more of it is due).
+    /// boundary, and nothing more of it is due), or when the drop cut the connection off
+    /// (the Disconnect policy: the end of the stream, not a gap notice, reports it; the
+    /// receiver may have passed its check of the cut-off before the drop, and meet the
+    /// first delivery after it).
     fn gap(&self, core: &SubscriptionCore, missed: u64) -> Option<Notification> {
         let last_seq = core.last_known_seq();
-        if core.is_ended() || core.flow.is_closed() {
+        if core.is_ended()
+            || core.flow.is_closed()
+            || (!mutant!("gap_after_disconnect") && self.connection.is_disconnecting())
+        {
             return None;
         }
         // Once per gap notice (a run of drops), never per delivery.
