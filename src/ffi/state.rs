@@ -12,8 +12,8 @@ use crate::ffi::types::{
     lc_topic_batch, lc_topic_names, lc_topic_routes,
 };
 use crate::sync::{
-    lock, read, write, Arc, ArcSwap, AtomicBool, LazyLock, Mutex, MutexGuard, OnceLock, Ordering,
-    RwLock, TryLockError,
+    lock, read, write, Arc, ArcSwap, AtomicBool, AtomicU64, AtomicUsize, LazyLock, Mutex,
+    MutexGuard, OnceLock, Ordering, RwLock, TryLockError,
 };
 use crate::{
     CheckerHandle, ConnectionId, ConnectionRegistration, ConnectionsManager, ConsumeBatch,
@@ -105,7 +105,8 @@ impl ManagerEntry {
             notifications: Mutex::new(registration.notifications),
             events: Mutex::new(registration.events),
             removed: AtomicBool::new(false),
-            arming: AtomicBool::new(false),
+            arming: AtomicUsize::new(0),
+            arms_started: AtomicU64::new(0),
         });
         // Armed from the start, so the first delivery or event queues it.
         if let Ok(receiver) = entry.notifications.try_lock() {
@@ -212,9 +213,30 @@ pub(crate) struct ConnectionEntry {
     pub(crate) events: Mutex<EventReceiver>,
     /// Set when the host unregistered the connection (or freed the manager).
     pub(crate) removed: AtomicBool,
-    /// Set while `lc_connection_arm_ready` holds the notification receiver: once armed,
-    /// the connection's id can reach another waiter before the arming thread lets go.
-    arming: AtomicBool,
+    /// `lc_connection_arm_ready` calls in progress, from before they take the
+    /// notification receiver to after they let it go: once armed (or already armed), the
+    /// connection's id can reach another waiter before the arming thread lets go.
+    arming: AtomicUsize,
+    /// `lc_connection_arm_ready` calls started, ever: a receive that found the receiver
+    /// held tells by it whether an arming call may have held it meanwhile.
+    arms_started: AtomicU64,
+}
+
+/// Counts an arming call in progress for as long as it lives (a panic included).
+struct Arming<'a>(&'a ConnectionEntry);
+
+impl<'a> Arming<'a> {
+    fn begin(entry: &'a ConnectionEntry) -> Self {
+        entry.arms_started.fetch_add(1, Ordering::SeqCst);
+        entry.arming.fetch_add(1, Ordering::SeqCst);
+        Self(entry)
+    }
+}
+
+impl Drop for Arming<'_> {
+    fn drop(&mut self) {
+        self.0.arming.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl ConnectionEntry {
@@ -232,11 +254,19 @@ impl ConnectionEntry {
         connection_id: u64,
     ) -> Result<MutexGuard<'_, NotificationReceiver>, FfiError> {
         loop {
+            // An arming call counts itself (in both counters) before it takes the
+            // receiver and stops counting after it lets go, so one that held the receiver
+            // when the take failed was in progress at the first reading, or started
+            // between the readings: busy means another consumer only if neither.
+            let started = self.arms_started.load(Ordering::SeqCst);
+            let arming_before = self.arming.load(Ordering::SeqCst);
             match take_receiver(&self.notifications, connection_id) {
-                Err(error)
-                    if error.status == lc_status::LC_ERR_RECEIVER_BUSY
-                        && self.arming.load(Ordering::Acquire) =>
-                {
+                Err(error) if error.status == lc_status::LC_ERR_RECEIVER_BUSY => {
+                    let arming_after = self.arming.load(Ordering::SeqCst);
+                    let started_after = self.arms_started.load(Ordering::SeqCst);
+                    if arming_before == 0 && arming_after == 0 && started == started_after {
+                        return Err(error);
+                    }
                     std::thread::yield_now()
                 }
                 taken => return taken,
@@ -246,14 +276,12 @@ impl ConnectionEntry {
 
     /// Arms the connection on the ready queue (see `lc_connection_arm_ready`).
     pub(crate) fn arm_ready(&self, connection_id: u64) -> Result<(), FfiError> {
+        // Counted before the receiver is taken (the connection may be armed already, so a
+        // publish can queue its id at any moment) until after it is let go.
+        let _arming = Arming::begin(self);
         let receiver = take_receiver(&self.notifications, connection_id)?;
-        // Before arming: whoever is handed the id from now on sees the flag.
-        self.arming.store(true, Ordering::SeqCst);
         receiver.arm_ready();
         drop(receiver);
-        // After letting go: a waiter that found the receiver held while this was set
-        // waits for it (see `take_notifications`).
-        self.arming.store(false, Ordering::Release);
         Ok(())
     }
 }
@@ -510,7 +538,8 @@ mod tests {
             notifications: Mutex::new(registration.notifications),
             events: Mutex::new(registration.events),
             removed: AtomicBool::new(false),
-            arming: AtomicBool::new(false),
+            arming: AtomicUsize::new(0),
+            arms_started: AtomicU64::new(0),
         };
         let taken_meanwhile = |entry: &ConnectionEntry| {
             std::thread::scope(|scope| {
@@ -528,16 +557,29 @@ mod tests {
         );
         drop(receiving);
         // Held to arm (as `arm_ready` holds it): the taker waits until it is let go.
-        let arming = take_receiver(&entry.notifications, 1).unwrap();
-        entry.arming.store(true, Ordering::SeqCst);
+        let arming = Arming::begin(&entry);
+        let held = take_receiver(&entry.notifications, 1).unwrap();
         std::thread::scope(|scope| {
             let taker = scope.spawn(|| entry.take_notifications(1).map(drop).map_err(|e| e.status));
             std::thread::sleep(Duration::from_millis(20));
+            drop(held);
             drop(arming);
-            entry.arming.store(false, Ordering::Release);
             assert_eq!(taker.join().unwrap(), Ok(()));
         });
+        // An arming call that ended before the take: held by another consumer, busy.
+        let receiving = take_receiver(&entry.notifications, 1).unwrap();
+        drop(Arming::begin(&entry));
+        assert_eq!(
+            taken_meanwhile(&entry),
+            Err(lc_status::LC_ERR_RECEIVER_BUSY)
+        );
+        drop(receiving);
         assert!(entry.arm_ready(1).is_ok());
-        assert!(!entry.arming.load(Ordering::Acquire));
+        assert_eq!(entry.arming.load(Ordering::SeqCst), 0);
+        // A refused arming call (the receiver held) stops counting too.
+        let receiving = take_receiver(&entry.notifications, 1).unwrap();
+        assert!(entry.arm_ready(1).is_err());
+        assert_eq!(entry.arming.load(Ordering::SeqCst), 0);
+        drop(receiving);
     }
 }
