@@ -949,3 +949,38 @@ fn a_deleted_topic_leaves_nothing_in_the_store() {
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A log whose topic was deleted erases every key, however many (in batches), and takes
+/// no append or commit after: a topic created again under the name finds nothing.
+#[test]
+fn a_deleted_log_erases_everything_and_writes_nothing_after() {
+    let dir = temp_dir("erased_log");
+    let store = FjallStore::open(&dir, FjallSync::Interval(Duration::from_millis(50))).unwrap();
+    let log = store.topic_log("big", 2, retention()).unwrap();
+    for partition in 0..2u32 {
+        let records: Vec<TopicRecord> = (0..6_000u64).map(|seq| record(partition, seq)).collect();
+        log.append(partition, records).unwrap();
+    }
+    log.commit_offset("g", 1, 17).unwrap();
+    log.delete_topic().unwrap();
+    assert!(
+        log.append(0, vec![record(0, 1)]).is_err(),
+        "an append after the erase"
+    );
+    assert!(
+        log.commit_offset("g", 0, 1).is_err(),
+        "a commit after the erase"
+    );
+    drop(log);
+    let again = store.topic_log("big", 3, retention()).unwrap();
+    for partition in 0..3u32 {
+        assert_eq!(
+            again.bounds(partition).unwrap(),
+            PartitionBounds { start: 0, end: 0 }
+        );
+    }
+    assert_eq!(again.committed_offset("g", 1).unwrap(), None);
+    drop(again);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}

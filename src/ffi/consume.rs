@@ -407,7 +407,8 @@ pub unsafe extern "C" fn lc_topic_commit(
 /// out to anyone in the group (head of line), so order per key within a partition is kept.
 /// The committed offset does not move. `offset` must have been handed out by this lease and
 /// not committed (`LC_ERR_COMMIT_BEHIND` below the committed offset, `LC_ERR_COMMIT_AHEAD`
-/// at or past what the lease handed out); only the live lease holder may nack
+/// at or past what the lease handed out, `LC_ERR_NO_COMMITTED_OFFSET` for a lease without
+/// a position, under reset policy none before a seek); only the live lease holder may nack
 /// (`LC_ERR_NOT_LEASE_HOLDER`); `delay_ms` is at most the group's lease
 /// (`LC_ERR_OUT_OF_BOUNDS`). If the lease ends before the delay does, the next lease starts
 /// from the committed offset without the delay. Renews the consumer's leases in the group.

@@ -318,15 +318,16 @@ impl ConnectionsManager {
         }
         let remaining: Vec<_> = connections.drain().map(|(_, state)| state).collect();
         drop(connections);
-        // A shutdown waiting on another thread (a longer timeout) is done too: it waits
-        // for the map to empty, and this emptied it.
-        if !remaining.is_empty() {
-            self.unregistered.notify_all();
-        }
         report.forced = remaining.len();
         report.closed_by_host = report.notified - report.forced;
+        let forced_any = !remaining.is_empty();
         for connection in remaining {
             self.close_connection(&connection);
+        }
+        // A shutdown waiting on another thread (a longer timeout) is done too: it waits
+        // for the map to empty, which this did, and returns once they are closed.
+        if forced_any {
+            self.unregistered.notify_all();
         }
         #[cfg(feature = "tracing")]
         tracing::info!(

@@ -839,22 +839,24 @@ impl ConnectionsManager {
         partition: u32,
         offset: u64,
     ) -> LiveResult<()> {
+        // Checked in this order: the connection, the topic, the partition, the group.
+        let connection = self.connection(connection_id)?;
         let topic = self.topic(topic)?;
+        topic.check_partition(partition)?;
         let group = topic.group(group)?;
-        self.commit_to_group(connection_id, &topic, &group, partition, offset)
+        self.commit_to_group(&connection, &topic, &group, partition, offset)
     }
 
-    /// `commit_offset` on a group already found.
+    /// `commit_offset` on a connection, topic, partition and group already checked.
     fn commit_to_group(
         &self,
-        connection_id: ConnectionId,
+        connection: &SharedConnectionState,
         topic: &Topic,
         group_state: &Group,
         partition: u32,
         offset: u64,
     ) -> LiveResult<()> {
-        let connection = self.connection(connection_id)?;
-        topic.check_partition(partition)?;
+        let connection_id = connection.id();
         let group = &*group_state.name;
         let now = self.reading();
         connection.record_heartbeat(now);
@@ -882,7 +884,9 @@ impl ConnectionsManager {
     ///
     /// `offset` must be one the lease handed out and the group did not commit
     /// (`committed <= offset < delivered`: [`LiveError::CommitBehind`] or
-    /// [`LiveError::CommitAhead`] otherwise); only the live lease holder may nack
+    /// [`LiveError::CommitAhead`] otherwise; a lease without a position, under reset
+    /// policy `None` before a seek, handed nothing out: [`LiveError::NoCommittedOffset`]);
+    /// only the live lease holder may nack
     /// ([`LiveError::NotLeaseHolder`]); `delay` is at most the group's lease duration
     /// ([`LiveError::OutOfBounds`]), since the delay lives in the lease: if the lease ends
     /// (expiry, leaving, a seek) the next lease starts from the committed offset without
@@ -1080,15 +1084,14 @@ impl ConnectionsManager {
         let group_state = topic_state.group(group)?;
         let policy = DeadLetterPolicy::new(dead_letter_topic, max_deliver);
         self.check_dead_letter(topic, group, &policy)?;
-        let previous = lock(&group_state.dead_letter).replace(policy.clone());
-        // Deleted since it was checked? (See `delete_topic`.) Then the setting is undone.
-        if let Err(gone) = self.topic(&policy.topic) {
-            let mut current = lock(&group_state.dead_letter);
-            if current.as_ref() == Some(&policy) {
-                *current = previous;
-            }
-            return Err(gone);
+        // Set under the topics map's lock, under which `delete_topic` looks for groups
+        // naming the topic it deletes: the topic is there, or the setting is refused.
+        let topics = lock(&self.topics.topics);
+        if !topics.contains_key(policy.topic.as_str()) {
+            return Err(LiveError::UnknownTopic(policy.topic));
         }
+        *lock(&group_state.dead_letter) = Some(policy);
+        drop(topics);
         Ok(())
     }
 
@@ -1361,6 +1364,7 @@ impl ConnectionsManager {
         connection_id: ConnectionId,
         batch: &ConsumeBatch,
     ) -> LiveResult<()> {
+        let connection = self.connection(connection_id)?;
         let topic = self.topic(&batch.topic)?;
         let group = topic.group(&batch.group)?;
         if group.instance != batch.group_instance {
@@ -1370,7 +1374,8 @@ impl ConnectionsManager {
             });
         }
         for (partition, offset) in batch.next_offsets() {
-            self.commit_to_group(connection_id, &topic, &group, partition, offset)?;
+            topic.check_partition(partition)?;
+            self.commit_to_group(&connection, &topic, &group, partition, offset)?;
         }
         Ok(())
     }

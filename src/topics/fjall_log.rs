@@ -75,7 +75,7 @@ use std::time::Duration;
 use fjall::{Batch, Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
 
 use crate::config::MAX_TOPIC_PARTITIONS;
-use crate::sync::{lock, Arc, DataArc, Mutex};
+use crate::sync::{lock, read, write, Arc, DataArc, Mutex, RwLock};
 use crate::topics::log::TopicRecord;
 use crate::topics::log::{PartitionBounds, Retention, TopicLog, TopicLogError, TopicMessage};
 use crate::topics::record_codec::{decode_record, encode_record};
@@ -291,6 +291,7 @@ impl FjallStore {
             name,
             partitions: states.into_boxed_slice(),
             retention,
+            erased: RwLock::new(false),
         })
     }
 
@@ -362,6 +363,10 @@ pub struct FjallLog {
     name: Vec<u8>,
     partitions: Box<[Mutex<PartitionState>]>,
     retention: Retention,
+    /// Set when the topic was deleted and its keys erased. Appends and commits hold the
+    /// read side while they write, the erase the write side: nothing of the topic is
+    /// written back after it.
+    erased: RwLock<bool>,
 }
 
 impl std::fmt::Debug for FjallLog {
@@ -479,6 +484,10 @@ impl TopicLog for FjallLog {
 
     fn append(&self, partition: u32, records: Vec<TopicRecord>) -> Result<u64, TopicLogError> {
         let state = self.state(partition)?;
+        let erased = read(&self.erased);
+        if *erased {
+            return Err(store_error("append", "the topic was deleted"));
+        }
         // The partition lock orders appends: offsets follow the order appends take effect.
         let mut state = lock(state);
         let first = state.end;
@@ -584,6 +593,10 @@ impl TopicLog for FjallLog {
     fn commit_offset(&self, group: &str, partition: u32, offset: u64) -> Result<(), TopicLogError> {
         let mut key = group_prefix(&self.name, group)?;
         key.extend_from_slice(&partition.to_be_bytes());
+        let erased = read(&self.erased);
+        if *erased {
+            return Err(store_error("commit", "the topic was deleted"));
+        }
         self.store
             .offsets
             .insert(key, offset.to_le_bytes())
@@ -620,25 +633,32 @@ impl TopicLog for FjallLog {
 
     /// Removes every key of the topic: its messages, its groups' offsets and its shape
     /// (all begin with the topic's length-prefixed name, which no other topic's keys
-    /// begin with), in batches of bounded size.
+    /// begin with), in one pass over each keyspace committed in batches of bounded size.
+    /// Appends and commits still running on the topic finish first; later ones are
+    /// refused, so nothing of it is written back.
     fn delete_topic(&self) -> Result<(), TopicLogError> {
         const KEYS_PER_BATCH: usize = 4096;
+        let mut erased = write(&self.erased);
+        *erased = true;
         for keys in [&self.store.messages, &self.store.offsets] {
-            loop {
-                let mut batch = self.store.batch();
-                let mut removed = 0;
-                for item in keys.prefix(&self.name).take(KEYS_PER_BATCH) {
-                    let (key, _) = item.map_err(|error| store_error("delete topic", error))?;
-                    batch.remove(keys, key);
-                    removed += 1;
+            let mut batch = self.store.batch();
+            let mut in_batch = 0;
+            // The iterator reads a snapshot: the batches committed meanwhile do not
+            // disturb it, and it never walks what they removed.
+            for item in keys.prefix(&self.name) {
+                let (key, _) = item.map_err(|error| store_error("delete topic", error))?;
+                batch.remove(keys, key);
+                in_batch += 1;
+                if in_batch == KEYS_PER_BATCH {
+                    let full = std::mem::replace(&mut batch, self.store.batch());
+                    full.commit()
+                        .map_err(|error| store_error("delete topic", error))?;
+                    in_batch = 0;
                 }
-                if removed == 0 {
-                    break;
-                }
-                batch
-                    .commit()
-                    .map_err(|error| store_error("delete topic", error))?;
             }
+            batch
+                .commit()
+                .map_err(|error| store_error("delete topic", error))?;
         }
         for partition in self.partitions.iter() {
             let mut state = lock(partition);

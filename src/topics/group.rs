@@ -757,6 +757,12 @@ impl Group {
             now_ms,
         } = request;
         let mut state = lock(&self.state);
+        if self.is_deleted() {
+            return Err(LiveError::UnknownGroup {
+                topic: topic.to_string(),
+                group: self.name.to_string(),
+            });
+        }
         self.expire(&mut state, now_ms, freed);
         let not_holder = |holder: Option<ConnectionId>| LiveError::NotLeaseHolder {
             topic: topic.to_string(),
@@ -873,7 +879,7 @@ impl Group {
             }
         };
         // A lease without a position (reset policy None, nothing sought) handed nothing
-        // out: there is no offset it may commit.
+        // out: there is nothing it may nack.
         let Some(delivered) = lease.next else {
             return Err(LiveError::NoCommittedOffset {
                 topic: topic.to_string(),
@@ -1081,12 +1087,17 @@ impl Group {
 
     /// Marks the group deleted; every session of it is woken to notice.
     pub(crate) fn delete(&self) {
-        self.deleted.store(true, Ordering::SeqCst);
-        let members: Vec<_> = lock(&self.state)
-            .members
-            .values()
-            .map(|member| member.wake.clone())
-            .collect();
+        let members: Vec<_> = {
+            // Under the state's lock: a commit checks the mark under it, so none persists
+            // an offset for the group once its deletion has gone on to the store.
+            let state = lock(&self.state);
+            self.deleted.store(true, Ordering::SeqCst);
+            state
+                .members
+                .values()
+                .map(|member| member.wake.clone())
+                .collect()
+        };
         for wake in members {
             let _ = wake.try_send(());
         }
