@@ -400,6 +400,28 @@ fn limits_are_typed_errors() {
     // Redundant parentheses add no depth, but the parser reads only so many: past that,
     // the same error whatever they enclose (inside a NOT the parser itself would report a
     // syntax error), placed at the first `(` too many.
+    // Parentheses after operators cost the parser more: the same error, unplaced.
+    for (run, n) in [
+        ("a = 1 AND (", 54),
+        ("NOT a = 1 OR (", 55),
+        ("a = 1 AND (", 300),
+    ] {
+        let sql = format!(
+            "SELECT * FROM t WHERE {}NOT a = 1{}",
+            run.repeat(n),
+            ")".repeat(n)
+        );
+        match parse(&sql) {
+            Err(LiveError::Sql { message, .. }) => {
+                assert!(
+                    message.contains("nests too deeply"),
+                    "{run} x {n}: {message}"
+                )
+            }
+            Err(LiveError::FilterTooDeep { .. }) => {}
+            other => panic!("{run} x {n}: {other:?}"),
+        }
+    }
     for shape in ["a = 1", "NOT a", "NOT a = 1", "a IN (1)"] {
         let nested = |n: usize| {
             format!(

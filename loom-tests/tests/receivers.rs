@@ -314,10 +314,16 @@ fn disconnect_policy_never_hands_out_a_gap() {
         let dropped = publisher.join().unwrap();
         let (rest, end) = drain(&mut registration.notifications);
         let all: Vec<Seen> = seen_meanwhile.into_iter().chain(rest).collect();
-        assert!(
-            all.iter().all(|seen| matches!(seen, Seen::Changes { .. })),
-            "only changes under Disconnect: {all:?}"
-        );
+        // Only changes, and none after one that was not: the commits handed out are
+        // 1..=k for some k.
+        let seqs: Vec<u64> = all
+            .iter()
+            .map(|seen| match seen {
+                Seen::Changes { seq, .. } => *seq,
+                other => panic!("only changes under Disconnect: {other:?} in {all:?}"),
+            })
+            .collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "{all:?}");
         let expected_end = if dropped > 0 {
             ReceiveError::Closed
         } else {

@@ -430,15 +430,9 @@ impl Dispatch<'_> {
         // cloning or sorting the handles themselves; with each key, the changes giving it.
         let mut group = take_scratch(&LOOKUP_KEYS);
         let hasher = &self.publisher.index.hasher;
-        // A user's unpinned subscriptions sit under the user's key and see every change.
         let user_key = owner
             .key()
             .map(|user| hasher.bucket_key(Some(user), None, 0));
-        if let Some(user_key) = user_key {
-            route.for_each_at(user_key, |handle| {
-                self.consider_group(handle, owner, positions, multi)
-            });
-        }
         route.for_each_pinned_column(|column| {
             for &position in positions {
                 let change = &self.commit.changes[position];
@@ -452,6 +446,28 @@ impl Dispatch<'_> {
             }
         });
         group.settle();
+        // A subscription stored under several keys (an IN list) is visited once, under
+        // the first of its keys looked up (the user's key included).
+        let first_looked_up = |its_keys: &[u64], keys: &[u64]| {
+            its_keys
+                .iter()
+                .find(|candidate| {
+                    Some(**candidate) == user_key || keys.binary_search(candidate).is_ok()
+                })
+                .copied()
+        };
+        // A user's unpinned subscriptions sit under the user's key and see every change
+        // (anything else there by a key collision sees them too: a superset is safe).
+        if let Some(user_key) = user_key {
+            route.for_each_at(user_key, |handle| {
+                let visit = several_keys(handle, hasher).is_none_or(|its_keys| {
+                    first_looked_up(&its_keys, &group.keys) == Some(user_key)
+                });
+                if visit {
+                    self.consider_group(handle, owner, positions, multi);
+                }
+            });
+        }
         for index in 0..group.keys.len() {
             let key = group.keys[index];
             // Walked above with every change (a key collision at most).
@@ -463,12 +479,8 @@ impl Dispatch<'_> {
                     self.consider_group(handle, owner, group.positions_of(index), multi);
                 }
                 Some(its_keys) => {
-                    let first = its_keys
-                        .iter()
-                        .find(|candidate| group.keys.binary_search(candidate).is_ok());
-                    // Visited once, under the first of its keys looked up, with the
-                    // changes of all of them.
-                    if first.is_none_or(|first| *first == key) {
+                    // With the changes of all its keys.
+                    if first_looked_up(&its_keys, &group.keys).is_none_or(|first| first == key) {
                         let positions = group.merge_positions_of(&its_keys);
                         self.consider_group(handle, owner, positions, multi);
                     }

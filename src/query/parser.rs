@@ -125,13 +125,22 @@ pub fn parse_subscription_sql(sql: &str, limits: &FilterLimits) -> Result<Parsed
     check_in_lists(&tokens, limits)?;
     check_not_runs(&tokens, limits)?;
     let recursion_limit = limits.max_depth.saturating_mul(3).saturating_add(16);
-    check_parenthesis_nesting(&tokens, recursion_limit, limits)?;
+    let nesting = check_parenthesis_nesting(&tokens, recursion_limit, limits)?;
     let tokens = read_numbers(tokens)?;
     let statements = Parser::new(&dialect)
         .with_recursion_limit(recursion_limit)
         .with_tokens_with_locations(tokens.clone())
         .parse_statements()
-        .map_err(|error| parser_error(error, limits, sql))?;
+        .map_err(|error| {
+            // Each parenthesis after an operator (`AND (`, `NOT (`) costs the parser two
+            // levels or more, and inside a NOT it reports running out as a syntax error:
+            // past half the parser's depth in parentheses, any error is that one.
+            if nesting >= recursion_limit.saturating_sub(PARSER_LEVELS_OUTSIDE_PARENTHESES) / 2 {
+                unplaced(too_deep_for_parser(limits))
+            } else {
+                parser_error(error, limits, sql)
+            }
+        })?;
     let context = Context { tokens: &tokens };
     let mut statements = statements.into_iter();
     let Some(statement) = statements.next() else {
@@ -241,20 +250,22 @@ fn check_not_runs(tokens: &[TokenWithSpan], limits: &FilterLimits) -> Result<(),
 const PARSER_LEVELS_OUTSIDE_PARENTHESES: usize = 8;
 
 /// Refuses parentheses nested deeper than the parser can read, naming the `(` that goes
-/// too deep. Redundant parentheses add no depth to a filter, so the filter's depth limit
-/// does not refuse them; the parser's recursion limit does, but inside a `NOT` it gives up
-/// on the operator and reports a misleading syntax error instead ("expected ), found a").
+/// too deep, and returns the deepest nesting. Redundant parentheses add no depth to a
+/// filter, so the filter's depth limit does not refuse them; the parser's recursion limit
+/// does, but inside a `NOT` it gives up on the operator and reports a misleading syntax
+/// error instead ("expected ), found a").
 fn check_parenthesis_nesting(
     tokens: &[TokenWithSpan],
     recursion_limit: usize,
     limits: &FilterLimits,
-) -> Result<(), LiveError> {
+) -> Result<usize, LiveError> {
     let max_open = recursion_limit.saturating_sub(PARSER_LEVELS_OUTSIDE_PARENTHESES);
-    let mut open = 0usize;
+    let (mut open, mut deepest) = (0usize, 0usize);
     for token in tokens {
         match token.token {
             Token::LParen => {
                 open += 1;
+                deepest = deepest.max(open);
                 if open > max_open {
                     return Err(at(too_deep_for_parser(limits), token.span.start));
                 }
@@ -263,7 +274,7 @@ fn check_parenthesis_nesting(
             _ => {}
         }
     }
-    Ok(())
+    Ok(deepest)
 }
 
 fn too_deep_for_parser(limits: &FilterLimits) -> String {
