@@ -380,22 +380,38 @@ fn order_manager(dir: &str) -> (ConnectionsManager, ConnectionId) {
     let store = FjallStore::open(dir, FjallSync::Interval(Duration::from_millis(20))).unwrap();
     // Within the manager's retention limits, and more than these runs write.
     let config = TopicConfig::partitions(ORDER_PARTITIONS).retention(1_000_000, 1 << 30);
+    // The group resumes at the offsets the store committed for it.
+    manager_on(&store, ORDER_TOPIC, config)
+}
+
+/// A manager with topic `topic` on `store`'s log of it, a group "g" and an authenticated
+/// consumer.
+fn manager_on(
+    store: &Arc<FjallStore>,
+    topic: &str,
+    config: TopicConfig,
+) -> (ConnectionsManager, ConnectionId) {
     let log = store
-        .topic_log(ORDER_TOPIC, ORDER_PARTITIONS, config.retention)
+        .topic_log(topic, config.partitions, config.retention)
         .unwrap();
     let manager = ConnectionsManager::new(ManagerConfig::default()).unwrap();
     manager
-        .create_topic_with_log(ORDER_TOPIC, config, Box::new(log))
+        .create_topic_with_log(topic, config, Box::new(log))
         .unwrap();
-    // The group resumes at the offsets the store committed for it.
     manager
-        .create_consumer_group(ORDER_TOPIC, "g", GroupConfig::default())
+        .create_consumer_group(topic, "g", GroupConfig::default())
         .unwrap();
+    let consumer = worker(&manager);
+    (manager, consumer)
+}
+
+/// A registered connection authenticated as "worker".
+fn worker(manager: &ConnectionsManager) -> ConnectionId {
     let consumer = manager.register_connection().unwrap().connection_id;
     manager
         .authenticate(consumer, UserId::from("worker"), None)
         .unwrap();
-    (manager, consumer)
+    consumer
 }
 
 fn message_id(message: &TopicMessage) -> String {
@@ -665,10 +681,7 @@ fn retention_trims_the_fjall_log_and_the_trim_survives_reopening() {
         assert_eq!(offsets_and_bodies(&kept), expected_tail);
 
         // Two groups commit what is left; one is then deleted.
-        let consumer = manager.register_connection().unwrap().connection_id;
-        manager
-            .authenticate(consumer, UserId::from("worker"), None)
-            .unwrap();
+        let consumer = worker(&manager);
         for group in ["g", "gone"] {
             manager
                 .create_consumer_group(KEPT, group, GroupConfig::default())
@@ -816,24 +829,9 @@ fn a_retention_skip_of_the_committed_offset_survives_reopening() {
     const SKIPPED: &str = "skipped";
     let dir = temp_dir("retention_skip");
     let config = TopicConfig::partitions(1).retention(3, 1 << 20);
-    let open_manager = |store: &Arc<FjallStore>| {
-        let log = store.topic_log(SKIPPED, 1, config.retention).unwrap();
-        let manager = ConnectionsManager::new(ManagerConfig::default()).unwrap();
-        manager
-            .create_topic_with_log(SKIPPED, config, Box::new(log))
-            .unwrap();
-        manager
-            .create_consumer_group(SKIPPED, "g", GroupConfig::default())
-            .unwrap();
-        let consumer = manager.register_connection().unwrap().connection_id;
-        manager
-            .authenticate(consumer, UserId::from("worker"), None)
-            .unwrap();
-        (manager, consumer)
-    };
     {
         let store = FjallStore::open(&dir, FjallSync::EveryAppend).unwrap();
-        let (manager, consumer) = open_manager(&store);
+        let (manager, consumer) = manager_on(&store, SKIPPED, config);
         manager
             .publish_to_topic(SKIPPED, DirectMessage::new(SeqId(0), "m0"))
             .unwrap();
@@ -862,7 +860,7 @@ fn a_retention_skip_of_the_committed_offset_survives_reopening() {
         assert_eq!(offsets[0].committed, Some(7));
     }
     let store = FjallStore::open(&dir, FjallSync::EveryAppend).unwrap();
-    let (manager, consumer) = open_manager(&store);
+    let (manager, consumer) = manager_on(&store, SKIPPED, config);
     assert_eq!(
         manager.group_offsets(SKIPPED, "g").unwrap()[0].committed,
         Some(7)
@@ -891,10 +889,7 @@ fn a_deleted_topic_leaves_nothing_in_the_store() {
     let dir = temp_dir("deleted_topic");
     let store = FjallStore::open(&dir, FjallSync::EveryAppend).unwrap();
     let manager = ConnectionsManager::new(ManagerConfig::default()).unwrap();
-    let consumer = manager.register_connection().unwrap().connection_id;
-    manager
-        .authenticate(consumer, UserId::from("worker"), None)
-        .unwrap();
+    let consumer = worker(&manager);
     let create = |partitions: u32| {
         let config = TopicConfig::partitions(partitions);
         let log = store.topic_log("t", partitions, config.retention).unwrap();
