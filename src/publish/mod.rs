@@ -8,10 +8,9 @@
 //! publish.
 
 mod reap_queue;
-mod seen_keys;
 
+use crate::types::seen_keys::SeenKeys;
 pub(crate) use reap_queue::ReapQueue;
-use seen_keys::SeenKeys;
 
 use std::cell::RefCell;
 use std::thread::LocalKey;

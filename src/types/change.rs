@@ -1,10 +1,10 @@
 //! Row changes as the engine hands them to livecore, and the shared form of one commit.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use crate::sync::{DataArc, Mutex};
 use crate::types::ids::{SeqId, TableId, UserId};
+use crate::types::seen_keys::SeenKeys;
 use crate::types::value::Row;
 
 /// What a change did to a row. For a subscriber, an update can also arrive as an insert
@@ -131,55 +131,15 @@ impl ChangeNotification {
 pub(crate) struct Commit {
     pub(crate) seq: SeqId,
     pub(crate) changes: Vec<ChangeNotification>,
-    json_pieces: Mutex<JsonPieces>,
+    json_pieces: Mutex<Option<Box<JsonPieces>>>,
 }
 
-/// The JSON pieces rendered so far: searched in order while there are few, through an
-/// index made once there are more, so a commit of n changes renders and finds its pieces in
-/// O(n), not O(n^2). The index is boxed: every commit carries this, few ever need it.
-#[derive(Default)]
+/// The JSON pieces a commit rendered, found through `SeenKeys` (so a commit of n changes
+/// renders and finds its pieces in O(n)). Boxed in the commit and made on its first
+/// render: most commits are never rendered as JSON here.
 struct JsonPieces {
-    pieces: Vec<JsonPiece>,
-    // Boxed on purpose: 8 bytes in every commit instead of the map's 64.
-    #[allow(clippy::box_collection)]
-    index: Option<Box<HashMap<JsonPieceKey, usize, ahash::RandomState>>>,
-}
-
-struct JsonPiece {
-    key: JsonPieceKey,
-    json: DataArc<str>,
-}
-
-/// Pieces searched in order before an index is made.
-const JSON_PIECES_SEARCHED: usize = 16;
-
-impl JsonPieces {
-    fn find(&self, key: JsonPieceKey) -> Option<&DataArc<str>> {
-        let at = match &self.index {
-            None => self.pieces.iter().position(|piece| piece.key == key)?,
-            Some(index) => *index.get(&key)?,
-        };
-        Some(&self.pieces[at].json)
-    }
-
-    fn push(&mut self, key: JsonPieceKey, json: DataArc<str>) {
-        let at = self.pieces.len();
-        self.pieces.push(JsonPiece { key, json });
-        match &mut self.index {
-            Some(index) => {
-                index.insert(key, at);
-            }
-            None if self.pieces.len() > JSON_PIECES_SEARCHED => {
-                let index = self
-                    .pieces
-                    .iter()
-                    .enumerate()
-                    .map(|(at, piece)| (piece.key, at));
-                self.index = Some(Box::new(index.collect()));
-            }
-            None => {}
-        }
-    }
+    keys: SeenKeys<JsonPieceKey>,
+    json: Vec<DataArc<str>>,
 }
 
 /// Which rendering of a change a JSON piece is: the change's position, the projection (by
@@ -196,14 +156,16 @@ impl Commit {
         Self {
             seq,
             changes,
-            json_pieces: Mutex::new(JsonPieces::default()),
+            json_pieces: Mutex::new(None),
         }
     }
 
     /// How many JSON pieces were rendered for this commit.
     #[cfg(test)]
     pub(crate) fn json_piece_count(&self) -> usize {
-        crate::sync::lock(&self.json_pieces).pieces.len()
+        crate::sync::lock(&self.json_pieces)
+            .as_ref()
+            .map_or(0, |pieces| pieces.json.len())
     }
 
     /// The cached JSON piece for `key`, building it with `render` the first time.
@@ -213,11 +175,19 @@ impl Commit {
         render: impl FnOnce() -> String,
     ) -> DataArc<str> {
         let mut pieces = crate::sync::lock(&self.json_pieces);
-        if let Some(json) = pieces.find(key) {
-            return json.clone();
+        let pieces = pieces.get_or_insert_with(|| {
+            Box::new(JsonPieces {
+                keys: SeenKeys::default(),
+                json: Vec::new(),
+            })
+        });
+        if let Some(at) = pieces.keys.position(key) {
+            return pieces.json[at].clone();
         }
+        // Rendered before the key is recorded: a render that panics records nothing.
         let json: DataArc<str> = DataArc::from(render());
-        pieces.push(key, json.clone());
+        pieces.keys.place(key);
+        pieces.json.push(json.clone());
         json
     }
 }

@@ -6,5 +6,6 @@ pub(crate) mod ending;
 pub(crate) mod ids;
 pub(crate) mod json;
 pub(crate) mod schema;
+pub(crate) mod seen_keys;
 pub(crate) mod shared_commit;
 pub(crate) mod value;

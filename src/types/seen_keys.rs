@@ -1,10 +1,12 @@
-//! The keys one publish has met, each with the place it was first met.
+//! Keys met in order, each with the place it was first met: the keys a publish met, the
+//! JSON pieces a commit rendered.
 
 use smallvec::SmallVec;
 
-/// The keys a publish has met, each with the place it was first met: searched in order
-/// while there are few (no allocation up to eight), through a hash index beyond.
-pub(super) struct SeenKeys<K> {
+/// Keys met so far, each with the place it was first met: searched in order while there
+/// are few (no allocation up to eight), through a hash index beyond, so meeting n keys
+/// costs O(n) however large n grows.
+pub(crate) struct SeenKeys<K> {
     keys: SmallVec<[K; 8]>,
     /// Where each key is in `keys`, once there are too many to search. Made only then:
     /// a keyed hasher's state is drawn from a process-wide counter, a shared line every
@@ -22,13 +24,17 @@ impl<K> Default for SeenKeys<K> {
 }
 
 impl<K: Copy + Eq + std::hash::Hash> SeenKeys<K> {
-    /// Where `key` was first met, and whether that is now.
-    pub(super) fn place(&mut self, key: K) -> (usize, bool) {
-        let found = match &self.index {
+    /// Where `key` was first met, if it was.
+    pub(crate) fn position(&self, key: K) -> Option<usize> {
+        match &self.index {
             None => self.keys.iter().position(|seen| *seen == key),
             Some(index) => index.get(&key).copied(),
-        };
-        if let Some(at) = found {
+        }
+    }
+
+    /// Where `key` was first met, and whether that is now.
+    pub(crate) fn place(&mut self, key: K) -> (usize, bool) {
+        if let Some(at) = self.position(key) {
             return (at, false);
         }
         let at = self.keys.len();
