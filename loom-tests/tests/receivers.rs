@@ -18,16 +18,10 @@ use loom::thread;
 fn gap_notice_when_channel_fills_and_drains() {
     const COMMITS: u64 = 3;
     loom::model(|| {
-        let manager = manager(ManagerConfig {
+        let (manager, mut registration) = one_subscriber(ManagerConfig {
             notification_channel_capacity: 1,
             ..ManagerConfig::default()
         });
-        let mut registration = connect(&manager);
-        subscribe(
-            &manager,
-            registration.connection_id,
-            SubscriptionOptions::default(),
-        );
         let publisher = {
             let manager = manager.clone();
             thread::spawn(move || {
@@ -285,17 +279,11 @@ fn disconnect_policy_never_hands_out_a_gap() {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(3);
     builder.check(|| {
-        let manager = manager(ManagerConfig {
+        let (manager, mut registration) = one_subscriber(ManagerConfig {
             notification_channel_capacity: 1,
             slow_consumer_policy: SlowConsumerPolicy::Disconnect,
             ..ManagerConfig::default()
         });
-        let mut registration = connect(&manager);
-        subscribe(
-            &manager,
-            registration.connection_id,
-            SubscriptionOptions::default(),
-        );
         let publisher = {
             let manager = manager.clone();
             thread::spawn(move || {

@@ -131,11 +131,9 @@ fn a_filtered_subscription_sees_rows_enter_stay_leave_and_go() {
     assert_eq!(live_handle_counts(), before);
 }
 
-#[test]
-fn one_thread_serves_many_connections_through_the_ready_queue() {
-    let _serial = serial();
-    let (manager, messages, _) = manager();
-    let connections: Vec<u64> = (0..5)
+/// `rooms` connections, the n-th subscribed to the messages of room n.
+fn one_connection_per_room(manager: lc_manager, rooms: usize) -> Vec<u64> {
+    let connections: Vec<u64> = (0..rooms)
         .map(|n| connect(manager, &format!("user{n}")))
         .collect();
     for (room, &connection) in connections.iter().enumerate() {
@@ -146,6 +144,14 @@ fn one_thread_serves_many_connections_through_the_ready_queue() {
             &options(0),
         );
     }
+    connections
+}
+
+#[test]
+fn one_thread_serves_many_connections_through_the_ready_queue() {
+    let _serial = serial();
+    let (manager, messages, _) = manager();
+    let connections = one_connection_per_room(manager, 5);
     let mut ids = [0u64; 8];
     let mut count = 0;
     // Nothing yet.
@@ -216,17 +222,7 @@ fn waiters_sharing_the_ready_queue_never_find_a_handed_out_receiver_busy() {
     let (manager, messages, _) = manager();
     const ROOMS: usize = 6;
     const COMMITS: usize = 600;
-    let connections: Vec<u64> = (0..ROOMS)
-        .map(|n| connect(manager, &format!("user{n}")))
-        .collect();
-    for (room, &connection) in connections.iter().enumerate() {
-        subscribe(
-            manager,
-            connection,
-            &format!("SELECT id FROM chat.messages WHERE room = {room}"),
-            &options(0),
-        );
-    }
+    one_connection_per_room(manager, ROOMS);
     let received = std::sync::atomic::AtomicUsize::new(0);
     let busy = std::sync::atomic::AtomicUsize::new(0);
     let started = std::time::Instant::now();

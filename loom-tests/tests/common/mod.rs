@@ -88,6 +88,18 @@ fn id_of(value: &Value) -> i64 {
     }
 }
 
+/// A manager made with `config`, one connection and one plain subscription of it.
+pub fn one_subscriber(config: ManagerConfig) -> (Arc<ConnectionsManager>, ConnectionRegistration) {
+    let manager = manager(config);
+    let registration = connect(&manager);
+    subscribe(
+        &manager,
+        registration.connection_id,
+        SubscriptionOptions::default(),
+    );
+    (manager, registration)
+}
+
 pub fn seen(notification: Notification) -> Seen {
     match notification {
         Notification::Changes(set) => Seen::Changes {
