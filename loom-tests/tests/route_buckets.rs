@@ -130,9 +130,8 @@ fn two_edits_racing_a_reader() {
 
 /// Invariant: an edit that also doubles the slot array, while a reader holds the slot
 /// array and the bucket the edit replaced, keeps that bucket's values alive for the reader;
-/// the edit's copy, left in the old slot array (the resized one holds clones of its
-/// values), drops its values once the reader lets go of both, each exactly once, and no
-/// bucket leaks.
+/// the resized array's buckets take the values over, and each is released exactly once,
+/// with the table, and no bucket leaks.
 #[test]
 fn resize_racing_a_reader() {
     loom::model(|| {
@@ -153,6 +152,40 @@ fn resize_racing_a_reader() {
         after.sort_unstable();
         assert_eq!(after, [0, 1]);
         assert!(!released.is_released(0) && !released.is_released(1));
+        drop(table);
+        assert!(released.all_released(), "a value leaked");
+    });
+}
+
+/// Invariant: a reader holding the slot array a resize replaced reads the values its
+/// buckets show, though an edit after the resize removes one of them from the new array:
+/// the old array's buckets keep the new buckets their entries went to alive, and so what
+/// the new buckets' edits remove. Each value is released exactly once, none leaks.
+#[test]
+fn removal_after_a_resize_racing_a_reader_of_the_old_array() {
+    loom::model(|| {
+        let released = Released::new(2);
+        let table = Arc::new(ModelTable::with_load(1));
+        table.insert(KEY, probe(0, &released));
+        let writer = {
+            let (table, released) = (table.clone(), released.clone());
+            thread::spawn(move || {
+                // The second entry doubles the slot array.
+                table.insert(KEY, probe(1, &released));
+                assert!(table.remove(KEY, |value| value.id == 0));
+            })
+        };
+        let seen = walk(&table, &released);
+        assert!(
+            [&[0][..], &[0, 1], &[1]].contains(&seen.as_slice()),
+            "the walk saw {seen:?}"
+        );
+        writer.join().unwrap();
+        assert_eq!(walk(&table, &released), [1]);
+        assert!(
+            released.is_released(0),
+            "the removed value was never released"
+        );
         drop(table);
         assert!(released.all_released(), "a value leaked");
     });

@@ -3,7 +3,8 @@
 //! Readers load the slot array and then one bucket, each through arc-swap: no lock, no
 //! allocation. A writer copies only the bucket it changes (a handful of entries), so adding
 //! or removing one entry costs O(1) however large the map grows; the slot array doubles or
-//! halves as the map grows or shrinks, which is O(n) but amortised over as many writes.
+//! halves as the map grows or shrinks, which is O(n) but amortised over as many writes
+//! (and made of bucket copies only: a resize hands its entries over as an edit does, below).
 //!
 //! **Handing entries over instead of counting references.** A bucket's copy does not clone
 //! its entries (for the routing index, each clone is three reference counts on three cold
@@ -14,10 +15,13 @@
 //! readers' debts) the writer releases the removed entries at once; otherwise it attaches a
 //! [`Handover`] to the replaced bucket, which keeps the copy alive (the readers of the old
 //! bucket read entries the copy now owns) and releases the removed entries when the last
-//! reader lets go. Retired buckets can form a chain (each holding its successor); it is
-//! released iteratively, never by recursion. No crate offers this transfer for arc-swap
-//! cells, hence the hand-written unsafe code here; `loom-tests/tests/route_buckets.rs`
-//! models it, with the mutants it must catch.
+//! reader lets go. Retired buckets can form chains (each holding its successors); they
+//! are released from a work list, never by recursion. A resize is the same transfer for
+//! every bucket at once: the new slot array's buckets take the entries over, and each
+//! bucket of the old array, if a reader may still walk it, keeps the one or two new
+//! buckets its entries went to. No crate offers this transfer for arc-swap cells, hence
+//! the hand-written unsafe code here; `loom-tests/tests/route_buckets.rs` models it, with
+//! the mutants it must catch.
 //!
 //! Edits are committed by compare-and-swap, so racing writers never share ownership of one
 //! bucket's entries (the loser retries on the winner's copy): memory safety never depends on
@@ -34,7 +38,7 @@ mod bucket;
 use crate::connection::prefetch::prefetch;
 use crate::sync::mutant;
 use crate::sync::{Arc, ArcSwap, ArcSwapAny, AtomicUsize, Guard, Ordering};
-use bucket::{release_removed, Handover, Removed};
+use bucket::{release_removed, Handover, Removed, Successors};
 pub(crate) use bucket::{Bucket, Entry};
 
 /// Average entries per bucket above which the slot array doubles, for tables read by key.
@@ -392,10 +396,18 @@ impl<V: Clone> CowTable<V> {
         }
         let len = self.len.load(Ordering::Relaxed) + after - before;
         self.len.store(len, Ordering::Release);
-        self.resize_if_needed(&slots, len);
+        self.resize_if_needed(slots, len);
     }
 
-    fn resize_if_needed(&self, slots: &Slots<V>, len: usize) {
+    /// Doubles or halves the slot array when `len` entries call for it. The new array's
+    /// buckets take the entries over bit for bit, as an edit's copy does, so a resize reads
+    /// the buckets and touches no value (for the routing index, no subscription's,
+    /// connection's or channel's line: cloning and dropping each made three cold reference
+    /// counts twice, 300 ms in the one subscribe that doubled 262,144 slots). The old
+    /// array's buckets then own nothing: freed at once when no reader holds the old array,
+    /// else each hands over to the new buckets its entries went to, which it keeps alive
+    /// for its readers as an edit's replaced bucket does.
+    fn resize_if_needed(&self, slots: Guard<Arc<Slots<V>>>, len: usize) {
         let slot_count = slots.cells.len();
         let bits = if len > slot_count * self.grow_at_load {
             slots.bits + 1
@@ -404,35 +416,115 @@ impl<V: Clone> CowTable<V> {
         } else {
             return;
         };
-        let mut rebucketed: Vec<Vec<Entry<V>>> = (0..1usize << bits).map(|_| Vec::new()).collect();
-        for cell in slots.cells.iter() {
-            if let Some(bucket) = cell.load_full() {
-                for entry in bucket.entries() {
-                    rebucketed[slot_of(entry.key, bits, self.sequential)]
-                        .push(Entry::new(entry.key, entry.value().clone()));
+        let sequential = self.sequential;
+        let mut moved = 0;
+        let cells: Box<[BucketCell<V>]> = (0..1usize << bits)
+            .map(|slot| {
+                let sources = source_slots(slot, slots.bits, bits, sequential);
+                let buckets: SmallVec<[Guard<Option<Bucket<V>>>; 2]> = sources
+                    .iter()
+                    .map(|&source| slots.cells[source].load())
+                    .collect();
+                let mut entries = buckets
+                    .iter()
+                    .filter_map(|bucket| bucket.as_ref())
+                    .flat_map(|bucket| bucket.entries())
+                    .filter(|entry| slot_of(entry.key, bits, sequential) == slot);
+                let count = entries.clone().count();
+                moved += count;
+                BucketCell::new((count > 0).then(|| {
+                    Bucket::new(count, |_| {
+                        entries.next().expect("as many entries as counted").alias()
+                    })
+                }))
+            })
+            .collect();
+        debug_assert_eq!(moved, len, "a resize moves every entry");
+        let resized = Arc::new(Slots {
+            bits,
+            sequential,
+            cells,
+        });
+        let old = self.slots.swap(resized.clone());
+        drop(slots);
+        // The swap counted every reader still holding the old array (arc-swap pays its
+        // readers' debts), and no bucket outlives the array it was loaded from except
+        // through a retired bucket's handover, which `retire_resized` sees in its count.
+        match Arc::try_unwrap(old) {
+            Ok(old) => {
+                for cell in old.cells.into_vec() {
+                    if let Some(bucket) = cell.into_inner() {
+                        retire_resized(bucket, &resized);
+                    }
+                }
+            }
+            Err(old) => {
+                // Readers still walk it: each bucket keeps what its entries became.
+                for cell in old.cells.iter() {
+                    if let Some(bucket) = cell.load_full() {
+                        handover_to_resized(&bucket, &resized);
+                    }
                 }
             }
         }
-        let cells = rebucketed
-            .into_iter()
-            .map(|entries| {
-                BucketCell::new(if entries.is_empty() {
-                    None
-                } else {
-                    let len = entries.len();
-                    let mut entries = entries.into_iter();
-                    Some(Bucket::new(len, |_| {
-                        entries.next().expect("as many entries as counted")
-                    }))
-                })
-            })
-            .collect();
-        self.slots.store(Arc::new(Slots {
-            bits,
-            sequential: self.sequential,
-            cells,
-        }));
     }
+}
+
+/// The slots of an array of `1 << from_bits` whose entries can belong to `slot` of an array
+/// of `1 << to_bits` (one more or one fewer bit), as [`slot_of`] places keys: hashed keys
+/// keep their top bits, runs of sequential keys their low bits.
+fn source_slots(
+    slot: usize,
+    from_bits: u32,
+    to_bits: u32,
+    sequential: bool,
+) -> SmallVec<[usize; 2]> {
+    if to_bits > from_bits {
+        let source = if sequential {
+            slot & ((1 << from_bits) - 1)
+        } else {
+            slot >> 1
+        };
+        SmallVec::from_iter([source])
+    } else if sequential {
+        SmallVec::from_iter([slot, slot + (1 << to_bits)])
+    } else {
+        SmallVec::from_iter([slot << 1, (slot << 1) | 1])
+    }
+}
+
+/// Settles a bucket of a slot array a resize replaced, once the table no longer holds the
+/// array: freed if nothing else holds it (its values belong to the new array's buckets),
+/// else handed over to them.
+fn retire_resized<V>(bucket: Bucket<V>, resized: &Slots<V>) {
+    match bucket.try_unwrap() {
+        Ok(bucket) => bucket.free(),
+        // Held by an older retired bucket's handover: its readers may still come here.
+        Err(bucket) => handover_to_resized(&bucket, resized),
+    }
+}
+
+/// Hands a bucket of a resized-away slot array over to the buckets of `resized` its entries
+/// went to, which it keeps alive for its readers.
+fn handover_to_resized<V>(bucket: &Bucket<V>, resized: &Slots<V>) {
+    let mut successors: Successors<V> = SmallVec::new();
+    // Mutant: the successors not kept, so an edit of a new bucket can release an entry
+    // a reader of the old one is reading.
+    let keep = !mutant!("resize_successors_not_kept");
+    for entry in bucket.entries().iter().filter(|_| keep) {
+        if let Some(successor) = resized.cell(entry.key).load_full() {
+            if !successors
+                .iter()
+                .any(|kept| Bucket::ptr_eq(kept, &successor))
+            {
+                successors.push(successor);
+            }
+        }
+    }
+    bucket.set_handover(Box::new(Handover {
+        successors,
+        removed: SmallVec::new(),
+    }));
 }
 
 /// Settles ownership after `replaced` was swapped out of its cell for `successor`, which
@@ -457,8 +549,14 @@ fn retire<V>(replaced: Bucket<V>, successor: Option<Bucket<V>>, mut removed: Rem
     }
     // Mutant: the successor not kept; once replaced in turn it can release what this
     // bucket's readers are still reading.
-    let successor = successor.filter(|_| !mutant!("bucket_successor_not_kept"));
-    replaced.set_handover(Box::new(Handover { successor, removed }));
+    let successors = successor
+        .filter(|_| !mutant!("bucket_successor_not_kept"))
+        .into_iter()
+        .collect();
+    replaced.set_handover(Box::new(Handover {
+        successors,
+        removed,
+    }));
 }
 
 impl<V: Clone> Default for CowTable<V> {
@@ -594,6 +692,116 @@ mod tests {
             .iter()
             .map(|entry| entry.value().clone())
             .collect()
+    }
+
+    /// The values a slot array shows, as a reader holding it reads them.
+    fn values_of(slots: &Slots<Arc<u32>>) -> Vec<u32> {
+        let mut seen: Vec<u32> = slots
+            .cells
+            .iter()
+            .filter_map(|cell| cell.load_full())
+            .flat_map(|bucket| {
+                bucket
+                    .entries()
+                    .iter()
+                    .map(|entry| **entry.value())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        seen.sort_unstable();
+        seen
+    }
+
+    #[test]
+    fn a_reader_of_a_resized_away_slot_array_reads_live_values_until_it_lets_go() {
+        let values: Vec<Arc<u32>> = (0..512).map(Arc::new).collect();
+        let table = CowTable::new();
+        for value in &values[..64] {
+            table.insert(u64::from(**value), value.clone());
+        }
+        // A reader holds the slot array while the table doubles it three times over (the
+        // first resize hands over to the next array, the later ones from arrays nobody
+        // reads), then loses every value the held array shows.
+        let held = table.slots.load_full();
+        let held_bits = held.bits;
+        for value in &values[64..] {
+            table.insert(u64::from(**value), value.clone());
+        }
+        assert!(table.slots.load().bits >= held_bits + 3);
+        for value in &values[..64] {
+            assert!(table.remove(u64::from(**value), |other| other == value));
+        }
+        // The insert that made the first resize edited the held array first.
+        assert_eq!(values_of(&held), (0..65).collect::<Vec<_>>());
+        assert!(
+            values[..64]
+                .iter()
+                .all(|value| Arc::strong_count(value) == 2),
+            "kept for the reader"
+        );
+        drop(held);
+        assert!(
+            values[..64]
+                .iter()
+                .all(|value| Arc::strong_count(value) == 1),
+            "released with the reader's last reference"
+        );
+        assert!(values[64..]
+            .iter()
+            .all(|value| Arc::strong_count(value) == 2));
+        // Halving while a reader holds the array, then emptying it.
+        let held = table.slots.load_full();
+        for value in &values[64..490] {
+            assert!(table.remove(u64::from(**value), |other| other == value));
+        }
+        assert!(table.slots.load().bits < held.bits);
+        // The removals before the first halving edited the held array.
+        let shown = values_of(&held);
+        assert!(shown.len() > 22 && shown.iter().all(|&value| value >= 64));
+        assert!(
+            shown
+                .iter()
+                .all(|&value| Arc::strong_count(&values[value as usize]) == 2),
+            "kept for the reader"
+        );
+        assert_eq!(
+            values_of(&table.slots.load()),
+            (490..512).collect::<Vec<_>>()
+        );
+        drop(held);
+        assert!(values[..490]
+            .iter()
+            .all(|value| Arc::strong_count(value) == 1));
+        assert!(values[490..]
+            .iter()
+            .all(|value| Arc::strong_count(value) == 2));
+        drop(table);
+        assert!(values.iter().all(|value| Arc::strong_count(value) == 1));
+    }
+
+    #[test]
+    fn a_resize_nobody_watches_moves_every_value_without_counting_it() {
+        let values: Vec<Arc<u32>> = (0..1000).map(Arc::new).collect();
+        for table in [CowTable::new(), CowTable::scanned()] {
+            for value in &values {
+                table.insert(u64::from(**value), value.clone());
+                assert_eq!(Arc::strong_count(value), 2, "one reference, the table's");
+            }
+            assert_eq!(
+                values_of(&table.slots.load()),
+                (0..1000).collect::<Vec<_>>()
+            );
+            for value in &values[..990] {
+                assert!(table.remove(u64::from(**value), |other| other == value));
+                assert_eq!(Arc::strong_count(value), 1);
+            }
+            assert_eq!(
+                values_of(&table.slots.load()),
+                (990..1000).collect::<Vec<_>>()
+            );
+            drop(table);
+            assert!(values.iter().all(|value| Arc::strong_count(value) == 1));
+        }
     }
 
     #[test]

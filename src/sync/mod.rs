@@ -230,6 +230,12 @@ mod loom_stand_ins {
         pub fn store(&self, value: P) {
             *self.cell.lock().unwrap() = value;
         }
+        pub fn swap(&self, value: P) -> P {
+            std::mem::replace(&mut *self.cell.lock().unwrap(), value)
+        }
+        pub fn into_inner(self) -> P {
+            self.cell.into_inner().unwrap()
+        }
         /// Replaces the value only if it is still `current` (compared by address), and
         /// returns what was there before, like arc-swap.
         pub fn compare_and_swap<C: Deref<Target = P>>(&self, current: C, new: P) -> Guard<P> {

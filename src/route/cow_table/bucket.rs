@@ -61,15 +61,21 @@ impl<V> Entry<V> {
 
 /// What a replaced bucket still holds for its readers.
 pub(super) struct Handover<V> {
-    /// The copy that took over this bucket's entries (`None` if the edit emptied the
-    /// slot), kept alive while this bucket's readers may read entries it now owns.
-    pub(super) successor: Option<Bucket<V>>,
+    /// The buckets that took over this bucket's entries, kept alive while this bucket's
+    /// readers may read entries they now own: an edit's copy (none if the edit emptied
+    /// the slot), or after a resize the one or two buckets of the new slot array its
+    /// entries moved to.
+    pub(super) successors: Successors<V>,
     /// The entries the edit removed, released with this bucket.
     pub(super) removed: Removed<V>,
 }
 
 /// What one edit removed: usually one entry (an unsubscribe), kept inline.
 pub(super) type Removed<V> = SmallVec<[ManuallyDrop<V>; 1]>;
+
+/// The buckets a replaced bucket hands its entries to: one for an edit, at most two for a
+/// resize (a slot array that doubles splits each slot in two).
+pub(super) type Successors<V> = SmallVec<[Bucket<V>; 2]>;
 
 /// The start of a bucket's allocation; `len` entries follow it. Sixteen bytes: a 32-bit
 /// count and length beside the handover pointer (most buckets hold one or two entries, so
@@ -309,7 +315,7 @@ impl<V> Unshared<V> {
     }
 
     /// Releases the bucket as its last reference goes: its values if it owns them, else
-    /// what its handover kept for its readers, along the chain of buckets retired after it.
+    /// what its handover kept for its readers, along the buckets retired after it.
     fn release(self) {
         let handover = self.take_handover();
         if handover.is_null() {
@@ -317,31 +323,31 @@ impl<V> Unshared<V> {
             return;
         }
         self.free();
-        // SAFETY: made by `Box::into_raw` in `retire`, taken out once (the swap above).
-        let mut handover = unsafe { Box::from_raw(handover) };
-        // Release the chain of retired successors iteratively (a reader that held an old
-        // bucket through many edits must not make this recurse once per edit).
-        loop {
+        // SAFETY: made by `Box::into_raw` in `set_handover`, taken out once (the swap
+        // above).
+        let first = unsafe { Box::from_raw(handover) };
+        let mut pending: SmallVec<[Box<Handover<V>>; 2]> = SmallVec::from_iter([first]);
+        // Release the retired successors from a work list, never by recursion (a reader
+        // that held an old bucket through many edits must not make this recurse once per
+        // edit).
+        while let Some(mut handover) = pending.pop() {
             release_removed(&mut handover.removed);
-            let Some(successor) = handover.successor.take() else {
-                return;
-            };
-            match successor.try_unwrap() {
-                Ok(successor) => {
-                    let next = successor.take_handover();
-                    if next.is_null() {
-                        // Not replaced by an edit (its slot array was resized away): it
-                        // still owns its values, and drops them as any bucket does.
-                        successor.drop_values_and_free();
-                        return;
-                    }
-                    // Its values belong further down the chain: free the bucket only.
-                    successor.free();
-                    // SAFETY: made by `Box::into_raw` in `retire`, taken out once (above).
-                    handover = unsafe { Box::from_raw(next) };
+            for successor in handover.successors.drain(..) {
+                let Ok(successor) = successor.try_unwrap() else {
+                    // Someone else still holds it: it is released with their reference.
+                    continue;
+                };
+                let next = successor.take_handover();
+                if next.is_null() {
+                    // Neither replaced nor resized away: it still owns its values, and
+                    // drops them as any bucket does.
+                    successor.drop_values_and_free();
+                    continue;
                 }
-                // Someone else still holds it: it is released with their reference.
-                Err(_) => return,
+                // Its values belong further on: free the bucket only.
+                successor.free();
+                // SAFETY: made by `Box::into_raw` in `set_handover`, taken out once (above).
+                pending.push(unsafe { Box::from_raw(next) });
             }
         }
     }
@@ -454,7 +460,7 @@ mod tests {
             unsafe { ptr::read(&*first.entries()[0].value) },
         )]);
         first.set_handover(Box::new(Handover {
-            successor: Some(successor.clone()),
+            successors: SmallVec::from_iter([successor.clone()]),
             removed,
         }));
         drop(first);
