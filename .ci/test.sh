@@ -157,6 +157,7 @@ mutants=(
     resumed_by_place:receivers
     prepared_not_rechecked:receivers
     gap_after_disconnect:receivers
+    cut_off_before_event:receivers
     ready_armed_after_check:receivers
     commit_refs_uncounted:receivers
     directory_blind_store:connections

@@ -267,7 +267,8 @@ fn unsubscribe_racing_changes_held_behind_a_gap() {
 
 /// Invariant: under the Disconnect slow-consumer policy a drop cuts the connection off and
 /// its receiver never hands out a gap notice, whatever it was doing when the drop came:
-/// only changes, then the end of the stream. A one-slot channel, three commits, and a
+/// only changes, then the end of the stream, by which time the SlowConsumer event is
+/// pending. A one-slot channel, three commits, and a
 /// consumer polling meanwhile. The failing schedule takes three preemptions (commit 2
 /// finds the channel full; the consumer takes commit 1 and checks the cut-off flag before
 /// the publisher sets it; commit 3 goes out with its number and the consumer takes it), so
@@ -295,8 +296,18 @@ fn disconnect_policy_never_hands_out_a_gap() {
         };
         let mut seen_meanwhile = Vec::new();
         for _ in 0..2 {
-            if let Ok(notification) = registration.notifications.try_recv() {
-                seen_meanwhile.push(seen(notification));
+            match registration.notifications.try_recv() {
+                Ok(notification) => seen_meanwhile.push(seen(notification)),
+                // The end of the stream says why: the event is pending by then.
+                Err(ReceiveError::Closed) => {
+                    assert_eq!(
+                        registration.events.try_recv(),
+                        Ok(ConnectionEvent::SlowConsumer),
+                        "cut off before the event was raised"
+                    );
+                    break;
+                }
+                Err(_) => {}
             }
         }
         let dropped = publisher.join().unwrap();

@@ -203,7 +203,7 @@ impl NotificationReceiver {
         if !self.released.any_due()
             && self.ready.is_empty()
             && self.connection.attention_flags() == 0
-            && !self.connection.is_disconnecting()
+            && !self.connection.is_being_cut_off()
         {
             match self.rx.try_recv() {
                 // A change of a live subscription, the common case, is built right where it
@@ -242,7 +242,7 @@ impl NotificationReceiver {
             self.let_go_due();
             // Before what was prepared: once the connection is unregistered (or cut off as
             // a slow consumer), nothing more is handed out, not even a terminal notice.
-            if self.connection.is_disconnecting() || self.connection.is_closed() {
+            if self.connection.is_cut_off() || self.connection.is_closed() {
                 self.discard_queued();
                 return Err(ReceiveError::Closed);
             }
@@ -261,7 +261,7 @@ impl NotificationReceiver {
             if flags & ATTENTION_RELEASE != 0 {
                 self.take_released();
             }
-            if self.connection.is_disconnecting() {
+            if self.connection.is_cut_off() {
                 self.discard_queued();
                 return Err(ReceiveError::Closed);
             }
@@ -454,7 +454,7 @@ impl NotificationReceiver {
         let last_seq = core.last_known_seq();
         if core.is_ended()
             || core.flow.is_closed()
-            || (!mutant!("gap_after_disconnect") && self.connection.is_disconnecting())
+            || (!mutant!("gap_after_disconnect") && self.connection.is_being_cut_off())
         {
             return None;
         }

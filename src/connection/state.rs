@@ -121,6 +121,13 @@ pub(crate) const ATTENTION_GAP: u8 = 1;
 pub(crate) const ATTENTION_NOTICE: u8 = 2;
 pub(crate) const ATTENTION_RELEASE: u8 = 4;
 
+/// The Disconnect policy has not touched the connection.
+const LIVE: u8 = 0;
+/// A drop is cutting the connection off: its event is being raised.
+const CUTTING_OFF: u8 = 1;
+/// Cut off: the receivers report the end of the stream.
+const CUT_OFF: u8 = 2;
+
 /// What every connection of a manager shares, so each connection holds one pointer for it.
 pub(crate) struct ConnectionShared {
     pub(crate) stats: Arc<StatsCounters>,
@@ -167,8 +174,9 @@ pub struct ConnectionState {
     pub(crate) shared: Arc<ConnectionShared>,
     /// True while the connection's consumer waits for "something is ready".
     ready_armed: AtomicBool,
-    /// Set when the slow-consumer policy disconnected the connection.
-    disconnecting: AtomicBool,
+    /// Where the Disconnect slow-consumer policy is with the connection: [`LIVE`],
+    /// [`CUTTING_OFF`] or [`CUT_OFF`].
+    cut_off: AtomicU8,
     /// Set by unregister once every subscription is unrouted; the receivers then report the
     /// end of the stream.
     closed: AtomicBool,
@@ -226,7 +234,7 @@ impl ConnectionState {
             timed_out: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             closed: AtomicBool::new(false),
-            disconnecting: AtomicBool::new(false),
+            cut_off: AtomicU8::new(LIVE),
             subscriptions: Mutex::new(SubscriptionMap::default()),
             attention: ArcSwapOption::empty(),
             attention_flags: AtomicU8::new(0),
@@ -433,13 +441,36 @@ impl ConnectionState {
         self.notify_ready();
     }
 
-    /// Applies the disconnect policy once; true the first time.
-    pub(crate) fn begin_disconnect(&self) -> bool {
-        !self.disconnecting.swap(true, Ordering::AcqRel)
+    /// Applies the Disconnect slow-consumer policy, once: raises
+    /// [`ConnectionEvent::SlowConsumer`], then cuts the connection off, in that order, so a
+    /// consumer that meets the end of its notifications finds the event pending.
+    pub(crate) fn cut_off_slow_consumer(&self) {
+        if self
+            .cut_off
+            .compare_exchange(LIVE, CUTTING_OFF, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        // Mutant: the cut-off before the event; a consumer can see its stream end with no
+        // event to say why.
+        in_order(
+            mutant!("cut_off_before_event"),
+            || self.raise_event(ConnectionEvent::SlowConsumer),
+            || self.cut_off.store(CUT_OFF, Ordering::Release),
+        );
     }
 
-    pub(crate) fn is_disconnecting(&self) -> bool {
-        self.disconnecting.load(Ordering::Acquire)
+    /// True once the Disconnect policy cut the connection off: its receiver hands out
+    /// nothing more.
+    pub(crate) fn is_cut_off(&self) -> bool {
+        self.cut_off.load(Ordering::Acquire) == CUT_OFF
+    }
+
+    /// True from the moment a drop started to cut the connection off: a delivery after the
+    /// drop is no gap to report.
+    pub(crate) fn is_being_cut_off(&self) -> bool {
+        self.cut_off.load(Ordering::Acquire) != LIVE
     }
 
     /// Records that `handle` lost deliveries to a full channel; the receiver reports the gap.

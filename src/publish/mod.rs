@@ -24,7 +24,6 @@ use crate::connection::delivery::{
     encode_match, Delivery, DeliveryKind, OtherDelivery, RunEnd, RunsBuilder,
 };
 use crate::connection::gate::{BufferedNotification, GateDecision};
-use crate::connection::state::ConnectionEvent;
 use crate::connection::subscription::{Attempt, SubscriptionCore, SubscriptionHandle};
 use crate::error::{LiveError, LiveResult};
 use crate::query::membership::match_change;
@@ -720,11 +719,7 @@ pub(crate) fn send_change(
             let connection = &handle.connection;
             match policy.slow_consumer {
                 SlowConsumerPolicy::GapNotice => connection.flag_gap(core),
-                SlowConsumerPolicy::Disconnect => {
-                    if connection.begin_disconnect() {
-                        connection.raise_event(ConnectionEvent::SlowConsumer);
-                    }
-                }
+                SlowConsumerPolicy::Disconnect => connection.cut_off_slow_consumer(),
             }
         }
         Err(TrySendError::Disconnected(_)) => {
