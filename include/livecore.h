@@ -132,6 +132,16 @@
 #define LC_MAX_TOPIC_NAME_LEN 4096
 
 /**
+ * The largest `filter_max_depth` a config may set.
+ */
+#define LC_MAX_FILTER_DEPTH 256
+
+/**
+ * The largest `topic_max_message_bytes` a config may set, in bytes (1 GiB).
+ */
+#define LC_MAX_TOPIC_MESSAGE_BYTES (1 << 30)
+
+/**
  * `lc_config.flags`: keep a manager-wide queue of connections that have something to
  * read (`lc_manager_wait_ready`), so one thread can serve many connections.
  */
@@ -356,7 +366,7 @@ enum lc_status
      */
     LC_ERR_UNKNOWN_CONNECTION = 203,
     /**
-     * The connection must authenticate before subscribing.
+     * The connection must authenticate before subscribing or consuming.
      */
     LC_ERR_NOT_AUTHENTICATED = 204,
     /**
@@ -998,7 +1008,8 @@ typedef struct lc_config {
      */
     uint64_t heartbeat_timeout_ms;
     /**
-     * Deepest nesting of a filter.
+     * Deepest nesting of a filter (1 to `LC_MAX_FILTER_DEPTH`, otherwise
+     * `LC_ERR_INVALID_CONFIG`).
      */
     uint64_t filter_max_depth;
     /**
@@ -1084,7 +1095,8 @@ typedef struct lc_config {
      */
     uint64_t topic_max_retention_bytes;
     /**
-     * Largest payload of `lc_topic_publish`, in bytes.
+     * Largest payload of `lc_topic_publish`, in bytes (1 to
+     * `LC_MAX_TOPIC_MESSAGE_BYTES`, otherwise `LC_ERR_INVALID_CONFIG`).
      */
     uint64_t topic_max_message_bytes;
     /**

@@ -143,6 +143,11 @@ impl ManagerConfig {
                 "{name} must be at most {MAX_CHANNEL_CAPACITY}"
             )));
         }
+        if self.filter_limits.max_depth > MAX_FILTER_DEPTH {
+            return Err(LiveError::InvalidConfig(format!(
+                "filter_limits.max_depth must be at most {MAX_FILTER_DEPTH}"
+            )));
+        }
         // Each subscription keeps its batch size in 31 bits (see PackedOptions).
         if self.max_snapshot_batch_size >= 1 << 31 {
             return Err(LiveError::InvalidConfig(
@@ -184,6 +189,18 @@ pub const MAX_TOPIC_NAME_LEN: usize = 4096;
 /// receiver drains.
 pub const EVENT_CHANNEL_CAPACITY: usize = 16;
 
+/// The deepest filter a configuration may allow: [`FilterLimits::max_depth`] is at most
+/// this. Compiling and evaluating a filter recurse once per level on the caller's stack
+/// (up to about 1.5 KiB a level), and a host's threads may have small stacks: filters of
+/// 256 levels run on a 512 KiB stack, where an unbounded setting let a client's SQL
+/// overflow any stack.
+pub const MAX_FILTER_DEPTH: usize = 256;
+
+/// The largest payload a configuration may let a direct topic publish carry:
+/// [`TopicLimits::max_message_bytes`] is at most this (1 GiB, as a C value's bytes). A
+/// payload is copied into one allocation, whose failure would abort the process.
+pub const MAX_TOPIC_MESSAGE_BYTES: usize = 1 << 30;
+
 /// The most changes one commit may carry (positions are packed into 30 bits).
 pub const MAX_COMMIT_CHANGES: usize = 1 << 30;
 
@@ -200,7 +217,8 @@ pub const MAX_SUBSCRIPTION_SQL_LEN: usize = 64 * 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FilterLimits {
-    /// Deepest nesting of the expression tree (a lone comparison has depth 2).
+    /// Deepest nesting of the expression tree (a lone comparison has depth 2); 1 to
+    /// [`MAX_FILTER_DEPTH`].
     pub max_depth: usize,
     /// Most nodes in the expression tree.
     pub max_nodes: usize,
@@ -250,7 +268,7 @@ pub struct TopicLimits {
     pub max_retention_messages: u64,
     /// Largest `Retention::max_bytes` of a topic.
     pub max_retention_bytes: u64,
-    /// Largest payload of a direct publish, in bytes.
+    /// Largest payload of a direct publish, in bytes (1 to [`MAX_TOPIC_MESSAGE_BYTES`]).
     pub max_message_bytes: usize,
     /// Longest topic or group name, in bytes (1 to [`MAX_TOPIC_NAME_LEN`]).
     pub max_name_len: usize,
@@ -311,6 +329,11 @@ impl TopicLimits {
                 "topics.max_partitions must be at most {MAX_TOPIC_PARTITIONS}"
             )));
         }
+        if self.max_message_bytes > MAX_TOPIC_MESSAGE_BYTES {
+            return Err(LiveError::InvalidConfig(format!(
+                "topics.max_message_bytes must be at most {MAX_TOPIC_MESSAGE_BYTES}"
+            )));
+        }
         if self.max_name_len > MAX_TOPIC_NAME_LEN {
             return Err(LiveError::InvalidConfig(format!(
                 "topics.max_name_len must be at most {MAX_TOPIC_NAME_LEN}"
@@ -338,6 +361,7 @@ mod tests {
         let at_most = with(TopicLimits {
             max_partitions: MAX_TOPIC_PARTITIONS,
             max_name_len: MAX_TOPIC_NAME_LEN,
+            max_message_bytes: MAX_TOPIC_MESSAGE_BYTES,
             ..TopicLimits::default()
         });
         assert!(at_most.validate().is_ok());
@@ -348,6 +372,14 @@ mod tests {
             },
             TopicLimits {
                 max_name_len: MAX_TOPIC_NAME_LEN + 1,
+                ..TopicLimits::default()
+            },
+            TopicLimits {
+                max_message_bytes: MAX_TOPIC_MESSAGE_BYTES + 1,
+                ..TopicLimits::default()
+            },
+            TopicLimits {
+                max_message_bytes: usize::MAX,
                 ..TopicLimits::default()
             },
         ] {
@@ -407,6 +439,27 @@ mod tests {
             ..ManagerConfig::default()
         };
         assert!(largest.validate().is_ok());
+    }
+
+    /// Filters recurse on the caller's stack once per level: the depth limit is bounded.
+    #[test]
+    fn filter_depth_is_bounded() {
+        let config = |max_depth| ManagerConfig {
+            filter_limits: FilterLimits {
+                max_depth,
+                ..FilterLimits::default()
+            },
+            ..ManagerConfig::default()
+        };
+        assert!(config(MAX_FILTER_DEPTH).validate().is_ok());
+        for past in [MAX_FILTER_DEPTH + 1, usize::MAX] {
+            match config(past).validate() {
+                Err(LiveError::InvalidConfig(message)) => {
+                    assert!(message.contains("max_depth must be at most"), "{message}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     /// A subscription keeps its batch size in 31 bits: a larger maximum is refused.

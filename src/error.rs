@@ -26,7 +26,7 @@ pub enum LiveError {
     ShuttingDown,
     /// No connection with this id is registered (never was, or already unregistered).
     UnknownConnection(ConnectionId),
-    /// The connection has not authenticated, so it may not subscribe.
+    /// The connection has not authenticated, so it may not subscribe or consume.
     NotAuthenticated(ConnectionId),
     /// The connection is already authenticated as another user.
     AlreadyAuthenticated(ConnectionId),
@@ -262,7 +262,7 @@ impl fmt::Display for LiveError {
             LiveError::ShuttingDown => f.write_str("the manager is shutting down"),
             LiveError::UnknownConnection(id) => write!(f, "unknown connection {id}"),
             LiveError::NotAuthenticated(id) => {
-                write!(f, "connection {id} must authenticate before subscribing")
+                write!(f, "connection {id} must authenticate first (to subscribe or consume)")
             }
             LiveError::AlreadyAuthenticated(id) => {
                 write!(

@@ -71,8 +71,9 @@ mod validate;
 pub use clock::{Clock, ClockWake, ManualClock, SystemClock};
 pub use config::{
     FilterLimits, ManagerConfig, SlowConsumerPolicy, TopicLimits, EVENT_CHANNEL_CAPACITY,
-    MAX_CHANNEL_CAPACITY, MAX_COMMIT_CHANGES, MAX_SUBSCRIPTION_SQL_LEN, MAX_TOPIC_NAME_LEN,
-    MAX_TOPIC_PARTITIONS, NOTIFICATION_CHANNEL_CAPACITY,
+    MAX_CHANNEL_CAPACITY, MAX_COMMIT_CHANGES, MAX_FILTER_DEPTH, MAX_SUBSCRIPTION_SQL_LEN,
+    MAX_TOPIC_MESSAGE_BYTES, MAX_TOPIC_NAME_LEN, MAX_TOPIC_PARTITIONS,
+    NOTIFICATION_CHANNEL_CAPACITY,
 };
 pub use connection::delivery::{
     ChangeSet, DeliveredChange, Delivery, Notification, ProjectedRow, SnapshotBatch,

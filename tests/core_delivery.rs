@@ -550,6 +550,79 @@ fn disconnect_policy_raises_an_event_and_ends_the_stream() {
     assert_eq!(manager.stats().dropped, 1);
 }
 
+/// The deepest filters a configuration may allow parse, route and evaluate on a thread
+/// with a 512 KiB stack (each level recurses once on the caller's stack), whatever the
+/// shape: a run of NOTs, nested ORs, nested ANDs of ORs.
+#[test]
+fn filters_at_the_depth_ceiling_run_on_a_small_stack() {
+    // What the ceiling is documented to fit in (it fits in 384 KiB today).
+    const STACK: usize = 512 * 1024;
+    let levels = MAX_FILTER_DEPTH - 2;
+    let nots = format!("{}room = 1", "NOT ".repeat(levels));
+    let ors = format!(
+        "{}room = 1{}",
+        (0..levels)
+            .map(|k| format!("id = -{k} OR ("))
+            .collect::<String>(),
+        ")".repeat(levels)
+    );
+    let mixed = format!(
+        "{}room = 1{}",
+        (0..levels)
+            .map(|k| if k % 2 == 0 {
+                format!("id > -{k} AND (")
+            } else {
+                format!("id = -{k} OR (")
+            })
+            .collect::<String>(),
+        ")".repeat(levels)
+    );
+    std::thread::Builder::new()
+        .stack_size(STACK)
+        .spawn(move || {
+            let (manager, _) = manager_with(ManagerConfig {
+                filter_limits: FilterLimits {
+                    max_depth: MAX_FILTER_DEPTH,
+                    max_nodes: 8 * MAX_FILTER_DEPTH,
+                    ..FilterLimits::default()
+                },
+                ..ManagerConfig::default()
+            });
+            let mut connection = connect(&manager, "deep");
+            for filter in [&nots, &ors, &mixed] {
+                manager
+                    .subscribe_sql(
+                        connection.connection_id,
+                        &format!("SELECT * FROM chat.messages WHERE {filter}"),
+                        SubscriptionOptions::default(),
+                    )
+                    .unwrap();
+            }
+            let too_deep = format!("SELECT * FROM chat.messages WHERE NOT {nots}");
+            assert!(matches!(
+                manager.subscribe_sql(
+                    connection.connection_id,
+                    &too_deep,
+                    SubscriptionOptions::default()
+                ),
+                Err(LiveError::FilterTooDeep { .. })
+            ));
+            for (seq, room) in [(1, 2), (2, 1)] {
+                manager
+                    .publish(
+                        SeqId(seq),
+                        ChangeNotification::insert(messages(), message(seq as i64, room, "")),
+                    )
+                    .unwrap();
+            }
+            // Each of the three filters matches the row in room 1, none the one in room 2.
+            assert_eq!(seqs(&drain(&mut connection.notifications)), [2, 2, 2]);
+        })
+        .unwrap()
+        .join()
+        .expect("no stack overflow");
+}
+
 #[test]
 fn a_dropped_receiver_is_counted_not_silent() {
     let (manager, _) = manager();

@@ -59,7 +59,7 @@ pub enum lc_status {
     LC_ERR_SHUTTING_DOWN = 202,
     /// No connection with this id is registered.
     LC_ERR_UNKNOWN_CONNECTION = 203,
-    /// The connection must authenticate before subscribing.
+    /// The connection must authenticate before subscribing or consuming.
     LC_ERR_NOT_AUTHENTICATED = 204,
     /// The connection is already authenticated as another user.
     LC_ERR_ALREADY_AUTHENTICATED = 205,

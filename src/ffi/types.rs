@@ -61,6 +61,12 @@ pub const LC_MAX_TOPIC_PARTITIONS: u32 = 1 << 16;
 /// The largest `topic_max_name_len` a config may set, in bytes.
 pub const LC_MAX_TOPIC_NAME_LEN: usize = 4096;
 
+/// The largest `filter_max_depth` a config may set.
+pub const LC_MAX_FILTER_DEPTH: usize = 256;
+
+/// The largest `topic_max_message_bytes` a config may set, in bytes (1 GiB).
+pub const LC_MAX_TOPIC_MESSAGE_BYTES: usize = 1 << 30;
+
 // The C limits that mirror the core's own must stay equal to them.
 const _: () = assert!(LC_MAX_COLUMNS == crate::MAX_COLUMNS);
 const _: () = assert!(LC_MAX_COMMIT_CHANGES == crate::MAX_COMMIT_CHANGES);
@@ -68,6 +74,8 @@ const _: () = assert!(LC_MAX_SUBSCRIPTION_SQL_LEN == crate::MAX_SUBSCRIPTION_SQL
 const _: () = assert!(LC_MAX_CHANNEL_CAPACITY == crate::MAX_CHANNEL_CAPACITY);
 const _: () = assert!(LC_MAX_TOPIC_PARTITIONS == crate::MAX_TOPIC_PARTITIONS);
 const _: () = assert!(LC_MAX_TOPIC_NAME_LEN == crate::MAX_TOPIC_NAME_LEN);
+const _: () = assert!(LC_MAX_FILTER_DEPTH == crate::MAX_FILTER_DEPTH);
+const _: () = assert!(LC_MAX_TOPIC_MESSAGE_BYTES == crate::MAX_TOPIC_MESSAGE_BYTES);
 
 /// A manager: the notification core of one database node. Opaque: copy it, compare it, pass
 /// it back; never look inside. A zeroed handle is never valid. Created by `lc_manager_new`,
@@ -253,7 +261,8 @@ pub struct lc_config {
     pub ping_interval_ms: u64,
     /// A connection with no heartbeat for this long gets `LC_EVENT_HEARTBEAT_TIMEOUT`.
     pub heartbeat_timeout_ms: u64,
-    /// Deepest nesting of a filter.
+    /// Deepest nesting of a filter (1 to `LC_MAX_FILTER_DEPTH`, otherwise
+    /// `LC_ERR_INVALID_CONFIG`).
     pub filter_max_depth: u64,
     /// Most nodes in a filter.
     pub filter_max_nodes: u64,
@@ -299,7 +308,8 @@ pub struct lc_config {
     pub topic_max_retention_messages: u64,
     /// Largest `retention_max_bytes` of a topic.
     pub topic_max_retention_bytes: u64,
-    /// Largest payload of `lc_topic_publish`, in bytes.
+    /// Largest payload of `lc_topic_publish`, in bytes (1 to
+    /// `LC_MAX_TOPIC_MESSAGE_BYTES`, otherwise `LC_ERR_INVALID_CONFIG`).
     pub topic_max_message_bytes: u64,
     /// Longest topic or consumer group name, in bytes (default 249; 1 to
     /// `LC_MAX_TOPIC_NAME_LEN`, otherwise `LC_ERR_INVALID_CONFIG`): a longer name is
