@@ -83,7 +83,6 @@ impl ConnectionsManager {
         let expected = self.index.with_directory(|directory| {
             directory
                 .routes()
-                .iter()
                 .map(|route| route.subscription_count())
                 .sum::<usize>()
         });

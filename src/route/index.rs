@@ -403,7 +403,9 @@ fn visit_warmed(table: &CowTable<SubscriptionHandle>, visit: &mut impl FnMut(&Su
 /// its schema changes.
 #[derive(Clone, Default)]
 pub(crate) struct Directory {
-    routes: Vec<Arc<TableRoute>>,
+    /// Routes by table key; a dropped table's key keeps an empty slot (keys are never
+    /// reused: a stale key must not reach another table), eight bytes and nothing else.
+    routes: Vec<Option<Arc<TableRoute>>>,
     /// Read on every publish: hashed with ahash rather than SipHash.
     by_id: HashMap<TableId, TableKey, ahash::RandomState>,
 }
@@ -411,7 +413,7 @@ pub(crate) struct Directory {
 impl Directory {
     #[inline]
     pub(crate) fn route(&self, key: TableKey) -> Option<&Arc<TableRoute>> {
-        self.routes.get(key.0 as usize)
+        self.routes.get(key.0 as usize).and_then(Option::as_ref)
     }
 
     #[inline]
@@ -419,9 +421,9 @@ impl Directory {
         self.by_id.get(table_id).and_then(|key| self.route(*key))
     }
 
-    /// Every table's current route (dropped tables keep an empty one).
-    pub(crate) fn routes(&self) -> &[Arc<TableRoute>] {
-        &self.routes
+    /// Every registered table's current route.
+    pub(crate) fn routes(&self) -> impl Iterator<Item = &Arc<TableRoute>> {
+        self.routes.iter().flatten()
     }
 }
 
@@ -480,7 +482,7 @@ impl RoutingIndex {
             let key = TableKey(directory.routes.len() as u32);
             let route = build(key);
             let mut next = directory.clone();
-            next.routes.push(route.clone());
+            next.routes.push(Some(route.clone()));
             next.by_id.insert(table_id.clone(), key);
             Ok((next, Installed::Added(route)))
         }))
@@ -490,23 +492,24 @@ impl RoutingIndex {
     pub(crate) fn replace_route(&self, route: Arc<TableRoute>) {
         self.update_directory(|directory| {
             let mut next = directory.clone();
-            next.routes[route.key.0 as usize] = route.clone();
+            next.routes[route.key.0 as usize] = Some(route.clone());
             Ok::<_, ()>((next, ()))
         })
         .unwrap_or(());
     }
 
-    /// Unregisters a table: its id no longer resolves, and its slot holds an empty route so
-    /// the old routes (and what they reference) are released.
+    /// Unregisters a table: neither its id nor its key resolves any more, and its routes
+    /// (and what they reference) are released. A table registered and dropped over and
+    /// over leaves an empty slot each time, not a route: the copy of the directory each
+    /// registration makes stays a copy of words.
     pub(crate) fn remove_table(&self, table_id: &TableId) {
         let _ = self.update_directory(|directory| {
             let Some(key) = directory.by_id.get(table_id).copied() else {
                 return Err(());
             };
-            let schema = directory.routes[key.0 as usize].schema.clone();
             let mut next = directory.clone();
             next.by_id.remove(table_id);
-            next.routes[key.0 as usize] = Arc::new(TableRoute::new(key, schema));
+            next.routes[key.0 as usize] = None;
             Ok((next, ()))
         });
     }
@@ -565,5 +568,53 @@ impl RoutingIndex {
         self.users
             .insert(self.hasher.user_key(user), (user.clone(), key));
         key
+    }
+}
+
+#[cfg(all(test, not(livecore_loom)))]
+mod tests {
+    use super::*;
+    use crate::types::schema::TableScope;
+
+    fn install(index: &RoutingIndex, name: &str) -> Arc<TableRoute> {
+        let table_id = TableId::new("ns", name);
+        let schema = DataArc::new(TableSchema::new(
+            table_id.clone(),
+            TableScope::Shared,
+            ["id"],
+        ));
+        match index.install_new_route(&table_id, |key| {
+            Arc::new(TableRoute::new(key, schema.clone()))
+        }) {
+            Installed::Added(route) => route,
+            Installed::AlreadyPresent => panic!("{name} was new"),
+        }
+    }
+
+    #[test]
+    fn a_dropped_table_resolves_by_neither_id_nor_key_and_its_route_is_released() {
+        let index = RoutingIndex::new();
+        let kept = install(&index, "kept");
+        let mut keys = Vec::new();
+        for _ in 0..100 {
+            let route = install(&index, "churned");
+            keys.push(route.key);
+            index.remove_table(&route.schema.table_id);
+            // The directory let go of the dropped table's route: this is the last reference.
+            assert_eq!(Arc::strong_count(&route), 1);
+        }
+        let mut sorted = keys.clone();
+        sorted.sort_unstable_by_key(|key| key.0);
+        sorted.dedup();
+        assert_eq!(sorted.len(), keys.len(), "keys are never reused");
+        index.with_directory(|directory| {
+            assert!(keys.iter().all(|&key| directory.route(key).is_none()));
+            assert!(directory
+                .route_by_id(&TableId::new("ns", "churned"))
+                .is_none());
+            let live: Vec<TableKey> = directory.routes().map(|route| route.key).collect();
+            assert_eq!(live, [kept.key]);
+            assert!(directory.route(kept.key).is_some());
+        });
     }
 }
