@@ -230,3 +230,60 @@ fn revoking_after_alter_table_ends_what_the_previous_version_queued() {
     assert_eq!(received.len(), 1, "only the close notice: {received:?}");
     assert_eq!(received[0].kind(), "closed");
 }
+
+/// SQL names a table ignoring ASCII case, as SQLite does: a query may spell the table's
+/// namespace and name in any case; an exact match wins, and a spelling two tables share
+/// that way names neither.
+#[test]
+fn sql_names_tables_ignoring_case_unless_that_is_ambiguous() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    let sub = manager
+        .subscribe_sql(
+            connection.connection_id,
+            "SELECT * FROM CHAT.Messages WHERE room = 1",
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    manager
+        .publish(
+            SeqId(1),
+            ChangeNotification::insert(messages(), message(1, 1, "hi")),
+        )
+        .unwrap();
+    assert_eq!(seqs(&drain(&mut connection.notifications)), [1]);
+    let records = manager.live_query_records();
+    let record = records
+        .iter()
+        .find(|record| record.live_query_id == sub.live_query_id)
+        .unwrap();
+    assert_eq!(record.table_id, messages(), "named as registered");
+
+    for name in ["Twin", "twin"] {
+        manager
+            .register_table(TableSchema::new(
+                TableId::new("ns", name),
+                TableScope::Shared,
+                ["id"],
+            ))
+            .unwrap();
+    }
+    for exact in ["Twin", "twin"] {
+        let sql = format!("SELECT * FROM ns.{exact}");
+        assert!(manager
+            .subscribe_sql(
+                connection.connection_id,
+                &sql,
+                SubscriptionOptions::default()
+            )
+            .is_ok());
+    }
+    assert!(matches!(
+        manager.subscribe_sql(
+            connection.connection_id,
+            "SELECT * FROM ns.TWIN",
+            SubscriptionOptions::default()
+        ),
+        Err(LiveError::UnknownTable(_))
+    ));
+}

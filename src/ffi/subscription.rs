@@ -64,7 +64,8 @@ pub unsafe extern "C" fn lc_subscription_options_init(
 
 /// Opens a live query for an authenticated connection: `sql` is
 /// `SELECT cols|* FROM [namespace.]table [WHERE ...]` (NUL-terminated UTF-8; a table without
-/// a namespace is in the config's `default_namespace`). Unsupported SQL is
+/// a namespace is in the config's `default_namespace`; names match ignoring ASCII case when
+/// no table has the exact spelling and only one matches so). Unsupported SQL is
 /// `LC_ERR_SQL`, whose message names the construct and its position; text longer than
 /// `LC_MAX_SUBSCRIPTION_SQL_LEN` bytes is `LC_ERR_OUT_OF_BOUNDS`, refused before it is
 /// read further. The filter and

@@ -115,8 +115,11 @@ impl ConnectionsManager {
         let _lifecycle = read(&self.lifecycle);
         let route = self
             .index
-            .with_directory(|directory| directory.route_by_id(&spec.table_id).cloned())
+            .with_directory(|directory| directory.route_named(&spec.table_id).cloned())
             .ok_or_else(|| LiveError::UnknownTable(spec.table_id.clone()))?;
+        let mut spec = spec;
+        // Named in another case: the subscription names the table as it was registered.
+        spec.table_id.clone_from(&route.schema.table_id);
         let (query, params) = self.compile_query(spec, &route)?;
         let owner = match route.schema.scope {
             TableScope::User => Some(user_key),

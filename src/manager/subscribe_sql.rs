@@ -32,7 +32,9 @@ impl ConnectionsManager {
     /// A table named without a namespace is looked up in
     /// [`ManagerConfig::default_namespace`](crate::ManagerConfig::default_namespace), which
     /// is `"default"` unless the host sets it: name the namespace (`FROM chat.messages`) or
-    /// set it.
+    /// set it. As in SQLite, the names match ignoring ASCII case when no table has exactly
+    /// the spelling used (`FROM Chat.Messages` is `chat.messages`), unless two tables match
+    /// that way (`UnknownTable`); the subscription then names the table as registered.
     pub fn subscribe_sql(
         &self,
         connection_id: ConnectionId,

@@ -421,6 +421,24 @@ impl Directory {
         self.by_id.get(table_id).and_then(|key| self.route(*key))
     }
 
+    /// The route of the table a query names: the table of exactly that id, or else the one
+    /// table whose namespace and name match it ignoring ASCII case, as SQL reads table
+    /// names (SQLite's rule). `None` when no table, or more than one, matches that way.
+    /// Subscribing and routing only: publishing names tables exactly.
+    pub(crate) fn route_named(&self, table_id: &TableId) -> Option<&Arc<TableRoute>> {
+        if let Some(route) = self.route_by_id(table_id) {
+            return Some(route);
+        }
+        let mut matching = self.by_id.iter().filter(|(known, _)| {
+            known.namespace().eq_ignore_ascii_case(table_id.namespace())
+                && known.name().eq_ignore_ascii_case(table_id.name())
+        });
+        match (matching.next(), matching.next()) {
+            (Some((_, key)), None) => self.route(*key),
+            _ => None,
+        }
+    }
+
     /// Every registered table's current route.
     pub(crate) fn routes(&self) -> impl Iterator<Item = &Arc<TableRoute>> {
         self.routes.iter().flatten()
