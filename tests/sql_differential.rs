@@ -576,3 +576,123 @@ fn floats_as_text_and_long_literals_agree_with_sqlite() {
         );
     }
 }
+
+/// SQLite reads a bare TRUE or FALSE as the column of that name when the table has one;
+/// livecore's subscriptions agree, row by row, on such a table and on one without.
+#[test]
+fn true_and_false_name_columns_where_a_table_has_them() {
+    use livecore::{
+        ChangeNotification, ConnectionsManager, ManagerConfig, Notification, SeqId,
+        SubscriptionOptions, TableId, TableSchema, TableScope, UserId,
+    };
+    let filters = [
+        "true",
+        "false",
+        "NOT false",
+        "TRUE = 1",
+        "\"true\" = 0",
+        "True IN (1, 2)",
+        "id = 3 OR false",
+        "true BETWEEN 0 AND 1",
+        "false IS NULL",
+    ];
+    let rows: Vec<[i64; 3]> = vec![[0, 0, 1], [1, 1, 0], [2, 5, 5], [3, 0, 0]];
+    for columns in [
+        ["id", "true", "false"],
+        ["id", "True", "other"],
+        ["id", "a", "b"],
+    ] {
+        let sqlite = rusqlite::Connection::open_in_memory().unwrap();
+        sqlite
+            .execute(
+                &format!(
+                    "CREATE TABLE t(\"{}\", \"{}\", \"{}\")",
+                    columns[0], columns[1], columns[2]
+                ),
+                [],
+            )
+            .unwrap();
+        let manager = ConnectionsManager::new(ManagerConfig::default()).unwrap();
+        let table = TableId::new("default", "t");
+        manager
+            .register_table(TableSchema::new(table.clone(), TableScope::Shared, columns))
+            .unwrap();
+        let mut connection = manager.register_connection().unwrap();
+        manager
+            .authenticate(connection.connection_id, UserId::from("u"), None)
+            .unwrap();
+        let mut subscriptions = Vec::new();
+        let has_true = columns.iter().any(|name| name.eq_ignore_ascii_case("true"));
+        // SQLite reads a quoted name no column has as text (a deliberate difference).
+        for filter in filters
+            .iter()
+            .filter(|filter| has_true || !filter.contains('"'))
+        {
+            let sql = format!("SELECT * FROM t WHERE {filter}");
+            match sqlite.prepare(&sql) {
+                Ok(_) => {
+                    let result = manager
+                        .subscribe_sql(
+                            connection.connection_id,
+                            &sql,
+                            SubscriptionOptions::default(),
+                        )
+                        .unwrap_or_else(|error| panic!("{columns:?} {filter}: {error}"));
+                    subscriptions.push((result.live_query_id, filter));
+                }
+                // No such column in SQLite: livecore refuses it too.
+                Err(_) => assert!(manager
+                    .subscribe_sql(
+                        connection.connection_id,
+                        &sql,
+                        SubscriptionOptions::default()
+                    )
+                    .is_err()),
+            }
+        }
+        for (seq, row) in rows.iter().enumerate() {
+            sqlite
+                .execute(
+                    "INSERT INTO t VALUES (?1, ?2, ?3)",
+                    rusqlite::params![row[0], row[1], row[2]],
+                )
+                .unwrap();
+            let values = row.iter().map(|&value| Value::Int(value)).collect();
+            manager
+                .publish(
+                    SeqId(seq as u64 + 1),
+                    ChangeNotification::insert(table.clone(), Row::new(values)),
+                )
+                .unwrap();
+        }
+        let mut delivered: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        while let Ok(notification) = connection.notifications.try_recv() {
+            let Notification::Changes(changes) = &notification else {
+                panic!("{notification:?}");
+            };
+            let filter = subscriptions
+                .iter()
+                .find(|(id, _)| *id == notification.live_query_id())
+                .unwrap()
+                .1;
+            for change in changes.changes() {
+                let Value::Int(id) = change.row().value(0).clone() else {
+                    panic!("an integer id");
+                };
+                delivered.entry(filter.to_string()).or_default().push(id);
+            }
+        }
+        for (_, filter) in &subscriptions {
+            let mut statement = sqlite
+                .prepare(&format!("SELECT id FROM t WHERE {filter} ORDER BY id"))
+                .unwrap();
+            let expected: Vec<i64> = statement
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let got = delivered.get(**filter).cloned().unwrap_or_default();
+            assert_eq!(got, expected, "{columns:?}: WHERE {filter}");
+        }
+    }
+}

@@ -9,7 +9,10 @@
 use crate::connection::subscription::{SubscriptionOptions, SubscriptionResult};
 use crate::error::{LiveError, LiveResult};
 use crate::manager::ConnectionsManager;
-use crate::query::parser::{check_sql_len, parse_subscription_sql};
+use crate::query::parser::{
+    check_sql_len, may_name_a_boolean, parse_subscription_sql, parse_with_boolean_columns,
+    BooleanColumns,
+};
 use crate::query::{CompiledQuery, QueryCacheStats, QuerySpec};
 use crate::route::index::TableRoute;
 use crate::sync::{lock, DataArc};
@@ -51,11 +54,32 @@ impl ConnectionsManager {
         // Before the parse cache hashes the text.
         check_sql_len(sql)?;
         let limits = self.config().filter_limits;
-        let (spec, text) = self.queries.parsed(sql, || {
+        let (mut spec, text) = self.queries.parsed(sql, || {
             parse_subscription_sql(sql, &limits)
                 .map(|parsed| parsed.into_spec(&self.config().default_namespace))
         })?;
+        if may_name_a_boolean(sql) {
+            spec = self.read_boolean_columns(sql, spec)?;
+        }
         self.subscribe_query(connection_id, spec, Some(text), options)
+    }
+
+    /// `spec` parsed again, uncached, if its table has a column named TRUE or FALSE: the
+    /// cached parse read those words as booleans (the parse cache does not know tables).
+    fn read_boolean_columns(&self, sql: &str, spec: QuerySpec) -> LiveResult<QuerySpec> {
+        let columns = self
+            .index
+            .with_directory(|directory| {
+                directory
+                    .route_named(&spec.table_id)
+                    .map(|route| BooleanColumns::of(&route.schema))
+            })
+            .unwrap_or_default();
+        if columns.is_none() {
+            return Ok(spec);
+        }
+        parse_with_boolean_columns(sql, &self.config().filter_limits, columns)
+            .map(|parsed| parsed.into_spec(&self.config().default_namespace))
     }
 
     /// Sizes and hit counts of the parse and compiled-query caches.

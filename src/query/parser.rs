@@ -47,6 +47,7 @@ use crate::query::projection::Projection;
 use crate::query::sqlite_decimal::read_decimal;
 use crate::query::QuerySpec;
 use crate::types::ids::TableId;
+use crate::types::schema::TableSchema;
 use crate::types::value::Value;
 
 /// A parsed subscription query, not yet bound to a registered table.
@@ -112,15 +113,65 @@ pub(crate) fn check_sql_len_within(
 
 /// Parses subscription SQL (see the module documentation), enforcing `limits`.
 pub fn parse_subscription_sql(sql: &str, limits: &FilterLimits) -> Result<ParsedQuery, LiveError> {
+    parse_with_boolean_columns(sql, limits, BooleanColumns::default())
+}
+
+/// Which of the words TRUE and FALSE name a column of the table a query reads: SQLite
+/// reads a bare `TRUE` or `FALSE` as the column of that name when the table has one, and
+/// as the boolean otherwise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BooleanColumns {
+    /// The table has a column named `true` (in any case).
+    pub(crate) true_column: bool,
+    /// The table has a column named `false` (in any case).
+    pub(crate) false_column: bool,
+}
+
+impl BooleanColumns {
+    /// The words of `schema`'s columns.
+    pub(crate) fn of(schema: &TableSchema) -> Self {
+        Self {
+            true_column: schema.column_position("true").is_some(),
+            false_column: schema.column_position("false").is_some(),
+        }
+    }
+
+    /// True when neither word names a column.
+    pub(crate) fn is_none(self) -> bool {
+        !self.true_column && !self.false_column
+    }
+}
+
+/// True when `sql` may hold the word TRUE or FALSE (in any case): a cheap test before a
+/// query is parsed again for [`BooleanColumns`].
+pub(crate) fn may_name_a_boolean(sql: &str) -> bool {
+    let bytes = sql.as_bytes();
+    ["true", "false"].iter().any(|word| {
+        bytes
+            .windows(word.len())
+            .any(|window| window.eq_ignore_ascii_case(word.as_bytes()))
+    })
+}
+
+/// [`parse_subscription_sql`] for a table some of whose columns are named TRUE or FALSE:
+/// those words, unquoted, name the columns.
+pub(crate) fn parse_with_boolean_columns(
+    sql: &str,
+    limits: &FilterLimits,
+    columns: BooleanColumns,
+) -> Result<ParsedQuery, LiveError> {
     check_sql_len(sql)?;
     let dialect = GenericDialect {};
-    let tokens = Tokenizer::new(&dialect, sql)
+    let mut tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|error| LiveError::Sql {
             message: error.message,
             line: error.location.line,
             column: error.location.column,
         })?;
+    if !columns.is_none() {
+        read_booleans_as_columns(&mut tokens, columns);
+    }
     check_operator_count(&tokens, limits)?;
     check_in_lists(&tokens, limits)?;
     check_not_runs(&tokens, limits)?;
@@ -162,6 +213,26 @@ pub fn parse_subscription_sql(sql: &str, limits: &FilterLimits) -> Result<Parsed
         ));
     };
     convert_query(&context, *query, limits)
+}
+
+/// Turns each unquoted TRUE or FALSE that names a column into that column's name, quoted,
+/// as the parser reads a column.
+fn read_booleans_as_columns(tokens: &mut [TokenWithSpan], columns: BooleanColumns) {
+    for token in tokens {
+        if let Token::Word(word) = &mut token.token {
+            let is_column = word.quote_style.is_none()
+                && match word.keyword {
+                    Keyword::TRUE => columns.true_column,
+                    Keyword::FALSE => columns.false_column,
+                    _ => false,
+                };
+            if is_column {
+                word.value.make_ascii_lowercase();
+                word.quote_style = Some('"');
+                word.keyword = Keyword::NoKeyword;
+            }
+        }
+    }
 }
 
 /// Every binary or postfix operator of a supported filter is at least one node, so a query
