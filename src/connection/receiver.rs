@@ -191,6 +191,7 @@ impl NotificationReceiver {
                 || !self.rx.is_empty()
                 || connection.attention_flags() != 0
                 || connection.has_pending_events()
+                || connection.is_cut_off()
                 || connection.is_closed()
         });
     }
@@ -203,7 +204,7 @@ impl NotificationReceiver {
         if !self.released.any_due()
             && self.ready.is_empty()
             && self.connection.attention_flags() == 0
-            && !self.connection.is_being_cut_off()
+            && !self.connection.is_cut_off()
         {
             match self.rx.try_recv() {
                 // A change of a live subscription, the common case, is built right where it
@@ -454,7 +455,7 @@ impl NotificationReceiver {
         let last_seq = core.last_known_seq();
         if core.is_ended()
             || core.flow.is_closed()
-            || (!mutant!("gap_after_disconnect") && self.connection.is_being_cut_off())
+            || (!mutant!("gap_after_disconnect") && self.connection.is_cut_off())
         {
             return None;
         }

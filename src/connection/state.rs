@@ -121,12 +121,10 @@ pub(crate) const ATTENTION_GAP: u8 = 1;
 pub(crate) const ATTENTION_NOTICE: u8 = 2;
 pub(crate) const ATTENTION_RELEASE: u8 = 4;
 
-/// The Disconnect policy has not touched the connection.
-const LIVE: u8 = 0;
-/// A drop is cutting the connection off: its event is being raised.
-const CUTTING_OFF: u8 = 1;
-/// Cut off: the receivers report the end of the stream.
-const CUT_OFF: u8 = 2;
+/// In the pending-events word beside the events' flags: the Disconnect policy cut the
+/// connection off. Set with the SlowConsumer flag in one step, so a receiver that sees the
+/// cut-off finds the event pending; never cleared.
+const CUT_OFF: u8 = 0x80;
 
 /// What every connection of a manager shares, so each connection holds one pointer for it.
 pub(crate) struct ConnectionShared {
@@ -174,9 +172,6 @@ pub struct ConnectionState {
     pub(crate) shared: Arc<ConnectionShared>,
     /// True while the connection's consumer waits for "something is ready".
     ready_armed: AtomicBool,
-    /// Where the Disconnect slow-consumer policy is with the connection: [`LIVE`],
-    /// [`CUTTING_OFF`] or [`CUT_OFF`].
-    cut_off: AtomicU8,
     /// Set by unregister once every subscription is unrouted; the receivers then report the
     /// end of the stream.
     closed: AtomicBool,
@@ -234,7 +229,6 @@ impl ConnectionState {
             timed_out: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             closed: AtomicBool::new(false),
-            cut_off: AtomicU8::new(LIVE),
             subscriptions: Mutex::new(SubscriptionMap::default()),
             attention: ArcSwapOption::empty(),
             attention_flags: AtomicU8::new(0),
@@ -384,7 +378,7 @@ impl ConnectionState {
 
     /// Takes the most urgent pending event, if any.
     pub(crate) fn take_any_event(&self) -> Option<ConnectionEvent> {
-        if self.pending_events.load(Ordering::SeqCst) == 0 {
+        if self.pending_events.load(Ordering::SeqCst) & !CUT_OFF == 0 {
             return None;
         }
         ConnectionEvent::ALL
@@ -393,7 +387,7 @@ impl ConnectionState {
     }
 
     pub(crate) fn has_pending_events(&self) -> bool {
-        self.pending_events.load(Ordering::SeqCst) != 0
+        self.pending_events.load(Ordering::SeqCst) & !CUT_OFF != 0
     }
 
     /// First step of unregistering: refuses new subscriptions and takes the current ones.
@@ -441,36 +435,41 @@ impl ConnectionState {
         self.notify_ready();
     }
 
-    /// Applies the Disconnect slow-consumer policy, once: raises
-    /// [`ConnectionEvent::SlowConsumer`], then cuts the connection off, in that order, so a
-    /// consumer that meets the end of its notifications finds the event pending.
+    /// Applies the Disconnect slow-consumer policy, once: cuts the connection off and
+    /// raises [`ConnectionEvent::SlowConsumer`] in one step on the pending-events word, so
+    /// a consumer that meets the end of its notifications finds the event pending, and the
+    /// receiver hands out nothing from that moment. Then wakes the receivers.
     pub(crate) fn cut_off_slow_consumer(&self) {
-        if self
-            .cut_off
-            .compare_exchange(LIVE, CUTTING_OFF, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
+        let event = ConnectionEvent::SlowConsumer;
+        let cut = if mutant!("cut_off_before_event") {
+            // Mutant: the cut-off, then the event, as two steps: a consumer can see its
+            // stream end with no event to say why.
+            let before = self.pending_events.fetch_or(CUT_OFF, Ordering::SeqCst);
+            if before & CUT_OFF == 0 {
+                self.pending_events.fetch_or(event.bit(), Ordering::SeqCst);
+            }
+            before & CUT_OFF == 0
+        } else {
+            self.pending_events
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |pending| {
+                    (pending & CUT_OFF == 0).then_some(pending | CUT_OFF | event.bit())
+                })
+                .is_ok()
+        };
+        if !cut {
             return;
         }
-        // Mutant: the cut-off before the event; a consumer can see its stream end with no
-        // event to say why.
-        in_order(
-            mutant!("cut_off_before_event"),
-            || self.raise_event(ConnectionEvent::SlowConsumer),
-            || self.cut_off.store(CUT_OFF, Ordering::Release),
-        );
+        // No wake-up into the notification channel: the drop found it full, so its receiver
+        // is not waiting on it (one that drained it meanwhile learns of the end with the
+        // next delivery, or when the host, told by the event, unregisters the connection).
+        let _ = self.event_tx.try_send(event);
+        self.notify_ready();
     }
 
     /// True once the Disconnect policy cut the connection off: its receiver hands out
-    /// nothing more.
+    /// nothing more, gap notices included.
     pub(crate) fn is_cut_off(&self) -> bool {
-        self.cut_off.load(Ordering::Acquire) == CUT_OFF
-    }
-
-    /// True from the moment a drop started to cut the connection off: a delivery after the
-    /// drop is no gap to report.
-    pub(crate) fn is_being_cut_off(&self) -> bool {
-        self.cut_off.load(Ordering::Acquire) != LIVE
+        self.pending_events.load(Ordering::Acquire) & CUT_OFF != 0
     }
 
     /// Records that `handle` lost deliveries to a full channel; the receiver reports the gap.

@@ -714,12 +714,17 @@ pub(crate) fn send_change(
             summary.enqueued += 1;
         }
         Err(TrySendError::Full(_)) => {
+            let connection = &handle.connection;
+            let disconnect = matches!(policy.slow_consumer, SlowConsumerPolicy::Disconnect);
+            // Cut off before the drop is recorded: a delivery that follows the drop (and
+            // would make the receiver build a gap notice) finds the stream already ended.
+            if disconnect {
+                connection.cut_off_slow_consumer();
+            }
             core.record_dropped(attempt.number);
             summary.dropped += 1;
-            let connection = &handle.connection;
-            match policy.slow_consumer {
-                SlowConsumerPolicy::GapNotice => connection.flag_gap(core),
-                SlowConsumerPolicy::Disconnect => connection.cut_off_slow_consumer(),
+            if !disconnect {
+                connection.flag_gap(core);
             }
         }
         Err(TrySendError::Disconnected(_)) => {
