@@ -23,10 +23,10 @@
 //! the hand-written unsafe code here; `loom-tests/tests/route_buckets.rs` models it, with
 //! the mutants it must catch.
 //!
-//! Edits are committed by compare-and-swap, so racing writers never share ownership of one
-//! bucket's entries (the loser retries on the winner's copy): memory safety never depends on
-//! the caller. Callers still serialize writers (the routing index holds a per-table writer
-//! lock) because a resize racing an edit would lose the edit.
+//! Edits are committed by compare-and-swap, and a table admits one writer at a time (a
+//! second one at once panics before touching anything: a resize's copies alias values the
+//! old slot array owns until its swap), so memory safety never depends on the caller.
+//! Callers serialize writers (the routing index holds a per-table writer lock).
 
 use std::mem::ManuallyDrop;
 
@@ -37,7 +37,7 @@ mod bucket;
 #[cfg(not(livecore_loom))]
 use crate::connection::prefetch::prefetch;
 use crate::sync::mutant;
-use crate::sync::{Arc, ArcSwap, ArcSwapAny, AtomicUsize, Guard, Ordering};
+use crate::sync::{Arc, ArcSwap, ArcSwapAny, AtomicBool, AtomicUsize, Guard, Ordering};
 use bucket::{release_removed, Handover, Removed, Successors};
 pub(crate) use bucket::{Bucket, Entry};
 
@@ -57,6 +57,10 @@ const SHRINK_BELOW_SLOTS_PER_ENTRY: usize = 8;
 /// The multimap: keys are 64-bit hashes chosen by the caller; one key may hold many values.
 pub(crate) struct CowTable<V> {
     slots: ArcSwap<Slots<V>>,
+    /// Set while a writer edits: a second writer at once would break the handover (a
+    /// resize's copies would alias values an edit meanwhile released), so it panics
+    /// instead, before touching anything. Callers serialize writers; this makes sure.
+    writing: AtomicBool,
     len: AtomicUsize,
     grow_at_load: usize,
     /// Slots hold runs of consecutive keys (tables read whole) rather than hashed keys.
@@ -187,6 +191,7 @@ impl<V: Clone> CowTable<V> {
     pub(crate) fn with_load(grow_at_load: usize) -> Self {
         Self {
             slots: ArcSwap::from_pointee(Slots::with_bits(0, false)),
+            writing: AtomicBool::new(false),
             len: AtomicUsize::new(0),
             grow_at_load: grow_at_load.max(1),
             sequential: false,
@@ -198,6 +203,7 @@ impl<V: Clone> CowTable<V> {
     pub(crate) fn scanned() -> Self {
         Self {
             slots: ArcSwap::from_pointee(Slots::with_bits(0, true)),
+            writing: AtomicBool::new(false),
             len: AtomicUsize::new(0),
             grow_at_load: SCANNED_LOAD,
             sequential: true,
@@ -329,6 +335,7 @@ impl<V: Clone> CowTable<V> {
     /// bucket, whatever their keys). The bucket is replaced whole when `change` changed
     /// anything, so readers see either all of the change or none of it.
     pub(crate) fn modify(&self, key: u64, change: impl FnOnce(&mut Staged<V>)) {
+        let _sole = SoleWriter::enter(&self.writing);
         // Guards rather than counted references: no atomic increment and decrement on
         // the bucket's (usually cold) line.
         let slots = self.slots.load();
@@ -417,6 +424,9 @@ impl<V: Clone> CowTable<V> {
             return;
         };
         let sequential = self.sequential;
+        // Until the swap, the new buckets' entries alias values the old array owns: an
+        // unwind in between would drop them twice, so it aborts instead.
+        let bomb = AbortOnUnwind;
         let mut moved = 0;
         let cells: Box<[BucketCell<V>]> = (0..1usize << bits)
             .map(|slot| {
@@ -446,6 +456,7 @@ impl<V: Clone> CowTable<V> {
             cells,
         });
         let old = self.slots.swap(resized.clone());
+        std::mem::forget(bomb);
         drop(slots);
         // The swap counted every reader still holding the old array (arc-swap pays its
         // readers' debts), and no bucket outlives the array it was loaded from except
@@ -466,6 +477,35 @@ impl<V: Clone> CowTable<V> {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Marks a table's writer for as long as it edits (see [`CowTable::writing`]).
+struct SoleWriter<'a>(&'a AtomicBool);
+
+impl<'a> SoleWriter<'a> {
+    fn enter(writing: &'a AtomicBool) -> Self {
+        if writing.swap(true, Ordering::Acquire) {
+            panic!("two writers edit one routing table at once (callers serialize writers)");
+        }
+        Self(writing)
+    }
+}
+
+impl Drop for SoleWriter<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// Aborts the process if dropped while unwinding (forgotten on success).
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            std::process::abort();
         }
     }
 }
@@ -777,6 +817,14 @@ mod tests {
             .all(|value| Arc::strong_count(value) == 2));
         drop(table);
         assert!(values.iter().all(|value| Arc::strong_count(value) == 1));
+    }
+
+    #[test]
+    #[should_panic(expected = "two writers edit one routing table at once")]
+    fn a_second_writer_at_once_is_refused_before_it_touches_anything() {
+        let table = CowTable::new();
+        table.insert(1, Arc::new(1u32));
+        table.modify(1, |_| table.insert(2, Arc::new(2)));
     }
 
     #[test]
