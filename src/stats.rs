@@ -83,7 +83,8 @@ pub struct RegistryStats {
     pub covered_by_snapshot: u64,
     /// Gap notices handed to consumers.
     pub gaps: u64,
-    /// Subscriptions closed because their gate buffer overflowed.
+    /// Subscriptions closed with `ResyncRequired`: their gate buffer overflowed, or their
+    /// table's schema changed while they loaded.
     pub resyncs: u64,
     /// Snapshot batches delivered.
     pub snapshot_batches: u64,

@@ -125,6 +125,13 @@ fn a_gate_overflow_gives_one_terminal_notice_and_shows_ended_at_once() {
         "ended the moment it overflowed"
     );
     assert!(manager.live_query_records().is_empty());
+    assert!(
+        manager
+            .subscriptions_of(connection.connection_id)
+            .unwrap()
+            .is_empty(),
+        "nor listed"
+    );
     let ended = LiveError::SubscriptionEnded {
         subscription_id: id.subscription_id,
         ending: SubscriptionEnding::ResyncRequired,

@@ -297,7 +297,8 @@ impl ConnectionsManager {
         }
     }
 
-    /// The subscriptions of one connection.
+    /// The live subscriptions of one connection: one a gate overflow ended is not listed
+    /// (as `stats()` and the live-query records do not count it).
     pub fn subscriptions_of(
         &self,
         connection_id: ConnectionId,
@@ -306,6 +307,7 @@ impl ConnectionsManager {
         let subscriptions = lock(&connection.subscriptions);
         let mut listed: Vec<_> = subscriptions
             .values()
+            .filter(|state| !state.core.is_ended())
             .map(|state| state.registered(&connection))
             .collect();
         listed.sort_by_key(|registered| registered.live_query_id);

@@ -24,8 +24,10 @@ impl ConnectionsManager {
     /// projections of its subscriptions are recompiled against the new columns; a
     /// subscription that uses a column the table no longer has is closed with
     /// [`CloseReason::SchemaChanged`](crate::CloseReason::SchemaChanged), and one still in
-    /// its initial load gets `ResyncRequired`. Returns the table's key, stable across
-    /// versions.
+    /// its initial load gets `ResyncRequired`. As on a revocation, a closed subscription's
+    /// changes still queued are not handed out (they were counted as delivered when
+    /// queued): the notice is the last its consumer sees of it, and a client resyncs from
+    /// its own last SeqId. Returns the table's key, stable across versions.
     pub fn register_table(&self, schema: TableSchema) -> LiveResult<TableKey> {
         schema.validate()?;
         let schema = DataArc::new(schema);
@@ -47,12 +49,12 @@ impl ConnectionsManager {
                 Some(route) if route.schema == schema => return Ok(route.key),
                 Some(_) => {
                     let _lifecycle = write(&self.lifecycle);
-                    let current = self
-                        .index
-                        .with_directory(|directory| {
-                            directory.route_by_id(&schema.table_id).cloned()
-                        })
-                        .expect("tables are never removed from the directory");
+                    let Some(current) = self.index.with_directory(|directory| {
+                        directory.route_by_id(&schema.table_id).cloned()
+                    }) else {
+                        // Dropped meanwhile (drop_table holds this lock): register afresh.
+                        continue;
+                    };
                     if current.schema == schema {
                         return Ok(current.key);
                     }
