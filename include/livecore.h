@@ -2019,8 +2019,8 @@ typedef struct lc_topic_group_stats {
      */
     uint64_t members;
     /**
-     * Nacks accepted (`lc_topic_nack`; each hands its message, and what followed it, out
-     * again).
+     * Nacks accepted (`lc_topic_nack`; each hands its message, or when it dead-letters the
+     * message what followed it, out again).
      */
     uint64_t nacks;
     /**
@@ -3871,9 +3871,12 @@ lc_status lc_topic_commit(struct lc_manager manager,
  * from the committed offset without the delay. Renews the consumer's leases in the group.
  *
  * With a dead-letter topic (`lc_topic_group_config.dead_letter_topic`), a message already
- * handed out `max_deliver` times goes there instead: no delay, no rewind, and the
- * partition moves on past it, committing past it only at the committed offset (behind
- * uncommitted messages it is marked and skipped, and nothing is committed for them).
+ * handed out `max_deliver` times goes there instead: no delay, and the partition moves on
+ * past it, committing past it only at the committed offset (behind uncommitted messages it
+ * is marked and skipped, and nothing is committed for them); the lease hands out again
+ * from the message after it, so a consumer treats either outcome alike (it drops the rest
+ * of its batch and consumes again). The messages handed out again after a nacked one do
+ * not count that hand-out against `max_deliver`: they were not tried.
  *
  * Thread safety: any thread, concurrently with any other call.
  *

@@ -414,9 +414,12 @@ pub unsafe extern "C" fn lc_topic_commit(
 /// from the committed offset without the delay. Renews the consumer's leases in the group.
 ///
 /// With a dead-letter topic (`lc_topic_group_config.dead_letter_topic`), a message already
-/// handed out `max_deliver` times goes there instead: no delay, no rewind, and the
-/// partition moves on past it, committing past it only at the committed offset (behind
-/// uncommitted messages it is marked and skipped, and nothing is committed for them).
+/// handed out `max_deliver` times goes there instead: no delay, and the partition moves on
+/// past it, committing past it only at the committed offset (behind uncommitted messages it
+/// is marked and skipped, and nothing is committed for them); the lease hands out again
+/// from the message after it, so a consumer treats either outcome alike (it drops the rest
+/// of its batch and consumes again). The messages handed out again after a nacked one do
+/// not count that hand-out against `max_deliver`: they were not tried.
 ///
 /// Thread safety: any thread, concurrently with any other call.
 ///

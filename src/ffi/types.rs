@@ -951,8 +951,8 @@ pub struct lc_topic_group_stats {
     pub members: u64,
     // Added after the first version (a caller built against the older header passes the
     // smaller struct_size and gets only the fields above).
-    /// Nacks accepted (`lc_topic_nack`; each hands its message, and what followed it, out
-    /// again).
+    /// Nacks accepted (`lc_topic_nack`; each hands its message, or when it dead-letters the
+    /// message what followed it, out again).
     pub nacks: u64,
     /// Messages handed out again because of a nack.
     pub nack_redelivered: u64,

@@ -896,7 +896,12 @@ impl ConnectionsManager {
     /// With a dead-letter topic set ([`GroupConfig::dead_letter`], or
     /// [`ConnectionsManager::set_dead_letter`]), the nack of a message already delivered
     /// `max_deliver` times sends it there instead, and the partition moves on past it; the
-    /// delay does not apply then, and the lease is not rewound. The group commits past the
+    /// delay does not apply then, and the lease hands out again from the message after it
+    /// (every later one it had handed out, as any nack; counted in `nacks` and
+    /// `nack_redelivered` too), so a consumer treats either outcome alike: it drops the
+    /// rest of its batch and consumes again. (Either way, the messages handed out again
+    /// after the nacked one do not count that hand-out against `max_deliver`: they were
+    /// not tried.) The group commits past the
     /// message only if it is at the committed offset: behind messages handed out and not
     /// committed it is marked, skipped when they are handed out again, and nothing is
     /// committed for them (a consumer finishing a batch out of order loses nothing).

@@ -129,6 +129,35 @@ impl Deliveries {
         self.runs = merge(out);
     }
 
+    /// Takes back one delivery of every message of `from..to` (a nack's rewind: they come
+    /// again, untried); a dead-lettered one stays marked.
+    pub(crate) fn take_back(&mut self, from: u64, to: u64) {
+        if from >= to {
+            return;
+        }
+        let mut out = Vec::with_capacity(self.runs.len() + 2);
+        for run in &self.runs {
+            if run.end <= from || run.start >= to || run.count == DEAD {
+                out.push(*run);
+                continue;
+            }
+            if run.start < from {
+                out.push(Run { end: from, ..*run });
+            }
+            if run.count > 1 {
+                out.push(Run {
+                    start: run.start.max(from),
+                    end: run.end.min(to),
+                    count: run.count - 1,
+                });
+            }
+            if run.end > to {
+                out.push(Run { start: to, ..*run });
+            }
+        }
+        self.runs = merge(out);
+    }
+
     /// Marks the message at `offset` dead-lettered (counted or not: a message without a
     /// count gets a run of its own).
     pub(crate) fn mark_dead(&mut self, offset: u64) {
@@ -212,6 +241,24 @@ mod tests {
 
     fn counts(deliveries: &Deliveries, range: std::ops::Range<u64>) -> Vec<u32> {
         range.map(|offset| deliveries.count(offset)).collect()
+    }
+
+    #[test]
+    fn a_take_back_undoes_one_hand_out_and_leaves_dead_letters_marked() {
+        let mut d = Deliveries::default();
+        d.record(0, 6);
+        d.record(2, 6);
+        d.mark_dead(4);
+        assert_eq!(counts(&d, 0..7), [1, 1, 2, 2, DEAD, 2, 0]);
+        d.take_back(1, 6);
+        assert_eq!(counts(&d, 0..7), [1, 0, 1, 1, DEAD, 1, 0]);
+        d.take_back(0, 7);
+        assert_eq!(counts(&d, 0..7), [0, 0, 0, 0, DEAD, 0, 0]);
+        d.take_back(3, 3);
+        assert_eq!(
+            d.first_at_limit(0, 7, Some(1)),
+            Some(Limit::Dead { offset: 4 })
+        );
     }
 
     #[test]

@@ -193,7 +193,8 @@ pub struct GroupStats {
     pub skipped_by_retention: u64,
     /// Leases that expired without being renewed.
     pub leases_expired: u64,
-    /// Nacks accepted (each hands its message, and what followed it, out again).
+    /// Nacks accepted (each hands its message, or when it dead-letters the message what
+    /// followed it, out again).
     pub nacks: u64,
     /// Messages handed out again because of a nack.
     pub nack_redelivered: u64,
@@ -914,6 +915,10 @@ impl Group {
         // A new epoch: a read made before the nack is not applied after it.
         let epoch = state.next_epoch;
         state.next_epoch += 1;
+        // The messages after it come again untried: their hand-out is taken back.
+        state.cursors[partition as usize]
+            .deliveries
+            .take_back(offset + 1, delivered);
         state.cursors[partition as usize].lease = Some(Lease {
             next: Some(offset),
             epoch,
@@ -980,6 +985,28 @@ impl Group {
             // which a lease that handed it out cannot have): nothing to move past.
             _ => {}
         }
+        // As any nack: the lease hands out again what it had handed out after the message
+        // (the consumer, told to start over from there, has not processed it), under a
+        // new epoch so a read made before is not applied after.
+        let rewind_from = offset + 1;
+        let handed_after = cursor
+            .lease
+            .and_then(|lease| lease.next)
+            .filter(|&next| next > rewind_from);
+        if let Some(next) = handed_after {
+            let epoch = state.next_epoch;
+            state.next_epoch += 1;
+            let cursor = &mut state.cursors[partition as usize];
+            cursor.deliveries.take_back(rewind_from, next);
+            if let Some(lease) = cursor.lease.as_mut() {
+                lease.next = Some(rewind_from);
+                lease.epoch = epoch;
+                lease.held_until_ms = None;
+            }
+            self.nack_redelivered
+                .fetch_add(next - rewind_from, Ordering::Relaxed);
+        }
+        self.nacks.fetch_add(1, Ordering::Relaxed);
         self.dead_lettered.fetch_add(1, Ordering::Relaxed);
         if let Some(member) = state.members.get_mut(&me) {
             member.last_seen_ms = now_ms;

@@ -230,7 +230,7 @@ pub(crate) fn case_lc_topic_group_get_stats() {
     }
     assert_eq!(group_stats(f.manager, "t", "g").members, 1);
     // The counters added later: an extension, a nack (one message handed out again), and
-    // a second nack past max-deliver 2 that dead-letters the message.
+    // a second nack past max-deliver 2 that dead-letters the message (a nack too).
     create_topic(f.manager, "dlq", &topic_config(1));
     let (dlq, p) = (c("dlq"), f.partition);
     // SAFETY: see above.
@@ -259,7 +259,7 @@ pub(crate) fn case_lc_topic_group_get_stats() {
             stats.lease_extensions,
             stats.dead_lettered
         ),
-        (1, 1, 1, 1)
+        (2, 1, 1, 1)
     );
     assert_eq!(
         stats.struct_size as usize,

@@ -364,7 +364,7 @@ fn past_max_deliver_a_nacked_message_goes_to_the_dead_letter_topic() {
         Some(1)
     );
     let stats = manager.group_stats("events", "g").unwrap();
-    assert_eq!((stats.nacks, stats.dead_lettered), (2, 1));
+    assert_eq!((stats.nacks, stats.dead_lettered), (3, 1));
     // The dead letter: keyed and sequenced as the original, naming where it came from.
     let reader = consumer(&manager, "reader");
     let letters = manager
@@ -602,6 +602,49 @@ fn a_dead_letter_behind_uncommitted_messages_is_marked_and_skipped_when_handed_o
     );
 }
 
+/// A nack that dead-letters its message rewinds the lease as any nack does, to the message
+/// after it: what the lease had handed out after it comes again, so a consumer that drops
+/// the rest of its batch on a nack (whichever the outcome) loses nothing.
+#[test]
+fn a_nack_that_dead_letters_hands_out_again_what_followed_the_message() {
+    let (manager, _clock) = with_dead_letters(2);
+    for (seq, body) in ["a", "poison", "b", "c", "d"].into_iter().enumerate() {
+        publish_bytes(&manager, "events", seq as u64, body);
+    }
+    let x = consumer(&manager, "x");
+    let first = manager
+        .consume(x, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&first), ["a", "poison", "b", "c", "d"]);
+    manager.commit_offset(x, "events", "g", 0, 1).unwrap();
+    manager
+        .nack(x, "events", "g", 0, 1, Duration::ZERO)
+        .unwrap();
+    let second = manager
+        .consume(x, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&second), ["poison", "b", "c", "d"]);
+    // Its second delivery: this nack sends it to the dead-letter topic.
+    manager
+        .nack(x, "events", "g", 0, 1, Duration::ZERO)
+        .unwrap();
+    assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
+    publish_bytes(&manager, "events", 5, "e");
+    let third = manager
+        .consume(x, "events", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&third), ["b", "c", "d", "e"]);
+    manager.commit_batch(x, &third).unwrap();
+    assert_eq!(
+        manager.group_offsets("events", "g").unwrap()[0].committed,
+        Some(6)
+    );
+    let stats = manager.group_stats("events", "g").unwrap();
+    assert_eq!((stats.nacks, stats.dead_lettered), (2, 1));
+    // Four handed out again after the first nack, three after the second.
+    assert_eq!(stats.nack_redelivered, 7);
+}
+
 #[test]
 fn a_nack_of_a_dead_lettered_offset_only_rewinds() {
     let (manager, clock) = with_dead_letters(2);
@@ -712,10 +755,10 @@ fn a_nack_at_max_deliver_at_the_committed_offset_commits_past_it() {
     manager
         .nack(a, "events", "g", 0, 1, Duration::ZERO)
         .unwrap();
-    // At the committed offset: committed past; m2 stays handed out, not committed.
+    // At the committed offset: committed past; m2 comes again, as after any nack.
     let offsets = &manager.group_offsets("events", "g").unwrap()[0];
     assert_eq!(offsets.committed, Some(2));
-    assert_eq!(offsets.delivered, Some(3));
+    assert_eq!(offsets.delivered, Some(2));
     assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
 }
 
