@@ -228,6 +228,17 @@ pub struct FilterLimits {
     pub max_like_pattern: usize,
 }
 
+impl FilterLimits {
+    /// These limits with the depth held to [`MAX_FILTER_DEPTH`], which the parser and the
+    /// compiler apply whatever limits a caller hands them directly.
+    pub(crate) fn bounded(&self) -> FilterLimits {
+        FilterLimits {
+            max_depth: self.max_depth.min(MAX_FILTER_DEPTH),
+            ..*self
+        }
+    }
+}
+
 impl Default for FilterLimits {
     fn default() -> Self {
         Self {

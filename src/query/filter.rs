@@ -129,6 +129,7 @@ impl Predicate {
         limits: &FilterLimits,
         parameterize: bool,
     ) -> Result<Predicate, LiveError> {
+        let limits = &limits.bounded();
         // Measured without recursion, stopping at the limits, before the (recursive)
         // compiler runs.
         let size = expr.measure(limits.max_nodes, limits.max_depth);

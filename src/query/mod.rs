@@ -149,7 +149,8 @@ pub struct Filter {
 
 impl Filter {
     /// Compiles `expr` against `schema`: column names resolve to positions now (an unknown
-    /// column is an error), and `limits` hold.
+    /// column is an error), and `limits` hold (their depth held to
+    /// [`MAX_FILTER_DEPTH`](crate::MAX_FILTER_DEPTH), as a manager's configuration is).
     pub fn compile(
         expr: &Expr,
         schema: &TableSchema,

@@ -111,7 +111,8 @@ pub(crate) fn check_sql_len_within(
     Ok(())
 }
 
-/// Parses subscription SQL (see the module documentation), enforcing `limits`.
+/// Parses subscription SQL (see the module documentation), enforcing `limits` (their depth
+/// held to [`MAX_FILTER_DEPTH`](crate::MAX_FILTER_DEPTH), as a manager's configuration is).
 pub fn parse_subscription_sql(sql: &str, limits: &FilterLimits) -> Result<ParsedQuery, LiveError> {
     parse_with_boolean_columns(sql, limits, BooleanColumns::default())
 }
@@ -160,6 +161,7 @@ pub(crate) fn parse_with_boolean_columns(
     limits: &FilterLimits,
     columns: BooleanColumns,
 ) -> Result<ParsedQuery, LiveError> {
+    let limits = &limits.bounded();
     check_sql_len(sql)?;
     let dialect = GenericDialect {};
     let mut tokens = Tokenizer::new(&dialect, sql)
