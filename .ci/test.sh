@@ -170,6 +170,7 @@ mutants=(
     bucket_removed_released_early:route_buckets
     bucket_successor_not_kept:route_buckets
     resize_successors_not_kept:route_buckets
+    resize_keeps_one_successor:route_buckets
     core_released_before_queue:subscription_lifecycle
     released_stamp_ignores_queue:core_release
 )

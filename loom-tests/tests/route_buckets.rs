@@ -62,8 +62,13 @@ fn probe(id: usize, released: &Arc<Released>) -> Probe {
 
 /// Walks the bucket as a publish does, checking every value it meets is still alive.
 fn walk(table: &ModelTable<Probe>, released: &Released) -> Vec<usize> {
+    walk_at(table, KEY, released)
+}
+
+/// [`walk`] for the values under `key`.
+fn walk_at(table: &ModelTable<Probe>, key: u64, released: &Released) -> Vec<usize> {
     let mut seen = Vec::new();
-    table.for_each_at(KEY, |value| {
+    table.for_each_at(key, |value| {
         assert!(
             !released.is_released(value.id),
             "a reader met value {} after it was released",
@@ -184,6 +189,40 @@ fn removal_after_a_resize_racing_a_reader_of_the_old_array() {
         assert_eq!(walk(&table, &released), [1]);
         assert!(
             released.is_released(0),
+            "the removed value was never released"
+        );
+        drop(table);
+        assert!(released.all_released(), "a value leaked");
+    });
+}
+
+/// A key whose slot differs from [`KEY`]'s once the slot array has two slots.
+const OTHER_SLOT_KEY: u64 = 8;
+
+/// Invariant: when a resize splits a bucket in two (its two keys go to different slots of
+/// the doubled array), a reader of the old array keeps both new buckets alive: a removal
+/// from the second one leaves the value it walks alive, released once after.
+#[test]
+fn removal_from_the_second_half_of_a_split_racing_a_reader_of_the_old_array() {
+    loom::model(|| {
+        let released = Released::new(2);
+        let table = Arc::new(ModelTable::with_load(1));
+        table.insert(KEY, probe(0, &released));
+        let writer = {
+            let (table, released) = (table.clone(), released.clone());
+            thread::spawn(move || {
+                // The second entry doubles the slot array and splits the bucket.
+                table.insert(OTHER_SLOT_KEY, probe(1, &released));
+                assert!(table.remove(OTHER_SLOT_KEY, |value| value.id == 1));
+            })
+        };
+        let seen = walk_at(&table, OTHER_SLOT_KEY, &released);
+        assert!(seen.is_empty() || seen == [1], "the walk saw {seen:?}");
+        writer.join().unwrap();
+        assert!(walk_at(&table, OTHER_SLOT_KEY, &released).is_empty());
+        assert_eq!(walk(&table, &released), [0]);
+        assert!(
+            released.is_released(1),
             "the removed value was never released"
         );
         drop(table);

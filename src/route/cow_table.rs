@@ -548,10 +548,18 @@ fn retire_resized<V>(bucket: Bucket<V>, resized: &Slots<V>) {
 /// went to, which it keeps alive for its readers.
 fn handover_to_resized<V>(bucket: &Bucket<V>, resized: &Slots<V>) {
     let mut successors: Successors<V> = SmallVec::new();
-    // Mutant: the successors not kept, so an edit of a new bucket can release an entry
-    // a reader of the old one is reading.
+    // Mutants: the successors not kept, or only the first of a split's two, so an edit of
+    // a new bucket can release an entry a reader of the old one is reading.
     let keep = !mutant!("resize_successors_not_kept");
+    let at_most = if mutant!("resize_keeps_one_successor") {
+        1
+    } else {
+        2
+    };
     for entry in bucket.entries().iter().filter(|_| keep) {
+        if successors.len() == at_most {
+            break;
+        }
         if let Some(successor) = resized.cell(entry.key).load_full() {
             if !successors
                 .iter()
