@@ -3876,7 +3876,8 @@ lc_status lc_topic_commit(struct lc_manager manager,
  * is marked and skipped, and nothing is committed for them); the lease hands out again
  * from the message after it, so a consumer treats either outcome alike (it drops the rest
  * of its batch and consumes again). The messages handed out again after a nacked one do
- * not count that hand-out against `max_deliver`: they were not tried.
+ * not count that hand-out against `max_deliver` (a consumer that drops its batch did not
+ * try them), so a message failing behind another failing one may be tried more often.
  *
  * Thread safety: any thread, concurrently with any other call.
  *

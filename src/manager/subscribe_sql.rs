@@ -16,7 +16,7 @@ use crate::query::parser::{
 use crate::query::{CompiledQuery, QueryCacheStats, QuerySpec};
 use crate::route::index::TableRoute;
 use crate::sync::{lock, DataArc};
-use crate::types::ids::{ConnectionId, LiveQueryId};
+use crate::types::ids::{ConnectionId, LiveQueryId, TableId};
 
 impl ConnectionsManager {
     /// Opens a subscription from SQL text, as clients send it:
@@ -66,20 +66,24 @@ impl ConnectionsManager {
 
     /// `spec` parsed again, uncached, if its table has a column named TRUE or FALSE: the
     /// cached parse read those words as booleans (the parse cache does not know tables).
-    fn read_boolean_columns(&self, sql: &str, spec: QuerySpec) -> LiveResult<QuerySpec> {
-        let columns = self
-            .index
-            .with_directory(|directory| {
-                directory
-                    .route_named(&spec.table_id)
-                    .map(|route| BooleanColumns::of(&route.schema))
-            })
-            .unwrap_or_default();
+    pub(crate) fn read_boolean_columns(&self, sql: &str, spec: QuerySpec) -> LiveResult<QuerySpec> {
+        let columns = self.boolean_columns_of(&spec.table_id);
         if columns.is_none() {
             return Ok(spec);
         }
         parse_with_boolean_columns(sql, &self.config().filter_limits, columns)
             .map(|parsed| parsed.into_spec(&self.config().default_namespace))
+    }
+
+    /// Which of the words TRUE and FALSE name a column of the table SQL names `table_id`.
+    pub(crate) fn boolean_columns_of(&self, table_id: &TableId) -> BooleanColumns {
+        self.index
+            .with_directory(|directory| {
+                directory
+                    .route_named(table_id)
+                    .map(|route| BooleanColumns::of(&route.schema))
+            })
+            .unwrap_or_default()
     }
 
     /// Sizes and hit counts of the parse and compiled-query caches.

@@ -11,7 +11,10 @@ use crate::manager::ConnectionsManager;
 use crate::publish::PublishSummary;
 use crate::query::expr::Expr;
 use crate::query::membership::match_change;
-use crate::query::parser::{check_sql_len_within, parse_subscription_sql};
+use crate::query::parser::{
+    check_sql_len_within, may_name_a_boolean, parse_subscription_sql, parse_with_boolean_columns,
+    BooleanColumns,
+};
 use crate::query::CompiledQuery;
 use crate::query::QuerySpec;
 use crate::route::index::TableRoute;
@@ -461,10 +464,13 @@ impl ConnectionsManager {
     /// builder methods).
     pub fn topic_route_from_sql(&self, topic: &str, sql: &str) -> LiveResult<TopicRouteSpec> {
         let limits = self.config.filter_limits;
-        let (query, _) = self.queries.parsed(sql, || {
+        let (mut query, _) = self.queries.parsed(sql, || {
             parse_subscription_sql(sql, &limits)
                 .map(|parsed| parsed.into_spec(&self.config.default_namespace))
         })?;
+        if may_name_a_boolean(sql) {
+            query = self.read_boolean_columns(sql, query)?;
+        }
         Ok(TopicRouteSpec::from_query(topic, query))
     }
 
@@ -510,21 +516,25 @@ impl ConnectionsManager {
             MAX_SUBSCRIPTION_SQL_LEN.saturating_sub(prefix.len()),
         )?;
         let sql = format!("{prefix}{where_sql}");
-        let parsed =
-            parse_subscription_sql(&sql, &self.config.filter_limits).map_err(
-                |error| match error {
-                    LiveError::Sql {
-                        message,
-                        line: 1,
-                        column,
-                    } => LiveError::Sql {
-                        message,
-                        line: 1,
-                        column: column.saturating_sub(prefix.chars().count() as u64),
-                    },
-                    other => other,
+        // The prefix names the table quoted: only the caller's text can hold the words.
+        let columns = if may_name_a_boolean(where_sql) {
+            self.boolean_columns_of(table_id)
+        } else {
+            BooleanColumns::default()
+        };
+        let parsed = parse_with_boolean_columns(&sql, &self.config.filter_limits, columns)
+            .map_err(|error| match error {
+                LiveError::Sql {
+                    message,
+                    line: 1,
+                    column,
+                } => LiveError::Sql {
+                    message,
+                    line: 1,
+                    column: column.saturating_sub(prefix.chars().count() as u64),
                 },
-            )?;
+                other => other,
+            })?;
         match parsed.filter {
             Some(filter) if parsed.table_id(&self.config.default_namespace) == *table_id => {
                 Ok(filter)
@@ -899,9 +909,12 @@ impl ConnectionsManager {
     /// delay does not apply then, and the lease hands out again from the message after it
     /// (every later one it had handed out, as any nack; counted in `nacks` and
     /// `nack_redelivered` too), so a consumer treats either outcome alike: it drops the
-    /// rest of its batch and consumes again. (Either way, the messages handed out again
-    /// after the nacked one do not count that hand-out against `max_deliver`: they were
-    /// not tried.) The group commits past the
+    /// rest of its batch and consumes again (an older batch's `commit_batch` is then
+    /// [`LiveError::CommitAhead`]). Either way, the messages handed out again after the
+    /// nacked one do not count that hand-out against `max_deliver`, since a consumer that
+    /// drops its batch on a nack did not try them: `max_deliver` bounds the deliveries of a
+    /// message at the head of what a consumer works on, and one that fails behind another
+    /// failing message may be tried more often. The group commits past the
     /// message only if it is at the committed offset: behind messages handed out and not
     /// committed it is marked, skipped when they are handed out again, and nothing is
     /// committed for them (a consumer finishing a batch out of order loses nothing).
@@ -942,6 +955,7 @@ impl ConnectionsManager {
         let max_deliver = policy.as_ref().map(|policy| policy.max_deliver);
         let outcome = group_state.nack(&topic.name, request, delay_ms, max_deliver, &mut freed);
         topic.partitions_freed(&group_state, &freed);
+        let dead_lettered = matches!(outcome, Ok(NackOutcome::DeadLetter { .. }));
         let result = match (outcome, policy) {
             (Ok(NackOutcome::DeadLetter { deliveries }), Some(policy)) => self.dead_letter(
                 connection_id,
@@ -952,8 +966,9 @@ impl ConnectionsManager {
             ),
             (outcome, _) => outcome.map(|_| ()),
         };
-        if result.is_ok() && delay_ms == 0 {
-            // A consume of this session parked on the partition sees the rewind now.
+        if result.is_ok() && (delay_ms == 0 || dead_lettered) {
+            // A consume of this session parked on the partition sees the rewind now (a
+            // dead letter's rewind takes no delay).
             if let Some(session) = self.topics.session(connection_id) {
                 session.parker.wake();
             }

@@ -424,8 +424,8 @@ impl<V: Clone> CowTable<V> {
             return;
         };
         let sequential = self.sequential;
-        // Until the swap, the new buckets' entries alias values the old array owns: an
-        // unwind in between would drop them twice, so it aborts instead.
+        // Until the old array's buckets are settled, the new buckets' entries alias values
+        // the old ones own: an unwind in between would drop them twice, so it aborts.
         let bomb = AbortOnUnwind;
         let mut moved = 0;
         let cells: Box<[BucketCell<V>]> = (0..1usize << bits)
@@ -456,7 +456,6 @@ impl<V: Clone> CowTable<V> {
             cells,
         });
         let old = self.slots.swap(resized.clone());
-        std::mem::forget(bomb);
         drop(slots);
         // The swap counted every reader still holding the old array (arc-swap pays its
         // readers' debts), and no bucket outlives the array it was loaded from except
@@ -478,6 +477,8 @@ impl<V: Clone> CowTable<V> {
                 }
             }
         }
+        // Every value has one owner again.
+        std::mem::forget(bomb);
     }
 }
 

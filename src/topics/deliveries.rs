@@ -1,7 +1,11 @@
 //! How many times a group has handed out each message of a partition it has not committed:
 //! the delivery count that max-deliver is checked against. Every hand-out counts (a first
 //! delivery, one after a nack, one after a lease expired), since a consumer that crashes on
-//! a message never gets to nack it.
+//! a message never gets to nack it; but a nack takes back the count of the messages handed
+//! out after the one it names, which a consumer dropping its batch on a nack gave up
+//! without trying them, so a poison message's nacks never push its batch-mates towards
+//! the dead-letter topic (a message failing behind another failing one may then be tried
+//! more than max-deliver times; the one at the head never is).
 //!
 //! Offsets are handed out in contiguous ranges, so the counts are kept as runs of equal
 //! counts, `start..end`: a rewind adds at most two runs, and a commit drops the runs below
@@ -229,8 +233,15 @@ fn merge(runs: Vec<Run>) -> Vec<Run> {
             break;
         };
         let next = out.remove(at + 1);
+        // Runs apart (a take-back left messages uncounted between them) merge at zero:
+        // the messages between were not counted, and none may be dead-lettered early.
+        let count = if out[at].end == next.start {
+            out[at].count.min(next.count)
+        } else {
+            0
+        };
         out[at].end = next.end;
-        out[at].count = out[at].count.min(next.count);
+        out[at].count = count;
     }
     out
 }
@@ -241,6 +252,24 @@ mod tests {
 
     fn counts(deliveries: &Deliveries, range: std::ops::Range<u64>) -> Vec<u32> {
         range.map(|offset| deliveries.count(offset)).collect()
+    }
+
+    #[test]
+    fn runs_merged_past_the_limit_across_a_hole_count_nothing() {
+        let mut d = Deliveries::default();
+        d.record(0, 1);
+        d.record(0, 1);
+        for _ in 0..3 {
+            d.record(2, 3);
+        }
+        // Runs with holes between them (as take-backs leave), past MAX_RUNS.
+        for run in 0..MAX_RUNS as u64 {
+            d.record(10 + 2 * run, 11 + 2 * run);
+        }
+        assert!(d.runs.len() <= MAX_RUNS);
+        // Offset 1 was never handed out: merged or not, it counts nothing.
+        assert_eq!(d.count(1), 0);
+        assert_eq!(d.first_at_limit(1, 2, Some(1)), None);
     }
 
     #[test]

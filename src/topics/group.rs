@@ -941,8 +941,10 @@ impl Group {
     /// (through `persist` first); behind messages handed out and not committed, it is only
     /// marked, so it is skipped (and committed past) when they are handed out again — a
     /// commit of `offset + 1` would also commit them, and a consumer working on a batch
-    /// concurrently would lose them on a crash. The lease is not rewound (what it handed
-    /// out after the message stays handed out). Only the live holder moves the group
+    /// concurrently would lose them on a crash. The lease hands out again what it had
+    /// handed out after the message, as any nack's rewind (never below the committed
+    /// offset: the holder may have committed past the message meanwhile), keeping a
+    /// delay another nack set. Only the live holder moves the group
     /// ([`LiveError::NotLeaseHolder`]: the dead letter was sent, and the message is sent
     /// again when handed out past max-deliver once more: at least once). Counts the dead
     /// letter; renews the session's leases. Leases found expired end on the way (`freed`).
@@ -988,7 +990,7 @@ impl Group {
         // As any nack: the lease hands out again what it had handed out after the message
         // (the consumer, told to start over from there, has not processed it), under a
         // new epoch so a read made before is not applied after.
-        let rewind_from = offset + 1;
+        let rewind_from = (offset + 1).max(cursor.committed.unwrap_or(0));
         let handed_after = cursor
             .lease
             .and_then(|lease| lease.next)
@@ -1001,7 +1003,6 @@ impl Group {
             if let Some(lease) = cursor.lease.as_mut() {
                 lease.next = Some(rewind_from);
                 lease.epoch = epoch;
-                lease.held_until_ms = None;
             }
             self.nack_redelivered
                 .fetch_add(next - rewind_from, Ordering::Relaxed);

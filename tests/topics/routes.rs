@@ -583,3 +583,49 @@ fn a_row_leaving_a_routes_filter_is_carried_as_it_was() {
         Some(vec![Value::Int(2), Value::text("was here")])
     );
 }
+
+/// A route reads a bare TRUE or FALSE as the table's column of that name, as a
+/// subscription and SQLite do: from whole SQL and from WHERE text alike.
+#[test]
+fn routes_read_true_and_false_as_columns_where_the_table_has_them() {
+    let (manager, _clock) = manager();
+    manager
+        .create_topic("t", TopicConfig::partitions(1))
+        .unwrap();
+    let flags = TableId::new("ns", "flags");
+    manager
+        .register_table(TableSchema::new(
+            flags.clone(),
+            TableScope::Shared,
+            ["id", "true", "false"],
+        ))
+        .unwrap();
+    manager
+        .add_topic_route(
+            manager
+                .topic_route_from_sql("t", "SELECT id FROM ns.flags WHERE true")
+                .unwrap(),
+        )
+        .unwrap();
+    manager
+        .add_topic_route(TopicRouteSpec::new("t", flags.clone()).filter_sql("NOT false"))
+        .unwrap();
+    // Routed by the first route when column `true` is set, by the second when `false` is
+    // not: ids 2 and 3 by one each, id 1 by neither.
+    for (seq, row) in [[1, 0, 1], [2, 1, 1], [3, 0, 0]].into_iter().enumerate() {
+        let values = row.iter().map(|&value| Value::Int(value)).collect();
+        manager
+            .publish(
+                SeqId(seq as u64 + 1),
+                ChangeNotification::insert(flags.clone(), Row::new(values)),
+            )
+            .unwrap();
+    }
+    let read = manager.read_topic("t", 0, 0, 10).unwrap();
+    let mut ids: Vec<Value> = read
+        .iter()
+        .map(|message| change_of(message).row.values()[0].clone())
+        .collect();
+    ids.sort_by_key(|value| format!("{value:?}"));
+    assert_eq!(ids, [Value::Int(2), Value::Int(3)]);
+}
