@@ -191,9 +191,9 @@ pub const EVENT_CHANNEL_CAPACITY: usize = 16;
 
 /// The deepest filter a configuration may allow: [`FilterLimits::max_depth`] is at most
 /// this. Compiling and evaluating a filter recurse once per level on the caller's stack
-/// (up to about 1.5 KiB a level), and a host's threads may have small stacks: filters of
-/// 256 levels run on a 512 KiB stack, where an unbounded setting let a client's SQL
-/// overflow any stack.
+/// (up to about 1.5 KiB a level in an optimized build, several times that unoptimized),
+/// and a host's threads may have small stacks: filters of 256 levels run on a 512 KiB
+/// stack (optimized), where an unbounded setting let a client's SQL overflow any stack.
 pub const MAX_FILTER_DEPTH: usize = 256;
 
 /// The largest payload a configuration may let a direct topic publish carry:
