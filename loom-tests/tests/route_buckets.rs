@@ -105,31 +105,64 @@ fn removal_racing_a_reader() {
     });
 }
 
+/// What one of the insert-then-remove models saw: the walk racing the writer, the walk
+/// under the walked key after it, and the walk under [`KEY`] after it.
+struct Walks {
+    during: Vec<usize>,
+    after: Vec<usize>,
+    at_key_after: Vec<usize>,
+}
+
+/// The insert-then-remove models' shared shape: `table` holds value 0 under [`KEY`]; a
+/// writer inserts value 1 under `second_key`, then removes the value `removed` names
+/// (its key and id), while this thread walks the values under `walked`. Checks that the
+/// walks met no released value, that the removed value is released once the race is
+/// over, and that every value is released with the table.
+fn insert_then_remove_racing_a_walk(
+    table: ModelTable<Probe>,
+    second_key: u64,
+    removed: (u64, usize),
+    walked: u64,
+) -> Walks {
+    let released = Released::new(2);
+    let table = Arc::new(table);
+    table.insert(KEY, probe(0, &released));
+    let writer = {
+        let (table, released) = (table.clone(), released.clone());
+        thread::spawn(move || {
+            table.insert(second_key, probe(1, &released));
+            assert!(table.remove(removed.0, |value| value.id == removed.1));
+        })
+    };
+    let during = walk_at(&table, walked, &released);
+    writer.join().unwrap();
+    let walks = Walks {
+        during,
+        after: walk_at(&table, walked, &released),
+        at_key_after: walk(&table, &released),
+    };
+    assert!(
+        released.is_released(removed.1),
+        "the removed value was never released"
+    );
+    drop(table);
+    assert!(released.all_released(), "a value leaked");
+    walks
+}
+
 /// Invariant: when a reader holds a bucket through two edits (an insert, then the removal
 /// of a value it can see), the first copy stays alive for it, and with it the removed
 /// value: the replaced bucket holds its successor, which holds what it removed.
 #[test]
 fn two_edits_racing_a_reader() {
     loom::model(|| {
-        let released = Released::new(2);
-        let table = Arc::new(ModelTable::new());
-        table.insert(KEY, probe(0, &released));
-        let writer = {
-            let (table, released) = (table.clone(), released.clone());
-            thread::spawn(move || {
-                table.insert(KEY, probe(1, &released));
-                assert!(table.remove(KEY, |value| value.id == 0));
-            })
-        };
-        let seen = walk(&table, &released);
+        let walks = insert_then_remove_racing_a_walk(ModelTable::new(), KEY, (KEY, 0), KEY);
         assert!(
-            [&[0][..], &[0, 1], &[1]].contains(&seen.as_slice()),
-            "the walk saw {seen:?}"
+            [&[0][..], &[0, 1], &[1]].contains(&walks.during.as_slice()),
+            "the walk saw {:?}",
+            walks.during
         );
-        writer.join().unwrap();
-        assert_eq!(walk(&table, &released), [1]);
-        drop(table);
-        assert!(released.all_released(), "a value leaked");
+        assert_eq!(walks.after, [1]);
     });
 }
 
@@ -169,30 +202,14 @@ fn resize_racing_a_reader() {
 #[test]
 fn removal_after_a_resize_racing_a_reader_of_the_old_array() {
     loom::model(|| {
-        let released = Released::new(2);
-        let table = Arc::new(ModelTable::with_load(1));
-        table.insert(KEY, probe(0, &released));
-        let writer = {
-            let (table, released) = (table.clone(), released.clone());
-            thread::spawn(move || {
-                // The second entry doubles the slot array.
-                table.insert(KEY, probe(1, &released));
-                assert!(table.remove(KEY, |value| value.id == 0));
-            })
-        };
-        let seen = walk(&table, &released);
+        // The second entry doubles the slot array.
+        let walks = insert_then_remove_racing_a_walk(ModelTable::with_load(1), KEY, (KEY, 0), KEY);
         assert!(
-            [&[0][..], &[0, 1], &[1]].contains(&seen.as_slice()),
-            "the walk saw {seen:?}"
+            [&[0][..], &[0, 1], &[1]].contains(&walks.during.as_slice()),
+            "the walk saw {:?}",
+            walks.during
         );
-        writer.join().unwrap();
-        assert_eq!(walk(&table, &released), [1]);
-        assert!(
-            released.is_released(0),
-            "the removed value was never released"
-        );
-        drop(table);
-        assert!(released.all_released(), "a value leaked");
+        assert_eq!(walks.after, [1]);
     });
 }
 
@@ -205,27 +222,19 @@ const OTHER_SLOT_KEY: u64 = 8;
 #[test]
 fn removal_from_the_second_half_of_a_split_racing_a_reader_of_the_old_array() {
     loom::model(|| {
-        let released = Released::new(2);
-        let table = Arc::new(ModelTable::with_load(1));
-        table.insert(KEY, probe(0, &released));
-        let writer = {
-            let (table, released) = (table.clone(), released.clone());
-            thread::spawn(move || {
-                // The second entry doubles the slot array and splits the bucket.
-                table.insert(OTHER_SLOT_KEY, probe(1, &released));
-                assert!(table.remove(OTHER_SLOT_KEY, |value| value.id == 1));
-            })
-        };
-        let seen = walk_at(&table, OTHER_SLOT_KEY, &released);
-        assert!(seen.is_empty() || seen == [1], "the walk saw {seen:?}");
-        writer.join().unwrap();
-        assert!(walk_at(&table, OTHER_SLOT_KEY, &released).is_empty());
-        assert_eq!(walk(&table, &released), [0]);
-        assert!(
-            released.is_released(1),
-            "the removed value was never released"
+        // The second entry doubles the slot array and splits the bucket.
+        let walks = insert_then_remove_racing_a_walk(
+            ModelTable::with_load(1),
+            OTHER_SLOT_KEY,
+            (OTHER_SLOT_KEY, 1),
+            OTHER_SLOT_KEY,
         );
-        drop(table);
-        assert!(released.all_released(), "a value leaked");
+        assert!(
+            walks.during.is_empty() || walks.during == [1],
+            "the walk saw {:?}",
+            walks.during
+        );
+        assert!(walks.after.is_empty());
+        assert_eq!(walks.at_key_after, [0]);
     });
 }
