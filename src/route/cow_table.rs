@@ -654,6 +654,11 @@ impl<V: Clone> ModelTable<V> {
 mod tests {
     use super::*;
 
+    /// True when each of `values` has exactly `count` references.
+    fn counted(values: &[Arc<u32>], count: usize) -> bool {
+        values.iter().all(|value| Arc::strong_count(value) == count)
+    }
+
     fn values_at(table: &CowTable<u32>, key: u64) -> Vec<u32> {
         let mut found = Vec::new();
         table.for_each_at(key, |value| found.push(*value));
@@ -782,22 +787,13 @@ mod tests {
         }
         // The insert that made the first resize edited the held array first.
         assert_eq!(values_of(&held), (0..65).collect::<Vec<_>>());
-        assert!(
-            values[..64]
-                .iter()
-                .all(|value| Arc::strong_count(value) == 2),
-            "kept for the reader"
-        );
+        assert!(counted(&values[..64], 2), "kept for the reader");
         drop(held);
         assert!(
-            values[..64]
-                .iter()
-                .all(|value| Arc::strong_count(value) == 1),
+            counted(&values[..64], 1),
             "released with the reader's last reference"
         );
-        assert!(values[64..]
-            .iter()
-            .all(|value| Arc::strong_count(value) == 2));
+        assert!(counted(&values[64..], 2));
         // Halving while a reader holds the array, then emptying it.
         let held = table.slots.load_full();
         for value in &values[64..490] {
@@ -818,14 +814,10 @@ mod tests {
             (490..512).collect::<Vec<_>>()
         );
         drop(held);
-        assert!(values[..490]
-            .iter()
-            .all(|value| Arc::strong_count(value) == 1));
-        assert!(values[490..]
-            .iter()
-            .all(|value| Arc::strong_count(value) == 2));
+        assert!(counted(&values[..490], 1));
+        assert!(counted(&values[490..], 2));
         drop(table);
-        assert!(values.iter().all(|value| Arc::strong_count(value) == 1));
+        assert!(counted(&values, 1));
     }
 
     #[test]
@@ -857,7 +849,7 @@ mod tests {
                 (990..1000).collect::<Vec<_>>()
             );
             drop(table);
-            assert!(values.iter().all(|value| Arc::strong_count(value) == 1));
+            assert!(counted(&values, 1));
         }
     }
 
@@ -884,7 +876,7 @@ mod tests {
         let counts: Vec<usize> = values.iter().map(Arc::strong_count).collect();
         assert_eq!(counts, [1, 1, 2, 2]);
         drop(table);
-        assert!(values.iter().all(|value| Arc::strong_count(value) == 1));
+        assert!(counted(&values, 1));
     }
 
     /// A value that counts how often it is cloned.
@@ -1018,13 +1010,9 @@ mod tests {
             }
         });
         drop(seen);
-        assert!(values[1..32]
-            .iter()
-            .all(|value| Arc::strong_count(value) == 1));
-        assert!(values[32..]
-            .iter()
-            .all(|value| Arc::strong_count(value) == 2));
+        assert!(counted(&values[1..32], 1));
+        assert!(counted(&values[32..], 2));
         drop(table);
-        assert!(values.iter().all(|value| Arc::strong_count(value) == 1));
+        assert!(counted(&values, 1));
     }
 }

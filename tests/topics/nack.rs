@@ -21,18 +21,14 @@ fn nack_hands_out_again_from_the_nacked_message() {
         publish_bytes(&manager, "events", seq, &format!("m{seq}"));
     }
     let a = consumer(&manager, "a");
-    let batch = manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let batch = next_batch(&manager, a);
     assert_eq!(bodies(&batch), ["m0", "m1", "m2"]);
     manager.commit_offset(a, "events", "g", 0, 1).unwrap();
     manager
         .nack(a, "events", "g", 0, 1, Duration::ZERO)
         .unwrap();
     // The nacked message and what followed it, in order; the commit stays.
-    let batch = manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let batch = next_batch(&manager, a);
     assert_eq!(bodies(&batch), ["m1", "m2"]);
     let offsets_now = manager.group_offsets("events", "g").unwrap();
     assert_eq!(offsets_now[0].committed, Some(1));
@@ -52,9 +48,7 @@ fn a_delayed_nack_holds_the_partition_until_the_delay_passes() {
     publish_bytes(&manager, "events", 1, "m1");
     let a = consumer(&manager, "a");
     let b = consumer(&manager, "b");
-    let batch = manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let batch = next_batch(&manager, a);
     assert_eq!(bodies(&batch), ["m0", "m1"]);
     manager
         .nack(a, "events", "g", 0, 0, Duration::from_millis(400))
@@ -62,23 +56,12 @@ fn a_delayed_nack_holds_the_partition_until_the_delay_passes() {
     // Head of line: nothing of the partition is handed out while the delay runs, not even
     // a message published after the nack, and not to another member.
     publish_bytes(&manager, "events", 2, "m2");
-    assert!(manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap()
-        .is_empty());
-    assert!(manager
-        .consume(b, "events", "g", 10, Duration::ZERO)
-        .unwrap()
-        .is_empty());
+    assert!(next_batch(&manager, a).is_empty());
+    assert!(next_batch(&manager, b).is_empty());
     clock.advance(399);
-    assert!(manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap()
-        .is_empty());
+    assert!(next_batch(&manager, a).is_empty());
     clock.advance(1);
-    let batch = manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let batch = next_batch(&manager, a);
     assert_eq!(bodies(&batch), ["m0", "m1", "m2"]);
 }
 
@@ -87,9 +70,7 @@ fn a_parked_consume_wakes_when_the_nack_delay_ends() {
     let (manager, clock) = with_topic();
     publish_bytes(&manager, "events", 0, "m0");
     let a = consumer(&manager, "a");
-    let batch = manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let batch = next_batch(&manager, a);
     assert_eq!(bodies(&batch), ["m0"]);
     manager
         .nack(a, "events", "g", 0, 0, Duration::from_millis(300))
@@ -170,9 +151,7 @@ fn nack_is_checked_like_a_commit() {
     );
     // None of the refused nacks moved anything.
     assert_eq!(manager.group_stats("events", "g").unwrap().nacks, 0);
-    assert!(manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap()
+    assert!(next_batch(&manager, a)
         .messages
         .iter()
         .all(|m| m.offset == 2));
@@ -274,17 +253,12 @@ fn extending_keeps_the_leases_without_consuming() {
     publish_bytes(&manager, "events", 0, "m0");
     let a = consumer(&manager, "a");
     let b = consumer(&manager, "b");
-    manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    next_batch(&manager, a);
     clock.advance(900);
     assert_eq!(manager.extend_leases(a, "events", "g"), Ok(1));
     // Past the first expiry (1 000 ms): the lease still stands.
     clock.advance(900);
-    assert!(manager
-        .consume(b, "events", "g", 10, Duration::ZERO)
-        .unwrap()
-        .is_empty());
+    assert!(next_batch(&manager, b).is_empty());
     manager.commit_offset(a, "events", "g", 0, 1).unwrap();
     let stats = manager.group_stats("events", "g").unwrap();
     assert_eq!(stats.lease_extensions, 1);
@@ -298,14 +272,10 @@ fn an_expired_lease_is_not_revived_by_an_extension() {
     publish_bytes(&manager, "events", 0, "m0");
     let a = consumer(&manager, "a");
     let b = consumer(&manager, "b");
-    manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    next_batch(&manager, a);
     clock.advance(1_000);
     assert_eq!(manager.extend_leases(a, "events", "g"), Ok(0));
-    let batch = manager
-        .consume(b, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let batch = next_batch(&manager, b);
     assert_eq!(bodies(&batch), ["m0"]);
     let stats = manager.group_stats("events", "g").unwrap();
     assert_eq!(stats.lease_extensions, 0);
@@ -318,6 +288,13 @@ fn an_expired_lease_is_not_revived_by_an_extension() {
         manager.extend_leases(ConnectionId(999_999), "events", "g"),
         Err(LiveError::UnknownConnection(ConnectionId(999_999)))
     );
+}
+
+/// The next batch (up to ten messages, no wait) `who` consumes from "events" in group "g".
+fn next_batch(manager: &ConnectionsManager, who: ConnectionId) -> ConsumeBatch {
+    manager
+        .consume(who, "events", "g", 10, Duration::ZERO)
+        .unwrap()
 }
 
 /// A manager with "events" (group "g", 1 s lease) and a dead-letter topic "dlq" with its
@@ -355,9 +332,7 @@ fn past_max_deliver_a_nacked_message_goes_to_the_dead_letter_topic() {
             .unwrap();
     }
     // The third nack dead-lettered it: the partition moved on.
-    let batch = manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let batch = next_batch(&manager, a);
     assert_eq!(bodies(&batch), ["fine"]);
     assert_eq!(
         manager.group_offsets("events", "g").unwrap()[0].committed,
@@ -463,9 +438,7 @@ fn lease_expiry_redeliveries_count_toward_max_deliver() {
         clock.advance(1_001);
     }
     // A fourth hand-out would pass max-deliver: the consume dead-letters it and goes on.
-    let batch = manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let batch = next_batch(&manager, a);
     assert_eq!(bodies(&batch), ["fine"]);
     assert_eq!(
         manager.group_offsets("events", "g").unwrap()[0].committed,
@@ -531,9 +504,7 @@ fn a_consumer_that_never_commits_sees_its_messages_dead_lettered_in_order() {
     }
     // Nothing was committed, so m0 reached max-deliver too: both are dead-lettered, in
     // offset order, each at the head; the batch goes on with m2.
-    let batch = manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let batch = next_batch(&manager, a);
     assert_eq!(bodies(&batch), ["m2"]);
     assert_eq!(manager.group_stats("events", "g").unwrap().dead_lettered, 2);
     assert_eq!(manager.topic_info("dlq").unwrap().appended, 2);
@@ -567,9 +538,7 @@ fn a_dead_letter_behind_uncommitted_messages_is_marked_and_skipped_when_handed_o
     // From the committed offset again: m0 (its second delivery), then "poison" would be a
     // third: the batch stops before it and it is dead-lettered, but m0 is not committed,
     // so the group cannot commit past it yet: it is marked instead.
-    let third = manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let third = next_batch(&manager, a);
     assert_eq!(bodies(&third), ["m0"]);
     assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
     assert_eq!(manager.group_stats("events", "g").unwrap().dead_lettered, 1);
@@ -577,17 +546,13 @@ fn a_dead_letter_behind_uncommitted_messages_is_marked_and_skipped_when_handed_o
         manager.group_offsets("events", "g").unwrap()[0].committed,
         Some(0)
     );
-    let fourth = manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let fourth = next_batch(&manager, a);
     assert_eq!(bodies(&fourth), ["m2"]);
     // m0 is done; then the lease expires once more before m2 is committed: the range is
     // handed out again from "poison", which is skipped (and committed past), not sent twice.
     manager.commit_offset(a, "events", "g", 0, 1).unwrap();
     clock.advance(1_001);
-    let fifth = manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let fifth = next_batch(&manager, a);
     assert_eq!(bodies(&fifth), ["m2"]);
     assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
     assert_eq!(manager.group_stats("events", "g").unwrap().dead_lettered, 1);
@@ -612,17 +577,13 @@ fn a_nack_that_dead_letters_hands_out_again_what_followed_the_message() {
         publish_bytes(&manager, "events", seq as u64, body);
     }
     let x = consumer(&manager, "x");
-    let first = manager
-        .consume(x, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let first = next_batch(&manager, x);
     assert_eq!(bodies(&first), ["a", "poison", "b", "c", "d"]);
     manager.commit_offset(x, "events", "g", 0, 1).unwrap();
     manager
         .nack(x, "events", "g", 0, 1, Duration::ZERO)
         .unwrap();
-    let second = manager
-        .consume(x, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let second = next_batch(&manager, x);
     assert_eq!(bodies(&second), ["poison", "b", "c", "d"]);
     // Its second delivery: this nack sends it to the dead-letter topic.
     manager
@@ -630,9 +591,7 @@ fn a_nack_that_dead_letters_hands_out_again_what_followed_the_message() {
         .unwrap();
     assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
     publish_bytes(&manager, "events", 5, "e");
-    let third = manager
-        .consume(x, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let third = next_batch(&manager, x);
     assert_eq!(bodies(&third), ["b", "c", "d", "e"]);
     manager.commit_batch(x, &third).unwrap();
     assert_eq!(
@@ -663,9 +622,7 @@ fn a_nack_of_a_dead_lettered_offset_only_rewinds() {
         .consume(a, "events", "g", 1, Duration::ZERO)
         .unwrap();
     clock.advance(1_001);
-    let batch = manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let batch = next_batch(&manager, a);
     assert_eq!(bodies(&batch), ["m0"]);
     assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
     // Its offset is below what the lease handed out, so it may be nacked, though the
@@ -674,9 +631,7 @@ fn a_nack_of_a_dead_lettered_offset_only_rewinds() {
     manager
         .nack(a, "events", "g", 0, 1, Duration::ZERO)
         .unwrap();
-    let again = manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let again = next_batch(&manager, a);
     assert_eq!(bodies(&again), ["m2"]);
     assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
     assert_eq!(manager.group_stats("events", "g").unwrap().dead_lettered, 1);
@@ -715,21 +670,15 @@ fn a_nack_at_max_deliver_behind_uncommitted_messages_commits_nothing_for_them() 
         "dead-lettering offset 1 committed the unfinished offset 0"
     );
     // The lease is not rewound: the partition moves on to m2.
-    let next = manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let next = next_batch(&manager, a);
     assert_eq!(bodies(&next), ["m2"]);
     // The consumer dies before finishing m0: after the lease expires m0 is handed out again
     // (at least once), and "poison" is skipped, not sent to the dead-letter topic again.
     clock.advance(1_001);
-    let redelivered = manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let redelivered = next_batch(&manager, a);
     assert_eq!(bodies(&redelivered), ["m0"]);
     manager.commit_batch(a, &redelivered).unwrap();
-    let rest = manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let rest = next_batch(&manager, a);
     assert_eq!(bodies(&rest), ["m2"]);
     manager.commit_batch(a, &rest).unwrap();
     assert_eq!(
@@ -806,9 +755,7 @@ fn the_dead_letter_topic_named_in_the_group_config_receives_dead_letters() {
         .consume(a, "events", "g", 1, Duration::ZERO)
         .unwrap();
     clock.advance(1_001);
-    let batch = manager
-        .consume(a, "events", "g", 10, Duration::ZERO)
-        .unwrap();
+    let batch = next_batch(&manager, a);
     assert_eq!(bodies(&batch), ["fine"]);
     assert_eq!(manager.group_stats("events", "g").unwrap().dead_lettered, 1);
     let reader = consumer(&manager, "reader");
