@@ -78,19 +78,35 @@ fn record(gen: &Gen, row: &[Lit], coverage: &mut Coverage) {
             for item in list {
                 pair(value_of(tested, row), value_of(item, row));
             }
-            if *negated {
-                "NOT IN"
-            } else {
-                "IN"
+            match (*negated, list.is_empty()) {
+                (false, false) => "IN",
+                (true, false) => "NOT IN",
+                (false, true) => "IN ()",
+                (true, true) => "NOT IN ()",
             }
         }
-        Gen::IsNull(_, negated) => {
-            if *negated {
-                "IS NOT NULL"
-            } else {
-                "IS NULL"
+        Gen::IsNull(_, negated, spelling) => match (*negated, *spelling) {
+            (false, 0) => "IS NULL",
+            (false, _) => "ISNULL",
+            (true, 0) => "IS NOT NULL",
+            (true, 1) => "NOTNULL",
+            (true, _) => "NOT NULL",
+        },
+        Gen::Is(left, right, negated, distinct) => {
+            pair(value_of(left, row), value_of(right, row));
+            match (*negated, *distinct) {
+                (false, false) => "IS",
+                (true, false) => "IS NOT",
+                (false, true) => "IS NOT DISTINCT FROM",
+                (true, true) => "IS DISTINCT FROM",
             }
         }
+        Gen::IsTruth(_, wanted, negated) => match (*wanted, *negated) {
+            (true, false) => "IS TRUE",
+            (true, true) => "IS NOT TRUE",
+            (false, false) => "IS FALSE",
+            (false, true) => "IS NOT FALSE",
+        },
         Gen::Between(tested, low, high, negated) => {
             pair(value_of(tested, row), value_of(low, row));
             pair(value_of(tested, row), value_of(high, row));
@@ -288,6 +304,19 @@ fn livecore_agrees_with_sqlite_on_random_filters() {
         "NOT IN",
         "IS NULL",
         "IS NOT NULL",
+        "ISNULL",
+        "NOTNULL",
+        "NOT NULL",
+        "IS",
+        "IS NOT",
+        "IS DISTINCT FROM",
+        "IS NOT DISTINCT FROM",
+        "IS TRUE",
+        "IS NOT TRUE",
+        "IS FALSE",
+        "IS NOT FALSE",
+        "IN ()",
+        "NOT IN ()",
         "BETWEEN",
         "NOT BETWEEN",
         "LIKE",
@@ -577,6 +606,71 @@ fn floats_as_text_and_long_literals_agree_with_sqlite() {
     }
 }
 
+/// SQLite's own spellings (ISNULL, NOTNULL, postfix NOT NULL, IS and IS NOT between any
+/// operands, IS TRUE and IS FALSE, empty IN lists) without the generator's parentheses, among
+/// other operators: each filter livecore takes agrees with SQLite on every row; each it
+/// refuses is a comparison's result used as an operand, refused as SQL.
+#[test]
+fn sqlite_spellings_agree_without_parentheses() {
+    let agreed = [
+        "c0 ISNULL",
+        "c0 NOTNULL AND c1 ISNULL",
+        "c0 NOT NULL OR c1 NOT NULL",
+        "NOT c0 NOT NULL",
+        "NOT c0 ISNULL",
+        "c0 IS c1",
+        "c0 IS NOT c1 AND c2 IS 3",
+        "NOT c0 IS c1",
+        "c0 IS -3 OR c1 IS 'a'",
+        "c0 IS TRUE OR c1 IS NOT FALSE",
+        "NOT c0 IS FALSE",
+        "c0 IS (TRUE)",
+        "c0 IS NOT DISTINCT FROM FALSE",
+        "c0 IS DISTINCT FROM NULL",
+        "NULL IS c0",
+        "TRUE IS c0",
+        "c0 IN () OR c1 NOT IN ( )",
+        "NOT c0 IN ()",
+        "c0 NOT IN () AND c1 IS NOT NULL",
+        "c0 IN (/* nothing */)",
+        "c0 = 1 AND c1 NOTNULL",
+        "c0 IS c1 AND c1 IS c2",
+    ];
+    let refused = [
+        "c0 = 1 IS NULL",
+        "c0 = c1 IS c2",
+        "c0 IS c1 = 1",
+        "(c0 = 1) IS TRUE",
+        "c0 IS c1 IS c2",
+        "c0 < 1 NOTNULL",
+        "c0 IS NULL IS NOT c1",
+        "c0 BETWEEN 1 AND 3 ISNULL",
+        "c0 ISNULL = 0",
+    ];
+    let mut rng = Rng(0x15_0000_0001);
+    let rows: Vec<Vec<Value>> = (0..200)
+        .map(|_| {
+            (0..COLUMNS.len())
+                .map(|_| random_value(&mut rng).value)
+                .collect()
+        })
+        .collect();
+    for filter in agreed {
+        for row in &rows {
+            let sqlite = sqlite_verdict(filter, row, true);
+            let livecore = livecore_verdict(filter, row);
+            assert_eq!(livecore, sqlite, "WHERE {filter} on {row:?}");
+        }
+    }
+    for filter in refused {
+        let sql = format!("SELECT * FROM t WHERE {filter}");
+        match parse_subscription_sql(&sql, &FilterLimits::default()) {
+            Err(livecore::LiveError::Sql { .. }) => {}
+            other => panic!("{filter}: expected an SQL refusal, got {other:?}"),
+        }
+    }
+}
+
 /// SQLite reads a bare TRUE or FALSE as the column of that name when the table has one;
 /// livecore's subscriptions agree, row by row, on such a table and on one without.
 #[test]
@@ -595,6 +689,10 @@ fn true_and_false_name_columns_where_a_table_has_them() {
         "id = 3 OR false",
         "true BETWEEN 0 AND 1",
         "false IS NULL",
+        "id IS true",
+        "id IS NOT false",
+        "false ISNULL",
+        "id IS NOT DISTINCT FROM true",
     ];
     let rows: Vec<[i64; 3]> = vec![[0, 0, 1], [1, 1, 0], [2, 5, 5], [3, 0, 0]];
     for columns in [

@@ -295,13 +295,21 @@ fn unsupported_expressions_are_named_with_their_position() {
         23,
     );
     refused("SELECT * FROM t WHERE CAST(a AS INT) = 1", "CAST", 1, 23);
-    refused("SELECT * FROM t WHERE a IS TRUE", "IS TRUE", 1, 23);
     refused(
-        "SELECT * FROM t WHERE a IS DISTINCT FROM b",
-        "IS DISTINCT FROM",
+        "SELECT * FROM t WHERE (a = 1) IS TRUE",
+        "IS TRUE takes a column",
         1,
-        23,
+        24,
     );
+    refused(
+        "SELECT * FROM t WHERE a IS DISTINCT FROM (b = 1)",
+        "IS takes a column",
+        1,
+        43,
+    );
+    // After IS, UNKNOWN is a column's name, as in SQLite.
+    let unknown = parse("SELECT * FROM t WHERE a IS UNKNOWN").unwrap();
+    assert!(format!("{:?}", unknown.filter).contains("Column(\"UNKNOWN\")"));
     refused(
         "SELECT * FROM t WHERE (a = 1) = (b = 2)",
         "not a condition",
@@ -864,10 +872,21 @@ fn syntax_errors_are_short_sentences_with_a_position() {
     // The end of the input has a position (just past the text), and the parser's grammar
     // lists ("[NOT] NULL | TRUE | ...") come out as a few plain alternatives.
     for (sql, needle, line, column) in [
-        ("SELECT * FROM t WHERE a IS", "after IS", 1, 27),
+        ("SELECT * FROM t WHERE a IS", "the query ends", 1, 27),
+        (
+            "SELECT * FROM t WHERE a IS NOT DISTINCT 5",
+            "after IS, found DISTINCT",
+            1,
+            32,
+        ),
         ("SELECT * FROM t WHERE", "the query ends", 1, 22),
         ("SELECT * FROM t\nWHERE a =", "the query ends", 2, 10),
-        ("SELECT * FROM t WHERE a IS 5", "after IS, found 5", 1, 28),
+        (
+            "SELECT * FROM t WHERE a IS NOT NULL NULL",
+            "found NULL",
+            1,
+            37,
+        ),
     ] {
         match parse(sql) {
             Err(LiveError::Sql {

@@ -12,6 +12,7 @@ pub(crate) mod query_text;
 pub(crate) mod route_key;
 pub(crate) mod sql_text;
 pub(crate) mod sqlite_decimal;
+pub(crate) mod sqlite_forms;
 
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};

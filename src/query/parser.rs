@@ -2,7 +2,9 @@
 //! the `sqlparser` crate into livecore's filter tree and projection.
 //!
 //! The WHERE clause may use comparisons (`= != <> < <= > >=`) between columns and literals,
-//! `AND`, `OR`, `NOT`, parentheses, `[NOT] IN (...)`, `IS [NOT] NULL`, `[NOT] BETWEEN`,
+//! `AND`, `OR`, `NOT`, parentheses, `[NOT] IN (...)` (an empty list too), `IS [NOT] NULL`
+//! (and SQLite's `ISNULL`, `NOTNULL`, postfix `NOT NULL`), `x IS [NOT] y` and `IS [NOT]
+//! DISTINCT FROM` between operands, `IS [NOT] TRUE` / `FALSE` (truth tests), `[NOT] BETWEEN`,
 //! `[NOT] LIKE` (with `%`, `_` and `ESCAPE`, case-sensitive), `[NOT] ILIKE`
 //! (case-insensitive), and literals of every value type: integers, floats, `'text'`,
 //! `X'0a1b'` bytes, `TRUE`, `FALSE` and `NULL`, with unary minus or plus on numbers. A bare
@@ -45,6 +47,7 @@ use crate::error::LiveError;
 use crate::query::expr::{CompareOp, Expr};
 use crate::query::projection::Projection;
 use crate::query::sqlite_decimal::read_decimal;
+use crate::query::sqlite_forms::{read_sqlite_forms, EMPTY_LIST_MARK};
 use crate::query::QuerySpec;
 use crate::types::ids::TableId;
 use crate::types::schema::TableSchema;
@@ -174,6 +177,7 @@ pub(crate) fn parse_with_boolean_columns(
     if !columns.is_none() {
         read_booleans_as_columns(&mut tokens, columns);
     }
+    let tokens = read_sqlite_forms(tokens);
     check_operator_count(&tokens, limits)?;
     check_in_lists(&tokens, limits)?;
     check_not_runs(&tokens, limits)?;
@@ -1244,6 +1248,15 @@ impl Converter<'_> {
                 self.node(level)?;
                 Ok(Expr::Not(Box::new(self.condition(inner, level + 1)?)))
             }
+            E::IsDistinctFrom(left, right) | E::IsNotDistinctFrom(left, right) => {
+                let negated = matches!(expr, E::IsDistinctFrom(..));
+                self.is_same(left, right, negated, level)
+            }
+            E::IsTrue(inner) | E::IsNotTrue(inner) | E::IsFalse(inner) | E::IsNotFalse(inner) => {
+                let wanted = matches!(expr, E::IsTrue(_) | E::IsNotTrue(_));
+                let negated = matches!(expr, E::IsNotTrue(_) | E::IsNotFalse(_));
+                self.is_truth(inner, wanted, negated, level)
+            }
             E::IsNull(inner) | E::IsNotNull(inner) => {
                 self.node(level)?;
                 Ok(Expr::IsNull {
@@ -1358,6 +1371,122 @@ impl Converter<'_> {
         }
     }
 
+    /// `left IS right` (`negated`: `IS NOT`), never UNKNOWN: equal, or both NULL. Built from
+    /// the filter's own nodes, so routing and the enter/leave rule read it as they read
+    /// `=`: `a IS 5` is `a = 5 AND a IS NOT NULL`.
+    fn is_same(
+        &mut self,
+        left: &sql::Expr,
+        right: &sql::Expr,
+        negated: bool,
+        level: usize,
+    ) -> Result<Expr, LiveError> {
+        let counted = self.nodes;
+        let left = self.operand(left, level + 1, "IS")?;
+        let right = self.operand(right, level + 1, "IS")?;
+        self.nodes = counted;
+        if let Expr::Literal(Value::Bool(wanted)) = right {
+            // SQLite reads `x IS TRUE` (and `x IS NOT DISTINCT FROM TRUE`) as a truth test,
+            // not as `x IS 1`.
+            return self.truth_test(left, wanted, negated, level);
+        }
+        let equal = |left: &Expr, right: &Expr| Expr::Compare {
+            op: CompareOp::Eq,
+            left: Box::new(left.clone()),
+            right: Box::new(right.clone()),
+        };
+        let same = match (&left, &right) {
+            (Expr::Literal(Value::Null), other) | (other, Expr::Literal(Value::Null)) => {
+                is_null(other, false)
+            }
+            (Expr::Literal(_), Expr::Literal(_)) => equal(&left, &right),
+            (Expr::Literal(_), column) | (column, Expr::Literal(_)) => {
+                Expr::And(vec![equal(&left, &right), is_null(column, true)])
+            }
+            // Equal and neither NULL, or both NULL.
+            _ => Expr::Or(vec![
+                Expr::And(vec![
+                    equal(&left, &right),
+                    is_null(&left, true),
+                    is_null(&right, true),
+                ]),
+                Expr::And(vec![is_null(&left, false), is_null(&right, false)]),
+            ]),
+        };
+        let built = if negated {
+            Expr::Not(Box::new(same))
+        } else {
+            same
+        };
+        self.account(&built, level)?;
+        Ok(built)
+    }
+
+    /// `tested IS TRUE` (`wanted` false: `IS FALSE`; `negated`: `IS NOT`), never UNKNOWN:
+    /// SQLite's truth test, `tested` read as a condition, NULL as neither.
+    fn is_truth(
+        &mut self,
+        tested: &sql::Expr,
+        wanted: bool,
+        negated: bool,
+        level: usize,
+    ) -> Result<Expr, LiveError> {
+        let place = match (wanted, negated) {
+            (true, false) => "IS TRUE",
+            (true, true) => "IS NOT TRUE",
+            (false, false) => "IS FALSE",
+            (false, true) => "IS NOT FALSE",
+        };
+        let counted = self.nodes;
+        let tested = self.operand(tested, level + 1, place)?;
+        self.nodes = counted;
+        self.truth_test(tested, wanted, negated, level)
+    }
+
+    /// [`Converter::is_truth`] of an operand already converted (and not yet counted).
+    fn truth_test(
+        &mut self,
+        tested: Expr,
+        wanted: bool,
+        negated: bool,
+        level: usize,
+    ) -> Result<Expr, LiveError> {
+        let truth = if wanted {
+            tested.clone()
+        } else {
+            Expr::Not(Box::new(tested.clone()))
+        };
+        let holds = Expr::And(vec![truth, is_null(&tested, true)]);
+        let built = if negated {
+            Expr::Not(Box::new(holds))
+        } else {
+            holds
+        };
+        self.account(&built, level)?;
+        Ok(built)
+    }
+
+    /// Counts the nodes of `built`, a tree made here whose root sits at `level`, against the
+    /// limits.
+    fn account(&mut self, built: &Expr, level: usize) -> Result<(), LiveError> {
+        let size = built.measure(usize::MAX, usize::MAX);
+        let deepest = level + size.depth - 1;
+        if deepest > self.limits.max_depth {
+            return Err(LiveError::FilterTooDeep {
+                depth: deepest,
+                max: self.limits.max_depth,
+            });
+        }
+        self.nodes += size.nodes;
+        if self.nodes > self.limits.max_nodes {
+            return Err(LiveError::FilterTooLarge {
+                nodes: self.nodes,
+                max: self.limits.max_nodes,
+            });
+        }
+        Ok(())
+    }
+
     fn in_list(
         &mut self,
         tested: &sql::Expr,
@@ -1365,6 +1494,13 @@ impl Converter<'_> {
         negated: bool,
         level: usize,
     ) -> Result<Expr, LiveError> {
+        // `x IN ()`: the token pass put a mark in the empty parentheses so that they parse.
+        let list = match list {
+            [sql::Expr::Value(value)] if matches!(&value.value, sql::Value::Placeholder(mark) if mark == EMPTY_LIST_MARK) => {
+                &[][..]
+            }
+            list => list,
+        };
         if list.len() > self.limits.max_in_list {
             return Err(LiveError::InListTooLong {
                 len: list.len(),
@@ -1687,6 +1823,14 @@ fn hex_integer(hex: &str, spelling: &str, span: Span) -> Result<i64, LiveError> 
 }
 
 /// Names an expression construct for messages.
+/// `expr IS [NOT] NULL` of a copy of `expr`.
+fn is_null(expr: &Expr, negated: bool) -> Expr {
+    Expr::IsNull {
+        expr: Box::new(expr.clone()),
+        negated,
+    }
+}
+
 fn describe(expr: &sql::Expr) -> String {
     use sql::Expr as E;
     match expr {

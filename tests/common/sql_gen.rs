@@ -264,7 +264,13 @@ pub enum Gen {
     Or(Vec<Gen>),
     Not(Box<Gen>),
     In(Box<Gen>, Vec<Gen>, bool),
-    IsNull(Box<Gen>, bool),
+    /// `x IS [NOT] NULL` in one of SQLite's spellings (an index into [`NULL_TESTS`] or
+    /// [`NOT_NULL_TESTS`]).
+    IsNull(Box<Gen>, bool, usize),
+    /// `x IS [NOT] y`, or (the last flag) `x IS [NOT] DISTINCT FROM y`.
+    Is(Box<Gen>, Box<Gen>, bool, bool),
+    /// `x IS [NOT] TRUE` (the first flag) or `x IS [NOT] FALSE`.
+    IsTruth(Box<Gen>, bool, bool),
     Between(Box<Gen>, Box<Gen>, Box<Gen>, bool),
     Like {
         operand: Box<Gen>,
@@ -275,6 +281,11 @@ pub enum Gen {
 }
 
 pub const COMPARE_OPS: [&str; 7] = ["=", "!=", "<>", "<", "<=", ">", ">="];
+
+/// SQLite's spellings of `x IS NULL`.
+pub const NULL_TESTS: [&str; 2] = [" IS NULL", " ISNULL"];
+/// SQLite's spellings of `x IS NOT NULL`.
+pub const NOT_NULL_TESTS: [&str; 3] = [" IS NOT NULL", " NOTNULL", " NOT NULL"];
 
 pub fn operand(rng: &mut Rng) -> Gen {
     if rng.chance(55) {
@@ -327,9 +338,9 @@ pub fn close_lone_escape(pattern: &mut String, escape: Option<char>) {
 pub fn condition(rng: &mut Rng, depth: usize) -> Gen {
     let leaf_only = depth <= 1;
     let choice = if leaf_only {
-        3 + rng.below(8)
+        3 + rng.below(10)
     } else {
-        rng.below(11)
+        rng.below(13)
     };
     match choice {
         0 => Gen::And(
@@ -349,7 +360,7 @@ pub fn condition(rng: &mut Rng, depth: usize) -> Gen {
             Box::new(operand(rng)),
         ),
         5 => {
-            let len = 1 + rng.below(4);
+            let len = if rng.chance(8) { 0 } else { 1 + rng.below(4) };
             let list = (0..len)
                 .map(|_| {
                     if rng.chance(15) {
@@ -361,7 +372,15 @@ pub fn condition(rng: &mut Rng, depth: usize) -> Gen {
                 .collect();
             Gen::In(Box::new(operand(rng)), list, rng.chance(40))
         }
-        6 => Gen::IsNull(Box::new(operand(rng)), rng.chance(50)),
+        6 => {
+            let negated = rng.chance(50);
+            let spelling = if negated {
+                rng.below(NOT_NULL_TESTS.len())
+            } else {
+                rng.below(NULL_TESTS.len())
+            };
+            Gen::IsNull(Box::new(operand(rng)), negated, spelling)
+        }
         7 => Gen::Between(
             Box::new(operand(rng)),
             Box::new(operand(rng)),
@@ -391,6 +410,13 @@ pub fn condition(rng: &mut Rng, depth: usize) -> Gen {
                 negated: rng.chance(40),
             }
         }
+        11 => Gen::Is(
+            Box::new(operand(rng)),
+            Box::new(operand(rng)),
+            rng.chance(50),
+            rng.chance(30),
+        ),
+        12 => Gen::IsTruth(Box::new(operand(rng)), rng.chance(50), rng.chance(50)),
         _ => operand(rng),
     }
 }
@@ -438,13 +464,36 @@ pub fn render(gen: &Gen, out: &mut String) {
             }
             out.push_str("))");
         }
-        Gen::IsNull(tested, negated) => {
+        Gen::IsNull(tested, negated, spelling) => {
             out.push('(');
             render(tested, out);
             out.push_str(if *negated {
-                " IS NOT NULL)"
+                NOT_NULL_TESTS[*spelling]
             } else {
-                " IS NULL)"
+                NULL_TESTS[*spelling]
+            });
+            out.push(')');
+        }
+        Gen::Is(left, right, negated, distinct) => {
+            out.push('(');
+            render(left, out);
+            out.push_str(match (*negated, *distinct) {
+                (false, false) => " IS ",
+                (true, false) => " IS NOT ",
+                (false, true) => " IS NOT DISTINCT FROM ",
+                (true, true) => " IS DISTINCT FROM ",
+            });
+            render(right, out);
+            out.push(')');
+        }
+        Gen::IsTruth(tested, wanted, negated) => {
+            out.push('(');
+            render(tested, out);
+            out.push_str(match (*wanted, *negated) {
+                (true, false) => " IS TRUE)",
+                (true, true) => " IS NOT TRUE)",
+                (false, false) => " IS FALSE)",
+                (false, true) => " IS NOT FALSE)",
             });
         }
         Gen::Between(tested, low, high, negated) => {
@@ -567,7 +616,8 @@ pub fn spellings(gen: &Gen, out: &mut BTreeMap<&'static str, u64>) {
                 stack.push(tested);
                 stack.extend(list);
             }
-            Gen::IsNull(tested, _) => stack.push(tested),
+            Gen::IsNull(tested, ..) | Gen::IsTruth(tested, ..) => stack.push(tested),
+            Gen::Is(left, right, ..) => stack.extend([&**left, &**right]),
             Gen::Between(tested, low, high, _) => stack.extend([&**tested, &**low, &**high]),
             Gen::Like {
                 operand, pattern, ..

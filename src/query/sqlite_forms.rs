@@ -1,0 +1,205 @@
+//! SQLite's spellings that sqlparser's generic dialect does not read, rewritten on the
+//! tokens into forms it does, before the query is parsed:
+//!
+//! - `x ISNULL` and `x NOTNULL`, and the postfix `x NOT NULL`: `x IS NULL`, `x IS NOT NULL`;
+//! - `x IS y` and `x IS NOT y` with any right operand but NULL, TRUE and FALSE: `x IS NOT
+//!   DISTINCT FROM y` and `x IS DISTINCT FROM y` (a word after IS, such as UNKNOWN, is a
+//!   column, as in SQLite);
+//! - `x IN ()` and `x NOT IN ()`: an IN list holding one [`EMPTY_LIST_MARK`] placeholder,
+//!   which the converter reads as the empty list (FALSE and TRUE, even for a NULL `x`).
+//!
+//! Switching to sqlparser's SQLite dialect would read these too, but it reads other text
+//! differently as well (the generic dialect's reading is what the SQLite differential tests
+//! hold), and a dialect delegating the generic one's many settings by hand would drift with
+//! each sqlparser release; the rewrites here touch nothing else.
+
+use sqlparser::keywords::Keyword;
+use sqlparser::tokenizer::{Token, TokenWithSpan, Whitespace};
+
+/// The tokens not yet read.
+type Tokens = std::iter::Peekable<std::vec::IntoIter<TokenWithSpan>>;
+
+/// The placeholder an empty IN list is given so that it parses. Placeholders from the text
+/// always start with their sigil (`?`, `$`, `:` or `@`), so none can spell this.
+pub(crate) const EMPTY_LIST_MARK: &str = "\0empty list";
+
+/// Rewrites the SQLite spellings listed in the module's header.
+pub(crate) fn read_sqlite_forms(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut tokens = tokens.into_iter().peekable();
+    while let Some(current) = tokens.next() {
+        let span = current.span;
+        let ends_operand = last_significant(&out).is_some_and(ends_operand);
+        match &current.token {
+            Token::Word(word) if word.quote_style.is_none() && word.keyword == Keyword::IN => {
+                out.push(current);
+                if next_closes_empty_list(&mut tokens, &mut out) {
+                    out.push(TokenWithSpan::new(
+                        Token::Placeholder(EMPTY_LIST_MARK.into()),
+                        span,
+                    ));
+                }
+            }
+            Token::Word(word) if word.quote_style.is_none() && ends_operand => {
+                if word.value.eq_ignore_ascii_case("isnull") {
+                    push_words(&mut out, &[Keyword::IS, Keyword::NULL], span);
+                    continue;
+                }
+                if word.keyword == Keyword::NOTNULL {
+                    push_words(&mut out, &[Keyword::IS, Keyword::NOT, Keyword::NULL], span);
+                    continue;
+                }
+                if word.keyword == Keyword::NOT && next_is(&mut tokens, Keyword::NULL) {
+                    // The postfix `x NOT NULL`; `WHERE NOT NULL` and `a AND NOT NULL` are
+                    // the negation of NULL, and no operand ends before them.
+                    out.push(with_word(Keyword::IS, span));
+                    out.push(current);
+                    continue;
+                }
+                if word.keyword == Keyword::IS {
+                    out.push(current);
+                    let negated = next_is(&mut tokens, Keyword::NOT);
+                    if negated {
+                        out.extend(tokens.next());
+                    }
+                    if !next_is_any(&mut tokens, &[Keyword::NULL, Keyword::TRUE, Keyword::FALSE])
+                        && !next_is(&mut tokens, Keyword::DISTINCT)
+                    {
+                        if negated {
+                            // `x IS NOT y`: replace NOT by DISTINCT FROM.
+                            out.pop();
+                            push_words(&mut out, &[Keyword::DISTINCT, Keyword::FROM], span);
+                        } else {
+                            push_words(
+                                &mut out,
+                                &[Keyword::NOT, Keyword::DISTINCT, Keyword::FROM],
+                                span,
+                            );
+                        }
+                    }
+                    continue;
+                }
+                out.push(current);
+            }
+            _ => out.push(current),
+        }
+    }
+    out
+}
+
+/// The last token pushed that is not whitespace.
+fn last_significant(tokens: &[TokenWithSpan]) -> Option<&Token> {
+    tokens
+        .iter()
+        .rev()
+        .map(|token| &token.token)
+        .find(|token| !matches!(token, Token::Whitespace(_)))
+}
+
+/// Whether `token` can end an operand, so that a postfix operator may follow it: a column,
+/// a literal or a closing parenthesis, not an operator or a clause's keyword.
+fn ends_operand(token: &Token) -> bool {
+    match token {
+        Token::Word(word) => {
+            word.quote_style.is_some()
+                || !matches!(
+                    word.keyword,
+                    Keyword::AND
+                        | Keyword::OR
+                        | Keyword::NOT
+                        | Keyword::XOR
+                        | Keyword::IS
+                        | Keyword::IN
+                        | Keyword::LIKE
+                        | Keyword::ILIKE
+                        | Keyword::GLOB
+                        | Keyword::REGEXP
+                        | Keyword::RLIKE
+                        | Keyword::MATCH
+                        | Keyword::SIMILAR
+                        | Keyword::BETWEEN
+                        | Keyword::ESCAPE
+                        | Keyword::DISTINCT
+                        | Keyword::FROM
+                        | Keyword::WHERE
+                        | Keyword::SELECT
+                        | Keyword::CASE
+                        | Keyword::WHEN
+                        | Keyword::THEN
+                        | Keyword::ELSE
+                        | Keyword::EXISTS
+                        | Keyword::ALL
+                        | Keyword::ANY
+                        | Keyword::SOME
+                )
+        }
+        Token::Number(..)
+        | Token::SingleQuotedString(_)
+        | Token::HexStringLiteral(_)
+        | Token::RParen => true,
+        _ => false,
+    }
+}
+
+/// Whether the next token that is not whitespace is the unquoted `keyword`.
+fn next_is(tokens: &mut Tokens, keyword: Keyword) -> bool {
+    next_is_any(tokens, &[keyword])
+}
+
+/// Whether the next token that is not whitespace is one of the unquoted `keywords`.
+fn next_is_any(tokens: &mut Tokens, keywords: &[Keyword]) -> bool {
+    skip_whitespace(tokens);
+    tokens.peek().is_some_and(|token| {
+        matches!(&token.token, Token::Word(word)
+            if word.quote_style.is_none() && keywords.contains(&word.keyword))
+    })
+}
+
+/// After IN: whether the list is `( )`. Its opening parenthesis is moved to `out` either way
+/// (a list of items goes on as it was), so the caller only adds what goes inside.
+fn next_closes_empty_list(tokens: &mut Tokens, out: &mut Vec<TokenWithSpan>) -> bool {
+    skip_whitespace(tokens);
+    if tokens
+        .peek()
+        .is_none_or(|token| token.token != Token::LParen)
+    {
+        return false;
+    }
+    out.push(tokens.next().expect("peeked"));
+    skip_whitespace(tokens);
+    tokens
+        .peek()
+        .is_some_and(|token| token.token == Token::RParen)
+}
+
+/// Drops the whitespace (and comments) before the next token: the parser skips them, and
+/// the spans keep every position for messages.
+fn skip_whitespace(tokens: &mut Tokens) {
+    while tokens
+        .peek()
+        .is_some_and(|token| matches!(token.token, Token::Whitespace(_)))
+    {
+        tokens.next();
+    }
+}
+
+/// The unquoted word `keyword`, at `span`.
+fn with_word(keyword: Keyword, span: sqlparser::tokenizer::Span) -> TokenWithSpan {
+    let spelling = format!("{keyword:?}");
+    TokenWithSpan::new(Token::make_keyword(&spelling), span)
+}
+
+/// Pushes `keywords` as words, each after a space, all at `span`.
+fn push_words(
+    out: &mut Vec<TokenWithSpan>,
+    keywords: &[Keyword],
+    span: sqlparser::tokenizer::Span,
+) {
+    for &keyword in keywords {
+        out.push(TokenWithSpan::new(
+            Token::Whitespace(Whitespace::Space),
+            span,
+        ));
+        out.push(with_word(keyword, span));
+    }
+}
