@@ -3293,7 +3293,9 @@ lc_status lc_records_free(struct lc_records records);
  * Limits, checked after the manager handle and before anything is read: `record_count`
  * at most `LC_MAX_FAILOVER_RECORDS`, `active_count` at most `LC_MAX_ACTIVE_NODES`
  * (`LC_ERR_OUT_OF_BOUNDS`). Each record's namespace, table name and user (when not NULL)
- * are names of 1 to `LC_MAX_NAME_LEN` bytes (`LC_ERR_INVALID_NAME`).
+ * are names of 1 to `LC_MAX_NAME_LEN` bytes (`LC_ERR_INVALID_NAME`), and its query at
+ * most `LC_MAX_SUBSCRIPTION_SQL_LEN` bytes (`LC_ERR_OUT_OF_BOUNDS`), each checked before
+ * its bytes are read.
  *
  * Thread safety: any thread, concurrently with any other call.
  *
@@ -3420,7 +3422,10 @@ lc_status lc_topic_delete(struct lc_manager manager,
                           const char *name);
 
 /**
- * Reads a topic's shape and counters.
+ * Reads a topic's shape and counters. `retained` adds up the partitions' bounds as the
+ * store gives them (saturating at `UINT64_MAX`); a store whose `bounds` callback fails
+ * fails this call with `LC_ERR_TOPIC_STORE` (`lc_topic_get_last_write_error` and
+ * `lc_stats.topic_write_failures` stay readable).
  *
  * Thread safety: any thread, concurrently with any other call.
  *
@@ -3456,7 +3461,8 @@ lc_status lc_topic_get_partition_bounds(struct lc_manager manager,
  * at a UTF-8 character boundary; `*out_len` receives its whole length in bytes (without
  * the NUL), so a caller can retry with a larger buffer. With no failed write `*out_len`
  * is 0 (and `buffer` holds an empty string when `capacity` is not 0). `buffer` may be
- * NULL when `capacity` is 0, to ask for the length only.
+ * NULL when `capacity` is 0, to ask for the length only. It asks the topic's store
+ * nothing, so it stays readable while a host store fails.
  *
  * Thread safety: any thread, concurrently with any other call.
  *
@@ -3610,7 +3616,10 @@ lc_status lc_topic_group_create(struct lc_manager manager,
 
 /**
  * Deletes a consumer group and its offsets. Consumes of its members waiting on it return
- * `LC_ERR_UNKNOWN_GROUP`.
+ * `LC_ERR_UNKNOWN_GROUP`. When the store fails to forget the offsets
+ * (`LC_ERR_TOPIC_STORE`), the group is gone all the same, but a group created again under
+ * the name would resume from them: call this again to retry the store's deletion (a
+ * group only the store still knows is deleted there).
  *
  * Thread safety: any thread, concurrently with any other call.
  *

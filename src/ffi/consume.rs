@@ -255,7 +255,7 @@ pub unsafe extern "C" fn lc_topic_batch_row_json(
         let (json, len) = if old {
             let old_row = change.old_row.as_ref().ok_or_else(|| {
                 FfiError::invalid(format!(
-                    "message {index} is a {} the engine did not publish as an update: it has no old row",
+                    "message {index} has no old row: its change (of type {}) was not published as an update",
                     change.change_type
                 ))
             })?;

@@ -247,7 +247,7 @@ fn value_at(
             let projected = if old {
                 change.old_row.ok_or_else(|| {
                     FfiError::invalid(format!(
-                        "change {row} is a {} and has no old row",
+                        "change {row} has no old row (it is of type {})",
                         change.change_type
                     ))
                 })?

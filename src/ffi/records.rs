@@ -94,6 +94,13 @@ unsafe fn record_from_c(
             lc_status::LC_ERR_INVALID_NAME,
         )?;
     }
+    // The query is SQL a subscribe would take, bounded as such before it is read.
+    check_count(
+        record.query_len,
+        LC_MAX_SUBSCRIPTION_SQL_LEN,
+        &format_args!("{name}.query_len"),
+        lc_status::LC_ERR_OUT_OF_BOUNDS,
+    )?;
     // SAFETY: the caller promised each string pointer is NULL or readable for its length.
     let (namespace, table, query) = unsafe {
         (
@@ -268,7 +275,9 @@ pub extern "C" fn lc_records_free(records: lc_records) -> lc_status {
 /// Limits, checked after the manager handle and before anything is read: `record_count`
 /// at most `LC_MAX_FAILOVER_RECORDS`, `active_count` at most `LC_MAX_ACTIVE_NODES`
 /// (`LC_ERR_OUT_OF_BOUNDS`). Each record's namespace, table name and user (when not NULL)
-/// are names of 1 to `LC_MAX_NAME_LEN` bytes (`LC_ERR_INVALID_NAME`).
+/// are names of 1 to `LC_MAX_NAME_LEN` bytes (`LC_ERR_INVALID_NAME`), and its query at
+/// most `LC_MAX_SUBSCRIPTION_SQL_LEN` bytes (`LC_ERR_OUT_OF_BOUNDS`), each checked before
+/// its bytes are read.
 ///
 /// Thread safety: any thread, concurrently with any other call.
 ///

@@ -208,7 +208,10 @@ pub unsafe extern "C" fn lc_topic_delete(manager: lc_manager, name: *const c_cha
     })
 }
 
-/// Reads a topic's shape and counters.
+/// Reads a topic's shape and counters. `retained` adds up the partitions' bounds as the
+/// store gives them (saturating at `UINT64_MAX`); a store whose `bounds` callback fails
+/// fails this call with `LC_ERR_TOPIC_STORE` (`lc_topic_get_last_write_error` and
+/// `lc_stats.topic_write_failures` stay readable).
 ///
 /// Thread safety: any thread, concurrently with any other call.
 ///
@@ -236,11 +239,10 @@ pub unsafe extern "C" fn lc_topic_get_info(
             groups: info.groups.len() as u64,
             appended: info.appended,
             write_failures: info.write_failures,
-            retained: info
-                .bounds
-                .iter()
-                .map(|bounds| bounds.end - bounds.start)
-                .sum(),
+            // A host store's bounds are not trusted to fit a sum.
+            retained: info.bounds.iter().fold(0u64, |sum, bounds| {
+                sum.saturating_add(bounds.end.saturating_sub(bounds.start))
+            }),
         });
         Ok(lc_status::LC_OK)
     })
@@ -292,7 +294,8 @@ pub unsafe extern "C" fn lc_topic_get_partition_bounds(
 /// at a UTF-8 character boundary; `*out_len` receives its whole length in bytes (without
 /// the NUL), so a caller can retry with a larger buffer. With no failed write `*out_len`
 /// is 0 (and `buffer` holds an empty string when `capacity` is not 0). `buffer` may be
-/// NULL when `capacity` is 0, to ask for the length only.
+/// NULL when `capacity` is 0, to ask for the length only. It asks the topic's store
+/// nothing, so it stays readable while a host store fails.
 ///
 /// Thread safety: any thread, concurrently with any other call.
 ///
@@ -318,8 +321,10 @@ pub unsafe extern "C" fn lc_topic_get_last_write_error(
             // SAFETY: the caller promised `capacity` writable bytes at `buffer`.
             Some(unsafe { OutSlice::new(buffer, capacity, "buffer") }?)
         };
-        let info = manager_entry(manager)?.manager.topic_info(name)?;
-        let message = info.last_write_error.unwrap_or_default();
+        let message = manager_entry(manager)?
+            .manager
+            .topic_last_write_error(name)?
+            .unwrap_or_default();
         if let Some(text) = text.as_mut() {
             let mut cut = message.len().min(capacity - 1);
             while !message.is_char_boundary(cut) {
@@ -595,7 +600,10 @@ pub unsafe extern "C" fn lc_topic_group_create(
 }
 
 /// Deletes a consumer group and its offsets. Consumes of its members waiting on it return
-/// `LC_ERR_UNKNOWN_GROUP`.
+/// `LC_ERR_UNKNOWN_GROUP`. When the store fails to forget the offsets
+/// (`LC_ERR_TOPIC_STORE`), the group is gone all the same, but a group created again under
+/// the name would resume from them: call this again to retry the store's deletion (a
+/// group only the store still knows is deleted there).
 ///
 /// Thread safety: any thread, concurrently with any other call.
 ///

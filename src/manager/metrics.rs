@@ -81,7 +81,9 @@ impl ConnectionsManager {
                     gauge!("livecore_topic_group_members", &labels).set(stats.members as f64);
                 }
                 if let Ok(partitions) = self.group_offsets(&topic, group) {
-                    let lag: u64 = partitions.iter().map(|partition| partition.lag).sum();
+                    let lag = partitions
+                        .iter()
+                        .fold(0u64, |sum, partition| sum.saturating_add(partition.lag));
                     gauge!("livecore_topic_group_lag", &labels).set(lag as f64);
                 }
             }

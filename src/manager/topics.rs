@@ -256,7 +256,19 @@ impl ConnectionsManager {
         names
     }
 
-    /// A topic's shape, partitions, groups and counters.
+    /// The message of the topic's latest failed write, if any: what
+    /// [`TopicInfo::last_write_error`] holds, read without asking the store anything, so it
+    /// stays readable while the store fails.
+    pub fn topic_last_write_error(&self, name: &str) -> LiveResult<Option<String>> {
+        let topic = self.topic(name)?;
+        let message = lock(&topic.last_error).clone();
+        Ok(message)
+    }
+
+    /// A topic's shape, partitions, groups and counters. The partitions' bounds come from
+    /// the topic's store: a store that fails to give them fails this call
+    /// ([`LiveError::TopicStore`]); [`topic_last_write_error`](Self::topic_last_write_error)
+    /// and [`RegistryStats::topic_write_failures`](crate::RegistryStats) stay readable.
     pub fn topic_info(&self, name: &str) -> LiveResult<TopicInfo> {
         let topic = self.topic(name)?;
         let bounds = (0..topic.partition_count())
@@ -813,18 +825,39 @@ impl ConnectionsManager {
 
     /// Deletes a consumer group: its sessions' pending consumes return
     /// [`LiveError::UnknownGroup`], and the store forgets its offsets.
+    ///
+    /// When the store fails to forget them ([`LiveError::TopicStore`]), the group is gone
+    /// all the same (no consume or commit reaches it), but the store still holds its
+    /// offsets, which a group created again under the name would resume from: delete it
+    /// again to retry (a group only the store still knows is deleted there, not
+    /// [`LiveError::UnknownGroup`]).
     pub fn delete_consumer_group(&self, topic: &str, group: &str) -> LiveResult<()> {
         let topic = self.topic(topic)?;
         let removed = lock(&topic.groups).remove(group);
-        let Some(removed) = removed else {
-            return Err(LiveError::UnknownGroup {
-                topic: topic.name.to_string(),
-                group: group.to_string(),
-            });
-        };
-        removed.delete();
-        for signal in topic.signals.iter() {
-            signal.waiters.wake_all();
+        match removed {
+            Some(removed) => {
+                removed.delete();
+                for signal in topic.signals.iter() {
+                    signal.waiters.wake_all();
+                }
+            }
+            None => {
+                // Left in the store by an earlier delete whose store failed?
+                let mut stored = false;
+                for partition in 0..topic.partition_count() {
+                    stored |= topic
+                        .log
+                        .committed_offset(group, partition)
+                        .map_err(|error| topic.store_error(error))?
+                        .is_some();
+                }
+                if !stored {
+                    return Err(LiveError::UnknownGroup {
+                        topic: topic.name.to_string(),
+                        group: group.to_string(),
+                    });
+                }
+            }
         }
         topic
             .log

@@ -242,6 +242,23 @@ pub(crate) fn case_lc_failover_run() {
             ),
             LC_ERR_INVALID_UTF8
         );
+        // A query length past what any subscribe takes is refused before a byte is read
+        // (the query here is a few bytes: reading 2^62 of them would run off the heap).
+        assert_status!(
+            run(
+                &[lc_live_query_record {
+                    query_len: 1 << 62,
+                    ..record
+                }],
+                &mut report
+            ),
+            LC_ERR_OUT_OF_BOUNDS
+        );
+        assert!(
+            last_error().contains("records[0].query_len"),
+            "{}",
+            last_error()
+        );
         assert_status!(
             lc_failover_run(f.stale_manager, &record, 1, null(), 0, 1000, &mut report),
             LC_ERR_INVALID_HANDLE

@@ -33,6 +33,12 @@ pub struct StoreState {
     pub corrupt_reads: bool,
     /// `bounds` reports start after end.
     pub lying_bounds: bool,
+    /// `bounds` reports every partition as `0..u64::MAX`.
+    pub huge_bounds: bool,
+    /// Code `bounds` returns instead of the bounds.
+    pub fail_bounds: Option<i32>,
+    /// Code `delete_group` returns instead of deleting.
+    pub fail_delete_group: Option<i32>,
     /// `read` reports every offset out of range.
     pub read_out_of_range: bool,
     /// Status of the last push.
@@ -236,8 +242,13 @@ unsafe extern "C" fn bounds(
     let Some(log) = state.partitions.get(partition as usize) else {
         return 52;
     };
+    if let Some(code) = state.fail_bounds {
+        return code;
+    }
     let (start, end) = if state.lying_bounds {
         (10, 5)
+    } else if state.huge_bounds {
+        (0, u64::MAX)
     } else {
         (state.lost_below.min(log.len() as u64), log.len() as u64)
     };
@@ -327,12 +338,11 @@ unsafe extern "C" fn committed_offset(
 unsafe extern "C" fn delete_group(user_data: *mut c_void, group: *const c_char) -> i32 {
     // SAFETY: livecore passes the user_data it was given and a NUL-terminated name.
     let (store, group) = unsafe { (store(user_data), group_name(group)) };
-    store
-        .state
-        .lock()
-        .unwrap()
-        .offsets
-        .retain(|(name, _), _| *name != group);
+    let mut state = store.state.lock().unwrap();
+    if let Some(code) = state.fail_delete_group {
+        return code;
+    }
+    state.offsets.retain(|(name, _), _| *name != group);
     LC_TOPIC_STORE_OK
 }
 
@@ -657,6 +667,104 @@ fn store_failures_come_back_as_statuses_and_counters() {
     assert_eq!(lc_manager_free(manager), LC_OK);
     assert_eq!(shared.freed(), 1);
     assert_eq!(Arc::strong_count(&shared), 1);
+    assert_eq!(live_handle_counts(), before);
+}
+
+/// A store that misbehaves in what it reports, rather than in its data: bounds that add
+/// up past 64 bits, bounds that fail, a group deletion that fails. Each comes back as a
+/// status (never a panic or a wrapped number), the topic's last write error stays
+/// readable, and a group whose deletion failed in the store can be deleted again.
+#[test]
+fn a_store_failing_its_bookkeeping_leaves_the_topic_readable_and_deletions_retryable() {
+    let _serial = serial();
+    let before = live_handle_counts();
+    let shared = TestStore::new(2);
+    let (manager, _, _) = manager();
+    create(manager, "s", 2, &shared);
+    publish_direct(manager, "s", 1, None, b"one");
+    let topic = c("s");
+
+    // Two partitions of 0..u64::MAX each: `retained` saturates.
+    shared.state.lock().unwrap().huge_bounds = true;
+    assert_eq!(topic_info(manager, "s").retained, u64::MAX);
+    shared.state.lock().unwrap().huge_bounds = false;
+
+    // A failing append, then failing bounds (a dead disk): the info fails with the store's
+    // status, the last write error is still read.
+    shared.state.lock().unwrap().fail_append = Some(77);
+    let mut out_offset = 0;
+    // SAFETY: the string and payload are live; the out-pointer is a live local.
+    let status = unsafe {
+        lc_topic_publish(
+            manager,
+            topic.as_ptr(),
+            2,
+            null(),
+            LC_TOPIC_ANY_PARTITION,
+            b"two".as_ptr(),
+            3,
+            null_mut(),
+            &mut out_offset,
+        )
+    };
+    assert_status!(status, LC_ERR_TOPIC_STORE);
+    shared.state.lock().unwrap().fail_bounds = Some(-5);
+    let mut info: lc_topic_info = sized_struct();
+    // SAFETY: the string and the out-struct are live.
+    let status = unsafe { lc_topic_get_info(manager, topic.as_ptr(), &mut info) };
+    assert_status!(status, LC_ERR_TOPIC_STORE);
+    assert!(last_error().contains("code -5"), "{}", last_error());
+    let mut buffer = [0 as c_char; 256];
+    let mut len = 0;
+    // SAFETY: the buffer and length are live locals.
+    let status = unsafe {
+        lc_topic_get_last_write_error(manager, topic.as_ptr(), buffer.as_mut_ptr(), 256, &mut len)
+    };
+    assert_status!(status, LC_OK);
+    // SAFETY: the library NUL-terminated the buffer.
+    let message = unsafe { CStr::from_ptr(buffer.as_ptr()) }.to_string_lossy();
+    assert!(message.contains("code 77"), "{message}");
+    assert_eq!(len, message.len());
+    {
+        let mut state = shared.state.lock().unwrap();
+        state.fail_append = None;
+        state.fail_bounds = None;
+    }
+
+    // A group commits; its deletion fails in the store: the group is gone, the store still
+    // holds its offset, and deleting again forgets it, after which the name is unknown.
+    create_group(manager, "s", "g", &group_config(EARLIEST, 30_000));
+    let consumer = connect(manager, "worker");
+    let batch = consume(manager, consumer, "s", "g", 10, 0);
+    assert_eq!(batch_info(batch).message_count, 1);
+    commit_batch(manager, consumer, batch);
+    assert_eq!(lc_topic_batch_free(batch), LC_OK);
+    assert!(shared.state.lock().unwrap().offsets.len() == 1);
+    shared.state.lock().unwrap().fail_delete_group = Some(9);
+    let group = c("g");
+    let delete = || {
+        // SAFETY: the strings are live.
+        unsafe { lc_topic_group_delete(manager, topic.as_ptr(), group.as_ptr()) }
+    };
+    assert_status!(delete(), LC_ERR_TOPIC_STORE);
+    let mut stats: lc_topic_group_stats = sized_struct();
+    // SAFETY: the strings and the out-struct are live.
+    let status =
+        unsafe { lc_topic_group_get_stats(manager, topic.as_ptr(), group.as_ptr(), &mut stats) };
+    assert_status!(status, LC_ERR_UNKNOWN_GROUP);
+    assert_status!(delete(), LC_ERR_TOPIC_STORE);
+    shared.state.lock().unwrap().fail_delete_group = None;
+    assert_status!(delete(), LC_OK);
+    assert!(shared.state.lock().unwrap().offsets.is_empty());
+    assert_status!(delete(), LC_ERR_UNKNOWN_GROUP);
+    // Created again, the group starts from its reset policy, not the deleted offset.
+    create_group(manager, "s", "g", &group_config(EARLIEST, 30_000));
+    let batch = consume(manager, consumer, "s", "g", 10, 0);
+    assert_eq!(batch_info(batch).message_count, 1);
+    assert_eq!(lc_topic_batch_free(batch), LC_OK);
+
+    assert_eq!(lc_manager_free(manager), LC_OK);
+    assert_eq!(shared.freed(), 1);
     assert_eq!(live_handle_counts(), before);
 }
 
