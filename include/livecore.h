@@ -637,7 +637,8 @@ enum lc_slow_consumer_policy
     LC_SLOW_CONSUMER_GAP_NOTICE = 0,
     /**
      * Drop the delivery and raise `LC_EVENT_SLOW_CONSUMER` so the host closes the
-     * connection.
+     * connection; receives then return `LC_CLOSED`, and until the host unregisters the
+     * connection what is published to it is dropped and counted (`lc_stats.dropped`).
      */
     LC_SLOW_CONSUMER_DISCONNECT = 1,
 };

@@ -15,7 +15,9 @@ pub enum SlowConsumerPolicy {
     #[default]
     GapNotice,
     /// Drop the delivery, count it, and raise [`ConnectionEvent::SlowConsumer`] so the host
-    /// closes the connection; its receiver then reports the end of the stream.
+    /// closes the connection; its receiver then reports the end of the stream. Until the
+    /// host unregisters the connection, its channel stays full and what is published to
+    /// it is dropped and counted the same way.
     ///
     /// [`ConnectionEvent::SlowConsumer`]: crate::ConnectionEvent::SlowConsumer
     Disconnect,

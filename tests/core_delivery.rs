@@ -548,6 +548,27 @@ fn disconnect_policy_raises_an_event_and_ends_the_stream() {
         Some(ReceiveError::Closed)
     );
     assert_eq!(manager.stats().dropped, 1);
+    // Until the host unregisters the connection, what is published to it is dropped and
+    // counted so: the ended stream is not emptied for deliveries nobody will read.
+    for seq in 4..=6 {
+        manager
+            .publish(
+                SeqId(seq),
+                ChangeNotification::insert(messages(), message(seq as i64, 1, "")),
+            )
+            .unwrap();
+        assert_eq!(
+            slow.notifications.try_recv().err(),
+            Some(ReceiveError::Closed)
+        );
+    }
+    let stats = manager.stats();
+    assert_eq!((stats.delivered, stats.dropped), (2, 4));
+    manager.unregister_connection(slow.connection_id).unwrap();
+    assert_eq!(
+        slow.notifications.try_recv().err(),
+        Some(ReceiveError::Closed)
+    );
 }
 
 /// The deepest filters a configuration may allow parse, route and evaluate on a thread

@@ -374,6 +374,18 @@ mod tests {
             registration.notifications.try_recv().unwrap_err(),
             ReceiveError::Closed
         );
+        // A cut-off connection's channel is left full (so what is published to it until
+        // the host unregisters it is dropped and counted): the queued delivery still
+        // names the core, which goes when the host unregisters the connection.
+        assert!(core.is_alive(), "the channel is left as it was");
+        assert_eq!(registration.notifications.queued(), 1);
+        manager
+            .unregister_connection(registration.connection_id)
+            .unwrap();
+        assert_eq!(
+            registration.notifications.try_recv().unwrap_err(),
+            ReceiveError::Closed
+        );
         assert!(!core.is_alive(), "nothing will be read again");
         assert_eq!(registration.notifications.queued(), 0);
     }

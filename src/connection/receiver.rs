@@ -307,8 +307,16 @@ impl NotificationReceiver {
 
     /// A disconnected connection hands nothing out again: what is queued now is dropped
     /// unread, and the released cores it held back are let go (nothing unread names them).
+    ///
+    /// A connection cut off as a slow consumer keeps its channel as the drop left it, full:
+    /// publishes until the host unregisters it are then dropped, and counted so, rather
+    /// than queued, counted as delivered and thrown away by the next receive. (What is
+    /// queued goes when the host unregisters the connection or drops this receiver.)
     fn discard_queued(&mut self) {
         self.ready.clear();
+        if !self.connection.is_closed() && self.connection.is_cut_off() {
+            return;
+        }
         self.take_released();
         for _ in 0..self.rx.len() {
             if self.rx.try_recv().is_err() {
