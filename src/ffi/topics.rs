@@ -600,10 +600,11 @@ pub unsafe extern "C" fn lc_topic_group_create(
 }
 
 /// Deletes a consumer group and its offsets. Consumes of its members waiting on it return
-/// `LC_ERR_UNKNOWN_GROUP`. When the store fails to forget the offsets
-/// (`LC_ERR_TOPIC_STORE`), the group is gone all the same, but a group created again under
-/// the name would resume from them: call this again to retry the store's deletion (a
-/// group only the store still knows is deleted there).
+/// `LC_ERR_UNKNOWN_GROUP`, as does deleting a group the topic does not have. When the
+/// store fails to forget the offsets (`LC_ERR_TOPIC_STORE`), the group is gone all the
+/// same; calling this again retries the store's deletion, and creating a group of that
+/// name first finishes it (`LC_ERR_TOPIC_STORE` while the store still fails), so no new
+/// group resumes from the deleted one's offsets.
 ///
 /// Thread safety: any thread, concurrently with any other call.
 ///

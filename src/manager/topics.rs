@@ -77,7 +77,7 @@ use crate::types::change::Commit;
 use crate::types::ids::ConnectionId;
 use crate::types::ids::TableId;
 use crate::types::schema::TableScope;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use std::time::Instant;
 
@@ -185,6 +185,7 @@ impl ConnectionsManager {
                 appended: AtomicU64::new(0),
                 write_failures: AtomicU64::new(0),
                 last_error: Mutex::new(None),
+                undeleted_groups: Mutex::new(HashSet::new()),
                 totals: self.topics.totals.clone(),
             }),
         );
@@ -755,6 +756,13 @@ impl ConnectionsManager {
             self.check_dead_letter(&topic.name, group, policy)?;
         }
         let store_error = |error| topic.store_error(error);
+        // Held until the group is in the map: no deletion interleaves (see
+        // `delete_consumer_group`), and one the store failed is finished first.
+        let mut undeleted = lock(&topic.undeleted_groups);
+        if undeleted.contains(group) {
+            topic.log.delete_group(group).map_err(store_error)?;
+            undeleted.remove(group);
+        }
         let mut committed = Vec::with_capacity(topic.signals.len());
         for partition in 0..topic.partition_count() {
             let stored = topic
@@ -827,12 +835,15 @@ impl ConnectionsManager {
     /// [`LiveError::UnknownGroup`], and the store forgets its offsets.
     ///
     /// When the store fails to forget them ([`LiveError::TopicStore`]), the group is gone
-    /// all the same (no consume or commit reaches it), but the store still holds its
-    /// offsets, which a group created again under the name would resume from: delete it
-    /// again to retry (a group only the store still knows is deleted there, not
-    /// [`LiveError::UnknownGroup`]).
+    /// all the same (no consume or commit reaches it); deleting it again retries the
+    /// store's deletion, and creating a group of that name first finishes it (refused with
+    /// the store's error while the store still fails), so no new group resumes from the
+    /// deleted one's offsets.
     pub fn delete_consumer_group(&self, topic: &str, group: &str) -> LiveResult<()> {
         let topic = self.topic(topic)?;
+        // Before `groups`, as in `create_consumer_group`: creates and deletes of a topic's
+        // groups happen one at a time, the store's part included.
+        let mut undeleted = lock(&topic.undeleted_groups);
         let removed = lock(&topic.groups).remove(group);
         match removed {
             Some(removed) => {
@@ -841,28 +852,21 @@ impl ConnectionsManager {
                     signal.waiters.wake_all();
                 }
             }
-            None => {
-                // Left in the store by an earlier delete whose store failed?
-                let mut stored = false;
-                for partition in 0..topic.partition_count() {
-                    stored |= topic
-                        .log
-                        .committed_offset(group, partition)
-                        .map_err(|error| topic.store_error(error))?
-                        .is_some();
-                }
-                if !stored {
-                    return Err(LiveError::UnknownGroup {
-                        topic: topic.name.to_string(),
-                        group: group.to_string(),
-                    });
-                }
+            None if !undeleted.contains(group) => {
+                return Err(LiveError::UnknownGroup {
+                    topic: topic.name.to_string(),
+                    group: group.to_string(),
+                });
             }
+            None => {}
         }
-        topic
-            .log
-            .delete_group(group)
-            .map_err(|error| topic.store_error(error))
+        let result = topic.log.delete_group(group);
+        if result.is_ok() {
+            undeleted.remove(group);
+        } else {
+            undeleted.insert(group.into());
+        }
+        result.map_err(|error| topic.store_error(error))
     }
 
     /// Commits `offset` on `partition` for `group`: the group has finished every message

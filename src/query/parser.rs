@@ -177,13 +177,13 @@ pub(crate) fn parse_with_boolean_columns(
     if !columns.is_none() {
         read_booleans_as_columns(&mut tokens, columns);
     }
-    let tokens = read_sqlite_forms(tokens);
     check_operator_count(&tokens, limits)?;
     check_in_lists(&tokens, limits)?;
     check_not_runs(&tokens, limits)?;
     let recursion_limit = limits.max_depth.saturating_mul(3).saturating_add(16);
     let nesting = check_parenthesis_nesting(&tokens, recursion_limit, limits)?;
-    let tokens = read_numbers(tokens)?;
+    // After the numbers are read, so a number glued to a word (`1ISNULL`) is refused first.
+    let tokens = read_sqlite_forms(read_numbers(tokens)?);
     let statements = Parser::new(&dialect)
         .with_recursion_limit(recursion_limit)
         .with_tokens_with_locations(tokens.clone())
@@ -1381,13 +1381,24 @@ impl Converter<'_> {
         negated: bool,
         level: usize,
     ) -> Result<Expr, LiveError> {
+        // SQLite reads `x IS TRUE` (and `x IS NOT DISTINCT FROM (TRUE)`) as a truth test,
+        // not as `x IS 1`: only for the bare keyword on the right, not for `+TRUE`.
+        let mut bare = right;
+        while let sql::Expr::Nested(inner) = bare {
+            bare = inner;
+        }
+        let truth = match bare {
+            sql::Expr::Value(value) => match value.value {
+                sql::Value::Boolean(wanted) => Some(wanted),
+                _ => None,
+            },
+            _ => None,
+        };
         let counted = self.nodes;
         let left = self.operand(left, level + 1, "IS")?;
         let right = self.operand(right, level + 1, "IS")?;
         self.nodes = counted;
-        if let Expr::Literal(Value::Bool(wanted)) = right {
-            // SQLite reads `x IS TRUE` (and `x IS NOT DISTINCT FROM TRUE`) as a truth test,
-            // not as `x IS 1`.
+        if let Some(wanted) = truth {
             return self.truth_test(left, wanted, negated, level);
         }
         let equal = |left: &Expr, right: &Expr| Expr::Compare {
@@ -1822,7 +1833,6 @@ fn hex_integer(hex: &str, spelling: &str, span: Span) -> Result<i64, LiveError> 
         .map_err(|_| at(format!("'{spelling}' is not a hex integer"), span.start))
 }
 
-/// Names an expression construct for messages.
 /// `expr IS [NOT] NULL` of a copy of `expr`.
 fn is_null(expr: &Expr, negated: bool) -> Expr {
     Expr::IsNull {
@@ -1831,6 +1841,7 @@ fn is_null(expr: &Expr, negated: bool) -> Expr {
     }
 }
 
+/// Names an expression construct for messages.
 fn describe(expr: &sql::Expr) -> String {
     use sql::Expr as E;
     match expr {
@@ -1871,7 +1882,8 @@ fn describe(expr: &sql::Expr) -> String {
         E::Value(_) => "a literal".into(),
         E::Identifier(_) | E::CompoundIdentifier(_) => "a column".into(),
         other => {
-            let text = other.to_string();
+            // An empty IN list reads as it was written, without the parser's mark.
+            let text = other.to_string().replace(EMPTY_LIST_MARK, "");
             let short: String = text.chars().take(40).collect();
             if short.len() < text.len() {
                 format!("the expression '{short}...'")

@@ -27,73 +27,82 @@ pub(crate) const EMPTY_LIST_MARK: &str = "\0empty list";
 pub(crate) fn read_sqlite_forms(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
     let mut tokens = tokens.into_iter().peekable();
+    // Whether the last token that is not whitespace ends an operand, kept as the tokens
+    // go (looking back over a run of whitespace at each token would be quadratic). A
+    // rewrite's last token never ends one.
+    let mut after_operand = false;
     while let Some(current) = tokens.next() {
-        let span = current.span;
-        let ends_operand = last_significant(&out).is_some_and(ends_operand);
-        match &current.token {
-            Token::Word(word) if word.quote_style.is_none() && word.keyword == Keyword::IN => {
-                out.push(current);
-                if next_closes_empty_list(&mut tokens, &mut out) {
-                    out.push(TokenWithSpan::new(
-                        Token::Placeholder(EMPTY_LIST_MARK.into()),
-                        span,
-                    ));
-                }
-            }
-            Token::Word(word) if word.quote_style.is_none() && ends_operand => {
-                if word.value.eq_ignore_ascii_case("isnull") {
-                    push_words(&mut out, &[Keyword::IS, Keyword::NULL], span);
-                    continue;
-                }
-                if word.keyword == Keyword::NOTNULL {
-                    push_words(&mut out, &[Keyword::IS, Keyword::NOT, Keyword::NULL], span);
-                    continue;
-                }
-                if word.keyword == Keyword::NOT && next_is(&mut tokens, Keyword::NULL) {
-                    // The postfix `x NOT NULL`; `WHERE NOT NULL` and `a AND NOT NULL` are
-                    // the negation of NULL, and no operand ends before them.
-                    out.push(with_word(Keyword::IS, span));
-                    out.push(current);
-                    continue;
-                }
-                if word.keyword == Keyword::IS {
-                    out.push(current);
-                    let negated = next_is(&mut tokens, Keyword::NOT);
-                    if negated {
-                        out.extend(tokens.next());
-                    }
-                    if !next_is_any(&mut tokens, &[Keyword::NULL, Keyword::TRUE, Keyword::FALSE])
-                        && !next_is(&mut tokens, Keyword::DISTINCT)
-                    {
-                        if negated {
-                            // `x IS NOT y`: replace NOT by DISTINCT FROM.
-                            out.pop();
-                            push_words(&mut out, &[Keyword::DISTINCT, Keyword::FROM], span);
-                        } else {
-                            push_words(
-                                &mut out,
-                                &[Keyword::NOT, Keyword::DISTINCT, Keyword::FROM],
-                                span,
-                            );
-                        }
-                    }
-                    continue;
-                }
-                out.push(current);
-            }
-            _ => out.push(current),
+        if matches!(current.token, Token::Whitespace(_)) {
+            out.push(current);
+            continue;
         }
+        let ends = ends_operand(&current.token);
+        rewrite(current, after_operand, &mut tokens, &mut out);
+        after_operand = ends;
     }
     out
 }
 
-/// The last token pushed that is not whitespace.
-fn last_significant(tokens: &[TokenWithSpan]) -> Option<&Token> {
-    tokens
-        .iter()
-        .rev()
-        .map(|token| &token.token)
-        .find(|token| !matches!(token, Token::Whitespace(_)))
+/// Pushes `current` to `out`, rewritten when it starts one of the module's forms;
+/// `after_operand` tells whether the token before it (whitespace aside) ends an operand.
+fn rewrite(
+    current: TokenWithSpan,
+    after_operand: bool,
+    tokens: &mut Tokens,
+    out: &mut Vec<TokenWithSpan>,
+) {
+    let span = current.span;
+    let Token::Word(word) = &current.token else {
+        out.push(current);
+        return;
+    };
+    if word.quote_style.is_some() {
+        out.push(current);
+        return;
+    }
+    if word.keyword == Keyword::IN {
+        out.push(current);
+        if next_closes_empty_list(tokens, out) {
+            out.push(TokenWithSpan::new(
+                Token::Placeholder(EMPTY_LIST_MARK.into()),
+                span,
+            ));
+        }
+        return;
+    }
+    if !after_operand {
+        out.push(current);
+        return;
+    }
+    if word.value.eq_ignore_ascii_case("isnull") {
+        push_words(out, &[Keyword::IS, Keyword::NULL], span);
+    } else if word.keyword == Keyword::NOTNULL {
+        push_words(out, &[Keyword::IS, Keyword::NOT, Keyword::NULL], span);
+    } else if word.keyword == Keyword::NOT && next_is(tokens, Keyword::NULL) {
+        // The postfix `x NOT NULL`; `WHERE NOT NULL` and `a AND NOT NULL` are the
+        // negation of NULL, and no operand ends before them.
+        out.push(with_word(Keyword::IS, span));
+        out.push(current);
+    } else if word.keyword == Keyword::IS {
+        out.push(current);
+        let negated = next_is(tokens, Keyword::NOT);
+        if negated {
+            out.extend(tokens.next());
+        }
+        let predicate = next_is_any(tokens, &[Keyword::NULL, Keyword::TRUE, Keyword::FALSE])
+            || next_is(tokens, Keyword::DISTINCT);
+        if !predicate {
+            if negated {
+                // `x IS NOT y`: NOT becomes DISTINCT FROM.
+                out.pop();
+                push_words(out, &[Keyword::DISTINCT, Keyword::FROM], span);
+            } else {
+                push_words(out, &[Keyword::NOT, Keyword::DISTINCT, Keyword::FROM], span);
+            }
+        }
+    } else {
+        out.push(current);
+    }
 }
 
 /// Whether `token` can end an operand, so that a postfix operator may follow it: a column,

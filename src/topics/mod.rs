@@ -74,7 +74,7 @@ pub mod route;
 pub(crate) mod session;
 pub(crate) mod wait;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::{LiveError, LiveResult};
 use crate::sync::{lock, Arc, ArcSwap, AtomicBool, AtomicU64, DataArc, Mutex, Ordering};
@@ -211,6 +211,10 @@ pub(crate) struct Topic {
     pub(crate) log: Box<dyn TopicLog>,
     pub(crate) signals: Box<[PartitionSignal]>,
     pub(crate) groups: Mutex<HashMap<DataArc<str>, Arc<Group>>>,
+    /// Groups deleted whose offsets the store failed to forget. Creating and deleting
+    /// groups take this lock first (before `groups`), so a create of such a name finishes
+    /// the deletion before it reads the store, and never interleaves with a deletion.
+    pub(crate) undeleted_groups: Mutex<HashSet<Box<str>>>,
     pub(crate) deleted: AtomicBool,
     pub(crate) round_robin: AtomicU64,
     pub(crate) appended: AtomicU64,

@@ -753,15 +753,30 @@ fn a_store_failing_its_bookkeeping_leaves_the_topic_readable_and_deletions_retry
         unsafe { lc_topic_group_get_stats(manager, topic.as_ptr(), group.as_ptr(), &mut stats) };
     assert_status!(status, LC_ERR_UNKNOWN_GROUP);
     assert_status!(delete(), LC_ERR_TOPIC_STORE);
+    // While the store still fails, the name cannot be created again: it would resume.
+    let config = group_config(EARLIEST, 30_000);
+    // SAFETY: the strings and the config are live.
+    let status = unsafe { lc_topic_group_create(manager, topic.as_ptr(), group.as_ptr(), &config) };
+    assert_status!(status, LC_ERR_TOPIC_STORE);
     shared.state.lock().unwrap().fail_delete_group = None;
     assert_status!(delete(), LC_OK);
     assert!(shared.state.lock().unwrap().offsets.is_empty());
     assert_status!(delete(), LC_ERR_UNKNOWN_GROUP);
     // Created again, the group starts from its reset policy, not the deleted offset.
-    create_group(manager, "s", "g", &group_config(EARLIEST, 30_000));
+    create_group(manager, "s", "g", &config);
     let batch = consume(manager, consumer, "s", "g", 10, 0);
     assert_eq!(batch_info(batch).message_count, 1);
+    commit_batch(manager, consumer, batch);
     assert_eq!(lc_topic_batch_free(batch), LC_OK);
+    // A create after a failed deletion finishes it once the store works again.
+    shared.state.lock().unwrap().fail_delete_group = Some(9);
+    assert_status!(delete(), LC_ERR_TOPIC_STORE);
+    shared.state.lock().unwrap().fail_delete_group = None;
+    create_group(manager, "s", "g", &config);
+    let batch = consume(manager, consumer, "s", "g", 10, 0);
+    assert_eq!(batch_info(batch).message_count, 1, "not resumed past it");
+    assert_eq!(lc_topic_batch_free(batch), LC_OK);
+    assert_status!(delete(), LC_OK);
 
     assert_eq!(lc_manager_free(manager), LC_OK);
     assert_eq!(shared.freed(), 1);
