@@ -420,7 +420,9 @@ pub unsafe extern "C" fn lc_topic_commit(
 /// from the message after it, so a consumer treats either outcome alike (it drops the rest
 /// of its batch and consumes again). The messages handed out again after a nacked one do
 /// not count that hand-out against `max_deliver` (a consumer that drops its batch did not
-/// try them), so a message failing behind another failing one may be tried more often.
+/// try them), so a message failing behind another failing one may be tried more often. A
+/// message retention removed since it was handed out is not sent: its nack rewinds as
+/// without a dead-letter topic, and the next batch reports the retention skip.
 ///
 /// Thread safety: any thread, concurrently with any other call.
 ///

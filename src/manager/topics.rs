@@ -954,7 +954,10 @@ impl ConnectionsManager {
     /// failing message may be tried more often. The group commits past the
     /// message only if it is at the committed offset: behind messages handed out and not
     /// committed it is marked, skipped when they are handed out again, and nothing is
-    /// committed for them (a consumer finishing a batch out of order loses nothing).
+    /// committed for them (a consumer finishing a batch out of order loses nothing). A
+    /// message that retention removed since it was handed out has nothing to send: its
+    /// nack rewinds as without a dead-letter topic, and the next hand-out reports it in
+    /// [`ConsumeBatch::retention_skips`].
     pub fn nack(
         &self,
         connection_id: ConnectionId,
@@ -994,13 +997,28 @@ impl ConnectionsManager {
         topic.partitions_freed(&group_state, &freed);
         let dead_lettered = matches!(outcome, Ok(NackOutcome::DeadLetter { .. }));
         let result = match (outcome, policy) {
-            (Ok(NackOutcome::DeadLetter { deliveries }), Some(policy)) => self.dead_letter(
-                connection_id,
-                &topic,
-                &group_state,
-                &policy,
-                (partition, offset, deliveries),
-            ),
+            (Ok(NackOutcome::DeadLetter { deliveries }), Some(policy)) => {
+                match self.dead_letter(
+                    connection_id,
+                    &topic,
+                    &group_state,
+                    &policy,
+                    (partition, offset, deliveries),
+                ) {
+                    // Retention removed the message since it was handed out: there is
+                    // nothing to send, and the nack rewinds as any other (the next hand-out
+                    // reports the retention skip).
+                    Err(DeadLetterError::Trimmed) => {
+                        let mut freed = Vec::new();
+                        let outcome =
+                            group_state.nack(&topic.name, request, delay_ms, None, &mut freed);
+                        topic.partitions_freed(&group_state, &freed);
+                        outcome.map(|_| ())
+                    }
+                    Err(DeadLetterError::Failed(error)) => Err(error),
+                    Ok(()) => Ok(()),
+                }
+            }
             (outcome, _) => outcome.map(|_| ()),
         };
         if result.is_ok() && (delay_ms == 0 || dead_lettered) {
@@ -1025,8 +1043,23 @@ impl ConnectionsManager {
         group: &Group,
         policy: &DeadLetterPolicy,
         (partition, offset, deliveries): (u32, u64, u32),
-    ) -> LiveResult<()> {
-        let message = Self::read_one(topic, partition, offset)?;
+    ) -> Result<(), DeadLetterError> {
+        let mut read = Vec::with_capacity(1);
+        match topic.read_log(partition, offset, offset + 1, 1, &mut read) {
+            Err(TopicLogError::OutOfRange(bounds)) if offset < bounds.start => {
+                return Err(DeadLetterError::Trimmed)
+            }
+            result => result.map_err(|error| topic.store_error(error))?,
+        }
+        let message = read
+            .into_iter()
+            .find(|message| message.offset == offset)
+            .ok_or_else(|| {
+                store_error(
+                    &topic.name,
+                    format!("offset {offset} of partition {partition} was not read back"),
+                )
+            })?;
         self.send_dead_letter(topic, policy, &message, deliveries)?;
         let now = self.reading();
         let mut freed = Vec::new();
@@ -1040,7 +1073,7 @@ impl ConnectionsManager {
             topic.log.commit_offset(&group.name, partition, next)
         });
         topic.partitions_freed(group, &freed);
-        result
+        Ok(result?)
     }
 
     /// The message at `offset` of `partition`.
@@ -1752,5 +1785,19 @@ impl ConnectionsManager {
         for session in sessions {
             session.parker.wake();
         }
+    }
+}
+
+/// Why a nack's dead letter was not sent.
+enum DeadLetterError {
+    /// Retention removed the message since it was handed out.
+    Trimmed,
+    /// Anything else, as the nack reports it.
+    Failed(LiveError),
+}
+
+impl From<LiveError> for DeadLetterError {
+    fn from(error: LiveError) -> Self {
+        DeadLetterError::Failed(error)
     }
 }

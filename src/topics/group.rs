@@ -299,6 +299,7 @@ pub(crate) enum ParkDecision {
 }
 
 /// A commit: who, where, what, when.
+#[derive(Clone, Copy)]
 pub(crate) struct CommitRequest {
     pub(crate) me: ConnectionId,
     pub(crate) partition: u32,

@@ -875,3 +875,59 @@ fn a_topic_in_use_as_a_dead_letter_topic_is_not_deleted() {
             .unwrap();
     }
 }
+
+/// A nack that would dead-letter a message retention removed since it was handed out has
+/// nothing to send: it rewinds as a nack without a dead-letter topic does, and the next
+/// hand-out reports the removed messages as skipped by retention.
+#[test]
+fn a_nack_at_max_deliver_of_a_message_retention_removed_rewinds() {
+    let (manager, _clock) = with_topic();
+    manager
+        .create_topic("trimmed", TopicConfig::partitions(1).retention(3, 1 << 30))
+        .unwrap();
+    manager
+        .create_topic("dlq", TopicConfig::partitions(1))
+        .unwrap();
+    manager
+        .create_consumer_group("trimmed", "g", GroupConfig::default().dead_letter("dlq", 1))
+        .unwrap();
+    for seq in 0..2 {
+        publish_bytes(&manager, "trimmed", seq, &format!("m{seq}"));
+    }
+    let a = consumer(&manager, "a");
+    let batch = manager
+        .consume(a, "trimmed", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&batch), ["m0", "m1"]);
+    for seq in 2..6 {
+        publish_bytes(&manager, "trimmed", seq, &format!("m{seq}"));
+    }
+    // Offsets 0..3 are gone; offset 0 was handed out once, which max-deliver 1 allows.
+    manager
+        .nack(a, "trimmed", "g", 0, 0, Duration::ZERO)
+        .unwrap();
+    let stats = manager.group_stats("trimmed", "g").unwrap();
+    assert_eq!((stats.nacks, stats.dead_lettered), (1, 0));
+    let batch = manager
+        .consume(a, "trimmed", "g", 10, Duration::ZERO)
+        .unwrap();
+    assert_eq!(
+        batch.retention_skips,
+        [RetentionSkip {
+            partition: 0,
+            from: 0,
+            to: 3
+        }]
+    );
+    assert_eq!(bodies(&batch), ["m3", "m4", "m5"]);
+    let stats = manager.group_stats("trimmed", "g").unwrap();
+    assert_eq!(stats.skipped_by_retention, 3);
+    let reader = consumer(&manager, "reader");
+    manager
+        .create_consumer_group("dlq", "d", GroupConfig::default())
+        .unwrap();
+    assert!(manager
+        .consume(reader, "dlq", "d", 10, Duration::ZERO)
+        .unwrap()
+        .is_empty());
+}
