@@ -307,7 +307,9 @@ enum lc_status
     LC_CLOSED = 3,
     /**
      * The connection's notification channel is full; the out-report says how much was
-     * taken. Retry the rest once the receiver has drained.
+     * taken. Retry the rest once the receiver has drained. (A connection cut off as a slow
+     * consumer, whose channel stays full, is `LC_ERR_INVALID_STATE` instead: unregister
+     * it.)
      */
     LC_WOULD_BLOCK = 4,
     /**

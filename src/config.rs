@@ -16,8 +16,9 @@ pub enum SlowConsumerPolicy {
     GapNotice,
     /// Drop the delivery, count it, and raise [`ConnectionEvent::SlowConsumer`] so the host
     /// closes the connection; its receiver then reports the end of the stream. Until the
-    /// host unregisters the connection, its channel stays full and what is published to
-    /// it is dropped and counted the same way.
+    /// host unregisters the connection, its channel stays full: what is published to it
+    /// is dropped and counted the same way, and a load's sends to it are
+    /// [`LiveError::InvalidState`](crate::LiveError::InvalidState).
     ///
     /// [`ConnectionEvent::SlowConsumer`]: crate::ConnectionEvent::SlowConsumer
     Disconnect,

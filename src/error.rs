@@ -109,7 +109,9 @@ pub enum LiveError {
         reason: &'static str,
     },
     /// The connection's channel is full: nothing beyond `consumed` items was taken; retry
-    /// with the rest once the receiver has drained.
+    /// with the rest once the receiver has drained. (A connection cut off as a slow
+    /// consumer keeps its channel full until the host unregisters it: a load's send to it
+    /// is [`LiveError::InvalidState`] instead, so a retry loop ends.)
     WouldBlock {
         /// How many of the given items were taken before the channel filled.
         consumed: usize,

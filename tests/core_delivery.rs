@@ -564,6 +564,20 @@ fn disconnect_policy_raises_an_event_and_ends_the_stream() {
     }
     let stats = manager.stats();
     assert_eq!((stats.delivered, stats.dropped), (2, 4));
+    // A load's sends meet the full channel too: not WouldBlock, which a loader would retry
+    // for ever, but InvalidState.
+    let loading = manager
+        .subscribe(
+            slow.connection_id,
+            in_room(1),
+            SubscriptionOptions::with_initial_load(),
+        )
+        .unwrap();
+    let pushed = manager.push_snapshot_rows(loading.live_query_id, &[message(9, 1, "")]);
+    assert!(
+        matches!(pushed, Err(LiveError::InvalidState { .. })),
+        "{pushed:?}"
+    );
     manager.unregister_connection(slow.connection_id).unwrap();
     assert_eq!(
         slow.notifications.try_recv().err(),

@@ -867,6 +867,21 @@ fn long_in_lists_are_refused_before_parsing() {
     );
 }
 
+/// SQLite's postfix ISNULL and NOTNULL count against the node limit before the text is
+/// parsed, like every other operator: a long chain of them is refused, not parsed into a
+/// tree as deep as the chain.
+#[test]
+fn chains_of_postfix_null_tests_are_refused_before_parsing() {
+    for word in [" ISNULL", " NOTNULL", " isnull"] {
+        let sql = format!("SELECT * FROM t WHERE a{}", word.repeat(5_000));
+        assert!(
+            matches!(parse(&sql), Err(LiveError::FilterTooLarge { .. })),
+            "{word}: {:?}",
+            parse(&sql)
+        );
+    }
+}
+
 #[test]
 fn syntax_errors_are_short_sentences_with_a_position() {
     // The end of the input has a position (just past the text), and the parser's grammar

@@ -36,7 +36,10 @@ pub enum ReceiveError {
     /// Nothing arrived before the timeout.
     Timeout,
     /// The connection was unregistered (or disconnected as a slow consumer): nothing more is
-    /// handed out (what was still queued or prepared is dropped).
+    /// handed out. What was still queued is dropped, by this receive once the connection is
+    /// unregistered (or when the receiver is dropped); a connection cut off as a slow
+    /// consumer keeps its channel full until then, so what is published to it meanwhile is
+    /// dropped and counted rather than queued.
     Closed,
 }
 
@@ -311,7 +314,9 @@ impl NotificationReceiver {
     /// A connection cut off as a slow consumer keeps its channel as the drop left it, full:
     /// publishes until the host unregisters it are then dropped, and counted so, rather
     /// than queued, counted as delivered and thrown away by the next receive. (What is
-    /// queued goes when the host unregisters the connection or drops this receiver.)
+    /// queued goes at the first receive after the host unregisters the connection, or when
+    /// this receiver is dropped. A delivery the receiver took in the moment before it saw
+    /// the cut-off frees a slot, which one later publish may fill, counted as delivered.)
     fn discard_queued(&mut self) {
         self.ready.clear();
         if !self.connection.is_closed() && self.connection.is_cut_off() {

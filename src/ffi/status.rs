@@ -28,7 +28,9 @@ pub enum lc_status {
     /// The connection (or the manager) is closed and everything queued has been handed out.
     LC_CLOSED = 3,
     /// The connection's notification channel is full; the out-report says how much was
-    /// taken. Retry the rest once the receiver has drained.
+    /// taken. Retry the rest once the receiver has drained. (A connection cut off as a slow
+    /// consumer, whose channel stays full, is `LC_ERR_INVALID_STATE` instead: unregister
+    /// it.)
     LC_WOULD_BLOCK = 4,
     /// A required pointer argument is NULL.
     LC_ERR_NULL_ARGUMENT = 100,

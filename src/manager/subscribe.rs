@@ -20,7 +20,7 @@ use crate::connection::delivery::{
     encode_match, source_for, Delivery, MatchBuilder, OtherDelivery, NO_BOUNDARY,
 };
 use crate::connection::gate::{GateError, LoadSoFar, Replay, SubscriptionFlowControl};
-use crate::connection::state::SharedConnectionState;
+use crate::connection::state::{ConnectionState, SharedConnectionState};
 use crate::connection::subscription::{
     NewSubscription, RegisteredSubscription, SubscriptionCore, SubscriptionHandle,
     SubscriptionOptions, SubscriptionResult, SubscriptionState,
@@ -394,9 +394,7 @@ impl ConnectionsManager {
                     match connection.notification_tx.try_send(delivery) {
                         Ok(()) => connection.notify_ready(),
                         Err(TrySendError::Full(_)) => {
-                            return Err(LiveError::WouldBlock {
-                                consumed: progress.consumed,
-                            })
+                            return Err(channel_full(connection, core.id, progress.consumed))
                         }
                         Err(TrySendError::Disconnected(_)) => {
                             return Err(LiveError::UnknownConnection(connection.id))
@@ -448,7 +446,7 @@ impl ConnectionsManager {
                         connection.notify_ready();
                         Ok(())
                     }
-                    Err(TrySendError::Full(_)) => Err(LiveError::WouldBlock { consumed: 0 }),
+                    Err(TrySendError::Full(_)) => Err(channel_full(connection, core.id, 0)),
                     Err(TrySendError::Disconnected(_)) => {
                         Err(LiveError::UnknownConnection(connection.id))
                     }
@@ -702,6 +700,24 @@ fn gate_error(live_query_id: LiveQueryId, error: GateError) -> LiveError {
 }
 
 /// Why a gate that is not gated refuses a load-protocol step.
+/// A load's send found the connection's channel full: [`LiveError::WouldBlock`], for the
+/// host to retry once the receiver drained, unless the connection was cut off as a slow
+/// consumer, whose channel stays full until the host unregisters it (retrying would spin).
+fn channel_full(
+    connection: &ConnectionState,
+    subscription_id: SubscriptionId,
+    consumed: usize,
+) -> LiveError {
+    if connection.is_cut_off() {
+        LiveError::InvalidState {
+            subscription_id,
+            reason: "its connection was cut off as a slow consumer: unregister the connection",
+        }
+    } else {
+        LiveError::WouldBlock { consumed }
+    }
+}
+
 fn why_not_gated(flow: &SubscriptionFlowControl) -> GateError {
     if flow.is_live() {
         GateError::AlreadyLive
@@ -733,7 +749,7 @@ fn send_replayed(
         }
         Err(TrySendError::Full(_)) => {
             core.retract_attempt(attempt);
-            Err(LiveError::WouldBlock { consumed: 0 })
+            Err(channel_full(connection, core.id, 0))
         }
         Err(TrySendError::Disconnected(_)) => {
             core.retract_attempt(attempt);

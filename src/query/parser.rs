@@ -269,7 +269,11 @@ fn check_operator_count(tokens: &[TokenWithSpan], limits: &FilterLimits) -> Resu
                         | Keyword::COLLATE
                         | Keyword::AT
                         | Keyword::ESCAPE
+                        | Keyword::NOTNULL
                 ) && word.quote_style.is_none()
+                    // SQLite's postfix ISNULL, which sqlparser knows as no keyword: a chain
+                    // of them is a chain of nodes like any other.
+                    || (word.quote_style.is_none() && word.value.eq_ignore_ascii_case("isnull"))
             }
             Token::Whitespace(_)
             | Token::Number(..)
