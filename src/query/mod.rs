@@ -5,6 +5,7 @@ pub mod expr;
 pub(crate) mod filter;
 pub(crate) mod like;
 pub(crate) mod membership;
+pub(crate) mod operator_words;
 pub(crate) mod params;
 pub mod parser;
 pub mod projection;

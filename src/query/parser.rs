@@ -45,6 +45,7 @@ use crate::config::FilterLimits;
 use crate::config::MAX_SUBSCRIPTION_SQL_LEN;
 use crate::error::LiveError;
 use crate::query::expr::{CompareOp, Expr};
+use crate::query::operator_words::is_operator;
 use crate::query::projection::Projection;
 use crate::query::sqlite_decimal::read_decimal;
 use crate::query::sqlite_forms::{read_sqlite_forms, EMPTY_LIST_MARK};
@@ -249,32 +250,7 @@ fn check_operator_count(tokens: &[TokenWithSpan], limits: &FilterLimits) -> Resu
     let operators = tokens
         .iter()
         .filter(|token| match &token.token {
-            Token::Word(word) => {
-                matches!(
-                    word.keyword,
-                    Keyword::AND
-                        | Keyword::OR
-                        | Keyword::NOT
-                        | Keyword::XOR
-                        | Keyword::IS
-                        | Keyword::LIKE
-                        | Keyword::ILIKE
-                        | Keyword::BETWEEN
-                        | Keyword::IN
-                        | Keyword::SIMILAR
-                        | Keyword::REGEXP
-                        | Keyword::RLIKE
-                        | Keyword::DIV
-                        | Keyword::MOD
-                        | Keyword::COLLATE
-                        | Keyword::AT
-                        | Keyword::ESCAPE
-                        | Keyword::NOTNULL
-                ) && word.quote_style.is_none()
-                    // SQLite's postfix ISNULL, which sqlparser knows as no keyword: a chain
-                    // of them is a chain of nodes like any other.
-                    || (word.quote_style.is_none() && word.value.eq_ignore_ascii_case("isnull"))
-            }
+            Token::Word(word) => is_operator(word),
             Token::Whitespace(_)
             | Token::Number(..)
             | Token::Char(_)

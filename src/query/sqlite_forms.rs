@@ -16,6 +16,8 @@
 use sqlparser::keywords::Keyword;
 use sqlparser::tokenizer::{Token, TokenWithSpan, Whitespace};
 
+use crate::query::operator_words::is_operator;
+
 /// The tokens not yet read.
 type Tokens = std::iter::Peekable<std::vec::IntoIter<TokenWithSpan>>;
 
@@ -111,36 +113,7 @@ fn ends_operand(token: &Token) -> bool {
     match token {
         Token::Word(word) => {
             word.quote_style.is_some()
-                || !matches!(
-                    word.keyword,
-                    Keyword::AND
-                        | Keyword::OR
-                        | Keyword::NOT
-                        | Keyword::XOR
-                        | Keyword::IS
-                        | Keyword::IN
-                        | Keyword::LIKE
-                        | Keyword::ILIKE
-                        | Keyword::GLOB
-                        | Keyword::REGEXP
-                        | Keyword::RLIKE
-                        | Keyword::MATCH
-                        | Keyword::SIMILAR
-                        | Keyword::BETWEEN
-                        | Keyword::ESCAPE
-                        | Keyword::DISTINCT
-                        | Keyword::FROM
-                        | Keyword::WHERE
-                        | Keyword::SELECT
-                        | Keyword::CASE
-                        | Keyword::WHEN
-                        | Keyword::THEN
-                        | Keyword::ELSE
-                        | Keyword::EXISTS
-                        | Keyword::ALL
-                        | Keyword::ANY
-                        | Keyword::SOME
-                )
+                || !(is_operator(word) || NOT_OPERANDS.contains(&word.keyword))
         }
         Token::Number(..)
         | Token::SingleQuotedString(_)
@@ -149,6 +122,25 @@ fn ends_operand(token: &Token) -> bool {
         _ => false,
     }
 }
+
+/// Words other than livecore's operators after which no operand has ended: SQLite's other
+/// operators and the keywords that start a clause or an expression.
+const NOT_OPERANDS: [Keyword; 14] = [
+    Keyword::GLOB,
+    Keyword::MATCH,
+    Keyword::DISTINCT,
+    Keyword::FROM,
+    Keyword::WHERE,
+    Keyword::SELECT,
+    Keyword::CASE,
+    Keyword::WHEN,
+    Keyword::THEN,
+    Keyword::ELSE,
+    Keyword::EXISTS,
+    Keyword::ALL,
+    Keyword::ANY,
+    Keyword::SOME,
+];
 
 /// Whether the next token that is not whitespace is the unquoted `keyword`.
 fn next_is(tokens: &mut Tokens, keyword: Keyword) -> bool {

@@ -594,22 +594,7 @@ fn store_failures_come_back_as_statuses_and_counters() {
     // and counts the failure; the topic's last write error says why.
     shared.state.lock().unwrap().fail_append = Some(77);
     let topic = c("s");
-    let mut out_offset = 0;
-    // SAFETY: the string and payload are live; the out-pointer is a live local.
-    let status = unsafe {
-        lc_topic_publish(
-            manager,
-            topic.as_ptr(),
-            2,
-            null(),
-            LC_TOPIC_ANY_PARTITION,
-            b"two".as_ptr(),
-            3,
-            null_mut(),
-            &mut out_offset,
-        )
-    };
-    assert_status!(status, LC_ERR_TOPIC_STORE);
+    assert_status!(try_publish_two(manager, &topic), LC_ERR_TOPIC_STORE);
     assert!(
         last_error().contains("append callback failed with code 77"),
         "{}",
@@ -624,23 +609,7 @@ fn store_failures_come_back_as_statuses_and_counters() {
     let info = topic_info(manager, "s");
     assert_eq!((info.appended, info.write_failures), (1, 2));
     assert!(stats(manager).topic_write_failures >= 2);
-    let mut buffer = [0 as c_char; 256];
-    let mut len = 0;
-    assert_status!(
-        // SAFETY: the buffer and length are live locals.
-        unsafe {
-            lc_topic_get_last_write_error(
-                manager,
-                topic.as_ptr(),
-                buffer.as_mut_ptr(),
-                256,
-                &mut len,
-            )
-        },
-        LC_OK
-    );
-    // SAFETY: the library NUL-terminated the buffer.
-    let message = unsafe { CStr::from_ptr(buffer.as_ptr()) }.to_string_lossy();
+    let message = last_write_error(manager, &topic);
     assert!(message.contains("code 77"), "{message}");
     shared.state.lock().unwrap().fail_append = None;
 
@@ -670,6 +639,43 @@ fn store_failures_come_back_as_statuses_and_counters() {
     assert_eq!(live_handle_counts(), before);
 }
 
+/// A direct publish of "two" to `topic` (any partition): its status.
+fn try_publish_two(manager: lc_manager, topic: &CStr) -> lc_status {
+    let mut out_offset = 0;
+    // SAFETY: the string and payload are live; the out-pointer is a live local.
+    unsafe {
+        lc_topic_publish(
+            manager,
+            topic.as_ptr(),
+            2,
+            null(),
+            LC_TOPIC_ANY_PARTITION,
+            b"two".as_ptr(),
+            3,
+            null_mut(),
+            &mut out_offset,
+        )
+    }
+}
+
+/// The topic's last write error, read with `lc_topic_get_last_write_error` (which must
+/// succeed, and give the whole length).
+fn last_write_error(manager: lc_manager, topic: &CStr) -> String {
+    let mut buffer = [0 as c_char; 256];
+    let mut len = 0;
+    // SAFETY: the buffer and length are live locals.
+    let status = unsafe {
+        lc_topic_get_last_write_error(manager, topic.as_ptr(), buffer.as_mut_ptr(), 256, &mut len)
+    };
+    assert_status!(status, LC_OK);
+    // SAFETY: the library NUL-terminated the buffer.
+    let message = unsafe { CStr::from_ptr(buffer.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(len, message.len());
+    message
+}
+
 /// A store that misbehaves in what it reports, rather than in its data: bounds that add
 /// up past 64 bits, bounds that fail, a group deletion that fails. Each comes back as a
 /// status (never a panic or a wrapped number), the topic's last write error stays
@@ -692,39 +698,15 @@ fn a_store_failing_its_bookkeeping_leaves_the_topic_readable_and_deletions_retry
     // A failing append, then failing bounds (a dead disk): the info fails with the store's
     // status, the last write error is still read.
     shared.state.lock().unwrap().fail_append = Some(77);
-    let mut out_offset = 0;
-    // SAFETY: the string and payload are live; the out-pointer is a live local.
-    let status = unsafe {
-        lc_topic_publish(
-            manager,
-            topic.as_ptr(),
-            2,
-            null(),
-            LC_TOPIC_ANY_PARTITION,
-            b"two".as_ptr(),
-            3,
-            null_mut(),
-            &mut out_offset,
-        )
-    };
-    assert_status!(status, LC_ERR_TOPIC_STORE);
+    assert_status!(try_publish_two(manager, &topic), LC_ERR_TOPIC_STORE);
     shared.state.lock().unwrap().fail_bounds = Some(-5);
     let mut info: lc_topic_info = sized_struct();
     // SAFETY: the string and the out-struct are live.
     let status = unsafe { lc_topic_get_info(manager, topic.as_ptr(), &mut info) };
     assert_status!(status, LC_ERR_TOPIC_STORE);
     assert!(last_error().contains("code -5"), "{}", last_error());
-    let mut buffer = [0 as c_char; 256];
-    let mut len = 0;
-    // SAFETY: the buffer and length are live locals.
-    let status = unsafe {
-        lc_topic_get_last_write_error(manager, topic.as_ptr(), buffer.as_mut_ptr(), 256, &mut len)
-    };
-    assert_status!(status, LC_OK);
-    // SAFETY: the library NUL-terminated the buffer.
-    let message = unsafe { CStr::from_ptr(buffer.as_ptr()) }.to_string_lossy();
+    let message = last_write_error(manager, &topic);
     assert!(message.contains("code 77"), "{message}");
-    assert_eq!(len, message.len());
     {
         let mut state = shared.state.lock().unwrap();
         state.fail_append = None;
