@@ -705,6 +705,10 @@ fn true_and_false_name_columns_where_a_table_has_them() {
         "id IS NOT false",
         "false ISNULL",
         "id IS NOT DISTINCT FROM true",
+        "id IN (true)",
+        "id NOT IN ((false))",
+        "id IN (true, 3)",
+        "id IN (0, false)",
     ];
     let rows: Vec<[i64; 3]> = vec![[0, 0, 1], [1, 1, 0], [2, 5, 5], [3, 0, 0]];
     for columns in [

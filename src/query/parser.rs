@@ -223,23 +223,53 @@ pub(crate) fn parse_with_boolean_columns(
 }
 
 /// Turns each unquoted TRUE or FALSE that names a column into that column's name, quoted,
-/// as the parser reads a column.
+/// as the parser reads a column; except as the one item of an IN list (`x IN (TRUE)`),
+/// which SQLite turns into `x = TRUE` while it parses, reading the word as the boolean.
 fn read_booleans_as_columns(tokens: &mut [TokenWithSpan], columns: BooleanColumns) {
-    for token in tokens {
-        if let Token::Word(word) = &mut token.token {
-            let is_column = word.quote_style.is_none()
-                && match word.keyword {
-                    Keyword::TRUE => columns.true_column,
-                    Keyword::FALSE => columns.false_column,
-                    _ => false,
-                };
-            if is_column {
-                word.value.make_ascii_lowercase();
-                word.quote_style = Some('"');
-                word.keyword = Keyword::NoKeyword;
-            }
+    let significant: Vec<usize> = (0..tokens.len())
+        .filter(|&index| !matches!(tokens[index].token, Token::Whitespace(_)))
+        .collect();
+    for (place, &index) in significant.iter().enumerate() {
+        let Token::Word(word) = &tokens[index].token else {
+            continue;
+        };
+        let is_column = word.quote_style.is_none()
+            && match word.keyword {
+                Keyword::TRUE => columns.true_column,
+                Keyword::FALSE => columns.false_column,
+                _ => false,
+            };
+        if !is_column || sole_in_item(tokens, &significant, place) {
+            continue;
+        }
+        if let Token::Word(word) = &mut tokens[index].token {
+            word.value.make_ascii_lowercase();
+            word.quote_style = Some('"');
+            word.keyword = Keyword::NoKeyword;
         }
     }
+}
+
+/// Whether the significant token at `place` is alone in an IN list's parentheses, however
+/// many: `IN (x)`, `IN ((x))`.
+fn sole_in_item(tokens: &[TokenWithSpan], significant: &[usize], place: usize) -> bool {
+    let token = |place: usize| &tokens[significant[place]].token;
+    let mut depth = 0;
+    let mut before = place;
+    while before > 0 && *token(before - 1) == Token::LParen {
+        before -= 1;
+        depth += 1;
+    }
+    let after_in = before > 0
+        && matches!(token(before - 1), Token::Word(word)
+            if word.keyword == Keyword::IN && word.quote_style.is_none());
+    let closes = (1..=depth).all(|step| {
+        significant
+            .get(place + step)
+            .map(|&index| &tokens[index].token)
+            == Some(&Token::RParen)
+    });
+    depth > 0 && after_in && closes
 }
 
 /// Every binary or postfix operator of a supported filter is at least one node, so a query
