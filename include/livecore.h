@@ -2501,7 +2501,9 @@ lc_status lc_status_name(uint32_t status,
 
 /**
  * Fills a config with the defaults. Set `config->struct_size = sizeof(lc_config)` first;
- * on return it holds the bytes written.
+ * on return it holds the bytes written. Only the sizes `lc_manager_new` reads are
+ * accepted (this header's, or an older header's that ends before the `topic_` fields):
+ * any other is `LC_ERR_STRUCT_SIZE` here rather than from `lc_manager_new`.
  *
  * Thread safety: any thread, any time.
  *

@@ -287,7 +287,9 @@ pub unsafe extern "C" fn lc_status_name(status: u32, out_name: *mut *const c_cha
 }
 
 /// Fills a config with the defaults. Set `config->struct_size = sizeof(lc_config)` first;
-/// on return it holds the bytes written.
+/// on return it holds the bytes written. Only the sizes `lc_manager_new` reads are
+/// accepted (this header's, or an older header's that ends before the `topic_` fields):
+/// any other is `LC_ERR_STRUCT_SIZE` here rather than from `lc_manager_new`.
 ///
 /// Thread safety: any thread, any time.
 ///
@@ -298,7 +300,7 @@ pub unsafe extern "C" fn lc_status_name(status: u32, out_name: *mut *const c_cha
 pub unsafe extern "C" fn lc_config_init(config: *mut lc_config) -> lc_status {
     boundary("lc_config_init", || {
         // SAFETY: the caller promised `config` is NULL or writable for its struct_size.
-        let out = unsafe { SizedOut::new(config, "config") }?;
+        let out = unsafe { SizedOut::new_input(config, "config") }?;
         out.write(default_config());
         Ok(lc_status::LC_OK)
     })

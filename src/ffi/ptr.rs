@@ -354,6 +354,23 @@ fn checked_size<T: SizedStruct>(size: u32, name: &str) -> Result<usize, FfiError
     Ok(size)
 }
 
+/// [`checked_size`] for an input: one of its published sizes only, since a size between
+/// them would copy part of a field over its default (half a pointer, then dereferenced).
+fn published_size<T: SizedStruct>(size: u32, name: &str) -> Result<usize, FfiError> {
+    let size = checked_size::<T>(size, name)?;
+    if size != T::MIN_SIZE && size != size_of::<T>() {
+        return Err(FfiError::new(
+            lc_status::LC_ERR_STRUCT_SIZE,
+            format!(
+                "`{name}->struct_size` is {size}; this library reads {} (an older header) or {} (set it to sizeof the struct)",
+                T::MIN_SIZE,
+                size_of::<T>()
+            ),
+        ));
+    }
+    Ok(size)
+}
+
 /// Reads a sized input struct: the caller's `struct_size` bytes over `defaults`, so fields
 /// a caller built against an older header does not know keep their defaults.
 ///
@@ -372,19 +389,7 @@ pub(crate) unsafe fn read_sized<T: SizedStruct>(
     }
     // SAFETY: non-NULL and aligned; every SizedStruct begins with a u32 (its size), which
     // the caller promised is readable.
-    let size = checked_size::<T>(unsafe { ptr.cast::<u32>().read() }, name)?;
-    // An input is read at one of its published sizes only: a size between them would copy
-    // part of a field over its default (half a pointer, then dereferenced).
-    if size != T::MIN_SIZE && size != size_of::<T>() {
-        return Err(FfiError::new(
-            lc_status::LC_ERR_STRUCT_SIZE,
-            format!(
-                "`{name}->struct_size` is {size}; this library reads {} (an older header) or {} (set it to sizeof the struct)",
-                T::MIN_SIZE,
-                size_of::<T>()
-            ),
-        ));
-    }
+    let size = published_size::<T>(unsafe { ptr.cast::<u32>().read() }, name)?;
     let mut value = defaults;
     // SAFETY: `size` bytes are readable at `ptr` (the caller's promise) and fit in `value`
     // (checked_size caps them at size_of::<T>()); any bytes are a valid T (SizedStruct).
@@ -415,6 +420,18 @@ impl<T: SizedStruct> SizedOut<T> {
         // SAFETY: non-NULL and aligned; the leading u32 is readable (caller's promise).
         let size = checked_size::<T>(unsafe { ptr.as_ptr().cast::<u32>().read() }, name)?;
         Ok(Self { ptr, size })
+    }
+
+    /// As [`SizedOut::new`], for a struct the caller fills to pass back as an input
+    /// (`lc_config`): only its published sizes, which an input is read at.
+    ///
+    /// # Safety
+    /// As for [`SizedOut::new`].
+    pub(crate) unsafe fn new_input(ptr: *mut T, name: &str) -> Result<Self, FfiError> {
+        // SAFETY: the caller's promise is passed on unchanged.
+        let out = unsafe { Self::new(ptr, name) }?;
+        published_size::<T>(out.size as u32, name)?;
+        Ok(out)
     }
 
     /// As [`SizedOut::new`], but NULL means the caller does not want the report.

@@ -80,6 +80,17 @@ pub(crate) fn case_lc_config_init() {
         assert_status!(lc_config_init(&mut small), LC_ERR_STRUCT_SIZE);
         assert_status!(lc_config_init(&mut large), LC_ERR_STRUCT_SIZE);
         assert_eq!(small.max_connections, 0, "a refused call writes nothing");
+        // Only the sizes lc_manager_new reads: an older header's (ending before the topic
+        // fields) or this one's, not one in between, which the manager would refuse.
+        let older = std::mem::offset_of!(lc_config, topic_max_topics);
+        let mut between: lc_config = sized(older + 8);
+        assert_status!(lc_config_init(&mut between), LC_ERR_STRUCT_SIZE);
+        let mut old_header: lc_config = sized(older);
+        assert_status!(lc_config_init(&mut old_header), LC_OK);
+        assert_eq!(old_header.struct_size as usize, older);
+        let mut manager = lc_manager::default();
+        assert_status!(lc_manager_new(&old_header, &mut manager), LC_OK);
+        assert_status!(lc_manager_free(manager), LC_OK);
         assert_status!(lc_config_init(&mut good), LC_OK);
     }
     assert_eq!(good.struct_size as usize, size_of::<lc_config>());
