@@ -412,12 +412,7 @@ fn slow_consumer_gets_an_exact_gap_and_others_are_unaffected() {
     let slow_sub = subscribe(&manager, slow.connection_id, in_room(1));
     subscribe(&manager, other.connection_id, in_room(1));
     for seq in 1..=10 {
-        manager
-            .publish(
-                SeqId(seq),
-                ChangeNotification::insert(messages(), message(seq as i64, 1, "")),
-            )
-            .unwrap();
+        publish_in_room_1(&manager, seq);
         // The other subscriber keeps up.
         assert_eq!(changes_of(&drain(&mut other.notifications)).len(), 1);
     }
@@ -440,12 +435,7 @@ fn slow_consumer_gets_an_exact_gap_and_others_are_unaffected() {
 
     // A gap in the middle of the stream is reported in place.
     for seq in 11..=16 {
-        manager
-            .publish(
-                SeqId(seq),
-                ChangeNotification::insert(messages(), message(seq as i64, 1, "")),
-            )
-            .unwrap();
+        publish_in_room_1(&manager, seq);
         assert_eq!(changes_of(&drain(&mut other.notifications)).len(), 1);
     }
     let first_two: Vec<_> = (0..2)
@@ -494,12 +484,7 @@ fn gap_notices_are_counted_when_handed_out() {
     let first = subscribe(&manager, slow.connection_id, in_room(1));
     let second = subscribe(&manager, slow.connection_id, in_room(1));
     for seq in 1..=3 {
-        manager
-            .publish(
-                SeqId(seq),
-                ChangeNotification::insert(messages(), message(seq as i64, 1, "")),
-            )
-            .unwrap();
+        publish_in_room_1(&manager, seq);
     }
     // Commit 1 for each, then (the channel empty) a gap notice for each, prepared together.
     let handed_out: Vec<_> = (0..3)
@@ -535,12 +520,7 @@ fn disconnect_policy_raises_an_event_and_ends_the_stream() {
     let mut slow = connect(&manager, "slow");
     subscribe(&manager, slow.connection_id, in_room(1));
     for seq in 1..=3 {
-        manager
-            .publish(
-                SeqId(seq),
-                ChangeNotification::insert(messages(), message(seq as i64, 1, "")),
-            )
-            .unwrap();
+        publish_in_room_1(&manager, seq);
     }
     assert_eq!(slow.events.try_recv(), Ok(ConnectionEvent::SlowConsumer));
     assert_eq!(
@@ -551,12 +531,7 @@ fn disconnect_policy_raises_an_event_and_ends_the_stream() {
     // Until the host unregisters the connection, what is published to it is dropped and
     // counted so: the ended stream is not emptied for deliveries nobody will read.
     for seq in 4..=6 {
-        manager
-            .publish(
-                SeqId(seq),
-                ChangeNotification::insert(messages(), message(seq as i64, 1, "")),
-            )
-            .unwrap();
+        publish_in_room_1(&manager, seq);
         assert_eq!(
             slow.notifications.try_recv().err(),
             Some(ReceiveError::Closed)
@@ -777,12 +752,7 @@ fn nothing_arrives_after_unsubscribe_returns_even_while_publishing() {
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let seq = seq.fetch_add(1, Ordering::Relaxed) + 1;
-                    manager
-                        .publish(
-                            SeqId(seq),
-                            ChangeNotification::insert(messages(), message(seq as i64, 1, "")),
-                        )
-                        .unwrap();
+                    publish_in_room_1(&manager, seq);
                 }
             })
         };
@@ -829,12 +799,7 @@ fn nothing_arrives_after_unregister_returns_even_while_publishing() {
                 let mut seq = round * 1_000_000;
                 while !stop.load(Ordering::Relaxed) {
                     seq += 1;
-                    manager
-                        .publish(
-                            SeqId(seq),
-                            ChangeNotification::insert(messages(), message(seq as i64, 1, "")),
-                        )
-                        .unwrap();
+                    publish_in_room_1(&manager, seq);
                 }
             })
         };
@@ -959,4 +924,14 @@ fn async_receivers_work_without_a_runtime() {
         Some(ReceiveError::Closed)
     );
     publisher.join().unwrap();
+}
+
+/// Publishes, as commit `seq`, the insert of message `seq` into room 1.
+fn publish_in_room_1(manager: &ConnectionsManager, seq: u64) {
+    manager
+        .publish(
+            SeqId(seq),
+            ChangeNotification::insert(messages(), message(seq as i64, 1, "")),
+        )
+        .unwrap();
 }

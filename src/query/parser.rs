@@ -1183,13 +1183,18 @@ struct Converter<'a> {
 impl Converter<'_> {
     /// Accounts for one node at `level` (the root is level 1).
     fn node(&mut self, level: usize) -> Result<(), LiveError> {
-        if level > self.limits.max_depth {
+        self.count(1, level)
+    }
+
+    /// Counts `nodes` nodes, the deepest at `deepest`, against the limits.
+    fn count(&mut self, nodes: usize, deepest: usize) -> Result<(), LiveError> {
+        if deepest > self.limits.max_depth {
             return Err(LiveError::FilterTooDeep {
-                depth: level,
+                depth: deepest,
                 max: self.limits.max_depth,
             });
         }
-        self.nodes += 1;
+        self.nodes += nodes;
         if self.nodes > self.limits.max_nodes {
             return Err(LiveError::FilterTooLarge {
                 nodes: self.nodes,
@@ -1404,10 +1409,8 @@ impl Converter<'_> {
             },
             _ => None,
         };
-        let counted = self.nodes;
-        let left = self.operand(left, level + 1, "IS")?;
-        let right = self.operand(right, level + 1, "IS")?;
-        self.nodes = counted;
+        let left = self.uncounted_operand(left, level + 1, "IS")?;
+        let right = self.uncounted_operand(right, level + 1, "IS")?;
         if let Some(wanted) = truth {
             return self.truth_test(left, wanted, negated, level);
         }
@@ -1434,13 +1437,7 @@ impl Converter<'_> {
                 Expr::And(vec![is_null(&left, false), is_null(&right, false)]),
             ]),
         };
-        let built = if negated {
-            Expr::Not(Box::new(same))
-        } else {
-            same
-        };
-        self.account(&built, level)?;
-        Ok(built)
+        self.counted(same, negated, level)
     }
 
     /// `tested IS TRUE` (`wanted` false: `IS FALSE`; `negated`: `IS NOT`), never UNKNOWN:
@@ -1458,9 +1455,7 @@ impl Converter<'_> {
             (false, false) => "IS FALSE",
             (false, true) => "IS NOT FALSE",
         };
-        let counted = self.nodes;
-        let tested = self.operand(tested, level + 1, place)?;
-        self.nodes = counted;
+        let tested = self.uncounted_operand(tested, level + 1, place)?;
         self.truth_test(tested, wanted, negated, level)
     }
 
@@ -1478,34 +1473,34 @@ impl Converter<'_> {
             Expr::Not(Box::new(tested.clone()))
         };
         let holds = Expr::And(vec![truth, is_null(&tested, true)]);
+        self.counted(holds, negated, level)
+    }
+
+    /// `built` (under a NOT when `negated`), a tree made here whose root sits at `level`,
+    /// with its nodes counted against the limits.
+    fn counted(&mut self, built: Expr, negated: bool, level: usize) -> Result<Expr, LiveError> {
         let built = if negated {
-            Expr::Not(Box::new(holds))
+            Expr::Not(Box::new(built))
         } else {
-            holds
+            built
         };
-        self.account(&built, level)?;
+        let size = built.measure(usize::MAX, usize::MAX);
+        self.count(size.nodes, level + size.depth - 1)?;
         Ok(built)
     }
 
-    /// Counts the nodes of `built`, a tree made here whose root sits at `level`, against the
-    /// limits.
-    fn account(&mut self, built: &Expr, level: usize) -> Result<(), LiveError> {
-        let size = built.measure(usize::MAX, usize::MAX);
-        let deepest = level + size.depth - 1;
-        if deepest > self.limits.max_depth {
-            return Err(LiveError::FilterTooDeep {
-                depth: deepest,
-                max: self.limits.max_depth,
-            });
-        }
-        self.nodes += size.nodes;
-        if self.nodes > self.limits.max_nodes {
-            return Err(LiveError::FilterTooLarge {
-                nodes: self.nodes,
-                max: self.limits.max_nodes,
-            });
-        }
-        Ok(())
+    /// An operand checked as [`Converter::operand`] checks it, for a tree [`Converter::counted`]
+    /// counts whole: its own node is not counted here.
+    fn uncounted_operand(
+        &mut self,
+        expr: &sql::Expr,
+        level: usize,
+        place: &str,
+    ) -> Result<Expr, LiveError> {
+        let before = self.nodes;
+        let operand = self.operand(expr, level, place);
+        self.nodes = before;
+        operand
     }
 
     fn in_list(
