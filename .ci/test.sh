@@ -148,6 +148,7 @@ mutants=(
     replay_not_remembered:snapshot_gate
     gated_close_without_lock:snapshot_gate
     load_marker_before_gate_lock:snapshot_gate
+    change_ahead_of_late_marker:snapshot_gate
     closing_flag_after_drain:subscription_lifecycle
     successor_own_removed_flag:subscription_lifecycle
     receiver_keeps_ended:subscription_lifecycle

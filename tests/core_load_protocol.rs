@@ -121,7 +121,7 @@ fn snapshot_rows_through_livecore_are_filtered_projected_batched_and_first() {
 }
 
 #[test]
-fn completion_waits_for_room_for_its_marker() {
+fn completion_with_no_room_hands_its_marker_out_after_what_was_queued() {
     let (manager, _) = manager_with(ManagerConfig {
         notification_channel_capacity: 1,
         ..ManagerConfig::default()
@@ -137,20 +137,114 @@ fn completion_waits_for_room_for_its_marker() {
     manager
         .push_snapshot_rows(sub.live_query_id, &[message(1, 1, "")])
         .unwrap();
-    assert_eq!(
-        manager.complete_initial_load(sub.live_query_id).err(),
-        Some(LiveError::WouldBlock { consumed: 0 })
-    );
-    assert_eq!(
-        manager.subscription(sub.live_query_id).unwrap().state,
-        SubscriptionPhase::Loading
-    );
-    assert_eq!(drain(&mut connection.notifications).len(), 1);
-    manager.complete_initial_load(sub.live_query_id).unwrap();
+    // The snapshot batch fills the channel; completion does not wait for room.
+    let report = manager.complete_initial_load(sub.live_query_id).unwrap();
+    assert_eq!((report.batches, report.rows), (1, 1));
     assert_eq!(
         manager.subscription(sub.live_query_id).unwrap().state,
         SubscriptionPhase::Live
     );
+    let kinds: Vec<_> = drain(&mut connection.notifications)
+        .iter()
+        .map(Notification::kind)
+        .collect();
+    assert_eq!(kinds, ["snapshot", "load_complete"]);
+    manager.publish(SeqId(2), insert_in_room(2, 1)).unwrap();
+    let received = drain(&mut connection.notifications);
+    assert_eq!(seqs(&received), vec![2]);
+    assert_eq!(received.len(), 1, "the marker came once: {received:?}");
+}
+
+/// A load on a connection whose other subscriptions keep its channel full: every slot
+/// the receiver frees is taken again by live traffic. Completion still succeeds at once,
+/// and the marker comes right after what was queued when it completed, ahead of the
+/// subscription's changes; the buffered change the flush found no room for is reported
+/// as a gap after the marker.
+#[test]
+fn a_load_completes_on_a_connection_its_live_traffic_keeps_full() {
+    let (manager, _) = manager_with(ManagerConfig {
+        notification_channel_capacity: 4,
+        ..ManagerConfig::default()
+    });
+    let mut connection = connect(&manager, "alice");
+    let busy = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(2),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+    let loading = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::with_initial_load(),
+        )
+        .unwrap();
+    manager
+        .set_snapshot_boundary(loading.live_query_id, SeqId(0))
+        .unwrap();
+    manager
+        .push_snapshot_rows(loading.live_query_id, &[message(1, 1, "")])
+        .unwrap();
+    for seq in 1..=3 {
+        manager.publish(SeqId(seq), insert_in_room(seq, 2)).unwrap();
+    }
+    // Held by the gate; its flush finds the channel full.
+    manager.publish(SeqId(4), insert_in_room(4, 1)).unwrap();
+    let report = manager
+        .complete_initial_load(loading.live_query_id)
+        .unwrap();
+    assert_eq!(report.flushed, 1);
+
+    let mut seq = 4;
+    let mut received = Vec::new();
+    for _ in 0..12 {
+        received.push(connection.notifications.try_recv().unwrap());
+        // Live traffic takes every slot the receive freed.
+        if connection.notifications.queued() < 4 {
+            seq += 1;
+            manager.publish(SeqId(seq), insert_in_room(seq, 2)).unwrap();
+        }
+    }
+    received.extend(drain(&mut connection.notifications));
+    seq += 1;
+    manager.publish(SeqId(seq), insert_in_room(seq, 1)).unwrap();
+    received.extend(drain(&mut connection.notifications));
+
+    let of_load: Vec<_> = received
+        .iter()
+        .filter(|notification| notification.live_query_id() == loading.live_query_id)
+        .collect();
+    let kinds: Vec<_> = of_load
+        .iter()
+        .map(|notification| notification.kind())
+        .collect();
+    assert_eq!(kinds, ["snapshot", "load_complete", "gap", "changes"]);
+    assert!(matches!(
+        of_load[2],
+        Notification::Gap {
+            missed: 1,
+            last_seq: Some(SeqId(0)),
+            ..
+        }
+    ));
+    assert_eq!(seqs(std::slice::from_ref(of_load[3])), vec![seq]);
+    // The marker followed the four items queued when the load completed.
+    let marker_at = received
+        .iter()
+        .position(|notification| notification.kind() == "load_complete")
+        .unwrap();
+    assert_eq!(marker_at, 4, "{received:?}");
+    // The busy subscription lost nothing.
+    let busy_seqs: Vec<u64> = received
+        .iter()
+        .filter(|notification| notification.live_query_id() == busy.live_query_id)
+        .flat_map(|notification| seqs(std::slice::from_ref(notification)))
+        .collect();
+    let expected: Vec<u64> = (1..=3).chain(5..seq).collect();
+    assert_eq!(busy_seqs, expected);
+    assert_eq!(manager.stats().dropped, 1);
 }
 
 #[test]

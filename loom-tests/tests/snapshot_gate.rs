@@ -161,8 +161,8 @@ fn commit_batches_never_split() {
 
 /// Invariant: snapshot batches pushed into a full channel return `WouldBlock` with how
 /// many rows were taken, and retrying with the rest delivers every row exactly once, in
-/// batch order, followed by the load-complete marker (itself retried while the channel is
-/// full), while the receiver drains concurrently.
+/// batch order, followed by the load-complete marker (which never waits for room: it goes
+/// out of band when the channel is full), while the receiver drains concurrently.
 #[test]
 fn snapshot_batches_would_block() {
     loom::model(|| {
@@ -201,16 +201,8 @@ fn snapshot_batches_would_block() {
                 Err(error) => panic!("push_snapshot_rows: {error}"),
             }
         }
-        loop {
-            match manager.complete_initial_load(sub) {
-                Ok(report) => {
-                    assert_eq!((report.batches, report.rows), (2, 2));
-                    break;
-                }
-                Err(LiveError::WouldBlock { .. }) => thread::yield_now(),
-                Err(error) => panic!("complete_initial_load: {error}"),
-            }
-        }
+        let report = manager.complete_initial_load(sub).unwrap();
+        assert_eq!((report.batches, report.rows), (2, 2));
         let seen = consumer.join().unwrap();
         assert_eq!(
             seen,
@@ -225,6 +217,65 @@ fn snapshot_batches_would_block() {
                 },
                 Seen::LoadComplete,
             ]
+        );
+    });
+}
+
+/// Invariant: a load-complete marker that found the channel full goes out of band, and
+/// the receiver, draining concurrently, hands it out after the snapshot and before any
+/// change of the subscription; each buffered or live change is then handed out once or
+/// reported in a gap, never lost silently.
+#[test]
+fn late_marker_racing_the_receiver() {
+    loom::model(|| {
+        let manager = manager(ManagerConfig {
+            notification_channel_capacity: 1,
+            ..ManagerConfig::default()
+        });
+        let registration = connect(&manager);
+        let sub = subscribe(
+            &manager,
+            registration.connection_id,
+            SubscriptionOptions::with_initial_load(),
+        );
+        manager.set_snapshot_boundary(sub, SeqId(0)).unwrap();
+        manager.push_snapshot_rows(sub, &[row(100)]).unwrap();
+        // Held by the gate; the channel is full with the snapshot.
+        manager.publish(SeqId(1), insert(1)).unwrap();
+        let mut notifications = registration.notifications;
+        let consumer = thread::spawn(move || {
+            let mut seen_all = Vec::new();
+            for _ in 0..2 {
+                if let Ok(notification) = notifications.try_recv() {
+                    seen_all.push(seen(notification));
+                }
+            }
+            (seen_all, notifications)
+        });
+        manager.complete_initial_load(sub).unwrap();
+        manager.publish(SeqId(2), insert(2)).unwrap();
+        let (mut seen_all, mut notifications) = consumer.join().unwrap();
+        seen_all.extend(drain(&mut notifications).0);
+        assert_eq!(
+            seen_all.first(),
+            Some(&Seen::Snapshot {
+                batch: 0,
+                ids: vec![100]
+            }),
+            "{seen_all:?}"
+        );
+        assert_eq!(seen_all.get(1), Some(&Seen::LoadComplete), "{seen_all:?}");
+        let mut accounted = change_ids(&seen_all).len() as u64;
+        for item in &seen_all[2..] {
+            match item {
+                Seen::Changes { .. } => {}
+                Seen::Gap { missed, .. } => accounted += missed,
+                other => panic!("unexpected {other:?} in {seen_all:?}"),
+            }
+        }
+        assert_eq!(
+            accounted, 2,
+            "both commits handed out or reported: {seen_all:?}"
         );
     });
 }

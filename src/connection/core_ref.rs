@@ -136,6 +136,12 @@ impl ReleasedCores {
         self.popped += 1;
     }
 
+    /// Items taken from the channel so far.
+    #[inline(always)]
+    pub(crate) fn popped(&self) -> u64 {
+        self.popped
+    }
+
     /// True when a held core is due to go (before the receiver takes another item).
     #[inline(always)]
     pub(crate) fn any_due(&self) -> bool {

@@ -202,6 +202,15 @@ impl Delivery {
         Delivery(DeliveryKind::Other(DataArc::new(other)))
     }
 
+    /// The rare item inside, for a marker that was not sent (`None` for a change
+    /// delivery).
+    pub(crate) fn into_other(self) -> Option<DataArc<OtherDelivery>> {
+        match self.0 {
+            DeliveryKind::Other(other) => Some(other),
+            DeliveryKind::Changes { .. } => None,
+        }
+    }
+
     /// The core of a release marker that was not sent (`None` for any other delivery).
     pub(crate) fn into_released(self) -> Option<LeanArc<SubscriptionCore>> {
         match self.0 {

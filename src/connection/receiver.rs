@@ -17,15 +17,15 @@ use crate::connection::delivery::{
     ChangeSet, Delivery, DeliveryKind, Notification, OtherDelivery, SnapshotBatch, NO_BOUNDARY,
 };
 use crate::connection::state::{
-    AttentionItem, ConnectionEvent, SharedConnectionState, ATTENTION_GAP, ATTENTION_NOTICE,
-    ATTENTION_RELEASE,
+    AttentionItem, ConnectionEvent, SharedConnectionState, ATTENTION_GAP, ATTENTION_LOAD,
+    ATTENTION_NOTICE, ATTENTION_RELEASE,
 };
 use crate::connection::subscription::SubscriptionCore;
 use crate::stats::StatsCounters;
 use crate::sync::mutant;
 use crate::sync::{channel, DataArc, LeanArc};
 use crate::types::ending::SubscriptionEnding;
-use crate::types::ids::{ConnectionId, SeqId};
+use crate::types::ids::{ConnectionId, SeqId, SubscriptionId};
 use crate::types::shared_commit::{MatchedSource, SharedCommit};
 
 /// Why a receive returned nothing.
@@ -111,6 +111,17 @@ impl Prepared {
     }
 }
 
+/// A load-complete marker that found the channel full (see
+/// `ConnectionState::post_load_marker`), taken from the attention list.
+struct LateMarker {
+    /// The `popped` count after which everything queued before the marker was posted has
+    /// been taken: the marker is due then, if its subscription's next change did not come
+    /// first.
+    due: u64,
+    core: LeanArc<SubscriptionCore>,
+    marker: DataArc<OtherDelivery>,
+}
+
 /// Receives a connection's notifications. One consumer at a time.
 pub struct NotificationReceiver {
     rx: channel::Receiver<Delivery>,
@@ -121,6 +132,8 @@ pub struct NotificationReceiver {
     /// Released subscription cores held until the deliveries queued before their release
     /// are processed (`connection::core_ref`).
     released: ReleasedCores,
+    /// Load-complete markers that went out of band, until they are handed out.
+    late_markers: Vec<LateMarker>,
 }
 
 impl NotificationReceiver {
@@ -130,6 +143,7 @@ impl NotificationReceiver {
             connection,
             ready: VecDeque::new(),
             released: ReleasedCores::new(),
+            late_markers: Vec::new(),
         }
     }
 
@@ -191,6 +205,7 @@ impl NotificationReceiver {
         let connection = &self.connection;
         connection.arm_ready(|| {
             !self.ready.is_empty()
+                || !self.late_markers.is_empty()
                 || !self.rx.is_empty()
                 || connection.attention_flags() != 0
                 || connection.has_pending_events()
@@ -206,6 +221,7 @@ impl NotificationReceiver {
     fn next(&mut self, wait: Wait) -> Result<Notification, ReceiveError> {
         if !self.released.any_due()
             && self.ready.is_empty()
+            && self.late_markers.is_empty()
             && self.connection.attention_flags() == 0
             && !self.connection.is_cut_off()
         {
@@ -265,6 +281,12 @@ impl NotificationReceiver {
             if flags & ATTENTION_RELEASE != 0 {
                 self.take_released();
             }
+            if flags & ATTENTION_LOAD != 0 {
+                self.take_late_markers();
+            }
+            if self.hand_out_due_markers() {
+                continue;
+            }
             if self.connection.is_cut_off() {
                 self.discard_queued();
                 return Err(ReceiveError::Closed);
@@ -319,6 +341,7 @@ impl NotificationReceiver {
     /// the cut-off frees a slot, which one later publish may fill, counted as delivered.)
     fn discard_queued(&mut self) {
         self.ready.clear();
+        self.late_markers.clear();
         if !self.connection.is_closed() && self.connection.is_cut_off() {
             return;
         }
@@ -374,11 +397,89 @@ impl NotificationReceiver {
         if !mutant!("receiver_keeps_ended") && core.is_ended() {
             return None;
         }
+        // Mutant: the change goes out without looking for a marker that waits out of
+        // band; a change the flush queued is handed out before its load-complete marker.
+        if core.marker_waiting() && !mutant!("change_ahead_of_late_marker") {
+            return self.change_behind_marker(core, source);
+        }
         let (source, matched) = source.into_parts();
         // Numbered by its place: the one after the last handed out (a delivery that
         // follows a drop comes as `Resumed`, with its number).
         core.take_next_number(source.seq);
         Some(ChangeSet::new(source, core, self.connection.id, matched))
+    }
+
+    /// The first change of a subscription whose load-complete marker waits out of band:
+    /// the marker is handed out first, and the change set queued to follow it.
+    #[cold]
+    #[inline(never)]
+    fn change_behind_marker(
+        &mut self,
+        core: &SubscriptionCore,
+        source: MatchedSource,
+    ) -> Option<ChangeSet> {
+        let marker_core = self.marker_first(core.id);
+        let (source, matched) = source.into_parts();
+        core.take_next_number(source.seq);
+        let changes = ChangeSet::new(source, core, self.connection.id, matched);
+        let Some(marker_core) = marker_core else {
+            return Some(changes);
+        };
+        self.ready.push_back(Prepared {
+            core: marker_core,
+            notification: Notification::Changes(changes),
+        });
+        None
+    }
+
+    /// Queues the waiting load-complete marker of subscription `id` to be handed out next,
+    /// ahead of whatever the caller queues after it. Returns its core, or `None` when no
+    /// marker of it waits.
+    fn marker_first(&mut self, id: SubscriptionId) -> Option<LeanArc<SubscriptionCore>> {
+        self.take_late_markers();
+        let at = self
+            .late_markers
+            .iter()
+            .position(|late| late.core.id == id)?;
+        let late = self.late_markers.remove(at);
+        let core = late.core.clone();
+        self.hand_out_marker(late);
+        Some(core)
+    }
+
+    /// Takes the markers posted out of band, each due once what is queued now is taken.
+    fn take_late_markers(&mut self) {
+        let due = self.released.popped() + self.rx.len() as u64;
+        for item in self.connection.take_attention(ATTENTION_LOAD) {
+            if let AttentionItem::LoadComplete(core, marker) = item {
+                self.late_markers.push(LateMarker { due, core, marker });
+            }
+        }
+    }
+
+    /// Queues the markers that are due; true when something is now ready.
+    fn hand_out_due_markers(&mut self) -> bool {
+        let popped = self.released.popped();
+        if !self.late_markers.iter().any(|late| late.due <= popped) {
+            return false;
+        }
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.late_markers)
+            .into_iter()
+            .partition(|late| late.due <= popped);
+        self.late_markers = waiting;
+        due.into_iter().for_each(|late| self.hand_out_marker(late));
+        !self.ready.is_empty()
+    }
+
+    /// Queues `late`'s marker, unless its subscription ended.
+    fn hand_out_marker(&mut self, late: LateMarker) {
+        late.core.clear_marker_waiting();
+        if let Some(notification) = self.other(late.marker) {
+            self.ready.push_back(Prepared {
+                core: late.core,
+                notification,
+            });
+        }
     }
 
     /// A change delivery that carries its number (the first after a dropped one): when
@@ -394,16 +495,36 @@ impl NotificationReceiver {
         if core.is_ended() {
             return None;
         }
+        let behind_marker = core.marker_waiting() && self.marker_first(core.id).is_some();
         let seq = source.seq;
         let last = core.take_delivery_number(number, seq);
         let changes =
             Notification::Changes(ChangeSet::new(source, &core, self.connection.id, matched));
-        if number <= last + 1 {
-            return Some(changes);
+        let gap = if number <= last + 1 {
+            None
+        } else {
+            // Built before the number is recorded: it names the last SeqId handed out.
+            let gap = self.gap(&core, number - last - 1)?;
+            core.mark_received(number, Some(seq));
+            Some(gap)
+        };
+        if behind_marker {
+            // The marker is queued: the gap and the changes follow it.
+            if let Some(gap) = gap {
+                self.ready.push_back(Prepared {
+                    core: core.clone(),
+                    notification: gap,
+                });
+            }
+            self.ready.push_back(Prepared {
+                core,
+                notification: changes,
+            });
+            return None;
         }
-        // Built before the number is recorded: it names the last SeqId handed out.
-        let gap = self.gap(&core, number - last - 1)?;
-        core.mark_received(number, Some(seq));
+        let Some(gap) = gap else {
+            return Some(changes);
+        };
         self.ready.push_back(Prepared {
             core,
             notification: changes,
@@ -531,6 +652,10 @@ impl NotificationReceiver {
             if !self.rx.is_empty() {
                 self.connection.flag_gap(&core);
                 continue;
+            }
+            // A marker that waits out of band goes ahead of the gap after it.
+            if core.marker_waiting() {
+                self.marker_first(core.id);
             }
             let last = core.received_number();
             if dropped_upto > last {

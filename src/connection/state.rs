@@ -8,7 +8,8 @@ use crate::connection::subscription::{SubscriptionCore, SubscriptionState};
 use crate::connection::subscription_map::SubscriptionMap;
 use crate::stats::StatsCounters;
 use crate::sync::{
-    channel, lock, Arc, ArcSwapOption, AtomicBool, AtomicU64, AtomicU8, LeanArc, Mutex, Ordering,
+    channel, lock, Arc, ArcSwapOption, AtomicBool, AtomicU64, AtomicU8, DataArc, LeanArc, Mutex,
+    Ordering,
 };
 use crate::sync::{in_order, mutant};
 use crate::types::ending::SubscriptionEnding;
@@ -115,11 +116,16 @@ pub(crate) enum AttentionItem {
     /// A released core whose release marker found the channel full (see
     /// `connection::core_ref`): the receiver holds it until what was queued is processed.
     Release(LeanArc<SubscriptionCore>),
+    /// A load-complete marker that found the channel full: the receiver hands it out once
+    /// what was queued before it is processed, or before its subscription's next change,
+    /// whichever comes first.
+    LoadComplete(LeanArc<SubscriptionCore>, DataArc<OtherDelivery>),
 }
 
 pub(crate) const ATTENTION_GAP: u8 = 1;
 pub(crate) const ATTENTION_NOTICE: u8 = 2;
 pub(crate) const ATTENTION_RELEASE: u8 = 4;
+pub(crate) const ATTENTION_LOAD: u8 = 8;
 
 /// In the pending-events word beside the events' flags: the Disconnect policy cut the
 /// connection off. Set with the SlowConsumer flag in one step, so a receiver that sees the
@@ -530,6 +536,27 @@ impl ConnectionState {
         self.notify_ready();
     }
 
+    /// Hands a load-complete marker that found the channel full to the receiver out of
+    /// band, so completing a load never waits for room: a busy connection's live traffic
+    /// could otherwise take every slot the receiver frees, and the load would never end.
+    /// Called under the gate's lock, before the buffered changes are flushed: the
+    /// subscription is marked first, so a receiver that takes one of them sees the marker
+    /// waiting.
+    pub(crate) fn post_load_marker(
+        &self,
+        core: &LeanArc<SubscriptionCore>,
+        marker: DataArc<OtherDelivery>,
+    ) {
+        lock(&self.attention_list()).push(AttentionItem::LoadComplete(core.clone(), marker));
+        core.set_marker_waiting();
+        // The flag, then a wake-up for a receiver that drained the channel before it (as
+        // for a gap).
+        self.attention_flags
+            .fetch_or(ATTENTION_LOAD, Ordering::SeqCst);
+        let _ = self.notification_tx.try_send(Delivery::wake());
+        self.notify_ready();
+    }
+
     /// Takes a core whose last handle went (see `connection::core_ref`): let go at once if
     /// nothing of it can be queued or nobody will read the channel again, else released
     /// behind its deliveries by a marker, or (the channel full) held for the receiver.
@@ -597,6 +624,7 @@ impl ConnectionState {
                 AttentionItem::Gap(_) => flags & ATTENTION_GAP != 0,
                 AttentionItem::Notice(..) => flags & ATTENTION_NOTICE != 0,
                 AttentionItem::Release(_) => flags & ATTENTION_RELEASE != 0,
+                AttentionItem::LoadComplete(..) => flags & ATTENTION_LOAD != 0,
             });
         *attention = kept;
         taken

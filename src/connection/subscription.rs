@@ -79,9 +79,17 @@ struct SubscriptionTally {
     rx_seq: AtomicU64,
     /// True while the connection's attention list holds this subscription for a gap.
     in_attention: AtomicBool,
+    /// True while the load-complete marker waits in the connection's attention list (it
+    /// found the channel full): the receiver hands it out before the subscription's next
+    /// change. In the tally's padding, so it costs no byte.
+    marker_waiting: AtomicBool,
     /// How the subscription ended, if it did ([`ACTIVE`], [`ENDED`], [`REMOVED`]).
     ended: AtomicU8,
 }
+
+// Four counters and three flags: the flags share the last word.
+#[cfg(not(livecore_loom))]
+const _: () = assert!(std::mem::size_of::<SubscriptionTally>() == 40);
 
 /// The subscription is active.
 const ACTIVE: u8 = 0;
@@ -150,6 +158,7 @@ impl SubscriptionCore {
                 rx_number: AtomicU64::new(0),
                 rx_seq: AtomicU64::new(NO_SEQ),
                 in_attention: AtomicBool::new(false),
+                marker_waiting: AtomicBool::new(false),
                 ended: AtomicU8::new(ACTIVE),
             },
             first: None,
@@ -361,6 +370,23 @@ impl SubscriptionCore {
         // Loom does not carry read-modify-write atomicity into its modification order, so
         // against a plain store it explores a stale `true` that C11 rules out.
         self.tally().in_attention.swap(false, Ordering::SeqCst);
+    }
+
+    /// Records that the load-complete marker went to the attention list, before any change
+    /// flushed after it can be queued.
+    pub(crate) fn set_marker_waiting(&self) {
+        self.tally().marker_waiting.store(true, Ordering::SeqCst);
+    }
+
+    /// Receiver side: true while the load-complete marker waits in the attention list.
+    #[inline(always)]
+    pub(crate) fn marker_waiting(&self) -> bool {
+        self.tally().marker_waiting.load(Ordering::Acquire)
+    }
+
+    /// Receiver side: the marker was handed out (or dropped with its subscription).
+    pub(crate) fn clear_marker_waiting(&self) {
+        self.tally().marker_waiting.store(false, Ordering::Release);
     }
 
     pub(crate) fn dropped_upto(&self) -> u64 {

@@ -412,10 +412,15 @@ impl ConnectionsManager {
     }
 
     /// Step 4: flushes the changes buffered above the boundary, in order, and makes the
-    /// subscription live. The subscriber first gets `InitialLoadComplete`; if its channel
-    /// has no room for it, returns [`LiveError::WouldBlock`] and nothing changes. If the
-    /// gate's buffer overflowed meanwhile, returns [`LiveError::SubscriptionEnded`] with
-    /// `ResyncRequired` and no marker is sent (the subscriber gets `ResyncRequired`).
+    /// subscription live. The subscriber first gets `InitialLoadComplete`, after the
+    /// snapshot batches and before any change of the subscription. It never waits for room
+    /// in the channel: a marker that finds it full goes to the receiver out of band, which
+    /// hands it out once what was queued before it is processed, or before the
+    /// subscription's next change (the flushed changes are sent, or dropped and reported as
+    /// a gap after the marker, as any live change). If the gate's buffer overflowed
+    /// meanwhile, returns [`LiveError::SubscriptionEnded`] with `ResyncRequired` and no
+    /// marker is sent (the subscriber gets `ResyncRequired`). A connection cut off as a slow
+    /// consumer is [`LiveError::InvalidState`].
     pub fn complete_initial_load(
         &self,
         live_query_id: LiveQueryId,
@@ -446,7 +451,18 @@ impl ConnectionsManager {
                         connection.notify_ready();
                         Ok(())
                     }
-                    Err(TrySendError::Full(_)) => Err(channel_full(connection, core.id, 0)),
+                    // A cut-off connection's channel stays full: nothing more is handed out.
+                    Err(TrySendError::Full(_)) if connection.is_cut_off() => {
+                        Err(channel_full(connection, core.id, 0))
+                    }
+                    // No room: the marker goes to the receiver out of band, rather than the
+                    // host retrying against live traffic that may take every freed slot.
+                    Err(TrySendError::Full(marker)) => {
+                        if let Some(marker) = marker.into_other() {
+                            connection.post_load_marker(core, marker);
+                        }
+                        Ok(())
+                    }
                     Err(TrySendError::Disconnected(_)) => {
                         Err(LiveError::UnknownConnection(connection.id))
                     }

@@ -137,11 +137,10 @@ pub enum ResumeOutcome {
     },
 }
 
-/// What a replay gave the client: commits that matched, and the last one.
+/// What a replay gave the client: commits that matched.
 #[derive(Clone, Copy, Debug, Default)]
 struct Replayed {
     count: u64,
-    last: Option<SeqId>,
 }
 
 /// How often a resume retries a client's full channel.
@@ -406,14 +405,16 @@ impl NodeBridge {
     ) -> Result<ResumeOutcome, BridgeError> {
         let id = subscription.live_query_id;
         match self.inner.replay(id, last_seq).await {
-            Ok(Some(replayed)) => match self.inner.complete(id, replayed.last).await {
-                Ok(()) => Ok(ResumeOutcome::Resumed {
+            // Completion never waits for room: a marker that finds the channel full goes
+            // to the receiver out of band.
+            Ok(Some(replayed)) => match self.inner.manager.complete_initial_load(id) {
+                Ok(_) => Ok(ResumeOutcome::Resumed {
                     subscription,
                     replayed: replayed.count,
                 }),
                 Err(error) => {
                     let _ = self.inner.manager.resume_unavailable(id);
-                    Err(error)
+                    Err(error.into())
                 }
             },
             Ok(None) => {
@@ -793,10 +794,7 @@ impl Inner {
                 Err(error) => return Err(error.into()),
             }
         }
-        Ok(Some(Replayed {
-            count: replayed,
-            last: replayed_to,
-        }))
+        Ok(Some(Replayed { count: replayed }))
     }
 
     async fn entry_at(&self, stream_seq: u64) -> Result<Option<StreamEntry>, BridgeError> {
@@ -816,31 +814,6 @@ impl Inner {
                 what: "reading a stream message",
                 detail: error.to_string(),
             }),
-        }
-    }
-
-    /// Completes the resume, waiting (bounded) for room in the subscriber's channel.
-    async fn complete(
-        &self,
-        id: LiveQueryId,
-        replayed_to: Option<SeqId>,
-    ) -> Result<(), BridgeError> {
-        let deadline = tokio::time::Instant::now() + self.config.resume_stall_timeout;
-        loop {
-            match self.manager.complete_initial_load(id) {
-                Ok(_) => return Ok(()),
-                Err(LiveError::WouldBlock { .. }) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(STALL_POLL).await;
-                }
-                Err(LiveError::WouldBlock { .. }) => {
-                    return Err(BridgeError::ResumeStalled {
-                        live_query_id: id,
-                        replayed_to,
-                        waited: self.config.resume_stall_timeout,
-                    })
-                }
-                Err(error) => return Err(error.into()),
-            }
         }
     }
 

@@ -203,8 +203,9 @@ impl PgSource {
 
         for subscriptions in by_table.values() {
             for (id, _) in subscriptions {
-                self.retry_full(|| manager.complete_initial_load(*id).map(|_| 0))
-                    .await?;
+                // Never waits for room: a marker that finds the channel full goes out
+                // of band.
+                manager.complete_initial_load(*id)?;
             }
         }
         Ok(LoadReport {
@@ -391,8 +392,7 @@ impl PgSource {
                     })
                     .await?;
                 }
-                self.retry_full(|| manager.complete_initial_load(live_query_id).map(|_| 0))
-                    .await?;
+                manager.complete_initial_load(live_query_id)?;
                 Ok(ResumeOutcome::Replayed { commits: count })
             }
         }

@@ -526,7 +526,8 @@ fn load_snapshot(
     until_room(shared, |done| {
         manager.push_snapshot_rows(live_query_id, &rows[done..])
     })?;
-    until_room(shared, |_| manager.complete_initial_load(live_query_id))?;
+    // Never waits for room: a marker that finds the channel full goes out of band.
+    manager.complete_initial_load(live_query_id)?;
     Ok(())
 }
 
@@ -549,7 +550,7 @@ fn resume(shared: &Shared, live_query_id: LiveQueryId, after: SeqId) -> Result<(
                     manager.replay_commit(live_query_id, seq, changes.clone())
                 })?;
             }
-            until_room(shared, |_| manager.complete_initial_load(live_query_id))?;
+            manager.complete_initial_load(live_query_id)?;
         }
     }
     Ok(())
