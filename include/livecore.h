@@ -400,7 +400,7 @@ enum lc_status
      */
     LC_ERR_IN_LIST_TOO_LONG = 211,
     /**
-     * A LIKE pattern is longer than the configured limit.
+     * A LIKE or GLOB pattern is longer than the configured limit.
      */
     LC_ERR_LIKE_PATTERN_TOO_LONG = 212,
     /**
@@ -1024,7 +1024,7 @@ typedef struct lc_config {
      */
     uint64_t filter_max_in_list;
     /**
-     * Longest LIKE pattern, in bytes.
+     * Longest LIKE (or GLOB) pattern, in bytes.
      */
     uint64_t filter_max_like_pattern;
     /**

@@ -227,7 +227,7 @@ pub struct FilterLimits {
     pub max_nodes: usize,
     /// Longest IN list.
     pub max_in_list: usize,
-    /// Longest LIKE pattern, in bytes.
+    /// Longest LIKE (or GLOB) pattern, in bytes.
     pub max_like_pattern: usize,
 }
 

@@ -67,7 +67,7 @@ pub enum LiveError {
         /// The configured maximum.
         max: usize,
     },
-    /// A LIKE pattern is longer (in bytes) than the configured limit.
+    /// A LIKE or GLOB pattern is longer (in bytes) than the configured limit.
     LikePatternTooLong {
         /// The pattern's length in bytes.
         len: usize,
@@ -289,7 +289,7 @@ impl fmt::Display for LiveError {
                 write!(f, "IN list has {len} items; the limit is {max}")
             }
             LiveError::LikePatternTooLong { len, max } => {
-                write!(f, "LIKE pattern is {len} bytes; the limit is {max}")
+                write!(f, "LIKE or GLOB pattern is {len} bytes; the limit is {max}")
             }
             LiveError::InvalidFilter(reason) => write!(f, "invalid filter: {reason}"),
             LiveError::Sql {

@@ -151,6 +151,30 @@ fn record(gen: &Gen, row: &[Lit], coverage: &mut Coverage) {
                 "LIKE"
             }
         }
+        Gen::Glob {
+            operand,
+            pattern,
+            negated,
+        } => {
+            pair(value_of(operand, row), &pattern.value);
+            if let Value::Text(text) = &pattern.value {
+                for (piece, feature) in [
+                    ("[", "GLOB set"),
+                    ("[^", "GLOB inverted set"),
+                    ("*", "GLOB *"),
+                    ("?", "GLOB ?"),
+                ] {
+                    if text.contains(piece) {
+                        *coverage.like_features.entry(feature).or_default() += 1;
+                    }
+                }
+            }
+            if *negated {
+                "NOT GLOB"
+            } else {
+                "GLOB"
+            }
+        }
     };
     *coverage.operators.entry(name).or_default() += 1;
     match gen {
@@ -321,6 +345,8 @@ fn livecore_agrees_with_sqlite_on_random_filters() {
         "NOT BETWEEN",
         "LIKE",
         "NOT LIKE",
+        "GLOB",
+        "NOT GLOB",
         "value as condition",
     ] {
         assert!(
@@ -348,6 +374,10 @@ fn livecore_agrees_with_sqlite_on_random_filters() {
         "pattern with _",
         "with ESCAPE",
         "non-text operand",
+        "GLOB set",
+        "GLOB inverted set",
+        "GLOB *",
+        "GLOB ?",
     ] {
         assert!(
             coverage.like_features.get(feature).copied().unwrap_or(0) > 100,
@@ -640,6 +670,9 @@ fn sqlite_spellings_agree_without_parentheses() {
         "c0 IN (/* nothing */)",
         "c0 = 1 AND c1 NOTNULL",
         "c0 IS c1 AND c1 IS c2",
+        "c0 GLOB 'a*' OR c1 NOT GLOB '[0-9]*'",
+        "NOT c0 GLOB '?' AND c1 glob '[^]a]*'",
+        "c0 GLOB 12 OR c1 GLOB NULL",
     ];
     let refused = [
         "c0 = 1 IS NULL",
@@ -655,6 +688,11 @@ fn sqlite_spellings_agree_without_parentheses() {
         "1ISNULL",
         "c0 = 1NOTNULL",
         "0x1ISNULL",
+        "c0 GLOB 'a' ESCAPE 'x'",
+        "c0 SIMILAR TO 'a'",
+        "c0 GLOB 'a' AND c1 SIMILAR TO 'b'",
+        "(c0 GLOB 'a') = 1",
+        "c0 GLOB c1",
     ];
     let mut rng = Rng(0x15_0000_0001);
     let rows: Vec<Vec<Value>> = (0..200)

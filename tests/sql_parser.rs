@@ -922,3 +922,61 @@ fn syntax_errors_are_short_sentences_with_a_position() {
         }
     }
 }
+
+#[test]
+fn glob_reads_as_sqlite_and_similar_to_is_refused() {
+    assert_eq!(filter("a GLOB 'x*'"), col("a").glob("x*"));
+    assert_eq!(
+        filter("a NOT glob '[0-9]?'"),
+        Expr::Glob {
+            expr: Box::new(col("a")),
+            pattern: Box::new(lit("[0-9]?")),
+            negated: true,
+        }
+    );
+    assert!(matches!(filter("a GLOB 12"), Expr::Glob { .. }));
+    // GLOB binds as LIKE does: tighter than AND and NOT.
+    assert_eq!(
+        filter("NOT a GLOB 'x' AND b = 1"),
+        Expr::And(vec![
+            Expr::Not(Box::new(col("a").glob("x"))),
+            Expr::Compare {
+                left: Box::new(col("b")),
+                op: CompareOp::Eq,
+                right: Box::new(lit(1)),
+            },
+        ])
+    );
+    refused(
+        "SELECT * FROM t WHERE a GLOB 'x' ESCAPE '!'",
+        "GLOB takes no ESCAPE",
+        1,
+        41,
+    );
+    refused(
+        "SELECT * FROM t WHERE a GLOB b",
+        "a GLOB pattern must be a literal",
+        1,
+        30,
+    );
+    refused(
+        "SELECT * FROM t WHERE a SIMILAR TO 'x'",
+        "SIMILAR TO is not supported",
+        1,
+        23,
+    );
+    let limits = FilterLimits {
+        max_like_pattern: 4,
+        ..FilterLimits::default()
+    };
+    assert_eq!(
+        parse_subscription_sql("SELECT * FROM t WHERE a GLOB 'abcde'", &limits).err(),
+        Some(LiveError::LikePatternTooLong { len: 5, max: 4 })
+    );
+    // A query that spells SIMILAR TO is refused even beside a GLOB.
+    assert!(parse("SELECT * FROM t WHERE a GLOB 'x' AND b SIMILAR TO 'y'").is_err());
+    // It prints as GLOB, and what it prints reads back as the same filter.
+    let printed = col("a").glob("x*").to_string();
+    assert_eq!(printed, "(\"a\" GLOB 'x*')");
+    assert_eq!(filter(&printed), col("a").glob("x*"));
+}

@@ -77,7 +77,7 @@ pub enum lc_status {
     LC_ERR_FILTER_TOO_LARGE = 210,
     /// An IN list is longer than the configured limit.
     LC_ERR_IN_LIST_TOO_LONG = 211,
-    /// A LIKE pattern is longer than the configured limit.
+    /// A LIKE or GLOB pattern is longer than the configured limit.
     LC_ERR_LIKE_PATTERN_TOO_LONG = 212,
     /// A filter cannot be evaluated (or a commit is too large).
     LC_ERR_INVALID_FILTER = 213,

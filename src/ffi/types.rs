@@ -269,7 +269,7 @@ pub struct lc_config {
     pub filter_max_nodes: u64,
     /// Longest IN list.
     pub filter_max_in_list: u64,
-    /// Longest LIKE pattern, in bytes.
+    /// Longest LIKE (or GLOB) pattern, in bytes.
     pub filter_max_like_pattern: u64,
     /// With `LC_CONFIG_MANUAL_CLOCK`: the clock's first reading, in ms.
     pub manual_clock_start_ms: u64,

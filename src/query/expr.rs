@@ -121,6 +121,17 @@ pub enum Expr {
         /// True for NOT LIKE / NOT ILIKE.
         negated: bool,
     },
+    /// `expr [NOT] GLOB pattern`, SQLite's: `*` matches any run of characters, `?` exactly
+    /// one, `[...]` one of a set (`[a-z]`, `[^0-9]`); case always counts, and there is no
+    /// escape character.
+    Glob {
+        /// The tested operand.
+        expr: Box<Expr>,
+        /// The pattern: a text literal (or NULL).
+        pattern: Box<Expr>,
+        /// True for NOT GLOB.
+        negated: bool,
+    },
 }
 
 impl Expr {
@@ -239,6 +250,15 @@ impl Expr {
         }
     }
 
+    /// `self GLOB pattern`.
+    pub fn glob(self, pattern: &str) -> Expr {
+        Expr::Glob {
+            expr: Box::new(self),
+            pattern: Box::new(Expr::lit(pattern)),
+            negated: false,
+        }
+    }
+
     /// Depth of the tree: a leaf has depth 1.
     pub fn depth(&self) -> usize {
         self.measure(usize::MAX, usize::MAX).depth
@@ -297,7 +317,7 @@ impl Expr {
                 visit(low);
                 visit(high);
             }
-            Expr::Like { expr, pattern, .. } => {
+            Expr::Like { expr, pattern, .. } | Expr::Glob { expr, pattern, .. } => {
                 visit(expr);
                 visit(pattern);
             }
@@ -408,6 +428,17 @@ impl Expr {
                 }
                 out.push(')');
             }
+            Expr::Glob {
+                expr,
+                pattern,
+                negated,
+            } => {
+                out.push('(');
+                expr.write_sql(out, compared);
+                let _ = write!(out, " {}GLOB ", not(*negated));
+                pattern.write_sql(out, compared);
+                out.push(')');
+            }
         }
     }
 }
@@ -497,6 +528,15 @@ impl Expr {
             } => {
                 state.write_u8(u8::from(*negated) | u8::from(*case_insensitive) << 1);
                 state.write_u32(escape.map_or(u32::MAX, u32::from));
+                expr.hash_template_at(state, false);
+                pattern.hash_template_at(state, false);
+            }
+            Expr::Glob {
+                expr,
+                pattern,
+                negated,
+            } => {
+                state.write_u8(u8::from(*negated));
                 expr.hash_template_at(state, false);
                 pattern.hash_template_at(state, false);
             }
@@ -605,6 +645,22 @@ impl Expr {
                     && expr_a.same_template_at(expr_b, false)
                     && pattern_a.same_template_at(pattern_b, false)
             }
+            (
+                Expr::Glob {
+                    expr: expr_a,
+                    pattern: pattern_a,
+                    negated: negated_a,
+                },
+                Expr::Glob {
+                    expr: expr_b,
+                    pattern: pattern_b,
+                    negated: negated_b,
+                },
+            ) => {
+                negated_a == negated_b
+                    && expr_a.same_template_at(expr_b, false)
+                    && pattern_a.same_template_at(pattern_b, false)
+            }
             _ => false,
         }
     }
@@ -622,6 +678,7 @@ impl Expr {
             Expr::IsNull { .. } => 7,
             Expr::Between { .. } => 8,
             Expr::Like { .. } => 9,
+            Expr::Glob { .. } => 10,
         }
     }
 }

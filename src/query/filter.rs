@@ -443,28 +443,52 @@ impl Compiler<'_> {
                 negated,
             } => {
                 let operand = self.operand(expr)?;
-                let pattern_text = match &**pattern {
-                    Expr::Literal(Value::Null) => return Ok(Predicate::Constant(None)),
-                    Expr::Literal(value) => with_text(value, str::to_owned).unwrap_or_default(),
-                    other => {
-                        return Err(LiveError::InvalidFilter(format!(
-                            "a LIKE pattern must be a literal, not {other}"
-                        )))
-                    }
+                let Some(pattern_text) = self.pattern_text(pattern, "LIKE")? else {
+                    return Ok(Predicate::Constant(None));
                 };
-                if pattern_text.len() > self.limits.max_like_pattern {
-                    return Err(LiveError::LikePatternTooLong {
-                        len: pattern_text.len(),
-                        max: self.limits.max_like_pattern,
-                    });
-                }
                 Predicate::Like {
                     operand,
                     pattern: LikePattern::compile(&pattern_text, *escape, *case_insensitive)?,
                     negated: *negated,
                 }
             }
+            Expr::Glob {
+                expr,
+                pattern,
+                negated,
+            } => {
+                let operand = self.operand(expr)?;
+                let Some(pattern_text) = self.pattern_text(pattern, "GLOB")? else {
+                    return Ok(Predicate::Constant(None));
+                };
+                Predicate::Like {
+                    operand,
+                    pattern: LikePattern::compile_glob(&pattern_text),
+                    negated: *negated,
+                }
+            }
         })
+    }
+
+    /// A LIKE or GLOB pattern's text (a number reads as SQLite writes it), within the
+    /// pattern length limit; `None` for a NULL pattern, which makes the test NULL.
+    fn pattern_text(&self, pattern: &Expr, keyword: &str) -> Result<Option<String>, LiveError> {
+        let text = match pattern {
+            Expr::Literal(Value::Null) => return Ok(None),
+            Expr::Literal(value) => with_text(value, str::to_owned).unwrap_or_default(),
+            other => {
+                return Err(LiveError::InvalidFilter(format!(
+                    "a {keyword} pattern must be a literal, not {other}"
+                )))
+            }
+        };
+        if text.len() > self.limits.max_like_pattern {
+            return Err(LiveError::LikePatternTooLong {
+                len: text.len(),
+                max: self.limits.max_like_pattern,
+            });
+        }
+        Ok(Some(text))
     }
 
     fn predicates(&self, items: &[Expr]) -> Result<Box<[Predicate]>, LiveError> {

@@ -1,4 +1,4 @@
-//! LIKE and ILIKE patterns, compiled once and matched in time linear in the input.
+//! LIKE, ILIKE and GLOB patterns, compiled once and matched in time linear in the input.
 //!
 //! A pattern splits at `%` into segments of fixed length (in characters: `_` matches exactly
 //! one). The first segment is anchored at the start, the last at the end, and every segment
@@ -9,6 +9,14 @@
 //! character (a machine word per 64), so matching costs O(input length x (1 + segment
 //! length / 64)) whatever the pattern, and allocates nothing for segments up to 1024
 //! characters.
+//!
+//! GLOB is the same matcher with SQLite's other spelling (`*` for `%`, `?` for `_`, case
+//! always significant) and one more kind of token: a set (`[a-z]`, `[^0-9]`), which is one
+//! character too. A segment's set positions are added to each input character's mask as it
+//! is read, so a segment with sets costs one membership test per set and character more.
+//! Written here rather than taken from a glob crate: those match file paths (with their own
+//! rules for `/`, dots and escapes), not SQLite's GLOB, whose corner cases (`[]x]`, `[a-]`,
+//! an unterminated set matching nothing) the differential tests hold.
 
 use smallvec::{smallvec, SmallVec};
 
@@ -18,6 +26,68 @@ use crate::error::LiveError;
 enum Token {
     Char(char),
     AnyOne,
+    /// One character of a GLOB set: the index of the set in [`LikePattern::sets`].
+    Set(u32),
+}
+
+/// A GLOB set (`[...]`): characters and inclusive ranges, or the characters outside them.
+#[derive(Clone, Debug, PartialEq)]
+struct CharSet {
+    /// Inclusive ranges; a single character is a range of one. A range written backwards
+    /// (`[z-a]`) holds nothing, as in SQLite.
+    ranges: Box<[(char, char)]>,
+    inverted: bool,
+}
+
+impl CharSet {
+    /// What an unterminated set stands for: SQLite's matcher fails wherever it reaches one,
+    /// and every token of a pattern is reached by any match.
+    fn nothing() -> Self {
+        Self {
+            ranges: Box::new([]),
+            inverted: false,
+        }
+    }
+
+    fn contains(&self, c: char) -> bool {
+        self.ranges.iter().any(|&(low, high)| low <= c && c <= high) != self.inverted
+    }
+
+    /// Reads a set after its `[`, as SQLite does: `^` first inverts it, `]` first (after
+    /// any `^`) is a member, `-` between two members makes a range, and anywhere else is a
+    /// member. `None` when no `]` closes it.
+    fn read(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<Self> {
+        let mut ranges = Vec::new();
+        let mut c = chars.next()?;
+        let inverted = c == '^';
+        if inverted {
+            c = chars.next()?;
+        }
+        if c == ']' {
+            ranges.push((']', ']'));
+            c = chars.next()?;
+        }
+        // The member just read, which a `-` may extend into a range.
+        let mut prior: Option<char> = None;
+        while c != ']' {
+            match (prior, c, chars.peek()) {
+                (Some(low), '-', Some(&high)) if high != ']' => {
+                    chars.next();
+                    ranges.push((low, high));
+                    prior = None;
+                }
+                _ => {
+                    ranges.push((c, c));
+                    prior = Some(c);
+                }
+            }
+            c = chars.next()?;
+        }
+        Some(Self {
+            ranges: ranges.into_boxed_slice(),
+            inverted,
+        })
+    }
 }
 
 /// One `%`-free run of the pattern, with its Shift-And tables.
@@ -29,6 +99,8 @@ struct Segment {
     /// For each distinct literal character (sorted), the bits of the positions it matches
     /// (its own and every `_`).
     char_masks: Vec<(char, Box<[u64]>)>,
+    /// The position and set of each GLOB set token, whose bits depend on the character.
+    sets: Vec<(usize, u32)>,
 }
 
 impl Segment {
@@ -44,7 +116,7 @@ impl Segment {
             .iter()
             .filter_map(|token| match token {
                 Token::Char(c) => Some(*c),
-                Token::AnyOne => None,
+                Token::AnyOne | Token::Set(_) => None,
             })
             .collect();
         chars.sort_unstable();
@@ -61,10 +133,19 @@ impl Segment {
                 (c, mask)
             })
             .collect();
+        let sets = tokens
+            .iter()
+            .enumerate()
+            .filter_map(|(index, token)| match token {
+                Token::Set(set) => Some((index, *set)),
+                _ => None,
+            })
+            .collect();
         Self {
             tokens,
             any_mask,
             char_masks,
+            sets,
         }
     }
 
@@ -83,12 +164,14 @@ impl Segment {
     }
 }
 
-/// A compiled LIKE / ILIKE pattern.
+/// A compiled LIKE / ILIKE / GLOB pattern.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct LikePattern {
-    /// Segments between `%`s; `segments.len() == 1` means the pattern has no `%`.
+    /// Segments between `%`s (GLOB's `*`s); `segments.len() == 1` means the pattern has none.
     segments: Vec<Segment>,
     case_insensitive: bool,
+    /// GLOB's sets, which [`Token::Set`] names by index (empty for LIKE).
+    sets: Box<[CharSet]>,
 }
 
 impl LikePattern {
@@ -131,7 +214,51 @@ impl LikePattern {
         Ok(Self {
             segments: segments.into_iter().map(Segment::new).collect(),
             case_insensitive,
+            sets: Box::new([]),
         })
+    }
+
+    /// Compiles a GLOB `pattern`, read as SQLite reads it: `*` matches any run of
+    /// characters, `?` exactly one, `[...]` one of a set (see [`CharSet::read`]), anything
+    /// else itself, case included; there is no escape character. A set that no `]` closes
+    /// matches nothing, so neither does the pattern.
+    pub(crate) fn compile_glob(pattern: &str) -> Self {
+        let mut segments = vec![Vec::new()];
+        let mut sets = Vec::new();
+        let mut chars = pattern.chars().peekable();
+        while let Some(c) = chars.next() {
+            let token = match c {
+                '*' => {
+                    segments.push(Vec::new());
+                    continue;
+                }
+                '?' => Token::AnyOne,
+                '[' => {
+                    let set = CharSet::read(&mut chars);
+                    let closed = set.is_some();
+                    sets.push(set.unwrap_or_else(CharSet::nothing));
+                    let token = Token::Set((sets.len() - 1) as u32);
+                    if !closed {
+                        segments
+                            .last_mut()
+                            .expect("segments starts non-empty")
+                            .push(token);
+                        break;
+                    }
+                    token
+                }
+                c => Token::Char(c),
+            };
+            segments
+                .last_mut()
+                .expect("segments starts non-empty")
+                .push(token);
+        }
+        Self {
+            segments: segments.into_iter().map(Segment::new).collect(),
+            case_insensitive: false,
+            sets: sets.into_boxed_slice(),
+        }
     }
 
     /// True when `input` matches the whole pattern.
@@ -188,10 +315,10 @@ impl LikePattern {
         for token in segment {
             let (_, c) = chars.next()?;
             steps.add(1);
-            if let Token::Char(expected) = token {
-                if self.fold_if_needed(c) != *expected {
-                    return None;
-                }
+            match token {
+                Token::Char(expected) if self.fold_if_needed(c) != *expected => return None,
+                Token::Set(set) if !self.sets[*set as usize].contains(c) => return None,
+                _ => {}
             }
         }
         Some(
@@ -218,8 +345,20 @@ impl LikePattern {
         let words = segment.any_mask.len();
         let (last_word, last_bit) = ((len - 1) / 64, (len - 1) % 64);
         let mut state: SmallVec<[u64; 16]> = smallvec![0; words];
+        let mut with_sets: SmallVec<[u64; 16]> = SmallVec::new();
         for (offset, c) in input[from..].char_indices() {
-            let mask = segment.mask(self.fold_if_needed(c));
+            let mut mask = segment.mask(self.fold_if_needed(c));
+            if !segment.sets.is_empty() {
+                with_sets.clear();
+                with_sets.extend_from_slice(mask);
+                for &(position, set) in &segment.sets {
+                    if self.sets[set as usize].contains(c) {
+                        with_sets[position / 64] |= 1 << (position % 64);
+                    }
+                }
+                steps.add(segment.sets.len());
+                mask = &with_sets;
+            }
             steps.add(words);
             let mut carry = 1u64;
             for (word, bits) in state.iter_mut().zip(mask) {
@@ -307,6 +446,48 @@ mod tests {
         assert!(like("a_b", "a\\_b"));
         assert!(!like("axb", "a\\_b"));
         assert!(LikePattern::compile("abc\\", Some('\\'), false).is_err());
+    }
+
+    fn glob(input: &str, pattern: &str) -> bool {
+        LikePattern::compile_glob(pattern).matches(input)
+    }
+
+    #[test]
+    fn glob_wildcards_and_sets() {
+        assert!(glob("hello", "h*o"));
+        assert!(glob("hello", "h?llo"));
+        assert!(!glob("Hello", "h*"));
+        assert!(glob("hello", "*[l]*"));
+        assert!(glob("b7", "[a-c][0-9]"));
+        assert!(!glob("d7", "[a-c][0-9]"));
+        assert!(glob("d7", "[^a-c]?"));
+        assert!(!glob("b7", "[^a-c]?"));
+        // `]` first is a member, `-` last or first is a member.
+        assert!(glob("]", "[]]"));
+        assert!(glob("]", "[^a]"));
+        assert!(!glob("]", "[^]]"));
+        assert!(glob("-", "[a-]"));
+        assert!(glob("-", "[-a]"));
+        // A backwards range holds nothing but what was read as a member before it.
+        assert!(!glob("m", "[z-a]"));
+        // After a range, `-` is a member again.
+        assert!(glob("-", "[a-c-]"));
+        assert!(glob("e", "[a-c-e]"));
+        // Wildcards inside a set are members.
+        assert!(glob("*", "[*]"));
+        assert!(!glob("x", "[*]"));
+        assert!(glob("%_", "%_"));
+        assert!(!glob("ab", "%_"));
+        // A set no `]` closes matches nothing, even after `*`.
+        assert!(!glob("a[", "a["));
+        assert!(!glob("abc", "*[abc"));
+        assert!(!glob("", "*["));
+        assert!(glob("", "*"));
+        assert!(glob("ünï", "?n[ï]"));
+        // Sets in a middle segment go through the Shift-And search.
+        assert!(glob("xxaby1zz", "*a[a-c]y[0-9]*"));
+        assert!(!glob("xxaxy1zz", "*a[a-c]y[0-9]*"));
+        assert!(glob("abab1", "*[ab]b1"));
     }
 
     #[test]

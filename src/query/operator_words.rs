@@ -7,7 +7,7 @@ use sqlparser::tokenizer::Word;
 
 /// Binary and postfix operators spelled as words (symbols such as `=` are their own
 /// tokens).
-const OPERATORS: [Keyword; 18] = [
+const OPERATORS: [Keyword; 19] = [
     Keyword::AND,
     Keyword::OR,
     Keyword::NOT,
@@ -18,6 +18,7 @@ const OPERATORS: [Keyword; 18] = [
     Keyword::BETWEEN,
     Keyword::IN,
     Keyword::SIMILAR,
+    Keyword::GLOB,
     Keyword::REGEXP,
     Keyword::RLIKE,
     Keyword::DIV,

@@ -48,7 +48,7 @@ use crate::query::expr::{CompareOp, Expr};
 use crate::query::operator_words::is_operator;
 use crate::query::projection::Projection;
 use crate::query::sqlite_decimal::read_decimal;
-use crate::query::sqlite_forms::{read_sqlite_forms, EMPTY_LIST_MARK};
+use crate::query::sqlite_forms::{is_glob, read_sqlite_forms, EMPTY_LIST_MARK};
 use crate::query::QuerySpec;
 use crate::types::ids::TableId;
 use crate::types::schema::TableSchema;
@@ -667,6 +667,16 @@ impl Context<'_> {
                 _ => None,
             })
             .unwrap_or(Location { line: 0, column: 0 })
+    }
+
+    /// Whether the query itself spells SIMILAR (GLOB is read as SIMILAR TO, so a query
+    /// that wrote SIMILAR TO cannot be told from one that wrote GLOB by its tree).
+    fn wrote_similar(&self) -> bool {
+        self.tokens.iter().any(|token| {
+            matches!(&token.token, Token::Word(word)
+                if word.keyword == Keyword::SIMILAR && word.quote_style.is_none())
+                && !is_glob(&token.token)
+        })
     }
 
     /// The first word of the query, upper-cased, and where it is.
@@ -1349,6 +1359,20 @@ impl Converter<'_> {
                     level,
                 )
             }
+            E::SimilarTo {
+                negated,
+                expr: tested,
+                pattern,
+                escape_char,
+            } if !self.context.wrote_similar() => {
+                if let Some(escape) = escape_char {
+                    return Err(at(
+                        "GLOB takes no ESCAPE".into(),
+                        self.context.start_of(escape),
+                    ));
+                }
+                self.glob(tested, pattern, *negated, level)
+            }
             E::Identifier(_) | E::CompoundIdentifier(_) | E::Value(_) | E::UnaryOp { .. } => {
                 self.operand(expr, level, "a condition")
             }
@@ -1577,6 +1601,43 @@ impl Converter<'_> {
         })
     }
 
+    /// SQLite's `tested [NOT] GLOB pattern` (read as SIMILAR TO, see `sqlite_forms`).
+    fn glob(
+        &mut self,
+        tested: &sql::Expr,
+        pattern: &sql::Expr,
+        negated: bool,
+        level: usize,
+    ) -> Result<Expr, LiveError> {
+        self.node(level)?;
+        let tested = self.operand(tested, level + 1, "GLOB")?;
+        let pattern_value = self.pattern_literal(pattern, "GLOB")?;
+        self.node(level + 1)?;
+        Ok(Expr::Glob {
+            expr: Box::new(tested),
+            pattern: Box::new(Expr::Literal(pattern_value)),
+            negated,
+        })
+    }
+
+    /// A LIKE or GLOB pattern: a literal, within the pattern length limit.
+    fn pattern_literal(&self, pattern: &sql::Expr, keyword: &str) -> Result<Value, LiveError> {
+        let value = literal(self.context, pattern).map_err(|_| {
+            at(
+                format!("a {keyword} pattern must be a literal"),
+                self.context.start_of(pattern),
+            )
+        })?;
+        let len = crate::query::sql_text::with_text(&value, str::len).unwrap_or(0);
+        if len > self.limits.max_like_pattern {
+            return Err(LiveError::LikePatternTooLong {
+                len,
+                max: self.limits.max_like_pattern,
+            });
+        }
+        Ok(value)
+    }
+
     fn like(
         &mut self,
         tested: &sql::Expr,
@@ -1589,19 +1650,7 @@ impl Converter<'_> {
         let keyword = if case_insensitive { "ILIKE" } else { "LIKE" };
         self.node(level)?;
         let tested = self.operand(tested, level + 1, keyword)?;
-        let pattern_value = literal(self.context, pattern).map_err(|_| {
-            at(
-                format!("a {keyword} pattern must be a literal"),
-                self.context.start_of(pattern),
-            )
-        })?;
-        let pattern_len = crate::query::sql_text::with_text(&pattern_value, str::len).unwrap_or(0);
-        if pattern_len > self.limits.max_like_pattern {
-            return Err(LiveError::LikePatternTooLong {
-                len: pattern_len,
-                max: self.limits.max_like_pattern,
-            });
-        }
+        let pattern_value = self.pattern_literal(pattern, keyword)?;
         self.node(level + 1)?;
         let escape = match escape {
             None => None,

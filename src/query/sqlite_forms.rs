@@ -6,7 +6,9 @@
 //!   DISTINCT FROM y` and `x IS DISTINCT FROM y` (a word after IS, such as UNKNOWN, is a
 //!   column, as in SQLite);
 //! - `x IN ()` and `x NOT IN ()`: an IN list holding one [`EMPTY_LIST_MARK`] placeholder,
-//!   which the converter reads as the empty list (FALSE and TRUE, even for a NULL `x`).
+//!   which the converter reads as the empty list (FALSE and TRUE, even for a NULL `x`);
+//! - `x GLOB p` and `x NOT GLOB p`: `x SIMILAR TO p`, whose SIMILAR keeps the spelling GLOB
+//!   (see [`is_glob`]); a SIMILAR TO the query spells itself is refused by the converter.
 //!
 //! Switching to sqlparser's SQLite dialect would read these too, but it reads other text
 //! differently as well (the generic dialect's reading is what the SQLite differential tests
@@ -76,7 +78,15 @@ fn rewrite(
         out.push(current);
         return;
     }
-    if word.value.eq_ignore_ascii_case("isnull") {
+    if word.keyword == Keyword::GLOB {
+        push_glob(current, out);
+    } else if word.keyword == Keyword::NOT && next_is(tokens, Keyword::GLOB) {
+        out.push(current);
+        skip_whitespace(tokens);
+        if let Some(glob) = tokens.next() {
+            push_glob(glob, out);
+        }
+    } else if word.value.eq_ignore_ascii_case("isnull") {
         push_words(out, &[Keyword::IS, Keyword::NULL], span);
     } else if word.keyword == Keyword::NOTNULL {
         push_words(out, &[Keyword::IS, Keyword::NOT, Keyword::NULL], span);
@@ -125,8 +135,7 @@ fn ends_operand(token: &Token) -> bool {
 
 /// Words other than livecore's operators after which no operand has ended: SQLite's other
 /// operators and the keywords that start a clause or an expression.
-const NOT_OPERANDS: [Keyword; 14] = [
-    Keyword::GLOB,
+const NOT_OPERANDS: [Keyword; 13] = [
     Keyword::MATCH,
     Keyword::DISTINCT,
     Keyword::FROM,
@@ -188,6 +197,27 @@ fn skip_whitespace(tokens: &mut Tokens) {
 fn with_word(keyword: Keyword, span: sqlparser::tokenizer::Span) -> TokenWithSpan {
     let spelling = format!("{keyword:?}");
     TokenWithSpan::new(Token::make_keyword(&spelling), span)
+}
+
+/// Pushes SQLite's GLOB operator as sqlparser's `SIMILAR TO`, at the GLOB's place: the
+/// SIMILAR word keeps the spelling it was written with, which tells the converter it is a
+/// GLOB.
+fn push_glob(glob: TokenWithSpan, out: &mut Vec<TokenWithSpan>) {
+    let span = glob.span;
+    let Token::Word(mut word) = glob.token else {
+        out.push(glob);
+        return;
+    };
+    word.keyword = Keyword::SIMILAR;
+    out.push(TokenWithSpan::new(Token::Word(word), span));
+    push_words(out, &[Keyword::TO], span);
+}
+
+/// Whether a SIMILAR keyword among the rewritten tokens stands for a GLOB (it is spelled
+/// GLOB; one the query wrote is spelled SIMILAR).
+pub(crate) fn is_glob(token: &Token) -> bool {
+    matches!(token, Token::Word(word)
+        if word.keyword == Keyword::SIMILAR && !word.value.eq_ignore_ascii_case("similar"))
 }
 
 /// Pushes `keywords` as words, each after a space, all at `span`.

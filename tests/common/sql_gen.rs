@@ -278,6 +278,12 @@ pub enum Gen {
         escape: Option<char>,
         negated: bool,
     },
+    /// `operand [NOT] GLOB pattern`.
+    Glob {
+        operand: Box<Gen>,
+        pattern: Lit,
+        negated: bool,
+    },
 }
 
 pub const COMPARE_OPS: [&str; 7] = ["=", "!=", "<>", "<", "<=", ">", ">="];
@@ -315,6 +321,25 @@ pub fn like_pattern(rng: &mut Rng, escape: Option<char>) -> String {
         }
     }
     close_lone_escape(&mut pattern, escape);
+    pattern
+}
+
+/// GLOB's pieces: wildcards, sets in SQLite's corner spellings (`]` and `-` as members, a
+/// backwards range, an unterminated set), and plain text.
+pub const GLOB_PIECES: [&str; 14] = [
+    "*", "?", "[a-c]", "[^a]", "[]]", "[a-]", "[-a]", "[z-a]", "[^]a]", "[ab", "[*?]", "]",
+    "[0-9]", "[é-ë]",
+];
+
+pub fn glob_pattern(rng: &mut Rng) -> String {
+    let mut pattern = String::new();
+    for _ in 0..rng.below(5) {
+        if rng.chance(50) {
+            pattern.push_str(rng.pick(&GLOB_PIECES));
+        } else {
+            pattern.push_str(rng.pick(&TEXT_PIECES));
+        }
+    }
     pattern
 }
 
@@ -403,6 +428,17 @@ pub fn condition(rng: &mut Rng, depth: usize) -> Gen {
                 }
                 lit
             };
+            if rng.chance(30) {
+                let pattern = match pattern.value {
+                    Value::Text(_) => literal_of(Value::text(&glob_pattern(rng)), None),
+                    _ => pattern,
+                };
+                return Gen::Glob {
+                    operand: Box::new(operand(rng)),
+                    pattern,
+                    negated: rng.chance(40),
+                };
+            }
             Gen::Like {
                 operand: Box::new(operand(rng)),
                 pattern,
@@ -524,6 +560,17 @@ pub fn render(gen: &Gen, out: &mut String) {
             }
             out.push(')');
         }
+        Gen::Glob {
+            operand,
+            pattern,
+            negated,
+        } => {
+            out.push('(');
+            render(operand, out);
+            out.push_str(if *negated { " NOT GLOB " } else { " GLOB " });
+            out.push_str(&pattern.sql);
+            out.push(')');
+        }
     }
 }
 
@@ -620,6 +667,9 @@ pub fn spellings(gen: &Gen, out: &mut BTreeMap<&'static str, u64>) {
             Gen::Is(left, right, ..) => stack.extend([&**left, &**right]),
             Gen::Between(tested, low, high, _) => stack.extend([&**tested, &**low, &**high]),
             Gen::Like {
+                operand, pattern, ..
+            }
+            | Gen::Glob {
                 operand, pattern, ..
             } => {
                 stack.push(operand);
