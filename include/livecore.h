@@ -3052,9 +3052,10 @@ lc_status lc_subscription_push_snapshot_rows(struct lc_manager manager,
  * Initial load, step 4: the subscriber gets a load-complete notification, after the
  * snapshot batches, then the changes buffered above the boundary in order, then live
  * changes. Never `LC_WOULD_BLOCK`: a marker that finds the channel full goes to the
- * receiver out of band, which hands it out once what was queued before it is read, or
- * before the subscription's next change (buffered changes the channel has no room for
- * are dropped and reported as a gap after the marker, as live ones). If the gate's
+ * receiver out of band, with the buffered changes behind it (nothing is dropped, no
+ * connection cut off), handed out once what was queued before them is read, or before
+ * the subscription's next change; it counts against the connection's subscription limit
+ * until then. If the gate's
  * buffer overflowed meanwhile, returns `LC_ERR_SUBSCRIPTION_ENDED` and sends no marker
  * (the subscriber gets resync-required); a connection cut off as a slow consumer is
  * `LC_ERR_INVALID_STATE`. `out_report` may be NULL.

@@ -155,11 +155,47 @@ fn completion_with_no_room_hands_its_marker_out_after_what_was_queued() {
     assert_eq!(received.len(), 1, "the marker came once: {received:?}");
 }
 
+/// Replayed commits go ahead of the marker, also when it waits out of band: the receiver
+/// tells them from the changes after it by their numbers.
+#[test]
+fn replayed_changes_stay_ahead_of_a_marker_that_found_no_room() {
+    let (manager, _) = manager_with(ManagerConfig {
+        notification_channel_capacity: 2,
+        ..ManagerConfig::default()
+    });
+    let mut connection = connect(&manager, "alice");
+    let sub = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::resume_from(SeqId(10)),
+        )
+        .unwrap();
+    for seq in [11, 12] {
+        assert!(manager
+            .replay_commit(sub.live_query_id, SeqId(seq), vec![insert_in_room(seq, 1)])
+            .unwrap());
+    }
+    manager.complete_initial_load(sub.live_query_id).unwrap();
+    // One replayed commit taken: a live one takes its place, behind the other.
+    let first = connection.notifications.try_recv().unwrap();
+    assert_eq!(seqs(&[first]), vec![11]);
+    manager.publish(SeqId(13), insert_in_room(13, 1)).unwrap();
+    let kinds: Vec<_> = drain(&mut connection.notifications)
+        .iter()
+        .map(|notification| match notification {
+            Notification::Changes(changes) => format!("{}", changes.seq().0),
+            other => other.kind().to_string(),
+        })
+        .collect();
+    assert_eq!(kinds, ["12", "load_complete", "13"]);
+}
+
 /// A load on a connection whose other subscriptions keep its channel full: every slot
 /// the receiver frees is taken again by live traffic. Completion still succeeds at once,
-/// and the marker comes right after what was queued when it completed, ahead of the
-/// subscription's changes; the buffered change the flush found no room for is reported
-/// as a gap after the marker.
+/// and the marker comes right after what was queued when it completed, with the change
+/// the gate held behind it (out of band too: nothing is dropped), ahead of the
+/// subscription's later changes.
 #[test]
 fn a_load_completes_on_a_connection_its_live_traffic_keeps_full() {
     let (manager, _) = manager_with(ManagerConfig {
@@ -220,15 +256,8 @@ fn a_load_completes_on_a_connection_its_live_traffic_keeps_full() {
         .iter()
         .map(|notification| notification.kind())
         .collect();
-    assert_eq!(kinds, ["snapshot", "load_complete", "gap", "changes"]);
-    assert!(matches!(
-        of_load[2],
-        Notification::Gap {
-            missed: 1,
-            last_seq: Some(SeqId(0)),
-            ..
-        }
-    ));
+    assert_eq!(kinds, ["snapshot", "load_complete", "changes", "changes"]);
+    assert_eq!(seqs(std::slice::from_ref(of_load[2])), vec![4]);
     assert_eq!(seqs(std::slice::from_ref(of_load[3])), vec![seq]);
     // The marker followed the four items queued when the load completed.
     let marker_at = received
@@ -244,7 +273,100 @@ fn a_load_completes_on_a_connection_its_live_traffic_keeps_full() {
         .collect();
     let expected: Vec<u64> = (1..=3).chain(5..seq).collect();
     assert_eq!(busy_seqs, expected);
-    assert_eq!(manager.stats().dropped, 1);
+    let stats = manager.stats();
+    assert_eq!(stats.dropped, 0);
+    assert_eq!(
+        stats.delivered,
+        received.len() as u64 - 2,
+        "all but the snapshot and marker"
+    );
+}
+
+/// Under the Disconnect policy a full channel at completion cuts nothing off: the held
+/// changes follow the marker out of band instead of being pushed into the full channel.
+#[test]
+fn completion_into_a_full_channel_cuts_no_one_off() {
+    let (manager, _) = manager_with(ManagerConfig {
+        notification_channel_capacity: 2,
+        slow_consumer_policy: SlowConsumerPolicy::Disconnect,
+        ..ManagerConfig::default()
+    });
+    let mut connection = connect(&manager, "alice");
+    subscribe(&manager, connection.connection_id, in_room(2));
+    let sub = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::with_initial_load(),
+        )
+        .unwrap();
+    manager
+        .set_snapshot_boundary(sub.live_query_id, SeqId(1))
+        .unwrap();
+    manager
+        .push_snapshot_rows(sub.live_query_id, &[message(1, 1, "")])
+        .unwrap();
+    manager.publish(SeqId(2), insert_in_room(2, 2)).unwrap();
+    // Held by the gate; the channel is full.
+    manager.publish(SeqId(3), insert_in_room(3, 1)).unwrap();
+    let report = manager.complete_initial_load(sub.live_query_id).unwrap();
+    assert_eq!(report.flushed, 1);
+    let kinds: Vec<_> = drain(&mut connection.notifications)
+        .iter()
+        .map(|notification| match notification {
+            Notification::Changes(changes) => format!("{}", changes.seq().0),
+            other => other.kind().to_string(),
+        })
+        .collect();
+    assert_eq!(kinds, ["snapshot", "2", "load_complete", "3"]);
+    manager.publish(SeqId(4), insert_in_room(4, 1)).unwrap();
+    assert_eq!(seqs(&drain(&mut connection.notifications)), vec![4]);
+    assert_eq!(manager.stats().dropped, 0);
+}
+
+/// Markers waiting out of band for a connection that never reads count against its
+/// subscription limit, as released cores do: they cannot pile up.
+#[test]
+fn waiting_markers_of_an_unread_connection_count_against_its_limit() {
+    let (manager, _) = manager_with(ManagerConfig {
+        notification_channel_capacity: 1,
+        max_subscriptions_per_connection: 4,
+        ..ManagerConfig::default()
+    });
+    let mut connection = connect(&manager, "alice");
+    subscribe(&manager, connection.connection_id, in_room(2));
+    manager.publish(SeqId(1), insert_in_room(1, 2)).unwrap();
+    let mut completed = 0;
+    let refusal = loop {
+        let sub = match manager.subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::with_initial_load(),
+        ) {
+            Ok(sub) => sub,
+            Err(error) => break error,
+        };
+        manager
+            .set_snapshot_boundary(sub.live_query_id, SeqId(1))
+            .unwrap();
+        manager.complete_initial_load(sub.live_query_id).unwrap();
+        manager.unsubscribe(sub.live_query_id).unwrap();
+        completed += 1;
+        assert!(completed < 10, "the waiting markers are not limited");
+    };
+    assert!(matches!(
+        refusal,
+        LiveError::SubscriptionLimitReached { max: 4, .. }
+    ));
+    // Reading takes them (each skipped: unsubscribed), and subscribing works again.
+    assert_eq!(drain(&mut connection.notifications).len(), 1);
+    manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::with_initial_load(),
+        )
+        .unwrap();
 }
 
 #[test]

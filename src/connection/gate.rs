@@ -130,20 +130,23 @@ impl SubscriptionFlowControl {
         }
     }
 
-    /// Snapshot batches and rows delivered through livecore during the initial load so far;
-    /// zero once the gate has opened or closed.
-    pub(crate) fn snapshot_progress(&self) -> (u32, u64) {
-        lock(&self.gate)
-            .as_ref()
-            .map_or((0, 0), |gate| (gate.snapshot_batches, gate.snapshot_rows))
-    }
-
-    /// Counts one snapshot batch of `rows` rows sent during the initial load.
-    pub(crate) fn count_snapshot_batch(&self, rows: u64) {
-        if let Some(gate) = lock(&self.gate).as_mut() {
+    /// Sends one snapshot batch of `rows` rows through `send`, which is given the batch's
+    /// number, and counts it if it went. Under the gate's lock, so no batch goes once a
+    /// publish has overflowed the buffer (which closes the gate under the same lock): `None`
+    /// when the gate no longer holds a load.
+    pub(crate) fn send_snapshot_batch<E>(
+        &self,
+        rows: u64,
+        send: impl FnOnce(u32) -> Result<(), E>,
+    ) -> Option<Result<(), E>> {
+        let mut guard = lock(&self.gate);
+        let gate = guard.as_mut()?;
+        let sent = send(gate.snapshot_batches);
+        if sent.is_ok() {
             gate.snapshot_batches += 1;
             gate.snapshot_rows += rows;
         }
+        Some(sent)
     }
 
     /// True once the initial load has completed and the subscription has not ended.
@@ -299,7 +302,10 @@ impl SubscriptionFlowControl {
         &self,
         flush: impl FnMut(BufferedNotification),
     ) -> Result<CompletedLoad, GateError> {
-        match self.complete_announced(|_| Ok::<(), std::convert::Infallible>(()), flush)? {
+        match self.complete_announced(
+            |_: &mut LoadSoFar| Ok::<(), std::convert::Infallible>(()),
+            flush,
+        )? {
             Ok(completed) => Ok(completed),
             Err(never) => match never {},
         }
@@ -309,25 +315,33 @@ impl SubscriptionFlowControl {
     /// the load is known to be still running, with what it did so far: the caller queues
     /// the subscriber's completion marker there, so the marker goes out only for a load
     /// that does complete (a gate that overflowed meanwhile sends none), and ahead of the
-    /// flushed changes. An `Err` from `announce` is handed back with the load still
-    /// running.
+    /// flushed changes. `announce` may take the buffered changes itself (to hand them to
+    /// the receiver with a marker that found no room); what it leaves is flushed. An `Err`
+    /// from `announce` is handed back with the load still running (and its buffer as it
+    /// was, which `announce` must then leave alone).
     pub(crate) fn complete_announced<E>(
         &self,
-        announce: impl FnOnce(&LoadSoFar) -> Result<(), E>,
+        announce: impl FnOnce(&mut LoadSoFar) -> Result<(), E>,
         mut flush: impl FnMut(BufferedNotification),
     ) -> Result<Result<CompletedLoad, E>, GateError> {
         let mut gate = lock(&self.gate);
         let gate_buffer = self.gated_buffer(&mut gate)?;
-        if let Err(error) = announce(&LoadSoFar {
+        let held = gate_buffer.buffered.len() as u64;
+        let mut so_far = LoadSoFar {
             boundary: gate_buffer.boundary,
             snapshot_batches: gate_buffer.snapshot_batches,
             snapshot_rows: gate_buffer.snapshot_rows,
-        }) {
+            buffered: std::mem::take(&mut gate_buffer.buffered),
+        };
+        let announced = announce(&mut so_far);
+        gate_buffer.buffered = so_far.buffered;
+        if let Err(error) = announced {
             return Ok(Err(error));
         }
         let covered_by_snapshot = gate_buffer.covered_by_snapshot;
         let boundary = gate_buffer.boundary;
-        let mut flushed = 0;
+        // What `announce` took counts as flushed.
+        let mut flushed = held - gate_buffer.buffered.len() as u64;
         let live = boundary
             .max(gate_buffer.replayed_upto)
             .map_or(0, |covered| covered.0.min(MAX_BOUNDARY) + 1);
@@ -421,6 +435,8 @@ pub(crate) struct LoadSoFar {
     pub(crate) boundary: Option<SeqId>,
     pub(crate) snapshot_batches: u32,
     pub(crate) snapshot_rows: u64,
+    /// The changes buffered above the boundary, in order.
+    pub(crate) buffered: VecDeque<BufferedNotification>,
 }
 
 /// What completing a load did.

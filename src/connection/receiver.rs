@@ -17,7 +17,7 @@ use crate::connection::delivery::{
     ChangeSet, Delivery, DeliveryKind, Notification, OtherDelivery, SnapshotBatch, NO_BOUNDARY,
 };
 use crate::connection::state::{
-    AttentionItem, ConnectionEvent, SharedConnectionState, ATTENTION_GAP, ATTENTION_LOAD,
+    AttentionItem, ConnectionEvent, LateLoad, SharedConnectionState, ATTENTION_GAP, ATTENTION_LOAD,
     ATTENTION_NOTICE, ATTENTION_RELEASE,
 };
 use crate::connection::subscription::SubscriptionCore;
@@ -111,15 +111,14 @@ impl Prepared {
     }
 }
 
-/// A load-complete marker that found the channel full (see
-/// `ConnectionState::post_load_marker`), taken from the attention list.
+/// A load-complete marker that found the channel full, with the changes its gate held
+/// (see `ConnectionState::post_load_marker`), taken from the attention list.
 struct LateMarker {
     /// The `popped` count after which everything queued before the marker was posted has
     /// been taken: the marker is due then, if its subscription's next change did not come
     /// first.
     due: u64,
-    core: LeanArc<SubscriptionCore>,
-    marker: DataArc<OtherDelivery>,
+    load: LateLoad,
 }
 
 /// Receives a connection's notifications. One consumer at a time.
@@ -418,7 +417,8 @@ impl NotificationReceiver {
         core: &SubscriptionCore,
         source: MatchedSource,
     ) -> Option<ChangeSet> {
-        let marker_core = self.marker_first(core.id);
+        // Numbered by its place: one past the last handed out.
+        let marker_core = self.marker_first(core.id, core.received_number() + 1);
         let (source, matched) = source.into_parts();
         core.take_next_number(source.seq);
         let changes = ChangeSet::new(source, core, self.connection.id, matched);
@@ -432,18 +432,24 @@ impl NotificationReceiver {
         None
     }
 
-    /// Queues the waiting load-complete marker of subscription `id` to be handed out next,
-    /// ahead of whatever the caller queues after it. Returns its core, or `None` when no
-    /// marker of it waits.
-    fn marker_first(&mut self, id: SubscriptionId) -> Option<LeanArc<SubscriptionCore>> {
+    /// Before the subscription's delivery attempt `number` is handed out: queues the
+    /// waiting load-complete marker of subscription `id` to be handed out next, ahead of
+    /// whatever the caller queues after it, if the attempt came after the marker. Returns
+    /// its core, or `None` when no marker of it waits or the attempt came first (a
+    /// replayed commit, queued before it).
+    fn marker_first(
+        &mut self,
+        id: SubscriptionId,
+        number: u64,
+    ) -> Option<LeanArc<SubscriptionCore>> {
         self.take_late_markers();
         let at = self
             .late_markers
             .iter()
-            .position(|late| late.core.id == id)?;
+            .position(|late| late.load.core.id == id && number > late.load.after_attempt)?;
         let late = self.late_markers.remove(at);
-        let core = late.core.clone();
-        self.hand_out_marker(late);
+        let core = late.load.core.clone();
+        self.hand_out_marker(late.load);
         Some(core)
     }
 
@@ -451,8 +457,8 @@ impl NotificationReceiver {
     fn take_late_markers(&mut self) {
         let due = self.released.popped() + self.rx.len() as u64;
         for item in self.connection.take_attention(ATTENTION_LOAD) {
-            if let AttentionItem::LoadComplete(core, marker) = item {
-                self.late_markers.push(LateMarker { due, core, marker });
+            if let AttentionItem::LoadComplete(load) = item {
+                self.late_markers.push(LateMarker { due, load });
             }
         }
     }
@@ -467,17 +473,31 @@ impl NotificationReceiver {
             .into_iter()
             .partition(|late| late.due <= popped);
         self.late_markers = waiting;
-        due.into_iter().for_each(|late| self.hand_out_marker(late));
+        due.into_iter()
+            .for_each(|late| self.hand_out_marker(late.load));
         !self.ready.is_empty()
     }
 
-    /// Queues `late`'s marker, unless its subscription ended.
-    fn hand_out_marker(&mut self, late: LateMarker) {
-        late.core.clear_marker_waiting();
-        if let Some(notification) = self.other(late.marker) {
+    /// Queues `load`'s marker and then the changes its gate held, numbered in order,
+    /// unless its subscription ended.
+    fn hand_out_marker(&mut self, load: LateLoad) {
+        let LateLoad {
+            core, marker, held, ..
+        } = load;
+        core.clear_marker_waiting();
+        let Some(notification) = self.other(marker) else {
+            return;
+        };
+        self.ready.push_back(Prepared {
+            core: core.clone(),
+            notification,
+        });
+        for (source, matched) in held {
+            core.take_next_number(source.seq);
+            let changes = ChangeSet::new(source, &core, self.connection.id, matched);
             self.ready.push_back(Prepared {
-                core: late.core,
-                notification,
+                core: core.clone(),
+                notification: Notification::Changes(changes),
             });
         }
     }
@@ -495,7 +515,7 @@ impl NotificationReceiver {
         if core.is_ended() {
             return None;
         }
-        let behind_marker = core.marker_waiting() && self.marker_first(core.id).is_some();
+        let behind_marker = core.marker_waiting() && self.marker_first(core.id, number).is_some();
         let seq = source.seq;
         let last = core.take_delivery_number(number, seq);
         let changes =
@@ -655,7 +675,7 @@ impl NotificationReceiver {
             }
             // A marker that waits out of band goes ahead of the gap after it.
             if core.marker_waiting() {
-                self.marker_first(core.id);
+                self.marker_first(core.id, dropped_upto);
             }
             let last = core.received_number();
             if dropped_upto > last {

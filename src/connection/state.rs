@@ -14,6 +14,7 @@ use crate::sync::{
 use crate::sync::{in_order, mutant};
 use crate::types::ending::SubscriptionEnding;
 use crate::types::ids::{ConnectionId, UserId, UserKey};
+use crate::types::shared_commit::SharedCommit;
 
 /// The sending side of a connection's notification channel (held inside livecore).
 pub type NotificationSender = channel::Sender<Delivery>;
@@ -116,10 +117,23 @@ pub(crate) enum AttentionItem {
     /// A released core whose release marker found the channel full (see
     /// `connection::core_ref`): the receiver holds it until what was queued is processed.
     Release(LeanArc<SubscriptionCore>),
-    /// A load-complete marker that found the channel full: the receiver hands it out once
-    /// what was queued before it is processed, or before its subscription's next change,
-    /// whichever comes first.
-    LoadComplete(LeanArc<SubscriptionCore>, DataArc<OtherDelivery>),
+    /// A load whose completion marker found the channel full (see [`LateLoad`]).
+    LoadComplete(LateLoad),
+}
+
+/// A load-complete marker that found the channel full, with the changes the load's gate
+/// held, which follow it out of band too (into a full channel they would be dropped, or
+/// cut the connection off). The receiver hands them out once what was queued before them
+/// is processed, or before the subscription's first change numbered above
+/// `after_attempt`, whichever comes first.
+pub(crate) struct LateLoad {
+    pub(crate) core: LeanArc<SubscriptionCore>,
+    pub(crate) marker: DataArc<OtherDelivery>,
+    /// The number of the subscription's last delivery attempt before the marker: its
+    /// replayed commits, which were queued ahead of it.
+    pub(crate) after_attempt: u64,
+    /// The held changes (source and match), numbered from `after_attempt + 1` in order.
+    pub(crate) held: Vec<(SharedCommit, u32)>,
 }
 
 pub(crate) const ATTENTION_GAP: u8 = 1;
@@ -536,19 +550,20 @@ impl ConnectionState {
         self.notify_ready();
     }
 
-    /// Hands a load-complete marker that found the channel full to the receiver out of
-    /// band, so completing a load never waits for room: a busy connection's live traffic
-    /// could otherwise take every slot the receiver frees, and the load would never end.
-    /// Called under the gate's lock, before the buffered changes are flushed: the
-    /// subscription is marked first, so a receiver that takes one of them sees the marker
-    /// waiting.
-    pub(crate) fn post_load_marker(
-        &self,
-        core: &LeanArc<SubscriptionCore>,
-        marker: DataArc<OtherDelivery>,
-    ) {
-        lock(&self.attention_list()).push(AttentionItem::LoadComplete(core.clone(), marker));
-        core.set_marker_waiting();
+    /// Hands a load-complete marker that found the channel full, and the changes its gate
+    /// held, to the receiver out of band, so completing a load never waits for room: a busy
+    /// connection's live traffic could otherwise take every slot the receiver frees, and
+    /// the load would never end. Called under the gate's lock, before the gate opens: the
+    /// subscription is marked (under the list's lock, so a receiver that takes the item at
+    /// once clears the mark after it is set), so a receiver that takes a later change of it
+    /// sees the marker waiting.
+    pub(crate) fn post_load_marker(&self, late: LateLoad) {
+        {
+            let list = self.attention_list();
+            let mut list = lock(&list);
+            late.core.set_marker_waiting();
+            list.push(AttentionItem::LoadComplete(late));
+        }
         // The flag, then a wake-up for a receiver that drained the channel before it (as
         // for a gap).
         self.attention_flags
@@ -592,16 +607,22 @@ impl ConnectionState {
         }
     }
 
-    /// Released cores waiting for the receiver to take them: they count against the
-    /// connection's subscription limit (a connection never read cannot pile them up).
+    /// Released cores and out-of-band loads waiting for the receiver to take them: they
+    /// count against the connection's subscription limit (a connection never read cannot
+    /// pile them up).
     pub(crate) fn release_backlog(&self) -> usize {
-        if self.attention_flags() & ATTENTION_RELEASE == 0 {
+        if self.attention_flags() & (ATTENTION_RELEASE | ATTENTION_LOAD) == 0 {
             return 0;
         }
         self.attention.load_full().map_or(0, |list| {
             lock(&list)
                 .iter()
-                .filter(|item| matches!(item, AttentionItem::Release(_)))
+                .filter(|item| {
+                    matches!(
+                        item,
+                        AttentionItem::Release(_) | AttentionItem::LoadComplete(_)
+                    )
+                })
                 .count()
         })
     }

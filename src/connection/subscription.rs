@@ -339,6 +339,11 @@ impl SubscriptionCore {
 
     /// Gives back the attempt just taken by [`next_attempt`](Self::next_attempt), for one
     /// that was not made (a replay the channel had no room for).
+    /// The number of the latest delivery attempt (zero before the first).
+    pub(crate) fn attempts_made(&self) -> u64 {
+        self.attempted.load(Ordering::Relaxed) & !AFTER_DROP
+    }
+
     pub(crate) fn retract_attempt(&self, attempt: Attempt) {
         let mark = if attempt.after_drop { AFTER_DROP } else { 0 };
         self.attempted

@@ -20,7 +20,7 @@ use crate::connection::delivery::{
     encode_match, source_for, Delivery, MatchBuilder, OtherDelivery, NO_BOUNDARY,
 };
 use crate::connection::gate::{GateError, LoadSoFar, Replay, SubscriptionFlowControl};
-use crate::connection::state::{ConnectionState, SharedConnectionState};
+use crate::connection::state::{ConnectionState, LateLoad, SharedConnectionState};
 use crate::connection::subscription::{
     NewSubscription, RegisteredSubscription, SubscriptionCore, SubscriptionHandle,
     SubscriptionOptions, SubscriptionResult, SubscriptionState,
@@ -386,21 +386,27 @@ impl ConnectionsManager {
                     .collect();
                 if !batch.is_empty() {
                     let delivered = batch.len() as u64;
-                    let delivery = Delivery::other(OtherDelivery::Snapshot {
-                        core: core.clone(),
-                        batch: core.flow.snapshot_progress().0,
-                        rows: DataArc::from(batch),
+                    let rows = DataArc::from(batch);
+                    let sent = core.flow.send_snapshot_batch(delivered, |number| {
+                        let delivery = Delivery::other(OtherDelivery::Snapshot {
+                            core: core.clone(),
+                            batch: number,
+                            rows,
+                        });
+                        connection.notification_tx.try_send(delivery)
                     });
-                    match connection.notification_tx.try_send(delivery) {
-                        Ok(()) => connection.notify_ready(),
-                        Err(TrySendError::Full(_)) => {
+                    match sent {
+                        Some(Ok(())) => connection.notify_ready(),
+                        Some(Err(TrySendError::Full(_))) => {
                             return Err(channel_full(connection, core.id, progress.consumed))
                         }
-                        Err(TrySendError::Disconnected(_)) => {
+                        Some(Err(TrySendError::Disconnected(_))) => {
                             return Err(LiveError::UnknownConnection(connection.id))
                         }
+                        // A publish overflowed the gate since the check above: the load
+                        // failed, and the subscriber is told to resync.
+                        None => return Err(gate_error(live_query_id, GateError::Closed)),
                     }
-                    core.flow.count_snapshot_batch(delivered);
                     progress.batches += 1;
                     progress.rows += delivered;
                     StatsCounters::add(&self.stats.snapshot_batches, 1);
@@ -414,13 +420,14 @@ impl ConnectionsManager {
     /// Step 4: flushes the changes buffered above the boundary, in order, and makes the
     /// subscription live. The subscriber first gets `InitialLoadComplete`, after the
     /// snapshot batches and before any change of the subscription. It never waits for room
-    /// in the channel: a marker that finds it full goes to the receiver out of band, which
-    /// hands it out once what was queued before it is processed, or before the
-    /// subscription's next change (the flushed changes are sent, or dropped and reported as
-    /// a gap after the marker, as any live change). If the gate's buffer overflowed
-    /// meanwhile, returns [`LiveError::SubscriptionEnded`] with `ResyncRequired` and no
-    /// marker is sent (the subscriber gets `ResyncRequired`). A connection cut off as a slow
-    /// consumer is [`LiveError::InvalidState`].
+    /// in the channel: a marker that finds it full goes to the receiver out of band, with
+    /// the buffered changes behind it (nothing is dropped, and no connection is cut off),
+    /// and the receiver hands them out once what was queued before them is processed, or
+    /// before the subscription's next change (such a marker counts against the
+    /// connection's subscription limit until the receiver takes it). If the gate's buffer
+    /// overflowed meanwhile, returns [`LiveError::SubscriptionEnded`] with `ResyncRequired`
+    /// and no marker is sent (the subscriber gets `ResyncRequired`). A connection cut off
+    /// as a slow consumer is [`LiveError::InvalidState`].
     pub fn complete_initial_load(
         &self,
         live_query_id: LiveQueryId,
@@ -439,7 +446,9 @@ impl ConnectionsManager {
             // running: a gate that overflowed meanwhile sends no marker ahead of its
             // ResyncRequired, and the marker goes ahead of the flushed changes.
             let mut progress = (0, 0);
-            let send_marker = |so_far: &LoadSoFar| {
+            // Held changes handed to the receiver with a marker that found no room.
+            let mut held_out_of_band = 0u64;
+            let send_marker = |so_far: &mut LoadSoFar, held_out_of_band: &mut u64| {
                 let marker = Delivery::other(OtherDelivery::LoadComplete {
                     core: core.clone(),
                     boundary: so_far.boundary.map_or(NO_BOUNDARY, |boundary| boundary.0),
@@ -456,11 +465,37 @@ impl ConnectionsManager {
                         Err(channel_full(connection, core.id, 0))
                     }
                     // No room: the marker goes to the receiver out of band, rather than the
-                    // host retrying against live traffic that may take every freed slot.
+                    // host retrying against live traffic that may take every freed slot,
+                    // and the held changes with it (into the full channel they would be
+                    // dropped, or cut the connection off), numbered as if sent.
                     Err(TrySendError::Full(marker)) => {
-                        if let Some(marker) = marker.into_other() {
-                            connection.post_load_marker(core, marker);
+                        let Some(marker) = marker.into_other() else {
+                            return Ok(());
+                        };
+                        let after_attempt = core.attempts_made();
+                        let held = if handle.is_some() {
+                            std::mem::take(&mut so_far.buffered)
+                                .into_iter()
+                                .map(|held| {
+                                    // The change set names the projection uncounted.
+                                    held.commit.keep_alive(&core.query.projection);
+                                    core.next_attempt();
+                                    (held.commit, held.matched)
+                                })
+                                .collect()
+                        } else {
+                            Vec::new()
+                        };
+                        if !held.is_empty() {
+                            core.record_delivered(now_ms);
                         }
+                        *held_out_of_band = held.len() as u64;
+                        connection.post_load_marker(LateLoad {
+                            core: core.clone(),
+                            marker,
+                            after_attempt,
+                            held,
+                        });
                         Ok(())
                     }
                     Err(TrySendError::Disconnected(_)) => {
@@ -472,14 +507,14 @@ impl ConnectionsManager {
             // fix); a gate overflow in between sends ResyncRequired after it.
             let early_marker = mutant!("load_marker_before_gate_lock");
             if early_marker {
-                send_marker(&LoadSoFar::default())?;
+                send_marker(&mut LoadSoFar::default(), &mut held_out_of_band)?;
             }
-            let announce = |so_far: &LoadSoFar| {
+            let announce = |so_far: &mut LoadSoFar| {
                 progress = (so_far.snapshot_batches, so_far.snapshot_rows);
                 if early_marker {
                     return Ok(());
                 }
-                send_marker(so_far)
+                send_marker(so_far, &mut held_out_of_band)
             };
             let completed = core
                 .flow
@@ -503,7 +538,10 @@ impl ConnectionsManager {
                 // Closed: the gate overflowed since the check above, and the subscriber was
                 // told to resync.
                 .map_err(|error| gate_error(live_query_id, error))??;
-            StatsCounters::add(&self.stats.delivered, summary.enqueued as u64);
+            StatsCounters::add(
+                &self.stats.delivered,
+                summary.enqueued as u64 + held_out_of_band,
+            );
             self.stats
                 .add_drops(summary.dropped, summary.dropped_closed);
             Ok(InitialLoadReport {

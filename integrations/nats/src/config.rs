@@ -173,9 +173,9 @@ pub struct NodeConfig {
     /// Errors kept for [`NodeBridge::take_errors`](crate::NodeBridge::take_errors); older ones
     /// are dropped (and still counted).
     pub max_kept_errors: usize,
-    /// The longest a resume waits for room in the subscriber's channel: for each
-    /// replayed commit (the wait starts again after every commit the client made room
-    /// for) and for the completion. A client that reads nothing for this long ends the
+    /// The longest a resume waits for room in the subscriber's channel for each replayed
+    /// commit (the wait starts again after every commit the client made room for; the
+    /// completion never waits). A client that reads nothing for this long ends the
     /// resume with [`BridgeError::ResumeStalled`](crate::BridgeError::ResumeStalled); its
     /// subscription ends with `ResumeUnavailable`.
     pub resume_stall_timeout: Duration,
