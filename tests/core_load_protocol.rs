@@ -10,13 +10,7 @@ use livecore::*;
 fn initial_load_delivers_each_change_once_across_the_boundary() {
     let (manager, _) = manager();
     let mut connection = connect(&manager, "alice");
-    let sub = manager
-        .subscribe(
-            connection.connection_id,
-            in_room(1),
-            SubscriptionOptions::with_initial_load(),
-        )
-        .unwrap();
+    let sub = load_in_room_1(&manager, &connection);
     assert!(sub.gated);
     for seq in 1..=5 {
         manager.publish(SeqId(seq), insert_in_room(seq, 1)).unwrap();
@@ -127,13 +121,7 @@ fn completion_with_no_room_hands_its_marker_out_after_what_was_queued() {
         ..ManagerConfig::default()
     });
     let mut connection = connect(&manager, "alice");
-    let sub = manager
-        .subscribe(
-            connection.connection_id,
-            in_room(1),
-            SubscriptionOptions::with_initial_load(),
-        )
-        .unwrap();
+    let sub = load_in_room_1(&manager, &connection);
     manager
         .push_snapshot_rows(sub.live_query_id, &[message(1, 1, "")])
         .unwrap();
@@ -181,13 +169,7 @@ fn replayed_changes_stay_ahead_of_a_marker_that_found_no_room() {
     let first = connection.notifications.try_recv().unwrap();
     assert_eq!(seqs(&[first]), vec![11]);
     manager.publish(SeqId(13), insert_in_room(13, 1)).unwrap();
-    let kinds: Vec<_> = drain(&mut connection.notifications)
-        .iter()
-        .map(|notification| match notification {
-            Notification::Changes(changes) => format!("{}", changes.seq().0),
-            other => other.kind().to_string(),
-        })
-        .collect();
+    let kinds = labels(&drain(&mut connection.notifications));
     assert_eq!(kinds, ["12", "load_complete", "13"]);
 }
 
@@ -210,13 +192,7 @@ fn a_load_completes_on_a_connection_its_live_traffic_keeps_full() {
             SubscriptionOptions::default(),
         )
         .unwrap();
-    let loading = manager
-        .subscribe(
-            connection.connection_id,
-            in_room(1),
-            SubscriptionOptions::with_initial_load(),
-        )
-        .unwrap();
+    let loading = load_in_room_1(&manager, &connection);
     manager
         .set_snapshot_boundary(loading.live_query_id, SeqId(0))
         .unwrap();
@@ -293,13 +269,7 @@ fn completion_into_a_full_channel_cuts_no_one_off() {
     });
     let mut connection = connect(&manager, "alice");
     subscribe(&manager, connection.connection_id, in_room(2));
-    let sub = manager
-        .subscribe(
-            connection.connection_id,
-            in_room(1),
-            SubscriptionOptions::with_initial_load(),
-        )
-        .unwrap();
+    let sub = load_in_room_1(&manager, &connection);
     manager
         .set_snapshot_boundary(sub.live_query_id, SeqId(1))
         .unwrap();
@@ -311,13 +281,7 @@ fn completion_into_a_full_channel_cuts_no_one_off() {
     manager.publish(SeqId(3), insert_in_room(3, 1)).unwrap();
     let report = manager.complete_initial_load(sub.live_query_id).unwrap();
     assert_eq!(report.flushed, 1);
-    let kinds: Vec<_> = drain(&mut connection.notifications)
-        .iter()
-        .map(|notification| match notification {
-            Notification::Changes(changes) => format!("{}", changes.seq().0),
-            other => other.kind().to_string(),
-        })
-        .collect();
+    let kinds = labels(&drain(&mut connection.notifications));
     assert_eq!(kinds, ["snapshot", "2", "load_complete", "3"]);
     manager.publish(SeqId(4), insert_in_room(4, 1)).unwrap();
     assert_eq!(seqs(&drain(&mut connection.notifications)), vec![4]);
@@ -360,13 +324,7 @@ fn waiting_markers_of_an_unread_connection_count_against_its_limit() {
     ));
     // Reading takes them (each skipped: unsubscribed), and subscribing works again.
     assert_eq!(drain(&mut connection.notifications).len(), 1);
-    manager
-        .subscribe(
-            connection.connection_id,
-            in_room(1),
-            SubscriptionOptions::with_initial_load(),
-        )
-        .unwrap();
+    load_in_room_1(&manager, &connection);
 }
 
 #[test]
@@ -376,13 +334,7 @@ fn gate_overflow_requires_a_resync() {
         ..ManagerConfig::default()
     });
     let mut connection = connect(&manager, "alice");
-    let sub = manager
-        .subscribe(
-            connection.connection_id,
-            in_room(1),
-            SubscriptionOptions::with_initial_load(),
-        )
-        .unwrap();
+    let sub = load_in_room_1(&manager, &connection);
     for seq in 1..=4 {
         manager.publish(SeqId(seq), insert_in_room(seq, 1)).unwrap();
     }
@@ -548,4 +500,29 @@ fn replay_on_a_user_table_ignores_other_users_rows() {
         changes_of(&drain(&mut connection.notifications)),
         vec![(ChangeType::Insert, 1)]
     );
+}
+
+/// Subscribes `connection` to room 1 with an initial load.
+fn load_in_room_1(
+    manager: &ConnectionsManager,
+    connection: &ConnectionRegistration,
+) -> SubscriptionResult {
+    manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::with_initial_load(),
+        )
+        .unwrap()
+}
+
+/// Each notification as the SeqId of its changes, or its kind.
+fn labels(notifications: &[Notification]) -> Vec<String> {
+    notifications
+        .iter()
+        .map(|notification| match notification {
+            Notification::Changes(changes) => changes.seq().0.to_string(),
+            other => other.kind().to_string(),
+        })
+        .collect()
 }
