@@ -288,6 +288,69 @@ fn completion_into_a_full_channel_cuts_no_one_off() {
     assert_eq!(manager.stats().dropped, 0);
 }
 
+/// The marker fits but the held changes do not: they follow it out of band, under both
+/// policies, rather than being dropped or cutting the connection off.
+#[test]
+fn held_changes_the_marker_left_no_room_for_follow_it() {
+    for policy in [
+        SlowConsumerPolicy::GapNotice,
+        SlowConsumerPolicy::Disconnect,
+    ] {
+        let (manager, _) = manager_with(ManagerConfig {
+            notification_channel_capacity: 2,
+            slow_consumer_policy: policy,
+            ..ManagerConfig::default()
+        });
+        let mut connection = connect(&manager, "alice");
+        subscribe(&manager, connection.connection_id, in_room(2));
+        let sub = load_in_room_1(&manager, &connection);
+        manager
+            .set_snapshot_boundary(sub.live_query_id, SeqId(1))
+            .unwrap();
+        // One slot left, for the marker; 3 and 4 are held by the gate.
+        manager.publish(SeqId(2), insert_in_room(2, 2)).unwrap();
+        manager.publish(SeqId(3), insert_in_room(3, 1)).unwrap();
+        manager.publish(SeqId(4), insert_in_room(4, 1)).unwrap();
+        assert_eq!(
+            manager
+                .complete_initial_load(sub.live_query_id)
+                .unwrap()
+                .flushed,
+            2
+        );
+        let kinds = labels(&drain(&mut connection.notifications));
+        assert_eq!(kinds, ["2", "load_complete", "3", "4"], "{policy:?}");
+        manager.publish(SeqId(5), insert_in_room(5, 1)).unwrap();
+        assert_eq!(seqs(&drain(&mut connection.notifications)), vec![5]);
+        assert_eq!(manager.stats().dropped, 0, "{policy:?}");
+    }
+}
+
+/// A subscription whose marker waits out of band is counted once against the limit.
+#[test]
+fn a_waiting_marker_of_a_live_subscription_is_counted_once() {
+    let (manager, _) = manager_with(ManagerConfig {
+        notification_channel_capacity: 1,
+        max_subscriptions_per_connection: 3,
+        ..ManagerConfig::default()
+    });
+    let connection = connect(&manager, "alice");
+    subscribe(&manager, connection.connection_id, in_room(2));
+    manager.publish(SeqId(1), insert_in_room(1, 2)).unwrap();
+    let sub = load_in_room_1(&manager, &connection);
+    manager
+        .set_snapshot_boundary(sub.live_query_id, SeqId(1))
+        .unwrap();
+    manager.complete_initial_load(sub.live_query_id).unwrap();
+    manager
+        .subscribe(
+            connection.connection_id,
+            in_room(3),
+            SubscriptionOptions::default(),
+        )
+        .unwrap();
+}
+
 /// Markers waiting out of band for a connection that never reads count against its
 /// subscription limit, as released cores do: they cannot pile up.
 #[test]

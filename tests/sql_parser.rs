@@ -975,6 +975,31 @@ fn glob_reads_as_sqlite_and_similar_to_is_refused() {
     );
     // A query that spells SIMILAR TO is refused even beside a GLOB.
     assert!(parse("SELECT * FROM t WHERE a GLOB 'x' AND b SIMILAR TO 'y'").is_err());
+    // A column named similar is no SIMILAR TO; a column named glob is a column.
+    assert!(matches!(
+        filter("similar = 1 AND c0 GLOB 'a'"),
+        Expr::And(_)
+    ));
+    assert_eq!(filter("glob GLOB 'a'"), col("glob").glob("a"));
+    // Refusals name GLOB, not the form it is read as.
+    for (sql, place) in [
+        ("(c0 GLOB 'a') = 1", "comparison"),
+        ("c0 IN (c1 GLOB 'a')", "IN list"),
+        ("c0 GLOB 'a' IS NULL", "IS NULL"),
+    ] {
+        match parse(&format!("SELECT * FROM t WHERE {sql}")) {
+            Err(LiveError::Sql { message, .. }) => {
+                assert!(
+                    message.contains("GLOB") && !message.contains("SIMILAR"),
+                    "{sql}: {message}"
+                );
+                assert!(message.contains(place), "{sql}: {message}");
+            }
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+    // A placeholder before GLOB is refused as a placeholder.
+    refused("SELECT * FROM t WHERE ? GLOB 'a'", "placeholder", 1, 23);
     // It prints as GLOB, and what it prints reads back as the same filter.
     let printed = col("a").glob("x*").to_string();
     assert_eq!(printed, "(\"a\" GLOB 'x*')");

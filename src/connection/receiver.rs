@@ -478,20 +478,22 @@ impl NotificationReceiver {
         !self.ready.is_empty()
     }
 
-    /// Queues `load`'s marker and then the changes its gate held, numbered in order,
-    /// unless its subscription ended.
+    /// Queues `load`'s marker (if it did not go through the channel) and then the changes
+    /// its gate held, numbered in order, unless its subscription ended.
     fn hand_out_marker(&mut self, load: LateLoad) {
         let LateLoad {
             core, marker, held, ..
         } = load;
         core.clear_marker_waiting();
-        let Some(notification) = self.other(marker) else {
+        if core.is_ended() {
             return;
-        };
-        self.ready.push_back(Prepared {
-            core: core.clone(),
-            notification,
-        });
+        }
+        if let Some(notification) = marker.and_then(|marker| self.other(marker)) {
+            self.ready.push_back(Prepared {
+                core: core.clone(),
+                notification,
+            });
+        }
         for (source, matched) in held {
             core.take_next_number(source.seq);
             let changes = ChangeSet::new(source, &core, self.connection.id, matched);

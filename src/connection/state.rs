@@ -123,12 +123,13 @@ pub(crate) enum AttentionItem {
 
 /// A load-complete marker that found the channel full, with the changes the load's gate
 /// held, which follow it out of band too (into a full channel they would be dropped, or
-/// cut the connection off). The receiver hands them out once what was queued before them
-/// is processed, or before the subscription's first change numbered above
-/// `after_attempt`, whichever comes first.
+/// cut the connection off); or, the marker sent, the held changes it left no room for.
+/// The receiver hands them out once what was queued before them is processed, or before
+/// the subscription's first change numbered above `after_attempt`, whichever comes first.
 pub(crate) struct LateLoad {
     pub(crate) core: LeanArc<SubscriptionCore>,
-    pub(crate) marker: DataArc<OtherDelivery>,
+    /// `None` when the marker went through the channel.
+    pub(crate) marker: Option<DataArc<OtherDelivery>>,
     /// The number of the subscription's last delivery attempt before the marker: its
     /// replayed commits, which were queued ahead of it.
     pub(crate) after_attempt: u64,
@@ -607,23 +608,33 @@ impl ConnectionState {
         }
     }
 
-    /// Released cores and out-of-band loads waiting for the receiver to take them: they
-    /// count against the connection's subscription limit (a connection never read cannot
-    /// pile them up).
+    /// Released cores, and the cores of ended subscriptions whose out-of-band load waits,
+    /// held for the receiver: they count against the connection's subscription limit (a
+    /// connection never read cannot pile them up). A core is counted once, and the load of
+    /// a subscription still in the map not at all (the map counts it).
     pub(crate) fn release_backlog(&self) -> usize {
         if self.attention_flags() & (ATTENTION_RELEASE | ATTENTION_LOAD) == 0 {
             return 0;
         }
         self.attention.load_full().map_or(0, |list| {
-            lock(&list)
+            let list = lock(&list);
+            let released: Vec<*const SubscriptionCore> = list
                 .iter()
-                .filter(|item| {
-                    matches!(
-                        item,
-                        AttentionItem::Release(_) | AttentionItem::LoadComplete(_)
-                    )
+                .filter_map(|item| match item {
+                    AttentionItem::Release(core) => Some(LeanArc::as_ptr(core)),
+                    _ => None,
                 })
-                .count()
+                .collect();
+            let ended_loads = list
+                .iter()
+                .filter(|item| match item {
+                    AttentionItem::LoadComplete(load) => {
+                        load.core.is_ended() && !released.contains(&LeanArc::as_ptr(&load.core))
+                    }
+                    _ => false,
+                })
+                .count();
+            released.len() + ended_loads
         })
     }
 

@@ -15,6 +15,8 @@
 //! Resuming from a client's last SeqId replaces steps 2-3 with `replay_commit` for each
 //! missed commit (or `resume_unavailable` when the engine cannot).
 
+use std::collections::VecDeque;
+
 use crate::config::MAX_COMMIT_CHANGES;
 use crate::connection::delivery::{
     encode_match, source_for, Delivery, MatchBuilder, OtherDelivery, NO_BOUNDARY,
@@ -446,62 +448,75 @@ impl ConnectionsManager {
             // running: a gate that overflowed meanwhile sends no marker ahead of its
             // ResyncRequired, and the marker goes ahead of the flushed changes.
             let mut progress = (0, 0);
-            // Held changes handed to the receiver with a marker that found no room.
+            // Held changes sent under the gate's lock, through the channel or out of band.
             let mut held_out_of_band = 0u64;
-            let send_marker = |so_far: &mut LoadSoFar, held_out_of_band: &mut u64| {
+            let send_marker = |so_far: &mut LoadSoFar, held_sent: &mut u64| {
                 let marker = Delivery::other(OtherDelivery::LoadComplete {
                     core: core.clone(),
                     boundary: so_far.boundary.map_or(NO_BOUNDARY, |boundary| boundary.0),
                     batches: so_far.snapshot_batches,
                     rows: so_far.snapshot_rows,
                 });
-                match connection.notification_tx.try_send(marker) {
+                // No room: the marker goes to the receiver out of band, rather than the host
+                // retrying against live traffic that may take every freed slot.
+                let late_marker = match connection.notification_tx.try_send(marker) {
                     Ok(()) => {
                         connection.notify_ready();
-                        Ok(())
+                        None
                     }
                     // A cut-off connection's channel stays full: nothing more is handed out.
                     Err(TrySendError::Full(_)) if connection.is_cut_off() => {
-                        Err(channel_full(connection, core.id, 0))
+                        return Err(channel_full(connection, core.id, 0))
                     }
-                    // No room: the marker goes to the receiver out of band, rather than the
-                    // host retrying against live traffic that may take every freed slot,
-                    // and the held changes with it (into the full channel they would be
-                    // dropped, or cut the connection off), numbered as if sent.
-                    Err(TrySendError::Full(marker)) => {
-                        let Some(marker) = marker.into_other() else {
-                            return Ok(());
-                        };
-                        let after_attempt = core.attempts_made();
-                        let held = if handle.is_some() {
-                            std::mem::take(&mut so_far.buffered)
-                                .into_iter()
-                                .map(|held| {
-                                    // The change set names the projection uncounted.
-                                    held.commit.keep_alive(&core.query.projection);
-                                    core.next_attempt();
-                                    (held.commit, held.matched)
-                                })
-                                .collect()
-                        } else {
-                            Vec::new()
-                        };
-                        if !held.is_empty() {
-                            core.record_delivered(now_ms);
-                        }
-                        *held_out_of_band = held.len() as u64;
-                        connection.post_load_marker(LateLoad {
-                            core: core.clone(),
-                            marker,
-                            after_attempt,
-                            held,
-                        });
-                        Ok(())
-                    }
+                    Err(TrySendError::Full(marker)) => marker.into_other(),
                     Err(TrySendError::Disconnected(_)) => {
-                        Err(LiveError::UnknownConnection(connection.id))
+                        return Err(LiveError::UnknownConnection(connection.id))
+                    }
+                };
+                // The held changes follow the marker: through the channel while it has room
+                // (and the marker went that way), the rest out of band behind it, numbered
+                // as if sent. Into a full channel they would be dropped, or cut the
+                // connection off. (No handle: the subscription was unrouted, and nothing of
+                // it is sent.)
+                let mut held = match &handle {
+                    Some(_) => std::mem::take(&mut so_far.buffered),
+                    None => VecDeque::new(),
+                };
+                if let (None, Some(handle)) = (&late_marker, &handle) {
+                    while let Some(first) = held.front() {
+                        if send_replayed(handle, first.commit.clone(), first.matched, now_ms)
+                            .is_err()
+                        {
+                            break;
+                        }
+                        held.pop_front();
+                        *held_sent += 1;
                     }
                 }
+                if late_marker.is_none() && held.is_empty() {
+                    return Ok(());
+                }
+                let after_attempt = core.attempts_made();
+                let held: Vec<_> = held
+                    .into_iter()
+                    .map(|held| {
+                        // The change set names the projection uncounted.
+                        held.commit.keep_alive(&core.query.projection);
+                        core.next_attempt();
+                        (held.commit, held.matched)
+                    })
+                    .collect();
+                if !held.is_empty() {
+                    core.record_delivered(now_ms);
+                }
+                *held_sent += held.len() as u64;
+                connection.post_load_marker(LateLoad {
+                    core: core.clone(),
+                    marker: late_marker,
+                    after_attempt,
+                    held,
+                });
+                Ok(())
             };
             // Mutant: the marker queued before the gate's lock is taken (as before the
             // fix); a gate overflow in between sends ResyncRequired after it.

@@ -669,13 +669,21 @@ impl Context<'_> {
             .unwrap_or(Location { line: 0, column: 0 })
     }
 
-    /// Whether the query itself spells SIMILAR (GLOB is read as SIMILAR TO, so a query
-    /// that wrote SIMILAR TO cannot be told from one that wrote GLOB by its tree).
+    /// Whether the query itself spells the operator SIMILAR TO (GLOB is read as SIMILAR TO,
+    /// so a query that wrote SIMILAR TO cannot be told from one that wrote GLOB by its
+    /// tree); a column named `similar` is no operator.
     fn wrote_similar(&self) -> bool {
-        self.tokens.iter().any(|token| {
-            matches!(&token.token, Token::Word(word)
+        let words = self
+            .tokens
+            .iter()
+            .filter(|token| !matches!(token.token, Token::Whitespace(_)))
+            .map(|token| &token.token);
+        words.clone().zip(words.skip(1)).any(|(word, next)| {
+            matches!(word, Token::Word(word)
                 if word.keyword == Keyword::SIMILAR && word.quote_style.is_none())
-                && !is_glob(&token.token)
+                && !is_glob(word)
+                && matches!(next, Token::Word(to)
+                    if to.keyword == Keyword::TO && to.quote_style.is_none())
         })
     }
 
@@ -1175,7 +1183,7 @@ fn column_name(
         other => Err(at(
             format!(
                 "{} in the select list is not supported: select columns or *",
-                describe(other)
+                describe(context, other)
             ),
             context.start_of(other),
         )),
@@ -1747,7 +1755,7 @@ fn literal(context: &Context<'_>, expr: &sql::Expr) -> Result<Value, LiveError> 
                     format!(
                         "the unary operator {op} applies to numeric literals only, not to {} \
                          (arithmetic is not supported)",
-                        describe(inner)
+                        describe(context, inner)
                     ),
                     context.start_of(expr),
                 ));
@@ -1896,7 +1904,7 @@ fn is_null(expr: &Expr, negated: bool) -> Expr {
 }
 
 /// Names an expression construct for messages.
-fn describe(expr: &sql::Expr) -> String {
+fn describe(context: &Context<'_>, expr: &sql::Expr) -> String {
     use sql::Expr as E;
     match expr {
         E::Function(function) => format!("the function call {}()", function.name),
@@ -1922,6 +1930,8 @@ fn describe(expr: &sql::Expr) -> String {
         E::IsNotUnknown(_) => "IS NOT UNKNOWN".into(),
         E::IsDistinctFrom(..) => "IS DISTINCT FROM".into(),
         E::IsNotDistinctFrom(..) => "IS NOT DISTINCT FROM".into(),
+        // GLOB is read as SIMILAR TO (see `sqlite_forms`).
+        E::SimilarTo { .. } if !context.wrote_similar() => "GLOB".into(),
         E::SimilarTo { .. } => "SIMILAR TO".into(),
         E::RLike { .. } => "REGEXP / RLIKE".into(),
         E::AnyOp { .. } => "ANY (...)".into(),
@@ -1967,7 +1977,10 @@ fn unsupported(context: &Context<'_>, expr: &sql::Expr) -> LiveError {
         sql::Expr::Subquery(_) | sql::Expr::Exists { .. } => {
             format!("subqueries {verb} not supported in a filter")
         }
-        other => format!("{} {verb} not supported in a filter", describe(other)),
+        other => format!(
+            "{} {verb} not supported in a filter",
+            describe(context, other)
+        ),
     };
     at(what, context.start_of(expr))
 }
@@ -1980,7 +1993,7 @@ fn unsupported_operand(context: &Context<'_>, expr: &sql::Expr, place: &str) -> 
         other => at(
             format!(
                 "{} is not supported in {place}: use a column or a literal",
-                describe(other)
+                describe(context, other)
             ),
             context.start_of(other),
         ),

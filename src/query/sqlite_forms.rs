@@ -40,7 +40,9 @@ pub(crate) fn read_sqlite_forms(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan
             out.push(current);
             continue;
         }
-        let ends = ends_operand(&current.token);
+        // A GLOB where no operand ended is a column of that name (as in SQLite).
+        let ends = ends_operand(&current.token)
+            || (!after_operand && is_word(&current.token, Keyword::GLOB));
         rewrite(current, after_operand, &mut tokens, &mut out);
         after_operand = ends;
     }
@@ -128,6 +130,7 @@ fn ends_operand(token: &Token) -> bool {
         Token::Number(..)
         | Token::SingleQuotedString(_)
         | Token::HexStringLiteral(_)
+        | Token::Placeholder(_)
         | Token::RParen => true,
         _ => false,
     }
@@ -150,6 +153,11 @@ const NOT_OPERANDS: [Keyword; 13] = [
     Keyword::ANY,
     Keyword::SOME,
 ];
+
+/// Whether `token` is the unquoted `keyword`.
+fn is_word(token: &Token, keyword: Keyword) -> bool {
+    matches!(token, Token::Word(word) if word.quote_style.is_none() && word.keyword == keyword)
+}
 
 /// Whether the next token that is not whitespace is the unquoted `keyword`.
 fn next_is(tokens: &mut Tokens, keyword: Keyword) -> bool {
