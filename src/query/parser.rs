@@ -199,7 +199,7 @@ pub(crate) fn parse_with_boolean_columns(
                 parser_error(error, limits, sql)
             }
         })?;
-    let context = Context { tokens: &tokens };
+    let context = Context::new(&tokens);
     let mut statements = statements.into_iter();
     let Some(statement) = statements.next() else {
         return Err(unplaced(
@@ -625,6 +625,22 @@ fn human_syntax_error(text: &str) -> String {
     }
 }
 
+/// Whether `tokens` spell the operator SIMILAR TO themselves (a SIMILAR the GLOB rewriting
+/// made is not one, nor a column named `similar`).
+fn spells_similar_to(tokens: &[TokenWithSpan]) -> bool {
+    let words = tokens
+        .iter()
+        .filter(|token| !matches!(token.token, Token::Whitespace(_)))
+        .map(|token| &token.token);
+    words.clone().zip(words.skip(1)).any(|(word, next)| {
+        matches!(word, Token::Word(similar)
+            if similar.keyword == Keyword::SIMILAR && similar.quote_style.is_none())
+            && !is_glob(word)
+            && matches!(next, Token::Word(to)
+                if to.keyword == Keyword::TO && to.quote_style.is_none())
+    })
+}
+
 /// An error at a known place.
 fn at(message: String, location: Location) -> LiveError {
     if location.line == 0 {
@@ -653,9 +669,19 @@ fn unplaced(message: String) -> LiveError {
 /// What the converter can look up in the query's tokens.
 struct Context<'a> {
     tokens: &'a [TokenWithSpan],
+    /// Whether the query spells the operator SIMILAR TO itself (see `wrote_similar`),
+    /// read once: every GLOB asks.
+    similar: bool,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    fn new(tokens: &'a [TokenWithSpan]) -> Self {
+        Self {
+            tokens,
+            similar: spells_similar_to(tokens),
+        }
+    }
+
     /// The first unquoted occurrence of `keyword`, if any.
     fn keyword(&self, keyword: Keyword) -> Location {
         self.tokens
@@ -671,20 +697,9 @@ impl Context<'_> {
 
     /// Whether the query itself spells the operator SIMILAR TO (GLOB is read as SIMILAR TO,
     /// so a query that wrote SIMILAR TO cannot be told from one that wrote GLOB by its
-    /// tree); a column named `similar` is no operator.
+    /// tree).
     fn wrote_similar(&self) -> bool {
-        let words = self
-            .tokens
-            .iter()
-            .filter(|token| !matches!(token.token, Token::Whitespace(_)))
-            .map(|token| &token.token);
-        words.clone().zip(words.skip(1)).any(|(word, next)| {
-            matches!(word, Token::Word(word)
-                if word.keyword == Keyword::SIMILAR && word.quote_style.is_none())
-                && !is_glob(word)
-                && matches!(next, Token::Word(to)
-                    if to.keyword == Keyword::TO && to.quote_style.is_none())
-        })
+        self.similar
     }
 
     /// The first word of the query, upper-cased, and where it is.
