@@ -907,30 +907,47 @@ impl Inner {
                     seen.insert(record.live_query_id, entry);
                 }
             }
-            for id in written.keys() {
+            for (id, entry) in written.iter() {
                 if !seen.contains_key(id) {
-                    to_delete.push(*id);
+                    to_delete.push((*id, *entry));
                 }
             }
             *written = seen;
         }
-        for record in &to_put {
-            self.records
+        // Each record is marked written before its write is sent (a concurrent sync then
+        // skips it); a write that fails is unmarked, with those after it, so the next sync
+        // sends them again rather than leaving the record missing until its refresh.
+        for (at, record) in to_put.iter().enumerate() {
+            let put = self
+                .records
                 .put(
                     record_key(record),
                     Bytes::from(codec::encode_record(record)),
                 )
                 .await
-                .nats("writing a live-query record")?;
+                .nats("writing a live-query record");
+            if let Err(error) = put {
+                let mut written = lock(&self.written);
+                for unsent in &to_put[at..] {
+                    written.remove(&unsent.live_query_id);
+                }
+                return Err(error);
+            }
         }
-        for id in to_delete {
-            self.records
+        for (at, (id, _)) in to_delete.iter().enumerate() {
+            let deleted = self
+                .records
                 .delete(format!(
                     "lq.{}.{}.{}",
                     node.0, id.connection_id.0, id.subscription_id.0
                 ))
                 .await
-                .nats("deleting a live-query record")?;
+                .nats("deleting a live-query record");
+            if let Err(error) = deleted {
+                // Remembered again, so the next sync deletes them.
+                lock(&self.written).extend(to_delete[at..].iter().copied());
+                return Err(error);
+            }
         }
         Ok(())
     }
