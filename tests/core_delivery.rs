@@ -403,10 +403,7 @@ fn tenant_isolation_over_100k_random_changes() {
 
 #[test]
 fn slow_consumer_gets_an_exact_gap_and_others_are_unaffected() {
-    let (manager, _) = manager_with(ManagerConfig {
-        notification_channel_capacity: 4,
-        ..ManagerConfig::default()
-    });
+    let (manager, _) = with_capacity(4);
     let mut slow = connect(&manager, "slow");
     let mut other = connect(&manager, "other");
     let slow_sub = subscribe(&manager, slow.connection_id, in_room(1));
@@ -476,10 +473,7 @@ fn slow_consumer_gets_an_exact_gap_and_others_are_unaffected() {
 /// (its subscription unsubscribed before its turn) is not counted.
 #[test]
 fn gap_notices_are_counted_when_handed_out() {
-    let (manager, _) = manager_with(ManagerConfig {
-        notification_channel_capacity: 2,
-        ..ManagerConfig::default()
-    });
+    let (manager, _) = with_capacity(2);
     let mut slow = connect(&manager, "slow");
     let first = subscribe(&manager, slow.connection_id, in_room(1));
     let second = subscribe(&manager, slow.connection_id, in_room(1));

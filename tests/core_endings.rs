@@ -40,10 +40,7 @@ fn resuming_from_zero(manager: &ConnectionsManager, connection: ConnectionId) ->
 #[test]
 fn a_gap_across_a_schema_change_is_reported_in_place() {
     // Regression: the gap came after seq 4, and later gap counts were too small.
-    let (manager, _) = manager_with(ManagerConfig {
-        notification_channel_capacity: 2,
-        ..ManagerConfig::default()
-    });
+    let (manager, _) = with_capacity(2);
     let table = TableId::new("app", "t");
     manager
         .register_table(TableSchema::new(
@@ -251,10 +248,7 @@ fn resume_streams_past_the_gate_buffer_with_back_pressure() {
 /// A subscription whose first changes are all dropped (the completion marker fills the
 /// channel of one), then drained: the gap it reports.
 fn first_gap(options: SubscriptionOptions, boundary: Option<u64>) -> Notification {
-    let (manager, _) = manager_with(ManagerConfig {
-        notification_channel_capacity: 1,
-        ..ManagerConfig::default()
-    });
+    let (manager, _) = with_capacity(1);
     let mut connection = connect(&manager, "alice");
     let id = manager
         .subscribe(connection.connection_id, in_room(1), options)
@@ -318,10 +312,7 @@ fn a_gap_before_any_change_names_a_boundary_of_zero() {
 /// (seq 3) are prepared in the receiver, not yet handed out.
 fn gap_handed_out_changes_prepared(
 ) -> (Arc<ConnectionsManager>, ConnectionRegistration, LiveQueryId) {
-    let (manager, _) = manager_with(ManagerConfig {
-        notification_channel_capacity: 1,
-        ..ManagerConfig::default()
-    });
+    let (manager, _) = with_capacity(1);
     let mut connection = connect(&manager, "alice");
     let id = subscribe(&manager, connection.connection_id, in_room(1)).live_query_id;
     manager.publish(SeqId(1), insert_in_room(1, 1)).unwrap();

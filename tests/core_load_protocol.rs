@@ -47,10 +47,7 @@ fn initial_load_delivers_each_change_once_across_the_boundary() {
 
 #[test]
 fn snapshot_rows_through_livecore_are_filtered_projected_batched_and_first() {
-    let (manager, _) = manager_with(ManagerConfig {
-        notification_channel_capacity: 3,
-        ..ManagerConfig::default()
-    });
+    let (manager, _) = with_capacity(3);
     let mut connection = connect(&manager, "alice");
     let spec = in_room(1).project(Projection::columns(["id"]));
     let options = SubscriptionOptions {
@@ -116,10 +113,7 @@ fn snapshot_rows_through_livecore_are_filtered_projected_batched_and_first() {
 
 #[test]
 fn completion_with_no_room_hands_its_marker_out_after_what_was_queued() {
-    let (manager, _) = manager_with(ManagerConfig {
-        notification_channel_capacity: 1,
-        ..ManagerConfig::default()
-    });
+    let (manager, _) = with_capacity(1);
     let mut connection = connect(&manager, "alice");
     let sub = load_in_room_1(&manager, &connection);
     manager
@@ -147,10 +141,7 @@ fn completion_with_no_room_hands_its_marker_out_after_what_was_queued() {
 /// tells them from the changes after it by their numbers.
 #[test]
 fn replayed_changes_stay_ahead_of_a_marker_that_found_no_room() {
-    let (manager, _) = manager_with(ManagerConfig {
-        notification_channel_capacity: 2,
-        ..ManagerConfig::default()
-    });
+    let (manager, _) = with_capacity(2);
     let mut connection = connect(&manager, "alice");
     let sub = manager
         .subscribe(
@@ -180,10 +171,7 @@ fn replayed_changes_stay_ahead_of_a_marker_that_found_no_room() {
 /// subscription's later changes.
 #[test]
 fn a_load_completes_on_a_connection_its_live_traffic_keeps_full() {
-    let (manager, _) = manager_with(ManagerConfig {
-        notification_channel_capacity: 4,
-        ..ManagerConfig::default()
-    });
+    let (manager, _) = with_capacity(4);
     let mut connection = connect(&manager, "alice");
     let busy = manager
         .subscribe(

@@ -139,10 +139,7 @@ fn publish_allocates_and_locks_the_same_for_10_and_10k_subscribers() {
 /// Allocations of a publish to `subscribers` whose channels (capacity 1, never read)
 /// were full for the publish before as well: every delivery is dropped again.
 fn publish_to_full_channels_cost(subscribers: usize) -> u64 {
-    let (manager, _) = manager_with(ManagerConfig {
-        notification_channel_capacity: 1,
-        ..ManagerConfig::default()
-    });
+    let (manager, _) = with_capacity(1);
     let registrations: Vec<_> = (0..subscribers)
         .map(|i| {
             let registration = connect(&manager, &format!("user{}", i % 50));

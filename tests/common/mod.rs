@@ -39,6 +39,14 @@ pub fn manager() -> (Arc<ConnectionsManager>, Arc<ManualClock>) {
     manager_with(ManagerConfig::default())
 }
 
+/// The default manager but for its connections' channels, which hold `capacity` items.
+pub fn with_capacity(capacity: usize) -> (Arc<ConnectionsManager>, Arc<ManualClock>) {
+    manager_with(ManagerConfig {
+        notification_channel_capacity: capacity,
+        ..ManagerConfig::default()
+    })
+}
+
 /// Registers and authenticates a connection as `user`.
 pub fn connect(manager: &ConnectionsManager, user: &str) -> ConnectionRegistration {
     let registration = manager.register_connection().unwrap();

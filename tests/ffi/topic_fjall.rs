@@ -38,8 +38,20 @@ impl TempDir {
 }
 
 impl Drop for TempDir {
+    /// Removes what the case left under the path: a directory, or the plain file a case
+    /// writes there to be refused. A store's background writer that is still finishing
+    /// may add a file while the directory is removed, so removal is tried a few times.
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if self.0.is_file() {
+            let _ = std::fs::remove_file(&self.0);
+            return;
+        }
+        for _ in 0..5 {
+            if std::fs::remove_dir_all(&self.0).is_ok() || !self.0.exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 
