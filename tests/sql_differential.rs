@@ -673,6 +673,12 @@ fn sqlite_spellings_agree_without_parentheses() {
         "c0 GLOB 'a*' OR c1 NOT GLOB '[0-9]*'",
         "NOT c0 GLOB '?' AND c1 glob '[^]a]*'",
         "c0 GLOB 12 OR c1 GLOB NULL",
+        // A block comment ends at its first */ (no nesting), and MySQL's /*! is a comment.
+        "c0 = 2 /* /* */ OR c0 = 1",
+        "0 /* /* /* */ OR c1 ISNULL",
+        "c0 = 1 /*!AND 0*/",
+        "c0 NOTNULL /*! OR 1 */",
+        "c0 = '/*' OR c1 /* '*/ = 1",
     ];
     let refused = [
         "c0 = 1 IS NULL",
@@ -693,6 +699,11 @@ fn sqlite_spellings_agree_without_parentheses() {
         "c0 GLOB 'a' AND c1 SIMILAR TO 'b'",
         "(c0 GLOB 'a') = 1",
         "c0 GLOB c1",
+        "c0 = 1 /* /**/ tail */",
+        // Whitespace to Unicode, not to SQLite; a NUL, where SQLite stops reading.
+        "c0\u{a0}= 1",
+        "c0\u{b}= 1",
+        "c0 = 'a\0b' OR c0 = 1",
     ];
     let mut rng = Rng(0x15_0000_0001);
     let rows: Vec<Vec<Value>> = (0..200)

@@ -959,6 +959,27 @@ fn glob_reads_as_sqlite_and_similar_to_is_refused() {
         1,
         30,
     );
+    // SQLite compares the match's result; here the comparison is the pattern: refused,
+    // and the message says what SQLite reads (a comparison's result is not an operand).
+    refused(
+        "SELECT * FROM t WHERE a GLOB 'x*' = 1",
+        "SQLite compares the GLOB's result with what follows the pattern",
+        1,
+        30,
+    );
+    refused(
+        "SELECT * FROM t WHERE a GLOB 'x*' <> 0",
+        "which is not supported",
+        1,
+        30,
+    );
+    assert!(parse("SELECT * FROM t WHERE (a GLOB 'x*') = 1").is_err());
+    // SQLite's comments: a line comment may follow a block comment's false close, and a
+    // block comment may run to the end of the text.
+    let nested = parse("SELECT * FROM t WHERE a = 1 /* /* */ OR b = 2 --*/").unwrap();
+    assert!(format!("{:?}", nested.filter).contains("Or"), "{nested:?}");
+    let open = parse("SELECT * FROM t WHERE a = 1 /* to the end").unwrap();
+    assert!(format!("{:?}", open.filter).contains("Column(\"a\")"));
     refused(
         "SELECT * FROM t WHERE a SIMILAR TO 'x'",
         "SIMILAR TO is not supported",

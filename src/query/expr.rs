@@ -59,7 +59,10 @@ pub struct ExprSize {
 
 /// A filter expression over one table's columns. Evaluation follows SQL: three-valued logic
 /// with NULL, and a row matches only when the whole filter is TRUE.
+///
+/// Non-exhaustive: forms of SQLite's syntax added later become new variants.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Expr {
     /// A column, by name.
     Column(String),

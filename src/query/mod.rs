@@ -14,6 +14,7 @@ pub(crate) mod route_key;
 pub(crate) mod sql_text;
 pub(crate) mod sqlite_decimal;
 pub(crate) mod sqlite_forms;
+pub(crate) mod sqlite_lexis;
 
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};

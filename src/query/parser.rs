@@ -6,7 +6,7 @@
 //! (and SQLite's `ISNULL`, `NOTNULL`, postfix `NOT NULL`), `x IS [NOT] y` and `IS [NOT]
 //! DISTINCT FROM` between operands, `IS [NOT] TRUE` / `FALSE` (truth tests), `[NOT] BETWEEN`,
 //! `[NOT] LIKE` (with `%`, `_` and `ESCAPE`, case-sensitive), `[NOT] ILIKE`
-//! (case-insensitive), and literals of every value type: integers, floats, `'text'`,
+//! (case-insensitive), SQLite's `[NOT] GLOB` (`*`, `?`, `[...]` sets), and literals of every value type: integers, floats, `'text'`,
 //! `X'0a1b'` bytes, `TRUE`, `FALSE` and `NULL`, with unary minus or plus on numbers. A bare
 //! column or literal is a condition (true when it is a non-zero number). Columns may be
 //! qualified with the table's name (`messages.room`, `chat.messages.room`).
@@ -18,6 +18,12 @@
 //! the smallest integer (`-0x8000000000000000`), are refused as SQLite refuses them. A number
 //! glued to the word after it (`2OR`, `1e`, `0x10z`, `5L`) is refused, as are SQLite's digit
 //! separators (`1_000`).
+//!
+//! Comments and whitespace are read as SQLite reads them: `--` to the end of the line;
+//! `/* ... */` ending at its first `*/` (no nesting), possibly at the end of the text, and
+//! `/*! ... */` a comment like any other; whitespace is space, tab, newline, form feed and
+//! carriage return, and any other character Unicode calls whitespace, outside quotes and
+//! comments, is refused, as is a NUL anywhere (see `sqlite_lexis`).
 //!
 //! Everything else — joins, subqueries, function calls, arithmetic, CASE, CAST, aliases,
 //! DISTINCT, GROUP BY, HAVING, ORDER BY, LIMIT, set operations, several statements — is
@@ -49,6 +55,7 @@ use crate::query::operator_words::is_operator;
 use crate::query::projection::Projection;
 use crate::query::sqlite_decimal::read_decimal;
 use crate::query::sqlite_forms::{is_glob, read_sqlite_forms, EMPTY_LIST_MARK};
+use crate::query::sqlite_lexis::as_sqlite_reads;
 use crate::query::QuerySpec;
 use crate::types::ids::TableId;
 use crate::types::schema::TableSchema;
@@ -167,6 +174,7 @@ pub(crate) fn parse_with_boolean_columns(
 ) -> Result<ParsedQuery, LiveError> {
     let limits = &limits.bounded();
     check_sql_len(sql)?;
+    let sql = &*as_sqlite_reads(sql)?;
     let dialect = GenericDialect {};
     let mut tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
@@ -1646,8 +1654,18 @@ impl Converter<'_> {
     /// A LIKE or GLOB pattern: a literal, within the pattern length limit.
     fn pattern_literal(&self, pattern: &sql::Expr, keyword: &str) -> Result<Value, LiveError> {
         let value = literal(self.context, pattern).map_err(|_| {
+            // `x GLOB 'p' = 1` reads as `x GLOB ('p' = 1)` here, where SQLite compares the
+            // match's result: refused either way, and the message says what SQLite reads.
+            let hint = if starts_with_literal(self.context, pattern) {
+                format!(
+                    " (SQLite compares the {keyword}'s result with what follows the \
+                     pattern, which is not supported)"
+                )
+            } else {
+                String::new()
+            };
             at(
-                format!("a {keyword} pattern must be a literal"),
+                format!("a {keyword} pattern must be a literal{hint}"),
                 self.context.start_of(pattern),
             )
         })?;
@@ -1741,6 +1759,19 @@ fn is_logical(op: &BinaryOperator) -> bool {
 /// unary plus are transparent, and a minus on a numeric literal is part of it, so
 /// `-9223372036854775808` and `-(+9223372036854775808)` are the smallest integer, while an
 /// integer literal beyond 64 bits is a float.
+/// True when `expr` is an operation whose leftmost operand is a literal (`'p' = 1`,
+/// `'p' IS NULL`): what a pattern written before a comparison parses as.
+fn starts_with_literal(context: &Context<'_>, expr: &sql::Expr) -> bool {
+    use sql::Expr as E;
+    let left = match expr {
+        E::BinaryOp { left, .. } => left,
+        E::IsNull(left) | E::IsNotNull(left) => left,
+        E::Between { expr, .. } => expr,
+        _ => return false,
+    };
+    literal(context, left).is_ok() || starts_with_literal(context, left)
+}
+
 fn literal(context: &Context<'_>, expr: &sql::Expr) -> Result<Value, LiveError> {
     use sql::Expr as E;
     match expr {
