@@ -411,8 +411,8 @@ fn sqlite_verdict(filter_sql: &str, row: &[Value], case_sensitive: bool) -> Opti
 }
 
 /// The deliberate differences from SQLite, each asserted as it is. The random generator
-/// never produces their inputs (no NUL, no U+FFFD in patterns, no NaN, no pattern ending in a
-/// lone escape character).
+/// never produces their inputs (no NUL, no U+FFFD in patterns, no GLOB range reaching
+/// U+FFFD, no NaN, no pattern ending in a lone escape character).
 #[test]
 fn deliberate_differences() {
     struct Difference {
@@ -434,6 +434,14 @@ fn deliberate_differences() {
             why: "malformed bytes decoding beyond U+10FFFF read as U+FFFD under LIKE; SQLite \
                   keeps a number that no character equals",
             filter: "c0 LIKE '\u{fffd}'",
+            row: vec![Value::bytes(&[0xf4, 0x90, 0x80, 0x80])],
+            livecore: Some(true),
+            sqlite: Some(false),
+        },
+        Difference {
+            why: "the same bytes under GLOB: U+FFFD is inside a set's range that reaches it; \
+                  SQLite's number is above every range",
+            filter: "c0 GLOB '[a-\u{1f600}]'",
             row: vec![Value::bytes(&[0xf4, 0x90, 0x80, 0x80])],
             livecore: Some(true),
             sqlite: Some(false),

@@ -254,7 +254,8 @@ pub(crate) fn bytes_text(bytes: &[u8]) -> Cow<'_, str> {
             index += 1;
         }
         // Overlong forms of ASCII and surrogates read as U+FFFD, as in SQLite; so does a
-        // code beyond U+10FFFF, which SQLite keeps as a number no character equals.
+        // code beyond U+10FFFF, which SQLite keeps as a number no character equals and no
+        // GLOB range holds (a deliberate difference: U+FFFD is in a range reaching it).
         let decoded = if code < 0x80 {
             None
         } else {
