@@ -50,7 +50,16 @@ fn a_route_feeds_a_topic_consumed_by_a_long_poll_racing_the_publish() {
     // `join_or_fail`'s guard, so only the publish can end it in time).
     let waiter =
         thread::spawn(move || consume(manager, consumer, "room7", "indexer", 10, LONG_POLL_MS));
-    thread::sleep(Duration::from_millis(100));
+    // Published once the consume is parked (a fixed sleep let a loaded machine publish
+    // first, and the consume then found the message without parking).
+    let parked_by = std::time::Instant::now() + Duration::from_secs(20);
+    while stats(manager).consume_parks == 0 {
+        assert!(
+            std::time::Instant::now() < parked_by,
+            "the consume never parked"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
     let (a, b) = (b"a".as_slice(), b"b".as_slice());
     let in7 = [int(1), int(7), text(a)];
     let other = [int(2), int(8), text(a)];
