@@ -2,6 +2,7 @@
 //! and new rows (insert when the row entered, delete when it left, update when it stayed).
 
 use crate::query::filter::Predicate;
+use crate::query::Params;
 use crate::types::change::ChangeNotification;
 use crate::types::change::ChangeType;
 use crate::types::value::Value;
@@ -10,13 +11,16 @@ use crate::types::value::Value;
 #[inline]
 pub(crate) fn match_change(
     filter: Option<&Predicate>,
-    params: &[Value],
+    params: &Params,
     change: &ChangeNotification,
     evaluated: &mut usize,
 ) -> Option<ChangeType> {
     let Some(filter) = filter else {
         return Some(change.change_type);
     };
+    // Read only past the filter test: an unfiltered subscription's fan-out never loads
+    // its parameters (they may sit on another cache line of its core).
+    let params: &[Value] = params;
     match change.change_type {
         ChangeType::Insert | ChangeType::Delete => {
             *evaluated += 1;
