@@ -137,6 +137,11 @@
 #define LC_MAX_FILTER_DEPTH 256
 
 /**
+ * The largest `filter_max_nodes` a config may set.
+ */
+#define LC_MAX_FILTER_NODES 2048
+
+/**
  * The largest `topic_max_message_bytes` a config may set, in bytes (1 GiB).
  */
 #define LC_MAX_TOPIC_MESSAGE_BYTES (1 << 30)
@@ -1016,7 +1021,8 @@ typedef struct lc_config {
      */
     uint64_t filter_max_depth;
     /**
-     * Most nodes in a filter.
+     * Most nodes in a filter (1 to `LC_MAX_FILTER_NODES`, otherwise
+     * `LC_ERR_INVALID_CONFIG`).
      */
     uint64_t filter_max_nodes;
     /**
@@ -1502,7 +1508,8 @@ typedef struct lc_change {
     size_t old_row_len;
     /**
      * The user owning the row, NUL-terminated UTF-8: required on user-scoped tables,
-     * ignored (may be NULL) on shared ones.
+     * where it is a user name (1 to `LC_MAX_NAME_LEN` bytes, else
+     * `LC_ERR_INVALID_NAME`); not read (may be NULL) on shared ones.
      */
     const char *owner;
 } lc_change;
@@ -2576,7 +2583,8 @@ lc_status lc_manager_set_clock(struct lc_manager manager,
  * Writes up to `capacity` connection ids to `out_connection_ids` and their number to
  * `*out_count`. Returns `LC_OK` with at least one id, `LC_EMPTY` (timeout 0) or
  * `LC_TIMEOUT` with none, or `LC_CLOSED` once the manager is freed (a wait the free wakes
- * returns it too); `capacity` 0 is `LC_ERR_INVALID_ARGUMENT`. For each id: drain the
+ * returns it too); `capacity` 0 is `LC_ERR_INVALID_ARGUMENT`. On any status but `LC_OK`,
+ * `*out_count` is 0 (when `out_count` is not NULL). For each id: drain the
  * connection with `lc_connection_recv` and `lc_connection_recv_event` until both return
  * `LC_EMPTY`, then call `lc_connection_arm_ready` so its next delivery or event queues it
  * again (a connection is queued once per arming; new connections start armed). An id may
@@ -2824,8 +2832,9 @@ lc_status lc_connection_recv(struct lc_manager manager,
  * Returns `LC_OK` with `*out_count` (at least 1) notification handles written to
  * `out_notifications`, in the order they were queued; free each with
  * `lc_notification_free`. Returns `LC_EMPTY`, `LC_TIMEOUT` or `LC_CLOSED` as
- * `lc_connection_recv` does, with `*out_count` 0. On any other status no handle was
- * issued and the array was not written (after `LC_ERR_PANIC`, notifications the call had
+ * `lc_connection_recv` does. On any status but `LC_OK`, `*out_count` is 0 (when
+ * `out_count` is not NULL); on any other status than these three no handle was issued
+ * and the array was not written (after `LC_ERR_PANIC`, notifications the call had
  * already taken from the channel are lost, as with `lc_connection_recv`). `capacity` 0 is
  * `LC_ERR_INVALID_ARGUMENT`.
  *

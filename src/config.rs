@@ -151,6 +151,11 @@ impl ManagerConfig {
                 "filter_limits.max_depth must be at most {MAX_FILTER_DEPTH}"
             )));
         }
+        if self.filter_limits.max_nodes > MAX_FILTER_NODES {
+            return Err(LiveError::InvalidConfig(format!(
+                "filter_limits.max_nodes must be at most {MAX_FILTER_NODES}"
+            )));
+        }
         // Each subscription keeps its batch size in 31 bits (see PackedOptions).
         if self.max_snapshot_batch_size >= 1 << 31 {
             return Err(LiveError::InvalidConfig(
@@ -199,6 +204,14 @@ pub const EVENT_CHANNEL_CAPACITY: usize = 16;
 /// stack (optimized), where an unbounded setting let a client's SQL overflow any stack.
 pub const MAX_FILTER_DEPTH: usize = 256;
 
+/// The most filter nodes a configuration may allow: [`FilterLimits::max_nodes`] is at most
+/// this. The SQL parser reads a chain of operators (`a OR b OR c ...`) into a tree as deep
+/// as the chain is long, and reading and dropping that tree recurse once per level on the
+/// caller's stack (about 100 bytes a level in an optimized build): a chain as long as 2048
+/// nodes allow runs on a 256 KiB stack, where an unbounded setting let a client's SQL
+/// within the text limit overflow a host thread's stack.
+pub const MAX_FILTER_NODES: usize = 2048;
+
 /// The largest payload a configuration may let a direct topic publish carry:
 /// [`TopicLimits::max_message_bytes`] is at most this (1 GiB, as a C value's bytes). A
 /// payload is copied into one allocation, whose failure would abort the process.
@@ -223,7 +236,7 @@ pub struct FilterLimits {
     /// Deepest nesting of the expression tree (a lone comparison has depth 2); 1 to
     /// [`MAX_FILTER_DEPTH`].
     pub max_depth: usize,
-    /// Most nodes in the expression tree.
+    /// Most nodes in the expression tree; 1 to [`MAX_FILTER_NODES`].
     pub max_nodes: usize,
     /// Longest IN list.
     pub max_in_list: usize,
@@ -232,11 +245,13 @@ pub struct FilterLimits {
 }
 
 impl FilterLimits {
-    /// These limits with the depth held to [`MAX_FILTER_DEPTH`], which the parser and the
-    /// compiler apply whatever limits a caller hands them directly.
+    /// These limits with the depth and node count held to [`MAX_FILTER_DEPTH`] and
+    /// [`MAX_FILTER_NODES`], which the parser and the compiler apply whatever limits a
+    /// caller hands them directly.
     pub(crate) fn bounded(&self) -> FilterLimits {
         FilterLimits {
             max_depth: self.max_depth.min(MAX_FILTER_DEPTH),
+            max_nodes: self.max_nodes.min(MAX_FILTER_NODES),
             ..*self
         }
     }
@@ -470,6 +485,28 @@ mod tests {
             match config(past).validate() {
                 Err(LiveError::InvalidConfig(message)) => {
                     assert!(message.contains("max_depth must be at most"), "{message}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    /// The parser's tree of an operator chain is as deep as the chain: the node limit,
+    /// which bounds the chain, is bounded too.
+    #[test]
+    fn filter_nodes_are_bounded() {
+        let config = |max_nodes| ManagerConfig {
+            filter_limits: FilterLimits {
+                max_nodes,
+                ..FilterLimits::default()
+            },
+            ..ManagerConfig::default()
+        };
+        assert!(config(MAX_FILTER_NODES).validate().is_ok());
+        for past in [MAX_FILTER_NODES + 1, usize::MAX] {
+            match config(past).validate() {
+                Err(LiveError::InvalidConfig(message)) => {
+                    assert!(message.contains("max_nodes must be at most"), "{message}")
                 }
                 other => panic!("{other:?}"),
             }

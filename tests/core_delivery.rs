@@ -632,6 +632,64 @@ fn filters_at_the_depth_ceiling_run_on_a_small_stack() {
         .expect("no stack overflow");
 }
 
+/// The SQL parser reads a chain of operators into a tree as deep as the chain: the longest
+/// chains the node ceiling lets through parse on a thread with a 512 KiB stack, and longer
+/// ones are refused with a typed error, also where a caller hands the parser limits past
+/// the ceiling.
+#[test]
+fn operator_chains_at_the_node_ceiling_run_on_a_small_stack() {
+    const STACK: usize = if cfg!(debug_assertions) {
+        8 << 20
+    } else {
+        512 << 10
+    };
+    let chain = |terms: usize, term: &dyn Fn(usize) -> String| {
+        (0..terms).map(term).collect::<Vec<_>>().join(" OR ")
+    };
+    let comparisons = chain(600, &|k| format!("id = -{k}"));
+    // As many operators as the ceiling allows: read whole, then refused for its nodes.
+    let bare = chain(MAX_FILTER_NODES + 1, &|_| "room".to_string());
+    let longer = chain(7_000, &|_| "id=1".to_string());
+    std::thread::Builder::new()
+        .stack_size(STACK)
+        .spawn(move || {
+            let (manager, _) = manager_with(ManagerConfig {
+                filter_limits: FilterLimits {
+                    max_nodes: MAX_FILTER_NODES,
+                    ..FilterLimits::default()
+                },
+                ..ManagerConfig::default()
+            });
+            let connection = connect(&manager, "chains");
+            let subscribe = |filter: &str| {
+                manager.subscribe_sql(
+                    connection.connection_id,
+                    &format!("SELECT * FROM chat.messages WHERE {filter}"),
+                    SubscriptionOptions::default(),
+                )
+            };
+            subscribe(&comparisons).unwrap();
+            for filter in [&bare, &longer] {
+                let refused = subscribe(filter);
+                assert!(
+                    matches!(refused, Err(LiveError::FilterTooLarge { .. })),
+                    "{refused:?}"
+                );
+            }
+            let unbounded = FilterLimits {
+                max_nodes: usize::MAX,
+                ..FilterLimits::default()
+            };
+            assert!(matches!(
+                parse_subscription_sql(&format!("SELECT * FROM t WHERE {longer}"), &unbounded),
+                Err(LiveError::FilterTooLarge { .. })
+            ));
+        })
+        .unwrap()
+        .join()
+        .expect("no stack overflow");
+}
+
 #[test]
 fn a_dropped_receiver_is_counted_not_silent() {
     let (manager, _) = manager();

@@ -315,8 +315,9 @@ impl Drop for IssuedNotifications {
 /// Returns `LC_OK` with `*out_count` (at least 1) notification handles written to
 /// `out_notifications`, in the order they were queued; free each with
 /// `lc_notification_free`. Returns `LC_EMPTY`, `LC_TIMEOUT` or `LC_CLOSED` as
-/// `lc_connection_recv` does, with `*out_count` 0. On any other status no handle was
-/// issued and the array was not written (after `LC_ERR_PANIC`, notifications the call had
+/// `lc_connection_recv` does. On any status but `LC_OK`, `*out_count` is 0 (when
+/// `out_count` is not NULL); on any other status than these three no handle was issued
+/// and the array was not written (after `LC_ERR_PANIC`, notifications the call had
 /// already taken from the channel are lost, as with `lc_connection_recv`). `capacity` 0 is
 /// `LC_ERR_INVALID_ARGUMENT`.
 ///
@@ -338,6 +339,9 @@ pub unsafe extern "C" fn lc_connection_recv_batch(
     boundary("lc_connection_recv_batch", || {
         // SAFETY: the caller promised `out_count` is NULL or writable.
         let count_out = unsafe { Out::new(out_count, "out_count") }?;
+        // First, so no early return (a manager freed during the call is LC_CLOSED from the
+        // lookups below) leaves the count unwritten.
+        count_out.preset(0);
         // SAFETY: the caller promised `capacity` writable handles at `out_notifications`.
         let mut out =
             unsafe { OutSlice::for_batch(out_notifications, capacity, "out_notifications") }?;
@@ -348,7 +352,6 @@ pub unsafe extern "C" fn lc_connection_recv_batch(
         let first = match receive(&mut *receiver, timeout_ms) {
             Ok(notification) => notification,
             Err(error) => {
-                count_out.write(0);
                 return Ok(receive_status(error));
             }
         };

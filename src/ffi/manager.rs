@@ -13,7 +13,7 @@ use crate::ffi::types::*;
 use crate::sync::{lock, Arc};
 use crate::{
     ConnectionsManager, FilterLimits, ManagerConfig, ManualClock, NodeId, ReceiveError, TableId,
-    TableSchema, TopicLimits, UserId,
+    TableSchema, TableScope, TopicLimits, UserId,
 };
 
 const VERSION: &CStr =
@@ -417,7 +417,8 @@ pub extern "C" fn lc_manager_set_clock(manager: lc_manager, now_ms: u64) -> lc_s
 /// Writes up to `capacity` connection ids to `out_connection_ids` and their number to
 /// `*out_count`. Returns `LC_OK` with at least one id, `LC_EMPTY` (timeout 0) or
 /// `LC_TIMEOUT` with none, or `LC_CLOSED` once the manager is freed (a wait the free wakes
-/// returns it too); `capacity` 0 is `LC_ERR_INVALID_ARGUMENT`. For each id: drain the
+/// returns it too); `capacity` 0 is `LC_ERR_INVALID_ARGUMENT`. On any status but `LC_OK`,
+/// `*out_count` is 0 (when `out_count` is not NULL). For each id: drain the
 /// connection with `lc_connection_recv` and `lc_connection_recv_event` until both return
 /// `LC_EMPTY`, then call `lc_connection_arm_ready` so its next delivery or event queues it
 /// again (a connection is queued once per arming; new connections start armed). An id may
@@ -441,6 +442,8 @@ pub unsafe extern "C" fn lc_manager_wait_ready(
     boundary("lc_manager_wait_ready", || {
         // SAFETY: the caller promised `out_count` is NULL or writable.
         let count_out = unsafe { Out::new(out_count, "out_count") }?;
+        // First, so no early return leaves the count unwritten.
+        count_out.preset(0);
         // SAFETY: the caller promised `capacity` writable ids at `out_connection_ids`.
         let mut ids =
             unsafe { OutSlice::for_batch(out_connection_ids, capacity, "out_connection_ids") }?;
@@ -462,7 +465,6 @@ pub unsafe extern "C" fn lc_manager_wait_ready(
         let first = match first {
             Ok(id) => id,
             Err(error) => {
-                count_out.write(0);
                 return Ok(receive_status(error));
             }
         };
@@ -481,7 +483,6 @@ pub unsafe extern "C" fn lc_manager_wait_ready(
         // wait woken by that (or one that collected ids a free queued meanwhile) is told
         // the manager is gone, not handed their ids.
         if entry.is_freed() {
-            count_out.write(0);
             return Ok(lc_status::LC_CLOSED);
         }
         count_out.write(count);
@@ -668,7 +669,8 @@ pub unsafe extern "C" fn lc_table_register(
             scope,
             column_names,
         ))?;
-        entry.remember_table(key.0, table_id, column_count);
+        let user_scoped = scope == TableScope::User;
+        entry.remember_table(key.0, table_id, column_count, user_scoped);
         if let Some(out) = out {
             out.write(key.0);
         }

@@ -41,6 +41,17 @@ impl<T> Out<T> {
         unsafe { Self::new(ptr, name) }.map(Some)
     }
 
+    /// Writes a value a later [`write`](Self::write) may replace: a default written first,
+    /// so that no early return leaves the memory unwritten. Only for values with nothing
+    /// to drop, since the next write does not drop it.
+    pub(crate) fn preset(&self, value: T)
+    where
+        T: Copy,
+    {
+        // SAFETY: as for `write`.
+        unsafe { self.0.as_ptr().write(value) }
+    }
+
     /// Writes the value (without dropping whatever the memory held).
     pub(crate) fn write(self, value: T) {
         // SAFETY: checked non-NULL and aligned at construction, and the constructor's

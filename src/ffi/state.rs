@@ -124,12 +124,13 @@ impl ManagerEntry {
 
     /// The table id behind a key from `lc_table_register`.
     pub(crate) fn table_id(&self, key: u32) -> Result<TableId, FfiError> {
-        self.table(key).map(|(table_id, _)| table_id)
+        self.table(key).map(|(table_id, _, _)| table_id)
     }
 
     /// The table id behind a key from `lc_table_register`, with its column count (what a
-    /// row of it must hold, checked before a C row is read).
-    pub(crate) fn table(&self, key: u32) -> Result<(TableId, usize), FfiError> {
+    /// row of it must hold, checked before a C row is read) and whether it is user-scoped
+    /// (whether a change's owner is read).
+    pub(crate) fn table(&self, key: u32) -> Result<(TableId, usize, bool), FfiError> {
         let tables = self.tables.load();
         tables
             .ids
@@ -149,14 +150,22 @@ impl ManagerEntry {
         self.tables.load().keys.get(table_id).copied()
     }
 
-    /// Remembers the id and column count of a registered table's key.
-    pub(crate) fn remember_table(&self, key: u32, table_id: TableId, columns: usize) {
+    /// Remembers the id, column count and scope of a registered table's key.
+    pub(crate) fn remember_table(
+        &self,
+        key: u32,
+        table_id: TableId,
+        columns: usize,
+        user_scoped: bool,
+    ) {
         self.update_tables(|tables| {
             let index = key as usize;
             if tables.ids.len() <= index {
                 tables.ids.resize(index + 1, None);
             }
-            if let Some((previous, _)) = tables.ids[index].replace((table_id.clone(), columns)) {
+            if let Some((previous, _, _)) =
+                tables.ids[index].replace((table_id.clone(), columns, user_scoped))
+            {
                 tables.keys.remove(&previous);
             }
             tables.keys.insert(table_id, key);
@@ -166,7 +175,8 @@ impl ManagerEntry {
     /// Forgets a dropped table's key.
     pub(crate) fn forget_table(&self, key: u32) {
         self.update_tables(|tables| {
-            if let Some((previous, _)) = tables.ids.get_mut(key as usize).and_then(Option::take) {
+            if let Some((previous, _, _)) = tables.ids.get_mut(key as usize).and_then(Option::take)
+            {
                 tables.keys.remove(&previous);
             }
         });
@@ -201,8 +211,8 @@ impl ManagerEntry {
 /// dense) and keys by id (for route lists, which name their table by id).
 #[derive(Clone, Default)]
 pub(crate) struct TableKeys {
-    /// Each key's table and its column count.
-    ids: Vec<Option<(TableId, usize)>>,
+    /// Each key's table, its column count, and whether it is user-scoped.
+    ids: Vec<Option<(TableId, usize, bool)>>,
     keys: HashMap<TableId, u32>,
 }
 

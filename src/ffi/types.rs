@@ -64,6 +64,9 @@ pub const LC_MAX_TOPIC_NAME_LEN: usize = 4096;
 /// The largest `filter_max_depth` a config may set.
 pub const LC_MAX_FILTER_DEPTH: usize = 256;
 
+/// The largest `filter_max_nodes` a config may set.
+pub const LC_MAX_FILTER_NODES: usize = 2048;
+
 /// The largest `topic_max_message_bytes` a config may set, in bytes (1 GiB).
 pub const LC_MAX_TOPIC_MESSAGE_BYTES: usize = 1 << 30;
 
@@ -75,6 +78,7 @@ const _: () = assert!(LC_MAX_CHANNEL_CAPACITY == crate::MAX_CHANNEL_CAPACITY);
 const _: () = assert!(LC_MAX_TOPIC_PARTITIONS == crate::MAX_TOPIC_PARTITIONS);
 const _: () = assert!(LC_MAX_TOPIC_NAME_LEN == crate::MAX_TOPIC_NAME_LEN);
 const _: () = assert!(LC_MAX_FILTER_DEPTH == crate::MAX_FILTER_DEPTH);
+const _: () = assert!(LC_MAX_FILTER_NODES == crate::MAX_FILTER_NODES);
 const _: () = assert!(LC_MAX_TOPIC_MESSAGE_BYTES == crate::MAX_TOPIC_MESSAGE_BYTES);
 
 /// A manager: the notification core of one database node. Opaque: copy it, compare it, pass
@@ -194,7 +198,8 @@ pub struct lc_change {
     /// Number of values at `old_row` (for an update, the table's column count too).
     pub old_row_len: usize,
     /// The user owning the row, NUL-terminated UTF-8: required on user-scoped tables,
-    /// ignored (may be NULL) on shared ones.
+    /// where it is a user name (1 to `LC_MAX_NAME_LEN` bytes, else
+    /// `LC_ERR_INVALID_NAME`); not read (may be NULL) on shared ones.
     pub owner: *const c_char,
 }
 
@@ -265,7 +270,8 @@ pub struct lc_config {
     /// Deepest nesting of a filter (1 to `LC_MAX_FILTER_DEPTH`, otherwise
     /// `LC_ERR_INVALID_CONFIG`).
     pub filter_max_depth: u64,
-    /// Most nodes in a filter.
+    /// Most nodes in a filter (1 to `LC_MAX_FILTER_NODES`, otherwise
+    /// `LC_ERR_INVALID_CONFIG`).
     pub filter_max_nodes: u64,
     /// Longest IN list.
     pub filter_max_in_list: u64,

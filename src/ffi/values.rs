@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::ffi::ptr::{check_count, optional_c_str, slice, text};
+use crate::ffi::ptr::{check_count, name_str, slice, text};
 use crate::ffi::status::{lc_status, FfiError};
 use crate::ffi::types::{
     lc_change, lc_change_type, lc_slow_consumer_policy, lc_subscription_phase, lc_table_scope,
@@ -294,10 +294,10 @@ pub(crate) unsafe fn row_from_c(
 pub(crate) unsafe fn change_from_c(
     change: &lc_change,
     name: &dyn fmt::Display,
-    table: impl FnOnce(u32) -> Result<(TableId, usize), FfiError>,
+    table: impl FnOnce(u32) -> Result<(TableId, usize, bool), FfiError>,
 ) -> Result<ChangeNotification, FfiError> {
     let change_type = lc_change_type::from_tag(change.change_type)?;
-    let (table_id, columns) = table(change.table)?;
+    let (table_id, columns, user_scoped) = table(change.table)?;
     // An update's old row, when it has one (other changes carrying one are refused below).
     let old_row_given =
         change_type == ChangeType::Update && (!change.old_row.is_null() || change.old_row_len != 0);
@@ -335,8 +335,15 @@ pub(crate) unsafe fn change_from_c(
             None
         }
     };
-    // SAFETY: the caller promised `owner` is NULL or a NUL-terminated string.
-    let owner = unsafe { optional_c_str(change.owner, &format_args!("{name}.owner")) }?;
+    // Read on user-scoped tables only (a shared table's change ignores it, as documented),
+    // and held to the rule of every user name: the owner must be a user a connection can
+    // authenticate as.
+    let owner = if user_scoped && !change.owner.is_null() {
+        // SAFETY: the caller promised `owner` is NULL or a NUL-terminated string.
+        Some(unsafe { name_str(change.owner, &format_args!("{name}.owner")) }?)
+    } else {
+        None
+    };
     Ok(ChangeNotification {
         table_id,
         change_type,

@@ -152,8 +152,9 @@ pub struct Filter {
 
 impl Filter {
     /// Compiles `expr` against `schema`: column names resolve to positions now (an unknown
-    /// column is an error), and `limits` hold (their depth held to
-    /// [`MAX_FILTER_DEPTH`](crate::MAX_FILTER_DEPTH), as a manager's configuration is).
+    /// column is an error), and `limits` hold (their depth and node count held to
+    /// [`MAX_FILTER_DEPTH`](crate::MAX_FILTER_DEPTH) and
+    /// [`MAX_FILTER_NODES`](crate::MAX_FILTER_NODES), as a manager's configuration is).
     pub fn compile(
         expr: &Expr,
         schema: &TableSchema,

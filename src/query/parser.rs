@@ -123,7 +123,8 @@ pub(crate) fn check_sql_len_within(
 }
 
 /// Parses subscription SQL (see the module documentation), enforcing `limits` (their depth
-/// held to [`MAX_FILTER_DEPTH`](crate::MAX_FILTER_DEPTH), as a manager's configuration is).
+/// and node count held to [`MAX_FILTER_DEPTH`](crate::MAX_FILTER_DEPTH) and
+/// [`MAX_FILTER_NODES`](crate::MAX_FILTER_NODES), as a manager's configuration is).
 pub fn parse_subscription_sql(sql: &str, limits: &FilterLimits) -> Result<ParsedQuery, LiveError> {
     parse_with_boolean_columns(sql, limits, BooleanColumns::default())
 }

@@ -231,6 +231,14 @@ pub(crate) fn case_lc_connection_recv_batch() {
             lc_connection_recv_batch(f.manager, f.connection, 0, out.as_mut_ptr(), 0, &mut count),
             LC_ERR_INVALID_ARGUMENT
         );
+        // Any status but LC_OK leaves the count 0, whichever lookup refused the call (a
+        // manager freed during a call is LC_CLOSED from the connection's lookup).
+        for manager in [f.manager, f.stale_manager] {
+            count = 99;
+            let status = lc_connection_recv_batch(manager, 999, 0, out.as_mut_ptr(), 8, &mut count);
+            assert_ne!(status, LC_OK);
+            assert_eq!(count, 0, "{status:?}");
+        }
         assert_status!(
             lc_connection_recv_batch(f.manager, 999, 0, out.as_mut_ptr(), 8, &mut count),
             LC_ERR_UNKNOWN_CONNECTION

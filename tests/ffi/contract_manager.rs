@@ -139,6 +139,22 @@ pub(crate) fn case_lc_manager_new() {
                 LC_ERR_INVALID_CONFIG
             );
         }
+        // Filter limits past what a host thread's stack holds.
+        for (depth, nodes) in [
+            (LC_MAX_FILTER_DEPTH as u64 + 1, 1024),
+            (32, LC_MAX_FILTER_NODES as u64 + 1),
+        ] {
+            assert_status!(
+                lc_manager_new(
+                    &with(&|c| {
+                        c.filter_max_depth = depth;
+                        c.filter_max_nodes = nodes
+                    }),
+                    &mut out
+                ),
+                LC_ERR_INVALID_CONFIG
+            );
+        }
         // Topic limits past what a create could allocate, or a store could key.
         for partitions in [u64::from(LC_MAX_TOPIC_PARTITIONS) + 1, u64::from(u32::MAX)] {
             assert_status!(
@@ -253,11 +269,14 @@ pub(crate) fn case_lc_manager_wait_ready() {
             lc_manager_wait_ready(f.stale_manager, 0, ids.as_mut_ptr(), 4, &mut count),
             LC_ERR_INVALID_HANDLE
         );
+        assert_eq!(count, 0, "a refused call leaves the count 0");
+        count = 99;
         assert_status!(
             lc_manager_wait_ready(plain, 0, ids.as_mut_ptr(), 4, &mut count),
             LC_ERR_NOT_ENABLED
         );
-        assert_eq!(count, 99, "a refused call writes nothing");
+        assert_eq!(count, 0, "a refused call leaves the count 0");
+        assert_eq!(ids, [0; 4], "and writes no id");
     }
     assert_eq!(lc_manager_free(plain), LC_OK);
 }

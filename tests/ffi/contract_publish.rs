@@ -202,8 +202,34 @@ pub(crate) fn case_lc_change_publish() {
         ),
         LC_ERR_INVALID_UTF8
     );
+    // An owner is a user name: 1 to LC_MAX_NAME_LEN bytes, as authenticating requires.
+    let too_long = c(&"o".repeat(LC_MAX_NAME_LEN + 1));
+    for owner in [c(""), too_long] {
+        assert_status!(
+            publish_one(
+                &f,
+                &lc_change {
+                    owner: owner.as_ptr(),
+                    ..notes
+                }
+            ),
+            LC_ERR_INVALID_NAME
+        );
+    }
     // Nothing was published, nothing delivered.
     assert_eq!(stats(f.manager).published, 2);
+    // A shared table's change does not read its owner.
+    assert_status!(
+        publish_one(
+            &f,
+            &lc_change {
+                owner: bad_utf8(),
+                ..insert
+            }
+        ),
+        LC_OK
+    );
+    assert_eq!(try_recv_status(f.manager, f.connection), LC_OK);
     assert_eq!(try_recv_status(f.manager, f.connection), LC_EMPTY);
     assert_status!(publish_one(&f, &insert), LC_OK);
 }
