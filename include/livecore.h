@@ -1555,7 +1555,10 @@ typedef struct lc_subscription_status {
      */
     uint32_t reserved;
     /**
-     * The last SeqId the connection's receiver handed out.
+     * The last SeqId the connection's receiver took for the consumer: handed out, or
+     * prepared right behind a gap notice or a load-complete marker it hands out first
+     * (then handed out next, unless the subscription is removed or the connection
+     * unregistered before that receive).
      */
     uint64_t last_received_seq;
 } lc_subscription_status;

@@ -462,6 +462,54 @@ fn resume_replays_missed_commits_in_order_exactly_once() {
     );
 }
 
+/// A live copy of a commit its replay delivers is covered, whichever comes first: held by
+/// the gate and dropped by the replay, or dropped on arrival after it. Counted the same
+/// both ways, in the stats and the completion's report (found by an outside soak: the
+/// first order counted it buffered and nothing else).
+#[test]
+fn a_live_copy_of_a_replayed_commit_is_counted_covered_in_either_order() {
+    for live_first in [true, false] {
+        let (manager, _) = manager();
+        let mut connection = connect(&manager, "alice");
+        let sub = manager
+            .subscribe(
+                connection.connection_id,
+                in_room(1),
+                SubscriptionOptions::resume_from(SeqId(0)),
+            )
+            .unwrap();
+        let replay = || {
+            assert!(manager
+                .replay_commit(sub.live_query_id, SeqId(1), vec![insert_in_room(1, 1)])
+                .unwrap());
+        };
+        if live_first {
+            manager.publish(SeqId(1), insert_in_room(1, 1)).unwrap();
+            replay();
+        } else {
+            replay();
+            manager.publish(SeqId(1), insert_in_room(1, 1)).unwrap();
+        }
+        let report = manager.complete_initial_load(sub.live_query_id).unwrap();
+        assert_eq!((report.flushed, report.covered_by_snapshot), (0, 1));
+        let stats = manager.stats();
+        assert_eq!(
+            (stats.delivered, stats.covered_by_snapshot),
+            (1, 1),
+            "live first: {live_first}"
+        );
+        assert_eq!(
+            stats.buffered,
+            u64::from(live_first),
+            "held only when live came first"
+        );
+        assert_eq!(
+            labels(&drain(&mut connection.notifications)),
+            ["1", "load_complete"]
+        );
+    }
+}
+
 #[test]
 fn resume_unavailable_is_typed_and_ends_the_subscription() {
     let (manager, _) = manager();

@@ -267,11 +267,13 @@ impl SubscriptionFlowControl {
     /// out of log order): that is `Ok(Replay::Skipped)`. Once sent, live copies of it (or
     /// of any earlier commit) already buffered are dropped, and later live publishes at
     /// or below it are dropped too, while gated and once live: the replay delivered them.
+    /// With the outcome comes the number of buffered copies dropped, counted as covered
+    /// (as a live copy arriving after the replay is).
     pub(crate) fn replay<E>(
         &self,
         seq: SeqId,
         send: impl FnOnce() -> Result<bool, E>,
-    ) -> Result<Result<Replay, E>, GateError> {
+    ) -> Result<Result<(Replay, u64), E>, GateError> {
         let mut gate = lock(&self.gate);
         let gate_buffer = self.gated_buffer(&mut gate)?;
         if gate_buffer
@@ -279,7 +281,7 @@ impl SubscriptionFlowControl {
             .max(gate_buffer.replayed_upto)
             .is_some_and(|covered| seq <= covered)
         {
-            return Ok(Ok(Replay::Skipped));
+            return Ok(Ok((Replay::Skipped, 0)));
         }
         let sent = match send() {
             Ok(sent) => sent,
@@ -287,11 +289,16 @@ impl SubscriptionFlowControl {
         };
         // Mutant (the bug this fixed): without it, a live publish of a commit already
         // replayed is held again, or sent once live, and the client gets it twice.
+        let mut covered = 0;
         if !mutant!("replay_not_remembered") {
             gate_buffer.replayed_upto = Some(seq);
+            let before = gate_buffer.buffered.len();
             gate_buffer.buffered.retain(|held| held.seq > seq);
+            covered = (before - gate_buffer.buffered.len()) as u64;
+            gate_buffer.covered_by_snapshot += covered;
         }
-        Ok(Ok(if sent { Replay::Sent } else { Replay::NoMatch }))
+        let outcome = if sent { Replay::Sent } else { Replay::NoMatch };
+        Ok(Ok((outcome, covered)))
     }
 
     /// Completes the initial load: hands every buffered change, in order, to `flush` and
@@ -633,6 +640,7 @@ mod tests {
         })
         .unwrap()
         .unwrap()
+        .0
     }
 
     #[test]

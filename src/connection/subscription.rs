@@ -722,7 +722,10 @@ pub struct SubscriptionStats {
     pub dropped: u64,
     /// The clock reading of the publish that last delivered to it (ms).
     pub last_update_ms: u64,
-    /// The last SeqId its receiver handed to the consumer.
+    /// The last SeqId its receiver took for the consumer: handed out, or prepared right
+    /// behind a gap notice or a load-complete marker the receiver hands out first (then
+    /// it is handed out next, unless the subscription is removed or its connection
+    /// unregistered before that read).
     pub last_received_seq: Option<SeqId>,
     /// Changes buffered behind its gate now.
     pub buffered: usize,

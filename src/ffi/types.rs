@@ -401,7 +401,10 @@ pub struct lc_subscription_status {
     pub has_last_received_seq: u32,
     /// Zero.
     pub reserved: u32,
-    /// The last SeqId the connection's receiver handed out.
+    /// The last SeqId the connection's receiver took for the consumer: handed out, or
+    /// prepared right behind a gap notice or a load-complete marker it hands out first
+    /// (then handed out next, unless the subscription is removed or the connection
+    /// unregistered before that receive).
     pub last_received_seq: u64,
 }
 

@@ -636,7 +636,10 @@ impl ConnectionsManager {
                 Ok(true)
             };
             match core.flow.replay(seq, send) {
-                Ok(Ok(replayed)) => Ok(replayed == Replay::Sent),
+                Ok(Ok((replayed, covered))) => {
+                    StatsCounters::add(&self.stats.covered_by_snapshot, covered);
+                    Ok(replayed == Replay::Sent)
+                }
                 Ok(Err(error)) => Err(error),
                 Err(error) => Err(gate_error(live_query_id, error)),
             }
