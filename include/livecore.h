@@ -1104,8 +1104,9 @@ typedef struct lc_config {
      */
     uint64_t topic_max_retention_bytes;
     /**
-     * Largest payload of `lc_topic_publish`, in bytes (1 to
-     * `LC_MAX_TOPIC_MESSAGE_BYTES`, otherwise `LC_ERR_INVALID_CONFIG`).
+     * Largest payload of `lc_topic_publish` with its key (a text or bytes key counts its
+     * length, another key 8), in bytes (1 to `LC_MAX_TOPIC_MESSAGE_BYTES`, otherwise
+     * `LC_ERR_INVALID_CONFIG`).
      */
     uint64_t topic_max_message_bytes;
     /**
@@ -3500,9 +3501,9 @@ lc_status lc_topic_get_last_write_error(struct lc_manager manager,
 
 /**
  * Publishes a message directly to a topic (not from a table): `payload_len` bytes at
- * `payload` (NULL when 0; at most the config's `topic_max_message_bytes`,
- * `LC_ERR_OUT_OF_BOUNDS` otherwise, checked before the payload is read), carrying
- * `seq`, and an optional `key` (NULL for none): messages with SQL-equal keys land in one
+ * `payload` (NULL when 0; with the key, at most the config's `topic_max_message_bytes`,
+ * `LC_ERR_OUT_OF_BOUNDS` otherwise, the payload's length checked before it is read),
+ * carrying `seq`, and an optional `key` (NULL for none): messages with SQL-equal keys land in one
  * partition, in publish order. `partition` names the partition, or is
  * `LC_TOPIC_ANY_PARTITION` to choose it by the key's hash (round-robin without a key).
  * Everything is copied; the inputs are only read during the call. `*out_partition` and

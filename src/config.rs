@@ -297,7 +297,8 @@ pub struct TopicLimits {
     pub max_retention_messages: u64,
     /// Largest `Retention::max_bytes` of a topic.
     pub max_retention_bytes: u64,
-    /// Largest payload of a direct publish, in bytes (1 to [`MAX_TOPIC_MESSAGE_BYTES`]).
+    /// Largest payload of a direct publish with its key (text and bytes keys count their
+    /// length, other keys 8), in bytes (1 to [`MAX_TOPIC_MESSAGE_BYTES`]).
     pub max_message_bytes: usize,
     /// Longest topic or group name, in bytes (1 to [`MAX_TOPIC_NAME_LEN`]).
     pub max_name_len: usize,

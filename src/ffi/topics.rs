@@ -341,9 +341,9 @@ pub unsafe extern "C" fn lc_topic_get_last_write_error(
 }
 
 /// Publishes a message directly to a topic (not from a table): `payload_len` bytes at
-/// `payload` (NULL when 0; at most the config's `topic_max_message_bytes`,
-/// `LC_ERR_OUT_OF_BOUNDS` otherwise, checked before the payload is read), carrying
-/// `seq`, and an optional `key` (NULL for none): messages with SQL-equal keys land in one
+/// `payload` (NULL when 0; with the key, at most the config's `topic_max_message_bytes`,
+/// `LC_ERR_OUT_OF_BOUNDS` otherwise, the payload's length checked before it is read),
+/// carrying `seq`, and an optional `key` (NULL for none): messages with SQL-equal keys land in one
 /// partition, in publish order. `partition` names the partition, or is
 /// `LC_TOPIC_ANY_PARTITION` to choose it by the key's hash (round-robin without a key).
 /// Everything is copied; the inputs are only read during the call. `*out_partition` and

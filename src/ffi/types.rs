@@ -315,8 +315,9 @@ pub struct lc_config {
     pub topic_max_retention_messages: u64,
     /// Largest `retention_max_bytes` of a topic.
     pub topic_max_retention_bytes: u64,
-    /// Largest payload of `lc_topic_publish`, in bytes (1 to
-    /// `LC_MAX_TOPIC_MESSAGE_BYTES`, otherwise `LC_ERR_INVALID_CONFIG`).
+    /// Largest payload of `lc_topic_publish` with its key (a text or bytes key counts its
+    /// length, another key 8), in bytes (1 to `LC_MAX_TOPIC_MESSAGE_BYTES`, otherwise
+    /// `LC_ERR_INVALID_CONFIG`).
     pub topic_max_message_bytes: u64,
     /// Longest topic or consumer group name, in bytes (default 249; 1 to
     /// `LC_MAX_TOPIC_NAME_LEN`, otherwise `LC_ERR_INVALID_CONFIG`): a longer name is

@@ -77,6 +77,7 @@ use crate::types::change::Commit;
 use crate::types::ids::ConnectionId;
 use crate::types::ids::TableId;
 use crate::types::schema::TableScope;
+use crate::types::value::Value;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use std::time::Instant;
@@ -310,10 +311,18 @@ impl ConnectionsManager {
         message: DirectMessage,
     ) -> LiveResult<MessagePosition> {
         let max = self.config.topics.max_message_bytes;
-        if message.payload.len() > max {
+        // The key is stored with every message too: it counts against the same limit.
+        let key_bytes = match &message.key {
+            Some(Value::Text(text)) => text.len(),
+            Some(Value::Bytes(bytes)) => bytes.len(),
+            Some(_) => 8,
+            None => 0,
+        };
+        let size = message.payload.len().saturating_add(key_bytes);
+        if size > max {
             return Err(LiveError::OutOfBounds {
-                what: "message payload (bytes)",
-                value: message.payload.len() as u64,
+                what: "message payload and key (bytes)",
+                value: size as u64,
                 min: 0,
                 max: max as u64,
             });

@@ -202,8 +202,26 @@ fn limits_are_typed() {
                 .publish_to_topic("t", DirectMessage::new(SeqId(1), [0u8; 9]))
                 .unwrap_err()
         ),
-        ("message payload (bytes)", 9, 0, 8)
+        ("message payload and key (bytes)", 9, 0, 8)
     );
+    // The key is stored with the message: it counts too.
+    let keyed = DirectMessage {
+        key: Some(Value::text("abc")),
+        ..DirectMessage::new(SeqId(1), [0u8; 6])
+    };
+    assert_eq!(
+        bounds(manager.publish_to_topic("t", keyed.clone()).unwrap_err()),
+        ("message payload and key (bytes)", 9, 0, 8)
+    );
+    manager
+        .publish_to_topic(
+            "t",
+            DirectMessage {
+                payload: [0u8; 5].into(),
+                ..keyed
+            },
+        )
+        .unwrap();
     assert_eq!(
         bounds(manager.read_topic("t", 0, 0, 6).unwrap_err()),
         ("max_messages", 6, 1, 5)
