@@ -2485,8 +2485,9 @@ lc_status lc_abi_version(uint32_t *out_abi_version);
  * Gives the message of the last failed call (status 100 or more) on the calling thread,
  * naming the function and what was wrong; an empty string when no call failed yet.
  *
- * `*out_message` receives a NUL-terminated string owned by livecore: do not free it. It
- * stays valid until the next failing `lc_` call on the same thread. This function itself
+ * `*out_message` receives a NUL-terminated string owned by livecore, at most 4096 bytes
+ * (a longer message, quoting a long caller string, is cut and ends with `...`): do not
+ * free it. It stays valid until the next failing `lc_` call on the same thread. This function itself
  * never changes the last error (not even when `out_message` is NULL).
  *
  * Thread safety: any thread; each thread has its own last error.

@@ -407,13 +407,26 @@ fn in_store_callback() -> bool {
             .unwrap_or(false)
 }
 
+/// The longest last-error message kept, in bytes: messages quote caller strings (a name
+/// that was refused, an unknown topic), which may be megabytes long.
+pub(crate) const MAX_LAST_ERROR_LEN: usize = 4096;
+
 /// Records `message` as this thread's last error. NUL bytes (from caller strings quoted in
-/// a message) are shown as `\0` so the message stays one C string.
+/// a message) are shown as `\0` so the message stays one C string; a message longer than
+/// [`MAX_LAST_ERROR_LEN`] bytes is cut at a character boundary and ends with `...`.
 ///
 /// During thread-local teardown (a C destructor of another thread-local calling into
 /// livecore) there is no last error to set: the message is dropped rather than panicking.
 pub(crate) fn set_last_error(function: &str, message: &str) {
-    let text = format!("{function}: {message}").replace('\0', "\\0");
+    let mut text = format!("{function}: {message}").replace('\0', "\\0");
+    if text.len() > MAX_LAST_ERROR_LEN {
+        let mut cut = MAX_LAST_ERROR_LEN - 3;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("...");
+    }
     let text = CString::new(text).unwrap_or_default();
     let _ = LAST_ERROR.try_with(|cell| {
         if let Ok(mut last) = cell.try_borrow_mut() {
@@ -570,5 +583,20 @@ mod tests {
             message.to_str().unwrap(),
             "lc_test: panic caught at the C boundary: boom 7"
         );
+    }
+
+    #[test]
+    fn a_long_message_is_cut_at_a_character_boundary() {
+        // Two-byte characters, so the cut falls inside one unless it steps back.
+        set_last_error("lc_test", &"é".repeat(MAX_LAST_ERROR_LEN));
+        // SAFETY: as above.
+        let message = unsafe { std::ffi::CStr::from_ptr(last_error_ptr()) };
+        let message = message.to_str().expect("cut at a character boundary");
+        assert!(message.len() <= MAX_LAST_ERROR_LEN, "{}", message.len());
+        assert!(message.starts_with("lc_test: éé") && message.ends_with("é..."));
+        set_last_error("lc_test", "short");
+        // SAFETY: as above.
+        let message = unsafe { std::ffi::CStr::from_ptr(last_error_ptr()) };
+        assert_eq!(message.to_str().unwrap(), "lc_test: short");
     }
 }
