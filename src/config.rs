@@ -471,45 +471,37 @@ mod tests {
         assert!(largest.validate().is_ok());
     }
 
-    /// Filters recurse on the caller's stack once per level: the depth limit is bounded.
+    /// Filters recurse on the caller's stack once per level, and the parser's tree of an
+    /// operator chain is as deep as the chain: the depth and node limits are bounded.
     #[test]
-    fn filter_depth_is_bounded() {
-        let config = |max_depth| ManagerConfig {
-            filter_limits: FilterLimits {
-                max_depth,
-                ..FilterLimits::default()
-            },
-            ..ManagerConfig::default()
-        };
-        assert!(config(MAX_FILTER_DEPTH).validate().is_ok());
-        for past in [MAX_FILTER_DEPTH + 1, usize::MAX] {
-            match config(past).validate() {
-                Err(LiveError::InvalidConfig(message)) => {
-                    assert!(message.contains("max_depth must be at most"), "{message}")
+    fn filter_depth_and_nodes_are_bounded() {
+        for (field, ceiling) in [
+            ("max_depth", MAX_FILTER_DEPTH),
+            ("max_nodes", MAX_FILTER_NODES),
+        ] {
+            let limits = |value| match field {
+                "max_depth" => FilterLimits {
+                    max_depth: value,
+                    ..FilterLimits::default()
+                },
+                _ => FilterLimits {
+                    max_nodes: value,
+                    ..FilterLimits::default()
+                },
+            };
+            let refusal = format!("{field} must be at most");
+            let config = |value| ManagerConfig {
+                filter_limits: limits(value),
+                ..ManagerConfig::default()
+            };
+            assert!(config(ceiling).validate().is_ok());
+            for past in [ceiling + 1, usize::MAX] {
+                match config(past).validate() {
+                    Err(LiveError::InvalidConfig(message)) => {
+                        assert!(message.contains(&refusal), "{message}")
+                    }
+                    other => panic!("{other:?}"),
                 }
-                other => panic!("{other:?}"),
-            }
-        }
-    }
-
-    /// The parser's tree of an operator chain is as deep as the chain: the node limit,
-    /// which bounds the chain, is bounded too.
-    #[test]
-    fn filter_nodes_are_bounded() {
-        let config = |max_nodes| ManagerConfig {
-            filter_limits: FilterLimits {
-                max_nodes,
-                ..FilterLimits::default()
-            },
-            ..ManagerConfig::default()
-        };
-        assert!(config(MAX_FILTER_NODES).validate().is_ok());
-        for past in [MAX_FILTER_NODES + 1, usize::MAX] {
-            match config(past).validate() {
-                Err(LiveError::InvalidConfig(message)) => {
-                    assert!(message.contains("max_nodes must be at most"), "{message}")
-                }
-                other => panic!("{other:?}"),
             }
         }
     }

@@ -554,18 +554,19 @@ fn disconnect_policy_raises_an_event_and_ends_the_stream() {
     );
 }
 
+/// The stack the filter ceilings are documented to fit in, in an optimized build (384 KiB
+/// suffices today for the depth); unoptimized frames are several times larger.
+const SMALL_STACK: usize = if cfg!(debug_assertions) {
+    8 << 20
+} else {
+    512 << 10
+};
+
 /// The deepest filters a configuration may allow parse, route and evaluate on a thread
 /// with a 512 KiB stack in an optimized build (each level recurses once on the caller's
 /// stack), whatever the shape: a run of NOTs, nested ORs, nested ANDs of ORs.
 #[test]
 fn filters_at_the_depth_ceiling_run_on_a_small_stack() {
-    // What the ceiling is documented to fit in, in an optimized build (384 KiB suffices
-    // today); unoptimized frames are several times larger.
-    const STACK: usize = if cfg!(debug_assertions) {
-        8 << 20
-    } else {
-        512 << 10
-    };
     let levels = MAX_FILTER_DEPTH - 2;
     let nots = format!("{}room = 1", "NOT ".repeat(levels));
     let ors = format!(
@@ -587,7 +588,7 @@ fn filters_at_the_depth_ceiling_run_on_a_small_stack() {
         ")".repeat(levels)
     );
     std::thread::Builder::new()
-        .stack_size(STACK)
+        .stack_size(SMALL_STACK)
         .spawn(move || {
             let (manager, _) = manager_with(ManagerConfig {
                 filter_limits: FilterLimits {
@@ -638,11 +639,6 @@ fn filters_at_the_depth_ceiling_run_on_a_small_stack() {
 /// the ceiling.
 #[test]
 fn operator_chains_at_the_node_ceiling_run_on_a_small_stack() {
-    const STACK: usize = if cfg!(debug_assertions) {
-        8 << 20
-    } else {
-        512 << 10
-    };
     let chain = |terms: usize, term: &dyn Fn(usize) -> String| {
         (0..terms).map(term).collect::<Vec<_>>().join(" OR ")
     };
@@ -651,7 +647,7 @@ fn operator_chains_at_the_node_ceiling_run_on_a_small_stack() {
     let bare = chain(MAX_FILTER_NODES + 1, &|_| "room".to_string());
     let longer = chain(7_000, &|_| "id=1".to_string());
     std::thread::Builder::new()
-        .stack_size(STACK)
+        .stack_size(SMALL_STACK)
         .spawn(move || {
             let (manager, _) = manager_with(ManagerConfig {
                 filter_limits: FilterLimits {

@@ -143,13 +143,7 @@ fn completion_with_no_room_hands_its_marker_out_after_what_was_queued() {
 fn replayed_changes_stay_ahead_of_a_marker_that_found_no_room() {
     let (manager, _) = with_capacity(2);
     let mut connection = connect(&manager, "alice");
-    let sub = manager
-        .subscribe(
-            connection.connection_id,
-            in_room(1),
-            SubscriptionOptions::resume_from(SeqId(10)),
-        )
-        .unwrap();
+    let sub = resume_in_room_1(&manager, &connection, 10);
     for seq in [11, 12] {
         assert!(manager
             .replay_commit(sub.live_query_id, SeqId(seq), vec![insert_in_room(seq, 1)])
@@ -415,13 +409,7 @@ fn resume_replays_missed_commits_in_order_exactly_once() {
     let (manager, _) = manager();
     let mut connection = connect(&manager, "alice");
     // The client last saw commit 10.
-    let sub = manager
-        .subscribe(
-            connection.connection_id,
-            in_room(1),
-            SubscriptionOptions::resume_from(SeqId(10)),
-        )
-        .unwrap();
+    let sub = resume_in_room_1(&manager, &connection, 10);
     assert_eq!(sub.resume_from, Some(SeqId(10)));
     // Live commits arrive while the engine replays.
     manager.publish(SeqId(13), insert_in_room(13, 1)).unwrap();
@@ -471,13 +459,7 @@ fn a_live_copy_of_a_replayed_commit_is_counted_covered_in_either_order() {
     for live_first in [true, false] {
         let (manager, _) = manager();
         let mut connection = connect(&manager, "alice");
-        let sub = manager
-            .subscribe(
-                connection.connection_id,
-                in_room(1),
-                SubscriptionOptions::resume_from(SeqId(0)),
-            )
-            .unwrap();
+        let sub = resume_in_room_1(&manager, &connection, 0);
         let replay = || {
             assert!(manager
                 .replay_commit(sub.live_query_id, SeqId(1), vec![insert_in_room(1, 1)])
@@ -514,13 +496,7 @@ fn a_live_copy_of_a_replayed_commit_is_counted_covered_in_either_order() {
 fn resume_unavailable_is_typed_and_ends_the_subscription() {
     let (manager, _) = manager();
     let mut connection = connect(&manager, "alice");
-    let sub = manager
-        .subscribe(
-            connection.connection_id,
-            in_room(1),
-            SubscriptionOptions::resume_from(SeqId(3)),
-        )
-        .unwrap();
+    let sub = resume_in_room_1(&manager, &connection, 3);
     manager.publish(SeqId(4), insert_in_room(4, 1)).unwrap();
     manager.resume_unavailable(sub.live_query_id).unwrap();
     manager.publish(SeqId(5), insert_in_room(5, 1)).unwrap();
@@ -559,13 +535,7 @@ fn resume_unavailable_needs_a_gated_subscription() {
         matches!(received.as_slice(), [Notification::Changes(_)]),
         "{received:?}"
     );
-    let resuming = manager
-        .subscribe(
-            connection.connection_id,
-            in_room(1),
-            SubscriptionOptions::resume_from(SeqId(1)),
-        )
-        .unwrap();
+    let resuming = resume_in_room_1(&manager, &connection, 1);
     manager.resume_unavailable(resuming.live_query_id).unwrap();
     assert!(matches!(
         manager.resume_unavailable(resuming.live_query_id),
@@ -602,6 +572,21 @@ fn replay_on_a_user_table_ignores_other_users_rows() {
 }
 
 /// Subscribes `connection` to room 1 with an initial load.
+/// A subscription to room 1 resuming after commit `after`.
+fn resume_in_room_1(
+    manager: &ConnectionsManager,
+    connection: &ConnectionRegistration,
+    after: u64,
+) -> SubscriptionResult {
+    manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::resume_from(SeqId(after)),
+        )
+        .unwrap()
+}
+
 fn load_in_room_1(
     manager: &ConnectionsManager,
     connection: &ConnectionRegistration,
