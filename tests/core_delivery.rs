@@ -562,6 +562,26 @@ const SMALL_STACK: usize = if cfg!(debug_assertions) {
     512 << 10
 };
 
+/// Runs `test` on a thread of [`SMALL_STACK`] with a manager whose filters are held to
+/// `limits`; a stack overflow aborts the test binary, any other failure fails the test.
+fn on_a_small_stack(
+    limits: FilterLimits,
+    test: impl FnOnce(std::sync::Arc<ConnectionsManager>) + Send + 'static,
+) {
+    std::thread::Builder::new()
+        .stack_size(SMALL_STACK)
+        .spawn(move || {
+            let (manager, _) = manager_with(ManagerConfig {
+                filter_limits: limits,
+                ..ManagerConfig::default()
+            });
+            test(manager)
+        })
+        .unwrap()
+        .join()
+        .expect("no stack overflow");
+}
+
 /// The deepest filters a configuration may allow parse, route and evaluate on a thread
 /// with a 512 KiB stack in an optimized build (each level recurses once on the caller's
 /// stack), whatever the shape: a run of NOTs, nested ORs, nested ANDs of ORs.
@@ -587,50 +607,42 @@ fn filters_at_the_depth_ceiling_run_on_a_small_stack() {
             .collect::<String>(),
         ")".repeat(levels)
     );
-    std::thread::Builder::new()
-        .stack_size(SMALL_STACK)
-        .spawn(move || {
-            let (manager, _) = manager_with(ManagerConfig {
-                filter_limits: FilterLimits {
-                    max_depth: MAX_FILTER_DEPTH,
-                    max_nodes: 8 * MAX_FILTER_DEPTH,
-                    ..FilterLimits::default()
-                },
-                ..ManagerConfig::default()
-            });
-            let mut connection = connect(&manager, "deep");
-            for filter in [&nots, &ors, &mixed] {
-                manager
-                    .subscribe_sql(
-                        connection.connection_id,
-                        &format!("SELECT * FROM chat.messages WHERE {filter}"),
-                        SubscriptionOptions::default(),
-                    )
-                    .unwrap();
-            }
-            let too_deep = format!("SELECT * FROM chat.messages WHERE NOT {nots}");
-            assert!(matches!(
-                manager.subscribe_sql(
+    let limits = FilterLimits {
+        max_depth: MAX_FILTER_DEPTH,
+        max_nodes: 8 * MAX_FILTER_DEPTH,
+        ..FilterLimits::default()
+    };
+    on_a_small_stack(limits, move |manager| {
+        let mut connection = connect(&manager, "deep");
+        for filter in [&nots, &ors, &mixed] {
+            manager
+                .subscribe_sql(
                     connection.connection_id,
-                    &too_deep,
-                    SubscriptionOptions::default()
-                ),
-                Err(LiveError::FilterTooDeep { .. })
-            ));
-            for (seq, room) in [(1, 2), (2, 1)] {
-                manager
-                    .publish(
-                        SeqId(seq),
-                        ChangeNotification::insert(messages(), message(seq as i64, room, "")),
-                    )
-                    .unwrap();
-            }
-            // Each of the three filters matches the row in room 1, none the one in room 2.
-            assert_eq!(seqs(&drain(&mut connection.notifications)), [2, 2, 2]);
-        })
-        .unwrap()
-        .join()
-        .expect("no stack overflow");
+                    &format!("SELECT * FROM chat.messages WHERE {filter}"),
+                    SubscriptionOptions::default(),
+                )
+                .unwrap();
+        }
+        let too_deep = format!("SELECT * FROM chat.messages WHERE NOT {nots}");
+        assert!(matches!(
+            manager.subscribe_sql(
+                connection.connection_id,
+                &too_deep,
+                SubscriptionOptions::default()
+            ),
+            Err(LiveError::FilterTooDeep { .. })
+        ));
+        for (seq, room) in [(1, 2), (2, 1)] {
+            manager
+                .publish(
+                    SeqId(seq),
+                    ChangeNotification::insert(messages(), message(seq as i64, room, "")),
+                )
+                .unwrap();
+        }
+        // Each of the three filters matches the row in room 1, none the one in room 2.
+        assert_eq!(seqs(&drain(&mut connection.notifications)), [2, 2, 2]);
+    });
 }
 
 /// The SQL parser reads a chain of operators into a tree as deep as the chain: the longest
@@ -646,44 +658,36 @@ fn operator_chains_at_the_node_ceiling_run_on_a_small_stack() {
     // As many operators as the ceiling allows: read whole, then refused for its nodes.
     let bare = chain(MAX_FILTER_NODES + 1, &|_| "room".to_string());
     let longer = chain(7_000, &|_| "id=1".to_string());
-    std::thread::Builder::new()
-        .stack_size(SMALL_STACK)
-        .spawn(move || {
-            let (manager, _) = manager_with(ManagerConfig {
-                filter_limits: FilterLimits {
-                    max_nodes: MAX_FILTER_NODES,
-                    ..FilterLimits::default()
-                },
-                ..ManagerConfig::default()
-            });
-            let connection = connect(&manager, "chains");
-            let subscribe = |filter: &str| {
-                manager.subscribe_sql(
-                    connection.connection_id,
-                    &format!("SELECT * FROM chat.messages WHERE {filter}"),
-                    SubscriptionOptions::default(),
-                )
-            };
-            subscribe(&comparisons).unwrap();
-            for filter in [&bare, &longer] {
-                let refused = subscribe(filter);
-                assert!(
-                    matches!(refused, Err(LiveError::FilterTooLarge { .. })),
-                    "{refused:?}"
-                );
-            }
-            let unbounded = FilterLimits {
-                max_nodes: usize::MAX,
-                ..FilterLimits::default()
-            };
-            assert!(matches!(
-                parse_subscription_sql(&format!("SELECT * FROM t WHERE {longer}"), &unbounded),
-                Err(LiveError::FilterTooLarge { .. })
-            ));
-        })
-        .unwrap()
-        .join()
-        .expect("no stack overflow");
+    let limits = FilterLimits {
+        max_nodes: MAX_FILTER_NODES,
+        ..FilterLimits::default()
+    };
+    on_a_small_stack(limits, move |manager| {
+        let connection = connect(&manager, "chains");
+        let subscribe = |filter: &str| {
+            manager.subscribe_sql(
+                connection.connection_id,
+                &format!("SELECT * FROM chat.messages WHERE {filter}"),
+                SubscriptionOptions::default(),
+            )
+        };
+        subscribe(&comparisons).unwrap();
+        for filter in [&bare, &longer] {
+            let refused = subscribe(filter);
+            assert!(
+                matches!(refused, Err(LiveError::FilterTooLarge { .. })),
+                "{refused:?}"
+            );
+        }
+        let unbounded = FilterLimits {
+            max_nodes: usize::MAX,
+            ..FilterLimits::default()
+        };
+        assert!(matches!(
+            parse_subscription_sql(&format!("SELECT * FROM t WHERE {longer}"), &unbounded),
+            Err(LiveError::FilterTooLarge { .. })
+        ));
+    });
 }
 
 #[test]

@@ -244,17 +244,7 @@ fn a_load_completes_on_a_connection_its_live_traffic_keeps_full() {
 /// changes follow the marker out of band instead of being pushed into the full channel.
 #[test]
 fn completion_into_a_full_channel_cuts_no_one_off() {
-    let (manager, _) = manager_with(ManagerConfig {
-        notification_channel_capacity: 2,
-        slow_consumer_policy: SlowConsumerPolicy::Disconnect,
-        ..ManagerConfig::default()
-    });
-    let mut connection = connect(&manager, "alice");
-    subscribe(&manager, connection.connection_id, in_room(2));
-    let sub = load_in_room_1(&manager, &connection);
-    manager
-        .set_snapshot_boundary(sub.live_query_id, SeqId(1))
-        .unwrap();
+    let (manager, mut connection, sub) = loading_beside_room_2(SlowConsumerPolicy::Disconnect);
     manager
         .push_snapshot_rows(sub.live_query_id, &[message(1, 1, "")])
         .unwrap();
@@ -278,17 +268,7 @@ fn held_changes_the_marker_left_no_room_for_follow_it() {
         SlowConsumerPolicy::GapNotice,
         SlowConsumerPolicy::Disconnect,
     ] {
-        let (manager, _) = manager_with(ManagerConfig {
-            notification_channel_capacity: 2,
-            slow_consumer_policy: policy,
-            ..ManagerConfig::default()
-        });
-        let mut connection = connect(&manager, "alice");
-        subscribe(&manager, connection.connection_id, in_room(2));
-        let sub = load_in_room_1(&manager, &connection);
-        manager
-            .set_snapshot_boundary(sub.live_query_id, SeqId(1))
-            .unwrap();
+        let (manager, mut connection, sub) = loading_beside_room_2(policy);
         // One slot left, for the marker; 3 and 4 are held by the gate.
         manager.publish(SeqId(2), insert_in_room(2, 2)).unwrap();
         manager.publish(SeqId(3), insert_in_room(3, 1)).unwrap();
@@ -572,6 +552,29 @@ fn replay_on_a_user_table_ignores_other_users_rows() {
 }
 
 /// Subscribes `connection` to room 1 with an initial load.
+/// A manager of channel capacity 2 under `policy`, alice connected with a live
+/// subscription to room 2 beside a loading one to room 1 whose boundary is commit 1.
+fn loading_beside_room_2(
+    policy: SlowConsumerPolicy,
+) -> (
+    std::sync::Arc<ConnectionsManager>,
+    ConnectionRegistration,
+    SubscriptionResult,
+) {
+    let (manager, _) = manager_with(ManagerConfig {
+        notification_channel_capacity: 2,
+        slow_consumer_policy: policy,
+        ..ManagerConfig::default()
+    });
+    let connection = connect(&manager, "alice");
+    subscribe(&manager, connection.connection_id, in_room(2));
+    let sub = load_in_room_1(&manager, &connection);
+    manager
+        .set_snapshot_boundary(sub.live_query_id, SeqId(1))
+        .unwrap();
+    (manager, connection, sub)
+}
+
 /// A subscription to room 1 resuming after commit `after`.
 fn resume_in_room_1(
     manager: &ConnectionsManager,
