@@ -304,13 +304,7 @@ fn a_waiting_marker_of_a_live_subscription_is_counted_once() {
         .set_snapshot_boundary(sub.live_query_id, SeqId(1))
         .unwrap();
     manager.complete_initial_load(sub.live_query_id).unwrap();
-    manager
-        .subscribe(
-            connection.connection_id,
-            in_room(3),
-            SubscriptionOptions::default(),
-        )
-        .unwrap();
+    subscribe(&manager, connection.connection_id, in_room(3));
 }
 
 /// Markers waiting out of band for a connection that never reads count against its

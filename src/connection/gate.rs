@@ -251,11 +251,7 @@ impl SubscriptionFlowControl {
         let mut gate = lock(&self.gate);
         let gate_buffer = self.gated_buffer(&mut gate)?;
         gate_buffer.boundary = Some(boundary);
-        let before = gate_buffer.buffered.len();
-        gate_buffer.buffered.retain(|held| held.seq > boundary);
-        let dropped = (before - gate_buffer.buffered.len()) as u64;
-        gate_buffer.covered_by_snapshot += dropped;
-        Ok(dropped)
+        Ok(gate_buffer.drop_covered(boundary))
     }
 
     /// Passes one replayed commit (resume) straight to the channel through `send`, under
@@ -292,10 +288,7 @@ impl SubscriptionFlowControl {
         let mut covered = 0;
         if !mutant!("replay_not_remembered") {
             gate_buffer.replayed_upto = Some(seq);
-            let before = gate_buffer.buffered.len();
-            gate_buffer.buffered.retain(|held| held.seq > seq);
-            covered = (before - gate_buffer.buffered.len()) as u64;
-            gate_buffer.covered_by_snapshot += covered;
+            covered = gate_buffer.drop_covered(seq);
         }
         let outcome = if sent { Replay::Sent } else { Replay::NoMatch };
         Ok(Ok((outcome, covered)))
@@ -458,6 +451,16 @@ impl GateBuffer {
     /// True when `seq` is already held by the snapshot or was replayed.
     fn covers(&self, seq: SeqId) -> bool {
         self.boundary.max(self.replayed_upto) >= Some(seq)
+    }
+
+    /// Drops the held changes at or below `upto` (the snapshot or a replay delivered them)
+    /// and counts them covered; returns how many.
+    fn drop_covered(&mut self, upto: SeqId) -> u64 {
+        let before = self.buffered.len();
+        self.buffered.retain(|held| held.seq > upto);
+        let dropped = (before - self.buffered.len()) as u64;
+        self.covered_by_snapshot += dropped;
+        dropped
     }
 
     fn insert_in_order(&mut self, held: BufferedNotification) {

@@ -45,6 +45,7 @@ use crate::topics::group::NackOutcome;
 use crate::topics::group::OutOfRangeOutcome;
 use crate::topics::group::ParkDecision;
 use crate::topics::group::ResetPolicy;
+use crate::topics::log::value_size;
 use crate::topics::log::MemoryLog;
 use crate::topics::log::RowChange;
 use crate::topics::log::TopicLog;
@@ -77,7 +78,6 @@ use crate::types::change::Commit;
 use crate::types::ids::ConnectionId;
 use crate::types::ids::TableId;
 use crate::types::schema::TableScope;
-use crate::types::value::Value;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use std::time::Instant;
@@ -312,12 +312,7 @@ impl ConnectionsManager {
     ) -> LiveResult<MessagePosition> {
         let max = self.config.topics.max_message_bytes;
         // The key is stored with every message too: it counts against the same limit.
-        let key_bytes = match &message.key {
-            Some(Value::Text(text)) => text.len(),
-            Some(Value::Bytes(bytes)) => bytes.len(),
-            Some(_) => 8,
-            None => 0,
-        };
+        let key_bytes = message.key.as_ref().map_or(0, value_size);
         let size = message.payload.len().saturating_add(key_bytes);
         if size > max {
             return Err(LiveError::OutOfBounds {

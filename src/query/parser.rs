@@ -6,10 +6,11 @@
 //! (and SQLite's `ISNULL`, `NOTNULL`, postfix `NOT NULL`), `x IS [NOT] y` and `IS [NOT]
 //! DISTINCT FROM` between operands, `IS [NOT] TRUE` / `FALSE` (truth tests), `[NOT] BETWEEN`,
 //! `[NOT] LIKE` (with `%`, `_` and `ESCAPE`, case-sensitive), `[NOT] ILIKE`
-//! (case-insensitive), SQLite's `[NOT] GLOB` (`*`, `?`, `[...]` sets), and literals of every value type: integers, floats, `'text'`,
-//! `X'0a1b'` bytes, `TRUE`, `FALSE` and `NULL`, with unary minus or plus on numbers. A bare
-//! column or literal is a condition (true when it is a non-zero number). Columns may be
-//! qualified with the table's name (`messages.room`, `chat.messages.room`).
+//! (case-insensitive), SQLite's `[NOT] GLOB` (`*`, `?`, `[...]` sets), and literals of
+//! every value type: integers, floats, `'text'`, `X'0a1b'` bytes, `TRUE`, `FALSE` and
+//! `NULL`, with unary minus or plus on numbers. A bare column or literal is a condition
+//! (true when it is a non-zero number). Columns may be qualified with the table's name
+//! (`messages.room`, `chat.messages.room`).
 //!
 //! Numbers are read as SQLite reads them: `7`, `007` and `+7` are integers; `7.5`, `.5`,
 //! `5.`, `1e3`, `1E-2` are floats; a decimal integer beyond 64 bits is a float; `0x10` and

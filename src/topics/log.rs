@@ -167,7 +167,9 @@ fn write_row(out: &mut Vec<u8>, columns: &[DataArc<str>], row: &Row) {
     );
 }
 
-fn value_size(value: &Value) -> usize {
+/// The bytes a value counts for in a message's size: text and bytes their length, any
+/// other value 8.
+pub(crate) fn value_size(value: &Value) -> usize {
     match value {
         Value::Text(text) => text.len(),
         Value::Bytes(bytes) => bytes.len(),
