@@ -3021,7 +3021,10 @@ lc_status lc_subscription_cancel(struct lc_manager manager,
 
 /**
  * Initial load, step 2: the SeqId of the engine's snapshot, read after `lc_subscription_create_sql`
- * returned. Changes at or below it are dropped at the gate (the snapshot holds them).
+ * returned. Changes at or below it are dropped at the gate (the snapshot holds them). It
+ * may be set again at the same SeqId or a later one; a lower one is `LC_ERR_INVALID_STATE`
+ * (what the first boundary dropped would be in neither the snapshot nor the stream).
+ * Completing without a boundary delivers every buffered change.
  *
  * Thread safety: any thread, concurrently with any other call.
  */

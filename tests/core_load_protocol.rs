@@ -45,6 +45,73 @@ fn initial_load_delivers_each_change_once_across_the_boundary() {
         .is_err());
 }
 
+/// A boundary set again may stay or move forward. Moved back, the changes the first one
+/// dropped would be in neither the snapshot nor the stream, so it is refused, and the load
+/// completes at the boundary kept (found by an outside C host: a lower one was accepted).
+#[test]
+fn the_snapshot_boundary_moves_forward_only() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    let id = load_in_room_1(&manager, &connection).live_query_id;
+    for seq in 1..=4 {
+        manager.publish(SeqId(seq), insert_in_room(seq, 1)).unwrap();
+    }
+    manager.set_snapshot_boundary(id, SeqId(2)).unwrap();
+    assert_eq!(
+        manager.set_snapshot_boundary(id, SeqId(1)),
+        Err(LiveError::InvalidState {
+            subscription_id: id.subscription_id,
+            reason: "the snapshot boundary may stay or move forward, not back: changes \
+                     above the new one may already have been dropped as covered",
+        })
+    );
+    manager.set_snapshot_boundary(id, SeqId(2)).unwrap();
+    manager.set_snapshot_boundary(id, SeqId(3)).unwrap();
+    let report = manager.complete_initial_load(id).unwrap();
+    assert_eq!(report.boundary, Some(SeqId(3)));
+    assert_eq!(report.covered_by_snapshot, 3);
+    assert_eq!(seqs(&drain(&mut connection.notifications)), vec![4]);
+}
+
+/// Load calls for a connection whose receiver was dropped fail with a state error that
+/// says so: the connection is still registered, so it is not an unknown connection (found
+/// by an outside soak), and a retry could never succeed.
+#[test]
+fn load_calls_after_the_receiver_is_dropped_say_so() {
+    let (manager, _) = manager();
+    let connection = connect(&manager, "alice");
+    let loading = load_in_room_1(&manager, &connection).live_query_id;
+    let resuming = resume_in_room_1(&manager, &connection, 10).live_query_id;
+    drop(connection.notifications);
+    let gone = |id: LiveQueryId| LiveError::InvalidState {
+        subscription_id: id.subscription_id,
+        reason: "its connection's notification receiver was dropped: unregister the connection",
+    };
+    assert_eq!(
+        manager
+            .push_snapshot_rows(loading, &[message(1, 1, "a")])
+            .err(),
+        Some(gone(loading))
+    );
+    assert_eq!(
+        manager.complete_initial_load(loading).err(),
+        Some(gone(loading))
+    );
+    assert_eq!(
+        manager
+            .replay_commit(resuming, SeqId(11), vec![insert_in_room(11, 1)])
+            .err(),
+        Some(gone(resuming))
+    );
+    assert_eq!(
+        manager
+            .subscriptions_of(connection.connection_id)
+            .map(|listed| listed.len()),
+        Ok(2),
+        "still registered"
+    );
+}
+
 #[test]
 fn snapshot_rows_through_livecore_are_filtered_projected_batched_and_first() {
     let (manager, _) = with_capacity(3);
@@ -545,7 +612,6 @@ fn replay_on_a_user_table_ignores_other_users_rows() {
     );
 }
 
-/// Subscribes `connection` to room 1 with an initial load.
 /// A manager of channel capacity 2 under `policy`, alice connected with a live
 /// subscription to room 2 beside a loading one to room 1 whose boundary is commit 1.
 fn loading_beside_room_2(
@@ -584,6 +650,7 @@ fn resume_in_room_1(
         .unwrap()
 }
 
+/// Subscribes `connection` to room 1 with an initial load.
 fn load_in_room_1(
     manager: &ConnectionsManager,
     connection: &ConnectionRegistration,

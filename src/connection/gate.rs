@@ -92,6 +92,10 @@ pub(crate) enum GateError {
     AlreadyLive,
     /// The subscription has ended.
     Closed,
+    /// A boundary below the one already set: changes between the two may already have
+    /// been dropped as covered, and a lower boundary would leave them in neither the
+    /// snapshot nor the stream.
+    BoundaryMovedBack,
 }
 
 impl SubscriptionFlowControl {
@@ -245,11 +249,14 @@ impl SubscriptionFlowControl {
     }
 
     /// Sets the snapshot boundary: buffered changes at or below it are dropped, and so are
-    /// later arrivals at or below it.
+    /// later arrivals at or below it. Set again, it may stay or move forward, never back.
     pub(crate) fn set_boundary(&self, boundary: SeqId) -> Result<u64, GateError> {
         let boundary = SeqId(boundary.0.min(MAX_BOUNDARY));
         let mut gate = lock(&self.gate);
         let gate_buffer = self.gated_buffer(&mut gate)?;
+        if gate_buffer.boundary.is_some_and(|set| boundary < set) {
+            return Err(GateError::BoundaryMovedBack);
+        }
         gate_buffer.boundary = Some(boundary);
         Ok(gate_buffer.drop_covered(boundary))
     }
@@ -619,6 +626,13 @@ mod tests {
             assert_eq!(gate.admit(SeqId(seq), || held(seq)), GateDecision::Buffered);
         }
         assert_eq!(gate.set_boundary(SeqId(5)), Ok(2));
+        // The boundary stays or moves forward: 3 was dropped as covered, and a boundary
+        // of 2 would leave it in neither the snapshot nor the stream.
+        assert_eq!(
+            gate.set_boundary(SeqId(2)),
+            Err(GateError::BoundaryMovedBack)
+        );
+        assert_eq!(gate.set_boundary(SeqId(5)), Ok(0));
         assert_eq!(
             gate.admit(SeqId(4), || held(4)),
             GateDecision::CoveredBySnapshot

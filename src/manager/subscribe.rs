@@ -325,6 +325,10 @@ impl ConnectionsManager {
 
     /// Step 2 of the load protocol: the SeqId of the engine's snapshot. Buffered changes
     /// at or below it are dropped (the snapshot holds them), and so are later arrivals.
+    /// It may be set again, at the same SeqId or a later one (a snapshot taken again);
+    /// a lower one is [`LiveError::InvalidState`], since what the first boundary dropped
+    /// would then be in neither the snapshot nor the stream. Completing the load without
+    /// a boundary is allowed: every buffered change is then delivered.
     pub fn set_snapshot_boundary(
         &self,
         live_query_id: LiveQueryId,
@@ -403,7 +407,7 @@ impl ConnectionsManager {
                             return Err(channel_full(connection, core.id, progress.consumed))
                         }
                         Some(Err(TrySendError::Disconnected(_))) => {
-                            return Err(LiveError::UnknownConnection(connection.id))
+                            return Err(receiver_dropped(core.id))
                         }
                         // A publish overflowed the gate since the check above: the load
                         // failed, and the subscriber is told to resync.
@@ -469,9 +473,7 @@ impl ConnectionsManager {
                         return Err(channel_full(connection, core.id, 0))
                     }
                     Err(TrySendError::Full(marker)) => marker.into_other(),
-                    Err(TrySendError::Disconnected(_)) => {
-                        return Err(LiveError::UnknownConnection(connection.id))
-                    }
+                    Err(TrySendError::Disconnected(_)) => return Err(receiver_dropped(core.id)),
                 };
                 // The held changes follow the marker: through the channel while it has room
                 // (and the marker went that way), the rest out of band behind it, numbered
@@ -768,6 +770,11 @@ fn gate_error(live_query_id: LiveQueryId, error: GateError) -> LiveError {
             subscription_id: live_query_id.subscription_id,
             ending: SubscriptionEnding::ResyncRequired,
         },
+        GateError::BoundaryMovedBack => LiveError::InvalidState {
+            subscription_id: live_query_id.subscription_id,
+            reason: "the snapshot boundary may stay or move forward, not back: changes \
+                     above the new one may already have been dropped as covered",
+        },
     }
 }
 
@@ -787,6 +794,16 @@ fn channel_full(
         }
     } else {
         LiveError::WouldBlock { consumed }
+    }
+}
+
+/// A load's send found the connection's receiver dropped: nothing sent to the connection can
+/// be read again, so retrying is pointless. The connection itself is still registered (the
+/// host unregisters it), so this is not [`LiveError::UnknownConnection`].
+fn receiver_dropped(subscription_id: SubscriptionId) -> LiveError {
+    LiveError::InvalidState {
+        subscription_id,
+        reason: "its connection's notification receiver was dropped: unregister the connection",
     }
 }
 
@@ -825,7 +842,7 @@ fn send_replayed(
         }
         Err(TrySendError::Disconnected(_)) => {
             core.retract_attempt(attempt);
-            Err(LiveError::UnknownConnection(connection.id))
+            Err(receiver_dropped(core.id))
         }
     }
 }

@@ -272,8 +272,22 @@ pub(crate) fn case_lc_subscription_set_snapshot_boundary() {
         lc_subscription_set_snapshot_boundary(f.stale_manager, f.live, 1),
         LC_ERR_INVALID_HANDLE
     );
+    let gated = f.gated();
     assert_status!(
-        lc_subscription_set_snapshot_boundary(f.manager, f.gated(), 1),
+        lc_subscription_set_snapshot_boundary(f.manager, gated, 5),
+        LC_OK
+    );
+    // The same boundary again, or a later one; never a lower one.
+    assert_status!(
+        lc_subscription_set_snapshot_boundary(f.manager, gated, 5),
+        LC_OK
+    );
+    assert_status!(
+        lc_subscription_set_snapshot_boundary(f.manager, gated, 4),
+        LC_ERR_INVALID_STATE
+    );
+    assert_status!(
+        lc_subscription_set_snapshot_boundary(f.manager, gated, 6),
         LC_OK
     );
 }
