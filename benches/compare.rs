@@ -133,6 +133,15 @@ fn median_ns(mut run: impl FnMut() -> (Duration, u64)) -> f64 {
     samples[REPS / 2]
 }
 
+/// The median of `samples` (0 when there are none).
+fn median_of(samples: &mut [f64]) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
 /// Medians of `REPS` runs of each side, the two sides taking turns so both sample the
 /// same moments of a shared, noisy machine.
 fn paired(
@@ -368,9 +377,17 @@ impl<Q: FloorQueue> Floor<Q> {
     /// Publisher side: `commits` rows pushed into every queue, drained between chunks with
     /// the clock stopped, as livecore's publisher-side runs are.
     fn publisher_run(&mut self, commits: u64) -> (Duration, u64) {
+        let (elapsed, ops, _) = self.publisher_run_timing_drains(commits);
+        (elapsed, ops)
+    }
+
+    /// [`publisher_run`](Self::publisher_run), also timing each drain: the time per item
+    /// taken of each.
+    fn publisher_run_timing_drains(&mut self, commits: u64) -> (Duration, u64, Vec<f64>) {
         let fanout = self.senders.len() as u64;
         let senders = &self.senders;
         let receivers = &mut self.receivers;
+        let mut drains = Vec::new();
         let elapsed = timed_in_chunks(
             commits,
             chunk_for(fanout),
@@ -379,10 +396,12 @@ impl<Q: FloorQueue> Floor<Q> {
                 Self::push_all(senders, row);
             },
             || {
-                Self::drain(receivers);
+                let start = Instant::now();
+                let taken = Self::drain(receivers);
+                drains.push(start.elapsed().as_nanos() as f64 / taken.max(1) as f64);
             },
         );
-        (elapsed, commits * fanout)
+        (elapsed, commits * fanout, drains)
     }
 
     /// Pushes one row into each queue and takes it again, so that every queue has its
@@ -454,6 +473,10 @@ fn fanout_scenarios() {
     // same moments.
     let mut flume_floor = Floor::<FlumeChannel>::new(SUBSCRIBERS);
     let mut array_floor = Floor::<CrossbeamArrayQueue>::new(SUBSCRIBERS);
+    // The drains between chunks are untimed above; here they are timed on the side, per
+    // delivery taken, to show the receiving side's own cost against the bare channel's.
+    let mut live_drains = Vec::new();
+    let mut flume_drains = Vec::new();
     {
         let manager = Arc::clone(&live.manager);
         let table = live.table.clone();
@@ -475,12 +498,18 @@ fn fanout_scenarios() {
                     manager.publish(seq, change).expect("publish");
                 },
                 || {
-                    drain_live(receivers);
+                    let start = Instant::now();
+                    let taken = drain_live(receivers);
+                    live_drains.push(start.elapsed().as_nanos() as f64 / taken.max(1) as f64);
                 },
             );
             (elapsed, commits * fanout)
         };
-        let mut flume_run = || flume_floor.publisher_run(commits);
+        let mut flume_run = || {
+            let (elapsed, ops, drains) = flume_floor.publisher_run_timing_drains(commits);
+            flume_drains.extend(drains);
+            (elapsed, ops)
+        };
         let mut array_run = || array_floor.publisher_run(commits);
         let medians = interleaved(&mut [&mut live_run, &mut flume_run, &mut array_run]);
         result(
@@ -499,6 +528,13 @@ fn fanout_scenarios() {
              (a bounded queue with no blocking receive or wake-up, which a channel also provides)",
         );
     }
+    result(
+        "floor_flume_10k_drain",
+        "delivery taken, receiving side (reported, not a target)",
+        median_of(&mut live_drains),
+        median_of(&mut flume_drains),
+        "bare flume try_recv draining 10k bounded channels of the same capacity",
+    );
 
     if std::env::var_os("LIVECORE_COMPARE_BREAKDOWN").is_some() {
         let change = live.insert(1);
