@@ -1,5 +1,6 @@
-//! Loom models of topic consume: a parked long poll is always woken; a nack or a lease
-//! extension racing a lease's expiry never revives the expired lease. Run with
+//! Loom models of topics: a parked long poll is always woken; a nack or a lease extension
+//! racing a lease's expiry never revives the expired lease; racing appends to one
+//! partition pass livecore's check of their offsets. Run with
 //! `RUSTFLAGS="--cfg livecore_loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release -p livecore-loom-tests`
 //! (in its own target directory). Without the cfg this file compiles to nothing.
 //!
@@ -52,6 +53,34 @@ fn consume_racing_publish() {
         assert_eq!(batch.len(), 1, "the message, once");
         assert_eq!(batch.messages[0].seq, SeqId(1));
         assert_eq!(publisher.join().unwrap().offset, 0);
+    });
+}
+
+/// Invariant: appends racing on one partition are all accepted, whichever the store puts
+/// first. livecore checks the offset a store gives against what it has started writing;
+/// an append started second may take effect first, and the check must allow it.
+#[test]
+fn appends_racing_on_one_partition() {
+    loom::model(|| {
+        let (manager, _) = setup();
+        let other = {
+            let manager = manager.clone();
+            thread::spawn(move || {
+                manager
+                    .publish_to_topic("t", DirectMessage::new(SeqId(1), "a"))
+                    .unwrap()
+                    .offset
+            })
+        };
+        let mine = manager
+            .publish_to_topic("t", DirectMessage::new(SeqId(2), "b"))
+            .unwrap()
+            .offset;
+        let theirs = other.join().unwrap();
+        let mut offsets = [mine, theirs];
+        offsets.sort_unstable();
+        assert_eq!(offsets, [0, 1]);
+        assert_eq!(manager.topic_info("t").unwrap().write_failures, 0);
     });
 }
 

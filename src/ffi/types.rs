@@ -1141,7 +1141,10 @@ pub struct lc_topic_store {
     pub user_data: *mut std::ffi::c_void,
     /// Required. Appends the `count` (at least 1) blobs at `blobs` to `partition`, at
     /// consecutive offsets, and writes the offset of the first to `*out_first_offset`.
-    /// The blobs are only valid during the call: copy them.
+    /// The blobs are only valid during the call: copy them. livecore is the store's only
+    /// writer: an offset before the end of the appends that returned before this call, or
+    /// past what livecore has handed the store to write, fails the append as a store error
+    /// (counted, see `lc_topic_get_last_write_error`), and the partition's end stays.
     pub append: Option<
         unsafe extern "C" fn(
             user_data: *mut std::ffi::c_void,

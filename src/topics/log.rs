@@ -260,7 +260,10 @@ pub trait TopicLog: Send + Sync + 'static {
     fn partitions(&self) -> u32;
 
     /// Appends `records` (at least one) to `partition` and returns the offset given to the
-    /// first; the rest follow consecutively.
+    /// first; the rest follow consecutively. livecore is the log's only writer and checks
+    /// the offset: one before the end of the appends that returned before this call
+    /// started, or one that runs past the messages livecore has handed the log, is a store
+    /// error (counted as a write failure), and the partition's end does not move.
     fn append(&self, partition: u32, records: Vec<TopicRecord>) -> Result<u64, TopicLogError>;
 
     /// Appends to `out` up to `max_messages` messages of `partition` from `offset` on.

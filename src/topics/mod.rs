@@ -261,9 +261,23 @@ impl Topic {
     /// offset. A failure is counted and kept as the topic's last error.
     pub(crate) fn append(&self, partition: u32, records: Vec<TopicRecord>) -> LiveResult<u64> {
         let count = records.len() as u64;
-        match self.log.append(partition, records) {
+        let signal = &self.signals[partition as usize];
+        let start = signal.start_append(count);
+        let appended = self.log.append(partition, records).and_then(|first| {
+            signal
+                .check_append(start, first, count)
+                .map(|()| first)
+                .map_err(|(lowest, highest)| {
+                    TopicLogError::Store(format!(
+                        "the store gave first offset {first} to an append of {count} messages \
+                         to partition {partition}; livecore, its only writer, expects one from \
+                         {lowest} to {highest}"
+                    ))
+                })
+        });
+        match appended {
             Ok(first) => {
-                self.signals[partition as usize].appended(first + count);
+                signal.appended(first + count);
                 self.appended.fetch_add(count, Ordering::Relaxed);
                 self.totals.appended.fetch_add(count, Ordering::Relaxed);
                 Ok(first)

@@ -120,14 +120,65 @@ impl WaitList {
 /// sessions waiting for it to move.
 pub(crate) struct PartitionSignal {
     end: AtomicU64,
+    /// The end the partition had when the topic opened plus every message an append has
+    /// been started for since: livecore is the log's only writer and offsets are given out
+    /// consecutively, so no append can have been given an offset at or past it.
+    reserved: AtomicU64,
     pub(crate) waiters: WaitList,
+}
+
+/// Where an append started (see [`PartitionSignal::start_append`]): the partition's end as
+/// livecore knew it then, the lowest offset the append can be given.
+#[derive(Clone, Copy)]
+pub(crate) struct AppendStart {
+    floor: u64,
+    /// What had been counted once this append was: only the mutant below reads it.
+    counted: u64,
 }
 
 impl PartitionSignal {
     pub(crate) fn new(end: u64) -> Self {
         Self {
             end: AtomicU64::new(end),
+            reserved: AtomicU64::new(end),
             waiters: WaitList::new(),
+        }
+    }
+
+    /// Called before an append of `count` messages is handed to the log: counts them as
+    /// written, and notes the end every append that returned before this one has raised.
+    pub(crate) fn start_append(&self, count: u64) -> AppendStart {
+        let floor = self.end.load(Ordering::SeqCst);
+        let counted = self.reserved.fetch_add(count, Ordering::SeqCst) + count;
+        AppendStart { floor, counted }
+    }
+
+    /// Checks the first offset a log gave an append of `count` messages started at
+    /// `start`. Appends that returned before it started took effect before it, so it
+    /// begins at or after the end they raised; and every append that took effect before it
+    /// had been started (and counted) before it returned, so it ends within what has been
+    /// counted. Concurrent appends may finish in any order; neither bound depends on it.
+    /// `Err` holds the offsets it could have been given, for the error.
+    pub(crate) fn check_append(
+        &self,
+        start: AppendStart,
+        first: u64,
+        count: u64,
+    ) -> Result<(), (u64, u64)> {
+        // Mutant: the ceiling as counted when this append started. An append started
+        // later may take effect first, and this one is then refused although the store
+        // gave it the right offset.
+        let ceiling = if mutant!("append_ceiling_at_start") {
+            start.counted
+        } else {
+            self.reserved.load(Ordering::SeqCst)
+        };
+        let fits =
+            first >= start.floor && first.checked_add(count).is_some_and(|end| end <= ceiling);
+        if fits {
+            Ok(())
+        } else {
+            Err((start.floor, ceiling.saturating_sub(count)))
         }
     }
 

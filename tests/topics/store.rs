@@ -9,12 +9,28 @@ use livecore::*;
 use crate::common::*;
 use crate::support::*;
 
-/// A store whose appends fail while `failing` is set, and which remembers committed
+/// A store whose appends fail while `failing` is set, which gives appends the first
+/// offset `made_up_first` holds unless it is [`TRUTHFUL`], and which remembers committed
 /// offsets like a durable store would.
 struct FlakyLog {
     inner: MemoryLog,
     failing: Arc<AtomicBool>,
+    made_up_first: Arc<AtomicU64>,
     commits: Arc<Mutex<Vec<(String, u32, u64)>>>,
+}
+
+/// `FlakyLog::made_up_first` when the store tells the truth.
+const TRUTHFUL: u64 = u64::MAX;
+
+impl FlakyLog {
+    fn new(partitions: u32) -> Self {
+        Self {
+            inner: MemoryLog::new(partitions, Retention::default()),
+            failing: Arc::default(),
+            made_up_first: Arc::new(AtomicU64::new(TRUTHFUL)),
+            commits: Arc::default(),
+        }
+    }
 }
 
 impl TopicLog for FlakyLog {
@@ -25,7 +41,11 @@ impl TopicLog for FlakyLog {
         if self.failing.load(Ordering::SeqCst) {
             return Err(TopicLogError::Store("disk full".into()));
         }
-        self.inner.append(partition, records)
+        let first = self.inner.append(partition, records)?;
+        Ok(match self.made_up_first.load(Ordering::SeqCst) {
+            TRUTHFUL => first,
+            made_up => made_up,
+        })
     }
     fn read(
         &self,
@@ -57,13 +77,8 @@ impl TopicLog for FlakyLog {
 #[test]
 fn a_failing_store_is_counted_and_surfaced_never_silent() {
     let (manager, _) = manager();
-    let failing = Arc::new(AtomicBool::new(false));
-    let commits = Arc::new(Mutex::new(Vec::new()));
-    let log = FlakyLog {
-        inner: MemoryLog::new(1, Retention::default()),
-        failing: failing.clone(),
-        commits: commits.clone(),
-    };
+    let log = FlakyLog::new(1);
+    let (failing, commits) = (log.failing.clone(), log.commits.clone());
     manager
         .create_topic_with_log("f", TopicConfig::partitions(1), Box::new(log))
         .unwrap();
@@ -129,6 +144,75 @@ fn a_failing_store_is_counted_and_surfaced_never_silent() {
         commits.lock().unwrap().as_slice(),
         [("g".to_string(), 0, 1)]
     );
+}
+
+/// A store that gives an append an offset livecore cannot have been given (below the end
+/// of what earlier appends wrote, or past what has been written at all) fails the append,
+/// counted and explained, and the partition's end stays where it was: consumers would
+/// otherwise wait on, or skip to, messages that do not exist (found by an outside hostile C
+/// host, whose store callbacks made offsets up).
+#[test]
+fn an_append_given_an_offset_out_of_line_is_a_store_error() {
+    let (manager, _) = manager();
+    let log = FlakyLog::new(1);
+    let made_up_first = log.made_up_first.clone();
+    manager
+        .create_topic_with_log("f", TopicConfig::partitions(1), Box::new(log))
+        .unwrap();
+    for seq in 0..2 {
+        assert_eq!(publish_bytes(&manager, "f", seq, "ok").offset, seq);
+    }
+    for (made_up, expected) in [(1000, "from 2 to 2"), (1, "from 2 to 3")] {
+        made_up_first.store(made_up, Ordering::SeqCst);
+        let reason = format!(
+            "the store gave first offset {made_up} to an append of 1 messages to partition 0; \
+             livecore, its only writer, expects one {expected}"
+        );
+        assert_eq!(
+            manager.publish_to_topic("f", DirectMessage::new(SeqId(9), "x")),
+            Err(LiveError::TopicStore {
+                topic: "f".into(),
+                reason,
+            })
+        );
+    }
+    let info = manager.topic_info("f").unwrap();
+    assert_eq!((info.appended, info.write_failures), (2, 2));
+    let read = manager.read_topic("f", 0, 0, 10).unwrap();
+    assert_eq!(
+        read.len(),
+        2,
+        "the end stays after the two appends livecore accepted"
+    );
+}
+
+/// Appends racing on one partition, in any order the store takes them, all pass the check
+/// of their offsets (the loom model `appends_racing_on_one_partition` explores the orders;
+/// this runs real threads).
+#[test]
+fn racing_appends_to_one_partition_all_pass_the_offset_check() {
+    let (manager, _) = manager();
+    manager
+        .create_topic_with_log("f", TopicConfig::partitions(1), Box::new(FlakyLog::new(1)))
+        .unwrap();
+    std::thread::scope(|scope| {
+        for thread in 0..4u64 {
+            let manager = &manager;
+            scope.spawn(move || {
+                for index in 0..500 {
+                    std::thread::yield_now();
+                    manager
+                        .publish_to_topic(
+                            "f",
+                            DirectMessage::new(SeqId(thread * 1000 + index), "m"),
+                        )
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let info = manager.topic_info("f").unwrap();
+    assert_eq!((info.appended, info.write_failures), (2000, 0));
 }
 
 #[test]
