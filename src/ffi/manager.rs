@@ -7,7 +7,7 @@ use crate::ffi::manager_lookup::{self, ManagerRef};
 use crate::ffi::ptr::{
     c_str, check_name_len, name_str, optional_c_str, read_sized, slice, Out, OutSlice, SizedOut,
 };
-use crate::ffi::state::{receive_status, ManagerEntry, WAIT_SLICE};
+use crate::ffi::state::{receive_status, ManagerEntry, RegisteredTable, WAIT_SLICE};
 use crate::ffi::status::{boundary, last_error_ptr, lc_status, FfiError};
 use crate::ffi::types::*;
 use crate::sync::{lock, Arc};
@@ -670,8 +670,14 @@ pub unsafe extern "C" fn lc_table_register(
             scope,
             column_names,
         ))?;
-        let user_scoped = scope == TableScope::User;
-        entry.remember_table(key.0, table_id, column_count, user_scoped);
+        entry.remember_table(
+            key.0,
+            RegisteredTable {
+                id: table_id,
+                columns: column_count,
+                user_scoped: scope == TableScope::User,
+            },
+        );
         if let Some(out) = out {
             out.write(key.0);
         }

@@ -124,13 +124,11 @@ impl ManagerEntry {
 
     /// The table id behind a key from `lc_table_register`.
     pub(crate) fn table_id(&self, key: u32) -> Result<TableId, FfiError> {
-        self.table(key).map(|(table_id, _, _)| table_id)
+        self.table(key).map(|table| table.id)
     }
 
-    /// The table id behind a key from `lc_table_register`, with its column count (what a
-    /// row of it must hold, checked before a C row is read) and whether it is user-scoped
-    /// (whether a change's owner is read).
-    pub(crate) fn table(&self, key: u32) -> Result<(TableId, usize, bool), FfiError> {
+    /// The table behind a key from `lc_table_register`.
+    pub(crate) fn table(&self, key: u32) -> Result<RegisteredTable, FfiError> {
         let tables = self.tables.load();
         tables
             .ids
@@ -150,34 +148,26 @@ impl ManagerEntry {
         self.tables.load().keys.get(table_id).copied()
     }
 
-    /// Remembers the id, column count and scope of a registered table's key.
-    pub(crate) fn remember_table(
-        &self,
-        key: u32,
-        table_id: TableId,
-        columns: usize,
-        user_scoped: bool,
-    ) {
+    /// Remembers the table a key was given to.
+    pub(crate) fn remember_table(&self, key: u32, table: RegisteredTable) {
         self.update_tables(|tables| {
             let index = key as usize;
             if tables.ids.len() <= index {
                 tables.ids.resize(index + 1, None);
             }
-            if let Some((previous, _, _)) =
-                tables.ids[index].replace((table_id.clone(), columns, user_scoped))
-            {
-                tables.keys.remove(&previous);
+            let id = table.id.clone();
+            if let Some(previous) = tables.ids[index].replace(table) {
+                tables.keys.remove(&previous.id);
             }
-            tables.keys.insert(table_id, key);
+            tables.keys.insert(id, key);
         });
     }
 
     /// Forgets a dropped table's key.
     pub(crate) fn forget_table(&self, key: u32) {
         self.update_tables(|tables| {
-            if let Some((previous, _, _)) = tables.ids.get_mut(key as usize).and_then(Option::take)
-            {
-                tables.keys.remove(&previous);
+            if let Some(previous) = tables.ids.get_mut(key as usize).and_then(Option::take) {
+                tables.keys.remove(&previous.id);
             }
         });
     }
@@ -211,9 +201,18 @@ impl ManagerEntry {
 /// dense) and keys by id (for route lists, which name their table by id).
 #[derive(Clone, Default)]
 pub(crate) struct TableKeys {
-    /// Each key's table, its column count, and whether it is user-scoped.
-    ids: Vec<Option<(TableId, usize, bool)>>,
+    ids: Vec<Option<RegisteredTable>>,
     keys: HashMap<TableId, u32>,
+}
+
+/// What a C call needs of a table it names by key.
+#[derive(Clone)]
+pub(crate) struct RegisteredTable {
+    pub(crate) id: TableId,
+    /// The columns a row of it must hold (checked before a C row is read).
+    pub(crate) columns: usize,
+    /// Whether a change's owner is read.
+    pub(crate) user_scoped: bool,
 }
 
 /// One connection's receivers. Each is used by one consumer at a time: a second thread

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::ffi::ptr::{check_count, name_str, slice, text};
+use crate::ffi::state::RegisteredTable;
 use crate::ffi::status::{lc_status, FfiError};
 use crate::ffi::types::{
     lc_change, lc_change_type, lc_slow_consumer_policy, lc_subscription_phase, lc_table_scope,
@@ -12,7 +13,7 @@ use crate::ffi::types::{
 use crate::sync::DataArc;
 use crate::{
     ChangeNotification, ChangeType, ResetPolicy, Row, SeqId, SlowConsumerPolicy,
-    SubscriptionOptions, SubscriptionPhase, TableId, TableScope, UserId, Value,
+    SubscriptionOptions, SubscriptionPhase, TableScope, UserId, Value,
 };
 
 impl lc_value_type {
@@ -294,10 +295,14 @@ pub(crate) unsafe fn row_from_c(
 pub(crate) unsafe fn change_from_c(
     change: &lc_change,
     name: &dyn fmt::Display,
-    table: impl FnOnce(u32) -> Result<(TableId, usize, bool), FfiError>,
+    table: impl FnOnce(u32) -> Result<RegisteredTable, FfiError>,
 ) -> Result<ChangeNotification, FfiError> {
     let change_type = lc_change_type::from_tag(change.change_type)?;
-    let (table_id, columns, user_scoped) = table(change.table)?;
+    let RegisteredTable {
+        id: table_id,
+        columns,
+        user_scoped,
+    } = table(change.table)?;
     // An update's old row, when it has one (other changes carrying one are refused below).
     let old_row_given =
         change_type == ChangeType::Update && (!change.old_row.is_null() || change.old_row_len != 0);
