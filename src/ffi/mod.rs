@@ -78,6 +78,7 @@ pub mod store;
 pub mod fjall_store;
 
 pub(crate) mod handles;
+pub(crate) mod last_error;
 pub(crate) mod manager_lookup;
 pub(crate) mod ptr;
 pub(crate) mod state;

@@ -1,10 +1,11 @@
 //! Status codes, the per-thread last error, and the panic boundary every extern function
 //! runs its body inside.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::ffi::CString;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use crate::ffi::last_error;
 use crate::sync::{AtomicBool, Ordering};
 use crate::LiveError;
 
@@ -351,8 +352,6 @@ impl From<LiveError> for FfiError {
 }
 
 thread_local! {
-    /// The message of the last failed call on this thread, NUL-terminated.
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
     /// Set by tests: the [`PanicPoint`] (as its number; 0 for none) at which the next extern
     /// call on this thread that reaches it panics.
     static INJECT_PANIC: Cell<u8> = const { Cell::new(0) };
@@ -414,9 +413,8 @@ pub(crate) const MAX_LAST_ERROR_LEN: usize = 4096;
 /// Records `message` as this thread's last error. NUL bytes (from caller strings quoted in
 /// a message) are shown as `\0` so the message stays one C string; a message longer than
 /// [`MAX_LAST_ERROR_LEN`] bytes is cut at a character boundary and ends with `...`.
-///
-/// During thread-local teardown (a C destructor of another thread-local calling into
-/// livecore) there is no last error to set: the message is dropped rather than panicking.
+/// Kept in `last_error`, which also serves a call made while the thread exits (from a
+/// host's thread-specific data destructor).
 pub(crate) fn set_last_error(function: &str, message: &str) {
     let mut text = format!("{function}: {message}").replace('\0', "\\0");
     if text.len() > MAX_LAST_ERROR_LEN {
@@ -427,22 +425,13 @@ pub(crate) fn set_last_error(function: &str, message: &str) {
         text.truncate(cut);
         text.push_str("...");
     }
-    let text = CString::new(text).unwrap_or_default();
-    let _ = LAST_ERROR.try_with(|cell| {
-        if let Ok(mut last) = cell.try_borrow_mut() {
-            *last = text;
-        }
-    });
+    last_error::set(CString::new(text).unwrap_or_default());
 }
 
 /// A pointer to this thread's last error message; valid until the next failing call on
-/// this thread replaces it. During thread-local teardown, a static empty string.
+/// this thread replaces it. An empty string before the first.
 pub(crate) fn last_error_ptr() -> *const std::ffi::c_char {
-    LAST_ERROR
-        .try_with(|cell| cell.try_borrow().map(|last| last.as_ptr()).ok())
-        .ok()
-        .flatten()
-        .unwrap_or(c"".as_ptr())
+    last_error::get()
 }
 
 /// Places where a test can make an extern call panic (see [`inject_panic_at`]). Not part

@@ -655,7 +655,9 @@ fn every_header_function_states_its_thread_safety() {
 
 #[test]
 fn every_extern_function_runs_inside_the_panic_boundary() {
-    // Each `extern "C" fn NAME` in src/ffi/ passes its body to `boundary("NAME", ..)`.
+    // Each `extern "C" fn NAME` in src/ffi/ passes its body to `boundary("NAME", ..)`. Those
+    // named `lc_` are the header's functions; the rest are callbacks livecore hands the C
+    // library (a thread-specific key's destructor), which no host calls.
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/ffi");
     let mut names = BTreeSet::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -673,6 +675,7 @@ fn every_extern_function_runs_inside_the_panic_boundary() {
             names.insert(name.to_string());
         }
     }
+    names.retain(|name| name.starts_with("lc_"));
     assert_eq!(
         names,
         header_functions(),

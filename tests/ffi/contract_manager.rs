@@ -56,6 +56,46 @@ pub(crate) fn case_lc_last_error() {
     }
 }
 
+/// A failing call made while a thread exits, from a host's thread-specific data
+/// destructor on a thread that never called livecore before, still leaves its message for
+/// `lc_last_error`, and the message is freed with the thread: this binary runs under
+/// valgrind with leak checking in the test command, where a message kept in a Rust
+/// thread-local was lost (found by an outside hostile C host).
+#[cfg(unix)]
+#[test]
+fn a_last_error_set_while_the_thread_exits_is_kept_and_freed() {
+    use std::ffi::c_void;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static SEEN: AtomicBool = AtomicBool::new(false);
+    unsafe extern "C" fn exit_call(_: *mut c_void) {
+        // SAFETY: NULL is what the call refuses; the message is read before any other call.
+        unsafe {
+            assert_status!(lc_version(null_mut()), LC_ERR_NULL_ARGUMENT);
+        }
+        SEEN.store(last_error().contains("lc_version"), Ordering::SeqCst);
+    }
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: `key` is a live local; `exit_call` has the destructor's signature. The key is
+    // deleted once the thread that set it is joined.
+    unsafe {
+        assert_eq!(libc::pthread_key_create(&mut key, Some(exit_call)), 0);
+    }
+    std::thread::spawn(move || {
+        // SAFETY: `key` is a key made above; a non-null value makes its destructor run as
+        // this thread exits.
+        unsafe { libc::pthread_setspecific(key, std::ptr::dangling_mut::<c_void>()) };
+    })
+    .join()
+    .unwrap();
+    // SAFETY: the thread that used the key has exited.
+    unsafe { libc::pthread_key_delete(key) };
+    assert!(
+        SEEN.load(Ordering::SeqCst),
+        "the message was readable at exit"
+    );
+}
+
 pub(crate) fn case_lc_status_name() {
     let mut name: *const c_char = null();
     // SAFETY: see above.
