@@ -726,8 +726,10 @@ impl ConnectionsManager {
     /// Creates consumer group `group` on `topic`. Each partition starts at the offset the
     /// topic's store has committed for the group (a durable store restoring it), or else
     /// where `config.reset` says, resolved now: `Earliest` at the oldest retained message,
-    /// `Latest` at the end (so everything published after this returns is seen), `None`
-    /// nowhere (see [`ResetPolicy::None`]). With `config.dead_letter`, messages handed out
+    /// `Latest` at the end (so everything published after this returns is seen; the end is
+    /// persisted as the group's committed offset, so that after a restart a durable group
+    /// resumes there rather than at the end again), `None` nowhere (see
+    /// [`ResetPolicy::None`]). With `config.dead_letter`, messages handed out
     /// too often go to that topic ([`DeadLetterPolicy`]).
     ///
     /// Errors: a bad name ([`LiveError::InvalidName`]), a lease duration out of the limits
@@ -768,6 +770,8 @@ impl ConnectionsManager {
             undeleted.remove(group);
         }
         let mut committed = Vec::with_capacity(topic.signals.len());
+        // Starts resolved at the end, persisted below as if committed.
+        let mut latest_starts = Vec::new();
         for partition in 0..topic.partition_count() {
             let stored = topic
                 .log
@@ -788,7 +792,9 @@ impl ConnectionsManager {
                     Some(topic.log.bounds(partition).map_err(store_error)?.start)
                 }
                 (None, ResetPolicy::Latest) => {
-                    Some(topic.log.bounds(partition).map_err(store_error)?.end)
+                    let end = topic.log.bounds(partition).map_err(store_error)?.end;
+                    latest_starts.push((partition, end));
+                    Some(end)
                 }
                 (None, ResetPolicy::None) => None,
             };
@@ -808,6 +814,17 @@ impl ConnectionsManager {
                 min: 0,
                 max: limits.max_groups_per_topic as u64,
             });
+        }
+        // A start at the end is persisted: with a durable store, a group that was handed
+        // messages and crashed before its first commit resumes there after a restart,
+        // instead of at the end again, past them. Should the store fail partway (or the
+        // group not be made, below), the deletion the group is then marked for clears the
+        // store's offsets before the name is used again.
+        for &(partition, end) in &latest_starts {
+            if let Err(error) = topic.log.commit_offset(group, partition, end) {
+                undeleted.insert(group.into());
+                return Err(store_error(error));
+            }
         }
         let dead_letter_topic = config
             .dead_letter
@@ -829,6 +846,9 @@ impl ConnectionsManager {
                 }
                 drop(groups);
                 created.delete();
+                if !latest_starts.is_empty() {
+                    undeleted.insert(group.into());
+                }
                 return Err(gone);
             }
         }
@@ -880,8 +900,11 @@ impl ConnectionsManager {
     /// forward; committing the same offset again is accepted) nor beyond what the lease
     /// handed out ([`LiveError::CommitAhead`]). A lease without a position (reset policy
     /// `None` before a seek) handed nothing out and commits nothing
-    /// ([`LiveError::NoCommittedOffset`]). The offset is persisted through the topic's
-    /// store before it takes effect. Committing renews the session's leases in the group.
+    /// ([`LiveError::NoCommittedOffset`]). Dead letters the lease passed at `offset` (see
+    /// [`DeadLetterPolicy`]) are committed past with it, so a batch that ends just before
+    /// one leaves nothing behind; the same commit again is still accepted. The offset is
+    /// persisted through the topic's store before it takes effect. Committing renews the
+    /// session's leases in the group.
     pub fn commit_offset(
         &self,
         connection_id: ConnectionId,
@@ -918,7 +941,7 @@ impl ConnectionsManager {
             offset,
             now_ms: now.monotonic_ms,
         };
-        let result = group_state.commit(&topic.name, request, &mut freed, || {
+        let result = group_state.commit(&topic.name, request, &mut freed, |offset| {
             topic.log.commit_offset(group, partition, offset)
         });
         topic.partitions_freed(group_state, &freed);
@@ -1271,11 +1294,9 @@ impl ConnectionsManager {
         if offset < bounds.start || offset > bounds.end {
             return Err(offset_out_of_range(&topic.name, partition, offset, bounds));
         }
-        let holder = group_state
-            .seek(partition, offset, || {
-                topic.log.commit_offset(group, partition, offset)
-            })
-            .map_err(store_error)?;
+        let holder = group_state.seek(&topic.name, partition, offset, || {
+            topic.log.commit_offset(group, partition, offset)
+        })?;
         if let Some(holder) = holder {
             topic.partitions_freed(&group_state, &[(partition, holder)]);
             if let Some(session) = self.topics.session(holder) {

@@ -245,6 +245,9 @@ impl Lease {
 
 struct Cursor {
     committed: Option<u64>,
+    /// When the latest commit went on past dead letters at the offset it was given, that
+    /// offset: the same commit again is no commit behind.
+    committed_as: Option<u64>,
     lease: Option<Lease>,
     /// The highest offset ever handed out plus one, for the redelivery count.
     handed_out: u64,
@@ -412,6 +415,7 @@ impl Group {
                     .map(|committed| Cursor {
                         deliveries: Deliveries::default(),
                         committed,
+                        committed_as: None,
                         lease: None,
                         handed_out: committed.unwrap_or(0),
                     })
@@ -435,6 +439,20 @@ impl Group {
 
     pub(crate) fn is_deleted(&self) -> bool {
         self.deleted.load(Ordering::SeqCst)
+    }
+
+    /// [`LiveError::UnknownGroup`] once the group is deleted. Every path that persists an
+    /// offset checks it under the state's lock, which the deletion takes to set the mark:
+    /// no offset reaches the store after the deletion went on to forget the group's, where
+    /// a group created again under the name would resume from it.
+    fn check_not_deleted(&self, topic: &str) -> LiveResult<()> {
+        if self.is_deleted() {
+            return Err(LiveError::UnknownGroup {
+                topic: topic.to_string(),
+                group: self.name.to_string(),
+            });
+        }
+        Ok(())
     }
 
     fn lease_ms(&self) -> u64 {
@@ -659,6 +677,11 @@ impl Group {
         persist: impl FnOnce(u64) -> Result<(), TopicLogError>,
     ) -> Result<bool, TopicLogError> {
         let mut state = lock(&self.state);
+        // A deleted group persists nothing (see `check_not_deleted`): as a lease that
+        // changed, the consume starts over and finds the group gone.
+        if self.is_deleted() {
+            return Ok(false);
+        }
         let cursor = &mut state.cursors[partition as usize];
         let Some(lease) = cursor
             .lease
@@ -670,6 +693,7 @@ impl Group {
         if cursor.committed == Some(offset) {
             persist(offset + 1)?;
             cursor.committed = Some(offset + 1);
+            cursor.committed_as = None;
             cursor.deliveries.forget_below(offset + 1);
         } else {
             cursor.deliveries.mark_dead(offset);
@@ -698,6 +722,7 @@ impl Group {
         persist: impl FnOnce(u64) -> Result<(), TopicLogError>,
     ) -> LiveResult<OutOfRangeOutcome> {
         let mut state = lock(&self.state);
+        self.check_not_deleted(topic)?;
         let cursor = &mut state.cursors[partition as usize];
         let Some(lease) = cursor
             .lease
@@ -728,6 +753,7 @@ impl Group {
         if cursor.committed.is_none_or(|committed| committed < target) {
             persist(target).map_err(|error| store_error(topic, error))?;
             cursor.committed = Some(target);
+            cursor.committed_as = None;
             cursor.deliveries.forget_below(target);
         }
         lease.next = Some(target);
@@ -743,14 +769,15 @@ impl Group {
     }
 
     /// Commits `offset` (the next offset not finished) on `partition` for the lease holder
-    /// `me`, persisting it through `persist` first; renews the session's leases. Leases
+    /// `me`, or past the dead letters the lease passed there, persisting what it commits
+    /// through `persist` first; renews the session's leases. Leases
     /// found expired end on the way; they are added to `freed` whatever the outcome.
     pub(crate) fn commit(
         &self,
         topic: &str,
         request: CommitRequest,
         freed: &mut Vec<(u32, ConnectionId)>,
-        persist: impl FnOnce() -> Result<(), TopicLogError>,
+        persist: impl FnOnce(u64) -> Result<(), TopicLogError>,
     ) -> LiveResult<()> {
         let CommitRequest {
             me,
@@ -759,12 +786,7 @@ impl Group {
             now_ms,
         } = request;
         let mut state = lock(&self.state);
-        if self.is_deleted() {
-            return Err(LiveError::UnknownGroup {
-                topic: topic.to_string(),
-                group: self.name.to_string(),
-            });
-        }
+        self.check_not_deleted(topic)?;
         self.expire(&mut state, now_ms, freed);
         let not_holder = |holder: Option<ConnectionId>| LiveError::NotLeaseHolder {
             topic: topic.to_string(),
@@ -787,7 +809,7 @@ impl Group {
             });
         };
         if let Some(committed) = cursor.committed {
-            if offset < committed {
+            if offset < committed && cursor.committed_as.is_none_or(|asked| offset < asked) {
                 return Err(LiveError::CommitBehind {
                     partition,
                     offset,
@@ -802,10 +824,19 @@ impl Group {
                 delivered,
             });
         }
+        // Dead letters the lease passed right at the commit point are committed past with
+        // it: they were marked (not committed) because uncommitted messages were before
+        // them, and no later commit would otherwise move past them when they end a batch.
+        let asked = offset;
+        let mut offset = offset.max(cursor.committed.unwrap_or(0));
+        while offset < delivered && cursor.deliveries.is_dead(offset) {
+            offset += 1;
+        }
         if cursor.committed != Some(offset) {
-            persist().map_err(|error| store_error(topic, error))?;
+            persist(offset).map_err(|error| store_error(topic, error))?;
             let cursor = &mut state.cursors[partition as usize];
             cursor.committed = Some(offset);
+            cursor.committed_as = (offset != asked).then_some(asked);
             cursor.deliveries.forget_below(offset);
         }
         if let Some(member) = state.members.get_mut(&me) {
@@ -963,6 +994,7 @@ impl Group {
             now_ms,
         } = request;
         let mut state = lock(&self.state);
+        self.check_not_deleted(topic)?;
         self.expire(&mut state, now_ms, freed);
         let cursor = &mut state.cursors[partition as usize];
         match cursor.lease {
@@ -980,6 +1012,7 @@ impl Group {
             Some(committed) if committed == offset => {
                 persist(offset + 1).map_err(|error| store_error(topic, error))?;
                 cursor.committed = Some(offset + 1);
+                cursor.committed_as = None;
                 cursor.deliveries.forget_below(offset + 1);
             }
             // Behind uncommitted messages: marked, never committed past here.
@@ -1033,14 +1066,17 @@ impl Group {
     /// committed offset either way) and ends its lease. Returns the former holder.
     pub(crate) fn seek(
         &self,
+        topic: &str,
         partition: u32,
         offset: u64,
         persist: impl FnOnce() -> Result<(), TopicLogError>,
-    ) -> Result<Option<ConnectionId>, TopicLogError> {
+    ) -> LiveResult<Option<ConnectionId>> {
         let mut state = lock(&self.state);
-        persist()?;
+        self.check_not_deleted(topic)?;
+        persist().map_err(|error| store_error(topic, error))?;
         let cursor = &mut state.cursors[partition as usize];
         cursor.committed = Some(offset);
+        cursor.committed_as = None;
         cursor.handed_out = offset;
         cursor.deliveries.clear();
         Ok(cursor.lease.take().map(|lease| lease.holder))

@@ -567,6 +567,49 @@ fn a_dead_letter_behind_uncommitted_messages_is_marked_and_skipped_when_handed_o
     );
 }
 
+/// A dead letter marked behind uncommitted messages and passed at the end of a later
+/// batch is committed past by the commit of that batch: the group is left with nothing
+/// to hand out and no lag, and the commit stays where a restart resumes (found by an
+/// outside soak: the commit stopped at the dead letter, lag stayed 1, and a durable group
+/// handed the message out again after a restart). The same commit again is accepted.
+#[test]
+fn a_dead_letter_ending_a_batch_is_committed_past_with_it() {
+    let (manager, clock) = with_dead_letters(2);
+    for (seq, body) in ["m0", "m1", "poison"].into_iter().enumerate() {
+        publish_bytes(&manager, "events", seq as u64, body);
+    }
+    let a = consumer(&manager, "a");
+    assert_eq!(bodies(&next_batch(&manager, a)), ["m0", "m1", "poison"]);
+    manager
+        .nack(a, "events", "g", 0, 2, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&next_batch(&manager, a)), ["poison"]);
+    // Its second delivery: dead-lettered, and marked, as m0 and m1 are not committed.
+    manager
+        .nack(a, "events", "g", 0, 2, Duration::ZERO)
+        .unwrap();
+    assert_eq!(manager.group_stats("events", "g").unwrap().dead_lettered, 1);
+    clock.advance(1_001);
+    // Handed out again from the committed offset: the lease passes the dead letter.
+    let again = next_batch(&manager, a);
+    assert_eq!(bodies(&again), ["m0", "m1"]);
+    manager.commit_batch(a, &again).unwrap();
+    let offsets = &manager.group_offsets("events", "g").unwrap()[0];
+    assert_eq!((offsets.committed, offsets.lag), (Some(3), 0));
+    manager.commit_batch(a, &again).unwrap();
+    manager.commit_offset(a, "events", "g", 0, 2).unwrap();
+    assert_eq!(
+        manager.commit_offset(a, "events", "g", 0, 1),
+        Err(LiveError::CommitBehind {
+            partition: 0,
+            offset: 1,
+            committed: 3
+        })
+    );
+    assert!(next_batch(&manager, a).is_empty());
+    assert_eq!(manager.topic_info("dlq").unwrap().appended, 1);
+}
+
 /// A nack that dead-letters its message rewinds the lease as any nack does, to the message
 /// after it: what the lease had handed out after it comes again, so a consumer that drops
 /// the rest of its batch on a nack (whichever the outcome) loses nothing.

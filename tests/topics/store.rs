@@ -1,7 +1,7 @@
 //! Topic stores: failing, durable and gappy ones.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use livecore::*;
@@ -17,7 +17,12 @@ struct FlakyLog {
     failing: Arc<AtomicBool>,
     made_up_first: Arc<AtomicU64>,
     commits: Arc<Mutex<Vec<(String, u32, u64)>>>,
+    /// When set, the next `bounds` call takes it: it says it entered, then waits for go.
+    bounds_gate: Arc<Mutex<Option<BoundsGate>>>,
 }
+
+/// (entered, go) of [`FlakyLog::bounds_gate`].
+type BoundsGate = (mpsc::Sender<()>, mpsc::Receiver<()>);
 
 /// `FlakyLog::made_up_first` when the store tells the truth.
 const TRUTHFUL: u64 = u64::MAX;
@@ -29,6 +34,7 @@ impl FlakyLog {
             failing: Arc::default(),
             made_up_first: Arc::new(AtomicU64::new(TRUTHFUL)),
             commits: Arc::default(),
+            bounds_gate: Arc::default(),
         }
     }
 }
@@ -57,6 +63,11 @@ impl TopicLog for FlakyLog {
         self.inner.read(partition, offset, max_messages, out)
     }
     fn bounds(&self, partition: u32) -> Result<PartitionBounds, TopicLogError> {
+        let gate = self.bounds_gate.lock().unwrap().take();
+        if let Some((entered, go)) = gate {
+            entered.send(()).unwrap();
+            go.recv().unwrap();
+        }
         self.inner.bounds(partition)
     }
     fn commit_offset(&self, group: &str, partition: u32, offset: u64) -> Result<(), TopicLogError> {
@@ -213,6 +224,84 @@ fn racing_appends_to_one_partition_all_pass_the_offset_check() {
     });
     let info = manager.topic_info("f").unwrap();
     assert_eq!((info.appended, info.write_failures), (2000, 0));
+}
+
+/// A group created `Latest` with no stored offset persists the end it starts at, as if
+/// committed: after a restart, a durable store gives it back, and what was handed out
+/// before the first commit is handed out again rather than skipped (found by an outside
+/// soak on a fjall store). `Earliest` persists nothing: the start it resolves to again is
+/// where it was.
+#[test]
+fn a_latest_group_persists_where_it_starts() {
+    let (manager, _) = manager();
+    let log = FlakyLog::new(2);
+    let commits = log.commits.clone();
+    manager
+        .create_topic_with_log("f", TopicConfig::partitions(2), Box::new(log))
+        .unwrap();
+    for (seq, partition) in [(0, 0), (1, 0), (2, 1)] {
+        manager
+            .publish_to_topic(
+                "f",
+                DirectMessage::new(SeqId(seq), "m").partition(partition),
+            )
+            .unwrap();
+    }
+    manager
+        .create_consumer_group("f", "early", GroupConfig::default())
+        .unwrap();
+    assert!(commits.lock().unwrap().is_empty());
+    manager
+        .create_consumer_group("f", "late", GroupConfig::with_reset(ResetPolicy::Latest))
+        .unwrap();
+    assert_eq!(
+        commits.lock().unwrap().as_slice(),
+        [("late".to_string(), 0, 2), ("late".to_string(), 1, 1)]
+    );
+}
+
+/// A seek racing the deletion of its group persists nothing once the deletion has gone on
+/// to the store: a group created again under the name starts where its own reset policy
+/// says, not at the seek's offset (found by an outside soak, through a store whose bounds
+/// were slow; consuming into retention and passing dead letters persist the same way).
+#[test]
+fn a_seek_racing_the_deletion_of_its_group_leaves_no_offset_behind() {
+    let (manager, _) = manager();
+    let log = FlakyLog::new(1);
+    let gate = log.bounds_gate.clone();
+    manager
+        .create_topic_with_log("f", TopicConfig::partitions(1), Box::new(log))
+        .unwrap();
+    for seq in 0..4 {
+        publish_bytes(&manager, "f", seq, "m");
+    }
+    manager
+        .create_consumer_group("f", "g", GroupConfig::default())
+        .unwrap();
+    let (entered_tx, entered) = mpsc::channel();
+    let (go, go_rx) = mpsc::channel();
+    *gate.lock().unwrap() = Some((entered_tx, go_rx));
+    std::thread::scope(|scope| {
+        let seek = scope.spawn(|| manager.seek_group("f", "g", 0, 2));
+        // The seek read the bounds and waits; the group is deleted meanwhile.
+        entered.recv().unwrap();
+        manager.delete_consumer_group("f", "g").unwrap();
+        go.send(()).unwrap();
+        assert_eq!(
+            seek.join().unwrap(),
+            Err(LiveError::UnknownGroup {
+                topic: "f".into(),
+                group: "g".into()
+            })
+        );
+    });
+    manager
+        .create_consumer_group("f", "g", GroupConfig::with_reset(ResetPolicy::Latest))
+        .unwrap();
+    assert_eq!(
+        manager.group_offsets("f", "g").unwrap()[0].committed,
+        Some(4)
+    );
 }
 
 #[test]
