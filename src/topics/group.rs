@@ -186,7 +186,8 @@ pub struct GroupPartition {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct GroupStats {
-    /// Messages handed out again because a lease ended before they were committed.
+    /// Messages handed out again because a lease ended before they were committed (dead
+    /// letters among them, skipped when their range is handed out again, not counted).
     pub redelivered: u64,
     /// Messages retention removed before the group committed them, skipped under the
     /// `Earliest` or `Latest` policy.
@@ -555,12 +556,16 @@ impl Group {
             let cursor = &mut state.cursors[partition];
             if let Some(committed) = cursor.committed {
                 if cursor.handed_out > committed {
-                    self.redelivered
-                        .fetch_add(cursor.handed_out - committed, Ordering::Relaxed);
+                    // Dead letters in the range are skipped when it is handed out again,
+                    // not delivered again.
+                    let again = cursor.handed_out
+                        - committed
+                        - cursor.deliveries.dead_in(committed, cursor.handed_out);
+                    self.redelivered.fetch_add(again, Ordering::Relaxed);
                     #[cfg(feature = "tracing")]
                     tracing::info!(
                         partition,
-                        messages = cursor.handed_out - committed,
+                        messages = again,
                         "livecore: topic messages redelivered"
                     );
                     cursor.handed_out = committed;

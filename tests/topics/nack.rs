@@ -593,6 +593,8 @@ fn a_dead_letter_ending_a_batch_is_committed_past_with_it() {
     // Handed out again from the committed offset: the lease passes the dead letter.
     let again = next_batch(&manager, a);
     assert_eq!(bodies(&again), ["m0", "m1"]);
+    // m0 and m1 are handed out again; the dead letter is skipped, not redelivered.
+    assert_eq!(manager.group_stats("events", "g").unwrap().redelivered, 2);
     manager.commit_batch(a, &again).unwrap();
     let offsets = &manager.group_offsets("events", "g").unwrap()[0];
     assert_eq!((offsets.committed, offsets.lag), (Some(3), 0));
