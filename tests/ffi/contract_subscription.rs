@@ -273,23 +273,18 @@ pub(crate) fn case_lc_subscription_set_snapshot_boundary() {
         LC_ERR_INVALID_HANDLE
     );
     let gated = f.gated();
-    assert_status!(
-        lc_subscription_set_snapshot_boundary(f.manager, gated, 5),
-        LC_OK
-    );
-    // The same boundary again, or a later one; never a lower one.
-    assert_status!(
-        lc_subscription_set_snapshot_boundary(f.manager, gated, 5),
-        LC_OK
-    );
-    assert_status!(
-        lc_subscription_set_snapshot_boundary(f.manager, gated, 4),
-        LC_ERR_INVALID_STATE
-    );
-    assert_status!(
-        lc_subscription_set_snapshot_boundary(f.manager, gated, 6),
-        LC_OK
-    );
+    // Set, then the same boundary again, a lower one (refused), a later one.
+    for (boundary, status) in [
+        (5, LC_OK),
+        (5, LC_OK),
+        (4, LC_ERR_INVALID_STATE),
+        (6, LC_OK),
+    ] {
+        assert_status!(
+            lc_subscription_set_snapshot_boundary(f.manager, gated, boundary),
+            status
+        );
+    }
 }
 
 pub(crate) fn case_lc_subscription_push_snapshot_rows() {

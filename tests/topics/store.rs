@@ -27,6 +27,30 @@ type BoundsGate = (mpsc::Sender<()>, mpsc::Receiver<()>);
 /// `FlakyLog::made_up_first` when the store tells the truth.
 const TRUTHFUL: u64 = u64::MAX;
 
+/// What a test keeps of a [`FlakyLog`] a topic owns.
+struct FlakyHandles {
+    failing: Arc<AtomicBool>,
+    made_up_first: Arc<AtomicU64>,
+    commits: Arc<Mutex<Vec<(String, u32, u64)>>>,
+    bounds_gate: Arc<Mutex<Option<BoundsGate>>>,
+}
+
+/// A manager with topic "f" of `partitions` partitions over a [`FlakyLog`].
+fn flaky_topic(partitions: u32) -> (Arc<ConnectionsManager>, FlakyHandles) {
+    let (manager, _) = manager();
+    let log = FlakyLog::new(partitions);
+    let handles = FlakyHandles {
+        failing: log.failing.clone(),
+        made_up_first: log.made_up_first.clone(),
+        commits: log.commits.clone(),
+        bounds_gate: log.bounds_gate.clone(),
+    };
+    manager
+        .create_topic_with_log("f", TopicConfig::partitions(partitions), Box::new(log))
+        .unwrap();
+    (manager, handles)
+}
+
 impl FlakyLog {
     fn new(partitions: u32) -> Self {
         Self {
@@ -87,12 +111,10 @@ impl TopicLog for FlakyLog {
 
 #[test]
 fn a_failing_store_is_counted_and_surfaced_never_silent() {
-    let (manager, _) = manager();
-    let log = FlakyLog::new(1);
-    let (failing, commits) = (log.failing.clone(), log.commits.clone());
-    manager
-        .create_topic_with_log("f", TopicConfig::partitions(1), Box::new(log))
-        .unwrap();
+    let (manager, handles) = flaky_topic(1);
+    let FlakyHandles {
+        failing, commits, ..
+    } = handles;
     manager
         .add_topic_route(TopicRouteSpec::new("f", messages()))
         .unwrap();
@@ -164,12 +186,7 @@ fn a_failing_store_is_counted_and_surfaced_never_silent() {
 /// host, whose store callbacks made offsets up).
 #[test]
 fn an_append_given_an_offset_out_of_line_is_a_store_error() {
-    let (manager, _) = manager();
-    let log = FlakyLog::new(1);
-    let made_up_first = log.made_up_first.clone();
-    manager
-        .create_topic_with_log("f", TopicConfig::partitions(1), Box::new(log))
-        .unwrap();
+    let (manager, FlakyHandles { made_up_first, .. }) = flaky_topic(1);
     for seq in 0..2 {
         assert_eq!(publish_bytes(&manager, "f", seq, "ok").offset, seq);
     }
@@ -202,10 +219,7 @@ fn an_append_given_an_offset_out_of_line_is_a_store_error() {
 /// this runs real threads).
 #[test]
 fn racing_appends_to_one_partition_all_pass_the_offset_check() {
-    let (manager, _) = manager();
-    manager
-        .create_topic_with_log("f", TopicConfig::partitions(1), Box::new(FlakyLog::new(1)))
-        .unwrap();
+    let (manager, _) = flaky_topic(1);
     std::thread::scope(|scope| {
         for thread in 0..4u64 {
             let manager = &manager;
@@ -233,12 +247,7 @@ fn racing_appends_to_one_partition_all_pass_the_offset_check() {
 /// where it was.
 #[test]
 fn a_latest_group_persists_where_it_starts() {
-    let (manager, _) = manager();
-    let log = FlakyLog::new(2);
-    let commits = log.commits.clone();
-    manager
-        .create_topic_with_log("f", TopicConfig::partitions(2), Box::new(log))
-        .unwrap();
+    let (manager, FlakyHandles { commits, .. }) = flaky_topic(2);
     for (seq, partition) in [(0, 0), (1, 0), (2, 1)] {
         manager
             .publish_to_topic(
@@ -266,12 +275,7 @@ fn a_latest_group_persists_where_it_starts() {
 /// were slow; consuming into retention and passing dead letters persist the same way).
 #[test]
 fn a_seek_racing_the_deletion_of_its_group_leaves_no_offset_behind() {
-    let (manager, _) = manager();
-    let log = FlakyLog::new(1);
-    let gate = log.bounds_gate.clone();
-    manager
-        .create_topic_with_log("f", TopicConfig::partitions(1), Box::new(log))
-        .unwrap();
+    let (manager, FlakyHandles { bounds_gate, .. }) = flaky_topic(1);
     for seq in 0..4 {
         publish_bytes(&manager, "f", seq, "m");
     }
@@ -280,7 +284,7 @@ fn a_seek_racing_the_deletion_of_its_group_leaves_no_offset_behind() {
         .unwrap();
     let (entered_tx, entered) = mpsc::channel();
     let (go, go_rx) = mpsc::channel();
-    *gate.lock().unwrap() = Some((entered_tx, go_rx));
+    *bounds_gate.lock().unwrap() = Some((entered_tx, go_rx));
     std::thread::scope(|scope| {
         let seek = scope.spawn(|| manager.seek_group("f", "g", 0, 2));
         // The seek read the bounds and waits; the group is deleted meanwhile.
