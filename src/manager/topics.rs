@@ -1370,7 +1370,11 @@ impl ConnectionsManager {
     /// positions. `timeout` zero never parks.
     ///
     /// `connection_id` is the consumer session: a registered, authenticated connection.
-    /// Each consume counts as a heartbeat of it. Limits: `max_messages` between 1 and
+    /// Each consume counts as a heartbeat of it. Known limitation: consumes parked at once
+    /// on one session (several threads, or several groups) share its one wake-up, which a
+    /// publish gives to one of them; another whose group got the message may then wait
+    /// for its timeout (a [`consume_async`](Self::consume_async), for the next event) before
+    /// it returns it. Use a connection per concurrent consume. Limits: `max_messages` between 1 and
     /// [`TopicLimits::max_consume_messages`](crate::TopicLimits::max_consume_messages);
     /// `timeout` at most [`TopicLimits::max_poll_timeout`](crate::TopicLimits::max_poll_timeout),
     /// at most the group's lease duration (so a parked consumer's leases cannot expire
@@ -1440,7 +1444,9 @@ impl ConnectionsManager {
     /// [`consume`](Self::consume) without blocking a thread and without a timeout of its
     /// own (livecore has no timer): it completes when messages are handed out, or with the
     /// same errors. Wrap it in the host runtime's timeout; dropping the future before it
-    /// completes hands nothing out and loses nothing.
+    /// completes hands nothing out and loses nothing. Two of these pending at once on one
+    /// session (a `select!` over two groups) share its wake-up: see `consume`'s known
+    /// limitation, and use a connection per concurrent consume.
     #[cfg(not(livecore_loom))]
     pub async fn consume_async(
         &self,
