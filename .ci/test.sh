@@ -169,6 +169,7 @@ mutants=(
     nack_skips_expiry:topic_models
     extend_revives_expired:topic_models
     append_ceiling_at_start:topic_models
+    session_wakes_one_call:topic_models
     bucket_removed_released_early:route_buckets
     bucket_successor_not_kept:route_buckets
     resize_successors_not_kept:route_buckets

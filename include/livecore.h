@@ -3757,10 +3757,8 @@ lc_status lc_topic_group_get_stats(struct lc_manager manager,
  *
  * Thread safety: any thread, concurrently with any other call; it blocks up to
  * `timeout_ms`. Several threads may consume for one connection at once (they share its
- * leases), though one consuming thread per consumer connection is the usual shape.
- * Known limitation: consumes parked at once on one connection share one wake-up, which a
- * publish gives to one of them; another one whose group got the message may then wait
- * for its timeout before it returns it. Use a connection per concurrent consume.
+ * leases, and a publish wakes every one of them that is parked), though one consuming
+ * thread per consumer connection is the usual shape.
  *
  * # Safety
  * `topic` and `group` are NULL or NUL-terminated strings; `out_batch` is NULL or

@@ -1,4 +1,5 @@
-//! Loom models of topics: a parked long poll is always woken; a nack or a lease extension
+//! Loom models of topics: a parked long poll is always woken, also when another call of
+//! its session is parked too; a nack or a lease extension
 //! racing a lease's expiry never revives the expired lease; racing appends to one
 //! partition pass livecore's check of their offsets. Run with
 //! `RUSTFLAGS="--cfg livecore_loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release -p livecore-loom-tests`
@@ -21,9 +22,13 @@ fn table() -> TableId {
     TableId::new("loom", "t")
 }
 
-/// A manager with a one-partition topic `t`, a group `g` and an authenticated consumer.
+/// A manager with a one-partition topic `t`, a group `g` and an authenticated consumer, on
+/// a manual clock: a model must run the same operations in every execution, and a
+/// heartbeat on the system clock writes or not depending on which thread read the later
+/// time.
 fn setup() -> (Arc<ConnectionsManager>, ConnectionId) {
-    let manager = ConnectionsManager::new(ManagerConfig::default()).unwrap();
+    let clock = std::sync::Arc::new(ManualClock::new(1_000_000));
+    let manager = ConnectionsManager::with_clock(ManagerConfig::default(), clock).unwrap();
     manager.create_topic("t", TopicConfig::default()).unwrap();
     manager
         .create_consumer_group("t", "g", GroupConfig::default())
@@ -53,6 +58,34 @@ fn consume_racing_publish() {
         assert_eq!(batch.len(), 1, "the message, once");
         assert_eq!(batch.messages[0].seq, SeqId(1));
         assert_eq!(publisher.join().unwrap().offset, 0);
+    });
+}
+
+/// Invariant: two consumes of one session, on two groups, racing a publish both return the
+/// message — the publish wakes every call parked on the session, not one of them.
+#[test]
+fn two_consumes_of_one_session_racing_publish() {
+    loom::model(|| {
+        let (manager, consumer) = setup();
+        manager
+            .create_consumer_group("t", "h", GroupConfig::default())
+            .unwrap();
+        let other = {
+            let manager = manager.clone();
+            thread::spawn(move || manager.consume(consumer, "t", "h", 10, POLL).unwrap())
+        };
+        let publisher = {
+            let manager = manager.clone();
+            thread::spawn(move || {
+                manager
+                    .publish_to_topic("t", DirectMessage::new(SeqId(1), "m"))
+                    .unwrap()
+            })
+        };
+        let batch = manager.consume(consumer, "t", "g", 10, POLL).unwrap();
+        assert_eq!(batch.len(), 1, "group g: the message, once");
+        assert_eq!(other.join().unwrap().len(), 1, "group h: the message, once");
+        publisher.join().unwrap();
     });
 }
 

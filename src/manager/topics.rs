@@ -1052,7 +1052,7 @@ impl ConnectionsManager {
             // A consume of this session parked on the partition sees the rewind now (a
             // dead letter's rewind takes no delay).
             if let Some(session) = self.topics.session(connection_id) {
-                session.parker.wake();
+                session.wake.wake();
             }
         }
         result
@@ -1300,7 +1300,7 @@ impl ConnectionsManager {
         if let Some(holder) = holder {
             topic.partitions_freed(&group_state, &[(partition, holder)]);
             if let Some(session) = self.topics.session(holder) {
-                session.parker.wake();
+                session.wake.wake();
             }
         } else {
             group_state.waiters.wake_all();
@@ -1370,11 +1370,9 @@ impl ConnectionsManager {
     /// positions. `timeout` zero never parks.
     ///
     /// `connection_id` is the consumer session: a registered, authenticated connection.
-    /// Each consume counts as a heartbeat of it. Known limitation: consumes parked at once
-    /// on one session (several threads, or several groups) share its one wake-up, which a
-    /// publish gives to one of them; another whose group got the message may then wait
-    /// for its timeout (a [`consume_async`](Self::consume_async), for the next event) before
-    /// it returns it. Use a connection per concurrent consume. Limits: `max_messages` between 1 and
+    /// Each consume counts as a heartbeat of it. Several consumes may run on one session at
+    /// once (threads, or one per group): each has its own wake-up, and a publish wakes every
+    /// one parked on the session. Limits: `max_messages` between 1 and
     /// [`TopicLimits::max_consume_messages`](crate::TopicLimits::max_consume_messages);
     /// `timeout` at most [`TopicLimits::max_poll_timeout`](crate::TopicLimits::max_poll_timeout),
     /// at most the group's lease duration (so a parked consumer's leases cannot expire
@@ -1434,19 +1432,17 @@ impl ConnectionsManager {
                     } else {
                         real_left.min(Duration::from_millis(wake_at - now_ms))
                     };
-                    call.session.parker.park(park_for);
+                    call.parker.park(park_for);
                 }
             }
-            self.stop_waiting_on_clock(&call);
         }
     }
 
     /// [`consume`](Self::consume) without blocking a thread and without a timeout of its
     /// own (livecore has no timer): it completes when messages are handed out, or with the
     /// same errors. Wrap it in the host runtime's timeout; dropping the future before it
-    /// completes hands nothing out and loses nothing. Two of these pending at once on one
-    /// session (a `select!` over two groups) share its wake-up: see `consume`'s known
-    /// limitation, and use a connection per concurrent consume.
+    /// completes hands nothing out and loses nothing. Several may be pending at once on one
+    /// session (a `select!` over two groups): each is woken for itself.
     #[cfg(not(livecore_loom))]
     pub async fn consume_async(
         &self,
@@ -1468,10 +1464,9 @@ impl ConnectionsManager {
                 // steps is seen here.
                 if lease_expiry.is_none_or(|at| self.clock.monotonic_ms() < at) {
                     self.topics.totals.parks.fetch_add(1, Ordering::Relaxed);
-                    call.session.parker.park_async().await;
+                    call.parker.park_async().await;
                 }
             }
-            self.stop_waiting_on_clock(&call);
         }
     }
 
@@ -1542,10 +1537,14 @@ impl ConnectionsManager {
             }
         };
         session.join(&topic, &group, limits.max_groups_per_session)?;
+        // Before anything registers the session in a wait list: a wake that follows a
+        // registration reaches this call.
+        let parker = session.parker();
         Ok(Call {
             me: connection_id,
             connection,
             session,
+            parker,
             topic,
             group,
             max_messages,
@@ -1582,7 +1581,7 @@ impl ConnectionsManager {
         call.connection.record_heartbeat(now);
         let assignment = call
             .group
-            .assign(call.me, call.session.parker.sender(), now.monotonic_ms);
+            .assign(call.me, &call.session.wake, now.monotonic_ms);
         call.topic.partitions_freed(&call.group, &assignment.freed);
         call.leases = assignment.leases;
         let count = call.leases.len();
@@ -1701,14 +1700,16 @@ impl ConnectionsManager {
     /// park, with the monotonic reading to wake at for another member's lease expiry (if
     /// one is held); `None` when something arrived meanwhile (run another pass).
     fn ready_to_park(&self, call: &mut Call) -> Option<Option<u64>> {
-        let wake = call.session.parker.sender();
+        let wake = &call.session.wake;
         for (partition, _) in &call.leases {
             call.topic.signals[*partition as usize]
                 .waiters
                 .register(call.me, wake);
         }
         if let Some(waiters) = &self.topics.clock_waiters {
-            // Before the clock is read: a step after this read wakes the park.
+            // Before the clock is read: a step after this read wakes the park. The
+            // registration is the session's, shared by its calls, so a call that stops
+            // parking leaves it; the next step or the session's end takes it off.
             waiters.register(call.me, wake);
         }
         let now_ms = self.clock.monotonic_ms();
@@ -1719,7 +1720,7 @@ impl ConnectionsManager {
                 lease_expiry,
             } => {
                 for member in nudge {
-                    let _ = member.try_send(());
+                    member.wake();
                 }
                 lease_expiry
             }
@@ -1738,13 +1739,6 @@ impl ConnectionsManager {
                 })
         });
         (!arrived).then_some(lease_expiry)
-    }
-
-    /// After a park: the session no longer waits for the clock to step.
-    fn stop_waiting_on_clock(&self, call: &Call) {
-        if let Some(waiters) = &self.topics.clock_waiters {
-            waiters.remove(call.me);
-        }
     }
 
     fn batch(&self, call: &Call, messages: Vec<DataArc<TopicMessage>>) -> ConsumeBatch {
@@ -1803,7 +1797,7 @@ impl ConnectionsManager {
         if let Some(session) = session {
             session.end();
         }
-        // An async consume dropped while parked may have left its registration.
+        // Its consumes leave their registration for clock steps (see `ready_to_park`).
         if let Some(waiters) = &self.topics.clock_waiters {
             waiters.remove(connection_id);
         }
@@ -1814,7 +1808,7 @@ impl ConnectionsManager {
     pub(crate) fn wake_consumer_sessions(&self) {
         let sessions: Vec<_> = lock(&self.topics.sessions).values().cloned().collect();
         for session in sessions {
-            session.parker.wake();
+            session.wake.wake();
         }
     }
 }

@@ -9,7 +9,8 @@
 //!    the lease then stands after what was read. Messages that are waiting are returned at
 //!    once;
 //! 3. with nothing to return, it registers to be woken by an append to its partitions or a
-//!    partition becoming free, checks once more, and parks on its session's wake-up channel
+//!    partition becoming free, checks once more, and parks on its own wake-up channel (a
+//!    wake of its session reaches every call parked on it)
 //!    until woken, until a lease another member holds expires (it may be this session's
 //!    partition then), or until `timeout` passes. A timeout returns an empty batch with the
 //!    session's current positions.
@@ -41,6 +42,7 @@ use crate::sync::{Arc, DataArc};
 use crate::topics::group::{Group, Lease};
 use crate::topics::log::TopicMessage;
 use crate::topics::session::ConsumerSession;
+use crate::topics::wait::Parker;
 use crate::topics::Topic;
 use crate::types::ids::ConnectionId;
 
@@ -127,6 +129,8 @@ pub(crate) struct Call {
     pub(crate) me: ConnectionId,
     pub(crate) connection: SharedConnectionState,
     pub(crate) session: Arc<ConsumerSession>,
+    /// This call's wake-up, registered with the session until the call ends.
+    pub(crate) parker: Parker,
     pub(crate) topic: Arc<Topic>,
     pub(crate) group: Arc<Group>,
     pub(crate) max_messages: usize,

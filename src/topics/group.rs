@@ -19,10 +19,10 @@
 use std::collections::HashMap;
 
 use crate::error::{LiveError, LiveResult};
-use crate::sync::{channel, lock, mutant, AtomicBool, AtomicU64, DataArc, Mutex, Ordering};
+use crate::sync::{lock, mutant, Arc, AtomicBool, AtomicU64, DataArc, Mutex, Ordering};
 use crate::topics::deliveries::{Deliveries, Limit};
 use crate::topics::log::{PartitionBounds, TopicLogError};
-use crate::topics::wait::WaitList;
+use crate::topics::wait::{SessionWake, WaitList};
 use crate::topics::{offset_out_of_range, store_error, Topic};
 use crate::types::ids::ConnectionId;
 use std::time::Duration;
@@ -270,7 +270,7 @@ pub(crate) enum Advance {
 struct Member {
     /// Monotonic reading.
     last_seen_ms: u64,
-    wake: channel::Sender<()>,
+    wake: Arc<SessionWake>,
 }
 
 struct GroupState {
@@ -297,7 +297,7 @@ pub(crate) enum ParkDecision {
     /// `lease_expiry` (monotonic reading), when the first lease another member holds
     /// expires unless renewed: the partition may be this session's then.
     Park {
-        nudge: Vec<channel::Sender<()>>,
+        nudge: Vec<Arc<SessionWake>>,
         lease_expiry: Option<u64>,
     },
 }
@@ -507,7 +507,7 @@ impl Group {
     pub(crate) fn assign(
         &self,
         me: ConnectionId,
-        wake: &channel::Sender<()>,
+        wake: &Arc<SessionWake>,
         now_ms: u64,
     ) -> Assignment {
         let mut state = lock(&self.state);
@@ -592,7 +592,7 @@ impl Group {
     pub(crate) fn prepare_park(
         &self,
         me: ConnectionId,
-        wake: &channel::Sender<()>,
+        wake: &Arc<SessionWake>,
         now_ms: u64,
     ) -> ParkDecision {
         let state = lock(&self.state);
@@ -1169,7 +1169,7 @@ impl Group {
                 .collect()
         };
         for wake in members {
-            let _ = wake.try_send(());
+            wake.wake();
         }
         self.waiters.wake_all();
     }

@@ -1,7 +1,7 @@
 //! Consumer sessions: the topic-consumer side of a registered connection.
 //!
 //! A connection becomes a consumer session on its first `consume`. The session owns the
-//! [`Parker`] its consumes park on and remembers the groups it joined, so that when its
+//! [`SessionWake`] that wakes its consume calls and remembers the groups it joined, so that when its
 //! connection unregisters (by the host, after a heartbeat timeout, or at shutdown) its
 //! leases end at once — whatever it had not committed is handed out again — and a consume
 //! parked on it wakes up and returns [`LiveError::UnknownConnection`].
@@ -9,14 +9,16 @@
 use crate::error::{LiveError, LiveResult};
 use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::topics::group::Group;
-use crate::topics::wait::Parker;
+use crate::topics::wait::{Parker, SessionWake};
 use crate::topics::Topic;
 use crate::types::ids::ConnectionId;
 
 /// One connection's consumer state.
 pub(crate) struct ConsumerSession {
     pub(crate) id: ConnectionId,
-    pub(crate) parker: Parker,
+    /// Registered in wait lists and with group members: wakes every consume call active
+    /// on the session.
+    pub(crate) wake: Arc<SessionWake>,
     closed: AtomicBool,
     /// Where the next consume starts reading among the session's partitions.
     rotation: AtomicUsize,
@@ -28,11 +30,17 @@ impl ConsumerSession {
     pub(crate) fn new(id: ConnectionId) -> Self {
         Self {
             id,
-            parker: Parker::new(),
+            wake: Arc::new(SessionWake::new()),
             closed: AtomicBool::new(false),
             rotation: AtomicUsize::new(0),
             memberships: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A parker for a new consume call on this session, woken by the session's wake-ups
+    /// until it is dropped.
+    pub(crate) fn parker(&self) -> Parker {
+        SessionWake::parker(&self.wake)
     }
 
     /// A number that grows with every pass, to rotate the partition read first.
@@ -90,13 +98,13 @@ impl ConsumerSession {
     }
 
     /// Ends the session: every lease it holds ends (and waiting sessions are woken to take
-    /// the partitions), and a consume parked on it wakes.
+    /// the partitions), and every consume parked on it wakes.
     pub(crate) fn end(&self) {
         self.closed.store(true, Ordering::SeqCst);
         let memberships = std::mem::take(&mut *lock(&self.memberships));
         for (topic, group) in memberships {
             topic.leave(&group, self.id);
         }
-        self.parker.wake();
+        self.wake.wake();
     }
 }

@@ -1,10 +1,18 @@
 //! Wake-ups for parked consumers, without a lost wake-up and without a busy loop.
 //!
-//! Every consumer session owns a one-slot token channel ([`Parker`]). A consume that finds
-//! nothing registers the session's sender in the [`WaitList`] of each partition it leases
+//! Every consume call owns a one-slot token channel ([`Parker`]), registered with its
+//! consumer session's [`SessionWake`] for as long as the call lives. A consume that finds
+//! nothing registers the session's wake in the [`WaitList`] of each partition it leases
 //! (and in its group's list when it wants more partitions), checks once more, and only then
 //! parks on its receiver. A publisher appends, raises the partition's `end`, then drains the
-//! partition's wait list and puts a token into each registered channel.
+//! partition's wait list and wakes each registered session, which puts a token into the
+//! channel of every call active on it.
+//!
+//! Why the session wakes every call, not one: wait lists and group members are kept per
+//! session (leases are the session's), but several calls may wait on one session at once —
+//! threads, or one `select!` over two groups. A single session token would reach one of
+//! them, and another whose group got the message would sleep on. A call joins its session
+//! before it registers anywhere, so a wake that follows a registration finds it.
 //!
 //! Why no wake-up is lost: the consumer writes its registration (`waiting`) and then reads
 //! `end` with a read-modify-write; the publisher raises `end` with a read-modify-write and
@@ -20,32 +28,62 @@
 use std::collections::HashMap;
 
 use crate::sync::mutant;
-use crate::sync::{channel, lock, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::sync::{channel, lock, Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::types::ids::ConnectionId;
 
-/// A session's wake-up channel: one slot, so any number of wake-ups while the consumer
-/// runs collapse into one token.
+/// A consumer session's wake-up: wakes every consume call active on the session. Wait
+/// lists and group members hold it, one per session.
+pub(crate) struct SessionWake {
+    /// The active calls' token senders, by call number.
+    calls: Mutex<Vec<(u64, channel::Sender<()>)>>,
+    next_call: AtomicU64,
+}
+
+impl SessionWake {
+    pub(crate) fn new() -> Self {
+        Self {
+            calls: Mutex::new(Vec::new()),
+            next_call: AtomicU64::new(0),
+        }
+    }
+
+    /// Leaves a token with every active call (if it has none waiting already). A wake with
+    /// no call active is dropped: a call makes a whole pass before it first parks.
+    pub(crate) fn wake(&self) {
+        let calls = lock(&self.calls);
+        for (_, tx) in calls.iter() {
+            let _ = tx.try_send(());
+            // Mutant: the single session token of old, which one of several parked calls
+            // takes; loom must catch the other one sleeping on.
+            if mutant!("session_wakes_one_call") {
+                break;
+            }
+        }
+    }
+
+    /// A parker for a new consume call, active until it is dropped.
+    pub(crate) fn parker(session: &Arc<Self>) -> Parker {
+        let (tx, rx) = channel::bounded(1);
+        let call = session.next_call.fetch_add(1, Ordering::Relaxed);
+        lock(&session.calls).push((call, tx));
+        Parker {
+            rx,
+            call,
+            session: session.clone(),
+        }
+    }
+}
+
+/// One consume call's wake-up channel: one slot, so any number of wake-ups while the call
+/// runs collapse into one token. Dropping it (the call returned, or its future was dropped)
+/// takes it off its session.
 pub(crate) struct Parker {
-    tx: channel::Sender<()>,
     rx: channel::Receiver<()>,
+    call: u64,
+    session: Arc<SessionWake>,
 }
 
 impl Parker {
-    pub(crate) fn new() -> Self {
-        let (tx, rx) = channel::bounded(1);
-        Self { tx, rx }
-    }
-
-    /// Leaves a token (if none is waiting already).
-    pub(crate) fn wake(&self) {
-        let _ = self.tx.try_send(());
-    }
-
-    /// A sender to register in wait lists.
-    pub(crate) fn sender(&self) -> &channel::Sender<()> {
-        &self.tx
-    }
-
     /// Waits for a token, up to `timeout`. A loom build has no clock: it waits until woken,
     /// so a lost wake-up shows as a deadlock loom reports.
     #[cfg(not(livecore_loom))]
@@ -66,11 +104,17 @@ impl Parker {
     }
 }
 
+impl Drop for Parker {
+    fn drop(&mut self) {
+        lock(&self.session.calls).retain(|(call, _)| *call != self.call);
+    }
+}
+
 /// Sessions to wake when something happens (a message is appended, a partition is freed).
 pub(crate) struct WaitList {
     /// How many are registered; read by wakers without the lock.
     waiting: AtomicUsize,
-    waiters: Mutex<HashMap<ConnectionId, channel::Sender<()>>>,
+    waiters: Mutex<HashMap<ConnectionId, Arc<SessionWake>>>,
 }
 
 impl WaitList {
@@ -82,9 +126,9 @@ impl WaitList {
     }
 
     /// Registers `session` until the next wake-up. Registering again is a no-op.
-    pub(crate) fn register(&self, session: ConnectionId, tx: &channel::Sender<()>) {
+    pub(crate) fn register(&self, session: ConnectionId, wake: &Arc<SessionWake>) {
         let mut waiters = lock(&self.waiters);
-        waiters.entry(session).or_insert_with(|| tx.clone());
+        waiters.entry(session).or_insert_with(|| wake.clone());
         // A sequentially consistent write, ordered before the caller's re-check.
         self.waiting.swap(waiters.len(), Ordering::SeqCst);
     }
@@ -110,8 +154,8 @@ impl WaitList {
             self.waiting.store(0, Ordering::SeqCst);
             std::mem::take(&mut *waiters)
         };
-        for tx in waiters.values() {
-            let _ = tx.try_send(());
+        for wake in waiters.values() {
+            wake.wake();
         }
     }
 }
@@ -202,5 +246,42 @@ impl PartitionSignal {
     pub(crate) fn appended(&self, new_end: u64) {
         self.end.fetch_max(new_end, Ordering::SeqCst);
         self.waiters.wake_all();
+    }
+}
+
+#[cfg(all(test, not(livecore_loom)))]
+mod tests {
+    use super::*;
+
+    fn has_token(parker: &Parker) -> bool {
+        parker.rx.try_recv().is_ok()
+    }
+
+    #[test]
+    fn a_session_wake_reaches_every_active_call_and_only_those() {
+        let session = Arc::new(SessionWake::new());
+        let first = SessionWake::parker(&session);
+        let second = SessionWake::parker(&session);
+        session.wake();
+        assert!(has_token(&first) && has_token(&second));
+        // Tokens collapse: two wakes while a call runs leave it one.
+        session.wake();
+        session.wake();
+        assert!(has_token(&first));
+        assert!(!has_token(&first));
+        drop(second);
+        assert_eq!(
+            lock(&session.calls).len(),
+            1,
+            "a dropped call stays registered"
+        );
+        let third = SessionWake::parker(&session);
+        session.wake();
+        assert!(has_token(&first) && has_token(&third));
+        drop((first, third));
+        assert!(lock(&session.calls).is_empty());
+        // Nobody to wake: nothing is kept for a call that comes later.
+        session.wake();
+        assert!(!has_token(&SessionWake::parker(&session)));
     }
 }

@@ -307,3 +307,97 @@ fn an_unbounded_consume_timeout_is_typed_not_a_panic() {
         })
     ));
 }
+
+/// Two groups of one topic, each with a one-minute lease (so the long polls below are
+/// allowed), and one session.
+fn two_groups() -> (Arc<ConnectionsManager>, ConnectionId) {
+    let (manager, _) = with_topic();
+    for group in ["first", "second"] {
+        manager
+            .create_consumer_group(
+                "events",
+                group,
+                GroupConfig::default().lease(Duration::from_secs(60)),
+            )
+            .unwrap();
+    }
+    let me = consumer(&manager, "worker");
+    (manager, me)
+}
+
+#[test]
+fn a_publish_wakes_every_consume_parked_on_one_session() {
+    // One session consuming two groups from two threads: the message is for both groups,
+    // and each consume returns it when it is published. A wake-up shared by the session
+    // reached one of them, and the other returned it only at its timeout.
+    let (manager, me) = two_groups();
+    let parked: Vec<_> = ["first", "second"]
+        .into_iter()
+        .map(|group| {
+            let manager = manager.clone();
+            std::thread::spawn(move || {
+                manager
+                    .consume(me, "events", group, 10, Duration::from_secs(29))
+                    .unwrap()
+            })
+        })
+        .collect();
+    wait_for_parks(&manager, 2);
+    publish_bytes(&manager, "events", 1, "both");
+    assert!(
+        wait_until(Duration::from_secs(15), || parked
+            .iter()
+            .all(|thread| thread.is_finished())),
+        "a consume parked on the session was not woken"
+    );
+    for thread in parked {
+        let batch = thread.join().unwrap();
+        let group = batch.group.clone();
+        assert_eq!(
+            batch
+                .messages
+                .iter()
+                .map(|m| bytes_of(m))
+                .collect::<Vec<_>>(),
+            ["both"],
+            "group {group}"
+        );
+    }
+}
+
+#[test]
+fn a_publish_wakes_both_async_consumes_of_one_session() {
+    // A `select!` over two groups of one session: both futures are woken, and each
+    // completes with the message.
+    let (manager, me) = two_groups();
+    let mut futures = [
+        Box::pin(manager.consume_async(me, "events", "first", 10)),
+        Box::pin(manager.consume_async(me, "events", "second", 10)),
+    ];
+    let woken = Arc::new(Mutex::new(Vec::new()));
+    let wakers: Vec<std::task::Waker> = (0..2)
+        .map(|index| std::task::Waker::from(Arc::new(Flag(index, woken.clone()))))
+        .collect();
+    for (index, future) in futures.iter_mut().enumerate() {
+        let mut context = std::task::Context::from_waker(&wakers[index]);
+        assert!(future.as_mut().poll(&mut context).is_pending());
+    }
+    publish_bytes(&manager, "events", 1, "both");
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let mut woken = woken.lock().unwrap().clone();
+            woken.sort_unstable();
+            woken.dedup();
+            woken.len() == 2
+        }),
+        "woken: {:?}",
+        woken.lock().unwrap()
+    );
+    for (index, future) in futures.iter_mut().enumerate() {
+        let mut context = std::task::Context::from_waker(&wakers[index]);
+        let std::task::Poll::Ready(batch) = future.as_mut().poll(&mut context) else {
+            panic!("consume {index} woken but not done");
+        };
+        assert_eq!(bytes_of(&batch.unwrap().messages[0]), "both");
+    }
+}
