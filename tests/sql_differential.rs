@@ -687,6 +687,12 @@ fn sqlite_spellings_agree_without_parentheses() {
         "c0 = 1 /*!AND 0*/",
         "c0 NOTNULL /*! OR 1 */",
         "c0 = '/*' OR c1 /* '*/ = 1",
+        // A `/*` whose star begins the close is one comment (the newline ends the line
+        // comment before the verdict's wrapping).
+        "c0 = 2 /*/*/ OR c0 = 1 -- */ */\n",
+        "c0 = 2 /*/*/ OR c0 = '*/*/ OR c0 = 1 --'",
+        "c0 = 1 /* see http://x/*/",
+        "c0 = 2 /*!/*/ OR c1 ISNULL",
     ];
     let refused = [
         "c0 = 1 IS NULL",
@@ -708,6 +714,9 @@ fn sqlite_spellings_agree_without_parentheses() {
         "(c0 GLOB 'a') = 1",
         "c0 GLOB c1",
         "c0 = 1 /* /**/ tail */",
+        // A `/*` that ends the text is a slash and a star to SQLite.
+        "c0 = 2 /*",
+        "c0 = 2 OR c1 /*",
         // Whitespace to Unicode, not to SQLite; a NUL, where SQLite stops reading.
         "c0\u{a0}= 1",
         "c0\u{b}= 1",
@@ -865,5 +874,126 @@ fn true_and_false_name_columns_where_a_table_has_them() {
             let got = delivered.get(**filter).cloned().unwrap_or_default();
             assert_eq!(got, expected, "{columns:?}: WHERE {filter}");
         }
+    }
+}
+
+/// A table that gains a column named TRUE (ALTER TABLE ADD COLUMN), and loses it again:
+/// the subscriptions and the topic route made before read the word as SQLite, which
+/// prepares its statements again, reads it in each schema — the column while the table has
+/// one, the boolean otherwise — and none of them is closed.
+#[test]
+fn a_table_gaining_and_losing_a_true_column_reads_the_word_again() {
+    use livecore::{
+        ChangeNotification, ConnectionsManager, GroupConfig, ManagerConfig, Notification, SeqId,
+        SubscriptionOptions, TableId, TableSchema, TableScope, TopicConfig, TopicPayload,
+        TopicRouteSpec, UserId,
+    };
+    let filters = [
+        "c1 = TRUE",
+        "c1 = true OR id = 4",
+        "c1 IN (TRUE, 7)",
+        "NOT c1 > true",
+    ];
+    let table = TableId::new("default", "t");
+    let manager = ConnectionsManager::new(ManagerConfig::default()).unwrap();
+    let schema = |columns: &[&str]| TableSchema::new(table.clone(), TableScope::Shared, columns);
+    manager.register_table(schema(&["id", "c1"])).unwrap();
+    let mut connection = manager.register_connection().unwrap();
+    let me = connection.connection_id;
+    manager.authenticate(me, UserId::from("u"), None).unwrap();
+    let subscriptions: Vec<_> = filters
+        .iter()
+        .map(|filter| {
+            let sql = format!("SELECT * FROM t WHERE {filter}");
+            let result = manager
+                .subscribe_sql(me, &sql, SubscriptionOptions::default())
+                .unwrap();
+            (result.live_query_id, *filter)
+        })
+        .collect();
+    manager
+        .create_topic("routed", TopicConfig::default())
+        .unwrap();
+    manager
+        .create_consumer_group("routed", "g", GroupConfig::default())
+        .unwrap();
+    manager
+        .add_topic_route(TopicRouteSpec::new("routed", table.clone()).filter_sql(filters[0]))
+        .unwrap();
+    let mut seq = 0;
+    for columns in [&["id", "c1"][..], &["id", "c1", "true"], &["id", "c1"]] {
+        manager.register_table(schema(columns)).unwrap();
+        let sqlite = rusqlite::Connection::open_in_memory().unwrap();
+        let quoted: Vec<String> = columns.iter().map(|name| format!("\"{name}\"")).collect();
+        sqlite
+            .execute(&format!("CREATE TABLE t({})", quoted.join(", ")), [])
+            .unwrap();
+        for row in [[1, 1, 5], [2, 5, 5], [3, 0, 0], [4, 7, 1], [5, 2, 3]] {
+            let row = &row[..columns.len()];
+            let marks = vec!["?"; row.len()].join(", ");
+            sqlite
+                .execute(
+                    &format!("INSERT INTO t VALUES ({marks})"),
+                    rusqlite::params_from_iter(row),
+                )
+                .unwrap();
+            seq += 1;
+            let values = row.iter().map(|&value| Value::Int(value)).collect();
+            manager
+                .publish(
+                    SeqId(seq),
+                    ChangeNotification::insert(table.clone(), Row::new(values)),
+                )
+                .unwrap();
+        }
+        let expected = |filter: &str| -> Vec<i64> {
+            let mut statement = sqlite
+                .prepare(&format!("SELECT id FROM t WHERE {filter} ORDER BY id"))
+                .unwrap();
+            statement
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let mut delivered: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        while let Ok(notification) = connection.notifications.try_recv() {
+            let Notification::Changes(changes) = &notification else {
+                panic!("{columns:?}: {notification:?}");
+            };
+            let filter = subscriptions
+                .iter()
+                .find(|(id, _)| *id == notification.live_query_id())
+                .unwrap()
+                .1;
+            for change in changes.changes() {
+                let Value::Int(id) = change.row().value(0).clone() else {
+                    panic!("an integer id");
+                };
+                delivered.entry(filter).or_default().push(id);
+            }
+        }
+        for filter in filters {
+            let got = delivered.get(filter).cloned().unwrap_or_default();
+            assert_eq!(got, expected(filter), "{columns:?}: WHERE {filter}");
+        }
+        let batch = manager
+            .consume(me, "routed", "g", 100, std::time::Duration::ZERO)
+            .unwrap();
+        let routed: Vec<i64> = batch
+            .messages
+            .iter()
+            .map(|message| {
+                let TopicPayload::Change(change) = &message.payload else {
+                    panic!("a row change");
+                };
+                let Value::Int(id) = change.row.value(0).clone() else {
+                    panic!("an integer id");
+                };
+                id
+            })
+            .collect();
+        assert_eq!(routed, expected(filters[0]), "{columns:?}: route");
+        manager.commit_batch(me, &batch).unwrap();
     }
 }

@@ -1026,3 +1026,18 @@ fn glob_reads_as_sqlite_and_similar_to_is_refused() {
     assert_eq!(printed, "(\"a\" GLOB 'x*')");
     assert_eq!(filter(&printed), col("a").glob("x*"));
 }
+
+#[test]
+fn infinite_constants_render_as_sql_that_reads_back_the_same() {
+    for value in [f64::INFINITY, f64::NEG_INFINITY] {
+        let spec = livecore::QuerySpec::table(livecore::TableId::new("app", "t"))
+            .filter(Expr::col("c0").eq(Expr::lit(value)));
+        let sql = spec.to_sql();
+        let parsed = parse(&sql).unwrap_or_else(|error| panic!("{sql}: {error}"));
+        assert_eq!(
+            parsed.filter,
+            Some(Expr::col("c0").eq(Expr::lit(value))),
+            "{sql}"
+        );
+    }
+}

@@ -175,14 +175,19 @@ impl SubscriptionCore {
     /// and every gap that did, in place. The old core stays live for deliveries already
     /// queued, which it renders with the old projection; the two share their tally (drops,
     /// receiver progress, ending), so removing the subscription ends both.
-    pub(crate) fn successor(this: &LeanArc<Self>, query: DataArc<CompiledQuery>) -> Self {
+    /// `params` replaces its constants when its SQL was read again (`None`: kept).
+    pub(crate) fn successor(
+        this: &LeanArc<Self>,
+        query: DataArc<CompiledQuery>,
+        params: Option<Params>,
+    ) -> Self {
         // The successor continues the numbering, and whether its first delivery follows a
         // drop.
         let attempted = this.attempted.load(Ordering::SeqCst);
         let mut successor = Self::new(NewSubscription {
             id: this.id,
             query,
-            params: this.params.clone(),
+            params: params.unwrap_or_else(|| this.params.clone()),
             sql: this.sql.clone(),
             owner: this.owner,
             flow: this.flow.live_successor(),

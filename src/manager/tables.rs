@@ -5,6 +5,8 @@ use crate::connection::subscription::{SubscriptionCore, SubscriptionHandle};
 use crate::error::LiveError;
 use crate::error::LiveResult;
 use crate::manager::ConnectionsManager;
+use crate::query::params::Params;
+use crate::query::parser::{may_name_a_boolean, parse_with_boolean_columns, BooleanColumns};
 use crate::query::CompiledQuery;
 use crate::route::index::Installed;
 use crate::route::index::TableRoute;
@@ -18,6 +20,10 @@ use crate::types::ids::TableId;
 use crate::types::ids::TableKey;
 use crate::types::schema::TableSchema;
 use std::collections::HashMap;
+
+/// A subscription's query compiled for a new schema, and its new constants when its SQL
+/// was read again (`None`: it keeps its own).
+type Recompiled = (DataArc<CompiledQuery>, Option<Params>);
 
 impl ConnectionsManager {
     /// Registers a table's schema, or replaces it (ALTER TABLE): the filters and
@@ -88,24 +94,37 @@ impl ConnectionsManager {
         tracing::info!(table = %schema.table_id, subscriptions = old_route.subscription_count(), "livecore: table schema changed");
         let mut handles = Vec::with_capacity(old_route.subscription_count());
         old_route.for_each_subscription(&self.index.hasher, |handle| handles.push(handle.clone()));
-        let mut recompiled: HashMap<usize, LiveResult<DataArc<CompiledQuery>>> = HashMap::new();
+        let mut recompiled: HashMap<usize, LiveResult<Recompiled>> = HashMap::new();
+        // SQLite reads a bare TRUE or FALSE as the column of that name when the table has
+        // one: when that changes, SQL that may hold the words is read again.
+        let words = BooleanColumns::of(&schema);
+        let words_changed = words != BooleanColumns::of(&old_route.schema);
         for handle in handles {
             let core = &handle.core;
             if core.flow.is_closed() {
                 continue;
             }
-            let query = recompiled
-                .entry(DataArc::as_ptr(&core.query) as usize)
-                .or_insert_with(|| {
-                    // The template recompiles once; each subscription keeps its constants.
-                    self.shared_compiled_query(core.query.spec.clone(), &new_route)
-                })
-                .clone();
+            let reread = core
+                .sql
+                .as_ref()
+                .filter(|sql| words_changed && may_name_a_boolean(sql.as_str()));
+            let query = match reread {
+                Some(sql) => self.reread_sql(sql.as_str(), words, &new_route),
+                None => recompiled
+                    .entry(DataArc::as_ptr(&core.query) as usize)
+                    .or_insert_with(|| {
+                        // The template recompiles once; each subscription keeps its
+                        // constants.
+                        self.shared_compiled_query(core.query.spec.clone(), &new_route)
+                            .map(|query| (query, None))
+                    })
+                    .clone(),
+            };
             let connection = &handle.connection;
             let mut subscriptions = lock(&connection.subscriptions);
             match query {
-                Ok(query) if !core.flow.is_gated() => {
-                    let successor = LeanArc::new(SubscriptionCore::successor(core, query));
+                Ok((query, params)) if !core.flow.is_gated() => {
+                    let successor = LeanArc::new(SubscriptionCore::successor(core, query, params));
                     new_route.insert(
                         SubscriptionHandle::first(successor.clone(), connection.clone()),
                         &self.index.hasher,
@@ -134,5 +153,22 @@ impl ConnectionsManager {
         }
         self.index.replace_route(new_route);
         old_route.key
+    }
+
+    /// A subscription's SQL read again for a schema whose columns named TRUE or FALSE
+    /// changed: its query, and its constants (the words may have become, or stopped
+    /// being, constants).
+    fn reread_sql(
+        &self,
+        sql: &str,
+        words: BooleanColumns,
+        route: &TableRoute,
+    ) -> LiveResult<Recompiled> {
+        let config = self.config();
+        let spec = parse_with_boolean_columns(sql, &config.filter_limits, words)?
+            .into_spec(&config.default_namespace);
+        let params = spec.params();
+        let query = self.shared_compiled_query(spec, route)?;
+        Ok((query, Some(params)))
     }
 }

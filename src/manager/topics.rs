@@ -504,10 +504,22 @@ impl ConnectionsManager {
 
     /// The route's query: its table, filter (SQL WHERE text parsed now) and projection.
     fn route_query(&self, spec: &TopicRouteSpec) -> LiveResult<QuerySpec> {
+        self.route_query_on(spec, || self.boolean_columns_of(&spec.table_id))
+    }
+
+    /// [`route_query`](Self::route_query) with `words`, asked for only if the filter's
+    /// text may hold them, saying which of TRUE and FALSE name columns.
+    fn route_query_on(
+        &self,
+        spec: &TopicRouteSpec,
+        words: impl FnOnce() -> BooleanColumns,
+    ) -> LiveResult<QuerySpec> {
         let filter = match &spec.filter {
             RouteFilter::All => None,
             RouteFilter::Expr(expr) => Some(expr.clone()),
-            RouteFilter::Sql(where_sql) => Some(self.parse_where(&spec.table_id, where_sql)?),
+            RouteFilter::Sql(where_sql) => {
+                Some(self.parse_where(&spec.table_id, where_sql, words)?)
+            }
         };
         Ok(QuerySpec {
             table_id: spec.table_id.clone(),
@@ -518,7 +530,12 @@ impl ConnectionsManager {
 
     /// Parses WHERE text as the filter of `SELECT * FROM table WHERE <text>`. Positions in
     /// errors are those of the text as given.
-    fn parse_where(&self, table_id: &TableId, where_sql: &str) -> LiveResult<Expr> {
+    fn parse_where(
+        &self,
+        table_id: &TableId,
+        where_sql: &str,
+        words: impl FnOnce() -> BooleanColumns,
+    ) -> LiveResult<Expr> {
         let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
         let prefix = format!(
             "SELECT * FROM {}.{} WHERE ",
@@ -535,7 +552,7 @@ impl ConnectionsManager {
         let sql = format!("{prefix}{where_sql}");
         // The prefix names the table quoted: only the caller's text can hold the words.
         let columns = if may_name_a_boolean(where_sql) {
-            self.boolean_columns_of(table_id)
+            words()
         } else {
             BooleanColumns::default()
         };
@@ -600,15 +617,19 @@ impl ConnectionsManager {
         })
     }
 
-    fn compile_route_version(
-        &self,
-        query: &QuerySpec,
-        partitioning: &Partitioning,
-        table: &TableRoute,
-    ) -> RouteVersion {
+    /// A route compiled for a new version of its table's schema. SQL that may hold the
+    /// words TRUE and FALSE is read again, for which of them name columns now.
+    fn compile_route_version(&self, route: &CompiledRoute, table: &TableRoute) -> RouteVersion {
+        let partitioning = &route.spec.partitioning;
+        let compiled = match &route.spec.filter {
+            RouteFilter::Sql(where_sql) if may_name_a_boolean(where_sql) => self
+                .route_query_on(&route.spec, || BooleanColumns::of(&table.schema))
+                .and_then(|query| self.compile_route(&query, partitioning, table)),
+            _ => self.compile_route(&route.query, partitioning, table),
+        };
         RouteVersion {
             schema: table.schema.clone(),
-            compiled: self.compile_route(query, partitioning, table),
+            compiled,
         }
     }
 
@@ -633,9 +654,8 @@ impl ConnectionsManager {
                 if route.topic.is_deleted() {
                     continue;
                 }
-                let version = route.version_for(table, |query, partitioning, table| {
-                    self.compile_route_version(query, partitioning, table)
-                });
+                let version =
+                    route.version_for(table, |table| self.compile_route_version(route, table));
                 let compiled = match &version.compiled {
                     Ok(compiled) => compiled,
                     Err(reason) => {

@@ -5,7 +5,8 @@
 //!   `0 /* /* */ OR 1 --*/` lost its `OR 1` to the comment;
 //! - `/*! ... */` is an ordinary comment: the generic dialect reads MySQL's hints inside
 //!   it as SQL, so `c0 = 1 /*!AND 0*/` gained an `AND 0`;
-//! - a block comment may run to the end of the text, as SQLite allows;
+//! - a block comment may run to the end of the text, as SQLite allows, but a `/*` that
+//!   ends the text is no comment (SQLite reads a slash and a star, a syntax error);
 //! - whitespace is space, tab, newline, form feed and carriage return only: any other
 //!   character Unicode calls whitespace (a no-break space, a vertical tab) is refused here,
 //!   where the generic tokenizer skipped it and SQLite reads it as part of a name or
@@ -14,7 +15,7 @@
 //!   way by SQLite and another here.
 //!
 //! The comment rules are applied by rewriting comment text only, character for character
-//! (an opening `/*` inside a comment loses its `*`, a hint's `!` becomes a space), so every
+//! (an opening `/*` inside a comment loses its `/`, a hint's `!` becomes a space), so every
 //! token keeps its line and column. Quoted text is skipped as SQLite quotes it: `'...'`,
 //! `"..."` and `` `...` `` with the quote doubled inside, `[...]` with no escape.
 //!
@@ -45,7 +46,9 @@ pub(crate) fn as_sqlite_reads(sql: &str) -> Result<Cow<'_, str>, LiveError> {
                     .position(|&byte| byte == b'\n')
                     .map_or(bytes.len(), |newline| at + newline);
             }
-            b'/' if bytes.get(at + 1) == Some(&b'*') => {
+            // SQLite reads `/*` as a slash and a star when nothing follows it (a syntax
+            // error, which the tokenizer reports for the unclosed comment it sees).
+            b'/' if bytes.get(at + 1) == Some(&b'*') && at + 2 < bytes.len() => {
                 let body = at + 2;
                 if bytes.get(body) == Some(&b'!') {
                     blanked.push(body);
@@ -54,13 +57,14 @@ pub(crate) fn as_sqlite_reads(sql: &str) -> Result<Cow<'_, str>, LiveError> {
                     .windows(2)
                     .position(|pair| pair == b"*/")
                     .map(|offset| body + offset);
+                // Every `/` the generic tokenizer would read as opening a nested comment
+                // is blanked, including one whose `*` begins the closing `*/` (`/*/*/` is
+                // one comment).
                 let body_end = end.unwrap_or(bytes.len());
-                let mut inner = body;
-                while inner + 1 < body_end {
-                    if bytes[inner] == b'/' && bytes[inner + 1] == b'*' {
-                        blanked.push(inner + 1);
+                for inner in body..body_end {
+                    if bytes[inner] == b'/' && bytes.get(inner + 1) == Some(&b'*') {
+                        blanked.push(inner);
                     }
-                    inner += 1;
                 }
                 match end {
                     Some(end) => at = end + 2,
@@ -94,7 +98,8 @@ pub(crate) fn as_sqlite_reads(sql: &str) -> Result<Cow<'_, str>, LiveError> {
         text[offset] = b' ';
     }
     if open_comment {
-        text.extend_from_slice(b"*/");
+        // The space keeps a `/` that ends the text from opening a comment with the `*`.
+        text.extend_from_slice(b" */");
     }
     // Only ASCII bytes were replaced by ASCII bytes, and ASCII appended.
     Ok(Cow::Owned(
@@ -161,9 +166,17 @@ mod tests {
 
     #[test]
     fn comments_end_at_the_first_close_and_hints_are_comments() {
-        assert_eq!(read("0 /* /* */ OR 1"), "0 /* /  */ OR 1");
+        assert_eq!(read("0 /* /* */ OR 1"), "0 /*  * */ OR 1");
         assert_eq!(read("c0 = 1 /*!AND 0*/"), "c0 = 1 /* AND 0*/");
-        assert_eq!(read("c0 = 1 /* open"), "c0 = 1 /* open*/");
+        assert_eq!(read("c0 = 1 /* open"), "c0 = 1 /* open */");
+        // A `/*` whose star begins the close: still one comment.
+        assert_eq!(read("c0 = 2 /*/*/ OR 1"), "c0 = 2 /* */ OR 1");
+        assert_eq!(read("c0 = 2 /*!/*/ OR 1"), "c0 = 2 /*  */ OR 1");
+        // A comment left open after a slash.
+        assert_eq!(read("c0 = 2 /* a/"), "c0 = 2 /* a/ */");
+        assert_eq!(read("c0 = 2 /*/"), "c0 = 2 /*/ */");
+        // A `/*` that ends the text is no comment: left for the tokenizer to refuse.
+        assert!(matches!(as_sqlite_reads("c0 = 2 /*"), Ok(Cow::Borrowed(_))));
         // Nothing to rewrite: the text itself.
         assert!(matches!(
             as_sqlite_reads("a = 1 /* x */ -- /* y"),

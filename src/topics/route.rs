@@ -324,14 +324,14 @@ impl CompiledRoute {
     pub(crate) fn version_for(
         &self,
         table: &TableRoute,
-        compile: impl FnOnce(&QuerySpec, &Partitioning, &TableRoute) -> RouteVersion,
+        compile: impl FnOnce(&TableRoute) -> RouteVersion,
     ) -> VersionRef {
         let current = self.version.load();
         if DataArc::ptr_eq(&current.schema, &table.schema) {
             return VersionRef::Loaded(current);
         }
         drop(current);
-        let version = Arc::new(compile(&self.query, &self.spec.partitioning, table));
+        let version = Arc::new(compile(table));
         self.version.store(version.clone());
         VersionRef::Compiled(version)
     }

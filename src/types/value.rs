@@ -266,6 +266,10 @@ impl fmt::Display for Value {
             Value::Null => f.write_str("NULL"),
             Value::Bool(b) => write!(f, "{}", if *b { "TRUE" } else { "FALSE" }),
             Value::Int(i) => write!(f, "{i}"),
+            // Infinities as SQLite reads them back (a literal beyond the float range).
+            Value::Float(x) if x.is_infinite() => {
+                f.write_str(if *x > 0.0 { "1e999" } else { "-1e999" })
+            }
             Value::Float(x) => write!(f, "{x:?}"),
             Value::Text(text) => write!(f, "'{}'", text.replace('\'', "''")),
             Value::Bytes(bytes) => {
