@@ -498,7 +498,10 @@ pub unsafe extern "C" fn lc_topic_extend_leases(
 /// batch stays valid; free it with `lc_topic_batch_free`. A batch of `lc_topic_read`
 /// (outside any group) is `LC_ERR_INVALID_ARGUMENT`; one handed out by a group since
 /// deleted (even one created again under its name) or by another manager is
-/// `LC_ERR_UNKNOWN_GROUP`, and commits nothing.
+/// `LC_ERR_UNKNOWN_GROUP`, and commits nothing. Every partition is checked before any is
+/// committed: a batch one of whose leases was lost (`LC_ERR_NOT_LEASE_HOLDER`), or that is
+/// behind or ahead anywhere, commits nothing; a store failure part-way leaves the
+/// partitions before it committed.
 ///
 /// Thread safety: any thread, concurrently with any other call.
 #[no_mangle]

@@ -1495,6 +1495,12 @@ impl ConnectionsManager {
     /// by a group since deleted (even one created again under the same name) or by another
     /// manager is [`LiveError::UnknownGroup`]: its offsets say nothing about this group's
     /// messages.
+    ///
+    /// Every partition is checked before any is committed, so a batch one of whose leases
+    /// was lost ([`LiveError::NotLeaseHolder`]), or that is behind or ahead anywhere,
+    /// commits nothing. The offsets are then written to the topic's store partition by
+    /// partition; a store failure ([`LiveError::TopicStore`]) leaves the partitions before
+    /// it committed.
     pub fn commit_batch(
         &self,
         connection_id: ConnectionId,
@@ -1509,11 +1515,22 @@ impl ConnectionsManager {
                 group: batch.group.clone(),
             });
         }
-        for (partition, offset) in batch.next_offsets() {
-            topic.check_partition(partition)?;
-            self.commit_to_group(&connection, &topic, &group, partition, offset)?;
+        let offsets = batch.next_offsets();
+        for (partition, _) in &offsets {
+            topic.check_partition(*partition)?;
         }
-        Ok(())
+        let now = self.reading();
+        connection.record_heartbeat(now);
+        let mut freed = Vec::new();
+        let result = group.commit_all(
+            &topic.name,
+            (connection_id, now.monotonic_ms),
+            &offsets,
+            &mut freed,
+            |partition, offset| topic.log.commit_offset(&group.name, partition, offset),
+        );
+        topic.partitions_freed(&group, &freed);
+        result
     }
 
     fn begin_consume(

@@ -784,25 +784,79 @@ impl Group {
         freed: &mut Vec<(u32, ConnectionId)>,
         persist: impl FnOnce(u64) -> Result<(), TopicLogError>,
     ) -> LiveResult<()> {
-        let CommitRequest {
-            me,
-            partition,
-            offset,
-            now_ms,
-        } = request;
+        let mut persist = Some(persist);
+        self.commit_all(
+            topic,
+            (request.me, request.now_ms),
+            &[(request.partition, request.offset)],
+            freed,
+            |_, offset| persist.take().map_or(Ok(()), |persist| persist(offset)),
+        )
+    }
+
+    /// [`commit`](Self::commit) of several partitions' offsets (`(partition, offset)`, each
+    /// partition once) at `now_ms` for `me`. Every one is checked before any is committed,
+    /// under one hold of the group's lock, so a batch one of whose leases was lost commits
+    /// nothing; they are then persisted in order, and a store failure leaves those before
+    /// it committed (each a valid commit of its own).
+    pub(crate) fn commit_all(
+        &self,
+        topic: &str,
+        (me, now_ms): (ConnectionId, u64),
+        offsets: &[(u32, u64)],
+        freed: &mut Vec<(u32, ConnectionId)>,
+        mut persist: impl FnMut(u32, u64) -> Result<(), TopicLogError>,
+    ) -> LiveResult<()> {
         let mut state = lock(&self.state);
         self.check_not_deleted(topic)?;
         self.expire(&mut state, now_ms, freed);
-        let not_holder = |holder: Option<ConnectionId>| LiveError::NotLeaseHolder {
-            topic: topic.to_string(),
-            group: self.name.to_string(),
-            partition,
-            holder,
-        };
-        let cursor = &state.cursors[partition as usize];
+        let mut targets = Vec::with_capacity(offsets.len());
+        for &(partition, offset) in offsets {
+            let target = self.commit_target(
+                topic,
+                &state.cursors[partition as usize],
+                me,
+                partition,
+                offset,
+            )?;
+            targets.push((partition, offset, target));
+        }
+        for (partition, asked, target) in targets {
+            let cursor = &mut state.cursors[partition as usize];
+            if cursor.committed != Some(target) {
+                persist(partition, target).map_err(|error| store_error(topic, error))?;
+                cursor.committed = Some(target);
+                cursor.committed_as = (target != asked).then_some(asked);
+                cursor.deliveries.forget_below(target);
+            }
+        }
+        if let Some(member) = state.members.get_mut(&me) {
+            member.last_seen_ms = now_ms;
+        }
+        self.renew_leases(&mut state, me, now_ms, |_, _| {});
+        Ok(())
+    }
+
+    /// Where a commit of `offset` by `me` on `partition` (whose cursor is `cursor`) moves
+    /// the committed offset to, or why it may not.
+    fn commit_target(
+        &self,
+        topic: &str,
+        cursor: &Cursor,
+        me: ConnectionId,
+        partition: u32,
+        offset: u64,
+    ) -> LiveResult<u64> {
         let lease = match cursor.lease {
             Some(lease) if lease.holder == me => lease,
-            other => return Err(not_holder(other.map(|lease| lease.holder))),
+            other => {
+                return Err(LiveError::NotLeaseHolder {
+                    topic: topic.to_string(),
+                    group: self.name.to_string(),
+                    partition,
+                    holder: other.map(|lease| lease.holder),
+                })
+            }
         };
         // A lease without a position (reset policy None, nothing sought) handed nothing
         // out: there is no offset it may commit.
@@ -832,23 +886,11 @@ impl Group {
         // Dead letters the lease passed right at the commit point are committed past with
         // it: they were marked (not committed) because uncommitted messages were before
         // them, and no later commit would otherwise move past them when they end a batch.
-        let asked = offset;
-        let mut offset = offset.max(cursor.committed.unwrap_or(0));
-        while offset < delivered && cursor.deliveries.is_dead(offset) {
-            offset += 1;
+        let mut target = offset.max(cursor.committed.unwrap_or(0));
+        while target < delivered && cursor.deliveries.is_dead(target) {
+            target += 1;
         }
-        if cursor.committed != Some(offset) {
-            persist(offset).map_err(|error| store_error(topic, error))?;
-            let cursor = &mut state.cursors[partition as usize];
-            cursor.committed = Some(offset);
-            cursor.committed_as = (offset != asked).then_some(asked);
-            cursor.deliveries.forget_below(offset);
-        }
-        if let Some(member) = state.members.get_mut(&me) {
-            member.last_seen_ms = now_ms;
-        }
-        self.renew_leases(&mut state, me, now_ms, |_, _| {});
-        Ok(())
+        Ok(target)
     }
 
     /// Renews every live lease of `me` for a lease duration from `now_ms`, without handing

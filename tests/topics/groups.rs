@@ -450,3 +450,42 @@ fn a_batch_of_a_deleted_group_or_another_manager_commits_nothing() {
     manager.commit_batch(me, &new).unwrap();
     assert_eq!(committed(&manager), Some(10));
 }
+
+#[test]
+fn a_batch_commit_with_a_lost_lease_commits_nothing() {
+    let (manager, _) = manager();
+    manager
+        .create_topic("two", TopicConfig::partitions(2))
+        .unwrap();
+    manager
+        .create_consumer_group("two", "g", GroupConfig::default())
+        .unwrap();
+    // Round robin: messages on both partitions.
+    for seq in 0..4 {
+        manager
+            .publish_to_topic("two", DirectMessage::new(SeqId(seq), "m"))
+            .unwrap();
+    }
+    let me = consumer(&manager, "worker");
+    let batch = manager.consume(me, "two", "g", 10, Duration::ZERO).unwrap();
+    assert_eq!(
+        batch.next_offsets(),
+        [(0, 2), (1, 2)],
+        "both partitions handed out"
+    );
+    // The second partition's lease ends (a seek); the first is still held.
+    manager.seek_group("two", "g", 1, 0).unwrap();
+    assert!(matches!(
+        manager.commit_batch(me, &batch),
+        Err(LiveError::NotLeaseHolder { partition: 1, .. })
+    ));
+    let committed: Vec<_> = manager
+        .group_offsets("two", "g")
+        .unwrap()
+        .iter()
+        .map(|position| (position.partition, position.committed))
+        .collect();
+    assert_eq!(committed, [(0, Some(0)), (1, Some(0))], "nothing committed");
+    // The first partition alone still commits.
+    manager.commit_offset(me, "two", "g", 0, 2).unwrap();
+}
