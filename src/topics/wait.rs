@@ -50,8 +50,11 @@ impl SessionWake {
     /// Leaves a token with every active call (if it has none waiting already). A wake with
     /// no call active is dropped: a call makes a whole pass before it first parks.
     pub(crate) fn wake(&self) {
-        let calls = lock(&self.calls);
-        for (_, tx) in calls.iter() {
+        // Sent outside the lock: a token may wake an async consume's task, and an executor
+        // that polls it from inside the wake would take the lock again (a call ending).
+        let calls: Vec<channel::Sender<()>> =
+            lock(&self.calls).iter().map(|(_, tx)| tx.clone()).collect();
+        for tx in calls {
             let _ = tx.try_send(());
             // Mutant: the single session token of old, which one of several parked calls
             // takes; loom must catch the other one sleeping on.
