@@ -743,7 +743,7 @@ fn byte_retention_counts_what_the_memory_log_counts() {
         max_messages: 1_000,
         max_bytes: 4 * sized(1).size_bytes() as u64 + 150,
     };
-    let memory = MemoryLog::new(1, retention);
+    let memory = MemoryLog::new(1, retention).unwrap();
     let feed = |log: &FjallLog, records: std::ops::Range<u64>| {
         for seq in records {
             let first = memory.append(0, vec![sized(seq)]).unwrap();

@@ -86,7 +86,7 @@ impl ConnectionsManager {
     /// Creates a topic stored in a [`MemoryLog`] with the config's retention.
     pub fn create_topic(&self, name: &str, config: TopicConfig) -> LiveResult<()> {
         self.check_topic_config(&config)?;
-        let log = MemoryLog::new(config.partitions, config.retention);
+        let log = MemoryLog::new(config.partitions, config.retention)?;
         self.install_topic(name, config, Box::new(log))
     }
 

@@ -8,6 +8,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::config::MAX_TOPIC_PARTITIONS;
+use crate::error::{LiveError, LiveResult};
 use crate::sync::{lock, DataArc, Mutex};
 use crate::types::change::ChangeType;
 use crate::types::ids::{SeqId, TableId, UserId};
@@ -355,9 +357,20 @@ pub struct MemoryLog {
 }
 
 impl MemoryLog {
-    /// An empty log of `partitions` partitions.
-    pub fn new(partitions: u32, retention: Retention) -> Self {
-        Self {
+    /// An empty log of `partitions` partitions: between 1 and
+    /// [`MAX_TOPIC_PARTITIONS`](crate::MAX_TOPIC_PARTITIONS), [`LiveError::OutOfBounds`]
+    /// otherwise (each partition is made now, so the bound keeps a call from asking for
+    /// more memory than a host has).
+    pub fn new(partitions: u32, retention: Retention) -> LiveResult<Self> {
+        if partitions == 0 || partitions > MAX_TOPIC_PARTITIONS {
+            return Err(LiveError::OutOfBounds {
+                what: "topic log partitions",
+                value: u64::from(partitions),
+                min: 1,
+                max: u64::from(MAX_TOPIC_PARTITIONS),
+            });
+        }
+        Ok(Self {
             partitions: (0..partitions)
                 .map(|_| {
                     Mutex::new(MemoryPartition {
@@ -369,7 +382,7 @@ impl MemoryLog {
                 .collect(),
             retention,
             offsets: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     fn partition(&self, partition: u32) -> Result<&Mutex<MemoryPartition>, TopicLogError> {
@@ -463,6 +476,22 @@ mod tests {
     }
 
     #[test]
+    fn a_log_needs_between_one_and_the_most_partitions() {
+        for partitions in [0, MAX_TOPIC_PARTITIONS + 1, u32::MAX] {
+            assert!(matches!(
+                MemoryLog::new(partitions, Retention::default()),
+                Err(LiveError::OutOfBounds { value, .. }) if value == u64::from(partitions)
+            ));
+        }
+        assert_eq!(
+            MemoryLog::new(1, Retention::default())
+                .unwrap()
+                .partitions(),
+            1
+        );
+    }
+
+    #[test]
     fn count_retention_trims_the_oldest() {
         let log = MemoryLog::new(
             1,
@@ -470,7 +499,8 @@ mod tests {
                 max_messages: 3,
                 max_bytes: u64::MAX,
             },
-        );
+        )
+        .unwrap();
         for seq in 0..5 {
             assert_eq!(log.append(0, vec![record(seq, "x")]), Ok(seq));
         }
@@ -507,7 +537,8 @@ mod tests {
                 max_messages: 100,
                 max_bytes: 2 * size,
             },
-        );
+        )
+        .unwrap();
         for seq in 0..4 {
             log.append(1, vec![record(seq, "0123456789")]).unwrap();
         }

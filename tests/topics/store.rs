@@ -54,7 +54,7 @@ fn flaky_topic(partitions: u32) -> (Arc<ConnectionsManager>, FlakyHandles) {
 impl FlakyLog {
     fn new(partitions: u32) -> Self {
         Self {
-            inner: MemoryLog::new(partitions, Retention::default()),
+            inner: MemoryLog::new(partitions, Retention::default()).unwrap(),
             failing: Arc::default(),
             made_up_first: Arc::new(AtomicU64::new(TRUTHFUL)),
             commits: Arc::default(),
@@ -310,7 +310,7 @@ fn a_seek_racing_the_deletion_of_its_group_leaves_no_offset_behind() {
 
 #[test]
 fn a_durable_store_restores_messages_and_group_offsets() {
-    let log = MemoryLog::new(2, Retention::default());
+    let log = MemoryLog::new(2, Retention::default()).unwrap();
     for seq in 0..4u64 {
         log.append(
             (seq % 2) as u32,
@@ -329,7 +329,7 @@ fn a_durable_store_restores_messages_and_group_offsets() {
         manager.create_topic_with_log(
             "d",
             TopicConfig::partitions(3),
-            Box::new(MemoryLog::new(2, Retention::default()))
+            Box::new(MemoryLog::new(2, Retention::default()).unwrap())
         ),
         Err(LiveError::InvalidConfig(_))
     ));
@@ -363,7 +363,7 @@ struct GappyLog {
 impl GappyLog {
     fn new() -> Self {
         Self {
-            inner: MemoryLog::new(1, Retention::default()),
+            inner: MemoryLog::new(1, Retention::default()).unwrap(),
             lost_below: Arc::default(),
             claims_all: Arc::default(),
             reads: Arc::default(),
@@ -562,7 +562,7 @@ fn deleting_a_topic_releases_its_store_without_waiting_for_sessions() {
 #[test]
 fn a_stored_committed_offset_past_the_end_is_a_store_error() {
     let (manager, _) = manager();
-    let log = MemoryLog::new(1, Retention::default());
+    let log = MemoryLog::new(1, Retention::default()).unwrap();
     let record = TopicRecord {
         seq: SeqId(1),
         timestamp_ms: 1,
