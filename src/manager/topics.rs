@@ -1042,7 +1042,8 @@ impl ConnectionsManager {
         let max_deliver = policy.as_ref().map(|policy| policy.max_deliver);
         let outcome = group_state.nack(&topic.name, request, delay_ms, max_deliver, &mut freed);
         topic.partitions_freed(&group_state, &freed);
-        let dead_lettered = matches!(outcome, Ok(NackOutcome::DeadLetter { .. }));
+        // A dead letter sent and passed: the rewind past it takes no delay.
+        let mut passed_dead_letter = false;
         let result = match (outcome, policy) {
             (Ok(NackOutcome::DeadLetter { deliveries }), Some(policy)) => {
                 match self.dead_letter(
@@ -1063,14 +1064,17 @@ impl ConnectionsManager {
                         outcome.map(|_| ())
                     }
                     Err(DeadLetterError::Failed(error)) => Err(error),
-                    Ok(()) => Ok(()),
+                    Ok(()) => {
+                        passed_dead_letter = true;
+                        Ok(())
+                    }
                 }
             }
             (outcome, _) => outcome.map(|_| ()),
         };
-        if result.is_ok() && (delay_ms == 0 || dead_lettered) {
-            // A consume of this session parked on the partition sees the rewind now (a
-            // dead letter's rewind takes no delay).
+        if result.is_ok() && (delay_ms == 0 || passed_dead_letter) {
+            // A consume of this session parked on the partition sees the rewind now; one
+            // held by a delay is woken when the delay ends.
             if let Some(session) = self.topics.session(connection_id) {
                 session.wake.wake();
             }

@@ -976,3 +976,60 @@ fn a_nack_at_max_deliver_of_a_message_retention_removed_rewinds() {
         .unwrap()
         .is_empty());
 }
+
+/// A nack with a delay whose dead letter retention removed rewinds with that delay, and
+/// wakes no consume of the session (a wake would only find the partition held, or nothing
+/// new, and park again).
+#[test]
+fn a_delayed_nack_of_a_message_retention_removed_wakes_nobody_early() {
+    let (manager, _clock) = with_topic();
+    manager
+        .create_topic("trimmed", TopicConfig::partitions(1).retention(3, 1 << 30))
+        .unwrap();
+    manager
+        .create_topic("dlq", TopicConfig::partitions(1))
+        .unwrap();
+    manager
+        .create_consumer_group("trimmed", "g", GroupConfig::default().dead_letter("dlq", 1))
+        .unwrap();
+    manager
+        .create_topic("idle", TopicConfig::partitions(1))
+        .unwrap();
+    manager
+        .create_consumer_group(
+            "idle",
+            "long",
+            GroupConfig::default().lease(Duration::from_secs(60)),
+        )
+        .unwrap();
+    for seq in 0..2 {
+        publish_bytes(&manager, "trimmed", seq, &format!("m{seq}"));
+    }
+    let a = consumer(&manager, "a");
+    manager
+        .consume(a, "trimmed", "g", 10, Duration::ZERO)
+        .unwrap();
+    // Offsets 0..3 are gone.
+    for seq in 2..6 {
+        publish_bytes(&manager, "trimmed", seq, &format!("m{seq}"));
+    }
+    // A consume of the same session, parked on another topic.
+    let parks = manager.stats().consume_parks;
+    let parked = {
+        let manager = manager.clone();
+        std::thread::spawn(move || manager.consume(a, "idle", "long", 10, Duration::from_secs(20)))
+    };
+    wait_for_parks(&manager, parks + 1);
+    manager
+        .nack(a, "trimmed", "g", 0, 0, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        manager.group_stats("trimmed", "g").unwrap().dead_lettered,
+        0
+    );
+    // Bounded, not a timing claim: a consume woken would have parked again by then.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(manager.stats().consume_parks, parks + 1, "woken");
+    manager.unregister_connection(a).unwrap();
+    assert_eq!(parked.join().unwrap(), Err(LiveError::UnknownConnection(a)));
+}
