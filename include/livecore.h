@@ -1317,7 +1317,8 @@ typedef struct lc_subscription_options {
      */
     uint32_t flags;
     /**
-     * Rows per snapshot batch when the snapshot goes through `lc_subscription_push_snapshot_rows`.
+     * Rows per snapshot batch when the snapshot goes through `lc_subscription_push_snapshot_rows`:
+     * between 1 and the manager's `max_snapshot_batch_size` (`LC_ERR_OUT_OF_BOUNDS`).
      */
     uint64_t batch_size;
     /**
@@ -3027,7 +3028,8 @@ lc_status lc_subscription_cancel(struct lc_manager manager,
  * returned. Changes at or below it are dropped at the gate (the snapshot holds them). It
  * may be set again at the same SeqId or a later one; a lower one is `LC_ERR_INVALID_STATE`
  * (what the first boundary dropped would be in neither the snapshot nor the stream).
- * Completing without a boundary delivers every buffered change.
+ * Completing without a boundary delivers every buffered change. A boundary above
+ * `UINT64_MAX - 3` is `LC_ERR_OUT_OF_BOUNDS` (so is a resume position above it).
  *
  * Thread safety: any thread, concurrently with any other call.
  */

@@ -207,8 +207,10 @@ pub const MAX_FILTER_DEPTH: usize = 256;
 /// The most filter nodes a configuration may allow: [`FilterLimits::max_nodes`] is at most
 /// this. The SQL parser reads a chain of operators (`a OR b OR c ...`) into a tree as deep
 /// as the chain is long, and reading and dropping that tree recurse once per level on the
-/// caller's stack (about 100 bytes a level in an optimized build): a chain as long as 2048
-/// nodes allow runs on a 256 KiB stack, where an unbounded setting let a client's SQL
+/// caller's stack (about 100 bytes a level in an optimized build). The operators are
+/// counted before the text is parsed, up to twice the node limit (an operator may be
+/// spelled in two words, `IS NOT`): the longest chain that lets through at this ceiling,
+/// 4097 operators, runs on a 512 KiB stack, where an unbounded setting let a client's SQL
 /// within the text limit overflow a host thread's stack.
 pub const MAX_FILTER_NODES: usize = 2048;
 

@@ -81,6 +81,7 @@ pub use connection::delivery::{
 #[cfg(livecore_loom)]
 #[doc(hidden)]
 pub use connection::gate::ModelGate;
+pub use connection::gate::MAX_BOUNDARY as MAX_SNAPSHOT_BOUNDARY;
 pub use connection::gate::{BufferedNotification, SubscriptionFlowControl};
 pub use connection::receiver::{
     EventReceiver, NotificationReceiver, ReadyConnections, ReceiveError,

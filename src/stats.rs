@@ -84,7 +84,8 @@ pub struct RegistryStats {
     /// Gap notices handed to consumers.
     pub gaps: u64,
     /// Subscriptions closed with `ResyncRequired`: their gate buffer overflowed, or their
-    /// table's schema changed while they loaded.
+    /// table's schema changed while they loaded (one whose query no longer compiles is
+    /// closed with `SchemaChanged` instead, and not counted here).
     pub resyncs: u64,
     /// Snapshot batches delivered.
     pub snapshot_batches: u64,

@@ -655,8 +655,11 @@ fn operator_chains_at_the_node_ceiling_run_on_a_small_stack() {
         (0..terms).map(term).collect::<Vec<_>>().join(" OR ")
     };
     let comparisons = chain(600, &|k| format!("id = -{k}"));
-    // As many operators as the ceiling allows: read whole, then refused for its nodes.
-    let bare = chain(MAX_FILTER_NODES + 1, &|_| "room".to_string());
+    // As many operators as the ceiling allows (twice the nodes, and one): read whole,
+    // then refused for its nodes.
+    let bare = chain(2 * MAX_FILTER_NODES + 2, &|_| "room".to_string());
+    let postfix = format!("room{}", " ISNULL".repeat(2 * MAX_FILTER_NODES + 1));
+    let sum = format!("id = 1{}", " + 1".repeat(2 * MAX_FILTER_NODES));
     let longer = chain(7_000, &|_| "id=1".to_string());
     let limits = FilterLimits {
         max_nodes: MAX_FILTER_NODES,
@@ -679,6 +682,15 @@ fn operator_chains_at_the_node_ceiling_run_on_a_small_stack() {
                 "{refused:?}"
             );
         }
+        let refused = subscribe(&postfix);
+        assert!(
+            matches!(
+                refused,
+                Err(LiveError::FilterTooLarge { .. } | LiveError::FilterTooDeep { .. })
+            ),
+            "{refused:?}"
+        );
+        assert!(subscribe(&sum).is_err());
         let unbounded = FilterLimits {
             max_nodes: usize::MAX,
             ..FilterLimits::default()

@@ -130,7 +130,19 @@ fn unknown_ids_and_bad_input_are_typed_errors() {
     };
     assert!(matches!(
         manager.subscribe(id, in_room(1), zero_batch),
-        Err(LiveError::InvalidConfig(_))
+        Err(LiveError::OutOfBounds {
+            value: 0,
+            min: 1,
+            ..
+        })
+    ));
+    let huge_batch = SubscriptionOptions {
+        batch_size: usize::MAX,
+        ..SubscriptionOptions::with_initial_load()
+    };
+    assert!(matches!(
+        manager.subscribe(id, in_room(1), huge_batch),
+        Err(LiveError::OutOfBounds { min: 1, .. })
     ));
     let deep = (0..40).fold(Expr::col("room").eq(Expr::lit(1)), |expr, _| expr.not());
     assert!(matches!(

@@ -73,6 +73,50 @@ fn the_snapshot_boundary_moves_forward_only() {
     assert_eq!(seqs(&drain(&mut connection.notifications)), vec![4]);
 }
 
+/// A boundary or resume position the gate cannot hold is refused, not cut to the largest
+/// it holds (found by an outside soak: the cut boundary let a change the snapshot covered
+/// through, delivered twice).
+#[test]
+fn a_boundary_past_the_largest_is_out_of_bounds() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    let id = load_in_room_1(&manager, &connection).live_query_id;
+    for past in [MAX_SNAPSHOT_BOUNDARY + 1, u64::MAX] {
+        assert_eq!(
+            manager.set_snapshot_boundary(id, SeqId(past)),
+            Err(LiveError::OutOfBounds {
+                what: "snapshot boundary (SeqId)",
+                value: past,
+                min: 0,
+                max: MAX_SNAPSHOT_BOUNDARY,
+            })
+        );
+        assert!(matches!(
+            manager.subscribe(
+                connection.connection_id,
+                in_room(1),
+                SubscriptionOptions::resume_from(SeqId(past)),
+            ),
+            Err(LiveError::OutOfBounds { value, .. }) if value == past
+        ));
+    }
+    // The largest is exact: a change at it is covered, one above it delivered.
+    manager
+        .set_snapshot_boundary(id, SeqId(MAX_SNAPSHOT_BOUNDARY))
+        .unwrap();
+    for seq in [MAX_SNAPSHOT_BOUNDARY, MAX_SNAPSHOT_BOUNDARY + 2] {
+        manager.publish(SeqId(seq), insert_in_room(1, 1)).unwrap();
+    }
+    let report = manager.complete_initial_load(id).unwrap();
+    assert_eq!(report.boundary, Some(SeqId(MAX_SNAPSHOT_BOUNDARY)));
+    assert_eq!(
+        seqs(&drain(&mut connection.notifications)),
+        vec![MAX_SNAPSHOT_BOUNDARY + 2]
+    );
+    let resumed = resume_in_room_1(&manager, &connection, MAX_SNAPSHOT_BOUNDARY);
+    assert_eq!(resumed.resume_from, Some(SeqId(MAX_SNAPSHOT_BOUNDARY)));
+}
+
 /// Load calls for a connection whose receiver was dropped fail with a state error that
 /// says so: the connection is still registered, so it is not an unknown connection (found
 /// by an outside soak), and a retry could never succeed.

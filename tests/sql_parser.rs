@@ -1041,3 +1041,49 @@ fn infinite_constants_render_as_sql_that_reads_back_the_same() {
         );
     }
 }
+
+/// An operator spelled in several words is one node: a filter within the node limit is
+/// accepted however its operators are spelled, and one past it is refused.
+#[test]
+fn multi_word_operators_count_as_the_nodes_they_are() {
+    let chain = |op: &str| {
+        format!(
+            "SELECT * FROM t WHERE {}",
+            vec![format!("a {op}"); 400].join(" AND ")
+        )
+    };
+    for op in ["NOTNULL", "IS NOT NULL", "NOT NULL"] {
+        let parsed = parse(&chain(op)).unwrap_or_else(|error| panic!("{op}: {error}"));
+        assert_eq!(parsed.filter.unwrap().measure(10_000, 10_000).nodes, 801);
+    }
+    for filter in [
+        "a NOT LIKE 'a%' ESCAPE '!'",
+        "a IS NOT NULL",
+        "a IS NOT DISTINCT FROM 1",
+        "a NOT BETWEEN 1 AND 2",
+        "a NOT IN (1, 2) AND b IS NOT NULL",
+    ] {
+        let sql = format!("SELECT * FROM t WHERE {filter}");
+        let nodes = parse(&sql)
+            .unwrap()
+            .filter
+            .unwrap()
+            .measure(1000, 1000)
+            .nodes;
+        let limits = |max_nodes| FilterLimits {
+            max_nodes,
+            ..FilterLimits::default()
+        };
+        assert!(
+            parse_subscription_sql(&sql, &limits(nodes)).is_ok(),
+            "{filter}: {nodes} nodes"
+        );
+        assert!(
+            matches!(
+                parse_subscription_sql(&sql, &limits(nodes - 1)),
+                Err(LiveError::FilterTooLarge { .. })
+            ),
+            "{filter}"
+        );
+    }
+}

@@ -21,7 +21,8 @@ use crate::types::shared_commit::SharedCommit;
 /// none: a gap before the first change reports it).
 const GATED: u64 = u64::MAX - 1;
 const CLOSED: u64 = u64::MAX;
-/// The largest SeqId usable as a snapshot boundary (one more is still below GATED).
+/// The largest SeqId usable as a snapshot boundary or a resume position (one more is
+/// still below GATED): a larger one is [`LiveError::OutOfBounds`](crate::LiveError).
 pub const MAX_BOUNDARY: u64 = u64::MAX - 3;
 
 /// A change held back while the subscription's snapshot loads, with its commit's SeqId for

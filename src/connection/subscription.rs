@@ -644,10 +644,14 @@ pub struct SubscriptionOptions {
     /// Start gated: the host sets the snapshot boundary, sends the snapshot (itself or
     /// through livecore), then completes the initial load.
     pub initial_load: bool,
-    /// Rows per snapshot batch when the snapshot goes through livecore.
+    /// Rows per snapshot batch when the snapshot goes through livecore: between 1 and
+    /// [`ManagerConfig::max_snapshot_batch_size`](crate::ManagerConfig::max_snapshot_batch_size)
+    /// ([`LiveError::OutOfBounds`](crate::LiveError::OutOfBounds) otherwise).
     pub batch_size: usize,
     /// Resume after this SeqId (the client's last): the host replays what the client
-    /// missed, then completes the load, or declares resume unavailable.
+    /// missed, then completes the load, or declares resume unavailable. At most
+    /// [`MAX_SNAPSHOT_BOUNDARY`](crate::MAX_SNAPSHOT_BOUNDARY)
+    /// ([`LiveError::OutOfBounds`](crate::LiveError::OutOfBounds) otherwise).
     pub resume_from: Option<SeqId>,
 }
 

@@ -340,7 +340,8 @@ pub struct lc_subscription_options {
     pub struct_size: u32,
     /// `LC_SUBSCRIBE_*` bits; unknown bits are refused.
     pub flags: u32,
-    /// Rows per snapshot batch when the snapshot goes through `lc_subscription_push_snapshot_rows`.
+    /// Rows per snapshot batch when the snapshot goes through `lc_subscription_push_snapshot_rows`:
+    /// between 1 and the manager's `max_snapshot_batch_size` (`LC_ERR_OUT_OF_BOUNDS`).
     pub batch_size: u64,
     /// With `LC_SUBSCRIBE_RESUME`: the client's last SeqId.
     pub resume_from: u64,

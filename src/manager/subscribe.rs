@@ -108,11 +108,16 @@ impl ConnectionsManager {
         let user_key = connection
             .user_key()
             .ok_or(LiveError::NotAuthenticated(connection_id))?;
+        if let Some(resume_from) = options.resume_from {
+            check_boundary(resume_from, "resume position (SeqId)")?;
+        }
         if options.batch_size == 0 || options.batch_size > self.config.max_snapshot_batch_size {
-            return Err(LiveError::InvalidConfig(format!(
-                "batch_size must be between 1 and {}",
-                self.config.max_snapshot_batch_size
-            )));
+            return Err(LiveError::OutOfBounds {
+                what: "snapshot batch size (rows)",
+                value: options.batch_size as u64,
+                min: 1,
+                max: self.config.max_snapshot_batch_size as u64,
+            });
         }
         let _lifecycle = read(&self.lifecycle);
         let route = self
@@ -328,12 +333,15 @@ impl ConnectionsManager {
     /// It may be set again, at the same SeqId or a later one (a snapshot taken again);
     /// a lower one is [`LiveError::InvalidState`], since what the first boundary dropped
     /// would then be in neither the snapshot nor the stream. Completing the load without
-    /// a boundary is allowed: every buffered change is then delivered.
+    /// a boundary is allowed: every buffered change is then delivered. A boundary above
+    /// [`MAX_SNAPSHOT_BOUNDARY`](crate::MAX_SNAPSHOT_BOUNDARY) is
+    /// [`LiveError::OutOfBounds`].
     pub fn set_snapshot_boundary(
         &self,
         live_query_id: LiveQueryId,
         boundary: SeqId,
     ) -> LiveResult<()> {
+        check_boundary(boundary, "snapshot boundary (SeqId)")?;
         self.with_state(live_query_id, |_, state| {
             let covered = state
                 .core
@@ -845,4 +853,19 @@ fn send_replayed(
             Err(receiver_dropped(core.id))
         }
     }
+}
+
+/// Refuses a SeqId the gate cannot hold as a boundary: the gate word keeps the boundary
+/// plus one below its two state values, so a larger one would be cut to the largest it
+/// holds, and changes the snapshot covers would be delivered again.
+fn check_boundary(seq: SeqId, what: &'static str) -> LiveResult<()> {
+    if seq.0 > crate::MAX_SNAPSHOT_BOUNDARY {
+        return Err(LiveError::OutOfBounds {
+            what,
+            value: seq.0,
+            min: 0,
+            max: crate::MAX_SNAPSHOT_BOUNDARY,
+        });
+    }
+    Ok(())
 }

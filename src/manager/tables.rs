@@ -29,8 +29,9 @@ impl ConnectionsManager {
     /// Registers a table's schema, or replaces it (ALTER TABLE): the filters and
     /// projections of its subscriptions are recompiled against the new columns; a
     /// subscription that uses a column the table no longer has is closed with
-    /// [`CloseReason::SchemaChanged`](crate::CloseReason::SchemaChanged), and one still in
-    /// its initial load gets `ResyncRequired`. As on a revocation, a closed subscription's
+    /// [`CloseReason::SchemaChanged`](crate::CloseReason::SchemaChanged) (also while it
+    /// loads: a resync would fail the same way), and one still in its initial load whose
+    /// query compiles gets `ResyncRequired`. As on a revocation, a closed subscription's
     /// changes still queued are not handed out (they were counted as delivered when
     /// queued): the notice is the last its consumer sees of it, and a client resyncs from
     /// its own last SeqId. Returns the table's key, stable across versions.

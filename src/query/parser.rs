@@ -282,10 +282,13 @@ fn sole_in_item(tokens: &[TokenWithSpan], significant: &[usize], place: usize) -
     depth > 0 && after_in && closes
 }
 
-/// Every binary or postfix operator of a supported filter is at least one node, so a query
-/// with more operators than the node limit is refused before it is parsed. This also bounds
-/// the length of left-nested operator chains, which the parser builds without recursion but
-/// which recursive code (dropping, spans) would walk.
+/// Refuses, before it is parsed, a query with more than twice as many operator tokens as
+/// the node limit allows nodes (and one more, for `SELECT *`). A filter within the limit
+/// never has that many: an operator spelled in several words (`IS NOT`, `NOT LIKE ...
+/// ESCAPE`) is one node over at least as many operands, and an AND or OR joins operands
+/// that are nodes of their own. The exact count is made on the tree; this bounds the length
+/// of left-nested operator chains, which the parser builds without recursion but which
+/// recursive code (dropping, spans) would walk.
 fn check_operator_count(tokens: &[TokenWithSpan], limits: &FilterLimits) -> Result<(), LiveError> {
     let operators = tokens
         .iter()
@@ -308,9 +311,10 @@ fn check_operator_count(tokens: &[TokenWithSpan], limits: &FilterLimits) -> Resu
             _ => true,
         })
         .count();
-    if operators > limits.max_nodes {
+    if operators > limits.max_nodes.saturating_mul(2).saturating_add(1) {
+        // Measuring stopped before the tree: it has more nodes than the limit.
         return Err(LiveError::FilterTooLarge {
-            nodes: operators + 1,
+            nodes: limits.max_nodes.saturating_add(1),
             max: limits.max_nodes,
         });
     }

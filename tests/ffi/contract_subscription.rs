@@ -90,7 +90,7 @@ pub(crate) fn case_lc_subscription_create_sql() {
                 &with(&|o| o.batch_size = 0),
                 &mut result
             ),
-            LC_ERR_INVALID_CONFIG
+            LC_ERR_OUT_OF_BOUNDS
         );
         assert_status!(
             subscribe(
