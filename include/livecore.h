@@ -3583,7 +3583,9 @@ lc_status lc_topic_route_add(struct lc_manager manager,
  * ...]` (NUL-terminated UTF-8) gives the table, the filter and the projection (the
  * columns each message's row carries). Otherwise as `lc_topic_route_add`: `options`
  * chooses the change types and the key column (which must be a column of the table),
- * `*out_route_id` (may be NULL) receives the route's id.
+ * `*out_route_id` (may be NULL) receives the route's id. The filter is kept parsed: a
+ * bare TRUE or FALSE keeps its reading when the table later gains or loses a column of
+ * that name (`lc_topic_route_add`'s WHERE text is read again).
  *
  * Thread safety: any thread, concurrently with any other call.
  *

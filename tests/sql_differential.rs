@@ -997,3 +997,58 @@ fn a_table_gaining_and_losing_a_true_column_reads_the_word_again() {
         manager.commit_batch(me, &batch).unwrap();
     }
 }
+
+/// A subscribe racing an ALTER that gives the table a column named TRUE reads the word
+/// for the schema it compiles against, whichever goes first.
+#[test]
+fn a_subscribe_racing_an_alter_reads_true_for_its_schema() {
+    use livecore::{
+        ChangeNotification, ConnectionsManager, ManagerConfig, SeqId, SubscriptionOptions, TableId,
+        TableSchema, TableScope, UserId,
+    };
+    let table = TableId::new("default", "t");
+    for trial in 0..20 {
+        let manager =
+            std::sync::Arc::new(ConnectionsManager::new(ManagerConfig::default()).unwrap());
+        let schema =
+            |columns: &[&str]| TableSchema::new(table.clone(), TableScope::Shared, columns);
+        manager.register_table(schema(&["id", "c1"])).unwrap();
+        let mut connection = manager.register_connection().unwrap();
+        let me = connection.connection_id;
+        manager.authenticate(me, UserId::from("u"), None).unwrap();
+        let subscriber = {
+            let manager = manager.clone();
+            std::thread::spawn(move || {
+                for _ in 0..100 {
+                    manager
+                        .subscribe_sql(
+                            me,
+                            "SELECT * FROM t WHERE c1 = TRUE",
+                            SubscriptionOptions::default(),
+                        )
+                        .unwrap();
+                }
+                100
+            })
+        };
+        manager
+            .register_table(schema(&["id", "c1", "true"]))
+            .unwrap();
+        let subscribed = subscriber.join().unwrap();
+        // Read as the column: c1 = "true".
+        manager
+            .publish(
+                SeqId(1),
+                ChangeNotification::insert(
+                    table.clone(),
+                    Row::new(vec![Value::Int(1), Value::Int(5), Value::Int(5)]),
+                ),
+            )
+            .unwrap();
+        let mut matched = 0;
+        while connection.notifications.try_recv().is_ok() {
+            matched += 1;
+        }
+        assert_eq!(matched, subscribed, "trial {trial}");
+    }
+}

@@ -32,6 +32,7 @@ use crate::error::{LiveError, LiveResult};
 use crate::manager::ConnectionsManager;
 use crate::publish::{change_delivery, send_change, DeliveryPolicy, PublishSummary};
 use crate::query::membership::match_change;
+use crate::query::parser::{may_name_a_boolean, parse_with_boolean_columns, BooleanColumns};
 use crate::query::query_text::WrittenSql;
 use crate::query::{CompiledQuery, Params, QuerySpec};
 use crate::route::index::{placement_of, TableRoute};
@@ -89,15 +90,22 @@ impl ConnectionsManager {
         spec: QuerySpec,
         options: SubscriptionOptions,
     ) -> LiveResult<SubscriptionResult> {
-        self.subscribe_query(connection_id, spec, None, options)
+        self.subscribe_query(
+            connection_id,
+            spec,
+            (None, BooleanColumns::default()),
+            options,
+        )
     }
 
     /// Subscribes with `spec`, recording `sql` when the client wrote the query as SQL.
+    /// `spec` as read from `sql` (when subscribed with SQL), its TRUE and FALSE read as
+    /// `read_with` says.
     pub(crate) fn subscribe_query(
         &self,
         connection_id: ConnectionId,
         spec: QuerySpec,
-        sql: Option<WrittenSql>,
+        (sql, read_with): (Option<WrittenSql>, BooleanColumns),
         options: SubscriptionOptions,
     ) -> LiveResult<SubscriptionResult> {
         if self.is_shutting_down() {
@@ -125,6 +133,20 @@ impl ConnectionsManager {
             .with_directory(|directory| directory.route_named(&spec.table_id).cloned())
             .ok_or_else(|| LiveError::UnknownTable(spec.table_id.clone()))?;
         let mut spec = spec;
+        // The words TRUE and FALSE were read for the schema before this lock: an ALTER
+        // since then that changed which of them name columns found no subscription to
+        // read again, so the text is read here for the schema it compiles against.
+        if let Some(text) = sql
+            .as_ref()
+            .filter(|text| may_name_a_boolean(text.as_str()))
+        {
+            let words = BooleanColumns::of(&route.schema);
+            if words != read_with {
+                spec =
+                    parse_with_boolean_columns(text.as_str(), &self.config.filter_limits, words)?
+                        .into_spec(&self.config.default_namespace);
+            }
+        }
         // Named in another case: the subscription names the table as it was registered.
         spec.table_id.clone_from(&route.schema.table_id);
         let (query, params) = self.compile_query(spec, &route)?;

@@ -58,10 +58,15 @@ impl ConnectionsManager {
             parse_subscription_sql(sql, &limits)
                 .map(|parsed| parsed.into_spec(&self.config().default_namespace))
         })?;
+        let mut read_with = BooleanColumns::default();
         if may_name_a_boolean(sql) {
-            spec = self.read_boolean_columns(sql, spec)?;
+            read_with = self.boolean_columns_of(&spec.table_id);
+            if !read_with.is_none() {
+                spec = parse_with_boolean_columns(sql, &self.config().filter_limits, read_with)
+                    .map(|parsed| parsed.into_spec(&self.config().default_namespace))?;
+            }
         }
-        self.subscribe_query(connection_id, spec, Some(text), options)
+        self.subscribe_query(connection_id, spec, (Some(text), read_with), options)
     }
 
     /// `spec` parsed again, uncached, if its table has a column named TRUE or FALSE: the

@@ -478,7 +478,10 @@ impl ConnectionsManager {
     /// A route spec from subscription SQL (`SELECT cols | * FROM [namespace.]table [WHERE
     /// ...]`), parsed with this manager's limits and default namespace: table, filter and
     /// projection come from the SQL; every change type, round-robin (adjust with the
-    /// builder methods).
+    /// builder methods). The filter is kept parsed, not as text: a bare TRUE or FALSE in
+    /// it keeps the reading it has now (the column, if the table has one of that name)
+    /// when the table later gains or loses such a column, where a route made with
+    /// [`TopicRouteSpec::filter_sql`] reads its text again.
     pub fn topic_route_from_sql(&self, topic: &str, sql: &str) -> LiveResult<TopicRouteSpec> {
         let limits = self.config.filter_limits;
         let (mut query, _) = self.queries.parsed(sql, || {
@@ -1520,6 +1523,9 @@ impl ConnectionsManager {
             });
         }
         let offsets = batch.next_offsets();
+        if offsets.is_empty() {
+            return Ok(());
+        }
         for (partition, _) in &offsets {
             topic.check_partition(*partition)?;
         }

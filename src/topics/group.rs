@@ -821,20 +821,45 @@ impl Group {
             )?;
             targets.push((partition, offset, target));
         }
+        let mut result = Ok(());
         for (partition, asked, target) in targets {
             let cursor = &mut state.cursors[partition as usize];
             if cursor.committed != Some(target) {
-                persist(partition, target).map_err(|error| store_error(topic, error))?;
+                if let Err(error) = persist(partition, target) {
+                    result = Err(store_error(topic, error));
+                    break;
+                }
                 cursor.committed = Some(target);
                 cursor.committed_as = (target != asked).then_some(asked);
                 cursor.deliveries.forget_below(target);
             }
         }
+        // The holder was heard from, whatever the store did.
         if let Some(member) = state.members.get_mut(&me) {
             member.last_seen_ms = now_ms;
         }
         self.renew_leases(&mut state, me, now_ms, |_, _| {});
-        Ok(())
+        result
+    }
+
+    /// The lease of `cursor` (on `partition`) if `me` holds it, else
+    /// [`LiveError::NotLeaseHolder`] naming who does.
+    fn held_lease(
+        &self,
+        topic: &str,
+        cursor: &Cursor,
+        me: ConnectionId,
+        partition: u32,
+    ) -> LiveResult<Lease> {
+        match cursor.lease {
+            Some(lease) if lease.holder == me => Ok(lease),
+            other => Err(LiveError::NotLeaseHolder {
+                topic: topic.to_string(),
+                group: self.name.to_string(),
+                partition,
+                holder: other.map(|lease| lease.holder),
+            }),
+        }
     }
 
     /// Where a commit of `offset` by `me` on `partition` (whose cursor is `cursor`) moves
@@ -847,17 +872,7 @@ impl Group {
         partition: u32,
         offset: u64,
     ) -> LiveResult<u64> {
-        let lease = match cursor.lease {
-            Some(lease) if lease.holder == me => lease,
-            other => {
-                return Err(LiveError::NotLeaseHolder {
-                    topic: topic.to_string(),
-                    group: self.name.to_string(),
-                    partition,
-                    holder: other.map(|lease| lease.holder),
-                })
-            }
-        };
+        let lease = self.held_lease(topic, cursor, me, partition)?;
         // A lease without a position (reset policy None, nothing sought) handed nothing
         // out: there is no offset it may commit.
         let Some(delivered) = lease.next else {
@@ -947,17 +962,7 @@ impl Group {
             self.expire(&mut state, now_ms, freed);
         }
         let cursor = &state.cursors[partition as usize];
-        let lease = match cursor.lease {
-            Some(lease) if lease.holder == me => lease,
-            other => {
-                return Err(LiveError::NotLeaseHolder {
-                    topic: topic.to_string(),
-                    group: self.name.to_string(),
-                    partition,
-                    holder: other.map(|lease| lease.holder),
-                })
-            }
-        };
+        let lease = self.held_lease(topic, cursor, me, partition)?;
         // A lease without a position (reset policy None, nothing sought) handed nothing
         // out: there is nothing it may nack.
         let Some(delivered) = lease.next else {
@@ -1229,16 +1234,23 @@ impl Topic {
             })
     }
 
-    /// Frees the partitions a pass freed: the former holders stop waiting on them, and
-    /// sessions waiting for a partition are woken.
+    /// Frees the partitions a pass freed: sessions waiting for a partition are woken. The
+    /// former holders stay in the partitions' wait lists, which are the topic's, not the
+    /// group's: a consume of the same session in another group may be parked on them. A
+    /// registration left behind costs one spurious wake; the next append or the session's
+    /// end takes it off.
     pub(crate) fn partitions_freed(&self, group: &Group, freed: &[(u32, ConnectionId)]) {
         if freed.is_empty() {
             return;
         }
-        for (partition, holder) in freed {
-            self.signals[*partition as usize].waiters.remove(*holder);
-        }
         group.waiters.wake_all();
+    }
+
+    /// The session `me` ended: it no longer waits on any partition of this topic.
+    pub(crate) fn forget_waiting(&self, me: ConnectionId) {
+        for signal in self.signals.iter() {
+            signal.waiters.remove(me);
+        }
     }
 
     /// `me` leaves `group`: its leases end, it stops counting as a member and waiting, and

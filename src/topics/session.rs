@@ -102,8 +102,11 @@ impl ConsumerSession {
     pub(crate) fn end(&self) {
         self.closed.store(true, Ordering::SeqCst);
         let memberships = std::mem::take(&mut *lock(&self.memberships));
-        for (topic, group) in memberships {
-            topic.leave(&group, self.id);
+        for (topic, group) in &memberships {
+            topic.leave(group, self.id);
+        }
+        for (topic, _) in &memberships {
+            topic.forget_waiting(self.id);
         }
         self.wake.wake();
     }

@@ -401,3 +401,33 @@ fn a_publish_wakes_both_async_consumes_of_one_session() {
         assert_eq!(bytes_of(&batch.unwrap().messages[0]), "both");
     }
 }
+
+#[test]
+fn a_lease_ending_in_one_group_keeps_the_session_waiting_in_another() {
+    // The partitions' wait lists are the topic's: the session's lease in "first" ending
+    // (here by leaving the group) must not take off the registration its consume parked in
+    // "second" relies on.
+    let (manager, me) = two_groups();
+    let empty = manager
+        .consume(me, "events", "first", 10, Duration::ZERO)
+        .unwrap();
+    assert!(empty.is_empty());
+    let mut future = Box::pin(manager.consume_async(me, "events", "second", 10));
+    let woken = Arc::new(Mutex::new(Vec::new()));
+    let waker = std::task::Waker::from(Arc::new(Flag(0, woken.clone())));
+    let mut context = std::task::Context::from_waker(&waker);
+    assert!(future.as_mut().poll(&mut context).is_pending());
+    manager.leave_group(me, "events", "first").unwrap();
+    publish_bytes(&manager, "events", 1, "m");
+    assert!(
+        wait_until(Duration::from_secs(20), || !woken
+            .lock()
+            .unwrap()
+            .is_empty()),
+        "the publish did not wake the consume of the other group"
+    );
+    let std::task::Poll::Ready(batch) = future.as_mut().poll(&mut context) else {
+        panic!("woken but not done");
+    };
+    assert_eq!(bytes_of(&batch.unwrap().messages[0]), "m");
+}

@@ -921,11 +921,9 @@ fn a_topic_in_use_as_a_dead_letter_topic_is_not_deleted() {
     }
 }
 
-/// A nack that would dead-letter a message retention removed since it was handed out has
-/// nothing to send: it rewinds as a nack without a dead-letter topic does, and the next
-/// hand-out reports the removed messages as skipped by retention.
-#[test]
-fn a_nack_at_max_deliver_of_a_message_retention_removed_rewinds() {
+/// A manager with topic `trimmed` (one partition, retention of 3 messages) holding `m0`
+/// and `m1`, its group `g` dead-lettering to `dlq` at the first nack.
+fn trimmed_with_dead_letters() -> Arc<ConnectionsManager> {
     let (manager, _clock) = with_topic();
     manager
         .create_topic("trimmed", TopicConfig::partitions(1).retention(3, 1 << 30))
@@ -939,6 +937,15 @@ fn a_nack_at_max_deliver_of_a_message_retention_removed_rewinds() {
     for seq in 0..2 {
         publish_bytes(&manager, "trimmed", seq, &format!("m{seq}"));
     }
+    manager
+}
+
+/// A nack that would dead-letter a message retention removed since it was handed out has
+/// nothing to send: it rewinds as a nack without a dead-letter topic does, and the next
+/// hand-out reports the removed messages as skipped by retention.
+#[test]
+fn a_nack_at_max_deliver_of_a_message_retention_removed_rewinds() {
+    let manager = trimmed_with_dead_letters();
     let a = consumer(&manager, "a");
     let batch = manager
         .consume(a, "trimmed", "g", 10, Duration::ZERO)
@@ -982,16 +989,7 @@ fn a_nack_at_max_deliver_of_a_message_retention_removed_rewinds() {
 /// new, and park again).
 #[test]
 fn a_delayed_nack_of_a_message_retention_removed_wakes_nobody_early() {
-    let (manager, _clock) = with_topic();
-    manager
-        .create_topic("trimmed", TopicConfig::partitions(1).retention(3, 1 << 30))
-        .unwrap();
-    manager
-        .create_topic("dlq", TopicConfig::partitions(1))
-        .unwrap();
-    manager
-        .create_consumer_group("trimmed", "g", GroupConfig::default().dead_letter("dlq", 1))
-        .unwrap();
+    let manager = trimmed_with_dead_letters();
     manager
         .create_topic("idle", TopicConfig::partitions(1))
         .unwrap();
@@ -1002,9 +1000,6 @@ fn a_delayed_nack_of_a_message_retention_removed_wakes_nobody_early() {
             GroupConfig::default().lease(Duration::from_secs(60)),
         )
         .unwrap();
-    for seq in 0..2 {
-        publish_bytes(&manager, "trimmed", seq, &format!("m{seq}"));
-    }
     let a = consumer(&manager, "a");
     manager
         .consume(a, "trimmed", "g", 10, Duration::ZERO)
