@@ -754,8 +754,8 @@ fn sqlite_spellings_agree_without_parentheses() {
 #[test]
 fn true_and_false_name_columns_where_a_table_has_them() {
     use livecore::{
-        ChangeNotification, ConnectionsManager, ManagerConfig, Notification, SeqId,
-        SubscriptionOptions, TableId, TableSchema, TableScope, UserId,
+        ChangeNotification, ConnectionsManager, ManagerConfig, SeqId, SubscriptionOptions, TableId,
+        TableSchema, TableScope, UserId,
     };
     let filters = [
         "true",
@@ -818,7 +818,7 @@ fn true_and_false_name_columns_where_a_table_has_them() {
                             SubscriptionOptions::default(),
                         )
                         .unwrap_or_else(|error| panic!("{columns:?} {filter}: {error}"));
-                    subscriptions.push((result.live_query_id, filter));
+                    subscriptions.push((result.live_query_id, *filter));
                 }
                 // No such column in SQLite: livecore refuses it too.
                 Err(_) => assert!(manager
@@ -845,34 +845,14 @@ fn true_and_false_name_columns_where_a_table_has_them() {
                 )
                 .unwrap();
         }
-        let mut delivered: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        while let Ok(notification) = connection.notifications.try_recv() {
-            let Notification::Changes(changes) = &notification else {
-                panic!("{notification:?}");
-            };
-            let filter = subscriptions
-                .iter()
-                .find(|(id, _)| *id == notification.live_query_id())
-                .unwrap()
-                .1;
-            for change in changes.changes() {
-                let Value::Int(id) = change.row().value(0).clone() else {
-                    panic!("an integer id");
-                };
-                delivered.entry(filter.to_string()).or_default().push(id);
-            }
-        }
+        let delivered = delivered_ids(&mut connection.notifications, &subscriptions);
         for (_, filter) in &subscriptions {
-            let mut statement = sqlite
-                .prepare(&format!("SELECT id FROM t WHERE {filter} ORDER BY id"))
-                .unwrap();
-            let expected: Vec<i64> = statement
-                .query_map([], |row| row.get(0))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
-            let got = delivered.get(**filter).cloned().unwrap_or_default();
-            assert_eq!(got, expected, "{columns:?}: WHERE {filter}");
+            let got = delivered.get(filter).cloned().unwrap_or_default();
+            assert_eq!(
+                got,
+                sqlite_ids(&sqlite, filter),
+                "{columns:?}: WHERE {filter}"
+            );
         }
     }
 }
@@ -884,7 +864,7 @@ fn true_and_false_name_columns_where_a_table_has_them() {
 #[test]
 fn a_table_gaining_and_losing_a_true_column_reads_the_word_again() {
     use livecore::{
-        ChangeNotification, ConnectionsManager, GroupConfig, ManagerConfig, Notification, SeqId,
+        ChangeNotification, ConnectionsManager, GroupConfig, ManagerConfig, SeqId,
         SubscriptionOptions, TableId, TableSchema, TableScope, TopicConfig, TopicPayload,
         TopicRouteSpec, UserId,
     };
@@ -946,33 +926,8 @@ fn a_table_gaining_and_losing_a_true_column_reads_the_word_again() {
                 )
                 .unwrap();
         }
-        let expected = |filter: &str| -> Vec<i64> {
-            let mut statement = sqlite
-                .prepare(&format!("SELECT id FROM t WHERE {filter} ORDER BY id"))
-                .unwrap();
-            statement
-                .query_map([], |row| row.get(0))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect()
-        };
-        let mut delivered: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-        while let Ok(notification) = connection.notifications.try_recv() {
-            let Notification::Changes(changes) = &notification else {
-                panic!("{columns:?}: {notification:?}");
-            };
-            let filter = subscriptions
-                .iter()
-                .find(|(id, _)| *id == notification.live_query_id())
-                .unwrap()
-                .1;
-            for change in changes.changes() {
-                let Value::Int(id) = change.row().value(0).clone() else {
-                    panic!("an integer id");
-                };
-                delivered.entry(filter).or_default().push(id);
-            }
-        }
+        let expected = |filter: &str| sqlite_ids(&sqlite, filter);
+        let delivered = delivered_ids(&mut connection.notifications, &subscriptions);
         for filter in filters {
             let got = delivered.get(filter).cloned().unwrap_or_default();
             assert_eq!(got, expected(filter), "{columns:?}: WHERE {filter}");
@@ -1051,4 +1006,42 @@ fn a_subscribe_racing_an_alter_reads_true_for_its_schema() {
         }
         assert_eq!(matched, subscribed, "trial {trial}");
     }
+}
+
+/// The ids (column 0) of the rows each subscription's changes carried, by its filter; every
+/// notification waiting must be a change of one of `subscriptions`.
+fn delivered_ids<'a>(
+    notifications: &mut livecore::NotificationReceiver,
+    subscriptions: &[(livecore::LiveQueryId, &'a str)],
+) -> BTreeMap<&'a str, Vec<i64>> {
+    let mut delivered: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    while let Ok(notification) = notifications.try_recv() {
+        let livecore::Notification::Changes(changes) = &notification else {
+            panic!("{notification:?}");
+        };
+        let filter = subscriptions
+            .iter()
+            .find(|(id, _)| *id == notification.live_query_id())
+            .unwrap()
+            .1;
+        for change in changes.changes() {
+            let Value::Int(id) = change.row().value(0).clone() else {
+                panic!("an integer id");
+            };
+            delivered.entry(filter).or_default().push(id);
+        }
+    }
+    delivered
+}
+
+/// The ids of the rows of SQLite's `t` that `filter` selects, in order.
+fn sqlite_ids(sqlite: &rusqlite::Connection, filter: &str) -> Vec<i64> {
+    let mut statement = sqlite
+        .prepare(&format!("SELECT id FROM t WHERE {filter} ORDER BY id"))
+        .unwrap();
+    statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }

@@ -32,7 +32,7 @@ use crate::error::{LiveError, LiveResult};
 use crate::manager::ConnectionsManager;
 use crate::publish::{change_delivery, send_change, DeliveryPolicy, PublishSummary};
 use crate::query::membership::match_change;
-use crate::query::parser::{may_name_a_boolean, parse_with_boolean_columns, BooleanColumns};
+use crate::query::parser::{may_name_a_boolean, BooleanColumns};
 use crate::query::query_text::WrittenSql;
 use crate::query::{CompiledQuery, Params, QuerySpec};
 use crate::route::index::{placement_of, TableRoute};
@@ -142,9 +142,7 @@ impl ConnectionsManager {
         {
             let words = BooleanColumns::of(&route.schema);
             if words != read_with {
-                spec =
-                    parse_with_boolean_columns(text.as_str(), &self.config.filter_limits, words)?
-                        .into_spec(&self.config.default_namespace);
+                spec = self.read_sql_with(text.as_str(), words)?;
             }
         }
         // Named in another case: the subscription names the table as it was registered.

@@ -60,24 +60,31 @@ impl ConnectionsManager {
         })?;
         let mut read_with = BooleanColumns::default();
         if may_name_a_boolean(sql) {
-            read_with = self.boolean_columns_of(&spec.table_id);
-            if !read_with.is_none() {
-                spec = parse_with_boolean_columns(sql, &self.config().filter_limits, read_with)
-                    .map(|parsed| parsed.into_spec(&self.config().default_namespace))?;
-            }
+            (spec, read_with) = self.read_boolean_columns(sql, spec)?;
         }
         self.subscribe_query(connection_id, spec, (Some(text), read_with), options)
     }
 
     /// `spec` parsed again, uncached, if its table has a column named TRUE or FALSE: the
     /// cached parse read those words as booleans (the parse cache does not know tables).
-    pub(crate) fn read_boolean_columns(&self, sql: &str, spec: QuerySpec) -> LiveResult<QuerySpec> {
-        let columns = self.boolean_columns_of(&spec.table_id);
-        if columns.is_none() {
-            return Ok(spec);
+    /// Returns it with the words it was read with.
+    pub(crate) fn read_boolean_columns(
+        &self,
+        sql: &str,
+        spec: QuerySpec,
+    ) -> LiveResult<(QuerySpec, BooleanColumns)> {
+        let words = self.boolean_columns_of(&spec.table_id);
+        if words.is_none() {
+            return Ok((spec, words));
         }
-        parse_with_boolean_columns(sql, &self.config().filter_limits, columns)
-            .map(|parsed| parsed.into_spec(&self.config().default_namespace))
+        Ok((self.read_sql_with(sql, words)?, words))
+    }
+
+    /// `sql` parsed uncached, with `words` saying which of TRUE and FALSE name columns.
+    pub(crate) fn read_sql_with(&self, sql: &str, words: BooleanColumns) -> LiveResult<QuerySpec> {
+        let config = self.config();
+        parse_with_boolean_columns(sql, &config.filter_limits, words)
+            .map(|parsed| parsed.into_spec(&config.default_namespace))
     }
 
     /// Which of the words TRUE and FALSE name a column of the table SQL names `table_id`.

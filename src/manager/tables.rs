@@ -6,7 +6,7 @@ use crate::error::LiveError;
 use crate::error::LiveResult;
 use crate::manager::ConnectionsManager;
 use crate::query::params::Params;
-use crate::query::parser::{may_name_a_boolean, parse_with_boolean_columns, BooleanColumns};
+use crate::query::parser::{may_name_a_boolean, BooleanColumns};
 use crate::query::CompiledQuery;
 use crate::route::index::Installed;
 use crate::route::index::TableRoute;
@@ -165,9 +165,7 @@ impl ConnectionsManager {
         words: BooleanColumns,
         route: &TableRoute,
     ) -> LiveResult<Recompiled> {
-        let config = self.config();
-        let spec = parse_with_boolean_columns(sql, &config.filter_limits, words)?
-            .into_spec(&config.default_namespace);
+        let spec = self.read_sql_with(sql, words)?;
         let params = spec.params();
         let query = self.shared_compiled_query(spec, route)?;
         Ok((query, Some(params)))

@@ -489,7 +489,7 @@ impl ConnectionsManager {
                 .map(|parsed| parsed.into_spec(&self.config.default_namespace))
         })?;
         if may_name_a_boolean(sql) {
-            query = self.read_boolean_columns(sql, query)?;
+            (query, _) = self.read_boolean_columns(sql, query)?;
         }
         Ok(TopicRouteSpec::from_query(topic, query))
     }
