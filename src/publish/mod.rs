@@ -699,11 +699,20 @@ pub(crate) fn send_change(
     } else if attempt.after_drop && tx.is_full() {
         Err(TrySendError::Full(()))
     } else {
-        tx.try_send(change_delivery(core, source, attempt))
-            .map_err(|error| match error {
-                TrySendError::Full(_) => TrySendError::Full(()),
-                TrySendError::Disconnected(_) => TrySendError::Disconnected(()),
-            })
+        // A match rather than `map_err`: with the delivery's alignment, the compiler read
+        // `map_err`'s result sixteen bytes wide right after the channel wrote eight (a
+        // store-forwarding stall on every delivery); matched here, it tests one word.
+        match tx.try_send(change_delivery(core, source, attempt)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(delivery)) => {
+                drop(delivery);
+                Err(TrySendError::Full(()))
+            }
+            Err(TrySendError::Disconnected(delivery)) => {
+                drop(delivery);
+                Err(TrySendError::Disconnected(()))
+            }
+        }
     };
     match outcome {
         Ok(()) => {
