@@ -104,8 +104,6 @@ impl ConsumerSession {
         let memberships = std::mem::take(&mut *lock(&self.memberships));
         for (topic, group) in &memberships {
             topic.leave(group, self.id);
-        }
-        for (topic, _) in &memberships {
             topic.forget_waiting(self.id);
         }
         self.wake.wake();
