@@ -18,9 +18,10 @@ use livecore::{
     SubscriptionOptions, UserId,
 };
 use serde_json::{json, Value as Json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::{AuthError, Identity};
+use crate::db::{integer_json, RowsOf};
 use crate::protocol::{self, close, ClientMessage};
 use crate::{AddressSlot, Shared};
 
@@ -67,6 +68,8 @@ impl RateLimit {
 enum Step {
     Continue,
     Close(u16, &'static str),
+    /// The client sent its close frame: the reply the WebSocket layer queued goes out.
+    ClosedByClient,
     Gone,
 }
 
@@ -80,6 +83,8 @@ struct Session {
     last_heartbeat: Instant,
     /// Replies produced off the task (writes, failed loads).
     outbox: mpsc::UnboundedSender<String>,
+    /// Fires once the latest write's answer is in the outbox.
+    last_write_answered: Option<oneshot::Receiver<()>>,
 }
 
 /// Serves one upgraded WebSocket until it closes.
@@ -117,6 +122,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut socket: WebSocket, slot: Opti
         subscriptions: HashMap::new(),
         last_heartbeat: Instant::now(),
         outbox,
+        last_write_answered: None,
     };
     let send_timeout = shared.config.send_timeout;
     let ending = loop {
@@ -139,13 +145,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut socket: WebSocket, slot: Opti
             },
             message = socket.recv() => match message {
                 None => break Step::Gone,
-                Some(Err(error)) => {
-                    break if is_too_big(error) {
-                        Step::Close(close::TOO_BIG, "message too big")
-                    } else {
-                        Step::Gone
-                    };
-                }
+                Some(Err(error)) => break read_failure(error),
                 Some(Ok(message)) => match session.on_message(message).await {
                     Step::Continue => {}
                     ending => break ending,
@@ -183,6 +183,12 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut socket: WebSocket, slot: Opti
             }
             let _ = send_all(&mut socket, replies, CLOSE_WAIT).await;
             send_close(&mut socket, code, reason).await
+        }
+        Step::ClosedByClient => {
+            // The WebSocket layer queued the close reply RFC 6455 asks for; without a
+            // flush it would be dropped with the socket (the client then sees a reset).
+            let _ = tokio::time::timeout(CLOSE_WAIT, socket.flush()).await;
+            false
         }
         _ => false,
     };
@@ -243,14 +249,21 @@ async fn await_close_reply(socket: &mut WebSocket) {
     .await;
 }
 
-fn is_too_big(error: axum::Error) -> bool {
-    matches!(
-        error
-            .into_inner()
-            .downcast::<tungstenite::Error>()
-            .map(|error| *error),
-        Ok(tungstenite::Error::Capacity(_))
-    )
+/// How the connection ends after a frame could not be read: a close frame with the
+/// RFC 6455 code for an oversized message or a text frame that is not UTF-8; otherwise
+/// (the transport failed) nothing more can be sent.
+fn read_failure(error: axum::Error) -> Step {
+    match error
+        .into_inner()
+        .downcast::<tungstenite::Error>()
+        .map(|error| *error)
+    {
+        Ok(tungstenite::Error::Capacity(_)) => Step::Close(close::TOO_BIG, "message too big"),
+        Ok(tungstenite::Error::Utf8(_)) => {
+            Step::Close(close::INVALID_TEXT, "text frame is not valid UTF-8")
+        }
+        _ => Step::Gone,
+    }
 }
 
 impl Session {
@@ -289,7 +302,7 @@ impl Session {
                 return Step::Close(close::UNSUPPORTED_DATA, "binary frames are not supported")
             }
             Message::Ping(_) | Message::Pong(_) => return Step::Continue,
-            Message::Close(_) => return Step::Gone,
+            Message::Close(_) => return Step::ClosedByClient,
         };
         let parsed = serde_json::from_str::<ClientMessage>(text.as_str());
         let Some(identity) = self.identity.clone() else {
@@ -300,7 +313,16 @@ impl Session {
         };
         match parsed {
             Err(error) => {
-                self.reply(protocol::error(None, "bad_message", &error.to_string()));
+                // The request's `id`, when the text is a JSON object holding one, so the
+                // client can tell which of its requests was refused.
+                let id = serde_json::from_str::<Json>(text.as_str())
+                    .ok()
+                    .and_then(|mut value| value.get_mut("id").map(Json::take));
+                self.reply(protocol::error(
+                    id.as_ref(),
+                    "bad_message",
+                    &error.to_string(),
+                ));
             }
             Ok(ClientMessage::Auth { .. }) => {
                 self.reply(protocol::error(
@@ -336,14 +358,41 @@ impl Session {
                 });
             }
             Ok(ClientMessage::Write { id, ops }) => {
-                // Off the task: the loop keeps draining while the writer commits.
-                let (shared, outbox) = (self.shared.clone(), self.outbox.clone());
+                // Queued here, so a client's writes commit in the order it sent them (an
+                // update right behind the insert of its row finds the row); answered off
+                // the task, so the loop keeps draining while the writer commits.
+                let queued = match self.shared.db.queue_write(&identity, ops) {
+                    Ok(queued) => queued,
+                    Err(error) => {
+                        self.reply(protocol::error(
+                            id.as_ref(),
+                            error.code(),
+                            &error.to_string(),
+                        ));
+                        return Step::Continue;
+                    }
+                };
+                // Answered in the order sent, too: each answer waits for the one before.
+                let (answered, next) = oneshot::channel();
+                let previous = self.last_write_answered.replace(next);
+                let outbox = self.outbox.clone();
                 tokio::spawn(async move {
-                    let reply = match shared.db.write(&identity, ops).await {
-                        Ok(outcome) => json!({"type": "written", "id": id, "seq": outcome.seq.0, "ids": outcome.ids}).to_string(),
-                        Err(error) => protocol::error(id.as_ref(), error.code(), &error.to_string()),
+                    let reply = match queued.outcome().await {
+                        Ok(outcome) => {
+                            let ids: Vec<Json> =
+                                outcome.ids.iter().copied().map(integer_json).collect();
+                            json!({"type": "written", "id": id, "seq": outcome.seq.0, "ids": ids})
+                                .to_string()
+                        }
+                        Err(error) => {
+                            protocol::error(id.as_ref(), error.code(), &error.to_string())
+                        }
                     };
+                    if let Some(previous) = previous {
+                        let _ = previous.await;
+                    }
                     let _ = outbox.send(reply);
+                    let _ = answered.send(());
                 });
             }
         }
@@ -511,16 +560,9 @@ fn load_snapshot(
 ) -> Result<(), LoadError> {
     let manager = &shared.manager;
     let table = manager.subscription(live_query_id)?.table_id;
-    let per_user = shared
-        .db
-        .tables()
-        .get(table.name())
-        .and_then(|config| config.owner_column())
-        .is_some();
-    let owner = per_user.then_some(identity.user.as_str());
     let (boundary, rows) = shared
         .db
-        .snapshot(table.name(), owner)
+        .snapshot(table.name(), RowsOf::User(identity.user.as_str()))
         .map_err(|error| LoadError::Database(error.to_string()))?;
     manager.set_snapshot_boundary(live_query_id, boundary)?;
     until_room(shared, |done| {

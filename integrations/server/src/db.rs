@@ -36,7 +36,8 @@ pub enum WriteOp {
     Update {
         /// The table.
         table: String,
-        /// The row.
+        /// The row: a number, or the decimal text livecore renders an id beyond ±2^53 as.
+        #[serde(deserialize_with = "integer_or_its_text")]
         id: i64,
         /// Column values by name.
         values: Map<String, Json>,
@@ -45,9 +46,42 @@ pub enum WriteOp {
     Delete {
         /// The table.
         table: String,
-        /// The row.
+        /// The row, as for an update.
+        #[serde(deserialize_with = "integer_or_its_text")]
         id: i64,
     },
+}
+
+/// The largest integer livecore's JSON renders as a number (2^53); beyond it, as text.
+const MAX_SAFE_INTEGER: i64 = 1 << 53;
+
+/// An integer as JSON the way livecore's notifications render it: a number within ±2^53,
+/// else the text of its digits (a JavaScript client would round the number).
+pub(crate) fn integer_json(value: i64) -> Json {
+    if (-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).contains(&value) {
+        Json::from(value)
+    } else {
+        Json::String(value.to_string())
+    }
+}
+
+/// An integer from JSON: a number, or the decimal text of one as livecore renders large
+/// integers, so a client can write back what it received.
+fn json_integer(value: &Json) -> Option<i64> {
+    match value {
+        Json::Number(number) => number.as_i64(),
+        Json::String(text) => text.parse::<i64>().ok().filter(|n| n.to_string() == *text),
+        _ => None,
+    }
+}
+
+fn integer_or_its_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let value = Json::deserialize(deserializer)?;
+    json_integer(&value).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "expected an integer or the decimal text of one, got {value}"
+        ))
+    })
 }
 
 /// Why a write was refused. Nothing of a refused write is committed.
@@ -126,6 +160,25 @@ struct WriteRequest {
     reply: tokio::sync::oneshot::Sender<Result<WriteOutcome, WriteError>>,
 }
 
+/// A write the writer has queued: its outcome arrives once it is committed or refused.
+pub(crate) struct QueuedWrite(tokio::sync::oneshot::Receiver<Result<WriteOutcome, WriteError>>);
+
+impl QueuedWrite {
+    /// Waits for the writer's answer.
+    pub(crate) async fn outcome(self) -> Result<WriteOutcome, WriteError> {
+        self.0.await.map_err(|_| WriteError::Closed)?
+    }
+}
+
+/// Whose rows a snapshot reads from a per-user table (a shared table's are everyone's).
+#[derive(Clone, Copy)]
+pub(crate) enum RowsOf<'a> {
+    /// One user's.
+    User(&'a str),
+    /// Every user's.
+    Everyone,
+}
+
 /// Why a resume cannot be served from the log.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ResumeUnavailable;
@@ -197,11 +250,6 @@ impl Database {
         })
     }
 
-    /// The exposed tables by name.
-    pub fn tables(&self) -> &HashMap<String, TableConfig> {
-        &self.tables
-    }
-
     /// Commits `ops` as one transaction for `identity` and publishes it; returns once
     /// livecore has been handed the commit.
     pub async fn write(
@@ -209,6 +257,16 @@ impl Database {
         identity: &Identity,
         ops: Vec<WriteOp>,
     ) -> Result<WriteOutcome, WriteError> {
+        self.queue_write(identity, ops)?.outcome().await
+    }
+
+    /// Queues a write for the writer without waiting for it: writes queued one after the
+    /// other commit in that order (the writer takes them in turn).
+    pub fn queue_write(
+        &self,
+        identity: &Identity,
+        ops: Vec<WriteOp>,
+    ) -> Result<QueuedWrite, WriteError> {
         if ops.is_empty() || ops.len() > self.max_ops {
             return Err(WriteError::TooManyOps(self.max_ops));
         }
@@ -218,12 +276,10 @@ impl Database {
             ops,
             reply,
         };
-        {
-            let writes = self.writes.lock().unwrap_or_else(|e| e.into_inner());
-            let sender = writes.as_ref().ok_or(WriteError::Closed)?;
-            sender.send(request).map_err(|_| WriteError::Closed)?;
-        }
-        answer.await.map_err(|_| WriteError::Closed)?
+        let writes = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        let sender = writes.as_ref().ok_or(WriteError::Closed)?;
+        sender.send(request).map_err(|_| WriteError::Closed)?;
+        Ok(QueuedWrite(answer))
     }
 
     /// Stops the writer after the writes already queued.
@@ -256,7 +312,7 @@ impl Database {
     pub fn snapshot(
         &self,
         table: &str,
-        owner: Option<&str>,
+        rows_of: RowsOf<'_>,
     ) -> rusqlite::Result<(SeqId, Vec<Row>)> {
         let config = self
             .tables
@@ -272,8 +328,8 @@ impl Database {
                 |row| row.get(0),
             )?;
             let mut rows = Vec::new();
-            match (config.owner_column(), owner) {
-                (Some(owner_column), Some(owner)) => {
+            match (config.owner_column(), rows_of) {
+                (Some(owner_column), RowsOf::User(owner)) => {
                     let mut statement = transaction.prepare(&format!(
                         "SELECT {columns} FROM {} WHERE {} = ?1 ORDER BY id",
                         quote(&config.name),
@@ -284,8 +340,7 @@ impl Database {
                         rows.push(read_row(row, config.columns.len() + 1)?);
                     }
                 }
-                (Some(_), None) => {}
-                (None, _) => {
+                (None, _) | (Some(_), RowsOf::Everyone) => {
                     let mut statement = transaction.prepare(&format!(
                         "SELECT {columns} FROM {} ORDER BY id",
                         quote(&config.name)
@@ -419,8 +474,8 @@ fn sql_value(column: &str, kind: ColumnType, value: &Json) -> Result<SqlValue, W
     Ok(match (kind, value) {
         (_, Json::Null) => SqlValue::Null,
         (ColumnType::Integer, Json::Bool(flag)) => SqlValue::Int(i64::from(*flag)),
-        (ColumnType::Integer, Json::Number(number)) => {
-            SqlValue::Int(number.as_i64().ok_or_else(bad)?)
+        (ColumnType::Integer, Json::Number(_) | Json::String(_)) => {
+            SqlValue::Int(json_integer(value).ok_or_else(bad)?)
         }
         (ColumnType::Real, Json::Number(number)) => {
             SqlValue::Real(number.as_f64().ok_or_else(bad)?)
@@ -504,7 +559,7 @@ impl Writer {
                         if matches!(op, WriteOp::Update { .. }) {
                             return Err(WriteError::BadColumn("id cannot be changed".into()));
                         }
-                        let id = value.as_i64().ok_or_else(|| {
+                        let id = json_integer(value).ok_or_else(|| {
                             WriteError::BadValue(format!("id must be an integer, got {value}"))
                         })?;
                         assignments.push(("id".to_string(), SqlValue::Int(id)));

@@ -295,7 +295,8 @@ impl RunningServer {
         let db = self.shared.db.clone();
         let table = table.to_string();
         tokio::task::spawn_blocking(move || {
-            db.snapshot(&table, None).map_err(|error| error.to_string())
+            db.snapshot(&table, db::RowsOf::Everyone)
+                .map_err(|error| error.to_string())
         })
         .await
         .map_err(|error| error.to_string())?

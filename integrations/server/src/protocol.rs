@@ -62,6 +62,8 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// A binary frame: the protocol is JSON text.
     pub const UNSUPPORTED_DATA: u16 = 1003;
+    /// A text frame that is not valid UTF-8.
+    pub const INVALID_TEXT: u16 = 1007;
     /// A frame or message over the size limit.
     pub const TOO_BIG: u16 = 1009;
     /// The server holds as many connections as livecore allows.
