@@ -46,6 +46,16 @@ pub enum PgError {
         /// What differs.
         detail: String,
     },
+    /// A published table was renamed, moved to another schema, or dropped and created
+    /// again while the source ran. The source knows its tables by name and by the OID it
+    /// found at start: it stops rather than skip the table's changes, or read a table
+    /// whose changes the publication no longer sends.
+    TableReplaced {
+        /// The configured table, as `schema.table`.
+        table: String,
+        /// What the stream or the catalog showed.
+        detail: String,
+    },
     /// The owner column named for a user-scoped table is not one of its columns.
     UnknownOwnerColumn {
         /// The table, as `schema.table`.
@@ -123,6 +133,10 @@ impl fmt::Display for PgError {
                 "the columns of {table} changed in PostgreSQL and the stream has not caught \
                  up: {detail}"
             ),
+            PgError::TableReplaced { table, detail } => write!(
+                f,
+                "table {table} is no longer the relation the source started with: {detail}"
+            ),
             PgError::UnknownOwnerColumn { table, column } => {
                 write!(f, "owner column '{column}' is not a column of {table}")
             }
@@ -191,6 +205,12 @@ pub(crate) fn classify_replication(error: &pgwire_replication::PgWireError) -> O
                 // admin_shutdown, crash_shutdown, cannot_connect_now, object_in_use
                 // (the slot is still held by the session being replaced).
                 Some("57P01") | Some("57P02") | Some("57P03") | Some("55006") => None,
+                // undefined_object: the publication (dropped while the source ran) or
+                // the slot.
+                Some("42704") if message.contains("publication") => Some(PgError::Publication {
+                    publication: quoted_name(message).unwrap_or_default(),
+                    reason: format!("it no longer exists: {message}"),
+                }),
                 Some("42704") => Some(PgError::SlotMissing(message.clone())),
                 // PostgreSQL 15-16 say "cannot read from logical replication slot"
                 // (detail: invalidated), 13-14 "can no longer get changes from
@@ -213,6 +233,13 @@ pub(crate) fn classify_replication(error: &pgwire_replication::PgWireError) -> O
         E::Auth(_) | E::Protocol(_) | E::Internal(_) => Some(PgError::Replication(text)),
         _ => Some(PgError::Replication(text)),
     }
+}
+
+/// The first double-quoted name in a server message.
+fn quoted_name(message: &str) -> Option<String> {
+    let start = message.find('"')? + 1;
+    let end = start + message[start..].find('"')?;
+    Some(message[start..end].to_string())
 }
 
 /// The SQLSTATE that pgwire-replication appends to a server message.

@@ -184,13 +184,27 @@ impl PgSource {
             // before its next row change): the rows cannot be read in the columns the
             // subscriptions were compiled against.
             let mut types = TypeCache::default();
-            let (_, current) = schema::load_table(
+            let (oid, current) = schema::load_table(
                 &client,
                 &mut types,
                 &info.config,
                 self.shared.config.unsupported_as_text,
             )
             .await?;
+            // Another relation under the table's name (dropped and created again): its
+            // rows could be read, but the publication sends none of its changes.
+            if self.shared.oids.get(table_id) != Some(&oid) {
+                let _ = client.batch_execute("ROLLBACK").await;
+                let replaced = PgError::TableReplaced {
+                    table: info.qualified(),
+                    detail: format!(
+                        "the catalog names relation {oid}, not the one the source started \
+                         with (dropped and created again?)"
+                    ),
+                };
+                self.shared.fail(replaced.clone());
+                return Err(replaced);
+            }
             if current.columns != info.columns {
                 let _ = client.batch_execute("ROLLBACK").await;
                 return Err(self

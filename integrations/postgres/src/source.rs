@@ -13,7 +13,7 @@ use pgwire_replication::{Lsn, ReplicationClient, ReplicationEvent};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::{quote_ident, Connection, SourceConfig};
+use crate::config::{quote_ident, Connection, SourceConfig, TableConfig};
 use crate::error::{classify_replication, PgError, PgResult};
 use crate::pgoutput::{self, Datum, Message, Tuple};
 use crate::schema::{self, TableInfo, TypeCache};
@@ -126,6 +126,9 @@ pub(crate) struct Shared {
     pub(crate) connection: Connection,
     /// The current version of each published table, as registered with livecore.
     pub(crate) tables: Mutex<HashMap<TableId, TableInfo>>,
+    /// Each published table's OID when the source started: a relation message or a
+    /// catalog read naming another relation means the table was replaced or renamed.
+    pub(crate) oids: HashMap<TableId, u32>,
     /// Per table: the commit LSN of the transaction whose relation message last described
     /// it on the stream (locked inside `tables`).
     described: Mutex<HashMap<TableId, u64>>,
@@ -149,7 +152,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn fail(&self, error: PgError) {
+    pub(crate) fn fail(&self, error: PgError) {
         self.failure.send_if_modified(|slot| {
             if slot.is_none() {
                 *slot = Some(error);
@@ -272,11 +275,46 @@ impl Shared {
         if tables.get(&info.table_id) == Some(&info) {
             return Ok(());
         }
-        self.manager.register_table(info.schema())?;
+        self.register_with_livecore(tables.get(&info.table_id), &info)?;
         lock(&self.history)
             .table_floor
             .insert(info.table_id.clone(), floor);
         tables.insert(info.table_id.clone(), info);
+        Ok(())
+    }
+
+    /// Registers `new` with livecore, which recompiles the table's subscriptions. A column
+    /// whose values change kind under the same name (`ALTER COLUMN ... TYPE`, say integer
+    /// to numeric, which livecore holds as text) is first registered as dropped: the
+    /// subscriptions reading it close with `SchemaChanged`, since their filters' verdicts
+    /// on the rows they hold would change without a change of those rows.
+    fn register_with_livecore(&self, old: Option<&TableInfo>, new: &TableInfo) -> PgResult<()> {
+        let retyped: Vec<&str> = match old {
+            Some(old) => new
+                .columns
+                .iter()
+                .filter(|column| {
+                    old.columns
+                        .iter()
+                        .any(|was| was.name == column.name && was.kind != column.kind)
+                })
+                .map(|column| column.name.as_str())
+                .collect(),
+            None => Vec::new(),
+        };
+        if !retyped.is_empty() {
+            let kept = new
+                .columns
+                .iter()
+                .filter(|column| !retyped.contains(&column.name.as_str()))
+                .map(|column| column.name.as_str());
+            self.manager.register_table(livecore::TableSchema::new(
+                new.table_id.clone(),
+                new.config.scope(),
+                kept,
+            ))?;
+        }
+        self.manager.register_table(new.schema())?;
         Ok(())
     }
 
@@ -301,7 +339,7 @@ impl Shared {
         if tables.get(&stale.table_id) != Some(stale) || described_at >= snapshot_at {
             return Ok(false);
         }
-        self.manager.register_table(current.schema())?;
+        self.register_with_livecore(Some(stale), &current)?;
         let floor = SeqId(self.last_published.load(Ordering::Acquire) + 1);
         lock(&self.history)
             .table_floor
@@ -356,10 +394,12 @@ impl PgSource {
         let client = connection.connect_sql().await?;
         let mut types = TypeCache::default();
         let mut tables = HashMap::new();
+        let mut oids = HashMap::new();
         for table in &config.tables {
-            let (_, info) =
+            let (oid, info) =
                 schema::load_table(&client, &mut types, table, config.unsupported_as_text).await?;
             manager.register_table(info.schema())?;
+            oids.insert(info.table_id.clone(), oid);
             tables.insert(info.table_id.clone(), info);
         }
         let created_publication = ensure_publication(&client, &config).await?;
@@ -378,6 +418,7 @@ impl PgSource {
             manager,
             connection,
             tables: Mutex::new(tables),
+            oids,
             described: Mutex::new(HashMap::new()),
             history: Mutex::new(History {
                 commits: VecDeque::new(),
@@ -907,6 +948,12 @@ async fn session(
             Ok(None) => return SessionEnd::Transient("the server ended the stream".into()),
             Err(error) => return ended(error),
         };
+        // A load found the source unable to go on (a published table replaced): the
+        // stream stops at its next event, as after its own fatal errors.
+        if let Some(error) = shared.failure() {
+            let _ = client.shutdown().await;
+            return SessionEnd::Fatal(error);
+        }
         let step = match event {
             ReplicationEvent::Begin { final_lsn, .. } => {
                 shared.in_flight.store(true, Ordering::Release);
@@ -998,6 +1045,7 @@ async fn on_message(
                 .iter()
                 .find(|table| table.schema == relation.namespace && table.name == relation.name)
                 .cloned();
+            check_same_relation(shared, config.as_ref(), &relation)?;
             let info = match config {
                 None => None,
                 Some(config) => {
@@ -1129,6 +1177,42 @@ async fn on_message(
 
 fn needs_txn(txn: Option<&mut Txn>) -> PgResult<&mut Txn> {
     txn.ok_or_else(|| PgError::Decode("a change outside a transaction".into()))
+}
+
+/// Refuses a relation message that shows a published table renamed or moved (its OID
+/// under another name) or replaced (its name under another OID): matched by name alone,
+/// its changes would be skipped, or taken for the table's, without a trace.
+fn check_same_relation(
+    shared: &Shared,
+    config: Option<&TableConfig>,
+    relation: &pgoutput::Relation,
+) -> PgResult<()> {
+    let named = format!("{}.{}", relation.namespace, relation.name);
+    if let Some((table_id, _)) = shared.oids.iter().find(|(_, oid)| **oid == relation.oid) {
+        let qualified = format!("{}.{}", table_id.namespace(), table_id.name());
+        if qualified != named {
+            return Err(PgError::TableReplaced {
+                table: qualified,
+                detail: format!("the stream describes it as {named} (renamed or moved)"),
+            });
+        }
+    } else if let Some(config) = config {
+        let started = shared
+            .oids
+            .iter()
+            .find(|(id, _)| id.namespace() == config.schema && id.name() == config.name)
+            .map(|(_, oid)| *oid);
+        return Err(PgError::TableReplaced {
+            table: named,
+            detail: format!(
+                "the stream describes relation {} under its name, not {} (dropped and \
+                 created again, or another table renamed to it)",
+                relation.oid,
+                started.map_or_else(|| "the one it started with".into(), |oid| oid.to_string())
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The table a change belongs to: `None` for a table this source does not publish.
