@@ -142,7 +142,7 @@ pub(crate) fn encode_match(position: usize, change_type: ChangeType) -> u32 {
 /// Aligned to its size on 64-bit targets: the channel hands a received delivery back
 /// inside a `Result`, which this alignment lays out so the receiver reads it as the
 /// channel wrote it. Unaligned, the receiver's loads straddled the channel's stores (a
-/// store-forwarding stall), and a drained change cost about a sixth more.
+/// store-forwarding stall), and a drained change cost about a fifth more.
 #[cfg_attr(target_pointer_width = "64", repr(align(16)))]
 pub struct Delivery(pub(crate) DeliveryKind);
 

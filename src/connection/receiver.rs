@@ -230,8 +230,8 @@ impl NotificationReceiver {
                 // copied out.
                 Ok(Delivery(DeliveryKind::Changes { core, source })) => {
                     self.released.count_popped();
-                    if let Some(changes) = self.changes(&core, source) {
-                        return Ok(changes);
+                    if let Some(notification) = self.changes(&core, source) {
+                        return Ok(notification);
                     }
                 }
                 Ok(Delivery(DeliveryKind::Other(other))) => {

@@ -361,23 +361,18 @@ impl Session {
                 // Queued here, so a client's writes commit in the order it sent them (an
                 // update right behind the insert of its row finds the row); answered off
                 // the task, so the loop keeps draining while the writer commits.
-                let queued = match self.shared.db.queue_write(&identity, ops) {
-                    Ok(queued) => queued,
-                    Err(error) => {
-                        self.reply(protocol::error(
-                            id.as_ref(),
-                            error.code(),
-                            &error.to_string(),
-                        ));
-                        return Step::Continue;
-                    }
-                };
-                // Answered in the order sent, too: each answer waits for the one before.
+                let queued = self.shared.db.queue_write(&identity, ops);
+                // Answered in the order sent, too, a refusal at queueing included: each
+                // answer waits for the one before.
                 let (answered, next) = oneshot::channel();
                 let previous = self.last_write_answered.replace(next);
                 let outbox = self.outbox.clone();
                 tokio::spawn(async move {
-                    let reply = match queued.outcome().await {
+                    let outcome = match queued {
+                        Ok(queued) => queued.outcome().await,
+                        Err(error) => Err(error),
+                    };
+                    let reply = match outcome {
                         Ok(outcome) => {
                             let ids: Vec<Json> =
                                 outcome.ids.iter().copied().map(integer_json).collect();

@@ -262,7 +262,7 @@ impl Database {
 
     /// Queues a write for the writer without waiting for it: writes queued one after the
     /// other commit in that order (the writer takes them in turn).
-    pub fn queue_write(
+    pub(crate) fn queue_write(
         &self,
         identity: &Identity,
         ops: Vec<WriteOp>,
@@ -307,7 +307,7 @@ impl Database {
         result
     }
 
-    /// A consistent snapshot of a table (only `owner`'s rows on a per-user table) and the
+    /// A consistent snapshot of a table (on a per-user table, the rows `rows_of` names) and the
     /// SeqId of the last commit it holds: one read transaction reads both.
     pub fn snapshot(
         &self,

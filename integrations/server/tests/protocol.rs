@@ -43,7 +43,14 @@ async fn writes_sent_back_to_back_commit_and_are_answered_in_order() {
             ]}))
             .await;
     }
-    let answers = write_answers(&mut client, 2 * pairs as usize).await;
+    // A write refused before it reaches the writer (no ops) is answered in its turn too.
+    client
+        .send(json!({"type": "write", "id": "empty", "ops": []}))
+        .await;
+    let mut answers = write_answers(&mut client, 2 * pairs as usize + 1).await;
+    let last = answers.pop().unwrap();
+    assert_eq!(last["id"], "empty", "{last}");
+    assert_eq!(last["type"], "error", "{last}");
     let mut last_seq = 0;
     for (index, answer) in answers.iter().enumerate() {
         let n = index / 2;
@@ -122,7 +129,16 @@ async fn integers_beyond_2_pow_53_are_text_both_ways() {
     let answer = write_answers(&mut client, 1).await.remove(0);
     assert_eq!(answer["type"], "written", "{answer}");
     // Text that is not exactly an integer's digits stays a bad value.
-    for room in ["12.0", "+5", "007", "1e3", "x"] {
+    for room in [
+        "12.0",
+        "+5",
+        "007",
+        "1e3",
+        "x",
+        "-0",
+        " 5",
+        "9223372036854775808",
+    ] {
         client
             .send(json!({"type": "write", "id": "bad", "ops": [
                 {"op": "insert", "table": "messages", "values": {"room": room}}
