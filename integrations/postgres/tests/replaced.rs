@@ -22,6 +22,13 @@ async fn items_table(client: &tokio_postgres::Client, schema: &str) {
         .unwrap();
 }
 
+/// Why the source stopped, waited for with a bound.
+async fn failure_in_time(source: &livecore_postgres::PgSource) -> PgError {
+    tokio::time::timeout(SYNC, source.failed())
+        .await
+        .expect("the source fails in time")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renamed_or_moved_table_stops_the_stream() {
     for (schema, moves_away) in [
@@ -52,10 +59,7 @@ async fn a_renamed_or_moved_table_stops_the_stream() {
             .batch_execute(&format!("INSERT INTO {table} VALUES (2, 'b')"))
             .await
             .unwrap();
-        let failed = tokio::time::timeout(SYNC, source.failed())
-            .await
-            .expect("the source fails in time");
-        match failed {
+        match failure_in_time(&source).await {
             PgError::TableReplaced { table, detail } => {
                 assert_eq!(table, format!("{schema}.items"));
                 assert!(detail.contains("renamed or moved"), "{detail}");
@@ -171,10 +175,7 @@ async fn a_dropped_publication_is_reported_as_the_publication() {
         .batch_execute("INSERT INTO dpub.items VALUES (2, 'b')")
         .await
         .unwrap();
-    let failed = tokio::time::timeout(SYNC, source.failed())
-        .await
-        .expect("the source fails in time");
-    match failed {
+    match failure_in_time(&source).await {
         PgError::Publication {
             publication: named, ..
         } => assert_eq!(named, publication),
