@@ -47,6 +47,9 @@ impl Browser {
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
+            // Chromium keeps its singleton socket in a directory of its own under TMPDIR,
+            // which a killed browser leaves behind: under the profile, it goes with it.
+            .env("TMPDIR", &profile)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
