@@ -1197,18 +1197,18 @@ fn check_same_relation(
             });
         }
     } else if let Some(config) = config {
+        // Every configured table has an OID from start.
         let started = shared
             .oids
-            .iter()
-            .find(|(id, _)| id.namespace() == config.schema && id.name() == config.name)
-            .map(|(_, oid)| *oid);
+            .get(&TableId::new(config.schema.as_str(), config.name.as_str()))
+            .copied()
+            .unwrap_or_default();
         return Err(PgError::TableReplaced {
             table: named,
             detail: format!(
-                "the stream describes relation {} under its name, not {} (dropped and \
-                 created again, or another table renamed to it)",
+                "the stream describes relation {} under its name, not {started} (dropped \
+                 and created again, or another table renamed to it)",
                 relation.oid,
-                started.map_or_else(|| "the one it started with".into(), |oid| oid.to_string())
             ),
         });
     }

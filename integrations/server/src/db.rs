@@ -52,17 +52,12 @@ pub enum WriteOp {
     },
 }
 
-/// The largest integer livecore's JSON renders as a number (2^53); beyond it, as text.
-const MAX_SAFE_INTEGER: i64 = 1 << 53;
-
-/// An integer as JSON the way livecore's notifications render it: a number within ±2^53,
-/// else the text of its digits (a JavaScript client would round the number).
+/// An integer as JSON the way livecore's notifications render it (`livecore::json`): a
+/// number within ±2^53, else the text of its digits.
 pub(crate) fn integer_json(value: i64) -> Json {
-    if (-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).contains(&value) {
-        Json::from(value)
-    } else {
-        Json::String(value.to_string())
-    }
+    let mut out = Vec::new();
+    livecore::json::write_value(&mut out, &Value::Int(value));
+    serde_json::from_slice(&out).expect("livecore writes valid JSON")
 }
 
 /// An integer from JSON: a number, or the decimal text of one as livecore renders large
