@@ -319,13 +319,17 @@ pub(crate) enum OutOfRangeOutcome {
     Stale,
 }
 
-/// Per-member partition counts and the share rule.
+/// Per-member partition counts and the share rule. Counted once per pass and kept up to
+/// date as the pass takes and gives partitions up: recounted per partition, a pass cost
+/// O(partitions^2) under the group's lock (a few seconds at 16k partitions).
 struct Shares {
     floor: usize,
     ceil: usize,
     /// Members allowed `ceil` partitions.
     extra: usize,
     held: HashMap<ConnectionId, usize>,
+    /// Members holding more than `floor`.
+    above: usize,
 }
 
 impl Shares {
@@ -338,11 +342,14 @@ impl Shares {
                 *held.entry(lease.holder).or_default() += 1;
             }
         }
+        let floor = partitions / members;
+        let above = held.values().filter(|count| **count > floor).count();
         Self {
-            floor: partitions / members,
+            floor,
             ceil: partitions.div_ceil(members),
             extra: partitions % members,
             held,
+            above,
         }
     }
 
@@ -350,23 +357,33 @@ impl Shares {
         self.held.get(&member).copied().unwrap_or(0)
     }
 
-    fn above_floor(&self) -> usize {
-        self.held
-            .values()
-            .filter(|count| **count > self.floor)
-            .count()
+    /// Counts one partition more (`taken`) or fewer for `member`.
+    fn count(&mut self, member: ConnectionId, taken: bool) {
+        let floor = self.floor;
+        let held = self.held.entry(member).or_default();
+        let was_above = *held > floor;
+        if taken {
+            *held += 1;
+        } else {
+            *held -= 1;
+        }
+        match (was_above, *held > floor) {
+            (false, true) => self.above += 1,
+            (true, false) => self.above -= 1,
+            _ => {}
+        }
     }
 
     /// May `member` take one more partition?
     fn may_acquire(&self, member: ConnectionId) -> bool {
         let held = self.held_by(member);
-        held < self.floor || (held < self.ceil && self.above_floor() < self.extra)
+        held < self.floor || (held < self.ceil && self.above < self.extra)
     }
 
     /// Must `member` give one partition up?
     fn must_release(&self, member: ConnectionId) -> bool {
         let held = self.held_by(member);
-        held > self.ceil || (held > self.floor && self.above_floor() > self.extra)
+        held > self.ceil || (held > self.floor && self.above > self.extra)
     }
 }
 
@@ -522,23 +539,24 @@ impl Group {
                 wake: wake.clone(),
             });
         let partitions = state.cursors.len();
-        // Give up partitions above the share, those with nothing in flight first.
-        loop {
-            let shares = Shares::of(&state);
-            if !shares.must_release(me) {
-                break;
-            }
+        // Give up partitions above the share, those with nothing in flight first, from the
+        // last partition back.
+        let mut shares = Shares::of(&state);
+        if shares.must_release(me) {
             let mine = |cursor: &Cursor| cursor.lease.is_some_and(|lease| lease.holder == me);
-            let victim = state
-                .cursors
-                .iter()
-                .rposition(|cursor| {
-                    mine(cursor) && cursor.lease.and_then(|l| l.next) == cursor.committed
-                })
-                .or_else(|| state.cursors.iter().rposition(mine))
-                .expect("a member above its share holds a partition");
-            state.cursors[victim].lease = None;
-            freed.push((victim as u32, me));
+            let idle = |cursor: &Cursor| cursor.lease.and_then(|l| l.next) == cursor.committed;
+            let (idle_mine, busy_mine): (Vec<usize>, Vec<usize>) = (0..partitions)
+                .rev()
+                .filter(|&partition| mine(&state.cursors[partition]))
+                .partition(|&partition| idle(&state.cursors[partition]));
+            for victim in idle_mine.into_iter().chain(busy_mine) {
+                if !shares.must_release(me) {
+                    break;
+                }
+                state.cursors[victim].lease = None;
+                shares.count(me, false);
+                freed.push((victim as u32, me));
+            }
         }
         // Take free partitions up to the share, starting at a place that depends on the
         // member, so members spread over the partitions.
@@ -548,9 +566,10 @@ impl Group {
             if state.cursors[partition].lease.is_some() {
                 continue;
             }
-            if !Shares::of(&state).may_acquire(me) {
+            if !shares.may_acquire(me) {
                 break;
             }
+            shares.count(me, true);
             let epoch = state.next_epoch;
             state.next_epoch += 1;
             let cursor = &mut state.cursors[partition];

@@ -262,19 +262,27 @@ impl Topic {
     pub(crate) fn append(&self, partition: u32, records: Vec<TopicRecord>) -> LiveResult<u64> {
         let count = records.len() as u64;
         let signal = &self.signals[partition as usize];
-        let start = signal.start_append(count);
-        let appended = self.log.append(partition, records).and_then(|first| {
-            signal
-                .check_append(start, first, count)
-                .map(|()| first)
-                .map_err(|(lowest, highest)| {
-                    TopicLogError::Store(format!(
-                        "the store gave first offset {first} to an append of {count} messages \
-                         to partition {partition}; livecore, its only writer, expects one from \
-                         {lowest} to {highest}"
-                    ))
-                })
-        });
+        let appended = signal
+            .start_append(count)
+            .ok_or_else(|| {
+                TopicLogError::Store(format!(
+                    "partition {partition} of the store ends too close to the largest offset \
+                     for an append of {count} messages"
+                ))
+            })
+            .and_then(|start| Ok((start, self.log.append(partition, records)?)))
+            .and_then(|(start, first)| {
+                signal
+                    .check_append(start, first, count)
+                    .map(|()| first)
+                    .map_err(|(lowest, highest)| {
+                        TopicLogError::Store(format!(
+                            "the store gave first offset {first} to an append of {count} \
+                             messages to partition {partition}; livecore, its only writer, \
+                             expects one from {lowest} to {highest}"
+                        ))
+                    })
+            });
         match appended {
             Ok(first) => {
                 signal.appended(first + count);

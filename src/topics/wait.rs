@@ -194,10 +194,20 @@ impl PartitionSignal {
 
     /// Called before an append of `count` messages is handed to the log: counts them as
     /// written, and notes the end every append that returned before this one has raised.
-    pub(crate) fn start_append(&self, count: u64) -> AppendStart {
+    /// `None`, counting nothing, when the offsets would pass `u64::MAX` (a store may
+    /// report any end).
+    pub(crate) fn start_append(&self, count: u64) -> Option<AppendStart> {
         let floor = self.end.load(Ordering::SeqCst);
-        let counted = self.reserved.fetch_add(count, Ordering::SeqCst) + count;
-        AppendStart { floor, counted }
+        let before = self
+            .reserved
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |reserved| {
+                reserved.checked_add(count)
+            })
+            .ok()?;
+        Some(AppendStart {
+            floor,
+            counted: before + count,
+        })
     }
 
     /// Checks the first offset a log gave an append of `count` messages started at

@@ -489,3 +489,53 @@ fn a_batch_commit_with_a_lost_lease_commits_nothing() {
     // The first partition alone still commits.
     manager.commit_offset(me, "two", "g", 0, 2).unwrap();
 }
+
+#[test]
+fn a_group_over_the_most_partitions_shares_them_and_commits_within_its_lease() {
+    // At the partition limit, a pass that took and gave partitions up one by one,
+    // recounting every holder each time, ran for minutes and outlived its leases.
+    let (manager, _) = manager_with(ManagerConfig {
+        topics: TopicLimits {
+            max_partitions: MAX_TOPIC_PARTITIONS,
+            ..TopicLimits::default()
+        },
+        ..ManagerConfig::default()
+    });
+    let partitions = MAX_TOPIC_PARTITIONS;
+    manager
+        .create_topic("wide", TopicConfig::partitions(partitions))
+        .unwrap();
+    manager
+        .create_consumer_group("wide", "g", GroupConfig::default())
+        .unwrap();
+    publish_bytes(&manager, "wide", 1, "only");
+    let members = [
+        consumer(&manager, "a"),
+        consumer(&manager, "b"),
+        consumer(&manager, "c"),
+    ];
+    let mut holders = vec![0usize; members.len()];
+    let mut got = None;
+    for _ in 0..3 {
+        for (index, member) in members.iter().enumerate() {
+            let batch = manager
+                .consume(*member, "wide", "g", 10, Duration::ZERO)
+                .unwrap();
+            if !batch.messages.is_empty() {
+                got = Some((*member, batch));
+            }
+            holders[index] = manager
+                .group_offsets("wide", "g")
+                .unwrap()
+                .iter()
+                .filter(|partition| partition.holder == Some(*member))
+                .count();
+        }
+    }
+    holders.sort();
+    let floor = partitions as usize / members.len();
+    assert_eq!(holders, [floor, floor, floor + 1]);
+    let (member, batch) = got.expect("the message was handed out");
+    assert_eq!(batch.messages.len(), 1);
+    manager.commit_batch(member, &batch).unwrap();
+}

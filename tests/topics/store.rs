@@ -593,3 +593,79 @@ fn a_stored_committed_offset_past_the_end_is_a_store_error() {
         Some(1)
     );
 }
+
+/// A store that says its partition ends at `end`, and appends there.
+struct EdgeLog {
+    end: u64,
+}
+
+impl TopicLog for EdgeLog {
+    fn partitions(&self) -> u32 {
+        1
+    }
+    fn append(&self, _partition: u32, _records: Vec<TopicRecord>) -> Result<u64, TopicLogError> {
+        Ok(self.end)
+    }
+    fn read(
+        &self,
+        _partition: u32,
+        _offset: u64,
+        _max_messages: usize,
+        _out: &mut Vec<std::sync::Arc<TopicMessage>>,
+    ) -> Result<(), TopicLogError> {
+        Ok(())
+    }
+    fn bounds(&self, _partition: u32) -> Result<PartitionBounds, TopicLogError> {
+        Ok(PartitionBounds {
+            start: self.end,
+            end: self.end,
+        })
+    }
+    fn commit_offset(
+        &self,
+        _group: &str,
+        _partition: u32,
+        _offset: u64,
+    ) -> Result<(), TopicLogError> {
+        Ok(())
+    }
+    fn committed_offset(
+        &self,
+        _group: &str,
+        _partition: u32,
+    ) -> Result<Option<u64>, TopicLogError> {
+        Ok(None)
+    }
+    fn delete_group(&self, _group: &str) -> Result<(), TopicLogError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_store_ending_at_the_largest_offset_refuses_appends_as_a_store_error() {
+    // Offsets past u64::MAX cannot be given: the append is refused and counted.
+    for (end, fit) in [(u64::MAX, 0), (u64::MAX - 1, 1)] {
+        let (manager, _) = manager();
+        let log = Box::new(EdgeLog { end });
+        manager
+            .create_topic_with_log("edge", TopicConfig::partitions(1), log)
+            .unwrap();
+        for seq in 1..=fit {
+            let position = manager
+                .publish_to_topic("edge", DirectMessage::new(SeqId(seq), "fits"))
+                .unwrap();
+            assert_eq!(position.offset, end);
+        }
+        let error = manager
+            .publish_to_topic("edge", DirectMessage::new(SeqId(9), "past the end"))
+            .unwrap_err();
+        // Refused before the store is asked, naming why: the old count wrapped past the
+        // largest offset and blamed the store's answer with a range from u64::MAX to 0.
+        assert!(
+            matches!(&error, LiveError::TopicStore { reason, .. } if reason.contains("largest offset")),
+            "{error:?}"
+        );
+        let info = manager.topic_info("edge").unwrap();
+        assert_eq!(info.write_failures, 1, "{info:?}");
+    }
+}
