@@ -35,6 +35,11 @@
  *   version. `reserved` fields of inputs must be 0 (LC_ERR_INVALID_ARGUMENT otherwise).
  * - Thread safety: stated for each function. Each connection's receivers (notifications,
  *   events) have one consumer at a time; another thread gets LC_ERR_RECEIVER_BUSY.
+ * - Thread exit: calls made from a thread-exit destructor (a pthread key's, or a C++
+ *   thread_local's) may leave a few hundred bytes of per-thread state allocated for good
+ *   when they are the thread's first calls of their kind: the C library has already run
+ *   the destructors that would free it. lc_version and lc_last_error are exempt. Make
+ *   other calls before the thread begins to exit.
  *
  * Link: -llivecore (the shared library's soname is liblivecore.so.LIVECORE_ABI_VERSION),
  * or the static liblivecore.a plus the libraries `cargo rustc -- --print
@@ -307,7 +312,9 @@ enum lc_status
      */
     LC_TIMEOUT = 2,
     /**
-     * The connection (or the manager) is closed and everything queued has been handed out.
+     * The connection (or the manager) is closed: nothing more is handed out. Notifications
+     * still queued when it closed are discarded; the client resumes from the last SeqId it
+     * got.
      */
     LC_CLOSED = 3,
     /**
@@ -2591,8 +2598,9 @@ lc_status lc_manager_set_clock(struct lc_manager manager,
  *
  * Writes up to `capacity` connection ids to `out_connection_ids` and their number to
  * `*out_count`. Returns `LC_OK` with at least one id, `LC_EMPTY` (timeout 0) or
- * `LC_TIMEOUT` with none, or `LC_CLOSED` once the manager is freed (a wait the free wakes
- * returns it too); `capacity` 0 is `LC_ERR_INVALID_ARGUMENT`. On any status but `LC_OK`,
+ * `LC_TIMEOUT` with none, or `LC_CLOSED` when the manager is freed while the call waits (a
+ * call made after the free gets `LC_ERR_INVALID_HANDLE`, as every call with a freed
+ * handle); `capacity` 0 is `LC_ERR_INVALID_ARGUMENT`. On any status but `LC_OK`,
  * `*out_count` is 0 (when `out_count` is not NULL). For each id: drain the
  * connection with `lc_connection_recv` and `lc_connection_recv_event` until both return
  * `LC_EMPTY`, then call `lc_connection_arm_ready` so its next delivery or event queues it
@@ -2817,8 +2825,9 @@ lc_status lc_connection_get_info(struct lc_manager manager,
  *
  * Returns `LC_OK` with `*out_notification` set (read it with the `lc_notification_*`
  * functions, then free it with `lc_notification_free`), `LC_EMPTY` (timeout 0) or
- * `LC_TIMEOUT` when nothing came, `LC_CLOSED` when the connection was closed and
- * everything queued has been handed out.
+ * `LC_TIMEOUT` when nothing came, `LC_CLOSED` once the connection is closed (unregistered,
+ * cut off as a slow consumer, or ended by a shutdown): nothing more is handed out, and
+ * notifications still queued then are discarded unread.
  *
  * Thread safety: one consumer at a time per connection: a call while another thread is
  * receiving notifications on the same connection returns `LC_ERR_RECEIVER_BUSY`.

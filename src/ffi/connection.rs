@@ -229,8 +229,9 @@ fn receive<R: Receive>(receiver: &mut R, timeout_ms: u32) -> Result<R::Item, Rec
 ///
 /// Returns `LC_OK` with `*out_notification` set (read it with the `lc_notification_*`
 /// functions, then free it with `lc_notification_free`), `LC_EMPTY` (timeout 0) or
-/// `LC_TIMEOUT` when nothing came, `LC_CLOSED` when the connection was closed and
-/// everything queued has been handed out.
+/// `LC_TIMEOUT` when nothing came, `LC_CLOSED` once the connection is closed (unregistered,
+/// cut off as a slow consumer, or ended by a shutdown): nothing more is handed out, and
+/// notifications still queued then are discarded unread.
 ///
 /// Thread safety: one consumer at a time per connection: a call while another thread is
 /// receiving notifications on the same connection returns `LC_ERR_RECEIVER_BUSY`.

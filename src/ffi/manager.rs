@@ -417,8 +417,9 @@ pub extern "C" fn lc_manager_set_clock(manager: lc_manager, now_ms: u64) -> lc_s
 ///
 /// Writes up to `capacity` connection ids to `out_connection_ids` and their number to
 /// `*out_count`. Returns `LC_OK` with at least one id, `LC_EMPTY` (timeout 0) or
-/// `LC_TIMEOUT` with none, or `LC_CLOSED` once the manager is freed (a wait the free wakes
-/// returns it too); `capacity` 0 is `LC_ERR_INVALID_ARGUMENT`. On any status but `LC_OK`,
+/// `LC_TIMEOUT` with none, or `LC_CLOSED` when the manager is freed while the call waits (a
+/// call made after the free gets `LC_ERR_INVALID_HANDLE`, as every call with a freed
+/// handle); `capacity` 0 is `LC_ERR_INVALID_ARGUMENT`. On any status but `LC_OK`,
 /// `*out_count` is 0 (when `out_count` is not NULL). For each id: drain the
 /// connection with `lc_connection_recv` and `lc_connection_recv_event` until both return
 /// `LC_EMPTY`, then call `lc_connection_arm_ready` so its next delivery or event queues it

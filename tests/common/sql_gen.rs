@@ -193,9 +193,44 @@ pub fn text_value(rng: &mut Rng) -> String {
 
 pub fn bytes_value(rng: &mut Rng) -> Vec<u8> {
     let pieces = rng.below(4);
-    (0..pieces)
+    let mut bytes: Vec<u8> = (0..pieces)
         .flat_map(|_| rng.pick(&BYTE_PIECES).iter().copied())
-        .collect()
+        .collect();
+    keep_within_unicode(&mut bytes);
+    bytes
+}
+
+/// Drops continuation bytes that would make SQLite's reader decode a character beyond
+/// U+10FFFF (pieces such as the euro sign followed by stray continuation bytes): that is a
+/// deliberate difference (`deliberate_differences`), which the generator must never
+/// produce. Done after drawing, so the random stream is the same for every seed.
+fn keep_within_unicode(bytes: &mut Vec<u8>) {
+    let mut index = 0;
+    while index < bytes.len() {
+        let lead = bytes[index];
+        index += 1;
+        if lead < 0xc0 {
+            continue;
+        }
+        let payload = match lead {
+            0xc0..=0xdf => lead - 0xc0,
+            0xe0..=0xef => lead - 0xe0,
+            0xf0..=0xf7 => lead - 0xf0,
+            0xf8..=0xfb => lead - 0xf8,
+            0xfc..=0xfd => lead - 0xfc,
+            _ => 0,
+        };
+        let mut code = u64::from(payload);
+        while index < bytes.len() && bytes[index] & 0xc0 == 0x80 {
+            let next = (code << 6) | u64::from(bytes[index] & 0x3f);
+            if next > 0x10ffff {
+                bytes.remove(index);
+                continue;
+            }
+            code = next;
+            index += 1;
+        }
+    }
 }
 
 pub fn literal_of(value: Value, float_sql: Option<&str>) -> Lit {
