@@ -468,16 +468,28 @@ fn limits_are_typed_errors() {
         parse(&format!("SELECT * FROM t WHERE {wide}")),
         Err(LiveError::FilterTooLarge { max: 1024, .. })
     ));
-    // IN-list length.
-    let list = (0..1025)
-        .map(|i| i.to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
+    // IN-list length: a list at the default limit fits the default node limit with room
+    // for more conditions (each item is a node); one item more is refused by its length.
+    let list = |items: usize| {
+        (0..items)
+            .map(|i| format!("'{i:036}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let max_in_list = FilterLimits::default().max_in_list;
+    assert!(parse(&format!(
+        "SELECT * FROM t WHERE a IN ({}) AND b = 1 AND c IS NOT NULL",
+        list(max_in_list)
+    ))
+    .is_ok());
     assert_eq!(
-        parse(&format!("SELECT * FROM t WHERE a IN ({list})")),
+        parse(&format!(
+            "SELECT * FROM t WHERE a IN ({})",
+            list(max_in_list + 1)
+        )),
         Err(LiveError::InListTooLong {
-            len: 1025,
-            max: 1024
+            len: max_in_list + 1,
+            max: max_in_list
         })
     );
     // LIKE pattern length, in bytes.
@@ -1086,4 +1098,165 @@ fn multi_word_operators_count_as_the_nodes_they_are() {
             "{filter}"
         );
     }
+}
+
+/// The examples of [`end_does_not_end_the_query`]: SQL, and the 1-based column of its END.
+const END_IN_THE_MIDDLE: [(&str, u64); 6] = [
+    ("SELECT * FROM t WHERE c0 = 1 END OR c1 = 2", 30),
+    ("SELECT * FROM t WHERE c0 = 1 END AND c1 = 5", 30),
+    ("SELECT * FROM t WHERE c0 = 1 END; DROP TABLE t", 30),
+    ("SELECT * FROM t WHERE c0 = 1 END LIMIT 0", 30),
+    ("SELECT * FROM t WHERE c0 = 1 END ORDER BY nosuchcolumn", 30),
+    ("SELECT * FROM t WHERE c0 = 1 end /* c */ OR c1 = 2", 30),
+];
+
+/// A table (c0, c1) in SQLite, to check that it refuses what livecore refuses.
+fn sqlite_t() -> rusqlite::Connection {
+    let db = rusqlite::Connection::open_in_memory().unwrap();
+    db.execute_batch("CREATE TABLE t (c0, c1); INSERT INTO t VALUES (1, 2), (2, 5), (3, 3);")
+        .unwrap();
+    db
+}
+
+#[test]
+fn end_does_not_end_the_query() {
+    // sqlparser ends a statement at END (as it ends a BEGIN ... END block) and stops
+    // reading: what followed END was dropped, and `... END OR c1 = 2` lost its OR. SQLite
+    // refuses END after a condition with a syntax error; so does livecore, at the END.
+    let db = sqlite_t();
+    for (sql, column) in END_IN_THE_MIDDLE {
+        assert!(db.prepare(sql).is_err(), "SQLite reads {sql}");
+        refused(
+            sql,
+            "syntax error: expected the end of the query",
+            1,
+            column,
+        );
+    }
+    refused("SELECT * FROM t WHERE c0 = 1 END", "found END", 1, 30);
+    refused(
+        "SELECT * FROM t WHERE c0 = 1\n  END OR c1 = 2",
+        "found END",
+        2,
+        3,
+    );
+    // Right after the table's name SQLite reads END as the table's alias, and applies the
+    // WHERE; livecore refuses it as it refuses any table alias, never dropping the WHERE.
+    let rows: Vec<i64> = db
+        .prepare("SELECT c1 FROM t END WHERE c0 = 2")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows, [5]);
+    refused("SELECT * FROM t END WHERE c0 = 2", "table alias", 1, 17);
+    refused("SELECT * FROM t END", "table alias", 1, 17);
+    refused(
+        "SELECT * FROM chat.t END WHERE c0 = 2",
+        "table alias",
+        1,
+        22,
+    );
+    refused("SELECT * FROM t x WHERE c0 = 2", "table alias", 1, 17);
+    refused("SELECT * FROM t AS END WHERE c0 = 2", "table alias", 1, 20);
+    // And right after a select item, as the column's alias.
+    refused("SELECT c0 END FROM t", "column aliases", 1, 11);
+    refused("SELECT c0 x FROM t", "column aliases", 1, 11);
+    // A `;` (with whitespace and comments around it) still ends the query; a second
+    // statement after it is still refused.
+    for sql in [
+        "SELECT * FROM t WHERE c0 = 1;",
+        "SELECT * FROM t WHERE c0 = 1 ; -- done",
+        "SELECT * FROM t WHERE c0 = 1 /* a */ ; /* b */",
+        "SELECT * FROM t WHERE c0 = 1 -- done",
+    ] {
+        assert_eq!(
+            parse(sql).unwrap().filter,
+            Some(col("c0").eq(lit(1))),
+            "{sql}"
+        );
+    }
+    // (sqlparser reads a lone END as a statement of its own, and keeps no position for it.)
+    assert!(matches!(
+        parse("SELECT * FROM t WHERE c0 = 1; END"),
+        Err(LiveError::Sql { message, .. }) if message.contains("several statements")
+    ));
+}
+
+#[test]
+fn end_does_not_end_a_subscription_or_a_route_filter() {
+    use livecore::{
+        ConnectionsManager, ManagerConfig, SubscriptionOptions, TableId, TableSchema, TableScope,
+        TopicConfig, TopicRouteSpec, UserId,
+    };
+    let manager = ConnectionsManager::new(ManagerConfig::default()).unwrap();
+    let t = TableId::new("app", "t");
+    manager
+        .register_table(TableSchema::new(
+            t.clone(),
+            TableScope::Shared,
+            ["c0", "c1"],
+        ))
+        .unwrap();
+    let connection = manager.register_connection().unwrap().connection_id;
+    manager
+        .authenticate(connection, UserId::from("u"), None)
+        .unwrap();
+    let subscribe = |sql: &str| {
+        manager.subscribe_sql(
+            connection,
+            &sql.replace("FROM t", "FROM app.t"),
+            SubscriptionOptions::default(),
+        )
+    };
+    let table_column = "FROM app.t".len() as u64 - "FROM t".len() as u64;
+    for (sql, column) in END_IN_THE_MIDDLE {
+        match subscribe(sql) {
+            Err(LiveError::Sql {
+                message,
+                line: 1,
+                column: got,
+            }) if got == column + table_column => {
+                assert!(message.starts_with("syntax error"), "{sql}: {message}")
+            }
+            other => panic!("{sql}: expected a syntax error at END, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        subscribe("SELECT * FROM t END WHERE c0 = 2"),
+        Err(LiveError::Sql {
+            line: 1,
+            column: 21,
+            ..
+        })
+    ));
+    subscribe("SELECT * FROM t WHERE c0 = 1;").unwrap();
+
+    // A route's filter text is read as the WHERE of a statement: END in it is refused
+    // too, at its place in the text as given.
+    manager
+        .create_topic("routed", TopicConfig::default())
+        .unwrap();
+    let route = |filter: &str| {
+        manager.add_topic_route(TopicRouteSpec::new("routed", t.clone()).filter_sql(filter))
+    };
+    for filter in [
+        "c0 = 2 END OR c0 = 3",
+        "c0 = 1 END AND c1 = 5",
+        "c0 = 1 END; DROP TABLE t",
+        "c0 = 1 END LIMIT 0",
+        "c0 = 1 END ORDER BY nosuchcolumn",
+        "c0 = 1 END",
+    ] {
+        match route(filter) {
+            Err(LiveError::Sql {
+                message,
+                line: 1,
+                column: 8,
+            }) => assert!(message.starts_with("syntax error"), "{filter}: {message}"),
+            other => panic!("{filter}: expected a syntax error at END, got {other:?}"),
+        }
+    }
+    route("c0 = 2 OR c0 = 3").unwrap();
 }

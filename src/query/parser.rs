@@ -30,6 +30,8 @@
 //! DISTINCT, GROUP BY, HAVING, ORDER BY, LIMIT, set operations, several statements — is
 //! refused with [`LiveError::Sql`], whose message names the construct and whose line and
 //! column point at it (both 0, and the message says so, where the parser keeps no position).
+//! Only `;`, whitespace and comments may follow the statement: sqlparser ends a statement at
+//! the word END, and what follows END is refused, never dropped.
 //!
 //! Limits hold before anything is built, and the cheap ones first: the text's length
 //! (at most [`MAX_SUBSCRIPTION_SQL_LEN`] bytes) before it is tokenized; the count of
@@ -195,20 +197,28 @@ pub(crate) fn parse_with_boolean_columns(
     let nesting = check_parenthesis_nesting(&tokens, recursion_limit, limits)?;
     // After the numbers are read, so a number glued to a word (`1ISNULL`) is refused first.
     let tokens = read_sqlite_forms(read_numbers(tokens)?);
-    let statements = Parser::new(&dialect)
+    let mut parser = Parser::new(&dialect)
         .with_recursion_limit(recursion_limit)
-        .with_tokens_with_locations(tokens.clone())
-        .parse_statements()
-        .map_err(|error| {
-            // Each parenthesis after an operator (`AND (`, `NOT (`) costs the parser two
-            // levels or more, and inside a NOT it reports running out as a syntax error:
-            // past half the parser's depth in parentheses, any error is that one.
-            if nesting >= recursion_limit.saturating_sub(PARSER_LEVELS_OUTSIDE_PARENTHESES) / 2 {
-                unplaced(too_deep_for_parser(limits))
-            } else {
-                parser_error(error, limits, sql)
-            }
-        })?;
+        .with_tokens_with_locations(tokens.clone());
+    let statements = parser.parse_statements().map_err(|error| {
+        // Each parenthesis after an operator (`AND (`, `NOT (`) costs the parser two
+        // levels or more, and inside a NOT it reports running out as a syntax error:
+        // past half the parser's depth in parentheses, any error is that one.
+        if nesting >= recursion_limit.saturating_sub(PARSER_LEVELS_OUTSIDE_PARENTHESES) / 2 {
+            unplaced(too_deep_for_parser(limits))
+        } else {
+            parser_error(error, limits, sql)
+        }
+    })?;
+    // sqlparser ends a statement at the word END as at a `;` (END closes a BEGIN ... END
+    // block) and returns without reading on, so what follows would be dropped unread:
+    // `WHERE a = 1 END OR b = 2` would lose its OR, `FROM t END WHERE a = 2` its WHERE. Only
+    // `;`, whitespace and comments may follow the statement (the parser skips those);
+    // anything else is refused, as SQLite refuses it.
+    let rest = parser.peek_token_ref();
+    if rest.token != Token::EOF {
+        return Err(unread_rest(&statements, &tokens, rest));
+    }
     let context = Context::new(&tokens);
     let mut statements = statements.into_iter();
     let Some(statement) = statements.next() else {
@@ -230,6 +240,66 @@ pub(crate) fn parse_with_boolean_columns(
         ));
     };
     convert_query(&context, *query, limits)
+}
+
+/// The error for `rest`, the first token the parser left unread after `statements` (only
+/// the word END stops it there). SQLite reads END right after the FROM table's name as the
+/// table's alias (`FROM t END WHERE ...`), and right after a select item as the column's
+/// alias (`SELECT a END FROM t`): those are refused as aliases written otherwise are;
+/// anywhere else END is a syntax error, in SQLite too.
+fn unread_rest(
+    statements: &[Statement],
+    tokens: &[TokenWithSpan],
+    rest: &TokenWithSpan,
+) -> LiveError {
+    let start = rest.span.start;
+    let before =
+        |location: Location| (location.line, location.column) <= (start.line, start.column);
+    // Where the significant token in front of `rest` ends.
+    let previous_end = tokens
+        .iter()
+        .filter(|token| !matches!(token.token, Token::Whitespace(_) | Token::EOF))
+        .take_while(|token| before(token.span.end) && token.span.start != start)
+        .last()
+        .map(|token| token.span.end);
+    let select = match statements.last() {
+        Some(Statement::Query(query)) => match query.body.as_ref() {
+            SetExpr::Select(select) => Some(select),
+            _ => None,
+        },
+        _ => None,
+    };
+    if let (Some(select), Some(previous_end)) = (select, previous_end) {
+        let ends_there = |span: Span| span.end == previous_end;
+        let after_table = select.selection.is_none()
+            && select
+                .from
+                .last()
+                .is_some_and(|table| table.joins.is_empty() && ends_there(table.relation.span()));
+        if after_table {
+            return at(
+                "a table alias is not supported in a subscription".into(),
+                start,
+            );
+        }
+        let after_item = select.from.is_empty()
+            && select.projection.last().is_some_and(|item| {
+                matches!(item, SelectItem::UnnamedExpr(_)) && ends_there(item.span())
+            });
+        if after_item {
+            return at(
+                "column aliases (AS) are not supported in a subscription".into(),
+                start,
+            );
+        }
+    }
+    at(
+        format!(
+            "syntax error: expected the end of the query, found {}",
+            rest.token
+        ),
+        start,
+    )
 }
 
 /// Turns each unquoted TRUE or FALSE that names a column into that column's name, quoted,
