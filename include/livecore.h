@@ -1462,7 +1462,8 @@ typedef struct lc_initial_load_report {
      */
     uint32_t has_boundary;
     /**
-     * The snapshot boundary.
+     * The snapshot boundary; for a resumed subscription, the SeqId it resumed from (or a
+     * later boundary set since).
      */
     uint64_t boundary;
     /**
@@ -1645,9 +1646,10 @@ typedef struct lc_notification_info {
      */
     uint32_t close_reason;
     /**
-     * Changes: the commit's SeqId. Load complete: the snapshot boundary. Gap: the last
-     * SeqId the subscriber holds — the last change received, or before the first one the
-     * snapshot boundary (or highest replayed commit), else the SeqId it resumed after;
+     * Changes: the commit's SeqId. Load complete: the snapshot boundary (for a resumed
+     * subscription, the SeqId it resumed from, unless a later boundary was set). Gap: the
+     * last SeqId the subscriber holds — the last change received, or before the first one
+     * the snapshot boundary (or highest replayed commit), else the SeqId it resumed after;
      * `has_seq` is 0 when none is known.
      */
     uint64_t seq;

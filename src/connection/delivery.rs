@@ -246,7 +246,8 @@ pub enum Notification {
     InitialLoadComplete {
         /// The subscription.
         live_query_id: LiveQueryId,
-        /// The snapshot boundary, if one was set.
+        /// The snapshot boundary, if one was set; for a subscription that resumed, the SeqId
+        /// it resumed from (or a later boundary set since).
         boundary: Option<SeqId>,
         /// Snapshot batches delivered through livecore.
         batches: u32,

@@ -498,9 +498,10 @@ pub struct lc_notification_info {
     pub has_seq: u32,
     /// An `lc_close_reason` (`LC_CLOSE_NONE` unless the kind is closed).
     pub close_reason: u32,
-    /// Changes: the commit's SeqId. Load complete: the snapshot boundary. Gap: the last
-    /// SeqId the subscriber holds — the last change received, or before the first one the
-    /// snapshot boundary (or highest replayed commit), else the SeqId it resumed after;
+    /// Changes: the commit's SeqId. Load complete: the snapshot boundary (for a resumed
+    /// subscription, the SeqId it resumed from, unless a later boundary was set). Gap: the
+    /// last SeqId the subscriber holds — the last change received, or before the first one
+    /// the snapshot boundary (or highest replayed commit), else the SeqId it resumed after;
     /// `has_seq` is 0 when none is known.
     pub seq: u64,
     /// Changes: the number of changes. Snapshot: the rows in the batch. Otherwise 0.
@@ -596,7 +597,8 @@ pub struct lc_initial_load_report {
     pub struct_size: u32,
     /// 1 when `boundary` is set.
     pub has_boundary: u32,
-    /// The snapshot boundary.
+    /// The snapshot boundary; for a resumed subscription, the SeqId it resumed from (or a
+    /// later boundary set since).
     pub boundary: u64,
     /// Buffered changes flushed to the subscriber.
     pub flushed: u64,

@@ -61,7 +61,8 @@ pub struct SnapshotProgress {
 /// What completing an initial load did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InitialLoadReport {
-    /// The snapshot boundary, if one was set.
+    /// The snapshot boundary, if one was set; for a subscription that resumed, the SeqId
+    /// it resumed from (or a later boundary set since).
     pub boundary: Option<SeqId>,
     /// Buffered changes flushed to the subscriber.
     pub flushed: u64,

@@ -202,15 +202,6 @@ impl Deliveries {
         self.runs = merge(std::mem::take(&mut self.runs));
     }
 
-    /// How many messages of `from..to` are marked dead-lettered.
-    pub(crate) fn dead_in(&self, from: u64, to: u64) -> u64 {
-        self.runs
-            .iter()
-            .filter(|run| run.count == DEAD)
-            .map(|run| run.end.min(to).saturating_sub(run.start.max(from)))
-            .sum()
-    }
-
     /// Forgets the counts below `offset` (committed).
     pub(crate) fn forget_below(&mut self, offset: u64) {
         self.runs.retain(|run| run.end > offset);
@@ -349,15 +340,7 @@ mod tests {
         d.record(0, 6);
         assert_eq!(counts(&d, 0..7), [2, 2, 1, DEAD, 1, 2, 0]);
         d.mark_dead(5);
-        assert_eq!(
-            [
-                d.dead_in(0, 7),
-                d.dead_in(4, 7),
-                d.dead_in(0, 3),
-                d.dead_in(3, 4)
-            ],
-            [2, 1, 0, 1]
-        );
+        assert_eq!(counts(&d, 0..7), [2, 2, 1, DEAD, 1, DEAD, 0]);
     }
 
     #[test]

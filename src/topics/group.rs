@@ -186,8 +186,9 @@ pub struct GroupPartition {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct GroupStats {
-    /// Messages handed out again because a lease ended before they were committed (dead
-    /// letters among them, skipped when their range is handed out again, not counted).
+    /// Messages handed out again because a lease ended before they were committed,
+    /// counted as they are handed out again (each time; a dead letter, skipped, is not
+    /// handed out and not counted).
     pub redelivered: u64,
     /// Messages retention removed before the group committed them, skipped under the
     /// `Earliest` or `Latest` policy.
@@ -197,7 +198,9 @@ pub struct GroupStats {
     /// Nacks accepted (each hands its message, or when it dead-letters the message what
     /// followed it, out again).
     pub nacks: u64,
-    /// Messages handed out again because of a nack.
+    /// Messages handed out again because a nack rewound them, counted as they are handed
+    /// out again. A message a nack and then a lease's end both rewound counts here once,
+    /// not in `redelivered` too.
     pub nack_redelivered: u64,
     /// Explicit lease extensions (`extend_leases` calls that renewed at least one lease).
     pub lease_extensions: u64,
@@ -250,10 +253,27 @@ struct Cursor {
     /// offset: the same commit again is no commit behind.
     committed_as: Option<u64>,
     lease: Option<Lease>,
-    /// The highest offset ever handed out plus one, for the redelivery count.
+    /// The highest offset ever handed out plus one (since the last seek): a message below
+    /// it is handed out again, and counted so when it is.
     handed_out: u64,
+    /// Offsets (from, to) a nack rewound that are not handed out again yet: their next
+    /// hand-out counts in `nack_redelivered`, any other hand-out again in `redelivered`.
+    nack_rewound: (u64, u64),
     /// How many times each message not committed was handed out, for max-deliver.
     deliveries: Deliveries,
+}
+
+impl Cursor {
+    /// A nack rewound `from..to` (handed out, to be handed out again): kept with what
+    /// earlier nacks rewound and is not handed out again yet, as one range.
+    fn note_nack_rewind(&mut self, from: u64, to: u64) {
+        let (pending_from, pending_to) = self.nack_rewound;
+        self.nack_rewound = if pending_from >= pending_to {
+            (from, to)
+        } else {
+            (pending_from.min(from), pending_to.max(to))
+        };
+    }
 }
 
 /// What applying a read to its lease did ([`Group::advance`]).
@@ -436,6 +456,7 @@ impl Group {
                         committed_as: None,
                         lease: None,
                         handed_out: committed.unwrap_or(0),
+                        nack_rewound: (0, 0),
                     })
                     .collect(),
                 members: HashMap::new(),
@@ -572,24 +593,9 @@ impl Group {
             shares.count(me, true);
             let epoch = state.next_epoch;
             state.next_epoch += 1;
+            // The new lease starts at the committed offset: what was handed out past it is
+            // handed out again, and counted when it is (`advance`).
             let cursor = &mut state.cursors[partition];
-            if let Some(committed) = cursor.committed {
-                if cursor.handed_out > committed {
-                    // Dead letters in the range are skipped when it is handed out again,
-                    // not delivered again.
-                    let again = cursor.handed_out
-                        - committed
-                        - cursor.deliveries.dead_in(committed, cursor.handed_out);
-                    self.redelivered.fetch_add(again, Ordering::Relaxed);
-                    #[cfg(feature = "tracing")]
-                    tracing::info!(
-                        partition,
-                        messages = again,
-                        "livecore: topic messages redelivered"
-                    );
-                    cursor.handed_out = committed;
-                }
-            }
             cursor.lease = Some(Lease {
                 holder: me,
                 expires_at_ms: 0,
@@ -678,11 +684,44 @@ impl Group {
                     None => to,
                 };
                 lease.next = Some(to);
+                self.count_handed_again(cursor, partition, from, to);
                 cursor.handed_out = cursor.handed_out.max(to);
                 cursor.deliveries.record(from, to);
                 Advance::Handed { to, limit }
             }
             _ => Advance::Stale,
+        }
+    }
+
+    /// Counts the messages of the hand-out `from..to` that were handed out before (below
+    /// the cursor's high mark): after a nack rewound them in `nack_redelivered`, else (a
+    /// lease ended before they were committed) in `redelivered`. Counted here rather than
+    /// when a lease ends or a nack rewinds, which counted what might be handed out again,
+    /// and twice a message a nack and then a lease's end both rewound.
+    fn count_handed_again(&self, cursor: &mut Cursor, partition: u32, from: u64, to: u64) {
+        let again_to = to.min(cursor.handed_out);
+        let (nack_from, nack_to) = cursor.nack_rewound;
+        if again_to > from {
+            let again = again_to - from;
+            let by_nack = again_to.min(nack_to).saturating_sub(from.max(nack_from));
+            self.nack_redelivered.fetch_add(by_nack, Ordering::Relaxed);
+            self.redelivered
+                .fetch_add(again - by_nack, Ordering::Relaxed);
+            #[cfg(feature = "tracing")]
+            tracing::info!(
+                partition,
+                messages = again,
+                after_nack = by_nack,
+                "livecore: topic messages redelivered"
+            );
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = partition;
+        // What this hand-out covered of the nack's range is no longer pending.
+        if from <= nack_from && to > nack_from {
+            cursor.nack_rewound.0 = to.min(nack_to);
+        } else if from > nack_from && from < nack_to {
+            cursor.nack_rewound.1 = from;
         }
     }
 
@@ -1028,9 +1067,8 @@ impl Group {
             held_until_ms: (delay_ms > 0).then(|| now_ms.saturating_add(delay_ms)),
             ..lease
         });
+        state.cursors[partition as usize].note_nack_rewind(offset, delivered);
         self.nacks.fetch_add(1, Ordering::Relaxed);
-        self.nack_redelivered
-            .fetch_add(delivered - offset, Ordering::Relaxed);
         if let Some(member) = state.members.get_mut(&me) {
             member.last_seen_ms = now_ms;
         }
@@ -1109,8 +1147,7 @@ impl Group {
                 lease.next = Some(rewind_from);
                 lease.epoch = epoch;
             }
-            self.nack_redelivered
-                .fetch_add(next - rewind_from, Ordering::Relaxed);
+            cursor.note_nack_rewind(rewind_from, next);
         }
         self.nacks.fetch_add(1, Ordering::Relaxed);
         self.dead_lettered.fetch_add(1, Ordering::Relaxed);
@@ -1149,6 +1186,7 @@ impl Group {
         cursor.committed = Some(offset);
         cursor.committed_as = None;
         cursor.handed_out = offset;
+        cursor.nack_rewound = (0, 0);
         cursor.deliveries.clear();
         Ok(cursor.lease.take().map(|lease| lease.holder))
     }

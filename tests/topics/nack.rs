@@ -1028,3 +1028,62 @@ fn a_delayed_nack_of_a_message_retention_removed_wakes_nobody_early() {
     manager.unregister_connection(a).unwrap();
     assert_eq!(parked.join().unwrap(), Err(LiveError::UnknownConnection(a)));
 }
+
+/// (redelivered, nack_redelivered) of the "events" group.
+fn handed_again(manager: &ConnectionsManager) -> (u64, u64) {
+    let stats = manager.group_stats("events", "g").unwrap();
+    (stats.redelivered, stats.nack_redelivered)
+}
+
+#[test]
+fn redeliveries_are_counted_as_handed_out_again_once_each() {
+    // From an outside soak: the counters counted what a lease's end or a nack rewound,
+    // whether or not it was handed out again, and a message both rewound counted twice.
+    let consume = |manager: &ConnectionsManager, who: ConnectionId, max: usize| {
+        manager
+            .consume(who, "events", "g", max, Duration::ZERO)
+            .unwrap()
+    };
+    let publish_ten = |manager: &ConnectionsManager| {
+        for seq in 0..10 {
+            publish_bytes(manager, "events", seq, &format!("m{seq}"));
+        }
+    };
+
+    // A lease ends with m0..m4 handed out; the next holder takes two of them.
+    let (manager, clock) = with_topic();
+    publish_ten(&manager);
+    let (a, b) = (consumer(&manager, "a"), consumer(&manager, "b"));
+    assert_eq!(bodies(&consume(&manager, a, 5)).len(), 5);
+    clock.advance(1_001);
+    assert_eq!(bodies(&consume(&manager, b, 2)), ["m0", "m1"]);
+    assert_eq!(handed_again(&manager), (2, 0));
+    // Then the rest: m2..m4 again, m5..m9 for the first time.
+    assert_eq!(bodies(&consume(&manager, b, 10)).len(), 8);
+    assert_eq!(handed_again(&manager), (5, 0));
+
+    // A nack of m2 (m2..m4 rewound), then a hand-out of one message.
+    let (manager, _clock) = with_topic();
+    publish_ten(&manager);
+    let a = consumer(&manager, "a");
+    assert_eq!(bodies(&consume(&manager, a, 5)).len(), 5);
+    manager
+        .nack(a, "events", "g", 0, 2, Duration::ZERO)
+        .unwrap();
+    assert_eq!(handed_again(&manager), (0, 0));
+    assert_eq!(bodies(&consume(&manager, a, 1)), ["m2"]);
+    assert_eq!(handed_again(&manager), (0, 1));
+
+    // A nack of m2, then the lease ends before anything is handed out again: m0..m4 come
+    // again, five messages, m2..m4 counted for the nack and m0, m1 for the lease.
+    let (manager, clock) = with_topic();
+    publish_ten(&manager);
+    let (a, b) = (consumer(&manager, "a"), consumer(&manager, "b"));
+    assert_eq!(bodies(&consume(&manager, a, 5)).len(), 5);
+    manager
+        .nack(a, "events", "g", 0, 2, Duration::ZERO)
+        .unwrap();
+    clock.advance(1_001);
+    assert_eq!(bodies(&consume(&manager, b, 10)).len(), 10);
+    assert_eq!(handed_again(&manager), (2, 3));
+}
