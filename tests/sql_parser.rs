@@ -246,8 +246,15 @@ fn unsupported_clauses_are_named_with_their_position() {
     refused("SELECT * FROM t GROUP BY a", "GROUP BY", 1, 17);
     refused("SELECT * FROM t WHERE a = 1 ORDER BY a", "ORDER BY", 1, 29);
     refused("SELECT * FROM t LIMIT 5", "LIMIT", 1, 17);
+    // LIMIT ALL limits nothing, yet SQLite refuses it in a subscription's place as well.
+    refused("SELECT * FROM t WHERE a = 2 LIMIT ALL", "LIMIT", 1, 29);
     refused("SELECT a FROM t GROUP BY a HAVING a > 1", "GROUP BY", 1, 17);
     refused("SELECT DISTINCT a FROM t", "DISTINCT", 1, 8);
+    // SELECT ALL is the default spelled out, which SQLite accepts.
+    assert_eq!(
+        parse("SELECT ALL * FROM t WHERE a = 2"),
+        parse("SELECT * FROM t WHERE a = 2")
+    );
     refused("WITH x AS (SELECT 1) SELECT * FROM x", "WITH", 1, 1);
     refused("SELECT * FROM t UNION SELECT * FROM u", "UNION", 1, 17);
     refused(
@@ -1259,4 +1266,47 @@ fn end_does_not_end_a_subscription_or_a_route_filter() {
         }
     }
     route("c0 = 2 OR c0 = 3").unwrap();
+}
+
+/// Words SQLite reserves cannot name a column unquoted, in SQLite and here (an outside
+/// differential found `WHERE all = 1` accepted); quoted, they name it.
+#[test]
+fn reserved_words_name_columns_only_quoted() {
+    for word in [
+        "all", "Where", "select", "from", "order", "group", "table", "default",
+    ] {
+        for sql in [
+            format!("SELECT * FROM t WHERE {word} = 1"),
+            format!("SELECT * FROM t WHERE 1 = {word}"),
+            format!("SELECT {word} FROM t"),
+            format!("SELECT * FROM t WHERE t.{word} = 1"),
+        ] {
+            // Refused as SQL; named for the word where the word stands as a column (a bare
+            // ALL elsewhere is read as `= ALL (...)` or `SELECT ALL`, refused for that).
+            let refused = parse(&sql);
+            let named = matches!(&refused, Err(LiveError::Sql { message, .. }) if message.contains("reserved word"));
+            let as_column = sql.contains(&format!("{word} = 1"));
+            assert!(
+                named || (!as_column && matches!(refused, Err(LiveError::Sql { .. }))),
+                "{sql}: {refused:?}"
+            );
+            let db = rusqlite::Connection::open_in_memory().unwrap();
+            db.execute(&format!("CREATE TABLE t(\"{word}\")"), [])
+                .unwrap();
+            assert!(db.prepare(&sql).is_err(), "SQLite accepts {sql}");
+        }
+        let quoted = parse(&format!("SELECT * FROM t WHERE \"{word}\" = 1")).unwrap();
+        assert_eq!(
+            quoted.filter,
+            Some(Expr::col(word).eq(Expr::lit(1))),
+            "{word}"
+        );
+    }
+    // Keywords SQLite lets fall back to names stay names.
+    for word in ["key", "rows", "temp", "action"] {
+        assert!(
+            parse(&format!("SELECT * FROM t WHERE {word} = 1")).is_ok(),
+            "{word}"
+        );
+    }
 }

@@ -58,7 +58,7 @@ use crate::query::operator_words::is_operator;
 use crate::query::projection::Projection;
 use crate::query::sqlite_decimal::read_decimal;
 use crate::query::sqlite_forms::{is_glob, read_sqlite_forms, EMPTY_LIST_MARK};
-use crate::query::sqlite_lexis::as_sqlite_reads;
+use crate::query::sqlite_lexis::{as_sqlite_reads, is_reserved};
 use crate::query::QuerySpec;
 use crate::types::ids::TableId;
 use crate::types::schema::TableSchema;
@@ -867,7 +867,9 @@ fn convert_query(
     if order_by.is_some() {
         return Err(context.clause("ORDER BY", Keyword::ORDER));
     }
-    if limit_clause.is_some() {
+    // `LIMIT ALL` limits nothing and leaves no clause in the tree, yet SQLite refuses it:
+    // the word itself is looked for too.
+    if limit_clause.is_some() || context.keyword(Keyword::LIMIT).line != 0 {
         let keyword = match context.keyword(Keyword::LIMIT) {
             Location { line: 0, .. } => Keyword::OFFSET,
             _ => Keyword::LIMIT,
@@ -958,7 +960,8 @@ fn convert_select(
             "optimizer hints are not supported in a subscription".into(),
         ));
     }
-    if distinct.is_some() {
+    // `SELECT ALL` is SQL's default, spelled out: accepted, as SQLite accepts it.
+    if distinct.is_some_and(|distinct| distinct != sql::Distinct::All) {
         return Err(context.clause("DISTINCT", Keyword::DISTINCT));
     }
     if select_modifiers.is_some() {
@@ -1263,9 +1266,10 @@ fn column_name(
     place: &str,
 ) -> Result<String, LiveError> {
     match expr {
-        sql::Expr::Identifier(ident) => Ok(ident.value.clone()),
+        sql::Expr::Identifier(ident) => unreserved(ident).map(|()| ident.value.clone()),
         sql::Expr::CompoundIdentifier(parts) => {
             let (column, qualifier) = parts.split_last().expect("compound names have parts");
+            unreserved(column)?;
             let qualifier: Vec<&sql::Ident> = qualifier.iter().collect();
             if table.is_named_by(&qualifier) {
                 Ok(column.value.clone())
@@ -1287,6 +1291,22 @@ fn column_name(
             context.start_of(other),
         )),
     }
+}
+
+/// Refuses a column named, unquoted, by a word SQLite reserves (`WHERE all = 1`), as
+/// SQLite does: sqlparser's dialect takes such words as names.
+fn unreserved(ident: &sql::Ident) -> Result<(), LiveError> {
+    if ident.quote_style.is_none() && is_reserved(&ident.value) {
+        return Err(at(
+            format!(
+                "{} is a reserved word: quote it (\"{}\") to name a column",
+                ident.value.to_ascii_uppercase(),
+                ident.value
+            ),
+            ident.span.start,
+        ));
+    }
+    Ok(())
 }
 
 /// Converts the WHERE clause, counting nodes and levels as it goes.

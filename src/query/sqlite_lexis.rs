@@ -156,6 +156,79 @@ fn refusal(sql: &str, at: usize, message: String) -> LiveError {
     }
 }
 
+/// The words SQLite reserves: written bare, none can name a column (SQLite refuses
+/// `WHERE all = 1`; quoted, `"all"` names it). Found by trying each of SQLite's keywords
+/// as a bare column name in `c = 1`, `c IS NULL` and `1 = c`; the others (`KEY`, `ROWS`,
+/// `TEMP`, ...) fall back to being names. Sorted.
+const RESERVED: [&str; 59] = [
+    "ADD",
+    "ALL",
+    "ALTER",
+    "AND",
+    "AS",
+    "AUTOINCREMENT",
+    "BETWEEN",
+    "CASE",
+    "CAST",
+    "CHECK",
+    "COLLATE",
+    "COMMIT",
+    "CONSTRAINT",
+    "CREATE",
+    "DEFAULT",
+    "DEFERRABLE",
+    "DELETE",
+    "DISTINCT",
+    "DROP",
+    "ELSE",
+    "ESCAPE",
+    "EXCEPT",
+    "EXISTS",
+    "FOREIGN",
+    "FROM",
+    "GROUP",
+    "HAVING",
+    "IN",
+    "INDEX",
+    "INSERT",
+    "INTERSECT",
+    "INTO",
+    "IS",
+    "ISNULL",
+    "JOIN",
+    "LIMIT",
+    "NOT",
+    "NOTHING",
+    "NOTNULL",
+    "ON",
+    "OR",
+    "ORDER",
+    "PRIMARY",
+    "RAISE",
+    "REFERENCES",
+    "RETURNING",
+    "SELECT",
+    "SET",
+    "TABLE",
+    "THEN",
+    "TO",
+    "TRANSACTION",
+    "UNION",
+    "UNIQUE",
+    "UPDATE",
+    "USING",
+    "VALUES",
+    "WHEN",
+    "WHERE",
+];
+
+/// Whether SQLite reserves `word` (any case), so that it cannot name a column unquoted.
+pub(crate) fn is_reserved(word: &str) -> bool {
+    RESERVED
+        .iter()
+        .any(|reserved| reserved.eq_ignore_ascii_case(word))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
