@@ -312,9 +312,9 @@ enum lc_status
      */
     LC_TIMEOUT = 2,
     /**
-     * The connection (or the manager) is closed: nothing more is handed out. Notifications
-     * still queued when it closed are discarded; the client resumes from the last SeqId it
-     * got.
+     * The connection (or the manager) is closed. A notification receive hands out nothing
+     * more: notifications still queued when it closed are discarded (the client resumes
+     * from the last SeqId it got). An event receive hands out the pending events first.
      */
     LC_CLOSED = 3,
     /**
@@ -2027,7 +2027,9 @@ typedef struct lc_topic_group_stats {
      */
     uint32_t reserved;
     /**
-     * Messages handed out again because a lease ended before they were committed.
+     * Messages handed out again because a lease ended before they were committed,
+     * counted as they are handed out again (each message in this counter or in
+     * `nack_redelivered`, not both).
      */
     uint64_t redelivered;
     /**
@@ -2048,7 +2050,8 @@ typedef struct lc_topic_group_stats {
      */
     uint64_t nacks;
     /**
-     * Messages handed out again because of a nack.
+     * Messages handed out again because a nack rewound them, counted as they are handed
+     * out again.
      */
     uint64_t nack_redelivered;
     /**

@@ -26,9 +26,9 @@ pub enum lc_status {
     LC_EMPTY = 1,
     /// Nothing arrived before the timeout.
     LC_TIMEOUT = 2,
-    /// The connection (or the manager) is closed: nothing more is handed out. Notifications
-    /// still queued when it closed are discarded; the client resumes from the last SeqId it
-    /// got.
+    /// The connection (or the manager) is closed. A notification receive hands out nothing
+    /// more: notifications still queued when it closed are discarded (the client resumes
+    /// from the last SeqId it got). An event receive hands out the pending events first.
     LC_CLOSED = 3,
     /// The connection's notification channel is full; the out-report says how much was
     /// taken. Retry the rest once the receiver has drained. (A connection cut off as a slow

@@ -955,7 +955,9 @@ pub struct lc_topic_group_stats {
     pub struct_size: u32,
     /// Zero.
     pub reserved: u32,
-    /// Messages handed out again because a lease ended before they were committed.
+    /// Messages handed out again because a lease ended before they were committed,
+    /// counted as they are handed out again (each message in this counter or in
+    /// `nack_redelivered`, not both).
     pub redelivered: u64,
     /// Messages retention removed before the group committed them (skipped).
     pub skipped_by_retention: u64,
@@ -968,7 +970,8 @@ pub struct lc_topic_group_stats {
     /// Nacks accepted (`lc_topic_nack`; each hands its message, or when it dead-letters the
     /// message what followed it, out again).
     pub nacks: u64,
-    /// Messages handed out again because of a nack.
+    /// Messages handed out again because a nack rewound them, counted as they are handed
+    /// out again.
     pub nack_redelivered: u64,
     /// Explicit lease extensions (`lc_topic_extend_leases` calls that extended at least
     /// one lease).

@@ -988,7 +988,8 @@ impl ConnectionsManager {
     /// ([`LiveError::OutOfBounds`]), since the delay lives in the lease: if the lease ends
     /// (expiry, leaving, a seek) the next lease starts from the committed offset without
     /// it. A nack renews the session's leases and counts as a heartbeat; the group counts
-    /// it in [`GroupStats::nacks`] and [`GroupStats::nack_redelivered`].
+    /// it in [`GroupStats::nacks`], and the messages it rewound in
+    /// [`GroupStats::nack_redelivered`] as they are handed out again.
     ///
     /// With a dead-letter topic set ([`GroupConfig::dead_letter`], or
     /// [`ConnectionsManager::set_dead_letter`]), the nack of a message already delivered

@@ -256,23 +256,53 @@ struct Cursor {
     /// The highest offset ever handed out plus one (since the last seek): a message below
     /// it is handed out again, and counted so when it is.
     handed_out: u64,
-    /// Offsets (from, to) a nack rewound that are not handed out again yet: their next
-    /// hand-out counts in `nack_redelivered`, any other hand-out again in `redelivered`.
-    nack_rewound: (u64, u64),
+    /// The offsets nacks rewound that are not handed out again yet, as sorted ranges
+    /// (from, to) that do not touch: their next hand-out counts in `nack_redelivered`,
+    /// any other hand-out again in `redelivered`.
+    nack_rewound: Vec<(u64, u64)>,
     /// How many times each message not committed was handed out, for max-deliver.
     deliveries: Deliveries,
 }
 
 impl Cursor {
-    /// A nack rewound `from..to` (handed out, to be handed out again): kept with what
-    /// earlier nacks rewound and is not handed out again yet, as one range.
+    /// Ranges kept in `nack_rewound` at most: each nack adds one, and hand-outs take them
+    /// away, so only a member that nacks again and again while leases keep moving reaches
+    /// it; past it the lowest range is forgotten (its messages then count in
+    /// `redelivered` when handed out again).
+    const MAX_NACK_RANGES: usize = 64;
+
+    /// A nack rewound `from..to` (handed out, to be handed out again).
     fn note_nack_rewind(&mut self, from: u64, to: u64) {
-        let (pending_from, pending_to) = self.nack_rewound;
-        self.nack_rewound = if pending_from >= pending_to {
-            (from, to)
-        } else {
-            (pending_from.min(from), pending_to.max(to))
-        };
+        let ranges = &mut self.nack_rewound;
+        ranges.push((from, to));
+        ranges.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+        for &(from, to) in ranges.iter() {
+            match merged.last_mut() {
+                Some(last) if from <= last.1 => last.1 = last.1.max(to),
+                _ => merged.push((from, to)),
+            }
+        }
+        if merged.len() > Self::MAX_NACK_RANGES {
+            merged.remove(0);
+        }
+        *ranges = merged;
+    }
+
+    /// Of the hand-out `from..to`: how many messages below `again_to` a nack rewound.
+    /// Everything below `to` is no longer pending afterwards (handed out, or passed over:
+    /// a dead letter, messages retention removed).
+    fn take_nack_rewound(&mut self, from: u64, again_to: u64, to: u64) -> u64 {
+        let by_nack = self
+            .nack_rewound
+            .iter()
+            .map(|&(start, end)| again_to.min(end).saturating_sub(from.max(start)))
+            .sum();
+        self.nack_rewound.retain_mut(|range| {
+            range.0 = range.0.max(to);
+            range.0 < range.1
+        });
+        by_nack
     }
 }
 
@@ -456,7 +486,7 @@ impl Group {
                         committed_as: None,
                         lease: None,
                         handed_out: committed.unwrap_or(0),
-                        nack_rewound: (0, 0),
+                        nack_rewound: Vec::new(),
                     })
                     .collect(),
                 members: HashMap::new(),
@@ -700,10 +730,9 @@ impl Group {
     /// and twice a message a nack and then a lease's end both rewound.
     fn count_handed_again(&self, cursor: &mut Cursor, partition: u32, from: u64, to: u64) {
         let again_to = to.min(cursor.handed_out);
-        let (nack_from, nack_to) = cursor.nack_rewound;
+        let by_nack = cursor.take_nack_rewound(from, again_to, to);
         if again_to > from {
             let again = again_to - from;
-            let by_nack = again_to.min(nack_to).saturating_sub(from.max(nack_from));
             self.nack_redelivered.fetch_add(by_nack, Ordering::Relaxed);
             self.redelivered
                 .fetch_add(again - by_nack, Ordering::Relaxed);
@@ -717,12 +746,6 @@ impl Group {
         }
         #[cfg(not(feature = "tracing"))]
         let _ = partition;
-        // What this hand-out covered of the nack's range is no longer pending.
-        if from <= nack_from && to > nack_from {
-            cursor.nack_rewound.0 = to.min(nack_to);
-        } else if from > nack_from && from < nack_to {
-            cursor.nack_rewound.1 = from;
-        }
     }
 
     /// Moves the lease `(partition, epoch)` of `me`, positioned at `offset`, past the
@@ -1186,7 +1209,7 @@ impl Group {
         cursor.committed = Some(offset);
         cursor.committed_as = None;
         cursor.handed_out = offset;
-        cursor.nack_rewound = (0, 0);
+        cursor.nack_rewound.clear();
         cursor.deliveries.clear();
         Ok(cursor.lease.take().map(|lease| lease.holder))
     }

@@ -491,9 +491,11 @@ fn a_batch_commit_with_a_lost_lease_commits_nothing() {
 }
 
 #[test]
-fn a_group_over_the_most_partitions_shares_them_and_commits_within_its_lease() {
+fn a_group_over_the_most_partitions_shares_them_evenly() {
     // At the partition limit, a pass that took and gave partitions up one by one,
-    // recounting every holder each time, ran for minutes and outlived its leases.
+    // recounting every holder each time, ran for minutes (and, on a real clock, outlived
+    // its leases); counted once per pass, this test takes well under a second. No time is
+    // asserted: the step's time in CI shows it.
     let (manager, _) = manager_with(ManagerConfig {
         topics: TopicLimits {
             max_partitions: MAX_TOPIC_PARTITIONS,

@@ -1087,3 +1087,32 @@ fn redeliveries_are_counted_as_handed_out_again_once_each() {
     assert_eq!(bodies(&consume(&manager, b, 10)).len(), 10);
     assert_eq!(handed_again(&manager), (2, 3));
 }
+
+#[test]
+fn a_nack_after_a_lease_moved_keeps_each_rewound_range_apart() {
+    // From the review: a's nack of m5 rewinds m5..m9; a's lease ends; b takes m0..m2 and
+    // nacks m1 (m1, m2 rewound). m3 and m4 were rewound by the lease's end alone.
+    let (manager, clock) = with_topic();
+    for seq in 0..10 {
+        publish_bytes(&manager, "events", seq, &format!("m{seq}"));
+    }
+    let (a, b) = (consumer(&manager, "a"), consumer(&manager, "b"));
+    let take = |who: ConnectionId, max: usize| {
+        manager
+            .consume(who, "events", "g", max, Duration::ZERO)
+            .unwrap()
+    };
+    assert_eq!(bodies(&take(a, 10)).len(), 10);
+    manager
+        .nack(a, "events", "g", 0, 5, Duration::ZERO)
+        .unwrap();
+    clock.advance(1_001);
+    assert_eq!(bodies(&take(b, 3)), ["m0", "m1", "m2"]);
+    manager
+        .nack(b, "events", "g", 0, 1, Duration::ZERO)
+        .unwrap();
+    assert_eq!(bodies(&take(b, 10)).len(), 9);
+    // m0..m2 and m3, m4 came again after the lease's end; m1, m2 (again) and m5..m9
+    // after a nack.
+    assert_eq!(handed_again(&manager), (5, 7));
+}
