@@ -317,3 +317,74 @@ pub async fn read_prefix(
         })??;
     Ok(out)
 }
+
+/// The most undecodable (or deleted) messages read back from the stream's end when looking
+/// for its last decodable entry.
+const TAIL_WALK: u64 = 1000;
+
+/// Where the commit stream ends, as its messages tell.
+pub(crate) struct Tail {
+    /// The SeqId of the last commit appended: `Some(None)` when no commit was (a stream
+    /// that never held a message, or whose last decodable entry is a schema change before
+    /// the first commit), `None` when the stream held messages but none left tells (every
+    /// message aged out, or those at its end cannot be decoded).
+    pub(crate) last_commit: Option<Option<livecore::SeqId>>,
+    /// The messages at the stream's end that could not be decoded (skipped, newest first).
+    pub(crate) undecodable: Vec<BridgeError>,
+}
+
+/// Reads back from the stream's last message to the last one that decodes, skipping (and
+/// returning as errors) those that do not, at most [`TAIL_WALK`] of them.
+pub(crate) async fn stream_tail(
+    stream: &stream::Stream,
+    state: &stream::State,
+) -> Result<Tail, BridgeError> {
+    use crate::codec::{decode_stream_entry, StreamEntry};
+    let mut tail = Tail {
+        last_commit: None,
+        undecodable: Vec::new(),
+    };
+    if state.last_sequence == 0 {
+        // Never held a message.
+        tail.last_commit = Some(None);
+        return Ok(tail);
+    }
+    if state.messages == 0 {
+        return Ok(tail);
+    }
+    let lowest = state
+        .first_sequence
+        .max(state.last_sequence.saturating_sub(TAIL_WALK - 1))
+        .max(1);
+    let mut stream_seq = state.last_sequence;
+    while stream_seq >= lowest {
+        match stream.get_raw_message(stream_seq).await {
+            Ok(message) => match decode_stream_entry(&message.payload) {
+                Ok(StreamEntry::Commit(commit)) => {
+                    tail.last_commit = Some(Some(commit.seq));
+                    return Ok(tail);
+                }
+                Ok(StreamEntry::Schema(schema)) => {
+                    tail.last_commit = Some(schema.after);
+                    return Ok(tail);
+                }
+                Err(error) => tail
+                    .undecodable
+                    .push(BridgeError::Decode { stream_seq, error }),
+            },
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    stream::LastRawMessageErrorKind::NoMessageFound
+                ) => {}
+            Err(error) => {
+                return Err(BridgeError::Nats {
+                    what: "reading the stream's last message",
+                    detail: error.to_string(),
+                })
+            }
+        }
+        stream_seq -= 1;
+    }
+    Ok(tail)
+}

@@ -76,6 +76,27 @@ pub enum BridgeError {
         /// The last missing stream sequence.
         to: u64,
     },
+    /// A commit (or schema change) is larger than the servers accept in one message
+    /// (their `max_payload`, 1 MiB by default): it was not sent, and sending it again
+    /// cannot help. The writer's [`last_seq`](crate::CommitWriter::last_seq) is unchanged.
+    TooLarge {
+        /// The commit's SeqId (None for a schema change or raw bytes).
+        seq: Option<SeqId>,
+        /// The encoded message's size in bytes.
+        size: usize,
+        /// The largest message the servers accept.
+        max_payload: usize,
+    },
+    /// The stream held messages (up to stream sequence `last_stream_seq`) but none is left
+    /// that tells the SeqId of the last commit appended (every message aged out or was
+    /// trimmed, or those left cannot be decoded). A writer that started again from its own
+    /// guess would break the chain (nodes drop SeqIds they already applied as duplicates):
+    /// connect with [`CommitWriter::connect_after`](crate::CommitWriter::connect_after),
+    /// naming the engine's last SeqId appended.
+    UnknownTail {
+        /// The stream's last sequence.
+        last_stream_seq: u64,
+    },
     /// The writer was handed a SeqId not above the last one it appended.
     OutOfOrder {
         /// The SeqId handed.
@@ -143,6 +164,20 @@ impl fmt::Display for BridgeError {
                     "stream messages {from}..={to} were gone before the node read them"
                 )
             }
+            BridgeError::TooLarge {
+                seq,
+                size,
+                max_payload,
+            } => write!(
+                f,
+                "message of {size} bytes (commit {seq:?}) exceeds the servers' max_payload \
+                 of {max_payload} bytes"
+            ),
+            BridgeError::UnknownTail { last_stream_seq } => write!(
+                f,
+                "the stream held messages up to stream sequence {last_stream_seq} but none \
+                 left tells the last commit's SeqId: connect with the engine's last SeqId"
+            ),
             BridgeError::OutOfOrder { seq, last } => {
                 write!(
                     f,

@@ -12,13 +12,13 @@ use futures_util::StreamExt;
 use livecore::{
     ConnectionId, ConnectionsManager, FailoverHandler, FailoverReport, LiveError, LiveQueryId,
     LiveQueryRecord, NodeId, QuerySpec, SeqId, SubscriptionOptions, SubscriptionPhase,
-    SubscriptionResult, TableId,
+    SubscriptionResult, TableId, TableSchema,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::cluster::{
-    backoff, connect, ensure_bucket, ensure_stream, jetstream, read_prefix, schema_key,
+    backoff, connect, ensure_bucket, ensure_stream, jetstream, read_prefix, schema_key, stream_tail,
 };
 use crate::codec::{self, CommitMessage, Heartbeat, SchemaMessage, StreamEntry};
 use crate::config::{NodeConfig, StartFrom};
@@ -110,6 +110,10 @@ struct Inner {
     started_ms: u64,
     /// Records written to key-value: live query -> (status, last heartbeat written).
     written: Mutex<HashMap<LiveQueryId, (SubscriptionPhase, u64)>>,
+    /// Schemas by table and version, as met (registered, or read for a resume): versions
+    /// never change, so a resume compares a commit's version with the subscription's
+    /// schema without asking the bucket again.
+    known_schemas: Mutex<HashMap<(TableId, u64), TableSchema>>,
 }
 
 /// One front node's bridge. Dropping it stops its tasks.
@@ -207,24 +211,28 @@ impl NodeBridge {
             versions: HashMap::new(),
             lost_reported: false,
         };
-        let mut applied_stream_seq = 0;
-        if config.start == StartFrom::Latest && info.state.messages > 0 {
+        let applied_stream_seq;
+        let mut undecodable = Vec::new();
+        let mut known_schemas = HashMap::new();
+        if config.start == StartFrom::Latest {
+            // After the stream's last message. Undecodable messages at its end are skipped
+            // and reported (as a running node does); the last one that decodes tells the
+            // last commit, for the chain check.
             applied_stream_seq = info.state.last_sequence;
-            let last = stream
-                .get_raw_message(applied_stream_seq)
-                .await
-                .nats("reading the stream's last message")?;
-            state.applied_seq = match codec::decode_stream_entry(&last.payload) {
-                Ok(StreamEntry::Commit(commit)) => Some(commit.seq),
-                Ok(StreamEntry::Schema(schema)) => schema.after,
-                Err(error) => {
-                    return Err(BridgeError::Decode {
-                        stream_seq: applied_stream_seq,
-                        error,
-                    })
-                }
-            };
-            // The tables as they are now; a commit still on an older version replaces them.
+            let tail = stream_tail(&stream, &info.state).await?;
+            state.applied_seq = tail.last_commit.flatten();
+            undecodable = tail.undecodable;
+        } else if info.state.messages > 0 {
+            // From the first message the stream holds: what retention removed before this
+            // node existed was never this node's to apply (not Lost).
+            applied_stream_seq = info.state.first_sequence.saturating_sub(1);
+        } else {
+            // Nothing retained: from the next message appended.
+            applied_stream_seq = info.state.last_sequence;
+        }
+        if config.start == StartFrom::Latest || info.state.messages == 0 {
+            // The tables as they are now (from the schema bucket: the stream's schema
+            // messages may have aged out); a commit still on an older version replaces them.
             let mut latest: HashMap<TableId, SchemaMessage> = HashMap::new();
             for (_, value) in
                 read_prefix(&js, &schemas, "schema.", config.connection.request_timeout).await?
@@ -239,6 +247,7 @@ impl NodeBridge {
                 }
             }
             for (table, message) in latest {
+                known_schemas.insert((table.clone(), message.version), message.schema.clone());
                 manager.register_table(message.schema)?;
                 state.versions.insert(
                     table,
@@ -265,8 +274,12 @@ impl NodeBridge {
             errors: Mutex::new(VecDeque::new()),
             started_ms: wall_ms(),
             written: Mutex::new(HashMap::new()),
+            known_schemas: Mutex::new(known_schemas),
             config,
         });
+        for error in undecodable.into_iter().rev() {
+            inner.report(error);
+        }
         inner
             .counters
             .applied_stream_seq
@@ -538,6 +551,7 @@ impl Inner {
                 return;
             }
         }
+        lock(&self.known_schemas).insert((table.clone(), message.version), message.schema.clone());
         match self.manager.register_table(message.schema) {
             Ok(_) => {
                 bump(&self.counters.schemas_applied);
@@ -574,6 +588,7 @@ impl Inner {
         if message.version != version || message.schema.table_id != *table {
             return Err(());
         }
+        lock(&self.known_schemas).insert((table.clone(), version), message.schema.clone());
         self.manager
             .register_table(message.schema)
             .map_err(|_| ())?;
@@ -689,8 +704,14 @@ impl Inner {
         let info = stream.info().await.nats("reading stream info")?.clone();
         let (first, last) = (info.state.first_sequence, info.state.last_sequence);
         if info.state.messages == 0 || first > last {
-            // Nothing retained: only a client that has everything the node applied is whole.
-            let whole = self.applied_seq().is_none_or(|applied| applied <= last_seq);
+            // Nothing retained: only a client that has everything the node applied is
+            // whole; a node that applied nothing knows where the stream ends only if it
+            // never held a message (its messages aged out: the client may have missed
+            // any of them).
+            let whole = match self.applied_seq() {
+                Some(applied) => applied <= last_seq,
+                None => last == 0,
+            };
             return Ok(whole.then_some(Replayed::default()));
         }
         let first_entry = match self.entry_at(first).await? {
@@ -729,6 +750,13 @@ impl Inner {
         let mut expected = low;
         let mut replayed = 0;
         let mut replayed_to = None;
+        // The subscription's table and the schema it was compiled against (an ALTER
+        // applied since ends a gated subscription: its replay then fails, never mixes).
+        let table = self.manager.subscription(id)?.table_id;
+        let compiled = self.manager.table_schema(&table)?;
+        let mut fits: HashMap<u64, bool> = HashMap::new();
+        // The last commit of the chain the replay followed.
+        let mut chain: Option<SeqId> = None;
         while expected <= last {
             let message = match messages.next().await {
                 Some(Ok(message)) => message,
@@ -754,6 +782,45 @@ impl Inner {
             else {
                 continue;
             };
+            if commit.seq <= last_seq || chain.is_some_and(|chain| commit.seq <= chain) {
+                // A second copy (appended after the duplicate window): given once.
+                continue;
+            }
+            // Every commit after the client's SeqId must be here: the first names a
+            // predecessor the client has (none only when the client has nothing), each
+            // later one the commit before it. Otherwise commits are missing (retention,
+            // or a writer that started again without the stream's end): no proof.
+            let chained = match chain {
+                None => match commit.prev {
+                    Some(prev) => prev <= last_seq,
+                    None => last_seq.0 == 0,
+                },
+                Some(chain) => commit.prev == Some(chain),
+            };
+            if !chained {
+                return Ok(None);
+            }
+            chain = Some(commit.seq);
+            // A commit written against another version of the subscription's table than
+            // the one it was compiled against is replayed only when its rows still fit
+            // (the same columns, in the same order, and scope): a same-width ALTER would
+            // otherwise decode old rows as the new columns.
+            if let Some((_, version)) = commit.schema_versions.iter().find(|(t, _)| *t == table) {
+                let fit = match fits.get(version) {
+                    Some(fit) => *fit,
+                    None => {
+                        let fit = self
+                            .schema_version(&table, *version)
+                            .await
+                            .is_some_and(|schema| schema == *compiled);
+                        fits.insert(*version, fit);
+                        fit
+                    }
+                };
+                if !fit {
+                    return Ok(None);
+                }
+            }
             // Replayed commits stream into the client's channel: a full channel is
             // WouldBlock, retried with the same commit once the client has read, for at
             // most the stall timeout (a client that reads nothing must not hold the
@@ -795,6 +862,23 @@ impl Inner {
             }
         }
         Ok(Some(Replayed { count: replayed }))
+    }
+
+    /// A table's schema at `version`, as met or from the schema bucket (None when the
+    /// bucket does not hold it).
+    async fn schema_version(&self, table: &TableId, version: u64) -> Option<TableSchema> {
+        if let Some(schema) = lock(&self.known_schemas).get(&(table.clone(), version)) {
+            return Some(schema.clone());
+        }
+        let bytes = self.schemas.get(schema_key(table, version)).await.ok()??;
+        let Ok(StreamEntry::Schema(message)) = codec::decode_stream_entry(&bytes) else {
+            return None;
+        };
+        if message.version != version || message.schema.table_id != *table {
+            return None;
+        }
+        lock(&self.known_schemas).insert((table.clone(), version), message.schema.clone());
+        Some(message.schema)
     }
 
     async fn entry_at(&self, stream_seq: u64) -> Result<Option<StreamEntry>, BridgeError> {

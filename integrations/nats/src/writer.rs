@@ -2,13 +2,14 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use async_nats::jetstream::{self, context::PublishAckFuture, kv, message::PublishMessage, stream};
+use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
+use async_nats::jetstream::{self, kv, message::PublishMessage, stream};
 use bytes::Bytes;
 use livecore::{ChangeNotification, SeqId, TableId, TableSchema, MAX_COMMIT_CHANGES};
 
 use crate::cluster::{
     backoff, connect, ensure_bucket, ensure_stream, jetstream, read_prefix, schema_key,
-    schema_prefix,
+    schema_prefix, stream_tail,
 };
 use crate::codec::{self, SchemaMessage, StreamEntry};
 use crate::config::{ConnectionConfig, StreamConfig, WriterConfig};
@@ -16,6 +17,10 @@ use crate::error::{BridgeError, NatsResult};
 
 /// Attempts per append before the error is returned (a server election takes a few).
 const APPEND_ATTEMPTS: u32 = 20;
+
+/// Room left for headers (message id, key-value operation) when checking a schema
+/// change's size against the servers' max_payload.
+const SCHEMA_HEADROOM: usize = 512;
 
 /// Where an append landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +65,7 @@ pub struct CommitWriter {
     acknowledged: Option<SeqId>,
     last_appended: Option<Appended>,
     resent: u64,
+    errors: Vec<BridgeError>,
 }
 
 impl CommitWriter {
@@ -74,10 +80,41 @@ impl CommitWriter {
     }
 
     /// As [`connect`](Self::connect), with the writer's settings.
+    ///
+    /// When the stream held messages but none left tells the last commit's SeqId (every
+    /// message aged out past `max_age`, or those left cannot be decoded), this is
+    /// [`BridgeError::UnknownTail`]: connect with [`connect_after`](Self::connect_after)
+    /// and the engine's last SeqId. Undecodable messages at the stream's end are skipped
+    /// (the last one that decodes tells where the stream ends) and kept for
+    /// [`take_errors`](Self::take_errors).
     pub async fn connect_with(
         connection: &ConnectionConfig,
         config: &StreamConfig,
         writer: &WriterConfig,
+    ) -> Result<Self, BridgeError> {
+        Self::open(connection, config, writer, None).await
+    }
+
+    /// As [`connect_with`](Self::connect_with), for a stream whose end no longer tells the
+    /// last commit's SeqId ([`BridgeError::UnknownTail`]): `last` is the SeqId of the
+    /// engine's last commit appended to the stream, and the next commit names it as its
+    /// predecessor, so nodes and resumes see the chain go on (and a resume from before it
+    /// is `ResumeUnavailable`, not a silent hole). When the stream still tells its last
+    /// SeqId, that one is used and `last` is ignored.
+    pub async fn connect_after(
+        connection: &ConnectionConfig,
+        config: &StreamConfig,
+        writer: &WriterConfig,
+        last: SeqId,
+    ) -> Result<Self, BridgeError> {
+        Self::open(connection, config, writer, Some(last)).await
+    }
+
+    async fn open(
+        connection: &ConnectionConfig,
+        config: &StreamConfig,
+        writer: &WriterConfig,
+        given_last: Option<SeqId>,
     ) -> Result<Self, BridgeError> {
         if writer.max_in_flight == 0 {
             return Err(BridgeError::InvalidConfig(
@@ -89,23 +126,16 @@ impl CommitWriter {
         let mut stream = ensure_stream(&js, config).await?;
         let schemas = ensure_bucket(&js, config, &config.schema_bucket).await?;
         let info = stream.info().await.nats("reading stream info")?.clone();
-        let mut prev = None;
-        if info.state.messages > 0 {
-            let last = stream
-                .get_raw_message(info.state.last_sequence)
-                .await
-                .nats("reading the stream's last message")?;
-            prev = match codec::decode_stream_entry(&last.payload) {
-                Ok(StreamEntry::Commit(commit)) => Some(commit.seq),
-                Ok(StreamEntry::Schema(schema)) => schema.after,
-                Err(error) => {
-                    return Err(BridgeError::Decode {
-                        stream_seq: info.state.last_sequence,
-                        error,
-                    })
-                }
-            };
-        }
+        let tail = stream_tail(&stream, &info.state).await?;
+        let prev = match (tail.last_commit, given_last) {
+            (Some(prev), _) => prev,
+            (None, Some(last)) => Some(last),
+            (None, None) => {
+                return Err(BridgeError::UnknownTail {
+                    last_stream_seq: info.state.last_sequence,
+                })
+            }
+        };
         let mut versions = HashMap::new();
         for (key, value) in
             read_prefix(&js, &schemas, "schema.", connection.request_timeout).await?
@@ -136,7 +166,14 @@ impl CommitWriter {
             acknowledged: prev,
             last_appended: None,
             resent: 0,
+            errors: tail.undecodable,
         })
+    }
+
+    /// The errors met since the last call: undecodable messages at the stream's end
+    /// skipped on connecting.
+    pub fn take_errors(&mut self) -> Vec<BridgeError> {
+        std::mem::take(&mut self.errors)
     }
 
     /// The SeqId of the last commit appended (sent, acknowledged or not).
@@ -188,6 +225,11 @@ impl CommitWriter {
             schema,
         };
         let bytes = Bytes::from(codec::encode_schema(&message));
+        // Stored in the bucket and the stream with a few headers: refused at once when
+        // the servers would not take it.
+        if bytes.len() + SCHEMA_HEADROOM > self.js.client().server_info().max_payload {
+            return Err(self.too_large(None, bytes.len()));
+        }
         let table = message.schema.table_id;
         // Retried like an append (the same key and value: storing twice is harmless): a
         // bucket a node created a moment ago may not take writes on every server yet.
@@ -242,7 +284,10 @@ impl CommitWriter {
     /// On an error (an append that failed its retries), the commits after
     /// [`acknowledged_seq`](Self::acknowledged_seq) are not known to be stored: the writer
     /// forgets them ([`last_seq`](Self::last_seq) goes back to it), and the host sends
-    /// them again; their message ids keep any that did land from being stored twice.
+    /// them again; their message ids keep any that did land from being stored twice. A
+    /// commit larger than the servers' max_payload is [`BridgeError::TooLarge`] at once:
+    /// it was not sent, and the commits in flight and [`last_seq`](Self::last_seq) are
+    /// left as they were.
     pub async fn send_commit(
         &mut self,
         seq: SeqId,
@@ -276,11 +321,15 @@ impl CommitWriter {
         if let Some(before) = self.in_flight.back() {
             message = message.expected_last_message_id(&before.id);
         }
-        let ack = self
-            .js
-            .send_publish(self.subject.clone(), message)
-            .await
-            .ok();
+        // A message over the servers' max_payload is refused by the client before it is
+        // sent: typed at once, not retried (it would fail the same way every time).
+        let ack = match self.js.send_publish(self.subject.clone(), message).await {
+            Ok(ack) => Some(ack),
+            Err(error) if error.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                return Err(self.too_large(Some(seq), bytes.len()));
+            }
+            Err(_) => None,
+        };
         self.in_flight.push_back(InFlight {
             seq,
             id,
@@ -366,6 +415,9 @@ impl CommitWriter {
                 .await;
             let ack = match sent {
                 Ok(future) => future.await,
+                Err(error) if error.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                    return Err(self.too_large(None, bytes.len()));
+                }
                 Err(error) => {
                     last_error = Some(error.to_string());
                     continue;
@@ -385,6 +437,15 @@ impl CommitWriter {
             what: "appending to the commit stream",
             detail: last_error.unwrap_or_default(),
         })
+    }
+
+    /// The typed error of a message the servers would refuse for its size.
+    fn too_large(&self, seq: Option<SeqId>, size: usize) -> BridgeError {
+        BridgeError::TooLarge {
+            seq,
+            size,
+            max_payload: self.js.client().server_info().max_payload,
+        }
     }
 
     /// The stream, for inspection.

@@ -165,3 +165,53 @@ async fn an_alter_mid_stream_recompiles_every_node_at_the_same_point() {
         );
     }
 }
+
+/// A same-width ALTER (v1 `[id, room, body]`, v2 `[id, body, note]`): the old rows would
+/// decode as the new columns without error, so a resume from before the change must
+/// answer `ResumeUnavailable` (on the node that saw the change and on one started after
+/// it), and a resume from after it goes on as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_across_a_same_width_alter_is_resume_unavailable() {
+    let stream = stream_config("same_width");
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let node1 = start_node(1, &stream).await;
+    let mut log = Vec::new();
+    append(&mut writer, &mut log, 1..=3).await;
+    let v2 = TableSchema::new(items(), TableScope::Shared, ["id", "body", "note"]);
+    writer.append_schema(v2).await.unwrap();
+    let row = Row::new(vec![Value::Int(4), Value::text("c4"), Value::text("n4")]);
+    let last = writer
+        .append_commit(SeqId(4), &[ChangeNotification::insert(items(), row)])
+        .await
+        .unwrap();
+    caught_up(&node1, last.stream_seq).await;
+    let node2 = start_node(2, &stream).await;
+    for node in [&node1, &node2] {
+        let connection = client(node.manager(), "alice");
+        let across = node
+            .resume(
+                connection.connection_id,
+                QuerySpec::table(items()),
+                SeqId(0),
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(across, ResumeOutcome::Unavailable { .. }),
+            "resume from 0 across the ALTER: {across:?}"
+        );
+        let after = node
+            .resume(
+                connection.connection_id,
+                QuerySpec::table(items()),
+                SeqId(3),
+            )
+            .await
+            .unwrap();
+        let ResumeOutcome::Resumed { replayed, .. } = after else {
+            panic!("resume from 3 (after the ALTER): {after:?}");
+        };
+        assert_eq!(replayed, 1);
+    }
+}

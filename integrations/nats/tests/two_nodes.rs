@@ -314,3 +314,80 @@ async fn a_pipelined_append_refused_behind_a_foreign_message_is_resent_in_order(
     assert_eq!(stats.decode_errors, 1, "the foreign message: {stats:?}");
     assert_eq!(stats.gaps + stats.duplicates + stats.apply_errors, 0);
 }
+
+/// A commit larger than the servers' max_payload is a typed error at once (not retried as
+/// if the cluster were down), alone or among pipelined commits; the writer goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_over_max_payload_is_too_large_at_once_and_the_writer_goes_on() {
+    let stream = stream_config("too_large");
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let node = start_node(1, &stream).await;
+    let big = |seq: u64| {
+        let row = Row::new(vec![
+            Value::Int(seq as i64),
+            Value::Int(1),
+            Value::text(&"x".repeat(2 << 20)),
+        ]);
+        vec![ChangeNotification::insert(items(), row)]
+    };
+    match writer.append_commit(SeqId(1), &big(1)).await {
+        Err(BridgeError::TooLarge {
+            seq, max_payload, ..
+        }) => assert_eq!((seq, max_payload), (Some(SeqId(1)), 1 << 20)),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert_eq!(writer.last_seq(), None);
+    writer
+        .send_commit(SeqId(1), &workload_commit(1))
+        .await
+        .unwrap();
+    assert!(matches!(
+        writer.send_commit(SeqId(2), &big(2)).await,
+        Err(BridgeError::TooLarge { .. })
+    ));
+    writer
+        .send_commit(SeqId(3), &workload_commit(3))
+        .await
+        .unwrap();
+    let last = writer.flush().await.unwrap().unwrap();
+    assert_eq!(writer.acknowledged_seq(), Some(SeqId(3)));
+    caught_up(&node, last.stream_seq).await;
+    let stats = node.stats();
+    assert_eq!((stats.commits_applied, stats.gaps), (2, 0), "{stats:?}");
+}
+
+/// An undecodable message at the stream's end does not keep a node or a writer from
+/// starting: it is reported, and the last message that decodes tells where the stream
+/// ends (so the chain goes on unbroken).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_last_message_is_reported_on_start_and_skipped() {
+    let stream = stream_config("junk_tail");
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    append(&mut writer, &mut Vec::new(), 1..=3).await;
+    let junk = writer
+        .append_bytes("foreign-tail", Bytes::from_static(b"not a livecore frame"))
+        .await
+        .unwrap()
+        .stream_seq;
+    drop(writer);
+    let node = start_node(1, &stream).await;
+    assert!(matches!(
+        node.take_errors().as_slice(),
+        [BridgeError::Decode { stream_seq, .. }] if *stream_seq == junk
+    ));
+    assert_eq!(node.stats().decode_errors, 1);
+    assert_eq!(node.stats().applied_seq, Some(SeqId(3)));
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    assert_eq!(writer.last_seq(), Some(SeqId(3)));
+    assert!(matches!(
+        writer.take_errors().as_slice(),
+        [BridgeError::Decode { stream_seq, .. }] if *stream_seq == junk
+    ));
+    let last = append(&mut writer, &mut Vec::new(), 4..=4).await;
+    caught_up(&node, last).await;
+    let stats = node.stats();
+    assert_eq!((stats.commits_applied, stats.gaps), (1, 0), "{stats:?}");
+    assert_eq!(node.take_errors(), vec![]);
+}
