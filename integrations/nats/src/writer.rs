@@ -71,7 +71,9 @@ pub struct CommitWriter {
 impl CommitWriter {
     /// Connects, creates the stream and the schema bucket when missing, and picks up
     /// where the stream ends (the last SeqId, the schema versions). The writer's own
-    /// settings are the defaults.
+    /// settings are the defaults. A stream whose messages all aged out no longer tells its
+    /// last SeqId: that is [`BridgeError::UnknownTail`] (see
+    /// [`connect_with`](Self::connect_with)).
     pub async fn connect(
         connection: &ConnectionConfig,
         config: &StreamConfig,
@@ -166,12 +168,13 @@ impl CommitWriter {
             acknowledged: prev,
             last_appended: None,
             resent: 0,
-            errors: tail.undecodable,
+            // Oldest first, as a node reports them.
+            errors: tail.undecodable.into_iter().rev().collect(),
         })
     }
 
-    /// The errors met since the last call: undecodable messages at the stream's end
-    /// skipped on connecting.
+    /// The errors met since the last call, oldest first: undecodable messages at the
+    /// stream's end skipped on connecting.
     pub fn take_errors(&mut self) -> Vec<BridgeError> {
         std::mem::take(&mut self.errors)
     }
@@ -322,10 +325,14 @@ impl CommitWriter {
             message = message.expected_last_message_id(&before.id);
         }
         // A message over the servers' max_payload is refused by the client before it is
-        // sent: typed at once, not retried (it would fail the same way every time).
+        // sent: typed at once, not retried (it would fail the same way every time). The
+        // writer moves past its SeqId, so the next commit names it as its predecessor:
+        // nodes report the hole (`ChainBroken`) and a resume across it is
+        // `ResumeUnavailable`, where naming the commit before it hid the hole.
         let ack = match self.js.send_publish(self.subject.clone(), message).await {
             Ok(ack) => Some(ack),
             Err(error) if error.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                self.prev = Some(seq);
                 return Err(self.too_large(Some(seq), bytes.len()));
             }
             Err(_) => None,
