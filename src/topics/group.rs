@@ -276,17 +276,17 @@ impl Cursor {
         let ranges = &mut self.nack_rewound;
         ranges.push((from, to));
         ranges.sort_unstable();
-        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
-        for &(from, to) in ranges.iter() {
-            match merged.last_mut() {
-                Some(last) if from <= last.1 => last.1 = last.1.max(to),
-                _ => merged.push((from, to)),
+        // Merged in place: a range that touches the one kept before it joins it.
+        ranges.dedup_by(|next, kept| {
+            let touches = next.0 <= kept.1;
+            if touches {
+                kept.1 = kept.1.max(next.1);
             }
+            touches
+        });
+        if ranges.len() > Self::MAX_NACK_RANGES {
+            ranges.remove(0);
         }
-        if merged.len() > Self::MAX_NACK_RANGES {
-            merged.remove(0);
-        }
-        *ranges = merged;
     }
 
     /// Of the hand-out `from..to`: how many messages below `again_to` a nack rewound.

@@ -262,16 +262,12 @@ impl Topic {
     pub(crate) fn append(&self, partition: u32, records: Vec<TopicRecord>) -> LiveResult<u64> {
         let count = records.len() as u64;
         let signal = &self.signals[partition as usize];
-        let appended = signal
-            .start_append(count)
-            .ok_or_else(|| {
-                TopicLogError::Store(format!(
-                    "partition {partition} of the store ends too close to the largest offset \
-                     for an append of {count} messages"
-                ))
-            })
-            .and_then(|start| Ok((start, self.log.append(partition, records)?)))
-            .and_then(|(start, first)| {
+        let appended = match signal.start_append(count) {
+            None => Err(TopicLogError::Store(format!(
+                "partition {partition} of the store ends too close to the largest offset for \
+                 an append of {count} messages"
+            ))),
+            Some(start) => self.log.append(partition, records).and_then(|first| {
                 signal
                     .check_append(start, first, count)
                     .map(|()| first)
@@ -282,7 +278,8 @@ impl Topic {
                              expects one from {lowest} to {highest}"
                         ))
                     })
-            });
+            }),
+        };
         match appended {
             Ok(first) => {
                 signal.appended(first + count);
