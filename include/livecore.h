@@ -1271,6 +1271,12 @@ typedef struct lc_stats {
      * Times a topic consume waited for a message.
      */
     uint64_t consume_parks;
+    /**
+     * Of `delivered`, those no consumer received (their subscription ended, or the
+     * connection closed, while they were queued). Came after the topic fields: an older,
+     * smaller `struct_size` leaves it unwritten.
+     */
+    uint64_t discarded;
 } lc_stats;
 
 /**

@@ -1,5 +1,5 @@
 //! Manager-wide counters. Publishers add to them once per publish (not once per delivery);
-//! receivers add the gaps they report.
+//! receivers add the gaps they report and the deliveries they discard.
 
 use crate::sync::{AtomicU64, Ordering};
 
@@ -9,6 +9,7 @@ pub(crate) struct StatsCounters {
     pub(crate) published: AtomicU64,
     pub(crate) published_changes: AtomicU64,
     pub(crate) delivered: AtomicU64,
+    pub(crate) discarded: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) dropped_closed: AtomicU64,
     pub(crate) buffered: AtomicU64,
@@ -44,6 +45,7 @@ impl StatsCounters {
             published: read(&self.published),
             published_changes: read(&self.published_changes),
             delivered: read(&self.delivered),
+            discarded: read(&self.discarded),
             dropped: read(&self.dropped),
             dropped_closed: read(&self.dropped_closed),
             buffered: read(&self.buffered),
@@ -73,6 +75,12 @@ pub struct RegistryStats {
     pub published_changes: u64,
     /// Deliveries enqueued into channels.
     pub delivered: u64,
+    /// Of `delivered`, those no consumer received: still queued when their subscription
+    /// ended or was removed (unsubscribe, revoke, an ALTER that closed it, a resync), when
+    /// the connection closed (unregistered, cut off as a slow consumer, shut down), or when
+    /// the receiver was dropped. Once the channels are drained, `delivered - discarded` is
+    /// what consumers received as change notifications.
+    pub discarded: u64,
     /// Deliveries dropped because a channel was full.
     pub dropped: u64,
     /// Deliveries dropped because a receiver was gone.

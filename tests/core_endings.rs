@@ -504,3 +504,61 @@ fn snapshot_rows_on_a_user_scoped_table_are_the_engines_to_scope() {
         ["snapshot", "load_complete"]
     );
 }
+
+/// Subscribes `alice` to room 1 on a fresh manager and publishes `commits` changes there,
+/// none of them received yet.
+fn queued(commits: u64) -> (Arc<ConnectionsManager>, ConnectionRegistration, LiveQueryId) {
+    let (manager, _) = manager();
+    let connection = connect(&manager, "alice");
+    let id = subscribe(&manager, connection.connection_id, in_room(1)).live_query_id;
+    for seq in 1..=commits {
+        manager.publish(SeqId(seq), insert_in_room(seq, 1)).unwrap();
+    }
+    assert_eq!(manager.stats().delivered, commits);
+    (manager, connection, id)
+}
+
+/// Deliveries an unsubscribe leaves queued are counted as discarded, not only as
+/// delivered: what consumers received adds up.
+#[test]
+fn what_unsubscribe_leaves_queued_is_counted_discarded() {
+    let (manager, mut connection, id) = queued(3);
+    let first = connection.notifications.try_recv().unwrap();
+    assert_eq!(seq_of(&first), Some(1));
+    manager.unsubscribe(id).unwrap();
+    assert!(drain(&mut connection.notifications).is_empty());
+    let stats = manager.stats();
+    assert_eq!((stats.delivered, stats.discarded), (3, 2));
+}
+
+/// And what an unregister leaves queued.
+#[test]
+fn what_unregister_leaves_queued_is_counted_discarded() {
+    let (manager, connection, _) = queued(2);
+    unregister_and_expect_the_end(&manager, connection);
+    assert_eq!(manager.stats().discarded, 2);
+}
+
+/// And what a dropped receiver held; later publishes to it count as dropped, not
+/// discarded.
+#[test]
+fn what_a_dropped_receiver_held_is_counted_discarded() {
+    let (manager, connection, _) = queued(2);
+    drop(connection.notifications);
+    assert_eq!(manager.stats().discarded, 2);
+    manager.publish(SeqId(3), insert_in_room(3, 1)).unwrap();
+    let stats = manager.stats();
+    assert_eq!((stats.discarded, stats.dropped_closed), (2, 1));
+}
+
+/// Changes the receiver had prepared behind a gap notice, then skipped after unsubscribe,
+/// are counted too.
+#[test]
+fn prepared_changes_skipped_after_unsubscribe_are_counted_discarded() {
+    let (manager, mut connection, id) = gap_handed_out_changes_prepared();
+    let before = manager.stats();
+    assert_eq!((before.delivered, before.discarded), (2, 0));
+    manager.unsubscribe(id).unwrap();
+    assert!(drain(&mut connection.notifications).is_empty());
+    assert_eq!(manager.stats().discarded, 1);
+}

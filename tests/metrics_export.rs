@@ -115,6 +115,10 @@ mod metrics_export {
             capture.get("livecore_delivered_total{}"),
             Some(stats.delivered)
         );
+        assert_eq!(
+            capture.get("livecore_discarded_total{}"),
+            Some(stats.discarded)
+        );
         assert_eq!(capture.get("livecore_connections{}"), Some(0));
         assert_eq!(
             capture.get("livecore_topic_appended_total{topic=t}"),

@@ -193,6 +193,14 @@ pub(crate) enum OtherDelivery {
 pub(crate) const NO_BOUNDARY: u64 = u64::MAX;
 
 impl Delivery {
+    /// True for a change delivery (counted in `RegistryStats::delivered`).
+    pub(crate) fn is_change(&self) -> bool {
+        match &self.0 {
+            DeliveryKind::Changes { .. } => true,
+            DeliveryKind::Other(other) => matches!(**other, OtherDelivery::Resumed { .. }),
+        }
+    }
+
     /// A wake-up. All share one allocation (made once per process), so flagging a gap on a
     /// full channel allocates nothing.
     pub(crate) fn wake() -> Self {

@@ -37,7 +37,8 @@ pub enum ReceiveError {
     Timeout,
     /// The connection was unregistered (or disconnected as a slow consumer): nothing more is
     /// handed out. What was still queued is dropped, by this receive once the connection is
-    /// unregistered (or when the receiver is dropped); a connection cut off as a slow
+    /// unregistered (or when the receiver is dropped), and counted in
+    /// [`RegistryStats::discarded`](crate::RegistryStats::discarded); a connection cut off as a slow
     /// consumer keeps its channel full until then, so what is published to it meanwhile is
     /// dropped and counted rather than queued.
     Closed,
@@ -286,6 +287,9 @@ impl NotificationReceiver {
                     self.count_handed_out(&prepared.notification);
                     return Ok(prepared.notification);
                 }
+                if matches!(prepared.notification, Notification::Changes(_)) {
+                    self.count_discarded(1);
+                }
                 continue;
             }
             let flags = self.connection.attention_flags();
@@ -355,19 +359,34 @@ impl NotificationReceiver {
     /// this receiver is dropped. A delivery the receiver took in the moment before it saw
     /// the cut-off frees a slot, which one later publish may fill, counted as delivered.)
     fn discard_queued(&mut self) {
-        self.ready.clear();
+        let prepared = self
+            .ready
+            .drain(..)
+            .filter(|prepared| matches!(prepared.notification, Notification::Changes(_)))
+            .count();
+        self.count_discarded(prepared as u64);
         self.late_markers.clear();
         if !self.connection.is_closed() && self.connection.is_cut_off() {
             return;
         }
         self.take_released();
+        let mut changes = 0;
         for _ in 0..self.rx.len() {
-            if self.rx.try_recv().is_err() {
+            let Ok(delivery) = self.rx.try_recv() else {
                 break;
-            }
+            };
+            changes += u64::from(delivery.is_change());
+            drop(delivery);
             self.released.count_popped();
         }
+        self.count_discarded(changes);
         self.let_go_due();
+    }
+
+    /// Counts `count` change deliveries discarded unread (see `RegistryStats::discarded`).
+    #[cold]
+    fn count_discarded(&self, count: u64) {
+        StatsCounters::add(&self.connection.shared.stats.discarded, count);
     }
 
     /// Takes the released cores the connection holds for this receiver (their release
@@ -413,6 +432,7 @@ impl NotificationReceiver {
         // Mutant: trusting the index alone; what was queued before unsubscribe (or
         // unregister) returned is still handed out after it.
         if !mutant!("receiver_keeps_ended") && core.is_ended() {
+            self.count_discarded(1);
             return None;
         }
         // Mutant: the change goes out without looking for a marker that waits out of
@@ -541,6 +561,7 @@ impl NotificationReceiver {
         number: u64,
     ) -> Option<Notification> {
         if core.is_ended() {
+            self.count_discarded(1);
             return None;
         }
         let behind_marker = core.marker_waiting() && self.marker_first(core.id, number).is_some();
@@ -552,7 +573,10 @@ impl NotificationReceiver {
             None
         } else {
             // Built before the number is recorded: it names the last SeqId handed out.
-            let gap = self.gap(&core, number - last - 1)?;
+            let Some(gap) = self.gap(&core, number - last - 1) else {
+                self.count_discarded(1);
+                return None;
+            };
             core.mark_received(number, Some(seq));
             Some(gap)
         };
@@ -723,7 +747,16 @@ impl NotificationReceiver {
 impl Drop for NotificationReceiver {
     fn drop(&mut self) {
         // Release what is queued now rather than when the last sender goes away.
-        while self.rx.try_recv().is_ok() {}
+        let prepared = self
+            .ready
+            .iter()
+            .filter(|prepared| matches!(prepared.notification, Notification::Changes(_)))
+            .count() as u64;
+        let mut changes = 0;
+        while let Ok(delivery) = self.rx.try_recv() {
+            changes += u64::from(delivery.is_change());
+        }
+        self.count_discarded(prepared + changes);
     }
 }
 

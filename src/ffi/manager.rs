@@ -602,6 +602,7 @@ pub unsafe extern "C" fn lc_manager_get_stats(
             topic_messages: stats.topic_messages,
             topic_write_failures: stats.topic_write_failures,
             consume_parks: stats.consume_parks,
+            discarded: stats.discarded,
         });
         Ok(lc_status::LC_OK)
     })

@@ -29,6 +29,7 @@ impl ConnectionsManager {
             ("livecore_published_commits_total", stats.published),
             ("livecore_published_changes_total", stats.published_changes),
             ("livecore_delivered_total", stats.delivered),
+            ("livecore_discarded_total", stats.discarded),
             ("livecore_dropped_total", stats.dropped),
             ("livecore_dropped_closed_total", stats.dropped_closed),
             ("livecore_buffered_total", stats.buffered),
