@@ -96,6 +96,8 @@ fn comparisons_between_columns_and_literals() {
         );
     }
     assert_eq!(filter("t.a = \"B\""), col("a").eq(col("B")));
+    // Quoted, such a name is a column like any other.
+    assert_eq!(filter("\"@x\" = 1"), col("@x").eq(lit(1)));
 }
 
 #[test]
@@ -343,6 +345,9 @@ fn unsupported_expressions_are_named_with_their_position() {
     );
     refused("SELECT * FROM t WHERE a = $1", "placeholders", 1, 27);
     refused("SELECT * FROM t WHERE a = ?", "placeholders", 1, 27);
+    // SQLite reads `@x` and `#x` as parameters, sqlparser as columns: refused bare.
+    refused("SELECT * FROM t WHERE a = @x", "placeholders (@x)", 1, 27);
+    refused("SELECT * FROM t WHERE #x = 1", "placeholders (#x)", 1, 23);
     refused("SELECT * FROM t WHERE u.a = 1", "'u' does not name", 1, 23);
     refused("SELECT * FROM t WHERE a = X'ABC'", "even number", 1, 27);
     refused("SELECT * FROM t WHERE a = -'x'", "numbers only", 1, 27);

@@ -191,6 +191,7 @@ pub(crate) fn parse_with_boolean_columns(
         read_booleans_as_columns(&mut tokens, columns);
     }
     check_operator_count(&tokens, limits)?;
+    refuse_parameter_words(&tokens)?;
     check_in_lists(&tokens, limits)?;
     check_not_runs(&tokens, limits)?;
     let recursion_limit = limits.max_depth.saturating_mul(3).saturating_add(16);
@@ -458,6 +459,27 @@ fn too_deep_for_parser(limits: &FilterLimits) -> String {
 /// Refuses an IN list longer than the limit from the tokens, before the parser builds an
 /// expression for each item. The scan is one pass over tokens already in memory, with a
 /// stack of the open parentheses; it allocates nothing per item.
+/// Refuses `@name` and `#name` written bare: sqlparser reads them as column names, SQLite
+/// as parameters (a value bound at run time, NULL when none is). Neither reading is what a
+/// subscriber could mean, so they are refused as `$name` and `?` placeholders are. A column
+/// so named is still reachable quoted (`"@name"`).
+fn refuse_parameter_words(tokens: &[TokenWithSpan]) -> Result<(), LiveError> {
+    for token in tokens {
+        if let Token::Word(word) = &token.token {
+            if word.quote_style.is_none() && word.value.starts_with(['@', '#']) {
+                return Err(at(
+                    format!(
+                        "placeholders ({}) are not supported: write the value",
+                        word.value
+                    ),
+                    token.span.start,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_in_lists(tokens: &[TokenWithSpan], limits: &FilterLimits) -> Result<(), LiveError> {
     let is_keyword = |token: &Token, keyword: Keyword| matches!(token, Token::Word(word) if word.keyword == keyword && word.quote_style.is_none());
     // For each open parenthesis: the items counted so far when it opens an IN list.
