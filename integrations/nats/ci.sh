@@ -2,7 +2,10 @@
 # CI for livecore-nats: installs nats-server when missing, starts a 3-server cluster with
 # JetStream on loopback ports in a temporary directory, runs the crate's tests against it,
 # runs the example node against it (a writer appends commits, the node applies them and its
-# client receives them), and stops the cluster on exit. Prints each step's elapsed seconds.
+# client receives them), runs the example writer on a stream whose messages all aged out
+# (without --after it must stop and ask for the engine's last SeqId; with --after it
+# continues after it) and checks its refusal of --max-age 0 and its warning for an --after
+# the stream contradicts, and stops the cluster on exit. Prints each step's elapsed seconds.
 set -euo pipefail
 cd "$(dirname "$0")"
 here=$(pwd)
@@ -63,3 +66,39 @@ if [[ $node_status != 0 || $received != 5 ]]; then
     exit 1
 fi
 step "running the example node against the cluster"
+
+# The example writer on a stream whose messages all aged out (kept 1 s): the stream no
+# longer tells the last SeqId (UnknownTail), so without the engine's last SeqId it stops
+# and says to give it; with `--after` it continues after that SeqId.
+aged_log="$dir/example-aged.log"
+run_example --stream CI_AGED --max-age 1 --write 2
+sleep 3
+aged_status=0
+run_example --stream CI_AGED --max-age 1 --write 1 >"$aged_log" 2>&1 || aged_status=$?
+cat "$aged_log"
+if [[ $aged_status == 0 ]] || ! grep -q -- "--after" "$aged_log"; then
+    echo "ci.sh: the example writer on an aged-out stream exited with $aged_status, without asking for --after" >&2
+    exit 1
+fi
+run_example --stream CI_AGED --max-age 1 --write 1 --after 2 >"$aged_log" 2>&1
+cat "$aged_log"
+if ! grep -q "appended commits 3..=3" "$aged_log"; then
+    echo "ci.sh: the example writer did not continue after SeqId 2 on the aged-out stream" >&2
+    exit 1
+fi
+# Its argument checks: a retention by age of 0 (no limit, to the servers) is refused; an
+# `--after` that differs from the last SeqId a stream still tells is ignored with a warning.
+zero_status=0
+run_example --stream CI_AGED --max-age 0 --write 1 >"$aged_log" 2>&1 || zero_status=$?
+cat "$aged_log"
+if [[ $zero_status == 0 ]] || ! grep -q "at least 1 second" "$aged_log"; then
+    echo "ci.sh: the example writer took --max-age 0 (exit $zero_status)" >&2
+    exit 1
+fi
+run_example --stream CI_EXAMPLE --write 1 --after 99 >"$aged_log" 2>&1
+cat "$aged_log"
+if ! grep -q -- "--after 99 ignored" "$aged_log" || ! grep -q "appended commits 6..=6" "$aged_log"; then
+    echo "ci.sh: the example writer did not warn of an --after the stream contradicts" >&2
+    exit 1
+fi
+step "running the example writer on an aged-out stream"

@@ -150,6 +150,7 @@ async fn through_nats(nodes: u64, commits: usize, in_flight: usize, origin: Inst
         &stream,
         &WriterConfig {
             max_in_flight: in_flight,
+            ..WriterConfig::default()
         },
     )
     .await

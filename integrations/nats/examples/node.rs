@@ -4,7 +4,7 @@
 //! ```text
 //! node [--node-id N] [--stream NAME] [--from-first] [--subscribe SQL [--resume-from SEQ]]
 //!      [--exit-after N] [--timeout SECONDS]
-//! node --write N [--stream NAME]
+//! node --write N [--stream NAME] [--after SEQ] [--max-age SECONDS]
 //! ```
 //!
 //! As a node it connects a `ConnectionsManager` to the stream, prints its counters (applied,
@@ -20,7 +20,13 @@
 //!
 //! With `--write N` it appends the demo table `demo.messages (id, room, body)`'s schema
 //! (once per stream) and N commits of one insert each after the stream's last SeqId, then
-//! exits.
+//! exits. When the stream no longer tells its last SeqId (it held messages, but every one
+//! aged out: `BridgeError::UnknownTail`), the engine's own last SeqId is needed: give it
+//! with `--after SEQ` and the writer continues after it (`CommitWriter::connect_after`);
+//! without it, the command says so and exits (1). When the stream does tell its last SeqId,
+//! that one wins, and an `--after` that differs is ignored with a warning. `--max-age
+//! SECONDS` (at least 1) sets the retention by age of a stream this command creates (the
+//! default is a day).
 //!
 //! The cluster comes from the environment, as `scripts/cluster.sh env` prints it:
 //! `LIVECORE_NATS_URLS` (comma-separated, default `nats://127.0.0.1:14222`), and
@@ -47,11 +53,13 @@ struct Args {
     exit_after: Option<u64>,
     timeout: Option<Duration>,
     write: Option<u64>,
+    after: Option<u64>,
+    max_age: Option<Duration>,
 }
 
 const USAGE: &str = "usage: node [--node-id N] [--stream NAME] [--from-first] \
                      [--subscribe SQL [--resume-from SEQ]] [--exit-after N] [--timeout SECONDS]\n       \
-                     node --write N [--stream NAME]";
+                     node --write N [--stream NAME] [--after SEQ] [--max-age SECONDS]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -81,12 +89,24 @@ fn parse_args() -> Result<Args, String> {
                 args.timeout = Some(Duration::from_secs(seconds));
             }
             "--write" => args.write = Some(number("--write", value("--write")?)?),
+            "--after" => args.after = Some(number("--after", value("--after")?)?),
+            "--max-age" => {
+                let seconds = number("--max-age", value("--max-age")?)?;
+                if seconds == 0 {
+                    // Zero is "no limit" to the servers, not "keep nothing".
+                    return Err("--max-age must be at least 1 second".into());
+                }
+                args.max_age = Some(Duration::from_secs(seconds));
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     if args.resume_from.is_some() && args.subscribe.is_none() {
         return Err("--resume-from needs --subscribe".into());
+    }
+    if args.after.is_some() && args.write.is_none() {
+        return Err("--after needs --write".into());
     }
     Ok(args)
 }
@@ -114,8 +134,8 @@ fn connection() -> ConnectionConfig {
     }
 }
 
-fn stream_config(name: Option<&str>) -> StreamConfig {
-    match name {
+fn stream_config(name: Option<&str>, max_age: Option<Duration>) -> StreamConfig {
+    let config = match name {
         None => StreamConfig::default(),
         Some(name) => StreamConfig {
             stream: name.to_string(),
@@ -124,6 +144,15 @@ fn stream_config(name: Option<&str>) -> StreamConfig {
             records_bucket: format!("{name}_records"),
             ..StreamConfig::default()
         },
+    };
+    match max_age {
+        // The servers refuse a duplicate window longer than the retention by age.
+        Some(max_age) => StreamConfig {
+            max_age,
+            duplicate_window: config.duplicate_window.min(max_age),
+            ..config
+        },
+        None => config,
     }
 }
 
@@ -131,10 +160,55 @@ fn demo_table() -> TableId {
     TableId::new("demo", "messages")
 }
 
-/// The engine's side: the demo schema once, then `count` commits after the stream's last.
-async fn write(count: u64, stream: &StreamConfig) -> Result<(), BridgeError> {
+/// The engine's side: the demo schema once, then `count` commits after the stream's last
+/// (or after `after`, the engine's last SeqId, when the stream no longer tells it). Ok(false)
+/// when the stream does not tell it and `after` is not given.
+async fn write(count: u64, stream: &StreamConfig, after: Option<u64>) -> Result<bool, BridgeError> {
     let table = demo_table();
-    let mut writer = CommitWriter::connect(&connection(), stream).await?;
+    let connection = connection();
+    let mut writer = match CommitWriter::connect(&connection, stream).await {
+        Ok(writer) => writer,
+        // Every message aged out: the stream no longer tells the last SeqId, and starting
+        // again at 1 would have nodes drop the commits as duplicates. The engine's log
+        // tells it; here, `--after`.
+        Err(BridgeError::UnknownTail { last_stream_seq }) => match after {
+            Some(last) => {
+                println!(
+                    "the stream's messages (up to stream sequence {last_stream_seq}) aged out: \
+                     continuing after SeqId {last}"
+                );
+                CommitWriter::connect_after(
+                    &connection,
+                    stream,
+                    &WriterConfig::default(),
+                    SeqId(last),
+                )
+                .await?
+            }
+            None => {
+                eprintln!(
+                    "the stream held messages up to stream sequence {last_stream_seq}, but \
+                     every one aged out: it no longer tells the last SeqId appended. Give the \
+                     engine's last SeqId with --after SEQ"
+                );
+                return Ok(false);
+            }
+        },
+        Err(error) => return Err(error),
+    };
+    // `--after` is for a stream that no longer tells its last SeqId; this one does.
+    if let Some(after) = after {
+        let known = writer.last_seq().map_or(0, |last| last.0);
+        if known != after {
+            eprintln!(
+                "warning: --after {after} ignored: the stream tells its last SeqId, {known}, \
+                 and the writer continues after that"
+            );
+        }
+    }
+    for error in writer.take_errors() {
+        eprintln!("skipped at the stream's end: {error}");
+    }
     if writer.schema_version(&table) == 0 {
         let schema = TableSchema::new(table.clone(), TableScope::Shared, ["id", "room", "body"]);
         let (version, appended) = writer.append_schema(schema).await?;
@@ -163,7 +237,7 @@ async fn write(count: u64, stream: &StreamConfig) -> Result<(), BridgeError> {
         first + count - 1,
         last.map_or(0, |appended| appended.stream_seq)
     );
-    Ok(())
+    Ok(true)
 }
 
 /// Subscribes (or resumes) the demo client once the table's schema has arrived; None if
@@ -276,6 +350,9 @@ async fn run_node(args: &Args, stream: StreamConfig) -> Result<bool, BridgeError
         for error in node.take_errors() {
             eprintln!("error: {error}");
         }
+        let lag = stats
+            .lag
+            .map_or_else(|| "unknown".to_string(), |lag| lag.to_string());
         let shown = (
             stats.commits_applied,
             stats.lag,
@@ -290,7 +367,7 @@ async fn run_node(args: &Args, stream: StreamConfig) -> Result<bool, BridgeError
                  client received {} commits",
                 stats.commits_applied,
                 stats.applied_stream_seq,
-                stats.lag,
+                lag,
                 stats.reconnects,
                 stats.gaps,
                 received.load(Ordering::Relaxed)
@@ -329,9 +406,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let stream = stream_config(args.stream.as_deref());
+    let stream = stream_config(args.stream.as_deref(), args.max_age);
     let result = match args.write {
-        Some(count) => write(count, &stream).await.map(|()| true),
+        Some(count) => write(count, &stream, args.after).await,
         None => run_node(&args, stream).await,
     };
     match result {

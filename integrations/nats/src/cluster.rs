@@ -18,8 +18,14 @@ pub async fn connect(config: &ConnectionConfig) -> Result<Client, BridgeError> {
     if config.servers.is_empty() {
         return Err(BridgeError::InvalidConfig("servers is empty".into()));
     }
+    if config.ping_interval.is_zero() {
+        return Err(BridgeError::InvalidConfig(
+            "ping_interval must be above zero".into(),
+        ));
+    }
     let mut options = ConnectOptions::new()
         .connection_timeout(config.connect_timeout)
+        .ping_interval(config.ping_interval)
         .request_timeout(Some(config.request_timeout))
         .max_reconnects(None);
     options = match &config.auth {
@@ -269,6 +275,34 @@ pub async fn read_prefix(
     prefix: &str,
     timeout: Duration,
 ) -> Result<Vec<(String, Bytes)>, BridgeError> {
+    Ok(read_prefix_entries(js, store, prefix, timeout)
+        .await?
+        .into_iter()
+        .map(|entry| (entry.key, entry.value))
+        .collect())
+}
+
+/// One live key-value entry as [`read_prefix_entries`] reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvEntry {
+    /// The key, without the bucket's prefix.
+    pub key: String,
+    /// Its revision (the bucket stream's sequence of this value): a delete or update that
+    /// names it lands only if the key was not written since.
+    pub revision: u64,
+    /// The value.
+    pub value: Bytes,
+}
+
+/// As [`read_prefix`], with each key's revision. Each key appears once, with its latest
+/// value: a key written (or deleted) again while it is read is delivered again, and the
+/// later delivery wins.
+pub async fn read_prefix_entries(
+    js: &jetstream::Context,
+    store: &kv::Store,
+    prefix: &str,
+    timeout: Duration,
+) -> Result<Vec<KvEntry>, BridgeError> {
     let consumer = store
         .stream
         .create_consumer(consumer::push::OrderedConfig {
@@ -280,28 +314,40 @@ pub async fn read_prefix(
         })
         .await
         .nats("reading key-value")?;
-    let mut out = Vec::new();
+    // In the order first met; None once deleted.
+    let mut out: Vec<Option<KvEntry>> = Vec::new();
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     if consumer.cached_info().num_pending == 0 {
-        return Ok(out);
+        return Ok(Vec::new());
     }
     let mut messages = consumer.messages().await.nats("reading key-value")?;
     let read = async {
         while let Some(message) = messages.next().await {
             let message = message.nats("reading key-value")?;
-            let pending = message.info().nats("reading key-value metadata")?.pending;
+            let info = message.info().nats("reading key-value metadata")?;
+            let (pending, revision) = (info.pending, info.stream_sequence);
             let deleted = message
                 .headers
                 .as_ref()
                 .and_then(|headers| headers.get("KV-Operation"))
                 .is_some_and(|operation| operation.as_str() != "PUT");
-            if !deleted {
-                let key = message
-                    .subject
-                    .as_str()
-                    .strip_prefix(store.prefix.as_str())
-                    .unwrap_or(message.subject.as_str())
-                    .to_string();
-                out.push((key, message.payload.clone()));
+            let key = message
+                .subject
+                .as_str()
+                .strip_prefix(store.prefix.as_str())
+                .unwrap_or(message.subject.as_str())
+                .to_string();
+            let entry = (!deleted).then(|| KvEntry {
+                key: key.clone(),
+                revision,
+                value: message.payload.clone(),
+            });
+            match at.get(&key) {
+                Some(&index) => out[index] = entry,
+                None => {
+                    at.insert(key, out.len());
+                    out.push(entry);
+                }
             }
             if pending == 0 {
                 break;
@@ -315,7 +361,7 @@ pub async fn read_prefix(
             what: "reading key-value",
             detail: "timed out".into(),
         })??;
-    Ok(out)
+    Ok(out.into_iter().flatten().collect())
 }
 
 /// The most undecodable (or deleted) messages read back from the stream's end when looking
@@ -387,4 +433,50 @@ pub(crate) async fn stream_tail(
         stream_seq -= 1;
     }
     Ok(tail)
+}
+
+/// How a failed request on the stream is to be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The server answered: the stream does not exist (JetStream error 10059).
+    StreamNotFound,
+    /// The server answered with another JetStream error: the connection works.
+    Answered,
+    /// No answer (a timeout, no responders, a lost connection): the server may be hung.
+    Silent,
+}
+
+/// The JetStream API error among `error`'s causes, if any.
+fn api_error<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a async_nats::jetstream::Error> {
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        if let Some(api) = cause.downcast_ref::<async_nats::jetstream::Error>() {
+            return Some(api);
+        }
+        next = cause.source();
+    }
+    None
+}
+
+fn failure_of_api(api: &async_nats::jetstream::Error) -> Failure {
+    if api.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND {
+        Failure::StreamNotFound
+    } else {
+        Failure::Answered
+    }
+}
+
+/// Reads a failed stream info request.
+pub(crate) fn info_failure(error: &stream::InfoError) -> Failure {
+    api_error(error).map_or(Failure::Silent, failure_of_api)
+}
+
+/// Reads a failed consumer creation.
+pub(crate) fn consumer_failure(error: &stream::ConsumerError) -> Failure {
+    match error.kind() {
+        stream::ConsumerErrorKind::JetStream(api) => failure_of_api(&api),
+        _ => api_error(error).map_or(Failure::Silent, failure_of_api),
+    }
 }

@@ -32,6 +32,12 @@ pub struct ConnectionConfig {
     pub connect_timeout: Duration,
     /// How long a JetStream request (publish ack, stream info, consumer create) may take.
     pub request_timeout: Duration,
+    /// How often the client pings the server when it heard nothing from it (3 s by
+    /// default). Two pings in a row left unanswered close the connection and the client
+    /// reconnects (to another server when it can): a hung server (stopped, or its machine
+    /// frozen) is left within about three intervals, where the client's own default (60 s)
+    /// kept a node on it for minutes. Must be above zero.
+    pub ping_interval: Duration,
 }
 
 impl Default for ConnectionConfig {
@@ -46,6 +52,7 @@ impl Default for ConnectionConfig {
             client_name: None,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(3),
         }
     }
 }
@@ -125,11 +132,21 @@ pub struct WriterConfig {
     /// round trip to the stream's leader and its replicas; order and deduplication hold
     /// either way.
     pub max_in_flight: usize,
+    /// The longest the writer waits for one commit (or schema change) to be stored, from
+    /// the moment it waits for its acknowledgement, retries included (30 s by default):
+    /// past it the call returns [`BridgeError::AppendTimeout`](crate::BridgeError::AppendTimeout)
+    /// rather than blocking on a hung server. An acknowledgement that times out also makes
+    /// the writer reconnect (to another server when it can) before it sends again. Must be
+    /// above zero.
+    pub append_deadline: Duration,
 }
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        Self { max_in_flight: 64 }
+        Self {
+            max_in_flight: 64,
+            append_deadline: Duration::from_secs(30),
+        }
     }
 }
 
@@ -161,7 +178,11 @@ pub struct NodeConfig {
     /// Idle heartbeat of the pull consumer: a silent consumer (its server died) is
     /// recreated from the last applied sequence after about twice this.
     pub consumer_heartbeat: Duration,
-    /// How often the node writes its heartbeat and syncs its records to key-value.
+    /// How often the node writes its heartbeat, syncs its records to key-value and runs a
+    /// failover pass. The stream's info (for the lag) is read on its own period: this
+    /// interval, or a third of
+    /// [`stream_end_stale_after`](Self::stream_end_stale_after) if that is shorter, so a
+    /// long heartbeat interval does not make a healthy node's lag unknown.
     pub heartbeat_interval: Duration,
     /// A node whose heartbeat is older than this is offline.
     pub node_stale_after: Duration,
@@ -179,6 +200,18 @@ pub struct NodeConfig {
     /// resume with [`BridgeError::ResumeStalled`](crate::BridgeError::ResumeStalled); its
     /// subscription ends with `ResumeUnavailable`.
     pub resume_stall_timeout: Duration,
+    /// The lag is unknown ([`NodeStats::lag`](crate::NodeStats::lag) is None) when the node
+    /// has not seen the stream's end (its info, read every `heartbeat_interval` or a third
+    /// of this, whichever is shorter, or a delivery) for this long (10 s by default): a node cut off from the stream does not
+    /// report the lag of an end it saw long ago. Must be above zero.
+    pub stream_end_stale_after: Duration,
+    /// After this many failures in a row of the node's requests on the stream (creating
+    /// its consumer, reading the stream's info: timeouts, no answer, a consumer gone
+    /// silent past its idle heartbeat), the node makes its client reconnect (to another
+    /// server when it can) rather than wait for the pings to find a hung server (3 by
+    /// default). Answers the server gave (a stream not found) do not count. Must be above
+    /// zero.
+    pub reconnect_after_failures: u32,
 }
 
 impl Default for NodeConfig {
@@ -196,6 +229,8 @@ impl Default for NodeConfig {
             live_query_stale_after: Duration::from_secs(120),
             max_kept_errors: 1024,
             resume_stall_timeout: Duration::from_secs(5),
+            stream_end_stale_after: Duration::from_secs(10),
+            reconnect_after_failures: 3,
         }
     }
 }

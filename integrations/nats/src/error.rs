@@ -116,6 +116,44 @@ pub enum BridgeError {
         /// How long the resume waited without progress.
         waited: Duration,
     },
+    /// The commit stream does not exist (JetStream error 10059, stream not found): it was
+    /// deleted, or never created on this cluster. A node reports it once per episode (not
+    /// once per retry: again only after it saw the stream since), keeps retrying, and its
+    /// lag is unknown ([`NodeStats::lag`](crate::NodeStats::lag) is None) meanwhile.
+    StreamNotFound {
+        /// The stream's name.
+        stream: String,
+    },
+    /// The commit stream was deleted and created again under the same name (its info
+    /// tells another creation time): its sequences started anew, and the node's position is in the old stream. A node reports
+    /// it once per new stream (counted in
+    /// [`NodeStats::stream_resets`](crate::NodeStats::stream_resets)); it does not follow
+    /// the new stream on its own, and its lag is unknown
+    /// ([`NodeStats::lag`](crate::NodeStats::lag) is None) until it is started again
+    /// (a new [`NodeBridge`](crate::NodeBridge); its clients resume or resubscribe).
+    StreamReset {
+        /// The stream's name.
+        stream: String,
+        /// The new stream's last sequence when the node found it.
+        last_stream_seq: u64,
+        /// The last stream sequence the node applied (in the old stream).
+        applied_stream_seq: u64,
+    },
+    /// An append was not acknowledged within
+    /// [`WriterConfig::append_deadline`](crate::WriterConfig::append_deadline), retries
+    /// and reconnects included (a hung server, a cluster without a stream leader). The
+    /// commit may or may not be stored: as for any failed append, the writer forgets the
+    /// commits after [`acknowledged_seq`](crate::CommitWriter::acknowledged_seq) and the
+    /// host sends them again (their message ids keep them from being stored twice).
+    AppendTimeout {
+        /// The message id of the append (`c-<seq>` for a commit), or the schema bucket's
+        /// key when storing a schema version (before its append) timed out.
+        id: String,
+        /// How long the writer waited.
+        waited: Duration,
+        /// The last failure seen, if any.
+        detail: Option<String>,
+    },
     /// livecore refused a call the bridge made for a client (subscribe, replay, complete).
     Live(LiveError),
     /// The bridge was stopped.
@@ -193,6 +231,29 @@ impl fmt::Display for BridgeError {
                 "resume of {live_query_id} stalled: no room in the client's channel for \
                  {waited:?} (replayed up to {replayed_to:?})"
             ),
+            BridgeError::StreamNotFound { stream } => {
+                write!(
+                    f,
+                    "the commit stream {stream} does not exist (JetStream 10059)"
+                )
+            }
+            BridgeError::StreamReset {
+                stream,
+                last_stream_seq,
+                applied_stream_seq,
+            } => write!(
+                f,
+                "the commit stream {stream} was created again (its last sequence is \
+                 {last_stream_seq}, the node applied up to {applied_stream_seq} of the old \
+                 one): start the node again"
+            ),
+            BridgeError::AppendTimeout { id, waited, detail } => {
+                write!(f, "append {id} not acknowledged within {waited:?}")?;
+                match detail {
+                    Some(detail) => write!(f, " (last failure: {detail})"),
+                    None => Ok(()),
+                }
+            }
             BridgeError::Live(error) => write!(f, "{error}"),
             BridgeError::Stopped => f.write_str("the bridge was stopped"),
         }

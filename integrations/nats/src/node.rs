@@ -1,10 +1,11 @@
 //! A front node's bridge: applies the commit stream to the node's manager, serves resumes
 //! from the stream, and keeps the node's records and heartbeat in key-value.
 
+use std::collections::HashSet;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, consumer, kv, stream};
 use bytes::Bytes;
@@ -18,7 +19,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::cluster::{
-    backoff, connect, ensure_bucket, ensure_stream, jetstream, read_prefix, schema_key, stream_tail,
+    backoff, connect, consumer_failure, ensure_bucket, ensure_stream, info_failure, jetstream,
+    read_prefix, read_prefix_entries, schema_key, stream_tail, Failure,
 };
 use crate::codec::{self, CommitMessage, Heartbeat, SchemaMessage, StreamEntry};
 use crate::config::{NodeConfig, StartFrom};
@@ -33,8 +35,13 @@ pub struct NodeStats {
     pub applied_seq: Option<SeqId>,
     /// The stream's last sequence as last seen.
     pub stream_last_seq: u64,
-    /// Stream messages not yet applied: `stream_last_seq - applied_stream_seq`.
-    pub lag: u64,
+    /// Stream messages not yet applied: `stream_last_seq - applied_stream_seq`; None when
+    /// unknown: the stream is missing ([`BridgeError::StreamNotFound`]), it was deleted
+    /// and created again under the same name ([`BridgeError::StreamReset`]: until the node
+    /// is started again), or the node has not seen the stream's end for
+    /// [`NodeConfig::stream_end_stale_after`](crate::NodeConfig::stream_end_stale_after)
+    /// (its server hung or unreachable), so `stream_last_seq` may be long past.
+    pub lag: Option<u64>,
     /// Commits applied.
     pub commits_applied: u64,
     /// Schema changes applied.
@@ -54,6 +61,17 @@ pub struct NodeStats {
     pub reconnects: u64,
     /// Errors of the record sync and heartbeat loop.
     pub sync_errors: u64,
+    /// Episodes of the stream found missing ([`BridgeError::StreamNotFound`], one per
+    /// episode).
+    pub stream_not_found: u64,
+    /// Times the stream was found deleted and created again under the same name
+    /// ([`BridgeError::StreamReset`], one per new stream).
+    pub stream_resets: u64,
+    /// Reconnects the node asked for after
+    /// [`NodeConfig::reconnect_after_failures`](crate::NodeConfig::reconnect_after_failures)
+    /// requests on the stream in a row went unanswered (also counted in `reconnects` once
+    /// the client connected again).
+    pub forced_reconnects: u64,
 }
 
 #[derive(Default)]
@@ -68,6 +86,9 @@ struct Counters {
     gaps: AtomicU64,
     consumer_restarts: AtomicU64,
     sync_errors: AtomicU64,
+    stream_not_found: AtomicU64,
+    stream_resets: AtomicU64,
+    forced_reconnects: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -108,6 +129,25 @@ struct Inner {
     paused: watch::Sender<bool>,
     errors: Mutex<VecDeque<BridgeError>>,
     started_ms: u64,
+    /// When the bridge started: what `end_seen_ms` counts from.
+    epoch: Instant,
+    /// Milliseconds after `epoch` when the stream's end was last seen (its info, or a
+    /// delivery's pending count).
+    end_seen_ms: AtomicU64,
+    /// The stream was found missing (JetStream 10059) and not seen since.
+    stream_missing: AtomicBool,
+    /// Requests on the stream that went unanswered in a row.
+    silent_failures: AtomicU32,
+    /// When the stream the node reads was created (its info's `created`): a stream deleted
+    /// and created again under the same name has another.
+    stream_created: Mutex<async_nats::datetime::DateTime>,
+    /// The stream was found deleted and created again under the same name
+    /// ([`BridgeError::StreamReset`]): the node's position is in the old stream, so its lag
+    /// is unknown for as long as it runs.
+    stream_reset: AtomicBool,
+    /// The keys of this node's records the last failover pass read in key-value: the
+    /// heartbeat loop then writes again those missing, without reading them itself.
+    present_keys: Mutex<Option<HashSet<String>>>,
     /// Records written to key-value: live query -> (status, last heartbeat written).
     written: Mutex<HashMap<LiveQueryId, (SubscriptionPhase, u64)>>,
     /// Schemas by table and version, as met (registered, or read for a resume): versions
@@ -120,6 +160,7 @@ struct Inner {
 pub struct NodeBridge {
     inner: Arc<Inner>,
     apply_task: JoinHandle<()>,
+    watch_task: JoinHandle<()>,
     sync_task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -159,6 +200,15 @@ pub struct FailoverOutcome {
     pub report: FailoverReport,
     /// Records of offline nodes deleted from key-value.
     pub deleted_records: usize,
+    /// Records of offline nodes left in key-value because they were written again since
+    /// this pass read them (their node came back): a record is deleted only at the
+    /// revision read. A record found changed is read again, and counted here only if it
+    /// still holds a value.
+    pub kept_records: usize,
+    /// Records of offline nodes already gone when this pass deleted them (another
+    /// survivor's pass deleted them since this one read them): neither deleted by this
+    /// pass nor kept.
+    pub already_deleted_records: usize,
 }
 
 pub(crate) fn wall_ms() -> u64 {
@@ -168,11 +218,13 @@ pub(crate) fn wall_ms() -> u64 {
 }
 
 fn record_key(record: &LiveQueryRecord) -> String {
+    live_query_key(record.node_id, record.live_query_id)
+}
+
+fn live_query_key(node: NodeId, id: LiveQueryId) -> String {
     format!(
         "lq.{}.{}.{}",
-        record.node_id.0,
-        record.live_query_id.connection_id.0,
-        record.live_query_id.subscription_id.0
+        node.0, id.connection_id.0, id.subscription_id.0
     )
 }
 
@@ -195,9 +247,15 @@ impl NodeBridge {
                 manager.config().node_id
             )));
         }
-        if config.batch == 0 || config.heartbeat_interval.is_zero() {
+        if config.batch == 0
+            || config.heartbeat_interval.is_zero()
+            || config.stream_end_stale_after.is_zero()
+            || config.reconnect_after_failures == 0
+        {
             return Err(BridgeError::InvalidConfig(
-                "batch and heartbeat_interval must be above zero".into(),
+                "batch, heartbeat_interval, stream_end_stale_after and \
+                 reconnect_after_failures must be above zero"
+                    .into(),
             ));
         }
         let client = connect(&config.connection).await?;
@@ -273,6 +331,13 @@ impl NodeBridge {
             paused: watch::channel(false).0,
             errors: Mutex::new(VecDeque::new()),
             started_ms: wall_ms(),
+            epoch: Instant::now(),
+            end_seen_ms: AtomicU64::new(0),
+            stream_missing: AtomicBool::new(false),
+            silent_failures: AtomicU32::new(0),
+            stream_created: Mutex::new(info.created),
+            stream_reset: AtomicBool::new(false),
+            present_keys: Mutex::new(None),
             written: Mutex::new(HashMap::new()),
             known_schemas: Mutex::new(known_schemas),
             config,
@@ -289,10 +354,12 @@ impl NodeBridge {
             .stream_last_seq
             .store(info.state.last_sequence, Ordering::Relaxed);
         let apply_task = tokio::spawn(apply_loop(inner.clone(), state));
+        let watch_task = tokio::spawn(watch_loop(inner.clone()));
         let sync_task = tokio::spawn(sync_loop(inner.clone()));
         Ok(Self {
             inner,
             apply_task,
+            watch_task,
             sync_task: Mutex::new(Some(sync_task)),
         })
     }
@@ -314,7 +381,7 @@ impl NodeBridge {
             applied_stream_seq: applied,
             applied_seq: self.inner.applied_seq(),
             stream_last_seq: last,
-            lag: last - applied,
+            lag: self.inner.lag_known().then(|| last - applied),
             commits_applied: counters.commits_applied.load(Ordering::Relaxed),
             schemas_applied: counters.schemas_applied.load(Ordering::Relaxed),
             duplicates: counters.duplicates.load(Ordering::Relaxed),
@@ -331,6 +398,9 @@ impl NodeBridge {
                 .load(Ordering::Relaxed)
                 .saturating_sub(1),
             sync_errors: counters.sync_errors.load(Ordering::Relaxed),
+            stream_not_found: counters.stream_not_found.load(Ordering::Relaxed),
+            stream_resets: counters.stream_resets.load(Ordering::Relaxed),
+            forced_reconnects: counters.forced_reconnects.load(Ordering::Relaxed),
         }
     }
 
@@ -356,8 +426,8 @@ impl NodeBridge {
         self.inner.paused.send_replace(false);
     }
 
-    /// Stream messages not yet applied.
-    pub fn lag(&self) -> u64 {
+    /// Stream messages not yet applied; None when unknown (see [`NodeStats::lag`]).
+    pub fn lag(&self) -> Option<u64> {
         self.stats().lag
     }
 
@@ -468,15 +538,40 @@ impl NodeBridge {
 
     /// Runs one failover pass now (the heartbeat loop runs one every interval): nodes whose
     /// heartbeat is older than `node_stale_after + max_clock_skew` are offline and their
-    /// records are deleted from key-value; this node's stale live queries are removed.
+    /// records are deleted from key-value, each at the revision read (a record its node
+    /// wrote again since is left: [`FailoverOutcome::kept_records`]; one another survivor
+    /// deleted first is [`FailoverOutcome::already_deleted_records`]); this node's stale
+    /// live queries are removed. The keys of this node's own records it reads are what the
+    /// heartbeat loop writes again when missing.
     pub async fn failover_pass(&self) -> Result<FailoverOutcome, BridgeError> {
         self.inner.failover_pass().await
     }
 
     /// Writes this node's heartbeat and records now (the heartbeat loop does so every
-    /// interval).
+    /// interval). The node's records are read back first: one missing from key-value (a
+    /// survivor deleted it while this node was taken for offline) is written again. If
+    /// that read fails, the records are still written (new and changed ones), and the
+    /// read's error is returned after. (The heartbeat loop does not read them itself: it
+    /// uses what its failover pass read.)
     pub async fn sync_records(&self) -> Result<(), BridgeError> {
-        self.inner.sync_records().await
+        let (present, read_error) = match self.inner.own_keys().await {
+            Ok(present) => (Some(present), None),
+            Err(error) => (None, Some(error)),
+        };
+        self.inner.sync_records(present, true).await?;
+        read_error.map_or(Ok(()), Err)
+    }
+
+    /// Deletes records as a failover pass does, from revisions read before: each
+    /// `(key, revision)` at that revision, a key written again since kept, one without a
+    /// revision left alone. Fills only the outcome's record counts. For tests of the
+    /// delete at the revision read, apart from the read; not a stable interface.
+    #[doc(hidden)]
+    pub async fn delete_records_at(
+        &self,
+        records: &[(String, Option<u64>)],
+    ) -> Result<FailoverOutcome, BridgeError> {
+        self.inner.delete_records_at(records).await
     }
 
     /// Stops heartbeating and syncing records (as a node that hangs would), keeping the
@@ -497,6 +592,7 @@ impl NodeBridge {
 impl Drop for NodeBridge {
     fn drop(&mut self) {
         self.apply_task.abort();
+        self.watch_task.abort();
         if let Some(task) = lock(&self.sync_task).take() {
             task.abort();
         }
@@ -523,6 +619,8 @@ impl Inner {
             BridgeError::Apply { .. } | BridgeError::SchemaVersion { .. } => {
                 &self.counters.apply_errors
             }
+            BridgeError::StreamNotFound { .. } => &self.counters.stream_not_found,
+            BridgeError::StreamReset { .. } => &self.counters.stream_resets,
             _ => &self.counters.sync_errors,
         };
         bump(counter);
@@ -531,6 +629,83 @@ impl Inner {
             errors.pop_front();
         }
         errors.push_back(error);
+    }
+
+    /// The stream's end as just seen (its info, or a delivery and its pending count).
+    fn saw_stream_end(&self, last: u64) {
+        self.counters
+            .stream_last_seq
+            .fetch_max(last, Ordering::Relaxed);
+        self.end_seen_ms
+            .fetch_max(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Whether the lag can be told: the stream exists, is the one the node started on,
+    /// and its end was seen lately.
+    fn lag_known(&self) -> bool {
+        let since = (self.epoch.elapsed().as_millis() as u64)
+            .saturating_sub(self.end_seen_ms.load(Ordering::Relaxed));
+        !self.stream_missing.load(Ordering::Acquire)
+            && !self.stream_reset.load(Ordering::Acquire)
+            && since <= self.config.stream_end_stale_after.as_millis() as u64
+    }
+
+    /// The stream's info as the watch loop read it: a stream created at another time than
+    /// the one the node reads (deleted and created again under the same name) is reported
+    /// once per new stream ([`BridgeError::StreamReset`]), and the lag is unknown from then
+    /// on. (The creation time is the stream's, the same whichever server leads it. A last
+    /// sequence below what the node applied is no sign: an info read before the node
+    /// applied more, or answered by a server that just lost the lead, shows that too.)
+    fn check_stream_identity(&self, created: async_nats::datetime::DateTime, last_sequence: u64) {
+        let recreated = {
+            let mut known = lock(&self.stream_created);
+            let changed = *known != created;
+            *known = created;
+            changed
+        };
+        if recreated {
+            let applied = self.counters.applied_stream_seq.load(Ordering::Acquire);
+            self.stream_reset.store(true, Ordering::Release);
+            self.report(BridgeError::StreamReset {
+                stream: self.config.stream.stream.clone(),
+                last_stream_seq: last_sequence,
+                applied_stream_seq: applied,
+            });
+        }
+    }
+
+    /// The stream's info was read (and its identity checked): the stream exists and the
+    /// connection works.
+    fn stream_answered(&self) {
+        self.stream_missing.store(false, Ordering::Release);
+        self.silent_failures.store(0, Ordering::Relaxed);
+    }
+
+    /// A request on the stream failed. A missing stream is reported once per episode; a
+    /// request the server left unanswered counts towards a forced reconnect.
+    async fn stream_failed(&self, failure: Failure) {
+        match failure {
+            Failure::StreamNotFound => {
+                self.silent_failures.store(0, Ordering::Relaxed);
+                if !self.stream_missing.swap(true, Ordering::AcqRel) {
+                    self.report(BridgeError::StreamNotFound {
+                        stream: self.config.stream.stream.clone(),
+                    });
+                }
+            }
+            Failure::Answered => self.silent_failures.store(0, Ordering::Relaxed),
+            Failure::Silent => {
+                if count_silent(&self.silent_failures, self.config.reconnect_after_failures) {
+                    // Only from a connection the client still takes for working (a hung
+                    // server's): one already reconnecting is left to it.
+                    if self.client.connection_state() == async_nats::connection::State::Connected
+                        && self.client.force_reconnect().await.is_ok()
+                    {
+                        bump(&self.counters.forced_reconnects);
+                    }
+                }
+            }
+        }
     }
 
     /// Applies one stream message. The apply loop calls it in stream order, once per
@@ -676,6 +851,16 @@ impl Inner {
         &self,
         start: u64,
     ) -> Result<consumer::Consumer<consumer::pull::Config>, BridgeError> {
+        self.try_consumer_from(start)
+            .await
+            .nats("creating a stream consumer")
+    }
+
+    /// As [`consumer_from`](Self::consumer_from), with the client's error.
+    async fn try_consumer_from(
+        &self,
+        start: u64,
+    ) -> Result<consumer::Consumer<consumer::pull::Config>, stream::ConsumerError> {
         self.stream
             .create_consumer(consumer::pull::Config {
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence {
@@ -688,7 +873,6 @@ impl Inner {
                 ..Default::default()
             })
             .await
-            .nats("creating a stream consumer")
     }
 
     /// Finds where a resume after `last_seq` starts and replays every commit from there to
@@ -926,8 +1110,20 @@ impl Inner {
     }
 
     async fn remote_records(&self) -> Result<Vec<LiveQueryRecord>, BridgeError> {
+        Ok(self
+            .remote_record_revisions()
+            .await?
+            .into_iter()
+            .map(|(_, record, _)| record)
+            .collect())
+    }
+
+    /// The records in key-value, each with its key and the revision read.
+    async fn remote_record_revisions(
+        &self,
+    ) -> Result<Vec<(String, LiveQueryRecord, u64)>, BridgeError> {
         let mut out = Vec::new();
-        for (key, value) in read_prefix(
+        for entry in read_prefix_entries(
             &self.js,
             &self.records,
             "lq.",
@@ -935,36 +1131,63 @@ impl Inner {
         )
         .await?
         {
-            match codec::decode_record(&value) {
-                Ok(record) => out.push(record),
+            match codec::decode_record(&entry.value) {
+                Ok(record) => out.push((entry.key, record, entry.revision)),
                 Err(error) => self.report(BridgeError::Nats {
                     what: "decoding a live-query record",
-                    detail: format!("{key}: {error}"),
+                    detail: format!("{}: {error}", entry.key),
                 }),
             }
         }
         Ok(out)
     }
 
-    /// Writes the heartbeat; writes records that are new, changed status, or whose
-    /// written heartbeat is older than half the staleness bound; deletes ended ones.
-    async fn sync_records(&self) -> Result<(), BridgeError> {
+    /// This node's record keys in key-value, read now.
+    async fn own_keys(&self) -> Result<HashSet<String>, BridgeError> {
+        Ok(read_prefix(
+            &self.js,
+            &self.records,
+            &format!("lq.{}.", self.config.node_id.0),
+            self.config.connection.request_timeout,
+        )
+        .await?
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect())
+    }
+
+    /// Writes the heartbeat (if `heartbeat`); writes records that are new, changed status,
+    /// or whose written heartbeat is older than half the staleness bound, or (given
+    /// `present`, the keys of this node's records in key-value) that are missing from
+    /// key-value; deletes ended ones.
+    async fn sync_records(
+        &self,
+        present: Option<HashSet<String>>,
+        heartbeat: bool,
+    ) -> Result<(), BridgeError> {
         let node = self.config.node_id;
-        let stats_applied = self.counters.applied_stream_seq.load(Ordering::Acquire);
-        let heartbeat = Heartbeat {
-            node_id: node,
-            wall_ms: wall_ms(),
-            applied_stream_seq: stats_applied,
-            applied_seq: self.applied_seq(),
-            started_ms: self.started_ms,
-        };
-        self.records
-            .put(
-                heartbeat_key(node),
-                Bytes::from(codec::encode_heartbeat(&heartbeat)),
-            )
-            .await
-            .nats("writing the heartbeat")?;
+        if heartbeat {
+            let heartbeat = Heartbeat {
+                node_id: node,
+                wall_ms: wall_ms(),
+                applied_stream_seq: self.counters.applied_stream_seq.load(Ordering::Acquire),
+                applied_seq: self.applied_seq(),
+                started_ms: self.started_ms,
+            };
+            self.records
+                .put(
+                    heartbeat_key(node),
+                    Bytes::from(codec::encode_heartbeat(&heartbeat)),
+                )
+                .await
+                .nats("writing the heartbeat")?;
+        }
+        // This node's records as key-value holds them: one marked written but missing (a
+        // survivor deleted it while this node was taken for offline, or it was lost) is
+        // written again now rather than at its refresh.
+        if let Some(present) = present {
+            lock(&self.written).retain(|id, _| present.contains(&live_query_key(node, *id)));
+        }
         let refresh_ms = (self.config.live_query_stale_after.as_millis() as u64 / 2).max(1);
         let records = self.manager.live_query_records();
         let mut to_put = Vec::new();
@@ -1021,10 +1244,7 @@ impl Inner {
         for (at, (id, _)) in to_delete.iter().enumerate() {
             let deleted = self
                 .records
-                .delete(format!(
-                    "lq.{}.{}.{}",
-                    node.0, id.connection_id.0, id.subscription_id.0
-                ))
+                .delete(live_query_key(node, *id))
                 .await
                 .nats("deleting a live-query record");
             if let Err(error) = deleted {
@@ -1049,12 +1269,20 @@ impl Inner {
             })
             .map(|heartbeat| heartbeat.node_id)
             .collect();
-        let mut records: Vec<LiveQueryRecord> = self
-            .remote_records()
-            .await?
-            .into_iter()
-            .filter(|record| record.node_id != local)
-            .collect();
+        let mut revisions = HashMap::new();
+        let mut records: Vec<LiveQueryRecord> = Vec::new();
+        // This node's own keys, as read: the next sync writes again those missing.
+        let own_prefix = format!("lq.{}.", local.0);
+        let mut own_keys = HashSet::new();
+        for (key, record, revision) in self.remote_record_revisions().await? {
+            if key.starts_with(&own_prefix) {
+                own_keys.insert(key);
+            } else if record.node_id != local {
+                revisions.insert(record_key(&record), revision);
+                records.push(record);
+            }
+        }
+        *lock(&self.present_keys) = Some(own_keys);
         records.extend(self.manager.live_query_records());
         // Connection heartbeats of other nodes are their wall clocks: allow for skew.
         let handler = FailoverHandler::new(
@@ -1062,14 +1290,16 @@ impl Inner {
             self.config.live_query_stale_after + self.config.max_clock_skew,
         );
         let report = handler.run_on(&self.manager, &records, &active_nodes);
-        let mut deleted_records = 0;
-        for record in &report.orphaned {
-            self.records
-                .delete(record_key(record))
-                .await
-                .nats("deleting an orphaned record")?;
-            deleted_records += 1;
-        }
+        let orphaned: Vec<(String, Option<u64>)> = report
+            .orphaned
+            .iter()
+            .map(|record| {
+                let key = record_key(record);
+                let revision = revisions.get(&key).copied();
+                (key, revision)
+            })
+            .collect();
+        let deleted = self.delete_records_at(&orphaned).await?;
         let mut active_nodes = active_nodes;
         if !active_nodes.contains(&local) {
             active_nodes.push(local);
@@ -1078,9 +1308,84 @@ impl Inner {
         Ok(FailoverOutcome {
             active_nodes,
             report,
-            deleted_records,
+            ..deleted
         })
     }
+
+    /// Whether `key` holds a value now, as the bucket's stream leader tells (a replica
+    /// could still show a value another survivor just deleted).
+    async fn record_present(&self, key: &str) -> Result<bool, BridgeError> {
+        let subject = format!("{}{key}", self.records.prefix);
+        match self
+            .records
+            .stream
+            .get_last_raw_message_by_subject(&subject)
+            .await
+        {
+            Ok(message) => Ok(message
+                .headers
+                .get("KV-Operation")
+                .is_none_or(|operation| operation.as_str() == "PUT")),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    stream::LastRawMessageErrorKind::NoMessageFound
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(error).nats("reading an orphaned record again"),
+        }
+    }
+
+    /// Deletes records, each at the revision read: one its node wrote again since (it came
+    /// back, and may have reused the key) stays. A delete refused for the revision reads
+    /// the key again: a value there is kept, none means another survivor deleted it first.
+    /// A record without a revision read is left alone (never deleted unconditionally).
+    /// Fills the outcome's record counts only.
+    async fn delete_records_at(
+        &self,
+        records: &[(String, Option<u64>)],
+    ) -> Result<FailoverOutcome, BridgeError> {
+        let mut outcome = FailoverOutcome::default();
+        for (key, revision) in records {
+            let Some(revision) = *revision else {
+                continue;
+            };
+            match self
+                .records
+                .delete_expect_revision(key, Some(revision))
+                .await
+            {
+                Ok(()) => outcome.deleted_records += 1,
+                Err(error) if error.kind() == kv::DeleteErrorKind::WrongLastRevision => {
+                    if self.record_present(key).await? {
+                        outcome.kept_records += 1;
+                    } else {
+                        outcome.already_deleted_records += 1;
+                    }
+                }
+                Err(error) => return Err(error).nats("deleting an orphaned record"),
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+/// Counts one more request left unanswered; true for the caller whose failure reached
+/// `limit`, and the count starts again. One atomic step, so of concurrent callers only that
+/// one forces a reconnect (a check, then a reset, let two of them through).
+fn count_silent(failures: &AtomicU32, limit: u32) -> bool {
+    let before = failures
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |failures| {
+            Some(if failures + 1 >= limit {
+                0
+            } else {
+                failures + 1
+            })
+        })
+        .unwrap_or_default();
+    before + 1 >= limit
 }
 
 /// Consumes the stream from the last applied sequence, for as long as the node runs:
@@ -1090,9 +1395,17 @@ async fn apply_loop(inner: Arc<Inner>, mut state: ApplyState) {
     let mut failures = 0u32;
     loop {
         let start = inner.counters.applied_stream_seq.load(Ordering::Acquire) + 1;
-        let consumer = match inner.consumer_from(start).await {
-            Ok(consumer) => consumer,
-            Err(_) => {
+        let consumer = match inner.try_consumer_from(start).await {
+            Ok(consumer) => {
+                // The connection works; only the watch loop, which checks that the stream
+                // is still the one the node started on, counts it as seen again.
+                inner.silent_failures.store(0, Ordering::Relaxed);
+                consumer
+            }
+            Err(error) => {
+                // A stream not found is reported once per episode; a request left
+                // unanswered counts towards a forced reconnect.
+                inner.stream_failed(consumer_failure(&error)).await;
                 failures += 1;
                 bump(&inner.counters.consumer_restarts);
                 tokio::time::sleep(backoff(failures)).await;
@@ -1109,6 +1422,7 @@ async fn apply_loop(inner: Arc<Inner>, mut state: ApplyState) {
         let mut messages = match messages {
             Ok(messages) => messages,
             Err(_) => {
+                inner.stream_failed(Failure::Silent).await;
                 failures += 1;
                 bump(&inner.counters.consumer_restarts);
                 tokio::time::sleep(backoff(failures)).await;
@@ -1117,8 +1431,12 @@ async fn apply_loop(inner: Arc<Inner>, mut state: ApplyState) {
         };
         while let Some(message) = messages.next().await {
             let Ok(message) = message else {
+                // Most often the consumer went silent past its idle heartbeat (its server
+                // died or hangs): one more unanswered request.
+                inner.stream_failed(Failure::Silent).await;
                 break;
             };
+            inner.silent_failures.store(0, Ordering::Relaxed);
             if *inner.paused.borrow() {
                 let mut paused = inner.paused.subscribe();
                 let _ = paused.wait_for(|paused| !paused).await;
@@ -1153,10 +1471,7 @@ async fn apply_loop(inner: Arc<Inner>, mut state: ApplyState) {
             }
             failures = 0;
             inner.apply(&mut state, stream_seq, &message.payload).await;
-            inner
-                .counters
-                .stream_last_seq
-                .fetch_max(stream_seq + pending, Ordering::Relaxed);
+            inner.saw_stream_end(stream_seq + pending);
             inner.set_applied_stream_seq(stream_seq);
         }
         bump(&inner.counters.consumer_restarts);
@@ -1167,25 +1482,95 @@ async fn apply_loop(inner: Arc<Inner>, mut state: ApplyState) {
     }
 }
 
-/// Every heartbeat interval: the heartbeat and records, the stream's end for the lag, and
-/// a failover pass. Errors are counted and the loop goes on.
+/// Every heartbeat interval: the heartbeat and records, a failover pass, then the node's
+/// records the pass found missing from key-value written again. Errors are counted and the
+/// loop goes on.
 async fn sync_loop(inner: Arc<Inner>) {
     let mut ticker = tokio::time::interval(inner.config.heartbeat_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        if let Err(error) = inner.sync_records().await {
+        // The heartbeat first, on time whatever the pass's reads wait on.
+        if let Err(error) = inner.sync_records(None, true).await {
             inner.report(error);
         }
+        match inner.failover_pass().await {
+            Ok(_) => {
+                // The node's keys as the pass read them (after the writes above): no read
+                // of its own, and a failed read never kept the records above from being
+                // written. Those missing are written again now, not a tick later.
+                let present = lock(&inner.present_keys).take();
+                if let Some(present) = present {
+                    if let Err(error) = inner.sync_records(Some(present), false).await {
+                        inner.report(error);
+                    }
+                }
+            }
+            Err(error) => inner.report(error),
+        }
+    }
+}
+
+/// How often the watch loop reads the stream's info: every heartbeat interval, and at
+/// least three times per [`NodeConfig::stream_end_stale_after`](crate::NodeConfig), so a
+/// healthy node sees the stream's end well within it whatever the heartbeat interval.
+fn watch_period(config: &NodeConfig) -> Duration {
+    config
+        .heartbeat_interval
+        .min(config.stream_end_stale_after / 3)
+        .max(Duration::from_millis(1))
+}
+
+/// On its own (record writes that wait on a hung server do not delay it), every
+/// [`watch_period`]: the stream's info, for the lag and for the stream's health. A stream
+/// not found is reported once per episode, a stream created again under the same name once
+/// per new stream; requests left unanswered make the node reconnect after
+/// [`NodeConfig::reconnect_after_failures`](crate::NodeConfig) of them in a row.
+async fn watch_loop(inner: Arc<Inner>) {
+    let mut ticker = tokio::time::interval(watch_period(&inner.config));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
         let mut stream = inner.stream.clone();
-        if let Ok(info) = stream.info().await {
-            inner
-                .counters
-                .stream_last_seq
-                .fetch_max(info.state.last_sequence, Ordering::Relaxed);
+        match stream.info().await {
+            Ok(info) => {
+                let last = info.state.last_sequence;
+                // Another stream under the same name is found before the stream counts
+                // as seen again: the lag never reads the old position against it.
+                inner.check_stream_identity(info.created, last);
+                inner.stream_answered();
+                inner.saw_stream_end(last);
+            }
+            Err(error) => inner.stream_failed(info_failure(&error)).await,
         }
-        if let Err(error) = inner.failover_pass().await {
-            inner.report(error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_failures_at_the_limit_force_one_reconnect_per_limit() {
+        let failures = Arc::new(AtomicU32::new(0));
+        let triggered = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (failures, triggered) = (failures.clone(), triggered.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..3000 {
+                        if count_silent(&failures, 3) {
+                            triggered.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
         }
+        // 24 000 failures, 3 per reconnect: exactly 8 000, none twice.
+        assert_eq!(triggered.load(Ordering::Relaxed), 8000);
+        assert_eq!(failures.load(Ordering::Relaxed), 0);
     }
 }

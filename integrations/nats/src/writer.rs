@@ -1,6 +1,10 @@
 //! The engine's side: appending commits and schema changes to the commit stream.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::{self, kv, message::PublishMessage, stream};
@@ -15,7 +19,8 @@ use crate::codec::{self, SchemaMessage, StreamEntry};
 use crate::config::{ConnectionConfig, StreamConfig, WriterConfig};
 use crate::error::{BridgeError, NatsResult};
 
-/// Attempts per append before the error is returned (a server election takes a few).
+/// Attempts per append before the error is returned (a server election takes a few),
+/// all within [`WriterConfig::append_deadline`].
 const APPEND_ATTEMPTS: u32 = 20;
 
 /// Room left for headers (message id, key-value operation) when checking a schema
@@ -60,6 +65,12 @@ pub struct CommitWriter {
     prev: Option<SeqId>,
     versions: HashMap<TableId, u64>,
     max_in_flight: usize,
+    append_deadline: Duration,
+    /// The client's connection (its count of connections made) on which the writer last
+    /// asked for a reconnect: one episode of timeouts on a connection (an acknowledgement
+    /// waited on, then the retries of the same append) forces one reconnect, not one per
+    /// timeout.
+    reconnect_requested_on: AtomicU64,
     in_flight: VecDeque<InFlight>,
     /// The last commit acknowledged with every commit before it.
     acknowledged: Option<SeqId>,
@@ -118,9 +129,9 @@ impl CommitWriter {
         writer: &WriterConfig,
         given_last: Option<SeqId>,
     ) -> Result<Self, BridgeError> {
-        if writer.max_in_flight == 0 {
+        if writer.max_in_flight == 0 || writer.append_deadline.is_zero() {
             return Err(BridgeError::InvalidConfig(
-                "max_in_flight must be above zero".into(),
+                "max_in_flight and append_deadline must be above zero".into(),
             ));
         }
         let client = connect(connection).await?;
@@ -164,6 +175,8 @@ impl CommitWriter {
             prev,
             versions,
             max_in_flight: writer.max_in_flight,
+            append_deadline: writer.append_deadline,
+            reconnect_requested_on: AtomicU64::new(u64::MAX),
             in_flight: VecDeque::new(),
             acknowledged: prev,
             last_appended: None,
@@ -236,19 +249,40 @@ impl CommitWriter {
         let table = message.schema.table_id;
         // Retried like an append (the same key and value: storing twice is harmless): a
         // bucket a node created a moment ago may not take writes on every server yet.
+        // Bounded by the append deadline, as an append; a put that timed out makes the
+        // writer reconnect first.
         let key = schema_key(&table, version);
+        let started = Instant::now();
+        let deadline = started + self.append_deadline;
         let mut attempt = 0;
         loop {
-            match self.schemas.put(&key, bytes.clone()).await {
-                Ok(_) => break,
-                Err(error) if attempt + 1 >= APPEND_ATTEMPTS => {
-                    return Err(error).nats("storing a schema version")
+            let put = tokio::time::timeout_at(deadline, self.schemas.put(&key, bytes.clone()));
+            let error = match put.await {
+                Ok(Ok(_)) => break,
+                Ok(Err(error)) => {
+                    // No acknowledgement (most often a timeout).
+                    if error.kind() == kv::PutErrorKind::Ack {
+                        self.reconnect().await;
+                    }
+                    error.to_string()
                 }
-                Err(_) => {
-                    attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
+                Err(_) => "timed out".to_string(),
+            };
+            attempt += 1;
+            if Instant::now() + backoff(attempt) >= deadline {
+                return Err(BridgeError::AppendTimeout {
+                    id: key,
+                    waited: started.elapsed(),
+                    detail: Some(error),
+                });
             }
+            if attempt >= APPEND_ATTEMPTS {
+                return Err(BridgeError::Nats {
+                    what: "storing a schema version",
+                    detail: error,
+                });
+            }
+            tokio::time::sleep(backoff(attempt)).await;
         }
         let id = format!(
             "s-{}-{}-{version}",
@@ -284,7 +318,8 @@ impl CommitWriter {
     /// [`WriterConfig::max_in_flight`] are unacknowledged; [`flush`](Self::flush) waits
     /// for the rest. Checks as [`append_commit`](Self::append_commit).
     ///
-    /// On an error (an append that failed its retries), the commits after
+    /// On an error (an append that failed its retries, or was not acknowledged within
+    /// [`WriterConfig::append_deadline`]: [`BridgeError::AppendTimeout`]), the commits after
     /// [`acknowledged_seq`](Self::acknowledged_seq) are not known to be stored: the writer
     /// forgets them ([`last_seq`](Self::last_seq) goes back to it), and the host sends
     /// them again; their message ids keep any that did land from being stored twice. A
@@ -359,12 +394,31 @@ impl CommitWriter {
     /// Waits for the oldest commit in flight. If it failed, it and every commit sent after
     /// it (refused, or not, by the expected-last-id check) are re-sent in order, one at a
     /// time with retries: a commit that did land is acknowledged as a duplicate.
+    ///
+    /// All of it within [`WriterConfig::append_deadline`] (then
+    /// [`BridgeError::AppendTimeout`]); an acknowledgement that timed out makes the writer
+    /// reconnect (to another server when it can) before it sends again: a hung server is
+    /// not waited on for every retry.
     async fn settle_oldest(&mut self) -> Result<(), BridgeError> {
         let Some(oldest) = self.in_flight.pop_front() else {
             return Ok(());
         };
+        let started = Instant::now();
+        let deadline = started + self.append_deadline;
         let landed = match oldest.ack {
-            Some(ack) => ack.await.ok(),
+            Some(ack) => match tokio::time::timeout_at(deadline, ack).await {
+                Ok(Ok(ack)) => Some(ack),
+                Ok(Err(error)) => {
+                    if error.kind() == PublishErrorKind::TimedOut {
+                        self.reconnect().await;
+                    }
+                    None
+                }
+                Err(_) => {
+                    self.reconnect().await;
+                    None
+                }
+            },
             None => None,
         };
         if let Some(ack) = landed {
@@ -386,7 +440,7 @@ impl CommitWriter {
         );
         for (seq, id, bytes) in again {
             self.resent += 1;
-            match self.append_bytes(&id, bytes).await {
+            match self.append_until(&id, bytes, started, deadline).await {
                 Ok(appended) => self.acknowledge(seq, appended),
                 Err(error) => {
                     self.prev = self.acknowledged;
@@ -405,45 +459,104 @@ impl CommitWriter {
     /// Appends prepared bytes under a message id, retrying (same id) until acknowledged.
     /// Public so a host can re-send what it appended before a crash; a second message with
     /// an id JetStream remembers is acknowledged as a duplicate and stored once.
+    ///
+    /// Within [`WriterConfig::append_deadline`]: past it, [`BridgeError::AppendTimeout`].
     pub async fn append_bytes(&self, id: &str, bytes: Bytes) -> Result<Appended, BridgeError> {
+        let started = Instant::now();
+        self.append_until(id, bytes, started, started + self.append_deadline)
+            .await
+    }
+
+    /// As [`append_bytes`](Self::append_bytes), until `deadline` (the wait counted from
+    /// `started`). An acknowledgement that timed out makes the writer reconnect first.
+    async fn append_until(
+        &self,
+        id: &str,
+        bytes: Bytes,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<Appended, BridgeError> {
         let mut last_error = None;
+        let mut out_of_time = false;
         for attempt in 0..APPEND_ATTEMPTS {
             if attempt > 0 {
+                if Instant::now() + backoff(attempt) >= deadline {
+                    out_of_time = true;
+                    break;
+                }
                 tokio::time::sleep(backoff(attempt)).await;
             }
-            let sent = self
-                .js
-                .send_publish(
-                    self.subject.clone(),
-                    PublishMessage::build()
-                        .payload(bytes.clone())
-                        .message_id(id),
-                )
-                .await;
-            let ack = match sent {
-                Ok(future) => future.await,
-                Err(error) if error.kind() == PublishErrorKind::MaxPayloadExceeded => {
-                    return Err(self.too_large(None, bytes.len()));
-                }
-                Err(error) => {
-                    last_error = Some(error.to_string());
-                    continue;
+            let attempt = async {
+                let sent = self
+                    .js
+                    .send_publish(
+                        self.subject.clone(),
+                        PublishMessage::build()
+                            .payload(bytes.clone())
+                            .message_id(id),
+                    )
+                    .await;
+                match sent {
+                    Ok(future) => future.await,
+                    Err(error) => Err(error),
                 }
             };
-            match ack {
-                Ok(ack) => {
+            match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(Ok(ack)) => {
                     return Ok(Appended {
                         stream_seq: ack.sequence,
                         duplicate: ack.duplicate,
                     })
                 }
-                Err(error) => last_error = Some(error.to_string()),
+                Ok(Err(error)) if error.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                    return Err(self.too_large(None, bytes.len()));
+                }
+                Ok(Err(error)) => {
+                    if error.kind() == PublishErrorKind::TimedOut {
+                        self.reconnect().await;
+                    }
+                    last_error = Some(error.to_string());
+                }
+                Err(_) => {
+                    self.reconnect().await;
+                    last_error.get_or_insert_with(|| "no acknowledgement".into());
+                    out_of_time = true;
+                    break;
+                }
             }
+        }
+        if out_of_time {
+            return Err(BridgeError::AppendTimeout {
+                id: id.to_string(),
+                waited: started.elapsed(),
+                detail: last_error,
+            });
         }
         Err(BridgeError::Nats {
             what: "appending to the commit stream",
             detail: last_error.unwrap_or_default(),
         })
+    }
+
+    /// Makes the client reconnect (to another server when it can), unless it is already
+    /// reconnecting or the writer already asked for it on this connection (the waits of
+    /// one commit and its retries can time out in a row: one reconnect for them): a
+    /// request left unanswered on a connection that still looks open is most likely a hung
+    /// server, which the pings would only find later.
+    async fn reconnect(&self) {
+        let client = self.js.client();
+        if client.connection_state() != async_nats::connection::State::Connected {
+            return;
+        }
+        let connection = client.statistics().connects.load(Ordering::Acquire);
+        if self
+            .reconnect_requested_on
+            .swap(connection, Ordering::AcqRel)
+            == connection
+        {
+            return;
+        }
+        let _ = client.force_reconnect().await;
     }
 
     /// The typed error of a message the servers would refuse for its size.

@@ -42,14 +42,14 @@ async fn lag_grows_while_the_node_does_not_apply_and_returns_to_zero() {
     let mut log = Vec::new();
     let applied = append(&mut writer, &mut log, 1..=20).await;
     caught_up(&node, applied).await;
-    assert_eq!(node.lag(), 0, "{:?}", node.stats());
+    assert_eq!(node.lag(), Some(0), "{:?}", node.stats());
 
     // The node stops applying; the writer appends 50 more. Once the node has seen the
     // stream's end (its heartbeat loop reads it), the lag is those 50.
     node.pause_apply();
     let last = append(&mut writer, &mut log, 21..=70).await;
     wait_until("the lag shows the 50 commits not applied", &node, |stats| {
-        stats.lag == 50
+        stats.lag == Some(50)
     })
     .await;
     let stats = node.stats();
@@ -61,12 +61,12 @@ async fn lag_grows_while_the_node_does_not_apply_and_returns_to_zero() {
         ),
         (applied, last, Some(SeqId(20)))
     );
-    assert_eq!(node.lag(), 50);
+    assert_eq!(node.lag(), Some(50));
 
     // Applying again, it catches up and the lag is back to zero.
     node.resume_apply();
     caught_up(&node, last).await;
-    assert_eq!(node.lag(), 0, "{:?}", node.stats());
+    assert_eq!(node.lag(), Some(0), "{:?}", node.stats());
     stop.store(true, Ordering::Release);
     let received = task.await.unwrap();
     assert_eq!(
@@ -148,4 +148,34 @@ async fn a_hole_lost_to_retention_is_reported_once() {
         0,
         "{stats:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_interval_longer_than_the_staleness_bound_keeps_the_lag_known() {
+    // The stream's info is read at least three times per `stream_end_stale_after`, not
+    // only every heartbeat interval: an idle, healthy node (no deliveries tell it the
+    // stream's end) keeps its lag known.
+    let stream = stream_config("lag_long_heartbeat");
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let node = NodeBridge::start(
+        manager(1),
+        NodeConfig {
+            heartbeat_interval: Duration::from_secs(30),
+            // With a second's margin over the reads' period, for a loaded machine.
+            stream_end_stale_after: Duration::from_secs(3),
+            ..node_config(1, &stream)
+        },
+    )
+    .await
+    .unwrap();
+    let mut log = Vec::new();
+    let last = append(&mut writer, &mut log, 1..=3).await;
+    caught_up(&node, last).await;
+    // Twice the staleness bound with nothing appended.
+    for _ in 0..120 {
+        assert_eq!(node.lag(), Some(0), "{:?}", node.stats());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(node.take_errors().is_empty());
 }

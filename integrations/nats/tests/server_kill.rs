@@ -84,4 +84,34 @@ async fn a_server_killed_and_restarted_costs_no_commit_on_either_node() {
         );
         assert_eq!(stats.commits_applied, 600, "{stats:?}");
     }
+
+    // The stream's creation time (how a node tells a stream created again under the same
+    // name) is the same whichever server leads it, the restarted one included: moving the
+    // leader around is no `StreamReset`, and the lag stays known.
+    let client = cluster::connect(&connection()).await.unwrap();
+    let js = cluster::jetstream(client.clone(), &connection());
+    let created = js
+        .get_stream(&stream.stream)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .created;
+    for _ in 0..3 {
+        let _ = client
+            .request(
+                format!("$JS.API.STREAM.LEADER.STEPDOWN.{}", stream.stream),
+                "".into(),
+            )
+            .await;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let mut handle = js.get_stream(&stream.stream).await.unwrap();
+        let info = handle.info().await.unwrap();
+        assert_eq!(info.created, created, "{:?}", info.cluster);
+    }
+    for node in &nodes {
+        let stats = node.stats();
+        assert_eq!((stats.stream_resets, stats.lag), (0, Some(0)), "{stats:?}");
+    }
 }

@@ -78,7 +78,7 @@ async fn both_nodes_receive_every_commit_once_in_order_while_the_writer_commits(
         assert_eq!(stats.commits_applied, 400, "{stats:?}");
         assert_eq!(stats.duplicates, 0);
         assert_eq!(stats.decode_errors + stats.apply_errors + stats.gaps, 0);
-        assert_eq!(stats.lag, 0);
+        assert_eq!(stats.lag, Some(0));
         assert_eq!(stats.applied_seq, Some(SeqId(400)));
         assert!(node.take_errors().is_empty());
     }
@@ -249,10 +249,16 @@ async fn a_broken_chain_is_a_typed_error_reported_and_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipelined_append_refused_behind_a_foreign_message_is_resent_in_order() {
     let stream = stream_config("pipeline");
-    let mut writer =
-        CommitWriter::connect_with(&connection(), &stream, &WriterConfig { max_in_flight: 8 })
-            .await
-            .unwrap();
+    let mut writer = CommitWriter::connect_with(
+        &connection(),
+        &stream,
+        &WriterConfig {
+            max_in_flight: 8,
+            ..WriterConfig::default()
+        },
+    )
+    .await
+    .unwrap();
     writer.append_schema(items_schema()).await.unwrap();
     let node = start_node(1, &stream).await;
     let connection = client(node.manager(), "alice");

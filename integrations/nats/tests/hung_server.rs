@@ -1,0 +1,169 @@
+//! A NATS server hung with SIGSTOP (its sockets stay open, it answers nothing), then
+//! resumed with SIGCONT. Nodes and the writer leave it rather than waiting minutes for the
+//! client's default pings: a node that prefers it moves to another server after requests
+//! on the stream went unanswered and applies what the writer appended meanwhile; a node
+//! pinned to it shows an unknown lag (not the stale zero of an end it saw before the
+//! hang) and goes on once the server is back; a writer that prefers it reconnects after
+//! the first acknowledgement that timed out, and one pinned to it gets
+//! `BridgeError::AppendTimeout` at its deadline instead of blocking. Its own test binary,
+//! so no other test runs while a server hangs.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use livecore::*;
+use livecore_nats::*;
+
+/// Sends `signal` (STOP or CONT) to server `n` (1..=3).
+fn signal_server(n: u32, signal: &str) {
+    let dir = std::env::var("LIVECORE_NATS_DIR").expect("LIVECORE_NATS_DIR is not set: run ci.sh");
+    let pid = std::fs::read_to_string(format!("{dir}/n{n}.pid")).unwrap();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), pid.trim()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// Server `n` hung until this is dropped (also when the test panics).
+struct Hung(u32);
+
+impl Hung {
+    fn stop(n: u32) -> Hung {
+        signal_server(n, "STOP");
+        Hung(n)
+    }
+}
+
+impl Drop for Hung {
+    fn drop(&mut self) {
+        signal_server(self.0, "CONT");
+    }
+}
+
+/// Waits (bounded) until `condition` holds, polling every 50 ms.
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..1200 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("waited 60 s for: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_and_writers_leave_a_hung_server() {
+    let cluster = connection();
+    assert_eq!(cluster.servers.len(), 3, "{:?}", cluster.servers);
+    let url = |n: usize| cluster.servers[n - 1].clone();
+    // Server 2 first, then the others, in that order.
+    let prefers_2 = ConnectionConfig {
+        servers: vec![url(2), url(1), url(3)],
+        shuffle_servers: false,
+        // The client's pings alone would take minutes: what moves these off the hung
+        // server is the bridge's reconnect after unanswered requests.
+        ping_interval: Duration::from_secs(120),
+        ..cluster.clone()
+    };
+    let only_2 = ConnectionConfig {
+        servers: vec![url(2)],
+        discover_servers: false,
+        // Short pings: the connection to the hung server is seen dead within seconds.
+        ping_interval: Duration::from_secs(1),
+        ..cluster.clone()
+    };
+
+    let stream = stream_config("hung");
+    let mut writer = CommitWriter::connect(&prefers_2, &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    // A writer of its own stream that can only reach server 2.
+    let pinned_stream = stream_config("hung_pinned");
+    let mut pinned_writer = CommitWriter::connect_with(
+        &ConnectionConfig {
+            ping_interval: Duration::from_secs(120),
+            ..only_2.clone()
+        },
+        &pinned_stream,
+        &WriterConfig {
+            append_deadline: Duration::from_secs(4),
+            ..WriterConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    pinned_writer.append_schema(items_schema()).await.unwrap();
+
+    let node_on = |node: u64, connection: &ConnectionConfig| NodeConfig {
+        connection: connection.clone(),
+        // Neither node is declared offline by the other while one is cut off.
+        node_stale_after: Duration::from_secs(120),
+        stream_end_stale_after: Duration::from_secs(2),
+        ..node_config(node, &stream)
+    };
+    let ordered = NodeBridge::start(manager(1), node_on(1, &prefers_2))
+        .await
+        .unwrap();
+    let pinned = NodeBridge::start(manager(2), node_on(2, &only_2))
+        .await
+        .unwrap();
+    let mut log = Vec::new();
+    let last = append(&mut writer, &mut log, 1..=20).await;
+    for node in [&ordered, &pinned] {
+        assert_eq!(node.connected_server().as_deref(), Some("n2"));
+        caught_up(node, last).await;
+        assert_eq!(node.lag(), Some(0), "{:?}", node.stats());
+    }
+
+    let hung = Hung::stop(2);
+    // The writer's acknowledgements time out; it reconnects to server 1 and appends.
+    let last = append(&mut writer, &mut log, 21..=40).await;
+    // The pinned writer cannot: it says so at its deadline.
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(60),
+        pinned_writer.append_commit(SeqId(1), &workload_commit(1)),
+    )
+    .await
+    .expect("the pinned writer's append blocked past its deadline");
+    assert!(
+        matches!(outcome, Err(BridgeError::AppendTimeout { .. })),
+        "{outcome:?}"
+    );
+    // The node that prefers server 2 moves on and applies what was appended meanwhile.
+    caught_up(&ordered, last).await;
+    assert_ne!(ordered.connected_server().as_deref(), Some("n2"));
+    assert!(
+        ordered.stats().forced_reconnects >= 1,
+        "{:?}",
+        ordered.stats()
+    );
+    // The pinned node loses its connection, and its lag is unknown, not the zero it had.
+    wait_until("the pinned node left the hung server, lag unknown", || {
+        pinned.connected_server().is_none() && pinned.lag().is_none()
+    })
+    .await;
+    assert_eq!(pinned.stats().applied_stream_seq, 21);
+
+    drop(hung);
+    // Back: the pinned node reconnects and goes on from where it stopped.
+    caught_up(&pinned, last).await;
+    wait_until("the pinned node's lag is known again", || {
+        pinned.lag() == Some(0)
+    })
+    .await;
+    let last = append(&mut writer, &mut log, 41..=45).await;
+    for node in [&ordered, &pinned] {
+        caught_up(node, last).await;
+        let stats = node.stats();
+        assert_eq!(
+            stats.duplicates + stats.gaps + stats.decode_errors + stats.apply_errors,
+            0,
+            "{stats:?}: {:?}",
+            node.take_errors()
+        );
+        assert_eq!(stats.commits_applied, 45, "{stats:?}");
+        assert!(stats.reconnects >= 1, "{stats:?}");
+    }
+}
