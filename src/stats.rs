@@ -75,11 +75,16 @@ pub struct RegistryStats {
     pub published_changes: u64,
     /// Deliveries enqueued into channels.
     pub delivered: u64,
-    /// Of `delivered`, those no consumer received: still queued when their subscription
-    /// ended or was removed (unsubscribe, revoke, an ALTER that closed it, a resync), when
-    /// the connection closed (unregistered, cut off as a slow consumer, shut down), or when
-    /// the receiver was dropped. Once the channels are drained, `delivered - discarded` is
-    /// what consumers received as change notifications.
+    /// Of `delivered`, those no consumer received: still queued (or held behind a
+    /// load-complete marker) when their subscription ended or was removed (unsubscribe,
+    /// revoke, an ALTER that closed it, a resync), when the connection closed
+    /// (unregistered, shut down), or when the receiver was dropped. A connection cut off
+    /// as a slow consumer keeps its queue until it is unregistered or its receiver
+    /// dropped, and is counted then. Once the channels are drained, `delivered -
+    /// discarded` is what consumers received as change notifications, but for one case: a
+    /// publish racing the receiver's drop can enqueue a delivery after the receiver's last
+    /// look, which stays counted in `delivered` alone (flume cannot close a channel from
+    /// the receiving side and still read it).
     pub discarded: u64,
     /// Deliveries dropped because a channel was full.
     pub dropped: u64,

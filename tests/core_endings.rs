@@ -562,3 +562,60 @@ fn prepared_changes_skipped_after_unsubscribe_are_counted_discarded() {
     assert!(drain(&mut connection.notifications).is_empty());
     assert_eq!(manager.stats().discarded, 1);
 }
+
+/// A connection with a full channel (two changes of room 1) and a subscription to room 7
+/// whose load completed with three changes its gate held: its marker and those changes
+/// wait out of band, counted as delivered.
+fn held_behind_a_late_marker() -> (Arc<ConnectionsManager>, ConnectionRegistration, LiveQueryId) {
+    let (manager, _) = with_capacity(2);
+    let connection = connect(&manager, "alice");
+    subscribe(&manager, connection.connection_id, in_room(1));
+    let loading = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(7),
+            SubscriptionOptions::with_initial_load(),
+        )
+        .unwrap()
+        .live_query_id;
+    manager.publish(SeqId(1), insert_in_room(1, 1)).unwrap();
+    manager.publish(SeqId(2), insert_in_room(2, 1)).unwrap();
+    for seq in 3..=5 {
+        manager.publish(SeqId(seq), insert_in_room(seq, 7)).unwrap();
+    }
+    manager.complete_initial_load(loading).unwrap();
+    assert_eq!(manager.stats().delivered, 5);
+    (manager, connection, loading)
+}
+
+/// The changes held behind a late marker are counted discarded when their subscription
+/// ends before the marker is handed out (regression: found by an outside soak).
+#[test]
+fn changes_held_behind_a_late_marker_are_counted_discarded_at_unsubscribe() {
+    let (manager, mut connection, loading) = held_behind_a_late_marker();
+    manager.unsubscribe(loading).unwrap();
+    let received = drain(&mut connection.notifications);
+    assert_eq!(seqs(&received), [1, 2]);
+    assert_eq!(manager.stats().discarded, 3);
+}
+
+/// And when the connection closes, or the receiver goes, with them still waiting.
+#[test]
+fn changes_held_behind_a_late_marker_are_counted_discarded_at_close() {
+    let (manager, connection, _) = held_behind_a_late_marker();
+    unregister_and_expect_the_end(&manager, connection);
+    assert_eq!(manager.stats().discarded, 5);
+
+    let (manager, connection, _) = held_behind_a_late_marker();
+    drop(connection.notifications);
+    assert_eq!(manager.stats().discarded, 5);
+}
+
+/// Received in full, nothing is discarded.
+#[test]
+fn changes_held_behind_a_late_marker_received_are_not_discarded() {
+    let (manager, mut connection, _) = held_behind_a_late_marker();
+    let received = drain(&mut connection.notifications);
+    assert_eq!(seqs(&received), [1, 2, 3, 4, 5]);
+    assert_eq!(manager.stats().discarded, 0);
+}

@@ -365,10 +365,13 @@ impl NotificationReceiver {
             .filter(|prepared| matches!(prepared.notification, Notification::Changes(_)))
             .count();
         self.count_discarded(prepared as u64);
-        self.late_markers.clear();
+        self.discard_late_markers();
         if !self.connection.is_closed() && self.connection.is_cut_off() {
             return;
         }
+        // And the markers posted out of band since, with the changes their gates held.
+        self.take_late_markers();
+        self.discard_late_markers();
         self.take_released();
         let mut changes = 0;
         for _ in 0..self.rx.len() {
@@ -381,6 +384,17 @@ impl NotificationReceiver {
         }
         self.count_discarded(changes);
         self.let_go_due();
+    }
+
+    /// Drops the out-of-band load-complete markers taken so far, counting the changes their
+    /// gates held (counted as delivered when the load completed).
+    fn discard_late_markers(&mut self) {
+        let held: usize = self
+            .late_markers
+            .drain(..)
+            .map(|late| late.load.held.len())
+            .sum();
+        self.count_discarded(held as u64);
     }
 
     /// Counts `count` change deliveries discarded unread (see `RegistryStats::discarded`).
@@ -532,6 +546,7 @@ impl NotificationReceiver {
         } = load;
         core.clear_marker_waiting();
         if core.is_ended() {
+            self.count_discarded(held.len() as u64);
             return;
         }
         if let Some(notification) = marker.and_then(|marker| self.other(marker)) {
@@ -757,6 +772,8 @@ impl Drop for NotificationReceiver {
             changes += u64::from(delivery.is_change());
         }
         self.count_discarded(prepared + changes);
+        self.take_late_markers();
+        self.discard_late_markers();
     }
 }
 
