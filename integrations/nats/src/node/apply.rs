@@ -1,0 +1,299 @@
+//! The apply loop: consumes the stream in order and applies each commit and schema change
+//! to the node's manager, exactly once, reporting gaps, duplicates and what it cannot
+//! apply. Apart from the bridge's API, because only this loop owns the apply state (the
+//! last commit applied, the tables' schema versions).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{consumer, stream};
+use futures_util::StreamExt;
+use livecore::{SeqId, TableId};
+
+use crate::cluster::{backoff, consumer_failure, schema_key, Failure};
+use crate::codec::{self, CommitMessage, SchemaMessage, StreamEntry};
+use crate::error::{BridgeError, NatsResult};
+
+use super::shared::{bump, lock, Inner};
+
+/// A table's schema version on this node; `provisional` when loaded from key-value at
+/// start rather than met in the stream (a commit naming an older version then wins).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TableVersion {
+    pub(super) version: u64,
+    pub(super) provisional: bool,
+}
+
+/// What the apply loop owns.
+pub(super) struct ApplyState {
+    pub(super) applied_seq: Option<SeqId>,
+    pub(super) versions: HashMap<TableId, TableVersion>,
+    /// Stream messages were reported [`BridgeError::Lost`] since the last commit: the next
+    /// commit's broken chain is that same hole, not another one.
+    pub(super) lost_reported: bool,
+}
+
+impl Inner {
+    /// Applies one stream message. The apply loop calls it in stream order, once per
+    /// stream sequence.
+    async fn apply(&self, state: &mut ApplyState, stream_seq: u64, payload: &[u8]) {
+        match codec::decode_stream_entry(payload) {
+            Err(error) => self.report(BridgeError::Decode { stream_seq, error }),
+            Ok(StreamEntry::Schema(message)) => self.apply_schema(state, stream_seq, message),
+            Ok(StreamEntry::Commit(commit)) => self.apply_commit(state, stream_seq, commit).await,
+        }
+    }
+
+    fn apply_schema(&self, state: &mut ApplyState, stream_seq: u64, message: SchemaMessage) {
+        let table = message.schema.table_id.clone();
+        if let Some(known) = state.versions.get(&table) {
+            if known.version >= message.version && !known.provisional {
+                bump(&self.counters.duplicates);
+                return;
+            }
+        }
+        lock(&self.known_schemas).insert((table.clone(), message.version), message.schema.clone());
+        match self.manager.register_table(message.schema) {
+            Ok(_) => {
+                bump(&self.counters.schemas_applied);
+                state.versions.insert(
+                    table,
+                    TableVersion {
+                        version: message.version,
+                        provisional: false,
+                    },
+                );
+            }
+            Err(error) => self.report(BridgeError::Apply {
+                stream_seq,
+                seq: message.after,
+                error,
+            }),
+        }
+    }
+
+    /// Brings a table to `version` from the schema bucket (a node that started after the
+    /// schema change, or a provisional newer version at start).
+    async fn fetch_schema(
+        &self,
+        state: &mut ApplyState,
+        table: &TableId,
+        version: u64,
+    ) -> Result<(), ()> {
+        let Ok(Some(bytes)) = self.schemas.get(schema_key(table, version)).await else {
+            return Err(());
+        };
+        let Ok(StreamEntry::Schema(message)) = codec::decode_stream_entry(&bytes) else {
+            return Err(());
+        };
+        if message.version != version || message.schema.table_id != *table {
+            return Err(());
+        }
+        lock(&self.known_schemas).insert((table.clone(), version), message.schema.clone());
+        self.manager
+            .register_table(message.schema)
+            .map_err(|_| ())?;
+        state.versions.insert(
+            table.clone(),
+            TableVersion {
+                version,
+                provisional: false,
+            },
+        );
+        Ok(())
+    }
+
+    async fn apply_commit(&self, state: &mut ApplyState, stream_seq: u64, commit: CommitMessage) {
+        if let Some(applied) = state.applied_seq {
+            if commit.seq <= applied {
+                // A second copy (appended after the duplicate window): applied once.
+                bump(&self.counters.duplicates);
+                return;
+            }
+            // A hole already reported as Lost (the stream's sequences showed it) is not
+            // reported again: one hole, one error, one gap.
+            if commit.prev != Some(applied) && !state.lost_reported {
+                self.report(BridgeError::ChainBroken {
+                    stream_seq,
+                    seq: commit.seq,
+                    prev: commit.prev,
+                    applied: Some(applied),
+                });
+            }
+        }
+        state.lost_reported = false;
+        for (table, version) in &commit.schema_versions {
+            let known = state.versions.get(table).copied();
+            let fine = match known {
+                Some(known) if known.version == *version => true,
+                Some(known) if known.version > *version && !known.provisional => false,
+                _ => self.fetch_schema(state, table, *version).await.is_ok(),
+            };
+            if !fine {
+                self.report(BridgeError::SchemaVersion {
+                    stream_seq,
+                    table: table.clone(),
+                    commit_version: *version,
+                    node_version: known.map(|known| known.version),
+                });
+                self.set_applied_seq(state, commit.seq);
+                return;
+            }
+        }
+        match self.manager.publish_commit(commit.seq, commit.changes) {
+            Ok(_) => bump(&self.counters.commits_applied),
+            Err(error) => self.report(BridgeError::Apply {
+                stream_seq,
+                seq: Some(commit.seq),
+                error,
+            }),
+        }
+        self.set_applied_seq(state, commit.seq);
+    }
+
+    fn set_applied_seq(&self, state: &mut ApplyState, seq: SeqId) {
+        state.applied_seq = Some(seq);
+        self.applied_seq.store(seq.0, Ordering::Release);
+        self.has_applied_seq.store(true, Ordering::Release);
+    }
+
+    /// The stream's first retained sequence, as its leader says (None if it cannot say).
+    async fn first_retained(&self) -> Option<u64> {
+        let mut stream = self.stream.clone();
+        let info = stream.info().await.ok()?;
+        Some(info.state.first_sequence)
+    }
+
+    fn set_applied_stream_seq(&self, stream_seq: u64) {
+        self.counters
+            .applied_stream_seq
+            .store(stream_seq, Ordering::Release);
+        self.applied_tx.send_replace(stream_seq);
+    }
+
+    /// An ephemeral, unacknowledged consumer starting at `start`, kept in memory on one
+    /// server: if that server dies, the bridge makes another from where it stopped.
+    pub(super) async fn consumer_from(
+        &self,
+        start: u64,
+    ) -> Result<consumer::Consumer<consumer::pull::Config>, BridgeError> {
+        self.try_consumer_from(start)
+            .await
+            .nats("creating a stream consumer")
+    }
+
+    /// As [`consumer_from`](Self::consumer_from), with the client's error.
+    async fn try_consumer_from(
+        &self,
+        start: u64,
+    ) -> Result<consumer::Consumer<consumer::pull::Config>, stream::ConsumerError> {
+        self.stream
+            .create_consumer(consumer::pull::Config {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: start.max(1),
+                },
+                ack_policy: consumer::AckPolicy::None,
+                inactive_threshold: Duration::from_secs(30),
+                memory_storage: true,
+                num_replicas: 1,
+                ..Default::default()
+            })
+            .await
+    }
+}
+
+/// Consumes the stream from the last applied sequence, for as long as the node runs:
+/// whatever ends a consumer (a server's death, a lost connection, silence past twice the
+/// idle heartbeat), a new one starts where the node stopped.
+pub(super) async fn apply_loop(inner: Arc<Inner>, mut state: ApplyState) {
+    let mut failures = 0u32;
+    loop {
+        let start = inner.counters.applied_stream_seq.load(Ordering::Acquire) + 1;
+        let consumer = match inner.try_consumer_from(start).await {
+            Ok(consumer) => {
+                // The connection works; only the watch loop, which checks that the stream
+                // is still the one the node started on, counts it as seen again.
+                inner.silent_failures.store(0, Ordering::Relaxed);
+                consumer
+            }
+            Err(error) => {
+                // A stream not found is reported once per episode; a request left
+                // unanswered counts towards a forced reconnect.
+                inner.stream_failed(consumer_failure(&error)).await;
+                failures += 1;
+                bump(&inner.counters.consumer_restarts);
+                tokio::time::sleep(backoff(failures)).await;
+                continue;
+            }
+        };
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(inner.config.batch)
+            .heartbeat(inner.config.consumer_heartbeat)
+            .expires(inner.config.consumer_heartbeat * 10)
+            .messages()
+            .await;
+        let mut messages = match messages {
+            Ok(messages) => messages,
+            Err(_) => {
+                inner.stream_failed(Failure::Silent).await;
+                failures += 1;
+                bump(&inner.counters.consumer_restarts);
+                tokio::time::sleep(backoff(failures)).await;
+                continue;
+            }
+        };
+        while let Some(message) = messages.next().await {
+            let Ok(message) = message else {
+                // Most often the consumer went silent past its idle heartbeat (its server
+                // died or hangs): one more unanswered request.
+                inner.stream_failed(Failure::Silent).await;
+                break;
+            };
+            inner.silent_failures.store(0, Ordering::Relaxed);
+            if *inner.paused.borrow() {
+                let mut paused = inner.paused.subscribe();
+                let _ = paused.wait_for(|paused| !paused).await;
+            }
+            let Ok(info) = message.info() else {
+                break;
+            };
+            let (stream_seq, pending) = (info.stream_sequence, info.pending);
+            let applied = inner.counters.applied_stream_seq.load(Ordering::Acquire);
+            if stream_seq <= applied {
+                continue;
+            }
+            if stream_seq > applied + 1 {
+                // The consumer skipped messages. Lost only if the stream no longer holds
+                // them; otherwise (a replica still catching up after a server's death)
+                // read them again through a new consumer.
+                match inner.first_retained().await {
+                    Some(first) if first > applied + 1 => {
+                        let to = (first - 1).min(stream_seq - 1);
+                        inner.report(BridgeError::Lost {
+                            from: applied + 1,
+                            to,
+                        });
+                        state.lost_reported = true;
+                        inner.set_applied_stream_seq(to);
+                        if to < stream_seq - 1 {
+                            break;
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            failures = 0;
+            inner.apply(&mut state, stream_seq, &message.payload).await;
+            inner.saw_stream_end(stream_seq + pending);
+            inner.set_applied_stream_seq(stream_seq);
+        }
+        bump(&inner.counters.consumer_restarts);
+        let name = consumer.cached_info().name.clone();
+        let _ = inner.stream.delete_consumer(&name).await;
+        tokio::time::sleep(backoff(failures)).await;
+        failures += 1;
+    }
+}
