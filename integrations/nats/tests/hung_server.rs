@@ -43,17 +43,6 @@ impl Drop for Hung {
     }
 }
 
-/// Waits (bounded) until `condition` holds, polling every 50 ms.
-async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    for _ in 0..1200 {
-        if condition() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("waited 60 s for: {what}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_and_writers_leave_a_hung_server() {
     let cluster = connection();

@@ -13,17 +13,6 @@ use common::*;
 use livecore::*;
 use livecore_nats::*;
 
-/// Waits (bounded) until `condition` holds, polling every 50 ms.
-async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    for _ in 0..1200 {
-        if condition() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("waited 60 s for: {what}");
-}
-
 fn node_on(node: u64, stream: &StreamConfig, connection: ConnectionConfig) -> NodeConfig {
     NodeConfig {
         connection,

@@ -17,21 +17,30 @@ use livecore_nats::*;
 const CONNECTIONS: usize = 10;
 const PER_CONNECTION: i64 = 100;
 
+/// Subscribes `connection` on `node` to the items whose id is each of `ids`.
+fn subscribe_ids(
+    node: &NodeBridge,
+    connection: &ConnectionRegistration,
+    ids: impl IntoIterator<Item = i64>,
+) {
+    for id in ids {
+        node.manager()
+            .subscribe(
+                connection.connection_id,
+                QuerySpec::table(items()).filter(Expr::col("id").eq(Expr::lit(id))),
+                SubscriptionOptions::default(),
+            )
+            .unwrap();
+    }
+}
+
 /// Live queries on a node: `CONNECTIONS` clients with `PER_CONNECTION` subscriptions each
 /// (their registrations are kept, so the connections stay open).
 fn subscribe_all(node: &NodeBridge) -> Vec<ConnectionRegistration> {
     (0..CONNECTIONS)
         .map(|_| {
             let connection = client(node.manager(), "alice");
-            for k in 0..PER_CONNECTION {
-                node.manager()
-                    .subscribe(
-                        connection.connection_id,
-                        QuerySpec::table(items()).filter(Expr::col("id").eq(Expr::lit(k))),
-                        SubscriptionOptions::default(),
-                    )
-                    .unwrap();
-            }
+            subscribe_ids(node, &connection, 0..PER_CONNECTION);
             connection
         })
         .collect()
@@ -183,15 +192,7 @@ async fn a_delete_at_a_stale_revision_keeps_the_keys_written_again_since() {
     let node = start_node(2, &stream).await;
     node.stop_heartbeat();
     let connection = client(node.manager(), "alice");
-    for k in 0..10 {
-        node.manager()
-            .subscribe(
-                connection.connection_id,
-                QuerySpec::table(items()).filter(Expr::col("id").eq(Expr::lit(k))),
-                SubscriptionOptions::default(),
-            )
-            .unwrap();
-    }
+    subscribe_ids(&node, &connection, 0..10);
     node.sync_records().await.unwrap();
     let (js, store) = records_bucket(&stream).await;
     let entries = cluster::read_prefix_entries(&js, &store, "lq.2.", Duration::from_secs(10))

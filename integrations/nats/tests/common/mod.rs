@@ -348,3 +348,14 @@ pub async fn append(
     }
     last
 }
+
+/// Waits (bounded) until `condition` holds, polling every 50 ms.
+pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..1200 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("waited 60 s for: {what}");
+}
