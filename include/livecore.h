@@ -1272,9 +1272,10 @@ typedef struct lc_stats {
      */
     uint64_t consume_parks;
     /**
-     * Of `delivered`, those no consumer received (their subscription ended, or the
-     * connection closed, while they were queued). Came after the topic fields: an older,
-     * smaller `struct_size` leaves it unwritten.
+     * Of `delivered`, those no consumer received: their subscription ended, or the
+     * connection closed, while they were queued or held behind a load-complete marker, or
+     * the receiver was freed (see `RegistryStats::discarded`). Came after the topic
+     * fields: an older, smaller `struct_size` leaves it unwritten.
      */
     uint64_t discarded;
 } lc_stats;

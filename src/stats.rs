@@ -78,13 +78,18 @@ pub struct RegistryStats {
     /// Of `delivered`, those no consumer received: still queued (or held behind a
     /// load-complete marker) when their subscription ended or was removed (unsubscribe,
     /// revoke, an ALTER that closed it, a resync), when the connection closed
-    /// (unregistered, shut down), or when the receiver was dropped. A connection cut off
-    /// as a slow consumer keeps its queue until it is unregistered or its receiver
-    /// dropped, and is counted then. Once the channels are drained, `delivered -
-    /// discarded` is what consumers received as change notifications, but for one case: a
-    /// publish racing the receiver's drop can enqueue a delivery after the receiver's last
-    /// look, which stays counted in `delivered` alone (flume cannot close a channel from
-    /// the receiving side and still read it).
+    /// (unregistered, shut down), or when the receiver was dropped.
+    ///
+    /// Counted by the receiver, when it next looks (a receive, or its drop): a host that
+    /// unregisters a connection and never receives from it again sees them counted when
+    /// the receiver is dropped. A connection cut off as a slow consumer keeps its channel
+    /// full until it is unregistered or its receiver dropped (what the receiver had taken
+    /// out of the channel is counted at the cut-off, the channel's content then). Once
+    /// every receiver has looked, `delivered - discarded` is what consumers received as
+    /// change notifications, but for one case: a publish (or a completed load's held
+    /// changes) racing the receiver's drop can enqueue a delivery after the receiver's
+    /// last look, which stays counted in `delivered` alone (flume cannot close a channel
+    /// from the receiving side and still read it).
     pub discarded: u64,
     /// Deliveries dropped because a channel was full.
     pub dropped: u64,

@@ -619,3 +619,70 @@ fn changes_held_behind_a_late_marker_received_are_not_discarded() {
     assert_eq!(seqs(&received), [1, 2, 3, 4, 5]);
     assert_eq!(manager.stats().discarded, 0);
 }
+
+/// A change that follows a drop (queued with its number) and is skipped after unsubscribe
+/// is counted as discarded like any other.
+#[test]
+fn a_change_after_a_drop_skipped_after_unsubscribe_is_counted_discarded() {
+    let (manager, _) = with_capacity(1);
+    let mut connection = connect(&manager, "alice");
+    let id = subscribe(&manager, connection.connection_id, in_room(1)).live_query_id;
+    manager.publish(SeqId(1), insert_in_room(1, 1)).unwrap();
+    manager.publish(SeqId(2), insert_in_room(2, 1)).unwrap(); // dropped: full
+    let first = connection.notifications.try_recv().unwrap();
+    assert_eq!(seq_of(&first), Some(1));
+    manager.publish(SeqId(3), insert_in_room(3, 1)).unwrap(); // queued with its number
+    manager.unsubscribe(id).unwrap();
+    assert!(drain(&mut connection.notifications).is_empty());
+    let stats = manager.stats();
+    assert_eq!((stats.delivered, stats.dropped, stats.discarded), (2, 1, 1));
+}
+
+/// A connection cut off as a slow consumer keeps its queue until it is unregistered;
+/// its queued changes are counted as discarded then.
+#[test]
+fn a_cut_off_connections_queue_is_counted_discarded_at_unregister() {
+    let (manager, _) = manager_with(ManagerConfig {
+        notification_channel_capacity: 2,
+        slow_consumer_policy: SlowConsumerPolicy::Disconnect,
+        ..ManagerConfig::default()
+    });
+    let mut connection = connect(&manager, "alice");
+    subscribe(&manager, connection.connection_id, in_room(1));
+    for seq in 1..=3 {
+        manager.publish(SeqId(seq), insert_in_room(seq, 1)).unwrap();
+    }
+    assert_eq!(
+        connection.notifications.try_recv().unwrap_err(),
+        ReceiveError::Closed
+    );
+    assert_eq!(manager.stats().discarded, 0, "kept until unregistered");
+    manager
+        .unregister_connection(connection.connection_id)
+        .unwrap();
+    assert_eq!(
+        connection.notifications.try_recv().unwrap_err(),
+        ReceiveError::Closed
+    );
+    let stats = manager.stats();
+    assert_eq!((stats.delivered, stats.discarded), (2, 2));
+}
+
+/// A receive with a timeout too long for a deadline waits without one (building the
+/// deadline used to panic on its overflow).
+#[test]
+fn a_receive_with_the_longest_timeout_waits_without_a_deadline() {
+    let (manager, mut connection, _) = queued(0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // Most likely after the receive below has started to wait.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            manager.publish(SeqId(1), insert_in_room(1, 1)).unwrap();
+        });
+        let first = connection
+            .notifications
+            .recv_timeout(std::time::Duration::MAX)
+            .unwrap();
+        assert_eq!(seq_of(&first), Some(1));
+    });
+}

@@ -179,14 +179,18 @@ impl NotificationReceiver {
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Notification, ReceiveError> {
         // What is already waiting is taken without reading the clock.
         match self.next(Wait::No) {
-            Err(ReceiveError::Empty) => self.recv_until(Instant::now() + timeout),
+            Err(ReceiveError::Empty) => self.recv_within(timeout),
             taken => taken,
         }
     }
 
+    /// A timeout too long for a deadline (`Duration::MAX`) waits without one.
     #[inline(never)]
-    fn recv_until(&mut self, deadline: Instant) -> Result<Notification, ReceiveError> {
-        self.next(Wait::Until(deadline))
+    fn recv_within(&mut self, timeout: Duration) -> Result<Notification, ReceiveError> {
+        let wait = Instant::now()
+            .checked_add(timeout)
+            .map_or(Wait::Forever, Wait::Until);
+        self.next(wait)
     }
 
     /// Waits for the next notification without blocking a thread.
@@ -638,7 +642,13 @@ impl NotificationReceiver {
                     matched,
                     number,
                 }) => return self.resumed(core, source, matched, number),
-                _ => {}
+                // Never shared today; were one ever, its change would still be counted.
+                Err(shared) => {
+                    if matches!(*shared, OtherDelivery::Resumed { .. }) {
+                        self.count_discarded(1);
+                    }
+                }
+                Ok(_) => {}
             }
             return None;
         }

@@ -686,9 +686,10 @@ pub struct lc_stats {
     pub topic_write_failures: u64,
     /// Times a topic consume waited for a message.
     pub consume_parks: u64,
-    /// Of `delivered`, those no consumer received (their subscription ended, or the
-    /// connection closed, while they were queued). Came after the topic fields: an older,
-    /// smaller `struct_size` leaves it unwritten.
+    /// Of `delivered`, those no consumer received: their subscription ended, or the
+    /// connection closed, while they were queued or held behind a load-complete marker, or
+    /// the receiver was freed (see `RegistryStats::discarded`). Came after the topic
+    /// fields: an older, smaller `struct_size` leaves it unwritten.
     pub discarded: u64,
 }
 

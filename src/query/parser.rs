@@ -456,30 +456,39 @@ fn too_deep_for_parser(limits: &FilterLimits) -> String {
     )
 }
 
-/// Refuses an IN list longer than the limit from the tokens, before the parser builds an
-/// expression for each item. The scan is one pass over tokens already in memory, with a
-/// stack of the open parentheses; it allocates nothing per item.
-/// Refuses `@name` and `#name` written bare: sqlparser reads them as column names, SQLite
-/// as parameters (a value bound at run time, NULL when none is). Neither reading is what a
-/// subscriber could mean, so they are refused as `$name` and `?` placeholders are. A column
-/// so named is still reachable quoted (`"@name"`).
+/// Refuses a bare word holding `@` or `#`: sqlparser reads `@name`, `#name` and `a@b` as
+/// column names, SQLite reads `@name` and `#name` as parameters (a value bound at run
+/// time, NULL when none is) and `a@b` as a column followed by one (a syntax error).
+/// Neither reading is what a subscriber could mean, so they are refused as `$1` and `?`
+/// are. A column so named is still reachable quoted (`"@name"`).
 fn refuse_parameter_words(tokens: &[TokenWithSpan]) -> Result<(), LiveError> {
     for token in tokens {
-        if let Token::Word(word) = &token.token {
-            if word.quote_style.is_none() && word.value.starts_with(['@', '#']) {
-                return Err(at(
-                    format!(
-                        "placeholders ({}) are not supported: write the value",
-                        word.value
-                    ),
-                    token.span.start,
-                ));
-            }
+        let Token::Word(word) = &token.token else {
+            continue;
+        };
+        if word.quote_style.is_some() {
+            continue;
+        }
+        if let Some(at_char) = word.value.chars().position(|c| c == '@' || c == '#') {
+            let mut location = token.span.start;
+            location.column += at_char as u64;
+            return Err(at(
+                format!(
+                    "placeholders ({}) are not supported: SQLite reads {} as a parameter; \
+                     write the value, or quote a name holding @ or #",
+                    word.value,
+                    &word.value[word.value.char_indices().nth(at_char).map_or(0, |(i, _)| i)..]
+                ),
+                location,
+            ));
         }
     }
     Ok(())
 }
 
+/// Refuses an IN list longer than the limit from the tokens, before the parser builds an
+/// expression for each item. The scan is one pass over tokens already in memory, with a
+/// stack of the open parentheses; it allocates nothing per item.
 fn check_in_lists(tokens: &[TokenWithSpan], limits: &FilterLimits) -> Result<(), LiveError> {
     let is_keyword = |token: &Token, keyword: Keyword| matches!(token, Token::Word(word) if word.keyword == keyword && word.quote_style.is_none());
     // For each open parenthesis: the items counted so far when it opens an IN list.
