@@ -348,7 +348,12 @@ fn unsupported_expressions_are_named_with_their_position() {
     // SQLite reads `@x` and `#x` as parameters, sqlparser as columns: refused bare.
     refused("SELECT * FROM t WHERE a = @x", "placeholders (@x)", 1, 27);
     refused("SELECT * FROM t WHERE #x = 1", "placeholders (#x)", 1, 23);
-    refused("SELECT * FROM t WHERE a@b = 1", "reads @b as a parameter", 1, 24);
+    refused(
+        "SELECT * FROM t WHERE a@b = 1",
+        "reads @b as a parameter",
+        1,
+        24,
+    );
     refused("SELECT * FROM t WHERE u.a = 1", "'u' does not name", 1, 23);
     refused("SELECT * FROM t WHERE a = X'ABC'", "even number", 1, 27);
     refused("SELECT * FROM t WHERE a = -'x'", "numbers only", 1, 27);
