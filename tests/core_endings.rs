@@ -308,10 +308,9 @@ fn a_gap_before_any_change_names_a_boundary_of_zero() {
 }
 
 /// A manager whose channels hold one item, with one subscription to room 1 whose second
-/// commit was dropped and whose gap notice was handed out: the changes after the gap
-/// (seq 3) are prepared in the receiver, not yet handed out.
-fn gap_handed_out_changes_prepared(
-) -> (Arc<ConnectionsManager>, ConnectionRegistration, LiveQueryId) {
+/// commit was dropped: the first was received, the third is queued with its number (the
+/// receiver will hand out a gap notice before it).
+fn change_queued_after_a_drop() -> (Arc<ConnectionsManager>, ConnectionRegistration, LiveQueryId) {
     let (manager, _) = with_capacity(1);
     let mut connection = connect(&manager, "alice");
     let id = subscribe(&manager, connection.connection_id, in_room(1)).live_query_id;
@@ -320,6 +319,14 @@ fn gap_handed_out_changes_prepared(
     let first = connection.notifications.try_recv().unwrap();
     assert_eq!(seq_of(&first), Some(1));
     manager.publish(SeqId(3), insert_in_room(3, 1)).unwrap();
+    (manager, connection, id)
+}
+
+/// As [`change_queued_after_a_drop`], with the gap notice handed out: the changes after
+/// the gap (seq 3) are prepared in the receiver, not yet handed out.
+fn gap_handed_out_changes_prepared(
+) -> (Arc<ConnectionsManager>, ConnectionRegistration, LiveQueryId) {
+    let (manager, mut connection, id) = change_queued_after_a_drop();
     let gap = connection.notifications.try_recv().unwrap();
     assert!(
         matches!(gap, Notification::Gap { missed: 1, .. }),
@@ -624,14 +631,7 @@ fn changes_held_behind_a_late_marker_received_are_not_discarded() {
 /// is counted as discarded like any other.
 #[test]
 fn a_change_after_a_drop_skipped_after_unsubscribe_is_counted_discarded() {
-    let (manager, _) = with_capacity(1);
-    let mut connection = connect(&manager, "alice");
-    let id = subscribe(&manager, connection.connection_id, in_room(1)).live_query_id;
-    manager.publish(SeqId(1), insert_in_room(1, 1)).unwrap();
-    manager.publish(SeqId(2), insert_in_room(2, 1)).unwrap(); // dropped: full
-    let first = connection.notifications.try_recv().unwrap();
-    assert_eq!(seq_of(&first), Some(1));
-    manager.publish(SeqId(3), insert_in_room(3, 1)).unwrap(); // queued with its number
+    let (manager, mut connection, id) = change_queued_after_a_drop();
     manager.unsubscribe(id).unwrap();
     assert!(drain(&mut connection.notifications).is_empty());
     let stats = manager.stats();
