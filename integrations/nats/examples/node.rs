@@ -23,8 +23,10 @@
 //! exits. When the stream no longer tells its last SeqId (it held messages, but every one
 //! aged out: `BridgeError::UnknownTail`), the engine's own last SeqId is needed: give it
 //! with `--after SEQ` and the writer continues after it (`CommitWriter::connect_after`);
-//! without it, the command says so and exits (1). When the stream does tell its last SeqId,
-//! that one wins, and an `--after` that differs is ignored with a warning. `--max-age
+//! without it, the command says so and exits (1). `--after` also continues a stream that
+//! holds no commit after that SeqId (one deleted and created again, which the writer cannot
+//! tell from a new one). When the stream does tell its last SeqId, that one wins, and an
+//! `--after` that differs is ignored with a warning. `--max-age
 //! SECONDS` (at least 1) sets the retention by age of a stream this command creates (the
 //! default is a day).
 //!
@@ -166,37 +168,32 @@ fn demo_table() -> TableId {
 async fn write(count: u64, stream: &StreamConfig, after: Option<u64>) -> Result<bool, BridgeError> {
     let table = demo_table();
     let connection = connection();
-    let mut writer = match CommitWriter::connect(&connection, stream).await {
+    // With the engine's last SeqId (`--after`), the writer continues after it when the
+    // stream does not tell its own (every message aged out, or it holds no commit: a
+    // stream deleted and created again looks new).
+    let opened = match after {
+        Some(last) => {
+            CommitWriter::connect_after(&connection, stream, &WriterConfig::default(), SeqId(last))
+                .await
+        }
+        None => CommitWriter::connect(&connection, stream).await,
+    };
+    let mut writer = match opened {
         Ok(writer) => writer,
         // Every message aged out: the stream no longer tells the last SeqId, and starting
         // again at 1 would have nodes drop the commits as duplicates. The engine's log
         // tells it; here, `--after`.
-        Err(BridgeError::UnknownTail { last_stream_seq }) => match after {
-            Some(last) => {
-                println!(
-                    "the stream's messages (up to stream sequence {last_stream_seq}) aged out: \
-                     continuing after SeqId {last}"
-                );
-                CommitWriter::connect_after(
-                    &connection,
-                    stream,
-                    &WriterConfig::default(),
-                    SeqId(last),
-                )
-                .await?
-            }
-            None => {
-                eprintln!(
-                    "the stream held messages up to stream sequence {last_stream_seq}, but \
-                     every one aged out: it no longer tells the last SeqId appended. Give the \
-                     engine's last SeqId with --after SEQ"
-                );
-                return Ok(false);
-            }
-        },
+        Err(BridgeError::UnknownTail { last_stream_seq }) => {
+            eprintln!(
+                "the stream held messages up to stream sequence {last_stream_seq}, but \
+                 every one aged out: it no longer tells the last SeqId appended. Give the \
+                 engine's last SeqId with --after SEQ"
+            );
+            return Ok(false);
+        }
         Err(error) => return Err(error),
     };
-    // `--after` is for a stream that no longer tells its last SeqId; this one does.
+    // `--after` is for a stream that does not tell its last SeqId; one that does wins.
     if let Some(after) = after {
         let known = writer.last_seq().map_or(0, |last| last.0);
         if known != after {

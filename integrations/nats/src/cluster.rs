@@ -435,6 +435,27 @@ pub(crate) async fn stream_tail(
     Ok(tail)
 }
 
+/// The longest the probe before a forced reconnect waits for the server's answer (at most
+/// the configured request timeout, if that is shorter).
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Whether the server the client is connected to answers a round trip now, within
+/// `timeout`: a request on a fresh inbox subject, which nobody serves, so the server itself
+/// answers it (no responders) without involving JetStream. A hung server (stopped, its
+/// machine frozen) does not answer; one whose JetStream is slow (a stream without a leader,
+/// a stalled disk) still does, and reconnecting would not help it. A client not allowed to
+/// publish on `_INBOX.>` never gets an answer: for it the probe always fails.
+pub(crate) async fn server_answers(client: &Client, timeout: Duration) -> bool {
+    let request = async_nats::Request::new()
+        .payload(Bytes::new())
+        .timeout(Some(timeout));
+    match tokio::time::timeout(timeout, client.send_request(client.new_inbox(), request)).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(error)) => error.kind() == async_nats::RequestErrorKind::NoResponders,
+        Err(_) => false,
+    }
+}
+
 /// How a failed request on the stream is to be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Failure {

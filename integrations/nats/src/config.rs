@@ -133,12 +133,24 @@ pub struct WriterConfig {
     /// either way.
     pub max_in_flight: usize,
     /// The longest the writer waits for one commit (or schema change) to be stored, from
-    /// the moment it waits for its acknowledgement, retries included (30 s by default):
-    /// past it the call returns [`BridgeError::AppendTimeout`](crate::BridgeError::AppendTimeout)
-    /// rather than blocking on a hung server. An acknowledgement that times out also makes
-    /// the writer reconnect (to another server when it can) before it sends again. Must be
-    /// above zero.
+    /// the moment it waits for its acknowledgement, retries, reconnects and looks at the
+    /// stream's identity included (30 s by default): past it the call returns
+    /// [`BridgeError::AppendTimeout`](crate::BridgeError::AppendTimeout) rather than
+    /// blocking on a hung server. For a schema change it bounds its storing in the schema
+    /// bucket and its append together (after the commits in flight, each bounded on its
+    /// own). An acknowledgement that times out also makes the writer reconnect (to another
+    /// server when it can, unless the server answers a round trip at once) before it sends
+    /// again. Must be above zero.
     pub append_deadline: Duration,
+    /// The longest [`CommitWriter::connect`](crate::CommitWriter::connect) (and
+    /// `connect_with`, `connect_after`) takes as a whole: connecting (each attempt also
+    /// bounded by [`ConnectionConfig::connect_timeout`]), creating or opening the stream
+    /// and the schema bucket, reading the stream's info, its last messages and the schema
+    /// versions (each request also bounded by
+    /// [`ConnectionConfig::request_timeout`]) (30 s by default): past it,
+    /// [`BridgeError::Connect`](crate::BridgeError::Connect) naming the step in progress.
+    /// Must be above zero.
+    pub connect_deadline: Duration,
 }
 
 impl Default for WriterConfig {
@@ -146,6 +158,7 @@ impl Default for WriterConfig {
         Self {
             max_in_flight: 64,
             append_deadline: Duration::from_secs(30),
+            connect_deadline: Duration::from_secs(30),
         }
     }
 }
@@ -206,11 +219,14 @@ pub struct NodeConfig {
     /// report the lag of an end it saw long ago. Must be above zero.
     pub stream_end_stale_after: Duration,
     /// After this many failures in a row of the node's requests on the stream (creating
-    /// its consumer, reading the stream's info: timeouts, no answer, a consumer gone
-    /// silent past its idle heartbeat), the node makes its client reconnect (to another
-    /// server when it can) rather than wait for the pings to find a hung server (3 by
-    /// default). Answers the server gave (a stream not found) do not count. Must be above
-    /// zero.
+    /// its consumer, reading the stream's info, for the lag or to tell messages retention
+    /// removed from ones a consumer skipped: timeouts, no answer, a consumer gone silent
+    /// past its idle heartbeat), the node makes its client reconnect (to another server
+    /// when it can) rather than wait for the pings to find a hung server (3 by default),
+    /// if the server does not answer a round trip within a second either (a server that
+    /// does is alive and the stream slow for another reason: the reconnect is skipped,
+    /// [`NodeStats::forced_reconnects_skipped`](crate::NodeStats::forced_reconnects_skipped)).
+    /// Answers the server gave (a stream not found) do not count. Must be above zero.
     pub reconnect_after_failures: u32,
 }
 

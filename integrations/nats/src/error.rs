@@ -139,6 +139,26 @@ pub enum BridgeError {
         /// The last stream sequence the node applied (in the old stream).
         applied_stream_seq: u64,
     },
+    /// The writer's stream was deleted and created again under the same name since the
+    /// writer opened it (its info tells another creation time, or JetStream refused an
+    /// append expecting the stream's last sequence as the writer knew it, and the info
+    /// then told another stream). The new stream's sequences start anew, and a writer that
+    /// went on would write its history into a stream that lacks the old one: the writer
+    /// refuses every append from then on (none of them is stored, and the commits after
+    /// `last_seq` are forgotten as for any failed append). The host connects a new writer
+    /// with [`CommitWriter::connect_after`](crate::CommitWriter::connect_after) naming
+    /// `last_seq` (or its engine's last SeqId appended, if it is later), so the new
+    /// stream's first commit names it as its predecessor: SeqIds never go back, resumes
+    /// from before it are `ResumeUnavailable`, and running nodes report
+    /// [`StreamReset`](Self::StreamReset) and are started again.
+    StreamRecreated {
+        /// The stream's name.
+        stream: String,
+        /// The last commit the writer knows stored in the old stream (None: none was).
+        last_seq: Option<SeqId>,
+        /// The new stream's last sequence when the writer found it.
+        last_stream_seq: u64,
+    },
     /// An append was not acknowledged within
     /// [`WriterConfig::append_deadline`](crate::WriterConfig::append_deadline), retries
     /// and reconnects included (a hung server, a cluster without a stream leader). The
@@ -246,6 +266,17 @@ impl fmt::Display for BridgeError {
                 "the commit stream {stream} was created again (its last sequence is \
                  {last_stream_seq}, the node applied up to {applied_stream_seq} of the old \
                  one): start the node again"
+            ),
+            BridgeError::StreamRecreated {
+                stream,
+                last_seq,
+                last_stream_seq,
+            } => write!(
+                f,
+                "the commit stream {stream} was created again since the writer opened it \
+                 (its last sequence is {last_stream_seq}; the writer's last commit stored in \
+                 the old one is {last_seq:?}): connect a new writer after the engine's last \
+                 SeqId"
             ),
             BridgeError::AppendTimeout { id, waited, detail } => {
                 write!(f, "append {id} not acknowledged within {waited:?}")?;

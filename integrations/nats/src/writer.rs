@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -13,7 +14,7 @@ use livecore::{ChangeNotification, SeqId, TableId, TableSchema, MAX_COMMIT_CHANG
 
 use crate::cluster::{
     backoff, connect, ensure_bucket, ensure_stream, jetstream, read_prefix, schema_key,
-    schema_prefix, stream_tail,
+    schema_prefix, server_answers, stream_tail, PROBE_TIMEOUT,
 };
 use crate::codec::{self, SchemaMessage, StreamEntry};
 use crate::config::{ConnectionConfig, StreamConfig, WriterConfig};
@@ -26,6 +27,12 @@ const APPEND_ATTEMPTS: u32 = 20;
 /// Room left for headers (message id, key-value operation) when checking a schema
 /// change's size against the servers' max_payload.
 const SCHEMA_HEADROOM: usize = 512;
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Where an append landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +68,21 @@ pub struct CommitWriter {
     js: jetstream::Context,
     stream: stream::Stream,
     schemas: kv::Store,
+    /// The stream's name.
+    stream_name: String,
+    /// When the stream the writer opened was created (its info's `created`): a stream
+    /// deleted and created again under the same name has another.
+    created: async_nats::datetime::DateTime,
+    /// The stream's last sequence as the writer knows it (its info on connecting, then
+    /// the highest acknowledged): the first commit sent with nothing in flight expects it,
+    /// so JetStream refuses it in a stream created again (which starts from 0).
+    known_last_stream_seq: AtomicU64,
+    /// Set once the stream was found created again: every append refuses with it.
+    recreated: Mutex<Option<BridgeError>>,
+    /// How long the probe before a forced reconnect waits.
+    probe_timeout: Duration,
+    forced_reconnects: AtomicU64,
+    forced_reconnects_skipped: AtomicU64,
     subject: String,
     prev: Option<SeqId>,
     versions: HashMap<TableId, u64>,
@@ -100,6 +122,18 @@ impl CommitWriter {
     /// and the engine's last SeqId. Undecodable messages at the stream's end are skipped
     /// (the last one that decodes tells where the stream ends) and kept for
     /// [`take_errors`](Self::take_errors).
+    ///
+    /// A stream that holds no commit is taken for a new one: the first commit names no
+    /// predecessor. A writer connecting for the first time cannot tell a new stream from
+    /// one deleted and created again under the same name (empty, its sequences from 1);
+    /// an engine that already appended commits (to a stream of that name, before) connects
+    /// with [`connect_after`](Self::connect_after) and its last SeqId, so its SeqIds go on
+    /// from there. (A running writer finds a stream created again itself:
+    /// [`BridgeError::StreamRecreated`].)
+    ///
+    /// All of it (connecting, creating or opening the stream and the schema bucket, reading
+    /// the stream's end and the schema versions) within
+    /// [`WriterConfig::connect_deadline`]: past it, [`BridgeError::Connect`].
     pub async fn connect_with(
         connection: &ConnectionConfig,
         config: &StreamConfig,
@@ -108,12 +142,14 @@ impl CommitWriter {
         Self::open(connection, config, writer, None).await
     }
 
-    /// As [`connect_with`](Self::connect_with), for a stream whose end no longer tells the
-    /// last commit's SeqId ([`BridgeError::UnknownTail`]): `last` is the SeqId of the
-    /// engine's last commit appended to the stream, and the next commit names it as its
-    /// predecessor, so nodes and resumes see the chain go on (and a resume from before it
-    /// is `ResumeUnavailable`, not a silent hole). When the stream still tells its last
-    /// SeqId, that one is used and `last` is ignored.
+    /// As [`connect_with`](Self::connect_with), naming `last`, the SeqId of the engine's
+    /// last commit appended, for a stream that does not tell its last commit: one whose
+    /// end no longer tells it ([`BridgeError::UnknownTail`]), and one that holds no commit
+    /// (a stream deleted and created again, [`BridgeError::StreamRecreated`], or a new
+    /// stream the engine moves to). The next commit names `last` as its predecessor, so
+    /// nodes and resumes see the chain go on (a resume from before it is
+    /// `ResumeUnavailable`, not a silent hole) and SeqIds never go back. When the stream
+    /// tells its last commit's SeqId, that one is used and `last` is ignored.
     pub async fn connect_after(
         connection: &ConnectionConfig,
         config: &StreamConfig,
@@ -129,26 +165,61 @@ impl CommitWriter {
         writer: &WriterConfig,
         given_last: Option<SeqId>,
     ) -> Result<Self, BridgeError> {
-        if writer.max_in_flight == 0 || writer.append_deadline.is_zero() {
+        if writer.max_in_flight == 0
+            || writer.append_deadline.is_zero()
+            || writer.connect_deadline.is_zero()
+        {
             return Err(BridgeError::InvalidConfig(
-                "max_in_flight and append_deadline must be above zero".into(),
+                "max_in_flight, append_deadline and connect_deadline must be above zero".into(),
             ));
         }
+        // The step in progress, for the error at the deadline.
+        let step = Mutex::new("connecting");
+        let opening = Self::open_steps(connection, config, writer, given_last, &step);
+        match tokio::time::timeout(writer.connect_deadline, opening).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(BridgeError::Connect(format!(
+                "the writer was not ready within connect_deadline ({:?}): still {}",
+                writer.connect_deadline,
+                step.lock().map_or("connecting", |step| *step)
+            ))),
+        }
+    }
+
+    async fn open_steps(
+        connection: &ConnectionConfig,
+        config: &StreamConfig,
+        writer: &WriterConfig,
+        given_last: Option<SeqId>,
+        step: &Mutex<&'static str>,
+    ) -> Result<Self, BridgeError> {
+        let at = |now: &'static str| {
+            if let Ok(mut step) = step.lock() {
+                *step = now;
+            }
+        };
         let client = connect(connection).await?;
         let js = jetstream(client, connection);
+        at("creating or opening the commit stream");
         let mut stream = ensure_stream(&js, config).await?;
+        at("creating or opening the schema bucket");
         let schemas = ensure_bucket(&js, config, &config.schema_bucket).await?;
+        at("reading the stream's info");
         let info = stream.info().await.nats("reading stream info")?.clone();
+        at("reading the stream's last messages");
         let tail = stream_tail(&stream, &info.state).await?;
         let prev = match (tail.last_commit, given_last) {
-            (Some(prev), _) => prev,
-            (None, Some(last)) => Some(last),
+            (Some(Some(prev)), _) => Some(prev),
+            // The engine's word for a stream that does not tell its last commit.
+            (Some(None) | None, Some(last)) => Some(last),
+            (Some(None), None) => None,
             (None, None) => {
                 return Err(BridgeError::UnknownTail {
                     last_stream_seq: info.state.last_sequence,
                 })
             }
         };
+        at("reading the schema versions");
         let mut versions = HashMap::new();
         for (key, value) in
             read_prefix(&js, &schemas, "schema.", connection.request_timeout).await?
@@ -171,6 +242,13 @@ impl CommitWriter {
             js,
             stream,
             schemas,
+            stream_name: config.stream.clone(),
+            created: info.created,
+            known_last_stream_seq: AtomicU64::new(info.state.last_sequence),
+            recreated: Mutex::new(None),
+            probe_timeout: PROBE_TIMEOUT.min(connection.request_timeout),
+            forced_reconnects: AtomicU64::new(0),
+            forced_reconnects_skipped: AtomicU64::new(0),
             subject: config.subject.clone(),
             prev,
             versions,
@@ -208,10 +286,58 @@ impl CommitWriter {
         self.in_flight.len()
     }
 
-    /// Commits sent again because an acknowledgement failed or JetStream refused them
-    /// behind a predecessor that had not landed.
+    /// Commits sent again because an acknowledgement failed, or JetStream refused them
+    /// behind a predecessor that had not landed or because the stream's last sequence was
+    /// not the one the writer knew (another publisher's message, an append that landed
+    /// without its acknowledgement).
     pub fn resent(&self) -> u64 {
         self.resent
+    }
+
+    /// Reconnects the writer made its client do after an acknowledgement timed out, the
+    /// server having failed the probe too (see
+    /// [`forced_reconnects_skipped`](Self::forced_reconnects_skipped)).
+    pub fn forced_reconnects(&self) -> u64 {
+        self.forced_reconnects.load(Ordering::Relaxed)
+    }
+
+    /// Reconnects the writer did not force after an acknowledgement timed out because the
+    /// server answered a round trip at once (within a second): it is alive and JetStream
+    /// is what is slow (a stream without a leader, a stalled disk), which another
+    /// connection would not cure.
+    pub fn forced_reconnects_skipped(&self) -> u64 {
+        self.forced_reconnects_skipped.load(Ordering::Relaxed)
+    }
+
+    /// The error the writer refuses every append with once it found its stream created
+    /// again ([`BridgeError::StreamRecreated`]).
+    fn refusal(&self) -> Result<(), BridgeError> {
+        match &*lock(&self.recreated) {
+            Some(error) => Err(error.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the stream is still the one the writer opened. Its info telling another
+    /// creation time is [`BridgeError::StreamRecreated`], kept so every later append
+    /// refuses too. Any other outcome (the same stream, a stream not found, no answer by
+    /// `deadline`) is Ok: the append that follows lands, or fails, on its own.
+    async fn check_stream(&self, deadline: Instant) -> Result<(), BridgeError> {
+        self.refusal()?;
+        let mut stream = self.stream.clone();
+        let Ok(Ok(info)) = tokio::time::timeout_at(deadline, stream.info()).await else {
+            return Ok(());
+        };
+        if info.created == self.created {
+            return Ok(());
+        }
+        let error = BridgeError::StreamRecreated {
+            stream: self.stream_name.clone(),
+            last_seq: self.acknowledged,
+            last_stream_seq: info.state.last_sequence,
+        };
+        *lock(&self.recreated) = Some(error.clone());
+        Err(error)
     }
 
     /// A table's current schema version (0: never appended).
@@ -233,6 +359,7 @@ impl CommitWriter {
         schema: TableSchema,
     ) -> Result<(u64, Appended), BridgeError> {
         schema.validate()?;
+        self.refusal()?;
         self.flush().await?;
         let version = self.schema_version(&schema.table_id) + 1;
         let message = SchemaMessage {
@@ -249,11 +376,14 @@ impl CommitWriter {
         let table = message.schema.table_id;
         // Retried like an append (the same key and value: storing twice is harmless): a
         // bucket a node created a moment ago may not take writes on every server yet.
-        // Bounded by the append deadline, as an append; a put that timed out makes the
-        // writer reconnect first.
+        // The put and the stream append that follows are bounded together by one append
+        // deadline, as an append; a put that timed out makes the writer reconnect first.
         let key = schema_key(&table, version);
         let started = Instant::now();
         let deadline = started + self.append_deadline;
+        // Not into the bucket for a stream created again: the version would be there and
+        // never in the stream.
+        self.check_stream(deadline).await?;
         let mut attempt = 0;
         loop {
             let put = tokio::time::timeout_at(deadline, self.schemas.put(&key, bytes.clone()));
@@ -289,7 +419,9 @@ impl CommitWriter {
             crate::cluster::hex(table.namespace()),
             crate::cluster::hex(table.name())
         );
-        let appended = self.append_bytes(&id, bytes).await?;
+        let appended = self
+            .append_until(&id, bytes, started, deadline, true)
+            .await?;
         self.versions.insert(table, version);
         Ok((version, appended))
     }
@@ -326,11 +458,20 @@ impl CommitWriter {
     /// commit larger than the servers' max_payload is [`BridgeError::TooLarge`] at once:
     /// it was not sent, and the commits in flight and [`last_seq`](Self::last_seq) are
     /// left as they were.
+    ///
+    /// A commit sent with nothing in flight expects the stream's last sequence to be the
+    /// one the writer knows, so that a stream deleted and created again under the same
+    /// name (empty, its sequences from 1) refuses it; the writer then reads the stream's
+    /// info, and a stream created at another time than the one it opened is
+    /// [`BridgeError::StreamRecreated`], for this commit and every later one (none of them
+    /// is stored: see the error for what the host does). A refusal in the same stream (a
+    /// message another publisher appended) is sent again without the expectation.
     pub async fn send_commit(
         &mut self,
         seq: SeqId,
         changes: &[ChangeNotification],
     ) -> Result<(), BridgeError> {
+        self.refusal()?;
         if let Some(last) = self.prev {
             if seq <= last {
                 return Err(BridgeError::OutOfOrder { seq, last });
@@ -356,8 +497,15 @@ impl CommitWriter {
         let mut message = PublishMessage::build()
             .payload(bytes.clone())
             .message_id(&id);
-        if let Some(before) = self.in_flight.back() {
-            message = message.expected_last_message_id(&before.id);
+        match self.in_flight.back() {
+            Some(before) => message = message.expected_last_message_id(&before.id),
+            None => {
+                let known = self.known_last_stream_seq.load(Ordering::Acquire);
+                // A stream that never held a message has nothing to tell apart.
+                if known > 0 {
+                    message = message.expected_last_sequence(known);
+                }
+            }
         }
         // A message over the servers' max_payload is refused by the client before it is
         // sent: typed at once, not retried (it would fail the same way every time). The
@@ -438,9 +586,15 @@ impl CommitWriter {
                 .drain(..)
                 .map(|later| (later.seq, later.id, later.bytes)),
         );
-        for (seq, id, bytes) in again {
+        // The first one sent again is preceded by a look at the stream's identity (a
+        // refusal for the last sequence, a stream not found, a lost connection: it may
+        // have been deleted and created again meanwhile).
+        for (index, (seq, id, bytes)) in again.into_iter().enumerate() {
             self.resent += 1;
-            match self.append_until(&id, bytes, started, deadline).await {
+            match self
+                .append_until(&id, bytes, started, deadline, index == 0)
+                .await
+            {
                 Ok(appended) => self.acknowledge(seq, appended),
                 Err(error) => {
                     self.prev = self.acknowledged;
@@ -454,6 +608,8 @@ impl CommitWriter {
     fn acknowledge(&mut self, seq: SeqId, appended: Appended) {
         self.acknowledged = Some(seq);
         self.last_appended = Some(appended);
+        self.known_last_stream_seq
+            .fetch_max(appended.stream_seq, Ordering::AcqRel);
     }
 
     /// Appends prepared bytes under a message id, retrying (same id) until acknowledged.
@@ -461,20 +617,26 @@ impl CommitWriter {
     /// an id JetStream remembers is acknowledged as a duplicate and stored once.
     ///
     /// Within [`WriterConfig::append_deadline`]: past it, [`BridgeError::AppendTimeout`].
+    /// The stream's identity is read first (and before every retry): into a stream
+    /// created again since the writer opened it, nothing is appended
+    /// ([`BridgeError::StreamRecreated`]).
     pub async fn append_bytes(&self, id: &str, bytes: Bytes) -> Result<Appended, BridgeError> {
         let started = Instant::now();
-        self.append_until(id, bytes, started, started + self.append_deadline)
+        self.append_until(id, bytes, started, started + self.append_deadline, true)
             .await
     }
 
     /// As [`append_bytes`](Self::append_bytes), until `deadline` (the wait counted from
     /// `started`). An acknowledgement that timed out makes the writer reconnect first.
+    /// The stream's identity is checked before every retry, and before the first attempt
+    /// when `check_first`.
     async fn append_until(
         &self,
         id: &str,
         bytes: Bytes,
         started: Instant,
         deadline: Instant,
+        check_first: bool,
     ) -> Result<Appended, BridgeError> {
         let mut last_error = None;
         let mut out_of_time = false;
@@ -485,6 +647,9 @@ impl CommitWriter {
                     break;
                 }
                 tokio::time::sleep(backoff(attempt)).await;
+            }
+            if attempt > 0 || check_first {
+                self.check_stream(deadline).await?;
             }
             let attempt = async {
                 let sent = self
@@ -503,10 +668,12 @@ impl CommitWriter {
             };
             match tokio::time::timeout_at(deadline, attempt).await {
                 Ok(Ok(ack)) => {
+                    self.known_last_stream_seq
+                        .fetch_max(ack.sequence, Ordering::AcqRel);
                     return Ok(Appended {
                         stream_seq: ack.sequence,
                         duplicate: ack.duplicate,
-                    })
+                    });
                 }
                 Ok(Err(error)) if error.kind() == PublishErrorKind::MaxPayloadExceeded => {
                     return Err(self.too_large(None, bytes.len()));
@@ -539,16 +706,28 @@ impl CommitWriter {
     }
 
     /// Makes the client reconnect (to another server when it can), unless it is already
-    /// reconnecting or the writer already asked for it on this connection (the waits of
-    /// one commit and its retries can time out in a row: one reconnect for them): a
-    /// request left unanswered on a connection that still looks open is most likely a hung
-    /// server, which the pings would only find later.
+    /// reconnecting, the writer already asked for it on this connection (the waits of one
+    /// commit and its retries can time out in a row: one reconnect for them), or the
+    /// server answers a round trip at once (the probe: a live server whose JetStream is
+    /// slow, which another connection would not cure; counted in
+    /// [`forced_reconnects_skipped`](Self::forced_reconnects_skipped)). A request left
+    /// unanswered on a connection that still looks open, by a server that does not answer
+    /// the probe either, is most likely a hung server, which the pings would only find
+    /// later.
     async fn reconnect(&self) {
         let client = self.js.client();
         if client.connection_state() != async_nats::connection::State::Connected {
             return;
         }
         let connection = client.statistics().connects.load(Ordering::Acquire);
+        if self.reconnect_requested_on.load(Ordering::Acquire) == connection {
+            return;
+        }
+        if server_answers(&client, self.probe_timeout).await {
+            self.forced_reconnects_skipped
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         if self
             .reconnect_requested_on
             .swap(connection, Ordering::AcqRel)
@@ -556,7 +735,9 @@ impl CommitWriter {
         {
             return;
         }
-        let _ = client.force_reconnect().await;
+        if client.force_reconnect().await.is_ok() {
+            self.forced_reconnects.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The typed error of a message the servers would refuse for its size.

@@ -3,13 +3,18 @@
 //! consumer), and its lag is unknown, not zero, while the stream is missing. The stream
 //! created again under the same name is `BridgeError::StreamReset` (its sequences start
 //! anew: the node's position is in the old one), and the lag stays unknown; deleted
-//! again, it is a second `StreamNotFound`.
+//! again, it is a second `StreamNotFound`. A writer whose stream is deleted and created
+//! again refuses to append to it (`BridgeError::StreamRecreated`) rather than write into
+//! it as if it were the old one; a writer connected after the engine's last SeqId goes on
+//! from there, so SeqIds never go back.
 
 mod common;
 
 use std::time::Duration;
 
 use common::*;
+use livecore::SeqId;
+use livecore_nats::codec::{self, StreamEntry};
 use livecore_nats::*;
 
 /// Waits (bounded) until `condition` holds, polling every 50 ms, gathering the node's
@@ -146,4 +151,75 @@ async fn a_deleted_stream_is_reported_once_and_its_lag_is_unknown() {
 /// The last stream sequence the node applied.
 fn last_stream_seq_of(node: &NodeBridge) -> u64 {
     node.stats().applied_stream_seq
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_refuses_a_stream_created_again_and_goes_on_after_its_last_seq() {
+    let stream = stream_config("writer_recreated");
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let mut log = Vec::new();
+    append(&mut writer, &mut log, 1..=3).await;
+
+    // While the writer is idle (no append fails meanwhile), the stream is deleted and
+    // created again under the same name: empty, its sequences from 1.
+    let client = cluster::connect(&connection()).await.unwrap();
+    let js = cluster::jetstream(client, &connection());
+    js.delete_stream(&stream.stream).await.unwrap();
+    cluster::ensure_stream(&js, &stream).await.unwrap();
+
+    // The writer's next commit is refused, not stored as the new stream's first message.
+    let refused = BridgeError::StreamRecreated {
+        stream: stream.stream.clone(),
+        last_seq: Some(SeqId(3)),
+        last_stream_seq: 0,
+    };
+    assert_eq!(
+        writer.append_commit(SeqId(4), &workload_commit(4)).await,
+        Err(refused.clone())
+    );
+    assert_eq!(writer.last_seq(), Some(SeqId(3)));
+    // So is every later append, commit or schema change.
+    assert_eq!(
+        writer.send_commit(SeqId(4), &workload_commit(4)).await,
+        Err(refused.clone())
+    );
+    assert_eq!(
+        writer.append_schema(items_schema()).await.map(|_| ()),
+        Err(refused.clone())
+    );
+    let mut new_stream = js.get_stream(&stream.stream).await.unwrap();
+    assert_eq!(new_stream.info().await.unwrap().state.messages, 0);
+    assert!(refused.to_string().contains("created again"), "{refused}");
+
+    // A writer connecting for the first time cannot tell the stream from a new one.
+    let fresh = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    assert_eq!(fresh.last_seq(), None);
+    drop(fresh);
+    // The host connects after its last SeqId: the new stream's first commit names it as
+    // its predecessor, and SeqIds go on from there.
+    let mut writer =
+        CommitWriter::connect_after(&connection(), &stream, &WriterConfig::default(), SeqId(3))
+            .await
+            .unwrap();
+    assert_eq!(writer.last_seq(), Some(SeqId(3)));
+    assert_eq!(writer.schema_version(&items()), 1);
+    let appended = writer
+        .append_commit(SeqId(4), &workload_commit(4))
+        .await
+        .unwrap();
+    assert_eq!(appended.stream_seq, 1);
+    let first = new_stream.get_raw_message(1).await.unwrap();
+    match codec::decode_stream_entry(&first.payload).unwrap() {
+        StreamEntry::Commit(commit) => {
+            assert_eq!((commit.seq, commit.prev), (SeqId(4), Some(SeqId(3))))
+        }
+        other => panic!("{other:?}"),
+    }
+    // The stream now tells its last SeqId, which wins over the one given.
+    let again =
+        CommitWriter::connect_after(&connection(), &stream, &WriterConfig::default(), SeqId(1))
+            .await
+            .unwrap();
+    assert_eq!(again.last_seq(), Some(SeqId(4)));
 }

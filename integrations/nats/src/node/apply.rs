@@ -12,7 +12,7 @@ use async_nats::jetstream::{consumer, stream};
 use futures_util::StreamExt;
 use livecore::{SeqId, TableId};
 
-use crate::cluster::{backoff, consumer_failure, schema_key, Failure};
+use crate::cluster::{backoff, consumer_failure, info_failure, schema_key, Failure};
 use crate::codec::{self, CommitMessage, SchemaMessage, StreamEntry};
 use crate::error::{BridgeError, NatsResult};
 
@@ -160,10 +160,20 @@ impl Inner {
     }
 
     /// The stream's first retained sequence, as its leader says (None if it cannot say).
+    /// A request left unanswered counts towards a forced reconnect, as the watch loop's
+    /// reads of the stream's info do; a stream not found is reported once per episode.
     async fn first_retained(&self) -> Option<u64> {
         let mut stream = self.stream.clone();
-        let info = stream.info().await.ok()?;
-        Some(info.state.first_sequence)
+        match stream.info().await {
+            Ok(info) => {
+                self.silent_failures.store(0, Ordering::Relaxed);
+                Some(info.state.first_sequence)
+            }
+            Err(error) => {
+                self.stream_failed(info_failure(&error)).await;
+                None
+            }
+        }
     }
 
     fn set_applied_stream_seq(&self, stream_seq: u64) {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cluster::{info_failure, Failure};
+use crate::cluster::{info_failure, server_answers, Failure, PROBE_TIMEOUT};
 use crate::config::NodeConfig;
 use crate::error::BridgeError;
 
@@ -80,15 +80,34 @@ impl Inner {
             Failure::Answered => self.silent_failures.store(0, Ordering::Relaxed),
             Failure::Silent => {
                 if count_silent(&self.silent_failures, self.config.reconnect_after_failures) {
-                    // Only from a connection the client still takes for working (a hung
-                    // server's): one already reconnecting is left to it.
-                    if self.client.connection_state() == async_nats::connection::State::Connected
-                        && self.client.force_reconnect().await.is_ok()
-                    {
-                        bump(&self.counters.forced_reconnects);
-                    }
+                    self.force_reconnect().await;
                 }
             }
+        }
+    }
+}
+
+impl Inner {
+    /// The reconnect after [`NodeConfig::reconnect_after_failures`](crate::NodeConfig)
+    /// requests left unanswered. Only from a connection the client still takes for working
+    /// (a hung server's): one already reconnecting is left to it. And only when the server
+    /// does not answer a round trip either (the probe, within a second): a server that
+    /// answers is alive, and its requests are slow for another reason (a stream without a
+    /// leader, a stalled disk) that another connection would not cure; that reconnect is
+    /// counted as skipped.
+    async fn force_reconnect(&self) {
+        let connected =
+            || self.client.connection_state() == async_nats::connection::State::Connected;
+        if !connected() {
+            return;
+        }
+        let probe = PROBE_TIMEOUT.min(self.config.connection.request_timeout);
+        if server_answers(&self.client, probe).await {
+            bump(&self.counters.forced_reconnects_skipped);
+            return;
+        }
+        if connected() && self.client.force_reconnect().await.is_ok() {
+            bump(&self.counters.forced_reconnects);
         }
     }
 }

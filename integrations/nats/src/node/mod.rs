@@ -78,9 +78,15 @@ pub struct NodeStats {
     pub stream_resets: u64,
     /// Reconnects the node asked for after
     /// [`NodeConfig::reconnect_after_failures`](crate::NodeConfig::reconnect_after_failures)
-    /// requests on the stream in a row went unanswered (also counted in `reconnects` once
-    /// the client connected again).
+    /// requests on the stream in a row went unanswered and the server did not answer a
+    /// round trip either (also counted in `reconnects` once the client connected again).
     pub forced_reconnects: u64,
+    /// Forced reconnects not made: after `reconnect_after_failures` requests in a row went
+    /// unanswered, the server answered a round trip at once (within a second, or the
+    /// connection's request timeout if shorter), so it is alive and the stream is slow for
+    /// another reason (a stream without a leader, a stalled disk), which another
+    /// connection would not cure.
+    pub forced_reconnects_skipped: u64,
 }
 
 /// One front node's bridge. Dropping it stops its tasks.
@@ -298,6 +304,7 @@ impl NodeBridge {
             stream_not_found: counters.stream_not_found.load(Ordering::Relaxed),
             stream_resets: counters.stream_resets.load(Ordering::Relaxed),
             forced_reconnects: counters.forced_reconnects.load(Ordering::Relaxed),
+            forced_reconnects_skipped: counters.forced_reconnects_skipped.load(Ordering::Relaxed),
         }
     }
 
