@@ -202,6 +202,13 @@
 #define LC_CONNECTION_CLOSED 4
 
 /**
+ * `lc_connection_info.flags`: the slow-consumer policy `LC_SLOW_CONSUMER_DISCONNECT` cut
+ * the connection off: its receiver hands out nothing more and it takes no new
+ * subscription (`LC_ERR_INVALID_STATE`); unregister it.
+ */
+#define LC_CONNECTION_CUT_OFF 8
+
+/**
  * For `lc_topic_publish`: no partition given; the key's hash chooses it, or round-robin
  * without a key.
  */
@@ -372,7 +379,7 @@ enum lc_status
      */
     LC_ERR_SUBSCRIPTION_LIMIT = 201,
     /**
-     * The manager is shutting down.
+     * The manager is shutting down; also a call naming a connection the shutdown closed.
      */
     LC_ERR_SHUTTING_DOWN = 202,
     /**
@@ -428,7 +435,8 @@ enum lc_status
      */
     LC_ERR_UNKNOWN_SUBSCRIPTION = 215,
     /**
-     * The operation does not fit the current state: of the subscription, or of the
+     * The operation does not fit the current state: of the subscription, of its
+     * connection (cut off as a slow consumer: `LC_CONNECTION_CUT_OFF`), or of the
      * calling thread (an `lc_` call made from inside a topic store callback, which may only
      * call `lc_topic_read_sink_push`, `lc_last_error`, `lc_status_name`, `lc_version` and
      * `lc_abi_version`).
@@ -2468,7 +2476,8 @@ typedef struct lc_topic_store {
 /**
  * A durable topic store in a directory (`lc_fjall_store_open`, only with `LC_HAS_FJALL`).
  * Opaque. Freed by `lc_fjall_store_free`; topics created in it keep it open until they
- * are deleted and no longer used (or their manager is freed).
+ * are deleted and no longer used (or their manager is freed and the calls running on it
+ * have returned).
  */
 typedef struct lc_fjall_store {
     /**
@@ -2568,8 +2577,10 @@ lc_status lc_manager_new(const struct lc_config *config,
 /**
  * Frees a manager: every connection is unregistered (their receivers report
  * `LC_CLOSED`), waits in other threads end with `LC_CLOSED`, the background checker
- * stops. Calls already running on other threads finish first; later calls with the handle
- * get `LC_ERR_INVALID_HANDLE`, and so does a second free. Notifications and subscription
+ * stops. The free does not wait for calls already running on other threads: they finish
+ * on their own, and what the manager holds (a fjall store its topics use, among others) is
+ * released when the last of them returns. Later calls with the handle get
+ * `LC_ERR_INVALID_HANDLE`, and so does a second free. Notifications and subscription
  * results already handed out stay valid until freed.
  *
  * Thread safety: any thread, also while other threads are inside calls with this manager
@@ -4246,8 +4257,8 @@ lc_status lc_topic_read_sink_push(struct lc_topic_read_sink *sink,
  *
  * Errors: NULL `path` or `out_store` `LC_ERR_NULL_ARGUMENT`; `path` not UTF-8
  * `LC_ERR_INVALID_UTF8`; an unknown `sync` `LC_ERR_INVALID_TAG`; a bad interval, an empty
- * path, or a path that is (or lies under) something other than a directory
- * `LC_ERR_INVALID_ARGUMENT`; a directory this
+ * path, or a path that is (or lies under) something other than a directory (a file, a
+ * symbolic link that leads nowhere) `LC_ERR_INVALID_ARGUMENT`; a directory this
  * process already holds open (a store not yet freed, or still used by a topic)
  * `LC_ERR_TOPIC_STORE`, as are an I/O error and files damaged beyond recovery
  * (`lc_last_error` says which). A failed call opens nothing.
@@ -4266,8 +4277,9 @@ lc_status lc_fjall_store_open(const char *path,
 #if defined(LC_HAS_FJALL)
 /**
  * Gives up this handle on a fjall store. Topics created in it keep the store open until
- * they are deleted and no longer used, or their manager is freed; then its directory may
- * be opened again. A zero, stale or already freed handle is `LC_ERR_INVALID_HANDLE`.
+ * they are deleted and no longer used, or their manager is freed and the calls other
+ * threads were making on that manager when it was freed have returned (`lc_manager_free`
+ * does not wait for them); then its directory may be opened again. A zero, stale or already freed handle is `LC_ERR_INVALID_HANDLE`.
  *
  * Only in a library built with the `fjall` feature, and declared only when
  * `LC_HAS_FJALL` is defined before the header is included.

@@ -22,7 +22,9 @@ pub enum LiveError {
         /// The configured maximum.
         max: usize,
     },
-    /// The manager is shutting down and accepts no new connections or subscriptions.
+    /// The manager is shutting down and accepts no new connections or subscriptions; also
+    /// what a call naming a connection gets once the shutdown closed it (or any id not
+    /// registered, after a shutdown began).
     ShuttingDown,
     /// No connection with this id is registered (never was, or already unregistered).
     UnknownConnection(ConnectionId),
@@ -30,6 +32,10 @@ pub enum LiveError {
     NotAuthenticated(ConnectionId),
     /// The connection is already authenticated as another user.
     AlreadyAuthenticated(ConnectionId),
+    /// The connection was cut off as a slow consumer
+    /// ([`SlowConsumerPolicy::Disconnect`](crate::SlowConsumerPolicy::Disconnect)): its
+    /// receiver hands out nothing more, so it takes no new subscription. Unregister it.
+    ConnectionCutOff(ConnectionId),
     /// No table with this id is registered.
     UnknownTable(TableId),
     /// A table schema was refused.
@@ -272,6 +278,11 @@ impl fmt::Display for LiveError {
                     "connection {id} is already authenticated as another user"
                 )
             }
+            LiveError::ConnectionCutOff(id) => write!(
+                f,
+                "connection {id} was cut off as a slow consumer: it takes no new subscription; \
+                 unregister it"
+            ),
             LiveError::UnknownTable(table) => write!(f, "unknown table {table}"),
             LiveError::InvalidSchema { table, reason } => {
                 write!(f, "invalid schema for {table}: {reason}")

@@ -513,10 +513,20 @@ fn disconnect_policy_raises_an_event_and_ends_the_stream() {
     });
     let mut slow = connect(&manager, "slow");
     subscribe(&manager, slow.connection_id, in_room(1));
+    // Loading, in a room nothing is published to.
+    let loading = manager
+        .subscribe(
+            slow.connection_id,
+            in_room(2),
+            SubscriptionOptions::with_initial_load(),
+        )
+        .unwrap();
+    assert!(!manager.connection(slow.connection_id).unwrap().is_cut_off());
     for seq in 1..=3 {
         publish_in_room_1(&manager, seq);
     }
     assert_eq!(slow.events.try_recv(), Ok(ConnectionEvent::SlowConsumer));
+    assert!(manager.connection(slow.connection_id).unwrap().is_cut_off());
     assert_eq!(
         slow.notifications.try_recv().err(),
         Some(ReceiveError::Closed)
@@ -535,18 +545,24 @@ fn disconnect_policy_raises_an_event_and_ends_the_stream() {
     assert_eq!((stats.delivered, stats.dropped), (2, 4));
     // A load's sends meet the full channel too: not WouldBlock, which a loader would retry
     // for ever, but InvalidState.
-    let loading = manager
-        .subscribe(
-            slow.connection_id,
-            in_room(1),
-            SubscriptionOptions::with_initial_load(),
-        )
-        .unwrap();
-    let pushed = manager.push_snapshot_rows(loading.live_query_id, &[message(9, 1, "")]);
+    let pushed = manager.push_snapshot_rows(loading.live_query_id, &[message(9, 2, "")]);
     assert!(
         matches!(pushed, Err(LiveError::InvalidState { .. })),
         "{pushed:?}"
     );
+    // Nothing it subscribes to now could reach its consumer.
+    for options in [
+        SubscriptionOptions::default(),
+        SubscriptionOptions::with_initial_load(),
+    ] {
+        assert_eq!(
+            manager
+                .subscribe(slow.connection_id, in_room(1), options)
+                .err(),
+            Some(LiveError::ConnectionCutOff(slow.connection_id))
+        );
+    }
+    assert_eq!(manager.stats().subscriptions, 2);
     manager.unregister_connection(slow.connection_id).unwrap();
     assert_eq!(
         slow.notifications.try_recv().err(),

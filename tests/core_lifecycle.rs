@@ -389,6 +389,35 @@ fn shutdown_notifies_everyone_refuses_newcomers_and_forces_the_rest() {
             .err(),
         Some(LiveError::ShuttingDown)
     );
+    // The connection the shutdown closed: every call naming it says the manager shut
+    // down (it is no longer registered, but it was not the host that unregistered it).
+    let forced = stubborn.connection_id;
+    let stubborn_query = LiveQueryId {
+        connection_id: forced,
+        subscription_id: SubscriptionId(1),
+    };
+    assert_eq!(
+        manager.heartbeat(forced).err(),
+        Some(LiveError::ShuttingDown)
+    );
+    assert_eq!(
+        manager.mark_auth_started(forced).err(),
+        Some(LiveError::ShuttingDown)
+    );
+    assert_eq!(
+        manager
+            .authenticate(forced, UserId::from("bob"), None)
+            .err(),
+        Some(LiveError::ShuttingDown)
+    );
+    assert_eq!(
+        manager.unsubscribe(stubborn_query).err(),
+        Some(LiveError::ShuttingDown)
+    );
+    assert_eq!(
+        manager.unregister_connection(forced).err(),
+        Some(LiveError::ShuttingDown)
+    );
     assert_eq!(manager.connection_count(), 0);
     assert_eq!(manager.stats().subscriptions, 0);
 }

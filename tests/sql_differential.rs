@@ -368,7 +368,9 @@ fn livecore_agrees_with_sqlite_on_random_filters() {
         }
     }
     assert!(coverage.depths.keys().any(|&depth| depth >= 5));
-    assert_spellings_covered(&coverage.spellings, 20);
+    // A handful per form proves it exercised: how many varies with the seed (as few as 16
+    // over 400 seeds an outside run tried), so a floor near the mean failed healthy seeds.
+    assert_spellings_covered(&coverage.spellings, 5);
     for feature in [
         "pattern with %",
         "pattern with _",

@@ -650,7 +650,9 @@ fn routed_deliveries_agree_with_the_reference_filters() {
         "pinned numbers of the other type barely met"
     );
     // Hex, exponent and point spellings reached the routed path (pinned constants too).
-    assert_spellings_covered(&spelling_counts, 20);
+    // A handful per form proves it exercised: how many varies with the seed (as few as 16
+    // over 400 seeds an outside run tried), so a floor near the mean failed healthy seeds.
+    assert_spellings_covered(&spelling_counts, 5);
     // Routing pruned: far fewer evaluations than scanning every subscription.
     assert!(evaluated_total * 3 < evaluations_if_scanned * 2);
 }

@@ -487,9 +487,12 @@ impl ConnectionState {
         self.notify_ready();
     }
 
-    /// True once the Disconnect policy cut the connection off: its receiver hands out
-    /// nothing more, gap notices included.
-    pub(crate) fn is_cut_off(&self) -> bool {
+    /// True once the slow-consumer policy
+    /// [`Disconnect`](crate::SlowConsumerPolicy::Disconnect) cut the connection off: its
+    /// receiver hands out nothing more, gap notices included, and it takes no new
+    /// subscription ([`LiveError::ConnectionCutOff`](crate::LiveError::ConnectionCutOff)).
+    /// The host unregisters it.
+    pub fn is_cut_off(&self) -> bool {
         self.pending_events.load(Ordering::Acquire) & CUT_OFF != 0
     }
 

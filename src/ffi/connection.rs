@@ -120,7 +120,8 @@ pub extern "C" fn lc_connection_unregister(manager: lc_manager, connection_id: u
         {
             Ok(()) => {}
             // Closed by livecore at shutdown: the receivers were all that was left.
-            Err(LiveError::UnknownConnection(_)) if removed.is_some() => {}
+            Err(LiveError::UnknownConnection(_) | LiveError::ShuttingDown) if removed.is_some() => {
+            }
             Err(error) => return Err(error.into()),
         }
         Ok(lc_status::LC_OK)
@@ -162,6 +163,9 @@ pub unsafe extern "C" fn lc_connection_get_info(
                 }
                 if state.is_closed() {
                     info.flags |= LC_CONNECTION_CLOSED;
+                }
+                if state.is_cut_off() {
+                    info.flags |= LC_CONNECTION_CUT_OFF;
                 }
                 info.registered_at_ms = state.registered_at_ms();
                 info.last_heartbeat_ms = state.last_heartbeat_ms();

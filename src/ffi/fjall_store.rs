@@ -12,7 +12,8 @@ use crate::ffi::status::{boundary, lc_status, FfiError};
 
 /// A durable topic store in a directory (`lc_fjall_store_open`, only with `LC_HAS_FJALL`).
 /// Opaque. Freed by `lc_fjall_store_free`; topics created in it keep it open until they
-/// are deleted and no longer used (or their manager is freed).
+/// are deleted and no longer used (or their manager is freed and the calls running on it
+/// have returned).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct lc_fjall_store {
@@ -91,17 +92,26 @@ mod enabled {
     }
 
     /// Checks the path: not empty, and neither it nor the nearest of its parents that
-    /// exists is something other than a directory (a file, say).
+    /// exists is something other than a directory (a file, say, or a symbolic link that
+    /// leads nowhere: dangling or looping).
     pub(super) fn check_path(path: &str) -> Result<&Path, FfiError> {
         if path.is_empty() {
             return Err(FfiError::invalid("path is empty"));
         }
         let path = Path::new(path);
-        let existing = path
-            .ancestors()
-            .find_map(|at| std::fs::metadata(at).ok().map(|meta| (at, meta)));
+        // `None` for a link whose target cannot be reached.
+        let existing = path.ancestors().find_map(|at| match std::fs::metadata(at) {
+            Ok(meta) => Some((at, Some(meta))),
+            Err(_) if std::fs::symlink_metadata(at).is_ok() => Some((at, None)),
+            Err(_) => None,
+        });
         match existing {
-            Some((at, meta)) if !meta.is_dir() => Err(FfiError::invalid(format!(
+            Some((at, None)) => Err(FfiError::invalid(format!(
+                "path {}: {} is a symbolic link that leads nowhere (dangling or looping)",
+                path.display(),
+                at.display()
+            ))),
+            Some((at, Some(meta))) if !meta.is_dir() => Err(FfiError::invalid(format!(
                 "path {}: {} exists and is not a directory",
                 path.display(),
                 at.display()
@@ -174,8 +184,8 @@ mod enabled {
 ///
 /// Errors: NULL `path` or `out_store` `LC_ERR_NULL_ARGUMENT`; `path` not UTF-8
 /// `LC_ERR_INVALID_UTF8`; an unknown `sync` `LC_ERR_INVALID_TAG`; a bad interval, an empty
-/// path, or a path that is (or lies under) something other than a directory
-/// `LC_ERR_INVALID_ARGUMENT`; a directory this
+/// path, or a path that is (or lies under) something other than a directory (a file, a
+/// symbolic link that leads nowhere) `LC_ERR_INVALID_ARGUMENT`; a directory this
 /// process already holds open (a store not yet freed, or still used by a topic)
 /// `LC_ERR_TOPIC_STORE`, as are an I/O error and files damaged beyond recovery
 /// (`lc_last_error` says which). A failed call opens nothing.
@@ -198,8 +208,9 @@ pub unsafe extern "C" fn lc_fjall_store_open(
 }
 
 /// Gives up this handle on a fjall store. Topics created in it keep the store open until
-/// they are deleted and no longer used, or their manager is freed; then its directory may
-/// be opened again. A zero, stale or already freed handle is `LC_ERR_INVALID_HANDLE`.
+/// they are deleted and no longer used, or their manager is freed and the calls other
+/// threads were making on that manager when it was freed have returned (`lc_manager_free`
+/// does not wait for them); then its directory may be opened again. A zero, stale or already freed handle is `LC_ERR_INVALID_HANDLE`.
 ///
 /// Only in a library built with the `fjall` feature, and declared only when
 /// `LC_HAS_FJALL` is defined before the header is included.

@@ -352,8 +352,10 @@ pub unsafe extern "C" fn lc_manager_new(
 
 /// Frees a manager: every connection is unregistered (their receivers report
 /// `LC_CLOSED`), waits in other threads end with `LC_CLOSED`, the background checker
-/// stops. Calls already running on other threads finish first; later calls with the handle
-/// get `LC_ERR_INVALID_HANDLE`, and so does a second free. Notifications and subscription
+/// stops. The free does not wait for calls already running on other threads: they finish
+/// on their own, and what the manager holds (a fjall store its topics use, among others) is
+/// released when the last of them returns. Later calls with the handle get
+/// `LC_ERR_INVALID_HANDLE`, and so does a second free. Notifications and subscription
 /// results already handed out stay valid until freed.
 ///
 /// Thread safety: any thread, also while other threads are inside calls with this manager

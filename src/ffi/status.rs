@@ -60,7 +60,7 @@ pub enum lc_status {
     LC_ERR_CONNECTION_LIMIT = 200,
     /// The connection already holds its maximum of subscriptions.
     LC_ERR_SUBSCRIPTION_LIMIT = 201,
-    /// The manager is shutting down.
+    /// The manager is shutting down; also a call naming a connection the shutdown closed.
     LC_ERR_SHUTTING_DOWN = 202,
     /// No connection with this id is registered.
     LC_ERR_UNKNOWN_CONNECTION = 203,
@@ -88,7 +88,8 @@ pub enum lc_status {
     LC_ERR_SQL = 214,
     /// No subscription with this id exists.
     LC_ERR_UNKNOWN_SUBSCRIPTION = 215,
-    /// The operation does not fit the current state: of the subscription, or of the
+    /// The operation does not fit the current state: of the subscription, of its
+    /// connection (cut off as a slow consumer: `LC_CONNECTION_CUT_OFF`), or of the
     /// calling thread (an `lc_` call made from inside a topic store callback, which may only
     /// call `lc_topic_read_sink_push`, `lc_last_error`, `lc_status_name`, `lc_version` and
     /// `lc_abi_version`).
@@ -316,6 +317,7 @@ impl From<LiveError> for FfiError {
             LiveError::UnknownConnection(_) => LC_ERR_UNKNOWN_CONNECTION,
             LiveError::NotAuthenticated(_) => LC_ERR_NOT_AUTHENTICATED,
             LiveError::AlreadyAuthenticated(_) => LC_ERR_ALREADY_AUTHENTICATED,
+            LiveError::ConnectionCutOff(_) => LC_ERR_INVALID_STATE,
             LiveError::UnknownTable(_) => LC_ERR_UNKNOWN_TABLE,
             LiveError::InvalidSchema { .. } => LC_ERR_INVALID_SCHEMA,
             LiveError::UnknownColumn { .. } => LC_ERR_UNKNOWN_COLUMN,

@@ -416,6 +416,10 @@ pub const LC_CONNECTION_AUTH_STARTED: u32 = 1;
 pub const LC_CONNECTION_AUTHENTICATED: u32 = 2;
 /// `lc_connection_info.flags`: livecore closed the connection (shutdown); unregister it.
 pub const LC_CONNECTION_CLOSED: u32 = 4;
+/// `lc_connection_info.flags`: the slow-consumer policy `LC_SLOW_CONSUMER_DISCONNECT` cut
+/// the connection off: its receiver hands out nothing more and it takes no new
+/// subscription (`LC_ERR_INVALID_STATE`); unregister it.
+pub const LC_CONNECTION_CUT_OFF: u32 = 8;
 
 /// What `lc_connection_get_info` reports.
 #[repr(C)]

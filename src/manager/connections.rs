@@ -126,12 +126,25 @@ impl ConnectionsManager {
         })
     }
 
-    /// The state of a registered connection.
+    /// The state of a registered connection. An id not registered is
+    /// [`LiveError::UnknownConnection`], or [`LiveError::ShuttingDown`] once a
+    /// [`shutdown`](Self::shutdown) began (it closes the connections the host did not
+    /// unregister in time, and forgets them).
     pub fn connection(&self, connection_id: ConnectionId) -> LiveResult<SharedConnectionState> {
         lock(&self.connections)
             .get(&connection_id)
             .cloned()
-            .ok_or(LiveError::UnknownConnection(connection_id))
+            .ok_or_else(|| self.not_registered(connection_id))
+    }
+
+    /// The error for a connection id that is not registered: after a shutdown began, the
+    /// connection may have been one it closed, so the caller is told the manager shut down.
+    pub(crate) fn not_registered(&self, connection_id: ConnectionId) -> LiveError {
+        if self.is_shutting_down() {
+            LiveError::ShuttingDown
+        } else {
+            LiveError::UnknownConnection(connection_id)
+        }
     }
 
     /// Records that the connection began authenticating (stops the auth timeout; from then
@@ -179,10 +192,14 @@ impl ConnectionsManager {
     /// report [`ReceiveError::Closed`](crate::ReceiveError::Closed). If it is a topic
     /// consumer, its leases end (what it did not commit is handed out again) and a consume
     /// it has parked returns [`LiveError::UnknownConnection`].
+    ///
+    /// After a [`shutdown`](Self::shutdown) closed the connections left, unregistering one of
+    /// them (or any id not registered) is [`LiveError::ShuttingDown`]: there is nothing more
+    /// to release.
     pub fn unregister_connection(&self, connection_id: ConnectionId) -> LiveResult<()> {
         let connection = lock(&self.connections)
             .remove(&connection_id)
-            .ok_or(LiveError::UnknownConnection(connection_id))?;
+            .ok_or_else(|| self.not_registered(connection_id))?;
         self.close_connection(&connection);
         self.unregistered.notify_all();
         #[cfg(feature = "tracing")]

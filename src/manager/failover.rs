@@ -130,7 +130,8 @@ impl FailoverHandler {
             |record| match manager.unsubscribe(record.live_query_id) {
                 Ok(())
                 | Err(LiveError::UnknownSubscription(_))
-                | Err(LiveError::UnknownConnection(_)) => Ok(()),
+                | Err(LiveError::UnknownConnection(_))
+                | Err(LiveError::ShuttingDown) => Ok(()),
                 Err(error) => Err(error),
             },
         )

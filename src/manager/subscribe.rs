@@ -161,7 +161,11 @@ impl ConnectionsManager {
         // Checked under the subscription map's lock, which unregistering takes to set the
         // flag and empty the map: this subscription is either refused here or unrouted by it.
         if connection.is_closing() {
-            return Err(LiveError::UnknownConnection(connection_id));
+            return Err(self.not_registered(connection_id));
+        }
+        // Its receiver hands out nothing more: a subscription would never deliver.
+        if connection.is_cut_off() {
+            return Err(LiveError::ConnectionCutOff(connection_id));
         }
         // Released cores the receiver has not taken yet count too: they hold memory until
         // the connection's receiver reads past their deliveries (connection::core_ref).

@@ -56,6 +56,7 @@ use crate::error::LiveError;
 use crate::query::expr::{CompareOp, Expr};
 use crate::query::operator_words::is_operator;
 use crate::query::projection::Projection;
+use crate::query::sql_text::with_text;
 use crate::query::sqlite_decimal::read_decimal;
 use crate::query::sqlite_forms::{is_glob, read_sqlite_forms, EMPTY_LIST_MARK};
 use crate::query::sqlite_lexis::{as_sqlite_reads, is_reserved};
@@ -196,6 +197,7 @@ pub(crate) fn parse_with_boolean_columns(
     check_not_runs(&tokens, limits)?;
     let recursion_limit = limits.max_depth.saturating_mul(3).saturating_add(16);
     let nesting = check_parenthesis_nesting(&tokens, recursion_limit, limits)?;
+    let operands = operand_nesting(&tokens);
     // After the numbers are read, so a number glued to a word (`1ISNULL`) is refused first.
     let tokens = read_sqlite_forms(read_numbers(tokens)?);
     let mut parser = Parser::new(&dialect)
@@ -205,7 +207,13 @@ pub(crate) fn parse_with_boolean_columns(
         // Each parenthesis after an operator (`AND (`, `NOT (`) costs the parser two
         // levels or more, and inside a NOT it reports running out as a syntax error:
         // past half the parser's depth in parentheses, any error is that one.
-        if nesting >= recursion_limit.saturating_sub(PARSER_LEVELS_OUTSIDE_PARENTHESES) / 2 {
+        if operands > limits.max_depth.saturating_add(1)
+            && (nesting >= recursion_limit.saturating_sub(PARSER_LEVELS_OUTSIDE_PARENTHESES) / 2
+                || error == ParserError::RecursionLimitExceeded)
+        {
+            // Deeper than the filter may be: the limit the subscriber can act on.
+            too_deep_for_filter(limits)
+        } else if nesting >= recursion_limit.saturating_sub(PARSER_LEVELS_OUTSIDE_PARENTHESES) / 2 {
             unplaced(too_deep_for_parser(limits))
         } else {
             parser_error(error, limits, sql)
@@ -439,6 +447,9 @@ fn check_parenthesis_nesting(
                 open += 1;
                 deepest = deepest.max(open);
                 if open > max_open {
+                    if operand_nesting(tokens) > limits.max_depth.saturating_add(1) {
+                        return Err(too_deep_for_filter(limits));
+                    }
                     return Err(at(too_deep_for_parser(limits), token.span.start));
                 }
             }
@@ -447,6 +458,41 @@ fn check_parenthesis_nesting(
         }
     }
     Ok(deepest)
+}
+
+/// The deepest nesting of parentheses that open an operand (after an operator, a keyword,
+/// a function's name or a comma, rather than right inside another parenthesis): each such
+/// one is a level of the filter or more, but for the first (`WHERE (`). Read when the
+/// parser runs out of depth, to tell a filter deeper than its limit (which the limit
+/// names) from redundant parentheses (which only the parser refuses).
+fn operand_nesting(tokens: &[TokenWithSpan]) -> usize {
+    // Per open parenthesis, whether it opens an operand.
+    let mut open: Vec<bool> = Vec::new();
+    let (mut operands, mut deepest) = (0usize, 0usize);
+    let mut after_parenthesis = false;
+    for token in tokens {
+        match token.token {
+            Token::Whitespace(_) => continue,
+            Token::LParen => {
+                let operand = !after_parenthesis;
+                open.push(operand);
+                operands += usize::from(operand);
+                deepest = deepest.max(operands);
+            }
+            Token::RParen if open.pop() == Some(true) => operands -= 1,
+            _ => {}
+        }
+        after_parenthesis = token.token == Token::LParen;
+    }
+    deepest
+}
+
+/// A filter the tokens show to nest deeper than the depth limit: measuring stopped there.
+fn too_deep_for_filter(limits: &FilterLimits) -> LiveError {
+    LiveError::FilterTooDeep {
+        depth: limits.max_depth.saturating_add(1),
+        max: limits.max_depth,
+    }
 }
 
 fn too_deep_for_parser(limits: &FilterLimits) -> String {
@@ -1836,13 +1882,15 @@ impl Converter<'_> {
                 }
             },
         };
-        if let (Some(escape), Value::Text(text)) = (escape, &pattern_value) {
-            if ends_with_lone_escape(text, escape) {
-                return Err(at(
-                    format!("the {keyword} pattern ends with its ESCAPE character"),
-                    self.context.start_of(pattern),
-                ));
-            }
+        // A number, bytes or a boolean is matched as its text (as SQLite does), and checked so.
+        let ends_with_escape = escape.and_then(|escape| {
+            with_text(&pattern_value, |text| ends_with_lone_escape(text, escape))
+        });
+        if ends_with_escape == Some(true) {
+            return Err(at(
+                format!("the {keyword} pattern ends with its ESCAPE character"),
+                self.context.start_of(pattern),
+            ));
         }
         Ok(Expr::Like {
             expr: Box::new(tested),

@@ -416,6 +416,11 @@ fn shutdown_closes_connections_the_host_did_not_unregister() {
         LC_OK
     );
     assert_eq!(info.flags, LC_CONNECTION_CLOSED);
+    // Calls naming it say why it is gone.
+    assert_status!(
+        lc_connection_heartbeat(manager, second),
+        LC_ERR_SHUTTING_DOWN
+    );
     assert_status!(lc_connection_unregister(manager, second), LC_OK);
     let mut id = 0;
     assert_status!(
@@ -423,6 +428,63 @@ fn shutdown_closes_connections_the_host_did_not_unregister() {
         unsafe { lc_connection_register(manager, &mut id) },
         LC_ERR_SHUTTING_DOWN
     );
+    assert_eq!(lc_manager_free(manager), LC_OK);
+}
+
+#[test]
+fn a_connection_cut_off_as_a_slow_consumer_says_so_and_takes_no_subscription() {
+    let _serial = serial();
+    let mut config = config();
+    config.slow_consumer_policy = lc_slow_consumer_policy::LC_SLOW_CONSUMER_DISCONNECT as u32;
+    config.notification_channel_capacity = 1;
+    let manager = manager_with(&config);
+    let table = register_table(manager, "cut", "rows", LC_SCOPE_SHARED_TAG, &["id"]);
+    let slow = connect(manager, "slow");
+    subscribe(manager, slow, "SELECT id FROM cut.rows", &options(0));
+    let info = |connection: u64| {
+        let mut info = lc_connection_info {
+            struct_size: std::mem::size_of::<lc_connection_info>() as u32,
+            flags: 0,
+            registered_at_ms: 0,
+            last_heartbeat_ms: 0,
+            subscription_count: 0,
+        };
+        assert_status!(
+            // SAFETY: `info` is a live local.
+            unsafe { lc_connection_get_info(manager, connection, &mut info) },
+            LC_OK
+        );
+        info
+    };
+    assert_eq!(info(slow).flags & LC_CONNECTION_CUT_OFF, 0);
+    for seq in 1..=2 {
+        let row = [int(seq)];
+        publish(
+            manager,
+            seq as u64,
+            &[change(table, LC_CHANGE_INSERT, &row, None)],
+        );
+    }
+    assert_ne!(info(slow).flags & LC_CONNECTION_CUT_OFF, 0);
+    let sql = c("SELECT id FROM cut.rows");
+    for flags in [0, LC_SUBSCRIBE_INITIAL_LOAD] {
+        let mut result = lc_subscription_result::default();
+        assert_status!(
+            // SAFETY: `sql` is a live NUL-terminated string; the others are live locals.
+            unsafe {
+                lc_subscription_create_sql(
+                    manager,
+                    slow,
+                    sql.as_ptr(),
+                    &options(flags),
+                    &mut result,
+                )
+            },
+            LC_ERR_INVALID_STATE
+        );
+    }
+    assert_eq!(info(slow).subscription_count, 1);
+    assert_status!(lc_connection_unregister(manager, slow), LC_OK);
     assert_eq!(lc_manager_free(manager), LC_OK);
 }
 

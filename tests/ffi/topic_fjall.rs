@@ -82,6 +82,14 @@ fn case_lc_fjall_store_open() {
     std::fs::write(&file.0, b"not a directory").unwrap();
     let file_path = file.c_path();
     let under_file = c(file.0.join("store").to_str().unwrap());
+    // A link to a path that does not exist, and a link to itself.
+    let links = TempDir::new("open-case-links");
+    std::fs::create_dir(&links.0).unwrap();
+    let dangling = links.0.join("dangling");
+    std::os::unix::fs::symlink(links.0.join("nowhere"), &dangling).unwrap();
+    let looping = links.0.join("looping");
+    std::os::unix::fs::symlink(&looping, &looping).unwrap();
+    let (dangling, looping) = (c(dangling.to_str().unwrap()), c(looping.to_str().unwrap()));
     let empty = c("");
     // SAFETY: see above.
     unsafe {
@@ -120,6 +128,13 @@ fn case_lc_fjall_store_open() {
             open(under_file.as_ptr(), EVERY, 0, &mut store),
             LC_ERR_INVALID_ARGUMENT
         );
+        for link in [&dangling, &looping] {
+            assert_status!(
+                open(link.as_ptr(), EVERY, 0, &mut store),
+                LC_ERR_INVALID_ARGUMENT
+            );
+            assert!(last_error().contains("leads nowhere"), "{}", last_error());
+        }
         assert_eq!(
             store,
             lc_fjall_store::default(),
