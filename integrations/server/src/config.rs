@@ -119,6 +119,39 @@ pub struct Limits {
     pub max_sql_bytes: usize,
     /// Most row operations in one write request, one transaction (error `too_many_ops`).
     pub max_ops_per_write: usize,
+    /// Largest commit, in bytes of its changes as the commit log stores them (new rows, and
+    /// the old rows of updates and deletes, as JSON). A write over it is refused with error
+    /// `commit_too_large` and nothing is committed. It bounds every `changes`
+    /// notification (about this size, plus the column names) and every log entry: without
+    /// it, a small write updating many large rows would reach every subscriber as one
+    /// huge message.
+    pub max_commit_bytes: usize,
+    /// Most writes one connection may have queued or committing; past it a write is
+    /// answered with error `busy` (nothing queued) in its turn.
+    pub max_pending_writes_per_connection: usize,
+    /// Most writes queued at the writer over every connection; past it a write is answered
+    /// with error `busy`. The writer takes connections in turn, so one connection's queued
+    /// writes delay another's by at most one write each.
+    pub max_queued_writes: usize,
+    /// Most initial loads and resumes of one connection under way at once, from their start
+    /// until the client has been sent their end (`load_complete`, `resume_unavailable`):
+    /// their rows wait in the connection's channel until it reads them, so a client that
+    /// stops reading holds at most this many loads' rows. Further ones wait their turn.
+    pub max_loads_per_connection: usize,
+    /// Most initial loads and resumes reading SQLite at once over every connection (each
+    /// holds a table's rows, or one commit of the log, in memory while it reads).
+    pub max_concurrent_loads: usize,
+    /// How long an accepted socket may take to become a WebSocket (HTTP request read,
+    /// upgrade answered) before it is closed: idle sockets, requests sent byte by byte and
+    /// keep-alive connections that never upgrade. The page's own requests take far less;
+    /// a browser opens a new connection for later ones.
+    pub handshake_timeout: Duration,
+    /// Most sockets from one IP address waiting for their upgrade; a new one past it closes
+    /// the address's oldest waiting socket.
+    pub max_pending_handshakes_per_address: usize,
+    /// Most sockets waiting for their upgrade over every address; a new one past it closes
+    /// the oldest waiting socket.
+    pub max_pending_handshakes: usize,
 }
 
 impl Default for Limits {
@@ -131,6 +164,14 @@ impl Default for Limits {
             message_burst: 200,
             max_sql_bytes: 4096,
             max_ops_per_write: 500,
+            max_commit_bytes: 1024 * 1024,
+            max_pending_writes_per_connection: 64,
+            max_queued_writes: 1024,
+            max_loads_per_connection: 2,
+            max_concurrent_loads: 8,
+            handshake_timeout: Duration::from_secs(10),
+            max_pending_handshakes_per_address: 32,
+            max_pending_handshakes: 1024,
         }
     }
 }
@@ -165,7 +206,10 @@ pub struct ServerConfig {
     /// A socket write that cannot finish this long (the client stopped reading and the
     /// kernel buffers are full) drops the connection.
     pub send_timeout: Duration,
-    /// On shutdown, how long clients have to be closed before livecore drops them.
+    /// On shutdown, how long clients have to be closed before livecore drops them, and how
+    /// long the writer keeps committing queued writes (later ones are answered
+    /// `shutting_down`). [`crate::RunningServer::shutdown`] returns within it plus half a
+    /// second, whatever clients do.
     pub shutdown_timeout: Duration,
 }
 

@@ -27,6 +27,10 @@ use crate::{AddressSlot, Shared};
 
 /// Most notifications written to the socket before one flush.
 const SEND_BATCH: usize = 64;
+/// Past this many bytes rendered, a batch is flushed without taking more notifications.
+/// Notifications are rendered one at a time and handed to the WebSocket layer at once, so
+/// a connection holds at most one rendered notification besides the layer's write buffer.
+const SEND_BATCH_BYTES: usize = 256 * 1024;
 /// How often a connection's heartbeat is recorded in livecore at most.
 const HEARTBEAT_EVERY: Duration = Duration::from_millis(500);
 /// How long to wait for the client's answer to our close frame.
@@ -85,6 +89,23 @@ struct Session {
     outbox: mpsc::UnboundedSender<String>,
     /// Fires once the latest write's answer is in the outbox.
     last_write_answered: Option<oneshot::Receiver<()>>,
+    /// This connection's queue at the writer.
+    writer_source: u64,
+    /// Initial loads and resumes of this connection running at once.
+    loads: Arc<tokio::sync::Semaphore>,
+    /// Each running load's place among them, held until its end (`load_complete`,
+    /// `resume_unavailable`, ...) is written to the socket: its rows wait in the
+    /// connection's channel until then.
+    load_places: LoadPlaces,
+}
+
+type LoadPlaces = Arc<std::sync::Mutex<HashMap<LiveQueryId, tokio::sync::OwnedSemaphorePermit>>>;
+
+fn free_place(places: &LoadPlaces, live_query_id: LiveQueryId) {
+    places
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&live_query_id);
 }
 
 /// Serves one upgraded WebSocket until it closes.
@@ -123,6 +144,13 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut socket: WebSocket, slot: Opti
         last_heartbeat: Instant::now(),
         outbox,
         last_write_answered: None,
+        writer_source: shared
+            .next_writer_source
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        loads: Arc::new(tokio::sync::Semaphore::new(
+            limits.max_loads_per_connection.max(1),
+        )),
+        load_places: LoadPlaces::default(),
     };
     let send_timeout = shared.config.send_timeout;
     let ending = loop {
@@ -158,15 +186,22 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut socket: WebSocket, slot: Opti
             }
             notification = notifications.recv_async() => match notification {
                 Ok(first) => {
-                    let mut batch = Vec::with_capacity(SEND_BATCH);
-                    batch.push(session.render(first));
-                    while batch.len() < SEND_BATCH {
-                        match notifications.try_recv() {
-                            Ok(next) => batch.push(session.render(next)),
-                            Err(_) => break,
+                    // Rendered one at a time and fed to the WebSocket layer (which writes
+                    // out what it gathers past its buffer), flushed once per batch.
+                    let write = async {
+                        let (mut next, mut count, mut bytes) = (Some(first), 0, 0);
+                        while let Some(notification) = next.take() {
+                            let text = session.render(notification);
+                            bytes += text.len();
+                            count += 1;
+                            socket.feed(Message::text(text)).await?;
+                            if count < SEND_BATCH && bytes < SEND_BATCH_BYTES {
+                                next = notifications.try_recv().ok();
+                            }
                         }
-                    }
-                    if send_all(&mut socket, batch, send_timeout).await.is_err() {
+                        socket.flush().await
+                    };
+                    if !matches!(tokio::time::timeout(send_timeout, write).await, Ok(Ok(()))) {
                         break Step::Gone;
                     }
                 }
@@ -192,6 +227,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut socket: WebSocket, slot: Opti
         }
         _ => false,
     };
+    // Loads still waiting for their turn give up.
+    session.loads.close();
     // Unregistered once the close frame is out: livecore forgets the connection (and a
     // shutdown stops waiting for it) while the client answers.
     let _ = shared.manager.unregister_connection(connection_id);
@@ -262,13 +299,33 @@ fn read_failure(error: axum::Error) -> Step {
         Ok(tungstenite::Error::Utf8(_)) => {
             Step::Close(close::INVALID_TEXT, "text frame is not valid UTF-8")
         }
+        // The WebSocket layer reports the violation without closing: the connection can
+        // still carry our close frame (RFC 6455 asks for 1002). A reset is not a violation
+        // to answer: the peer is gone.
+        Ok(tungstenite::Error::Protocol(
+            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
+            | tungstenite::error::ProtocolError::ReceivedAfterClosing
+            | tungstenite::error::ProtocolError::SendAfterClosing,
+        )) => Step::Gone,
+        Ok(tungstenite::Error::Protocol(_)) => {
+            Step::Close(close::PROTOCOL_ERROR, "WebSocket protocol error")
+        }
         _ => Step::Gone,
     }
 }
 
 impl Session {
     /// A notification as the client gets it; forgets live queries livecore ended.
-    fn render(&mut self, notification: Notification) -> Message {
+    fn render(&mut self, notification: Notification) -> String {
+        if matches!(
+            notification,
+            Notification::InitialLoadComplete { .. }
+                | Notification::ResyncRequired { .. }
+                | Notification::ResumeUnavailable { .. }
+                | Notification::Closed { .. }
+        ) {
+            free_place(&self.load_places, notification.live_query_id());
+        }
         if matches!(
             notification,
             Notification::ResyncRequired { .. }
@@ -278,7 +335,7 @@ impl Session {
             self.subscriptions
                 .remove(&notification.live_query_id().to_string());
         }
-        Message::text(notification.to_json())
+        notification.to_json()
     }
 
     fn reply(&self, text: String) {
@@ -307,7 +364,19 @@ impl Session {
         let parsed = serde_json::from_str::<ClientMessage>(text.as_str());
         let Some(identity) = self.identity.clone() else {
             return match parsed {
-                Ok(ClientMessage::Auth { token }) => self.authenticate(&token),
+                Ok(ClientMessage::Auth { id, token }) => self.authenticate(id, &token),
+                // An `auth` that cannot be read (a token that is not text, an unknown
+                // field): answered like any unreadable request; the connection stays
+                // unauthenticated (the auth timeout still runs).
+                Err(error) if message_type(text.as_str()).as_deref() == Some("auth") => {
+                    let id = request_id(text.as_str());
+                    self.reply(protocol::error(
+                        id.as_ref(),
+                        "bad_message",
+                        &error.to_string(),
+                    ));
+                    Step::Continue
+                }
                 _ => Step::Close(close::AUTH_REQUIRED, "authenticate first"),
             };
         };
@@ -315,18 +384,16 @@ impl Session {
             Err(error) => {
                 // The request's `id`, when the text is a JSON object holding one, so the
                 // client can tell which of its requests was refused.
-                let id = serde_json::from_str::<Json>(text.as_str())
-                    .ok()
-                    .and_then(|mut value| value.get_mut("id").map(Json::take));
+                let id = request_id(text.as_str());
                 self.reply(protocol::error(
                     id.as_ref(),
                     "bad_message",
                     &error.to_string(),
                 ));
             }
-            Ok(ClientMessage::Auth { .. }) => {
+            Ok(ClientMessage::Auth { id, .. }) => {
                 self.reply(protocol::error(
-                    None,
+                    id.as_ref(),
                     "already_authenticated",
                     "already authenticated",
                 ));
@@ -342,7 +409,10 @@ impl Session {
             }) => self.subscribe(identity, id, &sql, initial_load, resume_from),
             Ok(ClientMessage::Unsubscribe { id, live_query_id }) => {
                 let result = match self.subscriptions.remove(&live_query_id) {
-                    Some(live_query) => self.shared.manager.unsubscribe(live_query),
+                    Some(live_query) => {
+                        free_place(&self.load_places, live_query);
+                        self.shared.manager.unsubscribe(live_query)
+                    }
                     None => Err(LiveError::InvalidFilter(String::new())),
                 };
                 self.reply(match result {
@@ -361,7 +431,10 @@ impl Session {
                 // Queued here, so a client's writes commit in the order it sent them (an
                 // update right behind the insert of its row finds the row); answered off
                 // the task, so the loop keeps draining while the writer commits.
-                let queued = self.shared.db.queue_write(&identity, ops);
+                let queued = self
+                    .shared
+                    .db
+                    .queue_write(Some(self.writer_source), &identity, ops);
                 // Answered in the order sent, too, a refusal at queueing included: each
                 // answer waits for the one before.
                 let (answered, next) = oneshot::channel();
@@ -394,7 +467,7 @@ impl Session {
         Step::Continue
     }
 
-    fn authenticate(&mut self, token: &str) -> Step {
+    fn authenticate(&mut self, id: Option<Json>, token: &str) -> Step {
         let manager = &self.shared.manager;
         let _ = manager.mark_auth_started(self.connection_id);
         let identity = match self.shared.config.verifier.verify(token) {
@@ -416,15 +489,16 @@ impl Session {
         {
             return Step::Close(close::AUTH_FAILED, "authentication failed");
         }
-        self.reply(
-            json!({
-                "type": "authenticated",
-                "user": identity.user,
-                "connection_id": self.connection_id.to_string(),
-                "tables": self.shared.tables_json(&identity),
-            })
-            .to_string(),
-        );
+        let mut reply = json!({
+            "type": "authenticated",
+            "user": identity.user,
+            "connection_id": self.connection_id.to_string(),
+            "tables": self.shared.tables_json(&identity),
+        });
+        if let Some(id) = id {
+            reply["id"] = id;
+        }
+        self.reply(reply.to_string());
         self.identity = Some(identity);
         Step::Continue
     }
@@ -474,29 +548,95 @@ impl Session {
             return;
         }
         let (shared, outbox) = (self.shared.clone(), self.outbox.clone());
-        tokio::task::spawn_blocking(move || {
-            let result = match resume_from {
-                Some(after) => resume(&shared, live_query_id, SeqId(after)),
-                None => load_snapshot(&shared, live_query_id, &identity),
+        let (mine, places) = (self.loads.clone(), self.load_places.clone());
+        // At most `max_loads_per_connection` loads of this connection are under way (from
+        // their start until the client has been sent their end, so their rows wait in its
+        // channel for at most that many) and `max_concurrent_loads` of all read SQLite at
+        // once; the others wait their turn, their live changes buffered by livecore's gate.
+        tokio::spawn(async move {
+            let Ok(mine) = mine.acquire_owned().await else {
+                return;
             };
-            if let Err(error) = result {
-                // A live query the client ended meanwhile (or a connection gone) is no error.
-                if !matches!(
-                    error,
-                    LoadError::Live(
-                        LiveError::UnknownSubscription(_) | LiveError::UnknownConnection(_)
-                    )
-                ) {
-                    let _ = shared.manager.unsubscribe(live_query_id);
-                    let _ = outbox.send(protocol::error(
-                        id.as_ref(),
-                        "load_failed",
-                        &error.to_string(),
-                    ));
+            places
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(live_query_id, mine);
+            let Ok(any) = shared.loads.clone().acquire_owned().await else {
+                return;
+            };
+            let _ = tokio::task::spawn_blocking(move || {
+                let loaded = load(
+                    &shared,
+                    &outbox,
+                    (live_query_id, id),
+                    &identity,
+                    resume_from,
+                    any,
+                );
+                if !loaded {
+                    free_place(&places, live_query_id);
                 }
-            }
+            })
+            .await;
         });
     }
+}
+
+/// Runs one initial load or resume; a failure is answered `load_failed` and ends the live
+/// query. False when it failed (no end marker will come).
+///
+/// `reading` is its place among the loads reading SQLite: an initial load gives it up once
+/// it has read the table (the rows then wait for the client, not the database); a resume
+/// holds it while it streams the log.
+fn load(
+    shared: &Shared,
+    outbox: &mpsc::UnboundedSender<String>,
+    (live_query_id, id): (LiveQueryId, Option<Json>),
+    identity: &Identity,
+    resume_from: Option<u64>,
+    reading: tokio::sync::OwnedSemaphorePermit,
+) -> bool {
+    let result = match resume_from {
+        Some(after) => {
+            let result = resume(shared, live_query_id, SeqId(after));
+            drop(reading);
+            result
+        }
+        None => load_snapshot(shared, live_query_id, identity, reading),
+    };
+    if let Err(error) = result {
+        // A live query the client ended meanwhile (or a connection gone) is no error.
+        if !matches!(
+            error,
+            LoadError::Live(LiveError::UnknownSubscription(_) | LiveError::UnknownConnection(_))
+        ) {
+            let _ = shared.manager.unsubscribe(live_query_id);
+            let _ = outbox.send(protocol::error(
+                id.as_ref(),
+                "load_failed",
+                &error.to_string(),
+            ));
+        }
+        return false;
+    }
+    true
+}
+
+/// The `type` of a JSON object's text, when it has a text one.
+fn message_type(text: &str) -> Option<String> {
+    serde_json::from_str::<Json>(text)
+        .ok()?
+        .get("type")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The request's `id`, when the text is a JSON object holding one, so the client can tell
+/// which of its requests was refused.
+fn request_id(text: &str) -> Option<Json> {
+    serde_json::from_str::<Json>(text)
+        .ok()
+        .and_then(|mut value| value.get_mut("id").map(Json::take))
 }
 
 #[derive(Debug)]
@@ -552,6 +692,7 @@ fn load_snapshot(
     shared: &Shared,
     live_query_id: LiveQueryId,
     identity: &Identity,
+    reading: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<(), LoadError> {
     let manager = &shared.manager;
     let table = manager.subscription(live_query_id)?.table_id;
@@ -559,6 +700,7 @@ fn load_snapshot(
         .db
         .snapshot(table.name(), RowsOf::User(identity.user.as_str()))
         .map_err(|error| LoadError::Database(error.to_string()))?;
+    drop(reading);
     manager.set_snapshot_boundary(live_query_id, boundary)?;
     until_room(shared, |done| {
         manager.push_snapshot_rows(live_query_id, &rows[done..])
@@ -573,20 +715,22 @@ fn load_snapshot(
 fn resume(shared: &Shared, live_query_id: LiveQueryId, after: SeqId) -> Result<(), LoadError> {
     let manager = &shared.manager;
     let namespace = &shared.config.manager.default_namespace;
-    let commits = shared
+    // Replayed commits stream from the log into the client's channel, one decoded commit
+    // at a time: a full channel is WouldBlock, retried with the same commit once the
+    // client has read.
+    let replayed = shared
         .db
-        .commits_after(after, namespace)
+        .replay_after(after, namespace, |seq, changes| {
+            until_room(shared, |_| {
+                manager.replay_commit(live_query_id, seq, changes.clone())
+            })
+            .map(|_| ())
+        })
         .map_err(|error| LoadError::Database(error.to_string()))?;
-    match commits {
+    match replayed {
         Err(_) => manager.resume_unavailable(live_query_id)?,
-        Ok(commits) => {
-            // Replayed commits stream into the client's channel: a full channel is
-            // WouldBlock, retried with the same commit once the client has read.
-            for (seq, changes) in commits {
-                until_room(shared, |_| {
-                    manager.replay_commit(live_query_id, seq, changes.clone())
-                })?;
-            }
+        Ok(result) => {
+            result?;
             manager.complete_initial_load(live_query_id)?;
         }
     }

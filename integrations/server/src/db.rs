@@ -5,10 +5,10 @@
 //! Readers (snapshots for initial loads, the log for resume) use their own connections: in
 //! WAL mode each read transaction sees one consistent state, SeqId included.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Instant;
 
@@ -96,6 +96,12 @@ pub enum WriteError {
     TooManyOps(usize),
     /// SQLite refused the statement (a constraint, a duplicate id).
     Database(String),
+    /// The connection already has `max_pending_writes_per_connection` writes queued or
+    /// committing, or the server `max_queued_writes`: nothing was queued; retry later.
+    Busy(String),
+    /// The commit's changes (new rows, and the old rows of updates and deletes) would
+    /// exceed `max_commit_bytes`: nothing was committed.
+    CommitTooLarge(usize),
     /// The server is shutting down.
     Closed,
 }
@@ -111,6 +117,8 @@ impl WriteError {
             WriteError::NotFound(_) => "not_found",
             WriteError::TooManyOps(_) => "too_many_ops",
             WriteError::Database(_) => "database",
+            WriteError::Busy(_) => "busy",
+            WriteError::CommitTooLarge(_) => "commit_too_large",
             WriteError::Closed => "shutting_down",
         }
     }
@@ -125,6 +133,11 @@ impl fmt::Display for WriteError {
             WriteError::NotFound(id) => write!(f, "no row with id {id}"),
             WriteError::TooManyOps(max) => write!(f, "a write holds 1 to {max} operations"),
             WriteError::Database(detail) => write!(f, "database: {detail}"),
+            WriteError::Busy(detail) => f.write_str(detail),
+            WriteError::CommitTooLarge(max) => write!(
+                f,
+                "the commit's changes (new rows, old rows of updates and deletes) exceed {max} bytes"
+            ),
             WriteError::Closed => f.write_str("the server is shutting down"),
         }
     }
@@ -150,6 +163,7 @@ pub struct WriteOutcome {
 }
 
 struct WriteRequest {
+    source: Option<u64>,
     identity: Identity,
     ops: Vec<WriteOp>,
     reply: tokio::sync::oneshot::Sender<Result<WriteOutcome, WriteError>>,
@@ -178,14 +192,140 @@ pub(crate) enum RowsOf<'a> {
 #[derive(Debug, PartialEq, Eq)]
 pub struct ResumeUnavailable;
 
+/// The writer's limits, from [`crate::Limits`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WriteLimits {
+    pub(crate) max_ops: usize,
+    pub(crate) per_source: usize,
+    pub(crate) total: usize,
+    pub(crate) max_commit_bytes: usize,
+}
+
+impl From<&crate::Limits> for WriteLimits {
+    fn from(limits: &crate::Limits) -> Self {
+        Self {
+            max_ops: limits.max_ops_per_write,
+            per_source: limits.max_pending_writes_per_connection.max(1),
+            total: limits.max_queued_writes.max(1),
+            max_commit_bytes: limits.max_commit_bytes,
+        }
+    }
+}
+
+/// The writer's queue: one FIFO per source (a connection; `None` is in-process code), taken
+/// in turn, so a client's writes commit in the order it sent them and a client with many
+/// writes queued delays another's by at most one of its writes per turn.
+struct WriteQueue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    open: bool,
+    /// After this instant (set by `close`) queued writes are refused, not committed.
+    refuse_after: Option<Instant>,
+    /// Sources with queued writes, in turn order.
+    turns: VecDeque<Option<u64>>,
+    queues: HashMap<Option<u64>, SourceQueue>,
+    /// Writes queued or committing, over every source.
+    queued: usize,
+}
+
+#[derive(Default)]
+struct SourceQueue {
+    requests: VecDeque<WriteRequest>,
+    /// Queued plus the one committing.
+    outstanding: usize,
+}
+
+impl WriteQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, request: WriteRequest, limits: &WriteLimits) -> Result<(), WriteError> {
+        let mut state = self.lock();
+        if !state.open {
+            return Err(WriteError::Closed);
+        }
+        let source = request.source;
+        if source.is_some() {
+            let outstanding = state.queues.get(&source).map_or(0, |q| q.outstanding);
+            if outstanding >= limits.per_source {
+                return Err(WriteError::Busy(format!(
+                    "this connection already has {} writes queued or committing",
+                    limits.per_source
+                )));
+            }
+            if state.queued >= limits.total {
+                return Err(WriteError::Busy(format!(
+                    "the server already has {} writes queued or committing",
+                    limits.total
+                )));
+            }
+        }
+        state.queued += 1;
+        let queue = state.queues.entry(source).or_default();
+        queue.outstanding += 1;
+        queue.requests.push_back(request);
+        if queue.requests.len() == 1 && !state.turns.contains(&source) {
+            state.turns.push_back(source);
+        }
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next write, in turn; `None` once closed and empty. The flag says it comes after
+    /// the close deadline (to be refused, not committed).
+    fn next(&self) -> Option<(WriteRequest, bool)> {
+        let mut state = self.lock();
+        loop {
+            if let Some(source) = state.turns.pop_front() {
+                let queue = state.queues.get_mut(&source).expect("a queue per turn");
+                let request = queue.requests.pop_front().expect("a turn has a write");
+                if !queue.requests.is_empty() {
+                    state.turns.push_back(source);
+                }
+                let late = state
+                    .refuse_after
+                    .is_some_and(|deadline| Instant::now() >= deadline);
+                return Some((request, late));
+            }
+            if !state.open {
+                return None;
+            }
+            state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn done(&self, source: Option<u64>) {
+        let mut state = self.lock();
+        state.queued -= 1;
+        if let Some(queue) = state.queues.get_mut(&source) {
+            queue.outstanding -= 1;
+            if queue.outstanding == 0 {
+                state.queues.remove(&source);
+            }
+        }
+    }
+
+    fn close(&self, refuse_after: Instant) {
+        let mut state = self.lock();
+        state.open = false;
+        state.refuse_after = Some(refuse_after);
+        self.ready.notify_all();
+    }
+}
+
 /// The database: the writer thread's queue and a pool of read connections.
 pub struct Database {
     path: PathBuf,
     tables: Arc<HashMap<String, TableConfig>>,
-    writes: Mutex<Option<mpsc::Sender<WriteRequest>>>,
+    queue: Arc<WriteQueue>,
     writer: Mutex<Option<thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
-    max_ops: usize,
+    limits: WriteLimits,
 }
 
 impl Database {
@@ -195,7 +335,7 @@ impl Database {
         path: &Path,
         tables: &[TableConfig],
         history_limit: u64,
-        max_ops: usize,
+        limits: WriteLimits,
         manager: Arc<ConnectionsManager>,
         namespace: &str,
     ) -> Result<Self, rusqlite::Error> {
@@ -223,63 +363,75 @@ impl Database {
                 columns.join(", ")
             ))?;
         }
-        let (tx, rx) = mpsc::channel();
+        let queue = Arc::new(WriteQueue {
+            state: Mutex::new(QueueState {
+                open: true,
+                ..QueueState::default()
+            }),
+            ready: Condvar::new(),
+        });
         let writer = Writer {
             connection,
             tables: tables.clone(),
             manager,
             namespace: namespace.to_string(),
             history_limit: history_limit.max(1),
+            max_commit_bytes: limits.max_commit_bytes,
         };
+        let writer_queue = queue.clone();
         let handle = thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || writer.run(&writer_queue))
             .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error) as Box<_>))?;
         Ok(Self {
             path: path.to_path_buf(),
             tables,
-            writes: Mutex::new(Some(tx)),
+            queue,
             writer: Mutex::new(Some(handle)),
             readers: Mutex::new(Vec::new()),
-            max_ops,
+            limits,
         })
     }
 
     /// Commits `ops` as one transaction for `identity` and publishes it; returns once
-    /// livecore has been handed the commit.
+    /// livecore has been handed the commit. In-process writes are not held to the
+    /// per-connection and queue limits.
     pub async fn write(
         &self,
         identity: &Identity,
         ops: Vec<WriteOp>,
     ) -> Result<WriteOutcome, WriteError> {
-        self.queue_write(identity, ops)?.outcome().await
+        self.queue_write(None, identity, ops)?.outcome().await
     }
 
     /// Queues a write for the writer without waiting for it: writes queued one after the
-    /// other commit in that order (the writer takes them in turn).
+    /// other by one `source` commit in that order (the writer takes sources in turn).
+    /// Refused with [`WriteError::Busy`] past the per-source or the total limit.
     pub(crate) fn queue_write(
         &self,
+        source: Option<u64>,
         identity: &Identity,
         ops: Vec<WriteOp>,
     ) -> Result<QueuedWrite, WriteError> {
-        if ops.is_empty() || ops.len() > self.max_ops {
-            return Err(WriteError::TooManyOps(self.max_ops));
+        let max_ops = self.limits.max_ops;
+        if ops.is_empty() || ops.len() > max_ops {
+            return Err(WriteError::TooManyOps(max_ops));
         }
         let (reply, answer) = tokio::sync::oneshot::channel();
         let request = WriteRequest {
+            source,
             identity: identity.clone(),
             ops,
             reply,
         };
-        let writes = self.writes.lock().unwrap_or_else(|e| e.into_inner());
-        let sender = writes.as_ref().ok_or(WriteError::Closed)?;
-        sender.send(request).map_err(|_| WriteError::Closed)?;
+        self.queue.push(request, &self.limits)?;
         Ok(QueuedWrite(answer))
     }
 
-    /// Stops the writer after the writes already queued.
-    pub fn close(&self) {
-        self.writes.lock().unwrap_or_else(|e| e.into_inner()).take();
+    /// Stops the writer: it commits the writes already queued until `refuse_after`, then
+    /// answers the rest `shutting_down` without committing them, and stops.
+    pub fn close(&self, refuse_after: Instant) {
+        self.queue.close(refuse_after);
         if let Some(handle) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = handle.join();
         }
@@ -351,14 +503,16 @@ impl Database {
         })
     }
 
-    /// The commits after `after`, in order, from the log; unavailable when the log no
-    /// longer holds all of them (or `after` is beyond the last commit).
-    #[allow(clippy::type_complexity)]
-    pub fn commits_after(
+    /// Hands `each` the commits after `after`, in order, from the log, one at a time (one
+    /// decoded commit in memory, whatever the log holds), all read in one read transaction;
+    /// unavailable when the log no longer holds all of them (or `after` is beyond the last
+    /// commit). Stops at the first error `each` returns.
+    pub(crate) fn replay_after<E>(
         &self,
         after: SeqId,
         namespace: &str,
-    ) -> rusqlite::Result<Result<Vec<(SeqId, Vec<ChangeNotification>)>, ResumeUnavailable>> {
+        mut each: impl FnMut(SeqId, Vec<ChangeNotification>) -> Result<(), E>,
+    ) -> rusqlite::Result<Result<Result<(), E>, ResumeUnavailable>> {
         self.with_reader(|connection| {
             let transaction =
                 connection.transaction_with_behavior(TransactionBehavior::Deferred)?;
@@ -378,27 +532,28 @@ impl Database {
             let mut statement = transaction
                 .prepare("SELECT seq, changes FROM _livecore_log WHERE seq > ?1 ORDER BY seq")?;
             let mut cursor = statement.query([after.0 as i64])?;
-            let mut commits = Vec::new();
             while let Some(row) = cursor.next()? {
                 let seq: i64 = row.get(0)?;
-                let text: String = row.get(1)?;
-                let changes = decode_changes(&text, namespace).map_err(|error| {
+                let text = row.get_ref(1)?.as_str()?;
+                let changes = decode_changes(text, namespace).map_err(|error| {
                     rusqlite::Error::FromSqlConversionFailure(
                         1,
                         rusqlite::types::Type::Text,
                         error.into(),
                     )
                 })?;
-                commits.push((SeqId(seq as u64), changes));
+                if let Err(error) = each(SeqId(seq as u64), changes) {
+                    return Ok(Ok(Err(error)));
+                }
             }
-            Ok(Ok(commits))
+            Ok(Ok(Ok(())))
         })
     }
 }
 
 impl Drop for Database {
     fn drop(&mut self) {
-        self.close();
+        self.close(Instant::now());
     }
 }
 
@@ -486,11 +641,17 @@ struct Writer {
     manager: Arc<ConnectionsManager>,
     namespace: String,
     history_limit: u64,
+    max_commit_bytes: usize,
 }
 
 impl Writer {
-    fn run(mut self, requests: mpsc::Receiver<WriteRequest>) {
-        while let Ok(request) = requests.recv() {
+    fn run(mut self, queue: &WriteQueue) {
+        while let Some((request, late)) = queue.next() {
+            if late {
+                let _ = request.reply.send(Err(WriteError::Closed));
+                queue.done(request.source);
+                continue;
+            }
             let result = self.commit(&request.identity, &request.ops);
             let answer = match result {
                 Ok((outcome, changes)) => {
@@ -509,6 +670,7 @@ impl Writer {
                 Err(error) => Err(error),
             };
             let _ = request.reply.send(answer);
+            queue.done(request.source);
         }
     }
 
@@ -522,7 +684,8 @@ impl Writer {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut changes = Vec::with_capacity(ops.len());
         let mut ids = Vec::with_capacity(ops.len());
-        let mut logged = Vec::with_capacity(ops.len());
+        // The log entry, one JSON object per change; its size is the commit's size.
+        let mut logged = String::from("[");
         for op in ops {
             let (table_name, values) = match op {
                 WriteOp::Insert { table, values } | WriteOp::Update { table, values, .. } => {
@@ -653,9 +816,18 @@ impl Writer {
                 Value::Int(id) => *id,
                 _ => 0,
             });
-            logged.push(encode_change(&table.name, &change));
+            if logged.len() > 1 {
+                logged.push(',');
+            }
+            logged.push_str(&encode_change(&table.name, &change).to_string());
+            // Checked as the commit grows: an update of many large rows is refused before
+            // it is all read (it would reach every subscriber as one notification).
+            if logged.len() > self.max_commit_bytes {
+                return Err(WriteError::CommitTooLarge(self.max_commit_bytes));
+            }
             changes.push(change);
         }
+        logged.push(']');
         let last: i64 = transaction.query_row(
             "SELECT value FROM _livecore_meta WHERE key = 'last_seq'",
             [],
@@ -664,7 +836,7 @@ impl Writer {
         let seq = last as u64 + 1;
         transaction.execute(
             "INSERT INTO _livecore_log (seq, changes) VALUES (?1, ?2)",
-            rusqlite::params![seq as i64, Json::Array(logged).to_string()],
+            rusqlite::params![seq as i64, logged],
         )?;
         transaction.execute(
             "UPDATE _livecore_meta SET value = ?1 WHERE key = 'last_seq'",

@@ -17,6 +17,7 @@ mod auth;
 mod config;
 mod connection;
 mod db;
+mod handshake;
 mod protocol;
 
 use std::collections::HashMap;
@@ -48,6 +49,12 @@ pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
     pub(crate) allowed_origins: Vec<String>,
     per_address: Mutex<HashMap<IpAddr, usize>>,
+    /// Sockets not yet upgraded to a WebSocket.
+    pub(crate) handshakes: Arc<handshake::Handshakes>,
+    /// Initial loads and resumes running at once, over every connection.
+    pub(crate) loads: Arc<tokio::sync::Semaphore>,
+    /// Numbers connections for the writer's per-connection queues.
+    pub(crate) next_writer_source: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -209,16 +216,16 @@ impl RunningServer {
                 .map_err(StartError::Live)?;
         }
         let db = {
-            let (path, tables, history, max_ops, manager, namespace) = (
+            let (path, tables, history, limits, manager, namespace) = (
                 config.database_path.clone(),
                 config.tables.clone(),
                 config.history_limit,
-                config.limits.max_ops_per_write,
+                db::WriteLimits::from(&config.limits),
                 manager.clone(),
                 namespace.clone(),
             );
             tokio::task::spawn_blocking(move || {
-                db::Database::open(&path, &tables, history, max_ops, manager, &namespace)
+                db::Database::open(&path, &tables, history, limits, manager, &namespace)
             })
             .await
             .map_err(|error| StartError::Config(error.to_string()))?
@@ -234,12 +241,23 @@ impl RunningServer {
             allowed_origins.push(format!("http://localhost:{}", addr.port()));
         }
         let checker = manager.spawn_checker(config.check_interval);
+        let handshakes = handshake::Handshakes::new(
+            config.limits.handshake_timeout,
+            config.limits.max_pending_handshakes_per_address,
+            config.limits.max_pending_handshakes,
+        );
+        let listener = handshake::GuardedListener::new(listener, handshakes.clone());
         let shared = Arc::new(Shared {
             manager,
             db: Arc::new(db),
+            loads: Arc::new(tokio::sync::Semaphore::new(
+                config.limits.max_concurrent_loads.max(1),
+            )),
             config,
             allowed_origins,
             per_address: Mutex::new(HashMap::new()),
+            handshakes,
+            next_writer_source: std::sync::atomic::AtomicU64::new(1),
         });
         let app = Router::new()
             .route("/", get(page))
@@ -249,7 +267,7 @@ impl RunningServer {
             .with_state(shared.clone());
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let serve = tokio::spawn(async move {
-            let service = app.into_make_service_with_connect_info::<SocketAddr>();
+            let service = app.into_make_service_with_connect_info::<handshake::Peer>();
             let result = axum::serve(listener, service)
                 .with_graceful_shutdown(async move {
                     let _ = stopped.wait_for(|stop| *stop).await;
@@ -302,26 +320,49 @@ impl RunningServer {
         .map_err(|error| error.to_string())?
     }
 
-    /// Graceful shutdown: stops accepting, closes every client with close code 1001 and a
-    /// reason (livecore drops those still open after the shutdown timeout), then stops
-    /// the writer after the writes already queued.
+    /// How many accepted sockets are waiting for their WebSocket upgrade (each is closed
+    /// after [`Limits::handshake_timeout`] at the latest).
+    pub fn pending_handshakes(&self) -> usize {
+        self.shared.handshakes.pending()
+    }
+
+    /// Graceful shutdown: stops accepting, closes every socket not yet upgraded, closes
+    /// every client with close code 1001 and a reason (livecore drops those still open
+    /// after the shutdown timeout) while the writer commits the writes already queued (those
+    /// it has not started when the timeout ends are answered `shutting_down`, uncommitted).
+    ///
+    /// Returns within [`ServerConfig::shutdown_timeout`] plus a small margin, whatever
+    /// clients do: only a write already committing when the timeout ends is waited for.
     pub async fn shutdown(mut self) -> ShutdownReport {
+        let deadline = tokio::time::Instant::now() + self.shared.config.shutdown_timeout;
         let _ = self.stop.send(true);
+        self.shared.handshakes.shut();
         let shared = self.shared.clone();
-        let report = tokio::task::spawn_blocking(move || {
-            let report = shared.manager.shutdown(shared.config.shutdown_timeout);
-            shared.db.close();
-            report
-        })
-        .await
-        .unwrap_or_default();
+        let closing = tokio::task::spawn_blocking(move || {
+            shared.manager.shutdown(shared.config.shutdown_timeout)
+        });
+        let shared = self.shared.clone();
+        let writer = tokio::task::spawn_blocking(move || shared.db.close(deadline.into_std()));
+        let report = closing.await.unwrap_or_default();
+        let _ = writer.await;
         if let Some(checker) = self.checker.take() {
             let _ = tokio::task::spawn_blocking(move || checker.stop()).await;
         }
-        let _ = (&mut self.serve).await;
+        // axum's graceful shutdown waits for every HTTP connection; the pending ones were
+        // just closed, so this is quick, but it is bounded anyway.
+        let margin = deadline.max(tokio::time::Instant::now()) + SHUTDOWN_MARGIN;
+        if tokio::time::timeout_at(margin, &mut self.serve)
+            .await
+            .is_err()
+        {
+            self.serve.abort();
+        }
         report
     }
 }
+
+/// How long `shutdown` waits for the HTTP side past the shutdown timeout.
+const SHUTDOWN_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
 
 const PAGE: &str = include_str!("../static/index.html");
 const SCRIPT: &str = include_str!("../static/app.js");
@@ -358,9 +399,14 @@ async fn style() -> Response {
     static_file(STYLE, "text/css; charset=utf-8")
 }
 
+/// Bytes the WebSocket layer gathers before it writes them to the socket (tungstenite's
+/// default, named): with one notification rendered at a time, what a connection holds
+/// rendered but unsent is at most this plus one notification.
+const WRITE_BUFFER_BYTES: usize = 128 * 1024;
+
 async fn upgrade(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<handshake::Peer>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -380,9 +426,14 @@ async fn upgrade(
             return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
         }
     }
-    let slot = shared.admit(peer.ip());
+    // From here the socket is a WebSocket: no longer timed or counted as a handshake.
+    if !shared.handshakes.promote(&peer.handshake) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "handshake closed\n").into_response();
+    }
+    let slot = shared.admit(peer.addr.ip());
     let limits = &shared.config.limits;
     ws.max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_frame_bytes)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| connection::serve(shared, socket, slot))
 }

@@ -14,6 +14,9 @@ use crate::db::WriteOp;
 pub enum ClientMessage {
     /// The first message: the token to verify.
     Auth {
+        /// The client's tag, echoed in the reply.
+        #[serde(default)]
+        id: Option<Json>,
         /// The bearer token.
         #[serde(default)]
         token: String,
@@ -60,6 +63,10 @@ pub enum ClientMessage {
 pub mod close {
     /// The server is shutting down.
     pub const GOING_AWAY: u16 = 1001;
+    /// A WebSocket protocol violation (RFC 6455: an unmasked frame, reserved bits or
+    /// opcodes, a fragmented or oversized control frame, a continuation out of place, a
+    /// close frame with a 1-byte payload).
+    pub const PROTOCOL_ERROR: u16 = 1002;
     /// A binary frame: the protocol is JSON text.
     pub const UNSUPPORTED_DATA: u16 = 1003;
     /// A text frame that is not valid UTF-8.

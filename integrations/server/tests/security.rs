@@ -94,12 +94,6 @@ async fn forged_missing_or_skipped_tokens_are_refused() {
             4001,
             "authentication failed: missing token",
         ),
-        // A client cannot name itself: there is no user field, and an unknown field is refused.
-        (
-            json!({"type": "auth", "user": "alice"}),
-            4002,
-            "authenticate first",
-        ),
         (
             json!({"type": "subscribe", "sql": "SELECT * FROM messages"}),
             4002,
@@ -120,6 +114,18 @@ async fn forged_missing_or_skipped_tokens_are_refused() {
             "{first}"
         );
     }
+    // A client cannot name itself: there is no user field; an `auth` naming one is
+    // refused as unreadable, and the connection stays unauthenticated.
+    let mut client = Client::connect(&server.url()).await;
+    client.send(json!({"type": "auth", "user": "alice"})).await;
+    assert_eq!(client.recv().await["code"], "bad_message");
+    client
+        .send(json!({"type": "subscribe", "sql": "SELECT * FROM messages"}))
+        .await;
+    assert_eq!(
+        client.expect_close().await,
+        (4002, "authenticate first".to_string())
+    );
     still_served(&server, &mut other).await;
 }
 
