@@ -422,6 +422,49 @@ fn shutdown_notifies_everyone_refuses_newcomers_and_forces_the_rest() {
     assert_eq!(manager.stats().subscriptions, 0);
 }
 
+/// A shutdown takes the connections the host left out of the map, then closes them one by
+/// one: a host unregistering one meanwhile (as its Shutdown event arrives) hears it is gone
+/// only once it is closed, so nothing more comes out of its receiver.
+#[test]
+fn a_connection_a_shutdown_closes_is_closed_when_a_call_naming_it_returns() {
+    for _ in 0..10 {
+        let (manager, _) = manager();
+        // Others closed first, with subscriptions enough to make their closes take a while.
+        let _others: Vec<_> = (0..100)
+            .map(|_| {
+                let other = connect(&manager, "other");
+                for _ in 0..20 {
+                    subscribe(&manager, other.connection_id, in_room(1));
+                }
+                other
+            })
+            .collect();
+        let mut target = connect(&manager, "target");
+        subscribe(&manager, target.connection_id, in_room(1));
+        for seq in 1..=5 {
+            manager.publish(SeqId(seq), insert_in_room(seq, 1)).unwrap();
+        }
+        let shutdown = {
+            let manager = manager.clone();
+            std::thread::spawn(move || manager.shutdown(Duration::ZERO))
+        };
+        while !manager.is_shutting_down() {
+            std::thread::yield_now();
+        }
+        let answer = manager.unregister_connection(target.connection_id);
+        assert!(
+            matches!(answer, Ok(()) | Err(LiveError::ShuttingDown)),
+            "{answer:?}"
+        );
+        assert_eq!(
+            target.notifications.try_recv().err(),
+            Some(ReceiveError::Closed),
+            "a change came out after unregister returned {answer:?}"
+        );
+        shutdown.join().unwrap();
+    }
+}
+
 #[test]
 fn shutdown_waits_no_longer_than_its_timeout() {
     let (manager, _) = manager();

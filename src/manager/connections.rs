@@ -131,15 +131,38 @@ impl ConnectionsManager {
     /// [`shutdown`](Self::shutdown) began (it closes the connections the host did not
     /// unregister in time, and forgets them).
     pub fn connection(&self, connection_id: ConnectionId) -> LiveResult<SharedConnectionState> {
-        lock(&self.connections)
-            .get(&connection_id)
-            .cloned()
-            .ok_or_else(|| self.not_registered(connection_id))
+        let found = self.registered(connection_id);
+        found.ok_or_else(|| self.not_registered(connection_id))
+    }
+
+    /// The connection, if registered (never waits).
+    pub(crate) fn registered(&self, connection_id: ConnectionId) -> Option<SharedConnectionState> {
+        lock(&self.connections).get(&connection_id).cloned()
     }
 
     /// The error for a connection id that is not registered: after a shutdown began, the
-    /// connection may have been one it closed, so the caller is told the manager shut down.
+    /// connection may have been one it closed, so the caller is told the manager shut down
+    /// once that close is over (a shutdown empties the map first and closes what it took
+    /// after: without the wait, a host hearing its connection is gone could still receive
+    /// from it). The caller holds none of the locks a close takes (the lifecycle lock, the
+    /// connection's).
     pub(crate) fn not_registered(&self, connection_id: ConnectionId) -> LiveError {
+        if !self.is_shutting_down() {
+            return LiveError::UnknownConnection(connection_id);
+        }
+        let mut closing = lock(&self.closing_at_shutdown);
+        while closing.contains(&connection_id) {
+            closing = match self.closed_at_shutdown.wait(closing) {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+        }
+        LiveError::ShuttingDown
+    }
+
+    /// As [`not_registered`](Self::not_registered), without waiting: for a caller holding
+    /// the connection's own locks, which its close takes.
+    pub(crate) fn not_registered_now(&self, connection_id: ConnectionId) -> LiveError {
         if self.is_shutting_down() {
             LiveError::ShuttingDown
         } else {
@@ -197,9 +220,8 @@ impl ConnectionsManager {
     /// them (or any id not registered) is [`LiveError::ShuttingDown`]: there is nothing more
     /// to release.
     pub fn unregister_connection(&self, connection_id: ConnectionId) -> LiveResult<()> {
-        let connection = lock(&self.connections)
-            .remove(&connection_id)
-            .ok_or_else(|| self.not_registered(connection_id))?;
+        let removed = lock(&self.connections).remove(&connection_id);
+        let connection = removed.ok_or_else(|| self.not_registered(connection_id))?;
         self.close_connection(&connection);
         self.unregistered.notify_all();
         #[cfg(feature = "tracing")]
@@ -334,12 +356,17 @@ impl ConnectionsManager {
             };
         }
         let remaining: Vec<_> = connections.drain().map(|(_, state)| state).collect();
+        // Closing until closed, from the moment they leave the map (under its lock): a call
+        // naming one of them meanwhile waits for its close.
+        lock(&self.closing_at_shutdown).extend(remaining.iter().map(|state| state.id()));
         drop(connections);
         report.forced = remaining.len();
         report.closed_by_host = report.notified - report.forced;
         let forced_any = !remaining.is_empty();
         for connection in remaining {
             self.close_connection(&connection);
+            lock(&self.closing_at_shutdown).remove(&connection.id());
+            self.closed_at_shutdown.notify_all();
         }
         // A shutdown waiting on another thread (a longer timeout) is done too: it waits
         // for the map to empty, which this did, and returns once they are closed.

@@ -20,7 +20,7 @@ mod subscribe_sql;
 mod tables;
 mod topics;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::clock::{Clock, ClockWake, Reading, SystemClock};
 use crate::config::ManagerConfig;
@@ -51,6 +51,12 @@ pub struct ConnectionsManager {
     channels: ChannelPool,
     /// Signalled when a connection unregisters (shutdown waits on it).
     unregistered: Condvar,
+    /// Connections a shutdown took out of the map and has not finished closing: a call
+    /// naming one waits for its close (see `not_registered`), so it is closed by the time
+    /// the caller hears it is gone. Taken after the connection map's lock, never before.
+    closing_at_shutdown: Mutex<HashSet<ConnectionId>>,
+    /// Signalled as the shutdown closes each of them.
+    closed_at_shutdown: Condvar,
     next_connection: AtomicU64,
     pub(crate) next_subscription: AtomicU64,
     pub(crate) shutting_down: AtomicBool,
@@ -136,6 +142,8 @@ impl ConnectionsManager {
             stats,
             connections: Mutex::new(HashMap::default()),
             unregistered: Condvar::new(),
+            closing_at_shutdown: Mutex::new(HashSet::new()),
+            closed_at_shutdown: Condvar::new(),
             next_connection: AtomicU64::new(1),
             next_subscription: AtomicU64::new(1),
             shutting_down: AtomicBool::new(false),

@@ -161,7 +161,7 @@ impl ConnectionsManager {
         // Checked under the subscription map's lock, which unregistering takes to set the
         // flag and empty the map: this subscription is either refused here or unrouted by it.
         if connection.is_closing() {
-            return Err(self.not_registered(connection_id));
+            return Err(self.not_registered_now(connection_id));
         }
         // Its receiver hands out nothing more: a subscription would never deliver.
         if connection.is_cut_off() {
@@ -724,7 +724,9 @@ impl ConnectionsManager {
         }
         let _lifecycle = read(&self.lifecycle);
         for live_query_id in ended {
-            let Ok(connection) = self.connection(live_query_id.connection_id) else {
+            // Not `connection`, which may wait for a shutdown's close: that close takes the
+            // lifecycle lock held here.
+            let Some(connection) = self.registered(live_query_id.connection_id) else {
                 continue;
             };
             let state = {
