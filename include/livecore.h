@@ -3061,7 +3061,7 @@ lc_status lc_subscription_cancel(struct lc_manager manager,
  * may be set again at the same SeqId or a later one; a lower one is `LC_ERR_INVALID_STATE`
  * (what the first boundary dropped would be in neither the snapshot nor the stream).
  * Completing without a boundary delivers every buffered change. A boundary above
- * `UINT64_MAX - 3` is `LC_ERR_OUT_OF_BOUNDS` (so is a resume position above it).
+ * `UINT64_MAX - 4` is `LC_ERR_OUT_OF_BOUNDS` (so is a resume position above it).
  *
  * Thread safety: any thread, concurrently with any other call.
  */

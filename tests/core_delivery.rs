@@ -1015,3 +1015,73 @@ fn publish_in_room_1(manager: &ConnectionsManager, seq: u64) {
         )
         .unwrap();
 }
+
+/// A subscription under several keys (an IN list) enters the index one key at a time while
+/// commits are published: one may or may not reach it, but once one has, every later one
+/// does. Before, a commit found through a key already in was delivered and a later one
+/// through a key not yet in was missed, with no gap notice.
+#[test]
+fn a_subscription_under_several_keys_has_no_hole_after_its_first_change() {
+    const ROOMS: u64 = 300;
+    let in_every_room = format!(
+        "SELECT id FROM chat.messages WHERE room IN ({})",
+        (0..ROOMS)
+            .map(|room| room.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for _ in 0..20 {
+        let (manager, _) = with_capacity(100_000);
+        // `room` is a pinned column before the subscribe (nothing is published to -1).
+        let pinning = connect(&manager, "other");
+        subscribe(&manager, pinning.connection_id, in_room(-1));
+        let published = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        // One publisher, in SeqId order, as the engine publishes a table's commits; each
+        // commit in another room, every one of them matching.
+        let publisher = {
+            let (manager, published, stop) = (manager.clone(), published.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut seq = 0;
+                while !stop.load(Ordering::Acquire) {
+                    seq += 1;
+                    let room = (seq * 7919 % ROOMS) as i64;
+                    manager
+                        .publish(SeqId(seq), insert_in_room(seq, room))
+                        .unwrap();
+                    published.store(seq, Ordering::Release);
+                }
+            })
+        };
+        while published.load(Ordering::Acquire) < 50 {
+            std::thread::yield_now();
+        }
+        let mut reader = connect(&manager, "reader");
+        manager
+            .subscribe_sql(
+                reader.connection_id,
+                &in_every_room,
+                SubscriptionOptions::default(),
+            )
+            .unwrap();
+        let returned_at = published.load(Ordering::Acquire);
+        while published.load(Ordering::Acquire) < returned_at + 200 {
+            std::thread::yield_now();
+        }
+        stop.store(true, Ordering::Release);
+        publisher.join().unwrap();
+        let received = drain(&mut reader.notifications);
+        let seqs = seqs(&received);
+        assert_eq!(seqs.len(), received.len(), "only changes: {received:?}");
+        assert!(
+            seqs.windows(2).all(|pair| pair[1] == pair[0] + 1),
+            "a hole after the first change: {seqs:?}"
+        );
+        // The publish after the last one seen to complete may have begun before the
+        // subscribe returned; the one after it began after.
+        assert!(
+            seqs.first().is_some_and(|first| *first <= returned_at + 2),
+            "commits published after the subscribe returned were missed: {seqs:?}"
+        );
+    }
+}

@@ -16,14 +16,20 @@ use crate::sync::{lock, AtomicU64, Mutex, Ordering};
 use crate::types::ids::SeqId;
 use crate::types::shared_commit::SharedCommit;
 
-/// Gate word: GATED, CLOSED, or any smaller value, which means LIVE: 0 with no boundary
-/// (every SeqId passes), `b + 1` with boundary `b` (so a boundary of 0 is told apart from
-/// none: a gap before the first change reports it).
+/// Gate word: GATED, CLOSED, OPENING, or any smaller value, which means LIVE: 0 with no
+/// boundary (every SeqId passes), `b + 1` with boundary `b` (so a boundary of 0 is told
+/// apart from none: a gap before the first change reports it).
 const GATED: u64 = u64::MAX - 1;
 const CLOSED: u64 = u64::MAX;
+/// A subscription without a load that enters the index under several keys (an IN list):
+/// nothing passes until the last key is in and the subscribe opens it. Otherwise a commit
+/// found through a key already in could be delivered and a later one missed through a key
+/// not yet in: a hole after the first change, with no gap to tell it. (A commit published
+/// while the subscribe runs may or may not reach it; once one does, every later one does.)
+const OPENING: u64 = u64::MAX - 2;
 /// The largest SeqId usable as a snapshot boundary or a resume position (one more is
-/// still below GATED): a larger one is [`LiveError::OutOfBounds`](crate::LiveError).
-pub const MAX_BOUNDARY: u64 = u64::MAX - 3;
+/// still below OPENING): a larger one is [`LiveError::OutOfBounds`](crate::LiveError).
+pub const MAX_BOUNDARY: u64 = u64::MAX - 4;
 
 /// A change held back while the subscription's snapshot loads, with its commit's SeqId for
 /// ordering.
@@ -73,6 +79,9 @@ pub(crate) enum GateDecision {
     Overflowed,
     /// The subscription has ended.
     Closed,
+    /// The subscribe is still entering it into the index under its keys: a commit
+    /// published meanwhile, which may or may not reach it (see [`OPENING`]).
+    NotYetOpen,
 }
 
 /// What became of one replayed commit.
@@ -108,12 +117,29 @@ impl SubscriptionFlowControl {
         }
     }
 
+    /// A gate that passes nothing until [`open`](Self::open)ed: for a subscription without
+    /// a load that enters the index under several keys (see [`OPENING`]).
+    pub(crate) fn opening() -> Self {
+        Self {
+            state: AtomicU64::new(OPENING),
+            gate: Mutex::new(None),
+        }
+    }
+
+    /// Opens an [`opening`](Self::opening) gate: live from now on, unless the subscription
+    /// ended meanwhile (a revoke racing the subscribe), which stays ended.
+    pub(crate) fn open(&self) {
+        let _ = self
+            .state
+            .compare_exchange(OPENING, 0, Ordering::AcqRel, Ordering::Acquire);
+    }
+
     /// A live gate with the same boundary as this one (for a subscription recompiled after
     /// a schema change).
     pub(crate) fn live_successor(&self) -> Self {
         let word = self.state.load(Ordering::Acquire);
         Self {
-            state: AtomicU64::new(if word < GATED { word } else { 0 }),
+            state: AtomicU64::new(if word < OPENING { word } else { 0 }),
             gate: Mutex::new(None),
         }
     }
@@ -170,7 +196,7 @@ impl SubscriptionFlowControl {
     /// SeqId, when above it), once known.
     pub(crate) fn covered_upto(&self) -> Option<SeqId> {
         match self.state.load(Ordering::Acquire) {
-            0 | CLOSED => None,
+            0 | CLOSED | OPENING => None,
             GATED => {
                 let gate = lock(&self.gate);
                 match gate.as_ref() {
@@ -178,7 +204,7 @@ impl SubscriptionFlowControl {
                     // The load completed (or the subscription ended) while this waited for
                     // the lock: the word, set before the lock was released, says which.
                     None => match self.state.load(Ordering::Acquire) {
-                        0 | GATED | CLOSED => None,
+                        0 | GATED | CLOSED | OPENING => None,
                         live => Some(SeqId(live - 1)),
                     },
                 }
@@ -192,7 +218,7 @@ impl SubscriptionFlowControl {
     #[inline]
     pub(crate) fn passes_live(&self, seq: SeqId) -> bool {
         let word = self.state.load(Ordering::Acquire);
-        word < GATED && seq.0 >= word
+        word < OPENING && seq.0 >= word
     }
 
     /// True while the initial load runs.
@@ -209,8 +235,9 @@ impl SubscriptionFlowControl {
         buffer: impl FnOnce() -> BufferedNotification,
     ) -> GateDecision {
         match self.state.load(Ordering::Acquire) {
-            word if word < GATED => live_decision(seq, word),
+            word if word < OPENING => live_decision(seq, word),
             CLOSED => GateDecision::Closed,
+            OPENING => GateDecision::NotYetOpen,
             _ => self.admit_gated(seq, buffer),
         }
     }
@@ -228,7 +255,7 @@ impl SubscriptionFlowControl {
         // re-check, a change buffered after the flush is stranded, never delivered.)
         if !mutant!("gate_no_recheck") {
             match self.state.load(Ordering::Acquire) {
-                word if word < GATED => return live_decision(seq, word),
+                word if word < OPENING => return live_decision(seq, word),
                 CLOSED => return GateDecision::Closed,
                 _ => {}
             }
@@ -484,6 +511,7 @@ impl std::fmt::Debug for SubscriptionFlowControl {
         let state = match self.state.load(Ordering::Acquire) {
             GATED => "gated",
             CLOSED => "closed",
+            OPENING => "opening",
             _ => "live",
         };
         f.debug_struct("SubscriptionFlowControl")
@@ -519,6 +547,7 @@ impl ModelGate {
             GateDecision::CoveredBySnapshot => "covered",
             GateDecision::Overflowed => "overflowed",
             GateDecision::Closed => "closed",
+            GateDecision::NotYetOpen => "not yet open",
         }
     }
 
@@ -596,6 +625,31 @@ mod tests {
         assert!(matches!(refused, Ok(Err("full"))));
         assert!(gate.is_gated());
         assert_eq!(flushed_seqs(&gate), vec![5]);
+    }
+
+    /// An opening gate passes nothing, whatever the SeqId, until opened; then it is live
+    /// with no boundary. An ended one stays ended when the subscribe opens it.
+    #[test]
+    fn an_opening_gate_passes_nothing_until_opened() {
+        let gate = SubscriptionFlowControl::opening();
+        for seq in [0, 1, MAX_BOUNDARY, u64::MAX] {
+            assert!(!gate.passes_live(SeqId(seq)));
+            assert_eq!(
+                gate.admit(SeqId(seq), || held(seq)),
+                GateDecision::NotYetOpen
+            );
+        }
+        assert_eq!(gate.covered_upto(), None);
+        gate.open();
+        assert!(gate.passes_live(SeqId(0)));
+        assert_eq!(gate.admit(SeqId(7), || held(7)), GateDecision::SendNow);
+        assert_eq!(gate.covered_upto(), None);
+
+        let ended = SubscriptionFlowControl::opening();
+        ended.close();
+        ended.open();
+        assert!(ended.is_closed());
+        assert_eq!(ended.admit(SeqId(7), || held(7)), GateDecision::Closed);
     }
 
     /// A boundary of 0 is a boundary: the live gate reports it (a gap before the first

@@ -81,8 +81,10 @@ impl ConnectionsManager {
     ///
     /// What a plain subscription (no initial load, no resume) receives: every matching
     /// change of every commit whose `publish`/`publish_commit` call starts after this call
-    /// returned. A commit published concurrently with this call may or may not reach it.
-    /// A host that needs an exact starting point uses the initial-load protocol
+    /// returned. A commit published concurrently with this call may or may not reach it;
+    /// once one does, every later one of the table does (its commits published one after
+    /// another, in SeqId order): a subscription entering the index under several keys (an
+    /// IN list) passes nothing until the last key is in. A host that needs an exact starting point uses the initial-load protocol
     /// ([`SubscriptionOptions::with_initial_load`]) or resume
     /// ([`SubscriptionOptions::resume_from`]).
     pub fn subscribe(
@@ -177,8 +179,12 @@ impl ConnectionsManager {
             });
         }
         let id = SubscriptionId(self.next_subscription.fetch_add(1, Ordering::Relaxed));
+        // Under several keys, entered one by one: nothing passes until all are in.
+        let several_keys = placement.key_count() > 1;
         let flow = if options.starts_gated() {
             SubscriptionFlowControl::gated(self.config.gate_buffer_capacity, options.resume_from)
+        } else if several_keys {
+            SubscriptionFlowControl::opening()
         } else {
             SubscriptionFlowControl::live()
         };
@@ -208,6 +214,9 @@ impl ConnectionsManager {
                 SubscriptionHandle::first(core.clone(), connection.clone()),
                 placement,
             );
+        }
+        if several_keys {
+            core.flow.open();
         }
         subscriptions.insert(id, SubscriptionState { core });
         #[cfg(feature = "tracing")]

@@ -653,7 +653,8 @@ impl Dispatch<'_> {
                         .push(core.live_query_id(handle.connection.id));
                 }
             }
-            GateDecision::Closed => {}
+            // Published while the subscribe was still entering it under its keys.
+            GateDecision::Closed | GateDecision::NotYetOpen => {}
         }
     }
 }

@@ -47,6 +47,11 @@ pub(crate) enum Placement {
 }
 
 impl Placement {
+    /// How many keys of the equality table it is stored under.
+    pub(crate) fn key_count(&self) -> usize {
+        self.keys().len()
+    }
+
     /// The keys of the equality table it is stored under (none for the scan list).
     fn keys(&self) -> &[u64] {
         match self {
