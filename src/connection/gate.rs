@@ -126,8 +126,9 @@ impl SubscriptionFlowControl {
         }
     }
 
-    /// Opens an [`opening`](Self::opening) gate: live from now on, unless the subscription
-    /// ended meanwhile (a revoke racing the subscribe), which stays ended.
+    /// Opens an [`opening`](Self::opening) gate: live from now on. Only from OPENING: a
+    /// gate that ended stays ended (no path ends a subscription while its subscribe runs,
+    /// which holds the connection's subscription map; this does not rely on it).
     pub(crate) fn open(&self) {
         let _ = self
             .state

@@ -106,7 +106,8 @@ pub extern "C" fn lc_connection_heartbeat(manager: lc_manager, connection_id: u6
 /// Unregisters a connection and releases its receivers: its subscriptions have left the
 /// routing index when this returns, and a receive still blocked on it in another thread
 /// ends with `LC_CLOSED`. Also the way to release a connection livecore closed at
-/// shutdown. A second unregister is `LC_ERR_UNKNOWN_CONNECTION`.
+/// shutdown. A second unregister is `LC_ERR_UNKNOWN_CONNECTION` (`LC_ERR_SHUTTING_DOWN`
+/// once a shutdown began).
 ///
 /// Thread safety: any thread, concurrently with any other call.
 #[no_mangle]

@@ -216,9 +216,9 @@ impl ConnectionsManager {
     /// consumer, its leases end (what it did not commit is handed out again) and a consume
     /// it has parked returns [`LiveError::UnknownConnection`].
     ///
-    /// After a [`shutdown`](Self::shutdown) closed the connections left, unregistering one of
-    /// them (or any id not registered) is [`LiveError::ShuttingDown`]: there is nothing more
-    /// to release.
+    /// Once a [`shutdown`](Self::shutdown) began, an id not registered (one the host
+    /// unregistered already, or one the shutdown took to close, once closed) is
+    /// [`LiveError::ShuttingDown`]: there is nothing more to release.
     pub fn unregister_connection(&self, connection_id: ConnectionId) -> LiveResult<()> {
         let removed = lock(&self.connections).remove(&connection_id);
         let connection = removed.ok_or_else(|| self.not_registered(connection_id))?;
@@ -363,16 +363,31 @@ impl ConnectionsManager {
         report.forced = remaining.len();
         report.closed_by_host = report.notified - report.forced;
         let forced_any = !remaining.is_empty();
-        for connection in remaining {
-            self.close_connection(&connection);
-            lock(&self.closing_at_shutdown).remove(&connection.id());
-            self.closed_at_shutdown.notify_all();
+        {
+            // Each id leaves the closing set once its connection is closed, or, should a
+            // close panic, as this unwinds: a call waiting on one must not wait for ever.
+            let mut closing = ClosingAtShutdown {
+                manager: self,
+                left: remaining.iter().map(|state| state.id()).collect(),
+            };
+            for connection in &remaining {
+                self.close_connection(connection);
+                closing.closed(connection.id());
+            }
         }
         // A shutdown waiting on another thread (a longer timeout) is done too: it waits
-        // for the map to empty, which this did, and returns once they are closed.
+        // for the map to empty, which this did, and then (below) for the closes.
         if forced_any {
             self.unregistered.notify_all();
         }
+        let mut closing = lock(&self.closing_at_shutdown);
+        while !closing.is_empty() {
+            closing = match self.closed_at_shutdown.wait(closing) {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+        }
+        drop(closing);
         #[cfg(feature = "tracing")]
         tracing::info!(
             notified = report.notified,
@@ -392,5 +407,34 @@ impl ConnectionsManager {
         self.ready
             .as_ref()
             .map(|(_, rx)| ReadyConnections { rx: rx.clone() })
+    }
+}
+
+/// The connections a shutdown is closing, taken out of the manager's closing set one by
+/// one as they close, and all at once if a close panics.
+struct ClosingAtShutdown<'a> {
+    manager: &'a ConnectionsManager,
+    left: Vec<ConnectionId>,
+}
+
+impl ClosingAtShutdown<'_> {
+    fn closed(&mut self, id: ConnectionId) {
+        self.left.retain(|left| *left != id);
+        lock(&self.manager.closing_at_shutdown).remove(&id);
+        self.manager.closed_at_shutdown.notify_all();
+    }
+}
+
+impl Drop for ClosingAtShutdown<'_> {
+    fn drop(&mut self) {
+        if self.left.is_empty() {
+            return;
+        }
+        let mut closing = lock(&self.manager.closing_at_shutdown);
+        for id in self.left.drain(..) {
+            closing.remove(&id);
+        }
+        drop(closing);
+        self.manager.closed_at_shutdown.notify_all();
     }
 }

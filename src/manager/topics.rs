@@ -1834,7 +1834,7 @@ impl ConnectionsManager {
         // session created after that is seen here and removed again.
         if connection.is_closed() {
             self.end_consumer_session(id);
-            return Err(LiveError::UnknownConnection(id));
+            return Err(self.not_registered_now(id));
         }
         Ok(session)
     }

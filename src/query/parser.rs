@@ -197,7 +197,6 @@ pub(crate) fn parse_with_boolean_columns(
     check_not_runs(&tokens, limits)?;
     let recursion_limit = limits.max_depth.saturating_mul(3).saturating_add(16);
     let nesting = check_parenthesis_nesting(&tokens, recursion_limit, limits)?;
-    let operands = operand_nesting(&tokens);
     // After the numbers are read, so a number glued to a word (`1ISNULL`) is refused first.
     let tokens = read_sqlite_forms(read_numbers(tokens)?);
     let mut parser = Parser::new(&dialect)
@@ -207,10 +206,11 @@ pub(crate) fn parse_with_boolean_columns(
         // Each parenthesis after an operator (`AND (`, `NOT (`) costs the parser two
         // levels or more, and inside a NOT it reports running out as a syntax error:
         // past half the parser's depth in parentheses, any error is that one.
-        if operands > limits.max_depth.saturating_add(1)
-            && (nesting >= recursion_limit.saturating_sub(PARSER_LEVELS_OUTSIDE_PARENTHESES) / 2
-                || error == ParserError::RecursionLimitExceeded)
-        {
+        // The operands' nesting is read only then: most filters never need it.
+        let out_of_depth = nesting
+            >= recursion_limit.saturating_sub(PARSER_LEVELS_OUTSIDE_PARENTHESES) / 2
+            || error == ParserError::RecursionLimitExceeded;
+        if out_of_depth && operand_nesting(&tokens) > limits.max_depth.saturating_add(1) {
             // Deeper than the filter may be: the limit the subscriber can act on.
             too_deep_for_filter(limits)
         } else if nesting >= recursion_limit.saturating_sub(PARSER_LEVELS_OUTSIDE_PARENTHESES) / 2 {

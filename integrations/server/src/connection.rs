@@ -608,7 +608,11 @@ fn load(
         // A live query the client ended meanwhile (or a connection gone) is no error.
         if !matches!(
             error,
-            LoadError::Live(LiveError::UnknownSubscription(_) | LiveError::UnknownConnection(_))
+            LoadError::Live(
+                LiveError::UnknownSubscription(_)
+                    | LiveError::UnknownConnection(_)
+                    | LiveError::ShuttingDown
+            )
         ) {
             let _ = shared.manager.unsubscribe(live_query_id);
             let _ = outbox.send(protocol::error(
