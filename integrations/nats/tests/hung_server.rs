@@ -16,33 +16,6 @@ use common::*;
 use livecore::*;
 use livecore_nats::*;
 
-/// Sends `signal` (STOP or CONT) to server `n` (1..=3).
-fn signal_server(n: u32, signal: &str) {
-    let dir = std::env::var("LIVECORE_NATS_DIR").expect("LIVECORE_NATS_DIR is not set: run ci.sh");
-    let pid = std::fs::read_to_string(format!("{dir}/n{n}.pid")).unwrap();
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{signal}"), pid.trim()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{signal} {pid}");
-}
-
-/// Server `n` hung until this is dropped (also when the test panics).
-struct Hung(u32);
-
-impl Hung {
-    fn stop(n: u32) -> Hung {
-        signal_server(n, "STOP");
-        Hung(n)
-    }
-}
-
-impl Drop for Hung {
-    fn drop(&mut self) {
-        signal_server(self.0, "CONT");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_and_writers_leave_a_hung_server() {
     let cluster = connection();

@@ -15,33 +15,6 @@ use common::*;
 use livecore::*;
 use livecore_nats::*;
 
-/// Sends `signal` (STOP or CONT) to server `n` (1..=3).
-fn signal_server(n: u32, signal: &str) {
-    let dir = std::env::var("LIVECORE_NATS_DIR").expect("LIVECORE_NATS_DIR is not set: run ci.sh");
-    let pid = std::fs::read_to_string(format!("{dir}/n{n}.pid")).unwrap();
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{signal}"), pid.trim()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{signal} {pid}");
-}
-
-/// Server `n` hung until this is dropped (also when the test panics).
-struct Hung(u32);
-
-impl Hung {
-    fn stop(n: u32) -> Hung {
-        signal_server(n, "STOP");
-        Hung(n)
-    }
-}
-
-impl Drop for Hung {
-    fn drop(&mut self) {
-        signal_server(self.0, "CONT");
-    }
-}
-
 /// Waits (bounded) until every server's health check says JetStream is current again, so
 /// the tests that run after this one find the cluster whole.
 async fn wait_cluster_healthy() {

@@ -359,3 +359,30 @@ pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
     panic!("waited 60 s for: {what}");
 }
+
+/// Sends `signal` (STOP or CONT) to server `n` (1..=3).
+pub fn signal_server(n: u32, signal: &str) {
+    let dir = std::env::var("LIVECORE_NATS_DIR").expect("LIVECORE_NATS_DIR is not set: run ci.sh");
+    let pid = std::fs::read_to_string(format!("{dir}/n{n}.pid")).unwrap();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), pid.trim()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// Server `n` hung until this is dropped (also when the test panics).
+pub struct Hung(pub u32);
+
+impl Hung {
+    pub fn stop(n: u32) -> Hung {
+        signal_server(n, "STOP");
+        Hung(n)
+    }
+}
+
+impl Drop for Hung {
+    fn drop(&mut self) {
+        signal_server(self.0, "CONT");
+    }
+}
