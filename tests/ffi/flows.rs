@@ -333,18 +333,7 @@ fn timers_raise_events_on_the_manual_clock() {
     // A heartbeat at the clock's reading resets it.
     assert_status!(lc_manager_set_clock(manager, 1_100_000), LC_OK);
     assert_status!(lc_connection_heartbeat(manager, quiet), LC_OK);
-    let mut info = lc_connection_info {
-        struct_size: std::mem::size_of::<lc_connection_info>() as u32,
-        flags: 0,
-        registered_at_ms: 0,
-        last_heartbeat_ms: 0,
-        subscription_count: 0,
-    };
-    assert_status!(
-        // SAFETY: `info` is a live local.
-        unsafe { lc_connection_get_info(manager, quiet, &mut info) },
-        LC_OK
-    );
+    let info = connection_info(manager, quiet);
     assert_eq!(
         (info.registered_at_ms, info.last_heartbeat_ms),
         (1_000_000, 1_100_000)
@@ -403,18 +392,7 @@ fn shutdown_closes_connections_the_host_did_not_unregister() {
         recv_event(manager, second, 0),
         Ok(lc_event::LC_EVENT_SHUTDOWN as u32)
     );
-    let mut info = lc_connection_info {
-        struct_size: std::mem::size_of::<lc_connection_info>() as u32,
-        flags: 0,
-        registered_at_ms: 0,
-        last_heartbeat_ms: 0,
-        subscription_count: 0,
-    };
-    assert_status!(
-        // SAFETY: `info` is a live local.
-        unsafe { lc_connection_get_info(manager, second, &mut info) },
-        LC_OK
-    );
+    let info = connection_info(manager, second);
     assert_eq!(info.flags, LC_CONNECTION_CLOSED);
     // Calls naming it say why it is gone.
     assert_status!(
@@ -441,21 +419,7 @@ fn a_connection_cut_off_as_a_slow_consumer_says_so_and_takes_no_subscription() {
     let table = register_table(manager, "cut", "rows", LC_SCOPE_SHARED_TAG, &["id"]);
     let slow = connect(manager, "slow");
     subscribe(manager, slow, "SELECT id FROM cut.rows", &options(0));
-    let info = |connection: u64| {
-        let mut info = lc_connection_info {
-            struct_size: std::mem::size_of::<lc_connection_info>() as u32,
-            flags: 0,
-            registered_at_ms: 0,
-            last_heartbeat_ms: 0,
-            subscription_count: 0,
-        };
-        assert_status!(
-            // SAFETY: `info` is a live local.
-            unsafe { lc_connection_get_info(manager, connection, &mut info) },
-            LC_OK
-        );
-        info
-    };
+    let info = |connection: u64| connection_info(manager, connection);
     assert_eq!(info(slow).flags & LC_CONNECTION_CUT_OFF, 0);
     for seq in 1..=2 {
         let row = [int(seq)];

@@ -138,6 +138,23 @@ pub fn connect(manager: lc_manager, user: &str) -> u64 {
     id
 }
 
+/// `lc_connection_get_info` of a registered connection (or one closed at shutdown).
+pub fn connection_info(manager: lc_manager, connection: u64) -> lc_connection_info {
+    let mut info = lc_connection_info {
+        struct_size: std::mem::size_of::<lc_connection_info>() as u32,
+        flags: 0,
+        registered_at_ms: 0,
+        last_heartbeat_ms: 0,
+        subscription_count: 0,
+    };
+    assert_status!(
+        // SAFETY: `info` is a live local with its struct_size set.
+        unsafe { lc_connection_get_info(manager, connection, &mut info) },
+        LC_OK
+    );
+    info
+}
+
 pub fn options(flags: u32) -> lc_subscription_options {
     let mut options = lc_subscription_options {
         struct_size: std::mem::size_of::<lc_subscription_options>() as u32,
