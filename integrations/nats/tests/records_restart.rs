@@ -64,12 +64,20 @@ async fn keys_of_node(
     store: &async_nats::jetstream::kv::Store,
     node: u64,
 ) -> Vec<String> {
-    cluster::read_prefix(js, store, &format!("lq.{node}."), Duration::from_secs(10))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(key, _)| key)
-        .collect()
+    // Retried: a cluster still settling after another test binary hung one of its
+    // servers can leave one read unanswered (seen once in CI).
+    let prefix = format!("lq.{node}.");
+    let mut attempt = 0;
+    loop {
+        match cluster::read_prefix(js, store, &prefix, Duration::from_secs(10)).await {
+            Ok(entries) => return entries.into_iter().map(|(key, _)| key).collect(),
+            Err(error) if attempt < 2 => {
+                attempt += 1;
+                eprintln!("reading {prefix} keys again after: {error:?}");
+            }
+            Err(error) => panic!("reading {prefix} keys: {error:?}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
