@@ -16,9 +16,9 @@ use crate::types::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableI
 /// never keeps a channel alive.
 // Laid out in declaration order. The receiver's part comes first, after the reference
 // count (which no delivery touches): the tally it writes as it hands deliveries out, and
-// the id it copies into them. The publisher's part follows, at least 48 bytes past the
-// count so the two never share a cache line: the attempt number and delivery time it
-// writes, then the owner check, the query and the gate word it reads (40 bytes, which with
+// the id it copies into them; then the creation time, cold, which puts the publisher's
+// part 64 bytes past the count (the two never share a cache line): the attempt number and
+// delivery time it writes, then the owner check, the query and the gate word it reads (40 bytes, which with
 // the allocator's 16-byte alignment straddle two lines half the time; with the gate's lock
 // between the query and the gate word, 56 bytes did three times in four, and a fan-out
 // delivery cost 3-5 % more). The cold fields come last. The tally and the attempt number
@@ -28,18 +28,14 @@ use crate::types::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableI
 // cost 24 bytes a subscription in allocator padding.)
 #[repr(C)]
 pub(crate) struct SubscriptionCore {
-    /// Drops, what the receiver handed out, and how the subscription ended, for the
-    /// subscription's first core; a successor uses its first core's (see
+    /// The subscription's first core keeps its tally here (drops, what the receiver handed
+    /// out, how it ended); a successor keeps the link to that core (see
     /// [`tally`](Self::tally)). Inline, so a subscription is one allocation.
-    own_tally: SubscriptionTally,
-    /// For a core that succeeded another after schema changes, the subscription's first
-    /// core, whose tally every core of it shares: their deliveries may still be queued (or
-    /// in flight from a publish that loaded the previous route). Sharing keeps one
-    /// numbering for the receiver across the change, so a gap is reported in place, before
-    /// the first delivery after it, and ending the subscription ends every core of it.
-    first: Option<LeanArc<SubscriptionCore>>,
+    tally: TallyHome,
     /// Here, beside the tally, because the receiver copies it into every change set.
     pub(crate) id: SubscriptionId,
+    /// Cold: here to keep the publisher's block a line from the reference count (below).
+    pub(crate) created_at_ms: u64,
     /// Deliveries attempted (sent or dropped): the number of the latest attempt, with
     /// [`AFTER_DROP`] set while that attempt was dropped.
     attempted: AtomicU64,
@@ -56,7 +52,6 @@ pub(crate) struct SubscriptionCore {
     /// (see `connection::core_ref`). At zero the core is released to its connection. Next
     /// to the options, which leave it exactly four bytes.
     senders: AtomicU32,
-    pub(crate) created_at_ms: u64,
     /// Loom builds: set when the release protocol let the core go, so a model sees a
     /// queued delivery that would read it.
     #[cfg(livecore_loom)]
@@ -67,9 +62,43 @@ pub(crate) struct SubscriptionCore {
     drop_witness: std::sync::OnceLock<std::sync::Arc<()>>,
 }
 
-/// The part of a subscription its successive cores share (see [`SubscriptionCore::first`]).
-/// A successor core's own tally is unused, but for `rx_number`, which holds the attempt
-/// number the successor started from (see `SubscriptionCore::first_attempt_number`).
+/// Where a core finds the tally its subscription keeps: in itself, for the subscription's
+/// first core, or in that first core, for a core that succeeded another after schema
+/// changes. Every core of a subscription shares the first one's tally: their deliveries
+/// may still be queued (or in flight from a publish that loaded the previous route), and
+/// sharing keeps one numbering for the receiver across the change, so a gap is reported in
+/// place, before the first delivery after it, and ending the subscription ends every core
+/// of it.
+///
+/// Forty bytes, as the tally alone: the tally's [`TallyMarker`] gives the enum its tag, and
+/// the link fits beside it. (A separate `Option` of the first core took eight bytes more
+/// in every subscription, for the few that ever succeed another.)
+enum TallyHome {
+    /// The subscription's first core: the tally itself.
+    Own(SubscriptionTally),
+    /// A successor.
+    Link {
+        /// The subscription's first core, whose tally this core shares (a first core, never
+        /// a successor: see [`SubscriptionCore::successor`]).
+        first: LeanArc<SubscriptionCore>,
+        /// The attempt number this core started from: its predecessor's latest (see
+        /// [`SubscriptionCore::first_attempt_number`]).
+        started_from: u64,
+    },
+}
+
+#[cfg(not(livecore_loom))]
+const _: () = assert!(std::mem::size_of::<TallyHome>() == 40);
+
+/// A field of one value, whose spare values (any byte but 1) the compiler uses for
+/// [`TallyHome`]'s tag, which then costs no byte (atomics offer no such spare values).
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum TallyMarker {
+    Tally = 1,
+}
+
+/// The part of a subscription its successive cores share (see [`TallyHome`]).
 struct SubscriptionTally {
     dropped: AtomicU64,
     /// The highest attempt number that was dropped.
@@ -85,9 +114,26 @@ struct SubscriptionTally {
     marker_waiting: AtomicBool,
     /// How the subscription ended, if it did ([`ACTIVE`], [`ENDED`], [`REMOVED`]).
     ended: AtomicU8,
+    /// Constant: gives [`TallyHome`] its tag for free, in the last word's spare bytes.
+    _marker: TallyMarker,
 }
 
-// Four counters and three flags: the flags share the last word.
+impl SubscriptionTally {
+    fn new() -> Self {
+        Self {
+            dropped: AtomicU64::new(0),
+            dropped_upto: AtomicU64::new(0),
+            rx_number: AtomicU64::new(0),
+            rx_seq: AtomicU64::new(NO_SEQ),
+            in_attention: AtomicBool::new(false),
+            marker_waiting: AtomicBool::new(false),
+            ended: AtomicU8::new(ACTIVE),
+            _marker: TallyMarker::Tally,
+        }
+    }
+}
+
+// Four counters, three flags and the marker: the flags and the marker share the last word.
 #[cfg(not(livecore_loom))]
 const _: () = assert!(std::mem::size_of::<SubscriptionTally>() == 40);
 
@@ -152,16 +198,7 @@ impl SubscriptionCore {
             created_at_ms: now_ms,
             attempted: AtomicU64::new(0),
             last_update_ms: AtomicU64::new(now_ms),
-            own_tally: SubscriptionTally {
-                dropped: AtomicU64::new(0),
-                dropped_upto: AtomicU64::new(0),
-                rx_number: AtomicU64::new(0),
-                rx_seq: AtomicU64::new(NO_SEQ),
-                in_attention: AtomicBool::new(false),
-                marker_waiting: AtomicBool::new(false),
-                ended: AtomicU8::new(ACTIVE),
-            },
-            first: None,
+            tally: TallyHome::Own(SubscriptionTally::new()),
             senders: AtomicU32::new(0),
             #[cfg(livecore_loom)]
             model_released: AtomicBool::new(false),
@@ -197,7 +234,7 @@ impl SubscriptionCore {
         // Mutant: a fresh tally; unsubscribing ends the new core only, and what the old
         // one queued (or a publish still on the old route sends) arrives afterwards.
         if mutant!("successor_own_removed_flag") {
-            let tally = &successor.own_tally;
+            let tally = successor.tally();
             tally
                 .rx_number
                 .store(this.received_number(), Ordering::SeqCst);
@@ -206,13 +243,16 @@ impl SubscriptionCore {
                 Ordering::Release,
             );
         } else {
-            successor.first = Some(this.first.clone().unwrap_or_else(|| LeanArc::clone(this)));
-            // Its own tally is unused (it shares the first core's): it keeps the number
-            // numbering resumes from, so its release knows whether it sent anything.
-            successor
-                .own_tally
-                .rx_number
-                .store(attempted & !AFTER_DROP, Ordering::Relaxed);
+            let first = match &this.tally {
+                TallyHome::Own(_) => LeanArc::clone(this),
+                TallyHome::Link { first, .. } => LeanArc::clone(first),
+            };
+            // It keeps the number numbering resumes from, so its release knows whether it
+            // sent anything.
+            successor.tally = TallyHome::Link {
+                first,
+                started_from: attempted & !AFTER_DROP,
+            };
         }
         successor.created_at_ms = this.created_at_ms;
         successor.attempted.store(attempted, Ordering::SeqCst);
@@ -222,9 +262,10 @@ impl SubscriptionCore {
     /// The tally every core of this subscription shares: the first core's.
     #[inline(always)]
     fn tally(&self) -> &SubscriptionTally {
-        match &self.first {
-            Some(first) => &first.own_tally,
-            None => &self.own_tally,
+        match &self.tally {
+            TallyHome::Own(tally) => tally,
+            // A first core keeps its own tally (one level: a link never leads to a link).
+            TallyHome::Link { first, .. } => first.tally(),
         }
     }
 
@@ -298,11 +339,9 @@ impl SubscriptionCore {
     /// The attempt number this core started from: zero, or for a successor the number its
     /// predecessor had reached (numbering continues across a schema change).
     fn first_attempt_number(&self) -> u64 {
-        match &self.first {
-            // A successor shares its first core's tally and never uses its own: it keeps
-            // the number it started from there.
-            Some(_) => self.own_tally.rx_number.load(Ordering::Relaxed),
-            None => 0,
+        match &self.tally {
+            TallyHome::Own(_) => 0,
+            TallyHome::Link { started_from, .. } => *started_from,
         }
     }
 
@@ -805,11 +844,11 @@ mod tests {
     /// core is no larger than this (what each idle subscription costs is a measured
     /// figure).
     #[test]
-    fn a_core_is_168_bytes() {
+    fn a_core_is_160_bytes() {
         assert_eq!(std::mem::size_of::<PackedOptions>(), 12);
         assert_eq!(std::mem::size_of::<Option<WrittenSql>>(), 8);
         // Unit-test builds add a drop witness after the last field.
-        assert_eq!(std::mem::offset_of!(SubscriptionCore, drop_witness), 168);
+        assert_eq!(std::mem::offset_of!(SubscriptionCore, drop_witness), 160);
     }
 
     /// The publisher's block starts 56 bytes into the core and triomphe's reference count
