@@ -109,7 +109,10 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// Largest WebSocket frame a client may send, in bytes (close 1009 beyond it).
     pub max_frame_bytes: usize,
-    /// Most simultaneous connections from one IP address (close 4030 beyond it).
+    /// Most simultaneous connections from one IP address (close 4030 beyond it). An IPv6
+    /// client counts by its /64 network (a host is often given a whole /64, so counting
+    /// whole addresses would let it pick as many as it likes); an IPv4 address a
+    /// dual-stack socket reports as `::ffff:a.b.c.d` counts as that IPv4 address.
     pub max_connections_per_address: usize,
     /// Sustained messages per second a client may send (close 4029 beyond it).
     pub messages_per_second: u32,
@@ -146,8 +149,9 @@ pub struct Limits {
     /// keep-alive connections that never upgrade. The page's own requests take far less;
     /// a browser opens a new connection for later ones.
     pub handshake_timeout: Duration,
-    /// Most sockets from one IP address waiting for their upgrade; a new one past it closes
-    /// the address's oldest waiting socket.
+    /// Most sockets from one IP address waiting for their upgrade (counted as
+    /// [`max_connections_per_address`](Self::max_connections_per_address) counts); a new
+    /// one past it closes the address's oldest waiting socket.
     pub max_pending_handshakes_per_address: usize,
     /// Most sockets waiting for their upgrade over every address; a new one past it closes
     /// the oldest waiting socket.

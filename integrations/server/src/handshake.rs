@@ -8,7 +8,8 @@
 //!
 //! - it is still pending `handshake_timeout` after it was accepted (an idle socket, a
 //!   request sent byte by byte, a keep-alive connection that never upgrades);
-//! - its address holds `max_pending_handshakes_per_address` pending sockets, or the server
+//! - its address (an IPv6 client's /64 network: see `address`) holds
+//!   `max_pending_handshakes_per_address` pending sockets, or the server
 //!   `max_pending_handshakes`, and a newer one arrives: the *oldest* pending socket (of that
 //!   address, or of all) is closed to make room, so a flood of idle sockets cannot keep a
 //!   fresh handshake out;
@@ -32,6 +33,8 @@ use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::address::ClientAddress;
+
 const PENDING: u8 = 0;
 const UPGRADED: u8 = 1;
 const CLOSED: u8 = 2;
@@ -40,7 +43,7 @@ const CLOSED: u8 = 2;
 #[derive(Debug)]
 pub(crate) struct Handshake {
     id: u64,
-    ip: IpAddr,
+    address: ClientAddress,
     state: AtomicU8,
     /// The task polling the stream, woken when the socket is closed from outside.
     waker: Mutex<Option<Waker>>,
@@ -59,7 +62,7 @@ impl Handshake {
 struct Pending {
     /// Pending sockets by accept order (ids increase), oldest first.
     by_age: BTreeMap<u64, Arc<Handshake>>,
-    per_address: HashMap<IpAddr, usize>,
+    per_address: HashMap<ClientAddress, usize>,
     next_id: u64,
     shut: bool,
 }
@@ -67,10 +70,10 @@ struct Pending {
 impl Pending {
     fn remove(&mut self, id: u64) -> Option<Arc<Handshake>> {
         let handshake = self.by_age.remove(&id)?;
-        if let Some(count) = self.per_address.get_mut(&handshake.ip) {
+        if let Some(count) = self.per_address.get_mut(&handshake.address) {
             *count -= 1;
             if *count == 0 {
-                self.per_address.remove(&handshake.ip);
+                self.per_address.remove(&handshake.address);
             }
         }
         Some(handshake)
@@ -102,12 +105,13 @@ impl Handshakes {
     /// Registers a new pending socket, closing the oldest pending one of its address (or of
     /// all) when a limit is reached. After shutdown every new socket is closed at once.
     fn admit(&self, ip: IpAddr) -> Arc<Handshake> {
+        let address = ClientAddress::of(ip);
         let mut pending = self.lock();
         let id = pending.next_id;
         pending.next_id += 1;
         let handshake = Arc::new(Handshake {
             id,
-            ip,
+            address,
             state: AtomicU8::new(PENDING),
             waker: Mutex::new(None),
         });
@@ -115,11 +119,11 @@ impl Handshakes {
             handshake.close();
             return handshake;
         }
-        if pending.per_address.get(&ip).copied().unwrap_or(0) >= self.per_address {
+        if pending.per_address.get(&address).copied().unwrap_or(0) >= self.per_address {
             let oldest = pending
                 .by_age
                 .iter()
-                .find(|(_, other)| other.ip == ip)
+                .find(|(_, other)| other.address == address)
                 .map(|(id, _)| *id);
             if let Some(evicted) = oldest.and_then(|id| pending.remove(id)) {
                 evicted.close();
@@ -132,7 +136,7 @@ impl Handshakes {
             }
         }
         pending.by_age.insert(id, handshake.clone());
-        *pending.per_address.entry(ip).or_insert(0) += 1;
+        *pending.per_address.entry(address).or_insert(0) += 1;
         handshake
     }
 

@@ -13,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+mod address;
 mod auth;
 mod config;
 mod connection;
@@ -23,6 +24,8 @@ mod protocol;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+
+use address::ClientAddress;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
@@ -48,7 +51,7 @@ pub(crate) struct Shared {
     pub(crate) db: Arc<db::Database>,
     pub(crate) config: ServerConfig,
     pub(crate) allowed_origins: Vec<String>,
-    per_address: Mutex<HashMap<IpAddr, usize>>,
+    per_address: Mutex<HashMap<ClientAddress, usize>>,
     /// Sockets not yet upgraded to a WebSocket.
     pub(crate) handshakes: Arc<handshake::Handshakes>,
     /// Initial loads and resumes running at once, over every connection.
@@ -58,17 +61,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Counts a connection from `ip`, or refuses it past the per-address limit.
+    /// Counts a connection from `ip`, or refuses it past the per-address limit (an IPv6
+    /// client counts by its /64 network: see `address`).
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let address = ClientAddress::of(ip);
         let mut counts = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
-        let count = counts.entry(ip).or_insert(0);
+        let count = counts.entry(address).or_insert(0);
         if *count >= self.config.limits.max_connections_per_address {
             return None;
         }
         *count += 1;
         Some(AddressSlot {
             shared: self.clone(),
-            ip,
+            address,
         })
     }
 
@@ -108,7 +113,7 @@ impl Shared {
 /// One counted connection from an address; uncounted when dropped.
 pub(crate) struct AddressSlot {
     shared: Arc<Shared>,
-    ip: IpAddr,
+    address: ClientAddress,
 }
 
 impl Drop for AddressSlot {
@@ -118,10 +123,10 @@ impl Drop for AddressSlot {
             .per_address
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = counts.get_mut(&self.ip) {
+        if let Some(count) = counts.get_mut(&self.address) {
             *count -= 1;
             if *count == 0 {
-                counts.remove(&self.ip);
+                counts.remove(&self.address);
             }
         }
     }
