@@ -30,9 +30,18 @@
  * - Names are lc_<object>_<verb>; list handles (lc_records, lc_topic_names,
  *   lc_topic_routes) come from lc_<item>_list.
  * - Structs that may grow begin with struct_size: set it to sizeof the struct (inputs and
- *   outputs alike). Structs without it (lc_value, lc_change, lc_live_query_id,
- *   lc_change_info, lc_topic_retention_skip) are frozen: they never grow in this ABI
- *   version. `reserved` fields of inputs must be 0 (LC_ERR_INVALID_ARGUMENT otherwise).
+ *   outputs alike). A struct_size smaller than the struct's first published version is
+ *   LC_ERR_STRUCT_SIZE. An output may be larger than this library's struct (a program
+ *   built against a newer header): it gets the fields this library knows, the bytes past
+ *   them are not touched, and struct_size is set to the bytes written (compare it with
+ *   offsetof a field to see whether it was filled). An input is read at one of its
+ *   published sizes only, LC_ERR_STRUCT_SIZE otherwise: a newer header's settings are
+ *   never silently ignored (lc_config_init, given a newer header's size, fills the
+ *   fields this library knows and sets struct_size to this library's size, which
+ *   lc_manager_new then reads).
+ * - Structs without struct_size (lc_value, lc_change, lc_live_query_id, lc_change_info,
+ *   lc_topic_retention_skip) are frozen: they never grow in this ABI version.
+ * - `reserved` fields of inputs must be 0 (LC_ERR_INVALID_ARGUMENT otherwise).
  * - Thread safety: stated for each function. Each connection's receivers (notifications,
  *   events) have one consumer at a time; another thread gets LC_ERR_RECEIVER_BUSY.
  * - Thread exit: calls made from a thread-exit destructor (a pthread key's, or a C++
@@ -352,9 +361,10 @@ enum lc_status
      */
     LC_ERR_INVALID_HANDLE = 104,
     /**
-     * A struct's `struct_size` is smaller than the first published version of the struct
-     * or larger than this library knows (the program was built against a newer header),
-     * or, for a struct livecore reads, not the size of one of its published versions.
+     * A struct's `struct_size` is smaller than the first published version of the struct,
+     * or, for a struct livecore reads, not the size of one of its published versions (a
+     * newer header's larger input included). An output's larger `struct_size` is accepted
+     * (see the header's opening notes).
      */
     LC_ERR_STRUCT_SIZE = 105,
     /**
@@ -2546,8 +2556,10 @@ lc_status lc_status_name(uint32_t status,
 /**
  * Fills a config with the defaults. Set `config->struct_size = sizeof(lc_config)` first;
  * on return it holds the bytes written. Only the sizes `lc_manager_new` reads are
- * accepted (this header's, or an older header's that ends before the `topic_` fields):
- * any other is `LC_ERR_STRUCT_SIZE` here rather than from `lc_manager_new`.
+ * accepted (this header's, an older header's that ends before the `topic_` fields, or a
+ * newer header's larger one: the fields this library knows are filled, the bytes past
+ * them left alone, and `struct_size` becomes this library's size, which `lc_manager_new`
+ * reads): any other is `LC_ERR_STRUCT_SIZE` here rather than from `lc_manager_new`.
  *
  * Thread safety: any thread, any time.
  *
@@ -3786,7 +3798,10 @@ lc_status lc_topic_group_get_stats(struct lc_manager manager,
  * functions, commit it (`lc_topic_batch_commit`, or `lc_topic_commit` per partition) once
  * its messages are done, and free it with `lc_topic_batch_free`. A batch with no message
  * means the timeout passed; it still holds the consumer's positions. Uncommitted messages
- * are handed out again when the lease expires (at-least-once).
+ * are handed out again when the lease expires (at-least-once). A consume waiting when
+ * its connection leaves the group (`lc_topic_group_leave`) returns at once with `LC_OK`
+ * and a batch with no message and no position (the consumer holds nothing in the group
+ * any more); a later consume joins the group again.
  *
  * Ends early with `LC_ERR_SHUTTING_DOWN` (shutdown), `LC_CLOSED` (the connection was
  * unregistered or the manager freed meanwhile), `LC_ERR_UNKNOWN_TOPIC` or
@@ -3920,7 +3935,9 @@ lc_status lc_topic_batch_free(struct lc_topic_batch batch);
  * (`LC_ERR_COMMIT_BEHIND`; the same offset again is accepted) and not beyond what the
  * lease handed out (`LC_ERR_COMMIT_AHEAD`); a lease without a position (reset policy
  * none, before a seek) commits nothing (`LC_ERR_NO_COMMITTED_OFFSET`). Committing renews
- * the consumer's leases in the group.
+ * the consumer's leases in the group. A topic that does not exist (a deleted one
+ * included) is `LC_ERR_UNKNOWN_TOPIC`; a group the topic does not have,
+ * `LC_ERR_UNKNOWN_GROUP`.
  *
  * Thread safety: any thread, concurrently with any other call.
  *
@@ -3997,7 +4014,10 @@ lc_status lc_topic_extend_leases(struct lc_manager manager,
  * batch stays valid; free it with `lc_topic_batch_free`. A batch of `lc_topic_read`
  * (outside any group) is `LC_ERR_INVALID_ARGUMENT`; one handed out by a group since
  * deleted (even one created again under its name) or by another manager is
- * `LC_ERR_UNKNOWN_GROUP`, and commits nothing. Every partition is checked before any is
+ * `LC_ERR_UNKNOWN_GROUP`, and commits nothing. One whose topic was deleted (which deletes
+ * its groups) is `LC_ERR_UNKNOWN_TOPIC` while no topic has that name, and
+ * `LC_ERR_UNKNOWN_GROUP` once a topic of that name exists again (with or without a group
+ * of the batch's group name); it commits nothing either. Every partition is checked before any is
  * committed: a batch one of whose leases was lost (`LC_ERR_NOT_LEASE_HOLDER`), or that is
  * behind or ahead anywhere, commits nothing; a store failure part-way leaves the
  * partitions before it committed.
@@ -4028,7 +4048,10 @@ lc_status lc_topic_seek(struct lc_manager manager,
 /**
  * The consumer `connection_id` leaves `group`: its leases end now (whatever it did not
  * commit is handed out again, to the other members) and it stops counting as a member.
- * Unregistering the connection does the same for every group it consumed from.
+ * Its consumes waiting in this group return at once with `LC_OK` and an empty batch (no
+ * message, no position) instead of waiting out their timeout. Unregistering the
+ * connection does the same for every group it consumed from (its waiting consumes return
+ * `LC_CLOSED` then).
  *
  * Thread safety: any thread, concurrently with any other call.
  *

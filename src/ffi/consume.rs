@@ -45,7 +45,10 @@ fn write_row(out: &mut Vec<u8>, columns: &[DataArc<str>], row: &Row) {
 /// functions, commit it (`lc_topic_batch_commit`, or `lc_topic_commit` per partition) once
 /// its messages are done, and free it with `lc_topic_batch_free`. A batch with no message
 /// means the timeout passed; it still holds the consumer's positions. Uncommitted messages
-/// are handed out again when the lease expires (at-least-once).
+/// are handed out again when the lease expires (at-least-once). A consume waiting when
+/// its connection leaves the group (`lc_topic_group_leave`) returns at once with `LC_OK`
+/// and a batch with no message and no position (the consumer holds nothing in the group
+/// any more); a later consume joins the group again.
 ///
 /// Ends early with `LC_ERR_SHUTTING_DOWN` (shutdown), `LC_CLOSED` (the connection was
 /// unregistered or the manager freed meanwhile), `LC_ERR_UNKNOWN_TOPIC` or
@@ -370,7 +373,9 @@ pub extern "C" fn lc_topic_batch_free(batch: lc_topic_batch) -> lc_status {
 /// (`LC_ERR_COMMIT_BEHIND`; the same offset again is accepted) and not beyond what the
 /// lease handed out (`LC_ERR_COMMIT_AHEAD`); a lease without a position (reset policy
 /// none, before a seek) commits nothing (`LC_ERR_NO_COMMITTED_OFFSET`). Committing renews
-/// the consumer's leases in the group.
+/// the consumer's leases in the group. A topic that does not exist (a deleted one
+/// included) is `LC_ERR_UNKNOWN_TOPIC`; a group the topic does not have,
+/// `LC_ERR_UNKNOWN_GROUP`.
 ///
 /// Thread safety: any thread, concurrently with any other call.
 ///
@@ -498,7 +503,10 @@ pub unsafe extern "C" fn lc_topic_extend_leases(
 /// batch stays valid; free it with `lc_topic_batch_free`. A batch of `lc_topic_read`
 /// (outside any group) is `LC_ERR_INVALID_ARGUMENT`; one handed out by a group since
 /// deleted (even one created again under its name) or by another manager is
-/// `LC_ERR_UNKNOWN_GROUP`, and commits nothing. Every partition is checked before any is
+/// `LC_ERR_UNKNOWN_GROUP`, and commits nothing. One whose topic was deleted (which deletes
+/// its groups) is `LC_ERR_UNKNOWN_TOPIC` while no topic has that name, and
+/// `LC_ERR_UNKNOWN_GROUP` once a topic of that name exists again (with or without a group
+/// of the batch's group name); it commits nothing either. Every partition is checked before any is
 /// committed: a batch one of whose leases was lost (`LC_ERR_NOT_LEASE_HOLDER`), or that is
 /// behind or ahead anywhere, commits nothing; a store failure part-way leaves the
 /// partitions before it committed.
@@ -556,7 +564,10 @@ pub unsafe extern "C" fn lc_topic_seek(
 
 /// The consumer `connection_id` leaves `group`: its leases end now (whatever it did not
 /// commit is handed out again, to the other members) and it stops counting as a member.
-/// Unregistering the connection does the same for every group it consumed from.
+/// Its consumes waiting in this group return at once with `LC_OK` and an empty batch (no
+/// message, no position) instead of waiting out their timeout. Unregistering the
+/// connection does the same for every group it consumed from (its waiting consumes return
+/// `LC_CLOSED` then).
 ///
 /// Thread safety: any thread, concurrently with any other call.
 ///

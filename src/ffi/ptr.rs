@@ -350,23 +350,29 @@ sized_structs!(
     lc_topic_route_info,
 );
 
+/// Checks a caller's `struct_size` for an output: at least the struct's first published
+/// size. A larger size than this library's is accepted (the caller was built against a
+/// newer header whose struct grew): only this library's fields are written, never a byte
+/// past them, so a size that claims more than the caller's buffer holds costs nothing.
 fn checked_size<T: SizedStruct>(size: u32, name: &str) -> Result<usize, FfiError> {
     let size = size as usize;
-    if size < T::MIN_SIZE || size > size_of::<T>() {
+    if size < T::MIN_SIZE {
         return Err(FfiError::new(
             lc_status::LC_ERR_STRUCT_SIZE,
             format!(
-                "`{name}->struct_size` is {size}; this library accepts {} to {} (set it to sizeof the struct)",
-                T::MIN_SIZE,
-                size_of::<T>()
+                "`{name}->struct_size` is {size}; this library accepts {} or more (set it to sizeof the struct)",
+                T::MIN_SIZE
             ),
         ));
     }
     Ok(size)
 }
 
-/// [`checked_size`] for an input: one of its published sizes only, since a size between
+/// A caller's `struct_size` for an input: one of its published sizes only. A size between
 /// them would copy part of a field over its default (half a pointer, then dereferenced).
+/// A larger one (a newer header) is refused too: its newer fields are settings this
+/// library cannot honour, and checking that they are left at 0 would read bytes past this
+/// library's struct on the strength of the caller's count alone.
 fn published_size<T: SizedStruct>(size: u32, name: &str) -> Result<usize, FfiError> {
     let size = checked_size::<T>(size, name)?;
     if size != T::MIN_SIZE && size != size_of::<T>() {
@@ -403,15 +409,19 @@ pub(crate) unsafe fn read_sized<T: SizedStruct>(
     let size = published_size::<T>(unsafe { ptr.cast::<u32>().read() }, name)?;
     let mut value = defaults;
     // SAFETY: `size` bytes are readable at `ptr` (the caller's promise) and fit in `value`
-    // (checked_size caps them at size_of::<T>()); any bytes are a valid T (SizedStruct).
+    // (published_size allows no more than size_of::<T>()); any bytes are a valid T
+    // (SizedStruct).
     unsafe {
         std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&mut value as *mut T).cast::<u8>(), size)
     };
     Ok(value)
 }
 
-/// A checked out-pointer to a sized struct: writes as many bytes as the caller declared
-/// (at most this library's size) and sets `struct_size` to the bytes written.
+/// A checked out-pointer to a sized struct: writes the fields that fit in the caller's
+/// `struct_size` (all of this library's fields when the caller's struct is as large or
+/// larger), leaves the caller's bytes beyond this library's struct untouched (fields of a
+/// newer header that this library does not know), and sets `struct_size` to the bytes
+/// written: the smaller of the caller's size and this library's.
 pub(crate) struct SizedOut<T> {
     ptr: NonNull<T>,
     size: usize,
@@ -434,14 +444,18 @@ impl<T: SizedStruct> SizedOut<T> {
     }
 
     /// As [`SizedOut::new`], for a struct the caller fills to pass back as an input
-    /// (`lc_config`): only its published sizes, which an input is read at.
+    /// (`lc_config`): its published sizes, which an input is read at, or a newer header's
+    /// larger one, which the write brings down to this library's size (so the struct, passed
+    /// back, is read whole; a field set past it is one `struct_size` says is not read).
     ///
     /// # Safety
     /// As for [`SizedOut::new`].
     pub(crate) unsafe fn new_input(ptr: *mut T, name: &str) -> Result<Self, FfiError> {
         // SAFETY: the caller's promise is passed on unchanged.
         let out = unsafe { Self::new(ptr, name) }?;
-        published_size::<T>(out.size as u32, name)?;
+        if out.size <= size_of::<T>() {
+            published_size::<T>(out.size as u32, name)?;
+        }
         Ok(out)
     }
 
@@ -457,17 +471,17 @@ impl<T: SizedStruct> SizedOut<T> {
         unsafe { Self::new(ptr, name) }.map(Some)
     }
 
-    /// Writes `value` (its `struct_size` is replaced by the bytes written).
+    /// Writes `value`: its first `min(struct_size, size_of::<T>())` bytes, nothing past
+    /// them, and sets `struct_size` to that many.
     pub(crate) fn write(self, value: T) {
-        // SAFETY: `size` bytes at `ptr` are writable (constructor's promise) and at most
-        // size_of::<T>() (checked_size); the leading u32 is within them (size >= MIN_SIZE).
+        let known = self.size.min(size_of::<T>());
+        // SAFETY: `size` bytes at `ptr` are writable (constructor's promise); `known` is at
+        // most `size` and at most size_of::<T>() (the bytes of `value`); the leading u32 is
+        // within `known` (known >= MIN_SIZE >= 4).
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                (&value as *const T).cast::<u8>(),
-                self.ptr.as_ptr().cast::<u8>(),
-                self.size,
-            );
-            self.ptr.as_ptr().cast::<u32>().write(self.size as u32);
+            let bytes = self.ptr.as_ptr().cast::<u8>();
+            std::ptr::copy_nonoverlapping((&value as *const T).cast::<u8>(), bytes, known);
+            self.ptr.as_ptr().cast::<u32>().write(known as u32);
         }
     }
 }
@@ -509,14 +523,16 @@ pub(crate) unsafe fn read_sized_array<T: SizedStruct>(
         if !element.is_aligned() {
             return Err(misaligned(name));
         }
-        // SAFETY: as above.
-        let item = unsafe { read_sized(element, defaults, name) }?;
-        if item.struct_size_of() != stride {
+        // SAFETY: as above; the element's leading u32 is within its `stride` bytes.
+        if unsafe { element.cast::<u32>().read() } as usize != stride {
+            // Checked before reading the element, which reads as many bytes as it declares.
             return Err(FfiError::new(
                 lc_status::LC_ERR_STRUCT_SIZE,
                 format!("`{name}[{index}].struct_size` differs from `{name}[0].struct_size`"),
             ));
         }
+        // SAFETY: as above.
+        let item = unsafe { read_sized(element, defaults, name) }?;
         items.push(item);
     }
     Ok(items)

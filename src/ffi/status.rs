@@ -45,9 +45,10 @@ pub enum lc_status {
     LC_ERR_INVALID_TAG = 103,
     /// A handle is zero, of the wrong kind, already freed, or was never issued.
     LC_ERR_INVALID_HANDLE = 104,
-    /// A struct's `struct_size` is smaller than the first published version of the struct
-    /// or larger than this library knows (the program was built against a newer header),
-    /// or, for a struct livecore reads, not the size of one of its published versions.
+    /// A struct's `struct_size` is smaller than the first published version of the struct,
+    /// or, for a struct livecore reads, not the size of one of its published versions (a
+    /// newer header's larger input included). An output's larger `struct_size` is accepted
+    /// (see the header's opening notes).
     LC_ERR_STRUCT_SIZE = 105,
     /// Another thread is using this connection's receiver: one consumer at a time.
     LC_ERR_RECEIVER_BUSY = 106,

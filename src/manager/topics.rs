@@ -1337,7 +1337,9 @@ impl ConnectionsManager {
     }
 
     /// The session leaves `group`: its leases end now (whatever it did not commit is
-    /// handed out again) and it stops counting as a member.
+    /// handed out again) and it stops counting as a member. A consume of the session in
+    /// this group that is parked (or running) returns at once with an empty batch and no
+    /// positions, rather than wait out its timeout; a later consume joins again.
     pub fn leave_group(
         &self,
         connection_id: ConnectionId,
@@ -1347,9 +1349,17 @@ impl ConnectionsManager {
         self.connection(connection_id)?;
         let topic = self.topic(topic)?;
         let group_state = topic.group(group)?;
-        topic.leave(&group_state, connection_id);
-        if let Some(session) = self.topics.session(connection_id) {
+        let session = self.topics.session(connection_id);
+        // Marked left before the leases are released: a consume's pass that comes after
+        // the release sees the mark and takes no lease again.
+        if let Some(session) = &session {
             session.forget_group(&group_state);
+        }
+        topic.leave(&group_state, connection_id);
+        if let Some(session) = session {
+            // The session's parked consumes (of this group, and spuriously of others) look
+            // again: those of this group return.
+            session.wake.wake();
         }
         Ok(())
     }
@@ -1438,6 +1448,7 @@ impl ConnectionsManager {
         loop {
             match self.consume_pass(&mut call)? {
                 Pass::Messages(batch) => return Ok(batch),
+                Pass::Left => return Ok(self.batch(&call, Vec::new())),
                 Pass::Retry => continue,
                 Pass::Nothing => {}
             }
@@ -1484,6 +1495,7 @@ impl ConnectionsManager {
         loop {
             match self.consume_pass(&mut call)? {
                 Pass::Messages(batch) => return Ok(batch),
+                Pass::Left => return Ok(self.batch(&call, Vec::new())),
                 Pass::Retry => continue,
                 Pass::Nothing => {}
             }
@@ -1502,7 +1514,8 @@ impl ConnectionsManager {
     /// whole batch is done. See [`commit_offset`](Self::commit_offset). A batch handed out
     /// by a group since deleted (even one created again under the same name) or by another
     /// manager is [`LiveError::UnknownGroup`]: its offsets say nothing about this group's
-    /// messages.
+    /// messages. A batch whose topic was deleted is [`LiveError::UnknownTopic`] while no
+    /// topic has that name, and [`LiveError::UnknownGroup`] once one has it again.
     ///
     /// Every partition is checked before any is committed, so a batch one of whose leases
     /// was lost ([`LiveError::NotLeaseHolder`]), or that is behind or ahead anywhere,
@@ -1584,7 +1597,7 @@ impl ConnectionsManager {
                 self.consumer_session(&connection)?
             }
         };
-        session.join(&topic, &group, limits.max_groups_per_session)?;
+        let membership = session.join(&topic, &group, limits.max_groups_per_session)?;
         // Before anything registers the session in a wait list: a wake that follows a
         // registration reaches this call.
         let parker = session.parker();
@@ -1595,6 +1608,7 @@ impl ConnectionsManager {
             parker,
             topic,
             group,
+            membership,
             max_messages,
             leases: Vec::new(),
             skips: Vec::new(),
@@ -1627,9 +1641,14 @@ impl ConnectionsManager {
         self.check_consumable(call)?;
         let now = self.reading();
         call.connection.record_heartbeat(now);
-        let assignment = call
-            .group
-            .assign(call.me, &call.session.wake, now.monotonic_ms);
+        let Some(assignment) = call.group.assign(
+            call.me,
+            &call.session.wake,
+            &call.membership,
+            now.monotonic_ms,
+        ) else {
+            return Ok(Pass::Left);
+        };
         call.topic.partitions_freed(&call.group, &assignment.freed);
         call.leases = assignment.leases;
         let count = call.leases.len();

@@ -880,6 +880,15 @@ impl<'a> Context<'a> {
     fn start_of(&self, expr: &sql::Expr) -> Location {
         use sql::Expr as E;
         let start = expr.span().start;
+        match expr {
+            E::RLike {
+                expr: tested,
+                pattern,
+                ..
+            } => return self.regexp_word(tested, pattern),
+            E::Array(array) => return self.array_start(array, start),
+            _ => {}
+        }
         let leading = |token: &Token| match (expr, token) {
             (E::Cast { .. }, Token::Word(word)) => {
                 matches!(
@@ -910,6 +919,97 @@ impl<'a> Context<'a> {
             .find(|token| leading(&token.token))
             .map(|token| token.span.start)
             .unwrap_or(start)
+    }
+
+    /// Where the REGEXP or RLIKE of `tested REGEXP pattern` is: sqlparser keeps no span for
+    /// that expression. The first such word after the tested operand, or failing that (an
+    /// operand without a span) the last one before the pattern, or the query's first one.
+    fn regexp_word(&self, tested: &sql::Expr, pattern: &sql::Expr) -> Location {
+        let is_regexp = |token: &&TokenWithSpan| {
+            matches!(&token.token, Token::Word(word)
+                if word.quote_style.is_none()
+                    && matches!(word.keyword, Keyword::REGEXP | Keyword::RLIKE))
+        };
+        let key = |location: Location| (location.line, location.column);
+        let after = tested.span().end;
+        let before = pattern.span().start;
+        let found = if after.line != 0 {
+            self.tokens
+                .iter()
+                .filter(is_regexp)
+                .find(|token| key(token.span.start) >= key(after))
+        } else if before.line != 0 {
+            self.tokens
+                .iter()
+                .filter(is_regexp)
+                .rfind(|token| key(token.span.start) < key(before))
+        } else {
+            None
+        };
+        found
+            .or_else(|| self.tokens.iter().find(is_regexp))
+            .map_or(Location { line: 0, column: 0 }, |token| token.span.start)
+    }
+
+    /// Where an array (`[..]`, `ARRAY[..]`) starts: at its `[`, or its ARRAY. sqlparser's
+    /// span of one starts at its first element (inside every array nested first in it) and
+    /// is empty for an empty array, which is then the query's first `[]`.
+    fn array_start(&self, array: &sql::Array, start: Location) -> Location {
+        let solid: Vec<&TokenWithSpan> = self
+            .tokens
+            .iter()
+            .filter(|token| !matches!(token.token, Token::Whitespace(_)))
+            .collect();
+        let is_array_word = |index: usize| {
+            matches!(&solid[index].token, Token::Word(word)
+                if word.keyword == Keyword::ARRAY && word.quote_style.is_none())
+        };
+        // The position of the `[` at `open` in `solid`, or of the ARRAY before it.
+        let opening = |open: usize| {
+            if array.named && open > 0 && is_array_word(open - 1) {
+                solid[open - 1].span.start
+            } else {
+                solid[open].span.start
+            }
+        };
+        if start.line == 0 {
+            return solid
+                .windows(2)
+                .position(|pair| {
+                    pair[0].token == Token::LBracket && pair[1].token == Token::RBracket
+                })
+                .map_or(start, opening);
+        }
+        // The brackets opened before the first element: this array's and those of the
+        // arrays nested first in it.
+        let mut open = 1;
+        let mut first = array.elem.first();
+        while let Some(sql::Expr::Array(inner)) = first {
+            open += 1;
+            first = inner.elem.first();
+        }
+        let key = |location: Location| (location.line, location.column);
+        let Some(at) = solid
+            .iter()
+            .position(|token| key(token.span.start) >= key(start))
+        else {
+            return start;
+        };
+        for index in (0..at).rev() {
+            match solid[index].token {
+                Token::LBracket => {
+                    open -= 1;
+                    if open == 0 {
+                        return opening(index);
+                    }
+                }
+                // An inner ARRAY[, or a parenthesis around the first element.
+                Token::LParen => {}
+                _ if is_array_word(index) => {}
+                _ => break,
+            }
+        }
+        start
     }
 
     /// An error for an unsupported clause introduced by `keyword`.
@@ -2273,5 +2373,71 @@ mod tests {
         assert_eq!(value("TRUE"), Value::Bool(true));
         assert_eq!(value("NULL"), Value::Null);
         assert_eq!(value("'it''s'"), Value::text("it's"));
+    }
+
+    /// The (line, column) of a refusal whose message names `needle`.
+    #[track_caller]
+    fn refused_at(sql: &str, needle: &str) -> (u64, u64) {
+        match parse(sql) {
+            Err(LiveError::Sql {
+                message,
+                line,
+                column,
+            }) => {
+                assert!(message.contains(needle), "{sql}: {message}");
+                assert!(!message.contains("position unknown"), "{sql}: {message}");
+                (line, column)
+            }
+            other => panic!("{sql}: expected a refusal naming {needle:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn regexp_and_rlike_are_refused_at_their_word() {
+        let refused = |sql: &str| refused_at(sql, "REGEXP / RLIKE");
+        assert_eq!(refused("SELECT * FROM t WHERE a REGEXP 'x'"), (1, 25));
+        assert_eq!(refused("SELECT * FROM t WHERE a RLIKE 'x'"), (1, 25));
+        // The word, not the NOT before it.
+        assert_eq!(refused("SELECT * FROM t WHERE a NOT REGEXP 'x'"), (1, 29));
+        assert_eq!(refused("SELECT * FROM t WHERE (a REGEXP 'x')"), (1, 26));
+        assert_eq!(refused("SELECT * FROM t WHERE a REGEXP 'x' = 1"), (1, 25));
+        assert_eq!(
+            refused("SELECT * FROM t WHERE a = 1 AND b REGEXP 'y'"),
+            (1, 35)
+        );
+        assert_eq!(refused("SELECT * FROM t WHERE\n  b RLIKE 'y'"), (2, 5));
+        // A quoted "regexp" earlier in the query is a name, not the operator.
+        assert_eq!(
+            refused("SELECT * FROM t WHERE \"regexp\" = 1 AND b RLIKE 'y'"),
+            (1, 42)
+        );
+    }
+
+    #[test]
+    fn brackets_are_refused_at_the_bracket() {
+        let refused = |sql: &str| refused_at(sql, "an array");
+        assert_eq!(refused("SELECT * FROM t WHERE [a] = 1"), (1, 23));
+        assert_eq!(refused("SELECT * FROM t WHERE [a]"), (1, 23));
+        assert_eq!(refused("SELECT * FROM t WHERE a = [1]"), (1, 27));
+        assert_eq!(refused("SELECT * FROM t WHERE a IS [b]"), (1, 28));
+        assert_eq!(
+            refused("SELECT * FROM t WHERE a BETWEEN [b] AND 2"),
+            (1, 33)
+        );
+        assert_eq!(refused("SELECT * FROM t WHERE a = 1 OR [a]"), (1, 32));
+        assert_eq!(refused("SELECT * FROM t WHERE NOT [a]"), (1, 27));
+        // The outer bracket of nested ones; ARRAY[..] at its ARRAY.
+        assert_eq!(refused("SELECT * FROM t WHERE [[a]] = 2"), (1, 23));
+        assert_eq!(refused("SELECT * FROM t WHERE a = ARRAY[1]"), (1, 27));
+        // Empty brackets, which sqlparser keeps no span for.
+        assert_eq!(refused("SELECT * FROM t WHERE a = []"), (1, 27));
+        assert_eq!(refused("SELECT * FROM t WHERE [] = a"), (1, 23));
+        assert_eq!(refused("SELECT * FROM t WHERE\n []"), (2, 2));
+        assert_eq!(refused("SELECT [a] FROM t"), (1, 8));
+        // A subscript is refused at the expression it follows.
+        assert_eq!(
+            refused_at("SELECT * FROM t WHERE a = 1 AND a[1] = 1", "'a[1]'"),
+            (1, 33)
+        );
     }
 }

@@ -32,7 +32,10 @@
 //! also kept in real time, so a consume on a clock that never moves still returns.
 //!
 //! Shutdown wakes every parked consume, which returns [`LiveError::ShuttingDown`]; so does
-//! a consume called during shutdown. A consume parked when its connection unregisters
+//! a consume called during shutdown. A consume parked (or about to park) when its session
+//! leaves the group (`leave_group`) returns at once with an empty batch and no positions:
+//! the group and the session are still there, the session just holds nothing in it any
+//! more; a later consume joins the group again. A consume parked when its connection unregisters
 //! returns [`LiveError::UnknownConnection`]; when its topic or group is deleted,
 //! [`LiveError::UnknownTopic`] or [`LiveError::UnknownGroup`]. Nothing is lost by these:
 //! a consume that returns an error hands nothing out.
@@ -41,7 +44,7 @@ use crate::connection::state::SharedConnectionState;
 use crate::sync::{Arc, DataArc};
 use crate::topics::group::{Group, Lease};
 use crate::topics::log::TopicMessage;
-use crate::topics::session::ConsumerSession;
+use crate::topics::session::{ConsumerSession, Membership};
 use crate::topics::wait::Parker;
 use crate::topics::Topic;
 use crate::types::ids::ConnectionId;
@@ -133,6 +136,8 @@ pub(crate) struct Call {
     pub(crate) parker: Parker,
     pub(crate) topic: Arc<Topic>,
     pub(crate) group: Arc<Group>,
+    /// The session's membership of `group` this call joined under: left means stop.
+    pub(crate) membership: Membership,
     pub(crate) max_messages: usize,
     /// The session's leases after the last pass.
     pub(crate) leases: Vec<(u32, Lease)>,
@@ -143,4 +148,6 @@ pub(crate) enum Pass {
     Messages(ConsumeBatch),
     Nothing,
     Retry,
+    /// The session left the group: the call returns an empty batch.
+    Left,
 }

@@ -22,6 +22,7 @@ use crate::error::{LiveError, LiveResult};
 use crate::sync::{lock, mutant, Arc, AtomicBool, AtomicU64, DataArc, Mutex, Ordering};
 use crate::topics::deliveries::{Deliveries, Limit};
 use crate::topics::log::{PartitionBounds, TopicLogError};
+use crate::topics::session::Membership;
 use crate::topics::wait::{SessionWake, WaitList};
 use crate::topics::{offset_out_of_range, store_error, Topic};
 use crate::types::ids::ConnectionId;
@@ -571,14 +572,21 @@ impl Group {
     }
 
     /// One pass for `me` at monotonic reading `now_ms`: expire, rebalance, acquire, renew. Returns the
-    /// session's leases and the partitions that lost a holder.
+    /// session's leases and the partitions that lost a holder; `None`, changing nothing,
+    /// once `membership` has left the group (checked under the state's lock, which the
+    /// leave's [`Group::release_member`] takes after marking it: no lease is taken after
+    /// the leave released them).
     pub(crate) fn assign(
         &self,
         me: ConnectionId,
         wake: &Arc<SessionWake>,
+        membership: &Membership,
         now_ms: u64,
-    ) -> Assignment {
+    ) -> Option<Assignment> {
         let mut state = lock(&self.state);
+        if membership.has_left() {
+            return None;
+        }
         let mut freed = Vec::new();
         self.expire(&mut state, now_ms, &mut freed);
         state
@@ -638,7 +646,7 @@ impl Group {
         self.renew_leases(&mut state, me, now_ms, |partition, lease| {
             leases.push((partition, lease));
         });
-        Assignment { leases, freed }
+        Some(Assignment { leases, freed })
     }
 
     /// Before parking at monotonic reading `now_ms`: registers `me` to hear of partitions

@@ -4,7 +4,9 @@
 //! [`SessionWake`] that wakes its consume calls and remembers the groups it joined, so that when its
 //! connection unregisters (by the host, after a heartbeat timeout, or at shutdown) its
 //! leases end at once — whatever it had not committed is handed out again — and a consume
-//! parked on it wakes up and returns [`LiveError::UnknownConnection`].
+//! parked on it wakes up and returns [`LiveError::UnknownConnection`]. When the session
+//! leaves one group, a consume of that group parked on it wakes up and returns an empty
+//! batch at once (see [`ConsumerSession::forget_group`]).
 
 use crate::error::{LiveError, LiveResult};
 use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
@@ -22,8 +24,32 @@ pub(crate) struct ConsumerSession {
     closed: AtomicBool,
     /// Where the next consume starts reading among the session's partitions.
     rotation: AtomicUsize,
-    /// The groups the session joined, with their topics.
-    memberships: Mutex<Vec<(Arc<Topic>, Arc<Group>)>>,
+    /// The groups the session joined, with their topics and their [`Membership`] marks.
+    memberships: Mutex<Vec<Joined>>,
+}
+
+/// A group the session joined: its topic, the group, and the membership's mark.
+type Joined = (Arc<Topic>, Arc<Group>, Membership);
+
+/// One joining of a group by a session, shared by the consume calls made under it: set once
+/// the session leaves the group, so those calls stop (and take no lease again) rather than
+/// wait out their timeout.
+#[derive(Clone)]
+pub(crate) struct Membership {
+    left: Arc<AtomicBool>,
+}
+
+impl Membership {
+    fn new() -> Self {
+        Self {
+            left: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// True once the session left the group (this membership ended).
+    pub(crate) fn has_left(&self) -> bool {
+        self.left.load(Ordering::SeqCst)
+    }
 }
 
 impl ConsumerSession {
@@ -55,25 +81,26 @@ impl ConsumerSession {
 
     /// Remembers that the session joined `group`; refused beyond `max` groups, and for a
     /// deleted topic ([`LiveError::UnknownTopic`]: checked under the membership lock, so a
-    /// `delete_topic` pruning memberships either sees this one or is seen here).
+    /// `delete_topic` pruning memberships either sees this one or is seen here). Returns
+    /// the membership, which a consume call keeps to notice the session leaving the group.
     pub(crate) fn join(
         &self,
         topic: &Arc<Topic>,
         group: &Arc<Group>,
         max: usize,
-    ) -> LiveResult<()> {
+    ) -> LiveResult<Membership> {
         let mut memberships = lock(&self.memberships);
         if topic.is_deleted() {
             return Err(LiveError::UnknownTopic(topic.name.to_string()));
         }
-        if memberships
+        if let Some((_, _, membership)) = memberships
             .iter()
-            .any(|(_, joined)| Arc::ptr_eq(joined, group))
+            .find(|(_, joined, _)| Arc::ptr_eq(joined, group))
         {
-            return Ok(());
+            return Ok(membership.clone());
         }
         // Groups deleted meanwhile no longer count.
-        memberships.retain(|(topic, group)| !topic.is_deleted() && !group.is_deleted());
+        memberships.retain(|(topic, group, _)| !topic.is_deleted() && !group.is_deleted());
         if memberships.len() >= max {
             return Err(LiveError::OutOfBounds {
                 what: "consumer groups joined by one session",
@@ -82,19 +109,31 @@ impl ConsumerSession {
                 max: max as u64,
             });
         }
-        memberships.push((topic.clone(), group.clone()));
-        Ok(())
+        let membership = Membership::new();
+        memberships.push((topic.clone(), group.clone(), membership.clone()));
+        Ok(membership)
     }
 
-    /// Forgets a group the session left.
+    /// Forgets a group the session is leaving, and marks the membership left: the consume
+    /// calls made under it take no lease in the group any more
+    /// ([`Group::assign`] checks the mark under the group's lock) and return an empty batch
+    /// once woken. Called before the group releases the session's leases, so a pass that
+    /// takes the group's lock after the release sees the mark; the caller then wakes the
+    /// session.
     pub(crate) fn forget_group(&self, group: &Arc<Group>) {
-        lock(&self.memberships).retain(|(_, joined)| !Arc::ptr_eq(joined, group));
+        lock(&self.memberships).retain(|(_, joined, membership)| {
+            let leaving = Arc::ptr_eq(joined, group);
+            if leaving {
+                membership.left.store(true, Ordering::SeqCst);
+            }
+            !leaving
+        });
     }
 
     /// Forgets every group of a deleted topic, so the session no longer keeps it (and its
     /// store) alive.
     pub(crate) fn forget_topic(&self, topic: &Arc<Topic>) {
-        lock(&self.memberships).retain(|(joined, _)| !Arc::ptr_eq(joined, topic));
+        lock(&self.memberships).retain(|(joined, _, _)| !Arc::ptr_eq(joined, topic));
     }
 
     /// Ends the session: every lease it holds ends (and waiting sessions are woken to take
@@ -102,7 +141,7 @@ impl ConsumerSession {
     pub(crate) fn end(&self) {
         self.closed.store(true, Ordering::SeqCst);
         let memberships = std::mem::take(&mut *lock(&self.memberships));
-        for (topic, group) in &memberships {
+        for (topic, group, _) in &memberships {
             topic.leave(group, self.id);
             topic.forget_waiting(self.id);
         }

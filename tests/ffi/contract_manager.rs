@@ -112,13 +112,13 @@ pub(crate) fn case_lc_status_name() {
 
 pub(crate) fn case_lc_config_init() {
     let mut small: lc_config = sized(8);
-    let mut large: lc_config = sized(size_of::<lc_config>() + 8);
     let mut good: lc_config = full();
+    // A newer header's larger struct is initialised to this library's size: see
+    // `a_newer_headers_larger_config_is_initialised_to_this_librarys_size_and_refused_larger`.
     // SAFETY: see above.
     unsafe {
         assert_status!(lc_config_init(null_mut()), LC_ERR_NULL_ARGUMENT);
         assert_status!(lc_config_init(&mut small), LC_ERR_STRUCT_SIZE);
-        assert_status!(lc_config_init(&mut large), LC_ERR_STRUCT_SIZE);
         assert_eq!(small.max_connections, 0, "a refused call writes nothing");
         // Only the sizes lc_manager_new reads: an older header's (ending before the topic
         // fields) or this one's, not one in between, which the manager would refuse.
@@ -380,6 +380,152 @@ pub(crate) fn case_lc_manager_get_stats() {
         );
     }
     assert_eq!(stats(f.manager).published, 2);
+}
+
+/// A struct as a program built against a newer header passes it: this library's struct
+/// followed by fields this library does not know.
+#[repr(C)]
+struct Grown<T> {
+    known: T,
+    newer: [u64; 4],
+}
+
+impl<T> Grown<T> {
+    /// `known` zeroed, `newer` filled with `fill`, and `struct_size` set to the whole size.
+    fn new(fill: u64) -> Self {
+        Grown {
+            known: sized::<T>(size_of::<Grown<T>>()),
+            newer: [fill; 4],
+        }
+    }
+
+    /// The whole struct as the library sees it: a pointer whose provenance covers `newer`.
+    fn as_mut_ptr(&mut self) -> *mut T {
+        (self as *mut Self).cast::<T>()
+    }
+}
+
+/// The size of `lc_stats`'s first published version: it ends before `topic_messages`, as
+/// `sized_structs!` in src/ffi/ptr.rs records it.
+fn older_stats_size() -> usize {
+    std::mem::offset_of!(lc_stats, topic_messages)
+}
+
+/// A host built against a newer header, whose `lc_stats` grew, on this library: the call
+/// succeeds, fills every field this library knows, touches no byte beyond them, and says
+/// through `struct_size` how many bytes it wrote.
+#[test]
+fn a_newer_headers_larger_stats_struct_is_filled_and_its_extra_bytes_left_alone() {
+    let _serial = serial();
+    let f = Fixture::new();
+    let mut grown = Grown::<lc_stats>::new(u64::MAX);
+    assert!(grown.known.struct_size as usize > size_of::<lc_stats>());
+    // SAFETY: `grown` is a live local whose `struct_size` bytes are all writable.
+    unsafe {
+        assert_status!(lc_manager_get_stats(f.manager, grown.as_mut_ptr()), LC_OK);
+    }
+    assert_eq!(grown.known.struct_size as usize, size_of::<lc_stats>());
+    assert_eq!(grown.known.published, 2);
+    assert_eq!(grown.known.connections, stats(f.manager).connections);
+    assert_eq!(grown.known.subscriptions, 1);
+    assert_eq!(
+        grown.newer,
+        [u64::MAX; 4],
+        "the unknown fields are not written"
+    );
+}
+
+/// A `struct_size` that claims far more than the caller's struct holds (a count that lies)
+/// costs nothing: only this library's fields are written.
+#[test]
+fn an_output_struct_size_claiming_more_than_its_buffer_writes_only_known_fields() {
+    let _serial = serial();
+    let f = Fixture::new();
+    // A heap buffer exactly the size of this library's struct (valgrind and the sanitizers
+    // see any write past it), claiming 4 GiB.
+    let mut exact = Box::new(sized::<lc_stats>(size_of::<lc_stats>()));
+    exact.struct_size = u32::MAX;
+    // SAFETY: `exact` is a live allocation of one lc_stats; the library writes no more.
+    unsafe {
+        assert_status!(lc_manager_get_stats(f.manager, &mut *exact), LC_OK);
+    }
+    assert_eq!(exact.struct_size as usize, size_of::<lc_stats>());
+    assert_eq!(exact.published, 2);
+}
+
+/// A `struct_size` below the struct's first published version is refused and nothing is
+/// written; the first published size itself (an older header) is filled up to there and
+/// no further.
+#[test]
+fn a_too_small_stats_struct_is_refused_and_an_older_one_filled_to_its_size() {
+    let _serial = serial();
+    let f = Fixture::new();
+    let older = older_stats_size();
+    let mut small: lc_stats = sized(older - 8);
+    small.published = 77;
+    let mut old_header: lc_stats = sized(older);
+    old_header.topic_messages = 99;
+    // SAFETY: both are live locals, writable for their whole size.
+    unsafe {
+        assert_status!(
+            lc_manager_get_stats(f.manager, &mut small),
+            LC_ERR_STRUCT_SIZE
+        );
+        assert_status!(lc_manager_get_stats(f.manager, &mut old_header), LC_OK);
+    }
+    assert!(last_error().contains("out_stats"), "{}", last_error());
+    assert_eq!(small.published, 77, "a refused call writes nothing");
+    assert_eq!(small.struct_size as usize, older - 8);
+    assert_eq!(old_header.published, 2);
+    assert_eq!(old_header.struct_size as usize, older);
+    assert_eq!(
+        old_header.topic_messages, 99,
+        "a field past the caller's struct_size is not written"
+    );
+}
+
+/// A newer header's larger `lc_config`: `lc_config_init` fills the known fields, leaves the
+/// rest alone and sets `struct_size` to this library's size, which `lc_manager_new` then
+/// reads; `lc_manager_new` refuses a larger input outright (a newer setting is never
+/// silently ignored, and no byte past this library's struct is read).
+#[test]
+fn a_newer_headers_larger_config_is_initialised_to_this_librarys_size_and_refused_larger() {
+    let _serial = serial();
+    let mut filled = Grown::<lc_config>::new(u64::MAX);
+    let mut zero_tail = Grown::<lc_config>::new(0);
+    zero_tail.known = lc_config {
+        struct_size: size_of::<Grown<lc_config>>() as u32,
+        ..config()
+    };
+    let mut set_tail = Grown::<lc_config>::new(0);
+    set_tail.known = zero_tail.known;
+    set_tail.newer[3] = 1;
+    let mut manager = lc_manager::default();
+    // SAFETY: each `Grown` is a live local whose `struct_size` bytes are all readable and
+    // writable; `manager` is a live local.
+    unsafe {
+        assert_status!(lc_config_init(filled.as_mut_ptr()), LC_OK);
+        assert_eq!(filled.known.struct_size as usize, size_of::<lc_config>());
+        assert_eq!(filled.known.notification_channel_capacity, 1024);
+        assert_eq!(
+            filled.newer,
+            [u64::MAX; 4],
+            "the unknown fields are not written"
+        );
+        // As initialised (struct_size now this library's), it is read.
+        assert_status!(lc_manager_new(filled.as_mut_ptr(), &mut manager), LC_OK);
+        assert_status!(lc_manager_free(manager), LC_OK);
+        manager = lc_manager::default();
+
+        for larger in [&mut set_tail, &mut zero_tail] {
+            assert_status!(
+                lc_manager_new(larger.as_mut_ptr(), &mut manager),
+                LC_ERR_STRUCT_SIZE
+            );
+            assert!(last_error().contains("config"), "{}", last_error());
+            assert_eq!(manager, lc_manager::default(), "nothing was created");
+        }
+    }
 }
 
 pub(crate) fn case_lc_table_register() {

@@ -2,7 +2,7 @@
 //! arguments; see `contract.rs`, which lists every case and checks the list against the header.
 
 use std::ffi::c_char;
-use std::mem::{size_of, zeroed};
+use std::mem::zeroed;
 use std::ptr::{null, null_mut};
 
 use livecore::ffi::*;
@@ -297,7 +297,7 @@ pub(crate) fn case_lc_commit_publish() {
 pub(crate) fn case_lc_notification_get_info() {
     let f = Fixture::new();
     let mut info: lc_notification_info = full();
-    let mut bad: lc_notification_info = sized(size_of::<lc_notification_info>() + 4);
+    let mut bad: lc_notification_info = sized(4);
     // SAFETY: see above.
     unsafe {
         assert_status!(

@@ -210,7 +210,7 @@ pub(crate) fn case_lc_topic_group_get_partition() {
 pub(crate) fn case_lc_topic_group_get_stats() {
     let f = Topics::new();
     let mut out: lc_topic_group_stats = sized_struct();
-    let mut bad: lc_topic_group_stats = sized(size_of::<lc_topic_group_stats>() + 1);
+    let mut bad: lc_topic_group_stats = sized(4);
     let nope = c("nope");
     // SAFETY: see above.
     unsafe {
@@ -414,7 +414,7 @@ pub(crate) fn case_lc_topic_batch_get_info() {
 pub(crate) fn case_lc_topic_batch_message() {
     let f = Topics::new();
     let mut message: lc_topic_message = sized_struct();
-    let mut bad: lc_topic_message = sized(size_of::<lc_topic_message>() + 8);
+    let mut bad: lc_topic_message = sized(4);
     // SAFETY: see above.
     unsafe {
         assert_status!(
@@ -684,6 +684,39 @@ pub(crate) fn case_lc_topic_batch_commit() {
     assert_eq!(
         group_partition(f.manager, "t", "g", f.partition).committed,
         1
+    );
+}
+
+/// `lc_topic_batch_commit` of a batch whose topic was deleted is `LC_ERR_UNKNOWN_TOPIC`
+/// while no topic has its name, and `LC_ERR_UNKNOWN_GROUP` once the topic and a group of the
+/// same names are created again (another group: the batch's offsets say nothing about
+/// it), as the function documents; neither commits anything.
+#[test]
+fn a_batch_of_a_deleted_topic_commits_nothing_with_unknown_topic_then_unknown_group() {
+    let _serial = serial();
+    let f = Topics::new();
+    // SAFETY: the fixture's name string is live.
+    assert_status!(unsafe { lc_topic_delete(f.manager, f.t.as_ptr()) }, LC_OK);
+    assert_status!(
+        lc_topic_batch_commit(f.manager, f.worker, f.batch),
+        LC_ERR_UNKNOWN_TOPIC
+    );
+    assert!(last_error().contains("unknown topic t"), "{}", last_error());
+    create_topic(f.manager, "t", &topic_config(2));
+    create_group(
+        f.manager,
+        "t",
+        "g",
+        &group_config(lc_topic_reset_policy::LC_TOPIC_RESET_EARLIEST, 30_000),
+    );
+    assert_status!(
+        lc_topic_batch_commit(f.manager, f.worker, f.batch),
+        LC_ERR_UNKNOWN_GROUP
+    );
+    assert_eq!(
+        group_partition(f.manager, "t", "g", f.partition).committed,
+        0,
+        "the new group's offsets did not move"
     );
 }
 

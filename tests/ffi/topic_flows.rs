@@ -1,6 +1,7 @@
 //! Topics driven through the C ABI: a route fed by commits, long-poll consume racing a
 //! publish, commits, redelivery after a lease expires on the manual clock, offsets outside
-//! the retained range, shutdown and unregistering waking a parked consume, the topic
+//! the retained range, shutdown, unregistering and leaving the group waking a parked
+//! consume, the topic
 //! limits in lc_config (both struct sizes), direct publishes, failed topic writes, and a
 //! dead-letter topic named in the group config (both struct sizes).
 
@@ -353,6 +354,47 @@ fn shutdown_unregistering_and_freeing_wake_a_parked_consume() {
     assert_status!(unsafe { lc_topic_delete(manager, name.as_ptr()) }, LC_OK);
     let (status, _) = join_or_fail(waiter, "the consume slept through the delete");
     assert_eq!(status, LC_ERR_UNKNOWN_TOPIC);
+    assert_eq!(lc_manager_free(manager), LC_OK);
+}
+
+/// A consume waiting in a group when its connection leaves the group returns at once
+/// with `LC_OK` and an empty batch (no message, no position), as `lc_topic_consume`
+/// documents, rather than waiting out its timeout; it took no lease again on its way out.
+#[test]
+fn leaving_the_group_wakes_a_parked_consume_with_an_empty_batch() {
+    let _serial = serial();
+    let (manager, consumer) = topic_with_consumer();
+    let waiter = parked_consume(manager, consumer);
+    let (topic, group) = (c("t"), c("g"));
+    let left_at = Instant::now();
+    assert_status!(
+        // SAFETY: the strings are live.
+        unsafe { lc_topic_group_leave(manager, consumer, topic.as_ptr(), group.as_ptr()) },
+        LC_OK
+    );
+    let (status, batch) = join_or_fail(waiter, "the consume slept through the leave");
+    // The consume asked for LONG_POLL_MS (ten minutes): a generous bound, far below it,
+    // tells the leave ended the wait, not the timeout.
+    assert!(
+        left_at.elapsed() < Duration::from_secs(10),
+        "the consume returned only after {:?}",
+        left_at.elapsed()
+    );
+    assert_eq!(status, LC_OK, "{}", last_error());
+    let info = batch_info(batch);
+    assert_eq!((info.message_count, info.position_count), (0, 0));
+    assert_eq!(lc_topic_batch_free(batch), LC_OK);
+    assert_eq!(
+        group_stats(manager, "t", "g").members,
+        0,
+        "the woken consume did not join again"
+    );
+    // The partition is free: another consumer takes it and reads what comes next.
+    publish_direct(manager, "t", 1, None, b"after");
+    let other = connect(manager, "other");
+    let batch = consume(manager, other, "t", "g", 10, 0);
+    assert_eq!(batch_offsets(batch), [0]);
+    assert_eq!(lc_topic_batch_free(batch), LC_OK);
     assert_eq!(lc_manager_free(manager), LC_OK);
 }
 

@@ -113,6 +113,48 @@ fn unregistering_or_leaving_ends_leases() {
     ));
 }
 
+/// A consume parked in a group returns as soon as its session leaves the group: an empty
+/// batch with no position (the session holds nothing there any more), not an error and
+/// not after its timeout; and it takes no lease again on its way out.
+#[test]
+fn leaving_the_group_wakes_a_parked_consume_with_an_empty_batch() {
+    let (manager, _clock) = with_topic_on_unstepped_clock();
+    let a = consumer(&manager, "a");
+    let b = consumer(&manager, "b");
+    // A waits as long as the limits let it (the lease, 20 s of real time on this clock).
+    let waiting = {
+        let manager = manager.clone();
+        std::thread::spawn(move || manager.consume(a, "events", "g", 10, UNSTEPPED_LEASE))
+    };
+    wait_for_parks(&manager, 1);
+    let left_at = Instant::now();
+    manager.leave_group(a, "events", "g").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || waiting.is_finished()),
+        "the consume was still waiting {:?} after the leave",
+        left_at.elapsed()
+    );
+    let batch = waiting.join().unwrap().unwrap();
+    assert!(batch.messages.is_empty());
+    assert!(batch.positions.is_empty(), "{:?}", batch.positions);
+    assert_eq!(manager.group_stats("events", "g").unwrap().members, 0);
+    // The partition is free for another member, which reads what comes next.
+    publish_bytes(&manager, "events", 1, "after");
+    assert_eq!(
+        offsets(
+            &manager
+                .consume(b, "events", "g", 10, Duration::ZERO)
+                .unwrap()
+        ),
+        [(0, 0)]
+    );
+    // A consume of A after the leave joins the group again (and shares it with B).
+    assert!(manager
+        .consume(a, "events", "g", 10, Duration::ZERO)
+        .is_ok());
+    assert_eq!(manager.group_stats("events", "g").unwrap().members, 2);
+}
+
 #[test]
 fn check_connections_expires_leases_and_wakes_the_waiting() {
     // A clock that does not wake parked consumes itself: the sweep must.

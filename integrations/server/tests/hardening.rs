@@ -227,18 +227,6 @@ async fn queue_writes(client: &mut Client, ids: &[String]) {
         .await;
 }
 
-/// The answers (`written` or `error`) to `count` writes, in order.
-async fn write_answers(client: &mut Client, count: usize) -> Vec<Value> {
-    let mut answers = Vec::new();
-    while answers.len() < count {
-        let message = client.recv().await;
-        if message["type"] == "written" || message["type"] == "error" {
-            answers.push(message);
-        }
-    }
-    answers
-}
-
 fn ids(prefix: &str, count: usize) -> Vec<String> {
     (0..count).map(|n| format!("{prefix}{n}")).collect()
 }

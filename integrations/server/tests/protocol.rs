@@ -11,18 +11,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Reads the answers (`written` or `error`) to `count` writes.
-async fn write_answers(client: &mut Client, count: usize) -> Vec<Value> {
-    let mut answers = Vec::new();
-    while answers.len() < count {
-        let message = client.recv().await;
-        if message["type"] == "written" || message["type"] == "error" {
-            answers.push(message);
-        }
-    }
-    answers
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_sent_back_to_back_commit_and_are_answered_in_order() {
     // 121 writes in flight at once: over the default per-connection limit (answered

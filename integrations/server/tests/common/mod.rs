@@ -223,6 +223,19 @@ impl Client {
     }
 }
 
+/// The answers (`written` or `error`) to `count` writes, in order; other messages are
+/// skipped.
+pub async fn write_answers(client: &mut Client, count: usize) -> Vec<Value> {
+    let mut answers = Vec::new();
+    while answers.len() < count {
+        let message = client.recv().await;
+        if message["type"] == "written" || message["type"] == "error" {
+            answers.push(message);
+        }
+    }
+    answers
+}
+
 /// The rows of a snapshot or change message, as (op, row) pairs.
 pub fn changes_of(message: &Value) -> Vec<(String, Value)> {
     match message["type"].as_str() {
