@@ -859,6 +859,109 @@ fn true_and_false_name_columns_where_a_table_has_them() {
     }
 }
 
+/// USER, CURRENT_USER, SESSION_USER and CURRENT_CATALOG, which SQLite does not reserve,
+/// name columns unquoted, in the select list and the filter, and select what SQLite
+/// selects (the parser reads them as calls of the SQL standard's functions).
+#[test]
+fn standard_function_words_name_columns_as_in_sqlite() {
+    use livecore::{
+        ChangeNotification, ConnectionsManager, ManagerConfig, SeqId, SubscriptionOptions, TableId,
+        TableSchema, TableScope, UserId,
+    };
+    let columns = [
+        "id",
+        "user",
+        "current_user",
+        "session_user",
+        "current_catalog",
+    ];
+    let filters = [
+        "user = 1",
+        "USER > current_user",
+        "current_user IS NULL",
+        "session_user = 0 OR user",
+        "user IN (1, 5) AND NOT current_catalog",
+        "current_catalog BETWEEN user AND session_user",
+        "t.user = 5",
+    ];
+    let rows: Vec<[Option<i64>; 5]> = vec![
+        [Some(0), Some(1), Some(0), Some(0), Some(0)],
+        [Some(1), Some(5), None, Some(7), Some(6)],
+        [Some(2), Some(0), Some(3), Some(0), Some(1)],
+        [Some(3), None, Some(2), Some(1), None],
+    ];
+    let sqlite = rusqlite::Connection::open_in_memory().unwrap();
+    sqlite
+        .execute(
+            "CREATE TABLE t(id, user, current_user, session_user, current_catalog)",
+            [],
+        )
+        .unwrap();
+    let manager = ConnectionsManager::new(ManagerConfig::default()).unwrap();
+    let table = TableId::new("default", "t");
+    manager
+        .register_table(TableSchema::new(table.clone(), TableScope::Shared, columns))
+        .unwrap();
+    let mut connection = manager.register_connection().unwrap();
+    manager
+        .authenticate(connection.connection_id, UserId::from("u"), None)
+        .unwrap();
+    let mut subscriptions = Vec::new();
+    for filter in filters {
+        let sql = format!("SELECT id, user, current_user FROM t WHERE {filter}");
+        sqlite
+            .prepare(&sql)
+            .unwrap_or_else(|error| panic!("SQLite: {sql}: {error}"));
+        let result = manager
+            .subscribe_sql(
+                connection.connection_id,
+                &sql,
+                SubscriptionOptions::default(),
+            )
+            .unwrap_or_else(|error| panic!("{filter}: {error}"));
+        assert_eq!(
+            result
+                .columns
+                .iter()
+                .map(|name| name.as_ref())
+                .collect::<Vec<&str>>(),
+            ["id", "user", "current_user"],
+            "{filter}"
+        );
+        subscriptions.push((result.live_query_id, filter));
+    }
+    for (seq, row) in rows.iter().enumerate() {
+        sqlite
+            .execute(
+                "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![row[0], row[1], row[2], row[3], row[4]],
+            )
+            .unwrap();
+        let values = row
+            .iter()
+            .map(|value| value.map_or(Value::Null, Value::Int))
+            .collect();
+        manager
+            .publish(
+                SeqId(seq as u64 + 1),
+                ChangeNotification::insert(table.clone(), Row::new(values)),
+            )
+            .unwrap();
+    }
+    let delivered = delivered_ids(&mut connection.notifications, &subscriptions);
+    let mut selected = 0;
+    for (_, filter) in &subscriptions {
+        let expected = sqlite_ids(&sqlite, filter);
+        selected += expected.len();
+        assert_eq!(
+            delivered.get(filter).cloned().unwrap_or_default(),
+            expected,
+            "WHERE {filter}"
+        );
+    }
+    assert!(selected > 0, "the filters select some rows");
+}
+
 /// A table that gains a column named TRUE (ALTER TABLE ADD COLUMN), and loses it again:
 /// the subscriptions and the topic route made before read the word as SQLite, which
 /// prepares its statements again, reads it in each schema — the column while the table has

@@ -1442,6 +1442,9 @@ fn column_name(
     table: &TableName,
     place: &str,
 ) -> Result<String, LiveError> {
+    if let Some(ident) = bare_word_column(expr) {
+        return Ok(ident.value.clone());
+    }
     match expr {
         sql::Expr::Identifier(ident) => unreserved(ident).map(|()| ident.value.clone()),
         sql::Expr::CompoundIdentifier(parts) => {
@@ -1472,6 +1475,35 @@ fn column_name(
 
 /// Refuses a column named, unquoted, by a word SQLite reserves (`WHERE all = 1`), as
 /// SQLite does: sqlparser's dialect takes such words as names.
+/// A column named by one of the words the parser reads, unquoted and without parentheses,
+/// as a call of a function of the SQL standard (`USER`, `CURRENT_USER`, `SESSION_USER`,
+/// `CURRENT_CATALOG`): SQLite reserves none of them, so there they name a column, as
+/// they do here.
+fn bare_word_column(expr: &sql::Expr) -> Option<&sql::Ident> {
+    let sql::Expr::Function(function) = expr else {
+        return None;
+    };
+    let bare = matches!(function.args, sql::FunctionArguments::None)
+        && matches!(function.parameters, sql::FunctionArguments::None)
+        && function.filter.is_none()
+        && function.over.is_none()
+        && function.null_treatment.is_none()
+        && function.within_group.is_empty()
+        && !function.uses_odbc_syntax;
+    let [part] = function.name.0.as_slice() else {
+        return None;
+    };
+    let ident = part.as_ident()?;
+    let word = ident.value.to_ascii_uppercase();
+    (bare
+        && ident.quote_style.is_none()
+        && matches!(
+            word.as_str(),
+            "USER" | "CURRENT_USER" | "SESSION_USER" | "CURRENT_CATALOG"
+        ))
+    .then_some(ident)
+}
+
 fn unreserved(ident: &sql::Ident) -> Result<(), LiveError> {
     if ident.quote_style.is_none() && is_reserved(&ident.value) {
         return Err(at(
@@ -1680,6 +1712,9 @@ impl Converter<'_> {
             E::Identifier(_) | E::CompoundIdentifier(_) | E::Value(_) | E::UnaryOp { .. } => {
                 self.operand(expr, level, "a condition")
             }
+            E::Function(_) if bare_word_column(expr).is_some() => {
+                self.operand(expr, level, "a condition")
+            }
             other => Err(unsupported(self.context, other)),
         }
     }
@@ -1690,6 +1725,15 @@ impl Converter<'_> {
         match expr {
             E::Nested(inner) => self.operand(inner, level, place),
             E::Identifier(_) | E::CompoundIdentifier(_) => {
+                self.node(level)?;
+                Ok(Expr::Column(column_name(
+                    self.context,
+                    expr,
+                    self.table,
+                    "filter",
+                )?))
+            }
+            E::Function(_) if bare_word_column(expr).is_some() => {
                 self.node(level)?;
                 Ok(Expr::Column(column_name(
                     self.context,
@@ -2337,6 +2381,44 @@ mod tests {
         assert_eq!(parsed.projection, Projection::All);
         assert_eq!(parsed.filter, Some(Expr::col("room").eq(Expr::lit(7))));
         assert_eq!(parsed.table_id("default"), TableId::new("chat", "messages"));
+    }
+
+    /// USER, CURRENT_USER, SESSION_USER and CURRENT_CATALOG name columns, as in SQLite,
+    /// which reserves none of them (the parser reads them as calls of the SQL standard's
+    /// functions); written with parentheses, or as a function's argument, they are refused
+    /// as SQLite refuses a call of a function it does not have.
+    #[test]
+    fn standard_function_words_name_columns() {
+        let parsed = parse(
+            "SELECT user, Current_User FROM t \
+             WHERE user = 'ann' AND current_user IS NULL AND session_user > 1 \
+             AND CURRENT_CATALOG",
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.projection,
+            Projection::Columns(vec!["user".into(), "Current_User".into()])
+        );
+        assert_eq!(
+            parsed.filter,
+            Some(Expr::And(vec![
+                Expr::col("user").eq(Expr::lit("ann")),
+                Expr::col("current_user").is_null(),
+                Expr::col("session_user").gt(Expr::lit(1)),
+                Expr::col("CURRENT_CATALOG"),
+            ]))
+        );
+        assert_eq!(
+            parse("SELECT * FROM t WHERE \"user\" = 1").unwrap().filter,
+            Some(Expr::col("user").eq(Expr::lit(1)))
+        );
+        for call in ["user()", "current_user()", "session_user()", "upper(user)"] {
+            let refused = parse(&format!("SELECT * FROM t WHERE {call} = 1"));
+            assert!(
+                matches!(&refused, Err(LiveError::Sql { line: 1, .. })),
+                "{call}: {refused:?}"
+            );
+        }
     }
 
     #[test]
