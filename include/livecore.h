@@ -34,11 +34,12 @@
  *   LC_ERR_STRUCT_SIZE. An output may be larger than this library's struct (a program
  *   built against a newer header): it gets the fields this library knows, the bytes past
  *   them are not touched, and struct_size is set to the bytes written (compare it with
- *   offsetof a field to see whether it was filled). An input is read at one of its
- *   published sizes only, LC_ERR_STRUCT_SIZE otherwise: a newer header's settings are
- *   never silently ignored (lc_config_init, given a newer header's size, fills the
- *   fields this library knows and sets struct_size to this library's size, which
- *   lc_manager_new then reads).
+ *   offsetof a field to see whether it was filled). An input, and the _init function
+ *   that fills one, takes one of its published sizes only, LC_ERR_STRUCT_SIZE otherwise:
+ *   a newer header's settings are never ignored without a word, so a program built
+ *   against a newer header that passes inputs fails on an older library with
+ *   LC_ERR_STRUCT_SIZE (a struct it read as an output, such as lc_live_query_record,
+ *   comes back with this library's struct_size and is passed back at it).
  * - Structs without struct_size (lc_value, lc_change, lc_live_query_id, lc_change_info,
  *   lc_topic_retention_skip) are frozen: they never grow in this ABI version.
  * - `reserved` fields of inputs must be 0 (LC_ERR_INVALID_ARGUMENT otherwise).
@@ -362,9 +363,9 @@ enum lc_status
     LC_ERR_INVALID_HANDLE = 104,
     /**
      * A struct's `struct_size` is smaller than the first published version of the struct,
-     * or, for a struct livecore reads, not the size of one of its published versions (a
-     * newer header's larger input included). An output's larger `struct_size` is accepted
-     * (see the header's opening notes).
+     * or, for a struct livecore reads (and the `_init` function that fills one), not the
+     * size of one of its published versions (a newer header's larger input included). An
+     * output's larger `struct_size` is accepted (see the header's opening notes).
      */
     LC_ERR_STRUCT_SIZE = 105,
     /**
@@ -2556,10 +2557,9 @@ lc_status lc_status_name(uint32_t status,
 /**
  * Fills a config with the defaults. Set `config->struct_size = sizeof(lc_config)` first;
  * on return it holds the bytes written. Only the sizes `lc_manager_new` reads are
- * accepted (this header's, an older header's that ends before the `topic_` fields, or a
- * newer header's larger one: the fields this library knows are filled, the bytes past
- * them left alone, and `struct_size` becomes this library's size, which `lc_manager_new`
- * reads): any other is `LC_ERR_STRUCT_SIZE` here rather than from `lc_manager_new`.
+ * accepted (this header's, or an older header's that ends before the `topic_` fields):
+ * any other, a newer header's larger one included, is `LC_ERR_STRUCT_SIZE` here rather
+ * than from `lc_manager_new`.
  *
  * Thread safety: any thread, any time.
  *

@@ -289,10 +289,9 @@ pub unsafe extern "C" fn lc_status_name(status: u32, out_name: *mut *const c_cha
 
 /// Fills a config with the defaults. Set `config->struct_size = sizeof(lc_config)` first;
 /// on return it holds the bytes written. Only the sizes `lc_manager_new` reads are
-/// accepted (this header's, an older header's that ends before the `topic_` fields, or a
-/// newer header's larger one: the fields this library knows are filled, the bytes past
-/// them left alone, and `struct_size` becomes this library's size, which `lc_manager_new`
-/// reads): any other is `LC_ERR_STRUCT_SIZE` here rather than from `lc_manager_new`.
+/// accepted (this header's, or an older header's that ends before the `topic_` fields):
+/// any other, a newer header's larger one included, is `LC_ERR_STRUCT_SIZE` here rather
+/// than from `lc_manager_new`.
 ///
 /// Thread safety: any thread, any time.
 ///

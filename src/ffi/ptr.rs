@@ -374,18 +374,21 @@ fn checked_size<T: SizedStruct>(size: u32, name: &str) -> Result<usize, FfiError
 /// library cannot honour, and checking that they are left at 0 would read bytes past this
 /// library's struct on the strength of the caller's count alone.
 fn published_size<T: SizedStruct>(size: u32, name: &str) -> Result<usize, FfiError> {
-    let size = checked_size::<T>(size, name)?;
-    if size != T::MIN_SIZE && size != size_of::<T>() {
-        return Err(FfiError::new(
-            lc_status::LC_ERR_STRUCT_SIZE,
-            format!(
-                "`{name}->struct_size` is {size}; this library reads {} (an older header) or {} (set it to sizeof the struct)",
-                T::MIN_SIZE,
-                size_of::<T>()
-            ),
-        ));
+    let size = size as usize;
+    if size == T::MIN_SIZE || size == size_of::<T>() {
+        return Ok(size);
     }
-    Ok(size)
+    let sizes = if T::MIN_SIZE == size_of::<T>() {
+        format!("{}", T::MIN_SIZE)
+    } else {
+        format!("{} (an older header) or {}", T::MIN_SIZE, size_of::<T>())
+    };
+    Err(FfiError::new(
+        lc_status::LC_ERR_STRUCT_SIZE,
+        format!(
+            "`{name}->struct_size` is {size}; this library reads {sizes} (set it to sizeof the struct)"
+        ),
+    ))
 }
 
 /// Reads a sized input struct: the caller's `struct_size` bytes over `defaults`, so fields
@@ -443,19 +446,18 @@ impl<T: SizedStruct> SizedOut<T> {
         Ok(Self { ptr, size })
     }
 
-    /// As [`SizedOut::new`], for a struct the caller fills to pass back as an input
-    /// (`lc_config`): its published sizes, which an input is read at, or a newer header's
-    /// larger one, which the write brings down to this library's size (so the struct, passed
-    /// back, is read whole; a field set past it is one `struct_size` says is not read).
+    /// As [`SizedOut::new`], for a struct the caller fills to pass back as an input (the
+    /// `_init` functions): only its published sizes, which an input is read at. A newer
+    /// header's larger size is refused here, as the call it prepares for would refuse it:
+    /// brought down to this library's size, a newer field the host then set would be
+    /// ignored without a word.
     ///
     /// # Safety
     /// As for [`SizedOut::new`].
     pub(crate) unsafe fn new_input(ptr: *mut T, name: &str) -> Result<Self, FfiError> {
         // SAFETY: the caller's promise is passed on unchanged.
         let out = unsafe { Self::new(ptr, name) }?;
-        if out.size <= size_of::<T>() {
-            published_size::<T>(out.size as u32, name)?;
-        }
+        published_size::<T>(out.size as u32, name)?;
         Ok(out)
     }
 

@@ -46,9 +46,9 @@ pub enum lc_status {
     /// A handle is zero, of the wrong kind, already freed, or was never issued.
     LC_ERR_INVALID_HANDLE = 104,
     /// A struct's `struct_size` is smaller than the first published version of the struct,
-    /// or, for a struct livecore reads, not the size of one of its published versions (a
-    /// newer header's larger input included). An output's larger `struct_size` is accepted
-    /// (see the header's opening notes).
+    /// or, for a struct livecore reads (and the `_init` function that fills one), not the
+    /// size of one of its published versions (a newer header's larger input included). An
+    /// output's larger `struct_size` is accepted (see the header's opening notes).
     LC_ERR_STRUCT_SIZE = 105,
     /// Another thread is using this connection's receiver: one consumer at a time.
     LC_ERR_RECEIVER_BUSY = 106,

@@ -56,7 +56,7 @@ pub unsafe extern "C" fn lc_subscription_options_init(
 ) -> lc_status {
     boundary("lc_subscription_options_init", || {
         // SAFETY: the caller promised `options` is NULL or writable for its struct_size.
-        let out = unsafe { SizedOut::new(options, "options") }?;
+        let out = unsafe { SizedOut::new_input(options, "options") }?;
         out.write(default_options());
         Ok(lc_status::LC_OK)
     })

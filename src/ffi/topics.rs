@@ -143,7 +143,7 @@ fn write_route_id(out: Option<Out<u64>>, id: TopicRouteId) {
 pub unsafe extern "C" fn lc_topic_config_init(config: *mut lc_topic_config) -> lc_status {
     boundary("lc_topic_config_init", || {
         // SAFETY: the caller promised `config` is NULL or writable for its struct_size.
-        let out = unsafe { SizedOut::new(config, "config") }?;
+        let out = unsafe { SizedOut::new_input(config, "config") }?;
         out.write(default_topic_config());
         Ok(lc_status::LC_OK)
     })
@@ -425,7 +425,7 @@ pub unsafe extern "C" fn lc_topic_route_options_init(
 ) -> lc_status {
     boundary("lc_topic_route_options_init", || {
         // SAFETY: the caller promised `options` is NULL or writable for its struct_size.
-        let out = unsafe { SizedOut::new(options, "options") }?;
+        let out = unsafe { SizedOut::new_input(options, "options") }?;
         out.write(default_route_options());
         Ok(lc_status::LC_OK)
     })
@@ -553,7 +553,7 @@ pub unsafe extern "C" fn lc_topic_group_config_init(
 ) -> lc_status {
     boundary("lc_topic_group_config_init", || {
         // SAFETY: the caller promised `config` is NULL or writable for its struct_size.
-        let out = unsafe { SizedOut::new(config, "config") }?;
+        let out = unsafe { SizedOut::new_input(config, "config") }?;
         out.write(default_group_config());
         Ok(lc_status::LC_OK)
     })
