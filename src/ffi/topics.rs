@@ -155,7 +155,9 @@ pub unsafe extern "C" fn lc_topic_config_init(config: *mut lc_topic_config) -> l
 /// limits (`LC_ERR_OUT_OF_BOUNDS` otherwise). A bad name (empty, too long, or with other
 /// characters) is `LC_ERR_INVALID_NAME`; a taken one `LC_ERR_TOPIC_EXISTS`. Both arguments
 /// are only read during the call. The functions that look a topic up by name report a
-/// name no topic has (a bad one included) as `LC_ERR_UNKNOWN_TOPIC`.
+/// name no topic has (one no topic could have, empty, too long or with characters a name
+/// may not hold, included) as `LC_ERR_UNKNOWN_TOPIC`; a name that is not UTF-8 is
+/// `LC_ERR_INVALID_UTF8`, as everywhere.
 ///
 /// Thread safety: any thread, concurrently with any other call.
 ///
