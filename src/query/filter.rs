@@ -448,7 +448,7 @@ impl Compiler<'_> {
                 };
                 Predicate::Like {
                     operand,
-                    pattern: LikePattern::compile(&pattern_text, *escape, *case_insensitive)?,
+                    pattern: LikePattern::compile(&pattern_text, *escape, *case_insensitive),
                     negated: *negated,
                 }
             }

@@ -20,8 +20,6 @@
 
 use smallvec::{smallvec, SmallVec};
 
-use crate::error::LiveError;
-
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Token {
     Char(char),
@@ -175,23 +173,20 @@ pub(crate) struct LikePattern {
 }
 
 impl LikePattern {
-    /// Compiles `pattern`. An escape character makes the next character literal; a pattern
-    /// that ends with its escape character is refused.
-    pub(crate) fn compile(
-        pattern: &str,
-        escape: Option<char>,
-        case_insensitive: bool,
-    ) -> Result<Self, LiveError> {
+    /// Compiles `pattern`. An escape character makes the next character literal; one that
+    /// ends the pattern escapes nothing and, as in SQLite, fails every match (each match
+    /// reaches the end of the pattern), so such a pattern matches nothing.
+    pub(crate) fn compile(pattern: &str, escape: Option<char>, case_insensitive: bool) -> Self {
         let mut segments = vec![Vec::new()];
+        let mut sets = Vec::new();
         let mut chars = pattern.chars();
         while let Some(c) = chars.next() {
             let token = if Some(c) == escape {
                 match chars.next() {
                     Some(escaped) => Token::Char(escaped),
                     None => {
-                        return Err(LiveError::InvalidFilter(
-                            "LIKE pattern must not end with its escape character".into(),
-                        ))
+                        sets.push(CharSet::nothing());
+                        Token::Set(0)
                     }
                 }
             } else if c == '%' {
@@ -211,11 +206,11 @@ impl LikePattern {
                 .expect("segments starts non-empty")
                 .push(token);
         }
-        Ok(Self {
+        Self {
             segments: segments.into_iter().map(Segment::new).collect(),
             case_insensitive,
-            sets: Box::new([]),
-        })
+            sets: sets.into_boxed_slice(),
+        }
     }
 
     /// Compiles a GLOB `pattern`, read as SQLite reads it: `*` matches any run of
@@ -417,9 +412,7 @@ mod tests {
     use super::*;
 
     fn like(input: &str, pattern: &str) -> bool {
-        LikePattern::compile(pattern, Some('\\'), false)
-            .unwrap()
-            .matches(input)
+        LikePattern::compile(pattern, Some('\\'), false).matches(input)
     }
 
     #[test]
@@ -445,7 +438,13 @@ mod tests {
         assert!(!like("500", "50\\%"));
         assert!(like("a_b", "a\\_b"));
         assert!(!like("axb", "a\\_b"));
-        assert!(LikePattern::compile("abc\\", Some('\\'), false).is_err());
+        // A trailing escape escapes nothing: as in SQLite, nothing matches.
+        for pattern in ["abc\\", "%\\", "\\", "_\\", "a\\\\\\"] {
+            for input in ["", "abc", "abc\\", "\\", "x", "a\\"] {
+                assert!(!like(input, pattern), "{input:?} LIKE {pattern:?}");
+            }
+        }
+        assert!(like("a\\", "a\\\\"), "an escaped escape is literal");
     }
 
     fn glob(input: &str, pattern: &str) -> bool {
@@ -493,7 +492,7 @@ mod tests {
     #[test]
     fn case_sensitivity() {
         assert!(!like("Hello", "hello"));
-        let ilike = LikePattern::compile("hÉL%", None, true).unwrap();
+        let ilike = LikePattern::compile("hÉL%", None, true);
         assert!(ilike.matches("HéLLO"));
     }
 
@@ -505,7 +504,7 @@ mod tests {
 
     /// The verdict and the matcher's step count for `input` against `pattern`.
     fn counted(input: &str, pattern: &str) -> (bool, usize) {
-        let compiled = LikePattern::compile(pattern, Some('\\'), false).unwrap();
+        let compiled = LikePattern::compile(pattern, Some('\\'), false);
         let mut steps = 0usize;
         let matched = compiled.matches_counting(input, &mut steps);
         (matched, steps)
@@ -673,7 +672,7 @@ mod tests {
         assert!(like(&input, &format!("%{segment}%")));
         assert!(like(&input, &format!("yy%{segment}%zz")));
         assert!(!like(&input, &format!("%{segment}y%")));
-        let ilike = LikePattern::compile(&format!("%{}%", "Ab_".repeat(40)), None, true).unwrap();
+        let ilike = LikePattern::compile(&format!("%{}%", "Ab_".repeat(40)), None, true);
         assert!(ilike.matches(&format!("--{}--", "aBc".repeat(40))));
         assert!(!ilike.matches(&format!("--{}--", "aBc".repeat(39))));
     }

@@ -1986,7 +1986,7 @@ impl Converter<'_> {
                 self.context.start_of(pattern),
             )
         })?;
-        let len = crate::query::sql_text::with_text(&value, str::len).unwrap_or(0);
+        let len = with_text(&value, str::len).unwrap_or(0);
         if len > self.limits.max_like_pattern {
             return Err(LiveError::LikePatternTooLong {
                 len,
@@ -2026,16 +2026,8 @@ impl Converter<'_> {
                 }
             },
         };
-        // A number, bytes or a boolean is matched as its text (as SQLite does), and checked so.
-        let ends_with_escape = escape.and_then(|escape| {
-            with_text(&pattern_value, |text| ends_with_lone_escape(text, escape))
-        });
-        if ends_with_escape == Some(true) {
-            return Err(at(
-                format!("the {keyword} pattern ends with its ESCAPE character"),
-                self.context.start_of(pattern),
-            ));
-        }
+        // A pattern ending with its ESCAPE character matches nothing, as in SQLite (see
+        // `LikePattern::compile`).
         Ok(Expr::Like {
             expr: Box::new(tested),
             pattern: Box::new(Expr::Literal(pattern_value)),
@@ -2044,18 +2036,6 @@ impl Converter<'_> {
             negated,
         })
     }
-}
-
-/// True when `pattern` ends with an escape character that escapes nothing.
-fn ends_with_lone_escape(pattern: &str, escape: char) -> bool {
-    let mut chars = pattern.chars();
-    let mut lone = false;
-    while let Some(c) = chars.next() {
-        if c == escape {
-            lone = chars.next().is_none();
-        }
-    }
-    lone
 }
 
 fn compare_op(op: &BinaryOperator) -> Option<CompareOp> {
