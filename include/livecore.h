@@ -38,8 +38,10 @@
  *   that fills one, takes one of its published sizes only, LC_ERR_STRUCT_SIZE otherwise:
  *   a newer header's settings are never ignored without a word, so a program built
  *   against a newer header that passes inputs fails on an older library with
- *   LC_ERR_STRUCT_SIZE (a struct it read as an output, such as lc_live_query_record,
- *   comes back with this library's struct_size and is passed back at it).
+ *   LC_ERR_STRUCT_SIZE. An array of structs (lc_failover_run's records) is read with its
+ *   first element's struct_size as the step between elements, so the elements must be
+ *   laid out at that size: several elements of a newer header's larger struct are
+ *   LC_ERR_STRUCT_SIZE.
  * - Structs without struct_size (lc_value, lc_change, lc_live_query_id, lc_change_info,
  *   lc_topic_retention_skip) are frozen: they never grow in this ABI version.
  * - `reserved` fields of inputs must be 0 (LC_ERR_INVALID_ARGUMENT otherwise).
@@ -3799,8 +3801,9 @@ lc_status lc_topic_group_get_stats(struct lc_manager manager,
  * On `LC_OK`, `*out_batch` receives a batch: read it with the `lc_topic_batch_*`
  * functions, commit it (`lc_topic_batch_commit`, or `lc_topic_commit` per partition) once
  * its messages are done, and free it with `lc_topic_batch_free`. A batch with no message
- * means the timeout passed; it still holds the consumer's positions. Uncommitted messages
- * are handed out again when the lease expires (at-least-once). A consume waiting when
+ * means the timeout passed (it still holds the consumer's positions) or the connection
+ * left the group (below). Uncommitted messages are handed out again when the lease
+ * expires (at-least-once). A consume waiting when
  * its connection leaves the group (`lc_topic_group_leave`) returns at once with `LC_OK`
  * and a batch with no message and no position (the consumer holds nothing in the group
  * any more); a later consume joins the group again.

@@ -37,7 +37,11 @@ pub struct ManagerConfig {
     /// reads past them: a connection that is never read cannot pile them up.
     pub max_subscriptions_per_connection: usize,
     /// Capacity of each connection's notification channel (1 to
-    /// [`MAX_CHANNEL_CAPACITY`]).
+    /// [`MAX_CHANNEL_CAPACITY`]). Besides deliveries, it holds one internal marker for each
+    /// subscription removed, or carried over a schema change, while deliveries of it may
+    /// still be queued, until the receiver reads past it: a capacity at or below
+    /// `max_subscriptions_per_connection` can make a schema change or a mass unsubscribe
+    /// cost the next commits' deliveries (reported as gaps).
     pub notification_channel_capacity: usize,
     /// Capacity of each connection's event channel (1 to [`MAX_CHANNEL_CAPACITY`]).
     pub event_channel_capacity: usize,

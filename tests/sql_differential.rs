@@ -136,8 +136,14 @@ fn record(gen: &Gen, row: &[Lit], coverage: &mut Coverage) {
                     .entry("non-text pattern")
                     .or_default() += 1;
             }
-            if escape.is_some() {
+            if let Some(escape) = escape {
                 *coverage.like_features.entry("with ESCAPE").or_default() += 1;
+                if matches!(&pattern.value, Value::Text(text) if ends_with_lone(text, *escape)) {
+                    *coverage
+                        .like_features
+                        .entry("pattern ending with its ESCAPE")
+                        .or_default() += 1;
+                }
             }
             if !matches!(value_of(operand, row), Value::Text(_) | Value::Null) {
                 *coverage
@@ -386,6 +392,29 @@ fn livecore_agrees_with_sqlite_on_random_filters() {
             "{feature} was barely covered"
         );
     }
+    // Rarer (the last piece must be a lone escape: 200 verdicts with the default seed, a
+    // count that varies with the seed), so reported rather than held to a floor;
+    // `a_pattern_ending_with_its_escape_matches_nothing_as_in_sqlite` covers it always.
+    println!(
+        "patterns ending with their ESCAPE: {} verdicts",
+        coverage
+            .like_features
+            .get("pattern ending with its ESCAPE")
+            .copied()
+            .unwrap_or(0)
+    );
+}
+
+/// True when `pattern` ends with an `escape` that escapes nothing.
+fn ends_with_lone(pattern: &str, escape: char) -> bool {
+    let mut chars = pattern.chars();
+    let mut lone = false;
+    while let Some(c) = chars.next() {
+        if c == escape {
+            lone = chars.next().is_none();
+        }
+    }
+    lone
 }
 
 /// livecore's verdict for `filter_sql` on one row of the differential table.
@@ -561,8 +590,8 @@ fn ilike_agrees_with_sqlite_case_insensitive_like_on_ascii() {
     let mut cases = 0;
     for _ in 0..400 {
         let escape = rng.chance(30).then_some('!');
-        let mut pattern: String = (0..rng.below(5)).map(|_| rng.pick(&ASCII_PIECES)).collect();
-        close_lone_escape(&mut pattern, escape);
+        // It may end with its escape character, which makes it match nothing in both.
+        let pattern: String = (0..rng.below(5)).map(|_| rng.pick(&ASCII_PIECES)).collect();
         let escape_sql = escape.map_or(String::new(), |c| format!(" ESCAPE '{c}'"));
         let negated = if rng.chance(30) { "NOT " } else { "" };
         let ilike = format!("c0 {negated}ILIKE '{pattern}'{escape_sql}");
@@ -790,10 +819,7 @@ fn sqlite_spellings_agree_without_parentheses() {
 /// livecore's subscriptions agree, row by row, on such a table and on one without.
 #[test]
 fn true_and_false_name_columns_where_a_table_has_them() {
-    use livecore::{
-        ChangeNotification, ConnectionsManager, ManagerConfig, SeqId, SubscriptionOptions, TableId,
-        TableSchema, TableScope, UserId,
-    };
+    use livecore::{ChangeNotification, SeqId, SubscriptionOptions};
     let filters = [
         "true",
         "false",
@@ -829,15 +855,7 @@ fn true_and_false_name_columns_where_a_table_has_them() {
                 [],
             )
             .unwrap();
-        let manager = ConnectionsManager::new(ManagerConfig::default()).unwrap();
-        let table = TableId::new("default", "t");
-        manager
-            .register_table(TableSchema::new(table.clone(), TableScope::Shared, columns))
-            .unwrap();
-        let mut connection = manager.register_connection().unwrap();
-        manager
-            .authenticate(connection.connection_id, UserId::from("u"), None)
-            .unwrap();
+        let (manager, table, mut connection) = shared_table_t(&columns);
         let mut subscriptions = Vec::new();
         let has_true = columns.iter().any(|name| name.eq_ignore_ascii_case("true"));
         // SQLite reads a quoted name no column has as text (a deliberate difference).
@@ -894,21 +912,21 @@ fn true_and_false_name_columns_where_a_table_has_them() {
     }
 }
 
-/// USER, CURRENT_USER, SESSION_USER and CURRENT_CATALOG, which SQLite does not reserve,
+/// USER, CURRENT_USER, SESSION_USER, CURRENT_CATALOG, LOCALTIME and LOCALTIMESTAMP, which
+/// SQLite does not reserve,
 /// name columns unquoted, in the select list and the filter, and select what SQLite
 /// selects (the parser reads them as calls of the SQL standard's functions).
 #[test]
 fn standard_function_words_name_columns_as_in_sqlite() {
-    use livecore::{
-        ChangeNotification, ConnectionsManager, ManagerConfig, SeqId, SubscriptionOptions, TableId,
-        TableSchema, TableScope, UserId,
-    };
+    use livecore::{ChangeNotification, SeqId, SubscriptionOptions};
     let columns = [
         "id",
         "user",
         "current_user",
         "session_user",
         "current_catalog",
+        "localtime",
+        "localtimestamp",
     ];
     let filters = [
         "user = 1",
@@ -918,29 +936,31 @@ fn standard_function_words_name_columns_as_in_sqlite() {
         "user IN (1, 5) AND NOT current_catalog",
         "current_catalog BETWEEN user AND session_user",
         "t.user = 5",
+        "localtime < localtimestamp OR LocalTime IS NULL",
     ];
-    let rows: Vec<[Option<i64>; 5]> = vec![
-        [Some(0), Some(1), Some(0), Some(0), Some(0)],
-        [Some(1), Some(5), None, Some(7), Some(6)],
-        [Some(2), Some(0), Some(3), Some(0), Some(1)],
-        [Some(3), None, Some(2), Some(1), None],
+    let rows: Vec<[Option<i64>; 7]> = vec![
+        [
+            Some(0),
+            Some(1),
+            Some(0),
+            Some(0),
+            Some(0),
+            Some(1),
+            Some(2),
+        ],
+        [Some(1), Some(5), None, Some(7), Some(6), Some(3), Some(3)],
+        [Some(2), Some(0), Some(3), Some(0), Some(1), None, Some(0)],
+        [Some(3), None, Some(2), Some(1), None, Some(5), Some(1)],
     ];
     let sqlite = rusqlite::Connection::open_in_memory().unwrap();
     sqlite
         .execute(
-            "CREATE TABLE t(id, user, current_user, session_user, current_catalog)",
+            "CREATE TABLE t(id, user, current_user, session_user, current_catalog, \
+             localtime, localtimestamp)",
             [],
         )
         .unwrap();
-    let manager = ConnectionsManager::new(ManagerConfig::default()).unwrap();
-    let table = TableId::new("default", "t");
-    manager
-        .register_table(TableSchema::new(table.clone(), TableScope::Shared, columns))
-        .unwrap();
-    let mut connection = manager.register_connection().unwrap();
-    manager
-        .authenticate(connection.connection_id, UserId::from("u"), None)
-        .unwrap();
+    let (manager, table, mut connection) = shared_table_t(&columns);
     let mut subscriptions = Vec::new();
     for filter in filters {
         let sql = format!("SELECT id, user, current_user FROM t WHERE {filter}");
@@ -968,8 +988,8 @@ fn standard_function_words_name_columns_as_in_sqlite() {
     for (seq, row) in rows.iter().enumerate() {
         sqlite
             .execute(
-                "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5)",
-                rusqlite::params![row[0], row[1], row[2], row[3], row[4]],
+                "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                rusqlite::params![row[0], row[1], row[2], row[3], row[4], row[5], row[6]],
             )
             .unwrap();
         let values = row
@@ -1150,6 +1170,32 @@ fn a_subscribe_racing_an_alter_reads_true_for_its_schema() {
 
 /// The ids (column 0) of the rows each subscription's changes carried, by its filter; every
 /// notification waiting must be a change of one of `subscriptions`.
+/// A manager with the shared table `default.t` of `columns`, and an authenticated
+/// connection.
+fn shared_table_t(
+    columns: &[&str],
+) -> (
+    livecore::ConnectionsManager,
+    livecore::TableId,
+    livecore::ConnectionRegistration,
+) {
+    use livecore::{ConnectionsManager, ManagerConfig, TableId, TableSchema, TableScope, UserId};
+    let manager = ConnectionsManager::new(ManagerConfig::default()).unwrap();
+    let table = TableId::new("default", "t");
+    manager
+        .register_table(TableSchema::new(
+            table.clone(),
+            TableScope::Shared,
+            columns.iter().copied(),
+        ))
+        .unwrap();
+    let connection = manager.register_connection().unwrap();
+    manager
+        .authenticate(connection.connection_id, UserId::from("u"), None)
+        .unwrap();
+    (manager, table, connection)
+}
+
 fn delivered_ids<'a>(
     notifications: &mut livecore::NotificationReceiver,
     subscriptions: &[(livecore::LiveQueryId, &'a str)],

@@ -1334,3 +1334,81 @@ fn reserved_words_name_columns_only_quoted() {
         );
     }
 }
+
+/// REGEXP and RLIKE (refused) are placed at their word, which sqlparser keeps no span for.
+#[test]
+fn regexp_and_rlike_are_refused_at_their_word() {
+    refused(
+        "SELECT * FROM t WHERE a REGEXP 'x'",
+        "REGEXP / RLIKE",
+        1,
+        25,
+    );
+    refused("SELECT * FROM t WHERE a RLIKE 'x'", "REGEXP / RLIKE", 1, 25);
+    // The word, not the NOT before it.
+    refused(
+        "SELECT * FROM t WHERE a NOT REGEXP 'x'",
+        "REGEXP / RLIKE",
+        1,
+        29,
+    );
+    refused(
+        "SELECT * FROM t WHERE (a REGEXP 'x')",
+        "REGEXP / RLIKE",
+        1,
+        26,
+    );
+    refused(
+        "SELECT * FROM t WHERE a REGEXP 'x' = 1",
+        "REGEXP / RLIKE",
+        1,
+        25,
+    );
+    refused(
+        "SELECT * FROM t WHERE a = 1 AND b REGEXP 'y'",
+        "REGEXP / RLIKE",
+        1,
+        35,
+    );
+    refused(
+        "SELECT * FROM t WHERE\n  b RLIKE 'y'",
+        "REGEXP / RLIKE",
+        2,
+        5,
+    );
+    // A quoted "regexp" earlier in the query is a name, not the operator.
+    refused(
+        "SELECT * FROM t WHERE \"regexp\" = 1 AND b RLIKE 'y'",
+        "REGEXP / RLIKE",
+        1,
+        42,
+    );
+}
+
+/// Arrays and brackets (refused) are placed at their `[` (or ARRAY), not at their first
+/// element as sqlparser's span is.
+#[test]
+fn brackets_are_refused_at_the_bracket() {
+    refused("SELECT * FROM t WHERE [a] = 1", "an array", 1, 23);
+    refused("SELECT * FROM t WHERE [a]", "an array", 1, 23);
+    refused("SELECT * FROM t WHERE a = [1]", "an array", 1, 27);
+    refused("SELECT * FROM t WHERE a IS [b]", "an array", 1, 28);
+    refused(
+        "SELECT * FROM t WHERE a BETWEEN [b] AND 2",
+        "an array",
+        1,
+        33,
+    );
+    refused("SELECT * FROM t WHERE a = 1 OR [a]", "an array", 1, 32);
+    refused("SELECT * FROM t WHERE NOT [a]", "an array", 1, 27);
+    // The outer bracket of nested ones; ARRAY[..] at its ARRAY.
+    refused("SELECT * FROM t WHERE [[a]] = 2", "an array", 1, 23);
+    refused("SELECT * FROM t WHERE a = ARRAY[1]", "an array", 1, 27);
+    // Empty brackets, which sqlparser keeps no span for.
+    refused("SELECT * FROM t WHERE a = []", "an array", 1, 27);
+    refused("SELECT * FROM t WHERE [] = a", "an array", 1, 23);
+    refused("SELECT * FROM t WHERE\n []", "an array", 2, 2);
+    refused("SELECT [a] FROM t", "an array", 1, 8);
+    // A subscript is refused at the expression it follows.
+    refused("SELECT * FROM t WHERE a = 1 AND a[1] = 1", "'a[1]'", 1, 33);
+}

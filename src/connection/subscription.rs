@@ -18,8 +18,9 @@ use crate::types::ids::{ConnectionId, LiveQueryId, SeqId, SubscriptionId, TableI
 // count (which no delivery touches): the tally it writes as it hands deliveries out, and
 // the id it copies into them; then the creation time, cold, which puts the publisher's
 // part 64 bytes past the count (the two never share a cache line): the attempt number and
-// delivery time it writes, then the owner check, the query and the gate word it reads (40 bytes, which with
-// the allocator's 16-byte alignment straddle two lines half the time; with the gate's lock
+// delivery time it writes, then the owner check, the query and the gate word it reads (40
+// bytes, which with the allocator's 16-byte alignment straddle two lines half the time;
+// with the gate's lock
 // between the query and the gate word, 56 bytes did three times in four, and a fan-out
 // delivery cost 3-5 % more). The cold fields come last. The tally and the attempt number
 // can share a line; a layout that kept the two sides' fields a line apart (8 bytes more:
@@ -34,7 +35,8 @@ pub(crate) struct SubscriptionCore {
     tally: TallyHome,
     /// Here, beside the tally, because the receiver copies it into every change set.
     pub(crate) id: SubscriptionId,
-    /// Cold: here to keep the publisher's block a line from the reference count (below).
+    /// Cold: here to keep the publisher's block a line from the reference count (see the
+    /// layout note above the struct).
     pub(crate) created_at_ms: u64,
     /// Deliveries attempted (sent or dropped): the number of the latest attempt, with
     /// [`AFTER_DROP`] set while that attempt was dropped.
@@ -92,7 +94,6 @@ const _: () = assert!(std::mem::size_of::<TallyHome>() == 40);
 
 /// A field of one value, whose spare values (any byte but 1) the compiler uses for
 /// [`TallyHome`]'s tag, which then costs no byte (atomics offer no such spare values).
-#[derive(Clone, Copy)]
 #[repr(u8)]
 enum TallyMarker {
     Tally = 1,
@@ -264,8 +265,14 @@ impl SubscriptionCore {
     fn tally(&self) -> &SubscriptionTally {
         match &self.tally {
             TallyHome::Own(tally) => tally,
-            // A first core keeps its own tally (one level: a link never leads to a link).
-            TallyHome::Link { first, .. } => first.tally(),
+            TallyHome::Link { first, .. } => match &first.tally {
+                TallyHome::Own(tally) => tally,
+                // `successor` links to a first core only (its own, or the one it was
+                // linked to).
+                TallyHome::Link { .. } => {
+                    unreachable!("a successor's link leads to a first core")
+                }
+            },
         }
     }
 

@@ -44,8 +44,9 @@ fn write_row(out: &mut Vec<u8>, columns: &[DataArc<str>], row: &Row) {
 /// On `LC_OK`, `*out_batch` receives a batch: read it with the `lc_topic_batch_*`
 /// functions, commit it (`lc_topic_batch_commit`, or `lc_topic_commit` per partition) once
 /// its messages are done, and free it with `lc_topic_batch_free`. A batch with no message
-/// means the timeout passed; it still holds the consumer's positions. Uncommitted messages
-/// are handed out again when the lease expires (at-least-once). A consume waiting when
+/// means the timeout passed (it still holds the consumer's positions) or the connection
+/// left the group (below). Uncommitted messages are handed out again when the lease
+/// expires (at-least-once). A consume waiting when
 /// its connection leaves the group (`lc_topic_group_leave`) returns at once with `LC_OK`
 /// and a batch with no message and no position (the consumer holds nothing in the group
 /// any more); a later consume joins the group again.

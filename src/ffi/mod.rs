@@ -28,9 +28,9 @@
 //!   (and sets it, on output, to the bytes written). A size smaller than the struct's
 //!   first version is refused; an output larger than this library's (a newer header) gets
 //!   this library's fields and nothing past them; an input, and the `_init` function that
-//!   fills one, takes a published size only (`ptr::read_sized`, `ptr::SizedOut`). Structs without it (`lc_value`,
-//!   `lc_change`, `lc_live_query_id`, `lc_change_info`, `lc_topic_retention_skip`) are
-//!   frozen: their layout never changes within an ABI version; more information would come
+//!   fills one, takes a published size only (`ptr::read_sized`, `ptr::SizedOut`). Structs
+//!   without it (`lc_value`, `lc_change`, `lc_live_query_id`, `lc_change_info`,
+//!   `lc_topic_retention_skip`) are frozen: their layout never changes within an ABI version; more information would come
 //!   as a new struct and function.
 //! - `reserved` fields of input structs must be zero (`LC_ERR_INVALID_ARGUMENT`
 //!   otherwise), so later versions can give them a meaning.

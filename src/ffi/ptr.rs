@@ -437,12 +437,25 @@ impl<T: SizedStruct> SizedOut<T> {
     /// `ptr` is NULL or points at a struct whose first `struct_size` bytes are writable
     /// for as long as the returned value is used.
     pub(crate) unsafe fn new(ptr: *mut T, name: &str) -> Result<Self, FfiError> {
+        // SAFETY: the caller's promise is passed on unchanged.
+        unsafe { Self::checked_with(ptr, name, checked_size::<T>) }
+    }
+
+    /// Checks a non-NULL, aligned `ptr` and its `struct_size` with `check`.
+    ///
+    /// # Safety
+    /// As for [`SizedOut::new`].
+    unsafe fn checked_with(
+        ptr: *mut T,
+        name: &str,
+        check: fn(u32, &str) -> Result<usize, FfiError>,
+    ) -> Result<Self, FfiError> {
         let ptr = NonNull::new(ptr).ok_or_else(|| FfiError::null(name))?;
         if !ptr.as_ptr().is_aligned() {
             return Err(misaligned(name));
         }
         // SAFETY: non-NULL and aligned; the leading u32 is readable (caller's promise).
-        let size = checked_size::<T>(unsafe { ptr.as_ptr().cast::<u32>().read() }, name)?;
+        let size = check(unsafe { ptr.as_ptr().cast::<u32>().read() }, name)?;
         Ok(Self { ptr, size })
     }
 
@@ -456,9 +469,7 @@ impl<T: SizedStruct> SizedOut<T> {
     /// As for [`SizedOut::new`].
     pub(crate) unsafe fn new_input(ptr: *mut T, name: &str) -> Result<Self, FfiError> {
         // SAFETY: the caller's promise is passed on unchanged.
-        let out = unsafe { Self::new(ptr, name) }?;
-        published_size::<T>(out.size as u32, name)?;
-        Ok(out)
+        unsafe { Self::checked_with(ptr, name, published_size::<T>) }
     }
 
     /// As [`SizedOut::new`], but NULL means the caller does not want the report.
@@ -530,7 +541,9 @@ pub(crate) unsafe fn read_sized_array<T: SizedStruct>(
             // Checked before reading the element, which reads as many bytes as it declares.
             return Err(FfiError::new(
                 lc_status::LC_ERR_STRUCT_SIZE,
-                format!("`{name}[{index}].struct_size` differs from `{name}[0].struct_size`"),
+                format!(
+                    "`{name}[{index}].struct_size` differs from `{name}[0].struct_size` ({stride}), which this library steps through the array by (an array of structs larger than this library's, from a newer header, cannot be read)"
+                ),
             ));
         }
         // SAFETY: as above.

@@ -1338,7 +1338,7 @@ impl ConnectionsManager {
 
     /// The session leaves `group`: its leases end now (whatever it did not commit is
     /// handed out again) and it stops counting as a member. A consume of the session in
-    /// this group that is parked (or running) returns at once with an empty batch and no
+    /// this group that is parked returns at once with an empty batch and no
     /// positions, rather than wait out its timeout; a later consume joins again.
     pub fn leave_group(
         &self,
@@ -1448,7 +1448,7 @@ impl ConnectionsManager {
         loop {
             match self.consume_pass(&mut call)? {
                 Pass::Messages(batch) => return Ok(batch),
-                Pass::Left => return Ok(self.batch(&call, Vec::new())),
+                Pass::Left => return Ok(self.left_batch(&call)),
                 Pass::Retry => continue,
                 Pass::Nothing => {}
             }
@@ -1495,7 +1495,7 @@ impl ConnectionsManager {
         loop {
             match self.consume_pass(&mut call)? {
                 Pass::Messages(batch) => return Ok(batch),
-                Pass::Left => return Ok(self.batch(&call, Vec::new())),
+                Pass::Left => return Ok(self.left_batch(&call)),
                 Pass::Retry => continue,
                 Pass::Nothing => {}
             }
@@ -1806,6 +1806,20 @@ impl ConnectionsManager {
                 })
         });
         (!arrived).then_some(lease_expiry)
+    }
+
+    /// The batch of a consume whose session left the group: no message and no position
+    /// (the group's positions for the session, read now, could be those of a consume that
+    /// joined again since).
+    fn left_batch(&self, call: &Call) -> ConsumeBatch {
+        ConsumeBatch {
+            topic: call.topic.name.to_string(),
+            group: call.group.name.to_string(),
+            messages: Vec::new(),
+            positions: Vec::new(),
+            retention_skips: call.skips.clone(),
+            group_instance: call.group.instance,
+        }
     }
 
     fn batch(&self, call: &Call, messages: Vec<DataArc<TopicMessage>>) -> ConsumeBatch {

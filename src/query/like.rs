@@ -24,7 +24,8 @@ use smallvec::{smallvec, SmallVec};
 enum Token {
     Char(char),
     AnyOne,
-    /// One character of a GLOB set: the index of the set in [`LikePattern::sets`].
+    /// One character of a set (GLOB's `[...]`, or LIKE's set that holds nothing for an
+    /// escape that ends the pattern): the index of the set in [`LikePattern::sets`].
     Set(u32),
 }
 
@@ -38,8 +39,9 @@ struct CharSet {
 }
 
 impl CharSet {
-    /// What an unterminated set stands for: SQLite's matcher fails wherever it reaches one,
-    /// and every token of a pattern is reached by any match.
+    /// What an unterminated GLOB set, or an escape that ends a LIKE pattern, stands for:
+    /// SQLite's matcher fails wherever it reaches one, and every token of a pattern is
+    /// reached by any match.
     fn nothing() -> Self {
         Self {
             ranges: Box::new([]),
@@ -168,7 +170,8 @@ pub(crate) struct LikePattern {
     /// Segments between `%`s (GLOB's `*`s); `segments.len() == 1` means the pattern has none.
     segments: Vec<Segment>,
     case_insensitive: bool,
-    /// GLOB's sets, which [`Token::Set`] names by index (empty for LIKE).
+    /// The sets [`Token::Set`] names by index: GLOB's, or for LIKE the one that stands for
+    /// an escape ending the pattern (empty otherwise).
     sets: Box<[CharSet]>,
 }
 
@@ -186,7 +189,7 @@ impl LikePattern {
                     Some(escaped) => Token::Char(escaped),
                     None => {
                         sets.push(CharSet::nothing());
-                        Token::Set(0)
+                        Token::Set(sets.len() as u32 - 1)
                     }
                 }
             } else if c == '%' {

@@ -436,21 +436,22 @@ fn a_newer_headers_larger_stats_struct_is_filled_and_its_extra_bytes_left_alone(
 }
 
 /// A `struct_size` that claims far more than the caller's struct holds (a count that lies)
-/// costs nothing: only this library's fields are written.
+/// costs nothing: only this library's fields are written, not a byte past them.
 #[test]
 fn an_output_struct_size_claiming_more_than_its_buffer_writes_only_known_fields() {
     let _serial = serial();
     let f = Fixture::new();
-    // A heap buffer exactly the size of this library's struct (valgrind and the sanitizers
-    // see any write past it), claiming 4 GiB.
-    let mut exact = Box::new(sized::<lc_stats>(size_of::<lc_stats>()));
-    exact.struct_size = u32::MAX;
-    // SAFETY: `exact` is a live allocation of one lc_stats; the library writes no more.
+    // This library's struct, then sentinel bytes a write past it would change (valgrind
+    // and the sanitizers would also see a write past the allocation), claiming 4 GiB.
+    let mut grown = Box::new(Grown::<lc_stats>::new(u64::MAX));
+    grown.known.struct_size = u32::MAX;
+    // SAFETY: `grown` is a live allocation; the library writes no more than one lc_stats.
     unsafe {
-        assert_status!(lc_manager_get_stats(f.manager, &mut *exact), LC_OK);
+        assert_status!(lc_manager_get_stats(f.manager, grown.as_mut_ptr()), LC_OK);
     }
-    assert_eq!(exact.struct_size as usize, size_of::<lc_stats>());
-    assert_eq!(exact.published, 2);
+    assert_eq!(grown.known.struct_size as usize, size_of::<lc_stats>());
+    assert_eq!(grown.known.published, 2);
+    assert_eq!(grown.newer, [u64::MAX; 4], "nothing past the known fields");
 }
 
 /// A `struct_size` below the struct's first published version is refused and nothing is

@@ -6,7 +6,9 @@
 //! as many connections as it cares to pick addresses, around every per-address limit. An
 //! IPv4 address written as IPv6 (`::ffff:a.b.c.d`, what a dual-stack socket reports for an
 //! IPv4 peer) is counted as that IPv4 address, so one client is never counted under two
-//! keys depending on the socket that accepted it.
+//! keys depending on the socket that accepted it; so is an address of the well-known
+//! NAT64 prefix (`64:ff9b::/96`, RFC 6052), behind which every IPv4 client would
+//! otherwise share one /64.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -24,12 +26,19 @@ impl ClientAddress {
     pub(crate) fn of(ip: IpAddr) -> Self {
         match ip {
             IpAddr::V4(v4) => Self::V4(v4),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped().or_else(|| nat64_client(v6)) {
                 Some(v4) => Self::V4(v4),
                 None => Self::V6Network((v6.to_bits() >> 64) as u64),
             },
         }
     }
+}
+
+/// The IPv4 client behind an address of the well-known NAT64 prefix `64:ff9b::/96`.
+fn nat64_client(v6: std::net::Ipv6Addr) -> Option<Ipv4Addr> {
+    const WELL_KNOWN_PREFIX: u128 = 0x0064_ff9b << 96;
+    let bits = v6.to_bits();
+    (bits >> 32 == WELL_KNOWN_PREFIX >> 32).then(|| Ipv4Addr::from_bits(bits as u32))
 }
 
 #[cfg(test)]
@@ -63,5 +72,14 @@ mod tests {
         assert_ne!(key("::ffff:192.0.2.7"), key("::ffff:192.0.2.8"));
         // Not the mapped form: an ordinary IPv6 address in the first /64.
         assert_ne!(key("::192.0.2.7"), key("192.0.2.7"));
+    }
+
+    #[test]
+    fn clients_behind_the_well_known_nat64_prefix_are_their_ipv4_addresses() {
+        assert_eq!(key("64:ff9b::192.0.2.7"), key("192.0.2.7"));
+        assert_ne!(key("64:ff9b::192.0.2.7"), key("64:ff9b::192.0.2.8"));
+        // Outside the /96: an ordinary IPv6 network.
+        assert_ne!(key("64:ff9b:1::192.0.2.7"), key("192.0.2.7"));
+        assert_eq!(key("64:ff9b:0:0:1::1"), key("64:ff9b:0:0:2::1"));
     }
 }

@@ -112,7 +112,8 @@ pub struct Limits {
     /// Most simultaneous connections from one IP address (close 4030 beyond it). An IPv6
     /// client counts by its /64 network (a host is often given a whole /64, so counting
     /// whole addresses would let it pick as many as it likes); an IPv4 address a
-    /// dual-stack socket reports as `::ffff:a.b.c.d` counts as that IPv4 address.
+    /// dual-stack socket reports as `::ffff:a.b.c.d`, or behind the NAT64 prefix
+    /// `64:ff9b::/96`, counts as that IPv4 address.
     pub max_connections_per_address: usize,
     /// Sustained messages per second a client may send (close 4029 beyond it).
     pub messages_per_second: u32,
