@@ -819,7 +819,7 @@ fn sqlite_spellings_agree_without_parentheses() {
 /// livecore's subscriptions agree, row by row, on such a table and on one without.
 #[test]
 fn true_and_false_name_columns_where_a_table_has_them() {
-    use livecore::{ChangeNotification, SeqId, SubscriptionOptions};
+    use livecore::{SeqId, SubscriptionOptions};
     let filters = [
         "true",
         "false",
@@ -886,19 +886,8 @@ fn true_and_false_name_columns_where_a_table_has_them() {
             }
         }
         for (seq, row) in rows.iter().enumerate() {
-            sqlite
-                .execute(
-                    "INSERT INTO t VALUES (?1, ?2, ?3)",
-                    rusqlite::params![row[0], row[1], row[2]],
-                )
-                .unwrap();
             let values = row.iter().map(|&value| Value::Int(value)).collect();
-            manager
-                .publish(
-                    SeqId(seq as u64 + 1),
-                    ChangeNotification::insert(table.clone(), Row::new(values)),
-                )
-                .unwrap();
+            insert_in_both(&sqlite, &manager, &table, SeqId(seq as u64 + 1), values);
         }
         let delivered = delivered_ids(&mut connection.notifications, &subscriptions);
         for (_, filter) in &subscriptions {
@@ -918,7 +907,7 @@ fn true_and_false_name_columns_where_a_table_has_them() {
 /// selects (the parser reads them as calls of the SQL standard's functions).
 #[test]
 fn standard_function_words_name_columns_as_in_sqlite() {
-    use livecore::{ChangeNotification, SeqId, SubscriptionOptions};
+    use livecore::{SeqId, SubscriptionOptions};
     let columns = [
         "id",
         "user",
@@ -986,22 +975,11 @@ fn standard_function_words_name_columns_as_in_sqlite() {
         subscriptions.push((result.live_query_id, filter));
     }
     for (seq, row) in rows.iter().enumerate() {
-        sqlite
-            .execute(
-                "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                rusqlite::params![row[0], row[1], row[2], row[3], row[4], row[5], row[6]],
-            )
-            .unwrap();
         let values = row
             .iter()
             .map(|value| value.map_or(Value::Null, Value::Int))
             .collect();
-        manager
-            .publish(
-                SeqId(seq as u64 + 1),
-                ChangeNotification::insert(table.clone(), Row::new(values)),
-            )
-            .unwrap();
+        insert_in_both(&sqlite, &manager, &table, SeqId(seq as u64 + 1), values);
     }
     let delivered = delivered_ids(&mut connection.notifications, &subscriptions);
     let mut selected = 0;
@@ -1024,9 +1002,8 @@ fn standard_function_words_name_columns_as_in_sqlite() {
 #[test]
 fn a_table_gaining_and_losing_a_true_column_reads_the_word_again() {
     use livecore::{
-        ChangeNotification, ConnectionsManager, GroupConfig, ManagerConfig, SeqId,
-        SubscriptionOptions, TableId, TableSchema, TableScope, TopicConfig, TopicPayload,
-        TopicRouteSpec, UserId,
+        ConnectionsManager, GroupConfig, ManagerConfig, SeqId, SubscriptionOptions, TableId,
+        TableSchema, TableScope, TopicConfig, TopicPayload, TopicRouteSpec, UserId,
     };
     let filters = [
         "c1 = TRUE",
@@ -1069,22 +1046,12 @@ fn a_table_gaining_and_losing_a_true_column_reads_the_word_again() {
             .execute(&format!("CREATE TABLE t({})", quoted.join(", ")), [])
             .unwrap();
         for row in [[1, 1, 5], [2, 5, 5], [3, 0, 0], [4, 7, 1], [5, 2, 3]] {
-            let row = &row[..columns.len()];
-            let marks = vec!["?"; row.len()].join(", ");
-            sqlite
-                .execute(
-                    &format!("INSERT INTO t VALUES ({marks})"),
-                    rusqlite::params_from_iter(row),
-                )
-                .unwrap();
             seq += 1;
-            let values = row.iter().map(|&value| Value::Int(value)).collect();
-            manager
-                .publish(
-                    SeqId(seq),
-                    ChangeNotification::insert(table.clone(), Row::new(values)),
-                )
-                .unwrap();
+            let values = row[..columns.len()]
+                .iter()
+                .map(|&value| Value::Int(value))
+                .collect();
+            insert_in_both(&sqlite, &manager, &table, SeqId(seq), values);
         }
         let expected = |filter: &str| sqlite_ids(&sqlite, filter);
         let delivered = delivered_ids(&mut connection.notifications, &subscriptions);
@@ -1194,6 +1161,29 @@ fn shared_table_t(
         .authenticate(connection.connection_id, UserId::from("u"), None)
         .unwrap();
     (manager, table, connection)
+}
+
+/// Inserts one row into SQLite's `t` and publishes it to `table` as commit `seq`.
+fn insert_in_both(
+    sqlite: &rusqlite::Connection,
+    manager: &livecore::ConnectionsManager,
+    table: &livecore::TableId,
+    seq: livecore::SeqId,
+    values: Vec<Value>,
+) {
+    let marks = vec!["?"; values.len()].join(", ");
+    sqlite
+        .execute(
+            &format!("INSERT INTO t VALUES ({marks})"),
+            rusqlite::params_from_iter(values.iter().map(sqlite_value)),
+        )
+        .unwrap();
+    manager
+        .publish(
+            seq,
+            livecore::ChangeNotification::insert(table.clone(), Row::new(values)),
+        )
+        .unwrap();
 }
 
 fn delivered_ids<'a>(

@@ -84,7 +84,8 @@ impl ConnectionsManager {
     /// returned. A commit published concurrently with this call may or may not reach it;
     /// once one does, every later one of the table does (its commits published one after
     /// another, in SeqId order): a subscription entering the index under several keys (an
-    /// IN list) passes nothing until the last key is in. A host that needs an exact starting point uses the initial-load protocol
+    /// IN list) passes nothing until the last key is in. A host that needs an exact
+    /// starting point uses the initial-load protocol
     /// ([`SubscriptionOptions::with_initial_load`]) or resume
     /// ([`SubscriptionOptions::resume_from`]).
     pub fn subscribe(

@@ -1812,14 +1812,7 @@ impl ConnectionsManager {
     /// (the group's positions for the session, read now, could be those of a consume that
     /// joined again since).
     fn left_batch(&self, call: &Call) -> ConsumeBatch {
-        ConsumeBatch {
-            topic: call.topic.name.to_string(),
-            group: call.group.name.to_string(),
-            messages: Vec::new(),
-            positions: Vec::new(),
-            retention_skips: call.skips.clone(),
-            group_instance: call.group.instance,
-        }
+        Self::batch_of(call, Vec::new(), Vec::new())
     }
 
     fn batch(&self, call: &Call, messages: Vec<DataArc<TopicMessage>>) -> ConsumeBatch {
@@ -1838,6 +1831,14 @@ impl ConnectionsManager {
                 },
             )
             .collect();
+        Self::batch_of(call, messages, positions)
+    }
+
+    fn batch_of(
+        call: &Call,
+        messages: Vec<DataArc<TopicMessage>>,
+        positions: Vec<PartitionPosition>,
+    ) -> ConsumeBatch {
         ConsumeBatch {
             topic: call.topic.name.to_string(),
             group: call.group.name.to_string(),
