@@ -159,7 +159,7 @@ impl ConnectionsManager {
         // The slot the insert edits is asked for now, its bucket once the slot has had time
         // to arrive: both come in while the subscription is made (see `prefetch_slots`).
         let placement = placement_of(&query, &params, owner, &self.index.hasher);
-        route.prefetch_slots(&placement);
+        let slots_hint = route.prefetch_slots(&placement);
         let mut subscriptions = lock(&connection.subscriptions);
         // Checked under the subscription map's lock, which unregistering takes to set the
         // flag and empty the map: this subscription is either refused here or unrouted by it.
@@ -189,7 +189,7 @@ impl ConnectionsManager {
         } else {
             SubscriptionFlowControl::live()
         };
-        route.prefetch_buckets(&placement);
+        route.prefetch_buckets(slots_hint, &placement);
         let now_ms = self.clock.now_ms();
         let core = LeanArc::new(SubscriptionCore::new(NewSubscription {
             id,
@@ -209,8 +209,8 @@ impl ConnectionsManager {
         };
         {
             let _writer = (!mutant!("index_writer_unlocked")).then(|| lock(&route.writer));
-            // Mutant: no writer lock. Two subscribes copy the same bucket at once; the
-            // second compare-and-swap fails, and that subscription never enters the index.
+            // Mutant: no writer lock. Two subscribes edit the table at once, and the
+            // second one panics on the table's sole-writer check.
             route.insert_placed(
                 SubscriptionHandle::first(core.clone(), connection.clone()),
                 placement,

@@ -106,11 +106,12 @@ impl QuerySpec {
         params.into_iter().collect()
     }
 
-    /// A hash of the query's template (everything but its compared-against constants):
-    /// queries with the same template hash alike.
+    /// A hash of the query's template on its table (everything but the table and the
+    /// compared-against constants): queries on one table with the same template hash alike.
+    /// The table is left out because the compiled-query cache, the only user, keys by the
+    /// table and compares schemas itself.
     pub(crate) fn template_hash(&self, hasher: &impl std::hash::BuildHasher) -> u64 {
         let mut state = hasher.build_hasher();
-        self.table_id.hash(&mut state);
         self.projection.hash(&mut state);
         if let Some(filter) = &self.filter {
             filter.hash_template(&mut state);
@@ -118,11 +119,11 @@ impl QuerySpec {
         state.finish()
     }
 
-    /// True when both queries have the same template: they differ at most in the constants
-    /// they compare against, so one compiled query serves both.
+    /// True when two queries on one table have the same template: they differ at most in
+    /// the constants they compare against, so one compiled query serves both. The table is
+    /// not compared (see [`template_hash`](Self::template_hash)).
     pub(crate) fn same_template(&self, other: &QuerySpec) -> bool {
-        self.table_id == other.table_id
-            && self.projection == other.projection
+        self.projection == other.projection
             && match (&self.filter, &other.filter) {
                 (None, None) => true,
                 (Some(a), Some(b)) => a.same_template(b),
@@ -238,20 +239,23 @@ impl CompiledQuery {
         self.spec.to_sql_with(params)
     }
 
-    /// The routing keys of the constants a subscription with `params` is pinned to: empty
-    /// when the template pins nothing, or pins a parameter that is NULL (such a filter is
-    /// never TRUE).
-    pub(crate) fn pin_value_keys(
+    /// The routing keys of the constants a subscription with `params` is pinned to, each
+    /// passed through `bucket_key` (the index's key for it): empty when the template pins
+    /// nothing, or pins a parameter that is NULL (such a filter is never TRUE). Gathered in
+    /// one pass, inline: the usual single key allocates nothing.
+    pub(crate) fn pin_keys(
         &self,
         params: &[Value],
         hasher: &RouteHasher,
+        bucket_key: impl Fn(u64) -> u64,
     ) -> SmallVec<[u64; 4]> {
         match self.pin.as_ref().map(|pin| &pin.values) {
             None => SmallVec::new(),
-            Some(RouteValues::Keys(keys)) => keys.iter().copied().collect(),
+            Some(RouteValues::Keys(keys)) => keys.iter().map(|key| bucket_key(*key)).collect(),
             Some(RouteValues::Param(index)) => params
                 .get(usize::from(*index))
                 .and_then(|value| hasher.value_key(value))
+                .map(bucket_key)
                 .into_iter()
                 .collect(),
         }

@@ -23,12 +23,11 @@
 //! the hand-written unsafe code here; `loom-tests/tests/route_buckets.rs` models it, with
 //! the mutants it must catch.
 //!
-//! Edits are committed by compare-and-swap, and a table admits one writer at a time (a
-//! second one at once panics before touching anything: a resize's copies alias values the
-//! old slot array owns until its swap), so memory safety never depends on the caller.
-//! Callers serialize writers (the routing index holds a per-table writer lock).
-
-use std::mem::ManuallyDrop;
+//! A table admits one writer at a time (a second one at once panics before touching
+//! anything: a resize's copies alias values the old slot array owns until its swap), so
+//! memory safety never depends on the caller, and an edit is committed by swapping the
+//! bucket's cell, which only that writer changes. Callers serialize writers (the routing
+//! index holds a per-table writer lock).
 
 use smallvec::SmallVec;
 
@@ -74,31 +73,40 @@ struct Slots<V> {
     cells: Box<[BucketCell<V>]>,
 }
 
+/// The slot array a coming edit will read, as [`CowTable::hint_slots`] found it. Dropped
+/// before the edit: a writer holding an array counts as its reader, which makes a resize
+/// keep the old array's buckets alive instead of freeing them.
+pub(crate) struct SlotsHint<V>(Guard<Arc<Slots<V>>>);
+
+impl<V> SlotsHint<V> {
+    /// Hints the header line of the bucket of each of `keys` (the slots' lines asked for
+    /// earlier have had time to arrive), and lets the array go.
+    pub(crate) fn hint_buckets(self, keys: &[u64]) {
+        for key in keys {
+            if let Some(bucket) = self.0.cell(*key).load().as_ref() {
+                bucket.prefetch_header();
+            }
+        }
+    }
+}
+
 /// One slot: its bucket, if it holds any entry.
 type BucketCell<V> = ArcSwapAny<Option<Bucket<V>>>;
 
 /// A bucket's entries while a writer edits them: bit-for-bit copies of the current
 /// bucket's entries, plus what the edit adds; what it removes is set aside for the replaced
 /// bucket to release. Nothing here drops a value: ownership is settled when the edit is
-/// committed, or abandoned.
+/// committed (a panic in between leaks what the edit added, never frees a value twice).
 pub(crate) struct Staged<V> {
-    entries: SmallVec<[Staging<V>; 8]>,
-    removed: SmallVec<[Staging<V>; 1]>,
+    entries: SmallVec<[Entry<V>; 8]>,
+    removed: SmallVec<[Entry<V>; 1]>,
     changed: bool,
-}
-
-/// A staged entry, and whether this edit added it (else it aliases the current bucket's).
-struct Staging<V> {
-    entry: Entry<V>,
-    added: bool,
 }
 
 impl<V> Staged<V> {
     /// The staged entries, as `(key, value)`.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &V)> {
-        self.entries
-            .iter()
-            .map(|staging| (staging.entry.key, staging.entry.value()))
+        self.entries.iter().map(|entry| (entry.key, entry.value()))
     }
 
     /// The index of the first entry `matches` accepts.
@@ -108,22 +116,19 @@ impl<V> Staged<V> {
 
     /// The value at `index`.
     pub(crate) fn value(&self, index: usize) -> &V {
-        self.entries[index].entry.value()
+        self.entries[index].value()
     }
 
     /// Adds `value` under `key`.
     pub(crate) fn push(&mut self, key: u64, value: V) {
-        self.entries.push(Staging {
-            entry: Entry::new(key, value),
-            added: true,
-        });
+        self.entries.push(Entry::new(key, value));
         self.changed = true;
     }
 
     /// Removes the entry at `index` (released once no reader can see it).
     pub(crate) fn remove(&mut self, index: usize) {
-        let staging = self.entries.remove(index);
-        self.removed.push(staging);
+        let entry = self.entries.remove(index);
+        self.removed.push(entry);
         self.changed = true;
     }
 
@@ -132,21 +137,11 @@ impl<V> Staged<V> {
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(u64, &V) -> bool) {
         let mut index = 0;
         while index < self.entries.len() {
-            let entry = &self.entries[index].entry;
+            let entry = &self.entries[index];
             if keep(entry.key, entry.value()) {
                 index += 1;
             } else {
                 self.remove(index);
-            }
-        }
-    }
-
-    /// Drops what the edit added, and nothing it aliased: for an edit that lost its race.
-    fn abandon(self) {
-        for mut staging in self.entries.into_iter().chain(self.removed) {
-            if staging.added {
-                // SAFETY: added by this edit and never shared: this is its only owner.
-                unsafe { ManuallyDrop::drop(&mut staging.entry.value) };
             }
         }
     }
@@ -234,30 +229,27 @@ impl<V: Clone> CowTable<V> {
         }
     }
 
-    /// Hints the line of `key`'s slot, ahead of [`prefetch_bucket`](Self::prefetch_bucket)
-    /// or an edit, which read it. Loom builds skip it: a hint models nothing.
-    pub(crate) fn prefetch_slot(&self, key: u64) {
+    /// Hints the lines of the slots of `keys`, ahead of an edit, which reads them; the
+    /// array they were found in is kept for [`SlotsHint::hint_buckets`], which then need
+    /// not load it again. `None` (and no hint) for no keys, and in loom builds: a hint
+    /// models nothing.
+    pub(crate) fn hint_slots(&self, keys: &[u64]) -> Option<SlotsHint<V>> {
         #[cfg(not(livecore_loom))]
         {
-            let slots = self.slots.load();
-            prefetch((slots.cell(key) as *const BucketCell<V>).cast());
-        }
-        #[cfg(livecore_loom)]
-        let _ = key;
-    }
-
-    /// Hints the header line of `key`'s bucket (loading its slot to find it), ahead of an
-    /// edit of that bucket. Loom builds skip it, as [`prefetch_slot`](Self::prefetch_slot).
-    pub(crate) fn prefetch_bucket(&self, key: u64) {
-        #[cfg(not(livecore_loom))]
-        {
-            let slots = self.slots.load();
-            if let Some(bucket) = slots.cell(key).load().as_ref() {
-                bucket.prefetch_header();
+            if keys.is_empty() {
+                return None;
             }
+            let slots = self.slots.load();
+            for key in keys {
+                prefetch((slots.cell(*key) as *const BucketCell<V>).cast());
+            }
+            Some(SlotsHint(slots))
         }
         #[cfg(livecore_loom)]
-        let _ = key;
+        {
+            let _ = keys;
+            None
+        }
     }
 
     /// Calls `visit` with every bucket in turn (readers walk whole buckets to amortise the
@@ -342,22 +334,15 @@ impl<V: Clone> CowTable<V> {
         let cell = slots.cell(key);
         let current = cell.load();
         let mut staged = Staged {
-            entries: current
-                .as_ref()
-                .map(|bucket| {
-                    bucket
-                        .entries()
-                        .iter()
-                        .map(|entry| Staging {
-                            entry: entry.alias(),
-                            added: false,
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
+            entries: SmallVec::new(),
             removed: SmallVec::new(),
             changed: false,
         };
+        if let Some(bucket) = current.as_ref() {
+            staged
+                .entries
+                .extend(bucket.entries().iter().map(Entry::alias));
+        }
         let before = staged.entries.len();
         change(&mut staged);
         if !staged.changed {
@@ -365,39 +350,29 @@ impl<V: Clone> CowTable<V> {
             return;
         }
         let after = staged.entries.len();
-        let successor = (!staged.entries.is_empty()).then(|| {
-            Bucket::new(staged.entries.len(), |index| {
-                staged.entries[index].entry.alias()
-            })
-        });
-        let previous = cell.compare_and_swap(&*current, successor.clone());
-        let swapped = match (&*previous, &*current) {
-            (None, None) => true,
-            (Some(previous), Some(current)) => Bucket::ptr_eq(previous, current),
-            _ => false,
-        };
+        let successor = (!staged.entries.is_empty())
+            .then(|| Bucket::new(staged.entries.len(), |index| staged.entries[index].alias()));
+        // The sole writer (see `SoleWriter`): the cell still holds `current`, so a plain
+        // swap replaces it (a compare-and-swap would load the cell once more, behind a
+        // debt slot, to compare what cannot differ).
+        let previous = cell.swap(successor.clone());
+        debug_assert!(
+            match (&previous, &*current) {
+                (None, None) => true,
+                (Some(previous), Some(current)) => Bucket::ptr_eq(previous, current),
+                _ => false,
+            },
+            "a bucket changed under its sole writer"
+        );
         // This writer's own read of the bucket ends here, so it does not count as a reader
-        // below; on a swap, `previous` holds the reference the cell had.
+        // below; `previous` holds the reference the cell had.
         drop(current);
-        if !swapped {
-            // Another writer replaced the bucket first (callers serialize writers, so this
-            // is a caller's bug): the edit is lost, never memory safety. The copy owns
-            // nothing; what the edit added is dropped.
-            if let Some(successor) = successor {
-                match successor.try_unwrap() {
-                    Ok(successor) => successor.free(),
-                    Err(_) => unreachable!("an unpublished bucket has one owner"),
-                }
-            }
-            staged.abandon();
-            return;
-        }
         let removed = staged
             .removed
             .into_iter()
-            .map(|staging| staging.entry.value)
+            .map(|entry| entry.value)
             .collect();
-        match Guard::into_inner(previous) {
+        match previous {
             Some(replaced) => retire(replaced, successor, removed),
             None => debug_assert!(removed.is_empty(), "removed from an empty bucket"),
         }

@@ -24,7 +24,7 @@ use crate::connection::subscription::{SubscriptionCore, SubscriptionHandle};
 use crate::query::route_key::RouteHasher;
 use crate::query::route_key::RouteValues;
 use crate::query::{CompiledProjection, CompiledQuery};
-use crate::route::cow_table::CowTable;
+use crate::route::cow_table::{CowTable, SlotsHint};
 use crate::sync::mutant;
 use crate::sync::{lock, Arc, ArcSwap, AtomicU32, AtomicUsize, DataArc, Guard, Mutex, Ordering};
 use crate::types::ids::{SubscriptionId, TableId, TableKey, UserId, UserKey};
@@ -76,12 +76,10 @@ pub(crate) fn placement_of(
     hasher: &RouteHasher,
 ) -> Placement {
     if let Some(pin) = &query.pin {
-        let value_keys = query.pin_value_keys(params, hasher);
-        if !value_keys.is_empty() {
-            let keys = value_keys
-                .iter()
-                .map(|value_key| hasher.bucket_key(owner, Some(pin.column), *value_key))
-                .collect();
+        let keys = query.pin_keys(params, hasher, |value_key| {
+            hasher.bucket_key(owner, Some(pin.column), value_key)
+        });
+        if !keys.is_empty() {
             return Placement::Pinned(pin.column, keys);
         }
     }
@@ -203,22 +201,23 @@ impl TableRoute {
     }
 
     /// Hints the slots an insert at `placement` edits. With
-    /// [`prefetch_buckets`](Self::prefetch_buckets) later, the slot's and then the
-    /// bucket's miss (a new key lands on a random, usually cold, slot) overlap with the work
-    /// a subscribe does before it inserts, instead of stalling the insert under the lock.
-    pub(crate) fn prefetch_slots(&self, placement: &Placement) {
-        placement
-            .keys()
-            .iter()
-            .for_each(|key| self.eq.prefetch_slot(*key));
+    /// [`SlotsHint::hint_buckets`] later, the slot's and then the bucket's miss (a new key
+    /// lands on a random, usually cold, slot) overlap with the work a subscribe does before
+    /// it inserts, instead of stalling the insert under the lock.
+    pub(crate) fn prefetch_slots(&self, placement: &Placement) -> Option<SlotsHint<EqEntry>> {
+        self.eq.hint_slots(placement.keys())
     }
 
-    /// Hints the header line of each bucket an insert at `placement` edits.
-    pub(crate) fn prefetch_buckets(&self, placement: &Placement) {
-        placement
-            .keys()
-            .iter()
-            .for_each(|key| self.eq.prefetch_bucket(*key));
+    /// Hints the header line of each bucket an insert at `placement` edits, in the slots
+    /// [`prefetch_slots`](Self::prefetch_slots) hinted.
+    pub(crate) fn prefetch_buckets(
+        &self,
+        slots: Option<SlotsHint<EqEntry>>,
+        placement: &Placement,
+    ) {
+        if let Some(slots) = slots {
+            slots.hint_buckets(placement.keys());
+        }
     }
 
     /// Writer (caller holds `writer`): removes a subscription's routes; true if it was here.
