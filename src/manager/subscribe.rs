@@ -132,9 +132,9 @@ impl ConnectionsManager {
             });
         }
         let _lifecycle = read(&self.lifecycle);
-        let route = self
-            .index
-            .with_directory(|directory| directory.route_named(&spec.table_id).cloned())
+        let directory = self.index.directory();
+        let route = directory
+            .route_named(&spec.table_id)
             .ok_or_else(|| LiveError::UnknownTable(spec.table_id.clone()))?;
         let mut spec = spec;
         // The words TRUE and FALSE were read for the schema before this lock: an ALTER
@@ -151,7 +151,7 @@ impl ConnectionsManager {
         }
         // Named in another case: the subscription names the table as it was registered.
         spec.table_id.clone_from(&route.schema.table_id);
-        let (query, params) = self.compile_query(spec, &route)?;
+        let (query, params) = self.compile_query(spec, route)?;
         let owner = match route.schema.scope {
             TableScope::User => Some(user_key),
             TableScope::Shared => None,
@@ -330,13 +330,12 @@ impl ConnectionsManager {
 
     /// Takes a subscription out of its table's routes. The caller holds `lifecycle`.
     pub(crate) fn remove_from_index(&self, core: &LeanArc<SubscriptionCore>) {
-        let route = self
-            .index
-            .with_directory(|directory| directory.route(core.query.table_key).cloned());
-        if let Some(route) = route {
-            let _writer = lock(&route.writer);
-            route.remove(core, &self.index.hasher);
-        }
+        self.index.with_directory(|directory| {
+            if let Some(route) = directory.route(core.query.table_key) {
+                let _writer = lock(&route.writer);
+                route.remove(core, &self.index.hasher);
+            }
+        });
     }
 
     /// The live subscriptions of one connection: one a gate overflow ended is not listed

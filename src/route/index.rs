@@ -490,6 +490,14 @@ impl RoutingIndex {
         visit(&directory)
     }
 
+    /// The current directory, held without a reference count: a caller that works with
+    /// one of its routes for a while borrows the route from it instead of counting a
+    /// reference to the route (two locked instructions on a line every subscribe shares).
+    #[inline]
+    pub(crate) fn directory(&self) -> Guard<Arc<Directory>> {
+        self.directory.load()
+    }
+
     /// Adds a route for a table not yet in the directory, built by `build` for the key it
     /// gets. If another writer added the table first, returns that route instead.
     pub(crate) fn install_new_route(
