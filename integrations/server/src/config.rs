@@ -157,6 +157,16 @@ pub struct Limits {
     /// Most sockets waiting for their upgrade over every address; a new one past it closes
     /// the oldest waiting socket.
     pub max_pending_handshakes: usize,
+    /// Bytes a socket is read at most per second (bursts up to one second's worth); past
+    /// it the server simply reads later (TCP backpressure), it does not close. The message
+    /// rate limit counts whole messages, so without this a client could stream frames that
+    /// never complete a message (empty continuation frames) at full speed, costing a core.
+    /// 0 turns it off.
+    pub max_read_bytes_per_second: usize,
+    /// Most bytes of rows an initial load reads from SQLite (every row of the table, before
+    /// livecore's filter; the rows wait for the client in memory). A larger table is
+    /// answered `load_failed`. 0 turns it off.
+    pub max_snapshot_bytes: usize,
 }
 
 impl Default for Limits {
@@ -177,6 +187,8 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             max_pending_handshakes_per_address: 32,
             max_pending_handshakes: 1024,
+            max_read_bytes_per_second: 1024 * 1024,
+            max_snapshot_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -99,13 +99,50 @@ struct Session {
     load_places: LoadPlaces,
 }
 
-type LoadPlaces = Arc<std::sync::Mutex<HashMap<LiveQueryId, tokio::sync::OwnedSemaphorePermit>>>;
+type LoadPlaces = Arc<std::sync::Mutex<HashMap<LiveQueryId, Place>>>;
+
+/// A load's place among the connection's `max_loads_per_connection`.
+struct Place {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    /// The load is still running on the blocking pool (reading SQLite, pushing rows).
+    reading: bool,
+    /// The client unsubscribed while it was reading: the place goes when the reading ends.
+    retired: bool,
+}
 
 fn free_place(places: &LoadPlaces, live_query_id: LiveQueryId) {
     places
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(&live_query_id);
+}
+
+/// The client ended the live query: its place is freed, unless its load is still reading
+/// (an unsubscribe does not stop a read under way), in which case the load's end frees it.
+/// Otherwise unsubscribing would let one connection keep any number of whole-table reads
+/// running, each subscribe-and-unsubscribe starting another.
+fn retire_place(places: &LoadPlaces, live_query_id: LiveQueryId) {
+    let mut places = places.lock().unwrap_or_else(|e| e.into_inner());
+    match places.get_mut(&live_query_id) {
+        Some(place) if place.reading => place.retired = true,
+        Some(_) => {
+            places.remove(&live_query_id);
+        }
+        None => {}
+    }
+}
+
+/// The load's blocking part ended: a retired place goes now, any other stays until its end
+/// marker is written to the socket.
+fn done_reading(places: &LoadPlaces, live_query_id: LiveQueryId) {
+    let mut places = places.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(place) = places.get_mut(&live_query_id) {
+        if place.retired {
+            places.remove(&live_query_id);
+        } else {
+            place.reading = false;
+        }
+    }
 }
 
 /// Serves one upgraded WebSocket until it closes.
@@ -410,7 +447,7 @@ impl Session {
             Ok(ClientMessage::Unsubscribe { id, live_query_id }) => {
                 let result = match self.subscriptions.remove(&live_query_id) {
                     Some(live_query) => {
-                        free_place(&self.load_places, live_query);
+                        retire_place(&self.load_places, live_query);
                         self.shared.manager.unsubscribe(live_query)
                     }
                     None => Err(LiveError::InvalidFilter(String::new())),
@@ -557,11 +594,16 @@ impl Session {
             let Ok(mine) = mine.acquire_owned().await else {
                 return;
             };
-            places
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(live_query_id, mine);
+            places.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                live_query_id,
+                Place {
+                    _permit: mine,
+                    reading: true,
+                    retired: false,
+                },
+            );
             let Ok(any) = shared.loads.clone().acquire_owned().await else {
+                free_place(&places, live_query_id);
                 return;
             };
             let _ = tokio::task::spawn_blocking(move || {
@@ -573,7 +615,9 @@ impl Session {
                     resume_from,
                     any,
                 );
-                if !loaded {
+                if loaded {
+                    done_reading(&places, live_query_id);
+                } else {
                     free_place(&places, live_query_id);
                 }
             })
@@ -587,7 +631,7 @@ impl Session {
 ///
 /// `reading` is its place among the loads reading SQLite: an initial load gives it up once
 /// it has read the table (the rows then wait for the client, not the database); a resume
-/// holds it while it streams the log.
+/// holds one only while it reads a batch of the log.
 fn load(
     shared: &Shared,
     outbox: &mpsc::UnboundedSender<String>,
@@ -597,11 +641,7 @@ fn load(
     reading: tokio::sync::OwnedSemaphorePermit,
 ) -> bool {
     let result = match resume_from {
-        Some(after) => {
-            let result = resume(shared, live_query_id, SeqId(after));
-            drop(reading);
-            result
-        }
+        Some(after) => resume(shared, live_query_id, SeqId(after), reading),
         None => load_snapshot(shared, live_query_id, identity, reading),
     };
     if let Err(error) = result {
@@ -647,6 +687,8 @@ fn request_id(text: &str) -> Option<Json> {
 enum LoadError {
     Live(LiveError),
     Database(String),
+    /// The table was larger than one load reads (`max_snapshot_bytes`).
+    TooLarge(String),
     Stalled,
 }
 
@@ -655,6 +697,7 @@ impl std::fmt::Display for LoadError {
         match self {
             LoadError::Live(error) => write!(f, "{error}"),
             LoadError::Database(error) => write!(f, "database: {error}"),
+            LoadError::TooLarge(why) => f.write_str(why),
             LoadError::Stalled => f.write_str("the client did not read its initial load in time"),
         }
     }
@@ -702,8 +745,16 @@ fn load_snapshot(
     let table = manager.subscription(live_query_id)?.table_id;
     let (boundary, rows) = shared
         .db
-        .snapshot(table.name(), RowsOf::User(identity.user.as_str()))
-        .map_err(|error| LoadError::Database(error.to_string()))?;
+        .snapshot_within(
+            table.name(),
+            RowsOf::User(identity.user.as_str()),
+            match shared.config.limits.max_snapshot_bytes {
+                0 => usize::MAX,
+                max => max,
+            },
+        )
+        .map_err(|error| LoadError::Database(error.to_string()))?
+        .map_err(|too_large| LoadError::TooLarge(too_large.to_string()))?;
     drop(reading);
     manager.set_snapshot_boundary(live_query_id, boundary)?;
     until_room(shared, |done| {
@@ -714,29 +765,107 @@ fn load_snapshot(
     Ok(())
 }
 
+/// Commits a resume reads from the log at a time, each batch in its own short read
+/// transaction.
+const REPLAY_CHUNK_COMMITS: usize = 64;
+/// Log text a resume reads at a time, at most (past a batch's first commit).
+const REPLAY_CHUNK_BYTES: usize = 1024 * 1024;
+
 /// The resume protocol: replays the commits after `after` from the log (read after
 /// subscribe returned, so none is missed), or tells the client its point is gone.
-fn resume(shared: &Shared, live_query_id: LiveQueryId, after: SeqId) -> Result<(), LoadError> {
+///
+/// The log is read a batch at a time, each in a short read transaction under a place among
+/// the `max_concurrent_loads`, given back while the batch streams into the client's
+/// channel: a resume waiting for its client to read holds neither (a client reading one
+/// commit per send timeout held both for as long as it liked, which starved every other
+/// load, and the open read kept SQLite from checkpointing its write-ahead log). Commits
+/// published meanwhile are either in a later batch (their live copies are dropped at the
+/// gate, as at or below what was replayed) or held by the gate until the last batch is in.
+/// A batch that finds the log trimmed past the resume point ends it `resume_unavailable`.
+fn resume(
+    shared: &Shared,
+    live_query_id: LiveQueryId,
+    mut after: SeqId,
+    reading: tokio::sync::OwnedSemaphorePermit,
+) -> Result<(), LoadError> {
     let manager = &shared.manager;
     let namespace = &shared.config.manager.default_namespace;
-    // Replayed commits stream from the log into the client's channel, one decoded commit
-    // at a time: a full channel is WouldBlock, retried with the same commit once the
-    // client has read.
-    let replayed = shared
-        .db
-        .replay_after(after, namespace, |seq, changes| {
+    let mut reading = Some(reading);
+    loop {
+        let place = match reading.take() {
+            Some(place) => place,
+            // On the blocking pool, inside the runtime: waits for a place as the first
+            // batch did (a closed semaphore is a shutdown).
+            None => tokio::runtime::Handle::current()
+                .block_on(shared.loads.clone().acquire_owned())
+                .map_err(|_| LoadError::Live(LiveError::ShuttingDown))?,
+        };
+        let chunk = shared
+            .db
+            .log_after(after, namespace, REPLAY_CHUNK_COMMITS, REPLAY_CHUNK_BYTES)
+            .map_err(|error| LoadError::Database(error.to_string()))?;
+        drop(place);
+        let Ok(chunk) = chunk else {
+            manager.resume_unavailable(live_query_id)?;
+            return Ok(());
+        };
+        // A full channel is WouldBlock, retried with the same commit once the client has
+        // read.
+        for (seq, changes) in chunk.commits {
             until_room(shared, |_| {
                 manager.replay_commit(live_query_id, seq, changes.clone())
-            })
-            .map(|_| ())
-        })
-        .map_err(|error| LoadError::Database(error.to_string()))?;
-    match replayed {
-        Err(_) => manager.resume_unavailable(live_query_id)?,
-        Ok(result) => {
-            result?;
+            })?;
+            after = seq;
+        }
+        if !chunk.more {
             manager.complete_initial_load(live_query_id)?;
+            return Ok(());
         }
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use livecore::{ConnectionId, SubscriptionId};
+
+    fn place(semaphore: &Arc<tokio::sync::Semaphore>) -> Place {
+        Place {
+            _permit: semaphore.clone().try_acquire_owned().expect("a free place"),
+            reading: true,
+            retired: false,
+        }
+    }
+
+    #[test]
+    fn a_load_unsubscribed_while_reading_keeps_its_place_until_the_reading_ends() {
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(1));
+        let places: LoadPlaces = Arc::default();
+        let live_query = LiveQueryId::new(ConnectionId(1), SubscriptionId(1));
+        places.lock().unwrap().insert(live_query, place(&semaphore));
+        retire_place(&places, live_query);
+        assert_eq!(
+            semaphore.available_permits(),
+            0,
+            "still reading: the place is held"
+        );
+        done_reading(&places, live_query);
+        assert_eq!(semaphore.available_permits(), 1, "read: the place is free");
+    }
+
+    #[test]
+    fn a_load_done_reading_keeps_its_place_until_unsubscribed_or_its_end_marker() {
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(1));
+        let places: LoadPlaces = Arc::default();
+        let live_query = LiveQueryId::new(ConnectionId(1), SubscriptionId(2));
+        places.lock().unwrap().insert(live_query, place(&semaphore));
+        done_reading(&places, live_query);
+        assert_eq!(
+            semaphore.available_permits(),
+            0,
+            "its rows wait for the client"
+        );
+        retire_place(&places, live_query);
+        assert_eq!(semaphore.available_permits(), 1);
+    }
 }

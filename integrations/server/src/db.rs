@@ -192,6 +192,24 @@ pub(crate) enum RowsOf<'a> {
 #[derive(Debug, PartialEq, Eq)]
 pub struct ResumeUnavailable;
 
+/// An initial load's table held more than the server reads for one load
+/// ([`Limits::max_snapshot_bytes`](crate::config::Limits::max_snapshot_bytes)).
+#[derive(Debug)]
+pub(crate) struct SnapshotTooLarge {
+    /// The most bytes of rows one load reads.
+    pub(crate) max_bytes: usize,
+}
+
+impl std::fmt::Display for SnapshotTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the table holds more than the {} bytes of rows an initial load reads",
+            self.max_bytes
+        )
+    }
+}
+
 /// The writer's limits, from [`crate::Limits`].
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct WriteLimits {
@@ -461,6 +479,19 @@ impl Database {
         table: &str,
         rows_of: RowsOf<'_>,
     ) -> rusqlite::Result<(SeqId, Vec<Row>)> {
+        self.snapshot_within(table, rows_of, usize::MAX)
+            .map(|read| read.unwrap_or_else(|too_large| unreachable!("{too_large}")))
+    }
+
+    /// [`snapshot`](Self::snapshot), given up (nothing kept) once the rows read hold more
+    /// than `max_bytes` (as [`row_bytes`] counts them): the rows wait in memory for the
+    /// client, whatever the subscription's filter keeps of them.
+    pub(crate) fn snapshot_within(
+        &self,
+        table: &str,
+        rows_of: RowsOf<'_>,
+        max_bytes: usize,
+    ) -> rusqlite::Result<Result<(SeqId, Vec<Row>), SnapshotTooLarge>> {
         let config = self
             .tables
             .get(table)
@@ -474,45 +505,54 @@ impl Database {
                 [],
                 |row| row.get(0),
             )?;
-            let mut rows = Vec::new();
-            match (config.owner_column(), rows_of) {
-                (Some(owner_column), RowsOf::User(owner)) => {
-                    let mut statement = transaction.prepare(&format!(
+            let (sql, owner) = match (config.owner_column(), rows_of) {
+                (Some(owner_column), RowsOf::User(owner)) => (
+                    format!(
                         "SELECT {columns} FROM {} WHERE {} = ?1 ORDER BY id",
                         quote(&config.name),
                         quote(owner_column)
-                    ))?;
-                    let mut cursor = statement.query([owner])?;
-                    while let Some(row) = cursor.next()? {
-                        rows.push(read_row(row, config.columns.len() + 1)?);
-                    }
+                    ),
+                    Some(owner),
+                ),
+                (None, _) | (Some(_), RowsOf::Everyone) => (
+                    format!("SELECT {columns} FROM {} ORDER BY id", quote(&config.name)),
+                    None,
+                ),
+            };
+            let mut statement = transaction.prepare(&sql)?;
+            let mut cursor = match owner {
+                Some(owner) => statement.query([owner])?,
+                None => statement.query([])?,
+            };
+            let mut rows = Vec::new();
+            let mut bytes = 0usize;
+            while let Some(row) = cursor.next()? {
+                let row = read_row(row, config.columns.len() + 1)?;
+                bytes = bytes.saturating_add(row_bytes(&row));
+                if bytes > max_bytes {
+                    return Ok(Err(SnapshotTooLarge { max_bytes }));
                 }
-                (None, _) | (Some(_), RowsOf::Everyone) => {
-                    let mut statement = transaction.prepare(&format!(
-                        "SELECT {columns} FROM {} ORDER BY id",
-                        quote(&config.name)
-                    ))?;
-                    let mut cursor = statement.query([])?;
-                    while let Some(row) = cursor.next()? {
-                        rows.push(read_row(row, config.columns.len() + 1)?);
-                    }
-                }
+                rows.push(row);
             }
+            drop(cursor);
+            drop(statement);
             transaction.commit()?;
-            Ok((SeqId(seq as u64), rows))
+            Ok(Ok((SeqId(seq as u64), rows)))
         })
     }
 
-    /// Hands `each` the commits after `after`, in order, from the log, one at a time (one
-    /// decoded commit in memory, whatever the log holds), all read in one read transaction;
-    /// unavailable when the log no longer holds all of them (or `after` is beyond the last
-    /// commit). Stops at the first error `each` returns.
-    pub(crate) fn replay_after<E>(
+    /// The commits after `after`, in order, from the log: at most `max_commits` of them, and
+    /// no more once `max_bytes` of log text have been read (at least one commit when there
+    /// is one), read in one short read transaction; and whether the log held more after
+    /// them. Unavailable when the log no longer holds all the commits after `after` (or
+    /// `after` is beyond the last commit).
+    pub(crate) fn log_after(
         &self,
         after: SeqId,
         namespace: &str,
-        mut each: impl FnMut(SeqId, Vec<ChangeNotification>) -> Result<(), E>,
-    ) -> rusqlite::Result<Result<Result<(), E>, ResumeUnavailable>> {
+        max_commits: usize,
+        max_bytes: usize,
+    ) -> rusqlite::Result<Result<LogChunk, ResumeUnavailable>> {
         self.with_reader(|connection| {
             let transaction =
                 connection.transaction_with_behavior(TransactionBehavior::Deferred)?;
@@ -532,9 +572,18 @@ impl Database {
             let mut statement = transaction
                 .prepare("SELECT seq, changes FROM _livecore_log WHERE seq > ?1 ORDER BY seq")?;
             let mut cursor = statement.query([after.0 as i64])?;
+            let mut chunk = LogChunk::default();
+            let mut bytes = 0;
             while let Some(row) = cursor.next()? {
+                if chunk.commits.len() >= max_commits.max(1)
+                    || (!chunk.commits.is_empty() && bytes >= max_bytes)
+                {
+                    chunk.more = true;
+                    break;
+                }
                 let seq: i64 = row.get(0)?;
                 let text = row.get_ref(1)?.as_str()?;
+                bytes += text.len();
                 let changes = decode_changes(text, namespace).map_err(|error| {
                     rusqlite::Error::FromSqlConversionFailure(
                         1,
@@ -542,13 +591,20 @@ impl Database {
                         error.into(),
                     )
                 })?;
-                if let Err(error) = each(SeqId(seq as u64), changes) {
-                    return Ok(Ok(Err(error)));
-                }
+                chunk.commits.push((SeqId(seq as u64), changes));
             }
-            Ok(Ok(Ok(())))
+            Ok(Ok(chunk))
         })
     }
+}
+
+/// Commits read from the log by [`Database::log_after`].
+#[derive(Default)]
+pub(crate) struct LogChunk {
+    /// The commits, in SeqId order.
+    pub(crate) commits: Vec<(SeqId, Vec<ChangeNotification>)>,
+    /// The log held commits after the last one here.
+    pub(crate) more: bool,
 }
 
 impl Drop for Database {
@@ -579,6 +635,19 @@ fn select_list(table: &TableConfig) -> String {
         .map(|name| quote(name))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// About how many bytes a row holds in memory: its text and blobs, and a value's own size
+/// for each column.
+fn row_bytes(row: &Row) -> usize {
+    row.values()
+        .iter()
+        .map(|value| match value {
+            Value::Text(text) => 16 + text.len(),
+            Value::Bytes(bytes) => 16 + bytes.len(),
+            _ => 16,
+        })
+        .sum()
 }
 
 fn read_row(row: &rusqlite::Row<'_>, width: usize) -> rusqlite::Result<Row> {

@@ -86,15 +86,23 @@ pub(crate) struct Handshakes {
     timeout: Duration,
     per_address: usize,
     total: usize,
+    /// Bytes per second each socket is read at most (0: no limit).
+    read_rate: usize,
 }
 
 impl Handshakes {
-    pub(crate) fn new(timeout: Duration, per_address: usize, total: usize) -> Arc<Self> {
+    pub(crate) fn new(
+        timeout: Duration,
+        per_address: usize,
+        total: usize,
+        read_rate: usize,
+    ) -> Arc<Self> {
         Arc::new(Self {
             pending: Mutex::new(Pending::default()),
             timeout,
             per_address: per_address.max(1),
             total: total.max(1),
+            read_rate,
         })
     }
 
@@ -220,6 +228,7 @@ impl Listener for GuardedListener {
                         handshake: handshake.clone(),
                         handshakes: self.handshakes.clone(),
                         deadline: Some(deadline),
+                        budget: ReadBudget::new(self.handshakes.read_rate),
                     };
                     return (guarded, Peer { addr, handshake });
                 }
@@ -242,6 +251,64 @@ pub(crate) struct Guarded {
     handshake: Arc<Handshake>,
     handshakes: Arc<Handshakes>,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    budget: ReadBudget,
+}
+
+/// A token bucket on the bytes read from one socket: past it the socket is read later
+/// (backpressure), never closed.
+struct ReadBudget {
+    /// Bytes per second; 0: unlimited.
+    rate: f64,
+    tokens: f64,
+    at: std::time::Instant,
+    wait: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl ReadBudget {
+    fn new(rate: usize) -> Self {
+        Self {
+            rate: rate as f64,
+            tokens: rate as f64,
+            at: std::time::Instant::now(),
+            wait: None,
+        }
+    }
+
+    /// How many bytes may be read now; pending (woken when there is budget) when none.
+    fn poll_allowance(&mut self, cx: &mut Context<'_>) -> Poll<usize> {
+        if self.rate <= 0.0 {
+            return Poll::Ready(usize::MAX);
+        }
+        loop {
+            let now = std::time::Instant::now();
+            self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate)
+                .min(self.rate);
+            self.at = now;
+            // Reads are granted in chunks (a 64th of a second's worth, at most 16 KiB), not
+            // as each byte of budget accrues: a read of a few bytes per wake-up would cost
+            // more than the bytes it holds back.
+            let chunk = (self.rate / 64.0).clamp(1.0, 16384.0);
+            if self.tokens >= chunk {
+                self.wait = None;
+                return Poll::Ready(self.tokens as usize);
+            }
+            let needed = Duration::from_secs_f64((chunk - self.tokens) / self.rate)
+                .max(Duration::from_millis(1));
+            let wait = self
+                .wait
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(needed)));
+            if wait.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.wait = None;
+        }
+    }
+
+    fn spend(&mut self, bytes: usize) {
+        if self.rate > 0.0 {
+            self.tokens -= bytes as f64;
+        }
+    }
 }
 
 impl Guarded {
@@ -300,7 +367,30 @@ impl AsyncRead for Guarded {
         if let Err(error) = self.check(cx) {
             return Poll::Ready(Err(error));
         }
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let this = &mut *self;
+        let allowed = match this.budget.poll_allowance(cx) {
+            Poll::Ready(allowed) => allowed,
+            Poll::Pending => return Poll::Pending,
+        };
+        if allowed >= buf.remaining() {
+            let before = buf.filled().len();
+            let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+            this.budget.spend(buf.filled().len() - before);
+            return polled;
+        }
+        let mut limited = buf.take(allowed);
+        let start = limited.filled().as_ptr();
+        let polled = Pin::new(&mut this.stream).poll_read(cx, &mut limited);
+        // A `ReadBuf` cannot be pointed elsewhere through its API; checked anyway, since
+        // the unsafe block below relies on it.
+        assert_eq!(limited.filled().as_ptr(), start, "the read kept its buffer");
+        let read = limited.filled().len();
+        // SAFETY: `limited` is a view of `buf`'s unfilled part (checked above to be the same
+        // memory); its first `read` bytes were filled, hence initialized, by the read.
+        unsafe { buf.assume_init(read) };
+        buf.advance(read);
+        this.budget.spend(read);
+        polled
     }
 }
 

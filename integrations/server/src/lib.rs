@@ -250,6 +250,7 @@ impl RunningServer {
             config.limits.handshake_timeout,
             config.limits.max_pending_handshakes_per_address,
             config.limits.max_pending_handshakes,
+            config.limits.max_read_bytes_per_second,
         );
         let listener = handshake::GuardedListener::new(listener, handshakes.clone());
         let shared = Arc::new(Shared {

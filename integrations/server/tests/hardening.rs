@@ -382,6 +382,82 @@ async fn loads_and_resumes_past_the_per_connection_cap_wait_their_turn() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_waiting_for_its_client_holds_no_place_among_the_loads() {
+    let server = start(|config| {
+        config.limits.max_concurrent_loads = 1;
+        config.manager.notification_channel_capacity = 16;
+        config.history_limit = 1_000;
+        // Long enough that a resume holding its place while it waits would outlast the
+        // test's wait below.
+        config.send_timeout = Duration::from_secs(300);
+    })
+    .await;
+    // About 25 MiB of log: more than the sockets' buffers take from a client that reads
+    // nothing, so the replay waits for the client.
+    let body = "x".repeat(64 * 1024);
+    for _ in 0..400 {
+        server.write(vec![insert(1, &body)]).await;
+    }
+    let mut hog = Client::signed_in(&server.url(), "alice-token").await;
+    hog.subscribe(json!({"id": 1, "sql": "SELECT * FROM messages", "resume_from": 0}))
+        .await;
+    // Its replay has begun; from here on the client reads nothing.
+    let first = hog.recv().await;
+    assert_eq!(first["type"], "changes", "{first}");
+    // Another client's initial load gets the one place while the replay waits.
+    let mut other = Client::signed_in(&server.url(), "bob-token").await;
+    other
+        .send(json!({"type": "subscribe", "id": 2, "sql": "SELECT id FROM messages WHERE room = 2", "initial_load": true}))
+        .await;
+    let seen = other
+        .recv_until(|m| m["type"] == "load_complete" || m["type"] == "error")
+        .await;
+    assert_eq!(seen.last().unwrap()["type"], "load_complete", "{seen:?}");
+    drop(hog);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_initial_load_of_a_table_past_max_snapshot_bytes_fails_and_holds_nothing() {
+    let server = start(|config| {
+        config.limits.max_snapshot_bytes = 4 * 1024;
+    })
+    .await;
+    // Every row is read before livecore's filter: the table's size counts, not the
+    // filter's share of it.
+    for room in 0..10 {
+        server.write(vec![insert(room, &"x".repeat(1024))]).await;
+    }
+    let mut client = Client::signed_in(&server.url(), "alice-token").await;
+    client
+        .send(json!({"type": "subscribe", "id": 1, "sql": "SELECT id FROM messages WHERE room = 3", "initial_load": true}))
+        .await;
+    let seen = client
+        .recv_until(|m| m["type"] == "error" || m["type"] == "load_complete")
+        .await;
+    let last = seen.last().unwrap();
+    assert_eq!(last["code"], "load_failed", "{seen:?}");
+    assert!(
+        last["message"].as_str().unwrap().contains("4096 bytes"),
+        "{last}"
+    );
+    // Under the limit, a load succeeds.
+    let mut small = start(|config| {
+        config.limits.max_snapshot_bytes = 64 * 1024;
+    })
+    .await;
+    small.write(vec![insert(3, "a row")]).await;
+    let mut client = Client::signed_in(&small.url(), "alice-token").await;
+    client
+        .send(json!({"type": "subscribe", "id": 1, "sql": "SELECT id FROM messages WHERE room = 3", "initial_load": true}))
+        .await;
+    let seen = client
+        .recv_until(|m| m["type"] == "error" || m["type"] == "load_complete")
+        .await;
+    assert_eq!(seen.last().unwrap()["type"], "load_complete", "{seen:?}");
+    small.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_messages_of_the_wrong_shape_are_answered_not_closed() {
     let server = start(|_| {}).await;
     // An `auth` may carry an `id`, echoed like any request's.
