@@ -381,6 +381,17 @@ async fn loads_and_resumes_past_the_per_connection_cap_wait_their_turn() {
     assert_eq!(snapshot_rows, 20);
 }
 
+/// Subscribes to `room`'s messages with an initial load; every message read until the load
+/// completed or an error came, that one last.
+async fn load_room(client: &mut Client, room: i64) -> Vec<Value> {
+    client
+        .send(json!({"type": "subscribe", "id": room, "sql": format!("SELECT id FROM messages WHERE room = {room}"), "initial_load": true}))
+        .await;
+    client
+        .recv_until(|m| m["type"] == "error" || m["type"] == "load_complete")
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_waiting_for_its_client_holds_no_place_among_the_loads() {
     let server = start(|config| {
@@ -406,12 +417,7 @@ async fn a_resume_waiting_for_its_client_holds_no_place_among_the_loads() {
     assert_eq!(first["type"], "changes", "{first}");
     // Another client's initial load gets the one place while the replay waits.
     let mut other = Client::signed_in(&server.url(), "bob-token").await;
-    other
-        .send(json!({"type": "subscribe", "id": 2, "sql": "SELECT id FROM messages WHERE room = 2", "initial_load": true}))
-        .await;
-    let seen = other
-        .recv_until(|m| m["type"] == "load_complete" || m["type"] == "error")
-        .await;
+    let seen = load_room(&mut other, 2).await;
     assert_eq!(seen.last().unwrap()["type"], "load_complete", "{seen:?}");
     drop(hog);
 }
@@ -428,12 +434,7 @@ async fn an_initial_load_of_a_table_past_max_snapshot_bytes_fails_and_holds_noth
         server.write(vec![insert(room, &"x".repeat(1024))]).await;
     }
     let mut client = Client::signed_in(&server.url(), "alice-token").await;
-    client
-        .send(json!({"type": "subscribe", "id": 1, "sql": "SELECT id FROM messages WHERE room = 3", "initial_load": true}))
-        .await;
-    let seen = client
-        .recv_until(|m| m["type"] == "error" || m["type"] == "load_complete")
-        .await;
+    let seen = load_room(&mut client, 3).await;
     let last = seen.last().unwrap();
     assert_eq!(last["code"], "load_failed", "{seen:?}");
     assert!(
@@ -447,12 +448,7 @@ async fn an_initial_load_of_a_table_past_max_snapshot_bytes_fails_and_holds_noth
     .await;
     small.write(vec![insert(3, "a row")]).await;
     let mut client = Client::signed_in(&small.url(), "alice-token").await;
-    client
-        .send(json!({"type": "subscribe", "id": 1, "sql": "SELECT id FROM messages WHERE room = 3", "initial_load": true}))
-        .await;
-    let seen = client
-        .recv_until(|m| m["type"] == "error" || m["type"] == "load_complete")
-        .await;
+    let seen = load_room(&mut client, 3).await;
     assert_eq!(seen.last().unwrap()["type"], "load_complete", "{seen:?}");
     small.stop().await;
 }
