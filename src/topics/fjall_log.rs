@@ -492,16 +492,18 @@ impl TopicLog for FjallLog {
         let mut state = lock(state);
         let first = state.end;
         let mut batch = self.store.batch();
-        let mut sizes = state.sizes.clone();
+        // The state changes only once the batch is committed; until then the new sizes
+        // and the count trimmed are kept aside (cloning the retained sizes, up to
+        // `max_messages` of them, cost every append time in proportion to the partition).
+        let mut added = Vec::with_capacity(records.len());
         let mut bytes = state.bytes;
-        let mut start = state.start;
         for (index, record) in records.iter().enumerate() {
             let mut blob = Vec::with_capacity(64);
             encode_record(record, &mut blob);
             // Retention counts what `MemoryLog` counts (not the blob's length), so a
             // topic keeps the same messages on either log.
             let size = record.size_bytes() as u64;
-            sizes.push_back(size);
+            added.push(size);
             bytes += size;
             batch.insert(
                 &self.store.messages,
@@ -510,24 +512,30 @@ impl TopicLog for FjallLog {
             );
         }
         // Trimming goes in the same batch: the retained range is never seen half-trimmed.
-        while sizes.len() > 1
-            && (sizes.len() as u64 > self.retention.max_messages
+        let retained = state.sizes.len() + added.len();
+        let mut trimmed = 0;
+        while retained - trimmed > 1
+            && ((retained - trimmed) as u64 > self.retention.max_messages
                 || bytes > self.retention.max_bytes)
         {
-            bytes -= sizes.pop_front().unwrap_or(0);
+            bytes -= match state.sizes.get(trimmed) {
+                Some(size) => *size,
+                None => added[trimmed - state.sizes.len()],
+            };
             batch.remove(
                 &self.store.messages,
-                message_key(&self.name, partition, start),
+                message_key(&self.name, partition, state.start + trimmed as u64),
             );
-            start += 1;
+            trimmed += 1;
         }
         batch
             .commit()
             .map_err(|error| store_error("append", error))?;
         self.store.persist()?;
-        state.sizes = sizes;
+        state.sizes.extend(added);
+        state.sizes.drain(..trimmed);
         state.bytes = bytes;
-        state.start = start;
+        state.start += trimmed as u64;
         state.end = first + records.len() as u64;
         Ok(first)
     }
@@ -561,7 +569,16 @@ impl TopicLog for FjallLog {
         }
         let range =
             message_key(&self.name, partition, offset)..message_key(&self.name, partition, stop);
-        let items = self.store.messages.range(range).take(max_messages);
+        // Read a snapshot: an append committed meanwhile (with the retention trimming of the
+        // partition's front it carries) is seen whole or not at all. Without one, the
+        // iterator sees a trim that lands halfway through it as a hole in the middle of
+        // the range, which read as a damaged partition.
+        let snapshot = self
+            .store
+            .messages
+            .snapshot_at(self.store.keyspace.instant());
+        let items = snapshot.range(range).take(max_messages);
+        let before = out.len();
         for (expected, item) in (offset..).zip(items) {
             let (key, value) = item.map_err(|error| store_error("read", error))?;
             let at = key_offset(&key)?;
@@ -578,6 +595,14 @@ impl TopicLog for FjallLog {
             let record = decode_record(&value)
                 .map_err(|error| store_error(&format!("record {partition}/{at}"), error))?;
             out.push(DataArc::new(record.into_message(partition, at)));
+        }
+        if out.len() == before {
+            // The whole range trimmed between reading the bounds and taking the snapshot:
+            // the start moved past `offset`, as above, not an empty partition.
+            let now = self.bounds(partition)?;
+            if now.start > offset {
+                return Err(TopicLogError::OutOfRange(now));
+            }
         }
         Ok(())
     }
