@@ -32,7 +32,6 @@ use crate::topics::consume::Call;
 use crate::topics::consume::ConsumeBatch;
 use crate::topics::consume::PartitionPosition;
 use crate::topics::consume::Pass;
-use crate::topics::consume::RetentionSkip;
 use crate::topics::deliveries::Limit;
 use crate::topics::group::Advance;
 use crate::topics::group::CommitRequest;
@@ -45,6 +44,7 @@ use crate::topics::group::NackOutcome;
 use crate::topics::group::OutOfRangeOutcome;
 use crate::topics::group::ParkDecision;
 use crate::topics::group::ResetPolicy;
+use crate::topics::group::RetentionSkip;
 use crate::topics::log::value_size;
 use crate::topics::log::MemoryLog;
 use crate::topics::log::RowChange;
@@ -1448,13 +1448,13 @@ impl ConnectionsManager {
         loop {
             match self.consume_pass(&mut call)? {
                 Pass::Messages(batch) => return Ok(batch),
-                Pass::Left => return Ok(self.left_batch(&call)),
+                Pass::Left => return Ok(self.left_batch(&mut call)),
                 Pass::Retry => continue,
                 Pass::Nothing => {}
             }
             let real_left = deadline.saturating_duration_since(Instant::now());
             if real_left.is_zero() || self.clock.monotonic_ms() >= clock_deadline {
-                return Ok(self.batch(&call, Vec::new()));
+                return Ok(self.batch(&mut call, Vec::new()));
             }
             if let Some(lease_expiry) = self.ready_to_park(&mut call) {
                 let wake_at = lease_expiry.map_or(clock_deadline, |at| at.min(clock_deadline));
@@ -1495,7 +1495,7 @@ impl ConnectionsManager {
         loop {
             match self.consume_pass(&mut call)? {
                 Pass::Messages(batch) => return Ok(batch),
-                Pass::Left => return Ok(self.left_batch(&call)),
+                Pass::Left => return Ok(self.left_batch(&mut call)),
                 Pass::Retry => continue,
                 Pass::Nothing => {}
             }
@@ -1607,11 +1607,11 @@ impl ConnectionsManager {
             session,
             parker,
             topic,
+            skips: group.take_unreported(),
             group,
             membership,
             max_messages,
             leases: Vec::new(),
-            skips: Vec::new(),
         })
     }
 
@@ -1811,11 +1811,11 @@ impl ConnectionsManager {
     /// The batch of a consume whose session left the group: no message and no position
     /// (the group's positions for the session, read now, could be those of a consume that
     /// joined again since).
-    fn left_batch(&self, call: &Call) -> ConsumeBatch {
+    fn left_batch(&self, call: &mut Call) -> ConsumeBatch {
         Self::batch_of(call, Vec::new(), Vec::new())
     }
 
-    fn batch(&self, call: &Call, messages: Vec<DataArc<TopicMessage>>) -> ConsumeBatch {
+    fn batch(&self, call: &mut Call, messages: Vec<DataArc<TopicMessage>>) -> ConsumeBatch {
         let now = self.reading();
         let positions = call
             .group
@@ -1834,8 +1834,10 @@ impl ConnectionsManager {
         Self::batch_of(call, messages, positions)
     }
 
+    /// The batch a call returns; it takes the call's skips (reported here, so not kept
+    /// for the group's next batch when the call ends).
     fn batch_of(
-        call: &Call,
+        call: &mut Call,
         messages: Vec<DataArc<TopicMessage>>,
         positions: Vec<PartitionPosition>,
     ) -> ConsumeBatch {
@@ -1844,7 +1846,7 @@ impl ConnectionsManager {
             group: call.group.name.to_string(),
             messages,
             positions,
-            retention_skips: call.skips.clone(),
+            retention_skips: std::mem::take(&mut call.skips),
             group_instance: call.group.instance,
         }
     }

@@ -42,7 +42,7 @@
 
 use crate::connection::state::SharedConnectionState;
 use crate::sync::{Arc, DataArc};
-use crate::topics::group::{Group, Lease};
+use crate::topics::group::{Group, Lease, RetentionSkip};
 use crate::topics::log::TopicMessage;
 use crate::topics::session::{ConsumerSession, Membership};
 use crate::topics::wait::Parker;
@@ -62,7 +62,9 @@ pub struct ConsumeBatch {
     /// The session's position on each partition it leases, after this batch.
     pub positions: Vec<PartitionPosition>,
     /// Ranges retention removed before the group committed them, skipped under the
-    /// `Earliest` or `Latest` reset policy while producing this batch.
+    /// `Earliest` or `Latest` reset policy while producing this batch, and any skipped by
+    /// an earlier consume of the group that failed (or whose future was dropped) after
+    /// skipping them: each skip is reported once.
     pub retention_skips: Vec<RetentionSkip>,
     /// The group instance that handed it out (0 outside any group): `commit_batch`
     /// refuses a batch of a group since deleted (even if created again under its name)
@@ -84,18 +86,6 @@ pub struct PartitionPosition {
     /// When the lease expires unless renewed (ms): the manager clock's wall reading it
     /// expires at, if the wall clock keeps step with the monotonic one the lease runs on.
     pub lease_expires_at_ms: u64,
-}
-
-/// Messages retention removed before the group committed them: offsets `from..to` of
-/// `partition` were skipped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetentionSkip {
-    /// The partition.
-    pub partition: u32,
-    /// The first skipped offset.
-    pub from: u64,
-    /// One past the last skipped offset.
-    pub to: u64,
 }
 
 impl ConsumeBatch {
@@ -141,7 +131,20 @@ pub(crate) struct Call {
     pub(crate) max_messages: usize,
     /// The session's leases after the last pass.
     pub(crate) leases: Vec<(u32, Lease)>,
+    /// Retention skips to report in this call's batch: the group's unreported ones (see
+    /// `Drop`), then those this call meets.
     pub(crate) skips: Vec<RetentionSkip>,
+}
+
+impl Drop for Call {
+    /// Skips this call met but did not hand out in a batch (it failed after them, or its
+    /// future was dropped) go to the group's next batch: they are already counted and
+    /// committed past, so they are reported once, later, rather than never.
+    fn drop(&mut self) {
+        if !self.skips.is_empty() {
+            self.group.keep_unreported(std::mem::take(&mut self.skips));
+        }
+    }
 }
 
 pub(crate) enum Pass {

@@ -35,7 +35,8 @@ use std::time::Duration;
 pub enum ResetPolicy {
     /// Start at the oldest retained message; when retention overtakes the committed
     /// offset, continue from the oldest retained message (the skipped range is reported in
-    /// the batch and counted).
+    /// the batch and counted; if that consume fails after meeting it, the group's next
+    /// batch reports it).
     #[default]
     Earliest,
     /// Start at the end: only messages published after the group was created; when
@@ -438,6 +439,18 @@ impl Shares {
     }
 }
 
+/// Messages retention removed before the group committed them: offsets `from..to` of
+/// `partition` were skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetentionSkip {
+    /// The partition.
+    pub partition: u32,
+    /// The first skipped offset.
+    pub from: u64,
+    /// One past the last skipped offset.
+    pub to: u64,
+}
+
 /// The next [`Group::instance`]; 0 is never handed out (a batch outside any group).
 static NEXT_GROUP_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
@@ -454,6 +467,11 @@ pub(crate) struct Group {
     deleted: AtomicBool,
     redelivered: AtomicU64,
     skipped_by_retention: AtomicU64,
+    /// Skips counted and committed past by a consume that then failed (or was dropped)
+    /// before handing them out: the group's next batch reports them.
+    unreported_skips: Mutex<Vec<RetentionSkip>>,
+    /// Set while `unreported_skips` holds any (changed under its lock).
+    has_unreported: AtomicBool,
     leases_expired: AtomicU64,
     nacks: AtomicU64,
     nack_redelivered: AtomicU64,
@@ -498,6 +516,8 @@ impl Group {
             deleted: AtomicBool::new(false),
             redelivered: AtomicU64::new(0),
             skipped_by_retention: AtomicU64::new(0),
+            unreported_skips: Mutex::new(Vec::new()),
+            has_unreported: AtomicBool::new(false),
             leases_expired: AtomicU64::new(0),
             nacks: AtomicU64::new(0),
             nack_redelivered: AtomicU64::new(0),
@@ -798,6 +818,25 @@ impl Group {
             self.dead_lettered.fetch_add(1, Ordering::Relaxed);
         }
         Ok(true)
+    }
+
+    /// Keeps skips a consume met but could not report, for the group's next batch.
+    pub(crate) fn keep_unreported(&self, skips: Vec<RetentionSkip>) {
+        let mut kept = lock(&self.unreported_skips);
+        kept.extend(skips);
+        self.has_unreported.store(true, Ordering::Release);
+    }
+
+    /// The skips kept by [`keep_unreported`](Self::keep_unreported), handed to a consume
+    /// (which keeps them again if it cannot report them either). Without a lock when
+    /// there are none, as nearly always.
+    pub(crate) fn take_unreported(&self) -> Vec<RetentionSkip> {
+        if !self.has_unreported.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut kept = lock(&self.unreported_skips);
+        self.has_unreported.store(false, Ordering::Release);
+        std::mem::take(&mut *kept)
     }
 
     /// A read under `(partition, epoch)` at `offset` met the retained range `bounds`:

@@ -88,8 +88,10 @@ use self::route::RouteTable;
 use self::session::ConsumerSession;
 use self::wait::{PartitionSignal, WaitList};
 
-pub use self::consume::{ConsumeBatch, PartitionPosition, RetentionSkip};
-pub use self::group::{DeadLetterPolicy, GroupConfig, GroupPartition, GroupStats, ResetPolicy};
+pub use self::consume::{ConsumeBatch, PartitionPosition};
+pub use self::group::{
+    DeadLetterPolicy, GroupConfig, GroupPartition, GroupStats, ResetPolicy, RetentionSkip,
+};
 pub use self::route::TopicRouteSpec;
 pub use self::route::{ChangeTypes, Partitioning, RouteFilter, TopicRouteId, TopicRouteInfo};
 

@@ -669,3 +669,110 @@ fn a_store_ending_at_the_largest_offset_refuses_appends_as_a_store_error() {
         assert_eq!(info.write_failures, 1, "{info:?}");
     }
 }
+
+/// A store whose first read after one that met the retained start fails: a consume that
+/// skipped a trimmed range then fails before handing the skip out.
+struct FailsAfterSkipLog {
+    inner: MemoryLog,
+    /// 0: reads pass; 1: the next read fails; 2: it failed.
+    phase: AtomicU64,
+}
+
+impl TopicLog for FailsAfterSkipLog {
+    fn partitions(&self) -> u32 {
+        self.inner.partitions()
+    }
+    fn append(&self, partition: u32, records: Vec<TopicRecord>) -> Result<u64, TopicLogError> {
+        self.inner.append(partition, records)
+    }
+    fn read(
+        &self,
+        partition: u32,
+        offset: u64,
+        max_messages: usize,
+        out: &mut Vec<std::sync::Arc<TopicMessage>>,
+    ) -> Result<(), TopicLogError> {
+        if self
+            .phase
+            .compare_exchange(1, 2, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            return Err(TopicLogError::Store("transient failure".into()));
+        }
+        let read = self.inner.read(partition, offset, max_messages, out);
+        if matches!(read, Err(TopicLogError::OutOfRange(_))) {
+            let _ = self
+                .phase
+                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst);
+        }
+        read
+    }
+    fn bounds(&self, partition: u32) -> Result<PartitionBounds, TopicLogError> {
+        self.inner.bounds(partition)
+    }
+    fn commit_offset(&self, group: &str, partition: u32, offset: u64) -> Result<(), TopicLogError> {
+        self.inner.commit_offset(group, partition, offset)
+    }
+    fn committed_offset(&self, group: &str, partition: u32) -> Result<Option<u64>, TopicLogError> {
+        self.inner.committed_offset(group, partition)
+    }
+    fn delete_group(&self, group: &str) -> Result<(), TopicLogError> {
+        self.inner.delete_group(group)
+    }
+}
+
+#[test]
+fn a_skip_met_by_a_consume_that_then_fails_is_reported_by_the_next_batch() {
+    let (manager, _) = manager();
+    let retention = Retention {
+        max_messages: 3,
+        max_bytes: 1 << 30,
+    };
+    let log = FailsAfterSkipLog {
+        inner: MemoryLog::new(1, retention).unwrap(),
+        phase: AtomicU64::new(0),
+    };
+    manager
+        .create_topic_with_log(
+            "s",
+            TopicConfig {
+                partitions: 1,
+                retention,
+            },
+            Box::new(log),
+        )
+        .unwrap();
+    manager
+        .create_consumer_group("s", "g", GroupConfig::default())
+        .unwrap();
+    for seq in 0..10 {
+        manager
+            .publish_to_topic("s", DirectMessage::new(SeqId(seq), b"m"))
+            .unwrap();
+    }
+    // Offsets 0..7 are trimmed; the group (Earliest) has committed nothing past 0.
+    let me = consumer(&manager, "c");
+    let failed = manager.consume(me, "s", "g", 100, Duration::ZERO);
+    assert!(
+        matches!(failed, Err(LiveError::TopicStore { .. })),
+        "{failed:?}"
+    );
+    // The skip is counted and committed past already...
+    assert_eq!(
+        manager.group_stats("s", "g").unwrap().skipped_by_retention,
+        7
+    );
+    // ...and reported once, by the next batch.
+    let batch = manager.consume(me, "s", "g", 100, Duration::ZERO).unwrap();
+    assert_eq!(
+        batch.retention_skips,
+        vec![RetentionSkip {
+            partition: 0,
+            from: 0,
+            to: 7
+        }]
+    );
+    assert_eq!(offsets(&batch), vec![(0, 7), (0, 8), (0, 9)]);
+    let next = manager.consume(me, "s", "g", 100, Duration::ZERO).unwrap();
+    assert!(next.retention_skips.is_empty(), "{next:?}");
+}
