@@ -1006,6 +1006,14 @@ fn reads_racing_retention_trims_never_see_a_damaged_partition() {
             })
         })
         .collect();
+    // Stops the writers however the loop below ends (a failed assertion included).
+    struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let stopping = StopOnDrop(stop.clone());
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
     let mut out = Vec::new();
     while std::time::Instant::now() < deadline {
@@ -1013,16 +1021,13 @@ fn reads_racing_retention_trims_never_see_a_damaged_partition() {
         out.clear();
         match log.read(0, start, 200, &mut out) {
             Ok(()) | Err(TopicLogError::OutOfRange(_)) => {}
-            Err(error) => {
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                panic!("a read racing retention failed: {error}");
-            }
+            Err(error) => panic!("a read racing retention failed: {error}"),
         }
         for (index, message) in out.iter().enumerate() {
             assert_eq!(message.offset, start + index as u64);
         }
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(stopping);
     for writer in writers {
         writer.join().unwrap();
     }

@@ -122,9 +122,13 @@ impl ConnectionsManager {
     /// against) on the same table and schema version; compiled only when none exists yet.
     pub(crate) fn shared_compiled_query(
         &self,
-        spec: QuerySpec,
+        mut spec: QuerySpec,
         route: &TableRoute,
     ) -> LiveResult<DataArc<CompiledQuery>> {
+        // The table as registered, whatever case the query named it in: the cache does not
+        // compare table names (its key holds the table), so a compiled query shared by
+        // several subscriptions must carry the one spelling they all render.
+        spec.table_id.clone_from(&route.schema.table_id);
         self.queries
             .compiled(route.key, &route.schema, spec, |spec| {
                 CompiledQuery::compile(

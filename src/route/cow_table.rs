@@ -356,14 +356,16 @@ impl<V: Clone> CowTable<V> {
         // swap replaces it (a compare-and-swap would load the cell once more, behind a
         // debt slot, to compare what cannot differ).
         let previous = cell.swap(successor.clone());
-        debug_assert!(
-            match (&previous, &*current) {
-                (None, None) => true,
-                (Some(previous), Some(current)) => Bucket::ptr_eq(previous, current),
-                _ => false,
-            },
-            "a bucket changed under its sole writer"
-        );
+        let same = match (&previous, &*current) {
+            (None, None) => true,
+            (Some(previous), Some(current)) => Bucket::ptr_eq(previous, current),
+            _ => false,
+        };
+        if !same {
+            // Cannot happen (one writer at a time); were it to, unwinding would drop
+            // values the successor now owns, so nothing unwinds.
+            std::process::abort();
+        }
         // This writer's own read of the bucket ends here, so it does not count as a reader
         // below; `previous` holds the reference the cell had.
         drop(current);

@@ -596,13 +596,18 @@ impl TopicLog for FjallLog {
                 .map_err(|error| store_error(&format!("record {partition}/{at}"), error))?;
             out.push(DataArc::new(record.into_message(partition, at)));
         }
-        if out.len() == before {
-            // The whole range trimmed between reading the bounds and taking the snapshot:
-            // the start moved past `offset`, as above, not an empty partition.
+        if out.len() == before && max_messages > 0 {
+            // Nothing where the bounds said `offset..stop` is: the whole range was trimmed
+            // between reading the bounds and taking the snapshot (the start moved past
+            // `offset`, as above), or the partition is damaged.
             let now = self.bounds(partition)?;
             if now.start > offset {
                 return Err(TopicLogError::OutOfRange(now));
             }
+            return Err(store_error(
+                "damaged partition",
+                format!("partition {partition} holds no message at offset {offset}"),
+            ));
         }
         Ok(())
     }
@@ -668,9 +673,10 @@ impl TopicLog for FjallLog {
         for keys in [&self.store.messages, &self.store.offsets] {
             let mut batch = self.store.batch();
             let mut in_batch = 0;
-            // The iterator reads a snapshot: the batches committed meanwhile do not
-            // disturb it, and it never walks what they removed.
-            for item in keys.prefix(&self.name) {
+            // Walked in a snapshot: the batches committed meanwhile do not disturb it, and
+            // it never walks what they removed.
+            let snapshot = keys.snapshot_at(self.store.keyspace.instant());
+            for item in snapshot.prefix(&self.name) {
                 let (key, _) = item.map_err(|error| store_error("delete topic", error))?;
                 batch.remove(keys, key);
                 in_batch += 1;

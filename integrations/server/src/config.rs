@@ -142,8 +142,10 @@ pub struct Limits {
     /// their rows wait in the connection's channel until it reads them, so a client that
     /// stops reading holds at most this many loads' rows. Further ones wait their turn.
     pub max_loads_per_connection: usize,
-    /// Most initial loads and resumes reading SQLite at once over every connection (each
-    /// holds a table's rows, or one commit of the log, in memory while it reads).
+    /// Most initial loads and resumes reading SQLite at once over every connection (an
+    /// initial load holds a table's rows, at most `max_snapshot_bytes`, in memory while it
+    /// reads; a resume one batch of the log, 64 commits or about 1 MiB of log text, which
+    /// it keeps until the batch has streamed into the client's channel).
     pub max_concurrent_loads: usize,
     /// How long an accepted socket may take to become a WebSocket (HTTP request read,
     /// upgrade answered) before it is closed: idle sockets, requests sent byte by byte and

@@ -361,7 +361,9 @@ impl Session {
                 | Notification::ResumeUnavailable { .. }
                 | Notification::Closed { .. }
         ) {
-            free_place(&self.load_places, notification.live_query_id());
+            // Retired, not freed: a load livecore ended (a gate overflow, a revocation, a
+            // schema change) may still be reading; its place goes when the read ends.
+            retire_place(&self.load_places, notification.live_query_id());
         }
         if matches!(
             notification,
@@ -717,6 +719,10 @@ fn until_room<T>(
 ) -> Result<T, LoadError> {
     let deadline = Instant::now() + shared.config.send_timeout;
     let mut done = 0;
+    // Backs off to 32 ms while nothing goes in: a try may copy a whole commit (livecore
+    // takes it by value), which a client that stopped reading should not cost every
+    // millisecond.
+    let mut pause = Duration::from_millis(1);
     loop {
         match step(done) {
             Err(LiveError::WouldBlock { consumed }) => {
@@ -724,7 +730,12 @@ fn until_room<T>(
                 if Instant::now() >= deadline {
                     return Err(LoadError::Stalled);
                 }
-                std::thread::sleep(Duration::from_millis(1));
+                std::thread::sleep(pause);
+                pause = if consumed > 0 {
+                    Duration::from_millis(1)
+                } else {
+                    (pause * 2).min(Duration::from_millis(32))
+                };
             }
             other => return other.map_err(LoadError::Live),
         }
@@ -767,9 +778,9 @@ fn load_snapshot(
 
 /// Commits a resume reads from the log at a time, each batch in its own short read
 /// transaction.
-const REPLAY_CHUNK_COMMITS: usize = 64;
+const REPLAY_BATCH_COMMITS: usize = 64;
 /// Log text a resume reads at a time, at most (past a batch's first commit).
-const REPLAY_CHUNK_BYTES: usize = 1024 * 1024;
+const REPLAY_BATCH_BYTES: usize = 1024 * 1024;
 
 /// The resume protocol: replays the commits after `after` from the log (read after
 /// subscribe returned, so none is missed), or tells the client its point is gone.
@@ -778,10 +789,13 @@ const REPLAY_CHUNK_BYTES: usize = 1024 * 1024;
 /// the `max_concurrent_loads`, given back while the batch streams into the client's
 /// channel: a resume waiting for its client to read holds neither (a client reading one
 /// commit per send timeout held both for as long as it liked, which starved every other
-/// load, and the open read kept SQLite from checkpointing its write-ahead log). Commits
-/// published meanwhile are either in a later batch (their live copies are dropped at the
-/// gate, as at or below what was replayed) or held by the gate until the last batch is in.
-/// A batch that finds the log trimmed past the resume point ends it `resume_unavailable`.
+/// load, and the open read kept SQLite from checkpointing its write-ahead log). It reads
+/// up to the last commit the log held at its first batch: any later one was committed
+/// after subscribe returned, so the gate holds it (a resume chasing the log's head would
+/// never end while writes outpace its client). Commits published meanwhile that a batch
+/// does read have their live copies dropped at the gate, as at or below what was
+/// replayed. A batch that finds the log trimmed past the resume point ends it
+/// `resume_unavailable`.
 fn resume(
     shared: &Shared,
     live_query_id: LiveQueryId,
@@ -791,6 +805,7 @@ fn resume(
     let manager = &shared.manager;
     let namespace = &shared.config.manager.default_namespace;
     let mut reading = Some(reading);
+    let mut until = None;
     loop {
         let place = match reading.take() {
             Some(place) => place,
@@ -800,24 +815,30 @@ fn resume(
                 .block_on(shared.loads.clone().acquire_owned())
                 .map_err(|_| LoadError::Live(LiveError::ShuttingDown))?,
         };
-        let chunk = shared
+        let batch = shared
             .db
-            .log_after(after, namespace, REPLAY_CHUNK_COMMITS, REPLAY_CHUNK_BYTES)
+            .log_after(
+                (after, until),
+                namespace,
+                REPLAY_BATCH_COMMITS,
+                REPLAY_BATCH_BYTES,
+            )
             .map_err(|error| LoadError::Database(error.to_string()))?;
         drop(place);
-        let Ok(chunk) = chunk else {
+        let Ok(batch) = batch else {
             manager.resume_unavailable(live_query_id)?;
             return Ok(());
         };
+        until.get_or_insert(batch.last);
         // A full channel is WouldBlock, retried with the same commit once the client has
         // read.
-        for (seq, changes) in chunk.commits {
+        for (seq, changes) in batch.commits {
             until_room(shared, |_| {
                 manager.replay_commit(live_query_id, seq, changes.clone())
             })?;
             after = seq;
         }
-        if !chunk.more {
+        if !batch.more {
             manager.complete_initial_load(live_query_id)?;
             return Ok(());
         }

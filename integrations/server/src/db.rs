@@ -541,14 +541,15 @@ impl Database {
         })
     }
 
-    /// The commits after `after`, in order, from the log: at most `max_commits` of them, and
-    /// no more once `max_bytes` of log text have been read (at least one commit when there
-    /// is one), read in one short read transaction; and whether the log held more after
-    /// them. Unavailable when the log no longer holds all the commits after `after` (or
-    /// `after` is beyond the last commit).
+    /// The commits after `after` and up to `until` (every commit when `None`), in order,
+    /// from the log: at most `max_commits` of them, and no more once `max_bytes` of log
+    /// text have been read (at least one commit when there is one), read in one short read
+    /// transaction; whether the log held more up to `until`; and the last SeqId the log
+    /// held then. Unavailable when the log no longer holds all the commits after `after`
+    /// (or `after` is beyond the last commit).
     pub(crate) fn log_after(
         &self,
-        after: SeqId,
+        (after, until): (SeqId, Option<SeqId>),
         namespace: &str,
         max_commits: usize,
         max_bytes: usize,
@@ -569,10 +570,16 @@ impl Database {
             if after.0 < floor || after.0 > last {
                 return Ok(Err(ResumeUnavailable));
             }
-            let mut statement = transaction
-                .prepare("SELECT seq, changes FROM _livecore_log WHERE seq > ?1 ORDER BY seq")?;
-            let mut cursor = statement.query([after.0 as i64])?;
-            let mut chunk = LogChunk::default();
+            let until = until.map_or(last, |until| until.0.min(last));
+            let mut statement = transaction.prepare(
+                "SELECT seq, changes FROM _livecore_log WHERE seq > ?1 AND seq <= ?2 ORDER BY seq",
+            )?;
+            let mut cursor = statement.query([after.0 as i64, until as i64])?;
+            let mut chunk = LogChunk {
+                commits: Vec::new(),
+                more: false,
+                last: SeqId(last),
+            };
             let mut bytes = 0;
             while let Some(row) = cursor.next()? {
                 if chunk.commits.len() >= max_commits.max(1)
@@ -599,12 +606,13 @@ impl Database {
 }
 
 /// Commits read from the log by [`Database::log_after`].
-#[derive(Default)]
 pub(crate) struct LogChunk {
     /// The commits, in SeqId order.
     pub(crate) commits: Vec<(SeqId, Vec<ChangeNotification>)>,
-    /// The log held commits after the last one here.
+    /// The log held commits after the last one here (up to the bound asked for).
     pub(crate) more: bool,
+    /// The last SeqId the log held when read.
+    pub(crate) last: SeqId,
 }
 
 impl Drop for Database {

@@ -381,8 +381,9 @@ impl AsyncRead for Guarded {
         let mut limited = buf.take(allowed);
         let start = limited.filled().as_ptr();
         let polled = Pin::new(&mut this.stream).poll_read(cx, &mut limited);
-        // A `ReadBuf` cannot be pointed elsewhere through its API; checked anyway, since
-        // the unsafe block below relies on it.
+        // The inner read could replace `limited` with a `ReadBuf` over other memory (safe
+        // code may assign one); the unsafe block below relies on it not having done so, as
+        // tokio's own `io::Take` checks.
         assert_eq!(limited.filled().as_ptr(), start, "the read kept its buffer");
         let read = limited.filled().len();
         // SAFETY: `limited` is a view of `buf`'s unfilled part (checked above to be the same
