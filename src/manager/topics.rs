@@ -45,7 +45,6 @@ use crate::topics::group::OutOfRangeOutcome;
 use crate::topics::group::ParkDecision;
 use crate::topics::group::ResetPolicy;
 use crate::topics::group::RetentionSkip;
-use crate::topics::log::value_size;
 use crate::topics::log::MemoryLog;
 use crate::topics::log::RowChange;
 use crate::topics::log::TopicLog;
@@ -78,6 +77,7 @@ use crate::types::change::Commit;
 use crate::types::ids::ConnectionId;
 use crate::types::ids::TableId;
 use crate::types::schema::TableScope;
+use crate::types::value::Value;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use std::time::Instant;
@@ -312,7 +312,7 @@ impl ConnectionsManager {
     ) -> LiveResult<MessagePosition> {
         let max = self.config.topics.max_message_bytes;
         // The key is stored with every message too: it counts against the same limit.
-        let key_bytes = message.key.as_ref().map_or(0, value_size);
+        let key_bytes = message.key.as_ref().map_or(0, Value::size_bytes);
         let size = message.payload.len().saturating_add(key_bytes);
         if size > max {
             return Err(LiveError::OutOfBounds {

@@ -37,7 +37,7 @@ mod bucket;
 use crate::connection::prefetch::prefetch;
 use crate::sync::mutant;
 use crate::sync::{Arc, ArcSwap, ArcSwapAny, AtomicBool, AtomicUsize, Guard, Ordering};
-use bucket::{release_removed, Handover, Removed, Successors};
+use bucket::{release_removed, same_bucket, Handover, Removed, Successors};
 pub(crate) use bucket::{Bucket, Entry};
 
 /// Average entries per bucket above which the slot array doubles, for tables read by key.
@@ -73,7 +73,7 @@ struct Slots<V> {
     cells: Box<[BucketCell<V>]>,
 }
 
-/// The slot array a coming edit will read, as [`CowTable::hint_slots`] found it. Dropped
+/// The slot array a coming edit will read, as [`CowTable::prefetch_slots`] found it. Dropped
 /// before the edit: a writer holding an array counts as its reader, which makes a resize
 /// keep the old array's buckets alive instead of freeing them.
 pub(crate) struct SlotsHint<V>(Guard<Arc<Slots<V>>>);
@@ -81,7 +81,7 @@ pub(crate) struct SlotsHint<V>(Guard<Arc<Slots<V>>>);
 impl<V> SlotsHint<V> {
     /// Hints the header line of the bucket of each of `keys` (the slots' lines asked for
     /// earlier have had time to arrive), and lets the array go.
-    pub(crate) fn hint_buckets(self, keys: &[u64]) {
+    pub(crate) fn prefetch_buckets(self, keys: &[u64]) {
         for key in keys {
             if let Some(bucket) = self.0.cell(*key).load().as_ref() {
                 bucket.prefetch_header();
@@ -230,10 +230,10 @@ impl<V: Clone> CowTable<V> {
     }
 
     /// Hints the lines of the slots of `keys`, ahead of an edit, which reads them; the
-    /// array they were found in is kept for [`SlotsHint::hint_buckets`], which then need
+    /// array they were found in is kept for [`SlotsHint::prefetch_buckets`], which then need
     /// not load it again. `None` (and no hint) for no keys, and in loom builds: a hint
     /// models nothing.
-    pub(crate) fn hint_slots(&self, keys: &[u64]) -> Option<SlotsHint<V>> {
+    pub(crate) fn prefetch_slots(&self, keys: &[u64]) -> Option<SlotsHint<V>> {
         #[cfg(not(livecore_loom))]
         {
             if keys.is_empty() {
@@ -356,12 +356,7 @@ impl<V: Clone> CowTable<V> {
         // swap replaces it (a compare-and-swap would load the cell once more, behind a
         // debt slot, to compare what cannot differ).
         let previous = cell.swap(successor.clone());
-        let same = match (&previous, &*current) {
-            (None, None) => true,
-            (Some(previous), Some(current)) => Bucket::ptr_eq(previous, current),
-            _ => false,
-        };
-        if !same {
+        if !same_bucket(&previous, &current) {
             // Cannot happen (one writer at a time); were it to, unwinding would drop
             // values the successor now owns, so nothing unwinds.
             std::process::abort();

@@ -201,11 +201,11 @@ impl TableRoute {
     }
 
     /// Hints the slots an insert at `placement` edits. With
-    /// [`SlotsHint::hint_buckets`] later, the slot's and then the bucket's miss (a new key
+    /// [`SlotsHint::prefetch_buckets`] later, the slot's and then the bucket's miss (a new key
     /// lands on a random, usually cold, slot) overlap with the work a subscribe does before
     /// it inserts, instead of stalling the insert under the lock.
     pub(crate) fn prefetch_slots(&self, placement: &Placement) -> Option<SlotsHint<EqEntry>> {
-        self.eq.hint_slots(placement.keys())
+        self.eq.prefetch_slots(placement.keys())
     }
 
     /// Hints the header line of each bucket an insert at `placement` edits, in the slots
@@ -216,7 +216,7 @@ impl TableRoute {
         placement: &Placement,
     ) {
         if let Some(slots) = slots {
-            slots.hint_buckets(placement.keys());
+            slots.prefetch_buckets(placement.keys());
         }
     }
 

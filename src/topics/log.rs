@@ -169,18 +169,8 @@ fn write_row(out: &mut Vec<u8>, columns: &[DataArc<str>], row: &Row) {
     );
 }
 
-/// The bytes a value counts for in a message's size: text and bytes their length, any
-/// other value 8.
-pub(crate) fn value_size(value: &Value) -> usize {
-    match value {
-        Value::Text(text) => text.len(),
-        Value::Bytes(bytes) => bytes.len(),
-        _ => 8,
-    }
-}
-
 fn message_size(key: Option<&Value>, payload: &TopicPayload) -> usize {
-    let key = key.map_or(0, value_size);
+    let key = key.map_or(0, Value::size_bytes);
     let payload = match payload {
         TopicPayload::Bytes(bytes) => bytes.len(),
         TopicPayload::Change(change) => {
@@ -188,7 +178,7 @@ fn message_size(key: Option<&Value>, payload: &TopicPayload) -> usize {
             let rows = std::iter::once(&change.row)
                 .chain(change.old_row.as_ref())
                 .flat_map(|row| row.values())
-                .map(value_size)
+                .map(Value::size_bytes)
                 .sum::<usize>();
             table + rows
         }

@@ -51,6 +51,16 @@ impl Value {
         Value::Bytes(DataArc::from(bytes))
     }
 
+    /// The bytes the value counts for wherever livecore sizes data (topic retention, a
+    /// message's size): text and bytes their length, any other value 8.
+    pub fn size_bytes(&self) -> usize {
+        match self {
+            Value::Text(text) => text.len(),
+            Value::Bytes(bytes) => bytes.len(),
+            _ => 8,
+        }
+    }
+
     /// True for SQL NULL.
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)

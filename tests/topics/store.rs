@@ -19,7 +19,19 @@ struct FlakyLog {
     commits: Arc<Mutex<Vec<(String, u32, u64)>>>,
     /// When set, the next `bounds` call takes it: it says it entered, then waits for go.
     bounds_gate: Arc<Mutex<Option<BoundsGate>>>,
+    /// [`READS_PASS`], or [`FAIL_AFTER_SKIP`]: the first read after one that met the
+    /// retained start fails (then [`READ_FAILED`]).
+    read_phase: AtomicU64,
 }
+
+/// `FlakyLog::read_phase`: reads pass.
+const READS_PASS: u64 = 0;
+/// `FlakyLog::read_phase`: armed; the read after one out of range fails.
+const FAIL_AFTER_SKIP: u64 = 1;
+/// `FlakyLog::read_phase`: the next read fails.
+const FAIL_NEXT_READ: u64 = 2;
+/// `FlakyLog::read_phase`: the read failed.
+const READ_FAILED: u64 = 3;
 
 /// (entered, go) of [`FlakyLog::bounds_gate`].
 type BoundsGate = (mpsc::Sender<()>, mpsc::Receiver<()>);
@@ -53,12 +65,17 @@ fn flaky_topic(partitions: u32) -> (Arc<ConnectionsManager>, FlakyHandles) {
 
 impl FlakyLog {
     fn new(partitions: u32) -> Self {
+        Self::with_retention(partitions, Retention::default())
+    }
+
+    fn with_retention(partitions: u32, retention: Retention) -> Self {
         Self {
-            inner: MemoryLog::new(partitions, Retention::default()).unwrap(),
+            inner: MemoryLog::new(partitions, retention).unwrap(),
             failing: Arc::default(),
             made_up_first: Arc::new(AtomicU64::new(TRUTHFUL)),
             commits: Arc::default(),
             bounds_gate: Arc::default(),
+            read_phase: AtomicU64::new(READS_PASS),
         }
     }
 }
@@ -84,7 +101,28 @@ impl TopicLog for FlakyLog {
         max_messages: usize,
         out: &mut Vec<std::sync::Arc<TopicMessage>>,
     ) -> Result<(), TopicLogError> {
-        self.inner.read(partition, offset, max_messages, out)
+        let phase = &self.read_phase;
+        if phase
+            .compare_exchange(
+                FAIL_NEXT_READ,
+                READ_FAILED,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_ok()
+        {
+            return Err(TopicLogError::Store("transient failure".into()));
+        }
+        let read = self.inner.read(partition, offset, max_messages, out);
+        if matches!(read, Err(TopicLogError::OutOfRange(_))) {
+            let _ = phase.compare_exchange(
+                FAIL_AFTER_SKIP,
+                FAIL_NEXT_READ,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+        }
+        read
     }
     fn bounds(&self, partition: u32) -> Result<PartitionBounds, TopicLogError> {
         let gate = self.bounds_gate.lock().unwrap().take();
@@ -670,57 +708,6 @@ fn a_store_ending_at_the_largest_offset_refuses_appends_as_a_store_error() {
     }
 }
 
-/// A store whose first read after one that met the retained start fails: a consume that
-/// skipped a trimmed range then fails before handing the skip out.
-struct FailsAfterSkipLog {
-    inner: MemoryLog,
-    /// 0: reads pass; 1: the next read fails; 2: it failed.
-    phase: AtomicU64,
-}
-
-impl TopicLog for FailsAfterSkipLog {
-    fn partitions(&self) -> u32 {
-        self.inner.partitions()
-    }
-    fn append(&self, partition: u32, records: Vec<TopicRecord>) -> Result<u64, TopicLogError> {
-        self.inner.append(partition, records)
-    }
-    fn read(
-        &self,
-        partition: u32,
-        offset: u64,
-        max_messages: usize,
-        out: &mut Vec<std::sync::Arc<TopicMessage>>,
-    ) -> Result<(), TopicLogError> {
-        if self
-            .phase
-            .compare_exchange(1, 2, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-        {
-            return Err(TopicLogError::Store("transient failure".into()));
-        }
-        let read = self.inner.read(partition, offset, max_messages, out);
-        if matches!(read, Err(TopicLogError::OutOfRange(_))) {
-            let _ = self
-                .phase
-                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst);
-        }
-        read
-    }
-    fn bounds(&self, partition: u32) -> Result<PartitionBounds, TopicLogError> {
-        self.inner.bounds(partition)
-    }
-    fn commit_offset(&self, group: &str, partition: u32, offset: u64) -> Result<(), TopicLogError> {
-        self.inner.commit_offset(group, partition, offset)
-    }
-    fn committed_offset(&self, group: &str, partition: u32) -> Result<Option<u64>, TopicLogError> {
-        self.inner.committed_offset(group, partition)
-    }
-    fn delete_group(&self, group: &str) -> Result<(), TopicLogError> {
-        self.inner.delete_group(group)
-    }
-}
-
 #[test]
 fn a_skip_met_by_a_consume_that_then_fails_is_reported_by_the_next_batch() {
     let (manager, _) = manager();
@@ -728,10 +715,8 @@ fn a_skip_met_by_a_consume_that_then_fails_is_reported_by_the_next_batch() {
         max_messages: 3,
         max_bytes: 1 << 30,
     };
-    let log = FailsAfterSkipLog {
-        inner: MemoryLog::new(1, retention).unwrap(),
-        phase: AtomicU64::new(0),
-    };
+    let log = FlakyLog::with_retention(1, retention);
+    log.read_phase.store(FAIL_AFTER_SKIP, Ordering::SeqCst);
     manager
         .create_topic_with_log(
             "s",

@@ -166,8 +166,9 @@ pub struct Limits {
     /// 0 turns it off.
     pub max_read_bytes_per_second: usize,
     /// Most bytes of rows an initial load reads from SQLite (every row of the table, before
-    /// livecore's filter; the rows wait for the client in memory). A larger table is
-    /// answered `load_failed`. 0 turns it off.
+    /// livecore's filter; the rows wait for the client in memory), counted as
+    /// `Value::size_bytes` counts them (text and blobs by their length, any other value 8).
+    /// A larger table is answered `load_failed`. 0 turns it off.
     pub max_snapshot_bytes: usize,
 }
 

@@ -850,20 +850,24 @@ mod tests {
     use super::*;
     use livecore::{ConnectionId, SubscriptionId};
 
-    fn place(semaphore: &Arc<tokio::sync::Semaphore>) -> Place {
-        Place {
+    /// One place of a connection allowed one, held by a load still reading, and the
+    /// semaphore it came from.
+    fn reading_load(subscription: u64) -> (Arc<tokio::sync::Semaphore>, LoadPlaces, LiveQueryId) {
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(1));
+        let places: LoadPlaces = Arc::default();
+        let live_query = LiveQueryId::new(ConnectionId(1), SubscriptionId(subscription));
+        let place = Place {
             _permit: semaphore.clone().try_acquire_owned().expect("a free place"),
             reading: true,
             retired: false,
-        }
+        };
+        places.lock().unwrap().insert(live_query, place);
+        (semaphore, places, live_query)
     }
 
     #[test]
     fn a_load_unsubscribed_while_reading_keeps_its_place_until_the_reading_ends() {
-        let semaphore = Arc::new(tokio::sync::Semaphore::new(1));
-        let places: LoadPlaces = Arc::default();
-        let live_query = LiveQueryId::new(ConnectionId(1), SubscriptionId(1));
-        places.lock().unwrap().insert(live_query, place(&semaphore));
+        let (semaphore, places, live_query) = reading_load(1);
         retire_place(&places, live_query);
         assert_eq!(
             semaphore.available_permits(),
@@ -876,10 +880,7 @@ mod tests {
 
     #[test]
     fn a_load_done_reading_keeps_its_place_until_unsubscribed_or_its_end_marker() {
-        let semaphore = Arc::new(tokio::sync::Semaphore::new(1));
-        let places: LoadPlaces = Arc::default();
-        let live_query = LiveQueryId::new(ConnectionId(1), SubscriptionId(2));
-        places.lock().unwrap().insert(live_query, place(&semaphore));
+        let (semaphore, places, live_query) = reading_load(2);
         done_reading(&places, live_query);
         assert_eq!(
             semaphore.available_permits(),

@@ -484,7 +484,7 @@ impl Database {
     }
 
     /// [`snapshot`](Self::snapshot), given up (nothing kept) once the rows read hold more
-    /// than `max_bytes` (as [`row_bytes`] counts them): the rows wait in memory for the
+    /// than `max_bytes` (as [`Value::size_bytes`] counts them): the rows wait in memory for the
     /// client, whatever the subscription's filter keeps of them.
     pub(crate) fn snapshot_within(
         &self,
@@ -528,7 +528,7 @@ impl Database {
             let mut bytes = 0usize;
             while let Some(row) = cursor.next()? {
                 let row = read_row(row, config.columns.len() + 1)?;
-                bytes = bytes.saturating_add(row_bytes(&row));
+                bytes = bytes.saturating_add(row.values().iter().map(Value::size_bytes).sum());
                 if bytes > max_bytes {
                     return Ok(Err(SnapshotTooLarge { max_bytes }));
                 }
@@ -643,19 +643,6 @@ fn select_list(table: &TableConfig) -> String {
         .map(|name| quote(name))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// About how many bytes a row holds in memory: its text and blobs, and a value's own size
-/// for each column.
-fn row_bytes(row: &Row) -> usize {
-    row.values()
-        .iter()
-        .map(|value| match value {
-            Value::Text(text) => 16 + text.len(),
-            Value::Bytes(bytes) => 16 + bytes.len(),
-            _ => 16,
-        })
-        .sum()
 }
 
 fn read_row(row: &rusqlite::Row<'_>, width: usize) -> rusqlite::Result<Row> {

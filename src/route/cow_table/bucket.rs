@@ -388,14 +388,19 @@ unsafe impl<V> arc_swap::RefCnt for Bucket<V> {
     }
 }
 
+/// True when two cells' contents are the same bucket, or both empty.
+pub(super) fn same_bucket<V>(a: &Option<Bucket<V>>, b: &Option<Bucket<V>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Bucket::ptr_eq(a, b),
+        _ => false,
+    }
+}
+
 #[cfg(livecore_loom)]
 impl<V> crate::sync::SamePointer for Option<Bucket<V>> {
     fn same_pointer(&self, other: &Self) -> bool {
-        match (self, other) {
-            (None, None) => true,
-            (Some(a), Some(b)) => Bucket::ptr_eq(a, b),
-            _ => false,
-        }
+        same_bucket(self, other)
     }
 }
 
