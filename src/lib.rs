@@ -110,7 +110,9 @@ pub use query::expr::ExprSize;
 pub use query::parser::{parse_subscription_sql, ParsedQuery};
 pub use query::projection::CompiledProjection;
 pub use query::query_text::QueryText;
-pub use query::{ColumnNames, CompareOp, Expr, Filter, Projection, QueryCacheStats, QuerySpec};
+pub use query::{
+    ColumnName, ColumnNames, CompareOp, Expr, Filter, Projection, QueryCacheStats, QuerySpec,
+};
 #[cfg(livecore_loom)]
 #[doc(hidden)]
 pub use route::cow_table::ModelTable;

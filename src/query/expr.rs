@@ -4,6 +4,7 @@
 use std::fmt::{self, Write as _};
 use std::hash::Hasher;
 
+use crate::query::column_name::ColumnName;
 use crate::types::value::Value;
 
 /// A comparison operator.
@@ -65,7 +66,7 @@ pub struct ExprSize {
 #[non_exhaustive]
 pub enum Expr {
     /// A column, by name.
-    Column(String),
+    Column(ColumnName),
     /// A constant.
     Literal(Value),
     /// `left op right`; each side is a column or a literal.
@@ -139,7 +140,7 @@ pub enum Expr {
 
 impl Expr {
     /// A column reference.
-    pub fn col(name: impl Into<String>) -> Expr {
+    pub fn col(name: impl Into<ColumnName>) -> Expr {
         Expr::Column(name.into())
     }
 

@@ -364,7 +364,7 @@ impl Compiler<'_> {
                         .column_position(name)
                         .ok_or_else(|| LiveError::UnknownColumn {
                             table: self.schema.table_id.clone(),
-                            column: name.clone(),
+                            column: name.to_string(),
                         })?;
                 Ok(Operand::Column(
                     u16::try_from(position).expect("schemas hold at most u16::MAX columns"),

@@ -1,6 +1,7 @@
 //! Subscription queries: the filter tree, its compiled form, projections.
 
 pub(crate) mod cache;
+pub(crate) mod column_name;
 pub mod expr;
 pub(crate) mod filter;
 pub(crate) mod like;
@@ -27,6 +28,7 @@ use crate::types::schema::TableSchema;
 use crate::types::value::{Row, Value};
 
 pub use cache::QueryCacheStats;
+pub use column_name::ColumnName;
 pub use expr::{CompareOp, Expr};
 pub use projection::{ColumnNames, CompiledProjection, Projection};
 

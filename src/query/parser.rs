@@ -1405,7 +1405,7 @@ fn convert_projection(
                 wildcard = Some(name.span().start);
             }
             SelectItem::UnnamedExpr(expr) => {
-                columns.push(column_name(context, &expr, table, "select")?)
+                columns.push(column_name(context, &expr, table, "select")?.to_string())
             }
             SelectItem::ExprWithAlias { alias, .. } => {
                 return Err(at(
@@ -1436,23 +1436,23 @@ fn convert_projection(
 }
 
 /// The column a select-list item or an operand names; anything else is refused.
-fn column_name(
+fn column_name<'e>(
     context: &Context<'_>,
-    expr: &sql::Expr,
+    expr: &'e sql::Expr,
     table: &TableName,
     place: &str,
-) -> Result<String, LiveError> {
+) -> Result<&'e str, LiveError> {
     if let Some(ident) = bare_word_column(expr) {
-        return Ok(ident.value.clone());
+        return Ok(&ident.value);
     }
     match expr {
-        sql::Expr::Identifier(ident) => unreserved(ident).map(|()| ident.value.clone()),
+        sql::Expr::Identifier(ident) => unreserved(ident).map(|()| ident.value.as_str()),
         sql::Expr::CompoundIdentifier(parts) => {
             let (column, qualifier) = parts.split_last().expect("compound names have parts");
             unreserved(column)?;
             let qualifier: Vec<&sql::Ident> = qualifier.iter().collect();
             if table.is_named_by(&qualifier) {
-                Ok(column.value.clone())
+                Ok(&column.value)
             } else {
                 let written: Vec<&str> =
                     qualifier.iter().map(|ident| ident.value.as_str()).collect();
@@ -1736,12 +1736,9 @@ impl Converter<'_> {
             E::Nested(inner) => self.operand(inner, level, place),
             _ if names_column(expr) => {
                 self.node(level)?;
-                Ok(Expr::Column(column_name(
-                    self.context,
-                    expr,
-                    self.table,
-                    "filter",
-                )?))
+                Ok(Expr::Column(
+                    column_name(self.context, expr, self.table, "filter")?.into(),
+                ))
             }
             E::Value(_) | E::UnaryOp { .. } => {
                 let value = literal(self.context, expr)?;

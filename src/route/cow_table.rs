@@ -37,7 +37,7 @@ mod bucket;
 use crate::connection::prefetch::prefetch;
 use crate::sync::mutant;
 use crate::sync::{Arc, ArcSwap, ArcSwapAny, AtomicBool, AtomicUsize, Guard, Ordering};
-use bucket::{release_removed, same_bucket, Handover, Removed, Successors};
+use bucket::{extend_with_aliases, release_removed, same_bucket, Handover, Removed, Successors};
 pub(crate) use bucket::{Bucket, Entry};
 
 /// Average entries per bucket above which the slot array doubles, for tables read by key.
@@ -339,9 +339,7 @@ impl<V: Clone> CowTable<V> {
             changed: false,
         };
         if let Some(bucket) = current.as_ref() {
-            staged
-                .entries
-                .extend(bucket.entries().iter().map(Entry::alias));
+            extend_with_aliases(&mut staged.entries, bucket.entries());
         }
         let before = staged.entries.len();
         change(&mut staged);
@@ -350,8 +348,8 @@ impl<V: Clone> CowTable<V> {
             return;
         }
         let after = staged.entries.len();
-        let successor = (!staged.entries.is_empty())
-            .then(|| Bucket::new(staged.entries.len(), |index| staged.entries[index].alias()));
+        let successor =
+            (!staged.entries.is_empty()).then(|| Bucket::with_aliases_of(&staged.entries));
         // The sole writer (see `SoleWriter`): the cell still holds `current`, so a plain
         // swap replaces it (a compare-and-swap would load the cell once more, behind a
         // debt slot, to compare what cannot differ).

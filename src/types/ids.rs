@@ -100,6 +100,15 @@ impl TableId {
         }
     }
 
+    /// Where the id's two strings live: equal for clones of one id (which share them), and
+    /// for no other id while those strings are alive.
+    pub(crate) fn addresses(&self) -> (usize, usize) {
+        (
+            Arc::as_ptr(&self.namespace).cast::<u8>() as usize,
+            Arc::as_ptr(&self.name).cast::<u8>() as usize,
+        )
+    }
+
     /// The namespace (schema) the table lives in.
     pub fn namespace(&self) -> &str {
         &self.namespace

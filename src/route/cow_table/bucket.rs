@@ -59,6 +59,26 @@ impl<V> Entry<V> {
     }
 }
 
+/// Appends bit-for-bit copies of `from` to `into`, each sharing ownership of its value
+/// with the original as [`Entry::alias`] does: one copy of the whole run rather than an
+/// entry at a time (a bucket edit copies every entry of the bucket it replaces).
+pub(super) fn extend_with_aliases<V, A>(into: &mut SmallVec<A>, from: &[Entry<V>])
+where
+    A: smallvec::Array<Item = Entry<V>>,
+{
+    into.reserve(from.len());
+    let len = into.len();
+    // SAFETY: `reserve` made room for `from.len()` more entries after the first `len`, so
+    // the copy stays inside `into`'s buffer, which cannot overlap `from` (`into` is
+    // borrowed mutably); the copied entries are initialised before `set_len` counts them.
+    // They alias values `from` holds, as `Entry::alias` does, and the bucket protocol
+    // decides which copy owns each.
+    unsafe {
+        ptr::copy_nonoverlapping(from.as_ptr(), into.as_mut_ptr().add(len), from.len());
+        into.set_len(len + from.len());
+    }
+}
+
 /// What a replaced bucket still holds for its readers.
 pub(super) struct Handover<V> {
     /// The buckets that took over this bucket's entries, kept alive while this bucket's
@@ -118,25 +138,13 @@ unsafe impl<V: Send + Sync> Sync for Bucket<V> {}
 impl<V> Bucket<V> {
     /// A bucket of `len` entries, the `i`-th made by `entry_at(i)`, owning their values.
     pub(super) fn new(len: usize, mut entry_at: impl FnMut(usize) -> Entry<V>) -> Self {
-        let stored_len = u32::try_from(len).expect("a bucket holds fewer than 2^32 entries");
-        let layout = Self::layout(len);
-        // SAFETY: the layout has a non-zero size (it holds the header at least).
-        let start = unsafe { alloc(layout) };
-        let Some(header) = NonNull::new(start.cast::<Header<V>>()) else {
-            std::alloc::handle_alloc_error(layout)
-        };
+        let header = Self::allocate(len);
         // Should `entry_at` panic, the allocation and what it holds are leaked, never read
         // or dropped: its entries may be aliases of values another bucket still owns, so
         // they could not be dropped here (and the table's own closures do not panic).
-        // SAFETY: `header` is a fresh allocation of `layout`, aligned for the header and
-        // the entries and large enough for both; each slot is written once before the
-        // bucket is returned.
+        // SAFETY: `allocate` made room for `len` entries after the header; each slot is
+        // written once before the bucket is returned.
         unsafe {
-            header.as_ptr().write(Header {
-                handover: AtomicPtr::new(ptr::null_mut()),
-                count: AtomicU32::new(1),
-                len: stored_len,
-            });
             let entries = Self::entries_start(header);
             for index in 0..len {
                 entries.add(index).write(entry_at(index));
@@ -146,6 +154,43 @@ impl<V> Bucket<V> {
             header,
             _owns: PhantomData,
         }
+    }
+
+    /// A bucket of bit-for-bit copies of `entries` (aliases of their values, as
+    /// [`Entry::alias`] makes), copied as one run: an edit's new bucket.
+    pub(super) fn with_aliases_of(entries: &[Entry<V>]) -> Self {
+        let header = Self::allocate(entries.len());
+        // SAFETY: `allocate` made room for `entries.len()` entries after the header, in a
+        // fresh allocation that cannot overlap `entries`; every slot is written here.
+        unsafe {
+            ptr::copy_nonoverlapping(entries.as_ptr(), Self::entries_start(header), entries.len());
+        }
+        Self {
+            header,
+            _owns: PhantomData,
+        }
+    }
+
+    /// Allocates a bucket for `len` entries and writes its header (one reference, no
+    /// handover); the caller writes the `len` entries before anything reads them.
+    fn allocate(len: usize) -> NonNull<Header<V>> {
+        let stored_len = u32::try_from(len).expect("a bucket holds fewer than 2^32 entries");
+        let layout = Self::layout(len);
+        // SAFETY: the layout has a non-zero size (it holds the header at least).
+        let start = unsafe { alloc(layout) };
+        let Some(header) = NonNull::new(start.cast::<Header<V>>()) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        // SAFETY: `header` is a fresh allocation of `layout`, aligned for the header and
+        // the entries and large enough for both.
+        unsafe {
+            header.as_ptr().write(Header {
+                handover: AtomicPtr::new(ptr::null_mut()),
+                count: AtomicU32::new(1),
+                len: stored_len,
+            });
+        }
+        header
     }
 
     /// Where the entries start after the header: its size rounded up to their alignment
