@@ -97,6 +97,12 @@ pub struct SourceConfig {
     /// How many recent commits the source keeps for clients resuming with their last
     /// SeqId; older positions get `ResumeUnavailable`.
     pub history_commits: usize,
+    /// The most changes (rows inserted, updated or deleted) those commits may hold
+    /// together: the history keeps a copy of each, so without this bound a few bulk
+    /// transactions (`INSERT ... SELECT` of millions of rows) would be held in memory for
+    /// as long as 10,000 commits. The oldest commits go first; a resume from before them
+    /// gets `ResumeUnavailable`.
+    pub history_changes: usize,
     /// Skip commits at or below this SeqId: the last one a previous run of the source
     /// published (see [`PgSource::last_published`](crate::PgSource::last_published)).
     pub resume_after: Option<SeqId>,
@@ -112,10 +118,18 @@ pub struct SourceConfig {
     /// How long an initial load waits for a full connection channel to drain before it
     /// gives up with `LiveError::WouldBlock`.
     pub snapshot_push_patience: Duration,
+    /// How long a load waits for its temporary slot: PostgreSQL creates it once every
+    /// transaction that holds a transaction id at that moment has ended, so a session
+    /// left idle in a write transaction, or a prepared transaction never committed,
+    /// would hold the load (and its gated subscriptions) forever. Past it the load fails
+    /// with [`PgError::Replication`](crate::PgError::Replication) and its subscriptions
+    /// are ended.
+    pub load_slot_patience: Duration,
 }
 
 impl SourceConfig {
-    /// A configuration with the defaults: 10,000 commits of history, 30 reconnection
+    /// A configuration with the defaults: 10,000 commits (at most 1,000,000 changes) of
+    /// history, 30 reconnection
     /// attempts with waits up to 2 s, status every 100 ms, 1000 rows per fetch.
     pub fn new(
         connection: impl Into<String>,
@@ -130,12 +144,14 @@ impl SourceConfig {
             tables,
             unsupported_as_text: false,
             history_commits: 10_000,
+            history_changes: 1_000_000,
             resume_after: None,
             max_reconnect_attempts: 30,
             max_reconnect_backoff: Duration::from_secs(2),
             status_interval: Duration::from_millis(100),
             snapshot_fetch_rows: 1000,
             snapshot_push_patience: Duration::from_secs(30),
+            load_slot_patience: Duration::from_secs(60),
         }
     }
 
@@ -176,9 +192,10 @@ impl SourceConfig {
                 return Err(PgError::Config("a table needs a schema and a name".into()));
             }
         }
-        if self.history_commits == 0 || self.snapshot_fetch_rows == 0 {
+        if self.history_commits == 0 || self.history_changes == 0 || self.snapshot_fetch_rows == 0 {
             return Err(PgError::Config(
-                "history_commits and snapshot_fetch_rows must be at least 1".into(),
+                "history_commits, history_changes and snapshot_fetch_rows must be at least 1"
+                    .into(),
             ));
         }
         Ok(())

@@ -136,12 +136,26 @@ impl PgSource {
         ))
         .await
         .map_err(|error| PgError::Replication(error.to_string()))?;
-        let rows = replication
-            .simple_query(&format!(
+        // PostgreSQL answers once every transaction holding a transaction id now has ended:
+        // bounded, so that one left open (idle in transaction, prepared and never
+        // committed) fails the load instead of holding it forever. Dropping the session
+        // ends the slot's creation.
+        let patience = self.shared.config.load_slot_patience;
+        let rows = tokio::time::timeout(
+            patience,
+            replication.simple_query(&format!(
                 "CREATE_REPLICATION_SLOT {slot} TEMPORARY LOGICAL pgoutput (SNAPSHOT 'export')"
+            )),
+        )
+        .await
+        .map_err(|_| {
+            PgError::Replication(format!(
+                "creating the load slot waited more than {patience:?} for the transactions \
+                 running when it began to end (a session idle in a write transaction, or a \
+                 prepared transaction, holds it: see pg_stat_activity and pg_prepared_xacts)"
             ))
-            .await
-            .map_err(|error| PgError::Replication(format!("creating the load slot: {error}")))?;
+        })?
+        .map_err(|error| PgError::Replication(format!("creating the load slot: {error}")))?;
         let row = rows.first().filter(|row| row.len() >= 3).ok_or_else(|| {
             PgError::Replication("CREATE_REPLICATION_SLOT answered no row".into())
         })?;
@@ -417,7 +431,12 @@ impl PgSource {
 fn column_list(info: &TableInfo) -> String {
     info.columns
         .iter()
-        .map(|column| format!("{} {}", column.name, column.type_name))
+        .map(|column| match column.type_modifier {
+            // A type modifier alone can tell two versions apart (`numeric(10,2)` and
+            // `numeric(10,3)` are both `numeric`).
+            -1 => format!("{} {}", column.name, column.type_name),
+            modifier => format!("{} {} (typmod {modifier})", column.name, column.type_name),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

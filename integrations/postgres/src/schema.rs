@@ -18,6 +18,11 @@ pub struct Column {
     pub kind: Kind,
     /// PostgreSQL's name of its type.
     pub type_name: String,
+    /// Its type's OID (a domain's own, not its base type's).
+    pub type_oid: u32,
+    /// Its type modifier (`atttypmod`: `numeric(10,2)`'s precision and scale, a
+    /// `varchar`'s length, a `timestamp`'s precision), -1 when none.
+    pub type_modifier: i32,
 }
 
 /// A published table at one schema version.
@@ -47,27 +52,29 @@ impl TableInfo {
         format!("{}.{}", self.config.schema, self.config.name)
     }
 
-    /// Builds a version from names and type OIDs, resolving each type with `kind_of`.
+    /// Builds a version from each column's name, resolved kind and type name, type OID
+    /// and type modifier.
     pub(crate) fn build(
         config: &TableConfig,
-        columns: Vec<(String, Option<Kind>, String)>,
+        columns: Vec<(String, Option<Kind>, String, u32, i32)>,
         unsupported_as_text: bool,
     ) -> PgResult<Self> {
         let qualified = format!("{}.{}", config.schema, config.name);
         let columns = columns
             .into_iter()
-            .map(|(name, kind, type_name)| match kind {
-                Some(kind) => Ok(Column {
+            .map(|(name, kind, type_name, type_oid, type_modifier)| {
+                let kind = match kind {
+                    Some(kind) => kind,
+                    None if unsupported_as_text => Kind::Text,
+                    None => return Err(types::unsupported(&qualified, &name, &type_name)),
+                };
+                Ok(Column {
                     name,
                     kind,
                     type_name,
-                }),
-                None if unsupported_as_text => Ok(Column {
-                    name,
-                    kind: Kind::Text,
-                    type_name,
-                }),
-                None => Err(types::unsupported(&qualified, &name, &type_name)),
+                    type_oid,
+                    type_modifier,
+                })
             })
             .collect::<PgResult<Vec<_>>>()?;
         let owner_position = match &config.owner_column {
@@ -183,7 +190,7 @@ pub(crate) async fn load_table(
     check_identity(&qualified, identity as u8)?;
     let rows = client
         .query(
-            "SELECT attname::text, atttypid FROM pg_attribute \
+            "SELECT attname::text, atttypid, atttypmod FROM pg_attribute \
              WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = '' \
              ORDER BY attnum",
             &[&oid],
@@ -193,8 +200,9 @@ pub(crate) async fn load_table(
     for row in rows {
         let name: String = row.get(0);
         let type_oid: u32 = row.get(1);
+        let type_modifier: i32 = row.get(2);
         let (kind, type_name) = types.resolve(Some(client), type_oid).await?;
-        columns.push((name, kind, type_name));
+        columns.push((name, kind, type_name, type_oid, type_modifier));
     }
     Ok((oid, TableInfo::build(config, columns, unsupported_as_text)?))
 }
@@ -214,7 +222,13 @@ pub(crate) async fn from_relation(
     let mut columns = Vec::with_capacity(relation.columns.len());
     for column in &relation.columns {
         let (kind, type_name) = types.resolve(client, column.type_oid).await?;
-        columns.push((column.name.clone(), kind, type_name));
+        columns.push((
+            column.name.clone(),
+            kind,
+            type_name,
+            column.type_oid,
+            column.type_modifier,
+        ));
     }
     TableInfo::build(config, columns, unsupported_as_text)
 }

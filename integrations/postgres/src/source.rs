@@ -60,6 +60,8 @@ pub struct SourceStats {
     pub reconnects: u64,
     /// Commits kept for resuming clients.
     pub history_len: usize,
+    /// Changes those commits hold (at most [`SourceConfig::history_changes`]).
+    pub history_changes: usize,
 }
 
 /// One item of a transaction, in stream order.
@@ -78,14 +80,24 @@ pub(crate) struct History {
     /// from before it cannot be replayed with the table's current columns.
     table_floor: HashMap<TableId, SeqId>,
     capacity: usize,
+    /// The most changes `commits` holds together (a commit larger than that alone is not
+    /// kept: a resume from before it is unavailable).
+    max_changes: usize,
+    /// The changes `commits` holds.
+    changes: usize,
 }
 
 impl History {
     fn push(&mut self, seq: SeqId, changes: &[ChangeNotification]) {
         self.commits.push_back((seq, changes.to_vec()));
-        while self.commits.len() > self.capacity {
-            if let Some((evicted, _)) = self.commits.pop_front() {
-                self.floor = self.floor.max(evicted);
+        self.changes += changes.len();
+        while self.commits.len() > self.capacity || self.changes > self.max_changes {
+            match self.commits.pop_front() {
+                Some((evicted, gone)) => {
+                    self.floor = self.floor.max(evicted);
+                    self.changes -= gone.len();
+                }
+                None => break,
             }
         }
     }
@@ -284,8 +296,12 @@ impl Shared {
     }
 
     /// Registers `new` with livecore, which recompiles the table's subscriptions. A column
-    /// whose values change kind under the same name (`ALTER COLUMN ... TYPE`, say integer
-    /// to numeric, which livecore holds as text) is first registered as dropped: the
+    /// whose type changes under the same name (`ALTER COLUMN ... TYPE`: another type, say
+    /// integer to numeric, which livecore holds as text, or the same type with another
+    /// modifier, `numeric(10,2)` to `numeric(10,3)`, or another type of the same kind,
+    /// `timestamp` to `timestamptz`) is first registered as dropped: PostgreSQL rewrites
+    /// every value of the column without a row change on the stream (`12.50` becomes
+    /// `12.500`, `2024-01-01 10:00:00` becomes `2024-01-01 10:00:00+00`), so the
     /// subscriptions reading it close with `SchemaChanged`, since their filters' verdicts
     /// on the rows they hold would change without a change of those rows.
     fn register_with_livecore(&self, old: Option<&TableInfo>, new: &TableInfo) -> PgResult<()> {
@@ -294,11 +310,15 @@ impl Shared {
                 .columns
                 .iter()
                 .filter(|column| {
-                    old.columns
-                        .iter()
-                        .any(|was| was.name == column.name && was.kind != column.kind)
+                    old.columns.iter().any(|was| {
+                        was.name == column.name
+                            && (was.kind != column.kind
+                                || was.type_oid != column.type_oid
+                                || was.type_modifier != column.type_modifier)
+                    })
                 })
                 .map(|column| column.name.as_str())
+                .chain(moved_columns(old, new))
                 .collect(),
             None => Vec::new(),
         };
@@ -353,6 +373,7 @@ impl Shared {
         let server_wal_end = self.server_wal_end.load(Ordering::Acquire);
         let last = self.last_published.load(Ordering::Acquire);
         let received = self.received_commits.load(Ordering::Acquire);
+        let history = lock(&self.history);
         SourceStats {
             published_commits: self.published_commits.load(Ordering::Acquire),
             received_commits: received,
@@ -362,9 +383,40 @@ impl Shared {
             lag_bytes: server_wal_end.saturating_sub(acknowledged),
             lag_commits: u64::from(self.in_flight.load(Ordering::Acquire)),
             reconnects: self.reconnects.load(Ordering::Acquire),
-            history_len: lock(&self.history).commits.len(),
+            history_len: history.commits.len(),
+            history_changes: history.changes,
         }
     }
+}
+
+/// The columns of `new` whose name now belongs to another column than in `old`. Columns
+/// come in column-number order (the catalog's and pgoutput's), a column keeps its number
+/// for life and an added one gets a higher number than every column before it, so the
+/// names both versions share keep their relative order unless one of them now names
+/// another column: renamed over another (`a` and `b` swapped), or dropped and added again
+/// (`DROP COLUMN grp, ADD COLUMN grp`, with a later column in between). Every value under
+/// such a name changed without a row change on the stream. Which of two names trading
+/// places is the one that changed cannot be told: both are returned. (A column dropped
+/// and added again as the last one keeps its place among the shared names and is not
+/// seen: pgoutput does not send column numbers.)
+fn moved_columns<'a>(old: &TableInfo, new: &'a TableInfo) -> Vec<&'a str> {
+    let in_both = |name: &str| {
+        old.columns.iter().any(|column| column.name == name)
+            && new.columns.iter().any(|column| column.name == name)
+    };
+    let was = old
+        .columns
+        .iter()
+        .map(|column| column.name.as_str())
+        .filter(|name| in_both(name));
+    new.columns
+        .iter()
+        .map(|column| column.name.as_str())
+        .filter(|name| in_both(name))
+        .zip(was)
+        .filter(|(now, was)| now != was)
+        .map(|(now, _)| now)
+        .collect()
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -425,6 +477,8 @@ impl PgSource {
                 floor,
                 table_floor: HashMap::new(),
                 capacity: config.history_commits,
+                max_changes: config.history_changes,
+                changes: 0,
             }),
             last_published: AtomicU64::new(config.resume_after.map_or(0, |seq| seq.0)),
             published_commits: AtomicU64::new(0),
@@ -515,9 +569,19 @@ impl PgSource {
                 }
             }
         };
-        tokio::time::timeout(timeout, wait)
+        let reached = tokio::time::timeout(timeout, wait)
             .await
-            .map_err(|_| PgError::Replication(format!("not synced within {timeout:?}")))?
+            .map_err(|_| PgError::Replication(format!("not synced within {timeout:?}")))??;
+        // A DROP TABLE, or a table leaving the publication, sends nothing on the stream:
+        // the stream has passed every commit before this call, so check that each table
+        // is still there and published.
+        if let Err(error) = check_tables(&self.shared, &client).await {
+            if !matches!(error, PgError::Sql(_)) {
+                self.shared.fail(error.clone());
+            }
+            return Err(error);
+        }
+        Ok(reached)
     }
 
     /// Replication lag as PostgreSQL sees it: bytes between the server's current WAL
@@ -600,6 +664,81 @@ impl Drop for PgSource {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
     }
+}
+
+/// How often the stream checks, while idle (at a keepalive with no transaction open), that
+/// every published table is still there and published (see [`check_tables`]).
+const CATALOG_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Checks in the catalog that every configured table is still the relation the source
+/// started with, under its name, and still in the publication. PostgreSQL's stream says
+/// nothing when a published table is dropped (created again or not: a new table is not in
+/// a `FOR TABLE` publication, so none of its changes would ever arrive), nor when it leaves
+/// the publication (`ALTER PUBLICATION ... DROP TABLE`): without this check the
+/// subscribers would keep rows that no longer exist and miss every later change, told
+/// nothing. `TableReplaced` (dropped, renamed, moved, or created again) or `Publication`
+/// (no longer published); `Sql` when the catalog could not be read.
+pub(crate) async fn check_tables(shared: &Shared, client: &tokio_postgres::Client) -> PgResult<()> {
+    let publication = &shared.config.publication;
+    for table in &shared.config.tables {
+        let qualified = format!("{}.{}", table.schema, table.name);
+        let Some(&oid) = shared
+            .oids
+            .get(&TableId::new(table.schema.as_str(), table.name.as_str()))
+        else {
+            continue;
+        };
+        let named = client
+            .query_opt(
+                "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+                &[&oid],
+            )
+            .await?;
+        let detail = match named {
+            None => Some(format!(
+                "relation {oid} was dropped; the publication sends nothing of a table \
+                 created again under its name"
+            )),
+            Some(row) => {
+                let (schema, name): (String, String) = (row.get(0), row.get(1));
+                (schema != table.schema || name != table.name)
+                    .then(|| format!("relation {oid} is now {schema}.{name} (renamed or moved)"))
+            }
+        };
+        if let Some(detail) = detail {
+            return Err(PgError::TableReplaced {
+                table: qualified,
+                detail,
+            });
+        }
+        let published = client
+            .query_opt(
+                "SELECT 1 FROM pg_publication_tables \
+                 WHERE pubname = $1 AND schemaname = $2 AND tablename = $3",
+                &[publication, &table.schema, &table.name],
+            )
+            .await?
+            .is_some();
+        if !published {
+            let exists = client
+                .query_opt(
+                    "SELECT 1 FROM pg_publication WHERE pubname = $1",
+                    &[publication],
+                )
+                .await?
+                .is_some();
+            return Err(PgError::Publication {
+                publication: publication.clone(),
+                reason: if exists {
+                    format!("it no longer publishes {qualified}; its changes would be missed")
+                } else {
+                    "it no longer exists".into()
+                },
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Creates the publication, or checks an existing one: it must publish every action
@@ -934,6 +1073,7 @@ async fn session(
         sql: None,
     };
     let mut txn: Option<Txn> = None;
+    let mut last_check = std::time::Instant::now();
     loop {
         let event = tokio::select! {
             biased;
@@ -972,7 +1112,12 @@ async fn session(
             },
             ReplicationEvent::KeepAlive { wal_end, .. } => {
                 shared.server_wal_end.fetch_max(wal_end.0, Ordering::AcqRel);
-                Ok(())
+                if txn.is_none() && last_check.elapsed() >= CATALOG_CHECK_INTERVAL {
+                    last_check = std::time::Instant::now();
+                    idle_catalog_check(shared, &mut relations).await
+                } else {
+                    Ok(())
+                }
             }
             ReplicationEvent::Message { lsn, prefix, .. } => {
                 if prefix == SYNC_PREFIX && txn.is_none() {
@@ -998,6 +1143,29 @@ async fn session(
                 error => SessionEnd::Fatal(error),
             };
         }
+    }
+}
+
+/// [`check_tables`] while the stream is idle. A catalog that cannot be read is left for
+/// the next check (the stream itself reports a lost server); a table dropped, replaced or
+/// no longer published stops the stream.
+async fn idle_catalog_check(shared: &Shared, relations: &mut Relations) -> PgResult<()> {
+    if relations
+        .sql
+        .as_ref()
+        .is_none_or(|client| client.is_closed())
+    {
+        match shared.connection.connect_sql().await {
+            Ok(client) => relations.sql = Some(client),
+            Err(_) => return Ok(()),
+        }
+    }
+    let Some(client) = relations.sql.as_ref() else {
+        return Ok(());
+    };
+    match check_tables(shared, client).await {
+        Err(PgError::Sql(_)) => Ok(()),
+        other => other,
     }
 }
 

@@ -131,6 +131,131 @@ async fn restarting_the_source_mid_stream_loses_and_repeats_nothing() {
     second.stop_and_drop().await.unwrap();
 }
 
+/// The history keeps a copy of every change it holds: bounded by commits alone, a few
+/// bulk transactions would stay in memory for 10,000 commits. `history_changes` bounds
+/// the changes too; a bulk commit over it is not kept, and a client resuming from before
+/// it is told `ResumeUnavailable`, while one that saw it resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_transaction_leaves_the_history_at_its_change_bound() {
+    let client = fresh("bulkh").await;
+    table(&client, "bulkh").await;
+    let manager = manager();
+    let mut config = config("bulkh", &["items"]);
+    config.history_changes = 100;
+    let source = start(&manager, config).await;
+    let all = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM bulkh.items",
+        SubscriptionOptions::default(),
+    );
+    for id in 1..=3 {
+        client
+            .batch_execute(&format!("INSERT INTO bulkh.items VALUES ({id}, 0, 'a')"))
+            .await
+            .unwrap();
+    }
+    client
+        .batch_execute(
+            "INSERT INTO bulkh.items SELECT g, 1, 'bulk' FROM generate_series(10, 1009) g",
+        )
+        .await
+        .unwrap();
+    for id in 2000..=2001 {
+        client
+            .batch_execute(&format!("INSERT INTO bulkh.items VALUES ({id}, 0, 'c')"))
+            .await
+            .unwrap();
+    }
+    source.sync(SYNC).await.unwrap();
+    let stats = source.stats();
+    assert_eq!(
+        (stats.history_len, stats.history_changes),
+        (2, 2),
+        "{stats:?}"
+    );
+    let seen = all.finish();
+    let sizes: Vec<usize> = seen.deliveries.iter().map(|(_, n)| *n).collect();
+    assert_eq!(sizes, vec![1, 1, 1, 1000, 1, 1]);
+    // From before the bulk commit: gone.
+    let before = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM bulkh.items",
+        SubscriptionOptions::resume_from(SeqId(seen.deliveries[2].0)),
+    );
+    assert_eq!(
+        source.resume(before.live_query_id).await.unwrap(),
+        ResumeOutcome::Unavailable
+    );
+    // From the bulk commit: the two after it.
+    let after = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM bulkh.items",
+        SubscriptionOptions::resume_from(SeqId(seen.deliveries[3].0)),
+    );
+    assert_eq!(
+        source.resume(after.live_query_id).await.unwrap(),
+        ResumeOutcome::Replayed { commits: 2 }
+    );
+    source.sync(SYNC).await.unwrap();
+    assert_eq!(
+        after.finish().rows.keys().copied().collect::<Vec<_>>(),
+        vec![2000, 2001]
+    );
+    drop(before.finish());
+    source.stop_and_drop().await.unwrap();
+}
+
+/// A load's temporary slot is created once every transaction holding a transaction id has
+/// ended: a session left idle in a write transaction held every load, and its gated
+/// subscription, forever. Past `load_slot_patience` the load fails with a typed error and
+/// ends its subscription; once the writer is gone, loads work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_behind_a_transaction_left_open_fails_instead_of_waiting_forever() {
+    let client = fresh("idlew").await;
+    table(&client, "idlew").await;
+    let manager = manager();
+    let mut config = config("idlew", &["items"]);
+    config.load_slot_patience = Duration::from_secs(1);
+    let source = start(&manager, config).await;
+    // A write transaction left open (it holds a transaction id) until the end of the load.
+    let writer = sql().await;
+    writer
+        .batch_execute("BEGIN; INSERT INTO idlew.items VALUES (1, 0, 'open')")
+        .await
+        .unwrap();
+    let stuck = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM idlew.items",
+        SubscriptionOptions::with_initial_load(),
+    );
+    // (A bound only so that a load that never ends fails the test instead of hanging it.)
+    let load = tokio::time::timeout(Duration::from_secs(120), source.load(stuck.live_query_id));
+    match load.await.expect("the load ends") {
+        Err(PgError::Replication(reason)) => {
+            assert!(reason.contains("load slot waited"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(manager.subscription(stuck.live_query_id).is_err());
+    writer.batch_execute("COMMIT").await.unwrap();
+    let loaded = Subscriber::loaded(&manager, &source, "u", "SELECT * FROM idlew.items").await;
+    client
+        .batch_execute("INSERT INTO idlew.items VALUES (2, 0, 'after')")
+        .await
+        .unwrap();
+    source.sync(SYNC).await.unwrap();
+    let view = loaded.finish();
+    assert!(view.errors.is_empty(), "{:?}", view.errors);
+    assert_eq!(view.rows.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+    drop(stuck.finish());
+    assert!(source.failure().is_none(), "{:?}", source.failure());
+    source.stop_and_drop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_resume_from_the_history_or_are_told_it_is_gone() {
     let client = fresh("resume").await;

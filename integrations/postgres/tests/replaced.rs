@@ -154,6 +154,234 @@ async fn a_column_retyped_to_another_kind_closes_the_subscriptions_reading_it() 
     source.stop_and_drop().await.unwrap();
 }
 
+/// A type change that keeps livecore's kind still rewrites every value of the column
+/// without a row change on the stream: `numeric(10,2)` to `numeric(10,3)` turns `12.50`
+/// into `12.500`, `timestamp` to `timestamptz` appends `+00`. A subscription filtering on
+/// such a column would keep rows its filter no longer matches (or miss rows it now
+/// matches), told nothing: it is closed with `SchemaChanged`, as for a change of kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_retyped_within_its_kind_closes_the_subscriptions_reading_it() {
+    let client = fresh("rtkd").await;
+    client
+        .batch_execute(
+            "CREATE TABLE rtkd.items (id int PRIMARY KEY, price numeric(10,2), at timestamp, \
+               v text);
+             ALTER TABLE rtkd.items REPLICA IDENTITY FULL;
+             INSERT INTO rtkd.items VALUES (1, 12.5, '2024-01-01 10:00', 'a'),
+               (2, 3, '2024-01-01 11:00', 'b');",
+        )
+        .await
+        .unwrap();
+    let manager = manager();
+    let source = start(&manager, config("rtkd", &["items"])).await;
+    let on_price = Subscriber::loaded(
+        &manager,
+        &source,
+        "u",
+        "SELECT * FROM rtkd.items WHERE price = '12.50'",
+    )
+    .await;
+    let on_at = Subscriber::loaded(
+        &manager,
+        &source,
+        "u",
+        "SELECT * FROM rtkd.items WHERE at = '2024-01-01 10:00:00'",
+    )
+    .await;
+    let on_v = Subscriber::loaded(&manager, &source, "u", "SELECT id, v FROM rtkd.items").await;
+    assert_eq!(on_price.view.lock().unwrap().rows.len(), 1);
+    client
+        .batch_execute(
+            "ALTER TABLE rtkd.items ALTER COLUMN price TYPE numeric(10,3);
+             ALTER TABLE rtkd.items ALTER COLUMN at TYPE timestamptz;
+             INSERT INTO rtkd.items VALUES (3, 1, '2024-01-01 12:00', 'c');",
+        )
+        .await
+        .unwrap();
+    // PostgreSQL no longer has a row whose price reads 12.50.
+    let still = client
+        .query("SELECT id FROM rtkd.items WHERE price::text = '12.50'", &[])
+        .await
+        .unwrap();
+    assert!(still.is_empty());
+    source.sync(SYNC).await.unwrap();
+    let price = on_price.finish();
+    assert_eq!(
+        price.closed,
+        Some(CloseReason::SchemaChanged {
+            column: "price".into()
+        })
+    );
+    let at = on_at.finish();
+    assert_eq!(
+        at.closed,
+        Some(CloseReason::SchemaChanged {
+            column: "at".into()
+        })
+    );
+    on_v.wait_for_row(3).await;
+    let v = on_v.finish();
+    assert_eq!(v.closed, None);
+    assert_eq!(v.rows.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
+    // The stream's version and the catalog's agree: a new load works under the new type.
+    let again = Subscriber::loaded(
+        &manager,
+        &source,
+        "u",
+        "SELECT * FROM rtkd.items WHERE price = '12.500'",
+    )
+    .await;
+    source.sync(SYNC).await.unwrap();
+    assert_eq!(
+        again.finish().rows.keys().copied().collect::<Vec<_>>(),
+        vec![1]
+    );
+    assert!(source.failure().is_none(), "{:?}", source.failure());
+    source.stop_and_drop().await.unwrap();
+}
+
+/// A name that now belongs to another column (`a` and `b` renamed over each other, or
+/// `grp` dropped and added again with a column after it) has every value changed without
+/// a row change on the stream, while the relation message shows the same names and types:
+/// the subscriptions reading it are closed with `SchemaChanged`, the others continue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_moved_to_another_column_closes_the_subscriptions_reading_it() {
+    let client = fresh("mvcol").await;
+    client
+        .batch_execute(
+            "CREATE TABLE mvcol.items (id int PRIMARY KEY, a int, b int, grp int, v text);
+             ALTER TABLE mvcol.items REPLICA IDENTITY FULL;
+             INSERT INTO mvcol.items VALUES (1, 1, 2, 7, 'x'), (2, 2, 1, 8, 'y');",
+        )
+        .await
+        .unwrap();
+    let manager = manager();
+    let source = start(&manager, config("mvcol", &["items"])).await;
+    let on_a = Subscriber::loaded(
+        &manager,
+        &source,
+        "u",
+        "SELECT * FROM mvcol.items WHERE a = 1",
+    )
+    .await;
+    let on_grp = Subscriber::loaded(
+        &manager,
+        &source,
+        "u",
+        "SELECT id, grp FROM mvcol.items WHERE grp = 7",
+    )
+    .await;
+    let on_id = Subscriber::loaded(&manager, &source, "u", "SELECT id FROM mvcol.items").await;
+    client
+        .batch_execute(
+            "ALTER TABLE mvcol.items RENAME a TO t;
+             ALTER TABLE mvcol.items RENAME b TO a;
+             ALTER TABLE mvcol.items RENAME t TO b;
+             ALTER TABLE mvcol.items DROP COLUMN grp;
+             ALTER TABLE mvcol.items ADD COLUMN grp int;
+             INSERT INTO mvcol.items (id, a, b, grp, v) VALUES (3, 5, 5, 9, 'z');",
+        )
+        .await
+        .unwrap();
+    source.sync(SYNC).await.unwrap();
+    // Row 1 no longer has a = 1, nor grp = 7, in PostgreSQL; the subscribers holding it are
+    // told.
+    assert_eq!(
+        on_a.finish().closed,
+        Some(CloseReason::SchemaChanged { column: "a".into() })
+    );
+    assert_eq!(
+        on_grp.finish().closed,
+        Some(CloseReason::SchemaChanged {
+            column: "grp".into()
+        })
+    );
+    on_id.wait_for_row(3).await;
+    let id = on_id.finish();
+    assert_eq!(id.closed, None);
+    assert_eq!(id.rows.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert!(source.failure().is_none(), "{:?}", source.failure());
+    source.stop_and_drop().await.unwrap();
+}
+
+/// PostgreSQL's stream says nothing when a published table is dropped, or leaves the
+/// publication: its subscribers would keep rows that no longer exist, and a table created
+/// again under the name is not in the publication, so none of its changes would ever
+/// arrive. The next `sync` (and the stream, while idle) finds it in the catalog: a typed
+/// error through `sync` and `failure()`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_table_or_one_leaving_the_publication_is_a_typed_error() {
+    for schema in ["dtab", "lpub"] {
+        let client = fresh(schema).await;
+        items_table(&client, schema).await;
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {schema}.other (id int PRIMARY KEY, v text);
+                 ALTER TABLE {schema}.other REPLICA IDENTITY FULL;
+                 INSERT INTO {schema}.items VALUES (1, 'a');"
+            ))
+            .await
+            .unwrap();
+        let manager = manager();
+        let config = config(schema, &["items", "other"]);
+        let publication = config.publication.clone();
+        let source = start(&manager, config).await;
+        let subscriber = Subscriber::loaded(
+            &manager,
+            &source,
+            "u",
+            &format!("SELECT * FROM {schema}.items"),
+        )
+        .await;
+        source.sync(SYNC).await.unwrap();
+        if schema == "dtab" {
+            client
+                .batch_execute(&format!(
+                    "DROP TABLE {schema}.items; INSERT INTO {schema}.other VALUES (1, 'x');"
+                ))
+                .await
+                .unwrap();
+            match source.sync(SYNC).await {
+                Err(PgError::TableReplaced { table, detail }) => {
+                    assert_eq!(table, "dtab.items");
+                    assert!(detail.contains("dropped"), "{detail}");
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(
+                matches!(source.failure(), Some(PgError::TableReplaced { .. })),
+                "{:?}",
+                source.failure()
+            );
+        } else {
+            client
+                .batch_execute(&format!(
+                    "ALTER PUBLICATION {publication} DROP TABLE {schema}.items;
+                     INSERT INTO {schema}.items VALUES (2, 'b');"
+                ))
+                .await
+                .unwrap();
+            match source.sync(SYNC).await {
+                Err(PgError::Publication {
+                    publication: named,
+                    reason,
+                }) => {
+                    assert_eq!(named, publication);
+                    assert!(reason.contains("lpub.items"), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(
+                matches!(source.failure(), Some(PgError::Publication { .. })),
+                "{:?}",
+                source.failure()
+            );
+        }
+        drop(subscriber.finish());
+        let _ = source.stop_and_drop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_publication_is_reported_as_the_publication() {
     let client = fresh("dpub").await;
