@@ -2769,6 +2769,25 @@ lc_status lc_user_revoke(struct lc_manager manager,
 
 /**
  * Ends every subscription on a table (its key from `lc_table_register`), which stays
+ * registered, for a host that lost commits of the table before publishing them (a
+ * replica that missed part of its log, a commit it could not decode or apply): each
+ * subscriber gets `LC_NOTIFICATION_RESYNC_REQUIRED` and must subscribe again with a fresh
+ * initial load, since what it holds may be stale and resuming would need the lost
+ * commits. `*out_ended` (may be NULL) receives how many subscriptions ended; nothing of
+ * theirs is delivered after the call returns. `LC_ERR_UNKNOWN_TABLE` for a key that names
+ * no registered table.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `out_ended` is NULL or valid for writing a `size_t`.
+ */
+lc_status lc_table_resync(struct lc_manager manager,
+                          uint32_t table,
+                          size_t *out_ended);
+
+/**
+ * Ends every subscription on a table (its key from `lc_table_register`), which stays
  * registered: each subscriber gets a closed notification (`LC_CLOSE_REVOKED`) carrying
  * `reason` (NUL-terminated UTF-8). `*out_ended` (may be NULL) receives how many
  * subscriptions ended.

@@ -248,8 +248,9 @@ fn revoking_a_user_racing_publish_delivers_nothing_after_it_returns() {
 }
 
 #[test]
-fn revoking_or_dropping_a_table_racing_publish_delivers_nothing_after_it_returns() {
-    for drop in [false, true] {
+fn revoking_dropping_or_resyncing_a_table_racing_publish_delivers_nothing_after_it_returns() {
+    for mode in ["revoke", "drop", "resync"] {
+        let drop = mode == "drop";
         let (manager, _) = manager_with(ManagerConfig {
             notification_channel_capacity: 1_000_000,
             ..ManagerConfig::default()
@@ -260,23 +261,33 @@ fn revoking_or_dropping_a_table_racing_publish_delivers_nothing_after_it_returns
         let stop = Arc::new(AtomicBool::new(false));
         let publisher = spawn_publisher(manager.clone(), stop.clone(), "alice");
         wait_for_traffic(&alice.notifications);
-        let ended = if drop {
-            manager.drop_table(&messages()).unwrap()
-        } else {
-            manager.revoke_table(&messages(), "no access").unwrap()
+        let ended = match mode {
+            "drop" => manager.drop_table(&messages()).unwrap(),
+            "resync" => manager.resync_table(&messages()).unwrap(),
+            _ => manager.revoke_table(&messages(), "no access").unwrap(),
         };
         assert_eq!(ended, 1);
         let after = drain(&mut alice.notifications);
-        let closes: Vec<&Notification> = after.iter().filter(|n| n.kind() == "closed").collect();
-        assert_eq!(closes.len(), 1);
-        let expected = if drop {
-            CloseReason::TableDropped
-        } else {
-            CloseReason::Revoked {
-                reason: "no access".into(),
+        let endings: Vec<&Notification> = after.iter().filter(|n| n.kind() != "changes").collect();
+        assert_eq!(endings.len(), 1, "{mode}: {endings:?}");
+        match mode {
+            "resync" => assert!(matches!(
+                endings[0],
+                Notification::ResyncRequired { live_query_id } if *live_query_id != notes_sub.live_query_id
+            )),
+            _ => {
+                let expected = if drop {
+                    CloseReason::TableDropped
+                } else {
+                    CloseReason::Revoked {
+                        reason: "no access".into(),
+                    }
+                };
+                assert!(
+                    matches!(endings[0], Notification::Closed { reason, .. } if *reason == expected)
+                );
             }
-        };
-        assert!(matches!(closes[0], Notification::Closed { reason, .. } if *reason == expected));
+        }
         // Whatever else arrived belongs to the notes subscription.
         assert!(after
             .iter()
@@ -334,6 +345,10 @@ fn revoking_or_dropping_a_table_racing_publish_delivers_nothing_after_it_returns
         }
         assert_eq!(
             manager.revoke_table(&TableId::new("no", "such"), "x").err(),
+            Some(LiveError::UnknownTable(TableId::new("no", "such")))
+        );
+        assert_eq!(
+            manager.resync_table(&TableId::new("no", "such")).err(),
             Some(LiveError::UnknownTable(TableId::new("no", "such")))
         );
     }

@@ -273,8 +273,9 @@ pub enum Notification {
         /// How many deliveries were lost.
         missed: u64,
     },
-    /// The gate buffer overflowed during the initial load: resubscribe with a new snapshot.
-    /// The subscription has ended.
+    /// The gate buffer overflowed during the initial load, or the host lost commits of the
+    /// subscription's table ([`resync_table`](crate::ConnectionsManager::resync_table)):
+    /// resubscribe with a new snapshot. The subscription has ended.
     ResyncRequired {
         /// The subscription.
         live_query_id: LiveQueryId,

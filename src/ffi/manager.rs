@@ -758,6 +758,38 @@ pub unsafe extern "C" fn lc_user_revoke(
 }
 
 /// Ends every subscription on a table (its key from `lc_table_register`), which stays
+/// registered, for a host that lost commits of the table before publishing them (a
+/// replica that missed part of its log, a commit it could not decode or apply): each
+/// subscriber gets `LC_NOTIFICATION_RESYNC_REQUIRED` and must subscribe again with a fresh
+/// initial load, since what it holds may be stale and resuming would need the lost
+/// commits. `*out_ended` (may be NULL) receives how many subscriptions ended; nothing of
+/// theirs is delivered after the call returns. `LC_ERR_UNKNOWN_TABLE` for a key that names
+/// no registered table.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `out_ended` is NULL or valid for writing a `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn lc_table_resync(
+    manager: lc_manager,
+    table: u32,
+    out_ended: *mut usize,
+) -> lc_status {
+    boundary("lc_table_resync", || {
+        // SAFETY: the caller promised `out_ended` is NULL or writable.
+        let out = unsafe { Out::optional(out_ended, "out_ended") }?;
+        let entry = manager_entry(manager)?;
+        let table_id = entry.table_id(table)?;
+        let ended = entry.manager.resync_table(&table_id)?;
+        if let Some(out) = out {
+            out.write(ended);
+        }
+        Ok(lc_status::LC_OK)
+    })
+}
+
+/// Ends every subscription on a table (its key from `lc_table_register`), which stays
 /// registered: each subscriber gets a closed notification (`LC_CLOSE_REVOKED`) carrying
 /// `reason` (NUL-terminated UTF-8). `*out_ended` (may be NULL) receives how many
 /// subscriptions ended.

@@ -1,6 +1,7 @@
 //! Revocation: ending every subscription of a user or of a table in one call. The affected
-//! subscribers get a typed `Closed` notification with the reason, and nothing of theirs is
-//! delivered after the call returns (their gates are closed before it does).
+//! subscribers get a typed ending (`Closed` with the reason, or `ResyncRequired` when the
+//! host lost commits), and nothing of theirs is delivered after the call returns (their
+//! gates are closed before it does).
 
 use crate::connection::subscription::SubscriptionHandle;
 use crate::error::{LiveError, LiveResult};
@@ -69,7 +70,8 @@ impl ConnectionsManager {
         let reason = CloseReason::Revoked {
             reason: reason.to_string(),
         };
-        let ended = self.end_table_subscriptions(table_id, &reason);
+        let ended =
+            self.end_table_subscriptions(table_id, &SubscriptionEnding::Closed(reason.clone()));
         #[cfg(feature = "tracing")]
         tracing::info!(table = %table_id, ?reason, ended = ?ended, "livecore: table revoked");
         ended
@@ -82,7 +84,10 @@ impl ConnectionsManager {
     pub fn drop_table(&self, table_id: &TableId) -> LiveResult<usize> {
         // Exclusive, so no subscription to the table can slip in while it is dropped.
         let _lifecycle = write(&self.lifecycle);
-        let ended = self.end_table_subscriptions(table_id, &CloseReason::TableDropped)?;
+        let ended = self.end_table_subscriptions(
+            table_id,
+            &SubscriptionEnding::Closed(CloseReason::TableDropped),
+        )?;
         self.drop_topic_routes_of(table_id);
         self.index.remove_table(table_id);
         #[cfg(feature = "tracing")]
@@ -90,11 +95,28 @@ impl ConnectionsManager {
         Ok(ended)
     }
 
+    /// Ends every subscription on `table_id` with `ResyncRequired`, for a host that lost
+    /// commits of the table before publishing them: a replicated log that no longer holds
+    /// commits a node had not applied yet, a commit that could not be decoded or applied.
+    /// What those subscribers hold may then be stale with nothing to tell them, and a gap
+    /// notice would not do: resuming needs the lost commits. A fresh initial load makes
+    /// them whole again. Returns how many subscriptions ended; nothing of theirs is
+    /// delivered after the call returns. The table stays registered, and later
+    /// subscriptions (which load afresh) are untouched. `UnknownTable` for a table not
+    /// registered.
+    pub fn resync_table(&self, table_id: &TableId) -> LiveResult<usize> {
+        let _lifecycle = read(&self.lifecycle);
+        let ended = self.end_table_subscriptions(table_id, &SubscriptionEnding::ResyncRequired);
+        #[cfg(feature = "tracing")]
+        tracing::warn!(table = %table_id, ended = ?ended, "livecore: table's subscriptions must resync");
+        ended
+    }
+
     /// Ends the subscriptions on a table; the caller holds `lifecycle`.
     fn end_table_subscriptions(
         &self,
         table_id: &TableId,
-        reason: &CloseReason,
+        ending: &SubscriptionEnding,
     ) -> LiveResult<usize> {
         let route = self
             .index
@@ -114,8 +136,8 @@ impl ConnectionsManager {
                     _ => None,
                 };
                 if let Some(state) = &state {
-                    let ending = SubscriptionEnding::Closed(reason.clone());
-                    if self.end_in_map(&mut subscriptions, &state.core, connection, ending) {
+                    if self.end_in_map(&mut subscriptions, &state.core, connection, ending.clone())
+                    {
                         ended += 1;
                     }
                 }

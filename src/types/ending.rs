@@ -50,9 +50,10 @@ impl fmt::Display for CloseReason {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum SubscriptionEnding {
-    /// Its snapshot buffer overflowed, or a schema change arrived during its initial load:
-    /// the client has nothing consistent to resume from and must subscribe again with a
-    /// fresh initial load.
+    /// Its snapshot buffer overflowed, a schema change arrived during its initial load, or
+    /// the host lost commits of its table
+    /// ([`resync_table`](crate::ConnectionsManager::resync_table)): the client has nothing
+    /// consistent to resume from and must subscribe again with a fresh initial load.
     ResyncRequired,
     /// The engine could not replay from the SeqId the client resumes after.
     ResumeUnavailable,

@@ -345,6 +345,10 @@ const CASES: &[(&str, fn())] = &[
         crate::contract_manager::case_lc_table_revoke,
     ),
     (
+        "lc_table_resync",
+        crate::contract_manager::case_lc_table_resync,
+    ),
+    (
         "lc_record_list",
         crate::contract_records::case_lc_record_list,
     ),

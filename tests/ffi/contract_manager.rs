@@ -784,6 +784,32 @@ pub(crate) fn case_lc_user_revoke() {
     }
 }
 
+pub(crate) fn case_lc_table_resync() {
+    let f = Fixture::new();
+    let mut ended = 77;
+    // SAFETY: see above.
+    unsafe {
+        assert_status!(
+            lc_table_resync(f.manager, 999, &mut ended),
+            LC_ERR_UNKNOWN_TABLE
+        );
+        assert_status!(
+            lc_table_resync(f.stale_manager, f.messages, &mut ended),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_eq!(ended, 77, "a refused call writes nothing");
+        assert_status!(lc_table_resync(f.manager, f.notes, &mut ended), LC_OK);
+        assert_eq!(ended, 0);
+        assert_status!(lc_table_resync(f.manager, f.messages, &mut ended), LC_OK);
+        assert_eq!(ended, 1, "the fixture's subscription on messages");
+        assert_status!(
+            lc_table_resync(f.manager, f.messages, std::ptr::null_mut()),
+            LC_OK
+        );
+    }
+    assert_eq!(stats(f.manager).subscriptions, 0);
+}
+
 pub(crate) fn case_lc_table_revoke() {
     let f = Fixture::new();
     let why = c("withdrawn");

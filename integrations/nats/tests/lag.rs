@@ -131,17 +131,23 @@ async fn a_hole_lost_to_retention_is_reported_once() {
     };
     let stats = node.stats();
     assert_eq!(stats.gaps, 1, "{stats:?}");
-    // Stream sequence n holds commit n - 1 (the schema is 1). What was not lost arrived,
-    // once and in order; the last 10 commits were retained.
+    // Stream sequence n holds commit n - 1 (the schema is 1). What came before the hole
+    // arrived, once and in order; the last 10 commits were retained. The subscriber could
+    // not be made whole (the stream no longer has the hole's commits): its subscription
+    // ended there with `ResyncRequired`, and nothing of it arrived after.
     assert!(
         from > applied && to >= from && to < last - 9,
         "{from}..={to}"
     );
-    let lost = |seq: u64| (from..=to).contains(&(seq + 1));
     assert_eq!(
         changes_of(&received, all.live_query_id),
-        expected_for(&log, None, |seq| !lost(seq))
+        expected_for(&log, None, |seq| seq + 1 < from)
     );
+    assert_eq!(
+        notices_of(&received, all.live_query_id),
+        vec!["resync_required".to_string()]
+    );
+    assert_eq!(stats.resynced_subscriptions, 1, "{stats:?}");
     assert_eq!(stats.commits_applied, 65 - (to - from + 1), "{stats:?}");
     assert_eq!(
         stats.duplicates + stats.decode_errors + stats.apply_errors,

@@ -233,17 +233,23 @@ async fn a_broken_chain_is_a_typed_error_reported_and_counted() {
             applied: Some(SeqId(2)),
         }]
     );
-    // Reported, and still applied: its subscribers get it and the node's position moves
-    // on to it; what is missing is in the error, never silently passed over.
+    // Reported, and still applied (the node's position moves on to it), but the
+    // subscribers present could not be made whole: their subscriptions end with
+    // `ResyncRequired` before commit 5, never silently passed over.
     assert_eq!(stats.commits_applied, 3);
     assert_eq!(stats.applied_seq, Some(SeqId(5)));
+    assert_eq!(stats.resynced_subscriptions, 1, "{stats:?}");
     stop.store(true, Ordering::Release);
     let received = task.await.unwrap();
     let seqs: Vec<u64> = changes_of(&received, sub.live_query_id)
         .iter()
         .map(|received| received.seq)
         .collect();
-    assert_eq!(seqs, vec![1, 2, 5]);
+    assert_eq!(seqs, vec![1, 2]);
+    assert_eq!(
+        notices_of(&received, sub.live_query_id),
+        vec!["resync_required".to_string()]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,10 +36,37 @@ pub(super) struct ApplyState {
 }
 
 impl Inner {
+    /// Reports stream messages `from..=to` lost (no longer in the stream) and moves past
+    /// them.
+    fn report_lost(&self, state: &mut ApplyState, from: u64, to: u64) {
+        self.report(BridgeError::Lost { from, to });
+        state.lost_reported = true;
+        self.set_applied_stream_seq(to);
+        self.resync(state, None);
+    }
+
+    /// Tells the subscribers of `tables` that commits of theirs were lost (of every table
+    /// the node knows when `None`: which tables a lost message touched is unknown): their subscriptions end with `ResyncRequired`
+    /// (`ConnectionsManager::resync_table`), and their clients load afresh. A gap notice
+    /// would not do: a resume needs the commits the stream no longer has.
+    fn resync(&self, state: &ApplyState, tables: Option<Vec<TableId>>) {
+        let tables = tables.unwrap_or_else(|| state.versions.keys().cloned().collect());
+        for table in tables {
+            // A table the node never registered has no subscriptions to tell.
+            if let Ok(ended) = self.manager.resync_table(&table) {
+                self.counters
+                    .resynced_subscriptions
+                    .fetch_add(ended as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Applies one stream message. The apply loop calls it in stream order, once per
     /// stream sequence.
     async fn apply(&self, state: &mut ApplyState, stream_seq: u64, payload: &[u8]) {
         match codec::decode_stream_entry(payload) {
+            // Not necessarily a commit (a foreign message on the subject): a commit lost this
+            // way shows as the next commit's broken chain, which resyncs.
             Err(error) => self.report(BridgeError::Decode { stream_seq, error }),
             Ok(StreamEntry::Schema(message)) => self.apply_schema(state, stream_seq, message),
             Ok(StreamEntry::Commit(commit)) => self.apply_commit(state, stream_seq, commit).await,
@@ -121,6 +148,7 @@ impl Inner {
                     prev: commit.prev,
                     applied: Some(applied),
                 });
+                self.resync(state, None);
             }
         }
         state.lost_reported = false;
@@ -138,17 +166,23 @@ impl Inner {
                     commit_version: *version,
                     node_version: known.map(|known| known.version),
                 });
+                self.resync(state, Some(tables_of(&commit)));
                 self.set_applied_seq(state, commit.seq);
                 return;
             }
         }
+        let tables = tables_of(&commit);
         match self.manager.publish_commit(commit.seq, commit.changes) {
             Ok(_) => bump(&self.counters.commits_applied),
-            Err(error) => self.report(BridgeError::Apply {
-                stream_seq,
-                seq: Some(commit.seq),
-                error,
-            }),
+            Err(error) => {
+                self.report(BridgeError::Apply {
+                    stream_seq,
+                    seq: Some(commit.seq),
+                    error,
+                });
+                // A refused commit delivered nothing: its tables' subscribers missed it.
+                self.resync(state, Some(tables));
+            }
         }
         self.set_applied_seq(state, commit.seq);
     }
@@ -174,6 +208,24 @@ impl Inner {
                 None
             }
         }
+    }
+
+    /// The first stream sequence from `from` (up to `until`, which the consumer just
+    /// delivered) that the stream's leader still holds; None when it cannot say (a request
+    /// failed: the caller makes a new consumer, as for a skip).
+    async fn next_held(&self, from: u64, until: u64) -> Option<u64> {
+        for stream_seq in from..until {
+            match self.stream.get_raw_message(stream_seq).await {
+                Ok(_) => return Some(stream_seq),
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
+                    ) => {}
+                Err(_) => return None,
+            }
+        }
+        Some(until)
     }
 
     fn set_applied_stream_seq(&self, stream_seq: u64) {
@@ -282,17 +334,26 @@ pub(super) async fn apply_loop(inner: Arc<Inner>, mut state: ApplyState) {
                 match inner.first_retained().await {
                     Some(first) if first > applied + 1 => {
                         let to = (first - 1).min(stream_seq - 1);
-                        inner.report(BridgeError::Lost {
-                            from: applied + 1,
-                            to,
-                        });
-                        state.lost_reported = true;
-                        inner.set_applied_stream_seq(to);
+                        inner.report_lost(&mut state, applied + 1, to);
                         if to < stream_seq - 1 {
                             break;
                         }
                     }
-                    _ => break,
+                    // Retention kept them, yet they may be gone one by one (a message
+                    // deleted from the stream): a new consumer would skip them again, for
+                    // ever. Those the stream's leader no longer holds are lost; a consumer
+                    // that skipped messages the stream holds is replaced.
+                    Some(_) => match inner.next_held(applied + 1, stream_seq).await {
+                        Some(held) if held > applied + 1 => {
+                            let to = held - 1;
+                            inner.report_lost(&mut state, applied + 1, to);
+                            if to < stream_seq - 1 {
+                                break;
+                            }
+                        }
+                        _ => break,
+                    },
+                    None => break,
                 }
             }
             failures = 0;
@@ -306,4 +367,15 @@ pub(super) async fn apply_loop(inner: Arc<Inner>, mut state: ApplyState) {
         tokio::time::sleep(backoff(failures)).await;
         failures += 1;
     }
+}
+
+/// The tables a commit changes, each once.
+fn tables_of(commit: &CommitMessage) -> Vec<TableId> {
+    let mut tables: Vec<TableId> = Vec::new();
+    for change in &commit.changes {
+        if !tables.contains(&change.table_id) {
+            tables.push(change.table_id.clone());
+        }
+    }
+    tables
 }

@@ -63,6 +63,10 @@ pub struct NodeStats {
     pub apply_errors: u64,
     /// Breaks in the commit chain or stream sequences: commits the node never saw.
     pub gaps: u64,
+    /// Subscriptions ended with `ResyncRequired` because commits of their table were lost
+    /// (a gap, or a commit that could not be decoded or applied): their clients load
+    /// afresh rather than hold rows that may be stale.
+    pub resynced_subscriptions: u64,
     /// Times the stream consumer was recreated (server loss, reconnect, silence).
     pub consumer_restarts: u64,
     /// Times the node's NATS connection was re-established after it was lost (to the
@@ -291,6 +295,7 @@ impl NodeBridge {
             decode_errors: counters.decode_errors.load(Ordering::Relaxed),
             apply_errors: counters.apply_errors.load(Ordering::Relaxed),
             gaps: counters.gaps.load(Ordering::Relaxed),
+            resynced_subscriptions: counters.resynced_subscriptions.load(Ordering::Relaxed),
             consumer_restarts: counters.consumer_restarts.load(Ordering::Relaxed),
             // The client counts every connection it made, the first included.
             reconnects: self

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use async_nats::jetstream::consumer::{pull, Consumer};
 use futures_util::StreamExt;
 use livecore::{LiveError, LiveQueryId, SeqId, TableId, TableSchema};
 
@@ -73,14 +74,12 @@ impl Inner {
         if low > last {
             return Ok(Some(Replayed::default()));
         }
-        let consumer = self.consumer_from(low).await?;
-        let mut messages = consumer
-            .stream()
-            .max_messages_per_batch(self.config.batch)
-            .heartbeat(self.config.consumer_heartbeat)
-            .messages()
-            .await
-            .nats("reading the stream")?;
+        let (mut consumer, mut messages) = self.replay_consumer(low).await?;
+        // Consumers made again in a row without a message between: a consumer that
+        // delivers nothing (or skips) while the stream holds the next message is replaced
+        // at most `reconnect_after_failures` times before the resume gives up.
+        let mut replaced = 0u32;
+        let silence = self.replay_silence();
         let mut expected = low;
         let mut replayed = 0;
         let mut replayed_to = None;
@@ -92,24 +91,59 @@ impl Inner {
         // The last commit of the chain the replay followed.
         let mut chain: Option<SeqId> = None;
         while expected <= last {
-            let message = match messages.next().await {
-                Some(Ok(message)) => message,
-                Some(Err(error)) => {
+            // Idle heartbeats keep a consumer alive that delivers nothing: one on a server
+            // whose copy of the stream lags (it catches up late, or never), or one waiting
+            // for a message removed from the stream. Bounded, never a wait without end.
+            let next = tokio::time::timeout(silence, messages.next()).await;
+            let message = match next {
+                Ok(Some(Ok(message))) => Some(message),
+                Ok(Some(Err(error))) => {
                     return Err(BridgeError::Nats {
                         what: "reading the stream",
                         detail: error.to_string(),
                     })
                 }
-                None => return Err(BridgeError::Stopped),
+                Ok(None) => return Err(BridgeError::Stopped),
+                Err(_) => None,
             };
-            let stream_seq = message
-                .info()
-                .nats("reading message metadata")?
-                .stream_sequence;
-            if stream_seq != expected {
-                // Trimmed while we read: the client cannot be made whole from here.
-                return Ok(None);
-            }
+            let stream_seq = match &message {
+                Some(message) => {
+                    message
+                        .info()
+                        .nats("reading message metadata")?
+                        .stream_sequence
+                }
+                None => 0,
+            };
+            let message = match message {
+                Some(message) if stream_seq == expected => message,
+                // Before the point this consumer was asked for: already read.
+                Some(_) if stream_seq < expected => continue,
+                // Skipped, or nothing delivered: the client cannot be made whole only if
+                // the stream no longer holds the message (trimmed or removed while we
+                // read). A consumer that skipped or fell silent while the stream's leader
+                // holds it is replaced from there.
+                _ => {
+                    if self.entry_at(expected).await?.is_none() {
+                        return Ok(None);
+                    }
+                    replaced += 1;
+                    if replaced > self.config.reconnect_after_failures {
+                        self.drop_consumer(&consumer);
+                        return Err(BridgeError::Nats {
+                            what: "reading the stream",
+                            detail: format!(
+                                "stream sequence {expected} not delivered by {replaced} \
+                                 consumers in a row (each waited {silence:?})"
+                            ),
+                        });
+                    }
+                    self.drop_consumer(&consumer);
+                    (consumer, messages) = self.replay_consumer(expected).await?;
+                    continue;
+                }
+            };
+            replaced = 0;
             expected += 1;
             let StreamEntry::Commit(commit) = codec::decode_stream_entry(&message.payload)
                 .map_err(|error| BridgeError::Decode { stream_seq, error })?
@@ -195,7 +229,40 @@ impl Inner {
                 Err(error) => return Err(error.into()),
             }
         }
+        self.drop_consumer(&consumer);
         Ok(Some(Replayed { count: replayed }))
+    }
+
+    /// Deletes a replay's consumer in the background (the servers would after its
+    /// inactivity threshold): the resume does not wait on it.
+    fn drop_consumer(&self, consumer: &Consumer<pull::Config>) {
+        let stream = self.stream.clone();
+        let name = consumer.cached_info().name.clone();
+        tokio::spawn(async move {
+            let _ = stream.delete_consumer(&name).await;
+        });
+    }
+
+    /// How long a replay waits for its consumer's next message before it looks at the
+    /// stream itself: a few idle heartbeats, at least the request timeout.
+    fn replay_silence(&self) -> Duration {
+        (self.config.consumer_heartbeat * 4).max(self.config.connection.request_timeout)
+    }
+
+    /// A consumer of the replay's own from `start`, and its messages.
+    async fn replay_consumer(
+        &self,
+        start: u64,
+    ) -> Result<(Consumer<pull::Config>, pull::Stream), BridgeError> {
+        let consumer = self.consumer_from(start).await?;
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(self.config.batch)
+            .heartbeat(self.config.consumer_heartbeat)
+            .messages()
+            .await
+            .nats("reading the stream")?;
+        Ok((consumer, messages))
     }
 
     /// A table's schema at `version`, as met or from the schema bucket (None when the

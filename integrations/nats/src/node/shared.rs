@@ -25,6 +25,7 @@ pub(super) struct Counters {
     pub(super) decode_errors: AtomicU64,
     pub(super) apply_errors: AtomicU64,
     pub(super) gaps: AtomicU64,
+    pub(super) resynced_subscriptions: AtomicU64,
     pub(super) consumer_restarts: AtomicU64,
     pub(super) sync_errors: AtomicU64,
     pub(super) stream_not_found: AtomicU64,
