@@ -211,7 +211,9 @@ pub struct NodeConfig {
     /// commit (the wait starts again after every commit the client made room for; the
     /// completion never waits). A client that reads nothing for this long ends the
     /// resume with [`BridgeError::ResumeStalled`](crate::BridgeError::ResumeStalled); its
-    /// subscription ends with `ResumeUnavailable`.
+    /// subscription ends with `ResumeUnavailable`. So can a client that reads, if its
+    /// other subscriptions' live deliveries keep its channel full: size the channel for
+    /// the live traffic a resuming client also receives.
     pub resume_stall_timeout: Duration,
     /// The lag is unknown ([`NodeStats::lag`](crate::NodeStats::lag) is None) when the node
     /// has not seen the stream's end (its info, read every `heartbeat_interval` or a third

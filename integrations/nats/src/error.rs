@@ -106,8 +106,10 @@ pub enum BridgeError {
     },
     /// A resume found no room in the client's channel for
     /// [`NodeConfig::resume_stall_timeout`](crate::NodeConfig::resume_stall_timeout): the
-    /// client stopped reading. The subscription was ended with `ResumeUnavailable` (the
-    /// client resubscribes with a snapshot when it reads again); the node goes on.
+    /// client stopped reading, or the live deliveries of its other subscriptions took
+    /// every slot it freed (the replay retries a full channel every few milliseconds and
+    /// has no claim on the room a read makes). The subscription was ended with
+    /// `ResumeUnavailable` (the client resubscribes with a snapshot); the node goes on.
     ResumeStalled {
         /// The resumed subscription.
         live_query_id: LiveQueryId,

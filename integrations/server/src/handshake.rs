@@ -260,7 +260,8 @@ struct ReadBudget {
     /// Bytes per second; 0: unlimited.
     rate: f64,
     tokens: f64,
-    at: std::time::Instant,
+    /// tokio's clock, which its sleeps follow (and a test can pause).
+    at: tokio::time::Instant,
     wait: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
@@ -269,7 +270,7 @@ impl ReadBudget {
         Self {
             rate: rate as f64,
             tokens: rate as f64,
-            at: std::time::Instant::now(),
+            at: tokio::time::Instant::now(),
             wait: None,
         }
     }
@@ -280,7 +281,7 @@ impl ReadBudget {
             return Poll::Ready(usize::MAX);
         }
         loop {
-            let now = std::time::Instant::now();
+            let now = tokio::time::Instant::now();
             self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate)
                 .min(self.rate);
             self.at = now;
@@ -431,5 +432,71 @@ impl AsyncWrite for Guarded {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReadBudget;
+    use std::time::Duration;
+
+    /// Reads as fast as the budget allows for `span` of tokio's (paused) clock, at most
+    /// `read` bytes at a time; returns the bytes granted.
+    async fn read_for(budget: &mut ReadBudget, span: Duration, read: usize) -> usize {
+        let start = tokio::time::Instant::now();
+        let mut granted = 0;
+        // Bounded in reads too: a budget that never waits would never move the clock.
+        for _ in 0..100_000 {
+            if start.elapsed() >= span {
+                break;
+            }
+            let allowance = std::future::poll_fn(|cx| budget.poll_allowance(cx)).await;
+            let taken = allowance.min(read);
+            budget.spend(taken);
+            granted += taken;
+        }
+        granted
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_budget_grants_its_rate_after_one_second_of_burst() {
+        let rate = 64_000;
+        let mut budget = ReadBudget::new(rate);
+        let granted = read_for(&mut budget, Duration::from_secs(3), 4096).await;
+        // A full bucket (one second's worth) at the start, then the rate: three seconds
+        // give four seconds' worth, give or take the last wait for a chunk (a 64th of
+        // the rate), which may end past the three seconds, and the reads' rounding.
+        let chunk = rate / 64;
+        assert!(granted <= 4 * rate + chunk, "{granted}");
+        assert!(granted >= 4 * rate - 2 * 4096, "{granted}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_budget_holds_the_next_read_back() {
+        let mut budget = ReadBudget::new(6400);
+        let first = std::future::poll_fn(|cx| budget.poll_allowance(cx)).await;
+        assert_eq!(first, 6400);
+        budget.spend(first);
+        // Nothing left: the next read waits for a chunk (a 64th of the rate) to accrue.
+        let before = tokio::time::Instant::now();
+        let next = std::future::poll_fn(|cx| budget.poll_allowance(cx)).await;
+        assert!(next >= 100, "{next}");
+        assert!(
+            before.elapsed() >= Duration::from_millis(15),
+            "{:?}",
+            before.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_rate_is_unlimited() {
+        let mut budget = ReadBudget::new(0);
+        let granted = std::future::poll_fn(|cx| budget.poll_allowance(cx)).await;
+        assert_eq!(granted, usize::MAX);
+        budget.spend(1 << 30);
+        assert_eq!(
+            std::future::poll_fn(|cx| budget.poll_allowance(cx)).await,
+            usize::MAX
+        );
     }
 }
