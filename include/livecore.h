@@ -777,7 +777,8 @@ enum lc_notification_kind
      */
     LC_NOTIFICATION_GAP = 3,
     /**
-     * The gate buffer overflowed during the load: resubscribe. The subscription ended.
+     * The gate buffer overflowed during the load, or the host lost commits of the table
+     * (`lc_table_resync`): resubscribe with a new snapshot. The subscription ended.
      */
     LC_NOTIFICATION_RESYNC_REQUIRED = 4,
     /**
@@ -1267,7 +1268,9 @@ typedef struct lc_stats {
      */
     uint64_t gaps;
     /**
-     * Subscriptions closed because their gate buffer overflowed.
+     * Subscriptions closed with a resync required: their gate buffer overflowed, their
+     * table's schema changed while they loaded, or the host lost commits of their table
+     * (`lc_table_resync`).
      */
     uint64_t resyncs;
     /**

@@ -101,9 +101,10 @@ pub struct RegistryStats {
     pub covered_by_snapshot: u64,
     /// Gap notices handed to consumers.
     pub gaps: u64,
-    /// Subscriptions closed with `ResyncRequired`: their gate buffer overflowed, or their
+    /// Subscriptions closed with `ResyncRequired`: their gate buffer overflowed, their
     /// table's schema changed while they loaded (one whose query no longer compiles is
-    /// closed with `SchemaChanged` instead, and not counted here).
+    /// closed with `SchemaChanged` instead, and not counted here), or the host lost
+    /// commits of their table (`resync_table`).
     pub resyncs: u64,
     /// Snapshot batches delivered.
     pub snapshot_batches: u64,

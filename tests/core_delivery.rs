@@ -351,7 +351,7 @@ fn tenant_isolation_over_100k_random_changes() {
     for user in &users {
         let registration = connect(&manager, user);
         // Half unfiltered, half pinned by a column, so both index paths are exercised.
-        let spec = if receivers.len() % 2 == 0 {
+        let spec = if receivers.len().is_multiple_of(2) {
             QuerySpec::table(notes())
         } else {
             QuerySpec::table(notes()).filter(Expr::col("amount").in_list([0, 1, 2]))
@@ -374,7 +374,7 @@ fn tenant_isolation_over_100k_random_changes() {
         let change = ChangeNotification::insert(notes(), note(seq as i64, &owner_name, amount))
             .owned_by(owner_name.as_str());
         manager.publish(SeqId(seq), change).unwrap();
-        if owner < 20 && (owner % 2 == 0 || amount <= 2) {
+        if owner < 20 && (owner.is_multiple_of(2) || amount <= 2) {
             *expected.entry(owner).or_default() += 1;
         }
     }

@@ -258,7 +258,7 @@ fn subscribe_on_a_table_of_100k_allocates_a_bounded_number_of_bytes() {
     let subscribe = |n: usize| {
         let connection = &connections[n % connections.len()];
         // Distinct constants (indexed) and unfiltered (scan list) subscriptions alike.
-        let spec = if n % 2 == 0 {
+        let spec = if n.is_multiple_of(2) {
             in_room(n as i64)
         } else {
             QuerySpec::table(messages())

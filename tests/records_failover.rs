@@ -256,7 +256,7 @@ fn revoking_dropping_or_resyncing_a_table_racing_publish_delivers_nothing_after_
             ..ManagerConfig::default()
         });
         let mut alice = connect(&manager, "alice");
-        subscribe(&manager, alice.connection_id, in_room(1));
+        let room_sub = subscribe(&manager, alice.connection_id, in_room(1));
         let notes_sub = subscribe(&manager, alice.connection_id, QuerySpec::table(notes()));
         let stop = Arc::new(AtomicBool::new(false));
         let publisher = spawn_publisher(manager.clone(), stop.clone(), "alice");
@@ -273,7 +273,7 @@ fn revoking_dropping_or_resyncing_a_table_racing_publish_delivers_nothing_after_
         match mode {
             "resync" => assert!(matches!(
                 endings[0],
-                Notification::ResyncRequired { live_query_id } if *live_query_id != notes_sub.live_query_id
+                Notification::ResyncRequired { live_query_id } if *live_query_id == room_sub.live_query_id
             )),
             _ => {
                 let expected = if drop {
@@ -378,8 +378,8 @@ fn failover_sorts_offline_stale_and_local_with_an_injected_clock() {
         node_id: NodeId(1),
         ..ManagerConfig::default()
     });
-    let fresh = connect(&manager, "fresh");
-    let quiet = connect(&manager, "quiet");
+    let mut fresh = connect(&manager, "fresh");
+    let mut quiet = connect(&manager, "quiet");
     let fresh_sub = subscribe(&manager, fresh.connection_id, in_room(1));
     let quiet_sub = subscribe(&manager, quiet.connection_id, in_room(2));
     clock.advance(60_000);
@@ -415,6 +415,17 @@ fn failover_sorts_offline_stale_and_local_with_an_injected_clock() {
         "the local stale one is gone"
     );
     assert!(manager.subscription(fresh_sub.live_query_id).is_ok());
+    // Its subscriber is told, not left waiting.
+    let told = drain(&mut quiet.notifications);
+    assert!(
+        matches!(
+            told.as_slice(),
+            [Notification::Closed { live_query_id, reason: CloseReason::Revoked { reason } }]
+                if *live_query_id == quiet_sub.live_query_id && reason.starts_with("stale: no heartbeat for 60000 ms")
+        ),
+        "{told:?}"
+    );
+    assert!(drain(&mut fresh.notifications).is_empty());
 
     // The same inputs give the same report (the manager's part is already removed, which
     // counts as removed again).

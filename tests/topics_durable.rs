@@ -62,7 +62,7 @@ fn payload(message: &TopicMessage) -> String {
 }
 
 fn sync_for(iteration: u64) -> FjallSync {
-    if iteration % 2 == 0 {
+    if iteration.is_multiple_of(2) {
         FjallSync::EveryAppend
     } else {
         FjallSync::Interval(Duration::from_millis(50))
@@ -117,7 +117,7 @@ fn crash_child() {
         }
         out.flush().unwrap();
         seq += count;
-        if step % 4 == 0 {
+        if step.is_multiple_of(4) {
             // Commit somewhere at or below the end, moving forward.
             let end = log.bounds(partition).unwrap().end;
             let committed = log.committed_offset("g", partition).unwrap().unwrap_or(0);
@@ -456,7 +456,7 @@ fn order_child() {
             if rewound[partition as usize] {
                 continue;
             }
-            if next_random(&mut random) % 4 == 0 {
+            if next_random(&mut random).is_multiple_of(4) {
                 manager
                     .nack(
                         consumer,
@@ -735,7 +735,9 @@ fn byte_retention_counts_what_the_memory_log_counts() {
     let sized = |seq: u64| TopicRecord {
         seq: SeqId(seq),
         timestamp_ms: seq,
-        key: (seq % 3 == 0).then(|| Value::text(&format!("key-{seq}"))),
+        key: seq
+            .is_multiple_of(3)
+            .then(|| Value::text(&format!("key-{seq}"))),
         payload: TopicPayload::Bytes(vec![b'x'; (seq * 37 % 200) as usize].into()),
     };
     // About four messages' worth, so most appends trim.

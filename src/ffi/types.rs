@@ -466,7 +466,8 @@ pub enum lc_notification_kind {
     LC_NOTIFICATION_LOAD_COMPLETE = 2,
     /// Deliveries were lost to a full channel; resume from `seq` (when `has_seq`).
     LC_NOTIFICATION_GAP = 3,
-    /// The gate buffer overflowed during the load: resubscribe. The subscription ended.
+    /// The gate buffer overflowed during the load, or the host lost commits of the table
+    /// (`lc_table_resync`): resubscribe with a new snapshot. The subscription ended.
     LC_NOTIFICATION_RESYNC_REQUIRED = 4,
     /// The engine cannot replay from the requested SeqId: resubscribe with a snapshot.
     LC_NOTIFICATION_RESUME_UNAVAILABLE = 5,
@@ -676,7 +677,9 @@ pub struct lc_stats {
     pub covered_by_snapshot: u64,
     /// Gap notices handed to consumers.
     pub gaps: u64,
-    /// Subscriptions closed because their gate buffer overflowed.
+    /// Subscriptions closed with a resync required: their gate buffer overflowed, their
+    /// table's schema changed while they loaded, or the host lost commits of their table
+    /// (`lc_table_resync`).
     pub resyncs: u64,
     /// Snapshot batches delivered.
     pub snapshot_batches: u64,

@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::error::LiveError;
 use crate::manager::records::LiveQueryRecord;
 use crate::manager::ConnectionsManager;
+use crate::types::ending::{CloseReason, SubscriptionEnding};
 use crate::types::ids::{LiveQueryId, NodeId};
 
 /// Decides what to clean up after node failures.
@@ -116,24 +117,31 @@ impl FailoverHandler {
     }
 
     /// [`run`](Self::run) against this node's manager, at its clock's reading: local stale
-    /// live queries are unsubscribed (one already gone counts as removed).
+    /// live queries end with `Closed { reason: Revoked }`, the reason saying how long their
+    /// heartbeat has been silent, so a subscriber still reading is told rather than left
+    /// waiting (one already gone counts as removed).
     pub fn run_on(
         &self,
         manager: &ConnectionsManager,
         records: &[LiveQueryRecord],
         active_nodes: &[NodeId],
     ) -> FailoverReport {
-        self.run(
-            records,
-            active_nodes,
-            manager.now_ms(),
-            |record| match manager.unsubscribe(record.live_query_id) {
-                Ok(())
+        let now_ms = manager.now_ms();
+        self.run(records, active_nodes, now_ms, |record| {
+            let silent_ms = now_ms.saturating_sub(record.last_heartbeat_ms);
+            let ending = SubscriptionEnding::Closed(CloseReason::Revoked {
+                reason: format!(
+                    "stale: no heartbeat for {silent_ms} ms (the failover bound is {} ms)",
+                    self.stale_after_ms
+                ),
+            });
+            match manager.end_live_query(record.live_query_id, ending) {
+                Ok(_)
                 | Err(LiveError::UnknownSubscription(_))
                 | Err(LiveError::UnknownConnection(_))
                 | Err(LiveError::ShuttingDown) => Ok(()),
                 Err(error) => Err(error),
-            },
-        )
+            }
+        })
     }
 }

@@ -10,7 +10,7 @@ use crate::sync::mutant;
 use crate::sync::{lock, read, write, LeanArc};
 use crate::types::ending::CloseReason;
 use crate::types::ending::SubscriptionEnding;
-use crate::types::ids::{TableId, UserId};
+use crate::types::ids::{LiveQueryId, TableId, UserId};
 
 impl ConnectionsManager {
     /// Ends every subscription of every connection authenticated as `user` (token expired,
@@ -102,7 +102,9 @@ impl ConnectionsManager {
     /// notice would not do: resuming needs the lost commits. A fresh initial load makes
     /// them whole again. Returns how many subscriptions ended; nothing of theirs is
     /// delivered after the call returns. The table stays registered, and later
-    /// subscriptions (which load afresh) are untouched. `UnknownTable` for a table not
+    /// subscriptions that load afresh are untouched; a later *resume* from a SeqId before
+    /// the loss cannot be made whole either, and the host answers it `ResumeUnavailable`
+    /// (its replay source lacks the lost commits). `UnknownTable` for a table not
     /// registered.
     pub fn resync_table(&self, table_id: &TableId) -> LiveResult<usize> {
         let _lifecycle = read(&self.lifecycle);
@@ -110,6 +112,28 @@ impl ConnectionsManager {
         #[cfg(feature = "tracing")]
         tracing::warn!(table = %table_id, ended = ?ended, "livecore: table's subscriptions must resync");
         ended
+    }
+
+    /// Ends one live query with `ending`, told to its subscriber as revocations are (a
+    /// failover pass ending a subscription whose connection fell silent). `Ok(false)` when
+    /// it had already ended or gone.
+    pub(crate) fn end_live_query(
+        &self,
+        live_query_id: LiveQueryId,
+        ending: SubscriptionEnding,
+    ) -> LiveResult<bool> {
+        let connection = self.connection(live_query_id.connection_id)?;
+        let _lifecycle = read(&self.lifecycle);
+        let (state, ended) = {
+            let mut subscriptions = lock(&connection.subscriptions);
+            let Some(state) = subscriptions.remove(&live_query_id.subscription_id) else {
+                return Ok(false);
+            };
+            let ended = self.end_in_map(&mut subscriptions, &state.core, &connection, ending);
+            (state, ended)
+        };
+        self.remove_from_index(&state.core);
+        Ok(ended)
     }
 
     /// Ends the subscriptions on a table; the caller holds `lifecycle`.

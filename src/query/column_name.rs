@@ -94,6 +94,18 @@ impl From<Arc<str>> for ColumnName {
     }
 }
 
+impl From<std::borrow::Cow<'_, str>> for ColumnName {
+    fn from(name: std::borrow::Cow<'_, str>) -> Self {
+        Self::new(name)
+    }
+}
+
+impl From<char> for ColumnName {
+    fn from(name: char) -> Self {
+        Self::new(name.encode_utf8(&mut [0; 4]))
+    }
+}
+
 impl From<ColumnName> for String {
     fn from(name: ColumnName) -> Self {
         name.0.into()
@@ -130,6 +142,9 @@ mod tests {
         assert_eq!(&*long, "a_column_name_longer_than_twenty_three_bytes");
         assert_eq!(String::from(long.clone()), long.as_str());
         assert_eq!(format!("{short} {short:?}"), "id \"id\"");
+        let from_cow = ColumnName::from(std::borrow::Cow::Borrowed("id"));
+        assert_eq!(from_cow, short);
+        assert_eq!(ColumnName::from('x'), "x");
         let (a, b) = (ColumnName::from("a"), ColumnName::from("b"));
         assert!(a < b);
     }

@@ -374,6 +374,16 @@ fn revocation_drop_records_and_failover_through_the_c_api() {
     );
     assert_eq!(lc_failover_report_free(report), LC_OK);
     assert_eq!(stats(manager).subscriptions, 0);
+    // Each local stale subscription's subscriber is told how it ended.
+    for (connection, live) in [(alice, alice_live), (bob, bob_live)] {
+        let lq = format!("c{}-s{}", live.connection_id, live.subscription_id);
+        assert_eq!(
+            recv_json(manager, connection),
+            format!(
+                r#"{{"type":"closed","live_query_id":"{lq}","reason":"revoked","detail":"revoked: stale: no heartbeat for 3600000 ms (the failover bound is 60000 ms)"}}"#
+            )
+        );
+    }
 
     // Revocation: alice's subscriptions end with a closed notification carrying the reason.
     let alice_live = subscribe(manager, alice, "SELECT id FROM messages", &options(0));

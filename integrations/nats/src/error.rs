@@ -35,7 +35,8 @@ pub enum BridgeError {
         /// Why.
         error: CodecError,
     },
-    /// livecore refused a decoded commit or schema change.
+    /// livecore refused a decoded commit or schema change. A refused commit delivered
+    /// nothing: the subscriptions on its tables end with `ResyncRequired`.
     Apply {
         /// Its stream sequence.
         stream_seq: u64,
@@ -45,7 +46,8 @@ pub enum BridgeError {
         error: LiveError,
     },
     /// A commit was written against a schema version this node does not have and cannot
-    /// get: it was not applied.
+    /// get: it was not applied, and the subscriptions on its tables end with
+    /// `ResyncRequired`.
     SchemaVersion {
         /// Its stream sequence.
         stream_seq: u64,
@@ -58,7 +60,9 @@ pub enum BridgeError {
     },
     /// A commit's predecessor is not the commit this node applied last: commits between
     /// them are missing from the stream (trimmed before the node read them). A hole the
-    /// node already reported as [`Lost`](Self::Lost) is not reported again here.
+    /// node already reported as [`Lost`](Self::Lost) is not reported again here. Either
+    /// way the subscriptions on the node's tables end with `ResyncRequired`
+    /// (`ConnectionsManager::resync_table`): the missing commits cannot be replayed.
     ChainBroken {
         /// Its stream sequence.
         stream_seq: u64,
@@ -69,7 +73,10 @@ pub enum BridgeError {
         /// The last commit this node applied.
         applied: Option<SeqId>,
     },
-    /// Stream messages the node never saw (trimmed by retention before it read them).
+    /// Stream messages the node never saw: trimmed by retention before it read them, or
+    /// removed one by one (`delete_message`). Whether commits were among them shows at
+    /// the next commit ([`ChainBroken`](Self::ChainBroken)'s rule), where the
+    /// subscribers are resynced.
     Lost {
         /// The first missing stream sequence.
         from: u64,

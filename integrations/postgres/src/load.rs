@@ -138,24 +138,37 @@ impl PgSource {
         .map_err(|error| PgError::Replication(error.to_string()))?;
         // PostgreSQL answers once every transaction holding a transaction id now has ended:
         // bounded, so that one left open (idle in transaction, prepared and never
-        // committed) fails the load instead of holding it forever. Dropping the session
-        // ends the slot's creation.
+        // committed) fails the load instead of holding it forever.
         let patience = self.shared.config.load_slot_patience;
-        let rows = tokio::time::timeout(
+        let created = tokio::time::timeout(
             patience,
             replication.simple_query(&format!(
                 "CREATE_REPLICATION_SLOT {slot} TEMPORARY LOGICAL pgoutput (SNAPSHOT 'export')"
             )),
         )
-        .await
-        .map_err(|_| {
-            PgError::Replication(format!(
+        .await;
+        let Ok(created) = created else {
+            // The backend waiting on that transaction's lock does not notice its client
+            // gone: cancelled, or it and its temporary slot would stay for as long as the
+            // transaction (for ever, for a prepared one), each retried load adding one
+            // more until `max_wal_senders` refuses the stream's own reconnects.
+            if let Ok(client) = self.shared.connection.connect_sql().await {
+                let _ = client
+                    .execute(
+                        "SELECT pg_cancel_backend(active_pid) FROM pg_replication_slots \
+                         WHERE slot_name::text = $1 AND active_pid IS NOT NULL",
+                        &[&slot],
+                    )
+                    .await;
+            }
+            return Err(PgError::Replication(format!(
                 "creating the load slot waited more than {patience:?} for the transactions \
                  running when it began to end (a session idle in a write transaction, or a \
                  prepared transaction, holds it: see pg_stat_activity and pg_prepared_xacts)"
-            ))
-        })?
-        .map_err(|error| PgError::Replication(format!("creating the load slot: {error}")))?;
+            )));
+        };
+        let rows = created
+            .map_err(|error| PgError::Replication(format!("creating the load slot: {error}")))?;
         let row = rows.first().filter(|row| row.len() >= 3).ok_or_else(|| {
             PgError::Replication("CREATE_REPLICATION_SLOT answered no row".into())
         })?;

@@ -395,28 +395,55 @@ impl Shared {
 /// names both versions share keep their relative order unless one of them now names
 /// another column: renamed over another (`a` and `b` swapped), or dropped and added again
 /// (`DROP COLUMN grp, ADD COLUMN grp`, with a later column in between). Every value under
-/// such a name changed without a row change on the stream. Which of two names trading
-/// places is the one that changed cannot be told: both are returned. (A column dropped
-/// and added again as the last one keeps its place among the shared names and is not
-/// seen: pgoutput does not send column numbers.)
+/// such a name changed without a row change on the stream. The names that kept their
+/// order are a longest common subsequence of the two orders; a name outside some longest
+/// one may have moved, and only such names are returned: for `grp` moved to the end of
+/// `[id, grp, a, b]`, `grp` alone; of two names trading places, which one changed cannot
+/// be told, and both are. (A column dropped and added again as the last one keeps its
+/// place among the shared names and is not seen: pgoutput does not send column numbers.)
 fn moved_columns<'a>(old: &TableInfo, new: &'a TableInfo) -> Vec<&'a str> {
-    let in_both = |name: &str| {
-        old.columns.iter().any(|column| column.name == name)
-            && new.columns.iter().any(|column| column.name == name)
-    };
-    let was = old
+    // Names are unique within a table: the shared names in `new`'s order, each as its
+    // position in `old`'s order. A longest common subsequence of the two orders is then a
+    // longest increasing run of positions.
+    let old_position = |name: &str| old.columns.iter().position(|column| column.name == name);
+    let shared: Vec<(&'a str, usize)> = new
         .columns
         .iter()
-        .map(|column| column.name.as_str())
-        .filter(|name| in_both(name));
-    new.columns
+        .filter_map(|column| {
+            old_position(&column.name).map(|position| (column.name.as_str(), position))
+        })
+        .collect();
+    let positions: Vec<usize> = shared.iter().map(|(_, position)| *position).collect();
+    let longest = longest_increasing(positions.iter().copied());
+    // A name in every longest run shortens it when left out; one that does not is outside
+    // some longest run.
+    shared
         .iter()
-        .map(|column| column.name.as_str())
-        .filter(|name| in_both(name))
-        .zip(was)
-        .filter(|(now, was)| now != was)
-        .map(|(now, _)| now)
+        .enumerate()
+        .filter(|(index, _)| {
+            let without = positions
+                .iter()
+                .enumerate()
+                .filter(|(other, _)| other != index)
+                .map(|(_, position)| *position);
+            longest_increasing(without) == longest
+        })
+        .map(|(_, (name, _))| *name)
         .collect()
+}
+
+/// The length of a longest strictly increasing subsequence (patience sorting: the smallest
+/// last value of a run of each length, O(n log n)).
+fn longest_increasing(values: impl Iterator<Item = usize>) -> usize {
+    let mut smallest_last: Vec<usize> = Vec::new();
+    for value in values {
+        match smallest_last.binary_search(&value) {
+            Ok(_) => {}
+            Err(at) if at == smallest_last.len() => smallest_last.push(value),
+            Err(at) => smallest_last[at] = value,
+        }
+    }
+    smallest_last.len()
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -1163,9 +1190,15 @@ async fn idle_catalog_check(shared: &Shared, relations: &mut Relations) -> PgRes
     let Some(client) = relations.sql.as_ref() else {
         return Ok(());
     };
-    match check_tables(shared, client).await {
-        Err(PgError::Sql(_)) => Ok(()),
-        other => other,
+    // Bounded: the stream's status updates wait while it runs, and a catalog connection
+    // that hangs must not hold them until the server's `wal_sender_timeout`.
+    match tokio::time::timeout(CATALOG_CHECK_INTERVAL, check_tables(shared, client)).await {
+        Err(_) => {
+            relations.sql = None;
+            Ok(())
+        }
+        Ok(Err(PgError::Sql(_))) => Ok(()),
+        Ok(other) => other,
     }
 }
 
@@ -1474,5 +1507,52 @@ mod tests {
         assert_eq!(backoff.wait(true), ms(50));
         assert_eq!(backoff.wait(false), ms(100));
         assert_eq!(Backoff::new(ms(10)).wait(false), ms(10));
+    }
+
+    fn table_of(names: &[&str]) -> TableInfo {
+        let columns = names
+            .iter()
+            .map(|name| {
+                (
+                    name.to_string(),
+                    Some(crate::types::Kind::Int),
+                    "integer".to_string(),
+                    23,
+                    -1,
+                )
+            })
+            .collect();
+        TableInfo::build(&TableConfig::shared("s", "t"), columns, false).unwrap()
+    }
+
+    fn moved(old: &[&str], new: &[&str]) -> Vec<String> {
+        let (old, new) = (table_of(old), table_of(new));
+        moved_columns(&old, &new)
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn only_the_names_that_moved_are_flagged() {
+        assert!(moved(&["id", "a", "b"], &["id", "a", "b", "c"]).is_empty());
+        assert!(moved(&["id", "a", "b"], &["id", "b"]).is_empty());
+        // Dropped and added again at the end: it alone changed place.
+        assert_eq!(
+            moved(&["id", "grp", "a", "b", "c"], &["id", "a", "b", "c", "grp"]),
+            ["grp"]
+        );
+        assert_eq!(
+            moved(
+                &["g", "a", "b", "c", "d", "e"],
+                &["a", "b", "c", "d", "e", "g"]
+            ),
+            ["g"]
+        );
+        // Two names trading places: which one changed cannot be told.
+        assert_eq!(
+            moved(&["id", "a", "b", "v"], &["id", "b", "a", "v"]),
+            ["b", "a"]
+        );
     }
 }

@@ -241,6 +241,23 @@ async fn a_load_behind_a_transaction_left_open_fails_instead_of_waiting_forever(
         other => panic!("{other:?}"),
     }
     assert!(manager.subscription(stuck.live_query_id).is_err());
+    // The waiting backend was cancelled: no load slot (nor its walsender) is left behind
+    // while the transaction is still open. (Bounded: a cancel takes effect at once, but
+    // the slot goes as its backend ends.)
+    let load_slots =
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'idlew\\_slot\\_load\\_%'";
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left: i64 = client.query_one(load_slots, &[]).await.unwrap().get(0);
+        if left == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{left} load slots left while the transaction is open"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     writer.batch_execute("COMMIT").await.unwrap();
     let loaded = Subscriber::loaded(&manager, &source, "u", "SELECT * FROM idlew.items").await;
     client

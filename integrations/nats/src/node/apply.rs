@@ -38,11 +38,17 @@ pub(super) struct ApplyState {
 impl Inner {
     /// Reports stream messages `from..=to` lost (no longer in the stream) and moves past
     /// them.
+    /// Whether a commit was among them shows at the next commit, whose predecessor is not
+    /// the last applied one then (the messages may have been foreign ones, duplicates or
+    /// a schema message removed from the stream): the subscribers are resynced there.
+    /// Before the node applied any commit there is no chain to tell: resynced at once.
     fn report_lost(&self, state: &mut ApplyState, from: u64, to: u64) {
         self.report(BridgeError::Lost { from, to });
         state.lost_reported = true;
         self.set_applied_stream_seq(to);
-        self.resync(state, None);
+        if state.applied_seq.is_none() {
+            self.resync(state, None);
+        }
     }
 
     /// Tells the subscribers of `tables` that commits of theirs were lost (of every table
@@ -139,15 +145,17 @@ impl Inner {
                 bump(&self.counters.duplicates);
                 return;
             }
-            // A hole already reported as Lost (the stream's sequences showed it) is not
-            // reported again: one hole, one error, one gap.
-            if commit.prev != Some(applied) && !state.lost_reported {
-                self.report(BridgeError::ChainBroken {
-                    stream_seq,
-                    seq: commit.seq,
-                    prev: commit.prev,
-                    applied: Some(applied),
-                });
+            if commit.prev != Some(applied) {
+                // One hole, one error: a hole already reported as `Lost` is not reported
+                // again, but either way commits are missing and the subscribers resync.
+                if !state.lost_reported {
+                    self.report(BridgeError::ChainBroken {
+                        stream_seq,
+                        seq: commit.seq,
+                        prev: commit.prev,
+                        applied: Some(applied),
+                    });
+                }
                 self.resync(state, None);
             }
         }
