@@ -57,19 +57,27 @@ async fn removal_replicated(stream: &StreamConfig, messages: u64) {
     }
 }
 
+/// A stream holding the schema (stream sequence 1) and commits 1..=4 (2..=5), with commit 2
+/// (stream sequence 3) removed and the removal applied by every server; returns the
+/// writer, its log and the last stream sequence.
+async fn commits_with_the_second_removed(
+    stream: &StreamConfig,
+) -> (CommitWriter, Vec<(u64, Vec<ChangeNotification>)>, u64) {
+    let mut writer = CommitWriter::connect(&connection(), stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let mut log = Vec::new();
+    let last = append(&mut writer, &mut log, 1..=4).await;
+    assert_eq!(last, 5);
+    let handle = stream_handle(stream).await;
+    assert!(handle.delete_message(3).await.unwrap());
+    removal_replicated(stream, 4).await;
+    (writer, log, last)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_reads_past_a_message_deleted_from_the_stream() {
     let stream = stream_config("removed_mid");
-    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
-    writer.append_schema(items_schema()).await.unwrap();
-    let mut log = Vec::new();
-    // The schema at stream sequence 1, commits 1..=4 at 2..=5.
-    let last = append(&mut writer, &mut log, 1..=4).await;
-    assert_eq!(last, 5);
-    let handle = stream_handle(&stream).await;
-    // Commit 2 (stream sequence 3) removed.
-    assert!(handle.delete_message(3).await.unwrap());
-    removal_replicated(&stream, 4).await;
+    let (mut writer, mut log, last) = commits_with_the_second_removed(&stream).await;
 
     let node = NodeBridge::start(
         manager(1),
@@ -123,15 +131,7 @@ async fn a_node_reads_past_a_message_deleted_from_the_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_present_at_a_lost_commit_must_resync() {
     let stream = stream_config("removed_resync");
-    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
-    writer.append_schema(items_schema()).await.unwrap();
-    let mut log = Vec::new();
-    // The schema at stream sequence 1, commits 1..=4 at 2..=5; commit 2 removed.
-    let last = append(&mut writer, &mut log, 1..=4).await;
-    assert_eq!(last, 5);
-    let handle = stream_handle(&stream).await;
-    assert!(handle.delete_message(3).await.unwrap());
-    removal_replicated(&stream, 4).await;
+    let (mut writer, mut log, last) = commits_with_the_second_removed(&stream).await;
 
     // A subscriber on the node's manager before the node reads the stream (its table
     // registered by the host, as a node's first schema message would).
