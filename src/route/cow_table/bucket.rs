@@ -68,11 +68,10 @@ where
 {
     into.reserve(from.len());
     let len = into.len();
-    // SAFETY: `reserve` made room for `from.len()` more entries after the first `len`, so
-    // the copy stays inside `into`'s buffer, which cannot overlap `from` (`into` is
-    // borrowed mutably); the copied entries are initialised before `set_len` counts them.
-    // They alias values `from` holds, as `Entry::alias` does, and the bucket protocol
+    // The copies alias values `from` holds, as `Entry::alias` does; the bucket protocol
     // decides which copy owns each.
+    // SAFETY: `reserve` made room for `from.len()` entries after the first `len`, in a
+    // buffer `from` cannot overlap (`into` is borrowed mutably); written before counted.
     unsafe {
         ptr::copy_nonoverlapping(from.as_ptr(), into.as_mut_ptr().add(len), from.len());
         into.set_len(len + from.len());
