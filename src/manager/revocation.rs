@@ -3,14 +3,15 @@
 //! host lost commits), and nothing of theirs is delivered after the call returns (their
 //! gates are closed before it does).
 
-use crate::connection::subscription::SubscriptionHandle;
+use crate::connection::state::SharedConnectionState;
+use crate::connection::subscription::{SubscriptionCore, SubscriptionHandle};
 use crate::error::{LiveError, LiveResult};
 use crate::manager::ConnectionsManager;
 use crate::sync::mutant;
 use crate::sync::{lock, read, write, LeanArc};
 use crate::types::ending::CloseReason;
 use crate::types::ending::SubscriptionEnding;
-use crate::types::ids::{LiveQueryId, TableId, UserId};
+use crate::types::ids::{LiveQueryId, SubscriptionId, TableId, UserId};
 
 impl ConnectionsManager {
     /// Ends every subscription of every connection authenticated as `user` (token expired,
@@ -124,16 +125,37 @@ impl ConnectionsManager {
     ) -> LiveResult<bool> {
         let connection = self.connection(live_query_id.connection_id)?;
         let _lifecycle = read(&self.lifecycle);
+        Ok(self.take_and_end(&connection, live_query_id.subscription_id, |_| true, ending))
+    }
+
+    /// Takes subscription `id` out of `connection`'s map when `is_it` accepts the one found
+    /// there, ends it with `ending` under the map's lock (a call on it meanwhile finds it
+    /// ended, never unknown), then takes it out of the index. True when it ended now; false
+    /// when it was not there, not the one, or had already ended. The caller holds
+    /// `lifecycle`.
+    fn take_and_end(
+        &self,
+        connection: &SharedConnectionState,
+        id: SubscriptionId,
+        is_it: impl FnOnce(&LeanArc<SubscriptionCore>) -> bool,
+        ending: SubscriptionEnding,
+    ) -> bool {
         let (state, ended) = {
             let mut subscriptions = lock(&connection.subscriptions);
-            let Some(state) = subscriptions.remove(&live_query_id.subscription_id) else {
-                return Ok(false);
+            if !subscriptions
+                .get(&id)
+                .is_some_and(|state| is_it(&state.core))
+            {
+                return false;
+            }
+            let Some(state) = subscriptions.remove(&id) else {
+                return false;
             };
-            let ended = self.end_in_map(&mut subscriptions, &state.core, &connection, ending);
+            let ended = self.end_in_map(&mut subscriptions, &state.core, connection, ending);
             (state, ended)
         };
         self.remove_from_index(&state.core);
-        Ok(ended)
+        ended
     }
 
     /// Ends the subscriptions on a table; the caller holds `lifecycle`.
@@ -150,25 +172,10 @@ impl ConnectionsManager {
         route.for_each_subscription(&self.index.hasher, |handle| handles.push(handle.clone()));
         let mut ended = 0;
         for handle in handles {
-            let connection = &handle.connection;
-            let state = {
-                let mut subscriptions = lock(&connection.subscriptions);
-                let state = match subscriptions.get(&handle.core.id) {
-                    Some(state) if LeanArc::ptr_eq(&state.core, &handle.core) => {
-                        subscriptions.remove(&handle.core.id)
-                    }
-                    _ => None,
-                };
-                if let Some(state) = &state {
-                    if self.end_in_map(&mut subscriptions, &state.core, connection, ending.clone())
-                    {
-                        ended += 1;
-                    }
-                }
-                state
-            };
-            if let Some(state) = state {
-                self.remove_from_index(&state.core);
+            // The one the index holds, not a later subscription under the same id.
+            let is_it = |core: &LeanArc<SubscriptionCore>| LeanArc::ptr_eq(core, &handle.core);
+            if self.take_and_end(&handle.connection, handle.core.id, is_it, ending.clone()) {
+                ended += 1;
             }
         }
         Ok(ended)

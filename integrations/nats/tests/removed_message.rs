@@ -74,20 +74,28 @@ async fn commits_with_the_second_removed(
     (writer, log, last)
 }
 
+/// Node 1 on `manager`, reading `stream` from its first message.
+async fn node_from_first(
+    manager: std::sync::Arc<ConnectionsManager>,
+    stream: &StreamConfig,
+) -> NodeBridge {
+    NodeBridge::start(
+        manager,
+        NodeConfig {
+            start: StartFrom::First,
+            ..node_config(1, stream)
+        },
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_reads_past_a_message_deleted_from_the_stream() {
     let stream = stream_config("removed_mid");
     let (mut writer, mut log, last) = commits_with_the_second_removed(&stream).await;
 
-    let node = NodeBridge::start(
-        manager(1),
-        NodeConfig {
-            start: StartFrom::First,
-            ..node_config(1, &stream)
-        },
-    )
-    .await
-    .unwrap();
+    let node = node_from_first(manager(1), &stream).await;
     // Every message after the hole is applied, within a generous bound.
     caught_up(&node, last).await;
     let stats = node.stats();
@@ -146,15 +154,7 @@ async fn subscribers_present_at_a_lost_commit_must_resync() {
         )
         .unwrap();
     let (task, stop) = spawn_drain(connection.notifications);
-    let node = NodeBridge::start(
-        manager.clone(),
-        NodeConfig {
-            start: StartFrom::First,
-            ..node_config(1, &stream)
-        },
-    )
-    .await
-    .unwrap();
+    let node = node_from_first(manager.clone(), &stream).await;
     caught_up(&node, last).await;
     let stats = node.stats();
     assert_eq!(
