@@ -39,16 +39,17 @@
 //! ([`PgSource::load_many`]) share one slot, one snapshot, and one read per table.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use livecore::{LiveError, LiveQueryId, Row, SeqId, TableId, TableScope};
 use pgwire_replication::{Lsn, ReplicationClient};
 use tokio_postgres::SimpleQueryMessage;
 
-use crate::config::{load_slot_name, quote_ident};
+use crate::config::{load_slot_name, quote_ident, Connection};
 use crate::error::{PgError, PgResult};
 use crate::schema::{self, TableInfo, TypeCache};
-use crate::source::{lock, owner_text, PgSource, MAX_PARTS};
+use crate::source::{lock, owner_text, PgSource, Shared, MAX_PARTS};
 use crate::types;
 
 /// What one initial load did.
@@ -92,17 +93,27 @@ impl PgSource {
 
     /// Loads several gated subscriptions from one snapshot (one temporary slot, each
     /// table read once).
+    ///
+    /// A load that fails, or whose future is dropped before it completes (the host gave
+    /// up on it: a timeout, a client gone), ends its subscriptions, which would otherwise
+    /// stay gated; one dropped while PostgreSQL creates its temporary slot also has the
+    /// waiting backend cancelled (see [`SourceConfig::load_slot_patience`]).
+    ///
+    /// [`SourceConfig::load_slot_patience`]: crate::SourceConfig::load_slot_patience
     pub async fn load_many(&self, live_query_ids: &[LiveQueryId]) -> PgResult<LoadReport> {
-        let result = self.try_load(live_query_ids).await;
-        if result.is_err() {
-            for id in live_query_ids {
-                let _ = self.shared.manager.unsubscribe(*id);
-            }
+        let mut unfinished = Unfinished::new(self, live_query_ids);
+        let result = self.try_load(live_query_ids, &mut unfinished).await;
+        if result.is_ok() {
+            unfinished.finished();
         }
         result
     }
 
-    async fn try_load(&self, live_query_ids: &[LiveQueryId]) -> PgResult<LoadReport> {
+    async fn try_load(
+        &self,
+        live_query_ids: &[LiveQueryId],
+        unfinished: &mut Unfinished,
+    ) -> PgResult<LoadReport> {
         if let Some(error) = self.shared.failure() {
             return Err(error);
         }
@@ -140,6 +151,7 @@ impl PgSource {
         // bounded, so that one left open (idle in transaction, prepared and never
         // committed) fails the load instead of holding it forever.
         let patience = self.shared.config.load_slot_patience;
+        unfinished.creating_slot = Some(slot.clone());
         let created = tokio::time::timeout(
             patience,
             replication.simple_query(&format!(
@@ -148,25 +160,15 @@ impl PgSource {
         )
         .await;
         let Ok(created) = created else {
-            // The backend waiting on that transaction's lock does not notice its client
-            // gone: cancelled, or it and its temporary slot would stay for as long as the
-            // transaction (for ever, for a prepared one), each retried load adding one
-            // more until `max_wal_senders` refuses the stream's own reconnects.
-            if let Ok(client) = self.shared.connection.connect_sql().await {
-                let _ = client
-                    .execute(
-                        "SELECT pg_cancel_backend(active_pid) FROM pg_replication_slots \
-                         WHERE slot_name::text = $1 AND active_pid IS NOT NULL",
-                        &[&slot],
-                    )
-                    .await;
-            }
+            unfinished.creating_slot = None;
+            cancel_slot_creation(&self.shared.connection, &slot).await;
             return Err(PgError::Replication(format!(
                 "creating the load slot waited more than {patience:?} for the transactions \
                  running when it began to end (a session idle in a write transaction, or a \
                  prepared transaction, holds it: see pg_stat_activity and pg_prepared_xacts)"
             )));
         };
+        unfinished.creating_slot = None;
         let rows = created
             .map_err(|error| PgError::Replication(format!("creating the load slot: {error}")))?;
         let row = rows.first().filter(|row| row.len() >= 3).ok_or_else(|| {
@@ -400,12 +402,32 @@ impl PgSource {
     /// the history no longer reaches back that far (or the table's schema changed or it was
     /// truncated since, or the stream has failed, e.g. with
     /// [`PgError::SlotInvalidated`]), tells the subscriber `ResumeUnavailable`.
+    ///
+    /// A resume that fails once it began replaying, or whose future is dropped before it
+    /// completes, ends the subscription, which would otherwise stay gated.
     pub async fn resume(&self, live_query_id: LiveQueryId) -> PgResult<ResumeOutcome> {
         let manager = &self.shared.manager;
         let subscription = manager.subscription(live_query_id)?;
         let from = subscription.options.resume_from.ok_or_else(|| {
             PgError::Config("the subscription was not opened with resume_from".into())
         })?;
+        let unfinished = Unfinished::new(self, &[live_query_id]);
+        let outcome = self
+            .replay_from(live_query_id, &subscription.table_id, from)
+            .await;
+        if outcome.is_ok() {
+            unfinished.finished();
+        }
+        outcome
+    }
+
+    async fn replay_from(
+        &self,
+        live_query_id: LiveQueryId,
+        table_id: &TableId,
+        from: SeqId,
+    ) -> PgResult<ResumeOutcome> {
+        let manager = &self.shared.manager;
         // A failed stream (the slot invalidated or dropped, the connection lost for good)
         // publishes nothing more: replaying the history and going live would be a silent
         // gap, so the client is told to load again.
@@ -414,7 +436,7 @@ impl PgSource {
         } else {
             // Read after the subscription is gated: a commit published before it is in
             // the history, one published after reaches the gate (both: the gate keeps one).
-            lock(&self.shared.history).since(&subscription.table_id, from)
+            lock(&self.shared.history).since(table_id, from)
         };
         match replay {
             None => {
@@ -437,6 +459,67 @@ impl PgSource {
                 Ok(ResumeOutcome::Replayed { commits: count })
             }
         }
+    }
+}
+
+/// The subscriptions of a load or resume under way: ended when it is dropped before
+/// [`finished`](Self::finished) (it failed, or the host dropped its future), since a gated
+/// subscription nobody completes would wait for ever.
+struct Unfinished {
+    shared: Arc<Shared>,
+    live_query_ids: Vec<LiveQueryId>,
+    /// The temporary slot whose creation is being waited for, if it is.
+    creating_slot: Option<String>,
+}
+
+impl Unfinished {
+    fn new(source: &PgSource, live_query_ids: &[LiveQueryId]) -> Self {
+        Self {
+            shared: Arc::clone(&source.shared),
+            live_query_ids: live_query_ids.to_vec(),
+            creating_slot: None,
+        }
+    }
+
+    /// The load or resume completed: its subscriptions stay.
+    fn finished(mut self) {
+        self.live_query_ids.clear();
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        for id in &self.live_query_ids {
+            // Already gone is fine: the host may have unsubscribed it meanwhile.
+            let _ = self.shared.manager.unsubscribe(*id);
+        }
+        // Dropped while PostgreSQL was creating the slot: its backend would wait on as a
+        // timed-out creation's does. Cancelled from a task, since a drop cannot wait (and
+        // without a runtime, as at a runtime's shutdown, there is nothing to spawn on).
+        if let (Some(slot), Ok(runtime)) = (
+            self.creating_slot.take(),
+            tokio::runtime::Handle::try_current(),
+        ) {
+            let connection = self.shared.connection.clone();
+            runtime.spawn(async move { cancel_slot_creation(&connection, &slot).await });
+        }
+    }
+}
+
+/// Cancels the backend creating load slot `slot`, if one still is. A backend waiting on a
+/// transaction's lock does not notice its client gone: left alone, it and its temporary
+/// slot would stay for as long as the transaction (for ever, for a prepared one), each
+/// retried load adding one more until `max_wal_senders` refuses the stream's own
+/// reconnects.
+async fn cancel_slot_creation(connection: &Connection, slot: &str) {
+    if let Ok(client) = connection.connect_sql().await {
+        let _ = client
+            .execute(
+                "SELECT pg_cancel_backend(active_pid) FROM pg_replication_slots \
+                 WHERE slot_name::text = $1 AND active_pid IS NOT NULL",
+                &[&slot],
+            )
+            .await;
     }
 }
 

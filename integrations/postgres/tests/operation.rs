@@ -226,6 +226,45 @@ async fn a_load_behind_a_transaction_left_open_fails_instead_of_waiting_forever(
         .batch_execute("BEGIN; INSERT INTO idlew.items VALUES (1, 0, 'open')")
         .await
         .unwrap();
+    // The load slots left (each with the walsender creating it): none once a waiting
+    // backend is cancelled. (Bounded: a cancel takes effect at once, but the slot goes as
+    // its backend ends.)
+    let no_load_slot_left = || async {
+        let load_slots = "SELECT count(*) FROM pg_replication_slots \
+                          WHERE slot_name LIKE 'idlew\\_slot\\_load\\_%'";
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left: i64 = client.query_one(load_slots, &[]).await.unwrap().get(0);
+            if left == 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{left} load slots left while the transaction is open"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    // A load the host gives up on (its future dropped while the slot is being created)
+    // ends its subscription, which would stay gated otherwise, and has its waiting backend
+    // cancelled as a timed-out one does.
+    let abandoned = Subscriber::open(
+        &manager,
+        "u",
+        "SELECT * FROM idlew.items",
+        SubscriptionOptions::with_initial_load(),
+    );
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(300),
+        source.load(abandoned.live_query_id),
+    );
+    assert!(
+        gave_up.await.is_err(),
+        "the load waits for the open transaction"
+    );
+    assert!(manager.subscription(abandoned.live_query_id).is_err());
+    no_load_slot_left().await;
+    drop(abandoned.finish());
     let stuck = Subscriber::open(
         &manager,
         "u",
@@ -242,22 +281,8 @@ async fn a_load_behind_a_transaction_left_open_fails_instead_of_waiting_forever(
     }
     assert!(manager.subscription(stuck.live_query_id).is_err());
     // The waiting backend was cancelled: no load slot (nor its walsender) is left behind
-    // while the transaction is still open. (Bounded: a cancel takes effect at once, but
-    // the slot goes as its backend ends.)
-    let load_slots =
-        "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'idlew\\_slot\\_load\\_%'";
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let left: i64 = client.query_one(load_slots, &[]).await.unwrap().get(0);
-        if left == 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{left} load slots left while the transaction is open"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // while the transaction is still open.
+    no_load_slot_left().await;
     writer.batch_execute("COMMIT").await.unwrap();
     let loaded = Subscriber::loaded(&manager, &source, "u", "SELECT * FROM idlew.items").await;
     client
