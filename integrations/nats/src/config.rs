@@ -215,6 +215,12 @@ pub struct NodeConfig {
     /// other subscriptions' live deliveries keep its channel full: size the channel for
     /// the live traffic a resuming client also receives.
     pub resume_stall_timeout: Duration,
+    /// How long a resume goes on trying after a request on the stream failed (a JetStream
+    /// leader election, which can take several seconds; a server lost; a timeout), each
+    /// retry going on from where the replay got (30 s by default; zero: never retried).
+    /// The stream keeps what the client missed meanwhile: giving up at once would send
+    /// the client `ResumeUnavailable` and a full reload for a brief outage.
+    pub resume_retry_patience: Duration,
     /// The lag is unknown ([`NodeStats::lag`](crate::NodeStats::lag) is None) when the node
     /// has not seen the stream's end (its info, read every `heartbeat_interval` or a third
     /// of this, whichever is shorter, or a delivery) for this long (10 s by default): a node cut off from the stream does not
@@ -247,6 +253,7 @@ impl Default for NodeConfig {
             live_query_stale_after: Duration::from_secs(120),
             max_kept_errors: 1024,
             resume_stall_timeout: Duration::from_secs(5),
+            resume_retry_patience: Duration::from_secs(30),
             stream_end_stale_after: Duration::from_secs(10),
             reconnect_after_failures: 3,
         }

@@ -33,7 +33,14 @@ use crate::error::{BridgeError, NatsResult};
 use apply::{apply_loop, ApplyState, TableVersion};
 use health::watch_loop;
 use records::sync_loop;
-use shared::{lock, wall_ms, Counters, Inner};
+use resume::Replayed;
+use shared::{bump, lock, wall_ms, Counters, Inner};
+
+/// The pause before a resume's first retry after a failed request on the stream; each
+/// later pause doubles, up to [`RESUME_RETRY_MAX_PAUSE`].
+const RESUME_RETRY_FIRST_PAUSE: Duration = Duration::from_millis(100);
+/// The longest pause between a resume's retries.
+const RESUME_RETRY_MAX_PAUSE: Duration = Duration::from_secs(2);
 
 /// A node's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -91,6 +98,11 @@ pub struct NodeStats {
     /// another reason (a stream without a leader, a stalled disk), which another
     /// connection would not cure.
     pub forced_reconnects_skipped: u64,
+    /// Resumes that went on after a request on the stream failed (a JetStream leader
+    /// election, a server lost, a timeout), within
+    /// [`NodeConfig::resume_retry_patience`](crate::NodeConfig::resume_retry_patience):
+    /// one per retry.
+    pub resume_retries: u64,
 }
 
 /// One front node's bridge. Dropping it stops its tasks.
@@ -308,6 +320,7 @@ impl NodeBridge {
             sync_errors: counters.sync_errors.load(Ordering::Relaxed),
             stream_not_found: counters.stream_not_found.load(Ordering::Relaxed),
             stream_resets: counters.stream_resets.load(Ordering::Relaxed),
+            resume_retries: counters.resume_retries.load(Ordering::Relaxed),
             forced_reconnects: counters.forced_reconnects.load(Ordering::Relaxed),
             forced_reconnects_skipped: counters.forced_reconnects_skipped.load(Ordering::Relaxed),
         }
@@ -360,7 +373,11 @@ impl NodeBridge {
     /// from the stream through livecore's resume protocol, then it goes live. When the
     /// stream no longer holds them all, the client gets `ResumeUnavailable`. A client that
     /// makes no room in its channel for [`NodeConfig::resume_stall_timeout`] ends the
-    /// resume with [`BridgeError::ResumeStalled`] (and gets `ResumeUnavailable`).
+    /// resume with [`BridgeError::ResumeStalled`] (and gets `ResumeUnavailable`). A
+    /// request on the stream that fails (a leader election, a server lost) is tried again
+    /// from where the replay got, for [`NodeConfig::resume_retry_patience`]; past it the
+    /// resume ends with that [`BridgeError::Nats`] (and the client gets
+    /// `ResumeUnavailable`).
     pub async fn resume(
         &self,
         connection_id: ConnectionId,
@@ -396,10 +413,25 @@ impl NodeBridge {
         last_seq: SeqId,
     ) -> Result<ResumeOutcome, BridgeError> {
         let id = subscription.live_query_id;
-        match self.inner.replay(id, last_seq).await {
+        let mut replayed = Replayed::default();
+        let patience = tokio::time::Instant::now() + self.inner.config.resume_retry_patience;
+        let mut pause = RESUME_RETRY_FIRST_PAUSE;
+        let outcome = loop {
+            match self.inner.replay(id, last_seq, &mut replayed).await {
+                // The stream keeps what the client missed through a leader election or a
+                // server's loss: the replay goes on from where it got.
+                Err(BridgeError::Nats { .. }) if tokio::time::Instant::now() + pause < patience => {
+                    bump(&self.inner.counters.resume_retries);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(RESUME_RETRY_MAX_PAUSE);
+                }
+                outcome => break outcome,
+            }
+        };
+        match outcome {
             // Completion never waits for room: a marker that finds the channel full goes
             // to the receiver out of band.
-            Ok(Some(replayed)) => match self.inner.manager.complete_initial_load(id) {
+            Ok(true) => match self.inner.manager.complete_initial_load(id) {
                 Ok(_) => Ok(ResumeOutcome::Resumed {
                     subscription,
                     replayed: replayed.count,
@@ -409,7 +441,7 @@ impl NodeBridge {
                     Err(error.into())
                 }
             },
-            Ok(None) => {
+            Ok(false) => {
                 self.inner.manager.resume_unavailable(id)?;
                 Ok(ResumeOutcome::Unavailable { live_query_id: id })
             }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, Consumer};
+use async_nats::jetstream::stream::Stream;
 use futures_util::StreamExt;
 use livecore::{LiveError, LiveQueryId, SeqId, TableId, TableSchema};
 
@@ -16,25 +17,61 @@ use crate::error::{BridgeError, NatsResult};
 
 use super::shared::{lock, Inner};
 
-/// What a replay gave the client: commits that matched.
-#[derive(Clone, Copy, Debug, Default)]
+/// How far a replay got: what it gave the client, and where the attempt after a failed
+/// request goes on from (so a retry neither repeats a commit nor loosens the chain's
+/// proof).
+#[derive(Debug, Default)]
 pub(super) struct Replayed {
+    /// Commits given to the client (those that matched its subscription).
     pub(super) count: u64,
+    /// The last commit given to the client.
+    replayed_to: Option<SeqId>,
+    /// The last commit of the chain followed, given or not.
+    chain: Option<SeqId>,
+    /// Whether each schema version of the subscription's table met so far fits the
+    /// version it was compiled against.
+    fits: HashMap<u64, bool>,
 }
 
 /// How often a resume retries a client's full channel.
 const STALL_POLL: Duration = Duration::from_millis(2);
 
+/// A replay's own consumer and its messages. Deleted when dropped (replaced, or the
+/// replay over, whatever its outcome), in the background: the servers would only after
+/// its inactivity threshold, and the resume does not wait on it.
+struct ReplayReader {
+    stream: Stream,
+    consumer: Consumer<pull::Config>,
+    messages: pull::Stream,
+}
+
+impl Drop for ReplayReader {
+    fn drop(&mut self) {
+        // Without a runtime (one shutting down) the servers' inactivity threshold does it.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let stream = self.stream.clone();
+            let name = self.consumer.cached_info().name.clone();
+            runtime.spawn(async move {
+                let _ = stream.delete_consumer(&name).await;
+            });
+        }
+    }
+}
+
 impl Inner {
     /// Finds where a resume after `last_seq` starts and replays every commit from there to
-    /// the stream's end as of now into the gated subscription. `None` when the stream no
+    /// the stream's end as of now into the gated subscription, going on from `progress`
+    /// (what an earlier attempt of the same resume replayed). False when the stream no
     /// longer covers `last_seq`. Commits after the end read here are published live after
     /// the subscription was gated, so its gate holds them.
     pub(super) async fn replay(
         &self,
         id: LiveQueryId,
         last_seq: SeqId,
-    ) -> Result<Option<Replayed>, BridgeError> {
+        progress: &mut Replayed,
+    ) -> Result<bool, BridgeError> {
+        // What the client has, counting what earlier attempts gave it.
+        let has = progress.chain.unwrap_or(last_seq);
         let mut stream = self.stream.clone();
         let info = stream.info().await.nats("reading stream info")?.clone();
         let (first, last) = (info.state.first_sequence, info.state.last_sequence);
@@ -43,58 +80,52 @@ impl Inner {
             // whole; a node that applied nothing knows where the stream ends only if it
             // never held a message (its messages aged out: the client may have missed
             // any of them).
-            let whole = match self.applied_seq() {
-                Some(applied) => applied <= last_seq,
+            return Ok(match self.applied_seq() {
+                Some(applied) => applied <= has,
                 None => last == 0,
-            };
-            return Ok(whole.then_some(Replayed::default()));
+            });
         }
         let first_entry = match self.entry_at(first).await? {
             Some(entry) => entry,
-            None => return Ok(None),
+            None => return Ok(false),
         };
         let predecessor = match &first_entry {
             StreamEntry::Commit(commit) => commit.prev,
             StreamEntry::Schema(schema) => schema.after,
         };
-        if predecessor.is_some_and(|prev| prev > last_seq) {
-            return Ok(None);
+        if predecessor.is_some_and(|prev| prev > has) {
+            return Ok(false);
         }
-        // The first stream sequence whose position is above last_seq (positions never
-        // decrease along the stream).
+        // The first stream sequence whose position is above what the client has
+        // (positions never decrease along the stream).
         let (mut low, mut high) = (first, last + 1);
         while low < high {
             let middle = low + (high - low) / 2;
             match self.entry_at(middle).await? {
-                Some(entry) if entry.position() > last_seq.0 => high = middle,
+                Some(entry) if entry.position() > has.0 => high = middle,
                 Some(_) => low = middle + 1,
-                None => return Ok(None),
+                None => return Ok(false),
             }
         }
         if low > last {
-            return Ok(Some(Replayed::default()));
+            return Ok(true);
         }
-        let (mut consumer, mut messages) = self.replay_consumer(low).await?;
+        let mut reader = self.replay_consumer(low).await?;
         // Consumers made again in a row without a message between: a consumer that
         // delivers nothing (or skips) while the stream holds the next message is replaced
         // at most `reconnect_after_failures` times before the resume gives up.
         let mut replaced = 0u32;
         let silence = self.replay_silence();
         let mut expected = low;
-        let mut replayed = 0;
-        let mut replayed_to = None;
         // The subscription's table and the schema it was compiled against (an ALTER
         // applied since ends a gated subscription: its replay then fails, never mixes).
         let table = self.manager.subscription(id)?.table_id;
         let compiled = self.manager.table_schema(&table)?;
-        let mut fits: HashMap<u64, bool> = HashMap::new();
-        // The last commit of the chain the replay followed.
-        let mut chain: Option<SeqId> = None;
         while expected <= last {
             // Idle heartbeats keep a consumer alive that delivers nothing: one on a server
             // whose copy of the stream lags (it catches up late, or never), or one waiting
             // for a message removed from the stream. Bounded, never a wait without end.
-            let next = tokio::time::timeout(silence, messages.next()).await;
+            let next = tokio::time::timeout(silence, reader.messages.next()).await;
             let message = match next {
                 Ok(Some(Ok(message))) => Some(message),
                 Ok(Some(Err(error))) => {
@@ -125,11 +156,10 @@ impl Inner {
                 // holds it is replaced from there.
                 _ => {
                     if self.entry_at(expected).await?.is_none() {
-                        return Ok(None);
+                        return Ok(false);
                     }
                     replaced += 1;
                     if replaced > self.config.reconnect_after_failures {
-                        self.drop_consumer(&consumer);
                         return Err(BridgeError::Nats {
                             what: "reading the stream",
                             detail: format!(
@@ -138,8 +168,7 @@ impl Inner {
                             ),
                         });
                     }
-                    self.drop_consumer(&consumer);
-                    (consumer, messages) = self.replay_consumer(expected).await?;
+                    reader = self.replay_consumer(expected).await?;
                     continue;
                 }
             };
@@ -150,7 +179,7 @@ impl Inner {
             else {
                 continue;
             };
-            if commit.seq <= last_seq || chain.is_some_and(|chain| commit.seq <= chain) {
+            if commit.seq <= has {
                 // A second copy (appended after the duplicate window): given once.
                 continue;
             }
@@ -158,7 +187,7 @@ impl Inner {
             // predecessor the client has (none only when the client has nothing), each
             // later one the commit before it. Otherwise commits are missing (retention,
             // or a writer that started again without the stream's end): no proof.
-            let chained = match chain {
+            let chained = match progress.chain {
                 None => match commit.prev {
                     Some(prev) => prev <= last_seq,
                     None => last_seq.0 == 0,
@@ -166,27 +195,27 @@ impl Inner {
                 Some(chain) => commit.prev == Some(chain),
             };
             if !chained {
-                return Ok(None);
+                return Ok(false);
             }
-            chain = Some(commit.seq);
+            progress.chain = Some(commit.seq);
             // A commit written against another version of the subscription's table than
             // the one it was compiled against is replayed only when its rows still fit
             // (the same columns, in the same order, and scope): a same-width ALTER would
             // otherwise decode old rows as the new columns.
             if let Some((_, version)) = commit.schema_versions.iter().find(|(t, _)| *t == table) {
-                let fit = match fits.get(version) {
+                let fit = match progress.fits.get(version) {
                     Some(fit) => *fit,
                     None => {
                         let fit = self
                             .schema_version(&table, *version)
                             .await
                             .is_some_and(|schema| schema == *compiled);
-                        fits.insert(*version, fit);
+                        progress.fits.insert(*version, fit);
                         fit
                     }
                 };
                 if !fit {
-                    return Ok(None);
+                    return Ok(false);
                 }
             }
             // Replayed commits stream into the client's channel: a full channel is
@@ -203,7 +232,7 @@ impl Inner {
                         if tokio::time::Instant::now() >= deadline {
                             return Err(BridgeError::ResumeStalled {
                                 live_query_id: id,
-                                replayed_to,
+                                replayed_to: progress.replayed_to,
                                 waited: self.config.resume_stall_timeout,
                             });
                         }
@@ -214,8 +243,8 @@ impl Inner {
             };
             match outcome {
                 Ok(true) => {
-                    replayed += 1;
-                    replayed_to = Some(commit.seq);
+                    progress.count += 1;
+                    progress.replayed_to = Some(commit.seq);
                 }
                 Ok(false) => {}
                 // The commit no longer fits the table (its schema changed since): the
@@ -225,22 +254,11 @@ impl Inner {
                     | LiveError::MissingOldRow(_)
                     | LiveError::MissingOwner(_)
                     | LiveError::UnknownTable(_),
-                ) => return Ok(None),
+                ) => return Ok(false),
                 Err(error) => return Err(error.into()),
             }
         }
-        self.drop_consumer(&consumer);
-        Ok(Some(Replayed { count: replayed }))
-    }
-
-    /// Deletes a replay's consumer in the background (the servers would after its
-    /// inactivity threshold): the resume does not wait on it.
-    fn drop_consumer(&self, consumer: &Consumer<pull::Config>) {
-        let stream = self.stream.clone();
-        let name = consumer.cached_info().name.clone();
-        tokio::spawn(async move {
-            let _ = stream.delete_consumer(&name).await;
-        });
+        Ok(true)
     }
 
     /// How long a replay waits for its consumer's next message before it looks at the
@@ -250,10 +268,7 @@ impl Inner {
     }
 
     /// A consumer of the replay's own from `start`, and its messages.
-    async fn replay_consumer(
-        &self,
-        start: u64,
-    ) -> Result<(Consumer<pull::Config>, pull::Stream), BridgeError> {
+    async fn replay_consumer(&self, start: u64) -> Result<ReplayReader, BridgeError> {
         let consumer = self.consumer_from(start).await?;
         let messages = consumer
             .stream()
@@ -262,7 +277,11 @@ impl Inner {
             .messages()
             .await
             .nats("reading the stream")?;
-        Ok((consumer, messages))
+        Ok(ReplayReader {
+            stream: self.stream.clone(),
+            consumer,
+            messages,
+        })
     }
 
     /// A table's schema at `version`, as met or from the schema bucket (None when the

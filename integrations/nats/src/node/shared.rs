@@ -32,6 +32,7 @@ pub(super) struct Counters {
     pub(super) stream_resets: AtomicU64,
     pub(super) forced_reconnects: AtomicU64,
     pub(super) forced_reconnects_skipped: AtomicU64,
+    pub(super) resume_retries: AtomicU64,
 }
 
 pub(super) fn bump(counter: &AtomicU64) {

@@ -1,0 +1,90 @@
+//! A resume begun while the stream has no leader (two of the three servers hung with
+//! SIGSTOP, so the stream's replicas cannot elect one): its requests fail until the
+//! servers come back, and it goes on then instead of ending with `ResumeUnavailable`,
+//! since the stream kept everything the client missed. Its own test binary, so no other
+//! test runs while servers hang.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use livecore::*;
+use livecore_nats::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_outlasts_a_stream_without_a_leader() {
+    let stream = stream_config("resume_outage");
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let node = Arc::new(
+        NodeBridge::start(
+            manager(1),
+            NodeConfig {
+                // Requests fail within a second while the servers hang.
+                connection: ConnectionConfig {
+                    request_timeout: Duration::from_secs(1),
+                    ..connection()
+                },
+                // Neither declared offline nor its records stale while servers hang.
+                node_stale_after: Duration::from_secs(120),
+                ..node_config(1, &stream)
+            },
+        )
+        .await
+        .unwrap(),
+    );
+    let mut log = Vec::new();
+    let last = append(&mut writer, &mut log, 1..=40).await;
+    caught_up(&node, last).await;
+
+    let connection = client(node.manager(), "alice");
+    let hung = [Hung::stop(2), Hung::stop(3)];
+    let resume = {
+        let node = node.clone();
+        tokio::spawn(async move {
+            node.resume(
+                connection.connection_id,
+                QuerySpec::table(items()),
+                SeqId(10),
+            )
+            .await
+        })
+    };
+    // Long enough for several of the resume's requests to fail (each waits for the
+    // request timeout, or is refused at once for want of a leader).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!resume.is_finished(), "the resume waits for the stream");
+    drop(hung);
+
+    let outcome = tokio::time::timeout(Duration::from_secs(90), resume)
+        .await
+        .expect("the resume ends within its patience")
+        .unwrap()
+        .unwrap_or_else(|error| panic!("{error}: {:?}", node.stats()));
+    let ResumeOutcome::Resumed {
+        subscription,
+        replayed,
+    } = outcome
+    else {
+        panic!("expected a resume, got {outcome:?}");
+    };
+    assert_eq!(replayed, 30, "commits 11..=40, each once");
+    assert!(node.stats().resume_retries > 0, "{:?}", node.stats());
+
+    let (task, stop) = spawn_drain(connection.notifications);
+    stop.store(true, Ordering::Release);
+    let received = task.await.unwrap();
+    assert_eq!(
+        changes_of(&received, subscription.live_query_id),
+        expected_for(&log, None, |seq| seq > 10)
+    );
+    assert!(
+        notices_of(&received, subscription.live_query_id)
+            .iter()
+            .all(|notice| notice != "resume_unavailable"),
+        "{received:?}"
+    );
+}
