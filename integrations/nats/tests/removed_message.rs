@@ -248,3 +248,37 @@ async fn a_resume_whose_last_message_was_removed_ends_instead_of_waiting() {
         "{ended:?}"
     );
 }
+
+/// A long run of removed messages (as a subject-filtered purge leaves) is found in one
+/// question to the stream's leader and reported as one hole, and the node applies what
+/// follows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_run_of_removed_messages_is_one_hole() {
+    let stream = stream_config("removed_run");
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let mut log = Vec::new();
+    // Commits 1..=200 at stream sequences 2..=201; commits 2..=181 (sequences 3..=182)
+    // are removed.
+    let last = append(&mut writer, &mut log, 1..=200).await;
+    assert_eq!(last, 201);
+    let handle = stream_handle(&stream).await;
+    for stream_seq in 3..=182 {
+        assert!(handle.delete_message(stream_seq).await.unwrap());
+    }
+    removal_replicated(&stream, 201 - 180).await;
+
+    let node = node_from_first(manager(1), &stream).await;
+    caught_up(&node, last).await;
+    let stats = node.stats();
+    assert_eq!(
+        (stats.commits_applied, stats.gaps, stats.applied_seq),
+        (1 + 19, 1, Some(SeqId(200))),
+        "{stats:?}"
+    );
+    let errors = node.take_errors();
+    assert!(
+        errors.contains(&BridgeError::Lost { from: 3, to: 182 }),
+        "{errors:?}"
+    );
+}

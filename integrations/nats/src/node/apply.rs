@@ -219,21 +219,35 @@ impl Inner {
     }
 
     /// The first stream sequence from `from` (up to `until`, which the consumer just
-    /// delivered) that the stream's leader still holds; None when it cannot say (a request
-    /// failed: the caller makes a new consumer, as for a skip).
+    /// delivered) that the stream's leader still holds, found in one request however many
+    /// messages were removed (a subject-filtered purge can take thousands); None when it
+    /// cannot say: the request failed, which is reported (a missing permission for the
+    /// stream's message API would otherwise only show as consumer restarts), and the
+    /// caller makes a new consumer, as for a skip.
     async fn next_held(&self, from: u64, until: u64) -> Option<u64> {
-        for stream_seq in from..until {
-            match self.stream.get_raw_message(stream_seq).await {
-                Ok(_) => return Some(stream_seq),
-                Err(error)
-                    if matches!(
-                        error.kind(),
-                        async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
-                    ) => {}
-                Err(_) => return None,
+        let first = self
+            .stream
+            .get_first_raw_message_by_subject(&self.config.stream.subject, from)
+            .await;
+        match first {
+            Ok(message) => Some(message.sequence.min(until)),
+            // Nothing from `from` on: `until` went too, after the consumer delivered it.
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
+                ) =>
+            {
+                Some(until)
+            }
+            Err(error) => {
+                self.report(BridgeError::Nats {
+                    what: "asking the stream's leader for the next message it holds",
+                    detail: error.to_string(),
+                });
+                None
             }
         }
-        Some(until)
     }
 
     fn set_applied_stream_seq(&self, stream_seq: u64) {
