@@ -2790,6 +2790,35 @@ lc_status lc_table_resync(struct lc_manager manager,
                           size_t *out_ended);
 
 /**
+ * Ends the subscriptions on a table (its key from `lc_table_register`) that read one of
+ * `columns` (`column_count` NUL-terminated UTF-8 names, matched ignoring ASCII case) in
+ * their filter or their projection, `SELECT *` included: each subscriber gets a closed
+ * notification (`LC_CLOSE_SCHEMA_CHANGED`, naming the column), for a host whose database
+ * changed the columns' values without a row change it publishes (a column's type
+ * changed, which converts every value; a name that now belongs to another column). Call
+ * it after registering the schema the table now has. Subscriptions reading none of them
+ * are untouched. `*out_ended` (may be NULL) receives how many ended; nothing of theirs is
+ * delivered after the call returns.
+ *
+ * `LC_ERR_UNKNOWN_TABLE` for a key that names no registered table; `LC_ERR_UNKNOWN_COLUMN`
+ * for a name the table does not have (nothing ends then); `LC_ERR_INVALID_SCHEMA` for
+ * more than `LC_MAX_COLUMNS` names (checked before any is read); `LC_ERR_INVALID_NAME`
+ * for a name that is not 1 to `LC_MAX_NAME_LEN` bytes, `LC_ERR_INVALID_UTF8` for one that
+ * is not UTF-8.
+ *
+ * Thread safety: any thread, concurrently with any other call.
+ *
+ * # Safety
+ * `columns` is NULL or points at `column_count` pointers, each NULL or a NUL-terminated
+ * string; `out_ended` is NULL or valid for writing a `size_t`.
+ */
+lc_status lc_table_columns_rewritten(struct lc_manager manager,
+                                     uint32_t table,
+                                     const char *const *columns,
+                                     size_t column_count,
+                                     size_t *out_ended);
+
+/**
  * Ends every subscription on a table (its key from `lc_table_register`), which stays
  * registered: each subscriber gets a closed notification (`LC_CLOSE_REVOKED`) carrying
  * `reason` (NUL-terminated UTF-8). `*out_ended` (may be NULL) receives how many

@@ -287,3 +287,87 @@ fn sql_names_tables_ignoring_case_unless_that_is_ambiguous() {
         Err(LiveError::UnknownTable(_))
     ));
 }
+
+/// A column whose values the database rewrote without a row change (its type changed):
+/// the subscriptions reading it, in their filter, their projection or as `SELECT *`, close
+/// with a typed notice; the others go on. Unknown names are typed errors that end nothing.
+#[test]
+fn rewritten_columns_close_the_subscriptions_reading_them() {
+    let (manager, _) = manager();
+    let mut connection = connect(&manager, "alice");
+    let by_room = subscribe(&manager, connection.connection_id, in_room(1));
+    let everything = subscribe(
+        &manager,
+        connection.connection_id,
+        QuerySpec::table(messages()),
+    );
+    let room_shown = subscribe(
+        &manager,
+        connection.connection_id,
+        QuerySpec::table(messages()).project(Projection::columns(["id", "ROOM"])),
+    );
+    let id_only = subscribe(
+        &manager,
+        connection.connection_id,
+        QuerySpec::table(messages()).project(Projection::columns(["id"])),
+    );
+    assert!(matches!(
+        manager.columns_rewritten(&messages(), &["room", "nope"]),
+        Err(LiveError::UnknownColumn { column, .. }) if column == "nope"
+    ));
+    assert!(matches!(
+        manager.columns_rewritten(&TableId::new("app", "missing"), &["room"]),
+        Err(LiveError::UnknownTable(_))
+    ));
+    assert_eq!(
+        manager.columns_rewritten::<&str>(&messages(), &[]).unwrap(),
+        0
+    );
+    assert!(drain(&mut connection.notifications).is_empty());
+
+    assert_eq!(
+        manager
+            .columns_rewritten(&messages(), &["body", "Room"])
+            .unwrap(),
+        3
+    );
+    let mut closed: Vec<(LiveQueryId, CloseReason)> = drain(&mut connection.notifications)
+        .into_iter()
+        .map(|notification| match notification {
+            Notification::Closed {
+                live_query_id,
+                reason,
+            } => (live_query_id, reason),
+            other => panic!("expected closed, got {other:?}"),
+        })
+        .collect();
+    closed.sort_by_key(|(id, _)| *id);
+    // Each notice names a column the subscription reads, one its filter reads first.
+    let schema_changed = |column: &str| CloseReason::SchemaChanged {
+        column: column.into(),
+    };
+    let mut expected = vec![
+        (by_room.live_query_id, schema_changed("room")),
+        (everything.live_query_id, schema_changed("body")),
+        (room_shown.live_query_id, schema_changed("room")),
+    ];
+    expected.sort_by_key(|(id, _)| *id);
+    assert_eq!(closed, expected);
+    for gone in [&by_room, &everything, &room_shown] {
+        assert!(manager.subscription(gone.live_query_id).is_err());
+    }
+    // The subscription that reads neither goes on.
+    manager
+        .publish(
+            SeqId(1),
+            ChangeNotification::insert(messages(), message(7, 1, "after")),
+        )
+        .unwrap();
+    let received = drain(&mut connection.notifications);
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].live_query_id(), id_only.live_query_id);
+    assert_eq!(
+        manager.columns_rewritten(&messages(), &["room"]).unwrap(),
+        0
+    );
+}

@@ -789,6 +789,65 @@ pub unsafe extern "C" fn lc_table_resync(
     })
 }
 
+/// Ends the subscriptions on a table (its key from `lc_table_register`) that read one of
+/// `columns` (`column_count` NUL-terminated UTF-8 names, matched ignoring ASCII case) in
+/// their filter or their projection, `SELECT *` included: each subscriber gets a closed
+/// notification (`LC_CLOSE_SCHEMA_CHANGED`, naming the column), for a host whose database
+/// changed the columns' values without a row change it publishes (a column's type
+/// changed, which converts every value; a name that now belongs to another column). Call
+/// it after registering the schema the table now has. Subscriptions reading none of them
+/// are untouched. `*out_ended` (may be NULL) receives how many ended; nothing of theirs is
+/// delivered after the call returns.
+///
+/// `LC_ERR_UNKNOWN_TABLE` for a key that names no registered table; `LC_ERR_UNKNOWN_COLUMN`
+/// for a name the table does not have (nothing ends then); `LC_ERR_INVALID_SCHEMA` for
+/// more than `LC_MAX_COLUMNS` names (checked before any is read); `LC_ERR_INVALID_NAME`
+/// for a name that is not 1 to `LC_MAX_NAME_LEN` bytes, `LC_ERR_INVALID_UTF8` for one that
+/// is not UTF-8.
+///
+/// Thread safety: any thread, concurrently with any other call.
+///
+/// # Safety
+/// `columns` is NULL or points at `column_count` pointers, each NULL or a NUL-terminated
+/// string; `out_ended` is NULL or valid for writing a `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn lc_table_columns_rewritten(
+    manager: lc_manager,
+    table: u32,
+    columns: *const *const c_char,
+    column_count: usize,
+    out_ended: *mut usize,
+) -> lc_status {
+    boundary("lc_table_columns_rewritten", || {
+        // The handle and the count before the loop over the columns.
+        let entry = manager_entry(manager)?;
+        if column_count > LC_MAX_COLUMNS {
+            return Err(FfiError::new(
+                lc_status::LC_ERR_INVALID_SCHEMA,
+                format!("{column_count} columns; a table has at most {LC_MAX_COLUMNS}"),
+            ));
+        }
+        // SAFETY: the caller promised `column_count` pointers at `columns`.
+        let column_ptrs = unsafe { slice(columns, column_count, "columns") }?;
+        let column_names = column_ptrs
+            .iter()
+            .enumerate()
+            .map(|(index, &column)| {
+                // SAFETY: each pointer is NULL or a NUL-terminated string (caller's promise).
+                unsafe { name_str(column, &format_args!("columns[{index}]")) }
+            })
+            .collect::<Result<Vec<&str>, FfiError>>()?;
+        // SAFETY: the caller promised `out_ended` is NULL or writable.
+        let out = unsafe { Out::optional(out_ended, "out_ended") }?;
+        let table_id = entry.table_id(table)?;
+        let ended = entry.manager.columns_rewritten(&table_id, &column_names)?;
+        if let Some(out) = out {
+            out.write(ended);
+        }
+        Ok(lc_status::LC_OK)
+    })
+}
+
 /// Ends every subscription on a table (its key from `lc_table_register`), which stays
 /// registered: each subscriber gets a closed notification (`LC_CLOSE_REVOKED`) carrying
 /// `reason` (NUL-terminated UTF-8). `*out_ended` (may be NULL) receives how many

@@ -7,6 +7,7 @@ use crate::connection::state::SharedConnectionState;
 use crate::connection::subscription::{SubscriptionCore, SubscriptionHandle};
 use crate::error::{LiveError, LiveResult};
 use crate::manager::ConnectionsManager;
+use crate::query::{Projection, QuerySpec};
 use crate::sync::mutant;
 use crate::sync::{lock, read, write, LeanArc};
 use crate::types::ending::CloseReason;
@@ -71,8 +72,9 @@ impl ConnectionsManager {
         let reason = CloseReason::Revoked {
             reason: reason.to_string(),
         };
-        let ended =
-            self.end_table_subscriptions(table_id, &SubscriptionEnding::Closed(reason.clone()));
+        let ended = self.end_table_subscriptions(table_id, |_| {
+            Some(SubscriptionEnding::Closed(reason.clone()))
+        });
         #[cfg(feature = "tracing")]
         tracing::info!(table = %table_id, ?reason, ended = ?ended, "livecore: table revoked");
         ended
@@ -85,10 +87,9 @@ impl ConnectionsManager {
     pub fn drop_table(&self, table_id: &TableId) -> LiveResult<usize> {
         // Exclusive, so no subscription to the table can slip in while it is dropped.
         let _lifecycle = write(&self.lifecycle);
-        let ended = self.end_table_subscriptions(
-            table_id,
-            &SubscriptionEnding::Closed(CloseReason::TableDropped),
-        )?;
+        let ended = self.end_table_subscriptions(table_id, |_| {
+            Some(SubscriptionEnding::Closed(CloseReason::TableDropped))
+        })?;
         self.drop_topic_routes_of(table_id);
         self.index.remove_table(table_id);
         #[cfg(feature = "tracing")]
@@ -109,9 +110,58 @@ impl ConnectionsManager {
     /// registered.
     pub fn resync_table(&self, table_id: &TableId) -> LiveResult<usize> {
         let _lifecycle = read(&self.lifecycle);
-        let ended = self.end_table_subscriptions(table_id, &SubscriptionEnding::ResyncRequired);
+        let ended =
+            self.end_table_subscriptions(table_id, |_| Some(SubscriptionEnding::ResyncRequired));
         #[cfg(feature = "tracing")]
         tracing::warn!(table = %table_id, ended = ?ended, "livecore: table's subscriptions must resync");
+        ended
+    }
+
+    /// Ends the subscriptions on `table_id` that read one of `columns` (in their filter or
+    /// their projection, `SELECT *` included) with `Closed { SchemaChanged { column } }`,
+    /// for a host whose database changed the columns' values without a row change it
+    /// would publish: a column's type changed (`ALTER COLUMN ... TYPE` converts every
+    /// value: `12.50` becomes `12.500`), or a name now belongs to another column. What
+    /// those subscribers hold may be stale, their filters' verdicts on it wrong, with no
+    /// change to tell them; subscriptions that read none of the columns are untouched.
+    /// Call it after registering the schema the table now has (a schema lists names
+    /// only, so [`register_table`](Self::register_table) cannot see a change of type).
+    /// Returns how many subscriptions ended; nothing of theirs is delivered after the call
+    /// returns. Names match ignoring ASCII case, as in queries; `UnknownTable` for a table
+    /// not registered, `UnknownColumn` for a name its schema does not have (nothing ends
+    /// then).
+    pub fn columns_rewritten<S: AsRef<str>>(
+        &self,
+        table_id: &TableId,
+        columns: &[S],
+    ) -> LiveResult<usize> {
+        let _lifecycle = read(&self.lifecycle);
+        let schema = self.table_schema(table_id)?;
+        // The schema's spelling of each, for the closing notice.
+        let rewritten = columns
+            .iter()
+            .map(|column| {
+                let column = column.as_ref();
+                schema
+                    .column_position(column)
+                    .map(|position| &*schema.columns[position].name)
+                    .ok_or_else(|| LiveError::UnknownColumn {
+                        table: table_id.clone(),
+                        column: column.to_string(),
+                    })
+            })
+            .collect::<LiveResult<Vec<&str>>>()?;
+        if rewritten.is_empty() {
+            return Ok(0);
+        }
+        let ended = self.end_table_subscriptions(table_id, |core| {
+            let column = first_read(&core.query.spec, &rewritten)?;
+            Some(SubscriptionEnding::Closed(CloseReason::SchemaChanged {
+                column: column.to_string(),
+            }))
+        });
+        #[cfg(feature = "tracing")]
+        tracing::info!(table = %table_id, columns = ?rewritten, ended = ?ended, "livecore: columns rewritten");
         ended
     }
 
@@ -162,7 +212,7 @@ impl ConnectionsManager {
     fn end_table_subscriptions(
         &self,
         table_id: &TableId,
-        ending: &SubscriptionEnding,
+        ending_of: impl Fn(&SubscriptionCore) -> Option<SubscriptionEnding>,
     ) -> LiveResult<usize> {
         let route = self
             .index
@@ -172,12 +222,37 @@ impl ConnectionsManager {
         route.for_each_subscription(&self.index.hasher, |handle| handles.push(handle.clone()));
         let mut ended = 0;
         for handle in handles {
+            let Some(ending) = ending_of(&handle.core) else {
+                continue;
+            };
             // The one the index holds, not a later subscription under the same id.
             let is_it = |core: &LeanArc<SubscriptionCore>| LeanArc::ptr_eq(core, &handle.core);
-            if self.take_and_end(&handle.connection, handle.core.id, is_it, ending.clone()) {
+            if self.take_and_end(&handle.connection, handle.core.id, is_it, ending) {
                 ended += 1;
             }
         }
         Ok(ended)
     }
+}
+
+/// The first of `columns` (a table's spelling of each) that `spec` reads: one its filter
+/// reads if any (the column whose rewrite changes which rows it holds), else one its
+/// projection selects (every column, for `SELECT *`).
+fn first_read<'a>(spec: &QuerySpec, columns: &[&'a str]) -> Option<&'a str> {
+    let mut filtered: Vec<&str> = Vec::new();
+    if let Some(filter) = &spec.filter {
+        filter.for_each_column(&mut |column| filtered.push(column));
+    }
+    let same = |name: &str, column: &str| name.eq_ignore_ascii_case(column);
+    let in_filter = columns
+        .iter()
+        .find(|column| filtered.iter().any(|name| same(name, column)));
+    in_filter
+        .or_else(|| match &spec.projection {
+            Projection::All => columns.first(),
+            Projection::Columns(names) => columns
+                .iter()
+                .find(|column| names.iter().any(|name| same(name, column))),
+        })
+        .copied()
 }

@@ -34,7 +34,9 @@ impl ConnectionsManager {
     /// query compiles gets `ResyncRequired`. As on a revocation, a closed subscription's
     /// changes still queued are not handed out (they were counted as delivered when
     /// queued): the notice is the last its consumer sees of it, and a client resyncs from
-    /// its own last SeqId. Returns the table's key, stable across versions.
+    /// its own last SeqId. Returns the table's key, stable across versions. A column whose
+    /// type changed under its name (its values converted) looks the same here: tell it
+    /// with [`columns_rewritten`](Self::columns_rewritten) after this call.
     pub fn register_table(&self, schema: TableSchema) -> LiveResult<TableKey> {
         schema.validate()?;
         let schema = DataArc::new(schema);

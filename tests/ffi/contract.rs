@@ -349,6 +349,10 @@ const CASES: &[(&str, fn())] = &[
         crate::contract_manager::case_lc_table_resync,
     ),
     (
+        "lc_table_columns_rewritten",
+        crate::contract_manager::case_lc_table_columns_rewritten,
+    ),
+    (
         "lc_record_list",
         crate::contract_records::case_lc_record_list,
     ),

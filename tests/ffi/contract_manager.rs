@@ -810,6 +810,86 @@ pub(crate) fn case_lc_table_resync() {
     assert_eq!(stats(f.manager).subscriptions, 0);
 }
 
+pub(crate) fn case_lc_table_columns_rewritten() {
+    let f = Fixture::new();
+    // Reads only `id`: a rewritten `body` leaves it alone (the fixture's `SELECT *` reads
+    // every column).
+    let ids = subscribe_result(
+        f.manager,
+        f.connection,
+        "SELECT id FROM chat.messages",
+        &options(0),
+    );
+    let body = c("BODY");
+    let nope = c("nope");
+    let long = c(&"x".repeat(LC_MAX_NAME_LEN + 1));
+    let bad_utf8 = [0xff_u8, 0];
+    let mut ended = 77;
+    // SAFETY: see above.
+    unsafe {
+        let one = [body.as_ptr()];
+        assert_status!(
+            lc_table_columns_rewritten(f.stale_manager, f.messages, one.as_ptr(), 1, &mut ended),
+            LC_ERR_INVALID_HANDLE
+        );
+        assert_status!(
+            lc_table_columns_rewritten(f.manager, 999, one.as_ptr(), 1, &mut ended),
+            LC_ERR_UNKNOWN_TABLE
+        );
+        assert_status!(
+            lc_table_columns_rewritten(f.manager, f.messages, null(), 1, &mut ended),
+            LC_ERR_NULL_ARGUMENT
+        );
+        // A count that lies, beyond any table's width: refused before a name is read.
+        assert_status!(
+            lc_table_columns_rewritten(
+                f.manager,
+                f.messages,
+                one.as_ptr(),
+                LC_MAX_COLUMNS + 1,
+                &mut ended
+            ),
+            LC_ERR_INVALID_SCHEMA
+        );
+        for (names, status) in [
+            ([body.as_ptr(), null()], LC_ERR_NULL_ARGUMENT),
+            ([body.as_ptr(), long.as_ptr()], LC_ERR_INVALID_NAME),
+            (
+                [body.as_ptr(), bad_utf8.as_ptr().cast()],
+                LC_ERR_INVALID_UTF8,
+            ),
+            ([body.as_ptr(), nope.as_ptr()], LC_ERR_UNKNOWN_COLUMN),
+        ] {
+            assert_status!(
+                lc_table_columns_rewritten(f.manager, f.messages, names.as_ptr(), 2, &mut ended),
+                status
+            );
+        }
+        assert_eq!(ended, 77, "a refused call writes nothing");
+        assert_eq!(
+            stats(f.manager).subscriptions,
+            2,
+            "a refused call ends nothing"
+        );
+        assert_status!(
+            lc_table_columns_rewritten(f.manager, f.messages, null(), 0, &mut ended),
+            LC_OK
+        );
+        assert_eq!(ended, 0);
+        assert_status!(
+            lc_table_columns_rewritten(f.manager, f.messages, one.as_ptr(), 1, &mut ended),
+            LC_OK
+        );
+        assert_eq!(ended, 1, "the fixture's SELECT *");
+        assert_status!(
+            lc_table_columns_rewritten(f.manager, f.messages, one.as_ptr(), 1, null_mut()),
+            LC_OK
+        );
+        assert_eq!(lc_subscription_result_free(ids), LC_OK);
+    }
+    assert_eq!(stats(f.manager).subscriptions, 1, "the one reading id");
+}
+
 pub(crate) fn case_lc_table_revoke() {
     let f = Fixture::new();
     let why = c("withdrawn");

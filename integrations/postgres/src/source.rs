@@ -299,13 +299,14 @@ impl Shared {
     /// whose type changes under the same name (`ALTER COLUMN ... TYPE`: another type, say
     /// integer to numeric, which livecore holds as text, or the same type with another
     /// modifier, `numeric(10,2)` to `numeric(10,3)`, or another type of the same kind,
-    /// `timestamp` to `timestamptz`) is first registered as dropped: PostgreSQL rewrites
-    /// every value of the column without a row change on the stream (`12.50` becomes
-    /// `12.500`, `2024-01-01 10:00:00` becomes `2024-01-01 10:00:00+00`), so the
-    /// subscriptions reading it close with `SchemaChanged`, since their filters' verdicts
-    /// on the rows they hold would change without a change of those rows.
+    /// `timestamp` to `timestamptz`), or whose name now belongs to another column, then
+    /// has its readers closed with `SchemaChanged` (`ConnectionsManager::columns_rewritten`,
+    /// `SELECT *` included): PostgreSQL rewrites every value of the column without a row
+    /// change on the stream (`12.50` becomes `12.500`, `2024-01-01 10:00:00` becomes
+    /// `2024-01-01 10:00:00+00`), so the rows they hold, and their filters' verdicts on
+    /// them, would change with no change to tell them.
     fn register_with_livecore(&self, old: Option<&TableInfo>, new: &TableInfo) -> PgResult<()> {
-        let retyped: Vec<&str> = match old {
+        let rewritten: Vec<&str> = match old {
             Some(old) => new
                 .columns
                 .iter()
@@ -322,19 +323,10 @@ impl Shared {
                 .collect(),
             None => Vec::new(),
         };
-        if !retyped.is_empty() {
-            let kept = new
-                .columns
-                .iter()
-                .filter(|column| !retyped.contains(&column.name.as_str()))
-                .map(|column| column.name.as_str());
-            self.manager.register_table(livecore::TableSchema::new(
-                new.table_id.clone(),
-                new.config.scope(),
-                kept,
-            ))?;
-        }
         self.manager.register_table(new.schema())?;
+        if !rewritten.is_empty() {
+            self.manager.columns_rewritten(&new.table_id, &rewritten)?;
+        }
         Ok(())
     }
 

@@ -158,7 +158,8 @@ async fn a_column_retyped_to_another_kind_closes_the_subscriptions_reading_it() 
 /// without a row change on the stream: `numeric(10,2)` to `numeric(10,3)` turns `12.50`
 /// into `12.500`, `timestamp` to `timestamptz` appends `+00`. A subscription filtering on
 /// such a column would keep rows its filter no longer matches (or miss rows it now
-/// matches), told nothing: it is closed with `SchemaChanged`, as for a change of kind.
+/// matches), and one selecting it (`SELECT *` too) would keep the old values, told
+/// nothing: each is closed with `SchemaChanged`, as for a change of kind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_column_retyped_within_its_kind_closes_the_subscriptions_reading_it() {
     let client = fresh("rtkd").await;
@@ -189,6 +190,8 @@ async fn a_column_retyped_within_its_kind_closes_the_subscriptions_reading_it() 
     )
     .await;
     let on_v = Subscriber::loaded(&manager, &source, "u", "SELECT id, v FROM rtkd.items").await;
+    // Filters on nothing, but holds every column's values.
+    let whole = Subscriber::loaded(&manager, &source, "u", "SELECT * FROM rtkd.items").await;
     assert_eq!(on_price.view.lock().unwrap().rows.len(), 1);
     client
         .batch_execute(
@@ -217,6 +220,12 @@ async fn a_column_retyped_within_its_kind_closes_the_subscriptions_reading_it() 
         at.closed,
         Some(CloseReason::SchemaChanged {
             column: "at".into()
+        })
+    );
+    assert_eq!(
+        whole.finish().closed,
+        Some(CloseReason::SchemaChanged {
+            column: "price".into()
         })
     );
     on_v.wait_for_row(3).await;
