@@ -159,11 +159,45 @@ pub(crate) struct Shared {
     synced: watch::Sender<u64>,
     failure: watch::Sender<Option<PgError>>,
     pub(crate) load_counter: AtomicU64,
+    /// The connection of the host's calls (`sync`, `slot_lag_bytes`): made on first use,
+    /// and again once the server closed it, rather than one per call (a host polling the
+    /// lag every second would otherwise start a server process each time).
+    host_sql: Mutex<Option<Arc<tokio_postgres::Client>>>,
     created_slot: bool,
     created_publication: bool,
 }
 
 impl Shared {
+    /// The connection for the host's calls: the one held while it is open, else a new one.
+    async fn host_client(&self) -> PgResult<Arc<tokio_postgres::Client>> {
+        if let Some(client) = lock(&self.host_sql)
+            .as_ref()
+            .filter(|client| !client.is_closed())
+        {
+            return Ok(client.clone());
+        }
+        let client = Arc::new(self.connection.connect_sql().await?);
+        *lock(&self.host_sql) = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Runs `query` on the host's connection, once more on a new connection when the held
+    /// one turns out closed (the server restarted, or an administrator ended the session).
+    async fn host_query<T, Run, Ran>(&self, query: Run) -> PgResult<T>
+    where
+        Run: Fn(Arc<tokio_postgres::Client>) -> Ran,
+        Ran: std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        let client = self.host_client().await?;
+        match query(client.clone()).await {
+            Err(error) if session_ended(&error, &client) => {
+                *lock(&self.host_sql) = None;
+                Ok(query(self.host_client().await?).await?)
+            }
+            ran => Ok(ran?),
+        }
+    }
+
     pub(crate) fn fail(&self, error: PgError) {
         self.failure.send_if_modified(|slot| {
             if slot.is_none() {
@@ -509,6 +543,7 @@ impl PgSource {
             synced,
             failure,
             load_counter: AtomicU64::new(0),
+            host_sql: Mutex::new(None),
             created_slot,
             created_publication,
             config,
@@ -561,12 +596,16 @@ impl PgSource {
     /// position reached. Works by writing a non-transactional logical message into the WAL
     /// and waiting for the stream to pass it.
     pub async fn sync(&self, timeout: Duration) -> PgResult<u64> {
-        let client = self.shared.connection.connect_sql().await?;
-        let row = client
-            .query_one(
-                "SELECT (pg_logical_emit_message(false, $1, ''::text))::text",
-                &[&SYNC_PREFIX],
-            )
+        let row = self
+            .shared
+            .host_query(|client| async move {
+                client
+                    .query_one(
+                        "SELECT (pg_logical_emit_message(false, $1, ''::text))::text",
+                        &[&SYNC_PREFIX],
+                    )
+                    .await
+            })
             .await?;
         let text: String = row.get(0);
         let target = Lsn::parse(&text)
@@ -594,6 +633,7 @@ impl PgSource {
         // A DROP TABLE, or a table leaving the publication, sends nothing on the stream:
         // the stream has passed every commit before this call, so check that each table
         // is still there and published.
+        let client = self.shared.host_client().await?;
         if let Err(error) = check_tables(&self.shared, &client).await {
             if !matches!(error, PgError::Sql(_)) {
                 self.shared.fail(error.clone());
@@ -608,15 +648,20 @@ impl PgSource {
     /// that the stream has not sent yet. The confirmed position reaches PostgreSQL with
     /// the next status update (`status_interval`) after the source acknowledged it.
     pub async fn slot_lag_bytes(&self) -> PgResult<u64> {
-        let client = self.shared.connection.connect_sql().await?;
-        let row = client
-            .query_opt(
-                "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::text \
-                 FROM pg_replication_slots WHERE slot_name = $1",
-                &[&self.shared.config.slot],
-            )
+        let slot = &self.shared.config.slot;
+        let row = self
+            .shared
+            .host_query(|client| async move {
+                client
+                    .query_opt(
+                        "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::text \
+                         FROM pg_replication_slots WHERE slot_name = $1",
+                        &[slot],
+                    )
+                    .await
+            })
             .await?
-            .ok_or_else(|| PgError::SlotMissing(self.shared.config.slot.clone()))?;
+            .ok_or_else(|| PgError::SlotMissing(slot.clone()))?;
         let text: String = row.get(0);
         text.parse::<f64>()
             .map(|bytes| bytes.max(0.0) as u64)
@@ -683,6 +728,23 @@ impl Drop for PgSource {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
     }
+}
+
+/// Whether `error` of a query on `client` means the session is over (closed, or ended by
+/// the server: an administrator's `pg_terminate_backend`, a shutdown), so the query may be
+/// tried again on a new connection.
+fn session_ended(error: &tokio_postgres::Error, client: &tokio_postgres::Client) -> bool {
+    use tokio_postgres::error::SqlState;
+    error.is_closed()
+        || client.is_closed()
+        || error.code().is_some_and(|code| {
+            [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+            ]
+            .contains(code)
+        })
 }
 
 /// How often the stream checks, while idle (at a keepalive with no transaction open), that
