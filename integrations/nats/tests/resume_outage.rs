@@ -1,8 +1,9 @@
 //! A resume begun while the stream has no leader (two of the three servers hung with
 //! SIGSTOP, so the stream's replicas cannot elect one): its requests fail until the
 //! servers come back, and it goes on then instead of ending with `ResumeUnavailable`,
-//! since the stream kept everything the client missed. Its own test binary, so no other
-//! test runs while servers hang.
+//! since the stream kept everything the client missed. A resume whose host drops its
+//! future meanwhile tells its client `ResumeUnavailable` rather than leaving it gated.
+//! Its own test binary, so no other test runs while servers hang.
 
 mod common;
 
@@ -41,22 +42,41 @@ async fn a_resume_outlasts_a_stream_without_a_leader() {
     caught_up(&node, last).await;
 
     let connection = client(node.manager(), "alice");
+    // A second client whose host gives up on its resume while the stream is out.
+    let given_up = client(node.manager(), "bob");
     let hung = [Hung::stop(2), Hung::stop(3)];
-    let resume = {
+    let resume_of = |connection_id: ConnectionId| {
         let node = node.clone();
         tokio::spawn(async move {
-            node.resume(
-                connection.connection_id,
-                QuerySpec::table(items()),
-                SeqId(10),
-            )
-            .await
+            node.resume(connection_id, QuerySpec::table(items()), SeqId(10))
+                .await
         })
     };
+    let resume = resume_of(connection.connection_id);
+    let abandoned = resume_of(given_up.connection_id);
     // Long enough for several of the resume's requests to fail (each waits for the
     // request timeout, or is refused at once for want of a leader).
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(!resume.is_finished(), "the resume waits for the stream");
+    assert!(!abandoned.is_finished(), "the resume waits for the stream");
+    // Dropping the resume's future tells its client, rather than leaving the
+    // subscription gated with nothing to open it.
+    abandoned.abort();
+    assert!(abandoned.await.unwrap_err().is_cancelled());
+    assert!(node
+        .manager()
+        .subscriptions_of(given_up.connection_id)
+        .unwrap()
+        .is_empty());
+    let (task, stop) = spawn_drain(given_up.notifications);
+    stop.store(true, Ordering::Release);
+    let notices: Vec<String> = task
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, received)| received.expect_err("no change reaches it"))
+        .collect();
+    assert_eq!(notices, vec!["resume_unavailable"]);
     drop(hung);
 
     let outcome = tokio::time::timeout(Duration::from_secs(90), resume)

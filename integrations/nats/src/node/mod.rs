@@ -105,6 +105,30 @@ pub struct NodeStats {
     pub resume_retries: u64,
 }
 
+/// A resume under way: dropped before [`settled`](Self::settled), its subscription ends
+/// with `ResumeUnavailable` (the client subscribes again with a snapshot) instead of
+/// staying gated with nothing to open it.
+struct Abandoned<'a> {
+    manager: &'a ConnectionsManager,
+    live_query_id: Option<LiveQueryId>,
+}
+
+impl Abandoned<'_> {
+    /// The resume reached an outcome, which ends or opens the subscription itself.
+    fn settled(mut self) {
+        self.live_query_id = None;
+    }
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.live_query_id {
+            // Already ended (the host unsubscribed, a schema change) is fine.
+            let _ = self.manager.resume_unavailable(id);
+        }
+    }
+}
+
 /// One front node's bridge. Dropping it stops its tasks.
 pub struct NodeBridge {
     inner: Arc<Inner>,
@@ -413,6 +437,12 @@ impl NodeBridge {
         last_seq: SeqId,
     ) -> Result<ResumeOutcome, BridgeError> {
         let id = subscription.live_query_id;
+        // A host that drops the resume's future (a timeout around it, its client gone)
+        // would leave the subscription gated for ever: its client is told instead.
+        let abandoned = Abandoned {
+            manager: &self.inner.manager,
+            live_query_id: Some(id),
+        };
         let mut replayed = Replayed::default();
         let patience = tokio::time::Instant::now() + self.inner.config.resume_retry_patience;
         let mut pause = RESUME_RETRY_FIRST_PAUSE;
@@ -428,6 +458,8 @@ impl NodeBridge {
                 outcome => break outcome,
             }
         };
+        // Each outcome below ends or opens the subscription itself.
+        abandoned.settled();
         match outcome {
             // Completion never waits for room: a marker that finds the channel full goes
             // to the receiver out of band.
