@@ -82,7 +82,10 @@ pub struct SourceConfig {
     /// URL. The user needs the REPLICATION attribute (or superuser). Authentication is
     /// whatever the server asks: SCRAM-SHA-256 included. TLS (rustls) with `sslmode=require`,
     /// `verify-ca` or `verify-full` (the last two with `sslrootcert`, a PEM file);
-    /// `disable`, `allow`, `prefer` or no `sslmode` connect in plain text.
+    /// `disable`, `allow`, `prefer` or no `sslmode` connect in plain text. Settings given
+    /// with `options` (`-c statement_timeout=5000`) apply to every connection the source
+    /// opens, except those it pins for decoding (date, interval and float styles, time
+    /// zone, `bytea_output`, encoding), which come after them and win.
     pub connection: String,
     /// The logical replication slot the change stream reads (created when missing): 1 to
     /// 32 characters of a-z, 0-9 and _ (each load names a temporary slot after it).
@@ -211,6 +214,8 @@ pub(crate) struct Connection {
     pub(crate) user: String,
     pub(crate) password: String,
     pub(crate) dbname: String,
+    /// The host's `options`, then the settings the decoder needs.
+    options: String,
     #[cfg(feature = "tls")]
     tls: TlsOptions,
     /// The SQL connections' TLS connector; `None` in plain text.
@@ -243,7 +248,13 @@ impl Connection {
         } else {
             tokio_postgres::config::SslMode::Disable
         });
-        sql.options(SESSION_SETTINGS);
+        // The host's own settings are kept; the pinned ones come after them, so they win
+        // where both set a parameter (a later `-c` overrides an earlier one).
+        let options = match sql.get_options().map(str::trim) {
+            Some(own) if !own.is_empty() => format!("{own} {SESSION_SETTINGS}"),
+            _ => SESSION_SETTINGS.to_string(),
+        };
+        sql.options(&options);
         sql.application_name("livecore-postgres");
         let host = match sql.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
@@ -268,6 +279,7 @@ impl Connection {
             user,
             password,
             dbname,
+            options,
             #[cfg(feature = "tls")]
             tls,
             #[cfg(feature = "tls")]
@@ -291,7 +303,7 @@ impl Connection {
             publication.to_string(),
         )
         .with_port(self.port)
-        .with_options(SESSION_SETTINGS)
+        .with_options(self.options.clone())
         .with_application_name("livecore-postgres")
         .with_status_interval(status_interval);
         #[cfg(feature = "tls")]
@@ -321,6 +333,23 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hosts_options_are_kept_before_the_pinned_settings() {
+        let own = Connection::parse(
+            "host=localhost user=u options='-c statement_timeout=5000 -c TimeZone=Europe/Paris'",
+        )
+        .unwrap();
+        let expected =
+            format!("-c statement_timeout=5000 -c TimeZone=Europe/Paris {SESSION_SETTINGS}");
+        assert_eq!(own.sql.get_options(), Some(expected.as_str()));
+        assert_eq!(own.options, expected);
+        // The pinned time zone comes last, so it is the one the session uses.
+        assert!(expected.rfind("TimeZone=UTC") > expected.find("TimeZone=Europe/Paris"));
+        let none = Connection::parse("postgres://u@localhost/db").unwrap();
+        assert_eq!(none.sql.get_options(), Some(SESSION_SETTINGS));
+        assert_eq!(none.options, SESSION_SETTINGS);
+    }
 
     #[test]
     fn slot_names_leave_room_for_the_load_slots() {
