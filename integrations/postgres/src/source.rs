@@ -761,6 +761,26 @@ const CATALOG_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// (no longer published); `Sql` when the catalog could not be read.
 pub(crate) async fn check_tables(shared: &Shared, client: &tokio_postgres::Client) -> PgResult<()> {
     let publication = &shared.config.publication;
+    // Every table in one query (a sync, and each idle check, would otherwise make two
+    // round trips per table): each starting OID's current name, if it still exists, and
+    // whether the publication still holds it.
+    let oids: Vec<u32> = shared.oids.values().copied().collect();
+    let rows = client
+        .query(
+            "SELECT o.oid, n.nspname::text, c.relname::text, \
+                    EXISTS (SELECT 1 FROM pg_publication_tables p \
+                            WHERE p.pubname = $2 AND p.schemaname = n.nspname \
+                              AND p.tablename = c.relname) \
+             FROM unnest($1::oid[]) AS o(oid) \
+             LEFT JOIN pg_class c ON c.oid = o.oid \
+             LEFT JOIN pg_namespace n ON n.oid = c.relnamespace",
+            &[&oids, publication],
+        )
+        .await?;
+    let found: HashMap<u32, (Option<String>, Option<String>, bool)> = rows
+        .iter()
+        .map(|row| (row.get(0), (row.get(1), row.get(2), row.get(3))))
+        .collect();
     for table in &shared.config.tables {
         let qualified = format!("{}.{}", table.schema, table.name);
         let Some(&oid) = shared
@@ -769,23 +789,19 @@ pub(crate) async fn check_tables(shared: &Shared, client: &tokio_postgres::Clien
         else {
             continue;
         };
-        let named = client
-            .query_opt(
-                "SELECT n.nspname::text, c.relname::text FROM pg_class c \
-                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
-                &[&oid],
-            )
-            .await?;
-        let detail = match named {
-            None => Some(format!(
-                "relation {oid} was dropped; the publication sends nothing of a table \
-                 created again under its name"
-            )),
-            Some(row) => {
-                let (schema, name): (String, String) = (row.get(0), row.get(1));
-                (schema != table.schema || name != table.name)
-                    .then(|| format!("relation {oid} is now {schema}.{name} (renamed or moved)"))
-            }
+        let (published, detail) = match found.get(&oid) {
+            Some((Some(schema), Some(name), published)) => (
+                *published,
+                (*schema != table.schema || *name != table.name)
+                    .then(|| format!("relation {oid} is now {schema}.{name} (renamed or moved)")),
+            ),
+            _ => (
+                false,
+                Some(format!(
+                    "relation {oid} was dropped; the publication sends nothing of a table \
+                     created again under its name"
+                )),
+            ),
         };
         if let Some(detail) = detail {
             return Err(PgError::TableReplaced {
@@ -793,14 +809,6 @@ pub(crate) async fn check_tables(shared: &Shared, client: &tokio_postgres::Clien
                 detail,
             });
         }
-        let published = client
-            .query_opt(
-                "SELECT 1 FROM pg_publication_tables \
-                 WHERE pubname = $1 AND schemaname = $2 AND tablename = $3",
-                &[publication, &table.schema, &table.name],
-            )
-            .await?
-            .is_some();
         if !published {
             let exists = client
                 .query_opt(
