@@ -302,3 +302,47 @@ async fn a_client_that_reads_nothing_cannot_hold_a_resume() {
         "{stats:?}"
     );
 }
+
+/// A second copy of a commit the replay already gave (a writer re-sending after its
+/// duplicate window) is skipped, not taken for a break in the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_copy_of_a_replayed_commit_is_given_once() {
+    let stream = stream_config("resume_copy");
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let node = start_node(1, &stream).await;
+    let mut log = Vec::new();
+    append(&mut writer, &mut log, 1..=14).await;
+    // Commit 15 as its writer encoded it, appended again after commit 20 under another
+    // message id (JetStream's duplicate window no longer covers it).
+    let copy = writer.encode_commit(SeqId(15), &workload_commit(15));
+    append(&mut writer, &mut log, 15..=20).await;
+    writer.append_bytes("copy-of-15", copy).await.unwrap();
+    let last = append(&mut writer, &mut log, 21..=25).await;
+    caught_up(&node, last).await;
+
+    let connection = client(node.manager(), "alice");
+    let resumed = node
+        .resume(
+            connection.connection_id,
+            QuerySpec::table(items()),
+            SeqId(10),
+        )
+        .await
+        .unwrap();
+    let ResumeOutcome::Resumed {
+        subscription,
+        replayed,
+    } = resumed
+    else {
+        panic!("expected a resume, got {resumed:?}");
+    };
+    assert_eq!(replayed, 15, "commits 11..=25, each once");
+    let (task, stop) = spawn_drain(connection.notifications);
+    stop.store(true, Ordering::Release);
+    let received = task.await.unwrap();
+    assert_eq!(
+        changes_of(&received, subscription.live_query_id),
+        expected_for(&log, None, |seq| seq > 10)
+    );
+}

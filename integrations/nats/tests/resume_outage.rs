@@ -15,8 +15,12 @@ use common::*;
 use livecore::*;
 use livecore_nats::*;
 
+/// The tests of this binary hang the same servers: one at a time.
+static SERVERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_outlasts_a_stream_without_a_leader() {
+    let _servers = SERVERS.lock().await;
     let stream = stream_config("resume_outage");
     let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
     writer.append_schema(items_schema()).await.unwrap();
@@ -106,5 +110,94 @@ async fn a_resume_outlasts_a_stream_without_a_leader() {
             .iter()
             .all(|notice| notice != "resume_unavailable"),
         "{received:?}"
+    );
+}
+
+/// The stream goes out in the middle of a replay (its client reads slowly: a small channel,
+/// so the replay waits for room, and reads few messages a request): the resume goes on
+/// from the last commit it settled once the stream is back, each commit given once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_goes_on_from_where_an_outage_stopped_it() {
+    let _servers = SERVERS.lock().await;
+    let stream = stream_config("resume_outage_mid");
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let manager = Arc::new(
+        ConnectionsManager::new(ManagerConfig {
+            node_id: NodeId(1),
+            notification_channel_capacity: 8,
+            gate_buffer_capacity: 100_000,
+            ..ManagerConfig::default()
+        })
+        .unwrap(),
+    );
+    let node = Arc::new(
+        NodeBridge::start(
+            manager,
+            NodeConfig {
+                connection: ConnectionConfig {
+                    request_timeout: Duration::from_secs(1),
+                    ..connection()
+                },
+                batch: 4,
+                resume_stall_timeout: Duration::from_secs(120),
+                node_stale_after: Duration::from_secs(120),
+                ..node_config(1, &stream)
+            },
+        )
+        .await
+        .unwrap(),
+    );
+    let mut log = Vec::new();
+    let last = append(&mut writer, &mut log, 1..=60).await;
+    caught_up(&node, last).await;
+
+    let connection = client(node.manager(), "alice");
+    let resume = {
+        let node = node.clone();
+        tokio::spawn(async move {
+            node.resume(
+                connection.connection_id,
+                QuerySpec::table(items()),
+                SeqId(10),
+            )
+            .await
+        })
+    };
+    // The replay fills the channel (8 commits) and waits for room.
+    wait_until("the replay to fill the channel", || {
+        node.manager()
+            .subscriptions_of(connection.connection_id)
+            .unwrap()
+            .first()
+            .is_some_and(|subscription| subscription.stats.delivered >= 8)
+    })
+    .await;
+    let hung = [Hung::stop(2), Hung::stop(3)];
+    // The client reads: the replay needs more of the stream, which is out.
+    let (task, stop) = spawn_drain(connection.notifications);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!resume.is_finished(), "the resume waits for the stream");
+    drop(hung);
+    let outcome = tokio::time::timeout(Duration::from_secs(90), resume)
+        .await
+        .expect("the resume ends within its patience")
+        .unwrap()
+        .unwrap_or_else(|error| panic!("{error}: {:?}", node.stats()));
+    let ResumeOutcome::Resumed {
+        subscription,
+        replayed,
+    } = outcome
+    else {
+        panic!("expected a resume, got {outcome:?}");
+    };
+    assert_eq!(replayed, 50, "commits 11..=60, each once");
+    assert!(node.stats().resume_retries > 0, "{:?}", node.stats());
+    received_up_to(node.manager(), subscription.live_query_id, 60).await;
+    stop.store(true, Ordering::Release);
+    let received = task.await.unwrap();
+    assert_eq!(
+        changes_of(&received, subscription.live_query_id),
+        expected_for(&log, None, |seq| seq > 10)
     );
 }

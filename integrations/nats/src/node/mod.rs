@@ -79,7 +79,9 @@ pub struct NodeStats {
     /// Times the node's NATS connection was re-established after it was lost (to the
     /// same server or another).
     pub reconnects: u64,
-    /// Errors of the record sync and heartbeat loop.
+    /// Errors of the record sync and heartbeat loop, and other failed requests the node
+    /// reports as [`BridgeError::Nats`] (asking the stream's leader for the messages a
+    /// consumer skipped, for one).
     pub sync_errors: u64,
     /// Episodes of the stream found missing ([`BridgeError::StreamNotFound`], one per
     /// episode).

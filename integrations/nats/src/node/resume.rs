@@ -179,8 +179,9 @@ impl Inner {
             else {
                 continue;
             };
-            if commit.seq <= has {
-                // A second copy (appended after the duplicate window): given once.
+            if commit.seq <= progress.chain.unwrap_or(last_seq) {
+                // A second copy (appended after the duplicate window), of a commit the
+                // client had or this resume gave it: given once.
                 continue;
             }
             // Every commit after the client's SeqId must be here: the first names a
@@ -197,7 +198,6 @@ impl Inner {
             if !chained {
                 return Ok(false);
             }
-            progress.chain = Some(commit.seq);
             // A commit written against another version of the subscription's table than
             // the one it was compiled against is replayed only when its rows still fit
             // (the same columns, in the same order, and scope): a same-width ALTER would
@@ -206,9 +206,11 @@ impl Inner {
                 let fit = match progress.fits.get(version) {
                     Some(fit) => *fit,
                     None => {
+                        // A failed read is retried with the resume (the commit is not
+                        // yet in `progress`), not taken for a schema that does not fit.
                         let fit = self
                             .schema_version(&table, *version)
-                            .await
+                            .await?
                             .is_some_and(|schema| schema == *compiled);
                         progress.fits.insert(*version, fit);
                         fit
@@ -241,12 +243,15 @@ impl Inner {
                     other => break other,
                 }
             };
+            // The commit is settled (given, or not the subscription's): a retry after a
+            // failed request goes on after it.
             match outcome {
                 Ok(true) => {
+                    progress.chain = Some(commit.seq);
                     progress.count += 1;
                     progress.replayed_to = Some(commit.seq);
                 }
-                Ok(false) => {}
+                Ok(false) => progress.chain = Some(commit.seq),
                 // The commit no longer fits the table (its schema changed since): the
                 // client needs a snapshot.
                 Err(
@@ -285,20 +290,28 @@ impl Inner {
     }
 
     /// A table's schema at `version`, as met or from the schema bucket (None when the
-    /// bucket does not hold it).
-    async fn schema_version(&self, table: &TableId, version: u64) -> Option<TableSchema> {
+    /// bucket does not hold it; an error when it could not be read).
+    async fn schema_version(
+        &self,
+        table: &TableId,
+        version: u64,
+    ) -> Result<Option<TableSchema>, BridgeError> {
         if let Some(schema) = lock(&self.known_schemas).get(&(table.clone(), version)) {
-            return Some(schema.clone());
+            return Ok(Some(schema.clone()));
         }
-        let bytes = self.schemas.get(schema_key(table, version)).await.ok()??;
+        let read = self.schemas.get(schema_key(table, version)).await;
+        let bytes = match read.nats("reading a schema version")? {
+            Some(bytes) => bytes,
+            None => return Ok(None),
+        };
         let Ok(StreamEntry::Schema(message)) = codec::decode_stream_entry(&bytes) else {
-            return None;
+            return Ok(None);
         };
         if message.version != version || message.schema.table_id != *table {
-            return None;
+            return Ok(None);
         }
         lock(&self.known_schemas).insert((table.clone(), version), message.schema.clone());
-        Some(message.schema)
+        Ok(Some(message.schema))
     }
 
     async fn entry_at(&self, stream_seq: u64) -> Result<Option<StreamEntry>, BridgeError> {
