@@ -42,7 +42,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use livecore::{LiveError, LiveQueryId, Row, SeqId, TableId, TableScope};
+use livecore::{LiveError, LiveQueryId, Row, SeqId, SubscriptionPhase, TableId, TableScope};
 use pgwire_replication::{Lsn, ReplicationClient};
 use tokio_postgres::SimpleQueryMessage;
 
@@ -95,33 +95,41 @@ impl PgSource {
     /// table read once).
     ///
     /// A load that fails, or whose future is dropped before it completes (the host gave
-    /// up on it: a timeout, a client gone), ends its subscriptions, which would otherwise
-    /// stay gated; one dropped while PostgreSQL creates its temporary slot also has the
-    /// waiting backend cancelled (see [`SourceConfig::load_slot_patience`]).
+    /// up on it: a timeout, a client gone), ends its subscriptions (unsubscribed), which
+    /// would otherwise stay gated; one livecore ended meanwhile (a schema change, a gate
+    /// overflow) keeps that ending and its notice. One dropped while PostgreSQL creates
+    /// its temporary slot also has the waiting backend cancelled (see
+    /// [`SourceConfig::load_slot_patience`]). A call naming a subscription it cannot load
+    /// (unknown, ended, live already, on a table of another source) fails with
+    /// [`PgError::Config`] (or livecore's error) before it starts, and ends none of them.
     ///
     /// [`SourceConfig::load_slot_patience`]: crate::SourceConfig::load_slot_patience
     pub async fn load_many(&self, live_query_ids: &[LiveQueryId]) -> PgResult<LoadReport> {
-        let mut unfinished = Unfinished::new(self, live_query_ids);
-        let result = self.try_load(live_query_ids, &mut unfinished).await;
+        // A call that names a subscription it cannot load (unknown, on a table of another
+        // source) ends none of them: it may be another load's, or live.
+        let by_table = self.group_by_table(live_query_ids)?;
+        let mut unfinished = Unfinished::new(self, live_query_ids, Undo::Unsubscribe);
+        let result = self
+            .try_load(live_query_ids, by_table, &mut unfinished)
+            .await;
         if result.is_ok() {
             unfinished.finished();
         }
         result
     }
 
-    async fn try_load(
-        &self,
-        live_query_ids: &[LiveQueryId],
-        unfinished: &mut Unfinished,
-    ) -> PgResult<LoadReport> {
-        if let Some(error) = self.shared.failure() {
-            return Err(error);
-        }
-        let manager = &self.shared.manager;
-        // Subscriptions grouped by table, with the user each may see on user-scoped tables.
-        let mut by_table: HashMap<TableId, Vec<(LiveQueryId, Option<String>)>> = HashMap::new();
+    /// The subscriptions of a load grouped by table, with the user each may see on
+    /// user-scoped tables.
+    fn group_by_table(&self, live_query_ids: &[LiveQueryId]) -> PgResult<ByTable> {
+        let mut by_table = ByTable::new();
         for id in live_query_ids {
-            let subscription = manager.subscription(*id)?;
+            let subscription = self.shared.manager.subscription(*id)?;
+            if subscription.state != SubscriptionPhase::Loading {
+                return Err(PgError::Config(format!(
+                    "{id} is not waiting for a load (open it with \
+                     SubscriptionOptions::with_initial_load(), and load it once)"
+                )));
+            }
             if !lock(&self.shared.tables).contains_key(&subscription.table_id) {
                 return Err(PgError::Config(format!(
                     "table {} is not published by this source",
@@ -133,6 +141,19 @@ impl PgSource {
                 .or_default()
                 .push((*id, subscription.user));
         }
+        Ok(by_table)
+    }
+
+    async fn try_load(
+        &self,
+        live_query_ids: &[LiveQueryId],
+        by_table: ByTable,
+        unfinished: &mut Unfinished,
+    ) -> PgResult<LoadReport> {
+        if let Some(error) = self.shared.failure() {
+            return Err(error);
+        }
+        let manager = &self.shared.manager;
 
         // The temporary slot and its exported snapshot (steps 2 and 3).
         let number = self
@@ -160,8 +181,9 @@ impl PgSource {
         )
         .await;
         let Ok(created) = created else {
-            unfinished.creating_slot = None;
             cancel_slot_creation(&self.shared.connection, &slot).await;
+            // Cleared once cancelled: a drop during the cancel still has it cancelled.
+            unfinished.creating_slot = None;
             return Err(PgError::Replication(format!(
                 "creating the load slot waited more than {patience:?} for the transactions \
                  running when it began to end (a session idle in a write transaction, or a \
@@ -404,14 +426,16 @@ impl PgSource {
     /// [`PgError::SlotInvalidated`]), tells the subscriber `ResumeUnavailable`.
     ///
     /// A resume that fails once it began replaying, or whose future is dropped before it
-    /// completes, ends the subscription, which would otherwise stay gated.
+    /// completes, ends the subscription with `ResumeUnavailable` (the client subscribes
+    /// again with a snapshot), which would otherwise stay gated; one livecore ended
+    /// meanwhile keeps that ending and its notice.
     pub async fn resume(&self, live_query_id: LiveQueryId) -> PgResult<ResumeOutcome> {
         let manager = &self.shared.manager;
         let subscription = manager.subscription(live_query_id)?;
         let from = subscription.options.resume_from.ok_or_else(|| {
             PgError::Config("the subscription was not opened with resume_from".into())
         })?;
-        let unfinished = Unfinished::new(self, &[live_query_id]);
+        let unfinished = Unfinished::new(self, &[live_query_id], Undo::ResumeUnavailable);
         let outcome = self
             .replay_from(live_query_id, &subscription.table_id, from)
             .await;
@@ -462,21 +486,38 @@ impl PgSource {
     }
 }
 
+/// Subscriptions grouped by table, each with the user it may see on a user-scoped table.
+type ByTable = HashMap<TableId, Vec<(LiveQueryId, Option<String>)>>;
+
 /// The subscriptions of a load or resume under way: ended when it is dropped before
 /// [`finished`](Self::finished) (it failed, or the host dropped its future), since a gated
 /// subscription nobody completes would wait for ever.
 struct Unfinished {
     shared: Arc<Shared>,
     live_query_ids: Vec<LiveQueryId>,
+    undo: Undo,
     /// The temporary slot whose creation is being waited for, if it is.
     creating_slot: Option<String>,
 }
 
+/// How an unfinished load or resume ends a subscription that is still active (one
+/// livecore ended meanwhile, a schema change, a gate overflow, keeps that ending and its
+/// notice).
+#[derive(Clone, Copy)]
+enum Undo {
+    /// Removed, as the load's documentation says: the host, which gets the error, tells
+    /// its client.
+    Unsubscribe,
+    /// `ResumeUnavailable`: the client subscribes again with a snapshot.
+    ResumeUnavailable,
+}
+
 impl Unfinished {
-    fn new(source: &PgSource, live_query_ids: &[LiveQueryId]) -> Self {
+    fn new(source: &PgSource, live_query_ids: &[LiveQueryId], undo: Undo) -> Self {
         Self {
             shared: Arc::clone(&source.shared),
             live_query_ids: live_query_ids.to_vec(),
+            undo,
             creating_slot: None,
         }
     }
@@ -489,9 +530,20 @@ impl Unfinished {
 
 impl Drop for Unfinished {
     fn drop(&mut self) {
-        for id in &self.live_query_ids {
-            // Already gone is fine: the host may have unsubscribed it meanwhile.
-            let _ = self.shared.manager.unsubscribe(*id);
+        let manager = &self.shared.manager;
+        for &id in &self.live_query_ids {
+            // Gone (the host unsubscribed it) or ended by livecore: its notice, if any,
+            // stays for its client (an unsubscribe would drop one not yet handed out).
+            if manager.subscription(id).is_err() {
+                continue;
+            }
+            let told = match self.undo {
+                Undo::Unsubscribe => false,
+                Undo::ResumeUnavailable => manager.resume_unavailable(id).is_ok(),
+            };
+            if !told {
+                let _ = manager.unsubscribe(id);
+            }
         }
         // Dropped while PostgreSQL was creating the slot: its backend would wait on as a
         // timed-out creation's does. Cancelled from a task, since a drop cannot wait (and

@@ -182,19 +182,43 @@ impl Shared {
     }
 
     /// Runs `query` on the host's connection, once more on a new connection when the held
-    /// one turns out closed (the server restarted, or an administrator ended the session).
-    async fn host_query<T, Run, Ran>(&self, query: Run) -> PgResult<T>
+    /// one turns out closed (the server restarted, or an administrator ended the session);
+    /// all within `timeout` (see [`host_bounded`](Self::host_bounded)).
+    async fn host_query<T, Run, Ran>(&self, timeout: Duration, query: Run) -> PgResult<T>
     where
         Run: Fn(Arc<tokio_postgres::Client>) -> Ran,
         Ran: std::future::Future<Output = Result<T, tokio_postgres::Error>>,
     {
-        let client = self.host_client().await?;
-        match query(client.clone()).await {
-            Err(error) if session_ended(&error, &client) => {
-                *lock(&self.host_sql) = None;
-                Ok(query(self.host_client().await?).await?)
+        self.host_bounded(timeout, async {
+            let client = self.host_client().await?;
+            match query(client.clone()).await {
+                Err(error) if session_ended(&error, &client) => {
+                    *lock(&self.host_sql) = None;
+                    Ok(query(self.host_client().await?).await?)
+                }
+                ran => Ok(ran?),
             }
-            ran => Ok(ran?),
+        })
+        .await
+    }
+
+    /// `work` on the host's connection within `timeout`. Past it the connection is let go
+    /// (a server that vanished without a reset, behind a failed-over address or a NAT
+    /// that forgot the flow, leaves a socket that looks open until the kernel gives up,
+    /// minutes later) and the call fails with [`PgError::Sql`].
+    async fn host_bounded<T>(
+        &self,
+        timeout: Duration,
+        work: impl std::future::Future<Output = PgResult<T>>,
+    ) -> PgResult<T> {
+        match tokio::time::timeout(timeout, work).await {
+            Ok(done) => done,
+            Err(_) => {
+                *lock(&self.host_sql) = None;
+                Err(PgError::Sql(format!(
+                    "PostgreSQL did not answer within {timeout:?}"
+                )))
+            }
         }
     }
 
@@ -592,13 +616,17 @@ impl PgSource {
     }
 
     /// Waits until every transaction committed before this call is handed to livecore
-    /// (read-your-writes for a host that just wrote), at most `timeout`. Returns the
-    /// position reached. Works by writing a non-transactional logical message into the WAL
-    /// and waiting for the stream to pass it.
+    /// (read-your-writes for a host that just wrote), at most `timeout` (and a second for
+    /// the closing catalog check when the wait took it all). Returns the position reached.
+    /// Works by writing a non-transactional logical message into the WAL and waiting for
+    /// the stream to pass it. A server that does not answer within the time is
+    /// [`PgError::Sql`], and its connection is made again at the next call.
     pub async fn sync(&self, timeout: Duration) -> PgResult<u64> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
         let row = self
             .shared
-            .host_query(|client| async move {
+            .host_query(left(), |client| async move {
                 client
                     .query_one(
                         "SELECT (pg_logical_emit_message(false, $1, ''::text))::text",
@@ -627,14 +655,19 @@ impl PgSource {
                 }
             }
         };
-        let reached = tokio::time::timeout(timeout, wait)
+        let reached = tokio::time::timeout(left(), wait)
             .await
             .map_err(|_| PgError::Replication(format!("not synced within {timeout:?}")))??;
         // A DROP TABLE, or a table leaving the publication, sends nothing on the stream:
         // the stream has passed every commit before this call, so check that each table
-        // is still there and published.
-        let client = self.shared.host_client().await?;
-        if let Err(error) = check_tables(&self.shared, &client).await {
+        // is still there and published (given a second at least, should the wait have
+        // taken the rest).
+        let check = async {
+            let client = self.shared.host_client().await?;
+            check_tables(&self.shared, &client).await
+        };
+        let bound = left().max(Duration::from_secs(1));
+        if let Err(error) = self.shared.host_bounded(bound, check).await {
             if !matches!(error, PgError::Sql(_)) {
                 self.shared.fail(error.clone());
             }
@@ -646,12 +679,13 @@ impl PgSource {
     /// Replication lag as PostgreSQL sees it: bytes between the server's current WAL
     /// position and the slot's confirmed position, so it includes commits PostgreSQL holds
     /// that the stream has not sent yet. The confirmed position reaches PostgreSQL with
-    /// the next status update (`status_interval`) after the source acknowledged it.
+    /// the next status update (`status_interval`) after the source acknowledged it. A
+    /// server that does not answer within 30 s is [`PgError::Sql`].
     pub async fn slot_lag_bytes(&self) -> PgResult<u64> {
         let slot = &self.shared.config.slot;
         let row = self
             .shared
-            .host_query(|client| async move {
+            .host_query(HOST_QUERY_TIMEOUT, |client| async move {
                 client
                     .query_opt(
                         "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::text \
@@ -729,6 +763,9 @@ impl Drop for PgSource {
         let _ = self.stop.send(true);
     }
 }
+
+/// The longest `slot_lag_bytes` waits for PostgreSQL's answer.
+const HOST_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Whether `error` of a query on `client` means the session is over (closed, or ended by
 /// the server: an administrator's `pg_terminate_backend`, a shutdown), so the query may be

@@ -8,8 +8,31 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use livecore_postgres::PgError;
 
 const SYNC: Duration = Duration::from_secs(60);
+
+/// Sends `signal` (STOP, CONT) to server process `pid`: directly as root, else through
+/// `sudo -n`, as ci.sh runs the cluster's privileged steps.
+fn signal(pid: i32, signal: &str) {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
+    let mut command = if root {
+        std::process::Command::new("kill")
+    } else {
+        let mut sudo = std::process::Command::new("sudo");
+        sudo.args(["-n", "kill"]);
+        sudo
+    };
+    let status = command
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hosts_calls_share_one_connection_made_again_once_ended() {
@@ -68,6 +91,31 @@ async fn the_hosts_calls_share_one_connection_made_again_once_ended() {
         .filter(|pid| !first.contains(pid))
         .collect();
     assert_eq!(again.len(), 1, "{again:?}");
+
+    // A server process that stops answering without closing its socket (as a server gone
+    // behind a failed-over address looks): the call fails within its time instead of
+    // waiting for the kernel, and the next one works on a new connection.
+    signal(again[0], "STOP");
+    let started = std::time::Instant::now();
+    let stuck = source.sync(Duration::from_secs(2)).await;
+    signal(again[0], "CONT");
+    assert!(matches!(stuck, Err(PgError::Sql(_))), "{stuck:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "bounded by the call's time"
+    );
+    source.sync(SYNC).await.unwrap();
+    source.slot_lag_bytes().await.unwrap();
+    let third: Vec<i32> = lag_backends()
+        .await
+        .into_iter()
+        .filter(|pid| !first.contains(pid) && !again.contains(pid))
+        .collect();
+    assert_eq!(
+        third.len(),
+        1,
+        "a new connection after the stalled one: {third:?}"
+    );
     assert!(source.failure().is_none(), "{:?}", source.failure());
     source.stop_and_drop().await.unwrap();
 }

@@ -285,6 +285,12 @@ async fn a_load_behind_a_transaction_left_open_fails_instead_of_waiting_forever(
     no_load_slot_left().await;
     writer.batch_execute("COMMIT").await.unwrap();
     let loaded = Subscriber::loaded(&manager, &source, "u", "SELECT * FROM idlew.items").await;
+    // Loading it again (a host's mistake) is refused before anything starts, and the
+    // live subscription goes on (the rows below reach it).
+    match source.load(loaded.live_query_id).await {
+        Err(PgError::Config(reason)) => assert!(reason.contains("not waiting"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
     client
         .batch_execute("INSERT INTO idlew.items VALUES (2, 0, 'after')")
         .await
