@@ -811,7 +811,8 @@ enum lc_close_reason
      */
     LC_CLOSE_NONE = 0,
     /**
-     * The table was re-registered without a column the query uses.
+     * A column the query reads is gone (the table was re-registered without it) or its
+     * values were rewritten (`lc_table_columns_rewritten`).
      */
     LC_CLOSE_SCHEMA_CHANGED = 1,
     /**

@@ -311,6 +311,14 @@ fn rewritten_columns_close_the_subscriptions_reading_them() {
         connection.connection_id,
         QuerySpec::table(messages()).project(Projection::columns(["id"])),
     );
+    // Still in its initial load: ended too.
+    let loading = manager
+        .subscribe(
+            connection.connection_id,
+            in_room(1),
+            SubscriptionOptions::with_initial_load(),
+        )
+        .unwrap();
     assert!(matches!(
         manager.columns_rewritten(&messages(), &["room", "nope"]),
         Err(LiveError::UnknownColumn { column, .. }) if column == "nope"
@@ -324,23 +332,34 @@ fn rewritten_columns_close_the_subscriptions_reading_them() {
         0
     );
     assert!(drain(&mut connection.notifications).is_empty());
+    // A change queued for every subscription before the call: the ended ones' are not
+    // handed out after it (the notice is the last of them), the others' are.
+    manager
+        .publish(
+            SeqId(1),
+            ChangeNotification::insert(messages(), message(6, 1, "before")),
+        )
+        .unwrap();
 
     assert_eq!(
         manager
             .columns_rewritten(&messages(), &["body", "Room"])
             .unwrap(),
-        3
+        4
     );
-    let mut closed: Vec<(LiveQueryId, CloseReason)> = drain(&mut connection.notifications)
-        .into_iter()
-        .map(|notification| match notification {
+    let mut closed: Vec<(LiveQueryId, CloseReason)> = Vec::new();
+    let mut changes = Vec::new();
+    for notification in drain(&mut connection.notifications) {
+        match notification {
             Notification::Closed {
                 live_query_id,
                 reason,
-            } => (live_query_id, reason),
-            other => panic!("expected closed, got {other:?}"),
-        })
-        .collect();
+            } => closed.push((live_query_id, reason)),
+            Notification::Changes(set) => changes.push(set.live_query_id()),
+            other => panic!("expected closed or changes, got {other:?}"),
+        }
+    }
+    assert_eq!(changes, vec![id_only.live_query_id]);
     closed.sort_by_key(|(id, _)| *id);
     // Each notice names a column the subscription reads, one its filter reads first.
     let schema_changed = |column: &str| CloseReason::SchemaChanged {
@@ -350,16 +369,17 @@ fn rewritten_columns_close_the_subscriptions_reading_them() {
         (by_room.live_query_id, schema_changed("room")),
         (everything.live_query_id, schema_changed("body")),
         (room_shown.live_query_id, schema_changed("room")),
+        (loading.live_query_id, schema_changed("room")),
     ];
     expected.sort_by_key(|(id, _)| *id);
     assert_eq!(closed, expected);
-    for gone in [&by_room, &everything, &room_shown] {
+    for gone in [&by_room, &everything, &room_shown, &loading] {
         assert!(manager.subscription(gone.live_query_id).is_err());
     }
     // The subscription that reads neither goes on.
     manager
         .publish(
-            SeqId(1),
+            SeqId(2),
             ChangeNotification::insert(messages(), message(7, 1, "after")),
         )
         .unwrap();

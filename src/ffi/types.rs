@@ -481,7 +481,8 @@ pub enum lc_notification_kind {
 pub enum lc_close_reason {
     /// Not a closed notification.
     LC_CLOSE_NONE = 0,
-    /// The table was re-registered without a column the query uses.
+    /// A column the query reads is gone (the table was re-registered without it) or its
+    /// values were rewritten (`lc_table_columns_rewritten`).
     LC_CLOSE_SCHEMA_CHANGED = 1,
     /// The table was dropped.
     LC_CLOSE_TABLE_DROPPED = 2,

@@ -7,7 +7,6 @@ use crate::connection::state::SharedConnectionState;
 use crate::connection::subscription::{SubscriptionCore, SubscriptionHandle};
 use crate::error::{LiveError, LiveResult};
 use crate::manager::ConnectionsManager;
-use crate::query::{Projection, QuerySpec};
 use crate::sync::mutant;
 use crate::sync::{lock, read, write, LeanArc};
 use crate::types::ending::CloseReason;
@@ -155,7 +154,7 @@ impl ConnectionsManager {
             return Ok(0);
         }
         let ended = self.end_table_subscriptions(table_id, |core| {
-            let column = first_read(&core.query.spec, &rewritten)?;
+            let column = core.query.spec.first_read_of(&rewritten)?;
             Some(SubscriptionEnding::Closed(CloseReason::SchemaChanged {
                 column: column.to_string(),
             }))
@@ -233,26 +232,4 @@ impl ConnectionsManager {
         }
         Ok(ended)
     }
-}
-
-/// The first of `columns` (a table's spelling of each) that `spec` reads: one its filter
-/// reads if any (the column whose rewrite changes which rows it holds), else one its
-/// projection selects (every column, for `SELECT *`).
-fn first_read<'a>(spec: &QuerySpec, columns: &[&'a str]) -> Option<&'a str> {
-    let mut filtered: Vec<&str> = Vec::new();
-    if let Some(filter) = &spec.filter {
-        filter.for_each_column(&mut |column| filtered.push(column));
-    }
-    let same = |name: &str, column: &str| name.eq_ignore_ascii_case(column);
-    let in_filter = columns
-        .iter()
-        .find(|column| filtered.iter().any(|name| same(name, column)));
-    in_filter
-        .or_else(|| match &spec.projection {
-            Projection::All => columns.first(),
-            Projection::Columns(names) => columns
-                .iter()
-                .find(|column| names.iter().any(|name| same(name, column))),
-        })
-        .copied()
 }

@@ -141,6 +141,29 @@ impl QuerySpec {
             let _ = write!(out, "{}", next.next().unwrap_or(value));
         })
     }
+
+    /// The first of `columns` (names as the table spells them) that the query reads,
+    /// matched ignoring ASCII case: one its filter reads if any (the column whose change
+    /// changes which rows it holds), else one its projection selects; for `SELECT *`,
+    /// which selects every column, the first of `columns`.
+    pub(crate) fn first_read_of<'a>(&self, columns: &[&'a str]) -> Option<&'a str> {
+        let mut filtered: Vec<&str> = Vec::new();
+        if let Some(filter) = &self.filter {
+            filter.for_each_column(&mut |column| filtered.push(column));
+        }
+        let same = |name: &str, column: &str| name.eq_ignore_ascii_case(column);
+        let in_filter = columns
+            .iter()
+            .find(|column| filtered.iter().any(|name| same(name, column)));
+        in_filter
+            .or_else(|| match &self.projection {
+                Projection::All => columns.first(),
+                Projection::Columns(names) => columns
+                    .iter()
+                    .find(|column| names.iter().any(|name| same(name, column))),
+            })
+            .copied()
+    }
 }
 
 pub(crate) use params::Params;

@@ -7,9 +7,12 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum CloseReason {
-    /// The table was re-registered without a column the query uses.
+    /// A column the query reads is gone (the table was re-registered without it) or its
+    /// values were rewritten without row changes (the host called
+    /// [`columns_rewritten`](crate::ConnectionsManager::columns_rewritten): a change of
+    /// type, a name moved to another column).
     SchemaChanged {
-        /// The missing column.
+        /// The column.
         column: String,
     },
     /// The table was dropped.
@@ -36,7 +39,7 @@ impl fmt::Display for CloseReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CloseReason::SchemaChanged { column } => {
-                write!(f, "the table no longer has column '{column}'")
+                write!(f, "column '{column}' was dropped or its values rewritten")
             }
             CloseReason::TableDropped => f.write_str("the table was dropped"),
             CloseReason::Revoked { reason } => write!(f, "revoked: {reason}"),

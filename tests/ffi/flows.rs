@@ -684,7 +684,7 @@ fn a_full_channel_becomes_a_gap_notice_and_a_schema_change_a_close() {
     assert_eq!(
         json(closed),
         format!(
-            r#"{{"type":"closed","live_query_id":"{lq}","reason":"schema_changed","detail":"the table no longer has column 'room'"}}"#
+            r#"{{"type":"closed","live_query_id":"{lq}","reason":"schema_changed","detail":"column 'room' was dropped or its values rewritten"}}"#
         )
     );
     assert_eq!(lc_notification_free(closed), LC_OK);

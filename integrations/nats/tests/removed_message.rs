@@ -249,9 +249,10 @@ async fn a_resume_whose_last_message_was_removed_ends_instead_of_waiting() {
     );
 }
 
-/// A long run of removed messages (as a subject-filtered purge leaves) is found in one
-/// question to the stream's leader and reported as one hole, and the node applies what
-/// follows it.
+/// A long run of removed messages (as a subject-filtered purge leaves) is reported as one
+/// hole, and the node applies what follows it. (It is found in one question to the
+/// stream's leader, where it took one per message: this checks the answer's use, the
+/// first message held from a sequence on; the request count is not observed here.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_run_of_removed_messages_is_one_hole() {
     let stream = stream_config("removed_run");
