@@ -116,6 +116,29 @@ async fn the_hosts_calls_share_one_connection_made_again_once_ended() {
         1,
         "a new connection after the stalled one: {third:?}"
     );
+
+    // The session ended by an administrator while a call waits on it (its server process
+    // stopped, then terminated and continued: it ends the session in answer to the
+    // query): the call is tried again on a new connection and succeeds.
+    let held = third[0];
+    signal(held, "STOP");
+    let call = source.slot_lag_bytes();
+    let administrator = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        client
+            .execute("SELECT pg_terminate_backend($1)", &[&held])
+            .await
+            .unwrap();
+        signal(held, "CONT");
+    };
+    let (answered, ()) = tokio::join!(call, administrator);
+    answered.unwrap();
+    let fourth: Vec<i32> = lag_backends()
+        .await
+        .into_iter()
+        .filter(|pid| ![first[0], again[0], held].contains(pid))
+        .collect();
+    assert_eq!(fourth.len(), 1, "the call's second try: {fourth:?}");
     assert!(source.failure().is_none(), "{:?}", source.failure());
     source.stop_and_drop().await.unwrap();
 }
