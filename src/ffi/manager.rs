@@ -611,6 +611,39 @@ pub unsafe extern "C" fn lc_manager_get_stats(
     })
 }
 
+/// `LC_ERR_INVALID_SCHEMA` for more columns than a table may have, checked before any
+/// name is read (a count that lies is refused without touching memory).
+fn check_column_count(column_count: usize) -> Result<(), FfiError> {
+    if column_count > LC_MAX_COLUMNS {
+        return Err(FfiError::new(
+            lc_status::LC_ERR_INVALID_SCHEMA,
+            format!("{column_count} columns; a table has at most {LC_MAX_COLUMNS}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The `column_count` column names at `columns`, each checked as a name.
+///
+/// # Safety
+/// `columns` is NULL or points at `column_count` pointers, each NULL or a NUL-terminated
+/// string, valid for `'a`.
+unsafe fn column_names<'a>(
+    columns: *const *const c_char,
+    column_count: usize,
+) -> Result<Vec<&'a str>, FfiError> {
+    // SAFETY: the caller promised `column_count` pointers at `columns`.
+    let column_ptrs = unsafe { slice(columns, column_count, "columns") }?;
+    column_ptrs
+        .iter()
+        .enumerate()
+        .map(|(index, &column)| {
+            // SAFETY: each pointer is NULL or a NUL-terminated string (caller's promise).
+            unsafe { name_str(column, &format_args!("columns[{index}]")) }
+        })
+        .collect()
+}
+
 /// Registers a table's schema, or replaces it (ALTER TABLE: subscriptions are recompiled,
 /// and those using a dropped column are closed). `scope` is an `lc_table_scope`;
 /// `columns` holds `column_count` NUL-terminated UTF-8 names in row order. All strings are
@@ -644,26 +677,14 @@ pub unsafe extern "C" fn lc_table_register(
     boundary("lc_table_register", || {
         // The handle and the count before the loop over the columns.
         let entry = manager_entry(manager)?;
-        if column_count > LC_MAX_COLUMNS {
-            return Err(FfiError::new(
-                lc_status::LC_ERR_INVALID_SCHEMA,
-                format!("{column_count} columns; a table has at most {LC_MAX_COLUMNS}"),
-            ));
-        }
+        check_column_count(column_count)?;
         // SAFETY: the caller promised NULL or NUL-terminated strings.
         let namespace = unsafe { name_str(table_namespace, "table_namespace") }?;
         // SAFETY: as above.
         let table_name = unsafe { name_str(name, "name") }?;
-        // SAFETY: the caller promised `column_count` pointers at `columns`.
-        let column_ptrs = unsafe { slice(columns, column_count, "columns") }?;
-        let column_names = column_ptrs
-            .iter()
-            .enumerate()
-            .map(|(index, &column)| {
-                // SAFETY: each pointer is NULL or a NUL-terminated string (caller's promise).
-                unsafe { name_str(column, &format_args!("columns[{index}]")) }
-            })
-            .collect::<Result<Vec<&str>, FfiError>>()?;
+        // SAFETY: the caller promised `column_count` pointers at `columns`, each NULL or a
+        // NUL-terminated string.
+        let column_names = unsafe { column_names(columns, column_count) }?;
         // SAFETY: the caller promised `out_table_key` is NULL or writable.
         let out = unsafe { Out::optional(out_table_key, "out_table_key") }?;
         let scope = lc_table_scope::from_tag(scope)?;
@@ -821,22 +842,10 @@ pub unsafe extern "C" fn lc_table_columns_rewritten(
     boundary("lc_table_columns_rewritten", || {
         // The handle and the count before the loop over the columns.
         let entry = manager_entry(manager)?;
-        if column_count > LC_MAX_COLUMNS {
-            return Err(FfiError::new(
-                lc_status::LC_ERR_INVALID_SCHEMA,
-                format!("{column_count} columns; a table has at most {LC_MAX_COLUMNS}"),
-            ));
-        }
-        // SAFETY: the caller promised `column_count` pointers at `columns`.
-        let column_ptrs = unsafe { slice(columns, column_count, "columns") }?;
-        let column_names = column_ptrs
-            .iter()
-            .enumerate()
-            .map(|(index, &column)| {
-                // SAFETY: each pointer is NULL or a NUL-terminated string (caller's promise).
-                unsafe { name_str(column, &format_args!("columns[{index}]")) }
-            })
-            .collect::<Result<Vec<&str>, FfiError>>()?;
+        check_column_count(column_count)?;
+        // SAFETY: the caller promised `column_count` pointers at `columns`, each NULL or a
+        // NUL-terminated string.
+        let column_names = unsafe { column_names(columns, column_count) }?;
         // SAFETY: the caller promised `out_ended` is NULL or writable.
         let out = unsafe { Out::optional(out_ended, "out_ended") }?;
         let table_id = entry.table_id(table)?;

@@ -330,13 +330,7 @@ async fn a_second_copy_of_a_replayed_commit_is_given_once() {
         )
         .await
         .unwrap();
-    let ResumeOutcome::Resumed {
-        subscription,
-        replayed,
-    } = resumed
-    else {
-        panic!("expected a resume, got {resumed:?}");
-    };
+    let (subscription, replayed) = common::resumed(resumed);
     assert_eq!(replayed, 15, "commits 11..=25, each once");
     let (task, stop) = spawn_drain(connection.notifications);
     stop.store(true, Ordering::Release);

@@ -18,29 +18,63 @@ use livecore_nats::*;
 /// The tests of this binary hang the same servers: one at a time.
 static SERVERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Node 1 of `stream` on `manager`, whose requests fail within a second while servers
+/// hang, and which no one declares offline meanwhile; `config` adjusts it further.
+async fn outage_node(
+    manager: Arc<ConnectionsManager>,
+    stream: &StreamConfig,
+    config: impl FnOnce(NodeConfig) -> NodeConfig,
+) -> Arc<NodeBridge> {
+    let node = NodeBridge::start(
+        manager,
+        config(NodeConfig {
+            connection: ConnectionConfig {
+                request_timeout: Duration::from_secs(1),
+                ..connection()
+            },
+            node_stale_after: Duration::from_secs(120),
+            ..node_config(1, stream)
+        }),
+    )
+    .await
+    .unwrap();
+    Arc::new(node)
+}
+
+/// A resume of the items table after SeqId 10, for `connection_id`, on its own task.
+fn resume_after_10(
+    node: &Arc<NodeBridge>,
+    connection_id: ConnectionId,
+) -> tokio::task::JoinHandle<Result<ResumeOutcome, BridgeError>> {
+    let node = node.clone();
+    tokio::spawn(async move {
+        node.resume(connection_id, QuerySpec::table(items()), SeqId(10))
+            .await
+    })
+}
+
+/// What `resume` ended with once the servers are back: a resumed subscription and how
+/// many commits it replayed, after at least one retry.
+async fn resumed_after_retries(
+    node: &NodeBridge,
+    resume: tokio::task::JoinHandle<Result<ResumeOutcome, BridgeError>>,
+) -> (SubscriptionResult, u64) {
+    let outcome = tokio::time::timeout(Duration::from_secs(90), resume)
+        .await
+        .expect("the resume ends within its patience")
+        .unwrap()
+        .unwrap_or_else(|error| panic!("{error}: {:?}", node.stats()));
+    assert!(node.stats().resume_retries > 0, "{:?}", node.stats());
+    resumed(outcome)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_outlasts_a_stream_without_a_leader() {
     let _servers = SERVERS.lock().await;
     let stream = stream_config("resume_outage");
     let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
     writer.append_schema(items_schema()).await.unwrap();
-    let node = Arc::new(
-        NodeBridge::start(
-            manager(1),
-            NodeConfig {
-                // Requests fail within a second while the servers hang.
-                connection: ConnectionConfig {
-                    request_timeout: Duration::from_secs(1),
-                    ..connection()
-                },
-                // Neither declared offline nor its records stale while servers hang.
-                node_stale_after: Duration::from_secs(120),
-                ..node_config(1, &stream)
-            },
-        )
-        .await
-        .unwrap(),
-    );
+    let node = outage_node(manager(1), &stream, |config| config).await;
     let mut log = Vec::new();
     let last = append(&mut writer, &mut log, 1..=40).await;
     caught_up(&node, last).await;
@@ -49,15 +83,8 @@ async fn a_resume_outlasts_a_stream_without_a_leader() {
     // A second client whose host gives up on its resume while the stream is out.
     let given_up = client(node.manager(), "bob");
     let hung = [Hung::stop(2), Hung::stop(3)];
-    let resume_of = |connection_id: ConnectionId| {
-        let node = node.clone();
-        tokio::spawn(async move {
-            node.resume(connection_id, QuerySpec::table(items()), SeqId(10))
-                .await
-        })
-    };
-    let resume = resume_of(connection.connection_id);
-    let abandoned = resume_of(given_up.connection_id);
+    let resume = resume_after_10(&node, connection.connection_id);
+    let abandoned = resume_after_10(&node, given_up.connection_id);
     // Long enough for several of the resume's requests to fail (each waits for the
     // request timeout, or is refused at once for want of a leader).
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -83,20 +110,8 @@ async fn a_resume_outlasts_a_stream_without_a_leader() {
     assert_eq!(notices, vec!["resume_unavailable"]);
     drop(hung);
 
-    let outcome = tokio::time::timeout(Duration::from_secs(90), resume)
-        .await
-        .expect("the resume ends within its patience")
-        .unwrap()
-        .unwrap_or_else(|error| panic!("{error}: {:?}", node.stats()));
-    let ResumeOutcome::Resumed {
-        subscription,
-        replayed,
-    } = outcome
-    else {
-        panic!("expected a resume, got {outcome:?}");
-    };
+    let (subscription, replayed) = resumed_after_retries(&node, resume).await;
     assert_eq!(replayed, 30, "commits 11..=40, each once");
-    assert!(node.stats().resume_retries > 0, "{:?}", node.stats());
 
     let (task, stop) = spawn_drain(connection.notifications);
     stop.store(true, Ordering::Release);
@@ -131,39 +146,19 @@ async fn a_resume_goes_on_from_where_an_outage_stopped_it() {
         })
         .unwrap(),
     );
-    let node = Arc::new(
-        NodeBridge::start(
-            manager,
-            NodeConfig {
-                connection: ConnectionConfig {
-                    request_timeout: Duration::from_secs(1),
-                    ..connection()
-                },
-                batch: 4,
-                resume_stall_timeout: Duration::from_secs(120),
-                node_stale_after: Duration::from_secs(120),
-                ..node_config(1, &stream)
-            },
-        )
-        .await
-        .unwrap(),
-    );
+    // Few messages a request, and a replay that waits for its client's room.
+    let node = outage_node(manager, &stream, |config| NodeConfig {
+        batch: 4,
+        resume_stall_timeout: Duration::from_secs(120),
+        ..config
+    })
+    .await;
     let mut log = Vec::new();
     let last = append(&mut writer, &mut log, 1..=60).await;
     caught_up(&node, last).await;
 
     let connection = client(node.manager(), "alice");
-    let resume = {
-        let node = node.clone();
-        tokio::spawn(async move {
-            node.resume(
-                connection.connection_id,
-                QuerySpec::table(items()),
-                SeqId(10),
-            )
-            .await
-        })
-    };
+    let resume = resume_after_10(&node, connection.connection_id);
     // The replay fills the channel (8 commits) and waits for room.
     wait_until("the replay to fill the channel", || {
         node.manager()
@@ -179,20 +174,8 @@ async fn a_resume_goes_on_from_where_an_outage_stopped_it() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(!resume.is_finished(), "the resume waits for the stream");
     drop(hung);
-    let outcome = tokio::time::timeout(Duration::from_secs(90), resume)
-        .await
-        .expect("the resume ends within its patience")
-        .unwrap()
-        .unwrap_or_else(|error| panic!("{error}: {:?}", node.stats()));
-    let ResumeOutcome::Resumed {
-        subscription,
-        replayed,
-    } = outcome
-    else {
-        panic!("expected a resume, got {outcome:?}");
-    };
+    let (subscription, replayed) = resumed_after_retries(&node, resume).await;
     assert_eq!(replayed, 50, "commits 11..=60, each once");
-    assert!(node.stats().resume_retries > 0, "{:?}", node.stats());
     received_up_to(node.manager(), subscription.live_query_id, 60).await;
     stop.store(true, Ordering::Release);
     let received = task.await.unwrap();

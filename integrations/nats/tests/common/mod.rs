@@ -237,6 +237,18 @@ pub fn room_spec(room: i64) -> QuerySpec {
     QuerySpec::table(items()).filter(Expr::col("room").eq(Expr::lit(room)))
 }
 
+/// The subscription a resume made and how many commits it replayed; panics on any other
+/// outcome.
+pub fn resumed(outcome: ResumeOutcome) -> (SubscriptionResult, u64) {
+    match outcome {
+        ResumeOutcome::Resumed {
+            subscription,
+            replayed,
+        } => (subscription, replayed),
+        other => panic!("expected a resume, got {other:?}"),
+    }
+}
+
 /// Waits (bounded) until the node applied the stream up to `stream_seq`.
 pub async fn caught_up(node: &NodeBridge, stream_seq: u64) {
     assert!(
