@@ -172,7 +172,20 @@ impl PgSource {
         // bounded, so that one left open (idle in transaction, prepared and never
         // committed) fails the load instead of holding it forever.
         let patience = self.shared.config.load_slot_patience;
-        unfinished.creating_slot = Some(slot.clone());
+        // The session's server process, so a cancel finds it even before its slot exists
+        // (unknown if PostgreSQL does not answer SQL here: the slot's name finds it then).
+        let pid = replication
+            .simple_query("SELECT pg_backend_pid()")
+            .await
+            .ok()
+            .and_then(|rows| {
+                let text = rows.first()?.first()?.as_ref()?;
+                std::str::from_utf8(text).ok()?.parse::<i32>().ok()
+            });
+        unfinished.creating_slot = Some(SlotCreation {
+            slot: slot.clone(),
+            pid,
+        });
         let created = tokio::time::timeout(
             patience,
             replication.simple_query(&format!(
@@ -181,7 +194,14 @@ impl PgSource {
         )
         .await;
         let Ok(created) = created else {
-            cancel_slot_creation(&self.shared.connection, &slot).await;
+            cancel_slot_creation(
+                &self.shared.connection,
+                &SlotCreation {
+                    slot: slot.clone(),
+                    pid,
+                },
+            )
+            .await;
             // Cleared once cancelled: a drop during the cancel still has it cancelled.
             unfinished.creating_slot = None;
             return Err(PgError::Replication(format!(
@@ -497,7 +517,7 @@ struct Unfinished {
     live_query_ids: Vec<LiveQueryId>,
     undo: Undo,
     /// The temporary slot whose creation is being waited for, if it is.
-    creating_slot: Option<String>,
+    creating_slot: Option<SlotCreation>,
 }
 
 /// How an unfinished load or resume ends a subscription that is still active (one
@@ -558,18 +578,26 @@ impl Drop for Unfinished {
     }
 }
 
-/// Cancels the backend creating load slot `slot`, if one still is. A backend waiting on a
-/// transaction's lock does not notice its client gone: left alone, it and its temporary
-/// slot would stay for as long as the transaction (for ever, for a prepared one), each
-/// retried load adding one more until `max_wal_senders` refuses the stream's own
-/// reconnects.
-async fn cancel_slot_creation(connection: &Connection, slot: &str) {
+/// A load slot being created: its name, and the server process creating it when known.
+struct SlotCreation {
+    slot: String,
+    pid: Option<i32>,
+}
+
+/// Cancels the backend creating a load slot, if one still is: the session's own process
+/// (a walsender, so a pid since reused by another kind of process is left alone), or the
+/// one the slot names. A backend waiting on a transaction's lock does not notice its
+/// client gone: left alone, it and its temporary slot would stay for as long as the
+/// transaction (for ever, for a prepared one), each retried load adding one more until
+/// `max_wal_senders` refuses the stream's own reconnects.
+async fn cancel_slot_creation(connection: &Connection, creation: &SlotCreation) {
     if let Ok(client) = connection.connect_sql().await {
         let _ = client
             .execute(
-                "SELECT pg_cancel_backend(active_pid) FROM pg_replication_slots \
-                 WHERE slot_name::text = $1 AND active_pid IS NOT NULL",
-                &[&slot],
+                "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+                 WHERE backend_type = 'walsender' AND (pid = $1 OR pid IN \
+                   (SELECT active_pid FROM pg_replication_slots WHERE slot_name::text = $2))",
+                &[&creation.pid, &creation.slot],
             )
             .await;
     }

@@ -265,6 +265,27 @@ async fn a_load_behind_a_transaction_left_open_fails_instead_of_waiting_forever(
     assert!(manager.subscription(abandoned.live_query_id).is_err());
     no_load_slot_left().await;
     drop(abandoned.finish());
+    // Given up on sooner, in whatever step the load had reached (connecting, asking for
+    // its session's process, sending the slot's creation): the same.
+    for wait in [0, 2, 10, 40] {
+        let hasty = Subscriber::open(
+            &manager,
+            "u",
+            "SELECT * FROM idlew.items",
+            SubscriptionOptions::with_initial_load(),
+        );
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(wait),
+            source.load(hasty.live_query_id),
+        );
+        assert!(
+            gave_up.await.is_err(),
+            "the load waits for the open transaction"
+        );
+        assert!(manager.subscription(hasty.live_query_id).is_err());
+        drop(hasty.finish());
+    }
+    no_load_slot_left().await;
     let stuck = Subscriber::open(
         &manager,
         "u",
