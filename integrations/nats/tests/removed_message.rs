@@ -283,3 +283,36 @@ async fn a_long_run_of_removed_messages_is_one_hole() {
         "{errors:?}"
     );
 }
+
+/// The stream's last message removed before the node read it: no consumer will ever
+/// deliver it, nor anything after it until the next append. The node finds the hole
+/// itself once its consumer has been silent a while: reported `Lost`, its lag back to
+/// zero; the next commit's broken chain resyncs the subscribers (as for any hole).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_removed_at_the_end_is_reported_without_waiting_for_the_next() {
+    let stream = stream_config("removed_end");
+    let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let mut log = Vec::new();
+    let last = append(&mut writer, &mut log, 1..=4).await;
+    assert_eq!(last, 5);
+    let handle = stream_handle(&stream).await;
+    assert!(handle.delete_message(5).await.unwrap());
+    removal_replicated(&stream, 4).await;
+
+    let node = node_from_first(manager(1), &stream).await;
+    caught_up(&node, last).await;
+    let stats = node.stats();
+    assert_eq!(
+        (stats.commits_applied, stats.gaps, stats.applied_seq),
+        (3, 1, Some(SeqId(3))),
+        "{stats:?}"
+    );
+    assert!(
+        node.take_errors()
+            .contains(&BridgeError::Lost { from: 5, to: 5 }),
+        "{:?}",
+        node.stats()
+    );
+    assert_eq!(node.lag(), Some(0), "{:?}", node.stats());
+}

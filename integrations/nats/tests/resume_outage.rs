@@ -128,9 +128,10 @@ async fn a_resume_outlasts_a_stream_without_a_leader() {
     );
 }
 
-/// The stream goes out in the middle of a replay (its client reads slowly: a small channel,
-/// so the replay waits for room, and reads few messages a request): the resume goes on
-/// from the last commit it settled once the stream is back, each commit given once.
+/// The cluster goes out in the middle of a replay (its client reads slowly: a small
+/// channel, so the replay waits for room, and reads few messages a request): the resume
+/// goes on from the last commit it settled once the cluster is back, each commit given
+/// once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_goes_on_from_where_an_outage_stopped_it() {
     let _servers = SERVERS.lock().await;
@@ -168,7 +169,9 @@ async fn a_resume_goes_on_from_where_an_outage_stopped_it() {
             .is_some_and(|subscription| subscription.stats.delivered >= 8)
     })
     .await;
-    let hung = [Hung::stop(2), Hung::stop(3)];
+    // Every server: a replica left running can serve the replay's consumer without a
+    // leader, and the test needs the replay's requests to fail.
+    let hung = [Hung::stop(1), Hung::stop(2), Hung::stop(3)];
     // The client reads: the replay needs more of the stream, which is out.
     let (task, stop) = spawn_drain(connection.notifications);
     tokio::time::sleep(Duration::from_secs(5)).await;

@@ -218,8 +218,30 @@ impl Inner {
         }
     }
 
-    /// The first stream sequence from `from` (up to `until`, which the consumer just
-    /// delivered) that the stream's leader still holds, found in one request however many
+    /// The consumer delivered nothing for a while. When the stream's end, as last seen, is
+    /// past what the node applied, the messages between are asked for: none held (the
+    /// last ones were removed, or aged out, before the node read them) is a hole reported
+    /// [`Lost`](BridgeError::Lost) at once, which a consumer would never deliver (so the
+    /// node's lag would stay above zero, and the hole unreported, until the next
+    /// message); one held and not delivered makes the caller replace the consumer.
+    async fn check_silent_end(&self, state: &mut ApplyState) -> Silence {
+        let applied = self.counters.applied_stream_seq.load(Ordering::Acquire);
+        let end = self.counters.stream_last_seq.load(Ordering::Relaxed);
+        if end <= applied || !self.lag_known() {
+            return Silence::Idle;
+        }
+        match self.next_held(applied + 1, end + 1).await {
+            Some(held) if held > end => {
+                self.report_lost(state, applied + 1, end);
+                Silence::Idle
+            }
+            Some(_) => Silence::Stuck,
+            None => Silence::Idle,
+        }
+    }
+
+    /// The first stream sequence from `from` (up to `until`: one the consumer just
+    /// delivered, or one past the stream's end) that the stream's leader still holds, found in one request however many
     /// messages were removed (a subject-filtered purge can take thousands); None when it
     /// cannot say: the request failed, which is reported (a missing permission for the
     /// stream's message API would otherwise only show as consumer restarts), and the
@@ -329,7 +351,19 @@ pub(super) async fn apply_loop(inner: Arc<Inner>, mut state: ApplyState) {
                 continue;
             }
         };
-        while let Some(message) = messages.next().await {
+        // How long the consumer may deliver nothing before the node looks at the stream's
+        // end itself (see `check_silent_end`).
+        let silence =
+            (inner.config.consumer_heartbeat * 4).max(inner.config.connection.request_timeout);
+        loop {
+            let message = match tokio::time::timeout(silence, messages.next()).await {
+                Ok(Some(message)) => message,
+                Ok(None) => break,
+                Err(_) => match inner.check_silent_end(&mut state).await {
+                    Silence::Idle => continue,
+                    Silence::Stuck => break,
+                },
+            };
             let Ok(message) = message else {
                 // Most often the consumer went silent past its idle heartbeat (its server
                 // died or hangs): one more unanswered request.
@@ -389,6 +423,15 @@ pub(super) async fn apply_loop(inner: Arc<Inner>, mut state: ApplyState) {
         tokio::time::sleep(backoff(failures)).await;
         failures += 1;
     }
+}
+
+/// What a consumer's silence turned out to be (see [`Inner::check_silent_end`]).
+enum Silence {
+    /// Nothing the node has not applied is held (or the stream could not say): go on
+    /// waiting.
+    Idle,
+    /// The stream holds a message the consumer has not delivered: make another.
+    Stuck,
 }
 
 /// The tables a commit changes, each once.
