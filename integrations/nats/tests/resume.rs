@@ -303,10 +303,13 @@ async fn a_client_that_reads_nothing_cannot_hold_a_resume() {
     );
 }
 
-/// A second copy of a commit the replay already gave (a writer re-sending after its
-/// duplicate window) is skipped, not taken for a break in the chain.
+/// A second copy of a commit (a writer re-sending after its duplicate window) is given
+/// once, not taken for a break in the chain: when the replay meets it after the commit
+/// itself, and when the search for where a resume starts lands on it (its position is
+/// below its neighbours', so the search can skip commits the client lacks: the replay
+/// then reads the stream from its start).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_copy_of_a_replayed_commit_is_given_once() {
+async fn a_second_copy_of_a_commit_is_given_once() {
     let stream = stream_config("resume_copy");
     let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
     writer.append_schema(items_schema()).await.unwrap();
@@ -318,25 +321,29 @@ async fn a_second_copy_of_a_replayed_commit_is_given_once() {
     let copy = writer.encode_commit(SeqId(15), &workload_commit(15));
     append(&mut writer, &mut log, 15..=20).await;
     writer.append_bytes("copy-of-15", copy).await.unwrap();
-    let last = append(&mut writer, &mut log, 21..=25).await;
+    let last = append(&mut writer, &mut log, 21..=40).await;
     caught_up(&node, last).await;
 
-    let connection = client(node.manager(), "alice");
-    let resumed = node
-        .resume(
-            connection.connection_id,
-            QuerySpec::table(items()),
-            SeqId(10),
-        )
-        .await
-        .unwrap();
-    let (subscription, replayed) = common::resumed(resumed);
-    assert_eq!(replayed, 15, "commits 11..=25, each once");
-    let (task, stop) = spawn_drain(connection.notifications);
-    stop.store(true, Ordering::Release);
-    let received = task.await.unwrap();
-    assert_eq!(
-        changes_of(&received, subscription.live_query_id),
-        expected_for(&log, None, |seq| seq > 10)
-    );
+    // From 10 the replay meets commit 15, then its copy; from 17 the halving search
+    // probes the copy (position 15, at stream sequence 22) and would start at commit 21.
+    for after in [10, 17] {
+        let connection = client(node.manager(), "alice");
+        let resumed = node
+            .resume(
+                connection.connection_id,
+                QuerySpec::table(items()),
+                SeqId(after),
+            )
+            .await
+            .unwrap();
+        let (subscription, replayed) = common::resumed(resumed);
+        assert_eq!(replayed, 40 - after, "commits after {after}, each once");
+        let (task, stop) = spawn_drain(connection.notifications);
+        stop.store(true, Ordering::Release);
+        let received = task.await.unwrap();
+        assert_eq!(
+            changes_of(&received, subscription.live_query_id),
+            expected_for(&log, None, |seq| seq > after)
+        );
+    }
 }

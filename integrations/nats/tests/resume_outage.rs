@@ -33,6 +33,9 @@ async fn outage_node(
                 ..connection()
             },
             node_stale_after: Duration::from_secs(120),
+            // The cluster's recovery after the outage may take a while on a loaded
+            // machine: the default 30 s counts from the resume's start.
+            resume_retry_patience: Duration::from_secs(90),
             ..node_config(1, stream)
         }),
     )

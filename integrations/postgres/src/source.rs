@@ -183,13 +183,18 @@ impl Shared {
 
     /// Runs `query` on the host's connection, once more on a new connection when the held
     /// one turns out closed (the server restarted, or an administrator ended the session);
-    /// all within `timeout` (see [`host_bounded`](Self::host_bounded)).
-    async fn host_query<T, Run, Ran>(&self, timeout: Duration, query: Run) -> PgResult<T>
+    /// all within `timeout`, else `elapsed` (see [`host_bounded`](Self::host_bounded)).
+    async fn host_query<T, Run, Ran>(
+        &self,
+        timeout: Duration,
+        elapsed: impl FnOnce() -> PgError,
+        query: Run,
+    ) -> PgResult<T>
     where
         Run: Fn(Arc<tokio_postgres::Client>) -> Ran,
         Ran: std::future::Future<Output = Result<T, tokio_postgres::Error>>,
     {
-        self.host_bounded(timeout, async {
+        self.host_bounded(timeout, elapsed, async {
             let client = self.host_client().await?;
             match query(client.clone()).await {
                 Err(error) if session_ended(&error, &client) => {
@@ -202,22 +207,24 @@ impl Shared {
         .await
     }
 
-    /// `work` on the host's connection within `timeout`. Past it the connection is let go
-    /// (a server that vanished without a reset, behind a failed-over address or a NAT
-    /// that forgot the flow, leaves a socket that looks open until the kernel gives up,
-    /// minutes later) and the call fails with [`PgError::Sql`].
+    /// `work` on the host's connection within `timeout`, else `elapsed`. A server that
+    /// did not answer for [`HOST_SILENCE`] or more has its connection let go (one that
+    /// vanished without a reset, behind a failed-over address or a NAT that forgot the
+    /// flow, leaves a socket that looks open until the kernel gives up, minutes later); a
+    /// shorter bound is the caller's deadline, which says nothing about the connection.
     async fn host_bounded<T>(
         &self,
         timeout: Duration,
+        elapsed: impl FnOnce() -> PgError,
         work: impl std::future::Future<Output = PgResult<T>>,
     ) -> PgResult<T> {
         match tokio::time::timeout(timeout, work).await {
             Ok(done) => done,
             Err(_) => {
-                *lock(&self.host_sql) = None;
-                Err(PgError::Sql(format!(
-                    "PostgreSQL did not answer within {timeout:?}"
-                )))
+                if timeout >= HOST_SILENCE {
+                    *lock(&self.host_sql) = None;
+                }
+                Err(elapsed())
             }
         }
     }
@@ -624,9 +631,10 @@ impl PgSource {
     pub async fn sync(&self, timeout: Duration) -> PgResult<u64> {
         let deadline = tokio::time::Instant::now() + timeout;
         let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+        let not_synced = || PgError::Replication(format!("not synced within {timeout:?}"));
         let row = self
             .shared
-            .host_query(left(), |client| async move {
+            .host_query(left(), not_synced, |client| async move {
                 client
                     .query_one(
                         "SELECT (pg_logical_emit_message(false, $1, ''::text))::text",
@@ -657,7 +665,7 @@ impl PgSource {
         };
         let reached = tokio::time::timeout(left(), wait)
             .await
-            .map_err(|_| PgError::Replication(format!("not synced within {timeout:?}")))??;
+            .map_err(|_| not_synced())??;
         // A DROP TABLE, or a table leaving the publication, sends nothing on the stream:
         // the stream has passed every commit before this call, so check that each table
         // is still there and published (given a second at least, should the wait have
@@ -667,7 +675,11 @@ impl PgSource {
             check_tables(&self.shared, &client).await
         };
         let bound = left().max(Duration::from_secs(1));
-        if let Err(error) = self.shared.host_bounded(bound, check).await {
+        if let Err(error) = self
+            .shared
+            .host_bounded(bound, no_answer(bound), check)
+            .await
+        {
             if !matches!(error, PgError::Sql(_)) {
                 self.shared.fail(error.clone());
             }
@@ -685,15 +697,19 @@ impl PgSource {
         let slot = &self.shared.config.slot;
         let row = self
             .shared
-            .host_query(HOST_QUERY_TIMEOUT, |client| async move {
-                client
-                    .query_opt(
-                        "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::text \
+            .host_query(
+                HOST_QUERY_TIMEOUT,
+                no_answer(HOST_QUERY_TIMEOUT),
+                |client| async move {
+                    client
+                        .query_opt(
+                            "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::text \
                          FROM pg_replication_slots WHERE slot_name = $1",
-                        &[slot],
-                    )
-                    .await
-            })
+                            &[slot],
+                        )
+                        .await
+                },
+            )
             .await?
             .ok_or_else(|| PgError::SlotMissing(slot.clone()))?;
         let text: String = row.get(0);
@@ -766,6 +782,15 @@ impl Drop for PgSource {
 
 /// The longest `slot_lag_bytes` waits for PostgreSQL's answer.
 const HOST_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A host call's connection that did not answer for this long is let go (see
+/// `Shared::host_bounded`).
+const HOST_SILENCE: Duration = Duration::from_secs(5);
+
+/// A host call's query PostgreSQL did not answer within `timeout`.
+fn no_answer(timeout: Duration) -> impl FnOnce() -> PgError {
+    move || PgError::Sql(format!("PostgreSQL did not answer within {timeout:?}"))
+}
 
 /// Whether `error` of a query on `client` means the session is over (closed, or ended by
 /// the server: an administrator's `pg_terminate_backend`, a shutdown), so the query may be

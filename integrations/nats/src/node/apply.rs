@@ -312,7 +312,8 @@ impl Inner {
 
 /// Consumes the stream from the last applied sequence, for as long as the node runs:
 /// whatever ends a consumer (a server's death, a lost connection, silence past twice the
-/// idle heartbeat), a new one starts where the node stopped.
+/// idle heartbeat, a message the stream holds that it does not deliver), a new one starts
+/// where the node stopped.
 pub(super) async fn apply_loop(inner: Arc<Inner>, mut state: ApplyState) {
     let mut failures = 0u32;
     loop {

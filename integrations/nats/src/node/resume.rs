@@ -96,8 +96,11 @@ impl Inner {
         if predecessor.is_some_and(|prev| prev > has) {
             return Ok(false);
         }
-        // The first stream sequence whose position is above what the client has
-        // (positions never decrease along the stream).
+        // The first stream sequence whose position is above what the client has, found
+        // by halving: positions never decrease along the stream, except at a late second
+        // copy of a commit (appended after the duplicate window), which can send the
+        // search past the start; the chain then fails at the first commit read, and the
+        // replay reads the stream from its first message instead (see below).
         let (mut low, mut high) = (first, last + 1);
         while low < high {
             let middle = low + (high - low) / 2;
@@ -117,6 +120,10 @@ impl Inner {
         let mut replaced = 0u32;
         let silence = self.replay_silence();
         let mut expected = low;
+        // True until the first commit this pass reads passes the chain check: a failure
+        // there, after a search that skipped part of the stream, is read again from the
+        // stream's first message before it counts.
+        let mut first_from_search = low > first;
         // The subscription's table and the schema it was compiled against (an ALTER
         // applied since ends a gated subscription: its replay then fails, never mixes).
         let table = self.manager.subscription(id)?.table_id;
@@ -196,8 +203,15 @@ impl Inner {
                 Some(chain) => commit.prev == Some(chain),
             };
             if !chained {
+                if first_from_search {
+                    first_from_search = false;
+                    expected = first;
+                    reader = self.replay_consumer(first).await?;
+                    continue;
+                }
                 return Ok(false);
             }
+            first_from_search = false;
             // A commit written against another version of the subscription's table than
             // the one it was compiled against is replayed only when its rows still fit
             // (the same columns, in the same order, and scope): a same-width ALTER would
