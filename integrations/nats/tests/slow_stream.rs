@@ -15,32 +15,6 @@ use common::*;
 use livecore::*;
 use livecore_nats::*;
 
-/// Waits (bounded) until every server's health check says JetStream is current again, so
-/// the tests that run after this one find the cluster whole.
-async fn wait_cluster_healthy() {
-    let dir = std::env::var("LIVECORE_NATS_DIR").expect("LIVECORE_NATS_DIR is not set: run ci.sh");
-    for n in 1..=3 {
-        let conf = std::fs::read_to_string(format!("{dir}/n{n}.conf")).unwrap();
-        let http = conf
-            .lines()
-            .find_map(|line| line.strip_prefix("http: "))
-            .unwrap()
-            .trim()
-            .to_string();
-        let healthy = || {
-            use std::io::{Read, Write};
-            let Ok(mut stream) = std::net::TcpStream::connect(&http) else {
-                return false;
-            };
-            let _ = stream.write_all(b"GET /healthz HTTP/1.0\r\n\r\n");
-            let mut body = String::new();
-            let _ = stream.read_to_string(&mut body);
-            body.contains("\"ok\"")
-        };
-        wait_until(&format!("server {n} is healthy"), healthy).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_stream_on_a_live_server_forces_no_reconnect() {
     let cluster = connection();
@@ -142,7 +116,7 @@ async fn a_slow_stream_on_a_live_server_forces_no_reconnect() {
     assert!(waited < Duration::from_secs(4), "{waited:?}");
 
     drop(hung);
-    wait_cluster_healthy().await;
+    cluster_healthy().await;
     // Back: the node goes on from where it stopped, on the same connection.
     let last = append(&mut writer, &mut log, 6..=8).await;
     caught_up(&node, last).await;

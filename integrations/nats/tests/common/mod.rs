@@ -341,6 +341,31 @@ pub fn restart_server(n: u32) {
     panic!("server {n} did not come back healthy");
 }
 
+/// Waits (bounded) until every server's health check says JetStream is current again, so
+/// the tests that run after one that hung or killed servers find the cluster whole.
+pub async fn cluster_healthy() {
+    for n in 1..=3 {
+        let conf = std::fs::read_to_string(format!("{}/n{n}.conf", cluster_dir())).unwrap();
+        let http = conf
+            .lines()
+            .find_map(|line| line.strip_prefix("http: "))
+            .unwrap()
+            .trim()
+            .to_string();
+        let healthy = || {
+            use std::io::{Read, Write};
+            let Ok(mut stream) = std::net::TcpStream::connect(&http) else {
+                return false;
+            };
+            let _ = stream.write_all(b"GET /healthz HTTP/1.0\r\n\r\n");
+            let mut body = String::new();
+            let _ = stream.read_to_string(&mut body);
+            body.contains("\"ok\"")
+        };
+        wait_until(&format!("server {n} is healthy"), healthy).await;
+    }
+}
+
 /// Appends the workload's commits `seqs` in order, recording each in `log`; returns the
 /// stream sequence of the last.
 pub async fn append(
