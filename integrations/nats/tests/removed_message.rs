@@ -26,25 +26,13 @@ async fn stream_handle(stream: &StreamConfig) -> async_nats::jetstream::stream::
 /// removal reaches the replicas after the leader answered, and a consumer on a replica
 /// that has not applied it yet would still deliver the message.
 async fn removal_replicated(stream: &StreamConfig, messages: u64) {
-    let dir = std::env::var("LIVECORE_NATS_DIR").expect("LIVECORE_NATS_DIR is not set: run ci.sh");
     let wanted = format!("\"messages\":{messages},");
+    let name = format!("\"name\":\"{}\"", stream.stream);
     for n in 1..=3 {
-        let conf = std::fs::read_to_string(format!("{dir}/n{n}.conf")).unwrap();
-        let http = conf
-            .lines()
-            .find_map(|line| line.strip_prefix("http: "))
-            .unwrap()
-            .trim()
-            .to_string();
-        let name = format!("\"name\":\"{}\"", stream.stream);
         wait_until(&format!("server {n} to apply the removal"), || {
-            use std::io::{Read, Write};
-            let Ok(mut socket) = std::net::TcpStream::connect(&http) else {
+            let Some(body) = monitor_get(n, "/jsz?streams=true") else {
                 return false;
             };
-            let _ = socket.write_all(b"GET /jsz?streams=true HTTP/1.0\r\n\r\n");
-            let mut body = String::new();
-            let _ = socket.read_to_string(&mut body);
             let body: String = body.chars().filter(|c| !c.is_whitespace()).collect();
             body.split_once(&name).is_some_and(|(_, detail)| {
                 let state = detail

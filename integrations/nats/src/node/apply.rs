@@ -354,8 +354,7 @@ pub(super) async fn apply_loop(inner: Arc<Inner>, mut state: ApplyState) {
         };
         // How long the consumer may deliver nothing before the node looks at the stream's
         // end itself (see `check_silent_end`).
-        let silence =
-            (inner.config.consumer_heartbeat * 4).max(inner.config.connection.request_timeout);
+        let silence = inner.consumer_silence();
         loop {
             let message = match tokio::time::timeout(silence, messages.next()).await {
                 Ok(Some(message)) => message,

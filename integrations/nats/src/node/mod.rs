@@ -25,7 +25,9 @@ use livecore::{
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cluster::{connect, ensure_bucket, ensure_stream, jetstream, read_prefix, stream_tail};
+use crate::cluster::{
+    backoff, connect, ensure_bucket, ensure_stream, jetstream, read_prefix, stream_tail,
+};
 use crate::codec::{self, Heartbeat, SchemaMessage, StreamEntry};
 use crate::config::{NodeConfig, StartFrom};
 use crate::error::{BridgeError, NatsResult};
@@ -35,12 +37,6 @@ use health::watch_loop;
 use records::sync_loop;
 use resume::Replayed;
 use shared::{bump, lock, wall_ms, Counters, Inner};
-
-/// The pause before a resume's first retry after a failed request on the stream; each
-/// later pause doubles, up to [`RESUME_RETRY_MAX_PAUSE`].
-const RESUME_RETRY_FIRST_PAUSE: Duration = Duration::from_millis(100);
-/// The longest pause between a resume's retries.
-const RESUME_RETRY_MAX_PAUSE: Duration = Duration::from_secs(2);
 
 /// A node's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -447,15 +443,17 @@ impl NodeBridge {
         };
         let mut replayed = Replayed::default();
         let patience = tokio::time::Instant::now() + self.inner.config.resume_retry_patience;
-        let mut pause = RESUME_RETRY_FIRST_PAUSE;
+        let mut retries = 0;
         let outcome = loop {
             match self.inner.replay(id, last_seq, &mut replayed).await {
                 // The stream keeps what the client missed through a leader election or a
                 // server's loss: the replay goes on from where it got.
-                Err(BridgeError::Nats { .. }) if tokio::time::Instant::now() + pause < patience => {
+                Err(BridgeError::Nats { .. })
+                    if tokio::time::Instant::now() + backoff(retries) < patience =>
+                {
                     bump(&self.inner.counters.resume_retries);
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(RESUME_RETRY_MAX_PAUSE);
+                    tokio::time::sleep(backoff(retries)).await;
+                    retries += 1;
                 }
                 outcome => break outcome,
             }

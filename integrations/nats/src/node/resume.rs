@@ -118,7 +118,7 @@ impl Inner {
         // delivers nothing (or skips) while the stream holds the next message is replaced
         // at most `reconnect_after_failures` times before the resume gives up.
         let mut replaced = 0u32;
-        let silence = self.replay_silence();
+        let silence = self.consumer_silence();
         let mut expected = low;
         // True until the first commit this pass reads passes the chain check: a failure
         // there, after a search that skipped part of the stream, is read again from the
@@ -278,12 +278,6 @@ impl Inner {
             }
         }
         Ok(true)
-    }
-
-    /// How long a replay waits for its consumer's next message before it looks at the
-    /// stream itself: a few idle heartbeats, at least the request timeout.
-    fn replay_silence(&self) -> Duration {
-        (self.config.consumer_heartbeat * 4).max(self.config.connection.request_timeout)
     }
 
     /// A consumer of the replay's own from `start`, and its messages.

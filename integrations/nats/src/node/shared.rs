@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, kv, stream};
 use livecore::{ConnectionsManager, LiveQueryId, SeqId, SubscriptionPhase, TableId, TableSchema};
@@ -97,6 +97,14 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Inner {
+    /// How long a consumer (the apply loop's, a replay's) may deliver nothing while the
+    /// stream holds more before the node looks at the stream itself: a few idle
+    /// heartbeats (which keep a consumer alive that delivers nothing), at least the
+    /// request timeout.
+    pub(super) fn consumer_silence(&self) -> Duration {
+        (self.config.consumer_heartbeat * 4).max(self.config.connection.request_timeout)
+    }
+
     pub(super) fn applied_seq(&self) -> Option<SeqId> {
         self.has_applied_seq
             .load(Ordering::Acquire)

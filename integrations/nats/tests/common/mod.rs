@@ -319,50 +319,45 @@ pub fn restart_server(n: u32) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let text = std::fs::read_to_string(&conf).unwrap();
-    let http = text
-        .lines()
-        .find_map(|line| line.strip_prefix("http: "))
-        .unwrap()
-        .trim()
-        .to_string();
     for _ in 0..200 {
-        if let Ok(mut stream) = std::net::TcpStream::connect(&http) {
-            use std::io::{Read, Write};
-            let _ = stream.write_all(b"GET /healthz HTTP/1.0\r\n\r\n");
-            let mut body = String::new();
-            let _ = stream.read_to_string(&mut body);
-            if body.contains("\"ok\"") {
-                return;
-            }
+        if server_healthy(n) {
+            return;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("server {n} did not come back healthy");
 }
 
+/// The body of `GET path` on server `n`'s monitoring port (None while it does not
+/// answer).
+pub fn monitor_get(n: u32, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let conf = std::fs::read_to_string(format!("{}/n{n}.conf", cluster_dir())).unwrap();
+    let http = conf
+        .lines()
+        .find_map(|line| line.strip_prefix("http: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut socket = std::net::TcpStream::connect(&http).ok()?;
+    socket
+        .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut body = String::new();
+    socket.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+/// Whether server `n`'s health check says JetStream is current.
+fn server_healthy(n: u32) -> bool {
+    monitor_get(n, "/healthz").is_some_and(|body| body.contains("\"ok\""))
+}
+
 /// Waits (bounded) until every server's health check says JetStream is current again, so
 /// the tests that run after one that hung or killed servers find the cluster whole.
 pub async fn cluster_healthy() {
     for n in 1..=3 {
-        let conf = std::fs::read_to_string(format!("{}/n{n}.conf", cluster_dir())).unwrap();
-        let http = conf
-            .lines()
-            .find_map(|line| line.strip_prefix("http: "))
-            .unwrap()
-            .trim()
-            .to_string();
-        let healthy = || {
-            use std::io::{Read, Write};
-            let Ok(mut stream) = std::net::TcpStream::connect(&http) else {
-                return false;
-            };
-            let _ = stream.write_all(b"GET /healthz HTTP/1.0\r\n\r\n");
-            let mut body = String::new();
-            let _ = stream.read_to_string(&mut body);
-            body.contains("\"ok\"")
-        };
-        wait_until(&format!("server {n} is healthy"), healthy).await;
+        wait_until(&format!("server {n} is healthy"), || server_healthy(n)).await;
     }
 }
 
