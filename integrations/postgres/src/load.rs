@@ -46,10 +46,10 @@ use livecore::{LiveError, LiveQueryId, Row, SeqId, SubscriptionPhase, TableId, T
 use pgwire_replication::{Lsn, ReplicationClient};
 use tokio_postgres::SimpleQueryMessage;
 
-use crate::config::{load_slot_name, quote_ident, Connection};
+use crate::config::{load_slot_name, quote_ident};
 use crate::error::{PgError, PgResult};
 use crate::schema::{self, TableInfo, TypeCache};
-use crate::source::{lock, owner_text, PgSource, Shared, MAX_PARTS};
+use crate::source::{lock, no_answer, owner_text, PgSource, Shared, HOST_QUERY_TIMEOUT, MAX_PARTS};
 use crate::types;
 
 /// What one initial load did.
@@ -195,7 +195,7 @@ impl PgSource {
         .await;
         let Ok(created) = created else {
             cancel_slot_creation(
-                &self.shared.connection,
+                &self.shared,
                 &SlotCreation {
                     slot: slot.clone(),
                     pid,
@@ -572,8 +572,8 @@ impl Drop for Unfinished {
             self.creating_slot.take(),
             tokio::runtime::Handle::try_current(),
         ) {
-            let connection = self.shared.connection.clone();
-            runtime.spawn(async move { cancel_slot_creation(&connection, &slot).await });
+            let shared = Arc::clone(&self.shared);
+            runtime.spawn(async move { cancel_slot_creation(&shared, &slot).await });
         }
     }
 }
@@ -589,18 +589,27 @@ struct SlotCreation {
 /// one the slot names. A backend waiting on a transaction's lock does not notice its
 /// client gone: left alone, it and its temporary slot would stay for as long as the
 /// transaction (for ever, for a prepared one), each retried load adding one more until
-/// `max_wal_senders` refuses the stream's own reconnects.
-async fn cancel_slot_creation(connection: &Connection, creation: &SlotCreation) {
-    if let Ok(client) = connection.connect_sql().await {
-        let _ = client
-            .execute(
-                "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
-                 WHERE backend_type = 'walsender' AND (pid = $1 OR pid IN \
-                   (SELECT active_pid FROM pg_replication_slots WHERE slot_name::text = $2))",
-                &[&creation.pid, &creation.slot],
-            )
-            .await;
-    }
+/// `max_wal_senders` refuses the stream's own reconnects. On the source's host connection
+/// (see `Shared::host_query`), so bounded, and without a connection of its own.
+async fn cancel_slot_creation(shared: &Shared, creation: &SlotCreation) {
+    let (pid, slot) = (creation.pid, creation.slot.as_str());
+    let _ = shared
+        .host_query(
+            HOST_QUERY_TIMEOUT,
+            no_answer(HOST_QUERY_TIMEOUT),
+            |client| async move {
+                client
+                    .execute(
+                        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+                     WHERE backend_type = 'walsender' AND (pid = $1 OR pid IN \
+                       (SELECT active_pid FROM pg_replication_slots \
+                        WHERE slot_name::text = $2))",
+                        &[&pid, &slot],
+                    )
+                    .await
+            },
+        )
+        .await;
 }
 
 /// `name type, ...` of a table version.

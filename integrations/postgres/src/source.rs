@@ -159,9 +159,11 @@ pub(crate) struct Shared {
     synced: watch::Sender<u64>,
     failure: watch::Sender<Option<PgError>>,
     pub(crate) load_counter: AtomicU64,
-    /// The connection of the host's calls (`sync`, `slot_lag_bytes`): made on first use,
-    /// and again once the server closed it, rather than one per call (a host polling the
-    /// lag every second would otherwise start a server process each time).
+    /// The source's SQL connection outside loads: the host's calls (`sync`,
+    /// `slot_lag_bytes`), the stream's catalog reads (types of a relation, the idle check)
+    /// and the cancel of an abandoned load's backend. Made on first use, and again once
+    /// the server closed it or it did not answer, rather than one per call (a host polling
+    /// the lag every second would otherwise start a server process each time).
     host_sql: Mutex<Option<Arc<tokio_postgres::Client>>>,
     created_slot: bool,
     created_publication: bool,
@@ -184,7 +186,7 @@ impl Shared {
     /// Runs `query` on the host's connection, once more on a new connection when the held
     /// one turns out closed (the server restarted, or an administrator ended the session);
     /// all within `timeout`, else `elapsed` (see [`host_bounded`](Self::host_bounded)).
-    async fn host_query<T, Run, Ran>(
+    pub(crate) async fn host_query<T, Run, Ran>(
         &self,
         timeout: Duration,
         elapsed: impl FnOnce() -> PgError,
@@ -389,9 +391,7 @@ impl Shared {
             None => Vec::new(),
         };
         self.manager.register_table(new.schema())?;
-        if !rewritten.is_empty() {
-            self.manager.columns_rewritten(&new.table_id, &rewritten)?;
-        }
+        self.manager.columns_rewritten(&new.table_id, &rewritten)?;
         Ok(())
     }
 
@@ -780,15 +780,16 @@ impl Drop for PgSource {
     }
 }
 
-/// The longest `slot_lag_bytes` waits for PostgreSQL's answer.
-const HOST_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a host call's query (`slot_lag_bytes`, a load's cancel) waits for
+/// PostgreSQL's answer.
+pub(crate) const HOST_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A host call's connection that did not answer for this long is let go (see
 /// `Shared::host_bounded`).
 const HOST_SILENCE: Duration = Duration::from_secs(5);
 
 /// A host call's query PostgreSQL did not answer within `timeout`.
-fn no_answer(timeout: Duration) -> impl FnOnce() -> PgError {
+pub(crate) fn no_answer(timeout: Duration) -> impl FnOnce() -> PgError {
     move || PgError::Sql(format!("PostgreSQL did not answer within {timeout:?}"))
 }
 
@@ -1185,7 +1186,6 @@ struct Txn {
 struct Relations {
     by_oid: HashMap<u32, Option<TableInfo>>,
     types: TypeCache,
-    sql: Option<tokio_postgres::Client>,
 }
 
 async fn session(
@@ -1221,7 +1221,6 @@ async fn session(
     let mut relations = Relations {
         by_oid: HashMap::new(),
         types: TypeCache::default(),
-        sql: None,
     };
     let mut txn: Option<Txn> = None;
     let mut last_check = std::time::Instant::now();
@@ -1265,7 +1264,7 @@ async fn session(
                 shared.server_wal_end.fetch_max(wal_end.0, Ordering::AcqRel);
                 if txn.is_none() && last_check.elapsed() >= CATALOG_CHECK_INTERVAL {
                     last_check = std::time::Instant::now();
-                    idle_catalog_check(shared, &mut relations).await
+                    idle_catalog_check(shared).await
                 } else {
                     Ok(())
                 }
@@ -1300,29 +1299,27 @@ async fn session(
 /// [`check_tables`] while the stream is idle. A catalog that cannot be read is left for
 /// the next check (the stream itself reports a lost server); a table dropped, replaced or
 /// no longer published stops the stream.
-async fn idle_catalog_check(shared: &Shared, relations: &mut Relations) -> PgResult<()> {
-    if relations
-        .sql
-        .as_ref()
-        .is_none_or(|client| client.is_closed())
-    {
-        match shared.connection.connect_sql().await {
-            Ok(client) => relations.sql = Some(client),
-            Err(_) => return Ok(()),
+async fn idle_catalog_check(shared: &Shared) -> PgResult<()> {
+    // On the host's connection (see `Shared::host_query`). Bounded: the stream's status
+    // updates wait while it runs, and a catalog connection that hangs must not hold them
+    // until the server's `wal_sender_timeout`.
+    let check = async {
+        match shared.host_client().await {
+            Ok(client) => check_tables(shared, &client).await,
+            // Left for the next check, as any catalog that cannot be read.
+            Err(_) => Ok(()),
         }
-    }
-    let Some(client) = relations.sql.as_ref() else {
-        return Ok(());
     };
-    // Bounded: the stream's status updates wait while it runs, and a catalog connection
-    // that hangs must not hold them until the server's `wal_sender_timeout`.
-    match tokio::time::timeout(CATALOG_CHECK_INTERVAL, check_tables(shared, client)).await {
-        Err(_) => {
-            relations.sql = None;
-            Ok(())
-        }
-        Ok(Err(PgError::Sql(_))) => Ok(()),
-        Ok(other) => other,
+    let checked = shared
+        .host_bounded(
+            CATALOG_CHECK_INTERVAL,
+            no_answer(CATALOG_CHECK_INTERVAL),
+            check,
+        )
+        .await;
+    match checked {
+        Err(PgError::Sql(_)) => Ok(()),
+        other => other,
     }
 }
 
@@ -1378,16 +1375,12 @@ async fn on_message(
                         .columns
                         .iter()
                         .any(|column| types::builtin(column.type_oid).is_none());
-                    if needs_catalog
-                        && relations
-                            .sql
-                            .as_ref()
-                            .is_none_or(|client| client.is_closed())
-                    {
-                        relations.sql = Some(shared.connection.connect_sql().await?);
-                    }
+                    let catalog = match needs_catalog {
+                        true => Some(shared.host_client().await?),
+                        false => None,
+                    };
                     let info = schema::from_relation(
-                        relations.sql.as_ref(),
+                        catalog.as_deref(),
                         &mut relations.types,
                         &config,
                         &relation,
