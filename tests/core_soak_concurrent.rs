@@ -1,8 +1,8 @@
 //! The soak of `core_soak.rs` with its parts on three threads at once: one publishes
 //! commits as an engine would (the commit's SeqId made visible, then published), one drains
 //! every connection (pausing now and then, so channels fill), and the test's thread
-//! subscribes (live, or with a load whose boundary is the last commit made) and
-//! unsubscribes. At the end each subscription's stream is checked against the log of
+//! subscribes (live, with a load whose boundary is the last commit made, or resuming after
+//! a recent commit and replaying what it missed from the log) and unsubscribes. At the end each subscription's stream is checked against the log of
 //! commits:
 //!
 //! - a live subscription hears every commit made after its subscribe returned, and may
@@ -38,12 +38,22 @@ enum Start {
     Loaded { boundary: u64, completed: bool },
     /// Loaded, but ended by an overflow before a boundary could be set.
     EndedLoading,
+    /// Resumed after `from`: the commits after it up to `upto` were replayed (those of
+    /// them it sees in `replayed`), then the load completed, unless `completed` is false
+    /// (the gate buffer overflowed first).
+    Resumed {
+        from: u64,
+        upto: u64,
+        completed: bool,
+    },
 }
 
 struct Sub {
     id: LiveQueryId,
     view: View,
     start: Start,
+    /// What a resumed subscription's replay sent, in order.
+    replayed: Vec<Owed>,
     removed: bool,
 }
 
@@ -144,7 +154,7 @@ fn controller(
     for _ in 0..steps {
         let (connection, user) = connections[rng.below(CONNECTIONS as u64) as usize];
         let view = View::random(&mut rng, user);
-        match rng.below(10) {
+        match rng.below(11) {
             0..=3 => {
                 let before = shared.committed.load(Ordering::Acquire);
                 let Ok(subscribed) = shared.manager.subscribe_sql(
@@ -159,6 +169,7 @@ fn controller(
                     id: subscribed.live_query_id,
                     view,
                     start: Start::Live { before, after },
+                    replayed: Vec::new(),
                     removed: false,
                 });
             }
@@ -201,8 +212,14 @@ fn controller(
                     id,
                     view,
                     start,
+                    replayed: Vec::new(),
                     removed: false,
                 });
+            }
+            7 => {
+                if let Some(sub) = resume(shared, connection, view, &mut rng) {
+                    subs.push(sub);
+                }
             }
             _ => {
                 let live: Vec<usize> = (0..subs.len())
@@ -223,6 +240,95 @@ fn controller(
         }
     }
     subs
+}
+
+/// A client resuming after an earlier commit: subscribes with `resume_from`, replays the
+/// commits it missed from the log (retrying while the channel is full, which the drainer
+/// empties) until it has replayed every commit made, then completes, while the publisher
+/// goes on.
+fn resume(shared: &Shared, connection: ConnectionId, view: View, rng: &mut Rng) -> Option<Sub> {
+    let committed = shared.committed.load(Ordering::Acquire);
+    let from = committed.saturating_sub(rng.below(30));
+    let options = SubscriptionOptions {
+        resume_from: Some(SeqId(from)),
+        ..SubscriptionOptions::default()
+    };
+    let id = shared
+        .manager
+        .subscribe_sql(connection, &view.sql(), options)
+        .ok()?
+        .live_query_id;
+    let mut replayed = Vec::new();
+    let mut upto = from;
+    let ended = |start| {
+        Some(Sub {
+            id,
+            view,
+            start,
+            replayed: Vec::new(),
+            removed: false,
+        })
+    };
+    loop {
+        let committed = shared.committed.load(Ordering::Acquire);
+        if upto == committed {
+            break;
+        }
+        let commits: Vec<(u64, Vec<ModelChange>)> = shared
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(seq, _)| *seq > upto && *seq <= committed)
+            .cloned()
+            .collect();
+        for (seq, model) in commits {
+            let changes: Vec<ChangeNotification> = model
+                .iter()
+                .map(|change| change.notification(&shared.tables))
+                .collect();
+            let sent = loop {
+                match shared
+                    .manager
+                    .replay_commit(id, SeqId(seq), changes.clone())
+                {
+                    Ok(sent) => break sent,
+                    Err(LiveError::WouldBlock { .. }) => std::thread::yield_now(),
+                    Err(LiveError::SubscriptionEnded { .. }) => {
+                        let start = Start::Resumed {
+                            from,
+                            upto,
+                            completed: false,
+                        };
+                        return Some(Sub {
+                            replayed,
+                            ..ended(start)?
+                        });
+                    }
+                    Err(error) => panic!("replay_commit {seq}: {error}"),
+                }
+            };
+            let seen = seen_by(view, &model);
+            assert_eq!(sent, !seen.is_empty(), "replay of {seq}: sent");
+            if sent {
+                replayed.push(Owed { seq, changes: seen });
+            }
+            upto = seq;
+        }
+    }
+    let completed = match shared.manager.complete_initial_load(id) {
+        Ok(_) => true,
+        Err(LiveError::SubscriptionEnded { .. }) => false,
+        Err(error) => panic!("complete a resume: {error}"),
+    };
+    Some(Sub {
+        replayed,
+        ..ended(Start::Resumed {
+            from,
+            upto,
+            completed,
+        })?
+    })
 }
 
 /// Checks one subscription against the commits it is owed.
@@ -255,6 +361,55 @@ fn check_sub(sub: &Sub, log: &[(u64, Vec<ModelChange>)], received: &[Got]) -> Re
             }
             other => Err(format!("expected the load-complete marker, got {other:?}")),
         },
+        Start::Resumed {
+            from,
+            upto,
+            completed,
+        } => {
+            // The replayed commits come first, each once and whole.
+            let replays = received
+                .iter()
+                .take_while(|got| matches!(got, Got::Changes(_)))
+                .count();
+            let got: Vec<&Owed> = received[..replays]
+                .iter()
+                .map(|got| match got {
+                    Got::Changes(owed) => owed,
+                    _ => unreachable!(),
+                })
+                .collect();
+            let all = got.len() == sub.replayed.len();
+            let cut = sub.removed || !completed;
+            if got.len() > sub.replayed.len()
+                || !got
+                    .iter()
+                    .zip(&sub.replayed)
+                    .all(|(got, owed)| got.seq == owed.seq && got.changes == owed.changes)
+                || (!all && !cut)
+            {
+                return Err(format!(
+                    "replayed {:?}, sent {:?}",
+                    got.iter().map(|owed| owed.seq).collect::<Vec<_>>(),
+                    sub.replayed.iter().map(|owed| owed.seq).collect::<Vec<_>>()
+                ));
+            }
+            let rest = &received[replays..];
+            if !completed {
+                return match rest {
+                    [] if sub.removed => Ok(()),
+                    [Got::Resync] => Ok(()),
+                    other => Err(format!("a resume that overflowed gave {other:?}")),
+                };
+            }
+            match rest.split_first() {
+                None if sub.removed => Ok(()),
+                Some((Got::LoadComplete { boundary, .. }, rest)) if *boundary == Some(from) => {
+                    let held = got.last().map_or(upto.max(from), |owed| owed.seq);
+                    follow(&owed_from(upto + 1), rest, Some(held), sub.removed)
+                }
+                other => Err(format!("expected the load-complete marker, got {other:?}")),
+            }
+        }
         Start::Live { before, after } => {
             // Commit `before` may have been publishing as the subscribe began; commits up
             // to `after` may have published before it was routed. The stream may start
@@ -326,6 +481,15 @@ fn run(seed: u64, steps: usize, coverage: &mut BTreeMap<&'static str, u64>) {
         if sub.removed {
             *coverage.entry("unsubscribes").or_default() += 1;
         }
+        if matches!(
+            sub.start,
+            Start::Resumed {
+                completed: true,
+                ..
+            }
+        ) {
+            *coverage.entry("resumes").or_default() += 1;
+        }
         if let Err(problem) = check_sub(sub, &log, received) {
             panic!(
                 "seed {seed}: {:?} ({}, {:?}, removed {}): {problem}\nreceived: {:?}",
@@ -360,8 +524,15 @@ fn concurrent_publish_drain_and_subscribe_keep_every_stream_whole() {
         );
     }
     println!("concurrent soak coverage: {coverage:?}");
-    // Changes, gaps, completed loads and unsubscribes all occurred: the soak is not vacuous.
-    for kind in ["changes", "gaps", "loads completed", "unsubscribes"] {
+    // Changes, gaps, completed loads and resumes, unsubscribes all occurred: the soak is
+    // not vacuous.
+    for kind in [
+        "changes",
+        "gaps",
+        "loads completed",
+        "unsubscribes",
+        "resumes",
+    ] {
         assert!(coverage.contains_key(kind), "no {kind}: {coverage:?}");
     }
 }

@@ -141,6 +141,26 @@ pub struct ModelChange {
     pub new: Option<ModelRow>,
 }
 
+impl ModelChange {
+    /// The change as the engine publishes (or replays) it.
+    pub fn notification(&self, tables: &[TableId]) -> ChangeNotification {
+        let table = tables[self.table].clone();
+        let wide = self.wide;
+        let notification = match (self.old, self.new) {
+            (None, Some(new)) => ChangeNotification::insert(table, new.row(wide)),
+            (Some(old), Some(new)) => {
+                ChangeNotification::update(table, old.row(wide), new.row(wide))
+            }
+            (Some(old), None) => ChangeNotification::delete(table, old.row(wide)),
+            (None, None) => unreachable!("a change has a row before or after"),
+        };
+        match self.owner {
+            Some(owner) => notification.owned_by(USERS[owner]),
+            None => notification,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ModelRow {
     pub id: i64,
@@ -319,20 +339,7 @@ pub fn random_commit(
                 }
             }
         };
-        let table = tables[change.table].clone();
-        let wide = change.wide;
-        let notification = match (change.old, change.new) {
-            (None, Some(new)) => ChangeNotification::insert(table, new.row(wide)),
-            (Some(old), Some(new)) => {
-                ChangeNotification::update(table, old.row(wide), new.row(wide))
-            }
-            (Some(old), None) => ChangeNotification::delete(table, old.row(wide)),
-            (None, None) => unreachable!(),
-        };
-        changes.push(match change.owner {
-            Some(owner) => notification.owned_by(USERS[owner]),
-            None => notification,
-        });
+        changes.push(change.notification(tables));
         model.push(change);
     }
     (changes, model)
