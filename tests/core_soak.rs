@@ -24,7 +24,11 @@
 //!   `SELECT *` with the new columns; nothing of a subscription arrives after its
 //!   unsubscribe returned.
 //!
-//! `LIVECORE_SOAK_SEED` runs one seed (a failure prints its seed), `LIVECORE_SOAK_STEPS`
+//! Under `SlowConsumerPolicy::Disconnect` the same steps run, a slow connection is cut off
+//! instead, and its subscriptions' streams must be whole prefixes with no gap notice.
+//!
+//! `LIVECORE_SOAK_SEED` runs one seed (a failure prints its seed; with
+//! `LIVECORE_SOAK_DISCONNECT` under the disconnect policy), `LIVECORE_SOAK_STEPS`
 //! lengthens each run and `LIVECORE_SOAK_TRACE` follows one subscription. A seed fixes
 //! the steps; which subscription a full channel refuses first can follow livecore's own
 //! hash order, so a rerun may take a slightly different path.
@@ -123,6 +127,11 @@ struct Soak {
     connections: Vec<ConnectionRegistration>,
     /// Each connection's user (index into [`USERS`]).
     users: Vec<usize>,
+    /// The manager cuts a slow consumer off (`SlowConsumerPolicy::Disconnect`) instead of
+    /// telling it of gaps; `cut_off` marks the connections it cut off, as the host learns
+    /// from their `SlowConsumer` event.
+    disconnect: bool,
+    cut_off: Vec<bool>,
     subs: Vec<ModelSub>,
     /// Every row, by id: its table, its owner (table `u`) and its values.
     rows: BTreeMap<i64, (usize, Option<usize>, ModelRow)>,
@@ -138,10 +147,15 @@ struct Soak {
 }
 
 impl Soak {
-    fn new(seed: u64) -> Self {
+    fn new(seed: u64, disconnect: bool) -> Self {
         let config = ManagerConfig {
             notification_channel_capacity: CHANNEL_CAPACITY,
             gate_buffer_capacity: GATE_CAPACITY,
+            slow_consumer_policy: if disconnect {
+                SlowConsumerPolicy::Disconnect
+            } else {
+                SlowConsumerPolicy::GapNotice
+            },
             ..ManagerConfig::default()
         };
         let (manager, tables) = soak_manager(config);
@@ -151,6 +165,8 @@ impl Soak {
             tables,
             connections: Vec::new(),
             users: Vec::new(),
+            disconnect,
+            cut_off: Vec::new(),
             subs: Vec::new(),
             rows: BTreeMap::new(),
             wide: [false; 2],
@@ -163,7 +179,7 @@ impl Soak {
 
     fn step(&mut self) {
         match self.rng.below(200) {
-            0..=9 if self.connections.len() < MAX_CONNECTIONS => self.connect(),
+            0..=9 if self.open_connections() < MAX_CONNECTIONS => self.connect(),
             0..=29 => self.subscribe(),
             30..=109 => self.publish(),
             110..=125 => self.set_boundary(),
@@ -186,6 +202,41 @@ impl Soak {
             .expect("authenticate");
         self.connections.push(registration);
         self.users.push(user);
+        self.cut_off.push(false);
+    }
+
+    fn open_connections(&self) -> usize {
+        self.cut_off.iter().filter(|cut_off| !**cut_off).count()
+    }
+
+    /// Reads the connections' events: on a `SlowConsumer` the host (this soak) reads what
+    /// the connection's receiver still hands out, then unregisters it, as a server closing
+    /// the socket would; its subscriptions are gone with it.
+    fn read_events(&mut self) {
+        for connection in 0..self.connections.len() {
+            if self.cut_off[connection] {
+                continue;
+            }
+            let mut slow = false;
+            while let Ok(event) = self.connections[connection].events.try_recv() {
+                slow |= matches!(event, ConnectionEvent::SlowConsumer);
+            }
+            if !slow {
+                continue;
+            }
+            assert!(self.disconnect, "SlowConsumer under the gap-notice policy");
+            self.drain(connection);
+            self.cut_off[connection] = true;
+            let connection_id = self.connections[connection].connection_id;
+            self.manager
+                .unregister_connection(connection_id)
+                .expect("unregister");
+            for sub in &mut self.subs {
+                if sub.connection == connection {
+                    sub.removed = true;
+                }
+            }
+        }
     }
 
     fn subscribe(&mut self) {
@@ -193,6 +244,9 @@ impl Soak {
             return self.connect();
         }
         let connection = self.rng.below(self.connections.len() as u64) as usize;
+        if self.cut_off[connection] {
+            return;
+        }
         let view = View::random(&mut self.rng, self.users[connection]);
         let initial_load = self.rng.chance(40);
         // A client coming back after the SeqId it last held.
@@ -297,6 +351,9 @@ impl Soak {
         if !overflowed {
             assert_eq!(summary.matched, matched, "seq {seq}: matched subscriptions");
         }
+        if self.disconnect {
+            self.read_events();
+        }
     }
 
     /// A subscription still loading (`resuming`: one resuming, else one loading a
@@ -308,6 +365,7 @@ impl Soak {
                 sub.active()
                     && matches!(sub.load, Load::Gated { .. })
                     && sub.resume.is_some() == resuming
+                    && !self.cut_off[sub.connection]
             })
             .collect();
         if gated.is_empty() {
@@ -562,6 +620,9 @@ impl Soak {
     /// Takes one notification of `connection` into its subscription's record; false when
     /// none was waiting.
     fn receive_one(&mut self, connection: usize) -> bool {
+        if self.cut_off[connection] {
+            return false; // unregistered
+        }
         let notification = match self.connections[connection].notifications.try_recv() {
             Ok(notification) => notification,
             Err(_) => return false,
@@ -588,6 +649,7 @@ impl Soak {
         for connection in 0..self.connections.len() {
             self.drain(connection);
         }
+        self.read_events();
         for sub in &self.subs {
             for got in &sub.received {
                 let kind = match got {
@@ -609,7 +671,20 @@ impl Soak {
             if sub.removed {
                 *coverage.entry("unsubscribes").or_default() += 1;
             }
-            if let Err(problem) = check_stream(sub) {
+            let cut_off = self.cut_off[sub.connection];
+            if cut_off {
+                *coverage.entry("subscriptions cut off").or_default() += 1;
+            }
+            let gaps = sub
+                .received
+                .iter()
+                .any(|got| matches!(got, Got::Gap { .. }));
+            let checked = if self.disconnect && gaps {
+                Err("a gap notice under the disconnect policy".to_string())
+            } else {
+                check_stream(sub, cut_off)
+            };
+            if let Err(problem) = checked {
                 panic!(
                     "seed {seed}: {:?} ({}, load {:?}, removed {}, ended {:?}): {problem}\n\
                      owed: {:?}\nreceived: {:?}",
@@ -626,11 +701,12 @@ impl Soak {
     }
 }
 
-/// Checks one subscription's received stream against what it is owed.
-fn check_stream(sub: &ModelSub) -> Result<(), String> {
+/// Checks one subscription's received stream against what it is owed; `cut_off` when the
+/// manager cut its connection off as a slow consumer (its stream then ends early).
+fn check_stream(sub: &ModelSub, cut_off: bool) -> Result<(), String> {
     let mut received: &[Got] = &sub.received;
     // An ending the host caused is the last notification, once.
-    let cut_short = sub.removed || sub.ended.is_some();
+    let cut_short = sub.removed || sub.ended.is_some() || cut_off;
     if let Some(ending) = sub.ended {
         let last = received.split_last();
         match (ending, last) {
@@ -639,6 +715,8 @@ fn check_stream(sub: &ModelSub) -> Result<(), String> {
             // Its load had overflowed before: that ended it, and the host's call found it
             // ended already.
             _ if sub.load == Load::Overflowed => {}
+            // The stream of a connection cut off ends where the cut was.
+            _ if cut_off => {}
             (_, last) => return Err(format!("ended {ending:?}, but the last was {last:?}")),
         }
     }
@@ -747,8 +825,8 @@ fn check_stream(sub: &ModelSub) -> Result<(), String> {
     }
 }
 
-fn run(seed: u64, steps: usize, coverage: &mut BTreeMap<&'static str, u64>) {
-    let mut soak = Soak::new(seed);
+fn run(seed: u64, steps: usize, disconnect: bool, coverage: &mut BTreeMap<&'static str, u64>) {
+    let mut soak = Soak::new(seed, disconnect);
     for _ in 0..steps {
         soak.step();
     }
@@ -766,16 +844,45 @@ fn deliveries_match_the_model_across_drops_loads_endings_and_unsubscribes() {
         .ok()
         .and_then(|seed| seed.parse().ok())
     {
-        return run(seed, steps, &mut coverage);
+        let disconnect = std::env::var_os("LIVECORE_SOAK_DISCONNECT").is_some();
+        return run(seed, steps, disconnect, &mut coverage);
     }
     for seed in 1..=40u64 {
         run(
             seed.wrapping_mul(0x9E37_79B9_7F4A_7C15),
             steps,
+            false,
             &mut coverage,
         );
     }
     println!("soak coverage: {coverage:?}");
     // Every kind of notification, and unsubscribes, occurred: the soak is not vacuous.
     assert_eq!(coverage.len(), 9, "soak coverage: {coverage:?}");
+}
+
+#[test]
+fn a_slow_consumer_cut_off_gets_a_whole_prefix_and_no_gap_notice() {
+    let steps = std::env::var("LIVECORE_SOAK_STEPS")
+        .ok()
+        .and_then(|steps| steps.parse().ok())
+        .unwrap_or(3_000);
+    let mut coverage = BTreeMap::new();
+    for seed in 1..=20u64 {
+        run(
+            seed.wrapping_mul(0xD1B5_4A32_D192_ED03),
+            steps,
+            true,
+            &mut coverage,
+        );
+    }
+    println!("disconnect soak coverage: {coverage:?}");
+    for kind in [
+        "changes",
+        "subscriptions cut off",
+        "loads completed",
+        "unsubscribes",
+    ] {
+        assert!(coverage.contains_key(kind), "no {kind}: {coverage:?}");
+    }
+    assert!(!coverage.contains_key("gaps"), "{coverage:?}");
 }
