@@ -745,45 +745,16 @@ fn check_stream(sub: &ModelSub, cut_off: bool) -> Result<(), String> {
     }
     // A resuming subscription's replayed commits come first, whole: the host retried each
     // until the channel took it.
-    let replays = if sub.resume.is_some() {
-        received
-            .iter()
-            .take_while(|got| matches!(got, Got::Changes(_)))
-            .count()
+    let last_replayed = if sub.resume.is_some() {
+        let (last, rest) = take_replayed(received, &sub.replayed, snapshot_cut)?;
+        received = rest;
+        last
     } else {
-        0
+        None
     };
-    let replayed: Vec<&Owed> = received[..replays]
-        .iter()
-        .map(|got| match got {
-            Got::Changes(owed) => owed,
-            _ => unreachable!(),
-        })
-        .collect();
-    received = &received[replays..];
-    let replayed_all = replayed.len() == sub.replayed.len();
-    let same = |got: &&Owed, owed: &Owed| got.seq == owed.seq && got.changes == owed.changes;
-    if replayed.len() > sub.replayed.len()
-        || !replayed
-            .iter()
-            .zip(&sub.replayed)
-            .all(|(got, owed)| same(got, owed))
-        || (!replayed_all && !snapshot_cut)
-    {
-        return Err(format!(
-            "replayed {:?}, the host replayed {:?}",
-            replayed.iter().map(|owed| owed.seq).collect::<Vec<_>>(),
-            sub.replayed.iter().map(|owed| owed.seq).collect::<Vec<_>>()
-        ));
-    }
     // What the consumer holds before the first live change: the last change replayed to it,
     // else the boundary (or the highest commit replayed, when above it).
-    let held_before_live = |boundary: u64| {
-        replayed
-            .last()
-            .map(|owed| owed.seq)
-            .unwrap_or(boundary.max(sub.replayed_upto))
-    };
+    let held_before_live = |boundary: u64| last_replayed.unwrap_or(boundary.max(sub.replayed_upto));
     match sub.load {
         Load::None => follow(&sub.owed, received, None, cut_short),
         Load::Gated { .. } => match received {
@@ -835,15 +806,9 @@ fn run(seed: u64, steps: usize, disconnect: bool, coverage: &mut BTreeMap<&'stat
 
 #[test]
 fn deliveries_match_the_model_across_drops_loads_endings_and_unsubscribes() {
-    let steps = std::env::var("LIVECORE_SOAK_STEPS")
-        .ok()
-        .and_then(|steps| steps.parse().ok())
-        .unwrap_or(3_000);
+    let steps = soak_steps(3_000);
     let mut coverage = BTreeMap::new();
-    if let Some(seed) = std::env::var("LIVECORE_SOAK_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-    {
+    if let Some(seed) = soak_seed() {
         let disconnect = std::env::var_os("LIVECORE_SOAK_DISCONNECT").is_some();
         return run(seed, steps, disconnect, &mut coverage);
     }
@@ -862,10 +827,7 @@ fn deliveries_match_the_model_across_drops_loads_endings_and_unsubscribes() {
 
 #[test]
 fn a_slow_consumer_cut_off_gets_a_whole_prefix_and_no_gap_notice() {
-    let steps = std::env::var("LIVECORE_SOAK_STEPS")
-        .ok()
-        .and_then(|steps| steps.parse().ok())
-        .unwrap_or(3_000);
+    let steps = soak_steps(3_000);
     let mut coverage = BTreeMap::new();
     for seed in 1..=20u64 {
         run(

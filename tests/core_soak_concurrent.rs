@@ -367,33 +367,8 @@ fn check_sub(sub: &Sub, log: &[(u64, Vec<ModelChange>)], received: &[Got]) -> Re
             completed,
         } => {
             // The replayed commits come first, each once and whole.
-            let replays = received
-                .iter()
-                .take_while(|got| matches!(got, Got::Changes(_)))
-                .count();
-            let got: Vec<&Owed> = received[..replays]
-                .iter()
-                .map(|got| match got {
-                    Got::Changes(owed) => owed,
-                    _ => unreachable!(),
-                })
-                .collect();
-            let all = got.len() == sub.replayed.len();
             let cut = sub.removed || !completed;
-            if got.len() > sub.replayed.len()
-                || !got
-                    .iter()
-                    .zip(&sub.replayed)
-                    .all(|(got, owed)| got.seq == owed.seq && got.changes == owed.changes)
-                || (!all && !cut)
-            {
-                return Err(format!(
-                    "replayed {:?}, sent {:?}",
-                    got.iter().map(|owed| owed.seq).collect::<Vec<_>>(),
-                    sub.replayed.iter().map(|owed| owed.seq).collect::<Vec<_>>()
-                ));
-            }
-            let rest = &received[replays..];
+            let (last_replayed, rest) = take_replayed(received, &sub.replayed, cut)?;
             if !completed {
                 return match rest {
                     [] if sub.removed => Ok(()),
@@ -404,7 +379,7 @@ fn check_sub(sub: &Sub, log: &[(u64, Vec<ModelChange>)], received: &[Got]) -> Re
             match rest.split_first() {
                 None if sub.removed => Ok(()),
                 Some((Got::LoadComplete { boundary, .. }, rest)) if *boundary == Some(from) => {
-                    let held = got.last().map_or(upto.max(from), |owed| owed.seq);
+                    let held = last_replayed.unwrap_or(upto.max(from));
                     follow(&owed_from(upto + 1), rest, Some(held), sub.removed)
                 }
                 other => Err(format!("expected the load-complete marker, got {other:?}")),
@@ -505,15 +480,9 @@ fn run(seed: u64, steps: usize, coverage: &mut BTreeMap<&'static str, u64>) {
 
 #[test]
 fn concurrent_publish_drain_and_subscribe_keep_every_stream_whole() {
-    let steps = std::env::var("LIVECORE_SOAK_STEPS")
-        .ok()
-        .and_then(|steps| steps.parse().ok())
-        .unwrap_or(400);
+    let steps = soak_steps(400);
     let mut coverage = BTreeMap::new();
-    if let Some(seed) = std::env::var("LIVECORE_SOAK_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-    {
+    if let Some(seed) = soak_seed() {
         return run(seed, steps, &mut coverage);
     }
     for seed in 1..=8u64 {

@@ -31,6 +31,21 @@ impl Rng {
 
 pub const ROOMS: i64 = 5;
 
+/// Steps per run: `LIVECORE_SOAK_STEPS`, else `default`.
+pub fn soak_steps(default: usize) -> usize {
+    std::env::var("LIVECORE_SOAK_STEPS")
+        .ok()
+        .and_then(|steps| steps.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The one seed to run, from `LIVECORE_SOAK_SEED`.
+pub fn soak_seed() -> Option<u64> {
+    std::env::var("LIVECORE_SOAK_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+}
+
 /// The filters the soak subscribes with: each has SQL text and the model's own verdict.
 #[derive(Clone, Copy, Debug)]
 pub enum Filter {
@@ -450,4 +465,37 @@ pub fn follow(
         )),
         _ => Ok(()),
     }
+}
+
+/// Takes a resumed subscription's replayed commits off the front of `received`: each of
+/// `sent` once and whole, in order (all of them unless `cut_short`: ended, removed or
+/// overflowed). Returns the SeqId of the last replayed change received, and the rest.
+pub fn take_replayed<'a>(
+    received: &'a [Got],
+    sent: &[Owed],
+    cut_short: bool,
+) -> Result<(Option<u64>, &'a [Got]), String> {
+    let replays = received
+        .iter()
+        .take_while(|got| matches!(got, Got::Changes(_)))
+        .count();
+    let got: Vec<&Owed> = received[..replays]
+        .iter()
+        .map(|got| match got {
+            Got::Changes(owed) => owed,
+            _ => unreachable!(),
+        })
+        .collect();
+    let whole = |(got, owed): (&&Owed, &Owed)| got.seq == owed.seq && got.changes == owed.changes;
+    if got.len() > sent.len()
+        || !got.iter().zip(sent).all(whole)
+        || (got.len() < sent.len() && !cut_short)
+    {
+        return Err(format!(
+            "replayed {:?}, sent {:?}",
+            got.iter().map(|owed| owed.seq).collect::<Vec<_>>(),
+            sent.iter().map(|owed| owed.seq).collect::<Vec<_>>()
+        ));
+    }
+    Ok((got.last().map(|owed| owed.seq), &received[replays..]))
 }
