@@ -527,8 +527,10 @@ impl Soak {
         let sub = &mut self.subs[index];
         match self.manager.unsubscribe(sub.id) {
             Ok(()) => {}
-            // An overflowed load ended the subscription; the next writer call after it
-            // unrouted it, and it is gone.
+            // An overflowed load ended the subscription; the next writer call unrouted it
+            // and its connection remembered the ending, but only its latest endings
+            // (ENDED_SUBSCRIPTIONS_REMEMBERED or the per-connection limit): a long run
+            // forgets the oldest, and then the subscription is unknown.
             Err(LiveError::UnknownSubscription(_)) if sub.load == Load::Overflowed => {}
             Err(error) => panic!("unsubscribe {:?} ({:?}): {error}", sub.id, sub.load),
         }
