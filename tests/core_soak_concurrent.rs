@@ -48,6 +48,24 @@ enum Start {
     },
 }
 
+impl Start {
+    /// Livecore may have ended the subscription (its gate buffer overflowed).
+    fn may_have_ended(self) -> bool {
+        matches!(
+            self,
+            Start::EndedLoading
+                | Start::Loaded {
+                    completed: false,
+                    ..
+                }
+                | Start::Resumed {
+                    completed: false,
+                    ..
+                }
+        )
+    }
+}
+
 struct Sub {
     id: LiveQueryId,
     view: View,
@@ -74,6 +92,20 @@ struct Shared {
     removed_count: AtomicUsize,
     stop_publishing: AtomicBool,
     stop_draining: AtomicBool,
+    /// Set when the drainer's thread ends, however it ends: a replay waiting for room in
+    /// a channel then fails instead of waiting for ever.
+    drainer_gone: AtomicBool,
+}
+
+/// Sets a flag when dropped: on every way out of a scope, a panic's included.
+struct SetOnDrop<'a>(&'a [&'a AtomicBool]);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        for flag in self.0 {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 fn publisher(shared: &Shared, seed: u64) {
@@ -91,7 +123,7 @@ fn publisher(shared: &Shared, seed: u64) {
             &[false, false],
         );
         shared.log.lock().unwrap().push((seq, model));
-        shared.committed.store(seq, Ordering::Release);
+        shared.committed.store(seq, Ordering::SeqCst);
         shared
             .manager
             .publish_commit(SeqId(seq), changes)
@@ -104,10 +136,10 @@ fn publisher(shared: &Shared, seed: u64) {
 
 /// Drains every connection until told to stop and then until all are empty; returns each
 /// subscription's stream, and any notification that arrived after its subscription's
-/// unsubscribe returned.
+/// unsubscribe returned or on another connection's receiver.
 fn drainer(
     shared: &Shared,
-    mut receivers: Vec<NotificationReceiver>,
+    mut receivers: Vec<(ConnectionId, NotificationReceiver)>,
     seed: u64,
 ) -> (HashMap<LiveQueryId, Vec<Got>>, Vec<String>) {
     let mut rng = Rng(seed ^ 0xd4a1 | 1);
@@ -116,7 +148,7 @@ fn drainer(
     loop {
         let stopping = shared.stop_draining.load(Ordering::Acquire);
         let mut took = 0;
-        for receiver in receivers.iter_mut() {
+        for (connection, receiver) in receivers.iter_mut() {
             for _ in 0..1 + rng.below(8) {
                 let removed_before = shared.removed_count.load(Ordering::Acquire);
                 let Ok(notification) = receiver.try_recv() else {
@@ -124,6 +156,9 @@ fn drainer(
                 };
                 took += 1;
                 let id = notification.live_query_id();
+                if id.connection_id != *connection {
+                    late.push(format!("{id:?}: received on {connection:?}'s receiver"));
+                }
                 if shared.removed.lock().unwrap()[..removed_before].contains(&id) {
                     late.push(format!(
                         "{id:?}: {} after its unsubscribe returned",
@@ -156,15 +191,15 @@ fn controller(
         let view = View::random(&mut rng, user);
         match rng.below(11) {
             0..=3 => {
-                let before = shared.committed.load(Ordering::Acquire);
-                let Ok(subscribed) = shared.manager.subscribe_sql(
+                let before = shared.committed.load(Ordering::SeqCst);
+                let Some(subscribed) = subscribed(shared.manager.subscribe_sql(
                     connection,
                     &view.sql(),
                     SubscriptionOptions::default(),
-                ) else {
-                    continue; // the connection's limit: removed ones still queued
+                )) else {
+                    continue;
                 };
-                let after = shared.committed.load(Ordering::Acquire);
+                let after = shared.committed.load(Ordering::SeqCst);
                 subs.push(Sub {
                     id: subscribed.live_query_id,
                     view,
@@ -178,10 +213,11 @@ fn controller(
                     initial_load: true,
                     ..SubscriptionOptions::default()
                 };
-                let Ok(subscribed) = shared
-                    .manager
-                    .subscribe_sql(connection, &view.sql(), options)
-                else {
+                let Some(subscribed) = subscribed(shared.manager.subscribe_sql(
+                    connection,
+                    &view.sql(),
+                    options,
+                )) else {
                     continue;
                 };
                 let id = subscribed.live_query_id;
@@ -189,7 +225,7 @@ fn controller(
                     std::thread::yield_now();
                 }
                 // The host's snapshot read: everything committed so far.
-                let boundary = shared.committed.load(Ordering::Acquire);
+                let boundary = shared.committed.load(Ordering::SeqCst);
                 let start = match shared.manager.set_snapshot_boundary(id, SeqId(boundary)) {
                     Err(LiveError::SubscriptionEnded { .. }) => Start::EndedLoading,
                     Err(error) => panic!("set boundary: {error}"),
@@ -229,7 +265,13 @@ fn controller(
                     continue;
                 }
                 let sub = &mut subs[live[rng.below(live.len() as u64) as usize]];
-                shared.manager.unsubscribe(sub.id).expect("unsubscribe");
+                match shared.manager.unsubscribe(sub.id) {
+                    Ok(()) => {}
+                    // Ended by an overflow, and its connection has since forgotten the
+                    // ending (it remembers only its latest ones).
+                    Err(LiveError::UnknownSubscription(_)) if sub.start.may_have_ended() => {}
+                    Err(error) => panic!("unsubscribe {:?}: {error}", sub.id),
+                }
                 sub.removed = true;
                 shared.removed.lock().unwrap().push(sub.id);
                 shared.removed_count.fetch_add(1, Ordering::Release);
@@ -242,44 +284,52 @@ fn controller(
     subs
 }
 
-/// A client resuming after an earlier commit: subscribes with `resume_from`, replays the
-/// commits it missed from the log (retrying while the channel is full, which the drainer
-/// empties) until it has replayed every commit made, then completes, while the publisher
-/// goes on.
+/// A subscribe's result: `None` when the connection is at its limit (removed subscriptions
+/// still queued count), a panic on any other error.
+fn subscribed(result: LiveResult<SubscriptionResult>) -> Option<SubscriptionResult> {
+    match result {
+        Ok(subscribed) => Some(subscribed),
+        Err(LiveError::SubscriptionLimitReached { .. }) => None,
+        Err(error) => panic!("subscribe: {error}"),
+    }
+}
+
+/// A client resuming after an earlier commit: subscribes with `resume_from`, replays from
+/// the log the commits it missed up to the last one made when its subscribe returned
+/// (retrying while the channel is full, which the drainer empties), then completes: the
+/// gate held the later ones, published meanwhile, and flushes them behind the marker.
 fn resume(shared: &Shared, connection: ConnectionId, view: View, rng: &mut Rng) -> Option<Sub> {
-    let committed = shared.committed.load(Ordering::Acquire);
+    let committed = shared.committed.load(Ordering::SeqCst);
     let from = committed.saturating_sub(rng.below(30));
     let options = SubscriptionOptions {
         resume_from: Some(SeqId(from)),
         ..SubscriptionOptions::default()
     };
-    let id = shared
-        .manager
-        .subscribe_sql(connection, &view.sql(), options)
-        .ok()?
-        .live_query_id;
+    let id = subscribed(
+        shared
+            .manager
+            .subscribe_sql(connection, &view.sql(), options),
+    )?
+    .live_query_id;
+    // Every commit made from now on is published after the subscription was routed: the
+    // gate holds it. The host replays up to here.
+    let target = shared.committed.load(Ordering::SeqCst);
     let mut replayed = Vec::new();
     let mut upto = from;
-    let ended = |start| {
-        Some(Sub {
-            id,
-            view,
-            start,
-            replayed: Vec::new(),
-            removed: false,
-        })
+    let ended = |start| Sub {
+        id,
+        view,
+        start,
+        replayed: Vec::new(),
+        removed: false,
     };
-    loop {
-        let committed = shared.committed.load(Ordering::Acquire);
-        if upto == committed {
-            break;
-        }
+    {
         let commits: Vec<(u64, Vec<ModelChange>)> = shared
             .log
             .lock()
             .unwrap()
             .iter()
-            .filter(|(seq, _)| *seq > upto && *seq <= committed)
+            .filter(|(seq, _)| *seq > upto && *seq <= target)
             .cloned()
             .collect();
         for (seq, model) in commits {
@@ -293,7 +343,13 @@ fn resume(shared: &Shared, connection: ConnectionId, view: View, rng: &mut Rng) 
                     .replay_commit(id, SeqId(seq), changes.clone())
                 {
                     Ok(sent) => break sent,
-                    Err(LiveError::WouldBlock { .. }) => std::thread::yield_now(),
+                    Err(LiveError::WouldBlock { .. }) => {
+                        assert!(
+                            !shared.drainer_gone.load(Ordering::SeqCst),
+                            "the drainer stopped"
+                        );
+                        std::thread::yield_now();
+                    }
                     Err(LiveError::SubscriptionEnded { .. }) => {
                         let start = Start::Resumed {
                             from,
@@ -302,7 +358,7 @@ fn resume(shared: &Shared, connection: ConnectionId, view: View, rng: &mut Rng) 
                         };
                         return Some(Sub {
                             replayed,
-                            ..ended(start)?
+                            ..ended(start)
                         });
                     }
                     Err(error) => panic!("replay_commit {seq}: {error}"),
@@ -327,7 +383,7 @@ fn resume(shared: &Shared, connection: ConnectionId, view: View, rng: &mut Rng) 
             from,
             upto,
             completed,
-        })?
+        })
     })
 }
 
@@ -356,7 +412,14 @@ fn check_sub(sub: &Sub, log: &[(u64, Vec<ModelChange>)], received: &[Got]) -> Re
             completed: true,
         } => match received.split_first() {
             None if sub.removed => Ok(()),
-            Some((Got::LoadComplete { boundary: said, .. }, rest)) if *said == Some(boundary) => {
+            Some((
+                Got::LoadComplete {
+                    boundary: said,
+                    batches: 0,
+                    rows: 0,
+                },
+                rest,
+            )) if *said == Some(boundary) => {
                 follow(&owed_from(boundary + 1), rest, Some(boundary), sub.removed)
             }
             other => Err(format!("expected the load-complete marker, got {other:?}")),
@@ -378,7 +441,14 @@ fn check_sub(sub: &Sub, log: &[(u64, Vec<ModelChange>)], received: &[Got]) -> Re
             }
             match rest.split_first() {
                 None if sub.removed => Ok(()),
-                Some((Got::LoadComplete { boundary, .. }, rest)) if *boundary == Some(from) => {
+                Some((
+                    Got::LoadComplete {
+                        boundary,
+                        batches: 0,
+                        rows: 0,
+                    },
+                    rest,
+                )) if *boundary == Some(from) => {
                     let held = last_replayed.unwrap_or(upto.max(from));
                     follow(&owed_from(upto + 1), rest, Some(held), sub.removed)
                 }
@@ -419,7 +489,7 @@ fn run(seed: u64, steps: usize, coverage: &mut BTreeMap<&'static str, u64>) {
             .authenticate(registration.connection_id, UserId::from(USERS[user]), None)
             .expect("authenticate");
         connections.push((registration.connection_id, user));
-        receivers.push(registration.notifications);
+        receivers.push((registration.connection_id, registration.notifications));
     }
     let shared = Shared {
         manager,
@@ -430,10 +500,17 @@ fn run(seed: u64, steps: usize, coverage: &mut BTreeMap<&'static str, u64>) {
         removed_count: AtomicUsize::new(0),
         stop_publishing: AtomicBool::new(false),
         stop_draining: AtomicBool::new(false),
+        drainer_gone: AtomicBool::new(false),
     };
     let (subs, (streams, late)) = std::thread::scope(|scope| {
         let publishing = scope.spawn(|| publisher(&shared, seed));
-        let draining = scope.spawn(|| drainer(&shared, receivers, seed));
+        let draining = scope.spawn(|| {
+            let _gone = SetOnDrop(&[&shared.drainer_gone]);
+            drainer(&shared, receivers, seed)
+        });
+        // Should the controller panic, the other two still stop and the scope ends.
+        let stop_all = [&shared.stop_publishing, &shared.stop_draining];
+        let _stop = SetOnDrop(&stop_all);
         let subs = controller(&shared, &connections, seed, steps);
         shared.stop_publishing.store(true, Ordering::Release);
         publishing.join().expect("publisher");
