@@ -11,6 +11,7 @@ use livecore::*;
 pub struct Rng(pub u64);
 
 impl Rng {
+    /// The next 64 random bits.
     pub fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
@@ -20,15 +21,18 @@ impl Rng {
         x
     }
 
+    /// A number in `0..n`.
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
+    /// True `percent` times in a hundred.
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
 }
 
+/// Rooms a row can be in (filters pin rooms, so each matches about a fifth of the rows).
 pub const ROOMS: i64 = 5;
 
 /// Steps per run: `LIVECORE_SOAK_STEPS`, else `default`.
@@ -57,6 +61,7 @@ pub enum Filter {
 }
 
 impl Filter {
+    /// One of the filters, with random constants.
     pub fn random(rng: &mut Rng) -> Self {
         let room = rng.below(ROOMS as u64) as i64;
         let other = rng.below(ROOMS as u64) as i64;
@@ -70,6 +75,7 @@ impl Filter {
         }
     }
 
+    /// The ` WHERE ...` clause (empty for no filter).
     pub fn clause(self) -> String {
         match self {
             Filter::All => String::new(),
@@ -82,6 +88,7 @@ impl Filter {
         }
     }
 
+    /// The model's verdict on `row`.
     pub fn matches(self, row: &ModelRow) -> bool {
         match self {
             Filter::All => true,
@@ -108,9 +115,11 @@ pub struct View {
     pub filter: Filter,
 }
 
+/// The users connections authenticate as.
 pub const USERS: [&str; 2] = ["alice", "bob"];
 
 impl View {
+    /// A random view for a connection of `user`.
     pub fn random(rng: &mut Rng, user: usize) -> Self {
         Self {
             table: rng.below(2) as usize,
@@ -120,6 +129,7 @@ impl View {
         }
     }
 
+    /// The subscription's SQL.
     pub fn sql(self) -> String {
         let columns = if self.projected { "id, v" } else { "*" };
         format!(
@@ -236,6 +246,7 @@ pub enum Got {
 }
 
 impl Got {
+    /// The record of `notification`.
     pub fn of(notification: &Notification) -> Got {
         match notification {
             Notification::Changes(changes) => Got::Changes(Owed {
