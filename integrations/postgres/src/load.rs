@@ -49,7 +49,7 @@ use tokio_postgres::SimpleQueryMessage;
 use crate::config::{load_slot_name, quote_ident};
 use crate::error::{PgError, PgResult};
 use crate::schema::{self, TableInfo, TypeCache};
-use crate::source::{lock, no_answer, owner_text, PgSource, Shared, HOST_QUERY_TIMEOUT, MAX_PARTS};
+use crate::source::{lock, owner_text, PgSource, Shared, HOST_QUERY_TIMEOUT, MAX_PARTS};
 use crate::types;
 
 /// What one initial load did.
@@ -594,21 +594,17 @@ struct SlotCreation {
 async fn cancel_slot_creation(shared: &Shared, creation: &SlotCreation) {
     let (pid, slot) = (creation.pid, creation.slot.as_str());
     let _ = shared
-        .host_query(
-            HOST_QUERY_TIMEOUT,
-            no_answer(HOST_QUERY_TIMEOUT),
-            |client| async move {
-                client
-                    .execute(
-                        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+        .host_query(HOST_QUERY_TIMEOUT, |client| async move {
+            client
+                .execute(
+                    "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
                      WHERE backend_type = 'walsender' AND (pid = $1 OR pid IN \
                        (SELECT active_pid FROM pg_replication_slots \
                         WHERE slot_name::text = $2))",
-                        &[&pid, &slot],
-                    )
-                    .await
-            },
-        )
+                    &[&pid, &slot],
+                )
+                .await
+        })
         .await;
 }
 

@@ -185,18 +185,13 @@ impl Shared {
 
     /// Runs `query` on the host's connection, once more on a new connection when the held
     /// one turns out closed (the server restarted, or an administrator ended the session);
-    /// all within `timeout`, else `elapsed` (see [`host_bounded`](Self::host_bounded)).
-    pub(crate) async fn host_query<T, Run, Ran>(
-        &self,
-        timeout: Duration,
-        elapsed: impl FnOnce() -> PgError,
-        query: Run,
-    ) -> PgResult<T>
+    /// all within `timeout` (see [`host_bounded`](Self::host_bounded)).
+    pub(crate) async fn host_query<T, Run, Ran>(&self, timeout: Duration, query: Run) -> PgResult<T>
     where
         Run: Fn(Arc<tokio_postgres::Client>) -> Ran,
         Ran: std::future::Future<Output = Result<T, tokio_postgres::Error>>,
     {
-        self.host_bounded(timeout, elapsed, async {
+        self.host_bounded(timeout, async {
             let client = self.host_client().await?;
             match query(client.clone()).await {
                 Err(error) if session_ended(&error, &client) => {
@@ -209,15 +204,15 @@ impl Shared {
         .await
     }
 
-    /// `work` on the host's connection within `timeout`, else `elapsed`. A server that
-    /// did not answer for [`HOST_SILENCE`] or more has its connection let go (one that
-    /// vanished without a reset, behind a failed-over address or a NAT that forgot the
-    /// flow, leaves a socket that looks open until the kernel gives up, minutes later); a
-    /// shorter bound is the caller's deadline, which says nothing about the connection.
+    /// `work` on the host's connection within `timeout`, else [`PgError::Sql`] saying so.
+    /// A server that did not answer for [`HOST_SILENCE`] or more has its connection let
+    /// go (one that vanished without a reset, behind a failed-over address or a NAT that
+    /// forgot the flow, leaves a socket that looks open until the kernel gives up, minutes
+    /// later); a shorter bound is the caller's deadline, which says nothing about the
+    /// connection.
     async fn host_bounded<T>(
         &self,
         timeout: Duration,
-        elapsed: impl FnOnce() -> PgError,
         work: impl std::future::Future<Output = PgResult<T>>,
     ) -> PgResult<T> {
         match tokio::time::timeout(timeout, work).await {
@@ -226,7 +221,9 @@ impl Shared {
                 if timeout >= HOST_SILENCE {
                     *lock(&self.host_sql) = None;
                 }
-                Err(elapsed())
+                Err(PgError::Sql(format!(
+                    "PostgreSQL did not answer within {timeout:?}"
+                )))
             }
         }
     }
@@ -626,15 +623,16 @@ impl PgSource {
     /// (read-your-writes for a host that just wrote), at most `timeout` (and a second for
     /// the closing catalog check when the wait took it all). Returns the position reached.
     /// Works by writing a non-transactional logical message into the WAL and waiting for
-    /// the stream to pass it. A server that does not answer within the time is
-    /// [`PgError::Sql`], and its connection is made again at the next call.
+    /// the stream to pass it. Time running out is [`PgError::Replication`] ("not synced
+    /// within"), a server that stopped answering included (its connection is made again
+    /// at the next call); the closing check's own bound is [`PgError::Sql`].
     pub async fn sync(&self, timeout: Duration) -> PgResult<u64> {
         let deadline = tokio::time::Instant::now() + timeout;
         let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
         let not_synced = || PgError::Replication(format!("not synced within {timeout:?}"));
         let row = self
             .shared
-            .host_query(left(), not_synced, |client| async move {
+            .host_query(left(), |client| async move {
                 client
                     .query_one(
                         "SELECT (pg_logical_emit_message(false, $1, ''::text))::text",
@@ -642,7 +640,15 @@ impl PgSource {
                     )
                     .await
             })
-            .await?;
+            .await
+            // A failure once the deadline passed is the deadline.
+            .map_err(|error| {
+                if left().is_zero() {
+                    not_synced()
+                } else {
+                    error
+                }
+            })?;
         let text: String = row.get(0);
         let target = Lsn::parse(&text)
             .map_err(|error| PgError::Sql(format!("bad LSN '{text}': {error}")))?
@@ -675,11 +681,7 @@ impl PgSource {
             check_tables(&self.shared, &client).await
         };
         let bound = left().max(Duration::from_secs(1));
-        if let Err(error) = self
-            .shared
-            .host_bounded(bound, no_answer(bound), check)
-            .await
-        {
+        if let Err(error) = self.shared.host_bounded(bound, check).await {
             if !matches!(error, PgError::Sql(_)) {
                 self.shared.fail(error.clone());
             }
@@ -697,19 +699,15 @@ impl PgSource {
         let slot = &self.shared.config.slot;
         let row = self
             .shared
-            .host_query(
-                HOST_QUERY_TIMEOUT,
-                no_answer(HOST_QUERY_TIMEOUT),
-                |client| async move {
-                    client
-                        .query_opt(
-                            "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::text \
+            .host_query(HOST_QUERY_TIMEOUT, |client| async move {
+                client
+                    .query_opt(
+                        "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::text \
                          FROM pg_replication_slots WHERE slot_name = $1",
-                            &[slot],
-                        )
-                        .await
-                },
-            )
+                        &[slot],
+                    )
+                    .await
+            })
             .await?
             .ok_or_else(|| PgError::SlotMissing(slot.clone()))?;
         let text: String = row.get(0);
@@ -787,11 +785,6 @@ pub(crate) const HOST_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// A host call's connection that did not answer for this long is let go (see
 /// `Shared::host_bounded`).
 const HOST_SILENCE: Duration = Duration::from_secs(5);
-
-/// A host call's query PostgreSQL did not answer within `timeout`.
-pub(crate) fn no_answer(timeout: Duration) -> impl FnOnce() -> PgError {
-    move || PgError::Sql(format!("PostgreSQL did not answer within {timeout:?}"))
-}
 
 /// Whether `error` of a query on `client` means the session is over (closed, or ended by
 /// the server: an administrator's `pg_terminate_backend`, a shutdown), so the query may be
@@ -1310,13 +1303,7 @@ async fn idle_catalog_check(shared: &Shared) -> PgResult<()> {
             Err(_) => Ok(()),
         }
     };
-    let checked = shared
-        .host_bounded(
-            CATALOG_CHECK_INTERVAL,
-            no_answer(CATALOG_CHECK_INTERVAL),
-            check,
-        )
-        .await;
+    let checked = shared.host_bounded(CATALOG_CHECK_INTERVAL, check).await;
     match checked {
         Err(PgError::Sql(_)) => Ok(()),
         other => other,
