@@ -33,6 +33,8 @@
 //! the steps; which subscription a full channel refuses first can follow livecore's own
 //! hash order, so a rerun may take a slightly different path.
 
+#[path = "common/rng.rs"]
+mod rng;
 #[path = "common/soak_model.rs"]
 mod soak_model;
 
@@ -210,7 +212,7 @@ impl Soak {
 
     fn connect(&mut self) {
         let registration = self.manager.register_connection().expect("connect");
-        let user = self.rng.below(USERS.len() as u64) as usize;
+        let user = self.rng.below(USERS.len());
         self.manager
             .authenticate(registration.connection_id, UserId::from(USERS[user]), None)
             .expect("authenticate");
@@ -257,7 +259,7 @@ impl Soak {
         if self.connections.is_empty() {
             return self.connect();
         }
-        let connection = self.rng.below(self.connections.len() as u64) as usize;
+        let connection = self.rng.below(self.connections.len());
         if self.cut_off[connection] {
             return;
         }
@@ -266,7 +268,7 @@ impl Soak {
         // A client coming back after the SeqId it last held.
         let oldest = self.altered_at[view.table];
         let resume = (!initial_load && self.rng.chance(20))
-            .then(|| oldest + self.rng.below(self.seq - oldest + 1));
+            .then(|| oldest + self.rng.below((self.seq - oldest + 1) as usize) as u64);
         let options = SubscriptionOptions {
             initial_load,
             batch_size: BATCH_SIZE,
@@ -388,7 +390,7 @@ impl Soak {
         if gated.is_empty() {
             return None;
         }
-        Some(gated[self.rng.below(gated.len() as u64) as usize])
+        Some(self.rng.pick(&gated))
     }
 
     /// The host read its snapshot at some SeqId published since the subscribe (or at the
@@ -401,7 +403,7 @@ impl Soak {
             unreachable!()
         };
         let low = boundary.unwrap_or(0);
-        let boundary = low + self.rng.below(self.seq - low + 1);
+        let boundary = low + self.rng.below((self.seq - low + 1) as usize) as u64;
         self.set_boundary_of(index, boundary);
     }
 
@@ -444,7 +446,7 @@ impl Soak {
         let wide = self.wide[view.table];
         let mut left: Vec<Row> = rows.iter().map(|row| row.row(wide)).collect();
         while !left.is_empty() {
-            let piece = (1 + self.rng.below(5) as usize).min(left.len());
+            let piece = (1 + self.rng.below(5)).min(left.len());
             match self.manager.push_snapshot_rows(id, &left[..piece]) {
                 Ok(_) => {
                     left.drain(..piece);
@@ -548,7 +550,7 @@ impl Soak {
         if candidates.is_empty() {
             return;
         }
-        let index = candidates[self.rng.below(candidates.len() as u64) as usize];
+        let index = self.rng.pick(&candidates);
         let sub = &mut self.subs[index];
         match self.manager.unsubscribe(sub.id) {
             Ok(()) => {}
@@ -564,14 +566,14 @@ impl Soak {
     }
 
     fn revoke_user(&mut self) {
-        let user = self.rng.below(USERS.len() as u64) as usize;
+        let user = self.rng.below(USERS.len());
         let ended = self.manager.revoke_user(&UserId::from(USERS[user]), "soak");
         let expected = self.end_affected(Ending::Revoked, |sub| sub.view.user == user);
         assert_eq!(ended, expected, "subscriptions of {} revoked", USERS[user]);
     }
 
     fn resync_table(&mut self) {
-        let table = self.rng.below(TABLES.len() as u64) as usize;
+        let table = self.rng.below(TABLES.len());
         let ended = self
             .manager
             .resync_table(&self.tables[table])
@@ -588,7 +590,7 @@ impl Soak {
     /// No filter reads `w`, so every subscription's query still compiles: those still
     /// loading get `ResyncRequired`, the others go on, `SELECT *` with the new columns.
     fn alter(&mut self) {
-        let table = self.rng.below(TABLES.len() as u64) as usize;
+        let table = self.rng.below(TABLES.len());
         self.wide[table] = !self.wide[table];
         self.altered_at[table] = self.seq;
         for (row_table, _, row) in self.rows.values_mut() {
@@ -636,8 +638,8 @@ impl Soak {
         if self.connections.is_empty() {
             return;
         }
-        let connection = self.rng.below(self.connections.len() as u64) as usize;
-        let take = 1 + self.rng.below(2 * CHANNEL_CAPACITY as u64) as usize;
+        let connection = self.rng.below(self.connections.len());
+        let take = 1 + self.rng.below(2 * CHANNEL_CAPACITY);
         for _ in 0..take {
             if !self.receive_one(connection) {
                 break;

@@ -14,6 +14,8 @@
 //! `LIVECORE_SOAK_SEED` runs one seed (a failure prints its seed) and `LIVECORE_SOAK_STEPS`
 //! lengthens each run.
 
+#[path = "common/rng.rs"]
+mod rng;
 #[path = "common/soak_model.rs"]
 mod soak_model;
 
@@ -187,7 +189,7 @@ fn controller(
     let mut rng = Rng(seed ^ 0xc0de | 1);
     let mut subs: Vec<Sub> = Vec::new();
     for _ in 0..steps {
-        let (connection, user) = connections[rng.below(CONNECTIONS as u64) as usize];
+        let (connection, user) = rng.pick(connections);
         let view = View::random(&mut rng, user);
         match rng.below(11) {
             0..=3 => {
@@ -264,7 +266,7 @@ fn controller(
                 if live.is_empty() {
                     continue;
                 }
-                let sub = &mut subs[live[rng.below(live.len() as u64) as usize]];
+                let sub = &mut subs[rng.pick(&live)];
                 match shared.manager.unsubscribe(sub.id) {
                     Ok(()) => {}
                     // Ended by an overflow, and its connection has since forgotten the
@@ -300,7 +302,7 @@ fn subscribed(result: LiveResult<SubscriptionResult>) -> Option<SubscriptionResu
 /// gate held the later ones, published meanwhile, and flushes them behind the marker.
 fn resume(shared: &Shared, connection: ConnectionId, view: View, rng: &mut Rng) -> Option<Sub> {
     let committed = shared.committed.load(Ordering::SeqCst);
-    let from = committed.saturating_sub(rng.below(30));
+    let from = committed.saturating_sub(rng.below(30) as u64);
     let options = SubscriptionOptions {
         resume_from: Some(SeqId(from)),
         ..SubscriptionOptions::default()

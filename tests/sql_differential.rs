@@ -17,6 +17,8 @@ use livecore::parse_subscription_sql;
 use livecore::{FilterLimits, Row, Value};
 use rusqlite::types::Value as SqliteValue;
 
+#[path = "common/rng.rs"]
+mod rng;
 #[path = "common/sql_gen.rs"]
 mod sql_gen;
 

@@ -19,6 +19,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use livecore::*;
 
+#[path = "common/rng.rs"]
+mod rng;
 #[path = "common/sql_gen.rs"]
 mod sql_gen;
 

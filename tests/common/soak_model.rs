@@ -7,30 +7,7 @@ use std::collections::BTreeMap;
 
 use livecore::*;
 
-/// A small xorshift generator: the soak is reproducible from its seed alone.
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// A number in `0..n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// True `percent` times in a hundred.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+pub use crate::rng::Rng;
 
 /// Rooms a row can be in (filters pin rooms, so each matches about a fifth of the rows).
 pub const ROOMS: i64 = 5;
@@ -63,8 +40,8 @@ pub enum Filter {
 impl Filter {
     /// One of the filters, with random constants.
     pub fn random(rng: &mut Rng) -> Self {
-        let room = rng.below(ROOMS as u64) as i64;
-        let other = rng.below(ROOMS as u64) as i64;
+        let room = rng.below(ROOMS as usize) as i64;
+        let other = rng.below(ROOMS as usize) as i64;
         let value = rng.below(100) as i64;
         match rng.below(5) {
             0 => Filter::All,
@@ -122,7 +99,7 @@ impl View {
     /// A random view for a connection of `user`.
     pub fn random(rng: &mut Rng, user: usize) -> Self {
         Self {
-            table: rng.below(2) as usize,
+            table: rng.below(2),
             user,
             projected: rng.chance(30),
             filter: Filter::random(rng),
@@ -313,14 +290,14 @@ pub fn random_commit(
     let mut changes = Vec::new();
     let mut model = Vec::new();
     for _ in 0..1 + rng.below(3) {
-        let room = rng.below(ROOMS as u64) as i64;
+        let room = rng.below(ROOMS as usize) as i64;
         let v = rng.below(100) as i64;
         let w = rng.chance(70).then(|| rng.below(10) as i64);
         let existing: Vec<i64> = rows.keys().copied().collect();
         let kind = if existing.len() < 3 { 0 } else { rng.below(3) };
         let change = if kind == 0 {
-            let table = rng.below(2) as usize;
-            let owner = (table == 1).then(|| rng.below(2) as usize);
+            let table = rng.below(2);
+            let owner = (table == 1).then(|| rng.below(2));
             let row = ModelRow {
                 id: *next_id,
                 room,
@@ -337,7 +314,7 @@ pub fn random_commit(
                 new: Some(row),
             }
         } else {
-            let id = existing[rng.below(existing.len() as u64) as usize];
+            let id = rng.pick(&existing);
             let (table, owner, old) = rows[&id];
             if kind == 1 {
                 let new = ModelRow {

@@ -12,30 +12,7 @@ use livecore::{FilterLimits, TableId, TableSchema, TableScope, Value};
 use rusqlite::types::Value as SqliteValue;
 pub const COLUMNS: [&str; 6] = ["c0", "c1", "c2", "c3", "c4", "c5"];
 
-/// A small deterministic generator (SplitMix64).
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-
-    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())]
-    }
-}
+pub use crate::rng::Rng;
 
 /// Floats with the text both engines read back exactly. (Infinity is written 1e999.)
 pub const FLOATS: [(f64, &str); 20] = [
