@@ -356,8 +356,11 @@ fn server_healthy(n: u32) -> bool {
 /// Waits (bounded) until every server's health check says JetStream is current again, so
 /// the tests that run after one that hung or killed servers find the cluster whole.
 pub async fn cluster_healthy() {
+    // A server continued after a long stop catches up on every stream's log before it
+    // says so: on a loaded machine that took over a minute (one CI run).
     for n in 1..=3 {
-        wait_until(&format!("server {n} is healthy"), || server_healthy(n)).await;
+        let what = format!("server {n} is healthy");
+        wait_until_within(&what, Duration::from_secs(180), || server_healthy(n)).await;
     }
 }
 
@@ -382,14 +385,20 @@ pub async fn append(
 }
 
 /// Waits (bounded) until `condition` holds, polling every 50 ms.
-pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    for _ in 0..1200 {
+pub async fn wait_until(what: &str, condition: impl FnMut() -> bool) {
+    wait_until_within(what, Duration::from_secs(60), condition).await;
+}
+
+/// [`wait_until`] with a bound of its own.
+pub async fn wait_until_within(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
         if condition() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("waited 60 s for: {what}");
+    panic!("waited {limit:?} for: {what}");
 }
 
 /// Sends `signal` (STOP or CONT) to server `n` (1..=3).
