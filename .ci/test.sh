@@ -7,6 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# One CI run ran out of disk in its tenth step. A fresh clone gains nothing from
+# incremental compilation, whose caches were a quarter of target/ (5.6 of 22 GB at the end
+# of a run); full debug info in every test binary, built for three feature sets, was most
+# of the rest. Line tables keep file:line in backtraces and in valgrind's reports.
+export CARGO_INCREMENTAL=0
+export CARGO_PROFILE_DEV_DEBUG=line-tables-only
+
 passed=0
 # Each step's wall time is printed as it ends and again in a table at the end of the run
 # (also when a step fails). Times are shown, never compared against a budget: the machine
@@ -21,6 +28,9 @@ end_step() {
         step_names+=("$current_step")
         step_seconds+=($((SECONDS - step_started)))
         printf -- '---- %s: %d s\n' "$current_step" $((SECONDS - step_started))
+        # What the builds hold, and what the disk has left, to see a run outgrow its disk.
+        printf -- '     target/ %s, %s free\n' "$(du -sh target 2>/dev/null | cut -f1)" \
+            "$(df -h --output=avail . | tail -1 | tr -d ' ')"
     fi
     current_step=""
 }
