@@ -134,10 +134,62 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((50u64 << attempt.min(5)).min(1000))
 }
 
-/// Attempts at creating or opening a stream or bucket before giving up: a writer and nodes
-/// starting together may ask for the same R3 stream at once, and the cluster can answer
-/// one of them with a timeout while it places the replicas.
+/// Attempts at creating or opening a stream or bucket before giving up on an answered
+/// error: a writer and nodes starting together may ask for the same R3 stream at once.
 const ENSURE_ATTEMPTS: u32 = 5;
+
+/// How long creating or opening a stream or bucket is tried again while JetStream cannot
+/// answer for now: no answer, or "temporarily unavailable" while the servers elect their
+/// meta leader (after an outage ends: seconds, longer on a loaded machine). A writer's
+/// `connect_deadline` bounds its own wait below this.
+const ENSURE_PATIENCE: Duration = Duration::from_secs(30);
+
+/// A failed attempt at creating or opening a stream or bucket.
+struct EnsureFailure {
+    error: BridgeError,
+    /// JetStream could not answer for now: worth trying again for [`ENSURE_PATIENCE`].
+    for_now: bool,
+}
+
+/// Whether a stream's creation failed because JetStream could not answer for now (see
+/// [`ENSURE_PATIENCE`]) rather than because it refused.
+fn unavailable_for_now(error: &jetstream::context::CreateStreamError) -> bool {
+    match error.kind() {
+        jetstream::context::CreateStreamErrorKind::TimedOut
+        | jetstream::context::CreateStreamErrorKind::JetStreamUnavailable => true,
+        jetstream::context::CreateStreamErrorKind::JetStream(api) => {
+            api.error_code() == jetstream::ErrorCode::CLUSTER_NOT_AVAILABLE
+        }
+        _ => false,
+    }
+}
+
+/// Runs `attempt` until it succeeds, tried again with backoff: for
+/// [`ENSURE_PATIENCE`] while JetStream cannot answer for now, [`ENSURE_ATTEMPTS`] times
+/// in all on an answered error.
+async fn ensure<T, Attempt>(mut attempt: impl FnMut() -> Attempt) -> Result<T, BridgeError>
+where
+    Attempt: std::future::Future<Output = Result<T, EnsureFailure>>,
+{
+    let patience = tokio::time::Instant::now() + ENSURE_PATIENCE;
+    let mut tries = 0;
+    loop {
+        let failure = match attempt().await {
+            Ok(found) => return Ok(found),
+            Err(failure) => failure,
+        };
+        let again = if failure.for_now {
+            tokio::time::Instant::now() + backoff(tries) < patience
+        } else {
+            tries + 1 < ENSURE_ATTEMPTS
+        };
+        if !again {
+            return Err(failure.error);
+        }
+        tokio::time::sleep(backoff(tries)).await;
+        tries += 1;
+    }
+}
 
 /// The commit stream, created with the configured retention and replicas when missing.
 pub async fn ensure_stream(
@@ -145,23 +197,13 @@ pub async fn ensure_stream(
     config: &StreamConfig,
 ) -> Result<stream::Stream, BridgeError> {
     check(config)?;
-    let mut attempt = 0;
-    loop {
-        match create_or_open_stream(js, config).await {
-            Ok(stream) => return Ok(stream),
-            Err(error) if attempt + 1 >= ENSURE_ATTEMPTS => return Err(error),
-            Err(_) => {
-                tokio::time::sleep(backoff(attempt)).await;
-                attempt += 1;
-            }
-        }
-    }
+    ensure(|| create_or_open_stream(js, config)).await
 }
 
 async fn create_or_open_stream(
     js: &jetstream::Context,
     config: &StreamConfig,
-) -> Result<stream::Stream, BridgeError> {
+) -> Result<stream::Stream, EnsureFailure> {
     js.get_or_create_stream(stream::Config {
         name: config.stream.clone(),
         subjects: vec![config.subject.clone()],
@@ -184,7 +226,13 @@ async fn create_or_open_stream(
         ..Default::default()
     })
     .await
-    .nats("creating the commit stream")
+    .map_err(|error| EnsureFailure {
+        for_now: unavailable_for_now(&error),
+        error: BridgeError::Nats {
+            what: "creating the commit stream",
+            detail: error.to_string(),
+        },
+    })
 }
 
 /// A key-value bucket, created with the configured replicas when missing.
@@ -194,24 +242,14 @@ pub async fn ensure_bucket(
     bucket: &str,
 ) -> Result<kv::Store, BridgeError> {
     check(config)?;
-    let mut attempt = 0;
-    loop {
-        match create_or_open_bucket(js, config, bucket).await {
-            Ok(store) => return Ok(store),
-            Err(error) if attempt + 1 >= ENSURE_ATTEMPTS => return Err(error),
-            Err(_) => {
-                tokio::time::sleep(backoff(attempt)).await;
-                attempt += 1;
-            }
-        }
-    }
+    ensure(|| create_or_open_bucket(js, config, bucket)).await
 }
 
 async fn create_or_open_bucket(
     js: &jetstream::Context,
     config: &StreamConfig,
     bucket: &str,
-) -> Result<kv::Store, BridgeError> {
+) -> Result<kv::Store, EnsureFailure> {
     if let Ok(store) = js.get_key_value(bucket).await {
         return Ok(store);
     }
@@ -238,11 +276,14 @@ async fn create_or_open_bucket(
         .await;
     match js.get_key_value(bucket).await {
         Ok(store) => Ok(store),
-        Err(open) => Err(BridgeError::Nats {
-            what: "creating a bucket",
-            detail: match created {
-                Err(create) => format!("{create}; then opening it: {open}"),
-                Ok(_) => open.to_string(),
+        Err(open) => Err(EnsureFailure {
+            for_now: created.as_ref().is_err_and(unavailable_for_now),
+            error: BridgeError::Nats {
+                what: "creating a bucket",
+                detail: match created {
+                    Err(create) => format!("{create}; then opening it: {open}"),
+                    Ok(_) => open.to_string(),
+                },
             },
         }),
     }

@@ -133,7 +133,11 @@ impl CommitWriter {
     ///
     /// All of it (connecting, creating or opening the stream and the schema bucket, reading
     /// the stream's end and the schema versions) within
-    /// [`WriterConfig::connect_deadline`]: past it, [`BridgeError::Connect`].
+    /// [`WriterConfig::connect_deadline`]: past it, [`BridgeError::Connect`]. While
+    /// JetStream cannot answer (no answer, or "temporarily unavailable" while its servers
+    /// elect a leader after an outage), creating or opening the stream and bucket is tried
+    /// again until then (at most 30 s); an error the servers answer with, after five
+    /// attempts.
     pub async fn connect_with(
         connection: &ConnectionConfig,
         config: &StreamConfig,

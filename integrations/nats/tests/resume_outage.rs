@@ -3,6 +3,8 @@
 //! servers come back, and it goes on then instead of ending with `ResumeUnavailable`,
 //! since the stream kept everything the client missed. A resume whose host drops its
 //! future meanwhile tells its client `ResumeUnavailable` rather than leaving it gated.
+//! A writer and a node opening a stream during such an outage wait for its end rather than
+//! giving up after a few quick attempts.
 //! Its own test binary, so no other test runs while servers hang.
 
 mod common;
@@ -73,6 +75,8 @@ async fn resumed_after(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_outlasts_a_stream_without_a_leader() {
     let _servers = SERVERS.lock().await;
+    // The other test's servers may still be finding their leaders.
+    cluster_healthy().await;
     let stream = stream_config("resume_outage");
     let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
     writer.append_schema(items_schema()).await.unwrap();
@@ -85,13 +89,17 @@ async fn a_resume_outlasts_a_stream_without_a_leader() {
     // A second client whose host gives up on its resume while the stream is out.
     let given_up = client(node.manager(), "bob");
     let hung = [Hung::stop(2), Hung::stop(3)];
-    let resume = resume_after_10(&node, connection.connection_id);
-    let abandoned = resume_after_10(&node, given_up.connection_id);
+    stream_without_leader(&stream).await;
+    let mut resume = resume_after_10(&node, connection.connection_id);
+    let mut abandoned = resume_after_10(&node, given_up.connection_id);
     // Long enough for several of the resume's requests to fail (each waits for the
     // request timeout, or is refused at once for want of a leader).
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(!resume.is_finished(), "the resume waits for the stream");
-    assert!(!abandoned.is_finished(), "the resume waits for the stream");
+    for resume in [&mut resume, &mut abandoned] {
+        if resume.is_finished() {
+            panic!("the resume did not wait for the stream: {:?}", resume.await);
+        }
+    }
     // Dropping the resume's future tells its client, rather than leaving the
     // subscription gated with nothing to open it.
     abandoned.abort();
@@ -138,6 +146,8 @@ async fn a_resume_outlasts_a_stream_without_a_leader() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_goes_on_from_where_an_outage_stopped_it() {
     let _servers = SERVERS.lock().await;
+    // The other test's servers may still be finding their leaders.
+    cluster_healthy().await;
     let stream = stream_config("resume_outage_mid");
     let mut writer = CommitWriter::connect(&connection(), &stream).await.unwrap();
     writer.append_schema(items_schema()).await.unwrap();
@@ -187,5 +197,71 @@ async fn a_resume_goes_on_from_where_an_outage_stopped_it() {
     assert_eq!(
         changes_of(&received, subscription.live_query_id),
         expected_for(&log, None, |seq| seq > 10)
+    );
+}
+
+/// A writer and a node opening a new stream while two of the three servers hang (JetStream
+/// cannot place it, nor, once the servers are back, answer until they elect their meta
+/// leader): they try again until the outage ends, within the writer's connect deadline,
+/// rather than giving up after a few attempts a second apart; then commits flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_and_a_node_opening_during_an_outage_open_after_it() {
+    let _servers = SERVERS.lock().await;
+    cluster_healthy().await;
+    let stream = stream_config("outage_open");
+    let quick = ConnectionConfig {
+        request_timeout: Duration::from_secs(1),
+        ..connection()
+    };
+    let hung = [Hung::stop(2), Hung::stop(3)];
+    let writer = tokio::spawn({
+        let (quick, stream) = (quick.clone(), stream.clone());
+        async move {
+            let config = WriterConfig {
+                connect_deadline: Duration::from_secs(90),
+                ..WriterConfig::default()
+            };
+            CommitWriter::connect_with(&quick, &stream, &config).await
+        }
+    });
+    let node = tokio::spawn({
+        let stream = stream.clone();
+        async move {
+            let config = NodeConfig {
+                connection: quick,
+                node_stale_after: Duration::from_secs(120),
+                ..node_config(1, &stream)
+            };
+            NodeBridge::start(manager(1), config).await
+        }
+    });
+    // Long enough for the five quick attempts of old to have given up.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    for (what, finished) in [
+        ("writer", writer.is_finished()),
+        ("node", node.is_finished()),
+    ] {
+        assert!(!finished, "the {what} did not wait for the servers");
+    }
+    drop(hung);
+    let mut writer = tokio::time::timeout(Duration::from_secs(90), writer)
+        .await
+        .expect("the writer opens within its deadline")
+        .unwrap()
+        .unwrap();
+    let node = tokio::time::timeout(Duration::from_secs(90), node)
+        .await
+        .expect("the node opens")
+        .unwrap()
+        .unwrap();
+    writer.append_schema(items_schema()).await.unwrap();
+    let mut log = Vec::new();
+    let last = append(&mut writer, &mut log, 1..=3).await;
+    caught_up(&node, last).await;
+    assert_eq!(
+        node.stats().applied_seq,
+        Some(SeqId(3)),
+        "{:?}",
+        node.stats()
     );
 }
