@@ -3612,7 +3612,8 @@ lc_status lc_topic_get_last_write_error(struct lc_manager manager,
 /**
  * Publishes a message directly to a topic (not from a table): `payload_len` bytes at
  * `payload` (NULL when 0; with the key, at most the config's `topic_max_message_bytes`,
- * `LC_ERR_OUT_OF_BOUNDS` otherwise, the payload's length checked before it is read),
+ * `LC_ERR_OUT_OF_BOUNDS` otherwise, the payload's and the key's lengths checked before
+ * either is read; a key that is not text or bytes counts 8),
  * carrying `seq`, and an optional `key` (NULL for none): messages with SQL-equal keys land in one
  * partition, in publish order. `partition` names the partition, or is
  * `LC_TOPIC_ANY_PARTITION` to choose it by the key's hash (round-robin without a key).

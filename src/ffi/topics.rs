@@ -344,7 +344,8 @@ pub unsafe extern "C" fn lc_topic_get_last_write_error(
 
 /// Publishes a message directly to a topic (not from a table): `payload_len` bytes at
 /// `payload` (NULL when 0; with the key, at most the config's `topic_max_message_bytes`,
-/// `LC_ERR_OUT_OF_BOUNDS` otherwise, the payload's length checked before it is read),
+/// `LC_ERR_OUT_OF_BOUNDS` otherwise, the payload's and the key's lengths checked before
+/// either is read; a key that is not text or bytes counts 8),
 /// carrying `seq`, and an optional `key` (NULL for none): messages with SQL-equal keys land in one
 /// partition, in publish order. `partition` names the partition, or is
 /// `LC_TOPIC_ANY_PARTITION` to choose it by the key's hash (round-robin without a key).
@@ -373,24 +374,38 @@ pub unsafe extern "C" fn lc_topic_publish(
     boundary("lc_topic_publish", || {
         // SAFETY: the caller promised NULL or a NUL-terminated string.
         let topic = unsafe { c_str(topic, "topic") }?;
-        // The handle and the payload's limit before the payload is read (it is copied).
+        // The handle, then the message's limit before the payload or the key's bytes are
+        // read (both are copied): a length past it is refused unread, as the core counts it
+        // (`Value::size_bytes`: text and bytes their length, any other value 8).
         let entry = manager_entry(manager)?;
-        check_count(
-            payload_len,
-            entry.manager.config().topics.max_message_bytes,
-            "payload_len",
-            lc_status::LC_ERR_OUT_OF_BOUNDS,
-        )?;
-        // SAFETY: the caller promised `payload_len` readable bytes at `payload`.
-        let payload = unsafe { slice(payload, payload_len, "payload") }?;
         let key = if key.is_null() {
             None
         } else {
             // SAFETY: non-NULL; the caller promised a live value obeying lc_value's
             // contract.
-            let key = unsafe { borrow(key, "key") }?;
+            Some(unsafe { borrow(key, "key") }?)
+        };
+        let key_bytes = key.map_or(0, |key| {
+            let has_bytes = key.tag == lc_value_type::LC_VALUE_TEXT as u32
+                || key.tag == lc_value_type::LC_VALUE_BYTES as u32;
+            if has_bytes {
+                key.len
+            } else {
+                8
+            }
+        });
+        check_count(
+            payload_len.saturating_add(key_bytes),
+            entry.manager.config().topics.max_message_bytes,
+            "payload_len plus the key's bytes",
+            lc_status::LC_ERR_OUT_OF_BOUNDS,
+        )?;
+        // SAFETY: the caller promised `payload_len` readable bytes at `payload`.
+        let payload = unsafe { slice(payload, payload_len, "payload") }?;
+        let key = match key {
             // SAFETY: as above (text and bytes point at `len` readable bytes).
-            Some(unsafe { value_from_c(key, &"key") }?)
+            Some(key) => Some(unsafe { value_from_c(key, &"key") }?),
+            None => None,
         };
         // SAFETY: the caller promised `out_partition` is NULL or writable.
         let partition_out = unsafe { Out::optional(out_partition, "out_partition") }?;

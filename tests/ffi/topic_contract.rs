@@ -432,6 +432,26 @@ fn case_lc_topic_publish() {
             publish(f.t.as_ptr(), &key, any, payload.as_ptr(), (1 << 20) + 1),
             LC_ERR_OUT_OF_BOUNDS
         );
+        // So is a key whose length takes the message past it, before the key's bytes are
+        // read (one byte behind a length of 2^30: reading them would fault), text or bytes.
+        for tag in [lc_value_type::LC_VALUE_TEXT, lc_value_type::LC_VALUE_BYTES] {
+            let lying_key = lc_value {
+                tag: tag as u32,
+                len: 1 << 30,
+                ..text(b"k")
+            };
+            assert_status!(
+                publish(f.t.as_ptr(), &lying_key, any, payload.as_ptr(), 7),
+                LC_ERR_OUT_OF_BOUNDS
+            );
+        }
+        // A key that is not text or bytes counts 8 bytes, as the core counts it.
+        let int_key = int(1);
+        let room = (1 << 20) - 8;
+        assert_status!(
+            publish(f.t.as_ptr(), &int_key, any, huge.as_ptr(), room + 1),
+            LC_ERR_OUT_OF_BOUNDS
+        );
         assert_status!(
             lc_topic_publish(
                 f.stale_manager,
@@ -502,8 +522,12 @@ fn case_lc_topic_publish() {
             LC_OK
         );
         assert_status!(publish(f.t.as_ptr(), &key, any, payload.as_ptr(), 7), LC_OK);
+        assert_status!(
+            publish(f.t.as_ptr(), &int_key, any, huge.as_ptr(), room),
+            LC_OK
+        );
     }
-    assert_eq!(f.appended(), 3);
+    assert_eq!(f.appended(), 4);
     assert!(partition < 2);
 }
 
