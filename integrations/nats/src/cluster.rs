@@ -172,7 +172,8 @@ where
     Attempt: std::future::Future<Output = Result<T, EnsureFailure>>,
 {
     let patience = tokio::time::Instant::now() + ENSURE_PATIENCE;
-    let mut tries = 0;
+    // All tries set the backoff; only answered errors count towards ENSURE_ATTEMPTS.
+    let (mut tries, mut answered) = (0, 0);
     loop {
         let failure = match attempt().await {
             Ok(found) => return Ok(found),
@@ -181,7 +182,8 @@ where
         let again = if failure.for_now {
             tokio::time::Instant::now() + backoff(tries) < patience
         } else {
-            tries + 1 < ENSURE_ATTEMPTS
+            answered += 1;
+            answered < ENSURE_ATTEMPTS
         };
         if !again {
             return Err(failure.error);
