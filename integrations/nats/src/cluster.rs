@@ -544,3 +544,77 @@ pub(crate) fn consumer_failure(error: &stream::ConsumerError) -> Failure {
         _ => api_error(error).map_or(Failure::Silent, failure_of_api),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    /// An attempt that fails as `failures` says, in turn, then succeeds with the number of
+    /// attempts made.
+    async fn scripted(failures: &[bool], made: &Cell<usize>) -> Result<usize, EnsureFailure> {
+        let this = made.get();
+        made.set(this + 1);
+        match failures.get(this) {
+            Some(&for_now) => Err(EnsureFailure {
+                error: BridgeError::Nats {
+                    what: "a scripted attempt",
+                    detail: format!("attempt {this}"),
+                },
+                for_now,
+            }),
+            None => Ok(this + 1),
+        }
+    }
+
+    /// Runs `future` on a paused clock: the backoff's sleeps pass at once.
+    fn run<T>(future: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn unanswered_attempts_do_not_use_up_the_answered_ones() {
+        // Six attempts JetStream could not answer, then four answered errors: still within
+        // both bounds, so the eleventh attempt runs and succeeds.
+        let script = [
+            true, true, true, true, true, true, false, false, false, false,
+        ];
+        let made = Cell::new(0);
+        assert_eq!(run(ensure(|| scripted(&script, &made))).unwrap(), 11);
+    }
+
+    #[test]
+    fn unanswered_attempts_end_at_the_patience() {
+        let script = [true; 100];
+        let made = Cell::new(0);
+        let (outcome, waited) = run(async {
+            let started = tokio::time::Instant::now();
+            let outcome = ensure(|| scripted(&script, &made)).await;
+            (outcome, started.elapsed())
+        });
+        assert!(outcome.is_err());
+        // The last sleep (a second at most) ends within the patience.
+        assert!(
+            waited <= ENSURE_PATIENCE && waited + Duration::from_secs(1) >= ENSURE_PATIENCE,
+            "gave up after {waited:?} and {} attempts",
+            made.get()
+        );
+    }
+
+    #[test]
+    fn the_fifth_answered_error_ends_it() {
+        let script = [false, true, false, false, false, false];
+        let made = Cell::new(0);
+        match run(ensure(|| scripted(&script, &made))) {
+            Err(BridgeError::Nats { detail, .. }) => assert_eq!(detail, "attempt 5"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(made.get(), 6);
+    }
+}
