@@ -97,6 +97,52 @@ struct Session {
     /// `resume_unavailable`, ...) is written to the socket: its rows wait in the
     /// connection's channel until then.
     load_places: LoadPlaces,
+    /// Loads still waiting for a place: an unsubscribe cancels them.
+    waiting_loads: WaitingLoads,
+}
+
+/// The tasks of a connection's loads that still wait for a place among its
+/// `max_loads_per_connection`. An unsubscribe cancels its load's task while it waits:
+/// otherwise a client keeping its places busy (a load it reads slowly) could subscribe and
+/// unsubscribe without end, each round leaving a task (and the request's id) queued for
+/// as long as the connection lives.
+#[derive(Clone, Default)]
+struct WaitingLoads(Arc<std::sync::Mutex<HashMap<LiveQueryId, tokio::task::AbortHandle>>>);
+
+impl WaitingLoads {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<LiveQueryId, tokio::task::AbortHandle>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Spawns `load` as `live_query_id`'s waiting load. It must call
+    /// [`turn_came`](Self::turn_came) once it holds its place.
+    fn spawn(
+        &self,
+        live_query_id: LiveQueryId,
+        load: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        // Under the lock, so the task cannot report its turn before it is listed.
+        let mut waiting = self.lock();
+        let task = tokio::spawn(load);
+        waiting.insert(live_query_id, task.abort_handle());
+    }
+
+    /// The load holds its place: an unsubscribe from now on retires the place instead.
+    fn turn_came(&self, live_query_id: LiveQueryId) {
+        self.lock().remove(&live_query_id);
+    }
+
+    /// Cancels the load of `live_query_id` if it still waits for a place.
+    fn cancel(&self, live_query_id: LiveQueryId) {
+        if let Some(task) = self.lock().remove(&live_query_id) {
+            task.abort();
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
 }
 
 type LoadPlaces = Arc<std::sync::Mutex<HashMap<LiveQueryId, Place>>>;
@@ -188,6 +234,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut socket: WebSocket, slot: Opti
             limits.max_loads_per_connection.max(1),
         )),
         load_places: LoadPlaces::default(),
+        waiting_loads: WaitingLoads::default(),
     };
     let send_timeout = shared.config.send_timeout;
     let ending = loop {
@@ -449,6 +496,7 @@ impl Session {
             Ok(ClientMessage::Unsubscribe { id, live_query_id }) => {
                 let result = match self.subscriptions.remove(&live_query_id) {
                     Some(live_query) => {
+                        self.waiting_loads.cancel(live_query);
                         retire_place(&self.load_places, live_query);
                         self.shared.manager.unsubscribe(live_query)
                     }
@@ -588,14 +636,16 @@ impl Session {
         }
         let (shared, outbox) = (self.shared.clone(), self.outbox.clone());
         let (mine, places) = (self.loads.clone(), self.load_places.clone());
+        let waiting = self.waiting_loads.clone();
         // At most `max_loads_per_connection` loads of this connection are under way (from
         // their start until the client has been sent their end, so their rows wait in its
         // channel for at most that many) and `max_concurrent_loads` of all read SQLite at
         // once; the others wait their turn, their live changes buffered by livecore's gate.
-        tokio::spawn(async move {
+        self.waiting_loads.clone().spawn(live_query_id, async move {
             let Ok(mine) = mine.acquire_owned().await else {
                 return;
             };
+            waiting.turn_came(live_query_id);
             places.lock().unwrap_or_else(|e| e.into_inner()).insert(
                 live_query_id,
                 Place {
@@ -876,6 +926,61 @@ mod tests {
         );
         done_reading(&places, live_query);
         assert_eq!(semaphore.available_permits(), 1, "read: the place is free");
+    }
+
+    #[test]
+    fn an_unsubscribe_cancels_a_load_still_waiting_for_its_place() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            // The connection's one place is taken: every load after it waits.
+            let places = Arc::new(tokio::sync::Semaphore::new(1));
+            let busy = places.clone().try_acquire_owned().unwrap();
+            let waiting = WaitingLoads::default();
+            let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            for subscription in 0..100 {
+                let live_query = LiveQueryId::new(ConnectionId(1), SubscriptionId(subscription));
+                let (places, waiting_too, started) =
+                    (places.clone(), waiting.clone(), started.clone());
+                waiting.spawn(live_query, async move {
+                    let Ok(_place) = places.acquire_owned().await else {
+                        return;
+                    };
+                    waiting_too.turn_came(live_query);
+                    started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                });
+                tokio::task::yield_now().await;
+                waiting.cancel(live_query);
+            }
+            assert_eq!(waiting.len(), 0, "every cancelled load left the list");
+            // A load whose turn came is not cancelled by a later unsubscribe.
+            let live_query = LiveQueryId::new(ConnectionId(1), SubscriptionId(100));
+            let (waiting_too, started_too) = (waiting.clone(), started.clone());
+            let places_too = places.clone();
+            waiting.spawn(live_query, async move {
+                let Ok(_place) = places_too.acquire_owned().await else {
+                    return;
+                };
+                waiting_too.turn_came(live_query);
+                started_too.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            });
+            drop(busy);
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            waiting.cancel(live_query);
+            assert_eq!(
+                started.load(std::sync::atomic::Ordering::Relaxed),
+                1,
+                "only the load that was not cancelled ran"
+            );
+            assert_eq!(
+                places.available_permits(),
+                1,
+                "no cancelled load kept a place"
+            );
+        });
     }
 
     #[test]
