@@ -22,7 +22,8 @@ done
 [ -f /usr/include/sqlite3.h ] || { echo "run.sh: sqlite3.h is missing (apt-get install libsqlite3-dev)"; exit 1; }
 
 # The dev profile (debug assertions, overflow checks): the test command has built its
-# dependencies already, and livecore itself compiles incrementally in seconds.
+# dependencies already, so only livecore itself compiles here (in CI, without incremental
+# compilation: a few tens of seconds).
 echo "-- building liblivecore.a and liblivecore.so (dev profile)"
 cargo rustc --lib --crate-type staticlib,cdylib -- --print native-static-libs >"$out/build.log" 2>&1 \
     || { cat "$out/build.log"; exit 1; }

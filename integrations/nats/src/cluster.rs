@@ -138,10 +138,12 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
 /// error: a writer and nodes starting together may ask for the same R3 stream at once.
 const ENSURE_ATTEMPTS: u32 = 5;
 
-/// How long creating or opening a stream or bucket is tried again while JetStream cannot
-/// answer for now: no answer, or "temporarily unavailable" while the servers elect their
-/// meta leader (after an outage ends: seconds, longer on a loaded machine). A writer's
-/// `connect_deadline` bounds its own wait below this.
+/// How long after its first attempt creating or opening a stream or bucket starts new
+/// attempts while JetStream cannot answer for now: no answer within the request timeout,
+/// or "temporarily unavailable" while the servers elect their meta leader (after an
+/// outage ends: seconds, longer on a loaded machine). The call can last one attempt
+/// longer (each of its requests up to the request timeout), and each stream or bucket
+/// opened has its own; a writer's `connect_deadline` bounds all of its opening.
 const ENSURE_PATIENCE: Duration = Duration::from_secs(30);
 
 /// A failed attempt at creating or opening a stream or bucket.
@@ -152,11 +154,13 @@ struct EnsureFailure {
 }
 
 /// Whether a stream's creation failed because JetStream could not answer for now (see
-/// [`ENSURE_PATIENCE`]) rather than because it refused.
+/// [`ENSURE_PATIENCE`]) rather than because it refused. "No responders"
+/// (`JetStreamUnavailable`) is a refusal: every server of a JetStream cluster answers its
+/// API, leader or not, so nothing answering means JetStream is off for the account (or the
+/// domain or prefix is wrong), which waiting does not mend.
 fn unavailable_for_now(error: &jetstream::context::CreateStreamError) -> bool {
     match error.kind() {
-        jetstream::context::CreateStreamErrorKind::TimedOut
-        | jetstream::context::CreateStreamErrorKind::JetStreamUnavailable => true,
+        jetstream::context::CreateStreamErrorKind::TimedOut => true,
         jetstream::context::CreateStreamErrorKind::JetStream(api) => {
             api.error_code() == jetstream::ErrorCode::CLUSTER_NOT_AVAILABLE
         }
@@ -576,6 +580,15 @@ mod tests {
             .build()
             .unwrap()
             .block_on(future)
+    }
+
+    #[test]
+    fn a_timeout_is_for_now_and_no_responders_a_refusal() {
+        use jetstream::context::{CreateStreamError, CreateStreamErrorKind};
+        let for_now = |kind| unavailable_for_now(&CreateStreamError::new(kind));
+        assert!(for_now(CreateStreamErrorKind::TimedOut));
+        assert!(!for_now(CreateStreamErrorKind::JetStreamUnavailable));
+        assert!(!for_now(CreateStreamErrorKind::InvalidStreamName));
     }
 
     #[test]

@@ -134,10 +134,11 @@ impl CommitWriter {
     /// All of it (connecting, creating or opening the stream and the schema bucket, reading
     /// the stream's end and the schema versions) within
     /// [`WriterConfig::connect_deadline`]: past it, [`BridgeError::Connect`]. While
-    /// JetStream cannot answer (no answer, or "temporarily unavailable" while its servers
-    /// elect a leader after an outage), creating or opening the stream and bucket is tried
-    /// again until then (at most 30 s); an error the servers answer with, after five
-    /// attempts.
+    /// JetStream cannot answer (no answer within the request timeout, or "temporarily
+    /// unavailable" while its servers elect a leader after an outage), creating or opening
+    /// the stream, and then the bucket, is tried again: new attempts start for up to 30 s
+    /// after each one's first, within the deadline. An error the servers answer with ends
+    /// it after five attempts.
     pub async fn connect_with(
         connection: &ConnectionConfig,
         config: &StreamConfig,

@@ -127,14 +127,19 @@ impl WaitingLoads {
         waiting.insert(live_query_id, task.abort_handle());
     }
 
-    /// The load holds its place: an unsubscribe from now on retires the place instead.
-    fn turn_came(&self, live_query_id: LiveQueryId) {
-        self.lock().remove(&live_query_id);
+    /// The load got its place: an unsubscribe from now on retires the place instead.
+    /// False when it was cancelled meanwhile (its task may run on until its next await):
+    /// it must give the place back at once and not start, since nothing would retire it.
+    #[must_use]
+    fn turn_came(&self, live_query_id: LiveQueryId) -> bool {
+        self.lock().remove(&live_query_id).is_some()
     }
 
-    /// Cancels the load of `live_query_id` if it still waits for a place.
+    /// Cancels the load of `live_query_id` if it still waits for a place (the live query
+    /// ended: unsubscribed, or ended by livecore).
     fn cancel(&self, live_query_id: LiveQueryId) {
-        if let Some(task) = self.lock().remove(&live_query_id) {
+        let task = self.lock().remove(&live_query_id);
+        if let Some(task) = task {
             task.abort();
         }
     }
@@ -418,6 +423,8 @@ impl Session {
                 | Notification::ResumeUnavailable { .. }
                 | Notification::Closed { .. }
         ) {
+            // Ended: a load of it still waiting for a place will not run.
+            self.waiting_loads.cancel(notification.live_query_id());
             self.subscriptions
                 .remove(&notification.live_query_id().to_string());
         }
@@ -645,7 +652,9 @@ impl Session {
             let Ok(mine) = mine.acquire_owned().await else {
                 return;
             };
-            waiting.turn_came(live_query_id);
+            if !waiting.turn_came(live_query_id) {
+                return;
+            }
             places.lock().unwrap_or_else(|e| e.into_inner()).insert(
                 live_query_id,
                 Place {
@@ -947,7 +956,9 @@ mod tests {
                     let Ok(_place) = places.acquire_owned().await else {
                         return;
                     };
-                    waiting_too.turn_came(live_query);
+                    if !waiting_too.turn_came(live_query) {
+                        return;
+                    }
                     started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 });
                 tokio::task::yield_now().await;
@@ -962,7 +973,7 @@ mod tests {
                 let Ok(_place) = places_too.acquire_owned().await else {
                     return;
                 };
-                waiting_too.turn_came(live_query);
+                assert!(waiting_too.turn_came(live_query), "not cancelled");
                 started_too.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             });
             drop(busy);
@@ -980,6 +991,12 @@ mod tests {
                 1,
                 "no cancelled load kept a place"
             );
+            // A load whose place came just as it was cancelled (its task not yet aborted)
+            // learns it from turn_came and gives the place back instead of starting.
+            let live_query = LiveQueryId::new(ConnectionId(1), SubscriptionId(101));
+            waiting.spawn(live_query, std::future::pending());
+            waiting.cancel(live_query);
+            assert!(!waiting.turn_came(live_query));
         });
     }
 

@@ -177,10 +177,11 @@ impl NodeBridge {
     /// Connects the node's manager to the cluster: opens (or creates) the stream and
     /// buckets, registers the tables' current schemas, and starts applying the stream
     /// (from its end, or its start, per [`NodeConfig::start`]) and the heartbeat loop.
-    /// While JetStream cannot answer (no answer, or "temporarily unavailable" while its
-    /// servers elect a leader after an outage), creating or opening the stream and buckets
-    /// is tried again for up to 30 s; an error the servers answer with ends it after five
-    /// attempts.
+    /// While JetStream cannot answer (no answer within the request timeout, or "temporarily
+    /// unavailable" while its servers elect a leader after an outage), creating or opening
+    /// the stream and each bucket is tried again: new attempts start for up to 30 s after
+    /// each one's first (so the call can last one attempt longer, for each of the three).
+    /// An error the servers answer with ends it after five attempts.
     pub async fn start(
         manager: Arc<ConnectionsManager>,
         config: NodeConfig,

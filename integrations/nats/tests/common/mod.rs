@@ -339,7 +339,13 @@ pub fn monitor_get(n: u32, path: &str) -> Option<String> {
         .unwrap()
         .trim()
         .to_string();
-    let mut socket = std::net::TcpStream::connect(&http).ok()?;
+    // Bounded: a stopped server still accepts the connection and then never answers.
+    let address: std::net::SocketAddr = http.parse().ok()?;
+    let mut socket = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
+    socket.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    socket
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .ok()?;
     socket
         .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
         .ok()?;
@@ -412,6 +418,9 @@ pub async fn stream_without_leader(stream: &StreamConfig) {
     let client = livecore_nats::cluster::connect(&pinned).await.unwrap();
     let js = livecore_nats::cluster::jetstream(client, &pinned);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    // Three answers in a row without a leader: one request timing out while server 1 still
+    // leads (a loaded machine) is not taken for the end of its leadership.
+    let mut without = 0;
     loop {
         let leader = match js.get_stream(&stream.stream).await {
             Ok(found) => found
@@ -422,8 +431,14 @@ pub async fn stream_without_leader(stream: &StreamConfig) {
             Err(_) => None,
         };
         let Some(leader) = leader else {
-            return;
+            without += 1;
+            if without == 3 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
         };
+        without = 0;
         assert!(
             tokio::time::Instant::now() < deadline,
             "{} still had leader {leader} after 60 s",
