@@ -35,6 +35,8 @@
 
 #[path = "common/rng.rs"]
 mod rng;
+#[path = "common/soak_env.rs"]
+mod soak_env;
 #[path = "common/soak_model.rs"]
 mod soak_model;
 

@@ -69,6 +69,8 @@
 
 #[path = "common/rng.rs"]
 mod rng;
+#[path = "common/soak_env.rs"]
+mod soak_env;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -76,6 +78,7 @@ use std::time::Duration;
 
 use livecore::*;
 use rng::Rng;
+use soak_env::{soak_seed, soak_seeds, soak_steps};
 
 /// A delivery count meaning "dead-lettered, not yet committed past".
 const DEAD: u32 = u32::MAX;
@@ -90,26 +93,6 @@ const MAX_LEASE_MS: u64 = 1_500;
 /// rewound count in `redelivered` instead of `nack_redelivered`. The soak never comes near
 /// it; it is mirrored so the model's counters follow the same rule if it did.)
 const MAX_NACK_RANGES: usize = 64;
-
-fn soak_steps(default: usize) -> usize {
-    std::env::var("LIVECORE_SOAK_STEPS")
-        .ok()
-        .and_then(|steps| steps.parse().ok())
-        .unwrap_or(default)
-}
-
-fn soak_seed() -> Option<u64> {
-    std::env::var("LIVECORE_SOAK_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-}
-
-fn soak_seeds(default: u64) -> u64 {
-    std::env::var("LIVECORE_SOAK_SEEDS")
-        .ok()
-        .and_then(|seeds| seeds.parse().ok())
-        .unwrap_or(default)
-}
 
 /// A message as published.
 struct Published {
@@ -194,6 +177,14 @@ impl CursorModel {
         self.skipped
             .iter()
             .any(|&(from, to)| (from..to).contains(&offset))
+    }
+
+    /// Whether the group is quits with `offset`: handed out, dead-lettered, or skipped by
+    /// retention (what at-least-once asks of every committed or owed offset).
+    fn accounted_for(&self, offset: u64) -> bool {
+        self.delivered.contains_key(&offset)
+            || self.dead_lettered.contains(&offset)
+            || self.is_skipped(offset)
     }
 
     fn advance_finished(&mut self) {
@@ -499,9 +490,7 @@ impl Soak {
             self.groups[g].name
         );
         for offset in cursor.committed..target {
-            let covered = cursor.delivered.contains_key(&offset)
-                || cursor.dead_lettered.contains(&offset)
-                || cursor.is_skipped(offset);
+            let covered = cursor.accounted_for(offset);
             check!(
                 self,
                 covered,
@@ -1783,9 +1772,7 @@ impl Soak {
                     cursor.finished_to
                 );
                 for offset in cursor.owed_from..end {
-                    let covered = cursor.delivered.contains_key(&offset)
-                        || cursor.dead_lettered.contains(&offset)
-                        || cursor.is_skipped(offset);
+                    let covered = cursor.accounted_for(offset);
                     check!(
                         self,
                         covered,

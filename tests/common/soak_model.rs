@@ -8,24 +8,10 @@ use std::collections::BTreeMap;
 use livecore::*;
 
 pub use crate::rng::Rng;
+pub use crate::soak_env::{soak_seed, soak_steps};
 
 /// Rooms a row can be in (filters pin rooms, so each matches about a fifth of the rows).
 pub const ROOMS: i64 = 5;
-
-/// Steps per run: `LIVECORE_SOAK_STEPS`, else `default`.
-pub fn soak_steps(default: usize) -> usize {
-    std::env::var("LIVECORE_SOAK_STEPS")
-        .ok()
-        .and_then(|steps| steps.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The one seed to run, from `LIVECORE_SOAK_SEED`.
-pub fn soak_seed() -> Option<u64> {
-    std::env::var("LIVECORE_SOAK_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-}
 
 /// The filters the soak subscribes with: each has SQL text and the model's own verdict.
 #[derive(Clone, Copy, Debug)]
